@@ -1,0 +1,28 @@
+// wick: the command line. Thin: parse, call the library, print. Every subcommand lives in its own file
+// (cli/cmd_*.cpp) and registers itself here.
+#include <CLI/CLI.hpp>
+
+#include <cstdio>
+#include <exception>
+
+#include "cli/commands.h"
+#include "core/error.h"
+
+int main(int argc, char** argv) {
+  CLI::App app{"wick: fine-tune and run Hugging Face transformer LLMs with LoRA, from C++ (CPU and CUDA)"};
+  app.require_subcommand(1);
+  app.set_version_flag("--version", "wick 0.1.0");
+  wick::cli::register_all(app);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  } catch (const wick::Error& e) {
+    std::fprintf(stderr, "wick: error: %s\n", e.what());
+    return 1;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "wick: internal error: %s\n", e.what());
+    return 2;
+  }
+  return 0;
+}

@@ -1,0 +1,100 @@
+#include "core/device.h"
+
+#include <cstdlib>
+#include <cstring>
+#include <new>
+
+#include "core/error.h"
+
+namespace wick {
+
+std::string Device::str() const { return is_cpu() ? "cpu" : "cuda:" + std::to_string(index); }
+
+Device Device::parse(const std::string& s) {
+  if (s == "cpu") return cpu();
+  if (s == "cuda" || s == "gpu") return cuda(0);
+  if (s.rfind("cuda:", 0) == 0) {
+    const std::string n = s.substr(5);
+    if (!n.empty() && n.find_first_not_of("0123456789") == std::string::npos && n.size() < 4)
+      return cuda(std::stoi(n));
+  }
+  throw Error("unknown device '" + s + "'", "--device", "use cpu, cuda or cuda:N");
+}
+
+#ifndef WICK_CUDA
+bool cuda_compiled() { return false; }
+int cuda_device_count() { return 0; }
+#endif
+bool cuda_available() { return cuda_device_count() > 0; }
+
+#ifdef WICK_CUDA
+// CUDA halves live in ops/cuda/memory.cu.
+void* cuda_alloc(int dev, size_t nbytes);
+void cuda_free(int dev, void* p);
+void cuda_copy(void* dst, Device dd, const void* src, Device sd, size_t nbytes);
+void cuda_memset_zero(void* p, int dev, size_t nbytes);
+void cuda_synchronize(int dev);
+#else
+[[noreturn]] static void no_cuda() {
+  throw Error("this build of wick has no CUDA support", "", "rebuild with nvcc present (cmake -DWICK_CUDA=ON)");
+}
+#endif
+
+void* device_alloc(Device d, size_t nbytes) {
+  if (d.is_cpu()) {
+    const size_t n = ((nbytes + 63) / 64) * 64;
+    void* p = std::aligned_alloc(64, n == 0 ? 64 : n);
+    if (!p) throw Error("out of host memory allocating " + std::to_string(nbytes) + " bytes");
+    return p;
+  }
+#ifdef WICK_CUDA
+  return cuda_alloc(d.index, nbytes);
+#else
+  no_cuda();
+#endif
+}
+
+void device_free(Device d, void* p) {
+  if (!p) return;
+  if (d.is_cpu()) {
+    std::free(p);
+    return;
+  }
+#ifdef WICK_CUDA
+  cuda_free(d.index, p);
+#endif
+}
+
+void device_copy(void* dst, Device dst_dev, const void* src, Device src_dev, size_t nbytes) {
+  if (nbytes == 0) return;
+  if (dst_dev.is_cpu() && src_dev.is_cpu()) {
+    std::memcpy(dst, src, nbytes);
+    return;
+  }
+#ifdef WICK_CUDA
+  cuda_copy(dst, dst_dev, src, src_dev, nbytes);
+#else
+  no_cuda();
+#endif
+}
+
+void device_memset_zero(void* p, Device d, size_t nbytes) {
+  if (d.is_cpu()) {
+    std::memset(p, 0, nbytes);
+    return;
+  }
+#ifdef WICK_CUDA
+  cuda_memset_zero(p, d.index, nbytes);
+#else
+  no_cuda();
+#endif
+}
+
+void device_synchronize(Device d) {
+  if (d.is_cpu()) return;
+#ifdef WICK_CUDA
+  cuda_synchronize(d.index);
+#endif
+}
+
+}  // namespace wick

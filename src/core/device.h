@@ -1,0 +1,37 @@
+// Device: where a tensor's bytes live (the host, or CUDA device N); and the raw memory primitives under
+// Tensor. The CUDA half is compiled only when WICK_CUDA is on; without it a CUDA device is a clear error.
+#pragma once
+#include <cstddef>
+#include <string>
+
+namespace wick {
+
+struct Device {
+  enum Kind : unsigned char { CPU, CUDA };
+  Kind kind = CPU;
+  int index = 0;
+
+  static Device cpu() { return {CPU, 0}; }
+  static Device cuda(int i = 0) { return {CUDA, i}; }
+  bool is_cpu() const { return kind == CPU; }
+  bool is_cuda() const { return kind == CUDA; }
+  bool operator==(const Device& o) const { return kind == o.kind && (kind == CPU || index == o.index); }
+  bool operator!=(const Device& o) const { return !(*this == o); }
+  std::string str() const;                   // "cpu", "cuda:0"
+  static Device parse(const std::string& s);  // "cpu", "cuda", "cuda:1"; throws wick::Error otherwise
+};
+
+bool cuda_compiled();       // built with WICK_CUDA
+int cuda_device_count();    // 0 when not compiled or no driver/GPU
+bool cuda_available();      // cuda_device_count() > 0
+
+// Raw memory. CPU memory is 64-byte aligned. Copies between any two devices; the CUDA side runs on
+// wick's stream for that device and is complete when the call returns (device-to-device copies
+// are stream-ordered and need no host sync).
+void* device_alloc(Device d, size_t nbytes);
+void device_free(Device d, void* p);
+void device_copy(void* dst, Device dst_dev, const void* src, Device src_dev, size_t nbytes);
+void device_memset_zero(void* p, Device d, size_t nbytes);
+void device_synchronize(Device d);
+
+}  // namespace wick

@@ -1,0 +1,26 @@
+// Causal self-attention with grouped kv heads: query head h reads kv head h / (H / Hkv).
+// scores = q.k * scale (+ causal mask), softmax in f32, out = P.v.
+#pragma once
+#include "core/tensor.h"
+
+namespace wick {
+
+struct AttentionArgs {
+  float scale = 0.0f;  // usually 1/sqrt(D)
+  // Number of valid key positions in k/v (<= k.dim(1), the cache capacity). Query t of T sits at absolute
+  // position kv_len - T + t and attends to key positions [0, kv_len - T + t]. kv_len = T for training.
+  int64_t kv_len = 0;
+  // Optional segment ids [B, T] i32 (packing): query t attends only to keys with the same segment id.
+  // Only valid when kv_len == T (no cache). Null = one segment per row.
+  const Tensor* segments = nullptr;
+};
+
+// q [B, T, H, D], k [B, S, Hkv, D], v [B, S, Hkv, D] (S >= kv_len) -> out [B, T, H, D] (=),
+// lse [B, H, T] f32 (=, log-sum-exp of the scaled scores per query; kept for backward; may be null)
+void attention_forward(const Tensor& q, const Tensor& k, const Tensor& v, const AttentionArgs& args, Tensor& out,
+                       Tensor* lse);
+// dout [B, T, H, D], out, lse (from forward, kv_len == T) -> dq [B, T, H, D] (=), dk, dv [B, T, Hkv, D] (=)
+void attention_backward(const Tensor& dout, const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& out,
+                        const Tensor& lse, const AttentionArgs& args, Tensor& dq, Tensor& dk, Tensor& dv);
+
+}  // namespace wick

@@ -1,0 +1,21 @@
+// Cross-entropy over logits, f32 statistics. Labels are NOT shifted here (the model shifts them).
+#pragma once
+#include "core/tensor.h"
+
+namespace wick {
+
+constexpr int32_t kIgnoreIndex = -100;
+
+// logits [N, V] (f32 or bf16), targets [N] i32 (kIgnoreIndex = not counted; otherwise in [0, V))
+// -> losses [N] f32 (=; 0 where ignored), lse [N] f32 (= log-sum-exp per row, for backward)
+void cross_entropy_forward(const Tensor& logits, const Tensor& targets, Tensor& losses, Tensor& lse);
+// dlogits [N, V] (=) = (softmax(logits) - onehot(target)) * grad_scale for counted rows, 0 for ignored.
+// grad_scale is 1/(number of counted targets in the whole, possibly accumulated, batch) for a mean loss.
+// dlogits may alias logits (in place).
+void cross_entropy_backward(const Tensor& logits, const Tensor& targets, const Tensor& lse, float grad_scale,
+                            Tensor& dlogits);
+
+// Convenience (allocates; not for hot paths): mean loss over counted positions; 0 counted -> NaN.
+float cross_entropy_mean(const Tensor& logits, const Tensor& targets);
+
+}  // namespace wick

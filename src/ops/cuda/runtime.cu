@@ -1,0 +1,116 @@
+#include "ops/cuda/runtime.h"
+
+#include <mutex>
+#include <vector>
+
+#include "core/error.h"
+
+namespace wick {
+
+bool cuda_compiled() { return true; }
+
+int cuda_device_count() {
+  static int count = [] {
+    int n = 0;
+    if (cudaGetDeviceCount(&n) != cudaSuccess) {
+      cudaGetLastError();  // clear the sticky "no driver" error
+      return 0;
+    }
+    return n;
+  }();
+  return count;
+}
+
+namespace cuda {
+
+void cuda_failed(cudaError_t e, const char* expr, const char* file, int line) {
+  if (e == cudaErrorMemoryAllocation)
+    throw Error("out of GPU memory", std::string(expr), "use a smaller batch or sequence length");
+  check_failed(expr, file, line, std::string("CUDA error ") + cudaGetErrorName(e) + ": " + cudaGetErrorString(e));
+}
+
+void set_device(int device) {
+  int cur = -1;
+  WICK_CUDA_CHECK(cudaGetDevice(&cur));
+  if (cur != device) WICK_CUDA_CHECK(cudaSetDevice(device));
+}
+
+cudaStream_t stream(int device) {
+  static std::mutex mu;
+  static std::vector<cudaStream_t> streams;
+  std::lock_guard<std::mutex> lock(mu);
+  if (device < 0 || device >= cuda_device_count())
+    throw Error("CUDA device " + std::to_string(device) + " does not exist", "",
+                std::to_string(cuda_device_count()) + " CUDA device(s) visible");
+  if (streams.empty()) streams.assign(cuda_device_count(), nullptr);
+  if (!streams[device]) {
+    set_device(device);
+    WICK_CUDA_CHECK(cudaStreamCreateWithFlags(&streams[device], cudaStreamNonBlocking));
+  }
+  return streams[device];
+}
+
+DeviceInfo device_info(int device) {
+  cudaDeviceProp p{};
+  WICK_CUDA_CHECK(cudaGetDeviceProperties(&p, device));
+  return {p.name, p.totalGlobalMem, p.major, p.minor, p.multiProcessorCount};
+}
+
+int runtime_version() {
+  int v = 0;
+  cudaRuntimeGetVersion(&v);
+  return v;
+}
+int driver_version() {
+  int v = 0;
+  cudaDriverGetVersion(&v);
+  return v;
+}
+
+}  // namespace cuda
+
+// core/device.cpp's CUDA halves.
+void* cuda_alloc(int dev, size_t nbytes) {
+  cudaStream_t s = cuda::stream(dev);
+  cuda::set_device(dev);
+  void* p = nullptr;
+  cudaError_t e = cudaMallocAsync(&p, nbytes == 0 ? 256 : nbytes, s);
+  if (e == cudaErrorMemoryAllocation) {
+    cudaGetLastError();
+    throw Error("out of GPU memory allocating " + std::to_string(nbytes) + " bytes on cuda:" + std::to_string(dev), "",
+                "use a smaller batch or sequence length");
+  }
+  WICK_CUDA_CHECK(e);
+  return p;
+}
+
+void cuda_free(int dev, void* p) {
+  cudaStream_t s = cuda::stream(dev);
+  cuda::set_device(dev);
+  WICK_CUDA_CHECK(cudaFreeAsync(p, s));
+}
+
+void cuda_copy(void* dst, Device dd, const void* src, Device sd, size_t nbytes) {
+  const int dev = dd.is_cuda() ? dd.index : sd.index;
+  cudaStream_t s = cuda::stream(dev);
+  cuda::set_device(dev);
+  if (dd.is_cuda() && sd.is_cuda() && dd.index != sd.index) {
+    WICK_CUDA_CHECK(cudaStreamSynchronize(cuda::stream(sd.index)));
+    WICK_CUDA_CHECK(cudaMemcpyPeerAsync(dst, dd.index, src, sd.index, nbytes, s));
+    WICK_CUDA_CHECK(cudaStreamSynchronize(s));
+    return;
+  }
+  WICK_CUDA_CHECK(cudaMemcpyAsync(dst, src, nbytes, cudaMemcpyDefault, s));
+  // Host memory involved: the host may reuse or read it as soon as we return.
+  if (dd.is_cpu() || sd.is_cpu()) WICK_CUDA_CHECK(cudaStreamSynchronize(s));
+}
+
+void cuda_memset_zero(void* p, int dev, size_t nbytes) {
+  cudaStream_t s = cuda::stream(dev);
+  cuda::set_device(dev);
+  WICK_CUDA_CHECK(cudaMemsetAsync(p, 0, nbytes, s));
+}
+
+void cuda_synchronize(int dev) { WICK_CUDA_CHECK(cudaStreamSynchronize(cuda::stream(dev))); }
+
+}  // namespace wick

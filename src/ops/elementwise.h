@@ -1,0 +1,16 @@
+#pragma once
+#include "core/tensor.h"
+
+namespace wick {
+
+// a, b, out: same shape and dtype (f32 or bf16). out may alias a or b. f32 math.
+void add(const Tensor& a, const Tensor& b, Tensor& out);        // out = a + b
+void add_inplace(Tensor& acc, const Tensor& b);                 // acc += b
+void scale(const Tensor& x, float s, Tensor& out);              // out = s * x
+void axpy(float alpha, const Tensor& x, Tensor& y);             // y += alpha * x
+// Casts: src and dst same shape, same device, any float dtypes (exact RNE to bf16/f16).
+void cast(const Tensor& src, Tensor& dst);
+// Fill with a constant (f32/bf16/i32).
+void fill(Tensor& t, float value);
+
+}  // namespace wick

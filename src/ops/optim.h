@@ -1,0 +1,28 @@
+// AdamW identical to torch.optim.AdamW (foreach=False semantics): for each element
+//   p -= lr * wd * p;  m = b1*m + (1-b1)*g;  v = b2*v + (1-b2)*g*g;
+//   p -= lr/(1-b1^t) * m / (sqrt(v)/sqrt(1-b2^t) + eps)
+// and clip_grad_norm_ semantics: total = ||all grads||_2, coef = min(1, max_norm / (total + 1e-6)).
+#pragma once
+#include <vector>
+
+#include "core/tensor.h"
+
+namespace wick {
+
+struct AdamWConfig {
+  float lr = 1e-3f, beta1 = 0.9f, beta2 = 0.999f, eps = 1e-8f, weight_decay = 0.01f;
+};
+
+// param, grad, m, v: f32, same shape, one device. step is 1-based (the step being taken).
+// grad_scale multiplies the gradient first (clipping coefficient; 1 = none).
+void adamw_step(Tensor& param, const Tensor& grad, Tensor& m, Tensor& v, const AdamWConfig& cfg, int64_t step,
+                float grad_scale = 1.0f);
+
+// Sum of squares of every element of every tensor (f32 tensors), accumulated in f64 on the CPU and in
+// f32-per-block/f64-final on CUDA.
+double sum_squares(const std::vector<Tensor>& tensors);
+// Global L2 norm of the grads; when max_norm > 0 and norm > max_norm, returns the clip coefficient via
+// *coef (else 1). Does not modify the grads (pass *coef to adamw_step's grad_scale).
+double grad_norm(const std::vector<Tensor>& grads, double max_norm, float* coef);
+
+}  // namespace wick

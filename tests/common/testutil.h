@@ -1,0 +1,38 @@
+// Shared test helpers: random tensors (never zeros), error norms, fixture discovery, CUDA skip.
+#pragma once
+#include <gtest/gtest.h>
+
+#include <string>
+#include <vector>
+
+#include "core/rng.h"
+#include "core/tensor.h"
+
+namespace wick::test {
+
+// Host f32 tensor with N(0, scale^2) entries.
+Tensor randn(const Shape& shape, Rng& rng, float scale = 1.0f);
+// Host f32 tensor with U(lo, hi) entries.
+Tensor randu(const Shape& shape, Rng& rng, float lo, float hi);
+
+// ||a - b||_2 / max(||b||_2, tiny), any float dtypes/devices (compared in f64 on the host).
+double rel_err(const Tensor& a, const Tensor& b);
+double max_abs_diff(const Tensor& a, const Tensor& b);
+// max |a - b| / max |b|
+double max_abs_rel(const Tensor& a, const Tensor& b);
+
+// Fixture folders: tests/fixtures/<prefix>* (sorted) plus every folder in $WICK_EXTRA_FIXTURES
+// (':'-separated) whose name starts with prefix or that contains the file `marker`.
+std::vector<std::string> fixture_dirs(const std::string& prefix, const std::string& marker);
+std::string source_dir();  // the repository root
+
+// Why CUDA tests cannot run here ("" when they can).
+std::string cuda_skip_reason();
+
+}  // namespace wick::test
+
+#define WICK_REQUIRE_CUDA()                                              \
+  do {                                                                   \
+    const std::string wick_why_ = ::wick::test::cuda_skip_reason();      \
+    if (!wick_why_.empty()) GTEST_SKIP() << wick_why_;                   \
+  } while (0)
