@@ -1,0 +1,46 @@
+// The CPU reference twins: same signatures and semantics as the public ops (ops/*.h), called after
+// the public op validated shapes, dtypes and devices. Readable loops, OpenMP, OpenBLAS for GEMM; f32 math.
+#pragma once
+#include <vector>
+
+#include "core/tensor.h"
+#include "ops/matmul.h"
+#include "ops/embedding.h"
+#include "ops/norm.h"
+#include "ops/softmax.h"
+#include "ops/rope.h"
+#include "ops/swiglu.h"
+#include "ops/attention.h"
+#include "ops/cross_entropy.h"
+#include "ops/optim.h"
+#include "ops/elementwise.h"
+
+namespace wick::cpu {
+
+void matmul(const Tensor& a, const Tensor& b, Tensor& c, bool trans_a, bool trans_b, float alpha, float beta, const Tensor* bias);
+void embedding_forward(const Tensor& ids, const Tensor& table, Tensor& out);
+void embedding_backward(const Tensor& ids, const Tensor& dout, Tensor& dtable);
+void rms_norm_forward(const Tensor& x, const Tensor& w, float eps, Tensor& y, Tensor& rstd);
+void rms_norm_backward(const Tensor& dy, const Tensor& x, const Tensor& w, const Tensor& rstd, Tensor& dx, Tensor* dw);
+void layer_norm_forward(const Tensor& x, const Tensor& w, const Tensor& b, float eps, Tensor& y, Tensor& mean, Tensor& rstd);
+void layer_norm_backward(const Tensor& dy, const Tensor& x, const Tensor& w, const Tensor& mean, const Tensor& rstd, Tensor& dx, Tensor* dw, Tensor* db);
+void softmax_forward(const Tensor& x, Tensor& y);
+void softmax_backward(const Tensor& y, const Tensor& dy, Tensor& dx);
+void rope_forward(const Tensor& x, const Tensor& positions, float theta, Tensor& y);
+void rope_backward(const Tensor& dy, const Tensor& positions, float theta, Tensor& dx);
+void swiglu_forward(const Tensor& gate, const Tensor& up, Tensor& out);
+void swiglu_backward(const Tensor& dout, const Tensor& gate, const Tensor& up, Tensor& dgate, Tensor& dup);
+void attention_forward(const Tensor& q, const Tensor& k, const Tensor& v, const AttentionArgs& args, Tensor& out, Tensor* lse);
+void attention_backward(const Tensor& dout, const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& out, const Tensor& lse, const AttentionArgs& args, Tensor& dq, Tensor& dk, Tensor& dv);
+void cross_entropy_forward(const Tensor& logits, const Tensor& targets, Tensor& losses, Tensor& lse);
+void cross_entropy_backward(const Tensor& logits, const Tensor& targets, const Tensor& lse, float grad_scale, Tensor& dlogits);
+void adamw_step(Tensor& param, const Tensor& grad, Tensor& m, Tensor& v, const AdamWConfig& cfg, int64_t step, float grad_scale);
+double sum_squares(const std::vector<Tensor>& tensors);
+void add(const Tensor& a, const Tensor& b, Tensor& out);
+void add_inplace(Tensor& acc, const Tensor& b);
+void scale(const Tensor& x, float s, Tensor& out);
+void axpy(float alpha, const Tensor& x, Tensor& y);
+void cast(const Tensor& src, Tensor& dst);
+void fill(Tensor& t, float value);
+
+}  // namespace wick::cpu
