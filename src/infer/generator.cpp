@@ -1,0 +1,106 @@
+#include "infer/generator.h"
+
+#include <algorithm>
+#include <chrono>
+
+#include "core/error.h"
+#include "tokenizer/tokenizer.h"
+
+namespace wick {
+
+Generator::Generator(Qwen2Model& model, const Tokenizer* tokenizer) : m_(model), tok_(tokenizer) {}
+
+size_t safe_emit_length(const std::string& text, const std::vector<std::string>& stops) {
+  size_t hold = 0;
+  for (const std::string& s : stops)
+    for (size_t k = std::min(s.size() - 1, text.size()); k > hold; k--)
+      if (text.compare(text.size() - k, k, s, 0, k) == 0) {
+        hold = k;
+        break;
+      }
+  return text.size() - hold;
+}
+
+GenerateResult Generator::generate(const std::vector<int32_t>& prompt, const GenerateOptions& opt,
+                                   const TokenCallback& on_token) {
+  if (prompt.empty()) throw Error("the prompt is empty", "", "give a prompt with at least one token");
+  if (!opt.stop_strings.empty() && !tok_) throw Error("stop strings need a tokenizer", "--stop");
+  for (const std::string& s : opt.stop_strings)
+    if (s.empty()) throw Error("a stop string is empty", "--stop");
+  const int64_t V = m_.config().vocab_size;
+  for (int32_t id : prompt)
+    if (id < 0 || id >= V)
+      throw Error("prompt token id " + std::to_string(id) + " is outside the vocabulary [0, " + std::to_string(V) + ")");
+  const int64_t cap = static_cast<int64_t>(prompt.size()) + std::max<int64_t>(opt.max_new_tokens, 0);
+  KVCache cache(m_, 1, std::min<int64_t>(cap, m_.config().max_position_embeddings));
+  Sampler sampler(opt.sampling);
+  std::vector<int32_t> history = prompt;
+  std::vector<float> logits(V);
+  GenerateResult res;
+  res.prompt_tokens = static_cast<int64_t>(prompt.size());
+  res.stop_reason = "length";
+  std::unique_ptr<StreamDecoder> dec;
+  if (tok_) dec = std::make_unique<StreamDecoder>(*tok_, true);
+  std::string text;       // everything decoded so far
+  size_t emitted = 0;     // bytes of text already given to the callback
+
+  auto t0 = std::chrono::steady_clock::now();
+  Tensor ids = Tensor::from_i32(prompt, {1, static_cast<int64_t>(prompt.size())});
+  for (int64_t i = 0; i < opt.max_new_tokens; i++) {
+    Tensor out = m_.forward(ids, &cache, /*last_only=*/true);
+    device_copy(logits.data(), Device::cpu(), out.raw(), out.device(), V * sizeof(float));
+    if (i == 0) {
+      res.prefill_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+      t0 = std::chrono::steady_clock::now();
+    }
+    const int32_t next = sampler.sample(logits.data(), V, history);
+    history.push_back(next);
+    res.ids.push_back(next);
+    const bool is_eos = std::find(opt.eos_ids.begin(), opt.eos_ids.end(), next) != opt.eos_ids.end();
+    std::string piece;
+    bool stop_hit = false;
+    if (dec) {
+      text += dec->push(next);
+      size_t cut = std::string::npos;
+      for (const std::string& s : opt.stop_strings) {
+        const size_t from = emitted > s.size() ? emitted - s.size() : 0;
+        const size_t at = text.find(s, from);
+        if (at != std::string::npos) cut = std::min(cut, at);
+      }
+      if (cut != std::string::npos) {
+        text.resize(cut);
+        stop_hit = true;
+      }
+      const size_t upto = (stop_hit || is_eos) ? text.size() : safe_emit_length(text, opt.stop_strings);
+      if (upto > emitted) {
+        piece = text.substr(emitted, upto - emitted);
+        emitted = upto;
+      }
+    }
+    bool go_on = true;
+    if (on_token) go_on = on_token(next, piece);
+    if (is_eos) {
+      res.stop_reason = "eos";
+      break;
+    }
+    if (stop_hit) {
+      res.stop_reason = "stop_string";
+      break;
+    }
+    if (!go_on) {
+      res.stop_reason = "callback";
+      break;
+    }
+    if (cache.length() >= cache.capacity()) break;
+    ids = Tensor::from_i32({next}, {1, 1});
+  }
+  if (dec && res.stop_reason != "stop_string") {
+    text += dec->flush();
+    if (on_token && text.size() > emitted) on_token(-1, text.substr(emitted));
+  }
+  res.text = text;
+  res.decode_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  return res;
+}
+
+}  // namespace wick

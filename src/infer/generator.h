@@ -1,0 +1,49 @@
+// Text generation: prefill the prompt, then decode token by token through the KV cache, sampling with
+// Hugging Face's processors (infer/sampler.h). Stops at an eos id, at a stop string, or at the token limit.
+// Streams: the callback receives each token id and the text it completes (never half a UTF-8 character;
+// text that might be the start of a stop string is held back until it is known not to be).
+#pragma once
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "infer/sampler.h"
+#include "model/qwen2.h"
+
+namespace wick {
+
+class Tokenizer;
+
+struct GenerateOptions {
+  int64_t max_new_tokens = 256;
+  SamplingParams sampling;
+  std::vector<int64_t> eos_ids;
+  std::vector<std::string> stop_strings;  // need a tokenizer
+};
+
+struct GenerateResult {
+  std::vector<int32_t> ids;  // generated ids (prompt excluded; a final eos id included)
+  std::string text;          // decoded, cut before a stop string; special tokens skipped
+  std::string stop_reason;   // "eos", "stop_string", "length"
+  double prefill_s = 0, decode_s = 0;
+  int64_t prompt_tokens = 0;
+};
+
+// Return false from the callback to stop early.
+using TokenCallback = std::function<bool(int32_t id, const std::string& text)>;
+
+class Generator {
+ public:
+  Generator(Qwen2Model& model, const Tokenizer* tokenizer);
+  GenerateResult generate(const std::vector<int32_t>& prompt, const GenerateOptions& opt,
+                          const TokenCallback& on_token = nullptr);
+
+ private:
+  Qwen2Model& m_;
+  const Tokenizer* tok_;
+};
+
+// How much of `text` may be emitted now: all of it, minus a tail that is a proper prefix of a stop string.
+size_t safe_emit_length(const std::string& text, const std::vector<std::string>& stops);
+
+}  // namespace wick

@@ -1,0 +1,162 @@
+#include "model/qwen2.h"
+
+#include <cmath>
+#include <filesystem>
+
+#include "core/error.h"
+#include "core/rng.h"
+#include "io/safetensors.h"
+#include "model/forward_workspace.h"
+#include "ops/attention.h"
+#include "ops/elementwise.h"
+#include "ops/embedding.h"
+#include "ops/matmul.h"
+#include "ops/norm.h"
+#include "ops/rope.h"
+#include "ops/swiglu.h"
+
+namespace fs = std::filesystem;
+
+namespace wick {
+
+namespace {
+
+std::string layer_prefix(size_t i) { return "model.layers." + std::to_string(i) + "."; }
+
+// Loads one tensor, checks its shape, converts to the compute dtype and moves it to the device.
+Tensor load_param(const io::Checkpoint& ck, const std::string& name, const Shape& want, Device dev, DType dt) {
+  if (!ck.has(name))
+    throw Error("tensor '" + name + "' is missing", ck.files().empty() ? "" : ck.files()[0]->path(),
+                "the checkpoint does not look like a Qwen2 model of this config.json");
+  const io::TensorInfo& info = ck.info(name);
+  if (info.shape != want)
+    throw Error("tensor '" + name + "' has shape " + shape_str(info.shape) + ", expected " + shape_str(want),
+                ck.where(name), "config.json and the weights disagree");
+  Tensor host = ck.get(name);
+  if (!dtype_is_float(host.dtype()))
+    throw Error("tensor '" + name + "' has dtype " + info.dtype_str + ", expected a float type", ck.where(name));
+  return host.to(dt).to(dev);
+}
+
+Linear make_linear(const std::string& name, Tensor w, Tensor b) {
+  Linear l;
+  l.name = name;
+  l.w = std::move(w);
+  l.b = std::move(b);
+  return l;
+}
+
+}  // namespace
+
+Qwen2Model::Qwen2Model() = default;
+Qwen2Model::~Qwen2Model() = default;
+
+std::unique_ptr<Qwen2Model> Qwen2Model::load(const std::string& dir, Device device, DType dtype) {
+  if (dtype != DType::F32 && dtype != DType::BF16)
+    throw Error(std::string("compute dtype ") + dtype_name(dtype) + " is not supported", dir, "use f32 or bf16");
+  if (device.is_cpu() && dtype != DType::F32)
+    throw Error("the CPU computes in f32", dir, "use --dtype f32 on the CPU (bf16 is for CUDA)");
+  const fs::path cfg_path = fs::path(dir) / "config.json";
+  if (!fs::exists(cfg_path)) throw Error("no config.json in the model folder", dir, "point --model at a Hugging Face model folder");
+  auto m = std::make_unique<Qwen2Model>();
+  m->cfg_ = ModelConfig::from_json_file(cfg_path.string());
+  m->device_ = device;
+  m->dtype_ = dtype;
+  m->dir_ = dir;
+  const ModelConfig& c = m->cfg_;
+  const io::Checkpoint ck = io::Checkpoint::open(dir);
+  const int64_t C = c.hidden_size, I = c.intermediate_size, V = c.vocab_size, Q = c.q_dim(), KV = c.kv_dim();
+  m->embed_ = load_param(ck, "model.embed_tokens.weight", {V, C}, device, dtype);
+  m->final_norm_ = load_param(ck, "model.norm.weight", {C}, device, dtype);
+  if (c.tie_word_embeddings) {
+    m->lm_head_ = m->embed_;
+  } else {
+    m->lm_head_ = load_param(ck, "lm_head.weight", {V, C}, device, dtype);
+  }
+  for (int64_t i = 0; i < c.num_layers; i++) {
+    const std::string p = layer_prefix(i);
+    DecoderLayer L;
+    auto lin = [&](const std::string& mod, int64_t out, int64_t in, bool bias) {
+      Tensor w = load_param(ck, p + mod + ".weight", {out, in}, device, dtype);
+      Tensor b = bias ? load_param(ck, p + mod + ".bias", {out}, device, dtype) : Tensor();
+      return make_linear(p + mod, w, b);
+    };
+    L.input_norm = load_param(ck, p + "input_layernorm.weight", {C}, device, dtype);
+    L.post_norm = load_param(ck, p + "post_attention_layernorm.weight", {C}, device, dtype);
+    L.q = lin("self_attn.q_proj", Q, C, c.attention_bias);
+    L.k = lin("self_attn.k_proj", KV, C, c.attention_bias);
+    L.v = lin("self_attn.v_proj", KV, C, c.attention_bias);
+    L.o = lin("self_attn.o_proj", C, Q, false);
+    L.gate = lin("mlp.gate_proj", I, C, false);
+    L.up = lin("mlp.up_proj", I, C, false);
+    L.down = lin("mlp.down_proj", C, I, false);
+    m->layers_.push_back(std::move(L));
+  }
+  return m;
+}
+
+std::unique_ptr<Qwen2Model> Qwen2Model::random(const ModelConfig& c, Device device, DType dtype, uint64_t seed) {
+  auto m = std::make_unique<Qwen2Model>();
+  m->cfg_ = c;
+  m->device_ = device;
+  m->dtype_ = dtype;
+  Rng rng(seed);
+  const float std = 0.02f;
+  auto randn = [&](const Shape& s, float scale) {
+    Tensor h = Tensor::empty(s, DType::F32);
+    float* p = h.data<float>();
+    for (int64_t i = 0; i < h.numel(); i++) p[i] = scale * rng.normal();
+    return h.to(dtype).to(device);
+  };
+  auto ones_ish = [&](int64_t n) {  // norm weights near 1, not exactly 1, so nothing passes by accident
+    Tensor h = Tensor::empty({n}, DType::F32);
+    float* p = h.data<float>();
+    for (int64_t i = 0; i < n; i++) p[i] = 1.0f + 0.1f * rng.normal();
+    return h.to(dtype).to(device);
+  };
+  const int64_t C = c.hidden_size, I = c.intermediate_size, V = c.vocab_size, Q = c.q_dim(), KV = c.kv_dim();
+  m->embed_ = randn({V, C}, std);
+  m->final_norm_ = ones_ish(C);
+  m->lm_head_ = c.tie_word_embeddings ? m->embed_ : randn({V, C}, std);
+  for (int64_t i = 0; i < c.num_layers; i++) {
+    const std::string p = layer_prefix(i);
+    DecoderLayer L;
+    L.input_norm = ones_ish(C);
+    L.post_norm = ones_ish(C);
+    auto lin = [&](const std::string& mod, int64_t out, int64_t in, bool bias) {
+      return make_linear(p + mod, randn({out, in}, std), bias ? randn({out}, std) : Tensor());
+    };
+    L.q = lin("self_attn.q_proj", Q, C, c.attention_bias);
+    L.k = lin("self_attn.k_proj", KV, C, c.attention_bias);
+    L.v = lin("self_attn.v_proj", KV, C, c.attention_bias);
+    L.o = lin("self_attn.o_proj", C, Q, false);
+    L.gate = lin("mlp.gate_proj", I, C, false);
+    L.up = lin("mlp.up_proj", I, C, false);
+    L.down = lin("mlp.down_proj", C, I, false);
+    m->layers_.push_back(std::move(L));
+  }
+  return m;
+}
+
+std::vector<Linear*> Qwen2Model::all_linears() {
+  std::vector<Linear*> out;
+  for (auto& L : layers_)
+    for (Linear* l : L.linears()) out.push_back(l);
+  return out;
+}
+
+Linear* Qwen2Model::find_linear(const std::string& module_path) {
+  for (Linear* l : all_linears())
+    if (l->name == module_path) return l;
+  return nullptr;
+}
+
+KVCache::KVCache(const Qwen2Model& m, int64_t batch, int64_t capacity) : batch_(batch), cap_(capacity) {
+  const ModelConfig& c = m.config();
+  for (int64_t i = 0; i < c.num_layers; i++) {
+    k_.push_back(Tensor::empty({batch, capacity, c.num_kv_heads, c.head_dim}, m.dtype(), m.device()));
+    v_.push_back(Tensor::empty({batch, capacity, c.num_kv_heads, c.head_dim}, m.dtype(), m.device()));
+  }
+}
+
+}  // namespace wick

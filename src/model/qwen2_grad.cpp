@@ -1,0 +1,266 @@
+#include "model/qwen2_grad.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include "core/error.h"
+#include "model/forward_workspace.h"
+#include "ops/attention.h"
+#include "ops/cross_entropy.h"
+#include "ops/elementwise.h"
+#include "ops/embedding.h"
+#include "ops/matmul.h"
+#include "ops/norm.h"
+#include "ops/rope.h"
+#include "ops/swiglu.h"
+
+namespace wick {
+
+int64_t TrainBatch::counted() const {
+  const int32_t* t = targets.data<int32_t>();
+  int64_t n = 0;
+  for (int64_t i = 0; i < targets.numel(); i++) n += t[i] != kIgnoreIndex;
+  return n;
+}
+
+// Saved activations of one decoder layer (compute dtype unless noted). Shapes for N = B*T rows.
+struct LayerActs {
+  Tensor x;              // [N, C]  layer input (residual stream)
+  Tensor a, rstd1;       // [N, C], [N] f32: input_layernorm out
+  Tensor q, k, v;        // [N, Q], [N, KV], [N, KV]: q, k after RoPE
+  Tensor att, lse;       // [N, Q], [B, H, T] f32
+  Tensor h;              // [N, C]  after the attention residual
+  Tensor b, rstd2;       // [N, C], [N] f32: post_attention_layernorm out
+  Tensor g, u, s;        // [N, I]: gate, up, silu(gate) * up
+  Tensor lu[7];          // [N, r] f32 per adapted linear (q k v o gate up down): x32 A^T
+};
+
+struct Qwen2Grad::Buffers {
+  int64_t B = 0, T = 0;
+  std::vector<LayerActs> layers;
+  Tensor x_final, f, rstd_f;            // [N, C], [N, C], [N]
+  Tensor ids, targets, positions, segments;  // device copies
+  Tensor losses, lse_rows;              // [N] f32
+  Tensor logits;                        // [chunk, V] f32
+  // Gradient buffers [N, *] in the compute dtype.
+  Tensor dx, dx2, da, dq, dk, dv, datt, dg, du, ds;
+  Tensor x32;                           // [N, max(C, Q, I)] f32 (bf16 mode: adapter inputs)
+  LinearScratch lin;
+};
+
+Qwen2Grad::Qwen2Grad(Qwen2Model& model) : m_(model), buf_(std::make_unique<Buffers>()) {}
+Qwen2Grad::~Qwen2Grad() = default;
+
+namespace {
+
+Tensor dev_i32(const Tensor& host, Device dev) {
+  WICK_CHECK(host.dtype() == DType::I32, "train batch tensors must be i32, got " << host.str());
+  return host.to(dev);
+}
+
+}  // namespace
+
+LossSum Qwen2Grad::step(const TrainBatch& batch, float grad_scale) {
+  const ModelConfig& c = m_.config();
+  const Device dev = m_.device();
+  const DType dt = m_.dtype();
+  if (batch.ids.ndim() != 2 || batch.targets.shape() != batch.ids.shape())
+    throw Error("train batch: ids " + batch.ids.str() + " and targets " + batch.targets.str() + " must both be [B, T]");
+  const int64_t B = batch.ids.dim(0), T = batch.ids.dim(1), N = B * T;
+  const int64_t C = c.hidden_size, I = c.intermediate_size, Q = c.q_dim(), KV = c.kv_dim(), V = c.vocab_size;
+  const int64_t H = c.num_heads, Hkv = c.num_kv_heads, D = c.head_dim;
+  if (T > c.max_position_embeddings)
+    throw Error("sequence length " + std::to_string(T) + " exceeds max_position_embeddings " +
+                std::to_string(c.max_position_embeddings), "", "lower --max-seq-len");
+  const bool training = grad_scale != 0.0f;
+  Buffers& bf = *buf_;
+
+  // Rank of every adapter, to size the saved u's.
+  int64_t max_rank = 0;
+  for (Linear* l : m_.all_linears()) max_rank = std::max(max_rank, l->lora.rank());
+
+  if (bf.B != B || bf.T != T) {
+    bf = Buffers{};
+    bf.B = B;
+    bf.T = T;
+    auto E = [&](const Shape& s, DType t = DType::F32) { return Tensor::empty(s, t, dev); };
+    for (int64_t l = 0; l < c.num_layers; l++) {
+      LayerActs L;
+      L.x = E({N, C}, dt);
+      L.a = E({N, C}, dt);
+      L.rstd1 = E({N});
+      L.q = E({N, Q}, dt);
+      L.k = E({N, KV}, dt);
+      L.v = E({N, KV}, dt);
+      L.att = E({N, Q}, dt);
+      L.lse = E({B, H, T});
+      L.h = E({N, C}, dt);
+      L.b = E({N, C}, dt);
+      L.rstd2 = E({N});
+      L.g = E({N, I}, dt);
+      L.u = E({N, I}, dt);
+      L.s = E({N, I}, dt);
+      bf.layers.push_back(std::move(L));
+    }
+    bf.x_final = E({N, C}, dt);
+    bf.f = E({N, C}, dt);
+    bf.rstd_f = E({N});
+    bf.losses = E({N});
+    bf.lse_rows = E({N});
+    bf.logits = E({std::min(N, loss_chunk_), V});
+    bf.dx = E({N, C}, dt);
+    bf.dx2 = E({N, C}, dt);
+    bf.da = E({N, C}, dt);
+    bf.dq = E({N, Q}, dt);
+    bf.dk = E({N, KV}, dt);
+    bf.dv = E({N, KV}, dt);
+    bf.datt = E({N, Q}, dt);
+    bf.dg = E({N, I}, dt);
+    bf.du = E({N, I}, dt);
+    bf.ds = E({N, I}, dt);
+    const int64_t W = std::max({C, Q, I});
+    if (dt != DType::F32) {
+      bf.x32 = E({N * W});
+      bf.lin.a32 = E({N * W});
+      bf.lin.b32 = E({N * W});
+    }
+  }
+  // Adapter buffers depend on ranks, which can change between steps (attach/detach).
+  if (max_rank > 0 && (!bf.lin.r32.defined() || bf.lin.r32.numel() < N * max_rank)) bf.lin.r32 = Tensor::empty({N * max_rank}, DType::F32, dev);
+  for (int64_t l = 0; l < c.num_layers; l++) {
+    auto lin = m_.layers()[l].linears();
+    for (int j = 0; j < 7; j++) {
+      const int64_t r = lin[j]->lora.rank();
+      Tensor& u = bf.layers[l].lu[j];
+      if (r == 0) u = Tensor();
+      else if (!u.defined() || u.dim(1) != r) u = Tensor::empty({N, r}, DType::F32, dev);
+    }
+  }
+
+  bf.ids = dev_i32(batch.ids, dev).view({N});
+  bf.targets = dev_i32(batch.targets, dev).view({N});
+  if (batch.positions.defined()) {
+    bf.positions = dev_i32(batch.positions, dev);
+  } else {
+    std::vector<int32_t> p(N);
+    for (int64_t i = 0; i < N; i++) p[i] = static_cast<int32_t>(i % T);
+    bf.positions = Tensor::from_i32(p, {B, T}, dev);
+  }
+  bf.segments = batch.segments.defined() ? dev_i32(batch.segments, dev) : Tensor();
+
+  const float eps = static_cast<float>(c.rms_norm_eps), theta = static_cast<float>(c.rope_theta);
+  AttentionArgs args;
+  args.scale = 1.0f / std::sqrt(static_cast<float>(D));
+  args.kv_len = T;
+  args.segments = bf.segments.defined() ? &bf.segments : nullptr;
+
+  // f32 view of an activation for the adapters (the activation itself in f32 mode).
+  auto as32 = [&](const Tensor& x) {
+    if (x.dtype() == DType::F32) return x;
+    Tensor x32 = rows_view(bf.x32, x.dim(0), x.dim(1));
+    cast(x, x32);
+    return x32;
+  };
+  auto lora_any = [](std::initializer_list<const Linear*> ls) {
+    for (const Linear* l : ls)
+      if (l->lora.active()) return true;
+    return false;
+  };
+  auto fwd = [&](Linear& l, const Tensor& x, const Tensor& x32, Tensor& y, Tensor& u) {
+    linear_forward(l, x, x32, y, u.defined() ? &u : nullptr, bf.lin);
+  };
+
+  // ---- forward ----
+  Tensor x = bf.layers.empty() ? bf.x_final : bf.layers[0].x;
+  embedding_forward(bf.ids, m_.embed(), x);
+  for (int64_t li = 0; li < c.num_layers; li++) {
+    DecoderLayer& W = m_.layers()[li];
+    LayerActs& A = bf.layers[li];
+    rms_norm_forward(A.x, W.input_norm, eps, A.a, A.rstd1);
+    Tensor a32 = lora_any({&W.q, &W.k, &W.v}) ? as32(A.a) : A.a;
+    fwd(W.q, A.a, a32, A.q, A.lu[0]);
+    fwd(W.k, A.a, a32, A.k, A.lu[1]);
+    fwd(W.v, A.a, a32, A.v, A.lu[2]);
+    Tensor q4 = A.q.view({B, T, H, D}), k4 = A.k.view({B, T, Hkv, D});
+    rope_forward(q4, bf.positions, theta, q4);
+    rope_forward(k4, bf.positions, theta, k4);
+    Tensor att4 = A.att.view({B, T, H, D});
+    attention_forward(q4, k4, A.v.view({B, T, Hkv, D}), args, att4, &A.lse);
+    Tensor att32 = W.o.lora.active() ? as32(A.att) : A.att;
+    fwd(W.o, A.att, att32, A.h, A.lu[3]);
+    add(A.h, A.x, A.h);
+    rms_norm_forward(A.h, W.post_norm, eps, A.b, A.rstd2);
+    Tensor b32 = lora_any({&W.gate, &W.up}) ? as32(A.b) : A.b;
+    fwd(W.gate, A.b, b32, A.g, A.lu[4]);
+    fwd(W.up, A.b, b32, A.u, A.lu[5]);
+    swiglu_forward(A.g, A.u, A.s);
+    Tensor s32 = W.down.lora.active() ? as32(A.s) : A.s;
+    Tensor& next = li + 1 < c.num_layers ? bf.layers[li + 1].x : bf.x_final;
+    fwd(W.down, A.s, s32, next, A.lu[6]);
+    add(next, A.h, next);
+  }
+  rms_norm_forward(bf.x_final, m_.final_norm(), eps, bf.f, bf.rstd_f);
+
+  // ---- loss (and its gradient into the final hidden state), in row chunks ----
+  Tensor df = bf.da;  // [N, C] gradient wrt f
+  for (int64_t r0 = 0; r0 < N; r0 += loss_chunk_) {
+    const int64_t R = std::min(loss_chunk_, N - r0);
+    Tensor logits = bf.logits.narrow0(0, R);
+    matmul(bf.f.narrow0(r0, R), m_.lm_head(), logits, false, true);
+    Tensor tg = bf.targets.narrow0(r0, R), ls = bf.losses.narrow0(r0, R), lse = bf.lse_rows.narrow0(r0, R);
+    cross_entropy_forward(logits, tg, ls, lse);
+    if (training) {
+      cross_entropy_backward(logits, tg, lse, grad_scale, logits);
+      Tensor dfr = df.narrow0(r0, R);
+      matmul(logits, m_.lm_head(), dfr, false, false);  // [R, V] x [V, C]
+    }
+  }
+  LossSum out;
+  {
+    const std::vector<float> l = bf.losses.to_f32_vector();
+    const std::vector<int64_t> t = bf.targets.to_i64_vector();
+    for (int64_t i = 0; i < N; i++)
+      if (t[i] != kIgnoreIndex) {
+        out.sum += l[i];
+        out.count++;
+      }
+  }
+  if (!training) return out;
+
+  // ---- backward ----
+  Tensor& dx = bf.dx;  // gradient wrt the residual stream at the current depth
+  rms_norm_backward(df, bf.x_final, m_.final_norm(), bf.rstd_f, dx, nullptr);
+  auto bwd = [&](Linear& l, const Tensor& dy, const Tensor& x32, const Tensor& u, Tensor& dxo, bool acc) {
+    linear_backward(l, dy, x32, u, dxo, acc, bf.lin);
+  };
+  for (int64_t li = c.num_layers - 1; li >= 0; li--) {
+    DecoderLayer& W = m_.layers()[li];
+    LayerActs& A = bf.layers[li];
+    // MLP: next = h + down(swiglu(gate(b), up(b))), b = rms(h)
+    Tensor s32 = W.down.lora.active() ? as32(A.s) : A.s;
+    bwd(W.down, dx, s32, A.lu[6], bf.ds, false);
+    swiglu_backward(bf.ds, A.g, A.u, bf.dg, bf.du);
+    Tensor b32 = lora_any({&W.gate, &W.up}) ? as32(A.b) : A.b;
+    bwd(W.gate, bf.dg, b32, A.lu[4], bf.da, false);
+    bwd(W.up, bf.du, b32, A.lu[5], bf.da, true);
+    rms_norm_backward(bf.da, A.h, W.post_norm, A.rstd2, bf.dx2, nullptr);
+    add(dx, bf.dx2, dx);  // dx is now d loss / d h
+    // Attention: h = x + o(attn(rope(q(a)), rope(k(a)), v(a))), a = rms(x)
+    Tensor att32 = W.o.lora.active() ? as32(A.att) : A.att;
+    bwd(W.o, dx, att32, A.lu[3], bf.datt, false);
+    Tensor dq4 = bf.dq.view({B, T, H, D}), dk4 = bf.dk.view({B, T, Hkv, D}), dv4 = bf.dv.view({B, T, Hkv, D});
+    attention_backward(bf.datt.view({B, T, H, D}), A.q.view({B, T, H, D}), A.k.view({B, T, Hkv, D}),
+                       A.v.view({B, T, Hkv, D}), A.att.view({B, T, H, D}), A.lse, args, dq4, dk4, dv4);
+    rope_backward(dq4, bf.positions, theta, dq4);
+    rope_backward(dk4, bf.positions, theta, dk4);
+    Tensor a32 = lora_any({&W.q, &W.k, &W.v}) ? as32(A.a) : A.a;
+    bwd(W.q, bf.dq, a32, A.lu[0], bf.da, false);
+    bwd(W.k, bf.dk, a32, A.lu[1], bf.da, true);
+    bwd(W.v, bf.dv, a32, A.lu[2], bf.da, true);
+    rms_norm_backward(bf.da, A.x, W.input_norm, A.rstd1, bf.dx2, nullptr);
+    add(dx, bf.dx2, dx);  // d loss / d x (layer input)
+  }
+  return out;
+}
+
+}  // namespace wick

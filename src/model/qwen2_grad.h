@@ -1,0 +1,49 @@
+// Forward + loss + backward of a Qwen2 model for LoRA training. The base weights are frozen: backward
+// produces only the adapters' dA, dB (+=). Activations live in buffers sized for the largest batch seen and
+// reused every step; the f32 copies the adapters read in bf16 mode are recomputed in backward, not stored;
+// the loss is computed in row chunks so [N, V] logits never exist whole.
+#pragma once
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "core/tensor.h"
+#include "model/qwen2.h"
+
+namespace wick {
+
+// One micro-batch, host tensors. targets[b, t] is the label that logits[b, t] must predict (already
+// shifted: the caller puts labels[b, t + 1] there), kIgnoreIndex where nothing is counted.
+struct TrainBatch {
+  Tensor ids;        // [B, T] i32
+  Tensor targets;    // [B, T] i32
+  Tensor positions;  // [B, T] i32, or undefined for 0..T-1 in every row
+  Tensor segments;   // [B, T] i32 (packing: attention stays inside a segment), or undefined
+  int64_t counted() const;  // number of targets != kIgnoreIndex
+};
+
+struct LossSum {
+  double sum = 0;     // sum of per-token losses over counted targets
+  int64_t count = 0;  // counted targets
+  double mean() const { return count ? sum / count : 0.0; }
+};
+
+class Qwen2Grad {
+ public:
+  explicit Qwen2Grad(Qwen2Model& model);
+  ~Qwen2Grad();
+  // Forward and loss; then, when grad_scale != 0, backward with d(loss)/d(per-token loss) = grad_scale
+  // (1 / counted tokens of the whole accumulated batch for a mean). Adapters' dA, dB accumulate (+=).
+  LossSum step(const TrainBatch& batch, float grad_scale);
+  LossSum eval(const TrainBatch& batch) { return step(batch, 0.0f); }
+  // Rows of logits computed at once in the loss (memory vs launches); default 1024.
+  void set_loss_chunk(int64_t rows) { loss_chunk_ = rows; }
+
+ private:
+  struct Buffers;
+  Qwen2Model& m_;
+  std::unique_ptr<Buffers> buf_;
+  int64_t loss_chunk_ = 1024;
+};
+
+}  // namespace wick

@@ -1,0 +1,33 @@
+// AdamW over the LoRA parameters (torch.optim.AdamW semantics, see ops/optim.h), with global grad-norm
+// clipping; f32 moments on the parameters' device; state saved and restored exactly.
+#pragma once
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "lora/lora.h"
+#include "ops/optim.h"
+
+namespace wick {
+
+class AdamW {
+ public:
+  AdamW(std::vector<LoraParam> params, AdamWConfig cfg);
+  // Global grad norm (before clipping), clip when max_grad_norm > 0, one AdamW update at learning rate lr.
+  // Returns the norm. Increments steps().
+  double step(double lr, double max_grad_norm);
+  int64_t steps() const { return steps_; }
+  const AdamWConfig& config() const { return cfg_; }
+  // "<param name>.exp_avg" / ".exp_avg_sq" -> host copies.
+  std::vector<std::pair<std::string, Tensor>> state_tensors() const;
+  // Restores moments from tensors named as state_tensors() writes them; every one must be present.
+  void load_state(const std::vector<std::pair<std::string, Tensor>>& tensors, int64_t steps, const std::string& where);
+
+ private:
+  std::vector<LoraParam> params_;
+  std::vector<Tensor> m_, v_;
+  AdamWConfig cfg_;
+  int64_t steps_ = 0;
+};
+
+}  // namespace wick

@@ -1,0 +1,190 @@
+#include "train/trainer.h"
+
+#include <chrono>
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "core/error.h"
+#include "io/safetensors.h"
+#include "lora/lora.h"
+#include "model/qwen2_grad.h"
+#include "train/batcher.h"
+#include "train/optimizer.h"
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+namespace wick {
+
+struct Trainer::Impl {
+  Qwen2Model& m;
+  const Dataset& data;
+  TrainOptions opt;
+  Batcher batcher;
+  Qwen2Grad grad;
+  std::unique_ptr<AdamW> adam;
+  Schedule sched;
+  int64_t step = 0;
+  int64_t total = 0;
+
+  Impl(Qwen2Model& model, const Dataset& d, TrainOptions o)
+      : m(model), data(d), opt(std::move(o)), batcher(d, opt.batch_size, opt.shuffle, opt.seed, opt.pad_id), grad(model) {}
+};
+
+static json options_json(const TrainOptions& o) {
+  return json{{"lr", o.lr}, {"weight_decay", o.weight_decay}, {"betas", {o.beta1, o.beta2}}, {"eps", o.eps},
+              {"scheduler", o.scheduler}, {"warmup_steps", o.warmup_steps}, {"warmup_ratio", o.warmup_ratio},
+              {"max_steps", o.max_steps}, {"epochs", o.epochs}, {"batch_size", o.batch_size},
+              {"grad_accum", o.grad_accum}, {"max_grad_norm", o.max_grad_norm}, {"seed", o.seed},
+              {"shuffle", o.shuffle}, {"r", o.lora.r}, {"lora_alpha", o.lora.alpha}, {"lora_dropout", o.lora.dropout},
+              {"use_rslora", o.lora.use_rslora}, {"target_modules", o.lora.target_modules}};
+}
+
+Trainer::Trainer(Qwen2Model& model, const Dataset& data, TrainOptions opt)
+    : p_(std::make_unique<Impl>(model, data, std::move(opt))) {
+  Impl& p = *p_;
+  if (p.opt.out_dir.empty()) throw Error("no output folder", "--out");
+  if (p.opt.grad_accum <= 0) throw Error("gradient accumulation must be >= 1", "--grad-accum");
+  // Steps: max_steps, else ceil(epochs * batches per epoch / grad_accum).
+  const int64_t per_epoch = (p.batcher.batches_per_epoch() + p.opt.grad_accum - 1) / p.opt.grad_accum;
+  p.total = p.opt.max_steps > 0 ? p.opt.max_steps
+                                 : std::max<int64_t>(1, static_cast<int64_t>(std::ceil(p.opt.epochs * per_epoch)));
+  const int64_t warm = p.opt.warmup_steps >= 0 ? p.opt.warmup_steps
+                                               : static_cast<int64_t>(std::ceil(p.total * p.opt.warmup_ratio));
+  p.sched = Schedule{parse_schedule_kind(p.opt.scheduler), warm, p.total};
+
+  // Adapters: resume > adapter_init > fresh.
+  std::string adapter_src = !p.opt.resume.empty() ? p.opt.resume : p.opt.adapter_init;
+  if (!adapter_src.empty()) {
+    io::AdapterFiles files = io::load_peft_adapter(adapter_src);
+    p.opt.lora = files.cfg;
+    attach_adapters(model, files, adapter_src);
+  } else {
+    attach_new_adapters(model, p.opt.lora, p.opt.seed);
+  }
+  alloc_lora_grads(model);
+  AdamWConfig ac;
+  ac.lr = static_cast<float>(p.opt.lr);
+  ac.beta1 = static_cast<float>(p.opt.beta1);
+  ac.beta2 = static_cast<float>(p.opt.beta2);
+  ac.eps = static_cast<float>(p.opt.eps);
+  ac.weight_decay = static_cast<float>(p.opt.weight_decay);
+  p.adam = std::make_unique<AdamW>(lora_params(model), ac);
+
+  if (!p.opt.resume.empty()) {
+    const fs::path dir = p.opt.resume;
+    const std::string state_path = (dir / "trainer_state.json").string();
+    json st;
+    try {
+      st = json::parse(io::read_file(state_path));
+      p.step = st.at("step").get<int64_t>();
+      p.batcher.restore(BatcherState{st.at("epoch").get<int64_t>(), st.at("index").get<int64_t>()});
+    } catch (const json::exception& e) {
+      throw Error(std::string("bad trainer state: ") + e.what(), state_path, "resume from a folder wick train wrote");
+    }
+    const auto opt_file = io::SafeTensorsFile::open((dir / "optimizer.safetensors").string());
+    std::vector<std::pair<std::string, Tensor>> t;
+    for (const auto& info : opt_file->tensors()) t.emplace_back(info.name, opt_file->get(info.name));
+    p.adam->load_state(t, p.step, opt_file->path());
+  }
+}
+
+Trainer::~Trainer() = default;
+int64_t Trainer::total_steps() const { return p_->total; }
+int64_t Trainer::step() const { return p_->step; }
+
+void Trainer::save_checkpoint() {
+  Impl& p = *p_;
+  const fs::path out = p.opt.out_dir;
+  fs::create_directories(out);
+  // The state files, then the adapter; each file atomic. trainer_state.json goes last: a checkpoint whose
+  // state file names step k has every other file of step k (they were renamed into place before it).
+  const fs::path tmp_dir = out / ".checkpoint-tmp";
+  fs::remove_all(tmp_dir);
+  fs::create_directories(tmp_dir);
+  io::save_peft_adapter(tmp_dir.string(), p.opt.lora, export_adapters(p.m));
+  io::save_safetensors((tmp_dir / "optimizer.safetensors").string(), p.adam->state_tensors());
+  const BatcherState& bs = p.batcher.state();
+  json st = {{"step", p.step}, {"epoch", bs.epoch}, {"index", bs.index}, {"total_steps", p.total},
+             {"options", options_json(p.opt)}, {"format", "wick-trainer-state-1"}};
+  io::write_file_atomic((tmp_dir / "trainer_state.json").string(), st.dump(2));
+  // Swap the complete set into place: the old state file is removed first, so a crash in between leaves
+  // no trainer_state.json (a clear "not a checkpoint" error) rather than a mixed set.
+  fs::remove(out / "trainer_state.json");
+  for (const char* f : {"adapter_config.json", "adapter_model.safetensors", "optimizer.safetensors", "trainer_state.json"})
+    fs::rename(tmp_dir / f, out / f);
+  fs::remove_all(tmp_dir);
+}
+
+bool Trainer::run(const std::function<void(const StepReport&)>& on_step, const std::atomic<bool>* stop) {
+  Impl& p = *p_;
+  fs::create_directories(p.opt.out_dir);
+  const fs::path metrics = fs::path(p.opt.out_dir) / "metrics.jsonl";
+  // On resume keep only the records of steps already done.
+  {
+    std::vector<std::string> keep;
+    std::ifstream in(metrics);
+    std::string line;
+    while (std::getline(in, line)) {
+      try {
+        if (json::parse(line).value("step", int64_t{0}) <= p.step) keep.push_back(line);
+      } catch (const json::exception&) {
+      }
+    }
+    std::string all;
+    for (const auto& l : keep) all += l + "\n";
+    io::write_file_atomic(metrics.string(), p.opt.resume.empty() ? "" : all);
+  }
+  std::ofstream mf(metrics, std::ios::app);
+  const auto t0 = std::chrono::steady_clock::now();
+  while (p.step < p.total) {
+    if (stop && stop->load()) {
+      save_checkpoint();
+      return false;
+    }
+    const auto ts = std::chrono::steady_clock::now();
+    std::vector<TrainBatch> micro;
+    int64_t counted = 0, tokens = 0;
+    for (int64_t k = 0; k < p.opt.grad_accum; k++) {
+      micro.push_back(p.batcher.next());
+      counted += micro.back().counted();
+      tokens += micro.back().ids.numel();
+    }
+    zero_lora_grads(p.m);
+    LossSum loss;
+    const float scale = counted > 0 ? 1.0f / static_cast<float>(counted) : 0.0f;
+    for (const TrainBatch& b : micro) {
+      if (b.counted() == 0) continue;  // nothing to learn from this micro-batch; its gradient is zero
+      const LossSum l = p.grad.step(b, scale);
+      loss.sum += l.sum;
+      loss.count += l.count;
+    }
+    const double lr = p.sched.lr_at(p.step, p.opt.lr);
+    const double norm = p.adam->step(lr, p.opt.max_grad_norm);
+    p.step++;
+    device_synchronize(p.m.device());
+    const auto te = std::chrono::steady_clock::now();
+    StepReport r;
+    r.step = p.step;
+    r.total_steps = p.total;
+    r.epoch = p.batcher.epoch_progress();
+    r.loss = loss.mean();
+    r.grad_norm = norm;
+    r.lr = lr;
+    r.tokens = tokens;
+    r.tokens_per_s = tokens / std::max(1e-9, std::chrono::duration<double>(te - ts).count());
+    r.elapsed_s = std::chrono::duration<double>(te - t0).count();
+    mf << json{{"step", r.step}, {"epoch", r.epoch}, {"loss", r.loss}, {"grad_norm", r.grad_norm}, {"lr", r.lr},
+               {"tokens", r.tokens}, {"tokens_per_s", r.tokens_per_s}, {"counted_tokens", counted}}.dump()
+       << "\n";
+    mf.flush();
+    if (on_step) on_step(r);
+    if (p.opt.save_every > 0 && p.step % p.opt.save_every == 0 && p.step < p.total) save_checkpoint();
+  }
+  save_checkpoint();
+  return true;
+}
+
+}  // namespace wick

@@ -1,0 +1,59 @@
+// The LoRA fine-tuning loop: micro-batches with gradient accumulation (loss normalised over the counted
+// tokens of the whole accumulated batch), global grad-norm clipping, AdamW, a learning-rate schedule,
+// a log line and a metrics.jsonl record per step, and checkpoints that resume bit-exactly.
+#pragma once
+#include <atomic>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "io/peft_adapter.h"
+#include "model/qwen2.h"
+#include "train/dataset.h"
+#include "train/schedule.h"
+
+namespace wick {
+
+struct TrainOptions {
+  std::string out_dir;
+  io::LoraConfig lora;             // r, alpha, dropout, rslora, targets
+  std::string adapter_init;        // PEFT folder to start from ("" = fresh PEFT init)
+  std::string resume;              // checkpoint folder to resume ("" = fresh run)
+  double lr = 2e-4, weight_decay = 0.01, beta1 = 0.9, beta2 = 0.999, eps = 1e-8;
+  std::string scheduler = "cosine";
+  int64_t warmup_steps = -1;       // -1: use warmup_ratio
+  double warmup_ratio = 0.03;
+  int64_t max_steps = -1;          // -1: epochs decide
+  double epochs = 3;
+  int64_t batch_size = 1, grad_accum = 1;
+  double max_grad_norm = 1.0;      // 0 = off
+  uint64_t seed = 42;
+  bool shuffle = true;
+  int64_t save_every = 0;          // 0 = only at the end
+  int32_t pad_id = 0;
+};
+
+struct StepReport {
+  int64_t step = 0, total_steps = 0;
+  double epoch = 0, loss = 0, grad_norm = 0, lr = 0, tokens_per_s = 0, elapsed_s = 0;
+  int64_t tokens = 0;  // input tokens processed this step
+};
+
+class Trainer {
+ public:
+  Trainer(Qwen2Model& model, const Dataset& data, TrainOptions opt);
+  ~Trainer();
+  int64_t total_steps() const;
+  // Runs until total_steps or until *stop becomes true (then saves a checkpoint and returns false).
+  bool run(const std::function<void(const StepReport&)>& on_step, const std::atomic<bool>* stop = nullptr);
+  // Writes a checkpoint of the current state into opt.out_dir (adapter + optimizer + trainer state).
+  void save_checkpoint();
+  int64_t step() const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> p_;
+};
+
+}  // namespace wick

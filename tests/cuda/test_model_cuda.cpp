@@ -1,0 +1,76 @@
+// The same fixture checks as tests/model/test_qwen2_fixtures.cpp, on CUDA: f32 (same tolerances as the CPU)
+// and bf16 (frozen weights and activations in bf16; LoRA weights, gradients and moments in f32).
+#include <gtest/gtest.h>
+
+#include <filesystem>
+
+#include "common/model_checks.h"
+#include "common/testutil.h"
+
+using namespace wick;
+using namespace wick::test;
+
+namespace {
+
+class CudaQwen2 : public ::testing::TestWithParam<std::string> {};
+
+std::string fixture_name(const ::testing::TestParamInfo<std::string>& info) {
+  std::string n = std::filesystem::path(info.param).filename().string();
+  for (char& c : n)
+    if (!isalnum(static_cast<unsigned char>(c))) c = '_';
+  return n + "_" + std::to_string(info.index);
+}
+
+const Tol kF32{};
+// bf16: every activation is rounded to 8 mantissa bits (relative step 2^-8 = 0.4%) after each op, through
+// 2-4 layers; the reference is f32. Measured on an H100 (see docs/benchmarks.md#precision) and set with margin.
+const Tol kBf16{/*logits*/ 3e-2, /*loss*/ 1e-2, /*grad*/ 1e-1, /*weights*/ 5e-2};
+
+TEST_P(CudaQwen2, ForwardF32) {
+  WICK_REQUIRE_CUDA();
+  check_forward(load_fixture(GetParam()), Device::cuda(), DType::F32, kF32);
+}
+TEST_P(CudaQwen2, ForwardBf16) {
+  WICK_REQUIRE_CUDA();
+  check_forward(load_fixture(GetParam()), Device::cuda(), DType::BF16, kBf16);
+}
+TEST_P(CudaQwen2, GenerationF32) {
+  WICK_REQUIRE_CUDA();
+  check_generation(load_fixture(GetParam()), Device::cuda(), DType::F32, kF32, true);
+}
+TEST_P(CudaQwen2, GenerationBf16) {
+  WICK_REQUIRE_CUDA();
+  check_generation(load_fixture(GetParam()), Device::cuda(), DType::BF16, kBf16, false);
+}
+TEST_P(CudaQwen2, LoraLogitsF32) {
+  WICK_REQUIRE_CUDA();
+  check_lora_logits(load_fixture(GetParam()), Device::cuda(), DType::F32, kF32);
+}
+TEST_P(CudaQwen2, LoraLogitsBf16) {
+  WICK_REQUIRE_CUDA();
+  check_lora_logits(load_fixture(GetParam()), Device::cuda(), DType::BF16, kBf16);
+}
+TEST_P(CudaQwen2, MergedLogitsF32) {
+  WICK_REQUIRE_CUDA();
+  check_merged_logits(load_fixture(GetParam()), Device::cuda(), DType::F32, kF32);
+}
+TEST_P(CudaQwen2, GradsF32) {
+  WICK_REQUIRE_CUDA();
+  check_grads(load_fixture(GetParam()), Device::cuda(), DType::F32, kF32);
+}
+TEST_P(CudaQwen2, GradsBf16) {
+  WICK_REQUIRE_CUDA();
+  check_grads(load_fixture(GetParam()), Device::cuda(), DType::BF16, kBf16);
+}
+TEST_P(CudaQwen2, TraceF32) {
+  WICK_REQUIRE_CUDA();
+  check_training_trace(load_fixture(GetParam()), Device::cuda(), DType::F32, kF32);
+}
+TEST_P(CudaQwen2, TraceBf16) {
+  WICK_REQUIRE_CUDA();
+  check_training_trace(load_fixture(GetParam()), Device::cuda(), DType::BF16, kBf16);
+}
+
+INSTANTIATE_TEST_SUITE_P(Fixtures, CudaQwen2, ::testing::ValuesIn(qwen2_fixture_dirs()), fixture_name);
+
+}  // namespace
