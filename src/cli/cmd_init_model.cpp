@@ -1,0 +1,30 @@
+// wick init-model: a random-weight Qwen2.5-geometry model folder (benchmarks, tests, the demo).
+#include <cstdio>
+
+#include "cli/commands.h"
+#include "core/error.h"
+#include "model/presets.h"
+#include "tokenizer/tokenizer_files.h"
+
+namespace wick::cli {
+
+void register_init_model(CLI::App& app) {
+  auto* cmd = app.add_subcommand("init-model", "Write a random-weight model with a published Qwen2.5 config and the Qwen tokenizer");
+  auto preset = std::make_shared<std::string>(), out = std::make_shared<std::string>(), dtype = std::make_shared<std::string>("bf16");
+  auto seed = std::make_shared<uint64_t>(0);
+  auto tok = std::make_shared<std::string>();
+  cmd->add_option("--preset", *preset, "qwen2.5-0.5b, qwen2.5-1.5b, qwen2.5-3b, qwen2.5-7b or tiny")->required();
+  cmd->add_option("--out", *out, "output folder")->required();
+  cmd->add_option("--seed", *seed, "random seed (default 0)");
+  cmd->add_option("--dtype", *dtype, "weights dtype: bf16 (default), f32 or f16");
+  cmd->add_option("--tokenizer-dir", *tok, "folder with tokenizer.json + tokenizer_config.json (default: the fetched Qwen tokenizer)");
+  cmd->callback([=] {
+    const ModelConfig c = preset_config(*preset);
+    const std::string tdir = tok->empty() ? default_tokenizer_dir() : *tok;
+    write_random_model(c, *out, *seed, dtype_from_name(*dtype), tdir);
+    std::fprintf(stderr, "wick init-model: %s (%.1fM parameters, random weights) written to %s\n", preset->c_str(),
+                 c.num_parameters() / 1e6, out->c_str());
+  });
+}
+
+}  // namespace wick::cli

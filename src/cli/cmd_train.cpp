@@ -1,0 +1,129 @@
+// wick train: LoRA fine-tuning of a Hugging Face model folder on a JSONL dataset.
+#include <atomic>
+#include <csignal>
+#include <cstdio>
+#include <sstream>
+
+#include "cli/commands.h"
+#include "core/error.h"
+#include "infer/session.h"
+#include "lora/lora.h"
+#include "train/dataset.h"
+#include "train/trainer.h"
+
+namespace wick::cli {
+
+namespace {
+
+std::atomic<bool> g_stop{false};
+extern "C" void on_sigint(int) { g_stop.store(true); }
+
+std::vector<std::string> split_targets(const std::string& s) {
+  if (s == "all" || s == "all-linear") return all_lora_targets();
+  std::vector<std::string> out;
+  std::stringstream ss(s);
+  std::string t;
+  while (std::getline(ss, t, ','))
+    if (!t.empty()) out.push_back(t);
+  if (out.empty()) throw Error("no target modules given", "--targets", "e.g. q_proj,v_proj or all");
+  return out;
+}
+
+}  // namespace
+
+void register_train(CLI::App& app) {
+  auto* cmd = app.add_subcommand("train", "Fine-tune a LoRA adapter on a JSONL dataset");
+  struct Flags {
+    std::string model, data, out, device = "auto", dtype = "auto", targets = "all", betas = "0.9,0.999";
+    int64_t max_seq_len = 2048;
+    bool rslora = false, no_shuffle = false, skip_bad = false;
+    TrainOptions t;
+  };
+  auto f = std::make_shared<Flags>();
+  f->t.lora.r = 16;
+  f->t.lora.alpha = 32;
+  cmd->add_option("--model", f->model, "Hugging Face model folder")->required()->check(CLI::ExistingDirectory);
+  cmd->add_option("--data", f->data, "training data, JSONL ({\"input_ids\": [...], \"labels\": [...]} per line)")->required()->check(CLI::ExistingFile);
+  cmd->add_option("--out", f->t.out_dir, "output folder: PEFT adapter, trainer state, metrics.jsonl")->required();
+  cmd->add_option("--adapter-init", f->t.adapter_init, "start from this PEFT adapter instead of a fresh one")->check(CLI::ExistingDirectory);
+  cmd->add_option("--resume", f->t.resume, "continue the run saved in this folder (usually --out)")->check(CLI::ExistingDirectory);
+  cmd->add_option("--rank", f->t.lora.r, "LoRA rank r (default 16)");
+  cmd->add_option("--alpha", f->t.lora.alpha, "LoRA alpha (default 32; scale = alpha / r)");
+  cmd->add_option("--dropout", f->t.lora.dropout, "LoRA dropout on the adapter input (default 0)");
+  cmd->add_flag("--rslora", f->rslora, "rank-stabilised LoRA: scale = alpha / sqrt(r)");
+  cmd->add_option("--targets", f->targets, "modules to adapt: comma list (q_proj,v_proj,...) or all (default)");
+  cmd->add_option("--lr", f->t.lr, "peak learning rate (default 2e-4)");
+  cmd->add_option("--weight-decay", f->t.weight_decay, "AdamW decoupled weight decay (default 0.01)");
+  cmd->add_option("--betas", f->betas, "AdamW betas as b1,b2 (default 0.9,0.999)");
+  cmd->add_option("--eps", f->t.eps, "AdamW epsilon (default 1e-8)");
+  cmd->add_option("--scheduler", f->t.scheduler, "learning-rate schedule: constant, linear or cosine (default)");
+  auto* ws = cmd->add_option("--warmup-steps", f->t.warmup_steps, "linear warmup steps");
+  auto* wr = cmd->add_option("--warmup-ratio", f->t.warmup_ratio, "warmup as a fraction of all steps (default 0.03)");
+  ws->excludes(wr);
+  auto* ms = cmd->add_option("--max-steps", f->t.max_steps, "optimizer steps to run (overrides --epochs)");
+  auto* ep = cmd->add_option("--epochs", f->t.epochs, "passes over the data (default 3)");
+  ms->excludes(ep);
+  cmd->add_option("--batch-size", f->t.batch_size, "examples per micro-batch (default 1)");
+  cmd->add_option("--grad-accum", f->t.grad_accum, "micro-batches per optimizer step (default 1)");
+  cmd->add_option("--max-grad-norm", f->t.max_grad_norm, "clip the global gradient norm (0 = off; default 1)");
+  cmd->add_option("--max-seq-len", f->max_seq_len, "truncate examples to this many tokens (default 2048)");
+  cmd->add_option("--seed", f->t.seed, "seed for adapter init, shuffling and dropout (default 42)");
+  cmd->add_flag("--no-shuffle", f->no_shuffle, "keep the data order");
+  cmd->add_flag("--skip-bad-lines", f->skip_bad, "skip malformed JSONL lines instead of stopping");
+  cmd->add_option("--save-every", f->t.save_every, "also save a checkpoint every N steps (0 = only at the end)");
+  cmd->add_option("--device", f->device, "cpu, cuda, cuda:N or auto");
+  cmd->add_option("--dtype", f->dtype, "compute dtype for frozen weights and activations: f32 or bf16");
+  cmd->callback([f] {
+    TrainOptions t = f->t;
+    t.lora.use_rslora = f->rslora;
+    t.lora.target_modules = split_targets(f->targets);
+    t.lora.base_model_name_or_path = f->model;
+    t.shuffle = !f->no_shuffle;
+    {
+      std::stringstream ss(f->betas);
+      char comma = 0;
+      if (!(ss >> t.beta1 >> comma >> t.beta2) || comma != ',') throw Error("expected b1,b2", "--betas");
+    }
+    const Device dev = resolve_device(f->device);
+    auto model = Qwen2Model::load(f->model, dev, resolve_dtype(f->dtype, dev));
+    DatasetOptions dopt;
+    dopt.max_seq_len = f->max_seq_len;
+    dopt.skip_bad_lines = f->skip_bad;
+    dopt.vocab_size = model->config().vocab_size;
+    const Dataset data = load_pretokenized_jsonl(f->data, dopt);
+    std::fprintf(stderr, "wick train: %zu examples (%lld truncated to %lld tokens, %lld bad lines skipped) on %s\n",
+                 data.examples.size(), static_cast<long long>(data.truncated), static_cast<long long>(f->max_seq_len),
+                 static_cast<long long>(data.skipped), dev.str().c_str());
+    Trainer trainer(*model, data, t);
+    std::fprintf(stderr, "wick train: %lld steps, lr %g (%s), r %lld, alpha %g, targets %s\n",
+                 static_cast<long long>(trainer.total_steps()), t.lr, t.scheduler.c_str(),
+                 static_cast<long long>(t.lora.r), t.lora.alpha, f->targets.c_str());
+    std::signal(SIGINT, on_sigint);
+    const bool done = trainer.run(
+        [](const StepReport& r) {
+          std::printf("step %lld/%lld  epoch %.2f  loss %.4f  grad_norm %.4f  lr %.3g  %.0f tok/s\n",
+                      static_cast<long long>(r.step), static_cast<long long>(r.total_steps), r.epoch, r.loss,
+                      r.grad_norm, r.lr, r.tokens_per_s);
+          std::fflush(stdout);
+        },
+        &g_stop);
+    std::signal(SIGINT, SIG_DFL);
+    if (!done) std::fprintf(stderr, "wick train: interrupted at step %lld; checkpoint saved in %s (resume with --resume %s)\n",
+                            static_cast<long long>(trainer.step()), t.out_dir.c_str(), t.out_dir.c_str());
+    else std::fprintf(stderr, "wick train: done; adapter in %s\n", t.out_dir.c_str());
+  });
+}
+
+void register_merge(CLI::App& app) {
+  auto* cmd = app.add_subcommand("merge", "Fold a LoRA adapter into the base weights (a full Hugging Face model folder)");
+  auto model = std::make_shared<std::string>(), adapter = std::make_shared<std::string>(), out = std::make_shared<std::string>();
+  cmd->add_option("--model", *model, "base model folder")->required()->check(CLI::ExistingDirectory);
+  cmd->add_option("--adapter", *adapter, "PEFT adapter folder")->required()->check(CLI::ExistingDirectory);
+  cmd->add_option("--out", *out, "output model folder")->required();
+  cmd->callback([=] {
+    merge_adapter_folder(*model, *adapter, *out);
+    std::fprintf(stderr, "wick merge: wrote %s\n", out->c_str());
+  });
+}
+
+}  // namespace wick::cli
