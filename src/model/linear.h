@@ -35,15 +35,18 @@ struct LinearScratch {
   Tensor a32;  // [cap] f32
   Tensor b32;  // [cap] f32
   Tensor r32;  // [cap_r] f32 for [N, r] products
+  Tensor d32;  // [cap] f32: the adapter input after dropout (training with dropout only)
 };
 
-// x [N, in] (compute dtype), x32: x as the adapter sees it, f32 [N, in] (x itself in f32 mode; after dropout
-// when training with dropout) -> y [N, out] (=). u [N, r] f32 receives x32 A^T (kept for backward).
-void linear_forward(const Linear& l, const Tensor& x, const Tensor& x32, Tensor& y, Tensor* u, LinearScratch& s);
+// x [N, in] (compute dtype), x32: x in f32 [N, in] (x itself in f32 mode) -> y [N, out] (=).
+// u [N, r] f32 receives dropout(x32) A^T (kept for backward). dropout_seed != 0 applies the adapter's
+// dropout (training) with a mask that is a pure function of the seed (ops/dropout.h).
+void linear_forward(const Linear& l, const Tensor& x, const Tensor& x32, Tensor& y, Tensor* u, LinearScratch& s,
+                    uint64_t dropout_seed = 0);
 
 // dy [N, out] -> dx [N, in] (= when accumulate is false, += otherwise); dA, dB (+=) from x32 and u of the
-// forward. W and b are frozen and get no gradient.
+// forward (same dropout_seed). W and b are frozen and get no gradient.
 void linear_backward(Linear& l, const Tensor& dy, const Tensor& x32, const Tensor& u, Tensor& dx, bool accumulate,
-                     LinearScratch& s);
+                     LinearScratch& s, uint64_t dropout_seed = 0);
 
 }  // namespace wick

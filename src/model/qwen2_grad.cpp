@@ -60,7 +60,7 @@ Tensor dev_i32(const Tensor& host, Device dev) {
 
 }  // namespace
 
-LossSum Qwen2Grad::step(const TrainBatch& batch, float grad_scale) {
+LossSum Qwen2Grad::step(const TrainBatch& batch, float grad_scale, uint64_t dropout_seed) {
   const ModelConfig& c = m_.config();
   const Device dev = m_.device();
   const DType dt = m_.dtype();
@@ -118,13 +118,25 @@ LossSum Qwen2Grad::step(const TrainBatch& batch, float grad_scale) {
     bf.dg = E({N, I}, dt);
     bf.du = E({N, I}, dt);
     bf.ds = E({N, I}, dt);
-    const int64_t W = std::max({C, Q, I});
-    if (dt != DType::F32) {
-      bf.x32 = E({N * W});
-      bf.lin.a32 = E({N * W});
-      bf.lin.b32 = E({N * W});
-    }
+    if (dt != DType::F32) bf.x32 = E({N * std::max({C, Q, I})});
   }
+  // f32 scratch of the adapter path: needed in bf16 mode, and for dropout in any mode.
+  bool dropout = false;
+  for (Linear* l : m_.all_linears()) dropout = dropout || (l->lora.active() && l->lora.dropout > 0.0f);
+  if (!training) dropout = false;
+  {
+    const int64_t W = N * std::max({C, Q, I});
+    if ((dt != DType::F32 || dropout) && !bf.lin.a32.defined()) {
+      bf.lin.a32 = Tensor::empty({W}, DType::F32, dev);
+      bf.lin.b32 = Tensor::empty({W}, DType::F32, dev);
+    }
+    if (dropout && !bf.lin.d32.defined()) bf.lin.d32 = Tensor::empty({W}, DType::F32, dev);
+  }
+  // Per-linear dropout seeds: a pure function of the micro-batch seed, the layer and the projection.
+  auto seed_of = [&](int64_t layer, int j) -> uint64_t {
+    if (!dropout || dropout_seed == 0) return 0;
+    return dropout_seed * 0x100000001b3ULL + static_cast<uint64_t>(layer * 7 + j + 1);
+  };
   // Adapter buffers depend on ranks, which can change between steps (attach/detach).
   if (max_rank > 0 && (!bf.lin.r32.defined() || bf.lin.r32.numel() < N * max_rank)) bf.lin.r32 = Tensor::empty({N * max_rank}, DType::F32, dev);
   for (int64_t l = 0; l < c.num_layers; l++) {
@@ -166,8 +178,9 @@ LossSum Qwen2Grad::step(const TrainBatch& batch, float grad_scale) {
       if (l->lora.active()) return true;
     return false;
   };
-  auto fwd = [&](Linear& l, const Tensor& x, const Tensor& x32, Tensor& y, Tensor& u) {
-    linear_forward(l, x, x32, y, u.defined() ? &u : nullptr, bf.lin);
+  int64_t cur_layer = 0;
+  auto fwd = [&](Linear& l, int j, const Tensor& x, const Tensor& x32, Tensor& y, Tensor& u) {
+    linear_forward(l, x, x32, y, u.defined() ? &u : nullptr, bf.lin, seed_of(cur_layer, j));
   };
 
   // ---- forward ----
@@ -176,27 +189,28 @@ LossSum Qwen2Grad::step(const TrainBatch& batch, float grad_scale) {
   for (int64_t li = 0; li < c.num_layers; li++) {
     DecoderLayer& W = m_.layers()[li];
     LayerActs& A = bf.layers[li];
+    cur_layer = li;
     rms_norm_forward(A.x, W.input_norm, eps, A.a, A.rstd1);
     Tensor a32 = lora_any({&W.q, &W.k, &W.v}) ? as32(A.a) : A.a;
-    fwd(W.q, A.a, a32, A.q, A.lu[0]);
-    fwd(W.k, A.a, a32, A.k, A.lu[1]);
-    fwd(W.v, A.a, a32, A.v, A.lu[2]);
+    fwd(W.q, 0, A.a, a32, A.q, A.lu[0]);
+    fwd(W.k, 1, A.a, a32, A.k, A.lu[1]);
+    fwd(W.v, 2, A.a, a32, A.v, A.lu[2]);
     Tensor q4 = A.q.view({B, T, H, D}), k4 = A.k.view({B, T, Hkv, D});
     rope_forward(q4, bf.positions, theta, q4);
     rope_forward(k4, bf.positions, theta, k4);
     Tensor att4 = A.att.view({B, T, H, D});
     attention_forward(q4, k4, A.v.view({B, T, Hkv, D}), args, att4, &A.lse);
     Tensor att32 = W.o.lora.active() ? as32(A.att) : A.att;
-    fwd(W.o, A.att, att32, A.h, A.lu[3]);
+    fwd(W.o, 3, A.att, att32, A.h, A.lu[3]);
     add(A.h, A.x, A.h);
     rms_norm_forward(A.h, W.post_norm, eps, A.b, A.rstd2);
     Tensor b32 = lora_any({&W.gate, &W.up}) ? as32(A.b) : A.b;
-    fwd(W.gate, A.b, b32, A.g, A.lu[4]);
-    fwd(W.up, A.b, b32, A.u, A.lu[5]);
+    fwd(W.gate, 4, A.b, b32, A.g, A.lu[4]);
+    fwd(W.up, 5, A.b, b32, A.u, A.lu[5]);
     swiglu_forward(A.g, A.u, A.s);
     Tensor s32 = W.down.lora.active() ? as32(A.s) : A.s;
     Tensor& next = li + 1 < c.num_layers ? bf.layers[li + 1].x : bf.x_final;
-    fwd(W.down, A.s, s32, next, A.lu[6]);
+    fwd(W.down, 6, A.s, s32, next, A.lu[6]);
     add(next, A.h, next);
   }
   rms_norm_forward(bf.x_final, m_.final_norm(), eps, bf.f, bf.rstd_f);
@@ -230,33 +244,34 @@ LossSum Qwen2Grad::step(const TrainBatch& batch, float grad_scale) {
   // ---- backward ----
   Tensor& dx = bf.dx;  // gradient wrt the residual stream at the current depth
   rms_norm_backward(df, bf.x_final, m_.final_norm(), bf.rstd_f, dx, nullptr);
-  auto bwd = [&](Linear& l, const Tensor& dy, const Tensor& x32, const Tensor& u, Tensor& dxo, bool acc) {
-    linear_backward(l, dy, x32, u, dxo, acc, bf.lin);
+  auto bwd = [&](Linear& l, int j, const Tensor& dy, const Tensor& x32, const Tensor& u, Tensor& dxo, bool acc) {
+    linear_backward(l, dy, x32, u, dxo, acc, bf.lin, seed_of(cur_layer, j));
   };
   for (int64_t li = c.num_layers - 1; li >= 0; li--) {
     DecoderLayer& W = m_.layers()[li];
     LayerActs& A = bf.layers[li];
+    cur_layer = li;
     // MLP: next = h + down(swiglu(gate(b), up(b))), b = rms(h)
     Tensor s32 = W.down.lora.active() ? as32(A.s) : A.s;
-    bwd(W.down, dx, s32, A.lu[6], bf.ds, false);
+    bwd(W.down, 6, dx, s32, A.lu[6], bf.ds, false);
     swiglu_backward(bf.ds, A.g, A.u, bf.dg, bf.du);
     Tensor b32 = lora_any({&W.gate, &W.up}) ? as32(A.b) : A.b;
-    bwd(W.gate, bf.dg, b32, A.lu[4], bf.da, false);
-    bwd(W.up, bf.du, b32, A.lu[5], bf.da, true);
+    bwd(W.gate, 4, bf.dg, b32, A.lu[4], bf.da, false);
+    bwd(W.up, 5, bf.du, b32, A.lu[5], bf.da, true);
     rms_norm_backward(bf.da, A.h, W.post_norm, A.rstd2, bf.dx2, nullptr);
     add(dx, bf.dx2, dx);  // dx is now d loss / d h
     // Attention: h = x + o(attn(rope(q(a)), rope(k(a)), v(a))), a = rms(x)
     Tensor att32 = W.o.lora.active() ? as32(A.att) : A.att;
-    bwd(W.o, dx, att32, A.lu[3], bf.datt, false);
+    bwd(W.o, 3, dx, att32, A.lu[3], bf.datt, false);
     Tensor dq4 = bf.dq.view({B, T, H, D}), dk4 = bf.dk.view({B, T, Hkv, D}), dv4 = bf.dv.view({B, T, Hkv, D});
     attention_backward(bf.datt.view({B, T, H, D}), A.q.view({B, T, H, D}), A.k.view({B, T, Hkv, D}),
                        A.v.view({B, T, Hkv, D}), A.att.view({B, T, H, D}), A.lse, args, dq4, dk4, dv4);
     rope_backward(dq4, bf.positions, theta, dq4);
     rope_backward(dk4, bf.positions, theta, dk4);
     Tensor a32 = lora_any({&W.q, &W.k, &W.v}) ? as32(A.a) : A.a;
-    bwd(W.q, bf.dq, a32, A.lu[0], bf.da, false);
-    bwd(W.k, bf.dk, a32, A.lu[1], bf.da, true);
-    bwd(W.v, bf.dv, a32, A.lu[2], bf.da, true);
+    bwd(W.q, 0, bf.dq, a32, A.lu[0], bf.da, false);
+    bwd(W.k, 1, bf.dk, a32, A.lu[1], bf.da, true);
+    bwd(W.v, 2, bf.dv, a32, A.lu[2], bf.da, true);
     rms_norm_backward(bf.da, A.x, W.input_norm, A.rstd1, bf.dx2, nullptr);
     add(dx, bf.dx2, dx);  // d loss / d x (layer input)
   }

@@ -34,7 +34,8 @@ class Qwen2Grad {
   ~Qwen2Grad();
   // Forward and loss; then, when grad_scale != 0, backward with d(loss)/d(per-token loss) = grad_scale
   // (1 / counted tokens of the whole accumulated batch for a mean). Adapters' dA, dB accumulate (+=).
-  LossSum step(const TrainBatch& batch, float grad_scale);
+  // dropout_seed (non-zero, training only) seeds the adapters' dropout masks of this micro-batch.
+  LossSum step(const TrainBatch& batch, float grad_scale, uint64_t dropout_seed = 0);
   LossSum eval(const TrainBatch& batch) { return step(batch, 0.0f); }
   // Rows of logits computed at once in the loss (memory vs launches); default 1024.
   void set_loss_chunk(int64_t rows) { loss_chunk_ = rows; }

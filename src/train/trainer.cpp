@@ -155,9 +155,12 @@ bool Trainer::run(const std::function<void(const StepReport&)>& on_step, const s
     zero_lora_grads(p.m);
     LossSum loss;
     const float scale = counted > 0 ? 1.0f / static_cast<float>(counted) : 0.0f;
-    for (const TrainBatch& b : micro) {
+    for (size_t k = 0; k < micro.size(); k++) {
+      const TrainBatch& b = micro[k];
       if (b.counted() == 0) continue;  // nothing to learn from this micro-batch; its gradient is zero
-      const LossSum l = p.grad.step(b, scale);
+      // Dropout masks are a function of (seed, step, micro-batch): a resumed run draws the same ones.
+      const uint64_t dseed = (p.opt.seed + 1) * 0x9e3779b97f4a7c15ULL + static_cast<uint64_t>(p.step) * 1024 + k + 1;
+      const LossSum l = p.grad.step(b, scale, dseed);
       loss.sum += l.sum;
       loss.count += l.count;
     }

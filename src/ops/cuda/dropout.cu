@@ -1,0 +1,30 @@
+// Inverted dropout, counter-based mask (ops/dropout.h): the same mask as the CPU twin, bit for bit.
+#include "ops/cuda/common.cuh"
+#include "ops/dropout.h"
+
+namespace wick::cuda_ops {
+namespace {
+
+__global__ void dropout_kernel(const float* __restrict__ x, float* __restrict__ y, long long n, float p, float scale,
+                               unsigned long long seed) {
+  for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < n; i += (long long)gridDim.x * blockDim.x) {
+    unsigned long long z = seed + 0x9e3779b97f4a7c15ULL * (static_cast<unsigned long long>(i) + 1);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    z ^= z >> 31;
+    const float u = static_cast<float>(z >> 40) * (1.0f / 16777216.0f);
+    y[i] = u >= p ? x[i] * scale : 0.0f;
+  }
+}
+
+}  // namespace
+
+void dropout_forward(const Tensor& x, float p, uint64_t seed, Tensor& y) {
+  const long long n = x.numel();
+  if (n == 0) return;
+  dropout_kernel<<<cuda::grid_for(n, 256), 256, 0, cuda::stream_of(x)>>>(x.data<float>(), y.data<float>(), n, p,
+                                                                         1.0f / (1.0f - p), seed);
+  WICK_CUDA_LAUNCH_CHECK();
+}
+
+}  // namespace wick::cuda_ops
