@@ -38,6 +38,7 @@ class SafeTensorsFile {
 
  private:
   SafeTensorsFile() = default;
+  void parse_header();  // validates the mapped bytes and fills infos_, index_, metadata_
   std::string path_;
   void* map_ = nullptr;
   size_t size_ = 0;
