@@ -81,15 +81,18 @@ AdapterFiles load_peft_adapter(const std::string& dir) {
   const auto file = SafeTensorsFile::open(st_path);
 
   std::map<std::string, Half> halves;
-  std::string adapter_name;
-  bool first = true;
+  std::string adapter_name, first_name;
   for (const TensorInfo& ti : file->tensors()) {
     const Parsed p = parse_name(ti.name, st_path);
-    if (first) adapter_name = p.adapter;
-    else if (p.adapter != adapter_name)
-      throw Error("tensor '" + ti.name + "' belongs to adapter '" + p.adapter + "' but others to '" + adapter_name + "'", st_path,
-                  "one file, one adapter");
-    first = false;
+    if (first_name.empty()) {
+      adapter_name = p.adapter;
+      first_name = ti.name;
+    } else if (p.adapter != adapter_name) {
+      auto shown = [](const std::string& a) { return a.empty() ? std::string("none") : "'" + a + "'"; };
+      throw Error("tensors '" + first_name + "' and '" + ti.name + "' carry different adapter names (" +
+                      shown(adapter_name) + " and " + shown(p.adapter) + ")",
+                  st_path, "a file holds one adapter");
+    }
     if (!ti.supported || !dtype_is_float(ti.dtype))
       throw Error("tensor '" + ti.name + "' has dtype " + ti.dtype_str + "; LoRA weights must be F32, BF16 or F16", st_path);
     if (ti.shape.size() != 2)

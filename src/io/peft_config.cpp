@@ -94,7 +94,11 @@ static void modules_field(const json& j, const char* key, std::vector<std::strin
     if (s == "all-linear") {
       list = kQwen2Linear;
     } else {
-      regex_fullmatch(s, "", where);  // compile now, so a bad regex is reported at load
+      try {
+        regex_fullmatch(s, "", where);  // compile now, so a bad regex is reported at load
+      } catch (const Error& e) {
+        throw Error(std::string("field '") + key + "': " + e.what_msg(), where);
+      }
       regex = s;
     }
     return;
