@@ -14,7 +14,8 @@ namespace wick::io {
 
 struct TensorInfo {
   std::string name;
-  DType dtype;             // F32, BF16, F16, I32, I64 map to wick dtypes; others -> `unsupported_dtype`
+  DType dtype;             // F32, BF16, F16, I32, I64 map to wick dtypes; for others it is meaningless
+                           // (supported == false; dtype_str says what the file holds)
   std::string dtype_str;   // as written in the header ("F32", "BOOL", ...)
   Shape shape;
   uint64_t begin = 0, end = 0;  // data_offsets relative to the data buffer
@@ -31,13 +32,15 @@ class SafeTensorsFile {
   bool has(const std::string& name) const;
   const TensorInfo& info(const std::string& name) const;  // throws naming the missing tensor and file
   // A host tensor viewing the mapped bytes (zero-copy; alive while any view lives). Throws for
-  // unsupported dtypes. Unaligned data is copied.
+  // unsupported dtypes. Unaligned data is copied. The mapping is private: writing into a view changes
+  // only this process's copy of the page, never the file.
   Tensor get(const std::string& name) const;
 
   ~SafeTensorsFile();
 
  private:
   SafeTensorsFile() = default;
+  void parse_header();  // validates the mapped bytes and fills infos_, index_, metadata_
   std::string path_;
   void* map_ = nullptr;
   size_t size_ = 0;

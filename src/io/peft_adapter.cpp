@@ -1,0 +1,195 @@
+// PEFT adapter folders: load (names with or without the adapter name, F32/BF16/F16 -> f32), save with
+// PEFT's own names, and check an adapter against a Qwen2 model's linear layers.
+#include "io/peft_adapter.h"
+
+#include <filesystem>
+
+#include "core/error.h"
+#include "io/safetensors.h"
+
+namespace fs = std::filesystem;
+
+namespace wick::io {
+
+static const std::string kPrefix = "base_model.model.";
+
+static bool starts_with(const std::string& s, const std::string& p) { return s.rfind(p, 0) == 0; }
+static bool ends_with(const std::string& s, const std::string& suf) {
+  return s.size() >= suf.size() && s.compare(s.size() - suf.size(), suf.size(), suf) == 0;
+}
+
+namespace {
+struct Parsed {
+  std::string module;   // HF module path
+  bool is_a = false;    // lora_A (else lora_B)
+  std::string adapter;  // "" when saved without the adapter name
+};
+struct Half {
+  Tensor A, B;
+  std::string a_name, b_name;
+};
+}  // namespace
+
+// "base_model.model.<module>.lora_A[.<adapter>].weight" -> Parsed; anything else is refused by name.
+static Parsed parse_name(const std::string& name, const std::string& path) {
+  const std::string hint =
+      "a LoRA adapter holds only base_model.model.<module>.lora_A.weight and .lora_B.weight tensors";
+  if (name.find("lora_magnitude_vector") != std::string::npos)
+    throw Error("tensor '" + name + "' is a DoRA magnitude vector; DoRA adapters are not supported yet", path);
+  if (name.find("lora_embedding_A") != std::string::npos || name.find("lora_embedding_B") != std::string::npos)
+    throw Error("tensor '" + name + "' is an embedding LoRA; LoRA on embeddings is not supported yet", path);
+  if (name.find(".lora_B") != std::string::npos && ends_with(name, ".bias"))
+    throw Error("tensor '" + name + "' is a LoRA bias (lora_bias); not supported yet", path);
+  if (!starts_with(name, kPrefix)) throw Error("unknown tensor '" + name + "' (no 'base_model.model.' prefix)", path, hint);
+  std::vector<std::string> parts;
+  size_t start = kPrefix.size();
+  for (;;) {
+    const size_t dot = name.find('.', start);
+    parts.push_back(name.substr(start, dot == std::string::npos ? std::string::npos : dot - start));
+    if (dot == std::string::npos) break;
+    start = dot + 1;
+  }
+  const size_t n = parts.size();
+  Parsed p;
+  size_t lora_at = 0;
+  if (n >= 3 && parts[n - 1] == "weight" && (parts[n - 2] == "lora_A" || parts[n - 2] == "lora_B")) {
+    lora_at = n - 2;
+  } else if (n >= 4 && parts[n - 1] == "weight" && (parts[n - 3] == "lora_A" || parts[n - 3] == "lora_B")) {
+    lora_at = n - 3;
+    p.adapter = parts[n - 2];
+  } else {
+    throw Error("unknown tensor '" + name + "'", path, hint + " (modules_to_save copies and base-layer biases are not supported)");
+  }
+  p.is_a = parts[lora_at] == "lora_A";
+  for (size_t i = 0; i < lora_at; i++) p.module += (i ? "." : "") + parts[i];
+  if (p.module.empty()) throw Error("unknown tensor '" + name + "'", path, hint);
+  return p;
+}
+
+AdapterFiles load_peft_adapter(const std::string& dir) {
+  if (!fs::is_directory(dir)) throw Error("not a folder", dir, "give the adapter folder (adapter_config.json + adapter_model.safetensors)");
+  const std::string cfg_path = (fs::path(dir) / "adapter_config.json").string();
+  const std::string st_path = (fs::path(dir) / "adapter_model.safetensors").string();
+  if (!fs::exists(cfg_path))
+    throw Error("no adapter_config.json in this folder", dir, "a PEFT adapter folder holds adapter_config.json and adapter_model.safetensors");
+  if (!fs::exists(st_path))
+    throw Error("no adapter_model.safetensors in this folder", dir,
+                fs::exists(fs::path(dir) / "adapter_model.bin") ? "pickle adapter_model.bin is not supported: save with safetensors"
+                                                               : "");
+  AdapterFiles out;
+  out.cfg = LoraConfig::from_json_string(read_file(cfg_path), cfg_path);
+  const auto file = SafeTensorsFile::open(st_path);
+
+  std::map<std::string, Half> halves;
+  std::string adapter_name, first_name;
+  for (const TensorInfo& ti : file->tensors()) {
+    const Parsed p = parse_name(ti.name, st_path);
+    if (first_name.empty()) {
+      adapter_name = p.adapter;
+      first_name = ti.name;
+    } else if (p.adapter != adapter_name) {
+      auto shown = [](const std::string& a) { return a.empty() ? std::string("none") : "'" + a + "'"; };
+      throw Error("tensors '" + first_name + "' and '" + ti.name + "' carry different adapter names (" +
+                      shown(adapter_name) + " and " + shown(p.adapter) + ")",
+                  st_path, "a file holds one adapter");
+    }
+    if (!ti.supported || !dtype_is_float(ti.dtype))
+      throw Error("tensor '" + ti.name + "' has dtype " + ti.dtype_str + "; LoRA weights must be F32, BF16 or F16", st_path);
+    if (ti.shape.size() != 2)
+      throw Error("tensor '" + ti.name + "' has shape " + shape_str(ti.shape) + "; LoRA weights are 2-D (" +
+                      (p.is_a ? "[r, in]" : "[out, r]") + ")",
+                  st_path);
+    // An owned f32 copy: training updates A and B in place, and the mapping can then be released.
+    Tensor t = file->get(ti.name);
+    t = t.dtype() == DType::F32 ? t.clone() : t.to(DType::F32);
+    Half& h = halves[p.module];
+    Tensor& slot = p.is_a ? h.A : h.B;
+    std::string& slot_name = p.is_a ? h.a_name : h.b_name;
+    if (slot.defined()) throw Error("tensors '" + slot_name + "' and '" + ti.name + "' are both the same LoRA matrix", st_path);
+    slot = t;
+    slot_name = ti.name;
+  }
+  if (halves.empty()) throw Error("holds no LoRA tensors", st_path);
+  const int64_t r = out.cfg.r;
+  for (auto& [module, h] : halves) {
+    if (!h.B.defined()) throw Error("tensor '" + h.a_name + "' has no matching lora_B", st_path);
+    if (!h.A.defined()) throw Error("tensor '" + h.b_name + "' has no matching lora_A", st_path);
+    if (h.A.dim(0) != r)
+      throw Error("tensor '" + h.a_name + "' has shape " + shape_str(h.A.shape()) + ", i.e. rank " + std::to_string(h.A.dim(0)) +
+                      ", but adapter_config.json says r = " + std::to_string(r),
+                  st_path);
+    if (h.B.dim(1) != r)
+      throw Error("tensor '" + h.b_name + "' has shape " + shape_str(h.B.shape()) + ", i.e. rank " + std::to_string(h.B.dim(1)) +
+                      ", but adapter_config.json says r = " + std::to_string(r),
+                  st_path);
+    out.modules[module] = LoraPair{h.A, h.B};
+  }
+  return out;
+}
+
+void save_peft_adapter(const std::string& dir, const LoraConfig& cfg, const std::map<std::string, LoraPair>& modules) {
+  std::vector<std::pair<std::string, Tensor>> tensors;
+  for (const auto& [module, pair] : modules) {
+    const std::string a = kPrefix + module + ".lora_A.weight", b = kPrefix + module + ".lora_B.weight";
+    if (module.empty()) throw Error("empty module path", dir);
+    if (!pair.A.defined() || !pair.B.defined()) throw Error("module '" + module + "' lacks lora_A or lora_B", dir);
+    if (pair.A.ndim() != 2 || pair.A.dim(0) != cfg.r)
+      throw Error("lora_A of '" + module + "' has shape " + shape_str(pair.A.shape()) + ", expected [" + std::to_string(cfg.r) + ", in]", dir);
+    if (pair.B.ndim() != 2 || pair.B.dim(1) != cfg.r)
+      throw Error("lora_B of '" + module + "' has shape " + shape_str(pair.B.shape()) + ", expected [out, " + std::to_string(cfg.r) + "]", dir);
+    if (!dtype_is_float(pair.A.dtype()) || !dtype_is_float(pair.B.dtype()))
+      throw Error("LoRA weights of '" + module + "' must be floating point", dir);
+    tensors.emplace_back(a, pair.A.to(Device::cpu()).to(DType::F32));
+    tensors.emplace_back(b, pair.B.to(Device::cpu()).to(DType::F32));
+  }
+  std::error_code ec;
+  fs::create_directories(dir, ec);
+  if (ec || !fs::is_directory(dir)) throw Error("cannot create the adapter folder: " + ec.message(), dir);
+  save_safetensors((fs::path(dir) / "adapter_model.safetensors").string(), tensors, {{"format", "pt"}});
+  write_file_atomic((fs::path(dir) / "adapter_config.json").string(), cfg.to_json());
+}
+
+std::optional<std::pair<int64_t, int64_t>> qwen2_linear_shape(const ModelConfig& cfg, const std::string& module_path) {
+  const std::string pre = "model.layers.";
+  if (!starts_with(module_path, pre)) return std::nullopt;
+  const size_t dot = module_path.find('.', pre.size());
+  if (dot == std::string::npos) return std::nullopt;
+  const std::string num = module_path.substr(pre.size(), dot - pre.size());
+  if (num.empty() || num.size() > 9 || num.find_first_not_of("0123456789") != std::string::npos) return std::nullopt;
+  if (num.size() > 1 && num[0] == '0') return std::nullopt;
+  if (std::stoll(num) >= cfg.num_layers) return std::nullopt;
+  const std::string rest = module_path.substr(dot + 1);
+  const int64_t C = cfg.hidden_size, I = cfg.intermediate_size;
+  if (rest == "self_attn.q_proj") return std::pair(cfg.q_dim(), C);
+  if (rest == "self_attn.k_proj" || rest == "self_attn.v_proj") return std::pair(cfg.kv_dim(), C);
+  if (rest == "self_attn.o_proj") return std::pair(C, cfg.q_dim());
+  if (rest == "mlp.gate_proj" || rest == "mlp.up_proj") return std::pair(I, C);
+  if (rest == "mlp.down_proj") return std::pair(C, I);
+  return std::nullopt;
+}
+
+void validate_against(const AdapterFiles& adapter, const ModelConfig& cfg, const std::string& where) {
+  const int64_t r = adapter.cfg.r;
+  for (const auto& [module, pair] : adapter.modules) {
+    const auto shape = qwen2_linear_shape(cfg, module);
+    if (!shape) {
+      if (module == "lm_head" || module == "model.embed_tokens")
+        throw Error("LoRA on '" + module + "' is not supported yet", where);
+      throw Error("module '" + module + "' is not a q/k/v/o/gate/up/down projection of this model (" +
+                      std::to_string(cfg.num_layers) + " layers)",
+                  where, "the adapter was made for another model");
+    }
+    const auto [out, in] = *shape;
+    const Shape want_a = {r, in}, want_b = {out, r};
+    if (pair.A.shape() != want_a)
+      throw Error("tensor '" + kPrefix + module + ".lora_A.weight' has shape " + shape_str(pair.A.shape()) + ", expected " +
+                      shape_str(want_a) + " [r, in] for this model",
+                  where, "the adapter was made for another model");
+    if (pair.B.shape() != want_b)
+      throw Error("tensor '" + kPrefix + module + ".lora_B.weight' has shape " + shape_str(pair.B.shape()) + ", expected " +
+                      shape_str(want_b) + " [out, r] for this model",
+                  where, "the adapter was made for another model");
+  }
+}
+
+}  // namespace wick::io
