@@ -25,6 +25,29 @@ struct MatchData {
 
 }  // namespace
 
+std::string oniguruma_to_pcre2(const std::string& pattern, const std::string& where) {
+  std::string out;
+  out.reserve(pattern.size() + 32);
+  for (size_t i = 0; i < pattern.size(); i++) {
+    const char c = pattern[i];
+    if (c != '\\' || i + 1 == pattern.size()) {
+      out.push_back(c);
+      continue;
+    }
+    const char e = pattern[++i];
+    switch (e) {
+      case 's': out += "\\p{White_Space}"; break;
+      case 'S': out += "\\P{White_Space}"; break;
+      case 'w': case 'W': case 'b': case 'B': case 'h': case 'H': case 'Q':
+        throw Error(std::string("the pre-tokenizer regex uses \\") + e +
+                        ", whose meaning differs between Oniguruma (Hugging Face) and PCRE2 (wick)",
+                    where, "wick supports Split regexes built from \\s, \\d, \\p{..}, classes and groups");
+      default: out.push_back('\\'); out.push_back(e);
+    }
+  }
+  return out;
+}
+
 struct SplitRegex::Impl {
   pcre2_code* code = nullptr;
   bool jit = false;
@@ -35,7 +58,8 @@ SplitRegex::SplitRegex(const std::string& pattern, const std::string& where)
     : pattern_(pattern), impl_(std::make_unique<Impl>()) {
   int err = 0;
   PCRE2_SIZE err_at = 0;
-  impl_->code = pcre2_compile(reinterpret_cast<PCRE2_SPTR>(pattern.data()), pattern.size(), PCRE2_UTF | PCRE2_UCP,
+  const std::string pcre = oniguruma_to_pcre2(pattern, where);
+  impl_->code = pcre2_compile(reinterpret_cast<PCRE2_SPTR>(pcre.data()), pcre.size(), PCRE2_UTF | PCRE2_UCP,
                               &err, &err_at, nullptr);
   if (!impl_->code)
     throw Error("cannot compile the pre-tokenizer regex with PCRE2 at pattern offset " + std::to_string(err_at) +

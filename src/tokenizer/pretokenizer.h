@@ -1,6 +1,8 @@
 // The Split pre-tokenizer (behavior "Isolated"): a regex taken from tokenizer.json cuts normalized text into
-// pre-tokens; every match is one piece and so is every stretch of text between matches. Compiled with PCRE2 in
-// UTF + UCP mode (\s, \d, \w and POSIX classes are Unicode-aware, as in the Oniguruma engine HF uses) and JIT.
+// pre-tokens; every match is one piece and so is every stretch of text between matches. HF compiles it with
+// Oniguruma; wick with PCRE2 in UTF + UCP mode (Unicode-aware \p{..}, \d) with JIT. The engines differ on \s:
+// Oniguruma's is the Unicode White_Space property, PCRE2's also takes U+180E, so \s and \S are rewritten to
+// \p{White_Space} / \P{White_Space}. Escapes whose meanings differ more (\w, \b, \h, ...) are refused.
 #pragma once
 #include <memory>
 #include <string>
@@ -8,6 +10,9 @@
 #include <vector>
 
 namespace wick::tok {
+
+// The pattern PCRE2 compiles for an Oniguruma pattern (see above); where names the field for errors.
+std::string oniguruma_to_pcre2(const std::string& pattern, const std::string& where);
 
 class SplitRegex {
  public:
