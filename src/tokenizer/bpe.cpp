@@ -37,8 +37,8 @@ Bpe::Bpe(TokenMap vocab, const std::vector<std::pair<std::string, std::string>>&
     const auto& [a, b] = merges[r];
     auto ia = vocab_.find(a), ib = vocab_.find(b), im = vocab_.find(a + b);
     if (ia == vocab_.end() || ib == vocab_.end() || im == vocab_.end())
-      throw Error("merge " + std::to_string(r) + " (\"" + a + "\", \"" + b + "\") uses a token missing from the vocabulary",
-                  where + ": model.merges");
+      throw Error("merge (\"" + a + "\", \"" + b + "\") uses a token missing from the vocabulary",
+                  where + ": model.merges[" + std::to_string(r) + "]");
     // A pair listed twice keeps its first (lowest) rank, as HF does.
     merges_.emplace(key(ia->second, ib->second), Merge{static_cast<int32_t>(r), im->second});
   }
