@@ -1,5 +1,8 @@
 // Encodings and decodings by Hugging Face tokenizers (tests/fixtures/tokenizer*/tokenizer_cases.jsonl and
 // any $WICK_EXTRA_FIXTURES folder holding that file) must be reproduced exactly.
+#include <atomic>
+#include <thread>
+
 #include "tokenizer/tokenizer_testutil.h"
 
 namespace wick::test {
@@ -49,6 +52,35 @@ TEST(TokenizerFixtures, StreamDecoderMatchesDecode) {
     }
   }
   EXPECT_GT(multi_token_chars, 0u) << "no case split a character across tokens: the hold-back path went untested";
+}
+
+}  // namespace
+}  // namespace wick::test
+
+namespace wick::test {
+namespace {
+
+// encode is const and shares a word cache: threads encoding at once get the same ids as HF.
+TEST(TokenizerFixtures, ConcurrentEncodeMatches) {
+  const Tokenizer* tok = qwen_tokenizer();
+  if (!tok) return;
+  const Tokenizer fresh = Tokenizer::from_file(tok->path());  // an empty cache, so threads race to fill it
+  std::vector<std::pair<std::string, std::vector<int32_t>>> cases;
+  for (const auto& dir : fixture_dirs("tokenizer", "tokenizer_cases.jsonl"))
+    for (const auto& [line, c] : read_jsonl(dir + "/tokenizer_cases.jsonl"))
+      cases.emplace_back(c.at("text").get<std::string>(), c.at("ids").get<std::vector<int32_t>>());
+  ASSERT_FALSE(cases.empty());
+  std::atomic<int> mismatches{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; t++)
+    threads.emplace_back([&, t] {
+      for (size_t i = 0; i < cases.size(); i++) {
+        const auto& [text, ids] = cases[(i * 7 + static_cast<size_t>(t) * 101) % cases.size()];
+        if (fresh.encode(text) != ids) mismatches++;
+      }
+    });
+  for (auto& th : threads) th.join();
+  EXPECT_EQ(mismatches.load(), 0);
 }
 
 }  // namespace
