@@ -1,0 +1,107 @@
+#include "tokenizer/tokenizer.h"
+
+#include <filesystem>
+
+#include "core/error.h"
+#include "tokenizer/tokenizer_impl.h"
+#include "tokenizer/utf8.h"
+
+namespace wick {
+
+Tokenizer Tokenizer::from_file(const std::string& tokenizer_json) { return Tokenizer(load_tokenizer_json(tokenizer_json)); }
+
+Tokenizer Tokenizer::from_model_dir(const std::string& dir) {
+  const std::filesystem::path p = std::filesystem::path(dir) / "tokenizer.json";
+  if (!std::filesystem::exists(p))
+    throw Error("no tokenizer.json in the model folder", dir,
+                "wick reads the Hugging Face fast-tokenizer file tokenizer.json (vocab.json + merges.txt alone are not "
+                "supported); pass --tokenizer FILE to use one from elsewhere");
+  return from_file(p.string());
+}
+
+std::vector<int32_t> Tokenizer::encode(std::string_view text) const {
+  const Impl& m = *impl_;
+  if (const size_t bad = tok::utf8_invalid_at(text); bad != std::string_view::npos)
+    throw Error("text to encode is not valid UTF-8 (first bad byte at offset " + std::to_string(bad) + ")",
+                "tokenizer input", "pass UTF-8 text");
+  std::vector<int32_t> ids;
+  ids.reserve(text.size() / 3 + 8);
+  std::vector<std::string_view> pieces;
+  auto on_text = [&](std::string_view seg) {
+    std::string normalized;
+    if (m.nfc && !tok::is_ascii(seg)) {
+      normalized = tok::nfc(seg);
+      seg = normalized;
+    }
+    pieces.clear();
+    m.split->split(seg, pieces);
+    for (std::string_view p : pieces) m.bpe->encode_word(p, ids);
+  };
+  m.added.split(text, on_text, [&](int32_t id) { ids.push_back(id); });
+  return ids;
+}
+
+std::string Tokenizer::decode(const std::vector<int32_t>& ids, bool skip_special) const {
+  std::string bytes;
+  for (int32_t id : ids) {
+    if (id < 0 || id >= static_cast<int64_t>(impl_->flags.size())) continue;
+    const uint8_t f = impl_->flags[id];
+    if (!(f & Impl::kExists) || (skip_special && (f & Impl::kSpecial))) continue;
+    bytes += impl_->bytes[id];
+  }
+  std::string out;
+  out.reserve(bytes.size());
+  tok::utf8_decode_lossy(bytes, out, /*final=*/true);
+  return out;
+}
+
+int32_t Tokenizer::token_id(std::string_view token) const {
+  if (const tok::AddedToken* t = impl_->added.find_content(token)) return t->id;
+  const auto& v = impl_->bpe->vocab();
+  auto it = v.find(token);
+  return it == v.end() ? -1 : it->second;
+}
+
+std::string Tokenizer::id_to_token(int32_t id) const {
+  if (id >= 0 && id < static_cast<int64_t>(impl_->flags.size()) && (impl_->flags[id] & Impl::kExists)) {
+    if (impl_->flags[id] & Impl::kAdded) return impl_->added.find_id(id)->content;
+    return impl_->bpe->token(id);
+  }
+  throw Error("token id " + std::to_string(id) + " has no token (vocabulary size " + std::to_string(vocab_size()) + ")",
+              impl_->path);
+}
+
+int64_t Tokenizer::vocab_size() const { return static_cast<int64_t>(impl_->flags.size()); }
+
+bool Tokenizer::is_special(int32_t id) const {
+  return id >= 0 && id < static_cast<int64_t>(impl_->flags.size()) && (impl_->flags[id] & Impl::kSpecial);
+}
+
+const std::vector<tok::AddedToken>& Tokenizer::added_tokens() const { return impl_->added.tokens(); }
+const std::string& Tokenizer::path() const { return impl_->path; }
+
+const std::string& Tokenizer::token_bytes(int32_t id) const {
+  static const std::string none;
+  if (id < 0 || id >= static_cast<int64_t>(impl_->flags.size())) return none;
+  return impl_->bytes[id];
+}
+
+StreamDecoder::StreamDecoder(const Tokenizer& tok, bool skip_special) : tok_(&tok), skip_special_(skip_special) {}
+
+std::string StreamDecoder::push(int32_t id) {
+  if (skip_special_ && tok_->is_special(id)) return "";
+  pending_ += tok_->token_bytes(id);
+  std::string out;
+  const size_t used = tok::utf8_decode_lossy(pending_, out, /*final=*/false);
+  pending_.erase(0, used);
+  return out;
+}
+
+std::string StreamDecoder::flush() {
+  std::string out;
+  tok::utf8_decode_lossy(pending_, out, /*final=*/true);
+  pending_.clear();
+  return out;
+}
+
+}  // namespace wick
