@@ -1,6 +1,6 @@
 // wick_bench: Google Benchmark suites. CUDA rows are registered only when a GPU is usable.
 //   ./build/bench/wick_bench                                   # everything
-//   ./build/bench/wick_bench --benchmark_filter=/cuda$ --benchmark_format=json --benchmark_out=cuda.json
+//   ./build/bench/wick_bench --benchmark_filter='/cuda(/|$)' --benchmark_format=json --benchmark_out=cuda.json
 #include <benchmark/benchmark.h>
 
 #include <cstdio>
