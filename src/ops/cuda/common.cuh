@@ -6,6 +6,7 @@
 
 #include <cmath>
 #include <cstdint>
+#include <type_traits>
 
 #include "core/error.h"
 #include "core/tensor.h"
@@ -85,6 +86,30 @@ __device__ __forceinline__ void store4(bf16* p, const float (&f)[4]) {
   u.x = *reinterpret_cast<const unsigned*>(&a);
   u.y = *reinterpret_cast<const unsigned*>(&b);
   *reinterpret_cast<uint2*>(p) = u;
+}
+
+// V = 1 or 4 elements at p (V = 4 needs p aligned4).
+template <int V, typename T> __device__ __forceinline__ void loadv(const T* p, float (&f)[V]) {
+  if constexpr (V == 4) {
+    load4(p, f);
+  } else {
+#pragma unroll
+    for (int i = 0; i < V; ++i) f[i] = to_f(p[i]);
+  }
+}
+template <int V, typename T> __device__ __forceinline__ void storev(T* p, const float (&f)[V]) {
+  if constexpr (V == 4) {
+    store4(p, f);
+  } else {
+#pragma unroll
+    for (int i = 0; i < V; ++i) p[i] = from_f<T>(f[i]);
+  }
+}
+
+// Calls f(std::integral_constant<int, V>) with V = 4 when vec, else 1.
+template <typename F> void dispatch_vec(bool vec, F&& f) {
+  if (vec) f(std::integral_constant<int, 4>{});
+  else f(std::integral_constant<int, 1>{});
 }
 
 // ---- reductions (blockDim.x a multiple of 32, at most 1024) ----
