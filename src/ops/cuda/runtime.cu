@@ -1,5 +1,6 @@
 #include "ops/cuda/runtime.h"
 
+#include <algorithm>
 #include <mutex>
 #include <vector>
 
@@ -48,6 +49,48 @@ cudaStream_t stream(int device) {
     WICK_CUDA_CHECK(cudaStreamCreateWithFlags(&streams[device], cudaStreamNonBlocking));
   }
   return streams[device];
+}
+
+void* scratch(int device, size_t nbytes) {
+  struct Block {
+    void* p = nullptr;
+    size_t n = 0;
+  };
+  static std::mutex mu;
+  static std::vector<Block> blocks;
+  cudaStream_t s = stream(device);  // validates device
+  std::lock_guard<std::mutex> lock(mu);
+  if (blocks.empty()) blocks.assign(cuda_device_count(), Block{});
+  Block& b = blocks[device];
+  if (b.n >= nbytes && b.p) return b.p;
+  set_device(device);
+  if (b.p) WICK_CUDA_CHECK(cudaFreeAsync(b.p, s));
+  b.p = nullptr;
+  b.n = 0;
+  const size_t want = (std::max<size_t>(nbytes, size_t(1) << 20) + 255) & ~size_t(255);
+  cudaError_t e = cudaMallocAsync(&b.p, want, s);
+  if (e == cudaErrorMemoryAllocation) {
+    cudaGetLastError();
+    throw Error("out of GPU memory allocating " + std::to_string(want) + " bytes of scratch on cuda:" +
+                    std::to_string(device), "", "use a smaller batch or sequence length");
+  }
+  WICK_CUDA_CHECK(e);
+  b.n = want;
+  return b.p;
+}
+
+int max_shared_memory_optin(int device) {
+  static std::mutex mu;
+  static std::vector<int> cache;
+  std::lock_guard<std::mutex> lock(mu);
+  if (cache.empty()) cache.assign(cuda_device_count(), -1);
+  if (device < 0 || device >= (int)cache.size()) return 48 * 1024;
+  if (cache[device] < 0) {
+    int v = 0;
+    WICK_CUDA_CHECK(cudaDeviceGetAttribute(&v, cudaDevAttrMaxSharedMemoryPerBlockOptin, device));
+    cache[device] = v;
+  }
+  return cache[device];
 }
 
 DeviceInfo device_info(int device) {

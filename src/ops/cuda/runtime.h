@@ -15,6 +15,16 @@ namespace wick::cuda {
 cudaStream_t stream(int device);       // wick's stream on that device (created on first use)
 void set_device(int device);           // cudaSetDevice, checked; cheap when already current
 
+// A per-device scratch buffer of at least nbytes, owned by the runtime, for ops that need temporary
+// device memory (partial sums, attention row statistics). It only grows, stream-ordered: a larger request
+// frees the old block on wick's stream (after the work already queued there) and allocates a new one, so
+// an op must make ONE scratch() call and carve its regions from it; the pointer is valid until the next
+// scratch() call on that device. Grow it (warm up) before capturing a CUDA graph.
+void* scratch(int device, size_t nbytes);
+
+// Dynamic shared memory a block may opt into on this device (cudaDevAttrMaxSharedMemoryPerBlockOptin).
+int max_shared_memory_optin(int device);
+
 struct DeviceInfo {
   std::string name;
   size_t total_memory = 0;

@@ -1,0 +1,204 @@
+// The cuBLASLt wrapper: handles, workspaces and cached GEMM plans (see cublaslt.h).
+//
+// Row-major wick matrices are column-major matrices transposed, so c = op(a) op(b) (row-major) is computed
+// as the column-major product c^T = op(b)^T op(a)^T: cuBLAS's "A" is our b and its "B" is our a, m = n_ours,
+// n = m_ours. The bias epilogue adds a vector over the rows of the column-major D, i.e. our columns.
+#include "ops/cuda/cublaslt.h"
+
+#include <cublasLt.h>
+
+#include <cstring>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "core/device.h"
+#include "core/error.h"
+#include "ops/cuda/runtime.h"
+
+#define WICK_CUBLAS_CHECK(expr)                                                                        \
+  do {                                                                                                 \
+    cublasStatus_t wick_s_ = (expr);                                                                   \
+    if (wick_s_ != CUBLAS_STATUS_SUCCESS)                                                              \
+      ::wick::check_failed(#expr, __FILE__, __LINE__, std::string("cuBLASLt: ") + cublasLtGetStatusString(wick_s_)); \
+  } while (0)
+
+namespace wick::cuda {
+namespace {
+
+constexpr size_t kWorkspaceBytes = size_t(32) << 20;
+
+cudaDataType_t cuda_type(DType t) {
+  switch (t) {
+    case DType::F32: return CUDA_R_32F;
+    case DType::BF16: return CUDA_R_16BF;
+    case DType::F16: return CUDA_R_16F;
+    default: throw Error(std::string("matmul: CUDA matmul takes float tensors, got ") + dtype_name(t));
+  }
+}
+
+// Largest power of two (<= 256) dividing the address and, for batches, every item's offset.
+uint32_t alignment(const void* p, int64_t stride_bytes) {
+  uint64_t x = reinterpret_cast<uintptr_t>(p) | 256u;
+  if (stride_bytes) x |= static_cast<uint64_t>(stride_bytes);
+  return static_cast<uint32_t>(x & (~x + 1));
+}
+
+struct Key {
+  int8_t ab, c;
+  bool ta, tb, bias;
+  int64_t m, n, k, batch, sa, sb, sc;
+  uint32_t al_a, al_b, al_c, al_bias;
+  bool operator==(const Key& o) const {
+    return ab == o.ab && c == o.c && ta == o.ta && tb == o.tb && bias == o.bias && m == o.m && n == o.n &&
+           k == o.k && batch == o.batch && sa == o.sa && sb == o.sb && sc == o.sc && al_a == o.al_a &&
+           al_b == o.al_b && al_c == o.al_c && al_bias == o.al_bias;
+  }
+};
+struct KeyHash {
+  size_t operator()(const Key& k) const {
+    uint64_t h = 1469598103934665603ull;
+    auto mix = [&](uint64_t v) { h = (h ^ v) * 1099511628211ull; };
+    mix(k.ab | k.c << 4 | k.ta << 8 | k.tb << 9 | k.bias << 10);
+    mix(k.m), mix(k.n), mix(k.k), mix(k.batch), mix(k.sa), mix(k.sb), mix(k.sc);
+    mix(uint64_t(k.al_a) | uint64_t(k.al_b) << 16 | uint64_t(k.al_c) << 32 | uint64_t(k.al_bias) << 48);
+    return static_cast<size_t>(h);
+  }
+};
+
+struct Plan {
+  cublasLtMatmulDesc_t desc = nullptr;
+  cublasLtMatrixLayout_t la = nullptr, lb = nullptr, lc = nullptr;  // cuBLAS's A (our b), B (our a), C = D
+  cublasLtMatmulAlgo_t algo{};
+};
+
+// Handles, workspaces and plans live until the process ends (destroying them during static destruction
+// could run after the CUDA context is gone).
+struct DeviceState {
+  cublasLtHandle_t handle = nullptr;
+  void* workspace = nullptr;
+  std::mutex mu;  // guards plans and the per-call bias attribute of a shared descriptor
+  std::unordered_map<Key, std::unique_ptr<Plan>, KeyHash> plans;
+};
+
+DeviceState& state(int device) {
+  static std::mutex mu;
+  static std::vector<DeviceState*> states;
+  std::lock_guard<std::mutex> lock(mu);
+  if (states.empty()) states.assign(cuda_device_count(), nullptr);
+  WICK_CHECK(device >= 0 && device < (int)states.size(), "cuda:" << device);
+  if (!states[device]) {
+    auto* s = new DeviceState();
+    set_device(device);
+    WICK_CUBLAS_CHECK(cublasLtCreate(&s->handle));
+    WICK_CUDA_CHECK(cudaMalloc(&s->workspace, kWorkspaceBytes));
+    states[device] = s;
+  }
+  return *states[device];
+}
+
+void set_batch(cublasLtMatrixLayout_t l, int64_t batch, int64_t stride) {
+  if (batch <= 1) return;
+  const int32_t count = static_cast<int32_t>(batch);
+  WICK_CUBLAS_CHECK(cublasLtMatrixLayoutSetAttribute(l, CUBLASLT_MATRIX_LAYOUT_BATCH_COUNT, &count, sizeof(count)));
+  WICK_CUBLAS_CHECK(
+      cublasLtMatrixLayoutSetAttribute(l, CUBLASLT_MATRIX_LAYOUT_STRIDED_BATCH_OFFSET, &stride, sizeof(stride)));
+}
+
+std::unique_ptr<Plan> make_plan(DeviceState& st, const GemmArgs& g, const Key& key) {
+  auto p = std::make_unique<Plan>();
+  const cudaDataType_t tab = cuda_type(g.ab_type), tc = cuda_type(g.c_type);
+  WICK_CUBLAS_CHECK(cublasLtMatmulDescCreate(&p->desc, CUBLAS_COMPUTE_32F, CUDA_R_32F));
+  const cublasOperation_t op_a = g.trans_b ? CUBLAS_OP_T : CUBLAS_OP_N;
+  const cublasOperation_t op_b = g.trans_a ? CUBLAS_OP_T : CUBLAS_OP_N;
+  WICK_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(p->desc, CUBLASLT_MATMUL_DESC_TRANSA, &op_a, sizeof(op_a)));
+  WICK_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(p->desc, CUBLASLT_MATMUL_DESC_TRANSB, &op_b, sizeof(op_b)));
+  if (g.bias) {
+    const cublasLtEpilogue_t epi = CUBLASLT_EPILOGUE_BIAS;
+    WICK_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(p->desc, CUBLASLT_MATMUL_DESC_EPILOGUE, &epi, sizeof(epi)));
+    WICK_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(p->desc, CUBLASLT_MATMUL_DESC_BIAS_DATA_TYPE, &tc, sizeof(tc)));
+    WICK_CUBLAS_CHECK(
+        cublasLtMatmulDescSetAttribute(p->desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &g.bias, sizeof(g.bias)));
+  }
+  // Stored (pre-op) shapes, column-major: our b [k, n] row-major is [n, k] column-major, and so on.
+  const uint64_t a_rows = g.trans_b ? g.k : g.n, a_cols = g.trans_b ? g.n : g.k;
+  const uint64_t b_rows = g.trans_a ? g.m : g.k, b_cols = g.trans_a ? g.k : g.m;
+  WICK_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&p->la, tab, a_rows, a_cols, static_cast<int64_t>(a_rows)));
+  WICK_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&p->lb, tab, b_rows, b_cols, static_cast<int64_t>(b_rows)));
+  WICK_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&p->lc, tc, g.n, g.m, g.n));
+  set_batch(p->la, g.batch, g.stride_b);
+  set_batch(p->lb, g.batch, g.stride_a);
+  set_batch(p->lc, g.batch, g.stride_c);
+
+  cublasLtMatmulPreference_t pref = nullptr;
+  WICK_CUBLAS_CHECK(cublasLtMatmulPreferenceCreate(&pref));
+  const uint64_t ws = kWorkspaceBytes;
+  WICK_CUBLAS_CHECK(
+      cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws, sizeof(ws)));
+  const uint32_t al[4] = {key.al_b, key.al_a, key.al_c, key.al_c};  // cuBLAS A = our b, B = our a, C, D
+  const cublasLtMatmulPreferenceAttributes_t which[4] = {
+      CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES,
+      CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES};
+  for (int i = 0; i < 4; ++i)
+    WICK_CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(pref, which[i], &al[i], sizeof(al[i])));
+  cublasLtMatmulHeuristicResult_t result{};
+  int returned = 0;
+  const cublasStatus_t s =
+      cublasLtMatmulAlgoGetHeuristic(st.handle, p->desc, p->la, p->lb, p->lc, p->lc, pref, 1, &result, &returned);
+  cublasLtMatmulPreferenceDestroy(pref);
+  if (s != CUBLAS_STATUS_SUCCESS || returned == 0) {
+    throw Error(std::string("matmul: cuBLASLt has no algorithm for ") + dtype_name(g.ab_type) + " x " +
+                    dtype_name(g.ab_type) + " -> " + dtype_name(g.c_type) + " m=" + std::to_string(g.m) +
+                    " n=" + std::to_string(g.n) + " k=" + std::to_string(g.k) + " batch=" + std::to_string(g.batch) +
+                    (g.bias ? " with bias" : "") + " (" + cublasLtGetStatusString(s) + ")",
+                "", "supported: f32 x f32 -> f32, bf16 x bf16 -> bf16 or f32, f16 x f16 -> f16 or f32");
+  }
+  p->algo = result.algo;
+  return p;
+}
+
+}  // namespace
+
+bool gemm_bias_aligned(const void* bias) { return reinterpret_cast<uintptr_t>(bias) % 16 == 0; }
+
+void gemm(const GemmArgs& g) {
+  if (g.m == 0 || g.n == 0 || g.batch == 0) return;
+  WICK_CHECK(g.k > 0, "gemm with k = 0 must be handled by the caller");
+  const bool ok_types = (g.ab_type == DType::F32 && g.c_type == DType::F32) ||
+                        (g.ab_type != DType::F32 && (g.c_type == g.ab_type || g.c_type == DType::F32));
+  if (!ok_types)
+    throw Error(std::string("matmul: unsupported CUDA dtypes ") + dtype_name(g.ab_type) + " inputs -> " +
+                    dtype_name(g.c_type) + " output",
+                "", "use f32 x f32 -> f32, or bf16 x bf16 -> bf16 or f32");
+  const size_t eab = dtype_size(g.ab_type), ec = dtype_size(g.c_type);
+  Key key{};
+  key.ab = static_cast<int8_t>(g.ab_type);
+  key.c = static_cast<int8_t>(g.c_type);
+  key.ta = g.trans_a, key.tb = g.trans_b, key.bias = g.bias != nullptr;
+  key.m = g.m, key.n = g.n, key.k = g.k, key.batch = g.batch;
+  key.sa = g.batch > 1 ? g.stride_a : 0;
+  key.sb = g.batch > 1 ? g.stride_b : 0;
+  key.sc = g.batch > 1 ? g.stride_c : 0;
+  key.al_a = alignment(g.a, key.sa * static_cast<int64_t>(eab));
+  key.al_b = alignment(g.b, key.sb * static_cast<int64_t>(eab));
+  key.al_c = alignment(g.c, key.sc * static_cast<int64_t>(ec));
+  key.al_bias = g.bias ? alignment(g.bias, 0) : 0;
+
+  DeviceState& st = state(g.device);
+  cudaStream_t s = stream(g.device);
+  set_device(g.device);
+  std::lock_guard<std::mutex> lock(st.mu);
+  auto it = st.plans.find(key);
+  if (it == st.plans.end()) it = st.plans.emplace(key, make_plan(st, g, key)).first;
+  Plan& p = *it->second;
+  if (g.bias)
+    WICK_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(p.desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &g.bias,
+                                                     sizeof(g.bias)));
+  // cuBLAS's A is our b and its B is our a (see the top of this file).
+  WICK_CUBLAS_CHECK(cublasLtMatmul(st.handle, p.desc, &g.alpha, g.b, p.la, g.a, p.lb, &g.beta, g.c, p.lc, g.c, p.lc,
+                                   &p.algo, st.workspace, kWorkspaceBytes, s));
+}
+
+}  // namespace wick::cuda

@@ -1,0 +1,37 @@
+// wick's one door to cuBLASLt (cublaslt.cu is the only file that includes cublasLt.h). Plain C++ header.
+//
+// Per device: one cuBLASLt handle and one 32 MiB workspace, created on first use and kept for the life of
+// the process. Per problem (shape, dtypes, transposes, batch strides, pointer alignments, bias): one plan
+// (matmul descriptor, three matrix layouts, the heuristic's algorithm) created on first use and cached, so
+// the repeated calls of a training step enqueue one cublasLtMatmul and nothing else.
+#pragma once
+#include <cstdint>
+
+#include "core/dtype.h"
+
+namespace wick::cuda {
+
+// Row-major c[i] = alpha * op(a[i]) @ op(b[i]) + beta * c[i] (+ bias broadcast over rows), i < batch, where
+// op(a[i]) is [m, k] (a[i] stored [k, m] when trans_a), op(b[i]) is [k, n] (b[i] stored [n, k] when trans_b),
+// c[i] is [m, n]. Batch item i starts stride_* elements after item i-1 (stride 0 = the same matrix for all).
+// Inputs f32 (TRUE f32: compute 32F, no TF32), bf16 or f16 with f32 accumulation; c f32, or the input
+// type for bf16/f16 inputs. bias [n] has c's dtype. Enqueued on wick's stream of `device`; no sync.
+struct GemmArgs {
+  int device = 0;
+  DType ab_type = DType::F32, c_type = DType::F32;
+  bool trans_a = false, trans_b = false;
+  int64_t m = 0, n = 0, k = 0, batch = 1;
+  int64_t stride_a = 0, stride_b = 0, stride_c = 0;
+  const void* a = nullptr;
+  const void* b = nullptr;
+  void* c = nullptr;
+  const void* bias = nullptr;  // null = no bias epilogue
+  float alpha = 1.0f, beta = 0.0f;
+};
+
+void gemm(const GemmArgs& g);
+
+// Whether cuBLASLt can read a bias at this address (else the caller adds the bias itself).
+bool gemm_bias_aligned(const void* bias);
+
+}  // namespace wick::cuda

@@ -1,0 +1,92 @@
+// matmul on CUDA: shapes -> one cuBLASLt GEMM (cublaslt.cu), plus the corner cases cuBLASLt does not take
+// (k = 0; a bias cuBLASLt cannot read: other dtype than c, or misaligned).
+#include "ops/cuda/common.cuh"
+#include "ops/cuda/cublaslt.h"
+#include "ops/cuda/cuda_ops.h"
+
+namespace wick::cuda_ops {
+namespace {
+
+using cuda::bf16;
+
+// c [rows, n] = beta * c (c not read when beta == 0) + bias[col] (when given); f32 math.
+template <typename TC, typename TB>
+__global__ void scale_add_bias_kernel(TC* c, long long total, long long n, float beta, const TB* bias) {
+  for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < total; i += (long long)gridDim.x * blockDim.x) {
+    float v = beta == 0.0f ? 0.0f : beta * cuda::to_f(c[i]);
+    if (bias) v += cuda::to_f(bias[i % n]);
+    c[i] = cuda::from_f<TC>(v);
+  }
+}
+
+template <typename TC, typename TB>
+void launch_scale_add_bias(Tensor& c, long long n, float beta, const TB* bias) {
+  const long long total = c.numel();
+  if (total == 0) return;
+  scale_add_bias_kernel<TC, TB><<<cuda::grid_for(total, 256), 256, 0, cuda::stream_of(c)>>>(
+      cuda::ptr<TC>(c), total, n, beta, bias);
+  WICK_CUDA_LAUNCH_CHECK();
+}
+
+// c = beta * c + bias over rows of n, for any c/bias float dtypes (bias may be null).
+void scale_add_bias(Tensor& c, long long n, float beta, const Tensor* bias) {
+  cuda::dispatch_float(c.dtype(), "matmul", [&](auto tc) {
+    using TC = typename decltype(tc)::type;
+    if (!bias) return launch_scale_add_bias<TC, float>(c, n, beta, nullptr);
+    cuda::dispatch_float(bias->dtype(), "matmul bias", [&](auto tb) {
+      using TB = typename decltype(tb)::type;
+      launch_scale_add_bias<TC, TB>(c, n, beta, cuda::cptr<TB>(*bias));
+    });
+  });
+}
+
+int64_t prod(const Shape& s, int begin, int end) {
+  int64_t p = 1;
+  for (int i = begin; i < end; ++i) p *= s[i];
+  return p;
+}
+
+}  // namespace
+
+// a [..., M, K] (or [..., K, M]), b [K, N] / [N, K] or [batch, ...], c [..., M, N]; see ops/matmul.h.
+void matmul(const Tensor& a, const Tensor& b, Tensor& c, bool trans_a, bool trans_b, float alpha, float beta,
+            const Tensor* bias) {
+  cuda::GemmArgs g;
+  g.device = c.device().index;
+  g.ab_type = a.dtype();
+  g.c_type = c.dtype();
+  g.trans_a = trans_a, g.trans_b = trans_b;
+  g.alpha = alpha, g.beta = beta;
+  g.a = a.raw(), g.b = b.raw(), g.c = c.raw();
+  WICK_CHECK(a.dtype() == b.dtype(), "matmul " << a.str() << " x " << b.str());
+  WICK_CHECK(a.ndim() >= 2 && (b.ndim() == 2 || (b.ndim() == 3 && a.ndim() == 3)),
+             "matmul " << a.str() << " x " << b.str());
+  const int ra = a.ndim();
+  g.n = trans_b ? b.dim(-2) : b.dim(-1);
+  g.k = trans_a ? a.dim(-2) : a.dim(-1);
+  if (b.ndim() == 2 && !trans_a) {
+    // Leading dims of a (and c) flatten into M: one plain GEMM.
+    g.m = prod(a.shape(), 0, ra - 1);
+    g.batch = 1;
+  } else {
+    // Strided batch over a's leading dims; a rank-2 b is shared by every item (stride 0).
+    g.m = trans_a ? a.dim(-1) : a.dim(-2);
+    g.batch = prod(a.shape(), 0, ra - 2);
+    g.stride_a = g.m * g.k;
+    g.stride_b = b.ndim() == 3 ? g.k * g.n : 0;
+    g.stride_c = g.m * g.n;
+  }
+  WICK_CHECK(c.numel() == g.batch * g.m * g.n, "matmul output " << c.str() << " for m=" << g.m << " n=" << g.n
+                                                                  << " batch=" << g.batch);
+  if (c.numel() == 0) return;
+  if (g.k == 0) {  // op(a) op(b) is all zeros
+    scale_add_bias(c, g.n, beta, bias);
+    return;
+  }
+  const bool fused_bias = bias && bias->dtype() == c.dtype() && cuda::gemm_bias_aligned(bias->raw());
+  g.bias = fused_bias ? bias->raw() : nullptr;
+  cuda::gemm(g);
+  if (bias && !fused_bias) scale_add_bias(c, g.n, 1.0f, bias);
+}
+
+}  // namespace wick::cuda_ops

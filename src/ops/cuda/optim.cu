@@ -1,0 +1,186 @@
+// AdamW and the sum of squares for gradient clipping, on CUDA (ops/optim.h).
+//
+// adamw_step: one fused elementwise launch (float4 when aligned) in the operation order of torch's
+// single-tensor AdamW, with the scalars computed on the host in double as Python computes them and passed
+// as f32 as torch's CUDA kernels receive them:
+//   g = grad * grad_scale                       (clip_grad_norm_'s grad.mul_(coef); skipped when 1)
+//   p = p * (1 - lr*wd)                         (param.mul_)
+//   m = lerp(m, g, 1 - beta1)                   (exp_avg.lerp_, torch's two-branch lerp)
+//   v = v * beta2;  v = v + (1 - beta2) * g * g (exp_avg_sq.mul_().addcmul_())
+//   denom = sqrt(v) / sqrt(1 - beta2^t) + eps
+//   p = p + (-lr / (1 - beta1^t)) * (m / denom) (param.addcdiv_)
+//
+// sum_squares: tensors are packed 64 at a time into a kernel argument; each block squares and sums up to
+// 4096 elements of one tensor in f32 and writes its partial to the device scratch buffer; one last block
+// adds the partials in double, in a fixed order (deterministic), and the double is copied to the host
+// (this synchronizes wick's stream).
+#include <cmath>
+#include <vector>
+
+#include "ops/cuda/common.cuh"
+#include "ops/cuda/cuda_ops.h"
+
+namespace wick::cuda_ops {
+namespace {
+
+struct AdamWScalars {
+  float grad_scale, decay, w1, beta2, c2, bc2_sqrt, eps, neg_step;
+  bool scale_grad;
+};
+
+__device__ __forceinline__ void adamw_elem(float& p, float g, float& m, float& v, const AdamWScalars& k) {
+  if (k.scale_grad) g = g * k.grad_scale;
+  p = p * k.decay;
+  m = fabsf(k.w1) < 0.5f ? m + k.w1 * (g - m) : g - (g - m) * (1.0f - k.w1);
+  v = v * k.beta2;
+  v = v + k.c2 * g * g;
+  const float denom = sqrtf(v) / k.bc2_sqrt + k.eps;
+  p = p + k.neg_step * (m / denom);
+}
+
+template <int V>
+__global__ void adamw_kernel(float* __restrict__ param, const float* __restrict__ grad, float* __restrict__ m,
+                             float* __restrict__ v, long long n, AdamWScalars k) {
+  const long long stride = (long long)gridDim.x * blockDim.x * V;
+  for (long long i = (blockIdx.x * (long long)blockDim.x + threadIdx.x) * V; i < n; i += stride) {
+    float p[V], g[V], mm[V], vv[V];
+    cuda::loadv<V>(param + i, p);
+    cuda::loadv<V>(grad + i, g);
+    cuda::loadv<V>(m + i, mm);
+    cuda::loadv<V>(v + i, vv);
+#pragma unroll
+    for (int e = 0; e < V; ++e) adamw_elem(p[e], g[e], mm[e], vv[e], k);
+    cuda::storev<V>(param + i, p);
+    cuda::storev<V>(m + i, mm);
+    cuda::storev<V>(v + i, vv);
+  }
+}
+
+constexpr int kSsqThreads = 256;
+constexpr long long kSsqChunk = kSsqThreads * 16;  // elements per block
+constexpr int kSsqMaxTensors = 64;
+
+struct SsqBatch {
+  const float* ptr[kSsqMaxTensors];
+  long long n[kSsqMaxTensors];
+  int first_block[kSsqMaxTensors + 1];  // tensor j owns blocks [first_block[j], first_block[j+1])
+  int count;
+};
+
+// partial[b] = sum of squares of block b's chunk, b = blockIdx.x within this batch
+__global__ void ssq_partials_kernel(SsqBatch batch, float* partial) {
+  __shared__ float shm[32];
+  const int b = blockIdx.x;
+  int lo = 0, hi = batch.count - 1;  // the last j with first_block[j] <= b
+  while (lo < hi) {
+    const int mid = (lo + hi + 1) / 2;
+    if (batch.first_block[mid] <= b) lo = mid;
+    else hi = mid - 1;
+  }
+  const float* p = batch.ptr[lo];
+  const long long begin = (long long)(b - batch.first_block[lo]) * kSsqChunk;
+  const long long end = min(begin + kSsqChunk, batch.n[lo]);
+  float s = 0.0f;
+  for (long long i = begin + threadIdx.x; i < end; i += blockDim.x) {
+    const float x = p[i];
+    s += x * x;
+  }
+  s = cuda::block_sum(s, shm);
+  if (threadIdx.x == 0) partial[b] = s;
+}
+
+// *out = sum of partial[0..n) in double, fixed order; one block of kSsqThreads.
+__global__ void ssq_final_kernel(const float* partial, long long n, double* out) {
+  __shared__ double sh[kSsqThreads];
+  double s = 0.0;
+  for (long long i = threadIdx.x; i < n; i += blockDim.x) s += static_cast<double>(partial[i]);
+  sh[threadIdx.x] = s;
+  __syncthreads();
+  for (int w = blockDim.x / 2; w > 0; w /= 2) {
+    if (threadIdx.x < w) sh[threadIdx.x] += sh[threadIdx.x + w];
+    __syncthreads();
+  }
+  if (threadIdx.x == 0) *out = sh[0];
+}
+
+}  // namespace
+
+// param, grad, m, v: f32, same shape; step >= 1
+void adamw_step(Tensor& param, const Tensor& grad, Tensor& m, Tensor& v, const AdamWConfig& cfg, int64_t step,
+                float grad_scale) {
+  const Tensor* all[] = {&param, &grad, &m, &v};
+  for (const Tensor* t : all)
+    WICK_CHECK(t->dtype() == DType::F32 && t->numel() == param.numel(), "adamw_step: " << t->str());
+  const long long n = param.numel();
+  if (n == 0) return;
+  const double lr = cfg.lr, b1 = cfg.beta1, b2 = cfg.beta2;
+  const double bc1 = 1.0 - std::pow(b1, static_cast<double>(step));
+  const double bc2 = 1.0 - std::pow(b2, static_cast<double>(step));
+  AdamWScalars k;
+  k.grad_scale = grad_scale;
+  k.scale_grad = grad_scale != 1.0f;
+  k.decay = static_cast<float>(1.0 - lr * static_cast<double>(cfg.weight_decay));
+  k.w1 = static_cast<float>(1.0 - b1);
+  k.beta2 = cfg.beta2;
+  k.c2 = static_cast<float>(1.0 - b2);
+  k.bc2_sqrt = static_cast<float>(std::sqrt(bc2));
+  k.eps = cfg.eps;
+  k.neg_step = static_cast<float>(-(lr / bc1));
+  cudaStream_t s = cuda::stream_of(param);
+  const bool vec = n % 4 == 0 && cuda::aligned4<float>(param.raw()) && cuda::aligned4<float>(grad.raw()) &&
+                   cuda::aligned4<float>(m.raw()) && cuda::aligned4<float>(v.raw());
+  cuda::dispatch_vec(vec, [&](auto vw) {
+    constexpr int V = decltype(vw)::value;
+    adamw_kernel<V><<<cuda::grid_for(n / V, 256), 256, 0, s>>>(cuda::ptr<float>(param), cuda::cptr<float>(grad),
+                                                              cuda::ptr<float>(m), cuda::ptr<float>(v), n, k);
+    WICK_CUDA_LAUNCH_CHECK();
+  });
+}
+
+// Sum of squares of every element of every tensor (f32, one device). Synchronizes wick's stream.
+double sum_squares(const std::vector<Tensor>& tensors) {
+  std::vector<const Tensor*> ts;
+  for (const Tensor& t : tensors) {
+    if (t.dtype() != DType::F32)
+      throw Error("sum_squares: tensors must be f32, got " + t.str(), "", "keep gradients in f32");
+    WICK_CHECK(t.device() == tensors[0].device(), "sum_squares across devices: " << t.str());
+    if (t.numel() > 0) ts.push_back(&t);
+  }
+  if (ts.empty()) return 0.0;
+  long long total_blocks = 0;
+  for (const Tensor* t : ts) total_blocks += (t->numel() + kSsqChunk - 1) / kSsqChunk;
+  const int dev = ts[0]->device().index;
+  cudaStream_t s = cuda::stream_of(*ts[0]);
+  // scratch: [double result][float partials...]
+  char* base = static_cast<char*>(cuda::scratch(dev, sizeof(double) + sizeof(float) * total_blocks));
+  double* result = reinterpret_cast<double*>(base);
+  float* partial = reinterpret_cast<float*>(base + sizeof(double));
+  long long done_blocks = 0;
+  for (size_t i = 0; i < ts.size();) {
+    SsqBatch batch{};
+    int blocks = 0;
+    while (i < ts.size() && batch.count < kSsqMaxTensors) {
+      const long long nb = (ts[i]->numel() + kSsqChunk - 1) / kSsqChunk;
+      if (blocks > 0 && blocks + nb > 0x7fffffffLL) break;
+      WICK_CHECK(nb <= 0x7fffffffLL, "sum_squares: " << ts[i]->str());
+      batch.ptr[batch.count] = cuda::cptr<float>(*ts[i]);
+      batch.n[batch.count] = ts[i]->numel();
+      batch.first_block[batch.count] = blocks;
+      blocks += static_cast<int>(nb);
+      ++batch.count;
+      ++i;
+    }
+    batch.first_block[batch.count] = blocks;
+    ssq_partials_kernel<<<blocks, kSsqThreads, 0, s>>>(batch, partial + done_blocks);
+    WICK_CUDA_LAUNCH_CHECK();
+    done_blocks += blocks;
+  }
+  ssq_final_kernel<<<1, kSsqThreads, 0, s>>>(partial, total_blocks, result);
+  WICK_CUDA_LAUNCH_CHECK();
+  double host = 0.0;
+  WICK_CUDA_CHECK(cudaMemcpyAsync(&host, result, sizeof(double), cudaMemcpyDeviceToHost, s));
+  WICK_CUDA_CHECK(cudaStreamSynchronize(s));
+  return host;
+}
+
+}  // namespace wick::cuda_ops

@@ -1,0 +1,114 @@
+// Rotary position embedding on CUDA (ops/rope.h), rounding exactly where Hugging Face's bf16 graph rounds:
+// inv_freq[i] = 1 / theta^(float(2i) / D) in f32, angle = float(pos) * inv_freq[i] in f32, cos/sin in f32
+// (precise sincosf, not the fast intrinsics) rounded to T, then each product and each sum rounded to T:
+//   y1 = r(r(x1 c) - r(x2 s)),  y2 = r(r(x2 c) + r(x1 s))          (x1 = x[i], x2 = x[i + D/2])
+// and backward mirrors autograd through that graph: dx1 = r(r(dy1 c) + r(dy2 s)), dx2 = r(r(dy2 c) - r(dy1 s)).
+// In f32 every r() is the identity.
+//
+// inv_freq is computed on the host (pow in double, rounded once to f32: the correctly rounded value torch's
+// f32 pow gives) and cached on the device per (device, theta, D): uploaded once, then only read.
+// One thread per (b, t, i) computes cos/sin once and rotates that pair in every head.
+#include <cmath>
+#include <cstring>
+#include <map>
+#include <mutex>
+#include <tuple>
+#include <vector>
+
+#include "ops/cuda/common.cuh"
+#include "ops/cuda/cuda_ops.h"
+
+namespace wick::cuda_ops {
+namespace {
+
+using cuda::bf16;
+
+const float* inv_freq_table(int device, float theta, int D) {
+  static std::mutex mu;
+  static std::map<std::tuple<int, uint32_t, int>, float*> tables;  // kept for the life of the process
+  uint32_t bits;
+  std::memcpy(&bits, &theta, 4);
+  std::lock_guard<std::mutex> lock(mu);
+  float*& t = tables[{device, bits, D}];
+  if (!t) {
+    std::vector<float> h(D / 2);
+    for (int i = 0; i < D / 2; ++i) {
+      const float e = static_cast<float>(2 * i) / static_cast<float>(D);
+      h[i] = 1.0f / static_cast<float>(std::pow(static_cast<double>(theta), static_cast<double>(e)));
+    }
+    cudaStream_t s = cuda::stream(device);
+    cuda::set_device(device);
+    float* p = nullptr;
+    WICK_CUDA_CHECK(cudaMalloc(&p, h.size() * sizeof(float)));
+    // On wick's stream (a plain cudaMemcpy from pageable memory may still be in flight on the legacy stream).
+    WICK_CUDA_CHECK(cudaMemcpyAsync(p, h.data(), h.size() * sizeof(float), cudaMemcpyHostToDevice, s));
+    WICK_CUDA_CHECK(cudaStreamSynchronize(s));
+    t = p;
+  }
+  return t;
+}
+
+// x [B*T, H, D], pos [B*T] -> y (may alias x); kBackward applies the inverse rotation.
+template <typename T, typename P, bool kBackward>
+__global__ void rope_kernel(const T* x, const P* pos, const float* inv_freq, T* y, long long BT, int H, int D) {
+  const int half = D / 2;
+  const long long total = BT * half;
+  for (long long idx = blockIdx.x * (long long)blockDim.x + threadIdx.x; idx < total;
+       idx += (long long)gridDim.x * blockDim.x) {
+    const int i = static_cast<int>(idx % half);
+    const long long bt = idx / half;
+    const float angle = static_cast<float>(pos[bt]) * inv_freq[i];
+    float sn, cs;
+    sincosf(angle, &sn, &cs);
+    const float c = cuda::round_to<T>(cs), s = cuda::round_to<T>(sn);
+    for (int h = 0; h < H; ++h) {
+      const long long base = (bt * H + h) * D;
+      const float x1 = cuda::to_f(x[base + i]), x2 = cuda::to_f(x[base + half + i]);
+      float y1, y2;
+      if constexpr (!kBackward) {
+        y1 = cuda::round_to<T>(x1 * c) - cuda::round_to<T>(x2 * s);
+        y2 = cuda::round_to<T>(x2 * c) + cuda::round_to<T>(x1 * s);
+      } else {
+        y1 = cuda::round_to<T>(x1 * c) + cuda::round_to<T>(x2 * s);
+        y2 = cuda::round_to<T>(x2 * c) - cuda::round_to<T>(x1 * s);
+      }
+      y[base + i] = cuda::from_f<T>(y1);
+      y[base + half + i] = cuda::from_f<T>(y2);
+    }
+  }
+}
+
+template <bool kBackward> void rope(const char* name, const Tensor& x, const Tensor& positions, float theta, Tensor& y) {
+  WICK_CHECK(x.ndim() == 4 && x.dtype() == y.dtype(), "op " << name << ": " << x.str() << " -> " << y.str());
+  const long long BT = x.dim(0) * x.dim(1);
+  const int H = static_cast<int>(x.dim(2)), D = static_cast<int>(x.dim(3));
+  WICK_CHECK(D % 2 == 0, "op " << name << ": head dim " << D << " must be even");
+  if (BT == 0 || H == 0 || D == 0) return;
+  const int dev = y.device().index;
+  const float* inv = inv_freq_table(dev, theta, D);
+  cudaStream_t s = cuda::stream_of(y);
+  const long long total = BT * (D / 2);
+  cuda::dispatch_float(x.dtype(), name, [&](auto tt) {
+    using T = typename decltype(tt)::type;
+    cuda::dispatch_index(positions.dtype(), name, [&](auto tp) {
+      using P = typename decltype(tp)::type;
+      rope_kernel<T, P, kBackward><<<cuda::grid_for(total, 256), 256, 0, s>>>(
+          cuda::cptr<T>(x), cuda::cptr<P>(positions), inv, cuda::ptr<T>(y), BT, H, D);
+      WICK_CUDA_LAUNCH_CHECK();
+    });
+  });
+}
+
+}  // namespace
+
+// x [B, T, H, D], positions [B, T] -> y [B, T, H, D] (=; may alias x)
+void rope_forward(const Tensor& x, const Tensor& positions, float theta, Tensor& y) {
+  rope<false>("rope_forward", x, positions, theta, y);
+}
+
+// dy [B, T, H, D] -> dx [B, T, H, D] (=; may alias dy)
+void rope_backward(const Tensor& dy, const Tensor& positions, float theta, Tensor& dx) {
+  rope<true>("rope_backward", dy, positions, theta, dx);
+}
+
+}  // namespace wick::cuda_ops
