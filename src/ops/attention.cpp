@@ -1,0 +1,85 @@
+// Causal GQA attention: validation and dispatch.
+// Dtypes: q, k, v, out (dout, dq, dk, dv) share the activation dtype; lse is f32; segments i32.
+#include "ops/attention.h"
+
+#include <cmath>
+
+#include "ops/validate.h"
+
+namespace wick {
+
+using ops_detail::Arg;
+using ops_detail::fail;
+
+// Shapes and args common to forward and backward; returns the device.
+static Device check_attention(const char* op, Arg q, Arg k, Arg v, const AttentionArgs& args, const Arg* extra,
+                              size_t n_extra) {
+  ops_detail::Args all{q, k, v};
+  for (size_t i = 0; i < n_extra; i++) all.push_back(extra[i]);
+  if (args.segments) all.push_back({"args.segments", args.segments});
+  const Device dev = ops_detail::one_device(op, all);
+  ops_detail::need_rank(op, q, 4, "[B, T, H, D]");
+  ops_detail::need_rank(op, k, 4, "[B, S, Hkv, D]");
+  ops_detail::need_act(op, q);
+  ops_detail::need_same_dtype(op, k, q);
+  ops_detail::need_same_dtype(op, v, q);
+  const int64_t B = q.t->dim(0), T = q.t->dim(1), H = q.t->dim(2), D = q.t->dim(3);
+  const int64_t S = k.t->dim(1), Hkv = k.t->dim(2);
+  if (k.t->dim(0) != B || k.t->dim(3) != D)
+    fail(op, {q, k}, "k must be [B, S, Hkv, D] with B = " + std::to_string(B) + " and D = " + std::to_string(D));
+  ops_detail::need_shape(op, {k, v}, v, k.t->shape(), "k's shape [B, S, Hkv, D]");
+  if (Hkv <= 0 || H % Hkv != 0)
+    fail(op, {q, k}, "the query heads H must be a multiple of the kv heads Hkv (grouped-query attention)");
+  if (!(args.scale > 0.0f) || !std::isfinite(args.scale))
+    fail(op, {q}, "args.scale must be a positive finite number (usually 1/sqrt(D)), got " + std::to_string(args.scale));
+  if (args.kv_len < T || args.kv_len > S)
+    fail(op, {q, k},
+         "args.kv_len = " + std::to_string(args.kv_len) + " must be in [T, S] = [" + std::to_string(T) + ", " +
+             std::to_string(S) + "] (the T queries are the last T of kv_len positions)");
+  if (args.segments) {
+    const Arg sg{"args.segments", args.segments};
+    ops_detail::need_index(op, sg, false);
+    ops_detail::need_shape(op, {q, sg}, sg, {B, T}, "[B, T]");
+    if (args.kv_len != T) fail(op, {q, k, sg}, "segment ids (packing) need kv_len == T (no KV cache)");
+  }
+  return dev;
+}
+
+void attention_forward(const Tensor& q, const Tensor& k, const Tensor& v, const AttentionArgs& args, Tensor& out,
+                       Tensor* lse) {
+  static const char* op = "attention_forward";
+  const Arg Q{"q", &q}, K{"k", &k}, V{"v", &v}, O{"out", &out};
+  Arg extra[2] = {O, {"lse", lse}};
+  const Device dev = check_attention(op, Q, K, V, args, extra, lse ? 2 : 1);
+  ops_detail::need_same_dtype(op, O, Q);
+  ops_detail::need_shape(op, {Q, O}, O, q.shape(), "q's shape [B, T, H, D]");
+  if (lse) {
+    ops_detail::need_dtype(op, extra[1], DType::F32);
+    ops_detail::need_shape(op, {Q, extra[1]}, extra[1], {q.dim(0), q.dim(2), q.dim(1)}, "[B, H, T]");
+  }
+  WICK_OP_DISPATCH(op, dev, attention_forward, q, k, v, args, out, lse);
+}
+
+void attention_backward(const Tensor& dout, const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& out,
+                        const Tensor& lse, const AttentionArgs& args, Tensor& dq, Tensor& dk, Tensor& dv) {
+  static const char* op = "attention_backward";
+  const Arg Q{"q", &q}, K{"k", &k}, V{"v", &v};
+  const Arg extra[6] = {{"dout", &dout}, {"out", &out}, {"lse", &lse}, {"dq", &dq}, {"dk", &dk}, {"dv", &dv}};
+  const Device dev = check_attention(op, Q, K, V, args, extra, 6);
+  const int64_t T = q.dim(1);
+  if (args.kv_len != T || k.dim(1) != T)
+    fail(op, {Q, K}, "backward needs kv_len == T and k, v of T positions (training, no KV cache)");
+  for (int i : {0, 1, 3}) {
+    ops_detail::need_same_dtype(op, extra[i], Q);
+    ops_detail::need_shape(op, {Q, extra[i]}, extra[i], q.shape(), "q's shape [B, T, H, D]");
+  }
+  for (int i : {4, 5}) {
+    ops_detail::need_same_dtype(op, extra[i], Q);
+    ops_detail::need_shape(op, {K, extra[i]}, extra[i], k.shape(), "k's shape [B, T, Hkv, D]");
+  }
+  ops_detail::need_dtype(op, extra[2], DType::F32);
+  ops_detail::need_shape(op, {Q, extra[2]}, extra[2], {q.dim(0), q.dim(2), T}, "[B, H, T]");
+  WICK_OP_DISPATCH(op, dev, attention_backward, dout, q, k, v, out, lse, args, dq, dk, dv);
+}
+
+}  // namespace wick

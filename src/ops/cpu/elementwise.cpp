@@ -1,0 +1,60 @@
+// CPU elementwise ops on f32 or bf16 (f32 math, one rounding to bf16 on store), casts and fills.
+#include <algorithm>
+
+#include "core/error.h"
+#include "ops/cpu/common.h"
+#include "ops/cpu/cpu_ops.h"
+
+namespace wick::cpu {
+
+namespace {
+
+// out[i] = f(a[i], b[i]) for f32 or bf16 tensors of one dtype (out may alias a or b).
+template <typename F> void map2(const Tensor& a, const Tensor& b, Tensor& out, F f) {
+  const int64_t n = out.numel();
+  if (out.dtype() == DType::F32) {
+    const float* pa = a.data<float>();
+    const float* pb = b.data<float>();
+    float* po = out.data<float>();
+#pragma omp parallel for if (n > kParallelMin)
+    for (int64_t i = 0; i < n; i++) po[i] = f(pa[i], pb[i]);
+  } else {
+    const uint16_t* pa = a.data_u16();
+    const uint16_t* pb = b.data_u16();
+    uint16_t* po = out.data_u16();
+#pragma omp parallel for if (n > kParallelMin)
+    for (int64_t i = 0; i < n; i++) po[i] = f32_to_bf16(f(bf16_to_f32(pa[i]), bf16_to_f32(pb[i])));
+  }
+}
+
+}  // namespace
+
+void add(const Tensor& a, const Tensor& b, Tensor& out) {
+  map2(a, b, out, [](float x, float y) { return x + y; });
+}
+
+void add_inplace(Tensor& acc, const Tensor& b) {
+  map2(acc, b, acc, [](float x, float y) { return x + y; });
+}
+
+void scale(const Tensor& x, float s, Tensor& out) {
+  map2(x, x, out, [s](float v, float) { return s * v; });
+}
+
+void axpy(float alpha, const Tensor& x, Tensor& y) {
+  map2(x, y, y, [alpha](float xv, float yv) { return yv + alpha * xv; });
+}
+
+void cast(const Tensor& src, Tensor& dst) { cast_into(src, dst); }
+
+void fill(Tensor& t, float value) {
+  const int64_t n = t.numel();
+  switch (t.dtype()) {
+    case DType::F32: std::fill_n(t.data<float>(), n, value); break;
+    case DType::BF16: std::fill_n(t.data_u16(), n, f32_to_bf16(value)); break;
+    case DType::I32: std::fill_n(t.data<int32_t>(), n, static_cast<int32_t>(value)); break;
+    default: WICK_CHECK(false, "fill: unsupported dtype " << dtype_name(t.dtype()));
+  }
+}
+
+}  // namespace wick::cpu

@@ -1,0 +1,64 @@
+// Cross entropy: validation and dispatch; cross_entropy_mean built on the forward (device-independent).
+// Dtypes: logits and dlogits f32 or bf16 (any device); targets i32; losses and lse f32.
+#include "ops/cross_entropy.h"
+
+#include <cmath>
+
+#include "ops/validate.h"
+
+namespace wick {
+
+using ops_detail::Arg;
+
+static Device check_ce(const char* op, Arg logits, Arg targets, Arg a, Arg b) {
+  const Device dev = ops_detail::one_device(op, {logits, targets, a, b});
+  ops_detail::need_rank(op, logits, 2, "[N, V]");
+  ops_detail::need_float(op, logits);
+  ops_detail::need_index(op, targets, false);
+  ops_detail::need_shape(op, {logits, targets}, targets, {logits.t->dim(0)}, "[N]");
+  return dev;
+}
+
+void cross_entropy_forward(const Tensor& logits, const Tensor& targets, Tensor& losses, Tensor& lse) {
+  static const char* op = "cross_entropy_forward";
+  const Arg L{"logits", &logits}, Tg{"targets", &targets}, Ls{"losses", &losses}, S{"lse", &lse};
+  const Device dev = check_ce(op, L, Tg, Ls, S);
+  for (const Arg& a : {Ls, S}) {
+    ops_detail::need_dtype(op, a, DType::F32);
+    ops_detail::need_shape(op, {L, a}, a, {logits.dim(0)}, "[N]");
+  }
+  WICK_OP_DISPATCH(op, dev, cross_entropy_forward, logits, targets, losses, lse);
+}
+
+void cross_entropy_backward(const Tensor& logits, const Tensor& targets, const Tensor& lse, float grad_scale,
+                            Tensor& dlogits) {
+  static const char* op = "cross_entropy_backward";
+  const Arg L{"logits", &logits}, Tg{"targets", &targets}, S{"lse", &lse}, D{"dlogits", &dlogits};
+  const Device dev = check_ce(op, L, Tg, S, D);
+  ops_detail::need_dtype(op, S, DType::F32);
+  ops_detail::need_shape(op, {L, S}, S, {logits.dim(0)}, "[N]");
+  ops_detail::need_same_dtype(op, D, L);
+  ops_detail::need_shape(op, {L, D}, D, logits.shape(), "logits' shape [N, V]");
+  if (!std::isfinite(grad_scale)) ops_detail::fail(op, {L}, "grad_scale must be finite");
+  WICK_OP_DISPATCH(op, dev, cross_entropy_backward, logits, targets, lse, grad_scale, dlogits);
+}
+
+float cross_entropy_mean(const Tensor& logits, const Tensor& targets) {
+  if (!logits.defined()) ops_detail::fail("cross_entropy_mean", {{"logits", &logits}}, "logits must be defined");
+  const int64_t N = logits.ndim() >= 1 ? logits.dim(0) : 0;
+  Tensor losses = Tensor::empty({N}, DType::F32, logits.device());
+  Tensor lse = Tensor::empty({N}, DType::F32, logits.device());
+  cross_entropy_forward(logits, targets, losses, lse);
+  const std::vector<float> l = losses.to_f32_vector();
+  const std::vector<int64_t> t = targets.to_i64_vector();
+  double sum = 0;
+  int64_t counted = 0;
+  for (int64_t i = 0; i < N; i++) {
+    if (t[i] == kIgnoreIndex) continue;
+    sum += l[i];
+    counted++;
+  }
+  return counted ? static_cast<float>(sum / static_cast<double>(counted)) : NAN;
+}
+
+}  // namespace wick

@@ -1,0 +1,61 @@
+// Elementwise ops and casts: validation and dispatch.
+#include "ops/elementwise.h"
+
+#include "ops/validate.h"
+
+namespace wick {
+
+using ops_detail::Arg;
+using ops_detail::fail;
+
+// a, b, out: same shape, same float dtype (f32 or bf16), one device.
+static Device same_float(const char* op, Arg a, Arg b, Arg out) {
+  const Device dev = ops_detail::one_device(op, {a, b, out});
+  ops_detail::need_float(op, a);
+  ops_detail::need_same_dtype(op, b, a);
+  ops_detail::need_same_dtype(op, out, a);
+  ops_detail::need_shape(op, {a, b}, b, a.t->shape(), "a's shape");
+  ops_detail::need_shape(op, {a, out}, out, a.t->shape(), "a's shape");
+  return dev;
+}
+
+void add(const Tensor& a, const Tensor& b, Tensor& out) {
+  const Device dev = same_float("add", {"a", &a}, {"b", &b}, {"out", &out});
+  WICK_OP_DISPATCH("add", dev, add, a, b, out);
+}
+
+void add_inplace(Tensor& acc, const Tensor& b) {
+  const Device dev = same_float("add_inplace", {"acc", &acc}, {"b", &b}, {"acc", &acc});
+  WICK_OP_DISPATCH("add_inplace", dev, add_inplace, acc, b);
+}
+
+void scale(const Tensor& x, float s, Tensor& out) {
+  const Device dev = same_float("scale", {"x", &x}, {"x", &x}, {"out", &out});
+  WICK_OP_DISPATCH("scale", dev, scale, x, s, out);
+}
+
+void axpy(float alpha, const Tensor& x, Tensor& y) {
+  const Device dev = same_float("axpy", {"x", &x}, {"y", &y}, {"y", &y});
+  WICK_OP_DISPATCH("axpy", dev, axpy, alpha, x, y);
+}
+
+void cast(const Tensor& src, Tensor& dst) {
+  static const char* op = "cast";
+  const Arg S{"src", &src}, D{"dst", &dst};
+  const Device dev = ops_detail::one_device(op, {S, D});
+  if (!dtype_is_float(src.dtype())) fail(op, {S}, "src must be a float tensor (f32, bf16 or f16)");
+  if (!dtype_is_float(dst.dtype())) fail(op, {D}, "dst must be a float tensor (f32, bf16 or f16)");
+  ops_detail::need_shape(op, {S, D}, D, src.shape(), "src's shape");
+  WICK_OP_DISPATCH(op, dev, cast, src, dst);
+}
+
+void fill(Tensor& t, float value) {
+  static const char* op = "fill";
+  const Arg T{"t", &t};
+  const Device dev = ops_detail::one_device(op, {T});
+  if (t.dtype() != DType::F32 && t.dtype() != DType::BF16 && t.dtype() != DType::I32)
+    fail(op, {T}, "t must be f32, bf16 or i32");
+  WICK_OP_DISPATCH(op, dev, fill, t, value);
+}
+
+}  // namespace wick

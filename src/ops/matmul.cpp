@@ -1,0 +1,116 @@
+// matmul: validation and dispatch; linear_forward / linear_backward built on matmul (device-independent).
+#include "ops/matmul.h"
+
+#include <map>
+#include <mutex>
+#include <tuple>
+
+#include "ops/elementwise.h"
+#include "ops/validate.h"
+
+namespace wick {
+
+using ops_detail::Arg;
+using ops_detail::fail;
+
+void matmul(const Tensor& a, const Tensor& b, Tensor& c, bool trans_a, bool trans_b, float alpha, float beta,
+            const Tensor* bias) {
+  static const char* op = "matmul";
+  const Arg A{"a", &a}, B{"b", &b}, Cc{"c", &c}, Bias{"bias", bias};
+  const Device dev = bias ? ops_detail::one_device(op, {A, B, Cc, Bias}) : ops_detail::one_device(op, {A, B, Cc});
+  ops_detail::need_float(op, A);
+  ops_detail::need_same_dtype(op, B, A);
+  ops_detail::need_float(op, Cc);
+  if (bias) ops_detail::need_same_dtype(op, Bias, Cc);
+  if (a.ndim() < 2) fail(op, {A}, "a must have rank >= 2");
+  if (b.ndim() != 2 && b.ndim() != 3) fail(op, {B}, "b must be rank 2 [K, N] or rank 3 [batch, K, N]");
+
+  // op(b) is [K, N]; op(a) is [M, K] (rank 2/3) or [..., M, K] with leading dims folded into M.
+  const int64_t K = trans_b ? b.dim(-1) : b.dim(-2);
+  const int64_t N = trans_b ? b.dim(-2) : b.dim(-1);
+  const int64_t Ka = trans_a ? a.dim(-2) : a.dim(-1);
+  if (Ka != K)
+    fail(op, {A, B}, "inner dimensions differ: op(a) gives K = " + std::to_string(Ka) + ", op(b) gives K = " +
+                         std::to_string(K));
+  Shape want;
+  if (b.ndim() == 3) {
+    if (a.ndim() != 3 || a.dim(0) != b.dim(0))
+      fail(op, {A, B}, "a batched (rank 3) b needs a rank 3 a with the same batch size");
+    want = {a.dim(0), trans_a ? a.dim(2) : a.dim(1), N};
+  } else {
+    if (trans_a && a.ndim() != 2) fail(op, {A, B}, "trans_a needs a rank 2 a when b is rank 2");
+    want = a.shape();
+    if (trans_a) want = {a.dim(1), N};
+    else want.back() = N;
+  }
+  ops_detail::need_shape(op, {A, B, Cc}, Cc, want, "op(a) @ op(b)");
+  if (bias) {
+    ops_detail::need_shape(op, {B, Bias}, Bias, {N}, "[N]");
+    if (beta != 0.0f && beta != 1.0f) fail(op, {Bias}, "a bias needs beta == 0 or beta == 1");
+  }
+  WICK_OP_DISPATCH(op, dev, matmul, a, b, c, trans_a, trans_b, alpha, beta, bias);
+}
+
+void linear_forward(const Tensor& x, const Tensor& w, const Tensor* b, Tensor& y) {
+  static const char* op = "linear_forward";
+  const Arg X{"x", &x}, W{"w", &w}, Bb{"b", b}, Y{"y", &y};
+  if (b) ops_detail::one_device(op, {X, W, Bb, Y});
+  else ops_detail::one_device(op, {X, W, Y});
+  if (x.ndim() < 2) fail(op, {X}, "x must have rank >= 2 [N, in]");
+  ops_detail::need_rank(op, W, 2, "[out, in]");
+  if (w.dim(1) != x.dim(-1)) fail(op, {X, W}, "w must be [out, in] with in = " + std::to_string(x.dim(-1)));
+  Shape want = x.shape();
+  want.back() = w.dim(0);
+  ops_detail::need_shape(op, {X, W, Y}, Y, want, "[N, out]");
+  if (b) ops_detail::need_shape(op, {W, Bb}, Bb, {w.dim(0)}, "[out]");
+  matmul(x, w, y, false, true, 1.0f, 0.0f, b);
+}
+
+// A row of ones [1, n] on (device, dtype), for db = ones @ dy. Grown on demand and kept for the life of
+// the process (deliberately never freed: device memory must not be released after the CUDA runtime
+// has shut down at exit).
+static Tensor ones_row(Device dev, DType dtype, int64_t n) {
+  static std::mutex mu;
+  static auto* cache = new std::map<std::tuple<int, int, int>, Tensor>();
+  std::lock_guard<std::mutex> lock(mu);
+  Tensor& t = (*cache)[{static_cast<int>(dev.kind), dev.index, static_cast<int>(dtype)}];
+  if (!t.defined() || t.numel() < n) {
+    t = Tensor::empty({std::max<int64_t>(n, 256)}, dtype, dev);
+    fill(t, 1.0f);
+  }
+  return t.narrow0(0, n).view({1, n});
+}
+
+void linear_backward(const Tensor& dy, const Tensor& x, const Tensor& w, Tensor* dx, Tensor* dw, Tensor* db) {
+  static const char* op = "linear_backward";
+  const Arg DY{"dy", &dy}, X{"x", &x}, W{"w", &w};
+  ops_detail::one_device(op, {DY, X, W});
+  if (x.ndim() < 2) fail(op, {X}, "x must have rank >= 2 [N, in]");
+  ops_detail::need_rank(op, W, 2, "[out, in]");
+  if (w.dim(1) != x.dim(-1)) fail(op, {X, W}, "w must be [out, in] with in = " + std::to_string(x.dim(-1)));
+  Shape ys = x.shape();
+  ys.back() = w.dim(0);
+  ops_detail::need_shape(op, {X, W, DY}, DY, ys, "[N, out]");
+  const Tensor dy2 = dy.flatten_to_2d(), x2 = x.flatten_to_2d();
+  if (dx) {
+    const Arg DX{"dx", dx};
+    ops_detail::one_device(op, {DY, DX});
+    ops_detail::need_shape(op, {X, DX}, DX, x.shape(), "x's shape [N, in]");
+    matmul(dy, w, *dx, false, false, 1.0f, 0.0f, nullptr);  // [N, out] @ [out, in]
+  }
+  if (dw) {
+    const Arg DW{"dw", dw};
+    ops_detail::one_device(op, {DY, DW});
+    ops_detail::need_shape(op, {W, DW}, DW, w.shape(), "w's shape [out, in]");
+    matmul(dy2, x2, *dw, true, false, 1.0f, 1.0f, nullptr);  // dy^T [out, N] @ x [N, in], accumulated
+  }
+  if (db) {
+    const Arg DB{"db", db};
+    ops_detail::one_device(op, {DY, DB});
+    ops_detail::need_shape(op, {W, DB}, DB, {w.dim(0)}, "[out]");
+    Tensor db2 = db->view({1, w.dim(0)});
+    matmul(ones_row(dy.device(), dy.dtype(), dy2.dim(0)), dy2, db2, false, false, 1.0f, 1.0f, nullptr);
+  }
+}
+
+}  // namespace wick

@@ -1,0 +1,46 @@
+// RMSNorm and LayerNorm: validation and dispatch.
+// Dtypes: x, w, b, y, dy, dx, dw, db share the activation dtype; mean and rstd are f32.
+#include "ops/norm.h"
+
+#include "ops/validate.h"
+
+namespace wick {
+
+using ops_detail::Arg;
+using ops_detail::Args;
+
+void rms_norm_forward(const Tensor& x, const Tensor& w, float eps, Tensor& y, Tensor& rstd) {
+  static const char* op = "rms_norm_forward";
+  const Device dev = ops_detail::check_rows(op, {"x", &x}, {{"y", &y}}, {{"w", &w}}, {{"rstd", &rstd}});
+  WICK_OP_DISPATCH(op, dev, rms_norm_forward, x, w, eps, y, rstd);
+}
+
+void rms_norm_backward(const Tensor& dy, const Tensor& x, const Tensor& w, const Tensor& rstd, Tensor& dx,
+                       Tensor* dw) {
+  static const char* op = "rms_norm_backward";
+  Args vec{{"w", &w}};
+  if (dw) vec.push_back({"dw", dw});
+  const Device dev = ops_detail::check_rows(op, {"x", &x}, {{"dy", &dy}, {"dx", &dx}}, vec, {{"rstd", &rstd}});
+  WICK_OP_DISPATCH(op, dev, rms_norm_backward, dy, x, w, rstd, dx, dw);
+}
+
+void layer_norm_forward(const Tensor& x, const Tensor& w, const Tensor& b, float eps, Tensor& y, Tensor& mean,
+                        Tensor& rstd) {
+  static const char* op = "layer_norm_forward";
+  const Device dev = ops_detail::check_rows(op, {"x", &x}, {{"y", &y}}, {{"w", &w}, {"b", &b}},
+                                            {{"mean", &mean}, {"rstd", &rstd}});
+  WICK_OP_DISPATCH(op, dev, layer_norm_forward, x, w, b, eps, y, mean, rstd);
+}
+
+void layer_norm_backward(const Tensor& dy, const Tensor& x, const Tensor& w, const Tensor& mean, const Tensor& rstd,
+                         Tensor& dx, Tensor* dw, Tensor* db) {
+  static const char* op = "layer_norm_backward";
+  Args vec{{"w", &w}};
+  if (dw) vec.push_back({"dw", dw});
+  if (db) vec.push_back({"db", db});
+  const Device dev = ops_detail::check_rows(op, {"x", &x}, {{"dy", &dy}, {"dx", &dx}}, vec,
+                                            {{"mean", &mean}, {"rstd", &rstd}});
+  WICK_OP_DISPATCH(op, dev, layer_norm_backward, dy, x, w, mean, rstd, dx, dw, db);
+}
+
+}  // namespace wick

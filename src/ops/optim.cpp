@@ -1,0 +1,65 @@
+// AdamW and gradient norms: validation and dispatch; grad_norm built on sum_squares (device-independent).
+#include "ops/optim.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include "ops/validate.h"
+
+namespace wick {
+
+using ops_detail::Arg;
+using ops_detail::fail;
+
+void adamw_step(Tensor& param, const Tensor& grad, Tensor& m, Tensor& v, const AdamWConfig& cfg, int64_t step,
+                float grad_scale) {
+  static const char* op = "adamw_step";
+  const Arg P{"param", &param}, G{"grad", &grad}, M{"m", &m}, Vv{"v", &v};
+  const Device dev = ops_detail::one_device(op, {P, G, M, Vv});
+  for (const Arg& a : {P, G, M, Vv}) {
+    ops_detail::need_dtype(op, a, DType::F32);
+    if (a.t != &param) ops_detail::need_shape(op, {P, a}, a, param.shape(), "param's shape");
+  }
+  if (step < 1) fail(op, {P}, "step is 1-based (the step being taken), got " + std::to_string(step));
+  if (!(cfg.beta1 >= 0.0f && cfg.beta1 < 1.0f) || !(cfg.beta2 >= 0.0f && cfg.beta2 < 1.0f))
+    fail(op, {P}, "betas must be in [0, 1), got " + std::to_string(cfg.beta1) + ", " + std::to_string(cfg.beta2));
+  if (!std::isfinite(cfg.lr) || !std::isfinite(cfg.eps) || !std::isfinite(cfg.weight_decay) ||
+      !std::isfinite(grad_scale))
+    fail(op, {P}, "lr, eps, weight_decay and grad_scale must be finite");
+  WICK_OP_DISPATCH(op, dev, adamw_step, param, grad, m, v, cfg, step, grad_scale);
+}
+
+double sum_squares(const std::vector<Tensor>& tensors) {
+  static const char* op = "sum_squares";
+  if (tensors.empty()) return 0.0;
+  ops_detail::Args all;
+  std::vector<std::string> names(tensors.size());
+  for (size_t i = 0; i < tensors.size(); i++) {
+    names[i] = "tensors[" + std::to_string(i) + "]";
+    all.push_back({names[i].c_str(), &tensors[i]});
+  }
+  const Device dev = ops_detail::one_device(op, all);
+  for (const Arg& a : all) ops_detail::need_dtype(op, a, DType::F32);
+  if (dev.is_cpu()) return cpu::sum_squares(tensors);
+#ifdef WICK_CUDA
+  return cuda_ops::sum_squares(tensors);
+#else
+  ops_detail::no_cuda(op);
+#endif
+}
+
+double grad_norm(const std::vector<Tensor>& grads, double max_norm, float* coef) {
+  const double total = std::sqrt(sum_squares(grads));
+  // torch.nn.utils.clip_grad_norm_: clip_coef = max_norm / (total + 1e-6) clamped to at most 1, all in f32
+  // on an f32 norm; torch evaluates `scalar / tensor` as reciprocal(tensor) * scalar, and so do we.
+  if (coef) {
+    *coef = 1.0f;
+    if (max_norm > 0) {
+      const float denom = static_cast<float>(total) + 1e-6f;
+      *coef = std::min(1.0f, (1.0f / denom) * static_cast<float>(max_norm));
+    }
+  }
+  return total;
+}
+
+}  // namespace wick

@@ -1,0 +1,39 @@
+// RoPE: validation and dispatch. x, y (dy, dx) share the activation dtype; positions are i32 [B, T].
+#include "ops/rope.h"
+
+#include <cmath>
+
+#include "ops/validate.h"
+
+namespace wick {
+
+using ops_detail::Arg;
+using ops_detail::fail;
+
+static Device check_rope(const char* op, Arg x, Arg pos, float theta, Arg y) {
+  const Device dev = ops_detail::one_device(op, {x, pos, y});
+  ops_detail::need_rank(op, x, 4, "[B, T, H, D]");
+  ops_detail::need_act(op, x);
+  ops_detail::need_same_dtype(op, y, x);
+  ops_detail::need_shape(op, {x, y}, y, x.t->shape(), "[B, T, H, D]");
+  ops_detail::need_index(op, pos, false);
+  ops_detail::need_shape(op, {x, pos}, pos, {x.t->dim(0), x.t->dim(1)}, "[B, T]");
+  if (x.t->dim(3) % 2 != 0) fail(op, {x}, "the head dim D must be even (rotate-half pairs i and i + D/2)");
+  if (!(theta > 0.0f) || !std::isfinite(theta))
+    fail(op, {x}, "theta must be a positive finite number, got " + std::to_string(theta));
+  return dev;
+}
+
+void rope_forward(const Tensor& x, const Tensor& positions, float theta, Tensor& y) {
+  static const char* op = "rope_forward";
+  const Device dev = check_rope(op, {"x", &x}, {"positions", &positions}, theta, {"y", &y});
+  WICK_OP_DISPATCH(op, dev, rope_forward, x, positions, theta, y);
+}
+
+void rope_backward(const Tensor& dy, const Tensor& positions, float theta, Tensor& dx) {
+  static const char* op = "rope_backward";
+  const Device dev = check_rope(op, {"dy", &dy}, {"positions", &positions}, theta, {"dx", &dx});
+  WICK_OP_DISPATCH(op, dev, rope_backward, dy, positions, theta, dx);
+}
+
+}  // namespace wick

@@ -1,0 +1,62 @@
+// Argument checks shared by the public ops (ops/<family>.cpp), and the device dispatch macro.
+// Internal to ops/: every failure is a wick::Error worded as
+//   "rms_norm_forward: x f32[4, 7] cpu and w f32[8] cpu: w must be [C] = [7]"
+// i.e. the op, the tensors involved, and what was expected.
+#pragma once
+#include <string>
+#include <vector>
+
+#include "core/error.h"
+#include "core/tensor.h"
+#include "ops/cpu/cpu_ops.h"
+#ifdef WICK_CUDA
+#include "ops/cuda/cuda_ops.h"
+#endif
+
+namespace wick::ops_detail {
+
+// A tensor argument and the name the header gives it.
+struct Arg {
+  const char* name;
+  const Tensor* t;
+};
+using Args = std::vector<Arg>;
+
+std::string describe(const Arg& a);  // "x f32[4, 7] cpu"
+[[noreturn]] void fail(const char* op, const Args& involved, const std::string& must, const std::string& hint = "");
+[[noreturn]] void no_cuda(const char* op);
+
+// Every tensor defined and on one device; returns that device.
+Device one_device(const char* op, const Args& all);
+void need_rank(const char* op, Arg a, int rank, const char* dims);        // "x must be rank 2 [N, C]"
+// "w must be [C] = [7]"; involved lists the tensors the expected shape was derived from (and a).
+void need_shape(const char* op, const Args& involved, Arg a, const Shape& want, const char* symbolic);
+void need_dtype(const char* op, Arg a, DType want);                       // "rstd must be f32"
+void need_same_dtype(const char* op, Arg a, Arg ref);                     // "y must have x's dtype (f32)"
+// Activations: f32 on the CPU (which computes in f32), f32 or bf16 on CUDA.
+void need_act(const char* op, Arg a);
+// f32 or bf16 on any device (ops whose CPU twin widens bf16: matmul, cross entropy, elementwise).
+void need_float(const char* op, Arg a);
+void need_index(const char* op, Arg a, bool allow_i64);                   // i32 (or i64) ids
+
+// Row-wise ops: x [N, C] an activation; each of `same` [N, C] and each of `vec` [C] of x's dtype; each
+// of `stats` [N] f32. All on one device, which is returned.
+Device check_rows(const char* op, Arg x, const Args& same, const Args& vec, const Args& stats);
+
+}  // namespace wick::ops_detail
+
+// Calls wick::cpu::fn(...) or wick::cuda_ops::fn(...) by device; a CUDA device in a build without CUDA
+// is a wick::Error (no tensor can live there, but say so clearly anyway).
+#ifdef WICK_CUDA
+#define WICK_OP_DISPATCH(op, dev, fn, ...)          \
+  do {                                              \
+    if ((dev).is_cpu()) ::wick::cpu::fn(__VA_ARGS__); \
+    else ::wick::cuda_ops::fn(__VA_ARGS__);           \
+  } while (0)
+#else
+#define WICK_OP_DISPATCH(op, dev, fn, ...)          \
+  do {                                              \
+    if ((dev).is_cpu()) ::wick::cpu::fn(__VA_ARGS__); \
+    else ::wick::ops_detail::no_cuda(op);             \
+  } while (0)
+#endif
