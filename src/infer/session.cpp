@@ -29,9 +29,7 @@ DType resolve_dtype(const std::string& spec, Device dev) {
 
 std::optional<ChatTemplateKind> parse_chat_template_flag(const std::string& s) {
   if (s.empty()) return std::nullopt;
-  if (s == "qwen2.5" || s == "qwen2" || s == "chatml") return ChatTemplateKind::Qwen25;
-  if (s == "qwen3") return ChatTemplateKind::Qwen3;
-  throw Error("unknown chat template '" + s + "'", "--chat-template", "use qwen2.5 or qwen3");
+  return parse_chat_template_kind(s);
 }
 
 Session::Session(const SessionOptions& opt) {
@@ -39,23 +37,15 @@ Session::Session(const SessionOptions& opt) {
   model_ = Qwen2Model::load(opt.model_dir, dev, resolve_dtype(opt.dtype, dev));
   if (!opt.adapter_dir.empty()) attach_adapters(*model_, io::load_peft_adapter(opt.adapter_dir), opt.adapter_dir);
   if (fs::exists(fs::path(opt.model_dir) / "tokenizer.json")) tok_ = Tokenizer::from_model_dir(opt.model_dir);
+  // A folder without a (recognised) template still generates from raw prompts; chat_template() says why not.
   const fs::path tc = fs::path(opt.model_dir) / "tokenizer_config.json";
-  if (fs::exists(tc)) {
-    try {
-      tmpl_ = ChatTemplate::from_tokenizer_config(tc.string(), opt.chat_template);
-    } catch (const Error& e) {
-      tmpl_error_ = e.what();
-    }
-  } else if (opt.chat_template) {
-    tmpl_ = ChatTemplate::from_kind(*opt.chat_template);
-  } else {
-    tmpl_error_ = tc.string() + ": no tokenizer_config.json, so no chat template (hint: pass --chat-template qwen2.5|qwen3)";
-  }
+  if (fs::exists(tc) || !opt.chat_template) tmpl_ = ChatTemplate::from_tokenizer_config(opt.model_dir, opt.chat_template);
+  else tmpl_ = ChatTemplate::of_kind(*opt.chat_template);
   gen_ = load_generation_config(opt.model_dir, model_->config());
 }
 
 const ChatTemplate& Session::chat_template() const {
-  if (!tmpl_) throw Error(tmpl_error_);
+  tmpl_->kind();  // throws the reason when the folder has no usable template
   return *tmpl_;
 }
 

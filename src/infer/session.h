@@ -27,7 +27,7 @@ class Session {
   explicit Session(const SessionOptions& opt);
   Qwen2Model& model() { return *model_; }
   const Tokenizer* tokenizer() const { return tok_ ? &*tok_ : nullptr; }
-  const ChatTemplate& chat_template() const;  // wick::Error when the folder has none
+  const ChatTemplate& chat_template() const;  // wick::Error when the folder has no usable one
   const GenerationConfig& generation_config() const { return gen_; }
   // Sampling defaults from generation_config.json (greedy unless it says do_sample).
   SamplingParams default_sampling() const;
@@ -38,7 +38,6 @@ class Session {
   std::unique_ptr<Qwen2Model> model_;
   std::optional<Tokenizer> tok_;
   std::optional<ChatTemplate> tmpl_;
-  std::string tmpl_error_;
   GenerationConfig gen_;
 };
 

@@ -1,5 +1,6 @@
 // Qwen2 inference forward (optionally with a KV cache), as modeling_qwen2.py computes it.
 #include <algorithm>
+#include <cmath>
 
 #include "core/error.h"
 #include "model/forward_workspace.h"

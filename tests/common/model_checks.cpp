@@ -172,11 +172,22 @@ void check_training_trace(const Fixture& f, Device dev, DType dt, const Tol& tol
   const io::AdapterFiles trained = io::load_peft_adapter((fs::path(f.dir) / "adapter_trained").string());
   const auto got = export_adapters(*m);
   ASSERT_EQ(got.size(), trained.modules.size());
+  // Trained weights. AdamW divides each element's update by its own gradient scale, so an element whose
+  // gradient is near zero (f32 cancellation: 1e-6 of the tensor's max, with 10-20% relative rounding error
+  // in torch and in wick alike, in different summation orders) still moves by ~lr per step in a direction set
+  // by that noise. So: the tensor as a whole within tol.weights (L2-normalised), and every element within
+  // 0.1 * lr (absolute) - a wrong gradient, decay or bias correction moves elements by ~lr per step.
+  const double lr = tr.at("lr").get<double>();
+  auto check_w = [&](const Tensor& g, const Tensor& r, const std::string& what) {
+    const double e = rel_err(g, r), mx = max_abs_diff(g, r);
+    EXPECT_LE(e, tol.weights) << what << ": ||diff||/||ref|| = " << e;
+    EXPECT_LE(mx, 0.1 * lr) << what << ": max abs diff " << mx << " (max|diff|/max|ref| " << max_abs_rel(g, r) << ")";
+  };
   for (const auto& [mod, pair] : trained.modules) {
     auto it = got.find(mod);
     ASSERT_NE(it, got.end()) << mod;
-    expect_close(it->second.A, pair.A, tol.weights, f.dir + " trained " + mod + ".lora_A");
-    expect_close(it->second.B, pair.B, tol.weights, f.dir + " trained " + mod + ".lora_B");
+    check_w(it->second.A, pair.A, f.dir + " trained " + mod + ".lora_A");
+    check_w(it->second.B, pair.B, f.dir + " trained " + mod + ".lora_B");
   }
 }
 
