@@ -126,7 +126,7 @@ Report check_device(const Case& c, Device dev, DType act, uint64_t seed);
 // ---- case makers (ops/opcheck_cases_*.cpp) ----
 struct MatmulShape {
   int64_t batch = 0;  // 0: unbatched (b rank 2); > 0: a, b, c rank 3
-  Shape lead;         // unbatched only: leading dims of a (and c); empty means [M]
+  Shape lead{};       // unbatched only: leading dims of a (and c); empty means [M]
   int64_t M = 1, N = 1, K = 1;
   bool ta = false, tb = false;
   float alpha = 1.0f, beta = 0.0f;
