@@ -10,6 +10,12 @@ namespace wick {
 using ops_detail::Arg;
 using ops_detail::fail;
 
+std::vector<float> rope_inv_freq(float theta, int64_t D) {
+  std::vector<float> f(static_cast<size_t>(D / 2));
+  for (int64_t i = 0; i < D / 2; i++) f[i] = 1.0f / std::pow(theta, static_cast<float>(2 * i) / static_cast<float>(D));
+  return f;
+}
+
 static Device check_rope(const char* op, Arg x, Arg pos, float theta, Arg y) {
   const Device dev = ops_detail::one_device(op, {x, pos, y});
   ops_detail::need_rank(op, x, 4, "[B, T, H, D]");

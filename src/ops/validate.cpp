@@ -52,8 +52,9 @@ void need_dtype(const char* op, Arg a, DType want) {
 }
 
 void need_same_dtype(const char* op, Arg a, Arg ref) {
-  if (a.t->dtype() != ref.t->dtype())
-    fail(op, {ref, a}, std::string(a.name) + " must have " + ref.name + "'s dtype (" + dtype_name(ref.t->dtype()) + ")");
+  if (a.t->dtype() == ref.t->dtype()) return;
+  const std::string owner = ref.name, poss = owner.back() == 's' ? owner + "'" : owner + "'s";  // logits' / x's
+  fail(op, {ref, a}, std::string(a.name) + " must have " + poss + " dtype (" + dtype_name(ref.t->dtype()) + ")");
 }
 
 void need_act(const char* op, Arg a) {

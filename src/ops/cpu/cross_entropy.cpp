@@ -35,9 +35,9 @@ void cross_entropy_forward(const Tensor& logits, const Tensor& targets, Tensor& 
   for (int64_t n = 0; n < N; n++) {
     float mx = -std::numeric_limits<float>::infinity();
     for (int64_t i = 0; i < V; i++) mx = std::max(mx, load(logits, px, n * V + i));
-    float z = 0.0f;
+    double z = 0.0;  // up to 152k terms: summed in f64 so that lse does not drift with V
     for (int64_t i = 0; i < V; i++) z += std::exp(load(logits, px, n * V + i) - mx);
-    const float l = mx + std::log(z);
+    const float l = mx + static_cast<float>(std::log(z));
     ps[n] = l;
     pl[n] = pt[n] == kIgnoreIndex ? 0.0f : l - load(logits, px, n * V + pt[n]);
   }

@@ -11,9 +11,7 @@ namespace wick::cpu {
 // x [B, T, H, D], positions [B, T] -> y; sign = +1 rotates forward, -1 applies the inverse rotation.
 static void rotate(const Tensor& x, const Tensor& positions, float theta, Tensor& y, float sign) {
   const int64_t B = x.dim(0), T = x.dim(1), H = x.dim(2), D = x.dim(3), half = D / 2;
-  std::vector<float> inv_freq(static_cast<size_t>(half));
-  for (int64_t i = 0; i < half; i++)
-    inv_freq[i] = 1.0f / std::pow(theta, static_cast<float>(2 * i) / static_cast<float>(D));
+  const std::vector<float> inv_freq = rope_inv_freq(theta, D);
   const int32_t* pos = positions.data<int32_t>();
   const float* px = x.data<float>();
   float* py = y.data<float>();

@@ -1,0 +1,377 @@
+// Op cases (ops/opcheck.h) for matmul, linear, embedding, the elementwise ops, casts, fills, sum of
+// squares and AdamW.
+#include <cmath>
+#include <sstream>
+
+#include "core/error.h"
+#include "ops/elementwise.h"
+#include "ops/embedding.h"
+#include "ops/matmul.h"
+#include "ops/opcheck.h"
+#include "ops/optim.h"
+
+namespace wick::opcheck {
+
+namespace {
+
+// 0.5 -> "0p5", -2 -> "m2": float parameters in gtest-friendly names.
+std::string num(double v) {
+  std::ostringstream os;
+  os << v;
+  std::string s = os.str();
+  for (char& c : s) c = c == '.' ? 'p' : c == '-' ? 'm' : c == '+' ? 'P' : c;
+  return s;
+}
+
+std::string dims(const Shape& s) {
+  std::ostringstream os;
+  for (size_t i = 0; i < s.size(); i++) os << (i ? "x" : "") << s[i];
+  return os.str();
+}
+
+Shape cat(Shape a, int64_t last) {
+  a.push_back(last);
+  return a;
+}
+
+const char* kGemmWhy =
+    "f32 GEMM sums K products in a blocked order: rel error ~sqrt(K) 2^-24 (< 1e-5 for K <= 4864); the device "
+    "must run f32 GEMMs without TF32; bf16 outputs are rounded once (2^-9)";
+
+class MatmulCase : public Case {
+ public:
+  explicit MatmulCase(const MatmulShape& s) : Case("matmul", tag(s)), s_(s) {
+    tol.why = kGemmWhy;
+    if (s_.c_f32) tol.dev_bf16 = tol.cpu_bf16 = 1e-4;  // same bf16 inputs, f32 output: only the summation order differs
+  }
+  static std::string tag(const MatmulShape& s) {
+    std::string t = cat_str("M", s.M, "_N", s.N, "_K", s.K);
+    if (s.batch) t += cat_str("_batch", s.batch);
+    if (!s.lead.empty()) t += cat_str("_lead", dims(s.lead));
+    if (s.ta) t += "_ta";
+    if (s.tb) t += "_tb";
+    if (s.alpha != 1.0f) t += cat_str("_alpha", num(s.alpha));
+    if (s.beta != 0.0f) t += cat_str("_beta", num(s.beta));
+    if (s.bias) t += "_bias";
+    if (s.c_f32) t += "_cf32";
+    return t;
+  }
+  Shape a_shape() const {
+    if (s_.batch) return s_.ta ? Shape{s_.batch, s_.K, s_.M} : Shape{s_.batch, s_.M, s_.K};
+    if (s_.ta) return {s_.K, s_.M};
+    return cat(s_.lead.empty() ? Shape{s_.M} : s_.lead, s_.K);
+  }
+  Shape b_shape() const {
+    Shape b = s_.tb ? Shape{s_.N, s_.K} : Shape{s_.K, s_.N};
+    if (s_.batch) b.insert(b.begin(), s_.batch);
+    return b;
+  }
+  Shape c_shape() const {
+    if (s_.batch) return {s_.batch, s_.M, s_.N};
+    if (s_.ta) return {s_.M, s_.N};
+    return cat(s_.lead.empty() ? Shape{s_.M} : s_.lead, s_.N);
+  }
+  Kind c_kind() const { return s_.c_f32 ? Kind::F32 : Kind::Act; }
+  std::vector<Spec> inputs() const override {
+    std::vector<Spec> in{{"a", a_shape()}, {"b", b_shape()}};
+    if (s_.beta != 0.0f) in.push_back({"c0", c_shape(), c_kind()});
+    if (s_.bias) in.push_back({"bias", {s_.N}, c_kind()});
+    return in;
+  }
+  std::vector<Spec> outputs() const override { return {{"c", c_shape(), c_kind()}}; }
+  void forward(const std::vector<Tensor>& in, std::vector<Tensor>& out) const override {
+    if (s_.beta != 0.0f) out[0].copy_from(in[2]);
+    const Tensor* bias = s_.bias ? &in.back() : nullptr;
+    matmul(in[0], in[1], out[0], s_.ta, s_.tb, s_.alpha, s_.beta, bias);
+  }
+  std::vector<ref::Vec> reference(const std::vector<ref::Vec>& in) const override {
+    const ref::Vec* c0 = s_.beta != 0.0f ? &in[2] : nullptr;
+    const ref::Vec* bias = s_.bias ? &in.back() : nullptr;
+    const int64_t rows = shape_numel(c_shape()) / s_.N / std::max<int64_t>(s_.batch, 1);
+    return {ref::matmul(in[0], in[1], c0, bias, std::max<int64_t>(s_.batch, 1), rows, s_.N, s_.K, s_.ta, s_.tb,
+                        s_.batch > 0, s_.alpha, s_.beta)};
+  }
+  double ref_cost() const override { return 2.0 * shape_numel(c_shape()) * s_.K; }
+  bool cpu_bf16() const override { return true; }
+
+ private:
+  MatmulShape s_;
+};
+
+class LinearCase : public Case {
+ public:
+  LinearCase(Shape lead, int64_t in, int64_t out, bool bias)
+      : Case("linear", cat_str("N", dims(lead), "_in", in, "_out", out, bias ? "_bias" : "")),
+        lead_(std::move(lead)), in_(in), out_(out), bias_(bias) {
+    tol.why = kGemmWhy;
+  }
+  std::vector<Spec> inputs() const override {
+    std::vector<Spec> s{{"x", cat(lead_, in_)}, {"w", {out_, in_}}};
+    if (bias_) s.push_back({"b", {out_}});
+    return s;
+  }
+  std::vector<Spec> outputs() const override { return {{"y", cat(lead_, out_)}}; }
+  void forward(const std::vector<Tensor>& in, std::vector<Tensor>& out) const override {
+    linear_forward(in[0], in[1], bias_ ? &in[2] : nullptr, out[0]);
+  }
+  std::vector<ref::Vec> reference(const std::vector<ref::Vec>& in) const override {
+    return {ref::matmul(in[0], in[1], nullptr, bias_ ? &in[2] : nullptr, 1, shape_numel(lead_), out_, in_, false, true,
+                        false, 1.0, 0.0)};
+  }
+  double ref_cost() const override { return 2.0 * shape_numel(lead_) * in_ * out_; }
+  std::vector<int> grad_inputs() const override { return bias_ ? std::vector<int>{0, 1, 2} : std::vector<int>{0, 1}; }
+  std::vector<int> accumulating() const override { return bias_ ? std::vector<int>{1, 2} : std::vector<int>{1}; }
+  std::vector<int> cot_outputs() const override { return {0}; }
+  void backward(const std::vector<Tensor>& in, const std::vector<Tensor>&, const std::vector<Tensor>& cot,
+                std::vector<Tensor>& g) const override {
+    linear_backward(cot[0], in[0], in[1], &g[0], &g[1], bias_ ? &g[2] : nullptr);
+  }
+  bool exact_accumulate() const override { return false; }  // sgemm adds K blocks into dw one at a time
+
+ private:
+  Shape lead_;
+  int64_t in_, out_;
+  bool bias_;
+};
+
+class EmbeddingCase : public Case {
+ public:
+  EmbeddingCase(int64_t N, int64_t V, int64_t C, DType ids)
+      : Case("embedding", cat_str("N", N, "_V", V, "_C", C, "_", dtype_name(ids))),
+        N_(N), V_(V), C_(C), ids_(ids) {
+    tol.fwd = tol.dev = tol.dev_bf16 = 0;
+    tol.dev_bwd = 1e-6;
+    tol.why = "forward copies rows (exact); backward sums the rows of repeated ids (f32 sums of a few terms; the "
+              "device may add in another order)";
+  }
+  std::vector<Spec> inputs() const override {
+    return {{"ids", {N_}, ids_ == DType::I64 ? Kind::I64 : Kind::I32}, {"table", {V_, C_}}};
+  }
+  std::vector<Spec> outputs() const override { return {{"out", {N_, C_}}}; }
+  void fill_inputs(std::vector<Tensor>& h, Rng& rng) const override {
+    for (int64_t n = 0; n < N_; n++) {
+      // Repeats on purpose: the last id equals the first, and ids come from a small range half the time.
+      int64_t id = static_cast<int64_t>(rng.below(static_cast<uint64_t>(n % 2 ? V_ : std::min<int64_t>(V_, 3))));
+      if (n == N_ - 1 && N_ > 1) id = ids_ == DType::I64 ? h[0].data<int64_t>()[0] : h[0].data<int32_t>()[0];
+      if (ids_ == DType::I64) h[0].data<int64_t>()[n] = id;
+      else h[0].data<int32_t>()[n] = static_cast<int32_t>(id);
+    }
+    float* t = h[1].data<float>();
+    for (int64_t i = 0; i < h[1].numel(); i++) t[i] = gauss(rng);
+  }
+  void forward(const std::vector<Tensor>& in, std::vector<Tensor>& out) const override {
+    embedding_forward(in[0], in[1], out[0]);
+  }
+  std::vector<ref::Vec> reference(const std::vector<ref::Vec>& in) const override {
+    return {ref::embedding(in[0], in[1], C_)};
+  }
+  std::vector<int> grad_inputs() const override { return {1}; }
+  std::vector<int> accumulating() const override { return {1}; }
+  std::vector<int> cot_outputs() const override { return {0}; }
+  void backward(const std::vector<Tensor>& in, const std::vector<Tensor>&, const std::vector<Tensor>& cot,
+                std::vector<Tensor>& g) const override {
+    embedding_backward(in[0], cot[0], g[0]);
+  }
+
+ private:
+  int64_t N_, V_, C_;
+  DType ids_;
+};
+
+class ElementwiseCase : public Case {
+ public:
+  ElementwiseCase(std::string which, Shape shape) : Case(which, dims(shape)), which_(std::move(which)), shape_(shape) {
+    tol.fwd = tol.dev = 1e-6;
+    tol.why = "one or two f32 roundings per element (the device may fuse a multiply-add); bf16 rounds once on store";
+  }
+  std::vector<Spec> inputs() const override {
+    if (which_ == "scale") return {{"x", shape_}};
+    if (which_ == "axpy") return {{"x", shape_}, {"y0", shape_}};
+    if (which_ == "add_inplace") return {{"acc0", shape_}, {"b", shape_}};
+    return {{"a", shape_}, {"b", shape_}};
+  }
+  std::vector<Spec> outputs() const override { return {{"out", shape_}}; }
+  void forward(const std::vector<Tensor>& in, std::vector<Tensor>& out) const override {
+    if (which_ == "add") add(in[0], in[1], out[0]);
+    if (which_ == "scale") scale(in[0], kS, out[0]);
+    if (which_ == "axpy") out[0].copy_from(in[1]), axpy(kS, in[0], out[0]);
+    if (which_ == "add_inplace") out[0].copy_from(in[0]), add_inplace(out[0], in[1]);
+  }
+  std::vector<ref::Vec> reference(const std::vector<ref::Vec>& in) const override {
+    ref::Vec r(in[0].size());
+    for (size_t i = 0; i < r.size(); i++) {
+      if (which_ == "scale") r[i] = static_cast<double>(kS) * in[0][i];
+      else if (which_ == "axpy") r[i] = in[1][i] + static_cast<double>(kS) * in[0][i];
+      else r[i] = in[0][i] + in[1][i];
+    }
+    return {r};
+  }
+  bool cpu_bf16() const override { return true; }
+
+ private:
+  static constexpr float kS = -1.375f;
+  std::string which_;
+  Shape shape_;
+};
+
+Kind kind_of(DType t) {
+  switch (t) {
+    case DType::F32: return Kind::F32;
+    case DType::BF16: return Kind::BF16;
+    case DType::F16: return Kind::F16;
+    case DType::I32: return Kind::I32;
+    case DType::I64: return Kind::I64;
+  }
+  return Kind::F32;
+}
+
+int mant_bits(DType t) { return t == DType::F32 ? 23 : t == DType::F16 ? 10 : 7; }
+
+class CastCase : public Case {
+ public:
+  CastCase(Shape shape, DType from, DType to)
+      : Case("cast", cat_str(dtype_name(from), "_to_", dtype_name(to), "_", dims(shape))), shape_(shape),
+        from_(from), to_(to) {
+    tol.fwd = tol.dev = 0;
+    tol.why = "round to nearest even is exact: results must be bit-identical";
+  }
+  std::vector<Spec> inputs() const override { return {{"src", shape_, kind_of(from_)}}; }
+  std::vector<Spec> outputs() const override { return {{"dst", shape_, kind_of(to_)}}; }
+  void fill_inputs(std::vector<Tensor>& h, Rng& rng) const override {
+    // Magnitudes in [e^-4, e^4] (normal in f16 and bf16), random signs; the first few are exact ties.
+    const float ties[] = {1.00390625f, 1.01171875f, -1.00048828125f, 1.00146484375f};
+    float* p = h[0].data<float>();
+    for (int64_t i = 0; i < h[0].numel(); i++) {
+      p[i] = std::exp(rng.uniform(-4.0f, 4.0f)) * (rng.next_u32() & 1 ? -1.0f : 1.0f);
+      if (i < 4) p[i] = ties[i];
+    }
+  }
+  void forward(const std::vector<Tensor>& in, std::vector<Tensor>& out) const override { cast(in[0], out[0]); }
+  std::vector<ref::Vec> reference(const std::vector<ref::Vec>& in) const override {
+    ref::Vec r(in[0].size());
+    for (size_t i = 0; i < r.size(); i++) r[i] = ref::round_mantissa(in[0][i], mant_bits(to_));
+    return {r};
+  }
+  bool device_bf16() const override { return false; }
+
+ private:
+  Shape shape_;
+  DType from_, to_;
+};
+
+class FillCase : public Case {
+ public:
+  FillCase(Shape shape, DType dt, float v)
+      : Case("fill", cat_str(dtype_name(dt), "_", num(v), "_", dims(shape))), shape_(shape), dt_(dt), v_(v) {
+    tol.fwd = tol.dev = 0;
+    tol.why = "every element is the value rounded once to the dtype: exact";
+  }
+  std::vector<Spec> inputs() const override { return {}; }
+  std::vector<Spec> outputs() const override { return {{"t", shape_, kind_of(dt_)}}; }
+  void forward(const std::vector<Tensor>&, std::vector<Tensor>& out) const override { fill(out[0], v_); }
+  std::vector<ref::Vec> reference(const std::vector<ref::Vec>&) const override {
+    const double v = dt_ == DType::I32 ? std::trunc(static_cast<double>(v_)) : ref::round_mantissa(v_, mant_bits(dt_));
+    return {ref::Vec(static_cast<size_t>(shape_numel(shape_)), v)};
+  }
+  bool device_bf16() const override { return false; }
+
+ private:
+  Shape shape_;
+  DType dt_;
+  float v_;
+};
+
+class SumSquaresCase : public Case {
+ public:
+  explicit SumSquaresCase(std::vector<Shape> shapes) : Case("sum_squares", tag(shapes)), shapes_(std::move(shapes)) {
+    tol.fwd = 1e-6;
+    tol.dev = 1e-5;
+    tol.why = "f64 accumulation on the CPU (then stored as f32 here: 2^-24); the device sums f32 blocks";
+  }
+  static std::string tag(const std::vector<Shape>& s) {
+    std::ostringstream os;
+    for (size_t i = 0; i < s.size(); i++) os << (i ? "_" : "") << dims(s[i]);
+    return os.str();
+  }
+  std::vector<Spec> inputs() const override {
+    std::vector<Spec> r;
+    for (size_t i = 0; i < shapes_.size(); i++) r.push_back({cat_str("t", i), shapes_[i], Kind::F32});
+    return r;
+  }
+  std::vector<Spec> outputs() const override { return {{"sum", {1}, Kind::F32}}; }
+  void forward(const std::vector<Tensor>& in, std::vector<Tensor>& out) const override {
+    const double s = sum_squares(in);
+    out[0].copy_from(Tensor::from_f32({static_cast<float>(s)}, {1}).to(out[0].device()));
+  }
+  std::vector<ref::Vec> reference(const std::vector<ref::Vec>& in) const override {
+    return {{ref::sum_squares(in)}};
+  }
+  bool device_bf16() const override { return false; }
+
+ private:
+  std::vector<Shape> shapes_;
+};
+
+class AdamWCase : public Case {
+ public:
+  AdamWCase(Shape shape, int64_t step, float wd, float gs)
+      : Case("adamw", cat_str(dims(shape), "_step", step, "_wd", num(wd), "_gs", num(gs))),
+        shape_(shape), step_(step), gs_(gs) {
+    cfg_.lr = 1e-2f;
+    cfg_.weight_decay = wd;
+    tol.fwd = tol.dev = 1e-6;
+    tol.why = "a few f32 roundings per element against the f64 textbook formula (torch's op order, FMA in lerp)";
+  }
+  std::vector<Spec> inputs() const override {
+    return {{"p0", shape_, Kind::F32}, {"g", shape_, Kind::F32}, {"m0", shape_, Kind::F32}, {"v0", shape_, Kind::F32}};
+  }
+  std::vector<Spec> outputs() const override {
+    return {{"p", shape_, Kind::F32}, {"m", shape_, Kind::F32}, {"v", shape_, Kind::F32}};
+  }
+  void fill_inputs(std::vector<Tensor>& h, Rng& rng) const override {
+    for (int64_t i = 0; i < h[0].numel(); i++) {
+      h[0].data<float>()[i] = gauss(rng);
+      h[1].data<float>()[i] = gauss(rng) * (i % 5 == 0 ? 1e-4f : 0.1f);  // some grads far below sqrt(v)
+      h[2].data<float>()[i] = 0.02f * gauss(rng);
+      h[3].data<float>()[i] = rng.uniform(0.0f, 1e-3f);
+    }
+  }
+  void forward(const std::vector<Tensor>& in, std::vector<Tensor>& out) const override {
+    out[0].copy_from(in[0]);
+    out[1].copy_from(in[2]);
+    out[2].copy_from(in[3]);
+    adamw_step(out[0], in[1], out[1], out[2], cfg_, step_, gs_);
+  }
+  std::vector<ref::Vec> reference(const std::vector<ref::Vec>& in) const override {
+    ref::Vec p = in[0], m = in[2], v = in[3];
+    ref::adamw(p, in[1], m, v, cfg_.lr, cfg_.beta1, cfg_.beta2, cfg_.eps, cfg_.weight_decay, step_, gs_);
+    return {p, m, v};
+  }
+  bool device_bf16() const override { return false; }
+
+ private:
+  Shape shape_;
+  int64_t step_;
+  float gs_;
+  AdamWConfig cfg_;
+};
+
+}  // namespace
+
+CasePtr make_matmul(const MatmulShape& s) { return std::make_unique<MatmulCase>(s); }
+CasePtr make_linear(const Shape& lead, int64_t in, int64_t out, bool bias) {
+  return std::make_unique<LinearCase>(lead, in, out, bias);
+}
+CasePtr make_embedding(int64_t N, int64_t V, int64_t C, DType ids) { return std::make_unique<EmbeddingCase>(N, V, C, ids); }
+CasePtr make_elementwise(const std::string& which, const Shape& shape) {
+  WICK_CHECK(which == "add" || which == "add_inplace" || which == "scale" || which == "axpy", "unknown op " << which);
+  return std::make_unique<ElementwiseCase>(which, shape);
+}
+CasePtr make_cast(const Shape& shape, DType from, DType to) { return std::make_unique<CastCase>(shape, from, to); }
+CasePtr make_fill(const Shape& shape, DType dtype, float value) { return std::make_unique<FillCase>(shape, dtype, value); }
+CasePtr make_sum_squares(const std::vector<Shape>& shapes) { return std::make_unique<SumSquaresCase>(shapes); }
+CasePtr make_adamw(const Shape& shape, int64_t step, float wd, float gs) {
+  return std::make_unique<AdamWCase>(shape, step, wd, gs);
+}
+
+}  // namespace wick::opcheck

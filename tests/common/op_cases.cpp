@@ -1,0 +1,125 @@
+#include "common/op_cases.h"
+
+namespace wick::test {
+
+using namespace opcheck;
+
+static std::vector<CasePtr> build() {
+  std::vector<CasePtr> c;
+  const float kQwenTheta = 1e6f;
+
+  // matmul: transposes, batches, alpha/beta, bias, folded leading dims; Qwen projections [N, C] @ W^T
+  c.push_back(make_matmul({.M = 1, .N = 1, .K = 1}));
+  c.push_back(make_matmul({.M = 7, .N = 13, .K = 5}));
+  c.push_back(make_matmul({.M = 7, .N = 13, .K = 5, .c_f32 = true}));
+  c.push_back(make_matmul({.M = 127, .N = 33, .K = 65, .tb = true}));
+  c.push_back(make_matmul({.M = 9, .N = 31, .K = 17, .ta = true}));
+  c.push_back(make_matmul({.M = 9, .N = 31, .K = 17, .ta = true, .tb = true, .alpha = 0.5f}));
+  c.push_back(make_matmul({.M = 7, .N = 13, .K = 5, .beta = 0.5f}));
+  c.push_back(make_matmul({.M = 7, .N = 13, .K = 5, .alpha = -2.0f, .beta = 1.0f, .bias = true}));
+  c.push_back(make_matmul({.M = 33, .N = 7, .K = 19, .tb = true, .bias = true}));
+  c.push_back(make_matmul({.batch = 3, .M = 7, .N = 5, .K = 9}));
+  c.push_back(make_matmul({.batch = 2, .M = 7, .N = 5, .K = 9, .ta = true, .tb = true, .beta = 1.0f}));
+  c.push_back(make_matmul({.lead = {2, 3}, .M = 6, .N = 5, .K = 7, .tb = true}));
+  c.push_back(make_matmul({.M = 7, .N = 896, .K = 896, .tb = true, .bias = true}));   // q_proj
+  c.push_back(make_matmul({.M = 7, .N = 128, .K = 896, .tb = true, .bias = true}));   // k_proj, v_proj
+  c.push_back(make_matmul({.M = 7, .N = 4864, .K = 896, .tb = true}));               // gate, up
+  c.push_back(make_matmul({.M = 7, .N = 896, .K = 4864, .tb = true}));               // down
+  c.push_back(make_matmul({.M = 896, .N = 128, .K = 7, .ta = true, .beta = 1.0f, .c_f32 = true}));  // dW += dY^T X
+
+  // linear (forward, and backward through matmul)
+  c.push_back(make_linear({1}, 7, 5, true));
+  c.push_back(make_linear({7}, 33, 17, true));
+  c.push_back(make_linear({2, 7}, 31, 9, false));
+  c.push_back(make_linear({127}, 13, 3, true));
+  c.push_back(make_linear({7}, 896, 128, true));
+  c.push_back(make_linear({2}, 4864, 33, false));  // down_proj's reduction length
+
+  // embedding
+  c.push_back(make_embedding(1, 3, 7, DType::I32));
+  c.push_back(make_embedding(7, 11, 5, DType::I32));
+  c.push_back(make_embedding(127, 50, 33, DType::I64));
+  c.push_back(make_embedding(7, 1000, 896, DType::I32));
+
+  // norms, softmax, swiglu
+  for (auto [N, C] : {std::pair<int64_t, int64_t>{1, 7}, {2, 3}, {7, 896}, {127, 33}, {3, 4864}}) c.push_back(make_rms_norm(N, C));
+  for (auto [N, C] : {std::pair<int64_t, int64_t>{1, 7}, {7, 896}, {127, 33}}) c.push_back(make_layer_norm(N, C));
+  for (auto [N, C] : {std::pair<int64_t, int64_t>{1, 1}, {7, 13}, {127, 127}, {3, 1000}, {2, 4864}}) c.push_back(make_softmax(N, C));
+  for (auto [N, I] : {std::pair<int64_t, int64_t>{1, 7}, {127, 33}, {7, 4864}}) c.push_back(make_swiglu(N, I));
+
+  // rope: Qwen (theta 1e6, positions up to 32767), packed rows, in place, odd head counts
+  c.push_back(make_rope(1, 1, 1, 2, 1e4f, 10, false, false));
+  c.push_back(make_rope(1, 7, 14, 64, kQwenTheta, 32767, false, false));
+  c.push_back(make_rope(1, 7, 2, 64, kQwenTheta, 32767, false, true));
+  c.push_back(make_rope(2, 127, 2, 128, kQwenTheta, 4096, true, false));
+  c.push_back(make_rope(1, 7, 3, 10, 1e4f, 100, false, true));
+  c.push_back(make_rope(2, 5, 2, 64, 1e4f, 100, true, true));
+
+  // attention: training (GQA 1, 2, 6, 7, 8; D 8..128; packing) and decode (KV cache with NaN past kv_len)
+  c.push_back(make_attention({.B = 1, .T = 1, .H = 1, .Hkv = 1, .D = 8}));
+  c.push_back(make_attention({.B = 2, .T = 7, .H = 4, .Hkv = 2, .D = 16}));
+  c.push_back(make_attention({.B = 1, .T = 7, .H = 14, .Hkv = 2, .D = 64}));
+  c.push_back(make_attention({.B = 1, .T = 7, .H = 12, .Hkv = 2, .D = 128}));
+  c.push_back(make_attention({.B = 1, .T = 33, .H = 4, .Hkv = 4, .D = 128}));
+  c.push_back(make_attention({.B = 1, .T = 127, .H = 8, .Hkv = 1, .D = 16}));
+  c.push_back(make_attention({.B = 2, .T = 17, .H = 4, .Hkv = 2, .D = 16, .segments = true}));
+  c.push_back(make_attention({.B = 1, .T = 1, .H = 14, .Hkv = 2, .D = 64, .kv_len = 9, .S = 16}));
+  c.push_back(make_attention({.B = 2, .T = 3, .H = 4, .Hkv = 1, .D = 32, .kv_len = 11}));
+  c.push_back(make_attention({.B = 1, .T = 5, .H = 2, .Hkv = 2, .D = 8, .lse = false}));
+
+  // cross entropy: ignored rows, in place, Qwen's vocabulary
+  c.push_back(make_cross_entropy(1, 7, false, 1.0f, false));
+  c.push_back(make_cross_entropy(7, 1000, true, 0.2f, false));
+  c.push_back(make_cross_entropy(5, 33, false, 0.25f, true));
+  c.push_back(make_cross_entropy(3, 151936, true, 0.5f, false));
+
+  // optimizer
+  c.push_back(make_adamw({7}, 1, 0.01f, 1.0f));
+  c.push_back(make_adamw({33, 17}, 5, 0.1f, 0.5f));
+  c.push_back(make_adamw({512, 512}, 3, 0.01f, 1.0f));
+  c.push_back(make_sum_squares({{7}}));
+  c.push_back(make_sum_squares({{33, 17}, {1}, {512, 512}}));
+
+  // elementwise, casts, fills
+  c.push_back(make_elementwise("add", {7}));
+  c.push_back(make_elementwise("add", {127, 33}));
+  c.push_back(make_elementwise("add_inplace", {4864}));
+  c.push_back(make_elementwise("scale", {7, 13}));
+  c.push_back(make_elementwise("axpy", {1}));
+  c.push_back(make_elementwise("axpy", {896, 7}));
+  c.push_back(make_cast({127}, DType::F32, DType::BF16));
+  c.push_back(make_cast({33}, DType::BF16, DType::F32));
+  c.push_back(make_cast({127}, DType::F32, DType::F16));
+  c.push_back(make_cast({7}, DType::F16, DType::F32));
+  c.push_back(make_cast({9}, DType::BF16, DType::F16));
+  c.push_back(make_fill({7}, DType::F32, 1.5f));
+  c.push_back(make_fill({33}, DType::BF16, 0.1f));
+  c.push_back(make_fill({5}, DType::I32, 3.0f));
+  return c;
+}
+
+const std::vector<CasePtr>& op_cases() {
+  static const std::vector<CasePtr> cases = build();
+  return cases;
+}
+
+std::vector<size_t> op_case_ids(Stage s) {
+  std::vector<size_t> ids;
+  const auto& cs = op_cases();
+  for (size_t i = 0; i < cs.size(); i++) {
+    const Case& c = *cs[i];
+    const bool take = s == Stage::Fwd || (s == Stage::FwdBf16Cpu && c.cpu_bf16()) ||
+                      (s == Stage::Bwd && c.has_backward()) ||
+                      (s == Stage::Accumulate && c.has_backward()) || (s == Stage::DeviceBf16 && c.device_bf16());
+    if (take) ids.push_back(i);
+  }
+  return ids;
+}
+
+uint64_t op_case_seed(size_t id) {
+  uint64_t h = 1469598103934665603ull;  // FNV-1a of the case's name
+  for (char ch : op_cases()[id]->name("case")) h = (h ^ static_cast<unsigned char>(ch)) * 1099511628211ull;
+  return h;
+}
+
+}  // namespace wick::test

@@ -1,0 +1,47 @@
+// Every case of the op registry (tests/common/op_cases.cpp) on CUDA against the CPU on the same inputs:
+// f32 (TF32 must be off: tolerances ~1e-5), and bf16 where the op takes bf16 activations (inputs rounded
+// to bf16 on both sides; the CPU computes in f32: tolerances ~1e-2). Outputs sit between guard elements
+// and start as NaN, as on the CPU. Per-op tolerances and their reasons are in the cases (ops/opcheck_*).
+// Reruns one case: --gtest_filter='*attention_cuda_f32_B1_T7_H14_Hkv2_D64*'.
+#include <gtest/gtest.h>
+
+#include "common/op_cases.h"
+#include "common/testutil.h"
+
+using namespace wick;
+using wick::test::op_cases;
+using wick::test::op_case_seed;
+using wick::test::Stage;
+
+class OpCudaF32 : public ::testing::TestWithParam<size_t> {};
+class OpCudaBf16 : public ::testing::TestWithParam<size_t> {};
+class OpCudaAccumulate : public ::testing::TestWithParam<size_t> {};
+
+TEST_P(OpCudaF32, MatchesCpu) {
+  WICK_REQUIRE_CUDA();
+  const auto& c = *op_cases()[GetParam()];
+  const opcheck::Report r = opcheck::check_device(c, Device::cuda(0), DType::F32, op_case_seed(GetParam()));
+  EXPECT_TRUE(r.pass()) << c.name("cuda_f32") << " (tolerances: " << c.tol.why << ")\n" << r.str();
+}
+
+TEST_P(OpCudaBf16, MatchesCpuOnBf16Inputs) {
+  WICK_REQUIRE_CUDA();
+  const auto& c = *op_cases()[GetParam()];
+  const opcheck::Report r = opcheck::check_device(c, Device::cuda(0), DType::BF16, op_case_seed(GetParam()));
+  EXPECT_TRUE(r.pass()) << c.name("cuda_bf16") << " (tolerances: " << c.tol.why << ")\n" << r.str();
+}
+
+// Parameter grads accumulate (two calls: twice one call) and input grads are overwritten, in f32.
+TEST_P(OpCudaAccumulate, ParamGradsAccumulateInputGradsOverwrite) {
+  WICK_REQUIRE_CUDA();
+  const auto& c = *op_cases()[GetParam()];
+  const opcheck::Report r = opcheck::check_accumulate(c, Device::cuda(0), DType::F32, op_case_seed(GetParam()));
+  EXPECT_TRUE(r.pass()) << c.name("cuda_acc") << "\n" << r.str();
+}
+
+INSTANTIATE_TEST_SUITE_P(Cuda, OpCudaF32, ::testing::ValuesIn(test::op_case_ids(Stage::Fwd)),
+                         test::OpCaseName{"cuda_f32"});
+INSTANTIATE_TEST_SUITE_P(Cuda, OpCudaBf16, ::testing::ValuesIn(test::op_case_ids(Stage::DeviceBf16)),
+                         test::OpCaseName{"cuda_bf16"});
+INSTANTIATE_TEST_SUITE_P(Cuda, OpCudaAccumulate, ::testing::ValuesIn(test::op_case_ids(Stage::Accumulate)),
+                         test::OpCaseName{"cuda_acc"});

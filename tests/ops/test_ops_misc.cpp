@@ -1,0 +1,69 @@
+// Ops not covered by the case registry's generic drivers: the conveniences built on other ops
+// (cross_entropy_mean, grad_norm), sum_squares in f64, aliasing of elementwise outputs.
+#include <gtest/gtest.h>
+
+#include <cmath>
+
+#include "common/testutil.h"
+#include "ops/cross_entropy.h"
+#include "ops/elementwise.h"
+#include "ops/optim.h"
+
+using namespace wick;
+
+TEST(CrossEntropyMean, MeanOverCountedRowsInF64) {
+  Rng rng(11);
+  const int64_t N = 6, V = 9;
+  Tensor logits = test::randn({N, V}, rng, 2.0f);
+  const std::vector<int32_t> t = {3, kIgnoreIndex, 0, 8, kIgnoreIndex, 5};
+  Tensor targets = Tensor::from_i32(t, {N});
+  double sum = 0;
+  int counted = 0;
+  const float* x = logits.data<float>();
+  for (int64_t n = 0; n < N; n++) {
+    if (t[n] == kIgnoreIndex) continue;
+    double z = 0;
+    for (int64_t i = 0; i < V; i++) z += std::exp(static_cast<double>(x[n * V + i]));
+    sum += std::log(z) - x[n * V + t[n]];
+    counted++;
+  }
+  EXPECT_NEAR(cross_entropy_mean(logits, targets), sum / counted, 1e-5);
+  Tensor none = Tensor::from_i32(std::vector<int32_t>(N, kIgnoreIndex), {N});
+  EXPECT_TRUE(std::isnan(cross_entropy_mean(logits, none)));
+}
+
+TEST(GradNorm, NormAndClipCoefficientAsTorch) {
+  Rng rng(5);
+  std::vector<Tensor> g = {test::randn({7}, rng), test::randn({33, 17}, rng, 0.1f), test::randn({1}, rng, 3.0f)};
+  double ss = 0;
+  for (const Tensor& t : g)
+    for (float v : t.to_f32_vector()) ss += static_cast<double>(v) * v;
+  float coef = -1;
+  const double norm = grad_norm(g, 1.0, &coef);
+  EXPECT_NEAR(norm, std::sqrt(ss), 1e-12 * std::sqrt(ss));
+  ASSERT_GT(norm, 1.0);
+  // torch: clip_coef = max_norm / (total + 1e-6), clamped to 1
+  EXPECT_NEAR(coef, 1.0 / (norm + 1e-6), 1e-7);
+  EXPECT_EQ((grad_norm(g, 0.0, &coef), coef), 1.0f);        // no clipping requested
+  EXPECT_EQ((grad_norm(g, 1e6, &coef), coef), 1.0f);        // below max_norm
+  EXPECT_EQ(grad_norm({}, 1.0, &coef), 0.0);
+}
+
+TEST(SumSquares, AccumulatesInF64) {
+  // 2^24 + 1 ones: an f32 accumulator would stall at 2^24; f64 counts every one.
+  Tensor ones = Tensor::empty({(1 << 24) + 1}, DType::F32);
+  std::fill_n(ones.data<float>(), ones.numel(), 1.0f);
+  EXPECT_EQ(sum_squares({ones}), static_cast<double>((1 << 24) + 1));
+}
+
+TEST(Elementwise, OutputMayAliasAnInput) {
+  Rng rng(2);
+  Tensor a = test::randn({37}, rng), b = test::randn({37}, rng);
+  const std::vector<float> va = a.to_f32_vector(), vb = b.to_f32_vector();
+  add(a, b, a);  // out aliases a
+  const std::vector<float> r = a.to_f32_vector();
+  for (size_t i = 0; i < r.size(); i++) EXPECT_EQ(r[i], va[i] + vb[i]);
+  scale(b, 0.5f, b);
+  const std::vector<float> s = b.to_f32_vector();
+  for (size_t i = 0; i < s.size(); i++) EXPECT_EQ(s[i], 0.5f * vb[i]);
+}
