@@ -40,7 +40,7 @@ TEST(ModelConfig, AgreesWithRawJsonOnEveryFixture) {
                                                        : j["rope_theta"].get<double>();
     EXPECT_EQ(c.rope_theta, theta);
     EXPECT_EQ(c.max_position_embeddings, j["max_position_embeddings"].get<int64_t>());
-    EXPECT_EQ(c.torch_dtype, j.contains("dtype") ? j["dtype"] : j["torch_dtype"]);
+    EXPECT_EQ(c.torch_dtype, (j.contains("dtype") ? j["dtype"] : j["torch_dtype"]).get<std::string>());
     for (int64_t id : c.eos_token_ids) EXPECT_LT(id, c.vocab_size);
     // to_json round trip
     const ModelConfig r = ModelConfig::from_json_string(c.to_json(), "roundtrip");
