@@ -42,6 +42,7 @@ struct Qwen2Grad::Buffers {
   Tensor ids, targets, positions, segments;  // device copies
   Tensor losses, lse_rows;              // [N] f32
   Tensor logits;                        // [chunk, V] f32
+  Tensor logits16;                      // [chunk, V] bf16: dlogits for the bf16 GEMM
   // Gradient buffers [N, *] in the compute dtype.
   Tensor dx, dx2, da, dq, dk, dv, datt, dg, du, ds;
   Tensor x32;                           // [N, max(C, Q, I)] f32 (bf16 mode: adapter inputs)
@@ -108,6 +109,7 @@ LossSum Qwen2Grad::step(const TrainBatch& batch, float grad_scale, uint64_t drop
     bf.losses = E({N});
     bf.lse_rows = E({N});
     bf.logits = E({std::min(N, loss_chunk_), V});
+    if (dt != DType::F32) bf.logits16 = E({std::min(N, loss_chunk_), V}, dt);
     bf.dx = E({N, C}, dt);
     bf.dx2 = E({N, C}, dt);
     bf.da = E({N, C}, dt);
@@ -226,7 +228,12 @@ LossSum Qwen2Grad::step(const TrainBatch& batch, float grad_scale, uint64_t drop
     if (training) {
       cross_entropy_backward(logits, tg, lse, grad_scale, logits);
       Tensor dfr = df.narrow0(r0, R);
-      matmul(logits, m_.lm_head(), dfr, false, false);  // [R, V] x [V, C]
+      Tensor dl = logits;
+      if (dt != DType::F32) {  // bf16 GEMM: the gradient of the logits in bf16, as torch's bf16 lm_head sees it
+        dl = bf.logits16.narrow0(0, R);
+        cast(logits, dl);
+      }
+      matmul(dl, m_.lm_head(), dfr, false, false);  // [R, V] x [V, C]
     }
   }
   LossSum out;

@@ -9,8 +9,10 @@
 
 namespace wick {
 
+// Doubles, as torch keeps hyperparameters in Python floats: 1 - beta2 must be formed from 0.999, not from
+// 0.999f (they differ by 1.3e-5 relative, which shows in the second moment).
 struct AdamWConfig {
-  float lr = 1e-3f, beta1 = 0.9f, beta2 = 0.999f, eps = 1e-8f, weight_decay = 0.01f;
+  double lr = 1e-3, beta1 = 0.9, beta2 = 0.999, eps = 1e-8, weight_decay = 0.01;
 };
 
 // param, grad, m, v: f32, same shape, one device. step is 1-based (the step being taken).

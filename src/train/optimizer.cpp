@@ -20,7 +20,7 @@ double AdamW::step(double lr, double max_grad_norm) {
   const double norm = grad_norm(grads, max_grad_norm, &coef);
   steps_++;
   AdamWConfig c = cfg_;
-  c.lr = static_cast<float>(lr);
+  c.lr = lr;
   for (size_t i = 0; i < params_.size(); i++) adamw_step(*params_[i].value, *params_[i].grad, m_[i], v_[i], c, steps_, coef);
   return norm;
 }

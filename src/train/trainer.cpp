@@ -66,11 +66,11 @@ Trainer::Trainer(Qwen2Model& model, const Dataset& data, TrainOptions opt)
   }
   alloc_lora_grads(model);
   AdamWConfig ac;
-  ac.lr = static_cast<float>(p.opt.lr);
-  ac.beta1 = static_cast<float>(p.opt.beta1);
-  ac.beta2 = static_cast<float>(p.opt.beta2);
-  ac.eps = static_cast<float>(p.opt.eps);
-  ac.weight_decay = static_cast<float>(p.opt.weight_decay);
+  ac.lr = p.opt.lr;
+  ac.beta1 = p.opt.beta1;
+  ac.beta2 = p.opt.beta2;
+  ac.eps = p.opt.eps;
+  ac.weight_decay = p.opt.weight_decay;
   p.adam = std::make_unique<AdamW>(lora_params(model), ac);
 
   if (!p.opt.resume.empty()) {

@@ -146,11 +146,11 @@ void check_training_trace(const Fixture& f, Device dev, DType dt, const Tol& tol
   attach_adapters(*m, io::load_peft_adapter(ad), ad);
   alloc_lora_grads(*m);
   AdamWConfig c;
-  c.lr = tr.at("lr").get<float>();
-  c.beta1 = tr.at("betas")[0].get<float>();
-  c.beta2 = tr.at("betas")[1].get<float>();
-  c.eps = tr.at("eps").get<float>();
-  c.weight_decay = tr.at("weight_decay").get<float>();
+  c.lr = tr.at("lr").get<double>();
+  c.beta1 = tr.at("betas")[0].get<double>();
+  c.beta2 = tr.at("betas")[1].get<double>();
+  c.eps = tr.at("eps").get<double>();
+  c.weight_decay = tr.at("weight_decay").get<double>();
   AdamW opt(lora_params(*m), c);
   TrainBatch b;
   b.ids = ids_i32(f.get("train_input_ids"));

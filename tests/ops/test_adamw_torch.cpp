@@ -83,11 +83,11 @@ TEST(AdamWTorch, MatchesTorchTrace) {
       const std::string cname = cfg.at("name").get<std::string>();
       SCOPED_TRACE(cname);
       AdamWConfig c;
-      c.lr = cfg.at("lr").get<float>();
-      c.beta1 = cfg.at("beta1").get<float>();
-      c.beta2 = cfg.at("beta2").get<float>();
-      c.eps = cfg.at("eps").get<float>();
-      c.weight_decay = cfg.at("weight_decay").get<float>();
+      c.lr = cfg.at("lr").get<double>();
+      c.beta1 = cfg.at("beta1").get<double>();
+      c.beta2 = cfg.at("beta2").get<double>();
+      c.eps = cfg.at("eps").get<double>();
+      c.weight_decay = cfg.at("weight_decay").get<double>();
       const double max_norm = cfg.at("max_norm").get<double>();
       const auto norms = cfg.at("grad_norms").get<std::vector<double>>();
       const auto coefs = cfg.at("clip_coefs").get<std::vector<float>>();
@@ -100,10 +100,15 @@ TEST(AdamWTorch, MatchesTorchTrace) {
       for (int s = 1; s <= steps; s++) {
         std::vector<Tensor> g;
         for (const Param& q : params) g.push_back(Tensor::from_f32(q.grads[s - 1], q.shape));
+        // The norm: wick sums squares in f64, torch's vector_norm in f32 (it was 18 f32 ulps = 3.5e-6 below
+        // ours on the [52, 52] tensor), so the norm and coefficient agree to ~1e-5 relative. The update is
+        // then replayed with torch's own coefficient (9 significant digits: exact in f32), so that the
+        // AdamW arithmetic itself is compared ulp-close, not the two norms' rounding amplified by AdamW.
         float coef = 1.0f;
         const double norm = grad_norm(g, max_norm, &coef);
-        EXPECT_NEAR(norm, norms[s - 1], 2e-6 * norms[s - 1]) << "grad norm at step " << s;
-        EXPECT_NEAR(coef, coefs[s - 1], 2e-6) << "clip coefficient at step " << s;
+        EXPECT_NEAR(norm, norms[s - 1], 1e-5 * norms[s - 1]) << "grad norm at step " << s;
+        EXPECT_NEAR(coef, coefs[s - 1], 1e-5 * coefs[s - 1]) << "clip coefficient at step " << s;
+        coef = coefs[s - 1];
         for (size_t i = 0; i < params.size(); i++) adamw_step(p[i], g[i], m[i], v[i], c, s, coef);
       }
       for (size_t i = 0; i < params.size(); i++) {

@@ -1,8 +1,8 @@
 // Embedding lookup and its gradient on CUDA (ops/embedding.h).
 // Forward: one block per id row, a gather (16-byte copies when the rows allow it, else converting elements).
-// Backward: one block per id row, f32 atomicAdd into the table gradient, which must be f32 (a bf16 table
-// gradient would round every addition; wick keeps gradients f32). Atomics make the order of additions for a
-// repeated id, and so the last bits of its row, run-dependent.
+// Backward: one block per id row, atomicAdd into the table gradient: f32 (what wick's training uses), or bf16
+// (sm_80+ bf16 atomics; every addition rounds, as torch's bf16 index_add does). Atomics make the order of
+// additions for a repeated id, and so the last bits of its row, run-dependent.
 // An id outside [0, V) prints the offending id and traps (a device-side assert that also works with NDEBUG);
 // the CUDA context is unusable afterwards, as with any device assert.
 #include <cstdio>
@@ -44,14 +44,14 @@ __global__ void gather_rows_kernel(const I* ids, const TT* table, TO* out, long 
   for (long long c = threadIdx.x; c < C; c += blockDim.x) dst[c] = cuda::from_f<TO>(cuda::to_f(src[c]));
 }
 
-// dtable [V, C] f32 += dout [N, C] scattered by ids.
-template <typename I, typename TD>
-__global__ void scatter_add_kernel(const I* ids, const TD* dout, float* dtable, long long V, long long C) {
+// dtable [V, C] (f32 or bf16) += dout [N, C] scattered by ids.
+template <typename I, typename TD, typename TG>
+__global__ void scatter_add_kernel(const I* ids, const TD* dout, TG* dtable, long long V, long long C) {
   const long long n = blockIdx.x;
   const long long id = checked_id(ids, n, V);
   const TD* src = dout + n * C;
-  float* dst = dtable + id * C;
-  for (long long c = threadIdx.x; c < C; c += blockDim.x) atomicAdd(dst + c, cuda::to_f(src[c]));
+  TG* dst = dtable + id * C;
+  for (long long c = threadIdx.x; c < C; c += blockDim.x) atomicAdd(dst + c, cuda::from_f<TG>(cuda::to_f(src[c])));
 }
 
 }  // namespace
@@ -86,11 +86,8 @@ void embedding_forward(const Tensor& ids, const Tensor& table, Tensor& out) {
   });
 }
 
-// dout [N, C] (f32 or bf16) -> dtable [V, C] f32 (+=)
+// dout [N, C] (f32 or bf16) -> dtable [V, C] f32 or bf16 (+=)
 void embedding_backward(const Tensor& ids, const Tensor& dout, Tensor& dtable) {
-  if (dtable.dtype() != DType::F32)
-    throw Error(std::string("embedding_backward: the CUDA table gradient must be f32, got ") + dtable.str(), "",
-                "keep gradients in f32");
   const long long N = ids.numel(), V = dtable.dim(0), C = dtable.dim(1);
   if (N == 0 || C == 0) return;
   WICK_CHECK(N <= 0x7fffffffLL, "embedding: " << N << " ids");
@@ -99,9 +96,12 @@ void embedding_backward(const Tensor& ids, const Tensor& dout, Tensor& dtable) {
     using I = typename decltype(ti)::type;
     cuda::dispatch_float(dout.dtype(), "embedding_backward", [&](auto td) {
       using TD = typename decltype(td)::type;
-      scatter_add_kernel<I, TD><<<(unsigned)N, cuda::row_threads(C, 1, 256), 0, s>>>(
-          cuda::cptr<I>(ids), cuda::cptr<TD>(dout), cuda::ptr<float>(dtable), V, C);
-      WICK_CUDA_LAUNCH_CHECK();
+      cuda::dispatch_float(dtable.dtype(), "embedding_backward", [&](auto tg) {
+        using TG = typename decltype(tg)::type;
+        scatter_add_kernel<I, TD, TG><<<(unsigned)N, cuda::row_threads(C, 1, 256), 0, s>>>(
+            cuda::cptr<I>(ids), cuda::cptr<TD>(dout), cuda::ptr<TG>(dtable), V, C);
+        WICK_CUDA_LAUNCH_CHECK();
+      });
     });
   });
 }
