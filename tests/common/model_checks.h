@@ -23,7 +23,8 @@ struct Tol {
   double logits = 1e-4;   // logits, hidden (normalised by max |ref|)
   double loss = 1e-5;     // relative
   double grad = 1e-4;     // max abs diff / max |ref grad| per tensor
-  double weights = 1e-4;  // trained adapter tensors
+  double weights = 1e-4;  // trained adapter tensors, ||diff|| / ||ref||
+  double weights_abs_lr = 0.1;  // and every element within this many learning rates (absolute)
 };
 
 void check_forward(const Fixture& f, Device dev, DType dt, const Tol& tol);

@@ -25,7 +25,7 @@ std::string fixture_name(const ::testing::TestParamInfo<std::string>& info) {
 // largest reference value); losses within 1e-5 relative. Trained adapters after 6 AdamW steps: each tensor
 // within 5e-4 (L2-normalised) and every element within 0.1 * lr - see check_training_trace for why Adam
 // amplifies the f32 rounding noise of near-zero gradient elements (measured: 1.2e-4 on tiny-c's up_proj B).
-const Tol kCpu{1e-4, 1e-5, 1e-4, 5e-4};
+const Tol kCpu{1e-4, 1e-5, 1e-4, 5e-4, 0.1};
 
 TEST(Qwen2Fixtures, FoundSome) { EXPECT_GE(qwen2_fixture_dirs().size(), 2u) << "tests/fixtures/qwen2-tiny-* missing"; }
 
