@@ -1,20 +1,32 @@
 // CPU AdamW in torch.optim.AdamW's order of f32 operations (foreach=False, _single_tensor_adamw), and
 // the sum of squares behind gradient-norm clipping (f64 accumulation).
+#include <charconv>
 #include <cmath>
+#include <cstdlib>
 
 #include "ops/cpu/common.h"
 #include "ops/cpu/cpu_ops.h"
 
 namespace wick::cpu {
 
-// param, grad, m, v [any shape] f32. Scalars are formed in f64 from the config and rounded to f32 once,
-// as torch does with Python floats; m uses torch's lerp (an FMA, as its vectorised CPU kernel).
+// The f64 value of the decimal a float was written as (its shortest round-trip form): 0.9f -> 0.9.
+// torch forms its scalars from Python floats (1 - 0.9, not 1 - 0.899999976...); 1 - beta2 alone would
+// otherwise differ by 1e-5 relative.
+static double decimal_of(float f) {
+  char buf[32];
+  const auto r = std::to_chars(buf, buf + sizeof(buf) - 1, f);
+  *r.ptr = '\0';
+  return std::strtod(buf, nullptr);
+}
+
+// param, grad, m, v [any shape] f32. Scalars are formed in f64 from the config's decimals and rounded to
+// f32 once, as torch does; m uses torch's lerp (an FMA, as in its vectorised CPU kernel).
 void adamw_step(Tensor& param, const Tensor& grad, Tensor& m, Tensor& v, const AdamWConfig& cfg, int64_t step,
                 float grad_scale) {
-  const double lr = cfg.lr, b1 = cfg.beta1, b2 = cfg.beta2;
-  const float decay = static_cast<float>(1.0 - lr * static_cast<double>(cfg.weight_decay));
-  const float w = static_cast<float>(1.0 - b1);  // lerp weight (< 0.5 for any usual beta1)
-  const float beta2 = cfg.beta2, one_minus_b2 = static_cast<float>(1.0 - b2), eps = cfg.eps;
+  const double lr = decimal_of(cfg.lr), b1 = decimal_of(cfg.beta1), b2 = decimal_of(cfg.beta2);
+  const float decay = static_cast<float>(1.0 - lr * decimal_of(cfg.weight_decay));
+  const float w = static_cast<float>(1.0 - b1);  // lerp weight
+  const float beta2 = static_cast<float>(b2), one_minus_b2 = static_cast<float>(1.0 - b2), eps = cfg.eps;
   const double bc1 = 1.0 - std::pow(b1, static_cast<double>(step));
   const double bc2 = 1.0 - std::pow(b2, static_cast<double>(step));
   const float neg_step_size = static_cast<float>(-(lr / bc1));
