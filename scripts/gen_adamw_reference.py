@@ -163,7 +163,7 @@ def main():
               metadata={"generator": "scripts/gen_adamw_reference.py", "torch_version": torch.__version__})
     tmp = os.path.join(args.out, "adamw_reference.json.tmp")
     with open(tmp, "w") as f:
-        json.dump(doc, f, indent=1)
+        json.dump(doc, f, separators=(",", ":"))
         f.write("\n")
     os.replace(tmp, os.path.join(args.out, "adamw_reference.json"))
     print("wrote", os.path.join(args.out, "adamw_reference.{safetensors,json}"))

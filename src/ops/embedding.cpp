@@ -1,5 +1,6 @@
 // Embedding lookup: validation and dispatch. Id ranges are checked by the backend (the CPU twin throws
-// wick::Error; CUDA asserts on the device), since they live in device memory.
+// wick::Error; CUDA asserts on the device), since they live in device memory. Dtypes: ids i32 or i64;
+// table and out share the activation dtype, as do dout and dtable.
 #include "ops/embedding.h"
 
 #include "ops/validate.h"

@@ -1,4 +1,6 @@
 // matmul: validation and dispatch; linear_forward / linear_backward built on matmul (device-independent).
+// Dtypes (any device): a and b share one of f32, bf16; c is f32 or bf16; bias has c's dtype. So linear's
+// dw, db may be f32 while x, w, dy are bf16 (f32 gradients of bf16 activations).
 #include "ops/matmul.h"
 
 #include <map>

@@ -2,7 +2,9 @@
 #include "ops/optim.h"
 
 #include <algorithm>
+#include <charconv>
 #include <cmath>
+#include <cstdlib>
 
 #include "ops/validate.h"
 
@@ -10,6 +12,30 @@ namespace wick {
 
 using ops_detail::Arg;
 using ops_detail::fail;
+
+// The f64 value of the decimal a float was written as (its shortest round-trip form): 0.9f -> 0.9.
+// Without it 1 - beta2 alone would differ from torch's by 1e-5 relative.
+static double decimal_of(float f) {
+  char buf[32];
+  const auto r = std::to_chars(buf, buf + sizeof(buf) - 1, f);
+  *r.ptr = '\0';
+  return std::strtod(buf, nullptr);
+}
+
+AdamWScalars adamw_scalars(const AdamWConfig& cfg, int64_t step) {
+  const double lr = decimal_of(cfg.lr), b1 = decimal_of(cfg.beta1), b2 = decimal_of(cfg.beta2);
+  const double bc1 = 1.0 - std::pow(b1, static_cast<double>(step));
+  const double bc2 = 1.0 - std::pow(b2, static_cast<double>(step));
+  AdamWScalars s;
+  s.decay = static_cast<float>(1.0 - lr * decimal_of(cfg.weight_decay));
+  s.lerp_w = static_cast<float>(1.0 - b1);
+  s.beta2 = static_cast<float>(b2);
+  s.one_minus_beta2 = static_cast<float>(1.0 - b2);
+  s.eps = cfg.eps;
+  s.neg_step_size = static_cast<float>(-(lr / bc1));
+  s.bc2_sqrt = static_cast<float>(std::sqrt(bc2));
+  return s;
+}
 
 void adamw_step(Tensor& param, const Tensor& grad, Tensor& m, Tensor& v, const AdamWConfig& cfg, int64_t step,
                 float grad_scale) {

@@ -15,6 +15,18 @@ struct AdamWConfig {
   double lr = 1e-3, beta1 = 0.9, beta2 = 0.999, eps = 1e-8, weight_decay = 0.01;
 };
 
+// The f32 scalars of one step, formed in f64 from the decimals the config's floats were written as
+// (0.9f -> 0.9) exactly as torch forms them from Python floats, then rounded once. Both backends take
+// them from here and apply, per element in f32 (torch's order of operations):
+//   g = grad * grad_scale;  p = p * decay;
+//   m = lerp_w < 0.5 ? fma(lerp_w, g - m, m) : fma(lerp_w - 1, g - m, g);    (torch's lerp)
+//   v = v * beta2 + (one_minus_beta2 * g) * g;
+//   p = p + (neg_step_size * m) / (sqrt(v) / bc2_sqrt + eps)
+struct AdamWScalars {
+  float decay, lerp_w, beta2, one_minus_beta2, eps, neg_step_size, bc2_sqrt;
+};
+AdamWScalars adamw_scalars(const AdamWConfig& cfg, int64_t step);
+
 // param, grad, m, v: f32, same shape, one device. step is 1-based (the step being taken).
 // grad_scale multiplies the gradient first (clipping coefficient; 1 = none).
 void adamw_step(Tensor& param, const Tensor& grad, Tensor& m, Tensor& v, const AdamWConfig& cfg, int64_t step,

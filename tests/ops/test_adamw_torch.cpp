@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <sstream>
 
 #include "common/testutil.h"
 #include "ops/optim.h"
@@ -138,7 +139,9 @@ TEST(AdamWTorch, MatchesTorchTrace) {
                             << " elements differ; first at flat index " << (first_bad >= 0 ? idx[first_bad] : -1)
                             << ": wick " << (first_bad >= 0 ? got[idx[first_bad]] : 0) << " torch "
                             << (first_bad >= 0 ? w[first_bad] : 0);
-          RecordProperty(cname + "." + params[i].name + "." + keys[k] + ".max_rel_diff", std::to_string(worst));
+          std::ostringstream os;
+          os << worst;
+          RecordProperty(cname + "." + params[i].name + "." + keys[k] + ".max_rel_diff", os.str());
         }
       }
     }

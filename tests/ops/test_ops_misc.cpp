@@ -1,5 +1,6 @@
 // Ops not covered by the case registry's generic drivers: the conveniences built on other ops
-// (cross_entropy_mean, grad_norm), sum_squares in f64, aliasing of elementwise outputs.
+// (cross_entropy_mean, grad_norm), sum_squares in f64, aliasing of elementwise outputs, linear with
+// null or f32 gradients.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -7,6 +8,7 @@
 #include "common/testutil.h"
 #include "ops/cross_entropy.h"
 #include "ops/elementwise.h"
+#include "ops/matmul.h"
 #include "ops/optim.h"
 
 using namespace wick;
@@ -66,4 +68,37 @@ TEST(Elementwise, OutputMayAliasAnInput) {
   scale(b, 0.5f, b);
   const std::vector<float> s = b.to_f32_vector();
   for (size_t i = 0; i < s.size(); i++) EXPECT_EQ(s[i], 0.5f * vb[i]);
+}
+
+TEST(Linear, BackwardSkipsNullGradsAndAccumulatesF32GradsOfBf16Inputs) {
+  Rng rng(8);
+  Tensor x = test::randn({5, 7}, rng), w = test::randn({3, 7}, rng), dy = test::randn({5, 3}, rng);
+  Tensor dw = test::randn({3, 7}, rng);
+  const std::vector<float> dw0 = dw.to_f32_vector();
+  linear_backward(dy, x, w, nullptr, &dw, nullptr);  // only dw
+  const std::vector<float> got = dw.to_f32_vector();
+  const float* px = x.data<float>();
+  const float* pg = dy.data<float>();
+  for (int o = 0; o < 3; o++)
+    for (int i = 0; i < 7; i++) {
+      double s = 0;
+      for (int n = 0; n < 5; n++) s += static_cast<double>(pg[n * 3 + o]) * px[n * 7 + i];
+      EXPECT_NEAR(got[o * 7 + i], dw0[o * 7 + i] + s, 1e-5);
+    }
+  // bf16 activations with f32 parameter grads (the CPU widens bf16 GEMM inputs)
+  Tensor xb = x.to(DType::BF16), wb = w.to(DType::BF16), dyb = dy.to(DType::BF16);
+  Tensor dwf = Tensor::zeros({3, 7}, DType::F32), dbf = Tensor::zeros({3}, DType::F32);
+  linear_backward(dyb, xb, wb, nullptr, &dwf, &dbf);
+  const std::vector<float> vx = xb.to_f32_vector(), vg = dyb.to_f32_vector(), vdw = dwf.to_f32_vector(),
+                           vdb = dbf.to_f32_vector();
+  for (int o = 0; o < 3; o++) {
+    double sb = 0;
+    for (int n = 0; n < 5; n++) sb += vg[n * 3 + o];
+    EXPECT_NEAR(vdb[o], sb, 1e-5);
+    for (int i = 0; i < 7; i++) {
+      double s = 0;
+      for (int n = 0; n < 5; n++) s += static_cast<double>(vg[n * 3 + o]) * vx[n * 7 + i];
+      EXPECT_NEAR(vdw[o * 7 + i], s, 1e-5);
+    }
+  }
 }

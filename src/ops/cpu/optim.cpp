@@ -1,5 +1,6 @@
-// CPU AdamW in torch.optim.AdamW's order of f32 operations (foreach=False, _single_tensor_adamw), and
-// the sum of squares behind gradient-norm clipping (f64 accumulation).
+// CPU AdamW in torch.optim.AdamW's order of f32 operations (foreach=False, _single_tensor_adamw; the
+// scalars come from adamw_scalars, shared with CUDA), and the sum of squares behind gradient-norm
+// clipping (f64 accumulation).
 #include <cmath>
 
 #include "ops/cpu/common.h"
@@ -7,18 +8,10 @@
 
 namespace wick::cpu {
 
-// param, grad, m, v [any shape] f32. Scalars are formed in f64 from the config and rounded to f32 once,
-// as torch does with Python floats; m uses torch's lerp (an FMA, as its vectorised CPU kernel).
+// param, grad, m, v [any shape] f32; the scalars and the per-element order are adamw_scalars' (optim.h).
 void adamw_step(Tensor& param, const Tensor& grad, Tensor& m, Tensor& v, const AdamWConfig& cfg, int64_t step,
                 float grad_scale) {
-  const double lr = cfg.lr, b1 = cfg.beta1, b2 = cfg.beta2;
-  const float decay = static_cast<float>(1.0 - lr * static_cast<double>(cfg.weight_decay));
-  const float w = static_cast<float>(1.0 - b1);  // lerp weight (< 0.5 for any usual beta1)
-  const float beta2 = cfg.beta2, one_minus_b2 = static_cast<float>(1.0 - b2), eps = cfg.eps;
-  const double bc1 = 1.0 - std::pow(b1, static_cast<double>(step));
-  const double bc2 = 1.0 - std::pow(b2, static_cast<double>(step));
-  const float neg_step_size = static_cast<float>(-(lr / bc1));
-  const float bc2_sqrt = static_cast<float>(std::sqrt(bc2));
+  const AdamWScalars k = adamw_scalars(cfg, step);
   const int64_t n = param.numel();
   float* p = param.data<float>();
   const float* g = grad.data<float>();
@@ -27,11 +20,11 @@ void adamw_step(Tensor& param, const Tensor& grad, Tensor& m, Tensor& v, const A
 #pragma omp parallel for if (n > kParallelMin)
   for (int64_t i = 0; i < n; i++) {
     const float gi = grad_scale == 1.0f ? g[i] : g[i] * grad_scale;
-    p[i] = p[i] * decay;
-    pm[i] = w < 0.5f ? std::fma(w, gi - pm[i], pm[i]) : std::fma(w - 1.0f, gi - pm[i], gi);
-    pv[i] = pv[i] * beta2 + one_minus_b2 * gi * gi;
-    const float denom = std::sqrt(pv[i]) / bc2_sqrt + eps;
-    p[i] = p[i] + neg_step_size * pm[i] / denom;
+    p[i] = p[i] * k.decay;
+    pm[i] = k.lerp_w < 0.5f ? std::fma(k.lerp_w, gi - pm[i], pm[i]) : std::fma(k.lerp_w - 1.0f, gi - pm[i], gi);
+    pv[i] = pv[i] * k.beta2 + k.one_minus_beta2 * gi * gi;
+    const float denom = std::sqrt(pv[i]) / k.bc2_sqrt + k.eps;
+    p[i] = p[i] + k.neg_step_size * pm[i] / denom;
   }
 }
 
