@@ -23,24 +23,25 @@
 namespace wick::cuda_ops {
 namespace {
 
-struct AdamWScalars {
-  float grad_scale, decay, w1, beta2, c2, bc2_sqrt, eps, neg_step;
+// Per element, the order of f32 operations of ops/optim.h (shared with the CPU twin; torch's order).
+struct KernelScalars {
+  AdamWScalars s;
+  float grad_scale;
   bool scale_grad;
 };
 
-__device__ __forceinline__ void adamw_elem(float& p, float g, float& m, float& v, const AdamWScalars& k) {
+__device__ __forceinline__ void adamw_elem(float& p, float g, float& m, float& v, const KernelScalars& k) {
   if (k.scale_grad) g = g * k.grad_scale;
-  p = p * k.decay;
-  m = fabsf(k.w1) < 0.5f ? m + k.w1 * (g - m) : g - (g - m) * (1.0f - k.w1);
-  v = v * k.beta2;
-  v = v + k.c2 * g * g;
-  const float denom = sqrtf(v) / k.bc2_sqrt + k.eps;
-  p = p + k.neg_step * (m / denom);
+  p = p * k.s.decay;
+  m = k.s.lerp_w < 0.5f ? fmaf(k.s.lerp_w, g - m, m) : fmaf(k.s.lerp_w - 1.0f, g - m, g);
+  v = __fadd_rn(__fmul_rn(v, k.s.beta2), __fmul_rn(__fmul_rn(k.s.one_minus_beta2, g), g));
+  const float denom = __fadd_rn(__fdiv_rn(sqrtf(v), k.s.bc2_sqrt), k.s.eps);
+  p = __fadd_rn(p, __fdiv_rn(__fmul_rn(k.s.neg_step_size, m), denom));
 }
 
 template <int V>
 __global__ void adamw_kernel(float* __restrict__ param, const float* __restrict__ grad, float* __restrict__ m,
-                             float* __restrict__ v, long long n, AdamWScalars k) {
+                             float* __restrict__ v, long long n, KernelScalars k) {
   const long long stride = (long long)gridDim.x * blockDim.x * V;
   for (long long i = (blockIdx.x * (long long)blockDim.x + threadIdx.x) * V; i < n; i += stride) {
     float p[V], g[V], mm[V], vv[V];
@@ -113,19 +114,10 @@ void adamw_step(Tensor& param, const Tensor& grad, Tensor& m, Tensor& v, const A
     WICK_CHECK(t->dtype() == DType::F32 && t->numel() == param.numel(), "adamw_step: " << t->str());
   const long long n = param.numel();
   if (n == 0) return;
-  const double lr = cfg.lr, b1 = cfg.beta1, b2 = cfg.beta2;
-  const double bc1 = 1.0 - std::pow(b1, static_cast<double>(step));
-  const double bc2 = 1.0 - std::pow(b2, static_cast<double>(step));
-  AdamWScalars k;
+  KernelScalars k;
+  k.s = adamw_scalars(cfg, step);
   k.grad_scale = grad_scale;
   k.scale_grad = grad_scale != 1.0f;
-  k.decay = static_cast<float>(1.0 - lr * static_cast<double>(cfg.weight_decay));
-  k.w1 = static_cast<float>(1.0 - b1);
-  k.beta2 = cfg.beta2;
-  k.c2 = static_cast<float>(1.0 - b2);
-  k.bc2_sqrt = static_cast<float>(std::sqrt(bc2));
-  k.eps = cfg.eps;
-  k.neg_step = static_cast<float>(-(lr / bc1));
   cudaStream_t s = cuda::stream_of(param);
   const bool vec = n % 4 == 0 && cuda::aligned4<float>(param.raw()) && cuda::aligned4<float>(grad.raw()) &&
                    cuda::aligned4<float>(m.raw()) && cuda::aligned4<float>(v.raw());
