@@ -21,6 +21,7 @@ struct GenFlags {
   std::optional<int> top_k;
   uint64_t seed = 0;
   std::vector<std::string> stop;
+  bool ignore_eos = false;
 };
 
 void add_model_flags(CLI::App* cmd, GenFlags& f) {
@@ -37,6 +38,7 @@ void add_model_flags(CLI::App* cmd, GenFlags& f) {
   cmd->add_option("--repetition-penalty", f.repetition_penalty, "Hugging Face repetition penalty (1 = off)");
   cmd->add_option("--seed", f.seed, "random seed for sampling (runs are reproducible)");
   cmd->add_option("--stop", f.stop, "stop when this string appears (repeatable)");
+  cmd->add_flag("--ignore-eos", f.ignore_eos, "keep generating past end-of-sequence tokens (for benchmarks)");
 }
 
 GenerateOptions gen_options(const Session& s, const GenFlags& f) {
@@ -51,6 +53,7 @@ GenerateOptions gen_options(const Session& s, const GenFlags& f) {
   o.sampling.seed = f.seed;
   o.eos_ids = s.generation_config().eos_token_ids;
   o.stop_strings = f.stop;
+  o.ignore_eos = f.ignore_eos;
   if (o.sampling.temperature < 0) throw Error("temperature must be >= 0", "--temperature");
   if (o.max_new_tokens < 0) throw Error("must be >= 0", "--max-new-tokens");
   return o;
@@ -116,10 +119,13 @@ void register_generate(CLI::App& app) {
     });
     if (text) std::printf("\n");
     if (*print_ids || !text) std::printf("%s\n", nlohmann::json(r.ids).dump().c_str());
-    std::fprintf(stderr, "[%lld prompt tokens, %zu generated, stop: %s, prefill %.1f tok/s, decode %.1f tok/s]\n",
+    std::fprintf(stderr,
+                 "[%lld prompt tokens, %zu generated, stop: %s, prefill %.1f tok/s, decode %.1f tok/s, device %s, "
+                 "peak device memory %.2f GiB]\n",
                  static_cast<long long>(r.prompt_tokens), r.ids.size(), r.stop_reason.c_str(),
                  r.prompt_tokens / std::max(r.prefill_s, 1e-9),
-                 r.ids.size() > 1 ? (r.ids.size() - 1) / std::max(r.decode_s, 1e-9) : 0.0);
+                 r.ids.size() > 1 ? (r.ids.size() - 1) / std::max(r.decode_s, 1e-9) : 0.0,
+                 s.model().device().str().c_str(), device_peak_memory(s.model().device()) / 1073741824.0);
   });
 }
 

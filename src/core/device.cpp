@@ -34,6 +34,8 @@ void cuda_free(int dev, void* p);
 void cuda_copy(void* dst, Device dd, const void* src, Device sd, size_t nbytes);
 void cuda_memset_zero(void* p, int dev, size_t nbytes);
 void cuda_synchronize(int dev);
+size_t cuda_peak_memory(int dev);
+void cuda_reset_peak_memory(int dev);
 #else
 [[noreturn]] static void no_cuda() {
   throw Error("this build of wick has no CUDA support", "", "rebuild with nvcc present (cmake -DWICK_CUDA=ON)");
@@ -94,6 +96,19 @@ void device_synchronize(Device d) {
   if (d.is_cpu()) return;
 #ifdef WICK_CUDA
   cuda_synchronize(d.index);
+#endif
+}
+
+size_t device_peak_memory(Device d) {
+#ifdef WICK_CUDA
+  if (d.is_cuda()) return cuda_peak_memory(d.index);
+#endif
+  return 0;
+}
+
+void device_reset_peak_memory(Device d) {
+#ifdef WICK_CUDA
+  if (d.is_cuda()) cuda_reset_peak_memory(d.index);
 #endif
 }
 

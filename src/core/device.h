@@ -33,5 +33,9 @@ void device_free(Device d, void* p);
 void device_copy(void* dst, Device dst_dev, const void* src, Device src_dev, size_t nbytes);
 void device_memset_zero(void* p, Device d, size_t nbytes);
 void device_synchronize(Device d);
+// Peak bytes wick has held on a CUDA device (the stream-ordered pool's high-water mark), and a reset of it;
+// 0 on the CPU or without CUDA.
+size_t device_peak_memory(Device d);
+void device_reset_peak_memory(Device d);
 
 }  // namespace wick

@@ -56,7 +56,8 @@ GenerateResult Generator::generate(const std::vector<int32_t>& prompt, const Gen
     const int32_t next = sampler.sample(logits.data(), V, history);
     history.push_back(next);
     res.ids.push_back(next);
-    const bool is_eos = std::find(opt.eos_ids.begin(), opt.eos_ids.end(), next) != opt.eos_ids.end();
+    const bool is_eos =
+        !opt.ignore_eos && std::find(opt.eos_ids.begin(), opt.eos_ids.end(), next) != opt.eos_ids.end();
     std::string piece;
     bool stop_hit = false;
     if (dec) {

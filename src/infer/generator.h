@@ -19,6 +19,7 @@ struct GenerateOptions {
   SamplingParams sampling;
   std::vector<int64_t> eos_ids;
   std::vector<std::string> stop_strings;  // need a tokenizer
+  bool ignore_eos = false;                 // benchmarks: always generate max_new_tokens
 };
 
 struct GenerateResult {

@@ -179,8 +179,10 @@ bool Trainer::run(const std::function<void(const StepReport&)>& on_step, const s
     r.tokens = tokens;
     r.tokens_per_s = tokens / std::max(1e-9, std::chrono::duration<double>(te - ts).count());
     r.elapsed_s = std::chrono::duration<double>(te - t0).count();
+    r.peak_device_bytes = device_peak_memory(p.m.device());
     mf << json{{"step", r.step}, {"epoch", r.epoch}, {"loss", r.loss}, {"grad_norm", r.grad_norm}, {"lr", r.lr},
-               {"tokens", r.tokens}, {"tokens_per_s", r.tokens_per_s}, {"counted_tokens", counted}}.dump()
+               {"tokens", r.tokens}, {"tokens_per_s", r.tokens_per_s}, {"counted_tokens", counted},
+               {"peak_device_gib", r.peak_device_bytes / 1073741824.0}}.dump()
        << "\n";
     mf.flush();
     if (on_step) on_step(r);

@@ -38,6 +38,7 @@ struct StepReport {
   int64_t step = 0, total_steps = 0;
   double epoch = 0, loss = 0, grad_norm = 0, lr = 0, tokens_per_s = 0, elapsed_s = 0;
   int64_t tokens = 0;  // input tokens processed this step
+  size_t peak_device_bytes = 0;  // CUDA: the pool's high-water mark since the run started; 0 on the CPU
 };
 
 class Trainer {

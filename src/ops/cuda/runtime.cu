@@ -156,4 +156,21 @@ void cuda_memset_zero(void* p, int dev, size_t nbytes) {
 
 void cuda_synchronize(int dev) { WICK_CUDA_CHECK(cudaStreamSynchronize(cuda::stream(dev))); }
 
+// The default pool serves every cudaMallocAsync of wick (tensors, activations, workspaces); its used-memory
+// high-water mark is wick's peak, less cuBLASLt's 32 MiB workspace and the small RoPE tables (cudaMalloc).
+size_t cuda_peak_memory(int dev) {
+  cudaMemPool_t pool;
+  WICK_CUDA_CHECK(cudaDeviceGetDefaultMemPool(&pool, dev));
+  cuuint64_t v = 0;
+  WICK_CUDA_CHECK(cudaMemPoolGetAttribute(pool, cudaMemPoolAttrUsedMemHigh, &v));
+  return static_cast<size_t>(v);
+}
+
+void cuda_reset_peak_memory(int dev) {
+  cudaMemPool_t pool;
+  WICK_CUDA_CHECK(cudaDeviceGetDefaultMemPool(&pool, dev));
+  cuuint64_t zero = 0;
+  WICK_CUDA_CHECK(cudaMemPoolSetAttribute(pool, cudaMemPoolAttrUsedMemHigh, &zero));
+}
+
 }  // namespace wick
