@@ -1,13 +1,19 @@
 // wick train: LoRA fine-tuning of a Hugging Face model folder on a JSONL dataset.
 #include <atomic>
+#include <cmath>
+#include <optional>
 #include <csignal>
 #include <cstdio>
 #include <sstream>
+
+#include <filesystem>
 
 #include "cli/commands.h"
 #include "core/error.h"
 #include "infer/session.h"
 #include "lora/lora.h"
+#include "tokenizer/chat_template.h"
+#include "tokenizer/tokenizer.h"
 #include "train/dataset.h"
 #include "train/trainer.h"
 
@@ -35,15 +41,24 @@ void register_train(CLI::App& app) {
   auto* cmd = app.add_subcommand("train", "Fine-tune a LoRA adapter on a JSONL dataset");
   struct Flags {
     std::string model, data, out, device = "auto", dtype = "auto", targets = "all", betas = "0.9,0.999";
+    std::string format = "auto", chat_template, eval_file;
+    double eval_split = 0;
     int64_t max_seq_len = 2048;
-    bool rslora = false, no_shuffle = false, skip_bad = false;
+    bool rslora = false, no_shuffle = false, skip_bad = false, packing = false;
     TrainOptions t;
   };
   auto f = std::make_shared<Flags>();
   f->t.lora.r = 16;
   f->t.lora.alpha = 32;
   cmd->add_option("--model", f->model, "Hugging Face model folder")->required()->check(CLI::ExistingDirectory);
-  cmd->add_option("--data", f->data, "training data, JSONL ({\"input_ids\": [...], \"labels\": [...]} per line)")->required()->check(CLI::ExistingFile);
+  cmd->add_option("--data", f->data, "training data, JSONL: {\"text\"}, {\"prompt\", \"completion\"}, {\"messages\"} or {\"input_ids\", \"labels\"} per line")->required()->check(CLI::ExistingFile);
+  cmd->add_option("--format", f->format, "dataset format: auto (default: from the first line's keys), text, prompt-completion, messages or tokens");
+  cmd->add_option("--chat-template", f->chat_template, "force the chat template family for messages: qwen2.5 or qwen3");
+  cmd->add_flag("--packing", f->packing, "pack several examples into each row of --max-seq-len tokens (attention stays within an example)");
+  auto* ev = cmd->add_option("--eval", f->eval_file, "evaluation data (same formats as --data)")->check(CLI::ExistingFile);
+  auto* es = cmd->add_option("--eval-split", f->eval_split, "hold out this fraction of --data for evaluation (chosen by --seed)");
+  ev->excludes(es);
+  cmd->add_option("--eval-every", f->t.eval_every, "evaluate every N steps (default 0: only at the end)");
   cmd->add_option("--out", f->t.out_dir, "output folder: PEFT adapter, trainer state, metrics.jsonl")->required();
   cmd->add_option("--adapter-init", f->t.adapter_init, "start from this PEFT adapter instead of a fresh one")->check(CLI::ExistingDirectory);
   cmd->add_option("--resume", f->t.resume, "continue the run saved in this folder (usually --out)")->check(CLI::ExistingDirectory);
@@ -86,15 +101,45 @@ void register_train(CLI::App& app) {
     }
     const Device dev = resolve_device(f->device);
     auto model = Qwen2Model::load(f->model, dev, resolve_dtype(f->dtype, dev));
+    t.packing = f->packing;
+    t.max_seq_len = f->max_seq_len;
+    if (f->eval_split != 0 && !(f->eval_split > 0 && f->eval_split < 1))
+      throw Error("expected a fraction in (0, 1)", "--eval-split");
+    // The tokenizer and chat template of the model folder, for the text formats.
+    namespace fs = std::filesystem;
+    std::optional<Tokenizer> tok;
+    if (fs::exists(fs::path(f->model) / "tokenizer.json")) tok = Tokenizer::from_model_dir(f->model);
+    const std::optional<ChatTemplateKind> force = f->chat_template.empty()
+                                                      ? std::nullopt
+                                                      : std::optional(parse_chat_template_kind(f->chat_template));
+    const ChatTemplate tmpl = fs::exists(fs::path(f->model) / "tokenizer_config.json") || !force
+                                  ? ChatTemplate::from_tokenizer_config(f->model, force)
+                                  : ChatTemplate::of_kind(*force);
     DatasetOptions dopt;
+    dopt.format = parse_dataset_format(f->format);
     dopt.max_seq_len = f->max_seq_len;
     dopt.skip_bad_lines = f->skip_bad;
     dopt.vocab_size = model->config().vocab_size;
-    const Dataset data = load_pretokenized_jsonl(f->data, dopt);
-    std::fprintf(stderr, "wick train: %zu examples (%lld truncated to %lld tokens, %lld bad lines skipped) on %s\n",
-                 data.examples.size(), static_cast<long long>(data.truncated), static_cast<long long>(f->max_seq_len),
-                 static_cast<long long>(data.skipped), dev.str().c_str());
-    Trainer trainer(*model, data, t);
+    if (tok) dopt.eos_id = default_eos_id(f->model, *tok, model->config());
+    const Tokenizer* tp = tok ? &*tok : nullptr;
+    Dataset data = load_dataset(f->data, dopt, tp, &tmpl);
+    std::optional<Dataset> eval;
+    if (!f->eval_file.empty()) eval = load_dataset(f->eval_file, dopt, tp, &tmpl);
+    else if (f->eval_split > 0) eval = split_eval(data, f->eval_split, t.seed);
+    std::fprintf(stderr, "wick train: %zu %s examples (%lld truncated to %lld tokens, %lld bad lines skipped), %lld counted tokens on %s\n",
+                 data.examples.size(), dataset_format_name(data.format), static_cast<long long>(data.truncated),
+                 static_cast<long long>(f->max_seq_len), static_cast<long long>(data.skipped),
+                 static_cast<long long>(data.counted_tokens()), dev.str().c_str());
+    if (eval)
+      std::fprintf(stderr, "wick train: evaluation on %zu examples (%s; %lld truncated, %lld bad lines skipped), %lld counted tokens\n",
+                   eval->examples.size(), eval->path.c_str(), static_cast<long long>(f->eval_file.empty() ? 0 : eval->truncated),
+                   static_cast<long long>(f->eval_file.empty() ? 0 : eval->skipped), static_cast<long long>(eval->counted_tokens()));
+    Trainer trainer(*model, data, t, eval ? &*eval : nullptr);
+    trainer.set_eval_callback([](const EvalReport& r) {
+      std::printf("eval step %lld  loss %.4f  ppl %.4g  best %.4f  (%lld tokens, %.1f s)\n", static_cast<long long>(r.step),
+                  r.loss, r.ppl, r.best_loss, static_cast<long long>(r.tokens), r.elapsed_s);
+      std::fflush(stdout);
+    });
     std::fprintf(stderr, "wick train: %lld steps, lr %g (%s), r %lld, alpha %g, targets %s\n",
                  static_cast<long long>(trainer.total_steps()), t.lr, t.scheduler.c_str(),
                  static_cast<long long>(t.lora.r), t.lora.alpha, f->targets.c_str());
@@ -111,6 +156,8 @@ void register_train(CLI::App& app) {
     if (!done) std::fprintf(stderr, "wick train: interrupted at step %lld; checkpoint saved in %s (resume with --resume %s)\n",
                             static_cast<long long>(trainer.step()), t.out_dir.c_str(), t.out_dir.c_str());
     else std::fprintf(stderr, "wick train: done; adapter in %s\n", t.out_dir.c_str());
+    if (const auto best = trainer.best_eval_loss())
+      std::fprintf(stderr, "wick train: best eval loss %.4f (ppl %.4g)\n", *best, std::exp(*best));
   });
 }
 
