@@ -82,9 +82,9 @@ TEST(Packing, PackedRowsLayout) {
     EXPECT_LE(total, pack_len);
   }
   EXPECT_EQ(seen, (std::multiset<int64_t>{0, 1, 2, 3, 4, 5, 6}));  // each example exactly once
-  // Best-fit decreasing by hand: 9 -> new row (4 left); 7 -> new (6); 6 -> new (7); 5 -> the row with 6 left;
-  // 4 -> the row with 4 left; 3 -> the row with 7 left; 2 -> that row again (4 left).
-  EXPECT_EQ(rows, (std::vector<std::vector<int64_t>>{{3, 4}, {0, 2}, {6, 1, 5}}));
+  // Best-fit decreasing by hand: 9 -> new row (4 left); 7 -> new row (6 left); 6 -> fills that row; 5 -> new
+  // row (8 left); 4 -> fills the first row; 3 and 2 -> the third row (3 left: padding).
+  EXPECT_EQ(rows, (std::vector<std::vector<int64_t>>{{3, 4}, {0, 6}, {2, 1, 5}}));
   EXPECT_EQ(pack_examples(d, pack_len), rows);  // deterministic
 
   std::vector<std::vector<const Example*>> pr;
