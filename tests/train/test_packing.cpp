@@ -2,6 +2,7 @@
 // LoRA gradients), on a random tiny model with non-zero adapters; the packing itself is checked for layout,
 // determinism and exact resume.
 #include <algorithm>
+#include <filesystem>
 #include <set>
 
 #include "common/testutil.h"
@@ -10,6 +11,7 @@
 #include "model/qwen2_grad.h"
 #include "ops/cross_entropy.h"
 #include "train/batcher.h"
+#include "train/trainer.h"
 
 namespace wick::test {
 namespace {
@@ -203,6 +205,40 @@ TEST(Packing, BatcherEpochsAndResume) {
     EXPECT_EQ(got.segments.to_i64_vector(), want[i].segments.to_i64_vector()) << i;
   }
   EXPECT_THROW(b.restore(BatcherState{0, units + 1}), Error);
+}
+
+// A packed run's batcher index counts rows: resuming it without --packing (or with another row length)
+// would continue from the wrong place, so it is refused.
+TEST(Packing, ResumeNeedsTheSamePacking) {
+  const Dataset d = random_dataset({7, 3, 5, 9, 4}, 61, 41);
+  TrainOptions o;
+  o.out_dir = (std::filesystem::path(WICK_BINARY_DIR) / "test_scratch" / "packing_resume").string();
+  std::filesystem::remove_all(o.out_dir);
+  o.lora.r = 2;
+  o.lora.target_modules = {"q_proj"};
+  o.max_steps = 1;
+  o.packing = true;
+  o.max_seq_len = 16;
+  {
+    auto m = Qwen2Model::random(tiny_config(), Device::cpu(), DType::F32, 1);
+    Trainer t(*m, d, o);
+    ASSERT_TRUE(t.run(nullptr));
+  }
+  TrainOptions r = o;
+  r.resume = o.out_dir;
+  r.max_steps = 2;
+  for (auto [packing, len] : {std::pair{false, int64_t{16}}, std::pair{true, int64_t{32}}}) {
+    r.packing = packing;
+    r.max_seq_len = len;
+    auto m = Qwen2Model::random(tiny_config(), Device::cpu(), DType::F32, 1);
+    EXPECT_THROW({ Trainer t(*m, d, r); }, Error) << packing << " " << len;
+  }
+  r.packing = true;
+  r.max_seq_len = 16;
+  auto m = Qwen2Model::random(tiny_config(), Device::cpu(), DType::F32, 1);
+  Trainer t(*m, d, r);
+  EXPECT_EQ(t.step(), 1);
+  EXPECT_TRUE(t.run(nullptr));
 }
 
 }  // namespace
