@@ -1,13 +1,19 @@
 // wick train: LoRA fine-tuning of a Hugging Face model folder on a JSONL dataset.
 #include <atomic>
+#include <cmath>
+#include <optional>
 #include <csignal>
 #include <cstdio>
 #include <sstream>
+
+#include <filesystem>
 
 #include "cli/commands.h"
 #include "core/error.h"
 #include "infer/session.h"
 #include "lora/lora.h"
+#include "tokenizer/chat_template.h"
+#include "tokenizer/tokenizer.h"
 #include "train/dataset.h"
 #include "train/trainer.h"
 
@@ -29,21 +35,81 @@ std::vector<std::string> split_targets(const std::string& s) {
   return out;
 }
 
+// The dataset flags and what they load.
+struct DataFlags {
+  std::string data, format = "auto", chat_template, eval_file;
+  double eval_split = 0;
+  int64_t max_seq_len = 2048;
+  bool skip_bad = false, packing = false;
+};
+
+struct TrainData {
+  Dataset train;
+  std::optional<Dataset> eval;
+};
+
+// Reads the training (and evaluation) data with the model folder's tokenizer and chat template, before the
+// weights are loaded, so a bad line fails fast.
+TrainData load_train_data(const DataFlags& f, const std::string& model_dir, uint64_t seed) {
+  namespace fs = std::filesystem;
+  if (f.eval_split != 0 && !(f.eval_split > 0 && f.eval_split < 1))
+    throw Error("expected a fraction in (0, 1), got " + std::to_string(f.eval_split), "--eval-split");
+  const ModelConfig cfg = ModelConfig::from_json_file((fs::path(model_dir) / "config.json").string());
+  std::optional<Tokenizer> tok;
+  if (fs::exists(fs::path(model_dir) / "tokenizer.json")) tok = Tokenizer::from_model_dir(model_dir);
+  std::optional<ChatTemplateKind> force;
+  if (!f.chat_template.empty()) force = parse_chat_template_kind(f.chat_template);
+  const ChatTemplate tmpl = fs::exists(fs::path(model_dir) / "tokenizer_config.json") || !force
+                                ? ChatTemplate::from_tokenizer_config(model_dir, force)
+                                : ChatTemplate::of_kind(*force);
+  DatasetOptions opt;
+  opt.format = parse_dataset_format(f.format);
+  opt.max_seq_len = f.max_seq_len;
+  opt.skip_bad_lines = f.skip_bad;
+  opt.vocab_size = cfg.vocab_size;
+  if (tok) opt.eos_id = default_eos_id(model_dir, *tok, cfg);
+  const Tokenizer* tp = tok ? &*tok : nullptr;
+  TrainData d{load_dataset(f.data, opt, tp, &tmpl), std::nullopt};
+  auto describe = [&](const Dataset& x, const char* what) {
+    std::fprintf(stderr, "wick train: %s: %zu %s examples, %lld counted tokens (%lld truncated to %lld tokens, %lld bad lines skipped)\n",
+                 what, x.examples.size(), dataset_format_name(x.format), static_cast<long long>(x.counted_tokens()),
+                 static_cast<long long>(x.truncated), static_cast<long long>(f.max_seq_len),
+                 static_cast<long long>(x.skipped));
+  };
+  describe(d.train, f.data.c_str());
+  if (!f.eval_file.empty()) {
+    d.eval = load_dataset(f.eval_file, opt, tp, &tmpl);
+    describe(*d.eval, f.eval_file.c_str());
+  } else if (f.eval_split > 0) {
+    d.eval = split_eval(d.train, f.eval_split, seed);
+    std::fprintf(stderr, "wick train: %zu examples held out for evaluation (%lld counted tokens), %zu left to train on\n",
+                 d.eval->examples.size(), static_cast<long long>(d.eval->counted_tokens()), d.train.examples.size());
+  }
+  return d;
+}
+
 }  // namespace
 
 void register_train(CLI::App& app) {
   auto* cmd = app.add_subcommand("train", "Fine-tune a LoRA adapter on a JSONL dataset");
   struct Flags {
-    std::string model, data, out, device = "auto", dtype = "auto", targets = "all", betas = "0.9,0.999";
-    int64_t max_seq_len = 2048;
-    bool rslora = false, no_shuffle = false, skip_bad = false;
+    std::string model, out, device = "auto", dtype = "auto", targets = "all", betas = "0.9,0.999";
+    DataFlags d;
+    bool rslora = false, no_shuffle = false;
     TrainOptions t;
   };
   auto f = std::make_shared<Flags>();
   f->t.lora.r = 16;
   f->t.lora.alpha = 32;
   cmd->add_option("--model", f->model, "Hugging Face model folder")->required()->check(CLI::ExistingDirectory);
-  cmd->add_option("--data", f->data, "training data, JSONL ({\"input_ids\": [...], \"labels\": [...]} per line)")->required()->check(CLI::ExistingFile);
+  cmd->add_option("--data", f->d.data, "training data, JSONL: {\"text\"}, {\"prompt\", \"completion\"}, {\"messages\"} or {\"input_ids\", \"labels\"} per line")->required()->check(CLI::ExistingFile);
+  cmd->add_option("--format", f->d.format, "dataset format: auto (default: from the first line's keys), text, prompt-completion, messages or tokens");
+  cmd->add_option("--chat-template", f->d.chat_template, "force the chat template family for messages: qwen2.5 or qwen3");
+  cmd->add_flag("--packing", f->d.packing, "pack several examples into each row of --max-seq-len tokens (attention stays within an example)");
+  auto* ev = cmd->add_option("--eval", f->d.eval_file, "evaluation data (same formats as --data)")->check(CLI::ExistingFile);
+  auto* es = cmd->add_option("--eval-split", f->d.eval_split, "hold out this fraction of --data for evaluation (chosen by --seed)");
+  ev->excludes(es);
+  cmd->add_option("--eval-every", f->t.eval_every, "evaluate every N steps (default 0: only at the end)");
   cmd->add_option("--out", f->t.out_dir, "output folder: PEFT adapter, trainer state, metrics.jsonl")->required();
   cmd->add_option("--adapter-init", f->t.adapter_init, "start from this PEFT adapter instead of a fresh one")->check(CLI::ExistingDirectory);
   cmd->add_option("--resume", f->t.resume, "continue the run saved in this folder (usually --out)")->check(CLI::ExistingDirectory);
@@ -66,10 +132,10 @@ void register_train(CLI::App& app) {
   cmd->add_option("--batch-size", f->t.batch_size, "examples per micro-batch (default 1)");
   cmd->add_option("--grad-accum", f->t.grad_accum, "micro-batches per optimizer step (default 1)");
   cmd->add_option("--max-grad-norm", f->t.max_grad_norm, "clip the global gradient norm (0 = off; default 1)");
-  cmd->add_option("--max-seq-len", f->max_seq_len, "truncate examples to this many tokens (default 2048)");
+  cmd->add_option("--max-seq-len", f->d.max_seq_len, "truncate examples to this many tokens (default 2048)");
   cmd->add_option("--seed", f->t.seed, "seed for adapter init, shuffling and dropout (default 42)");
   cmd->add_flag("--no-shuffle", f->no_shuffle, "keep the data order");
-  cmd->add_flag("--skip-bad-lines", f->skip_bad, "skip malformed JSONL lines instead of stopping");
+  cmd->add_flag("--skip-bad-lines", f->d.skip_bad, "skip malformed JSONL lines instead of stopping");
   cmd->add_option("--save-every", f->t.save_every, "also save a checkpoint every N steps (0 = only at the end)");
   cmd->add_option("--device", f->device, "cpu, cuda, cuda:N or auto");
   cmd->add_option("--dtype", f->dtype, "compute dtype for frozen weights and activations: f32 or bf16");
@@ -85,16 +151,17 @@ void register_train(CLI::App& app) {
       if (!(ss >> t.beta1 >> comma >> t.beta2) || comma != ',') throw Error("expected b1,b2", "--betas");
     }
     const Device dev = resolve_device(f->device);
+    t.packing = f->d.packing;
+    t.max_seq_len = f->d.max_seq_len;
+    const TrainData data = load_train_data(f->d, f->model, t.seed);
     auto model = Qwen2Model::load(f->model, dev, resolve_dtype(f->dtype, dev));
-    DatasetOptions dopt;
-    dopt.max_seq_len = f->max_seq_len;
-    dopt.skip_bad_lines = f->skip_bad;
-    dopt.vocab_size = model->config().vocab_size;
-    const Dataset data = load_pretokenized_jsonl(f->data, dopt);
-    std::fprintf(stderr, "wick train: %zu examples (%lld truncated to %lld tokens, %lld bad lines skipped) on %s\n",
-                 data.examples.size(), static_cast<long long>(data.truncated), static_cast<long long>(f->max_seq_len),
-                 static_cast<long long>(data.skipped), dev.str().c_str());
-    Trainer trainer(*model, data, t);
+    std::fprintf(stderr, "wick train: on %s\n", dev.str().c_str());
+    Trainer trainer(*model, data.train, t, data.eval ? &*data.eval : nullptr);
+    trainer.set_eval_callback([](const EvalReport& r) {
+      std::printf("eval step %lld  loss %.4f  ppl %.4g  best %.4f  (%lld tokens, %.1f s)\n", static_cast<long long>(r.step),
+                  r.loss, r.ppl, r.best_loss, static_cast<long long>(r.tokens), r.elapsed_s);
+      std::fflush(stdout);
+    });
     std::fprintf(stderr, "wick train: %lld steps, lr %g (%s), r %lld, alpha %g, targets %s\n",
                  static_cast<long long>(trainer.total_steps()), t.lr, t.scheduler.c_str(),
                  static_cast<long long>(t.lora.r), t.lora.alpha, f->targets.c_str());
@@ -111,6 +178,8 @@ void register_train(CLI::App& app) {
     if (!done) std::fprintf(stderr, "wick train: interrupted at step %lld; checkpoint saved in %s (resume with --resume %s)\n",
                             static_cast<long long>(trainer.step()), t.out_dir.c_str(), t.out_dir.c_str());
     else std::fprintf(stderr, "wick train: done; adapter in %s\n", t.out_dir.c_str());
+    if (const auto best = trainer.best_eval_loss())
+      std::fprintf(stderr, "wick train: best eval loss %.4f (ppl %.4g)\n", *best, std::exp(*best));
   });
 }
 

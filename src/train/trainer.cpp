@@ -28,9 +28,18 @@ struct Trainer::Impl {
   Schedule sched;
   int64_t step = 0;
   int64_t total = 0;
+  const Dataset* eval = nullptr;
+  std::optional<Batcher> eval_batcher;  // no shuffle; restarted for every evaluation
+  std::function<void(const EvalReport&)> on_eval;
+  std::optional<double> best_eval;
+  int64_t last_eval_step = -1;
 
-  Impl(Qwen2Model& model, const Dataset& d, TrainOptions o)
-      : m(model), data(d), opt(std::move(o)), batcher(d, opt.batch_size, opt.shuffle, opt.seed, opt.pad_id), grad(model) {}
+  Impl(Qwen2Model& model, const Dataset& d, TrainOptions o, const Dataset* ev)
+      : m(model), data(d), opt(std::move(o)),
+        batcher(d, opt.batch_size, opt.shuffle, opt.seed, opt.pad_id, opt.packing ? opt.max_seq_len : 0), grad(model),
+        eval(ev) {
+    if (eval) eval_batcher.emplace(*eval, opt.batch_size, false, opt.seed, opt.pad_id, opt.packing ? opt.max_seq_len : 0);
+  }
 };
 
 static json options_json(const TrainOptions& o) {
@@ -39,13 +48,17 @@ static json options_json(const TrainOptions& o) {
               {"max_steps", o.max_steps}, {"epochs", o.epochs}, {"batch_size", o.batch_size},
               {"grad_accum", o.grad_accum}, {"max_grad_norm", o.max_grad_norm}, {"seed", o.seed},
               {"shuffle", o.shuffle}, {"r", o.lora.r}, {"lora_alpha", o.lora.alpha}, {"lora_dropout", o.lora.dropout},
-              {"use_rslora", o.lora.use_rslora}, {"target_modules", o.lora.target_modules}};
+              {"use_rslora", o.lora.use_rslora}, {"target_modules", o.lora.target_modules},
+              {"packing", o.packing}, {"max_seq_len", o.max_seq_len}, {"eval_every", o.eval_every}};
 }
 
-Trainer::Trainer(Qwen2Model& model, const Dataset& data, TrainOptions opt)
-    : p_(std::make_unique<Impl>(model, data, std::move(opt))) {
+Trainer::Trainer(Qwen2Model& model, const Dataset& data, TrainOptions opt, const Dataset* eval)
+    : p_(std::make_unique<Impl>(model, data, std::move(opt), eval)) {
   Impl& p = *p_;
   if (p.opt.out_dir.empty()) throw Error("no output folder", "--out");
+  if (p.opt.eval_every < 0) throw Error("--eval-every must be >= 0", "--eval-every");
+  if (p.opt.eval_every > 0 && !eval)
+    throw Error("--eval-every without an evaluation set", "--eval-every", "pass --eval FILE or --eval-split FRACTION");
   if (p.opt.grad_accum <= 0) throw Error("gradient accumulation must be >= 1", "--grad-accum");
   // Steps: max_steps, else ceil(epochs * batches per epoch / grad_accum).
   const int64_t per_epoch = (p.batcher.batches_per_epoch() + p.opt.grad_accum - 1) / p.opt.grad_accum;
@@ -80,6 +93,14 @@ Trainer::Trainer(Qwen2Model& model, const Dataset& data, TrainOptions opt)
     try {
       st = json::parse(io::read_file(state_path));
       p.step = st.at("step").get<int64_t>();
+      // The batcher's index counts packed rows with packing, examples without: the two do not mix.
+      const json& so = st.at("options");
+      const bool packed = so.value("packing", false);
+      const int64_t pack_len = so.value("max_seq_len", int64_t{0});
+      if (packed != p.opt.packing || (packed && pack_len != p.opt.max_seq_len))
+        throw Error(std::string("the checkpoint was trained ") +
+                    (packed ? "with --packing --max-seq-len " + std::to_string(pack_len) : "without --packing"),
+                    state_path, "resume with the same --packing and --max-seq-len");
       p.batcher.restore(BatcherState{st.at("epoch").get<int64_t>(), st.at("index").get<int64_t>()});
     } catch (const json::exception& e) {
       throw Error(std::string("bad trainer state: ") + e.what(), state_path, "resume from a folder wick train wrote");
@@ -94,6 +115,34 @@ Trainer::Trainer(Qwen2Model& model, const Dataset& data, TrainOptions opt)
 Trainer::~Trainer() = default;
 int64_t Trainer::total_steps() const { return p_->total; }
 int64_t Trainer::step() const { return p_->step; }
+std::optional<double> Trainer::best_eval_loss() const { return p_->best_eval; }
+void Trainer::set_eval_callback(std::function<void(const EvalReport&)> on_eval) { p_->on_eval = std::move(on_eval); }
+
+EvalReport Trainer::evaluate() {
+  Impl& p = *p_;
+  if (!p.eval) throw Error("no evaluation set", "--eval", "pass --eval FILE or --eval-split FRACTION");
+  const auto t0 = std::chrono::steady_clock::now();
+  Batcher& b = *p.eval_batcher;
+  b.restore(BatcherState{});
+  LossSum tot;
+  for (int64_t i = 0; i < b.batches_per_epoch(); i++) {
+    const TrainBatch batch = b.next();
+    if (batch.counted() == 0) continue;
+    const LossSum l = p.grad.eval(batch);
+    tot.sum += l.sum;
+    tot.count += l.count;
+  }
+  device_synchronize(p.m.device());
+  EvalReport r;
+  r.step = p.step;
+  r.loss = tot.mean();
+  r.ppl = std::exp(r.loss);
+  r.tokens = tot.count;
+  if (!p.best_eval || r.loss < *p.best_eval) p.best_eval = r.loss;
+  r.best_loss = *p.best_eval;
+  r.elapsed_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  return r;
+}
 
 void Trainer::save_checkpoint() {
   Impl& p = *p_;
@@ -129,7 +178,13 @@ bool Trainer::run(const std::function<void(const StepReport&)>& on_step, const s
     std::string line;
     while (std::getline(in, line)) {
       try {
-        if (json::parse(line).value("step", int64_t{0}) <= p.step) keep.push_back(line);
+        const json rec = json::parse(line);
+        if (rec.value("step", int64_t{0}) > p.step) continue;
+        keep.push_back(line);
+        if (p.opt.resume.empty() || !rec.contains("eval_loss")) continue;
+        const double l = rec.at("eval_loss").get<double>();
+        if (!p.best_eval || l < *p.best_eval) p.best_eval = l;
+        p.last_eval_step = rec.value("step", int64_t{0});
       } catch (const json::exception&) {
       }
     }
@@ -138,6 +193,13 @@ bool Trainer::run(const std::function<void(const StepReport&)>& on_step, const s
     io::write_file_atomic(metrics.string(), p.opt.resume.empty() ? "" : all);
   }
   std::ofstream mf(metrics, std::ios::app);
+  auto run_eval = [&] {
+    const EvalReport r = evaluate();
+    p.last_eval_step = p.step;
+    mf << json{{"step", r.step}, {"eval_loss", r.loss}, {"eval_ppl", r.ppl}, {"eval_tokens", r.tokens}}.dump() << "\n";
+    mf.flush();
+    if (p.on_eval) p.on_eval(r);
+  };
   const auto t0 = std::chrono::steady_clock::now();
   while (p.step < p.total) {
     if (stop && stop->load()) {
@@ -186,8 +248,10 @@ bool Trainer::run(const std::function<void(const StepReport&)>& on_step, const s
        << "\n";
     mf.flush();
     if (on_step) on_step(r);
+    if (p.eval && p.opt.eval_every > 0 && p.step % p.opt.eval_every == 0) run_eval();
     if (p.opt.save_every > 0 && p.step % p.opt.save_every == 0 && p.step < p.total) save_checkpoint();
   }
+  if (p.eval && p.last_eval_step != p.step) run_eval();
   save_checkpoint();
   return true;
 }

@@ -1,6 +1,8 @@
 // The LoRA fine-tuning loop: micro-batches with gradient accumulation (loss normalised over the counted
 // tokens of the whole accumulated batch), global grad-norm clipping, AdamW, a learning-rate schedule,
-// a log line and a metrics.jsonl record per step, and checkpoints that resume bit-exactly.
+// a log line and a metrics.jsonl record per step, and checkpoints that resume bit-exactly. With an
+// evaluation set: its loss (mean over every counted token of the set) every eval_every steps and at the end,
+// appended to metrics.jsonl as {"step", "eval_loss", "eval_ppl", "eval_tokens"}.
 #pragma once
 #include <atomic>
 #include <functional>
@@ -32,6 +34,9 @@ struct TrainOptions {
   bool shuffle = true;
   int64_t save_every = 0;          // 0 = only at the end
   int32_t pad_id = 0;
+  bool packing = false;            // pack several examples into rows of max_seq_len tokens (train/batcher.h)
+  int64_t max_seq_len = 2048;      // the packing row length
+  int64_t eval_every = 0;          // evaluate every N steps (0 = only at the end); needs an evaluation set
 };
 
 struct StepReport {
@@ -41,9 +46,18 @@ struct StepReport {
   size_t peak_device_bytes = 0;  // CUDA: the pool's high-water mark since the run started; 0 on the CPU
 };
 
+struct EvalReport {
+  int64_t step = 0;
+  double loss = 0, ppl = 0;  // mean over the counted tokens of the whole set; exp(loss)
+  int64_t tokens = 0;        // counted tokens
+  double best_loss = 0;      // lowest eval loss so far (this one included)
+  double elapsed_s = 0;      // time the evaluation took
+};
+
 class Trainer {
  public:
-  Trainer(Qwen2Model& model, const Dataset& data, TrainOptions opt);
+  // eval (optional, must outlive the trainer): the evaluation set.
+  Trainer(Qwen2Model& model, const Dataset& data, TrainOptions opt, const Dataset* eval = nullptr);
   ~Trainer();
   int64_t total_steps() const;
   // Runs until total_steps or until *stop becomes true (then saves a checkpoint and returns false).
@@ -51,6 +65,13 @@ class Trainer {
   // Writes a checkpoint of the current state into opt.out_dir (adapter + optimizer + trainer state).
   void save_checkpoint();
   int64_t step() const;
+  // The evaluation loss of the current adapters (updates best_eval_loss; writes no record); wick::Error
+  // without an evaluation set.
+  EvalReport evaluate();
+  // Called after each evaluation run() makes.
+  void set_eval_callback(std::function<void(const EvalReport&)> on_eval);
+  // The lowest evaluation loss recorded in this run (a resumed run includes the records it kept).
+  std::optional<double> best_eval_loss() const;
 
  private:
   struct Impl;
