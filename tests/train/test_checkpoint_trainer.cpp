@@ -117,12 +117,13 @@ TEST_F(TrainCheckpoint, CrashBeforeTheSwapResumesTheOldCheckpoint) {
 }
 
 TEST_F(TrainCheckpoint, CrashDuringTheSwapIsRefused) {
-  // After trainer_state.json is removed and the first `moved` files of step 4 are renamed over step 2's:
-  // no state file, so no mixed resume.
+  // After trainer_state.json is removed and the first `moved` files of step 4 are renamed over step 2's
+  // (metrics.jsonl, appended every step, already holds step 4's record): no state file, no mixed resume.
   for (int moved = 0; moved < 4; moved++) {
     SCOPED_TRACE(std::to_string(moved) + " files moved");
     const std::string dir = tmp.file("swap" + std::to_string(moved));
     fs::copy(at2, dir, fs::copy_options::recursive);
+    fs::copy_file(at4 + "/metrics.jsonl", dir + "/metrics.jsonl", fs::copy_options::overwrite_existing);
     fs::remove(dir + "/trainer_state.json");
     for (int i = 0; i < moved; i++) fs::copy_file(at4 + "/" + kFiles[i], dir + "/" + kFiles[i], fs::copy_options::overwrite_existing);
     const std::string msg = resume_error(dir);
@@ -133,6 +134,7 @@ TEST_F(TrainCheckpoint, CrashDuringTheSwapIsRefused) {
   // All four moved: the complete step-4 checkpoint, which resumes bit-exactly.
   const std::string dir = tmp.file("swap4");
   fs::copy(at2, dir, fs::copy_options::recursive);
+  fs::copy_file(at4 + "/metrics.jsonl", dir + "/metrics.jsonl", fs::copy_options::overwrite_existing);
   for (const char* f : kFiles) fs::copy_file(at4 + "/" + f, dir + "/" + f, fs::copy_options::overwrite_existing);
   resume_and_finish(dir, base);
   expect_same_as_ref(dir);

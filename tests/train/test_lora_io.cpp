@@ -29,7 +29,8 @@ using nlohmann::json;
 // Header facts of a safetensors file: name -> (dtype, shape).
 std::map<std::string, std::pair<std::string, Shape>> header(const std::string& path) {
   std::map<std::string, std::pair<std::string, Shape>> out;
-  for (const io::TensorInfo& ti : io::SafeTensorsFile::open(path)->tensors()) out[ti.name] = {ti.dtype_str, ti.shape};
+  const auto file = io::SafeTensorsFile::open(path);
+  for (const io::TensorInfo& ti : file->tensors()) out[ti.name] = {ti.dtype_str, ti.shape};
   return out;
 }
 
