@@ -147,6 +147,7 @@ EvalReport Trainer::evaluate() {
 void Trainer::save_checkpoint() {
   Impl& p = *p_;
   const fs::path out = p.opt.out_dir;
+  try {
   fs::create_directories(out);
   // The state files, then the adapter; each file atomic. trainer_state.json goes last: a checkpoint whose
   // state file names step k has every other file of step k (they were renamed into place before it).
@@ -165,6 +166,10 @@ void Trainer::save_checkpoint() {
   for (const char* f : {"adapter_config.json", "adapter_model.safetensors", "optimizer.safetensors", "trainer_state.json"})
     fs::rename(tmp_dir / f, out / f);
   fs::remove_all(tmp_dir);
+  } catch (const fs::filesystem_error& e) {  // a failed write is the folder's problem, not an internal error
+    throw Error(std::string("cannot write the checkpoint: ") + e.what(), out.string(),
+                "check free space and permissions; a folder without trainer_state.json holds no complete checkpoint");
+  }
 }
 
 bool Trainer::run(const std::function<void(const StepReport&)>& on_step, const std::atomic<bool>* stop) {
