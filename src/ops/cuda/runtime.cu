@@ -161,7 +161,7 @@ void cuda_synchronize(int dev) { WICK_CUDA_CHECK(cudaStreamSynchronize(cuda::str
 size_t cuda_peak_memory(int dev) {
   cudaMemPool_t pool;
   WICK_CUDA_CHECK(cudaDeviceGetDefaultMemPool(&pool, dev));
-  cuuint64_t v = 0;
+  unsigned long long v = 0;  // cuuint64_t
   WICK_CUDA_CHECK(cudaMemPoolGetAttribute(pool, cudaMemPoolAttrUsedMemHigh, &v));
   return static_cast<size_t>(v);
 }
@@ -169,7 +169,7 @@ size_t cuda_peak_memory(int dev) {
 void cuda_reset_peak_memory(int dev) {
   cudaMemPool_t pool;
   WICK_CUDA_CHECK(cudaDeviceGetDefaultMemPool(&pool, dev));
-  cuuint64_t zero = 0;
+  unsigned long long zero = 0;
   WICK_CUDA_CHECK(cudaMemPoolSetAttribute(pool, cudaMemPoolAttrUsedMemHigh, &zero));
 }
 
