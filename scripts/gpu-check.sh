@@ -56,6 +56,8 @@ say() { echo "== gpu-check: $*" | tee -a "$LOG"; }
 die() { echo "!! gpu-check: $*" | tee -a "$LOG" >&2; exit 1; }
 run_logged() { "$@" >> "$LOG" 2>&1; }
 STATUS=()  # "step: result" lines for the summary
+ORIG_LD_LIBRARY_PATH=${LD_LIBRARY_PATH:-}  # python3/torch run with the machine's own, not the prefix's
+CXX_BIN=${CXX:-c++}
 
 # ---------------------------------------------------------------- 0. the machine
 say "machine"
@@ -67,7 +69,7 @@ say "machine"
   command -v nvcc >/dev/null && nvcc --version | tail -2 | head -1
   echo "cmake: $(cmake --version | head -1)"
   echo "ninja: $(ninja --version 2>/dev/null || echo absent)"
-  echo "c++: $(c++ --version 2>/dev/null | head -1)"
+  echo "c++: $(${CXX:-c++} --version 2>/dev/null | head -1)"
   echo "python3: $(python3 -c 'import sys, torch; print(sys.version.split()[0], "torch", torch.__version__)' 2>/dev/null || echo 'no torch')"
 } 2>&1 | tee -a "$LOG"
 GPU_NAME=$(nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null | head -1)
@@ -140,6 +142,7 @@ PY
     CMAKE_ARGS+=(-DPKG_CONFIG_EXECUTABLE="$PKGCONF")
   fi
   # can the carried libraries load here? (glibc / libstdc++ versions, missing runtime deps)
+  command -v ldd >/dev/null || die "ldd is missing: cannot check that the carried libraries load"
   bad=$(for so in $(find "$P/lib" -type f -name '*.so*') "$P"/bin/pkgconf; do
           ldd "$so" 2>&1 | grep -E 'not found|No such file' | sed "s#^#$(basename "$so"): #"
         done)
@@ -151,7 +154,7 @@ $bad
 fi
 # OpenMP comes with the compiler (libgomp), never from .deps
 printf '#include <omp.h>\nint main(){return omp_get_max_threads()>0?0:1;}\n' > /tmp/wick_omp_check.cpp
-c++ -fopenmp /tmp/wick_omp_check.cpp -o /tmp/wick_omp_check >> "$LOG" 2>&1 ||
+$CXX_BIN -fopenmp /tmp/wick_omp_check.cpp -o /tmp/wick_omp_check >> "$LOG" 2>&1 ||
   die "the C++ compiler cannot build an OpenMP program (omp.h / libgomp missing); install the compiler's OpenMP support"
 
 # ---------------------------------------------------------------- 2. configure + build
@@ -195,8 +198,11 @@ if [ $RUN_TESTS -eq 1 ]; then
   ctest --test-dir "$BUILD" -L cuda --output-on-failure > "$OUTDIR/test-cuda.log" 2>&1
   STATUS+=("tests cuda: $(ctest_summary "$OUTDIR/test-cuda.log")")
   grep -h -E '\(Failed\)|\*\*\*Failed|Skipped' "$OUTDIR/test-cpu.log" "$OUTDIR/test-cuda.log" | head -30 | tee -a "$LOG"
-  # a skipped CUDA test on the GPU machine means the GPU was not usable: say why
-  grep -h -A2 'SKIPPED' "$OUTDIR/test-cuda.log" | grep -v '^--$' | head -6 | tee -a "$LOG"
+  # a skipped CUDA test on the GPU machine means the GPU was not usable: say why (ctest hides it)
+  if grep -q -- '\*\*\*Skipped' "$OUTDIR/test-cuda.log" && [ -x "$BUILD/tests/wick_cuda_tests" ]; then
+    { echo "--- why CUDA tests skipped:"; "$BUILD/tests/wick_cuda_tests" 2>&1 | grep -A1 -m3 'Skipped$'; } |
+      tee -a "$OUTDIR/test-cuda.log" | tee -a "$LOG"
+  fi
 fi
 
 # ---------------------------------------------------------------- 4. benchmarks, wick then torch, same card
@@ -218,7 +224,7 @@ if [ $RUN_BENCH -eq 1 ]; then
     fi
   fi
   say "torch peer: python3 bench/peer/torch_peer.py micro"
-  PYTHONUNBUFFERED=1 python3 bench/peer/torch_peer.py micro > "$OUTDIR/torch-micro.jsonl" 2>> "$LOG"
+  LD_LIBRARY_PATH=$ORIG_LD_LIBRARY_PATH PYTHONUNBUFFERED=1 python3 bench/peer/torch_peer.py micro > "$OUTDIR/torch-micro.jsonl" 2>> "$LOG"
   STATUS+=("bench torch peer: exit $?")
 fi
 
@@ -230,9 +236,9 @@ if [ $GEN_FIXTURES -eq 1 ]; then
     FIXDIR=$(mktemp -d)
     # give it an output folder when it takes one; otherwise it writes into tests/fixtures itself
     if python3 "$GEN_SCRIPT" --help 2>/dev/null | grep -q -- '--out'; then
-      PYTHONUNBUFFERED=1 python3 "$GEN_SCRIPT" --out "$FIXDIR/adamw" >> "$LOG" 2>&1
+      LD_LIBRARY_PATH=$ORIG_LD_LIBRARY_PATH PYTHONUNBUFFERED=1 python3 "$GEN_SCRIPT" --out "$FIXDIR/adamw" >> "$LOG" 2>&1
     else
-      PYTHONUNBUFFERED=1 python3 "$GEN_SCRIPT" >> "$LOG" 2>&1 && cp -r tests/fixtures/adamw "$FIXDIR/adamw"
+      LD_LIBRARY_PATH=$ORIG_LD_LIBRARY_PATH PYTHONUNBUFFERED=1 python3 "$GEN_SCRIPT" >> "$LOG" 2>&1 && cp -r tests/fixtures/adamw "$FIXDIR/adamw"
     fi
     rc=$?
     [ -d "$FIXDIR/adamw" ] && tar -czf "$OUTDIR/fixtures.tar.gz" -C "$FIXDIR" adamw
@@ -248,9 +254,11 @@ fi
   echo "== gpu-check summary ($GPU_NAME)"
   printf '%s\n' "${STATUS[@]}"
   echo
-  python3 - "$OUTDIR/wick-bench-cuda.json" "$OUTDIR/torch-micro.jsonl" "$GPU_NAME" <<'PY'
+  if [ "$CUDA" = ON ]; then WJSON=$OUTDIR/wick-bench-cuda.json WCOL="wick CUDA us" SUFFIX=/cuda
+  else WJSON=$OUTDIR/wick-bench-cpu.json WCOL="wick CPU us" SUFFIX=/cpu; fi
+  python3 - "$WJSON" "$OUTDIR/torch-micro.jsonl" "$GPU_NAME" "$WCOL" "$SUFFIX" <<'PY'
 import json, os, sys
-wick_path, torch_path, gpu = sys.argv[1:4]
+wick_path, torch_path, gpu, wcol, suffix = sys.argv[1:6]
 # goals on the H100 (docs/benchmarks.md, from the project's targets)
 GOAL = {"lora_forward/small_512x512_r8": 10, "lora_forward/medium_1024x1024_r8": 10,
         "lora_forward/large_2048x2048_r8": 12, "lora_forward/small_512x512_r16": 10,
@@ -265,7 +273,9 @@ if os.path.exists(wick_path):
         if b.get("run_type") == "aggregate" and b.get("aggregate_name") != "median":
             continue
         name = b["run_name"] if "run_name" in b else b["name"]
-        name = name.rsplit("/cuda", 1)[0]
+        if suffix + "/" not in name + "/":
+            continue
+        name = name.rsplit(suffix, 1)[0]
         wick[name] = b.get("median_us", b.get("real_time"))
 torch = {}
 if os.path.exists(torch_path):
@@ -278,10 +288,10 @@ if os.path.exists(torch_path):
             torch[o["name"].replace("(fused)", "")] = o["median_us"]  # AdamW: torch's fused kernel
 def f(v):
     return "-" if v is None else f"{v:.1f}"
-rows = [("benchmark", f"torch eager ({gpu}) us", "wick CUDA us", "goal us", "")]
+rows = [("benchmark", f"torch eager ({gpu}) us", wcol, "goal us (H100)", "")]
 for name, goal in GOAL.items():
     w, t = wick.get(name), torch.get(name)
-    verdict = "" if w is None else ("meets goal" if w <= goal else f"{w / goal:.1f}x over goal")
+    verdict = "" if w is None or suffix != "/cuda" else ("meets goal" if w <= goal else f"{w / goal:.1f}x over goal")
     rows.append((name, f(t), f(w), f"<= {goal}", verdict))
 if "optimizer_step/adamw_step(plain)" in torch:
     rows.append(("optimizer_step/adamw_step (torch plain)", f(torch["optimizer_step/adamw_step(plain)"]), "", "", ""))
@@ -290,7 +300,8 @@ for i, r in enumerate(rows):
     print(" | ".join(c.ljust(width[j]) for j, c in enumerate(r)).rstrip())
     if i == 0:
         print("-|-".join("-" * w for w in width))
-print("\nwick: median over iterations of CUDA-event times (wick_bench counter median_us); torch: median of 200 "
-      "CUDA-event times (torch_peer.py micro); same card, same call.")
+clock = "CUDA-event" if suffix == "/cuda" else "wall-clock"
+print(f"\nwick: median over iterations of {clock} times (wick_bench counter median_us); torch: median of 200 "
+      f"{clock} times (torch_peer.py micro); same machine, same call.")
 PY
 } 2>&1 | tee "$OUTDIR/summary.txt" | tee -a "$LOG"

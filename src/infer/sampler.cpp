@@ -75,30 +75,37 @@ void penalised_scores(const float* logits, int64_t V, const std::vector<int32_t>
   }
 }
 
-int32_t argmax_first(const std::vector<float>& s) {
-  int32_t best = 0;
-  for (int32_t i = 1; i < static_cast<int32_t>(s.size()); i++)
+int32_t argmax_first(const float* s, int64_t V) {
+  int64_t best = 0;
+  for (int64_t i = 0; i < V; i++) {
+    if (std::isnan(s[i]) || s[i] == std::numeric_limits<float>::infinity()) bad_logit(i, s[i]);
     if (s[i] > s[best]) best = i;
-  return best;
+  }
+  return static_cast<int32_t>(best);
 }
 
-// Softmax over the candidates: returns (max score, f32 normaliser); p(id) = exp(s[id] - max) / norm.
-struct SoftmaxStats {
-  float max = kNegInf;
-  float norm = 1.0f;
-  float p(float s) const { return std::exp(s - max) / norm; }
-};
-SoftmaxStats softmax_stats(const std::vector<float>& s, const std::vector<int32_t>& cand) {
-  SoftmaxStats st;
-  for (int32_t id : cand) st.max = std::max(st.max, s[id]);
+// Candidate order: ascending by score; among equal scores the higher id counts as smaller (so the lowest
+// id of a tie is the "largest", as argmax would pick it). A strict total order: ids are distinct.
+inline bool cand_less(const SamplingCandidate& a, const SamplingCandidate& b) {
+  return a.score < b.score || (a.score == b.score && a.id > b.id);
+}
+
+// prob = softmax over the candidates' scores (f32 values, f64 normaliser).
+void softmax_candidates(std::vector<SamplingCandidate>& cand) {
+  float m = kNegInf;
+  for (const SamplingCandidate& c : cand) m = std::max(m, c.score);
   double sum = 0;
-  for (int32_t id : cand) sum += std::exp(s[id] - st.max);
-  st.norm = static_cast<float>(sum);
-  return st;
+  for (SamplingCandidate& c : cand) {
+    c.prob = std::exp(c.score - m);
+    sum += c.prob;
+  }
+  const float norm = static_cast<float>(sum);
+  for (SamplingCandidate& c : cand) c.prob /= norm;
 }
 
-// cand <- ids whose score is >= the k-th largest score (all ties of it), -inf scores excluded.
-void top_k_candidates(const std::vector<float>& s, int64_t k, std::vector<int32_t>& cand, std::vector<float>& heap) {
+// cand <- tokens whose score is >= the k-th largest score (all ties of it), -inf scores excluded.
+void top_k_candidates(const std::vector<float>& s, int64_t k, std::vector<SamplingCandidate>& cand,
+                      std::vector<float>& heap) {
   // k-th largest via a min-heap of the k largest seen: one compare per score once the heap is full
   heap.clear();
   for (float v : s) {
@@ -114,49 +121,71 @@ void top_k_candidates(const std::vector<float>& s, int64_t k, std::vector<int32_
   const float kth = heap.front();
   cand.clear();
   for (int32_t i = 0; i < static_cast<int32_t>(s.size()); i++)
-    if (s[i] >= kth && s[i] != kNegInf) cand.push_back(i);
+    if (s[i] >= kth && s[i] != kNegInf) cand.push_back({s[i], i, 0.0f});
 }
 
-// Keeps the candidates whose ascending cumulative probability exceeds thr (and the largest one).
-// Sorting all of a 152k vocabulary costs milliseconds, so only the largest K candidates are sorted: when
-// the mass of everything below them is <= thr, all of it is removed whatever its order, and the cumsum
-// over the K continues from that mass. Otherwise K grows.
-void top_p_filter(const std::vector<float>& s, std::vector<int32_t>& cand, float thr) {
-  const SoftmaxStats st = softmax_stats(s, cand);
-  // ascending by score; among equal scores the higher id counts as smaller (argmax prefers low ids)
-  auto less = [&s](int32_t a, int32_t b) { return s[a] < s[b] || (s[a] == s[b] && a > b); };
-  const size_t n = cand.size();
-  size_t K = std::min<size_t>(n, 1024);
-  for (;;) {
-    const auto mid = cand.begin() + static_cast<std::ptrdiff_t>(n - K);
-    if (K < n) std::nth_element(cand.begin(), mid, cand.end(), less);
-    double tail = 0;
-    for (auto it = cand.begin(); it != mid; ++it) tail += st.p(s[*it]);
-    if (K == n || static_cast<float>(tail) <= thr) {
-      std::sort(mid, cand.end(), less);
-      size_t first_kept = n - 1;  // min_tokens_to_keep = 1: the largest stays
-      double cum = tail;
-      for (size_t j = n - K; j < n; j++) {
-        cum += st.p(s[cand[j]]);
-        if (static_cast<float>(cum) > thr) {
-          first_kept = j;
-          break;
-        }
-      }
-      cand.erase(cand.begin(), cand.begin() + static_cast<std::ptrdiff_t>(first_kept));
-      return;
+// TopP: in ascending order, cum_j = sum of probs up to j (f64, stored f32); remove cum_j <= thr, keep the
+// largest always. The removed tokens are a prefix of the ascending order, so only the crossing point is
+// needed, not a full sort (milliseconds on 152k tokens): a quickselect weighted by probability narrows the
+// range holding the first j with f32(cum_j) > thr, keeping the mass below the range; the last few
+// candidates are sorted and scanned in order. Sums of the same values in another order differ from the
+// sequential f64 sum by ~1e-16, far below the f32 rounding that the comparison sees.
+void top_p_filter(std::vector<SamplingCandidate>& cand, float thr) {
+  softmax_candidates(cand);
+  const auto crossed = [thr](double cum) { return static_cast<float>(cum) > thr; };
+  size_t lo = 0, hi = cand.size();
+  double below = 0;  // mass of everything before lo
+  size_t first_kept = cand.size();
+  while (hi - lo > 16) {
+    // median-of-three pivot, moved to hi - 1
+    const size_t mid = lo + (hi - lo) / 2;
+    if (cand_less(cand[mid], cand[lo])) std::swap(cand[mid], cand[lo]);
+    if (cand_less(cand[hi - 1], cand[lo])) std::swap(cand[hi - 1], cand[lo]);
+    if (cand_less(cand[hi - 1], cand[mid])) std::swap(cand[mid], cand[hi - 1]);
+    const SamplingCandidate pivot = cand[hi - 1];
+    const auto split = std::partition(cand.begin() + lo, cand.begin() + (hi - 1),
+                                      [&](const SamplingCandidate& c) { return cand_less(c, pivot); });
+    const size_t m = static_cast<size_t>(split - cand.begin());
+    std::swap(cand[m], cand[hi - 1]);  // pivot at its sorted position m
+    double low_mass = 0;
+    for (size_t j = lo; j < m; j++) low_mass += cand[j].prob;
+    if (crossed(below + low_mass)) {
+      hi = m;  // the crossing is below the pivot
+    } else if (crossed(below + low_mass + pivot.prob)) {
+      first_kept = m;
+      break;
+    } else {
+      below += low_mass + pivot.prob;
+      lo = m + 1;
     }
-    K = std::min(n, K * 8);
   }
+  if (first_kept == cand.size()) {
+    std::sort(cand.begin() + lo, cand.begin() + hi, cand_less);
+    double cum = below;
+    for (size_t j = lo; j < hi; j++) {
+      cum += cand[j].prob;
+      if (crossed(cum)) {
+        first_kept = j;
+        break;
+      }
+    }
+  }
+  if (first_kept == cand.size()) {
+    // no cumsum exceeds thr (top_p ~ 0): min_tokens_to_keep = 1 keeps the largest alone
+    const auto top = std::max_element(cand.begin(), cand.end(), cand_less);
+    cand.assign(1, *top);
+    return;
+  }
+  cand.erase(cand.begin(), cand.begin() + static_cast<std::ptrdiff_t>(first_kept));
 }
 
-void min_p_filter(const std::vector<float>& s, std::vector<int32_t>& cand, float min_p) {
-  const SoftmaxStats st = softmax_stats(s, cand);
+void min_p_filter(std::vector<SamplingCandidate>& cand, float min_p) {
+  softmax_candidates(cand);
   float pmax = 0;
-  for (int32_t id : cand) pmax = std::max(pmax, st.p(s[id]));
+  for (const SamplingCandidate& c : cand) pmax = std::max(pmax, c.prob);
   const float thr = min_p * pmax;
-  std::erase_if(cand, [&](int32_t id) { return st.p(s[id]) < thr; });
-  // the top token's p equals pmax >= thr for min_p <= 1, so cand never empties
+  std::erase_if(cand, [thr](const SamplingCandidate& c) { return c.prob < thr; });
+  // the top token's prob equals pmax >= thr for min_p <= 1, so cand never empties
 }
 
 }  // namespace
@@ -176,49 +205,47 @@ void validate_sampling_params(const SamplingParams& p) {
 int32_t greedy_token(const float* logits, int64_t V, const std::vector<int32_t>& history, float repetition_penalty,
                      SamplingWork& work) {
   check_inputs(logits, V, history);
+  if (repetition_penalty == 1.0f) return argmax_first(logits, V);
   penalised_scores(logits, V, history, repetition_penalty, work);
-  return argmax_first(work.scores);
+  return argmax_first(work.scores.data(), V);
 }
 
 size_t sampling_candidates(const float* logits, int64_t V, const std::vector<int32_t>& history,
                            const SamplingParams& p, SamplingWork& w) {
   validate_sampling_params(p);
   check_inputs(logits, V, history);
-  penalised_scores(logits, V, history, p.repetition_penalty, w);
   if (p.temperature == 0.0f) {
-    w.cand.assign(1, argmax_first(w.scores));
-    w.prob.assign(1, 1.0f);
+    const int32_t g = greedy_token(logits, V, history, p.repetition_penalty, w);
+    w.cand.assign(1, {logits[g], g, 1.0f});
     return 1;
   }
+  penalised_scores(logits, V, history, p.repetition_penalty, w);
   if (p.temperature != 1.0f)
     for (float& v : w.scores) v = v / p.temperature;
 
   if (p.top_k > 0 && p.top_k < V) {
-    top_k_candidates(w.scores, p.top_k, w.cand, w.prob);
+    top_k_candidates(w.scores, p.top_k, w.cand, w.heap);
   } else {
     w.cand.clear();
     for (int32_t i = 0; i < static_cast<int32_t>(V); i++)
-      if (w.scores[i] != kNegInf) w.cand.push_back(i);
+      if (w.scores[i] != kNegInf) w.cand.push_back({w.scores[i], i, 0.0f});
   }
   if (w.cand.empty())
     throw Error("every logit is -inf: no token can be sampled", "sampler logits",
                 "check the logits mask; at least one token must stay allowed");
 
-  if (p.top_p < 1.0f) top_p_filter(w.scores, w.cand, one_minus_decimal(p.top_p));
-  if (p.min_p > 0.0f) min_p_filter(w.scores, w.cand, p.min_p);
-
-  const SoftmaxStats st = softmax_stats(w.scores, w.cand);
-  w.prob.resize(w.cand.size());
-  for (size_t j = 0; j < w.cand.size(); j++) w.prob[j] = st.p(w.scores[w.cand[j]]);
+  if (p.top_p < 1.0f) top_p_filter(w.cand, one_minus_decimal(p.top_p));
+  if (p.min_p > 0.0f) min_p_filter(w.cand, p.min_p);
+  softmax_candidates(w.cand);
   return w.cand.size();
 }
 
 std::vector<float> sampling_distribution(const float* logits, int64_t V, const std::vector<int32_t>& history,
                                          const SamplingParams& p) {
   SamplingWork w;
-  const size_t n = sampling_candidates(logits, V, history, p, w);
+  sampling_candidates(logits, V, history, p, w);
   std::vector<float> out(static_cast<size_t>(V), 0.0f);
-  for (size_t j = 0; j < n; j++) out[w.cand[j]] = w.prob[j];
+  for (const SamplingCandidate& c : w.cand) out[c.id] = c.prob;
   return out;
 }
 
@@ -226,18 +253,18 @@ Sampler::Sampler(SamplingParams p) : params_(p), rng_(p.seed) { validate_samplin
 
 int32_t Sampler::sample(const float* logits, int64_t V, const std::vector<int32_t>& history) {
   if (params_.temperature == 0.0f) return greedy_token(logits, V, history, params_.repetition_penalty, work_);
-  const size_t n = sampling_candidates(logits, V, history, params_, work_);
+  sampling_candidates(logits, V, history, params_, work_);
   double total = 0;
-  for (size_t j = 0; j < n; j++) total += work_.prob[j];
+  for (const SamplingCandidate& c : work_.cand) total += c.prob;
   // inverse CDF with a 53-bit uniform: resolves probabilities far below 1/V
   const double u = static_cast<double>(rng_.next_u64() >> 11) * 0x1p-53;
   const double target = u * total;
   double cum = 0;
-  int32_t last = work_.cand[0];
-  for (size_t j = 0; j < n; j++) {
-    if (work_.prob[j] <= 0) continue;  // underflowed: never drawn
-    cum += work_.prob[j];
-    last = work_.cand[j];
+  int32_t last = work_.cand[0].id;
+  for (const SamplingCandidate& c : work_.cand) {
+    if (c.prob <= 0) continue;  // underflowed: never drawn
+    cum += c.prob;
+    last = c.id;
     if (cum > target) return last;
   }
   return last;  // rounding left target at the very top

@@ -24,12 +24,19 @@ struct SamplingParams {
 // Throws wick::Error naming the field when a setting is out of range (NaN included).
 void validate_sampling_params(const SamplingParams& p);
 
+// A token still in the running: its processed score, id, and probability (softmax over the candidates).
+struct SamplingCandidate {
+  float score;
+  int32_t id;
+  float prob;
+};
+
 // Scratch buffers reused across calls so that sampling allocates nothing once warm.
 struct SamplingWork {
-  std::vector<float> scores;        // [V] processed logits
-  std::vector<int32_t> cand;        // ids still in the running
-  std::vector<float> prob;          // [cand.size()] probabilities of cand
-  std::vector<int32_t> hist;        // sorted, unique history ids
+  std::vector<float> scores;              // [V] processed logits
+  std::vector<SamplingCandidate> cand;    // the kept tokens
+  std::vector<float> heap;                // top-k selection
+  std::vector<int32_t> hist;              // sorted, unique history ids
 };
 
 // logits [V], history (prompt + generated so far) -> probabilities [V] (zeros where filtered).
@@ -37,8 +44,8 @@ struct SamplingWork {
 std::vector<float> sampling_distribution(const float* logits, int64_t V, const std::vector<int32_t>& history,
                                          const SamplingParams& p);
 
-// The same, leaving the kept ids in work.cand and their probabilities in work.prob (cand in no
-// particular order). Returns the number of kept ids. The allocation-free core of the two above.
+// The same, leaving the kept tokens with their probabilities in work.cand (in no particular order).
+// Returns the number of kept tokens. The allocation-free core of the two above.
 size_t sampling_candidates(const float* logits, int64_t V, const std::vector<int32_t>& history,
                            const SamplingParams& p, SamplingWork& work);
 
