@@ -86,11 +86,11 @@ const std::string& Tokenizer::token_bytes(int32_t id) const {
   return impl_->bytes[id];
 }
 
-StreamDecoder::StreamDecoder(const Tokenizer& tok, bool skip_special) : tok_(&tok), skip_special_(skip_special) {}
+StreamDecoder::StreamDecoder(const Tokenizer& tok, bool skip_special) : tok_(tok), skip_special_(skip_special) {}
 
 std::string StreamDecoder::push(int32_t id) {
-  if (skip_special_ && tok_->is_special(id)) return "";
-  pending_ += tok_->token_bytes(id);
+  if (skip_special_ && tok_.is_special(id)) return "";
+  pending_ += tok_.token_bytes(id);
   std::string out;
   const size_t used = tok::utf8_decode_lossy(pending_, out, /*final=*/false);
   pending_.erase(0, used);

@@ -55,7 +55,7 @@ class StreamDecoder {
   std::string flush();  // emits what is held back, an unfinished sequence as U+FFFD; then starts afresh
 
  private:
-  const Tokenizer* tok_;
+  Tokenizer tok_;  // a handle sharing the loaded tokenizer
   bool skip_special_;
   std::string pending_;  // bytes of an unfinished UTF-8 sequence
 };
