@@ -2,7 +2,6 @@
 // §1.3), checked against each other: every shard exists and is valid, every name maps to a shard that
 // holds it, and no tensor is stored in two shards.
 #include <filesystem>
-#include <set>
 
 #include "core/error.h"
 #include "io/json_util.h"

@@ -101,6 +101,20 @@ TEST_F(Bad, WrongTypes) {
   }
 }
 
+TEST_F(Bad, DeeplyNestedHeaderIsAnErrorNotAStackOverflow) {
+  const size_t depth = 200000;
+  const std::string arr = std::string(depth, '[') + std::string(depth, ']');
+  std::string p = put(st_bytes(arr));
+  EXPECT_WICK_ERROR(SafeTensorsFile::open(p), p, "must be a JSON object");
+  p = put(st_bytes("{\"t\":" + arr + "}"));
+  EXPECT_WICK_ERROR(SafeTensorsFile::open(p), p, "'t'", "must be an object");
+  std::string obj;
+  for (size_t i = 0; i < depth; i++) obj += "{\"a\":";
+  obj += "1" + std::string(depth, '}');
+  p = put(st_bytes(obj));
+  EXPECT_WICK_ERROR(SafeTensorsFile::open(p), p, "'a'");
+}
+
 TEST_F(Bad, UnknownDtype) {
   for (const std::string dt : {"F128", "f32", "FLOAT", "", "Q4_0"}) {
     const std::string p = put(st_bytes(R"({"w":{"dtype":")" + dt + R"(","shape":[1],"data_offsets":[0,4]}})", std::string(4, 'x')));
