@@ -33,6 +33,8 @@ bool is_valid_utf8(std::string_view bytes) {
 template <typename J>
 static J parse_impl(std::string_view text, const std::string& where) {
   if (!is_valid_utf8(text)) throw Error("not valid UTF-8 JSON", where);
+  // nlohmann skips a byte-order mark; serde_json (safetensors) and Python's json (transformers) refuse it.
+  if (text.substr(0, 3) == "\xEF\xBB\xBF") throw Error("invalid JSON: starts with a UTF-8 byte-order mark", where);
   struct Frame {
     std::set<std::string> keys;
     std::string name;  // this object's key in its parent ("" for arrays' elements and the root)
