@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "core/error.h"
+#include "io/fs_util.h"
 #include "io/safetensors.h"
 
 namespace wick::io {
@@ -23,7 +24,7 @@ static std::string parent_dir(const std::string& path) {
 AtomicFile::AtomicFile(const std::string& path) : path_(path) {
   static std::atomic<unsigned> counter{0};
   if (path.empty()) throw Error("empty output path");
-  if (std::filesystem::is_directory(path)) throw Error("cannot write: it is a directory", path);
+  if (is_dir(path)) throw Error("cannot write: it is a directory", path);
   for (int attempt = 0; attempt < 100 && fd_ < 0; attempt++) {
     tmp_ = path + ".tmp." + std::to_string(::getpid()) + "." + std::to_string(counter++);
     fd_ = ::open(tmp_.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
@@ -74,7 +75,7 @@ void write_file_atomic(const std::string& path, const std::string& bytes) {
 }
 
 std::string read_file(const std::string& path) {
-  if (std::filesystem::is_directory(path)) throw Error("cannot read: it is a directory", path);
+  if (is_dir(path)) throw Error("cannot read: it is a directory", path);
   const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) throw Error("cannot open: " + errno_str(), path);
   std::string out;

@@ -2,9 +2,9 @@
 // §1.3), checked against each other: every shard exists and is valid, every name maps to a shard that
 // holds it, and no tensor is stored in two shards.
 #include <filesystem>
-#include <set>
 
 #include "core/error.h"
+#include "io/fs_util.h"
 #include "io/json_util.h"
 #include "io/safetensors.h"
 
@@ -43,7 +43,7 @@ static void open_index(const std::string& dir, const std::string& index_path,
     mapped[name] = s;
     if (!shard_index.count(s)) {
       const fs::path sp = fs::path(dir) / s;
-      if (!fs::is_regular_file(sp))
+      if (!is_file(sp))
         throw Error("shard '" + s + "' (listed for tensor '" + name + "') does not exist", index_path);
       shard_index[s] = files.size();
       files.push_back(SafeTensorsFile::open(sp.string()));
@@ -67,24 +67,24 @@ static void open_index(const std::string& dir, const std::string& index_path,
 
 Checkpoint Checkpoint::open(const std::string& dir_or_file) {
   Checkpoint c;
-  if (fs::is_regular_file(dir_or_file)) {
+  if (is_file(dir_or_file)) {
     if (ends_with(dir_or_file, ".index.json")) {
       const std::string dir = fs::path(dir_or_file).parent_path().string();
       open_index(dir.empty() ? "." : dir, dir_or_file, c.files_, c.owner_);
       return c;
     }
     c.files_.push_back(SafeTensorsFile::open(dir_or_file));
-  } else if (fs::is_directory(dir_or_file)) {
+  } else if (is_dir(dir_or_file)) {
     const fs::path single = fs::path(dir_or_file) / "model.safetensors";
     const fs::path index = fs::path(dir_or_file) / "model.safetensors.index.json";
-    if (fs::is_regular_file(single)) {
+    if (is_file(single)) {
       c.files_.push_back(SafeTensorsFile::open(single.string()));
-    } else if (fs::is_regular_file(index)) {
+    } else if (is_file(index)) {
       open_index(dir_or_file, index.string(), c.files_, c.owner_);
       return c;
     } else {
-      const bool has_bin = fs::exists(fs::path(dir_or_file) / "pytorch_model.bin") ||
-                           fs::exists(fs::path(dir_or_file) / "pytorch_model.bin.index.json");
+      const bool has_bin = path_exists(fs::path(dir_or_file) / "pytorch_model.bin") ||
+                           path_exists(fs::path(dir_or_file) / "pytorch_model.bin.index.json");
       throw Error("no model.safetensors or model.safetensors.index.json in this folder", dir_or_file,
                   has_bin ? "pickle (.bin) checkpoints are not supported: convert them to safetensors"
                           : "point at a Hugging Face model folder");

@@ -33,6 +33,8 @@ bool is_valid_utf8(std::string_view bytes) {
 template <typename J>
 static J parse_impl(std::string_view text, const std::string& where) {
   if (!is_valid_utf8(text)) throw Error("not valid UTF-8 JSON", where);
+  // nlohmann skips a byte-order mark; serde_json (safetensors) and Python's json (transformers) refuse it.
+  if (text.substr(0, 3) == "\xEF\xBB\xBF") throw Error("invalid JSON: starts with a UTF-8 byte-order mark", where);
   struct Frame {
     std::set<std::string> keys;
     std::string name;  // this object's key in its parent ("" for arrays' elements and the root)
@@ -91,9 +93,29 @@ nlohmann::ordered_json parse_json_strict_ordered(std::string_view text, const st
 }
 nlohmann::json read_json_file(const std::string& path) { return parse_json_strict(read_file(path), path); }
 
+// A copy cut to depth 2 and 4 elements per container, so that dump() (recursive) stays shallow even
+// for a hostile, deeply nested value.
+template <typename J>
+static J shallow(const J& v, int depth) {
+  if (!v.is_structured()) return v;
+  if (depth == 0) return J("...");
+  J out = v.is_array() ? J::array() : J::object();
+  int n = 0;
+  for (auto it = v.begin(); it != v.end(); ++it, ++n) {
+    if (n == 4) {
+      if (v.is_array()) out.push_back("...");
+      else out["..."] = "...";
+      break;
+    }
+    if (v.is_array()) out.push_back(shallow(*it, depth - 1));
+    else out[it.key()] = shallow(*it, depth - 1);
+  }
+  return out;
+}
+
 template <typename J>
 static std::string brief_impl(const J& v) {
-  std::string s = v.dump(-1, ' ', /*ensure_ascii=*/true, J::error_handler_t::replace);
+  std::string s = shallow(v, 2).dump(-1, ' ', /*ensure_ascii=*/true, J::error_handler_t::replace);
   if (s.size() > 80) s = s.substr(0, 77) + "...";
   return s;
 }

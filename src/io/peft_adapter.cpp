@@ -5,6 +5,7 @@
 #include <filesystem>
 
 #include "core/error.h"
+#include "io/fs_util.h"
 #include "io/safetensors.h"
 
 namespace fs = std::filesystem;
@@ -67,14 +68,14 @@ static Parsed parse_name(const std::string& name, const std::string& path) {
 }
 
 AdapterFiles load_peft_adapter(const std::string& dir) {
-  if (!fs::is_directory(dir)) throw Error("not a folder", dir, "give the adapter folder (adapter_config.json + adapter_model.safetensors)");
+  if (!is_dir(dir)) throw Error("not a folder", dir, "give the adapter folder (adapter_config.json + adapter_model.safetensors)");
   const std::string cfg_path = (fs::path(dir) / "adapter_config.json").string();
   const std::string st_path = (fs::path(dir) / "adapter_model.safetensors").string();
-  if (!fs::exists(cfg_path))
+  if (!path_exists(cfg_path))
     throw Error("no adapter_config.json in this folder", dir, "a PEFT adapter folder holds adapter_config.json and adapter_model.safetensors");
-  if (!fs::exists(st_path))
+  if (!path_exists(st_path))
     throw Error("no adapter_model.safetensors in this folder", dir,
-                fs::exists(fs::path(dir) / "adapter_model.bin") ? "pickle adapter_model.bin is not supported: save with safetensors"
+                path_exists(fs::path(dir) / "adapter_model.bin") ? "pickle adapter_model.bin is not supported: save with safetensors"
                                                                : "");
   AdapterFiles out;
   out.cfg = LoraConfig::from_json_string(read_file(cfg_path), cfg_path);
@@ -144,7 +145,7 @@ void save_peft_adapter(const std::string& dir, const LoraConfig& cfg, const std:
   }
   std::error_code ec;
   fs::create_directories(dir, ec);
-  if (ec || !fs::is_directory(dir)) throw Error("cannot create the adapter folder: " + ec.message(), dir);
+  if (ec || !is_dir(dir)) throw Error("cannot create the adapter folder: " + ec.message(), dir);
   save_safetensors((fs::path(dir) / "adapter_model.safetensors").string(), tensors, {{"format", "pt"}});
   write_file_atomic((fs::path(dir) / "adapter_config.json").string(), cfg.to_json());
 }

@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
+#include "io/fs_util.h"
 #include "io/json_util.h"
 #include "io/safetensors.h"
 
@@ -71,7 +72,7 @@ GenerationConfig GenerationConfig::from_json_string(const std::string& text, con
 
 GenerationConfig load_generation_config(const std::string& model_dir, const ModelConfig& cfg) {
   const std::filesystem::path p = std::filesystem::path(model_dir) / "generation_config.json";
-  if (std::filesystem::exists(p)) return GenerationConfig::from_json_string(io::read_file(p.string()), p.string(), cfg);
+  if (io::path_exists(p)) return GenerationConfig::from_json_string(io::read_file(p.string()), p.string(), cfg);
   GenerationConfig g;
   g.eos_token_ids = cfg.eos_token_ids;
   if (!cfg.bos_token_ids.empty()) g.bos_token_id = cfg.bos_token_ids.front();

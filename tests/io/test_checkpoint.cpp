@@ -107,6 +107,9 @@ TEST(CheckpointOpen, FolderWithoutWeights) {
   write_file_atomic(tmp.file("pytorch_model.bin"), "x");
   EXPECT_WICK_ERROR(Checkpoint::open(tmp.path()), "pickle");
   EXPECT_WICK_ERROR(Checkpoint::open(tmp.file("nothing")), "nothing", "no such file");
+  const std::string too_long = tmp.file(std::string(5000, 'x'));  // ENAMETOOLONG: still a wick::Error
+  EXPECT_WICK_ERROR(Checkpoint::open(too_long), "no such file");
+  EXPECT_WICK_ERROR(SafeTensorsFile::open(too_long), "cannot open");
 }
 
 TEST(CheckpointOpen, SingleFileWinsOverIndex) {

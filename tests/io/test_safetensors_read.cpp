@@ -20,9 +20,9 @@ std::string f32_bytes(const std::vector<float>& v) {
   return s;
 }
 
-struct Bad : ::testing::Test {
+struct SafetensorsRead : ::testing::Test {
   TempDir tmp;
-  // Writes bytes to a file and returns the open() error message check helper's path.
+  // Writes bytes to a file in the temp folder; returns its path.
   std::string put(const std::string& bytes, const std::string& name = "bad.safetensors") {
     const std::string p = tmp.file(name);
     write_bytes(p, bytes);
@@ -30,33 +30,38 @@ struct Bad : ::testing::Test {
   }
 };
 
-TEST_F(Bad, FileShorterThan8Bytes) {
+TEST_F(SafetensorsRead, FileShorterThan8Bytes) {
   for (size_t n : {0, 1, 7}) {
     const std::string p = put(std::string(n, '\x01'));
     EXPECT_WICK_ERROR(SafeTensorsFile::open(p), p, "too small", std::to_string(n) + " bytes");
   }
 }
 
-TEST_F(Bad, HeaderLengthPastEnd) {
+TEST_F(SafetensorsRead, HeaderLengthPastEnd) {
   const std::string p = put(test::le64(100) + "{}");
   EXPECT_WICK_ERROR(SafeTensorsFile::open(p), p, "header length 100", "past the end");
 }
 
-TEST_F(Bad, HeaderOver100MB) {
+TEST_F(SafetensorsRead, HeaderOver100MB) {
   std::string p = put(test::le64(100'000'001) + "{}");
   EXPECT_WICK_ERROR(SafeTensorsFile::open(p), p, "100,000,000");
   p = put(test::le64(UINT64_MAX) + "{}");
   EXPECT_WICK_ERROR(SafeTensorsFile::open(p), p, "100,000,000");
 }
 
-TEST_F(Bad, InvalidJson) {
+TEST_F(SafetensorsRead, InvalidJson) {
   for (const std::string h : {"{", "", "{\"a\":}", "nul", "{} x", "{\"a\" {}}"}) {
     const std::string p = put(st_bytes(h));
     EXPECT_WICK_ERROR(SafeTensorsFile::open(p), p, "invalid JSON");
   }
 }
 
-TEST_F(Bad, NotUtf8) {
+TEST_F(SafetensorsRead, ByteOrderMarkIsInvalidJson) {
+  const std::string p = put(st_bytes("\xEF\xBB\xBF{}      "));
+  EXPECT_WICK_ERROR(SafeTensorsFile::open(p), p, "byte-order mark");
+}
+
+TEST_F(SafetensorsRead, NotUtf8) {
   const std::string p = put(st_bytes("{\"a\xff\":{\"dtype\":\"F32\",\"shape\":[0],\"data_offsets\":[0,0]}}"));
   EXPECT_WICK_ERROR(SafeTensorsFile::open(p), p, "UTF-8");
   const std::string s = put(st_bytes("{\"\xed\xa0\x80\":{\"dtype\":\"F32\",\"shape\":[0],\"data_offsets\":[0,0]}}"));
@@ -65,7 +70,7 @@ TEST_F(Bad, NotUtf8) {
   EXPECT_WICK_ERROR(SafeTensorsFile::open(o), o, "UTF-8");  // an overlong '/'
 }
 
-TEST_F(Bad, WrongTypes) {
+TEST_F(SafetensorsRead, WrongTypes) {
   struct Case {
     std::string entry, needle;
   };
@@ -101,14 +106,28 @@ TEST_F(Bad, WrongTypes) {
   }
 }
 
-TEST_F(Bad, UnknownDtype) {
+TEST_F(SafetensorsRead, DeeplyNestedHeaderIsAnErrorNotAStackOverflow) {
+  const size_t depth = 200000;
+  const std::string arr = std::string(depth, '[') + std::string(depth, ']');
+  std::string p = put(st_bytes(arr));
+  EXPECT_WICK_ERROR(SafeTensorsFile::open(p), p, "must be a JSON object");
+  p = put(st_bytes("{\"t\":" + arr + "}"));
+  EXPECT_WICK_ERROR(SafeTensorsFile::open(p), p, "'t'", "must be an object");
+  std::string obj;
+  for (size_t i = 0; i < depth; i++) obj += "{\"a\":";
+  obj += "1" + std::string(depth, '}');
+  p = put(st_bytes(obj));
+  EXPECT_WICK_ERROR(SafeTensorsFile::open(p), p, "'a'");
+}
+
+TEST_F(SafetensorsRead, UnknownDtype) {
   for (const std::string dt : {"F128", "f32", "FLOAT", "", "Q4_0"}) {
     const std::string p = put(st_bytes(R"({"w":{"dtype":")" + dt + R"(","shape":[1],"data_offsets":[0,4]}})", std::string(4, 'x')));
     EXPECT_WICK_ERROR(SafeTensorsFile::open(p), p, "'w'", "unknown dtype", "BF16");
   }
 }
 
-TEST_F(Bad, OverlappingOffsets) {
+TEST_F(SafetensorsRead, OverlappingOffsets) {
   const std::string p = put(st_bytes(
       R"({"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"b":{"dtype":"F32","shape":[2],"data_offsets":[4,12]}})",
       std::string(12, 'x')));
@@ -120,7 +139,7 @@ TEST_F(Bad, OverlappingOffsets) {
   EXPECT_WICK_ERROR(SafeTensorsFile::open(q), q, "overlap");
 }
 
-TEST_F(Bad, GappedOffsets) {
+TEST_F(SafetensorsRead, GappedOffsets) {
   const std::string p = put(st_bytes(
       R"({"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]},"b":{"dtype":"F32","shape":[1],"data_offsets":[8,12]}})",
       std::string(12, 'x')));
@@ -129,13 +148,13 @@ TEST_F(Bad, GappedOffsets) {
   EXPECT_WICK_ERROR(SafeTensorsFile::open(q), q, "'a'", "gap");
 }
 
-TEST_F(Bad, EndBeforeBegin) {
+TEST_F(SafetensorsRead, EndBeforeBegin) {
   const std::string p = put(st_bytes(R"({"a":{"dtype":"F32","shape":[0],"data_offsets":[0,0]},"b":{"dtype":"F32","shape":[1],"data_offsets":[4,0]}})",
                                      std::string(4, 'x')));
   EXPECT_WICK_ERROR(SafeTensorsFile::open(p), p, "end before begin");
 }
 
-TEST_F(Bad, OutOfRangeOffsets) {
+TEST_F(SafetensorsRead, OutOfRangeOffsets) {
   const std::string p = put(st_bytes(R"({"a":{"dtype":"F32","shape":[4],"data_offsets":[0,16]}})", std::string(8, 'x')));
   EXPECT_WICK_ERROR(SafeTensorsFile::open(p), p, "'a'", "past the end");
   const std::string q = put(st_bytes(
@@ -143,7 +162,7 @@ TEST_F(Bad, OutOfRangeOffsets) {
   EXPECT_WICK_ERROR(SafeTensorsFile::open(q), q, "'a'", "past the end");
 }
 
-TEST_F(Bad, ShapeDtypeSizeMismatch) {
+TEST_F(SafetensorsRead, ShapeDtypeSizeMismatch) {
   const std::string p = put(st_bytes(R"({"a":{"dtype":"F32","shape":[3],"data_offsets":[0,8]}})", std::string(8, 'x')));
   EXPECT_WICK_ERROR(SafeTensorsFile::open(p), p, "'a'", "8 bytes", "needs 12");
   const std::string q = put(st_bytes(R"({"a":{"dtype":"BF16","shape":[2,2],"data_offsets":[0,16]}})", std::string(16, 'x')));
@@ -153,7 +172,7 @@ TEST_F(Bad, ShapeDtypeSizeMismatch) {
   EXPECT_WICK_ERROR(SafeTensorsFile::open(r), r, "'a'", "whole number of bytes");
 }
 
-TEST_F(Bad, ShapeProductOverflowIsNotZero) {
+TEST_F(SafetensorsRead, ShapeProductOverflowIsNotZero) {
   // 2^62 * 4 wraps to 0 in unchecked 64-bit arithmetic (the safetensors-cpp bug): must be an overflow,
   // not an empty tensor, even though its offsets claim 0 bytes.
   const std::string p = put(st_bytes(R"({"a":{"dtype":"U8","shape":[4611686018427387904,4],"data_offsets":[0,0]}})"));
@@ -166,14 +185,14 @@ TEST_F(Bad, ShapeProductOverflowIsNotZero) {
   EXPECT_WICK_ERROR(SafeTensorsFile::open(r), r, "'a'", "overflows");
 }
 
-TEST_F(Bad, TrailingBytes) {
+TEST_F(SafetensorsRead, TrailingBytes) {
   const std::string p = put(st_bytes(R"({"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}})", std::string(5, 'x')));
   EXPECT_WICK_ERROR(SafeTensorsFile::open(p), p, "1 trailing bytes");
   const std::string q = put(st_bytes("{}", "junk"));
   EXPECT_WICK_ERROR(SafeTensorsFile::open(q), q, "4 trailing bytes");
 }
 
-TEST_F(Bad, DuplicateNames) {
+TEST_F(SafetensorsRead, DuplicateNames) {
   // An exact duplicate would pass every offset check; it must still be refused.
   const std::string e = R"({"dtype":"F32","shape":[1],"data_offsets":[0,4]})";
   const std::string p = put(st_bytes("{\"w\":" + e + ",\"w\":" + e + "}", std::string(4, 'x')));
@@ -184,7 +203,7 @@ TEST_F(Bad, DuplicateNames) {
   EXPECT_WICK_ERROR(SafeTensorsFile::open(r), r, "duplicate", "w.dtype");
 }
 
-TEST_F(Bad, MissingTensor) {
+TEST_F(SafetensorsRead, MissingTensor) {
   const std::string p = put(st_bytes(R"({"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}})", std::string(4, 'x')));
   auto f = SafeTensorsFile::open(p);
   EXPECT_FALSE(f->has("nope"));
@@ -192,12 +211,12 @@ TEST_F(Bad, MissingTensor) {
   EXPECT_WICK_ERROR(f->info("nope"), p, "'nope'", "not found");
 }
 
-TEST_F(Bad, NotAFile) {
+TEST_F(SafetensorsRead, NotAFile) {
   EXPECT_WICK_ERROR(SafeTensorsFile::open(tmp.file("absent.safetensors")), "absent.safetensors", "cannot open");
   EXPECT_WICK_ERROR(SafeTensorsFile::open(tmp.path()), tmp.path(), "not a regular file");
 }
 
-TEST_F(Bad, WhitespaceAroundHeaderIsAccepted) {
+TEST_F(SafetensorsRead, WhitespaceAroundHeaderIsAccepted) {
   const std::vector<float> v = {1.5f, -2.25f};
   for (const std::string h : {std::string(" \n\t\r{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]}}"),
                               std::string("{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]}}   \n "),
@@ -208,7 +227,7 @@ TEST_F(Bad, WhitespaceAroundHeaderIsAccepted) {
   }
 }
 
-TEST_F(Bad, ZeroSizeAndRank0TensorsAreLegal) {
+TEST_F(SafetensorsRead, ZeroSizeAndRank0TensorsAreLegal) {
   const std::string p = put(st_bytes(
       R"({"__metadata__":{"k":"v"},"s":{"dtype":"F32","shape":[],"data_offsets":[0,4]},)"
       R"("z":{"dtype":"BF16","shape":[0,5],"data_offsets":[4,4]},"z2":{"dtype":"I64","shape":[3,0],"data_offsets":[4,4]},)"
@@ -230,7 +249,7 @@ TEST_F(Bad, ZeroSizeAndRank0TensorsAreLegal) {
   EXPECT_EQ(f->get("u").to_i64_vector(), (std::vector<int64_t>{0, 0}));
 }
 
-TEST_F(Bad, UnsupportedDtypesParseButDoNotLoad) {
+TEST_F(SafetensorsRead, UnsupportedDtypesParseButDoNotLoad) {
   // Bit widths from formats.md: U8 8, F8_E4M3 8, F6_E2M3 6 (4 values = 3 bytes), F4 4, U16 16, F64 64, BOOL 8.
   const std::string h =
       R"({"a":{"dtype":"U8","shape":[3],"data_offsets":[0,3]},"b":{"dtype":"F8_E4M3","shape":[2],"data_offsets":[3,5]},)"
@@ -247,7 +266,7 @@ TEST_F(Bad, UnsupportedDtypesParseButDoNotLoad) {
   EXPECT_EQ(f->info("c").dtype_str, "F6_E2M3");
 }
 
-TEST_F(Bad, UnalignedDataLoadsCorrectly) {
+TEST_F(SafetensorsRead, UnalignedDataLoadsCorrectly) {
   // A third-party writer that does not pad: the header length is odd, so every tensor is misaligned.
   Rng rng(7);
   std::vector<float> a(5);
@@ -266,7 +285,7 @@ TEST_F(Bad, UnalignedDataLoadsCorrectly) {
   EXPECT_EQ(tb.to_i64_vector(), b);
 }
 
-TEST_F(Bad, ViewsOutliveTheFileObjectAndWritesStayPrivate) {
+TEST_F(SafetensorsRead, ViewsOutliveTheFileObjectAndWritesStayPrivate) {
   const std::vector<float> v = {1, 2, 3, 4};
   const std::string bytes = st_bytes(R"({"a":{"dtype":"F32","shape":[4],"data_offsets":[0,16]}}    )", f32_bytes(v));
   const std::string p = put(bytes);
