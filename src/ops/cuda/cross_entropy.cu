@@ -38,7 +38,7 @@ __global__ void ce_fwd_kernel(const TL* logits, const int32_t* targets, float* l
       if (v[i] > m) {
         s = s * expf(m - v[i]) + 1.0f;
         m = v[i];
-      } else {
+      } else if (v[i] != -INFINITY) {  // -inf adds nothing (and -inf - -inf would be NaN)
         s += expf(v[i] - m);
       }
     }
