@@ -2,10 +2,14 @@
 // Online softmax over key tiles (running max m, running sum l, rescaled accumulator), so any kv length
 // fits: shared memory depends only on D. lse = m + log(l) of the scaled scores.
 //
+// Split keys (flash-decoding): when the (row block, kv head, batch) grid is too small to fill the GPU (decode:
+// T = 1 gives B * Hkv blocks) and the cache is long, each block takes one chunk of the keys and writes its
+// unnormalised (m, l, acc[D]) to the device scratch buffer; a second launch combines the chunks per row.
+//
 // Naive parts (speed-ups for later): f32 CUDA-core math instead of tensor-core MMA (bf16 mma.sync / wgmma
-// as FlashAttention-2/3); no double-buffered (cp.async / TMA) tile loads; one block per 8 rows, so a decode
-// step (T = 1) runs only B * Hkv blocks over the whole cache: split the keys over blocks and combine
-// (flash-decoding) to fill the GPU.
+// as FlashAttention-2/3); no double-buffered (cp.async / TMA) tile loads; K/V converted element by element.
+#include <algorithm>
+
 #include "ops/cuda/attention.cuh"
 #include "ops/cuda/cuda_ops.h"
 
@@ -19,12 +23,21 @@ size_t fwd_smem_bytes(const Dims& a) {
   return sizeof(float) * (size_t(kTile) * a.KS + size_t(kTile) * a.D4 + size_t(kWarps) * a.D4 + kWarps * kTile + kTile);
 }
 
+// Key split: block (row block, split) covers keys [split * chunk, (split + 1) * chunk). part null = one split
+// that normalises and writes out/lse itself; else rows write (m, l, acc[0..D)) to
+// part[(split * total_rows + global row) * (D + 2)], global row = (b * Hkv + g) * T * n_rep + r.
+struct Split {
+  int n = 1;
+  int chunk = 0x7fffffff;
+  float* part = nullptr;
+};
+
 // q [B, T, H, D], k/v [B, S, Hkv, D] -> out [B, T, H, D], lse [B, H, T] (may be null).
-// grid (ceil(T * n_rep / 8), Hkv, B), kThreads threads.
+// grid (row_blocks * splits, Hkv, B), row_blocks = ceil(T * n_rep / 8); kThreads threads.
 template <typename T, int DPL>
 __global__ void __launch_bounds__(kThreads)
     attn_fwd_kernel(const T* __restrict__ q, const T* __restrict__ k, const T* __restrict__ v, T* __restrict__ out,
-                    float* __restrict__ lse, Dims a) {
+                    float* __restrict__ lse, Dims a, Split sp) {
   extern __shared__ float4 smem4[];
   float* Ks = reinterpret_cast<float*>(smem4);  // [kTile][KS]
   float* Vs = Ks + kTile * a.KS;                // [kTile][D4]
@@ -34,13 +47,17 @@ __global__ void __launch_bounds__(kThreads)
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
   const int g = blockIdx.y, b = blockIdx.z;
   const int rows = a.T * a.n_rep;
-  const int row0 = (gridDim.x - 1 - blockIdx.x) * kWarps;  // late rows (most keys) are scheduled first
+  const int row_blocks = gridDim.x / sp.n;
+  const int split = blockIdx.x / row_blocks;
+  const int row0 = (row_blocks - 1 - blockIdx.x % row_blocks) * kWarps;  // late rows (most keys) first
   const int r = row0 + warp;
   const bool active = r < rows;
   int t = 0, h = 0;
   if (active) row_to_th(a, g, r, t, h);
   const int key_end = active ? a.kv_start + t + 1 : 0;  // this row's keys: [0, key_end)
   const int block_key_end = a.kv_start + (min(rows, row0 + kWarps) - 1) / a.n_rep + 1;
+  const int k_lo = split * sp.chunk;  // this block's keys: [k_lo, k_hi)
+  const int k_hi = min(block_key_end, sp.chunk == 0x7fffffff ? block_key_end : k_lo + sp.chunk);
   const long long kv_b = (long long)b * a.S * a.Hkv * a.D + (long long)g * a.D;  // k/v of (b, key 0, g)
   const long long kv_row = (long long)a.Hkv * a.D;
   const long long q_off = (((long long)b * a.T + t) * a.H + h) * a.D;
@@ -53,13 +70,13 @@ __global__ void __launch_bounds__(kThreads)
 #pragma unroll
   for (int i = 0; i < DPL; ++i) acc[i] = 0.0f;
 
-  for (int k0 = 0; k0 < block_key_end; k0 += kTile) {
+  for (int k0 = k_lo; k0 < k_hi; k0 += kTile) {
     __syncthreads();  // the previous tile is consumed
     for (int idx = threadIdx.x; idx < kTile * a.D4; idx += kThreads) {
       const int j = idx / a.D4, d = idx - j * a.D4;
       const int key = k0 + j;
       float kv = 0.0f, vv = 0.0f;
-      if (key < block_key_end && d < a.D) {
+      if (key < k_hi && d < a.D) {
         const long long off = kv_b + key * kv_row + d;
         kv = cuda::to_f(k[off]);
         vv = cuda::to_f(v[off]);
@@ -69,13 +86,13 @@ __global__ void __launch_bounds__(kThreads)
     }
     if (a.seg && threadIdx.x < kTile) {
       const int key = k0 + threadIdx.x;
-      Ss[threadIdx.x] = key < block_key_end ? a.seg[(long long)b * a.T + key] : 0;
+      Ss[threadIdx.x] = key < k_hi ? a.seg[(long long)b * a.T + key] : 0;
     }
     __syncthreads();
     if (!active || k0 >= key_end) continue;  // warp-uniform
 
     const int key = k0 + lane;
-    const bool ok = key < key_end && (!a.seg || Ss[lane] == my_seg);
+    const bool ok = key < key_end && key < k_hi && (!a.seg || Ss[lane] == my_seg);
     const float s = ok ? dot_rows(qs, Ks + lane * a.KS, a.D4) * a.scale : -INFINITY;
     const float m_new = fmaxf(m, cuda::warp_max(s));
     float p = 0.0f, alpha = 1.0f;
@@ -89,7 +106,7 @@ __global__ void __launch_bounds__(kThreads)
     for (int i = 0; i < DPL; ++i) acc[i] *= alpha;
     Ps[warp * kTile + lane] = p;
     __syncwarp();
-    const int jn = min(kTile, key_end - k0);
+    const int jn = min(kTile, min(key_end, k_hi) - k0);
     for (int j = 0; j < jn; ++j) {
       const float pj = Ps[warp * kTile + j];
       const float* vr = Vs + j * a.D4;
@@ -103,6 +120,16 @@ __global__ void __launch_bounds__(kThreads)
   }
 
   if (!active) return;
+  if (sp.part) {
+    float* pr = sp.part + ((long long)split * a.B * a.Hkv * rows + ((long long)b * a.Hkv + g) * rows + r) * (a.D + 2);
+    if (lane == 0) pr[0] = m, pr[1] = l;
+#pragma unroll
+    for (int i = 0; i < DPL; ++i) {
+      const int d = lane + 32 * i;
+      if (d < a.D) pr[2 + d] = acc[i];
+    }
+    return;
+  }
   const float inv_l = l > 0.0f ? 1.0f / l : 0.0f;
 #pragma unroll
   for (int i = 0; i < DPL; ++i) {
@@ -110,6 +137,57 @@ __global__ void __launch_bounds__(kThreads)
     if (d < a.D) out[q_off + d] = cuda::from_f<T>(acc[i] * inv_l);
   }
   if (lse && lane == 0) lse[((long long)b * a.H + h) * a.T + t] = l > 0.0f ? m + logf(l) : -INFINITY;
+}
+
+// Combines the splits: one warp per global row. out = sum_s acc_s e^(m_s - M) / L, L = sum_s l_s e^(m_s - M).
+template <typename T>
+__global__ void __launch_bounds__(kThreads) attn_combine_kernel(const float* __restrict__ part, T* __restrict__ out,
+                                                                float* __restrict__ lse, Dims a, int splits) {
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  const int rows = a.T * a.n_rep;
+  const long long total = (long long)a.B * a.Hkv * rows;
+  const long long row = (long long)blockIdx.x * kWarps + warp;
+  if (row >= total) return;
+  const int r = static_cast<int>(row % rows);
+  const int g = static_cast<int>((row / rows) % a.Hkv);
+  const int b = static_cast<int>(row / ((long long)rows * a.Hkv));
+  int t, h;
+  row_to_th(a, g, r, t, h);
+  const long long stride = total * (a.D + 2);  // between splits
+  float M = -INFINITY;
+  for (int s = 0; s < splits; ++s) M = fmaxf(M, part[s * stride + row * (a.D + 2)]);
+  float L = 0.0f;
+  for (int s = 0; s < splits; ++s) {
+    const float* pr = part + s * stride + row * (a.D + 2);
+    if (pr[0] != -INFINITY) L += pr[1] * expf(pr[0] - M);
+  }
+  const float inv_l = L > 0.0f ? 1.0f / L : 0.0f;
+  const long long q_off = (((long long)b * a.T + t) * a.H + h) * a.D;
+  for (int d = lane; d < a.D; d += 32) {
+    float o = 0.0f;
+    for (int s = 0; s < splits; ++s) {
+      const float* pr = part + s * stride + row * (a.D + 2);
+      if (pr[0] != -INFINITY) o += pr[2 + d] * expf(pr[0] - M);
+    }
+    out[q_off + d] = cuda::from_f<T>(o * inv_l);
+  }
+  if (lse && lane == 0) lse[((long long)b * a.H + h) * a.T + t] = L > 0.0f ? M + logf(L) : -INFINITY;
+}
+
+// Key splits for a grid of `blocks` blocks over kv_len keys: 1 unless the grid leaves most SMs idle and the
+// cache is long enough (>= 256 keys) to pay for the combine launch. chunk is a multiple of kTile.
+Split choose_split(const Dims& a, long long blocks, int device) {
+  Split sp;
+  const int sms = cuda::sm_count(device);
+  if (blocks * 2 > sms || a.kv_len < 8 * kTile) return sp;
+  const long long by_gpu = (2LL * sms + blocks - 1) / blocks;  // about two blocks per SM
+  const long long by_keys = a.kv_len / (2 * kTile);            // at least two tiles per split
+  const long long n = std::min<long long>({by_gpu, by_keys, 256});
+  if (n < 2) return sp;
+  const long long tiles = (a.kv_len + kTile - 1) / kTile;
+  sp.chunk = static_cast<int>((tiles + n - 1) / n) * kTile;
+  sp.n = static_cast<int>((a.kv_len + sp.chunk - 1) / sp.chunk);
+  return sp;
 }
 
 }  // namespace
@@ -124,16 +202,28 @@ void attention_forward(const Tensor& q, const Tensor& k, const Tensor& v, const 
   const int dev = out.device().index;
   cudaStream_t s = cuda::stream_of(out);
   const size_t smem = fwd_smem_bytes(a);
-  const dim3 grid((a.T * a.n_rep + kWarps - 1) / kWarps, a.Hkv, a.B);
+  const long long row_blocks = (static_cast<long long>(a.T) * a.n_rep + kWarps - 1) / kWarps;
+  Split sp = choose_split(a, row_blocks * a.Hkv * a.B, dev);
+  const long long total_rows = static_cast<long long>(a.B) * a.Hkv * a.T * a.n_rep;
+  if (sp.n > 1)
+    sp.part = static_cast<float*>(cuda::scratch(dev, sizeof(float) * size_t(sp.n) * total_rows * (a.D + 2)));
+  WICK_CHECK(row_blocks * sp.n <= 0x7fffffffLL, "attention_forward: grid too large");
+  const dim3 grid(static_cast<unsigned>(row_blocks * sp.n), a.Hkv, a.B);
+  float* lse_p = lse ? cuda::ptr<float>(*lse) : nullptr;
   cuda::dispatch_float(q.dtype(), "attention_forward", [&](auto tag) {
     using T = typename decltype(tag)::type;
     dispatch_dpl(a.D, [&](auto dpl) {
       constexpr int DPL = decltype(dpl)::value;
       prepare_smem(attn_fwd_kernel<T, DPL>, smem, dev);
       attn_fwd_kernel<T, DPL><<<grid, kThreads, smem, s>>>(cuda::cptr<T>(q), cuda::cptr<T>(k), cuda::cptr<T>(v),
-                                                          cuda::ptr<T>(out), lse ? cuda::ptr<float>(*lse) : nullptr, a);
+                                                          cuda::ptr<T>(out), lse_p, a, sp);
       WICK_CUDA_LAUNCH_CHECK();
     });
+    if (sp.n > 1) {
+      attn_combine_kernel<T><<<static_cast<unsigned>((total_rows + kWarps - 1) / kWarps), kThreads, 0, s>>>(
+          sp.part, cuda::ptr<T>(out), lse_p, a, sp.n);
+      WICK_CUDA_LAUNCH_CHECK();
+    }
   });
 }
 

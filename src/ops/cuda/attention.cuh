@@ -8,6 +8,7 @@
 // lane + 32 i, i < DPL, DPL = ceil(D / 32) rounded up to 2, 4 or 8: D <= 256).
 // Everything is f32 inside; rounding to T happens once, on the stores.
 #pragma once
+#include <cmath>
 #include <string>
 
 #include "ops/attention.h"
@@ -46,7 +47,8 @@ inline Dims make_dims(const Tensor& q, const Tensor& k, const AttentionArgs& arg
   d.kv_len = args.kv_len > 0 ? static_cast<int>(args.kv_len) : d.T;
   d.kv_start = d.kv_len - d.T;
   WICK_CHECK(d.kv_start >= 0 && d.kv_len <= d.S, "attention: kv_len " << d.kv_len << " with T " << d.T << ", S " << d.S);
-  d.scale = args.scale;
+  // scale 0 (the struct's default) means the usual 1/sqrt(D).
+  d.scale = args.scale != 0.0f ? args.scale : 1.0f / std::sqrt(static_cast<float>(d.D));
   if (args.segments) {
     WICK_CHECK(d.kv_len == d.T, "attention: segment ids need kv_len == T");
     WICK_CHECK(args.segments->dtype() == DType::I32, "attention: segments " << args.segments->str());

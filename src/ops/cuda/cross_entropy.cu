@@ -17,7 +17,7 @@ using cuda::bf16;
 __device__ __forceinline__ int checked_target(const int32_t* targets, long long row, int V) {
   const int t = targets[row];
   if (t != kIgnoreIndex && (t < 0 || t >= V)) {
-    printf("wick cross_entropy: targets[%lld] = %d is outside [0, %d)\n", row, t, V);
+    if (threadIdx.x == 0) printf("wick cross_entropy: targets[%lld] = %d is outside [0, %d)\n", row, t, V);
     __trap();
   }
   return t;
@@ -38,7 +38,7 @@ __global__ void ce_fwd_kernel(const TL* logits, const int32_t* targets, float* l
       if (v[i] > m) {
         s = s * expf(m - v[i]) + 1.0f;
         m = v[i];
-      } else {
+      } else if (v[i] != -INFINITY) {  // -inf adds nothing (and -inf - -inf would be NaN)
         s += expf(v[i] - m);
       }
     }

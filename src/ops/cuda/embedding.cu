@@ -18,7 +18,7 @@ using cuda::bf16;
 template <typename I> __device__ __forceinline__ long long checked_id(const I* ids, long long row, long long V) {
   const long long id = static_cast<long long>(ids[row]);
   if (id < 0 || id >= V) {
-    printf("wick embedding: ids[%lld] = %lld is outside the table [0, %lld)\n", row, id, V);
+    if (threadIdx.x == 0) printf("wick embedding: ids[%lld] = %lld is outside the table [0, %lld)\n", row, id, V);
     __trap();
   }
   return id;

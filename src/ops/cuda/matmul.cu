@@ -58,7 +58,9 @@ void matmul(const Tensor& a, const Tensor& b, Tensor& c, bool trans_a, bool tran
   g.trans_a = trans_a, g.trans_b = trans_b;
   g.alpha = alpha, g.beta = beta;
   g.a = a.raw(), g.b = b.raw(), g.c = c.raw();
-  WICK_CHECK(a.dtype() == b.dtype(), "matmul " << a.str() << " x " << b.str());
+  if (a.dtype() != b.dtype())
+    throw Error("matmul: CUDA inputs must share a dtype, got " + a.str() + " x " + b.str(), "",
+                "cast one input (e.g. the f32 LoRA weight to bf16, or the activation to f32)");
   WICK_CHECK(a.ndim() >= 2 && (b.ndim() == 2 || (b.ndim() == 3 && a.ndim() == 3)),
              "matmul " << a.str() << " x " << b.str());
   const int ra = a.ndim();

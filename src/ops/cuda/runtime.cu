@@ -1,6 +1,7 @@
 #include "ops/cuda/runtime.h"
 
 #include <algorithm>
+#include <array>
 #include <mutex>
 #include <vector>
 
@@ -79,19 +80,24 @@ void* scratch(int device, size_t nbytes) {
   return b.p;
 }
 
-int max_shared_memory_optin(int device) {
+namespace {
+// cudaDeviceGetAttribute, cached per (device, attribute): launchers ask on every call.
+int cached_attribute(int device, cudaDeviceAttr attr, int slot) {
   static std::mutex mu;
-  static std::vector<int> cache;
+  static std::vector<std::array<int, 2>> cache;
   std::lock_guard<std::mutex> lock(mu);
-  if (cache.empty()) cache.assign(cuda_device_count(), -1);
-  if (device < 0 || device >= (int)cache.size()) return 48 * 1024;
-  if (cache[device] < 0) {
-    int v = 0;
-    WICK_CUDA_CHECK(cudaDeviceGetAttribute(&v, cudaDevAttrMaxSharedMemoryPerBlockOptin, device));
-    cache[device] = v;
-  }
-  return cache[device];
+  if (cache.empty()) cache.assign(cuda_device_count(), {-1, -1});
+  WICK_CHECK(device >= 0 && device < (int)cache.size(), "cuda:" << device);
+  int& v = cache[device][slot];
+  if (v < 0) WICK_CUDA_CHECK(cudaDeviceGetAttribute(&v, attr, device));
+  return v;
 }
+}  // namespace
+
+int max_shared_memory_optin(int device) {
+  return cached_attribute(device, cudaDevAttrMaxSharedMemoryPerBlockOptin, 0);
+}
+int sm_count(int device) { return cached_attribute(device, cudaDevAttrMultiProcessorCount, 1); }
 
 DeviceInfo device_info(int device) {
   cudaDeviceProp p{};

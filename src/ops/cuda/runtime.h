@@ -24,6 +24,7 @@ void* scratch(int device, size_t nbytes);
 
 // Dynamic shared memory a block may opt into on this device (cudaDevAttrMaxSharedMemoryPerBlockOptin).
 int max_shared_memory_optin(int device);
+int sm_count(int device);  // multiprocessors (cached)
 
 struct DeviceInfo {
   std::string name;

@@ -24,7 +24,7 @@ template <typename T, int V> __global__ void softmax_fwd_kernel(const T* x, T* y
       if (v[i] > m) {
         s = s * expf(m - v[i]) + 1.0f;  // expf(-inf) = 0 on the first element
         m = v[i];
-      } else {
+      } else if (v[i] != -INFINITY) {  // -inf adds nothing (and -inf - -inf would be NaN)
         s += expf(v[i] - m);
       }
     }
