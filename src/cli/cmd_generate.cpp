@@ -119,6 +119,7 @@ void register_generate(CLI::App& app) {
     });
     if (text) std::printf("\n");
     if (*print_ids || !text) std::printf("%s\n", nlohmann::json(r.ids).dump().c_str());
+    std::fflush(stdout);  // before the stats line on stderr
     std::fprintf(stderr,
                  "[%lld prompt tokens, %zu generated, stop: %s, prefill %.1f tok/s, decode %.1f tok/s, device %s, "
                  "peak device memory %.2f GiB]\n",

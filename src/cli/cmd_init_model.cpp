@@ -21,7 +21,7 @@ void register_init_model(CLI::App& app) {
   cmd->callback([=] {
     const ModelConfig c = preset_config(*preset);
     const std::string tdir = tok->empty() ? default_tokenizer_dir() : *tok;
-    write_random_model(c, *out, *seed, dtype_from_name(*dtype), tdir);
+    write_random_model(c, *out, *seed, dtype_from_name(*dtype), tdir, preset_embed_std(*preset));
     std::fprintf(stderr, "wick init-model: %s (%.1fM parameters, random weights) written to %s\n", preset->c_str(),
                  c.num_parameters() / 1e6, out->c_str());
   });

@@ -16,14 +16,17 @@ struct Geometry {
   const char* name;
   int64_t hidden, inter, layers, heads, kv, vocab;
   bool tie;
+  float embed_std;  // transformers' init uses 0.02
 };
 const Geometry kPresets[] = {
-    {"qwen2.5-0.5b", 896, 4864, 24, 14, 2, 151936, true},
-    {"qwen2.5-1.5b", 1536, 8960, 28, 12, 2, 151936, true},
-    {"qwen2.5-3b", 2048, 11008, 36, 16, 2, 151936, true},
-    {"qwen2.5-7b", 3584, 18944, 28, 28, 4, 152064, false},
+    {"qwen2.5-0.5b", 896, 4864, 24, 14, 2, 151936, true, 0.02f},
+    {"qwen2.5-1.5b", 1536, 8960, 28, 12, 2, 151936, true, 0.02f},
+    {"qwen2.5-3b", 2048, 11008, 36, 16, 2, 151936, true, 0.02f},
+    {"qwen2.5-7b", 3584, 18944, 28, 28, 4, 152064, false, 0.02f},
     // Small enough to train on a laptop CPU, with the full Qwen vocabulary so the real tokenizer works.
-    {"tiny", 128, 352, 2, 4, 2, 151936, true},
+    // Tied logits are bounded by |embedding row| x |normed hidden| ~ std * C: with 0.02 a 128-wide model
+    // could never be confident (loss >= ~7), so its rows are larger and a LoRA can teach it a behaviour.
+    {"tiny", 128, 352, 2, 4, 2, 151936, true, 0.15f},
 };
 }  // namespace
 
@@ -31,6 +34,12 @@ std::vector<std::string> preset_names() {
   std::vector<std::string> n;
   for (const auto& g : kPresets) n.push_back(g.name);
   return n;
+}
+
+float preset_embed_std(const std::string& name) {
+  for (const auto& g : kPresets)
+    if (name == g.name) return g.embed_std;
+  return 0.02f;
 }
 
 ModelConfig preset_config(const std::string& name) {
@@ -59,7 +68,7 @@ ModelConfig preset_config(const std::string& name) {
 }
 
 void write_random_model(const ModelConfig& c, const std::string& out_dir, uint64_t seed, DType dtype,
-                        const std::string& tokenizer_dir) {
+                        const std::string& tokenizer_dir, float embed_std) {
   if (dtype != DType::F32 && dtype != DType::BF16 && dtype != DType::F16)
     throw Error("weights dtype must be f32, bf16 or f16", "--dtype");
   fs::create_directories(out_dir);
@@ -72,7 +81,7 @@ void write_random_model(const ModelConfig& c, const std::string& out_dir, uint64
     tensors.emplace_back(name, h.to(dtype));
   };
   const int64_t C = c.hidden_size, I = c.intermediate_size, Q = c.q_dim(), KV = c.kv_dim(), V = c.vocab_size;
-  add("model.embed_tokens.weight", {V, C}, 0, 0.02f);
+  add("model.embed_tokens.weight", {V, C}, 0, embed_std);
   for (int64_t l = 0; l < c.num_layers; l++) {
     const std::string p = "model.layers." + std::to_string(l) + ".";
     add(p + "input_layernorm.weight", {C}, 1, 0.05f);
