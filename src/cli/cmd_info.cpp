@@ -1,13 +1,21 @@
 // wick info: the machine (CPU, GPUs, CUDA versions, BLAS); with --model, the model folder.
 #include <cstdio>
+#include <map>
 #include <fstream>
 #include <string>
 #include <thread>
 
 #include <cblas.h>
 
+#include <filesystem>
+
 #include "cli/commands.h"
 #include "core/device.h"
+#include "io/safetensors.h"
+#include "model/config.h"
+#include "model/generation_config.h"
+#include "tokenizer/chat_template.h"
+#include "tokenizer/tokenizer.h"
 #ifdef WICK_CUDA
 #include "ops/cuda/runtime.h"
 #endif
@@ -45,9 +53,53 @@ void print_machine_info() {
 #endif
 }
 
+// The model folder: architecture, parameter count, dtypes, files, tokenizer, chat template.
+static void print_model_info(const std::string& dir) {
+  namespace fs = std::filesystem;
+  const ModelConfig c = ModelConfig::from_json_file((fs::path(dir) / "config.json").string());
+  std::printf("\nmodel: %s\n", dir.c_str());
+  std::printf("  architecture: %s, %lld layers, hidden %lld, intermediate %lld, heads %lld / kv heads %lld, head dim %lld\n",
+              c.model_type.c_str(), (long long)c.num_layers, (long long)c.hidden_size, (long long)c.intermediate_size,
+              (long long)c.num_heads, (long long)c.num_kv_heads, (long long)c.head_dim);
+  std::printf("  vocab %lld, rope theta %g, rms eps %g, max positions %lld, tied embeddings %s, config dtype %s\n",
+              (long long)c.vocab_size, c.rope_theta, c.rms_norm_eps, (long long)c.max_position_embeddings,
+              c.tie_word_embeddings ? "yes" : "no", c.torch_dtype.c_str());
+  std::printf("  parameters: %.1fM (from config.json)\n", c.num_parameters() / 1e6);
+  const io::Checkpoint ck = io::Checkpoint::open(dir);
+  std::map<std::string, int64_t> by_dtype;
+  int64_t n = 0;
+  for (const std::string& name : ck.names()) {
+    const io::TensorInfo& i = ck.info(name);
+    by_dtype[i.dtype_str] += shape_numel(i.shape);
+    n += shape_numel(i.shape);
+  }
+  std::printf("  weights: %zu tensors in %zu file(s), %.1fM values;", ck.names().size(), ck.files().size(), n / 1e6);
+  for (const auto& [d, k] : by_dtype) std::printf(" %s %.1fM", d.c_str(), k / 1e6);
+  std::printf("\n");
+  for (const auto& f : ck.files()) std::printf("    %s\n", f->path().c_str());
+  const GenerationConfig g = load_generation_config(dir, c);
+  std::printf("  eos ids:");
+  for (int64_t id : g.eos_token_ids) std::printf(" %lld", (long long)id);
+  std::printf("%s\n", g.eos_token_ids.empty() ? " none" : "");
+  if (fs::exists(fs::path(dir) / "tokenizer.json")) {
+    const Tokenizer tok = Tokenizer::from_model_dir(dir);
+    std::printf("  tokenizer: byte-level BPE, %lld ids\n", (long long)tok.vocab_size());
+  } else {
+    std::printf("  tokenizer: none (generate from --prompt-ids)\n");
+  }
+  const ChatTemplate t = ChatTemplate::from_tokenizer_config(dir);
+  if (t.available()) std::printf("  chat template: %s\n", chat_template_kind_name(t.kind()));
+  else std::printf("  chat template: none recognised (pass --chat-template qwen2.5|qwen3 to chat)\n");
+}
+
 void register_info(CLI::App& app) {
   auto* cmd = app.add_subcommand("info", "Print the machine (CPU, GPUs, CUDA, BLAS) and, with --model, a model folder");
-  cmd->callback([] { print_machine_info(); });
+  auto model = std::make_shared<std::string>();
+  cmd->add_option("--model", *model, "a Hugging Face model folder to describe")->check(CLI::ExistingDirectory);
+  cmd->callback([model] {
+    print_machine_info();
+    if (!model->empty()) print_model_info(*model);
+  });
 }
 
 }  // namespace wick::cli
