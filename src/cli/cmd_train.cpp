@@ -2,13 +2,18 @@
 #include <atomic>
 #include <csignal>
 #include <cstdio>
+#include <cstdlib>
 #include <sstream>
+#include <unistd.h>
 
 #include "cli/commands.h"
+#include "cli/progress.h"
 #include "core/error.h"
 #include "infer/session.h"
 #include "lora/lora.h"
+#include "train/auto_batch.h"
 #include "train/dataset.h"
+#include "train/report.h"
 #include "train/trainer.h"
 
 namespace wick::cli {
@@ -16,7 +21,12 @@ namespace wick::cli {
 namespace {
 
 std::atomic<bool> g_stop{false};
-extern "C" void on_sigint(int) { g_stop.store(true); }
+extern "C" void on_sigint(int) {
+  // First Ctrl-C: finish the step, save, exit. Second: quit now (the last checkpoint stays as it was).
+  if (g_stop.exchange(true)) _exit(130);
+  const char msg[] = "\nwick train: stopping after this step and saving a checkpoint (Ctrl-C again to quit without saving)\n";
+  (void)!write(STDERR_FILENO, msg, sizeof msg - 1);
+}
 
 std::vector<std::string> split_targets(const std::string& s) {
   if (s == "all" || s == "all-linear") return all_lora_targets();
@@ -42,6 +52,8 @@ void register_train(CLI::App& app) {
   auto f = std::make_shared<Flags>();
   f->t.lora.r = 16;
   f->t.lora.alpha = 32;
+  f->t.batch_size = 0;  // 0: chosen to fit (train/auto_batch.h)
+  auto log_every = std::make_shared<int64_t>(0);
   cmd->add_option("--model", f->model, "Hugging Face model folder")->required()->check(CLI::ExistingDirectory);
   cmd->add_option("--data", f->data, "training data, JSONL ({\"input_ids\": [...], \"labels\": [...]} per line)")->required()->check(CLI::ExistingFile);
   cmd->add_option("--out", f->t.out_dir, "output folder: PEFT adapter, trainer state, metrics.jsonl")->required();
@@ -63,7 +75,7 @@ void register_train(CLI::App& app) {
   auto* ms = cmd->add_option("--max-steps", f->t.max_steps, "optimizer steps to run (overrides --epochs)");
   auto* ep = cmd->add_option("--epochs", f->t.epochs, "passes over the data (default 3)");
   ms->excludes(ep);
-  cmd->add_option("--batch-size", f->t.batch_size, "examples per micro-batch (default 1)");
+  cmd->add_option("--batch-size", f->t.batch_size, "examples per micro-batch (default: chosen to fit memory, printed at start)");
   cmd->add_option("--grad-accum", f->t.grad_accum, "micro-batches per optimizer step (default 1)");
   cmd->add_option("--max-grad-norm", f->t.max_grad_norm, "clip the global gradient norm (0 = off; default 1)");
   cmd->add_option("--max-seq-len", f->max_seq_len, "truncate examples to this many tokens (default 2048)");
@@ -72,8 +84,9 @@ void register_train(CLI::App& app) {
   cmd->add_flag("--skip-bad-lines", f->skip_bad, "skip malformed JSONL lines instead of stopping");
   cmd->add_option("--save-every", f->t.save_every, "also save a checkpoint every N steps (0 = only at the end)");
   cmd->add_option("--device", f->device, "cpu, cuda, cuda:N or auto");
-  cmd->add_option("--dtype", f->dtype, "compute dtype for frozen weights and activations: f32 or bf16");
-  cmd->callback([f] {
+  cmd->add_option("--dtype", f->dtype, "compute dtype for frozen weights and activations: f32 or bf16 (default: bf16 on CUDA, f32 on CPU)");
+  cmd->add_option("--log-every", *log_every, "on a pipe, print a progress line every N steps (default: ~20 lines per run)");
+  cmd->callback([f, cmd, log_every] {
     TrainOptions t = f->t;
     t.lora.use_rslora = f->rslora;
     t.lora.target_modules = split_targets(f->targets);
@@ -94,23 +107,22 @@ void register_train(CLI::App& app) {
     std::fprintf(stderr, "wick train: %zu examples (%lld truncated to %lld tokens, %lld bad lines skipped) on %s\n",
                  data.examples.size(), static_cast<long long>(data.truncated), static_cast<long long>(f->max_seq_len),
                  static_cast<long long>(data.skipped), dev.str().c_str());
+    const BatchChoice bc = resolve_batch_size(t, *model, data);
+    t.batch_size = bc.batch_size;
     Trainer trainer(*model, data, t);
-    std::fprintf(stderr, "wick train: %lld steps, lr %g (%s), r %lld, alpha %g, targets %s\n",
-                 static_cast<long long>(trainer.total_steps()), t.lr, t.scheduler.c_str(),
-                 static_cast<long long>(t.lora.r), t.lora.alpha, f->targets.c_str());
+    const nlohmann::json settings = train_settings_json(
+        t, {f->model, f->data, dev.str(), dtype_name(model->dtype()), bc.reason,
+            static_cast<int64_t>(data.examples.size()), f->max_seq_len, trainer.total_steps()});
+    for (const std::string& l : settings_lines(settings)) std::fprintf(stderr, "wick train: %s\n", l.c_str());
+    Progress progress(stderr, isatty(STDERR_FILENO), trainer.total_steps(), trainer.step(), *log_every);
     std::signal(SIGINT, on_sigint);
-    const bool done = trainer.run(
-        [](const StepReport& r) {
-          std::printf("step %lld/%lld  epoch %.2f  loss %.4f  grad_norm %.4f  lr %.3g  %.0f tok/s\n",
-                      static_cast<long long>(r.step), static_cast<long long>(r.total_steps), r.epoch, r.loss,
-                      r.grad_norm, r.lr, r.tokens_per_s);
-          std::fflush(stdout);
-        },
-        &g_stop);
+    const bool done = trainer.run([&](const StepReport& r) { progress.update(r); }, &g_stop);
     std::signal(SIGINT, SIG_DFL);
-    if (!done) std::fprintf(stderr, "wick train: interrupted at step %lld; checkpoint saved in %s (resume with --resume %s)\n",
-                            static_cast<long long>(trainer.step()), t.out_dir.c_str(), t.out_dir.c_str());
-    else std::fprintf(stderr, "wick train: done; adapter in %s\n", t.out_dir.c_str());
+    progress.end();
+    write_report(t.out_dir, settings);
+    print_train_summary(stderr, f->model, t.out_dir, done, trainer.step(), trainer.total_steps(), progress.smoothed_loss(),
+                        done ? "" : resume_command(*cmd, t.out_dir));
+    if (!done) std::exit(130);  // interrupted (checkpoint saved): a script's `wick train && ...` stops here
   });
 }
 

@@ -16,7 +16,7 @@ int main(int argc, char** argv) {
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
-    return app.exit(e);
+    return app.exit(e) == 0 ? 0 : 1;  // --help and --version exit 0; a usage mistake 1, like any bad input
   } catch (const wick::Error& e) {
     std::fprintf(stderr, "wick: error: %s\n", e.what());
     return 1;
