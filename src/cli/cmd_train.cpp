@@ -83,7 +83,7 @@ void register_train(CLI::App& app) {
   cmd->add_flag("--no-shuffle", f->no_shuffle, "keep the data order");
   cmd->add_flag("--skip-bad-lines", f->skip_bad, "skip malformed JSONL lines instead of stopping");
   cmd->add_option("--save-every", f->t.save_every, "also save a checkpoint every N steps (0 = only at the end)");
-  cmd->add_option("--device", f->device, "cpu, cuda, cuda:N or auto");
+  cmd->add_option("--device", f->device, "cpu, cuda, cuda:N or auto (default: cuda when a GPU is usable)");
   cmd->add_option("--dtype", f->dtype, "compute dtype for frozen weights and activations: f32 or bf16 (default: bf16 on CUDA, f32 on CPU)");
   cmd->add_option("--log-every", *log_every, "on a pipe, print a progress line every N steps (default: ~20 lines per run)");
   cmd->callback([f, cmd, log_every] {

@@ -86,7 +86,7 @@ std::vector<std::string> settings_lines(const nlohmann::json& s) {
   l.push_back("steps  " + str(s, "total_steps") + " (" + len + "), batch " + str(s, "batch_size") + " x grad-accum " +
               str(s, "grad_accum") + " = " + str(s, "effective_batch") + " sequences per step, seed " + str(s, "seed") +
               ", shuffle " + str(s, "shuffle"));
-  if (s.contains("batch_reason")) l.push_back("batch  " + str(s, "batch_reason"));
+  if (s.contains("batch_reason")) l.push_back("batch  " + str(s, "batch_size") + ": " + str(s, "batch_reason"));
   const int64_t se = s.value("save_every", int64_t{0});
   l.push_back("out    " + str(s, "out") + " (adapter, checkpoint" + (se > 0 ? " every " + std::to_string(se) + " steps" : "") +
               ", metrics.jsonl, report.html)");

@@ -32,14 +32,14 @@ int64_t fixed_training_bytes(const ModelConfig& c, int64_t loss_chunk_rows) {
 BatchChoice choose_batch_size(const ModelConfig& c, Device dev, DType dtype, int64_t seq_len, int64_t r,
                               int64_t targets, int64_t free_bytes, int64_t examples) {
   WICK_CHECK(seq_len > 0 && examples > 0);
-  char buf[256];
+  char buf[384];
   BatchChoice ch;
   if (dev.is_cpu()) {
     // The CPU gains from larger GEMMs only while the rows still fit the caches; long sequences already fill them.
-    ch.batch_size = seq_len <= 256 ? 4 : seq_len <= 1024 ? 2 : 1;
-    ch.batch_size = std::min(ch.batch_size, examples);
-    std::snprintf(buf, sizeof buf, "batch %lld: CPU rule for sequences of up to %lld tokens (4 up to 256, 2 up to 1024, else 1)",
-                  static_cast<long long>(ch.batch_size), static_cast<long long>(seq_len));
+    const int64_t rule = seq_len <= 256 ? 4 : seq_len <= 1024 ? 2 : 1;
+    ch.batch_size = std::min(rule, examples);
+    std::snprintf(buf, sizeof buf, "CPU rule for sequences of up to %lld tokens (4 up to 256, 2 up to 1024, else 1)%s",
+                  static_cast<long long>(seq_len), rule > examples ? ", capped at the dataset size" : "");
     ch.reason = buf;
     return ch;
   }
@@ -54,19 +54,20 @@ BatchChoice choose_batch_size(const ModelConfig& c, Device dev, DType dtype, int
   int64_t b = 1;
   while (b * 2 <= std::min<int64_t>(fit, 64)) b *= 2;
   ch.batch_size = std::min(b, examples);
+  const bool capped = b > examples;
   const double gib = 1024.0 * 1024.0 * 1024.0;
   std::snprintf(buf, sizeof buf,
-                "batch %lld: %.1f GiB free on %s, ~%.2f GiB of activations per %lld-token sequence -> %lld fit%s",
-                static_cast<long long>(ch.batch_size), free_bytes / gib, dev.str().c_str(), per_row / gib,
+                "%.1f GiB free on %s, ~%.2f GiB of activations per %lld-token sequence: %lld fit (taking a power of two, at most 64)%s%s",
+                free_bytes / gib, dev.str().c_str(), per_row / gib,
                 static_cast<long long>(seq_len), static_cast<long long>(std::max<int64_t>(fit, 0)),
-                fit < 1 ? " (may not fit: lower --max-seq-len)" : "");
+                capped ? ", capped at the dataset size" : "", fit < 1 ? " (may not fit: lower --max-seq-len)" : "");
   ch.reason = buf;
   return ch;
 }
 
 BatchChoice resolve_batch_size(const TrainOptions& t, Qwen2Model& m, const Dataset& d) {
   if (t.batch_size < 0) throw Error("batch size must be >= 1 (or 0 to choose one)", "--batch-size");
-  if (t.batch_size > 0) return {t.batch_size, "batch " + std::to_string(t.batch_size) + ": given"};
+  if (t.batch_size > 0) return {t.batch_size, "given"};
   if (!t.resume.empty()) {
     const std::string p = t.resume + "/trainer_state.json";
     const nlohmann::json st = io::read_json_file(p);
@@ -74,7 +75,7 @@ BatchChoice resolve_batch_size(const TrainOptions& t, Qwen2Model& m, const Datas
     if (!o.is_object() || !o.contains("batch_size") || !o["batch_size"].is_number_integer() || o["batch_size"].get<int64_t>() < 1)
       throw Error("no options.batch_size in the checkpoint", p, "pass --batch-size as in the original run");
     const int64_t b = o["batch_size"].get<int64_t>();
-    return {b, "batch " + std::to_string(b) + ": as in the run being resumed"};
+    return {b, "as in the run being resumed"};
   }
   int64_t seq = 1;
   for (const auto& e : d.examples) seq = std::max<int64_t>(seq, static_cast<int64_t>(e.ids.size()));

@@ -16,7 +16,7 @@ namespace wick {
 
 struct BatchChoice {
   int64_t batch_size = 1;
-  std::string reason;  // one line for the user: what it was chosen from
+  std::string reason;  // for the user, after "batch N: ": what it was chosen from
 };
 
 // Bytes of training activations per token of a micro-batch (what Qwen2Grad keeps per layer plus the

@@ -60,7 +60,10 @@ json train_settings_json(const TrainOptions& t, const RunInfo& info) {
     lora = io::LoraConfig::from_json_string(io::read_file(p), p);
   }
   std::string targets;
-  for (const auto& s : lora.target_modules) targets += (targets.empty() ? "" : ",") + s;
+  for (const auto& s : lora.target_modules) {
+    if (!targets.empty()) targets += ',';
+    targets += s;
+  }
   if (lora.target_regex) targets = *lora.target_regex;
   const int64_t warmup = t.warmup_steps >= 0 ? t.warmup_steps : warmup_steps_from_ratio(t.warmup_ratio, info.total_steps);
   char betas[64];
@@ -94,7 +97,10 @@ std::string value_str(const json& v) {
   if (v.is_null()) return "-";
   if (v.is_array()) {
     std::string s;
-    for (const auto& e : v) s += (s.empty() ? "" : ",") + value_str(e);
+    for (const auto& e : v) {
+      if (!s.empty()) s += ',';
+      s += value_str(e);
+    }
     return s;
   }
   if (v.is_number_float()) {

@@ -144,7 +144,12 @@ std::string svg_line_chart(const std::vector<ChartSeries>& in, const ChartOption
     if (s.x.empty()) continue;
     o += "<polyline class=\"" + html_escape(s.css) + "\" fill=\"none\" stroke=\"" + html_escape(s.color) +
          "\" stroke-width=\"" + num(s.width) + "\" points=\"";
-    for (size_t i = 0; i < s.x.size(); i++) o += (i ? " " : "") + num(px(s.x[i])) + "," + num(py(s.y[i]));
+    for (size_t i = 0; i < s.x.size(); i++) {
+      if (i) o += ' ';
+      o += num(px(s.x[i]));
+      o += ',';
+      o += num(py(s.y[i]));
+    }
     o += "\"/>\n";
     if (s.markers) {
       o += "<g class=\"" + html_escape(s.css) + "-markers\" fill=\"" + html_escape(s.color) + "\">";
@@ -155,9 +160,9 @@ std::string svg_line_chart(const std::vector<ChartSeries>& in, const ChartOption
   int ly = mt + 4;
   for (const auto& s : series) {
     if (s.x.empty()) continue;
-    o += "<g class=\"legend\"><line x1=\"" + num(ml + pw - 150) + "\" y1=\"" + num(ly) + "\" x2=\"" + num(ml + pw - 130) +
+    o += "<g class=\"legend\"><line x1=\"" + num(ml + pw - 190) + "\" y1=\"" + num(ly) + "\" x2=\"" + num(ml + pw - 170) +
          "\" y2=\"" + num(ly) + "\" stroke=\"" + html_escape(s.color) + "\" stroke-width=\"2\"/><text x=\"" +
-         num(ml + pw - 125) + "\" y=\"" + num(ly + 4) + "\" font-size=\"11\">" + html_escape(s.name) + "</text></g>\n";
+         num(ml + pw - 165) + "\" y=\"" + num(ly + 4) + "\" font-size=\"11\">" + html_escape(s.name) + "</text></g>\n";
     ly += 16;
   }
   o += "</svg>\n";

@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -22,12 +23,18 @@ namespace {
 
 class Api : public ::testing::Test {
  protected:
-  static fs::path root_, model_, model_tok_;
+  // model_: the tiny preset (Qwen's 151936-token vocabulary); small_: the same with 1024 tokens, so that
+  // training steps (whose cost is mostly the vocabulary projection) take milliseconds.
+  static fs::path root_, model_, small_, model_tok_;
   static void SetUpTestSuite() {
     root_ = fs::temp_directory_path() / ("wick_api_" + std::to_string(::getpid()));
     fs::remove_all(root_);
     model_ = root_ / "tiny";
     wick::write_random_model(wick::preset_config("tiny"), model_.string(), 7, wick::DType::BF16, "");
+    small_ = root_ / "small";
+    wick::ModelConfig c = wick::preset_config("tiny");
+    c.vocab_size = 1024;
+    wick::write_random_model(c, small_.string(), 8, wick::DType::F32, "");
     if (fs::exists(fs::path(wick::default_tokenizer_dir()) / "tokenizer.json")) {
       model_tok_ = root_ / "tiny-tok";
       wick::write_random_model(wick::preset_config("tiny"), model_tok_.string(), 7, wick::DType::BF16,
@@ -41,28 +48,28 @@ class Api : public ::testing::Test {
     s.device = "cpu";
     return s;
   }
-  // n examples of random ids (lengths 8..15) -> path
+  // n examples of random ids in [100, 1000) (lengths 8..15) -> path
   static std::string write_data(const std::string& name, int n, uint64_t seed) {
     wick::Rng rng(seed);
     const fs::path p = root_ / name;
     std::ofstream f(p);
     for (int i = 0; i < n; i++) {
       std::vector<int32_t> ids(8 + static_cast<int>(rng.uniform() * 8));
-      for (auto& id : ids) id = 100 + static_cast<int32_t>(rng.uniform() * 5000);
+      for (auto& id : ids) id = 100 + static_cast<int32_t>(rng.uniform() * 900);
       f << nlohmann::json{{"input_ids", ids}}.dump() << "\n";
     }
     return p.string();
   }
   static wick::TrainSettings train_settings(const std::string& data, const std::string& out) {
     wick::TrainSettings t;
-    t.model_dir = model_.string();
+    t.model_dir = small_.string();
     t.data = data;
     t.out_dir = (root_ / out).string();
     t.device = "cpu";
     return t;
   }
 };
-fs::path Api::root_, Api::model_, Api::model_tok_;
+fs::path Api::root_, Api::model_, Api::small_, Api::model_tok_;
 
 TEST_F(Api, GenerateIdsMatchesTheSession) {
   wick::Model m(model_.string(), cpu());
@@ -175,7 +182,7 @@ TEST_F(Api, TrainReportsProgressAndWritesTheRun) {
   for (const auto& [k, v] : s.settings) saw_r |= k == "r" && v == "16";
   EXPECT_TRUE(saw_r);
   // The adapter is PEFT's: r 16, alpha 32, the seven projections.
-  wick::Model m(model_.string(), cpu());
+  wick::Model m(small_.string(), cpu());
   m.attach_adapter(s.out_dir);
   const wick::ModelInfo i = m.info();
   EXPECT_EQ(i.adapter, s.out_dir);
@@ -213,7 +220,7 @@ TEST_F(Api, TrainingLearnsASequenceAndTheAdapterCarriesIt) {
   // One sequence, learnt by heart: afterwards greedy generation from its start continues it.
   std::vector<int32_t> seq;
   wick::Rng rng(9);
-  for (int i = 0; i < 12; i++) seq.push_back(1000 + static_cast<int32_t>(rng.uniform() * 100000));
+  for (int i = 0; i < 12; i++) seq.push_back(10 + static_cast<int32_t>(rng.uniform() * 1000));
   const fs::path data = root_ / "one.jsonl";
   std::ofstream(data) << nlohmann::json{{"input_ids", seq}}.dump() << "\n";
   wick::TrainSettings t = train_settings(data.string(), "learn");
@@ -222,14 +229,16 @@ TEST_F(Api, TrainingLearnsASequenceAndTheAdapterCarriesIt) {
   t.scheduler = "constant";
   t.warmup_steps = 0;
   const wick::TrainSummary s = wick::train(t);
-  EXPECT_LT(s.final_loss, 0.5);
+  // ln(1024) = 6.93 at the start. The frozen random embeddings (std 0.02, tied) cap every logit near
+  // |h| |e| ~ 2.6, so even a memorised token keeps p ~ 1%: the loss floor is ~4.4, not 0.
+  EXPECT_LT(s.final_loss, std::log(1024.0) - 1.5);
   const std::vector<int32_t> prompt(seq.begin(), seq.begin() + 4), want(seq.begin() + 4, seq.end());
   wick::GenerateSettings g;
   g.max_new_tokens = static_cast<int64_t>(want.size());
   g.temperature = 0.0f;
   wick::LoadSettings ls = cpu();
   ls.adapter = s.out_dir;
-  wick::Model m(model_.string(), ls);
+  wick::Model m(small_.string(), ls);
   EXPECT_EQ(wick::generate_ids(m, prompt, g).ids, want);
   m.detach_adapter();
   EXPECT_NE(wick::generate_ids(m, prompt, g).ids, want);

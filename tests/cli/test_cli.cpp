@@ -80,7 +80,9 @@ Result run_wick(const std::vector<std::string>& args, const std::function<void(c
 
 class Cli : public ::testing::Test {
  protected:
-  static fs::path root_, model_;
+  // model_: `wick init-model --preset tiny`; small_: the same geometry with a 1024-token vocabulary, for
+  // the tests that run many training steps (a step's cost is mostly the vocabulary projection).
+  static fs::path root_, model_, small_;
   static bool have_tok_;
   static Result init_;  // of `wick init-model` (when the tokenizer is present)
   static void SetUpTestSuite() {
@@ -92,6 +94,10 @@ class Cli : public ::testing::Test {
     // `wick init-model` needs the fetched Qwen tokenizer; without it the same folder is written in-process.
     if (have_tok_) init_ = run_wick({"init-model", "--preset", "tiny", "--out", model_.string(), "--seed", "3"});
     else wick::write_random_model(wick::preset_config("tiny"), model_.string(), 3, wick::DType::BF16, "");
+    small_ = root_ / "small";
+    wick::ModelConfig c = wick::preset_config("tiny");
+    c.vocab_size = 1024;
+    wick::write_random_model(c, small_.string(), 4, wick::DType::F32, "");
   }
   static void TearDownTestSuite() { fs::remove_all(root_); }
   static std::string data(const std::string& name, int n, uint64_t seed) {
@@ -100,7 +106,7 @@ class Cli : public ::testing::Test {
     std::ofstream f(p);
     for (int i = 0; i < n; i++) {
       std::vector<int32_t> ids(8 + static_cast<int>(rng.uniform() * 8));
-      for (auto& id : ids) id = 100 + static_cast<int32_t>(rng.uniform() * 5000);
+      for (auto& id : ids) id = 100 + static_cast<int32_t>(rng.uniform() * 900);
       f << json{{"input_ids", ids}}.dump() << "\n";
     }
     return p.string();
@@ -123,7 +129,7 @@ class Cli : public ::testing::Test {
     }
   }
 };
-fs::path Cli::root_, Cli::model_;
+fs::path Cli::root_, Cli::model_, Cli::small_;
 bool Cli::have_tok_ = false;
 Result Cli::init_;
 
@@ -145,8 +151,8 @@ TEST_F(Cli, InitGenerateTrainGenerateWithTheAdapter) {
                    "--max-steps", "3", "--device", "cpu", "--lr", "1e-3"});
   ASSERT_EQ(t.rc, 0) << t.err;
   // The start lists the effective settings, the batch size says why, the end where things are.
-  for (const char* want : {"LoRA   r 16, alpha 32", "targets q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj",
-                           "AdamW  lr 0.001, cosine schedule, warmup 1 steps", "batch  batch 4: CPU rule",
+  for (const std::string& want : std::vector<std::string>{"LoRA   r 16, alpha 32", "targets q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj",
+                           "AdamW  lr 0.001, cosine schedule, warmup 1 steps", "batch  4: CPU rule",
                            "step 3/3", "done: 3 of 3 steps", "adapter in " + out.string(), "report.html"})
     EXPECT_NE(t.err.find(want), std::string::npos) << "missing '" << want << "' in:\n" << t.err;
   std::ifstream mf(out / "metrics.jsonl");
@@ -170,7 +176,7 @@ TEST_F(Cli, InitGenerateTrainGenerateWithTheAdapter) {
 }
 
 TEST_F(Cli, PipeProgressEveryNSteps) {
-  const Result t = run_wick({"train", "--model", model_.string(), "--data", data("d10.jsonl", 4, 2), "--out",
+  const Result t = run_wick({"train", "--model", small_.string(), "--data", data("d10.jsonl", 4, 2), "--out",
                          (root_ / "run10").string(), "--max-steps", "10", "--log-every", "4", "--batch-size", "1",
                          "--device", "cpu"});
   ASSERT_EQ(t.rc, 0) << t.err;
@@ -181,13 +187,13 @@ TEST_F(Cli, PipeProgressEveryNSteps) {
     if (std::regex_search(l, m, re)) steps.push_back(std::stoi(m[1]));
   }
   EXPECT_EQ(steps, (std::vector<int>{1, 4, 8, 10}));  // the first, every 4th, the last
-  EXPECT_NE(t.err.find("batch  batch 1: given"), std::string::npos) << t.err;
+  EXPECT_NE(t.err.find("batch  1: given"), std::string::npos) << t.err;
 }
 
 TEST_F(Cli, CtrlCSavesAndPrintsACommandThatResumes) {
   const fs::path out = root_ / "run-int";
   bool sent = false;
-  const Result t = run_wick({"train", "--model", model_.string(), "--data", data("d20.jsonl", 8, 3), "--out", out.string(),
+  const Result t = run_wick({"train", "--model", small_.string(), "--data", data("d20.jsonl", 8, 3), "--out", out.string(),
                          "--max-steps", "20", "--log-every", "1", "--device", "cpu", "--seed", "7"},
                         [&](const std::string& line, pid_t pid) {
                           if (!sent && line.rfind("step 1/20", 0) == 0) kill(pid, SIGINT), sent = true;
@@ -220,7 +226,7 @@ TEST_F(Cli, BadInputGivesOneErrorLineAndExitCodeOne) {
   std::ofstream(bad) << "{\"input_ids\": [1, 2, 3]}\n{\"input_ids\": [1, \"two\"]}\n";
   const fs::path empty_dir = root_ / "not-an-adapter";
   fs::create_directories(empty_dir);
-  const std::string m = model_.string();
+  const std::string m = small_.string();
   struct Case {
     std::vector<std::string> args;
     std::string mentions;
@@ -255,22 +261,21 @@ TEST_F(Cli, HelpDescribesEveryOption) {
     std::vector<std::string> lines;
     std::istringstream ss(r.out);
     for (std::string l; std::getline(ss, l);) lines.push_back(l);
-    int options = 0;
+    // CLI11 starts every description at one column: the one of -h's; when the option's names fill that
+    // column, the description starts the next line there instead.
+    size_t col = std::string::npos;
+    for (const std::string& l : lines)
+      if (l.find("-h,--help") != std::string::npos) col = l.find("Print this help");
+    ASSERT_NE(col, std::string::npos) << r.out;
     for (size_t i = 0; i < lines.size(); i++) {
-      // An option line: indented, starts with '-'; CLI11 puts the description after a gap of 2+ spaces, or on
-      // the next, more indented line when the name column is full.
       const std::string& l = lines[i];
       const size_t p = l.find_first_not_of(' ');
-      if (p == std::string::npos || p == 0 || l[p] != '-') continue;
-      options++;
-      const std::string rest = l.substr(p);
-      const bool inline_desc = std::regex_search(rest, std::regex("\\S  +\\S"));
-      const bool next_desc = i + 1 < lines.size() && lines[i + 1].find_first_not_of(' ') > p + 4 &&
-                             lines[i + 1].find_first_not_of(' ') != std::string::npos &&
-                             lines[i + 1][lines[i + 1].find_first_not_of(' ')] != '-';
+      if (p == std::string::npos || p == 0 || p >= col || l[p] != '-') continue;
+      const bool inline_desc = l.size() > col && l[col - 1] == ' ' && l[col] != ' ';
+      const bool next_desc = i + 1 < lines.size() && lines[i + 1].size() > col &&
+                             lines[i + 1].find_first_not_of(' ') == col;
       EXPECT_TRUE(inline_desc || next_desc) << "wick " << sub << " --help: no description for: " << l;
     }
-    EXPECT_GT(options, 1) << r.out;
   }
   const Result t = run_wick({"train", "--help"});
   for (const char* opt : {"--log-every", "--batch-size", "--rank", "--alpha", "--targets", "--lr", "--scheduler",
@@ -281,7 +286,7 @@ TEST_F(Cli, HelpDescribesEveryOption) {
 TEST_F(Cli, ProgressBarRedrawsInPlaceOnATerminal) {
   if (std::system("command -v script > /dev/null 2>&1") != 0) GTEST_SKIP() << "no `script` (util-linux) to make a terminal";
   // script(1) runs wick on a pseudo-terminal, so isatty(stderr) holds.
-  const std::string inner = std::string(WICK_BINARY) + " train --model " + model_.string() + " --data " +
+  const std::string inner = std::string(WICK_BINARY) + " train --model " + small_.string() + " --data " +
                             data("dtty.jsonl", 4, 5) + " --out " + (root_ / "run-tty").string() +
                             " --max-steps 3 --device cpu";
   const Result r = run_wick({"-qec", inner, "/dev/null"}, nullptr, "/usr/bin/script");
