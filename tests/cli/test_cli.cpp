@@ -2,6 +2,7 @@
 // the adapter; Ctrl-C saves a checkpoint and prints a command that resumes; bad input gives one error line
 // and exit code 1; every option of every subcommand has a description in --help.
 #include <gtest/gtest.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -44,17 +45,19 @@ struct Result {
 Result run_wick(const std::vector<std::string>& args, const std::function<void(const std::string&, pid_t)>& on_line = nullptr,
             const std::string& exe = WICK_BINARY) {
   const std::string out_path = (fs::temp_directory_path() / ("wick_cli_out_" + std::to_string(::getpid()))).string();
+  // Everything that allocates happens before fork: the child of a threaded process may only make
+  // async-signal-safe calls before exec.
+  std::vector<char*> argv = {const_cast<char*>(exe.c_str())};
+  for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
+  argv.push_back(nullptr);
   int pipefd[2];
   if (pipe(pipefd) != 0) return {};
   const pid_t pid = fork();
   if (pid == 0) {
-    FILE* o = std::fopen(out_path.c_str(), "w");
-    dup2(fileno(o), STDOUT_FILENO);
+    const int o = open(out_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    dup2(o, STDOUT_FILENO);
     dup2(pipefd[1], STDERR_FILENO);
     close(pipefd[0]);
-    std::vector<char*> argv = {const_cast<char*>(exe.c_str())};
-    for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
-    argv.push_back(nullptr);
     execv(exe.c_str(), argv.data());
     _exit(127);
   }
