@@ -61,13 +61,14 @@ std::string num(double v) {  // coordinates: two decimals are plenty at SVG pixe
   return b;
 }
 
-std::string label(double v, double step) {
+// Tick labels of one axis share a style: scientific when its largest tick is tiny or huge (an lr axis
+// reads 5.0e-05 1.0e-04 ...), else fixed with enough decimals to tell ticks apart.
+std::string label(double v, double step, double max_abs) {
   char b[32];
   if (v == 0) return "0";
-  const double a = std::fabs(v);
-  if (a >= 1e5 || a < 1e-3) std::snprintf(b, sizeof b, "%.3g", v);
-  else {
-    // Enough decimals to tell ticks apart.
+  if (max_abs >= 1e5 || max_abs < 1e-2) {
+    std::snprintf(b, sizeof b, "%.1e", v);
+  } else {
     const int dec = step >= 1 ? 0 : std::min(6, static_cast<int>(std::ceil(-std::log10(step) - 1e-9)));
     std::snprintf(b, sizeof b, "%.*f", dec, v);
   }
@@ -92,7 +93,7 @@ std::string svg_line_chart(const std::vector<ChartSeries>& in, const ChartOption
       y0 = std::min(y0, s.y[i]), y1 = std::max(y1, s.y[i]);
     }
   }
-  const int W = opt.width, H = opt.height, ml = 70, mr = 20, mt = 30, mb = 45;
+  const int W = opt.width, H = opt.height, ml = 80, mr = 20, mt = 30, mb = 45;
   std::string o = "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"" + std::to_string(W) + "\" height=\"" +
                   std::to_string(H) + "\" viewBox=\"0 0 " + std::to_string(W) + " " + std::to_string(H) +
                   "\" role=\"img\" aria-label=\"" + html_escape(opt.title) + "\">\n";
@@ -123,15 +124,18 @@ std::string svg_line_chart(const std::vector<ChartSeries>& in, const ChartOption
   o += "</g>\n<g class=\"ticks\" font-size=\"11\" fill=\"#333\">\n";
   const std::vector<double> xt = nice_ticks(x0, x1, 8), yt = nice_ticks(y0, y1, 5);
   const double xs = xt.size() > 1 ? xt[1] - xt[0] : 1, ys = yt.size() > 1 ? yt[1] - yt[0] : 1;
+  double xm = 0, ym = 0;
+  for (double t : xt) xm = std::max(xm, std::fabs(t));
+  for (double t : yt) ym = std::max(ym, std::fabs(t));
   for (double t : xt) {
     o += "<line x1=\"" + num(px(t)) + "\" y1=\"" + num(mt + ph) + "\" x2=\"" + num(px(t)) + "\" y2=\"" +
          num(mt + ph + 4) + "\" stroke=\"#444\"/>";
-    o += "<text x=\"" + num(px(t)) + "\" y=\"" + num(mt + ph + 16) + "\" text-anchor=\"middle\">" + label(t, xs) + "</text>\n";
+    o += "<text x=\"" + num(px(t)) + "\" y=\"" + num(mt + ph + 16) + "\" text-anchor=\"middle\">" + label(t, xs, xm) + "</text>\n";
   }
   for (double t : yt) {
     o += "<line x1=\"" + num(ml) + "\" y1=\"" + num(py(t)) + "\" x2=\"" + num(ml + pw) + "\" y2=\"" + num(py(t)) +
          "\" stroke=\"#e4e4e4\"/>";
-    o += "<text x=\"" + num(ml - 6) + "\" y=\"" + num(py(t) + 4) + "\" text-anchor=\"end\">" + label(t, ys) + "</text>\n";
+    o += "<text x=\"" + num(ml - 6) + "\" y=\"" + num(py(t) + 4) + "\" text-anchor=\"end\">" + label(t, ys, ym) + "</text>\n";
   }
   o += "</g>\n";
   o += "<text x=\"" + num(ml + pw / 2) + "\" y=\"" + num(H - 6) + "\" text-anchor=\"middle\" font-size=\"12\">" +
