@@ -4,17 +4,22 @@
 #include <optional>
 #include <csignal>
 #include <cstdio>
+#include <cstdlib>
 #include <sstream>
+#include <unistd.h>
 
 #include <filesystem>
 
 #include "cli/commands.h"
+#include "cli/progress.h"
 #include "core/error.h"
 #include "infer/session.h"
 #include "lora/lora.h"
 #include "tokenizer/chat_template.h"
 #include "tokenizer/tokenizer.h"
+#include "train/auto_batch.h"
 #include "train/dataset.h"
+#include "train/report.h"
 #include "train/trainer.h"
 
 namespace wick::cli {
@@ -22,7 +27,12 @@ namespace wick::cli {
 namespace {
 
 std::atomic<bool> g_stop{false};
-extern "C" void on_sigint(int) { g_stop.store(true); }
+extern "C" void on_sigint(int) {
+  // First Ctrl-C: finish the step, save, exit. Second: quit now (the last checkpoint stays as it was).
+  if (g_stop.exchange(true)) _exit(130);
+  const char msg[] = "\nwick train: stopping after this step and saving a checkpoint (Ctrl-C again to quit without saving)\n";
+  (void)!write(STDERR_FILENO, msg, sizeof msg - 1);
+}
 
 std::vector<std::string> split_targets(const std::string& s) {
   if (s == "all" || s == "all-linear") return all_lora_targets();
@@ -101,6 +111,8 @@ void register_train(CLI::App& app) {
   auto f = std::make_shared<Flags>();
   f->t.lora.r = 16;
   f->t.lora.alpha = 32;
+  f->t.batch_size = 0;  // 0: chosen to fit (train/auto_batch.h)
+  auto log_every = std::make_shared<int64_t>(0);
   cmd->add_option("--model", f->model, "Hugging Face model folder")->required()->check(CLI::ExistingDirectory);
   cmd->add_option("--data", f->d.data, "training data, JSONL: {\"text\"}, {\"prompt\", \"completion\"}, {\"messages\"} or {\"input_ids\", \"labels\"} per line")->required()->check(CLI::ExistingFile);
   cmd->add_option("--format", f->d.format, "dataset format: auto (default: from the first line's keys), text, prompt-completion, messages or tokens");
@@ -129,7 +141,7 @@ void register_train(CLI::App& app) {
   auto* ms = cmd->add_option("--max-steps", f->t.max_steps, "optimizer steps to run (overrides --epochs)");
   auto* ep = cmd->add_option("--epochs", f->t.epochs, "passes over the data (default 3)");
   ms->excludes(ep);
-  cmd->add_option("--batch-size", f->t.batch_size, "examples per micro-batch (default 1)");
+  cmd->add_option("--batch-size", f->t.batch_size, "examples per micro-batch (default: chosen to fit memory, printed at start)");
   cmd->add_option("--grad-accum", f->t.grad_accum, "micro-batches per optimizer step (default 1)");
   cmd->add_option("--max-grad-norm", f->t.max_grad_norm, "clip the global gradient norm (0 = off; default 1)");
   cmd->add_option("--max-seq-len", f->d.max_seq_len, "truncate examples to this many tokens (default 2048)");
@@ -137,9 +149,10 @@ void register_train(CLI::App& app) {
   cmd->add_flag("--no-shuffle", f->no_shuffle, "keep the data order");
   cmd->add_flag("--skip-bad-lines", f->d.skip_bad, "skip malformed JSONL lines instead of stopping");
   cmd->add_option("--save-every", f->t.save_every, "also save a checkpoint every N steps (0 = only at the end)");
-  cmd->add_option("--device", f->device, "cpu, cuda, cuda:N or auto");
-  cmd->add_option("--dtype", f->dtype, "compute dtype for frozen weights and activations: f32 or bf16");
-  cmd->callback([f] {
+  cmd->add_option("--device", f->device, "cpu, cuda, cuda:N or auto (default: cuda when a GPU is usable)");
+  cmd->add_option("--dtype", f->dtype, "compute dtype for frozen weights and activations: f32 or bf16 (default: bf16 on CUDA, f32 on CPU)");
+  cmd->add_option("--log-every", *log_every, "on a pipe, print a progress line every N steps (default: ~20 lines per run)");
+  cmd->callback([f, cmd, log_every] {
     TrainOptions t = f->t;
     t.lora.use_rslora = f->rslora;
     t.lora.target_modules = split_targets(f->targets);
@@ -155,31 +168,26 @@ void register_train(CLI::App& app) {
     t.max_seq_len = f->d.max_seq_len;
     const TrainData data = load_train_data(f->d, f->model, t.seed);
     auto model = Qwen2Model::load(f->model, dev, resolve_dtype(f->dtype, dev));
-    std::fprintf(stderr, "wick train: on %s\n", dev.str().c_str());
+    const BatchChoice bc = resolve_batch_size(t, *model, data.train);
+    t.batch_size = bc.batch_size;
     Trainer trainer(*model, data.train, t, data.eval ? &*data.eval : nullptr);
-    trainer.set_eval_callback([](const EvalReport& r) {
-      std::printf("eval step %lld  loss %.4f  ppl %.4g  best %.4f  (%lld tokens, %.1f s)\n", static_cast<long long>(r.step),
-                  r.loss, r.ppl, r.best_loss, static_cast<long long>(r.tokens), r.elapsed_s);
-      std::fflush(stdout);
+    const nlohmann::json settings = train_settings_json(
+        t, {f->model, f->d.data, dev.str(), dtype_name(model->dtype()), bc.reason,
+            static_cast<int64_t>(data.train.examples.size()), f->d.max_seq_len, trainer.total_steps()});
+    for (const std::string& l : settings_lines(settings)) std::fprintf(stderr, "wick train: %s\n", l.c_str());
+    Progress progress(stderr, isatty(STDERR_FILENO), trainer.total_steps(), trainer.step(), *log_every);
+    trainer.set_eval_callback([&progress](const EvalReport& r) {
+      progress.note("eval step " + std::to_string(r.step) + "  loss " + std::to_string(r.loss) + "  ppl " +
+                    std::to_string(r.ppl) + "  best " + std::to_string(r.best_loss));
     });
-    std::fprintf(stderr, "wick train: %lld steps, lr %g (%s), r %lld, alpha %g, targets %s\n",
-                 static_cast<long long>(trainer.total_steps()), t.lr, t.scheduler.c_str(),
-                 static_cast<long long>(t.lora.r), t.lora.alpha, f->targets.c_str());
     std::signal(SIGINT, on_sigint);
-    const bool done = trainer.run(
-        [](const StepReport& r) {
-          std::printf("step %lld/%lld  epoch %.2f  loss %.4f  grad_norm %.4f  lr %.3g  %.0f tok/s\n",
-                      static_cast<long long>(r.step), static_cast<long long>(r.total_steps), r.epoch, r.loss,
-                      r.grad_norm, r.lr, r.tokens_per_s);
-          std::fflush(stdout);
-        },
-        &g_stop);
+    const bool done = trainer.run([&](const StepReport& r) { progress.update(r); }, &g_stop);
     std::signal(SIGINT, SIG_DFL);
-    if (!done) std::fprintf(stderr, "wick train: interrupted at step %lld; checkpoint saved in %s (resume with --resume %s)\n",
-                            static_cast<long long>(trainer.step()), t.out_dir.c_str(), t.out_dir.c_str());
-    else std::fprintf(stderr, "wick train: done; adapter in %s\n", t.out_dir.c_str());
-    if (const auto best = trainer.best_eval_loss())
-      std::fprintf(stderr, "wick train: best eval loss %.4f (ppl %.4g)\n", *best, std::exp(*best));
+    progress.end();
+    write_report(t.out_dir, settings);
+    print_train_summary(stderr, f->model, t.out_dir, done, trainer.step(), trainer.total_steps(), progress.smoothed_loss(),
+                        done ? "" : resume_command(*cmd, t.out_dir));
+    if (!done) std::exit(130);  // interrupted (checkpoint saved): a script's `wick train && ...` stops here
   });
 }
 

@@ -16,7 +16,10 @@ int main(int argc, char** argv) {
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
-    return app.exit(e);
+    if (e.get_exit_code() == 0) return app.exit(e);  // --help, --version
+    // A usage mistake is one line and exit code 1, like any other bad input.
+    std::fprintf(stderr, "wick: error: %s (see --help)\n", e.what());
+    return 1;
   } catch (const wick::Error& e) {
     std::fprintf(stderr, "wick: error: %s\n", e.what());
     return 1;

@@ -1,0 +1,304 @@
+// End-to-end: the built `wick` binary as a user drives it. init-model -> generate -> train -> generate with
+// the adapter; Ctrl-C saves a checkpoint and prints a command that resumes; bad input gives one error line
+// and exit code 1; every option of every subcommand has a description in --help.
+#include <gtest/gtest.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <nlohmann/json.hpp>
+#include <regex>
+#include <sstream>
+
+#include "core/rng.h"
+#include "io/safetensors.h"
+#include "model/presets.h"
+#include "tokenizer/tokenizer_files.h"
+
+#ifndef WICK_BINARY
+#error "tests/CMakeLists.txt defines WICK_BINARY, the path of the built wick"
+#endif
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+namespace {
+
+struct Result {
+  int rc = -1;
+  std::string out, err;
+  std::vector<std::string> err_lines() const {
+    std::vector<std::string> l;
+    std::istringstream ss(err);
+    for (std::string s; std::getline(ss, s);) l.push_back(s);
+    return l;
+  }
+};
+
+// Runs wick with args; stdout goes to a file, stderr is read line by line (on_line may signal the child).
+Result run_wick(const std::vector<std::string>& args, const std::function<void(const std::string&, pid_t)>& on_line = nullptr,
+            const std::string& exe = WICK_BINARY) {
+  const std::string out_path = (fs::temp_directory_path() / ("wick_cli_out_" + std::to_string(::getpid()))).string();
+  // Everything that allocates happens before fork: the child of a threaded process may only make
+  // async-signal-safe calls before exec.
+  std::vector<char*> argv = {const_cast<char*>(exe.c_str())};
+  for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
+  argv.push_back(nullptr);
+  int pipefd[2];
+  if (pipe(pipefd) != 0) return {};
+  const pid_t pid = fork();
+  if (pid == 0) {
+    const int o = open(out_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    dup2(o, STDOUT_FILENO);
+    dup2(pipefd[1], STDERR_FILENO);
+    close(pipefd[0]);
+    execv(exe.c_str(), argv.data());
+    _exit(127);
+  }
+  close(pipefd[1]);
+  Result r;
+  FILE* e = fdopen(pipefd[0], "r");
+  char* line = nullptr;
+  size_t cap = 0;
+  ssize_t n;
+  while ((n = getline(&line, &cap, e)) > 0) {
+    r.err.append(line, n);
+    if (on_line) on_line(std::string(line, n), pid);
+  }
+  std::free(line);
+  std::fclose(e);
+  int status = 0;
+  waitpid(pid, &status, 0);
+  r.rc = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  r.out = wick::io::read_file(out_path);
+  fs::remove(out_path);
+  return r;
+}
+
+class Cli : public ::testing::Test {
+ protected:
+  // model_: `wick init-model --preset tiny`; small_: the same geometry with a 1024-token vocabulary, for
+  // the tests that run many training steps (a step's cost is mostly the vocabulary projection).
+  static fs::path root_, model_, small_;
+  static bool have_tok_;
+  static Result init_;  // of `wick init-model` (when the tokenizer is present)
+  static void SetUpTestSuite() {
+    root_ = fs::temp_directory_path() / ("wick_cli_" + std::to_string(::getpid()));
+    fs::remove_all(root_);
+    fs::create_directories(root_);
+    model_ = root_ / "tiny";
+    have_tok_ = fs::exists(fs::path(wick::default_tokenizer_dir()) / "tokenizer.json");
+    // `wick init-model` needs the fetched Qwen tokenizer; without it the same folder is written in-process.
+    if (have_tok_) init_ = run_wick({"init-model", "--preset", "tiny", "--out", model_.string(), "--seed", "3"});
+    else wick::write_random_model(wick::preset_config("tiny"), model_.string(), 3, wick::DType::BF16, "");
+    small_ = root_ / "small";
+    wick::ModelConfig c = wick::preset_config("tiny");
+    c.vocab_size = 1024;
+    wick::write_random_model(c, small_.string(), 4, wick::DType::F32, "");
+  }
+  static void TearDownTestSuite() { fs::remove_all(root_); }
+  static std::string data(const std::string& name, int n, uint64_t seed) {
+    wick::Rng rng(seed);
+    const fs::path p = root_ / name;
+    std::ofstream f(p);
+    for (int i = 0; i < n; i++) {
+      std::vector<int32_t> ids(8 + static_cast<int>(rng.uniform() * 8));
+      for (auto& id : ids) id = 100 + static_cast<int32_t>(rng.uniform() * 900);
+      f << json{{"input_ids", ids}}.dump() << "\n";
+    }
+    return p.string();
+  }
+  static json last_json_line(const std::string& out) {
+    std::istringstream ss(out);
+    std::string l, last;
+    while (std::getline(ss, l))
+      if (!l.empty()) last = l;
+    return json::parse(last, nullptr, false);
+  }
+  static void expect_ids(const json& j, size_t max_n) {
+    ASSERT_TRUE(j.is_array()) << j.dump();
+    EXPECT_GE(j.size(), 1u);
+    EXPECT_LE(j.size(), max_n);
+    for (const auto& v : j) {
+      EXPECT_TRUE(v.is_number_integer());
+      EXPECT_GE(v.get<int64_t>(), 0);
+      EXPECT_LT(v.get<int64_t>(), wick::preset_config("tiny").vocab_size);
+    }
+  }
+};
+fs::path Cli::root_, Cli::model_, Cli::small_;
+bool Cli::have_tok_ = false;
+Result Cli::init_;
+
+TEST_F(Cli, InitGenerateTrainGenerateWithTheAdapter) {
+  if (have_tok_) {
+    ASSERT_EQ(init_.rc, 0) << init_.err;
+    EXPECT_NE(init_.err.find("tiny"), std::string::npos) << init_.err;
+    EXPECT_TRUE(fs::exists(model_ / "tokenizer.json"));
+  }
+  for (const char* f : {"config.json", "model.safetensors", "generation_config.json"}) ASSERT_TRUE(fs::exists(model_ / f)) << f;
+
+  Result g = run_wick({"generate", "--model", model_.string(), "--prompt-ids", "11,22,33", "--max-new-tokens", "5",
+                   "--device", "cpu", "--ids"});
+  ASSERT_EQ(g.rc, 0) << g.err;
+  expect_ids(last_json_line(g.out), 5);
+
+  const fs::path out = root_ / "run";
+  Result t = run_wick({"train", "--model", model_.string(), "--data", data("d.jsonl", 6, 1), "--out", out.string(),
+                   "--max-steps", "3", "--device", "cpu", "--lr", "1e-3"});
+  ASSERT_EQ(t.rc, 0) << t.err;
+  // The start lists the effective settings, the batch size says why, the end where things are.
+  for (const std::string& want : std::vector<std::string>{"LoRA   r 16, alpha 32", "targets q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj",
+                           "AdamW  lr 0.001, cosine schedule, warmup 1 steps", "batch  4: CPU rule",
+                           "step 3/3", "done: 3 of 3 steps", "adapter in " + out.string(), "report.html"})
+    EXPECT_NE(t.err.find(want), std::string::npos) << "missing '" << want << "' in:\n" << t.err;
+  std::ifstream mf(out / "metrics.jsonl");
+  int64_t step = 0;
+  for (std::string l; std::getline(mf, l);) {
+    const json r = json::parse(l);
+    EXPECT_EQ(r.at("step").get<int64_t>(), ++step);
+    EXPECT_TRUE(std::isfinite(r.at("loss").get<double>()));
+    EXPECT_GT(r.at("tokens").get<int64_t>(), 0);
+  }
+  EXPECT_EQ(step, 3);
+  for (const char* f : {"adapter_config.json", "adapter_model.safetensors", "trainer_state.json", "report.html"})
+    EXPECT_TRUE(fs::exists(out / f)) << f;
+  const std::string html = wick::io::read_file((out / "report.html").string());
+  EXPECT_NE(html.find("<polyline class=\"loss\""), std::string::npos);
+
+  g = run_wick({"generate", "--model", model_.string(), "--adapter", out.string(), "--prompt-ids", "11,22,33",
+            "--max-new-tokens", "5", "--device", "cpu", "--ids"});
+  ASSERT_EQ(g.rc, 0) << g.err;
+  expect_ids(last_json_line(g.out), 5);
+}
+
+TEST_F(Cli, PipeProgressEveryNSteps) {
+  const Result t = run_wick({"train", "--model", small_.string(), "--data", data("d10.jsonl", 4, 2), "--out",
+                         (root_ / "run10").string(), "--max-steps", "10", "--log-every", "4", "--batch-size", "1",
+                         "--device", "cpu"});
+  ASSERT_EQ(t.rc, 0) << t.err;
+  std::vector<int> steps;
+  const std::regex re("^step (\\d+)/10  epoch");
+  for (const std::string& l : t.err_lines()) {
+    std::smatch m;
+    if (std::regex_search(l, m, re)) steps.push_back(std::stoi(m[1]));
+  }
+  EXPECT_EQ(steps, (std::vector<int>{1, 4, 8, 10}));  // the first, every 4th, the last
+  EXPECT_NE(t.err.find("batch  1: given"), std::string::npos) << t.err;
+}
+
+TEST_F(Cli, CtrlCSavesAndPrintsACommandThatResumes) {
+  const fs::path out = root_ / "run-int";
+  bool sent = false;
+  const Result t = run_wick({"train", "--model", small_.string(), "--data", data("d20.jsonl", 8, 3), "--out", out.string(),
+                         "--max-steps", "20", "--log-every", "1", "--device", "cpu", "--seed", "7"},
+                        [&](const std::string& line, pid_t pid) {
+                          if (!sent && line.rfind("step 1/20", 0) == 0) kill(pid, SIGINT), sent = true;
+                        });
+  ASSERT_TRUE(sent) << t.err;
+  EXPECT_EQ(t.rc, 130) << t.err;
+  EXPECT_NE(t.err.find("stopping after this step"), std::string::npos) << t.err;
+  std::string cmd;
+  for (const std::string& l : t.err_lines())
+    if (l.rfind("wick train: resume with: ", 0) == 0) cmd = l.substr(std::strlen("wick train: resume with: "));
+  ASSERT_FALSE(cmd.empty()) << t.err;
+  EXPECT_NE(cmd.find("--seed 7"), std::string::npos) << cmd;
+  EXPECT_NE(cmd.find("--resume " + out.string()), std::string::npos) << cmd;
+  EXPECT_TRUE(fs::exists(out / "trainer_state.json"));
+  EXPECT_TRUE(fs::exists(out / "report.html"));
+  // The printed command, run as printed (through the shell), finishes the run.
+  ASSERT_EQ(cmd.rfind("wick train ", 0), 0u) << cmd;
+  const Result r = run_wick({"-c", std::string("exec ") + WICK_BINARY + cmd.substr(4)}, nullptr, "/bin/sh");
+  ASSERT_EQ(r.rc, 0) << r.err;
+  EXPECT_NE(r.err.find("as in the run being resumed"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("done: 20 of 20 steps"), std::string::npos) << r.err;
+  std::ifstream mf(out / "metrics.jsonl");
+  int n = 0;
+  for (std::string l; std::getline(mf, l);) EXPECT_EQ(json::parse(l).at("step").get<int>(), ++n);
+  EXPECT_EQ(n, 20);
+}
+
+TEST_F(Cli, BadInputGivesOneErrorLineAndExitCodeOne) {
+  const fs::path bad = root_ / "bad.jsonl";
+  std::ofstream(bad) << "{\"input_ids\": [1, 2, 3]}\n{\"input_ids\": [1, \"two\"]}\n";
+  const fs::path empty_dir = root_ / "not-an-adapter";
+  fs::create_directories(empty_dir);
+  const std::string m = small_.string();
+  struct Case {
+    std::vector<std::string> args;
+    std::string mentions;
+  };
+  const std::vector<Case> cases = {
+      {{"generate", "--model", m, "--prompt-ids", "1,x", "--device", "cpu"}, "--prompt-ids"},
+      {{"generate", "--model", m, "--device", "cpu"}, "--prompt"},
+      {{"generate", "--model", m, "--adapter", empty_dir.string(), "--prompt-ids", "1", "--device", "cpu"}, "not-an-adapter"},
+      {{"train", "--model", m, "--data", bad.string(), "--out", (root_ / "o1").string(), "--device", "cpu"}, "bad.jsonl"},
+      {{"train", "--model", m, "--data", data("ok.jsonl", 2, 4), "--out", (root_ / "o2").string(), "--device", "cpu",
+        "--scheduler", "triangle"}, "cosine"},
+      {{"train", "--data", bad.string(), "--out", (root_ / "o3").string()}, "--model"},
+      {{"generate", "--model", (root_ / "no-such-model").string(), "--prompt-ids", "1"}, "no-such-model"},
+  };
+  for (const Case& c : cases) {
+    const Result r = run_wick(c.args);
+    std::string cmd;
+    for (const auto& a : c.args) cmd += a + " ";
+    EXPECT_EQ(r.rc, 1) << cmd << "\n" << r.err;
+    int error_lines = 0;
+    for (const std::string& l : r.err_lines()) error_lines += l.find("rror") != std::string::npos ? 1 : 0;
+    EXPECT_EQ(error_lines, 1) << cmd << "\n" << r.err;
+    EXPECT_NE(r.err.find(c.mentions), std::string::npos) << cmd << "\n" << r.err;
+    EXPECT_EQ(r.err.find("internal"), std::string::npos) << cmd << "\n" << r.err;
+  }
+}
+
+TEST_F(Cli, HelpDescribesEveryOption) {
+  for (const char* sub : {"train", "generate", "chat", "merge", "init-model", "info", "tokenize", "selfcheck"}) {
+    const Result r = run_wick({sub, "--help"});
+    ASSERT_EQ(r.rc, 0) << sub << ": " << r.err;
+    std::vector<std::string> lines;
+    std::istringstream ss(r.out);
+    for (std::string l; std::getline(ss, l);) lines.push_back(l);
+    // CLI11 starts every description at one column: the one of -h's; when the option's names fill that
+    // column, the description starts the next line there instead.
+    size_t col = std::string::npos;
+    for (const std::string& l : lines)
+      if (l.find("-h,--help") != std::string::npos) col = l.find("Print this help");
+    ASSERT_NE(col, std::string::npos) << r.out;
+    for (size_t i = 0; i < lines.size(); i++) {
+      const std::string& l = lines[i];
+      const size_t p = l.find_first_not_of(' ');
+      if (p == std::string::npos || p == 0 || p >= col || l[p] != '-') continue;
+      const bool inline_desc = l.size() > col && l[col - 1] == ' ' && l[col] != ' ';
+      const bool next_desc = i + 1 < lines.size() && lines[i + 1].size() > col &&
+                             lines[i + 1].find_first_not_of(' ') == col;
+      EXPECT_TRUE(inline_desc || next_desc) << "wick " << sub << " --help: no description for: " << l;
+    }
+  }
+  const Result t = run_wick({"train", "--help"});
+  for (const char* opt : {"--log-every", "--batch-size", "--rank", "--alpha", "--targets", "--lr", "--scheduler",
+                          "--warmup-ratio", "--epochs", "--max-steps", "--grad-accum", "--max-seq-len", "--resume"})
+    EXPECT_NE(t.out.find(opt), std::string::npos) << opt;
+}
+
+TEST_F(Cli, ProgressBarRedrawsInPlaceOnATerminal) {
+  if (std::system("command -v script > /dev/null 2>&1") != 0) GTEST_SKIP() << "no `script` (util-linux) to make a terminal";
+  // script(1) runs wick on a pseudo-terminal, so isatty(stderr) holds.
+  const std::string inner = std::string(WICK_BINARY) + " train --model " + small_.string() + " --data " +
+                            data("dtty.jsonl", 4, 5) + " --out " + (root_ / "run-tty").string() +
+                            " --max-steps 3 --device cpu";
+  const Result r = run_wick({"-qec", inner, "/dev/null"}, nullptr, "/usr/bin/script");
+  ASSERT_EQ(r.rc, 0) << r.out << r.err;
+  const std::string& o = r.out;
+  EXPECT_NE(o.find("\r\x1b[2K"), std::string::npos) << o;
+  EXPECT_NE(o.find("100% ["), std::string::npos) << o;
+  EXPECT_NE(o.find(" 3/3  ep "), std::string::npos) << o;
+  EXPECT_EQ(o.find("step 1/3  epoch"), std::string::npos) << "plain lines on a terminal:\n" << o;
+}
+
+}  // namespace
