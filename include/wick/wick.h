@@ -118,7 +118,13 @@ Generation generate_ids(Model& model, const std::vector<int32_t>& prompt_ids, co
 
 struct TrainSettings {
   std::string model_dir;     // Hugging Face model folder
-  std::string data;          // JSONL, {"input_ids": [...], "labels": [...]} per line (labels optional; -100 = not counted)
+  std::string data;          // JSONL: {"text"}, {"prompt", "completion"}, {"messages": [...]} or {"input_ids", "labels"}
+  std::string format = "auto";      // or "text", "prompt-completion", "messages", "tokens"
+  std::string chat_template;        // "" = the model folder's; "qwen2.5" or "qwen3" to force one
+  std::string eval_data;            // evaluation JSONL ("" = none)
+  double eval_split = 0;            // or hold out this fraction of data (chosen by seed)
+  int64_t eval_every = 0;           // evaluate every N steps (0 = only at the end)
+  bool packing = false;             // several examples per row of max_seq_len (attention stays inside each)
   std::string out_dir;       // receives the PEFT adapter, a resumable checkpoint, metrics.jsonl, report.html
   std::string device = "auto", dtype = "auto";
   // LoRA

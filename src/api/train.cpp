@@ -9,6 +9,7 @@
 #include "lora/lora.h"
 #include "train/auto_batch.h"
 #include "train/dataset.h"
+#include "train/train_data.h"
 #include "train/report.h"
 #include "train/trainer.h"
 #include "wick/wick.h"
@@ -59,16 +60,25 @@ TrainSummary train(const TrainSettings& s, const std::function<void(const TrainP
   if (s.data.empty()) throw Error("no training data given", "TrainSettings::data");
   if (s.out_dir.empty()) throw Error("no output folder given", "TrainSettings::out_dir");
   TrainOptions t = to_options(s);
+  TrainDataOptions dopt;
+  dopt.data = s.data;
+  dopt.format = s.format;
+  dopt.chat_template = s.chat_template;
+  dopt.eval_file = s.eval_data;
+  dopt.eval_split = s.eval_split;
+  dopt.max_seq_len = s.max_seq_len;
+  dopt.skip_bad = s.skip_bad_lines;
+  dopt.packing = s.packing;
+  t.packing = s.packing;
+  t.max_seq_len = s.max_seq_len;
+  t.eval_every = s.eval_every;
+  const TrainData td = load_train_data(dopt, s.model_dir, t.seed, nullptr);
+  const Dataset& data = td.train;
   const Device dev = resolve_device(s.device);
   auto model = Qwen2Model::load(s.model_dir, dev, resolve_dtype(s.dtype, dev));
-  DatasetOptions dopt;
-  dopt.max_seq_len = s.max_seq_len;
-  dopt.skip_bad_lines = s.skip_bad_lines;
-  dopt.vocab_size = model->config().vocab_size;
-  const Dataset data = load_pretokenized_jsonl(s.data, dopt);
   const BatchChoice bc = resolve_batch_size(t, *model, data);
   t.batch_size = bc.batch_size;
-  Trainer trainer(*model, data, t);
+  Trainer trainer(*model, data, t, td.eval ? &*td.eval : nullptr);
   const nlohmann::json settings = train_settings_json(
       t, {s.model_dir, s.data, dev.str(), dtype_name(model->dtype()), bc.reason,
           static_cast<int64_t>(data.examples.size()), s.max_seq_len, trainer.total_steps()});

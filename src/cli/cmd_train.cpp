@@ -19,6 +19,7 @@
 #include "tokenizer/tokenizer.h"
 #include "train/auto_batch.h"
 #include "train/dataset.h"
+#include "train/train_data.h"
 #include "train/report.h"
 #include "train/trainer.h"
 
@@ -45,66 +46,13 @@ std::vector<std::string> split_targets(const std::string& s) {
   return out;
 }
 
-// The dataset flags and what they load.
-struct DataFlags {
-  std::string data, format = "auto", chat_template, eval_file;
-  double eval_split = 0;
-  int64_t max_seq_len = 2048;
-  bool skip_bad = false, packing = false;
-};
-
-struct TrainData {
-  Dataset train;
-  std::optional<Dataset> eval;
-};
-
-// Reads the training (and evaluation) data with the model folder's tokenizer and chat template, before the
-// weights are loaded, so a bad line fails fast.
-TrainData load_train_data(const DataFlags& f, const std::string& model_dir, uint64_t seed) {
-  namespace fs = std::filesystem;
-  if (f.eval_split != 0 && !(f.eval_split > 0 && f.eval_split < 1))
-    throw Error("expected a fraction in (0, 1), got " + std::to_string(f.eval_split), "--eval-split");
-  const ModelConfig cfg = ModelConfig::from_json_file((fs::path(model_dir) / "config.json").string());
-  std::optional<Tokenizer> tok;
-  if (fs::exists(fs::path(model_dir) / "tokenizer.json")) tok = Tokenizer::from_model_dir(model_dir);
-  std::optional<ChatTemplateKind> force;
-  if (!f.chat_template.empty()) force = parse_chat_template_kind(f.chat_template);
-  const ChatTemplate tmpl = fs::exists(fs::path(model_dir) / "tokenizer_config.json") || !force
-                                ? ChatTemplate::from_tokenizer_config(model_dir, force)
-                                : ChatTemplate::of_kind(*force);
-  DatasetOptions opt;
-  opt.format = parse_dataset_format(f.format);
-  opt.max_seq_len = f.max_seq_len;
-  opt.skip_bad_lines = f.skip_bad;
-  opt.vocab_size = cfg.vocab_size;
-  if (tok) opt.eos_id = default_eos_id(model_dir, *tok, cfg);
-  const Tokenizer* tp = tok ? &*tok : nullptr;
-  TrainData d{load_dataset(f.data, opt, tp, &tmpl), std::nullopt};
-  auto describe = [&](const Dataset& x, const char* what) {
-    std::fprintf(stderr, "wick train: %s: %zu %s examples, %lld counted tokens (%lld truncated to %lld tokens, %lld bad lines skipped)\n",
-                 what, x.examples.size(), dataset_format_name(x.format), static_cast<long long>(x.counted_tokens()),
-                 static_cast<long long>(x.truncated), static_cast<long long>(f.max_seq_len),
-                 static_cast<long long>(x.skipped));
-  };
-  describe(d.train, f.data.c_str());
-  if (!f.eval_file.empty()) {
-    d.eval = load_dataset(f.eval_file, opt, tp, &tmpl);
-    describe(*d.eval, f.eval_file.c_str());
-  } else if (f.eval_split > 0) {
-    d.eval = split_eval(d.train, f.eval_split, seed);
-    std::fprintf(stderr, "wick train: %zu examples held out for evaluation (%lld counted tokens), %zu left to train on\n",
-                 d.eval->examples.size(), static_cast<long long>(d.eval->counted_tokens()), d.train.examples.size());
-  }
-  return d;
-}
-
 }  // namespace
 
 void register_train(CLI::App& app) {
   auto* cmd = app.add_subcommand("train", "Fine-tune a LoRA adapter on a JSONL dataset");
   struct Flags {
     std::string model, out, device = "auto", dtype = "auto", targets = "all", betas = "0.9,0.999";
-    DataFlags d;
+    TrainDataOptions d;
     bool rslora = false, no_shuffle = false;
     TrainOptions t;
   };
@@ -166,7 +114,9 @@ void register_train(CLI::App& app) {
     const Device dev = resolve_device(f->device);
     t.packing = f->d.packing;
     t.max_seq_len = f->d.max_seq_len;
-    const TrainData data = load_train_data(f->d, f->model, t.seed);
+    const TrainData data = load_train_data(f->d, f->model, t.seed, [](const std::string& l) {
+      std::fprintf(stderr, "wick train: %s\n", l.c_str());
+    });
     auto model = Qwen2Model::load(f->model, dev, resolve_dtype(f->dtype, dev));
     const BatchChoice bc = resolve_batch_size(t, *model, data.train);
     t.batch_size = bc.batch_size;
