@@ -2,6 +2,7 @@
 
 #include <cmath>
 #include <filesystem>
+#include <functional>
 
 #include "core/error.h"
 #include "core/rng.h"
@@ -46,6 +47,40 @@ Linear make_linear(const std::string& name, Tensor w, Tensor b) {
   return l;
 }
 
+// What a parameter is, for sources that make up values (norm weights near 1, the rest small).
+enum class ParamKind { Embedding, Norm, Weight, Bias };
+using ParamSource = std::function<Tensor(const std::string& name, const Shape& shape, ParamKind kind)>;
+
+// Fills m's parameters from `get`, in checkpoint order: embeddings, final norm, lm_head (untied), then per
+// layer the norms and q, k, v (weight, bias), o, gate, up, down.
+void assemble(Qwen2Model& m, std::vector<DecoderLayer>& layers, Tensor& embed, Tensor& final_norm, Tensor& lm_head,
+              const ParamSource& get) {
+  const ModelConfig& c = m.config();
+  const int64_t C = c.hidden_size, I = c.intermediate_size, V = c.vocab_size, Q = c.q_dim(), KV = c.kv_dim();
+  embed = get("model.embed_tokens.weight", {V, C}, ParamKind::Embedding);
+  final_norm = get("model.norm.weight", {C}, ParamKind::Norm);
+  lm_head = c.tie_word_embeddings ? embed : get("lm_head.weight", {V, C}, ParamKind::Embedding);
+  for (int64_t i = 0; i < c.num_layers; i++) {
+    const std::string p = layer_prefix(i);
+    DecoderLayer L;
+    auto lin = [&](const std::string& mod, int64_t out, int64_t in, bool bias) {
+      Tensor w = get(p + mod + ".weight", {out, in}, ParamKind::Weight);
+      Tensor b = bias ? get(p + mod + ".bias", {out}, ParamKind::Bias) : Tensor();
+      return make_linear(p + mod, w, b);
+    };
+    L.input_norm = get(p + "input_layernorm.weight", {C}, ParamKind::Norm);
+    L.post_norm = get(p + "post_attention_layernorm.weight", {C}, ParamKind::Norm);
+    L.q = lin("self_attn.q_proj", Q, C, c.attention_bias);
+    L.k = lin("self_attn.k_proj", KV, C, c.attention_bias);
+    L.v = lin("self_attn.v_proj", KV, C, c.attention_bias);
+    L.o = lin("self_attn.o_proj", C, Q, false);
+    L.gate = lin("mlp.gate_proj", I, C, false);
+    L.up = lin("mlp.up_proj", I, C, false);
+    L.down = lin("mlp.down_proj", C, I, false);
+    layers.push_back(std::move(L));
+  }
+}
+
 }  // namespace
 
 Qwen2Model::Qwen2Model() = default;
@@ -63,35 +98,9 @@ std::unique_ptr<Qwen2Model> Qwen2Model::load(const std::string& dir, Device devi
   m->device_ = device;
   m->dtype_ = dtype;
   m->dir_ = dir;
-  const ModelConfig& c = m->cfg_;
   const io::Checkpoint ck = io::Checkpoint::open(dir);
-  const int64_t C = c.hidden_size, I = c.intermediate_size, V = c.vocab_size, Q = c.q_dim(), KV = c.kv_dim();
-  m->embed_ = load_param(ck, "model.embed_tokens.weight", {V, C}, device, dtype);
-  m->final_norm_ = load_param(ck, "model.norm.weight", {C}, device, dtype);
-  if (c.tie_word_embeddings) {
-    m->lm_head_ = m->embed_;
-  } else {
-    m->lm_head_ = load_param(ck, "lm_head.weight", {V, C}, device, dtype);
-  }
-  for (int64_t i = 0; i < c.num_layers; i++) {
-    const std::string p = layer_prefix(i);
-    DecoderLayer L;
-    auto lin = [&](const std::string& mod, int64_t out, int64_t in, bool bias) {
-      Tensor w = load_param(ck, p + mod + ".weight", {out, in}, device, dtype);
-      Tensor b = bias ? load_param(ck, p + mod + ".bias", {out}, device, dtype) : Tensor();
-      return make_linear(p + mod, w, b);
-    };
-    L.input_norm = load_param(ck, p + "input_layernorm.weight", {C}, device, dtype);
-    L.post_norm = load_param(ck, p + "post_attention_layernorm.weight", {C}, device, dtype);
-    L.q = lin("self_attn.q_proj", Q, C, c.attention_bias);
-    L.k = lin("self_attn.k_proj", KV, C, c.attention_bias);
-    L.v = lin("self_attn.v_proj", KV, C, c.attention_bias);
-    L.o = lin("self_attn.o_proj", C, Q, false);
-    L.gate = lin("mlp.gate_proj", I, C, false);
-    L.up = lin("mlp.up_proj", I, C, false);
-    L.down = lin("mlp.down_proj", C, I, false);
-    m->layers_.push_back(std::move(L));
-  }
+  assemble(*m, m->layers_, m->embed_, m->final_norm_, m->lm_head_,
+           [&](const std::string& name, const Shape& shape, ParamKind) { return load_param(ck, name, shape, device, dtype); });
   return m;
 }
 
@@ -101,40 +110,17 @@ std::unique_ptr<Qwen2Model> Qwen2Model::random(const ModelConfig& c, Device devi
   m->device_ = device;
   m->dtype_ = dtype;
   Rng rng(seed);
-  const float std = 0.02f;
-  auto randn = [&](const Shape& s, float scale) {
+  auto randn = [&](const Shape& s, float scale, float mean) {
     Tensor h = Tensor::empty(s, DType::F32);
     float* p = h.data<float>();
-    for (int64_t i = 0; i < h.numel(); i++) p[i] = scale * rng.normal();
+    for (int64_t i = 0; i < h.numel(); i++) p[i] = mean + scale * rng.normal();
     return h.to(dtype).to(device);
   };
-  auto ones_ish = [&](int64_t n) {  // norm weights near 1, not exactly 1, so nothing passes by accident
-    Tensor h = Tensor::empty({n}, DType::F32);
-    float* p = h.data<float>();
-    for (int64_t i = 0; i < n; i++) p[i] = 1.0f + 0.1f * rng.normal();
-    return h.to(dtype).to(device);
-  };
-  const int64_t C = c.hidden_size, I = c.intermediate_size, V = c.vocab_size, Q = c.q_dim(), KV = c.kv_dim();
-  m->embed_ = randn({V, C}, std);
-  m->final_norm_ = ones_ish(C);
-  m->lm_head_ = c.tie_word_embeddings ? m->embed_ : randn({V, C}, std);
-  for (int64_t i = 0; i < c.num_layers; i++) {
-    const std::string p = layer_prefix(i);
-    DecoderLayer L;
-    L.input_norm = ones_ish(C);
-    L.post_norm = ones_ish(C);
-    auto lin = [&](const std::string& mod, int64_t out, int64_t in, bool bias) {
-      return make_linear(p + mod, randn({out, in}, std), bias ? randn({out}, std) : Tensor());
-    };
-    L.q = lin("self_attn.q_proj", Q, C, c.attention_bias);
-    L.k = lin("self_attn.k_proj", KV, C, c.attention_bias);
-    L.v = lin("self_attn.v_proj", KV, C, c.attention_bias);
-    L.o = lin("self_attn.o_proj", C, Q, false);
-    L.gate = lin("mlp.gate_proj", I, C, false);
-    L.up = lin("mlp.up_proj", I, C, false);
-    L.down = lin("mlp.down_proj", C, I, false);
-    m->layers_.push_back(std::move(L));
-  }
+  // Norm weights near 1, not exactly 1, so nothing passes by accident; the rest N(0, 0.02).
+  assemble(*m, m->layers_, m->embed_, m->final_norm_, m->lm_head_,
+           [&](const std::string&, const Shape& shape, ParamKind kind) {
+             return kind == ParamKind::Norm ? randn(shape, 0.1f, 1.0f) : randn(shape, 0.02f, 0.0f);
+           });
   return m;
 }
 
