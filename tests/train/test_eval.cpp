@@ -9,6 +9,7 @@
 #include <set>
 
 #include "common/testutil.h"
+#include "train/test_trainer_util.h"
 #include "core/error.h"
 #include "lora/lora.h"
 #include "model/qwen2_grad.h"
@@ -22,16 +23,7 @@ namespace fs = std::filesystem;
 using nlohmann::json;
 
 std::unique_ptr<Qwen2Model> tiny_model(uint64_t seed) {
-  ModelConfig c;
-  c.hidden_size = 32;
-  c.intermediate_size = 48;
-  c.num_layers = 2;
-  c.num_heads = 4;
-  c.num_kv_heads = 2;
-  c.head_dim = 8;
-  c.vocab_size = 61;
-  c.max_position_embeddings = 64;
-  return Qwen2Model::random(c, Device::cpu(), DType::F32, seed);
+  return Qwen2Model::random(test::tiny_config(61), Device::cpu(), DType::F32, seed);
 }
 
 Dataset random_dataset(const std::vector<int>& lengths, int64_t vocab, uint64_t seed) {

@@ -6,6 +6,7 @@
 #include <set>
 
 #include "common/testutil.h"
+#include "train/test_trainer_util.h"
 #include "core/error.h"
 #include "lora/lora.h"
 #include "model/qwen2_grad.h"
@@ -16,24 +17,10 @@
 namespace wick::test {
 namespace {
 
-ModelConfig tiny_config() {
-  ModelConfig c;
-  c.hidden_size = 32;
-  c.intermediate_size = 48;
-  c.num_layers = 2;
-  c.num_heads = 4;
-  c.num_kv_heads = 2;
-  c.head_dim = 8;
-  c.vocab_size = 61;
-  c.max_position_embeddings = 64;
-  c.rope_theta = 10000.0;
-  c.tie_word_embeddings = false;
-  return c;
-}
 
 // A random model with adapters on every projection and random (non-zero) B, so every gradient is non-trivial.
 std::unique_ptr<Qwen2Model> tiny_model(uint64_t seed) {
-  auto m = Qwen2Model::random(tiny_config(), Device::cpu(), DType::F32, seed);
+  auto m = Qwen2Model::random(tiny_config(61), Device::cpu(), DType::F32, seed);
   io::LoraConfig lc;
   lc.r = 4;
   lc.alpha = 8;
@@ -220,7 +207,7 @@ TEST(Packing, ResumeNeedsTheSamePacking) {
   o.packing = true;
   o.max_seq_len = 16;
   {
-    auto m = Qwen2Model::random(tiny_config(), Device::cpu(), DType::F32, 1);
+    auto m = Qwen2Model::random(tiny_config(61), Device::cpu(), DType::F32, 1);
     Trainer t(*m, d, o);
     ASSERT_TRUE(t.run(nullptr));
   }
@@ -230,12 +217,12 @@ TEST(Packing, ResumeNeedsTheSamePacking) {
   for (auto [packing, len] : {std::pair{false, int64_t{16}}, std::pair{true, int64_t{32}}}) {
     r.packing = packing;
     r.max_seq_len = len;
-    auto m = Qwen2Model::random(tiny_config(), Device::cpu(), DType::F32, 1);
+    auto m = Qwen2Model::random(tiny_config(61), Device::cpu(), DType::F32, 1);
     EXPECT_THROW({ Trainer t(*m, d, r); }, Error) << packing << " " << len;
   }
   r.packing = true;
   r.max_seq_len = 16;
-  auto m = Qwen2Model::random(tiny_config(), Device::cpu(), DType::F32, 1);
+  auto m = Qwen2Model::random(tiny_config(61), Device::cpu(), DType::F32, 1);
   Trainer t(*m, d, r);
   EXPECT_EQ(t.step(), 1);
   EXPECT_TRUE(t.run(nullptr));

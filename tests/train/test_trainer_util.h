@@ -21,7 +21,7 @@
 namespace wick::test {
 
 // 2 layers, GQA (4 heads / 2 kv heads), untied lm_head: small enough that a step takes milliseconds.
-inline ModelConfig tiny_config() {
+inline ModelConfig tiny_config(int64_t vocab_size = 97) {
   ModelConfig c;
   c.hidden_size = 32;
   c.intermediate_size = 48;
@@ -29,7 +29,7 @@ inline ModelConfig tiny_config() {
   c.num_heads = 4;
   c.num_kv_heads = 2;
   c.head_dim = 8;
-  c.vocab_size = 97;
+  c.vocab_size = vocab_size;
   c.max_position_embeddings = 64;
   c.tie_word_embeddings = false;
   return c;
