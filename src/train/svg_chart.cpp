@@ -33,8 +33,10 @@ std::vector<double> nice_ticks(double lo, double hi, int target) {
     step = m * mag;
     if (step >= raw) break;
   }
-  // Integer multiples of step (k * step, not repeated addition, so labels stay exact).
-  for (double k = std::ceil(lo / step - 1e-9); k * step <= hi + step * 1e-9; k += 1) t.push_back(k * step);
+  // Integer multiples of step (k * step, not repeated addition, so labels stay exact). A range of a few ulps
+  // far from zero gives a k past 2^53, where k += 1 stops counting: the tick count is bounded.
+  for (double k = std::ceil(lo / step - 1e-9); k * step <= hi + step * 1e-9 && t.size() < 64; k += 1)
+    t.push_back(k * step);
   return t;
 }
 
@@ -106,7 +108,8 @@ std::string svg_line_chart(const std::vector<ChartSeries>& in, const ChartOption
   }
   // A flat range gets some height; a single step some width.
   if (x1 == x0) x0 -= 1, x1 += 1;
-  if (y1 == y0) {
+  // Flat, or flat but for rounding (a smoothed loss one ulp from the raw one): give it some height.
+  if (y1 - y0 <= 1e-9 * std::max(std::fabs(y0), std::fabs(y1))) {
     const double pad = std::fabs(y0) > 0 ? std::fabs(y0) * 0.1 : 1.0;
     y0 -= pad, y1 += pad;
   } else {

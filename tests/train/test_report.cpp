@@ -208,6 +208,23 @@ TEST(Report, NiceTicksAreRoundAndInside) {
   EXPECT_TRUE(nice_ticks(1, 1).empty());
 }
 
+// A run stopped after one step: the smoothed loss can sit one ulp from the raw one (seen under -O1 with
+// ASan), a range whose tick multiples lie past 2^53, where a counting loop never ends.
+TEST(Report, RangeOfOneUlpEndsAndDrawsAFlatChart) {
+  const double y = 6.8922, y2 = std::nextafter(y, 10.0);
+  EXPECT_LE(nice_ticks(y, y2, 5).size(), 64u);
+  ChartSeries a, b;
+  a.name = "raw";
+  a.x = {1};
+  a.y = {y};
+  b.name = "smoothed";
+  b.x = {1};
+  b.y = {y2};
+  const std::string svg = svg_line_chart({a, b}, {"loss", "step", "loss"});
+  EXPECT_NE(svg.find("</svg>"), std::string::npos);
+  EXPECT_LT(svg.size(), 100000u);
+}
+
 TEST(Report, SettingsRowsPutKnownKeysFirst) {
   const json s = {{"zeta", 1}, {"lr", 0.0002}, {"model", "m"}, {"r", 16}, {"alpha", 32.0}, {"shuffle", true}};
   const auto rows = settings_rows(s);
