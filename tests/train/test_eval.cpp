@@ -26,20 +26,6 @@ std::unique_ptr<Qwen2Model> tiny_model(uint64_t seed) {
   return Qwen2Model::random(test::tiny_config(61), Device::cpu(), DType::F32, seed);
 }
 
-Dataset random_dataset(const std::vector<int>& lengths, int64_t vocab, uint64_t seed) {
-  Rng rng(seed);
-  Dataset d;
-  d.path = "random";
-  for (int L : lengths) {
-    Example e;
-    for (int t = 0; t < L; t++) {
-      e.ids.push_back(static_cast<int32_t>(rng.below(vocab)));
-      e.labels.push_back(rng.uniform() < 0.3f ? -100 : static_cast<int32_t>(rng.below(vocab)));
-    }
-    d.examples.push_back(std::move(e));
-  }
-  return d;
-}
 
 // Mean loss over the counted tokens, each example run alone.
 LossSum direct_loss(Qwen2Model& m, const Dataset& d) {
@@ -86,8 +72,8 @@ TEST(Eval, LossIsTheMeanOverCountedTokensOfTheSet) {
   for (bool packing : {false, true}) {
     SCOPED_TRACE(packing ? "packing" : "padding");
     auto m = tiny_model(3);
-    const Dataset train = random_dataset({6, 9, 4, 7, 5, 8, 3, 6}, 61, 1);
-    const Dataset eval = random_dataset({5, 11, 3, 8, 7}, 61, 2);
+    const Dataset train = random_dataset({6, 9, 4, 7, 5, 8, 3, 6}, 61, 1, 0.3f);
+    const Dataset eval = random_dataset({5, 11, 3, 8, 7}, 61, 2, 0.3f);
     const TrainOptions o = options(packing ? "packing" : "padding", packing);
     Trainer tr(*m, train, o, &eval);
     // Fresh adapters (B = 0) on random base weights.
@@ -126,8 +112,8 @@ TEST(Eval, LossIsTheMeanOverCountedTokensOfTheSet) {
 
 // A resumed run keeps the eval records of the steps it had done and tracks the best across both parts.
 TEST(Eval, BestEvalLossSurvivesResume) {
-  const Dataset train = random_dataset({6, 9, 4, 7, 5}, 61, 4);
-  const Dataset eval = random_dataset({5, 8, 7}, 61, 5);
+  const Dataset train = random_dataset({6, 9, 4, 7, 5}, 61, 4, 0.3f);
+  const Dataset eval = random_dataset({5, 8, 7}, 61, 5, 0.3f);
   TrainOptions o = options("resume", false);
   o.eval_every = 1;
   o.max_steps = 3;
@@ -160,7 +146,7 @@ TEST(Eval, BestEvalLossSurvivesResume) {
 
 TEST(Eval, NeedsAnEvalSet) {
   auto m = tiny_model(3);
-  const Dataset train = random_dataset({6, 9}, 61, 1);
+  const Dataset train = random_dataset({6, 9}, 61, 1, 0.3f);
   TrainOptions o = options("no_set", false);
   EXPECT_THROW({ Trainer t(*m, train, o); }, Error);  // eval_every without a set
   o.eval_every = 0;
@@ -171,7 +157,7 @@ TEST(Eval, NeedsAnEvalSet) {
 
 // Example i starts with token i, so the sets can be told apart.
 Dataset numbered(int n) {
-  Dataset d = random_dataset(std::vector<int>(n, 4), 50, 9);
+  Dataset d = random_dataset(std::vector<int>(n, 4), 50, 9, 0.3f);
   for (int i = 0; i < n; i++) {
     d.examples[i].ids[0] = i;
     d.examples[i].labels = d.examples[i].ids;  // every set of them counts something

@@ -36,20 +36,6 @@ std::unique_ptr<Qwen2Model> tiny_model(uint64_t seed) {
 }
 
 // Random examples of the given lengths; about a third of the labels masked.
-Dataset random_dataset(const std::vector<int>& lengths, int64_t vocab, uint64_t seed) {
-  Rng rng(seed);
-  Dataset d;
-  d.path = "random";
-  for (int L : lengths) {
-    Example e;
-    for (int t = 0; t < L; t++) {
-      e.ids.push_back(static_cast<int32_t>(rng.below(vocab)));
-      e.labels.push_back(rng.uniform() < 0.33f ? -100 : static_cast<int32_t>(rng.below(vocab)));
-    }
-    d.examples.push_back(std::move(e));
-  }
-  return d;
-}
 
 std::vector<Tensor> grads_copy(Qwen2Model& m) {
   std::vector<Tensor> g;
@@ -58,7 +44,7 @@ std::vector<Tensor> grads_copy(Qwen2Model& m) {
 }
 
 TEST(Packing, PackedRowsLayout) {
-  const Dataset d = random_dataset({7, 3, 5, 9, 4, 2, 6}, 61, 11);
+  const Dataset d = random_dataset({7, 3, 5, 9, 4, 2, 6}, 61, 11, 0.33f);
   const int64_t pack_len = 13;
   const auto rows = pack_examples(d, pack_len);
   std::multiset<int64_t> seen;
@@ -113,7 +99,7 @@ TEST(Packing, PackedRowsLayout) {
 
 TEST(Packing, PackedBatchEqualsExamplesOneByOne) {
   auto m = tiny_model(5);
-  const Dataset d = random_dataset({7, 3, 5, 9, 4, 2, 6, 8}, m->config().vocab_size, 21);
+  const Dataset d = random_dataset({7, 3, 5, 9, 4, 2, 6, 8}, m->config().vocab_size, 21, 0.33f);
   const auto rows = pack_examples(d, 16);
   ASSERT_LT(rows.size(), d.examples.size());  // something was actually packed together
   std::vector<std::vector<const Example*>> pr;
@@ -161,7 +147,7 @@ TEST(Packing, PackedBatchEqualsExamplesOneByOne) {
 
 // Every epoch covers each packed row once, in a new order; a restored batcher continues exactly.
 TEST(Packing, BatcherEpochsAndResume) {
-  const Dataset d = random_dataset({7, 3, 5, 9, 4, 2, 6, 8, 5, 3, 10}, 61, 31);
+  const Dataset d = random_dataset({7, 3, 5, 9, 4, 2, 6, 8, 5, 3, 10}, 61, 31, 0.33f);
   Batcher a(d, 2, true, 42, 0, 16);
   ASSERT_TRUE(a.packing());
   const int64_t units = a.units_per_epoch(), per_epoch = a.batches_per_epoch();
@@ -197,7 +183,7 @@ TEST(Packing, BatcherEpochsAndResume) {
 // A packed run's batcher index counts rows: resuming it without --packing (or with another row length)
 // would continue from the wrong place, so it is refused.
 TEST(Packing, ResumeNeedsTheSamePacking) {
-  const Dataset d = random_dataset({7, 3, 5, 9, 4}, 61, 41);
+  const Dataset d = random_dataset({7, 3, 5, 9, 4}, 61, 41, 0.33f);
   TrainOptions o;
   o.out_dir = (std::filesystem::path(WICK_BINARY_DIR) / "test_scratch" / "packing_resume").string();
   std::filesystem::remove_all(o.out_dir);

@@ -100,4 +100,20 @@ inline std::string param_name(const ::testing::TestParamInfo<std::string>& info)
   return n + "_" + std::to_string(info.index);
 }
 
+// Examples of the given lengths with ids in [0, vocab) and about a `masked` fraction of labels -100.
+inline Dataset random_dataset(const std::vector<int>& lengths, int64_t vocab, uint64_t seed, float masked) {
+  Rng rng(seed);
+  Dataset d;
+  d.path = "random";
+  for (int L : lengths) {
+    Example e;
+    for (int t = 0; t < L; t++) {
+      e.ids.push_back(static_cast<int32_t>(rng.below(vocab)));
+      e.labels.push_back(rng.uniform() < masked ? -100 : static_cast<int32_t>(rng.below(vocab)));
+    }
+    d.examples.push_back(std::move(e));
+  }
+  return d;
+}
+
 }  // namespace wick::test
