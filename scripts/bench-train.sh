@@ -1,0 +1,100 @@
+#!/usr/bin/env bash
+# Issue 8's table in one call on the GPU machine: LoRA training tokens/s, peak memory and MFU for wick beside
+# the torch peer (bench/peer/torch_peer.py: transformers + PEFT, eager, and torch.compile for the first row),
+# same settings: bf16, LoRA r 16 / alpha 32 on all seven projections, AdamW, clip 1.0, random tokens, the
+# median of steps 3 and later.
+#
+#   BUILD=build-gpu scripts/bench-train.sh [ROW ...]      rows: 0.5b 0.5b-gc 0.5b-16k 1.5b 7b (default: all)
+#   PEER=0 skips the peer; COMPILE=0 skips torch.compile; STEPS (default 10).
+# Expects a CUDA build in $BUILD (scripts/gpu-check.sh makes build-gpu). Writes $OUT/train-bench.md (the
+# table) and $OUT/train-bench.log (everything).
+set -uo pipefail
+cd "$(dirname "$0")/.."
+BUILD=${BUILD:-build-gpu}
+OUTDIR=${OUT:-out/bench-train}
+mkdir -p "$OUTDIR"
+W="$BUILD/wick"
+TMP=$(mktemp -d)
+LOG=$OUTDIR/train-bench.log
+TABLE=$OUTDIR/train-bench.md
+: > "$LOG"
+STEPS=${STEPS:-10}
+ROWS=("$@")
+[ ${#ROWS[@]} -eq 0 ] && ROWS=(0.5b 0.5b-gc 0.5b-16k 1.5b 7b)
+GPU=$(nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null | head -1)
+echo "| work | wick | torch+PEFT eager | torch.compile+PEFT |" > "$TABLE"
+echo "|---|---|---|---|" >> "$TABLE"
+
+# row -> preset batch seq wick-extra-flags peer-extra-flags
+row_spec() {
+  case "$1" in
+    0.5b) echo "qwen2.5-0.5b 0.5b 8 1024 - -" ;;
+    0.5b-gc) echo "qwen2.5-0.5b 0.5b 8 1024 --grad-checkpointing --gc" ;;
+    0.5b-16k) echo "qwen2.5-0.5b 0.5b 1 16384 - -" ;;
+    1.5b) echo "qwen2.5-1.5b 1.5b 8 1024 - -" ;;
+    7b) echo "qwen2.5-7b 7b 4 1024 - -" ;;
+    *) echo "bench-train: unknown row '$1'" >&2; return 1 ;;
+  esac
+}
+
+wick_row() {  # preset batch seq flag -> "N tok/s, G GiB, MFU m%" or a failure note
+  local preset=$1 batch=$2 seq=$3 flag=$4 model=$TMP/$1 data=$TMP/data-$2x$3.jsonl extra=()
+  [ "$flag" != - ] && extra=("$flag")
+  if [ "$flag" != - ] && ! "$W" train --help 2>/dev/null | grep -q -- "$flag"; then echo "– (no $flag yet)"; return; fi
+  [ -d "$model" ] || "$W" init-model --preset "$preset" --out "$model" --dtype bf16 >> "$LOG" 2>&1 || { echo "init-model failed"; return; }
+  [ -f "$data" ] || python3 - "$data" "$batch" "$seq" "$STEPS" <<'PY'
+import json, random, sys
+path, b, s, steps = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+r = random.Random(2)
+with open(path, "w") as f:
+    for _ in range(b * (steps + 2)):
+        f.write(json.dumps({"input_ids": [r.randrange(151643) for _ in range(s)]}) + "\n")
+PY
+  rm -rf "$TMP/run"
+  "$W" train --model "$model" --data "$data" --out "$TMP/run" --batch-size "$batch" --max-steps "$STEPS" \
+    --rank 16 --alpha 32 --targets all --lr 1e-4 --scheduler constant --warmup-steps 0 --device cuda --dtype bf16 \
+    --max-seq-len "$seq" "${extra[@]}" >> "$LOG" 2>&1 || { echo "wick train failed: $(tail -1 "$LOG")"; return; }
+  python3 - "$TMP/run/metrics.jsonl" <<'PY'
+import json, sys, statistics
+rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
+rows = [r for r in rows if "tokens_per_s" in r]
+warm = rows[2:] if len(rows) > 3 else rows
+tps = statistics.median(r["tokens_per_s"] for r in warm)
+mfu = [r["mfu"] for r in warm if "mfu" in r]
+s = "%.0f tok/s, %.2f GiB" % (tps, max(r.get("peak_device_gib", 0) for r in rows))
+if mfu:
+    s += ", MFU %.0f%%" % (100 * statistics.median(mfu))
+print(s)
+PY
+}
+
+peer_row() {  # preset batch seq flag compile -> "N tok/s, G GiB"
+  local extra=()
+  [ "$4" != - ] && extra=("$4")
+  [ "$5" = 1 ] && extra+=(--compile)
+  python3 bench/peer/torch_peer.py train --preset "$1" --batch "$2" --seq "$3" --rank 16 --steps "$STEPS" "${extra[@]}" \
+    2>> "$LOG" | tee -a "$LOG" | python3 -c "
+import json, sys
+for l in sys.stdin:
+    if l.startswith('{'):
+        d = json.loads(l); print('%d tok/s, %.1f GiB' % (d['tokens_per_s'], d['peak_gib'])); break
+else:
+    print('failed')"
+}
+
+for row in "${ROWS[@]}"; do
+  spec=$(row_spec "$row") || continue
+  read -r preset ppreset batch seq wflag pflag <<< "$spec"
+  echo "== $row" >> "$LOG"
+  w=$(wick_row "$preset" "$batch" "$seq" "$wflag")
+  pe="–"; pc="–"
+  if [ "${PEER:-1}" = 1 ]; then
+    pe=$(peer_row "$ppreset" "$batch" "$seq" "$pflag" 0)
+    [ "$row" = 0.5b ] && [ "${COMPILE:-1}" = 1 ] && pc=$(peer_row "$ppreset" "$batch" "$seq" "$pflag" 1)
+  fi
+  label="train $ppreset, $batch × $seq"
+  [ "$wflag" != - ] && label="$label, activation checkpointing"
+  echo "| $label | $w | $pe | $pc |" | tee -a "$TABLE"
+done
+echo "card: $GPU; $(date -u +%F); wick $(git rev-parse --short HEAD 2>/dev/null || echo '?')" | tee -a "$TABLE"
+rm -rf "$TMP"
