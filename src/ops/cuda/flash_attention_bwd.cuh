@@ -1,0 +1,426 @@
+// Flash attention backward on tensor cores (FlashAttention-2 scheme, deterministic; shared pieces in
+// flash_attention.cuh). P is recomputed from lse (P = exp(scale q.k - lse)); dS = P (dO.V^T - delta).
+//
+// Three launches, no atomics, so the gradients are bit-for-bit repeatable:
+//  1. delta = rowsum(dO * O) [B, H, T] f32 (one warp per query row; into the caller's scratch).
+//  2. dQ, query-major like the forward: a block of 4 warps owns 64 queries of one head and walks key tiles
+//     (K, V double-buffered through shared memory): S = Q.K^T, dP = dO.V^T (Q, dO fragments in registers),
+//     dS in registers, dQ += dS.K. Key tiles of 64 (D = 64) or 32 (D = 128, to stay in registers).
+//  3. dK, dV, key-major: a block of 4 warps owns 64 keys of one kv head (each warp 16) and walks the query
+//     tiles of ALL the group's query heads (GQA): S^T = K.Q^T, dP^T = V.dO^T, dV += P^T.dO, dK += dS^T.Q.
+//     The group's sum happens in registers, so dK and dV are written (=) once. Query tiles of 64 (D = 64)
+//     or 32 (D = 128); for D = 64 the warp's K and V fragments stay in registers.
+// Fused: the masks, P, dP and dS never leave registers (P and dS go from the accumulator layout straight
+// into A fragments). Cost: S and dP are computed in both 2 and 3 (7 tile products instead of the 5 of a
+// single pass with dQ atomics): the price of determinism.
+//
+// Tiles that the causal mask or the segment ranges leave empty are skipped, as in the forward.
+#pragma once
+#include "flash_attention.cuh"
+
+namespace wick::flash {
+
+constexpr int kBwdThreads = 128;
+constexpr int kDqBM = 64;
+constexpr int kDkvBN = 64;
+template <int D> __host__ __device__ constexpr int dq_bn() { return D <= 64 ? 64 : 32; }
+template <int D> __host__ __device__ constexpr int dkv_bm() { return D <= 64 ? 64 : 32; }
+
+// delta[b, h, t] = sum_d dout * out. One warp per (b, t, h) row, rows in memory order.
+template <int D>
+__global__ void __launch_bounds__(256) flash_bwd_delta_kernel(const FlashParams p) {
+  const long long row = (long long)blockIdx.x * 8 + (threadIdx.x >> 5);
+  const int lane = threadIdx.x & 31;
+  if (row >= (long long)p.B * p.T * p.H) return;
+  constexpr int E = D / 32;  // 2 or 4 elements a lane
+  const bf16* a = p.dout + row * D + lane * E;
+  const bf16* c = p.out + row * D + lane * E;
+  float s = 0.0f;
+#pragma unroll
+  for (int e = 0; e < E; e += 2) {
+    const float2 x = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162*>(a + e));
+    const float2 y = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162*>(c + e));
+    s += x.x * y.x + x.y * y.y;
+  }
+  for (int o = 16; o > 0; o >>= 1) s += __shfl_xor_sync(0xffffffffu, s, o);
+  if (lane == 0) {
+    const int h = static_cast<int>(row % p.H);
+    const long long bt = row / p.H;
+    const int t = static_cast<int>(bt % p.T);
+    const int b = static_cast<int>(bt / p.T);
+    p.delta[((long long)b * p.H + h) * p.T + t] = s;
+  }
+}
+
+inline size_t dq_smem_bytes(int D, int T) {
+  const int bn = D <= 64 ? 64 : 32;
+  const int tiles = (T + bn - 1) / bn;
+  return sizeof(bf16) * size_t(2 * kDqBM + 4 * bn) * D + sizeof(uint32_t) * (tiles / 32 + 1) + 64;
+}
+
+template <int D>
+__global__ void __launch_bounds__(kBwdThreads) flash_bwd_dq_kernel(const FlashParams p) {
+  constexpr int BM = kDqBM, BN = dq_bn<D>(), NT = kBwdThreads;
+  extern __shared__ __align__(128) unsigned char smem_raw[];
+  bf16* Qs = reinterpret_cast<bf16*>(smem_raw);  // [BM][D]
+  bf16* dOs = Qs + BM * D;                        // [BM][D]
+  bf16* Ks = dOs + BM * D;                        // [2][BN][D]
+  bf16* Vs = Ks + 2 * BN * D;                     // [2][BN][D]
+  int* red = reinterpret_cast<int*>(Vs + 2 * BN * D);
+  uint32_t* bits = reinterpret_cast<uint32_t*>(red + 8);
+
+  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+  const int h = blockIdx.y, b = blockIdx.z, g = h / p.n_rep;
+  const int t0 = (gridDim.x - 1 - blockIdx.x) * BM;
+  const int rows = min(BM, p.T - t0);
+  const long long q_stride = (long long)p.H * D, kv_stride = (long long)p.Hkv * D;
+  const long long q_base = ((long long)b * p.T + t0) * q_stride + (long long)h * D;
+  const bf16* kg = p.k + (long long)b * p.S * kv_stride + (long long)g * D;
+  const bf16* vg = p.v + (long long)b * p.S * kv_stride + (long long)g * D;
+  const int key_hi = p.kv_start + t0 + rows;
+  const int n_tiles = (key_hi + BN - 1) / BN;
+  const int32_t* segb = p.seg ? p.seg + (long long)b * p.T : nullptr;
+
+  load_tile<BM, D, NT>(Qs, p.q + q_base, q_stride, rows);
+  load_tile<BM, D, NT>(dOs, p.dout + q_base, q_stride, rows);
+  cp_async_commit();
+  if (segb) {
+    const int t = t0 + (threadIdx.x < rows ? threadIdx.x : 0);
+    int lo, hi;
+    block_minmax<NT>(segb[t], segb[t], red, lo, hi);
+    mark_tiles<BN, NT>(bits, n_tiles / 32 + 1, segb, key_hi, lo, hi);
+  }
+  auto next_tile = [&](int j) {
+    ++j;
+    if (segb)
+      while (j < n_tiles && !tile_marked(bits, j)) ++j;
+    return j;
+  };
+
+  const int r0 = warp * 16 + (lane >> 2);
+  const int tq[2] = {t0 + r0, t0 + r0 + 8};
+  const int kend[2] = {p.kv_start + tq[0], p.kv_start + tq[1]};
+  int sq[2] = {0, 0};
+  float lse2[2] = {0.0f, 0.0f}, dl[2] = {0.0f, 0.0f};
+#pragma unroll
+  for (int i = 0; i < 2; ++i) {
+    if (tq[i] >= p.T) continue;
+    const long long st = ((long long)b * p.H + h) * p.T + tq[i];
+    lse2[i] = p.lse[st] * kLog2e;
+    dl[i] = p.delta[st];
+    if (segb) sq[i] = segb[tq[i]];
+  }
+  const int warp_first_key = p.kv_start + t0 + warp * 16;
+  const float sl2 = p.scale * kLog2e;
+
+  int j = next_tile(-1);
+  if (j < n_tiles) {
+    load_tile<BN, D, NT>(Ks, kg + (long long)j * BN * kv_stride, kv_stride, min(BN, key_hi - j * BN));
+    load_tile<BN, D, NT>(Vs, vg + (long long)j * BN * kv_stride, kv_stride, min(BN, key_hi - j * BN));
+  }
+  cp_async_commit();
+
+  uint32_t qf[D / 16][4], df[D / 16][4];
+  float acc[D / 8][4];
+#pragma unroll
+  for (int i = 0; i < D / 8; ++i) acc[i][0] = acc[i][1] = acc[i][2] = acc[i][3] = 0.0f;
+  bool have_q = false;
+  int stage = 0;
+
+  while (j < n_tiles) {
+    const int jn = next_tile(j);
+    cp_async_wait<0>();
+    __syncthreads();
+    if (!have_q) {
+#pragma unroll
+      for (int kk = 0; kk < D / 16; ++kk) {
+        load_a<D>(qf[kk], Qs, warp * 16, kk, lane);
+        load_a<D>(df[kk], dOs, warp * 16, kk, lane);
+      }
+      have_q = true;
+    }
+    if (jn < n_tiles) {
+      load_tile<BN, D, NT>(Ks + (stage ^ 1) * BN * D, kg + (long long)jn * BN * kv_stride, kv_stride,
+                           min(BN, key_hi - jn * BN));
+      load_tile<BN, D, NT>(Vs + (stage ^ 1) * BN * D, vg + (long long)jn * BN * kv_stride, kv_stride,
+                           min(BN, key_hi - jn * BN));
+    }
+    cp_async_commit();
+
+    const int k0 = j * BN;
+    if (k0 <= warp_first_key + 15) {
+      const bf16* kt = Ks + stage * BN * D;
+      const bf16* vt = Vs + stage * BN * D;
+      float s[BN / 8][4], dp[BN / 8][4];
+#pragma unroll
+      for (int i = 0; i < BN / 8; ++i)
+#pragma unroll
+        for (int e = 0; e < 4; ++e) s[i][e] = dp[i][e] = 0.0f;
+#pragma unroll
+      for (int kk = 0; kk < D / 16; ++kk) {
+#pragma unroll
+        for (int np = 0; np < BN / 16; ++np) {
+          uint32_t kb[4], vb[4];
+          load_b<D>(kb, kt, np * 16, kk, lane);
+          load_b<D>(vb, vt, np * 16, kk, lane);
+          mma_bf16(s[2 * np], qf[kk], kb[0], kb[1]);
+          mma_bf16(s[2 * np + 1], qf[kk], kb[2], kb[3]);
+          mma_bf16(dp[2 * np], df[kk], vb[0], vb[1]);
+          mma_bf16(dp[2 * np + 1], df[kk], vb[2], vb[3]);
+        }
+      }
+      const bool mask = segb || k0 + BN - 1 > warp_first_key;
+#pragma unroll
+      for (int nt = 0; nt < BN / 8; ++nt) {
+#pragma unroll
+        for (int e = 0; e < 4; ++e) {
+          const int i = e >> 1;
+          bool ok = true;
+          if (mask) {
+            const int key = k0 + nt * 8 + ((lane & 3) << 1) + (e & 1);
+            ok = key <= kend[i] && key < key_hi;
+            if (segb && ok) ok = segb[key] == sq[i];
+          }
+          const float pr = ok ? exp2f(s[nt][e] * sl2 - lse2[i]) : 0.0f;
+          s[nt][e] = pr * (dp[nt][e] - dl[i]);  // dS
+        }
+      }
+#pragma unroll
+      for (int kk = 0; kk < BN / 16; ++kk) {
+        const uint32_t a[4] = {pack_bf16(s[2 * kk][0], s[2 * kk][1]), pack_bf16(s[2 * kk][2], s[2 * kk][3]),
+                               pack_bf16(s[2 * kk + 1][0], s[2 * kk + 1][1]),
+                               pack_bf16(s[2 * kk + 1][2], s[2 * kk + 1][3])};
+#pragma unroll
+        for (int dp2 = 0; dp2 < D / 16; ++dp2) {
+          uint32_t kb[4];
+          load_b_trans<D>(kb, kt, kk * 16, dp2, lane);
+          mma_bf16(acc[2 * dp2], a, kb[0], kb[1]);
+          mma_bf16(acc[2 * dp2 + 1], a, kb[2], kb[3]);
+        }
+      }
+    }
+    stage ^= 1;
+    j = jn;
+  }
+
+#pragma unroll
+  for (int i = 0; i < 2; ++i) {
+    if (tq[i] >= p.T) continue;
+    bf16* row = p.dq + q_base + (long long)(tq[i] - t0) * q_stride;
+#pragma unroll
+    for (int dt = 0; dt < D / 8; ++dt)
+      *reinterpret_cast<__nv_bfloat162*>(row + dt * 8 + ((lane & 3) << 1)) =
+          __floats2bfloat162_rn(acc[dt][2 * i] * p.scale, acc[dt][2 * i + 1] * p.scale);
+  }
+}
+
+inline size_t dkv_smem_bytes(int D, int T) {
+  const int bm = D <= 64 ? 64 : 32;
+  const int tiles = (T + bm - 1) / bm;
+  return sizeof(bf16) * size_t(2 * kDkvBN + 4 * bm) * D + sizeof(float) * 4 * bm +
+         sizeof(uint32_t) * (tiles / 32 + 1) + 64;
+}
+
+template <int D>
+__global__ void __launch_bounds__(kBwdThreads) flash_bwd_dkdv_kernel(const FlashParams p) {
+  constexpr int BN = kDkvBN, BM = dkv_bm<D>(), NT = kBwdThreads;
+  constexpr bool kHoist = D <= 64;  // keep the warp's K, V fragments in registers
+  extern __shared__ __align__(128) unsigned char smem_raw[];
+  bf16* Ks = reinterpret_cast<bf16*>(smem_raw);  // [BN][D]
+  bf16* Vs = Ks + BN * D;                         // [BN][D]
+  bf16* Qs = Vs + BN * D;                         // [2][BM][D]
+  bf16* dOs = Qs + 2 * BM * D;                    // [2][BM][D]
+  float* Ls = reinterpret_cast<float*>(dOs + 2 * BM * D);  // [2][BM] lse * log2(e) (+inf past T)
+  float* Dl = Ls + 2 * BM;                                 // [2][BM] delta
+  int* red = reinterpret_cast<int*>(Dl + 2 * BM);
+  uint32_t* bits = reinterpret_cast<uint32_t*>(red + 8);
+
+  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+  const int g = blockIdx.y, b = blockIdx.z;
+  const int k0 = blockIdx.x * BN;  // the block's keys [k0, k0 + krows); low keys (most queries) first
+  const int krows = min(BN, p.T - k0);
+  const long long q_stride = (long long)p.H * D, kv_stride = (long long)p.Hkv * D;
+  const int32_t* segb = p.seg ? p.seg + (long long)b * p.T : nullptr;
+
+  load_tile<BN, D, NT>(Ks, p.k + ((long long)b * p.S + k0) * kv_stride + (long long)g * D, kv_stride, krows);
+  load_tile<BN, D, NT>(Vs, p.v + ((long long)b * p.S + k0) * kv_stride + (long long)g * D, kv_stride, krows);
+  cp_async_commit();
+
+  const int q_lo = max(0, k0 - p.kv_start);  // first query that sees key k0
+  const int qt_lo = q_lo / BM;
+  const int n_qt = (p.T + BM - 1) / BM;
+  const int span = n_qt - qt_lo;
+  if (segb) {
+    const int kk = k0 + (threadIdx.x < krows ? threadIdx.x : 0);
+    int lo, hi;
+    block_minmax<NT>(segb[kk], segb[kk], red, lo, hi);
+    mark_tiles<BM, NT>(bits, n_qt / 32 + 1, segb, p.T, lo, hi);
+  }
+  const int n_it = span * p.n_rep;  // (head in group, query tile), heads outer
+  auto next_it = [&](int it) {
+    ++it;
+    if (segb)
+      while (it < n_it && !tile_marked(bits, qt_lo + it % span)) ++it;
+    return it;
+  };
+  auto issue = [&](int it, int st) {  // loads of iteration it into stage st
+    const int h = g * p.n_rep + it / span, q0 = (qt_lo + it % span) * BM;
+    const long long base = ((long long)b * p.T + q0) * q_stride + (long long)h * D;
+    const int rows = min(BM, p.T - q0);
+    load_tile<BM, D, NT>(Qs + st * BM * D, p.q + base, q_stride, rows);
+    load_tile<BM, D, NT>(dOs + st * BM * D, p.dout + base, q_stride, rows);
+    for (int i = threadIdx.x; i < BM; i += NT) {
+      const long long sidx = ((long long)b * p.H + h) * p.T + q0 + i;
+      Ls[st * BM + i] = i < rows ? p.lse[sidx] * kLog2e : INFINITY;
+      Dl[st * BM + i] = i < rows ? p.delta[sidx] : 0.0f;
+    }
+  };
+
+  int it = next_it(-1);
+  if (it < n_it) issue(it, 0);
+  cp_async_commit();
+
+  const int kr = warp * 16 + (lane >> 2);  // this thread's key rows kr, kr + 8 (of the block's)
+  const int key[2] = {k0 + kr, k0 + kr + 8};
+  int sk[2] = {0, 0};
+  if (segb) sk[0] = segb[min(key[0], p.T - 1)], sk[1] = segb[min(key[1], p.T - 1)];
+  const float sl2 = p.scale * kLog2e;
+
+  uint32_t kf[kHoist ? D / 16 : 1][4], vf[kHoist ? D / 16 : 1][4];
+  float dk[D / 8][4], dv[D / 8][4];
+#pragma unroll
+  for (int i = 0; i < D / 8; ++i)
+#pragma unroll
+    for (int e = 0; e < 4; ++e) dk[i][e] = dv[i][e] = 0.0f;
+  bool have_kv = false;
+  int stage = 0;
+
+  while (it < n_it) {
+    const int itn = next_it(it);
+    cp_async_wait<0>();
+    __syncthreads();
+    if (kHoist && !have_kv) {
+#pragma unroll
+      for (int kk = 0; kk < (kHoist ? D / 16 : 1); ++kk) {
+        load_a<D>(kf[kk], Ks, warp * 16, kk, lane);
+        load_a<D>(vf[kk], Vs, warp * 16, kk, lane);
+      }
+      have_kv = true;
+    }
+    if (itn < n_it) issue(itn, stage ^ 1);
+    cp_async_commit();
+
+    const int q0 = (qt_lo + it % span) * BM;
+    // the warp's keys k0 + 16 warp .. + 15 are seen by queries t >= key - kv_start
+    if (q0 + BM - 1 >= k0 + warp * 16 - p.kv_start) {
+      const bf16* qt = Qs + stage * BM * D;
+      const bf16* dt = dOs + stage * BM * D;
+      const float* ls = Ls + stage * BM;
+      const float* dls = Dl + stage * BM;
+      float s[BM / 8][4], dp[BM / 8][4];
+#pragma unroll
+      for (int i = 0; i < BM / 8; ++i)
+#pragma unroll
+        for (int e = 0; e < 4; ++e) s[i][e] = dp[i][e] = 0.0f;
+#pragma unroll
+      for (int kk = 0; kk < D / 16; ++kk) {
+        uint32_t ka[4], va[4];
+        if constexpr (kHoist) {
+#pragma unroll
+          for (int e = 0; e < 4; ++e) ka[e] = kf[kHoist ? kk : 0][e], va[e] = vf[kHoist ? kk : 0][e];
+        } else {
+          load_a<D>(ka, Ks, warp * 16, kk, lane);
+          load_a<D>(va, Vs, warp * 16, kk, lane);
+        }
+#pragma unroll
+        for (int np = 0; np < BM / 16; ++np) {
+          uint32_t qb[4], db[4];
+          load_b<D>(qb, qt, np * 16, kk, lane);
+          load_b<D>(db, dt, np * 16, kk, lane);
+          mma_bf16(s[2 * np], ka, qb[0], qb[1]);
+          mma_bf16(s[2 * np + 1], ka, qb[2], qb[3]);
+          mma_bf16(dp[2 * np], va, db[0], db[1]);
+          mma_bf16(dp[2 * np + 1], va, db[2], db[3]);
+        }
+      }
+      const bool mask = segb || q0 < k0 + warp * 16 + 15 - p.kv_start || q0 + BM > p.T;
+#pragma unroll
+      for (int nt = 0; nt < BM / 8; ++nt) {
+#pragma unroll
+        for (int e = 0; e < 4; ++e) {
+          const int i = e >> 1, c = nt * 8 + ((lane & 3) << 1) + (e & 1);
+          bool ok = true;
+          if (mask) {
+            const int t = q0 + c;
+            ok = t < p.T && key[i] <= p.kv_start + t && key[i] < p.T;
+            if (segb && ok) ok = segb[t] == sk[i];
+          }
+          const float pr = ok ? exp2f(s[nt][e] * sl2 - ls[c]) : 0.0f;
+          s[nt][e] = pr;
+          dp[nt][e] = pr * (dp[nt][e] - dls[c]);  // dS^T
+        }
+      }
+#pragma unroll
+      for (int kk = 0; kk < BM / 16; ++kk) {
+        const uint32_t pa[4] = {pack_bf16(s[2 * kk][0], s[2 * kk][1]), pack_bf16(s[2 * kk][2], s[2 * kk][3]),
+                                pack_bf16(s[2 * kk + 1][0], s[2 * kk + 1][1]),
+                                pack_bf16(s[2 * kk + 1][2], s[2 * kk + 1][3])};
+        const uint32_t sa[4] = {pack_bf16(dp[2 * kk][0], dp[2 * kk][1]), pack_bf16(dp[2 * kk][2], dp[2 * kk][3]),
+                                pack_bf16(dp[2 * kk + 1][0], dp[2 * kk + 1][1]),
+                                pack_bf16(dp[2 * kk + 1][2], dp[2 * kk + 1][3])};
+#pragma unroll
+        for (int d2 = 0; d2 < D / 16; ++d2) {
+          uint32_t gb[4], qb[4];
+          load_b_trans<D>(gb, dt, kk * 16, d2, lane);
+          load_b_trans<D>(qb, qt, kk * 16, d2, lane);
+          mma_bf16(dv[2 * d2], pa, gb[0], gb[1]);
+          mma_bf16(dv[2 * d2 + 1], pa, gb[2], gb[3]);
+          mma_bf16(dk[2 * d2], sa, qb[0], qb[1]);
+          mma_bf16(dk[2 * d2 + 1], sa, qb[2], qb[3]);
+        }
+      }
+    }
+    stage ^= 1;
+    it = itn;
+  }
+  cp_async_wait<0>();  // K/V may still be in flight when there was no iteration
+
+#pragma unroll
+  for (int i = 0; i < 2; ++i) {
+    if (key[i] >= p.T) continue;
+    const long long o = ((long long)b * p.dkv_rows + key[i]) * kv_stride + (long long)g * D + ((lane & 3) << 1);
+#pragma unroll
+    for (int d = 0; d < D / 8; ++d) {
+      *reinterpret_cast<__nv_bfloat162*>(p.dk + o + d * 8) =
+          __floats2bfloat162_rn(dk[d][2 * i] * p.scale, dk[d][2 * i + 1] * p.scale);
+      *reinterpret_cast<__nv_bfloat162*>(p.dv + o + d * 8) = __floats2bfloat162_rn(dv[d][2 * i], dv[d][2 * i + 1]);
+    }
+  }
+}
+
+template <int D> cudaError_t launch_bwd(const FlashParams& p, cudaStream_t stream) {
+  const long long rows = (long long)p.B * p.T * p.H;
+  flash_bwd_delta_kernel<D><<<static_cast<unsigned>((rows + 7) / 8), 256, 0, stream>>>(p);
+  cudaError_t e = cudaGetLastError();
+  if (e != cudaSuccess) return e;
+  const size_t smem_q = dq_smem_bytes(D, p.T);
+  e = cudaFuncSetAttribute(flash_bwd_dq_kernel<D>, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem_q));
+  if (e != cudaSuccess) return e;
+  flash_bwd_dq_kernel<D><<<dim3((p.T + kDqBM - 1) / kDqBM, p.H, p.B), kBwdThreads, smem_q, stream>>>(p);
+  e = cudaGetLastError();
+  if (e != cudaSuccess) return e;
+  const size_t smem_kv = dkv_smem_bytes(D, p.T);
+  e = cudaFuncSetAttribute(flash_bwd_dkdv_kernel<D>, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem_kv));
+  if (e != cudaSuccess) return e;
+  flash_bwd_dkdv_kernel<D><<<dim3((p.T + kDkvBN - 1) / kDkvBN, p.Hkv, p.B), kBwdThreads, smem_kv, stream>>>(p);
+  return cudaGetLastError();
+}
+
+// Backward (kv_len == T, no cache). p.delta must hold B * H * T floats of scratch.
+inline cudaError_t flash_backward(const FlashParams& p, cudaStream_t stream) {
+  if (p.D == 64) return launch_bwd<64>(p, stream);
+  if (p.D == 128) return launch_bwd<128>(p, stream);
+  return cudaErrorInvalidValue;
+}
+
+}  // namespace wick::flash
