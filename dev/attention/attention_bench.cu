@@ -8,7 +8,9 @@
 //
 // Variants (numbered; each a forward and a backward):
 //   1  FA2 mma.sync m16n8k16, cp.async double-buffered tiles, deterministic two-pass backward
-//      (delta, dQ query-major, dK/dV key-major summing the GQA group) - what wick dispatches to.
+//      (delta, dQ query-major, dK/dV key-major summing the whole GQA group in one block).
+//   2  as 1, but the dK/dV pass splits the group's heads over blocks when its grid is small (f32 partials,
+//      then an ordered reduce: still deterministic) - what wick dispatches to.
 //
 // Checks: ||out - ref|| / ||ref|| for out, lse, dq, dk, dv on random inputs (fresh per check), outputs
 // poisoned with NaN first (an unwritten element fails). Full f64 reference on small odd shapes (T not a
@@ -43,14 +45,30 @@ using wick::flash::FlashParams;
     }                                                                                           \
   } while (0)
 
+static int g_sms = 132;
+
+// v1: the dK/dV pass sums the whole GQA group in one block (no split, no partials)
+static cudaError_t bwd_v1(const FlashParams& p, cudaStream_t s, int parts) {
+  FlashParams q = p;
+  q.dkv_split = 1;
+  return wick::flash::flash_backward(q, s, parts);
+}
+// v2: the group's heads split over blocks when the grid is small (f32 partials + ordered reduce)
+static cudaError_t bwd_v2(const FlashParams& p, cudaStream_t s, int parts) {
+  FlashParams q = p;
+  wick::flash::flash_bwd_plan(q, g_sms);
+  return wick::flash::flash_backward(q, s, parts);
+}
+
 struct Variant {
   int id;
   const char* name;
   cudaError_t (*fwd)(const FlashParams&, cudaStream_t);
-  cudaError_t (*bwd)(const FlashParams&, cudaStream_t);
+  cudaError_t (*bwd)(const FlashParams&, cudaStream_t, int parts);
 };
 static const Variant kVariants[] = {
-    {1, "fa2-mma-det", wick::flash::flash_forward, wick::flash::flash_backward},
+    {1, "fa2-mma-det", wick::flash::flash_forward, bwd_v1},
+    {2, "fa2-mma-det-split", wick::flash::flash_forward, bwd_v2},
 };
 
 struct Shape {
@@ -72,7 +90,7 @@ struct Problem {
   std::vector<int32_t> seg;
   bf16 *dq_ = nullptr, *dk_ = nullptr, *dv_ = nullptr, *q_ = nullptr, *k_ = nullptr, *v_ = nullptr, *o_ = nullptr,
        *do_ = nullptr;
-  float *lse_ = nullptr, *delta_ = nullptr;
+  float *lse_ = nullptr, *scratch_ = nullptr;
   int32_t* seg_ = nullptr;
   size_t nq, nk;
 };
@@ -122,7 +140,12 @@ static void fill_problem(Problem& p, const Shape& s, uint64_t seed) {
   CK(cudaMalloc(&p.dk_, size_t(s.B) * s.T * s.Hkv * s.D * sizeof(bf16)));
   CK(cudaMalloc(&p.dv_, size_t(s.B) * s.T * s.Hkv * s.D * sizeof(bf16)));
   CK(cudaMalloc(&p.lse_, size_t(s.B) * s.H * s.T * sizeof(float)));
-  CK(cudaMalloc(&p.delta_, size_t(s.B) * s.H * s.T * sizeof(float)));
+  {  // scratch for the largest split (every head its own block)
+    FlashParams f;
+    f.B = s.B, f.T = s.T, f.H = s.H, f.Hkv = s.Hkv, f.D = s.D, f.n_rep = s.H / s.Hkv;
+    wick::flash::flash_bwd_plan(f, 1 << 20);  // as if the GPU were huge: split = n_rep
+    CK(cudaMalloc(&p.scratch_, wick::flash::flash_bwd_plan(f, 1 << 20)));
+  }
   if (s.seg) {
     CK(cudaMalloc(&p.seg_, p.seg.size() * sizeof(int32_t)));
     CK(cudaMemcpy(p.seg_, p.seg.data(), p.seg.size() * sizeof(int32_t), cudaMemcpyHostToDevice));
@@ -131,14 +154,14 @@ static void fill_problem(Problem& p, const Shape& s, uint64_t seed) {
 
 static void free_problem(Problem& p) {
   for (void* x : {(void*)p.q_, (void*)p.k_, (void*)p.v_, (void*)p.o_, (void*)p.do_, (void*)p.dq_, (void*)p.dk_,
-                  (void*)p.dv_, (void*)p.lse_, (void*)p.delta_, (void*)p.seg_})
+                  (void*)p.dv_, (void*)p.lse_, (void*)p.scratch_, (void*)p.seg_})
     if (x) CK(cudaFree(x));
 }
 
 static FlashParams params(const Problem& p) {
   FlashParams f;
   f.q = p.q_, f.k = p.k_, f.v = p.v_, f.out = p.o_, f.dout = p.do_, f.o = p.o_, f.lse = p.lse_;
-  f.dq = p.dq_, f.dk = p.dk_, f.dv = p.dv_, f.delta = p.delta_, f.seg = p.seg_;
+  f.dq = p.dq_, f.dk = p.dk_, f.dv = p.dv_, f.scratch = p.scratch_, f.seg = p.seg_;
   f.B = p.s.B, f.T = p.s.T, f.H = p.s.H, f.Hkv = p.s.Hkv, f.D = p.s.D, f.n_rep = p.s.H / p.s.Hkv;
   f.kv_len = p.kv_len, f.kv_start = p.kv_start, f.S = p.S, f.dkv_rows = p.s.T;
   f.scale = 1.0f / std::sqrt(float(p.s.D));
@@ -274,7 +297,7 @@ static bool check(const Variant& v, const Shape& s, uint64_t seed, FILE* log) {
     CK(cudaMemset(p.dq_, 0xff, p.nq * sizeof(bf16)));
     CK(cudaMemset(p.dk_, 0xff, nkv * sizeof(bf16)));
     CK(cudaMemset(p.dv_, 0xff, nkv * sizeof(bf16)));
-    CK(v.bwd(f, 0));
+    CK(v.bwd(f, 0, 7));
   }
   CK(cudaDeviceSynchronize());
   const auto out = down_bf16(p.o_, p.nq);
@@ -368,7 +391,7 @@ static void timing(const Variant& v, const Shape& s, int reps, FILE* log) {
   for (int i = 0; i < 3; ++i) f[i] = params(ps[i]);
   for (int i = 0; i < 3; ++i) {  // warm up; lse for bwd
     CK(v.fwd(f[i], 0));
-    CK(v.bwd(f[i], 0));
+    CK(v.bwd(f[i], 0, 7));
   }
   CK(cudaDeviceSynchronize());
   cudaEvent_t a, b;
@@ -379,14 +402,16 @@ static void timing(const Variant& v, const Shape& s, int reps, FILE* log) {
   // causal FLOPs: QK^T and PV over T(T+1)/2 pairs (kv_start 0)
   const double pairs = double(s.B) * s.H * (double(s.T) * (s.T + 1) / 2);
   const double fl_fwd = 4.0 * pairs * s.D, fl_bwd = 10.0 * pairs * s.D;  // the 5-product count
-  const char* names[3] = {"fwd", "bwd", "fwd+bwd"};
-  for (int stage = 0; stage < 3; ++stage) {
+  // stages 3..5: the backward's launches one by one (delta; dQ; dK/dV with its reduce)
+  const char* names[6] = {"fwd", "bwd", "fwd+bwd", "bwd:delta", "bwd:dq", "bwd:dkdv"};
+  const int parts[6] = {0, 7, 7, 1, 2, 4};
+  for (int stage = 0; stage < 6; ++stage) {
     std::vector<float> ms;
     for (int r = 0; r < reps; ++r) {
       const FlashParams& fp = f[r % 3];
       CK(cudaEventRecord(a));
-      if (stage != 1) CK(v.fwd(fp, 0));
-      if (stage != 0) CK(v.bwd(fp, 0));
+      if (stage == 0 || stage == 2) CK(v.fwd(fp, 0));
+      if (stage != 0) CK(v.bwd(fp, 0, parts[stage]));
       CK(cudaEventRecord(b));
       CK(cudaEventSynchronize(b));
       float t;
@@ -394,7 +419,8 @@ static void timing(const Variant& v, const Shape& s, int reps, FILE* log) {
       ms.push_back(t);
     }
     const double med = median(ms);
-    const double fl = stage == 0 ? fl_fwd : stage == 1 ? fl_bwd : fl_fwd + fl_bwd;
+    const double fl = stage == 0 ? fl_fwd : stage == 1 ? fl_bwd : stage == 2 ? fl_fwd + fl_bwd
+                    : stage == 4 ? 6.0 * pairs * s.D : stage == 5 ? 8.0 * pairs * s.D : 0.0;
     char line[256];
     std::snprintf(line, sizeof line, "time  v%d %-10s %-8s %8.3f ms  %6.1f TFLOP/s (min %.3f, max %.3f, %d reps)\n",
                   v.id, s.name, names[stage], med, fl / (med * 1e-3) / 1e12, *std::min_element(ms.begin(), ms.end()),
@@ -417,6 +443,7 @@ int main(int argc, char** argv) {
   }
   cudaDeviceProp prop;
   CK(cudaGetDeviceProperties(&prop, 0));
+  g_sms = prop.multiProcessorCount;
   std::printf("device: %s, %d SMs, L2 %d MB, cc %d.%d\n", prop.name, prop.multiProcessorCount, prop.l2CacheSize >> 20,
               prop.major, prop.minor);
   const char* out_dir = std::getenv("OUT");

@@ -1,16 +1,16 @@
 #!/usr/bin/env bash
 # One device call (run from the carried copy of the tree): harness checks + timings, the PyTorch SDPA peer,
 # then (unless --no-wick) wick's CUDA test binary built for sm_90 and its attention + model tests in bf16/f32.
-#   bash dev/attention/device_run.sh [--no-wick] [--no-bench] [harness variants...]
+#   bash dev/attention/device_run.sh [--no-wick] [--no-bench] [--no-sdpa] [harness variants...]
 # The harness binary is built on the development machine (nvcc, static cudart) and carried as
 # dev/attention/attention_bench.bin; it is rebuilt here if it is missing or does not start.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 OUTDIR=${OUT:-out/attn}
 mkdir -p "$OUTDIR"
-WICK=1 BENCH=1 ARGS=()
+WICK=1 BENCH=1 SDPA=1 ARGS=()
 for a in "$@"; do
-  case "$a" in --no-wick) WICK=0 ;; --no-bench) BENCH=0 ;; *) ARGS+=("$a") ;; esac
+  case "$a" in --no-wick) WICK=0 ;; --no-bench) BENCH=0 ;; --no-sdpa) SDPA=0 ;; *) ARGS+=("$a") ;; esac
 done
 nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.max.sm,temperature.gpu,power.draw --format=csv | tee "$OUTDIR/gpu.txt"
 BIN=dev/attention/attention_bench.bin
@@ -22,8 +22,10 @@ if [ $BENCH -eq 1 ]; then
   fi
   echo "== harness"
   $BIN ${ARGS[@]+"${ARGS[@]}"} 2>&1 | tee "$OUTDIR/bench.txt"
-  echo "== sdpa peer"
-  PYTHONUNBUFFERED=1 python3 dev/attention/sdpa_peer.py 2>&1 | tee "$OUTDIR/sdpa.txt"
+  if [ $SDPA -eq 1 ]; then
+    echo "== sdpa peer"
+    PYTHONUNBUFFERED=1 python3 dev/attention/sdpa_peer.py 2>&1 | tee "$OUTDIR/sdpa.txt"
+  fi
 fi
 if [ $WICK -eq 1 ]; then
   echo "== wick build (wick_cuda_tests, sm_90)"

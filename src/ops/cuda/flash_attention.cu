@@ -49,7 +49,8 @@ void flash_attention_backward(const Tensor& dout, const Tensor& q, const Tensor&
   p.dv = cuda::ptr<flash::bf16>(dv);
   p.dkv_rows = dk.dim(1);
   cudaStream_t s = cuda::stream_of(dq);
-  p.delta = static_cast<float*>(cuda::scratch(dev, sizeof(float) * size_t(p.B) * p.H * p.T));
+  const size_t bytes = flash::flash_bwd_plan(p, cuda::sm_count(dev));
+  p.scratch = static_cast<float*>(cuda::scratch(dev, bytes));
   WICK_CUDA_CHECK(flash::flash_backward(p, s));
 }
 

@@ -38,7 +38,8 @@ struct FlashParams {
   bf16* dq = nullptr;
   bf16* dk = nullptr;
   bf16* dv = nullptr;
-  float* delta = nullptr;  // backward scratch [B, H, T]: rowsum(dout * out)
+  float* scratch = nullptr;  // backward: flash_bwd_plan() bytes of device memory (delta, dK/dV partials)
+  int dkv_split = 1;         // backward: blocks a GQA group's heads are split over (set by flash_bwd_plan)
   const int32_t* seg = nullptr;
   int B = 0, T = 0, H = 0, Hkv = 0, D = 0, n_rep = 1;
   int kv_len = 0, kv_start = 0;

@@ -10,6 +10,10 @@
 //     tiles of ALL the group's query heads (GQA): S^T = K.Q^T, dP^T = V.dO^T, dV += P^T.dO, dK += dS^T.Q.
 //     The group's sum happens in registers, so dK and dV are written (=) once. Query tiles of 64 (D = 64)
 //     or 32 (D = 128); for D = 64 the warp's K and V fragments stay in registers.
+//     When (key tiles x kv heads x batch) is too few blocks to fill the GPU (a block holds up to 7 heads x T
+//     queries of work: the 0.5B layer gives 256 blocks, the first with 7x the last's work), the group's
+//     heads are split over dkv_split blocks that write f32 partials, and
+//  4. a reduce sums the partials in split order (still deterministic) and rounds dK, dV to bf16 once.
 // Fused: the masks, P, dP and dS never leave registers (P and dS go from the accumulator layout straight
 // into A fragments). Cost: S and dP are computed in both 2 and 3 (7 tile products instead of the 5 of a
 // single pass with dQ atomics): the price of determinism.
@@ -25,6 +29,50 @@ constexpr int kDqBM = 64;
 constexpr int kDkvBN = 64;
 template <int D> __host__ __device__ constexpr int dq_bn() { return D <= 64 ? 64 : 32; }
 template <int D> __host__ __device__ constexpr int dkv_bm() { return D <= 64 ? 64 : 32; }
+
+// Scratch layout: delta [B, H, T] f32, then (dkv_split > 1) the dK, dV partials, 16-byte aligned.
+__host__ __device__ inline long long dkv_part_offset(const FlashParams& p) {
+  return ((long long)p.B * p.H * p.T + 3) / 4 * 4;
+}
+
+// Picks p.dkv_split for a GPU of `sms` multiprocessors (the smallest divisor of n_rep that gives the dK/dV
+// launch 4 blocks an SM) and returns the bytes of p.scratch the backward needs.
+inline size_t flash_bwd_plan(FlashParams& p, int sms) {
+  const long long blocks = (long long)((p.T + kDkvBN - 1) / kDkvBN) * p.Hkv * p.B;
+  p.dkv_split = 1;
+  if (p.n_rep > 1 && blocks < 4LL * sms) {
+    p.dkv_split = p.n_rep;
+    for (int d = 2; d < p.n_rep; ++d)
+      if (p.n_rep % d == 0 && blocks * d >= 4LL * sms) {
+        p.dkv_split = d;
+        break;
+      }
+  }
+  long long floats = dkv_part_offset(p);
+  if (p.dkv_split > 1) floats += 2LL * p.dkv_split * p.B * p.T * p.Hkv * p.D;
+  return sizeof(float) * size_t(floats);
+}
+
+// dk, dv = sum over splits of the partials (in split order), rounded to bf16. 4 elements a thread.
+__global__ void __launch_bounds__(256) flash_bwd_dkv_reduce_kernel(const FlashParams p) {
+  const long long n = (long long)p.B * p.T * p.Hkv * p.D;  // elements of one partial
+  const long long e = ((long long)blockIdx.x * 256 + threadIdx.x) * 4;
+  if (e >= n) return;
+  const float* part = p.scratch + dkv_part_offset(p);
+  float4 k = make_float4(0.f, 0.f, 0.f, 0.f), v = k;
+  for (int s = 0; s < p.dkv_split; ++s) {
+    const float4 a = *reinterpret_cast<const float4*>(part + s * n + e);
+    const float4 c = *reinterpret_cast<const float4*>(part + (p.dkv_split + s) * n + e);
+    k.x += a.x, k.y += a.y, k.z += a.z, k.w += a.w;
+    v.x += c.x, v.y += c.y, v.z += c.z, v.w += c.w;
+  }
+  const long long per_b = (long long)p.T * p.Hkv * p.D;
+  const long long o = e / per_b * p.dkv_rows * p.Hkv * p.D + e % per_b;
+  __nv_bfloat162* dk = reinterpret_cast<__nv_bfloat162*>(p.dk + o);
+  __nv_bfloat162* dv = reinterpret_cast<__nv_bfloat162*>(p.dv + o);
+  dk[0] = __floats2bfloat162_rn(k.x, k.y), dk[1] = __floats2bfloat162_rn(k.z, k.w);
+  dv[0] = __floats2bfloat162_rn(v.x, v.y), dv[1] = __floats2bfloat162_rn(v.z, v.w);
+}
 
 // delta[b, h, t] = sum_d dout * out. One warp per (b, t, h) row, rows in memory order.
 template <int D>
@@ -48,7 +96,7 @@ __global__ void __launch_bounds__(256) flash_bwd_delta_kernel(const FlashParams 
     const long long bt = row / p.H;
     const int t = static_cast<int>(bt % p.T);
     const int b = static_cast<int>(bt / p.T);
-    p.delta[((long long)b * p.H + h) * p.T + t] = s;
+    p.scratch[((long long)b * p.H + h) * p.T + t] = s;
   }
 }
 
@@ -107,7 +155,7 @@ __global__ void __launch_bounds__(kBwdThreads) flash_bwd_dq_kernel(const FlashPa
     if (tq[i] >= p.T) continue;
     const long long st = ((long long)b * p.H + h) * p.T + tq[i];
     lse2[i] = p.lse[st] * kLog2e;
-    dl[i] = p.delta[st];
+    dl[i] = p.scratch[st];
     if (segb) sq[i] = segb[tq[i]];
   }
   const int warp_first_key = p.kv_start + t0 + warp * 16;
@@ -236,7 +284,8 @@ __global__ void __launch_bounds__(kBwdThreads) flash_bwd_dkdv_kernel(const Flash
   uint32_t* bits = reinterpret_cast<uint32_t*>(red + 8);
 
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
-  const int g = blockIdx.y, b = blockIdx.z;
+  const int g = blockIdx.y / p.dkv_split, split = blockIdx.y % p.dkv_split, b = blockIdx.z;
+  const int hpb = p.n_rep / p.dkv_split;  // the block's heads: g n_rep + split hpb + [0, hpb)
   const int k0 = blockIdx.x * BN;  // the block's keys [k0, k0 + krows); low keys (most queries) first
   const int krows = min(BN, p.T - k0);
   const long long q_stride = (long long)p.H * D, kv_stride = (long long)p.Hkv * D;
@@ -256,7 +305,7 @@ __global__ void __launch_bounds__(kBwdThreads) flash_bwd_dkdv_kernel(const Flash
     block_minmax<NT>(segb[kk], segb[kk], red, lo, hi);
     mark_tiles<BM, NT>(bits, n_qt / 32 + 1, segb, p.T, lo, hi);
   }
-  const int n_it = span * p.n_rep;  // (head in group, query tile), heads outer
+  const int n_it = span * hpb;  // (head of the block, query tile), heads outer
   auto next_it = [&](int it) {
     ++it;
     if (segb)
@@ -264,7 +313,7 @@ __global__ void __launch_bounds__(kBwdThreads) flash_bwd_dkdv_kernel(const Flash
     return it;
   };
   auto issue = [&](int it, int st) {  // loads of iteration it into stage st
-    const int h = g * p.n_rep + it / span, q0 = (qt_lo + it % span) * BM;
+    const int h = g * p.n_rep + split * hpb + it / span, q0 = (qt_lo + it % span) * BM;
     const long long base = ((long long)b * p.T + q0) * q_stride + (long long)h * D;
     const int rows = min(BM, p.T - q0);
     load_tile<BM, D, NT>(Qs + st * BM * D, p.q + base, q_stride, rows);
@@ -272,7 +321,7 @@ __global__ void __launch_bounds__(kBwdThreads) flash_bwd_dkdv_kernel(const Flash
     for (int i = threadIdx.x; i < BM; i += NT) {
       const long long sidx = ((long long)b * p.H + h) * p.T + q0 + i;
       Ls[st * BM + i] = i < rows ? p.lse[sidx] * kLog2e : INFINITY;
-      Dl[st * BM + i] = i < rows ? p.delta[sidx] : 0.0f;
+      Dl[st * BM + i] = i < rows ? p.scratch[sidx] : 0.0f;
     }
   };
 
@@ -388,6 +437,18 @@ __global__ void __launch_bounds__(kBwdThreads) flash_bwd_dkdv_kernel(const Flash
 #pragma unroll
   for (int i = 0; i < 2; ++i) {
     if (key[i] >= p.T) continue;
+    if (p.dkv_split > 1) {  // f32 partials [2][split][B][T][Hkv][D]: dk (scaled), then dv
+      const long long n = (long long)p.B * p.T * kv_stride;
+      float* pk = p.scratch + dkv_part_offset(p) + split * n + ((long long)b * p.T + key[i]) * kv_stride +
+                  (long long)g * D + ((lane & 3) << 1);
+      float* pv = pk + p.dkv_split * n;
+#pragma unroll
+      for (int d = 0; d < D / 8; ++d) {
+        *reinterpret_cast<float2*>(pk + d * 8) = make_float2(dk[d][2 * i] * p.scale, dk[d][2 * i + 1] * p.scale);
+        *reinterpret_cast<float2*>(pv + d * 8) = make_float2(dv[d][2 * i], dv[d][2 * i + 1]);
+      }
+      continue;
+    }
     const long long o = ((long long)b * p.dkv_rows + key[i]) * kv_stride + (long long)g * D + ((lane & 3) << 1);
 #pragma unroll
     for (int d = 0; d < D / 8; ++d) {
@@ -398,28 +459,41 @@ __global__ void __launch_bounds__(kBwdThreads) flash_bwd_dkdv_kernel(const Flash
   }
 }
 
-template <int D> cudaError_t launch_bwd(const FlashParams& p, cudaStream_t stream) {
-  const long long rows = (long long)p.B * p.T * p.H;
-  flash_bwd_delta_kernel<D><<<static_cast<unsigned>((rows + 7) / 8), 256, 0, stream>>>(p);
-  cudaError_t e = cudaGetLastError();
-  if (e != cudaSuccess) return e;
-  const size_t smem_q = dq_smem_bytes(D, p.T);
-  e = cudaFuncSetAttribute(flash_bwd_dq_kernel<D>, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem_q));
-  if (e != cudaSuccess) return e;
-  flash_bwd_dq_kernel<D><<<dim3((p.T + kDqBM - 1) / kDqBM, p.H, p.B), kBwdThreads, smem_q, stream>>>(p);
-  e = cudaGetLastError();
-  if (e != cudaSuccess) return e;
-  const size_t smem_kv = dkv_smem_bytes(D, p.T);
-  e = cudaFuncSetAttribute(flash_bwd_dkdv_kernel<D>, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem_kv));
-  if (e != cudaSuccess) return e;
-  flash_bwd_dkdv_kernel<D><<<dim3((p.T + kDkvBN - 1) / kDkvBN, p.Hkv, p.B), kBwdThreads, smem_kv, stream>>>(p);
-  return cudaGetLastError();
+// parts: 1 delta, 2 dQ, 4 dK/dV (+ reduce); the harness times them one by one.
+template <int D> cudaError_t launch_bwd(const FlashParams& p, cudaStream_t stream, int parts = 7) {
+  cudaError_t e = cudaSuccess;
+  if (parts & 1) {
+    const long long rows = (long long)p.B * p.T * p.H;
+    flash_bwd_delta_kernel<D><<<static_cast<unsigned>((rows + 7) / 8), 256, 0, stream>>>(p);
+    if ((e = cudaGetLastError()) != cudaSuccess) return e;
+  }
+  if (parts & 2) {
+    const size_t smem = dq_smem_bytes(D, p.T);
+    e = cudaFuncSetAttribute(flash_bwd_dq_kernel<D>, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem));
+    if (e != cudaSuccess) return e;
+    flash_bwd_dq_kernel<D><<<dim3((p.T + kDqBM - 1) / kDqBM, p.H, p.B), kBwdThreads, smem, stream>>>(p);
+    if ((e = cudaGetLastError()) != cudaSuccess) return e;
+  }
+  if (parts & 4) {
+    const size_t smem = dkv_smem_bytes(D, p.T);
+    e = cudaFuncSetAttribute(flash_bwd_dkdv_kernel<D>, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem));
+    if (e != cudaSuccess) return e;
+    const dim3 grid((p.T + kDkvBN - 1) / kDkvBN, p.Hkv * p.dkv_split, p.B);
+    flash_bwd_dkdv_kernel<D><<<grid, kBwdThreads, smem, stream>>>(p);
+    if ((e = cudaGetLastError()) != cudaSuccess) return e;
+    if (p.dkv_split > 1) {
+      const long long n4 = (long long)p.B * p.T * p.Hkv * D / 4;
+      flash_bwd_dkv_reduce_kernel<<<static_cast<unsigned>((n4 + 255) / 256), 256, 0, stream>>>(p);
+      if ((e = cudaGetLastError()) != cudaSuccess) return e;
+    }
+  }
+  return e;
 }
 
-// Backward (kv_len == T, no cache). p.delta must hold B * H * T floats of scratch.
-inline cudaError_t flash_backward(const FlashParams& p, cudaStream_t stream) {
-  if (p.D == 64) return launch_bwd<64>(p, stream);
-  if (p.D == 128) return launch_bwd<128>(p, stream);
+// Backward (kv_len == T, no cache). p.dkv_split and p.scratch as flash_bwd_plan() said.
+inline cudaError_t flash_backward(const FlashParams& p, cudaStream_t stream, int parts = 7) {
+  if (p.D == 64) return launch_bwd<64>(p, stream, parts);
+  if (p.D == 128) return launch_bwd<128>(p, stream, parts);
   return cudaErrorInvalidValue;
 }
 
