@@ -1,22 +1,23 @@
 // Flash attention backward on tensor cores (FlashAttention-2 scheme, deterministic; shared pieces in
 // flash_attention.cuh). P is recomputed from lse (P = exp(scale q.k - lse)); dS = P (dO.V^T - delta).
 //
-// Three launches, no atomics, so the gradients are bit-for-bit repeatable:
-//  1. delta = rowsum(dO * O) [B, H, T] f32 (one warp per query row; into the caller's scratch).
-//  2. dQ, query-major like the forward: a block of 4 warps owns 64 queries of one head and walks key tiles
+// Two launches (three with the split below), no atomics, so the gradients are bit-for-bit repeatable:
+//  1. dQ, query-major like the forward: a block of 4 warps owns 64 queries of one head and walks key tiles
 //     (K, V double-buffered through shared memory): S = Q.K^T, dP = dO.V^T (Q, dO fragments in registers),
-//     dS in registers, dQ += dS.K. Key tiles of 64 (D = 64) or 32 (D = 128, to stay in registers).
-//  3. dK, dV, key-major: a block of 4 warps owns 64 keys of one kv head (each warp 16) and walks the query
+//     dS in registers, dQ += dS.K. Key tiles of 64 (D = 64) or 32 (D = 128, to stay in registers). It also
+//     computes delta = rowsum(dO * O) [B, H, T] f32 for its rows and leaves it in the scratch for launch 2.
+//  2. dK, dV, key-major: a block of 4 warps owns 64 keys of one kv head (each warp 16) and walks the query
 //     tiles of ALL the group's query heads (GQA): S^T = K.Q^T, dP^T = V.dO^T, dV += P^T.dO, dK += dS^T.Q.
 //     The group's sum happens in registers, so dK and dV are written (=) once. Query tiles of 64 (D = 64)
 //     or 32 (D = 128); for D = 64 the warp's K and V fragments stay in registers.
-//     When (key tiles x kv heads x batch) is too few blocks to fill the GPU (a block holds up to 7 heads x T
-//     queries of work: the 0.5B layer gives 256 blocks, the first with 7x the last's work), the group's
-//     heads are split over dkv_split blocks that write f32 partials, and
-//  4. a reduce sums the partials in split order (still deterministic) and rounds dK, dV to bf16 once.
+//     When (key tiles x kv heads x batch) gives under 4 blocks an SM (the 0.5B layer: 256 blocks, the
+//     first with 16 times the work of the last), the group's heads are split over dkv_split blocks that
+//     write f32 partials, and
+//  3. a reduce sums the partials in split order (still deterministic) and rounds dK, dV to bf16 once.
 // Fused: the masks, P, dP and dS never leave registers (P and dS go from the accumulator layout straight
-// into A fragments). Cost: S and dP are computed in both 2 and 3 (7 tile products instead of the 5 of a
+// into A fragments). Cost: S and dP are computed in both 1 and 2 (7 tile products instead of the 5 of a
 // single pass with dQ atomics): the price of determinism.
+// Measured (H200, 0.5B layer fwd+bwd) in dev/attention/NOTES.md.
 //
 // Tiles that the causal mask or the segment ranges leave empty are skipped, as in the forward.
 #pragma once
@@ -35,18 +36,21 @@ __host__ __device__ inline long long dkv_part_offset(const FlashParams& p) {
   return ((long long)p.B * p.H * p.T + 3) / 4 * 4;
 }
 
-// Picks p.dkv_split for a GPU of `sms` multiprocessors (the smallest divisor of n_rep that gives the dK/dV
-// launch 4 blocks an SM) and returns the bytes of p.scratch the backward needs.
-inline size_t flash_bwd_plan(FlashParams& p, int sms) {
+// Picks p.dkv_split for a GPU of `sms` multiprocessors and returns the bytes of p.scratch the backward
+// needs. Splits only when the dK/dV grid is under 4 blocks an SM: then into n_rep (every head its own block;
+// min_blocks_per_sm = 0) or into the fewest splits that reach min_blocks_per_sm blocks an SM (fewer f32
+// partials to write and reduce; heads split as evenly as n_rep allows).
+inline size_t flash_bwd_plan(FlashParams& p, int sms, int min_blocks_per_sm = 0) {
   const long long blocks = (long long)((p.T + kDkvBN - 1) / kDkvBN) * p.Hkv * p.B;
   p.dkv_split = 1;
   if (p.n_rep > 1 && blocks < 4LL * sms) {
     p.dkv_split = p.n_rep;
-    for (int d = 2; d < p.n_rep; ++d)
-      if (p.n_rep % d == 0 && blocks * d >= 4LL * sms) {
-        p.dkv_split = d;
-        break;
-      }
+    if (min_blocks_per_sm > 0)
+      for (int d = 2; d < p.n_rep; ++d)
+        if (blocks * d >= (long long)min_blocks_per_sm * sms) {
+          p.dkv_split = d;
+          break;
+        }
   }
   long long floats = dkv_part_offset(p);
   if (p.dkv_split > 1) floats += 2LL * p.dkv_split * p.B * p.T * p.Hkv * p.D;
@@ -72,32 +76,6 @@ __global__ void __launch_bounds__(256) flash_bwd_dkv_reduce_kernel(const FlashPa
   __nv_bfloat162* dv = reinterpret_cast<__nv_bfloat162*>(p.dv + o);
   dk[0] = __floats2bfloat162_rn(k.x, k.y), dk[1] = __floats2bfloat162_rn(k.z, k.w);
   dv[0] = __floats2bfloat162_rn(v.x, v.y), dv[1] = __floats2bfloat162_rn(v.z, v.w);
-}
-
-// delta[b, h, t] = sum_d dout * out. One warp per (b, t, h) row, rows in memory order.
-template <int D>
-__global__ void __launch_bounds__(256) flash_bwd_delta_kernel(const FlashParams p) {
-  const long long row = (long long)blockIdx.x * 8 + (threadIdx.x >> 5);
-  const int lane = threadIdx.x & 31;
-  if (row >= (long long)p.B * p.T * p.H) return;
-  constexpr int E = D / 32;  // 2 or 4 elements a lane
-  const bf16* a = p.dout + row * D + lane * E;
-  const bf16* c = p.out + row * D + lane * E;
-  float s = 0.0f;
-#pragma unroll
-  for (int e = 0; e < E; e += 2) {
-    const float2 x = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162*>(a + e));
-    const float2 y = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162*>(c + e));
-    s += x.x * y.x + x.y * y.y;
-  }
-  for (int o = 16; o > 0; o >>= 1) s += __shfl_xor_sync(0xffffffffu, s, o);
-  if (lane == 0) {
-    const int h = static_cast<int>(row % p.H);
-    const long long bt = row / p.H;
-    const int t = static_cast<int>(bt % p.T);
-    const int b = static_cast<int>(bt / p.T);
-    p.scratch[((long long)b * p.H + h) * p.T + t] = s;
-  }
 }
 
 inline size_t dq_smem_bytes(int D, int T) {
@@ -152,10 +130,29 @@ __global__ void __launch_bounds__(kBwdThreads) flash_bwd_dq_kernel(const FlashPa
   float lse2[2] = {0.0f, 0.0f}, dl[2] = {0.0f, 0.0f};
 #pragma unroll
   for (int i = 0; i < 2; ++i) {
+    // delta = rowsum(dO * O): the quad's 4 lanes take D/4 dims each (16-byte loads); the dK/dV pass reads it
+    // back from the scratch
+    float part = 0.0f;
+    if (tq[i] < p.T) {
+      const long long off = q_base + (long long)(tq[i] - t0) * q_stride + (lane & 3) * (D / 4);
+#pragma unroll
+      for (int c = 0; c < D / 32; ++c) {
+        const uint4 x = *reinterpret_cast<const uint4*>(p.dout + off + c * 8);
+        const uint4 y = *reinterpret_cast<const uint4*>(p.out + off + c * 8);
+        const __nv_bfloat162* x2 = reinterpret_cast<const __nv_bfloat162*>(&x);
+        const __nv_bfloat162* y2 = reinterpret_cast<const __nv_bfloat162*>(&y);
+#pragma unroll
+        for (int e = 0; e < 4; ++e) {
+          const float2 a = __bfloat1622float2(x2[e]), c2 = __bfloat1622float2(y2[e]);
+          part += a.x * c2.x + a.y * c2.y;
+        }
+      }
+    }
+    dl[i] = quad_sum(part);
     if (tq[i] >= p.T) continue;
     const long long st = ((long long)b * p.H + h) * p.T + tq[i];
     lse2[i] = p.lse[st] * kLog2e;
-    dl[i] = p.scratch[st];
+    if ((lane & 3) == 0) p.scratch[st] = dl[i];
     if (segb) sq[i] = segb[tq[i]];
   }
   const int warp_first_key = p.kv_start + t0 + warp * 16;
@@ -285,7 +282,8 @@ __global__ void __launch_bounds__(kBwdThreads) flash_bwd_dkdv_kernel(const Flash
 
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
   const int g = blockIdx.y / p.dkv_split, split = blockIdx.y % p.dkv_split, b = blockIdx.z;
-  const int hpb = p.n_rep / p.dkv_split;  // the block's heads: g n_rep + split hpb + [0, hpb)
+  // the block's heads: g n_rep + [h_lo, h_lo + hpb) (splits of n_rep / dkv_split heads, rounded)
+  const int h_lo = split * p.n_rep / p.dkv_split, hpb = (split + 1) * p.n_rep / p.dkv_split - h_lo;
   const int k0 = blockIdx.x * BN;  // the block's keys [k0, k0 + krows); low keys (most queries) first
   const int krows = min(BN, p.T - k0);
   const long long q_stride = (long long)p.H * D, kv_stride = (long long)p.Hkv * D;
@@ -313,7 +311,7 @@ __global__ void __launch_bounds__(kBwdThreads) flash_bwd_dkdv_kernel(const Flash
     return it;
   };
   auto issue = [&](int it, int st) {  // loads of iteration it into stage st
-    const int h = g * p.n_rep + split * hpb + it / span, q0 = (qt_lo + it % span) * BM;
+    const int h = g * p.n_rep + h_lo + it / span, q0 = (qt_lo + it % span) * BM;
     const long long base = ((long long)b * p.T + q0) * q_stride + (long long)h * D;
     const int rows = min(BM, p.T - q0);
     load_tile<BM, D, NT>(Qs + st * BM * D, p.q + base, q_stride, rows);
@@ -395,6 +393,9 @@ __global__ void __launch_bounds__(kBwdThreads) flash_bwd_dkdv_kernel(const Flash
       const bool mask = segb || q0 < k0 + warp * 16 + 15 - p.kv_start || q0 + BM > p.T;
 #pragma unroll
       for (int nt = 0; nt < BM / 8; ++nt) {
+        const float2 l2 = *reinterpret_cast<const float2*>(ls + nt * 8 + ((lane & 3) << 1));
+        const float2 d2v = *reinterpret_cast<const float2*>(dls + nt * 8 + ((lane & 3) << 1));
+        const float lq[2] = {l2.x, l2.y}, dq2[2] = {d2v.x, d2v.y};
 #pragma unroll
         for (int e = 0; e < 4; ++e) {
           const int i = e >> 1, c = nt * 8 + ((lane & 3) << 1) + (e & 1);
@@ -404,9 +405,9 @@ __global__ void __launch_bounds__(kBwdThreads) flash_bwd_dkdv_kernel(const Flash
             ok = t < p.T && key[i] <= p.kv_start + t && key[i] < p.T;
             if (segb && ok) ok = segb[t] == sk[i];
           }
-          const float pr = ok ? exp2f(s[nt][e] * sl2 - ls[c]) : 0.0f;
+          const float pr = ok ? exp2f(s[nt][e] * sl2 - lq[e & 1]) : 0.0f;
           s[nt][e] = pr;
-          dp[nt][e] = pr * (dp[nt][e] - dls[c]);  // dS^T
+          dp[nt][e] = pr * (dp[nt][e] - dq2[e & 1]);  // dS^T
         }
       }
 #pragma unroll
@@ -459,14 +460,9 @@ __global__ void __launch_bounds__(kBwdThreads) flash_bwd_dkdv_kernel(const Flash
   }
 }
 
-// parts: 1 delta, 2 dQ, 4 dK/dV (+ reduce); the harness times them one by one.
+// parts: 2 dQ (+ delta), 4 dK/dV (+ reduce); the harness times them one by one.
 template <int D> cudaError_t launch_bwd(const FlashParams& p, cudaStream_t stream, int parts = 7) {
   cudaError_t e = cudaSuccess;
-  if (parts & 1) {
-    const long long rows = (long long)p.B * p.T * p.H;
-    flash_bwd_delta_kernel<D><<<static_cast<unsigned>((rows + 7) / 8), 256, 0, stream>>>(p);
-    if ((e = cudaGetLastError()) != cudaSuccess) return e;
-  }
   if (parts & 2) {
     const size_t smem = dq_smem_bytes(D, p.T);
     e = cudaFuncSetAttribute(flash_bwd_dq_kernel<D>, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem));
