@@ -378,7 +378,7 @@ static bool check(const Variant& v, const Shape& s, uint64_t seed, FILE* log) {
   char line[512];
   std::snprintf(line, sizeof line,
                 "check v%d %-34s B%d T%d H%d Hkv%d D%d kv%d S%d%s%s: out %.2e lse %.2e dq %.2e dk %.2e dv %.2e "
-                "(max|dout| %.2e) %s\n",
+                "(max|out-ref| %.2e) %s\n",
                 v.id, s.name, s.B, s.T, s.H, s.Hkv, s.D, p.kv_len, p.S, s.seg ? " seg" : "",
                 full ? "" : " sampled", eo.rel(), el.rel(), edq.rel(), edk.rel(), edv.rel(), eo.maxabs,
                 ok ? "ok" : "FAIL");
