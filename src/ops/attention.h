@@ -15,6 +15,15 @@ struct AttentionArgs {
   const Tensor* segments = nullptr;
 };
 
+// Which CUDA kernels run: bf16 with head dim 64 or 128 and at least kFlashMinT queries takes the tensor-core
+// FlashAttention-2 kernels (ops/cuda/flash_attention_*.cuh); everything else (f32, the exactness path;
+// other head dims; decode with a few queries, where the split-key kernel fills the GPU) the CUDA-core
+// kernels (ops/cuda/attention.cu, attention_backward.cu). The op tests name their cases by it.
+constexpr int64_t kFlashMinT = 16;
+inline bool attention_cuda_flash(DType dt, int64_t T, int64_t D) {
+  return dt == DType::BF16 && (D == 64 || D == 128) && T >= kFlashMinT;
+}
+
 // q [B, T, H, D], k [B, S, Hkv, D], v [B, S, Hkv, D] (S >= kv_len) -> out [B, T, H, D] (=),
 // lse [B, H, T] f32 (=, log-sum-exp of the scaled scores per query; kept for backward; may be null)
 void attention_forward(const Tensor& q, const Tensor& k, const Tensor& v, const AttentionArgs& args, Tensor& out,

@@ -18,7 +18,8 @@ class AttentionCase : public Case {
     tol.dev_bwd = 1e-4;
     tol.why = "f32 dot products over D and softmax over <= kv_len keys: ~1e-6 vs f64; the device uses online "
               "softmax and sums dk, dv over queries and grouped heads in another order; bf16 rounds q, k, v, "
-              "P and the outputs";
+              "P and the outputs; the bf16 tensor-core path (_fa2bf16) also rounds P and dS to bf16 before their "
+              "products";
   }
   static std::string tag(const AttentionShape& s) {
     std::string t = cat_str("B", s.B, "_T", s.T, "_H", s.H, "_Hkv", s.Hkv, "_D", s.D);
@@ -26,6 +27,8 @@ class AttentionCase : public Case {
     if (s.S) t += cat_str("_S", s.S);
     if (s.segments) t += "_packed";
     if (!s.lse) t += "_nolse";
+    // bf16 runs of this shape take the tensor-core FlashAttention-2 kernels on CUDA (f32 runs never do)
+    if (attention_cuda_flash(DType::BF16, s.T, s.D)) t += "_fa2bf16";
     return t;
   }
   bool training() const { return s_.kv_len == s_.T && s_.S == s_.T && s_.lse; }
@@ -49,12 +52,14 @@ class AttentionCase : public Case {
       for (int64_t b = 0; b < s_.B; b++)
         for (int64_t j = s_.kv_len * s_.Hkv * s_.D; j < s_.S * s_.Hkv * s_.D; j++)
           h[i].data<float>()[b * s_.S * s_.Hkv * s_.D + j] = NAN;
-    if (s_.segments) {  // increasing segment ids, new segments at random points (at least two when T > 1)
+    if (s_.segments) {  // increasing segment ids, new segments at random points (at least two when T > 1):
+      // short ones (length-1 segments too) in even rows, long ones (spanning kernel tiles) in odd rows
       int32_t* sg = h[3].data<int32_t>();
       for (int64_t b = 0; b < s_.B; b++) {
         int32_t id = 0;
+        const uint64_t one_in = b % 2 == 0 ? 5 : 40;
         for (int64_t t = 0; t < s_.T; t++) {
-          if (t > 0 && (rng.below(5) == 0 || t == s_.T / 2)) id++;
+          if (t > 0 && (rng.below(one_in) == 0 || t == s_.T / 2)) id++;
           sg[b * s_.T + t] = id;
         }
       }

@@ -66,6 +66,15 @@ static std::vector<CasePtr> build() {
   c.push_back(make_attention({.B = 1, .T = 1, .H = 14, .Hkv = 2, .D = 64, .kv_len = 9, .S = 16}));
   c.push_back(make_attention({.B = 2, .T = 3, .H = 4, .Hkv = 1, .D = 32, .kv_len = 11}));
   c.push_back(make_attention({.B = 1, .T = 5, .H = 2, .Hkv = 2, .D = 8, .lse = false}));
+  // the bf16 tensor-core path (tags end in _fa2bf16; f32 runs of the same shapes keep the CUDA-core kernels):
+  // D 64 / 128, GQA 1, 2, 7, T off the 64-row tiles, B > 1, packed rows (short and long segments), chunked
+  // prefill into a cache with S > kv_len
+  c.push_back(make_attention({.B = 2, .T = 17, .H = 4, .Hkv = 4, .D = 64}));
+  c.push_back(make_attention({.B = 3, .T = 65, .H = 7, .Hkv = 1, .D = 128}));
+  c.push_back(make_attention({.B = 2, .T = 130, .H = 14, .Hkv = 2, .D = 64, .segments = true}));
+  c.push_back(make_attention({.B = 2, .T = 300, .H = 4, .Hkv = 2, .D = 128, .segments = true}));
+  c.push_back(make_attention({.B = 2, .T = 40, .H = 4, .Hkv = 2, .D = 64, .kv_len = 100, .S = 128}));
+  c.push_back(make_attention({.B = 1, .T = 16, .H = 14, .Hkv = 2, .D = 128, .kv_len = 300, .S = 320}));
 
   // cross entropy: ignored rows, in place, Qwen's vocabulary
   c.push_back(make_cross_entropy(1, 7, false, 1.0f, false));

@@ -6,8 +6,9 @@
 // T = 1 gives B * Hkv blocks) and the cache is long, each block takes one chunk of the keys and writes its
 // unnormalised (m, l, acc[D]) to the device scratch buffer; a second launch combines the chunks per row.
 //
-// Naive parts (speed-ups for later): f32 CUDA-core math instead of tensor-core MMA (bf16 mma.sync / wgmma
-// as FlashAttention-2/3); no double-buffered (cp.async / TMA) tile loads; K/V converted element by element.
+// bf16 with head dim 64 / 128 and T >= kFlashMinT goes to the tensor-core kernels instead
+// (flash_attention_fwd.cuh; attention_cuda_flash() in ops/attention.h). What stays here: f32 (the exactness
+// path), other head dims, and decode (few queries over a long cache: the split-key scheme below).
 #include <algorithm>
 
 #include "ops/cuda/attention.cuh"
@@ -197,6 +198,7 @@ void attention_forward(const Tensor& q, const Tensor& k, const Tensor& v, const 
                        Tensor* lse) {
   WICK_CHECK(q.dtype() == k.dtype() && q.dtype() == v.dtype() && q.dtype() == out.dtype(),
              "attention_forward: q, k, v, out must share a dtype: " << q.str() << ", " << k.str());
+  if (attention_cuda_flash(q.dtype(), q.dim(1), q.dim(3))) return flash_attention_forward(q, k, v, args, out, lse);
   const Dims a = make_dims(q, k, args);
   if (a.B == 0 || a.T == 0 || a.H == 0 || a.D == 0) return;
   const int dev = out.device().index;

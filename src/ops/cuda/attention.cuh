@@ -98,3 +98,12 @@ __device__ __forceinline__ void row_to_th(const Dims& a, int g, int r, int& t, i
 }
 
 }  // namespace wick::cuda_ops::attn
+
+namespace wick::cuda_ops {
+// The tensor-core path (flash_attention.cu), taken when attention_cuda_flash() says so (ops/attention.h).
+void flash_attention_forward(const Tensor& q, const Tensor& k, const Tensor& v, const AttentionArgs& args,
+                             Tensor& out, Tensor* lse);
+void flash_attention_backward(const Tensor& dout, const Tensor& q, const Tensor& k, const Tensor& v,
+                              const Tensor& out, const Tensor& lse, const AttentionArgs& args, Tensor& dq, Tensor& dk,
+                              Tensor& dv);
+}  // namespace wick::cuda_ops

@@ -6,8 +6,8 @@
 //  2. key-major: one warp per key j of kv head g loops over tiles of 32 query rows of ALL the group's query
 //     heads (t >= j): dv_j = sum_r P v-side, dk_j = scale * sum_r dS_r q_r. The sum over the group's heads
 //     happens inside the warp, so dk/dv are written (=) once, in a fixed order.
-// P and dS are recomputed in both launches (twice the score work of a fused FlashAttention-2 backward;
-// the speed-up path is tensor-core MMA with one key-major pass and dq through f32 atomics or a split sum).
+// P and dS are recomputed in both launches. bf16 with head dim 64 / 128 goes to the tensor-core kernels
+// instead (flash_attention_bwd.cuh, same two-pass deterministic design); this path keeps f32 and the rest.
 #include "ops/cuda/attention.cuh"
 #include "ops/cuda/cuda_ops.h"
 
@@ -245,6 +245,8 @@ void attention_backward(const Tensor& dout, const Tensor& q, const Tensor& k, co
                           &static_cast<const Tensor&>(dv)})
     WICK_CHECK(x->dtype() == dt, "attention_backward: " << x->str() << " must have dtype " << dtype_name(dt));
   WICK_CHECK(lse.dtype() == DType::F32, "attention_backward: lse " << lse.str());
+  if (attention_cuda_flash(dt, q.dim(1), q.dim(3)))
+    return flash_attention_backward(dout, q, k, v, out, lse, args, dq, dk, dv);
   const Dims a = make_dims(q, k, args);
   WICK_CHECK(a.kv_len == a.T, "attention_backward needs kv_len == T (no cache), got kv_len " << a.kv_len << ", T " << a.T);
   WICK_CHECK(dk.dim(1) >= a.T && dv.dim(1) == dk.dim(1), "attention_backward: dk " << dk.str() << ", dv " << dv.str());
