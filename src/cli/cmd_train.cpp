@@ -15,6 +15,7 @@
 #include "core/error.h"
 #include "infer/session.h"
 #include "lora/lora.h"
+#include "lora/merge_folder.h"
 #include "tokenizer/chat_template.h"
 #include "tokenizer/tokenizer.h"
 #include "train/auto_batch.h"
@@ -62,8 +63,9 @@ void register_train(CLI::App& app) {
   f->t.batch_size = 0;  // 0: chosen to fit (train/auto_batch.h)
   auto log_every = std::make_shared<int64_t>(0);
   cmd->add_option("--model", f->model, "Hugging Face model folder")->required()->check(CLI::ExistingDirectory);
-  cmd->add_option("--data", f->d.data, "training data, JSONL: {\"text\"}, {\"prompt\", \"completion\"}, {\"messages\"} or {\"input_ids\", \"labels\"} per line")->required()->check(CLI::ExistingFile);
-  cmd->add_option("--format", f->d.format, "dataset format: auto (default: from the first line's keys), text, prompt-completion, messages or tokens");
+  cmd->add_option("--data", f->d.data, "training data, JSONL: {\"text\"}, {\"prompt\", \"completion\"}, {\"messages\"}, ShareGPT {\"conversations\"}, Alpaca {\"instruction\", \"input\", \"output\"} or {\"input_ids\", \"labels\"} per line")->required()->check(CLI::ExistingFile);
+  cmd->add_option("--format", f->d.format, "dataset format: auto (default: from the first line's keys), text, prompt-completion, messages, sharegpt, alpaca or tokens");
+  cmd->add_flag("--train-on-inputs", f->d.train_on_inputs, "count the loss on every token (prompt, system and user turns too), not only the completion / assistant turns");
   cmd->add_option("--chat-template", f->d.chat_template, "force the chat template family for messages: qwen2.5 or qwen3");
   cmd->add_flag("--packing", f->d.packing, "pack several examples into each row of --max-seq-len tokens (attention stays within an example)");
   auto* ev = cmd->add_option("--eval", f->d.eval_file, "evaluation data (same formats as --data)")->check(CLI::ExistingFile);
@@ -147,8 +149,10 @@ void register_merge(CLI::App& app) {
   cmd->add_option("--model", *model, "base model folder")->required()->check(CLI::ExistingDirectory);
   cmd->add_option("--adapter", *adapter, "PEFT adapter folder")->required()->check(CLI::ExistingDirectory);
   cmd->add_option("--out", *out, "output model folder")->required();
+  auto shard = std::make_shared<std::string>("5GB");
+  cmd->add_option("--max-shard-size", *shard, "largest safetensors file; above it the weights are sharded with model.safetensors.index.json (default 5GB, as transformers)");
   cmd->callback([=] {
-    merge_adapter_folder(*model, *adapter, *out);
+    merge_adapter_folder(*model, *adapter, *out, parse_shard_size(*shard));
     std::fprintf(stderr, "wick merge: wrote %s\n", out->c_str());
   });
 }

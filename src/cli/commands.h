@@ -12,6 +12,7 @@ void register_chat(CLI::App& app);
 void register_train(CLI::App& app);
 void register_merge(CLI::App& app);
 void register_init_model(CLI::App& app);
+void register_export_gguf(CLI::App& app);
 
 inline void register_all(CLI::App& app) {
   register_info(app);
@@ -22,6 +23,7 @@ inline void register_all(CLI::App& app) {
   register_train(app);
   register_merge(app);
   register_init_model(app);
+  register_export_gguf(app);
 }
 
 }  // namespace wick::cli

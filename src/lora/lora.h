@@ -37,7 +37,10 @@ void zero_lora_grads(Qwen2Model& m);
 void merge_adapters(Qwen2Model& m);
 
 // Merges a PEFT adapter into a Hugging Face model folder without loading the model for compute:
-// writes out_dir with config.json, model.safetensors in the base dtype, and the tokenizer/generation files copied.
-void merge_adapter_folder(const std::string& model_dir, const std::string& adapter_dir, const std::string& out_dir);
+// writes out_dir with config.json, the weights in the base dtype (model.safetensors, or shards of at most
+// max_shard_bytes with model.safetensors.index.json; lora/merge_folder.h), the chat template and the
+// tokenizer/generation files copied.
+void merge_adapter_folder(const std::string& model_dir, const std::string& adapter_dir, const std::string& out_dir,
+                          int64_t max_shard_bytes = 5'000'000'000);
 
 }  // namespace wick

@@ -27,8 +27,10 @@ DatasetFormat parse_dataset_format(std::string_view name) {
   if (name == "prompt-completion") return DatasetFormat::PromptCompletion;
   if (name == "messages") return DatasetFormat::Messages;
   if (name == "tokens") return DatasetFormat::Tokens;
+  if (name == "sharegpt") return DatasetFormat::ShareGpt;
+  if (name == "alpaca") return DatasetFormat::Alpaca;
   throw Error("unknown dataset format \"" + std::string(name) + "\"", "--format",
-              "use auto, text, prompt-completion, messages or tokens");
+              "use auto, text, prompt-completion, messages, sharegpt, alpaca or tokens");
 }
 
 const char* dataset_format_name(DatasetFormat f) {
@@ -38,6 +40,8 @@ const char* dataset_format_name(DatasetFormat f) {
     case DatasetFormat::PromptCompletion: return "prompt-completion";
     case DatasetFormat::Messages: return "messages";
     case DatasetFormat::Tokens: return "tokens";
+    case DatasetFormat::ShareGpt: return "sharegpt";
+    case DatasetFormat::Alpaca: return "alpaca";
   }
   return "?";
 }
@@ -71,10 +75,11 @@ void require_inputs(DatasetFormat f, const Tokenizer* tok, const ChatTemplate* t
   if (!tok)
     throw Error(std::string("the ") + dataset_format_name(f) + " format needs the model's tokenizer, and there is none",
                 where, "put tokenizer.json in the model folder, or give pre-tokenized {\"input_ids\": [...]} lines");
-  if (f == DatasetFormat::Messages && (!tmpl || !tmpl->available())) {
+  const bool chat = f == DatasetFormat::Messages || f == DatasetFormat::ShareGpt || f == DatasetFormat::Alpaca;
+  if (chat && (!tmpl || !tmpl->available())) {
     if (tmpl) tmpl->kind();  // throws the template's own reason
-    throw Error("the messages format needs the model's chat template, and there is none", where,
-                "pass --chat-template qwen2.5 or qwen3");
+    throw Error(std::string("the ") + dataset_format_name(f) + " format needs the model's chat template, and there is none",
+                where, "pass --chat-template qwen2.5 or qwen3");
   }
 }
 
@@ -85,8 +90,17 @@ Example example_of(const json& j, DatasetFormat f, const DatasetOptions& opt, co
   Example e;
   switch (f) {
     case DatasetFormat::Text: e = text_example(j, *tok, opt.eos_id); break;
-    case DatasetFormat::PromptCompletion: e = prompt_completion_example(j, *tok, opt.eos_id); break;
-    case DatasetFormat::Messages: e = messages_example(j, *tok, *tmpl); break;
+    case DatasetFormat::PromptCompletion:
+      if (is_conversational_prompt(j)) {
+        require_inputs(DatasetFormat::Messages, tok, tmpl, "");
+        e = conversational_prompt_completion_example(j, *tok, *tmpl, opt.train_on_inputs);
+      } else {
+        e = prompt_completion_example(j, *tok, opt.eos_id, opt.train_on_inputs);
+      }
+      break;
+    case DatasetFormat::Messages: e = messages_example(j, *tok, *tmpl, opt.train_on_inputs); break;
+    case DatasetFormat::ShareGpt: e = sharegpt_example(j, *tok, *tmpl, opt.train_on_inputs); break;
+    case DatasetFormat::Alpaca: e = alpaca_example(j, *tok, *tmpl, opt.train_on_inputs); break;
     case DatasetFormat::Tokens: return tokens_example(j, opt.vocab_size);
     case DatasetFormat::Auto: WICK_CHECK(false, "format not resolved");
   }
@@ -122,7 +136,7 @@ void check_dataset(const Dataset& d) {
   if (d.examples.empty()) throw Error("the dataset has no examples", d.path, "check the file is not empty");
   if (d.counted_tokens() == 0)
     throw Error("every label of the dataset is masked (-100): there is nothing to learn", d.path,
-                "check the labels / loss masking (a prompt-completion or messages example needs a completion or "
+                "check the labels / loss masking (a prompt-completion or chat example needs a completion or "
                 "an assistant turn of more than the first token)");
 }
 

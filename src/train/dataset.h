@@ -1,11 +1,19 @@
-// Training examples read from JSONL, one example a line, in one of four formats (detected per file from
+// Training examples read from JSONL, one example a line, in one of six formats (detected per file from
 // the first example's keys, or forced):
 //  - text               {"text": "..."}                          loss on every token (+ eos)
-//  - prompt-completion  {"prompt": "...", "completion": "..."}   loss on the completion (+ eos)
+//  - prompt-completion  {"prompt": "...", "completion": "..."}   loss on the completion (+ eos); or TRL's
+//                       conversational form {"prompt": [messages], "completion": [messages]}: the chat
+//                       template over prompt + completion, loss on the completion's assistant turns
 //  - messages           {"messages": [{"role", "content"}, ...]} chat template; loss on the assistant turns
 //                       (what follows "<|im_start|>assistant\n", through the closing <|im_end|>)
+//  - sharegpt           {"conversations": [{"from": "human"|"gpt"|"system", "value"}]}: messages with
+//                       human -> user, gpt -> assistant
+//  - alpaca             {"instruction", "input" (optional), "output"}: one user turn, instruction + "\n\n" +
+//                       input (the instruction alone when input is empty or absent), and one assistant turn
+//                       output; an optional "system" string becomes the system turn
 //  - tokens             {"input_ids": [...], "labels": [...]}    labels optional (default input_ids)
-// -100 in labels = not counted. Every line of a file must be in the file's format.
+// -100 in labels = not counted. train_on_inputs counts every token of prompt-completion and chat examples.
+// Every line of a file must be in the file's format.
 #pragma once
 #include <cstdint>
 #include <string>
@@ -24,9 +32,10 @@ struct Example {
   std::vector<int32_t> labels;  // same length as ids; -100 = not counted
 };
 
-enum class DatasetFormat { Auto, Text, PromptCompletion, Messages, Tokens };
+enum class DatasetFormat { Auto, Text, PromptCompletion, Messages, Tokens, ShareGpt, Alpaca };
 
-// "auto", "text", "prompt-completion", "messages", "tokens" (the values of --format); wick::Error otherwise.
+// "auto", "text", "prompt-completion", "messages", "sharegpt", "alpaca", "tokens" (the values of --format);
+// wick::Error otherwise.
 DatasetFormat parse_dataset_format(std::string_view name);
 const char* dataset_format_name(DatasetFormat f);
 
@@ -47,6 +56,8 @@ struct DatasetOptions {
   // Appended to text and prompt-completion examples (the messages format ends its turns with the
   // template's own <|im_end|>); -1 = nothing appended. default_eos_id() gives the model's.
   int32_t eos_id = -1;
+  // Count every token (the prompt and the user/system turns too), not only the completion / assistant turns.
+  bool train_on_inputs = false;
 };
 
 // Reads a JSONL dataset. The text formats need tok, messages also tmpl (ChatTemplate::render with

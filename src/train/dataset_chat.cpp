@@ -1,5 +1,6 @@
-// The messages format: a conversation rendered with the model's chat template; the loss counts the
-// assistant turns only. For assistant message i, the text before it is the template's rendering of
+// The messages format (and the chat core of every chat-shaped format: conversational prompt-completion,
+// ShareGPT, Alpaca): a conversation rendered with the model's chat template; the loss counts the
+// assistant turns only (every token with train_on_inputs). For assistant message i, the text before it is the template's rendering of
 // messages [0, i) with the generation prompt ("...<|im_start|>assistant\n"); the turn runs from there through
 // its closing <|im_end|> (so a Qwen3 <think> block the template writes into the turn is counted: the model
 // generates it after the header). The "\n" after <|im_end|> and everything else is masked.
@@ -23,15 +24,31 @@ namespace {
 constexpr std::string_view kHeader = "<|im_start|>assistant\n";
 constexpr std::string_view kEnd = "<|im_end|>";
 
-std::string at(size_t i) { return "\"messages\"[" + std::to_string(i) + "]"; }
+std::string item(const std::string& field, size_t i) { return "\"" + field + "\"[" + std::to_string(i) + "]"; }
 
-std::vector<ChatMessage> parse_messages(const json& j) {
-  if (!j.contains("messages")) throw std::runtime_error("missing \"messages\"");
-  const json& m = j.at("messages");
-  if (!m.is_array()) throw std::runtime_error("\"messages\" must be an array of {\"role\", \"content\"} objects");
-  if (m.empty()) throw std::runtime_error("\"messages\" is empty");
+std::string render(const ChatTemplate& tmpl, const std::vector<ChatMessage>& m, bool gen) {
+  try {
+    return tmpl.render(m, gen);
+  } catch (const Error& e) {
+    throw std::runtime_error("the chat template cannot render it: " + e.what_msg());
+  }
+}
+
+// A literal control token inside an assistant turn becomes the special token and would end the turn early.
+void check_assistant_text(const std::string& content, const std::string& where) {
+  for (std::string_view tok : {std::string_view("<|im_start|>"), kEnd})
+    if (content.find(tok) != std::string::npos)
+      throw std::runtime_error(where + " contains the text " + std::string(tok) +
+                               ", which the tokenizer reads as the chat control token");
+}
+
+}  // namespace
+
+std::vector<ChatMessage> parse_chat_messages(const json& m, const std::string& field) {
+  auto at = [&](size_t i) { return item(field, i); };
+  if (!m.is_array()) throw std::runtime_error("\"" + field + "\" must be an array of {\"role\", \"content\"} objects");
+  if (m.empty()) throw std::runtime_error("\"" + field + "\" is empty");
   std::vector<ChatMessage> out;
-  bool any_assistant = false;
   for (size_t i = 0; i < m.size(); i++) {
     const json& e = m[i];
     if (!e.is_object()) throw std::runtime_error(at(i) + " must be an object with \"role\" and \"content\"");
@@ -42,37 +59,59 @@ std::vector<ChatMessage> parse_messages(const json& j) {
     if (msg.role != "system" && msg.role != "user" && msg.role != "assistant")
       throw std::runtime_error(at(i) + ".role is \"" + msg.role +
                                "\"; the roles are system, user and assistant (tool calls are not supported)");
-    if (msg.role == "assistant") {
-      any_assistant = true;
-      // A literal control token inside an assistant turn becomes the special token and would end the turn early.
-      for (std::string_view tok : {std::string_view("<|im_start|>"), kEnd})
-        if (msg.content.find(tok) != std::string::npos)
-          throw std::runtime_error(at(i) + ".content contains the text " + std::string(tok) +
-                                   ", which the tokenizer reads as the chat control token");
-    }
+    if (msg.role == "assistant") check_assistant_text(msg.content, at(i) + ".content");
     out.push_back(std::move(msg));
   }
-  if (!any_assistant) throw std::runtime_error("no assistant message: nothing to learn from this conversation");
   return out;
 }
 
-std::string render(const ChatTemplate& tmpl, const std::vector<ChatMessage>& m, bool gen) {
-  try {
-    return tmpl.render(m, gen);
-  } catch (const Error& e) {
-    throw std::runtime_error("the chat template cannot render it: " + e.what_msg());
-  }
+Example messages_example(const json& j, const Tokenizer& tok, const ChatTemplate& tmpl, bool train_on_inputs) {
+  if (!j.contains("messages")) throw std::runtime_error("missing \"messages\"");
+  return chat_example(parse_chat_messages(j.at("messages"), "messages"), 0, tok, tmpl, train_on_inputs, "messages");
 }
 
-}  // namespace
+bool is_conversational_prompt(const json& j) {
+  return (j.contains("prompt") && j.at("prompt").is_array()) || (j.contains("completion") && j.at("completion").is_array());
+}
 
-Example messages_example(const json& j, const Tokenizer& tok, const ChatTemplate& tmpl) {
-  const std::vector<ChatMessage> msgs = parse_messages(j);
+// TRL's conversational prompt-completion: the template over prompt + completion; the completion's
+// assistant messages are counted (an assistant message inside the prompt is context, not a target).
+Example conversational_prompt_completion_example(const json& j, const Tokenizer& tok, const ChatTemplate& tmpl,
+                                                 bool train_on_inputs) {
+  for (const char* k : {"prompt", "completion"}) {
+    if (!j.contains(k)) throw std::runtime_error(std::string("missing \"") + k + "\"");
+    if (!j.at(k).is_array())
+      throw std::runtime_error(std::string("\"") + k + "\" must be a list of messages like the other of the pair "
+                               "(conversational prompt-completion), not a " + (j.at(k).is_string() ? "string" : "non-list"));
+  }
+  std::vector<ChatMessage> msgs = parse_chat_messages(j.at("prompt"), "prompt");
+  const size_t first = msgs.size();
+  const std::vector<ChatMessage> comp = parse_chat_messages(j.at("completion"), "completion");
+  msgs.insert(msgs.end(), comp.begin(), comp.end());
+  return chat_example(msgs, first, tok, tmpl, train_on_inputs, "completion");
+}
+
+Example chat_example(const std::vector<ChatMessage>& msgs, size_t first_counted, const Tokenizer& tok,
+                     const ChatTemplate& tmpl, bool train_on_inputs, const std::string& field) {
+  auto at = [&](size_t i) {
+    return item(field, field == "completion" ? i - first_counted : i);
+  };
+  bool any_assistant = false;
+  for (size_t i = first_counted; i < msgs.size(); i++) any_assistant |= msgs[i].role == "assistant";
+  if (!any_assistant)
+    throw std::runtime_error("no assistant message" + std::string(field == "completion" ? " in \"completion\"" : "") +
+                             ": nothing to learn from this conversation");
   const std::string full = render(tmpl, msgs, false);
+  if (train_on_inputs) {  // every token counts: no spans, no boundary check needed
+    Example e;
+    e.ids = tok.encode(full);
+    e.labels = e.ids;
+    return e;
+  }
 
   // Counted character spans [first, second) of `full`, one per assistant message, in order.
   std::vector<std::pair<size_t, size_t>> spans;
-  for (size_t i = 0; i < msgs.size(); i++) {
+  for (size_t i = first_counted; i < msgs.size(); i++) {
     if (msgs[i].role != "assistant") continue;
     size_t start;
     if (i == 0) {  // nothing to render before it: the template's own header (after any default system turn)

@@ -57,9 +57,12 @@ DatasetFormat detect_format(const json& j) {
   if (j.contains("prompt") || j.contains("completion")) found.push_back(DatasetFormat::PromptCompletion);
   if (j.contains("messages")) found.push_back(DatasetFormat::Messages);
   if (j.contains("input_ids")) found.push_back(DatasetFormat::Tokens);
+  if (j.contains("conversations")) found.push_back(DatasetFormat::ShareGpt);
+  if (j.contains("instruction")) found.push_back(DatasetFormat::Alpaca);
   if (found.empty())
     throw std::runtime_error("no key of a known format: expected \"text\", \"prompt\" + \"completion\", "
-                             "\"messages\" or \"input_ids\"");
+                             "\"messages\", \"conversations\" (ShareGPT), \"instruction\" + \"output\" (Alpaca) "
+                             "or \"input_ids\"");
   if (found.size() > 1) {
     std::string names;
     for (DatasetFormat f : found) names += std::string(names.empty() ? "" : ", ") + dataset_format_name(f);
@@ -88,11 +91,8 @@ Example text_example(const json& j, const Tokenizer& tok, int32_t eos) {
 }
 
 // ids = encode(prompt) + encode(completion) + eos: the prompt tokenized alone, as it is at inference.
-// Only the completion and the eos are counted.
-Example prompt_completion_example(const json& j, const Tokenizer& tok, int32_t eos) {
-  if (j.contains("prompt") && j.at("prompt").is_array())
-    throw std::runtime_error("\"prompt\" is a list of messages: conversational prompt-completion is not supported; "
-                             "write the conversation as {\"messages\": [...]}");
+// Only the completion and the eos are counted (every token with train_on_inputs).
+Example prompt_completion_example(const json& j, const Tokenizer& tok, int32_t eos, bool train_on_inputs) {
   const std::vector<int32_t> p = tok.encode(string_field(j, "prompt"));
   std::vector<int32_t> c = tok.encode(string_field(j, "completion"));
   if (eos >= 0) c.push_back(eos);
@@ -100,8 +100,11 @@ Example prompt_completion_example(const json& j, const Tokenizer& tok, int32_t e
   Example e;
   e.ids = p;
   e.ids.insert(e.ids.end(), c.begin(), c.end());
-  e.labels.assign(p.size(), -100);
-  e.labels.insert(e.labels.end(), c.begin(), c.end());
+  if (train_on_inputs) e.labels = e.ids;
+  else {
+    e.labels.assign(p.size(), -100);
+    e.labels.insert(e.labels.end(), c.begin(), c.end());
+  }
   return e;
 }
 

@@ -28,6 +28,7 @@ TrainData load_train_data(const TrainDataOptions& f, const std::string& model_di
   opt.format = parse_dataset_format(f.format);
   opt.max_seq_len = f.max_seq_len;
   opt.skip_bad_lines = f.skip_bad;
+  opt.train_on_inputs = f.train_on_inputs;
   opt.vocab_size = cfg.vocab_size;
   if (tok) opt.eos_id = default_eos_id(model_dir, *tok, cfg);
   const Tokenizer* tp = tok ? &*tok : nullptr;

@@ -16,6 +16,7 @@ struct TrainDataOptions {
   double eval_split = 0;      // hold out this fraction of data (0 = none); excludes eval_file
   int64_t max_seq_len = 2048;
   bool skip_bad = false, packing = false;
+  bool train_on_inputs = false;  // loss on every token of prompt-completion and chat examples
 };
 
 struct TrainData {
