@@ -99,22 +99,27 @@ Progress::Progress(FILE* out, bool tty, int64_t total_steps, int64_t start_step,
     : out_(out), tty_(tty), total_(total_steps), start_(start_step),
       every_(log_every > 0 ? log_every : default_log_every(total_steps)) {}
 
+// "  MFU 41%" beside tok/s where the device's peak is known (train/flops.h), nothing otherwise.
+static std::string mfu_str(double mfu) { return mfu > 0 ? printf_str("  MFU %.0f%%", 100 * mfu) : std::string(); }
+
 std::string Progress::line(const StepReport& r, bool bar) const {
   const int64_t done = r.step - start_;
   const double eta = done > 0 ? r.elapsed_s / done * static_cast<double>(r.total_steps - r.step) : NAN;
   if (!bar) {
     char b[320];
     std::snprintf(b, sizeof b,
-                  "step %lld/%lld  epoch %.2f  loss %.4f (smoothed %.4f)  grad_norm %.4f  lr %.3g  %.0f tok/s  "
+                  "step %lld/%lld  epoch %.2f  loss %.4f (smoothed %.4f)  grad_norm %.4f  lr %.3g  %.0f tok/s%s  "
                   "elapsed %s  eta %s",
                   static_cast<long long>(r.step), static_cast<long long>(r.total_steps), r.epoch, r.loss,
-                  smoothed_loss(), r.grad_norm, r.lr, r.tokens_per_s, clock_str(r.elapsed_s).c_str(), clock_str(eta).c_str());
+                  smoothed_loss(), r.grad_norm, r.lr, r.tokens_per_s, mfu_str(r.mfu).c_str(),
+                  clock_str(r.elapsed_s).c_str(), clock_str(eta).c_str());
     return b;
   }
-  char tail[224];
-  std::snprintf(tail, sizeof tail, " %lld/%lld  ep %.2f  loss %.4f  lr %.2e  %s tok/s  %s<%s",
+  char tail[240];
+  std::snprintf(tail, sizeof tail, " %lld/%lld  ep %.2f  loss %.4f  lr %.2e  %s tok/s%s  %s<%s",
                 static_cast<long long>(r.step), static_cast<long long>(r.total_steps), r.epoch, smoothed_loss(), r.lr,
-                rate_str(r.tokens_per_s).c_str(), clock_str(r.elapsed_s).c_str(), clock_str(eta).c_str());
+                rate_str(r.tokens_per_s).c_str(), mfu_str(r.mfu).c_str(), clock_str(r.elapsed_s).c_str(),
+                clock_str(eta).c_str());
   const double frac = r.total_steps > 0 ? std::clamp(static_cast<double>(r.step) / r.total_steps, 0.0, 1.0) : 0.0;
   const int width = term_width(out_) - 1;  // never wrap: a wrapped line cannot be redrawn with \r
   std::string head = printf_str("%3.0f%% ", 100 * frac);

@@ -36,6 +36,7 @@ void cuda_memset_zero(void* p, int dev, size_t nbytes);
 void cuda_synchronize(int dev);
 size_t cuda_peak_memory(int dev);
 void cuda_reset_peak_memory(int dev);
+std::string cuda_device_name(int dev);
 #else
 [[noreturn]] static void no_cuda() {
   throw Error("this build of wick has no CUDA support", "", "rebuild with nvcc present (cmake -DWICK_CUDA=ON)");
@@ -110,6 +111,13 @@ void device_reset_peak_memory(Device d) {
 #ifdef WICK_CUDA
   if (d.is_cuda()) cuda_reset_peak_memory(d.index);
 #endif
+}
+
+std::string device_name(Device d) {
+#ifdef WICK_CUDA
+  if (d.is_cuda()) return cuda_device_name(d.index);
+#endif
+  return "cpu";
 }
 
 }  // namespace wick

@@ -37,5 +37,7 @@ void device_synchronize(Device d);
 // 0 on the CPU or without CUDA.
 size_t device_peak_memory(Device d);
 void device_reset_peak_memory(Device d);
+// The device's marketing name ("NVIDIA H200"); "cpu" on the host.
+std::string device_name(Device d);
 
 }  // namespace wick

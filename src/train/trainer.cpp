@@ -10,6 +10,7 @@
 #include "io/safetensors.h"
 #include "lora/lora.h"
 #include "model/qwen2_grad.h"
+#include "train/flops.h"
 #include "train/batcher.h"
 #include "train/optimizer.h"
 
@@ -33,6 +34,7 @@ struct Trainer::Impl {
   std::function<void(const EvalReport&)> on_eval;
   std::optional<double> best_eval;
   int64_t last_eval_step = -1;
+  double peak_flops = 0;  // the device's bf16 rate for MFU (0: unknown, no MFU)
 
   Impl(Qwen2Model& model, const Dataset& d, TrainOptions o, const Dataset* ev)
       : m(model), data(d), opt(std::move(o)),
@@ -206,6 +208,12 @@ bool Trainer::run(const std::function<void(const StepReport&)>& on_step, const s
     if (p.on_eval) p.on_eval(r);
   };
   const auto t0 = std::chrono::steady_clock::now();
+  // MFU needs the adapters' shape: the largest rank and how many projections per layer carry one.
+  int64_t lora_rank = 0, lora_linears = 0;
+  for (Linear* l : p.m.all_linears())
+    if (l->lora.active()) lora_rank = std::max(lora_rank, l->lora.rank()), lora_linears++;
+  const int lora_per_layer = static_cast<int>(lora_linears / std::max<int64_t>(1, p.m.config().num_layers));
+  p.peak_flops = peak_bf16_flops(device_name(p.m.device()));
   while (p.step < p.total) {
     if (stop && stop->load()) {
       save_checkpoint();
@@ -214,10 +222,13 @@ bool Trainer::run(const std::function<void(const StepReport&)>& on_step, const s
     const auto ts = std::chrono::steady_clock::now();
     std::vector<TrainBatch> micro;
     int64_t counted = 0, tokens = 0;
+    double flops = 0;
     for (int64_t k = 0; k < p.opt.grad_accum; k++) {
       micro.push_back(p.batcher.next());
-      counted += micro.back().counted();
-      tokens += micro.back().ids.numel();
+      const TrainBatch& b = micro.back();
+      counted += b.counted();
+      tokens += b.ids.numel();
+      flops += train_flops_per_token(p.m.config(), b.ids.dim(1), lora_rank, lora_per_layer) * static_cast<double>(b.ids.numel());
     }
     zero_lora_grads(p.m);
     LossSum loss;
@@ -244,12 +255,14 @@ bool Trainer::run(const std::function<void(const StepReport&)>& on_step, const s
     r.grad_norm = norm;
     r.lr = lr;
     r.tokens = tokens;
-    r.tokens_per_s = tokens / std::max(1e-9, std::chrono::duration<double>(te - ts).count());
+    const double step_s = std::max(1e-9, std::chrono::duration<double>(te - ts).count());
+    r.tokens_per_s = tokens / step_s;
+    r.mfu = p.peak_flops > 0 ? flops / step_s / p.peak_flops : 0.0;
     r.elapsed_s = std::chrono::duration<double>(te - t0).count();
     r.peak_device_bytes = device_peak_memory(p.m.device());
     mf << json{{"step", r.step}, {"epoch", r.epoch}, {"loss", r.loss}, {"grad_norm", r.grad_norm}, {"lr", r.lr},
                {"tokens", r.tokens}, {"tokens_per_s", r.tokens_per_s}, {"counted_tokens", counted},
-               {"peak_device_gib", r.peak_device_bytes / 1073741824.0}}.dump()
+               {"peak_device_gib", r.peak_device_bytes / 1073741824.0}, {"mfu", r.mfu}}.dump()
        << "\n";
     mf.flush();
     if (on_step) on_step(r);

@@ -44,6 +44,7 @@ struct StepReport {
   double epoch = 0, loss = 0, grad_norm = 0, lr = 0, tokens_per_s = 0, elapsed_s = 0;
   int64_t tokens = 0;  // input tokens processed this step
   size_t peak_device_bytes = 0;  // CUDA: the pool's high-water mark since the run started; 0 on the CPU
+  double mfu = 0;  // model FLOPs utilisation (train/flops.h); 0 where the device's peak is unknown (the CPU)
 };
 
 struct EvalReport {

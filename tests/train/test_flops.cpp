@@ -1,7 +1,6 @@
 // The FLOP count behind MFU, checked against an independent count of the 0.5B preset's matmul shapes.
 #include <gtest/gtest.h>
 
-#include "model/presets.h"
 #include "train/flops.h"
 
 namespace wick {

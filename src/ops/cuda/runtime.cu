@@ -179,4 +179,10 @@ void cuda_reset_peak_memory(int dev) {
   WICK_CUDA_CHECK(cudaMemPoolSetAttribute(pool, cudaMemPoolAttrUsedMemHigh, &zero));
 }
 
+std::string cuda_device_name(int dev) {
+  cudaDeviceProp prop;
+  WICK_CUDA_CHECK(cudaGetDeviceProperties(&prop, dev));
+  return prop.name;
+}
+
 }  // namespace wick
