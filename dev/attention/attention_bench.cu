@@ -10,9 +10,11 @@
 //   1  FA2 mma.sync m16n8k16, cp.async double-buffered tiles, deterministic two-pass backward
 //      (delta, dQ query-major, dK/dV key-major summing the whole GQA group in one block).
 //   2  as 1, but the dK/dV pass splits the group's heads over blocks when its grid is small (f32 partials,
-//      then an ordered reduce: still deterministic), every head its own block.
+//      then an ordered reduce: still deterministic), every head its own block. What wick runs.
 //   3  as 2 with the fewest splits that give 6 blocks an SM (fewer partials to write and sum).
-// (From v2 on, delta = rowsum(dO * O) is computed inside the dQ launch; v1 runs the same code, split off.)
+// The variants share the kernels as they are now (delta inside the dQ launch, ex2.approx exponentials) and
+// differ in the dK/dV split only; the versions measured on the way are in dev/attention/NOTES.md and git.
+// wick dispatches to variant 2 (flash_bwd_plan's default).
 //
 // Checks: ||out - ref|| / ||ref|| for out, lse, dq, dk, dv on random inputs (fresh per check), outputs
 // poisoned with NaN first (an unwritten element fails). Full f64 reference on small odd shapes (T not a

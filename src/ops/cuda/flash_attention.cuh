@@ -125,6 +125,15 @@ __device__ __forceinline__ void load_b_trans(uint32_t (&b)[4], const bf16* tile,
   ldmatrix_x4_trans(b, smem_u32(tile + swz<D>(k0 + (((lane >> 3) & 1) << 3) + (lane & 7), dp * 2 + (lane >> 4))));
 }
 
+// 2^x on the special-function unit (ex2.approx.ftz: ~2 ulp, results under 2^-126 flush to 0, 2^-inf = 0).
+// exp2f without fast-math adds denormal handling around the same instruction; softmax weights that small
+// vanish next to the row's largest (1) anyway.
+__device__ __forceinline__ float fast_exp2(float x) {
+  float y;
+  asm("ex2.approx.ftz.f32 %0, %1;\n" : "=f"(y) : "f"(x));
+  return y;
+}
+
 __device__ __forceinline__ float quad_max(float x) {
   x = fmaxf(x, __shfl_xor_sync(0xffffffffu, x, 1));
   return fmaxf(x, __shfl_xor_sync(0xffffffffu, x, 2));

@@ -226,7 +226,7 @@ __global__ void __launch_bounds__(kBwdThreads) flash_bwd_dq_kernel(const FlashPa
             ok = key <= kend[i] && key < key_hi;
             if (segb && ok) ok = segb[key] == sq[i];
           }
-          const float pr = ok ? exp2f(s[nt][e] * sl2 - lse2[i]) : 0.0f;
+          const float pr = ok ? fast_exp2(fmaf(s[nt][e], sl2, -lse2[i])) : 0.0f;
           s[nt][e] = pr * (dp[nt][e] - dl[i]);  // dS
         }
       }
@@ -405,7 +405,7 @@ __global__ void __launch_bounds__(kBwdThreads) flash_bwd_dkdv_kernel(const Flash
             ok = t < p.T && key[i] <= p.kv_start + t && key[i] < p.T;
             if (segb && ok) ok = segb[t] == sk[i];
           }
-          const float pr = ok ? exp2f(s[nt][e] * sl2 - lq[e & 1]) : 0.0f;
+          const float pr = ok ? fast_exp2(fmaf(s[nt][e], sl2, -lq[e & 1])) : 0.0f;
           s[nt][e] = pr;
           dp[nt][e] = pr * (dp[nt][e] - dq2[e & 1]);  // dS^T
         }

@@ -142,13 +142,13 @@ __global__ void __launch_bounds__(kFwdThreads) flash_fwd_kernel(const FlashParam
         for (int nt = 0; nt < BN / 8; ++nt) mx = fmaxf(mx, fmaxf(s[nt][2 * i], s[nt][2 * i + 1]));
         mx = quad_max(mx);
         const float ms = mx == -INFINITY ? 0.0f : mx * sl2;
-        alpha[i] = exp2f(m[i] * sl2 - ms);  // 0 while m is -inf (o, l are 0 then)
+        alpha[i] = fast_exp2(m[i] * sl2 - ms);  // 0 while m is -inf (o, l are 0 then)
         m[i] = mx;
         float sum = 0.0f;
 #pragma unroll
         for (int nt = 0; nt < BN / 8; ++nt) {
-          s[nt][2 * i] = exp2f(s[nt][2 * i] * sl2 - ms);
-          s[nt][2 * i + 1] = exp2f(s[nt][2 * i + 1] * sl2 - ms);
+          s[nt][2 * i] = fast_exp2(fmaf(s[nt][2 * i], sl2, -ms));
+          s[nt][2 * i + 1] = fast_exp2(fmaf(s[nt][2 * i + 1], sl2, -ms));
           sum += s[nt][2 * i] + s[nt][2 * i + 1];
         }
         l[i] = l[i] * alpha[i] + sum;  // this thread's columns only; the quad's sum is taken at the end
