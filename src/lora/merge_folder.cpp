@@ -16,7 +16,7 @@ namespace wick {
 void merge_adapter_folder(const std::string& model_dir, const std::string& adapter_dir, const std::string& out_dir) {
   const ModelConfig cfg = ModelConfig::from_json_file((fs::path(model_dir) / "config.json").string());
   const io::AdapterFiles ad = io::load_peft_adapter(adapter_dir);
-  io::validate_against(ad, cfg, adapter_dir);
+  validate_against(ad, cfg, adapter_dir);
   if (fs::exists(out_dir) && fs::equivalent(out_dir, model_dir))
     throw Error("the output folder is the model folder", out_dir, "merge into a new folder");
   const io::Checkpoint ck = io::Checkpoint::open(model_dir);

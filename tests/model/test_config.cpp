@@ -149,7 +149,7 @@ TEST(ModelConfig, Refusals) {
     std::vector<std::string> needles;
   };
   const std::vector<Case> cases = {
-      {[](json& j) { j["model_type"] = "llama"; }, {"model_type 'llama'", "supported model families: qwen2"}},
+      {[](json& j) { j["model_type"] = "gpt2"; }, {"model_type 'gpt2'", "supported model families: qwen2"}},
       {[](json& j) { j.erase("model_type"); }, {"model_type", "qwen2"}},
       {[](json& j) { j["rope_scaling"] = {{"type", "yarn"}, {"factor", 4.0}}; }, {"rope_scaling", "yarn"}},
       {[](json& j) { j["rope_scaling"] = {{"rope_type", "linear"}, {"factor", 2.0}}; }, {"rope_scaling", "linear"}},
