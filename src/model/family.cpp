@@ -12,10 +12,10 @@
 namespace wick {
 
 // One line per family (model/families/<family>.cpp).
-extern const Family kQwen2Family;
+extern const Family kQwen2Family, kQwen3Family, kLlamaFamily, kMistralFamily;
 
 const std::vector<const Family*>& families() {
-  static const std::vector<const Family*> all = {&kQwen2Family};
+  static const std::vector<const Family*> all = {&kQwen2Family, &kQwen3Family, &kLlamaFamily, &kMistralFamily};
   return all;
 }
 

@@ -34,6 +34,27 @@ const Preset kPresets[] = {
     // Tied logits are bounded by |embedding row| x |normed hidden| ~ std * C: with 0.02 a 128-wide model
     // could never be confident (loss >= ~7), so its rows are larger and a LoRA can teach it a behaviour.
     {"tiny", WICK_QWEN25(128, 352, 2, 4, 2, 151936, true), 0.15f},
+    {"qwen3-0.6b",
+     R"({"model_type": "qwen3", "hidden_size": 1024, "intermediate_size": 3072, "num_hidden_layers": 28,
+         "num_attention_heads": 16, "num_key_value_heads": 8, "head_dim": 128, "vocab_size": 151936,
+         "tie_word_embeddings": true, "attention_bias": false, "rope_theta": 1000000.0, "rms_norm_eps": 1e-6,
+         "max_position_embeddings": 40960, "torch_dtype": "bfloat16", "bos_token_id": 151643, "eos_token_id": 151645})",
+     0.02f},
+    {"llama3.2-1b",
+     R"({"model_type": "llama", "hidden_size": 2048, "intermediate_size": 8192, "num_hidden_layers": 16,
+         "num_attention_heads": 32, "num_key_value_heads": 8, "head_dim": 64, "vocab_size": 128256,
+         "tie_word_embeddings": true, "attention_bias": false, "mlp_bias": false, "rope_theta": 500000.0,
+         "rope_scaling": {"rope_type": "llama3", "factor": 32.0, "low_freq_factor": 1.0, "high_freq_factor": 4.0,
+                          "original_max_position_embeddings": 8192},
+         "rms_norm_eps": 1e-5, "max_position_embeddings": 131072, "torch_dtype": "bfloat16",
+         "bos_token_id": 128000, "eos_token_id": 128001})",
+     0.02f},
+    {"mistral-7b",  // Mistral-7B-v0.3
+     R"({"model_type": "mistral", "hidden_size": 4096, "intermediate_size": 14336, "num_hidden_layers": 32,
+         "num_attention_heads": 32, "num_key_value_heads": 8, "head_dim": 128, "vocab_size": 32768,
+         "tie_word_embeddings": false, "rope_theta": 1000000.0, "rms_norm_eps": 1e-5, "sliding_window": null,
+         "max_position_embeddings": 32768, "torch_dtype": "bfloat16", "bos_token_id": 1, "eos_token_id": 2})",
+     0.02f},
 };
 #undef WICK_QWEN25
 }  // namespace
