@@ -1,5 +1,6 @@
-// wick's public C++ API: load a Hugging Face Qwen2-family model folder, generate text, and fine-tune a LoRA
-// adapter, on the CPU or a CUDA GPU. Small and stable: nothing here exposes wick's internals (pimpl).
+// wick's public C++ API: load a Hugging Face model folder (Qwen2/2.5, Qwen3, Llama, Mistral), generate
+// text, and fine-tune a LoRA adapter, on the CPU or a CUDA GPU. Small and stable: nothing here exposes
+// wick's internals (pimpl).
 //
 //   wick::Model m("Qwen2.5-0.5B-Instruct");
 //   auto g = wick::generate(m, std::vector<wick::Message>{{"user", "Hi!"}}, {},
@@ -131,7 +132,7 @@ struct TrainSettings {
   int64_t r = 16;
   double alpha = 32, dropout = 0;
   bool rslora = false;       // scale alpha / sqrt(r) instead of alpha / r
-  std::vector<std::string> targets = {"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"};
+  std::vector<std::string> targets = {"all"};  // every projection (q/k/v/o, gate/up/down), or names like "q_proj"
   // AdamW and the learning-rate schedule
   double lr = 2e-4, weight_decay = 0.01, beta1 = 0.9, beta2 = 0.999, eps = 1e-8;
   double max_grad_norm = 1.0;       // 0 = no clipping

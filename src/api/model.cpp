@@ -29,7 +29,7 @@ Model& Model::operator=(Model&&) noexcept = default;
 
 void Model::attach_adapter(const std::string& dir) {
   io::AdapterFiles files = io::load_peft_adapter(dir);  // read and checked before the old one goes
-  Qwen2Model& m = p_->session->model();
+  CausalLM& m = p_->session->model();
   if (!p_->adapter.empty()) detach_adapters(m);
   p_->adapter.clear();
   attach_adapters(m, files, dir);
@@ -45,7 +45,7 @@ void Model::detach_adapter() {
 
 ModelInfo Model::info() const {
   const Session& s = *p_->session;
-  Qwen2Model& m = p_->session->model();
+  CausalLM& m = p_->session->model();
   const ModelConfig& c = m.config();
   ModelInfo i;
   i.dir = m.dir();
@@ -74,6 +74,7 @@ ModelInfo Model::info() const {
     i.lora_alpha = cfg.alpha;
     i.lora_targets = cfg.target_modules;
     if (cfg.target_regex) i.lora_targets = {*cfg.target_regex};
+    if (cfg.all_linear) i.lora_targets = {"all-linear"};
   }
   return i;
 }

@@ -75,7 +75,7 @@ TrainSummary train(const TrainSettings& s, const std::function<void(const TrainP
   const TrainData td = load_train_data(dopt, s.model_dir, t.seed, nullptr);
   const Dataset& data = td.train;
   const Device dev = resolve_device(s.device);
-  auto model = Qwen2Model::load(s.model_dir, dev, resolve_dtype(s.dtype, dev));
+  auto model = CausalLM::load(s.model_dir, dev, resolve_dtype(s.dtype, dev));
   const BatchChoice bc = resolve_batch_size(t, *model, data);
   t.batch_size = bc.batch_size;
   Trainer trainer(*model, data, t, td.eval ? &*td.eval : nullptr);

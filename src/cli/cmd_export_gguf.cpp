@@ -43,7 +43,7 @@ void register_export_gguf(CLI::App& app) {
       if (f->adapter.empty()) throw Error("--lora-only needs --adapter", "--lora-only");
       const ModelConfig cfg = ModelConfig::from_json_file((fs::path(f->model) / "config.json").string());
       const io::AdapterFiles ad = io::load_peft_adapter(f->adapter);
-      io::validate_against(ad, cfg, f->adapter);
+      validate_against(ad, cfg, f->adapter);
       s = io::write_lora_gguf(ad, ft, f->out, folder_name(f->adapter));
     } else {
       const ModelConfig cfg = ModelConfig::from_json_file((fs::path(f->model) / "config.json").string());

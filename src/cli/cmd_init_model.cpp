@@ -1,4 +1,5 @@
-// wick init-model: a random-weight Qwen2.5-geometry model folder (benchmarks, tests, the demo).
+// wick init-model: a random-weight model folder with a published config of any family (benchmarks, tests,
+// the demo).
 #include <cstdio>
 
 #include "cli/commands.h"
@@ -9,18 +10,22 @@
 namespace wick::cli {
 
 void register_init_model(CLI::App& app) {
-  auto* cmd = app.add_subcommand("init-model", "Write a random-weight model with a published Qwen2.5 config and the Qwen tokenizer");
+  auto* cmd = app.add_subcommand("init-model", "Write a random-weight model with a published config (Qwen2.5, Qwen3, Llama 3.2, Mistral) and, for Qwen, the Qwen tokenizer");
   auto preset = std::make_shared<std::string>(), out = std::make_shared<std::string>(), dtype = std::make_shared<std::string>("bf16");
   auto seed = std::make_shared<uint64_t>(0);
   auto tok = std::make_shared<std::string>();
-  cmd->add_option("--preset", *preset, "qwen2.5-0.5b, qwen2.5-1.5b, qwen2.5-3b, qwen2.5-7b or tiny")->required();
+  std::string names;
+  for (const std::string& n : preset_names()) names += (names.empty() ? "" : ", ") + n;
+  cmd->add_option("--preset", *preset, "one of: " + names)->required();
   cmd->add_option("--out", *out, "output folder")->required();
   cmd->add_option("--seed", *seed, "random seed (default 0)");
   cmd->add_option("--dtype", *dtype, "weights dtype: bf16 (default), f32 or f16");
-  cmd->add_option("--tokenizer-dir", *tok, "folder with tokenizer.json + tokenizer_config.json (default: the fetched Qwen tokenizer)");
+  cmd->add_option("--tokenizer-dir", *tok, "folder with tokenizer.json + tokenizer_config.json (default: the fetched Qwen tokenizer for Qwen presets, none for others)");
   cmd->callback([=] {
     const ModelConfig c = preset_config(*preset);
-    const std::string tdir = tok->empty() ? default_tokenizer_dir() : *tok;
+    // The Qwen tokenizer's ids fit only a Qwen vocabulary; other families get theirs from --tokenizer-dir.
+    const bool qwen = c.model_type.rfind("qwen", 0) == 0;
+    const std::string tdir = !tok->empty() ? *tok : qwen ? default_tokenizer_dir() : "";
     write_random_model(c, *out, *seed, dtype_from_name(*dtype), tdir, preset_embed_std(*preset));
     std::fprintf(stderr, "wick init-model: %s (%.1fM parameters, random weights) written to %s\n", preset->c_str(),
                  c.num_parameters() / 1e6, out->c_str());

@@ -119,7 +119,7 @@ void register_train(CLI::App& app) {
     const TrainData data = load_train_data(f->d, f->model, t.seed, [](const std::string& l) {
       std::fprintf(stderr, "wick train: %s\n", l.c_str());
     });
-    auto model = Qwen2Model::load(f->model, dev, resolve_dtype(f->dtype, dev));
+    auto model = CausalLM::load(f->model, dev, resolve_dtype(f->dtype, dev));
     const BatchChoice bc = resolve_batch_size(t, *model, data.train);
     t.batch_size = bc.batch_size;
     Trainer trainer(*model, data.train, t, data.eval ? &*data.eval : nullptr);

@@ -8,7 +8,7 @@
 
 namespace wick {
 
-Generator::Generator(Qwen2Model& model, const Tokenizer* tokenizer) : m_(model), tok_(tokenizer) {}
+Generator::Generator(CausalLM& model, const Tokenizer* tokenizer) : m_(model), tok_(tokenizer) {}
 
 size_t safe_emit_length(const std::string& text, const std::vector<std::string>& stops) {
   size_t hold = 0;

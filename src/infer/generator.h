@@ -8,7 +8,7 @@
 #include <vector>
 
 #include "infer/sampler.h"
-#include "model/qwen2.h"
+#include "model/causal_lm.h"
 
 namespace wick {
 
@@ -35,12 +35,12 @@ using TokenCallback = std::function<bool(int32_t id, const std::string& text)>;
 
 class Generator {
  public:
-  Generator(Qwen2Model& model, const Tokenizer* tokenizer);
+  Generator(CausalLM& model, const Tokenizer* tokenizer);
   GenerateResult generate(const std::vector<int32_t>& prompt, const GenerateOptions& opt,
                           const TokenCallback& on_token = nullptr);
 
  private:
-  Qwen2Model& m_;
+  CausalLM& m_;
   const Tokenizer* tok_;
 };
 

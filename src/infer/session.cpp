@@ -34,7 +34,7 @@ std::optional<ChatTemplateKind> parse_chat_template_flag(const std::string& s) {
 
 Session::Session(const SessionOptions& opt) {
   const Device dev = resolve_device(opt.device);
-  model_ = Qwen2Model::load(opt.model_dir, dev, resolve_dtype(opt.dtype, dev));
+  model_ = CausalLM::load(opt.model_dir, dev, resolve_dtype(opt.dtype, dev));
   if (!opt.adapter_dir.empty()) attach_adapters(*model_, io::load_peft_adapter(opt.adapter_dir), opt.adapter_dir);
   if (fs::exists(fs::path(opt.model_dir) / "tokenizer.json")) tok_ = Tokenizer::from_model_dir(opt.model_dir);
   // A folder without a (recognised) template still generates from raw prompts; chat_template() says why not.

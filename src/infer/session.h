@@ -8,7 +8,7 @@
 
 #include "infer/generator.h"
 #include "model/generation_config.h"
-#include "model/qwen2.h"
+#include "model/causal_lm.h"
 #include "tokenizer/chat_template.h"
 #include "tokenizer/tokenizer.h"
 
@@ -25,7 +25,7 @@ struct SessionOptions {
 class Session {
  public:
   explicit Session(const SessionOptions& opt);
-  Qwen2Model& model() { return *model_; }
+  CausalLM& model() { return *model_; }
   const Tokenizer* tokenizer() const { return tok_ ? &*tok_ : nullptr; }
   const ChatTemplate& chat_template() const;  // wick::Error when the folder has no usable one
   const GenerationConfig& generation_config() const { return gen_; }
@@ -35,7 +35,7 @@ class Session {
   GenerateResult generate(const std::vector<int32_t>& prompt, const GenerateOptions& opt, const TokenCallback& cb);
 
  private:
-  std::unique_ptr<Qwen2Model> model_;
+  std::unique_ptr<CausalLM> model_;
   std::optional<Tokenizer> tok_;
   std::optional<ChatTemplate> tmpl_;
   GenerationConfig gen_;

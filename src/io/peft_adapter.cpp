@@ -1,5 +1,5 @@
-// PEFT adapter folders: load (names with or without the adapter name, F32/BF16/F16 -> f32), save with
-// PEFT's own names, and check an adapter against a Qwen2 model's linear layers.
+// PEFT adapter folders: load (names with or without the adapter name, F32/BF16/F16 -> f32) and save with
+// PEFT's own names. The check against a model's layers is lora/lora.h's validate_against.
 #include "io/peft_adapter.h"
 
 #include <filesystem>
@@ -148,49 +148,6 @@ void save_peft_adapter(const std::string& dir, const LoraConfig& cfg, const std:
   if (ec || !is_dir(dir)) throw Error("cannot create the adapter folder: " + ec.message(), dir);
   save_safetensors((fs::path(dir) / "adapter_model.safetensors").string(), tensors, {{"format", "pt"}});
   write_file_atomic((fs::path(dir) / "adapter_config.json").string(), cfg.to_json());
-}
-
-std::optional<std::pair<int64_t, int64_t>> qwen2_linear_shape(const ModelConfig& cfg, const std::string& module_path) {
-  const std::string pre = "model.layers.";
-  if (!starts_with(module_path, pre)) return std::nullopt;
-  const size_t dot = module_path.find('.', pre.size());
-  if (dot == std::string::npos) return std::nullopt;
-  const std::string num = module_path.substr(pre.size(), dot - pre.size());
-  if (num.empty() || num.size() > 9 || num.find_first_not_of("0123456789") != std::string::npos) return std::nullopt;
-  if (num.size() > 1 && num[0] == '0') return std::nullopt;
-  if (std::stoll(num) >= cfg.num_layers) return std::nullopt;
-  const std::string rest = module_path.substr(dot + 1);
-  const int64_t C = cfg.hidden_size, I = cfg.intermediate_size;
-  if (rest == "self_attn.q_proj") return std::pair(cfg.q_dim(), C);
-  if (rest == "self_attn.k_proj" || rest == "self_attn.v_proj") return std::pair(cfg.kv_dim(), C);
-  if (rest == "self_attn.o_proj") return std::pair(C, cfg.q_dim());
-  if (rest == "mlp.gate_proj" || rest == "mlp.up_proj") return std::pair(I, C);
-  if (rest == "mlp.down_proj") return std::pair(C, I);
-  return std::nullopt;
-}
-
-void validate_against(const AdapterFiles& adapter, const ModelConfig& cfg, const std::string& where) {
-  const int64_t r = adapter.cfg.r;
-  for (const auto& [module, pair] : adapter.modules) {
-    const auto shape = qwen2_linear_shape(cfg, module);
-    if (!shape) {
-      if (module == "lm_head" || module == "model.embed_tokens")
-        throw Error("LoRA on '" + module + "' is not supported yet", where);
-      throw Error("module '" + module + "' is not a q/k/v/o/gate/up/down projection of this model (" +
-                      std::to_string(cfg.num_layers) + " layers)",
-                  where, "the adapter was made for another model");
-    }
-    const auto [out, in] = *shape;
-    const Shape want_a = {r, in}, want_b = {out, r};
-    if (pair.A.shape() != want_a)
-      throw Error("tensor '" + kPrefix + module + ".lora_A.weight' has shape " + shape_str(pair.A.shape()) + ", expected " +
-                      shape_str(want_a) + " [r, in] for this model",
-                  where, "the adapter was made for another model");
-    if (pair.B.shape() != want_b)
-      throw Error("tensor '" + kPrefix + module + ".lora_B.weight' has shape " + shape_str(pair.B.shape()) + ", expected " +
-                      shape_str(want_b) + " [out, r] for this model",
-                  where, "the adapter was made for another model");
-  }
 }
 
 }  // namespace wick::io

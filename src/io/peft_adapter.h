@@ -20,10 +20,11 @@ struct LoraConfig {
   double dropout = 0;
   bool use_rslora = false;
   // target_modules as a list: a module matches when its path equals an entry or ends with "." + entry.
-  // As a string (PEFT's regex form): target_regex holds it and target_modules is empty; "all-linear" is
-  // expanded to the seven Qwen2 projections instead.
-  std::vector<std::string> target_modules = {"q_proj", "v_proj"};  // PEFT's default for qwen2
+  // As a string (PEFT's regex form): target_regex holds it and target_modules is empty; "all-linear"
+  // sets all_linear instead (every Linear of the model but lm_head, as PEFT expands it per model).
+  std::vector<std::string> target_modules = {"q_proj", "v_proj"};  // PEFT's default for qwen2 and llama
   std::optional<std::string> target_regex;
+  bool all_linear = false;
   // exclude_modules (same list/regex rules) and layers_to_transform restrict targets().
   std::vector<std::string> exclude_modules;
   std::optional<std::string> exclude_regex;
@@ -58,13 +59,5 @@ AdapterFiles load_peft_adapter(const std::string& dir);
 // Writes <dir>/adapter_config.json and <dir>/adapter_model.safetensors (F32, PEFT's tensor names
 // "base_model.model.<module>.lora_{A,B}.weight"), each atomically; creates dir if needed.
 void save_peft_adapter(const std::string& dir, const LoraConfig& cfg, const std::map<std::string, LoraPair>& modules);
-
-// Checks that every module is a q/k/v/o/gate/up/down projection of a layer of a Qwen2 model with this
-// config and that A is [r, in] and B [out, r] for it; where names the adapter in messages.
-void validate_against(const AdapterFiles& adapter, const ModelConfig& cfg, const std::string& where);
-
-// The [out, in] shape of a Qwen2 linear layer ("model.layers.3.mlp.down_proj"); nullopt if the path
-// names no such projection of this config.
-std::optional<std::pair<int64_t, int64_t>> qwen2_linear_shape(const ModelConfig& cfg, const std::string& module_path);
 
 }  // namespace wick::io

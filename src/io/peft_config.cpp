@@ -15,9 +15,6 @@ namespace wick::io {
 
 using nlohmann::json;
 
-static const std::vector<std::string> kQwen2Linear = {"q_proj", "k_proj", "v_proj", "o_proj",
-                                                      "gate_proj", "up_proj", "down_proj"};
-
 // Python's re.match (anchored at the start) or re.fullmatch via PCRE2; group1 receives capture 1.
 static bool regex_match(const std::string& pattern, const std::string& subject, bool full, const std::string& where,
                         std::string* group1 = nullptr) {
@@ -69,8 +66,11 @@ static std::optional<int64_t> layer_index(const std::string& path) {
 double LoraConfig::scale() const { return use_rslora ? alpha / std::sqrt(static_cast<double>(r)) : alpha / r; }
 
 bool LoraConfig::targets(const std::string& module_path) const {
-  const bool hit = target_regex ? regex_fullmatch(*target_regex, module_path, "target_modules")
-                                : list_match(target_modules, module_path);
+  // "all-linear": PEFT expands it per model to every Linear but the output layer; wick asks only about a
+  // model's Linears (model/family.h's LoRA-targetable ones), so everything but lm_head matches.
+  const bool hit = all_linear      ? !list_match({"lm_head"}, module_path)
+                   : target_regex ? regex_fullmatch(*target_regex, module_path, "target_modules")
+                                  : list_match(target_modules, module_path);
   if (!hit) return false;
   if (exclude_regex ? regex_fullmatch(*exclude_regex, module_path, "exclude_modules")
                     : list_match(exclude_modules, module_path))
@@ -85,14 +85,14 @@ bool LoraConfig::targets(const std::string& module_path) const {
 
 // A PEFT "list or regex string" field.
 static void modules_field(const json& j, const char* key, std::vector<std::string>& list,
-                          std::optional<std::string>& regex, const std::string& where) {
+                          std::optional<std::string>& regex, bool* all_linear, const std::string& where) {
   auto it = j.find(key);
   if (it == j.end() || it->is_null()) return;
   list.clear();
   if (it->is_string()) {
     const std::string s = it->get<std::string>();
-    if (s == "all-linear") {
-      list = kQwen2Linear;
+    if (s == "all-linear" && all_linear) {
+      *all_linear = true;
     } else {
       try {
         regex_fullmatch(s, "", where);  // compile now, so a bad regex is reported at load
@@ -132,14 +132,14 @@ LoraConfig LoraConfig::from_json_string(const std::string& text, const std::stri
   if (!empty_or_null(j, "modules_to_save")) refuse("modules_to_save", "full copies of modules are not supported yet");
   if (!empty_or_null(j, "rank_pattern")) refuse("rank_pattern", "per-module ranks are not supported yet");
   if (!empty_or_null(j, "alpha_pattern")) refuse("alpha_pattern", "per-module alphas are not supported yet");
-  if (get_bool(j, "fan_in_fan_out", where).value_or(false)) refuse("fan_in_fan_out", "true is for Conv1D (GPT-2) weights, not Qwen2");
+  if (get_bool(j, "fan_in_fan_out", where).value_or(false)) refuse("fan_in_fan_out", "true is for Conv1D (GPT-2) weights, which wick's families do not have");
   if (get_bool(j, "lora_bias", where).value_or(false)) refuse("lora_bias", "LoRA biases are not supported yet");
   if (!empty_or_null(j, "target_parameters")) refuse("target_parameters", "LoRA on parameters is not supported");
   if (!empty_or_null(j, "trainable_token_indices")) refuse("trainable_token_indices", "trainable tokens are not supported");
   if (!empty_or_null(j, "layer_replication")) refuse("layer_replication", "layer replication is not supported");
   if (!empty_or_null(j, "alora_invocation_tokens")) refuse("alora_invocation_tokens", "aLoRA is not supported");
   if (auto lp = j.find("layers_pattern"); lp != j.end() && !lp->is_null() && *lp != "layers" && *lp != json::array({"layers"}))
-    refuse("layers_pattern", "only \"layers\" (Qwen2's layer list) is supported");
+    refuse("layers_pattern", "only \"layers\" (the decoder's layer list) is supported");
 
   if (const auto r = get_int(j, "r", where)) {
     if (*r <= 0) throw Error("field 'r' must be positive, got " + std::to_string(*r), where);
@@ -154,9 +154,9 @@ LoraConfig LoraConfig::from_json_string(const std::string& text, const std::stri
     c.dropout = *d;
   }
   c.use_rslora = get_bool(j, "use_rslora", where).value_or(false);
-  modules_field(j, "target_modules", c.target_modules, c.target_regex, where);
+  modules_field(j, "target_modules", c.target_modules, c.target_regex, &c.all_linear, where);
   if (c.target_regex) c.target_modules.clear();
-  modules_field(j, "exclude_modules", c.exclude_modules, c.exclude_regex, where);
+  modules_field(j, "exclude_modules", c.exclude_modules, c.exclude_regex, nullptr, where);
   if (auto lt = j.find("layers_to_transform"); lt != j.end() && !lt->is_null()) {
     const json arr = lt->is_array() ? *lt : json::array({*lt});
     for (const json& v : arr) {
@@ -204,7 +204,8 @@ std::string LoraConfig::to_json() const {
   j["r"] = r;
   j["rank_pattern"] = json::object();
   j["revision"] = nullptr;
-  if (target_regex) j["target_modules"] = *target_regex;
+  if (all_linear) j["target_modules"] = "all-linear";
+  else if (target_regex) j["target_modules"] = *target_regex;
   else j["target_modules"] = target_modules;
   j["task_type"] = task_type.empty() ? json(nullptr) : json(task_type);
   j["use_dora"] = false;

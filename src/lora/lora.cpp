@@ -4,16 +4,44 @@
 
 #include "core/error.h"
 #include "core/rng.h"
+#include "model/family.h"
 #include "ops/matmul.h"
 
 namespace wick {
 
 const std::vector<std::string>& all_lora_targets() {
-  static const std::vector<std::string> t = {"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"};
+  static const std::vector<std::string> t = lora_target_names_all_families();
   return t;
 }
 
-void attach_new_adapters(Qwen2Model& m, const io::LoraConfig& cfg, uint64_t seed) {
+void validate_against(const io::AdapterFiles& adapter, const ModelConfig& cfg, const std::string& where) {
+  const std::string prefix = "base_model.model.";
+  const int64_t r = adapter.cfg.r;
+  for (const auto& [module, pair] : adapter.modules) {
+    const auto shape = lora_linear_shape(cfg, module);
+    if (!shape) {
+      if (module == "lm_head" || module == "model.embed_tokens")
+        throw Error("LoRA on '" + module + "' is not supported yet", where);
+      std::string names;  // "q/k/v/o/gate/up/down"
+      for (const std::string& n : lora_target_names(cfg)) names += (names.empty() ? "" : "/") + n.substr(0, n.rfind("_proj"));
+      throw Error("module '" + module + "' is not a " + names + " projection of this model (" +
+                      std::to_string(cfg.num_layers) + " layers)",
+                  where, "the adapter was made for another model");
+    }
+    const auto [out, in] = *shape;
+    const Shape want_a = {r, in}, want_b = {out, r};
+    if (pair.A.shape() != want_a)
+      throw Error("tensor '" + prefix + module + ".lora_A.weight' has shape " + shape_str(pair.A.shape()) + ", expected " +
+                      shape_str(want_a) + " [r, in] for this model",
+                  where, "the adapter was made for another model");
+    if (pair.B.shape() != want_b)
+      throw Error("tensor '" + prefix + module + ".lora_B.weight' has shape " + shape_str(pair.B.shape()) + ", expected " +
+                      shape_str(want_b) + " [out, r] for this model",
+                  where, "the adapter was made for another model");
+  }
+}
+
+void attach_new_adapters(CausalLM& m, const io::LoraConfig& cfg, uint64_t seed) {
   if (cfg.r <= 0) throw Error("LoRA rank must be positive, got " + std::to_string(cfg.r), "--rank");
   Rng rng(seed, 0x10a);
   int attached = 0;
@@ -34,8 +62,8 @@ void attach_new_adapters(Qwen2Model& m, const io::LoraConfig& cfg, uint64_t seed
                                  "use names like q_proj, v_proj or 'all'");
 }
 
-void attach_adapters(Qwen2Model& m, const io::AdapterFiles& files, const std::string& where) {
-  io::validate_against(files, m.config(), where);
+void attach_adapters(CausalLM& m, const io::AdapterFiles& files, const std::string& where) {
+  validate_against(files, m.config(), where);
   detach_adapters(m);
   for (const auto& [path, pair] : files.modules) {
     Linear* l = m.find_linear(path);
@@ -51,18 +79,18 @@ void attach_adapters(Qwen2Model& m, const io::AdapterFiles& files, const std::st
   }
 }
 
-void detach_adapters(Qwen2Model& m) {
+void detach_adapters(CausalLM& m) {
   for (Linear* l : m.all_linears()) l->lora = LoraSlot{};
 }
 
-std::map<std::string, io::LoraPair> export_adapters(Qwen2Model& m) {
+std::map<std::string, io::LoraPair> export_adapters(CausalLM& m) {
   std::map<std::string, io::LoraPair> out;
   for (Linear* l : m.all_linears())
     if (l->lora.active()) out[l->name] = io::LoraPair{l->lora.A.to(Device::cpu()), l->lora.B.to(Device::cpu())};
   return out;
 }
 
-std::vector<LoraParam> lora_params(Qwen2Model& m) {
+std::vector<LoraParam> lora_params(CausalLM& m) {
   std::vector<LoraParam> p;
   for (Linear* l : m.all_linears()) {
     if (!l->lora.active()) continue;
@@ -72,7 +100,7 @@ std::vector<LoraParam> lora_params(Qwen2Model& m) {
   return p;
 }
 
-void alloc_lora_grads(Qwen2Model& m) {
+void alloc_lora_grads(CausalLM& m) {
   for (Linear* l : m.all_linears()) {
     if (!l->lora.active()) continue;
     if (!l->lora.dA.defined()) l->lora.dA = Tensor::zeros(l->lora.A.shape(), DType::F32, m.device());
@@ -80,7 +108,7 @@ void alloc_lora_grads(Qwen2Model& m) {
   }
 }
 
-void zero_lora_grads(Qwen2Model& m) {
+void zero_lora_grads(CausalLM& m) {
   for (Linear* l : m.all_linears()) {
     if (l->lora.dA.defined()) l->lora.dA.zero_();
     if (l->lora.dB.defined()) l->lora.dB.zero_();
@@ -95,7 +123,7 @@ static Tensor merged_weight(const Tensor& w, const Tensor& A, const Tensor& B, f
   return w32.to(w.dtype());
 }
 
-void merge_adapters(Qwen2Model& m) {
+void merge_adapters(CausalLM& m) {
   for (Linear* l : m.all_linears()) {
     if (!l->lora.active()) continue;
     l->w = merged_weight(l->w, l->lora.A, l->lora.B, l->lora.scale).to(m.device());

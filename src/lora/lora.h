@@ -1,27 +1,33 @@
-// LoRA adapters on a loaded Qwen2Model: attach fresh (PEFT's initialisation) or from a PEFT adapter folder,
-// export (for saving), detach, and the trainable parameters as one list for the optimizer.
+// LoRA adapters on a loaded CausalLM: attach fresh (PEFT's initialisation) or from a PEFT adapter folder,
+// export (for saving), detach, and the trainable parameters as one list for the optimizer. Which modules an
+// adapter may wrap, and their shapes, come from the family's weight table (model/family.h).
 #pragma once
 #include <map>
 #include <string>
 #include <vector>
 
 #include "io/peft_adapter.h"
-#include "model/qwen2.h"
+#include "model/causal_lm.h"
 
 namespace wick {
 
-// The seven projection names PEFT targets in Qwen2 ("all" in the CLI).
+// The short names of every LoRA-targetable Linear of every family ("all" in the CLI, before the model is
+// known): q_proj, k_proj, v_proj, o_proj, gate_proj, up_proj, down_proj.
 const std::vector<std::string>& all_lora_targets();
+
+// Checks that every module of the adapter is a LoRA-targetable Linear of a model with this config (its
+// family's weight table) and that A is [r, in] and B [out, r] for it; where names the adapter in messages.
+void validate_against(const io::AdapterFiles& adapter, const ModelConfig& cfg, const std::string& where);
 
 // Fresh adapters on every targeted linear: A ~ U(-1/sqrt(in), 1/sqrt(in)) (kaiming_uniform, a = sqrt(5)),
 // B = 0, as PEFT's init_lora_weights=True. Deterministic in seed. Throws when no module matches.
-void attach_new_adapters(Qwen2Model& m, const io::LoraConfig& cfg, uint64_t seed);
+void attach_new_adapters(CausalLM& m, const io::LoraConfig& cfg, uint64_t seed);
 // Adapters read from a PEFT folder. Every tensor must match a module of the model with the right shapes,
 // else a wick::Error naming the tensor, the expected shape and the folder.
-void attach_adapters(Qwen2Model& m, const io::AdapterFiles& files, const std::string& where);
-void detach_adapters(Qwen2Model& m);
+void attach_adapters(CausalLM& m, const io::AdapterFiles& files, const std::string& where);
+void detach_adapters(CausalLM& m);
 // Host f32 copies of every active adapter, keyed by module path.
-std::map<std::string, io::LoraPair> export_adapters(Qwen2Model& m);
+std::map<std::string, io::LoraPair> export_adapters(CausalLM& m);
 
 // Trainable state, in a fixed order (layer, then q k v o gate up down, then A before B).
 struct LoraParam {
@@ -29,12 +35,12 @@ struct LoraParam {
   Tensor* value;
   Tensor* grad;
 };
-std::vector<LoraParam> lora_params(Qwen2Model& m);
-void alloc_lora_grads(Qwen2Model& m);  // zeroed f32 dA, dB beside every A, B
-void zero_lora_grads(Qwen2Model& m);
+std::vector<LoraParam> lora_params(CausalLM& m);
+void alloc_lora_grads(CausalLM& m);  // zeroed f32 dA, dB beside every A, B
+void zero_lora_grads(CausalLM& m);
 
 // W += scale * B A for every adapted linear, computed in f32 and rounded once to W's dtype, then detaches.
-void merge_adapters(Qwen2Model& m);
+void merge_adapters(CausalLM& m);
 
 // Merges a PEFT adapter into a Hugging Face model folder without loading the model for compute:
 // writes out_dir with config.json, the weights in the base dtype (model.safetensors, or shards of at most

@@ -28,7 +28,7 @@ std::vector<io::LazyTensor> merged_model_tensors(const std::string& model_dir, c
   if (!adapter_dir.empty()) {
     const ModelConfig cfg = ModelConfig::from_json_file((fs::path(model_dir) / "config.json").string());
     ad = std::make_shared<io::AdapterFiles>(io::load_peft_adapter(adapter_dir));
-    io::validate_against(*ad, cfg, adapter_dir);
+    validate_against(*ad, cfg, adapter_dir);
     scale = static_cast<float>(ad->cfg.scale());
   }
   std::vector<io::LazyTensor> out;

@@ -9,6 +9,7 @@
 #include "core/error.h"
 #include "io/json_util.h"
 #include "io/safetensors.h"
+#include "model/family.h"
 
 namespace wick {
 
@@ -18,8 +19,6 @@ using io::get_int;
 using io::get_number;
 using io::get_string;
 using io::json_brief;
-
-static const char* kSupported = "supported model families: qwen2 (Qwen2, Qwen2.5, Qwen2.5-Coder)";
 
 // eos/bos: an int, a list of ints, or null. Ids outside [0, vocab) are dropped (a tiny test model's
 // config may carry the full tokenizer's ids).
@@ -50,17 +49,6 @@ static std::string rope_type_of(const json& obj, const std::string& field, const
   return t.value_or("default");
 }
 
-static int64_t checked_mul(int64_t a, int64_t b) {
-  int64_t r;
-  if (__builtin_mul_overflow(a, b, &r)) throw Error("model size overflows 64 bits");
-  return r;
-}
-static int64_t checked_add(int64_t a, int64_t b) {
-  int64_t r;
-  if (__builtin_add_overflow(a, b, &r)) throw Error("model size overflows 64 bits");
-  return r;
-}
-
 ModelConfig ModelConfig::from_json_file(const std::string& path) { return from_json_string(io::read_file(path), path); }
 
 ModelConfig ModelConfig::from_json_string(const std::string& text, const std::string& where) {
@@ -68,9 +56,11 @@ ModelConfig ModelConfig::from_json_string(const std::string& text, const std::st
   if (!j.is_object()) throw Error("config must be a JSON object, got " + json_brief(j), where);
   ModelConfig c;
 
+  const std::string supported = "supported model families: " + supported_families();
   const auto mt = get_string(j, "model_type", where);
-  if (!mt) throw Error("missing field 'model_type'", where, kSupported);
-  if (*mt != "qwen2") throw Error("model_type '" + *mt + "' is not supported", where, kSupported);
+  if (!mt) throw Error("missing field 'model_type'", where, supported);
+  const Family* fam = find_family(*mt);
+  if (!fam) throw Error("model_type '" + *mt + "' is not supported", where, supported);
   c.model_type = *mt;
 
   auto required = [&](const char* key) {
@@ -87,21 +77,13 @@ ModelConfig ModelConfig::from_json_string(const std::string& text, const std::st
   c.num_kv_heads = get_int(j, "num_key_value_heads", where).value_or(c.num_heads);
   if (c.num_kv_heads <= 0)
     throw Error("field 'num_key_value_heads' must be positive, got " + std::to_string(c.num_kv_heads), where);
-  if (c.hidden_size % c.num_heads != 0)
-    throw Error("hidden_size " + std::to_string(c.hidden_size) + " is not divisible by num_attention_heads " +
-                    std::to_string(c.num_heads),
-                where);
+  fam->read_config(j, c, where);  // head_dim, biases, q/k norms, what the family refuses
   if (c.num_heads % c.num_kv_heads != 0)
     throw Error("num_attention_heads " + std::to_string(c.num_heads) + " is not divisible by num_key_value_heads " +
                     std::to_string(c.num_kv_heads),
                 where);
-  c.head_dim = c.hidden_size / c.num_heads;
-  if (const auto hd = get_int(j, "head_dim", where); hd && *hd != c.head_dim)
-    throw Error("field 'head_dim' is " + std::to_string(*hd) + " but hidden_size / num_attention_heads is " +
-                    std::to_string(c.head_dim),
-                where, "Qwen2 derives head_dim from hidden_size; a separate head_dim is not supported");
-  if (c.head_dim % 2 != 0)
-    throw Error("head_dim " + std::to_string(c.head_dim) + " (hidden_size / num_attention_heads) must be even for RoPE", where);
+  if (c.head_dim <= 0 || c.head_dim % 2 != 0)
+    throw Error("head_dim " + std::to_string(c.head_dim) + " must be positive and even for RoPE", where);
 
   if (const auto v = get_int(j, "max_position_embeddings", where)) {
     if (*v <= 0) throw Error("field 'max_position_embeddings' must be positive, got " + std::to_string(*v), where);
@@ -115,7 +97,7 @@ ModelConfig ModelConfig::from_json_string(const std::string& text, const std::st
     throw Error("field 'hidden_act' is '" + *act + "'; only \"silu\" is supported", where);
   if (get_bool(j, "use_sliding_window", where).value_or(false))
     throw Error("field 'use_sliding_window' is true; sliding-window attention is not supported yet", where,
-                "Qwen2.5 checkpoints set it to false");
+                "Qwen2.5 and Qwen3 checkpoints set it to false");
   if (auto lt = j.find("layer_types"); lt != j.end() && !lt->is_null()) {
     if (!lt->is_array()) throw Error("field 'layer_types' must be a list, got " + json_brief(*lt), where);
     for (const json& t : *lt)
@@ -130,17 +112,32 @@ ModelConfig ModelConfig::from_json_string(const std::string& text, const std::st
 
   // RoPE: top-level rope_theta (+ rope_scaling), or transformers-5 rope_parameters.
   std::optional<double> theta = get_number(j, "rope_theta", where);
-  if (auto rs = j.find("rope_scaling"); rs != j.end() && !rs->is_null()) {
-    const std::string t = rope_type_of(*rs, "rope_scaling", where);
+  // A RoPE type the family computes: "default", or "llama3" for the families that use it.
+  auto rope_type = [&](const json& obj, const std::string& field) {
+    const std::string t = rope_type_of(obj, field, where);
+    if (t == "llama3" && fam->llama3_rope) {
+      const std::string w = where + " (" + field + ")";
+      auto need = [&](const char* key) {
+        const auto v = get_number(obj, key, w);
+        if (!v || !(*v > 0)) throw Error(std::string("llama3 RoPE needs a positive '") + key + "'", w);
+        return *v;
+      };
+      c.rope_scaling.factor = need("factor");
+      c.rope_scaling.low_freq_factor = need("low_freq_factor");
+      c.rope_scaling.high_freq_factor = need("high_freq_factor");
+      c.rope_scaling.original_max_position_embeddings = static_cast<int64_t>(need("original_max_position_embeddings"));
+      if (c.rope_scaling.low_freq_factor == c.rope_scaling.high_freq_factor)
+        throw Error("llama3 RoPE needs low_freq_factor != high_freq_factor", w);
+      return;
+    }
     if (t != "default")
-      throw Error("field 'rope_scaling' has rope_type '" + t + "', which is not supported yet", where,
-                  "wick implements the default RoPE only");
-  }
+      throw Error("field '" + field + "' has rope_type '" + t + "', which is not supported yet", where,
+                  std::string("wick implements ") + (fam->llama3_rope ? "the default and llama3 RoPE" : "the default RoPE") +
+                      " for " + fam->model_type);
+  };
+  if (auto rs = j.find("rope_scaling"); rs != j.end() && !rs->is_null()) rope_type(*rs, "rope_scaling");
   if (auto rp = j.find("rope_parameters"); rp != j.end() && !rp->is_null()) {
-    const std::string t = rope_type_of(*rp, "rope_parameters", where);
-    if (t != "default")
-      throw Error("field 'rope_parameters' has rope_type '" + t + "', which is not supported yet", where,
-                  "wick implements the default RoPE only");
+    rope_type(*rp, "rope_parameters");
     const auto pt = get_number(*rp, "rope_theta", where + " (rope_parameters)");
     if (!pt && !theta) throw Error("field 'rope_parameters' has no 'rope_theta'", where);
     if (pt && theta && *pt != *theta)
@@ -171,8 +168,9 @@ static json ids_json(const std::vector<int64_t>& ids) {
 }
 
 std::string ModelConfig::to_json() const {
+  const Family& fam = family();
   json j = json::object();  // std::map-backed: keys come out sorted, as transformers writes them
-  j["architectures"] = {"Qwen2ForCausalLM"};
+  j["architectures"] = {fam.architecture};
   j["attention_dropout"] = 0.0;
   j["bos_token_id"] = ids_json(bos_token_ids);
   j["eos_token_id"] = ids_json(eos_token_ids);
@@ -181,36 +179,33 @@ std::string ModelConfig::to_json() const {
   j["initializer_range"] = 0.02;
   j["intermediate_size"] = intermediate_size;
   j["max_position_embeddings"] = max_position_embeddings;
-  j["max_window_layers"] = num_layers;
   j["model_type"] = model_type;
   j["num_attention_heads"] = num_heads;
   j["num_hidden_layers"] = num_layers;
   j["num_key_value_heads"] = num_kv_heads;
   j["rms_norm_eps"] = rms_norm_eps;
   j["rope_scaling"] = nullptr;
+  if (rope_scaling.factor != 0)
+    j["rope_scaling"] = {{"rope_type", "llama3"},
+                         {"factor", rope_scaling.factor},
+                         {"low_freq_factor", rope_scaling.low_freq_factor},
+                         {"high_freq_factor", rope_scaling.high_freq_factor},
+                         {"original_max_position_embeddings", rope_scaling.original_max_position_embeddings}};
   j["rope_theta"] = rope_theta;
-  j["sliding_window"] = nullptr;
   j["tie_word_embeddings"] = tie_word_embeddings;
   j["torch_dtype"] = torch_dtype;
   j["use_cache"] = true;
-  j["use_sliding_window"] = false;
   j["vocab_size"] = vocab_size;
+  fam.write_config(j, *this);
   return j.dump(2) + "\n";
 }
 
-// Embedding + per layer (q/k/v weights and biases, o, two norms, gate/up/down) + final norm (+ lm_head).
-int64_t ModelConfig::num_parameters() const {
-  const int64_t C = hidden_size, I = intermediate_size, q = q_dim(), kv = kv_dim();
-  int64_t layer = checked_add(checked_mul(C, q), q);                          // q_proj
-  layer = checked_add(layer, checked_mul(2, checked_add(checked_mul(C, kv), kv)));  // k_proj, v_proj
-  layer = checked_add(layer, checked_mul(q, C));                              // o_proj
-  layer = checked_add(layer, checked_mul(2, C));                              // norms
-  layer = checked_add(layer, checked_mul(3, checked_mul(C, I)));              // gate, up, down
-  const int64_t embed = checked_mul(vocab_size, C);
-  int64_t n = checked_add(embed, checked_mul(num_layers, layer));
-  n = checked_add(n, C);
-  if (!tie_word_embeddings) n = checked_add(n, embed);
-  return n;
+const Family& ModelConfig::family() const {
+  const Family* f = find_family(model_type);
+  if (!f) throw Error("model_type '" + model_type + "' is not supported", "", "supported model families: " + supported_families());
+  return *f;
 }
+
+int64_t ModelConfig::num_parameters() const { return count_parameters(*this); }
 
 }  // namespace wick

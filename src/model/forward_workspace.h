@@ -1,10 +1,12 @@
 // Buffers of the inference forward, allocated for the largest B*T seen and reused: decoding token by token
-// allocates nothing after the first step.
+// allocates nothing after the first step. The layer activations are one shared LayerActs (model/layer.h),
+// viewed for the current rows.
 #pragma once
 #include <vector>
 
 #include "core/tensor.h"
 #include "model/config.h"
+#include "model/layer.h"
 #include "model/linear.h"
 
 namespace wick {
@@ -12,15 +14,19 @@ namespace wick {
 struct ForwardWorkspace {
   int64_t cap_n = 0;     // rows (B*T) the buffers hold
   int64_t cap_rows = 0;  // rows of logits
-  Tensor x, a, q, k, v, att, tmp, g, u, s, rstd, logits, last;  // flat buffers, viewed per call
+  std::vector<ActSlot> slots;
+  std::vector<Tensor> flat;  // one flat buffer per slot of layer_act_slots (inference ones)
+  Tensor logits, last;   // flat buffers, viewed per call
   Tensor positions;      // [cap_n] i32 on the device
   Tensor ids;            // [cap_n] i32 on the device
   std::vector<int32_t> host_positions;
-  Tensor a32;            // [cap_n, max(C, I)] f32: input of LoRA adapters in bf16 mode
+  Tensor a32;            // [cap_n, max(C, Q, I)] f32: input of LoRA adapters in bf16 mode
   LinearScratch lin;
 
   // Makes sure the buffers hold n rows (and logits for `rows` rows).
   void reserve(const ModelConfig& c, Device dev, DType dt, int64_t n, int64_t rows, bool lora);
+  // The layer activations for N rows (views of the flat buffers).
+  LayerActs acts(int64_t N) const;
 };
 
 // A [rows, cols] view at the front of a flat buffer.

@@ -6,28 +6,57 @@
 #include "core/error.h"
 #include "core/rng.h"
 #include "io/safetensors.h"
+#include "model/family.h"
 
 namespace fs = std::filesystem;
 
 namespace wick {
 
 namespace {
-struct Geometry {
+// Each preset is a published config.json (the fields that matter), read by ModelConfig::from_json_string
+// like any model folder's, so its family fills in what it derives.
+struct Preset {
   const char* name;
-  int64_t hidden, inter, layers, heads, kv, vocab;
-  bool tie;
-  float embed_std;  // transformers' init uses 0.02
+  const char* config;  // JSON
+  float embed_std;     // transformers' init uses 0.02
 };
-const Geometry kPresets[] = {
-    {"qwen2.5-0.5b", 896, 4864, 24, 14, 2, 151936, true, 0.02f},
-    {"qwen2.5-1.5b", 1536, 8960, 28, 12, 2, 151936, true, 0.02f},
-    {"qwen2.5-3b", 2048, 11008, 36, 16, 2, 151936, true, 0.02f},
-    {"qwen2.5-7b", 3584, 18944, 28, 28, 4, 152064, false, 0.02f},
+#define WICK_QWEN25(H, I, L, NH, KV, V, TIE)                                                                   \
+  "{\"model_type\": \"qwen2\", \"hidden_size\": " #H ", \"intermediate_size\": " #I                          \
+  ", \"num_hidden_layers\": " #L ", \"num_attention_heads\": " #NH ", \"num_key_value_heads\": " #KV          \
+  ", \"vocab_size\": " #V ", \"tie_word_embeddings\": " #TIE ", \"rope_theta\": 1000000.0, \"rms_norm_eps\": 1e-6, " \
+  "\"max_position_embeddings\": 32768, \"torch_dtype\": \"bfloat16\", \"bos_token_id\": 151643, \"eos_token_id\": 151645}"
+const Preset kPresets[] = {
+    {"qwen2.5-0.5b", WICK_QWEN25(896, 4864, 24, 14, 2, 151936, true), 0.02f},
+    {"qwen2.5-1.5b", WICK_QWEN25(1536, 8960, 28, 12, 2, 151936, true), 0.02f},
+    {"qwen2.5-3b", WICK_QWEN25(2048, 11008, 36, 16, 2, 151936, true), 0.02f},
+    {"qwen2.5-7b", WICK_QWEN25(3584, 18944, 28, 28, 4, 152064, false), 0.02f},
     // Small enough to train on a laptop CPU, with the full Qwen vocabulary so the real tokenizer works.
     // Tied logits are bounded by |embedding row| x |normed hidden| ~ std * C: with 0.02 a 128-wide model
     // could never be confident (loss >= ~7), so its rows are larger and a LoRA can teach it a behaviour.
-    {"tiny", 128, 352, 2, 4, 2, 151936, true, 0.15f},
+    {"tiny", WICK_QWEN25(128, 352, 2, 4, 2, 151936, true), 0.15f},
+    {"qwen3-0.6b",
+     R"({"model_type": "qwen3", "hidden_size": 1024, "intermediate_size": 3072, "num_hidden_layers": 28,
+         "num_attention_heads": 16, "num_key_value_heads": 8, "head_dim": 128, "vocab_size": 151936,
+         "tie_word_embeddings": true, "attention_bias": false, "rope_theta": 1000000.0, "rms_norm_eps": 1e-6,
+         "max_position_embeddings": 40960, "torch_dtype": "bfloat16", "bos_token_id": 151643, "eos_token_id": 151645})",
+     0.02f},
+    {"llama3.2-1b",
+     R"({"model_type": "llama", "hidden_size": 2048, "intermediate_size": 8192, "num_hidden_layers": 16,
+         "num_attention_heads": 32, "num_key_value_heads": 8, "head_dim": 64, "vocab_size": 128256,
+         "tie_word_embeddings": true, "attention_bias": false, "mlp_bias": false, "rope_theta": 500000.0,
+         "rope_scaling": {"rope_type": "llama3", "factor": 32.0, "low_freq_factor": 1.0, "high_freq_factor": 4.0,
+                          "original_max_position_embeddings": 8192},
+         "rms_norm_eps": 1e-5, "max_position_embeddings": 131072, "torch_dtype": "bfloat16",
+         "bos_token_id": 128000, "eos_token_id": 128001})",
+     0.02f},
+    {"mistral-7b",  // Mistral-7B-v0.3
+     R"({"model_type": "mistral", "hidden_size": 4096, "intermediate_size": 14336, "num_hidden_layers": 32,
+         "num_attention_heads": 32, "num_key_value_heads": 8, "head_dim": 128, "vocab_size": 32768,
+         "tie_word_embeddings": false, "rope_theta": 1000000.0, "rms_norm_eps": 1e-5, "sliding_window": null,
+         "max_position_embeddings": 32768, "torch_dtype": "bfloat16", "bos_token_id": 1, "eos_token_id": 2})",
+     0.02f},
 };
+#undef WICK_QWEN25
 }  // namespace
 
 std::vector<std::string> preset_names() {
@@ -43,25 +72,8 @@ float preset_embed_std(const std::string& name) {
 }
 
 ModelConfig preset_config(const std::string& name) {
-  for (const auto& g : kPresets) {
-    if (name != g.name) continue;
-    ModelConfig c;
-    c.hidden_size = g.hidden;
-    c.intermediate_size = g.inter;
-    c.num_layers = g.layers;
-    c.num_heads = g.heads;
-    c.num_kv_heads = g.kv;
-    c.head_dim = g.hidden / g.heads;
-    c.vocab_size = g.vocab;
-    c.tie_word_embeddings = g.tie;
-    c.rope_theta = 1000000.0;
-    c.rms_norm_eps = 1e-6;
-    c.max_position_embeddings = 32768;
-    c.torch_dtype = "bfloat16";
-    c.bos_token_ids = {151643};
-    c.eos_token_ids = {151645};
-    return c;
-  }
+  for (const auto& g : kPresets)
+    if (name == g.name) return ModelConfig::from_json_string(g.config, "preset " + name);
   std::string all;
   for (const auto& n : preset_names()) all += (all.empty() ? "" : "|") + n;
   throw Error("unknown preset '" + name + "'", "--preset", "use one of " + all);
@@ -80,31 +92,24 @@ void write_random_model(const ModelConfig& c, const std::string& out_dir, uint64
     for (int64_t i = 0; i < h.numel(); i++) p[i] = mean + std * rng.normal();
     tensors.emplace_back(name, h.to(dtype));
   };
-  const int64_t C = c.hidden_size, I = c.intermediate_size, Q = c.q_dim(), KV = c.kv_dim(), V = c.vocab_size;
-  add("model.embed_tokens.weight", {V, C}, 0, embed_std);
-  for (int64_t l = 0; l < c.num_layers; l++) {
-    const std::string p = "model.layers." + std::to_string(l) + ".";
-    add(p + "input_layernorm.weight", {C}, 1, 0.05f);
-    add(p + "post_attention_layernorm.weight", {C}, 1, 0.05f);
-    add(p + "self_attn.q_proj.weight", {Q, C}, 0, 0.02f);
-    add(p + "self_attn.q_proj.bias", {Q}, 0, 0.02f);
-    add(p + "self_attn.k_proj.weight", {KV, C}, 0, 0.02f);
-    add(p + "self_attn.k_proj.bias", {KV}, 0, 0.02f);
-    add(p + "self_attn.v_proj.weight", {KV, C}, 0, 0.02f);
-    add(p + "self_attn.v_proj.bias", {KV}, 0, 0.02f);
-    add(p + "self_attn.o_proj.weight", {C, Q}, 0, 0.02f);
-    add(p + "mlp.gate_proj.weight", {I, C}, 0, 0.02f);
-    add(p + "mlp.up_proj.weight", {I, C}, 0, 0.02f);
-    add(p + "mlp.down_proj.weight", {C, I}, 0, 0.02f);
+  // The family's table in checkpoint order: embeddings N(0, embed_std), norms near 1, the rest N(0, 0.02).
+  for (const WeightSpec& w : c.family().weights(c)) {
+    if (w.role == WeightRole::Embedding) add(w.name, w.shape, 0, embed_std);
+    else if (w.role == WeightRole::Norm) add(w.name, w.shape, 1, 0.05f);
+    else add(w.name, w.shape, 0, 0.02f);
   }
-  add("model.norm.weight", {C}, 1, 0.05f);
-  if (!c.tie_word_embeddings) add("lm_head.weight", {V, C}, 0, 0.02f);
   io::save_safetensors((fs::path(out_dir) / "model.safetensors").string(), tensors);
 
   ModelConfig cc = c;
   cc.torch_dtype = dtype == DType::BF16 ? "bfloat16" : dtype == DType::F16 ? "float16" : "float32";
   io::write_file_atomic((fs::path(out_dir) / "config.json").string(), cc.to_json());
-  nlohmann::json gen = {{"bos_token_id", 151643}, {"eos_token_id", {151645, 151643}}, {"pad_token_id", 151643},
+  // As the Hub's generation_config.json: stop at eos or bos (Qwen's <|endoftext|>), pad with bos.
+  const int64_t bos = c.bos_token_ids.empty() ? 151643 : c.bos_token_ids[0];
+  nlohmann::json eos = nlohmann::json::array();
+  for (int64_t id : c.eos_token_ids) eos.push_back(id);
+  if (eos.empty()) eos.push_back(151645);
+  eos.push_back(bos);
+  nlohmann::json gen = {{"bos_token_id", bos}, {"eos_token_id", eos}, {"pad_token_id", bos},
                         {"do_sample", false}, {"transformers_version", "4.43.1"}};
   io::write_file_atomic((fs::path(out_dir) / "generation_config.json").string(), gen.dump(2));
   if (!tokenizer_dir.empty()) {

@@ -1,5 +1,5 @@
-// Published Qwen2.5 geometries (formats.md §2.2) and a tiny one, for random-weight models that cost
-// exactly what the real ones do (benchmarks, tests, the demo).
+// Published configs of every family (formats.md §2.2) and a tiny Qwen2 one, for random-weight models that
+// cost exactly what the real ones do (benchmarks, tests, the demo).
 #pragma once
 #include <string>
 #include <vector>
@@ -9,12 +9,12 @@
 
 namespace wick {
 
-ModelConfig preset_config(const std::string& name);  // qwen2.5-0.5b|qwen2.5-1.5b|qwen2.5-3b|qwen2.5-7b|tiny
+ModelConfig preset_config(const std::string& name);  // one of preset_names()
 std::vector<std::string> preset_names();
 float preset_embed_std(const std::string& name);  // the std of the embedding rows write_random_model uses
 
 // Writes a Hugging Face model folder: config.json, generation_config.json, model.safetensors with random
-// weights (N(0, 0.02), norms near 1, biases small; deterministic in seed) in `dtype`, and the tokenizer
+// weights for every tensor of the family's table (N(0, 0.02), norms near 1; deterministic in seed) in `dtype`, and the tokenizer
 // files found in tokenizer_dir (tokenizer.json, tokenizer_config.json) when it is not empty.
 void write_random_model(const ModelConfig& cfg, const std::string& out_dir, uint64_t seed, DType dtype,
                         const std::string& tokenizer_dir, float embed_std = 0.02f);

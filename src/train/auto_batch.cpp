@@ -6,6 +6,7 @@
 #include "core/error.h"
 #include "io/json_util.h"
 #include "io/peft_adapter.h"
+#include "model/layer.h"
 
 #ifdef WICK_CUDA
 #include "ops/cuda/runtime.h"
@@ -15,13 +16,15 @@ namespace wick {
 
 int64_t activation_bytes_per_token(const ModelConfig& c, DType dtype, int64_t r, int64_t targets) {
   const int64_t e = static_cast<int64_t>(dtype_size(dtype));
-  const int64_t C = c.hidden_size, Q = c.q_dim(), KV = c.kv_dim(), I = c.intermediate_size;
-  // Kept per layer (qwen2_grad.cpp's Buffers): x, a, h, b [C]; q, att [Q]; k, v [KV]; g, u, s [I] in the
-  // compute dtype; rstd1, rstd2 and the attention lse (one per head) in f32; x A^T [r] f32 per adapter.
-  const int64_t per_layer = (4 * C + 2 * Q + 2 * KV + 3 * I) * e + (2 + c.num_heads) * 4 + targets * r * 4;
-  // Once: the final norm's in/out [C], the gradient buffers of one layer (dx dx2 da [C], dq datt [Q],
-  // dk dv [KV], dg du ds [I]) and the f32 adapter-input copy [max(C, Q, I)]; ids, targets, losses.
-  const int64_t once = 2 * C * e + (3 * C + 2 * Q + 2 * KV + 3 * I) * e + std::max({C, Q, I}) * 4 + 4 * 4;
+  const int64_t C = c.hidden_size, Q = c.q_dim(), I = c.intermediate_size;
+  // Kept per layer: the family layer's activation table (model/layer.h; the same table allocates them),
+  // in the compute dtype or f32, plus x A^T [r] f32 per adapter.
+  int64_t per_layer = targets * r * 4;
+  for (const ActSlot& s : layer_act_slots(c)) per_layer += s.cols * (s.kind == ActKind::Act ? e : 4);
+  // Once: the final norm's in/out [C], the gradient buffers of one layer (its table), the f32 adapter-input
+  // copy [max(C, Q, I)]; ids, targets, losses.
+  int64_t once = 2 * C * e + std::max({C, Q, I}) * 4 + 4 * 4;
+  for (const GradSlot& s : layer_grad_slots(c)) once += s.cols * e;
   return c.num_layers * per_layer + once;
 }
 
@@ -65,7 +68,7 @@ BatchChoice choose_batch_size(const ModelConfig& c, Device dev, DType dtype, int
   return ch;
 }
 
-BatchChoice resolve_batch_size(const TrainOptions& t, Qwen2Model& m, const Dataset& d) {
+BatchChoice resolve_batch_size(const TrainOptions& t, CausalLM& m, const Dataset& d) {
   if (t.batch_size < 0) throw Error("batch size must be >= 1 (or 0 to choose one)", "--batch-size");
   if (t.batch_size > 0) return {t.batch_size, "given"};
   if (!t.resume.empty()) {

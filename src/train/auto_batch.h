@@ -8,7 +8,7 @@
 #include "core/device.h"
 #include "core/dtype.h"
 #include "model/config.h"
-#include "model/qwen2.h"
+#include "model/causal_lm.h"
 #include "train/dataset.h"
 #include "train/trainer.h"
 
@@ -19,7 +19,7 @@ struct BatchChoice {
   std::string reason;  // for the user, after "batch N: ": what it was chosen from
 };
 
-// Bytes of training activations per token of a micro-batch (what Qwen2Grad keeps per layer plus the
+// Bytes of training activations per token of a micro-batch (what LossAndGrads keeps per layer plus the
 // one-layer gradient buffers), for a model computing in `dtype` with LoRA rank r on `targets` projections.
 int64_t activation_bytes_per_token(const ModelConfig& c, DType dtype, int64_t r, int64_t targets);
 // Bytes that do not grow with the batch: the loss's logits chunk (chunk rows x vocab, f32 + bf16 copy).
@@ -34,7 +34,7 @@ BatchChoice choose_batch_size(const ModelConfig& c, Device dev, DType dtype, int
 // The batch size for a run whose t.batch_size is 0 ("choose"): the one in the trainer_state.json of the run
 // being resumed (a resumed run must batch as the original did), else choose_batch_size for this model and
 // dataset. A given batch size (> 0) is returned as is; a negative one is a wick::Error.
-BatchChoice resolve_batch_size(const TrainOptions& t, Qwen2Model& m, const Dataset& d);
+BatchChoice resolve_batch_size(const TrainOptions& t, CausalLM& m, const Dataset& d);
 
 // Free bytes on a CUDA device now (cudaMemGetInfo); -1 on the CPU or without CUDA.
 int64_t device_free_bytes(Device dev);

@@ -11,7 +11,7 @@
 #include <cstdint>
 #include <vector>
 
-#include "model/qwen2_grad.h"
+#include "model/loss_and_grads.h"
 #include "train/dataset.h"
 
 namespace wick {

@@ -9,7 +9,7 @@
 #include "core/error.h"
 #include "io/safetensors.h"
 #include "lora/lora.h"
-#include "model/qwen2_grad.h"
+#include "model/loss_and_grads.h"
 #include "train/flops.h"
 #include "train/batcher.h"
 #include "train/optimizer.h"
@@ -20,11 +20,11 @@ using nlohmann::json;
 namespace wick {
 
 struct Trainer::Impl {
-  Qwen2Model& m;
+  CausalLM& m;
   const Dataset& data;
   TrainOptions opt;
   Batcher batcher;
-  Qwen2Grad grad;
+  LossAndGrads grad;
   std::unique_ptr<AdamW> adam;
   Schedule sched;
   int64_t step = 0;
@@ -36,7 +36,7 @@ struct Trainer::Impl {
   int64_t last_eval_step = -1;
   double peak_flops = 0;  // the device's bf16 rate for MFU (0: unknown, no MFU)
 
-  Impl(Qwen2Model& model, const Dataset& d, TrainOptions o, const Dataset* ev)
+  Impl(CausalLM& model, const Dataset& d, TrainOptions o, const Dataset* ev)
       : m(model), data(d), opt(std::move(o)),
         batcher(d, opt.batch_size, opt.shuffle, opt.seed, opt.pad_id, opt.packing ? opt.max_seq_len : 0), grad(model),
         eval(ev) {
@@ -54,7 +54,7 @@ static json options_json(const TrainOptions& o) {
               {"packing", o.packing}, {"max_seq_len", o.max_seq_len}, {"eval_every", o.eval_every}};
 }
 
-Trainer::Trainer(Qwen2Model& model, const Dataset& data, TrainOptions opt, const Dataset* eval)
+Trainer::Trainer(CausalLM& model, const Dataset& data, TrainOptions opt, const Dataset* eval)
     : p_(std::make_unique<Impl>(model, data, std::move(opt), eval)) {
   Impl& p = *p_;
   if (p.opt.out_dir.empty()) throw Error("no output folder", "--out");

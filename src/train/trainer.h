@@ -11,7 +11,7 @@
 #include <string>
 
 #include "io/peft_adapter.h"
-#include "model/qwen2.h"
+#include "model/causal_lm.h"
 #include "train/dataset.h"
 #include "train/schedule.h"
 
@@ -58,7 +58,7 @@ struct EvalReport {
 class Trainer {
  public:
   // eval (optional, must outlive the trainer): the evaluation set.
-  Trainer(Qwen2Model& model, const Dataset& data, TrainOptions opt, const Dataset* eval = nullptr);
+  Trainer(CausalLM& model, const Dataset& data, TrainOptions opt, const Dataset* eval = nullptr);
   ~Trainer();
   int64_t total_steps() const;
   // Runs until total_steps or until *stop becomes true (then saves a checkpoint and returns false).

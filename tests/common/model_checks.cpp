@@ -12,8 +12,8 @@
 #include "io/peft_adapter.h"
 #include "io/safetensors.h"
 #include "lora/lora.h"
-#include "model/qwen2.h"
-#include "model/qwen2_grad.h"
+#include "model/causal_lm.h"
+#include "model/loss_and_grads.h"
 #include "ops/cross_entropy.h"
 #include "train/optimizer.h"
 
@@ -37,7 +37,13 @@ Fixture load_fixture(const std::string& dir) {
   return f;
 }
 
-std::vector<std::string> qwen2_fixture_dirs() { return fixture_dirs("qwen2-tiny-", "reference.safetensors"); }
+std::vector<std::string> model_fixture_dirs() {
+  // Every family's folder (<family>-tiny-*): whatever holds a checkpoint and a reference.
+  std::vector<std::string> out;
+  for (const std::string& d : fixture_dirs("", "reference.safetensors"))
+    if (fs::exists(fs::path(d) / "reference.safetensors") && fs::exists(fs::path(d) / "config.json")) out.push_back(d);
+  return out;
+}
 
 namespace {
 
@@ -71,7 +77,7 @@ std::string grad_ref_name(const std::string& peft_param) {
 }  // namespace
 
 void check_forward(const Fixture& f, Device dev, DType dt, const Tol& tol) {
-  auto m = Qwen2Model::load(f.dir, dev, dt);
+  auto m = CausalLM::load(f.dir, dev, dt);
   Tensor ids = ids_i32(f.get("input_ids"));
   Tensor logits = m->forward(ids, nullptr);
   expect_close(logits, f.get("logits"), tol.logits, f.dir + " logits");
@@ -80,7 +86,7 @@ void check_forward(const Fixture& f, Device dev, DType dt, const Tol& tol) {
 }
 
 void check_generation(const Fixture& f, Device dev, DType dt, const Tol& tol, bool exact_ids) {
-  auto m = Qwen2Model::load(f.dir, dev, dt);
+  auto m = CausalLM::load(f.dir, dev, dt);
   Tensor prompt = ids_i32(f.get("gen_prompt"));
   const std::vector<int64_t> want = f.get("gen_ids").to_i64_vector();
   Tensor ref_logits = f.get("gen_logits");  // [1, steps, V]
@@ -102,7 +108,7 @@ void check_generation(const Fixture& f, Device dev, DType dt, const Tol& tol, bo
 }
 
 void check_lora_logits(const Fixture& f, Device dev, DType dt, const Tol& tol) {
-  auto m = Qwen2Model::load(f.dir, dev, dt);
+  auto m = CausalLM::load(f.dir, dev, dt);
   const std::string ad = (fs::path(f.dir) / "adapter_init").string();
   attach_adapters(*m, io::load_peft_adapter(ad), ad);
   Tensor logits = m->forward(ids_i32(f.get("input_ids")), nullptr);
@@ -110,7 +116,7 @@ void check_lora_logits(const Fixture& f, Device dev, DType dt, const Tol& tol) {
 }
 
 void check_merged_logits(const Fixture& f, Device dev, DType dt, const Tol& tol) {
-  auto m = Qwen2Model::load(f.dir, dev, dt);
+  auto m = CausalLM::load(f.dir, dev, dt);
   const std::string ad = (fs::path(f.dir) / "adapter_trained").string();
   attach_adapters(*m, io::load_peft_adapter(ad), ad);
   merge_adapters(*m);
@@ -120,14 +126,14 @@ void check_merged_logits(const Fixture& f, Device dev, DType dt, const Tol& tol)
 }
 
 void check_grads(const Fixture& f, Device dev, DType dt, const Tol& tol) {
-  auto m = Qwen2Model::load(f.dir, dev, dt);
+  auto m = CausalLM::load(f.dir, dev, dt);
   const std::string ad = (fs::path(f.dir) / "adapter_init").string();
   attach_adapters(*m, io::load_peft_adapter(ad), ad);
   alloc_lora_grads(*m);
   TrainBatch b;
   b.ids = ids_i32(f.get("train_input_ids"));
   b.targets = shifted_targets(f.get("train_labels"));
-  Qwen2Grad g(*m);
+  LossAndGrads g(*m);
   const int64_t n = b.counted();
   const LossSum loss = g.step(b, 1.0f / static_cast<float>(n));
   const double loss0 = json::parse(f.reference_json).at("loss0").get<double>();
@@ -143,7 +149,7 @@ void check_grads(const Fixture& f, Device dev, DType dt, const Tol& tol) {
 void check_training_trace(const Fixture& f, Device dev, DType dt, const Tol& tol) {
   const json ref = json::parse(f.reference_json);
   const json& tr = ref.at("train");
-  auto m = Qwen2Model::load(f.dir, dev, dt);
+  auto m = CausalLM::load(f.dir, dev, dt);
   const std::string ad = (fs::path(f.dir) / "adapter_init").string();
   attach_adapters(*m, io::load_peft_adapter(ad), ad);
   alloc_lora_grads(*m);
@@ -157,7 +163,7 @@ void check_training_trace(const Fixture& f, Device dev, DType dt, const Tol& tol
   TrainBatch b;
   b.ids = ids_i32(f.get("train_input_ids"));
   b.targets = shifted_targets(f.get("train_labels"));
-  Qwen2Grad g(*m);
+  LossAndGrads g(*m);
   const int64_t steps = tr.at("steps").get<int64_t>();
   for (int64_t s = 0; s < steps; s++) {
     zero_lora_grads(*m);

@@ -1,4 +1,4 @@
-// Fixture checks of the Qwen2 model, LoRA and training against transformers + PEFT references, shared by
+// Fixture checks of the model (every family), LoRA and training against transformers + PEFT references, shared by
 // the CPU tests and the CUDA tests (same checks, another device/dtype, other tolerances).
 #pragma once
 #include <map>
@@ -16,7 +16,7 @@ struct Fixture {
   Tensor get(const std::string& name) const;
 };
 Fixture load_fixture(const std::string& dir);
-std::vector<std::string> qwen2_fixture_dirs();  // tests/fixtures/qwen2-tiny-* + WICK_EXTRA_FIXTURES
+std::vector<std::string> model_fixture_dirs();  // tests/fixtures/<family>-tiny-* + WICK_EXTRA_FIXTURES
 
 // Tolerances: max |a - b| / max |ref| for logits-like tensors; losses relative.
 struct Tol {

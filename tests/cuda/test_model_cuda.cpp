@@ -1,4 +1,4 @@
-// The same fixture checks as tests/model/test_qwen2_fixtures.cpp, on CUDA: f32 (same tolerances as the CPU)
+// The same fixture checks as tests/model/test_model_fixtures.cpp, on CUDA: f32 (same tolerances as the CPU)
 // and bf16 (frozen weights and activations in bf16; LoRA weights, gradients and moments in f32).
 #include <gtest/gtest.h>
 
@@ -12,7 +12,7 @@ using namespace wick::test;
 
 namespace {
 
-class CudaQwen2 : public ::testing::TestWithParam<std::string> {};
+class CudaModel : public ::testing::TestWithParam<std::string> {};
 
 std::string fixture_name(const ::testing::TestParamInfo<std::string>& info) {
   std::string n = std::filesystem::path(info.param).filename().string();
@@ -21,7 +21,7 @@ std::string fixture_name(const ::testing::TestParamInfo<std::string>& info) {
   return n + "_" + std::to_string(info.index);
 }
 
-const Tol kF32{1e-4, 1e-5, 1e-4, 5e-4, 0.1};  // as the CPU (tests/model/test_qwen2_fixtures.cpp)
+const Tol kF32{1e-4, 1e-5, 1e-4, 5e-4, 0.1};  // as the CPU (tests/model/test_model_fixtures.cpp)
 // bf16 (frozen weights and activations rounded to 8 mantissa bits after every op, through 2-4 layers; the
 // reference is f32). Measured on an H200 (2026-11-25, the test's [measured] lines): logits, final hidden,
 // lora and greedy-step logits within 2.3e-2 of max|ref|; losses within 3.9e-3 relative; gradients within
@@ -31,51 +31,51 @@ const Tol kF32{1e-4, 1e-5, 1e-4, 5e-4, 0.1};  // as the CPU (tests/model/test_qw
 // gradient moves whole tensors by ~12 lr (||diff||/||ref|| ~ 1). Bounds, with margin over the measurement:
 const Tol kBf16{/*logits*/ 3e-2, /*loss*/ 1e-2, /*grad*/ 1e-1, /*weights*/ 0.15, /*weights_abs_lr*/ 6.0};
 
-TEST_P(CudaQwen2, ForwardF32) {
+TEST_P(CudaModel, ForwardF32) {
   WICK_REQUIRE_CUDA();
   check_forward(load_fixture(GetParam()), Device::cuda(), DType::F32, kF32);
 }
-TEST_P(CudaQwen2, ForwardBf16) {
+TEST_P(CudaModel, ForwardBf16) {
   WICK_REQUIRE_CUDA();
   check_forward(load_fixture(GetParam()), Device::cuda(), DType::BF16, kBf16);
 }
-TEST_P(CudaQwen2, GenerationF32) {
+TEST_P(CudaModel, GenerationF32) {
   WICK_REQUIRE_CUDA();
   check_generation(load_fixture(GetParam()), Device::cuda(), DType::F32, kF32, true);
 }
-TEST_P(CudaQwen2, GenerationBf16) {
+TEST_P(CudaModel, GenerationBf16) {
   WICK_REQUIRE_CUDA();
   check_generation(load_fixture(GetParam()), Device::cuda(), DType::BF16, kBf16, false);
 }
-TEST_P(CudaQwen2, LoraLogitsF32) {
+TEST_P(CudaModel, LoraLogitsF32) {
   WICK_REQUIRE_CUDA();
   check_lora_logits(load_fixture(GetParam()), Device::cuda(), DType::F32, kF32);
 }
-TEST_P(CudaQwen2, LoraLogitsBf16) {
+TEST_P(CudaModel, LoraLogitsBf16) {
   WICK_REQUIRE_CUDA();
   check_lora_logits(load_fixture(GetParam()), Device::cuda(), DType::BF16, kBf16);
 }
-TEST_P(CudaQwen2, MergedLogitsF32) {
+TEST_P(CudaModel, MergedLogitsF32) {
   WICK_REQUIRE_CUDA();
   check_merged_logits(load_fixture(GetParam()), Device::cuda(), DType::F32, kF32);
 }
-TEST_P(CudaQwen2, GradsF32) {
+TEST_P(CudaModel, GradsF32) {
   WICK_REQUIRE_CUDA();
   check_grads(load_fixture(GetParam()), Device::cuda(), DType::F32, kF32);
 }
-TEST_P(CudaQwen2, GradsBf16) {
+TEST_P(CudaModel, GradsBf16) {
   WICK_REQUIRE_CUDA();
   check_grads(load_fixture(GetParam()), Device::cuda(), DType::BF16, kBf16);
 }
-TEST_P(CudaQwen2, TraceF32) {
+TEST_P(CudaModel, TraceF32) {
   WICK_REQUIRE_CUDA();
   check_training_trace(load_fixture(GetParam()), Device::cuda(), DType::F32, kF32);
 }
-TEST_P(CudaQwen2, TraceBf16) {
+TEST_P(CudaModel, TraceBf16) {
   WICK_REQUIRE_CUDA();
   check_training_trace(load_fixture(GetParam()), Device::cuda(), DType::BF16, kBf16);
 }
 
-INSTANTIATE_TEST_SUITE_P(Fixtures, CudaQwen2, ::testing::ValuesIn(qwen2_fixture_dirs()), fixture_name);
+INSTANTIATE_TEST_SUITE_P(Fixtures, CudaModel, ::testing::ValuesIn(model_fixture_dirs()), fixture_name);
 
 }  // namespace

@@ -8,6 +8,7 @@
 #include "common/testutil.h"
 #include "io/io_testutil.h"
 #include "io/peft_adapter.h"
+#include "lora/lora.h"
 #include "io/safetensors.h"
 #include "model/config.h"
 

@@ -1,5 +1,7 @@
 // config.json and generation_config.json: both fixture styles, every refusal, and round trips.
 #include <filesystem>
+#include <functional>
+#include <set>
 
 #include <nlohmann/json.hpp>
 
@@ -7,7 +9,9 @@
 #include "io/io_testutil.h"
 #include "io/safetensors.h"
 #include "model/config.h"
+#include "model/family.h"
 #include "model/generation_config.h"
+#include "model/presets.h"
 
 namespace wick {
 namespace {
@@ -149,7 +153,7 @@ TEST(ModelConfig, Refusals) {
     std::vector<std::string> needles;
   };
   const std::vector<Case> cases = {
-      {[](json& j) { j["model_type"] = "llama"; }, {"model_type 'llama'", "supported model families: qwen2"}},
+      {[](json& j) { j["model_type"] = "gpt2"; }, {"model_type 'gpt2'", "supported model families: qwen2"}},
       {[](json& j) { j.erase("model_type"); }, {"model_type", "qwen2"}},
       {[](json& j) { j["rope_scaling"] = {{"type", "yarn"}, {"factor", 4.0}}; }, {"rope_scaling", "yarn"}},
       {[](json& j) { j["rope_scaling"] = {{"rope_type", "linear"}, {"factor", 2.0}}; }, {"rope_scaling", "linear"}},
@@ -200,6 +204,86 @@ TEST(ModelConfig, BadFiles) {
   io::write_file_atomic(tmp.file("config.json"), "[1]");
   EXPECT_WICK_ERROR(ModelConfig::from_json_file(tmp.file("config.json")), "must be a JSON object");
 }
+
+// The other families: their published configs (model/presets.cpp, as on the Hub) and what each refuses.
+TEST(ModelConfig, FamiliesFromPublishedConfigs) {
+  const ModelConfig q3 = preset_config("qwen3-0.6b");
+  EXPECT_EQ(q3.model_type, "qwen3");
+  EXPECT_EQ(q3.head_dim, 128);  // its own field: q_dim 2048 != hidden 1024
+  EXPECT_EQ(q3.q_dim(), 2048);
+  EXPECT_TRUE(q3.qk_norm);
+  EXPECT_FALSE(q3.attention_bias);
+  EXPECT_EQ(q3.num_parameters(), 596049920);  // Qwen3-0.6B, tied
+  const ModelConfig l = preset_config("llama3.2-1b");
+  EXPECT_EQ(l.model_type, "llama");
+  EXPECT_EQ(l.head_dim, 64);
+  EXPECT_EQ(l.rope_scaling.factor, 32.0);
+  EXPECT_EQ(l.rope_scaling.original_max_position_embeddings, 8192);
+  EXPECT_EQ(l.num_parameters(), 1235814400);  // Llama-3.2-1B, tied
+  EXPECT_EQ(preset_config("mistral-7b").num_parameters(), 7248023552);  // Mistral-7B-v0.3
+  for (const std::string& name : preset_names()) {
+    const ModelConfig c = preset_config(name);
+    const ModelConfig r = ModelConfig::from_json_string(c.to_json(), "roundtrip " + name);
+    EXPECT_EQ(r.to_json(), c.to_json()) << name;
+    EXPECT_EQ(r.num_parameters(), c.num_parameters()) << name;
+    EXPECT_EQ(json::parse(c.to_json())["architectures"][0], c.family().architecture) << name;
+  }
+}
+
+TEST(ModelConfig, FamilyRefusals) {
+  const json llama = json::parse(preset_config("llama3.2-1b").to_json());
+  const json qwen3 = json::parse(preset_config("qwen3-0.6b").to_json());
+  const json mistral = json::parse(preset_config("mistral-7b").to_json());
+  struct Case {
+    json j;
+    std::function<void(json&)> edit;
+    std::vector<std::string> needles;
+  };
+  const std::vector<Case> cases = {
+      {llama, [](json& j) { j["rope_scaling"] = {{"rope_type", "yarn"}, {"factor", 4.0}}; }, {"rope_scaling", "yarn", "llama3"}},
+      {llama, [](json& j) { j["rope_scaling"].erase("low_freq_factor"); }, {"low_freq_factor"}},
+      {llama, [](json& j) { j["rope_scaling"]["high_freq_factor"] = 1.0; }, {"low_freq_factor != high_freq_factor"}},
+      {llama, [](json& j) { j["hidden_act"] = "gelu"; }, {"hidden_act"}},
+      {qwen3, [](json& j) { j["rope_scaling"] = {{"rope_type", "llama3"}, {"factor", 8.0}}; }, {"rope_scaling", "llama3", "default RoPE"}},
+      {qwen3, [](json& j) { j["use_sliding_window"] = true; }, {"use_sliding_window"}},
+      {qwen3, [](json& j) { j["head_dim"] = 0; }, {"head_dim", "positive"}},
+      {mistral, [](json& j) { j["sliding_window"] = 4096; }, {"sliding_window", "4096", "not supported"}},
+  };
+  for (size_t i = 0; i < cases.size(); i++) {
+    SCOPED_TRACE("case " + std::to_string(i));
+    json j = cases[i].j;
+    cases[i].edit(j);
+    const std::string msg = test::error_message([&] { parse(j); });
+    for (const std::string& n : cases[i].needles) EXPECT_NE(msg.find(n), std::string::npos) << msg << "\nshould mention: " << n;
+  }
+}
+
+// Every fixture folder's config.json (any family) parses, and its tables name exactly the checkpoint's tensors.
+TEST(ModelConfig, EveryFamilyFixtureMatchesItsWeightTable) {
+  const auto dirs = test::fixture_dirs("", "config.json");
+  int seen = 0;
+  for (const std::string& dir : dirs) {
+    if (!fs::exists(fs::path(dir) / "model.safetensors")) continue;
+    SCOPED_TRACE(dir);
+    const ModelConfig c = ModelConfig::from_json_file((fs::path(dir) / "config.json").string());
+    const json raw = json::parse(io::read_file((fs::path(dir) / "config.json").string()));
+    EXPECT_EQ(c.model_type, raw["model_type"].get<std::string>());
+    const io::Checkpoint ck = io::Checkpoint::open(dir);
+    const std::vector<std::string> all = ck.names();
+    std::set<std::string> names(all.begin(), all.end()), table;
+    int64_t n = 0;
+    for (const WeightSpec& w : c.family().weights(c)) {
+      table.insert(w.name);
+      EXPECT_EQ(shape_str(ck.info(w.name).shape), shape_str(w.shape)) << w.name;
+      n += shape_numel(w.shape);
+    }
+    EXPECT_EQ(names, table);
+    EXPECT_EQ(n, c.num_parameters());
+    seen++;
+  }
+  EXPECT_GE(seen, 8);
+}
+
 
 TEST(GenerationConfig, FixturesFallBackToConfig) {
   for (const std::string& dir : test::fixture_dirs("qwen2-tiny", "config.json")) {

@@ -8,7 +8,7 @@
 #include <map>
 
 #include "lora/lora.h"
-#include "model/qwen2_grad.h"
+#include "model/loss_and_grads.h"
 #include "train/batcher.h"
 #include "train/test_trainer_util.h"
 
@@ -56,7 +56,7 @@ struct Accum : ::testing::Test {
     o.grad_accum = accum;
     o.max_steps = steps;
     o.out_dir = tmp.file("b" + std::to_string(batch) + "a" + std::to_string(accum) + "s" + std::to_string(steps));
-    auto m = Qwen2Model::random(tiny_config(), Device::cpu(), DType::F32, kModelSeed);
+    auto m = CausalLM::random(tiny_config(), Device::cpu(), DType::F32, kModelSeed);
     Trainer t(*m, data, o);
     EXPECT_TRUE(run_trainer(t));
     RunResult r;
@@ -81,11 +81,11 @@ TEST_F(Accum, FirstStepIsTheTokenMeanOverTheWholeBatch) {
   // Reference from the model directly, example by example: loss sums and counts, and gradients with the
   // scale 1 / (counted tokens of the 4 examples), accumulated. And the per-micro-batch mean, to show the
   // data tells them apart.
-  auto m = Qwen2Model::random(tiny_config(), Device::cpu(), DType::F32, kModelSeed);
+  auto m = CausalLM::random(tiny_config(), Device::cpu(), DType::F32, kModelSeed);
   attach_new_adapters(*m, base.lora, base.seed);
   // B = 0 after PEFT's init makes every dA zero at the first step; dB is what the step learns from.
   alloc_lora_grads(*m);
-  Qwen2Grad g(*m);
+  LossAndGrads g(*m);
   std::vector<LossSum> per;
   int64_t total = 0;
   for (int i = 0; i < 4; i++) {

@@ -72,7 +72,7 @@ TEST(AutoBatch, ActivationBytesGrowWithWhatIsStored) {
 }
 
 TEST(AutoBatch, ResolveKeepsAGivenSizeAndReadsTheResumedRun) {
-  auto m = Qwen2Model::random(preset_config("tiny"), Device::cpu(), DType::F32, 3);
+  auto m = CausalLM::random(preset_config("tiny"), Device::cpu(), DType::F32, 3);
   Dataset d;
   for (int i = 0; i < 10; i++) d.examples.push_back({std::vector<int32_t>(20 + i, 5), std::vector<int32_t>(20 + i, 5)});
   TrainOptions t;

@@ -52,8 +52,8 @@ struct TrainCheckpoint : ::testing::Test {
     }));
   }
 
-  static std::unique_ptr<Qwen2Model> model(const ModelConfig& c = tiny_config()) {
-    return Qwen2Model::random(c, Device::cpu(), DType::F32, 21);
+  static std::unique_ptr<CausalLM> model(const ModelConfig& c = tiny_config()) {
+    return CausalLM::random(c, Device::cpu(), DType::F32, 21);
   }
 
   // Resumes dir into itself and runs to the end.

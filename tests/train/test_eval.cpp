@@ -12,7 +12,7 @@
 #include "train/test_trainer_util.h"
 #include "core/error.h"
 #include "lora/lora.h"
-#include "model/qwen2_grad.h"
+#include "model/loss_and_grads.h"
 #include "train/batcher.h"
 #include "train/trainer.h"
 
@@ -22,14 +22,14 @@ namespace {
 namespace fs = std::filesystem;
 using nlohmann::json;
 
-std::unique_ptr<Qwen2Model> tiny_model(uint64_t seed) {
-  return Qwen2Model::random(test::tiny_config(61), Device::cpu(), DType::F32, seed);
+std::unique_ptr<CausalLM> tiny_model(uint64_t seed) {
+  return CausalLM::random(test::tiny_config(61), Device::cpu(), DType::F32, seed);
 }
 
 
 // Mean loss over the counted tokens, each example run alone.
-LossSum direct_loss(Qwen2Model& m, const Dataset& d) {
-  Qwen2Grad g(m);
+LossSum direct_loss(CausalLM& m, const Dataset& d) {
+  LossAndGrads g(m);
   LossSum s;
   for (const Example& e : d.examples) {
     const LossSum l = g.eval(Batcher::make_batch({&e}, 0));

@@ -46,7 +46,7 @@ TEST_P(LoraIoFixture, TrainerWritesPeftNamesShapesAndConfig) {
   // (adapter_init) has exactly these tensors.
   const std::string dir = GetParam(), peft = (fs::path(dir) / "adapter_init").string();
   const io::AdapterFiles peft_ad = io::load_peft_adapter(peft);
-  auto m = Qwen2Model::load(dir, Device::cpu(), DType::F32);
+  auto m = CausalLM::load(dir, Device::cpu(), DType::F32);
   TempDir tmp;
   const Dataset data = random_data(tmp.file("d.jsonl"), m->config().vocab_size, 1);
   TrainOptions o;
@@ -77,7 +77,7 @@ TEST_P(LoraIoFixture, TrainerWritesPeftNamesShapesAndConfig) {
     EXPECT_TRUE(jo.contains(k)) << k;
 }
 
-INSTANTIATE_TEST_SUITE_P(Fixtures, LoraIoFixture, ::testing::ValuesIn(qwen2_fixture_dirs()), param_name);
+INSTANTIATE_TEST_SUITE_P(Fixtures, LoraIoFixture, ::testing::ValuesIn(model_fixture_dirs()), param_name);
 
 // One export case: settings of the adapter wick trains on a fixture's model.
 struct ExportCase {
@@ -110,7 +110,7 @@ TEST(PeftExport, WritesModelAdapterIdsAndWickLogits) {
   TempDir tmp;
   const std::string root = env && *env ? std::string(env) : tmp.path();
   json manifest = {{"tolerance", 1e-4}, {"cases", json::array()}};
-  for (const std::string& fixture : qwen2_fixture_dirs()) {
+  for (const std::string& fixture : model_fixture_dirs()) {
     for (const ExportCase& c : export_cases()) {
       const std::string name = fs::path(fixture).filename().string() + "-" + c.name;
       SCOPED_TRACE(name);
@@ -122,7 +122,7 @@ TEST(PeftExport, WritesModelAdapterIdsAndWickLogits) {
         fs::copy_file(fs::path(fixture) / f, fs::path(model) / f);
 
       // Train a fresh adapter for a few steps so that B is far from 0, written by the Trainer.
-      auto m = Qwen2Model::load(model, Device::cpu(), DType::F32);
+      auto m = CausalLM::load(model, Device::cpu(), DType::F32);
       const int64_t V = m->config().vocab_size;
       const Dataset data = random_data((dir / "train.jsonl").string(), V, 2);
       TrainOptions o;
@@ -142,7 +142,7 @@ TEST(PeftExport, WritesModelAdapterIdsAndWickLogits) {
       std::vector<int32_t> ids;
       for (int i = 0; i < 2 * 11; i++) ids.push_back(static_cast<int32_t>(rng.below(V)));
       const Tensor tids = Tensor::from_i32(ids, {2, 11});
-      auto fresh = Qwen2Model::load(model, Device::cpu(), DType::F32);
+      auto fresh = CausalLM::load(model, Device::cpu(), DType::F32);
       const Tensor base_logits = fresh->forward(tids, nullptr).clone();
       attach_adapters(*fresh, io::load_peft_adapter(adapter), adapter);
       const Tensor logits = fresh->forward(tids, nullptr).clone();
@@ -154,7 +154,7 @@ TEST(PeftExport, WritesModelAdapterIdsAndWickLogits) {
       // Checks wick can make alone.
       EXPECT_GT(max_abs_rel(logits, base_logits), 1e-3) << "the trained adapter changes the logits";
       merge_adapter_folder(model, adapter, (dir / "merged").string());
-      auto merged = Qwen2Model::load((dir / "merged").string(), Device::cpu(), DType::F32);
+      auto merged = CausalLM::load((dir / "merged").string(), Device::cpu(), DType::F32);
       const double e = max_abs_rel(merged->forward(tids, nullptr), logits);
       std::printf("[measured] %s: merged folder vs adapter logits %.3g (tol 1e-5)\n", name.c_str(), e);
       EXPECT_LE(e, 1e-5);

@@ -9,7 +9,7 @@
 #include "train/test_trainer_util.h"
 #include "core/error.h"
 #include "lora/lora.h"
-#include "model/qwen2_grad.h"
+#include "model/loss_and_grads.h"
 #include "ops/cross_entropy.h"
 #include "train/batcher.h"
 #include "train/trainer.h"
@@ -19,8 +19,8 @@ namespace {
 
 
 // A random model with adapters on every projection and random (non-zero) B, so every gradient is non-trivial.
-std::unique_ptr<Qwen2Model> tiny_model(uint64_t seed) {
-  auto m = Qwen2Model::random(tiny_config(61), Device::cpu(), DType::F32, seed);
+std::unique_ptr<CausalLM> tiny_model(uint64_t seed) {
+  auto m = CausalLM::random(tiny_config(61), Device::cpu(), DType::F32, seed);
   io::LoraConfig lc;
   lc.r = 4;
   lc.alpha = 8;
@@ -37,7 +37,7 @@ std::unique_ptr<Qwen2Model> tiny_model(uint64_t seed) {
 
 // Random examples of the given lengths; about a third of the labels masked.
 
-std::vector<Tensor> grads_copy(Qwen2Model& m) {
+std::vector<Tensor> grads_copy(CausalLM& m) {
   std::vector<Tensor> g;
   for (const LoraParam& p : lora_params(m)) g.push_back(p.grad->to(Device::cpu()).clone());
   return g;
@@ -109,7 +109,7 @@ TEST(Packing, PackedBatchEqualsExamplesOneByOne) {
   }
   const TrainBatch packed = Batcher::make_packed_batch(pr, 0);
 
-  Qwen2Grad g(*m);
+  LossAndGrads g(*m);
   zero_lora_grads(*m);
   const LossSum lp = g.step(packed, 1.0f);
   const std::vector<Tensor> gp = grads_copy(*m);
@@ -193,7 +193,7 @@ TEST(Packing, ResumeNeedsTheSamePacking) {
   o.packing = true;
   o.max_seq_len = 16;
   {
-    auto m = Qwen2Model::random(tiny_config(61), Device::cpu(), DType::F32, 1);
+    auto m = CausalLM::random(tiny_config(61), Device::cpu(), DType::F32, 1);
     Trainer t(*m, d, o);
     ASSERT_TRUE(t.run(nullptr));
   }
@@ -203,12 +203,12 @@ TEST(Packing, ResumeNeedsTheSamePacking) {
   for (auto [packing, len] : {std::pair{false, int64_t{16}}, std::pair{true, int64_t{32}}}) {
     r.packing = packing;
     r.max_seq_len = len;
-    auto m = Qwen2Model::random(tiny_config(61), Device::cpu(), DType::F32, 1);
+    auto m = CausalLM::random(tiny_config(61), Device::cpu(), DType::F32, 1);
     EXPECT_THROW({ Trainer t(*m, d, r); }, Error) << packing << " " << len;
   }
   r.packing = true;
   r.max_seq_len = 16;
-  auto m = Qwen2Model::random(tiny_config(61), Device::cpu(), DType::F32, 1);
+  auto m = CausalLM::random(tiny_config(61), Device::cpu(), DType::F32, 1);
   Trainer t(*m, d, r);
   EXPECT_EQ(t.step(), 1);
   EXPECT_TRUE(t.run(nullptr));

@@ -46,7 +46,7 @@ struct Resume : ::testing::Test {
     base.max_grad_norm = 1.0;
   }
 
-  std::unique_ptr<Qwen2Model> model() const { return Qwen2Model::random(tiny_config(), Device::cpu(), DType::F32, kModelSeed); }
+  std::unique_ptr<CausalLM> model() const { return CausalLM::random(tiny_config(), Device::cpu(), DType::F32, kModelSeed); }
 
   // A full run into dir; returns the trainer's total steps.
   int64_t full_run(const std::string& dir, TrainOptions o) {

@@ -1,7 +1,7 @@
 // The hand check, automated: the fixture's training batch written as two pre-tokenized JSONL lines,
 // trained by the Trainer (the library, as `wick train` drives it) from adapter_init with the fixture's
 // hyperparameters, reproduces transformers + PEFT + torch.optim.AdamW: the per-step losses and grad norms in
-// metrics.jsonl, and the adapter it writes equals adapter_trained. Data-driven over the qwen2-tiny fixtures.
+// metrics.jsonl, and the adapter it writes equals adapter_trained. Data-driven over every family's fixtures.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -38,7 +38,7 @@ TEST_P(TrainerFixture, SixStepsMatchPeftAndTorch) {
   const Fixture f = load_fixture(GetParam());
   const json ref = json::parse(f.reference_json);
   const json& tr = ref.at("train");
-  auto m = Qwen2Model::load(f.dir, Device::cpu(), DType::F32);
+  auto m = CausalLM::load(f.dir, Device::cpu(), DType::F32);
   TempDir tmp;
   const std::vector<Example> ex = fixture_examples(f);
   ASSERT_EQ(ex.size(), 2u);
@@ -100,7 +100,7 @@ TEST_P(TrainerFixture, SixStepsMatchPeftAndTorch) {
   EXPECT_EQ(std::set<std::string>(got.cfg.target_modules.begin(), got.cfg.target_modules.end()),
             std::set<std::string>(want.cfg.target_modules.begin(), want.cfg.target_modules.end()));
   ASSERT_EQ(got.modules.size(), want.modules.size());
-  // Tolerances of check_training_trace on the CPU (tests/model/test_qwen2_fixtures.cpp): each tensor within
+  // Tolerances of check_training_trace on the CPU (tests/model/test_model_fixtures.cpp): each tensor within
   // 5e-4 L2-normalised, every element within 0.1 lr (Adam amplifies rounding noise of near-zero gradients).
   const double lr = o.lr;
   for (const auto& [mod, pair] : want.modules) {
@@ -124,7 +124,7 @@ TEST_P(TrainerFixture, SixStepsMatchPeftAndTorch) {
   EXPECT_GT(moved, 1e-2);
 }
 
-INSTANTIATE_TEST_SUITE_P(Fixtures, TrainerFixture, ::testing::ValuesIn(qwen2_fixture_dirs()), param_name);
+INSTANTIATE_TEST_SUITE_P(Fixtures, TrainerFixture, ::testing::ValuesIn(model_fixture_dirs()), param_name);
 
 }  // namespace
 }  // namespace wick::test

@@ -14,7 +14,7 @@
 #include "core/rng.h"
 #include "io/io_testutil.h"
 #include "io/safetensors.h"
-#include "model/qwen2.h"
+#include "model/causal_lm.h"
 #include "train/dataset.h"
 #include "train/trainer.h"
 

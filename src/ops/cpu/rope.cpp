@@ -1,5 +1,5 @@
 // CPU RoPE, rotate-half layout: pair (x[i], x[i + D/2]) rotated by angle pos * inv_freq[i], with
-// inv_freq[i] = 1 / theta^(2i/D), the angle, cos and sin all computed in f32 as Hugging Face does.
+// inv_freq[i] = 1 / theta^(2i/D) (rescaled for Llama 3), the angle, cos and sin all computed in f32 as Hugging Face does.
 #include <cmath>
 #include <vector>
 
@@ -9,9 +9,9 @@
 namespace wick::cpu {
 
 // x [B, T, H, D], positions [B, T] -> y; sign = +1 rotates forward, -1 applies the inverse rotation.
-static void rotate(const Tensor& x, const Tensor& positions, float theta, Tensor& y, float sign) {
+static void rotate(const Tensor& x, const Tensor& positions, const RopeFreqs& f, Tensor& y, float sign) {
   const int64_t B = x.dim(0), T = x.dim(1), H = x.dim(2), D = x.dim(3), half = D / 2;
-  const std::vector<float> inv_freq = rope_inv_freq(theta, D);
+  const std::vector<float> inv_freq = rope_inv_freq(f, D);
   const int32_t* pos = positions.data<int32_t>();
   const float* px = x.data<float>();
   float* py = y.data<float>();
@@ -39,13 +39,13 @@ static void rotate(const Tensor& x, const Tensor& positions, float theta, Tensor
   }
 }
 
-void rope_forward(const Tensor& x, const Tensor& positions, float theta, Tensor& y) {
-  rotate(x, positions, theta, y, 1.0f);
+void rope_forward(const Tensor& x, const Tensor& positions, const RopeFreqs& f, Tensor& y) {
+  rotate(x, positions, f, y, 1.0f);
 }
 
 // The rotation is orthogonal: its transpose (rotation by -angle) maps dy to dx.
-void rope_backward(const Tensor& dy, const Tensor& positions, float theta, Tensor& dx) {
-  rotate(dy, positions, theta, dx, -1.0f);
+void rope_backward(const Tensor& dy, const Tensor& positions, const RopeFreqs& f, Tensor& dx) {
+  rotate(dy, positions, f, dx, -1.0f);
 }
 
 }  // namespace wick::cpu

@@ -27,8 +27,8 @@ void layer_norm_forward(const Tensor& x, const Tensor& w, const Tensor& b, float
 void layer_norm_backward(const Tensor& dy, const Tensor& x, const Tensor& w, const Tensor& mean, const Tensor& rstd, Tensor& dx, Tensor* dw, Tensor* db);
 void softmax_forward(const Tensor& x, Tensor& y);
 void softmax_backward(const Tensor& y, const Tensor& dy, Tensor& dx);
-void rope_forward(const Tensor& x, const Tensor& positions, float theta, Tensor& y);
-void rope_backward(const Tensor& dy, const Tensor& positions, float theta, Tensor& dx);
+void rope_forward(const Tensor& x, const Tensor& positions, const RopeFreqs& f, Tensor& y);
+void rope_backward(const Tensor& dy, const Tensor& positions, const RopeFreqs& f, Tensor& dx);
 void swiglu_forward(const Tensor& gate, const Tensor& up, Tensor& out);
 void swiglu_backward(const Tensor& dout, const Tensor& gate, const Tensor& up, Tensor& dgate, Tensor& dup);
 void attention_forward(const Tensor& q, const Tensor& k, const Tensor& v, const AttentionArgs& args, Tensor& out, Tensor* lse);

@@ -6,7 +6,8 @@
 // In f32 every r() is the identity.
 //
 // inv_freq is computed on the host (pow in double, rounded once to f32: the correctly rounded value torch's
-// f32 pow gives) and cached on the device per (device, theta, D): uploaded once, then only read.
+// f32 pow gives; Llama 3 rescaling by the shared rope_rescale) and cached on the device per (device,
+// frequencies, D): uploaded once, then only read.
 // One thread per (b, t, i) computes cos/sin once and rotates that pair in every head.
 #include <cmath>
 #include <cstring>
@@ -23,19 +24,27 @@ namespace {
 
 using cuda::bf16;
 
-const float* inv_freq_table(int device, float theta, int D) {
+uint32_t bits_of(float v) {
+  uint32_t b;
+  std::memcpy(&b, &v, 4);
+  return b;
+}
+
+const float* inv_freq_table(int device, const RopeFreqs& f, int D) {
   static std::mutex mu;
-  static std::map<std::tuple<int, uint32_t, int>, float*> tables;  // kept for the life of the process
-  uint32_t bits;
-  std::memcpy(&bits, &theta, 4);
+  using Key = std::tuple<int, uint32_t, int, uint32_t, uint32_t, uint32_t, uint32_t>;
+  static std::map<Key, float*> tables;  // kept for the life of the process
+  const float theta = f.theta;
   std::lock_guard<std::mutex> lock(mu);
-  float*& t = tables[{device, bits, D}];
+  float*& t = tables[Key{device, bits_of(theta), D, bits_of(f.factor), bits_of(f.low_freq_factor),
+                         bits_of(f.high_freq_factor), bits_of(f.original_max_position)}];
   if (!t) {
     std::vector<float> h(D / 2);
     for (int i = 0; i < D / 2; ++i) {
       const float e = static_cast<float>(2 * i) / static_cast<float>(D);
       h[i] = 1.0f / static_cast<float>(std::pow(static_cast<double>(theta), static_cast<double>(e)));
     }
+    rope_rescale(h, f);
     cudaStream_t s = cuda::stream(device);
     cuda::set_device(device);
     float* p = nullptr;
@@ -78,7 +87,7 @@ __global__ void rope_kernel(const T* x, const P* pos, const float* inv_freq, T* 
   }
 }
 
-template <bool kBackward> void rope(const char* name, const Tensor& x, const Tensor& positions, float theta, Tensor& y) {
+template <bool kBackward> void rope(const char* name, const Tensor& x, const Tensor& positions, const RopeFreqs& theta, Tensor& y) {
   WICK_CHECK(x.ndim() == 4 && x.dtype() == y.dtype(), "op " << name << ": " << x.str() << " -> " << y.str());
   const long long BT = x.dim(0) * x.dim(1);
   const int H = static_cast<int>(x.dim(2)), D = static_cast<int>(x.dim(3));
@@ -102,12 +111,12 @@ template <bool kBackward> void rope(const char* name, const Tensor& x, const Ten
 }  // namespace
 
 // x [B, T, H, D], positions [B, T] -> y [B, T, H, D] (=; may alias x)
-void rope_forward(const Tensor& x, const Tensor& positions, float theta, Tensor& y) {
+void rope_forward(const Tensor& x, const Tensor& positions, const RopeFreqs& theta, Tensor& y) {
   rope<false>("rope_forward", x, positions, theta, y);
 }
 
 // dy [B, T, H, D] -> dx [B, T, H, D] (=; may alias dy)
-void rope_backward(const Tensor& dy, const Tensor& positions, float theta, Tensor& dx) {
+void rope_backward(const Tensor& dy, const Tensor& positions, const RopeFreqs& theta, Tensor& dx) {
   rope<true>("rope_backward", dy, positions, theta, dx);
 }
 

@@ -1,5 +1,5 @@
-// The Qwen2 model, LoRA and training on the CPU (f32) against transformers + PEFT fixtures; data-driven
-// over tests/fixtures/qwen2-tiny-* and $WICK_EXTRA_FIXTURES.
+// The model of every family, LoRA and training on the CPU (f32) against transformers + PEFT fixtures;
+// data-driven over tests/fixtures/<family>-tiny-* and $WICK_EXTRA_FIXTURES (the family from config.json).
 #include <gtest/gtest.h>
 
 #include <filesystem>
@@ -12,7 +12,7 @@ using namespace wick::test;
 
 namespace {
 
-class Qwen2Fixture : public ::testing::TestWithParam<std::string> {};
+class ModelFixture : public ::testing::TestWithParam<std::string> {};
 
 std::string fixture_name(const ::testing::TestParamInfo<std::string>& info) {
   std::string n = std::filesystem::path(info.param).filename().string();
@@ -27,19 +27,19 @@ std::string fixture_name(const ::testing::TestParamInfo<std::string>& info) {
 // amplifies the f32 rounding noise of near-zero gradient elements (measured: 1.2e-4 on tiny-c's up_proj B).
 const Tol kCpu{1e-4, 1e-5, 1e-4, 5e-4, 0.1};
 
-TEST(Qwen2Fixtures, FoundSome) { EXPECT_GE(qwen2_fixture_dirs().size(), 2u) << "tests/fixtures/qwen2-tiny-* missing"; }
+TEST(ModelFixtures, FoundSome) { EXPECT_GE(model_fixture_dirs().size(), 2u) << "tests/fixtures/*-tiny-* missing"; }
 
-TEST_P(Qwen2Fixture, Forward) { check_forward(load_fixture(GetParam()), Device::cpu(), DType::F32, kCpu); }
-TEST_P(Qwen2Fixture, GreedyGenerationWithKVCache) {
+TEST_P(ModelFixture, Forward) { check_forward(load_fixture(GetParam()), Device::cpu(), DType::F32, kCpu); }
+TEST_P(ModelFixture, GreedyGenerationWithKVCache) {
   check_generation(load_fixture(GetParam()), Device::cpu(), DType::F32, kCpu, true);
 }
-TEST_P(Qwen2Fixture, LoraLogits) { check_lora_logits(load_fixture(GetParam()), Device::cpu(), DType::F32, kCpu); }
-TEST_P(Qwen2Fixture, MergedLogits) { check_merged_logits(load_fixture(GetParam()), Device::cpu(), DType::F32, kCpu); }
-TEST_P(Qwen2Fixture, LossAndGradients) { check_grads(load_fixture(GetParam()), Device::cpu(), DType::F32, kCpu); }
-TEST_P(Qwen2Fixture, SixStepAdamWTrace) {
+TEST_P(ModelFixture, LoraLogits) { check_lora_logits(load_fixture(GetParam()), Device::cpu(), DType::F32, kCpu); }
+TEST_P(ModelFixture, MergedLogits) { check_merged_logits(load_fixture(GetParam()), Device::cpu(), DType::F32, kCpu); }
+TEST_P(ModelFixture, LossAndGradients) { check_grads(load_fixture(GetParam()), Device::cpu(), DType::F32, kCpu); }
+TEST_P(ModelFixture, SixStepAdamWTrace) {
   check_training_trace(load_fixture(GetParam()), Device::cpu(), DType::F32, kCpu);
 }
 
-INSTANTIATE_TEST_SUITE_P(Fixtures, Qwen2Fixture, ::testing::ValuesIn(qwen2_fixture_dirs()), fixture_name);
+INSTANTIATE_TEST_SUITE_P(Fixtures, ModelFixture, ::testing::ValuesIn(model_fixture_dirs()), fixture_name);
 
 }  // namespace

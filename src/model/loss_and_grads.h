@@ -1,14 +1,15 @@
-// Forward + loss + backward of a Qwen2 model for LoRA training. The base weights are frozen: backward
-// produces only the adapters' dA, dB (+=). Activations live in buffers sized for the largest batch seen and
-// reused every step; the f32 copies the adapters read in bf16 mode are recomputed in backward, not stored;
-// the loss is computed in row chunks so [N, V] logits never exist whole.
+// Forward + loss + backward of a CausalLM for LoRA training: the family's layer code (model/layer.h) in
+// training mode, then the loss, then the layers' backward. The base weights are frozen: backward produces
+// only the adapters' dA, dB (+=). Activations live in buffers sized for the batch shape and reused every
+// step; the f32 copies the adapters read in bf16 mode are recomputed in backward, not stored; the loss is
+// computed in row chunks so [N, V] logits never exist whole.
 #pragma once
 #include <cstdint>
 #include <memory>
 #include <vector>
 
 #include "core/tensor.h"
-#include "model/qwen2.h"
+#include "model/causal_lm.h"
 
 namespace wick {
 
@@ -28,10 +29,10 @@ struct LossSum {
   double mean() const { return count ? sum / count : 0.0; }
 };
 
-class Qwen2Grad {
+class LossAndGrads {
  public:
-  explicit Qwen2Grad(Qwen2Model& model);
-  ~Qwen2Grad();
+  explicit LossAndGrads(CausalLM& model);
+  ~LossAndGrads();
   // Forward and loss; then, when grad_scale != 0, backward with d(loss)/d(per-token loss) = grad_scale
   // (1 / counted tokens of the whole accumulated batch for a mean). Adapters' dA, dB accumulate (+=).
   // dropout_seed (non-zero, training only) seeds the adapters' dropout masks of this micro-batch.
@@ -42,7 +43,7 @@ class Qwen2Grad {
 
  private:
   struct Buffers;
-  Qwen2Model& m_;
+  CausalLM& m_;
   std::unique_ptr<Buffers> buf_;
   int64_t loss_chunk_ = 1024;
 };

@@ -1,0 +1,126 @@
+// CausalLM: the parameters from the family's weight table (loaded or random), the Linears, the KV cache.
+#include "model/causal_lm.h"
+
+#include <filesystem>
+#include <functional>
+
+#include "core/error.h"
+#include "core/rng.h"
+#include "io/safetensors.h"
+#include "model/forward_workspace.h"
+
+namespace fs = std::filesystem;
+
+namespace wick {
+
+namespace {
+
+// Loads one tensor, checks its shape, converts to the compute dtype and moves it to the device.
+Tensor load_param(const io::Checkpoint& ck, const std::string& name, const Shape& want, Device dev, DType dt,
+                  const std::string& model_type) {
+  if (!ck.has(name))
+    throw Error("tensor '" + name + "' is missing", ck.files().empty() ? "" : ck.files()[0]->path(),
+                "the checkpoint does not look like a " + model_type + " model of this config.json");
+  const io::TensorInfo& info = ck.info(name);
+  if (info.shape != want)
+    throw Error("tensor '" + name + "' has shape " + shape_str(info.shape) + ", expected " + shape_str(want),
+                ck.where(name), "config.json and the weights disagree");
+  Tensor host = ck.get(name);
+  if (!dtype_is_float(host.dtype()))
+    throw Error("tensor '" + name + "' has dtype " + info.dtype_str + ", expected a float type", ck.where(name));
+  return host.to(dt).to(dev);
+}
+
+// Fills w from `get`, model-level tensors first, then the layers in table order (the order random models
+// draw their values in). Linears get their HF module path as name; a tied lm_head is the embedding.
+void assemble(const ModelConfig& c, ModelWeights& w, const std::function<Tensor(const WeightSpec&)>& get) {
+  const std::vector<WeightSpec> table = c.family().weights(c);
+  w.layers.assign(static_cast<size_t>(c.num_layers), LayerWeights{});
+  for (int pass = 0; pass < 2; pass++)
+    for (const WeightSpec& s : table) {
+      if ((s.layer < 0) != (pass == 0)) continue;
+      slot_of(w, s) = get(s);
+      if (s.linear_slot) (w.layers[s.layer].*s.linear_slot).name = s.module();
+    }
+  if (c.tie_word_embeddings) w.lm_head = w.embed;
+  WICK_CHECK(w.embed.defined() && w.final_norm.defined() && w.lm_head.defined(), "incomplete weight table of " << c.model_type);
+}
+
+}  // namespace
+
+CausalLM::CausalLM() = default;
+CausalLM::~CausalLM() = default;
+
+std::unique_ptr<CausalLM> CausalLM::load(const std::string& dir, Device device, DType dtype) {
+  if (dtype != DType::F32 && dtype != DType::BF16)
+    throw Error(std::string("compute dtype ") + dtype_name(dtype) + " is not supported", dir, "use f32 or bf16");
+  if (device.is_cpu() && dtype != DType::F32)
+    throw Error("the CPU computes in f32", dir, "use --dtype f32 on the CPU (bf16 is for CUDA)");
+  const fs::path cfg_path = fs::path(dir) / "config.json";
+  if (!fs::exists(cfg_path)) throw Error("no config.json in the model folder", dir, "point --model at a Hugging Face model folder");
+  auto m = std::make_unique<CausalLM>();
+  m->cfg_ = ModelConfig::from_json_file(cfg_path.string());
+  m->family_ = &m->cfg_.family();
+  m->device_ = device;
+  m->dtype_ = dtype;
+  m->dir_ = dir;
+  const io::Checkpoint ck = io::Checkpoint::open(dir);
+  assemble(m->cfg_, m->w_, [&](const WeightSpec& s) { return load_param(ck, s.name, s.shape, device, dtype, m->cfg_.model_type); });
+  return m;
+}
+
+std::unique_ptr<CausalLM> CausalLM::random(const ModelConfig& c, Device device, DType dtype, uint64_t seed) {
+  auto m = std::make_unique<CausalLM>();
+  m->cfg_ = c;
+  m->family_ = &c.family();
+  m->device_ = device;
+  m->dtype_ = dtype;
+  Rng rng(seed);
+  auto randn = [&](const Shape& s, float scale, float mean) {
+    Tensor h = Tensor::empty(s, DType::F32);
+    float* p = h.data<float>();
+    for (int64_t i = 0; i < h.numel(); i++) p[i] = mean + scale * rng.normal();
+    return h.to(dtype).to(device);
+  };
+  // Norm weights near 1, not exactly 1, so nothing passes by accident; the rest N(0, 0.02).
+  assemble(m->cfg_, m->w_, [&](const WeightSpec& s) {
+    return s.role == WeightRole::Norm ? randn(s.shape, 0.1f, 1.0f) : randn(s.shape, 0.02f, 0.0f);
+  });
+  return m;
+}
+
+std::vector<Linear*> CausalLM::all_linears() {
+  std::vector<Linear*> out;
+  for (auto& L : w_.layers)
+    for (Linear* l : L.linears())
+      if (l->w.defined()) out.push_back(l);
+  return out;
+}
+
+Linear* CausalLM::find_linear(const std::string& module_path) {
+  for (Linear* l : all_linears())
+    if (l->name == module_path) return l;
+  return nullptr;
+}
+
+RopeFreqs CausalLM::rope() const {
+  RopeFreqs f(static_cast<float>(cfg_.rope_theta));
+  const RopeScaling& s = cfg_.rope_scaling;
+  if (s.factor != 0) {
+    f.factor = static_cast<float>(s.factor);
+    f.low_freq_factor = static_cast<float>(s.low_freq_factor);
+    f.high_freq_factor = static_cast<float>(s.high_freq_factor);
+    f.original_max_position = static_cast<float>(s.original_max_position_embeddings);
+  }
+  return f;
+}
+
+KVCache::KVCache(const CausalLM& m, int64_t batch, int64_t capacity) : batch_(batch), cap_(capacity) {
+  const ModelConfig& c = m.config();
+  for (int64_t i = 0; i < c.num_layers; i++) {
+    k_.push_back(Tensor::empty({batch, capacity, c.num_kv_heads, c.head_dim}, m.dtype(), m.device()));
+    v_.push_back(Tensor::empty({batch, capacity, c.num_kv_heads, c.head_dim}, m.dtype(), m.device()));
+  }
+}
+
+}  // namespace wick

@@ -1,0 +1,137 @@
+// CausalLM's inference forward (optionally with a KV cache): embeddings, the family's layer in inference
+// mode over one shared set of buffers, the final norm, lm_head.
+#include <algorithm>
+#include <cmath>
+
+#include "core/error.h"
+#include "model/causal_lm.h"
+#include "model/forward_workspace.h"
+#include "ops/embedding.h"
+#include "ops/matmul.h"
+#include "ops/norm.h"
+
+namespace wick {
+
+Tensor rows_view(const Tensor& buf, int64_t rows, int64_t cols) {
+  WICK_CHECK(buf.defined() && buf.numel() >= rows * cols, "buffer too small for [" << rows << ", " << cols << "]");
+  return buf.view({buf.numel()}).narrow0(0, rows * cols).view({rows, cols});
+}
+
+void ForwardWorkspace::reserve(const ModelConfig& c, Device dev, DType dt, int64_t n, int64_t rows, bool lora) {
+  const int64_t C = c.hidden_size, I = c.intermediate_size, Q = c.q_dim(), V = c.vocab_size;
+  if (n > cap_n) {
+    cap_n = std::max(n, cap_n * 2);
+    const int64_t N = cap_n;
+    slots.clear();
+    flat.clear();
+    for (const ActSlot& s : layer_act_slots(c)) {
+      if (s.training_only) continue;
+      slots.push_back(s);
+      flat.push_back(Tensor::empty({N * s.cols}, s.kind == ActKind::Act ? dt : DType::F32, dev));
+    }
+    positions = Tensor::empty({N}, DType::I32, dev);
+    ids = Tensor::empty({N}, DType::I32, dev);
+    last = Tensor::empty({N * C}, dt, dev);
+    a32 = Tensor();
+    lin = LinearScratch{};
+  }
+  if (rows > cap_rows) {
+    cap_rows = std::max(rows, cap_rows * 2);
+    logits = Tensor::empty({cap_rows * V}, DType::F32, dev);
+  }
+  if (lora && !lin.r32.defined()) {
+    const int64_t N = cap_n, W = std::max({C, I, Q});
+    if (dt != DType::F32) {
+      a32 = Tensor::empty({N * W}, DType::F32, dev);
+      lin.a32 = Tensor::empty({N * W}, DType::F32, dev);
+      lin.b32 = Tensor::empty({N * W}, DType::F32, dev);
+    }
+    lin.r32 = Tensor::empty({N * 1024}, DType::F32, dev);  // ranks up to 1024
+  }
+}
+
+LayerActs ForwardWorkspace::acts(int64_t N) const {
+  LayerActs A;
+  for (size_t i = 0; i < slots.size(); i++)
+    A.*slots[i].member = slots[i].kind == ActKind::Act ? rows_view(flat[i], N, slots[i].cols) : flat[i].narrow0(0, N * slots[i].cols);
+  return A;
+}
+
+Tensor CausalLM::forward_hidden(const Tensor& ids_in, KVCache* cache, const DebugHook* hook) {
+  const ModelConfig& c = cfg_;
+  if (ids_in.ndim() != 2) throw Error("input ids must be [batch, tokens], got " + ids_in.str());
+  const int64_t B = ids_in.dim(0), T = ids_in.dim(1), N = B * T, C = c.hidden_size;
+  if (T == 0) throw Error("no input tokens");
+  const int64_t past = cache ? cache->length() : 0;
+  if (cache) {
+    if (cache->batch() != B) throw Error("KV cache batch " + std::to_string(cache->batch()) + " != input batch " + std::to_string(B));
+    if (past + T > cache->capacity())
+      throw Error("sequence of " + std::to_string(past + T) + " tokens exceeds the KV cache capacity " +
+                  std::to_string(cache->capacity()), "", "raise the context length (max new tokens + prompt)");
+  }
+  if (past + T > c.max_position_embeddings)
+    throw Error("sequence of " + std::to_string(past + T) + " tokens exceeds max_position_embeddings " +
+                std::to_string(c.max_position_embeddings));
+
+  bool lora = false;
+  for (Linear* l : all_linears()) lora = lora || l->lora.active();
+  if (!ws_) ws_ = std::make_unique<ForwardWorkspace>();
+  ForwardWorkspace& ws = *ws_;
+  ws.reserve(c, device_, dtype_, N, 0, lora);
+
+  // ids and positions to the device.
+  Tensor ids = ws.ids.narrow0(0, N);
+  if (ids_in.dtype() == DType::I32) ids.copy_from(ids_in.view({N}));
+  else ids.copy_from(ids_in.to(Device::cpu()).to(DType::I32).view({N}));
+  ws.host_positions.resize(N);
+  for (int64_t b = 0; b < B; b++)
+    for (int64_t t = 0; t < T; t++) ws.host_positions[b * T + t] = static_cast<int32_t>(past + t);
+  Tensor pos = ws.positions.narrow0(0, N);
+  device_copy(pos.raw(), device_, ws.host_positions.data(), Device::cpu(), N * sizeof(int32_t));
+
+  LayerRun run;
+  run.cfg = &c;
+  run.B = B;
+  run.T = T;
+  run.positions = pos.view({B, T});
+  run.rope = rope();
+  run.cache = cache;
+  run.past = past;
+  run.x32 = ws.a32;
+  run.lin = &ws.lin;
+  run.hook = hook;
+
+  LayerActs A = ws.acts(N);
+  Tensor& x = A.x;  // the residual stream: every layer reads and writes it in place
+  embedding_forward(ids, w_.embed, x);
+  run.emit("model.embed_tokens", x);
+  for (size_t li = 0; li < w_.layers.size(); li++) {
+    run.layer = static_cast<int64_t>(li);
+    family_->layer->forward(w_.layers[li], A, x, x, run);
+  }
+  if (cache) cache->advance(T);
+  rms_norm_forward(x, w_.final_norm, static_cast<float>(c.rms_norm_eps), A.a, A.rstd1);
+  run.emit("model.norm", A.a);
+  return A.a.view({B, T, C});
+}
+
+Tensor CausalLM::forward(const Tensor& ids, KVCache* cache, bool last_only, const DebugHook* hook) {
+  Tensor h = forward_hidden(ids, cache, hook);
+  const int64_t B = h.dim(0), T = h.dim(1), C = h.dim(2), V = cfg_.vocab_size;
+  ForwardWorkspace& ws = *ws_;
+  Tensor rows = h.view({B * T, C});
+  int64_t R = B * T;
+  if (last_only && T > 1) {
+    R = B;
+    Tensor last = rows_view(ws.last, B, C);
+    for (int64_t b = 0; b < B; b++) last.narrow0(b, 1).copy_from(rows.narrow0(b * T + T - 1, 1));
+    rows = last;
+  }
+  ws.reserve(cfg_, device_, dtype_, 0, R, false);
+  Tensor logits = rows_view(ws.logits, R, V);
+  matmul(rows, w_.lm_head, logits, false, true);
+  if (hook) (*hook)("lm_head", logits);
+  return logits.view({B, last_only ? 1 : T, V});
+}
+
+}  // namespace wick

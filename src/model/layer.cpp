@@ -1,0 +1,222 @@
+// The shared blocks and the pre-norm decoder layer (model/layer.h), as transformers' modeling_qwen2.py,
+// modeling_qwen3.py and modeling_llama.py compute them.
+#include "model/layer.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include "core/error.h"
+#include "model/causal_lm.h"
+#include "ops/elementwise.h"
+#include "ops/norm.h"
+#include "ops/swiglu.h"
+
+namespace wick {
+
+std::vector<ActSlot> layer_act_slots(const ModelConfig& c) {
+  const int64_t C = c.hidden_size, I = c.intermediate_size, Q = c.q_dim(), KV = c.kv_dim();
+  using L = LayerActs;
+  std::vector<ActSlot> s = {
+      {&L::x, C, ActKind::Act, false},   {&L::a, C, ActKind::Act, false},  {&L::rstd1, 1, ActKind::F32, false},
+      {&L::q, Q, ActKind::Act, false},   {&L::k, KV, ActKind::Act, false}, {&L::v, KV, ActKind::Act, false},
+      {&L::att, Q, ActKind::Act, false}, {&L::lse, c.num_heads, ActKind::PerHeadF32, true},
+      {&L::h, C, ActKind::Act, false},   {&L::b, C, ActKind::Act, false},  {&L::rstd2, 1, ActKind::F32, false},
+      {&L::g, I, ActKind::Act, false},   {&L::u, I, ActKind::Act, false},  {&L::s, I, ActKind::Act, false},
+  };
+  if (c.qk_norm) {
+    s.push_back({&L::qp, Q, ActKind::Act, false});
+    s.push_back({&L::kp, KV, ActKind::Act, false});
+    s.push_back({&L::rq, c.num_heads, ActKind::F32, false});
+    s.push_back({&L::rk, c.num_kv_heads, ActKind::F32, false});
+  }
+  return s;
+}
+
+std::vector<GradSlot> layer_grad_slots(const ModelConfig& c) {
+  const int64_t C = c.hidden_size, I = c.intermediate_size, Q = c.q_dim(), KV = c.kv_dim();
+  using G = LayerGrads;
+  std::vector<GradSlot> s = {{&G::dx, C}, {&G::dx2, C}, {&G::da, C},   {&G::dq, Q}, {&G::dk, KV},
+                             {&G::dv, KV}, {&G::datt, Q}, {&G::dg, I}, {&G::du, I}, {&G::ds, I}};
+  if (c.qk_norm) {
+    s.push_back({&G::dqp, Q});
+    s.push_back({&G::dkp, KV});
+  }
+  return s;
+}
+
+void alloc_layer_acts(LayerActs& A, const ModelConfig& c, int64_t B, int64_t T, DType dt, Device dev) {
+  const int64_t N = B * T;
+  for (const ActSlot& s : layer_act_slots(c)) {
+    Tensor& t = A.*s.member;
+    if (s.kind == ActKind::Act) t = Tensor::empty({N, s.cols}, dt, dev);
+    else if (s.kind == ActKind::F32) t = Tensor::empty({N * s.cols}, DType::F32, dev);
+    else t = Tensor::empty({B, s.cols, T}, DType::F32, dev);
+  }
+}
+
+void alloc_layer_grads(LayerGrads& G, const ModelConfig& c, int64_t N, DType dt, Device dev) {
+  for (const GradSlot& s : layer_grad_slots(c)) G.*s.member = Tensor::empty({N, s.cols}, dt, dev);
+}
+
+uint64_t LayerRun::seed(int j) const {
+  if (!dropout || dropout_seed == 0) return 0;
+  return dropout_seed * 0x100000001b3ULL + static_cast<uint64_t>(layer * 7 + j + 1);
+}
+
+Tensor LayerRun::as32(const Tensor& x) {
+  if (x.dtype() == DType::F32) return x;
+  WICK_CHECK(x32.defined() && x32.numel() >= x.numel(), "adapter f32 scratch too small for " << x.str());
+  Tensor y = x32.view({x32.numel()}).narrow0(0, x.numel()).view({x.dim(0), x.dim(1)});
+  cast(x, y);
+  return y;
+}
+
+namespace {
+
+bool any_lora(std::initializer_list<const Linear*> ls) {
+  for (const Linear* l : ls)
+    if (l->lora.active()) return true;
+  return false;
+}
+
+void lin_fwd(Linear& l, int j, const Tensor& x, const Tensor& x32, Tensor& y, Tensor& u, LayerRun& run) {
+  linear_forward(l, x, x32, y, u.defined() ? &u : nullptr, *run.lin, run.seed(j));
+}
+
+void lin_bwd(Linear& l, int j, const Tensor& dy, const Tensor& x32, const Tensor& u, Tensor& dx, bool acc, LayerRun& run) {
+  linear_backward(l, dy, x32, u, dx, acc, *run.lin, run.seed(j));
+}
+
+AttentionArgs attention_args(const LayerRun& run) {
+  AttentionArgs a = run.args;
+  a.scale = 1.0f / std::sqrt(static_cast<float>(run.cfg->head_dim));
+  a.kv_len = run.T;
+  return a;
+}
+
+}  // namespace
+
+void attention_block_forward(LayerWeights& W, LayerActs& A, const Tensor& in, Tensor& out, LayerRun& run) {
+  const ModelConfig& c = *run.cfg;
+  const int64_t B = run.B, T = run.T, N = B * T, H = c.num_heads, Hkv = c.num_kv_heads, D = c.head_dim, KV = c.kv_dim();
+  const bool qk_norm = W.q_norm.defined();
+  Tensor in32 = any_lora({&W.q, &W.k, &W.v}) ? run.as32(in) : in;
+  Tensor& q_raw = qk_norm ? A.qp : A.q;
+  Tensor& k_raw = qk_norm ? A.kp : A.k;
+  lin_fwd(W.q, 0, in, in32, q_raw, A.lu[0], run);
+  lin_fwd(W.k, 1, in, in32, k_raw, A.lu[1], run);
+  lin_fwd(W.v, 2, in, in32, A.v, A.lu[2], run);
+  run.emit(W.q.name, q_raw);
+  run.emit(W.k.name, k_raw);
+  run.emit(W.v.name, A.v);
+  if (qk_norm) {  // RMSNorm over each head's D values (Qwen3), before RoPE
+    const float eps = static_cast<float>(c.rms_norm_eps);
+    Tensor qn = A.q.view({N * H, D}), kn = A.k.view({N * Hkv, D});
+    rms_norm_forward(A.qp.view({N * H, D}), W.q_norm, eps, qn, A.rq);
+    rms_norm_forward(A.kp.view({N * Hkv, D}), W.k_norm, eps, kn, A.rk);
+  }
+  Tensor q4 = A.q.view({B, T, H, D}), k4 = A.k.view({B, T, Hkv, D}), v4 = A.v.view({B, T, Hkv, D});
+  rope_forward(q4, run.positions, run.rope, q4);
+  rope_forward(k4, run.positions, run.rope, k4);
+  AttentionArgs args = attention_args(run);
+  Tensor att4 = A.att.view({B, T, H, D});
+  Tensor* lse = A.lse.defined() ? &A.lse : nullptr;
+  if (run.cache) {
+    // Append this step's k, v at [past, past + T) of every batch row, then attend to the whole cache.
+    KVCache& cache = *run.cache;
+    Tensor& kc = cache.k(run.layer);
+    Tensor& vc = cache.v(run.layer);
+    const int64_t cap = cache.capacity(), row = cap * KV;
+    for (int64_t b = 0; b < B; b++) {
+      Tensor kdst = kc.view({B, row}).narrow0(b, 1).view({cap, KV}).narrow0(run.past, T);
+      Tensor vdst = vc.view({B, row}).narrow0(b, 1).view({cap, KV}).narrow0(run.past, T);
+      kdst.copy_from(A.k.narrow0(b * T, T));
+      vdst.copy_from(A.v.narrow0(b * T, T));
+    }
+    args.kv_len = run.past + T;
+    attention_forward(q4, kc, vc, args, att4, lse);
+  } else {
+    attention_forward(q4, k4, v4, args, att4, lse);
+  }
+  Tensor att32 = W.o.lora.active() ? run.as32(A.att) : A.att;
+  lin_fwd(W.o, 3, A.att, att32, out, A.lu[3], run);
+  run.emit(W.o.name, out);
+}
+
+void attention_block_backward(LayerWeights& W, LayerActs& A, const Tensor& in, const Tensor& dout, Tensor& din,
+                              LayerGrads& G, LayerRun& run) {
+  const ModelConfig& c = *run.cfg;
+  const int64_t B = run.B, T = run.T, N = B * T, H = c.num_heads, Hkv = c.num_kv_heads, D = c.head_dim;
+  const bool qk_norm = W.q_norm.defined();
+  Tensor att32 = W.o.lora.active() ? run.as32(A.att) : A.att;
+  lin_bwd(W.o, 3, dout, att32, A.lu[3], G.datt, false, run);
+  Tensor dq4 = G.dq.view({B, T, H, D}), dk4 = G.dk.view({B, T, Hkv, D}), dv4 = G.dv.view({B, T, Hkv, D});
+  attention_backward(G.datt.view({B, T, H, D}), A.q.view({B, T, H, D}), A.k.view({B, T, Hkv, D}),
+                     A.v.view({B, T, Hkv, D}), A.att.view({B, T, H, D}), A.lse, attention_args(run), dq4, dk4, dv4);
+  rope_backward(dq4, run.positions, run.rope, dq4);
+  rope_backward(dk4, run.positions, run.rope, dk4);
+  Tensor dq_raw = G.dq, dk_raw = G.dk;
+  if (qk_norm) {
+    Tensor dqp = G.dqp.view({N * H, D}), dkp = G.dkp.view({N * Hkv, D});
+    rms_norm_backward(G.dq.view({N * H, D}), A.qp.view({N * H, D}), W.q_norm, A.rq, dqp, nullptr);
+    rms_norm_backward(G.dk.view({N * Hkv, D}), A.kp.view({N * Hkv, D}), W.k_norm, A.rk, dkp, nullptr);
+    dq_raw = G.dqp;
+    dk_raw = G.dkp;
+  }
+  Tensor in32 = any_lora({&W.q, &W.k, &W.v}) ? run.as32(in) : in;
+  lin_bwd(W.q, 0, dq_raw, in32, A.lu[0], din, false, run);
+  lin_bwd(W.k, 1, dk_raw, in32, A.lu[1], din, true, run);
+  lin_bwd(W.v, 2, G.dv, in32, A.lu[2], din, true, run);
+}
+
+void mlp_block_forward(LayerWeights& W, LayerActs& A, const Tensor& in, Tensor& out, LayerRun& run) {
+  Tensor in32 = any_lora({&W.gate, &W.up}) ? run.as32(in) : in;
+  lin_fwd(W.gate, 4, in, in32, A.g, A.lu[4], run);
+  lin_fwd(W.up, 5, in, in32, A.u, A.lu[5], run);
+  swiglu_forward(A.g, A.u, A.s);
+  Tensor s32 = W.down.lora.active() ? run.as32(A.s) : A.s;
+  lin_fwd(W.down, 6, A.s, s32, out, A.lu[6], run);
+  run.emit(W.down.name, out);
+}
+
+void mlp_block_backward(LayerWeights& W, LayerActs& A, const Tensor& in, const Tensor& dout, Tensor& din,
+                        LayerGrads& G, LayerRun& run) {
+  Tensor s32 = W.down.lora.active() ? run.as32(A.s) : A.s;
+  lin_bwd(W.down, 6, dout, s32, A.lu[6], G.ds, false, run);
+  swiglu_backward(G.ds, A.g, A.u, G.dg, G.du);
+  Tensor in32 = any_lora({&W.gate, &W.up}) ? run.as32(in) : in;
+  lin_bwd(W.gate, 4, G.dg, in32, A.lu[4], din, false, run);
+  lin_bwd(W.up, 5, G.du, in32, A.lu[5], din, true, run);
+}
+
+namespace {
+
+// h = x + attn(rms(x)); out = h + mlp(rms(h)).
+void pre_norm_forward(LayerWeights& W, LayerActs& A, const Tensor& x, Tensor& out, LayerRun& run) {
+  const float eps = static_cast<float>(run.cfg->rms_norm_eps);
+  const std::string p = run.hook ? run.prefix() : std::string();
+  rms_norm_forward(x, W.input_norm, eps, A.a, A.rstd1);
+  run.emit(p + "input_layernorm", A.a);
+  attention_block_forward(W, A, A.a, A.h, run);
+  add(A.h, x, A.h);
+  rms_norm_forward(A.h, W.post_norm, eps, A.b, A.rstd2);
+  run.emit(p + "post_attention_layernorm", A.b);
+  mlp_block_forward(W, A, A.b, out, run);  // out may be x: x is not read again
+  add(out, A.h, out);
+  if (run.hook) run.emit(p.substr(0, p.size() - 1), out);
+}
+
+void pre_norm_backward(LayerWeights& W, LayerActs& A, LayerGrads& G, LayerRun& run) {
+  mlp_block_backward(W, A, A.b, G.dx, G.da, G, run);
+  rms_norm_backward(G.da, A.h, W.post_norm, A.rstd2, G.dx2, nullptr);
+  add(G.dx, G.dx2, G.dx);  // d loss / d h
+  attention_block_backward(W, A, A.a, G.dx, G.da, G, run);
+  rms_norm_backward(G.da, A.x, W.input_norm, A.rstd1, G.dx2, nullptr);
+  add(G.dx, G.dx2, G.dx);  // d loss / d x
+}
+
+}  // namespace
+
+const LayerCode kPreNormLayer = {pre_norm_forward, pre_norm_backward};
+
+}  // namespace wick

@@ -1,0 +1,122 @@
+// The decoder layer, written once for both modes over the same code:
+//  - inference: one set of activation buffers shared by every layer, an optional KV cache;
+//  - training: a set per layer kept for backward (with the adapters' products and the attention lse),
+//    LoRA dropout, then backward producing the adapters' dA, dB (+=) and the input gradient.
+// Built from reusable blocks (attention with RoPE, GQA and optional per-head q/k norms; SwiGLU MLP;
+// RMSNorm). A family picks its layer code in its Family descriptor (model/family.h); the pre-norm layer
+// below serves Qwen2, Qwen3 and Llama (what differs among them is which weights exist).
+#pragma once
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "core/tensor.h"
+#include "model/config.h"
+#include "model/family.h"
+#include "model/linear.h"
+#include "ops/attention.h"
+#include "ops/rope.h"
+
+namespace wick {
+
+class KVCache;
+
+// Called with Hugging Face module paths ("model.layers.3.mlp.down_proj", "model.norm", "lm_head") and the
+// module's output; for debugging a model against transformers' forward hooks.
+using DebugHook = std::function<void(const std::string& name, const Tensor& out)>;
+
+// Activations of one layer for N = B*T rows (compute dtype unless noted). Training: one set per layer,
+// kept for backward. Inference: one set for all layers; lse and lu stay undefined.
+struct LayerActs {
+  Tensor x;          // [N, C] layer input (the residual stream)
+  Tensor a, rstd1;   // [N, C], [N] f32: input norm
+  Tensor qp, kp;     // [N, Q], [N, KV]: q, k before their head norms (qk_norm only)
+  Tensor rq, rk;     // [N*H], [N*Hkv] f32: the head norms' rstd (qk_norm only)
+  Tensor q, k, v;    // [N, Q], [N, KV], [N, KV]: q, k after RoPE
+  Tensor att, lse;   // [N, Q], [B, H, T] f32
+  Tensor h;          // [N, C] after the attention residual
+  Tensor b, rstd2;   // [N, C], [N] f32: post-attention norm
+  Tensor g, u, s;    // [N, I]: gate, up, silu(gate) * up
+  Tensor lu[7];      // [N, r] f32 per adapted linear (LayerWeights::linears order): x32 A^T (training)
+};
+
+// Gradient buffers of one layer's backward, shared by all layers.
+struct LayerGrads {
+  Tensor dx, dx2, da;  // [N, C]: dx the residual stream's gradient
+  Tensor dq, dk, dv;   // [N, Q], [N, KV], [N, KV]
+  Tensor dqp, dkp;     // [N, Q], [N, KV] (qk_norm only)
+  Tensor datt;         // [N, Q]
+  Tensor dg, du, ds;   // [N, I]
+};
+
+// The activation columns a layer keeps per row: one table for the training buffers, the inference
+// workspace and the memory estimate (train/auto_batch.cpp), so the three cannot disagree.
+enum class ActKind { Act, F32, PerHeadF32 };  // compute dtype / f32 [N] / f32 [B, H, T] (lse)
+struct ActSlot {
+  Tensor LayerActs::*member;
+  int64_t cols;  // per row (Act), 1 per row (F32 rstd: [N]) or per row and head
+  ActKind kind;
+  bool training_only;  // lse: inference passes none
+};
+std::vector<ActSlot> layer_act_slots(const ModelConfig& c);
+struct GradSlot {
+  Tensor LayerGrads::*member;
+  int64_t cols;
+};
+std::vector<GradSlot> layer_grad_slots(const ModelConfig& c);
+// Allocates every slot exactly for [B, T] (training).
+void alloc_layer_acts(LayerActs& A, const ModelConfig& c, int64_t B, int64_t T, DType dt, Device dev);
+void alloc_layer_grads(LayerGrads& G, const ModelConfig& c, int64_t N, DType dt, Device dev);
+
+// What a layer runs in. The model's forward (inference) and LossAndGrads (training) fill it.
+struct LayerRun {
+  const ModelConfig* cfg = nullptr;
+  int64_t B = 0, T = 0;
+  Tensor positions;          // [B, T] i32 on the device
+  RopeFreqs rope;
+  AttentionArgs args;        // scale, segments (kv_len is set by the attention block)
+  KVCache* cache = nullptr;  // inference: append k, v and attend to the cache
+  int64_t past = 0;          // tokens already in the cache
+  // Training keeps lse and the adapters' u where the LayerActs has them allocated; dropout applies the
+  // adapters' dropout with masks drawn from dropout_seed (non-zero) for this micro-batch.
+  bool dropout = false;
+  uint64_t dropout_seed = 0;
+  Tensor x32;                // f32 scratch [>= N * max(C, Q, I)]: the adapters' inputs in bf16
+  LinearScratch* lin = nullptr;
+  const DebugHook* hook = nullptr;
+  int64_t layer = 0;         // set by the caller for each layer
+
+  // Dropout seed of projection j of the current layer: a pure function of (micro-batch, layer, j).
+  uint64_t seed(int j) const;
+  // x in f32 for the adapters: x itself in f32, else a copy in x32.
+  Tensor as32(const Tensor& x);
+  void emit(const std::string& name, const Tensor& t) const {
+    if (hook) (*hook)(name, t);
+  }
+  std::string prefix() const { return "model.layers." + std::to_string(layer) + "."; }
+};
+
+// Shared blocks. in/out are [N, *] in the compute dtype.
+// Attention: q, k, v projections of in (A.a), optional head norms, RoPE, the cache, attention, o -> out (=).
+void attention_block_forward(LayerWeights& W, LayerActs& A, const Tensor& in, Tensor& out, LayerRun& run);
+// dout -> din (=) the gradient wrt the block input; adapters' dA, dB (+=).
+void attention_block_backward(LayerWeights& W, LayerActs& A, const Tensor& in, const Tensor& dout, Tensor& din,
+                              LayerGrads& G, LayerRun& run);
+// SwiGLU MLP: out = down(silu(gate(in)) * up(in)) (=).
+void mlp_block_forward(LayerWeights& W, LayerActs& A, const Tensor& in, Tensor& out, LayerRun& run);
+void mlp_block_backward(LayerWeights& W, LayerActs& A, const Tensor& in, const Tensor& dout, Tensor& din,
+                        LayerGrads& G, LayerRun& run);
+
+// A family's decoder layer.
+struct LayerCode {
+  // x [N, C] -> out [N, C] (=). out may be x itself (inference keeps one residual buffer).
+  void (*forward)(LayerWeights& W, LayerActs& A, const Tensor& x, Tensor& out, LayerRun& run);
+  // G.dx: d loss / d out on entry, d loss / d x on return (training activations in A).
+  void (*backward)(LayerWeights& W, LayerActs& A, LayerGrads& G, LayerRun& run);
+};
+
+// x + attn(norm(x)) then + mlp(norm(.)): Qwen2, Qwen3, Llama, Mistral.
+extern const LayerCode kPreNormLayer;
+
+}  // namespace wick
