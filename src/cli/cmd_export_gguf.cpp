@@ -6,6 +6,7 @@
 #include "core/error.h"
 #include "io/gguf_export.h"
 #include "io/peft_adapter.h"
+#include "lora/lora.h"
 #include "lora/merge_folder.h"
 #include "model/config.h"
 
