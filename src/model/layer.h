@@ -75,7 +75,7 @@ struct LayerRun {
   int64_t B = 0, T = 0;
   Tensor positions;          // [B, T] i32 on the device
   RopeFreqs rope;
-  AttentionArgs args;        // scale, segments (kv_len is set by the attention block)
+  AttentionArgs args;        // segments (the attention block sets scale and kv_len)
   KVCache* cache = nullptr;  // inference: append k, v and attend to the cache
   int64_t past = 0;          // tokens already in the cache
   // Training keeps lse and the adapters' u where the LayerActs has them allocated; dropout applies the
