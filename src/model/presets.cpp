@@ -79,10 +79,18 @@ ModelConfig preset_config(const std::string& name) {
   throw Error("unknown preset '" + name + "'", "--preset", "use one of " + all);
 }
 
+static constexpr const char* kTokenizerFiles[] = {"tokenizer.json", "tokenizer_config.json"};
+
 void write_random_model(const ModelConfig& c, const std::string& out_dir, uint64_t seed, DType dtype,
                         const std::string& tokenizer_dir, float embed_std) {
   if (dtype != DType::F32 && dtype != DType::BF16 && dtype != DType::F16)
     throw Error("weights dtype must be f32, bf16 or f16", "--dtype");
+  // Everything that can fail is checked before the first byte is written: a missing tokenizer used to
+  // surface after the weights were on disk, leaving a folder that looked like a model but had no tokenizer.
+  if (!tokenizer_dir.empty())
+    for (const char* f : kTokenizerFiles)
+      if (!fs::exists(fs::path(tokenizer_dir) / f))
+        throw Error(std::string("missing ") + f, tokenizer_dir, "run scripts/fetch_tokenizer.sh (or setup) first");
   fs::create_directories(out_dir);
   Rng rng(seed);
   std::vector<std::pair<std::string, Tensor>> tensors;
@@ -112,14 +120,9 @@ void write_random_model(const ModelConfig& c, const std::string& out_dir, uint64
   nlohmann::json gen = {{"bos_token_id", bos}, {"eos_token_id", eos}, {"pad_token_id", bos},
                         {"do_sample", false}, {"transformers_version", "4.43.1"}};
   io::write_file_atomic((fs::path(out_dir) / "generation_config.json").string(), gen.dump(2));
-  if (!tokenizer_dir.empty()) {
-    for (const char* f : {"tokenizer.json", "tokenizer_config.json"}) {
-      const fs::path src = fs::path(tokenizer_dir) / f;
-      if (!fs::exists(src))
-        throw Error(std::string("missing ") + f, tokenizer_dir, "run scripts/fetch_tokenizer.sh (or setup) first");
-      io::write_file_atomic((fs::path(out_dir) / f).string(), io::read_file(src.string()));
-    }
-  }
+  if (!tokenizer_dir.empty())
+    for (const char* f : kTokenizerFiles)
+      io::write_file_atomic((fs::path(out_dir) / f).string(), io::read_file((fs::path(tokenizer_dir) / f).string()));
 }
 
 }  // namespace wick

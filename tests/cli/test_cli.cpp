@@ -302,3 +302,21 @@ TEST_F(Cli, ProgressBarRedrawsInPlaceOnATerminal) {
 }
 
 }  // namespace
+
+namespace {
+
+// A missing tokenizer is refused before anything is written: no half-made model folder is left behind.
+TEST(CliInitModel, MissingTokenizerLeavesNoFolder) {
+  const fs::path base = fs::temp_directory_path() / ("wick_cli_init_" + std::to_string(::getpid()));
+  fs::remove_all(base);
+  fs::create_directories(base / "empty-tokenizer");
+  const fs::path out = base / "model";
+  const Result r = run_wick({"init-model", "--preset", "tiny", "--out", out.string(), "--tokenizer-dir",
+                             (base / "empty-tokenizer").string()});
+  EXPECT_EQ(r.rc, 1) << r.err;
+  EXPECT_NE(r.err.find("tokenizer.json"), std::string::npos) << r.err;
+  EXPECT_FALSE(fs::exists(out / "model.safetensors")) << "weights written before the tokenizer was checked";
+  fs::remove_all(base);
+}
+
+}  // namespace
