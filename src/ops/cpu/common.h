@@ -1,25 +1,94 @@
-// Small helpers shared by the CPU twins: f32 reductions the compiler may vectorise (omp simd lets it
-// keep several partial sums), and an OpenMP threshold so tiny ops do not pay for a thread team.
+// Small helpers shared by the CPU twins: an OpenMP threshold so tiny ops do not pay for a thread team,
+// the attribute that compiles a hot loop for two x86-64 levels, and f32 reductions in a fixed order.
+//
+// WICK_CPU_HOT (CMake option WICK_CPU_CLONES, on by default on x86-64): GCC compiles the function twice,
+// for x86-64-v3 (AVX2, FMA) and for the baseline (SSE2), and picks one when the program loads (an ifunc;
+// every x86-64 runs it). Put it on per-row / per-span kernels, not on functions holding an OpenMP region:
+// the region's body is outlined before cloning and would stay baseline. The CPU twins are compiled with
+// -ffp-contract=off (no a*b+c fused behind our back), and the reductions below use 16 lanes in a fixed
+// order whatever the vector width, so both clones give the same bits.
 #pragma once
 #include <cstdint>
+#include <cstring>
 
 namespace wick::cpu {
 
 // Work (elements touched) below which a loop runs on one thread.
 constexpr int64_t kParallelMin = 1 << 14;
 
+#if defined(WICK_CPU_CLONES) && defined(__x86_64__) && defined(__GNUC__)
+#define WICK_CPU_HOT __attribute__((target_clones("arch=x86-64-v3", "default")))
+#else
+#define WICK_CPU_HOT
+#endif
+
+// 8 f32 lanes as a GCC vector: one AVX register in the v3 clone, two SSE registers in the baseline one.
+using f32x8 = float __attribute__((vector_size(32)));
+using f32x4 = float __attribute__((vector_size(16)));
+using f64x4 = double __attribute__((vector_size(32)));
+
+inline void load8(f32x8& v, const float* p) { std::memcpy(&v, p, sizeof v); }
+inline float hsum(const f32x8& v) { return ((v[0] + v[4]) + (v[1] + v[5])) + ((v[2] + v[6]) + (v[3] + v[7])); }
+
+// sum_i a[i] * b[i]: two 8-lane partial sums, then the tail in order.
 inline float dot(const float* a, const float* b, int64_t n) {
-  float s = 0.0f;
-#pragma omp simd reduction(+ : s)
-  for (int64_t i = 0; i < n; i++) s += a[i] * b[i];
+  f32x8 s0 = {}, s1 = {}, x0, x1, y0, y1;
+  int64_t i = 0;
+  for (; i + 16 <= n; i += 16) {
+    load8(x0, a + i), load8(x1, a + i + 8), load8(y0, b + i), load8(y1, b + i + 8);
+    s0 += x0 * y0;
+    s1 += x1 * y1;
+  }
+  float s = hsum(s0 + s1);
+  for (; i < n; i++) s += a[i] * b[i];
   return s;
 }
 
 inline float sum(const float* a, int64_t n) {
-  float s = 0.0f;
-#pragma omp simd reduction(+ : s)
-  for (int64_t i = 0; i < n; i++) s += a[i];
+  f32x8 s0 = {}, s1 = {}, x0, x1;
+  int64_t i = 0;
+  for (; i + 16 <= n; i += 16) {
+    load8(x0, a + i), load8(x1, a + i + 8);
+    s0 += x0;
+    s1 += x1;
+  }
+  float s = hsum(s0 + s1);
+  for (; i < n; i++) s += a[i];
   return s;
+}
+
+// sum_i a[i] accumulated in f64 (long rows: vocabulary-sized sums that must not drift with n).
+inline double sum_f64(const float* a, int64_t n) {
+  f64x4 s0 = {}, s1 = {};
+  f32x4 lo, hi;
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    std::memcpy(&lo, a + i, sizeof lo), std::memcpy(&hi, a + i + 4, sizeof hi);
+    s0 += __builtin_convertvector(lo, f64x4);
+    s1 += __builtin_convertvector(hi, f64x4);
+  }
+  const f64x4 s = s0 + s1;
+  double t = (s[0] + s[2]) + (s[1] + s[3]);
+  for (; i < n; i++) t += a[i];
+  return t;
+}
+
+// max_i a[i] (n >= 1). With NaNs in a the result is unspecified (exp of a NaN row is NaN anyway).
+inline float max(const float* a, int64_t n) {
+  float m = a[0];
+  int64_t i = 0;
+  if (n >= 8) {
+    f32x8 mv, x;
+    load8(mv, a);
+    for (i = 8; i + 8 <= n; i += 8) {
+      load8(x, a + i);
+      mv = x > mv ? x : mv;
+    }
+    m = mv[0];
+    for (int j = 1; j < 8; j++) m = mv[j] > m ? mv[j] : m;
+  }
+  for (; i < n; i++) m = a[i] > m ? a[i] : m;
+  return m;
 }
 
 }  // namespace wick::cpu
