@@ -4,9 +4,9 @@
 // WICK_CPU_HOT (CMake option WICK_CPU_CLONES, on by default on x86-64): GCC compiles the function twice,
 // for x86-64-v3 (AVX2, FMA) and for the baseline (SSE2), and picks one when the program loads (an ifunc;
 // every x86-64 runs it). Put it on per-row / per-span kernels, not on functions holding an OpenMP region:
-// the region's body is outlined before cloning and would stay baseline. The CPU twins are compiled with
-// -ffp-contract=off (no a*b+c fused behind our back), and the reductions below use 16 lanes in a fixed
-// order whatever the vector width, so both clones give the same bits.
+// the region's body is outlined before cloning and would stay baseline. The v3 clone fuses multiply-adds,
+// so its last bits can differ from the baseline clone's (AdamW excepted: optim.cpp is built without
+// contraction). The reductions below use 16 lanes in a fixed order whatever the vector width.
 #pragma once
 #include <cstdint>
 #include <cstring>
