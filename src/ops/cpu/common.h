@@ -30,31 +30,40 @@ using f64x4 = double __attribute__((vector_size(32)));
 inline void load8(f32x8& v, const float* p) { std::memcpy(&v, p, sizeof v); }
 inline float hsum(const f32x8& v) { return ((v[0] + v[4]) + (v[1] + v[5])) + ((v[2] + v[6]) + (v[3] + v[7])); }
 
-// sum_i a[i] * b[i]: two 8-lane partial sums, then the tail in order.
+// Reductions keep four 8-lane partial results (32 lanes: independent chains, so the adds overlap), fold
+// them in a fixed order, then take the tail in order.
+
+// sum_i a[i] * b[i]
 inline float dot(const float* a, const float* b, int64_t n) {
-  f32x8 s0 = {}, s1 = {}, x0, x1, y0, y1;
+  f32x8 s[4] = {}, x, y;
   int64_t i = 0;
-  for (; i + 16 <= n; i += 16) {
-    load8(x0, a + i), load8(x1, a + i + 8), load8(y0, b + i), load8(y1, b + i + 8);
-    s0 += x0 * y0;
-    s1 += x1 * y1;
-  }
-  float s = hsum(s0 + s1);
-  for (; i < n; i++) s += a[i] * b[i];
-  return s;
+  for (; i + 32 <= n; i += 32)
+    for (int k = 0; k < 4; k++) load8(x, a + i + 8 * k), load8(y, b + i + 8 * k), s[k] += x * y;
+  float t = hsum((s[0] + s[2]) + (s[1] + s[3]));
+  for (; i < n; i++) t += a[i] * b[i];
+  return t;
 }
 
+// sum_i a[i]
 inline float sum(const float* a, int64_t n) {
-  f32x8 s0 = {}, s1 = {}, x0, x1;
+  f32x8 s[4] = {}, x;
   int64_t i = 0;
-  for (; i + 16 <= n; i += 16) {
-    load8(x0, a + i), load8(x1, a + i + 8);
-    s0 += x0;
-    s1 += x1;
-  }
-  float s = hsum(s0 + s1);
-  for (; i < n; i++) s += a[i];
-  return s;
+  for (; i + 32 <= n; i += 32)
+    for (int k = 0; k < 4; k++) load8(x, a + i + 8 * k), s[k] += x;
+  float t = hsum((s[0] + s[2]) + (s[1] + s[3]));
+  for (; i < n; i++) t += a[i];
+  return t;
+}
+
+// sum_i (a[i] - c)^2 (the centred second moment of a row, without storing a - c)
+inline float sum_sq_dev(const float* a, float c, int64_t n) {
+  f32x8 s[4] = {}, x;
+  int64_t i = 0;
+  for (; i + 32 <= n; i += 32)
+    for (int k = 0; k < 4; k++) load8(x, a + i + 8 * k), x -= c, s[k] += x * x;
+  float t = hsum((s[0] + s[2]) + (s[1] + s[3]));
+  for (; i < n; i++) t += (a[i] - c) * (a[i] - c);
+  return t;
 }
 
 // sum_i a[i] accumulated in f64 (long rows: vocabulary-sized sums that must not drift with n).
@@ -77,15 +86,14 @@ inline double sum_f64(const float* a, int64_t n) {
 inline float max(const float* a, int64_t n) {
   float m = a[0];
   int64_t i = 0;
-  if (n >= 8) {
-    f32x8 mv, x;
-    load8(mv, a);
-    for (i = 8; i + 8 <= n; i += 8) {
-      load8(x, a + i);
-      mv = x > mv ? x : mv;
-    }
-    m = mv[0];
-    for (int j = 1; j < 8; j++) m = mv[j] > m ? mv[j] : m;
+  if (n >= 32) {
+    f32x8 mv[4], x;
+    for (int k = 0; k < 4; k++) load8(mv[k], a + 8 * k);
+    for (i = 32; i + 32 <= n; i += 32)
+      for (int k = 0; k < 4; k++) load8(x, a + i + 8 * k), mv[k] = x > mv[k] ? x : mv[k];
+    for (int k = 1; k < 4; k++) mv[0] = mv[k] > mv[0] ? mv[k] : mv[0];
+    m = mv[0][0];
+    for (int j = 1; j < 8; j++) m = mv[0][j] > m ? mv[0][j] : m;
   }
   for (; i < n; i++) m = a[i] > m ? a[i] : m;
   return m;

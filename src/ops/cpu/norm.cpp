@@ -31,15 +31,13 @@ WICK_CPU_HOT void rms_norm_backward_row(const float* dy, const float* x, const f
   for (int64_t c = 0; c < C; c++) d[c] = r * (d[c] - x[c] * r * mean_gx);
 }
 
-// x, y [C]: y = (x - mu) * r * w + b; y holds x - mu in between (the variance is its dot with itself)
+// x, y [C]: y = (x - mu) * r * w + b; three passes (mean, centred variance, output)
 WICK_CPU_HOT void layer_norm_row(const float* x, const float* w, const float* b, float eps, float* y, float* mu_out,
                                  float* r_out, int64_t C) {
   const float mu = sum(x, C) / static_cast<float>(C);
+  const float r = 1.0f / std::sqrt(sum_sq_dev(x, mu, C) / static_cast<float>(C) + eps);
 #pragma omp simd
-  for (int64_t c = 0; c < C; c++) y[c] = x[c] - mu;
-  const float r = 1.0f / std::sqrt(dot(y, y, C) / static_cast<float>(C) + eps);
-#pragma omp simd
-  for (int64_t c = 0; c < C; c++) y[c] = y[c] * r * w[c] + b[c];
+  for (int64_t c = 0; c < C; c++) y[c] = (x[c] - mu) * r * w[c] + b[c];
   *mu_out = mu;
   *r_out = r;
 }
