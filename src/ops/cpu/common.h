@@ -1,12 +1,13 @@
 // Small helpers shared by the CPU twins: an OpenMP threshold so tiny ops do not pay for a thread team,
 // the attribute that compiles a hot loop for two x86-64 levels, and f32 reductions in a fixed order.
 //
-// WICK_CPU_HOT (CMake option WICK_CPU_CLONES, on by default on x86-64): GCC compiles the function twice,
-// for x86-64-v3 (AVX2, FMA) and for the baseline (SSE2), and picks one when the program loads (an ifunc;
-// every x86-64 runs it). Put it on per-row / per-span kernels, not on functions holding an OpenMP region:
-// the region's body is outlined before cloning and would stay baseline. The v3 clone fuses multiply-adds,
-// so its last bits can differ from the baseline clone's (AdamW excepted: optim.cpp is built without
-// contraction). The reductions below use 16 lanes in a fixed order whatever the vector width.
+// WICK_CPU_HOT (CMake option WICK_CPU_CLONES, on by default on x86-64): GCC compiles the function three
+// times, for x86-64-v4 (AVX-512), x86-64-v3 (AVX2, FMA) and the baseline (SSE2), and picks one when the
+// program loads (an ifunc; every x86-64 runs it). Put it on per-row / per-span kernels, not on functions
+// holding an OpenMP region: the region's body is outlined before cloning and would stay baseline. The
+// v3/v4 clones fuse multiply-adds, so their last bits can differ from the baseline clone's (AdamW
+// excepted: optim.cpp is built without contraction). The reductions below use 32 lanes in a fixed order
+// whatever the vector width.
 #pragma once
 #include <cstdint>
 #include <cstring>
@@ -17,7 +18,7 @@ namespace wick::cpu {
 constexpr int64_t kParallelMin = 1 << 14;
 
 #if defined(WICK_CPU_CLONES) && defined(__x86_64__) && defined(__GNUC__)
-#define WICK_CPU_HOT __attribute__((target_clones("arch=x86-64-v3", "default")))
+#define WICK_CPU_HOT __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
 #else
 #define WICK_CPU_HOT
 #endif

@@ -11,9 +11,13 @@ namespace {
 // x, y [C] -> y = exp(x - max) / sum(exp(x - max)); y may alias x
 WICK_CPU_HOT void softmax_row(const float* x, float* y, int64_t C) {
   const float mx = max(x, C);
-#pragma omp simd
-  for (int64_t c = 0; c < C; c++) y[c] = exp_f32(x[c] - mx);
-  const float inv = 1.0f / sum(y, C);
+  float s = 0.0f;
+#pragma omp simd reduction(+ : s)
+  for (int64_t c = 0; c < C; c++) {
+    y[c] = exp_f32(x[c] - mx);
+    s += y[c];
+  }
+  const float inv = 1.0f / s;
 #pragma omp simd
   for (int64_t c = 0; c < C; c++) y[c] *= inv;
 }

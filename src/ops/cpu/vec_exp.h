@@ -1,14 +1,15 @@
 // exp for f32 that GCC vectorises: no library call and no branches, so `#pragma omp simd` loops over it
-// become 4-wide (SSE2) or 8-wide (AVX2 + FMA, in the WICK_CPU_HOT clones) code. Needs -fno-trapping-math
-// to be if-converted (CMakeLists.txt gives the CPU twins that flag). Why not a library: SLEEF and glibc's
-// libmvec are called per vector width and ISA (one more runtime package for SLEEF on every machine), and
-// neither fuses into the loops; this is 20 lines.
+// become 4-wide (SSE2), 8-wide (AVX2 + FMA) or 16-wide (AVX-512) code in the WICK_CPU_HOT clones. Needs
+// -fno-trapping-math to be if-converted (CMakeLists.txt gives the CPU twins that flag). Why not a
+// library: SLEEF and glibc's libmvec are called per vector width and ISA (one more runtime package for
+// SLEEF on every machine), and neither fuses into the loops; this is 20 lines.
 //
 // Accuracy against the f64 exp: error <= 1.02 ulp of the result wherever the result is a normal float
 // and x >= -87.3365 (just above ln(FLT_MIN) = -87.33654); below that the result is 0 (subnormal results
 // are flushed: absolute error < 1.2e-38); above 88.72283 (ln(FLT_MAX)) and +inf -> +inf; -inf -> 0;
-// NaN -> NaN. All 2^32 inputs were checked once: max 1.014 ulp with FMA contraction (the AVX2 clone,
-// at x = 37.78), 0.99 without (the baseline clone), so the two clones can differ in the last bit;
+// NaN -> NaN. All 2^32 inputs were checked once: max 1.014 ulp with FMA contraction (the AVX2 and
+// AVX-512 clones, bit-identical to each other, at x = 37.78), 0.99 without (the baseline clone), so
+// the baseline clone can differ in the last bit;
 // tests/ops/test_vec_exp.cpp checks random inputs over the range and the edges, for both builds.
 //
 // Method: x = n ln2 + r with n = round(x / ln2) and |r| <= ln2/2 (Cody-Waite: ln2 split into a 9-bit
