@@ -8,6 +8,7 @@
 
 #include "ops/cpu/common.h"
 #include "ops/cpu/cpu_ops.h"
+#include "ops/cpu/vec_exp.h"
 
 namespace wick::cpu {
 
@@ -24,6 +25,12 @@ struct Dims {
 inline bool visible(const Dims& d, const int32_t* seg, int64_t b, int64_t t, int64_t s) {
   if (s > d.kv_len - d.T + t) return false;
   return !seg || seg[b * d.T + s] == seg[b * d.T + t];
+}
+
+// p [n] = exp(p - mx), vectorised (vec_exp.h: exp(-inf) is exactly 0).
+WICK_CPU_HOT void exp_shifted(float* p, float mx, int64_t n) {
+#pragma omp simd
+  for (int64_t s = 0; s < n; s++) p[s] = exp_f32(p[s] - mx);
 }
 
 }  // namespace
@@ -53,11 +60,8 @@ void attention_forward(const Tensor& q, const Tensor& k, const Tensor& v, const 
             p[s] = visible(d, seg, b, t, s) ? args.scale * dot(qr, pk + ((b * d.S + s) * d.Hkv + kh) * d.D, d.D) : ninf;
             mx = std::max(mx, p[s]);
           }
-          float z = 0.0f;
-          for (int64_t s = 0; s <= last; s++) {
-            p[s] = p[s] == ninf ? 0.0f : std::exp(p[s] - mx);
-            z += p[s];
-          }
+          exp_shifted(p.data(), mx, last + 1);  // hidden keys (-inf) get 0
+          const float z = sum(p.data(), last + 1);
           std::fill(acc.begin(), acc.end(), 0.0f);
           for (int64_t s = 0; s <= last; s++) {
             if (p[s] == 0.0f) continue;
@@ -107,7 +111,7 @@ void attention_backward(const Tensor& dout, const Tensor& q, const Tensor& k, co
               if (!visible(d, seg, b, t, s)) continue;
               const float* kr = pk + row(b, s, d.Hkv, kh);
               const float* vr = pv + row(b, s, d.Hkv, kh);
-              const float p = std::exp(args.scale * dot(qr, kr, d.D) - l);
+              const float p = exp_f32(args.scale * dot(qr, kr, d.D) - l);
               const float dsc = p * (dot(gr, vr, d.D) - Dt) * args.scale;
               float* dkr = pdk + row(b, s, d.Hkv, kh);
               float* dvr = pdv + row(b, s, d.Hkv, kh);

@@ -1,11 +1,97 @@
-// CPU RMSNorm (Qwen2RMSNorm) and LayerNorm (torch.nn.LayerNorm), f32, one row per iteration.
-// Parameter gradients are summed over rows per column, then added once (+=).
+// CPU RMSNorm (Qwen2RMSNorm) and LayerNorm (torch.nn.LayerNorm), f32, one row per iteration; the row
+// kernels are WICK_CPU_HOT (common.h). Parameter gradients are summed over rows per column, then added
+// once (+=), a block of columns per task so that the row loop reads memory in order.
+#include <algorithm>
 #include <cmath>
 
 #include "ops/cpu/common.h"
 #include "ops/cpu/cpu_ops.h"
 
 namespace wick::cpu {
+
+namespace {
+
+constexpr int64_t kColBlock = 256;  // columns per parameter-gradient task (its sums fit on the stack)
+
+// x, y [C]: y = w * (x * r), returns r = 1 / sqrt(mean(x^2) + eps)
+WICK_CPU_HOT float rms_norm_row(const float* x, const float* w, float eps, float* y, int64_t C) {
+  const float r = 1.0f / std::sqrt(dot(x, x, C) / static_cast<float>(C) + eps);
+#pragma omp simd
+  for (int64_t c = 0; c < C; c++) y[c] = w[c] * (x[c] * r);
+  return r;
+}
+
+// g = dy * w (kept in d), then d = r * (g - x * r * mean(g * x * r))
+WICK_CPU_HOT void rms_norm_backward_row(const float* dy, const float* x, const float* w, float r, float* d,
+                                        int64_t C) {
+#pragma omp simd
+  for (int64_t c = 0; c < C; c++) d[c] = dy[c] * w[c];
+  const float mean_gx = dot(d, x, C) * r / static_cast<float>(C);
+#pragma omp simd
+  for (int64_t c = 0; c < C; c++) d[c] = r * (d[c] - x[c] * r * mean_gx);
+}
+
+// x, y [C]: y = (x - mu) * r * w + b; three passes (mean, centred variance, output)
+WICK_CPU_HOT void layer_norm_row(const float* x, const float* w, const float* b, float eps, float* y, float* mu_out,
+                                 float* r_out, int64_t C) {
+  const float mu = sum(x, C) / static_cast<float>(C);
+  const float r = 1.0f / std::sqrt(sum_sq_dev(x, mu, C) / static_cast<float>(C) + eps);
+#pragma omp simd
+  for (int64_t c = 0; c < C; c++) y[c] = (x[c] - mu) * r * w[c] + b[c];
+  *mu_out = mu;
+  *r_out = r;
+}
+
+// With xhat = (x - mu) * r, g = dy * w: d = r * (g - mean(g) - xhat * mean(g * xhat)); d holds g in between.
+WICK_CPU_HOT void layer_norm_backward_row(const float* dy, const float* x, const float* w, float mu, float r, float* d,
+                                          int64_t C) {
+#pragma omp simd
+  for (int64_t c = 0; c < C; c++) d[c] = dy[c] * w[c];
+  f32x8 sg0 = {}, sgx0 = {}, g0, x0;  // sums of g and g * (x - mu), 8 lanes then the tail
+  int64_t i = 0;
+  for (; i + 8 <= C; i += 8) {
+    load8(g0, d + i), load8(x0, x + i);
+    sg0 += g0;
+    sgx0 += g0 * (x0 - mu);
+  }
+  float sg = hsum(sg0), sgx = hsum(sgx0);
+  for (; i < C; i++) sg += d[i], sgx += d[i] * (x[i] - mu);
+  const float mg = sg / static_cast<float>(C), mgx = sgx * r / static_cast<float>(C);
+#pragma omp simd
+  for (int64_t c = 0; c < C; c++) d[c] = r * (d[c] - mg - (x[c] - mu) * r * mgx);
+}
+
+// Columns [c0, c0 + nc) of the parameter gradients over N rows:
+//   dw[c] += sum_n dy[n, c] * (x[n, c] - mu[n]) * r[n]   (mu = nullptr: RMSNorm, no centring)
+//   db[c] += sum_n dy[n, c]                              (db = nullptr: none)
+WICK_CPU_HOT void norm_param_grads(const float* dy, const float* x, const float* mu, const float* r, int64_t N,
+                                   int64_t C, int64_t c0, int64_t nc, float* dw, float* db) {
+  float sw[kColBlock] = {}, sb[kColBlock] = {};
+  for (int64_t n = 0; n < N; n++) {
+    const float* g = dy + n * C + c0;
+    const float* xr = x + n * C + c0;
+    const float m = mu ? mu[n] : 0.0f, rn = r[n];
+#pragma omp simd
+    for (int64_t c = 0; c < nc; c++) {
+      sw[c] += g[c] * ((xr[c] - m) * rn);
+      sb[c] += g[c];
+    }
+  }
+  if (dw)
+    for (int64_t c = 0; c < nc; c++) dw[c0 + c] += sw[c];
+  if (db)
+    for (int64_t c = 0; c < nc; c++) db[c0 + c] += sb[c];
+}
+
+void param_grads(const float* dy, const float* x, const float* mu, const float* r, int64_t N, int64_t C, float* dw,
+                 float* db) {
+  const int64_t blocks = (C + kColBlock - 1) / kColBlock;
+#pragma omp parallel for if (N * C > kParallelMin)
+  for (int64_t k = 0; k < blocks; k++)
+    norm_param_grads(dy, x, mu, r, N, C, k * kColBlock, std::min(kColBlock, C - k * kColBlock), dw, db);
+}
+
+}  // namespace
 
 // x [N, C], w [C] -> y [N, C] = w * (x * rstd), rstd [N] = 1 / sqrt(mean(x^2) + eps)
 void rms_norm_forward(const Tensor& x, const Tensor& w, float eps, Tensor& y, Tensor& rstd) {
@@ -15,13 +101,7 @@ void rms_norm_forward(const Tensor& x, const Tensor& w, float eps, Tensor& y, Te
   float* py = y.data<float>();
   float* pr = rstd.data<float>();
 #pragma omp parallel for if (N * C > kParallelMin)
-  for (int64_t n = 0; n < N; n++) {
-    const float* xr = px + n * C;
-    float* yr = py + n * C;
-    const float r = 1.0f / std::sqrt(dot(xr, xr, C) / static_cast<float>(C) + eps);
-    for (int64_t c = 0; c < C; c++) yr[c] = pw[c] * (xr[c] * r);
-    pr[n] = r;
-  }
+  for (int64_t n = 0; n < N; n++) pr[n] = rms_norm_row(px + n * C, pw, eps, py + n * C, C);
 }
 
 // With xhat = x * rstd and g = dy * w: dx = rstd * (g - xhat * mean(g * xhat)); dw += sum_n dy * xhat.
@@ -33,27 +113,10 @@ void rms_norm_backward(const Tensor& dy, const Tensor& x, const Tensor& w, const
   const float* pw = w.data<float>();
   const float* pr = rstd.data<float>();
   float* pdx = dx.data<float>();
+  // The parameter gradient reads dy, so it goes first: dx may alias dy.
+  if (dw) param_grads(pdy, px, nullptr, pr, N, C, dw->data<float>(), nullptr);
 #pragma omp parallel for if (N * C > kParallelMin)
-  for (int64_t n = 0; n < N; n++) {
-    const float* xr = px + n * C;
-    const float* gr = pdy + n * C;
-    const float r = pr[n];
-    float s = 0.0f;  // sum_c g * xhat
-#pragma omp simd reduction(+ : s)
-    for (int64_t c = 0; c < C; c++) s += gr[c] * pw[c] * xr[c] * r;
-    const float mean_gx = s / static_cast<float>(C);
-    float* dr = pdx + n * C;
-    for (int64_t c = 0; c < C; c++) dr[c] = r * (gr[c] * pw[c] - xr[c] * r * mean_gx);
-  }
-  if (dw) {
-    float* pdw = dw->data<float>();
-#pragma omp parallel for if (N * C > kParallelMin)
-    for (int64_t c = 0; c < C; c++) {
-      float s = 0.0f;
-      for (int64_t n = 0; n < N; n++) s += pdy[n * C + c] * (px[n * C + c] * pr[n]);
-      pdw[c] += s;
-    }
-  }
+  for (int64_t n = 0; n < N; n++) rms_norm_backward_row(pdy + n * C, px + n * C, pw, pr[n], pdx + n * C, C);
 }
 
 // x [N, C], w, b [C] -> y = (x - mean) * rstd * w + b, mean [N], rstd [N] (biased variance, as torch)
@@ -67,18 +130,7 @@ void layer_norm_forward(const Tensor& x, const Tensor& w, const Tensor& b, float
   float* pm = mean.data<float>();
   float* pr = rstd.data<float>();
 #pragma omp parallel for if (N * C > kParallelMin)
-  for (int64_t n = 0; n < N; n++) {
-    const float* xr = px + n * C;
-    const float mu = sum(xr, C) / static_cast<float>(C);
-    float var = 0.0f;
-#pragma omp simd reduction(+ : var)
-    for (int64_t c = 0; c < C; c++) var += (xr[c] - mu) * (xr[c] - mu);
-    const float r = 1.0f / std::sqrt(var / static_cast<float>(C) + eps);
-    float* yr = py + n * C;
-    for (int64_t c = 0; c < C; c++) yr[c] = (xr[c] - mu) * r * pw[c] + pb[c];
-    pm[n] = mu;
-    pr[n] = r;
-  }
+  for (int64_t n = 0; n < N; n++) layer_norm_row(px + n * C, pw, pb, eps, py + n * C, pm + n, pr + n, C);
 }
 
 // With xhat = (x - mean) * rstd, g = dy * w: dx = rstd * (g - mean(g) - xhat * mean(g * xhat));
@@ -92,36 +144,9 @@ void layer_norm_backward(const Tensor& dy, const Tensor& x, const Tensor& w, con
   const float* pm = mean.data<float>();
   const float* pr = rstd.data<float>();
   float* pdx = dx.data<float>();
+  if (dw || db) param_grads(pdy, px, pm, pr, N, C, dw ? dw->data<float>() : nullptr, db ? db->data<float>() : nullptr);
 #pragma omp parallel for if (N * C > kParallelMin)
-  for (int64_t n = 0; n < N; n++) {
-    const float* xr = px + n * C;
-    const float* gr = pdy + n * C;
-    const float mu = pm[n], r = pr[n];
-    float sg = 0.0f, sgx = 0.0f;
-#pragma omp simd reduction(+ : sg, sgx)
-    for (int64_t c = 0; c < C; c++) {
-      const float g = gr[c] * pw[c];
-      sg += g;
-      sgx += g * (xr[c] - mu) * r;
-    }
-    const float mg = sg / static_cast<float>(C), mgx = sgx / static_cast<float>(C);
-    float* dr = pdx + n * C;
-    for (int64_t c = 0; c < C; c++) dr[c] = r * (gr[c] * pw[c] - mg - (xr[c] - mu) * r * mgx);
-  }
-  if (dw || db) {
-    float* pdw = dw ? dw->data<float>() : nullptr;
-    float* pdb = db ? db->data<float>() : nullptr;
-#pragma omp parallel for if (N * C > kParallelMin)
-    for (int64_t c = 0; c < C; c++) {
-      float sw = 0.0f, sb = 0.0f;
-      for (int64_t n = 0; n < N; n++) {
-        sw += pdy[n * C + c] * ((px[n * C + c] - pm[n]) * pr[n]);
-        sb += pdy[n * C + c];
-      }
-      if (pdw) pdw[c] += sw;
-      if (pdb) pdb[c] += sb;
-    }
-  }
+  for (int64_t n = 0; n < N; n++) layer_norm_backward_row(pdy + n * C, px + n * C, pw, pm[n], pr[n], pdx + n * C, C);
 }
 
 }  // namespace wick::cpu
