@@ -1,6 +1,7 @@
 #include "tokenizer/bpe.h"
 
 #include <algorithm>
+#include <cstdio>
 #include <functional>
 
 #include "core/error.h"
@@ -8,9 +9,9 @@
 
 namespace wick::tok {
 
-Bpe::Bpe(TokenMap vocab, const std::vector<std::pair<std::string, std::string>>& merges, bool ignore_merges,
+Bpe::Bpe(TokenMap vocab, const std::vector<std::pair<std::string, std::string>>& merges, const BpeOptions& opt,
          const std::string& where)
-    : vocab_(std::move(vocab)), ignore_merges_(ignore_merges) {
+    : vocab_(std::move(vocab)), opt_(opt) {
   int32_t max_id = -1;
   for (const auto& [tok, id] : vocab_) {
     if (id < 0) throw Error("negative id " + std::to_string(id) + " for token \"" + tok + "\"", where + ": model.vocab");
@@ -25,12 +26,25 @@ Bpe::Bpe(TokenMap vocab, const std::vector<std::pair<std::string, std::string>>&
   }
   const ByteLevel& bl = ByteLevel::get();
   for (int b = 0; b < 256; b++) {
+    if (!opt_.byte_level) {
+      char name[8];
+      std::snprintf(name, sizeof(name), "<0x%02X>", b);
+      auto it = vocab_.find(std::string_view(name));
+      byte_id_[b] = it == vocab_.end() ? -1 : it->second;
+      continue;
+    }
     auto it = vocab_.find(bl.symbol(static_cast<uint8_t>(b)));
     if (it == vocab_.end())
       throw Error("the byte-level symbol of byte " + std::to_string(b) + " (\"" + bl.symbol(static_cast<uint8_t>(b)) +
                       "\") is not in the vocabulary",
                   where + ": model.vocab", "wick supports byte-level BPE vocabularies that cover all 256 bytes");
     byte_id_[b] = it->second;
+  }
+  if (!opt_.unk_token.empty()) {
+    auto it = vocab_.find(opt_.unk_token);
+    if (it == vocab_.end())
+      throw Error("unk_token \"" + opt_.unk_token + "\" is not in the vocabulary", where + ": model.unk_token");
+    unk_id_ = it->second;
   }
   merges_.reserve(merges.size());
   for (size_t r = 0; r < merges.size(); r++) {
@@ -52,7 +66,7 @@ const std::string& Bpe::token(int32_t id) const {
 
 void Bpe::encode_word(std::string_view bytes, std::vector<int32_t>& out) const {
   if (bytes.empty()) return;
-  if (bytes.size() == 1) {
+  if (bytes.size() == 1 && opt_.byte_level) {
     out.push_back(byte_id_[static_cast<unsigned char>(bytes[0])]);
     return;
   }
@@ -66,8 +80,8 @@ void Bpe::encode_word(std::string_view bytes, std::vector<int32_t>& out) const {
     }
   }
   const size_t start = out.size();
-  if (ignore_merges_) {  // a word that is itself a token is taken whole, before any merging
-    auto it = vocab_.find(ByteLevel::get().encode(bytes));
+  if (opt_.ignore_merges) {  // a word that is itself a token is taken whole, before any merging
+    auto it = opt_.byte_level ? vocab_.find(ByteLevel::get().encode(bytes)) : vocab_.find(bytes);
     if (it != vocab_.end()) out.push_back(it->second);
   }
   if (out.size() == start) merge_word(bytes, out);
@@ -77,10 +91,68 @@ void Bpe::encode_word(std::string_view bytes, std::vector<int32_t>& out) const {
   }
 }
 
+// The symbols a word starts as (ids and byte lengths), before any merge.
+void Bpe::initial_symbols(std::string_view w, std::vector<int32_t>& ids, std::vector<int32_t>& lens) const {
+  ids.clear();
+  lens.clear();
+  if (opt_.byte_level) {
+    for (unsigned char c : w) {
+      ids.push_back(byte_id_[c]);
+      lens.push_back(1);
+    }
+    return;
+  }
+  int32_t unk_len = 0;  // a pending unk symbol (fuse_unk grows it)
+  for (size_t i = 0; i < w.size();) {
+    size_t n = 1;
+    const unsigned char c = static_cast<unsigned char>(w[i]);
+    if (c >= 0xF0) n = 4;
+    else if (c >= 0xE0) n = 3;
+    else if (c >= 0xC0) n = 2;
+    n = std::min(n, w.size() - i);
+    const std::string_view ch = w.substr(i, n);
+    i += n;
+    auto it = vocab_.find(ch);
+    if (it != vocab_.end()) {
+      if (unk_len) {
+        ids.push_back(unk_id_);
+        lens.push_back(unk_len);
+        unk_len = 0;
+      }
+      ids.push_back(it->second);
+      lens.push_back(static_cast<int32_t>(n));
+      continue;
+    }
+    if (opt_.byte_fallback) {
+      bool all = true;
+      for (unsigned char b : ch) all &= byte_id_[b] >= 0;
+      if (all) {  // (a pending unk stays pending, as in HF)
+        for (unsigned char b : ch) {
+          ids.push_back(byte_id_[b]);
+          lens.push_back(1);
+        }
+        continue;
+      }
+    }
+    if (unk_id_ >= 0) {
+      if (unk_len && !opt_.fuse_unk) {
+        ids.push_back(unk_id_);
+        lens.push_back(unk_len);
+        unk_len = 0;
+      }
+      unk_len += static_cast<int32_t>(n);
+    }
+  }
+  if (unk_len) {
+    ids.push_back(unk_id_);
+    lens.push_back(unk_len);
+  }
+}
+
 // Symbols form a doubly linked list over the word's byte positions; a symbol that was merged into its left
 // neighbour is dead (len 0). Candidate merges sit in a min-heap ordered by (rank, position); an entry is
 // stale when its symbol died or its right neighbour changed, which the pop re-checks.
-void Bpe::merge_word(std::string_view bytes, std::vector<int32_t>& out) const {
+void Bpe::merge_word(std::string_view word, std::vector<int32_t>& out) const {
   struct Sym {
     int32_t id, prev, next, len;
   };
@@ -90,9 +162,12 @@ void Bpe::merge_word(std::string_view bytes, std::vector<int32_t>& out) const {
   };
   thread_local std::vector<Sym> sym;
   thread_local std::vector<Cand> heap;  // min-heap via std::push_heap / pop_heap with greater<>
-  const int32_t n = static_cast<int32_t>(bytes.size());
+  thread_local std::vector<int32_t> ids, lens;
+  initial_symbols(word, ids, lens);
+  const int32_t n = static_cast<int32_t>(ids.size());
+  if (n == 0) return;
   sym.resize(n);
-  for (int32_t i = 0; i < n; i++) sym[i] = {byte_id_[static_cast<unsigned char>(bytes[i])], i - 1, i + 1 < n ? i + 1 : -1, 1};
+  for (int32_t i = 0; i < n; i++) sym[i] = {ids[i], i - 1, i + 1 < n ? i + 1 : -1, lens[i]};
 
   heap.clear();
   auto push = [&](int32_t pos) {

@@ -4,13 +4,14 @@
 #include <fstream>
 #include <sstream>
 
-#include <nlohmann/json.hpp>
-
 #include "core/error.h"
+#include "tokenizer/chat_template_builtin.h"
+#include "tokenizer/jinja.h"
 
 namespace wick {
 
 namespace fs = std::filesystem;
+using ojson = nlohmann::ordered_json;
 
 namespace {
 
@@ -28,15 +29,31 @@ std::string read_file(const fs::path& p) {
   return ss.str();
 }
 
-// The chat_template string of a tokenizer_config.json ("" when absent). Older configs hold a list of
-// {"name", "template"}; the one named "default" is the chat template.
-std::string template_of_config(const fs::path& file) {
-  nlohmann::json j;
-  try {
-    j = nlohmann::json::parse(read_file(file));
-  } catch (const nlohmann::json::exception& e) {
-    throw Error(std::string("not valid JSON: ") + e.what(), file.string());
+// The special tokens transformers passes to templates (its special_tokens_map): those set, as strings.
+ojson special_tokens_of(const ojson& cfg) {
+  ojson out = ojson::object();
+  if (!cfg.is_object()) return out;
+  for (const char* k : {"bos_token", "eos_token", "unk_token", "sep_token", "pad_token", "cls_token", "mask_token"}) {
+    if (!cfg.contains(k)) continue;
+    const ojson& v = cfg.at(k);
+    if (v.is_string()) out[k] = v;
+    else if (v.is_object() && v.contains("content") && v.at("content").is_string()) out[k] = v.at("content");
   }
+  if (cfg.contains("additional_special_tokens") && cfg.at("additional_special_tokens").is_array() &&
+      !cfg.at("additional_special_tokens").empty()) {
+    ojson list = ojson::array();
+    for (const ojson& t : cfg.at("additional_special_tokens")) {
+      if (t.is_string()) list.push_back(t);
+      else if (t.is_object() && t.contains("content")) list.push_back(t.at("content"));
+    }
+    out["additional_special_tokens"] = list;
+  }
+  return out;
+}
+
+// The chat_template string of a parsed tokenizer_config.json ("" when absent). Older configs hold a list of
+// {"name", "template"}; the one named "default" is the chat template.
+std::string template_of_config(const ojson& j, const std::string& file) {
   if (!j.is_object() || !j.contains("chat_template") || j.at("chat_template").is_null()) return "";
   const auto& t = j.at("chat_template");
   if (t.is_string()) return t.get<std::string>();
@@ -44,83 +61,34 @@ std::string template_of_config(const fs::path& file) {
     for (const auto& e : t)
       if (e.is_object() && e.value("name", "") == "default" && e.contains("template") && e.at("template").is_string())
         return e.at("template").get<std::string>();
-  throw Error("chat_template is neither a string nor a list holding a \"default\" template", file.string() + ": chat_template");
+  throw Error("chat_template is neither a string nor a list holding a \"default\" template", file + ": chat_template");
 }
 
-// Python's str.strip / lstrip / rstrip with the argument '\n'.
-std::string_view lstrip_nl(std::string_view s) {
-  while (!s.empty() && s.front() == '\n') s.remove_prefix(1);
-  return s;
-}
-std::string_view rstrip_nl(std::string_view s) {
-  while (!s.empty() && s.back() == '\n') s.remove_suffix(1);
-  return s;
-}
-std::string_view strip_nl(std::string_view s) { return lstrip_nl(rstrip_nl(s)); }
-
-void turn(std::string& out, std::string_view role, std::string_view content) {
-  out.append("<|im_start|>").append(role).append("\n").append(content).append("<|im_end|>\n");
+// The family a template text belongs to, by the marks of the Qwen templates.
+ChatTemplateKind family_of(const std::string& text) {
+  const bool chatml = has(text, "<|im_start|>");
+  const bool thinking = has(text, "<think>") || has(text, "enable_thinking") || has(text, "reasoning_content");
+  if (chatml && thinking && has(text, "enable_thinking") && has(text, "last_query_index") &&
+      has(text, "<think>\\n\\n</think>\\n\\n"))
+    return ChatTemplateKind::Qwen3;
+  if (chatml && !thinking && (has(text, kQwenDefault) || has(text, kPlainDefault))) return ChatTemplateKind::Qwen25;
+  return ChatTemplateKind::Jinja;
 }
 
-void check_roles(const std::vector<ChatMessage>& messages) {
-  if (messages.empty()) throw Error("no messages to render", "chat template");
-  for (size_t i = 0; i < messages.size(); i++) {
-    const std::string& r = messages[i].role;
-    if (r != "system" && r != "user" && r != "assistant")
-      throw Error("message " + std::to_string(i) + " has role \"" + r + "\"", "chat template",
-                  "wick's chat templates take the roles system, user and assistant (tool calls are not supported)");
-  }
-}
-
-std::string render_qwen25(const std::vector<ChatMessage>& m, bool gen, const std::string& default_system) {
+// A Jinja single-quoted string literal's body for s.
+std::string jinja_quote_body(const std::string& s) {
   std::string out;
-  if (m[0].role != "system") turn(out, "system", default_system);
-  for (const ChatMessage& msg : m) turn(out, msg.role, msg.content);  // the first system message included
-  if (gen) out += "<|im_start|>assistant\n";
+  for (char c : s) {
+    if (c == '\\' || c == '\'') out.push_back('\\');
+    if (c == '\n') { out += "\\n"; continue; }
+    out.push_back(c);
+  }
   return out;
 }
 
-std::string render_qwen3(const std::vector<ChatMessage>& m, bool gen, std::optional<bool> enable_thinking) {
-  const size_t n = m.size();
-  // The last user message that is not a wrapped tool response ("the last query"); n - 1 when none.
-  size_t last_query = n - 1;
-  for (size_t k = n; k-- > 0;) {
-    const std::string& c = m[k].content;
-    const bool tool_response = c.rfind("<tool_response>", 0) == 0 && c.size() >= 16 &&
-                               c.compare(c.size() - 16, 16, "</tool_response>") == 0;
-    if (m[k].role == "user" && !tool_response) {
-      last_query = k;
-      break;
-    }
-  }
-  std::string out;
-  for (size_t i = 0; i < n; i++) {
-    const ChatMessage& msg = m[i];
-    if (msg.role != "assistant") {
-      turn(out, msg.role, msg.content);
-      continue;
-    }
-    std::string_view content = msg.content, reasoning;
-    if (const size_t close = content.find("</think>"); close != std::string_view::npos) {
-      // content: after the last </think>; reasoning: before the first </think>, after its last <think>.
-      std::string_view before = rstrip_nl(content.substr(0, close));
-      if (const size_t open = before.rfind("<think>"); open != std::string_view::npos) before = before.substr(open + 7);
-      reasoning = lstrip_nl(before);
-      content = lstrip_nl(content.substr(content.rfind("</think>") + 8));
-    }
-    out += "<|im_start|>assistant\n";
-    if (i > last_query && (i == n - 1 || !reasoning.empty())) {
-      out.append("<think>\n").append(strip_nl(reasoning)).append("\n</think>\n\n").append(lstrip_nl(content));
-    } else {
-      out.append(content);
-    }
-    out += "<|im_end|>\n";
-  }
-  if (gen) {
-    out += "<|im_start|>assistant\n";
-    if (enable_thinking.has_value() && !*enable_thinking) out += "<think>\n\n</think>\n\n";
-  }
-  return out;
+std::string replace_all(std::string s, const std::string& from, const std::string& to) {
+  for (size_t p = s.find(from); p != std::string::npos; p = s.find(from, p + to.size())) s.replace(p, from.size(), to);
+  return s;
 }
 
 }  // namespace
@@ -128,38 +96,70 @@ std::string render_qwen3(const std::vector<ChatMessage>& m, bool gen, std::optio
 ChatTemplateKind parse_chat_template_kind(std::string_view name) {
   if (name == "qwen2.5" || name == "qwen25" || name == "qwen2") return ChatTemplateKind::Qwen25;
   if (name == "qwen3") return ChatTemplateKind::Qwen3;
-  throw Error("unknown chat template \"" + std::string(name) + "\"", "--chat-template", "use qwen2.5 or qwen3");
+  throw Error("unknown chat template \"" + std::string(name) + "\"", "--chat-template",
+              "use qwen2.5 or qwen3 (without the flag, the model's own template is used)");
 }
 
-const char* chat_template_kind_name(ChatTemplateKind kind) { return kind == ChatTemplateKind::Qwen3 ? "qwen3" : "qwen2.5"; }
+const char* chat_template_kind_name(ChatTemplateKind kind) {
+  switch (kind) {
+    case ChatTemplateKind::Qwen25: return "qwen2.5";
+    case ChatTemplateKind::Qwen3: return "qwen3";
+    default: return "jinja";
+  }
+}
+
+ChatTemplate ChatTemplate::from_source(const std::string& source, const std::string& name, const ojson& special_tokens) {
+  ChatTemplate t;
+  t.tmpl_ = std::make_shared<const jinja::Template>(source, name);
+  t.special_ = special_tokens.is_object() ? special_tokens : ojson::object();
+  t.kind_ = family_of(source);
+  if (t.kind_ == ChatTemplateKind::Qwen25) t.default_system_ = has(source, kQwenDefault) ? kQwenDefault : kPlainDefault;
+  return t;
+}
 
 ChatTemplate ChatTemplate::of_kind(ChatTemplateKind kind, std::string default_system) {
-  ChatTemplate t;
-  t.kind_ = kind;
-  if (kind == ChatTemplateKind::Qwen25) t.default_system_ = default_system.empty() ? kQwenDefault : std::move(default_system);
+  const ojson qwen_tokens = {{"eos_token", "<|im_end|>"}, {"pad_token", "<|endoftext|>"}};
+  if (kind == ChatTemplateKind::Qwen3) return from_source(kQwen3Template, "built-in qwen3 chat template", qwen_tokens);
+  if (kind != ChatTemplateKind::Qwen25) throw Error("no built-in chat template of this kind", "chat template", kForceHint);
+  std::string text = kQwen25Template;
+  if (!default_system.empty() && default_system != kQwenDefault)
+    text = replace_all(text, kQwenDefault, jinja_quote_body(default_system));
+  ChatTemplate t = from_source(text, "built-in qwen2.5 chat template", qwen_tokens);
+  t.kind_ = ChatTemplateKind::Qwen25;
+  t.default_system_ = default_system.empty() ? kQwenDefault : default_system;
   return t;
 }
 
 ChatTemplate ChatTemplate::from_tokenizer_config(const std::string& path_or_dir, std::optional<ChatTemplateKind> force) {
-  fs::path config = path_or_dir, jinja;
+  fs::path config = path_or_dir, jinja_file;
   if (fs::is_directory(config)) {
-    jinja = config / "chat_template.jinja";
+    jinja_file = config / "chat_template.jinja";
     config /= "tokenizer_config.json";
   }
+  ojson cfg = ojson::object();
   std::string text, source = config.string();
-  if (fs::exists(config)) text = template_of_config(config);
-  if (text.empty() && !jinja.empty() && fs::exists(jinja)) {
-    text = read_file(jinja);
-    source = jinja.string();
+  if (fs::exists(config)) {
+    try {
+      cfg = ojson::parse(read_file(config));
+    } catch (const ojson::exception& e) {
+      throw Error(std::string("not valid JSON: ") + e.what(), config.string());
+    }
+    text = template_of_config(cfg, config.string());
+  }
+  if (!jinja_file.empty() && fs::exists(jinja_file)) {  // transformers prefers the .jinja file
+    text = read_file(jinja_file);
+    source = jinja_file.string();
   }
 
-  // The default system prompt a ChatML template carries, if any.
-  const std::string known_default = has(text, kQwenDefault) ? kQwenDefault : has(text, kPlainDefault) ? kPlainDefault : "";
-  if (force) return of_kind(*force, known_default);
+  if (force) {
+    // The default system prompt a ChatML template carries, if any.
+    const std::string known_default = has(text, kQwenDefault) ? kQwenDefault : has(text, kPlainDefault) ? kPlainDefault : "";
+    return of_kind(*force, known_default);
+  }
 
   ChatTemplate t;
   t.error_where_ = source;
-  if (!fs::exists(config) && (jinja.empty() || !fs::exists(jinja))) {
+  if (!fs::exists(config) && (jinja_file.empty() || !fs::exists(jinja_file))) {
     t.error_ = "no tokenizer_config.json, so no chat template";
     return t;
   }
@@ -167,14 +167,12 @@ ChatTemplate ChatTemplate::from_tokenizer_config(const std::string& path_or_dir,
     t.error_ = "no chat_template in this model's tokenizer files";
     return t;
   }
-  const bool chatml = has(text, "<|im_start|>");
-  const bool thinking = has(text, "<think>") || has(text, "enable_thinking") || has(text, "reasoning_content");
-  if (chatml && thinking && has(text, "enable_thinking") && has(text, "last_query_index") &&
-      has(text, "<think>\\n\\n</think>\\n\\n"))
-    return of_kind(ChatTemplateKind::Qwen3);
-  if (chatml && !thinking && !known_default.empty()) return of_kind(ChatTemplateKind::Qwen25, known_default);
-  t.error_ = "the chat template is not one wick recognises (it knows the Qwen2.5 ChatML and Qwen3 templates)";
-  return t;
+  try {
+    return from_source(text, source, special_tokens_of(cfg));
+  } catch (const Error& e) {
+    t.error_ = "the chat template cannot be used: " + e.what_msg() + (e.where().empty() ? "" : " (" + e.where() + ")");
+    return t;
+  }
 }
 
 void ChatTemplate::require() const {
@@ -191,12 +189,41 @@ std::string ChatTemplate::default_system() const {
   return default_system_;
 }
 
+bool ChatTemplate::has_generation_blocks() const {
+  require();
+  return has(tmpl_->source(), "generation") && has(tmpl_->source(), "endgeneration");
+}
+
+const std::string& ChatTemplate::source() const {
+  require();
+  return tmpl_->source();
+}
+
 std::string ChatTemplate::render(const std::vector<ChatMessage>& messages, bool add_generation_prompt,
                                  std::optional<bool> enable_thinking) const {
+  ojson m = ojson::array();
+  for (const ChatMessage& msg : messages) m.push_back({{"role", msg.role}, {"content", msg.content}});
+  ChatRenderOptions opt;
+  if (enable_thinking) opt.variables["enable_thinking"] = *enable_thinking;
+  return render_json(m, add_generation_prompt, opt);
+}
+
+std::string ChatTemplate::render_json(const ojson& messages, bool add_generation_prompt, const ChatRenderOptions& opt) const {
   require();
-  check_roles(messages);
-  return kind_ == ChatTemplateKind::Qwen3 ? render_qwen3(messages, add_generation_prompt, enable_thinking)
-                                          : render_qwen25(messages, add_generation_prompt, default_system_);
+  if (!messages.is_array()) throw Error("messages must be a list", "chat template");
+  if (messages.empty()) throw Error("no messages to render", "chat template");
+  jinja::Dict vars;
+  for (auto it = special_.begin(); it != special_.end(); ++it) vars.set(it.key(), jinja::Value::from_json(it.value()));
+  vars.set("messages", jinja::Value::from_json(messages));
+  vars.set("tools", opt.tools.is_null() ? jinja::Value::none() : jinja::Value::from_json(opt.tools));
+  vars.set("documents", jinja::Value::none());
+  vars.set("add_generation_prompt", jinja::Value::boolean(add_generation_prompt));
+  if (opt.variables.is_object())
+    for (auto it = opt.variables.begin(); it != opt.variables.end(); ++it) vars.set(it.key(), jinja::Value::from_json(it.value()));
+  jinja::RenderOptions ro;
+  ro.now = opt.now;
+  ro.generation = opt.generation;
+  return tmpl_->render(vars, ro);
 }
 
 }  // namespace wick

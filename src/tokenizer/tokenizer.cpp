@@ -27,14 +27,15 @@ std::vector<int32_t> Tokenizer::encode(std::string_view text) const {
   std::vector<int32_t> ids;
   ids.reserve(text.size() / 3 + 8);
   std::vector<std::string_view> pieces;
+  std::string normalized, buf;
   auto on_text = [&](std::string_view seg) {
-    std::string normalized;
-    if (m.nfc && !tok::is_ascii(seg)) {
-      normalized = tok::nfc(seg);
+    const bool at_start = seg.data() == text.data();  // Metaspace's prepend_scheme "first"
+    if (!m.normalizer.empty() && !(m.normalizer.nfc_only() && tok::is_ascii(seg))) {
+      normalized = m.normalizer.apply(seg);
       seg = normalized;
     }
     pieces.clear();
-    m.split->split(seg, pieces);
+    m.pre->run(seg, at_start, buf, pieces);
     for (std::string_view p : pieces) m.bpe->encode_word(p, ids);
   };
   m.added.split(text, on_text, [&](int32_t id) { ids.push_back(id); });
@@ -42,17 +43,33 @@ std::vector<int32_t> Tokenizer::encode(std::string_view text) const {
 }
 
 std::string Tokenizer::decode(const std::vector<int32_t>& ids, bool skip_special) const {
-  std::string bytes;
-  for (int32_t id : ids) {
-    if (id < 0 || id >= static_cast<int64_t>(impl_->flags.size())) continue;
-    const uint8_t f = impl_->flags[id];
-    if (!(f & Impl::kExists) || (skip_special && (f & Impl::kSpecial))) continue;
-    bytes += impl_->bytes[id];
+  const Impl& m = *impl_;
+  auto keep = [&](int32_t id) {
+    if (id < 0 || id >= static_cast<int64_t>(m.flags.size())) return false;
+    const uint8_t f = m.flags[id];
+    return (f & Impl::kExists) && !(skip_special && (f & Impl::kSpecial));
+  };
+  if (!m.decoder->byte_level_only()) {  // the decoder's steps over the token texts, as HF's decode_chain
+    std::vector<std::string> tokens;
+    tokens.reserve(ids.size());
+    for (int32_t id : ids)
+      if (keep(id)) tokens.push_back(m.text[id]);
+    return m.decoder->decode(std::move(tokens));
   }
+  std::string bytes;
+  for (int32_t id : ids)
+    if (keep(id)) bytes += m.bytes[id];
   std::string out;
   out.reserve(bytes.size());
   tok::utf8_decode_lossy(bytes, out, /*final=*/true);
   return out;
+}
+
+bool Tokenizer::decode_strips_leading_space() const { return impl_->decoder->strips_leading_space(); }
+
+std::string Tokenizer::first_token_bytes(int32_t id) const {
+  if (id < 0 || id >= static_cast<int64_t>(impl_->flags.size()) || !(impl_->flags[id] & Impl::kExists)) return "";
+  return impl_->decoder->piece(impl_->text[id], /*first=*/true);
 }
 
 int32_t Tokenizer::token_id(std::string_view token) const {
@@ -90,10 +107,19 @@ StreamDecoder::StreamDecoder(const Tokenizer& tok, bool skip_special) : tok_(tok
 
 std::string StreamDecoder::push(int32_t id) {
   if (skip_special_ && tok_.is_special(id)) return "";
-  pending_ += tok_.token_bytes(id);
+  pending_ += first_ ? tok_.first_token_bytes(id) : tok_.token_bytes(id);
+  first_ = false;
   std::string out;
   const size_t used = tok::utf8_decode_lossy(pending_, out, /*final=*/false);
   pending_.erase(0, used);
+  return lead(std::move(out));
+}
+
+// The decoder drops one space at the start of the whole text (SentencePiece-style "▁Hello" -> "Hello").
+std::string StreamDecoder::lead(std::string out) {
+  if (started_ || out.empty()) return out;
+  started_ = true;
+  if (tok_.decode_strips_leading_space() && out[0] == ' ') out.erase(0, 1);
   return out;
 }
 
@@ -101,6 +127,9 @@ std::string StreamDecoder::flush() {
   std::string out;
   tok::utf8_decode_lossy(pending_, out, /*final=*/true);
   pending_.clear();
+  out = lead(std::move(out));
+  started_ = false;
+  first_ = true;
   return out;
 }
 

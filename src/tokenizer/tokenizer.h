@@ -1,8 +1,10 @@
-// wick's tokenizer: reads a Hugging Face tokenizer.json (byte-level BPE as in Qwen2/2.5/3) and reproduces
-// HF tokenizers' encode (add_special_tokens=false) and decode exactly. Pipeline (docs formats.md §3.1):
-// added tokens matched on the raw text -> NFC on the remaining text -> Split regex -> byte-level BPE; decode
-// maps tokens back to bytes and replaces invalid UTF-8 with U+FFFD. Anything else in the file that would
-// change the result (other models, normalizers, pre-tokenizers, decoders, byte_fallback, ...) is refused
+// wick's tokenizer: reads a Hugging Face tokenizer.json and reproduces HF tokenizers' encode
+// (add_special_tokens=false) and decode exactly, for the BPE tokenizers of Qwen2/2.5/3 and Llama 3 (byte-level,
+// a Split regex) and of Llama 2, Mistral and Gemma 3 (SentencePiece-style: "▁" for spaces, byte fallback).
+// Pipeline (docs formats.md §3.1): added tokens matched on the raw text -> the normalizer (NFC, Prepend,
+// Replace) on the remaining text -> the pre-tokenizer (Split, ByteLevel, Metaspace) -> BPE; decode runs the
+// file's decoder steps (ByteLevel, or Replace / ByteFallback / Fuse / Strip / Metaspace). Anything else that
+// would change the result (other models, normalizers, pre-tokenizers, decoders, dropout, ...) is refused
 // with an error naming the file and field.
 #pragma once
 #include <cstdint>
@@ -37,6 +39,10 @@ class Tokenizer {
 
   // The raw bytes token id stands for ("" for unknown ids); what StreamDecoder concatenates.
   const std::string& token_bytes(int32_t id) const;
+  // decode() drops one space at the start of the text (SentencePiece-style decoders).
+  bool decode_strips_leading_space() const;
+  // token_bytes of the first token decoded (a Metaspace decoder treats it apart).
+  std::string first_token_bytes(int32_t id) const;
 
   struct Impl;
 
@@ -55,9 +61,12 @@ class StreamDecoder {
   std::string flush();  // emits what is held back, an unfinished sequence as U+FFFD; then starts afresh
 
  private:
+  std::string lead(std::string out);
   Tokenizer tok_;  // a handle sharing the loaded tokenizer
   bool skip_special_;
   std::string pending_;  // bytes of an unfinished UTF-8 sequence
+  bool started_ = false;  // some text was emitted (the leading-space rule applies before that)
+  bool first_ = true;     // the next pushed token is the first one decoded
 };
 
 }  // namespace wick

@@ -6,6 +6,8 @@
 
 #include "tokenizer/added_tokens.h"
 #include "tokenizer/bpe.h"
+#include "tokenizer/decoder.h"
+#include "tokenizer/normalizer.h"
 #include "tokenizer/pretokenizer.h"
 #include "tokenizer/tokenizer.h"
 
@@ -15,10 +17,12 @@ struct Tokenizer::Impl {
   std::string path;
   tok::AddedTokens added;
   std::unique_ptr<tok::Bpe> bpe;
-  std::unique_ptr<tok::SplitRegex> split;
-  bool nfc = false;
-  // Per id (size vocab_size): the raw bytes for decoding, and flags.
-  std::vector<std::string> bytes;
+  tok::Normalizer normalizer;
+  std::unique_ptr<tok::PreTokenizer> pre;
+  std::unique_ptr<tok::Decoder> decoder;
+  // Per id (size vocab_size): the raw bytes the token decodes to alone (streaming; the whole decode for a
+  // ByteLevel decoder), the token's text as the decoder sees it, and flags.
+  std::vector<std::string> bytes, text;
   enum : uint8_t { kExists = 1, kAdded = 2, kSpecial = 4 };
   std::vector<uint8_t> flags;
 };

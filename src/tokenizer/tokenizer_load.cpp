@@ -6,7 +6,6 @@
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
-#include "tokenizer/bytelevel.h"
 #include "tokenizer/tokenizer_impl.h"
 
 namespace wick {
@@ -42,66 +41,25 @@ struct Reader {
   }
   [[noreturn]] void unsupported(const std::string& field, const std::string& got, const std::string& supported) const {
     fail(field, "unsupported " + got + "; wick supports " + supported,
-         "wick reads byte-level BPE tokenizers of the Qwen2/Qwen2.5/Qwen3 kind");
+         "wick reads the BPE tokenizers of Qwen, Llama, Mistral and Gemma models");
   }
 };
 
-// normalizer: null, NFC, or a Sequence of NFCs.
-bool read_normalizer(const Reader& r, const json& n, const std::string& field) {
-  if (n.is_null()) return false;
-  const std::string type = r.str(n, "type", field);
-  if (type == "NFC") return true;
-  if (type == "Sequence") {
-    const json& list = r.member(n, "normalizers", field);
-    if (!list.is_array()) r.fail(field + ".normalizers", "expected an array");
-    bool any = false;
-    for (size_t i = 0; i < list.size(); i++) any |= read_normalizer(r, list[i], field + ".normalizers[" + std::to_string(i) + "]");
-    return any;
-  }
-  r.unsupported(field + ".type", "normalizer \"" + type + "\"", "NFC or none");
-}
-
-void check_byte_level(const Reader& r, const json& j, const std::string& field) {
-  r.flag_is(j, "add_prefix_space", false, false, field);
-  r.flag_is(j, "use_regex", false, true, field);
-}
-
-// pre_tokenizer: Sequence [Split(Regex, Isolated), ByteLevel(no prefix space, no regex)]. Returns the regex.
-std::string read_pre_tokenizer(const Reader& r, const json& p) {
-  const std::string field = "pre_tokenizer";
-  const std::string supported = "a Sequence of Split (Regex, \"Isolated\") then ByteLevel (use_regex false)";
-  if (p.is_null()) r.unsupported(field, "null pre_tokenizer", supported);
-  if (r.str(p, "type", field) != "Sequence") r.unsupported(field + ".type", "\"" + r.str(p, "type", field) + "\"", supported);
-  const json& list = r.member(p, "pretokenizers", field);
-  if (!list.is_array() || list.size() != 2) r.unsupported(field + ".pretokenizers", "list (not 2 entries)", supported);
-  const json& split = list[0];
-  const std::string sf = field + ".pretokenizers[0]";
-  if (r.str(split, "type", sf) != "Split") r.unsupported(sf + ".type", "\"" + r.str(split, "type", sf) + "\"", supported);
-  const json& pat = r.member(split, "pattern", sf);
-  if (!pat.is_object() || !pat.contains("Regex") || !pat.at("Regex").is_string())
-    r.unsupported(sf + ".pattern", "pattern (not {\"Regex\": ...})", supported);
-  if (r.str(split, "behavior", sf) != "Isolated")
-    r.unsupported(sf + ".behavior", "behavior \"" + r.str(split, "behavior", sf) + "\"", "\"Isolated\"");
-  r.flag_is(split, "invert", false, false, sf);
-  const json& bl = list[1];
-  const std::string bf = field + ".pretokenizers[1]";
-  if (r.str(bl, "type", bf) != "ByteLevel") r.unsupported(bf + ".type", "\"" + r.str(bl, "type", bf) + "\"", supported);
-  check_byte_level(r, bl, bf);
-  return pat.at("Regex").get<std::string>();
-}
-
-std::unique_ptr<tok::Bpe> read_model(const Reader& r, const json& m) {
+std::unique_ptr<tok::Bpe> read_model(const Reader& r, const json& m, bool byte_level) {
   const std::string field = "model";
   if (m.contains("type") && r.str(m, "type", field) != "BPE")
     r.unsupported("model.type", "model \"" + r.str(m, "type", field) + "\"", "BPE");
-  r.flag_is(m, "byte_fallback", false, false, field);
+  tok::BpeOptions opt;
+  opt.byte_level = byte_level;
+  if (m.contains("byte_fallback") && m.at("byte_fallback").is_boolean()) opt.byte_fallback = m.at("byte_fallback").get<bool>();
+  if (m.contains("fuse_unk") && m.at("fuse_unk").is_boolean()) opt.fuse_unk = m.at("fuse_unk").get<bool>();
+  if (m.contains("unk_token") && m.at("unk_token").is_string()) opt.unk_token = m.at("unk_token").get<std::string>();
   if (m.contains("dropout") && !m.at("dropout").is_null() && !(m.at("dropout").is_number() && m.at("dropout").get<double>() == 0.0))
     r.unsupported("model.dropout", "BPE dropout", "null (deterministic encoding)");
   for (const char* k : {"continuing_subword_prefix", "end_of_word_suffix"})
     if (m.contains(k) && !m.at(k).is_null() && !(m.at(k).is_string() && m.at(k).get<std::string>().empty()))
       r.unsupported(std::string("model.") + k, "non-empty affix", "\"\" or null");
-  bool ignore_merges = false;
-  if (m.contains("ignore_merges") && m.at("ignore_merges").is_boolean()) ignore_merges = m.at("ignore_merges").get<bool>();
+  if (m.contains("ignore_merges") && m.at("ignore_merges").is_boolean()) opt.ignore_merges = m.at("ignore_merges").get<bool>();
 
   const json& vj = r.member(m, "vocab", field);
   if (!vj.is_object()) r.fail("model.vocab", "expected an object {token: id}");
@@ -133,7 +91,7 @@ std::unique_ptr<tok::Bpe> read_model(const Reader& r, const json& m) {
       r.fail(ef, "expected \"a b\" or [\"a\", \"b\"]");
     }
   }
-  return std::make_unique<tok::Bpe>(std::move(vocab), merges, ignore_merges, r.path);
+  return std::make_unique<tok::Bpe>(std::move(vocab), merges, opt, r.path);
 }
 
 std::vector<tok::AddedToken> read_added(const Reader& r, const json& a) {
@@ -177,13 +135,10 @@ std::shared_ptr<const Tokenizer::Impl> load_tokenizer_json(const std::string& pa
 
   auto impl = std::make_shared<Tokenizer::Impl>();
   impl->path = path;
-  impl->nfc = read_normalizer(r, j.contains("normalizer") ? j.at("normalizer") : json(), "normalizer");
-  impl->split = std::make_unique<tok::SplitRegex>(read_pre_tokenizer(r, r.member(j, "pre_tokenizer", "(top level)")),
-                                                  path + ": pre_tokenizer.pretokenizers[0].pattern.Regex");
-  impl->bpe = read_model(r, r.member(j, "model", "(top level)"));
-  const json& dec = r.member(j, "decoder", "(top level)");
-  if (dec.is_null() || r.str(dec, "type", "decoder") != "ByteLevel")
-    r.unsupported("decoder", dec.is_null() ? "null decoder" : "decoder \"" + r.str(dec, "type", "decoder") + "\"", "ByteLevel");
+  impl->normalizer = tok::Normalizer(j.contains("normalizer") ? j.at("normalizer") : json(), path);
+  impl->pre = std::make_unique<tok::PreTokenizer>(r.member(j, "pre_tokenizer", "(top level)"), path);
+  impl->bpe = read_model(r, r.member(j, "model", "(top level)"), impl->pre->byte_level());
+  impl->decoder = std::make_unique<tok::Decoder>(r.member(j, "decoder", "(top level)"), path);
   // The post_processor only adds BOS/EOS or offsets when add_special_tokens=true, which wick never asks for.
   impl->added = tok::AddedTokens(read_added(r, j.contains("added_tokens") ? j.at("added_tokens") : json()));
 
@@ -192,13 +147,11 @@ std::shared_ptr<const Tokenizer::Impl> load_tokenizer_json(const std::string& pa
   for (const auto& t : impl->added.tokens()) size = std::max<int64_t>(size, static_cast<int64_t>(t.id) + 1);
   impl->bytes.assign(static_cast<size_t>(size), std::string());
   impl->flags.assign(static_cast<size_t>(size), 0);
-  const tok::ByteLevel& bl = tok::ByteLevel::get();
-  // HF's ByteLevel decoder maps a token's characters back to bytes, or keeps the token's own UTF-8 when
-  // some character is outside the byte alphabet; added tokens go through the same decoder.
+  impl->text.assign(static_cast<size_t>(size), std::string());
+  // What each token decodes to alone (HF's decoders map a token's text; added tokens go through them too).
   auto set = [&](int32_t id, const std::string& text, uint8_t flags) {
-    std::string b;
-    if (!bl.decode(text, b)) b = text;
-    impl->bytes[id] = std::move(b);
+    impl->bytes[id] = impl->decoder->piece(text);
+    impl->text[id] = text;
     impl->flags[id] = flags;
   };
   for (const auto& [text, id] : impl->bpe->vocab()) set(id, text, Tokenizer::Impl::kExists);

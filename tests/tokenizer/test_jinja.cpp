@@ -1,0 +1,90 @@
+// wick's Jinja engine outside the fixture renderings: errors name the template and line and say what was
+// expected, and hostile templates (deep nesting, runaway recursion, huge strings) fail cleanly.
+#include <gtest/gtest.h>
+
+#include "core/error.h"
+#include "tokenizer/jinja.h"
+
+namespace wick::test {
+namespace {
+
+std::string render(const std::string& src, const std::string& vars_json = "{}") {
+  jinja::Dict vars;
+  const jinja::Value v = jinja::Value::from_json(nlohmann::ordered_json::parse(vars_json));
+  for (const auto& [k, x] : v.dict->items) vars.set(k, x);
+  return jinja::Template(src, "t.jinja").render(vars);
+}
+
+std::string error_of(const std::string& src, const std::string& vars_json = "{}") {
+  try {
+    render(src, vars_json);
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "";
+}
+
+TEST(Jinja, ErrorsNameTemplateLineAndWhatWasExpected) {
+  struct Case {
+    std::string src, where, what;
+  };
+  const std::vector<Case> cases = {
+      {"a\n{% if x %}b", "t.jinja:2", "expected '{% elif %}'"},
+      {"{{ x.y }}", "t.jinja:1", "'x' is undefined"},
+      {"\n\n{{ 1 + }}", "t.jinja:3", "expected an expression"},
+      {"{% for x in y %}{% endif %}", "t.jinja:1", "unknown tag 'endif'"},
+      {"{% extends 'base' %}", "t.jinja:1", "'{% extends %}' tag is not supported"},
+      {"{{ 'a' | nosuchfilter }}", "t.jinja:1", "no filter named 'nosuchfilter'"},
+      {"{{ 1 is nosuchtest }}", "t.jinja:1", "no test named 'nosuchtest'"},
+      {"{{ 'x' + 1 }}", "t.jinja:1", "unsupported operand types for +: 'str' and 'int'"},
+      {"{{ [1].append(2) }}", "t.jinja:1", "'append' of 'list' object is unsafe"},
+      {"{% break %}", "t.jinja:1", "'break' outside a for loop"},
+      {"x\n{{ raise_exception('no system role') }}", "t.jinja:2", "no system role"},
+      {"{{ 'abc }}", "t.jinja:1", "unterminated string literal"},
+      {"{# open comment", "t.jinja:1", "missing end of comment"},
+      {"{{ 1 / 0 }}", "t.jinja:1", "division by zero"},
+      {"{% set x.y = 1 %}", "t.jinja:1", "only of a namespace()"},
+      {"{% for a, b in [1] %}{% endfor %}", "t.jinja:1", "cannot unpack"},
+      {"{{ none() }}", "t.jinja:1", "not callable"},
+  };
+  for (const Case& c : cases) {
+    const std::string msg = error_of(c.src);
+    EXPECT_NE(msg.find(c.where), std::string::npos) << c.src << " -> " << msg;
+    EXPECT_NE(msg.find(c.what), std::string::npos) << c.src << " -> " << msg;
+  }
+}
+
+TEST(Jinja, HostileTemplatesFailCleanly) {
+  // Deep nesting of expressions and of blocks.
+  EXPECT_NE(error_of("{{ " + std::string(5000, '(') + "1" + std::string(5000, ')') + " }}").find("nested too deeply"), std::string::npos);
+  std::string blocks;
+  for (int i = 0; i < 3000; i++) blocks += "{% if true %}";
+  EXPECT_NE(error_of(blocks).find("nested too deeply"), std::string::npos);
+  // Runaway recursion.
+  EXPECT_NE(error_of("{% macro f(n) %}{{ f(n + 1) }}{% endmacro %}{{ f(0) }}").find("nested deeper"), std::string::npos);
+  // A string doubled until it is huge.
+  EXPECT_NE(error_of("{% set ns = namespace(s='x') %}{% for i in range(40) %}{% set ns.s = ns.s ~ ns.s %}{% endfor %}")
+                .find("64 MiB"),
+            std::string::npos);
+  EXPECT_NE(error_of("{% for i in range(100000000) %}{% endfor %}").find("range() longer"), std::string::npos);
+  EXPECT_NE(error_of("{{ 'x' * 100000000000 }}").find("64 MiB"), std::string::npos);
+}
+
+TEST(Jinja, PythonValueSemantics) {
+  EXPECT_EQ(render("{{ 1 == 1.0 }} {{ true == 1 }} {{ 0.1 + 0.2 }} {{ 1e16 }} {{ 1e-4 }} {{ 123456789.0 }} {{ 2.5e-07 }}"),
+            "True True 0.30000000000000004 1e+16 0.0001 123456789.0 2.5e-07");
+  EXPECT_EQ(render("{{ 'héllo'[1] }}{{ 'héllo'|length }}{{ 'héllo'[::-1] }}"), "é5olléh");
+  EXPECT_EQ(render("{{ x | tojson }}", R"({"x": {"b": [1, "é\n\u0001"], "a": null}})"),
+            "{\"b\": [1, \"é\\n\\u0001\"], \"a\": null}");
+  EXPECT_EQ(render("{{ x | tojson(ensure_ascii=true) }}", R"({"x": "é😀"})"), "\"\\u00e9\\ud83d\\ude00\"");
+  EXPECT_EQ(render("{{ {'a': 1} | tojson(separators=(',', ':')) }}"), "{\"a\":1}");
+  EXPECT_EQ(render("{{ '\u3000 x\u00a0'.strip() }}|{{ 'a\u2028b'.splitlines() }}"), "x|['a', 'b']");
+  EXPECT_EQ(render("{% for i in range(3) %}{% if i == 0 %}{% set x = 'a' %}{% endif %}[{{ x }}]{% endfor %}"), "[a][][]");
+  EXPECT_EQ(render("{% macro m(a) %}{{ a }}{{ g }}{% endmacro %}{% set g = 2 %}{{ m(1) }}"), "12");
+  EXPECT_EQ(render("{{ d.items }}", R"({"d": {"items": 1}})").substr(0, 9), "<function");
+  EXPECT_EQ(render("{{ d['items'] }}", R"({"d": {"items": 1}})"), "1");
+  EXPECT_EQ(render("{{ none.x is defined }}{{ [1][5] is defined }}"), "FalseFalse");
+}
+
+}  // namespace
+}  // namespace wick::test
