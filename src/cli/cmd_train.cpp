@@ -56,9 +56,9 @@ void register_train(CLI::App& app) {
   for (size_t i = 0; i < table.size(); i++) {
     const OptionRow& row = table[i];
     std::string help = row.help;
-    if (!option_is_flag(row)) {
+    if (!option_is_flag(row) && help.find("default") == std::string::npos) {
       const std::string def = option_default_text(row);
-      help += " (default " + (def.empty() ? std::string("none") : def) + ")";
+      if (!def.empty()) help += " (default " + def + ")";
     }
     CLI::Option* o;
     if (option_is_flag(row)) {
@@ -69,7 +69,7 @@ void register_train(CLI::App& app) {
     } else {
       o = cmd->add_option(option_flags(row), g->values[i], help)->allow_extra_args(false);
       if (row.metavar) o->type_name(row.metavar);
-      if (!row.repeatable) o->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
+      if (!row.repeatable) o->expected(1)->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
     }
     o->group(row.group);
   }
