@@ -82,6 +82,7 @@ LIBA=/usr/lib/x86_64-linux-gnu
 missing=()
 [ -f $INC/nlohmann/json.hpp ] || missing+=(nlohmann-json)
 [ -f $INC/CLI/CLI.hpp ] || missing+=(CLI11)
+[ -f $INC/toml++/toml.h ] || missing+=(toml++)
 [ -f $INC/gtest/gtest.h ] && [ -d $LIBA/cmake/GTest ] || missing+=(GoogleTest)
 [ -f $INC/benchmark/benchmark.h ] || missing+=(benchmark)
 [ -f $LIBA/cmake/openblas/OpenBLASConfig.cmake ] || missing+=(OpenBLAS)

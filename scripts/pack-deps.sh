@@ -8,7 +8,7 @@
 # The list is what the build actually uses (checked with dpkg -L and ldd):
 #   OpenBLAS (pthread flavour): headers, CMake config and libopenblas.so.0, which needs libgfortran5 and
 #     libquadmath0 at run time; libopenblas-dev / libopenblas0 are empty metapackages, not needed.
-#   nlohmann-json, CLI11: headers + CMake configs.
+#   nlohmann-json, CLI11: headers + CMake configs; toml++: headers (used header-only).
 #   PCRE2: libpcre2-dev (headers, .pc) + libpcre2-8-0 (wick uses the 8-bit library only).
 #   utf8proc: libutf8proc-dev + libutf8proc2.
 #   GoogleTest: libgtest-dev ships prebuilt static libgtest.a / libgtest_main.a and GTestConfig.cmake
@@ -19,7 +19,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 PKGS=(libopenblas-pthread-dev libopenblas0-pthread libgfortran5 libquadmath0
-      nlohmann-json3-dev libcli11-dev
+      nlohmann-json3-dev libcli11-dev libtomlplusplus-dev
       libpcre2-dev libpcre2-8-0
       libutf8proc-dev libutf8proc2
       libgtest-dev

@@ -29,9 +29,10 @@ namespace wick {
 // ---- Models ---------------------------------------------------------------------------------------------
 
 struct LoadSettings {
+  std::string revision;         // with a Hub id as the model: a branch, tag or commit ("" = main)
   std::string device = "auto";  // "auto" (CUDA when a GPU is usable, else CPU), "cpu", "cuda", "cuda:N"
   std::string dtype = "auto";   // "auto" (bf16 on CUDA, f32 on the CPU), "f32", "bf16"
-  std::string adapter;          // a PEFT LoRA adapter folder to attach ("" = none)
+  std::string adapter;          // a PEFT LoRA adapter folder or Hub id to attach ("" = none)
   std::string chat_template;    // force "qwen2.5" or "qwen3" ("" = recognised from tokenizer_config.json)
 };
 
@@ -63,6 +64,8 @@ using OnToken = std::function<bool(const std::string& piece, int token_id)>;
 // A loaded model (weights on a device, optional adapter, tokenizer and chat template when the folder has them).
 class Model {
  public:
+  // dir: a model folder, or a Hugging Face Hub id ("Qwen/Qwen2.5-0.5B-Instruct") found in the local Hub cache
+  // ($HF_HUB_CACHE, $HF_HOME/hub or ~/.cache/huggingface/hub; wick never downloads).
   explicit Model(const std::string& dir, const LoadSettings& settings = {});
   ~Model();
   Model(Model&&) noexcept;
@@ -117,17 +120,33 @@ Generation generate_ids(Model& model, const std::vector<int32_t>& prompt_ids, co
 
 // ---- Fine-tuning ----------------------------------------------------------------------------------------
 
+// Every field is one row of wick's training-option table (src/api/train_options.cpp): `wick train --NAME`,
+// the key NAME in a --config file and in the run.toml written into every output folder. These member
+// initializers are the defaults of all three; docs/guide.md lists the rows by purpose.
 struct TrainSettings {
-  std::string model_dir;     // Hugging Face model folder
+  // Model and data
+  std::string model_dir;     // Hugging Face model folder, or a Hub id found in the local Hub cache
+  std::string revision;      // with a Hub id: branch, tag or commit ("" = main)
   std::string data;          // JSONL: {"text"}, {"prompt", "completion"}, {"messages": [...]} or {"input_ids", "labels"}
-  std::string format = "auto";      // or "text", "prompt-completion", "messages", "tokens"
+  std::string format = "auto";      // or "text", "prompt-completion", "messages", "sharegpt", "alpaca", "tokens"
   std::string chat_template;        // "" = the model folder's; "qwen2.5" or "qwen3" to force one
+  int64_t max_seq_len = 2048;        // longer examples are truncated
+  bool packing = false;             // several examples per row of max_seq_len (attention stays inside each)
+  bool train_on_inputs = false;      // loss on every token, not only the completion / assistant turns
+  bool skip_bad_lines = false;       // skip malformed JSONL lines instead of stopping
+  // Evaluation
   std::string eval_data;            // evaluation JSONL ("" = none)
   double eval_split = 0;            // or hold out this fraction of data (chosen by seed)
   int64_t eval_every = 0;           // evaluate every N steps (0 = only at the end)
-  bool packing = false;             // several examples per row of max_seq_len (attention stays inside each)
-  std::string out_dir;       // receives the PEFT adapter, a resumable checkpoint, metrics.jsonl, report.html
-  std::string device = "auto", dtype = "auto";
+  int64_t early_stopping_patience = 0;   // stop after N evaluations without improvement (0 = never)
+  double early_stopping_threshold = 0;   // an improvement must lower the eval loss by more than this
+  // Output and checkpoints
+  std::string out_dir;       // receives the PEFT adapter, README.md, run.toml, metrics.jsonl, report.html
+  int64_t save_every = 0;            // also keep out_dir/checkpoint-N every N steps (0 = only the final state)
+  int64_t save_total_limit = 0;      // keep at most this many checkpoint-N folders (0 = all; never deletes the best)
+  bool load_best = false;            // at the end, out_dir's adapter is the checkpoint with the lowest eval loss
+  std::string adapter_init;          // start from this PEFT adapter instead of a fresh one
+  std::string resume;                // continue the run in this folder (its latest complete checkpoint)
   // LoRA
   int64_t r = 16;
   double alpha = 32, dropout = 0;
@@ -144,15 +163,23 @@ struct TrainSettings {
   int64_t max_steps = -1;            // > 0 overrides epochs
   int64_t batch_size = 0;            // 0 = chosen to fit the device (see TrainSummary::batch_reason)
   int64_t grad_accum = 1;
-  int64_t max_seq_len = 2048;        // longer examples are truncated
   uint64_t seed = 42;
   bool shuffle = true;
-  bool skip_bad_lines = false;       // skip malformed JSONL lines instead of stopping
-  int64_t save_every = 0;            // also checkpoint every N steps (0 = only at the end)
-  std::string adapter_init;          // start from this PEFT adapter instead of a fresh one
-  std::string resume;                // continue the run checkpointed in this folder (usually out_dir)
-  bool write_report = true;          // out_dir/report.html at the end (and when stopped)
+  // Device
+  std::string device = "auto", dtype = "auto";
+  // Logging
+  int64_t sample_every = 0;                 // generate from sample_prompts every N steps (0 = never)
+  std::vector<std::string> sample_prompts;  // each as a user turn (greedy); text to metrics.jsonl and report.html
+  int64_t sample_max_new_tokens = 48;
+  std::string report_to = "none";           // "tensorboard": also out_dir/tensorboard/events.out.tfevents.*
+  int64_t log_every = 0;                    // wick train's progress lines on a pipe (0 = ~20 per run)
+  bool write_report = true;                 // out_dir/report.html at the end (and when stopped)
 };
+
+// The defaults overlaid with a TOML file whose keys are option names (a run.toml) - wick::Error naming the
+// file and key on an unknown key or a bad value; and the settings as such a file.
+TrainSettings train_settings_from_toml(const std::string& path);
+std::string train_settings_toml(const TrainSettings& settings);
 
 struct TrainProgress {
   int64_t step = 0, total_steps = 0, tokens = 0;  // tokens: input tokens of this step
@@ -171,6 +198,9 @@ struct TrainSummary {
   std::string batch_reason;   // how batch_size was chosen
   std::string out_dir;        // the adapter (adapter_config.json + adapter_model.safetensors) is here
   std::string report_path;    // "" when write_report is off
+  bool stopped_early = false; // early stopping ended the run (completed is true)
+  int64_t adapter_step = 0;   // the step of out_dir's adapter (the best one with load_best)
+  std::vector<std::string> checkpoints;  // the checkpoint-N folders kept, oldest first
   std::vector<std::pair<std::string, std::string>> settings;  // the effective settings, readable order
 };
 

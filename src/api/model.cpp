@@ -2,6 +2,7 @@
 #include <filesystem>
 
 #include "api/model_impl.h"
+#include "api/session_setup.h"
 #include "io/peft_adapter.h"
 #include "io/safetensors.h"
 #include "lora/lora.h"
@@ -9,15 +10,17 @@
 namespace wick {
 
 Model::Model(const std::string& dir, const LoadSettings& s) : p_(std::make_unique<Impl>()) {
-  SessionOptions o;
-  o.model_dir = dir;
-  o.adapter_dir = s.adapter;
-  o.device = s.device;
-  o.dtype = s.dtype;
-  o.chat_template = parse_chat_template_flag(s.chat_template);
-  p_->session = std::make_unique<Session>(o);
+  SessionSpec spec;
+  spec.model = dir;
+  spec.revision = s.revision;
+  spec.adapter = s.adapter;
+  spec.device = s.device;
+  spec.dtype = s.dtype;
+  spec.chat_template = s.chat_template;
+  OpenedSession o = open_session(spec);
+  p_->session = std::move(o.session);
   if (!s.adapter.empty()) {
-    const std::string cfg = (std::filesystem::path(s.adapter) / "adapter_config.json").string();
+    const std::string cfg = (std::filesystem::path(o.adapter.path) / "adapter_config.json").string();
     p_->lora = io::LoraConfig::from_json_string(io::read_file(cfg), cfg);
     p_->adapter = s.adapter;
   }
@@ -27,13 +30,14 @@ Model::~Model() = default;
 Model::Model(Model&&) noexcept = default;
 Model& Model::operator=(Model&&) noexcept = default;
 
-void Model::attach_adapter(const std::string& dir) {
+void Model::attach_adapter(const std::string& name) {
+  const std::string dir = resolve_model(name, "", "adapter_config.json", "attach_adapter").path;
   io::AdapterFiles files = io::load_peft_adapter(dir);  // read and checked before the old one goes
   CausalLM& m = p_->session->model();
   if (!p_->adapter.empty()) detach_adapters(m);
   p_->adapter.clear();
   attach_adapters(m, files, dir);
-  p_->adapter = dir;
+  p_->adapter = name;
   p_->lora = files.cfg;
 }
 

@@ -7,6 +7,7 @@
 
 #include "cli/commands.h"
 #include "core/error.h"
+#include "api/session_setup.h"
 #include "infer/session.h"
 
 namespace wick::cli {
@@ -14,8 +15,7 @@ namespace wick::cli {
 namespace {
 
 struct GenFlags {
-  SessionOptions s;
-  std::string chat_template;
+  SessionSpec s;
   int64_t max_new_tokens = 256;
   std::optional<float> temperature, top_p, min_p, repetition_penalty;
   std::optional<int> top_k;
@@ -25,11 +25,12 @@ struct GenFlags {
 };
 
 void add_model_flags(CLI::App* cmd, GenFlags& f) {
-  cmd->add_option("--model", f.s.model_dir, "Hugging Face model folder (config.json, *.safetensors, tokenizer)")->required()->check(CLI::ExistingDirectory);
-  cmd->add_option("--adapter", f.s.adapter_dir, "PEFT LoRA adapter folder (adapter_config.json + adapter_model.safetensors)")->check(CLI::ExistingDirectory);
+  cmd->add_option("--model", f.s.model, "Hugging Face model folder (config.json, *.safetensors, tokenizer), or a Hub id in the local Hugging Face cache")->required();
+  cmd->add_option("--revision", f.s.revision, "with a Hub id: the branch, tag or commit (default main)");
+  cmd->add_option("--adapter", f.s.adapter, "PEFT LoRA adapter folder (adapter_config.json + adapter_model.safetensors) or Hub id");
   cmd->add_option("--device", f.s.device, "cpu, cuda, cuda:N or auto (default: cuda when present)");
   cmd->add_option("--dtype", f.s.dtype, "compute dtype: f32 or bf16 (default: bf16 on CUDA, f32 on CPU)");
-  cmd->add_option("--chat-template", f.chat_template, "force the chat template family: qwen2.5 or qwen3");
+  cmd->add_option("--chat-template", f.s.chat_template, "force the chat template family: qwen2.5 or qwen3");
   cmd->add_option("--max-new-tokens", f.max_new_tokens, "most tokens to generate (default 256)");
   cmd->add_option("--temperature", f.temperature, "sampling temperature; 0 = greedy (default: generation_config.json, else greedy)");
   cmd->add_option("--top-k", f.top_k, "keep the k most likely tokens (0 = off)");
@@ -95,8 +96,8 @@ void register_generate(CLI::App& app) {
   cmd->add_flag("--ids", *print_ids, "also print the generated token ids as JSON on the last line");
   cmd->callback([=] {
     if (prompt->empty() == prompt_ids->empty()) throw Error("give exactly one of --prompt or --prompt-ids", "wick generate");
-    f->s.chat_template = parse_chat_template_flag(f->chat_template);
-    Session s(f->s);
+    OpenedSession opened = open_session(f->s);
+    Session& s = *opened.session;
     std::vector<int32_t> ids;
     if (!prompt_ids->empty()) {
       ids = parse_ids(*prompt_ids);
@@ -137,8 +138,8 @@ void register_chat(CLI::App& app) {
   add_model_flags(cmd, *f);
   cmd->add_option("--system", *system, "system prompt");
   cmd->callback([=] {
-    f->s.chat_template = parse_chat_template_flag(f->chat_template);
-    Session s(f->s);
+    OpenedSession opened = open_session(f->s);
+    Session& s = *opened.session;
     const ChatTemplate& tmpl = s.chat_template();
     const GenerateOptions o = gen_options(s, *f);
     const bool tty = isatty(STDIN_FILENO);

@@ -9,6 +9,7 @@
 
 #include <filesystem>
 
+#include "api/hub_cache.h"
 #include "cli/commands.h"
 #include "core/device.h"
 #include "io/safetensors.h"
@@ -94,11 +95,15 @@ static void print_model_info(const std::string& dir) {
 
 void register_info(CLI::App& app) {
   auto* cmd = app.add_subcommand("info", "Print the machine (CPU, GPUs, CUDA, BLAS) and, with --model, a model folder");
-  auto model = std::make_shared<std::string>();
-  cmd->add_option("--model", *model, "a Hugging Face model folder to describe")->check(CLI::ExistingDirectory);
-  cmd->callback([model] {
+  auto model = std::make_shared<std::string>(), revision = std::make_shared<std::string>();
+  cmd->add_option("--model", *model, "a Hugging Face model folder, or a Hub id in the local Hugging Face cache, to describe");
+  cmd->add_option("--revision", *revision, "with a Hub id: the branch, tag or commit (default main)");
+  cmd->callback([model, revision] {
     print_machine_info();
-    if (!model->empty()) print_model_info(*model);
+    if (model->empty()) return;
+    const ResolvedModel r = resolve_model(*model, *revision, "config.json", "--model");
+    if (!r.hub_id.empty()) std::printf("\nhub: %s, commit %s (from the local cache)\n", r.hub_id.c_str(), r.commit.c_str());
+    print_model_info(r.path);
   });
 }
 

@@ -11,6 +11,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "api/hub_cache.h"
 #include "cli/commands.h"
 #include "core/error.h"
 #include "tokenizer/tokenizer.h"
@@ -101,7 +102,9 @@ void run(const TokenizeArgs& a) {
 void register_tokenize(CLI::App& app) {
   auto a = std::make_shared<TokenizeArgs>();
   auto* cmd = app.add_subcommand("tokenize", "Encode text to token ids (JSON) with a model's tokenizer.json");
-  auto* model = cmd->add_option("--model", a->model, "Model folder holding tokenizer.json")->check(CLI::ExistingDirectory);
+  auto* model = cmd->add_option("--model", a->model, "Model folder holding tokenizer.json, or a Hub id in the local Hugging Face cache");
+  auto revision = std::make_shared<std::string>();
+  cmd->add_option("--revision", *revision, "with a Hub id: the branch, tag or commit (default main)");
   auto* file = cmd->add_option("--tokenizer", a->tokenizer, "A tokenizer.json file")->check(CLI::ExistingFile);
   model->excludes(file);
   auto* text = cmd->add_option("--text", a->text, "Text to encode; prints [ids]");
@@ -110,8 +113,9 @@ void register_tokenize(CLI::App& app) {
   text->excludes(jsonl);
   cmd->add_flag("--bench", a->bench, "Time encoding instead: the texts joined by newlines, repeated to --bench-mb MB; prints JSON");
   cmd->add_option("--bench-mb", a->bench_mb, "Size of the benchmark text in MB (default 1)")->check(CLI::PositiveNumber);
-  cmd->callback([a, model, file, text, jsonl] {
+  cmd->callback([a, model, file, text, jsonl, revision] {
     if (model->count() + file->count() != 1) throw Error("give one of --model DIR or --tokenizer FILE", "wick tokenize");
+    if (model->count()) a->model = resolve_model(a->model, *revision, "tokenizer.json", "--model").path;
     if (text->count() + jsonl->count() != 1) throw Error("give one of --text T or --jsonl FILE", "wick tokenize");
     run(*a);
   });

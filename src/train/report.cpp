@@ -42,6 +42,8 @@ RunMetrics read_metrics(const std::string& metrics_path) {
       if (std::isfinite(tok)) m.tokens += static_cast<int64_t>(tok);
       if (std::isfinite(tok) && std::isfinite(tps) && tps > 0) m.step_seconds += tok / tps;
     }
+    if (r.contains("sample") && r["sample"].is_string())
+      m.samples.push_back({static_cast<int64_t>(step), r.value("sample_prompt", std::string()), r["sample"].get<std::string>()});
     if (r.contains("eval_loss")) {
       const double e = num("eval_loss");
       m.eval_step.push_back(step);
@@ -200,6 +202,15 @@ std::string render_report_html(const RunMetrics& m, const json& settings, const 
   h += "<h2>Learning rate</h2>\n" + svg_line_chart({lr}, {"learning rate schedule", "step", "lr"});
   ChartSeries gn{"grad norm (before clipping)", "grad-norm", "#ff7f0e", m.step, m.grad_norm, false, 1.0};
   h += "<h2>Gradient norm</h2>\n" + svg_line_chart({gn}, {"global gradient norm", "step", "norm"});
+
+  // Samples (--sample-every): what the adapter says as it trains.
+  if (!m.samples.empty()) {
+    h += "<h2>Samples</h2>\n<table class=\"samples\">\n<tr><th>step</th><th>prompt</th><th>generated</th></tr>\n";
+    for (const auto& x : m.samples)
+      h += "<tr><td>" + std::to_string(x.step) + "</td><td>" + html_escape(x.prompt) +
+           "</td><td style=\"white-space:pre-wrap\">" + html_escape(x.text) + "</td></tr>\n";
+    h += "</table>\n";
+  }
 
   // Settings.
   h += "<h2>Settings</h2>\n<table class=\"settings\">\n";

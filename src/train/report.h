@@ -23,6 +23,11 @@ struct RunMetrics {
   double best_eval_loss = std::numeric_limits<double>::quiet_NaN();
   int64_t best_eval_step = -1;
   int64_t bad_lines = 0;   // lines that were not a JSON object with a numeric "step" (e.g. torn by a crash)
+  struct Sample {
+    int64_t step = 0;
+    std::string prompt, text;
+  };
+  std::vector<Sample> samples;  // records with "sample" (--sample-every), in file order
 };
 
 // A missing file gives empty metrics; unreadable lines are counted, not fatal (the report is a view).

@@ -4,6 +4,7 @@
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <utility>
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
@@ -35,6 +36,7 @@ struct Trainer::Impl {
   std::optional<double> best_eval;
   int64_t last_eval_step = -1;
   double peak_flops = 0;  // the device's bf16 rate for MFU (0: unknown, no MFU)
+  std::function<bool(int64_t)> on_step_end;
 
   Impl(CausalLM& model, const Dataset& d, TrainOptions o, const Dataset* ev)
       : m(model), data(d), opt(std::move(o)),
@@ -119,6 +121,18 @@ int64_t Trainer::total_steps() const { return p_->total; }
 int64_t Trainer::step() const { return p_->step; }
 std::optional<double> Trainer::best_eval_loss() const { return p_->best_eval; }
 void Trainer::set_eval_callback(std::function<void(const EvalReport&)> on_eval) { p_->on_eval = std::move(on_eval); }
+void Trainer::set_step_end_hook(std::function<bool(int64_t)> hook) { p_->on_step_end = std::move(hook); }
+
+void Trainer::save_checkpoint(const std::string& dir) {
+  const std::string keep = std::exchange(p_->opt.out_dir, dir);
+  try {
+    save_checkpoint();
+  } catch (...) {
+    p_->opt.out_dir = keep;
+    throw;
+  }
+  p_->opt.out_dir = keep;
+}
 
 EvalReport Trainer::evaluate() {
   Impl& p = *p_;
@@ -268,6 +282,7 @@ bool Trainer::run(const std::function<void(const StepReport&)>& on_step, const s
     if (on_step) on_step(r);
     if (p.eval && p.opt.eval_every > 0 && p.step % p.opt.eval_every == 0) run_eval();
     if (p.opt.save_every > 0 && p.step % p.opt.save_every == 0 && p.step < p.total) save_checkpoint();
+    if (p.on_step_end && !p.on_step_end(p.step)) break;  // early stopping: finish as completed
   }
   if (p.eval && p.last_eval_step != p.step) run_eval();
   save_checkpoint();

@@ -65,12 +65,17 @@ class Trainer {
   bool run(const std::function<void(const StepReport&)>& on_step, const std::atomic<bool>* stop = nullptr);
   // Writes a checkpoint of the current state into opt.out_dir (adapter + optimizer + trainer state).
   void save_checkpoint();
+  // The same into another folder (a checkpoint-N/ folder of train/checkpoint_policy.h).
+  void save_checkpoint(const std::string& dir);
   int64_t step() const;
   // The evaluation loss of the current adapters (updates best_eval_loss; writes no record); wick::Error
   // without an evaluation set.
   EvalReport evaluate();
   // Called after each evaluation run() makes.
   void set_eval_callback(std::function<void(const EvalReport&)> on_eval);
+  // Called at the end of every step, after its evaluation and periodic checkpoint (if any). Returning false
+  // ends the run there as completed (early stopping): the final evaluation and checkpoint follow.
+  void set_step_end_hook(std::function<bool(int64_t step)> hook);
   // The lowest evaluation loss recorded in this run (a resumed run includes the records it kept).
   std::optional<double> best_eval_loss() const;
 

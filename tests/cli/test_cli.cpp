@@ -317,6 +317,61 @@ TEST(CliInitModel, MissingTokenizerLeavesNoFolder) {
   EXPECT_NE(r.err.find("tokenizer.json"), std::string::npos) << r.err;
   EXPECT_FALSE(fs::exists(out / "model.safetensors")) << "weights written before the tokenizer was checked";
   fs::remove_all(base);
+// ---- wick train --config, aliases, run.toml, Hub ids (the option table: src/api/train_options.h) ----
+namespace {
+
+std::vector<json> loss_records(const fs::path& dir) {
+  std::vector<json> out;
+  std::ifstream f(dir / "metrics.jsonl");
+  for (std::string l; std::getline(f, l);) {
+    json r = json::parse(l);
+    r.erase("tokens_per_s");
+    if (r.contains("loss")) out.push_back(r);
+  }
+  return out;
+}
+
+TEST_F(Cli, ConfigFileWithAliasesTheCommandLineOverridesAndRunTomlRepeats) {
+  const fs::path cfg = root_ / "c.toml";
+  std::ofstream(cfg) << "model = \"" << small_.string() << "\"\ndata = \"" << data("dc.jsonl", 6, 9)
+                     << "\"\nlearning_rate = 5e-3\nlora_r = 2\nmax_steps = 5\ndevice = \"cpu\"\n"
+                     << "target_modules = [\"q_proj\", \"v_proj\"]\nper_device_train_batch_size = 2\n";
+  const fs::path a = root_ / "cfg-a", b = root_ / "cfg-b";
+  const Result t = run_wick({"train", "--config", cfg.string(), "--output-dir", a.string(), "--max-steps", "2",
+                             "--lora-alpha", "8", "--gradient-accumulation-steps", "2"});
+  ASSERT_EQ(t.rc, 0) << t.err;
+  for (const std::string& want : {"LoRA   r 2, alpha 8 (scale 4)", "targets q_proj,v_proj", "AdamW  lr 0.005",
+                                  "batch 2 x grad-accum 2", "step 2/2"})
+    EXPECT_NE(t.err.find(want), std::string::npos) << want << " in\n" << t.err;
+  const std::string toml = wick::io::read_file((a / "run.toml").string());
+  for (const std::string& want : {"max_steps = 2\n", "rank = 2\n", "alpha = 8.0\n", "grad_accum = 2\n", "lr = 0.005\n"})
+    EXPECT_NE(toml.find(want), std::string::npos) << want << " in\n" << toml;
+  const Result r = run_wick({"train", "--config", (a / "run.toml").string(), "--out", b.string()});
+  ASSERT_EQ(r.rc, 0) << r.err;
+  EXPECT_EQ(loss_records(a), loss_records(b));
+  EXPECT_EQ(wick::io::read_file((a / "adapter_model.safetensors").string()),
+            wick::io::read_file((b / "adapter_model.safetensors").string()));
+  // A misspelt key names itself.
+  std::ofstream(root_ / "bad.toml") << "learning_rat = 1\n";
+  const Result bad = run_wick({"train", "--config", (root_ / "bad.toml").string()});
+  EXPECT_EQ(bad.rc, 1);
+  EXPECT_NE(bad.err.find("learning_rat"), std::string::npos) << bad.err;
+}
+
+TEST_F(Cli, AHubIdNotInTheCacheShowsTheDownloadCommand) {
+  const fs::path cache = root_ / "empty-cache";
+  fs::create_directories(cache);
+  setenv("HF_HUB_CACHE", cache.c_str(), 1);
+  for (const std::vector<std::string>& args :
+       {std::vector<std::string>{"generate", "--model", "Org/Missing", "--prompt-ids", "1"},
+        std::vector<std::string>{"info", "--model", "Org/Missing"},
+        std::vector<std::string>{"train", "--model", "Org/Missing", "--data", data("dh.jsonl", 2, 1), "--out",
+                                 (root_ / "hub-out").string()}}) {
+    const Result r = run_wick(args);
+    EXPECT_EQ(r.rc, 1) << args[0] << r.err;
+    EXPECT_NE(r.err.find("huggingface-cli download Org/Missing"), std::string::npos) << args[0] << r.err;
+  }
+  unsetenv("HF_HUB_CACHE");
 }
 
 }  // namespace

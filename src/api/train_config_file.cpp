@@ -1,0 +1,110 @@
+// run.toml: training settings as a TOML file whose keys are the option table's names (train_options.h).
+// `wick train --config FILE` reads one (the command line overrides it), and every run writes its effective
+// settings as OUT/run.toml, so `wick train --config OUT/run.toml` repeats the run. Parsed and written with
+// toml++ (strings with quotes, '#' and newlines round-trip; CLI11's own config reader cuts values at '#').
+#include <toml++/toml.h>
+
+#include <sstream>
+
+#include "api/train_options.h"
+#include "core/error.h"
+#include "io/safetensors.h"
+
+namespace wick {
+
+namespace {
+
+std::string scalar_text(const toml::node& n, const std::string& where) {
+  if (auto v = n.as_string()) return v->get();
+  if (auto v = n.as_integer()) return std::to_string(v->get());
+  if (auto v = n.as_floating_point()) {
+    std::ostringstream o;
+    o.precision(17);
+    o << v->get();
+    return o.str();
+  }
+  if (auto v = n.as_boolean()) return v->get() ? "true" : "false";
+  throw Error("expected a string, number or boolean", where);
+}
+
+}  // namespace
+
+void apply_train_toml(TrainSettings& s, const std::string& path, std::vector<std::string>* keys_set) {
+  toml::table tbl;
+  try {
+    tbl = toml::parse(io::read_file(path), path);
+  } catch (const toml::parse_error& e) {
+    const auto& b = e.source().begin;
+    throw Error(std::string(e.description()), path + ":" + std::to_string(b.line) + ":" + std::to_string(b.column),
+                "a TOML file of `name = value` lines, as wick train writes into OUT/run.toml");
+  }
+  // A [train] table is accepted too (one file can hold several commands' settings).
+  const toml::table* t = &tbl;
+  if (auto sub = tbl["train"].as_table()) t = sub;
+  for (const auto& [k, node] : *t) {
+    const std::string key(k.str());
+    const std::string where = path + ": " + key;
+    if (t == &tbl && key == "train") continue;
+    const OptionRow* row = find_train_option(key);
+    if (!row) throw Error("unknown option '" + key + "'", path, "the keys are wick train's option names (see wick train --help)");
+    std::vector<std::string> values;
+    if (auto arr = node.as_array()) {
+      for (const auto& e : *arr) values.push_back(scalar_text(e, where));
+      if (values.empty() && !std::holds_alternative<std::vector<std::string> TrainSettings::*>(row->field))
+        throw Error("expected one value, got an empty list", where);
+    } else {
+      values.push_back(scalar_text(node, where));
+    }
+    set_option(*row, s, values, where);
+    if (keys_set) keys_set->push_back(row->name);
+  }
+}
+
+TrainSettings train_settings_from_toml(const std::string& path) {
+  TrainSettings s;
+  apply_train_toml(s, path, nullptr);
+  return s;
+}
+
+std::string train_settings_toml(const TrainSettings& s) {
+  std::string out =
+      "# wick train settings. `wick train --config THIS_FILE` repeats the run; flags given on the command line\n"
+      "# override the values here. Keys are the option names of `wick train --help` (docs/guide.md).\n";
+  for (const OptionRow& row : train_option_table()) {
+    toml::table one;
+    const std::string name = row.name;
+    std::visit(
+        [&](auto&& f) {
+          using F = std::decay_t<decltype(f)>;
+          if constexpr (std::is_same_v<F, OptionCustom>) {
+            one.insert(name, f.get(s));
+          } else {
+            const auto& v = s.*f;
+            using V = std::decay_t<decltype(v)>;
+            if constexpr (std::is_same_v<V, std::vector<std::string>>) {
+              toml::array a;
+              for (const auto& e : v) a.push_back(e);
+              one.insert(name, std::move(a));
+            } else if constexpr (std::is_same_v<V, uint64_t>) {
+              one.insert(name, static_cast<int64_t>(v));
+            } else if constexpr (std::is_same_v<V, double>) {
+              // The shortest text that reads back exactly (toml++ would print 17 digits: 0.029999999999999999).
+              std::string t = option_text(row, s);
+              if (t.find_first_of(".eEn") == std::string::npos) t += ".0";
+              out += name + " = " + t + "\n";
+              return;
+            } else {
+              one.insert(name, v);
+            }
+          }
+        },
+        row.field);
+    if (one.empty()) continue;
+    std::ostringstream o;
+    o << toml::toml_formatter(one, toml::format_flags::none);
+    out += o.str() + "\n";
+  }
+  return out;
+}
+
+}  // namespace wick

@@ -1,0 +1,293 @@
+#include "api/train_run.h"
+
+#include <filesystem>
+#include <fstream>
+#include <optional>
+
+#include "api/train_options.h"
+#include "core/error.h"
+#include "infer/generator.h"
+#include "infer/session.h"
+#include "io/safetensors.h"
+#include "lora/lora.h"
+#include "model/generation_config.h"
+#include "tokenizer/chat_template.h"
+#include "tokenizer/tokenizer.h"
+#include "train/auto_batch.h"
+#include "train/checkpoint_policy.h"
+#include "train/report.h"
+#include "train/tensorboard.h"
+#include "train/train_data.h"
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+namespace wick {
+
+namespace {
+
+std::string absolute(const std::string& p) { return p.empty() ? p : fs::absolute(p).lexically_normal().string(); }
+
+TrainOptions to_options(const TrainSettings& s, const std::string& base_name) {
+  TrainOptions t;
+  t.out_dir = s.out_dir;
+  t.lora.r = s.r;
+  t.lora.alpha = s.alpha;
+  t.lora.dropout = s.dropout;
+  t.lora.use_rslora = s.rslora;
+  t.lora.target_modules = s.targets;
+  if (s.targets.size() == 1 && (s.targets[0] == "all" || s.targets[0] == "all-linear")) t.lora.target_modules = all_lora_targets();
+  t.lora.base_model_name_or_path = base_name;
+  t.adapter_init = s.adapter_init;
+  t.lr = s.lr;
+  t.weight_decay = s.weight_decay;
+  t.beta1 = s.beta1;
+  t.beta2 = s.beta2;
+  t.eps = s.eps;
+  t.scheduler = s.scheduler;
+  t.warmup_steps = s.warmup_steps;
+  t.warmup_ratio = s.warmup_ratio;
+  t.max_steps = s.max_steps;
+  t.epochs = s.epochs;
+  t.batch_size = s.batch_size;
+  t.grad_accum = s.grad_accum;
+  t.max_grad_norm = s.max_grad_norm;
+  t.seed = s.seed;
+  t.shuffle = s.shuffle;
+  t.save_every = 0;  // periodic checkpoints are checkpoint-N folders, made here (CheckpointPolicy)
+  t.packing = s.packing;
+  t.max_seq_len = s.max_seq_len;
+  t.eval_every = s.eval_every;
+  return t;
+}
+
+// Copies src to dst through a temporary file and a rename.
+void copy_atomic(const fs::path& src, const fs::path& dst) {
+  const fs::path tmp = dst.string() + ".tmp";
+  fs::copy_file(src, tmp, fs::copy_options::overwrite_existing);
+  fs::rename(tmp, dst);
+}
+
+}  // namespace
+
+struct TrainRun::Impl {
+  TrainSettings s;
+  TrainRunHooks hooks;
+  ResolvedModel model_src;
+  std::optional<TrainData> data;
+  std::unique_ptr<CausalLM> model;
+  std::unique_ptr<Trainer> trainer;
+  TrainOptions opt;
+  BatchChoice batch;
+  json settings;
+  int64_t start = 0;
+  bool stopped_early = false;
+  int64_t adapter_step = 0;
+  std::unique_ptr<CheckpointPolicy> policy;
+  // Samples: the tokenizer and template of the model folder.
+  std::optional<Tokenizer> tok;
+  std::optional<ChatTemplate> tmpl;
+
+  void log(const std::string& l) const {
+    if (hooks.log) hooks.log(l);
+  }
+};
+
+TrainRun::TrainRun(const TrainSettings& settings, TrainRunHooks hooks) : p_(std::make_unique<Impl>()) {
+  Impl& p = *p_;
+  p.s = settings;
+  p.hooks = std::move(hooks);
+  TrainSettings& s = p.s;
+  validate_train_settings(s, p.hooks.where_prefix);
+  p.model_src = resolve_model(s.model_dir, s.revision, "config.json", "--model");
+  if (!p.model_src.hub_id.empty()) p.log("model " + p.model_src.hub_id + " from the Hugging Face cache: " + p.model_src.path);
+  else s.model_dir = p.model_src.path;
+  if (!s.adapter_init.empty()) s.adapter_init = resolve_model(s.adapter_init, "", "adapter_config.json", "--adapter-init").path;
+  s.data = absolute(s.data);
+  s.eval_data = absolute(s.eval_data);
+  s.out_dir = absolute(s.out_dir);
+
+  p.opt = to_options(s, p.model_src.hub_id.empty() ? p.model_src.path : p.model_src.hub_id);
+  if (!s.resume.empty()) {
+    p.opt.resume = latest_checkpoint(absolute(s.resume));
+    if (p.opt.resume != absolute(s.resume)) p.log("resume from " + p.opt.resume + " (the latest complete checkpoint)");
+  }
+
+  TrainDataOptions d;
+  d.data = s.data;
+  d.format = s.format;
+  d.chat_template = s.chat_template;
+  d.eval_file = s.eval_data;
+  d.eval_split = s.eval_split;
+  d.max_seq_len = s.max_seq_len;
+  d.skip_bad = s.skip_bad_lines;
+  d.train_on_inputs = s.train_on_inputs;
+  d.packing = s.packing;
+  p.data = load_train_data(d, p.model_src.path, s.seed, p.hooks.log);
+
+  if (s.sample_every > 0) {
+    if (!fs::exists(fs::path(p.model_src.path) / "tokenizer.json"))
+      throw Error("--sample-prompt needs the model's tokenizer.json", p.model_src.path, "drop --sample-every");
+    p.tok = Tokenizer::from_model_dir(p.model_src.path);
+    const std::optional<ChatTemplateKind> force = parse_chat_template_flag(s.chat_template);
+    p.tmpl = fs::exists(fs::path(p.model_src.path) / "tokenizer_config.json") || !force
+                 ? ChatTemplate::from_tokenizer_config(p.model_src.path, force)
+                 : ChatTemplate::of_kind(*force);
+  }
+
+  const Device dev = resolve_device(s.device);
+  p.model = CausalLM::load(p.model_src.path, dev, resolve_dtype(s.dtype, dev));
+  p.batch = resolve_batch_size(p.opt, *p.model, p.data->train);
+  p.opt.batch_size = p.batch.batch_size;
+  s.batch_size = p.batch.batch_size;
+  p.trainer = std::make_unique<Trainer>(*p.model, p.data->train, p.opt, p.data->eval ? &*p.data->eval : nullptr);
+  p.start = p.trainer->step();
+  p.policy = std::make_unique<CheckpointPolicy>(s.out_dir, s.save_every, s.save_total_limit);
+
+  const std::string shown_model = p.model_src.hub_id.empty() ? p.model_src.path : p.model_src.hub_id;
+  p.settings = train_settings_json(
+      p.opt, {shown_model, s.data, dev.str(), dtype_name(p.model->dtype()), p.batch.reason,
+              static_cast<int64_t>(p.data->train.examples.size()), s.max_seq_len, p.trainer->total_steps()});
+  if (!s.revision.empty()) p.settings["revision"] = s.revision;
+  if (s.save_every > 0) p.settings["save_total_limit"] = s.save_total_limit;
+  if (s.load_best) p.settings["load_best"] = true;
+  if (s.early_stopping_patience > 0) {
+    p.settings["early_stopping_patience"] = s.early_stopping_patience;
+    p.settings["early_stopping_threshold"] = s.early_stopping_threshold;
+  }
+  if (s.sample_every > 0) p.settings["sample_every"] = s.sample_every;
+  if (s.report_to != "none") p.settings["report_to"] = s.report_to;
+
+  // The effective settings, as a file that repeats the run (a fresh run: resume is not carried over).
+  fs::create_directories(s.out_dir);
+  TrainSettings repeat = s;
+  repeat.resume.clear();
+  if (!p.model_src.hub_id.empty()) repeat.model_dir = p.model_src.hub_id;
+  io::write_file_atomic((fs::path(s.out_dir) / "run.toml").string(), train_settings_toml(repeat));
+}
+
+TrainRun::~TrainRun() = default;
+const TrainSettings& TrainRun::settings() const { return p_->s; }
+const json& TrainRun::settings_json() const { return p_->settings; }
+const ResolvedModel& TrainRun::model() const { return p_->model_src; }
+int64_t TrainRun::total_steps() const { return p_->trainer->total_steps(); }
+int64_t TrainRun::start_step() const { return p_->start; }
+int64_t TrainRun::batch_size() const { return p_->batch.batch_size; }
+const std::string& TrainRun::batch_reason() const { return p_->batch.reason; }
+int64_t TrainRun::step() const { return p_->trainer->step(); }
+bool TrainRun::stopped_early() const { return p_->stopped_early; }
+int64_t TrainRun::adapter_step() const { return p_->adapter_step; }
+std::vector<std::string> TrainRun::checkpoints() const {
+  std::vector<std::string> out;
+  for (const CheckpointEntry& c : p_->policy->kept()) out.push_back(c.dir);
+  return out;
+}
+
+bool TrainRun::run(const std::atomic<bool>* stop) {
+  Impl& p = *p_;
+  const TrainSettings& s = p.s;
+  Trainer& tr = *p.trainer;
+  CheckpointPolicy& policy = *p.policy;
+  const fs::path out = s.out_dir;
+  std::optional<TensorBoardWriter> tb;
+  if (s.report_to == "tensorboard") {
+    tb.emplace((out / "tensorboard").string());
+    p.log("TensorBoard scalars in " + tb->path() + " (tensorboard --logdir " + out.string() + ")");
+  }
+
+  std::optional<EvalReport> last_eval;
+  std::optional<double> es_best;
+  int64_t es_bad = 0;
+  bool es_stop = false;
+  tr.set_eval_callback([&](const EvalReport& r) {
+    last_eval = r;
+    policy.evaluated(r.step, r.loss);
+    if (tb) tb->scalar("eval/loss", r.loss, r.step), tb->scalar("eval/perplexity", r.ppl, r.step);
+    if (s.early_stopping_patience > 0) {
+      // An improvement lowers the best loss by more than the threshold (as transformers' EarlyStoppingCallback).
+      if (!es_best || (r.loss < *es_best && *es_best - r.loss > s.early_stopping_threshold)) {
+        es_best = r.loss;
+        es_bad = 0;
+      } else if (++es_bad >= s.early_stopping_patience) {
+        es_stop = true;
+      }
+    }
+    if (p.hooks.on_eval) p.hooks.on_eval(r);
+  });
+
+  auto sample = [&](int64_t step) {
+    std::ofstream mf(out / "metrics.jsonl", std::ios::app);
+    GenerateOptions g;
+    g.max_new_tokens = s.sample_max_new_tokens;
+    g.sampling.temperature = 0.0f;  // greedy: samples of one step compare across runs
+    g.eos_ids = load_generation_config(p.model_src.path, p.model->config()).eos_token_ids;
+    for (const std::string& prompt : s.sample_prompts) {
+      const std::string text = p.tmpl && p.tmpl->available()
+                                   ? p.tmpl->render({{"user", prompt}}, true, std::nullopt)
+                                   : prompt;
+      Generator gen(*p.model, &*p.tok);
+      const GenerateResult r = gen.generate(p.tok->encode(text), g);
+      mf << json{{"step", step}, {"sample_prompt", prompt}, {"sample", r.text}}.dump() << "\n";
+      mf.flush();
+      if (p.hooks.on_sample) p.hooks.on_sample(step, prompt, r.text);
+    }
+  };
+
+  tr.set_step_end_hook([&](int64_t step) {
+    if (policy.due(step, tr.total_steps())) {
+      tr.save_checkpoint(policy.dir_for(step));
+      for (const std::string& d : policy.saved(step)) p.log("removed " + d + " (--save-total-limit)");
+    }
+    if (s.sample_every > 0 && step % s.sample_every == 0) sample(step);
+    if (es_stop) {
+      p.stopped_early = true;
+      p.log("early stopping at step " + std::to_string(step) + ": no eval-loss improvement in " +
+            std::to_string(s.early_stopping_patience) + " evaluations");
+    }
+    return !es_stop;
+  });
+
+  const bool done = tr.run(
+      [&](const StepReport& r) {
+        if (tb) {
+          tb->scalar("train/loss", r.loss, r.step);
+          tb->scalar("train/learning_rate", r.lr, r.step);
+          tb->scalar("train/grad_norm", r.grad_norm, r.step);
+          tb->scalar("train/epoch", r.epoch, r.step);
+          tb->scalar("train/tokens_per_s", r.tokens_per_s, r.step);
+        }
+        if (p.hooks.on_step) p.hooks.on_step(r);
+      },
+      stop);
+  p.adapter_step = tr.step();
+
+  // load_best: the final state stays resumable as checkpoint-<final>, and the best adapter goes to the top.
+  if (done && s.load_best && last_eval && last_eval->step == tr.step()) {
+    const std::optional<CheckpointEntry> best = policy.best();
+    if (best && best->step != tr.step() && *best->eval_loss < last_eval->loss) {
+      try {
+        tr.save_checkpoint(policy.dir_for(tr.step()));
+        policy.saved(tr.step());
+        // The top level is no longer one step's state: drop the state files first, then swap the adapter.
+        fs::remove(out / "trainer_state.json");
+        fs::remove(out / "optimizer.safetensors");
+        for (const char* f : {"adapter_config.json", "adapter_model.safetensors"})
+          copy_atomic(fs::path(best->dir) / f, out / f);
+      } catch (const fs::filesystem_error& e) {
+        throw Error(std::string("cannot put the best adapter in place: ") + e.what(), out.string());
+      }
+      p.adapter_step = best->step;
+      p.log("best adapter: step " + std::to_string(best->step) + " (eval loss " + std::to_string(*best->eval_loss) +
+            ", from " + best->dir + ") is in " + out.string());
+    }
+  }
+
+  json card = p.settings;
+  card["adapter_step"] = p.adapter_step;
+  if (last_eval) card["final_eval_loss"] = last_eval->loss;
+  write_model_card(out.string(), p.model_src.hub_id, p.model_src.path, card);
+  if (s.write_report) write_report(out.string(), p.settings);
+  return done;
+}
+
+}  // namespace wick
