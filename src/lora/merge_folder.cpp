@@ -80,15 +80,22 @@ int64_t parse_shard_size(const std::string& s) {
 
 std::vector<std::vector<size_t>> plan_shards(const std::vector<int64_t>& nbytes, int64_t max_bytes) {
   std::vector<std::vector<size_t>> shards;
+  std::vector<size_t> current;
   int64_t cur = 0;
   for (size_t i = 0; i < nbytes.size(); i++) {
-    if (shards.empty() || (cur + nbytes[i] > max_bytes && !shards.back().empty())) {
-      shards.emplace_back();
+    if (nbytes[i] > max_bytes) {  // too big for any shard: one of its own, placed before the open one
+      shards.push_back({i});
+      continue;
+    }
+    if (cur + nbytes[i] > max_bytes) {
+      shards.push_back(std::move(current));
+      current.clear();
       cur = 0;
     }
-    shards.back().push_back(i);
+    current.push_back(i);
     cur += nbytes[i];
   }
+  if (!current.empty()) shards.push_back(std::move(current));
   return shards;
 }
 

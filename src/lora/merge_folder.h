@@ -17,8 +17,9 @@ std::vector<io::LazyTensor> merged_model_tensors(const std::string& model_dir, c
 // "5GB" (10^9), "500MB", "2GiB" (2^30), "100KB", "1000" (bytes): transformers' convert_file_size_to_int.
 int64_t parse_shard_size(const std::string& s);
 
-// Groups tensors of these byte sizes into shards of at most max_bytes each, in order (a tensor larger
-// than the limit gets a shard of its own): huggingface_hub's split_torch_state_dict_into_shards.
+// Groups tensors of these byte sizes into shards of at most max_bytes each, in order; a tensor larger than
+// the limit gets a shard of its own, placed before the shard being filled (huggingface_hub's
+// split_torch_state_dict_into_shards, which transformers' save_pretrained uses).
 std::vector<std::vector<size_t>> plan_shards(const std::vector<int64_t>& nbytes, int64_t max_bytes);
 
 // Writes out_dir/model.safetensors, or model-0000i-of-0000N.safetensors + model.safetensors.index.json

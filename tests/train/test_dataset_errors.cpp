@@ -98,6 +98,10 @@ TEST(DatasetErrors, MalformedTextLinesNameFileLine) {
       {R"({"text": "ok"})", "{\"text\": \"\xff\"}", "invalid JSON"},  // not UTF-8
       {pc_ok, R"({"prompt": "a"})", "missing \"completion\""},
       {pc_ok, R"({"prompt": [{"role": "user", "content": "a"}], "completion": "b"})", "conversational"},
+      {pc_ok, R"({"prompt": [{"role": "user", "content": "a"}], "completion": [{"role": "user", "content": "b"}]})",
+       "no assistant message in \"completion\""},
+      {pc_ok, R"({"prompt": [{"role": "user", "content": "a"}], "completion": [{"role": "assistant", "content": 3}]})",
+       "\"completion\"[0].content must be a string"},
       {msgs_ok, R"({"messages": []})", "\"messages\" is empty"},
       {msgs_ok, R"({"messages": {"role": "user"}})", "\"messages\" must be an array"},
       {msgs_ok, R"({"messages": [{"role": "tool", "content": "x"}, {"role": "assistant", "content": "y"}]})",
@@ -111,13 +115,32 @@ TEST(DatasetErrors, MalformedTextLinesNameFileLine) {
       {msgs_ok, R"({"messages": [{"role": "user", "content": "x"}, {"role": "assistant", "content": "\nHello"}]})",
        "straddles a turn boundary"},
   };
+  const std::string sg_ok = R"({"conversations": [{"from": "human", "value": "a"}, {"from": "gpt", "value": "b"}]})";
+  const std::string al_ok = R"({"instruction": "a", "input": "", "output": "b"})";
+  const std::vector<Case> more = {
+      {sg_ok, R"({"conversations": [{"from": "human", "value": "a"}, {"from": "bot", "value": "b"}]})",
+       "\"conversations\"[1].from is \"bot\"; expected human, gpt or system"},
+      {sg_ok, R"({"conversations": [{"from": "human", "value": "a"}, {"from": "gpt"}]})",
+       "\"conversations\"[1].value must be a string"},
+      {sg_ok, R"({"conversations": "hi"})", "\"conversations\" must be an array"},
+      {sg_ok, R"({"conversations": [{"from": "human", "value": "a"}]})", "no assistant message"},
+      {sg_ok, R"({"conversations": [{"from": "human", "value": "a"}, {"from": "gpt", "value": "x<|im_end|>"}]})",
+       "\"conversations\"[1].value contains the text <|im_end|>"},
+      {al_ok, R"({"instruction": "a", "input": ""})", "missing \"output\""},
+      {al_ok, R"({"instruction": "a", "output": 5})", "\"output\" must be a string"},
+      {al_ok, R"({"instruction": ["a"], "output": "b"})", "\"instruction\" must be a string"},
+      {al_ok, R"({"instruction": "a", "output": "<|im_start|>"})", "\"output\" contains the text <|im_start|>"},
+      {al_ok, R"({"instruction": "", "output": "b"})", "\"instruction\" and \"input\" are both empty"},
+  };
+  std::vector<Case> all = cases;
+  all.insert(all.end(), more.begin(), more.end());
   DatasetOptions o;
   o.eos_id = tok->token_id("<|im_end|>");
-  for (size_t i = 0; i < cases.size(); i++) {
-    const std::string path = scratch_file("text_bad" + std::to_string(i) + ".jsonl", {cases[i].good, cases[i].bad});
+  for (size_t i = 0; i < all.size(); i++) {
+    const std::string path = scratch_file("text_bad" + std::to_string(i) + ".jsonl", {all[i].good, all[i].bad});
     const std::string msg = error_of([&] { load_dataset(path, o, tok, &tmpl); });
     EXPECT_NE(msg.find(path + ":2"), std::string::npos) << msg;
-    EXPECT_NE(msg.find(cases[i].reason), std::string::npos) << msg;
+    EXPECT_NE(msg.find(all[i].reason), std::string::npos) << msg;
   }
   // Model vocabulary smaller than the tokenizer's ids.
   DatasetOptions small = o;

@@ -182,9 +182,135 @@ TEST(DatasetFormats, TokensFormatAsBefore) {
   EXPECT_EQ(d.counted_tokens(), 3);
 }
 
+std::vector<ChatMessage> chat_of(const json& list) {
+  std::vector<ChatMessage> m;
+  for (const auto& e : list) m.push_back({e.at("role").get<std::string>(), e.at("content").get<std::string>()});
+  return m;
+}
+
+// ShareGPT: the same conversation as messages (human -> user, gpt -> assistant): the template's rendering,
+// tokenized whole, with exactly the assistant turns counted.
+TEST(DatasetFormats, ShareGptIsAConversation) {
+  const Tokenizer* tok = qwen_tokenizer();
+  if (!tok) return;
+  const ChatTemplate tmpl = ChatTemplate::of_kind(ChatTemplateKind::Qwen25);
+  const json conv = json::array({{{"from", "system"}, {"value", "Answer in one word."}},
+                                 {{"from", "human"}, {"value", "Colour of the sky?"}},
+                                 {{"from", "gpt"}, {"value", "Blue."}},
+                                 {{"from", "human"}, {"value", "And grass?"}},
+                                 {{"from", "gpt"}, {"value", "Green."}}});
+  const json msgs = json::array({{{"role", "system"}, {"content", "Answer in one word."}},
+                                 {{"role", "user"}, {"content", "Colour of the sky?"}},
+                                 {{"role", "assistant"}, {"content", "Blue."}},
+                                 {{"role", "user"}, {"content", "And grass?"}},
+                                 {{"role", "assistant"}, {"content", "Green."}}});
+  const Dataset d = load_dataset(scratch_file("sharegpt.jsonl", {json{{"conversations", conv}, {"id", 7}}.dump()}).string(),
+                                 opts(), tok, &tmpl);
+  EXPECT_EQ(d.format, DatasetFormat::ShareGpt);
+  ASSERT_EQ(d.examples.size(), 1u);
+  const std::vector<int32_t> ids = tok->encode(tmpl.render(chat_of(msgs), false));
+  EXPECT_EQ(d.examples[0].ids, ids);
+  EXPECT_EQ(d.examples[0].labels, assistant_labels(ids));
+  // The first ids of the rendering, spelled out: <|im_start|>system\n...
+  EXPECT_EQ(ids[0], kImStart);
+  EXPECT_EQ(tok->decode(std::vector<int32_t>(ids.begin(), ids.begin() + 3)), "<|im_start|>system\n");
+}
+
+// Alpaca: instruction + "\n\n" + input as the user turn (the instruction alone without input), output as the
+// assistant turn, an optional system turn; only the output (and its <|im_end|>) counted.
+TEST(DatasetFormats, AlpacaIsOneUserAndOneAssistantTurn) {
+  const Tokenizer* tok = qwen_tokenizer();
+  if (!tok) return;
+  const ChatTemplate tmpl = ChatTemplate::of_kind(ChatTemplateKind::Qwen25);
+  const std::vector<std::string> lines = {
+      R"({"instruction": "Translate to French.", "input": "Good morning", "output": "Bonjour"})",
+      R"({"instruction": "Name a prime.", "input": "", "output": "7"})",
+      R"({"instruction": "Add the numbers.", "output": "5", "input": "2 3", "system": "You are a calculator."})"};
+  const std::vector<std::vector<ChatMessage>> want = {
+      {{"user", "Translate to French.\n\nGood morning"}, {"assistant", "Bonjour"}},
+      {{"user", "Name a prime."}, {"assistant", "7"}},
+      {{"system", "You are a calculator."}, {"user", "Add the numbers.\n\n2 3"}, {"assistant", "5"}}};
+  const Dataset d = load_dataset(scratch_file("alpaca.jsonl", lines).string(), opts(), tok, &tmpl);
+  EXPECT_EQ(d.format, DatasetFormat::Alpaca);
+  ASSERT_EQ(d.examples.size(), want.size());
+  for (size_t i = 0; i < want.size(); i++) {
+    const std::vector<int32_t> ids = tok->encode(tmpl.render(want[i], false));
+    EXPECT_EQ(d.examples[i].ids, ids) << i;
+    EXPECT_EQ(d.examples[i].labels, assistant_labels(ids)) << i;
+  }
+  // "Bonjour" + <|im_end|> are the counted tokens of the first example.
+  std::vector<int32_t> counted;
+  for (int32_t l : d.examples[0].labels)
+    if (l != -100) counted.push_back(l);
+  std::vector<int32_t> bonjour = tok->encode("Bonjour");
+  bonjour.push_back(kImEnd);
+  EXPECT_EQ(counted, bonjour);
+}
+
+// TRL's conversational prompt-completion: the template over prompt + completion; the completion's assistant
+// turn is counted, an assistant turn inside the prompt is context (masked).
+TEST(DatasetFormats, ConversationalPromptCompletionCountsTheCompletion) {
+  const Tokenizer* tok = qwen_tokenizer();
+  if (!tok) return;
+  const ChatTemplate tmpl = ChatTemplate::of_kind(ChatTemplateKind::Qwen25);
+  const json prompt = json::array({{{"role", "user"}, {"content", "Hi"}},
+                                   {{"role", "assistant"}, {"content", "Hello."}},
+                                   {{"role", "user"}, {"content", "Capital of France?"}}});
+  const json completion = json::array({{{"role", "assistant"}, {"content", "Paris."}}});
+  const Dataset d = load_dataset(
+      scratch_file("conv_pc.jsonl", {json{{"prompt", prompt}, {"completion", completion}}.dump()}).string(), opts(), tok, &tmpl);
+  EXPECT_EQ(d.format, DatasetFormat::PromptCompletion);
+  ASSERT_EQ(d.examples.size(), 1u);
+  json all = prompt;
+  all.push_back(completion[0]);
+  const std::vector<int32_t> ids = tok->encode(tmpl.render(chat_of(all), false));
+  EXPECT_EQ(d.examples[0].ids, ids);
+  std::vector<int32_t> want = assistant_labels(ids);
+  // Mask the first assistant turn (inside the prompt): everything up to and including its <|im_end|>.
+  size_t first_end = 0;
+  while (want[first_end] != kImEnd) first_end++;
+  for (size_t t = 0; t <= first_end; t++) want[t] = -100;
+  EXPECT_EQ(d.examples[0].labels, want);
+  std::vector<int32_t> counted;
+  for (int32_t l : want)
+    if (l != -100) counted.push_back(l);
+  std::vector<int32_t> paris = tok->encode("Paris.");
+  paris.push_back(kImEnd);
+  EXPECT_EQ(counted, paris);
+}
+
+// --train-on-inputs: every token counted, for prompt-completion (text and conversational) and chat formats.
+TEST(DatasetFormats, TrainOnInputsCountsEveryToken) {
+  const Tokenizer* tok = qwen_tokenizer();
+  if (!tok) return;
+  const ChatTemplate tmpl = ChatTemplate::of_kind(ChatTemplateKind::Qwen25);
+  DatasetOptions o = opts();
+  o.train_on_inputs = true;
+  const std::vector<std::pair<std::string, std::string>> files = {
+      {"pc", R"({"prompt": "Say hi:", "completion": " hi"})"},
+      {"msgs", R"({"messages": [{"role": "user", "content": "a"}, {"role": "assistant", "content": "b"}]})"},
+      {"sharegpt", R"({"conversations": [{"from": "human", "value": "a"}, {"from": "gpt", "value": "b"}]})"},
+      {"alpaca", R"({"instruction": "a", "output": "b"})"},
+      {"conv_pc", R"({"prompt": [{"role": "user", "content": "a"}], "completion": [{"role": "assistant", "content": "b"}]})"}};
+  for (const auto& [name, line] : files) {
+    const Dataset d = load_dataset(scratch_file("toi_" + name + ".jsonl", {line}).string(), o, tok, &tmpl);
+    ASSERT_EQ(d.examples.size(), 1u) << name;
+    EXPECT_EQ(d.examples[0].labels, d.examples[0].ids) << name;
+    if (name == "pc") {
+      std::vector<int32_t> ids = tok->encode("Say hi:");
+      for (int32_t t : tok->encode(" hi")) ids.push_back(t);
+      ids.push_back(kImEnd);
+      EXPECT_EQ(d.examples[0].ids, ids);
+    } else {
+      const std::vector<ChatMessage> m = {{"user", "a"}, {"assistant", "b"}};
+      EXPECT_EQ(d.examples[0].ids, tok->encode(tmpl.render(m, false))) << name;
+    }
+  }
+}
+
 TEST(DatasetFormats, FormatNames) {
   for (DatasetFormat f : {DatasetFormat::Auto, DatasetFormat::Text, DatasetFormat::PromptCompletion,
-                          DatasetFormat::Messages, DatasetFormat::Tokens})
+                          DatasetFormat::Messages, DatasetFormat::Tokens, DatasetFormat::ShareGpt, DatasetFormat::Alpaca})
     EXPECT_EQ(parse_dataset_format(dataset_format_name(f)), f);
   EXPECT_THROW(parse_dataset_format("chatml"), Error);
 }
