@@ -53,7 +53,8 @@ void adamw_step(Tensor& param, const Tensor& grad, Tensor& m, Tensor& v, const A
   float* pm = m.data<float>();
   float* pv = v.data<float>();
 #pragma omp parallel for if (n > kParallelMin)
-  for (int64_t i = 0; i < n; i += kSpan) adamw_span(p + i, g + i, pm + i, pv + i, std::min(kSpan, n - i), k, grad_scale);
+  for (int64_t i = 0; i < n; i += kSpan)
+    adamw_span(p + i, g + i, pm + i, pv + i, std::min(kSpan, n - i), k, grad_scale);
 }
 
 double sum_squares(const std::vector<Tensor>& tensors) {
