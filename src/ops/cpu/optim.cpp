@@ -4,6 +4,7 @@
 // instruction in the x86-64-v3 clone and a libm call in the baseline, the same bits either way.
 #include <algorithm>
 #include <cmath>
+#include <vector>
 
 #include "ops/cpu/common.h"
 #include "ops/cpu/cpu_ops.h"
@@ -57,14 +58,26 @@ void adamw_step(Tensor& param, const Tensor& grad, Tensor& m, Tensor& v, const A
     adamw_span(p + i, g + i, pm + i, pv + i, std::min(kSpan, n - i), k, grad_scale);
 }
 
+// Fixed chunks of kParallelMin elements, each summed in order, then the chunk sums in order: the same bits
+// for any thread count (an OpenMP reduction combines the threads' partial sums in arrival order, so the
+// grad norm - and through clipping every update - could differ between two runs with > 2 threads, and a
+// resumed run would not repeat the uninterrupted one).
 double sum_squares(const std::vector<Tensor>& tensors) {
   double total = 0.0;
+  std::vector<double> part;
   for (const Tensor& t : tensors) {
     const float* p = t.data<float>();
     const int64_t n = t.numel();
+    const int64_t chunks = (n + kParallelMin - 1) / kParallelMin;
+    part.assign(static_cast<size_t>(chunks), 0.0);
+#pragma omp parallel for schedule(static) if (chunks > 1)
+    for (int64_t c = 0; c < chunks; c++) {
+      double s = 0.0;
+      for (int64_t i = c * kParallelMin, e = std::min(n, (c + 1) * kParallelMin); i < e; i++) s += static_cast<double>(p[i]) * p[i];
+      part[static_cast<size_t>(c)] = s;
+    }
     double s = 0.0;
-#pragma omp parallel for reduction(+ : s) if (n > kParallelMin)
-    for (int64_t i = 0; i < n; i++) s += static_cast<double>(p[i]) * p[i];
+    for (double v : part) s += v;
     total += s;
   }
   return total;
