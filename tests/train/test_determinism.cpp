@@ -61,7 +61,7 @@ TEST(Determinism, ResumeIsBitExactWithManyThreads) {
     TrainOptions x = o;
     x.out_dir = dir;
     if (resume) x.resume = dir;
-    auto m = Qwen2Model::random(c, Device::cpu(), DType::F32, 3);
+    auto m = CausalLM::random(c, Device::cpu(), DType::F32, 3);
     Trainer t(*m, data, x);
     run_trainer(t, stop_after);
   };
