@@ -317,6 +317,10 @@ TEST(CliInitModel, MissingTokenizerLeavesNoFolder) {
   EXPECT_NE(r.err.find("tokenizer.json"), std::string::npos) << r.err;
   EXPECT_FALSE(fs::exists(out / "model.safetensors")) << "weights written before the tokenizer was checked";
   fs::remove_all(base);
+}
+
+}  // namespace
+
 // ---- wick train --config, aliases, run.toml, Hub ids (the option table: src/api/train_options.h) ----
 namespace {
 
