@@ -156,9 +156,11 @@ std::vector<std::pair<std::string, std::string>> settings_rows(const json& setti
   if (!settings.is_object()) return rows;
   for (const char* k : kOrder)
     if (settings.contains(k)) rows.emplace_back(k, value_str(settings[k]));
-  for (const auto& [k, v] : settings.items())  // json objects iterate in sorted key order
+  for (const auto& item : settings.items()) {  // json objects iterate in sorted key order
+    const std::string& k = item.key();  // a named variable: clang 14 cannot capture structured bindings
     if (std::find_if(std::begin(kOrder), std::end(kOrder), [&](const char* o) { return k == o; }) == std::end(kOrder))
-      rows.emplace_back(k, value_str(v));
+      rows.emplace_back(k, value_str(item.value()));
+  }
   return rows;
 }
 
