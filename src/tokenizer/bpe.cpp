@@ -6,6 +6,7 @@
 
 #include "core/error.h"
 #include "tokenizer/bytelevel.h"
+#include "tokenizer/utf8.h"
 
 namespace wick::tok {
 
@@ -104,12 +105,7 @@ void Bpe::initial_symbols(std::string_view w, std::vector<int32_t>& ids, std::ve
   }
   int32_t unk_len = 0;  // a pending unk symbol (fuse_unk grows it)
   for (size_t i = 0; i < w.size();) {
-    size_t n = 1;
-    const unsigned char c = static_cast<unsigned char>(w[i]);
-    if (c >= 0xF0) n = 4;
-    else if (c >= 0xE0) n = 3;
-    else if (c >= 0xC0) n = 2;
-    n = std::min(n, w.size() - i);
+    const size_t n = utf8_char_len(w, i);
     const std::string_view ch = w.substr(i, n);
     i += n;
     auto it = vocab_.find(ch);

@@ -40,21 +40,6 @@ int byte_token(const std::string& t) {
   return v;
 }
 
-std::vector<std::string> chars_of(const std::string& s) {
-  std::vector<std::string> out;
-  for (size_t k = 0; k < s.size();) {
-    size_t n = 1;
-    const unsigned char c = static_cast<unsigned char>(s[k]);
-    if (c >= 0xF0) n = 4;
-    else if (c >= 0xE0) n = 3;
-    else if (c >= 0xC0) n = 2;
-    n = std::min(n, s.size() - k);
-    out.push_back(s.substr(k, n));
-    k += n;
-  }
-  return out;
-}
-
 }  // namespace
 
 Decoder::Decoder(const nlohmann::json& d, const std::string& where) {
@@ -85,7 +70,7 @@ void Decoder::read(const nlohmann::json& d, const std::string& where, const std:
     steps_.push_back({Step::Fuse, "", ""});
   } else if (type == "Strip") {
     Step s{Step::Strip, str("content", " "), ""};
-    if (chars_of(s.a).size() != 1) unsupported(where, field + ".content", "Strip content (not one character)");
+    if (utf8_chars(s.a).size() != 1) unsupported(where, field + ".content", "Strip content (not one character)");
     s.start = d.value("start", size_t(0));
     s.stop = d.value("stop", size_t(0));
     steps_.push_back(s);
@@ -150,7 +135,7 @@ std::string Decoder::decode(std::vector<std::string> tokens) const {
       }
       case Step::Strip:
         for (std::string& t : tokens) {
-          const std::vector<std::string> c = chars_of(t);
+          const std::vector<std::string> c = utf8_chars(t);
           size_t a = 0, b = c.size();
           while (a < st.start && a < b && c[a] == st.a) a++;
           size_t cut = 0;

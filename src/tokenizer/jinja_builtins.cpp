@@ -391,14 +391,14 @@ Value sort_list(const Value& v, const CallArgs& a) {
 std::string indent(const std::string& s0, const Value& width, bool first, bool blank) {
   const std::string ind = width.is_string() ? width.str() : std::string(static_cast<size_t>(std::max<int64_t>(0, need_int(width, "indent"))), ' ');
   const std::vector<std::string> lines = splitlines(s0 + "\n");
-  std::string rv;
-  if (blank) {
-    for (size_t k = 0; k < lines.size(); k++) rv += (k ? "\n" + ind : "") + lines[k];
-  } else {
-    rv = lines.empty() ? "" : lines[0];
-    for (size_t k = 1; k < lines.size(); k++) rv += "\n" + (lines[k].empty() ? "" : ind + lines[k]);
+  std::string rv = first ? ind : "";
+  for (size_t k = 0; k < lines.size(); k++) {
+    if (k) {
+      rv.push_back('\n');
+      if (blank || !lines[k].empty()) rv.append(ind);
+    }
+    rv.append(lines[k]);
   }
-  if (first) rv = ind + rv;
   return rv;
 }
 

@@ -5,6 +5,8 @@
 #include <cmath>
 #include <cstdio>
 
+#include "tokenizer/utf8.h"
+
 namespace wick::jinja {
 
 Value Value::string(std::string x) {
@@ -184,18 +186,19 @@ std::string float_repr(double x) {
   for (char c : mant)
     if (c != '.') digits.push_back(c);
   std::string out = neg ? "-" : "";
+  const size_t nd = digits.size();
   if (exp >= -4 && exp < 16) {
     if (exp < 0) {
-      out += "0." + std::string(static_cast<size_t>(-exp - 1), '0') + digits;
-    } else if (static_cast<int>(digits.size()) <= exp + 1) {
-      out += digits + std::string(static_cast<size_t>(exp + 1 - static_cast<int>(digits.size())), '0') + ".0";
+      out.append("0.").append(static_cast<size_t>(-exp - 1), '0').append(digits);
+    } else if (nd <= static_cast<size_t>(exp) + 1) {
+      out.append(digits).append(static_cast<size_t>(exp) + 1 - nd, '0').append(".0");
     } else {
-      out += digits.substr(0, static_cast<size_t>(exp + 1)) + "." + digits.substr(static_cast<size_t>(exp + 1));
+      out.append(digits, 0, static_cast<size_t>(exp) + 1).append(".").append(digits, static_cast<size_t>(exp) + 1, std::string::npos);
     }
     return out;
   }
-  out += digits.substr(0, 1);
-  if (digits.size() > 1) out += "." + digits.substr(1);
+  out.push_back(digits[0]);
+  if (nd > 1) out.append(".").append(digits, 1, std::string::npos);
   char eb[16];
   std::snprintf(eb, sizeof(eb), "e%c%02d", exp < 0 ? '-' : '+', exp < 0 ? -exp : exp);
   return out + eb;
@@ -348,20 +351,7 @@ std::string to_json(const Value& v, int indent, bool sort_keys, const std::strin
   return out;
 }
 
-std::vector<std::string> code_points(const std::string& s) {
-  std::vector<std::string> out;
-  for (size_t k = 0; k < s.size();) {
-    size_t n = 1;
-    const unsigned char c = static_cast<unsigned char>(s[k]);
-    if (c >= 0xF0) n = 4;
-    else if (c >= 0xE0) n = 3;
-    else if (c >= 0xC0) n = 2;
-    n = std::min(n, s.size() - k);
-    out.push_back(s.substr(k, n));
-    k += n;
-  }
-  return out;
-}
+std::vector<std::string> code_points(const std::string& s) { return tok::utf8_chars(s); }
 
 size_t code_point_count(const std::string& s) {
   size_t n = 0;

@@ -73,7 +73,9 @@ SplitRegex::SplitRegex(const std::string& pattern, const std::string& where)
 
 SplitRegex::~SplitRegex() = default;
 
-void SplitRegex::matches(std::string_view text, std::vector<std::pair<size_t, size_t>>& out) const {
+// Calls f(begin, end) for each non-empty match, in order (an empty match steps over one code point).
+template <typename F>
+void SplitRegex::each_match(std::string_view text, F&& f) const {
   if (text.empty()) return;
   thread_local MatchData tl_md;
   pcre2_match_data* md = tl_md.md;
@@ -91,33 +93,22 @@ void SplitRegex::matches(std::string_view text, std::vector<std::pair<size_t, si
       while (pos < text.size() && (static_cast<unsigned char>(text[pos]) & 0xC0) == 0x80) pos++;
       continue;
     }
-    out.emplace_back(s, e);
+    f(s, e);
     pos = e;
   }
 }
 
+void SplitRegex::matches(std::string_view text, std::vector<std::pair<size_t, size_t>>& out) const {
+  each_match(text, [&](size_t s, size_t e) { out.emplace_back(s, e); });
+}
+
 void SplitRegex::split(std::string_view text, std::vector<std::string_view>& out) const {
-  if (text.empty()) return;
-  thread_local MatchData tl_md;
-  pcre2_match_data* md = tl_md.md;
-  const auto* subject = reinterpret_cast<PCRE2_SPTR>(text.data());
-  size_t pos = 0, prev = 0;
-  while (pos < text.size()) {
-    const int rc = impl_->jit ? pcre2_jit_match(impl_->code, subject, text.size(), pos, PCRE2_NO_UTF_CHECK, md, nullptr)
-                              : pcre2_match(impl_->code, subject, text.size(), pos, PCRE2_NO_UTF_CHECK, md, nullptr);
-    if (rc == PCRE2_ERROR_NOMATCH) break;
-    if (rc < 0) throw Error("pre-tokenizer regex match failed: " + pcre2_message(rc), "tokenizer");
-    const PCRE2_SIZE* ov = pcre2_get_ovector_pointer(md);
-    const size_t s = ov[0], e = ov[1];
-    if (e == s) {  // an empty match yields no piece; step over one code point
-      pos = s + 1;
-      while (pos < text.size() && (static_cast<unsigned char>(text[pos]) & 0xC0) == 0x80) pos++;
-      continue;
-    }
+  size_t prev = 0;
+  each_match(text, [&](size_t s, size_t e) {
     if (s > prev) out.push_back(text.substr(prev, s - prev));  // the gap is a piece of its own
     out.push_back(text.substr(s, e - s));
-    prev = pos = e;
-  }
+    prev = e;
+  });
   if (prev < text.size()) out.push_back(text.substr(prev));
 }
 
@@ -223,7 +214,9 @@ void PreTokenizer::split_step(const Step& st, std::string_view piece, std::vecto
   if (prev < piece.size()) segs.push_back({prev, piece.size(), false});
   std::vector<Seg> res;
   switch (st.behavior) {
-    case Behavior::Isolated: res = segs; break;
+    case Behavior::Isolated:
+      for (const Seg& g : segs) res.push_back(g);
+      break;
     case Behavior::Removed:
       for (const Seg& g : segs)
         if (!g.match) res.push_back(g);

@@ -32,6 +32,8 @@ class SplitRegex {
   const std::string& pattern() const { return pattern_; }
 
  private:
+  template <typename F>
+  void each_match(std::string_view text, F&& f) const;
   struct Impl;
   std::string pattern_;
   std::unique_ptr<Impl> impl_;

@@ -112,4 +112,14 @@ std::string nfc(std::string_view s) {
   return std::string(reinterpret_cast<const char*>(dst), static_cast<size_t>(n));
 }
 
+std::vector<std::string> utf8_chars(std::string_view s) {
+  std::vector<std::string> out;
+  for (size_t k = 0; k < s.size();) {
+    const size_t n = utf8_char_len(s, k);
+    out.emplace_back(s.substr(k, n));
+    k += n;
+  }
+  return out;
+}
+
 }  // namespace wick::tok

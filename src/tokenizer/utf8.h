@@ -5,6 +5,7 @@
 #include <cstddef>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace wick::tok {
 
@@ -18,6 +19,16 @@ std::string nfc(std::string_view s);
 // that is incomplete but could still become valid is left undecoded; returns how many bytes were consumed
 // (always bytes.size() when final).
 size_t utf8_decode_lossy(std::string_view bytes, std::string& out, bool final);
+
+// Byte length of the UTF-8 sequence a lead byte starts (1 for ASCII and stray bytes), clipped to what is left.
+inline size_t utf8_char_len(std::string_view s, size_t at) {
+  const unsigned char c = static_cast<unsigned char>(s[at]);
+  const size_t n = c >= 0xF0 ? 4 : c >= 0xE0 ? 3 : c >= 0xC0 ? 2 : 1;
+  return n < s.size() - at ? n : s.size() - at;
+}
+
+// The characters of s (valid UTF-8 assumed), each as its bytes.
+std::vector<std::string> utf8_chars(std::string_view s);
 
 inline bool is_ascii(std::string_view s) {
   for (unsigned char c : s)
