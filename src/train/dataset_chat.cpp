@@ -142,6 +142,16 @@ Example chat_example(const std::vector<ChatMessage>& msgs, size_t first_counted,
     return e;
   }
 
+  // A special token's text inside an assistant message is read by the tokenizer as that control token: it
+  // would end the turn early (the end-of-turn marker) or teach the model to emit a control token.
+  for (size_t i = first_counted; i < msgs.size(); i++) {
+    if (msgs[i].role != "assistant") continue;
+    for (const auto& t : tok.added_tokens())
+      if (t.special && !t.content.empty() && msgs[i].content.find(t.content) != std::string::npos)
+        throw std::runtime_error(at(i) + ".content contains the text " + t.content +
+                                 ", which the tokenizer reads as a control token");
+  }
+
   std::vector<std::pair<size_t, size_t>> spans;  // counted character spans [first, second) of full, in order
   bool marked = false;
   try {
@@ -173,10 +183,6 @@ Example chat_example(const std::vector<ChatMessage>& msgs, size_t first_counted,
     for (size_t i = 0; i < msgs.size(); i++) {
       if (msgs[i].role != "assistant") continue;
       const bool counted = i >= first_counted;
-      // A literal end marker inside the message would end the turn early.
-      if (msgs[i].content.find(marks.end) != std::string::npos)
-        throw std::runtime_error(at(i) + ".content contains the text " + marks.end +
-                                 ", which the tokenizer reads as the chat template's end-of-turn token");
       const size_t prev_end = spans.empty() ? context_end : spans.back().second;
       size_t start = std::string::npos;
       if (i > 0) {

@@ -44,16 +44,14 @@ Example sharegpt_example(const json& j, const Tokenizer& tok, const ChatTemplate
       throw std::runtime_error(item(i) + ".from is \"" + from + "\"; expected human, gpt or system");
     msgs.push_back({{"role", role}, {"content", e.at("value")}});
   }
-  std::vector<ChatMessage> m;
   try {
-    m = parse_chat_messages(msgs, "conversations");
+    return chat_example(parse_chat_messages(msgs, "conversations"), 0, tok, tmpl, train_on_inputs, "conversations");
   } catch (const std::runtime_error& err) {  // same indices; say the ShareGPT field names
     std::string w = err.what();
     for (auto [a, b] : {std::pair<std::string, std::string>{".content", ".value"}, {".role", ".from"}})
       for (size_t p = w.find(a); p != std::string::npos; p = w.find(a, p + b.size())) w.replace(p, a.size(), b);
     throw std::runtime_error(w);
   }
-  return chat_example(m, 0, tok, tmpl, train_on_inputs, "conversations");
 }
 
 // {"instruction", "input", "output"} (+ optional "system") -> [system], user, assistant. The user turn is
@@ -72,16 +70,14 @@ Example alpaca_example(const json& j, const Tokenizer& tok, const ChatTemplate& 
   const std::string user = input.empty() ? instruction : instruction.empty() ? input : instruction + "\n\n" + input;
   msgs.push_back({{"role", "user"}, {"content", user}});
   msgs.push_back({{"role", "assistant"}, {"content", output}});
-  std::vector<ChatMessage> m;
   try {
-    m = parse_chat_messages(msgs, "alpaca");
+    return chat_example(parse_chat_messages(msgs, "alpaca"), 0, tok, tmpl, train_on_inputs, "alpaca");
   } catch (const std::runtime_error& err) {  // only the assistant turn can fail: name it as the line does
     std::string w = err.what();
     const size_t a = w.find("\"alpaca\"["), b = w.find(".content");
     if (a != std::string::npos && b != std::string::npos && b > a) w.replace(a, b + 8 - a, "\"output\"");
     throw std::runtime_error(w);
   }
-  return chat_example(m, 0, tok, tmpl, train_on_inputs, "alpaca");
 }
 
 }  // namespace wick::dataset_detail
