@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <array>
+#include <cstdio>
 #include <mutex>
 #include <vector>
 
@@ -24,6 +25,35 @@ int cuda_device_count() {
 }
 
 namespace cuda {
+
+// cudaMallocAsync, and on out-of-memory one retry after the stream has drained and the pool has returned
+// what it holds unused; then a wick::Error that says how much was asked, what the device has, and what to
+// change - never a crash or a hang. Runs on wick's own stream, so the wait is bounded by queued work.
+void alloc_or_explain(void** p, size_t nbytes, int device, cudaStream_t s, const char* what) {
+  cudaError_t e = cudaMallocAsync(p, nbytes, s);
+  if (e == cudaErrorMemoryAllocation) {
+    cudaGetLastError();
+    cudaStreamSynchronize(s);
+    cudaMemPool_t pool = nullptr;
+    if (cudaDeviceGetDefaultMemPool(&pool, device) == cudaSuccess) cudaMemPoolTrimTo(pool, 0);
+    cudaGetLastError();
+    e = cudaMallocAsync(p, nbytes, s);
+  }
+  if (e == cudaErrorMemoryAllocation) {
+    cudaGetLastError();
+    *p = nullptr;
+    size_t free_b = 0, total_b = 0;
+    cudaMemGetInfo(&free_b, &total_b);
+    cudaGetLastError();
+    char buf[512];
+    const double gib = 1024.0 * 1024.0 * 1024.0;
+    std::snprintf(buf, sizeof buf, "out of GPU memory on cuda:%d: asked for %.3f GiB%s%s, %.2f GiB free of %.2f GiB", device,
+                  nbytes / gib, *what ? " of " : "", what, free_b / gib, total_b / gib);
+    throw Error(buf, "", "lower --batch-size (or let wick choose it: --batch-size 0) or --max-seq-len, or use "
+                         "--grad-checkpointing where available; another process may hold the GPU (nvidia-smi)");
+  }
+  WICK_CUDA_CHECK(e);
+}
 
 void cuda_failed(cudaError_t e, const char* expr, const char* file, int line) {
   if (e == cudaErrorMemoryAllocation)
@@ -69,13 +99,7 @@ void* scratch(int device, size_t nbytes) {
   b.p = nullptr;
   b.n = 0;
   const size_t want = (std::max<size_t>(nbytes, size_t(1) << 20) + 255) & ~size_t(255);
-  cudaError_t e = cudaMallocAsync(&b.p, want, s);
-  if (e == cudaErrorMemoryAllocation) {
-    cudaGetLastError();
-    throw Error("out of GPU memory allocating " + std::to_string(want) + " bytes of scratch on cuda:" +
-                    std::to_string(device), "", "use a smaller batch or sequence length");
-  }
-  WICK_CUDA_CHECK(e);
+  alloc_or_explain(&b.p, want, device, s, "scratch");
   b.n = want;
   return b.p;
 }
@@ -123,13 +147,7 @@ void* cuda_alloc(int dev, size_t nbytes) {
   cudaStream_t s = cuda::stream(dev);
   cuda::set_device(dev);
   void* p = nullptr;
-  cudaError_t e = cudaMallocAsync(&p, nbytes == 0 ? 256 : nbytes, s);
-  if (e == cudaErrorMemoryAllocation) {
-    cudaGetLastError();
-    throw Error("out of GPU memory allocating " + std::to_string(nbytes) + " bytes on cuda:" + std::to_string(dev), "",
-                "use a smaller batch or sequence length");
-  }
-  WICK_CUDA_CHECK(e);
+  cuda::alloc_or_explain(&p, nbytes == 0 ? 256 : nbytes, dev, s, "");
   return p;
 }
 
