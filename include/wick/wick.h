@@ -135,7 +135,7 @@ struct TrainSettings {
   // AdamW and the learning-rate schedule
   double lr = 2e-4, weight_decay = 0.01, beta1 = 0.9, beta2 = 0.999, eps = 1e-8;
   double max_grad_norm = 1.0;       // 0 = no clipping
-  std::string scheduler = "cosine";  // "constant", "linear" or "cosine"
+  std::string scheduler = "cosine";  // "constant" (no warmup), "constant_with_warmup", "linear" or "cosine"
   int64_t warmup_steps = -1;         // -1: warmup_ratio of all steps
   double warmup_ratio = 0.03;
   // How long, and how much per step
@@ -151,6 +151,8 @@ struct TrainSettings {
   std::string adapter_init;          // start from this PEFT adapter instead of a fresh one
   std::string resume;                // continue the run checkpointed in this folder (usually out_dir)
   bool write_report = true;          // out_dir/report.html at the end (and when stopped)
+  bool overwrite = false;            // write into a non-empty out_dir that is not being resumed
+  std::string on_nan = "stop";       // non-finite loss or gradient: "stop" (throws; last good checkpoint kept) or "skip"
 };
 
 struct TrainProgress {

@@ -49,6 +49,8 @@ TrainOptions to_options(const TrainSettings& s) {
   t.seed = s.seed;
   t.shuffle = s.shuffle;
   t.save_every = s.save_every;
+  t.overwrite = s.overwrite;
+  t.on_nan = s.on_nan;
   return t;
 }
 
@@ -72,6 +74,8 @@ TrainSummary train(const TrainSettings& s, const std::function<void(const TrainP
   t.packing = s.packing;
   t.max_seq_len = s.max_seq_len;
   t.eval_every = s.eval_every;
+  validate_train_options(t);  // every option before any work
+  check_train_output(t);
   const TrainData td = load_train_data(dopt, s.model_dir, t.seed, nullptr);
   const Dataset& data = td.train;
   const Device dev = resolve_device(s.device);

@@ -3,6 +3,8 @@
 
 #include "cli/commands.h"
 #include "core/error.h"
+#include "io/fs_util.h"
+#include "io/output_folder.h"
 #include "model/presets.h"
 #include "tokenizer/tokenizer_files.h"
 
@@ -13,13 +15,17 @@ void register_init_model(CLI::App& app) {
   auto preset = std::make_shared<std::string>(), out = std::make_shared<std::string>(), dtype = std::make_shared<std::string>("bf16");
   auto seed = std::make_shared<uint64_t>(0);
   auto tok = std::make_shared<std::string>();
+  auto overwrite = std::make_shared<bool>(false);
   cmd->add_option("--preset", *preset, "qwen2.5-0.5b, qwen2.5-1.5b, qwen2.5-3b, qwen2.5-7b or tiny")->required();
   cmd->add_option("--out", *out, "output folder")->required();
+  cmd->add_flag("--overwrite", *overwrite, "replace the model in a non-empty --out (its weights, config and tokenizer files)");
   cmd->add_option("--seed", *seed, "random seed (default 0)");
   cmd->add_option("--dtype", *dtype, "weights dtype: bf16 (default), f32 or f16");
   cmd->add_option("--tokenizer-dir", *tok, "folder with tokenizer.json + tokenizer_config.json (default: the fetched Qwen tokenizer)");
   cmd->callback([=] {
     const ModelConfig c = preset_config(*preset);
+    io::check_output_folder(*out, *overwrite, "pass --overwrite to replace the model in it, or choose another --out");
+    if (*overwrite && io::is_dir(*out)) io::remove_model_files(*out);  // no old shard or index beside the new weights
     const std::string tdir = tok->empty() ? default_tokenizer_dir() : *tok;
     write_random_model(c, *out, *seed, dtype_from_name(*dtype), tdir, preset_embed_std(*preset));
     std::fprintf(stderr, "wick init-model: %s (%.1fM parameters, random weights) written to %s\n", preset->c_str(),

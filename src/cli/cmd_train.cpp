@@ -28,9 +28,12 @@ namespace wick::cli {
 namespace {
 
 std::atomic<bool> g_stop{false};
-extern "C" void on_sigint(int) {
-  // First Ctrl-C: finish the step, save, exit. Second: quit now (the last checkpoint stays as it was).
-  if (g_stop.exchange(true)) _exit(130);
+std::atomic<int> g_signal{0};
+extern "C" void on_stop_signal(int sig) {
+  // SIGINT (Ctrl-C) and SIGTERM (kill, a scheduler's time limit) alike: finish the step, save, exit 128 + sig.
+  // A second one: quit now (the last checkpoint stays as it was).
+  if (g_stop.exchange(true)) _exit(128 + sig);
+  g_signal.store(sig);
   const char msg[] = "\nwick train: stopping after this step and saving a checkpoint (Ctrl-C again to quit without saving)\n";
   (void)!write(STDERR_FILENO, msg, sizeof msg - 1);
 }
@@ -70,7 +73,9 @@ void register_train(CLI::App& app) {
   auto* es = cmd->add_option("--eval-split", f->d.eval_split, "hold out this fraction of --data for evaluation (chosen by --seed)");
   ev->excludes(es);
   cmd->add_option("--eval-every", f->t.eval_every, "evaluate every N steps (default 0: only at the end)");
-  cmd->add_option("--out", f->t.out_dir, "output folder: PEFT adapter, trainer state, metrics.jsonl")->required();
+  cmd->add_option("--out", f->t.out_dir, "output folder: PEFT adapter, checkpoint-<step>/ folders, metrics.jsonl")->required();
+  cmd->add_flag("--overwrite", f->t.overwrite, "write into --out even when it holds another run (its checkpoints and metrics are replaced)");
+  cmd->add_option("--on-nan", f->t.on_nan, "a non-finite loss or gradient: stop (default: keep the last good checkpoint, exit 1) or skip the step");
   cmd->add_option("--adapter-init", f->t.adapter_init, "start from this PEFT adapter instead of a fresh one")->check(CLI::ExistingDirectory);
   cmd->add_option("--resume", f->t.resume, "continue the run saved in this folder (usually --out)")->check(CLI::ExistingDirectory);
   cmd->add_option("--rank", f->t.lora.r, "LoRA rank r (default 16)");
@@ -82,7 +87,7 @@ void register_train(CLI::App& app) {
   cmd->add_option("--weight-decay", f->t.weight_decay, "AdamW decoupled weight decay (default 0.01)");
   cmd->add_option("--betas", f->betas, "AdamW betas as b1,b2 (default 0.9,0.999)");
   cmd->add_option("--eps", f->t.eps, "AdamW epsilon (default 1e-8)");
-  cmd->add_option("--scheduler", f->t.scheduler, "learning-rate schedule: constant, linear or cosine (default)");
+  cmd->add_option("--scheduler", f->t.scheduler, "learning-rate schedule as transformers names it: constant (no warmup), constant_with_warmup, linear or cosine (default)");
   auto* ws = cmd->add_option("--warmup-steps", f->t.warmup_steps, "linear warmup steps");
   auto* wr = cmd->add_option("--warmup-ratio", f->t.warmup_ratio, "warmup as a fraction of all steps (default 0.03)");
   ws->excludes(wr);
@@ -114,6 +119,8 @@ void register_train(CLI::App& app) {
     const Device dev = resolve_device(f->device);
     t.packing = f->d.packing;
     t.max_seq_len = f->d.max_seq_len;
+    validate_train_options(t);  // every option before any work (loading data and the model can take minutes)
+    check_train_output(t);
     const TrainData data = load_train_data(f->d, f->model, t.seed, [](const std::string& l) {
       std::fprintf(stderr, "wick train: %s\n", l.c_str());
     });
@@ -130,14 +137,18 @@ void register_train(CLI::App& app) {
       progress.note("eval step " + std::to_string(r.step) + "  loss " + std::to_string(r.loss) + "  ppl " +
                     std::to_string(r.ppl) + "  best " + std::to_string(r.best_loss));
     });
-    std::signal(SIGINT, on_sigint);
+    trainer.set_skip_callback([&progress](const std::string& l) { progress.note("--on-nan skip: " + l + "; step skipped"); });
+    std::signal(SIGINT, on_stop_signal);
+    std::signal(SIGTERM, on_stop_signal);
     const bool done = trainer.run([&](const StepReport& r) { progress.update(r); }, &g_stop);
     std::signal(SIGINT, SIG_DFL);
+    std::signal(SIGTERM, SIG_DFL);
     progress.end();
     write_report(t.out_dir, settings);
     print_train_summary(stderr, f->model, t.out_dir, done, trainer.step(), trainer.total_steps(), progress.smoothed_loss(),
                         done ? "" : resume_command(*cmd, t.out_dir));
-    if (!done) std::exit(130);  // interrupted (checkpoint saved): a script's `wick train && ...` stops here
+    // interrupted (checkpoint saved): 130 after SIGINT, 143 after SIGTERM; a script's `wick train && ...` stops here
+    if (!done) std::exit(128 + (g_signal.load() ? g_signal.load() : SIGINT));
   });
 }
 
@@ -147,8 +158,10 @@ void register_merge(CLI::App& app) {
   cmd->add_option("--model", *model, "base model folder")->required()->check(CLI::ExistingDirectory);
   cmd->add_option("--adapter", *adapter, "PEFT adapter folder")->required()->check(CLI::ExistingDirectory);
   cmd->add_option("--out", *out, "output model folder")->required();
+  auto overwrite = std::make_shared<bool>(false);
+  cmd->add_flag("--overwrite", *overwrite, "replace the model in a non-empty --out (its weights, index, config and tokenizer files)");
   cmd->callback([=] {
-    merge_adapter_folder(*model, *adapter, *out);
+    merge_adapter_folder(*model, *adapter, *out, *overwrite);
     std::fprintf(stderr, "wick merge: wrote %s\n", out->c_str());
   });
 }

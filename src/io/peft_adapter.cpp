@@ -5,6 +5,7 @@
 #include <filesystem>
 
 #include "core/error.h"
+#include "core/warn.h"
 #include "io/fs_util.h"
 #include "io/safetensors.h"
 
@@ -123,8 +124,21 @@ AdapterFiles load_peft_adapter(const std::string& dir) {
       throw Error("tensor '" + h.b_name + "' has shape " + shape_str(h.B.shape()) + ", i.e. rank " + std::to_string(h.B.dim(1)) +
                       ", but adapter_config.json says r = " + std::to_string(r),
                   st_path);
+    // PEFT puts a LoRA only on the modules target_modules / exclude_modules / layers_to_transform select;
+    // weights for any other module are unexpected keys that it does not apply. wick does the same, aloud.
+    if (!out.cfg.targets(module)) {
+      out.ignored.push_back(module);
+      continue;
+    }
     out.modules[module] = LoraPair{h.A, h.B};
   }
+  if (!out.ignored.empty())
+    warn(std::to_string(out.ignored.size()) + " LoRA module(s) in " + st_path +
+         " are not selected by adapter_config.json (target_modules / layers_to_transform) and are not applied, as in PEFT; first: " +
+         out.ignored.front());
+  if (out.modules.empty())
+    throw Error("no LoRA tensor of this adapter is selected by its target_modules / layers_to_transform", cfg_path,
+                "the config and the weights disagree: fix target_modules");
   return out;
 }
 
@@ -169,7 +183,47 @@ std::optional<std::pair<int64_t, int64_t>> qwen2_linear_shape(const ModelConfig&
   return std::nullopt;
 }
 
+std::vector<std::string> qwen2_linear_paths(const ModelConfig& cfg) {
+  std::vector<std::string> out;
+  for (int64_t i = 0; i < cfg.num_layers; i++)
+    for (const char* m : {"self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj", "mlp.gate_proj",
+                          "mlp.up_proj", "mlp.down_proj"})
+      out.push_back("model.layers." + std::to_string(i) + "." + m);
+  return out;
+}
+
+void check_targets(const LoraConfig& lc, const ModelConfig& cfg, const std::string& where) {
+  // As PEFT: a target_modules that selects no module of the model is an error ("Target modules ... not
+  // found in the base model"); one that selects modules wick cannot adapt is refused rather than dropped.
+  for (const char* unsupported : {"lm_head", "model.embed_tokens"})
+    if (lc.targets(unsupported))
+      throw Error(std::string("target_modules selects '") + unsupported + "'; LoRA on it is not supported yet", where);
+  for (const std::string& p : qwen2_linear_paths(cfg))
+    if (lc.targets(p)) return;
+  std::string t = lc.target_regex ? "'" + *lc.target_regex + "'" : std::string();
+  if (!lc.target_regex)
+    for (const auto& m : lc.target_modules) t += (t.empty() ? "" : ", ") + m;
+  throw Error("target_modules " + t + " selects no module of this model (" + std::to_string(cfg.num_layers) +
+                  " layers of q/k/v/o/gate/up/down_proj)",
+              where, "PEFT refuses such an adapter too: name q_proj, k_proj, v_proj, o_proj, gate_proj, up_proj or down_proj");
+}
+
+LoraConfig config_matching(const LoraConfig& c, const ModelConfig& cfg, const std::map<std::string, LoraPair>& modules) {
+  bool same = true;
+  for (const std::string& p : qwen2_linear_paths(cfg)) same = same && c.targets(p) == (modules.count(p) != 0);
+  if (same) return c;
+  LoraConfig out = c;
+  out.target_regex.reset();
+  out.exclude_modules.clear();
+  out.exclude_regex.reset();
+  out.layers_to_transform.clear();
+  out.target_modules.clear();
+  for (const auto& [m, pair] : modules) out.target_modules.push_back(m);  // full paths: PEFT's suffix rule matches exactly these
+  return out;
+}
+
 void validate_against(const AdapterFiles& adapter, const ModelConfig& cfg, const std::string& where) {
+  check_targets(adapter.cfg, cfg, where);
   const int64_t r = adapter.cfg.r;
   for (const auto& [module, pair] : adapter.modules) {
     const auto shape = qwen2_linear_shape(cfg, module);

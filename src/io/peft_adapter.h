@@ -33,6 +33,8 @@ struct LoraConfig {
   std::string init_lora_weights = "true";  // as PEFT spells it: "true", "false", "gaussian", ...
 
   double scale() const;  // alpha / r, or alpha / sqrt(r) with rsLoRA
+  // The rules the loader applies: r >= 1, alpha finite, dropout in [0, 1), some target; wick::Error at where.
+  void check(const std::string& where) const;
   // Whether PEFT would put a LoRA on the module at this path (e.g. "model.layers.0.self_attn.q_proj").
   bool targets(const std::string& module_path) const;
 
@@ -49,17 +51,28 @@ struct LoraPair {
 struct AdapterFiles {
   LoraConfig cfg;
   std::map<std::string, LoraPair> modules;  // key: HF module path, e.g. "model.layers.0.self_attn.q_proj"
+  std::vector<std::string> ignored;         // modules in the file that the config does not select (not applied)
 };
 
 // Reads <dir>/adapter_config.json and <dir>/adapter_model.safetensors. Tensors (F32/BF16/F16) come back
-// as f32 host tensors owning their memory.
+// as f32 host tensors owning their memory. As PEFT, only modules the config selects (target_modules,
+// exclude_modules, layers_to_transform) are kept; the others are listed in `ignored`, with a warning.
 AdapterFiles load_peft_adapter(const std::string& dir);
 
 // Writes <dir>/adapter_config.json and <dir>/adapter_model.safetensors (F32, PEFT's tensor names
 // "base_model.model.<module>.lora_{A,B}.weight"), each atomically; creates dir if needed.
 void save_peft_adapter(const std::string& dir, const LoraConfig& cfg, const std::map<std::string, LoraPair>& modules);
 
-// Checks that every module is a q/k/v/o/gate/up/down projection of a layer of a Qwen2 model with this
+// The seven projections of every layer of a Qwen2 model with this config, as module paths.
+std::vector<std::string> qwen2_linear_paths(const ModelConfig& cfg);
+// Refuses, as PEFT does, a target_modules that selects no module of the model, and one that selects
+// lm_head or the embeddings (not supported).
+void check_targets(const LoraConfig& lc, const ModelConfig& cfg, const std::string& where);
+// c when it selects exactly the modules present; else c with target_modules = the present module paths
+// (and no regex, exclusions or layer list), so a written adapter_config.json always matches its tensors.
+LoraConfig config_matching(const LoraConfig& c, const ModelConfig& cfg, const std::map<std::string, LoraPair>& modules);
+
+// Checks check_targets, and that every module is a q/k/v/o/gate/up/down projection of a layer of a Qwen2 model with this
 // config and that A is [r, in] and B [out, r] for it; where names the adapter in messages.
 void validate_against(const AdapterFiles& adapter, const ModelConfig& cfg, const std::string& where);
 

@@ -38,6 +38,9 @@ void merge_adapters(Qwen2Model& m);
 
 // Merges a PEFT adapter into a Hugging Face model folder without loading the model for compute:
 // writes out_dir with config.json, model.safetensors in the base dtype, and the tokenizer/generation files copied.
-void merge_adapter_folder(const std::string& model_dir, const std::string& adapter_dir, const std::string& out_dir);
+// A non-empty out_dir is refused unless overwrite; then the model files it held are removed first (no old
+// shard, index or tokenizer file stays beside the new weights).
+void merge_adapter_folder(const std::string& model_dir, const std::string& adapter_dir, const std::string& out_dir,
+                          bool overwrite = false);
 
 }  // namespace wick

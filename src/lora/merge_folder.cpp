@@ -3,6 +3,7 @@
 #include <set>
 
 #include "core/error.h"
+#include "io/output_folder.h"
 #include "io/peft_adapter.h"
 #include "io/safetensors.h"
 #include "lora/lora.h"
@@ -13,12 +14,14 @@ namespace fs = std::filesystem;
 
 namespace wick {
 
-void merge_adapter_folder(const std::string& model_dir, const std::string& adapter_dir, const std::string& out_dir) {
+void merge_adapter_folder(const std::string& model_dir, const std::string& adapter_dir, const std::string& out_dir,
+                          bool overwrite) {
   const ModelConfig cfg = ModelConfig::from_json_file((fs::path(model_dir) / "config.json").string());
   const io::AdapterFiles ad = io::load_peft_adapter(adapter_dir);
   io::validate_against(ad, cfg, adapter_dir);
   if (fs::exists(out_dir) && fs::equivalent(out_dir, model_dir))
     throw Error("the output folder is the model folder", out_dir, "merge into a new folder");
+  io::check_output_folder(out_dir, overwrite, "pass --overwrite to replace the model in it, or choose another --out");
   const io::Checkpoint ck = io::Checkpoint::open(model_dir);
   const float scale = static_cast<float>(ad.cfg.scale());
   std::vector<std::pair<std::string, Tensor>> out;
@@ -42,6 +45,7 @@ void merge_adapter_folder(const std::string& model_dir, const std::string& adapt
     if (!merged.count(module))
       throw Error("adapter module '" + module + "' has no weight in the model checkpoint", adapter_dir);
   fs::create_directories(out_dir);
+  if (overwrite) io::remove_model_files(out_dir);  // nothing of the old model beside the new weights
   io::save_safetensors((fs::path(out_dir) / "model.safetensors").string(), out);
   for (const char* f : {"config.json", "generation_config.json", "tokenizer.json", "tokenizer_config.json",
                         "vocab.json", "merges.txt", "special_tokens_map.json", "added_tokens.json"}) {

@@ -37,13 +37,23 @@ struct TrainOptions {
   bool packing = false;            // pack several examples into rows of max_seq_len tokens (train/batcher.h)
   int64_t max_seq_len = 2048;      // the packing row length
   int64_t eval_every = 0;          // evaluate every N steps (0 = only at the end); needs an evaluation set
+  bool overwrite = false;          // write into a non-empty out_dir of another run (else refused)
+  std::string on_nan = "stop";     // a non-finite loss or gradient: "stop" (keep the last good checkpoint, fail) or "skip" the step
 };
+
+// Every option against the rules the loaders apply (LoraConfig::check for the adapter fields), one line
+// naming the option as `wick train` spells it; wick::Error on the first bad one. `wick train` and
+// wick::train call it before any work starts; the Trainer again.
+void validate_train_options(const TrainOptions& o);
+// out_dir must be absent, empty, the folder being resumed, or o.overwrite must be set (else wick::Error).
+void check_train_output(const TrainOptions& o);
 
 struct StepReport {
   int64_t step = 0, total_steps = 0;
   double epoch = 0, loss = 0, grad_norm = 0, lr = 0, tokens_per_s = 0, elapsed_s = 0;
   int64_t tokens = 0;  // input tokens processed this step
   size_t peak_device_bytes = 0;  // CUDA: the pool's high-water mark since the run started; 0 on the CPU
+  bool skipped = false;          // --on-nan skip: the loss or a gradient was not finite; nothing was updated
 };
 
 struct EvalReport {
@@ -70,6 +80,11 @@ class Trainer {
   EvalReport evaluate();
   // Called after each evaluation run() makes.
   void set_eval_callback(std::function<void(const EvalReport&)> on_eval);
+  // A non-finite loss or gradient norm at a step: with on_nan "stop" (default) run() throws wick::Error
+  // naming the step and the first bad gradient tensor, and writes no checkpoint (the last good one stays);
+  // with "skip" the step updates nothing, is logged with "skipped": true, and this callback gets the line.
+  void set_skip_callback(std::function<void(const std::string&)> on_skip);
+  int64_t skipped_steps() const;
   // The lowest evaluation loss recorded in this run (a resumed run includes the records it kept).
   std::optional<double> best_eval_loss() const;
 

@@ -201,7 +201,7 @@ TEST_F(Api, StopSavesACheckpointThatResumes) {
   const wick::TrainSummary a = wick::train(t, [&](const wick::TrainProgress& p) { stop = p.step == 2; }, &stop);
   EXPECT_FALSE(a.completed);
   EXPECT_EQ(a.steps, 2);
-  EXPECT_TRUE(fs::exists(fs::path(a.out_dir) / "trainer_state.json"));
+  EXPECT_TRUE(fs::exists(fs::path(a.out_dir) / "checkpoint-2" / "trainer_state.json"));
   EXPECT_TRUE(fs::exists(fs::path(a.out_dir) / "report.html"));
   t.resume = t.out_dir;
   t.batch_size = 0;  // taken from the checkpoint
