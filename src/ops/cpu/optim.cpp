@@ -1,7 +1,9 @@
 // CPU AdamW in torch.optim.AdamW's order of f32 operations (foreach=False, _single_tensor_adamw; the
 // scalars come from adamw_scalars, shared with CUDA), and the sum of squares behind gradient-norm
 // clipping (f64 accumulation).
+#include <algorithm>
 #include <cmath>
+#include <vector>
 
 #include "ops/cpu/common.h"
 #include "ops/cpu/cpu_ops.h"
@@ -28,14 +30,26 @@ void adamw_step(Tensor& param, const Tensor& grad, Tensor& m, Tensor& v, const A
   }
 }
 
+// Fixed chunks of kParallelMin elements, each summed in order, then the chunk sums in order: the same bits
+// for any thread count (an OpenMP reduction combines the threads' partial sums in arrival order, so the
+// grad norm - and through clipping every update - could differ between two runs with > 2 threads, and a
+// resumed run would not repeat the uninterrupted one).
 double sum_squares(const std::vector<Tensor>& tensors) {
   double total = 0.0;
+  std::vector<double> part;
   for (const Tensor& t : tensors) {
     const float* p = t.data<float>();
     const int64_t n = t.numel();
+    const int64_t chunks = (n + kParallelMin - 1) / kParallelMin;
+    part.assign(static_cast<size_t>(chunks), 0.0);
+#pragma omp parallel for schedule(static) if (chunks > 1)
+    for (int64_t c = 0; c < chunks; c++) {
+      double s = 0.0;
+      for (int64_t i = c * kParallelMin, e = std::min(n, (c + 1) * kParallelMin); i < e; i++) s += static_cast<double>(p[i]) * p[i];
+      part[static_cast<size_t>(c)] = s;
+    }
     double s = 0.0;
-#pragma omp parallel for reduction(+ : s) if (n > kParallelMin)
-    for (int64_t i = 0; i < n; i++) s += static_cast<double>(p[i]) * p[i];
+    for (double v : part) s += v;
     total += s;
   }
   return total;
