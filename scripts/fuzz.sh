@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Builds the libFuzzer targets (fuzz/, clang, ASan + UBSan), seeds their corpora from the fixtures
+# (scripts/fuzz_seeds.py) and runs each for SECONDS (default 20); a crash stops the script (non-zero) with
+# its input saved under build-fuzz/crashes/<target>/. Prints the executions each target made.
+#   scripts/fuzz.sh [SECONDS] [TARGET...]
+# WICK_FUZZ_JOBS=N runs N workers per target (default 1); the corpus lives in build-fuzz/corpus/<target>.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+secs=${1:-20}
+shift || true
+targets=("$@")
+[ ${#targets[@]} -eq 0 ] && targets=(safetensors config adapter_config tokenizer_json encode_decode jsonl chat_template)
+B=build-fuzz
+if [ ! -f "$B/build.ninja" ]; then
+  cmake -S . -B "$B" -G Ninja -DCMAKE_BUILD_TYPE=None -DCMAKE_CXX_COMPILER=clang++ \
+    -DCMAKE_CXX_FLAGS="-O1" -DWICK_CUDA=OFF -DWICK_FUZZ=ON -DWICK_BUILD_TESTS=OFF -DWICK_BUILD_BENCH=OFF > /dev/null
+fi
+cmake --build "$B" -j "$(nproc)" --target $(printf 'fuzz_%s ' "${targets[@]}")
+[ -d "$B/seeds" ] || python3 scripts/fuzz_seeds.py "$B/seeds"
+for t in "${targets[@]}"; do
+  mkdir -p "$B/corpus/$t" "$B/crashes/$t"
+  log="$B/fuzz_$t.log"
+  ASAN_OPTIONS=detect_leaks=0:allocator_may_return_null=1 UBSAN_OPTIONS=print_stacktrace=1 \
+    "$B/fuzz/fuzz_$t" "$B/corpus/$t" "$B/seeds/$t" -max_total_time="$secs" -timeout=10 -rss_limit_mb=2048 \
+    -max_len=65536 -artifact_prefix="$B/crashes/$t/" -print_final_stats=1 ${WICK_FUZZ_JOBS:+-jobs=$WICK_FUZZ_JOBS -workers=$WICK_FUZZ_JOBS} \
+    > "$log" 2>&1 || { tail -40 "$log"; echo "fuzz: $t found a crash (input in $B/crashes/$t/)"; exit 1; }
+  execs=$(grep -h "stat::number_of_executed_units" "$log" | awk '{s += $2} END {print s + 0}')
+  echo "fuzz: $t: $execs executions in ${secs} s, no crash"
+done
