@@ -81,6 +81,14 @@ struct TrainCheckpoint : ::testing::Test {
     });
   }
 
+  // A copy of at2 whose optimizer.safetensors comes from the run in `from`: resume's error.
+  std::string resume_error_with_optimizer_of(const std::string& from, const std::string& name) {
+    const std::string dir = tmp.file(name);
+    fs::copy(at2, dir, fs::copy_options::recursive);
+    fs::copy_file(ckpt(from) + "/optimizer.safetensors", ckpt(dir) + "/optimizer.safetensors", fs::copy_options::overwrite_existing);
+    return resume_error(dir);
+  }
+
   void expect_same_as_ref(const std::string& dir) {
     for (const char* f : kFiles) EXPECT_TRUE(file_bytes(ckpt(ref) + "/" + f) == file_bytes(ckpt(dir) + "/" + f)) << f;
     const auto a = read_metrics(ref), b = read_metrics(dir);
@@ -246,10 +254,7 @@ TEST_F(TrainCheckpoint, StepsOfTheStateFilesMustAgree) {
   EXPECT_NE(msg.find("step 2"), std::string::npos) << msg;
   EXPECT_NE(msg.find("checkpoint-4"), std::string::npos) << msg;
   // Step 4's optimizer state (same shapes) beside step 2's trainer state.
-  const std::string mixed = tmp.file("mixed-steps");
-  fs::copy(at2, mixed, fs::copy_options::recursive);
-  fs::copy_file(ckpt(at4) + "/optimizer.safetensors", ckpt(mixed) + "/optimizer.safetensors", fs::copy_options::overwrite_existing);
-  msg = resume_error(mixed);
+  msg = resume_error_with_optimizer_of(at4, "mixed-steps");
   EXPECT_NE(msg.find("optimizer state of step 4"), std::string::npos) << msg;
   EXPECT_NE(msg.find("optimizer.safetensors"), std::string::npos) << msg;
 }
@@ -290,10 +295,7 @@ TEST_F(TrainCheckpoint, MismatchedShapesAreRefused) {
     Trainer t(*m, data, o);
     ASSERT_TRUE(run_trainer(t));
   }
-  const std::string mixed = tmp.file("mixed-rank");
-  fs::copy(at2, mixed, fs::copy_options::recursive);
-  fs::copy_file(ckpt(r8) + "/optimizer.safetensors", ckpt(mixed) + "/optimizer.safetensors", fs::copy_options::overwrite_existing);
-  msg = resume_error(mixed);
+  msg = resume_error_with_optimizer_of(r8, "mixed-rank");
   EXPECT_NE(msg.find("optimizer state"), std::string::npos) << msg;
   EXPECT_NE(msg.find("[4, 32]"), std::string::npos) << msg;  // expected lora_A moment shape [r, hidden]
   EXPECT_NE(msg.find("optimizer.safetensors"), std::string::npos) << msg;
@@ -309,10 +311,7 @@ TEST_F(TrainCheckpoint, MismatchedShapesAreRefused) {
     Trainer t(*m, data, o);
     ASSERT_TRUE(run_trainer(t));
   }
-  const std::string mixed2 = tmp.file("mixed-targets");
-  fs::copy(at2, mixed2, fs::copy_options::recursive);
-  fs::copy_file(ckpt(fewer) + "/optimizer.safetensors", ckpt(mixed2) + "/optimizer.safetensors", fs::copy_options::overwrite_existing);
-  msg = resume_error(mixed2);
+  msg = resume_error_with_optimizer_of(fewer, "mixed-targets");
   EXPECT_NE(msg.find("missing"), std::string::npos) << msg;
   EXPECT_NE(msg.find("v_proj"), std::string::npos) << msg;
 }
