@@ -2,6 +2,7 @@
 // every projection of a Qwen2 model, and the written config read back.
 #include "fuzz/fuzz_util.h"
 #include "io/peft_adapter.h"
+#include "lora/lora.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const std::string text(reinterpret_cast<const char*>(data), size);
@@ -10,9 +11,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     (void)c.scale();
     wick::ModelConfig mc;
     mc.num_layers = 3;
-    for (const std::string& p : wick::io::qwen2_linear_paths(mc)) (void)c.targets(p);
+    for (const std::string& p : wick::lora_module_paths(mc)) (void)c.targets(p);
     (void)c.targets("lm_head");
-    wick::fuzz::expect_clean([&] { wick::io::check_targets(c, mc, "adapter_config.json"); });
+    wick::fuzz::expect_clean([&] { wick::check_targets(c, mc, "adapter_config.json"); });
     const wick::io::LoraConfig back = wick::io::LoraConfig::from_json_string(c.to_json(), "written");
     if (back.r != c.r || back.use_rslora != c.use_rslora || back.target_modules != c.target_modules ||
         back.target_regex != c.target_regex || back.layers_to_transform != c.layers_to_transform) {
