@@ -303,6 +303,9 @@ void check_option_rules(const TrainSettings& s, const std::string& p) {
     TrainSettings scratch;
     set_option(row, scratch, {option_text(row, s)}, where);
   }
+  // max_steps: -1 (from epochs) or a count; 0 would be a run that silently trains nothing.
+  if (s.max_steps == 0)
+    throw Error("must be >= 1, got 0", p + (p == "--" ? "max-steps" : "max_steps"), "or -1 to run --epochs");
 }
 
 void validate_train_settings(const TrainSettings& s, const std::string& p) {

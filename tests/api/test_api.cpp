@@ -432,7 +432,7 @@ TEST_F(TrainRunTest, AHubIdTrainsAndIsRecordedInTheAdapterAndModelCard) {
   const char* old = std::getenv("HF_HUB_CACHE");
   const std::string saved = old ? old : "";
   setenv("HF_HUB_CACHE", cache.c_str(), 1);
-  wick::TrainSettings t = settings("hub");
+  wick::TrainSettings t = settings("hub-run");
   t.model_dir = "Org/Small";
   t.max_steps = 2;
   const wick::TrainSummary s = train(t);
@@ -455,6 +455,7 @@ TEST_F(TrainRunTest, AHubIdTrainsAndIsRecordedInTheAdapterAndModelCard) {
   f.max_steps = 1;
   fs::create_directories(f.out_dir);
   std::ofstream(fs::path(f.out_dir) / "README.md") << "mine\n";
+  f.overwrite = true;  // a non-empty --out is refused unless asked (issue 10); the README still stays
   train(f);
   EXPECT_EQ(json::parse(bytes(fs::path(f.out_dir) / "adapter_config.json")).at("base_model_name_or_path"),
             fs::absolute(small_).string());
