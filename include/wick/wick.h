@@ -147,6 +147,7 @@ struct TrainSettings {
   bool load_best = false;            // at the end, out_dir's adapter is the checkpoint with the lowest eval loss
   std::string adapter_init;          // start from this PEFT adapter instead of a fresh one
   std::string resume;                // continue the run in this folder (its latest complete checkpoint)
+  bool overwrite = false;            // write into a non-empty out_dir that is not being resumed
   // LoRA
   int64_t r = 16;
   double alpha = 32, dropout = 0;
@@ -155,7 +156,8 @@ struct TrainSettings {
   // AdamW and the learning-rate schedule
   double lr = 2e-4, weight_decay = 0.01, beta1 = 0.9, beta2 = 0.999, eps = 1e-8;
   double max_grad_norm = 1.0;       // 0 = no clipping
-  std::string scheduler = "cosine";  // "constant", "linear" or "cosine"
+  std::string on_nan = "stop";       // non-finite loss or gradient: "stop" (throws; last good checkpoint kept) or "skip"
+  std::string scheduler = "cosine";  // "constant" (no warmup), "constant_with_warmup", "linear" or "cosine"
   int64_t warmup_steps = -1;         // -1: warmup_ratio of all steps
   double warmup_ratio = 0.03;
   // How long, and how much per step

@@ -79,7 +79,7 @@ std::vector<OptionRow> make_table() {
     {"data", "", kData, "training data, JSONL: {\"text\"}, {\"prompt\", \"completion\"}, {\"messages\"}, ShareGPT {\"conversations\"}, Alpaca {\"instruction\", \"input\", \"output\"} or {\"input_ids\", \"labels\"} per line", &S::data, any, false, "FILE"},
     {"format", "", kData, "dataset format: auto (from the first line's keys), text, prompt-completion, messages, sharegpt, alpaca or tokens", &S::format, words("auto|text|prompt-completion|messages|sharegpt|alpaca|tokens"), false, "NAME"},
     {"chat_template", "", kData, "force the chat template family for messages: qwen2.5 or qwen3 (default: the model folder's)", &S::chat_template, words("qwen2.5|qwen3", true), false, "NAME"},
-    {"max_seq_len", "max-seq-length,max-length", kData, "truncate examples to this many tokens", &S::max_seq_len, range(1), false, "N"},
+    {"max_seq_len", "max-seq-length,max-length", kData, "truncate examples to this many tokens (at least 2: a token and the one it predicts)", &S::max_seq_len, range(2), false, "N"},
     {"packing", "", kData, "pack several examples into each row of max-seq-len tokens (attention stays within an example)", &S::packing, any},
     {"train_on_inputs", "", kData, "count the loss on every token (prompt, system and user turns too), not only the completion / assistant turns", &S::train_on_inputs, any},
     {"skip_bad_lines", "", kData, "skip malformed JSONL lines instead of stopping", &S::skip_bad_lines, any},
@@ -96,6 +96,7 @@ std::vector<OptionRow> make_table() {
     {"load_best", "load-best-model-at-end", kOut, "at the end, put the adapter with the lowest eval loss at the top of --out", &S::load_best, any},
     {"adapter_init", "", kOut, "start from this PEFT adapter (folder or Hub id) instead of a fresh one", &S::adapter_init, any, false, "DIR|ID"},
     {"resume", "resume-from-checkpoint", kOut, "continue the run saved in this folder (usually --out), from its latest complete checkpoint", &S::resume, any, false, "DIR"},
+    {"overwrite", "overwrite-output-dir", kOut, "write into --out even when it holds another run (its checkpoints and metrics are replaced); without it a non-empty --out is refused unless resumed", &S::overwrite, any},
 
     {"rank", "lora-r,r", kLora, "LoRA rank r", &S::r, range(1), false, "R"},
     {"alpha", "lora-alpha", kLora, "LoRA alpha (scale = alpha / r)", &S::alpha, positive(), false, "X"},
@@ -108,7 +109,8 @@ std::vector<OptionRow> make_table() {
     {"betas", "", kOpt, "AdamW betas as b1,b2", OptionCustom{betas_get, betas_set}, any, false, "B1,B2"},
     {"eps", "adam-epsilon", kOpt, "AdamW epsilon", &S::eps, positive(), false, "X"},
     {"max_grad_norm", "", kOpt, "clip the global gradient norm to this (0: no clipping)", &S::max_grad_norm, range(0), false, "X"},
-    {"scheduler", "lr-scheduler-type", kOpt, "learning-rate schedule: constant, linear or cosine", &S::scheduler, words("constant|linear|cosine"), false, "NAME"},
+    {"on_nan", "", kOpt, "a non-finite loss or gradient: stop (keep the last good checkpoint, exit 1) or skip the step (nothing updated)", &S::on_nan, words("stop|skip"), false, "WHAT"},
+    {"scheduler", "lr-scheduler-type", kOpt, "learning-rate schedule as transformers names it: constant (no warmup), constant_with_warmup, linear or cosine", &S::scheduler, words("constant|constant_with_warmup|linear|cosine"), false, "NAME"},
     {"warmup_steps", "", kOpt, "linear warmup steps (-1: --warmup-ratio of all steps)", &S::warmup_steps, range(-1), false, "N"},
     {"warmup_ratio", "", kOpt, "warmup as a fraction of all steps (when --warmup-steps is -1)", &S::warmup_ratio, range(0, 1), false, "FRACTION"},
 
@@ -292,7 +294,7 @@ void set_option(const OptionRow& row, TrainSettings& s, const std::vector<std::s
       row.field);
 }
 
-void validate_train_settings(const TrainSettings& s, const std::string& p) {
+void check_option_rules(const TrainSettings& s, const std::string& p) {
   // Each row's rule, on the value as it is now (the API sets members directly).
   for (const OptionRow& row : train_option_table()) {
     const std::string where = p + (p == "--" ? dashed(row.name) : std::string(row.name));
@@ -301,6 +303,13 @@ void validate_train_settings(const TrainSettings& s, const std::string& p) {
     TrainSettings scratch;
     set_option(row, scratch, {option_text(row, s)}, where);
   }
+  // max_steps: -1 (from epochs) or a count; 0 would be a run that silently trains nothing.
+  if (s.max_steps == 0)
+    throw Error("must be >= 1, got 0", p + (p == "--" ? "max-steps" : "max_steps"), "or -1 to run --epochs");
+}
+
+void validate_train_settings(const TrainSettings& s, const std::string& p) {
+  check_option_rules(s, p);
   auto name = [&](const char* n) { return p + (p == "--" ? dashed(n) : std::string(n)); };
   if (s.model_dir.empty()) throw Error("no model given", name("model"), "a model folder or a Hub id");
   if (s.data.empty()) throw Error("no training data given", name("data"));

@@ -60,6 +60,10 @@ std::string option_default_text(const OptionRow& row);
 // value). wick::Error names `where` (a flag or "file: key") and what was expected.
 void set_option(const OptionRow& row, TrainSettings& s, const std::vector<std::string>& values, const std::string& where);
 
+// Every row's rule alone (the one source of the per-option rules; validate_train_options in train/trainer.h
+// applies them to a TrainOptions too).
+void check_option_rules(const TrainSettings& s, const std::string& where_prefix = "--");
+
 // Every row's rule, and the rules that involve two fields (eval file vs split, load_best needs eval and
 // checkpoints, ...). where_prefix: "--" for the CLI, "TrainSettings::" for the API.
 void validate_train_settings(const TrainSettings& s, const std::string& where_prefix = "--");

@@ -14,6 +14,7 @@
 #include "tokenizer/chat_template.h"
 #include "tokenizer/tokenizer.h"
 #include "train/auto_batch.h"
+#include "train/checkpoint_dir.h"
 #include "train/checkpoint_policy.h"
 #include "train/report.h"
 #include "train/tensorboard.h"
@@ -54,7 +55,10 @@ TrainOptions to_options(const TrainSettings& s, const std::string& base_name) {
   t.max_grad_norm = s.max_grad_norm;
   t.seed = s.seed;
   t.shuffle = s.shuffle;
-  t.save_every = 0;  // periodic checkpoints are checkpoint-N folders, made here (CheckpointPolicy)
+  t.save_every = 0;        // periodic checkpoints: decided here (CheckpointPolicy), written by the Trainer
+  t.keep_checkpoints = 0;  // and pruned here (save_total_limit, never the best)
+  t.overwrite = s.overwrite;
+  t.on_nan = s.on_nan;
   t.packing = s.packing;
   t.max_seq_len = s.max_seq_len;
   t.eval_every = s.eval_every;
@@ -109,9 +113,11 @@ TrainRun::TrainRun(const TrainSettings& settings, TrainRunHooks hooks) : p_(std:
 
   p.opt = to_options(s, p.model_src.hub_id.empty() ? p.model_src.path : p.model_src.hub_id);
   if (!s.resume.empty()) {
-    p.opt.resume = latest_checkpoint(absolute(s.resume));
+    p.opt.resume = resolve_resume_dir(absolute(s.resume));
     if (p.opt.resume != absolute(s.resume)) p.log("resume from " + p.opt.resume + " (the latest complete checkpoint)");
   }
+  validate_train_options(p.opt);  // the Trainer's own rules (LoRA targets, ...) before any work
+  check_train_output(p.opt);      // a non-empty --out: resumed, or --overwrite
 
   TrainDataOptions d;
   d.data = s.data;
@@ -162,6 +168,7 @@ TrainRun::TrainRun(const TrainSettings& settings, TrainRunHooks hooks) : p_(std:
   fs::create_directories(s.out_dir);
   TrainSettings repeat = s;
   repeat.resume.clear();
+  repeat.overwrite = false;  // a repeat never replaces a folder unasked
   if (!p.model_src.hub_id.empty()) repeat.model_dir = p.model_src.hub_id;
   io::write_file_atomic((fs::path(s.out_dir) / "run.toml").string(), train_settings_toml(repeat));
 }
@@ -233,10 +240,14 @@ bool TrainRun::run(const std::atomic<bool>* stop) {
     }
   };
 
+  auto saved = [&](int64_t step) {
+    for (const std::string& d : policy.saved(step)) p.log("removed " + d + " (--save-total-limit)");
+  };
+  if (p.hooks.on_skip) tr.set_skip_callback(p.hooks.on_skip);
   tr.set_step_end_hook([&](int64_t step) {
     if (policy.due(step, tr.total_steps())) {
-      tr.save_checkpoint(policy.dir_for(step));
-      for (const std::string& d : policy.saved(step)) p.log("removed " + d + " (--save-total-limit)");
+      tr.save_checkpoint();
+      saved(step);
     }
     if (s.sample_every > 0 && step % s.sample_every == 0) sample(step);
     if (es_stop) {
@@ -260,17 +271,14 @@ bool TrainRun::run(const std::atomic<bool>* stop) {
       },
       stop);
   p.adapter_step = tr.step();
+  saved(tr.step());  // the final (or interrupted) checkpoint-<step> counts toward the limit too
 
   // load_best: the final state stays resumable as checkpoint-<final>, and the best adapter goes to the top.
   if (done && s.load_best && last_eval && last_eval->step == tr.step()) {
     const std::optional<CheckpointEntry> best = policy.best();
     if (best && best->step != tr.step() && *best->eval_loss < last_eval->loss) {
       try {
-        tr.save_checkpoint(policy.dir_for(tr.step()));
-        policy.saved(tr.step());
-        // The top level is no longer one step's state: drop the state files first, then swap the adapter.
-        fs::remove(out / "trainer_state.json");
-        fs::remove(out / "optimizer.safetensors");
+        // The top-level adapter links to checkpoint-<final>; each file is replaced by one rename.
         for (const char* f : {"adapter_config.json", "adapter_model.safetensors"})
           copy_atomic(fs::path(best->dir) / f, out / f);
       } catch (const fs::filesystem_error& e) {

@@ -27,6 +27,7 @@ struct TrainRunHooks {
   std::function<void(const StepReport&)> on_step;
   std::function<void(const EvalReport&)> on_eval;
   std::function<void(int64_t step, const std::string& prompt, const std::string& text)> on_sample;
+  std::function<void(const std::string&)> on_skip;  // --on-nan skip: what was not finite in a skipped step
 };
 
 class TrainRun {

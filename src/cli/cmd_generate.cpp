@@ -157,14 +157,24 @@ void register_chat(CLI::App& app) {
       }
       if (line.empty()) continue;
       msgs.push_back({"user", line});
-      const std::vector<int32_t> ids = s.encode(tmpl.render(msgs, true, std::nullopt));
-      GenerateResult r = s.generate(ids, o, [&](int32_t, const std::string& piece) {
-        std::fwrite(piece.data(), 1, piece.size(), stdout);
+      // A turn that fails (a line that is not UTF-8, a conversation longer than the model reads) is reported
+      // and dropped; the session goes on.
+      try {
+        const std::vector<int32_t> ids = s.encode(tmpl.render(msgs, true, std::nullopt));
+        GenerateResult r = s.generate(ids, o, [&](int32_t, const std::string& piece) {
+          std::fwrite(piece.data(), 1, piece.size(), stdout);
+          std::fflush(stdout);
+          return true;
+        });
+        std::printf("\n");
+        msgs.push_back({"assistant", r.text});
+        if (r.stop_reason == "context")
+          std::fprintf(stderr, "wick chat: the conversation fills the model's context; /reset to start a new one\n");
+      } catch (const Error& e) {
+        msgs.pop_back();
         std::fflush(stdout);
-        return true;
-      });
-      std::printf("\n");
-      msgs.push_back({"assistant", r.text});
+        std::fprintf(stderr, "wick chat: error: %s (the message was dropped; the conversation goes on)\n", e.what());
+      }
     }
   });
 }

@@ -4,6 +4,8 @@
 
 #include "cli/commands.h"
 #include "core/error.h"
+#include "io/fs_util.h"
+#include "io/output_folder.h"
 #include "model/presets.h"
 #include "tokenizer/tokenizer_files.h"
 
@@ -17,7 +19,9 @@ void register_init_model(CLI::App& app) {
   std::string names;
   for (const std::string& n : preset_names()) names += (names.empty() ? "" : ", ") + n;
   cmd->add_option("--preset", *preset, "one of: " + names)->required();
+  auto overwrite = std::make_shared<bool>(false);
   cmd->add_option("--out", *out, "output folder")->required();
+  cmd->add_flag("--overwrite", *overwrite, "replace the model in a non-empty --out (its weights, config and tokenizer files)");
   cmd->add_option("--seed", *seed, "random seed (default 0)");
   cmd->add_option("--dtype", *dtype, "weights dtype: bf16 (default), f32 or f16");
   cmd->add_option("--tokenizer-dir", *tok, "folder with tokenizer.json + tokenizer_config.json (default: the fetched Qwen tokenizer for Qwen presets, none for others)");
@@ -26,7 +30,10 @@ void register_init_model(CLI::App& app) {
     // The Qwen tokenizer's ids fit only a Qwen vocabulary; other families get theirs from --tokenizer-dir.
     const bool qwen = c.model_type.rfind("qwen", 0) == 0;
     const std::string tdir = !tok->empty() ? *tok : qwen ? default_tokenizer_dir() : "";
-    write_random_model(c, *out, *seed, dtype_from_name(*dtype), tdir, preset_embed_std(*preset));
+    io::check_output_folder(*out, *overwrite, "pass --overwrite to replace the model in it, or choose another --out");
+    // With --overwrite the old model files go (no old shard or index beside the new weights), but only after
+    // write_random_model has checked everything that can fail (a missing tokenizer must not cost the old model).
+    write_random_model(c, *out, *seed, dtype_from_name(*dtype), tdir, preset_embed_std(*preset), *overwrite);
     std::fprintf(stderr, "wick init-model: %s (%.1fM parameters, random weights) written to %s\n", preset->c_str(),
                  c.num_parameters() / 1e6, out->c_str());
   });

@@ -25,9 +25,12 @@ namespace wick::cli {
 namespace {
 
 std::atomic<bool> g_stop{false};
-extern "C" void on_sigint(int) {
-  // First Ctrl-C: finish the step, save, exit. Second: quit now (the last checkpoint stays as it was).
-  if (g_stop.exchange(true)) _exit(130);
+std::atomic<int> g_signal{0};
+extern "C" void on_stop_signal(int sig) {
+  // SIGINT (Ctrl-C) and SIGTERM (kill, a scheduler's time limit) alike: finish the step, save, exit 128 + sig.
+  // A second one: quit now (the last checkpoint stays as it was).
+  if (g_stop.exchange(true)) _exit(128 + sig);
+  g_signal.store(sig);
   const char msg[] = "\nwick train: stopping after this step and saving a checkpoint (Ctrl-C again to quit without saving)\n";
   (void)!write(STDERR_FILENO, msg, sizeof msg - 1);
 }
@@ -97,13 +100,16 @@ void register_train(CLI::App& app) {
         if (c == '\n') c = ' ';
       progress->note("sample step " + std::to_string(step) + "  " + prompt + " -> " + t);
     };
-    TrainRun run(s, hooks);
+    hooks.on_skip = [&progress](const std::string& l) { progress->note("--on-nan skip: " + l + "; step skipped"); };
+    TrainRun run(s, hooks);  // validates every option before any work (loading data and the model can take minutes)
     for (const std::string& l : settings_lines(run.settings_json())) std::fprintf(stderr, "wick train: %s\n", l.c_str());
     progress = std::make_unique<Progress>(stderr, isatty(STDERR_FILENO), run.total_steps(), run.start_step(),
                                           run.settings().log_every);
-    std::signal(SIGINT, on_sigint);
+    std::signal(SIGINT, on_stop_signal);
+    std::signal(SIGTERM, on_stop_signal);
     const bool done = run.run(&g_stop);
     std::signal(SIGINT, SIG_DFL);
+    std::signal(SIGTERM, SIG_DFL);
     progress->end();
     const std::string out = run.settings().out_dir;
     if (run.stopped_early()) std::fprintf(stderr, "wick train: stopped early (no eval improvement)\n");
@@ -112,7 +118,8 @@ void register_train(CLI::App& app) {
                    static_cast<long long>(run.adapter_step()));
     print_train_summary(stderr, s.model_dir, out, done, run.step(), run.total_steps(), progress->smoothed_loss(),
                         done ? "" : resume_command(*cmd, out));
-    if (!done) std::exit(130);  // interrupted (checkpoint saved): a script's `wick train && ...` stops here
+    // interrupted (checkpoint saved): 130 after SIGINT, 143 after SIGTERM; a script's `wick train && ...` stops here
+    if (!done) std::exit(128 + (g_signal.load() ? g_signal.load() : SIGINT));
   });
 }
 
@@ -124,9 +131,12 @@ void register_merge(CLI::App& app) {
   cmd->add_option("--revision", *revision, "with a Hub id: the branch, tag or commit (default main)");
   cmd->add_option("--adapter", *adapter, "PEFT adapter folder or Hub id")->required();
   cmd->add_option("--out", *out, "output model folder")->required();
+  auto overwrite = std::make_shared<bool>(false);
+  cmd->add_flag("--overwrite", *overwrite, "replace the model in a non-empty --out (its weights, index, config and tokenizer files)");
   cmd->callback([=] {
     merge_adapter_folder(resolve_model(*model, *revision, "config.json", "--model").path,
-                         resolve_model(*adapter, "", "adapter_config.json", "--adapter").path, *out);
+                         resolve_model(*adapter, "", "adapter_config.json", "--adapter").path, *out, 5'000'000'000,
+                         *overwrite);
     std::fprintf(stderr, "wick merge: wrote %s\n", out->c_str());
   });
 }

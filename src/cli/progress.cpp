@@ -172,7 +172,10 @@ void print_train_summary(FILE* out, const std::string& model_dir, const std::str
   l += std::to_string(step) + " of " + std::to_string(total_steps) + " steps, " + std::to_string(m.tokens) + " tokens in " +
        clock_str(m.step_seconds);
   if (m.step_seconds > 0) l += " (" + rate_str(m.tokens / m.step_seconds) + " tok/s)";
-  if (!m.loss.empty()) l += printf_str(", final loss %.4f", m.loss.back()) + printf_str(" (smoothed %.4f)", smoothed_loss);
+  // No smoothed value when this invocation ran no step (a resume of a finished run): never a made-up 0.
+  if (!m.loss.empty())
+    l += printf_str(", final loss %.4f", m.loss.back()) +
+         (std::isfinite(smoothed_loss) ? printf_str(" (smoothed %.4f)", smoothed_loss) : std::string());
   std::fprintf(out, "wick train: %s\n", l.c_str());
   if (m.best_eval_step >= 0)
     std::fprintf(out, "wick train: best eval loss %.4f (ppl %.2f) at step %lld\n", m.best_eval_loss,

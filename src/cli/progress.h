@@ -1,6 +1,7 @@
 // What `wick train` shows while it runs: the effective settings at start, then a progress bar redrawn in
 // place on a terminal (stderr) or plain lines every N steps on a pipe, then a summary.
 #pragma once
+#include <limits>
 #include <CLI/CLI.hpp>
 
 #include <cstdint>
@@ -27,7 +28,7 @@ class Progress {
   void update(const StepReport& r);
   void end();  // ends the bar's line (terminal)
   void note(const std::string& line);  // a line of its own (an eval result), the bar redrawn below it
-  double smoothed_loss() const { return w_ > 0 ? acc_ / w_ : 0.0; }
+  double smoothed_loss() const { return w_ > 0 ? acc_ / w_ : std::numeric_limits<double>::quiet_NaN(); }  // NaN: no step yet
 
  private:
   std::string line(const StepReport& r, bool bar) const;

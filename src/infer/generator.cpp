@@ -31,8 +31,17 @@ GenerateResult Generator::generate(const std::vector<int32_t>& prompt, const Gen
   for (int32_t id : prompt)
     if (id < 0 || id >= V)
       throw Error("prompt token id " + std::to_string(id) + " is outside the vocabulary [0, " + std::to_string(V) + ")");
-  const int64_t cap = static_cast<int64_t>(prompt.size()) + std::max<int64_t>(opt.max_new_tokens, 0);
-  KVCache cache(m_, 1, std::min<int64_t>(cap, m_.config().max_position_embeddings));
+  // The model reads at most max_position_embeddings tokens: a longer prompt is the prompt's problem (no
+  // setting of wick's can fit it), and generation stops when the context is full.
+  const int64_t max_pos = m_.config().max_position_embeddings;
+  const int64_t n_prompt = static_cast<int64_t>(prompt.size());
+  if (n_prompt >= max_pos)
+    throw Error("the prompt has " + std::to_string(n_prompt) + " tokens; this model reads at most " + std::to_string(max_pos) +
+                    " (max_position_embeddings), prompt and generated tokens together",
+                "prompt", "shorten the prompt (in wick chat: /reset starts a new conversation)");
+  // Saturating: max_new_tokens may be as large as INT64_MAX.
+  const int64_t cap = n_prompt + std::min<int64_t>(std::max<int64_t>(opt.max_new_tokens, 0), max_pos - n_prompt);
+  KVCache cache(m_, 1, cap);
   Sampler sampler(opt.sampling);
   std::vector<int32_t> history = prompt;
   std::vector<float> logits(V);
@@ -92,7 +101,11 @@ GenerateResult Generator::generate(const std::vector<int32_t>& prompt, const Gen
       res.stop_reason = "callback";
       break;
     }
-    if (cache.length() >= cache.capacity()) break;
+    if (cache.length() >= cache.capacity()) {
+      // The KV cache is full: max_new_tokens reached, or the model's context (max_position_embeddings).
+      if (opt.max_new_tokens > max_pos - n_prompt) res.stop_reason = "context";
+      break;
+    }
     ids = Tensor::from_i32({next}, {1, 1});
   }
   if (dec && res.stop_reason != "stop_string") {

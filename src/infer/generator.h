@@ -25,7 +25,7 @@ struct GenerateOptions {
 struct GenerateResult {
   std::vector<int32_t> ids;  // generated ids (prompt excluded; a final eos id included)
   std::string text;          // decoded, cut before a stop string; special tokens skipped
-  std::string stop_reason;   // "eos", "stop_string", "length"
+  std::string stop_reason;   // "eos", "stop_string", "length", "context" (max_position_embeddings reached)
   double prefill_s = 0, decode_s = 0;
   int64_t prompt_tokens = 0;
 };

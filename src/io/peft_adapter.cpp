@@ -5,6 +5,7 @@
 #include <filesystem>
 
 #include "core/error.h"
+#include "core/warn.h"
 #include "io/fs_util.h"
 #include "io/safetensors.h"
 
@@ -123,8 +124,21 @@ AdapterFiles load_peft_adapter(const std::string& dir) {
       throw Error("tensor '" + h.b_name + "' has shape " + shape_str(h.B.shape()) + ", i.e. rank " + std::to_string(h.B.dim(1)) +
                       ", but adapter_config.json says r = " + std::to_string(r),
                   st_path);
+    // PEFT puts a LoRA only on the modules target_modules / exclude_modules / layers_to_transform select;
+    // weights for any other module are unexpected keys that it does not apply. wick does the same, aloud.
+    if (!out.cfg.targets(module)) {
+      out.ignored.push_back(module);
+      continue;
+    }
     out.modules[module] = LoraPair{h.A, h.B};
   }
+  if (!out.ignored.empty())
+    warn(std::to_string(out.ignored.size()) + " LoRA module(s) in " + st_path +
+         " are not selected by adapter_config.json (target_modules / layers_to_transform) and are not applied, as in PEFT; first: " +
+         out.ignored.front());
+  if (out.modules.empty())
+    throw Error("no LoRA tensor of this adapter is selected by its target_modules / layers_to_transform", cfg_path,
+                "the config and the weights disagree: fix target_modules");
   return out;
 }
 

@@ -34,6 +34,8 @@ struct LoraConfig {
   std::string init_lora_weights = "true";  // as PEFT spells it: "true", "false", "gaussian", ...
 
   double scale() const;  // alpha / r, or alpha / sqrt(r) with rsLoRA
+  // The rules the loader applies: r >= 1, alpha finite, dropout in [0, 1), some target; wick::Error at where.
+  void check(const std::string& where) const;
   // Whether PEFT would put a LoRA on the module at this path (e.g. "model.layers.0.self_attn.q_proj").
   bool targets(const std::string& module_path) const;
 
@@ -50,10 +52,12 @@ struct LoraPair {
 struct AdapterFiles {
   LoraConfig cfg;
   std::map<std::string, LoraPair> modules;  // key: HF module path, e.g. "model.layers.0.self_attn.q_proj"
+  std::vector<std::string> ignored;         // modules in the file that the config does not select (not applied)
 };
 
 // Reads <dir>/adapter_config.json and <dir>/adapter_model.safetensors. Tensors (F32/BF16/F16) come back
-// as f32 host tensors owning their memory.
+// as f32 host tensors owning their memory. As PEFT, only modules the config selects (target_modules,
+// exclude_modules, layers_to_transform) are kept; the others are listed in `ignored`, with a warning.
 AdapterFiles load_peft_adapter(const std::string& dir);
 
 // Writes <dir>/adapter_config.json and <dir>/adapter_model.safetensors (F32, PEFT's tensor names

@@ -65,6 +65,15 @@ static std::optional<int64_t> layer_index(const std::string& path) {
 
 double LoraConfig::scale() const { return use_rslora ? alpha / std::sqrt(static_cast<double>(r)) : alpha / r; }
 
+void LoraConfig::check(const std::string& where) const {
+  // Each field named as adapter_config.json and `wick train` spell it.
+  if (r < 1) throw Error("LoRA rank r (--rank) must be >= 1, got " + std::to_string(r), where);
+  if (!std::isfinite(alpha)) throw Error("lora_alpha (--alpha) must be a finite number, got " + std::to_string(alpha), where);
+  if (!(dropout >= 0 && dropout < 1))
+    throw Error("lora_dropout (--dropout) must be in [0, 1), got " + std::to_string(dropout), where);
+  if (target_modules.empty() && !target_regex) throw Error("no target_modules (--targets)", where, "e.g. q_proj,v_proj or all");
+}
+
 bool LoraConfig::targets(const std::string& module_path) const {
   // "all-linear": PEFT expands it per model to every Linear but the output layer; wick asks only about a
   // model's Linears (model/family.h's LoRA-targetable ones), so everything but lm_head matches.

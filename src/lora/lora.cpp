@@ -14,7 +14,50 @@ const std::vector<std::string>& all_lora_targets() {
   return t;
 }
 
+std::vector<std::string> lora_module_paths(const ModelConfig& cfg) {
+  std::vector<std::string> out;
+  for (const WeightSpec& w : cfg.family().weights(cfg))
+    if (w.lora && w.role == WeightRole::Weight) out.push_back(w.module());
+  return out;
+}
+
+void check_targets(const io::LoraConfig& lc, const ModelConfig& cfg, const std::string& where) {
+  if (lc.all_linear) return;  // every Linear but lm_head: never empty, never lm_head
+  // As PEFT: a selection that matches no module of the model is an error ("Target modules ... not found in
+  // the base model"); one that matches modules wick cannot adapt is refused rather than dropped.
+  for (const char* unsupported : {"lm_head", "model.embed_tokens"})
+    if (lc.targets(unsupported))
+      throw Error(std::string("target_modules selects '") + unsupported + "'; LoRA on it is not supported yet", where);
+  for (const std::string& p : lora_module_paths(cfg))
+    if (lc.targets(p)) return;
+  std::string t = lc.target_regex ? "'" + *lc.target_regex + "'" : std::string();
+  if (!lc.target_regex)
+    for (const auto& m : lc.target_modules) t += (t.empty() ? "" : ", ") + m;
+  std::string names;
+  for (const std::string& n : lora_target_names(cfg)) names += (names.empty() ? "" : ", ") + n;
+  throw Error("target_modules " + t + " selects no module of this model (" + std::to_string(cfg.num_layers) +
+                  " layers of " + names + ")",
+              where, "PEFT refuses such an adapter too: name some of " + names);
+}
+
+io::LoraConfig config_matching(const io::LoraConfig& c, const ModelConfig& cfg,
+                               const std::map<std::string, io::LoraPair>& modules) {
+  bool same = true;
+  for (const std::string& p : lora_module_paths(cfg)) same = same && c.targets(p) == (modules.count(p) != 0);
+  if (same) return c;
+  io::LoraConfig out = c;
+  out.all_linear = false;
+  out.target_regex.reset();
+  out.exclude_modules.clear();
+  out.exclude_regex.reset();
+  out.layers_to_transform.clear();
+  out.target_modules.clear();
+  for (const auto& [m, pair] : modules) out.target_modules.push_back(m);  // full paths: PEFT's suffix rule matches exactly these
+  return out;
+}
+
 void validate_against(const io::AdapterFiles& adapter, const ModelConfig& cfg, const std::string& where) {
+  check_targets(adapter.cfg, cfg, where);
   const std::string prefix = "base_model.model.";
   const int64_t r = adapter.cfg.r;
   for (const auto& [module, pair] : adapter.modules) {

@@ -15,8 +15,20 @@ namespace wick {
 // known): q_proj, k_proj, v_proj, o_proj, gate_proj, up_proj, down_proj.
 const std::vector<std::string>& all_lora_targets();
 
-// Checks that every module of the adapter is a LoRA-targetable Linear of a model with this config (its
-// family's weight table) and that A is [r, in] and B [out, r] for it; where names the adapter in messages.
+// The module paths of every LoRA-targetable Linear of a model with this config: each entry of its family's
+// weight table with lora set and role Weight ("model.layers.3.self_attn.q_proj", ...).
+std::vector<std::string> lora_module_paths(const ModelConfig& cfg);
+// Refuses, as PEFT does, a target selection (target_modules / exclude_modules / layers_to_transform) that
+// selects no module of the model, and one that selects lm_head or the embeddings (not supported).
+// all-linear always selects something and is not checked.
+void check_targets(const io::LoraConfig& lc, const ModelConfig& cfg, const std::string& where);
+// c when it selects exactly the modules present; else c with target_modules = the present module paths (and
+// no regex, all-linear, exclusions or layer list), so a written adapter_config.json always matches its tensors.
+io::LoraConfig config_matching(const io::LoraConfig& c, const ModelConfig& cfg,
+                               const std::map<std::string, io::LoraPair>& modules);
+
+// check_targets, then that every module of the adapter is a LoRA-targetable Linear of a model with this
+// config (its family's weight table) and that A is [r, in] and B [out, r] for it; where names the adapter.
 void validate_against(const io::AdapterFiles& adapter, const ModelConfig& cfg, const std::string& where);
 
 // Fresh adapters on every targeted linear: A ~ U(-1/sqrt(in), 1/sqrt(in)) (kaiming_uniform, a = sqrt(5)),
@@ -45,8 +57,9 @@ void merge_adapters(CausalLM& m);
 // Merges a PEFT adapter into a Hugging Face model folder without loading the model for compute:
 // writes out_dir with config.json, the weights in the base dtype (model.safetensors, or shards of at most
 // max_shard_bytes with model.safetensors.index.json; lora/merge_folder.h), the chat template and the
-// tokenizer/generation files copied.
+// tokenizer/generation files copied. A non-empty out_dir is refused unless overwrite; then the model files it
+// held are removed first (no old shard, index or tokenizer file stays beside the new weights).
 void merge_adapter_folder(const std::string& model_dir, const std::string& adapter_dir, const std::string& out_dir,
-                          int64_t max_shard_bytes = 5'000'000'000);
+                          int64_t max_shard_bytes = 5'000'000'000, bool overwrite = false);
 
 }  // namespace wick

@@ -11,6 +11,7 @@
 #include <set>
 
 #include "core/error.h"
+#include "io/output_folder.h"
 #include "io/peft_adapter.h"
 #include "io/safetensors.h"
 #include "lora/lora.h"
@@ -140,10 +141,12 @@ const std::vector<std::string>& merge_copied_files() {
 }
 
 void merge_adapter_folder(const std::string& model_dir, const std::string& adapter_dir, const std::string& out_dir,
-                          int64_t max_shard_bytes) {
+                          int64_t max_shard_bytes, bool overwrite) {
   if (fs::exists(out_dir) && fs::equivalent(out_dir, model_dir))
     throw Error("the output folder is the model folder", out_dir, "merge into a new folder");
-  const std::vector<io::LazyTensor> tensors = merged_model_tensors(model_dir, adapter_dir);
+  io::check_output_folder(out_dir, overwrite, "pass --overwrite to replace the model in it, or choose another --out");
+  const std::vector<io::LazyTensor> tensors = merged_model_tensors(model_dir, adapter_dir);  // checks the adapter
+  if (overwrite && fs::is_directory(out_dir)) io::remove_model_files(out_dir);  // nothing of the old model beside the new weights
   save_sharded_safetensors(out_dir, tensors, max_shard_bytes);
   for (const std::string& f : merge_copied_files()) {
     const fs::path src = fs::path(model_dir) / f;

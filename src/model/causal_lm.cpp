@@ -3,8 +3,10 @@
 
 #include <filesystem>
 #include <functional>
+#include <set>
 
 #include "core/error.h"
+#include "core/warn.h"
 #include "core/rng.h"
 #include "io/safetensors.h"
 #include "model/forward_workspace.h"
@@ -28,7 +30,36 @@ Tensor load_param(const io::Checkpoint& ck, const std::string& name, const Shape
   Tensor host = ck.get(name);
   if (!dtype_is_float(host.dtype()))
     throw Error("tensor '" + name + "' has dtype " + info.dtype_str + ", expected a float type", ck.where(name));
-  return host.to(dt).to(dev);
+  Tensor t = host.to(dt).to(dev);
+  // Never keep a view of the mmapped file: a file truncated or rewritten in place while wick runs would
+  // turn the next read of it into SIGBUS. Conversions and device copies already own their memory.
+  if (t.device() == host.device() && t.raw() == host.raw()) t = t.clone();
+  return t;
+}
+
+// After loading: tensors of layers the config does not have mean config.json and the weights disagree
+// (refused); other tensors the family's table does not use are reported, not silently dropped.
+void check_unused(const io::Checkpoint& ck, const std::set<std::string>& used, const ModelConfig& c, const std::string& dir) {
+  std::vector<std::string> unused;
+  for (const std::string& n : ck.names())
+    if (!used.count(n)) unused.push_back(n);
+  for (const std::string& n : unused) {
+    const std::string pre = "model.layers.";
+    if (n.rfind(pre, 0) != 0) continue;
+    const size_t dot = n.find('.', pre.size());
+    const std::string num = n.substr(pre.size(), dot == std::string::npos ? std::string::npos : dot - pre.size());
+    if (!num.empty() && num.size() < 10 && num.find_first_not_of("0123456789") == std::string::npos &&
+        std::stoll(num) >= c.num_layers)
+      throw Error("the checkpoint holds layer " + num + " ('" + n + "') but config.json says num_hidden_layers = " +
+                      std::to_string(c.num_layers),
+                  ck.where(n), "config.json and the weights disagree: fix num_hidden_layers");
+  }
+  if (unused.empty()) return;
+  std::string list;
+  for (size_t i = 0; i < unused.size() && i < 3; i++) list += (i ? ", " : "") + unused[i];
+  if (unused.size() > 3) list += ", ...";
+  warn(std::to_string(unused.size()) + " tensor(s) in " + dir + " are not used by the " + c.model_type +
+       " architecture of its config.json and are ignored: " + list);
 }
 
 // Fills w from `get`, model-level tensors first, then the layers in table order (the order random models
@@ -65,7 +96,12 @@ std::unique_ptr<CausalLM> CausalLM::load(const std::string& dir, Device device, 
   m->dtype_ = dtype;
   m->dir_ = dir;
   const io::Checkpoint ck = io::Checkpoint::open(dir);
-  assemble(m->cfg_, m->w_, [&](const WeightSpec& s) { return load_param(ck, s.name, s.shape, device, dtype, m->cfg_.model_type); });
+  std::set<std::string> used;
+  assemble(m->cfg_, m->w_, [&](const WeightSpec& s) {
+    used.insert(s.name);
+    return load_param(ck, s.name, s.shape, device, dtype, m->cfg_.model_type);
+  });
+  check_unused(ck, used, m->cfg_, dir);
   return m;
 }
 

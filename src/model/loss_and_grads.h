@@ -4,6 +4,7 @@
 // step; the f32 copies the adapters read in bf16 mode are recomputed in backward, not stored; the loss is
 // computed in row chunks so [N, V] logits never exist whole.
 #pragma once
+#include <limits>
 #include <cstdint>
 #include <memory>
 #include <vector>
@@ -26,7 +27,8 @@ struct TrainBatch {
 struct LossSum {
   double sum = 0;     // sum of per-token losses over counted targets
   int64_t count = 0;  // counted targets
-  double mean() const { return count ? sum / count : 0.0; }
+  // No counted target (every label -100): no loss at all, NaN (as torch's mean over nothing), never 0.
+  double mean() const { return count ? sum / count : std::numeric_limits<double>::quiet_NaN(); }
 };
 
 class LossAndGrads {

@@ -5,6 +5,7 @@
 
 #include "core/error.h"
 #include "core/rng.h"
+#include "io/output_folder.h"
 #include "io/safetensors.h"
 #include "model/family.h"
 
@@ -82,7 +83,7 @@ ModelConfig preset_config(const std::string& name) {
 static constexpr const char* kTokenizerFiles[] = {"tokenizer.json", "tokenizer_config.json"};
 
 void write_random_model(const ModelConfig& c, const std::string& out_dir, uint64_t seed, DType dtype,
-                        const std::string& tokenizer_dir, float embed_std) {
+                        const std::string& tokenizer_dir, float embed_std, bool replace) {
   if (dtype != DType::F32 && dtype != DType::BF16 && dtype != DType::F16)
     throw Error("weights dtype must be f32, bf16 or f16", "--dtype");
   // Everything that can fail is checked before the first byte is written: a missing tokenizer used to
@@ -91,6 +92,7 @@ void write_random_model(const ModelConfig& c, const std::string& out_dir, uint64
     for (const char* f : kTokenizerFiles)
       if (!fs::exists(fs::path(tokenizer_dir) / f))
         throw Error(std::string("missing ") + f, tokenizer_dir, "run scripts/fetch_tokenizer.sh (or setup) first");
+  if (replace && fs::is_directory(out_dir)) io::remove_model_files(out_dir);  // no old shard or index beside the new weights
   fs::create_directories(out_dir);
   Rng rng(seed);
   std::vector<std::pair<std::string, Tensor>> tensors;

@@ -1,4 +1,5 @@
 #include "train/auto_batch.h"
+#include "train/checkpoint_dir.h"
 
 #include <algorithm>
 #include <cstdio>
@@ -72,7 +73,7 @@ BatchChoice resolve_batch_size(const TrainOptions& t, CausalLM& m, const Dataset
   if (t.batch_size < 0) throw Error("batch size must be >= 1 (or 0 to choose one)", "--batch-size");
   if (t.batch_size > 0) return {t.batch_size, "given"};
   if (!t.resume.empty()) {
-    const std::string p = t.resume + "/trainer_state.json";
+    const std::string p = resolve_resume_dir(t.resume) + "/trainer_state.json";
     const nlohmann::json st = io::read_json_file(p);
     const auto& o = st.contains("options") ? st["options"] : nlohmann::json();
     if (!o.is_object() || !o.contains("batch_size") || !o["batch_size"].is_number_integer() || o["batch_size"].get<int64_t>() < 1)

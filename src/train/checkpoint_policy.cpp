@@ -6,54 +6,24 @@
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
+#include "train/checkpoint_dir.h"
 
 namespace fs = std::filesystem;
 using nlohmann::json;
 
 namespace wick {
 
-namespace {
-
-// trainer_state.json's step, or -1 when the folder holds no complete checkpoint.
-int64_t state_step(const fs::path& dir) {
-  std::ifstream f(dir / "trainer_state.json");
-  if (!f) return -1;
-  const json j = json::parse(f, nullptr, false);
-  if (!j.is_object() || !j.contains("step") || !j["step"].is_number_integer()) return -1;
-  return j["step"].get<int64_t>();
-}
-
-}  // namespace
-
-std::string checkpoint_dir_name(int64_t step) { return "checkpoint-" + std::to_string(step); }
-
 std::vector<CheckpointEntry> list_checkpoints(const std::string& out_dir) {
   std::vector<CheckpointEntry> out;
   std::error_code ec;
   for (const auto& e : fs::directory_iterator(out_dir, ec)) {
-    const std::string n = e.path().filename().string();
-    if (!e.is_directory() || n.rfind("checkpoint-", 0) != 0) continue;
-    const std::string num = n.substr(11);
-    if (num.empty() || num.find_first_not_of("0123456789") != std::string::npos) continue;
-    const int64_t step = state_step(e.path());
-    if (step < 0) continue;  // incomplete (a crash mid-save) or not ours
-    out.push_back({step, e.path().string(), std::nullopt});
+    const auto step = checkpoint_step(e.path().filename().string());
+    // Complete: trainer_state.json is in it (CheckpointWriter renames only complete folders to this name).
+    if (!step || !e.is_directory() || !fs::is_regular_file(e.path() / "trainer_state.json")) continue;
+    out.push_back({*step, e.path().string(), std::nullopt});
   }
   std::sort(out.begin(), out.end(), [](const auto& a, const auto& b) { return a.step < b.step; });
   return out;
-}
-
-std::string latest_checkpoint(const std::string& run_dir) {
-  std::string best;
-  int64_t best_step = -1;
-  const int64_t top = state_step(run_dir);
-  if (top >= 0) best = run_dir, best_step = top;
-  for (const CheckpointEntry& c : list_checkpoints(run_dir))
-    if (c.step > best_step) best = c.dir, best_step = c.step;
-  if (best.empty())
-    throw Error("no complete checkpoint here (no trainer_state.json in it or in a checkpoint-N folder)", run_dir,
-                "resume from the --out folder of a wick train run");
-  return best;
 }
 
 CheckpointPolicy::CheckpointPolicy(std::string out_dir, int64_t save_every, int64_t total_limit)
@@ -73,7 +43,7 @@ bool CheckpointPolicy::due(int64_t step, int64_t total_steps) const {
   return every_ > 0 && step % every_ == 0 && step < total_steps;
 }
 
-std::string CheckpointPolicy::dir_for(int64_t step) const { return (fs::path(out_) / checkpoint_dir_name(step)).string(); }
+std::string CheckpointPolicy::dir_for(int64_t step) const { return (fs::path(out_) / checkpoint_name(step)).string(); }
 
 void CheckpointPolicy::evaluated(int64_t step, double loss) {
   eval_[step] = loss;
@@ -89,7 +59,7 @@ std::optional<CheckpointEntry> CheckpointPolicy::best() const {
 }
 
 std::vector<std::string> CheckpointPolicy::saved(int64_t step) {
-  kept_.erase(std::remove_if(kept_.begin(), kept_.end(), [&](const auto& c) { return c.step == step; }), kept_.end());
+  kept_.erase(std::remove_if(kept_.begin(), kept_.end(), [&](const auto& c) { return c.step >= step; }), kept_.end());
   CheckpointEntry e{step, dir_for(step), std::nullopt};
   if (eval_.count(step)) e.eval_loss = eval_[step];
   kept_.push_back(e);
@@ -104,7 +74,9 @@ std::vector<std::string> CheckpointPolicy::saved(int64_t step) {
       continue;
     }
     std::error_code ec;
-    fs::remove_all(c.dir, ec);
+    const fs::path aside = fs::path(c.dir).parent_path() / ("." + fs::path(c.dir).filename().string() + ".old");
+    fs::rename(c.dir, aside, ec);
+    fs::remove_all(ec ? fs::path(c.dir) : aside, ec);
     deleted.push_back(c.dir);
     kept_.erase(kept_.begin() + static_cast<std::ptrdiff_t>(i));
   }

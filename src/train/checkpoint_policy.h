@@ -1,8 +1,9 @@
-// The checkpoint folders of a run, in the Hugging Face Trainer's layout: OUT/checkpoint-N/ every save_every
-// steps, each a loadable PEFT adapter plus the optimizer and trainer state (resumable), at most
-// save_total_limit of them (the oldest deleted first, never the best by eval loss nor the newest). The
-// writing is the Trainer's (Trainer::save_checkpoint(dir)); this file decides which steps save, which
-// folders stay, which one is best, and which one --resume continues.
+// Which checkpoints of a run are written and kept, in the Hugging Face Trainer's layout: OUT/checkpoint-N/
+// every save_every steps (and the final or interrupted step), each a loadable PEFT adapter plus the optimizer
+// and trainer state (resumable), at most save_total_limit of them (the oldest deleted first, never the best
+// by eval loss nor the newest). The writing is the Trainer's (Trainer::save_checkpoint, crash-safe through
+// CheckpointWriter, train/checkpoint_dir.h, which also names the folders and finds the latest complete one
+// for --resume); this file decides which steps save, which folders stay and which one is best.
 #pragma once
 #include <cstdint>
 #include <map>
@@ -18,15 +19,8 @@ struct CheckpointEntry {
   std::optional<double> eval_loss;  // the evaluation made at this step, if any
 };
 
-// "checkpoint-N" folder name of step N.
-std::string checkpoint_dir_name(int64_t step);
-
-// The complete checkpoint-N folders of out_dir (trainer_state.json present: it is written last), by step.
+// The complete checkpoint-N folders of out_dir (trainer_state.json present), by step.
 std::vector<CheckpointEntry> list_checkpoints(const std::string& out_dir);
-
-// The folder a resumed run continues: among run_dir itself and its checkpoint-N folders, the complete one
-// with the highest step (trainer_state.json's "step"). wick::Error when there is none.
-std::string latest_checkpoint(const std::string& run_dir);
 
 class CheckpointPolicy {
  public:
@@ -37,8 +31,9 @@ class CheckpointPolicy {
   bool due(int64_t step, int64_t total_steps) const;  // a periodic checkpoint at this step?
   std::string dir_for(int64_t step) const;            // out_dir/checkpoint-<step>
   void evaluated(int64_t step, double loss);          // an eval loss at this step (best tracking)
-  // After checkpoint-<step> was written: records it, then deletes the oldest folders beyond the limit (never
-  // the best, never this one). Returns the folders deleted.
+  // After checkpoint-<step> was written: records it (forgetting later steps: a resumed run abandoned them),
+  // then deletes the oldest folders beyond the limit (never the best, never this one; each renamed to a
+  // dot-folder first, so none is half-removed under its checkpoint name). Returns the folders deleted.
   std::vector<std::string> saved(int64_t step);
   // The kept checkpoint with the lowest eval loss (ties: the earlier), if any has one.
   std::optional<CheckpointEntry> best() const;

@@ -1,5 +1,6 @@
 #include "train/optimizer.h"
 
+#include <cmath>
 #include <map>
 
 #include "core/error.h"
@@ -18,11 +19,35 @@ double AdamW::step(double lr, double max_grad_norm) {
   for (const LoraParam& p : params_) grads.push_back(*p.grad);
   float coef = 1.0f;
   const double norm = grad_norm(grads, max_grad_norm, &coef);
+  if (!std::isfinite(norm)) return norm;  // the caller stops or skips; nothing updated
   steps_++;
   AdamWConfig c = cfg_;
   c.lr = lr;
   for (size_t i = 0; i < params_.size(); i++) adamw_step(*params_[i].value, *params_[i].grad, m_[i], v_[i], c, steps_, coef);
   return norm;
+}
+
+static bool all_finite(const Tensor& t) {
+  const Tensor h = t.to(Device::cpu()).to(DType::F32);
+  const float* p = h.data<float>();
+  for (int64_t i = 0; i < h.numel(); i++)
+    if (!std::isfinite(p[i])) return false;
+  return true;
+}
+
+std::pair<std::string, int64_t> AdamW::first_nonfinite_grad() const {
+  std::pair<std::string, int64_t> out{"", 0};
+  for (const LoraParam& p : params_)
+    if (!all_finite(*p.grad)) {
+      if (out.second++ == 0) out.first = p.name;
+    }
+  return out;
+}
+
+bool AdamW::values_finite() const {
+  for (const LoraParam& p : params_)
+    if (!all_finite(*p.value)) return false;
+  return true;
 }
 
 std::vector<std::pair<std::string, Tensor>> AdamW::state_tensors() const {

@@ -14,14 +14,21 @@ class AdamW {
  public:
   AdamW(std::vector<LoraParam> params, AdamWConfig cfg);
   // Global grad norm (before clipping), clip when max_grad_norm > 0, one AdamW update at learning rate lr.
-  // Returns the norm. Increments steps().
+  // Returns the norm and increments steps(). A non-finite norm (a NaN or inf gradient) updates nothing and
+  // leaves steps() as it was: the norm the step computes anyway is the check, so it costs nothing on CUDA.
   double step(double lr, double max_grad_norm);
   int64_t steps() const { return steps_; }
+  // After a non-finite norm: the first parameter (in lora_params order) whose gradient holds a NaN or inf,
+  // and how many do; copies the gradients to the host, so only called then.
+  std::pair<std::string, int64_t> first_nonfinite_grad() const;
+  // Whether every parameter value is finite (host copies; called before a checkpoint replaces a good one).
+  bool values_finite() const;
   const AdamWConfig& config() const { return cfg_; }
   // "<param name>.exp_avg" / ".exp_avg_sq" -> host copies.
   std::vector<std::pair<std::string, Tensor>> state_tensors() const;
   // Restores moments from tensors named as state_tensors() writes them; every one must be present.
   void load_state(const std::vector<std::pair<std::string, Tensor>>& tensors, int64_t steps, const std::string& where);
+  void set_steps(int64_t steps) { steps_ = steps; }
 
  private:
   std::vector<LoraParam> params_;

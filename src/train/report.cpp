@@ -68,7 +68,7 @@ json train_settings_json(const TrainOptions& t, const RunInfo& info) {
   }
   if (lora.target_regex) targets = *lora.target_regex;
   if (lora.all_linear) targets = "all-linear";
-  const int64_t warmup = t.warmup_steps >= 0 ? t.warmup_steps : warmup_steps_from_ratio(t.warmup_ratio, info.total_steps);
+  const int64_t warmup = effective_warmup_steps(parse_schedule_kind(t.scheduler), t.warmup_steps, t.warmup_ratio, info.total_steps);
   char betas[64];
   std::snprintf(betas, sizeof betas, "%g,%g", t.beta1, t.beta2);
   json s = {{"model", info.model_dir}, {"data", info.data_path}, {"out", t.out_dir}, {"examples", info.examples},

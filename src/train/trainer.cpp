@@ -4,7 +4,7 @@
 #include <cmath>
 #include <filesystem>
 #include <fstream>
-#include <utility>
+#include <limits>
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
@@ -13,6 +13,7 @@
 #include "model/loss_and_grads.h"
 #include "train/flops.h"
 #include "train/batcher.h"
+#include "train/checkpoint_dir.h"
 #include "train/optimizer.h"
 
 namespace fs = std::filesystem;
@@ -37,6 +38,8 @@ struct Trainer::Impl {
   int64_t last_eval_step = -1;
   double peak_flops = 0;  // the device's bf16 rate for MFU (0: unknown, no MFU)
   std::function<bool(int64_t)> on_step_end;
+  int64_t skipped_steps = 0;                        // --on-nan skip
+  std::function<void(const std::string&)> on_skip;  // told about each skipped step
 
   Impl(CausalLM& model, const Dataset& d, TrainOptions o, const Dataset* ev)
       : m(model), data(d), opt(std::move(o)),
@@ -56,29 +59,33 @@ static json options_json(const TrainOptions& o) {
               {"packing", o.packing}, {"max_seq_len", o.max_seq_len}, {"eval_every", o.eval_every}};
 }
 
+static TrainOptions validated(TrainOptions o) {
+  validate_train_options(o);
+  return o;
+}
+
 Trainer::Trainer(CausalLM& model, const Dataset& data, TrainOptions opt, const Dataset* eval)
-    : p_(std::make_unique<Impl>(model, data, std::move(opt), eval)) {
+    : p_(std::make_unique<Impl>(model, data, validated(std::move(opt)), eval)) {
   Impl& p = *p_;
-  if (p.opt.out_dir.empty()) throw Error("no output folder", "--out");
-  if (p.opt.eval_every < 0) throw Error("--eval-every must be >= 0", "--eval-every");
   if (p.opt.eval_every > 0 && !eval)
     throw Error("--eval-every without an evaluation set", "--eval-every", "pass --eval FILE or --eval-split FRACTION");
-  if (p.opt.grad_accum <= 0) throw Error("gradient accumulation must be >= 1", "--grad-accum");
   // Steps: max_steps, else ceil(epochs * batches per epoch / grad_accum).
   const int64_t per_epoch = (p.batcher.batches_per_epoch() + p.opt.grad_accum - 1) / p.opt.grad_accum;
   p.total = p.opt.max_steps > 0 ? p.opt.max_steps
                                  : std::max<int64_t>(1, static_cast<int64_t>(std::ceil(p.opt.epochs * per_epoch)));
-  const int64_t warm = p.opt.warmup_steps >= 0 ? p.opt.warmup_steps
-                                               : static_cast<int64_t>(std::ceil(p.total * p.opt.warmup_ratio));
-  p.sched = Schedule{parse_schedule_kind(p.opt.scheduler), warm, p.total};
+  const ScheduleKind kind = parse_schedule_kind(p.opt.scheduler);
+  p.sched = Schedule{kind, effective_warmup_steps(kind, p.opt.warmup_steps, p.opt.warmup_ratio, p.total), p.total};
 
-  // Adapters: resume > adapter_init > fresh.
-  std::string adapter_src = !p.opt.resume.empty() ? p.opt.resume : p.opt.adapter_init;
+  // Adapters: resume > adapter_init > fresh. --resume DIR means DIR's latest complete checkpoint.
+  const std::string resume_dir = p.opt.resume.empty() ? std::string() : resolve_resume_dir(p.opt.resume);
+  std::string adapter_src = !resume_dir.empty() ? resume_dir : p.opt.adapter_init;
   if (!adapter_src.empty()) {
     io::AdapterFiles files = io::load_peft_adapter(adapter_src);
-    p.opt.lora = files.cfg;
     attach_adapters(model, files, adapter_src);
+    // The config saved with this run's checkpoints names exactly the modules it trains.
+    p.opt.lora = config_matching(files.cfg, model.config(), files.modules);
   } else {
+    check_targets(p.opt.lora, model.config(), "--targets");
     attach_new_adapters(model, p.opt.lora, p.opt.seed);
   }
   alloc_lora_grads(model);
@@ -90,8 +97,8 @@ Trainer::Trainer(CausalLM& model, const Dataset& data, TrainOptions opt, const D
   ac.weight_decay = p.opt.weight_decay;
   p.adam = std::make_unique<AdamW>(lora_params(model), ac);
 
-  if (!p.opt.resume.empty()) {
-    const fs::path dir = p.opt.resume;
+  if (!resume_dir.empty()) {
+    const fs::path dir = resume_dir;
     const std::string state_path = (dir / "trainer_state.json").string();
     json st;
     try {
@@ -109,10 +116,20 @@ Trainer::Trainer(CausalLM& model, const Dataset& data, TrainOptions opt, const D
     } catch (const json::exception& e) {
       throw Error(std::string("bad trainer state: ") + e.what(), state_path, "resume from a folder wick train wrote");
     }
+    // The three state files must name one step: the folder's name, trainer_state.json, the optimizer's metadata.
+    const auto named = checkpoint_step(dir.filename().string());
+    if (named && *named != p.step)
+      throw Error("trainer_state.json says step " + std::to_string(p.step) + " but the folder is " + checkpoint_name(*named),
+                  state_path, "the checkpoint folder was mixed by hand; resume from a folder wick train wrote");
     const auto opt_file = io::SafeTensorsFile::open((dir / "optimizer.safetensors").string());
     std::vector<std::pair<std::string, Tensor>> t;
     for (const auto& info : opt_file->tensors()) t.emplace_back(info.name, opt_file->get(info.name));
     p.adam->load_state(t, p.step, opt_file->path());
+    if (st.contains("optimizer_steps") && st["optimizer_steps"].is_number_integer())
+      p.adam->set_steps(st["optimizer_steps"].get<int64_t>());  // fewer than step after --on-nan skip
+    if (auto it = opt_file->metadata().find("step"); it != opt_file->metadata().end() && it->second != std::to_string(p.step))
+      throw Error("optimizer state of step " + it->second + " beside trainer_state.json of step " + std::to_string(p.step),
+                  opt_file->path(), "the checkpoint folder was mixed by hand; resume from a folder wick train wrote");
   }
 }
 
@@ -123,16 +140,8 @@ std::optional<double> Trainer::best_eval_loss() const { return p_->best_eval; }
 void Trainer::set_eval_callback(std::function<void(const EvalReport&)> on_eval) { p_->on_eval = std::move(on_eval); }
 void Trainer::set_step_end_hook(std::function<bool(int64_t)> hook) { p_->on_step_end = std::move(hook); }
 
-void Trainer::save_checkpoint(const std::string& dir) {
-  const std::string keep = std::exchange(p_->opt.out_dir, dir);
-  try {
-    save_checkpoint();
-  } catch (...) {
-    p_->opt.out_dir = keep;
-    throw;
-  }
-  p_->opt.out_dir = keep;
-}
+void Trainer::set_skip_callback(std::function<void(const std::string&)> on_skip) { p_->on_skip = std::move(on_skip); }
+int64_t Trainer::skipped_steps() const { return p_->skipped_steps; }
 
 EvalReport Trainer::evaluate() {
   Impl& p = *p_;
@@ -160,31 +169,37 @@ EvalReport Trainer::evaluate() {
   return r;
 }
 
-void Trainer::save_checkpoint() {
+std::string Trainer::save_checkpoint() {
   Impl& p = *p_;
   const fs::path out = p.opt.out_dir;
+  // Never let a non-finite adapter replace a good checkpoint.
+  if (!p.adam->values_finite())
+    throw Error("the adapter holds NaN or inf values at step " + std::to_string(p.step) + "; not saved", out.string(),
+                "the last good checkpoint is kept; lower --lr or check the data");
   try {
-  fs::create_directories(out);
-  // The state files, then the adapter; each file atomic. trainer_state.json goes last: a checkpoint whose
-  // state file names step k has every other file of step k (they were renamed into place before it).
-  const fs::path tmp_dir = out / ".checkpoint-tmp";
-  fs::remove_all(tmp_dir);
-  fs::create_directories(tmp_dir);
-  io::save_peft_adapter(tmp_dir.string(), p.opt.lora, export_adapters(p.m));
-  io::save_safetensors((tmp_dir / "optimizer.safetensors").string(), p.adam->state_tensors());
-  const BatcherState& bs = p.batcher.state();
-  json st = {{"step", p.step}, {"epoch", bs.epoch}, {"index", bs.index}, {"total_steps", p.total},
-             {"options", options_json(p.opt)}, {"format", "wick-trainer-state-1"}};
-  io::write_file_atomic((tmp_dir / "trainer_state.json").string(), st.dump(2));
-  // Swap the complete set into place: the old state file is removed first, so a crash in between leaves
-  // no trainer_state.json (a clear "not a checkpoint" error) rather than a mixed set.
-  fs::remove(out / "trainer_state.json");
-  for (const char* f : {"adapter_config.json", "adapter_model.safetensors", "optimizer.safetensors", "trainer_state.json"})
-    fs::rename(tmp_dir / f, out / f);
-  fs::remove_all(tmp_dir);
+    // Every file into <out>/.checkpoint-<step>.tmp, then one rename to checkpoint-<step> (train/checkpoint_dir.h):
+    // a crash or a failed write at any point leaves the previous checkpoint complete and in charge.
+    CheckpointWriter w(out.string(), p.step);
+    const fs::path tmp_dir = w.tmp();
+    io::save_peft_adapter(tmp_dir.string(), p.opt.lora, export_adapters(p.m));
+    checkpoint_kill_point("tmp-adapter", p.step);
+    // The step in the optimizer file's metadata: resume cross-checks it against trainer_state.json.
+    io::save_safetensors((tmp_dir / "optimizer.safetensors").string(), p.adam->state_tensors(),
+                         {{"format", "pt"}, {"step", std::to_string(p.step)}});
+    checkpoint_kill_point("tmp-optimizer", p.step);
+    const BatcherState& bs = p.batcher.state();
+    json st = {{"step", p.step}, {"epoch", bs.epoch}, {"index", bs.index}, {"total_steps", p.total},
+               {"options", options_json(p.opt)}, {"format", "wick-trainer-state-1"},
+               {"optimizer_steps", p.adam->steps()}};
+    io::write_file_atomic((tmp_dir / "trainer_state.json").string(), st.dump(2));
+    w.commit(p.opt.keep_checkpoints);
+    return (out / checkpoint_name(p.step)).string();
   } catch (const fs::filesystem_error& e) {  // a failed write is the folder's problem, not an internal error
     throw Error(std::string("cannot write the checkpoint: ") + e.what(), out.string(),
-                "check free space and permissions; a folder without trainer_state.json holds no complete checkpoint");
+                "check free space and permissions; the previous checkpoint-<step> folder is kept as it was");
+  } catch (const Error& e) {
+    throw Error("cannot write the checkpoint: " + e.what_msg(), e.where().empty() ? out.string() : e.where(),
+                "check free space and permissions; the previous checkpoint-<step> folder is kept as it was");
   }
 }
 
@@ -257,7 +272,26 @@ bool Trainer::run(const std::function<void(const StepReport&)>& on_step, const s
       loss.count += l.count;
     }
     const double lr = p.sched.lr_at(p.step, p.opt.lr);
-    const double norm = p.adam->step(lr, p.opt.max_grad_norm);
+    // A non-finite loss or gradient: AdamW updates nothing (its norm is the check), then stop or skip.
+    const bool loss_bad = counted > 0 && !std::isfinite(loss.sum);
+    const double norm = loss_bad ? std::numeric_limits<double>::quiet_NaN() : p.adam->step(lr, p.opt.max_grad_norm);
+    const bool skipped = loss_bad || !std::isfinite(norm);
+    if (skipped) {
+      const auto [tensor, n_bad] = p.adam->first_nonfinite_grad();
+      std::string what = "step " + std::to_string(p.step + 1) + ": " +
+                         (loss_bad ? "the loss is " + std::to_string(loss.sum) : "the gradient norm is " + std::to_string(norm));
+      if (!tensor.empty())
+        what += "; first non-finite gradient: " + tensor + " (" + std::to_string(n_bad) + " of " +
+                std::to_string(lora_params(p.m).size()) + " tensors)";
+      if (p.opt.on_nan != "skip") {
+        const auto last = latest_checkpoint(p.opt.out_dir);
+        throw Error(what, p.opt.out_dir,
+                    (last ? "the last good checkpoint is kept: " + *last : std::string("no checkpoint was written")) +
+                        "; lower --lr, check the data, or pass --on-nan skip");
+      }
+      p.skipped_steps++;
+      if (p.on_skip) p.on_skip(what);
+    }
     p.step++;
     device_synchronize(p.m.device());
     const auto te = std::chrono::steady_clock::now();
@@ -265,8 +299,9 @@ bool Trainer::run(const std::function<void(const StepReport&)>& on_step, const s
     r.step = p.step;
     r.total_steps = p.total;
     r.epoch = p.batcher.epoch_progress();
-    r.loss = loss.mean();
+    r.loss = loss.mean();  // NaN when no token of the step counts (every label -100): there is no loss
     r.grad_norm = norm;
+    r.skipped = skipped;
     r.lr = lr;
     r.tokens = tokens;
     const double step_s = std::max(1e-9, std::chrono::duration<double>(te - ts).count());
@@ -274,10 +309,11 @@ bool Trainer::run(const std::function<void(const StepReport&)>& on_step, const s
     r.mfu = p.peak_flops > 0 ? flops / step_s / p.peak_flops : 0.0;
     r.elapsed_s = std::chrono::duration<double>(te - t0).count();
     r.peak_device_bytes = device_peak_memory(p.m.device());
-    mf << json{{"step", r.step}, {"epoch", r.epoch}, {"loss", r.loss}, {"grad_norm", r.grad_norm}, {"lr", r.lr},
-               {"tokens", r.tokens}, {"tokens_per_s", r.tokens_per_s}, {"counted_tokens", counted},
-               {"peak_device_gib", r.peak_device_bytes / 1073741824.0}, {"mfu", r.mfu}}.dump()
-       << "\n";
+    json rec{{"step", r.step}, {"epoch", r.epoch}, {"loss", r.loss}, {"grad_norm", r.grad_norm}, {"lr", r.lr},
+             {"tokens", r.tokens}, {"tokens_per_s", r.tokens_per_s}, {"counted_tokens", counted},
+             {"peak_device_gib", r.peak_device_bytes / 1073741824.0}, {"mfu", r.mfu}};
+    if (skipped) rec["skipped"] = true;  // --on-nan skip: non-finite, nothing updated
+    mf << rec.dump() << "\n";
     mf.flush();
     if (on_step) on_step(r);
     if (p.eval && p.opt.eval_every > 0 && p.step % p.opt.eval_every == 0) run_eval();

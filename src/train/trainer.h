@@ -33,11 +33,22 @@ struct TrainOptions {
   uint64_t seed = 42;
   bool shuffle = true;
   int64_t save_every = 0;          // 0 = only at the end
+  int64_t keep_checkpoints = 1;    // checkpoint-<step> folders a save keeps, newest first (0: all; the
+                                   // caller prunes, as TrainRun does with train/checkpoint_policy.h)
   int32_t pad_id = 0;
   bool packing = false;            // pack several examples into rows of max_seq_len tokens (train/batcher.h)
   int64_t max_seq_len = 2048;      // the packing row length
   int64_t eval_every = 0;          // evaluate every N steps (0 = only at the end); needs an evaluation set
+  bool overwrite = false;          // write into a non-empty out_dir of another run (else refused)
+  std::string on_nan = "stop";     // a non-finite loss or gradient: "stop" (keep the last good checkpoint, fail) or "skip" the step
 };
+
+// Every option against the rules the loaders apply (LoraConfig::check for the adapter fields), one line
+// naming the option as `wick train` spells it; wick::Error on the first bad one. `wick train` and
+// wick::train call it before any work starts; the Trainer again.
+void validate_train_options(const TrainOptions& o);
+// out_dir must be absent, empty, the folder being resumed, or o.overwrite must be set (else wick::Error).
+void check_train_output(const TrainOptions& o);
 
 struct StepReport {
   int64_t step = 0, total_steps = 0;
@@ -45,6 +56,7 @@ struct StepReport {
   int64_t tokens = 0;  // input tokens processed this step
   size_t peak_device_bytes = 0;  // CUDA: the pool's high-water mark since the run started; 0 on the CPU
   double mfu = 0;  // model FLOPs utilisation (train/flops.h); 0 where the device's peak is unknown (the CPU)
+  bool skipped = false;          // --on-nan skip: the loss or a gradient was not finite; nothing was updated
 };
 
 struct EvalReport {
@@ -63,10 +75,10 @@ class Trainer {
   int64_t total_steps() const;
   // Runs until total_steps or until *stop becomes true (then saves a checkpoint and returns false).
   bool run(const std::function<void(const StepReport&)>& on_step, const std::atomic<bool>* stop = nullptr);
-  // Writes a checkpoint of the current state into opt.out_dir (adapter + optimizer + trainer state).
-  void save_checkpoint();
-  // The same into another folder (a checkpoint-N/ folder of train/checkpoint_policy.h).
-  void save_checkpoint(const std::string& dir);
+  // Writes a checkpoint of the current state as opt.out_dir/checkpoint-<step>/ (adapter + optimizer +
+  // trainer state), crash-safe through CheckpointWriter (train/checkpoint_dir.h), and links the top-level
+  // adapter to it. Returns the folder.
+  std::string save_checkpoint();
   int64_t step() const;
   // The evaluation loss of the current adapters (updates best_eval_loss; writes no record); wick::Error
   // without an evaluation set.
@@ -76,6 +88,11 @@ class Trainer {
   // Called at the end of every step, after its evaluation and periodic checkpoint (if any). Returning false
   // ends the run there as completed (early stopping): the final evaluation and checkpoint follow.
   void set_step_end_hook(std::function<bool(int64_t step)> hook);
+  // A non-finite loss or gradient norm at a step: with on_nan "stop" (default) run() throws wick::Error
+  // naming the step and the first bad gradient tensor, and writes no checkpoint (the last good one stays);
+  // with "skip" the step updates nothing, is logged with "skipped": true, and this callback gets the line.
+  void set_skip_callback(std::function<void(const std::string&)> on_skip);
+  int64_t skipped_steps() const;
   // The lowest evaluation loss recorded in this run (a resumed run includes the records it kept).
   std::optional<double> best_eval_loss() const;
 

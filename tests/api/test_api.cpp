@@ -204,7 +204,7 @@ TEST_F(Api, StopSavesACheckpointThatResumes) {
   const wick::TrainSummary a = wick::train(t, [&](const wick::TrainProgress& p) { stop = p.step == 2; }, &stop);
   EXPECT_FALSE(a.completed);
   EXPECT_EQ(a.steps, 2);
-  EXPECT_TRUE(fs::exists(fs::path(a.out_dir) / "trainer_state.json"));
+  EXPECT_TRUE(fs::exists(fs::path(a.out_dir) / "checkpoint-2" / "trainer_state.json"));
   EXPECT_TRUE(fs::exists(fs::path(a.out_dir) / "report.html"));
   t.resume = t.out_dir;
   t.batch_size = 0;  // taken from the checkpoint
@@ -343,10 +343,11 @@ TEST_F(TrainRunTest, CheckpointFoldersAreAdaptersWithinTheLimitAndResumeExactly)
   t.save_total_limit = 2;
   const wick::TrainSummary full = train(t);
   ASSERT_TRUE(full.completed);
-  // Steps 2, 4, 6 saved; the limit keeps the newest two (no eval: no best to protect).
-  std::vector<std::string> want = {t.out_dir + "/checkpoint-4", t.out_dir + "/checkpoint-6"};
+  // Steps 2, 4, 6 and the final 7 saved; the limit keeps the newest two (no eval: no best to protect).
+  std::vector<std::string> want = {t.out_dir + "/checkpoint-6", t.out_dir + "/checkpoint-7"};
   EXPECT_EQ(full.checkpoints, want);
   EXPECT_FALSE(fs::exists(t.out_dir + "/checkpoint-2"));
+  EXPECT_FALSE(fs::exists(t.out_dir + "/checkpoint-4"));
   for (const std::string& d : want) {
     const wick::io::AdapterFiles a = wick::io::load_peft_adapter(d);
     EXPECT_EQ(a.cfg.r, 4);
@@ -354,13 +355,13 @@ TEST_F(TrainRunTest, CheckpointFoldersAreAdaptersWithinTheLimitAndResumeExactly)
     const json st = json::parse(bytes(fs::path(d) / "trainer_state.json"));
     EXPECT_EQ(d.substr(d.rfind('-') + 1), std::to_string(st.at("step").get<int64_t>()));
   }
-  // Interrupted after step 5, and the top-level state lost (a crash): --resume takes checkpoint-4.
+  // Interrupted after step 5, and that checkpoint lost (a crash): --resume takes checkpoint-4.
   wick::TrainSettings r = settings("ck-resumed");
   r.save_every = 2;
   r.save_total_limit = 2;
   const wick::TrainSummary part = train(r, 5);
   ASSERT_FALSE(part.completed);
-  fs::remove(fs::path(r.out_dir) / "trainer_state.json");
+  fs::remove(fs::path(r.out_dir) / "checkpoint-5" / "trainer_state.json");
   r.resume = r.out_dir;
   const wick::TrainSummary rest = train(r);
   ASSERT_TRUE(rest.completed);
@@ -417,7 +418,7 @@ TEST_F(TrainRunTest, EarlyStoppingEndsTheRunAsCompleted) {
   EXPECT_TRUE(s.stopped_early);
   EXPECT_EQ(s.steps, 3);  // evaluations 2 and 3 did not improve on 1
   EXPECT_EQ(metrics(t.out_dir, "eval_loss").size(), 3u);
-  EXPECT_TRUE(fs::exists(fs::path(t.out_dir) / "trainer_state.json"));
+  EXPECT_TRUE(fs::exists(fs::path(t.out_dir) / "checkpoint-3" / "trainer_state.json"));
 }
 
 TEST_F(TrainRunTest, AHubIdTrainsAndIsRecordedInTheAdapterAndModelCard) {
@@ -431,7 +432,7 @@ TEST_F(TrainRunTest, AHubIdTrainsAndIsRecordedInTheAdapterAndModelCard) {
   const char* old = std::getenv("HF_HUB_CACHE");
   const std::string saved = old ? old : "";
   setenv("HF_HUB_CACHE", cache.c_str(), 1);
-  wick::TrainSettings t = settings("hub");
+  wick::TrainSettings t = settings("hub-run");
   t.model_dir = "Org/Small";
   t.max_steps = 2;
   const wick::TrainSummary s = train(t);
@@ -454,6 +455,7 @@ TEST_F(TrainRunTest, AHubIdTrainsAndIsRecordedInTheAdapterAndModelCard) {
   f.max_steps = 1;
   fs::create_directories(f.out_dir);
   std::ofstream(fs::path(f.out_dir) / "README.md") << "mine\n";
+  f.overwrite = true;  // a non-empty --out is refused unless asked (issue 10); the README still stays
   train(f);
   EXPECT_EQ(json::parse(bytes(fs::path(f.out_dir) / "adapter_config.json")).at("base_model_name_or_path"),
             fs::absolute(small_).string());

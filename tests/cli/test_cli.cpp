@@ -20,6 +20,7 @@
 #include "io/safetensors.h"
 #include "model/presets.h"
 #include "tokenizer/tokenizer_files.h"
+#include "train/checkpoint_dir.h"
 
 #ifndef WICK_BINARY
 #error "tests/CMakeLists.txt defines WICK_BINARY, the path of the built wick"
@@ -167,7 +168,7 @@ TEST_F(Cli, InitGenerateTrainGenerateWithTheAdapter) {
     EXPECT_GT(r.at("tokens").get<int64_t>(), 0);
   }
   EXPECT_EQ(step, 3);
-  for (const char* f : {"adapter_config.json", "adapter_model.safetensors", "trainer_state.json", "report.html"})
+  for (const char* f : {"adapter_config.json", "adapter_model.safetensors", "checkpoint-3/trainer_state.json", "report.html"})
     EXPECT_TRUE(fs::exists(out / f)) << f;
   const std::string html = wick::io::read_file((out / "report.html").string());
   EXPECT_NE(html.find("<polyline class=\"loss\""), std::string::npos);
@@ -210,7 +211,7 @@ TEST_F(Cli, CtrlCSavesAndPrintsACommandThatResumes) {
   ASSERT_FALSE(cmd.empty()) << t.err;
   EXPECT_NE(cmd.find("--seed 7"), std::string::npos) << cmd;
   EXPECT_NE(cmd.find("--resume " + out.string()), std::string::npos) << cmd;
-  EXPECT_TRUE(fs::exists(out / "trainer_state.json"));
+  EXPECT_TRUE(wick::latest_checkpoint(out.string()).has_value());  // checkpoint-<the step it stopped at>
   EXPECT_TRUE(fs::exists(out / "report.html"));
   // The printed command, run as printed (through the shell), finishes the run.
   ASSERT_EQ(cmd.rfind("wick train ", 0), 0u) << cmd;
@@ -299,6 +300,159 @@ TEST_F(Cli, ProgressBarRedrawsInPlaceOnATerminal) {
   EXPECT_NE(o.find("100% ["), std::string::npos) << o;
   EXPECT_NE(o.find(" 3/3  ep "), std::string::npos) << o;
   EXPECT_EQ(o.find("step 1/3  epoch"), std::string::npos) << "plain lines on a terminal:\n" << o;
+}
+
+// ---- Reliability (docs/reliability.md): kill -9 at every point of a save, SIGTERM, ---------------------
+TEST_F(Cli, SigtermSavesLikeCtrlC) {
+  const fs::path out = root_ / "run-term";
+  bool sent = false;
+  const Result t = run_wick({"train", "--model", small_.string(), "--data", data("dterm.jsonl", 8, 3), "--out",
+                             out.string(), "--max-steps", "20", "--log-every", "1", "--device", "cpu"},
+                            [&](const std::string& line, pid_t pid) {
+                              if (!sent && line.rfind("step 1/20", 0) == 0) kill(pid, SIGTERM), sent = true;
+                            });
+  ASSERT_TRUE(sent) << t.err;
+  EXPECT_EQ(t.rc, 128 + SIGTERM) << t.err;
+  EXPECT_NE(t.err.find("stopping after this step"), std::string::npos) << t.err;
+  EXPECT_NE(t.err.find("resume with: "), std::string::npos) << t.err;
+  EXPECT_TRUE(wick::latest_checkpoint(out.string()).has_value());
+}
+
+// Environment variable for the child processes of one scope.
+struct ScopedEnv {
+  std::string name;
+  ScopedEnv(const std::string& n, const std::string& v) : name(n) { setenv(n.c_str(), v.c_str(), 1); }
+  ~ScopedEnv() { unsetenv(name.c_str()); }
+};
+
+TEST_F(Cli, KillNineAtEveryPointOfASaveResumesBitExactly) {
+  // A real SIGKILL (WICK_TEST_KILL_AT, train/checkpoint_dir.h) at each point of the final save of step 3,
+  // over the save_every checkpoint of step 2; then `--resume` finishes the run, and its adapter, optimizer
+  // state and metrics equal the uninterrupted run's byte for byte (default thread count).
+  const std::string d = data("dkill.jsonl", 6, 9);
+  auto train = [&](const fs::path& out, bool resume) {
+    std::vector<std::string> a = {"train", "--model", small_.string(), "--data", d, "--out", out.string(), "--max-steps", "3",
+                                  "--save-every", "2", "--batch-size", "2", "--device", "cpu", "--seed", "5", "--dropout", "0.1"};
+    if (resume) a.insert(a.end(), {"--resume", out.string()});
+    return run_wick(a);
+  };
+  const fs::path ref = root_ / "kill-ref";
+  ASSERT_EQ(train(ref, false).rc, 0);
+  const auto bytes = [](const fs::path& p) { return wick::io::read_file(p.string()); };
+  for (const char* point : {"tmp-adapter", "tmp-optimizer", "tmp-written", "aside", "renamed", "linked-model",
+                            "linked-config", "pruned-rename", "pruned"}) {
+    SCOPED_TRACE(point);
+    const fs::path out = root_ / (std::string("kill-") + point);
+    {
+      ScopedEnv env("WICK_TEST_KILL_AT", std::string(point) + "@3");
+      const Result k = train(out, false);
+      ASSERT_EQ(k.rc, 128 + SIGKILL) << k.err;
+    }
+    const Result r = train(out, true);
+    ASSERT_EQ(r.rc, 0) << r.err;
+    for (const char* f : {"checkpoint-3/adapter_model.safetensors", "checkpoint-3/optimizer.safetensors",
+                          "checkpoint-3/trainer_state.json", "adapter_model.safetensors", "adapter_config.json"})
+      EXPECT_TRUE(bytes(ref / f) == bytes(out / f)) << f;
+    std::ifstream a(ref / "metrics.jsonl"), b(out / "metrics.jsonl");
+    std::string la, lb;
+    int n = 0;
+    while (std::getline(a, la) && std::getline(b, lb)) {
+      json ja = json::parse(la), jb = json::parse(lb);
+      for (auto* j : {&ja, &jb}) j->erase("tokens_per_s");
+      EXPECT_EQ(ja, jb) << "record " << n;
+      n++;
+    }
+    EXPECT_EQ(n, 3);
+    // --save-total-limit 0 (default) keeps every checkpoint, as transformers does; the pruning itself is
+    // CheckpointPolicy's (tests/train/test_checkpoint_policy.cpp).
+    EXPECT_TRUE(fs::exists(out / "checkpoint-2" / "trainer_state.json"));
+  }
+}
+
+TEST_F(Cli, BadOptionsFailBeforeAnyWork) {
+  // --dropout -0.5 used to train to the end and then be refused by wick's own adapter loader; now every
+  // option is checked first: exit 1, one line naming the option, nothing written.
+  const std::string d = data("dopt.jsonl", 2, 4);
+  for (const std::vector<std::string>& bad : std::vector<std::vector<std::string>>{
+           {"--dropout", "-0.5"}, {"--lr", "-1"}, {"--max-steps", "0"}, {"--epochs", "0"}, {"--max-seq-len", "1"},
+           {"--warmup-steps", "-2"}, {"--weight-decay", "-1"}, {"--eps", "0"}, {"--alpha", "nan"}, {"--betas", "0.9,1.5"},
+           {"--on-nan", "maybe"}}) {
+    const fs::path out = root_ / ("opt" + bad[0]);
+    std::vector<std::string> a = {"train", "--model", small_.string(), "--data", d, "--out", out.string(), "--device", "cpu"};
+    a.insert(a.end(), bad.begin(), bad.end());
+    const Result r = run_wick(a);
+    EXPECT_EQ(r.rc, 1) << bad[0] << "\n" << r.err;
+    EXPECT_EQ(r.err_lines().size(), 1u) << bad[0] << "\n" << r.err;
+    EXPECT_NE(r.err.find(bad[0]), std::string::npos) << r.err;
+    EXPECT_FALSE(fs::exists(out)) << bad[0] << ": nothing written";
+  }
+}
+
+TEST_F(Cli, OutputFoldersAreNotReplacedUnasked) {
+  // train --out on a finished run, init-model --out on a model: refused (exit 1, says --overwrite) and
+  // untouched; with --overwrite they are replaced.
+  const fs::path run = root_ / "run-once";
+  const std::string d = data("donce.jsonl", 4, 6);
+  const std::vector<std::string> train = {"train", "--model", small_.string(), "--data", d, "--out", run.string(),
+                                          "--max-steps", "1", "--batch-size", "2", "--device", "cpu"};
+  ASSERT_EQ(run_wick(train).rc, 0);
+  const std::string adapter = wick::io::read_file((run / "adapter_model.safetensors").string());
+  std::vector<std::string> again = train;
+  again.insert(again.end(), {"--seed", "9"});
+  Result r = run_wick(again);
+  EXPECT_EQ(r.rc, 1) << r.err;
+  EXPECT_NE(r.err.find("--overwrite"), std::string::npos) << r.err;
+  EXPECT_EQ(wick::io::read_file((run / "adapter_model.safetensors").string()), adapter);
+  again.push_back("--overwrite");
+  r = run_wick(again);
+  EXPECT_EQ(r.rc, 0) << r.err;
+  EXPECT_NE(wick::io::read_file((run / "adapter_model.safetensors").string()), adapter);
+
+  const std::string weights = wick::io::read_file((small_ / "model.safetensors").string());
+  r = run_wick({"init-model", "--preset", "tiny", "--out", small_.string(), "--tokenizer-dir", small_.string()});
+  EXPECT_EQ(r.rc, 1) << r.err;
+  EXPECT_NE(r.err.find("--overwrite"), std::string::npos) << r.err;
+  EXPECT_EQ(wick::io::read_file((small_ / "model.safetensors").string()), weights);
+}
+
+TEST_F(Cli, GenerateAtTheModelsContextLimit) {
+  // A model that reads 16 positions: a 20-token prompt is refused with the real remedy (a shorter prompt),
+  // and --max-new-tokens 2^63-1 generates until the context is full instead of overflowing a shape.
+  const fs::path m = root_ / "ctx16";
+  wick::ModelConfig c = wick::preset_config("tiny");
+  c.vocab_size = 1024;
+  c.max_position_embeddings = 16;
+  wick::write_random_model(c, m.string(), 4, wick::DType::F32, "");
+  std::string ids20;
+  for (int i = 0; i < 20; i++) ids20 += (i ? "," : "") + std::to_string(100 + i);
+  Result r = run_wick({"generate", "--model", m.string(), "--prompt-ids", ids20, "--device", "cpu"});
+  EXPECT_EQ(r.rc, 1) << r.err;
+  EXPECT_NE(r.err.find("shorten the prompt"), std::string::npos) << r.err;
+  EXPECT_EQ(r.err.find("raise the context length"), std::string::npos) << r.err;
+  r = run_wick({"generate", "--model", m.string(), "--prompt-ids", "1,2,3", "--max-new-tokens", "9223372036854775807",
+                "--device", "cpu", "--ignore-eos"});
+  EXPECT_EQ(r.rc, 0) << r.err;
+  EXPECT_NE(r.err.find("stop: context"), std::string::npos) << r.err;
+}
+
+TEST_F(Cli, ChatSurvivesBadLines) {
+  // An invalid UTF-8 line and a turn longer than the model reads are reported; the session goes on and
+  // answers the next line.
+  if (!have_tok_) GTEST_SKIP() << "needs the fetched Qwen tokenizer (chat template)";
+  const fs::path m = root_ / "chat16";
+  wick::ModelConfig c = wick::preset_config("tiny");
+  c.max_position_embeddings = 48;
+  wick::write_random_model(c, m.string(), 4, wick::DType::F32, wick::default_tokenizer_dir());
+  const fs::path in = root_ / "chat-in.txt";
+  std::string longline;
+  for (int i = 0; i < 60; i++) longline += "word ";
+  std::ofstream(in) << "bad \xff\xfe bytes\n" << longline << "\nhi\n";
+  const Result r = run_wick({"-c", std::string("exec ") + WICK_BINARY + " chat --model " + m.string() +
+                                       " --device cpu --max-new-tokens 3 < " + in.string()},
+                            nullptr, "/bin/sh");
+  EXPECT_EQ(r.rc, 0) << r.err;
+  EXPECT_NE(r.err.find("shorten the prompt"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("the conversation goes on"), std::string::npos) << r.err;
 }
 
 }  // namespace

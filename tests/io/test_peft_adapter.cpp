@@ -41,9 +41,14 @@ TEST(PeftAdapter, FixtureAdaptersLoadAndMatchPeft) {
     EXPECT_EQ(ad.cfg.r, raw["r"].get<int64_t>());
     EXPECT_EQ(ad.cfg.alpha, raw["lora_alpha"].get<double>());
     EXPECT_EQ(ad.cfg.use_rslora, raw["use_rslora"].get<bool>());
-    EXPECT_EQ(ad.cfg.scale(), raw["lora_alpha"].get<double>() / raw["r"].get<double>());
-    EXPECT_EQ(std::set<std::string>(ad.cfg.target_modules.begin(), ad.cfg.target_modules.end()),
-              raw["target_modules"].get<std::set<std::string>>());
+    // PEFT's scaling: alpha / r, or alpha / sqrt(r) with rsLoRA (a fixture of either kind holds).
+    const double alpha = raw["lora_alpha"].get<double>(), r = raw["r"].get<double>();
+    EXPECT_EQ(ad.cfg.scale(), raw.value("use_rslora", false) ? alpha / std::sqrt(r) : alpha / r);
+    if (raw["target_modules"].is_array())
+      EXPECT_EQ(std::set<std::string>(ad.cfg.target_modules.begin(), ad.cfg.target_modules.end()),
+                raw["target_modules"].get<std::set<std::string>>());
+    else
+      EXPECT_EQ(ad.cfg.target_regex.value_or(""), raw["target_modules"].get<std::string>());
     validate_against(ad, mc, dir);
 
     // PEFT put a LoRA on exactly the modules its config targets: targets() must agree on every linear.
@@ -284,11 +289,15 @@ TEST_F(Crafted, ValidateAgainstModel) {
     const std::string msg = test::error_message([&] { validate_against(ad, mc, "my-adapter"); });
     for (const std::string& n : needles) EXPECT_NE(msg.find(n), std::string::npos) << msg << "\nshould mention: " << n;
   };
+  // Only modules the config selects are applied (PEFT's rule, test_peft_targets.cpp): a regex that selects
+  // every *_proj module lets the checks below see the odd ones.
+  cfg["target_modules"] = ".*_proj";
   bad("model.layers.0.self_attn.k_proj", 64, 64, {"k_proj.lora_B.weight", "[64, 4]", "expected [32, 4]"});
   bad("model.layers.0.mlp.down_proj", 64, 64, {"down_proj.lora_A.weight", "[4, 64]", "expected [4, 160]"});
   bad("model.layers.0.mlp.gate_proj", 64, 64, {"gate_proj.lora_B.weight", "expected [160, 4]"});
   bad("model.layers.2.self_attn.q_proj", 64, 64, {"model.layers.2.self_attn.q_proj", "2 layers"});
   bad("model.layers.0.self_attn.qkv_proj", 64, 64, {"qkv_proj", "not a q/k/v/o/gate/up/down projection"});
+  cfg["target_modules"] = ".*";
   bad("lm_head", 512, 64, {"lm_head", "not supported yet"});
 }
 

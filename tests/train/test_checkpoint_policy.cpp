@@ -11,6 +11,7 @@
 
 #include "core/error.h"
 #include "core/rng.h"
+#include "train/checkpoint_dir.h"
 #include "train/checkpoint_policy.h"
 
 namespace fs = std::filesystem;
@@ -86,19 +87,22 @@ TEST(CheckpointPolicy, PicksUpEarlierCheckpointsAndTheirEvalLosses) {
   fs::remove_all(out);
 }
 
+// One layout (train/checkpoint_dir.h): every save is a checkpoint-N folder, so a trainer_state.json at the
+// top is only an older flat run, resumed when it has no checkpoint-N folder.
 TEST(CheckpointPolicy, LatestCompleteCheckpointIsResumed) {
   const fs::path out = fresh_dir("latest");
-  EXPECT_THROW(latest_checkpoint(out.string()), Error);
+  EXPECT_THROW(resolve_resume_dir(out.string()), Error);
+  EXPECT_FALSE(latest_checkpoint(out.string()).has_value());
+  std::ofstream(out / "trainer_state.json") << "{\"step\": 11}";  // a flat (older) run folder
+  EXPECT_EQ(resolve_resume_dir(out.string()), out.string());
   fake_checkpoint(out / "checkpoint-3", 3);
   fake_checkpoint(out / "checkpoint-10", 10);
   fs::create_directories(out / "checkpoint-12");  // a save that crashed: no trainer_state.json
   std::ofstream(out / "checkpoint-12" / "adapter_model.safetensors") << "x";
   fs::create_directories(out / "checkpoint-x");
   EXPECT_EQ(latest_checkpoint(out.string()), (out / "checkpoint-10").string());
-  std::ofstream(out / "trainer_state.json") << "{\"step\": 11}";  // the run's own final / interrupted state
-  EXPECT_EQ(latest_checkpoint(out.string()), out.string());
-  std::ofstream(out / "trainer_state.json") << "{\"step\": 9}";
-  EXPECT_EQ(latest_checkpoint(out.string()), (out / "checkpoint-10").string());
+  EXPECT_EQ(resolve_resume_dir(out.string()), (out / "checkpoint-10").string());
+  EXPECT_EQ(resolve_resume_dir((out / "checkpoint-3").string()), (out / "checkpoint-3").string());
   fs::remove_all(out);
 }
 

@@ -70,7 +70,7 @@ TEST(Determinism, ResumeIsBitExactWithManyThreads) {
   run(tmp.file("cut"), -1, true);
   omp_set_num_threads(saved);
   for (const char* f : {"adapter_model.safetensors", "optimizer.safetensors", "trainer_state.json"})
-    EXPECT_TRUE(file_bytes(tmp.file("ref") + "/" + f) == file_bytes(tmp.file("cut") + "/" + f)) << f;
+    EXPECT_TRUE(file_bytes(ckpt(tmp.file("ref")) + "/" + f) == file_bytes(ckpt(tmp.file("cut")) + "/" + f)) << f;
 }
 
 }  // namespace

@@ -66,7 +66,7 @@ struct Resume : ::testing::Test {
       EXPECT_EQ(ra[i].at("step").get<int64_t>(), static_cast<int64_t>(i + 1));
     }
     for (const char* f : {"adapter_model.safetensors", "optimizer.safetensors", "adapter_config.json", "trainer_state.json"})
-      EXPECT_TRUE(file_bytes(a + "/" + f) == file_bytes(b + "/" + f)) << f << " differs between " << a << " and " << b;
+      EXPECT_TRUE(file_bytes(ckpt(a) + "/" + f) == file_bytes(ckpt(b) + "/" + f)) << f << " differs between " << a << " and " << b;
   }
 };
 
@@ -105,7 +105,7 @@ TEST_F(Resume, StopFlagThenResumeIsBitExact) {
       Trainer t(*m, data, o);
       EXPECT_FALSE(run_trainer(t, k)) << "run() reports the stop";
       EXPECT_EQ(t.step(), k);
-      EXPECT_EQ(json::parse(file_bytes(dir + "/trainer_state.json")).at("step").get<int64_t>(), k);
+      EXPECT_EQ(json::parse(file_bytes(ckpt(dir) + "/trainer_state.json")).at("step").get<int64_t>(), k);
       EXPECT_EQ(read_metrics(dir).size(), static_cast<size_t>(k));
     }
     TrainOptions o = base;
@@ -149,7 +149,7 @@ TEST_F(Resume, FromSaveEveryCheckpointIsBitExact) {
     }));
     expect_same_run(ref, live);  // save_every does not change the run
   }
-  ASSERT_EQ(json::parse(file_bytes(copy + "/trainer_state.json")).at("step").get<int64_t>(), 2);
+  ASSERT_EQ(json::parse(file_bytes(ckpt(copy) + "/trainer_state.json")).at("step").get<int64_t>(), 2);
   ASSERT_EQ(read_metrics(copy).size(), 3u);
   TrainOptions o = base;
   o.out_dir = copy;
@@ -166,7 +166,7 @@ TEST_F(Resume, LargerMaxStepsContinuesBitExact) {
   // transformers), so extending a cosine run changes its lr curve by design; with a constant schedule after
   // an explicit warmup, the extended run equals an uninterrupted max_steps 6 run.
   TrainOptions o = base;
-  o.scheduler = "constant";
+  o.scheduler = "constant_with_warmup";
   o.max_steps = 6;
   const std::string ref = tmp.file("ref"), dir = tmp.file("ext");
   ASSERT_EQ(full_run(ref, o), 6);

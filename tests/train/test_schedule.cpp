@@ -13,7 +13,7 @@ Schedule make(ScheduleKind k, int64_t w, int64_t n) { return Schedule{k, w, n}; 
 
 TEST(Schedule, WarmupIsLinearFromZero) {
   // W = 4: step / 4 for steps 0..3, identical for every kind
-  for (ScheduleKind k : {ScheduleKind::Constant, ScheduleKind::Linear, ScheduleKind::Cosine}) {
+  for (ScheduleKind k : {ScheduleKind::ConstantWithWarmup, ScheduleKind::Linear, ScheduleKind::Cosine}) {
     const Schedule s = make(k, 4, 20);
     EXPECT_DOUBLE_EQ(s.multiplier(0), 0.0);
     EXPECT_DOUBLE_EQ(s.multiplier(1), 0.25);
@@ -22,12 +22,25 @@ TEST(Schedule, WarmupIsLinearFromZero) {
   }
 }
 
-TEST(Schedule, Constant) {
-  const Schedule s = make(ScheduleKind::Constant, 4, 20);
+TEST(Schedule, ConstantWithWarmup) {
+  const Schedule s = make(ScheduleKind::ConstantWithWarmup, 4, 20);
   EXPECT_DOUBLE_EQ(s.multiplier(4), 1.0);      // warmup ends: 1
   EXPECT_DOUBLE_EQ(s.multiplier(19), 1.0);
   EXPECT_DOUBLE_EQ(s.multiplier(1000), 1.0);   // no end
-  EXPECT_DOUBLE_EQ(make(ScheduleKind::Constant, 0, 20).multiplier(0), 1.0);  // no warmup: full lr at once
+  EXPECT_DOUBLE_EQ(make(ScheduleKind::ConstantWithWarmup, 0, 20).multiplier(0), 1.0);  // no warmup: full lr at once
+}
+
+TEST(Schedule, ConstantHasNoWarmup) {
+  // transformers: get_scheduler("constant") is get_constant_schedule, which takes no warmup at all (issue 10 #9:
+  // wick applied the default 3% warmup to it).
+  EXPECT_DOUBLE_EQ(make(ScheduleKind::Constant, 4, 20).multiplier(0), 1.0);
+  EXPECT_DOUBLE_EQ(make(ScheduleKind::Constant, 4, 20).multiplier(3), 1.0);
+  EXPECT_EQ(effective_warmup_steps(ScheduleKind::Constant, -1, 0.03, 100), 0);
+  EXPECT_EQ(effective_warmup_steps(ScheduleKind::Constant, 7, 0.03, 100), 0);
+  EXPECT_EQ(effective_warmup_steps(ScheduleKind::ConstantWithWarmup, -1, 0.03, 100), 3);
+  EXPECT_EQ(effective_warmup_steps(ScheduleKind::Cosine, 7, 0.03, 100), 7);
+  EXPECT_EQ(parse_schedule_kind("constant_with_warmup"), ScheduleKind::ConstantWithWarmup);
+  EXPECT_STREQ(schedule_kind_name(ScheduleKind::ConstantWithWarmup), "constant_with_warmup");
 }
 
 TEST(Schedule, Linear) {
@@ -86,7 +99,7 @@ TEST(Schedule, ParseAndErrors) {
   } catch (const Error& e) {
     const std::string m = e.what();
     EXPECT_NE(m.find("cosine_with_restarts"), std::string::npos) << m;
-    EXPECT_NE(m.find("constant, linear, cosine"), std::string::npos) << m;
+    EXPECT_NE(m.find("constant, constant_with_warmup, linear, cosine"), std::string::npos) << m;
   }
   EXPECT_THROW(parse_schedule_kind("Linear"), Error);
   EXPECT_THROW(make(ScheduleKind::Linear, 10, 100).multiplier(-1), Error);

@@ -91,7 +91,7 @@ TEST_P(TrainerFixture, SixStepsMatchPeftAndTorch) {
   }
 
   // The checkpoint names its step; the adapter is the one PEFT + torch trained.
-  const json st = json::parse(file_bytes(o.out_dir + "/trainer_state.json"));
+  const json st = json::parse(file_bytes(ckpt(o.out_dir) + "/trainer_state.json"));
   EXPECT_EQ(st.at("step").get<int64_t>(), 6);
   const io::AdapterFiles got = io::load_peft_adapter(o.out_dir);
   const io::AdapterFiles want = io::load_peft_adapter((fs::path(f.dir) / "adapter_trained").string());

@@ -15,6 +15,7 @@
 #include "io/io_testutil.h"
 #include "io/safetensors.h"
 #include "model/causal_lm.h"
+#include "train/checkpoint_dir.h"
 #include "train/dataset.h"
 #include "train/trainer.h"
 
@@ -92,6 +93,9 @@ inline nlohmann::json metrics_core(nlohmann::json r) {
 }
 
 inline std::string file_bytes(const std::string& path) { return io::read_file(path); }
+
+// The latest complete checkpoint folder of a run (run/checkpoint-<step>), or run/<none> when there is none.
+inline std::string ckpt(const std::string& run) { return latest_checkpoint(run).value_or(run + "/<none>"); }
 
 inline std::string param_name(const ::testing::TestParamInfo<std::string>& info) {
   std::string n = std::filesystem::path(info.param).filename().string();
