@@ -13,6 +13,22 @@ const std::vector<std::string>& all_lora_targets() {
   return t;
 }
 
+std::vector<std::vector<Linear*>> lora_groups(Qwen2Model& m) {
+  std::vector<std::vector<Linear*>> g;
+  for (DecoderLayer& layer : m.layers()) {
+    const std::vector<Linear*> l = layer.linears();  // q k v o gate up down
+    g.push_back({l[0], l[1], l[2]});
+    g.push_back({l[3]});
+    g.push_back({l[4], l[5]});
+    g.push_back({l[6]});
+  }
+  return g;
+}
+
+static void pack_all(Qwen2Model& m) {
+  for (const auto& g : lora_groups(m)) pack_lora_group(g);
+}
+
 void attach_new_adapters(Qwen2Model& m, const io::LoraConfig& cfg, uint64_t seed) {
   if (cfg.r <= 0) throw Error("LoRA rank must be positive, got " + std::to_string(cfg.r), "--rank");
   Rng rng(seed, 0x10a);
@@ -32,6 +48,7 @@ void attach_new_adapters(Qwen2Model& m, const io::LoraConfig& cfg, uint64_t seed
   }
   if (attached == 0) throw Error("no module of the model matches the LoRA target modules", "--targets",
                                  "use names like q_proj, v_proj or 'all'");
+  pack_all(m);
 }
 
 void attach_adapters(Qwen2Model& m, const io::AdapterFiles& files, const std::string& where) {
@@ -49,6 +66,7 @@ void attach_adapters(Qwen2Model& m, const io::AdapterFiles& files, const std::st
     l->lora.scale = static_cast<float>(files.cfg.scale());
     l->lora.dropout = static_cast<float>(files.cfg.dropout);
   }
+  pack_all(m);
 }
 
 void detach_adapters(Qwen2Model& m) {
@@ -73,7 +91,13 @@ std::vector<LoraParam> lora_params(Qwen2Model& m) {
 }
 
 void alloc_lora_grads(Qwen2Model& m) {
-  for (Linear* l : m.all_linears()) {
+  // One zeroed block per group (the layout of its values), unless every member has its gradients already.
+  for (const auto& g : lora_groups(m)) {
+    bool missing = false;
+    for (Linear* l : g) missing = missing || (l->lora.active() && (!l->lora.dA.defined() || !l->lora.dB.defined()));
+    if (missing) pack_lora_grads(g);
+  }
+  for (Linear* l : m.all_linears()) {  // linears outside the decoder layers, if any
     if (!l->lora.active()) continue;
     if (!l->lora.dA.defined()) l->lora.dA = Tensor::zeros(l->lora.A.shape(), DType::F32, m.device());
     if (!l->lora.dB.defined()) l->lora.dB = Tensor::zeros(l->lora.B.shape(), DType::F32, m.device());

@@ -13,6 +13,11 @@ namespace wick {
 // The seven projection names PEFT targets in Qwen2 ("all" in the CLI).
 const std::vector<std::string>& all_lora_targets();
 
+// The linears of each decoder layer that read one input: {q, k, v}, {o}, {gate, up}, {down}. Attach lays the
+// adapters of a group out as one f32 block (and alloc_lora_grads their gradients likewise), so that x A^T of a
+// group is one GEMM (model/linear.h).
+std::vector<std::vector<Linear*>> lora_groups(Qwen2Model& m);
+
 // Fresh adapters on every targeted linear: A ~ U(-1/sqrt(in), 1/sqrt(in)) (kaiming_uniform, a = sqrt(5)),
 // B = 0, as PEFT's init_lora_weights=True. Deterministic in seed. Throws when no module matches.
 void attach_new_adapters(Qwen2Model& m, const io::LoraConfig& cfg, uint64_t seed);

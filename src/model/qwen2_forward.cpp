@@ -47,12 +47,7 @@ void ForwardWorkspace::reserve(const ModelConfig& c, Device dev, DType dt, int64
     logits = Tensor::empty({cap_rows * V}, DType::F32, dev);
   }
   if (lora && !lin.r32.defined()) {
-    const int64_t N = cap_n, W = std::max({C, I, Q});
-    if (dt != DType::F32) {
-      a32 = Tensor::empty({N * W}, DType::F32, dev);
-      lin.a32 = Tensor::empty({N * W}, DType::F32, dev);
-      lin.b32 = Tensor::empty({N * W}, DType::F32, dev);
-    }
+    const int64_t N = cap_n;  // bf16 adapters read x itself; their scratch grows in linear.cpp
     lin.r32 = Tensor::empty({N * 1024}, DType::F32, dev);  // ranks up to 1024
   }
 }
@@ -65,13 +60,8 @@ bool any_lora(DecoderLayer& L) {
   return false;
 }
 
-// x32 for the adapters: x itself in f32, else an f32 copy in ws.a32.
-Tensor adapter_input(const Tensor& x, ForwardWorkspace& ws) {
-  if (x.dtype() == DType::F32) return x;
-  Tensor x32 = rows_view(ws.a32, x.dim(0), x.dim(1));
-  cast(x, x32);
-  return x32;
-}
+// x32 for the adapters: x itself (bf16 adapters read the bf16 x; model/linear.h).
+Tensor adapter_input(const Tensor& x, ForwardWorkspace&) { return x; }
 
 void run_linear(Linear& l, const Tensor& x, const Tensor& x32, Tensor& y, ForwardWorkspace& ws) {
   linear_forward(l, x, x32, y, nullptr, ws.lin);

@@ -1,6 +1,7 @@
 #include "model/qwen2_grad.h"
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 
 #include "core/error.h"
@@ -32,7 +33,7 @@ struct LayerActs {
   Tensor h;              // [N, C]  after the attention residual
   Tensor b, rstd2;       // [N, C], [N] f32: post_attention_layernorm out
   Tensor g, u, s;        // [N, I]: gate, up, silu(gate) * up
-  Tensor lu[7];          // [N, r] f32 per adapted linear (q k v o gate up down): x32 A^T
+  Tensor lu[4];          // adapter products per input group (q k v | o | gate up | down): [sum r, N] (linear.h)
 };
 
 struct Qwen2Grad::Buffers {
@@ -45,7 +46,6 @@ struct Qwen2Grad::Buffers {
   Tensor logits16;                      // [chunk, V] bf16: dlogits for the bf16 GEMM
   // Gradient buffers [N, *] in the compute dtype.
   Tensor dx, dx2, da, dq, dk, dv, datt, dg, du, ds;
-  Tensor x32;                           // [N, max(C, Q, I)] f32 (bf16 mode: adapter inputs)
   LinearScratch lin;
 };
 
@@ -75,10 +75,6 @@ LossSum Qwen2Grad::step(const TrainBatch& batch, float grad_scale, uint64_t drop
                 std::to_string(c.max_position_embeddings), "", "lower --max-seq-len");
   const bool training = grad_scale != 0.0f;
   Buffers& bf = *buf_;
-
-  // Rank of every adapter, to size the saved u's.
-  int64_t max_rank = 0;
-  for (Linear* l : m_.all_linears()) max_rank = std::max(max_rank, l->lora.rank());
 
   if (bf.B != B || bf.T != T) {
     bf = Buffers{};
@@ -120,34 +116,25 @@ LossSum Qwen2Grad::step(const TrainBatch& batch, float grad_scale, uint64_t drop
     bf.dg = E({N, I}, dt);
     bf.du = E({N, I}, dt);
     bf.ds = E({N, I}, dt);
-    if (dt != DType::F32) bf.x32 = E({N * std::max({C, Q, I})});
   }
-  // f32 scratch of the adapter path: needed in bf16 mode, and for dropout in any mode.
+  // The adapter path's scratch (bf.lin) grows on demand.
   bool dropout = false;
   for (Linear* l : m_.all_linears()) dropout = dropout || (l->lora.active() && l->lora.dropout > 0.0f);
   if (!training) dropout = false;
-  {
-    const int64_t W = N * std::max({C, Q, I});
-    if ((dt != DType::F32 || dropout) && !bf.lin.a32.defined()) {
-      bf.lin.a32 = Tensor::empty({W}, DType::F32, dev);
-      bf.lin.b32 = Tensor::empty({W}, DType::F32, dev);
-    }
-    if (dropout && !bf.lin.d32.defined()) bf.lin.d32 = Tensor::empty({W}, DType::F32, dev);
-  }
   // Per-linear dropout seeds: a pure function of the micro-batch seed, the layer and the projection.
   auto seed_of = [&](int64_t layer, int j) -> uint64_t {
     if (!dropout || dropout_seed == 0) return 0;
     return dropout_seed * 0x100000001b3ULL + static_cast<uint64_t>(layer * 7 + j + 1);
   };
   // Adapter buffers depend on ranks, which can change between steps (attach/detach).
-  if (max_rank > 0 && (!bf.lin.r32.defined() || bf.lin.r32.numel() < N * max_rank)) bf.lin.r32 = Tensor::empty({N * max_rank}, DType::F32, dev);
   for (int64_t l = 0; l < c.num_layers; l++) {
-    auto lin = m_.layers()[l].linears();
-    for (int j = 0; j < 7; j++) {
-      const int64_t r = lin[j]->lora.rank();
+    DecoderLayer& W = m_.layers()[l];
+    const std::vector<Linear*> groups[4] = {{&W.q, &W.k, &W.v}, {&W.o}, {&W.gate, &W.up}, {&W.down}};
+    for (int j = 0; j < 4; j++) {
+      const int64_t R = lora_group_rank(groups[j]);
       Tensor& u = bf.layers[l].lu[j];
-      if (r == 0) u = Tensor();
-      else if (!u.defined() || u.dim(1) != r) u = Tensor::empty({N, r}, DType::F32, dev);
+      if (R == 0) u = Tensor();
+      else if (!u.defined() || u.shape() != Shape{R, N} || u.dtype() != dt) u = Tensor::empty({R, N}, dt, dev);
     }
   }
 
@@ -168,21 +155,12 @@ LossSum Qwen2Grad::step(const TrainBatch& batch, float grad_scale, uint64_t drop
   args.kv_len = T;
   args.segments = bf.segments.defined() ? &bf.segments : nullptr;
 
-  // f32 view of an activation for the adapters (the activation itself in f32 mode).
-  auto as32 = [&](const Tensor& x) {
-    if (x.dtype() == DType::F32) return x;
-    Tensor x32 = rows_view(bf.x32, x.dim(0), x.dim(1));
-    cast(x, x32);
-    return x32;
-  };
-  auto lora_any = [](std::initializer_list<const Linear*> ls) {
-    for (const Linear* l : ls)
-      if (l->lora.active()) return true;
-    return false;
-  };
+  // Dropout seeds of the linears j0, j0 + 1, ... of the current layer (q k v o gate up down = 0..6).
   int64_t cur_layer = 0;
-  auto fwd = [&](Linear& l, int j, const Tensor& x, const Tensor& x32, Tensor& y, Tensor& u) {
-    linear_forward(l, x, x32, y, u.defined() ? &u : nullptr, bf.lin, seed_of(cur_layer, j));
+  auto seeds = [&](int j0) {
+    std::array<uint64_t, 3> s{};
+    for (int i = 0; i < 3 && j0 + i < 7; i++) s[i] = seed_of(cur_layer, j0 + i);
+    return s;
   };
 
   // ---- forward ----
@@ -193,26 +171,19 @@ LossSum Qwen2Grad::step(const TrainBatch& batch, float grad_scale, uint64_t drop
     LayerActs& A = bf.layers[li];
     cur_layer = li;
     rms_norm_forward(A.x, W.input_norm, eps, A.a, A.rstd1);
-    Tensor a32 = lora_any({&W.q, &W.k, &W.v}) ? as32(A.a) : A.a;
-    fwd(W.q, 0, A.a, a32, A.q, A.lu[0]);
-    fwd(W.k, 1, A.a, a32, A.k, A.lu[1]);
-    fwd(W.v, 2, A.a, a32, A.v, A.lu[2]);
+    linear_group_forward({&W.q, &W.k, &W.v}, A.a, {&A.q, &A.k, &A.v}, A.lu[0], bf.lin, seeds(0).data());
     Tensor q4 = A.q.view({B, T, H, D}), k4 = A.k.view({B, T, Hkv, D});
     rope_forward(q4, bf.positions, theta, q4);
     rope_forward(k4, bf.positions, theta, k4);
     Tensor att4 = A.att.view({B, T, H, D});
     attention_forward(q4, k4, A.v.view({B, T, Hkv, D}), args, att4, &A.lse);
-    Tensor att32 = W.o.lora.active() ? as32(A.att) : A.att;
-    fwd(W.o, 3, A.att, att32, A.h, A.lu[3]);
+    linear_group_forward({&W.o}, A.att, {&A.h}, A.lu[1], bf.lin, seeds(3).data());
     add(A.h, A.x, A.h);
     rms_norm_forward(A.h, W.post_norm, eps, A.b, A.rstd2);
-    Tensor b32 = lora_any({&W.gate, &W.up}) ? as32(A.b) : A.b;
-    fwd(W.gate, 4, A.b, b32, A.g, A.lu[4]);
-    fwd(W.up, 5, A.b, b32, A.u, A.lu[5]);
+    linear_group_forward({&W.gate, &W.up}, A.b, {&A.g, &A.u}, A.lu[2], bf.lin, seeds(4).data());
     swiglu_forward(A.g, A.u, A.s);
-    Tensor s32 = W.down.lora.active() ? as32(A.s) : A.s;
     Tensor& next = li + 1 < c.num_layers ? bf.layers[li + 1].x : bf.x_final;
-    fwd(W.down, 6, A.s, s32, next, A.lu[6]);
+    linear_group_forward({&W.down}, A.s, {&next}, A.lu[3], bf.lin, seeds(6).data());
     add(next, A.h, next);
   }
   rms_norm_forward(bf.x_final, m_.final_norm(), eps, bf.f, bf.rstd_f);
@@ -251,34 +222,25 @@ LossSum Qwen2Grad::step(const TrainBatch& batch, float grad_scale, uint64_t drop
   // ---- backward ----
   Tensor& dx = bf.dx;  // gradient wrt the residual stream at the current depth
   rms_norm_backward(df, bf.x_final, m_.final_norm(), bf.rstd_f, dx, nullptr);
-  auto bwd = [&](Linear& l, int j, const Tensor& dy, const Tensor& x32, const Tensor& u, Tensor& dxo, bool acc) {
-    linear_backward(l, dy, x32, u, dxo, acc, bf.lin, seed_of(cur_layer, j));
-  };
   for (int64_t li = c.num_layers - 1; li >= 0; li--) {
     DecoderLayer& W = m_.layers()[li];
     LayerActs& A = bf.layers[li];
     cur_layer = li;
     // MLP: next = h + down(swiglu(gate(b), up(b))), b = rms(h)
-    Tensor s32 = W.down.lora.active() ? as32(A.s) : A.s;
-    bwd(W.down, 6, dx, s32, A.lu[6], bf.ds, false);
+    linear_group_backward({&W.down}, {&dx}, A.s, A.lu[3], bf.ds, false, bf.lin, seeds(6).data());
     swiglu_backward(bf.ds, A.g, A.u, bf.dg, bf.du);
-    Tensor b32 = lora_any({&W.gate, &W.up}) ? as32(A.b) : A.b;
-    bwd(W.gate, 4, bf.dg, b32, A.lu[4], bf.da, false);
-    bwd(W.up, 5, bf.du, b32, A.lu[5], bf.da, true);
+    linear_group_backward({&W.gate, &W.up}, {&bf.dg, &bf.du}, A.b, A.lu[2], bf.da, false, bf.lin, seeds(4).data());
     rms_norm_backward(bf.da, A.h, W.post_norm, A.rstd2, bf.dx2, nullptr);
     add(dx, bf.dx2, dx);  // dx is now d loss / d h
     // Attention: h = x + o(attn(rope(q(a)), rope(k(a)), v(a))), a = rms(x)
-    Tensor att32 = W.o.lora.active() ? as32(A.att) : A.att;
-    bwd(W.o, 3, dx, att32, A.lu[3], bf.datt, false);
+    linear_group_backward({&W.o}, {&dx}, A.att, A.lu[1], bf.datt, false, bf.lin, seeds(3).data());
     Tensor dq4 = bf.dq.view({B, T, H, D}), dk4 = bf.dk.view({B, T, Hkv, D}), dv4 = bf.dv.view({B, T, Hkv, D});
     attention_backward(bf.datt.view({B, T, H, D}), A.q.view({B, T, H, D}), A.k.view({B, T, Hkv, D}),
                        A.v.view({B, T, Hkv, D}), A.att.view({B, T, H, D}), A.lse, args, dq4, dk4, dv4);
     rope_backward(dq4, bf.positions, theta, dq4);
     rope_backward(dk4, bf.positions, theta, dk4);
-    Tensor a32 = lora_any({&W.q, &W.k, &W.v}) ? as32(A.a) : A.a;
-    bwd(W.q, 0, bf.dq, a32, A.lu[0], bf.da, false);
-    bwd(W.k, 1, bf.dk, a32, A.lu[1], bf.da, true);
-    bwd(W.v, 2, bf.dv, a32, A.lu[2], bf.da, true);
+    linear_group_backward({&W.q, &W.k, &W.v}, {&bf.dq, &bf.dk, &bf.dv}, A.a, A.lu[0], bf.da, false, bf.lin,
+                          seeds(0).data());
     rms_norm_backward(bf.da, A.x, W.input_norm, A.rstd1, bf.dx2, nullptr);
     add(dx, bf.dx2, dx);  // d loss / d x (layer input)
   }
