@@ -7,6 +7,7 @@
 // kind() names the family for display and for --chat-template: Qwen2.5 and Qwen3 templates are recognised
 // (and wick carries copies of both, used when the family is forced); any other template is Jinja.
 #pragma once
+#include <cstdint>
 #include <ctime>
 #include <memory>
 #include <optional>

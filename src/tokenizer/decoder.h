@@ -3,6 +3,7 @@
 // (literal), ByteFallback (runs of <0xNN> tokens become their bytes when valid UTF-8, else one U+FFFD per
 // byte), Fuse, Strip and Metaspace, alone or in a Sequence.
 #pragma once
+#include <cstdint>
 #include <string>
 #include <vector>
 

@@ -4,6 +4,7 @@
 // "{%-" / "-%}" strip all whitespace on that side; "{%+" / "+%}" turn the two rules off). As Jinja2 does,
 // newlines are normalised to "\n" and one trailing newline of the template is dropped.
 #pragma once
+#include <cstdint>
 #include <string>
 #include <vector>
 

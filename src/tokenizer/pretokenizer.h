@@ -4,6 +4,7 @@
 // Oniguruma's is the Unicode White_Space property, PCRE2's also takes U+180E, so \s and \S are rewritten to
 // \p{White_Space} / \P{White_Space}. Escapes whose meanings differ more (\w, \b, \h, ...) are refused.
 #pragma once
+#include <cstdint>
 #include <memory>
 #include <string>
 #include <string_view>

@@ -1,6 +1,7 @@
 // Line charts as inline SVG for report.html: hand-built polylines with axes, tick labels and a legend.
 // No JavaScript, no external resources; the SVG is valid inside HTML5 and as XML.
 #pragma once
+#include <cstdint>
 #include <string>
 #include <vector>
 
