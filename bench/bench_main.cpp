@@ -14,6 +14,7 @@ int main(int argc, char** argv) {
                     wick::cuda_compiled() ? "CUDA built, no device" : "built without CUDA");
   wick::bench::register_seed_benchmarks(devices);
   wick::bench::register_sampler_benchmarks();
+  wick::bench::register_linear_benchmarks(devices);
   benchmark::Initialize(&argc, argv);
   if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
   benchmark::RunSpecifiedBenchmarks();

@@ -24,6 +24,7 @@ namespace wick::bench {
 // Registration hooks, called by bench_main.cpp (CUDA rows only when a GPU is usable).
 void register_seed_benchmarks(const std::vector<Device>& devices);
 void register_sampler_benchmarks();
+void register_linear_benchmarks(const std::vector<Device>& devices);  // bench_linear.cpp
 
 // N(0, scale^2) f32 tensor of `shape` on dev.
 inline Tensor randn(const Shape& shape, Rng& rng, Device dev, float scale = 1.0f) {

@@ -84,6 +84,17 @@ void validate_against(const io::AdapterFiles& adapter, const ModelConfig& cfg, c
   }
 }
 
+std::vector<std::vector<Linear*>> lora_groups(CausalLM& m) {
+  std::vector<std::vector<Linear*>> g;
+  for (LayerWeights& layer : m.layers())
+    for (std::vector<Linear*>& group : layer.lora_groups()) g.push_back(std::move(group));
+  return g;
+}
+
+static void pack_all(CausalLM& m) {
+  for (const auto& g : lora_groups(m)) pack_lora_group(g);
+}
+
 void attach_new_adapters(CausalLM& m, const io::LoraConfig& cfg, uint64_t seed) {
   if (cfg.r <= 0) throw Error("LoRA rank must be positive, got " + std::to_string(cfg.r), "--rank");
   Rng rng(seed, 0x10a);
@@ -103,6 +114,7 @@ void attach_new_adapters(CausalLM& m, const io::LoraConfig& cfg, uint64_t seed) 
   }
   if (attached == 0) throw Error("no module of the model matches the LoRA target modules", "--targets",
                                  "use names like q_proj, v_proj or 'all'");
+  pack_all(m);
 }
 
 void attach_adapters(CausalLM& m, const io::AdapterFiles& files, const std::string& where) {
@@ -120,6 +132,7 @@ void attach_adapters(CausalLM& m, const io::AdapterFiles& files, const std::stri
     l->lora.scale = static_cast<float>(files.cfg.scale());
     l->lora.dropout = static_cast<float>(files.cfg.dropout);
   }
+  pack_all(m);
 }
 
 void detach_adapters(CausalLM& m) {
@@ -144,7 +157,13 @@ std::vector<LoraParam> lora_params(CausalLM& m) {
 }
 
 void alloc_lora_grads(CausalLM& m) {
-  for (Linear* l : m.all_linears()) {
+  // One zeroed block per group (the layout of its values), unless every member has its gradients already.
+  for (const auto& g : lora_groups(m)) {
+    bool missing = false;
+    for (Linear* l : g) missing = missing || (l->lora.active() && (!l->lora.dA.defined() || !l->lora.dB.defined()));
+    if (missing) pack_lora_grads(g);
+  }
+  for (Linear* l : m.all_linears()) {  // linears outside the decoder layers, if any
     if (!l->lora.active()) continue;
     if (!l->lora.dA.defined()) l->lora.dA = Tensor::zeros(l->lora.A.shape(), DType::F32, m.device());
     if (!l->lora.dB.defined()) l->lora.dB = Tensor::zeros(l->lora.B.shape(), DType::F32, m.device());

@@ -31,6 +31,11 @@ io::LoraConfig config_matching(const io::LoraConfig& c, const ModelConfig& cfg,
 // config (its family's weight table) and that A is [r, in] and B [out, r] for it; where names the adapter.
 void validate_against(const io::AdapterFiles& adapter, const ModelConfig& cfg, const std::string& where);
 
+// Every decoder layer's linears grouped by the input they read (LayerWeights::lora_groups). Attach lays the
+// adapters of a group out as one f32 block (and alloc_lora_grads their gradients likewise), so that x A^T of a
+// group is one GEMM (model/linear.h).
+std::vector<std::vector<Linear*>> lora_groups(CausalLM& m);
+
 // Fresh adapters on every targeted linear: A ~ U(-1/sqrt(in), 1/sqrt(in)) (kaiming_uniform, a = sqrt(5)),
 // B = 0, as PEFT's init_lora_weights=True. Deterministic in seed. Throws when no module matches.
 void attach_new_adapters(CausalLM& m, const io::LoraConfig& cfg, uint64_t seed);

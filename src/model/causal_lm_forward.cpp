@@ -17,8 +17,8 @@ Tensor rows_view(const Tensor& buf, int64_t rows, int64_t cols) {
   return buf.view({buf.numel()}).narrow0(0, rows * cols).view({rows, cols});
 }
 
-void ForwardWorkspace::reserve(const ModelConfig& c, Device dev, DType dt, int64_t n, int64_t rows, bool lora) {
-  const int64_t C = c.hidden_size, I = c.intermediate_size, Q = c.q_dim(), V = c.vocab_size;
+void ForwardWorkspace::reserve(const ModelConfig& c, Device dev, DType dt, int64_t n, int64_t rows) {
+  const int64_t C = c.hidden_size, V = c.vocab_size;
   if (n > cap_n) {
     cap_n = std::max(n, cap_n * 2);
     const int64_t N = cap_n;
@@ -32,21 +32,11 @@ void ForwardWorkspace::reserve(const ModelConfig& c, Device dev, DType dt, int64
     positions = Tensor::empty({N}, DType::I32, dev);
     ids = Tensor::empty({N}, DType::I32, dev);
     last = Tensor::empty({N * C}, dt, dev);
-    a32 = Tensor();
     lin = LinearScratch{};
   }
   if (rows > cap_rows) {
     cap_rows = std::max(rows, cap_rows * 2);
     logits = Tensor::empty({cap_rows * V}, DType::F32, dev);
-  }
-  if (lora && !lin.r32.defined()) {
-    const int64_t N = cap_n, W = std::max({C, I, Q});
-    if (dt != DType::F32) {
-      a32 = Tensor::empty({N * W}, DType::F32, dev);
-      lin.a32 = Tensor::empty({N * W}, DType::F32, dev);
-      lin.b32 = Tensor::empty({N * W}, DType::F32, dev);
-    }
-    lin.r32 = Tensor::empty({N * 1024}, DType::F32, dev);  // ranks up to 1024
   }
 }
 
@@ -73,11 +63,9 @@ Tensor CausalLM::forward_hidden(const Tensor& ids_in, KVCache* cache, const Debu
     throw Error("sequence of " + std::to_string(past + T) + " tokens exceeds max_position_embeddings " +
                 std::to_string(c.max_position_embeddings));
 
-  bool lora = false;
-  for (Linear* l : all_linears()) lora = lora || l->lora.active();
   if (!ws_) ws_ = std::make_unique<ForwardWorkspace>();
   ForwardWorkspace& ws = *ws_;
-  ws.reserve(c, device_, dtype_, N, 0, lora);
+  ws.reserve(c, device_, dtype_, N, 0);
 
   // ids and positions to the device.
   Tensor ids = ws.ids.narrow0(0, N);
@@ -97,7 +85,6 @@ Tensor CausalLM::forward_hidden(const Tensor& ids_in, KVCache* cache, const Debu
   run.rope = rope();
   run.cache = cache;
   run.past = past;
-  run.x32 = ws.a32;
   run.lin = &ws.lin;
   run.hook = hook;
 
@@ -127,7 +114,7 @@ Tensor CausalLM::forward(const Tensor& ids, KVCache* cache, bool last_only, cons
     for (int64_t b = 0; b < B; b++) last.narrow0(b, 1).copy_from(rows.narrow0(b * T + T - 1, 1));
     rows = last;
   }
-  ws.reserve(cfg_, device_, dtype_, 0, R, false);
+  ws.reserve(cfg_, device_, dtype_, 0, R);
   Tensor logits = rows_view(ws.logits, R, V);
   matmul(rows, w_.lm_head, logits, false, true);
   if (hook) (*hook)("lm_head", logits);

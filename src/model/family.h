@@ -26,7 +26,13 @@ struct LayerWeights {
   // The seven projections in PEFT's order of target names. The index is part of the training state
   // (dropout seeds, saved adapter products), so the order is fixed for every family.
   std::vector<Linear*> linears() { return {&q, &k, &v, &o, &gate, &up, &down}; }
+  // The projections grouped by the input they read: {q, k, v}, {o}, {gate, up}, {down}. A group's adapters
+  // are laid out as one block (lora/lora.h) so that x A^T of the group is one GEMM (model/linear.h).
+  std::vector<std::vector<Linear*>> lora_groups() { return {{&q, &k, &v}, {&o}, {&gate, &up}, {&down}}; }
 };
+// Index in linears() of the first member of each lora_groups() entry (dropout seeds follow linears()).
+inline constexpr int kLoraGroups = 4;
+inline constexpr int kLoraGroupFirst[kLoraGroups] = {0, 3, 4, 6};
 
 struct ModelWeights {
   Tensor embed;       // [V, C]

@@ -20,11 +20,10 @@ struct ForwardWorkspace {
   Tensor positions;      // [cap_n] i32 on the device
   Tensor ids;            // [cap_n] i32 on the device
   std::vector<int32_t> host_positions;
-  Tensor a32;            // [cap_n, max(C, Q, I)] f32: input of LoRA adapters in bf16 mode
-  LinearScratch lin;
+  LinearScratch lin;     // the adapter path's scratch (grows on demand)
 
   // Makes sure the buffers hold n rows (and logits for `rows` rows).
-  void reserve(const ModelConfig& c, Device dev, DType dt, int64_t n, int64_t rows, bool lora);
+  void reserve(const ModelConfig& c, Device dev, DType dt, int64_t n, int64_t rows);
   // The layer activations for N rows (views of the flat buffers).
   LayerActs acts(int64_t N) const;
 };

@@ -63,28 +63,36 @@ uint64_t LayerRun::seed(int j) const {
   return dropout_seed * 0x100000001b3ULL + static_cast<uint64_t>(layer * 7 + j + 1);
 }
 
-Tensor LayerRun::as32(const Tensor& x) {
-  if (x.dtype() == DType::F32) return x;
-  WICK_CHECK(x32.defined() && x32.numel() >= x.numel(), "adapter f32 scratch too small for " << x.str());
-  Tensor y = x32.view({x32.numel()}).narrow0(0, x.numel()).view({x.dim(0), x.dim(1)});
-  cast(x, y);
-  return y;
-}
-
 namespace {
 
-bool any_lora(std::initializer_list<const Linear*> ls) {
-  for (const Linear* l : ls)
-    if (l->lora.active()) return true;
-  return false;
+// Group g of the layer (LayerWeights::lora_groups order) with its dropout seeds (null: no dropout).
+struct Group {
+  std::vector<Linear*> linears;
+  uint64_t seeds[3] = {0, 0, 0};
+  bool dropout = false;
+};
+
+Group group(LayerWeights& W, int g, const LayerRun& run) {
+  Group out;
+  out.linears = W.lora_groups()[g];
+  for (size_t i = 0; i < out.linears.size(); i++) {
+    out.seeds[i] = run.seed(kLoraGroupFirst[g] + static_cast<int>(i));
+    out.dropout = out.dropout || out.seeds[i] != 0;
+  }
+  return out;
 }
 
-void lin_fwd(Linear& l, int j, const Tensor& x, const Tensor& x32, Tensor& y, Tensor& u, LayerRun& run) {
-  linear_forward(l, x, x32, y, u.defined() ? &u : nullptr, *run.lin, run.seed(j));
+// ys (=) the group's projections of x; the adapters' products into A.adapter_u[g] (training) or scratch.
+void group_forward(LayerWeights& W, int g, LayerActs& A, const Tensor& x, const std::vector<Tensor*>& ys, LayerRun& run) {
+  Group gr = group(W, g, run);
+  linear_group_forward(gr.linears, x, ys, A.adapter_u[g], *run.lin, gr.dropout ? gr.seeds : nullptr);
 }
 
-void lin_bwd(Linear& l, int j, const Tensor& dy, const Tensor& x32, const Tensor& u, Tensor& dx, bool acc, LayerRun& run) {
-  linear_backward(l, dy, x32, u, dx, acc, *run.lin, run.seed(j));
+// dys -> dx (= or +=) and the adapters' dA, dB (+=), from x and the saved products.
+void group_backward(LayerWeights& W, int g, LayerActs& A, const std::vector<const Tensor*>& dys, const Tensor& x,
+                    Tensor& dx, bool accumulate, LayerRun& run) {
+  Group gr = group(W, g, run);
+  linear_group_backward(gr.linears, dys, x, A.adapter_u[g], dx, accumulate, *run.lin, gr.dropout ? gr.seeds : nullptr);
 }
 
 AttentionArgs attention_args(const LayerRun& run) {
@@ -94,18 +102,17 @@ AttentionArgs attention_args(const LayerRun& run) {
   return a;
 }
 
+enum { kQKV = 0, kO = 1, kGateUp = 2, kDown = 3 };  // LayerWeights::lora_groups
+
 }  // namespace
 
 void attention_block_forward(LayerWeights& W, LayerActs& A, const Tensor& in, Tensor& out, LayerRun& run) {
   const ModelConfig& c = *run.cfg;
   const int64_t B = run.B, T = run.T, N = B * T, H = c.num_heads, Hkv = c.num_kv_heads, D = c.head_dim, KV = c.kv_dim();
   const bool qk_norm = W.q_norm.defined();
-  Tensor in32 = any_lora({&W.q, &W.k, &W.v}) ? run.as32(in) : in;
   Tensor& q_raw = qk_norm ? A.qp : A.q;
   Tensor& k_raw = qk_norm ? A.kp : A.k;
-  lin_fwd(W.q, 0, in, in32, q_raw, A.lu[0], run);
-  lin_fwd(W.k, 1, in, in32, k_raw, A.lu[1], run);
-  lin_fwd(W.v, 2, in, in32, A.v, A.lu[2], run);
+  group_forward(W, kQKV, A, in, {&q_raw, &k_raw, &A.v}, run);
   run.emit(W.q.name, q_raw);
   run.emit(W.k.name, k_raw);
   run.emit(W.v.name, A.v);
@@ -138,8 +145,7 @@ void attention_block_forward(LayerWeights& W, LayerActs& A, const Tensor& in, Te
   } else {
     attention_forward(q4, k4, v4, args, att4, lse);
   }
-  Tensor att32 = W.o.lora.active() ? run.as32(A.att) : A.att;
-  lin_fwd(W.o, 3, A.att, att32, out, A.lu[3], run);
+  group_forward(W, kO, A, A.att, {&out}, run);
   run.emit(W.o.name, out);
 }
 
@@ -148,8 +154,7 @@ void attention_block_backward(LayerWeights& W, LayerActs& A, const Tensor& in, c
   const ModelConfig& c = *run.cfg;
   const int64_t B = run.B, T = run.T, N = B * T, H = c.num_heads, Hkv = c.num_kv_heads, D = c.head_dim;
   const bool qk_norm = W.q_norm.defined();
-  Tensor att32 = W.o.lora.active() ? run.as32(A.att) : A.att;
-  lin_bwd(W.o, 3, dout, att32, A.lu[3], G.datt, false, run);
+  group_backward(W, kO, A, {&dout}, A.att, G.datt, false, run);
   Tensor dq4 = G.dq.view({B, T, H, D}), dk4 = G.dk.view({B, T, Hkv, D}), dv4 = G.dv.view({B, T, Hkv, D});
   attention_backward(G.datt.view({B, T, H, D}), A.q.view({B, T, H, D}), A.k.view({B, T, Hkv, D}),
                      A.v.view({B, T, Hkv, D}), A.att.view({B, T, H, D}), A.lse, attention_args(run), dq4, dk4, dv4);
@@ -163,30 +168,21 @@ void attention_block_backward(LayerWeights& W, LayerActs& A, const Tensor& in, c
     dq_raw = G.dqp;
     dk_raw = G.dkp;
   }
-  Tensor in32 = any_lora({&W.q, &W.k, &W.v}) ? run.as32(in) : in;
-  lin_bwd(W.q, 0, dq_raw, in32, A.lu[0], din, false, run);
-  lin_bwd(W.k, 1, dk_raw, in32, A.lu[1], din, true, run);
-  lin_bwd(W.v, 2, G.dv, in32, A.lu[2], din, true, run);
+  group_backward(W, kQKV, A, {&dq_raw, &dk_raw, &G.dv}, in, din, false, run);
 }
 
 void mlp_block_forward(LayerWeights& W, LayerActs& A, const Tensor& in, Tensor& out, LayerRun& run) {
-  Tensor in32 = any_lora({&W.gate, &W.up}) ? run.as32(in) : in;
-  lin_fwd(W.gate, 4, in, in32, A.g, A.lu[4], run);
-  lin_fwd(W.up, 5, in, in32, A.u, A.lu[5], run);
+  group_forward(W, kGateUp, A, in, {&A.g, &A.u}, run);
   swiglu_forward(A.g, A.u, A.s);
-  Tensor s32 = W.down.lora.active() ? run.as32(A.s) : A.s;
-  lin_fwd(W.down, 6, A.s, s32, out, A.lu[6], run);
+  group_forward(W, kDown, A, A.s, {&out}, run);
   run.emit(W.down.name, out);
 }
 
 void mlp_block_backward(LayerWeights& W, LayerActs& A, const Tensor& in, const Tensor& dout, Tensor& din,
                         LayerGrads& G, LayerRun& run) {
-  Tensor s32 = W.down.lora.active() ? run.as32(A.s) : A.s;
-  lin_bwd(W.down, 6, dout, s32, A.lu[6], G.ds, false, run);
+  group_backward(W, kDown, A, {&dout}, A.s, G.ds, false, run);
   swiglu_backward(G.ds, A.g, A.u, G.dg, G.du);
-  Tensor in32 = any_lora({&W.gate, &W.up}) ? run.as32(in) : in;
-  lin_bwd(W.gate, 4, G.dg, in32, A.lu[4], din, false, run);
-  lin_bwd(W.up, 5, G.du, in32, A.lu[5], din, true, run);
+  group_backward(W, kGateUp, A, {&G.dg, &G.du}, in, din, false, run);
 }
 
 namespace {

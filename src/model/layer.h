@@ -38,7 +38,10 @@ struct LayerActs {
   Tensor h;          // [N, C] after the attention residual
   Tensor b, rstd2;   // [N, C], [N] f32: post-attention norm
   Tensor g, u, s;    // [N, I]: gate, up, silu(gate) * up
-  Tensor lu[7];      // [N, r] f32 per adapted linear (LayerWeights::linears order): x32 A^T (training)
+  // Training: the adapters' products x A^T of each input group (LayerWeights::lora_groups: q k v | o |
+  // gate up | down), saved for backward as model/linear.h lays them out: [sum of the group's ranks, N] in the
+  // compute dtype. Undefined for a group without adapters, and in inference (scratch is used).
+  Tensor adapter_u[kLoraGroups];
 };
 
 // Gradient buffers of one layer's backward, shared by all layers.
@@ -82,15 +85,12 @@ struct LayerRun {
   // adapters' dropout with masks drawn from dropout_seed (non-zero) for this micro-batch.
   bool dropout = false;
   uint64_t dropout_seed = 0;
-  Tensor x32;                // f32 scratch [>= N * max(C, Q, I)]: the adapters' inputs in bf16
-  LinearScratch* lin = nullptr;
+  LinearScratch* lin = nullptr;  // the adapter path's scratch (grows on demand)
   const DebugHook* hook = nullptr;
   int64_t layer = 0;         // set by the caller for each layer
 
   // Dropout seed of projection j of the current layer: a pure function of (micro-batch, layer, j).
   uint64_t seed(int j) const;
-  // x in f32 for the adapters: x itself in f32, else a copy in x32.
-  Tensor as32(const Tensor& x);
   void emit(const std::string& name, const Tensor& t) const {
     if (hook) (*hook)(name, t);
   }
@@ -98,7 +98,7 @@ struct LayerRun {
 };
 
 // Shared blocks. in/out are [N, *] in the compute dtype.
-// Attention: q, k, v projections of in (A.a), optional head norms, RoPE, the cache, attention, o -> out (=).
+// Attention: q, k, v projections of in, optional head norms, RoPE, the cache, attention, o -> out (=).
 void attention_block_forward(LayerWeights& W, LayerActs& A, const Tensor& in, Tensor& out, LayerRun& run);
 // dout -> din (=) the gradient wrt the block input; adapters' dA, dB (+=).
 void attention_block_backward(LayerWeights& W, LayerActs& A, const Tensor& in, const Tensor& dout, Tensor& din,

@@ -1,11 +1,24 @@
 // A frozen linear layer of the model, optionally wrapped by a LoRA adapter (unmerged, as PEFT runs it):
 //   y = x W^T + b + scale * (dropout(x) A^T) B^T
 // W [out, in] and b [out] are frozen, in the compute dtype (bf16 on CUDA, f32 on CPU). A [r, in], B [out, r]
-// and their gradients are f32 (PEFT upcasts adapters to f32). In bf16 the adapter path runs in f32 on an
-// f32 copy of x and is added to the bf16 base output with one rounding, as PEFT does (result.to(bf16)).
+// and their gradients are f32 masters (PEFT upcasts adapters to f32; the optimizer updates them).
+//
+// f32 compute: the adapter runs in f32 on x itself (bit for bit what it always did).
+// bf16 compute: the adapter GEMMs take bf16 inputs with f32 accumulation, as PyTorch autocast runs PEFT's
+// adapters: x as it is (no f32 copy), bf16 copies A16, B16 of the masters (cast at every forward, one cast per
+// group), u = x A^T saved in bf16. The adapter term goes first into y (bf16), then the base GEMM adds
+// x W^T + b to it with beta = 1 in its f32 epilogue: y = round(x W^T + b + round(scale u B^T)). cuBLASLt takes
+// C and D of one dtype for bf16 inputs, so this is the one order that needs no f32 [N, out] buffer; the inner
+// rounding is of the (small) adapter term, where PEFT without autocast rounds the (large) base term instead:
+// round(round(x W^T + b) + lora). Backward likewise: dB += scale dy^T u and dA += du^T x (f32 grads),
+// du = scale dy B (bf16), dx gets du A first, then the base dy W with beta = 1.
+//
+// Groups: linears reading one input (q, k, v; gate, up) run x A^T as one GEMM over their stacked A's, and
+// dA += du^T x and dx += du A likewise, when attach laid their adapters out contiguously (pack_lora_group).
 #pragma once
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "core/tensor.h"
 
@@ -16,6 +29,11 @@ struct LoraSlot {
   Tensor dA, dB;       // gradients (+=), allocated when training
   float scale = 0.0f;  // alpha / r (or alpha / sqrt(r) with rsLoRA)
   float dropout = 0.0f;
+  // bf16 compute only: A16 [r, in], B16 [out, r] bf16 copies of A, B, refreshed at every forward (a cache,
+  // hence mutable). pack32 / pack16: the f32 block holding A and B of this linear's group and its bf16 twin
+  // (undefined when A, B stand alone; see pack_lora_group).
+  mutable Tensor A16, B16;
+  Tensor pack32, pack16;
   bool active() const { return A.defined(); }
   int64_t rank() const { return A.defined() ? A.dim(0) : 0; }
 };
@@ -29,24 +47,48 @@ struct Linear {
   int64_t out() const { return w.dim(0); }
 };
 
-// f32 scratch for the adapter path, big enough for [N, max(in, out)] of every linear (undefined when the
-// model computes in f32: then x and y are used directly).
+// Scratch of the adapter path, grown on demand (stream-ordered allocations; kept at the largest size).
 struct LinearScratch {
-  Tensor a32;  // [cap] f32
-  Tensor b32;  // [cap] f32
-  Tensor r32;  // [cap_r] f32 for [N, r] products
-  Tensor d32;  // [cap] f32: the adapter input after dropout (training with dropout only)
+  Tensor a32;  // f32: the adapter's dx term before dropout (f32 compute with dropout)
+  Tensor b32;  // unused (kept for callers that still size it)
+  Tensor r32;  // [N, r] f32 products (f32 compute)
+  Tensor d32;  // the adapter input after dropout (f32 compute with dropout)
+  Tensor u16;  // bf16: [sum r, N] u^T when the caller keeps none, and du^T in backward
+  Tensor d16;  // bf16: [N, in] dropout(x), and the adapter's dx term with dropout
 };
 
-// x [N, in] (compute dtype), x32: x in f32 [N, in] (x itself in f32 mode) -> y [N, out] (=).
-// u [N, r] f32 receives dropout(x32) A^T (kept for backward). dropout_seed != 0 applies the adapter's
-// dropout (training) with a mask that is a pure function of the seed (ops/dropout.h).
+// ---- one linear (the form the decoder layer has always called) ----
+// x [N, in] (compute dtype) -> y [N, out] (=). x32: x in f32 (x itself in f32 mode); ignored in bf16, where the
+// adapter reads x. u receives what backward needs: f32 mode, [N, r] f32 = dropout(x32) A^T; bf16 mode, the same
+// memory holds u^T [r, N] in bf16 (u may be that bf16 [r, N] tensor, or any tensor of at least 2 N r bytes).
+// u null: kept in scratch. dropout_seed != 0 applies the adapter's dropout (training) with a mask that is a
+// pure function of the seed (ops/dropout.h).
 void linear_forward(const Linear& l, const Tensor& x, const Tensor& x32, Tensor& y, Tensor* u, LinearScratch& s,
                     uint64_t dropout_seed = 0);
 
 // dy [N, out] -> dx [N, in] (= when accumulate is false, += otherwise); dA, dB (+=) from x32 and u of the
-// forward (same dropout_seed). W and b are frozen and get no gradient.
+// forward (same dropout_seed). bf16 mode: pass x itself as x32 (an f32 copy of x still works: it is rounded
+// back, exactly, at the cost of a cast). W and b are frozen and get no gradient.
 void linear_backward(Linear& l, const Tensor& dy, const Tensor& x32, const Tensor& u, Tensor& dx, bool accumulate,
                      LinearScratch& s, uint64_t dropout_seed = 0);
+
+// ---- a group of linears reading one input x (q, k, v; gate, up; or one alone) ----
+// saved: [lora_group_rank(ls), N] in the compute dtype (undefined: scratch, for inference): u of every
+// adapter, stacked (bf16: u_j^T [r_j, N] at row offset sum r_<j; f32: u_j [N, r_j] in the same elements).
+// seeds: one dropout seed per linear (null: no dropout). Same numbers as one linear_forward per member, but
+// one x A^T GEMM (and one dA, one dx GEMM in backward) for the group when its adapters are packed.
+int64_t lora_group_rank(const std::vector<Linear*>& ls);
+void linear_group_forward(const std::vector<Linear*>& ls, const Tensor& x, const std::vector<Tensor*>& ys,
+                          Tensor& saved, LinearScratch& s, const uint64_t* seeds = nullptr);
+// dys [N, out_j] -> dx [N, in] (= or +=), dA, dB (+=).
+void linear_group_backward(const std::vector<Linear*>& ls, const std::vector<const Tensor*>& dys, const Tensor& x,
+                           const Tensor& saved, Tensor& dx, bool accumulate, LinearScratch& s,
+                           const uint64_t* seeds = nullptr);
+
+// Lays the active adapters of a group out in one f32 block [A_1; ..; A_n | B_1 | .. | B_n] on their device
+// (values copied; A, B become views), plus its bf16 twin when the layer computes in bf16. Called by attach.
+void pack_lora_group(const std::vector<Linear*>& ls);
+// The gradients likewise: one zeroed f32 block, dA_j, dB_j views of it in the same layout.
+void pack_lora_grads(const std::vector<Linear*>& ls);
 
 }  // namespace wick

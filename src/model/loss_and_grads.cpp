@@ -30,7 +30,6 @@ struct LossAndGrads::Buffers {
   Tensor losses, lse_rows;                   // [N] f32
   Tensor logits;                             // [chunk, V] f32
   Tensor logits16;                           // [chunk, V] bf16: dlogits for the bf16 GEMM
-  Tensor x32;                                // [N, max(C, Q, I)] f32 (bf16 mode: adapter inputs)
   LinearScratch lin;
 };
 
@@ -61,10 +60,6 @@ LossSum LossAndGrads::step(const TrainBatch& batch, float grad_scale, uint64_t d
   Buffers& bf = *buf_;
   const std::vector<Linear*> linears = m_.all_linears();
 
-  // Rank of every adapter, to size the saved u's.
-  int64_t max_rank = 0;
-  for (Linear* l : linears) max_rank = std::max(max_rank, l->lora.rank());
-
   if (bf.B != B || bf.T != T) {
     bf = Buffers{};
     bf.B = B;
@@ -80,29 +75,20 @@ LossSum LossAndGrads::step(const TrainBatch& batch, float grad_scale, uint64_t d
     bf.lse_rows = E({N});
     bf.logits = E({std::min(N, loss_chunk_), V});
     if (dt != DType::F32) bf.logits16 = E({std::min(N, loss_chunk_), V}, dt);
-    if (dt != DType::F32) bf.x32 = E({N * std::max({C, Q, I})});
   }
-  // f32 scratch of the adapter path: needed in bf16 mode, and for dropout in any mode.
+  // The adapter path's scratch (bf.lin) grows on demand; dropout runs only when training.
   bool dropout = false;
   for (Linear* l : linears) dropout = dropout || (l->lora.active() && l->lora.dropout > 0.0f);
   if (!training) dropout = false;
-  {
-    const int64_t W = N * std::max({C, Q, I});
-    if ((dt != DType::F32 || dropout) && !bf.lin.a32.defined()) {
-      bf.lin.a32 = Tensor::empty({W}, DType::F32, dev);
-      bf.lin.b32 = Tensor::empty({W}, DType::F32, dev);
-    }
-    if (dropout && !bf.lin.d32.defined()) bf.lin.d32 = Tensor::empty({W}, DType::F32, dev);
-  }
-  // Adapter buffers depend on ranks, which can change between steps (attach/detach).
-  if (max_rank > 0 && (!bf.lin.r32.defined() || bf.lin.r32.numel() < N * max_rank)) bf.lin.r32 = Tensor::empty({N * max_rank}, DType::F32, dev);
+  // The saved adapter products ([sum of a group's ranks, N] per group) follow the ranks, which can change
+  // between steps (attach/detach).
   for (int64_t l = 0; l < c.num_layers; l++) {
-    auto lin = m_.layers()[l].linears();
-    for (int j = 0; j < 7; j++) {
-      const int64_t r = lin[j]->lora.rank();
-      Tensor& u = bf.layers[l].lu[j];
-      if (r == 0) u = Tensor();
-      else if (!u.defined() || u.dim(1) != r) u = Tensor::empty({N, r}, DType::F32, dev);
+    const auto groups = m_.layers()[l].lora_groups();
+    for (int g = 0; g < kLoraGroups; g++) {
+      const int64_t R = lora_group_rank(groups[g]);
+      Tensor& u = bf.layers[l].adapter_u[g];
+      if (R == 0) u = Tensor();
+      else if (!u.defined() || u.shape() != Shape{R, N} || u.dtype() != dt) u = Tensor::empty({R, N}, dt, dev);
     }
   }
 
@@ -127,7 +113,6 @@ LossSum LossAndGrads::step(const TrainBatch& batch, float grad_scale, uint64_t d
   run.args.segments = bf.segments.defined() ? &bf.segments : nullptr;
   run.dropout = dropout;
   run.dropout_seed = dropout_seed;
-  run.x32 = bf.x32;
   run.lin = &bf.lin;
   const LayerCode& code = *m_.family().layer;
 

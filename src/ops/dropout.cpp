@@ -11,8 +11,10 @@ void dropout_forward(const Tensor& x, float p, uint64_t seed, Tensor& y);
 #endif
 
 void dropout_forward(const Tensor& x, float p, uint64_t seed, Tensor& y) {
-  if (x.dtype() != DType::F32 || y.dtype() != DType::F32 || x.shape() != y.shape() || x.device() != y.device())
-    throw Error("dropout_forward: x " + x.str() + " and y " + y.str() + " must be f32 of one shape and device");
+  const bool dt_ok = (x.dtype() == DType::F32 || x.dtype() == DType::BF16) && y.dtype() == x.dtype();
+  if (!dt_ok || x.shape() != y.shape() || x.device() != y.device())
+    throw Error("dropout_forward: x " + x.str() + " and y " + y.str() +
+                " must be f32 or bf16 of one dtype, shape and device");
   if (!(p >= 0.0f && p < 1.0f)) throw Error("dropout probability must be in [0, 1), got " + std::to_string(p));
   if (x.device().is_cuda()) {
 #ifdef WICK_CUDA
@@ -22,10 +24,18 @@ void dropout_forward(const Tensor& x, float p, uint64_t seed, Tensor& y) {
     throw Error("this build of wick has no CUDA support");
 #endif
   }
-  const float* in = x.data<float>();
-  float* out = y.data<float>();
   const float keep_scale = 1.0f / (1.0f - p);
   const int64_t n = x.numel();
+  if (x.dtype() == DType::BF16) {
+    const uint16_t* in = x.data_u16();
+    uint16_t* out = y.data_u16();
+#pragma omp parallel for schedule(static)
+    for (int64_t i = 0; i < n; i++)
+      out[i] = f32_to_bf16(dropout_uniform(seed, static_cast<uint64_t>(i)) >= p ? bf16_to_f32(in[i]) * keep_scale : 0.0f);
+    return;
+  }
+  const float* in = x.data<float>();
+  float* out = y.data<float>();
 #pragma omp parallel for schedule(static)
   for (int64_t i = 0; i < n; i++) out[i] = dropout_uniform(seed, static_cast<uint64_t>(i)) >= p ? in[i] * keep_scale : 0.0f;
 }

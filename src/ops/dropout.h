@@ -8,7 +8,7 @@
 
 namespace wick {
 
-// x [N, C] f32 -> y [N, C] f32 (=). y may alias x. p in [0, 1).
+// x [N, C] -> y [N, C] (=), f32 or bf16 (one dtype; bf16: f32 math, one rounding). y may alias x. p in [0, 1).
 void dropout_forward(const Tensor& x, float p, uint64_t seed, Tensor& y);
 // The mask's uniform draw for element i (24-bit, in [0, 1)); shared by the CPU and CUDA twins.
 inline float dropout_uniform(uint64_t seed, uint64_t i) {

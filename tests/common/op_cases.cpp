@@ -26,6 +26,15 @@ static std::vector<CasePtr> build() {
   c.push_back(make_matmul({.M = 7, .N = 4864, .K = 896, .tb = true}));               // gate, up
   c.push_back(make_matmul({.M = 7, .N = 896, .K = 4864, .tb = true}));               // down
   c.push_back(make_matmul({.M = 896, .N = 128, .K = 7, .ta = true, .beta = 1.0f, .c_f32 = true}));  // dW += dY^T X
+  // The bf16 LoRA path (model/linear.h), r 16, q k v stacked (3r = 48), 7 tokens:
+  c.push_back(make_matmul({.M = 48, .N = 7, .K = 896, .tb = true}));                               // u^T = A x^T
+  c.push_back(make_matmul({.M = 7, .N = 896, .K = 16, .ta = true, .tb = true, .alpha = 2.0f}));     // y = s u B^T
+  c.push_back(make_matmul({.M = 7, .N = 128, .K = 896, .tb = true, .beta = 1.0f, .bias = true}));  // y += x W^T + b
+  c.push_back(make_matmul({.M = 128, .N = 16, .K = 7, .ta = true, .tb = true, .alpha = 2.0f, .beta = 1.0f,
+                           .c_f32 = true}));                                                        // dB += s dy^T u
+  c.push_back(make_matmul({.M = 16, .N = 7, .K = 128, .ta = true, .tb = true, .alpha = 2.0f}));    // du^T = s B^T dy^T
+  c.push_back(make_matmul({.M = 48, .N = 896, .K = 7, .beta = 1.0f, .c_f32 = true}));              // dA += du^T x
+  c.push_back(make_matmul({.M = 7, .N = 896, .K = 48, .ta = true, .beta = 1.0f}));                 // dx += du A
 
   // linear (forward, and backward through matmul)
   c.push_back(make_linear({1}, 7, 5, true));

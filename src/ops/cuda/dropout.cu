@@ -5,7 +5,8 @@
 namespace wick::cuda_ops {
 namespace {
 
-__global__ void dropout_kernel(const float* __restrict__ x, float* __restrict__ y, long long n, float p, float scale,
+template <typename T>
+__global__ void dropout_kernel(const T* __restrict__ x, T* __restrict__ y, long long n, float p, float scale,
                                unsigned long long seed) {
   for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < n; i += (long long)gridDim.x * blockDim.x) {
     unsigned long long z = seed + 0x9e3779b97f4a7c15ULL * (static_cast<unsigned long long>(i) + 1);
@@ -13,7 +14,7 @@ __global__ void dropout_kernel(const float* __restrict__ x, float* __restrict__ 
     z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
     z ^= z >> 31;
     const float u = static_cast<float>(z >> 40) * (1.0f / 16777216.0f);
-    y[i] = u >= p ? x[i] * scale : 0.0f;
+    y[i] = cuda::from_f<T>(u >= p ? cuda::to_f(x[i]) * scale : 0.0f);
   }
 }
 
@@ -22,8 +23,13 @@ __global__ void dropout_kernel(const float* __restrict__ x, float* __restrict__ 
 void dropout_forward(const Tensor& x, float p, uint64_t seed, Tensor& y) {
   const long long n = x.numel();
   if (n == 0) return;
-  dropout_kernel<<<cuda::grid_for(n, 256), 256, 0, cuda::stream_of(x)>>>(x.data<float>(), y.data<float>(), n, p,
-                                                                         1.0f / (1.0f - p), seed);
+  const float scale = 1.0f / (1.0f - p);
+  if (x.dtype() == DType::BF16)
+    dropout_kernel<cuda::bf16><<<cuda::grid_for(n, 256), 256, 0, cuda::stream_of(x)>>>(
+        cuda::cptr<cuda::bf16>(x), cuda::ptr<cuda::bf16>(y), n, p, scale, seed);
+  else
+    dropout_kernel<float><<<cuda::grid_for(n, 256), 256, 0, cuda::stream_of(x)>>>(x.data<float>(), y.data<float>(), n,
+                                                                                p, scale, seed);
   WICK_CUDA_LAUNCH_CHECK();
 }
 

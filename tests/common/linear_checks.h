@@ -1,0 +1,27 @@
+// Checks of the LoRA linear path (model/linear.h) on one device: a group of linears reading one input, run
+// through linear_group_forward/backward and through the one-linear entry points, packed or stand-alone, in f32
+// (must be bit for bit the one-linear f32 path) and bf16 (against the CPU f32 path on the same values).
+#pragma once
+#include <cstdint>
+#include <vector>
+
+#include "core/tensor.h"
+
+namespace wick::test {
+
+struct LinearGroupSpec {
+  int64_t N = 37, in = 48, r = 4;
+  std::vector<int64_t> outs{40, 8, 8};
+  std::vector<bool> lora{true, true, true};
+  bool bias = true;
+  float dropout = 0.0f;
+  bool accumulate = false;  // dx starts non-zero and is accumulated into
+};
+
+// f32 on dev: the group entry points, packed, equal the one-linear entry points on stand-alone adapters.
+void check_linear_group_f32(const LinearGroupSpec& s, Device dev);
+// bf16 on dev: the group entry points (packed) and the one-linear entry points (stand-alone) against the CPU
+// f32 path on the same (bf16-representable) values, and against each other.
+void check_linear_group_bf16(const LinearGroupSpec& s, Device dev);
+
+}  // namespace wick::test
