@@ -28,8 +28,7 @@ struct LossAndGrads::Buffers {
   Tensor x_final, f, rstd_f;                 // [N, C], [N, C], [N]
   Tensor ids, targets, positions, segments;  // device copies
   Tensor losses, lse_rows;                   // [N] f32
-  Tensor logits;                             // [chunk, V] f32
-  Tensor logits16;                           // [chunk, V] bf16: dlogits for the bf16 GEMM
+  Tensor logits;  // [chunk, V] compute dtype, as transformers' lm_head outputs (the loss reads rows in f32); then dlogits
   LinearScratch lin;
 };
 
@@ -73,8 +72,7 @@ LossSum LossAndGrads::step(const TrainBatch& batch, float grad_scale, uint64_t d
     bf.rstd_f = E({N});
     bf.losses = E({N});
     bf.lse_rows = E({N});
-    bf.logits = E({std::min(N, loss_chunk_), V});
-    if (dt != DType::F32) bf.logits16 = E({std::min(N, loss_chunk_), V}, dt);
+    bf.logits = E({std::min(N, loss_chunk_), V}, dt);
   }
   // The adapter path's scratch (bf.lin) grows on demand; dropout runs only when training.
   bool dropout = false;
@@ -136,14 +134,9 @@ LossSum LossAndGrads::step(const TrainBatch& batch, float grad_scale, uint64_t d
     Tensor tg = bf.targets.narrow0(r0, R), ls = bf.losses.narrow0(r0, R), lse = bf.lse_rows.narrow0(r0, R);
     cross_entropy_forward(logits, tg, ls, lse);
     if (training) {
-      cross_entropy_backward(logits, tg, lse, grad_scale, logits);
+      cross_entropy_backward(logits, tg, lse, grad_scale, logits);  // in place: dlogits
       Tensor dfr = df.narrow0(r0, R);
-      Tensor dl = logits;
-      if (dt != DType::F32) {  // bf16 GEMM: the gradient of the logits in bf16, as torch's bf16 lm_head sees it
-        dl = bf.logits16.narrow0(0, R);
-        cast(logits, dl);
-      }
-      matmul(dl, m_.lm_head(), dfr, false, false);  // [R, V] x [V, C]
+      matmul(logits, m_.lm_head(), dfr, false, false);  // [R, V] x [V, C]
     }
   }
   LossSum out;

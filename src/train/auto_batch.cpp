@@ -19,18 +19,18 @@ int64_t activation_bytes_per_token(const ModelConfig& c, DType dtype, int64_t r,
   const int64_t e = static_cast<int64_t>(dtype_size(dtype));
   const int64_t C = c.hidden_size, Q = c.q_dim(), I = c.intermediate_size;
   // Kept per layer: the family layer's activation table (model/layer.h; the same table allocates them),
-  // in the compute dtype or f32, plus x A^T [r] f32 per adapter.
-  int64_t per_layer = targets * r * 4;
+  // in the compute dtype or f32, plus x A^T [r] per adapter in the compute dtype (model/linear.h).
+  int64_t per_layer = targets * r * e;
   for (const ActSlot& s : layer_act_slots(c)) per_layer += s.cols * (s.kind == ActKind::Act ? e : 4);
-  // Once: the final norm's in/out [C], the gradient buffers of one layer (its table), the f32 adapter-input
-  // copy [max(C, Q, I)]; ids, targets, losses.
-  int64_t once = 2 * C * e + std::max({C, Q, I}) * 4 + 4 * 4;
+  // Once: the final norm's in/out [C], the gradient buffers of one layer (its table), the adapter path's
+  // scratch (a dropped-out copy of an input, [max(C, Q, I)]); ids, targets, losses.
+  int64_t once = 2 * C * e + std::max({C, Q, I}) * e + 4 * 4;
   for (const GradSlot& s : layer_grad_slots(c)) once += s.cols * e;
   return c.num_layers * per_layer + once;
 }
 
-int64_t fixed_training_bytes(const ModelConfig& c, int64_t loss_chunk_rows) {
-  return loss_chunk_rows * c.vocab_size * (4 + 2);
+int64_t fixed_training_bytes(const ModelConfig& c, DType dtype, int64_t loss_chunk_rows) {
+  return loss_chunk_rows * c.vocab_size * static_cast<int64_t>(dtype_size(dtype));  // the logits of one loss chunk
 }
 
 BatchChoice choose_batch_size(const ModelConfig& c, Device dev, DType dtype, int64_t seq_len, int64_t r,
@@ -48,7 +48,7 @@ BatchChoice choose_batch_size(const ModelConfig& c, Device dev, DType dtype, int
     return ch;
   }
   const int64_t per_token = activation_bytes_per_token(c, dtype, r, targets);
-  const int64_t fixed = fixed_training_bytes(c);
+  const int64_t fixed = fixed_training_bytes(c, dtype);
   // Keep 10% of what is free and 1 GiB besides for cuBLASLt workspaces, the allocator's slack and the
   // optimizer state (small next to this for LoRA).
   const int64_t budget = free_bytes - free_bytes / 10 - (int64_t{1} << 30) - fixed;

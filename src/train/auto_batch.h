@@ -22,8 +22,8 @@ struct BatchChoice {
 // Bytes of training activations per token of a micro-batch (what LossAndGrads keeps per layer plus the
 // one-layer gradient buffers), for a model computing in `dtype` with LoRA rank r on `targets` projections.
 int64_t activation_bytes_per_token(const ModelConfig& c, DType dtype, int64_t r, int64_t targets);
-// Bytes that do not grow with the batch: the loss's logits chunk (chunk rows x vocab, f32 + bf16 copy).
-int64_t fixed_training_bytes(const ModelConfig& c, int64_t loss_chunk_rows = 1024);
+// Bytes that do not grow with the batch: the loss's logits chunk (chunk rows x vocab in the compute dtype).
+int64_t fixed_training_bytes(const ModelConfig& c, DType dtype, int64_t loss_chunk_rows = 1024);
 
 // seq_len: the longest example after truncation (what a padded batch costs per row).
 // free_bytes: device memory still free with the model loaded (ignored on the CPU).
