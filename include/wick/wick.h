@@ -169,6 +169,7 @@ struct TrainSettings {
   bool shuffle = true;
   // Device
   std::string device = "auto", dtype = "auto";
+  bool grad_checkpointing = false;  // keep only each layer's input; recompute the layer in backward (less memory, ~1/3 more compute)
   // Logging
   int64_t sample_every = 0;                 // generate from sample_prompts every N steps (0 = never)
   std::vector<std::string> sample_prompts;  // each as a user turn (greedy); text to metrics.jsonl and report.html

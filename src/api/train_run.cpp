@@ -60,6 +60,7 @@ TrainOptions to_options(const TrainSettings& s, const std::string& base_name) {
   t.overwrite = s.overwrite;
   t.on_nan = s.on_nan;
   t.packing = s.packing;
+  t.grad_checkpointing = s.grad_checkpointing;
   t.max_seq_len = s.max_seq_len;
   t.eval_every = s.eval_every;
   return t;

@@ -23,7 +23,10 @@ int64_t TrainBatch::counted() const {
 
 struct LossAndGrads::Buffers {
   int64_t B = 0, T = 0;
-  std::vector<LayerActs> layers;             // saved activations, one set per layer
+  bool checkpointing = false;
+  std::vector<LayerActs> layers;             // saved activations per layer (checkpointing: x and adapter_u only)
+  LayerActs work;                            // checkpointing: one layer's full set, refilled by recomputation
+  Tensor recomputed_out;                     // checkpointing: [N, C] the recomputed layer's output (unused)
   LayerGrads grads;                          // one layer's gradient buffers
   Tensor x_final, f, rstd_f;                 // [N, C], [N, C], [N]
   Tensor ids, targets, positions, segments;  // device copies
@@ -51,7 +54,7 @@ LossSum LossAndGrads::step(const TrainBatch& batch, float grad_scale, uint64_t d
   if (batch.ids.ndim() != 2 || batch.targets.shape() != batch.ids.shape())
     throw Error("train batch: ids " + batch.ids.str() + " and targets " + batch.targets.str() + " must both be [B, T]");
   const int64_t B = batch.ids.dim(0), T = batch.ids.dim(1), N = B * T;
-  const int64_t C = c.hidden_size, I = c.intermediate_size, Q = c.q_dim(), V = c.vocab_size;
+  const int64_t C = c.hidden_size, V = c.vocab_size;
   if (T > c.max_position_embeddings)
     throw Error("sequence length " + std::to_string(T) + " exceeds max_position_embeddings " +
                 std::to_string(c.max_position_embeddings), "", "lower --max-seq-len");
@@ -59,13 +62,20 @@ LossSum LossAndGrads::step(const TrainBatch& batch, float grad_scale, uint64_t d
   Buffers& bf = *buf_;
   const std::vector<Linear*> linears = m_.all_linears();
 
-  if (bf.B != B || bf.T != T) {
+  if (bf.B != B || bf.T != T || bf.checkpointing != checkpointing_) {
     bf = Buffers{};
     bf.B = B;
     bf.T = T;
+    bf.checkpointing = checkpointing_;
     auto E = [&](const Shape& s, DType t = DType::F32) { return Tensor::empty(s, t, dev); };
     bf.layers.resize(static_cast<size_t>(c.num_layers));
-    for (LayerActs& A : bf.layers) alloc_layer_acts(A, c, B, T, dt, dev);
+    if (bf.checkpointing) {
+      for (LayerActs& A : bf.layers) A.x = E({N, C}, dt);
+      alloc_layer_acts(bf.work, c, B, T, dt, dev);
+      bf.recomputed_out = E({N, C}, dt);
+    } else {
+      for (LayerActs& A : bf.layers) alloc_layer_acts(A, c, B, T, dt, dev);
+    }
     alloc_layer_grads(bf.grads, c, N, dt, dev);
     bf.x_final = E({N, C}, dt);
     bf.f = E({N, C}, dt);
@@ -114,12 +124,22 @@ LossSum LossAndGrads::step(const TrainBatch& batch, float grad_scale, uint64_t d
   run.lin = &bf.lin;
   const LayerCode& code = *m_.family().layer;
 
+  // The activations layer li runs with: its own set, or (checkpointing) the shared set over its saved
+  // input and adapter products.
+  auto acts = [&](int64_t li) -> LayerActs& {
+    LayerActs& A = bf.layers[li];
+    if (!bf.checkpointing) return A;
+    bf.work.x = A.x;
+    for (int g = 0; g < kLoraGroups; g++) bf.work.adapter_u[g] = A.adapter_u[g];
+    return bf.work;
+  };
+
   // ---- forward ----
   Tensor x = bf.layers.empty() ? bf.x_final : bf.layers[0].x;
   embedding_forward(bf.ids, m_.embed(), x);
   for (int64_t li = 0; li < c.num_layers; li++) {
     run.layer = li;
-    LayerActs& A = bf.layers[li];
+    LayerActs& A = acts(li);
     Tensor& next = li + 1 < c.num_layers ? bf.layers[li + 1].x : bf.x_final;
     code.forward(m_.layers()[li], A, A.x, next, run);
   }
@@ -155,7 +175,9 @@ LossSum LossAndGrads::step(const TrainBatch& batch, float grad_scale, uint64_t d
   rms_norm_backward(df, bf.x_final, m_.final_norm(), bf.rstd_f, bf.grads.dx, nullptr);
   for (int64_t li = c.num_layers - 1; li >= 0; li--) {
     run.layer = li;
-    code.backward(m_.layers()[li], bf.layers[li], bf.grads, run);
+    LayerActs& A = acts(li);
+    if (bf.checkpointing) code.forward(m_.layers()[li], A, A.x, bf.recomputed_out, run);  // the same activations again
+    code.backward(m_.layers()[li], A, bf.grads, run);
   }
   return out;
 }

@@ -1,8 +1,9 @@
 // Forward + loss + backward of a CausalLM for LoRA training: the family's layer code (model/layer.h) in
 // training mode, then the loss, then the layers' backward. The base weights are frozen: backward produces
 // only the adapters' dA, dB (+=). Activations live in buffers sized for the batch shape and reused every
-// step; the f32 copies the adapters read in bf16 mode are recomputed in backward, not stored; the loss is
-// computed in row chunks so [N, V] logits never exist whole.
+// step; the loss is computed in row chunks so [N, V] logits never exist whole. With activation checkpointing
+// only each layer's input (and the adapters' small products) is kept; backward recomputes the layer's
+// forward into one shared set of activations first (the same numbers: the forward is deterministic).
 #pragma once
 #include <limits>
 #include <cstdint>
@@ -42,12 +43,15 @@ class LossAndGrads {
   LossSum eval(const TrainBatch& batch) { return step(batch, 0.0f); }
   // Rows of logits computed at once in the loss (memory vs launches); default 1024.
   void set_loss_chunk(int64_t rows) { loss_chunk_ = rows; }
+  // Activation checkpointing (off by default); takes effect at the next step.
+  void set_checkpointing(bool on) { checkpointing_ = on; }
 
  private:
   struct Buffers;
   CausalLM& m_;
   std::unique_ptr<Buffers> buf_;
   int64_t loss_chunk_ = 1024;
+  bool checkpointing_ = false;
 };
 
 }  // namespace wick

@@ -15,16 +15,18 @@
 
 namespace wick {
 
-int64_t activation_bytes_per_token(const ModelConfig& c, DType dtype, int64_t r, int64_t targets) {
+int64_t activation_bytes_per_token(const ModelConfig& c, DType dtype, int64_t r, int64_t targets, bool checkpointing) {
   const int64_t e = static_cast<int64_t>(dtype_size(dtype));
   const int64_t C = c.hidden_size, Q = c.q_dim(), I = c.intermediate_size;
   // Kept per layer: the family layer's activation table (model/layer.h; the same table allocates them),
   // in the compute dtype or f32, plus x A^T [r] per adapter in the compute dtype (model/linear.h).
-  int64_t per_layer = targets * r * e;
-  for (const ActSlot& s : layer_act_slots(c)) per_layer += s.cols * (s.kind == ActKind::Act ? e : 4);
+  int64_t per_layer = targets * r * e, full_layer = 0;
+  for (const ActSlot& s : layer_act_slots(c)) full_layer += s.cols * (s.kind == ActKind::Act ? e : 4);
+  // Checkpointing keeps the layer input [C] per layer, and one full set plus the recomputed output once.
+  per_layer += checkpointing ? C * e : full_layer;
   // Once: the final norm's in/out [C], the gradient buffers of one layer (its table), the adapter path's
   // scratch (a dropped-out copy of an input, [max(C, Q, I)]); ids, targets, losses.
-  int64_t once = 2 * C * e + std::max({C, Q, I}) * e + 4 * 4;
+  int64_t once = 2 * C * e + std::max({C, Q, I}) * e + 4 * 4 + (checkpointing ? full_layer + C * e : 0);
   for (const GradSlot& s : layer_grad_slots(c)) once += s.cols * e;
   return c.num_layers * per_layer + once;
 }
@@ -34,7 +36,7 @@ int64_t fixed_training_bytes(const ModelConfig& c, DType dtype, int64_t loss_chu
 }
 
 BatchChoice choose_batch_size(const ModelConfig& c, Device dev, DType dtype, int64_t seq_len, int64_t r,
-                              int64_t targets, int64_t free_bytes, int64_t examples) {
+                              int64_t targets, int64_t free_bytes, int64_t examples, bool checkpointing) {
   WICK_CHECK(seq_len > 0 && examples > 0);
   char buf[384];
   BatchChoice ch;
@@ -47,7 +49,7 @@ BatchChoice choose_batch_size(const ModelConfig& c, Device dev, DType dtype, int
     ch.reason = buf;
     return ch;
   }
-  const int64_t per_token = activation_bytes_per_token(c, dtype, r, targets);
+  const int64_t per_token = activation_bytes_per_token(c, dtype, r, targets, checkpointing);
   const int64_t fixed = fixed_training_bytes(c, dtype);
   // Keep 10% of what is free and 1 GiB besides for cuBLASLt workspaces, the allocator's slack and the
   // optimizer state (small next to this for LoRA).
@@ -90,7 +92,8 @@ BatchChoice resolve_batch_size(const TrainOptions& t, CausalLM& m, const Dataset
   if (!m.layers().empty())
     for (Linear* l : m.layers()[0].linears()) targets += lora.targets(l->name) ? 1 : 0;
   return choose_batch_size(m.config(), m.device(), m.dtype(), seq, lora.r, std::max<int64_t>(targets, 1),
-                           device_free_bytes(m.device()), static_cast<int64_t>(d.examples.size()));
+                           device_free_bytes(m.device()), static_cast<int64_t>(d.examples.size()),
+                           t.grad_checkpointing);
 }
 
 int64_t device_free_bytes(Device dev) {

@@ -21,7 +21,9 @@ struct BatchChoice {
 
 // Bytes of training activations per token of a micro-batch (what LossAndGrads keeps per layer plus the
 // one-layer gradient buffers), for a model computing in `dtype` with LoRA rank r on `targets` projections.
-int64_t activation_bytes_per_token(const ModelConfig& c, DType dtype, int64_t r, int64_t targets);
+// checkpointing: only each layer's input (and the adapters' products) per layer, one layer's full set once.
+int64_t activation_bytes_per_token(const ModelConfig& c, DType dtype, int64_t r, int64_t targets,
+                                   bool checkpointing = false);
 // Bytes that do not grow with the batch: the loss's logits chunk (chunk rows x vocab in the compute dtype).
 int64_t fixed_training_bytes(const ModelConfig& c, DType dtype, int64_t loss_chunk_rows = 1024);
 
@@ -29,7 +31,7 @@ int64_t fixed_training_bytes(const ModelConfig& c, DType dtype, int64_t loss_chu
 // free_bytes: device memory still free with the model loaded (ignored on the CPU).
 // examples: the dataset size (a batch never exceeds it).
 BatchChoice choose_batch_size(const ModelConfig& c, Device dev, DType dtype, int64_t seq_len, int64_t r,
-                              int64_t targets, int64_t free_bytes, int64_t examples);
+                              int64_t targets, int64_t free_bytes, int64_t examples, bool checkpointing = false);
 
 // The batch size for a run whose t.batch_size is 0 ("choose"): the one in the trainer_state.json of the run
 // being resumed (a resumed run must batch as the original did), else choose_batch_size for this model and

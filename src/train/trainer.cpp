@@ -46,6 +46,7 @@ struct Trainer::Impl {
         batcher(d, opt.batch_size, opt.shuffle, opt.seed, opt.pad_id, opt.packing ? opt.max_seq_len : 0), grad(model),
         eval(ev) {
     if (eval) eval_batcher.emplace(*eval, opt.batch_size, false, opt.seed, opt.pad_id, opt.packing ? opt.max_seq_len : 0);
+    grad.set_checkpointing(opt.grad_checkpointing);
   }
 };
 

@@ -37,6 +37,7 @@ struct TrainOptions {
                                    // caller prunes, as TrainRun does with train/checkpoint_policy.h)
   int32_t pad_id = 0;
   bool packing = false;            // pack several examples into rows of max_seq_len tokens (train/batcher.h)
+  bool grad_checkpointing = false; // recompute each layer in backward from its saved input (LossAndGrads)
   int64_t max_seq_len = 2048;      // the packing row length
   int64_t eval_every = 0;          // evaluate every N steps (0 = only at the end); needs an evaluation set
   bool overwrite = false;          // write into a non-empty out_dir of another run (else refused)

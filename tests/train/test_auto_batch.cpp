@@ -64,6 +64,8 @@ TEST(AutoBatch, ActivationBytesGrowWithWhatIsStored) {
   EXPECT_GT(f32, bf16);
   EXPECT_GT(activation_bytes_per_token(c, DType::BF16, 64, 7), bf16);
   EXPECT_GT(activation_bytes_per_token(c, DType::BF16, 16, 7), activation_bytes_per_token(c, DType::BF16, 16, 2));
+  // Checkpointing keeps a fraction of it (the layer input, once per layer).
+  EXPECT_LT(activation_bytes_per_token(c, DType::BF16, 16, 7, true) * 4, bf16);
   // At least the MLP's three [I] activations and the residual stream of every layer are kept.
   EXPECT_GE(bf16, c.num_layers * (3 * c.intermediate_size + c.hidden_size) * 2);
   ModelConfig deeper = c;
