@@ -50,7 +50,6 @@ struct Linear {
 // Scratch of the adapter path, grown on demand (stream-ordered allocations; kept at the largest size).
 struct LinearScratch {
   Tensor a32;  // f32: the adapter's dx term before dropout (f32 compute with dropout)
-  Tensor b32;  // unused (kept for callers that still size it)
   Tensor r32;  // [N, r] f32 products (f32 compute)
   Tensor d32;  // the adapter input after dropout (f32 compute with dropout)
   Tensor u16;  // bf16: [sum r, N] u^T when the caller keeps none, and du^T in backward
