@@ -64,6 +64,9 @@ Communicator& world() {
 #endif
   });
   if (!comm) throw Error("the communicator could not be made (an earlier attempt failed)", "mpirun");
+  if (comm->finalized())
+    throw Error("this process's ranks have already finished their job (MPI allows one per process)", "mpirun",
+                "start a new process (mpirun) for another training run");
   return *comm;
 }
 

@@ -45,6 +45,7 @@ class Communicator {
   // This rank is done with the job (MPI_Finalize, NCCL torn down); no call may follow. A process that
   // exits without it while others still run (an error) ends the whole job instead (MPI_Abort).
   virtual void finalize() {}
+  virtual bool finalized() const { return false; }
 
   bool is_root() const { return rank() == 0; }
   size_t bucket_bytes() const { return bucket_bytes_; }

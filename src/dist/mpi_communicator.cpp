@@ -29,9 +29,11 @@ void mpi_check(int rc, const char* what) {
               "another rank has probably died; its own message says why");
 }
 
+#if defined(WICK_HAVE_NCCL)
 void broadcast_from_root(void* bytes, size_t n) {
   mpi_check(MPI_Bcast(bytes, static_cast<int>(n), MPI_BYTE, 0, MPI_COMM_WORLD), "MPI_Bcast");
 }
+#endif
 
 class MpiCommunicator final : public Communicator {
  public:
@@ -60,6 +62,7 @@ class MpiCommunicator final : public Communicator {
     // for the others, which wait in their next collective for this one.
     if (owns_mpi_ && !finalized_) MPI_Abort(MPI_COMM_WORLD, 1);
   }
+  bool finalized() const override { return finalized_; }
   void finalize() override {
     if (finalized_) return;
 #if defined(WICK_HAVE_NCCL)
