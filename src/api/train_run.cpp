@@ -189,8 +189,9 @@ TrainRun::TrainRun(const TrainSettings& settings, TrainRunHooks hooks) : p_(std:
   if (s.sample_every > 0) p.settings["sample_every"] = s.sample_every;
   if (s.report_to != "none") p.settings["report_to"] = s.report_to;
   if (ranks > 1) {
-    p.settings["ranks"] = std::to_string(ranks) + " (" + p.comm->backend() + ")";
-    p.settings["global_batch"] = p.batch.batch_size * ranks * s.grad_accum;
+    p.settings["ranks"] = ranks;
+    p.settings["communicator"] = p.comm->backend();
+    p.settings["effective_batch"] = p.batch.batch_size * ranks * s.grad_accum;  // the global batch
   }
   // Every rank has checked the output folder and read what it resumes before rank 0 writes there.
   if (ranks > 1) p.comm->barrier();

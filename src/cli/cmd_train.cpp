@@ -28,12 +28,19 @@ namespace {
 
 std::atomic<bool> g_stop{false};
 std::atomic<int> g_signal{0};
+std::atomic<int> g_ranks{1};  // data-parallel ranks of this job (the stop message differs)
 extern "C" void on_stop_signal(int sig) {
   // SIGINT (Ctrl-C) and SIGTERM (kill, a scheduler's time limit) alike: finish the step, save, exit 128 + sig.
   // A second one: quit now (the last checkpoint stays as it was). SIGUSR1 too: mpirun forwards it to every
   // rank (`wick train --gpus N` turns Ctrl-C into it); the ranks agree on the step they stop at.
   if (g_stop.exchange(true)) _exit(128 + sig);
   g_signal.store(sig == SIGUSR1 ? SIGINT : sig);  // SIGUSR1: the launcher's relay of a Ctrl-C
+  if (g_ranks.load() > 1) {
+    const char msg[] = "\nwick train: stop signal: the ranks stop at the next step they all reach and rank 0 saves a "
+                       "checkpoint (if a rank died, the launcher ends the job instead)\n";
+    (void)!write(STDERR_FILENO, msg, sizeof msg - 1);
+    return;
+  }
   const char msg[] = "\nwick train: stopping after this step and saving a checkpoint (Ctrl-C again to quit without saving)\n";
   (void)!write(STDERR_FILENO, msg, sizeof msg - 1);
 }
@@ -113,6 +120,7 @@ void register_train(CLI::App& app) {
     std::signal(SIGUSR1, on_stop_signal);  // early: mpirun may forward one while the ranks load
     TrainRun run(s, hooks);  // validates every option before any work (loading data and the model can take minutes)
     const bool root = run.rank() == 0;
+    g_ranks.store(run.world_size());
     if (run.world_size() > 1)
       std::fprintf(stderr, "wick train: rank %d of %d, pid %d\n", run.rank(), run.world_size(), static_cast<int>(getpid()));
     if (root) {
