@@ -168,7 +168,7 @@ TrainRun::TrainRun(const TrainSettings& settings, TrainRunHooks hooks) : p_(std:
   }
   p.model = CausalLM::load(p.model_src.path, dev, resolve_dtype(s.dtype, dev));
   p.batch = resolve_batch_size(p.opt, *p.model, p.data->train);
-  if (ranks > 1) p.comm->broadcast(&p.batch.batch_size, sizeof p.batch.batch_size, 0);  // rank 0's choice for all
+  if (p.comm->collective()) p.comm->broadcast(&p.batch.batch_size, sizeof p.batch.batch_size, 0);  // rank 0's choice for all
   p.opt.batch_size = p.batch.batch_size;
   s.batch_size = p.batch.batch_size;
   p.trainer = std::make_unique<Trainer>(*p.model, p.data->train, p.opt, p.data->eval ? &*p.data->eval : nullptr, p.comm);
@@ -194,7 +194,7 @@ TrainRun::TrainRun(const TrainSettings& settings, TrainRunHooks hooks) : p_(std:
     p.settings["effective_batch"] = p.batch.batch_size * ranks * s.grad_accum;  // the global batch
   }
   // Every rank has checked the output folder and read what it resumes before rank 0 writes there.
-  if (ranks > 1) p.comm->barrier();
+  if (p.comm->collective()) p.comm->barrier();
   if (!p.root()) return;
 
   // The effective settings, as a file that repeats the run (a fresh run: resume is not carried over).

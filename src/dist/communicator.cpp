@@ -52,7 +52,7 @@ Communicator& world() {
   static std::unique_ptr<Communicator> comm;
   std::call_once(once, [] {
     const int n = launcher_world_size();
-    if (n <= 1) {
+    if (n <= 1 && !std::getenv("OMPI_COMM_WORLD_SIZE")) {
       comm = std::make_unique<SingleCommunicator>();
       return;
     }

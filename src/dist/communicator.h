@@ -48,6 +48,9 @@ class Communicator {
   virtual bool finalized() const { return false; }
 
   bool is_root() const { return rank() == 0; }
+  // Whether calls go anywhere: false for the world-size-1 no-op. An MPI job of one rank (mpirun -np 1)
+  // runs every collective (a GPU one through NCCL): what scripts/gpu-dist-check.sh compares to a plain run.
+  bool collective() const { return backend() != "single"; }
   size_t bucket_bytes() const { return bucket_bytes_; }
   void set_bucket_bytes(size_t b) { bucket_bytes_ = b > 0 ? b : 1; }
 
@@ -71,7 +74,8 @@ class SingleCommunicator final : public Communicator {
 };
 
 // The process's communicator, made on first use: MPI (and NCCL for CUDA tensors, when built with it) when
-// the process was started by a launcher (launcher_world_size() > 1), else a SingleCommunicator. Throws
+// the process was started by a launcher (Open MPI's mpirun, also with -np 1; or another launcher of more
+// than one rank), else a SingleCommunicator. Throws
 // wick::Error when launched as one of several ranks by a wick built without MPI.
 Communicator& world();
 // The world size the launcher announces in the environment (mpirun: OMPI_COMM_WORLD_SIZE; srun/PMIx:

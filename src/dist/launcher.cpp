@@ -25,7 +25,9 @@ volatile sig_atomic_t g_signals = 0;
 extern "C" void forward_stop(int) {
   // First: SIGUSR1, which mpirun forwards to the ranks (they checkpoint and stop). Then: end the job now.
   if (g_child <= 0) return;
-  if (g_signals++ == 0) kill(g_child, SIGUSR1);
+  const int seen = g_signals;
+  g_signals = seen + 1;
+  if (seen == 0) kill(g_child, SIGUSR1);
   else kill(-g_child, SIGTERM);
 }
 

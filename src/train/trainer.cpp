@@ -185,7 +185,7 @@ EvalReport Trainer::evaluate() {
     tot.count += l.count;
   }
   device_synchronize(p.m.device());
-  if (ranks > 1) {
+  if (p.comm->collective()) {
     double totals[2] = {tot.sum, static_cast<double>(tot.count)};
     p.comm->allreduce_sum(totals, 2);
     tot.sum = totals[0];
@@ -205,7 +205,7 @@ EvalReport Trainer::evaluate() {
 std::string Trainer::save_checkpoint() {
   Impl& p = *p_;
   const fs::path out = p.opt.out_dir;
-  if (p.comm->size() > 1) {
+  if (p.comm->collective()) {
     if (!replicas_agree(*p.comm, p.m))
       throw Error("the ranks' adapters differ at step " + std::to_string(p.step) + "; not saved", out.string(),
                   "the collectives did not give every rank the same sums; report this with the launcher's output");
@@ -268,7 +268,7 @@ bool Trainer::run(const std::function<void(const StepReport&)>& on_step, const s
     }
     std::string all;
     for (const auto& l : keep) all += l + "\n";
-    if (ranks > 1) comm.barrier();  // every rank has read the kept records before rank 0 rewrites the file
+    if (comm.collective()) comm.barrier();  // every rank has read the kept records before rank 0 rewrites the file
     if (root) io::write_file_atomic(metrics.string(), p.opt.resume.empty() ? "" : all);
   }
   std::ofstream mf;
@@ -297,7 +297,7 @@ bool Trainer::run(const std::function<void(const StepReport&)>& on_step, const s
   while (p.step < p.total) {
     checkpoint_kill_point(kill_point.c_str(), p.step);
     bool stop_now = stop && stop->load();
-    if (ranks > 1) {  // a signal reaches the ranks at different steps: they agree on the step to stop at
+    if (comm.collective()) {  // a signal reaches the ranks at different steps: they agree on the step to stop at
       int64_t stopping = stop_now ? 1 : 0;
       comm.allreduce_sum(&stopping, 1);
       stop_now = stopping > 0;
@@ -332,7 +332,7 @@ bool Trainer::run(const std::function<void(const StepReport&)>& on_step, const s
       loss.sum += l.sum;
       loss.count += l.count;
     }
-    if (ranks > 1) {  // the global gradient (f32, bucketed) and the global loss
+    if (comm.collective()) {  // the global gradient (f32, bucketed) and the global loss
       comm.allreduce_sum(grads);
       double totals[2] = {loss.sum, static_cast<double>(loss.count)};
       comm.allreduce_sum(totals, 2);

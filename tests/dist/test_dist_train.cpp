@@ -1,6 +1,7 @@
 // Data-parallel training end to end on the CPU: the built wick under Open MPI's mpirun (2 ranks on this
 // host) against one rank with the same global batch (batch 2 x 2 ranks x accum 2 == batch 2 x 1 x accum 4),
 // with packing, LoRA dropout, an eval split and a warmup + cosine schedule.
+//  - An MPI job of 1 rank (every collective runs) gives the plain run's bytes.
 //  - 2 ranks give the adapter of 1 rank within a stated bound (the gradient sums are added in another
 //    order: (g0 + g2) + (g1 + g3) instead of ((g0 + g1) + g2) + g3), and the same losses; two 2-rank runs,
 //    by mpirun and by `wick train --gpus 2`, give the same bytes.
@@ -129,6 +130,11 @@ TEST_F(DistTrain, TwoRanksGiveTheAdapterOfOneRankWithTheSameGlobalBatch) {
   const std::string one = tmp.file("one"), two = tmp.file("two"), gpus = tmp.file("gpus");
   const Ran r1 = run(train(one, 4, 6));
   ASSERT_EQ(r1.rc, 0) << r1.out;
+  // mpirun -np 1: every collective runs (over one rank) and changes nothing: the plain run's bytes.
+  const std::string mpi1 = tmp.file("mpi1");
+  const Ran r0 = run(cat(mpirun(1), train(mpi1, 4, 6)));
+  ASSERT_EQ(r0.rc, 0) << r0.out;
+  EXPECT_EQ(adapter(mpi1), adapter(one)) << "an MPI job of one rank differs from the plain run";
   const Ran r2 = run(cat(mpirun(2), train(two, 2, 6)));
   ASSERT_EQ(r2.rc, 0) << r2.out;
   EXPECT_NE(r2.out.find("rank 1 of 2"), std::string::npos) << r2.out;
