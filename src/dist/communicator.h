@@ -34,6 +34,13 @@ class Communicator {
   // shapes, devices). Host tensors are packed into buckets of bucket_bytes() and reduced with one
   // MPI_Allreduce per bucket; GPU tensors are reduced in place by NCCL, a bucket of tensors per NCCL group.
   virtual void allreduce_sum(const std::vector<Tensor*>& tensors) = 0;
+  // The same sum, started now and finished by finish_allreduces() (which waits for every started one, in
+  // order): the overlap of the gradient reduction with the rest of backward. GPU: NCCL on a stream of its
+  // own, after the work already queued on wick's stream, which then waits for it. Host: MPI_Iallreduce per
+  // bucket (MPI progresses it inside MPI calls, so on the CPU it overlaps little). The tensors must not be
+  // touched until finish_allreduces() returns. Default: the blocking allreduce_sum.
+  virtual void start_allreduce_sum(const std::vector<Tensor*>& tensors) { allreduce_sum(tensors); }
+  virtual void finish_allreduces() {}
   // Host scalars (loss sums, token counts, the stop flag): summed over all ranks in place.
   virtual void allreduce_sum(double* values, size_t n) = 0;
   virtual void allreduce_sum(int64_t* values, size_t n) = 0;

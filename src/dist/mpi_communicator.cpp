@@ -7,6 +7,7 @@
 #include <climits>
 #include <cstdio>
 #include <cstring>
+#include <deque>
 #include <vector>
 
 #include "core/error.h"
@@ -95,6 +96,38 @@ class MpiCommunicator final : public Communicator {
     }
     if (!host.empty()) allreduce_host(host);
   }
+  void start_allreduce_sum(const std::vector<Tensor*>& tensors) override {
+    std::vector<Tensor*> host, gpu;
+    for (Tensor* t : tensors) {
+      if (t->dtype() != DType::F32) throw Error("allreduce_sum takes f32 tensors, got " + t->str(), "dist");
+      (t->device().is_cpu() ? host : gpu).push_back(t);
+    }
+    if (!gpu.empty()) {
+#if defined(WICK_HAVE_NCCL)
+      if (!nccl_) nccl_ = std::make_unique<NcclReducer>(rank_, size_, gpu[0]->device().index, &broadcast_from_root);
+      nccl_->start(gpu, bucket_bytes());
+#else
+      allreduce_sum(gpu);  // names the missing NCCL
+#endif
+    }
+    if (!host.empty()) start_host(host);
+  }
+  void finish_allreduces() override {
+#if defined(WICK_HAVE_NCCL)
+    if (nccl_) nccl_->finish(*watchdog_);
+#endif
+    if (pending_.empty()) return;
+    Watchdog::Scope scope(*watchdog_, "MPI_Wait (gradients)");
+    for (PendingBucket& b : pending_) {
+      mpi_check(MPI_Wait(&b.request, MPI_STATUS_IGNORE), "MPI_Iallreduce");
+      size_t off = 0;
+      for (Tensor* t : b.tensors) {
+        std::memcpy(t->data<float>(), b.sums.data() + off, t->nbytes());
+        off += static_cast<size_t>(t->numel());
+      }
+    }
+    pending_.clear();
+  }
   void allreduce_sum(double* v, size_t n) override {
     Watchdog::Scope scope(*watchdog_, "MPI_Allreduce (step totals)");
     mpi_check(MPI_Allreduce(MPI_IN_PLACE, v, static_cast<int>(n), MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD), "MPI_Allreduce");
@@ -156,6 +189,36 @@ class MpiCommunicator final : public Communicator {
     }
     flush();
   }
+
+  // Host tensors, started: packed into buckets of up to bucket_bytes (a larger tensor alone), one
+  // MPI_Iallreduce each; finish_allreduces() waits and unpacks.
+  struct PendingBucket {
+    std::vector<float> sums;
+    std::vector<Tensor*> tensors;
+    MPI_Request request = MPI_REQUEST_NULL;
+  };
+  void start_host(const std::vector<Tensor*>& tensors) {
+    const size_t cap = std::max<size_t>(1, bucket_bytes() / sizeof(float));
+    PendingBucket b;
+    auto launch = [&] {
+      if (b.sums.empty()) return;
+      WICK_CHECK(b.sums.size() <= static_cast<size_t>(INT_MAX));
+      pending_.push_back(std::move(b));
+      PendingBucket& q = pending_.back();
+      mpi_check(MPI_Iallreduce(MPI_IN_PLACE, q.sums.data(), static_cast<int>(q.sums.size()), MPI_FLOAT, MPI_SUM,
+                               MPI_COMM_WORLD, &q.request),
+                "MPI_Iallreduce");
+      b = PendingBucket{};
+    };
+    for (Tensor* t : tensors) {
+      const size_t n = static_cast<size_t>(t->numel());
+      if (!b.sums.empty() && b.sums.size() + n > cap) launch();
+      b.sums.insert(b.sums.end(), t->data<float>(), t->data<float>() + n);
+      b.tensors.push_back(t);
+    }
+    launch();
+  }
+  std::deque<PendingBucket> pending_;  // a deque: started buffers never move
 
   int rank_ = 0, size_ = 1, local_rank_ = 0;
   bool owns_mpi_ = false, finalized_ = false;

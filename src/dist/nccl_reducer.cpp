@@ -15,7 +15,10 @@ namespace wick::dist {
 
 struct NcclReducer::Impl {
   ncclComm_t comm = nullptr;
-  cudaEvent_t done = nullptr;
+  cudaEvent_t done = nullptr;   // the sums are complete
+  cudaEvent_t ready = nullptr;  // the gradients are (wick's stream reached start())
+  cudaStream_t side = nullptr;  // the sums' own stream
+  bool pending = false;
 };
 
 static void nccl_check(ncclResult_t r, const char* what) {
@@ -33,17 +36,28 @@ NcclReducer::NcclReducer(int rank, int size, int device, void (*broadcast_id)(vo
   broadcast_id(&id, sizeof id);
   nccl_check(ncclCommInitRank(&p_->comm, size, id, rank), "ncclCommInitRank");
   WICK_CUDA_CHECK(cudaEventCreateWithFlags(&p_->done, cudaEventDisableTiming));
+  WICK_CUDA_CHECK(cudaEventCreateWithFlags(&p_->ready, cudaEventDisableTiming));
+  WICK_CUDA_CHECK(cudaStreamCreateWithFlags(&p_->side, cudaStreamNonBlocking));
 }
 
 NcclReducer::~NcclReducer() {
   if (p_->done) cudaEventDestroy(p_->done);
+  if (p_->ready) cudaEventDestroy(p_->ready);
+  if (p_->side) cudaStreamDestroy(p_->side);
   if (p_->comm) ncclCommDestroy(p_->comm);
 }
 
 void NcclReducer::allreduce_sum(const std::vector<Tensor*>& tensors, size_t bucket_bytes, Watchdog& watchdog) {
-  Watchdog::Scope scope(watchdog, "an NCCL allreduce of the gradients");
+  start(tensors, bucket_bytes);
+  finish(watchdog);
+}
+
+void NcclReducer::start(const std::vector<Tensor*>& tensors, size_t bucket_bytes) {
   cuda::set_device(device_);
-  cudaStream_t s = cuda::stream(device_);
+  WICK_CUDA_CHECK(cudaEventRecord(p_->ready, cuda::stream(device_)));
+  WICK_CUDA_CHECK(cudaStreamWaitEvent(p_->side, p_->ready, 0));
+  cudaStream_t s = p_->side;
+  p_->pending = true;
   size_t i = 0;
   while (i < tensors.size()) {
     // One bucket: tensors until bucket_bytes is reached, launched as one NCCL group (fused by NCCL).
@@ -59,8 +73,17 @@ void NcclReducer::allreduce_sum(const std::vector<Tensor*>& tensors, size_t buck
     }
     nccl_check(ncclGroupEnd(), "ncclGroupEnd");
   }
-  // Wait for the sums, asking NCCL about the peers meanwhile: a dead one shows as an async error.
-  WICK_CUDA_CHECK(cudaEventRecord(p_->done, s));
+}
+
+void NcclReducer::finish(Watchdog& watchdog) {
+  if (!p_->pending) return;
+  p_->pending = false;
+  Watchdog::Scope scope(watchdog, "an NCCL allreduce of the gradients");
+  cuda::set_device(device_);
+  // wick's stream (the optimizer) waits for the sums; this thread too, asking NCCL about the peers
+  // meanwhile: a dead one shows as an async error.
+  WICK_CUDA_CHECK(cudaEventRecord(p_->done, p_->side));
+  WICK_CUDA_CHECK(cudaStreamWaitEvent(cuda::stream(device_), p_->done, 0));
   for (;;) {
     const cudaError_t q = cudaEventQuery(p_->done);
     if (q == cudaSuccess) break;

@@ -21,6 +21,11 @@ class NcclReducer {
   // In place, a bucket of tensors (up to bucket_bytes) per NCCL group; waits until the sums are done while
   // polling NCCL for errors of the peers (a dead peer is an error here, not a hang).
   void allreduce_sum(const std::vector<Tensor*>& tensors, size_t bucket_bytes, Watchdog& watchdog);
+  // The overlapped form: start() queues the sums on a stream of its own after the work already on wick's
+  // stream (the backward that produced them) and returns; finish() makes wick's stream wait for every
+  // started sum and waits for them as allreduce_sum does.
+  void start(const std::vector<Tensor*>& tensors, size_t bucket_bytes);
+  void finish(Watchdog& watchdog);
 
  private:
   struct Impl;

@@ -178,6 +178,7 @@ LossSum LossAndGrads::step(const TrainBatch& batch, float grad_scale, uint64_t d
   for (int64_t li = c.num_layers - 1; li >= 0; li--) {
     run.layer = li;
     code.backward(m_.layers()[li], bf.layers[li], bf.grads, run);
+    if (layer_hook_) layer_hook_(li);
   }
   return out;
 }

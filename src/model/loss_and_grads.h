@@ -6,6 +6,7 @@
 #pragma once
 #include <limits>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <vector>
 
@@ -42,12 +43,17 @@ class LossAndGrads {
   LossSum eval(const TrainBatch& batch) { return step(batch, 0.0f); }
   // Rows of logits computed at once in the loss (memory vs launches); default 1024.
   void set_loss_chunk(int64_t rows) { loss_chunk_ = rows; }
+  // Called in a training step's backward right after layer `layer` has added its adapters' dA, dB (layers
+  // run last to first; on CUDA the work is queued, not done): data-parallel training starts that layer's
+  // gradient allreduce there, overlapping the layers still to come. Empty: none.
+  void set_layer_backward_hook(std::function<void(int64_t layer)> hook) { layer_hook_ = std::move(hook); }
 
  private:
   struct Buffers;
   CausalLM& m_;
   std::unique_ptr<Buffers> buf_;
   int64_t loss_chunk_ = 1024;
+  std::function<void(int64_t)> layer_hook_;
 };
 
 }  // namespace wick

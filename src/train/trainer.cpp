@@ -284,8 +284,28 @@ bool Trainer::run(const std::function<void(const StepReport&)>& on_step, const s
     record(json{{"step", r.step}, {"eval_loss", r.loss}, {"eval_ppl", r.ppl}, {"eval_tokens", r.tokens}});
     if (p.on_eval) p.on_eval(r);
   };
-  std::vector<Tensor*> grads;  // summed over the ranks after each step's backward
-  for (const LoraParam& lp : lora_params(p.m)) grads.push_back(lp.grad);
+  // The LoRA gradients by decoder layer ("layers.<l>." in the name; `rest`: any others), summed over the
+  // ranks per layer as soon as the last backward of the step has produced them (the layer hook below), so
+  // the reduction of layer l overlaps the backward of layers l-1 .. 0.
+  const int64_t num_layers = p.m.config().num_layers;
+  std::vector<std::vector<Tensor*>> layer_grads(static_cast<size_t>(num_layers));
+  std::vector<Tensor*> rest;
+  for (const LoraParam& lp : lora_params(p.m)) {
+    const size_t at = lp.name.find(".layers.");
+    const int64_t l = at == std::string::npos ? -1 : std::atoll(lp.name.c_str() + at + 8);
+    (l >= 0 && l < num_layers ? layer_grads[static_cast<size_t>(l)] : rest).push_back(lp.grad);
+  }
+  bool overlapping = false;  // set during the backward whose layers start their reductions
+  std::vector<char> started(static_cast<size_t>(num_layers), 0);
+  p.grad.set_layer_backward_hook([&](int64_t l) {
+    if (!overlapping || layer_grads[static_cast<size_t>(l)].empty()) return;
+    comm.start_allreduce_sum(layer_grads[static_cast<size_t>(l)]);
+    started[static_cast<size_t>(l)] = 1;
+  });
+  struct HookReset {  // the hook refers to this frame
+    LossAndGrads& g;
+    ~HookReset() { g.set_layer_backward_hook(nullptr); }
+  } hook_reset{p.grad};
   const auto t0 = std::chrono::steady_clock::now();
   // MFU needs the adapters' shape: the largest rank and how many projections per layer carry one.
   int64_t lora_rank = 0, lora_linears = 0;
@@ -310,15 +330,25 @@ bool Trainer::run(const std::function<void(const StepReport&)>& on_step, const s
     // The global batch: every rank makes all of its micro-batches (cheap, host-side: the counted tokens of
     // the whole batch normalise the loss) and computes its own (dist/shard.h).
     std::vector<std::pair<int64_t, TrainBatch>> micro;
+    std::vector<int64_t> counted_of;  // per micro-batch of the global batch
     int64_t counted = 0, tokens = 0;
     double flops = 0;
     for (int64_t j = 0; j < p.opt.grad_accum * ranks; j++) {
       TrainBatch b = p.batcher.next();
+      counted_of.push_back(b.counted());
       counted += b.counted();
       tokens += b.ids.numel();
       flops += train_flops_per_token(p.m.config(), b.ids.dim(1), lora_rank, lora_per_layer) * static_cast<double>(b.ids.numel());
       if (dist::owns_micro_batch(j, rank, ranks)) micro.emplace_back(j, std::move(b));
     }
+    // Overlap when every rank's last micro-batch runs a backward: then all ranks start the same reductions
+    // in the same order (layer by layer); else every rank reduces after backward.
+    bool overlap_step = comm.collective();
+    for (int r = 0; r < ranks && overlap_step; r++) {
+      const std::vector<int64_t> mine = dist::micro_batches_of_rank(r, ranks, p.opt.grad_accum);
+      overlap_step = counted_of[static_cast<size_t>(mine.back())] > 0;
+    }
+    std::fill(started.begin(), started.end(), 0);
     zero_lora_grads(p.m);
     LossSum loss;
     const float scale = counted > 0 ? 1.0f / static_cast<float>(counted) : 0.0f;
@@ -328,12 +358,19 @@ bool Trainer::run(const std::function<void(const StepReport&)>& on_step, const s
       // run on another number of ranks, draws the same ones.
       const uint64_t dseed = (p.opt.seed + 1) * 0x9e3779b97f4a7c15ULL + static_cast<uint64_t>(p.step) * 1024 +
                              static_cast<uint64_t>(j) + 1;
+      overlapping = overlap_step && &b == &micro.back().second;
       const LossSum l = p.grad.step(b, scale, dseed);
+      overlapping = false;
       loss.sum += l.sum;
       loss.count += l.count;
     }
     if (comm.collective()) {  // the global gradient (f32, bucketed) and the global loss
-      comm.allreduce_sum(grads);
+      comm.finish_allreduces();
+      std::vector<Tensor*> left = rest;  // what the layer hook did not start (all of it without overlap)
+      for (int64_t l = 0; l < num_layers; l++)
+        if (!started[static_cast<size_t>(l)])
+          left.insert(left.end(), layer_grads[static_cast<size_t>(l)].begin(), layer_grads[static_cast<size_t>(l)].end());
+      if (!left.empty()) comm.allreduce_sum(left);
       double totals[2] = {loss.sum, static_cast<double>(loss.count)};
       comm.allreduce_sum(totals, 2);
       loss.sum = totals[0];

@@ -70,9 +70,10 @@ struct EvalReport {
 
 // Data-parallel (comm with size() > 1, dist/communicator.h): every rank runs this same loop on its own
 // model replica. A step's global batch is size() x grad_accum micro-batches of batch_size units; each rank
-// computes its share (dist/shard.h), the LoRA gradients are summed in f32 over the ranks after the last
-// micro-batch's backward (one allreduce per bucket; the layer-by-layer backward has no per-layer hook yet,
-// so the reduction follows backward rather than overlapping it), the loss is normalised over the counted
+// computes its share (dist/shard.h), the LoRA gradients are summed in f32 over the ranks, each layer's
+// started as soon as the step's last backward has produced them (LossAndGrads' layer hook: the sums overlap
+// the backward of the layers below; after backward when a rank's last micro-batch has no counted token),
+// the loss is normalised over the counted
 // tokens of the whole global batch, and AdamW then runs identically on every rank. Rank 0 alone writes
 // checkpoints and metrics.jsonl; the world size is kept in trainer_state.json and a resume with another
 // one is refused. Evaluation batches are split over the ranks and their sums added.
