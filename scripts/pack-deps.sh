@@ -15,6 +15,8 @@
 #     (gmock and the googletest source package are not used).
 #   Google Benchmark: libbenchmark-dev + libbenchmark1debian (libbenchmark.so.1).
 #   pkgconf-bin + libpkgconf3: CMake's FindPkgConfig needs a pkg-config program.
+#   Open MPI (data-parallel training, src/dist/): mpirun (orterun), the wrappers, mpi.h, libmpi and what
+#     they load (PMIx, hwloc, libevent, munge); relocated with OPAL_PREFIX (scripts/gpu-dist-check.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -24,7 +26,9 @@ PKGS=(libopenblas-pthread-dev libopenblas0-pthread libgfortran5 libquadmath0
       libutf8proc-dev libutf8proc2
       libgtest-dev
       libbenchmark-dev libbenchmark1debian
-      pkgconf-bin libpkgconf3)
+      pkgconf-bin libpkgconf3
+      openmpi-bin openmpi-common libopenmpi-dev libopenmpi3 libpmix2 libhwloc15
+      libevent-core-2.1-7 libevent-pthreads-2.1-7 libmunge2)
 
 out=.deps/debs
 rm -rf "$out"

@@ -5,7 +5,8 @@ set -euo pipefail
 
 PKGS=(build-essential cmake ninja-build pkg-config git ca-certificates
       libopenblas-dev nlohmann-json3-dev libpcre2-dev libutf8proc-dev libcli11-dev libtomlplusplus-dev
-      libgtest-dev libgmock-dev libbenchmark-dev npm clang libclang-rt-dev libomp-dev)
+      libgtest-dev libgmock-dev libbenchmark-dev npm clang libclang-rt-dev libomp-dev
+      libopenmpi-dev openmpi-bin)
 
 missing=()
 for p in "${PKGS[@]}"; do

@@ -170,6 +170,8 @@ struct TrainSettings {
   // Device
   std::string device = "auto", dtype = "auto";
   bool grad_checkpointing = false;  // keep only each layer's input; recompute the layer in backward (less memory, ~1/3 more compute)
+  int64_t gpus = 0;  // data-parallel ranks: 0 = as the launcher started them (mpirun, srun; 1 without one);
+                     // N > 1: `wick train` starts N ranks on this host (the API only joins a launched job)
   // Logging
   int64_t sample_every = 0;                 // generate from sample_prompts every N steps (0 = never)
   std::vector<std::string> sample_prompts;  // each as a user turn (greedy); text to metrics.jsonl and report.html
@@ -208,6 +210,8 @@ struct TrainSummary {
 };
 
 // Trains until done or until *stop becomes true (checked between steps; then a checkpoint is saved).
+// Data-parallel: in a process started by mpirun / srun, every rank calls train with the same settings
+// (rank 0 writes the folder; the ranks agree on the step a stop takes effect); one such call per process.
 TrainSummary train(const TrainSettings& settings, const std::function<void(const TrainProgress&)>& on_progress = {},
                    const std::atomic<bool>* stop = nullptr);
 

@@ -58,6 +58,7 @@ TrainSummary train(const TrainSettings& s, const std::function<void(const TrainP
   out.stopped_early = run.stopped_early();
   out.adapter_step = run.adapter_step();
   out.checkpoints = run.checkpoints();
+  run.finalize();  // data-parallel: this process's ranks are done (one job per process)
   return out;
 }
 

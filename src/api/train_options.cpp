@@ -116,7 +116,7 @@ std::vector<OptionRow> make_table() {
 
     {"epochs", "num-train-epochs", kLen, "passes over the data", &S::epochs, positive(), false, "X"},
     {"max_steps", "", kLen, "optimizer steps to run; > 0 overrides --epochs (-1: from --epochs)", &S::max_steps, range(-1), false, "N"},
-    {"batch_size", "per-device-train-batch-size", kLen, "examples per micro-batch (0: chosen to fit memory, printed at start)", &S::batch_size, range(0), false, "N"},
+    {"batch_size", "per-device-train-batch-size", kLen, "examples per micro-batch on each rank (0: chosen to fit memory, printed at start)", &S::batch_size, range(0), false, "N"},
     {"grad_accum", "gradient-accumulation-steps", kLen, "micro-batches per optimizer step", &S::grad_accum, range(1), false, "N"},
     {"grad_checkpointing", "gradient-checkpointing", kLen, "activation checkpointing: keep only each layer's input and recompute the layer in backward (far less memory, about a third more compute)", &S::grad_checkpointing, any},
     {"seed", "", kLen, "seed for adapter init, shuffling, the eval split and dropout", &S::seed, any, false, "N"},
@@ -124,6 +124,7 @@ std::vector<OptionRow> make_table() {
 
     {"device", "", kDev, "cpu, cuda, cuda:N or auto (cuda when a GPU is usable)", &S::device, any, false, "DEV"},
     {"dtype", "", kDev, "compute dtype of frozen weights and activations: auto (bf16 on CUDA, f32 on CPU), f32 or bf16", &S::dtype, words("auto|f32|bf16"), false, "NAME"},
+    {"gpus", "nproc-per-node", kDev, "data-parallel ranks on this host: N > 1 starts N processes under mpirun, one GPU each (--batch-size is per rank: the global batch is batch-size x ranks x grad-accum); 0: as launched (mpirun -np N / srun start the ranks themselves; 1 without a launcher)", &S::gpus, range(0, 1024), false, "N"},
 
     {"sample_every", "", kLog, "every N steps, generate from each --sample-prompt with the current adapter (0: never)", &S::sample_every, range(0), false, "N"},
     {"sample_prompt", "", kLog, "a prompt for --sample-every, as a user turn, greedy (repeatable); text to metrics.jsonl and report.html", &S::sample_prompts, any, true, "TEXT"},

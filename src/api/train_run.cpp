@@ -6,6 +6,7 @@
 
 #include "api/train_options.h"
 #include "core/error.h"
+#include "dist/communicator.h"
 #include "infer/generator.h"
 #include "infer/session.h"
 #include "io/safetensors.h"
@@ -92,9 +93,11 @@ struct TrainRun::Impl {
   // Samples: the tokenizer and template of the model folder.
   std::optional<Tokenizer> tok;
   std::optional<ChatTemplate> tmpl;
+  dist::Communicator* comm = nullptr;  // the job's ranks; rank 0 alone logs and writes files
 
+  bool root() const { return comm->is_root(); }
   void log(const std::string& l) const {
-    if (hooks.log) hooks.log(l);
+    if (hooks.log && root()) hooks.log(l);
   }
 };
 
@@ -104,6 +107,18 @@ TrainRun::TrainRun(const TrainSettings& settings, TrainRunHooks hooks) : p_(std:
   p.hooks = std::move(hooks);
   TrainSettings& s = p.s;
   validate_train_settings(s, p.hooks.where_prefix);
+  // Data-parallel: the ranks a launcher started (mpirun, srun, wick train --gpus); one without.
+  p.comm = &dist::world();
+  const int ranks = p.comm->size();
+  const std::string gpus_flag = p.hooks.where_prefix + "gpus";
+  if (s.gpus > 1 && ranks == 1)
+    throw Error("--gpus " + std::to_string(s.gpus) + " asks for " + std::to_string(s.gpus) +
+                    " ranks, but this process was not started as one of them",
+                gpus_flag, "`wick train --gpus N` starts them itself; through the API, start the process with mpirun -np N");
+  if (s.gpus > 0 && ranks > 1 && s.gpus != ranks)
+    throw Error("--gpus " + std::to_string(s.gpus) + " but the launcher started " + std::to_string(ranks) + " ranks",
+                gpus_flag, "drop --gpus under mpirun / srun (the launcher decides), or make them agree");
+  if (ranks > 1) s.gpus = ranks;  // run.toml repeats the run on as many ranks
   p.model_src = resolve_model(s.model_dir, s.revision, "config.json", "--model");
   if (!p.model_src.hub_id.empty()) p.log("model " + p.model_src.hub_id + " from the Hugging Face cache: " + p.model_src.path);
   else s.model_dir = p.model_src.path;
@@ -142,12 +157,22 @@ TrainRun::TrainRun(const TrainSettings& settings, TrainRunHooks hooks) : p_(std:
                  : ChatTemplate::of_kind(*force);
   }
 
-  const Device dev = resolve_device(s.device);
+  Device dev = resolve_device(s.device);
+  if (ranks > 1 && dev.is_cuda() && (s.device == "auto" || s.device == "cuda" || s.device.empty())) {
+    // One GPU per rank: the rank's index among the ranks of its host.
+    const int local = p.comm->local_rank(), count = cuda_device_count();
+    if (local >= count)
+      throw Error("rank " + std::to_string(p.comm->rank()) + " is rank " + std::to_string(local) + " of its host, which has " +
+                      std::to_string(count) + " visible GPU(s)",
+                  gpus_flag, "start at most as many ranks per host as it has GPUs (CUDA_VISIBLE_DEVICES)");
+    dev = Device::cuda(local);
+  }
   p.model = CausalLM::load(p.model_src.path, dev, resolve_dtype(s.dtype, dev));
   p.batch = resolve_batch_size(p.opt, *p.model, p.data->train);
+  if (p.comm->collective()) p.comm->broadcast(&p.batch.batch_size, sizeof p.batch.batch_size, 0);  // rank 0's choice for all
   p.opt.batch_size = p.batch.batch_size;
   s.batch_size = p.batch.batch_size;
-  p.trainer = std::make_unique<Trainer>(*p.model, p.data->train, p.opt, p.data->eval ? &*p.data->eval : nullptr);
+  p.trainer = std::make_unique<Trainer>(*p.model, p.data->train, p.opt, p.data->eval ? &*p.data->eval : nullptr, p.comm);
   p.start = p.trainer->step();
   p.policy = std::make_unique<CheckpointPolicy>(s.out_dir, s.save_every, s.save_total_limit);
 
@@ -164,6 +189,14 @@ TrainRun::TrainRun(const TrainSettings& settings, TrainRunHooks hooks) : p_(std:
   }
   if (s.sample_every > 0) p.settings["sample_every"] = s.sample_every;
   if (s.report_to != "none") p.settings["report_to"] = s.report_to;
+  if (ranks > 1) {
+    p.settings["ranks"] = ranks;
+    p.settings["communicator"] = p.comm->backend();
+    p.settings["effective_batch"] = p.batch.batch_size * ranks * s.grad_accum;  // the global batch
+  }
+  // Every rank has checked the output folder and read what it resumes before rank 0 writes there.
+  if (p.comm->collective()) p.comm->barrier();
+  if (!p.root()) return;
 
   // The effective settings, as a file that repeats the run (a fresh run: resume is not carried over).
   fs::create_directories(s.out_dir);
@@ -197,8 +230,9 @@ bool TrainRun::run(const std::atomic<bool>* stop) {
   Trainer& tr = *p.trainer;
   CheckpointPolicy& policy = *p.policy;
   const fs::path out = s.out_dir;
+  const bool root = p.root();  // files, samples and logs: rank 0
   std::optional<TensorBoardWriter> tb;
-  if (s.report_to == "tensorboard") {
+  if (s.report_to == "tensorboard" && root) {
     tb.emplace((out / "tensorboard").string());
     p.log("TensorBoard scalars in " + tb->path() + " (tensorboard --logdir " + out.string() + ")");
   }
@@ -224,6 +258,7 @@ bool TrainRun::run(const std::atomic<bool>* stop) {
   });
 
   auto sample = [&](int64_t step) {
+    if (!root) return;
     std::ofstream mf(out / "metrics.jsonl", std::ios::app);
     GenerateOptions g;
     g.max_new_tokens = s.sample_max_new_tokens;
@@ -242,6 +277,7 @@ bool TrainRun::run(const std::atomic<bool>* stop) {
   };
 
   auto saved = [&](int64_t step) {
+    if (!root) return;
     for (const std::string& d : policy.saved(step)) p.log("removed " + d + " (--save-total-limit)");
   };
   if (p.hooks.on_skip) tr.set_skip_callback(p.hooks.on_skip);
@@ -275,7 +311,7 @@ bool TrainRun::run(const std::atomic<bool>* stop) {
   saved(tr.step());  // the final (or interrupted) checkpoint-<step> counts toward the limit too
 
   // load_best: the final state stays resumable as checkpoint-<final>, and the best adapter goes to the top.
-  if (done && s.load_best && last_eval && last_eval->step == tr.step()) {
+  if (done && root && s.load_best && last_eval && last_eval->step == tr.step()) {
     const std::optional<CheckpointEntry> best = policy.best();
     if (best && best->step != tr.step() && *best->eval_loss < last_eval->loss) {
       try {
@@ -291,6 +327,7 @@ bool TrainRun::run(const std::atomic<bool>* stop) {
     }
   }
 
+  if (!root) return done;
   json card = p.settings;
   card["adapter_step"] = p.adapter_step;
   if (last_eval) card["final_eval_loss"] = last_eval->loss;
@@ -298,5 +335,9 @@ bool TrainRun::run(const std::atomic<bool>* stop) {
   if (s.write_report) write_report(out.string(), p.settings);
   return done;
 }
+
+int TrainRun::rank() const { return p_->comm->rank(); }
+int TrainRun::world_size() const { return p_->comm->size(); }
+void TrainRun::finalize() { p_->comm->finalize(); }
 
 }  // namespace wick

@@ -51,6 +51,14 @@ class TrainRun {
   int64_t adapter_step() const;                   // the step of OUT's adapter (the best with load_best)
   std::vector<std::string> checkpoints() const;   // checkpoint-N folders kept, oldest first
 
+  // Data-parallel (mpirun / srun / wick train --gpus): this process's rank and the job's ranks (0 and 1
+  // for a plain run). Rank 0 alone logs, writes the output folder and calls the hooks' log.
+  int rank() const;
+  int world_size() const;
+  // This process is done with its job's ranks (MPI_Finalize); call after run(), also after a stopped one.
+  // A process that exits without it while other ranks run (an error) ends the whole job instead.
+  void finalize();
+
  private:
   struct Impl;
   std::unique_ptr<Impl> p_;

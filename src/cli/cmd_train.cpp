@@ -13,6 +13,8 @@
 #include "cli/commands.h"
 #include "cli/progress.h"
 #include "core/error.h"
+#include "dist/communicator.h"
+#include "dist/launcher.h"
 #include "lora/lora.h"
 #include "api/session_setup.h"
 #include "api/train_options.h"
@@ -26,11 +28,19 @@ namespace {
 
 std::atomic<bool> g_stop{false};
 std::atomic<int> g_signal{0};
+std::atomic<int> g_ranks{1};  // data-parallel ranks of this job (the stop message differs)
 extern "C" void on_stop_signal(int sig) {
   // SIGINT (Ctrl-C) and SIGTERM (kill, a scheduler's time limit) alike: finish the step, save, exit 128 + sig.
-  // A second one: quit now (the last checkpoint stays as it was).
+  // A second one: quit now (the last checkpoint stays as it was). SIGUSR1 too: mpirun forwards it to every
+  // rank (`wick train --gpus N` turns Ctrl-C into it); the ranks agree on the step they stop at.
   if (g_stop.exchange(true)) _exit(128 + sig);
-  g_signal.store(sig);
+  g_signal.store(sig == SIGUSR1 ? SIGINT : sig);  // SIGUSR1: the launcher's relay of a Ctrl-C
+  if (g_ranks.load() > 1) {
+    const char msg[] = "\nwick train: stop signal: the ranks stop at the next step they all reach and rank 0 saves a "
+                       "checkpoint (if a rank died, the launcher ends the job instead)\n";
+    (void)!write(STDERR_FILENO, msg, sizeof msg - 1);
+    return;
+  }
   const char msg[] = "\nwick train: stopping after this step and saving a checkpoint (Ctrl-C again to quit without saving)\n";
   (void)!write(STDERR_FILENO, msg, sizeof msg - 1);
 }
@@ -86,30 +96,49 @@ void register_train(CLI::App& app) {
     if (!g->config.empty()) apply_train_toml(s, g->config);
     for (size_t i = 0; i < table.size(); i++)
       if (!g->values[i].empty()) set_option(table[i], s, g->values[i], option_flags(table[i]).substr(0, option_flags(table[i]).find(',')));
-    std::unique_ptr<Progress> progress;
+    // --gpus N without a launcher: this process starts the N ranks (under mpirun) and waits for them.
+    if (s.gpus > 1 && dist::launcher_world_size() == 1) std::exit(dist::launch_local_ranks(static_cast<int>(s.gpus)));
+    std::unique_ptr<Progress> progress;  // rank 0's only
     TrainRunHooks hooks;
     hooks.log = [](const std::string& l) { std::fprintf(stderr, "wick train: %s\n", l.c_str()); };
-    hooks.on_step = [&progress](const StepReport& r) { progress->update(r); };
+    hooks.on_step = [&progress](const StepReport& r) {
+      if (progress) progress->update(r);
+    };
     hooks.on_eval = [&progress](const EvalReport& r) {
-      progress->note("eval step " + std::to_string(r.step) + "  loss " + std::to_string(r.loss) + "  ppl " +
+      if (progress) progress->note("eval step " + std::to_string(r.step) + "  loss " + std::to_string(r.loss) + "  ppl " +
                      std::to_string(r.ppl) + "  best " + std::to_string(r.best_loss));
     };
     hooks.on_sample = [&progress](int64_t step, const std::string& prompt, const std::string& text) {
       std::string t = text;
       for (char& c : t)
         if (c == '\n') c = ' ';
-      progress->note("sample step " + std::to_string(step) + "  " + prompt + " -> " + t);
+      if (progress) progress->note("sample step " + std::to_string(step) + "  " + prompt + " -> " + t);
     };
-    hooks.on_skip = [&progress](const std::string& l) { progress->note("--on-nan skip: " + l + "; step skipped"); };
+    hooks.on_skip = [&progress](const std::string& l) {
+      if (progress) progress->note("--on-nan skip: " + l + "; step skipped");
+    };
+    std::signal(SIGUSR1, on_stop_signal);  // early: mpirun may forward one while the ranks load
     TrainRun run(s, hooks);  // validates every option before any work (loading data and the model can take minutes)
-    for (const std::string& l : settings_lines(run.settings_json())) std::fprintf(stderr, "wick train: %s\n", l.c_str());
-    progress = std::make_unique<Progress>(stderr, isatty(STDERR_FILENO), run.total_steps(), run.start_step(),
-                                          run.settings().log_every);
+    const bool root = run.rank() == 0;
+    g_ranks.store(run.world_size());
+    if (run.world_size() > 1)
+      std::fprintf(stderr, "wick train: rank %d of %d, pid %d\n", run.rank(), run.world_size(), static_cast<int>(getpid()));
+    if (root) {
+      for (const std::string& l : settings_lines(run.settings_json())) std::fprintf(stderr, "wick train: %s\n", l.c_str());
+      progress = std::make_unique<Progress>(stderr, isatty(STDERR_FILENO), run.total_steps(), run.start_step(),
+                                            run.settings().log_every);
+    }
     std::signal(SIGINT, on_stop_signal);
     std::signal(SIGTERM, on_stop_signal);
     const bool done = run.run(&g_stop);
     std::signal(SIGINT, SIG_DFL);
     std::signal(SIGTERM, SIG_DFL);
+    std::signal(SIGUSR1, SIG_DFL);
+    run.finalize();  // this rank is done with the job (MPI_Finalize)
+    if (!root) {
+      if (!done) std::exit(128 + (g_signal.load() ? g_signal.load() : SIGINT));
+      return;
+    }
     progress->end();
     const std::string out = run.settings().out_dir;
     if (run.stopped_early()) std::fprintf(stderr, "wick train: stopped early (no eval improvement)\n");

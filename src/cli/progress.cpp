@@ -83,7 +83,8 @@ std::vector<std::string> settings_lines(const nlohmann::json& s) {
               " steps, weight decay " + str(s, "weight_decay") + ", betas " + str(s, "betas") + ", eps " + str(s, "eps") +
               ", max grad norm " + str(s, "max_grad_norm"));
   const std::string len = s.contains("max_steps") ? "max-steps " + str(s, "max_steps") : str(s, "epochs") + " epochs";
-  l.push_back("steps  " + str(s, "total_steps") + " (" + len + "), batch " + str(s, "batch_size") + " x grad-accum " +
+  const std::string ranks = s.contains("ranks") ? " x " + str(s, "ranks") + " ranks" : "";  // data-parallel
+  l.push_back("steps  " + str(s, "total_steps") + " (" + len + "), batch " + str(s, "batch_size") + ranks + " x grad-accum " +
               str(s, "grad_accum") + " = " + str(s, "effective_batch") + " sequences per step, seed " + str(s, "seed") +
               ", shuffle " + str(s, "shuffle"));
   if (s.contains("batch_reason")) l.push_back("batch  " + str(s, "batch_size") + ": " + str(s, "batch_reason"));

@@ -178,6 +178,7 @@ LossSum LossAndGrads::step(const TrainBatch& batch, float grad_scale, uint64_t d
     LayerActs& A = acts(li);
     if (bf.checkpointing) code.forward(m_.layers()[li], A, A.x, bf.recomputed_out, run);  // the same activations again
     code.backward(m_.layers()[li], A, bf.grads, run);
+    if (layer_hook_) layer_hook_(li);
   }
   return out;
 }

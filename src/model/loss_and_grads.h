@@ -7,6 +7,7 @@
 #pragma once
 #include <limits>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <vector>
 
@@ -45,6 +46,10 @@ class LossAndGrads {
   void set_loss_chunk(int64_t rows) { loss_chunk_ = rows; }
   // Activation checkpointing (off by default); takes effect at the next step.
   void set_checkpointing(bool on) { checkpointing_ = on; }
+  // Called in a training step's backward right after layer `layer` has added its adapters' dA, dB (layers
+  // run last to first; on CUDA the work is queued, not done): data-parallel training starts that layer's
+  // gradient allreduce there, overlapping the layers still to come. Empty: none.
+  void set_layer_backward_hook(std::function<void(int64_t layer)> hook) { layer_hook_ = std::move(hook); }
 
  private:
   struct Buffers;
@@ -52,6 +57,7 @@ class LossAndGrads {
   std::unique_ptr<Buffers> buf_;
   int64_t loss_chunk_ = 1024;
   bool checkpointing_ = false;
+  std::function<void(int64_t)> layer_hook_;
 };
 
 }  // namespace wick

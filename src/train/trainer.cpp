@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
+#include "dist/shard.h"
 #include "io/safetensors.h"
 #include "lora/lora.h"
 #include "model/loss_and_grads.h"
@@ -40,11 +41,13 @@ struct Trainer::Impl {
   std::function<bool(int64_t)> on_step_end;
   int64_t skipped_steps = 0;                        // --on-nan skip
   std::function<void(const std::string&)> on_skip;  // told about each skipped step
+  dist::SingleCommunicator single;
+  dist::Communicator* comm;  // the job's ranks (&single for one)
 
-  Impl(CausalLM& model, const Dataset& d, TrainOptions o, const Dataset* ev)
+  Impl(CausalLM& model, const Dataset& d, TrainOptions o, const Dataset* ev, dist::Communicator* c)
       : m(model), data(d), opt(std::move(o)),
         batcher(d, opt.batch_size, opt.shuffle, opt.seed, opt.pad_id, opt.packing ? opt.max_seq_len : 0), grad(model),
-        eval(ev) {
+        eval(ev), comm(c ? c : &single) {
     if (eval) eval_batcher.emplace(*eval, opt.batch_size, false, opt.seed, opt.pad_id, opt.packing ? opt.max_seq_len : 0);
     grad.set_checkpointing(opt.grad_checkpointing);
   }
@@ -65,13 +68,28 @@ static TrainOptions validated(TrainOptions o) {
   return o;
 }
 
-Trainer::Trainer(CausalLM& model, const Dataset& data, TrainOptions opt, const Dataset* eval)
-    : p_(std::make_unique<Impl>(model, data, validated(std::move(opt)), eval)) {
+// Whether every rank holds the same adapter values (FNV-1a of the bytes, rank 0's against each rank's).
+static bool replicas_agree(dist::Communicator& comm, CausalLM& m) {
+  uint64_t h = 1469598103934665603ULL;
+  for (const LoraParam& lp : lora_params(m)) {
+    const Tensor t = lp.value->to(Device::cpu());
+    const auto* b = static_cast<const unsigned char*>(static_cast<const void*>(t.data<float>()));
+    for (size_t i = 0; i < t.nbytes(); i++) h = (h ^ b[i]) * 1099511628211ULL;
+  }
+  uint64_t root = h;
+  comm.broadcast(&root, sizeof root, 0);
+  int64_t differ = root != h;
+  comm.allreduce_sum(&differ, 1);
+  return differ == 0;
+}
+
+Trainer::Trainer(CausalLM& model, const Dataset& data, TrainOptions opt, const Dataset* eval, dist::Communicator* comm)
+    : p_(std::make_unique<Impl>(model, data, validated(std::move(opt)), eval, comm)) {
   Impl& p = *p_;
   if (p.opt.eval_every > 0 && !eval)
     throw Error("--eval-every without an evaluation set", "--eval-every", "pass --eval FILE or --eval-split FRACTION");
-  // Steps: max_steps, else ceil(epochs * batches per epoch / grad_accum).
-  const int64_t per_epoch = (p.batcher.batches_per_epoch() + p.opt.grad_accum - 1) / p.opt.grad_accum;
+  // Steps: max_steps, else ceil(epochs * batches per epoch / (grad_accum * ranks)).
+  const int64_t per_epoch = dist::steps_per_epoch(p.batcher.batches_per_epoch(), p.opt.grad_accum, p.comm->size());
   p.total = p.opt.max_steps > 0 ? p.opt.max_steps
                                  : std::max<int64_t>(1, static_cast<int64_t>(std::ceil(p.opt.epochs * per_epoch)));
   const ScheduleKind kind = parse_schedule_kind(p.opt.scheduler);
@@ -105,6 +123,14 @@ Trainer::Trainer(CausalLM& model, const Dataset& data, TrainOptions opt, const D
     try {
       st = json::parse(io::read_file(state_path));
       p.step = st.at("step").get<int64_t>();
+      // The global batch, and so which examples each step saw, depends on the number of ranks.
+      const int64_t ranks = st.value("world_size", int64_t{1});
+      if (ranks != p.comm->size())
+        throw Error("the checkpoint was trained on " + std::to_string(ranks) + " rank(s), this run has " +
+                        std::to_string(p.comm->size()),
+                    state_path,
+                    "resume with the same number of ranks (mpirun -np " + std::to_string(ranks) + " or --gpus " +
+                        std::to_string(ranks) + "): the global batch is batch-size x ranks x grad-accum");
       // The batcher's index counts packed rows with packing, examples without: the two do not mix.
       const json& so = st.at("options");
       const bool packed = so.value("packing", false);
@@ -151,14 +177,21 @@ EvalReport Trainer::evaluate() {
   Batcher& b = *p.eval_batcher;
   b.restore(BatcherState{});
   LossSum tot;
+  const int ranks = p.comm->size(), rank = p.comm->rank();
   for (int64_t i = 0; i < b.batches_per_epoch(); i++) {
-    const TrainBatch batch = b.next();
-    if (batch.counted() == 0) continue;
+    const TrainBatch batch = b.next();  // every rank walks the whole set; batch i is rank i % ranks's
+    if (batch.counted() == 0 || !dist::owns_micro_batch(i, rank, ranks)) continue;
     const LossSum l = p.grad.eval(batch);
     tot.sum += l.sum;
     tot.count += l.count;
   }
   device_synchronize(p.m.device());
+  if (p.comm->collective()) {
+    double totals[2] = {tot.sum, static_cast<double>(tot.count)};
+    p.comm->allreduce_sum(totals, 2);
+    tot.sum = totals[0];
+    tot.count = static_cast<int64_t>(totals[1]);
+  }
   EvalReport r;
   r.step = p.step;
   r.loss = tot.mean();
@@ -173,6 +206,12 @@ EvalReport Trainer::evaluate() {
 std::string Trainer::save_checkpoint() {
   Impl& p = *p_;
   const fs::path out = p.opt.out_dir;
+  if (p.comm->collective()) {
+    if (!replicas_agree(*p.comm, p.m))
+      throw Error("the ranks' adapters differ at step " + std::to_string(p.step) + "; not saved", out.string(),
+                  "the collectives did not give every rank the same sums; report this with the launcher's output");
+    if (!p.comm->is_root()) return (out / checkpoint_name(p.step)).string();  // rank 0 writes
+  }
   // Never let a non-finite adapter replace a good checkpoint.
   if (!p.adam->values_finite())
     throw Error("the adapter holds NaN or inf values at step " + std::to_string(p.step) + "; not saved", out.string(),
@@ -191,7 +230,7 @@ std::string Trainer::save_checkpoint() {
     const BatcherState& bs = p.batcher.state();
     json st = {{"step", p.step}, {"epoch", bs.epoch}, {"index", bs.index}, {"total_steps", p.total},
                {"options", options_json(p.opt)}, {"format", "wick-trainer-state-1"},
-               {"optimizer_steps", p.adam->steps()}};
+               {"optimizer_steps", p.adam->steps()}, {"world_size", p.comm->size()}};
     io::write_file_atomic((tmp_dir / "trainer_state.json").string(), st.dump(2));
     w.commit(p.opt.keep_checkpoints);
     return (out / checkpoint_name(p.step)).string();
@@ -206,7 +245,10 @@ std::string Trainer::save_checkpoint() {
 
 bool Trainer::run(const std::function<void(const StepReport&)>& on_step, const std::atomic<bool>* stop) {
   Impl& p = *p_;
-  fs::create_directories(p.opt.out_dir);
+  dist::Communicator& comm = *p.comm;
+  const int ranks = comm.size(), rank = comm.rank();
+  const bool root = comm.is_root();  // writes metrics.jsonl and checkpoints
+  if (root) fs::create_directories(p.opt.out_dir);
   const fs::path metrics = fs::path(p.opt.out_dir) / "metrics.jsonl";
   // On resume keep only the records of steps already done.
   {
@@ -227,16 +269,44 @@ bool Trainer::run(const std::function<void(const StepReport&)>& on_step, const s
     }
     std::string all;
     for (const auto& l : keep) all += l + "\n";
-    io::write_file_atomic(metrics.string(), p.opt.resume.empty() ? "" : all);
+    if (comm.collective()) comm.barrier();  // every rank has read the kept records before rank 0 rewrites the file
+    if (root) io::write_file_atomic(metrics.string(), p.opt.resume.empty() ? "" : all);
   }
-  std::ofstream mf(metrics, std::ios::app);
+  std::ofstream mf;
+  if (root) mf.open(metrics, std::ios::app);
+  auto record = [&](const json& rec) {
+    if (!root) return;
+    mf << rec.dump() << "\n";
+    mf.flush();
+  };
   auto run_eval = [&] {
     const EvalReport r = evaluate();
     p.last_eval_step = p.step;
-    mf << json{{"step", r.step}, {"eval_loss", r.loss}, {"eval_ppl", r.ppl}, {"eval_tokens", r.tokens}}.dump() << "\n";
-    mf.flush();
+    record(json{{"step", r.step}, {"eval_loss", r.loss}, {"eval_ppl", r.ppl}, {"eval_tokens", r.tokens}});
     if (p.on_eval) p.on_eval(r);
   };
+  // The LoRA gradients by decoder layer ("layers.<l>." in the name; `rest`: any others), summed over the
+  // ranks per layer as soon as the last backward of the step has produced them (the layer hook below), so
+  // the reduction of layer l overlaps the backward of layers l-1 .. 0.
+  const int64_t num_layers = p.m.config().num_layers;
+  std::vector<std::vector<Tensor*>> layer_grads(static_cast<size_t>(num_layers));
+  std::vector<Tensor*> rest;
+  for (const LoraParam& lp : lora_params(p.m)) {
+    const size_t at = lp.name.find(".layers.");
+    const int64_t l = at == std::string::npos ? -1 : std::atoll(lp.name.c_str() + at + 8);
+    (l >= 0 && l < num_layers ? layer_grads[static_cast<size_t>(l)] : rest).push_back(lp.grad);
+  }
+  bool overlapping = false;  // set during the backward whose layers start their reductions
+  std::vector<char> started(static_cast<size_t>(num_layers), 0);
+  p.grad.set_layer_backward_hook([&](int64_t l) {
+    if (!overlapping || layer_grads[static_cast<size_t>(l)].empty()) return;
+    comm.start_allreduce_sum(layer_grads[static_cast<size_t>(l)]);
+    started[static_cast<size_t>(l)] = 1;
+  });
+  struct HookReset {  // the hook refers to this frame
+    LossAndGrads& g;
+    ~HookReset() { g.set_layer_backward_hook(nullptr); }
+  } hook_reset{p.grad};
   const auto t0 = std::chrono::steady_clock::now();
   // MFU needs the adapters' shape: the largest rank and how many projections per layer carry one.
   int64_t lora_rank = 0, lora_linears = 0;
@@ -244,33 +314,68 @@ bool Trainer::run(const std::function<void(const StepReport&)>& on_step, const s
     if (l->lora.active()) lora_rank = std::max(lora_rank, l->lora.rank()), lora_linears++;
   const int lora_per_layer = static_cast<int>(lora_linears / std::max<int64_t>(1, p.m.config().num_layers));
   p.peak_flops = peak_bf16_flops(device_name(p.m.device()));
+  const std::string kill_point = "rank" + std::to_string(rank) + "-step";  // tests: WICK_TEST_KILL_AT=rank1-step@3
   while (p.step < p.total) {
-    if (stop && stop->load()) {
+    checkpoint_kill_point(kill_point.c_str(), p.step);
+    bool stop_now = stop && stop->load();
+    if (comm.collective()) {  // a signal reaches the ranks at different steps: they agree on the step to stop at
+      int64_t stopping = stop_now ? 1 : 0;
+      comm.allreduce_sum(&stopping, 1);
+      stop_now = stopping > 0;
+    }
+    if (stop_now) {
       save_checkpoint();
       return false;
     }
     const auto ts = std::chrono::steady_clock::now();
-    std::vector<TrainBatch> micro;
+    // The global batch: every rank makes all of its micro-batches (cheap, host-side: the counted tokens of
+    // the whole batch normalise the loss) and computes its own (dist/shard.h).
+    std::vector<std::pair<int64_t, TrainBatch>> micro;
+    std::vector<int64_t> counted_of;  // per micro-batch of the global batch
     int64_t counted = 0, tokens = 0;
     double flops = 0;
-    for (int64_t k = 0; k < p.opt.grad_accum; k++) {
-      micro.push_back(p.batcher.next());
-      const TrainBatch& b = micro.back();
+    for (int64_t j = 0; j < p.opt.grad_accum * ranks; j++) {
+      TrainBatch b = p.batcher.next();
+      counted_of.push_back(b.counted());
       counted += b.counted();
       tokens += b.ids.numel();
       flops += train_flops_per_token(p.m.config(), b.ids.dim(1), lora_rank, lora_per_layer) * static_cast<double>(b.ids.numel());
+      if (dist::owns_micro_batch(j, rank, ranks)) micro.emplace_back(j, std::move(b));
     }
+    // Overlap when every rank's last micro-batch runs a backward: then all ranks start the same reductions
+    // in the same order (layer by layer); else every rank reduces after backward.
+    bool overlap_step = comm.collective();
+    for (int r = 0; r < ranks && overlap_step; r++) {
+      const std::vector<int64_t> mine = dist::micro_batches_of_rank(r, ranks, p.opt.grad_accum);
+      overlap_step = counted_of[static_cast<size_t>(mine.back())] > 0;
+    }
+    std::fill(started.begin(), started.end(), 0);
     zero_lora_grads(p.m);
     LossSum loss;
     const float scale = counted > 0 ? 1.0f / static_cast<float>(counted) : 0.0f;
-    for (size_t k = 0; k < micro.size(); k++) {
-      const TrainBatch& b = micro[k];
+    for (const auto& [j, b] : micro) {
       if (b.counted() == 0) continue;  // nothing to learn from this micro-batch; its gradient is zero
-      // Dropout masks are a function of (seed, step, micro-batch): a resumed run draws the same ones.
-      const uint64_t dseed = (p.opt.seed + 1) * 0x9e3779b97f4a7c15ULL + static_cast<uint64_t>(p.step) * 1024 + k + 1;
+      // Dropout masks are a function of (seed, step, micro-batch of the global batch): a resumed run, and a
+      // run on another number of ranks, draws the same ones.
+      const uint64_t dseed = (p.opt.seed + 1) * 0x9e3779b97f4a7c15ULL + static_cast<uint64_t>(p.step) * 1024 +
+                             static_cast<uint64_t>(j) + 1;
+      overlapping = overlap_step && &b == &micro.back().second;
       const LossSum l = p.grad.step(b, scale, dseed);
+      overlapping = false;
       loss.sum += l.sum;
       loss.count += l.count;
+    }
+    if (comm.collective()) {  // the global gradient (f32, bucketed) and the global loss
+      comm.finish_allreduces();
+      std::vector<Tensor*> left = rest;  // what the layer hook did not start (all of it without overlap)
+      for (int64_t l = 0; l < num_layers; l++)
+        if (!started[static_cast<size_t>(l)])
+          left.insert(left.end(), layer_grads[static_cast<size_t>(l)].begin(), layer_grads[static_cast<size_t>(l)].end());
+      if (!left.empty()) comm.allreduce_sum(left);
+      double totals[2] = {loss.sum, static_cast<double>(loss.count)};
+      comm.allreduce_sum(totals, 2);
+      loss.sum = totals[0];
+      loss.count = static_cast<int64_t>(totals[1]);
     }
     const double lr = p.sched.lr_at(p.step, p.opt.lr);
     // A non-finite loss or gradient: AdamW updates nothing (its norm is the check), then stop or skip.
@@ -307,15 +412,14 @@ bool Trainer::run(const std::function<void(const StepReport&)>& on_step, const s
     r.tokens = tokens;
     const double step_s = std::max(1e-9, std::chrono::duration<double>(te - ts).count());
     r.tokens_per_s = tokens / step_s;
-    r.mfu = p.peak_flops > 0 ? flops / step_s / p.peak_flops : 0.0;
+    r.mfu = p.peak_flops > 0 ? flops / step_s / (p.peak_flops * ranks) : 0.0;  // tokens, flops: all ranks
     r.elapsed_s = std::chrono::duration<double>(te - t0).count();
     r.peak_device_bytes = device_peak_memory(p.m.device());
     json rec{{"step", r.step}, {"epoch", r.epoch}, {"loss", r.loss}, {"grad_norm", r.grad_norm}, {"lr", r.lr},
              {"tokens", r.tokens}, {"tokens_per_s", r.tokens_per_s}, {"counted_tokens", counted},
              {"peak_device_gib", r.peak_device_bytes / 1073741824.0}, {"mfu", r.mfu}};
     if (skipped) rec["skipped"] = true;  // --on-nan skip: non-finite, nothing updated
-    mf << rec.dump() << "\n";
-    mf.flush();
+    record(rec);
     if (on_step) on_step(r);
     if (p.eval && p.opt.eval_every > 0 && p.step % p.opt.eval_every == 0) run_eval();
     if (p.opt.save_every > 0 && p.step % p.opt.save_every == 0 && p.step < p.total) save_checkpoint();

@@ -10,6 +10,7 @@
 #include <optional>
 #include <string>
 
+#include "dist/communicator.h"
 #include "io/peft_adapter.h"
 #include "model/causal_lm.h"
 #include "train/dataset.h"
@@ -68,17 +69,29 @@ struct EvalReport {
   double elapsed_s = 0;      // time the evaluation took
 };
 
+// Data-parallel (comm with size() > 1, dist/communicator.h): every rank runs this same loop on its own
+// model replica. A step's global batch is size() x grad_accum micro-batches of batch_size units; each rank
+// computes its share (dist/shard.h), the LoRA gradients are summed in f32 over the ranks, each layer's
+// started as soon as the step's last backward has produced them (LossAndGrads' layer hook: the sums overlap
+// the backward of the layers below; after backward when a rank's last micro-batch has no counted token),
+// the loss is normalised over the counted
+// tokens of the whole global batch, and AdamW then runs identically on every rank. Rank 0 alone writes
+// checkpoints and metrics.jsonl; the world size is kept in trainer_state.json and a resume with another
+// one is refused. Evaluation batches are split over the ranks and their sums added.
 class Trainer {
  public:
-  // eval (optional, must outlive the trainer): the evaluation set.
-  Trainer(CausalLM& model, const Dataset& data, TrainOptions opt, const Dataset* eval = nullptr);
+  // eval (optional, must outlive the trainer): the evaluation set. comm (optional, must outlive the
+  // trainer): the job's ranks; null is one rank.
+  Trainer(CausalLM& model, const Dataset& data, TrainOptions opt, const Dataset* eval = nullptr,
+          dist::Communicator* comm = nullptr);
   ~Trainer();
   int64_t total_steps() const;
   // Runs until total_steps or until *stop becomes true (then saves a checkpoint and returns false).
   bool run(const std::function<void(const StepReport&)>& on_step, const std::atomic<bool>* stop = nullptr);
   // Writes a checkpoint of the current state as opt.out_dir/checkpoint-<step>/ (adapter + optimizer +
   // trainer state), crash-safe through CheckpointWriter (train/checkpoint_dir.h), and links the top-level
-  // adapter to it. Returns the folder.
+  // adapter to it. Returns the folder. With several ranks every rank calls it (a collective: the replicas
+  // are checked to hold the same adapter, wick::Error if not) and rank 0 alone writes.
   std::string save_checkpoint();
   int64_t step() const;
   // The evaluation loss of the current adapters (updates best_eval_loss; writes no record); wick::Error
