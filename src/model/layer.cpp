@@ -81,6 +81,7 @@ bool any_lora(std::initializer_list<const Linear*> ls) {
 
 void lin_fwd(Linear& l, int j, const Tensor& x, const Tensor& x32, Tensor& y, Tensor& u, LayerRun& run) {
   linear_forward(l, x, x32, y, u.defined() ? &u : nullptr, *run.lin, run.seed(j));
+  if (run.rows) run.rows->add_adapters(run.layer, j, x, y);
 }
 
 void lin_bwd(Linear& l, int j, const Tensor& dy, const Tensor& x32, const Tensor& u, Tensor& dx, bool acc, LayerRun& run) {
@@ -121,7 +122,9 @@ void attention_block_forward(LayerWeights& W, LayerActs& A, const Tensor& in, Te
   AttentionArgs args = attention_args(run);
   Tensor att4 = A.att.view({B, T, H, D});
   Tensor* lse = A.lse.defined() ? &A.lse : nullptr;
-  if (run.cache) {
+  if (run.rows) {
+    run.rows->attend(run.layer, A.q, A.k, A.v, A.att);
+  } else if (run.cache) {
     // Append this step's k, v at [past, past + T) of every batch row, then attend to the whole cache.
     KVCache& cache = *run.cache;
     Tensor& kc = cache.k(run.layer);

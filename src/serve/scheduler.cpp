@@ -1,0 +1,201 @@
+#include "serve/scheduler.h"
+
+#include <algorithm>
+
+#include "core/error.h"
+
+namespace wick::serve {
+
+bool Request::wait_take(std::string& out, std::vector<int32_t>* ids, std::chrono::milliseconds timeout) {
+  std::unique_lock<std::mutex> lk(mu_);
+  cv_.wait_for(lk, timeout, [&] { return done_ || !text_.empty() || !ids_.empty(); });
+  out += text_;
+  text_.clear();
+  if (ids) ids->insert(ids->end(), ids_.begin(), ids_.end());
+  ids_.clear();
+  return done_;
+}
+
+void Request::cancel() { cancelled_ = true; }
+
+void Request::publish(const std::string& text, int32_t id) {
+  std::lock_guard<std::mutex> lk(mu_);
+  text_ += text;
+  if (id >= 0) ids_.push_back(id);
+  cv_.notify_all();
+}
+
+void Request::finish(const std::string& reason, const std::string& err, int status) {
+  std::lock_guard<std::mutex> lk(mu_);
+  finish_reason = reason;
+  error = err;
+  error_status = status;
+  done_ = true;
+  cv_.notify_all();
+}
+
+int64_t kv_tokens_needed(const Request& r, const ModelConfig& c) {
+  const int64_t n = static_cast<int64_t>(r.prompt.size());
+  return std::min<int64_t>(n + std::max<int64_t>(r.opt.gen.max_new_tokens, 0), c.max_position_embeddings);
+}
+
+Scheduler::Scheduler(CausalLM& m, const Tokenizer* tok, SchedulerLimits lim, Metrics& metrics)
+    : m_(m), tok_(tok), lim_(lim), metrics_(metrics), forward_(m) {
+  if (lim_.max_batch < 1) throw Error("must be at least 1", "--max-batch");
+  if (lim_.max_queue < 0) throw Error("must be >= 0", "--max-queue");
+}
+
+Scheduler::~Scheduler() { stop(); }
+
+void Scheduler::submit(std::shared_ptr<Request> r) {
+  const int64_t need = kv_tokens_needed(*r, m_.config());
+  if (lim_.max_kv_tokens > 0 && need > lim_.max_kv_tokens)
+    throw Error("prompt + max_tokens need " + std::to_string(need) + " KV cache tokens; this server holds at most " +
+                    std::to_string(lim_.max_kv_tokens) + " per batch", "max_tokens", "ask for fewer tokens");
+  std::lock_guard<std::mutex> lk(mu_);
+  if (stopping_) throw QueueFull("the server is shutting down");
+  if (static_cast<int64_t>(queue_.size()) >= lim_.max_queue)
+    throw QueueFull("the request queue is full (" + std::to_string(lim_.max_queue) + " waiting)");
+  queue_.push_back(std::move(r));
+  metrics_.requests_total++;
+  metrics_.queue_depth = static_cast<int64_t>(queue_.size());
+  cv_.notify_all();
+}
+
+int64_t Scheduler::queued() const {
+  std::lock_guard<std::mutex> lk(mu_);
+  return static_cast<int64_t>(queue_.size());
+}
+
+int64_t Scheduler::running() const { return n_running_.load(); }
+
+void Scheduler::admit() {
+  std::lock_guard<std::mutex> lk(mu_);
+  // Requests whose client left while queued end now.
+  for (auto it = queue_.begin(); it != queue_.end();) {
+    if ((*it)->cancelled()) {
+      (*it)->finish("cancelled");
+      metrics_.requests_cancelled++;
+      it = queue_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+  while (!queue_.empty() && static_cast<int64_t>(running_.size()) < lim_.max_batch) {
+    std::shared_ptr<Request> r = queue_.front();
+    const int64_t need = kv_tokens_needed(*r, m_.config());
+    if (lim_.max_kv_tokens > 0 && kv_in_use_ + need > lim_.max_kv_tokens && !running_.empty()) break;  // FIFO: wait
+    queue_.pop_front();
+    Running run;
+    run.req = r;
+    run.cache = std::make_unique<KVCache>(m_, 1, need);
+    kv_in_use_ += need;
+    run.seq = std::make_unique<SequenceDecoder>(r->prompt, r->opt, tok_);
+    run.next_ids = r->prompt;
+    r->prompt_tokens = static_cast<int64_t>(r->prompt.size());
+    running_.push_back(std::move(run));
+  }
+  metrics_.queue_depth = static_cast<int64_t>(queue_.size());
+}
+
+void Scheduler::end(Running& r, const std::string& reason) {
+  kv_in_use_ -= r.cache->capacity();
+  r.req->completion_tokens = static_cast<int64_t>(r.seq->generated().size());
+  if (reason == "cancelled") {
+    metrics_.requests_cancelled++;
+  } else {
+    metrics_.requests_ok++;
+    metrics_.request_latency.observe(std::chrono::duration<double>(Clock::now() - r.req->arrival).count());
+  }
+  r.req->finish(reason);
+}
+
+bool Scheduler::step() {
+  admit();
+  // Leavers first: a client that went away frees its slot before this step's forward.
+  for (Running& r : running_)
+    if (r.req->cancelled()) end(r, "cancelled");
+  running_.erase(std::remove_if(running_.begin(), running_.end(), [](const Running& r) { return r.req->cancelled(); }),
+                 running_.end());
+  n_running_ = static_cast<int64_t>(running_.size());
+  metrics_.batch_size = static_cast<int64_t>(running_.size());
+  if (running_.empty()) return false;
+
+  // Adjacent rows per adapter (the grouped adapter GEMMs in BatchForward); stable, so arrival order stays.
+  std::stable_sort(running_.begin(), running_.end(),
+                   [](const Running& a, const Running& b) { return a.req->adapter.get() < b.req->adapter.get(); });
+  std::vector<SeqChunk> chunks;
+  chunks.reserve(running_.size());
+  for (Running& r : running_) chunks.push_back({r.cache.get(), r.next_ids, r.req->adapter.get()});
+  try {
+    forward_.run(chunks, logits_);
+  } catch (const std::exception& e) {
+    for (Running& r : running_) {
+      kv_in_use_ -= r.cache->capacity();
+      r.req->finish("error", std::string("generation failed: ") + e.what(), 500);
+    }
+    running_.clear();
+    n_running_ = 0;
+    return true;
+  }
+  metrics_.decode_steps++;
+  metrics_.step_batch.observe(static_cast<double>(running_.size()));
+  const int64_t V = m_.config().vocab_size;
+  const Clock::time_point now = Clock::now();
+  for (size_t i = 0; i < running_.size(); i++) {
+    Running& r = running_[i];
+    if (r.seq->generated().empty()) {
+      metrics_.prompt_tokens += r.next_ids.size();
+      metrics_.ttft.observe(std::chrono::duration<double>(now - r.req->arrival).count());
+    } else {
+      metrics_.per_token.observe(std::chrono::duration<double>(now - r.last_token).count());
+    }
+    r.last_token = now;
+    const int32_t next = r.seq->sample(logits_.data() + static_cast<int64_t>(i) * V, V);
+    std::string piece = r.seq->push(next);
+    metrics_.completion_tokens++;
+    r.next_ids.assign(1, next);
+    const bool full = r.cache->length() >= r.cache->capacity();
+    if (r.seq->finished() || full) piece += r.seq->flush();
+    r.req->publish(piece, next);
+    if (r.seq->finished()) end(r, r.seq->finish_reason());
+    else if (full) end(r, "length");  // the model's context is full
+  }
+  running_.erase(std::remove_if(running_.begin(), running_.end(),
+                                [](const Running& r) { return r.seq->finished() || r.cache->length() >= r.cache->capacity(); }),
+                 running_.end());
+  n_running_ = static_cast<int64_t>(running_.size());
+  metrics_.batch_size = static_cast<int64_t>(running_.size());
+  return true;
+}
+
+void Scheduler::start() {
+  thread_ = std::thread([this] {
+    for (;;) {
+      {
+        std::unique_lock<std::mutex> lk(mu_);
+        cv_.wait(lk, [&] { return stopping_ || !queue_.empty() || !running_.empty(); });
+        if (stopping_) break;
+      }
+      step();
+    }
+  });
+}
+
+void Scheduler::stop() {
+  {
+    std::lock_guard<std::mutex> lk(mu_);
+    if (stopping_ && !thread_.joinable()) return;
+    stopping_ = true;
+    cv_.notify_all();
+  }
+  if (thread_.joinable()) thread_.join();
+  std::lock_guard<std::mutex> lk(mu_);
+  for (auto& q : queue_) q->finish("error", "the server is shutting down", 503);
+  queue_.clear();
+  for (Running& r : running_) r.req->finish("error", "the server is shutting down", 503);
+  running_.clear();
+  n_running_ = 0;
+}
+
+}  // namespace wick::serve
