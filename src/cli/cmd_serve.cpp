@@ -25,6 +25,8 @@ void register_serve(CLI::App& app) {
   cmd->add_option("--max-batch", opt->limits.max_batch, "most sequences decoded together (default 8)");
   cmd->add_option("--max-queue", opt->limits.max_queue, "most requests waiting for a slot; more get 429 (default 64)");
   cmd->add_option("--max-kv-tokens", opt->limits.max_kv_tokens, "most KV cache tokens held by running requests; 0 = no limit");
+  opt->limits.max_step_tokens = 2048;
+  cmd->add_option("--max-step-tokens", opt->limits.max_step_tokens, "most tokens per batched step: long prompts are prefilled in chunks beside the others' decode (default 2048; 0 = no limit)");
   cmd->add_option("--max-tokens", opt->max_tokens, "most new tokens one request may ask for (default 4096)");
   cmd->add_option("--max-body-mb", *max_body_mb, "largest request body in MiB; larger get 413 (default 1)");
   cmd->callback([=] {

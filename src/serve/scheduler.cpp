@@ -91,7 +91,6 @@ void Scheduler::admit() {
     run.cache = std::make_unique<KVCache>(m_, 1, need);
     kv_in_use_ += need;
     run.seq = std::make_unique<SequenceDecoder>(r->prompt, r->opt, tok_);
-    run.next_ids = r->prompt;
     r->prompt_tokens = static_cast<int64_t>(r->prompt.size());
     running_.push_back(std::move(run));
   }
@@ -111,22 +110,45 @@ void Scheduler::end(Running& r, const std::string& reason) {
 }
 
 bool Scheduler::step() {
-  admit();
-  // Leavers first: a client that went away frees its slot before this step's forward.
+  // Leavers first: a client that went away frees its slot for a queued request in this very step.
   for (Running& r : running_)
     if (r.req->cancelled()) end(r, "cancelled");
   running_.erase(std::remove_if(running_.begin(), running_.end(), [](const Running& r) { return r.req->cancelled(); }),
                  running_.end());
+  admit();
   n_running_ = static_cast<int64_t>(running_.size());
   metrics_.batch_size = static_cast<int64_t>(running_.size());
   if (running_.empty()) return false;
 
+  // This step's chunks: one token of every decoding sequence, then prompt pieces within the token budget.
+  struct Planned {
+    size_t run;
+    std::vector<int32_t> ids;
+  };
+  std::vector<Planned> plan;
+  int64_t budget = lim_.max_step_tokens > 0 ? lim_.max_step_tokens : INT64_MAX;
+  for (size_t i = 0; i < running_.size(); i++)
+    if (running_[i].prefilled == running_[i].req->prompt.size()) {
+      plan.push_back({i, {running_[i].last}});
+      budget--;
+    }
+  for (size_t i = 0; i < running_.size(); i++) {
+    const Running& r = running_[i];
+    const int64_t left = static_cast<int64_t>(r.req->prompt.size() - r.prefilled);
+    if (left == 0) continue;
+    const int64_t take = std::min(left, std::max<int64_t>(budget, plan.empty() ? 1 : 0));
+    if (take <= 0) continue;
+    budget -= take;
+    const auto from = r.req->prompt.begin() + static_cast<std::ptrdiff_t>(r.prefilled);
+    plan.push_back({i, std::vector<int32_t>(from, from + take)});
+  }
   // Adjacent rows per adapter (the grouped adapter GEMMs in BatchForward); stable, so arrival order stays.
-  std::stable_sort(running_.begin(), running_.end(),
-                   [](const Running& a, const Running& b) { return a.req->adapter.get() < b.req->adapter.get(); });
+  std::stable_sort(plan.begin(), plan.end(), [&](const Planned& a, const Planned& b) {
+    return running_[a.run].req->adapter.get() < running_[b.run].req->adapter.get();
+  });
   std::vector<SeqChunk> chunks;
-  chunks.reserve(running_.size());
-  for (Running& r : running_) chunks.push_back({r.cache.get(), r.next_ids, r.req->adapter.get()});
+  chunks.reserve(plan.size());
+  for (Planned& p : plan) chunks.push_back({running_[p.run].cache.get(), std::move(p.ids), running_[p.run].req->adapter.get()});
   try {
     forward_.run(chunks, logits_);
   } catch (const std::exception& e) {
@@ -142,19 +164,22 @@ bool Scheduler::step() {
   metrics_.step_batch.observe(static_cast<double>(running_.size()));
   const int64_t V = m_.config().vocab_size;
   const Clock::time_point now = Clock::now();
-  for (size_t i = 0; i < running_.size(); i++) {
-    Running& r = running_[i];
-    if (r.seq->generated().empty()) {
-      metrics_.prompt_tokens += r.next_ids.size();
+  for (size_t k = 0; k < plan.size(); k++) {
+    Running& r = running_[plan[k].run];
+    const bool prefill = r.prefilled < r.req->prompt.size();
+    if (prefill) {
+      r.prefilled += chunks[k].ids.size();
+      metrics_.prompt_tokens += chunks[k].ids.size();
+      if (r.prefilled < r.req->prompt.size()) continue;  // more of the prompt next step
       metrics_.ttft.observe(std::chrono::duration<double>(now - r.req->arrival).count());
     } else {
       metrics_.per_token.observe(std::chrono::duration<double>(now - r.last_token).count());
     }
     r.last_token = now;
-    const int32_t next = r.seq->sample(logits_.data() + static_cast<int64_t>(i) * V, V);
+    const int32_t next = r.seq->sample(logits_.data() + static_cast<int64_t>(k) * V, V);
     std::string piece = r.seq->push(next);
     metrics_.completion_tokens++;
-    r.next_ids.assign(1, next);
+    r.last = next;
     const bool full = r.cache->length() >= r.cache->capacity();
     if (r.seq->finished() || full) piece += r.seq->flush();
     r.req->publish(piece, next);
@@ -162,7 +187,7 @@ bool Scheduler::step() {
     else if (full) end(r, "length");  // the model's context is full
   }
   running_.erase(std::remove_if(running_.begin(), running_.end(),
-                                [](const Running& r) { return r.seq->finished() || r.cache->length() >= r.cache->capacity(); }),
+                                [](const Running& r) { return r.req->done(); }),
                  running_.end());
   n_running_ = static_cast<int64_t>(running_.size());
   metrics_.batch_size = static_cast<int64_t>(running_.size());

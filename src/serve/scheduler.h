@@ -1,8 +1,9 @@
 // Continuous batching. Requests wait in a FIFO queue; between two forward steps the scheduler drops the
 // requests whose client went away, admits queued ones while the batch has room (max_batch sequences, and
-// the KV budget when one is set), then runs ONE BatchForward over every running sequence: a newcomer's whole
-// prompt (its prefill) and one token of each of the others, ordered by adapter so each adapter's rows are
-// adjacent. Each sequence then samples its next token; finished ones leave at once, freeing their slot.
+// the KV budget when one is set), then runs ONE BatchForward over every running sequence: a newcomer's prompt
+// (its prefill, in chunks when max_step_tokens is set) and one token of each of the others, ordered by
+// adapter so each adapter's rows are adjacent. Each sequence whose prompt is in then samples its next token;
+// finished ones leave at once, freeing their slot.
 //
 // Threads: submit/cancel from any thread (the HTTP handlers); step() on the scheduler's own thread (start())
 // or, in tests, on the caller's. The model is only touched by step().
@@ -39,6 +40,10 @@ struct Request {
   bool wait_take(std::string& out, std::vector<int32_t>* ids, std::chrono::milliseconds timeout);
   void cancel();  // the client went away: the scheduler frees the slot before its next step
   bool cancelled() const { return cancelled_.load(); }
+  bool done() {
+    std::lock_guard<std::mutex> lk(mu_);
+    return done_;
+  }
 
   // Valid once wait_take returned true.
   std::string finish_reason;  // "stop" / "length" / "cancelled"
@@ -63,6 +68,10 @@ struct SchedulerLimits {
   int64_t max_batch = 8;      // sequences per step
   int64_t max_queue = 64;     // waiting requests; more are refused (HTTP 429)
   int64_t max_kv_tokens = 0;  // sum of the running sequences' KV capacities; 0 = no limit
+  // Tokens per forward step (chunked prefill): every running decode gets its one token, prompts share the
+  // rest, so a long prompt is prefilled over several steps instead of stalling everyone's next token.
+  // 0 = no limit (a newcomer's whole prompt in one step).
+  int64_t max_step_tokens = 0;
 };
 
 class QueueFull : public std::runtime_error {
@@ -91,7 +100,8 @@ class Scheduler {
     std::shared_ptr<Request> req;
     std::unique_ptr<KVCache> cache;
     std::unique_ptr<SequenceDecoder> seq;
-    std::vector<int32_t> next_ids;  // the prompt on the first step, then the last sampled token
+    size_t prefilled = 0;           // prompt tokens already in the cache
+    int32_t last = -1;              // the last sampled token (decode input)
     Clock::time_point last_token;
   };
   void admit();

@@ -59,6 +59,7 @@ void Server::routes() {
   h.set_payload_max_length(opt_.max_body_bytes);
   h.set_read_timeout(30);
   h.set_write_timeout(30);
+  h.set_keep_alive_timeout(2);  // idle keep-alive connections hold a pool thread; a drain waits for them
   // Statuses httplib answers itself (404, 413, 400 on a broken request line) get OpenAI's error body too.
   h.set_error_handler([this](const httplib::Request&, httplib::Response& res) {
     if (!res.body.empty()) return;
@@ -144,7 +145,7 @@ namespace {
 // watcher thread. A handler rather than sigwait: OpenBLAS and OpenMP start their threads before main, with
 // the signals unblocked, so a blocked mask would not hold in every thread.
 std::atomic<int> g_signal{0};
-extern "C" void on_stop_signal(int sig) { g_signal.store(sig); }
+void on_serve_signal(int sig) { g_signal.store(sig); }
 }  // namespace
 
 void Server::run() {
@@ -158,7 +159,7 @@ void Server::run() {
   }
   g_signal = 0;
   struct sigaction sa {};
-  sa.sa_handler = on_stop_signal;
+  sa.sa_handler = on_serve_signal;
   sigemptyset(&sa.sa_mask);
   struct sigaction old_int {}, old_term {};
   sigaction(SIGINT, &sa, &old_int);

@@ -161,6 +161,17 @@ TEST(ServeScheduler, MixedAdapterBatchGivesTheTokensOfEachRequestAlone) {
   EXPECT_EQ(steps, n_new);  // the late three needed n_new steps; the first three left 2 steps earlier
   for (size_t i = 0; i < reqs.size(); i++) EXPECT_EQ(take_ids(*reqs[i]), alone[i]) << "request " << i;
   EXPECT_GT(f.metrics.step_batch.quantile(1.0), 4.0);  // some step really held all six
+
+  // Chunked prefill (at most 5 tokens per step): prompts go in over several steps, beside the others' decode.
+  lim.max_step_tokens = 5;
+  Scheduler chunked(m, nullptr, lim, f.metrics);
+  std::vector<std::shared_ptr<Request>> again;
+  for (size_t i = 0; i < which.size(); i++) again.push_back(greedy_request(prompts[i], n_new, which[i]));
+  for (auto& r : again) chunked.submit(r);
+  int chunked_steps = 0;
+  while (chunked.step()) chunked_steps++;
+  EXPECT_GT(chunked_steps, n_new + 5);  // 63 prompt tokens at <= 5 per step (less the decodes) take longer
+  for (size_t i = 0; i < again.size(); i++) EXPECT_EQ(take_ids(*again[i]), alone[i]) << "chunked request " << i;
 }
 
 TEST(ServeScheduler, ClientThatLeavesFreesItsSlotBeforeTheNextStep) {
