@@ -78,7 +78,7 @@ async function main() {
   }));
   const wall = (performance.now() - t0) / 1000;
   const out = {
-    clients: args.clients, seconds: Number(wall.toFixed(2)), max_tokens: args['max-tokens'], adapters: models.length,
+    clients: args.clients, seconds: Number(wall.toFixed(2)), max_tokens: args['max-tokens'], adapters: args.models ? models.length : 0,
     requests: stats.lat.length, errors: stats.errors, first_error: stats.firstError, generated_tokens: stats.tokens,
     tok_per_s: Number((stats.tokens / wall).toFixed(1)),
     latency_ms: { p50: quantile(stats.lat, 0.5), p99: quantile(stats.lat, 0.99) },
