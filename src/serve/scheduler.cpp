@@ -43,6 +43,8 @@ Scheduler::Scheduler(CausalLM& m, const Tokenizer* tok, SchedulerLimits lim, Met
     : m_(m), tok_(tok), lim_(lim), metrics_(metrics), forward_(m) {
   if (lim_.max_batch < 1) throw Error("must be at least 1", "--max-batch");
   if (lim_.max_queue < 0) throw Error("must be >= 0", "--max-queue");
+  if (lim_.max_kv_tokens < 0) throw Error("must be >= 0", "--max-kv-tokens");
+  if (lim_.max_step_tokens < 0) throw Error("must be >= 0", "--max-step-tokens");
 }
 
 Scheduler::~Scheduler() { stop(); }
@@ -132,12 +134,14 @@ bool Scheduler::step() {
       plan.push_back({i, {running_[i].last}});
       budget--;
     }
+  bool prefilling = false;  // one prompt always advances, even when the decodes fill the budget
   for (size_t i = 0; i < running_.size(); i++) {
     const Running& r = running_[i];
     const int64_t left = static_cast<int64_t>(r.req->prompt.size() - r.prefilled);
     if (left == 0) continue;
-    const int64_t take = std::min(left, std::max<int64_t>(budget, plan.empty() ? 1 : 0));
+    const int64_t take = std::min(left, std::max<int64_t>(budget, prefilling ? 0 : 1));
     if (take <= 0) continue;
+    prefilling = true;
     budget -= take;
     const auto from = r.req->prompt.begin() + static_cast<std::ptrdiff_t>(r.prefilled);
     plan.push_back({i, std::vector<int32_t>(from, from + take)});

@@ -272,3 +272,29 @@ TEST(ServeScheduler, AdapterUnloadedInFlightKeepsServingItsRequest) {
   EXPECT_THROW(store.add("bad name", "sql", true), Error);
   EXPECT_THROW(store.add("base", "sql", true), Error);
 }
+
+TEST(ServeScheduler, PromptsAdvanceEvenWhenDecodesFillTheStepBudget) {
+  Fixture f;
+  Rng rng(13);
+  const std::vector<int32_t> p1 = random_prompt(rng, 3, 300), p2 = random_prompt(rng, 6, 300);
+  std::vector<int32_t> alone2;
+  {
+    Scheduler s(*f.m, nullptr, {}, f.metrics);
+    auto r = greedy_request(p2, 4, nullptr);
+    s.submit(r);
+    while (s.step()) {
+    }
+    alone2 = take_ids(*r);
+  }
+  SchedulerLimits lim;
+  lim.max_step_tokens = 1;  // the decode of r1 alone fills every step's budget
+  Scheduler s(*f.m, nullptr, lim, f.metrics);
+  auto r1 = greedy_request(p1, 30, nullptr), r2 = greedy_request(p2, 4, nullptr);
+  s.submit(r1);
+  int steps = 0;
+  while (steps < 4 && s.step()) steps++;  // r1 prefilled (3 steps) and decoding
+  s.submit(r2);
+  while (s.step()) steps++;
+  EXPECT_EQ(take_ids(*r2), alone2);
+  EXPECT_EQ(take_ids(*r1).size(), 30u);
+}
