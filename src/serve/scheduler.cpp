@@ -1,6 +1,7 @@
 #include "serve/scheduler.h"
 
 #include <algorithm>
+#include <cstdio>
 
 #include "core/error.h"
 
@@ -90,7 +91,12 @@ void Scheduler::admit() {
     queue_.pop_front();
     Running run;
     run.req = r;
-    run.cache = std::make_unique<KVCache>(m_, 1, need);
+    try {
+      run.cache = std::make_unique<KVCache>(m_, 1, need);
+    } catch (const std::exception& e) {  // device memory is full: this request fails, the server goes on
+      r->finish("error", std::string("no memory for the KV cache of this request: ") + e.what(), 503);
+      continue;
+    }
     kv_in_use_ += need;
     run.seq = std::make_unique<SequenceDecoder>(r->prompt, r->opt, tok_);
     r->prompt_tokens = static_cast<int64_t>(r->prompt.size());
@@ -206,7 +212,11 @@ void Scheduler::start() {
         cv_.wait(lk, [&] { return stopping_ || !queue_.empty() || !running_.empty(); });
         if (stopping_) break;
       }
-      step();
+      try {
+        step();
+      } catch (const std::exception& e) {  // step() fails requests itself; nothing may end this thread
+        std::fprintf(stderr, "wick serve: scheduler step failed: %s\n", e.what());
+      }
     }
   });
 }
