@@ -1,7 +1,8 @@
 // A bounded load test of a running `wick serve` on loopback: N clients, each sending streaming chat requests
 // back to back for T seconds (plain fetch + SSE parsing; no SDK needed). Prints one JSON line: requests,
 // errors, generated tokens, aggregate tok/s, p50/p99 request latency and time to first token, and the server's
-// resident memory at the start and the end (memory flat under load) when its pid is given.
+// resident memory at the start, after a quarter of the run and at the end (memory flat under load) when its
+// pid is given.
 //   node bench/serve_load.cjs --url http://127.0.0.1:8080 --clients 8 --seconds 20 --max-tokens 64
 //        [--models tiny,a1,...] [--pid PID] [--prompt TEXT]
 'use strict';
@@ -68,6 +69,9 @@ async function main() {
   const rss0 = args.pid ? rssKb(args.pid) : null;
   const t0 = performance.now();
   const end = t0 + args.seconds * 1000;
+  // Memory after a quarter of the run (warmed up: workspace and KV caches grown to the batch) and at the end.
+  let rssWarm = null;
+  const warmTimer = args.pid ? setTimeout(() => { rssWarm = rssKb(args.pid); }, args.seconds * 250) : null;
   await Promise.all(Array.from({ length: args.clients }, async (_, c) => {
     for (let k = 0; performance.now() < end; k++) {
       try { await one(models[(c + k) % models.length], stats); } catch (e) {
@@ -76,6 +80,7 @@ async function main() {
       }
     }
   }));
+  if (warmTimer) clearTimeout(warmTimer);
   const wall = (performance.now() - t0) / 1000;
   const out = {
     clients: args.clients, seconds: Number(wall.toFixed(2)), max_tokens: args['max-tokens'], adapters: args.models ? models.length : 0,
@@ -83,7 +88,7 @@ async function main() {
     tok_per_s: Number((stats.tokens / wall).toFixed(1)),
     latency_ms: { p50: quantile(stats.lat, 0.5), p99: quantile(stats.lat, 0.99) },
     ttft_ms: { p50: quantile(stats.ttft, 0.5), p99: quantile(stats.ttft, 0.99) },
-    rss_kb: { start: rss0, end: args.pid ? rssKb(args.pid) : null },
+    rss_kb: { start: rss0, warm: rssWarm, end: args.pid ? rssKb(args.pid) : null },
   };
   for (const k of ['latency_ms', 'ttft_ms'])
     for (const q of ['p50', 'p99']) if (out[k][q] !== null) out[k][q] = Number(out[k][q].toFixed(1));
