@@ -298,3 +298,50 @@ TEST(ServeScheduler, PromptsAdvanceEvenWhenDecodesFillTheStepBudget) {
   EXPECT_EQ(take_ids(*r2), alone2);
   EXPECT_EQ(take_ids(*r1).size(), 30u);
 }
+
+// Every family's layer through the RowBatch hook: Qwen3 (per-head q/k norms, no biases) and Llama (Llama 3
+// RoPE rescaling), small configs; a mixed batch against infer/generator.h with each adapter attached.
+TEST(ServeScheduler, MixedBatchMatchesTheGeneratorForQwen3AndLlama) {
+  for (const char* preset : {"qwen3-0.6b", "llama3.2-1b"}) {
+    SCOPED_TRACE(preset);
+    ModelConfig c = preset_config(preset);
+    c.hidden_size = 64;
+    c.intermediate_size = 96;
+    c.num_layers = 2;
+    c.num_heads = 4;
+    c.num_kv_heads = 2;
+    c.head_dim = 16;
+    c.vocab_size = 257;
+    Fixture f;
+    f.m = CausalLM::random(c, Device::cpu(), DType::F32, 21);
+    CausalLM& m = *f.m;
+    const std::vector<std::shared_ptr<const ServeAdapter>> which = {f.adapter("x", 5), nullptr, f.adapter("y", 6)};
+    Rng rng(17);
+    std::vector<std::shared_ptr<Request>> reqs;
+    Scheduler s(m, nullptr, {}, f.metrics);
+    for (size_t i = 0; i < which.size(); i++) {
+      reqs.push_back(greedy_request(random_prompt(rng, 4 + 3 * static_cast<int64_t>(i), 257), 8, which[i]));
+      s.submit(reqs.back());
+    }
+    while (s.step()) {
+    }
+    for (size_t i = 0; i < which.size(); i++) {
+      if (which[i]) {
+        const io::AdapterFiles files = io::load_peft_adapter(which[i]->path);
+        for (const auto& [path, pair] : files.modules) {
+          Linear* l = m.find_linear(path);
+          l->lora.A = pair.A;
+          l->lora.B = pair.B;
+          l->lora.scale = static_cast<float>(files.cfg.scale());
+        }
+      }
+      GenerateOptions o;
+      o.max_new_tokens = 8;
+      o.sampling.temperature = 0.0f;
+      o.ignore_eos = true;
+      const GenerateResult g = Generator(m, nullptr).generate(reqs[i]->prompt, o);
+      for (Linear* l : m.all_linears()) l->lora = LoraSlot{};
+      EXPECT_EQ(take_ids(*reqs[i]), g.ids) << "request " << i;
+    }
+  }
+}
