@@ -104,7 +104,7 @@ void Server::routes() {
     json j;
     try {
       j = json::parse(req.body);
-    } catch (const json::parse_error& e) {
+    } catch (const json::exception& e) {
       return send_error(*this, res, 400, std::string("the request body is not valid JSON: ") + e.what());
     }
     if (!j.is_object() || !j.contains("name") || !j["name"].is_string())

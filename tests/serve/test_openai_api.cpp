@@ -83,6 +83,7 @@ TEST(OpenAIApi, RefusesBadRequestsNamingTheField) {
   EXPECT_EQ(refusal("{not json", true, &status), "(body)");
   EXPECT_EQ(status, 400);
   EXPECT_EQ(refusal("[1, 2]", true), "(body)");
+  EXPECT_EQ(refusal(R"({"messages": [{"role": "user", "content": "x"}], "seed": 1e400})", true), "(body)");  // found by fuzz_openai_request
   EXPECT_EQ(refusal(R"({"model": "m"})", true), "messages");
   EXPECT_EQ(refusal(R"({"messages": []})", true), "messages");
   EXPECT_EQ(refusal(R"({"messages": [{"content": "x"}]})", true), "messages[0].role");
