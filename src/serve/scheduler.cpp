@@ -92,7 +92,8 @@ void Scheduler::admit() {
     Running run;
     run.req = r;
     try {
-      run.cache = std::make_unique<KVCache>(m_, 1, need);
+      run.kv_max = need;
+      run.cache = std::make_unique<KVCache>(m_, 1, std::min<int64_t>(need, static_cast<int64_t>(r->prompt.size()) + kKvSlack));
     } catch (const std::exception& e) {  // device memory is full: this request fails, the server goes on
       r->finish("error", std::string("no memory for the KV cache of this request: ") + e.what(), 503);
       continue;
@@ -106,7 +107,7 @@ void Scheduler::admit() {
 }
 
 void Scheduler::end(Running& r, const std::string& reason) {
-  kv_in_use_ -= r.cache->capacity();
+  kv_in_use_ -= r.kv_max;
   r.req->completion_tokens = static_cast<int64_t>(r.seq->generated().size());
   if (reason == "cancelled") {
     metrics_.requests_cancelled++;
@@ -115,6 +116,20 @@ void Scheduler::end(Running& r, const std::string& reason) {
     metrics_.request_latency.observe(std::chrono::duration<double>(Clock::now() - r.req->arrival).count());
   }
   r.req->finish(reason);
+}
+
+void Scheduler::grow_cache(Running& r, int64_t tokens) {
+  const int64_t want = r.cache->length() + tokens, cap = r.cache->capacity();
+  if (want <= cap) return;
+  const int64_t grown = std::min(r.kv_max, std::max(want, 2 * cap));
+  auto bigger = std::make_unique<KVCache>(m_, 1, grown);
+  const int64_t len = r.cache->length(), KV = m_.config().kv_dim();
+  for (size_t l = 0; l < static_cast<size_t>(m_.config().num_layers); l++) {
+    bigger->k(l).view({grown, KV}).narrow0(0, len).copy_from(r.cache->k(l).view({cap, KV}).narrow0(0, len));
+    bigger->v(l).view({grown, KV}).narrow0(0, len).copy_from(r.cache->v(l).view({cap, KV}).narrow0(0, len));
+  }
+  bigger->advance(len);
+  r.cache = std::move(bigger);
 }
 
 bool Scheduler::step() {
@@ -158,12 +173,23 @@ bool Scheduler::step() {
   });
   std::vector<SeqChunk> chunks;
   chunks.reserve(plan.size());
+  try {
+    for (const Planned& p : plan) grow_cache(running_[p.run], static_cast<int64_t>(p.ids.size()));
+  } catch (const std::exception& e) {  // device memory is full: fail the running requests, keep serving
+    for (Running& r : running_) {
+      kv_in_use_ -= r.kv_max;
+      r.req->finish("error", std::string("no memory to grow the KV cache: ") + e.what(), 503);
+    }
+    running_.clear();
+    n_running_ = 0;
+    return true;
+  }
   for (Planned& p : plan) chunks.push_back({running_[p.run].cache.get(), std::move(p.ids), running_[p.run].req->adapter.get()});
   try {
     forward_.run(chunks, logits_);
   } catch (const std::exception& e) {
     for (Running& r : running_) {
-      kv_in_use_ -= r.cache->capacity();
+      kv_in_use_ -= r.kv_max;
       r.req->finish("error", std::string("generation failed: ") + e.what(), 500);
     }
     running_.clear();
@@ -190,7 +216,7 @@ bool Scheduler::step() {
     std::string piece = r.seq->push(next);
     metrics_.completion_tokens++;
     r.last = next;
-    const bool full = r.cache->length() >= r.cache->capacity();
+    const bool full = r.cache->length() >= r.kv_max;
     if (r.seq->finished() || full) piece += r.seq->flush();
     r.req->publish(piece, next);
     if (r.seq->finished()) end(r, r.seq->finish_reason());

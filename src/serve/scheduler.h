@@ -100,10 +100,16 @@ class Scheduler {
     std::shared_ptr<Request> req;
     std::unique_ptr<KVCache> cache;
     std::unique_ptr<SequenceDecoder> seq;
+    int64_t kv_max = 0;             // the KV tokens it may need (prompt + max tokens), reserved at admission
     size_t prefilled = 0;           // prompt tokens already in the cache
     int32_t last = -1;              // the last sampled token (decode input)
     Clock::time_point last_token;
   };
+  // Makes room for `tokens` more: the cache starts at prompt + kKvSlack and doubles (copying) up to kv_max,
+  // so memory follows the tokens in flight while admission still reserves the worst case (never over budget).
+  // Seam: a paged KV cache (block table + paged attention) removes the copies.
+  void grow_cache(Running& r, int64_t tokens);
+  static constexpr int64_t kKvSlack = 16;
   void admit();
   void end(Running& r, const std::string& reason);
 

@@ -345,3 +345,34 @@ TEST(ServeScheduler, MixedBatchMatchesTheGeneratorForQwen3AndLlama) {
     }
   }
 }
+
+// The KV cache starts small and doubles as a sequence grows (prompt + 16, then x2 up to prompt + max tokens):
+// a long generation beside short ones keeps exactly the generator's tokens across every regrowth.
+TEST(ServeScheduler, GrowingKvCacheKeepsTheGeneratorsTokens) {
+  Fixture f;
+  Rng rng(23);
+  auto a = f.adapter("g", 9);
+  const std::vector<int32_t> prompt = random_prompt(rng, 5, 300);
+  Scheduler s(*f.m, nullptr, {}, f.metrics);
+  auto longer = greedy_request(prompt, 100, a);
+  auto short1 = greedy_request(random_prompt(rng, 7, 300), 5, nullptr);
+  s.submit(longer);
+  s.submit(short1);
+  while (s.step()) {
+  }
+  const io::AdapterFiles files = io::load_peft_adapter(a->path);
+  for (const auto& [path, pair] : files.modules) {
+    Linear* l = f.m->find_linear(path);
+    l->lora.A = pair.A;
+    l->lora.B = pair.B;
+    l->lora.scale = static_cast<float>(files.cfg.scale());
+  }
+  GenerateOptions o;
+  o.max_new_tokens = 100;
+  o.sampling.temperature = 0.0f;
+  o.ignore_eos = true;
+  const GenerateResult g = Generator(*f.m, nullptr).generate(prompt, o);
+  for (Linear* l : f.m->all_linears()) l->lora = LoraSlot{};
+  EXPECT_EQ(take_ids(*longer), g.ids);
+  EXPECT_EQ(longer->finish_reason, "length");
+}
