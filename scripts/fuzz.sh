@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 secs=${1:-20}
 shift || true
 targets=("$@")
-[ ${#targets[@]} -eq 0 ] && targets=(safetensors config adapter_config tokenizer_json encode_decode jsonl chat_template)
+[ ${#targets[@]} -eq 0 ] && targets=(safetensors config adapter_config tokenizer_json encode_decode jsonl chat_template openai_request)
 B=build-fuzz
 if [ ! -f "$B/build.ninja" ]; then
   cmake -S . -B "$B" -G Ninja -DCMAKE_BUILD_TYPE=None -DCMAKE_CXX_COMPILER=clang++ \

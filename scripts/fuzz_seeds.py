@@ -48,6 +48,18 @@ for p in sorted(glob.glob(fx + "/*/config.json")):
 for p in sorted(glob.glob(fx + "/*/*/adapter_config.json")):
     put("adapter_config", read(p))
 
+# `wick serve` request bodies (chat and completion shapes, every sampling field).
+for body in (
+    {"model": "m", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 8, "temperature": 0.7,
+     "top_p": 0.9, "top_k": 40, "min_p": 0.05, "repetition_penalty": 1.1, "frequency_penalty": 0.5,
+     "presence_penalty": -0.5, "seed": 3, "stop": ["\n", "END"], "n": 1, "stream": True,
+     "stream_options": {"include_usage": True}},
+    {"messages": [{"role": "system", "content": [{"type": "text", "text": "a"}]}, {"role": "user", "content": None}]},
+    {"prompt": "Once upon", "max_completion_tokens": 4, "stop": "x", "ignore_eos": True},
+    {"prompt": [1, 2, 3], "logprobs": False, "response_format": {"type": "text"}},
+):
+    put("openai_request", json.dumps(body).encode())
+
 # tokenizer.json: the real one is 7 MB (slow per run); seeds are the same structure with a cut vocabulary.
 tj = os.path.join(tok_dir, "tokenizer.json")
 if os.path.exists(tj):

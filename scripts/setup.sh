@@ -6,7 +6,7 @@ set -euo pipefail
 PKGS=(build-essential cmake ninja-build pkg-config git ca-certificates
       libopenblas-dev nlohmann-json3-dev libpcre2-dev libutf8proc-dev libcli11-dev libtomlplusplus-dev
       libgtest-dev libgmock-dev libbenchmark-dev npm clang libclang-rt-dev libomp-dev
-      libopenmpi-dev openmpi-bin)
+      libopenmpi-dev openmpi-bin libcpp-httplib-dev nodejs)
 
 missing=()
 for p in "${PKGS[@]}"; do
@@ -37,3 +37,5 @@ bash "$(dirname "$0")/fetch_tokenizer_families.sh"
 
 # The GGUF reader the export test checks wick's GGUF files with (npm, never committed).
 bash "$(dirname "$0")/fetch_gguf_js.sh"
+# The official OpenAI Node SDK, the client of the `wick serve` test (npm, never committed).
+bash "$(dirname "$0")/fetch_openai_js.sh"

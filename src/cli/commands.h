@@ -13,6 +13,7 @@ void register_train(CLI::App& app);
 void register_merge(CLI::App& app);
 void register_init_model(CLI::App& app);
 void register_export_gguf(CLI::App& app);
+void register_serve(CLI::App& app);
 
 inline void register_all(CLI::App& app) {
   register_info(app);
@@ -24,6 +25,7 @@ inline void register_all(CLI::App& app) {
   register_merge(app);
   register_init_model(app);
   register_export_gguf(app);
+  register_serve(app);
 }
 
 }  // namespace wick::cli

@@ -83,9 +83,12 @@ Group group(LayerWeights& W, int g, const LayerRun& run) {
 }
 
 // ys (=) the group's projections of x; the adapters' products into A.adapter_u[g] (training) or scratch.
+// Over independent sequences (run.rows), each row's own adapter delta is added after.
 void group_forward(LayerWeights& W, int g, LayerActs& A, const Tensor& x, const std::vector<Tensor*>& ys, LayerRun& run) {
   Group gr = group(W, g, run);
   linear_group_forward(gr.linears, x, ys, A.adapter_u[g], *run.lin, gr.dropout ? gr.seeds : nullptr);
+  if (run.rows)
+    for (size_t i = 0; i < ys.size(); i++) run.rows->add_adapters(run.layer, kLoraGroupFirst[g] + static_cast<int>(i), x, *ys[i]);
 }
 
 // dys -> dx (= or +=) and the adapters' dA, dB (+=), from x and the saved products.
@@ -128,7 +131,9 @@ void attention_block_forward(LayerWeights& W, LayerActs& A, const Tensor& in, Te
   AttentionArgs args = attention_args(run);
   Tensor att4 = A.att.view({B, T, H, D});
   Tensor* lse = A.lse.defined() ? &A.lse : nullptr;
-  if (run.cache) {
+  if (run.rows) {
+    run.rows->attend(run.layer, A.q, A.k, A.v, A.att);
+  } else if (run.cache) {
     // Append this step's k, v at [past, past + T) of every batch row, then attend to the whole cache.
     KVCache& cache = *run.cache;
     Tensor& kc = cache.k(run.layer);

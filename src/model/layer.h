@@ -72,6 +72,18 @@ std::vector<GradSlot> layer_grad_slots(const ModelConfig& c);
 void alloc_layer_acts(LayerActs& A, const ModelConfig& c, int64_t B, int64_t T, DType dt, Device dev);
 void alloc_layer_grads(LayerGrads& G, const ModelConfig& c, int64_t N, DType dt, Device dev);
 
+// Inference over rows of independent sequences (serve/batch_forward.h: continuous batching). The N rows of
+// one forward belong to different requests, each with its own KV cache, positions and adapter. When
+// LayerRun::rows is set, the attention block hands q, k, v to it instead of attending over run.cache, and
+// each projection's output gets the rows' own adapter deltas from it (the model's Linears carry none).
+struct RowBatch {
+  virtual ~RowBatch() = default;
+  // q [N, Q], k, v [N, KV] after RoPE (compute dtype) -> att [N, Q] (=).
+  virtual void attend(int64_t layer, const Tensor& q, const Tensor& k, const Tensor& v, Tensor& att) = 0;
+  // y [N, out] += each row's adapter delta of projection j (LayerWeights::linears order) from x [N, in].
+  virtual void add_adapters(int64_t layer, int j, const Tensor& x, Tensor& y) = 0;
+};
+
 // What a layer runs in. The model's forward (inference) and LossAndGrads (training) fill it.
 struct LayerRun {
   const ModelConfig* cfg = nullptr;
@@ -88,6 +100,7 @@ struct LayerRun {
   LinearScratch* lin = nullptr;  // the adapter path's scratch (grows on demand)
   const DebugHook* hook = nullptr;
   int64_t layer = 0;         // set by the caller for each layer
+  RowBatch* rows = nullptr;  // inference over independent sequences (B = 1, T = N rows); see RowBatch
 
   // Dropout seed of projection j of the current layer: a pure function of (micro-batch, layer, j).
   uint64_t seed(int j) const;

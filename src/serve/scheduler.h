@@ -1,0 +1,135 @@
+// Continuous batching. Requests wait in a FIFO queue; between two forward steps the scheduler drops the
+// requests whose client went away, admits queued ones while the batch has room (max_batch sequences, and
+// the KV budget when one is set), then runs ONE BatchForward over every running sequence: a newcomer's prompt
+// (its prefill, in chunks when max_step_tokens is set) and one token of each of the others, ordered by
+// adapter so each adapter's rows are adjacent. Each sequence whose prompt is in then samples its next token;
+// finished ones leave at once, freeing their slot.
+//
+// Threads: submit/cancel from any thread (the HTTP handlers); step() on the scheduler's own thread (start())
+// or, in tests, on the caller's. The model is only touched by step().
+#pragma once
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <deque>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "model/causal_lm.h"
+#include "serve/adapter_store.h"
+#include "serve/batch_forward.h"
+#include "serve/metrics.h"
+#include "serve/sequence.h"
+
+namespace wick::serve {
+
+using Clock = std::chrono::steady_clock;
+
+// One generation request and what it has produced so far; shared by its HTTP handler and the scheduler.
+struct Request {
+  std::vector<int32_t> prompt;
+  SequenceOptions opt;                          // gen.max_new_tokens already fits the context
+  std::shared_ptr<const ServeAdapter> adapter;  // kept until the request ends (unload-safe); null = base
+  Clock::time_point arrival = Clock::now();
+
+  // Waits up to `timeout` for news, then moves the released text into `out` (appending) and the new token
+  // ids into `ids`. Returns true when the request is over (finish_reason or error set).
+  bool wait_take(std::string& out, std::vector<int32_t>* ids, std::chrono::milliseconds timeout);
+  void cancel();  // the client went away: the scheduler frees the slot before its next step
+  bool cancelled() const { return cancelled_.load(); }
+  bool done() {
+    std::lock_guard<std::mutex> lk(mu_);
+    return done_;
+  }
+
+  // Valid once wait_take returned true.
+  std::string finish_reason;  // "stop" / "length" / "cancelled"
+  std::string error;          // non-empty: the request failed (HTTP 500 / 503)
+  int error_status = 0;
+  int64_t prompt_tokens = 0, completion_tokens = 0;
+
+  // Scheduler side.
+  void publish(const std::string& text, int32_t id);
+  void finish(const std::string& reason, const std::string& error = "", int status = 0);
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::string text_;
+  std::vector<int32_t> ids_;
+  bool done_ = false;
+  std::atomic<bool> cancelled_{false};
+};
+
+struct SchedulerLimits {
+  int64_t max_batch = 8;      // sequences per step
+  int64_t max_queue = 64;     // waiting requests; more are refused (HTTP 429)
+  int64_t max_kv_tokens = 0;  // sum of the running sequences' KV capacities; 0 = no limit
+  // Tokens per forward step (chunked prefill): every running decode gets its one token, prompts share the
+  // rest, so a long prompt is prefilled over several steps instead of stalling everyone's next token.
+  // 0 = no limit (a newcomer's whole prompt in one step).
+  int64_t max_step_tokens = 0;
+};
+
+class QueueFull : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+class Scheduler {
+ public:
+  Scheduler(CausalLM& m, const Tokenizer* tok, SchedulerLimits lim, Metrics& metrics);
+  ~Scheduler();
+  // Queues r. QueueFull when max_queue requests wait; wick::Error when r can never fit the KV budget.
+  void submit(std::shared_ptr<Request> r);
+  void start();  // runs step() on a background thread until stop()
+  // Ends the thread after the current step; requests still queued or running get error status 503.
+  void stop();
+  // One step: admit, forward, sample. False when there was nothing to run.
+  bool step();
+  int64_t queued() const;
+  int64_t running() const;
+  bool idle() const { return queued() == 0 && running() == 0; }
+  const SchedulerLimits& limits() const { return lim_; }
+
+ private:
+  struct Running {
+    std::shared_ptr<Request> req;
+    std::unique_ptr<KVCache> cache;
+    std::unique_ptr<SequenceDecoder> seq;
+    int64_t kv_max = 0;             // the KV tokens it may need (prompt + max tokens), reserved at admission
+    size_t prefilled = 0;           // prompt tokens already in the cache
+    int32_t last = -1;              // the last sampled token (decode input)
+    Clock::time_point last_token;
+  };
+  // Makes room for `tokens` more: the cache starts at prompt + kKvSlack and doubles (copying) up to kv_max,
+  // so memory follows the tokens in flight while admission still reserves the worst case (never over budget).
+  // Seam: a paged KV cache (block table + paged attention) removes the copies.
+  void grow_cache(Running& r, int64_t tokens);
+  static constexpr int64_t kKvSlack = 16;
+  void admit();
+  void end(Running& r, const std::string& reason);
+
+  CausalLM& m_;
+  const Tokenizer* tok_;
+  SchedulerLimits lim_;
+  Metrics& metrics_;
+  BatchForward forward_;
+  mutable std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<std::shared_ptr<Request>> queue_;
+  std::vector<Running> running_;  // only the scheduler thread touches it
+  std::atomic<int64_t> n_running_{0};
+  int64_t kv_in_use_ = 0;
+  std::vector<float> logits_;
+  std::thread thread_;
+  bool stopping_ = false;
+};
+
+// The KV capacity a request needs: prompt + max_new_tokens, capped at the model's context.
+int64_t kv_tokens_needed(const Request& r, const ModelConfig& c);
+
+}  // namespace wick::serve

@@ -1,0 +1,52 @@
+// One request's generation state, outside any forward: sampling (infer/sampler.h, plus OpenAI's frequency and
+// presence penalties), the token history, streaming text that never splits a UTF-8 character nor shows the
+// start of a stop string, and why it stopped. The same rules as infer/generator.cpp's loop, per sequence,
+// so the scheduler can advance many sequences one token per step.
+#pragma once
+#include <memory>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "infer/generator.h"
+#include "infer/sampler.h"
+#include "tokenizer/tokenizer.h"
+
+namespace wick::serve {
+
+struct SequenceOptions {
+  GenerateOptions gen;             // max_new_tokens, sampling, eos ids, stop strings
+  float frequency_penalty = 0.0f;  // OpenAI: logit -= count * f + (count > 0) * p over generated tokens
+  float presence_penalty = 0.0f;
+};
+
+class SequenceDecoder {
+ public:
+  // max_new_tokens must already fit the context (the scheduler sizes the KV cache from it).
+  SequenceDecoder(const std::vector<int32_t>& prompt, const SequenceOptions& opt, const Tokenizer* tok);
+  // logits [V] of the last position -> the next token (logits are modified by the penalties).
+  int32_t sample(float* logits, int64_t V);
+  // Records the sampled token; returns the text it releases (maybe "") and sets finished().
+  std::string push(int32_t id);
+  bool finished() const { return !finish_reason_.empty(); }
+  // OpenAI finish_reason: "stop" (eos or stop string) or "length" (max tokens or the context).
+  const std::string& finish_reason() const { return finish_reason_; }
+  // Text held back at the end (an unfinished UTF-8 sequence, a partial stop string that never completed).
+  std::string flush();
+  const std::vector<int32_t>& generated() const { return generated_; }
+  int64_t prompt_tokens() const { return n_prompt_; }
+
+ private:
+  SequenceOptions opt_;
+  Sampler sampler_;
+  std::vector<int32_t> history_, generated_;
+  std::unordered_map<int32_t, int> counts_;
+  std::unique_ptr<StreamDecoder> dec_;
+  std::string text_;
+  size_t emitted_ = 0;
+  int64_t n_prompt_;
+  std::string finish_reason_;
+  bool stop_hit_ = false;
+};
+
+}  // namespace wick::serve

@@ -1,0 +1,199 @@
+#include "serve/server.h"
+
+#include <httplib.h>
+#include <signal.h>
+
+#include <chrono>
+#include <filesystem>
+#include <iostream>
+#include <nlohmann/json.hpp>
+#include <thread>
+
+#include "core/error.h"
+#include "serve/openai_api.h"
+
+namespace wick::serve {
+
+using json = nlohmann::json;
+
+void send_error(Server& s, httplib::Response& res, int status, const std::string& message, const std::string& param,
+                const std::string& code) {
+  s.metrics().requests_failed++;
+  res.status = status;
+  res.set_content(error_body(status, message, param, "", code).dump(), "application/json");
+}
+
+Server::Server(Session& session, ServerOptions opt) : session_(session), opt_(std::move(opt)) {
+  CausalLM& m = session_.model();
+  for (Linear* l : m.all_linears())
+    if (l->lora.active()) throw Error("the served model must be loaded without an adapter (give adapters with --adapter NAME=DIR)");
+  if (opt_.model_name.empty()) opt_.model_name = std::filesystem::path(m.dir()).filename().string();
+  if (opt_.model_name.empty()) opt_.model_name = "base";
+  if (opt_.max_tokens < 1) throw Error("must be at least 1", "--max-tokens");
+  adapters_ = std::make_unique<AdapterStore>(m, opt_.model_name, opt_.adapter_root);
+  for (const auto& [name, dir] : opt_.adapters) {
+    try {
+      adapters_->add(name, dir, false);
+    } catch (const ApiError& e) {
+      throw Error(e.what(), "--adapter " + name + "=" + dir);
+    }
+  }
+  sched_ = std::make_unique<Scheduler>(m, session_.tokenizer(), opt_.limits, metrics_);
+  http_ = std::make_unique<httplib::Server>();
+  routes();
+}
+
+Server::~Server() { stop(); }
+
+static json model_entry(const std::string& id, const std::string& parent) {
+  json j = {{"id", id}, {"object", "model"}, {"created", 0}, {"owned_by", "wick"}};
+  if (!parent.empty()) j["parent"] = parent;
+  return j;
+}
+
+void Server::routes() {
+  httplib::Server& h = *http_;
+  const int threads = opt_.http_threads > 0 ? opt_.http_threads
+                                            : static_cast<int>(opt_.limits.max_batch + opt_.limits.max_queue + 4);
+  h.new_task_queue = [threads] { return new httplib::ThreadPool(static_cast<size_t>(threads)); };
+  h.set_payload_max_length(opt_.max_body_bytes);
+  h.set_read_timeout(30);
+  h.set_write_timeout(30);
+  h.set_keep_alive_timeout(2);  // idle keep-alive connections hold a pool thread; a drain waits for them
+  // Statuses httplib answers itself (404, 413, 400 on a broken request line) get OpenAI's error body too.
+  h.set_error_handler([this](const httplib::Request&, httplib::Response& res) {
+    if (!res.body.empty()) return;
+    std::string msg = res.status == 413 ? "the request body is larger than " + std::to_string(opt_.max_body_bytes) + " bytes"
+                      : res.status == 404 ? "no such route"
+                                          : "HTTP status " + std::to_string(res.status);
+    if (res.status >= 400) metrics_.requests_failed++;
+    res.set_content(error_body(res.status, msg).dump(), "application/json");
+  });
+  h.set_exception_handler([this](const httplib::Request&, httplib::Response& res, std::exception_ptr ep) {
+    std::string msg = "internal error";
+    try {
+      if (ep) std::rethrow_exception(ep);
+    } catch (const std::exception& e) {
+      msg = e.what();
+    } catch (...) {
+    }
+    send_error(*this, res, 500, msg);
+  });
+
+  h.Get("/health", [this](const httplib::Request&, httplib::Response& res) {
+    res.status = draining() ? 503 : 200;
+    res.set_content(json{{"status", draining() ? "draining" : "ok"}}.dump(), "application/json");
+  });
+  h.Get("/metrics", [this](const httplib::Request&, httplib::Response& res) {
+    metrics_.queue_depth = sched_->queued();
+    res.set_content(metrics_.render(), "text/plain; version=0.0.4");
+  });
+  h.Get("/v1/models", [this](const httplib::Request&, httplib::Response& res) {
+    json data = json::array({model_entry(opt_.model_name, "")});
+    for (const auto& a : adapters_->list()) data.push_back(model_entry(a->name, opt_.model_name));
+    res.set_content(json{{"object", "list"}, {"data", data}}.dump(), "application/json");
+  });
+  h.Get(R"(/v1/models/([^/]+))", [this](const httplib::Request& req, httplib::Response& res) {
+    const std::string id = req.matches[1];
+    if (id == opt_.model_name) return res.set_content(model_entry(id, "").dump(), "application/json");
+    if (adapters_->find(id)) return res.set_content(model_entry(id, opt_.model_name).dump(), "application/json");
+    send_error(*this, res, 404, "the model '" + id + "' does not exist", "model", "model_not_found");
+  });
+  h.Post("/v1/adapters", [this](const httplib::Request& req, httplib::Response& res) {
+    if (draining()) return send_error(*this, res, 503, "the server is shutting down");
+    json j;
+    try {
+      j = json::parse(req.body);
+    } catch (const json::exception& e) {
+      return send_error(*this, res, 400, std::string("the request body is not valid JSON: ") + e.what());
+    }
+    if (!j.is_object() || !j.contains("name") || !j["name"].is_string())
+      return send_error(*this, res, 400, "'name' (a string) is required", "name");
+    if (!j.contains("path") || !j["path"].is_string())
+      return send_error(*this, res, 400, "'path' (a string) is required", "path");
+    try {
+      auto a = adapters_->add(j["name"].get<std::string>(), j["path"].get<std::string>(), true);
+      res.set_content(model_entry(a->name, opt_.model_name).dump(), "application/json");
+    } catch (const ApiError& e) {
+      send_error(*this, res, e.status, e.what(), e.param);
+    } catch (const std::exception& e) {
+      send_error(*this, res, 400, e.what(), "path");
+    }
+  });
+  h.Delete(R"(/v1/adapters/([^/]+))", [this](const httplib::Request& req, httplib::Response& res) {
+    const std::string name = req.matches[1];
+    if (!adapters_->remove(name))
+      return send_error(*this, res, 404, "no adapter named '" + name + "' is loaded", "name", "model_not_found");
+    res.set_content(json{{"id", name}, {"object", "model"}, {"deleted", true}}.dump(), "application/json");
+  });
+  h.Post("/v1/chat/completions",
+         [this](const httplib::Request& req, httplib::Response& res) { handle_completion(*this, req, res, true); });
+  h.Post("/v1/completions",
+         [this](const httplib::Request& req, httplib::Response& res) { handle_completion(*this, req, res, false); });
+}
+
+void Server::begin_drain() { draining_ = true; }
+
+void Server::stop() {
+  if (stopped_.exchange(true)) return;
+  if (http_) http_->stop();
+  if (sched_) sched_->stop();
+}
+
+namespace {
+// The last SIGINT / SIGTERM, set by the handler (async-signal-safe: one lock-free store) and read by run()'s
+// watcher thread. A handler rather than sigwait: OpenBLAS and OpenMP start their threads before main, with
+// the signals unblocked, so a blocked mask would not hold in every thread.
+std::atomic<int> g_signal{0};
+void on_serve_signal(int sig) { g_signal.store(sig); }
+}  // namespace
+
+void Server::run() {
+  int port = opt_.port;
+  if (port == 0) {
+    port = http_->bind_to_any_port(opt_.host);
+    if (port < 0) throw Error("cannot bind " + opt_.host + " to a free port", "--host");
+  } else if (!http_->bind_to_port(opt_.host, port)) {
+    throw Error("cannot listen on " + opt_.host + ":" + std::to_string(port) + " (in use, or not an address of this host)",
+                "--port");
+  }
+  g_signal = 0;
+  struct sigaction sa {};
+  sa.sa_handler = on_serve_signal;
+  sigemptyset(&sa.sa_mask);
+  struct sigaction old_int {}, old_term {};
+  sigaction(SIGINT, &sa, &old_int);
+  sigaction(SIGTERM, &sa, &old_term);
+  signal(SIGPIPE, SIG_IGN);  // writes to a client that went away must not kill the server
+  sched_->start();
+  std::atomic<bool> done{false};
+  std::thread watcher([&] {
+    while (!done) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+      if (g_signal.exchange(0) != 0) {
+        if (draining()) {
+          std::cerr << "wick serve: second signal, stopping now\n";
+          stop();
+          break;
+        }
+        std::cerr << "wick serve: draining (" << sched_->running() << " running, " << sched_->queued() << " queued)\n";
+        begin_drain();
+      }
+      if (draining() && sched_->idle() && in_flight_ == 0) {
+        std::cerr << "wick serve: drained, stopping\n";
+        stop();
+        break;
+      }
+    }
+  });
+  std::cerr << "wick serve: listening on http://" << opt_.host << ":" << port << " (model " << opt_.model_name << ", "
+            << adapters_->list().size() << " adapters, max batch " << opt_.limits.max_batch << ")" << std::endl;
+  http_->listen_after_bind();
+  done = true;
+  watcher.join();
+  stop();
+  sigaction(SIGINT, &old_int, nullptr);
+  sigaction(SIGTERM, &old_term, nullptr);
+}
+
+}  // namespace wick::serve

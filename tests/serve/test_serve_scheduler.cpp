@@ -1,0 +1,378 @@
+// The continuous-batching scheduler on the CPU: a request in a mixed-adapter batch (joining and leaving
+// while others run) gives exactly the greedy tokens it gives alone, and those of infer/generator.h with the
+// adapter attached to the model; a client that leaves frees its slot before the next step; the limits.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <map>
+
+#include "common/testutil.h"
+#include "core/error.h"
+#include "infer/generator.h"
+#include "io/peft_adapter.h"
+#include "model/presets.h"
+#include "serve/adapter_store.h"
+#include "serve/openai_api.h"
+#include "serve/scheduler.h"
+
+namespace fs = std::filesystem;
+using namespace wick;
+using namespace wick::serve;
+
+namespace {
+
+ModelConfig small_config() {
+  ModelConfig c = preset_config("tiny");
+  c.vocab_size = 300;  // small logits keep the test fast
+  return c;
+}
+
+// Random PEFT modules on q, v, o and down of every layer (B non-zero, so the adapter changes the tokens).
+std::map<std::string, io::LoraPair> random_modules(const CausalLM& m, int64_t r, uint64_t seed) {
+  Rng rng(seed);
+  std::map<std::string, io::LoraPair> mods;
+  for (int64_t l = 0; l < m.config().num_layers; l++)
+    for (const char* p : {"self_attn.q_proj", "self_attn.v_proj", "self_attn.o_proj", "mlp.down_proj"}) {
+      const std::string path = "model.layers." + std::to_string(l) + "." + p;
+      Linear* lin = const_cast<CausalLM&>(m).find_linear(path);
+      mods[path] = {test::randn({r, lin->in()}, rng, 0.3f), test::randn({lin->out(), r}, rng, 0.3f)};
+    }
+  return mods;
+}
+
+io::LoraConfig lora_config(int64_t r) {
+  io::LoraConfig c;
+  c.r = r;
+  c.alpha = 2.0 * static_cast<double>(r);
+  c.target_modules = {"q_proj", "v_proj", "o_proj", "down_proj"};
+  return c;
+}
+
+std::string temp_dir(const std::string& name) {
+  const fs::path d = fs::temp_directory_path() / ("wick_serve_" + name + "_" + std::to_string(::getpid()));
+  fs::remove_all(d);
+  fs::create_directories(d);
+  return d.string();
+}
+
+std::shared_ptr<Request> greedy_request(const std::vector<int32_t>& prompt, int64_t n,
+                                        std::shared_ptr<const ServeAdapter> adapter) {
+  auto r = std::make_shared<Request>();
+  r->prompt = prompt;
+  r->opt.gen.max_new_tokens = n;
+  r->opt.gen.sampling.temperature = 0.0f;
+  r->adapter = std::move(adapter);
+  return r;
+}
+
+std::vector<int32_t> take_ids(Request& r) {
+  std::string text;
+  std::vector<int32_t> ids;
+  EXPECT_TRUE(r.wait_take(text, &ids, std::chrono::milliseconds(0)));
+  EXPECT_TRUE(r.error.empty()) << r.error;
+  return ids;
+}
+
+std::vector<int32_t> random_prompt(Rng& rng, int64_t n, int64_t V) {
+  std::vector<int32_t> p;
+  for (int64_t i = 0; i < n; i++) p.push_back(static_cast<int32_t>(rng.next_u32() % static_cast<uint32_t>(V)));
+  return p;
+}
+
+struct Fixture {
+  std::unique_ptr<CausalLM> m = CausalLM::random(small_config(), Device::cpu(), DType::F32, 11);
+  std::string dir = temp_dir("sched");
+  Metrics metrics;
+  std::shared_ptr<const ServeAdapter> adapter(const std::string& name, uint64_t seed) {
+    const std::string d = dir + "/" + name;
+    io::save_peft_adapter(d, lora_config(4), random_modules(*m, 4, seed));
+    return load_serve_adapter(*m, name, d);
+  }
+  ~Fixture() { fs::remove_all(dir); }
+};
+
+}  // namespace
+
+TEST(ServeScheduler, MixedAdapterBatchGivesTheTokensOfEachRequestAlone) {
+  Fixture f;
+  CausalLM& m = *f.m;
+  auto a1 = f.adapter("a1", 101), a2 = f.adapter("a2", 202);
+  const std::vector<std::shared_ptr<const ServeAdapter>> which = {nullptr, a1, a2, a1, nullptr, a2};
+  Rng rng(7);
+  std::vector<std::vector<int32_t>> prompts;
+  for (size_t i = 0; i < which.size(); i++) prompts.push_back(random_prompt(rng, 3 + 2 * static_cast<int64_t>(i), 300));
+  const int64_t n_new = 12;
+
+  // Alone: one request in the scheduler at a time.
+  std::vector<std::vector<int32_t>> alone;
+  for (size_t i = 0; i < which.size(); i++) {
+    Scheduler s(m, nullptr, {}, f.metrics);
+    auto r = greedy_request(prompts[i], n_new, which[i]);
+    s.submit(r);
+    while (s.step()) {
+    }
+    alone.push_back(take_ids(*r));
+    ASSERT_EQ(alone.back().size(), static_cast<size_t>(n_new));
+  }
+  // The reference: infer/generator.h with the adapter attached to the model's Linears (PEFT's unmerged path).
+  for (size_t i = 0; i < which.size(); i++) {
+    if (which[i]) {
+      const io::AdapterFiles files = io::load_peft_adapter(which[i]->path);
+      for (const auto& [path, pair] : files.modules) {
+        Linear* l = m.find_linear(path);
+        l->lora.A = pair.A;
+        l->lora.B = pair.B;
+        l->lora.scale = static_cast<float>(files.cfg.scale());
+      }
+    }
+    GenerateOptions o;
+    o.max_new_tokens = n_new;
+    o.sampling.temperature = 0.0f;
+    o.ignore_eos = true;
+    const GenerateResult g = Generator(m, nullptr).generate(prompts[i], o);
+    for (Linear* l : m.all_linears()) l->lora = LoraSlot{};
+    EXPECT_EQ(g.ids, alone[i]) << "request " << i << " differs from the generator with its adapter attached";
+  }
+  // The adapters matter: the same prompt gives other tokens under each (else this test could not fail).
+  {
+    Scheduler s(m, nullptr, {}, f.metrics);
+    auto base0 = greedy_request(prompts[1], n_new, nullptr), base2 = greedy_request(prompts[2], n_new, nullptr);
+    s.submit(base0);
+    s.submit(base2);
+    while (s.step()) {
+    }
+    EXPECT_NE(take_ids(*base0), alone[1]);
+    EXPECT_NE(take_ids(*base2), alone[2]);
+  }
+  // Mixed: three start together, three join two steps later (their prefill shares a step with the others'
+  // decode), all leave at different steps (different max tokens would also do; here the joins stagger them).
+  SchedulerLimits lim;
+  lim.max_batch = 8;
+  Scheduler s(m, nullptr, lim, f.metrics);
+  std::vector<std::shared_ptr<Request>> reqs;
+  for (size_t i = 0; i < which.size(); i++) reqs.push_back(greedy_request(prompts[i], n_new, which[i]));
+  for (size_t i = 0; i < 3; i++) s.submit(reqs[i]);
+  ASSERT_TRUE(s.step());
+  ASSERT_TRUE(s.step());
+  EXPECT_EQ(s.running(), 3);
+  for (size_t i = 3; i < reqs.size(); i++) s.submit(reqs[i]);
+  int steps = 0;
+  while (s.step()) steps++;
+  EXPECT_EQ(steps, n_new);  // the late three needed n_new steps; the first three left 2 steps earlier
+  for (size_t i = 0; i < reqs.size(); i++) EXPECT_EQ(take_ids(*reqs[i]), alone[i]) << "request " << i;
+  EXPECT_GT(f.metrics.step_batch.quantile(1.0), 4.0);  // some step really held all six
+
+  // Chunked prefill (at most 5 tokens per step): prompts go in over several steps, beside the others' decode.
+  lim.max_step_tokens = 5;
+  Scheduler chunked(m, nullptr, lim, f.metrics);
+  std::vector<std::shared_ptr<Request>> again;
+  for (size_t i = 0; i < which.size(); i++) again.push_back(greedy_request(prompts[i], n_new, which[i]));
+  for (auto& r : again) chunked.submit(r);
+  int chunked_steps = 0;
+  while (chunked.step()) chunked_steps++;
+  EXPECT_GT(chunked_steps, n_new + 5);  // 63 prompt tokens at <= 5 per step (less the decodes) take longer
+  for (size_t i = 0; i < again.size(); i++) EXPECT_EQ(take_ids(*again[i]), alone[i]) << "chunked request " << i;
+}
+
+TEST(ServeScheduler, ClientThatLeavesFreesItsSlotBeforeTheNextStep) {
+  Fixture f;
+  SchedulerLimits lim;
+  lim.max_batch = 1;
+  Scheduler s(*f.m, nullptr, lim, f.metrics);
+  Rng rng(3);
+  auto r1 = greedy_request(random_prompt(rng, 5, 300), 50, nullptr);
+  auto r2 = greedy_request(random_prompt(rng, 5, 300), 3, nullptr);
+  s.submit(r1);
+  s.submit(r2);
+  ASSERT_TRUE(s.step());
+  EXPECT_EQ(s.running(), 1);
+  EXPECT_EQ(s.queued(), 1);
+  r1->cancel();
+  ASSERT_TRUE(s.step());  // r1 leaves, r2 is admitted and prefilled in this same step
+  std::string text;
+  std::vector<int32_t> ids;
+  EXPECT_TRUE(r1->wait_take(text, &ids, std::chrono::milliseconds(0)));
+  EXPECT_EQ(r1->finish_reason, "cancelled");
+  EXPECT_EQ(ids.size(), 1u);
+  EXPECT_EQ(s.queued(), 0);
+  while (s.step()) {
+  }
+  EXPECT_EQ(take_ids(*r2).size(), 3u);
+  EXPECT_EQ(r2->finish_reason, "length");
+  EXPECT_EQ(f.metrics.requests_cancelled.load(), 1u);
+}
+
+TEST(ServeScheduler, QueueAndKvLimitsRefuseClearly) {
+  Fixture f;
+  SchedulerLimits lim;
+  lim.max_batch = 1;
+  lim.max_queue = 1;
+  lim.max_kv_tokens = 40;
+  Scheduler s(*f.m, nullptr, lim, f.metrics);
+  Rng rng(5);
+  s.submit(greedy_request(random_prompt(rng, 4, 300), 8, nullptr));
+  EXPECT_THROW(s.submit(greedy_request(random_prompt(rng, 4, 300), 8, nullptr)), QueueFull);
+  try {
+    s.submit(greedy_request(random_prompt(rng, 30, 300), 20, nullptr));
+    ADD_FAILURE() << "a request over the KV budget was queued";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("KV cache"), std::string::npos) << e.what();
+  }
+}
+
+TEST(ServeScheduler, AdapterUnloadedInFlightKeepsServingItsRequest) {
+  Fixture f;
+  const std::string root = f.dir + "/root";
+  io::save_peft_adapter(root + "/sql", lora_config(4), random_modules(*f.m, 4, 77));
+  AdapterStore store(*f.m, "base", root);
+  auto a = store.add("sql", "sql", true);  // relative to the root
+  Rng rng(9);
+  const std::vector<int32_t> prompt = random_prompt(rng, 6, 300);
+  std::vector<int32_t> expect;
+  {
+    Scheduler s(*f.m, nullptr, {}, f.metrics);
+    auto r = greedy_request(prompt, 10, a);
+    s.submit(r);
+    while (s.step()) {
+    }
+    expect = take_ids(*r);
+  }
+  Scheduler s(*f.m, nullptr, {}, f.metrics);
+  auto r = greedy_request(prompt, 10, store.find("sql"));
+  a.reset();
+  s.submit(r);
+  ASSERT_TRUE(s.step());
+  EXPECT_TRUE(store.remove("sql"));
+  EXPECT_EQ(store.find("sql"), nullptr);
+  while (s.step()) {
+  }
+  EXPECT_EQ(take_ids(*r), expect);
+
+  // The root is enforced; names are unique and checked.
+  io::save_peft_adapter(f.dir + "/outside", lora_config(4), random_modules(*f.m, 4, 78));
+  try {
+    store.add("x", f.dir + "/outside", true);
+    ADD_FAILURE() << "an adapter outside the root was loaded";
+  } catch (const ApiError& e) {
+    EXPECT_EQ(e.status, 403);
+  }
+  try {
+    store.add("y", "../outside", true);
+    ADD_FAILURE() << "a path escaping the root with .. was loaded";
+  } catch (const ApiError& e) {
+    EXPECT_EQ(e.status, 403);
+  }
+  store.add("sql", "sql", true);
+  try {
+    store.add("sql", "sql", true);
+    ADD_FAILURE() << "a second adapter named sql was loaded";
+  } catch (const ApiError& e) {
+    EXPECT_EQ(e.status, 409);
+  }
+  EXPECT_THROW(store.add("bad name", "sql", true), Error);
+  EXPECT_THROW(store.add("base", "sql", true), Error);
+}
+
+TEST(ServeScheduler, PromptsAdvanceEvenWhenDecodesFillTheStepBudget) {
+  Fixture f;
+  Rng rng(13);
+  const std::vector<int32_t> p1 = random_prompt(rng, 3, 300), p2 = random_prompt(rng, 6, 300);
+  std::vector<int32_t> alone2;
+  {
+    Scheduler s(*f.m, nullptr, {}, f.metrics);
+    auto r = greedy_request(p2, 4, nullptr);
+    s.submit(r);
+    while (s.step()) {
+    }
+    alone2 = take_ids(*r);
+  }
+  SchedulerLimits lim;
+  lim.max_step_tokens = 1;  // the decode of r1 alone fills every step's budget
+  Scheduler s(*f.m, nullptr, lim, f.metrics);
+  auto r1 = greedy_request(p1, 30, nullptr), r2 = greedy_request(p2, 4, nullptr);
+  s.submit(r1);
+  int steps = 0;
+  while (steps < 4 && s.step()) steps++;  // r1 prefilled (3 steps) and decoding
+  s.submit(r2);
+  while (s.step()) steps++;
+  EXPECT_EQ(take_ids(*r2), alone2);
+  EXPECT_EQ(take_ids(*r1).size(), 30u);
+}
+
+// Every family's layer through the RowBatch hook: Qwen3 (per-head q/k norms, no biases) and Llama (Llama 3
+// RoPE rescaling), small configs; a mixed batch against infer/generator.h with each adapter attached.
+TEST(ServeScheduler, MixedBatchMatchesTheGeneratorForQwen3AndLlama) {
+  for (const char* preset : {"qwen3-0.6b", "llama3.2-1b"}) {
+    SCOPED_TRACE(preset);
+    ModelConfig c = preset_config(preset);
+    c.hidden_size = 64;
+    c.intermediate_size = 96;
+    c.num_layers = 2;
+    c.num_heads = 4;
+    c.num_kv_heads = 2;
+    c.head_dim = 16;
+    c.vocab_size = 257;
+    Fixture f;
+    f.m = CausalLM::random(c, Device::cpu(), DType::F32, 21);
+    CausalLM& m = *f.m;
+    const std::vector<std::shared_ptr<const ServeAdapter>> which = {f.adapter("x", 5), nullptr, f.adapter("y", 6)};
+    Rng rng(17);
+    std::vector<std::shared_ptr<Request>> reqs;
+    Scheduler s(m, nullptr, {}, f.metrics);
+    for (size_t i = 0; i < which.size(); i++) {
+      reqs.push_back(greedy_request(random_prompt(rng, 4 + 3 * static_cast<int64_t>(i), 257), 8, which[i]));
+      s.submit(reqs.back());
+    }
+    while (s.step()) {
+    }
+    for (size_t i = 0; i < which.size(); i++) {
+      if (which[i]) {
+        const io::AdapterFiles files = io::load_peft_adapter(which[i]->path);
+        for (const auto& [path, pair] : files.modules) {
+          Linear* l = m.find_linear(path);
+          l->lora.A = pair.A;
+          l->lora.B = pair.B;
+          l->lora.scale = static_cast<float>(files.cfg.scale());
+        }
+      }
+      GenerateOptions o;
+      o.max_new_tokens = 8;
+      o.sampling.temperature = 0.0f;
+      o.ignore_eos = true;
+      const GenerateResult g = Generator(m, nullptr).generate(reqs[i]->prompt, o);
+      for (Linear* l : m.all_linears()) l->lora = LoraSlot{};
+      EXPECT_EQ(take_ids(*reqs[i]), g.ids) << "request " << i;
+    }
+  }
+}
+
+// The KV cache starts small and doubles as a sequence grows (prompt + 16, then x2 up to prompt + max tokens):
+// a long generation beside short ones keeps exactly the generator's tokens across every regrowth.
+TEST(ServeScheduler, GrowingKvCacheKeepsTheGeneratorsTokens) {
+  Fixture f;
+  Rng rng(23);
+  auto a = f.adapter("g", 9);
+  const std::vector<int32_t> prompt = random_prompt(rng, 5, 300);
+  Scheduler s(*f.m, nullptr, {}, f.metrics);
+  auto longer = greedy_request(prompt, 100, a);
+  auto short1 = greedy_request(random_prompt(rng, 7, 300), 5, nullptr);
+  s.submit(longer);
+  s.submit(short1);
+  while (s.step()) {
+  }
+  const io::AdapterFiles files = io::load_peft_adapter(a->path);
+  for (const auto& [path, pair] : files.modules) {
+    Linear* l = f.m->find_linear(path);
+    l->lora.A = pair.A;
+    l->lora.B = pair.B;
+    l->lora.scale = static_cast<float>(files.cfg.scale());
+  }
+  GenerateOptions o;
+  o.max_new_tokens = 100;
+  o.sampling.temperature = 0.0f;
+  o.ignore_eos = true;
+  const GenerateResult g = Generator(*f.m, nullptr).generate(prompt, o);
+  for (Linear* l : f.m->all_linears()) l->lora = LoraSlot{};
+  EXPECT_EQ(take_ids(*longer), g.ids);
+  EXPECT_EQ(longer->finish_reason, "length");
+}
