@@ -17,6 +17,8 @@
 #   pkgconf-bin + libpkgconf3: CMake's FindPkgConfig needs a pkg-config program.
 #   Open MPI (data-parallel training, src/dist/): mpirun (orterun), the wrappers, mpi.h, libmpi and what
 #     they load (PMIx, hwloc, libevent, munge); relocated with OPAL_PREFIX (scripts/gpu-dist-check.sh).
+#   cpp-httplib (wick serve): httplib.h, its .pc and libcpp-httplib.so; the .pc requires openssl, zlib and
+#     brotli, so their -dev packages come too (the runtime libraries are on any Debian-like machine).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -28,7 +30,8 @@ PKGS=(libopenblas-pthread-dev libopenblas0-pthread libgfortran5 libquadmath0
       libbenchmark-dev libbenchmark1debian
       pkgconf-bin libpkgconf3
       openmpi-bin openmpi-common libopenmpi-dev libopenmpi3 libpmix2 libhwloc15
-      libevent-core-2.1-7 libevent-pthreads-2.1-7 libmunge2)
+      libevent-core-2.1-7 libevent-pthreads-2.1-7 libmunge2
+      libcpp-httplib-dev libcpp-httplib0.11 libssl-dev zlib1g-dev libbrotli-dev libbrotli1)
 
 out=.deps/debs
 rm -rf "$out"
