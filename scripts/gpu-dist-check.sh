@@ -36,9 +36,12 @@ export OMPI_MCA_btl_vader_single_copy_mechanism=none  # containers without ptrac
 export NCCL_NVLS_ENABLE=${NCCL_NVLS_ENABLE:-0}
 
 [ -x "$W" ] || { say "no $W: build first (scripts/gpu-check.sh --no-tests --no-bench)"; exit 1; }
-if ! command -v mpirun > /dev/null 2>&1; then
-  # Open MPI unpacked by gpu-check.sh from .deps (dpkg -x): relocated, so OPAL_PREFIX says where it is.
-  P=${WICK_DEPS_PREFIX:-/opt/wickdeps}
+P=${WICK_DEPS_PREFIX:-/opt/wickdeps}
+# The Open MPI that gpu-check.sh unpacked from .deps (dpkg -x) whenever it is there, even with an mpirun on
+# PATH: wick was built against it, and a system Open MPI of another build fails to load its PMIx plugins
+# (seen on the H200 machine: "mca_pmix_ext3x.so: undefined symbol: PMIx_Info_create").
+if [ -x "$P/usr/bin/orterun" ] || ! command -v mpirun > /dev/null 2>&1; then
+  # Relocated, so OPAL_PREFIX says where it is.
   if [ -x "$P/usr/bin/orterun" ]; then
     export OPAL_PREFIX=$P/usr
     export PATH=$TMP/bin:$PATH
