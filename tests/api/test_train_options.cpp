@@ -9,6 +9,7 @@
 #include <fstream>
 
 #include "train/train_options.h"
+#include "wick/wick.h"
 #include "core/error.h"
 #include "core/rng.h"
 #include "io/safetensors.h"

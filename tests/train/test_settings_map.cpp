@@ -43,8 +43,8 @@ TEST(SettingsMap, EverySharedFieldCrossesBothWays) {
 
   const TrainSettings back = settings_from_options(o);
   int same = 0;
-  for_each_shared_train_field(back, s, [&](const auto& a, const auto& b) { same += a == b; });
-  EXPECT_EQ(same, pairs) << "and comes back";
+  for_each_shared_train_field(back, o, [&](const auto& a, const auto& b) { same += a == b; });
+  EXPECT_EQ(same, pairs) << "and comes back";  // back == o field by field, and o == s above
   // What the options do not carry keeps its default.
   EXPECT_EQ(back.data, TrainSettings{}.data);
   EXPECT_EQ(back.resume, TrainSettings{}.resume);
