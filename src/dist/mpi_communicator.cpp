@@ -81,14 +81,10 @@ class MpiCommunicator final : public Communicator {
 
   void allreduce_sum(const std::vector<Tensor*>& tensors) override {
     std::vector<Tensor*> host, gpu;
-    for (Tensor* t : tensors) {
-      if (t->dtype() != DType::F32) throw Error("allreduce_sum takes f32 tensors, got " + t->str(), "dist");
-      (t->device().is_cpu() ? host : gpu).push_back(t);
-    }
+    split_by_device(tensors, host, gpu);
     if (!gpu.empty()) {
 #if defined(WICK_HAVE_NCCL)
-      if (!nccl_) nccl_ = std::make_unique<NcclReducer>(rank_, size_, gpu[0]->device().index, &broadcast_from_root);
-      nccl_->allreduce_sum(gpu, bucket_bytes(), *watchdog_);
+      nccl_for(gpu).allreduce_sum(gpu, bucket_bytes(), *watchdog_);
 #else
       throw Error("GPU tensors to all-reduce, but this wick was built without NCCL", "dist",
                   "rebuild with NCCL found (nccl.h in the CUDA toolkit or pip's nvidia-nccl), or train on the CPU");
@@ -98,14 +94,10 @@ class MpiCommunicator final : public Communicator {
   }
   void start_allreduce_sum(const std::vector<Tensor*>& tensors) override {
     std::vector<Tensor*> host, gpu;
-    for (Tensor* t : tensors) {
-      if (t->dtype() != DType::F32) throw Error("allreduce_sum takes f32 tensors, got " + t->str(), "dist");
-      (t->device().is_cpu() ? host : gpu).push_back(t);
-    }
+    split_by_device(tensors, host, gpu);
     if (!gpu.empty()) {
 #if defined(WICK_HAVE_NCCL)
-      if (!nccl_) nccl_ = std::make_unique<NcclReducer>(rank_, size_, gpu[0]->device().index, &broadcast_from_root);
-      nccl_->start(gpu, bucket_bytes());
+      nccl_for(gpu).start(gpu, bucket_bytes());
 #else
       allreduce_sum(gpu);  // names the missing NCCL
 #endif
@@ -223,7 +215,19 @@ class MpiCommunicator final : public Communicator {
   int rank_ = 0, size_ = 1, local_rank_ = 0;
   bool owns_mpi_ = false, finalized_ = false;
   std::unique_ptr<Watchdog> watchdog_;
+  // f32 tensors only; host ones reduce over MPI, device ones over NCCL.
+  static void split_by_device(const std::vector<Tensor*>& tensors, std::vector<Tensor*>& host, std::vector<Tensor*>& gpu) {
+    for (Tensor* t : tensors) {
+      if (t->dtype() != DType::F32) throw Error("allreduce_sum takes f32 tensors, got " + t->str(), "dist");
+      (t->device().is_cpu() ? host : gpu).push_back(t);
+    }
+  }
 #if defined(WICK_HAVE_NCCL)
+  // The NCCL communicator, made at the first GPU reduction on the device of its tensors.
+  NcclReducer& nccl_for(const std::vector<Tensor*>& gpu) {
+    if (!nccl_) nccl_ = std::make_unique<NcclReducer>(rank_, size_, gpu[0]->device().index, &broadcast_from_root);
+    return *nccl_;
+  }
   std::unique_ptr<NcclReducer> nccl_;
 #endif
 };

@@ -106,6 +106,15 @@ void Scheduler::admit() {
   metrics_.queue_depth = static_cast<int64_t>(queue_.size());
 }
 
+void Scheduler::fail_running(const std::string& message, int status) {
+  for (Running& r : running_) {
+    kv_in_use_ -= r.kv_max;
+    r.req->finish("error", message, status);
+  }
+  running_.clear();
+  n_running_ = 0;
+}
+
 void Scheduler::end(Running& r, const std::string& reason) {
   kv_in_use_ -= r.kv_max;
   r.req->completion_tokens = static_cast<int64_t>(r.seq->generated().size());
@@ -176,24 +185,14 @@ bool Scheduler::step() {
   try {
     for (const Planned& p : plan) grow_cache(running_[p.run], static_cast<int64_t>(p.ids.size()));
   } catch (const std::exception& e) {  // device memory is full: fail the running requests, keep serving
-    for (Running& r : running_) {
-      kv_in_use_ -= r.kv_max;
-      r.req->finish("error", std::string("no memory to grow the KV cache: ") + e.what(), 503);
-    }
-    running_.clear();
-    n_running_ = 0;
+    fail_running(std::string("no memory to grow the KV cache: ") + e.what(), 503);
     return true;
   }
   for (Planned& p : plan) chunks.push_back({running_[p.run].cache.get(), std::move(p.ids), running_[p.run].req->adapter.get()});
   try {
     forward_.run(chunks, logits_);
   } catch (const std::exception& e) {
-    for (Running& r : running_) {
-      kv_in_use_ -= r.kv_max;
-      r.req->finish("error", std::string("generation failed: ") + e.what(), 500);
-    }
-    running_.clear();
-    n_running_ = 0;
+    fail_running(std::string("generation failed: ") + e.what(), 500);
     return true;
   }
   metrics_.decode_steps++;
@@ -258,9 +257,7 @@ void Scheduler::stop() {
   std::lock_guard<std::mutex> lk(mu_);
   for (auto& q : queue_) q->finish("error", "the server is shutting down", 503);
   queue_.clear();
-  for (Running& r : running_) r.req->finish("error", "the server is shutting down", 503);
-  running_.clear();
-  n_running_ = 0;
+  fail_running("the server is shutting down", 503);
 }
 
 }  // namespace wick::serve

@@ -112,6 +112,8 @@ class Scheduler {
   static constexpr int64_t kKvSlack = 16;
   void admit();
   void end(Running& r, const std::string& reason);
+  // Ends every running request with an error (HTTP status) and frees its KV budget; the server keeps serving.
+  void fail_running(const std::string& message, int status);
 
   CausalLM& m_;
   const Tokenizer* tok_;
