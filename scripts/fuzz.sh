@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Builds the libFuzzer targets (fuzz/, clang, ASan + UBSan), seeds their corpora from the fixtures
-# (scripts/fuzz_seeds.py) and runs each for SECONDS (default 20); a crash stops the script (non-zero) with
-# its input saved under build-fuzz/crashes/<target>/. Prints the executions each target made.
+# Builds the libFuzzer targets (fuzz/, clang, ASan + UBSan, in build-fuzz/: scripts/fuzz_configure.sh),
+# seeds their corpora from the fixtures (scripts/fuzz_seeds.py) and runs each for SECONDS (default 20); a
+# crash stops the script (non-zero) with its input saved under build-fuzz/crashes/<target>/. Prints the
+# executions each target made.
 #   scripts/fuzz.sh [SECONDS] [TARGET...]
 # WICK_FUZZ_JOBS=N runs N workers per target (default 1); the corpus lives in build-fuzz/corpus/<target>.
 set -euo pipefail
@@ -11,10 +12,7 @@ shift || true
 targets=("$@")
 [ ${#targets[@]} -eq 0 ] && targets=(safetensors config adapter_config tokenizer_json encode_decode jsonl chat_template openai_request)
 B=build-fuzz
-if [ ! -f "$B/build.ninja" ]; then
-  cmake -S . -B "$B" -G Ninja -DCMAKE_BUILD_TYPE=None -DCMAKE_CXX_COMPILER=clang++ \
-    -DCMAKE_CXX_FLAGS="-O1" -DWICK_CUDA=OFF -DWICK_FUZZ=ON -DWICK_BUILD_TESTS=OFF -DWICK_BUILD_BENCH=OFF > /dev/null
-fi
+bash scripts/fuzz_configure.sh  # the clang ASan + UBSan + libFuzzer build, shared with scripts/sanitize.sh
 cmake --build "$B" -j "$(nproc)" --target $(printf 'fuzz_%s ' "${targets[@]}")
 [ -d "$B/seeds" ] || python3 scripts/fuzz_seeds.py "$B/seeds"
 for t in "${targets[@]}"; do

@@ -2,13 +2,15 @@
 // `wick train --config FILE` reads one (the command line overrides it), and every run writes its effective
 // settings as OUT/run.toml, so `wick train --config OUT/run.toml` repeats the run. Parsed and written with
 // toml++ (strings with quotes, '#' and newlines round-trip; CLI11's own config reader cuts values at '#').
+#include "api/train_config_file.h"
+
 #include <toml++/toml.h>
 
 #include <sstream>
 
-#include "api/train_options.h"
 #include "core/error.h"
 #include "io/safetensors.h"
+#include "train/train_options.h"
 
 namespace wick {
 

@@ -4,7 +4,8 @@
 #include <fstream>
 #include <optional>
 
-#include "api/train_options.h"
+#include "train/settings_map.h"
+#include "train/train_options.h"
 #include "core/error.h"
 #include "dist/communicator.h"
 #include "infer/generator.h"
@@ -31,39 +32,11 @@ namespace {
 std::string absolute(const std::string& p) { return p.empty() ? p : fs::absolute(p).lexically_normal().string(); }
 
 TrainOptions to_options(const TrainSettings& s, const std::string& base_name) {
-  TrainOptions t;
-  t.out_dir = s.out_dir;
-  t.lora.r = s.r;
-  t.lora.alpha = s.alpha;
-  t.lora.dropout = s.dropout;
-  t.lora.use_rslora = s.rslora;
-  t.lora.target_modules = s.targets;
+  TrainOptions t = options_from_settings(s);
   if (s.targets.size() == 1 && (s.targets[0] == "all" || s.targets[0] == "all-linear")) t.lora.target_modules = all_lora_targets();
   t.lora.base_model_name_or_path = base_name;
-  t.adapter_init = s.adapter_init;
-  t.lr = s.lr;
-  t.weight_decay = s.weight_decay;
-  t.beta1 = s.beta1;
-  t.beta2 = s.beta2;
-  t.eps = s.eps;
-  t.scheduler = s.scheduler;
-  t.warmup_steps = s.warmup_steps;
-  t.warmup_ratio = s.warmup_ratio;
-  t.max_steps = s.max_steps;
-  t.epochs = s.epochs;
-  t.batch_size = s.batch_size;
-  t.grad_accum = s.grad_accum;
-  t.max_grad_norm = s.max_grad_norm;
-  t.seed = s.seed;
-  t.shuffle = s.shuffle;
   t.save_every = 0;        // periodic checkpoints: decided here (CheckpointPolicy), written by the Trainer
   t.keep_checkpoints = 0;  // and pruned here (save_total_limit, never the best)
-  t.overwrite = s.overwrite;
-  t.on_nan = s.on_nan;
-  t.packing = s.packing;
-  t.grad_checkpointing = s.grad_checkpointing;
-  t.max_seq_len = s.max_seq_len;
-  t.eval_every = s.eval_every;
   return t;
 }
 

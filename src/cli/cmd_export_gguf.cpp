@@ -9,6 +9,7 @@
 #include "lora/lora.h"
 #include "lora/merge_folder.h"
 #include "model/config.h"
+#include "model/gguf_hparams.h"
 
 namespace fs = std::filesystem;
 
@@ -48,7 +49,7 @@ void register_export_gguf(CLI::App& app) {
       s = io::write_lora_gguf(ad, ft, f->out, folder_name(f->adapter));
     } else {
       const ModelConfig cfg = ModelConfig::from_json_file((fs::path(f->model) / "config.json").string());
-      s = io::write_model_gguf(f->model, cfg, merged_model_tensors(f->model, f->adapter), ft, f->out, folder_name(f->model));
+      s = io::write_model_gguf(f->model, gguf_hparams(cfg), merged_model_tensors(f->model, f->adapter), ft, f->out, folder_name(f->model));
     }
     std::fprintf(stderr, "wick export-gguf: wrote %s (%zu tensors, %zu metadata keys)\n", f->out.c_str(), s.tensors.size(), s.kv_count);
   });

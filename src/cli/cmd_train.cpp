@@ -17,7 +17,8 @@
 #include "dist/launcher.h"
 #include "lora/lora.h"
 #include "api/session_setup.h"
-#include "api/train_options.h"
+#include "api/train_config_file.h"
+#include "train/train_options.h"
 #include "api/train_run.h"
 #include "train/report.h"
 #include "train/trainer.h"
@@ -47,7 +48,7 @@ extern "C" void on_stop_signal(int sig) {
 
 }  // namespace
 
-// Every option comes from the table in api/train_options.cpp: one flag per row (plus its aliases), its
+// Every option comes from the table in train/train_options.cpp: one flag per row (plus its aliases), its
 // default shown from TrainSettings. Values given on the command line are kept as text and applied over a
 // --config file's, so the command line wins; the library validates and runs (api/train_run.h).
 void register_train(CLI::App& app) {

@@ -4,6 +4,7 @@
 #include <cstring>
 #include <new>
 
+#include "core/device_cuda.h"
 #include "core/error.h"
 
 namespace wick {
@@ -27,17 +28,7 @@ int cuda_device_count() { return 0; }
 #endif
 bool cuda_available() { return cuda_device_count() > 0; }
 
-#ifdef WICK_CUDA
-// CUDA halves live in ops/cuda/memory.cu.
-void* cuda_alloc(int dev, size_t nbytes);
-void cuda_free(int dev, void* p);
-void cuda_copy(void* dst, Device dd, const void* src, Device sd, size_t nbytes);
-void cuda_memset_zero(void* p, int dev, size_t nbytes);
-void cuda_synchronize(int dev);
-size_t cuda_peak_memory(int dev);
-void cuda_reset_peak_memory(int dev);
-std::string cuda_device_name(int dev);
-#else
+#ifndef WICK_CUDA
 [[noreturn]] static void no_cuda() {
   throw Error("this build of wick has no CUDA support", "", "rebuild with nvcc present (cmake -DWICK_CUDA=ON)");
 }

@@ -3,13 +3,10 @@
 #include <cstring>
 #include <limits>
 
+#include "core/device_cuda.h"
 #include "core/error.h"
 
 namespace wick {
-
-#ifdef WICK_CUDA
-void cuda_cast(const Tensor& src, Tensor& dst);  // ops/cuda/cast.cu
-#endif
 
 std::string shape_str(const Shape& s) {
   std::string r = "[";

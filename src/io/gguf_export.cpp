@@ -32,11 +32,11 @@ GgufExportSummary finish(GgufWriter& w, const std::string& out) {
 
 }  // namespace
 
-GgufExportSummary write_model_gguf(const std::string& model_dir, const ModelConfig& cfg,
+GgufExportSummary write_model_gguf(const std::string& model_dir, const GgufModelHparams& hp,
                                    const std::vector<LazyTensor>& tensors, GgufFileType ft, const std::string& out,
                                    const std::string& name) {
-  if (cfg.model_type != "qwen2")
-    throw Error("GGUF export knows the qwen2 architecture only, not \"" + cfg.model_type + "\"", model_dir + "/config.json");
+  if (hp.model_type != "qwen2")
+    throw Error("GGUF export knows the qwen2 architecture only, not \"" + hp.model_type + "\"", model_dir + "/config.json");
   std::vector<const LazyTensor*> order;
   for (const LazyTensor& t : tensors) order.push_back(&t);
   std::sort(order.begin(), order.end(), [](const LazyTensor* a, const LazyTensor* b) { return a->name < b->name; });
@@ -58,16 +58,16 @@ GgufExportSummary write_model_gguf(const std::string& model_dir, const ModelConf
   w.add_string("general.type", "model");
   w.add_string("general.name", name);
   w.add_string("general.size_label", gguf_size_label(params));
-  w.add_u32(arch + ".block_count", static_cast<uint32_t>(cfg.num_layers));
-  w.add_u32(arch + ".context_length", static_cast<uint32_t>(cfg.max_position_embeddings));
-  w.add_u32(arch + ".embedding_length", static_cast<uint32_t>(cfg.hidden_size));
-  w.add_u32(arch + ".feed_forward_length", static_cast<uint32_t>(cfg.intermediate_size));
-  w.add_u32(arch + ".attention.head_count", static_cast<uint32_t>(cfg.num_heads));
-  w.add_u32(arch + ".attention.head_count_kv", static_cast<uint32_t>(cfg.num_kv_heads));
-  w.add_f32(arch + ".rope.freq_base", static_cast<float>(cfg.rope_theta));
-  w.add_f32(arch + ".attention.layer_norm_rms_epsilon", static_cast<float>(cfg.rms_norm_eps));
+  w.add_u32(arch + ".block_count", static_cast<uint32_t>(hp.block_count));
+  w.add_u32(arch + ".context_length", static_cast<uint32_t>(hp.context_length));
+  w.add_u32(arch + ".embedding_length", static_cast<uint32_t>(hp.embedding_length));
+  w.add_u32(arch + ".feed_forward_length", static_cast<uint32_t>(hp.feed_forward_length));
+  w.add_u32(arch + ".attention.head_count", static_cast<uint32_t>(hp.head_count));
+  w.add_u32(arch + ".attention.head_count_kv", static_cast<uint32_t>(hp.head_count_kv));
+  w.add_f32(arch + ".rope.freq_base", static_cast<float>(hp.rope_freq_base));
+  w.add_f32(arch + ".attention.layer_norm_rms_epsilon", static_cast<float>(hp.rms_norm_eps));
   w.add_u32("general.file_type", gguf_llama_ftype(ft));
-  add_gguf_vocab(w, read_gguf_vocab(model_dir, cfg.vocab_size));
+  add_gguf_vocab(w, read_gguf_vocab(model_dir, hp.vocab_size));
   return finish(w, out);
 }
 

@@ -10,7 +10,6 @@
 #include <vector>
 
 #include "core/tensor.h"
-#include "model/config.h"
 
 namespace wick::io {
 

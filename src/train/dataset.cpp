@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <fstream>
 #include <numeric>
+#include <optional>
 #include <stdexcept>
 
 #include "core/error.h"
@@ -83,8 +84,9 @@ void require_inputs(DatasetFormat f, const Tokenizer* tok, const ChatTemplate* t
   }
 }
 
+// chat: the template's rules for the chat formats (non-null whenever tok and tmpl are), one per dataset.
 Example example_of(const json& j, DatasetFormat f, const DatasetOptions& opt, const Tokenizer* tok,
-                   const ChatTemplate* tmpl) {
+                   const ChatTemplate* tmpl, dataset_detail::ChatRules* chat) {
   using namespace dataset_detail;
   require_inputs(f, tok, tmpl, "");
   Example e;
@@ -93,14 +95,14 @@ Example example_of(const json& j, DatasetFormat f, const DatasetOptions& opt, co
     case DatasetFormat::PromptCompletion:
       if (is_conversational_prompt(j)) {
         require_inputs(DatasetFormat::Messages, tok, tmpl, "");
-        e = conversational_prompt_completion_example(j, *tok, *tmpl, opt.train_on_inputs);
+        e = conversational_prompt_completion_example(j, *chat, opt.train_on_inputs);
       } else {
         e = prompt_completion_example(j, *tok, opt.eos_id, opt.train_on_inputs);
       }
       break;
-    case DatasetFormat::Messages: e = messages_example(j, *tok, *tmpl, opt.train_on_inputs); break;
-    case DatasetFormat::ShareGpt: e = sharegpt_example(j, *tok, *tmpl, opt.train_on_inputs); break;
-    case DatasetFormat::Alpaca: e = alpaca_example(j, *tok, *tmpl, opt.train_on_inputs); break;
+    case DatasetFormat::Messages: e = messages_example(j, *chat, opt.train_on_inputs); break;
+    case DatasetFormat::ShareGpt: e = sharegpt_example(j, *chat, opt.train_on_inputs); break;
+    case DatasetFormat::Alpaca: e = alpaca_example(j, *chat, opt.train_on_inputs); break;
     case DatasetFormat::Tokens: return tokens_example(j, opt.vocab_size);
     case DatasetFormat::Auto: WICK_CHECK(false, "format not resolved");
   }
@@ -116,7 +118,9 @@ Example parse_dataset_line(const std::string& line, DatasetFormat format, const 
   if (!j.is_object()) throw std::runtime_error("expected a JSON object");
   const DatasetFormat f = format == DatasetFormat::Auto ? dataset_detail::detect_format(j) : format;
   if (detected) *detected = f;
-  return example_of(j, f, opt, tok, tmpl);
+  std::optional<dataset_detail::ChatRules> chat;
+  if (tok && tmpl) chat.emplace(*tok, *tmpl);
+  return example_of(j, f, opt, tok, tmpl, chat ? &*chat : nullptr);
 }
 
 Example parse_pretokenized_line(const std::string& line, int64_t vocab) {
@@ -148,6 +152,8 @@ Dataset load_dataset(const std::string& path, const DatasetOptions& opt, const T
   d.path = path;
   d.format = opt.format;
   require_inputs(d.format, tok, tmpl, path);
+  std::optional<dataset_detail::ChatRules> chat;  // the template probed once for the whole file
+  if (tok && tmpl) chat.emplace(*tok, *tmpl);
   int64_t format_line = 0;  // the line the format was detected from
   std::string line;
   int64_t lineno = 0;
@@ -181,7 +187,7 @@ Dataset load_dataset(const std::string& path, const DatasetOptions& opt, const T
       format_line = lineno;
     }
     try {
-      Example e = example_of(j, d.format, opt, tok, tmpl);
+      Example e = example_of(j, d.format, opt, tok, tmpl, chat ? &*chat : nullptr);
       d.truncated += truncate_example(e, opt.max_seq_len);
       d.examples.push_back(std::move(e));
     } catch (const std::runtime_error& err) {

@@ -44,13 +44,31 @@ std::string trim_spaces(const std::string& s) {
   return s.substr(a, s.find_last_not_of(" \t\n\r") - a + 1);
 }
 
-// Where the template's assistant turns begin and end, learnt from two probe renderings.
-struct TurnMarks {
-  std::string header;  // what the generation prompt adds after a user turn ("<|im_start|>assistant\n")
-  std::string end;     // the end-of-turn marker after an assistant message ("<|im_end|>")
-};
+}  // namespace
 
-TurnMarks probe_marks(const ChatTemplate& tmpl, const Tokenizer& tok) {
+const std::vector<std::string>& ChatRules::special_tokens() {
+  if (!special_) {
+    special_.emplace();
+    for (const auto& t : tok.added_tokens())
+      if (t.special) special_->push_back(t.content);
+  }
+  return *special_;
+}
+
+bool ChatRules::generation_blocks() {
+  if (!generation_) {
+    try {
+      generation_ = tmpl.has_generation_blocks();
+    } catch (const Error& e) {
+      throw std::runtime_error("the chat template cannot render it: " + e.what_msg());
+    }
+  }
+  return *generation_;
+}
+
+const TurnMarks& ChatRules::marks() {
+  if (marks_) return *marks_;
+  probes_++;
   const std::vector<ChatMessage> u = {{"user", "Hi"}};
   const std::string without = render(tmpl, u, false), with = render(tmpl, u, true);
   const std::string full = render(tmpl, {{"user", "Hi"}, {"assistant", kProbe}}, false);
@@ -60,22 +78,20 @@ TurnMarks probe_marks(const ChatTemplate& tmpl, const Tokenizer& tok) {
   if (at == std::string::npos) throw std::runtime_error("the chat template does not write the assistant's message");
   const std::string tail = full.substr(at + sizeof(kProbe) - 1);
   size_t first = std::string::npos, len = 0;
-  for (const auto& t : tok.added_tokens()) {
-    if (!t.special) continue;
-    const size_t p = tail.find(t.content);
-    if (p != std::string::npos && (p < first || (p == first && t.content.size() > len))) {
+  for (const std::string& t : special_tokens()) {
+    const size_t p = tail.find(t);
+    if (p != std::string::npos && (p < first || (p == first && t.size() > len))) {
       first = p;
-      len = t.content.size();
+      len = t.size();
     }
   }
   if (first == std::string::npos)
     throw std::runtime_error("the chat template writes no special token after an assistant message, so the end of "
                              "an assistant turn cannot be found for the loss mask");
   m.end = tail.substr(0, first + len);
-  return m;
+  marks_ = m;
+  return *marks_;
 }
-
-}  // namespace
 
 std::vector<ChatMessage> parse_chat_messages(const json& m, const std::string& field) {
   auto at = [&](size_t i) { return item(field, i); };
@@ -97,9 +113,9 @@ std::vector<ChatMessage> parse_chat_messages(const json& m, const std::string& f
   return out;
 }
 
-Example messages_example(const json& j, const Tokenizer& tok, const ChatTemplate& tmpl, bool train_on_inputs) {
+Example messages_example(const json& j, ChatRules& chat, bool train_on_inputs) {
   if (!j.contains("messages")) throw std::runtime_error("missing \"messages\"");
-  return chat_example(parse_chat_messages(j.at("messages"), "messages"), 0, tok, tmpl, train_on_inputs, "messages");
+  return chat_example(parse_chat_messages(j.at("messages"), "messages"), 0, chat, train_on_inputs, "messages");
 }
 
 bool is_conversational_prompt(const json& j) {
@@ -108,8 +124,7 @@ bool is_conversational_prompt(const json& j) {
 
 // TRL's conversational prompt-completion: the template over prompt + completion; the completion's
 // assistant messages are counted (an assistant message inside the prompt is context, not a target).
-Example conversational_prompt_completion_example(const json& j, const Tokenizer& tok, const ChatTemplate& tmpl,
-                                                 bool train_on_inputs) {
+Example conversational_prompt_completion_example(const json& j, ChatRules& chat, bool train_on_inputs) {
   for (const char* k : {"prompt", "completion"}) {
     if (!j.contains(k)) throw std::runtime_error(std::string("missing \"") + k + "\"");
     if (!j.at(k).is_array())
@@ -120,11 +135,13 @@ Example conversational_prompt_completion_example(const json& j, const Tokenizer&
   const size_t first = msgs.size();
   const std::vector<ChatMessage> comp = parse_chat_messages(j.at("completion"), "completion");
   msgs.insert(msgs.end(), comp.begin(), comp.end());
-  return chat_example(msgs, first, tok, tmpl, train_on_inputs, "completion");
+  return chat_example(msgs, first, chat, train_on_inputs, "completion");
 }
 
-Example chat_example(const std::vector<ChatMessage>& msgs, size_t first_counted, const Tokenizer& tok,
-                     const ChatTemplate& tmpl, bool train_on_inputs, const std::string& field) {
+Example chat_example(const std::vector<ChatMessage>& msgs, size_t first_counted, ChatRules& chat,
+                     bool train_on_inputs, const std::string& field) {
+  const Tokenizer& tok = chat.tok;
+  const ChatTemplate& tmpl = chat.tmpl;
   auto at = [&](size_t i) {
     if (field != "completion") return item(field, i);
     return i < first_counted ? item("prompt", i) : item(field, i - first_counted);
@@ -146,20 +163,13 @@ Example chat_example(const std::vector<ChatMessage>& msgs, size_t first_counted,
   // would end the turn early (the end-of-turn marker) or teach the model to emit a control token.
   for (size_t i = first_counted; i < msgs.size(); i++) {
     if (msgs[i].role != "assistant") continue;
-    for (const auto& t : tok.added_tokens())
-      if (t.special && !t.content.empty() && msgs[i].content.find(t.content) != std::string::npos)
-        throw std::runtime_error(at(i) + ".content contains the text " + t.content +
-                                 ", which the tokenizer reads as a control token");
+    for (const std::string& t : chat.special_tokens())
+      if (!t.empty() && msgs[i].content.find(t) != std::string::npos)
+        throw std::runtime_error(at(i) + ".content contains the text " + t + ", which the tokenizer reads as a control token");
   }
 
   std::vector<std::pair<size_t, size_t>> spans;  // counted character spans [first, second) of full, in order
-  bool marked = false;
-  try {
-    marked = tmpl.has_generation_blocks();
-  } catch (const Error& e) {
-    throw std::runtime_error("the chat template cannot render it: " + e.what_msg());
-  }
-  if (marked) {
+  if (chat.generation_blocks()) {
     nlohmann::ordered_json m = nlohmann::ordered_json::array();
     for (const ChatMessage& x : msgs) m.push_back({{"role", x.role}, {"content", x.content}});
     ChatRenderOptions opt;
@@ -178,7 +188,7 @@ Example chat_example(const std::vector<ChatMessage>& msgs, size_t first_counted,
     if (context_turns > spans.size()) throw std::runtime_error("the chat template marked fewer assistant turns than there are");
     spans.erase(spans.begin(), spans.begin() + static_cast<std::ptrdiff_t>(context_turns));
   } else {
-    const TurnMarks marks = probe_marks(tmpl, tok);
+    const TurnMarks& marks = chat.marks();
     size_t context_end = 0;  // where the last uncounted (context) assistant turn ends
     for (size_t i = 0; i < msgs.size(); i++) {
       if (msgs[i].role != "assistant") continue;

@@ -24,7 +24,7 @@ std::string optional_string(const json& j, const char* field) {
 
 // {"conversations": [{"from": "human"|"gpt"|"system", "value": "..."}]}; "user"/"assistant" are accepted as
 // spellings of human/gpt (some ShareGPT exports use them).
-Example sharegpt_example(const json& j, const Tokenizer& tok, const ChatTemplate& tmpl, bool train_on_inputs) {
+Example sharegpt_example(const json& j, ChatRules& chat, bool train_on_inputs) {
   if (!j.contains("conversations")) throw std::runtime_error("missing \"conversations\"");
   const json& c = j.at("conversations");
   if (!c.is_array()) throw std::runtime_error("\"conversations\" must be an array of {\"from\", \"value\"} objects");
@@ -45,7 +45,7 @@ Example sharegpt_example(const json& j, const Tokenizer& tok, const ChatTemplate
     msgs.push_back({{"role", role}, {"content", e.at("value")}});
   }
   try {
-    return chat_example(parse_chat_messages(msgs, "conversations"), 0, tok, tmpl, train_on_inputs, "conversations");
+    return chat_example(parse_chat_messages(msgs, "conversations"), 0, chat, train_on_inputs, "conversations");
   } catch (const std::runtime_error& err) {  // same indices; say the ShareGPT field names
     std::string w = err.what();
     for (auto [a, b] : {std::pair<std::string, std::string>{".content", ".value"}, {".role", ".from"}})
@@ -56,7 +56,7 @@ Example sharegpt_example(const json& j, const Tokenizer& tok, const ChatTemplate
 
 // {"instruction", "input", "output"} (+ optional "system") -> [system], user, assistant. The user turn is
 // instruction + "\n\n" + input, as Alpaca-style trainers (axolotl's chat conversion, LLaMA-Factory) join them.
-Example alpaca_example(const json& j, const Tokenizer& tok, const ChatTemplate& tmpl, bool train_on_inputs) {
+Example alpaca_example(const json& j, ChatRules& chat, bool train_on_inputs) {
   for (const char* k : {"instruction", "output"})
     if (!j.contains(k)) throw std::runtime_error(std::string("missing \"") + k + "\"");
   const std::string instruction = optional_string(j, "instruction");
@@ -71,7 +71,7 @@ Example alpaca_example(const json& j, const Tokenizer& tok, const ChatTemplate& 
   msgs.push_back({{"role", "user"}, {"content", user}});
   msgs.push_back({{"role", "assistant"}, {"content", output}});
   try {
-    return chat_example(parse_chat_messages(msgs, "alpaca"), 0, tok, tmpl, train_on_inputs, "alpaca");
+    return chat_example(parse_chat_messages(msgs, "alpaca"), 0, chat, train_on_inputs, "alpaca");
   } catch (const std::runtime_error& err) {  // only the assistant turn can fail: name it as the line does
     std::string w = err.what();
     const size_t a = w.find("\"alpaca\"["), b = w.find(".content");

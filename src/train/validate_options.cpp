@@ -1,18 +1,19 @@
 // validate_train_options / check_train_output (train/trainer.h): every TrainOptions field checked before any
 // work starts, against the same rules the loaders apply, so a run never trains for hours and then refuses
 // (or writes) something wick cannot read back. The per-option rules are the option table's
-// (api/train_options.cpp, one source); here they are applied to the fields a TrainOptions carries.
+// (train/train_options.cpp, one source); here they are applied to the fields a TrainOptions carries.
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
 #include <string>
 
-#include "api/train_options.h"
+#include "train/train_options.h"
 #include "core/error.h"
 #include "io/fs_util.h"
 #include "io/output_folder.h"
 #include "train/checkpoint_dir.h"
 #include "train/schedule.h"
+#include "train/settings_map.h"
 #include "train/trainer.h"
 
 namespace fs = std::filesystem;
@@ -22,27 +23,8 @@ namespace wick {
 void validate_train_options(const TrainOptions& o) {
   if (o.out_dir.empty()) throw Error("--out is required (the output folder)", "--out");
   o.lora.check("the LoRA options");
-  // The option table's rule of every field a TrainOptions carries (the others keep their valid defaults).
-  TrainSettings s;
-  s.lr = o.lr;
-  s.weight_decay = o.weight_decay;
-  s.beta1 = o.beta1;
-  s.beta2 = o.beta2;
-  s.eps = o.eps;
-  s.scheduler = o.scheduler;
-  s.warmup_steps = o.warmup_steps;
-  s.warmup_ratio = o.warmup_ratio;
-  s.max_steps = o.max_steps;
-  s.epochs = o.epochs;
-  s.batch_size = o.batch_size;
-  s.grad_accum = o.grad_accum;
-  s.max_grad_norm = o.max_grad_norm;
-  s.save_every = o.save_every;
-  s.eval_every = o.eval_every;
-  s.max_seq_len = o.max_seq_len;
-  s.on_nan = o.on_nan;
-  s.seed = o.seed;
-  check_option_rules(s, "--");
+  // The option table's rule of every field a TrainOptions shares with TrainSettings (train/settings_map.h).
+  check_option_rules(settings_from_options(o), "--");
   if (o.keep_checkpoints < 0) throw Error("must be >= 0, got " + std::to_string(o.keep_checkpoints), "keep_checkpoints");
   if (o.pad_id < 0) throw Error("pad id must be >= 0, got " + std::to_string(o.pad_id), "pad id");
 }

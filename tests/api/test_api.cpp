@@ -11,7 +11,7 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
-#include "api/train_options.h"
+#include "train/train_options.h"
 #include "io/peft_adapter.h"
 #include "core/rng.h"
 #include "infer/session.h"

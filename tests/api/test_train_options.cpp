@@ -1,4 +1,4 @@
-// The training-option table (src/api/train_options.h): every row is reachable by its name and aliases, the
+// The training-option table (src/train/train_options.h): every row is reachable by its name and aliases, the
 // TRL / PEFT / HF spellings people type are aliases, settings round-trip through run.toml exactly (random
 // values, strings with quotes, '#', newlines and non-ASCII), bad values and unknown keys are wick::Errors
 // that name the option, and the cross-field rules hold.
@@ -8,7 +8,8 @@
 #include <filesystem>
 #include <fstream>
 
-#include "api/train_options.h"
+#include "train/train_options.h"
+#include "wick/wick.h"
 #include "core/error.h"
 #include "core/rng.h"
 #include "io/safetensors.h"

@@ -475,7 +475,7 @@ TEST(CliInitModel, MissingTokenizerLeavesNoFolder) {
 
 }  // namespace
 
-// ---- wick train --config, aliases, run.toml, Hub ids (the option table: src/api/train_options.h) ----
+// ---- wick train --config, aliases, run.toml, Hub ids (the option table: src/train/train_options.h) ----
 namespace {
 
 std::vector<json> loss_records(const fs::path& dir) {

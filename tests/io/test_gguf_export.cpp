@@ -28,6 +28,7 @@
 #include "io/peft_adapter.h"
 #include "io/safetensors.h"
 #include "lora/merge_folder.h"
+#include "model/gguf_hparams.h"
 #include "model/presets.h"
 #include "tokenizer/tokenizer_testutil.h"
 
@@ -320,7 +321,7 @@ TEST_P(GgufExport, MergedModelReadsAsTheConverterWritesIt) {
   Folder f = make_folder(type != "f32");  // the f32 run has an untied lm_head (the output tensor)
   const std::string out = f.tmp.file("model.gguf");
   const std::vector<io::LazyTensor> merged = merged_model_tensors(f.model, f.adapter);
-  io::write_model_gguf(f.model, f.cfg, merged, io::parse_gguf_file_type(type), out, "my-model");
+  io::write_model_gguf(f.model, gguf_hparams(f.cfg), merged, io::parse_gguf_file_type(type), out, "my-model");
   const json dump = parse_with_hf_gguf(out);
 
   // Metadata: the converter's keys, in its order, with its GGUF value types (4 u32, 6 f32, 7 bool, 8 string, 9 array).
@@ -490,7 +491,7 @@ TEST(GgufExport, CommandLineWritesTheSameFile) {
   if (!fs::exists(qwen_tokenizer_dir() + "/tokenizer.json")) GTEST_SKIP() << "no Qwen tokenizer";
   Folder f = make_folder(true);
   const std::string lib = f.tmp.file("lib.gguf"), cli = f.tmp.file("cli.gguf");
-  io::write_model_gguf(f.model, f.cfg, merged_model_tensors(f.model, f.adapter), io::GgufFileType::Q8_0, lib, "my-model");
+  io::write_model_gguf(f.model, gguf_hparams(f.cfg), merged_model_tensors(f.model, f.adapter), io::GgufFileType::Q8_0, lib, "my-model");
   const std::string cmd = std::string(WICK_BINARY) + " export-gguf --model '" + f.model + "' --adapter '" + f.adapter +
                           "' --out '" + cli + "' --type q8_0 2>/dev/null";
   ASSERT_EQ(std::system(cmd.c_str()), 0) << cmd;

@@ -1,6 +1,6 @@
 // The one table of training options, in the spirit of mlx-lm's TrainingArgs: each row is a name, its
 // aliases, its group, its help, and its validation rule, bound to a member of wick::TrainSettings
-// (include/wick/wick.h) whose initializer is the default. Everything that names an option reads this table:
+// (include/wick/train_settings.h) whose initializer is the default. Everything that names an option reads this table:
 //   - `wick train` registers one flag per row (--name with dashes, plus --alias for each alias),
 //   - a --config file and the run.toml written into every output folder use the row names as keys,
 //   - the public API validates TrainSettings with the same rules (validate_train_settings),
@@ -13,7 +13,7 @@
 #include <variant>
 #include <vector>
 
-#include "wick/wick.h"
+#include "wick/train_settings.h"
 
 namespace wick {
 
@@ -67,10 +67,6 @@ void check_option_rules(const TrainSettings& s, const std::string& where_prefix 
 // Every row's rule, and the rules that involve two fields (eval file vs split, load_best needs eval and
 // checkpoints, ...). where_prefix: "--" for the CLI, "TrainSettings::" for the API.
 void validate_train_settings(const TrainSettings& s, const std::string& where_prefix = "--");
-
-// Overlays the keys of a TOML file (row names or aliases; optionally under [train]) onto s; wick::Error
-// names the file and key. keys_set (optional) receives the row names it set. (train_config_file.cpp)
-void apply_train_toml(TrainSettings& s, const std::string& path, std::vector<std::string>* keys_set = nullptr);
 
 // Markdown: a section per group, a row per option (flags, default, help) - the guide's reference.
 std::string train_options_markdown();

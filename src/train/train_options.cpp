@@ -1,6 +1,6 @@
 // The training-option table (train_options.h). Aliases are the names people type from TRL / PEFT /
 // Hugging Face TrainingArguments, so a command line or config written for those mostly carries over.
-#include "api/train_options.h"
+#include "train/train_options.h"
 
 #include <algorithm>
 #include <cerrno>

@@ -1,0 +1,26 @@
+// The CUDA half of core: device memory (core/device.cpp's primitives) and the dtype cast of Tensor::to
+// (built only with WICK_CUDA). It is core's own code: ops/cuda/runtime.cu defines the memory functions (with
+// wick's per-device stream and the stream-ordered pool) and ops/cuda/cast.cu the cast, and the build compiles
+// them, with ops/cuda/runtime.h and common.cuh, into the core library (CMakeLists.txt: wick_layer(core OWNS
+// ...)) - the files sit in ops/cuda/ only until they move to core/.
+#pragma once
+#include <cstddef>
+#include <string>
+
+#include "core/device.h"
+
+namespace wick {
+
+void* cuda_alloc(int dev, size_t nbytes);
+void cuda_free(int dev, void* p);
+void cuda_copy(void* dst, Device dd, const void* src, Device sd, size_t nbytes);  // waits when the host is involved
+void cuda_memset_zero(void* p, int dev, size_t nbytes);
+void cuda_synchronize(int dev);
+size_t cuda_peak_memory(int dev);
+void cuda_reset_peak_memory(int dev);
+std::string cuda_device_name(int dev);
+
+class Tensor;
+void cuda_cast(const Tensor& src, Tensor& dst);  // same shape, any two dtypes, on the GPU
+
+}  // namespace wick
