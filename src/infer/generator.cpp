@@ -4,6 +4,7 @@
 #include <chrono>
 
 #include "core/error.h"
+#include "infer/text_stream.h"
 #include "tokenizer/tokenizer.h"
 
 namespace wick {
@@ -48,10 +49,7 @@ GenerateResult Generator::generate(const std::vector<int32_t>& prompt, const Gen
   GenerateResult res;
   res.prompt_tokens = static_cast<int64_t>(prompt.size());
   res.stop_reason = "length";
-  std::unique_ptr<StreamDecoder> dec;
-  if (tok_) dec = std::make_unique<StreamDecoder>(*tok_, true);
-  std::string text;       // everything decoded so far
-  size_t emitted = 0;     // bytes of text already given to the callback
+  TextStream stream(tok_, opt);
 
   auto t0 = std::chrono::steady_clock::now();
   Tensor ids = Tensor::from_i32(prompt, {1, static_cast<int64_t>(prompt.size())});
@@ -65,35 +63,14 @@ GenerateResult Generator::generate(const std::vector<int32_t>& prompt, const Gen
     const int32_t next = sampler.sample(logits.data(), V, history);
     history.push_back(next);
     res.ids.push_back(next);
-    const bool is_eos =
-        !opt.ignore_eos && std::find(opt.eos_ids.begin(), opt.eos_ids.end(), next) != opt.eos_ids.end();
-    std::string piece;
-    bool stop_hit = false;
-    if (dec) {
-      text += dec->push(next);
-      size_t cut = std::string::npos;
-      for (const std::string& s : opt.stop_strings) {
-        const size_t from = emitted > s.size() ? emitted - s.size() : 0;
-        const size_t at = text.find(s, from);
-        if (at != std::string::npos) cut = std::min(cut, at);
-      }
-      if (cut != std::string::npos) {
-        text.resize(cut);
-        stop_hit = true;
-      }
-      const size_t upto = (stop_hit || is_eos) ? text.size() : safe_emit_length(text, opt.stop_strings);
-      if (upto > emitted) {
-        piece = text.substr(emitted, upto - emitted);
-        emitted = upto;
-      }
-    }
+    const TextStream::Step st = stream.push(next);
     bool go_on = true;
-    if (on_token) go_on = on_token(next, piece);
-    if (is_eos) {
+    if (on_token) go_on = on_token(next, st.piece);
+    if (st.eos) {
       res.stop_reason = "eos";
       break;
     }
-    if (stop_hit) {
+    if (st.stop_string) {
       res.stop_reason = "stop_string";
       break;
     }
@@ -108,11 +85,11 @@ GenerateResult Generator::generate(const std::vector<int32_t>& prompt, const Gen
     }
     ids = Tensor::from_i32({next}, {1, 1});
   }
-  if (dec && res.stop_reason != "stop_string") {
-    text += dec->flush();
-    if (on_token && text.size() > emitted) on_token(-1, text.substr(emitted));
+  if (res.stop_reason != "stop_string") {
+    const std::string rest = stream.flush();
+    if (on_token && !rest.empty()) on_token(-1, rest);
   }
-  res.text = text;
+  res.text = stream.text();
   res.decode_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   return res;
 }

@@ -1,7 +1,7 @@
 // One request's generation state, outside any forward: sampling (infer/sampler.h, plus OpenAI's frequency and
-// presence penalties), the token history, streaming text that never splits a UTF-8 character nor shows the
-// start of a stop string, and why it stopped. The same rules as infer/generator.cpp's loop, per sequence,
-// so the scheduler can advance many sequences one token per step.
+// presence penalties), the token history, the streamed text and why it stopped. The text and stop rules are
+// infer/text_stream.h's, as in Generator's loop; here per sequence, so the scheduler can advance many
+// sequences one token per step.
 #pragma once
 #include <memory>
 #include <string>
@@ -10,6 +10,7 @@
 
 #include "infer/generator.h"
 #include "infer/sampler.h"
+#include "infer/text_stream.h"
 #include "tokenizer/tokenizer.h"
 
 namespace wick::serve {
@@ -41,12 +42,9 @@ class SequenceDecoder {
   Sampler sampler_;
   std::vector<int32_t> history_, generated_;
   std::unordered_map<int32_t, int> counts_;
-  std::unique_ptr<StreamDecoder> dec_;
-  std::string text_;
-  size_t emitted_ = 0;
+  TextStream text_;
   int64_t n_prompt_;
   std::string finish_reason_;
-  bool stop_hit_ = false;
 };
 
 }  // namespace wick::serve
