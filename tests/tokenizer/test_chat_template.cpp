@@ -90,7 +90,8 @@ TEST(ChatTemplate, JinjaFixturesMatchJinja2) {
     const std::string file = dir + "/jinja_cases.jsonl";
     if (!fs::exists(file)) continue;
     std::map<std::string, ChatTemplate> loaded;
-    for (const auto& [line, c] : read_ordered_jsonl(file)) {
+    for (const auto& [line, case_json] : read_ordered_jsonl(file)) {
+      const auto& c = case_json;  // a plain reference: lambdas below capture it (clang 14 cannot capture a binding)
       const std::string name = c.at("template").get<std::string>();
       auto it = loaded.find(name);
       if (it == loaded.end()) {
