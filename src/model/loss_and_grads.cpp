@@ -32,6 +32,8 @@ struct LossAndGrads::Buffers {
   Tensor ids, targets, positions, segments;  // device copies
   Tensor losses, lse_rows;                   // [N] f32
   Tensor logits;  // [chunk, V] compute dtype, as transformers' lm_head outputs (the loss reads rows in f32); then dlogits
+  Tensor f_counted, df_counted;               // [N, C] capacity: f's counted rows, their gradient
+  Tensor counted_rows, counted_targets;        // [N] capacity, i32: which rows of f have a target, and it
   LinearScratch lin;
 };
 
@@ -83,6 +85,10 @@ LossSum LossAndGrads::step(const TrainBatch& batch, float grad_scale, uint64_t d
     bf.losses = E({N});
     bf.lse_rows = E({N});
     bf.logits = E({std::min(N, loss_chunk_), V}, dt);
+    bf.f_counted = E({N, C}, dt);
+    bf.df_counted = E({N, C}, dt);
+    bf.counted_rows = E({N}, DType::I32);
+    bf.counted_targets = E({N}, DType::I32);
   }
   // The adapter path's scratch (bf.lin) grows on demand; dropout runs only when training.
   bool dropout = false;
@@ -146,28 +152,45 @@ LossSum LossAndGrads::step(const TrainBatch& batch, float grad_scale, uint64_t d
   rms_norm_forward(bf.x_final, m_.final_norm(), eps, bf.f, bf.rstd_f);
 
   // ---- loss (and its gradient into the final hidden state), in row chunks ----
-  Tensor df = bf.grads.da;  // [N, C] gradient wrt f
-  for (int64_t r0 = 0; r0 < N; r0 += loss_chunk_) {
-    const int64_t R = std::min(loss_chunk_, N - r0);
-    Tensor logits = bf.logits.narrow0(0, R);
-    matmul(bf.f.narrow0(r0, R), m_.lm_head(), logits, false, true);
-    Tensor tg = bf.targets.narrow0(r0, R), ls = bf.losses.narrow0(r0, R), lse = bf.lse_rows.narrow0(r0, R);
-    cross_entropy_forward(logits, tg, ls, lse);
-    if (training) {
-      cross_entropy_backward(logits, tg, lse, grad_scale, logits);  // in place: dlogits
-      Tensor dfr = df.narrow0(r0, R);
-      matmul(logits, m_.lm_head(), dfr, false, false);  // [R, V] x [V, C]
-    }
-  }
-  LossSum out;
+  // Only rows with a target go through lm_head: on chat data most rows are prompt (label -100), and lm_head
+  // ([V, C], V ~ 150k) is most of a small model's work. The counted rows of f are gathered into f_counted,
+  // their gradient is scattered back into df (zero elsewhere, as the ignored rows' loss is constant).
+  std::vector<int32_t> rows, row_targets;
   {
-    const std::vector<float> l = bf.losses.to_f32_vector();
-    const std::vector<int64_t> t = bf.targets.to_i64_vector();
+    const int32_t* t = batch.targets.data<int32_t>();
     for (int64_t i = 0; i < N; i++)
       if (t[i] != kIgnoreIndex) {
-        out.sum += l[i];
-        out.count++;
+        rows.push_back(static_cast<int32_t>(i));
+        row_targets.push_back(t[i]);
       }
+  }
+  const int64_t K = static_cast<int64_t>(rows.size());
+  Tensor df = bf.grads.da;  // [N, C] gradient wrt f
+  LossSum out;
+  if (K > 0) {
+    Tensor idx = bf.counted_rows.narrow0(0, K), tgk = bf.counted_targets.narrow0(0, K);
+    idx.copy_from(Tensor::from_i32(rows, {K}));
+    tgk.copy_from(Tensor::from_i32(row_targets, {K}));
+    Tensor fk = bf.f_counted.narrow0(0, K), dfk = bf.df_counted.narrow0(0, K);
+    embedding_forward(idx, bf.f, fk);  // fk[i] = f[rows[i]]
+    for (int64_t r0 = 0; r0 < K; r0 += loss_chunk_) {
+      const int64_t R = std::min(loss_chunk_, K - r0);
+      Tensor logits = bf.logits.narrow0(0, R);
+      matmul(fk.narrow0(r0, R), m_.lm_head(), logits, false, true);
+      Tensor tg = tgk.narrow0(r0, R), ls = bf.losses.narrow0(r0, R), lse = bf.lse_rows.narrow0(r0, R);
+      cross_entropy_forward(logits, tg, ls, lse);
+      if (training) {
+        cross_entropy_backward(logits, tg, lse, grad_scale, logits);  // in place: dlogits
+        Tensor dfr = dfk.narrow0(r0, R);
+        matmul(logits, m_.lm_head(), dfr, false, false);  // [R, V] x [V, C]
+      }
+    }
+    for (float l : bf.losses.narrow0(0, K).to_f32_vector()) out.sum += l;
+    out.count = K;
+  }
+  if (training) {
+    df.zero_();
+    if (K > 0) embedding_backward(bf.counted_rows.narrow0(0, K), bf.df_counted.narrow0(0, K), df);  // += into rows
   }
   if (!training) return out;
 

@@ -1,7 +1,8 @@
 // Forward + loss + backward of a CausalLM for LoRA training: the family's layer code (model/layer.h) in
 // training mode, then the loss, then the layers' backward. The base weights are frozen: backward produces
 // only the adapters' dA, dB (+=). Activations live in buffers sized for the batch shape and reused every
-// step; the loss is computed in row chunks so [N, V] logits never exist whole. With activation checkpointing
+// step; the loss is computed in row chunks so [N, V] logits never exist whole, and only for the rows with a
+// target (prompt rows and padding skip lm_head, most of a small model's work). With activation checkpointing
 // only each layer's input (and the adapters' small products) is kept; backward recomputes the layer's
 // forward into one shared set of activations first (the same numbers: the forward is deterministic).
 #pragma once

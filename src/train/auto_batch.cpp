@@ -24,9 +24,10 @@ int64_t activation_bytes_per_token(const ModelConfig& c, DType dtype, int64_t r,
   for (const ActSlot& s : layer_act_slots(c)) full_layer += s.cols * (s.kind == ActKind::Act ? e : 4);
   // Checkpointing keeps the layer input [C] per layer, and one full set plus the recomputed output once.
   per_layer += checkpointing ? C * e : full_layer;
-  // Once: the final norm's in/out [C], the gradient buffers of one layer (its table), the adapter path's
-  // scratch (a dropped-out copy of an input, [max(C, Q, I)]); ids, targets, losses.
-  int64_t once = 2 * C * e + std::max({C, Q, I}) * e + 4 * 4 + (checkpointing ? full_layer + C * e : 0);
+  // Once: the final norm's in/out [C] and the loss's gathered copy of it and its gradient [C] (the rows with
+  // a target), the gradient buffers of one layer (its table), the adapter path's scratch (a dropped-out copy
+  // of an input, [max(C, Q, I)]); ids, targets, losses, the loss's row indices and targets.
+  int64_t once = 4 * C * e + std::max({C, Q, I}) * e + 6 * 4 + (checkpointing ? full_layer + C * e : 0);
   for (const GradSlot& s : layer_grad_slots(c)) once += s.cols * e;
   return c.num_layers * per_layer + once;
 }

@@ -147,7 +147,10 @@ TEST_F(Accum, AccumulatedStepsEqualOneLargeBatch) {
     std::printf("[measured] accum %lld: step-2 grads %.3g, trained weights %.3g (max|diff|/max|ref|)\n",
                 static_cast<long long>(k), eg, ew);
     EXPECT_LE(eg, 1e-5);
-    EXPECT_LE(ew, 1e-5);
+    // Adam divides each element's update by its own gradient scale, so f32 rounding of near-zero gradient
+    // elements (the loss's row blocking differs with the batch) grows in the weights: measured 4e-6..1.3e-5
+    // here while the gradients agree to 6e-7. A wrong accumulation scale moves them by 1e-2 and more.
+    EXPECT_LE(ew, 5e-5);
   }
   // The steps moved the weights (B starts at 0; Adam moves elements by about lr a step), so the weight
   // comparison above can fail.
