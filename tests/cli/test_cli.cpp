@@ -18,6 +18,7 @@
 
 #include "core/rng.h"
 #include "io/safetensors.h"
+#include "common/model_checks.h"
 #include "model/presets.h"
 #include "tokenizer/tokenizer_files.h"
 #include "train/checkpoint_dir.h"
@@ -413,6 +414,74 @@ TEST_F(Cli, OutputFoldersAreNotReplacedUnasked) {
   EXPECT_EQ(r.rc, 1) << r.err;
   EXPECT_NE(r.err.find("--overwrite"), std::string::npos) << r.err;
   EXPECT_EQ(wick::io::read_file((small_ / "model.safetensors").string()), weights);
+}
+
+// Every family the fixtures hold (tests/fixtures/<family>-tiny-*, $WICK_EXTRA_FIXTURES), through the CLI as a
+// user runs it: info names the family, train writes a PEFT adapter, merge folds it into a model folder of the
+// same family and tensor names, and greedy generation from the merged folder gives the ids of the base model
+// with the adapter attached (f32; a flip would need two logits within rounding of each other).
+TEST_F(Cli, EveryFixtureFamilyTrainsMergesAndGenerates) {
+  const std::vector<std::string> dirs = wick::test::model_fixture_dirs();
+  ASSERT_FALSE(dirs.empty());
+  wick::Rng rng(77);
+  for (const std::string& dir : dirs) {
+    SCOPED_TRACE(dir);
+    std::ifstream cf(fs::path(dir) / "config.json");
+    const json cfg = json::parse(cf);
+    const std::string family = cfg.at("model_type").get<std::string>();
+    const int64_t vocab = cfg.at("vocab_size").get<int64_t>();
+    const fs::path work = root_ / ("family_" + fs::path(dir).filename().string());
+    fs::create_directories(work);
+
+    const Result info = run_wick({"info", "--model", dir});
+    ASSERT_EQ(info.rc, 0) << info.err;
+    EXPECT_NE((info.out + info.err).find(family), std::string::npos) << info.out;
+
+    const fs::path data_file = work / "data.jsonl";
+    {
+      std::ofstream f(data_file);
+      for (int i = 0; i < 24; i++) {
+        std::vector<int32_t> ids(6 + static_cast<int>(rng.uniform() * 10));
+        for (auto& id : ids) id = static_cast<int32_t>(rng.uniform() * static_cast<double>(vocab - 1));
+        f << json{{"input_ids", ids}}.dump() << "\n";
+      }
+    }
+    const fs::path adapter = work / "adapter", merged = work / "merged";
+    const Result tr = run_wick({"train", "--model", dir, "--data", data_file.string(), "--out", adapter.string(),
+                                "--device", "cpu", "--r", "4", "--alpha", "8", "--lr", "2e-2", "--batch-size", "4",
+                                "--max-steps", "3", "--seed", "5", "--no-report"});
+    ASSERT_EQ(tr.rc, 0) << tr.err;
+    ASSERT_TRUE(fs::exists(adapter / "adapter_model.safetensors"));
+    ASSERT_TRUE(fs::exists(adapter / "adapter_config.json"));
+
+    const Result mg = run_wick({"merge", "--model", dir, "--adapter", adapter.string(), "--out", merged.string()});
+    ASSERT_EQ(mg.rc, 0) << mg.err;
+    std::ifstream mcf(merged / "config.json");
+    EXPECT_EQ(json::parse(mcf).at("model_type").get<std::string>(), family);
+    auto names = [](const fs::path& f) {
+      std::vector<std::string> n;
+      const auto file = wick::io::SafeTensorsFile::open(f.string());
+      for (const auto& t : file->tensors()) n.push_back(t.name);
+      std::sort(n.begin(), n.end());
+      return n;
+    };
+    EXPECT_EQ(names(merged / "model.safetensors"), names(fs::path(dir) / "model.safetensors"));
+
+    const std::vector<std::string> gen = {"--prompt-ids", "1,2,3,4,5", "--max-new-tokens", "8", "--temperature", "0",
+                                          "--device", "cpu", "--dtype", "f32", "--ignore-eos", "--ids"};
+    std::vector<std::string> with_adapter = {"generate", "--model", dir, "--adapter", adapter.string()};
+    std::vector<std::string> from_merged = {"generate", "--model", merged.string()};
+    with_adapter.insert(with_adapter.end(), gen.begin(), gen.end());
+    from_merged.insert(from_merged.end(), gen.begin(), gen.end());
+    const Result a = run_wick(with_adapter), m = run_wick(from_merged);
+    ASSERT_EQ(a.rc, 0) << a.err;
+    ASSERT_EQ(m.rc, 0) << m.err;
+    const json ids_a = last_json_line(a.out), ids_m = last_json_line(m.out);
+    ASSERT_TRUE(ids_a.is_array()) << a.out;
+    EXPECT_EQ(ids_a.size(), 8u);
+    for (const auto& v : ids_a) EXPECT_LT(v.get<int64_t>(), vocab);
+    EXPECT_EQ(ids_a, ids_m) << "merged model vs base + adapter";
+  }
 }
 
 TEST_F(Cli, GenerateAtTheModelsContextLimit) {
