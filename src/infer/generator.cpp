@@ -11,17 +11,6 @@ namespace wick {
 
 Generator::Generator(CausalLM& model, const Tokenizer* tokenizer) : m_(model), tok_(tokenizer) {}
 
-size_t safe_emit_length(const std::string& text, const std::vector<std::string>& stops) {
-  size_t hold = 0;
-  for (const std::string& s : stops)
-    for (size_t k = std::min(s.size() - 1, text.size()); k > hold; k--)
-      if (text.compare(text.size() - k, k, s, 0, k) == 0) {
-        hold = k;
-        break;
-      }
-  return text.size() - hold;
-}
-
 GenerateResult Generator::generate(const std::vector<int32_t>& prompt, const GenerateOptions& opt,
                                    const TokenCallback& on_token) {
   if (prompt.empty()) throw Error("the prompt is empty", "", "give a prompt with at least one token");

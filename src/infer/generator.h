@@ -44,7 +44,4 @@ class Generator {
   const Tokenizer* tok_;
 };
 
-// How much of `text` may be emitted now: all of it, minus a tail that is a proper prefix of a stop string.
-size_t safe_emit_length(const std::string& text, const std::vector<std::string>& stops);
-
 }  // namespace wick

@@ -4,6 +4,22 @@
 
 namespace wick {
 
+namespace {
+
+// How much of `text` may be emitted now: all of it, minus a tail that is a proper prefix of a stop string.
+size_t safe_emit_length(const std::string& text, const std::vector<std::string>& stops) {
+  size_t hold = 0;
+  for (const std::string& s : stops)
+    for (size_t k = std::min(s.size() - 1, text.size()); k > hold; k--)
+      if (text.compare(text.size() - k, k, s, 0, k) == 0) {
+        hold = k;
+        break;
+      }
+  return text.size() - hold;
+}
+
+}  // namespace
+
 TextStream::TextStream(const Tokenizer* tok, const GenerateOptions& opt)
     : eos_ids_(opt.eos_ids), stop_strings_(opt.stop_strings), ignore_eos_(opt.ignore_eos) {
   if (tok) dec_ = std::make_unique<StreamDecoder>(*tok, true);
