@@ -1,4 +1,4 @@
-// Causal GQA attention: validation and dispatch.
+// Causal GQA attention (optionally with a sliding window): validation and dispatch.
 // Dtypes: q, k, v, out (dout, dq, dk, dv) share the activation dtype; lse is f32; segments i32.
 #include "ops/attention.h"
 
@@ -36,6 +36,7 @@ static Device check_attention(const char* op, Arg q, Arg k, Arg v, const Attenti
     fail(op, {q, k},
          "args.kv_len = " + std::to_string(args.kv_len) + " must be in [T, S] = [" + std::to_string(T) + ", " +
              std::to_string(S) + "] (the T queries are the last T of kv_len positions)");
+  if (args.window < 0) fail(op, {q}, "args.window must be >= 0 (0: no sliding window), got " + std::to_string(args.window));
   if (args.segments) {
     const Arg sg{"args.segments", args.segments};
     ops_detail::need_index(op, sg, false);
@@ -43,6 +44,14 @@ static Device check_attention(const char* op, Arg q, Arg k, Arg v, const Attenti
     if (args.kv_len != T) fail(op, {q, k, sg}, "segment ids (packing) need kv_len == T (no KV cache)");
   }
   return dev;
+}
+
+// The args the backends get: a window that hides nothing (>= kv_len) is no window, so that plain causal
+// calls keep every fast path.
+static AttentionArgs normalised(const AttentionArgs& args) {
+  AttentionArgs a = args;
+  if (a.window >= a.kv_len) a.window = 0;
+  return a;
 }
 
 void attention_forward(const Tensor& q, const Tensor& k, const Tensor& v, const AttentionArgs& args, Tensor& out,
@@ -57,7 +66,7 @@ void attention_forward(const Tensor& q, const Tensor& k, const Tensor& v, const 
     ops_detail::need_dtype(op, extra[1], DType::F32);
     ops_detail::need_shape(op, {Q, extra[1]}, extra[1], {q.dim(0), q.dim(2), q.dim(1)}, "[B, H, T]");
   }
-  WICK_OP_DISPATCH(op, dev, attention_forward, q, k, v, args, out, lse);
+  WICK_OP_DISPATCH(op, dev, attention_forward, q, k, v, normalised(args), out, lse);
 }
 
 void attention_backward(const Tensor& dout, const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& out,
@@ -79,7 +88,7 @@ void attention_backward(const Tensor& dout, const Tensor& q, const Tensor& k, co
   }
   ops_detail::need_dtype(op, extra[2], DType::F32);
   ops_detail::need_shape(op, {Q, extra[2]}, extra[2], {q.dim(0), q.dim(2), T}, "[B, H, T]");
-  WICK_OP_DISPATCH(op, dev, attention_backward, dout, q, k, v, out, lse, args, dq, dk, dv);
+  WICK_OP_DISPATCH(op, dev, attention_backward, dout, q, k, v, out, lse, normalised(args), dq, dk, dv);
 }
 
 }  // namespace wick

@@ -1,5 +1,5 @@
 // Causal self-attention with grouped kv heads: query head h reads kv head h / (H / Hkv).
-// scores = q.k * scale (+ causal mask), softmax in f32, out = P.v.
+// scores = q.k * scale (+ causal mask, optional sliding window), softmax in f32, out = P.v.
 #pragma once
 #include "core/tensor.h"
 
@@ -13,15 +13,20 @@ struct AttentionArgs {
   // Optional segment ids [B, T] i32 (packing): query t attends only to keys with the same segment id.
   // Only valid when kv_len == T (no cache). Null = one segment per row.
   const Tensor* segments = nullptr;
+  // Sliding window (Gemma 3's sliding layers, transformers' sliding_window_overlay): > 0 = the query at
+  // absolute position p sees only keys at positions in (p - window, p], i.e. its last `window` positions
+  // itself included. 0 = none; a window >= kv_len hides nothing and is treated as none.
+  int64_t window = 0;
 };
 
 // Which CUDA kernels run: bf16 with head dim 64 or 128 and at least kFlashMinT queries takes the tensor-core
 // FlashAttention-2 kernels (ops/cuda/flash_attention_*.cuh); everything else (f32, the exactness path;
-// other head dims; decode with a few queries, where the split-key kernel fills the GPU) the CUDA-core
-// kernels (ops/cuda/attention.cu, attention_backward.cu). The op tests name their cases by it.
+// other head dims; decode with a few queries, where the split-key kernel fills the GPU; a sliding window,
+// which only they implement) the CUDA-core kernels (ops/cuda/attention.cu, attention_backward.cu). The op
+// tests name their cases by it. window: AttentionArgs::window after the op's normalisation (0: none).
 constexpr int64_t kFlashMinT = 16;
-inline bool attention_cuda_flash(DType dt, int64_t T, int64_t D) {
-  return dt == DType::BF16 && (D == 64 || D == 128) && T >= kFlashMinT;
+inline bool attention_cuda_flash(DType dt, int64_t T, int64_t D, int64_t window = 0) {
+  return window == 0 && dt == DType::BF16 && (D == 64 || D == 128) && T >= kFlashMinT;
 }
 
 // q [B, T, H, D], k [B, S, Hkv, D], v [B, S, Hkv, D] (S >= kv_len) -> out [B, T, H, D] (=),

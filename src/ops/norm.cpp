@@ -9,19 +9,19 @@ namespace wick {
 using ops_detail::Arg;
 using ops_detail::Args;
 
-void rms_norm_forward(const Tensor& x, const Tensor& w, float eps, Tensor& y, Tensor& rstd) {
+void rms_norm_forward(const Tensor& x, const Tensor& w, float eps, Tensor& y, Tensor& rstd, RmsWeight kind) {
   static const char* op = "rms_norm_forward";
   const Device dev = ops_detail::check_rows(op, {"x", &x}, {{"y", &y}}, {{"w", &w}}, {{"rstd", &rstd}});
-  WICK_OP_DISPATCH(op, dev, rms_norm_forward, x, w, eps, y, rstd);
+  WICK_OP_DISPATCH(op, dev, rms_norm_forward, x, w, eps, y, rstd, kind);
 }
 
 void rms_norm_backward(const Tensor& dy, const Tensor& x, const Tensor& w, const Tensor& rstd, Tensor& dx,
-                       Tensor* dw) {
+                       Tensor* dw, RmsWeight kind) {
   static const char* op = "rms_norm_backward";
   Args vec{{"w", &w}};
   if (dw) vec.push_back({"dw", dw});
   const Device dev = ops_detail::check_rows(op, {"x", &x}, {{"dy", &dy}, {"dx", &dx}}, vec, {{"rstd", &rstd}});
-  WICK_OP_DISPATCH(op, dev, rms_norm_backward, dy, x, w, rstd, dx, dw);
+  WICK_OP_DISPATCH(op, dev, rms_norm_backward, dy, x, w, rstd, dx, dw, kind);
 }
 
 void layer_norm_forward(const Tensor& x, const Tensor& w, const Tensor& b, float eps, Tensor& y, Tensor& mean,

@@ -1,14 +1,23 @@
 // RMSNorm exactly as Qwen2RMSNorm (formats.md §2.4): statistics in f32, normalised x cast to the
-// activation dtype, THEN multiplied by the weight (a second rounding in bf16). LayerNorm as torch's.
+// activation dtype, THEN multiplied by the weight (a second rounding in bf16); or as Gemma3RMSNorm, whose
+// weights are offsets from 1: (x * rstd) * (1 + w) all in f32, rounded once. LayerNorm as torch's.
 #pragma once
 #include "core/tensor.h"
 
 namespace wick {
 
+// How RMSNorm applies its weight w.
+enum class RmsWeight {
+  Scale,      // y = round(x * rstd) * w: Qwen2RMSNorm, LlamaRMSNorm
+  OneOffset,  // y = (x * rstd) * (1 + w), f32, one rounding: Gemma3RMSNorm (w stored as an offset from 1)
+};
+
 // x [N, C], w [C] -> y [N, C] (=), rstd [N] f32 (=)
-void rms_norm_forward(const Tensor& x, const Tensor& w, float eps, Tensor& y, Tensor& rstd);
-// dy [N, C], x, w, rstd -> dx [N, C] (=), dw [C] (+= ; skipped when null)
-void rms_norm_backward(const Tensor& dy, const Tensor& x, const Tensor& w, const Tensor& rstd, Tensor& dx, Tensor* dw);
+void rms_norm_forward(const Tensor& x, const Tensor& w, float eps, Tensor& y, Tensor& rstd,
+                      RmsWeight kind = RmsWeight::Scale);
+// dy [N, C], x, w, rstd -> dx [N, C] (=), dw [C] (+= ; skipped when null). dw is d loss / d w either way.
+void rms_norm_backward(const Tensor& dy, const Tensor& x, const Tensor& w, const Tensor& rstd, Tensor& dx, Tensor* dw,
+                       RmsWeight kind = RmsWeight::Scale);
 
 // x [N, C], w [C], b [C] -> y [N, C] (=), mean [N] f32 (=), rstd [N] f32 (=)
 void layer_norm_forward(const Tensor& x, const Tensor& w, const Tensor& b, float eps, Tensor& y, Tensor& mean,

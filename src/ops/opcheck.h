@@ -136,10 +136,12 @@ struct MatmulShape {
 CasePtr make_matmul(const MatmulShape& s);
 CasePtr make_linear(const Shape& lead, int64_t in, int64_t out, bool bias);
 CasePtr make_embedding(int64_t N, int64_t V, int64_t C, DType ids);
-CasePtr make_rms_norm(int64_t N, int64_t C, float eps = 1e-6f);
+// offset: Gemma's (1 + w) weight (RmsWeight::OneOffset)
+CasePtr make_rms_norm(int64_t N, int64_t C, float eps = 1e-6f, bool offset = false);
 CasePtr make_layer_norm(int64_t N, int64_t C, float eps = 1e-5f);
 CasePtr make_softmax(int64_t N, int64_t C);
 CasePtr make_swiglu(int64_t N, int64_t I);
+CasePtr make_geglu(int64_t N, int64_t I);  // gelu_tanh(gate) * up (Gemma)
 CasePtr make_rope(int64_t B, int64_t T, int64_t H, int64_t D, float theta, int32_t max_pos, bool packed, bool inplace);
 struct AttentionShape {
   int64_t B = 1, T = 1, H = 1, Hkv = 1, D = 8;
@@ -147,6 +149,7 @@ struct AttentionShape {
   int64_t S = 0;       // cache capacity (0: = kv_len); keys beyond kv_len are NaN and must not be read
   bool segments = false;  // packing: several segments per row
   bool lse = true;        // pass lse (else null)
+  int64_t window = 0;     // sliding window (AttentionArgs::window); 0: none
 };
 CasePtr make_attention(const AttentionShape& s);
 CasePtr make_cross_entropy(int64_t N, int64_t V, bool ignore, float grad_scale, bool inplace);

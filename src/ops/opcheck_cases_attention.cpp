@@ -1,5 +1,5 @@
-// Op cases (ops/opcheck.h) for causal GQA attention: training (with optional packing segments) and
-// decode (T queries at the end of kv_len keys in a cache of capacity S whose unused rows hold NaN).
+// Op cases (ops/opcheck.h) for causal GQA attention: training (with optional packing segments and sliding
+// window) and decode (T queries at the end of kv_len keys in a cache of capacity S whose unused rows hold NaN).
 #include <cmath>
 
 #include "ops/attention.h"
@@ -27,8 +27,11 @@ class AttentionCase : public Case {
     if (s.S) t += cat_str("_S", s.S);
     if (s.segments) t += "_packed";
     if (!s.lse) t += "_nolse";
-    // bf16 runs of this shape take the tensor-core FlashAttention-2 kernels on CUDA (f32 runs never do)
-    if (attention_cuda_flash(DType::BF16, s.T, s.D)) t += "_fa2bf16";
+    if (s.window) t += cat_str("_w", s.window);
+    // bf16 runs of this shape take the tensor-core FlashAttention-2 kernels on CUDA (f32 runs never do); a
+    // window that hides keys keeps the CUDA-core kernels (the op drops one of kv_len or more)
+    const int64_t kv = s.kv_len ? s.kv_len : s.T;
+    if (attention_cuda_flash(DType::BF16, s.T, s.D, s.window < kv ? s.window : 0)) t += "_fa2bf16";
     return t;
   }
   bool training() const { return s_.kv_len == s_.T && s_.S == s_.T && s_.lse; }
@@ -70,6 +73,7 @@ class AttentionCase : public Case {
     a.scale = 1.0f / std::sqrt(static_cast<float>(s_.D));
     a.kv_len = s_.kv_len;
     a.segments = s_.segments ? &in[3] : nullptr;
+    a.window = s_.window;
     return a;
   }
   void forward(const std::vector<Tensor>& in, std::vector<Tensor>& out) const override {
@@ -77,7 +81,7 @@ class AttentionCase : public Case {
   }
   std::vector<ref::Vec> reference(const std::vector<ref::Vec>& in) const override {
     ref::Vec out, lse;
-    const ref::AttnDims d{s_.B, s_.T, s_.H, s_.D, s_.S, s_.Hkv, s_.kv_len};
+    const ref::AttnDims d{s_.B, s_.T, s_.H, s_.D, s_.S, s_.Hkv, s_.kv_len, s_.window};
     ref::attention(in[0], in[1], in[2], s_.segments ? &in[3] : nullptr, d, 1.0f / std::sqrt(static_cast<float>(s_.D)),
                    out, lse);
     if (s_.lse) return {out, lse};

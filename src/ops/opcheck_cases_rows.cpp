@@ -1,4 +1,4 @@
-// Op cases (ops/opcheck.h) for the row-wise ops: RMSNorm, LayerNorm, softmax, SwiGLU, RoPE, cross entropy.
+// Op cases (ops/opcheck.h) for the row-wise ops: RMSNorm, LayerNorm, softmax, SwiGLU / GeGLU, RoPE, cross entropy.
 #include <cmath>
 
 #include "ops/cross_entropy.h"
@@ -18,21 +18,29 @@ const char* kRowWhy =
     "f32 row reductions over C (<= 4864) against f64: ~1e-6; the device reduces in another order; in bf16 the "
     "output is rounded (2^-9), RMSNorm rounds x*rstd before the weight as HF does";
 
+// RMSNorm with a weight (Qwen2RMSNorm) or an offset weight, 1 + w (Gemma3RMSNorm: tags end in _offset1).
 class RmsNormCase : public Case {
  public:
-  RmsNormCase(int64_t N, int64_t C, float eps) : Case("rms_norm", nc(N, C)), N_(N), C_(C), eps_(eps) { tol.why = kRowWhy; }
+  RmsNormCase(int64_t N, int64_t C, float eps, RmsWeight kind)
+      : Case("rms_norm", nc(N, C) + (kind == RmsWeight::OneOffset ? "_offset1" : "")), N_(N), C_(C), eps_(eps),
+        kind_(kind) {
+    tol.why = kRowWhy;
+  }
   std::vector<Spec> inputs() const override { return {{"x", {N_, C_}}, {"w", {C_}}}; }
   std::vector<Spec> outputs() const override { return {{"y", {N_, C_}}, {"rstd", {N_}, Kind::F32}}; }
   void fill_inputs(std::vector<Tensor>& h, Rng& rng) const override {
     for (int64_t i = 0; i < h[0].numel(); i++) h[0].data<float>()[i] = gauss(rng);
-    for (int64_t i = 0; i < C_; i++) h[1].data<float>()[i] = 1.0f + 0.5f * gauss(rng);
+    const float mean = kind_ == RmsWeight::OneOffset ? 0.0f : 1.0f;  // the effective scale near 1 either way
+    for (int64_t i = 0; i < C_; i++) h[1].data<float>()[i] = mean + 0.5f * gauss(rng);
   }
   void forward(const std::vector<Tensor>& in, std::vector<Tensor>& out) const override {
-    rms_norm_forward(in[0], in[1], eps_, out[0], out[1]);
+    rms_norm_forward(in[0], in[1], eps_, out[0], out[1], kind_);
   }
   std::vector<ref::Vec> reference(const std::vector<ref::Vec>& in) const override {
-    ref::Vec y, r;
-    ref::rms_norm(in[0], in[1], C_, eps_, y, r);
+    ref::Vec y, r, w = in[1];
+    if (kind_ == RmsWeight::OneOffset)
+      for (double& v : w) v += 1.0;
+    ref::rms_norm(in[0], w, C_, eps_, y, r);
     return {y, r};
   }
   std::vector<int> grad_inputs() const override { return {0, 1}; }
@@ -40,12 +48,13 @@ class RmsNormCase : public Case {
   std::vector<int> cot_outputs() const override { return {0}; }
   void backward(const std::vector<Tensor>& in, const std::vector<Tensor>& out, const std::vector<Tensor>& cot,
                 std::vector<Tensor>& g) const override {
-    rms_norm_backward(cot[0], in[0], in[1], out[1], g[0], &g[1]);
+    rms_norm_backward(cot[0], in[0], in[1], out[1], g[0], &g[1], kind_);
   }
 
  private:
   int64_t N_, C_;
   float eps_;
+  RmsWeight kind_;
 };
 
 class LayerNormCase : public Case {
@@ -101,28 +110,35 @@ class SoftmaxCase : public Case {
   int64_t N_, C_;
 };
 
-class SwigluCase : public Case {
+// The gated MLP activation (ops/swiglu.h): SiLU ("swiglu" cases) or GELU tanh ("geglu").
+class GluCase : public Case {
  public:
-  SwigluCase(int64_t N, int64_t I) : Case("swiglu", nc(N, I, "I")), N_(N), I_(I) {
+  GluCase(int64_t N, int64_t I, GluAct act)
+      : Case(act == GluAct::Silu ? "swiglu" : "geglu", nc(N, I, "I")), N_(N), I_(I), act_(act) {
     tol.fwd = 1e-6;
-    tol.why = "elementwise: a few f32 roundings and one exp per element; bf16 rounds the output";
+    tol.why = "elementwise: a few f32 roundings and one exp (tanh) per element; bf16 rounds act(gate) and the output";
   }
   std::vector<Spec> inputs() const override { return {{"gate", {N_, I_}}, {"up", {N_, I_}}}; }
   std::vector<Spec> outputs() const override { return {{"out", {N_, I_}}}; }
   void fill_inputs(std::vector<Tensor>& h, Rng& rng) const override {
     for (int64_t i = 0; i < h[0].numel(); i++) h[0].data<float>()[i] = 3.0f * gauss(rng), h[1].data<float>()[i] = gauss(rng);
   }
-  void forward(const std::vector<Tensor>& in, std::vector<Tensor>& out) const override { swiglu_forward(in[0], in[1], out[0]); }
-  std::vector<ref::Vec> reference(const std::vector<ref::Vec>& in) const override { return {ref::swiglu(in[0], in[1])}; }
+  void forward(const std::vector<Tensor>& in, std::vector<Tensor>& out) const override {
+    glu_forward(in[0], in[1], act_, out[0]);
+  }
+  std::vector<ref::Vec> reference(const std::vector<ref::Vec>& in) const override {
+    return {act_ == GluAct::Silu ? ref::swiglu(in[0], in[1]) : ref::geglu(in[0], in[1])};
+  }
   std::vector<int> grad_inputs() const override { return {0, 1}; }
   std::vector<int> cot_outputs() const override { return {0}; }
   void backward(const std::vector<Tensor>& in, const std::vector<Tensor>&, const std::vector<Tensor>& cot,
                 std::vector<Tensor>& g) const override {
-    swiglu_backward(cot[0], in[0], in[1], g[0], g[1]);
+    glu_backward(cot[0], in[0], in[1], act_, g[0], g[1]);
   }
 
  private:
   int64_t N_, I_;
+  GluAct act_;
 };
 
 class RopeCase : public Case {
@@ -222,10 +238,13 @@ class CrossEntropyCase : public Case {
 
 }  // namespace
 
-CasePtr make_rms_norm(int64_t N, int64_t C, float eps) { return std::make_unique<RmsNormCase>(N, C, eps); }
+CasePtr make_rms_norm(int64_t N, int64_t C, float eps, bool offset) {
+  return std::make_unique<RmsNormCase>(N, C, eps, offset ? RmsWeight::OneOffset : RmsWeight::Scale);
+}
 CasePtr make_layer_norm(int64_t N, int64_t C, float eps) { return std::make_unique<LayerNormCase>(N, C, eps); }
 CasePtr make_softmax(int64_t N, int64_t C) { return std::make_unique<SoftmaxCase>(N, C); }
-CasePtr make_swiglu(int64_t N, int64_t I) { return std::make_unique<SwigluCase>(N, I); }
+CasePtr make_swiglu(int64_t N, int64_t I) { return std::make_unique<GluCase>(N, I, GluAct::Silu); }
+CasePtr make_geglu(int64_t N, int64_t I) { return std::make_unique<GluCase>(N, I, GluAct::GeluTanh); }
 CasePtr make_rope(int64_t B, int64_t T, int64_t H, int64_t D, float theta, int32_t max_pos, bool packed, bool inplace) {
   return std::make_unique<RopeCase>(B, T, H, D, theta, max_pos, packed, inplace);
 }

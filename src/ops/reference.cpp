@@ -96,6 +96,16 @@ Vec swiglu(const Vec& gate, const Vec& up) {
   return out;
 }
 
+Vec geglu(const Vec& gate, const Vec& up) {
+  Vec out(gate.size());
+  const double beta = std::sqrt(2.0 / 3.14159265358979323846);
+  for (size_t i = 0; i < gate.size(); i++) {
+    const double g = gate[i];
+    out[i] = 0.5 * g * (1.0 + std::tanh(beta * (g + 0.044715 * g * g * g))) * up[i];
+  }
+  return out;
+}
+
 void attention(const Vec& q, const Vec& k, const Vec& v, const Vec* seg, const AttnDims& d, double scale, Vec& out,
                Vec& lse) {
   out.assign(q.size(), 0);
@@ -109,7 +119,7 @@ void attention(const Vec& q, const Vec& k, const Vec& v, const Vec* seg, const A
         const double* qr = q.data() + ((b * d.T + t) * d.H + h) * d.D;
         double mx = -std::numeric_limits<double>::infinity();
         for (int64_t s = 0; s <= pos; s++) {
-          const bool seen = !seg || (*seg)[b * d.T + s] == (*seg)[b * d.T + t];
+          const bool seen = (!seg || (*seg)[b * d.T + s] == (*seg)[b * d.T + t]) && (d.window <= 0 || s > pos - d.window);
           sc[s] = -std::numeric_limits<double>::infinity();
           if (!seen) continue;
           double dot = 0;

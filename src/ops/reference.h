@@ -27,9 +27,12 @@ Vec softmax(const Vec& x, int64_t C);
 Vec rope(const Vec& x, const Vec& pos, int64_t B, int64_t T, int64_t H, int64_t D, float theta);
 // silu(gate) * up, elementwise
 Vec swiglu(const Vec& gate, const Vec& up);
+// gelu_tanh(gate) * up, gelu_tanh(g) = 0.5 g (1 + tanh(sqrt(2/pi) (g + 0.044715 g^3)))
+Vec geglu(const Vec& gate, const Vec& up);
 
 struct AttnDims {
   int64_t B, T, H, D, S, Hkv, kv_len;
+  int64_t window = 0;  // > 0: query at position p sees keys in (p - window, p] only
 };
 // q [B, T, H, D], k, v [B, S, Hkv, D], seg [B, T] or null -> out [B, T, H, D], lse [B, H, T].
 // Keys at positions >= kv_len are never read (they may hold anything, NaN included).

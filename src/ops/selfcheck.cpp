@@ -17,13 +17,16 @@ static std::vector<CasePtr> selfcheck_cases() {
   c.push_back(make_linear({7}, 33, 17, true));
   c.push_back(make_embedding(7, 11, 5, DType::I32));
   c.push_back(make_rms_norm(7, 64));
+  c.push_back(make_rms_norm(7, 64, 1e-6f, true));
   c.push_back(make_layer_norm(7, 64));
   c.push_back(make_softmax(7, 33));
   c.push_back(make_swiglu(7, 48));
+  c.push_back(make_geglu(7, 48));
   c.push_back(make_rope(1, 7, 2, 64, 1e6f, 32767, false, false));
   c.push_back(make_attention({.B = 1, .T = 7, .H = 4, .Hkv = 2, .D = 16}));
   c.push_back(make_attention({.B = 2, .T = 9, .H = 2, .Hkv = 1, .D = 16, .segments = true}));
   c.push_back(make_attention({.B = 1, .T = 1, .H = 4, .Hkv = 2, .D = 16, .kv_len = 9, .S = 12}));
+  c.push_back(make_attention({.B = 1, .T = 9, .H = 4, .Hkv = 2, .D = 16, .window = 4}));
   c.push_back(make_cross_entropy(7, 50, true, 0.25f, false));
   c.push_back(make_adamw({33, 17}, 3, 0.01f, 0.5f));
   c.push_back(make_sum_squares({{7}, {33, 17}}));

@@ -1,21 +1,24 @@
-// SwiGLU: validation and dispatch. gate, up, out, dout, dgate, dup share the activation dtype.
+// Gated MLP activations (SwiGLU, GeGLU): validation and dispatch. gate, up, out, dout, dgate, dup share the
+// activation dtype.
 #include "ops/swiglu.h"
 
 #include "ops/validate.h"
 
 namespace wick {
 
-void swiglu_forward(const Tensor& gate, const Tensor& up, Tensor& out) {
-  static const char* op = "swiglu_forward";
+const char* glu_act_name(GluAct act) { return act == GluAct::Silu ? "silu" : "gelu_tanh"; }
+
+void glu_forward(const Tensor& gate, const Tensor& up, GluAct act, Tensor& out) {
+  static const char* op = "glu_forward";
   const Device dev = ops_detail::check_rows(op, {"gate", &gate}, {{"up", &up}, {"out", &out}}, {}, {});
-  WICK_OP_DISPATCH(op, dev, swiglu_forward, gate, up, out);
+  WICK_OP_DISPATCH(op, dev, glu_forward, gate, up, act, out);
 }
 
-void swiglu_backward(const Tensor& dout, const Tensor& gate, const Tensor& up, Tensor& dgate, Tensor& dup) {
-  static const char* op = "swiglu_backward";
+void glu_backward(const Tensor& dout, const Tensor& gate, const Tensor& up, GluAct act, Tensor& dgate, Tensor& dup) {
+  static const char* op = "glu_backward";
   const Device dev = ops_detail::check_rows(op, {"gate", &gate},
                                             {{"up", &up}, {"dout", &dout}, {"dgate", &dgate}, {"dup", &dup}}, {}, {});
-  WICK_OP_DISPATCH(op, dev, swiglu_backward, dout, gate, up, dgate, dup);
+  WICK_OP_DISPATCH(op, dev, glu_backward, dout, gate, up, act, dgate, dup);
 }
 
 }  // namespace wick

@@ -50,11 +50,13 @@ static std::vector<CasePtr> build() {
   c.push_back(make_embedding(127, 50, 33, DType::I64));
   c.push_back(make_embedding(7, 1000, 896, DType::I32));
 
-  // norms, softmax, swiglu
+  // norms, softmax, swiglu, geglu
   for (auto [N, C] : {std::pair<int64_t, int64_t>{1, 7}, {2, 3}, {7, 896}, {127, 33}, {3, 4864}}) c.push_back(make_rms_norm(N, C));
+  for (auto [N, C] : {std::pair<int64_t, int64_t>{1, 7}, {7, 1152}, {33, 256}}) c.push_back(make_rms_norm(N, C, 1e-6f, true));
   for (auto [N, C] : {std::pair<int64_t, int64_t>{1, 7}, {7, 896}, {127, 33}}) c.push_back(make_layer_norm(N, C));
   for (auto [N, C] : {std::pair<int64_t, int64_t>{1, 1}, {7, 13}, {127, 127}, {3, 1000}, {2, 4864}}) c.push_back(make_softmax(N, C));
   for (auto [N, I] : {std::pair<int64_t, int64_t>{1, 7}, {127, 33}, {7, 4864}}) c.push_back(make_swiglu(N, I));
+  for (auto [N, I] : {std::pair<int64_t, int64_t>{1, 7}, {127, 33}, {7, 6912}}) c.push_back(make_geglu(N, I));  // Gemma 3 1B
 
   // rope: Qwen (theta 1e6, positions up to 32767), packed rows, in place, odd head counts
   c.push_back(make_rope(1, 1, 1, 2, 1e4f, 10, false, false));
@@ -84,6 +86,18 @@ static std::vector<CasePtr> build() {
   c.push_back(make_attention({.B = 2, .T = 300, .H = 4, .Hkv = 2, .D = 128, .segments = true}));
   c.push_back(make_attention({.B = 2, .T = 40, .H = 4, .Hkv = 2, .D = 64, .kv_len = 100, .S = 128}));
   c.push_back(make_attention({.B = 1, .T = 16, .H = 14, .Hkv = 2, .D = 128, .kv_len = 300, .S = 320}));
+
+  // sliding window (Gemma 3's sliding layers; the CUDA-core kernels in bf16 too): odd T, GQA, window < T over
+  // several key tiles, window >= T (no effect), packing + window, decode and chunked prefill into a cache
+  // (NaN past kv_len) with the window inside the cache, split-key decode (window > 256 keys), Gemma 3 1B's D 256
+  c.push_back(make_attention({.B = 2, .T = 13, .H = 4, .Hkv = 2, .D = 16, .window = 4}));
+  c.push_back(make_attention({.B = 1, .T = 7, .H = 2, .Hkv = 1, .D = 32, .window = 9}));
+  c.push_back(make_attention({.B = 2, .T = 77, .H = 6, .Hkv = 1, .D = 64, .window = 37}));
+  c.push_back(make_attention({.B = 2, .T = 17, .H = 4, .Hkv = 2, .D = 16, .segments = true, .window = 6}));
+  c.push_back(make_attention({.B = 1, .T = 1, .H = 4, .Hkv = 1, .D = 32, .kv_len = 50, .S = 64, .window = 12}));
+  c.push_back(make_attention({.B = 2, .T = 3, .H = 4, .Hkv = 2, .D = 16, .kv_len = 20, .S = 24, .window = 6}));
+  c.push_back(make_attention({.B = 2, .T = 40, .H = 4, .Hkv = 2, .D = 64, .kv_len = 100, .S = 128, .window = 45}));
+  c.push_back(make_attention({.B = 1, .T = 1, .H = 4, .Hkv = 1, .D = 256, .kv_len = 700, .S = 720, .window = 512}));
 
   // cross entropy: ignored rows, in place, Qwen's vocabulary
   c.push_back(make_cross_entropy(1, 7, false, 1.0f, false));

@@ -1,6 +1,6 @@
-// CPU causal GQA attention, f32. Query t of T sits at absolute position kv_len - T + t and sees keys
-// [0, that position], restricted to its own segment when segment ids are given. Query head h reads kv
-// head h / (H / Hkv).
+// CPU causal GQA attention, f32. Query t of T sits at absolute position p = kv_len - T + t and sees keys
+// [0, p] ((p - window, p] with a sliding window), restricted to its own segment when segment ids are given.
+// Query head h reads kv head h / (H / Hkv).
 #include <algorithm>
 #include <cmath>
 #include <limits>
@@ -15,15 +15,16 @@ namespace wick::cpu {
 namespace {
 
 struct Dims {
-  int64_t B, T, H, D, S, Hkv, group, kv_len;
+  int64_t B, T, H, D, S, Hkv, group, kv_len, window;
   Dims(const Tensor& q, const Tensor& k, const AttentionArgs& a)
       : B(q.dim(0)), T(q.dim(1)), H(q.dim(2)), D(q.dim(3)), S(k.dim(1)), Hkv(k.dim(2)), group(q.dim(2) / k.dim(2)),
-        kv_len(a.kv_len) {}
+        kv_len(a.kv_len), window(a.window) {}
+  int64_t last(int64_t t) const { return kv_len - T + t; }  // query t's position: its last visible key
+  int64_t first(int64_t t) const { return window > 0 ? std::max<int64_t>(0, last(t) - window + 1) : 0; }
 };
 
-// Does query t (of row b) see key s? Causal, and same segment when segments are given.
+// Does query t (of row b) see key s, given first(t) <= s <= last(t)? Same segment when segments are given.
 inline bool visible(const Dims& d, const int32_t* seg, int64_t b, int64_t t, int64_t s) {
-  if (s > d.kv_len - d.T + t) return false;
   return !seg || seg[b * d.T + s] == seg[b * d.T + t];
 }
 
@@ -53,20 +54,20 @@ void attention_forward(const Tensor& q, const Tensor& k, const Tensor& v, const 
     for (int64_t b = 0; b < d.B; b++)
       for (int64_t h = 0; h < d.H; h++)
         for (int64_t t = 0; t < d.T; t++) {
-          const int64_t kh = h / d.group, last = d.kv_len - d.T + t;
+          const int64_t kh = h / d.group, first = d.first(t), n = d.last(t) - first + 1;
           const float* qr = pq + ((b * d.T + t) * d.H + h) * d.D;
           float mx = ninf;
-          for (int64_t s = 0; s <= last; s++) {
-            p[s] = visible(d, seg, b, t, s) ? args.scale * dot(qr, pk + ((b * d.S + s) * d.Hkv + kh) * d.D, d.D) : ninf;
-            mx = std::max(mx, p[s]);
+          for (int64_t s = first; s < first + n; s++) {  // p[s - first]: the scores of the visible range
+            p[s - first] = visible(d, seg, b, t, s) ? args.scale * dot(qr, pk + ((b * d.S + s) * d.Hkv + kh) * d.D, d.D) : ninf;
+            mx = std::max(mx, p[s - first]);
           }
-          exp_shifted(p.data(), mx, last + 1);  // hidden keys (-inf) get 0
-          const float z = sum(p.data(), last + 1);
+          exp_shifted(p.data(), mx, n);  // hidden keys (-inf) get 0
+          const float z = sum(p.data(), n);
           std::fill(acc.begin(), acc.end(), 0.0f);
-          for (int64_t s = 0; s <= last; s++) {
-            if (p[s] == 0.0f) continue;
+          for (int64_t s = first; s < first + n; s++) {
+            if (p[s - first] == 0.0f) continue;
             const float* vr = pv + ((b * d.S + s) * d.Hkv + kh) * d.D;
-            for (int64_t i = 0; i < d.D; i++) acc[i] += p[s] * vr[i];
+            for (int64_t i = 0; i < d.D; i++) acc[i] += p[s - first] * vr[i];
           }
           float* orow = po + ((b * d.T + t) * d.H + h) * d.D;
           for (int64_t i = 0; i < d.D; i++) orow[i] = acc[i] / z;
@@ -107,7 +108,7 @@ void attention_backward(const Tensor& dout, const Tensor& q, const Tensor& k, co
             const float l = pl[(b * d.H + h) * d.T + t];
             float* dqr = pdq + row(b, t, d.H, h);
             std::fill_n(dqr, d.D, 0.0f);
-            for (int64_t s = 0; s <= t; s++) {
+            for (int64_t s = d.first(t); s <= t; s++) {  // kv_len == T: query t is at position t
               if (!visible(d, seg, b, t, s)) continue;
               const float* kr = pk + row(b, s, d.Hkv, kh);
               const float* vr = pv + row(b, s, d.Hkv, kh);

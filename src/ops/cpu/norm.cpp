@@ -13,19 +13,19 @@ namespace {
 
 constexpr int64_t kColBlock = 256;  // columns per parameter-gradient task (its sums fit on the stack)
 
-// x, y [C]: y = w * (x * r), returns r = 1 / sqrt(mean(x^2) + eps)
-WICK_CPU_HOT float rms_norm_row(const float* x, const float* w, float eps, float* y, int64_t C) {
+// x, y [C]: y = (w + offset) * (x * r), returns r = 1 / sqrt(mean(x^2) + eps). offset 1: Gemma's (1 + w).
+WICK_CPU_HOT float rms_norm_row(const float* x, const float* w, float offset, float eps, float* y, int64_t C) {
   const float r = 1.0f / std::sqrt(dot(x, x, C) / static_cast<float>(C) + eps);
 #pragma omp simd
-  for (int64_t c = 0; c < C; c++) y[c] = w[c] * (x[c] * r);
+  for (int64_t c = 0; c < C; c++) y[c] = (x[c] * r) * (w[c] + offset);
   return r;
 }
 
-// g = dy * w (kept in d), then d = r * (g - x * r * mean(g * x * r))
-WICK_CPU_HOT void rms_norm_backward_row(const float* dy, const float* x, const float* w, float r, float* d,
-                                        int64_t C) {
+// g = dy * (w + offset) (kept in d), then d = r * (g - x * r * mean(g * x * r))
+WICK_CPU_HOT void rms_norm_backward_row(const float* dy, const float* x, const float* w, float offset, float r,
+                                        float* d, int64_t C) {
 #pragma omp simd
-  for (int64_t c = 0; c < C; c++) d[c] = dy[c] * w[c];
+  for (int64_t c = 0; c < C; c++) d[c] = dy[c] * (w[c] + offset);
   const float mean_gx = dot(d, x, C) * r / static_cast<float>(C);
 #pragma omp simd
   for (int64_t c = 0; c < C; c++) d[c] = r * (d[c] - x[c] * r * mean_gx);
@@ -93,20 +93,24 @@ void param_grads(const float* dy, const float* x, const float* mu, const float* 
 
 }  // namespace
 
-// x [N, C], w [C] -> y [N, C] = w * (x * rstd), rstd [N] = 1 / sqrt(mean(x^2) + eps)
-void rms_norm_forward(const Tensor& x, const Tensor& w, float eps, Tensor& y, Tensor& rstd) {
+static float weight_offset(RmsWeight kind) { return kind == RmsWeight::OneOffset ? 1.0f : 0.0f; }
+
+// x [N, C], w [C] -> y [N, C] = (w or 1 + w) * (x * rstd), rstd [N] = 1 / sqrt(mean(x^2) + eps)
+void rms_norm_forward(const Tensor& x, const Tensor& w, float eps, Tensor& y, Tensor& rstd, RmsWeight kind) {
+  const float offset = weight_offset(kind);
   const int64_t N = x.dim(0), C = x.dim(1);
   const float* px = x.data<float>();
   const float* pw = w.data<float>();
   float* py = y.data<float>();
   float* pr = rstd.data<float>();
 #pragma omp parallel for if (N * C > kParallelMin)
-  for (int64_t n = 0; n < N; n++) pr[n] = rms_norm_row(px + n * C, pw, eps, py + n * C, C);
+  for (int64_t n = 0; n < N; n++) pr[n] = rms_norm_row(px + n * C, pw, offset, eps, py + n * C, C);
 }
 
-// With xhat = x * rstd and g = dy * w: dx = rstd * (g - xhat * mean(g * xhat)); dw += sum_n dy * xhat.
+// With xhat = x * rstd and g = dy * (w or 1 + w): dx = rstd * (g - xhat * mean(g * xhat)); dw += sum_n dy * xhat.
 void rms_norm_backward(const Tensor& dy, const Tensor& x, const Tensor& w, const Tensor& rstd, Tensor& dx,
-                       Tensor* dw) {
+                       Tensor* dw, RmsWeight kind) {
+  const float offset = weight_offset(kind);
   const int64_t N = x.dim(0), C = x.dim(1);
   const float* pdy = dy.data<float>();
   const float* px = x.data<float>();
@@ -116,7 +120,7 @@ void rms_norm_backward(const Tensor& dy, const Tensor& x, const Tensor& w, const
   // The parameter gradient reads dy, so it goes first: dx may alias dy.
   if (dw) param_grads(pdy, px, nullptr, pr, N, C, dw->data<float>(), nullptr);
 #pragma omp parallel for if (N * C > kParallelMin)
-  for (int64_t n = 0; n < N; n++) rms_norm_backward_row(pdy + n * C, px + n * C, pw, pr[n], pdx + n * C, C);
+  for (int64_t n = 0; n < N; n++) rms_norm_backward_row(pdy + n * C, px + n * C, pw, offset, pr[n], pdx + n * C, C);
 }
 
 // x [N, C], w, b [C] -> y = (x - mean) * rstd * w + b, mean [N], rstd [N] (biased variance, as torch)

@@ -1,5 +1,9 @@
-// CPU SwiGLU: out = silu(gate) * up with silu(g) = g / (1 + exp(-g)) (torch's formula), f32. The span
-// kernels are WICK_CPU_HOT (common.h) with vec_exp.h's exp; OpenMP hands out spans of kSpan elements.
+// CPU gated activations, f32: out = act(gate) * up. The span kernels are WICK_CPU_HOT (common.h) with
+// vec_exp.h's exp; OpenMP hands out spans of kSpan elements.
+//  - SiLU: silu(g) = g / (1 + exp(-g)) (torch's formula).
+//  - GELU tanh: torch's 0.5 g (1 + tanh(z)), z = sqrt(2/pi) (g + 0.044715 g^3), computed as g * sigmoid(2z)
+//    (1 + tanh z = 2 sigmoid(2z): the same value within a few f32 ulps, no cancellation as g -> -inf, and
+//    vectorisable); its derivative s + 2 g s (1 - s) dz/dg with s = sigmoid(2z), 1 - tanh^2 z = 4 s (1 - s).
 #include <algorithm>
 
 #include "ops/cpu/common.h"
@@ -11,6 +15,8 @@ namespace wick::cpu {
 namespace {
 
 constexpr int64_t kSpan = 4096;
+constexpr float kGeluBeta = 0.7978845608028654f;  // sqrt(2 / pi), torch's M_SQRT2 * M_2_SQRTPI * 0.5
+constexpr float kGeluKappa = 0.044715f;
 
 WICK_CPU_HOT void swiglu_span(const float* g, const float* u, float* o, int64_t n) {
 #pragma omp simd
@@ -28,29 +34,58 @@ WICK_CPU_HOT void swiglu_backward_span(const float* d, const float* g, const flo
   }
 }
 
+WICK_CPU_HOT void geglu_span(const float* g, const float* u, float* o, int64_t n) {
+#pragma omp simd
+  for (int64_t i = 0; i < n; i++) {
+    const float x = g[i];
+    const float z = kGeluBeta * (x + kGeluKappa * (x * x * x));
+    o[i] = x / (1.0f + exp_f32(-2.0f * z)) * u[i];
+  }
+}
+
+WICK_CPU_HOT void geglu_backward_span(const float* d, const float* g, const float* u, float* dg, float* du,
+                                      int64_t n) {
+#pragma omp simd
+  for (int64_t i = 0; i < n; i++) {
+    const float x = g[i], di = d[i];
+    const float z = kGeluBeta * (x + kGeluKappa * (x * x * x));
+    const float s = 1.0f / (1.0f + exp_f32(-2.0f * z));
+    const float dz = kGeluBeta * (1.0f + 3.0f * kGeluKappa * (x * x));
+    dg[i] = di * u[i] * (s + 2.0f * x * s * (1.0f - s) * dz);
+    du[i] = di * x * s;
+  }
+}
+
 }  // namespace
 
 // gate, up [N, I] -> out [N, I]
-void swiglu_forward(const Tensor& gate, const Tensor& up, Tensor& out) {
+void glu_forward(const Tensor& gate, const Tensor& up, GluAct act, Tensor& out) {
   const int64_t n = gate.numel();
   const float* g = gate.data<float>();
   const float* u = up.data<float>();
   float* o = out.data<float>();
+  const bool silu = act == GluAct::Silu;
 #pragma omp parallel for if (n > kParallelMin)
-  for (int64_t i = 0; i < n; i += kSpan) swiglu_span(g + i, u + i, o + i, std::min(kSpan, n - i));
+  for (int64_t i = 0; i < n; i += kSpan) {
+    if (silu) swiglu_span(g + i, u + i, o + i, std::min(kSpan, n - i));
+    else geglu_span(g + i, u + i, o + i, std::min(kSpan, n - i));
+  }
 }
 
-// dout [N, I] -> dgate = dout * up * s * (1 + g * (1 - s)), dup = dout * silu(g), s = sigmoid(g)
-void swiglu_backward(const Tensor& dout, const Tensor& gate, const Tensor& up, Tensor& dgate, Tensor& dup) {
+// dout [N, I] -> dgate = dout * up * act'(g), dup = dout * act(g)
+void glu_backward(const Tensor& dout, const Tensor& gate, const Tensor& up, GluAct act, Tensor& dgate, Tensor& dup) {
   const int64_t n = gate.numel();
   const float* d = dout.data<float>();
   const float* g = gate.data<float>();
   const float* u = up.data<float>();
   float* dg = dgate.data<float>();
   float* du = dup.data<float>();
+  const bool silu = act == GluAct::Silu;
 #pragma omp parallel for if (n > kParallelMin)
-  for (int64_t i = 0; i < n; i += kSpan)
-    swiglu_backward_span(d + i, g + i, u + i, dg + i, du + i, std::min(kSpan, n - i));
+  for (int64_t i = 0; i < n; i += kSpan) {
+    if (silu) swiglu_backward_span(d + i, g + i, u + i, dg + i, du + i, std::min(kSpan, n - i));
+    else geglu_backward_span(d + i, g + i, u + i, dg + i, du + i, std::min(kSpan, n - i));
+  }
 }
 
 }  // namespace wick::cpu

@@ -8,7 +8,8 @@
 //
 // bf16 with head dim 64 / 128 and T >= kFlashMinT goes to the tensor-core kernels instead
 // (flash_attention_fwd.cuh; attention_cuda_flash() in ops/attention.h). What stays here: f32 (the exactness
-// path), other head dims, and decode (few queries over a long cache: the split-key scheme below).
+// path), other head dims, decode (few queries over a long cache: the split-key scheme below) and sliding-window
+// attention (each row's keys start at first_key(): tiles and splits begin at the lowest key a block sees).
 #include <algorithm>
 
 #include "ops/cuda/attention.cuh"
@@ -24,12 +25,14 @@ size_t fwd_smem_bytes(const Dims& a) {
   return sizeof(float) * (size_t(kTile) * a.KS + size_t(kTile) * a.D4 + size_t(kWarps) * a.D4 + kWarps * kTile + kTile);
 }
 
-// Key split: block (row block, split) covers keys [split * chunk, (split + 1) * chunk). part null = one split
-// that normalises and writes out/lse itself; else rows write (m, l, acc[0..D)) to
-// part[(split * total_rows + global row) * (D + 2)], global row = (b * Hkv + g) * T * n_rep + r.
+// Key split: block (row block, split) covers keys [base + split * chunk, base + (split + 1) * chunk), base the
+// first key any query sees (> 0 with a sliding window). part null = one split that normalises and writes
+// out/lse itself; else rows write (m, l, acc[0..D)) to part[(split * total_rows + global row) * (D + 2)],
+// global row = (b * Hkv + g) * T * n_rep + r.
 struct Split {
   int n = 1;
   int chunk = 0x7fffffff;
+  int base = 0;
   float* part = nullptr;
 };
 
@@ -55,10 +58,12 @@ __global__ void __launch_bounds__(kThreads)
   const bool active = r < rows;
   int t = 0, h = 0;
   if (active) row_to_th(a, g, r, t, h);
-  const int key_end = active ? a.kv_start + t + 1 : 0;  // this row's keys: [0, key_end)
+  const int key_lo = active ? first_key(a, t) : 0;      // this row's keys: [key_lo, key_end)
+  const int key_end = active ? a.kv_start + t + 1 : 0;
   const int block_key_end = a.kv_start + (min(rows, row0 + kWarps) - 1) / a.n_rep + 1;
-  const int k_lo = split * sp.chunk;  // this block's keys: [k_lo, k_hi)
-  const int k_hi = min(block_key_end, sp.chunk == 0x7fffffff ? block_key_end : k_lo + sp.chunk);
+  const int split_lo = sp.base + split * sp.chunk;
+  const int k_lo = max(split_lo, first_key(a, row0 / a.n_rep));  // this block's keys: [k_lo, k_hi)
+  const int k_hi = min(block_key_end, sp.chunk == 0x7fffffff ? block_key_end : split_lo + sp.chunk);
   const long long kv_b = (long long)b * a.S * a.Hkv * a.D + (long long)g * a.D;  // k/v of (b, key 0, g)
   const long long kv_row = (long long)a.Hkv * a.D;
   const long long q_off = (((long long)b * a.T + t) * a.H + h) * a.D;
@@ -93,7 +98,7 @@ __global__ void __launch_bounds__(kThreads)
     if (!active || k0 >= key_end) continue;  // warp-uniform
 
     const int key = k0 + lane;
-    const bool ok = key < key_end && key < k_hi && (!a.seg || Ss[lane] == my_seg);
+    const bool ok = key >= key_lo && key < key_end && key < k_hi && (!a.seg || Ss[lane] == my_seg);
     const float s = ok ? dot_rows(qs, Ks + lane * a.KS, a.D4) * a.scale : -INFINITY;
     const float m_new = fmaxf(m, cuda::warp_max(s));
     float p = 0.0f, alpha = 1.0f;
@@ -175,19 +180,21 @@ __global__ void __launch_bounds__(kThreads) attn_combine_kernel(const float* __r
   if (lse && lane == 0) lse[((long long)b * a.H + h) * a.T + t] = L > 0.0f ? M + logf(L) : -INFINITY;
 }
 
-// Key splits for a grid of `blocks` blocks over kv_len keys: 1 unless the grid leaves most SMs idle and the
-// cache is long enough (>= 256 keys) to pay for the combine launch. chunk is a multiple of kTile.
+// Key splits for a grid of `blocks` blocks over the keys [base, kv_len) any query sees: 1 unless the grid leaves
+// most SMs idle and there are enough keys (>= 256) to pay for the combine launch. chunk is a multiple of kTile.
 Split choose_split(const Dims& a, long long blocks, int device) {
   Split sp;
+  sp.base = a.window ? std::max(0, a.kv_start + 1 - a.window) : 0;  // query 0's first key: the lowest any sees
+  const int keys = a.kv_len - sp.base;
   const int sms = cuda::sm_count(device);
-  if (blocks * 2 > sms || a.kv_len < 8 * kTile) return sp;
+  if (blocks * 2 > sms || keys < 8 * kTile) return sp;
   const long long by_gpu = (2LL * sms + blocks - 1) / blocks;  // about two blocks per SM
-  const long long by_keys = a.kv_len / (2 * kTile);            // at least two tiles per split
+  const long long by_keys = keys / (2 * kTile);                // at least two tiles per split
   const long long n = std::min<long long>({by_gpu, by_keys, 256});
   if (n < 2) return sp;
-  const long long tiles = (a.kv_len + kTile - 1) / kTile;
+  const long long tiles = (keys + kTile - 1) / kTile;
   sp.chunk = static_cast<int>((tiles + n - 1) / n) * kTile;
-  sp.n = static_cast<int>((a.kv_len + sp.chunk - 1) / sp.chunk);
+  sp.n = static_cast<int>((keys + sp.chunk - 1) / sp.chunk);
   return sp;
 }
 
@@ -198,7 +205,7 @@ void attention_forward(const Tensor& q, const Tensor& k, const Tensor& v, const 
                        Tensor* lse) {
   WICK_CHECK(q.dtype() == k.dtype() && q.dtype() == v.dtype() && q.dtype() == out.dtype(),
              "attention_forward: q, k, v, out must share a dtype: " << q.str() << ", " << k.str());
-  if (attention_cuda_flash(q.dtype(), q.dim(1), q.dim(3))) return flash_attention_forward(q, k, v, args, out, lse);
+  if (attention_cuda_flash(q.dtype(), q.dim(1), q.dim(3), args.window)) return flash_attention_forward(q, k, v, args, out, lse);
   const Dims a = make_dims(q, k, args);
   if (a.B == 0 || a.T == 0 || a.H == 0 || a.D == 0) return;
   const int dev = out.device().index;

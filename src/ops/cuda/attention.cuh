@@ -27,6 +27,7 @@ struct Dims {
   int KS = 0;  // padded shared row stride for lane-per-key float4 reads (KS / 4 odd: no bank conflicts)
   long long S = 0;  // rows of k / v per batch item (cache capacity)
   int kv_len = 0, kv_start = 0;  // query t sits at position kv_start + t; keys [0, kv_start + t]
+  int window = 0;  // > 0: keys (kv_start + t - window, kv_start + t] only (sliding window; < kv_len)
   float scale = 1.0f;
   const int32_t* seg = nullptr;  // [B, T] or null
 };
@@ -47,6 +48,8 @@ inline Dims make_dims(const Tensor& q, const Tensor& k, const AttentionArgs& arg
   d.kv_len = args.kv_len > 0 ? static_cast<int>(args.kv_len) : d.T;
   d.kv_start = d.kv_len - d.T;
   WICK_CHECK(d.kv_start >= 0 && d.kv_len <= d.S, "attention: kv_len " << d.kv_len << " with T " << d.T << ", S " << d.S);
+  WICK_CHECK(args.window >= 0, "attention: window " << args.window);
+  d.window = args.window > 0 && args.window < d.kv_len ? static_cast<int>(args.window) : 0;
   // scale 0 (the struct's default) means the usual 1/sqrt(D).
   d.scale = args.scale != 0.0f ? args.scale : 1.0f / std::sqrt(static_cast<float>(d.D));
   if (args.segments) {
@@ -89,6 +92,11 @@ __device__ __forceinline__ float dot_rows(const float* a, const float* b, int D4
     s.w += x.w * y.w;
   }
   return (s.x + s.y) + (s.z + s.w);
+}
+
+// The first key query t sees: its position minus window - 1 (0 without a window).
+__device__ __forceinline__ int first_key(const Dims& a, int t) {
+  return a.window ? max(0, a.kv_start + t + 1 - a.window) : 0;
 }
 
 // Row r of (b, g) -> t and query head h.

@@ -7,7 +7,9 @@
 //     heads (t >= j): dv_j = sum_r P v-side, dk_j = scale * sum_r dS_r q_r. The sum over the group's heads
 //     happens inside the warp, so dk/dv are written (=) once, in a fixed order.
 // P and dS are recomputed in both launches. bf16 with head dim 64 / 128 goes to the tensor-core kernels
-// instead (flash_attention_bwd.cuh, same two-pass deterministic design); this path keeps f32 and the rest.
+// instead (flash_attention_bwd.cuh, same two-pass deterministic design); this path keeps f32 and the rest,
+// sliding-window attention included (launch 1 starts at the block's first visible key, launch 2 stops at the
+// last query row that sees the block's keys).
 #include "ops/cuda/attention.cuh"
 #include "ops/cuda/cuda_ops.h"
 
@@ -46,7 +48,9 @@ __global__ void __launch_bounds__(kThreads)
   const bool active = r < rows;
   int t = 0, h = 0;
   if (active) row_to_th(a, g, r, t, h);
+  const int key_lo = active ? first_key(a, t) : 0;  // this row's keys: [key_lo, key_end)
   const int key_end = active ? a.kv_start + t + 1 : 0;
+  const int block_key_lo = first_key(a, row0 / a.n_rep);
   const int block_key_end = a.kv_start + (min(rows, row0 + kWarps) - 1) / a.n_rep + 1;
   const long long kv_b = (long long)b * a.S * a.Hkv * a.D + (long long)g * a.D;
   const long long kv_row = (long long)a.Hkv * a.D;
@@ -72,7 +76,7 @@ __global__ void __launch_bounds__(kThreads)
 #pragma unroll
   for (int i = 0; i < DPL; ++i) acc[i] = 0.0f;
 
-  for (int k0 = 0; k0 < block_key_end; k0 += kTile) {
+  for (int k0 = block_key_lo; k0 < block_key_end; k0 += kTile) {
     __syncthreads();
     for (int idx = threadIdx.x; idx < kTile * a.D4; idx += kThreads) {
       const int j = idx / a.D4, d = idx - j * a.D4;
@@ -95,7 +99,7 @@ __global__ void __launch_bounds__(kThreads)
 
     const int key = k0 + lane;
     float ds = 0.0f;
-    if (key < key_end && (!a.seg || Ss[lane] == my_seg)) {
+    if (key >= key_lo && key < key_end && (!a.seg || Ss[lane] == my_seg)) {
       const float p = expf(dot_rows(qs, Ks + lane * a.KS, a.D4) * a.scale - row_lse);
       ds = p * (dot_rows(dos, Vs + lane * a.KS, a.D4) - dd);
     }
@@ -161,7 +165,9 @@ __global__ void __launch_bounds__(kThreads)
 #pragma unroll
   for (int i = 0; i < DPL; ++i) acc_k[i] = acc_v[i] = 0.0f;
 
-  for (int r0 = j0 * a.n_rep; r0 < rows; r0 += kTile) {  // rows with t >= j0
+  // Rows with t >= j0 (causal) and, with a window, t < j0 + 7 + window (kv_start = 0: query t is at position t).
+  const int row_end = a.window ? min(rows, (j0 + kWarps - 1 + a.window) * a.n_rep) : rows;
+  for (int r0 = j0 * a.n_rep; r0 < row_end; r0 += kTile) {
     __syncthreads();
     for (int idx = threadIdx.x; idx < kTile * a.D4; idx += kThreads) {
       const int i = idx / a.D4, d = idx - i * a.D4;
@@ -198,7 +204,7 @@ __global__ void __launch_bounds__(kThreads)
 
     const int r = r0 + lane;
     float p = 0.0f, ds = 0.0f;
-    if (r < rows && r / a.n_rep >= j && (!a.seg || Ss[lane] == my_seg)) {
+    if (r < rows && r / a.n_rep >= j && (!a.window || r / a.n_rep < j + a.window) && (!a.seg || Ss[lane] == my_seg)) {
       p = expf(dot_rows(Qs + lane * a.KS, ks, a.D4) * a.scale - Ls[lane]);
       ds = p * (dot_rows(dOs + lane * a.KS, vs, a.D4) - Dl[lane]);
     }
@@ -245,7 +251,7 @@ void attention_backward(const Tensor& dout, const Tensor& q, const Tensor& k, co
                           &static_cast<const Tensor&>(dv)})
     WICK_CHECK(x->dtype() == dt, "attention_backward: " << x->str() << " must have dtype " << dtype_name(dt));
   WICK_CHECK(lse.dtype() == DType::F32, "attention_backward: lse " << lse.str());
-  if (attention_cuda_flash(dt, q.dim(1), q.dim(3)))
+  if (attention_cuda_flash(dt, q.dim(1), q.dim(3), args.window))
     return flash_attention_backward(dout, q, k, v, out, lse, args, dq, dk, dv);
   const Dims a = make_dims(q, k, args);
   WICK_CHECK(a.kv_len == a.T, "attention_backward needs kv_len == T (no cache), got kv_len " << a.kv_len << ", T " << a.T);

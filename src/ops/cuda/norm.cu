@@ -13,9 +13,10 @@ namespace {
 
 using cuda::bf16;
 
-// ---- RMSNorm as Qwen2RMSNorm: y = round_T(x * rstd) * w, rounded to T ----
+// ---- RMSNorm as Qwen2RMSNorm: y = round_T(x * rstd) * w, rounded to T; or (kOffset) as Gemma3RMSNorm:
+// y = (x * rstd) * (1 + w) in f32, rounded to T once ----
 // x [N, C], w [C] -> y [N, C], rstd [N]
-template <typename T, int V>
+template <typename T, int V, bool kOffset>
 __global__ void rms_fwd_kernel(const T* x, const T* w, T* y, float* rstd, int C, float eps) {
   __shared__ float shm[32];
   const long long row = blockIdx.x;
@@ -36,13 +37,14 @@ __global__ void rms_fwd_kernel(const T* x, const T* w, T* y, float* rstd, int C,
     cuda::loadv<V>(xr + c, v);
     cuda::loadv<V>(w + c, wv);
 #pragma unroll
-    for (int i = 0; i < V; ++i) v[i] = cuda::round_to<T>(v[i] * r) * wv[i];
+    for (int i = 0; i < V; ++i) v[i] = kOffset ? (v[i] * r) * (1.0f + wv[i]) : cuda::round_to<T>(v[i] * r) * wv[i];
     cuda::storev<V>(yr + c, v);
   }
 }
 
-// dx = rstd * g - x * rstd^3 * sum(g * x) / C, g = dy * w (the cast to T is identity for gradients)
-template <typename T, int V>
+// dx = rstd * g - x * rstd^3 * sum(g * x) / C, g = dy * w (kOffset: dy * (1 + w)) (the cast to T is identity
+// for gradients)
+template <typename T, int V, bool kOffset>
 __global__ void rms_bwd_kernel(const T* dy, const T* x, const T* w, const float* rstd, T* dx, int C) {
   __shared__ float shm[32];
   const long long row = blockIdx.x;
@@ -56,7 +58,7 @@ __global__ void rms_bwd_kernel(const T* dy, const T* x, const T* w, const float*
     cuda::loadv<V>(dyr + c, dv);
     cuda::loadv<V>(w + c, wv);
 #pragma unroll
-    for (int i = 0; i < V; ++i) dot += dv[i] * wv[i] * xv[i];
+    for (int i = 0; i < V; ++i) dot += dv[i] * (kOffset ? 1.0f + wv[i] : wv[i]) * xv[i];
   }
   dot = cuda::block_sum(dot, shm);
   const float r = rstd[row];
@@ -67,7 +69,7 @@ __global__ void rms_bwd_kernel(const T* dy, const T* x, const T* w, const float*
     cuda::loadv<V>(dyr + c, dv);
     cuda::loadv<V>(w + c, wv);
 #pragma unroll
-    for (int i = 0; i < V; ++i) o[i] = r * dv[i] * wv[i] - xv[i] * k;
+    for (int i = 0; i < V; ++i) o[i] = r * dv[i] * (kOffset ? 1.0f + wv[i] : wv[i]) - xv[i] * k;
     cuda::storev<V>(dxr + c, o);
   }
 }
@@ -143,13 +145,15 @@ __global__ void ln_bwd_kernel(const T* dy, const T* x, const T* w, const float* 
 }
 
 // ---- weight gradients: column partial sums, then a fixed-order final sum ----
-template <typename T> struct RmsWeightGrad {  // dw += dy * round_T(x * rstd)
+template <typename T> struct RmsWeightGrad {  // dw += dy * round_T(x * rstd) (offset: dy * x * rstd, unrounded)
   static constexpr int kOut = 1;
   const T *dy, *x;
   const float* rstd;
   int C;
+  bool offset;
   __device__ void operator()(long long n, int c, float* acc) const {
-    acc[0] += cuda::to_f(dy[n * C + c]) * cuda::round_to<T>(cuda::to_f(x[n * C + c]) * rstd[n]);
+    const float xr = cuda::to_f(x[n * C + c]) * rstd[n];
+    acc[0] += cuda::to_f(dy[n * C + c]) * (offset ? xr : cuda::round_to<T>(xr));
   }
 };
 template <typename T> struct LnWeightGrad {  // dw += dy * xhat, db += dy
@@ -231,8 +235,14 @@ void check_same(const char* op, DType t, std::initializer_list<const Tensor*> ts
 
 }  // namespace
 
+// Calls f(std::bool_constant<kind == OneOffset>{}).
+template <typename F> void dispatch_offset(RmsWeight kind, F&& f) {
+  if (kind == RmsWeight::OneOffset) f(std::true_type{});
+  else f(std::false_type{});
+}
+
 // x [N, C], w [C] -> y [N, C] (=), rstd [N] f32 (=)
-void rms_norm_forward(const Tensor& x, const Tensor& w, float eps, Tensor& y, Tensor& rstd) {
+void rms_norm_forward(const Tensor& x, const Tensor& w, float eps, Tensor& y, Tensor& rstd, RmsWeight kind) {
   const int C = static_cast<int>(x.dim(-1));
   const long long N = C ? x.numel() / C : 0;
   if (N == 0) return;
@@ -242,15 +252,18 @@ void rms_norm_forward(const Tensor& x, const Tensor& w, float eps, Tensor& y, Te
     using T = typename decltype(tag)::type;
     cuda::dispatch_vec(rows_vec<T>(C, {x.raw(), w.raw(), y.raw()}), [&](auto v) {
       constexpr int V = decltype(v)::value;
-      rms_fwd_kernel<T, V><<<(unsigned)N, cuda::row_threads(C, V, 512), 0, s>>>(
-          cuda::cptr<T>(x), cuda::cptr<T>(w), cuda::ptr<T>(y), cuda::ptr<float>(rstd), C, eps);
-      WICK_CUDA_LAUNCH_CHECK();
+      dispatch_offset(kind, [&](auto off) {
+        rms_fwd_kernel<T, V, decltype(off)::value><<<(unsigned)N, cuda::row_threads(C, V, 512), 0, s>>>(
+            cuda::cptr<T>(x), cuda::cptr<T>(w), cuda::ptr<T>(y), cuda::ptr<float>(rstd), C, eps);
+        WICK_CUDA_LAUNCH_CHECK();
+      });
     });
   });
 }
 
 // dy, x [N, C], w [C], rstd [N] -> dx [N, C] (=), dw [C] (+=, when given)
-void rms_norm_backward(const Tensor& dy, const Tensor& x, const Tensor& w, const Tensor& rstd, Tensor& dx, Tensor* dw) {
+void rms_norm_backward(const Tensor& dy, const Tensor& x, const Tensor& w, const Tensor& rstd, Tensor& dx, Tensor* dw,
+                       RmsWeight kind) {
   const int C = static_cast<int>(x.dim(-1));
   const long long N = C ? x.numel() / C : 0;
   if (N == 0) return;
@@ -260,13 +273,16 @@ void rms_norm_backward(const Tensor& dy, const Tensor& x, const Tensor& w, const
     using T = typename decltype(tag)::type;
     cuda::dispatch_vec(rows_vec<T>(C, {dy.raw(), x.raw(), w.raw(), dx.raw()}), [&](auto v) {
       constexpr int V = decltype(v)::value;
-      rms_bwd_kernel<T, V><<<(unsigned)N, cuda::row_threads(C, V, 512), 0, s>>>(
-          cuda::cptr<T>(dy), cuda::cptr<T>(x), cuda::cptr<T>(w), cuda::cptr<float>(rstd), cuda::ptr<T>(dx), C);
-      WICK_CUDA_LAUNCH_CHECK();
+      dispatch_offset(kind, [&](auto off) {
+        rms_bwd_kernel<T, V, decltype(off)::value><<<(unsigned)N, cuda::row_threads(C, V, 512), 0, s>>>(
+            cuda::cptr<T>(dy), cuda::cptr<T>(x), cuda::cptr<T>(w), cuda::cptr<float>(rstd), cuda::ptr<T>(dx), C);
+        WICK_CUDA_LAUNCH_CHECK();
+      });
     });
     if (dw)
-      weight_grads(RmsWeightGrad<T>{cuda::cptr<T>(dy), cuda::cptr<T>(x), cuda::cptr<float>(rstd), C}, N, C, dw,
-                   nullptr, dx.device().index, s);
+      weight_grads(RmsWeightGrad<T>{cuda::cptr<T>(dy), cuda::cptr<T>(x), cuda::cptr<float>(rstd), C,
+                                    kind == RmsWeight::OneOffset},
+                   N, C, dw, nullptr, dx.device().index, s);
   });
 }
 

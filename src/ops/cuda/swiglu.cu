@@ -1,7 +1,10 @@
-// SwiGLU on CUDA (ops/swiglu.h), rounding where torch's bf16 graph `act(gate) * up` rounds:
-//   s = silu(g) = g / (1 + exp(-g)) in f32, rounded to T; out = r(s * u)
-// backward as autograd through it (torch's silu_backward formula):
-//   dup = r(dout * s),  dgate = r(r(dout * u) * sig * (1 + g * (1 - sig))),  sig = 1 / (1 + exp(-g))
+// Gated activations on CUDA (ops/swiglu.h), rounding where torch's bf16 graph `act(gate) * up` rounds:
+//   a = act(g) in f32, rounded to T; out = r(a * u)
+// backward as autograd through it (torch's silu_backward / gelu_backward formulas, in f32):
+//   dup = r(dout * a),  dgate = r(r(dout * u) * act'(g))
+//   silu:      a = g / (1 + exp(-g)),  act' = sig * (1 + g * (1 - sig)),  sig = 1 / (1 + exp(-g))
+//   gelu_tanh: a = 0.5 g (1 + tanh(k)),  act' = 0.5 (1 + tanh k) + 0.5 g (1 - tanh^2 k) beta (1 + 3 kappa g^2),
+//              k = beta (g + kappa g^3), beta = sqrt(2 / pi), kappa = 0.044715 (torch's gelu approximate="tanh")
 // One grid-stride launch, 4 elements per thread when aligned. In f32 every r() is the identity.
 #include "ops/cuda/common.cuh"
 #include "ops/cuda/cuda_ops.h"
@@ -11,22 +14,45 @@ namespace {
 
 using cuda::bf16;
 
+constexpr float kGeluBeta = 0.7978845608028654f;
+constexpr float kGeluKappa = 0.044715f;
+
+template <GluAct A> __device__ __forceinline__ float act_f(float g) {
+  if constexpr (A == GluAct::Silu) {
+    return g / (1.0f + expf(-g));
+  } else {
+    const float inner = kGeluBeta * (g + kGeluKappa * (g * g * g));
+    return 0.5f * g * (1.0f + tanhf(inner));
+  }
+}
+
+template <GluAct A> __device__ __forceinline__ float act_grad(float g) {
+  if constexpr (A == GluAct::Silu) {
+    const float sig = 1.0f / (1.0f + expf(-g));
+    return sig * (1.0f + g * (1.0f - sig));
+  } else {
+    const float g2 = g * g;
+    const float th = tanhf(kGeluBeta * (g + kGeluKappa * (g2 * g)));
+    return 0.5f * (1.0f + th) + 0.5f * g * (1.0f - th * th) * kGeluBeta * (1.0f + 3.0f * kGeluKappa * g2);
+  }
+}
+
 // gate, up [n] -> out [n]
-template <typename T, int V> __global__ void swiglu_fwd_kernel(const T* gate, const T* up, T* out, long long n) {
+template <typename T, int V, GluAct A> __global__ void glu_fwd_kernel(const T* gate, const T* up, T* out, long long n) {
   const long long stride = (long long)gridDim.x * blockDim.x * V;
   for (long long i = (blockIdx.x * (long long)blockDim.x + threadIdx.x) * V; i < n; i += stride) {
     float g[V], u[V];
     cuda::loadv<V>(gate + i, g);
     cuda::loadv<V>(up + i, u);
 #pragma unroll
-    for (int e = 0; e < V; ++e) g[e] = cuda::round_to<T>(g[e] / (1.0f + expf(-g[e]))) * u[e];
+    for (int e = 0; e < V; ++e) g[e] = cuda::round_to<T>(act_f<A>(g[e])) * u[e];
     cuda::storev<V>(out + i, g);
   }
 }
 
 // dout, gate, up [n] -> dgate, dup [n]
-template <typename T, int V>
-__global__ void swiglu_bwd_kernel(const T* dout, const T* gate, const T* up, T* dgate, T* dup, long long n) {
+template <typename T, int V, GluAct A>
+__global__ void glu_bwd_kernel(const T* dout, const T* gate, const T* up, T* dgate, T* dup, long long n) {
   const long long stride = (long long)gridDim.x * blockDim.x * V;
   for (long long i = (blockIdx.x * (long long)blockDim.x + threadIdx.x) * V; i < n; i += stride) {
     float d[V], g[V], u[V], dg[V], du[V];
@@ -35,10 +61,8 @@ __global__ void swiglu_bwd_kernel(const T* dout, const T* gate, const T* up, T* 
     cuda::loadv<V>(up + i, u);
 #pragma unroll
     for (int e = 0; e < V; ++e) {
-      const float silu = cuda::round_to<T>(g[e] / (1.0f + expf(-g[e])));
-      const float sig = 1.0f / (1.0f + expf(-g[e]));
-      du[e] = d[e] * silu;
-      dg[e] = cuda::round_to<T>(d[e] * u[e]) * sig * (1.0f + g[e] * (1.0f - sig));
+      du[e] = d[e] * cuda::round_to<T>(act_f<A>(g[e]));
+      dg[e] = cuda::round_to<T>(d[e] * u[e]) * act_grad<A>(g[e]);
     }
     cuda::storev<V>(dgate + i, dg);
     cuda::storev<V>(dup + i, du);
@@ -51,43 +75,55 @@ template <typename T> bool all_aligned(std::initializer_list<const void*> ps) {
   return true;
 }
 
+// Calls f(std::integral_constant<GluAct, act>{}).
+template <typename F> void dispatch_act(GluAct act, F&& f) {
+  if (act == GluAct::Silu) f(std::integral_constant<GluAct, GluAct::Silu>{});
+  else f(std::integral_constant<GluAct, GluAct::GeluTanh>{});
+}
+
 }  // namespace
 
 // gate [N, I], up [N, I] -> out [N, I] (=)
-void swiglu_forward(const Tensor& gate, const Tensor& up, Tensor& out) {
+void glu_forward(const Tensor& gate, const Tensor& up, GluAct act, Tensor& out) {
   const long long n = out.numel();
   if (n == 0) return;
-  WICK_CHECK(gate.dtype() == out.dtype() && up.dtype() == out.dtype(), "swiglu_forward " << gate.str() << ", "
-                                                                                          << up.str() << " -> " << out.str());
+  WICK_CHECK(gate.dtype() == out.dtype() && up.dtype() == out.dtype(), "glu_forward " << gate.str() << ", "
+                                                                                       << up.str() << " -> " << out.str());
   cudaStream_t s = cuda::stream_of(out);
-  cuda::dispatch_float(out.dtype(), "swiglu_forward", [&](auto tag) {
+  cuda::dispatch_float(out.dtype(), "glu_forward", [&](auto tag) {
     using T = typename decltype(tag)::type;
     // V = 4 needs n % 4 == 0 too: a thread's 4 elements never straddle the end.
     cuda::dispatch_vec(n % 4 == 0 && all_aligned<T>({gate.raw(), up.raw(), out.raw()}), [&](auto v) {
       constexpr int V = decltype(v)::value;
-      swiglu_fwd_kernel<T, V><<<cuda::grid_for(n / V, 256), 256, 0, s>>>(cuda::cptr<T>(gate), cuda::cptr<T>(up),
-                                                                        cuda::ptr<T>(out), n);
-      WICK_CUDA_LAUNCH_CHECK();
+      dispatch_act(act, [&](auto a) {
+        constexpr GluAct A = decltype(a)::value;
+        glu_fwd_kernel<T, V, A><<<cuda::grid_for(n / V, 256), 256, 0, s>>>(cuda::cptr<T>(gate), cuda::cptr<T>(up),
+                                                                          cuda::ptr<T>(out), n);
+        WICK_CUDA_LAUNCH_CHECK();
+      });
     });
   });
 }
 
 // dout [N, I] -> dgate [N, I] (=), dup [N, I] (=)
-void swiglu_backward(const Tensor& dout, const Tensor& gate, const Tensor& up, Tensor& dgate, Tensor& dup) {
+void glu_backward(const Tensor& dout, const Tensor& gate, const Tensor& up, GluAct act, Tensor& dgate, Tensor& dup) {
   const long long n = dout.numel();
   if (n == 0) return;
   WICK_CHECK(gate.dtype() == dout.dtype() && up.dtype() == dout.dtype() && dgate.dtype() == dout.dtype() &&
                  dup.dtype() == dout.dtype(),
-             "swiglu_backward: every tensor must have dtype " << dtype_name(dout.dtype()));
+             "glu_backward: every tensor must have dtype " << dtype_name(dout.dtype()));
   cudaStream_t s = cuda::stream_of(dgate);
-  cuda::dispatch_float(dout.dtype(), "swiglu_backward", [&](auto tag) {
+  cuda::dispatch_float(dout.dtype(), "glu_backward", [&](auto tag) {
     using T = typename decltype(tag)::type;
     const bool vec = n % 4 == 0 && all_aligned<T>({dout.raw(), gate.raw(), up.raw(), dgate.raw(), dup.raw()});
     cuda::dispatch_vec(vec, [&](auto v) {
       constexpr int V = decltype(v)::value;
-      swiglu_bwd_kernel<T, V><<<cuda::grid_for(n / V, 256), 256, 0, s>>>(
-          cuda::cptr<T>(dout), cuda::cptr<T>(gate), cuda::cptr<T>(up), cuda::ptr<T>(dgate), cuda::ptr<T>(dup), n);
-      WICK_CUDA_LAUNCH_CHECK();
+      dispatch_act(act, [&](auto a) {
+        constexpr GluAct A = decltype(a)::value;
+        glu_bwd_kernel<T, V, A><<<cuda::grid_for(n / V, 256), 256, 0, s>>>(
+            cuda::cptr<T>(dout), cuda::cptr<T>(gate), cuda::cptr<T>(up), cuda::ptr<T>(dgate), cuda::ptr<T>(dup), n);
+        WICK_CUDA_LAUNCH_CHECK();
+      });
     });
   });
 }
