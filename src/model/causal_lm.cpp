@@ -1,6 +1,7 @@
 // CausalLM: the parameters from the family's weight table (loaded or random), the Linears, the KV cache.
 #include "model/causal_lm.h"
 
+#include <cmath>
 #include <filesystem>
 #include <functional>
 #include <set>
@@ -10,6 +11,9 @@
 #include "core/rng.h"
 #include "io/safetensors.h"
 #include "model/forward_workspace.h"
+#include "ops/elementwise.h"
+#include "ops/embedding.h"
+#include "ops/norm.h"
 
 namespace fs = std::filesystem;
 
@@ -118,9 +122,11 @@ std::unique_ptr<CausalLM> CausalLM::random(const ModelConfig& c, Device device, 
     for (int64_t i = 0; i < h.numel(); i++) p[i] = mean + scale * rng.normal();
     return h.to(dtype).to(device);
   };
-  // Norm weights near 1, not exactly 1, so nothing passes by accident; the rest N(0, 0.02).
+  // Norm weights near 1 (near 0 where they are offsets from 1, Gemma), not exactly, so nothing passes by
+  // accident; the rest N(0, 0.02).
+  const float norm_mean = c.norm_plus_one ? 0.0f : 1.0f;
   assemble(m->cfg_, m->w_, [&](const WeightSpec& s) {
-    return s.role == WeightRole::Norm ? randn(s.shape, 0.1f, 1.0f) : randn(s.shape, 0.02f, 0.0f);
+    return s.role == WeightRole::Norm ? randn(s.shape, 0.1f, norm_mean) : randn(s.shape, 0.02f, 0.0f);
   });
   return m;
 }
@@ -139,16 +145,22 @@ Linear* CausalLM::find_linear(const std::string& module_path) {
   return nullptr;
 }
 
-RopeFreqs CausalLM::rope() const {
-  RopeFreqs f(static_cast<float>(cfg_.rope_theta));
-  const RopeScaling& s = cfg_.rope_scaling;
-  if (s.factor != 0) {
-    f.factor = static_cast<float>(s.factor);
-    f.low_freq_factor = static_cast<float>(s.low_freq_factor);
-    f.high_freq_factor = static_cast<float>(s.high_freq_factor);
-    f.original_max_position = static_cast<float>(s.original_max_position_embeddings);
-  }
-  return f;
+void CausalLM::embed_tokens(const Tensor& ids, Tensor& x) const {
+  embedding_forward(ids, w_.embed, x);
+  if (!cfg_.embed_scaled) return;
+  // transformers: embed_scale = hidden_size ** 0.5 (a Python float, stored as an f32 buffer), cast to the
+  // weights' dtype, then multiplied in that dtype.
+  float s = static_cast<float>(std::sqrt(static_cast<double>(cfg_.hidden_size)));
+  if (dtype_ == DType::BF16) s = round_bf16(s);
+  scale(x, s, x);
+}
+
+void CausalLM::final_norm_forward(const Tensor& x, Tensor& y, Tensor& rstd) const {
+  rms_norm_forward(x, w_.final_norm, static_cast<float>(cfg_.rms_norm_eps), y, rstd, rms_weight(cfg_));
+}
+
+void CausalLM::final_norm_backward(const Tensor& dy, const Tensor& x, const Tensor& rstd, Tensor& dx) const {
+  rms_norm_backward(dy, x, w_.final_norm, rstd, dx, nullptr, rms_weight(cfg_));
 }
 
 KVCache::KVCache(const CausalLM& m, int64_t batch, int64_t capacity) : batch_(batch), cap_(capacity) {

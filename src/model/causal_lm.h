@@ -39,8 +39,14 @@ class CausalLM {
   // Every Linear, with its HF module path in Linear::name.
   std::vector<Linear*> all_linears();
   Linear* find_linear(const std::string& module_path);
-  // The RoPE frequencies of this config (theta and the family's rescaling).
-  RopeFreqs rope() const;
+
+  // The model-level steps every forward shares (inference, training, serving):
+  // ids [N] i32 -> x [N, C] (=): the embedding rows, times sqrt(hidden_size) rounded to the compute dtype
+  // when the family scales them (Gemma 3, as transformers' Gemma3TextScaledWordEmbedding).
+  void embed_tokens(const Tensor& ids, Tensor& x) const;
+  // The final norm: x [N, C] -> y [N, C] (=), rstd [N] f32 (=); backward dy -> dx (=).
+  void final_norm_forward(const Tensor& x, Tensor& y, Tensor& rstd) const;
+  void final_norm_backward(const Tensor& dy, const Tensor& x, const Tensor& rstd, Tensor& dx) const;
 
   // Inference forward. ids [B, T] i32 on any device. With a cache, the T new tokens follow the cache's
   // current length (which then grows by T); without, positions are 0..T-1.

@@ -82,7 +82,6 @@ Tensor CausalLM::forward_hidden(const Tensor& ids_in, KVCache* cache, const Debu
   run.B = B;
   run.T = T;
   run.positions = pos.view({B, T});
-  run.rope = rope();
   run.cache = cache;
   run.past = past;
   run.lin = &ws.lin;
@@ -90,14 +89,14 @@ Tensor CausalLM::forward_hidden(const Tensor& ids_in, KVCache* cache, const Debu
 
   LayerActs A = ws.acts(N);
   Tensor& x = A.x;  // the residual stream: every layer reads and writes it in place
-  embedding_forward(ids, w_.embed, x);
+  embed_tokens(ids, x);
   run.emit("model.embed_tokens", x);
   for (size_t li = 0; li < w_.layers.size(); li++) {
     run.layer = static_cast<int64_t>(li);
     family_->layer->forward(w_.layers[li], A, x, x, run);
   }
   if (cache) cache->advance(T);
-  rms_norm_forward(x, w_.final_norm, static_cast<float>(c.rms_norm_eps), A.a, A.rstd1);
+  final_norm_forward(x, A.a, A.rstd1);
   run.emit("model.norm", A.a);
   return A.a.view({B, T, C});
 }

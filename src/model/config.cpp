@@ -3,6 +3,7 @@
 #include "model/config.h"
 
 #include <algorithm>
+#include <cmath>
 
 #include <nlohmann/json.hpp>
 
@@ -49,68 +50,8 @@ static std::string rope_type_of(const json& obj, const std::string& field, const
   return t.value_or("default");
 }
 
-ModelConfig ModelConfig::from_json_file(const std::string& path) { return from_json_string(io::read_file(path), path); }
-
-ModelConfig ModelConfig::from_json_string(const std::string& text, const std::string& where) {
-  const json j = io::parse_json_strict(text, where);
-  if (!j.is_object()) throw Error("config must be a JSON object, got " + json_brief(j), where);
-  ModelConfig c;
-
-  const std::string supported = "supported model families: " + supported_families();
-  const auto mt = get_string(j, "model_type", where);
-  if (!mt) throw Error("missing field 'model_type'", where, supported);
-  const Family* fam = find_family(*mt);
-  if (!fam) throw Error("model_type '" + *mt + "' is not supported", where, supported);
-  c.model_type = *mt;
-
-  auto required = [&](const char* key) {
-    const auto v = get_int(j, key, where);
-    if (!v) throw Error(std::string("missing required field '") + key + "'", where);
-    if (*v <= 0) throw Error(std::string("field '") + key + "' must be positive, got " + std::to_string(*v), where);
-    return *v;
-  };
-  c.hidden_size = required("hidden_size");
-  c.intermediate_size = required("intermediate_size");
-  c.num_layers = required("num_hidden_layers");
-  c.num_heads = required("num_attention_heads");
-  c.vocab_size = required("vocab_size");
-  c.num_kv_heads = get_int(j, "num_key_value_heads", where).value_or(c.num_heads);
-  if (c.num_kv_heads <= 0)
-    throw Error("field 'num_key_value_heads' must be positive, got " + std::to_string(c.num_kv_heads), where);
-  fam->read_config(j, c, where);  // head_dim, biases, q/k norms, what the family refuses
-  if (c.num_heads % c.num_kv_heads != 0)
-    throw Error("num_attention_heads " + std::to_string(c.num_heads) + " is not divisible by num_key_value_heads " +
-                    std::to_string(c.num_kv_heads),
-                where);
-  if (c.head_dim <= 0 || c.head_dim % 2 != 0)
-    throw Error("head_dim " + std::to_string(c.head_dim) + " must be positive and even for RoPE", where);
-
-  if (const auto v = get_int(j, "max_position_embeddings", where)) {
-    if (*v <= 0) throw Error("field 'max_position_embeddings' must be positive, got " + std::to_string(*v), where);
-    c.max_position_embeddings = *v;
-  }
-  if (const auto v = get_number(j, "rms_norm_eps", where)) {
-    if (!(*v > 0)) throw Error("field 'rms_norm_eps' must be positive, got " + json_brief(j["rms_norm_eps"]), where);
-    c.rms_norm_eps = *v;
-  }
-  if (const auto act = get_string(j, "hidden_act", where); act && *act != "silu")
-    throw Error("field 'hidden_act' is '" + *act + "'; only \"silu\" is supported", where);
-  if (get_bool(j, "use_sliding_window", where).value_or(false))
-    throw Error("field 'use_sliding_window' is true; sliding-window attention is not supported yet", where,
-                "Qwen2.5 and Qwen3 checkpoints set it to false");
-  if (auto lt = j.find("layer_types"); lt != j.end() && !lt->is_null()) {
-    if (!lt->is_array()) throw Error("field 'layer_types' must be a list, got " + json_brief(*lt), where);
-    for (const json& t : *lt)
-      if (t != "full_attention")
-        throw Error("field 'layer_types' contains " + json_brief(t) + "; only \"full_attention\" is supported", where);
-  }
-  if (get_bool(j, "use_mrope", where).value_or(false))
-    throw Error("field 'use_mrope' is true; multimodal RoPE is not supported", where);
-  c.tie_word_embeddings = get_bool(j, "tie_word_embeddings", where).value_or(false);
-  if (auto d = get_string(j, "dtype", where)) c.torch_dtype = *d;
-  else if (auto td = get_string(j, "torch_dtype", where)) c.torch_dtype = *td;
-
-  // RoPE: top-level rope_theta (+ rope_scaling), or transformers-5 rope_parameters.
+// RoPE: top-level rope_theta (+ rope_scaling), or transformers-5 rope_parameters, into c.
+static void read_rope(const json& j, const Family* fam, ModelConfig& c, const std::string& where) {
   std::optional<double> theta = get_number(j, "rope_theta", where);
   // A RoPE type the family computes: "default", or "llama3" for the families that use it.
   auto rope_type = [&](const json& obj, const std::string& field) {
@@ -150,6 +91,75 @@ ModelConfig ModelConfig::from_json_string(const std::string& text, const std::st
     if (!(*theta > 0)) throw Error("field 'rope_theta' must be positive, got " + std::to_string(*theta), where);
     c.rope_theta = *theta;
   }
+}
+
+ModelConfig ModelConfig::from_json_file(const std::string& path) { return from_json_string(io::read_file(path), path); }
+
+ModelConfig ModelConfig::from_json_string(const std::string& text, const std::string& where) {
+  const json j = io::parse_json_strict(text, where);
+  if (!j.is_object()) throw Error("config must be a JSON object, got " + json_brief(j), where);
+  ModelConfig c;
+
+  const std::string supported = "supported model families: " + supported_families();
+  const auto mt = get_string(j, "model_type", where);
+  if (!mt) throw Error("missing field 'model_type'", where, supported);
+  const Family* fam = find_family(*mt);
+  if (*mt == "gemma3")
+    throw Error("model_type 'gemma3' is the multimodal Gemma 3 (vision tower + text model under text_config); only "
+                    "the text model is supported",
+                where, "use a text-only Gemma 3 checkpoint (model_type gemma3_text, e.g. gemma-3-1b-pt / -it)");
+  if (!fam) throw Error("model_type '" + *mt + "' is not supported", where, supported);
+  c.model_type = *mt;
+
+  auto required = [&](const char* key) {
+    const auto v = get_int(j, key, where);
+    if (!v) throw Error(std::string("missing required field '") + key + "'", where);
+    if (*v <= 0) throw Error(std::string("field '") + key + "' must be positive, got " + std::to_string(*v), where);
+    return *v;
+  };
+  c.hidden_size = required("hidden_size");
+  c.intermediate_size = required("intermediate_size");
+  c.num_layers = required("num_hidden_layers");
+  c.num_heads = required("num_attention_heads");
+  c.vocab_size = required("vocab_size");
+  c.num_kv_heads = get_int(j, "num_key_value_heads", where).value_or(c.num_heads);
+  if (c.num_kv_heads <= 0)
+    throw Error("field 'num_key_value_heads' must be positive, got " + std::to_string(c.num_kv_heads), where);
+  c.tie_word_embeddings = get_bool(j, "tie_word_embeddings", where).value_or(false);  // a family may default it
+  fam->read_config(j, c, where);  // head_dim, biases, q/k norms, what the family refuses
+  if (c.num_heads % c.num_kv_heads != 0)
+    throw Error("num_attention_heads " + std::to_string(c.num_heads) + " is not divisible by num_key_value_heads " +
+                    std::to_string(c.num_kv_heads),
+                where);
+  if (c.head_dim <= 0 || c.head_dim % 2 != 0)
+    throw Error("head_dim " + std::to_string(c.head_dim) + " must be positive and even for RoPE", where);
+
+  if (const auto v = get_int(j, "max_position_embeddings", where)) {
+    if (*v <= 0) throw Error("field 'max_position_embeddings' must be positive, got " + std::to_string(*v), where);
+    c.max_position_embeddings = *v;
+  }
+  if (const auto v = get_number(j, "rms_norm_eps", where)) {
+    if (!(*v > 0)) throw Error("field 'rms_norm_eps' must be positive, got " + json_brief(j["rms_norm_eps"]), where);
+    c.rms_norm_eps = *v;
+  }
+  if (const auto act = get_string(j, "hidden_act", where); act && *act != fam->hidden_act)
+    throw Error("field 'hidden_act' is '" + *act + "'; only \"" + fam->hidden_act + "\" is supported for " + fam->model_type,
+                where);
+  if (get_bool(j, "use_sliding_window", where).value_or(false))
+    throw Error("field 'use_sliding_window' is true; sliding-window attention is not supported yet", where,
+                "Qwen2.5 and Qwen3 checkpoints set it to false");
+  if (auto lt = j.find("layer_types"); lt != j.end() && !lt->is_null() && !fam->layer_typed) {
+    if (!lt->is_array()) throw Error("field 'layer_types' must be a list, got " + json_brief(*lt), where);
+    for (const json& t : *lt)
+      if (t != "full_attention")
+        throw Error("field 'layer_types' contains " + json_brief(t) + "; only \"full_attention\" is supported", where);
+  }
+  if (get_bool(j, "use_mrope", where).value_or(false))
+    throw Error("field 'use_mrope' is true; multimodal RoPE is not supported", where);
+  if (auto d = get_string(j, "dtype", where)) c.torch_dtype = *d;
+  else if (auto td = get_string(j, "torch_dtype", where)) c.torch_dtype = *td;
+
+  if (!fam->layer_typed) read_rope(j, fam, c, where);  // else the family read its RoPE per layer type
 
   c.bos_token_ids = token_ids(j, "bos_token_id", c.vocab_size, where);
   c.eos_token_ids = token_ids(j, "eos_token_id", c.vocab_size, where);
@@ -185,7 +195,9 @@ std::string ModelConfig::to_json() const {
   j["num_key_value_heads"] = num_kv_heads;
   j["rms_norm_eps"] = rms_norm_eps;
   j["rope_scaling"] = nullptr;
-  if (rope_scaling.factor != 0)
+  if (rope_scaling.factor != 0 && rope_scaling.linear)
+    j["rope_scaling"] = {{"rope_type", "linear"}, {"factor", rope_scaling.factor}};
+  else if (rope_scaling.factor != 0)
     j["rope_scaling"] = {{"rope_type", "llama3"},
                          {"factor", rope_scaling.factor},
                          {"low_freq_factor", rope_scaling.low_freq_factor},
@@ -207,5 +219,11 @@ const Family& ModelConfig::family() const {
 }
 
 int64_t ModelConfig::num_parameters() const { return count_parameters(*this); }
+
+float ModelConfig::attention_scale() const {
+  // transformers multiplies the f32 scores by the Python float scalar ** -0.5, i.e. by that value in f32.
+  if (query_pre_attn_scalar > 0) return static_cast<float>(std::pow(query_pre_attn_scalar, -0.5));
+  return 1.0f / std::sqrt(static_cast<float>(head_dim));
+}
 
 }  // namespace wick

@@ -12,10 +12,11 @@
 namespace wick {
 
 // One line per family (model/families/<family>.cpp).
-extern const Family kQwen2Family, kQwen3Family, kLlamaFamily, kMistralFamily;
+extern const Family kQwen2Family, kQwen3Family, kLlamaFamily, kMistralFamily, kGemma3Family;
 
 const std::vector<const Family*>& families() {
-  static const std::vector<const Family*> all = {&kQwen2Family, &kQwen3Family, &kLlamaFamily, &kMistralFamily};
+  static const std::vector<const Family*> all = {&kQwen2Family, &kQwen3Family, &kLlamaFamily, &kMistralFamily,
+                                                 &kGemma3Family};
   return all;
 }
 

@@ -20,8 +20,10 @@ namespace wick {
 // and the layer code skips them (as llama.cpp's llama_layer does).
 struct LayerWeights {
   Tensor input_norm;      // [C] before attention (HF input_layernorm)
-  Tensor post_norm;       // [C] before the MLP (HF post_attention_layernorm)
-  Tensor q_norm, k_norm;  // [D] RMSNorm of every q / k head before RoPE (Qwen3), or undefined
+  Tensor post_norm;       // [C] before the MLP (HF post_attention_layernorm; Gemma's pre_feedforward_layernorm)
+  Tensor q_norm, k_norm;  // [D] RMSNorm of every q / k head before RoPE (Qwen3, Gemma 3), or undefined
+  Tensor attn_out_norm;   // [C] on the attention output before the residual add (Gemma's post_attention_layernorm)
+  Tensor mlp_out_norm;    // [C] on the MLP output before the residual add (Gemma's post_feedforward_layernorm)
   Linear q, k, v, o, gate, up, down;
   // The seven projections in PEFT's order of target names. The index is part of the training state
   // (dropout seeds, saved adapter products), so the order is fixed for every family.
@@ -74,6 +76,10 @@ struct Family {
   std::vector<WeightSpec> (*weights)(const ModelConfig& c);
   const LayerCode* layer;    // the decoder layer it runs (model/layer.h)
   bool llama3_rope = false;  // accepts rope_type "llama3"
+  const char* hidden_act = "silu";  // the only "hidden_act" config.json may name
+  // read_config reads layer_types, sliding_window and the RoPE (per layer type) itself: the common reader
+  // neither refuses sliding layers nor reads rope_theta / rope_scaling / rope_parameters (Gemma 3).
+  bool layer_typed = false;
 };
 
 const std::vector<const Family*>& families();

@@ -1,5 +1,5 @@
 // The shared blocks and the pre-norm decoder layer (model/layer.h), as transformers' modeling_qwen2.py,
-// modeling_qwen3.py and modeling_llama.py compute them.
+// modeling_qwen3.py, modeling_llama.py (and, for the blocks, modeling_gemma3.py) compute them.
 #include "model/layer.h"
 
 #include <algorithm>
@@ -8,8 +8,6 @@
 #include "core/error.h"
 #include "model/causal_lm.h"
 #include "ops/elementwise.h"
-#include "ops/norm.h"
-#include "ops/swiglu.h"
 
 namespace wick {
 
@@ -28,6 +26,12 @@ std::vector<ActSlot> layer_act_slots(const ModelConfig& c) {
     s.push_back({&L::kp, KV, ActKind::Act, false});
     s.push_back({&L::rq, c.num_heads, ActKind::F32, false});
     s.push_back({&L::rk, c.num_kv_heads, ActKind::F32, false});
+  }
+  if (c.sandwich_norms) {
+    s.push_back({&L::attn_out, C, ActKind::Act, false});
+    s.push_back({&L::rstd3, 1, ActKind::F32, false});
+    s.push_back({&L::mlp_out, C, ActKind::Act, false});
+    s.push_back({&L::rstd4, 1, ActKind::F32, false});
   }
   return s;
 }
@@ -56,6 +60,31 @@ void alloc_layer_acts(LayerActs& A, const ModelConfig& c, int64_t B, int64_t T, 
 
 void alloc_layer_grads(LayerGrads& G, const ModelConfig& c, int64_t N, DType dt, Device dev) {
   for (const GradSlot& s : layer_grad_slots(c)) G.*s.member = Tensor::empty({N, s.cols}, dt, dev);
+}
+
+RmsWeight rms_weight(const ModelConfig& c) { return c.norm_plus_one ? RmsWeight::OneOffset : RmsWeight::Scale; }
+
+GluAct mlp_act(const ModelConfig& c) { return c.gelu_mlp ? GluAct::GeluTanh : GluAct::Silu; }
+
+RopeFreqs layer_rope(const ModelConfig& c, int64_t layer) {
+  if (c.is_sliding(layer)) return RopeFreqs(static_cast<float>(c.rope_local_theta));
+  RopeFreqs f(static_cast<float>(c.rope_theta));
+  const RopeScaling& s = c.rope_scaling;
+  if (s.factor != 0) {
+    f.factor = static_cast<float>(s.factor);
+    f.linear = s.linear;
+    f.low_freq_factor = static_cast<float>(s.low_freq_factor);
+    f.high_freq_factor = static_cast<float>(s.high_freq_factor);
+    f.original_max_position = static_cast<float>(s.original_max_position_embeddings);
+  }
+  return f;
+}
+
+AttentionArgs layer_attention_args(const ModelConfig& c, int64_t layer) {
+  AttentionArgs a;
+  a.scale = c.attention_scale();
+  a.window = c.attention_window(layer);
+  return a;
 }
 
 uint64_t LayerRun::seed(int j) const {
@@ -99,8 +128,8 @@ void group_backward(LayerWeights& W, int g, LayerActs& A, const std::vector<cons
 }
 
 AttentionArgs attention_args(const LayerRun& run) {
-  AttentionArgs a = run.args;
-  a.scale = 1.0f / std::sqrt(static_cast<float>(run.cfg->head_dim));
+  AttentionArgs a = layer_attention_args(*run.cfg, run.layer);
+  a.segments = run.args.segments;
   a.kv_len = run.T;
   return a;
 }
@@ -119,15 +148,16 @@ void attention_block_forward(LayerWeights& W, LayerActs& A, const Tensor& in, Te
   run.emit(W.q.name, q_raw);
   run.emit(W.k.name, k_raw);
   run.emit(W.v.name, A.v);
-  if (qk_norm) {  // RMSNorm over each head's D values (Qwen3), before RoPE
+  if (qk_norm) {  // RMSNorm over each head's D values (Qwen3, Gemma 3), before RoPE
     const float eps = static_cast<float>(c.rms_norm_eps);
     Tensor qn = A.q.view({N * H, D}), kn = A.k.view({N * Hkv, D});
-    rms_norm_forward(A.qp.view({N * H, D}), W.q_norm, eps, qn, A.rq);
-    rms_norm_forward(A.kp.view({N * Hkv, D}), W.k_norm, eps, kn, A.rk);
+    rms_norm_forward(A.qp.view({N * H, D}), W.q_norm, eps, qn, A.rq, rms_weight(c));
+    rms_norm_forward(A.kp.view({N * Hkv, D}), W.k_norm, eps, kn, A.rk, rms_weight(c));
   }
   Tensor q4 = A.q.view({B, T, H, D}), k4 = A.k.view({B, T, Hkv, D}), v4 = A.v.view({B, T, Hkv, D});
-  rope_forward(q4, run.positions, run.rope, q4);
-  rope_forward(k4, run.positions, run.rope, k4);
+  const RopeFreqs rope = layer_rope(c, run.layer);
+  rope_forward(q4, run.positions, rope, q4);
+  rope_forward(k4, run.positions, rope, k4);
   AttentionArgs args = attention_args(run);
   Tensor att4 = A.att.view({B, T, H, D});
   Tensor* lse = A.lse.defined() ? &A.lse : nullptr;
@@ -163,13 +193,14 @@ void attention_block_backward(LayerWeights& W, LayerActs& A, const Tensor& in, c
   Tensor dq4 = G.dq.view({B, T, H, D}), dk4 = G.dk.view({B, T, Hkv, D}), dv4 = G.dv.view({B, T, Hkv, D});
   attention_backward(G.datt.view({B, T, H, D}), A.q.view({B, T, H, D}), A.k.view({B, T, Hkv, D}),
                      A.v.view({B, T, Hkv, D}), A.att.view({B, T, H, D}), A.lse, attention_args(run), dq4, dk4, dv4);
-  rope_backward(dq4, run.positions, run.rope, dq4);
-  rope_backward(dk4, run.positions, run.rope, dk4);
+  const RopeFreqs rope = layer_rope(c, run.layer);
+  rope_backward(dq4, run.positions, rope, dq4);
+  rope_backward(dk4, run.positions, rope, dk4);
   Tensor dq_raw = G.dq, dk_raw = G.dk;
   if (qk_norm) {
     Tensor dqp = G.dqp.view({N * H, D}), dkp = G.dkp.view({N * Hkv, D});
-    rms_norm_backward(G.dq.view({N * H, D}), A.qp.view({N * H, D}), W.q_norm, A.rq, dqp, nullptr);
-    rms_norm_backward(G.dk.view({N * Hkv, D}), A.kp.view({N * Hkv, D}), W.k_norm, A.rk, dkp, nullptr);
+    rms_norm_backward(G.dq.view({N * H, D}), A.qp.view({N * H, D}), W.q_norm, A.rq, dqp, nullptr, rms_weight(c));
+    rms_norm_backward(G.dk.view({N * Hkv, D}), A.kp.view({N * Hkv, D}), W.k_norm, A.rk, dkp, nullptr, rms_weight(c));
     dq_raw = G.dqp;
     dk_raw = G.dkp;
   }
@@ -178,7 +209,7 @@ void attention_block_backward(LayerWeights& W, LayerActs& A, const Tensor& in, c
 
 void mlp_block_forward(LayerWeights& W, LayerActs& A, const Tensor& in, Tensor& out, LayerRun& run) {
   group_forward(W, kGateUp, A, in, {&A.g, &A.u}, run);
-  swiglu_forward(A.g, A.u, A.s);
+  glu_forward(A.g, A.u, mlp_act(*run.cfg), A.s);
   group_forward(W, kDown, A, A.s, {&out}, run);
   run.emit(W.down.name, out);
 }
@@ -186,7 +217,7 @@ void mlp_block_forward(LayerWeights& W, LayerActs& A, const Tensor& in, Tensor& 
 void mlp_block_backward(LayerWeights& W, LayerActs& A, const Tensor& in, const Tensor& dout, Tensor& din,
                         LayerGrads& G, LayerRun& run) {
   group_backward(W, kDown, A, {&dout}, A.s, G.ds, false, run);
-  swiglu_backward(G.ds, A.g, A.u, G.dg, G.du);
+  glu_backward(G.ds, A.g, A.u, mlp_act(*run.cfg), G.dg, G.du);
   group_backward(W, kGateUp, A, {&G.dg, &G.du}, in, din, false, run);
 }
 
@@ -195,12 +226,13 @@ namespace {
 // h = x + attn(rms(x)); out = h + mlp(rms(h)).
 void pre_norm_forward(LayerWeights& W, LayerActs& A, const Tensor& x, Tensor& out, LayerRun& run) {
   const float eps = static_cast<float>(run.cfg->rms_norm_eps);
+  const RmsWeight kind = rms_weight(*run.cfg);
   const std::string p = run.hook ? run.prefix() : std::string();
-  rms_norm_forward(x, W.input_norm, eps, A.a, A.rstd1);
+  rms_norm_forward(x, W.input_norm, eps, A.a, A.rstd1, kind);
   run.emit(p + "input_layernorm", A.a);
   attention_block_forward(W, A, A.a, A.h, run);
   add(A.h, x, A.h);
-  rms_norm_forward(A.h, W.post_norm, eps, A.b, A.rstd2);
+  rms_norm_forward(A.h, W.post_norm, eps, A.b, A.rstd2, kind);
   run.emit(p + "post_attention_layernorm", A.b);
   mlp_block_forward(W, A, A.b, out, run);  // out may be x: x is not read again
   add(out, A.h, out);
@@ -208,11 +240,12 @@ void pre_norm_forward(LayerWeights& W, LayerActs& A, const Tensor& x, Tensor& ou
 }
 
 void pre_norm_backward(LayerWeights& W, LayerActs& A, LayerGrads& G, LayerRun& run) {
+  const RmsWeight kind = rms_weight(*run.cfg);
   mlp_block_backward(W, A, A.b, G.dx, G.da, G, run);
-  rms_norm_backward(G.da, A.h, W.post_norm, A.rstd2, G.dx2, nullptr);
+  rms_norm_backward(G.da, A.h, W.post_norm, A.rstd2, G.dx2, nullptr, kind);
   add(G.dx, G.dx2, G.dx);  // d loss / d h
   attention_block_backward(W, A, A.a, G.dx, G.da, G, run);
-  rms_norm_backward(G.da, A.x, W.input_norm, A.rstd1, G.dx2, nullptr);
+  rms_norm_backward(G.da, A.x, W.input_norm, A.rstd1, G.dx2, nullptr, kind);
   add(G.dx, G.dx2, G.dx);  // d loss / d x
 }
 

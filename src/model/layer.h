@@ -2,9 +2,12 @@
 //  - inference: one set of activation buffers shared by every layer, an optional KV cache;
 //  - training: a set per layer kept for backward (with the adapters' products and the attention lse),
 //    LoRA dropout, then backward producing the adapters' dA, dB (+=) and the input gradient.
-// Built from reusable blocks (attention with RoPE, GQA and optional per-head q/k norms; SwiGLU MLP;
-// RMSNorm). A family picks its layer code in its Family descriptor (model/family.h); the pre-norm layer
-// below serves Qwen2, Qwen3 and Llama (what differs among them is which weights exist).
+// Built from reusable blocks (attention with RoPE, GQA, optional per-head q/k norms and sliding window;
+// SwiGLU / GeGLU MLP; RMSNorm). A family picks its layer code in its Family descriptor (model/family.h); the
+// pre-norm layer below serves Qwen2, Qwen3, Llama and Mistral (what differs among them is which weights
+// exist); Gemma 3's sandwich-norm layer is in model/families/gemma3.cpp. What the blocks read of the config
+// (the norm's weight form, the attention scale and window, the RoPE of the layer, the MLP activation) comes
+// from the helpers below, so every caller computes the same model.
 #pragma once
 #include <cstdint>
 #include <functional>
@@ -16,7 +19,9 @@
 #include "model/family.h"
 #include "model/linear.h"
 #include "ops/attention.h"
+#include "ops/norm.h"
 #include "ops/rope.h"
+#include "ops/swiglu.h"
 
 namespace wick {
 
@@ -37,7 +42,10 @@ struct LayerActs {
   Tensor att, lse;   // [N, Q], [B, H, T] f32
   Tensor h;          // [N, C] after the attention residual
   Tensor b, rstd2;   // [N, C], [N] f32: post-attention norm
-  Tensor g, u, s;    // [N, I]: gate, up, silu(gate) * up
+  Tensor g, u, s;    // [N, I]: gate, up, act(gate) * up
+  // Sandwich norms (Gemma 3): the attention / MLP outputs before their norms, and the norms' rstd.
+  Tensor attn_out, rstd3;  // [N, C], [N] f32
+  Tensor mlp_out, rstd4;   // [N, C], [N] f32
   // Training: the adapters' products x A^T of each input group (LayerWeights::lora_groups: q k v | o |
   // gate up | down), saved for backward as model/linear.h lays them out: [sum of the group's ranks, N] in the
   // compute dtype. Undefined for a group without adapters, and in inference (scratch is used).
@@ -89,8 +97,7 @@ struct LayerRun {
   const ModelConfig* cfg = nullptr;
   int64_t B = 0, T = 0;
   Tensor positions;          // [B, T] i32 on the device
-  RopeFreqs rope;
-  AttentionArgs args;        // segments (the attention block sets scale and kv_len)
+  AttentionArgs args;        // segments (the attention block sets scale, window and kv_len per layer)
   KVCache* cache = nullptr;  // inference: append k, v and attend to the cache
   int64_t past = 0;          // tokens already in the cache
   // Training keeps lse and the adapters' u where the LayerActs has them allocated; dropout applies the
@@ -110,13 +117,19 @@ struct LayerRun {
   std::string prefix() const { return "model.layers." + std::to_string(layer) + "."; }
 };
 
+// What the blocks read of the config, for layer `layer`:
+RmsWeight rms_weight(const ModelConfig& c);                        // w or (1 + w) (Gemma)
+GluAct mlp_act(const ModelConfig& c);                              // silu or gelu_tanh (Gemma)
+RopeFreqs layer_rope(const ModelConfig& c, int64_t layer);         // rope_theta (+ rescaling) or the local base
+AttentionArgs layer_attention_args(const ModelConfig& c, int64_t layer);  // scale and window (kv_len unset)
+
 // Shared blocks. in/out are [N, *] in the compute dtype.
 // Attention: q, k, v projections of in, optional head norms, RoPE, the cache, attention, o -> out (=).
 void attention_block_forward(LayerWeights& W, LayerActs& A, const Tensor& in, Tensor& out, LayerRun& run);
 // dout -> din (=) the gradient wrt the block input; adapters' dA, dB (+=).
 void attention_block_backward(LayerWeights& W, LayerActs& A, const Tensor& in, const Tensor& dout, Tensor& din,
                               LayerGrads& G, LayerRun& run);
-// SwiGLU MLP: out = down(silu(gate(in)) * up(in)) (=).
+// Gated MLP: out = down(act(gate(in)) * up(in)) (=), act silu or gelu_tanh (mlp_act).
 void mlp_block_forward(LayerWeights& W, LayerActs& A, const Tensor& in, Tensor& out, LayerRun& run);
 void mlp_block_backward(LayerWeights& W, LayerActs& A, const Tensor& in, const Tensor& dout, Tensor& din,
                         LayerGrads& G, LayerRun& run);

@@ -117,13 +117,11 @@ LossSum LossAndGrads::step(const TrainBatch& batch, float grad_scale, uint64_t d
   }
   bf.segments = batch.segments.defined() ? dev_i32(batch.segments, dev) : Tensor();
 
-  const float eps = static_cast<float>(c.rms_norm_eps);
   LayerRun run;
   run.cfg = &c;
   run.B = B;
   run.T = T;
   run.positions = bf.positions;
-  run.rope = m_.rope();
   run.args.segments = bf.segments.defined() ? &bf.segments : nullptr;
   run.dropout = dropout;
   run.dropout_seed = dropout_seed;
@@ -142,14 +140,14 @@ LossSum LossAndGrads::step(const TrainBatch& batch, float grad_scale, uint64_t d
 
   // ---- forward ----
   Tensor x = bf.layers.empty() ? bf.x_final : bf.layers[0].x;
-  embedding_forward(bf.ids, m_.embed(), x);
+  m_.embed_tokens(bf.ids, x);
   for (int64_t li = 0; li < c.num_layers; li++) {
     run.layer = li;
     LayerActs& A = acts(li);
     Tensor& next = li + 1 < c.num_layers ? bf.layers[li + 1].x : bf.x_final;
     code.forward(m_.layers()[li], A, A.x, next, run);
   }
-  rms_norm_forward(bf.x_final, m_.final_norm(), eps, bf.f, bf.rstd_f);
+  m_.final_norm_forward(bf.x_final, bf.f, bf.rstd_f);
 
   // ---- loss (and its gradient into the final hidden state), in row chunks ----
   // Only rows with a target go through lm_head: on chat data most rows are prompt (label -100), and lm_head
@@ -195,7 +193,7 @@ LossSum LossAndGrads::step(const TrainBatch& batch, float grad_scale, uint64_t d
   if (!training) return out;
 
   // ---- backward ----
-  rms_norm_backward(df, bf.x_final, m_.final_norm(), bf.rstd_f, bf.grads.dx, nullptr);
+  m_.final_norm_backward(df, bf.x_final, bf.rstd_f, bf.grads.dx);
   for (int64_t li = c.num_layers - 1; li >= 0; li--) {
     run.layer = li;
     LayerActs& A = acts(li);

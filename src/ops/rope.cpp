@@ -18,6 +18,10 @@ std::vector<float> rope_inv_freq(float theta, int64_t D) {
 
 void rope_rescale(std::vector<float>& inv_freq, const RopeFreqs& f) {
   if (!f.scaled()) return;
+  if (f.linear) {  // inv_freq /= factor
+    for (float& x : inv_freq) x = x / f.factor;
+    return;
+  }
   // Python scalars meet f32 tensors as f32; "a / t" is t.reciprocal() * a.
   const float two_pi = static_cast<float>(2.0 * 3.14159265358979323846);
   const float low_wavelen = static_cast<float>(static_cast<double>(f.original_max_position) / f.low_freq_factor);
@@ -51,7 +55,10 @@ static Device check_rope(const char* op, Arg x, Arg pos, const RopeFreqs& f, Arg
   if (x.t->dim(3) % 2 != 0) fail(op, {x}, "the head dim D must be even (rotate-half pairs i and i + D/2)");
   if (!(theta > 0.0f) || !std::isfinite(theta))
     fail(op, {x}, "theta must be a positive finite number, got " + std::to_string(theta));
-  if (f.scaled() && !(f.factor > 0.0f && f.high_freq_factor != f.low_freq_factor && f.original_max_position > 0.0f))
+  if (f.scaled() && f.linear && !(f.factor > 0.0f && std::isfinite(f.factor)))
+    fail(op, {x}, "linear RoPE scaling needs a positive factor, got " + std::to_string(f.factor));
+  if (f.scaled() && !f.linear &&
+      !(f.factor > 0.0f && f.high_freq_factor != f.low_freq_factor && f.original_max_position > 0.0f))
     fail(op, {x}, "RoPE rescaling needs factor > 0, high_freq_factor != low_freq_factor and original_max_position > 0");
   return dev;
 }

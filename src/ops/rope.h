@@ -15,17 +15,20 @@ std::vector<float> rope_inv_freq(float theta, int64_t D);
 
 // The frequencies of a model's RoPE: theta, and optionally Llama 3's rescaling ("rope_type": "llama3"):
 // frequencies whose wavelength 2 pi / f exceeds original_max_position / low_freq_factor are divided by
-// factor, those under original_max_position / high_freq_factor are kept, and the band between is blended.
+// factor, those under original_max_position / high_freq_factor are kept, and the band between is blended;
+// or, when linear ("rope_type": "linear"), every frequency divided by factor.
 // A plain float converts to unscaled frequencies with that theta.
 struct RopeFreqs {
   float theta = 10000.0f;
   float factor = 0.0f;  // 0: no rescaling
   float low_freq_factor = 1.0f, high_freq_factor = 4.0f, original_max_position = 8192.0f;
+  bool linear = false;  // factor divides every frequency (the low/high/original fields are unused)
   RopeFreqs(float t = 10000.0f) : theta(t) {}  // NOLINT: implicit on purpose (rope_forward(x, pos, 1e4f, y))
   bool scaled() const { return factor != 0.0f; }
 };
 // Applies f's rescaling (if any) to inv_freq in place, each step an f32 operation in the order of
-// transformers' _compute_llama3_parameters (so every backend agrees with it and with each other).
+// transformers' _compute_llama3_parameters / _compute_linear_scaling_rope_parameters (so every backend agrees
+// with it and with each other).
 void rope_rescale(std::vector<float>& inv_freq, const RopeFreqs& f);
 std::vector<float> rope_inv_freq(const RopeFreqs& f, int64_t D);  // rope_inv_freq(theta, D), rescaled
 

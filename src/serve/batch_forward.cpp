@@ -45,8 +45,7 @@ class RowBatchImpl : public RowBatch {
   void attend(int64_t layer, const Tensor& q, const Tensor& k, const Tensor& v, Tensor& att) override {
     const ModelConfig& c = bf_.m_.config();
     const int64_t H = c.num_heads, D = c.head_dim, KV = c.kv_dim();
-    AttentionArgs args;
-    args.scale = 1.0f / std::sqrt(static_cast<float>(D));
+    AttentionArgs args = layer_attention_args(c, layer);  // the layer's scale and sliding window
     for (size_t i = 0; i < chunks_.size(); i++) {
       KVCache& cache = *chunks_[i].cache;
       const int64_t T = static_cast<int64_t>(chunks_[i].ids.size()), r0 = row0_[i], past = cache.length();
@@ -137,19 +136,18 @@ void BatchForward::run(std::vector<SeqChunk>& chunks, std::vector<float>& logits
   run.B = 1;
   run.T = N;
   run.positions = pos_d.view({1, N});
-  run.rope = m_.rope();
   run.lin = &ws_.lin;
   run.rows = &rows;
   LayerActs A = ws_.acts(N);
   Tensor& x = A.x;
-  embedding_forward(ids_d, m_.embed(), x);
+  m_.embed_tokens(ids_d, x);
   auto& layers = m_.layers();
   for (size_t li = 0; li < layers.size(); li++) {
     run.layer = static_cast<int64_t>(li);
     m_.family().layer->forward(layers[li], A, x, x, run);
   }
   for (SeqChunk& ch : chunks) ch.cache->advance(static_cast<int64_t>(ch.ids.size()));
-  rms_norm_forward(x, m_.final_norm(), static_cast<float>(c.rms_norm_eps), A.a, A.rstd1);
+  m_.final_norm_forward(x, A.a, A.rstd1);
 
   // lm_head on each chunk's last row only.
   if (!last_.defined() || last_.numel() < S * C) last_ = Tensor::empty({S * C}, m_.dtype(), dev);

@@ -6,7 +6,7 @@
 // In f32 every r() is the identity.
 //
 // inv_freq is computed on the host (pow in double, rounded once to f32: the correctly rounded value torch's
-// f32 pow gives; Llama 3 rescaling by the shared rope_rescale) and cached on the device per (device,
+// f32 pow gives; Llama 3 or linear rescaling by the shared rope_rescale) and cached on the device per (device,
 // frequencies, D): uploaded once, then only read.
 // One thread per (b, t, i) computes cos/sin once and rotates that pair in every head.
 #include <cmath>
@@ -32,12 +32,12 @@ uint32_t bits_of(float v) {
 
 const float* inv_freq_table(int device, const RopeFreqs& f, int D) {
   static std::mutex mu;
-  using Key = std::tuple<int, uint32_t, int, uint32_t, uint32_t, uint32_t, uint32_t>;
+  using Key = std::tuple<int, uint32_t, int, uint32_t, uint32_t, uint32_t, uint32_t, bool>;
   static std::map<Key, float*> tables;  // kept for the life of the process
   const float theta = f.theta;
   std::lock_guard<std::mutex> lock(mu);
   float*& t = tables[Key{device, bits_of(theta), D, bits_of(f.factor), bits_of(f.low_freq_factor),
-                         bits_of(f.high_freq_factor), bits_of(f.original_max_position)}];
+                         bits_of(f.high_freq_factor), bits_of(f.original_max_position), f.linear}];
   if (!t) {
     std::vector<float> h(D / 2);
     for (int i = 0; i < D / 2; ++i) {
