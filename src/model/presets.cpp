@@ -56,6 +56,14 @@ const Preset kPresets[] = {
          "tie_word_embeddings": false, "rope_theta": 1000000.0, "rms_norm_eps": 1e-5, "sliding_window": null,
          "max_position_embeddings": 32768, "torch_dtype": "bfloat16", "bos_token_id": 1, "eos_token_id": 2})",
      0.02f},
+    {"gemma3-1b",  // google/gemma-3-1b-it (the -pt config differs only in eos_token_id 1)
+     R"({"model_type": "gemma3_text", "hidden_size": 1152, "intermediate_size": 6912, "num_hidden_layers": 26,
+         "num_attention_heads": 4, "num_key_value_heads": 1, "head_dim": 256, "query_pre_attn_scalar": 256,
+         "sliding_window": 512, "sliding_window_pattern": 6, "vocab_size": 262144, "hidden_activation": "gelu_pytorch_tanh",
+         "attention_bias": false, "attn_logit_softcapping": null, "final_logit_softcapping": null,
+         "rope_theta": 1000000, "rope_local_base_freq": 10000, "rope_scaling": null, "rms_norm_eps": 1e-6,
+         "max_position_embeddings": 32768, "torch_dtype": "bfloat16", "bos_token_id": 2, "eos_token_id": [1, 106]})",
+     0.02f},
 };
 #undef WICK_QWEN25
 }  // namespace
@@ -102,10 +110,12 @@ void write_random_model(const ModelConfig& c, const std::string& out_dir, uint64
     for (int64_t i = 0; i < h.numel(); i++) p[i] = mean + std * rng.normal();
     tensors.emplace_back(name, h.to(dtype));
   };
-  // The family's table in checkpoint order: embeddings N(0, embed_std), norms near 1, the rest N(0, 0.02).
+  // The family's table in checkpoint order: embeddings N(0, embed_std), norms near 1 (near 0 where they are
+  // offsets from 1: Gemma), the rest N(0, 0.02).
+  const float norm_mean = c.norm_plus_one ? 0.0f : 1.0f;
   for (const WeightSpec& w : c.family().weights(c)) {
     if (w.role == WeightRole::Embedding) add(w.name, w.shape, 0, embed_std);
-    else if (w.role == WeightRole::Norm) add(w.name, w.shape, 1, 0.05f);
+    else if (w.role == WeightRole::Norm) add(w.name, w.shape, norm_mean, 0.05f);
     else add(w.name, w.shape, 0, 0.02f);
   }
   io::save_safetensors((fs::path(out_dir) / "model.safetensors").string(), tensors);

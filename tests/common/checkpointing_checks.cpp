@@ -72,6 +72,13 @@ void check_checkpointing_is_exact(const char* model_type, Device dev, DType dt) 
     c.qk_norm = true;
     c.attention_bias = false;
   }
+  if (c.model_type == "gemma3_text")  // its family sets the rest: sandwich norms, GeGLU, a sliding layer
+    c = ModelConfig::from_json_string(
+        R"({"model_type": "gemma3_text", "hidden_size": 32, "intermediate_size": 48, "num_hidden_layers": 2,
+            "num_attention_heads": 4, "num_key_value_heads": 2, "head_dim": 8, "query_pre_attn_scalar": 12,
+            "sliding_window": 5, "layer_types": ["sliding_attention", "full_attention"], "vocab_size": 97,
+            "max_position_embeddings": 64, "tie_word_embeddings": false})",
+        "gemma3 test config");
   // T >= 16 so CUDA bf16 runs the tensor-core attention.
   const int64_t T = 24;
   auto m = CausalLM::random(c, dev, dt, 31);

@@ -10,7 +10,7 @@ namespace {
 
 TEST(CudaGradCheckpointing, SameLossAndGradients) {
   WICK_REQUIRE_CUDA();
-  for (const char* family : {"qwen2", "qwen3"}) {
+  for (const char* family : {"qwen2", "qwen3", "gemma3_text"}) {
     check_checkpointing_is_exact(family, Device::cuda(), DType::BF16);
     check_checkpointing_is_exact(family, Device::cuda(), DType::F32);
   }

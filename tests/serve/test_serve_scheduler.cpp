@@ -299,10 +299,11 @@ TEST(ServeScheduler, PromptsAdvanceEvenWhenDecodesFillTheStepBudget) {
   EXPECT_EQ(take_ids(*r1).size(), 30u);
 }
 
-// Every family's layer through the RowBatch hook: Qwen3 (per-head q/k norms, no biases) and Llama (Llama 3
-// RoPE rescaling), small configs; a mixed batch against infer/generator.h with each adapter attached.
+// Every family's layer through the RowBatch hook: Qwen3 (per-head q/k norms, no biases), Llama (Llama 3
+// RoPE rescaling) and Gemma 3 (sandwich norms, GeGLU, a sliding-window layer whose window the prompts
+// outgrow), small configs; a mixed batch against infer/generator.h with each adapter attached.
 TEST(ServeScheduler, MixedBatchMatchesTheGeneratorForQwen3AndLlama) {
-  for (const char* preset : {"qwen3-0.6b", "llama3.2-1b"}) {
+  for (const char* preset : {"qwen3-0.6b", "llama3.2-1b", "gemma3-1b"}) {
     SCOPED_TRACE(preset);
     ModelConfig c = preset_config(preset);
     c.hidden_size = 64;
@@ -312,6 +313,10 @@ TEST(ServeScheduler, MixedBatchMatchesTheGeneratorForQwen3AndLlama) {
     c.num_kv_heads = 2;
     c.head_dim = 16;
     c.vocab_size = 257;
+    if (c.model_type == "gemma3_text") {
+      c.sliding_window = 4;
+      c.sliding_layers = {true, false};
+    }
     Fixture f;
     f.m = CausalLM::random(c, Device::cpu(), DType::F32, 21);
     CausalLM& m = *f.m;
