@@ -44,6 +44,10 @@ void register_export_gguf(CLI::App& app) {
     if (f->lora_only) {
       if (f->adapter.empty()) throw Error("--lora-only needs --adapter", "--lora-only");
       const ModelConfig cfg = ModelConfig::from_json_file((fs::path(f->model) / "config.json").string());
+      // The adapter file names its architecture, and llama.cpp applies it only to a model of that one.
+      if (cfg.model_type != "qwen2")
+        throw Error("GGUF export knows the qwen2 architecture only, not \"" + cfg.model_type + "\"",
+                    (fs::path(f->model) / "config.json").string());
       const io::AdapterFiles ad = io::load_peft_adapter(f->adapter);
       validate_against(ad, cfg, f->adapter);
       s = io::write_lora_gguf(ad, ft, f->out, folder_name(f->adapter));

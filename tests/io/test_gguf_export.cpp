@@ -503,3 +503,32 @@ TEST(GgufExport, CommandLineWritesTheSameFile) {
 
 }  // namespace
 }  // namespace wick::test
+
+namespace wick::test {
+namespace {
+
+// Gemma 3 is not exported (llama.cpp's gemma3 layout, with its norms stored as 1 + w, is not written): the
+// model and --lora-only both refuse, naming the architecture, and write nothing.
+TEST(GgufExport, RefusesGemma3) {
+  TempDir tmp;
+  ModelConfig c = preset_config("gemma3-1b");
+  c.hidden_size = 64;
+  c.intermediate_size = 96;
+  c.num_layers = 2;
+  c.num_heads = 4;
+  c.head_dim = 16;
+  c.vocab_size = 300;
+  const std::string model = tmp.file("gemma"), out = tmp.file("x.gguf");
+  write_random_model(c, model, 3, DType::F32, "");
+  for (const std::string& extra : {std::string(), " --adapter '" + tmp.path() + "' --lora-only"}) {
+    SCOPED_TRACE(extra);
+    const std::string got = run_capture_status(std::string(WICK_BINARY) + " export-gguf --model '" + model +
+                                               "' --out '" + out + "'" + extra + " 2>&1");
+    EXPECT_NE(got.find("qwen2 architecture only"), std::string::npos) << got;
+    EXPECT_NE(got.find("gemma3_text"), std::string::npos) << got;
+    EXPECT_FALSE(fs::exists(out));
+  }
+}
+
+}  // namespace
+}  // namespace wick::test
