@@ -65,6 +65,11 @@ static void print_model_info(const std::string& dir) {
   std::printf("  vocab %lld, rope theta %g, rms eps %g, max positions %lld, tied embeddings %s, config dtype %s\n",
               (long long)c.vocab_size, c.rope_theta, c.rms_norm_eps, (long long)c.max_position_embeddings,
               c.tie_word_embeddings ? "yes" : "no", c.torch_dtype.c_str());
+  int64_t sliding = 0;
+  for (int64_t l = 0; l < c.num_layers; l++) sliding += c.is_sliding(l) ? 1 : 0;
+  if (sliding > 0)
+    std::printf("  sliding window %lld on %lld of %lld layers (rope theta %g there)\n", (long long)c.sliding_window,
+                (long long)sliding, (long long)c.num_layers, c.rope_local_theta);
   std::printf("  parameters: %.1fM (from config.json)\n", c.num_parameters() / 1e6);
   const io::Checkpoint ck = io::Checkpoint::open(dir);
   std::map<std::string, int64_t> by_dtype;

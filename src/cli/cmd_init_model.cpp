@@ -12,7 +12,7 @@
 namespace wick::cli {
 
 void register_init_model(CLI::App& app) {
-  auto* cmd = app.add_subcommand("init-model", "Write a random-weight model with a published config (Qwen2.5, Qwen3, Llama 3.2, Mistral) and, for Qwen, the Qwen tokenizer");
+  auto* cmd = app.add_subcommand("init-model", "Write a random-weight model with a published config (Qwen2.5, Qwen3, Llama 3.2, Mistral, Gemma 3) and, for Qwen, the Qwen tokenizer");
   auto preset = std::make_shared<std::string>(), out = std::make_shared<std::string>(), dtype = std::make_shared<std::string>("bf16");
   auto seed = std::make_shared<uint64_t>(0);
   auto tok = std::make_shared<std::string>();
