@@ -120,16 +120,18 @@ TEST_P(MergeFixture, RefusesBadFolders) {
   const std::string adapter = (fs::path(f.dir) / "adapter_trained").string();
   EXPECT_WICK_ERROR(merge_adapter_folder(model, adapter, model), "output folder is the model folder");
   // An adapter of another model: refused by tensor, not merged into garbage. (Fixtures of other families
-  // with the same geometry take each other's adapters, as PEFT does: those are not "another model" here.)
+  // with the same geometry take each other's adapters, as PEFT does: those are not "another model" here;
+  // nor is one of fewer layers of the same shapes, whose modules all exist in this model.)
   const ModelConfig mine = ModelConfig::from_json_file((fs::path(f.dir) / "config.json").string());
   for (const std::string& other : model_fixture_dirs()) {
     if (other == f.dir) continue;
     const ModelConfig theirs = ModelConfig::from_json_file((fs::path(other) / "config.json").string());
     if (theirs.hidden_size == mine.hidden_size && theirs.intermediate_size == mine.intermediate_size &&
-        theirs.num_layers == mine.num_layers && theirs.q_dim() == mine.q_dim() && theirs.kv_dim() == mine.kv_dim())
+        theirs.num_layers <= mine.num_layers && theirs.q_dim() == mine.q_dim() && theirs.kv_dim() == mine.kv_dim())
       continue;
+    const std::string out = tmp.file("x-" + fs::path(other).filename().string());
     const std::string msg = error_message([&] {
-      merge_adapter_folder(model, (fs::path(other) / "adapter_trained").string(), tmp.file("x"));
+      merge_adapter_folder(model, (fs::path(other) / "adapter_trained").string(), out);
     });
     EXPECT_NE(msg.rfind("<", 0), 0u) << msg;  // a wick::Error: not "<no error>" nor "<not a wick::Error...>"
     EXPECT_NE(msg.find("adapter"), std::string::npos) << msg;
