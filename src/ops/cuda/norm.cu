@@ -236,7 +236,7 @@ void check_same(const char* op, DType t, std::initializer_list<const Tensor*> ts
 }  // namespace
 
 // Calls f(std::bool_constant<kind == OneOffset>{}).
-template <typename F> void dispatch_offset(RmsWeight kind, F&& f) {
+template <typename F> static void dispatch_offset(RmsWeight kind, F&& f) {
   if (kind == RmsWeight::OneOffset) f(std::true_type{});
   else f(std::false_type{});
 }
