@@ -1,0 +1,25 @@
+// cuDNN's fused flash attention (forward and backward) as a second implementation of wick's bf16 attention,
+// beside the tensor-core FlashAttention-2 kernels (flash_attention_*.cuh). Which one runs:
+//   WICK_ATTENTION=flash   wick's kernels always
+//   WICK_ATTENTION=cudnn   cuDNN where it applies (error if it cannot be loaded or built)
+//   unset / auto           cuDNN where it applies and loads; else wick's kernels
+// "Applies": bf16, head dim 64 or 128, plain causal (no packed segments, no KV-cache offset: kv_len == T).
+// cuDNN's backward is asked for its deterministic variant (dQ without atomics), so a step stays bit-for-bit
+// repeatable (resume, checkpointing) as with wick's kernels.
+// A graph cuDNN refuses for a shape is remembered and that shape runs wick's kernels (warned once).
+#pragma once
+#include "ops/cuda/attention.cuh"
+
+namespace wick::cuda_ops {
+
+// True when it ran; false when the caller must use wick's kernels.
+bool cudnn_attention_forward(const Tensor& q, const Tensor& k, const Tensor& v, const attn::Dims& a, Tensor& out,
+                             Tensor* lse);
+bool cudnn_attention_backward(const Tensor& dout, const Tensor& q, const Tensor& k, const Tensor& v,
+                              const Tensor& out, const Tensor& lse, const attn::Dims& a, Tensor& dq, Tensor& dk,
+                              Tensor& dv);
+
+// "cudnn 91900" / "flash (why)" for `wick info` and the op tests' names.
+std::string attention_backend_note();
+
+}  // namespace wick::cuda_ops
