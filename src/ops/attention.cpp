@@ -2,7 +2,10 @@
 // Dtypes: q, k, v, out (dout, dq, dk, dv) share the activation dtype; lse is f32; segments i32.
 #include "ops/attention.h"
 
+#include <atomic>
 #include <cmath>
+#include <cstdlib>
+#include <cstring>
 
 #include "ops/validate.h"
 
@@ -10,6 +13,27 @@ namespace wick {
 
 using ops_detail::Arg;
 using ops_detail::fail;
+
+namespace {
+CudaAttention from_env() {
+  const char* e = std::getenv("WICK_ATTENTION");
+  if (!e || !*e || std::strcmp(e, "auto") == 0) return CudaAttention::kAuto;
+  if (std::strcmp(e, "flash") == 0) return CudaAttention::kFlash;
+  if (std::strcmp(e, "cudnn") == 0) return CudaAttention::kCudnn;
+  throw Error(std::string("WICK_ATTENTION=") + e + ": expected auto, flash or cudnn");
+}
+std::atomic<int> g_cuda_attention{-1};  // -1: not read from the environment yet
+}  // namespace
+
+CudaAttention cuda_attention() {
+  int v = g_cuda_attention.load();
+  if (v < 0) {
+    v = static_cast<int>(from_env());
+    g_cuda_attention.store(v);
+  }
+  return static_cast<CudaAttention>(v);
+}
+void set_cuda_attention(CudaAttention which) { g_cuda_attention.store(static_cast<int>(which)); }
 
 // Shapes and args common to forward and backward; returns the device.
 static Device check_attention(const char* op, Arg q, Arg k, Arg v, const AttentionArgs& args, const Arg* extra,

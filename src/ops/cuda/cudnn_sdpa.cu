@@ -7,6 +7,8 @@
 // quantity wick's kernels save, so either backward can follow either forward.
 #include "ops/cuda/cudnn_sdpa.h"
 
+#include <chrono>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <map>
@@ -23,17 +25,7 @@ namespace wick::cuda_ops {
 namespace {
 
 enum class Mode { kAuto, kFlash, kCudnn };
-
-Mode mode() {
-  static const Mode m = [] {
-    const char* e = std::getenv("WICK_ATTENTION");
-    if (!e || !*e || std::strcmp(e, "auto") == 0) return Mode::kAuto;
-    if (std::strcmp(e, "flash") == 0) return Mode::kFlash;
-    if (std::strcmp(e, "cudnn") == 0) return Mode::kCudnn;
-    throw Error(std::string("WICK_ATTENTION=") + e + " is not one of auto, flash, cudnn");
-  }();
-  return m;
-}
+Mode mode() { return static_cast<Mode>(static_cast<int>(cuda_attention())); }
 
 using I64 = std::vector<int64_t>;
 
@@ -207,7 +199,7 @@ std::string g_last_note;
 Plan* plan_for(bool forward, const attn::Dims& a, int device, long long dkv_rows) {
   if (mode() == Mode::kFlash || a.seg || a.kv_start != 0 || (a.D != 64 && a.D != 128)) return nullptr;
   if (!cudnn::api()) {
-    if (mode() == Mode::kCudnn) throw Error("WICK_ATTENTION=cudnn but cuDNN cannot be loaded: " + cudnn::load_error());
+    if (mode() == Mode::kCudnn) throw Error("CUDA attention is set to cuDNN (WICK_ATTENTION=cudnn) but it cannot be loaded: " + cudnn::load_error());
     return nullptr;
   }
   uint32_t scale_bits;
@@ -219,12 +211,18 @@ Plan* plan_for(bool forward, const attn::Dims& a, int device, long long dkv_rows
     auto p = std::make_unique<Plan>();
     p->scale = a.scale;
     try {
+      const auto t0 = std::chrono::steady_clock::now();
       const Shapes s = shapes(a, dkv_rows);
       if (forward)
         build_forward(*p, s, cudnn::handle(device));
       else
         build_backward(*p, s, cudnn::handle(device));
+      const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
       g_last_note = "cudnn " + std::to_string(cudnn::version()) + " (" + p->engine + ")";
+      if (const char* log = std::getenv("WICK_ATTENTION_LOG"); log && *log && *log != '0')
+        std::fprintf(stderr, "wick: cuDNN attention %s plan B %d T %d H %d/%d D %d: %s, workspace %lld bytes, %.1f ms\n",
+                     forward ? "forward" : "backward", a.B, a.T, a.H, a.Hkv, a.D, p->engine.c_str(),
+                     static_cast<long long>(p->workspace), ms);
     } catch (const Error& e) {
       if (mode() == Mode::kCudnn) throw;
       p->error = e.what();
@@ -289,7 +287,7 @@ bool cudnn_attention_backward(const Tensor& dout, const Tensor& q, const Tensor&
 }
 
 std::string attention_backend_note() {
-  if (mode() == Mode::kFlash) return "flash (WICK_ATTENTION=flash)";
+  if (mode() == Mode::kFlash) return "flash (set to flash)";
   if (!cudnn::api()) return "flash (cuDNN not loaded: " + cudnn::load_error() + ")";
   std::lock_guard<std::mutex> lock(g_mu);
   return g_last_note.empty() ? "cudnn " + std::to_string(cudnn::version()) : g_last_note;
@@ -297,12 +295,16 @@ std::string attention_backend_note() {
 
 }  // namespace wick::cuda_ops
 
+std::string wick::cuda_attention_unavailable() {
+  return wick::cuda_ops::cudnn::api() ? std::string() : wick::cuda_ops::cudnn::load_error();
+}
+
 #else  // built without cuDNN's headers: wick's kernels run every call
 
 namespace wick::cuda_ops {
 bool cudnn_attention_forward(const Tensor&, const Tensor&, const Tensor&, const attn::Dims&, Tensor&, Tensor*) {
-  const char* e = std::getenv("WICK_ATTENTION");
-  if (e && std::strcmp(e, "cudnn") == 0) throw Error("WICK_ATTENTION=cudnn but this wick was built without cuDNN");
+  if (cuda_attention() == CudaAttention::kCudnn)
+    throw Error("CUDA attention is set to cuDNN (WICK_ATTENTION=cudnn) but this wick was built without cuDNN");
   return false;
 }
 bool cudnn_attention_backward(const Tensor&, const Tensor&, const Tensor&, const Tensor&, const Tensor&,
@@ -310,6 +312,9 @@ bool cudnn_attention_backward(const Tensor&, const Tensor&, const Tensor&, const
   return false;
 }
 std::string attention_backend_note() { return "flash (built without cuDNN)"; }
+
 }  // namespace wick::cuda_ops
+
+std::string wick::cuda_attention_unavailable() { return "this wick was built without cuDNN's headers"; }
 
 #endif  // WICK_HAVE_CUDNN

@@ -1,10 +1,8 @@
 // cuDNN's fused flash attention (forward and backward) as a second implementation of wick's bf16 attention,
-// beside the tensor-core FlashAttention-2 kernels (flash_attention_*.cuh). Which one runs:
-//   WICK_ATTENTION=flash   wick's kernels always
-//   WICK_ATTENTION=cudnn   cuDNN where it applies (error if it cannot be loaded or built)
-//   unset / auto           cuDNN where it applies and loads; else wick's kernels
-// "Applies": bf16, head dim 64 or 128, plain causal (no packed segments, no KV-cache offset: kv_len == T).
-// cuDNN's backward is asked for its deterministic variant (dQ without atomics), so a step stays bit-for-bit
+// beside the tensor-core FlashAttention-2 kernels (flash_attention_*.cuh); which one runs is
+// cuda_attention() (ops/attention.h: WICK_ATTENTION=auto|flash|cudnn, or set_cuda_attention()).
+// cuDNN applies to bf16, head dim 64 or 128, plain causal (no packed segments, no KV-cache offset).
+// cuDNN's backward is built in its deterministic form (dQ without atomics), so a step stays bit-for-bit
 // repeatable (resume, checkpointing) as with wick's kernels.
 // A graph cuDNN refuses for a shape is remembered and that shape runs wick's kernels (warned once).
 #pragma once
