@@ -192,11 +192,15 @@ void build_backward(Plan& p, const Shapes& s, cudnnHandle_t h) {
 using Key = std::tuple<int, bool, int, int, int, int, int, long long, long long, uint32_t>;
 
 std::mutex g_mu;
-std::map<Key, std::unique_ptr<Plan>> g_plans;
+std::map<Key, std::shared_ptr<Plan>> g_plans;
+// Plans are kept per shape; padded batches of varying length make new shapes, so the cache is bounded (a
+// plan costs a few descriptors and its build time; the oldest-built are dropped first).
+constexpr size_t kMaxPlans = 256;
+std::vector<Key> g_order;
 std::string g_last_note;
 
 // The plan for this shape, building it on first use; null when cuDNN does not apply or refused it.
-Plan* plan_for(bool forward, const attn::Dims& a, int device, long long dkv_rows) {
+std::shared_ptr<Plan> plan_for(bool forward, const attn::Dims& a, int device, long long dkv_rows) {
   if (mode() == Mode::kFlash || a.seg || a.kv_start != 0 || (a.D != 64 && a.D != 128)) return nullptr;
   if (!cudnn::api()) {
     if (mode() == Mode::kCudnn) throw Error("CUDA attention is set to cuDNN (WICK_ATTENTION=cudnn) but it cannot be loaded: " + cudnn::load_error());
@@ -208,7 +212,11 @@ Plan* plan_for(bool forward, const attn::Dims& a, int device, long long dkv_rows
   std::lock_guard<std::mutex> lock(g_mu);
   auto it = g_plans.find(key);
   if (it == g_plans.end()) {
-    auto p = std::make_unique<Plan>();
+    if (g_plans.size() >= kMaxPlans) {
+      g_plans.erase(g_order.front());
+      g_order.erase(g_order.begin());
+    }
+    auto p = std::make_shared<Plan>();
     p->scale = a.scale;
     try {
       const auto t0 = std::chrono::steady_clock::now();
@@ -231,8 +239,9 @@ Plan* plan_for(bool forward, const attn::Dims& a, int device, long long dkv_rows
            std::to_string(a.D) + ": cuDNN refused the graph, wick's flash kernels run it instead: " + p->error);
     }
     it = g_plans.emplace(key, std::move(p)).first;
+    g_order.push_back(key);
   }
-  return it->second->error.empty() ? it->second.get() : nullptr;
+  return it->second->error.empty() ? it->second : nullptr;
 }
 
 size_t align256(size_t n) { return (n + 255) / 256 * 256; }
@@ -242,7 +251,7 @@ size_t align256(size_t n) { return (n + 255) / 256 * 256; }
 bool cudnn_attention_forward(const Tensor& q, const Tensor& k, const Tensor& v, const attn::Dims& a, Tensor& out,
                              Tensor* lse) {
   const int dev = out.device().index;
-  Plan* p = plan_for(true, a, dev, a.T);
+  const std::shared_ptr<Plan> p = plan_for(true, a, dev, a.T);
   if (!p) return false;
   const size_t ws = align256(size_t(p->workspace));
   const size_t stats_bytes = lse ? 0 : size_t(a.B) * a.H * a.T * sizeof(float);
@@ -261,7 +270,7 @@ bool cudnn_attention_backward(const Tensor& dout, const Tensor& q, const Tensor&
                               const Tensor& out, const Tensor& lse, const attn::Dims& a, Tensor& dq, Tensor& dk,
                               Tensor& dv) {
   const int dev = dq.device().index;
-  Plan* p = plan_for(false, a, dev, dk.dim(1));
+  const std::shared_ptr<Plan> p = plan_for(false, a, dev, dk.dim(1));
   if (!p) return false;
   const size_t ws = align256(size_t(p->workspace));
   char* scratch = static_cast<char*>(cuda::scratch(dev, ws + size_t(a.B) * a.H * a.T * sizeof(float)));
