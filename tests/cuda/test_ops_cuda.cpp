@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include "common/op_cases.h"
+#include "common/optim_checks.h"
 #include "common/testutil.h"
 #include "ops/attention.h"
 
@@ -75,3 +76,8 @@ INSTANTIATE_TEST_SUITE_P(Cuda, OpCudaBf16, ::testing::ValuesIn(test::op_case_ids
                          test::OpCaseName{"cuda_bf16"});
 INSTANTIATE_TEST_SUITE_P(Cuda, OpCudaAccumulate, ::testing::ValuesIn(test::op_case_ids(Stage::Accumulate)),
                          test::OpCaseName{"cuda_acc"});
+
+TEST(AdamWCuda, ManyTensorsInOneCallEqualOneCallEach) {
+  WICK_REQUIRE_CUDA();
+  test::check_adamw_many_matches_singles(Device::cuda(0));
+}
