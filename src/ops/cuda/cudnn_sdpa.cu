@@ -29,6 +29,17 @@ Mode mode() { return static_cast<Mode>(static_cast<int>(cuda_attention())); }
 
 using I64 = std::vector<int64_t>;
 
+// Graph variants for bring-up (env WICK_CUDNN_VARIANT, a set of letters): g = GEN_INDEX in f32 math,
+// l = mask with -FLT_MAX instead of -inf, m = backward masks before subtracting lse, n = backward with an f32
+// dQ accumulator (cuDNN's non-deterministic form).
+bool variant(char c) {
+  static const std::string v = [] {
+    const char* e = std::getenv("WICK_CUDNN_VARIANT");
+    return std::string(e ? e : "");
+  }();
+  return v.find(c) != std::string::npos;
+}
+
 // The graph's fixed tensors for one shape (uids into the variant pack) and the plan.
 struct Plan {
   cudnn::GraphBuilder builder;  // owns every descriptor the plan references
@@ -38,7 +49,8 @@ struct Plan {
   std::string error;  // non-empty: cuDNN refused this shape
   int64_t q = 0, k = 0, v = 0, o = 0, stats = 0, dout = 0, dq = 0, dk = 0, dv = 0, softmax_sum = 0;
   int64_t scale_uid = 0, neg_inf_uid = 0, one_uid = 0;
-  float scale = 1.0f, neg_inf = -INFINITY, one = 1.0f;
+  float scale = 1.0f, neg_inf = variant('l') ? -3.402823466e38f : -INFINITY, one = 1.0f;
+  int64_t dq_accum = 0;  // variant n
 };
 
 struct Shapes {
@@ -65,8 +77,9 @@ Shapes shapes(const attn::Dims& a, int64_t dkv_rows) {
 cudnn::TensorRef causal_mask(cudnn::GraphBuilder& g, const cudnn::TensorRef& s, const I64& sdims, Plan& p) {
   auto row = g.virt(sdims, CUDNN_DATA_INT32);
   auto col = g.virt(sdims, CUDNN_DATA_INT32);
-  g.pointwise(CUDNN_POINTWISE_GEN_INDEX, s, nullptr, nullptr, row, CUDNN_DATA_INT32, 2);
-  g.pointwise(CUDNN_POINTWISE_GEN_INDEX, s, nullptr, nullptr, col, CUDNN_DATA_INT32, 3);
+  const cudnnDataType_t gen_prec = variant('g') ? CUDNN_DATA_FLOAT : CUDNN_DATA_INT32;
+  g.pointwise(CUDNN_POINTWISE_GEN_INDEX, s, nullptr, nullptr, row, gen_prec, 2);
+  g.pointwise(CUDNN_POINTWISE_GEN_INDEX, s, nullptr, nullptr, col, gen_prec, 3);
   auto keep = g.virt(sdims, CUDNN_DATA_BOOLEAN);
   g.pointwise(CUDNN_POINTWISE_CMP_GE, row, &col, nullptr, keep, CUDNN_DATA_BOOLEAN);
   auto neg_inf = g.scalar();
@@ -147,9 +160,16 @@ void build_backward(Plan& p, const Shapes& s, cudnnHandle_t h) {
   p.scale_uid = scale.uid;
   auto s1 = g.virt(sdims);
   g.pointwise(CUDNN_POINTWISE_MUL, s0, &scale, nullptr, s1);
-  auto s2 = g.virt(sdims);
-  g.pointwise(CUDNN_POINTWISE_SUB, s1, &stats, nullptr, s2);
-  auto s3 = causal_mask(g, s2, sdims, p);
+  cudnn::TensorRef s3;
+  if (variant('m')) {
+    auto s2 = causal_mask(g, s1, sdims, p);
+    s3 = g.virt(sdims);
+    g.pointwise(CUDNN_POINTWISE_SUB, s2, &stats, nullptr, s3);
+  } else {
+    auto s2 = g.virt(sdims);
+    g.pointwise(CUDNN_POINTWISE_SUB, s1, &stats, nullptr, s2);
+    s3 = causal_mask(g, s2, sdims, p);
+  }
   auto e = g.virt(sdims);
   g.pointwise(CUDNN_POINTWISE_EXP, s3, nullptr, nullptr, e);
 
@@ -185,7 +205,14 @@ void build_backward(Plan& p, const Shapes& s, cudnnHandle_t h) {
   // dQ = dS k: k back from its transposed view; written directly (the deterministic form, no f32 accumulator)
   auto k_rows = g.virt(s.k_dims, s.k_strides, bf);
   g.reshape(kt, k_rows);
-  g.matmul(ds, k_rows, dq);
+  if (variant('n')) {
+    auto acc = g.tensor({B, H, T, D}, {H * T * D, T * D, D, 1}, CUDNN_DATA_FLOAT, false);
+    p.dq_accum = acc.uid;
+    g.matmul(ds, k_rows, acc);
+    g.pointwise(CUDNN_POINTWISE_IDENTITY, acc, nullptr, nullptr, dq);
+  } else {
+    g.matmul(ds, k_rows, dq);
+  }
   p.plan = g.build_plan(h, &p.workspace, &p.engine);
 }
 
@@ -273,7 +300,10 @@ bool cudnn_attention_backward(const Tensor& dout, const Tensor& q, const Tensor&
   const std::shared_ptr<Plan> p = plan_for(false, a, dev, dk.dim(1));
   if (!p) return false;
   const size_t ws = align256(size_t(p->workspace));
-  char* scratch = static_cast<char*>(cuda::scratch(dev, ws + size_t(a.B) * a.H * a.T * sizeof(float)));
+  const size_t sum_bytes = align256(size_t(a.B) * a.H * a.T * sizeof(float));
+  const size_t acc_bytes = p->dq_accum ? size_t(a.B) * a.H * a.T * a.D * sizeof(float) : 0;
+  char* scratch = static_cast<char*>(cuda::scratch(dev, ws + sum_bytes + acc_bytes));
+  if (acc_bytes) WICK_CUDA_CHECK(cudaMemsetAsync(scratch + ws + sum_bytes, 0, acc_bytes, cuda::stream_of(dq)));
   auto in = [](const Tensor& t) { return const_cast<void*>(static_cast<const void*>(cuda::cptr<cuda::bf16>(t))); };
   const std::vector<int64_t> uids = {p->q,  p->k,  p->v,  p->o,           p->dout,      p->stats,
                                      p->dq, p->dk, p->dv, p->softmax_sum, p->scale_uid, p->neg_inf_uid,
@@ -291,7 +321,11 @@ bool cudnn_attention_backward(const Tensor& dout, const Tensor& q, const Tensor&
                                    &p->scale,
                                    &p->neg_inf,
                                    &p->one};
-  cudnn::execute(cudnn::handle(dev), *p->plan, uids, ptrs, p->workspace ? scratch : nullptr, cuda::stream_of(dq));
+  std::vector<int64_t> uids_all = uids;
+  std::vector<void*> ptrs_all = ptrs;
+  if (acc_bytes) uids_all.push_back(p->dq_accum), ptrs_all.push_back(scratch + ws + sum_bytes);
+  cudnn::execute(cudnn::handle(dev), *p->plan, uids_all, ptrs_all, p->workspace ? scratch : nullptr,
+                 cuda::stream_of(dq));
   return true;
 }
 
