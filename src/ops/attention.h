@@ -36,6 +36,8 @@ void set_cuda_attention(CudaAttention which);
 // Why cuDNN's attention cannot run in this process ("" when it can: built with its headers, library loaded).
 // Defined in CUDA builds only.
 std::string cuda_attention_unavailable();
+// One line for `wick info`: which implementation bf16 attention uses here, and why. CUDA builds only.
+std::string cuda_attention_summary();
 
 // q [B, T, H, D], k [B, S, Hkv, D], v [B, S, Hkv, D] (S >= kv_len) -> out [B, T, H, D] (=),
 // lse [B, H, T] f32 (=, log-sum-exp of the scaled scores per query; kept for backward; may be null)

@@ -224,7 +224,6 @@ std::map<Key, std::shared_ptr<Plan>> g_plans;
 // plan costs a few descriptors and its build time; the oldest-built are dropped first).
 constexpr size_t kMaxPlans = 256;
 std::vector<Key> g_order;
-std::string g_last_note;
 
 // The plan for this shape, building it on first use; null when cuDNN does not apply or refused it.
 std::shared_ptr<Plan> plan_for(bool forward, const attn::Dims& a, int device, long long dkv_rows) {
@@ -253,7 +252,6 @@ std::shared_ptr<Plan> plan_for(bool forward, const attn::Dims& a, int device, lo
       else
         build_backward(*p, s, cudnn::handle(device));
       const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
-      g_last_note = "cudnn " + std::to_string(cudnn::version()) + " (" + p->engine + ")";
       if (const char* log = std::getenv("WICK_ATTENTION_LOG"); log && *log && *log != '0')
         std::fprintf(stderr, "wick: cuDNN attention %s plan B %d T %d H %d/%d D %d: %s, workspace %lld bytes, %.1f ms\n",
                      forward ? "forward" : "backward", a.B, a.T, a.H, a.Hkv, a.D, p->engine.c_str(),
@@ -329,17 +327,20 @@ bool cudnn_attention_backward(const Tensor& dout, const Tensor& q, const Tensor&
   return true;
 }
 
-std::string attention_backend_note() {
-  if (mode() == Mode::kFlash) return "flash (set to flash)";
-  if (!cudnn::api()) return "flash (cuDNN not loaded: " + cudnn::load_error() + ")";
-  std::lock_guard<std::mutex> lock(g_mu);
-  return g_last_note.empty() ? "cudnn " + std::to_string(cudnn::version()) : g_last_note;
-}
-
 }  // namespace wick::cuda_ops
 
 std::string wick::cuda_attention_unavailable() {
   return wick::cuda_ops::cudnn::api() ? std::string() : wick::cuda_ops::cudnn::load_error();
+}
+
+std::string wick::cuda_attention_summary() {
+  const std::string flash = "wick's FlashAttention-2 kernels";
+  if (cuda_attention() == CudaAttention::kFlash) return flash + " (WICK_ATTENTION=flash)";
+  const std::string why = cuda_attention_unavailable();
+  if (!why.empty()) return flash + " (cuDNN not loaded: " + why + ")";
+  const int v = wick::cuda_ops::cudnn::version();
+  return "cuDNN " + std::to_string(v / 10000) + "." + std::to_string(v / 100 % 100) +
+         " fused attention where it applies (plain causal), " + flash + " for the rest";
 }
 
 #else  // built without cuDNN's headers: wick's kernels run every call
@@ -354,10 +355,12 @@ bool cudnn_attention_backward(const Tensor&, const Tensor&, const Tensor&, const
                               const Tensor&, const attn::Dims&, Tensor&, Tensor&, Tensor&) {
   return false;
 }
-std::string attention_backend_note() { return "flash (built without cuDNN)"; }
 
 }  // namespace wick::cuda_ops
 
 std::string wick::cuda_attention_unavailable() { return "this wick was built without cuDNN's headers"; }
+std::string wick::cuda_attention_summary() {
+  return "wick's FlashAttention-2 kernels (built without cuDNN's headers)";
+}
 
 #endif  // WICK_HAVE_CUDNN

@@ -17,7 +17,4 @@ bool cudnn_attention_backward(const Tensor& dout, const Tensor& q, const Tensor&
                               const Tensor& out, const Tensor& lse, const attn::Dims& a, Tensor& dq, Tensor& dk,
                               Tensor& dv);
 
-// "cudnn 91900" / "flash (why)" for `wick info` and the op tests' names.
-std::string attention_backend_note();
-
 }  // namespace wick::cuda_ops
