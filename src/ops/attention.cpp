@@ -4,6 +4,7 @@
 
 #include <atomic>
 #include <cmath>
+#include <cstdint>
 #include <cstdlib>
 #include <cstring>
 
@@ -34,6 +35,28 @@ CudaAttention cuda_attention() {
   return static_cast<CudaAttention>(v);
 }
 void set_cuda_attention(CudaAttention which) { g_cuda_attention.store(static_cast<int>(which)); }
+
+namespace {
+int64_t cap_from_env() {
+  const char* e = std::getenv("WICK_ATTENTION_DETERMINISTIC_MAX_MB");
+  if (!e || !*e) return int64_t(1) << 30;
+  char* end = nullptr;
+  const long long mb = std::strtoll(e, &end, 10);
+  if (!end || *end) throw Error(std::string("WICK_ATTENTION_DETERMINISTIC_MAX_MB=") + e + ": expected a number of MB");
+  return mb < 0 ? -1 : static_cast<int64_t>(mb) << 20;
+}
+std::atomic<int64_t> g_det_cap{INT64_MIN};  // INT64_MIN: not read from the environment yet
+}  // namespace
+
+int64_t cuda_attention_deterministic_cap() {
+  int64_t v = g_det_cap.load();
+  if (v == INT64_MIN) {
+    v = cap_from_env();
+    g_det_cap.store(v);
+  }
+  return v;
+}
+void set_cuda_attention_deterministic_cap(int64_t bytes) { g_det_cap.store(bytes < 0 ? -1 : bytes); }
 
 // Shapes and args common to forward and backward; returns the device.
 static Device check_attention(const char* op, Arg q, Arg k, Arg v, const AttentionArgs& args, const Arg* extra,

@@ -33,6 +33,13 @@ inline bool attention_cuda_flash(DType dt, int64_t T, int64_t D) {
 enum class CudaAttention { kAuto, kFlash, kCudnn };
 CudaAttention cuda_attention();
 void set_cuda_attention(CudaAttention which);
+// cuDNN's deterministic backward keeps dP (about B H T^2 bf16) in its workspace: 7.5 GB for one 16k-token row
+// of a 0.5B model. Above this many bytes the non-deterministic form is built instead (an f32 dQ that the engine
+// accumulates atomically: a few MB, but results vary in the last bits from run to run), with a warning. Default
+// 1 GiB, or WICK_ATTENTION_DETERMINISTIC_MAX_MB; a negative cap means always deterministic.
+int64_t cuda_attention_deterministic_cap();
+void set_cuda_attention_deterministic_cap(int64_t bytes);
+
 // Why cuDNN's attention cannot run in this process ("" when it can: built with its headers, library loaded).
 // Defined in CUDA builds only.
 std::string cuda_attention_unavailable();

@@ -46,7 +46,11 @@ TEST_P(OpCudaAccumulate, ParamGradsAccumulateInputGradsOverwrite) {
 // one forced, over the attention cases.
 class OpCudaAttention : public ::testing::TestWithParam<size_t> {
  protected:
-  void TearDown() override { set_cuda_attention(CudaAttention::kAuto); }
+  void TearDown() override {
+    set_cuda_attention(CudaAttention::kAuto);
+    set_cuda_attention_deterministic_cap(cap_);
+  }
+  const int64_t cap_ = cuda_attention_deterministic_cap();
   void check(CudaAttention which, const char* stage) {
     WICK_REQUIRE_CUDA();
     set_cuda_attention(which);
@@ -61,6 +65,15 @@ TEST_P(OpCudaAttention, CudnnMatchesCpu) {
   const std::string why = cuda_attention_unavailable();
   if (!why.empty()) GTEST_SKIP() << "cuDNN attention cannot run here: " << why;
   check(CudaAttention::kCudnn, "cuda_bf16_cudnn");
+}
+// cuDNN's non-deterministic backward (an atomically accumulated f32 dQ), which long sequences get: forced here
+// by a cap of 0 bytes on the deterministic form's workspace.
+TEST_P(OpCudaAttention, CudnnNonDeterministicFormMatchesCpu) {
+  WICK_REQUIRE_CUDA();
+  const std::string why = cuda_attention_unavailable();
+  if (!why.empty()) GTEST_SKIP() << "cuDNN attention cannot run here: " << why;
+  set_cuda_attention_deterministic_cap(0);
+  check(CudaAttention::kCudnn, "cuda_bf16_cudnn_nondet");
 }
 static std::vector<size_t> attention_case_ids() {
   std::vector<size_t> ids;

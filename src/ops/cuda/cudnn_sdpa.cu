@@ -29,17 +29,6 @@ Mode mode() { return static_cast<Mode>(static_cast<int>(cuda_attention())); }
 
 using I64 = std::vector<int64_t>;
 
-// Graph variants for bring-up (env WICK_CUDNN_VARIANT, a set of letters): g = GEN_INDEX in f32 math,
-// l = mask with -FLT_MAX instead of -inf, m = backward masks before subtracting lse, n = backward with an f32
-// dQ accumulator (cuDNN's non-deterministic form).
-bool variant(char c) {
-  static const std::string v = [] {
-    const char* e = std::getenv("WICK_CUDNN_VARIANT");
-    return std::string(e ? e : "");
-  }();
-  return v.find(c) != std::string::npos;
-}
-
 // The graph's fixed tensors for one shape (uids into the variant pack) and the plan.
 struct Plan {
   cudnn::GraphBuilder builder;  // owns every descriptor the plan references
@@ -49,8 +38,8 @@ struct Plan {
   std::string error;  // non-empty: cuDNN refused this shape
   int64_t q = 0, k = 0, v = 0, o = 0, stats = 0, dout = 0, dq = 0, dk = 0, dv = 0, softmax_sum = 0;
   int64_t scale_uid = 0, neg_inf_uid = 0, one_uid = 0;
-  float scale = 1.0f, neg_inf = variant('l') ? -3.402823466e38f : -INFINITY, one = 1.0f;
-  int64_t dq_accum = 0;  // variant n
+  float scale = 1.0f, neg_inf = -INFINITY, one = 1.0f;
+  int64_t dq_accum = 0;  // backward, non-deterministic form: the f32 dQ accumulator (zeroed before each run)
 };
 
 struct Shapes {
@@ -77,9 +66,8 @@ Shapes shapes(const attn::Dims& a, int64_t dkv_rows) {
 cudnn::TensorRef causal_mask(cudnn::GraphBuilder& g, const cudnn::TensorRef& s, const I64& sdims, Plan& p) {
   auto row = g.virt(sdims, CUDNN_DATA_INT32);
   auto col = g.virt(sdims, CUDNN_DATA_INT32);
-  const cudnnDataType_t gen_prec = variant('g') ? CUDNN_DATA_FLOAT : CUDNN_DATA_INT32;
-  g.pointwise(CUDNN_POINTWISE_GEN_INDEX, s, nullptr, nullptr, row, gen_prec, 2);
-  g.pointwise(CUDNN_POINTWISE_GEN_INDEX, s, nullptr, nullptr, col, gen_prec, 3);
+  g.pointwise(CUDNN_POINTWISE_GEN_INDEX, s, nullptr, nullptr, row, CUDNN_DATA_INT32, 2);
+  g.pointwise(CUDNN_POINTWISE_GEN_INDEX, s, nullptr, nullptr, col, CUDNN_DATA_INT32, 3);
   auto keep = g.virt(sdims, CUDNN_DATA_BOOLEAN);
   g.pointwise(CUDNN_POINTWISE_CMP_GE, row, &col, nullptr, keep, CUDNN_DATA_BOOLEAN);
   auto neg_inf = g.scalar();
@@ -125,7 +113,10 @@ void build_forward(Plan& p, const Shapes& s, cudnnHandle_t h) {
   p.plan = g.build_plan(h, &p.workspace, &p.engine);
 }
 
-void build_backward(Plan& p, const Shapes& s, cudnnHandle_t h) {
+// deterministic: dQ = dS k written directly (cuDNN then keeps dP in a workspace of ~B H T^2 bf16 and needs no
+// atomics); else into a zeroed f32 accumulator that the engine adds to atomically (less memory, not
+// bit-reproducible), copied to dq by an identity op: the two forms cuDNN's frontend builds.
+void build_backward(Plan& p, const Shapes& s, cudnnHandle_t h, bool deterministic) {
   cudnn::GraphBuilder& g = p.builder;
   const cudnnDataType_t bf = CUDNN_DATA_BFLOAT16;
   const int64_t B = s.B, H = s.H, T = s.T, D = s.D;
@@ -160,16 +151,9 @@ void build_backward(Plan& p, const Shapes& s, cudnnHandle_t h) {
   p.scale_uid = scale.uid;
   auto s1 = g.virt(sdims);
   g.pointwise(CUDNN_POINTWISE_MUL, s0, &scale, nullptr, s1);
-  cudnn::TensorRef s3;
-  if (variant('m')) {
-    auto s2 = causal_mask(g, s1, sdims, p);
-    s3 = g.virt(sdims);
-    g.pointwise(CUDNN_POINTWISE_SUB, s2, &stats, nullptr, s3);
-  } else {
-    auto s2 = g.virt(sdims);
-    g.pointwise(CUDNN_POINTWISE_SUB, s1, &stats, nullptr, s2);
-    s3 = causal_mask(g, s2, sdims, p);
-  }
+  auto s2 = g.virt(sdims);
+  g.pointwise(CUDNN_POINTWISE_SUB, s1, &stats, nullptr, s2);
+  auto s3 = causal_mask(g, s2, sdims, p);
   auto e = g.virt(sdims);
   g.pointwise(CUDNN_POINTWISE_EXP, s3, nullptr, nullptr, e);
 
@@ -202,10 +186,10 @@ void build_backward(Plan& p, const Shapes& s, cudnnHandle_t h) {
     g.matmul(dst, q, dk_full);
     g.reduction(CUDNN_REDUCE_TENSOR_ADD, dk_full, dk);
   }
-  // dQ = dS k: k back from its transposed view; written directly (the deterministic form, no f32 accumulator)
+  // dQ = dS k: k back from its transposed view
   auto k_rows = g.virt(s.k_dims, s.k_strides, bf);
   g.reshape(kt, k_rows);
-  if (variant('n')) {
+  if (!deterministic) {
     auto acc = g.tensor({B, H, T, D}, {H * T * D, T * D, D, 1}, CUDNN_DATA_FLOAT, false);
     p.dq_accum = acc.uid;
     g.matmul(ds, k_rows, acc);
@@ -216,7 +200,7 @@ void build_backward(Plan& p, const Shapes& s, cudnnHandle_t h) {
   p.plan = g.build_plan(h, &p.workspace, &p.engine);
 }
 
-using Key = std::tuple<int, bool, int, int, int, int, int, long long, long long, uint32_t>;
+using Key = std::tuple<int, bool, int, int, int, int, int, long long, long long, uint32_t, int64_t>;
 
 std::mutex g_mu;
 std::map<Key, std::shared_ptr<Plan>> g_plans;
@@ -234,7 +218,8 @@ std::shared_ptr<Plan> plan_for(bool forward, const attn::Dims& a, int device, lo
   }
   uint32_t scale_bits;
   std::memcpy(&scale_bits, &a.scale, 4);
-  const Key key{device, forward, a.B, a.T, a.H, a.Hkv, a.D, a.S, dkv_rows, scale_bits};
+  const int64_t cap = forward ? 0 : cuda_attention_deterministic_cap();
+  const Key key{device, forward, a.B, a.T, a.H, a.Hkv, a.D, a.S, dkv_rows, scale_bits, cap};
   std::lock_guard<std::mutex> lock(g_mu);
   auto it = g_plans.find(key);
   if (it == g_plans.end()) {
@@ -247,14 +232,30 @@ std::shared_ptr<Plan> plan_for(bool forward, const attn::Dims& a, int device, lo
     try {
       const auto t0 = std::chrono::steady_clock::now();
       const Shapes s = shapes(a, dkv_rows);
-      if (forward)
+      if (forward) {
         build_forward(*p, s, cudnn::handle(device));
-      else
-        build_backward(*p, s, cudnn::handle(device));
+      } else {
+        build_backward(*p, s, cudnn::handle(device), true);
+        if (cap >= 0 && p->workspace > cap) {
+          const int64_t det_ws = p->workspace;
+          p = std::make_shared<Plan>();
+          p->scale = a.scale;
+          build_backward(*p, s, cudnn::handle(device), false);
+          static std::once_flag once;
+          std::call_once(once, [&] {
+            warn("attention backward (B " + std::to_string(a.B) + ", T " + std::to_string(a.T) +
+                 "): cuDNN's deterministic form needs " + std::to_string(det_ws >> 20) + " MB of workspace, over " +
+                 std::to_string(cap >> 20) + " MB, so its non-deterministic form runs (results vary in the last " +
+                 "bits between runs; bit-exact resume does not hold). WICK_ATTENTION_DETERMINISTIC_MAX_MB=-1 keeps " +
+                 "it deterministic; WICK_ATTENTION=flash runs wick's own deterministic kernels.");
+          });
+        }
+      }
       const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
       if (const char* log = std::getenv("WICK_ATTENTION_LOG"); log && *log && *log != '0')
-        std::fprintf(stderr, "wick: cuDNN attention %s plan B %d T %d H %d/%d D %d: %s, workspace %lld bytes, %.1f ms\n",
-                     forward ? "forward" : "backward", a.B, a.T, a.H, a.Hkv, a.D, p->engine.c_str(),
+        std::fprintf(stderr, "wick: cuDNN attention %s plan B %d T %d H %d/%d D %d%s: %s, workspace %lld bytes, %.1f ms\n",
+                     forward ? "forward" : "backward", a.B, a.T, a.H, a.Hkv, a.D,
+                     p->dq_accum ? " (non-deterministic form)" : "", p->engine.c_str(),
                      static_cast<long long>(p->workspace), ms);
     } catch (const Error& e) {
       if (mode() == Mode::kCudnn) throw;

@@ -3,7 +3,8 @@
 // cuda_attention() (ops/attention.h: WICK_ATTENTION=auto|flash|cudnn, or set_cuda_attention()).
 // cuDNN applies to bf16, head dim 64 or 128, plain causal (no packed segments, no KV-cache offset).
 // cuDNN's backward is built in its deterministic form (dQ without atomics), so a step stays bit-for-bit
-// repeatable (resume, checkpointing) as with wick's kernels.
+// repeatable (resume, checkpointing) as with wick's kernels, unless that form's workspace is over
+// cuda_attention_deterministic_cap() (long sequences): then its non-deterministic form, with a warning.
 // A graph cuDNN refuses for a shape is remembered and that shape runs wick's kernels (warned once).
 #pragma once
 #include "ops/cuda/attention.cuh"
