@@ -18,6 +18,7 @@
 #include "tokenizer/chat_template.h"
 #include "tokenizer/tokenizer.h"
 #ifdef WICK_CUDA
+#include "ops/attention.h"
 #include "ops/cuda/runtime.h"
 #endif
 
@@ -49,6 +50,7 @@ void print_machine_info() {
     std::printf("  cuda:%d %s, %.1f GiB, compute capability %d.%d, %d SMs\n", i, d.name.c_str(),
                 d.total_memory / 1073741824.0, d.cc_major, d.cc_minor, d.sm_count);
   }
+  std::printf("  attention (bf16, head dim 64/128): %s\n", cuda_attention_summary().c_str());
 #else
   std::printf("cuda: not compiled in (nvcc was not found when this wick was configured)\n");
 #endif

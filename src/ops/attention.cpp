@@ -2,7 +2,11 @@
 // Dtypes: q, k, v, out (dout, dq, dk, dv) share the activation dtype; lse is f32; segments i32.
 #include "ops/attention.h"
 
+#include <atomic>
 #include <cmath>
+#include <cstdint>
+#include <cstdlib>
+#include <cstring>
 
 #include "ops/validate.h"
 
@@ -10,6 +14,49 @@ namespace wick {
 
 using ops_detail::Arg;
 using ops_detail::fail;
+
+namespace {
+CudaAttention from_env() {
+  const char* e = std::getenv("WICK_ATTENTION");
+  if (!e || !*e || std::strcmp(e, "auto") == 0) return CudaAttention::kAuto;
+  if (std::strcmp(e, "flash") == 0) return CudaAttention::kFlash;
+  if (std::strcmp(e, "cudnn") == 0) return CudaAttention::kCudnn;
+  throw Error(std::string("WICK_ATTENTION=") + e + ": expected auto, flash or cudnn");
+}
+std::atomic<int> g_cuda_attention{-1};  // -1: not read from the environment yet
+}  // namespace
+
+CudaAttention cuda_attention() {
+  int v = g_cuda_attention.load();
+  if (v < 0) {
+    v = static_cast<int>(from_env());
+    g_cuda_attention.store(v);
+  }
+  return static_cast<CudaAttention>(v);
+}
+void set_cuda_attention(CudaAttention which) { g_cuda_attention.store(static_cast<int>(which)); }
+
+namespace {
+int64_t cap_from_env() {
+  const char* e = std::getenv("WICK_ATTENTION_DETERMINISTIC_MAX_MB");
+  if (!e || !*e) return int64_t(1) << 30;
+  char* end = nullptr;
+  const long long mb = std::strtoll(e, &end, 10);
+  if (!end || *end) throw Error(std::string("WICK_ATTENTION_DETERMINISTIC_MAX_MB=") + e + ": expected a number of MB");
+  return mb < 0 ? -1 : static_cast<int64_t>(mb) << 20;
+}
+std::atomic<int64_t> g_det_cap{INT64_MIN};  // INT64_MIN: not read from the environment yet
+}  // namespace
+
+int64_t cuda_attention_deterministic_cap() {
+  int64_t v = g_det_cap.load();
+  if (v == INT64_MIN) {
+    v = cap_from_env();
+    g_det_cap.store(v);
+  }
+  return v;
+}
+void set_cuda_attention_deterministic_cap(int64_t bytes) { g_det_cap.store(bytes < 0 ? -1 : bytes); }
 
 // Shapes and args common to forward and backward; returns the device.
 static Device check_attention(const char* op, Arg q, Arg k, Arg v, const AttentionArgs& args, const Arg* extra,

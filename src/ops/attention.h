@@ -1,6 +1,8 @@
 // Causal self-attention with grouped kv heads: query head h reads kv head h / (H / Hkv).
 // scores = q.k * scale (+ causal mask, optional sliding window), softmax in f32, out = P.v.
 #pragma once
+#include <string>
+
 #include "core/tensor.h"
 
 namespace wick {
@@ -28,6 +30,26 @@ constexpr int64_t kFlashMinT = 16;
 inline bool attention_cuda_flash(DType dt, int64_t T, int64_t D, int64_t window = 0) {
   return window == 0 && dt == DType::BF16 && (D == 64 || D == 128) && T >= kFlashMinT;
 }
+
+// Which implementation runs the bf16 calls that take the tensor-core path on CUDA: cuDNN's fused attention
+// where it applies (plain causal: no packed segments, no KV-cache offset) and can be loaded, else wick's
+// FlashAttention-2 kernels (kAuto); wick's kernels always (kFlash); cuDNN, failing loudly where it cannot
+// run (kCudnn). The default comes from WICK_ATTENTION=auto|flash|cudnn; tests switch it to check both.
+enum class CudaAttention { kAuto, kFlash, kCudnn };
+CudaAttention cuda_attention();
+void set_cuda_attention(CudaAttention which);
+// cuDNN's deterministic backward keeps dP (about B H T^2 bf16) in its workspace: 7.5 GB for one 16k-token row
+// of a 0.5B model. Above this many bytes the non-deterministic form is built instead (an f32 dQ that the engine
+// accumulates atomically: a few MB, but results vary in the last bits from run to run), with a warning. Default
+// 1 GiB, or WICK_ATTENTION_DETERMINISTIC_MAX_MB; a negative cap means always deterministic.
+int64_t cuda_attention_deterministic_cap();
+void set_cuda_attention_deterministic_cap(int64_t bytes);
+
+// Why cuDNN's attention cannot run in this process ("" when it can: built with its headers, library loaded).
+// Defined in CUDA builds only.
+std::string cuda_attention_unavailable();
+// One line for `wick info`: which implementation bf16 attention uses here, and why. CUDA builds only.
+std::string cuda_attention_summary();
 
 // q [B, T, H, D], k [B, S, Hkv, D], v [B, S, Hkv, D] (S >= kv_len) -> out [B, T, H, D] (=),
 // lse [B, H, T] f32 (=, log-sum-exp of the scaled scores per query; kept for backward; may be null)

@@ -37,9 +37,8 @@ AdamWScalars adamw_scalars(const AdamWConfig& cfg, int64_t step) {
   return s;
 }
 
-void adamw_step(Tensor& param, const Tensor& grad, Tensor& m, Tensor& v, const AdamWConfig& cfg, int64_t step,
-                float grad_scale) {
-  static const char* op = "adamw_step";
+static Device check_adamw(const char* op, Tensor& param, const Tensor& grad, Tensor& m, Tensor& v,
+                          const AdamWConfig& cfg, int64_t step, float grad_scale) {
   const Arg P{"param", &param}, G{"grad", &grad}, M{"m", &m}, Vv{"v", &v};
   const Device dev = ops_detail::one_device(op, {P, G, M, Vv});
   for (const Arg& a : {P, G, M, Vv}) {
@@ -52,7 +51,35 @@ void adamw_step(Tensor& param, const Tensor& grad, Tensor& m, Tensor& v, const A
   if (!std::isfinite(cfg.lr) || !std::isfinite(cfg.eps) || !std::isfinite(cfg.weight_decay) ||
       !std::isfinite(grad_scale))
     fail(op, {P}, "lr, eps, weight_decay and grad_scale must be finite");
+  return dev;
+}
+
+void adamw_step(Tensor& param, const Tensor& grad, Tensor& m, Tensor& v, const AdamWConfig& cfg, int64_t step,
+                float grad_scale) {
+  static const char* op = "adamw_step";
+  const Device dev = check_adamw(op, param, grad, m, v, cfg, step, grad_scale);
   WICK_OP_DISPATCH(op, dev, adamw_step, param, grad, m, v, cfg, step, grad_scale);
+}
+
+void adamw_step_many(const std::vector<AdamWTensors>& tensors, const AdamWConfig& cfg, int64_t step,
+                     float grad_scale) {
+  static const char* op = "adamw_step_many";
+  if (tensors.empty()) return;
+  const Device dev = check_adamw(op, *tensors[0].param, *tensors[0].grad, *tensors[0].m, *tensors[0].v, cfg, step,
+                                 grad_scale);
+  for (const AdamWTensors& t : tensors) {
+    if (check_adamw(op, *t.param, *t.grad, *t.m, *t.v, cfg, step, grad_scale) != dev)
+      fail(op, {Arg{"param", t.param}}, "every tensor must be on " + dev.str());
+  }
+  if (dev.is_cpu()) {
+    for (const AdamWTensors& t : tensors) cpu::adamw_step(*t.param, *t.grad, *t.m, *t.v, cfg, step, grad_scale);
+    return;
+  }
+#if WICK_CUDA
+  cuda_ops::adamw_step_many(tensors, cfg, step, grad_scale);
+#else
+  ops_detail::no_cuda(op);
+#endif
 }
 
 double sum_squares(const std::vector<Tensor>& tensors) {

@@ -23,7 +23,9 @@ double AdamW::step(double lr, double max_grad_norm) {
   steps_++;
   AdamWConfig c = cfg_;
   c.lr = lr;
-  for (size_t i = 0; i < params_.size(); i++) adamw_step(*params_[i].value, *params_[i].grad, m_[i], v_[i], c, steps_, coef);
+  std::vector<AdamWTensors> all;
+  for (size_t i = 0; i < params_.size(); i++) all.push_back({params_[i].value, params_[i].grad, &m_[i], &v_[i]});
+  adamw_step_many(all, c, steps_, coef);
   return norm;
 }
 

@@ -6,7 +6,9 @@
 #include <gtest/gtest.h>
 
 #include "common/op_cases.h"
+#include "common/optim_checks.h"
 #include "common/testutil.h"
+#include "ops/attention.h"
 
 using namespace wick;
 using wick::test::op_cases;
@@ -39,9 +41,56 @@ TEST_P(OpCudaAccumulate, ParamGradsAccumulateInputGradsOverwrite) {
   EXPECT_TRUE(r.pass()) << c.name("cuda_acc") << "\n" << r.str();
 }
 
+// bf16 attention has two CUDA implementations (ops/attention.h: cuDNN's fused attention where it applies and
+// loads, wick's FlashAttention-2 kernels otherwise). The suites above run the default (auto); these run each
+// one forced, over the attention cases.
+class OpCudaAttention : public ::testing::TestWithParam<size_t> {
+ protected:
+  void TearDown() override {
+    set_cuda_attention(CudaAttention::kAuto);
+    set_cuda_attention_deterministic_cap(cap_);
+  }
+  const int64_t cap_ = cuda_attention_deterministic_cap();
+  void check(CudaAttention which, const char* stage) {
+    WICK_REQUIRE_CUDA();
+    set_cuda_attention(which);
+    const auto& c = *op_cases()[GetParam()];
+    const opcheck::Report r = opcheck::check_device(c, Device::cuda(0), DType::BF16, op_case_seed(GetParam()));
+    EXPECT_TRUE(r.pass()) << c.name(stage) << " (tolerances: " << c.tol.why << ")\n" << r.str();
+  }
+};
+TEST_P(OpCudaAttention, FlashKernelsMatchCpu) { check(CudaAttention::kFlash, "cuda_bf16_flash"); }
+TEST_P(OpCudaAttention, CudnnMatchesCpu) {
+  WICK_REQUIRE_CUDA();
+  const std::string why = cuda_attention_unavailable();
+  if (!why.empty()) GTEST_SKIP() << "cuDNN attention cannot run here: " << why;
+  check(CudaAttention::kCudnn, "cuda_bf16_cudnn");
+}
+// cuDNN's non-deterministic backward (an atomically accumulated f32 dQ), which long sequences get: forced here
+// by a cap of 0 bytes on the deterministic form's workspace.
+TEST_P(OpCudaAttention, CudnnNonDeterministicFormMatchesCpu) {
+  WICK_REQUIRE_CUDA();
+  const std::string why = cuda_attention_unavailable();
+  if (!why.empty()) GTEST_SKIP() << "cuDNN attention cannot run here: " << why;
+  set_cuda_attention_deterministic_cap(0);
+  check(CudaAttention::kCudnn, "cuda_bf16_cudnn_nondet");
+}
+static std::vector<size_t> attention_case_ids() {
+  std::vector<size_t> ids;
+  for (size_t i : test::op_case_ids(Stage::DeviceBf16))
+    if (op_cases()[i]->name("").rfind("attention", 0) == 0) ids.push_back(i);
+  return ids;
+}
+INSTANTIATE_TEST_SUITE_P(Cuda, OpCudaAttention, ::testing::ValuesIn(attention_case_ids()), test::OpCaseName{"bf16"});
+
 INSTANTIATE_TEST_SUITE_P(Cuda, OpCudaF32, ::testing::ValuesIn(test::op_case_ids(Stage::Fwd)),
                          test::OpCaseName{"cuda_f32"});
 INSTANTIATE_TEST_SUITE_P(Cuda, OpCudaBf16, ::testing::ValuesIn(test::op_case_ids(Stage::DeviceBf16)),
                          test::OpCaseName{"cuda_bf16"});
 INSTANTIATE_TEST_SUITE_P(Cuda, OpCudaAccumulate, ::testing::ValuesIn(test::op_case_ids(Stage::Accumulate)),
                          test::OpCaseName{"cuda_acc"});
+
+TEST(AdamWCuda, ManyTensorsInOneCallEqualOneCallEach) {
+  WICK_REQUIRE_CUDA();
+  test::check_adamw_many_matches_singles(Device::cuda(0));
+}

@@ -4,6 +4,7 @@
 
 #include <cmath>
 
+#include "common/optim_checks.h"
 #include "common/testutil.h"
 #include "ops/optim.h"
 
@@ -65,3 +66,5 @@ TEST(AdamW, FiveClippedStepsMatchF64Formula) {
     }
   }
 }
+
+TEST(AdamW, ManyTensorsInOneCallEqualOneCallEach) { test::check_adamw_many_matches_singles(Device::cpu()); }

@@ -1,8 +1,10 @@
 // wick glue for the tensor-core flash attention kernels (flash_attention_fwd.cuh, flash_attention_bwd.cuh):
 // Tensor + AttentionArgs -> FlashParams, launch on wick's stream. attention.cu and attention_backward.cu
 // call these when attention_cuda_flash() (ops/attention.h) picks this path; shapes and dtypes were
-// validated by the public op already.
+// validated by the public op already. cuDNN's fused attention (cudnn_sdpa.h) takes the call first where it
+// applies and WICK_ATTENTION allows; these kernels run the rest.
 #include "ops/cuda/attention.cuh"
+#include "ops/cuda/cudnn_sdpa.h"
 #include "ops/cuda/flash_attention_bwd.cuh"
 #include "ops/cuda/flash_attention_fwd.cuh"
 
@@ -28,6 +30,7 @@ flash::FlashParams make_params(const Tensor& q, const Tensor& k, const Tensor& v
 
 void flash_attention_forward(const Tensor& q, const Tensor& k, const Tensor& v, const AttentionArgs& args,
                              Tensor& out, Tensor* lse) {
+  if (cudnn_attention_forward(q, k, v, attn::make_dims(q, k, args), out, lse)) return;
   flash::FlashParams p = make_params(q, k, v, args);
   if (p.B == 0 || p.T == 0 || p.H == 0) return;
   p.o = cuda::ptr<flash::bf16>(out);
@@ -38,6 +41,7 @@ void flash_attention_forward(const Tensor& q, const Tensor& k, const Tensor& v, 
 void flash_attention_backward(const Tensor& dout, const Tensor& q, const Tensor& k, const Tensor& v,
                               const Tensor& out, const Tensor& lse, const AttentionArgs& args, Tensor& dq, Tensor& dk,
                               Tensor& dv) {
+  if (cudnn_attention_backward(dout, q, k, v, out, lse, attn::make_dims(q, k, args), dq, dk, dv)) return;
   flash::FlashParams p = make_params(q, k, v, args);
   if (p.B == 0 || p.T == 0 || p.H == 0) return;
   const int dev = dq.device().index;

@@ -10,6 +10,8 @@
 //   denom = sqrt(v) / sqrt(1 - beta2^t) + eps
 //   p = p + (-lr / (1 - beta1^t)) * (m / denom) (param.addcdiv_)
 //
+// adamw_step_many: the same per-element code, tensors packed 48 to a launch (see below).
+//
 // sum_squares: tensors are packed 64 at a time into a kernel argument; each block squares and sums up to
 // 4096 elements of one tensor in f32 and writes its partial to the device scratch buffer; one last block
 // adds the partials in double, in a fixed order (deterministic), and the double is copied to the host
@@ -54,6 +56,33 @@ __global__ void adamw_kernel(float* __restrict__ param, const float* __restrict_
     cuda::storev<V>(param + i, p);
     cuda::storev<V>(m + i, mm);
     cuda::storev<V>(v + i, vv);
+  }
+}
+
+// adamw_step_many: up to kAdamMaxTensors tensors per launch; block b updates kAdamChunk elements of the tensor
+// whose block range holds b (same per-element code as adamw_kernel: results are identical).
+constexpr int kAdamMaxTensors = 48;
+constexpr int kAdamThreads = 256;
+constexpr long long kAdamChunk = kAdamThreads * 16;
+struct AdamBatch {
+  float* p[kAdamMaxTensors];
+  const float* g[kAdamMaxTensors];
+  float* m[kAdamMaxTensors];
+  float* v[kAdamMaxTensors];
+  long long n[kAdamMaxTensors];
+  int first_block[kAdamMaxTensors + 1];
+  int count;
+};
+
+__global__ void adamw_many_kernel(AdamBatch b, KernelScalars k) {
+  int j = 0;
+  while (j + 1 < b.count && (int)blockIdx.x >= b.first_block[j + 1]) ++j;
+  const long long lo = (long long)(blockIdx.x - b.first_block[j]) * kAdamChunk;
+  const long long hi = lo + kAdamChunk < b.n[j] ? lo + kAdamChunk : b.n[j];
+  for (long long i = lo + threadIdx.x; i < hi; i += kAdamThreads) {
+    float p = b.p[j][i], mm = b.m[j][i], vv = b.v[j][i];
+    adamw_elem(p, b.g[j][i], mm, vv, k);
+    b.p[j][i] = p, b.m[j][i] = mm, b.v[j][i] = vv;
   }
 }
 
@@ -127,6 +156,36 @@ void adamw_step(Tensor& param, const Tensor& grad, Tensor& m, Tensor& v, const A
                                                               cuda::ptr<float>(m), cuda::ptr<float>(v), n, k);
     WICK_CUDA_LAUNCH_CHECK();
   });
+}
+
+void adamw_step_many(const std::vector<AdamWTensors>& tensors, const AdamWConfig& cfg, int64_t step,
+                     float grad_scale) {
+  KernelScalars k;
+  k.s = adamw_scalars(cfg, step);
+  k.grad_scale = grad_scale;
+  k.scale_grad = grad_scale != 1.0f;
+  cudaStream_t s = cuda::stream_of(*tensors[0].param);
+  for (size_t i = 0; i < tensors.size();) {
+    AdamBatch b{};
+    int blocks = 0;
+    for (; i < tensors.size() && b.count < kAdamMaxTensors; ++i) {
+      const AdamWTensors& t = tensors[i];
+      const long long n = t.param->numel();
+      if (n == 0) continue;
+      b.p[b.count] = cuda::ptr<float>(*t.param);
+      b.g[b.count] = cuda::cptr<float>(*t.grad);
+      b.m[b.count] = cuda::ptr<float>(*t.m);
+      b.v[b.count] = cuda::ptr<float>(*t.v);
+      b.n[b.count] = n;
+      b.first_block[b.count] = blocks;
+      blocks += static_cast<int>((n + kAdamChunk - 1) / kAdamChunk);
+      b.count++;
+    }
+    if (b.count == 0) continue;
+    b.first_block[b.count] = blocks;
+    adamw_many_kernel<<<blocks, kAdamThreads, 0, s>>>(b, k);
+    WICK_CUDA_LAUNCH_CHECK();
+  }
 }
 
 // Sum of squares of every element of every tensor (f32, one device). Synchronizes wick's stream.
