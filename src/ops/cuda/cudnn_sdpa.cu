@@ -113,6 +113,19 @@ void build_forward(Plan& p, const Shapes& s, cudnnHandle_t h) {
   p.plan = g.build_plan(h, &p.workspace, &p.engine);
 }
 
+// c = a b into a kv-head gradient: with grouped heads (H > Hkv) the product is per query head and the group's
+// heads are summed by a reduction into c.
+void group_grad(cudnn::GraphBuilder& g, const Shapes& s, const cudnn::TensorRef& a, const cudnn::TensorRef& b,
+                const cudnn::TensorRef& c) {
+  if (s.H == s.Hkv) {
+    g.matmul(a, b, c);
+    return;
+  }
+  auto full = g.virt({s.B, s.H, s.T, s.D}, CUDNN_DATA_BFLOAT16);
+  g.matmul(a, b, full);
+  g.reduction(CUDNN_REDUCE_TENSOR_ADD, full, c);
+}
+
 // deterministic: dQ = dS k written directly (cuDNN then keeps dP in a workspace of ~B H T^2 bf16 and needs no
 // atomics); else into a zeroed f32 accumulator that the engine adds to atomically (less memory, not
 // bit-reproducible), copied to dq by an identity op: the two forms cuDNN's frontend builds.
@@ -160,13 +173,7 @@ void build_backward(Plan& p, const Shapes& s, cudnnHandle_t h, bool deterministi
   // dV = P^T dO (summed over the query heads of each kv head)
   auto pt = g.virt(st_dims, st_strides, bf);
   g.reshape(e, pt);
-  if (s.H == s.Hkv) {
-    g.matmul(pt, dout, dv);
-  } else {
-    auto dv_full = g.virt({B, H, T, D}, bf);
-    g.matmul(pt, dout, dv_full);
-    g.reduction(CUDNN_REDUCE_TENSOR_ADD, dv_full, dv);
-  }
+  group_grad(g, s, pt, dout, dv);
   // dS = P * (dO v^T - delta) * scale
   auto dp = g.virt(sdims);
   g.matmul(dout, vt, dp);
@@ -179,13 +186,7 @@ void build_backward(Plan& p, const Shapes& s, cudnnHandle_t h, bool deterministi
   // dK = dS^T q (summed over the group)
   auto dst = g.virt(st_dims, st_strides, bf);
   g.reshape(ds, dst);
-  if (s.H == s.Hkv) {
-    g.matmul(dst, q, dk);
-  } else {
-    auto dk_full = g.virt({B, H, T, D}, bf);
-    g.matmul(dst, q, dk_full);
-    g.reduction(CUDNN_REDUCE_TENSOR_ADD, dk_full, dk);
-  }
+  group_grad(g, s, dst, q, dk);
   // dQ = dS k: k back from its transposed view
   auto k_rows = g.virt(s.k_dims, s.k_strides, bf);
   g.reshape(kt, k_rows);
