@@ -24,9 +24,6 @@ namespace wick::cuda_ops {
 
 namespace {
 
-enum class Mode { kAuto, kFlash, kCudnn };
-Mode mode() { return static_cast<Mode>(static_cast<int>(cuda_attention())); }
-
 using I64 = std::vector<int64_t>;
 
 // The graph's fixed tensors for one shape (uids into the variant pack) and the plan.
@@ -77,6 +74,20 @@ cudnn::TensorRef causal_mask(cudnn::GraphBuilder& g, const cudnn::TensorRef& s, 
   return masked;
 }
 
+// scale * q.k^T [B, H, T, T]; the scale is a by-value scalar (its uid kept in p, the tensor in *scale for
+// the backward's second use).
+cudnn::TensorRef scaled_scores(cudnn::GraphBuilder& g, const cudnn::TensorRef& q, const cudnn::TensorRef& kt,
+                               const I64& sdims, Plan& p, cudnn::TensorRef* scale_out = nullptr) {
+  auto s0 = g.virt(sdims);
+  g.matmul(q, kt, s0);
+  auto scale = g.scalar();
+  p.scale_uid = scale.uid;
+  if (scale_out) *scale_out = scale;
+  auto s1 = g.virt(sdims);
+  g.pointwise(CUDNN_POINTWISE_MUL, s0, &scale, nullptr, s1);
+  return s1;
+}
+
 void build_forward(Plan& p, const Shapes& s, cudnnHandle_t h) {
   cudnn::GraphBuilder& g = p.builder;
   const cudnnDataType_t bf = CUDNN_DATA_BFLOAT16;
@@ -88,13 +99,7 @@ void build_forward(Plan& p, const Shapes& s, cudnnHandle_t h) {
   p.q = q.uid, p.k = kt.uid, p.v = v.uid, p.o = o.uid, p.stats = stats.uid;
   const I64 sdims = {s.B, s.H, s.T, s.T}, rdims = {s.B, s.H, s.T, 1};
 
-  auto s0 = g.virt(sdims);
-  g.matmul(q, kt, s0);
-  auto scale = g.scalar();
-  p.scale_uid = scale.uid;
-  auto s1 = g.virt(sdims);
-  g.pointwise(CUDNN_POINTWISE_MUL, s0, &scale, nullptr, s1);
-  auto s2 = causal_mask(g, s1, sdims, p);
+  auto s2 = causal_mask(g, scaled_scores(g, q, kt, sdims, p), sdims, p);
   // softmax with its statistics: m = max, e = exp(s - m), z = sum e, stats = m + log z, P = e / z
   auto m = g.virt(rdims);
   g.reduction(CUDNN_REDUCE_TENSOR_MAX, s2, m);
@@ -158,12 +163,8 @@ void build_backward(Plan& p, const Shapes& s, cudnnHandle_t h, bool deterministi
   g.pointwise(CUDNN_POINTWISE_MUL, rs, &one, nullptr, softmax_sum);
 
   // P = exp(scale q.k - lse) under the causal mask
-  auto s0 = g.virt(sdims);
-  g.matmul(q, kt, s0);
-  auto scale = g.scalar();
-  p.scale_uid = scale.uid;
-  auto s1 = g.virt(sdims);
-  g.pointwise(CUDNN_POINTWISE_MUL, s0, &scale, nullptr, s1);
+  cudnn::TensorRef scale;
+  auto s1 = scaled_scores(g, q, kt, sdims, p, &scale);
   auto s2 = g.virt(sdims);
   g.pointwise(CUDNN_POINTWISE_SUB, s1, &stats, nullptr, s2);
   auto s3 = causal_mask(g, s2, sdims, p);
@@ -212,9 +213,9 @@ std::vector<Key> g_order;
 
 // The plan for this shape, building it on first use; null when cuDNN does not apply or refused it.
 std::shared_ptr<Plan> plan_for(bool forward, const attn::Dims& a, int device, long long dkv_rows) {
-  if (mode() == Mode::kFlash || a.seg || a.kv_start != 0 || (a.D != 64 && a.D != 128)) return nullptr;
+  if (cuda_attention() == CudaAttention::kFlash || a.seg || a.kv_start != 0 || (a.D != 64 && a.D != 128)) return nullptr;
   if (!cudnn::api()) {
-    if (mode() == Mode::kCudnn) throw Error("CUDA attention is set to cuDNN (WICK_ATTENTION=cudnn) but it cannot be loaded: " + cudnn::load_error());
+    if (cuda_attention() == CudaAttention::kCudnn) throw Error("CUDA attention is set to cuDNN (WICK_ATTENTION=cudnn) but it cannot be loaded: " + cudnn::load_error());
     return nullptr;
   }
   uint32_t scale_bits;
@@ -259,7 +260,7 @@ std::shared_ptr<Plan> plan_for(bool forward, const attn::Dims& a, int device, lo
                      p->dq_accum ? " (non-deterministic form)" : "", p->engine.c_str(),
                      static_cast<long long>(p->workspace), ms);
     } catch (const Error& e) {
-      if (mode() == Mode::kCudnn) throw;
+      if (cuda_attention() == CudaAttention::kCudnn) throw;
       p->error = e.what();
       warn(std::string("attention ") + (forward ? "forward" : "backward") + " B " + std::to_string(a.B) + " T " +
            std::to_string(a.T) + " H " + std::to_string(a.H) + "/" + std::to_string(a.Hkv) + " D " +
