@@ -5,6 +5,7 @@
 #include <charconv>
 #include <cmath>
 #include <cstdlib>
+#include <optional>
 
 #include "ops/validate.h"
 
@@ -65,13 +66,13 @@ void adamw_step_many(const std::vector<AdamWTensors>& tensors, const AdamWConfig
                      float grad_scale) {
   static const char* op = "adamw_step_many";
   if (tensors.empty()) return;
-  const Device dev = check_adamw(op, *tensors[0].param, *tensors[0].grad, *tensors[0].m, *tensors[0].v, cfg, step,
-                                 grad_scale);
+  std::optional<Device> dev;
   for (const AdamWTensors& t : tensors) {
-    if (check_adamw(op, *t.param, *t.grad, *t.m, *t.v, cfg, step, grad_scale) != dev)
-      fail(op, {Arg{"param", t.param}}, "every tensor must be on " + dev.str());
+    const Device d = check_adamw(op, *t.param, *t.grad, *t.m, *t.v, cfg, step, grad_scale);
+    if (dev && d != *dev) fail(op, {Arg{"param", t.param}}, "every tensor must be on " + dev->str());
+    dev = d;
   }
-  if (dev.is_cpu()) {
+  if (dev->is_cpu()) {
     for (const AdamWTensors& t : tensors) cpu::adamw_step(*t.param, *t.grad, *t.m, *t.v, cfg, step, grad_scale);
     return;
   }

@@ -65,7 +65,7 @@ std::string reason(const std::exception& e) {
 json parse_json(const std::string& line) {
   try {
     return json::parse(line);
-  } catch (const json::parse_error& e) {
+  } catch (const json::exception& e) {  // parse_error, and out_of_range for a number too large for a double
     throw std::runtime_error(std::string("invalid JSON: ") + e.what());
   }
 }

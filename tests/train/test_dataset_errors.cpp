@@ -46,6 +46,7 @@ const std::string kGood = R"({"input_ids": [1, 2, 3], "labels": [-100, 2, 3]})";
 TEST(DatasetErrors, MalformedTokenLinesNameFileLineAndReason) {
   const std::vector<std::pair<std::string, std::string>> bad = {
       {R"({"input_ids": [1, 2, 3)", "invalid JSON"},
+      {R"({"input_ids": [1, 3e333]})", "invalid JSON"},  // a number too large for a double (found by fuzz_jsonl)
       {R"([1, 2, 3])", "expected a JSON object"},
       {R"({"ids": [1, 2]})", "no key of a known format"},
       {R"({"input_ids": []})", "\"input_ids\" is empty"},

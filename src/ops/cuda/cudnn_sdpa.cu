@@ -24,9 +24,6 @@ namespace wick::cuda_ops {
 
 namespace {
 
-enum class Mode { kAuto, kFlash, kCudnn };
-Mode mode() { return static_cast<Mode>(static_cast<int>(cuda_attention())); }
-
 using I64 = std::vector<int64_t>;
 
 // The graph's fixed tensors for one shape (uids into the variant pack) and the plan.
@@ -77,6 +74,20 @@ cudnn::TensorRef causal_mask(cudnn::GraphBuilder& g, const cudnn::TensorRef& s, 
   return masked;
 }
 
+// scale * q.k^T [B, H, T, T]; the scale is a by-value scalar (its uid kept in p, the tensor in *scale for
+// the backward's second use).
+cudnn::TensorRef scaled_scores(cudnn::GraphBuilder& g, const cudnn::TensorRef& q, const cudnn::TensorRef& kt,
+                               const I64& sdims, Plan& p, cudnn::TensorRef* scale_out = nullptr) {
+  auto s0 = g.virt(sdims);
+  g.matmul(q, kt, s0);
+  auto scale = g.scalar();
+  p.scale_uid = scale.uid;
+  if (scale_out) *scale_out = scale;
+  auto s1 = g.virt(sdims);
+  g.pointwise(CUDNN_POINTWISE_MUL, s0, &scale, nullptr, s1);
+  return s1;
+}
+
 void build_forward(Plan& p, const Shapes& s, cudnnHandle_t h) {
   cudnn::GraphBuilder& g = p.builder;
   const cudnnDataType_t bf = CUDNN_DATA_BFLOAT16;
@@ -88,13 +99,7 @@ void build_forward(Plan& p, const Shapes& s, cudnnHandle_t h) {
   p.q = q.uid, p.k = kt.uid, p.v = v.uid, p.o = o.uid, p.stats = stats.uid;
   const I64 sdims = {s.B, s.H, s.T, s.T}, rdims = {s.B, s.H, s.T, 1};
 
-  auto s0 = g.virt(sdims);
-  g.matmul(q, kt, s0);
-  auto scale = g.scalar();
-  p.scale_uid = scale.uid;
-  auto s1 = g.virt(sdims);
-  g.pointwise(CUDNN_POINTWISE_MUL, s0, &scale, nullptr, s1);
-  auto s2 = causal_mask(g, s1, sdims, p);
+  auto s2 = causal_mask(g, scaled_scores(g, q, kt, sdims, p), sdims, p);
   // softmax with its statistics: m = max, e = exp(s - m), z = sum e, stats = m + log z, P = e / z
   auto m = g.virt(rdims);
   g.reduction(CUDNN_REDUCE_TENSOR_MAX, s2, m);
@@ -111,6 +116,19 @@ void build_forward(Plan& p, const Shapes& s, cudnnHandle_t h) {
   g.pointwise(CUDNN_POINTWISE_DIV, e, &z, nullptr, pr);
   g.matmul(pr, v, o);
   p.plan = g.build_plan(h, &p.workspace, &p.engine);
+}
+
+// c = a b into a kv-head gradient: with grouped heads (H > Hkv) the product is per query head and the group's
+// heads are summed by a reduction into c.
+void group_grad(cudnn::GraphBuilder& g, const Shapes& s, const cudnn::TensorRef& a, const cudnn::TensorRef& b,
+                const cudnn::TensorRef& c) {
+  if (s.H == s.Hkv) {
+    g.matmul(a, b, c);
+    return;
+  }
+  auto full = g.virt({s.B, s.H, s.T, s.D}, CUDNN_DATA_BFLOAT16);
+  g.matmul(a, b, full);
+  g.reduction(CUDNN_REDUCE_TENSOR_ADD, full, c);
 }
 
 // deterministic: dQ = dS k written directly (cuDNN then keeps dP in a workspace of ~B H T^2 bf16 and needs no
@@ -145,12 +163,8 @@ void build_backward(Plan& p, const Shapes& s, cudnnHandle_t h, bool deterministi
   g.pointwise(CUDNN_POINTWISE_MUL, rs, &one, nullptr, softmax_sum);
 
   // P = exp(scale q.k - lse) under the causal mask
-  auto s0 = g.virt(sdims);
-  g.matmul(q, kt, s0);
-  auto scale = g.scalar();
-  p.scale_uid = scale.uid;
-  auto s1 = g.virt(sdims);
-  g.pointwise(CUDNN_POINTWISE_MUL, s0, &scale, nullptr, s1);
+  cudnn::TensorRef scale;
+  auto s1 = scaled_scores(g, q, kt, sdims, p, &scale);
   auto s2 = g.virt(sdims);
   g.pointwise(CUDNN_POINTWISE_SUB, s1, &stats, nullptr, s2);
   auto s3 = causal_mask(g, s2, sdims, p);
@@ -160,13 +174,7 @@ void build_backward(Plan& p, const Shapes& s, cudnnHandle_t h, bool deterministi
   // dV = P^T dO (summed over the query heads of each kv head)
   auto pt = g.virt(st_dims, st_strides, bf);
   g.reshape(e, pt);
-  if (s.H == s.Hkv) {
-    g.matmul(pt, dout, dv);
-  } else {
-    auto dv_full = g.virt({B, H, T, D}, bf);
-    g.matmul(pt, dout, dv_full);
-    g.reduction(CUDNN_REDUCE_TENSOR_ADD, dv_full, dv);
-  }
+  group_grad(g, s, pt, dout, dv);
   // dS = P * (dO v^T - delta) * scale
   auto dp = g.virt(sdims);
   g.matmul(dout, vt, dp);
@@ -179,13 +187,7 @@ void build_backward(Plan& p, const Shapes& s, cudnnHandle_t h, bool deterministi
   // dK = dS^T q (summed over the group)
   auto dst = g.virt(st_dims, st_strides, bf);
   g.reshape(ds, dst);
-  if (s.H == s.Hkv) {
-    g.matmul(dst, q, dk);
-  } else {
-    auto dk_full = g.virt({B, H, T, D}, bf);
-    g.matmul(dst, q, dk_full);
-    g.reduction(CUDNN_REDUCE_TENSOR_ADD, dk_full, dk);
-  }
+  group_grad(g, s, dst, q, dk);
   // dQ = dS k: k back from its transposed view
   auto k_rows = g.virt(s.k_dims, s.k_strides, bf);
   g.reshape(kt, k_rows);
@@ -211,9 +213,9 @@ std::vector<Key> g_order;
 
 // The plan for this shape, building it on first use; null when cuDNN does not apply or refused it.
 std::shared_ptr<Plan> plan_for(bool forward, const attn::Dims& a, int device, long long dkv_rows) {
-  if (mode() == Mode::kFlash || a.seg || a.kv_start != 0 || a.window || (a.D != 64 && a.D != 128)) return nullptr;
+  if (cuda_attention() == CudaAttention::kFlash || a.seg || a.kv_start != 0 || a.window || (a.D != 64 && a.D != 128)) return nullptr;
   if (!cudnn::api()) {
-    if (mode() == Mode::kCudnn) throw Error("CUDA attention is set to cuDNN (WICK_ATTENTION=cudnn) but it cannot be loaded: " + cudnn::load_error());
+    if (cuda_attention() == CudaAttention::kCudnn) throw Error("CUDA attention is set to cuDNN (WICK_ATTENTION=cudnn) but it cannot be loaded: " + cudnn::load_error());
     return nullptr;
   }
   uint32_t scale_bits;
@@ -258,7 +260,7 @@ std::shared_ptr<Plan> plan_for(bool forward, const attn::Dims& a, int device, lo
                      p->dq_accum ? " (non-deterministic form)" : "", p->engine.c_str(),
                      static_cast<long long>(p->workspace), ms);
     } catch (const Error& e) {
-      if (mode() == Mode::kCudnn) throw;
+      if (cuda_attention() == CudaAttention::kCudnn) throw;
       p->error = e.what();
       warn(std::string("attention ") + (forward ? "forward" : "backward") + " B " + std::to_string(a.B) + " T " +
            std::to_string(a.T) + " H " + std::to_string(a.H) + "/" + std::to_string(a.Hkv) + " D " +

@@ -12,8 +12,7 @@ namespace wick::cuda_ops {
 
 namespace {
 
-flash::FlashParams make_params(const Tensor& q, const Tensor& k, const Tensor& v, const AttentionArgs& args) {
-  const attn::Dims a = attn::make_dims(q, k, args);
+flash::FlashParams make_params(const Tensor& q, const Tensor& k, const Tensor& v, const attn::Dims& a) {
   flash::FlashParams p;
   p.q = cuda::cptr<flash::bf16>(q);
   p.k = cuda::cptr<flash::bf16>(k);
@@ -30,8 +29,9 @@ flash::FlashParams make_params(const Tensor& q, const Tensor& k, const Tensor& v
 
 void flash_attention_forward(const Tensor& q, const Tensor& k, const Tensor& v, const AttentionArgs& args,
                              Tensor& out, Tensor* lse) {
-  if (cudnn_attention_forward(q, k, v, attn::make_dims(q, k, args), out, lse)) return;
-  flash::FlashParams p = make_params(q, k, v, args);
+  const attn::Dims a = attn::make_dims(q, k, args);
+  if (cudnn_attention_forward(q, k, v, a, out, lse)) return;
+  flash::FlashParams p = make_params(q, k, v, a);
   if (p.B == 0 || p.T == 0 || p.H == 0) return;
   p.o = cuda::ptr<flash::bf16>(out);
   p.lse = lse ? cuda::ptr<float>(*lse) : nullptr;
@@ -41,8 +41,9 @@ void flash_attention_forward(const Tensor& q, const Tensor& k, const Tensor& v, 
 void flash_attention_backward(const Tensor& dout, const Tensor& q, const Tensor& k, const Tensor& v,
                               const Tensor& out, const Tensor& lse, const AttentionArgs& args, Tensor& dq, Tensor& dk,
                               Tensor& dv) {
-  if (cudnn_attention_backward(dout, q, k, v, out, lse, attn::make_dims(q, k, args), dq, dk, dv)) return;
-  flash::FlashParams p = make_params(q, k, v, args);
+  const attn::Dims a = attn::make_dims(q, k, args);
+  if (cudnn_attention_backward(dout, q, k, v, out, lse, a, dq, dk, dv)) return;
+  flash::FlashParams p = make_params(q, k, v, a);
   if (p.B == 0 || p.T == 0 || p.H == 0) return;
   const int dev = dq.device().index;
   p.out = cuda::cptr<flash::bf16>(out);

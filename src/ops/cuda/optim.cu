@@ -32,6 +32,14 @@ struct KernelScalars {
   bool scale_grad;
 };
 
+KernelScalars kernel_scalars(const AdamWConfig& cfg, int64_t step, float grad_scale) {
+  KernelScalars k;
+  k.s = adamw_scalars(cfg, step);
+  k.grad_scale = grad_scale;
+  k.scale_grad = grad_scale != 1.0f;
+  return k;
+}
+
 __device__ __forceinline__ void adamw_elem(float& p, float g, float& m, float& v, const KernelScalars& k) {
   if (k.scale_grad) g = g * k.grad_scale;
   p = p * k.s.decay;
@@ -143,10 +151,7 @@ void adamw_step(Tensor& param, const Tensor& grad, Tensor& m, Tensor& v, const A
     WICK_CHECK(t->dtype() == DType::F32 && t->numel() == param.numel(), "adamw_step: " << t->str());
   const long long n = param.numel();
   if (n == 0) return;
-  KernelScalars k;
-  k.s = adamw_scalars(cfg, step);
-  k.grad_scale = grad_scale;
-  k.scale_grad = grad_scale != 1.0f;
+  const KernelScalars k = kernel_scalars(cfg, step, grad_scale);
   cudaStream_t s = cuda::stream_of(param);
   const bool vec = n % 4 == 0 && cuda::aligned4<float>(param.raw()) && cuda::aligned4<float>(grad.raw()) &&
                    cuda::aligned4<float>(m.raw()) && cuda::aligned4<float>(v.raw());
@@ -160,10 +165,7 @@ void adamw_step(Tensor& param, const Tensor& grad, Tensor& m, Tensor& v, const A
 
 void adamw_step_many(const std::vector<AdamWTensors>& tensors, const AdamWConfig& cfg, int64_t step,
                      float grad_scale) {
-  KernelScalars k;
-  k.s = adamw_scalars(cfg, step);
-  k.grad_scale = grad_scale;
-  k.scale_grad = grad_scale != 1.0f;
+  const KernelScalars k = kernel_scalars(cfg, step, grad_scale);
   cudaStream_t s = cuda::stream_of(*tensors[0].param);
   for (size_t i = 0; i < tensors.size();) {
     AdamBatch b{};
