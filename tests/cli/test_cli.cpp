@@ -19,6 +19,7 @@
 #include "core/rng.h"
 #include "io/safetensors.h"
 #include "common/model_checks.h"
+#include "common/testutil.h"
 #include "model/presets.h"
 #include "tokenizer/tokenizer_files.h"
 #include "train/checkpoint_dir.h"
@@ -123,6 +124,7 @@ class Cli : public ::testing::Test {
       if (!l.empty()) last = l;
     return json::parse(last, nullptr, false);
   }
+  static void every_family_trains_merges_and_generates(const std::string& device);
   static void expect_ids(const json& j, size_t max_n) {
     ASSERT_TRUE(j.is_array()) << j.dump();
     EXPECT_GE(j.size(), 1u);
@@ -419,8 +421,9 @@ TEST_F(Cli, OutputFoldersAreNotReplacedUnasked) {
 // Every family the fixtures hold (tests/fixtures/<family>-tiny-*, $WICK_EXTRA_FIXTURES), through the CLI as a
 // user runs it: info names the family, train writes a PEFT adapter, merge folds it into a model folder of the
 // same family and tensor names, and greedy generation from the merged folder gives the ids of the base model
-// with the adapter attached (f32; a flip would need two logits within rounding of each other).
-TEST_F(Cli, EveryFixtureFamilyTrainsMergesAndGenerates) {
+// with the adapter attached (f32; a flip would need two logits within rounding of each other). Training and
+// generation run on `device`.
+void Cli::every_family_trains_merges_and_generates(const std::string& device) {
   const std::vector<std::string> dirs = wick::test::model_fixture_dirs();
   ASSERT_FALSE(dirs.empty());
   wick::Rng rng(77);
@@ -430,7 +433,7 @@ TEST_F(Cli, EveryFixtureFamilyTrainsMergesAndGenerates) {
     const json cfg = json::parse(cf);
     const std::string family = cfg.at("model_type").get<std::string>();
     const int64_t vocab = cfg.at("vocab_size").get<int64_t>();
-    const fs::path work = root_ / ("family_" + fs::path(dir).filename().string());
+    const fs::path work = root_ / ("family_" + device + "_" + fs::path(dir).filename().string());
     fs::create_directories(work);
 
     const Result info = run_wick({"info", "--model", dir});
@@ -448,7 +451,7 @@ TEST_F(Cli, EveryFixtureFamilyTrainsMergesAndGenerates) {
     }
     const fs::path adapter = work / "adapter", merged = work / "merged";
     const Result tr = run_wick({"train", "--model", dir, "--data", data_file.string(), "--out", adapter.string(),
-                                "--device", "cpu", "--r", "4", "--alpha", "8", "--lr", "2e-2", "--batch-size", "4",
+                                "--device", device, "--r", "4", "--alpha", "8", "--lr", "2e-2", "--batch-size", "4",
                                 "--max-steps", "3", "--seed", "5", "--no-report"});
     ASSERT_EQ(tr.rc, 0) << tr.err;
     ASSERT_TRUE(fs::exists(adapter / "adapter_model.safetensors"));
@@ -468,7 +471,7 @@ TEST_F(Cli, EveryFixtureFamilyTrainsMergesAndGenerates) {
     EXPECT_EQ(names(merged / "model.safetensors"), names(fs::path(dir) / "model.safetensors"));
 
     const std::vector<std::string> gen = {"--prompt-ids", "1,2,3,4,5", "--max-new-tokens", "8", "--temperature", "0",
-                                          "--device", "cpu", "--dtype", "f32", "--ignore-eos", "--ids"};
+                                          "--device", device, "--dtype", "f32", "--ignore-eos", "--ids"};
     std::vector<std::string> with_adapter = {"generate", "--model", dir, "--adapter", adapter.string()};
     std::vector<std::string> from_merged = {"generate", "--model", merged.string()};
     with_adapter.insert(with_adapter.end(), gen.begin(), gen.end());
@@ -482,6 +485,14 @@ TEST_F(Cli, EveryFixtureFamilyTrainsMergesAndGenerates) {
     for (const auto& v : ids_a) EXPECT_LT(v.get<int64_t>(), vocab);
     EXPECT_EQ(ids_a, ids_m) << "merged model vs base + adapter";
   }
+}
+
+TEST_F(Cli, EveryFixtureFamilyTrainsMergesAndGenerates) { every_family_trains_merges_and_generates("cpu"); }
+
+// The same on the GPU (skipped, with the reason, where none is usable).
+TEST_F(Cli, EveryFixtureFamilyTrainsMergesAndGeneratesOnCuda) {
+  WICK_REQUIRE_CUDA();
+  every_family_trains_merges_and_generates("cuda");
 }
 
 TEST_F(Cli, GenerateAtTheModelsContextLimit) {
