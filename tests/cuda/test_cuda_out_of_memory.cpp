@@ -3,6 +3,7 @@
 // no hang - and the device stays usable: the same step runs, with the same bits, once memory is back.
 #include <gtest/gtest.h>
 
+#include <cstdio>
 #include <functional>
 #include <string>
 #include <vector>
@@ -40,6 +41,7 @@ TEST(CudaOutOfMemory, AnAllocationBeyondTheDeviceIsExplained) {
   const int64_t n = int64_t{1} << 38;  // 1 TiB of f32: more than any GPU has
   const std::string msg = error_of([&] { Tensor::empty({n}, DType::F32, Device::cuda()); });
   ASSERT_FALSE(msg.empty()) << "a 1 TiB allocation succeeded";
+  std::printf("[measured] 1 TiB: %s\n", msg.c_str());
   expect_explained(msg);
   EXPECT_NE(msg.find("asked for 1024.000 GiB"), std::string::npos) << msg;
   // The device still works.
@@ -108,8 +110,10 @@ TEST(CudaOutOfMemory, AStepThatDoesNotFitIsExplainedAndTheNextStepRuns) {
   }
   ASSERT_FALSE(held.empty());
   const std::string msg = error_of([&] { step(); });
+  const size_t held_blocks = held.size();
   held.clear();
   ASSERT_FALSE(msg.empty()) << "the step fitted in less than 64 MiB";
+  std::printf("[measured] step with %zu x 64 MiB held: %s\n", held_blocks, msg.c_str());
   EXPECT_NE(msg.find("out of GPU memory"), std::string::npos) << msg;
   EXPECT_NE(msg.find("batch"), std::string::npos) << msg;
 
