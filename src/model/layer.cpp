@@ -15,23 +15,24 @@ std::vector<ActSlot> layer_act_slots(const ModelConfig& c) {
   const int64_t C = c.hidden_size, I = c.intermediate_size, Q = c.q_dim(), KV = c.kv_dim();
   using L = LayerActs;
   std::vector<ActSlot> s = {
-      {&L::x, C, ActKind::Act, false},   {&L::a, C, ActKind::Act, false},  {&L::rstd1, 1, ActKind::F32, false},
-      {&L::q, Q, ActKind::Act, false},   {&L::k, KV, ActKind::Act, false}, {&L::v, KV, ActKind::Act, false},
-      {&L::att, Q, ActKind::Act, false}, {&L::lse, c.num_heads, ActKind::PerHeadF32, true},
-      {&L::h, C, ActKind::Act, false},   {&L::b, C, ActKind::Act, false},  {&L::rstd2, 1, ActKind::F32, false},
-      {&L::g, I, ActKind::Act, false},   {&L::u, I, ActKind::Act, false},  {&L::s, I, ActKind::Act, false},
+      {&L::x, C, ActKind::Act},   {&L::a, C, ActKind::Act},  {&L::rstd1, 1, ActKind::F32},
+      {&L::q, Q, ActKind::Act},   {&L::k, KV, ActKind::Act}, {&L::v, KV, ActKind::Act},
+      {&L::att, Q, ActKind::Act}, {&L::lse, c.num_heads, ActKind::PerHeadF32, /*training_only*/ true},
+      {&L::h, C, ActKind::Act},   {&L::b, C, ActKind::Act},  {&L::rstd2, 1, ActKind::F32},
+      {&L::g, I, ActKind::Act},   {&L::u, I, ActKind::Act},
+      {&L::s, I, ActKind::Act, false, /*recomputed: mlp_block_backward*/ true},
   };
   if (c.qk_norm) {
-    s.push_back({&L::qp, Q, ActKind::Act, false});
-    s.push_back({&L::kp, KV, ActKind::Act, false});
-    s.push_back({&L::rq, c.num_heads, ActKind::F32, false});
-    s.push_back({&L::rk, c.num_kv_heads, ActKind::F32, false});
+    s.push_back({&L::qp, Q, ActKind::Act});
+    s.push_back({&L::kp, KV, ActKind::Act});
+    s.push_back({&L::rq, c.num_heads, ActKind::F32});
+    s.push_back({&L::rk, c.num_kv_heads, ActKind::F32});
   }
   if (c.sandwich_norms) {
-    s.push_back({&L::attn_out, C, ActKind::Act, false});
-    s.push_back({&L::rstd3, 1, ActKind::F32, false});
-    s.push_back({&L::mlp_out, C, ActKind::Act, false});
-    s.push_back({&L::rstd4, 1, ActKind::F32, false});
+    s.push_back({&L::attn_out, C, ActKind::Act});
+    s.push_back({&L::rstd3, 1, ActKind::F32});
+    s.push_back({&L::mlp_out, C, ActKind::Act});
+    s.push_back({&L::rstd4, 1, ActKind::F32});
   }
   return s;
 }
@@ -48,11 +49,13 @@ std::vector<GradSlot> layer_grad_slots(const ModelConfig& c) {
   return s;
 }
 
-void alloc_layer_acts(LayerActs& A, const ModelConfig& c, int64_t B, int64_t T, DType dt, Device dev) {
+void alloc_layer_acts(LayerActs& A, const ModelConfig& c, int64_t B, int64_t T, DType dt, Device dev,
+                      const LayerActs* share_recomputed) {
   const int64_t N = B * T;
   for (const ActSlot& s : layer_act_slots(c)) {
     Tensor& t = A.*s.member;
-    if (s.kind == ActKind::Act) t = Tensor::empty({N, s.cols}, dt, dev);
+    if (s.recomputed && share_recomputed) t = share_recomputed->*s.member;
+    else if (s.kind == ActKind::Act) t = Tensor::empty({N, s.cols}, dt, dev);
     else if (s.kind == ActKind::F32) t = Tensor::empty({N * s.cols}, DType::F32, dev);
     else t = Tensor::empty({B, s.cols, T}, DType::F32, dev);
   }
@@ -120,11 +123,16 @@ void group_forward(LayerWeights& W, int g, LayerActs& A, const Tensor& x, const 
     for (size_t i = 0; i < ys.size(); i++) run.rows->add_adapters(run.layer, kLoraGroupFirst[g] + static_cast<int>(i), x, *ys[i]);
 }
 
-// dys -> dx (= or +=) and the adapters' dA, dB (+=), from x and the saved products.
-void group_backward(LayerWeights& W, int g, LayerActs& A, const std::vector<const Tensor*>& dys, const Tensor& x,
+// dys -> dx (= or +=) and the adapters' dA, dB (+=), from x (or x given late: model/linear.h) and the saved
+// products.
+void group_backward(LayerWeights& W, int g, LayerActs& A, const std::vector<const Tensor*>& dys, const LateInput& x,
                     Tensor& dx, bool accumulate, LayerRun& run) {
   Group gr = group(W, g, run);
   linear_group_backward(gr.linears, dys, x, A.adapter_u[g], dx, accumulate, *run.lin, gr.dropout ? gr.seeds : nullptr);
+}
+void group_backward(LayerWeights& W, int g, LayerActs& A, const std::vector<const Tensor*>& dys, const Tensor& x,
+                    Tensor& dx, bool accumulate, LayerRun& run) {
+  group_backward(W, g, A, dys, [&]() -> const Tensor& { return x; }, dx, accumulate, run);
 }
 
 AttentionArgs attention_args(const LayerRun& run) {
@@ -214,10 +222,19 @@ void mlp_block_forward(LayerWeights& W, LayerActs& A, const Tensor& in, Tensor& 
   run.emit(W.down.name, out);
 }
 
+// The GLU output s, the down projection's input, is not kept per layer (layer_act_slots marks it recomputed):
+// the GLU backward writes it again, bit for bit, over its own input ds once the down projection's dx (= ds)
+// is done, and the down adapter's dA reads it there (linear_group_backward's late x).
 void mlp_block_backward(LayerWeights& W, LayerActs& A, const Tensor& in, const Tensor& dout, Tensor& din,
                         LayerGrads& G, LayerRun& run) {
-  group_backward(W, kDown, A, {&dout}, A.s, G.ds, false, run);
-  glu_backward(G.ds, A.g, A.u, mlp_act(*run.cfg), G.dg, G.du);
+  bool glu_done = false;
+  const LateInput glu_back = [&]() -> const Tensor& {
+    glu_backward(G.ds, A.g, A.u, mlp_act(*run.cfg), G.dg, G.du, &G.ds);
+    glu_done = true;
+    return G.ds;
+  };
+  group_backward(W, kDown, A, {&dout}, glu_back, G.ds, false, run);
+  if (!glu_done) glu_back();  // no adapter on down_proj: nothing asked for s
   group_backward(W, kGateUp, A, {&G.dg, &G.du}, in, din, false, run);
 }
 

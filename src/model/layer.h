@@ -68,7 +68,10 @@ struct ActSlot {
   Tensor LayerActs::*member;
   int64_t cols;  // per row (Act), 1 per row (F32 rstd: [N]) or per row and head
   ActKind kind;
-  bool training_only;  // lse: inference passes none
+  bool training_only = false;  // lse: inference passes none
+  // Backward rebuilds it instead of reading what forward wrote (the GLU output: mlp_block_backward), so the
+  // layers of a training step share one buffer for it.
+  bool recomputed = false;
 };
 std::vector<ActSlot> layer_act_slots(const ModelConfig& c);
 struct GradSlot {
@@ -76,8 +79,9 @@ struct GradSlot {
   int64_t cols;
 };
 std::vector<GradSlot> layer_grad_slots(const ModelConfig& c);
-// Allocates every slot exactly for [B, T] (training).
-void alloc_layer_acts(LayerActs& A, const ModelConfig& c, int64_t B, int64_t T, DType dt, Device dev);
+// Allocates every slot exactly for [B, T] (training); the recomputed slots are share_recomputed's (when given).
+void alloc_layer_acts(LayerActs& A, const ModelConfig& c, int64_t B, int64_t T, DType dt, Device dev,
+                      const LayerActs* share_recomputed = nullptr);
 void alloc_layer_grads(LayerGrads& G, const ModelConfig& c, int64_t N, DType dt, Device dev);
 
 // Inference over rows of independent sequences (serve/batch_forward.h: continuous batching). The N rows of

@@ -50,7 +50,8 @@ void forward32(const Linear& l, const Tensor& x, const Tensor& x32, Tensor& y, T
   matmul(uu, l.lora.B, y, false, true, l.lora.scale, 1.0f);    // y += scale * u B^T
 }
 
-void backward32(Linear& l, const Tensor& dy, const Tensor& x32, const Tensor& u, Tensor& dx, bool accumulate,
+// Every product that needs no x first (dx, dB, du), then x (from late_x, once) for dA.
+void backward32(Linear& l, const Tensor& dy, const LateInput& late_x, const Tensor& u, Tensor& dx, bool accumulate,
                 LinearScratch& s, uint64_t seed) {
   const int64_t N = dy.dim(0);
   matmul(dy, l.w, dx, false, false, 1.0f, accumulate ? 1.0f : 0.0f);  // frozen base: dx (=|+=) dy W
@@ -59,16 +60,16 @@ void backward32(Linear& l, const Tensor& dy, const Tensor& x32, const Tensor& u,
   matmul(dy, u, l.lora.dB, true, false, sc, 1.0f);                    // dB += scale * dy^T u   [out, r]
   Tensor du = front(s.r32, N, l.lora.rank(), DType::F32, dy.device());
   matmul(dy, l.lora.B, du, false, false, sc, 0.0f);                   // du = scale * dy B      [N, r]
-  const Tensor xin = adapter_input32(l, x32, s, seed);
-  matmul(du, xin, l.lora.dA, true, false, 1.0f, 1.0f);                // dA += du^T xin         [r, in]
   if (!uses_dropout(l, seed)) {
     matmul(du, l.lora.A, dx, false, false, 1.0f, 1.0f);               // dx += du A
-    return;
+  } else {
+    Tensor dxl = front(s.a32, N, l.in(), DType::F32, dy.device());
+    matmul(du, l.lora.A, dxl, false, false);
+    dropout_forward(dxl, l.lora.dropout, seed, dxl);                  // dx += dropout'(du A)
+    add(dx, dxl, dx);
   }
-  Tensor dxl = front(s.a32, N, l.in(), DType::F32, dy.device());
-  matmul(du, l.lora.A, dxl, false, false);
-  dropout_forward(dxl, l.lora.dropout, seed, dxl);                    // dx += dropout'(du A)
-  add(dx, dxl, dx);
+  const Tensor xin = adapter_input32(l, late_x(), s, seed);
+  matmul(du, xin, l.lora.dA, true, false, 1.0f, 1.0f);                // dA += du^T xin         [r, in]
 }
 
 // ---------------------------------------------------------------- bf16 compute
@@ -137,7 +138,8 @@ void adapter_grads_B16(Linear& l, const Tensor& dy, const Tensor& uT, Tensor& du
   matmul(l.lora.B16, dy, duT, true, true, sc, 0.0f);     // [r, out] x [out, N] -> du^T
 }
 
-void backward16(Linear& l, const Tensor& dy, const Tensor& x, const Tensor& uT, Tensor& dx, bool accumulate,
+// As backward32: dB, du^T, dx first, then x (late_x, once) for dA.
+void backward16(Linear& l, const Tensor& dy, const LateInput& late_x, const Tensor& uT, Tensor& dx, bool accumulate,
                 LinearScratch& s, uint64_t seed) {
   const float beta = accumulate ? 1.0f : 0.0f;
   if (!l.lora.active()) {
@@ -147,18 +149,18 @@ void backward16(Linear& l, const Tensor& dy, const Tensor& x, const Tensor& uT, 
   const int64_t N = dy.dim(0);
   Tensor duT = front(s.u16, l.lora.rank(), N, dy.dtype(), dy.device());
   adapter_grads_B16(l, dy, uT, duT);
-  const Tensor xin = adapter_input16(l, x, s, seed);
-  matmul(duT, xin, l.lora.dA, false, false, 1.0f, 1.0f);  // dA += du^T xin  [r, in] (f32)
   if (!uses_dropout(l, seed)) {
     matmul(duT, l.lora.A16, dx, true, false, 1.0f, beta);  // dx (=|+=) du A
     matmul(dy, l.w, dx, false, false, 1.0f, 1.0f);         // dx += dy W
-    return;
+  } else {
+    Tensor dxl = front(s.d16, N, l.in(), dy.dtype(), dy.device());  // consumed before dropout(x) takes s.d16
+    matmul(duT, l.lora.A16, dxl, true, false);
+    dropout_forward(dxl, l.lora.dropout, seed, dxl);
+    matmul(dy, l.w, dx, false, false, 1.0f, beta);
+    add(dx, dxl, dx);
   }
-  Tensor dxl = front(s.d16, N, l.in(), dy.dtype(), dy.device());  // xin is no longer needed
-  matmul(duT, l.lora.A16, dxl, true, false);
-  dropout_forward(dxl, l.lora.dropout, seed, dxl);
-  matmul(dy, l.w, dx, false, false, 1.0f, beta);
-  add(dx, dxl, dx);
+  const Tensor xin = adapter_input16(l, late_x(), s, seed);
+  matmul(duT, xin, l.lora.dA, false, false, 1.0f, 1.0f);  // dA += du^T xin  [r, in] (f32)
 }
 
 // Rows [off, off + r) of saved [R, N] as u^T [r, N] (bf16), or the same elements as u [N, r] (f32).
@@ -228,16 +230,20 @@ void linear_forward(const Linear& l, const Tensor& x, const Tensor& x32, Tensor&
 
 void linear_backward(Linear& l, const Tensor& dy, const Tensor& x32, const Tensor& u, Tensor& dx, bool accumulate,
                      LinearScratch& s, uint64_t dropout_seed) {
-  if (dy.dtype() == DType::F32) return backward32(l, dy, x32, u, dx, accumulate, s, dropout_seed);
+  if (dy.dtype() == DType::F32) return backward32(l, dy, [&]() -> const Tensor& { return x32; }, u, dx, accumulate, s, dropout_seed);
   // bf16: the adapter reads the layer input x. Callers pass x itself; an f32 copy of it (what callers passed
-  // before the adapters ran in bf16) is rounded back, exactly.
-  Tensor x = x32;
-  if (l.lora.active() && x32.dtype() != dy.dtype()) {
-    x = front(s.d16, x32.dim(0), x32.dim(1), dy.dtype(), dy.device());
-    cast(x32, x);
-  }
+  // before the adapters ran in bf16) is rounded back, exactly, when dA needs it.
+  Tensor x;
+  auto late_x = [&]() -> const Tensor& {
+    x = x32;
+    if (x32.dtype() != dy.dtype()) {
+      x = front(s.d16, x32.dim(0), x32.dim(1), dy.dtype(), dy.device());
+      cast(x32, x);
+    }
+    return x;
+  };
   Tensor uT = l.lora.active() ? u16_of(u, l.lora.rank(), dy.dim(0)) : Tensor();
-  backward16(l, dy, x, uT, dx, accumulate, s, dropout_seed);
+  backward16(l, dy, late_x, uT, dx, accumulate, s, dropout_seed);
 }
 
 // ---------------------------------------------------------------- a group
@@ -284,10 +290,22 @@ void linear_group_forward(const std::vector<Linear*>& ls, const Tensor& x, const
 void linear_group_backward(const std::vector<Linear*>& ls, const std::vector<const Tensor*>& dys, const Tensor& x,
                            const Tensor& saved, Tensor& dx, bool accumulate, LinearScratch& s,
                            const uint64_t* seeds) {
+  linear_group_backward(ls, dys, [&]() -> const Tensor& { return x; }, saved, dx, accumulate, s, seeds);
+}
+
+void linear_group_backward(const std::vector<Linear*>& ls, const std::vector<const Tensor*>& dys,
+                           const LateInput& late_x, const Tensor& saved, Tensor& dx, bool accumulate, LinearScratch& s,
+                           const uint64_t* seeds) {
   WICK_CHECK(dys.size() == ls.size(), "linear_group_backward: " << ls.size() << " linears, " << dys.size() << " gradients");
   const Group g = group_of(ls);
-  const int64_t N = x.dim(0);
-  const bool f32 = x.dtype() == DType::F32;
+  const int64_t N = dys[0]->dim(0);
+  const bool f32 = dys[0]->dtype() == DType::F32;
+  // late_x runs once, when the first member needs x; its result is kept for the others.
+  const Tensor* x = nullptr;
+  const LateInput once = [&]() -> const Tensor& {
+    if (!x) x = &late_x();
+    return *x;
+  };
   const bool one = !f32 && g.act.size() > 1 && no_dropout(ls, seeds) &&
                    stacked(g, [](Linear* l) -> const Tensor& { return l->lora.A16; }) &&
                    stacked(g, [](Linear* l) -> const Tensor& { return l->lora.dA; });
@@ -297,25 +315,25 @@ void linear_group_backward(const std::vector<Linear*>& ls, const std::vector<con
       Tensor u;
       if (ls[j]->lora.active()) u = saved_part(saved, g.off[a++], ls[j]->lora.rank(), N, f32);
       const bool acc = j == 0 ? accumulate : true;
-      if (f32) backward32(*ls[j], *dys[j], x, u, dx, acc, s, seed_at(seeds, j));
-      else backward16(*ls[j], *dys[j], x, u, dx, acc, s, seed_at(seeds, j));
+      if (f32) backward32(*ls[j], *dys[j], once, u, dx, acc, s, seed_at(seeds, j));
+      else backward16(*ls[j], *dys[j], once, u, dx, acc, s, seed_at(seeds, j));
     }
     return;
   }
-  // Stacked: du^T [R, N] per member, then dA (all members) += du^T x and dx (=|+=) du A in one GEMM each,
-  // then the frozen bases dx += dy_j W_j.
-  Tensor duT = front(s.u16, g.R, N, x.dtype(), x.device());
+  // Stacked: du^T [R, N] per member, then dx (=|+=) du A in one GEMM, the frozen bases dx += dy_j W_j, and
+  // dA (all members) += du^T x in one GEMM.
+  Tensor duT = front(s.u16, g.R, N, dys[0]->dtype(), dys[0]->device());
   for (size_t a = 0; a < g.act.size(); a++) {
     Linear& l = *g.act[a];
     const size_t j = std::find(ls.begin(), ls.end(), &l) - ls.begin();
     Tensor part = duT.narrow0(g.off[a], l.lora.rank());
     adapter_grads_B16(l, *dys[j], saved_part(saved, g.off[a], l.lora.rank(), N, false), part);
   }
-  const int64_t in = x.dim(1);
-  Tensor dA = over(g.act[0]->lora.dA, {g.R, in}, DType::F32);
-  matmul(duT, x, dA, false, false, 1.0f, 1.0f);
-  matmul(duT, over(g.act[0]->lora.A16, {g.R, in}, x.dtype()), dx, true, false, 1.0f, accumulate ? 1.0f : 0.0f);
+  const int64_t in = dx.dim(1);
+  matmul(duT, over(g.act[0]->lora.A16, {g.R, in}, duT.dtype()), dx, true, false, 1.0f, accumulate ? 1.0f : 0.0f);
   for (size_t j = 0; j < ls.size(); j++) matmul(*dys[j], ls[j]->w, dx, false, false, 1.0f, 1.0f);
+  Tensor dA = over(g.act[0]->lora.dA, {g.R, in}, DType::F32);
+  matmul(duT, once(), dA, false, false, 1.0f, 1.0f);
 }
 
 // ---------------------------------------------------------------- packing

@@ -16,6 +16,7 @@
 // Groups: linears reading one input (q, k, v; gate, up) run x A^T as one GEMM over their stacked A's, and
 // dA += du^T x and dx += du A likewise, when attach laid their adapters out contiguously (pack_lora_group).
 #pragma once
+#include <functional>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -82,6 +83,13 @@ void linear_group_forward(const std::vector<Linear*>& ls, const Tensor& x, const
 // dys [N, out_j] -> dx [N, in] (= or +=), dA, dB (+=).
 void linear_group_backward(const std::vector<Linear*>& ls, const std::vector<const Tensor*>& dys, const Tensor& x,
                            const Tensor& saved, Tensor& dx, bool accumulate, LinearScratch& s,
+                           const uint64_t* seeds = nullptr);
+// The same with x given late: every product that does not read x (dB, dx) is computed first, then late_x()
+// is called - once, and only if some member has an adapter - and x's products (dA) follow. A caller that did
+// not keep x can rebuild it there from what dx finished (the MLP's GLU output: model/layer.cpp).
+using LateInput = std::function<const Tensor&()>;
+void linear_group_backward(const std::vector<Linear*>& ls, const std::vector<const Tensor*>& dys,
+                           const LateInput& late_x, const Tensor& saved, Tensor& dx, bool accumulate, LinearScratch& s,
                            const uint64_t* seeds = nullptr);
 
 // Lays the active adapters of a group out in one f32 block [A_1; ..; A_n | B_1 | .. | B_n] on their device

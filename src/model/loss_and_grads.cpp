@@ -76,7 +76,9 @@ LossSum LossAndGrads::step(const TrainBatch& batch, float grad_scale, uint64_t d
       alloc_layer_acts(bf.work, c, B, T, dt, dev);
       bf.recomputed_out = E({N, C}, dt);
     } else {
-      for (LayerActs& A : bf.layers) alloc_layer_acts(A, c, B, T, dt, dev);
+      // The recomputed slots (the GLU output) are layer 0's for every layer.
+      for (size_t i = 0; i < bf.layers.size(); i++)
+        alloc_layer_acts(bf.layers[i], c, B, T, dt, dev, i == 0 ? nullptr : &bf.layers[0]);
     }
     alloc_layer_grads(bf.grads, c, N, dt, dev);
     bf.x_final = E({N, C}, dt);

@@ -14,11 +14,13 @@ void glu_forward(const Tensor& gate, const Tensor& up, GluAct act, Tensor& out) 
   WICK_OP_DISPATCH(op, dev, glu_forward, gate, up, act, out);
 }
 
-void glu_backward(const Tensor& dout, const Tensor& gate, const Tensor& up, GluAct act, Tensor& dgate, Tensor& dup) {
+void glu_backward(const Tensor& dout, const Tensor& gate, const Tensor& up, GluAct act, Tensor& dgate, Tensor& dup,
+                  Tensor* out) {
   static const char* op = "glu_backward";
-  const Device dev = ops_detail::check_rows(op, {"gate", &gate},
-                                            {{"up", &up}, {"dout", &dout}, {"dgate", &dgate}, {"dup", &dup}}, {}, {});
-  WICK_OP_DISPATCH(op, dev, glu_backward, dout, gate, up, act, dgate, dup);
+  ops_detail::Args same = {{"up", &up}, {"dout", &dout}, {"dgate", &dgate}, {"dup", &dup}};
+  if (out) same.push_back({"out", out});
+  const Device dev = ops_detail::check_rows(op, {"gate", &gate}, same, {}, {});
+  WICK_OP_DISPATCH(op, dev, glu_backward, dout, gate, up, act, dgate, dup, out);
 }
 
 }  // namespace wick

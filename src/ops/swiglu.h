@@ -14,8 +14,11 @@ const char* glu_act_name(GluAct act);  // "silu", "gelu_tanh"
 
 // gate [N, I], up [N, I] -> out [N, I] (=): act(gate) * up
 void glu_forward(const Tensor& gate, const Tensor& up, GluAct act, Tensor& out);
-// dout [N, I] -> dgate [N, I] (=), dup [N, I] (=)
-void glu_backward(const Tensor& dout, const Tensor& gate, const Tensor& up, GluAct act, Tensor& dgate, Tensor& dup);
+// dout [N, I] -> dgate [N, I] (=), dup [N, I] (=); and, when out is given, the forward's output act(gate) * up
+// again (=), bit for bit what glu_forward writes, so a caller need not keep it (out may be dout itself: each
+// element is read before it is written). Training recomputes it here instead of saving it per layer.
+void glu_backward(const Tensor& dout, const Tensor& gate, const Tensor& up, GluAct act, Tensor& dgate, Tensor& dup,
+                  Tensor* out = nullptr);
 
 // SwiGLU: silu(gate) * up.
 inline void swiglu_forward(const Tensor& gate, const Tensor& up, Tensor& out) { glu_forward(gate, up, GluAct::Silu, out); }

@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include "common/op_cases.h"
+#include "common/glu_checks.h"
 #include "common/optim_checks.h"
 #include "common/testutil.h"
 #include "ops/attention.h"
@@ -93,4 +94,10 @@ INSTANTIATE_TEST_SUITE_P(Cuda, OpCudaAccumulate, ::testing::ValuesIn(test::op_ca
 TEST(AdamWCuda, ManyTensorsInOneCallEqualOneCallEach) {
   WICK_REQUIRE_CUDA();
   test::check_adamw_many_matches_singles(Device::cuda(0));
+}
+
+TEST(CudaGluBackward, RecomputesTheForwardOutputBitForBit) {
+  WICK_REQUIRE_CUDA();
+  for (wick::DType dt : {wick::DType::F32, wick::DType::BF16})
+    wick::test::check_glu_backward_recomputes_forward(wick::Device::cuda(), dt);
 }

@@ -5,6 +5,7 @@
 
 #include <cmath>
 
+#include "common/glu_checks.h"
 #include "common/testutil.h"
 #include "ops/cross_entropy.h"
 #include "ops/elementwise.h"
@@ -101,4 +102,8 @@ TEST(Linear, BackwardSkipsNullGradsAndAccumulatesF32GradsOfBf16Inputs) {
       EXPECT_NEAR(vdw[o * 7 + i], s, 1e-5);
     }
   }
+}
+
+TEST(GluBackward, RecomputesTheForwardOutputBitForBit) {
+  wick::test::check_glu_backward_recomputes_forward(wick::Device::cpu(), wick::DType::F32);
 }

@@ -29,7 +29,8 @@ void softmax_backward(const Tensor& y, const Tensor& dy, Tensor& dx);
 void rope_forward(const Tensor& x, const Tensor& positions, const RopeFreqs& f, Tensor& y);
 void rope_backward(const Tensor& dy, const Tensor& positions, const RopeFreqs& f, Tensor& dx);
 void glu_forward(const Tensor& gate, const Tensor& up, GluAct act, Tensor& out);
-void glu_backward(const Tensor& dout, const Tensor& gate, const Tensor& up, GluAct act, Tensor& dgate, Tensor& dup);
+void glu_backward(const Tensor& dout, const Tensor& gate, const Tensor& up, GluAct act, Tensor& dgate, Tensor& dup,
+                  Tensor* out);
 void attention_forward(const Tensor& q, const Tensor& k, const Tensor& v, const AttentionArgs& args, Tensor& out, Tensor* lse);
 void attention_backward(const Tensor& dout, const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& out, const Tensor& lse, const AttentionArgs& args, Tensor& dq, Tensor& dk, Tensor& dv);
 void cross_entropy_forward(const Tensor& logits, const Tensor& targets, Tensor& losses, Tensor& lse);

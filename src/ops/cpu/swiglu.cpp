@@ -23,14 +23,16 @@ WICK_CPU_HOT void swiglu_span(const float* g, const float* u, float* o, int64_t 
   for (int64_t i = 0; i < n; i++) o[i] = g[i] / (1.0f + exp_f32(-g[i])) * u[i];
 }
 
+// o (optional, may be d): the forward's output again, with swiglu_span's expression.
 WICK_CPU_HOT void swiglu_backward_span(const float* d, const float* g, const float* u, float* dg, float* du,
-                                       int64_t n) {
+                                       float* o, int64_t n) {
 #pragma omp simd
   for (int64_t i = 0; i < n; i++) {
     const float s = 1.0f / (1.0f + exp_f32(-g[i]));
     const float gi = g[i], ui = u[i], di = d[i];
     dg[i] = di * ui * s * (1.0f + gi * (1.0f - s));
     du[i] = di * gi * s;
+    if (o) o[i] = gi / (1.0f + exp_f32(-gi)) * ui;
   }
 }
 
@@ -44,15 +46,16 @@ WICK_CPU_HOT void geglu_span(const float* g, const float* u, float* o, int64_t n
 }
 
 WICK_CPU_HOT void geglu_backward_span(const float* d, const float* g, const float* u, float* dg, float* du,
-                                      int64_t n) {
+                                      float* o, int64_t n) {
 #pragma omp simd
   for (int64_t i = 0; i < n; i++) {
-    const float x = g[i], di = d[i];
+    const float x = g[i], di = d[i], ui = u[i];
     const float z = kGeluBeta * (x + kGeluKappa * (x * x * x));
     const float s = 1.0f / (1.0f + exp_f32(-2.0f * z));
     const float dz = kGeluBeta * (1.0f + 3.0f * kGeluKappa * (x * x));
-    dg[i] = di * u[i] * (s + 2.0f * x * s * (1.0f - s) * dz);
+    dg[i] = di * ui * (s + 2.0f * x * s * (1.0f - s) * dz);
     du[i] = di * x * s;
+    if (o) o[i] = x / (1.0f + exp_f32(-2.0f * z)) * ui;
   }
 }
 
@@ -72,19 +75,22 @@ void glu_forward(const Tensor& gate, const Tensor& up, GluAct act, Tensor& out) 
   }
 }
 
-// dout [N, I] -> dgate = dout * up * act'(g), dup = dout * act(g)
-void glu_backward(const Tensor& dout, const Tensor& gate, const Tensor& up, GluAct act, Tensor& dgate, Tensor& dup) {
+// dout [N, I] -> dgate = dout * up * act'(g), dup = dout * act(g); out (optional) = act(g) * up
+void glu_backward(const Tensor& dout, const Tensor& gate, const Tensor& up, GluAct act, Tensor& dgate, Tensor& dup,
+                  Tensor* out) {
   const int64_t n = gate.numel();
   const float* d = dout.data<float>();
   const float* g = gate.data<float>();
   const float* u = up.data<float>();
   float* dg = dgate.data<float>();
   float* du = dup.data<float>();
+  float* o = out ? out->data<float>() : nullptr;
   const bool silu = act == GluAct::Silu;
 #pragma omp parallel for if (n > kParallelMin)
   for (int64_t i = 0; i < n; i += kSpan) {
-    if (silu) swiglu_backward_span(d + i, g + i, u + i, dg + i, du + i, std::min(kSpan, n - i));
-    else geglu_backward_span(d + i, g + i, u + i, dg + i, du + i, std::min(kSpan, n - i));
+    float* oi = o ? o + i : nullptr;
+    if (silu) swiglu_backward_span(d + i, g + i, u + i, dg + i, du + i, oi, std::min(kSpan, n - i));
+    else geglu_backward_span(d + i, g + i, u + i, dg + i, du + i, oi, std::min(kSpan, n - i));
   }
 }
 
