@@ -215,8 +215,12 @@ void attention_block_backward(LayerWeights& W, LayerActs& A, const Tensor& in, c
   group_backward(W, kQKV, A, {&dq_raw, &dk_raw, &G.dv}, in, din, false, run);
 }
 
-void mlp_block_forward(LayerWeights& W, LayerActs& A, const Tensor& in, Tensor& out, LayerRun& run) {
+void mlp_block_gate_up_forward(LayerWeights& W, LayerActs& A, const Tensor& in, LayerRun& run) {
   group_forward(W, kGateUp, A, in, {&A.g, &A.u}, run);
+}
+
+void mlp_block_forward(LayerWeights& W, LayerActs& A, const Tensor& in, Tensor& out, LayerRun& run) {
+  mlp_block_gate_up_forward(W, A, in, run);
   glu_forward(A.g, A.u, mlp_act(*run.cfg), A.s);
   group_forward(W, kDown, A, A.s, {&out}, run);
   run.emit(W.down.name, out);
@@ -251,6 +255,12 @@ void pre_norm_forward(LayerWeights& W, LayerActs& A, const Tensor& x, Tensor& ou
   add(A.h, x, A.h);
   rms_norm_forward(A.h, W.post_norm, eps, A.b, A.rstd2, kind);
   run.emit(p + "post_attention_layernorm", A.b);
+  if (run.recompute) {
+    // Backward reads nothing of the MLP past its gate/up projections (it rebuilds s), so a checkpointing
+    // recompute skips the GLU, the down projection and the residual add.
+    mlp_block_gate_up_forward(W, A, A.b, run);
+    return;
+  }
   mlp_block_forward(W, A, A.b, out, run);  // out may be x: x is not read again
   add(out, A.h, out);
   if (run.hook) run.emit(p.substr(0, p.size() - 1), out);

@@ -112,6 +112,9 @@ struct LayerRun {
   const DebugHook* hook = nullptr;
   int64_t layer = 0;         // set by the caller for each layer
   RowBatch* rows = nullptr;  // inference over independent sequences (B = 1, T = N rows); see RowBatch
+  // Activation checkpointing's second forward, right before the layer's backward: only what backward reads is
+  // needed, not the layer's output (a family layer may stop early; the output buffer is then left as is).
+  bool recompute = false;
 
   // Dropout seed of projection j of the current layer: a pure function of (micro-batch, layer, j).
   uint64_t seed(int j) const;
@@ -135,6 +138,8 @@ void attention_block_backward(LayerWeights& W, LayerActs& A, const Tensor& in, c
                               LayerGrads& G, LayerRun& run);
 // Gated MLP: out = down(act(gate(in)) * up(in)) (=), act silu or gelu_tanh (mlp_act).
 void mlp_block_forward(LayerWeights& W, LayerActs& A, const Tensor& in, Tensor& out, LayerRun& run);
+// Only what mlp_block_backward reads: the gate and up projections (A.g, A.u, their adapters' products).
+void mlp_block_gate_up_forward(LayerWeights& W, LayerActs& A, const Tensor& in, LayerRun& run);
 void mlp_block_backward(LayerWeights& W, LayerActs& A, const Tensor& in, const Tensor& dout, Tensor& din,
                         LayerGrads& G, LayerRun& run);
 

@@ -199,7 +199,11 @@ LossSum LossAndGrads::step(const TrainBatch& batch, float grad_scale, uint64_t d
   for (int64_t li = c.num_layers - 1; li >= 0; li--) {
     run.layer = li;
     LayerActs& A = acts(li);
-    if (bf.checkpointing) code.forward(m_.layers()[li], A, A.x, bf.recomputed_out, run);  // the same activations again
+    if (bf.checkpointing) {  // the same activations again (the layer may skip what only its output needs)
+      run.recompute = true;
+      code.forward(m_.layers()[li], A, A.x, bf.recomputed_out, run);
+      run.recompute = false;
+    }
     code.backward(m_.layers()[li], A, bf.grads, run);
     if (layer_hook_) layer_hook_(li);
   }
