@@ -269,11 +269,9 @@ void pre_norm_forward(LayerWeights& W, LayerActs& A, const Tensor& x, Tensor& ou
 void pre_norm_backward(LayerWeights& W, LayerActs& A, LayerGrads& G, LayerRun& run) {
   const RmsWeight kind = rms_weight(*run.cfg);
   mlp_block_backward(W, A, A.b, G.dx, G.da, G, run);
-  rms_norm_backward(G.da, A.h, W.post_norm, A.rstd2, G.dx2, nullptr, kind);
-  add(G.dx, G.dx2, G.dx);  // d loss / d h
+  rms_norm_backward(G.da, A.h, W.post_norm, A.rstd2, G.dx, nullptr, kind, /*accumulate*/ true);  // d loss / d h
   attention_block_backward(W, A, A.a, G.dx, G.da, G, run);
-  rms_norm_backward(G.da, A.x, W.input_norm, A.rstd1, G.dx2, nullptr, kind);
-  add(G.dx, G.dx2, G.dx);  // d loss / d x
+  rms_norm_backward(G.da, A.x, W.input_norm, A.rstd1, G.dx, nullptr, kind, /*accumulate*/ true);  // d loss / d x
 }
 
 }  // namespace

@@ -16,12 +16,14 @@ void rms_norm_forward(const Tensor& x, const Tensor& w, float eps, Tensor& y, Te
 }
 
 void rms_norm_backward(const Tensor& dy, const Tensor& x, const Tensor& w, const Tensor& rstd, Tensor& dx,
-                       Tensor* dw, RmsWeight kind) {
+                       Tensor* dw, RmsWeight kind, bool accumulate) {
   static const char* op = "rms_norm_backward";
   Args vec{{"w", &w}};
   if (dw) vec.push_back({"dw", dw});
   const Device dev = ops_detail::check_rows(op, {"x", &x}, {{"dy", &dy}, {"dx", &dx}}, vec, {{"rstd", &rstd}});
-  WICK_OP_DISPATCH(op, dev, rms_norm_backward, dy, x, w, rstd, dx, dw, kind);
+  if (accumulate && (dx.raw() == dy.raw() || dx.raw() == x.raw()))
+    ops_detail::fail(op, {{"dx", &dx}, {"dy", &dy}, {"x", &x}}, "dx must not alias dy or x when accumulating");
+  WICK_OP_DISPATCH(op, dev, rms_norm_backward, dy, x, w, rstd, dx, dw, kind, accumulate);
 }
 
 void layer_norm_forward(const Tensor& x, const Tensor& w, const Tensor& b, float eps, Tensor& y, Tensor& mean,

@@ -15,9 +15,11 @@ enum class RmsWeight {
 // x [N, C], w [C] -> y [N, C] (=), rstd [N] f32 (=)
 void rms_norm_forward(const Tensor& x, const Tensor& w, float eps, Tensor& y, Tensor& rstd,
                       RmsWeight kind = RmsWeight::Scale);
-// dy [N, C], x, w, rstd -> dx [N, C] (=), dw [C] (+= ; skipped when null). dw is d loss / d w either way.
+// dy [N, C], x, w, rstd -> dx [N, C] (=, or += when accumulate), dw [C] (+= ; skipped when null). dw is
+// d loss / d w either way. accumulate adds the norm's gradient, rounded to the dtype first, to dx: what a
+// separate add of the two gradients (a residual's and the norm's) computes, in one pass.
 void rms_norm_backward(const Tensor& dy, const Tensor& x, const Tensor& w, const Tensor& rstd, Tensor& dx, Tensor* dw,
-                       RmsWeight kind = RmsWeight::Scale);
+                       RmsWeight kind = RmsWeight::Scale, bool accumulate = false);
 
 // x [N, C], w [C], b [C] -> y [N, C] (=), mean [N] f32 (=), rstd [N] f32 (=)
 void layer_norm_forward(const Tensor& x, const Tensor& w, const Tensor& b, float eps, Tensor& y, Tensor& mean,

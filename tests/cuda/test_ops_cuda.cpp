@@ -6,7 +6,7 @@
 #include <gtest/gtest.h>
 
 #include "common/op_cases.h"
-#include "common/glu_checks.h"
+#include "common/fusion_checks.h"
 #include "common/optim_checks.h"
 #include "common/testutil.h"
 #include "ops/attention.h"
@@ -100,4 +100,10 @@ TEST(CudaGluBackward, RecomputesTheForwardOutputBitForBit) {
   WICK_REQUIRE_CUDA();
   for (wick::DType dt : {wick::DType::F32, wick::DType::BF16})
     wick::test::check_glu_backward_recomputes_forward(wick::Device::cuda(), dt);
+}
+
+TEST(CudaRmsNormBackward, AccumulatingEqualsBackwardThenAdd) {
+  WICK_REQUIRE_CUDA();
+  for (wick::DType dt : {wick::DType::F32, wick::DType::BF16})
+    wick::test::check_rms_norm_backward_accumulates(wick::Device::cuda(), dt);
 }

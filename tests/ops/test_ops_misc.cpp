@@ -5,7 +5,7 @@
 
 #include <cmath>
 
-#include "common/glu_checks.h"
+#include "common/fusion_checks.h"
 #include "common/testutil.h"
 #include "ops/cross_entropy.h"
 #include "ops/elementwise.h"
@@ -106,4 +106,8 @@ TEST(Linear, BackwardSkipsNullGradsAndAccumulatesF32GradsOfBf16Inputs) {
 
 TEST(GluBackward, RecomputesTheForwardOutputBitForBit) {
   wick::test::check_glu_backward_recomputes_forward(wick::Device::cpu(), wick::DType::F32);
+}
+
+TEST(RmsNormBackward, AccumulatingEqualsBackwardThenAdd) {
+  wick::test::check_rms_norm_backward_accumulates(wick::Device::cpu(), wick::DType::F32);
 }

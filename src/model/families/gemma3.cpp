@@ -208,12 +208,10 @@ void backward(LayerWeights& W, LayerActs& A, LayerGrads& G, LayerRun& run) {
   const RmsWeight kind = rms_weight(*run.cfg);
   rms_norm_backward(G.dx, A.mlp_out, W.mlp_out_norm, A.rstd4, G.da, nullptr, kind);  // d mlp_out
   mlp_block_backward(W, A, A.b, G.da, G.dx2, G, run);                                  // d b
-  rms_norm_backward(G.dx2, A.h, W.post_norm, A.rstd2, G.da, nullptr, kind);
-  add(G.dx, G.da, G.dx);  // d loss / d h
+  rms_norm_backward(G.dx2, A.h, W.post_norm, A.rstd2, G.dx, nullptr, kind, /*accumulate*/ true);  // d loss / d h
   rms_norm_backward(G.dx, A.attn_out, W.attn_out_norm, A.rstd3, G.da, nullptr, kind);  // d attn_out
   attention_block_backward(W, A, A.a, G.da, G.dx2, G, run);                             // d a
-  rms_norm_backward(G.dx2, A.x, W.input_norm, A.rstd1, G.da, nullptr, kind);
-  add(G.dx, G.da, G.dx);  // d loss / d x
+  rms_norm_backward(G.dx2, A.x, W.input_norm, A.rstd1, G.dx, nullptr, kind, /*accumulate*/ true);  // d loss / d x
 }
 
 const LayerCode kGemma3Layer = {forward, backward};

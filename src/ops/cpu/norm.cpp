@@ -3,6 +3,7 @@
 // once (+=), a block of columns per task so that the row loop reads memory in order.
 #include <algorithm>
 #include <cmath>
+#include <vector>
 
 #include "ops/cpu/common.h"
 #include "ops/cpu/cpu_ops.h"
@@ -109,7 +110,7 @@ void rms_norm_forward(const Tensor& x, const Tensor& w, float eps, Tensor& y, Te
 
 // With xhat = x * rstd and g = dy * (w or 1 + w): dx = rstd * (g - xhat * mean(g * xhat)); dw += sum_n dy * xhat.
 void rms_norm_backward(const Tensor& dy, const Tensor& x, const Tensor& w, const Tensor& rstd, Tensor& dx,
-                       Tensor* dw, RmsWeight kind) {
+                       Tensor* dw, RmsWeight kind, bool accumulate) {
   const float offset = weight_offset(kind);
   const int64_t N = x.dim(0), C = x.dim(1);
   const float* pdy = dy.data<float>();
@@ -119,8 +120,22 @@ void rms_norm_backward(const Tensor& dy, const Tensor& x, const Tensor& w, const
   float* pdx = dx.data<float>();
   // The parameter gradient reads dy, so it goes first: dx may alias dy.
   if (dw) param_grads(pdy, px, nullptr, pr, N, C, dw->data<float>(), nullptr);
+  if (!accumulate) {
 #pragma omp parallel for if (N * C > kParallelMin)
-  for (int64_t n = 0; n < N; n++) rms_norm_backward_row(pdy + n * C, px + n * C, pw, offset, pr[n], pdx + n * C, C);
+    for (int64_t n = 0; n < N; n++) rms_norm_backward_row(pdy + n * C, px + n * C, pw, offset, pr[n], pdx + n * C, C);
+    return;
+  }
+#pragma omp parallel if (N * C > kParallelMin)
+  {
+    std::vector<float> row(static_cast<size_t>(C));
+#pragma omp for
+    for (int64_t n = 0; n < N; n++) {
+      rms_norm_backward_row(pdy + n * C, px + n * C, pw, offset, pr[n], row.data(), C);
+      float* d = pdx + n * C;
+#pragma omp simd
+      for (int64_t c = 0; c < C; c++) d[c] += row[c];
+    }
+  }
 }
 
 // x [N, C], w, b [C] -> y = (x - mean) * rstd * w + b, mean [N], rstd [N] (biased variance, as torch)

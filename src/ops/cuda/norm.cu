@@ -44,7 +44,8 @@ __global__ void rms_fwd_kernel(const T* x, const T* w, T* y, float* rstd, int C,
 
 // dx = rstd * g - x * rstd^3 * sum(g * x) / C, g = dy * w (kOffset: dy * (1 + w)) (the cast to T is identity
 // for gradients)
-template <typename T, int V, bool kOffset>
+// kAcc: dx += the gradient rounded to T (a residual's gradient plus the norm's, as two bf16 tensors add).
+template <typename T, int V, bool kOffset, bool kAcc>
 __global__ void rms_bwd_kernel(const T* dy, const T* x, const T* w, const float* rstd, T* dx, int C) {
   __shared__ float shm[32];
   const long long row = blockIdx.x;
@@ -70,6 +71,12 @@ __global__ void rms_bwd_kernel(const T* dy, const T* x, const T* w, const float*
     cuda::loadv<V>(w + c, wv);
 #pragma unroll
     for (int i = 0; i < V; ++i) o[i] = r * dv[i] * (kOffset ? 1.0f + wv[i] : wv[i]) - xv[i] * k;
+    if constexpr (kAcc) {
+      float prev[V];
+      cuda::loadv<V>(dxr + c, prev);
+#pragma unroll
+      for (int i = 0; i < V; ++i) o[i] = prev[i] + cuda::round_to<T>(o[i]);
+    }
     cuda::storev<V>(dxr + c, o);
   }
 }
@@ -263,7 +270,7 @@ void rms_norm_forward(const Tensor& x, const Tensor& w, float eps, Tensor& y, Te
 
 // dy, x [N, C], w [C], rstd [N] -> dx [N, C] (=), dw [C] (+=, when given)
 void rms_norm_backward(const Tensor& dy, const Tensor& x, const Tensor& w, const Tensor& rstd, Tensor& dx, Tensor* dw,
-                       RmsWeight kind) {
+                       RmsWeight kind, bool accumulate) {
   const int C = static_cast<int>(x.dim(-1));
   const long long N = C ? x.numel() / C : 0;
   if (N == 0) return;
@@ -274,8 +281,10 @@ void rms_norm_backward(const Tensor& dy, const Tensor& x, const Tensor& w, const
     cuda::dispatch_vec(rows_vec<T>(C, {dy.raw(), x.raw(), w.raw(), dx.raw()}), [&](auto v) {
       constexpr int V = decltype(v)::value;
       dispatch_offset(kind, [&](auto off) {
-        rms_bwd_kernel<T, V, decltype(off)::value><<<(unsigned)N, cuda::row_threads(C, V, 512), 0, s>>>(
-            cuda::cptr<T>(dy), cuda::cptr<T>(x), cuda::cptr<T>(w), cuda::cptr<float>(rstd), cuda::ptr<T>(dx), C);
+        constexpr bool kOff = decltype(off)::value;
+        const auto kernel = accumulate ? rms_bwd_kernel<T, V, kOff, true> : rms_bwd_kernel<T, V, kOff, false>;
+        kernel<<<(unsigned)N, cuda::row_threads(C, V, 512), 0, s>>>(cuda::cptr<T>(dy), cuda::cptr<T>(x), cuda::cptr<T>(w),
+                                                                    cuda::cptr<float>(rstd), cuda::ptr<T>(dx), C);
         WICK_CUDA_LAUNCH_CHECK();
       });
     });

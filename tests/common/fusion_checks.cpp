@@ -1,4 +1,4 @@
-#include "common/glu_checks.h"
+#include "common/fusion_checks.h"
 
 #include <gtest/gtest.h>
 
@@ -6,6 +6,8 @@
 
 #include "common/testutil.h"
 #include "core/rng.h"
+#include "ops/elementwise.h"
+#include "ops/norm.h"
 #include "ops/swiglu.h"
 
 namespace wick::test {
@@ -16,7 +18,7 @@ void check_glu_backward_recomputes_forward(Device dev, DType dt) {
     for (const auto& [N, I] : std::vector<std::pair<int64_t, int64_t>>{{3, 7}, {16, 64}, {33, 250}}) {
       SCOPED_TRACE(std::string(glu_act_name(act)) + " [" + std::to_string(N) + ", " + std::to_string(I) + "] " +
                    dtype_name(dt) + " on " + dev.str());
-      auto on_dev = [&](const Tensor& h) { return h.to(dt).to(dev); };
+      auto on_dev = [&](const Tensor& h) { return h.to(dt).to(dev).clone(); };  // never the host tensor itself
       const Tensor gate = on_dev(randn({N, I}, rng, 3.0f)), up = on_dev(randn({N, I}, rng, 1.0f));
       const Tensor dout_h = randn({N, I}, rng, 1.0f);
       auto fresh = [&] { return Tensor::empty({N, I}, dt, dev); };
@@ -38,6 +40,28 @@ void check_glu_backward_recomputes_forward(Device dev, DType dt) {
       double norm = 0;
       for (float x : want) norm += static_cast<double>(x) * x;
       EXPECT_GT(norm, 0.0);
+    }
+}
+
+void check_rms_norm_backward_accumulates(Device dev, DType dt) {
+  Rng rng(23);
+  for (RmsWeight kind : {RmsWeight::Scale, RmsWeight::OneOffset})
+    for (const auto& [N, C] : std::vector<std::pair<int64_t, int64_t>>{{3, 7}, {16, 64}, {9, 896}}) {
+      SCOPED_TRACE(std::string(kind == RmsWeight::Scale ? "scale" : "offset") + " [" + std::to_string(N) + ", " +
+                   std::to_string(C) + "] " + dtype_name(dt) + " on " + dev.str());
+      auto on_dev = [&](const Tensor& h) { return h.to(dt).to(dev).clone(); };  // never the host tensor itself
+      const Tensor x = on_dev(randn({N, C}, rng, 2.0f)), w = on_dev(randn({C}, rng, 0.5f)),
+                   dy = on_dev(randn({N, C}, rng, 1.0f));
+      Tensor y = Tensor::empty({N, C}, dt, dev), rstd = Tensor::empty({N}, DType::F32, dev);
+      rms_norm_forward(x, w, 1e-6f, y, rstd, kind);
+      const Tensor start = randn({N, C}, rng, 1.0f);
+      Tensor separate = on_dev(start), part = Tensor::empty({N, C}, dt, dev);
+      rms_norm_backward(dy, x, w, rstd, part, nullptr, kind);
+      add(separate, part, separate);
+      Tensor fused = on_dev(start);
+      rms_norm_backward(dy, x, w, rstd, fused, nullptr, kind, /*accumulate*/ true);
+      EXPECT_EQ(fused.to_f32_vector(), separate.to_f32_vector());
+      EXPECT_NE(fused.to_f32_vector(), on_dev(start).to_f32_vector());
     }
 }
 

@@ -1,0 +1,15 @@
+// Fused ops against the unfused ops they replace, on one device, bit for bit:
+//  - glu_backward's recomputed forward output (ops/swiglu.h): glu_forward's, written in place over dout or into
+//    its own tensor, with dgate and dup unchanged by asking for it;
+//  - rms_norm_backward accumulating into dx (ops/norm.h): the plain backward, then add.
+#pragma once
+#include "core/tensor.h"
+
+namespace wick::test {
+
+// Both activations, odd and vector-friendly sizes, the given dtype (f32; bf16 on CUDA); EXPECT_EQ per element.
+void check_glu_backward_recomputes_forward(Device dev, DType dt);
+// Both weight kinds, several widths; dx starts random.
+void check_rms_norm_backward_accumulates(Device dev, DType dt);
+
+}  // namespace wick::test
