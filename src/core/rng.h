@@ -37,6 +37,21 @@ class Rng {
   // Uniform integer in [0, n).
   uint64_t below(uint64_t n) { return n ? next_u64() % n : 0; }
 
+  // Skips n draws of next_u32 in O(log n) (the LCG's jump-ahead): work split into chunks draws the same
+  // numbers as one sequential pass.
+  void advance(uint64_t n) {
+    uint64_t mult = 6364136223846793005ULL, plus = inc_, acc_mult = 1, acc_plus = 0;
+    for (; n > 0; n >>= 1) {
+      if (n & 1) {
+        acc_mult *= mult;
+        acc_plus = acc_plus * mult + plus;
+      }
+      plus = (mult + 1) * plus;
+      mult *= mult;
+    }
+    state_ = acc_mult * state_ + acc_plus;
+  }
+
   uint64_t state() const { return state_; }
   uint64_t inc() const { return inc_; }
   void restore(uint64_t state, uint64_t inc) { state_ = state; inc_ = inc; }
