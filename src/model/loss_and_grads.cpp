@@ -65,10 +65,7 @@ LossSum LossAndGrads::step(const TrainBatch& batch, float grad_scale, uint64_t d
   const std::vector<Linear*> linears = m_.all_linears();
 
   if (bf.B != B || bf.T != T || bf.checkpointing != checkpointing_) {
-    bf = Buffers{};
-    bf.B = B;
-    bf.T = T;
-    bf.checkpointing = checkpointing_;
+    bf = Buffers{};  // the old set goes first, so its memory serves the new one
     auto E = [&](const Shape& s, DType t = DType::F32) { return Tensor::empty(s, t, dev); };
     bf.layers.resize(static_cast<size_t>(c.num_layers));
     if (bf.checkpointing) {
@@ -91,6 +88,11 @@ LossSum LossAndGrads::step(const TrainBatch& batch, float grad_scale, uint64_t d
     bf.df_counted = E({N, C}, dt);
     bf.counted_rows = E({N}, DType::I32);
     bf.counted_targets = E({N}, DType::I32);
+    // Only now: an allocation that failed (out of memory) leaves the set marked empty, so the next step
+    // allocates again instead of running on missing buffers.
+    bf.B = B;
+    bf.T = T;
+    bf.checkpointing = checkpointing_;
   }
   // The adapter path's scratch (bf.lin) grows on demand; dropout runs only when training.
   bool dropout = false;

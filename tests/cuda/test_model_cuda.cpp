@@ -30,8 +30,9 @@ const Tol kF32{1e-4, 1e-5, 1e-4, 5e-4, 0.1};  // as the CPU (tests/model/test_mo
 // its gradient's size, so the bf16 noise of near-zero gradient elements decides their direction; a wrong
 // gradient moves whole tensors by ~12 lr (||diff||/||ref|| ~ 1). Bounds, with margin over the measurement:
 const Tol kBf16Base{/*logits*/ 3e-2, /*loss*/ 1e-2, /*grad*/ 1e-1, /*weights*/ 0.15, /*weights_abs_lr*/ 6.0};
-// Where the fixture holds transformers' own bf16 deviation (bf16_noise.json), each bound is at least twice it.
-Tol bf16_tol(const std::string& dir) { return with_reference_bf16_noise(kBf16Base, dir, 2.0); }
+// Where the fixture holds transformers' own bf16 deviation (bf16_noise.json), each check's bounds are at least
+// twice it.
+Tol bf16_tol(const std::string& dir, const char* check) { return with_reference_bf16_noise(kBf16Base, dir, 2.0, check); }
 
 TEST_P(CudaModel, ForwardF32) {
   WICK_REQUIRE_CUDA();
@@ -39,7 +40,7 @@ TEST_P(CudaModel, ForwardF32) {
 }
 TEST_P(CudaModel, ForwardBf16) {
   WICK_REQUIRE_CUDA();
-  check_forward(load_fixture(GetParam()), Device::cuda(), DType::BF16, bf16_tol(GetParam()));
+  check_forward(load_fixture(GetParam()), Device::cuda(), DType::BF16, bf16_tol(GetParam(), "forward"));
 }
 TEST_P(CudaModel, GenerationF32) {
   WICK_REQUIRE_CUDA();
@@ -47,7 +48,7 @@ TEST_P(CudaModel, GenerationF32) {
 }
 TEST_P(CudaModel, GenerationBf16) {
   WICK_REQUIRE_CUDA();
-  check_generation(load_fixture(GetParam()), Device::cuda(), DType::BF16, bf16_tol(GetParam()), false);
+  check_generation(load_fixture(GetParam()), Device::cuda(), DType::BF16, bf16_tol(GetParam(), "generation"), false);
 }
 TEST_P(CudaModel, LoraLogitsF32) {
   WICK_REQUIRE_CUDA();
@@ -55,7 +56,7 @@ TEST_P(CudaModel, LoraLogitsF32) {
 }
 TEST_P(CudaModel, LoraLogitsBf16) {
   WICK_REQUIRE_CUDA();
-  check_lora_logits(load_fixture(GetParam()), Device::cuda(), DType::BF16, bf16_tol(GetParam()));
+  check_lora_logits(load_fixture(GetParam()), Device::cuda(), DType::BF16, bf16_tol(GetParam(), "lora_logits"));
 }
 TEST_P(CudaModel, MergedLogitsF32) {
   WICK_REQUIRE_CUDA();
@@ -67,7 +68,7 @@ TEST_P(CudaModel, GradsF32) {
 }
 TEST_P(CudaModel, GradsBf16) {
   WICK_REQUIRE_CUDA();
-  check_grads(load_fixture(GetParam()), Device::cuda(), DType::BF16, bf16_tol(GetParam()));
+  check_grads(load_fixture(GetParam()), Device::cuda(), DType::BF16, bf16_tol(GetParam(), "grads"));
 }
 TEST_P(CudaModel, TraceF32) {
   WICK_REQUIRE_CUDA();
@@ -75,7 +76,7 @@ TEST_P(CudaModel, TraceF32) {
 }
 TEST_P(CudaModel, TraceBf16) {
   WICK_REQUIRE_CUDA();
-  check_training_trace(load_fixture(GetParam()), Device::cuda(), DType::BF16, bf16_tol(GetParam()));
+  check_training_trace(load_fixture(GetParam()), Device::cuda(), DType::BF16, bf16_tol(GetParam(), "trace"));
 }
 
 INSTANTIATE_TEST_SUITE_P(Fixtures, CudaModel, ::testing::ValuesIn(model_fixture_dirs()), fixture_name);
