@@ -68,7 +68,7 @@ LossSum LossAndGrads::step(const TrainBatch& batch, float grad_scale, uint64_t d
     bf = Buffers{};  // the old set goes first, so its memory serves the new one
     auto E = [&](const Shape& s, DType t = DType::F32) { return Tensor::empty(s, t, dev); };
     bf.layers.resize(static_cast<size_t>(c.num_layers));
-    if (bf.checkpointing) {
+    if (checkpointing_) {
       for (LayerActs& A : bf.layers) A.x = E({N, C}, dt);
       alloc_layer_acts(bf.work, c, B, T, dt, dev);
       bf.recomputed_out = E({N, C}, dt);
