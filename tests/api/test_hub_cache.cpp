@@ -11,12 +11,15 @@
 #include <fstream>
 #include <optional>
 
+#include "common/testutil.h"
 #include "api/hub_cache.h"
 #include "core/error.h"
 
 namespace fs = std::filesystem;
 
 namespace wick {
+
+using test::error_of;
 namespace {
 
 // Sets (or unsets) environment variables for the scope of a test.
@@ -74,14 +77,6 @@ class HubCache : public ::testing::Test {
     env_.set("HOME", (root_ / "home").string());
   }
   void TearDown() override { fs::remove_all(root_); }
-  static std::string error_of(const std::function<void()>& f) {
-    try {
-      f();
-    } catch (const Error& e) {
-      return e.what();
-    }
-    return "";
-  }
 };
 
 const std::string kMain = "0123456789abcdef0123456789abcdef01234567";

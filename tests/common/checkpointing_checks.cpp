@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "common/model_checks.h"
 #include "core/rng.h"
 #include "lora/lora.h"
 #include "model/loss_and_grads.h"
@@ -90,11 +91,7 @@ void check_checkpointing_is_exact(const char* model_type, Device dev, DType dt) 
   attach_new_adapters(*m, lc, 32);
   // B != 0, so the adapters contribute to every gradient.
   Rng rng(33);
-  for (const LoraParam& p : lora_params(*m)) {
-    std::vector<float> v = p.value->to_f32_vector();
-    for (float& x : v) x = rng.uniform(-0.2f, 0.2f);
-    p.value->copy_from(Tensor::from_f32(v, p.value->shape()));
-  }
+  randomize_lora(*m, rng, 0.2f);
   alloc_lora_grads(*m);
   const TrainBatch batch = packed_batch(rng, T, c.vocab_size);
 

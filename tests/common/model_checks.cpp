@@ -28,6 +28,14 @@ Tensor Fixture::get(const std::string& name) const {
   return it->second;
 }
 
+void randomize_lora(CausalLM& m, Rng& rng, float bound) {
+  for (const LoraParam& p : lora_params(m)) {
+    std::vector<float> v = p.value->to_f32_vector();
+    for (float& x : v) x = rng.uniform(-bound, bound);
+    p.value->copy_from(Tensor::from_f32(v, p.value->shape()));
+  }
+}
+
 Fixture load_fixture(const std::string& dir) {
   Fixture f;
   f.dir = dir;

@@ -7,7 +7,15 @@
 
 #include "core/tensor.h"
 
+namespace wick {
+class CausalLM;
+class Rng;
+}  // namespace wick
+
 namespace wick::test {
+
+// Every LoRA parameter of m (A and B) to U(-bound, bound): B != 0, so the adapters reach every gradient.
+void randomize_lora(CausalLM& m, Rng& rng, float bound);
 
 struct Fixture {
   std::string dir;

@@ -6,6 +6,8 @@
 #include <filesystem>
 #include <sstream>
 
+#include "core/error.h"
+
 namespace fs = std::filesystem;
 
 namespace wick::test {
@@ -90,6 +92,15 @@ std::vector<std::string> fixture_dirs(const std::string& prefix, const std::stri
 std::string cuda_skip_reason() {
   if (!cuda_compiled()) return "SKIPPED: this build has no CUDA backend (nvcc not found at configure time)";
   if (!cuda_available()) return "SKIPPED: no usable CUDA GPU on this machine";
+  return "";
+}
+
+std::string error_of(const std::function<void()>& f) {
+  try {
+    f();
+  } catch (const Error& e) {
+    return e.what();
+  }
   return "";
 }
 

@@ -2,6 +2,7 @@
 #pragma once
 #include <gtest/gtest.h>
 
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -28,6 +29,9 @@ std::string source_dir();  // the repository root
 
 // Why CUDA tests cannot run here ("" when they can).
 std::string cuda_skip_reason();
+
+// The message of the wick::Error that f throws ("" when it throws none; other exceptions propagate).
+std::string error_of(const std::function<void()>& f);
 
 }  // namespace wick::test
 

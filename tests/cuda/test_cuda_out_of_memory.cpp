@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "common/model_checks.h"
 #include "common/testutil.h"
 #include "core/error.h"
 #include "core/rng.h"
@@ -18,15 +19,6 @@
 
 namespace wick::test {
 namespace {
-
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
-}
 
 void expect_explained(const std::string& msg) {
   EXPECT_NE(msg.find("out of GPU memory on cuda:"), std::string::npos) << msg;
@@ -67,11 +59,7 @@ TEST(CudaOutOfMemory, AStepThatDoesNotFitIsExplainedAndTheNextStepRuns) {
   lc.target_modules = all_lora_targets();
   attach_new_adapters(*m, lc, 42);
   Rng rng(43);
-  for (const LoraParam& p : lora_params(*m)) {
-    std::vector<float> v = p.value->to_f32_vector();
-    for (float& x : v) x = rng.uniform(-0.1f, 0.1f);
-    p.value->copy_from(Tensor::from_f32(v, p.value->shape()));
-  }
+  randomize_lora(*m, rng, 0.1f);
   alloc_lora_grads(*m);
   const int64_t B = 16, T = 1024;  // activations of this step: several hundred MiB
   std::vector<int32_t> ids(B * T), targets(B * T), positions(B * T);

@@ -58,15 +58,6 @@ std::string config_with_template(const std::string& tmpl) {
   return nlohmann::json{{"tokenizer_class", "Qwen2Tokenizer"}, {"chat_template", tmpl}}.dump();
 }
 
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
-}
-
 std::tm tm_of(const std::string& iso) {  // "2024-07-26T09:30:00"
   std::tm tm{};
   tm.tm_year = std::stoi(iso.substr(0, 4)) - 1900;
