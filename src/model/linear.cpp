@@ -310,6 +310,8 @@ void linear_group_backward(const std::vector<Linear*>& ls, const std::vector<con
                    stacked(g, [](Linear* l) -> const Tensor& { return l->lora.A16; }) &&
                    stacked(g, [](Linear* l) -> const Tensor& { return l->lora.dA; });
   if (!one) {  // one linear at a time, exactly as linear_backward
+    // A member's dA comes before the next member's dx: with more than one member, x is taken first.
+    if (ls.size() > 1) once();
     size_t a = 0;
     for (size_t j = 0; j < ls.size(); j++) {
       Tensor u;
