@@ -15,7 +15,8 @@ namespace wick::test {
 void check_glu_backward_recomputes_forward(Device dev, DType dt) {
   Rng rng(17);
   for (GluAct act : {GluAct::Silu, GluAct::GeluTanh})
-    for (const auto& [N, I] : std::vector<std::pair<int64_t, int64_t>>{{3, 7}, {16, 64}, {33, 250}}) {
+    for (const auto& shape : std::vector<std::pair<int64_t, int64_t>>{{3, 7}, {16, 64}, {33, 250}}) {
+      const int64_t N = shape.first, I = shape.second;  // not a structured binding: clang 14 cannot capture one
       SCOPED_TRACE(std::string(glu_act_name(act)) + " [" + std::to_string(N) + ", " + std::to_string(I) + "] " +
                    dtype_name(dt) + " on " + dev.str());
       auto on_dev = [&](const Tensor& h) { return h.to(dt).to(dev).clone(); };  // never the host tensor itself
@@ -46,7 +47,8 @@ void check_glu_backward_recomputes_forward(Device dev, DType dt) {
 void check_rms_norm_backward_accumulates(Device dev, DType dt) {
   Rng rng(23);
   for (RmsWeight kind : {RmsWeight::Scale, RmsWeight::OneOffset})
-    for (const auto& [N, C] : std::vector<std::pair<int64_t, int64_t>>{{3, 7}, {16, 64}, {9, 896}}) {
+    for (const auto& shape : std::vector<std::pair<int64_t, int64_t>>{{3, 7}, {16, 64}, {9, 896}}) {
+      const int64_t N = shape.first, C = shape.second;
       SCOPED_TRACE(std::string(kind == RmsWeight::Scale ? "scale" : "offset") + " [" + std::to_string(N) + ", " +
                    std::to_string(C) + "] " + dtype_name(dt) + " on " + dev.str());
       auto on_dev = [&](const Tensor& h) { return h.to(dt).to(dev).clone(); };  // never the host tensor itself
