@@ -18,12 +18,19 @@ constexpr int64_t kSpan = 4096;
 constexpr float kGeluBeta = 0.7978845608028654f;  // sqrt(2 / pi), torch's M_SQRT2 * M_2_SQRTPI * 0.5
 constexpr float kGeluKappa = 0.044715f;
 
-WICK_CPU_HOT void swiglu_span(const float* g, const float* u, float* o, int64_t n) {
-#pragma omp simd
-  for (int64_t i = 0; i < n; i++) o[i] = g[i] / (1.0f + exp_f32(-g[i])) * u[i];
+// The forward outputs, one expression each, so the backward's recomputed output is the forward's bit for bit.
+inline float swiglu_out(float g, float u) { return g / (1.0f + exp_f32(-g)) * u; }
+inline float geglu_out(float x, float u) {
+  const float z = kGeluBeta * (x + kGeluKappa * (x * x * x));
+  return x / (1.0f + exp_f32(-2.0f * z)) * u;
 }
 
-// o (optional, may be d): the forward's output again, with swiglu_span's expression.
+WICK_CPU_HOT void swiglu_span(const float* g, const float* u, float* o, int64_t n) {
+#pragma omp simd
+  for (int64_t i = 0; i < n; i++) o[i] = swiglu_out(g[i], u[i]);
+}
+
+// o (optional, may be d): the forward's output again.
 WICK_CPU_HOT void swiglu_backward_span(const float* d, const float* g, const float* u, float* dg, float* du,
                                        float* o, int64_t n) {
 #pragma omp simd
@@ -32,17 +39,13 @@ WICK_CPU_HOT void swiglu_backward_span(const float* d, const float* g, const flo
     const float gi = g[i], ui = u[i], di = d[i];
     dg[i] = di * ui * s * (1.0f + gi * (1.0f - s));
     du[i] = di * gi * s;
-    if (o) o[i] = gi / (1.0f + exp_f32(-gi)) * ui;
+    if (o) o[i] = swiglu_out(gi, ui);
   }
 }
 
 WICK_CPU_HOT void geglu_span(const float* g, const float* u, float* o, int64_t n) {
 #pragma omp simd
-  for (int64_t i = 0; i < n; i++) {
-    const float x = g[i];
-    const float z = kGeluBeta * (x + kGeluKappa * (x * x * x));
-    o[i] = x / (1.0f + exp_f32(-2.0f * z)) * u[i];
-  }
+  for (int64_t i = 0; i < n; i++) o[i] = geglu_out(g[i], u[i]);
 }
 
 WICK_CPU_HOT void geglu_backward_span(const float* d, const float* g, const float* u, float* dg, float* du,
@@ -55,7 +58,7 @@ WICK_CPU_HOT void geglu_backward_span(const float* d, const float* g, const floa
     const float dz = kGeluBeta * (1.0f + 3.0f * kGeluKappa * (x * x));
     dg[i] = di * ui * (s + 2.0f * x * s * (1.0f - s) * dz);
     du[i] = di * x * s;
-    if (o) o[i] = x / (1.0f + exp_f32(-2.0f * z)) * ui;
+    if (o) o[i] = geglu_out(x, ui);
   }
 }
 
