@@ -91,6 +91,56 @@ void device_synchronize(Device d) {
 #endif
 }
 
+void* host_alloc_pinned(size_t nbytes) {
+#ifdef WICK_CUDA
+  if (cuda_available()) return cuda_host_alloc(nbytes);
+#endif
+  return device_alloc(Device::cpu(), nbytes);
+}
+
+void host_free_pinned(void* p) {
+  if (!p) return;
+#ifdef WICK_CUDA
+  if (cuda_available()) return cuda_host_free(p);
+#endif
+  device_free(Device::cpu(), p);
+}
+
+void device_copy_async(void* dst, Device dst_dev, const void* src, Device src_dev, size_t nbytes) {
+  if (nbytes == 0) return;
+  if (dst_dev.is_cpu() && src_dev.is_cpu()) {
+    std::memcpy(dst, src, nbytes);
+    return;
+  }
+#ifdef WICK_CUDA
+  cuda_copy_async(dst, dst_dev, src, src_dev, nbytes);
+#else
+  no_cuda();
+#endif
+}
+
+DeviceGraph::DeviceGraph(Device d, const std::function<void()>& work) : dev_(d) {
+  if (d.is_cpu()) throw Error("a CUDA graph needs a CUDA device, got " + d.str());
+#ifdef WICK_CUDA
+  cuda_graph_capture(d.index, work, &graph_, &exec_);
+#else
+  (void)work;
+  no_cuda();
+#endif
+}
+
+DeviceGraph::~DeviceGraph() {
+#ifdef WICK_CUDA
+  cuda_graph_destroy(graph_, exec_);
+#endif
+}
+
+void DeviceGraph::replay() {
+#ifdef WICK_CUDA
+  cuda_graph_replay(dev_.index, exec_);
+#endif
+}
+
 size_t device_peak_memory(Device d) {
 #ifdef WICK_CUDA
   if (d.is_cuda()) return cuda_peak_memory(d.index);

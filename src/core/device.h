@@ -2,6 +2,7 @@
 // Tensor. The CUDA half is compiled only when WICK_CUDA is on; without it a CUDA device is a clear error.
 #pragma once
 #include <cstddef>
+#include <functional>
 #include <string>
 
 namespace wick {
@@ -33,6 +34,33 @@ void device_free(Device d, void* p);
 void device_copy(void* dst, Device dst_dev, const void* src, Device src_dev, size_t nbytes);
 void device_memset_zero(void* p, Device d, size_t nbytes);
 void device_synchronize(Device d);
+// Page-locked host memory (cudaMallocHost in a CUDA build, else plain memory), for asynchronous copies.
+void* host_alloc_pinned(size_t nbytes);
+void host_free_pinned(void* p);
+// A copy queued on wick's stream of the CUDA side that returns at once: the host side must be pinned memory
+// (host_alloc_pinned), left untouched until device_synchronize. Between two CPU buffers, a memcpy.
+void device_copy_async(void* dst, Device dst_dev, const void* src, Device src_dev, size_t nbytes);
+
+// A CUDA graph: the work of one callable on wick's stream of a CUDA device, recorded once and replayed as one
+// launch (a decode step: hundreds of kernels whose host-side launch cost would otherwise dominate). The work
+// must not wait on the host (no copies with pageable host memory, no device_synchronize, no first-time
+// allocations: run it once before capturing), and every buffer it touches must outlive the graph.
+class DeviceGraph {
+ public:
+  // Records work() without running it; throws wick::Error naming the CUDA error when it cannot be captured
+  // (the stream stays usable). A build without CUDA, or a CPU device: a clear error.
+  DeviceGraph(Device d, const std::function<void()>& work);
+  ~DeviceGraph();
+  DeviceGraph(const DeviceGraph&) = delete;
+  DeviceGraph& operator=(const DeviceGraph&) = delete;
+  void replay();  // queued on the device's stream; returns at once
+
+ private:
+  Device dev_;
+  void* graph_ = nullptr;  // cudaGraph_t
+  void* exec_ = nullptr;   // cudaGraphExec_t
+};
+
 // Peak bytes wick has held on a CUDA device (the stream-ordered pool's high-water mark), and a reset of it;
 // 0 on the CPU or without CUDA.
 size_t device_peak_memory(Device d);

@@ -5,6 +5,7 @@
 // ...)) - the files sit in ops/cuda/ only until they move to core/.
 #pragma once
 #include <cstddef>
+#include <functional>
 #include <string>
 
 #include "core/device.h"
@@ -16,6 +17,13 @@ void cuda_free(int dev, void* p);
 void cuda_copy(void* dst, Device dd, const void* src, Device sd, size_t nbytes);  // waits when the host is involved
 void cuda_memset_zero(void* p, int dev, size_t nbytes);
 void cuda_synchronize(int dev);
+void cuda_copy_async(void* dst, Device dd, const void* src, Device sd, size_t nbytes);
+void* cuda_host_alloc(size_t nbytes);
+void cuda_host_free(void* p);
+// DeviceGraph's CUDA half (core/device.h): capture on dev's stream, instantiate; replay; destroy.
+void cuda_graph_capture(int dev, const std::function<void()>& work, void** graph, void** exec);
+void cuda_graph_replay(int dev, void* exec);
+void cuda_graph_destroy(void* graph, void* exec);
 size_t cuda_peak_memory(int dev);
 void cuda_reset_peak_memory(int dev);
 std::string cuda_device_name(int dev);

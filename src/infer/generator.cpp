@@ -4,6 +4,7 @@
 #include <chrono>
 
 #include "core/error.h"
+#include "infer/decode_loop.h"
 #include "infer/text_stream.h"
 #include "tokenizer/tokenizer.h"
 
@@ -41,15 +42,23 @@ GenerateResult Generator::generate(const std::vector<int32_t>& prompt, const Gen
   TextStream stream(tok_, opt);
 
   auto t0 = std::chrono::steady_clock::now();
-  Tensor ids = Tensor::from_i32(prompt, {1, static_cast<int64_t>(prompt.size())});
-  for (int64_t i = 0; i < opt.max_new_tokens; i++) {
-    Tensor out = m_.forward(ids, &cache, /*last_only=*/true);
+  // The prompt in one forward; then one token per step (DecodeLoop: replayed as a CUDA graph on a GPU, and the
+  // greedy choice made there).
+  int32_t next = -1;
+  if (opt.max_new_tokens > 0) {
+    Tensor out = m_.forward(Tensor::from_i32(prompt, {1, n_prompt}), &cache, /*last_only=*/true);
     device_copy(logits.data(), Device::cpu(), out.raw(), out.device(), V * sizeof(float));
-    if (i == 0) {
-      res.prefill_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-      t0 = std::chrono::steady_clock::now();
+    res.prefill_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    t0 = std::chrono::steady_clock::now();
+    next = sampler.sample(logits.data(), V, history);
+  }
+  std::unique_ptr<DecodeLoop> steps;
+  for (int64_t i = 0; i < opt.max_new_tokens; i++) {
+    if (i > 0) {
+      if (!steps) steps = std::make_unique<DecodeLoop>(m_, cache, opt.sampling, history, opt.cuda_graphs);
+      const int32_t t = steps->step(next);
+      next = steps->device_greedy() ? t : sampler.sample(steps->logits(), V, history);
     }
-    const int32_t next = sampler.sample(logits.data(), V, history);
     history.push_back(next);
     res.ids.push_back(next);
     const TextStream::Step st = stream.push(next);
@@ -72,7 +81,6 @@ GenerateResult Generator::generate(const std::vector<int32_t>& prompt, const Gen
       if (opt.max_new_tokens > max_pos - n_prompt) res.stop_reason = "context";
       break;
     }
-    ids = Tensor::from_i32({next}, {1, 1});
   }
   if (res.stop_reason != "stop_string") {
     const std::string rest = stream.flush();

@@ -20,6 +20,9 @@ struct GenerateOptions {
   std::vector<int64_t> eos_ids;
   std::vector<std::string> stop_strings;  // need a tokenizer
   bool ignore_eos = false;                 // benchmarks: always generate max_new_tokens
+  // On a GPU, decode steps replay one captured CUDA graph (infer/decode_loop.h); off, or WICK_CUDA_GRAPHS=0:
+  // the same kernels launched one by one.
+  bool cuda_graphs = true;
 };
 
 struct GenerateResult {

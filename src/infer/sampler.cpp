@@ -51,10 +51,6 @@ void check_inputs(const float* logits, int64_t V, const std::vector<int32_t>& hi
   }
 }
 
-[[noreturn]] void bad_logit(int64_t i, float v) {
-  throw Error(std::string("logit is ") + (std::isnan(v) ? "NaN" : "+inf") + " at token " + std::to_string(i),
-              "sampler logits", "the model produced non-finite logits; check the weights and the dtype");
-}
 
 // work.scores = logits with the repetition penalty applied; rejects NaN and +inf.
 void penalised_scores(const float* logits, int64_t V, const std::vector<int32_t>& history, float penalty,
@@ -62,7 +58,7 @@ void penalised_scores(const float* logits, int64_t V, const std::vector<int32_t>
   w.scores.assign(logits, logits + V);
   for (int64_t i = 0; i < V; i++) {
     const float v = w.scores[i];
-    if (std::isnan(v) || v == std::numeric_limits<float>::infinity()) bad_logit(i, v);
+    if (std::isnan(v) || v == std::numeric_limits<float>::infinity()) throw_bad_logit(i, v);
   }
   if (penalty == 1.0f) return;
   // gather-then-scatter in HF: each id is penalised once, however often it occurs
@@ -78,7 +74,7 @@ void penalised_scores(const float* logits, int64_t V, const std::vector<int32_t>
 int32_t argmax_first(const float* s, int64_t V) {
   int64_t best = 0;
   for (int64_t i = 0; i < V; i++) {
-    if (std::isnan(s[i]) || s[i] == std::numeric_limits<float>::infinity()) bad_logit(i, s[i]);
+    if (std::isnan(s[i]) || s[i] == std::numeric_limits<float>::infinity()) throw_bad_logit(i, s[i]);
     if (s[i] > s[best]) best = i;
   }
   return static_cast<int32_t>(best);
@@ -189,6 +185,11 @@ void min_p_filter(std::vector<SamplingCandidate>& cand, float min_p) {
 }
 
 }  // namespace
+
+void throw_bad_logit(int64_t i, float v) {
+  throw Error(std::string("logit is ") + (std::isnan(v) ? "NaN" : "+inf") + " at token " + std::to_string(i),
+              "sampler logits", "the model produced non-finite logits; check the weights and the dtype");
+}
 
 void validate_sampling_params(const SamplingParams& p) {
   auto bad = [](const char* field, double v, const char* expected) {

@@ -53,6 +53,9 @@ size_t sampling_candidates(const float* logits, int64_t V, const std::vector<int
 int32_t greedy_token(const float* logits, int64_t V, const std::vector<int32_t>& history, float repetition_penalty,
                      SamplingWork& work);
 
+// The error for a NaN or +inf logit at token i (the model's fault, not the sampler's).
+[[noreturn]] void throw_bad_logit(int64_t i, float v);
+
 struct SamplerState {
   uint64_t state = 0, inc = 0;  // the Rng's PCG32 state
 };

@@ -54,8 +54,17 @@ class CausalLM {
   Tensor forward(const Tensor& ids, KVCache* cache, bool last_only = false, const DebugHook* hook = nullptr);
   // The hidden states after the final norm [B, T, C] (for final_hidden checks and embeddings).
   Tensor forward_hidden(const Tensor& ids, KVCache* cache, const DebugHook* hook = nullptr);
+  // One decode step of cache.batch() sequences, capturable as a CUDA graph (core/device.h DeviceGraph): the
+  // token ids [B] and their positions [B] (i32, on the model's device) are read on the device, k and v land in
+  // the cache at those positions, attention reads up to them; the cache's length() is not advanced (the caller
+  // keeps it). -> logits [B, V] f32, in a buffer that stays put while the shapes do (the step after a prefill of
+  // at least B rows allocates nothing).
+  Tensor decode_step(const Tensor& ids, const Tensor& positions, KVCache& cache);
 
  private:
+  Tensor layers_forward(const Tensor& ids, const Tensor& positions, int64_t B, int64_t T, KVCache* cache, int64_t past,
+                        bool positions_on_device, const DebugHook* hook);
+
   ModelConfig cfg_;
   const Family* family_ = nullptr;
   Device device_;

@@ -50,7 +50,7 @@ LayerActs ForwardWorkspace::acts(int64_t N) const {
 Tensor CausalLM::forward_hidden(const Tensor& ids_in, KVCache* cache, const DebugHook* hook) {
   const ModelConfig& c = cfg_;
   if (ids_in.ndim() != 2) throw Error("input ids must be [batch, tokens], got " + ids_in.str());
-  const int64_t B = ids_in.dim(0), T = ids_in.dim(1), N = B * T, C = c.hidden_size;
+  const int64_t B = ids_in.dim(0), T = ids_in.dim(1), N = B * T;
   if (T == 0) throw Error("no input tokens");
   const int64_t past = cache ? cache->length() : 0;
   if (cache) {
@@ -77,17 +77,28 @@ Tensor CausalLM::forward_hidden(const Tensor& ids_in, KVCache* cache, const Debu
   Tensor pos = ws.positions.narrow0(0, N);
   device_copy(pos.raw(), device_, ws.host_positions.data(), Device::cpu(), N * sizeof(int32_t));
 
+  Tensor h = layers_forward(ids, pos.view({B, T}), B, T, cache, past, false, hook);
+  if (cache) cache->advance(T);
+  return h;
+}
+
+// Embeddings, every layer in inference mode over ws's shared activations, the final norm -> [B, T, C] (a view of
+// ws). positions [B, T] i32 on the device; positions_on_device: LayerRun::positions_on_device (past unused).
+Tensor CausalLM::layers_forward(const Tensor& ids, const Tensor& positions, int64_t B, int64_t T, KVCache* cache,
+                                int64_t past, bool positions_on_device, const DebugHook* hook) {
+  ForwardWorkspace& ws = *ws_;
   LayerRun run;
-  run.cfg = &c;
+  run.cfg = &cfg_;
   run.B = B;
   run.T = T;
-  run.positions = pos.view({B, T});
+  run.positions = positions;
   run.cache = cache;
   run.past = past;
+  run.positions_on_device = positions_on_device;
   run.lin = &ws.lin;
   run.hook = hook;
 
-  LayerActs A = ws.acts(N);
+  LayerActs A = ws.acts(B * T);
   Tensor& x = A.x;  // the residual stream: every layer reads and writes it in place
   embed_tokens(ids, x);
   run.emit("model.embed_tokens", x);
@@ -95,10 +106,24 @@ Tensor CausalLM::forward_hidden(const Tensor& ids_in, KVCache* cache, const Debu
     run.layer = static_cast<int64_t>(li);
     family_->layer->forward(w_.layers[li], A, x, x, run);
   }
-  if (cache) cache->advance(T);
   final_norm_forward(x, A.a, A.rstd1);
   run.emit("model.norm", A.a);
-  return A.a.view({B, T, C});
+  return A.a.view({B, T, cfg_.hidden_size});
+}
+
+Tensor CausalLM::decode_step(const Tensor& ids, const Tensor& positions, KVCache& cache) {
+  const int64_t B = cache.batch(), C = cfg_.hidden_size, V = cfg_.vocab_size;
+  for (const Tensor* t : {&ids, &positions})
+    if (t->dtype() != DType::I32 || t->ndim() != 1 || t->dim(0) != B || t->device() != device_)
+      throw Error("decode_step: ids and positions must be [" + std::to_string(B) + "] i32 on " + device_.str() + ", got " +
+                  t->str());
+  if (!ws_) ws_ = std::make_unique<ForwardWorkspace>();
+  ForwardWorkspace& ws = *ws_;
+  ws.reserve(cfg_, device_, dtype_, B, B);
+  Tensor h = layers_forward(ids, positions.view({B, 1}), B, 1, &cache, 0, true, nullptr);
+  Tensor logits = rows_view(ws.logits, B, V);
+  matmul(h.view({B, C}), w_.lm_head, logits, false, true);
+  return logits;
 }
 
 Tensor CausalLM::forward(const Tensor& ids, KVCache* cache, bool last_only, const DebugHook* hook) {

@@ -172,18 +172,20 @@ void attention_block_forward(LayerWeights& W, LayerActs& A, const Tensor& in, Te
   if (run.rows) {
     run.rows->attend(run.layer, A.q, A.k, A.v, A.att);
   } else if (run.cache) {
-    // Append this step's k, v at [past, past + T) of every batch row, then attend to the whole cache.
+    // Append this step's k, v at their positions ([past, past + T) of every batch row), then attend to the cache.
     KVCache& cache = *run.cache;
     Tensor& kc = cache.k(run.layer);
     Tensor& vc = cache.v(run.layer);
-    const int64_t cap = cache.capacity(), row = cap * KV;
-    for (int64_t b = 0; b < B; b++) {
-      Tensor kdst = kc.view({B, row}).narrow0(b, 1).view({cap, KV}).narrow0(run.past, T);
-      Tensor vdst = vc.view({B, row}).narrow0(b, 1).view({cap, KV}).narrow0(run.past, T);
-      kdst.copy_from(A.k.narrow0(b * T, T));
-      vdst.copy_from(A.v.narrow0(b * T, T));
+    const int64_t cap = cache.capacity();
+    Tensor kc3 = kc.view({B, cap, KV}), vc3 = vc.view({B, cap, KV});
+    kv_cache_write(A.k.view({B, T, KV}), run.positions, kc3);
+    kv_cache_write(A.v.view({B, T, KV}), run.positions, vc3);
+    if (run.positions_on_device) {
+      args.kv_len = cap;
+      args.positions = &run.positions;
+    } else {
+      args.kv_len = run.past + T;
     }
-    args.kv_len = run.past + T;
     attention_forward(q4, kc, vc, args, att4, lse);
   } else {
     attention_forward(q4, k4, v4, args, att4, lse);

@@ -104,6 +104,10 @@ struct LayerRun {
   AttentionArgs args;        // segments (the attention block sets scale, window and kv_len per layer)
   KVCache* cache = nullptr;  // inference: append k, v and attend to the cache
   int64_t past = 0;          // tokens already in the cache
+  // The cache length is known only on the device (a decode step captured once as a CUDA graph and replayed at
+  // every length): the step's k, v land where `positions` say and attention reads its keys' bounds there,
+  // planned over the whole capacity. past is then unused.
+  bool positions_on_device = false;
   // Training keeps lse and the adapters' u where the LayerActs has them allocated; dropout applies the
   // adapters' dropout with masks drawn from dropout_seed (non-zero) for this micro-batch.
   bool dropout = false;

@@ -64,6 +64,7 @@ static Device check_attention(const char* op, Arg q, Arg k, Arg v, const Attenti
   ops_detail::Args all{q, k, v};
   for (size_t i = 0; i < n_extra; i++) all.push_back(extra[i]);
   if (args.segments) all.push_back({"args.segments", args.segments});
+  if (args.positions) all.push_back({"args.positions", args.positions});
   const Device dev = ops_detail::one_device(op, all);
   ops_detail::need_rank(op, q, 4, "[B, T, H, D]");
   ops_detail::need_rank(op, k, 4, "[B, S, Hkv, D]");
@@ -89,6 +90,19 @@ static Device check_attention(const char* op, Arg q, Arg k, Arg v, const Attenti
     ops_detail::need_index(op, sg, false);
     ops_detail::need_shape(op, {q, sg}, sg, {B, T}, "[B, T]");
     if (args.kv_len != T) fail(op, {q, k, sg}, "segment ids (packing) need kv_len == T (no KV cache)");
+  }
+  if (args.positions) {
+    const Arg ps{"args.positions", args.positions};
+    ops_detail::need_index(op, ps, false);
+    ops_detail::need_shape(op, {q, ps}, ps, {B, T}, "[B, T]");
+    if (args.segments) fail(op, {q, ps}, "query positions and segment ids (packing) do not go together");
+    if (args.positions->device().is_cpu()) {  // on a GPU the kernels clamp; the host cannot look without a sync
+      const int32_t* p = args.positions->data<int32_t>();
+      for (int64_t i = 0; i < B * T; i++)
+        if (p[i] < 0 || p[i] >= args.kv_len || (i % T > 0 && p[i] < p[i - 1]))
+          fail(op, {q, ps}, "args.positions must be non-decreasing along T and in [0, kv_len = " +
+                                std::to_string(args.kv_len) + "), got " + std::to_string(p[i]) + " at " + std::to_string(i));
+    }
   }
   return dev;
 }
@@ -123,8 +137,8 @@ void attention_backward(const Tensor& dout, const Tensor& q, const Tensor& k, co
   const Arg extra[6] = {{"dout", &dout}, {"out", &out}, {"lse", &lse}, {"dq", &dq}, {"dk", &dk}, {"dv", &dv}};
   const Device dev = check_attention(op, Q, K, V, args, extra, 6);
   const int64_t T = q.dim(1);
-  if (args.kv_len != T || k.dim(1) != T)
-    fail(op, {Q, K}, "backward needs kv_len == T and k, v of T positions (training, no KV cache)");
+  if (args.kv_len != T || k.dim(1) != T || args.positions)
+    fail(op, {Q, K}, "backward needs kv_len == T and k, v of T positions (training, no KV cache, no query positions)");
   for (int i : {0, 1, 3}) {
     ops_detail::need_same_dtype(op, extra[i], Q);
     ops_detail::need_shape(op, {Q, extra[i]}, extra[i], q.shape(), "q's shape [B, T, H, D]");
@@ -136,6 +150,28 @@ void attention_backward(const Tensor& dout, const Tensor& q, const Tensor& k, co
   ops_detail::need_dtype(op, extra[2], DType::F32);
   ops_detail::need_shape(op, {Q, extra[2]}, extra[2], {q.dim(0), q.dim(2), T}, "[B, H, T]");
   WICK_OP_DISPATCH(op, dev, attention_backward, dout, q, k, v, out, lse, normalised(args), dq, dk, dv);
+}
+
+void kv_cache_write(const Tensor& rows, const Tensor& positions, Tensor& cache) {
+  static const char* op = "kv_cache_write";
+  const Arg R{"rows", &rows}, P{"positions", &positions}, C{"cache", &cache};
+  const Device dev = ops_detail::one_device(op, {R, P, C});
+  ops_detail::need_rank(op, R, 3, "[B, T, X]");
+  ops_detail::need_rank(op, C, 3, "[B, S, X]");
+  ops_detail::need_same_dtype(op, C, R);
+  ops_detail::need_index(op, P, false);
+  const int64_t B = rows.dim(0), T = rows.dim(1), X = rows.dim(2), S = cache.dim(1);
+  if (cache.dim(0) != B || cache.dim(2) != X)
+    fail(op, {R, C}, "cache must be [B, S, X] with B = " + std::to_string(B) + " and X = " + std::to_string(X));
+  ops_detail::need_shape(op, {R, P}, P, {B, T}, "[B, T]");
+  if (positions.device().is_cpu()) {
+    const int32_t* p = positions.data<int32_t>();
+    for (int64_t i = 0; i < B * T; i++)
+      if (p[i] < 0 || p[i] >= S)
+        fail(op, {P, C}, "positions[" + std::to_string(i) + "] = " + std::to_string(p[i]) + " is outside the cache's [0, " +
+                             std::to_string(S) + ")");
+  }
+  WICK_OP_DISPATCH(op, dev, kv_cache_write, rows, positions, cache);
 }
 
 }  // namespace wick

@@ -19,6 +19,12 @@ struct AttentionArgs {
   // absolute position p sees only keys at positions in (p - window, p], i.e. its last `window` positions
   // itself included. 0 = none; a window >= kv_len hides nothing and is treated as none.
   int64_t window = 0;
+  // Optional query positions [B, T] i32 on the tensors' device (a decode step replayed as a CUDA graph): query
+  // t of row b sits at positions[b, t] (< kv_len, non-decreasing in t) and sees the keys up to it; kv_len then
+  // only bounds the keys (the cache length planned for). The kernels read the positions on the device, so a
+  // graph captured once runs at every cache length. Null: kv_len - T + t. Not with segments, not in backward;
+  // on CUDA it takes the CUDA-core kernels.
+  const Tensor* positions = nullptr;
 };
 
 // Which CUDA kernels run: bf16 with head dim 64 or 128 and at least kFlashMinT queries takes the tensor-core
@@ -58,5 +64,12 @@ void attention_forward(const Tensor& q, const Tensor& k, const Tensor& v, const 
 // dout [B, T, H, D], out, lse (from forward, kv_len == T) -> dq [B, T, H, D] (=), dk, dv [B, T, Hkv, D] (=)
 void attention_backward(const Tensor& dout, const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& out,
                         const Tensor& lse, const AttentionArgs& args, Tensor& dq, Tensor& dk, Tensor& dv);
+
+// The KV-cache append of a decode or prefill step: rows [B, T, X] (this step's k or v, X = Hkv * D) ->
+// cache [B, S, X] at row positions[b, t] of batch item b (=); other rows untouched. positions [B, T] i32 in
+// [0, S), on the tensors' device, where the copy reads them: a replayed decode graph writes where the positions
+// say. Same dtype for rows and cache. A position outside [0, S) is a wick::Error on the CPU, a device assert on
+// CUDA.
+void kv_cache_write(const Tensor& rows, const Tensor& positions, Tensor& cache);
 
 }  // namespace wick

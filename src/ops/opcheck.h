@@ -150,6 +150,9 @@ struct AttentionShape {
   bool segments = false;  // packing: several segments per row
   bool lse = true;        // pass lse (else null)
   int64_t window = 0;     // sliding window (AttentionArgs::window); 0: none
+  // decode with the query positions on the device (AttentionArgs::positions = kv_len - T + t) and kv_len passed
+  // as S, the capacity: a replayed decode graph's call
+  bool positions = false;
 };
 CasePtr make_attention(const AttentionShape& s);
 CasePtr make_cross_entropy(int64_t N, int64_t V, bool ignore, float grad_scale, bool inplace);

@@ -1,5 +1,6 @@
 // Op cases (ops/opcheck.h) for causal GQA attention: training (with optional packing segments and sliding
-// window) and decode (T queries at the end of kv_len keys in a cache of capacity S whose unused rows hold NaN).
+// window) and decode (T queries at the end of kv_len keys in a cache of capacity S whose unused rows hold NaN;
+// optionally with the query positions given on the device, as a replayed decode graph calls it).
 #include <cmath>
 
 #include "ops/attention.h"
@@ -28,6 +29,7 @@ class AttentionCase : public Case {
     if (s.segments) t += "_packed";
     if (!s.lse) t += "_nolse";
     if (s.window) t += cat_str("_w", s.window);
+    if (s.positions) return t + "_pos";  // always the CUDA-core kernels
     // bf16 runs of this shape take the tensor-core FlashAttention-2 kernels on CUDA (f32 runs never do); a
     // window that hides keys keeps the CUDA-core kernels (the op drops one of kv_len or more)
     const int64_t kv = s.kv_len ? s.kv_len : s.T;
@@ -38,6 +40,7 @@ class AttentionCase : public Case {
   std::vector<Spec> inputs() const override {
     std::vector<Spec> in{{"q", {s_.B, s_.T, s_.H, s_.D}}, {"k", {s_.B, s_.S, s_.Hkv, s_.D}}, {"v", {s_.B, s_.S, s_.Hkv, s_.D}}};
     if (s_.segments) in.push_back({"segments", {s_.B, s_.T}, Kind::I32});
+    if (s_.positions) in.push_back({"positions", {s_.B, s_.T}, Kind::I32});
     return in;
   }
   std::vector<Spec> outputs() const override {
@@ -55,6 +58,9 @@ class AttentionCase : public Case {
       for (int64_t b = 0; b < s_.B; b++)
         for (int64_t j = s_.kv_len * s_.Hkv * s_.D; j < s_.S * s_.Hkv * s_.D; j++)
           h[i].data<float>()[b * s_.S * s_.Hkv * s_.D + j] = NAN;
+    if (s_.positions)
+      for (int64_t b = 0; b < s_.B; b++)
+        for (int64_t t = 0; t < s_.T; t++) h[3].data<int32_t>()[b * s_.T + t] = static_cast<int32_t>(s_.kv_len - s_.T + t);
     if (s_.segments) {  // increasing segment ids, new segments at random points (at least two when T > 1):
       // short ones (length-1 segments too) in even rows, long ones (spanning kernel tiles) in odd rows
       int32_t* sg = h[3].data<int32_t>();
@@ -71,7 +77,8 @@ class AttentionCase : public Case {
   AttentionArgs args(const std::vector<Tensor>& in) const {
     AttentionArgs a;
     a.scale = 1.0f / std::sqrt(static_cast<float>(s_.D));
-    a.kv_len = s_.kv_len;
+    a.kv_len = s_.positions ? s_.S : s_.kv_len;
+    a.positions = s_.positions ? &in[3] : nullptr;
     a.segments = s_.segments ? &in[3] : nullptr;
     a.window = s_.window;
     return a;

@@ -98,6 +98,12 @@ static std::vector<CasePtr> build() {
   c.push_back(make_attention({.B = 2, .T = 3, .H = 4, .Hkv = 2, .D = 16, .kv_len = 20, .S = 24, .window = 6}));
   c.push_back(make_attention({.B = 2, .T = 40, .H = 4, .Hkv = 2, .D = 64, .kv_len = 100, .S = 128, .window = 45}));
   c.push_back(make_attention({.B = 1, .T = 1, .H = 4, .Hkv = 1, .D = 256, .kv_len = 700, .S = 720, .window = 512}));
+  // decode with the query positions on the device and the capacity as kv_len (a replayed decode graph): the
+  // rows past the positions hold NaN; split-key planning over the whole capacity (most splits empty), window
+  c.push_back(make_attention({.B = 1, .T = 1, .H = 14, .Hkv = 2, .D = 64, .kv_len = 9, .S = 16, .positions = true}));
+  c.push_back(make_attention({.B = 1, .T = 1, .H = 14, .Hkv = 2, .D = 64, .kv_len = 300, .S = 2048, .positions = true}));
+  c.push_back(make_attention({.B = 2, .T = 3, .H = 4, .Hkv = 2, .D = 16, .kv_len = 20, .S = 24, .window = 6, .positions = true}));
+  c.push_back(make_attention({.B = 1, .T = 1, .H = 4, .Hkv = 1, .D = 256, .kv_len = 700, .S = 2000, .window = 512, .positions = true}));
 
   // cross entropy: ignored rows, in place, Qwen's vocabulary
   c.push_back(make_cross_entropy(1, 7, false, 1.0f, false));

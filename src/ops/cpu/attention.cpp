@@ -1,7 +1,9 @@
-// CPU causal GQA attention, f32. Query t of T sits at absolute position p = kv_len - T + t and sees keys
+// CPU causal GQA attention, f32. Query t of T sits at absolute position p = kv_len - T + t (or positions[b, t]
+// when the args give them) and sees keys
 // [0, p] ((p - window, p] with a sliding window), restricted to its own segment when segment ids are given.
 // Query head h reads kv head h / (H / Hkv).
 #include <algorithm>
+#include <cstring>
 #include <cmath>
 #include <limits>
 #include <vector>
@@ -16,11 +18,13 @@ namespace {
 
 struct Dims {
   int64_t B, T, H, D, S, Hkv, group, kv_len, window;
+  const int32_t* pos;  // [B, T] or null
   Dims(const Tensor& q, const Tensor& k, const AttentionArgs& a)
       : B(q.dim(0)), T(q.dim(1)), H(q.dim(2)), D(q.dim(3)), S(k.dim(1)), Hkv(k.dim(2)), group(q.dim(2) / k.dim(2)),
-        kv_len(a.kv_len), window(a.window) {}
-  int64_t last(int64_t t) const { return kv_len - T + t; }  // query t's position: its last visible key
-  int64_t first(int64_t t) const { return window > 0 ? std::max<int64_t>(0, last(t) - window + 1) : 0; }
+        kv_len(a.kv_len), window(a.window), pos(a.positions ? a.positions->data<int32_t>() : nullptr) {}
+  // query t's position (of row b): its last visible key
+  int64_t last(int64_t b, int64_t t) const { return pos ? pos[b * T + t] : kv_len - T + t; }
+  int64_t first(int64_t b, int64_t t) const { return window > 0 ? std::max<int64_t>(0, last(b, t) - window + 1) : 0; }
 };
 
 // Does query t (of row b) see key s, given first(t) <= s <= last(t)? Same segment when segments are given.
@@ -54,7 +58,7 @@ void attention_forward(const Tensor& q, const Tensor& k, const Tensor& v, const 
     for (int64_t b = 0; b < d.B; b++)
       for (int64_t h = 0; h < d.H; h++)
         for (int64_t t = 0; t < d.T; t++) {
-          const int64_t kh = h / d.group, first = d.first(t), n = d.last(t) - first + 1;
+          const int64_t kh = h / d.group, first = d.first(b, t), n = d.last(b, t) - first + 1;
           const float* qr = pq + ((b * d.T + t) * d.H + h) * d.D;
           float mx = ninf;
           for (int64_t s = first; s < first + n; s++) {  // p[s - first]: the scores of the visible range
@@ -108,7 +112,7 @@ void attention_backward(const Tensor& dout, const Tensor& q, const Tensor& k, co
             const float l = pl[(b * d.H + h) * d.T + t];
             float* dqr = pdq + row(b, t, d.H, h);
             std::fill_n(dqr, d.D, 0.0f);
-            for (int64_t s = d.first(t); s <= t; s++) {  // kv_len == T: query t is at position t
+            for (int64_t s = d.first(b, t); s <= t; s++) {  // kv_len == T: query t is at position t
               if (!visible(d, seg, b, t, s)) continue;
               const float* kr = pk + row(b, s, d.Hkv, kh);
               const float* vr = pv + row(b, s, d.Hkv, kh);
@@ -124,6 +128,17 @@ void attention_backward(const Tensor& dout, const Tensor& q, const Tensor& k, co
             }
           }
       }
+}
+
+// rows [B, T, X] -> cache [B, S, X] at the given positions (validated by the op)
+void kv_cache_write(const Tensor& rows, const Tensor& positions, Tensor& cache) {
+  const int64_t B = rows.dim(0), T = rows.dim(1), X = rows.dim(2), S = cache.dim(1);
+  const size_t bytes = static_cast<size_t>(X) * dtype_size(rows.dtype());
+  const auto* src = static_cast<const unsigned char*>(rows.raw());
+  auto* dst = static_cast<unsigned char*>(cache.raw());
+  const int32_t* pos = positions.data<int32_t>();
+  for (int64_t b = 0; b < B; b++)
+    for (int64_t t = 0; t < T; t++) std::memcpy(dst + (b * S + pos[b * T + t]) * bytes, src + (b * T + t) * bytes, bytes);
 }
 
 }  // namespace wick::cpu

@@ -10,7 +10,12 @@
 // (flash_attention_fwd.cuh; attention_cuda_flash() in ops/attention.h). What stays here: f32 (the exactness
 // path), other head dims, decode (few queries over a long cache: the split-key scheme below) and sliding-window
 // attention (each row's keys start at first_key(): tiles and splits begin at the lowest key a block sees).
+// With query positions on the device (AttentionArgs::positions: a replayed decode graph), the splits are planned
+// for kv_len keys, the cache length, and each block clamps to the keys its rows see: splits past them write an
+// empty (m = -inf, l = 0) part that the combine skips.
 #include <algorithm>
+#include <cstdint>
+#include <cstdio>
 
 #include "ops/cuda/attention.cuh"
 #include "ops/cuda/cuda_ops.h"
@@ -58,11 +63,12 @@ __global__ void __launch_bounds__(kThreads)
   const bool active = r < rows;
   int t = 0, h = 0;
   if (active) row_to_th(a, g, r, t, h);
-  const int key_lo = active ? first_key(a, t) : 0;      // this row's keys: [key_lo, key_end)
-  const int key_end = active ? a.kv_start + t + 1 : 0;
-  const int block_key_end = a.kv_start + (min(rows, row0 + kWarps) - 1) / a.n_rep + 1;
+  const int my_pos = active ? query_pos(a, b, t) : 0;
+  const int key_lo = active ? first_key_at(a, my_pos) : 0;  // this row's keys: [key_lo, key_end)
+  const int key_end = active ? my_pos + 1 : 0;
+  const int block_key_end = query_pos(a, b, (min(rows, row0 + kWarps) - 1) / a.n_rep) + 1;
   const int split_lo = sp.base + split * sp.chunk;
-  const int k_lo = max(split_lo, first_key(a, row0 / a.n_rep));  // this block's keys: [k_lo, k_hi)
+  const int k_lo = max(split_lo, first_key_at(a, query_pos(a, b, row0 / a.n_rep)));  // this block's keys: [k_lo, k_hi)
   const int k_hi = min(block_key_end, sp.chunk == 0x7fffffff ? block_key_end : split_lo + sp.chunk);
   const long long kv_b = (long long)b * a.S * a.Hkv * a.D + (long long)g * a.D;  // k/v of (b, key 0, g)
   const long long kv_row = (long long)a.Hkv * a.D;
@@ -184,7 +190,8 @@ __global__ void __launch_bounds__(kThreads) attn_combine_kernel(const float* __r
 // most SMs idle and there are enough keys (>= 256) to pay for the combine launch. chunk is a multiple of kTile.
 Split choose_split(const Dims& a, long long blocks, int device) {
   Split sp;
-  sp.base = a.window ? std::max(0, a.kv_start + 1 - a.window) : 0;  // query 0's first key: the lowest any sees
+  // query 0's first key: the lowest any sees (unknown on the host when the positions are on the device)
+  sp.base = a.window && !a.pos ? std::max(0, a.kv_start + 1 - a.window) : 0;
   const int keys = a.kv_len - sp.base;
   const int sms = cuda::sm_count(device);
   if (blocks * 2 > sms || keys < 8 * kTile) return sp;
@@ -205,7 +212,8 @@ void attention_forward(const Tensor& q, const Tensor& k, const Tensor& v, const 
                        Tensor* lse) {
   WICK_CHECK(q.dtype() == k.dtype() && q.dtype() == v.dtype() && q.dtype() == out.dtype(),
              "attention_forward: q, k, v, out must share a dtype: " << q.str() << ", " << k.str());
-  if (attention_cuda_flash(q.dtype(), q.dim(1), q.dim(3), args.window)) return flash_attention_forward(q, k, v, args, out, lse);
+  if (!args.positions && attention_cuda_flash(q.dtype(), q.dim(1), q.dim(3), args.window))
+    return flash_attention_forward(q, k, v, args, out, lse);
   const Dims a = make_dims(q, k, args);
   if (a.B == 0 || a.T == 0 || a.H == 0 || a.D == 0) return;
   const int dev = out.device().index;
@@ -234,6 +242,46 @@ void attention_forward(const Tensor& q, const Tensor& k, const Tensor& v, const 
       WICK_CUDA_LAUNCH_CHECK();
     }
   });
+}
+
+namespace {
+
+// One block per (b, t) row: cache[b, positions[b, t], :] = rows[b, t, :], 16 bytes at a time when the row
+// allows it. A position outside [0, S) prints it and traps (as embedding ids do).
+template <typename V>
+__global__ void kv_cache_write_kernel(const V* rows, const int32_t* positions, V* cache, int T, long long S, long long n) {
+  const long long bt = blockIdx.x;
+  const int p = positions[bt];
+  if (p < 0 || p >= S) {
+    if (threadIdx.x == 0) printf("wick kv_cache_write: positions[%lld] = %d is outside the cache's [0, %lld)\n", bt, p, S);
+    __trap();
+  }
+  const long long b = bt / T;
+  V* dst = cache + (b * S + p) * n;
+  const V* src = rows + bt * n;
+  for (long long i = threadIdx.x; i < n; i += blockDim.x) dst[i] = src[i];
+}
+
+}  // namespace
+
+void kv_cache_write(const Tensor& rows, const Tensor& positions, Tensor& cache) {
+  const int64_t B = rows.dim(0), T = rows.dim(1), X = rows.dim(2), S = cache.dim(1);
+  if (B * T == 0 || X == 0) return;
+  const size_t bytes = static_cast<size_t>(X) * dtype_size(rows.dtype());
+  cudaStream_t s = cuda::stream_of(cache);
+  const unsigned blocks = static_cast<unsigned>(B * T);
+  const uintptr_t bases = reinterpret_cast<uintptr_t>(rows.raw()) | reinterpret_cast<uintptr_t>(cache.raw());
+  if (bytes % 16 == 0 && bases % 16 == 0) {
+    kv_cache_write_kernel<int4><<<blocks, 128, 0, s>>>(static_cast<const int4*>(rows.raw()), cuda::cptr<int32_t>(positions),
+                                                       static_cast<int4*>(cache.raw()), static_cast<int>(T), S,
+                                                       static_cast<long long>(bytes / 16));
+  } else {
+    kv_cache_write_kernel<unsigned char><<<blocks, 128, 0, s>>>(static_cast<const unsigned char*>(rows.raw()),
+                                                                cuda::cptr<int32_t>(positions),
+                                                                static_cast<unsigned char*>(cache.raw()),
+                                                                static_cast<int>(T), S, static_cast<long long>(bytes));
+  }
+  WICK_CUDA_LAUNCH_CHECK();
 }
 
 }  // namespace wick::cuda_ops

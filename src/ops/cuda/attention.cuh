@@ -30,6 +30,7 @@ struct Dims {
   int window = 0;  // > 0: keys (kv_start + t - window, kv_start + t] only (sliding window; < kv_len)
   float scale = 1.0f;
   const int32_t* seg = nullptr;  // [B, T] or null
+  const int32_t* pos = nullptr;  // [B, T] query positions (AttentionArgs::positions) or null: kv_start + t
 };
 
 inline Dims make_dims(const Tensor& q, const Tensor& k, const AttentionArgs& args) {
@@ -57,6 +58,7 @@ inline Dims make_dims(const Tensor& q, const Tensor& k, const AttentionArgs& arg
     WICK_CHECK(args.segments->dtype() == DType::I32, "attention: segments " << args.segments->str());
     d.seg = cuda::cptr<int32_t>(*args.segments);
   }
+  if (args.positions) d.pos = cuda::cptr<int32_t>(*args.positions);
   if (d.D > kMaxD)
     throw Error("attention: CUDA head dim " + std::to_string(d.D) + " is larger than " + std::to_string(kMaxD));
   return d;
@@ -98,6 +100,12 @@ __device__ __forceinline__ float dot_rows(const float* a, const float* b, int D4
 __device__ __forceinline__ int first_key(const Dims& a, int t) {
   return a.window ? max(0, a.kv_start + t + 1 - a.window) : 0;
 }
+
+// Query t of row b: its position (read from a.pos when given, clamped into the keys), and its first key.
+__device__ __forceinline__ int query_pos(const Dims& a, int b, int t) {
+  return a.pos ? min(max(a.pos[(long long)b * a.T + t], 0), a.kv_len - 1) : a.kv_start + t;
+}
+__device__ __forceinline__ int first_key_at(const Dims& a, int pos) { return a.window ? max(0, pos + 1 - a.window) : 0; }
 
 // Row r of (b, g) -> t and query head h.
 __device__ __forceinline__ void row_to_th(const Dims& a, int g, int r, int& t, int& h) {

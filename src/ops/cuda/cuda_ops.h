@@ -14,6 +14,7 @@
 #include "ops/attention.h"
 #include "ops/cross_entropy.h"
 #include "ops/optim.h"
+#include "ops/sampling.h"
 #include "ops/elementwise.h"
 
 namespace wick::cuda_ops {
@@ -34,6 +35,8 @@ void glu_backward(const Tensor& dout, const Tensor& gate, const Tensor& up, GluA
                   Tensor* out);
 void attention_forward(const Tensor& q, const Tensor& k, const Tensor& v, const AttentionArgs& args, Tensor& out, Tensor* lse);
 void attention_backward(const Tensor& dout, const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& out, const Tensor& lse, const AttentionArgs& args, Tensor& dq, Tensor& dk, Tensor& dv);
+void kv_cache_write(const Tensor& rows, const Tensor& positions, Tensor& cache);
+void greedy_tokens(const Tensor& logits, Tensor* seen, float penalty, Tensor& ids);
 void cross_entropy_forward(const Tensor& logits, const Tensor& targets, Tensor& losses, Tensor& lse);
 void cross_entropy_backward(const Tensor& logits, const Tensor& targets, const Tensor& lse, float grad_scale, Tensor& dlogits);
 void adamw_step(Tensor& param, const Tensor& grad, Tensor& m, Tensor& v, const AdamWConfig& cfg, int64_t step, float grad_scale);

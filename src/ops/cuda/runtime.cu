@@ -6,6 +6,7 @@
 #include <mutex>
 #include <vector>
 
+#include "core/device_cuda.h"
 #include "core/error.h"
 
 namespace wick {
@@ -170,6 +171,72 @@ void cuda_copy(void* dst, Device dd, const void* src, Device sd, size_t nbytes) 
   WICK_CUDA_CHECK(cudaMemcpyAsync(dst, src, nbytes, cudaMemcpyDefault, s));
   // Host memory involved: the host may reuse or read it as soon as we return.
   if (dd.is_cpu() || sd.is_cpu()) WICK_CUDA_CHECK(cudaStreamSynchronize(s));
+}
+
+void cuda_copy_async(void* dst, Device dd, const void* src, Device sd, size_t nbytes) {
+  const int dev = dd.is_cuda() ? dd.index : sd.index;
+  if (dd.is_cuda() && sd.is_cuda() && dd.index != sd.index)
+    throw Error("an asynchronous copy between two GPUs is not supported", "", "use device_copy");
+  cudaStream_t s = cuda::stream(dev);
+  cuda::set_device(dev);
+  WICK_CUDA_CHECK(cudaMemcpyAsync(dst, src, nbytes, cudaMemcpyDefault, s));
+}
+
+void* cuda_host_alloc(size_t nbytes) {
+  void* p = nullptr;
+  const cudaError_t e = cudaMallocHost(&p, nbytes == 0 ? 64 : nbytes);
+  if (e != cudaSuccess) {
+    cudaGetLastError();
+    throw Error("out of page-locked host memory allocating " + std::to_string(nbytes) + " bytes (" +
+                cudaGetErrorString(e) + ")");
+  }
+  return p;
+}
+
+void cuda_host_free(void* p) { cudaFreeHost(p); }
+
+// Thread-local capture mode: this thread may not call what would synchronise (cudaMalloc, a synchronous copy)
+// while capturing; other threads are unaffected. A failed capture (an error inside the work, or work that
+// broke the capture) ends the capture before the error propagates, so the stream stays usable.
+void cuda_graph_capture(int dev, const std::function<void()>& work, void** graph, void** exec) {
+  cudaStream_t s = cuda::stream(dev);
+  cuda::set_device(dev);
+  WICK_CUDA_CHECK(cudaStreamBeginCapture(s, cudaStreamCaptureModeThreadLocal));
+  cudaGraph_t g = nullptr;
+  try {
+    work();
+  } catch (...) {
+    cudaStreamEndCapture(s, &g);
+    if (g) cudaGraphDestroy(g);
+    cudaGetLastError();
+    throw;
+  }
+  const cudaError_t e = cudaStreamEndCapture(s, &g);
+  if (e != cudaSuccess || !g) {
+    if (g) cudaGraphDestroy(g);
+    cudaGetLastError();
+    throw Error(std::string("the work could not be captured as a CUDA graph: ") + cudaGetErrorString(e));
+  }
+  cudaGraphExec_t x = nullptr;
+  const cudaError_t ei = cudaGraphInstantiate(&x, g, 0);
+  if (ei != cudaSuccess) {
+    cudaGraphDestroy(g);
+    cudaGetLastError();
+    throw Error(std::string("a captured CUDA graph could not be instantiated: ") + cudaGetErrorString(ei));
+  }
+  *graph = g;
+  *exec = x;
+}
+
+void cuda_graph_replay(int dev, void* exec) {
+  cudaStream_t s = cuda::stream(dev);
+  cuda::set_device(dev);
+  WICK_CUDA_CHECK(cudaGraphLaunch(static_cast<cudaGraphExec_t>(exec), s));
+}
+
+void cuda_graph_destroy(void* graph, void* exec) {
+  if (exec) cudaGraphExecDestroy(static_cast<cudaGraphExec_t>(exec));
+  if (graph) cudaGraphDestroy(static_cast<cudaGraph_t>(graph));
 }
 
 void cuda_memset_zero(void* p, int dev, size_t nbytes) {

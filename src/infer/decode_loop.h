@@ -1,0 +1,60 @@
+// The decode steps of one sequence after its prefill. Each step feeds one token at the cache's current length
+// and gives the next token's logits, or, when the choice is greedy and the model is on a GPU, the token itself
+// (ops/sampling.h: the logits never leave the device). On CUDA the step is captured once as a CUDA graph (after
+// one plain step, which sizes every buffer and warms every plan and table) and replayed: one launch per token
+// instead of hundreds, so decode speed is the GPU's, not the host's.
+#pragma once
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "core/device.h"
+#include "core/tensor.h"
+#include "infer/sampler.h"
+
+namespace wick {
+
+class CausalLM;
+class KVCache;
+
+// Whether decode steps may replay CUDA graphs: `wanted`, unless WICK_CUDA_GRAPHS=0 says no for the process.
+bool cuda_graphs_enabled(bool wanted);
+
+class DecodeLoop {
+ public:
+  // history: every id so far (prompt and generated), for the repetition penalty of the greedy choice on the
+  // device. graphs: capture on CUDA (off: the same kernels, launched one by one; for checks and debugging).
+  DecodeLoop(CausalLM& model, KVCache& cache, const SamplingParams& sampling, const std::vector<int32_t>& history,
+             bool graphs);
+  ~DecodeLoop();
+  DecodeLoop(const DecodeLoop&) = delete;
+  DecodeLoop& operator=(const DecodeLoop&) = delete;
+
+  // Feeds `token` at position cache.length() (which then grows by one). Returns the next token when
+  // device_greedy(); else -1, with the logits in logits().
+  int32_t step(int32_t token);
+  bool device_greedy() const { return device_greedy_; }
+  const float* logits() const { return host_logits_; }  // [V] on the host, valid until the next step
+  bool replaying() const { return graph_ != nullptr; }  // a captured graph runs the steps
+
+ private:
+  void run();  // the step's device work (what the graph holds)
+
+  CausalLM& m_;
+  KVCache& cache_;
+  Device dev_;
+  int64_t V_ = 0;
+  float penalty_ = 1.0f;
+  bool device_greedy_ = false;
+  bool graphs_ = false;
+  int64_t steps_ = 0;
+  Tensor inputs_;  // [2] i32 on the device: the token id, its position
+  Tensor seen_;    // [1, V] i32: the history mask (device greedy with a penalty)
+  Tensor chosen_;  // [1] i32: the greedy token
+  Tensor logits_;  // [1, V] f32, decode_step's buffer
+  int32_t* pinned_ = nullptr;  // host: [0] id, [1] position, [2] chosen, then V floats of logits (CUDA)
+  const float* host_logits_ = nullptr;
+  std::unique_ptr<DeviceGraph> graph_;
+};
+
+}  // namespace wick

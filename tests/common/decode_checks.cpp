@@ -1,0 +1,135 @@
+#include "common/decode_checks.h"
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <limits>
+#include <vector>
+
+#include "common/testutil.h"
+#include "core/rng.h"
+#include "infer/decode_loop.h"
+#include "infer/sampler.h"
+#include "model/causal_lm.h"
+#include "ops/attention.h"
+#include "ops/sampling.h"
+
+namespace wick::test {
+
+void check_kv_cache_write(Device dev, DType dt) {
+  Rng rng(11);
+  // X = 24 bf16 values is 48 bytes (16-byte copies); 7 values are not (element copies)
+  for (int64_t X : {24, 7}) {
+    const int64_t B = 2, T = 3, S = 11;
+    Tensor rows = randn({B, T, X}, rng).to(dt);
+    Tensor cache0 = randn({B, S, X}, rng).to(dt);
+    std::vector<int32_t> pos = {4, 5, 6, 0, 9, 10};  // row 1: not contiguous
+    Tensor positions = Tensor::from_i32(pos, {B, T});
+    Tensor cache = cache0.to(dev);
+    kv_cache_write(rows.to(dev), positions.to(dev), cache);
+    Tensor got = cache.to(Device::cpu()).to(DType::F32), want = cache0.to(DType::F32), r = rows.to(DType::F32);
+    for (int64_t b = 0; b < B; b++)
+      for (int64_t t = 0; t < T; t++)
+        std::memcpy(want.data<float>() + (b * S + pos[b * T + t]) * X, r.data<float>() + (b * T + t) * X, X * sizeof(float));
+    for (int64_t i = 0; i < want.numel(); i++)
+      ASSERT_EQ(got.data<float>()[i], want.data<float>()[i]) << "X " << X << " element " << i;
+  }
+  // A position outside the cache: the CPU says which
+  if (dev.is_cpu()) {
+    Tensor rows = randn({1, 1, 4}, rng), cache = randn({1, 5, 4}, rng);
+    const std::string msg = error_of([&] { kv_cache_write(rows, Tensor::from_i32({5}, {1, 1}), cache); });
+    EXPECT_NE(msg.find("positions[0] = 5 is outside the cache's [0, 5)"), std::string::npos) << msg;
+  }
+}
+
+void check_greedy_tokens(Device dev, int64_t V) {
+  Rng rng(12);
+  const int64_t R = 5;
+  Tensor logits = randn({R, V}, rng, 3.0f);
+  float* L = logits.data<float>();
+  // row 0: the maximum twice (the first index wins); row 1: a history entry holds the maximum, and a negative
+  // logit in the history (the penalty multiplies it); row 2: all -inf but one equal pair; row 3: NaN; row 4: +inf
+  L[0 * V + V / 3] = 50.0f;
+  L[0 * V + V / 2] = 50.0f;
+  L[1 * V + 7] = 40.0f;
+  L[1 * V + 8] = 39.0f;
+  L[1 * V + 9] = -0.5f;
+  for (int64_t i = 0; i < V; i++) L[2 * V + i] = -std::numeric_limits<float>::infinity();
+  L[2 * V + V - 2] = -1.0f;
+  L[2 * V + V - 1] = -1.0f;
+  L[3 * V + V - 5] = std::numeric_limits<float>::quiet_NaN();
+  L[3 * V + V - 1] = std::numeric_limits<float>::quiet_NaN();
+  L[4 * V + 3] = std::numeric_limits<float>::infinity();
+  std::vector<std::vector<int32_t>> hist(R);
+  hist[1] = {7, 9, 7, 3};
+  for (int i = 0; i < 30; i++) {
+    const int32_t id = static_cast<int32_t>(rng.below(V));
+    if (id != V / 2) hist[0].push_back(id);
+  }
+  hist[0].push_back(static_cast<int32_t>(V / 3));  // the first maximum is in the history: the second wins
+  for (float penalty : {1.0f, 1.3f, 0.7f}) {
+    Tensor seen = Tensor::zeros({R, V}, DType::I32, Device::cpu());
+    for (int64_t r = 0; r < R; r++)
+      for (int32_t id : hist[r]) seen.data<int32_t>()[r * V + id] = 1;
+    Tensor seen_d = seen.to(dev), ids = Tensor::empty({R}, DType::I32, dev);
+    greedy_tokens(logits.to(dev), penalty == 1.0f ? nullptr : &seen_d, penalty, ids);
+    Tensor got = ids.to(Device::cpu()), marks = seen_d.to(Device::cpu());
+    SamplingWork work;
+    for (int64_t r = 0; r < R; r++) {
+      const int32_t g = got.data<int32_t>()[r];
+      const std::string bad = error_of([&] { greedy_token(L + r * V, V, hist[r], penalty, work); });
+      if (!bad.empty()) {  // rows 3 and 4: the first non-finite index, as the host sampler names it
+        ASSERT_LT(g, 0) << "row " << r << " penalty " << penalty;
+        EXPECT_NE(bad.find("at token " + std::to_string(-1 - g)), std::string::npos) << bad << " vs " << g;
+        continue;
+      }
+      EXPECT_EQ(g, greedy_token(L + r * V, V, hist[r], penalty, work)) << "row " << r << " penalty " << penalty;
+      if (penalty != 1.0f) EXPECT_EQ(marks.data<int32_t>()[r * V + g], 1) << "row " << r << ": the choice is marked";
+    }
+    if (penalty == 1.3f) {
+      EXPECT_EQ(got.data<int32_t>()[0], V / 2) << "the penalised first maximum loses to the second";
+      EXPECT_EQ(got.data<int32_t>()[1], 8) << "40 / 1.3 < 39";
+    }
+    EXPECT_EQ(got.data<int32_t>()[2], V - 2);
+  }
+}
+
+void check_decode_loop_matches_forward(Device dev, DType dt, bool graphs, double tol) {
+  ModelConfig c;
+  c.hidden_size = 128;
+  c.intermediate_size = 192;
+  c.num_layers = 2;
+  c.num_heads = 4;
+  c.num_kv_heads = 2;
+  c.head_dim = 64;  // bf16 prefill takes the tensor-core kernels; decode the split-key ones past 256 keys
+  c.vocab_size = 1000;
+  c.max_position_embeddings = 1024;
+  auto m = CausalLM::random(c, dev, dt, 21);
+  Rng rng(22);
+  const int64_t n_prompt = 300, steps = 24, cap = n_prompt + steps + 1;
+  std::vector<int32_t> prompt, feed;
+  for (int64_t i = 0; i < n_prompt; i++) prompt.push_back(static_cast<int32_t>(rng.below(c.vocab_size)));
+  for (int64_t i = 0; i < steps; i++) feed.push_back(static_cast<int32_t>(rng.below(c.vocab_size)));
+
+  KVCache ref_cache(*m, 1, cap), loop_cache(*m, 1, cap);
+  m->forward(Tensor::from_i32(prompt, {1, n_prompt}), &ref_cache, true);
+  m->forward(Tensor::from_i32(prompt, {1, n_prompt}), &loop_cache, true);
+  SamplingParams sp;  // temperature 1: the loop hands back the logits
+  DecodeLoop loop(*m, loop_cache, sp, prompt, graphs);
+  for (int64_t i = 0; i < steps; i++) {
+    Tensor ref = m->forward(Tensor::from_i32({feed[i]}, {1, 1}), &ref_cache, true).to(Device::cpu()).view({c.vocab_size});
+    ASSERT_EQ(loop.step(feed[i]), -1);
+    ASSERT_EQ(loop_cache.length(), ref_cache.length());
+    double max_ref = 0, max_diff = 0;
+    for (int64_t v = 0; v < c.vocab_size; v++) {
+      max_ref = std::max(max_ref, std::fabs(double(ref.data<float>()[v])));
+      max_diff = std::max(max_diff, std::fabs(double(ref.data<float>()[v]) - loop.logits()[v]));
+    }
+    ASSERT_LE(max_diff, tol * max_ref) << "step " << i << " (cache length " << ref_cache.length() << ")";
+  }
+  EXPECT_EQ(loop.replaying(), graphs && dev.is_cuda()) << "a CUDA graph replays the steps exactly when asked on a GPU";
+}
+
+}  // namespace wick::test

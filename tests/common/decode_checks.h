@@ -1,0 +1,20 @@
+// What a decode step replayed as a CUDA graph rests on, checked on one device:
+//  - kv_cache_write (ops/attention.h) puts each row where its position says and touches nothing else;
+//  - greedy_tokens (ops/sampling.h) makes infer/sampler.cpp's greedy choice (penalty, ties, non-finite logits)
+//    and marks the history;
+//  - DecodeLoop (infer/decode_loop.h) gives, token by token, the logits of the plain cached forward.
+#pragma once
+#include "core/tensor.h"
+
+namespace wick::test {
+
+// Random rows and a random cache (f32; bf16 on CUDA), positions scattered per batch row; bit for bit.
+void check_kv_cache_write(Device dev, DType dt);
+// Random logits of V columns with planted ties, with and without a repetition penalty and history; one row with
+// a NaN, one with +inf. Against greedy_token row by row.
+void check_greedy_tokens(Device dev, int64_t V);
+// A small random model in dt: a prompt, then tokens fed one at a time through CausalLM::forward with a cache and
+// through a DecodeLoop (graphs as given). The logits agree to max |diff| <= tol * max |logit| (0: exactly).
+void check_decode_loop_matches_forward(Device dev, DType dt, bool graphs, double tol);
+
+}  // namespace wick::test

@@ -1,0 +1,72 @@
+// Decode steps on CUDA replayed from one captured graph (infer/decode_loop.h): the device-side ops against the
+// CPU, the loop against the plain cached forward, and the replay against the same kernels launched one by one.
+#include <gtest/gtest.h>
+
+#include <vector>
+
+#include "common/decode_checks.h"
+#include "common/testutil.h"
+#include "core/rng.h"
+#include "infer/generator.h"
+#include "model/causal_lm.h"
+
+namespace wick::test {
+namespace {
+
+TEST(KvCacheWriteCuda, RowsLandAtTheirPositionsAndNothingElseMoves) {
+  WICK_REQUIRE_CUDA();
+  check_kv_cache_write(Device::cuda(), DType::F32);
+  check_kv_cache_write(Device::cuda(), DType::BF16);
+}
+
+TEST(GreedyTokensCuda, ChooseAsTheHostSamplersGreedyRule) {
+  WICK_REQUIRE_CUDA();
+  check_greedy_tokens(Device::cuda(), 1000);
+  check_greedy_tokens(Device::cuda(), 151936);
+}
+
+// f32: the split-key decode kernel planned over the capacity sums in another order than over the length.
+TEST(DecodeLoopCuda, GraphReplayGivesThePlainCachedForwardsLogits) {
+  WICK_REQUIRE_CUDA();
+  check_decode_loop_matches_forward(Device::cuda(), DType::F32, true, 1e-5);
+  check_decode_loop_matches_forward(Device::cuda(), DType::BF16, true, 3e-2);
+  check_decode_loop_matches_forward(Device::cuda(), DType::BF16, false, 3e-2);
+}
+
+// The captured graph runs exactly the kernels of a step launched one by one: the same tokens, greedy on the
+// device (with and without a repetition penalty) and sampled on the host.
+TEST(DecodeLoopCuda, GraphReplayEqualsKernelByKernel) {
+  WICK_REQUIRE_CUDA();
+  ModelConfig c;
+  c.hidden_size = 128;
+  c.intermediate_size = 256;
+  c.num_layers = 3;
+  c.num_heads = 4;
+  c.num_kv_heads = 2;
+  c.head_dim = 64;
+  c.vocab_size = 4000;
+  c.max_position_embeddings = 2048;
+  auto m = CausalLM::random(c, Device::cuda(), DType::BF16, 31);
+  Rng rng(32);
+  std::vector<int32_t> prompt;
+  for (int i = 0; i < 400; i++) prompt.push_back(static_cast<int32_t>(rng.below(c.vocab_size)));
+  Generator gen(*m, nullptr);
+  for (int mode = 0; mode < 3; mode++) {
+    GenerateOptions o;
+    o.max_new_tokens = 80;
+    o.ignore_eos = true;
+    o.sampling.temperature = mode == 2 ? 0.9f : 0.0f;
+    o.sampling.top_k = mode == 2 ? 40 : 0;
+    o.sampling.repetition_penalty = mode == 1 ? 1.4f : 1.0f;
+    o.sampling.seed = 7;
+    o.cuda_graphs = true;
+    const GenerateResult with = gen.generate(prompt, o);
+    o.cuda_graphs = false;
+    const GenerateResult without = gen.generate(prompt, o);
+    ASSERT_EQ(with.ids.size(), 80u);
+    EXPECT_EQ(with.ids, without.ids) << "mode " << mode;
+  }
+}
+
+}  // namespace
+}  // namespace wick::test
