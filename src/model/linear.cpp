@@ -269,13 +269,6 @@ void linear_group_forward(const std::vector<Linear*>& ls, const Tensor& x, const
   const Group g = group_of(ls);
   const int64_t N = x.dim(0);
   const bool f32 = x.dtype() == DType::F32;
-  // Inference keeps no products: they go to scratch.
-  Tensor store = saved;
-  if (g.R > 0 && !store.defined()) store = front(f32 ? s.r32 : s.u16, g.R, N, x.dtype(), x.device());
-  if (g.R > 0)
-    WICK_CHECK(store.dtype() == x.dtype() && store.numel() == g.R * N,
-               "linear_group_forward: saved must be " << dtype_name(x.dtype()) << " [" << g.R << ", " << N
-                                                      << "], got " << store.str());
   if (g.R > 0 && fused_inference(ls, x, saved, seeds)) {
     // f32: y = x W^T + b, then y += scale (x A^T) B^T. bf16: y = round(scale (x A16^T) B16^T) first, then the
     // base GEMM adds x W^T + b with beta = 1, the order of forward16 (u is not rounded to bf16 here).
@@ -295,6 +288,13 @@ void linear_group_forward(const std::vector<Linear*>& ls, const Tensor& x, const
     }
     return;
   }
+  // Inference keeps no products: they go to scratch.
+  Tensor store = saved;
+  if (g.R > 0 && !store.defined()) store = front(f32 ? s.r32 : s.u16, g.R, N, x.dtype(), x.device());
+  if (g.R > 0)
+    WICK_CHECK(store.dtype() == x.dtype() && store.numel() == g.R * N,
+               "linear_group_forward: saved must be " << dtype_name(x.dtype()) << " [" << g.R << ", " << N
+                                                      << "], got " << store.str());
   if (f32) {  // one linear at a time, exactly as linear_forward
     size_t a = 0;
     for (size_t j = 0; j < ls.size(); j++) {

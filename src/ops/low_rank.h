@@ -5,7 +5,7 @@
 // for M <= 64: ~10 us each on an H200, for a few MFLOP). The fused kernel (ops/cuda/low_rank.cuh, which says
 // how the work is spread) does both products in one launch and keeps u = x A^T in f32 between them. For
 // M > kLowRankFusedMaxRows or r > kLowRankFusedMaxRank the CUDA op runs the two matmuls (ops/matmul.h)
-// instead, with u [M, r] in x's dtype: always correct, fused where it pays. The CPU twin is plain loops.
+// instead, with u [M, r] in x's dtype: always correct, fused where it pays. The CPU twin is two sgemms.
 //
 // Rounding: the fused path and the CPU keep u = x A^T in f32 (never rounded to x's dtype) and accumulate in
 // f32; y is rounded once to its dtype (bf16: round(scale u B^T), or round(y + scale u B^T) with accumulate).
