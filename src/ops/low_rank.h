@@ -1,8 +1,8 @@
 // The low-rank product of a LoRA adapter, y (=|+=) scale * (x A^T) B^T, as ONE op (x A^T then (.) B^T).
 //
 // What is fused and why: on CUDA, for a few rows (decode: one row per sequence; the seed suite's rows: 64),
-// the two GEMMs of an adapter are launch- and latency-bound (cuBLASLt picks split-K kernels and reductions
-// for M <= 64: ~10 us each on an H200, for a few MFLOP). The fused kernel (ops/cuda/low_rank.cuh, which says
+// the two GEMMs of an adapter are launch- and latency-bound: ~20 us for the pair on an H200 (docs/benchmarks.md
+// section 1, the seed suite's lora rows), for a few MFLOP. The fused kernel (ops/cuda/low_rank.cuh, which says
 // how the work is spread) does both products in one launch and keeps u = x A^T in f32 between them. For
 // M > kLowRankFusedMaxRows or r > kLowRankFusedMaxRank the CUDA op runs the two matmuls (ops/matmul.h)
 // instead, with u [M, r] in x's dtype: always correct, fused where it pays. The CPU twin is two sgemms.

@@ -4,10 +4,11 @@
 //
 // Why this shape of kernel. For a LoRA adapter at decode or in the seed suite's rows (M <= 64, in, out up to
 // a few thousand, r <= 64) the arithmetic is tiny (M in r + M r out FMAs: 16.8 M at M 64, 2048, r 64) and the
-// cost is the launch plus reading A and B (up to 512 KB each in f32) and x. One SM pulls roughly 100 GB/s from
-// L2, so a scheme in which any block reads all of A (or all of B) costs >= 5 us by itself, and one in which
-// every block recomputes u = x A^T costs M in r / 128 FMA cycles per SM (2.3 us at the largest shape even
-// spread over a 16-block cluster). So both products are spread over the whole grid (up to one block per SM),
+// cost is the launch plus reading A and B (up to 512 KB each in f32) and x. Estimates (not yet measured for
+// this kernel): one SM pulls on the order of 100 GB/s from L2, so a scheme in which any block reads all of A
+// (or all of B) costs ~5 us by itself, and one in which each block recomputes u = x A^T for a part of the
+// grid costs M in r / 128 FMA cycles per SM per copy of u (2.3 us at the largest shape even spread over a
+// 16-block cluster). So both products are spread over the whole grid (up to one block per SM),
 // and the intermediate u [M, r] is exchanged through global memory (L2), in three phases with grid-wide
 // barriers (a cooperative launch: every block is resident, so the barrier cannot deadlock):
 //   1. split-K of u = x A^T: block b takes the 16-column tiles b, b + G, b + 2G, ... of `in`, stages the x and A
