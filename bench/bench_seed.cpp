@@ -1,12 +1,16 @@
 // The seed crate's micro-benchmarks (its benches/training.rs), same names and shapes, with wick's public
 // ops. Each body mirrors `micro` in bench/peer/torch_peer.py, the torch side of the comparison:
-//   lora_forward/*            (x @ A) @ B: x [4,16,in], A [in,r], B [r,out] (the adapter path only)
+//   lora_forward/*            scale (x A^T) B^T: x [4,16,in], A [r,in], B [out,r] (the adapter path only), one
+//                             low_rank_product call (ops/low_rank.h: on CUDA one fused launch for <= 64 rows)
+//   lora_forward_two_matmuls/* the same product as the peer writes it, (x @ A) @ B with A [in,r], B [r,out]: two
+//                             matmuls (what lora_forward ran before the fused op)
 //   gradient_computation/*    x [2,16,512], r 8: forward, cross-entropy (mean) on zero labels, dA and dB
 //   optimizer_step/adamw_step one AdamW step of a [512,512] parameter (lr 1e-3, wd 0.01)
 //   full_training_step/*      x [4,64,512], r 8: forward, CE, backward, AdamW on A and B (lr 1e-4)
 //   layer_operations/*        softmax / layer_norm (no affine: w = 1, b = 0) / rms_norm (w = 1) over [4,16,1024]
-//   lora_rank_scaling/rank_r  (x @ A) @ B: x [2,32,1024], A [1024,r], B [r,1024]
-// A and B are randn * 0.01, x randn, as in the peer. Everything is allocated before the timed loop.
+//   lora_rank_scaling/rank_r  scale (x A^T) B^T: x [2,32,1024], A [r,1024], B [1024,r], one low_rank_product call
+//   lora_rank_scaling_two_matmuls/rank_r  (x @ A) @ B, A [1024,r], B [r,1024]: two matmuls
+// A and B are randn * 0.01, x randn, as in the peer (scale 1 in the fused rows). Everything is allocated before the timed loop.
 // Beyond the peer: wick's cross_entropy_forward writes per-row losses (the mean the peer also computes is
 // not taken: nothing reads it); gradients are written (=), as torch.autograd.grad / zero_grad(set_to_none).
 #include <functional>
@@ -15,6 +19,7 @@
 
 #include "bench_util.h"
 #include "ops/cross_entropy.h"
+#include "ops/low_rank.h"
 #include "ops/matmul.h"
 #include "ops/norm.h"
 #include "ops/optim.h"
@@ -36,6 +41,17 @@ struct Lora {
     matmul(x, A, xa);
     matmul(xa, B, y);
   }
+};
+
+// The adapter path as one op: y = scale (x A^T) B^T with PEFT's layouts A [r, in], B [out, r].
+struct LoraFused {
+  Tensor x, A, B, y;
+  LoraFused(int64_t M, int64_t in, int64_t r, int64_t out, Rng& rng, Device dev)
+      : x(randn({M, in}, rng, dev)),
+        A(randn({r, in}, rng, dev, 0.01f)),
+        B(randn({out, r}, rng, dev, 0.01f)),
+        y(Tensor::empty({M, out}, DType::F32, dev)) {}
+  void forward() { low_rank_product(x, A, B, 1.0f, y, false); }
 };
 
 // Forward + mean cross-entropy on zero labels + the gradients of A and B (the peer's fb / full).
@@ -84,7 +100,12 @@ void register_seed_benchmarks(const std::vector<Device>& devices) {
     for (const LoraShape& s : lora_shapes) {
       reg(std::string("lora_forward/") + s.name, dev, [s, dev](benchmark::State& st) {
         Rng rng(1);
-        Lora l(4 * 16, s.in, s.r, s.out, rng, dev);  // x [4,16,in] as [64, in]
+        LoraFused l(4 * 16, s.in, s.r, s.out, rng, dev);  // x [4,16,in] as [64, in]
+        timed_loop(st, dev, [&] { l.forward(); });
+      });
+      reg(std::string("lora_forward_two_matmuls/") + s.name, dev, [s, dev](benchmark::State& st) {
+        Rng rng(1);
+        Lora l(4 * 16, s.in, s.r, s.out, rng, dev);
         timed_loop(st, dev, [&] { l.forward(); });
       });
     }
@@ -144,7 +165,12 @@ void register_seed_benchmarks(const std::vector<Device>& devices) {
     for (int64_t r : {4, 8, 16, 32, 64}) {
       reg("lora_rank_scaling/rank_" + std::to_string(r), dev, [r, dev](benchmark::State& st) {
         Rng rng(8);
-        Lora l(2 * 32, 1024, r, 1024, rng, dev);  // x [2,32,1024] as [64, 1024]
+        LoraFused l(2 * 32, 1024, r, 1024, rng, dev);  // x [2,32,1024] as [64, 1024]
+        timed_loop(st, dev, [&] { l.forward(); });
+      });
+      reg("lora_rank_scaling_two_matmuls/rank_" + std::to_string(r), dev, [r, dev](benchmark::State& st) {
+        Rng rng(8);
+        Lora l(2 * 32, 1024, r, 1024, rng, dev);
         timed_loop(st, dev, [&] { l.forward(); });
       });
     }

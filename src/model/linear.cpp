@@ -5,6 +5,7 @@
 #include "core/error.h"
 #include "ops/dropout.h"
 #include "ops/elementwise.h"
+#include "ops/low_rank.h"
 #include "ops/matmul.h"
 
 namespace wick {
@@ -214,6 +215,18 @@ bool no_dropout(const std::vector<Linear*>& ls, const uint64_t* seeds) {
   return true;
 }
 
+// Inference over a few rows on CUDA (decode): each adapter's scale (x A^T) B^T runs as one fused
+// low_rank_product (u = x A^T kept in f32) instead of two GEMMs. Only when nothing is saved (training always
+// passes saved: its numerics stay as they are), without dropout, for ranks the fused kernel takes. The CPU
+// keeps its GEMMs (bit for bit what it computed before).
+bool fused_inference(const std::vector<Linear*>& ls, const Tensor& x, const Tensor& saved, const uint64_t* seeds) {
+  if (saved.defined() || !x.device().is_cuda() || x.dim(0) > kLowRankFusedMaxRows || !no_dropout(ls, seeds))
+    return false;
+  for (const Linear* l : ls)
+    if (l->lora.active() && !low_rank_fused(x.dim(0), l->lora.rank())) return false;
+  return true;
+}
+
 }  // namespace
 
 // ---------------------------------------------------------------- one linear
@@ -256,6 +269,25 @@ void linear_group_forward(const std::vector<Linear*>& ls, const Tensor& x, const
   const Group g = group_of(ls);
   const int64_t N = x.dim(0);
   const bool f32 = x.dtype() == DType::F32;
+  if (g.R > 0 && fused_inference(ls, x, saved, seeds)) {
+    // f32: y = x W^T + b, then y += scale (x A^T) B^T. bf16: y = round(scale (x A16^T) B16^T) first, then the
+    // base GEMM adds x W^T + b with beta = 1, the order of forward16 (u is not rounded to bf16 here).
+    if (!f32) refresh16(std::vector<const Linear*>(ls.begin(), ls.end()));
+    for (size_t j = 0; j < ls.size(); j++) {
+      const Linear& l = *ls[j];
+      const Tensor* bias = l.b.defined() ? &l.b : nullptr;
+      if (!l.lora.active()) {
+        matmul(x, l.w, *ys[j], false, true, 1.0f, 0.0f, bias);
+      } else if (f32) {
+        matmul(x, l.w, *ys[j], false, true, 1.0f, 0.0f, bias);
+        low_rank_product(x, l.lora.A, l.lora.B, l.lora.scale, *ys[j], true);
+      } else {
+        low_rank_product(x, l.lora.A16, l.lora.B16, l.lora.scale, *ys[j], false);
+        matmul(x, l.w, *ys[j], false, true, 1.0f, 1.0f, bias);
+      }
+    }
+    return;
+  }
   // Inference keeps no products: they go to scratch.
   Tensor store = saved;
   if (g.R > 0 && !store.defined()) store = front(f32 ? s.r32 : s.u16, g.R, N, x.dtype(), x.device());

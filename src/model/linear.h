@@ -15,6 +15,11 @@
 //
 // Groups: linears reading one input (q, k, v; gate, up) run x A^T as one GEMM over their stacked A's, and
 // dA += du^T x and dx += du A likewise, when attach laid their adapters out contiguously (pack_lora_group).
+//
+// Inference (linear_group_forward with saved undefined, no dropout) on CUDA over N <= kLowRankFusedMaxRows
+// rows: each adapter's scale (x A^T) B^T is one fused low_rank_product (ops/low_rank.h), u kept in f32 (f32:
+// added to the base output; bf16: written into y first, then the base GEMM with beta = 1, as above). Training
+// and the CPU keep the GEMMs above.
 #pragma once
 #include <functional>
 #include <cstdint>

@@ -134,6 +134,13 @@ struct MatmulShape {
   bool c_f32 = false;  // c stays f32 in bf16 runs (bf16 inputs, f32 output)
 };
 CasePtr make_matmul(const MatmulShape& s);
+// low_rank_product: x [M, in], A [r, in], B [out, r] -> y [M, out]
+struct LowRankShape {
+  int64_t M = 1, in = 1, r = 1, out = 1;
+  bool accumulate = false;
+  float scale = 1.0f;
+};
+CasePtr make_low_rank(const LowRankShape& s);
 CasePtr make_linear(const Shape& lead, int64_t in, int64_t out, bool bias);
 CasePtr make_embedding(int64_t N, int64_t V, int64_t C, DType ids);
 // offset: Gemma's (1 + w) weight (RmsWeight::OneOffset)

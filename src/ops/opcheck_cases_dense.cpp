@@ -6,6 +6,7 @@
 #include "core/error.h"
 #include "ops/elementwise.h"
 #include "ops/embedding.h"
+#include "ops/low_rank.h"
 #include "ops/matmul.h"
 #include "ops/opcheck.h"
 #include "ops/optim.h"
@@ -356,9 +357,44 @@ class AdamWCase : public Case {
   AdamWConfig cfg_;
 };
 
+
+// low_rank_product (ops/low_rank.h): y (=|+=) scale (x A^T) B^T. On CUDA, M <= 64 and r <= 64 run the fused
+// kernel, the others (M 129, r 72 here) the two-matmul fallback.
+class LowRankCase : public Case {
+ public:
+  LowRankCase(const LowRankShape& s)
+      : Case("low_rank_product", cat_str("M", s.M, "_in", s.in, "_r", s.r, "_out", s.out, s.accumulate ? "_acc" : "",
+                                         s.scale != 1.0f ? "_scale" + num(s.scale) : std::string())),
+        s_(s) {
+    tol.why = "two f32 products (K = in, then K = r) in blocked orders: rel error ~sqrt(in) 2^-24; u stays f32 on "
+              "the fused path; bf16: y rounded once (2^-9), the CUDA fallback also rounds u to bf16";
+  }
+  std::vector<Spec> inputs() const override {
+    std::vector<Spec> in{{"x", {s_.M, s_.in}}, {"A", {s_.r, s_.in}}, {"B", {s_.out, s_.r}}};
+    if (s_.accumulate) in.push_back({"y0", {s_.M, s_.out}});
+    return in;
+  }
+  std::vector<Spec> outputs() const override { return {{"y", {s_.M, s_.out}}}; }
+  void forward(const std::vector<Tensor>& in, std::vector<Tensor>& out) const override {
+    if (s_.accumulate) out[0].copy_from(in[3]);
+    low_rank_product(in[0], in[1], in[2], s_.scale, out[0], s_.accumulate);
+  }
+  std::vector<ref::Vec> reference(const std::vector<ref::Vec>& in) const override {
+    const ref::Vec u = ref::matmul(in[0], in[1], nullptr, nullptr, 1, s_.M, s_.r, s_.in, false, true, false, 1.0, 0.0);
+    return {ref::matmul(u, in[2], s_.accumulate ? &in[3] : nullptr, nullptr, 1, s_.M, s_.out, s_.r, false, true, false,
+                        s_.scale, s_.accumulate ? 1.0 : 0.0)};
+  }
+  double ref_cost() const override { return 2.0 * s_.M * s_.r * (s_.in + s_.out); }
+  bool cpu_bf16() const override { return true; }
+
+ private:
+  LowRankShape s_;
+};
+
 }  // namespace
 
 CasePtr make_matmul(const MatmulShape& s) { return std::make_unique<MatmulCase>(s); }
+CasePtr make_low_rank(const LowRankShape& s) { return std::make_unique<LowRankCase>(s); }
 CasePtr make_linear(const Shape& lead, int64_t in, int64_t out, bool bias) {
   return std::make_unique<LinearCase>(lead, in, out, bias);
 }

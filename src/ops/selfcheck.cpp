@@ -15,6 +15,7 @@ static std::vector<CasePtr> selfcheck_cases() {
   c.push_back(make_matmul({.M = 7, .N = 13, .K = 5, .tb = true, .bias = true}));
   c.push_back(make_matmul({.batch = 2, .M = 7, .N = 5, .K = 9, .ta = true, .beta = 1.0f}));
   c.push_back(make_linear({7}, 33, 17, true));
+  c.push_back(make_low_rank({.M = 3, .in = 33, .r = 8, .out = 17, .accumulate = true, .scale = 2.0f}));
   c.push_back(make_embedding(7, 11, 5, DType::I32));
   c.push_back(make_rms_norm(7, 64));
   c.push_back(make_rms_norm(7, 64, 1e-6f, true));

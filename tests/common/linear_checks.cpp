@@ -44,7 +44,9 @@ struct Result {
 
 // grouped: linear_group_* over packed adapters; else linear_forward/backward one at a time on stand-alone
 // adapters, with u in the [N, r] f32 buffers the callers have always passed.
-Result run(const LinearGroupSpec& s, const Data& d, Device dev, DType dt, bool grouped) {
+// infer (grouped only): the inference form, nothing saved (saved undefined) and no backward: on CUDA with
+// N <= 64 the adapters run as one fused low_rank_product each.
+Result run(const LinearGroupSpec& s, const Data& d, Device dev, DType dt, bool grouped, bool infer = false) {
   const size_t n = s.outs.size();
   std::vector<Linear> ls(n);
   std::vector<Linear*> ptr;
@@ -89,9 +91,9 @@ Result run(const LinearGroupSpec& s, const Data& d, Device dev, DType dt, bool g
   LinearScratch scratch;
   if (grouped) {
     const int64_t R = lora_group_rank(ptr);
-    Tensor saved = R ? Tensor::empty({R, s.N}, dt, dev) : Tensor();
-    linear_group_forward(ptr, x, yp, saved, scratch, seeds.data());
-    linear_group_backward(ptr, dyp, x, saved, dx, s.accumulate, scratch, seeds.data());
+    Tensor saved = R && !infer ? Tensor::empty({R, s.N}, dt, dev) : Tensor();
+    linear_group_forward(ptr, x, yp, saved, scratch, infer ? nullptr : seeds.data());
+    if (!infer) linear_group_backward(ptr, dyp, x, saved, dx, s.accumulate, scratch, seeds.data());
   } else {
     // As the decoder layer has always called them: x32 an f32 copy of x, u [N, r] f32.
     const Tensor x32 = x.to(DType::F32).clone();
@@ -155,6 +157,20 @@ void check_linear_group_bf16(const LinearGroupSpec& s, Device dev) {
   each(g, one, [&](const std::string& what, const Tensor& a, const Tensor& b) {
     EXPECT_LE(max_abs_rel(a, b), 1e-2) << what << " (group vs one at a time)";
   });
+}
+
+void check_linear_group_inference(const LinearGroupSpec& s, Device dev, DType dt) {
+  const Data d = make_data(s, dt, 13);
+  const Result ref = run(s, d, Device::cpu(), DType::F32, false);
+  const Result got = run(s, d, dev, dt, true, true);
+  // f32: two f32 products in another summation order (~1e-6 of max|ref|). bf16: A, B, x in bf16 with f32
+  // accumulation, the adapter term and y rounded to bf16 (2^-9 each): a few 1e-3.
+  const double tol = dt == DType::F32 ? 1e-5 : 2e-2;
+  for (size_t j = 0; j < got.y.size(); j++) {
+    const double e = max_abs_rel(got.y[j], ref.y[j]);
+    std::printf("[measured] inference %s y%zu vs CPU f32: max|diff|/max|ref| %.3g\n", dtype_name(dt), j, e);
+    EXPECT_LE(e, tol) << "y" << j << " (inference, " << dtype_name(dt) << ", N " << s.N << ")";
+  }
 }
 
 }  // namespace wick::test

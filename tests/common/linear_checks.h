@@ -24,4 +24,8 @@ void check_linear_group_f32(const LinearGroupSpec& s, Device dev);
 // f32 path on the same (bf16-representable) values, and against each other.
 void check_linear_group_bf16(const LinearGroupSpec& s, Device dev);
 
+// The inference form (saved undefined, no dropout, forward only; the fused low_rank_product path on CUDA
+// for N <= 64) in dt on dev against the CPU f32 one-linear path.
+void check_linear_group_inference(const LinearGroupSpec& s, Device dev, DType dt);
+
 }  // namespace wick::test

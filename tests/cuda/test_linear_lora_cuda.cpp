@@ -32,5 +32,22 @@ TEST(CudaLinearLora, GroupBf16) {
   check_linear_group_bf16(odd, Device::cuda());
 }
 
+// Inference (nothing saved): N <= 64 rows run each adapter as one fused low_rank_product; N 65 the GEMMs.
+TEST(CudaLinearLora, InferenceFusedAdapter) {
+  WICK_REQUIRE_CUDA();
+  for (DType dt : {DType::F32, DType::BF16}) {
+    LinearGroupSpec s;  // N 37, in 48, r 4, outs 40/8/8
+    check_linear_group_inference(s, Device::cuda(), dt);
+    s.N = 1, s.in = 896, s.r = 16, s.outs = {896, 128, 128};  // decode, one sequence
+    check_linear_group_inference(s, Device::cuda(), dt);
+    s.N = 3, s.lora = {true, false, true};
+    check_linear_group_inference(s, Device::cuda(), dt);
+    s.N = 64, s.in = 200, s.r = 64, s.outs = {70, 33, 9}, s.lora = {true, true, true};
+    check_linear_group_inference(s, Device::cuda(), dt);
+    s.N = 65;  // past the fused bound: the GEMM path
+    check_linear_group_inference(s, Device::cuda(), dt);
+  }
+}
+
 }  // namespace
 }  // namespace wick::test

@@ -34,6 +34,14 @@ TEST(LinearLora, GroupBf16) {
   check_linear_group_bf16(with(qkv(), [](LinearGroupSpec& s) { s.outs = {24}; s.lora = {true}; }), Device::cpu());
 }
 
+// The inference form (nothing saved, forward only) against the one-linear path: on the CPU the same GEMMs
+// (the fused low_rank_product runs on CUDA only; tests/cuda runs this check there).
+TEST(LinearLora, GroupInference) {
+  check_linear_group_inference(qkv(), Device::cpu(), DType::F32);
+  check_linear_group_inference(with(qkv(), [](LinearGroupSpec& s) { s.N = 1; s.lora = {true, false, true}; }),
+                               Device::cpu(), DType::F32);
+}
+
 // attach lays q, k, v (and gate, up) out as one block: the A's one after the other, then the B's; the
 // gradients likewise; the values are what attach drew.
 TEST(LinearLora, AttachPacksGroups) {

@@ -15,6 +15,7 @@
 #include "ops/optim.h"
 #include "ops/sampling.h"
 #include "ops/elementwise.h"
+#include "ops/low_rank.h"
 
 namespace wick::cpu {
 
@@ -46,5 +47,6 @@ void scale(const Tensor& x, float s, Tensor& out);
 void axpy(float alpha, const Tensor& x, Tensor& y);
 void cast(const Tensor& src, Tensor& dst);
 void fill(Tensor& t, float value);
+void low_rank_product(const Tensor& x, const Tensor& A, const Tensor& B, float scale, Tensor& y, bool accumulate);
 
 }  // namespace wick::cpu

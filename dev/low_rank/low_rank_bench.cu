@@ -1,0 +1,193 @@
+// Harness for the fused low-rank kernel (src/ops/cuda/low_rank.cuh, the very header wick builds): checks it
+// against an f64 CPU reference and times it as bench/bench_seed.cpp does (one CUDA event pair around each
+// call, synchronised, median over iterations). Also times an empty kernel and an empty cooperative kernel
+// with two grid barriers: the floor this design cannot go under.
+// Build (here, static cudart, carried to the GPU machine):
+//   nvcc -O3 -std=c++17 -gencode arch=compute_90,code=sm_90 -cudart static -I src \
+//     -o dev/low_rank/low_rank_bench.bin dev/low_rank/low_rank_bench.cu
+// Run: dev/low_rank/low_rank_bench.bin [G override...]
+#include <cooperative_groups.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <random>
+#include <vector>
+
+#include "ops/cuda/low_rank.cuh"
+
+#define CK(x)                                                                              \
+  do {                                                                                     \
+    cudaError_t e_ = (x);                                                                  \
+    if (e_ != cudaSuccess) {                                                               \
+      std::printf("CUDA error %s at %s:%d: %s\n", cudaGetErrorString(e_), __FILE__, __LINE__, #x); \
+      std::exit(1);                                                                        \
+    }                                                                                      \
+  } while (0)
+
+using bf16 = __nv_bfloat16;
+
+__global__ void empty_kernel() {}
+__global__ void two_barriers() {
+  cooperative_groups::this_grid().sync();
+  cooperative_groups::this_grid().sync();
+}
+
+template <class F> double median_us(cudaStream_t s, F&& f, int iters = 200) {
+  for (int i = 0; i < 10; i++) f();
+  CK(cudaStreamSynchronize(s));
+  cudaEvent_t a, b;
+  CK(cudaEventCreate(&a));
+  CK(cudaEventCreate(&b));
+  std::vector<double> us;
+  for (int i = 0; i < iters; i++) {
+    CK(cudaEventRecord(a, s));
+    f();
+    CK(cudaEventRecord(b, s));
+    CK(cudaEventSynchronize(b));
+    float ms = 0;
+    CK(cudaEventElapsedTime(&ms, a, b));
+    us.push_back(ms * 1e3);
+  }
+  CK(cudaEventDestroy(a));
+  CK(cudaEventDestroy(b));
+  std::nth_element(us.begin(), us.begin() + us.size() / 2, us.end());
+  return us[us.size() / 2];
+}
+
+float round_bf16(float v) { return __bfloat162float(__float2bfloat16_rn(v)); }
+
+template <typename T> T from_float(float v);
+template <> float from_float<float>(float v) { return v; }
+template <> bf16 from_float<bf16>(float v) { return __float2bfloat16_rn(v); }
+float as_float(float v) { return v; }
+float as_float(bf16 v) { return __bfloat162float(v); }
+
+template <typename T>
+bool run_case(int M, int in, int r, int out, bool acc, int sms, int occ, int Gover, bool time_it, cudaStream_t s) {
+  std::mt19937 rng(M * 131 + in * 7 + r * 3 + out);
+  std::normal_distribution<float> nd(0.f, 1.f);
+  const bool isbf = sizeof(T) == 2;
+  auto gen = [&](size_t n, float sc) {
+    std::vector<float> v(n);
+    for (float& f : v) f = isbf ? round_bf16(sc * nd(rng)) : sc * nd(rng);
+    return v;
+  };
+  std::vector<float> x = gen((size_t)M * in, 1.f), A = gen((size_t)r * in, 0.05f), B = gen((size_t)out * r, 0.05f),
+                     y0 = gen((size_t)M * out, 1.f);
+  const float scale = 2.0f;
+  // f64 reference
+  std::vector<double> u((size_t)M * r, 0.0), ref((size_t)M * out);
+  for (int m = 0; m < M; m++)
+    for (int k = 0; k < r; k++) {
+      double t = 0;
+      for (int i = 0; i < in; i++) t += (double)x[(size_t)m * in + i] * A[(size_t)k * in + i];
+      u[(size_t)m * r + k] = t;
+    }
+  for (int m = 0; m < M; m++)
+    for (int o = 0; o < out; o++) {
+      double t = 0;
+      for (int k = 0; k < r; k++) t += u[(size_t)m * r + k] * B[(size_t)o * r + k];
+      ref[(size_t)m * out + o] = scale * t + (acc ? y0[(size_t)m * out + o] : 0.0);
+    }
+  auto up = [&](const std::vector<float>& v) {
+    std::vector<T> h(v.size());
+    for (size_t i = 0; i < v.size(); i++) h[i] = from_float<T>(v[i]);
+    T* d;
+    CK(cudaMalloc(&d, h.size() * sizeof(T) + 64));
+    CK(cudaMemcpy(d, h.data(), h.size() * sizeof(T), cudaMemcpyHostToDevice));
+    return d;
+  };
+  T *dx = up(x), *dA = up(A), *dB = up(B), *dy = up(y0);
+  const int G = Gover > 0 ? std::min(Gover, sms * occ) : wick::lowrank::low_rank_grid(in, out, sms, occ);
+  float* ws;
+  CK(cudaMalloc(&ws, wick::lowrank::low_rank_workspace_floats(G, M, r) * sizeof(float)));
+  CK(wick::lowrank::low_rank_launch<T>(dx, dA, dB, dy, M, in, r, out, scale, acc, ws, G, s));
+  CK(cudaStreamSynchronize(s));
+  std::vector<T> hy((size_t)M * out);
+  CK(cudaMemcpy(hy.data(), dy, hy.size() * sizeof(T), cudaMemcpyDeviceToHost));
+  double num = 0, den = 0, maxd = 0, maxr = 0;
+  bool finite = true;
+  for (size_t i = 0; i < hy.size(); i++) {
+    const double d = as_float(hy[i]) - ref[i];
+    if (!std::isfinite(d)) finite = false;
+    num += d * d, den += ref[i] * ref[i];
+    maxd = std::max(maxd, std::fabs(d)), maxr = std::max(maxr, std::fabs(ref[i]));
+  }
+  const double err = std::max(std::sqrt(num / std::max(den, 1e-300)), maxd / (4 * std::max(maxr, 1e-300)));
+  const double tol = isbf ? 1e-2 : 1e-5;
+  const bool ok = finite && err <= tol;
+  // determinism: run again, same bits
+  bool same = true;
+  if (!acc) {
+    CK(wick::lowrank::low_rank_launch<T>(dx, dA, dB, dy, M, in, r, out, scale, acc, ws, G, s));
+    std::vector<T> hy2(hy.size());
+    CK(cudaMemcpy(hy2.data(), dy, hy2.size() * sizeof(T), cudaMemcpyDeviceToHost));
+    same = std::equal(reinterpret_cast<const char*>(hy.data()), reinterpret_cast<const char*>(hy.data() + hy.size()),
+                      reinterpret_cast<const char*>(hy2.data()));
+  }
+  double t = -1;
+  if (time_it)
+    t = median_us(s, [&] {
+      CK(wick::lowrank::low_rank_launch<T>(dx, dA, dB, dy, M, in, r, out, scale, false, ws, G, s));
+    });
+  std::printf("%-4s M%-4d in%-5d r%-3d out%-5d acc%d G%-4d err %.2e %s %s", isbf ? "bf16" : "f32", M, in, r, out,
+              acc ? 1 : 0, G, err, ok ? "ok" : "FAIL", same ? "" : "NONDETERMINISTIC");
+  if (t >= 0) std::printf("  median %.2f us", t);
+  std::printf("\n");
+  CK(cudaFree(dx));
+  CK(cudaFree(dA));
+  CK(cudaFree(dB));
+  CK(cudaFree(dy));
+  CK(cudaFree(ws));
+  return ok && same;
+}
+
+int main(int argc, char** argv) {
+  cudaStream_t s;
+  CK(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking));
+  int dev = 0, sms = 0;
+  CK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev));
+  int occ = 0;
+  CK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&occ, wick::lowrank::low_rank_kernel<float>,
+                                                   wick::lowrank::kThreads, 0));
+  cudaDeviceProp prop;
+  CK(cudaGetDeviceProperties(&prop, dev));
+  std::printf("%s, %d SMs, %d resident blocks/SM, coop %d\n", prop.name, sms, occ, prop.cooperativeLaunch);
+  std::vector<int> Gs;
+  for (int i = 1; i < argc; i++) Gs.push_back(std::atoi(argv[i]));
+
+  const double te = median_us(s, [&] { empty_kernel<<<1, 32, 0, s>>>(); });
+  std::printf("empty kernel: %.2f us\n", te);
+  for (int g : {1, 16, 32, 64, 132}) {
+    const double tb = median_us(s, [&] {
+      CK(cudaLaunchCooperativeKernel(reinterpret_cast<const void*>(&two_barriers), dim3(g), dim3(256), nullptr, 0, s));
+    });
+    std::printf("cooperative, two grid barriers, G %d: %.2f us\n", g, tb);
+  }
+
+  bool all = true;
+  // correctness sweep (not timed)
+  const int shapes[][4] = {{1, 7, 4, 5},     {3, 33, 8, 17},     {1, 896, 16, 128}, {3, 1000, 64, 999},
+                           {64, 513, 16, 1023}, {64, 1024, 4, 1024}, {7, 4864, 16, 896}, {64, 2048, 64, 2048},
+                           {17, 100, 63, 70}, {64, 16, 1, 16}};
+  for (auto& sh : shapes)
+    for (int acc = 0; acc < 2; acc++) {
+      all &= run_case<float>(sh[0], sh[1], sh[2], sh[3], acc, sms, occ, 0, false, s);
+      all &= run_case<bf16>(sh[0], sh[1], sh[2], sh[3], acc, sms, occ, 0, false, s);
+    }
+  // the seed rows, timed
+  const int rows[][3] = {{512, 512, 8}, {1024, 1024, 8}, {2048, 2048, 8}, {512, 512, 16},
+                         {1024, 1024, 4}, {1024, 1024, 16}, {1024, 1024, 32}, {1024, 1024, 64}, {2048, 2048, 64}};
+  for (auto& rw : rows) {
+    all &= run_case<float>(64, rw[0], rw[2], rw[1], false, sms, occ, 0, true, s);
+    for (int g : Gs) all &= run_case<float>(64, rw[0], rw[2], rw[1], false, sms, occ, g, true, s);
+  }
+  // decode shapes, bf16 (Qwen2.5-0.5B q_proj 896 -> 896, down 4864 -> 896; 7B 3584 / 18944), r 16
+  const int dec[][4] = {{1, 896, 16, 896}, {8, 896, 16, 896}, {1, 4864, 16, 896}, {1, 3584, 16, 3584},
+                        {16, 18944, 16, 3584}, {64, 3584, 64, 18944}};
+  for (auto& d : dec) all &= run_case<bf16>(d[0], d[1], d[2], d[3], false, sms, occ, 0, true, s);
+  std::printf(all ? "ALL OK\n" : "SOME FAILED\n");
+  return all ? 0 : 1;
+}
