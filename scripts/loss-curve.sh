@@ -34,6 +34,7 @@
 # Needs python3 with torch, transformers and peft (no network), and for Qwen presets the tokenizer
 # `wick init-model` copies (third_party/npm/qwen3-tokenizer, or WICK_TOKENIZER_DIR).
 set -uo pipefail
+export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1  # the peer reads local folders only
 cd "$(dirname "$0")/.."
 BUILD=${BUILD:-build-gpu}
 W="$BUILD/wick"
