@@ -14,7 +14,7 @@
 # - Adapter: PEFT builds its own fresh LoRA (r 16, alpha 32, dropout 0, all seven projections; A
 #   Kaiming-uniform, B zero, f32) and saves it; wick starts from that folder (--adapter-init), the peer
 #   loads it trainable (PeftModel.from_pretrained).
-# - Data: one JSONL of BATCH x STEPS pre-tokenized rows of SEQ ids (a seeded random Markov chain over 512
+# - Data: one JSONL of BATCH x STEPS pre-tokenized rows of SEQ ids (a seeded random Markov chain over 64
 #   token ids: learnable), no padding, the loss on every token (format tokens: labels = input_ids, no eos).
 #   Order: wick runs with --no-shuffle, so step k reads lines [k*BATCH, (k+1)*BATCH) of the file; the peer
 #   reads the same lines for step k (loss_curve.py train). Exactly one epoch.
@@ -58,7 +58,7 @@ trap 'rm -rf "$TMP"' EXIT
 PY=bench/peer/loss_curve.py
 T0=$SECONDS
 say() { echo "[loss-curve $((SECONDS - T0))s] $*" | tee -a "$LOG" >&2; }
-die() { say "FAILED: $*"; tail -20 "$LOG" >&2; exit 1; }
+die() { tail -20 "$LOG" >&2; say "FAILED: $*"; exit 1; }
 
 case "$PRESET" in
   0.5b | 1.5b | 3b | 7b) WPRESET=qwen2.5-$PRESET ;;

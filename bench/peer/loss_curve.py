@@ -4,8 +4,8 @@
 scripts/loss-curve.sh runs the whole check; the pieces, each usable alone:
 
   loss_curve.py data  --model DIR --out FILE --rows N --seq S [--seed 7]
-        JSONL of pre-tokenized rows {"input_ids": [...]} drawn from a fixed random Markov chain over a few
-        hundred token ids (learnable: the loss falls from ~ln(vocab) towards the chain's entropy). No torch.
+        JSONL of pre-tokenized rows {"input_ids": [...]} drawn from a fixed random Markov chain over 64
+        token ids (learnable: the loss falls from ~ln(vocab) towards the chain's entropy). No torch.
   loss_curve.py init-adapter --model DIR --out DIR [--rank 16] [--seed 0]
         PEFT's own fresh LoRA (r, alpha 2r, dropout 0, all seven projections; A Kaiming-uniform, B zero),
         saved with save_pretrained: both sides start from this folder (wick: --adapter-init).
@@ -22,7 +22,7 @@ TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down
 
 # ---------------------------------------------------------------------------------------------- data
 
-def markov_rows(vocab, rows, seq, seed, states=512, fanout=4):
+def markov_rows(vocab, rows, seq, seed, states=64, fanout=4):
     """`rows` sequences of `seq` ids from a random Markov chain: `states` token ids (distinct, below
     min(vocab, 151643) so that no Qwen special token is used), each followed by one of `fanout` successors
     with probabilities 0.7 / 0.15 / 0.1 / 0.05 (entropy ~0.91 nats: the loss floor). Pure Python, seeded."""
@@ -256,7 +256,8 @@ def main():
     d.add_argument("--model", required=True, help="model folder (its config.json gives vocab_size)")
     d.add_argument("--out", required=True); d.add_argument("--rows", type=int, required=True)
     d.add_argument("--seq", type=int, default=1024); d.add_argument("--seed", type=int, default=7)
-    d.add_argument("--states", type=int, default=512)
+    d.add_argument("--states", type=int, default=64,
+                   help="token ids in the chain (few: a random-weight model learns the chain within 300 steps)")
     i = sub.add_parser("init-adapter")
     i.add_argument("--model", required=True); i.add_argument("--out", required=True)
     i.add_argument("--rank", type=int, default=16); i.add_argument("--seed", type=int, default=0)
