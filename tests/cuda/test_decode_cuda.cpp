@@ -5,9 +5,11 @@
 #include <vector>
 
 #include "common/decode_checks.h"
+#include "common/model_checks.h"
 #include "common/testutil.h"
 #include "core/rng.h"
 #include "infer/generator.h"
+#include "lora/lora.h"
 #include "model/causal_lm.h"
 
 namespace wick::test {
@@ -51,7 +53,15 @@ TEST(DecodeLoopCuda, GraphReplayEqualsKernelByKernel) {
   std::vector<int32_t> prompt;
   for (int i = 0; i < 400; i++) prompt.push_back(static_cast<int32_t>(rng.below(c.vocab_size)));
   Generator gen(*m, nullptr);
-  for (int mode = 0; mode < 3; mode++) {
+  for (int mode = 0; mode < 4; mode++) {
+    if (mode == 3) {  // LoRA adapters on every projection (the fused small-row adapter path), greedy
+      io::LoraConfig lc;
+      lc.r = 16;
+      lc.alpha = 32;
+      lc.target_modules = all_lora_targets();
+      attach_new_adapters(*m, lc, 33);
+      randomize_lora(*m, rng, 0.05f);
+    }
     GenerateOptions o;
     o.max_new_tokens = 80;
     o.ignore_eos = true;
