@@ -164,8 +164,7 @@ void attention_block_forward(LayerWeights& W, LayerActs& A, const Tensor& in, Te
   }
   Tensor q4 = A.q.view({B, T, H, D}), k4 = A.k.view({B, T, Hkv, D}), v4 = A.v.view({B, T, Hkv, D});
   const RopeFreqs rope = layer_rope(c, run.layer);
-  rope_forward(q4, run.positions, rope, q4);
-  rope_forward(k4, run.positions, rope, k4);
+  rope_forward_qk(q4, k4, run.positions, rope);
   AttentionArgs args = attention_args(run);
   Tensor att4 = A.att.view({B, T, H, D});
   Tensor* lse = A.lse.defined() ? &A.lse : nullptr;
@@ -178,8 +177,7 @@ void attention_block_forward(LayerWeights& W, LayerActs& A, const Tensor& in, Te
     Tensor& vc = cache.v(run.layer);
     const int64_t cap = cache.capacity();
     Tensor kc3 = kc.view({B, cap, KV}), vc3 = vc.view({B, cap, KV});
-    kv_cache_write(A.k.view({B, T, KV}), run.positions, kc3);
-    kv_cache_write(A.v.view({B, T, KV}), run.positions, vc3);
+    kv_cache_write(A.k.view({B, T, KV}), A.v.view({B, T, KV}), run.positions, kc3, vc3);
     if (run.positions_on_device) {
       args.kv_len = cap;
       args.positions = &run.positions;
@@ -204,8 +202,7 @@ void attention_block_backward(LayerWeights& W, LayerActs& A, const Tensor& in, c
   attention_backward(G.datt.view({B, T, H, D}), A.q.view({B, T, H, D}), A.k.view({B, T, Hkv, D}),
                      A.v.view({B, T, Hkv, D}), A.att.view({B, T, H, D}), A.lse, attention_args(run), dq4, dk4, dv4);
   const RopeFreqs rope = layer_rope(c, run.layer);
-  rope_backward(dq4, run.positions, rope, dq4);
-  rope_backward(dk4, run.positions, rope, dk4);
+  rope_backward_qk(dq4, dk4, run.positions, rope);
   Tensor dq_raw = G.dq, dk_raw = G.dk;
   if (qk_norm) {
     Tensor dqp = G.dqp.view({N * H, D}), dkp = G.dkp.view({N * Hkv, D});

@@ -152,17 +152,23 @@ void attention_backward(const Tensor& dout, const Tensor& q, const Tensor& k, co
   WICK_OP_DISPATCH(op, dev, attention_backward, dout, q, k, v, out, lse, normalised(args), dq, dk, dv);
 }
 
-void kv_cache_write(const Tensor& rows, const Tensor& positions, Tensor& cache) {
+void kv_cache_write(const Tensor& k_rows, const Tensor& v_rows, const Tensor& positions, Tensor& k_cache,
+                    Tensor& v_cache) {
   static const char* op = "kv_cache_write";
-  const Arg R{"rows", &rows}, P{"positions", &positions}, C{"cache", &cache};
-  const Device dev = ops_detail::one_device(op, {R, P, C});
+  const Arg R{"k_rows", &k_rows}, RV{"v_rows", &v_rows}, P{"positions", &positions}, C{"k_cache", &k_cache},
+      CV{"v_cache", &v_cache};
+  const Device dev = ops_detail::one_device(op, {R, RV, P, C, CV});
   ops_detail::need_rank(op, R, 3, "[B, T, X]");
   ops_detail::need_rank(op, C, 3, "[B, S, X]");
   ops_detail::need_same_dtype(op, C, R);
+  ops_detail::need_same_dtype(op, RV, R);
+  ops_detail::need_same_dtype(op, CV, R);
+  ops_detail::need_shape(op, {R, RV}, RV, k_rows.shape(), "k_rows' shape [B, T, X]");
+  ops_detail::need_shape(op, {C, CV}, CV, k_cache.shape(), "k_cache's shape [B, S, X]");
   ops_detail::need_index(op, P, false);
-  const int64_t B = rows.dim(0), T = rows.dim(1), X = rows.dim(2), S = cache.dim(1);
-  if (cache.dim(0) != B || cache.dim(2) != X)
-    fail(op, {R, C}, "cache must be [B, S, X] with B = " + std::to_string(B) + " and X = " + std::to_string(X));
+  const int64_t B = k_rows.dim(0), T = k_rows.dim(1), X = k_rows.dim(2), S = k_cache.dim(1);
+  if (k_cache.dim(0) != B || k_cache.dim(2) != X)
+    fail(op, {R, C}, "k_cache must be [B, S, X] with B = " + std::to_string(B) + " and X = " + std::to_string(X));
   ops_detail::need_shape(op, {R, P}, P, {B, T}, "[B, T]");
   if (positions.device().is_cpu()) {
     const int32_t* p = positions.data<int32_t>();
@@ -171,7 +177,7 @@ void kv_cache_write(const Tensor& rows, const Tensor& positions, Tensor& cache) 
         fail(op, {P, C}, "positions[" + std::to_string(i) + "] = " + std::to_string(p[i]) + " is outside the cache's [0, " +
                              std::to_string(S) + ")");
   }
-  WICK_OP_DISPATCH(op, dev, kv_cache_write, rows, positions, cache);
+  WICK_OP_DISPATCH(op, dev, kv_cache_write, k_rows, v_rows, positions, k_cache, v_cache);
 }
 
 }  // namespace wick

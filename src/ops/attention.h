@@ -65,11 +65,12 @@ void attention_forward(const Tensor& q, const Tensor& k, const Tensor& v, const 
 void attention_backward(const Tensor& dout, const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& out,
                         const Tensor& lse, const AttentionArgs& args, Tensor& dq, Tensor& dk, Tensor& dv);
 
-// The KV-cache append of a decode or prefill step: rows [B, T, X] (this step's k or v, X = Hkv * D) ->
-// cache [B, S, X] at row positions[b, t] of batch item b (=); other rows untouched. positions [B, T] i32 in
-// [0, S), on the tensors' device, where the copy reads them: a replayed decode graph writes where the positions
-// say. Same dtype for rows and cache. A position outside [0, S) is a wick::Error on the CPU, a device assert on
-// CUDA.
-void kv_cache_write(const Tensor& rows, const Tensor& positions, Tensor& cache);
+// The KV-cache append of a decode or prefill step: k_rows, v_rows [B, T, X] (this step's keys and values,
+// X = Hkv * D) -> k_cache, v_cache [B, S, X] at row positions[b, t] of batch item b (=); other rows untouched.
+// positions [B, T] i32 in [0, S), on the tensors' device, where the copy reads them: a replayed decode graph
+// writes where the positions say. One dtype for all four. A position outside [0, S) is a wick::Error on the CPU,
+// a device assert on CUDA. One launch on CUDA.
+void kv_cache_write(const Tensor& k_rows, const Tensor& v_rows, const Tensor& positions, Tensor& k_cache,
+                    Tensor& v_cache);
 
 }  // namespace wick

@@ -75,4 +75,26 @@ void rope_backward(const Tensor& dy, const Tensor& positions, const RopeFreqs& t
   WICK_OP_DISPATCH(op, dev, rope_backward, dy, positions, theta, dx);
 }
 
+static Device check_rope_qk(const char* op, Tensor& q, Tensor& k, const Tensor& positions, const RopeFreqs& f) {
+  const Arg Q{"q", &q}, K{"k", &k};
+  const Device dev = check_rope(op, Q, {"positions", &positions}, f, Q);
+  check_rope(op, K, {"positions", &positions}, f, K);
+  ops_detail::need_same_dtype(op, K, Q);
+  if (k.dim(0) != q.dim(0) || k.dim(1) != q.dim(1) || k.dim(3) != q.dim(3))
+    fail(op, {Q, K}, "k must be [B, T, Hkv, D] with q's B, T and D");
+  return dev;
+}
+
+void rope_forward_qk(Tensor& q, Tensor& k, const Tensor& positions, const RopeFreqs& f) {
+  static const char* op = "rope_forward_qk";
+  const Device dev = check_rope_qk(op, q, k, positions, f);
+  WICK_OP_DISPATCH(op, dev, rope_forward_qk, q, k, positions, f);
+}
+
+void rope_backward_qk(Tensor& dq, Tensor& dk, const Tensor& positions, const RopeFreqs& f) {
+  static const char* op = "rope_backward_qk";
+  const Device dev = check_rope_qk(op, dq, dk, positions, f);
+  WICK_OP_DISPATCH(op, dev, rope_backward_qk, dq, dk, positions, f);
+}
+
 }  // namespace wick

@@ -37,5 +37,10 @@ std::vector<float> rope_inv_freq(const RopeFreqs& f, int64_t D);  // rope_inv_fr
 void rope_forward(const Tensor& x, const Tensor& positions, const RopeFreqs& f, Tensor& y);
 // dy [B, T, H, D] -> dx [B, T, H, D] (=): the inverse rotation. dx may alias dy.
 void rope_backward(const Tensor& dy, const Tensor& positions, const RopeFreqs& f, Tensor& dx);
+// One attention's queries q [B, T, H, D] and keys k [B, T, Hkv, D] rotated in place in one pass (one launch on
+// CUDA: the cos/sin of each (position, pair) computed once for both): exactly rope_forward(q), rope_forward(k).
+void rope_forward_qk(Tensor& q, Tensor& k, const Tensor& positions, const RopeFreqs& f);
+// Their gradients dq, dk in place: exactly rope_backward on each.
+void rope_backward_qk(Tensor& dq, Tensor& dk, const Tensor& positions, const RopeFreqs& f);
 
 }  // namespace wick

@@ -23,23 +23,27 @@ void check_kv_cache_write(Device dev, DType dt) {
   // X = 24 bf16 values is 48 bytes (16-byte copies); 7 values are not (element copies)
   for (int64_t X : {24, 7}) {
     const int64_t B = 2, T = 3, S = 11;
-    Tensor rows = randn({B, T, X}, rng).to(dt);
-    Tensor cache0 = randn({B, S, X}, rng).to(dt);
+    Tensor k_rows = randn({B, T, X}, rng).to(dt), v_rows = randn({B, T, X}, rng).to(dt);
+    Tensor k0 = randn({B, S, X}, rng).to(dt), v0 = randn({B, S, X}, rng).to(dt);
     std::vector<int32_t> pos = {4, 5, 6, 0, 9, 10};  // row 1: not contiguous
     Tensor positions = Tensor::from_i32(pos, {B, T});
-    Tensor cache = cache0.to(dev);
-    kv_cache_write(rows.to(dev), positions.to(dev), cache);
-    Tensor got = cache.to(Device::cpu()).to(DType::F32), want = cache0.to(DType::F32), r = rows.to(DType::F32);
-    for (int64_t b = 0; b < B; b++)
-      for (int64_t t = 0; t < T; t++)
-        std::memcpy(want.data<float>() + (b * S + pos[b * T + t]) * X, r.data<float>() + (b * T + t) * X, X * sizeof(float));
-    for (int64_t i = 0; i < want.numel(); i++)
-      ASSERT_EQ(got.data<float>()[i], want.data<float>()[i]) << "X " << X << " element " << i;
+    Tensor kc = k0.to(dev), vc = v0.to(dev);
+    if (dev.is_cpu()) kc = k0.clone(), vc = v0.clone();
+    kv_cache_write(k_rows.to(dev), v_rows.to(dev), positions.to(dev), kc, vc);
+    for (int which = 0; which < 2; which++) {
+      Tensor got = (which ? vc : kc).to(Device::cpu()).to(DType::F32);
+      Tensor want = (which ? v0 : k0).to(DType::F32), r = (which ? v_rows : k_rows).to(DType::F32);
+      for (int64_t b = 0; b < B; b++)
+        for (int64_t t = 0; t < T; t++)
+          std::memcpy(want.data<float>() + (b * S + pos[b * T + t]) * X, r.data<float>() + (b * T + t) * X, X * sizeof(float));
+      for (int64_t i = 0; i < want.numel(); i++)
+        ASSERT_EQ(got.data<float>()[i], want.data<float>()[i]) << "X " << X << (which ? " values" : " keys") << " element " << i;
+    }
   }
   // A position outside the cache: the CPU says which
   if (dev.is_cpu()) {
-    Tensor rows = randn({1, 1, 4}, rng), cache = randn({1, 5, 4}, rng);
-    const std::string msg = error_of([&] { kv_cache_write(rows, Tensor::from_i32({5}, {1, 1}), cache); });
+    Tensor rows = randn({1, 1, 4}, rng), kc = randn({1, 5, 4}, rng), vc = randn({1, 5, 4}, rng);
+    const std::string msg = error_of([&] { kv_cache_write(rows, rows, Tensor::from_i32({5}, {1, 1}), kc, vc); });
     EXPECT_NE(msg.find("positions[0] = 5 is outside the cache's [0, 5)"), std::string::npos) << msg;
   }
 }

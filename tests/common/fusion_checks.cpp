@@ -8,6 +8,7 @@
 #include "core/rng.h"
 #include "ops/elementwise.h"
 #include "ops/norm.h"
+#include "ops/rope.h"
 #include "ops/swiglu.h"
 
 namespace wick::test {
@@ -65,6 +66,36 @@ void check_rms_norm_backward_accumulates(Device dev, DType dt) {
       EXPECT_EQ(fused.to_f32_vector(), separate.to_f32_vector());
       EXPECT_NE(fused.to_f32_vector(), on_dev(start).to_f32_vector());
     }
+}
+
+void check_rope_qk_equals_two_ropes(Device dev, DType dt) {
+  Rng rng(9);
+  RopeFreqs llama3(500000.0f);
+  llama3.factor = 32.0f;
+  llama3.low_freq_factor = 1.0f;
+  llama3.high_freq_factor = 4.0f;
+  llama3.original_max_position = 8192.0f;
+  for (const RopeFreqs& f : {RopeFreqs(1e6f), llama3}) {
+    const int64_t B = 2, T = 5, H = 14, Hkv = 2, D = 64;
+    std::vector<int32_t> pos;
+    for (int64_t i = 0; i < B * T; i++) pos.push_back(static_cast<int32_t>(rng.below(40000)));
+    Tensor positions = Tensor::from_i32(pos, {B, T}).to(dev);
+    for (bool backward : {false, true}) {
+      Tensor q = randn({B, T, H, D}, rng).to(dt).to(dev), k = randn({B, T, Hkv, D}, rng).to(dt).to(dev);
+      Tensor q1 = q.clone(), k1 = k.clone();
+      if (backward) {
+        rope_backward(q1, positions, f, q1);
+        rope_backward(k1, positions, f, k1);
+        rope_backward_qk(q, k, positions, f);
+      } else {
+        rope_forward(q1, positions, f, q1);
+        rope_forward(k1, positions, f, k1);
+        rope_forward_qk(q, k, positions, f);
+      }
+      EXPECT_EQ(max_abs_diff(q.to(Device::cpu()).to(DType::F32), q1.to(Device::cpu()).to(DType::F32)), 0.0) << backward;
+      EXPECT_EQ(max_abs_diff(k.to(Device::cpu()).to(DType::F32), k1.to(Device::cpu()).to(DType::F32)), 0.0) << backward;
+    }
+  }
 }
 
 }  // namespace wick::test

@@ -1,7 +1,8 @@
 // Fused ops against the unfused ops they replace, on one device, bit for bit:
 //  - glu_backward's recomputed forward output (ops/swiglu.h): glu_forward's, written in place over dout or into
 //    its own tensor, with dgate and dup unchanged by asking for it;
-//  - rms_norm_backward accumulating into dx (ops/norm.h): the plain backward, then add.
+//  - rms_norm_backward accumulating into dx (ops/norm.h): the plain backward, then add;
+//  - rope_forward_qk / rope_backward_qk (ops/rope.h): rope_forward / rope_backward on q and on k.
 #pragma once
 #include "core/tensor.h"
 
@@ -11,5 +12,7 @@ namespace wick::test {
 void check_glu_backward_recomputes_forward(Device dev, DType dt);
 // Both weight kinds, several widths; dx starts random.
 void check_rms_norm_backward_accumulates(Device dev, DType dt);
+// GQA head counts, a Llama 3 rescaled and a plain theta, positions past 30000; forward and backward.
+void check_rope_qk_equals_two_ropes(Device dev, DType dt);
 
 }  // namespace wick::test

@@ -102,6 +102,12 @@ TEST(CudaGluBackward, RecomputesTheForwardOutputBitForBit) {
     wick::test::check_glu_backward_recomputes_forward(wick::Device::cuda(), dt);
 }
 
+TEST(CudaRopeQk, OneLaunchEqualsRopeOnQThenK) {
+  WICK_REQUIRE_CUDA();
+  for (wick::DType dt : {wick::DType::F32, wick::DType::BF16})
+    wick::test::check_rope_qk_equals_two_ropes(wick::Device::cuda(), dt);
+}
+
 TEST(CudaRmsNormBackward, AccumulatingEqualsBackwardThenAdd) {
   WICK_REQUIRE_CUDA();
   for (wick::DType dt : {wick::DType::F32, wick::DType::BF16})

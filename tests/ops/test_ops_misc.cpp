@@ -111,3 +111,5 @@ TEST(GluBackward, RecomputesTheForwardOutputBitForBit) {
 TEST(RmsNormBackward, AccumulatingEqualsBackwardThenAdd) {
   wick::test::check_rms_norm_backward_accumulates(wick::Device::cpu(), wick::DType::F32);
 }
+
+TEST(RopeQk, OneCallEqualsRopeOnQThenK) { wick::test::check_rope_qk_equals_two_ropes(wick::Device::cpu(), wick::DType::F32); }

@@ -130,15 +130,18 @@ void attention_backward(const Tensor& dout, const Tensor& q, const Tensor& k, co
       }
 }
 
-// rows [B, T, X] -> cache [B, S, X] at the given positions (validated by the op)
-void kv_cache_write(const Tensor& rows, const Tensor& positions, Tensor& cache) {
-  const int64_t B = rows.dim(0), T = rows.dim(1), X = rows.dim(2), S = cache.dim(1);
-  const size_t bytes = static_cast<size_t>(X) * dtype_size(rows.dtype());
-  const auto* src = static_cast<const unsigned char*>(rows.raw());
-  auto* dst = static_cast<unsigned char*>(cache.raw());
+// k_rows, v_rows [B, T, X] -> k_cache, v_cache [B, S, X] at the given positions (validated by the op)
+void kv_cache_write(const Tensor& k_rows, const Tensor& v_rows, const Tensor& positions, Tensor& k_cache,
+                    Tensor& v_cache) {
+  const int64_t B = k_rows.dim(0), T = k_rows.dim(1), X = k_rows.dim(2), S = k_cache.dim(1);
+  const size_t bytes = static_cast<size_t>(X) * dtype_size(k_rows.dtype());
   const int32_t* pos = positions.data<int32_t>();
-  for (int64_t b = 0; b < B; b++)
-    for (int64_t t = 0; t < T; t++) std::memcpy(dst + (b * S + pos[b * T + t]) * bytes, src + (b * T + t) * bytes, bytes);
+  for (const auto& [rows, cache] : {std::pair<const Tensor*, Tensor*>{&k_rows, &k_cache}, {&v_rows, &v_cache}}) {
+    const auto* src = static_cast<const unsigned char*>(rows->raw());
+    auto* dst = static_cast<unsigned char*>(cache->raw());
+    for (int64_t b = 0; b < B; b++)
+      for (int64_t t = 0; t < T; t++) std::memcpy(dst + (b * S + pos[b * T + t]) * bytes, src + (b * T + t) * bytes, bytes);
+  }
 }
 
 }  // namespace wick::cpu

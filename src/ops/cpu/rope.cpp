@@ -48,4 +48,14 @@ void rope_backward(const Tensor& dy, const Tensor& positions, const RopeFreqs& f
   rotate(dy, positions, f, dx, -1.0f);
 }
 
+void rope_forward_qk(Tensor& q, Tensor& k, const Tensor& positions, const RopeFreqs& f) {
+  cpu::rope_forward(q, positions, f, q);
+  cpu::rope_forward(k, positions, f, k);
+}
+
+void rope_backward_qk(Tensor& dq, Tensor& dk, const Tensor& positions, const RopeFreqs& f) {
+  cpu::rope_backward(dq, positions, f, dq);
+  cpu::rope_backward(dk, positions, f, dk);
+}
+
 }  // namespace wick::cpu

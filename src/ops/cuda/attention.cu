@@ -246,42 +246,44 @@ void attention_forward(const Tensor& q, const Tensor& k, const Tensor& v, const 
 
 namespace {
 
-// One block per (b, t) row: cache[b, positions[b, t], :] = rows[b, t, :], 16 bytes at a time when the row
-// allows it. A position outside [0, S) prints it and traps (as embedding ids do).
+// One block per (b, t) row and tensor (blockIdx.y: 0 keys, 1 values): cache[b, positions[b, t], :] = rows[b, t, :],
+// 16 bytes at a time when the rows allow it. A position outside [0, S) prints it and traps (as embedding ids do).
 template <typename V>
-__global__ void kv_cache_write_kernel(const V* rows, const int32_t* positions, V* cache, int T, long long S, long long n) {
+__global__ void kv_cache_write_kernel(const V* k_rows, const V* v_rows, const int32_t* positions, V* k_cache,
+                                      V* v_cache, int T, long long S, long long n) {
   const long long bt = blockIdx.x;
   const int p = positions[bt];
   if (p < 0 || p >= S) {
-    if (threadIdx.x == 0) printf("wick kv_cache_write: positions[%lld] = %d is outside the cache's [0, %lld)\n", bt, p, S);
+    if (threadIdx.x == 0 && blockIdx.y == 0)
+      printf("wick kv_cache_write: positions[%lld] = %d is outside the cache's [0, %lld)\n", bt, p, S);
     __trap();
   }
   const long long b = bt / T;
-  V* dst = cache + (b * S + p) * n;
-  const V* src = rows + bt * n;
+  V* dst = (blockIdx.y ? v_cache : k_cache) + (b * S + p) * n;
+  const V* src = (blockIdx.y ? v_rows : k_rows) + bt * n;
   for (long long i = threadIdx.x; i < n; i += blockDim.x) dst[i] = src[i];
 }
 
 }  // namespace
 
-void kv_cache_write(const Tensor& rows, const Tensor& positions, Tensor& cache) {
-  const int64_t B = rows.dim(0), T = rows.dim(1), X = rows.dim(2), S = cache.dim(1);
+void kv_cache_write(const Tensor& k_rows, const Tensor& v_rows, const Tensor& positions, Tensor& k_cache,
+                    Tensor& v_cache) {
+  const int64_t B = k_rows.dim(0), T = k_rows.dim(1), X = k_rows.dim(2), S = k_cache.dim(1);
   if (B * T == 0 || X == 0) return;
-  const size_t bytes = static_cast<size_t>(X) * dtype_size(rows.dtype());
-  cudaStream_t s = cuda::stream_of(cache);
-  const unsigned blocks = static_cast<unsigned>(B * T);
-  const uintptr_t bases = reinterpret_cast<uintptr_t>(rows.raw()) | reinterpret_cast<uintptr_t>(cache.raw());
-  if (bytes % 16 == 0 && bases % 16 == 0) {
-    kv_cache_write_kernel<int4><<<blocks, 128, 0, s>>>(static_cast<const int4*>(rows.raw()), cuda::cptr<int32_t>(positions),
-                                                       static_cast<int4*>(cache.raw()), static_cast<int>(T), S,
-                                                       static_cast<long long>(bytes / 16));
-  } else {
-    kv_cache_write_kernel<unsigned char><<<blocks, 128, 0, s>>>(static_cast<const unsigned char*>(rows.raw()),
-                                                                cuda::cptr<int32_t>(positions),
-                                                                static_cast<unsigned char*>(cache.raw()),
-                                                                static_cast<int>(T), S, static_cast<long long>(bytes));
-  }
-  WICK_CUDA_LAUNCH_CHECK();
+  const size_t bytes = static_cast<size_t>(X) * dtype_size(k_rows.dtype());
+  cudaStream_t s = cuda::stream_of(k_cache);
+  const dim3 grid(static_cast<unsigned>(B * T), 2);
+  uintptr_t bases = 0;
+  for (const void* p : {k_rows.raw(), v_rows.raw(), k_cache.raw(), v_cache.raw()}) bases |= reinterpret_cast<uintptr_t>(p);
+  const auto launch = [&](auto tag, long long n) {
+    using V = decltype(tag);
+    kv_cache_write_kernel<V><<<grid, 128, 0, s>>>(static_cast<const V*>(k_rows.raw()), static_cast<const V*>(v_rows.raw()),
+                                                  cuda::cptr<int32_t>(positions), static_cast<V*>(k_cache.raw()),
+                                                  static_cast<V*>(v_cache.raw()), static_cast<int>(T), S, n);
+    WICK_CUDA_LAUNCH_CHECK();
+  };
+  if (bytes % 16 == 0 && bases % 16 == 0) launch(int4{}, static_cast<long long>(bytes / 16));
+  else launch((unsigned char)0, static_cast<long long>(bytes));
 }
 
 }  // namespace wick::cuda_ops

@@ -31,12 +31,14 @@ void softmax_forward(const Tensor& x, Tensor& y);
 void softmax_backward(const Tensor& y, const Tensor& dy, Tensor& dx);
 void rope_forward(const Tensor& x, const Tensor& positions, const RopeFreqs& f, Tensor& y);
 void rope_backward(const Tensor& dy, const Tensor& positions, const RopeFreqs& f, Tensor& dx);
+void rope_forward_qk(Tensor& q, Tensor& k, const Tensor& positions, const RopeFreqs& f);
+void rope_backward_qk(Tensor& dq, Tensor& dk, const Tensor& positions, const RopeFreqs& f);
 void glu_forward(const Tensor& gate, const Tensor& up, GluAct act, Tensor& out);
 void glu_backward(const Tensor& dout, const Tensor& gate, const Tensor& up, GluAct act, Tensor& dgate, Tensor& dup,
                   Tensor* out);
 void attention_forward(const Tensor& q, const Tensor& k, const Tensor& v, const AttentionArgs& args, Tensor& out, Tensor* lse);
 void attention_backward(const Tensor& dout, const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& out, const Tensor& lse, const AttentionArgs& args, Tensor& dq, Tensor& dk, Tensor& dv);
-void kv_cache_write(const Tensor& rows, const Tensor& positions, Tensor& cache);
+void kv_cache_write(const Tensor& k_rows, const Tensor& v_rows, const Tensor& positions, Tensor& k_cache, Tensor& v_cache);
 void greedy_tokens(const Tensor& logits, Tensor* seen, float penalty, Tensor& ids);
 void cross_entropy_forward(const Tensor& logits, const Tensor& targets, Tensor& losses, Tensor& lse);
 void cross_entropy_backward(const Tensor& logits, const Tensor& targets, const Tensor& lse, float grad_scale, Tensor& dlogits);

@@ -57,9 +57,11 @@ const float* inv_freq_table(int device, const RopeFreqs& f, int D) {
   return t;
 }
 
-// x [B*T, H, D], pos [B*T] -> y (may alias x); kBackward applies the inverse rotation.
+// x [B*T, H, D], pos [B*T] -> y (may alias x); kBackward applies the inverse rotation. A second tensor x2 [B*T, H2,
+// D] -> y2 (H2 > 0: the keys beside the queries) takes the same cos/sin.
 template <typename T, typename P, bool kBackward>
-__global__ void rope_kernel(const T* x, const P* pos, const float* inv_freq, T* y, long long BT, int H, int D) {
+__global__ void rope_kernel(const T* x, const P* pos, const float* inv_freq, T* y, long long BT, int H, int D,
+                            const T* x2, T* y2, int H2) {
   const int half = D / 2;
   const long long total = BT * half;
   for (long long idx = blockIdx.x * (long long)blockDim.x + threadIdx.x; idx < total;
@@ -70,29 +72,37 @@ __global__ void rope_kernel(const T* x, const P* pos, const float* inv_freq, T* 
     float sn, cs;
     sincosf(angle, &sn, &cs);
     const float c = cuda::round_to<T>(cs), s = cuda::round_to<T>(sn);
-    for (int h = 0; h < H; ++h) {
-      const long long base = (bt * H + h) * D;
-      const float x1 = cuda::to_f(x[base + i]), x2 = cuda::to_f(x[base + half + i]);
-      float y1, y2;
-      if constexpr (!kBackward) {
-        y1 = cuda::round_to<T>(x1 * c) - cuda::round_to<T>(x2 * s);
-        y2 = cuda::round_to<T>(x2 * c) + cuda::round_to<T>(x1 * s);
-      } else {
-        y1 = cuda::round_to<T>(x1 * c) + cuda::round_to<T>(x2 * s);
-        y2 = cuda::round_to<T>(x2 * c) - cuda::round_to<T>(x1 * s);
+    const auto rotate = [&](const T* src, T* dst, int heads) {
+      for (int h = 0; h < heads; ++h) {
+        const long long base = (bt * heads + h) * D;
+        const float x1 = cuda::to_f(src[base + i]), xb = cuda::to_f(src[base + half + i]);
+        float y1, yb;
+        if constexpr (!kBackward) {
+          y1 = cuda::round_to<T>(x1 * c) - cuda::round_to<T>(xb * s);
+          yb = cuda::round_to<T>(xb * c) + cuda::round_to<T>(x1 * s);
+        } else {
+          y1 = cuda::round_to<T>(x1 * c) + cuda::round_to<T>(xb * s);
+          yb = cuda::round_to<T>(xb * c) - cuda::round_to<T>(x1 * s);
+        }
+        dst[base + i] = cuda::from_f<T>(y1);
+        dst[base + half + i] = cuda::from_f<T>(yb);
       }
-      y[base + i] = cuda::from_f<T>(y1);
-      y[base + half + i] = cuda::from_f<T>(y2);
-    }
+    };
+    rotate(x, y, H);
+    if (H2 > 0) rotate(x2, y2, H2);
   }
 }
 
-template <bool kBackward> void rope(const char* name, const Tensor& x, const Tensor& positions, const RopeFreqs& theta, Tensor& y) {
+// x [B, T, H, D] -> y; x2 (may be null) [B, T, H2, D] -> y2 in the same launch.
+template <bool kBackward>
+void rope(const char* name, const Tensor& x, const Tensor& positions, const RopeFreqs& theta, Tensor& y,
+          const Tensor* x2 = nullptr, Tensor* y2 = nullptr) {
   WICK_CHECK(x.ndim() == 4 && x.dtype() == y.dtype(), "op " << name << ": " << x.str() << " -> " << y.str());
   const long long BT = x.dim(0) * x.dim(1);
   const int H = static_cast<int>(x.dim(2)), D = static_cast<int>(x.dim(3));
+  const int H2 = x2 ? static_cast<int>(x2->dim(2)) : 0;
   WICK_CHECK(D % 2 == 0, "op " << name << ": head dim " << D << " must be even");
-  if (BT == 0 || H == 0 || D == 0) return;
+  if (BT == 0 || (H == 0 && H2 == 0) || D == 0) return;
   const int dev = y.device().index;
   const float* inv = inv_freq_table(dev, theta, D);
   cudaStream_t s = cuda::stream_of(y);
@@ -102,7 +112,8 @@ template <bool kBackward> void rope(const char* name, const Tensor& x, const Ten
     cuda::dispatch_index(positions.dtype(), name, [&](auto tp) {
       using P = typename decltype(tp)::type;
       rope_kernel<T, P, kBackward><<<cuda::grid_for(total, 256), 256, 0, s>>>(
-          cuda::cptr<T>(x), cuda::cptr<P>(positions), inv, cuda::ptr<T>(y), BT, H, D);
+          cuda::cptr<T>(x), cuda::cptr<P>(positions), inv, cuda::ptr<T>(y), BT, H, D, x2 ? cuda::cptr<T>(*x2) : nullptr,
+          y2 ? cuda::ptr<T>(*y2) : nullptr, H2);
       WICK_CUDA_LAUNCH_CHECK();
     });
   });
@@ -118,6 +129,14 @@ void rope_forward(const Tensor& x, const Tensor& positions, const RopeFreqs& the
 // dy [B, T, H, D] -> dx [B, T, H, D] (=; may alias dy)
 void rope_backward(const Tensor& dy, const Tensor& positions, const RopeFreqs& theta, Tensor& dx) {
   rope<true>("rope_backward", dy, positions, theta, dx);
+}
+
+void rope_forward_qk(Tensor& q, Tensor& k, const Tensor& positions, const RopeFreqs& theta) {
+  rope<false>("rope_forward_qk", q, positions, theta, q, &k, &k);
+}
+
+void rope_backward_qk(Tensor& dq, Tensor& dk, const Tensor& positions, const RopeFreqs& theta) {
+  rope<true>("rope_backward_qk", dq, positions, theta, dq, &dk, &dk);
 }
 
 }  // namespace wick::cuda_ops
