@@ -187,16 +187,18 @@ __global__ void __launch_bounds__(kThreads) attn_combine_kernel(const float* __r
 }
 
 // Key splits for a grid of `blocks` blocks over the keys [base, kv_len) any query sees: 1 unless the grid leaves
-// most SMs idle and there are enough keys (>= 256) to pay for the combine launch. chunk is a multiple of kTile.
+// most SMs idle and there are at least two key tiles; then down to one tile per split (decode of one sequence has
+// B * Hkv blocks, 2 for Qwen2.5-0.5B: without splits a 150-key step took ~34 us on two SMs). chunk is a multiple
+// of kTile.
 Split choose_split(const Dims& a, long long blocks, int device) {
   Split sp;
   // query 0's first key: the lowest any sees (unknown on the host when the positions are on the device)
   sp.base = a.window && !a.pos ? std::max(0, a.kv_start + 1 - a.window) : 0;
   const int keys = a.kv_len - sp.base;
   const int sms = cuda::sm_count(device);
-  if (blocks * 2 > sms || keys < 8 * kTile) return sp;
+  if (blocks * 2 > sms || keys < 2 * kTile) return sp;
   const long long by_gpu = (2LL * sms + blocks - 1) / blocks;  // about two blocks per SM
-  const long long by_keys = keys / (2 * kTile);                // at least two tiles per split
+  const long long by_keys = keys / kTile;                      // at least one tile per split
   const long long n = std::min<long long>({by_gpu, by_keys, 256});
   if (n < 2) return sp;
   const long long tiles = (keys + kTile - 1) / kTile;

@@ -8,7 +8,6 @@
 // inv_freq is computed on the host (pow in double, rounded once to f32: the correctly rounded value torch's
 // f32 pow gives; Llama 3 or linear rescaling by the shared rope_rescale) and cached on the device per (device,
 // frequencies, D): uploaded once, then only read.
-// One thread per (b, t, i) computes cos/sin once and rotates that pair in every head.
 #include <cmath>
 #include <cstring>
 #include <map>
@@ -58,38 +57,40 @@ const float* inv_freq_table(int device, const RopeFreqs& f, int D) {
 }
 
 // x [B*T, H, D], pos [B*T] -> y (may alias x); kBackward applies the inverse rotation. A second tensor x2 [B*T, H2,
-// D] -> y2 (H2 > 0: the keys beside the queries) takes the same cos/sin.
+// D] -> y2 (H2 > 0: the keys beside the queries) in the same launch. One thread per (b t, head, pair): each
+// computes its cos/sin (cheap next to a dependent chain of loads: a thread looping over the heads of one pair made
+// a decode step's RoPE ~10 us of latency).
 template <typename T, typename P, bool kBackward>
 __global__ void rope_kernel(const T* x, const P* pos, const float* inv_freq, T* y, long long BT, int H, int D,
                             const T* x2, T* y2, int H2) {
-  const int half = D / 2;
-  const long long total = BT * half;
+  const int half = D / 2, heads = H + H2;
+  const long long total = BT * heads * half;
   for (long long idx = blockIdx.x * (long long)blockDim.x + threadIdx.x; idx < total;
        idx += (long long)gridDim.x * blockDim.x) {
     const int i = static_cast<int>(idx % half);
-    const long long bt = idx / half;
+    const long long rest = idx / half;
+    const int hh = static_cast<int>(rest % heads);
+    const long long bt = rest / heads;
     const float angle = static_cast<float>(pos[bt]) * inv_freq[i];
     float sn, cs;
     sincosf(angle, &sn, &cs);
     const float c = cuda::round_to<T>(cs), s = cuda::round_to<T>(sn);
-    const auto rotate = [&](const T* src, T* dst, int heads) {
-      for (int h = 0; h < heads; ++h) {
-        const long long base = (bt * heads + h) * D;
-        const float x1 = cuda::to_f(src[base + i]), xb = cuda::to_f(src[base + half + i]);
-        float y1, yb;
-        if constexpr (!kBackward) {
-          y1 = cuda::round_to<T>(x1 * c) - cuda::round_to<T>(xb * s);
-          yb = cuda::round_to<T>(xb * c) + cuda::round_to<T>(x1 * s);
-        } else {
-          y1 = cuda::round_to<T>(x1 * c) + cuda::round_to<T>(xb * s);
-          yb = cuda::round_to<T>(xb * c) - cuda::round_to<T>(x1 * s);
-        }
-        dst[base + i] = cuda::from_f<T>(y1);
-        dst[base + half + i] = cuda::from_f<T>(yb);
-      }
-    };
-    rotate(x, y, H);
-    if (H2 > 0) rotate(x2, y2, H2);
+    const bool second = hh >= H;
+    const T* src = second ? x2 : x;
+    T* dst = second ? y2 : y;
+    const int nh = second ? H2 : H;
+    const long long base = (bt * nh + (second ? hh - H : hh)) * D;
+    const float x1 = cuda::to_f(src[base + i]), xb = cuda::to_f(src[base + half + i]);
+    float y1, yb;
+    if constexpr (!kBackward) {
+      y1 = cuda::round_to<T>(x1 * c) - cuda::round_to<T>(xb * s);
+      yb = cuda::round_to<T>(xb * c) + cuda::round_to<T>(x1 * s);
+    } else {
+      y1 = cuda::round_to<T>(x1 * c) + cuda::round_to<T>(xb * s);
+      yb = cuda::round_to<T>(xb * c) - cuda::round_to<T>(x1 * s);
+    }
+    dst[base + i] = cuda::from_f<T>(y1);
+    dst[base + half + i] = cuda::from_f<T>(yb);
   }
 }
 
@@ -106,7 +107,7 @@ void rope(const char* name, const Tensor& x, const Tensor& positions, const Rope
   const int dev = y.device().index;
   const float* inv = inv_freq_table(dev, theta, D);
   cudaStream_t s = cuda::stream_of(y);
-  const long long total = BT * (D / 2);
+  const long long total = BT * (H + H2) * (D / 2);
   cuda::dispatch_float(x.dtype(), name, [&](auto tt) {
     using T = typename decltype(tt)::type;
     cuda::dispatch_index(positions.dtype(), name, [&](auto tp) {
