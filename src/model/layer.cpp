@@ -251,8 +251,7 @@ void pre_norm_forward(LayerWeights& W, LayerActs& A, const Tensor& x, Tensor& ou
   rms_norm_forward(x, W.input_norm, eps, A.a, A.rstd1, kind);
   run.emit(p + "input_layernorm", A.a);
   attention_block_forward(W, A, A.a, A.h, run);
-  add(A.h, x, A.h);
-  rms_norm_forward(A.h, W.post_norm, eps, A.b, A.rstd2, kind);
+  add_rms_norm_forward(A.h, x, W.post_norm, eps, A.h, A.b, A.rstd2, kind);
   run.emit(p + "post_attention_layernorm", A.b);
   if (run.recompute) {
     // Backward reads nothing of the MLP past its gate/up projections (it rebuilds s), so a checkpointing

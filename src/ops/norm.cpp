@@ -15,6 +15,16 @@ void rms_norm_forward(const Tensor& x, const Tensor& w, float eps, Tensor& y, Te
   WICK_OP_DISPATCH(op, dev, rms_norm_forward, x, w, eps, y, rstd, kind);
 }
 
+void add_rms_norm_forward(const Tensor& a, const Tensor& b, const Tensor& w, float eps, Tensor& h, Tensor& y,
+                          Tensor& rstd, RmsWeight kind) {
+  static const char* op = "add_rms_norm_forward";
+  const Device dev =
+      ops_detail::check_rows(op, {"a", &a}, {{"b", &b}, {"h", &h}, {"y", &y}}, {{"w", &w}}, {{"rstd", &rstd}});
+  if (y.raw() == a.raw() || y.raw() == b.raw() || y.raw() == h.raw())
+    ops_detail::fail(op, {{"y", &y}, {"h", &h}}, "y must not alias a, b or h");
+  WICK_OP_DISPATCH(op, dev, add_rms_norm_forward, a, b, w, eps, h, y, rstd, kind);
+}
+
 void rms_norm_backward(const Tensor& dy, const Tensor& x, const Tensor& w, const Tensor& rstd, Tensor& dx,
                        Tensor* dw, RmsWeight kind, bool accumulate) {
   static const char* op = "rms_norm_backward";

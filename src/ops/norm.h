@@ -15,6 +15,10 @@ enum class RmsWeight {
 // x [N, C], w [C] -> y [N, C] (=), rstd [N] f32 (=)
 void rms_norm_forward(const Tensor& x, const Tensor& w, float eps, Tensor& y, Tensor& rstd,
                       RmsWeight kind = RmsWeight::Scale);
+// The residual add and the norm after it in one pass: h = a + b [N, C] (=, rounded to the dtype; may alias a
+// or b), then y, rstd = rms_norm_forward(h): bit for bit the two calls, one read of h fewer and one launch.
+void add_rms_norm_forward(const Tensor& a, const Tensor& b, const Tensor& w, float eps, Tensor& h, Tensor& y,
+                          Tensor& rstd, RmsWeight kind = RmsWeight::Scale);
 // dy [N, C], x, w, rstd -> dx [N, C] (=, or += when accumulate), dw [C] (+= ; skipped when null). dw is
 // d loss / d w either way. accumulate adds the norm's gradient, rounded to the dtype first, to dx: what a
 // separate add of the two gradients (a residual's and the norm's) computes, in one pass.

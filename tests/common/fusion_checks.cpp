@@ -98,4 +98,26 @@ void check_rope_qk_equals_two_ropes(Device dev, DType dt) {
   }
 }
 
+void check_add_rms_norm_equals_add_then_norm(Device dev, DType dt) {
+  Rng rng(10);
+  for (RmsWeight kind : {RmsWeight::Scale, RmsWeight::OneOffset})
+    for (int64_t C : {896, 37})
+      for (bool in_place : {false, true}) {
+        const int64_t N = 9;
+        Tensor a = randn({N, C}, rng).to(dt).to(dev), b = randn({N, C}, rng).to(dt).to(dev);
+        Tensor w = randn({C}, rng, 0.5f).to(dt).to(dev);
+        Tensor h1 = Tensor::empty({N, C}, dt, dev), y1 = Tensor::empty({N, C}, dt, dev);
+        Tensor r1 = Tensor::empty({N}, DType::F32, dev), y2 = Tensor::empty({N, C}, dt, dev);
+        Tensor r2 = Tensor::empty({N}, DType::F32, dev);
+        add(a, b, h1);
+        rms_norm_forward(h1, w, 1e-6f, y1, r1, kind);
+        Tensor h2 = in_place ? a.clone() : Tensor::empty({N, C}, dt, dev);
+        add_rms_norm_forward(in_place ? h2 : a, b, w, 1e-6f, h2, y2, r2, kind);
+        const auto host = [](const Tensor& t) { return t.to(Device::cpu()).to(DType::F32); };
+        EXPECT_EQ(max_abs_diff(host(h2), host(h1)), 0.0) << "C " << C << " in place " << in_place;
+        EXPECT_EQ(max_abs_diff(host(y2), host(y1)), 0.0) << "C " << C << " in place " << in_place;
+        EXPECT_EQ(max_abs_diff(host(r2), host(r1)), 0.0) << "C " << C << " in place " << in_place;
+      }
+}
+
 }  // namespace wick::test

@@ -2,7 +2,8 @@
 //  - glu_backward's recomputed forward output (ops/swiglu.h): glu_forward's, written in place over dout or into
 //    its own tensor, with dgate and dup unchanged by asking for it;
 //  - rms_norm_backward accumulating into dx (ops/norm.h): the plain backward, then add;
-//  - rope_forward_qk / rope_backward_qk (ops/rope.h): rope_forward / rope_backward on q and on k.
+//  - rope_forward_qk / rope_backward_qk (ops/rope.h): rope_forward / rope_backward on q and on k;
+//  - add_rms_norm_forward (ops/norm.h): add, then rms_norm_forward.
 #pragma once
 #include "core/tensor.h"
 
@@ -14,5 +15,7 @@ void check_glu_backward_recomputes_forward(Device dev, DType dt);
 void check_rms_norm_backward_accumulates(Device dev, DType dt);
 // GQA head counts, a Llama 3 rescaled and a plain theta, positions past 30000; forward and backward.
 void check_rope_qk_equals_two_ropes(Device dev, DType dt);
+// Both weight kinds, odd and vector-friendly widths, h in place over a and in its own tensor.
+void check_add_rms_norm_equals_add_then_norm(Device dev, DType dt);
 
 }  // namespace wick::test

@@ -102,6 +102,12 @@ TEST(CudaGluBackward, RecomputesTheForwardOutputBitForBit) {
     wick::test::check_glu_backward_recomputes_forward(wick::Device::cuda(), dt);
 }
 
+TEST(CudaAddRmsNorm, OnePassEqualsAddThenNorm) {
+  WICK_REQUIRE_CUDA();
+  for (wick::DType dt : {wick::DType::F32, wick::DType::BF16})
+    wick::test::check_add_rms_norm_equals_add_then_norm(wick::Device::cuda(), dt);
+}
+
 TEST(CudaRopeQk, OneLaunchEqualsRopeOnQThenK) {
   WICK_REQUIRE_CUDA();
   for (wick::DType dt : {wick::DType::F32, wick::DType::BF16})

@@ -112,4 +112,8 @@ TEST(RmsNormBackward, AccumulatingEqualsBackwardThenAdd) {
   wick::test::check_rms_norm_backward_accumulates(wick::Device::cpu(), wick::DType::F32);
 }
 
+TEST(AddRmsNorm, OneCallEqualsAddThenNorm) {
+  wick::test::check_add_rms_norm_equals_add_then_norm(wick::Device::cpu(), wick::DType::F32);
+}
+
 TEST(RopeQk, OneCallEqualsRopeOnQThenK) { wick::test::check_rope_qk_equals_two_ropes(wick::Device::cpu(), wick::DType::F32); }

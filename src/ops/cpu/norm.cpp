@@ -108,6 +108,12 @@ void rms_norm_forward(const Tensor& x, const Tensor& w, float eps, Tensor& y, Te
   for (int64_t n = 0; n < N; n++) pr[n] = rms_norm_row(px + n * C, pw, offset, eps, py + n * C, C);
 }
 
+void add_rms_norm_forward(const Tensor& a, const Tensor& b, const Tensor& w, float eps, Tensor& h, Tensor& y,
+                          Tensor& rstd, RmsWeight kind) {
+  cpu::add(a, b, h);
+  cpu::rms_norm_forward(h, w, eps, y, rstd, kind);
+}
+
 // With xhat = x * rstd and g = dy * (w or 1 + w): dx = rstd * (g - xhat * mean(g * xhat)); dw += sum_n dy * xhat.
 void rms_norm_backward(const Tensor& dy, const Tensor& x, const Tensor& w, const Tensor& rstd, Tensor& dx,
                        Tensor* dw, RmsWeight kind, bool accumulate) {

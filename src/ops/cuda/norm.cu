@@ -16,16 +16,28 @@ using cuda::bf16;
 // ---- RMSNorm as Qwen2RMSNorm: y = round_T(x * rstd) * w, rounded to T; or (kOffset) as Gemma3RMSNorm:
 // y = (x * rstd) * (1 + w) in f32, rounded to T once ----
 // x [N, C], w [C] -> y [N, C], rstd [N]
-template <typename T, int V, bool kOffset>
-__global__ void rms_fwd_kernel(const T* x, const T* w, T* y, float* rstd, int C, float eps) {
+// kAdd (add_rms_norm_forward): x = round_T(x + res) is written to h first (each thread reads back only what it
+// wrote), so the norm sees exactly what a separate add would have stored.
+template <typename T, int V, bool kOffset, bool kAdd = false>
+__global__ void rms_fwd_kernel(const T* x, const T* w, T* y, float* rstd, int C, float eps, const T* res = nullptr,
+                               T* h = nullptr) {
   __shared__ float shm[32];
   const long long row = blockIdx.x;
-  const T* xr = x + row * C;
+  const T* xr = (kAdd ? h : x) + row * C;
   T* yr = y + row * C;
   float ss = 0.0f;
   for (int c = threadIdx.x * V; c < C; c += blockDim.x * V) {
     float v[V];
-    cuda::loadv<V>(xr + c, v);
+    if constexpr (kAdd) {
+      float r[V];
+      cuda::loadv<V>(x + row * C + c, v);
+      cuda::loadv<V>(res + row * C + c, r);
+#pragma unroll
+      for (int i = 0; i < V; ++i) v[i] = cuda::round_to<T>(v[i] + r[i]);
+      cuda::storev<V>(h + row * C + c, v);
+    } else {
+      cuda::loadv<V>(xr + c, v);
+    }
 #pragma unroll
     for (int i = 0; i < V; ++i) ss += v[i] * v[i];
   }
@@ -262,6 +274,28 @@ void rms_norm_forward(const Tensor& x, const Tensor& w, float eps, Tensor& y, Te
       dispatch_offset(kind, [&](auto off) {
         rms_fwd_kernel<T, V, decltype(off)::value><<<(unsigned)N, cuda::row_threads(C, V, 512), 0, s>>>(
             cuda::cptr<T>(x), cuda::cptr<T>(w), cuda::ptr<T>(y), cuda::ptr<float>(rstd), C, eps);
+        WICK_CUDA_LAUNCH_CHECK();
+      });
+    });
+  });
+}
+
+// a, b [N, C], w [C] -> h = a + b [N, C] (=), y [N, C] (=), rstd [N] f32 (=)
+void add_rms_norm_forward(const Tensor& a, const Tensor& b, const Tensor& w, float eps, Tensor& h, Tensor& y,
+                          Tensor& rstd, RmsWeight kind) {
+  const int C = static_cast<int>(a.dim(-1));
+  const long long N = C ? a.numel() / C : 0;
+  if (N == 0) return;
+  check_same("add_rms_norm_forward", a.dtype(), {&b, &w, &h, &y});
+  cudaStream_t s = cuda::stream_of(y);
+  cuda::dispatch_float(a.dtype(), "add_rms_norm_forward", [&](auto tag) {
+    using T = typename decltype(tag)::type;
+    cuda::dispatch_vec(rows_vec<T>(C, {a.raw(), b.raw(), h.raw(), w.raw(), y.raw()}), [&](auto v) {
+      constexpr int V = decltype(v)::value;
+      dispatch_offset(kind, [&](auto off) {
+        rms_fwd_kernel<T, V, decltype(off)::value, true><<<(unsigned)N, cuda::row_threads(C, V, 512), 0, s>>>(
+            cuda::cptr<T>(a), cuda::cptr<T>(w), cuda::ptr<T>(y), cuda::ptr<float>(rstd), C, eps, cuda::cptr<T>(b),
+            cuda::ptr<T>(h));
         WICK_CUDA_LAUNCH_CHECK();
       });
     });
