@@ -9,8 +9,22 @@
 #include "ops/embedding.h"
 #include "ops/matmul.h"
 #include "ops/norm.h"
+#include "ops/small_m_linear.h"
 
 namespace wick {
+
+namespace {
+
+// logits [R, V] f32 (=) rows [R, C] lm_head^T: at most kSmallMMaxRows rows on CUDA (decode) as one
+// small_m_linear (bf16 rows and weights, f32 logits: f32 sums rounded once to f32, as the GEMM), else the GEMM.
+void lm_head_forward(const Tensor& rows, const Tensor& w, Tensor& logits) {
+  if (small_m_enabled() && rows.device().is_cuda() && small_m_rows(rows.dim(0)) && w.dtype() == rows.dtype())
+    small_m_linear(rows, {&w}, {}, {&logits});
+  else
+    matmul(rows, w, logits, false, true);
+}
+
+}  // namespace
 
 Tensor rows_view(const Tensor& buf, int64_t rows, int64_t cols) {
   WICK_CHECK(buf.defined() && buf.numel() >= rows * cols, "buffer too small for [" << rows << ", " << cols << "]");
@@ -97,6 +111,7 @@ Tensor CausalLM::layers_forward(const Tensor& ids, const Tensor& positions, int6
   run.positions_on_device = positions_on_device;
   run.lin = &ws.lin;
   run.hook = hook;
+  run.inference = true;
 
   LayerActs A = ws.acts(B * T);
   Tensor& x = A.x;  // the residual stream: every layer reads and writes it in place
@@ -122,7 +137,7 @@ Tensor CausalLM::decode_step(const Tensor& ids, const Tensor& positions, KVCache
   ws.reserve(cfg_, device_, dtype_, B, B);
   Tensor h = layers_forward(ids, positions.view({B, 1}), B, 1, &cache, 0, true, nullptr);
   Tensor logits = rows_view(ws.logits, B, V);
-  matmul(h.view({B, C}), w_.lm_head, logits, false, true);
+  lm_head_forward(h.view({B, C}), w_.lm_head, logits);
   return logits;
 }
 
@@ -140,7 +155,7 @@ Tensor CausalLM::forward(const Tensor& ids, KVCache* cache, bool last_only, cons
   }
   ws.reserve(cfg_, device_, dtype_, 0, R);
   Tensor logits = rows_view(ws.logits, R, V);
-  matmul(rows, w_.lm_head, logits, false, true);
+  lm_head_forward(rows, w_.lm_head, logits);
   if (hook) (*hook)("lm_head", logits);
   return logits.view({B, last_only ? 1 : T, V});
 }

@@ -8,6 +8,7 @@
 #include "core/error.h"
 #include "model/causal_lm.h"
 #include "ops/elementwise.h"
+#include "ops/small_m_linear.h"
 
 namespace wick {
 
@@ -118,7 +119,7 @@ Group group(LayerWeights& W, int g, const LayerRun& run) {
 // Over independent sequences (run.rows), each row's own adapter delta is added after.
 void group_forward(LayerWeights& W, int g, LayerActs& A, const Tensor& x, const std::vector<Tensor*>& ys, LayerRun& run) {
   Group gr = group(W, g, run);
-  linear_group_forward(gr.linears, x, ys, A.adapter_u[g], *run.lin, gr.dropout ? gr.seeds : nullptr);
+  linear_group_forward(gr.linears, x, ys, A.adapter_u[g], *run.lin, gr.dropout ? gr.seeds : nullptr, run.inference);
   if (run.rows)
     for (size_t i = 0; i < ys.size(); i++) run.rows->add_adapters(run.layer, kLoraGroupFirst[g] + static_cast<int>(i), x, *ys[i]);
 }
@@ -218,9 +219,24 @@ void mlp_block_gate_up_forward(LayerWeights& W, LayerActs& A, const Tensor& in, 
   group_forward(W, kGateUp, A, in, {&A.g, &A.u}, run);
 }
 
+// Inference over a few rows on CUDA (decode), gate and up without adapters, no per-row adapters (run.rows adds
+// them to g and u) and no debug hook: gate, up and the GLU as one small_m_glu, which rounds g and u as A.g, A.u
+// hold them, then the GLU of glu_forward; A.g and A.u are not written (inference reads them nowhere else).
+namespace {
+bool fused_gate_up_glu(LayerWeights& W, LayerActs& A, const Tensor& in, const LayerRun& run) {
+  return !run.rows && !run.hook && !run.recompute && A.s.dtype() == in.dtype() &&
+         small_m_group({&W.gate, &W.up}, in, A.adapter_u[kGateUp], run.inference);
+}
+}  // namespace
+
 void mlp_block_forward(LayerWeights& W, LayerActs& A, const Tensor& in, Tensor& out, LayerRun& run) {
-  mlp_block_gate_up_forward(W, A, in, run);
-  glu_forward(A.g, A.u, mlp_act(*run.cfg), A.s);
+  if (fused_gate_up_glu(W, A, in, run)) {
+    small_m_glu(in, W.gate.w, W.up.w, W.gate.b.defined() ? &W.gate.b : nullptr, W.up.b.defined() ? &W.up.b : nullptr,
+                mlp_act(*run.cfg), A.s);
+  } else {
+    mlp_block_gate_up_forward(W, A, in, run);
+    glu_forward(A.g, A.u, mlp_act(*run.cfg), A.s);
+  }
   group_forward(W, kDown, A, A.s, {&out}, run);
   run.emit(W.down.name, out);
 }

@@ -112,6 +112,11 @@ struct LayerRun {
   // adapters' dropout with masks drawn from dropout_seed (non-zero) for this micro-batch.
   bool dropout = false;
   uint64_t dropout_seed = 0;
+  // Inference (CausalLM's forward and decode step, serve's batch forward): nothing is kept for a backward, so
+  // projections of at most kSmallMMaxRows rows without adapters run as small_m_linear, and the MLP's gate/up
+  // with the GLU as one small_m_glu (ops/small_m_linear.h) on CUDA. Training and evaluation (LossAndGrads)
+  // leave it false: their numerics never change.
+  bool inference = false;
   LinearScratch* lin = nullptr;  // the adapter path's scratch (grows on demand)
   const DebugHook* hook = nullptr;
   int64_t layer = 0;         // set by the caller for each layer

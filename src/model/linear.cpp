@@ -7,6 +7,7 @@
 #include "ops/elementwise.h"
 #include "ops/low_rank.h"
 #include "ops/matmul.h"
+#include "ops/small_m_linear.h"
 
 namespace wick {
 
@@ -229,6 +230,16 @@ bool fused_inference(const std::vector<Linear*>& ls, const Tensor& x, const Tens
 
 }  // namespace
 
+// Inference over a few rows on CUDA without adapters (decode): the whole group in one small_m_linear.
+bool small_m_group(const std::vector<Linear*>& ls, const Tensor& x, const Tensor& saved, bool inference) {
+  if (!inference || !small_m_enabled() || saved.defined() || !x.device().is_cuda() || x.ndim() != 2 || !small_m_rows(x.dim(0)) ||
+      ls.empty() || ls.size() > kSmallMMaxMembers)
+    return false;
+  for (const Linear* l : ls)
+    if (l->lora.active() || l->w.dtype() != x.dtype() || (l->b.defined() && l->b.dtype() != x.dtype())) return false;
+  return true;
+}
+
 // ---------------------------------------------------------------- one linear
 
 void linear_forward(const Linear& l, const Tensor& x, const Tensor& x32, Tensor& y, Tensor* u, LinearScratch& s,
@@ -264,8 +275,17 @@ void linear_backward(Linear& l, const Tensor& dy, const Tensor& x32, const Tenso
 int64_t lora_group_rank(const std::vector<Linear*>& ls) { return group_of(ls).R; }
 
 void linear_group_forward(const std::vector<Linear*>& ls, const Tensor& x, const std::vector<Tensor*>& ys,
-                          Tensor& saved, LinearScratch& s, const uint64_t* seeds) {
+                          Tensor& saved, LinearScratch& s, const uint64_t* seeds, bool inference) {
   WICK_CHECK(ys.size() == ls.size(), "linear_group_forward: " << ls.size() << " linears, " << ys.size() << " outputs");
+  if (small_m_group(ls, x, saved, inference)) {
+    std::vector<const Tensor*> w, b;
+    for (const Linear* l : ls) {
+      w.push_back(&l->w);
+      b.push_back(l->b.defined() ? &l->b : nullptr);
+    }
+    small_m_linear(x, w, b, ys);
+    return;
+  }
   const Group g = group_of(ls);
   const int64_t N = x.dim(0);
   const bool f32 = x.dtype() == DType::F32;

@@ -16,6 +16,8 @@
 // Groups: linears reading one input (q, k, v; gate, up) run x A^T as one GEMM over their stacked A's, and
 // dA += du^T x and dx += du A likewise, when attach laid their adapters out contiguously (pack_lora_group).
 //
+// Inference without adapters on CUDA over N <= kSmallMMaxRows rows: one small_m_linear for the whole group
+// (ops/small_m_linear.h), see linear_group_forward.
 // Inference (linear_group_forward with saved undefined, no dropout) on CUDA over N <= kLowRankFusedMaxRows
 // rows: each adapter's scale (x A^T) B^T is one fused low_rank_product (ops/low_rank.h), u kept in f32 (f32:
 // added to the base output; bf16: written into y first, then the base GEMM with beta = 1, as above). Training
@@ -83,8 +85,15 @@ void linear_backward(Linear& l, const Tensor& dy, const Tensor& x32, const Tenso
 // seeds: one dropout seed per linear (null: no dropout). Same numbers as one linear_forward per member, but
 // one x A^T GEMM (and one dA, one dx GEMM in backward) for the group when its adapters are packed.
 int64_t lora_group_rank(const std::vector<Linear*>& ls);
+// inference: the caller keeps nothing for a backward (the model's forward, serve; never training nor its
+// evaluation). With saved undefined, on CUDA, over N <= kSmallMMaxRows rows and no member with an adapter, the
+// group then runs as ONE small_m_linear (ops/small_m_linear.h: bandwidth-bound decode projections) instead of
+// one GEMM per member. Same rounding as the GEMMs (f32 sums, bias added in f32, one rounding), another order.
 void linear_group_forward(const std::vector<Linear*>& ls, const Tensor& x, const std::vector<Tensor*>& ys,
-                          Tensor& saved, LinearScratch& s, const uint64_t* seeds = nullptr);
+                          Tensor& saved, LinearScratch& s, const uint64_t* seeds = nullptr, bool inference = false);
+// Whether linear_group_forward takes the small_m_linear path for these arguments (the MLP asks it of its
+// gate/up group before fusing the GLU: model/layer.cpp).
+bool small_m_group(const std::vector<Linear*>& ls, const Tensor& x, const Tensor& saved, bool inference);
 // dys [N, out_j] -> dx [N, in] (= or +=), dA, dB (+=).
 void linear_group_backward(const std::vector<Linear*>& ls, const std::vector<const Tensor*>& dys, const Tensor& x,
                            const Tensor& saved, Tensor& dx, bool accumulate, LinearScratch& s,

@@ -141,6 +141,16 @@ struct LowRankShape {
   float scale = 1.0f;
 };
 CasePtr make_low_rank(const LowRankShape& s);
+// small_m_linear: x [M, in], w_j [out_j, in] (+ bias_j) -> y_j [M, out_j]; y_f32: f32 outputs in bf16 runs
+struct SmallMShape {
+  int64_t M = 1, in = 1;
+  std::vector<int64_t> outs{1};
+  bool bias = false;
+  bool y_f32 = false;
+};
+CasePtr make_small_m_linear(const SmallMShape& s);
+// small_m_glu: x [M, in], w_gate, w_up [I, in] (+ biases) -> s [M, I]; silu or gelu_tanh
+CasePtr make_small_m_glu(int64_t M, int64_t in, int64_t I, bool gelu, bool bias);
 CasePtr make_linear(const Shape& lead, int64_t in, int64_t out, bool bias);
 CasePtr make_embedding(int64_t N, int64_t V, int64_t C, DType ids);
 // offset: Gemma's (1 + w) weight (RmsWeight::OneOffset)

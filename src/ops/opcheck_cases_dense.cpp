@@ -10,6 +10,8 @@
 #include "ops/matmul.h"
 #include "ops/opcheck.h"
 #include "ops/optim.h"
+#include "ops/small_m_linear.h"
+#include "ops/swiglu.h"
 
 namespace wick::opcheck {
 
@@ -391,8 +393,106 @@ class LowRankCase : public Case {
   LowRankShape s_;
 };
 
+// small_m_linear (ops/small_m_linear.h): up to three projections of one x [M <= 8, in] in one launch on CUDA.
+// Shapes off multiples of 8 take the kernel's one-element loads, the others its 16-byte loads; 1..3 members.
+class SmallMLinearCase : public Case {
+ public:
+  explicit SmallMLinearCase(const SmallMShape& s) : Case("small_m_linear", tag(s)), s_(s) {
+    tol.fwd = tol.dev = 2e-5;
+    tol.why = "f32 dot products of length in in a fixed order (the CPU twin in index order, the kernel per lane then "
+              "a butterfly): rel error ~sqrt(in) 2^-24; bf16: y rounded once (2^-9) after the f32 bias add";
+    if (s_.y_f32) tol.dev_bf16 = tol.cpu_bf16 = 1e-4;  // same bf16 inputs, f32 output: only the order differs
+  }
+  static std::string tag(const SmallMShape& s) {
+    std::string t = cat_str("M", s.M, "_in", s.in, "_out");
+    for (size_t j = 0; j < s.outs.size(); j++) t += cat_str(j ? "x" : "", s.outs[j]);
+    if (s.bias) t += "_bias";
+    if (s.y_f32) t += "_yf32";
+    return t;
+  }
+  std::vector<Spec> inputs() const override {
+    std::vector<Spec> in{{"x", {s_.M, s_.in}}};
+    for (size_t j = 0; j < s_.outs.size(); j++) in.push_back({cat_str("w", j), {s_.outs[j], s_.in}});
+    if (s_.bias)
+      for (size_t j = 0; j < s_.outs.size(); j++) in.push_back({cat_str("b", j), {s_.outs[j]}});
+    return in;
+  }
+  std::vector<Spec> outputs() const override {
+    std::vector<Spec> out;
+    for (size_t j = 0; j < s_.outs.size(); j++)
+      out.push_back({cat_str("y", j), {s_.M, s_.outs[j]}, s_.y_f32 ? Kind::F32 : Kind::Act});
+    return out;
+  }
+  void forward(const std::vector<Tensor>& in, std::vector<Tensor>& out) const override {
+    const size_t n = s_.outs.size();
+    std::vector<const Tensor*> w, b;
+    std::vector<Tensor*> y;
+    for (size_t j = 0; j < n; j++) {
+      w.push_back(&in[1 + j]);
+      if (s_.bias) b.push_back(&in[1 + n + j]);
+      y.push_back(&out[j]);
+    }
+    small_m_linear(in[0], w, b, y);
+  }
+  std::vector<ref::Vec> reference(const std::vector<ref::Vec>& in) const override {
+    const size_t n = s_.outs.size();
+    std::vector<ref::Vec> r;
+    for (size_t j = 0; j < n; j++)
+      r.push_back(ref::matmul(in[0], in[1 + j], nullptr, s_.bias ? &in[1 + n + j] : nullptr, 1, s_.M, s_.outs[j], s_.in,
+                              false, true, false, 1.0, 0.0));
+    return r;
+  }
+  double ref_cost() const override {
+    double o = 0;
+    for (int64_t v : s_.outs) o += v;
+    return 2.0 * s_.M * s_.in * o;
+  }
+  bool cpu_bf16() const override { return true; }
+
+ private:
+  SmallMShape s_;
+};
+
+// small_m_glu (ops/small_m_linear.h): the MLP's gate/up projections and GLU in one launch on CUDA.
+class SmallMGluCase : public Case {
+ public:
+  SmallMGluCase(int64_t M, int64_t in, int64_t I, bool gelu, bool bias)
+      : Case("small_m_glu", cat_str("M", M, "_in", in, "_I", I, gelu ? "_gelu" : "_silu", bias ? "_bias" : "")),
+        M_(M), in_(in), I_(I), gelu_(gelu), bias_(bias) {
+    tol.fwd = tol.dev = 2e-5;
+    tol.why = "two f32 dot products of length in (rel error ~sqrt(in) 2^-24), then the GLU's exp/tanh in f32; "
+              "bf16: g, u, act(g) and s rounded (the CUDA kernel as the unfused path; the CPU twin in f32 leaves "
+              "act(g) unrounded): a few 2^-9";
+  }
+  std::vector<Spec> inputs() const override {
+    std::vector<Spec> in{{"x", {M_, in_}}, {"w_gate", {I_, in_}}, {"w_up", {I_, in_}}};
+    if (bias_) in.push_back({"b_gate", {I_}}), in.push_back({"b_up", {I_}});
+    return in;
+  }
+  std::vector<Spec> outputs() const override { return {{"s", {M_, I_}}}; }
+  void forward(const std::vector<Tensor>& in, std::vector<Tensor>& out) const override {
+    small_m_glu(in[0], in[1], in[2], bias_ ? &in[3] : nullptr, bias_ ? &in[4] : nullptr,
+                gelu_ ? GluAct::GeluTanh : GluAct::Silu, out[0]);
+  }
+  std::vector<ref::Vec> reference(const std::vector<ref::Vec>& in) const override {
+    const ref::Vec g = ref::matmul(in[0], in[1], nullptr, bias_ ? &in[3] : nullptr, 1, M_, I_, in_, false, true, false, 1.0, 0.0);
+    const ref::Vec u = ref::matmul(in[0], in[2], nullptr, bias_ ? &in[4] : nullptr, 1, M_, I_, in_, false, true, false, 1.0, 0.0);
+    return {gelu_ ? ref::geglu(g, u) : ref::swiglu(g, u)};
+  }
+  double ref_cost() const override { return 4.0 * M_ * in_ * I_; }
+  bool cpu_bf16() const override { return true; }
+
+ private:
+  int64_t M_, in_, I_;
+  bool gelu_, bias_;
+};
+
 }  // namespace
 
+CasePtr make_small_m_linear(const SmallMShape& s) { return std::make_unique<SmallMLinearCase>(s); }
+CasePtr make_small_m_glu(int64_t M, int64_t in, int64_t I, bool gelu, bool bias) {
+  return std::make_unique<SmallMGluCase>(M, in, I, gelu, bias);
+}
 CasePtr make_matmul(const MatmulShape& s) { return std::make_unique<MatmulCase>(s); }
 CasePtr make_low_rank(const LowRankShape& s) { return std::make_unique<LowRankCase>(s); }
 CasePtr make_linear(const Shape& lead, int64_t in, int64_t out, bool bias) {

@@ -138,6 +138,7 @@ void BatchForward::run(std::vector<SeqChunk>& chunks, std::vector<float>& logits
   run.positions = pos_d.view({1, N});
   run.lin = &ws_.lin;
   run.rows = &rows;
+  run.inference = true;
   LayerActs A = ws_.acts(N);
   Tensor& x = A.x;
   m_.embed_tokens(ids_d, x);

@@ -51,6 +51,29 @@ static std::vector<CasePtr> build() {
   c.push_back(make_low_rank({.M = 129, .in = 65, .r = 8, .out = 33, .accumulate = true, .scale = 2.0f}));
   c.push_back(make_low_rank({.M = 8, .in = 40, .r = 72, .out = 24, .accumulate = true}));
 
+  // small_m_linear (decode projections, M <= 8): M 1, 3, 5, 8; in and out on and off multiples of 8 (bf16's
+  // 16-byte loads; f32's at multiples of 4: in 36); 1-3 members (q|k|v); bias on/off; 1, 2 or 4 warps per row
+  // (>= 4096, >= 2048, fewer rows); f32 logits from bf16 (lm_head)
+  c.push_back(make_small_m_linear({.M = 1, .in = 7, .outs = {5}}));
+  c.push_back(make_small_m_linear({.M = 1, .in = 896, .outs = {896, 128, 128}, .bias = true}));  // q, k, v
+  c.push_back(make_small_m_linear({.M = 3, .in = 33, .outs = {17, 9, 40}, .bias = true}));
+  c.push_back(make_small_m_linear({.M = 2, .in = 36, .outs = {7, 1}}));
+  c.push_back(make_small_m_linear({.M = 5, .in = 264, .outs = {130}, .bias = true}));
+  c.push_back(make_small_m_linear({.M = 8, .in = 896, .outs = {4864}}));                       // gate | up
+  c.push_back(make_small_m_linear({.M = 3, .in = 896, .outs = {2500, 3}, .bias = true}));
+  c.push_back(make_small_m_linear({.M = 1, .in = 4864, .outs = {896}}));                       // down
+  c.push_back(make_small_m_linear({.M = 8, .in = 4864, .outs = {33}, .bias = true}));
+  c.push_back(make_small_m_linear({.M = 8, .in = 40, .outs = {24, 8}, .bias = true}));
+  c.push_back(make_small_m_linear({.M = 1, .in = 896, .outs = {5000}, .y_f32 = true}));        // lm_head
+  c.push_back(make_small_m_linear({.M = 3, .in = 33, .outs = {70}, .y_f32 = true}));
+  // small_m_glu (gate/up + GLU): both activations, bias on/off, M 1, 2, 3, 8
+  c.push_back(make_small_m_glu(1, 896, 4864, false, false));
+  c.push_back(make_small_m_glu(8, 896, 4864, true, false));
+  c.push_back(make_small_m_glu(3, 33, 17, true, true));
+  c.push_back(make_small_m_glu(8, 40, 24, false, true));
+  c.push_back(make_small_m_glu(2, 4864, 100, true, false));
+  c.push_back(make_small_m_glu(1, 1536, 2100, false, true));
+
   // linear (forward, and backward through matmul)
   c.push_back(make_linear({1}, 7, 5, true));
   c.push_back(make_linear({7}, 33, 17, true));

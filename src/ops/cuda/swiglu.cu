@@ -10,23 +10,18 @@
 // One grid-stride launch, 4 elements per thread when aligned. In f32 every r() is the identity.
 #include "ops/cuda/common.cuh"
 #include "ops/cuda/cuda_ops.h"
+#include "ops/cuda/glu_act.cuh"
 
 namespace wick::cuda_ops {
 namespace {
 
 using cuda::bf16;
 
-constexpr float kGeluBeta = 0.7978845608028654f;
-constexpr float kGeluKappa = 0.044715f;
+using glu_act::kGeluBeta;
+using glu_act::kGeluKappa;
 
-template <GluAct A> __device__ __forceinline__ float act_f(float g) {
-  if constexpr (A == GluAct::Silu) {
-    return g / (1.0f + expf(-g));
-  } else {
-    const float inner = kGeluBeta * (g + kGeluKappa * (g * g * g));
-    return 0.5f * g * (1.0f + tanhf(inner));
-  }
-}
+// act(g): the one definition in glu_act.cuh (the fused small-M gate/up + GLU kernel uses it too).
+template <GluAct A> __device__ __forceinline__ float act_f(float g) { return glu_act::act<A == GluAct::Silu>(g); }
 
 template <GluAct A> __device__ __forceinline__ float act_grad(float g) {
   if constexpr (A == GluAct::Silu) {

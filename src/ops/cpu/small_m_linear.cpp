@@ -1,0 +1,58 @@
+// CPU twin of small_m_linear and small_m_glu (ops/small_m_linear.h): plain loops, each dot product summed in
+// f32 in index order, the bias added in f32, one rounding to y's dtype. bf16 operands are widened. The GLU
+// variant rounds g and u to the dtype, then runs the CPU glu_forward (f32) on them: in bf16 act(g) is not
+// rounded before the product there (the CUDA twin rounds it, as ops/cuda/swiglu.cu does).
+#include "ops/cpu/cpu_ops.h"
+
+namespace wick::cpu {
+
+namespace {
+
+Tensor f32_of(const Tensor& t) { return t.dtype() == DType::F32 ? t : t.to(DType::F32); }
+
+// y [M, out] f32 (=) x w^T + b, then rounded to `round_to` (BF16: through bf16; F32: unchanged).
+void project(const Tensor& x32, const Tensor& w32, const Tensor* b32, DType round_to, Tensor& y) {
+  const int64_t M = x32.dim(0), in = x32.dim(1), out = w32.dim(0);
+  const float* x = x32.data<float>();
+  const float* w = w32.data<float>();
+  const float* b = b32 ? b32->data<float>() : nullptr;
+  float* o = y.data<float>();
+#pragma omp parallel for if (out * in > 65536)
+  for (int64_t r = 0; r < out; r++)
+    for (int64_t m = 0; m < M; m++) {
+      float acc = 0.0f;
+      for (int64_t i = 0; i < in; i++) acc += x[m * in + i] * w[r * in + i];
+      if (b) acc += b[r];
+      o[m * out + r] = round_to == DType::BF16 ? round_bf16(acc) : acc;
+    }
+}
+
+}  // namespace
+
+void small_m_linear(const Tensor& x, const std::vector<const Tensor*>& w, const std::vector<const Tensor*>& bias,
+                    const std::vector<Tensor*>& y) {
+  const Tensor x32 = f32_of(x);
+  for (size_t j = 0; j < w.size(); j++) {
+    const Tensor w32 = f32_of(*w[j]);
+    const Tensor* b = bias.empty() ? nullptr : bias[j];
+    const Tensor b32 = b ? f32_of(*b) : Tensor();
+    Tensor y32 = y[j]->dtype() == DType::F32 ? *y[j] : Tensor::empty(y[j]->shape(), DType::F32);
+    project(x32, w32, b ? &b32 : nullptr, DType::F32, y32);
+    if (y[j]->dtype() != DType::F32) cast_into(y32, *y[j]);  // the one rounding
+  }
+}
+
+void small_m_glu(const Tensor& x, const Tensor& w_gate, const Tensor& w_up, const Tensor* b_gate, const Tensor* b_up,
+                 GluAct act, Tensor& s) {
+  const Tensor x32 = f32_of(x);
+  const Tensor bg = b_gate ? f32_of(*b_gate) : Tensor(), bu = b_up ? f32_of(*b_up) : Tensor();
+  Tensor g = Tensor::empty(s.shape(), DType::F32), u = Tensor::empty(s.shape(), DType::F32);
+  project(x32, f32_of(w_gate), b_gate ? &bg : nullptr, x.dtype(), g);  // g, u rounded to the dtype
+  project(x32, f32_of(w_up), b_up ? &bu : nullptr, x.dtype(), u);
+  if (s.dtype() == DType::F32) return cpu::glu_forward(g, u, act, s);
+  Tensor s32 = Tensor::empty(s.shape(), DType::F32);
+  cpu::glu_forward(g, u, act, s32);
+  cast_into(s32, s);
+}
+
+}  // namespace wick::cpu

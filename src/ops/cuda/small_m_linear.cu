@@ -1,0 +1,94 @@
+// CUDA twin of small_m_linear and small_m_glu (ops/small_m_linear.h): one launch of the kernel in
+// small_m_linear.cuh per call (which says how the work is spread and how it rounds).
+#include <climits>
+
+#include "ops/cuda/common.cuh"
+#include "ops/cuda/cuda_ops.h"
+#include "ops/cuda/small_m_linear.cuh"
+
+namespace wick::cuda_ops {
+
+static_assert(kSmallMMaxRows == small_m::kMaxM && kSmallMMaxMembers == small_m::kMaxMembers,
+              "ops/small_m_linear.h's bounds are the kernel's");
+
+namespace {
+
+void check_int(const char* op, int64_t M, int64_t in, int64_t rows) {
+  WICK_CHECK(in <= INT_MAX / 2 && rows <= INT_MAX / 2 && M * in <= INT_MAX / 2,
+             "" << op << ": in " << in << ", " << rows << " output rows: too large for the kernel's int indices");
+}
+
+}  // namespace
+
+void small_m_linear(const Tensor& x, const std::vector<const Tensor*>& w, const std::vector<const Tensor*>& bias,
+                    const std::vector<Tensor*>& y) {
+  const int64_t M = x.dim(0), in = x.dim(1);
+  int64_t rows = 0;
+  for (const Tensor* t : w) rows += t->dim(0);
+  if (rows == 0) return;
+  if (in == 0) {  // an empty sum: y = bias (or 0)
+    for (size_t j = 0; j < w.size(); j++) {
+      const Tensor* b = bias.empty() ? nullptr : bias[j];
+      Tensor zero = Tensor::zeros({M, in}, x.dtype(), x.device());
+      wick::matmul(zero, *w[j], *y[j], false, true, 1.0f, 0.0f, b);
+    }
+    return;
+  }
+  check_int("small_m_linear", M, in, rows);
+  cudaStream_t s = cuda::stream_of(x);
+  const bool y32 = y[0]->dtype() == DType::F32;
+  cuda::dispatch_float(x.dtype(), "small_m_linear", [&](auto tag) {
+    using T = typename decltype(tag)::type;
+    auto go = [&](auto ytag) {
+      using TY = typename decltype(ytag)::type;
+      small_m::Args<T, TY> a{};
+      a.x = cuda::cptr<T>(x);
+      a.members = static_cast<int>(w.size());
+      a.M = static_cast<int>(M);
+      a.in = static_cast<int>(in);
+      for (size_t j = 0; j < w.size(); j++) {
+        const Tensor* b = bias.empty() ? nullptr : bias[j];
+        a.w[j] = cuda::cptr<T>(*w[j]);
+        a.b[j] = b ? cuda::cptr<T>(*b) : nullptr;
+        a.y[j] = cuda::ptr<TY>(*y[j]);
+        a.out[j] = static_cast<int>(w[j]->dim(0));
+      }
+      WICK_CUDA_CHECK((small_m::launch<T, TY>(a, small_m::kPlain, s)));
+    };
+    if (y32) go(cuda::Tag<float>{});
+    else go(tag);
+  });
+}
+
+void small_m_glu(const Tensor& x, const Tensor& w_gate, const Tensor& w_up, const Tensor* b_gate, const Tensor* b_up,
+                 GluAct act, Tensor& s) {
+  const int64_t M = x.dim(0), in = x.dim(1), I = w_gate.dim(0);
+  if (I == 0) return;
+  if (in == 0) {  // g = b_gate (or 0), u = b_up (or 0): the GLU of those
+    Tensor g = Tensor::zeros({M, I}, x.dtype(), x.device()), u = Tensor::zeros({M, I}, x.dtype(), x.device());
+    Tensor zero = Tensor::zeros({M, in}, x.dtype(), x.device());
+    wick::matmul(zero, w_gate, g, false, true, 1.0f, 0.0f, b_gate);
+    wick::matmul(zero, w_up, u, false, true, 1.0f, 0.0f, b_up);
+    wick::glu_forward(g, u, act, s);
+    return;
+  }
+  check_int("small_m_glu", M, in, I);
+  cudaStream_t st = cuda::stream_of(x);
+  cuda::dispatch_float(x.dtype(), "small_m_glu", [&](auto tag) {
+    using T = typename decltype(tag)::type;
+    small_m::Args<T, T> a{};
+    a.x = cuda::cptr<T>(x);
+    a.members = 2;
+    a.M = static_cast<int>(M);
+    a.in = static_cast<int>(in);
+    a.w[0] = cuda::cptr<T>(w_gate);
+    a.w[1] = cuda::cptr<T>(w_up);
+    a.b[0] = b_gate ? cuda::cptr<T>(*b_gate) : nullptr;
+    a.b[1] = b_up ? cuda::cptr<T>(*b_up) : nullptr;
+    a.y[0] = cuda::ptr<T>(s);
+    a.out[0] = a.out[1] = static_cast<int>(I);
+    WICK_CUDA_CHECK((small_m::launch<T, T>(a, act == GluAct::Silu ? small_m::kGluSilu : small_m::kGluGelu, st)));
+  });
+}
+
+}  // namespace wick::cuda_ops

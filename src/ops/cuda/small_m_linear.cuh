@@ -1,0 +1,255 @@
+// Bandwidth-bound projections of a few rows (ops/small_m_linear.h): y_j = x W_j^T (+ b_j) for up to three
+// weights read by one x in ONE launch, and the MLP's act(x Wg^T) * (x Wu^T) in one launch. x [M, in] with
+// M <= kMaxM; W_j [out_j, in] row-major (the HF layout of Linear::w). Header-only (CUDA runtime and cuda_bf16
+// only) so the dev/ harness (dev/small_m/small_m_bench.cu) builds the very kernel wick runs.
+//
+// Why. At decode (one row per sequence) a projection reads out * in weights and does one FMA per weight per
+// row: it is a matrix-vector product, bound by the weight read (0.5B Qwen2.5: 1 GB per token; 4.8 TB/s on an
+// H200), while a GEMM library tiles for M >= 64 and leaves most of the bandwidth unused at M = 1. So:
+//   - the grid covers every output row of every member (q | k | v rows one after the other; gate/up: one row
+//     index for the pair); each row is taken by K warps (K = 1, 2 or 4 per row: more warps per row when there
+//     are few rows, so that enough loads are in flight to cover the memory latency), 8 warps per block;
+//   - lane l of the k-th warp of a row reads the row in 16-byte vectors (8 bf16 / 4 f32; when in and the
+//     pointers allow it, else one element at a time), vectors k*32 + l, k*32 + l + 32 K, ..., up to kUnroll of
+//     them issued before any is used; the weights go through the streaming cache path (__ldcs: read once),
+//     x through the read-only path (__ldg: every warp reads it, it stays in L1/L2); x is not staged in shared
+//     memory (M in f32 can exceed it: 7B's down_proj has in = 18944);
+//   - each lane accumulates its M dot products in f32 registers, the warp reduces them with shuffles
+//     (butterfly), the K warps of a row through shared memory in warp order; lane m of the row's first warp
+//     writes y[m, o]: y = round(acc + b) (bias added in f32, then one rounding to y's dtype).
+//   - gate/up + GLU: one warp (group) reads the gate row o and the up row o against the same x vector, then
+//     g = round(acc_g + bg), u = round(acc_u + bu) (to the dtype T, as the unfused path writes A.g and A.u),
+//     s = round(round(act(g)) * u): ops/cuda/swiglu.cu's forward, act() from glu_act.cuh.
+// Every load is bounds-checked (rows past the last member's, vector starts past in); any M in [1, kMaxM],
+// in >= 1 and out >= 0 work. Deterministic: a fixed summation order (per lane in vector order, the warp
+// butterfly, the K warps in order), not the CPU twin's order nor cuBLASLt's.
+//
+// Rounding against the cuBLASLt path (matmul with the bias epilogue, beta = 0): both accumulate in f32 and
+// round once after adding the bias in f32 (cuBLASLt's CUBLASLT_EPILOGUE_BIAS); only the summation order
+// differs. (matmul adds a bias it cannot fuse - misaligned - in a second kernel after rounding: round(round(acc)
+// + b); this kernel always rounds once.)
+#pragma once
+#include <cuda_bf16.h>
+#include <cuda_runtime.h>
+
+#include <cstddef>
+#include <cstdint>
+
+#include "ops/cuda/glu_act.cuh"
+
+namespace wick::small_m {
+
+constexpr int kMaxM = 8;        // rows of x per launch
+constexpr int kMaxMembers = 3;  // weights per launch (q, k, v)
+constexpr int kThreads = 256;   // 8 warps per block
+constexpr int kWarps = kThreads / 32;
+constexpr int kUnroll = 4;      // 16-byte weight loads per lane in flight
+
+enum Mode { kPlain = 0, kGluSilu = 1, kGluGelu = 2 };
+
+template <typename T, typename TY> struct Args {
+  const T* x;                   // [M, in]
+  const T* w[kMaxMembers];      // [out_j, in]; GLU: w[0] gate, w[1] up
+  const T* b[kMaxMembers];      // [out_j] or null
+  TY* y[kMaxMembers];           // [M, out_j]; GLU: y[0] = s [M, I]
+  int out[kMaxMembers];         // rows of each member (GLU: out[0] = I)
+  int row0[kMaxMembers + 1];    // first global row of each member, and the total
+  int rows;                     // = row0[members]
+  int members;
+  int M, in;
+  int K;                        // warps per output row: 1, 2 or 4
+};
+
+__device__ __forceinline__ float sm_to_f(float v) { return v; }
+__device__ __forceinline__ float sm_to_f(__nv_bfloat16 v) { return __bfloat162float(v); }
+template <typename T> __device__ __forceinline__ T sm_from_f(float v);
+template <> __device__ __forceinline__ float sm_from_f<float>(float v) { return v; }
+template <> __device__ __forceinline__ __nv_bfloat16 sm_from_f<__nv_bfloat16>(float v) { return __float2bfloat16_rn(v); }
+template <typename T> __device__ __forceinline__ float sm_round(float v) { return sm_to_f(sm_from_f<T>(v)); }
+
+// E elements of T as f32: E * sizeof(T) == 16 (one 16-byte vector) or E == 1.
+template <int E> __device__ __forceinline__ void sm_unpack(const uint4& v, float (&f)[E]);
+template <> __device__ __forceinline__ void sm_unpack<4>(const uint4& v, float (&f)[4]) {
+  f[0] = __uint_as_float(v.x), f[1] = __uint_as_float(v.y), f[2] = __uint_as_float(v.z), f[3] = __uint_as_float(v.w);
+}
+template <> __device__ __forceinline__ void sm_unpack<8>(const uint4& v, float (&f)[8]) {
+  const unsigned u[4] = {v.x, v.y, v.z, v.w};
+#pragma unroll
+  for (int i = 0; i < 4; i++) {
+    __nv_bfloat162 h;
+    *reinterpret_cast<unsigned*>(&h) = u[i];
+    const float2 p = __bfloat1622float2(h);
+    f[2 * i] = p.x, f[2 * i + 1] = p.y;
+  }
+}
+
+// Raw storage of E elements of T: one uint4 (E * sizeof(T) == 16) or one T (E == 1).
+template <typename T, int E> struct Chunk {
+  uint4 v;
+  __device__ __forceinline__ void load_stream(const T* p) { v = __ldcs(reinterpret_cast<const uint4*>(p)); }
+  __device__ __forceinline__ void load_ro(const T* p) { v = __ldg(reinterpret_cast<const uint4*>(p)); }
+  __device__ __forceinline__ void get(float (&f)[E]) const { sm_unpack<E>(v, f); }
+};
+template <typename T> struct Chunk<T, 1> {
+  T v;
+  __device__ __forceinline__ void load_stream(const T* p) { v = __ldcs(p); }
+  __device__ __forceinline__ void load_ro(const T* p) { v = __ldg(p); }
+  __device__ __forceinline__ void get(float (&f)[1]) const { f[0] = sm_to_f(v); }
+};
+
+// MM: compile-time bound on M (1, 4 or 8; rows m >= M are skipped). E: elements per load (16 bytes, or 1).
+// R: weight rows per warp group (1 plain, 2 GLU: gate and up).
+template <typename T, typename TY, int MM, int E, int MODE>
+__global__ void __launch_bounds__(kThreads) small_m_kernel(Args<T, TY> a) {
+  constexpr int R = MODE == kPlain ? 1 : 2;
+  __shared__ float red[kWarps][R][MM];
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  const int K = a.K, M = a.M, in = a.in;
+  const int rows_per_block = kWarps / K;
+  const int row = blockIdx.x * rows_per_block + warp / K;  // global row over the members
+  const int kpart = warp % K;
+  const bool live = row < a.rows;
+  // The member the row belongs to and its row o there (GLU: the gate/up pair's row o), its pointers: picked
+  // with constant indices only (a dynamic index into the kernel parameters copies them to local memory).
+  const T* wj = a.w[0];
+  const T* bj = a.b[0];
+  TY* yj = a.y[0];
+  int outj = a.out[0], o = row;
+  if constexpr (MODE == kPlain) {
+#pragma unroll
+    for (int t = 1; t < kMaxMembers; t++)
+      if (t < a.members && row >= a.row0[t]) wj = a.w[t], bj = a.b[t], yj = a.y[t], outj = a.out[t], o = row - a.row0[t];
+  }
+  const T* wr[R];
+  wr[0] = live ? wj + (size_t)o * in : nullptr;
+  if constexpr (R == 2) wr[R - 1] = live ? a.w[1] + (size_t)o * in : nullptr;
+
+  float acc[R][MM];
+#pragma unroll
+  for (int r = 0; r < R; r++)
+#pragma unroll
+    for (int m = 0; m < MM; m++) acc[r][m] = 0.0f;
+
+  if (live) {
+    const int stride = 32 * K * E;  // elements between a lane's consecutive vectors
+    for (int base = (kpart * 32 + lane) * E; base < in; base += stride * kUnroll) {
+      Chunk<T, E> wv[R][kUnroll];
+#pragma unroll
+      for (int u = 0; u < kUnroll; u++) {
+        const int i = base + u * stride;
+        if (i < in)  // E divides in on the vector path: the whole vector is inside the row
+#pragma unroll
+          for (int r = 0; r < R; r++) wv[r][u].load_stream(wr[r] + i);
+      }
+#pragma unroll
+      for (int u = 0; u < kUnroll; u++) {
+        const int i = base + u * stride;
+        if (i >= in) break;
+        float wf[R][E];
+#pragma unroll
+        for (int r = 0; r < R; r++) wv[r][u].get(wf[r]);
+#pragma unroll
+        for (int m = 0; m < MM; m++) {
+          if (m >= M) break;
+          Chunk<T, E> xv;
+          xv.load_ro(a.x + (size_t)m * in + i);
+          float xf[E];
+          xv.get(xf);
+#pragma unroll
+          for (int r = 0; r < R; r++)
+#pragma unroll
+            for (int e = 0; e < E; e++) acc[r][m] = fmaf(wf[r][e], xf[e], acc[r][m]);
+        }
+      }
+    }
+  }
+  // Warp butterfly: every lane ends with the warp's sums.
+#pragma unroll
+  for (int r = 0; r < R; r++)
+#pragma unroll
+    for (int m = 0; m < MM; m++)
+#pragma unroll
+      for (int s = 16; s > 0; s >>= 1) acc[r][m] += __shfl_xor_sync(0xffffffffu, acc[r][m], s);
+  if (K > 1) {  // the K warps of a row, summed in warp order
+    if (lane == 0)
+#pragma unroll
+      for (int r = 0; r < R; r++)
+#pragma unroll
+        for (int m = 0; m < MM; m++) red[warp][r][m] = acc[r][m];
+    __syncthreads();
+    if (kpart == 0)
+#pragma unroll
+      for (int r = 0; r < R; r++)
+#pragma unroll
+        for (int m = 0; m < MM; m++) {
+          float s = red[warp][r][m];
+          for (int k = 1; k < K; k++) s += red[warp + k][r][m];
+          acc[r][m] = s;
+        }
+  }
+  if (!live || kpart != 0) return;
+  // Lane m writes row m of the output.
+#pragma unroll
+  for (int m = 0; m < MM; m++) {
+    if (m >= M || lane != m) continue;
+    if constexpr (MODE == kPlain) {
+      float v = acc[0][m];
+      if (bj) v += sm_to_f(bj[o]);
+      yj[(size_t)m * outj + o] = sm_from_f<TY>(v);
+    } else {
+      float g = acc[0][m], u = acc[1][m];
+      if (a.b[0]) g += sm_to_f(a.b[0][o]);
+      if (a.b[1]) u += sm_to_f(a.b[1][o]);
+      g = sm_round<T>(g);  // A.g, A.u as the unfused path writes them
+      u = sm_round<T>(u);
+      const float s = sm_round<T>(glu_act::act<MODE == kGluSilu>(g)) * u;  // swiglu.cu's glu_fwd_kernel
+      a.y[0][(size_t)m * a.out[0] + o] = sm_from_f<TY>(s);
+    }
+  }
+}
+
+// Warps per output row for `rows` rows in all: enough warps in flight to cover the memory latency when the
+// rows are few (e.g. o_proj's 896), one per row when they are many.
+inline int warps_per_row(long long rows) { return rows >= 4096 ? 1 : rows >= 2048 ? 2 : 4; }
+
+template <typename T, typename TY, int MM, int E>
+cudaError_t launch_mm_e(const Args<T, TY>& a, int mode, cudaStream_t stream) {
+  const long long rows = a.rows;
+  const int rows_per_block = kWarps / a.K;
+  const unsigned blocks = (unsigned)((rows + rows_per_block - 1) / rows_per_block);
+  if (mode == kPlain) small_m_kernel<T, TY, MM, E, kPlain><<<blocks, kThreads, 0, stream>>>(a);
+  else if (mode == kGluSilu) small_m_kernel<T, TY, MM, E, kGluSilu><<<blocks, kThreads, 0, stream>>>(a);
+  else small_m_kernel<T, TY, MM, E, kGluGelu><<<blocks, kThreads, 0, stream>>>(a);
+  return cudaGetLastError();
+}
+
+template <typename T, typename TY, int MM>
+cudaError_t launch_mm(const Args<T, TY>& a, int mode, bool vec, cudaStream_t stream) {
+  constexpr int kVec = 16 / (int)sizeof(T);
+  return vec ? launch_mm_e<T, TY, MM, kVec>(a, mode, stream) : launch_mm_e<T, TY, MM, 1>(a, mode, stream);
+}
+
+// Fills row0 and K, picks MM (1, 4, 8) and the load width, launches. mode: kPlain (members 1..3) or a GLU mode
+// (members = 2: gate, up, out[0] = out[1] = I, y[0] = s). The caller checks M in [1, kMaxM], in >= 1, and
+// that every row count and M * in, M * out fit in int. Rows = 0 launches nothing.
+template <typename T, typename TY> cudaError_t launch(Args<T, TY> a, int mode, cudaStream_t stream) {
+  a.row0[0] = 0;
+  if (mode == kPlain) {
+    for (int j = 0; j < a.members; j++) a.row0[j + 1] = a.row0[j] + a.out[j];
+  } else {  // one row index for the gate/up pair
+    a.members = 2;
+    a.row0[1] = a.row0[2] = a.out[0];
+  }
+  a.rows = a.row0[a.members];
+  const long long rows = a.rows;
+  if (rows == 0) return cudaSuccess;
+  a.K = warps_per_row(rows);
+  constexpr int kVec = 16 / (int)sizeof(T);
+  bool vec = (a.in % kVec) == 0 && reinterpret_cast<uintptr_t>(a.x) % 16 == 0;
+  for (int j = 0; j < a.members; j++) vec = vec && reinterpret_cast<uintptr_t>(a.w[j]) % 16 == 0;
+  if (a.M == 1) return launch_mm<T, TY, 1>(a, mode, vec, stream);
+  if (a.M <= 4) return launch_mm<T, TY, 4>(a, mode, vec, stream);
+  return launch_mm<T, TY, 8>(a, mode, vec, stream);
+}
+
+}  // namespace wick::small_m

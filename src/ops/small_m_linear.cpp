@@ -1,0 +1,98 @@
+// small_m_linear, small_m_glu: validation and dispatch (ops/small_m_linear.h). CPU twin: ops/cpu/small_m_linear.cpp;
+// CUDA twin: ops/cuda/small_m_linear.cu (kernel in small_m_linear.cuh).
+#include "ops/small_m_linear.h"
+
+#include <atomic>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+
+#include "ops/validate.h"
+
+namespace wick {
+
+using ops_detail::Arg;
+using ops_detail::fail;
+
+namespace {
+std::atomic<bool>& small_m_switch() {
+  static std::atomic<bool> on([] {
+    const char* e = std::getenv("WICK_SMALL_M");
+    return !(e && std::strcmp(e, "0") == 0);
+  }());
+  return on;
+}
+}  // namespace
+
+bool small_m_enabled() { return small_m_switch().load(std::memory_order_relaxed); }
+void set_small_m_enabled(bool on) { small_m_switch().store(on, std::memory_order_relaxed); }
+
+void small_m_linear(const Tensor& x, const std::vector<const Tensor*>& w, const std::vector<const Tensor*>& bias,
+                    const std::vector<Tensor*>& y) {
+  static const char* op = "small_m_linear";
+  const Arg X{"x", &x};
+  if (w.empty() || w.size() > kSmallMMaxMembers || y.size() != w.size() || (!bias.empty() && bias.size() != w.size()))
+    fail(op, {X}, "takes 1 to " + std::to_string(kSmallMMaxMembers) + " weights, as many outputs and biases (or no "
+                  "bias list); got " + std::to_string(w.size()) + ", " + std::to_string(y.size()) + ", " +
+                  std::to_string(bias.size()));
+  ops_detail::Args all{X};
+  for (size_t j = 0; j < w.size(); j++) {
+    if (!w[j] || !y[j]) fail(op, {X}, "weight and output " + std::to_string(j) + " must be given");
+    all.push_back({"w", w[j]});
+    all.push_back({"y", y[j]});
+    if (!bias.empty() && bias[j]) all.push_back({"bias", bias[j]});
+  }
+  const Device dev = ops_detail::one_device(op, all);
+  ops_detail::need_float(op, X);
+  ops_detail::need_rank(op, X, 2, "[M, in]");
+  const int64_t M = x.dim(0), in = x.dim(1);
+  if (!small_m_rows(M)) fail(op, {X}, "x must have 1 to " + std::to_string(kSmallMMaxRows) + " rows");
+  const DType ydt = y[0]->dtype();
+  for (size_t j = 0; j < w.size(); j++) {
+    const Arg W{"w", w[j]}, Y{"y", y[j]};
+    ops_detail::need_same_dtype(op, W, X);
+    ops_detail::need_rank(op, W, 2, "[out, in]");
+    if (w[j]->dim(1) != in) fail(op, {X, W}, "w must be [out, in] with in = " + std::to_string(in));
+    const int64_t out = w[j]->dim(0);
+    ops_detail::need_shape(op, {X, W, Y}, Y, {M, out}, "[M, out]");
+    if (y[j]->dtype() != ydt || (ydt != x.dtype() && !(x.dtype() == DType::BF16 && ydt == DType::F32)))
+      fail(op, {X, Y}, "every y must have x's dtype (or f32 for a bf16 x), the same for all");
+    if (!bias.empty() && bias[j]) {
+      const Arg B{"bias", bias[j]};
+      ops_detail::need_same_dtype(op, B, X);
+      ops_detail::need_shape(op, {W, B}, B, {out}, "[out]");
+    }
+  }
+  WICK_OP_DISPATCH(op, dev, small_m_linear, x, w, bias, y);
+}
+
+void small_m_glu(const Tensor& x, const Tensor& w_gate, const Tensor& w_up, const Tensor* b_gate, const Tensor* b_up,
+                 GluAct act, Tensor& s) {
+  static const char* op = "small_m_glu";
+  const Arg X{"x", &x}, G{"w_gate", &w_gate}, U{"w_up", &w_up}, S{"s", &s};
+  ops_detail::Args all{X, G, U, S};
+  if (b_gate) all.push_back({"b_gate", b_gate});
+  if (b_up) all.push_back({"b_up", b_up});
+  const Device dev = ops_detail::one_device(op, all);
+  ops_detail::need_float(op, X);
+  ops_detail::need_rank(op, X, 2, "[M, in]");
+  const int64_t M = x.dim(0), in = x.dim(1);
+  if (!small_m_rows(M)) fail(op, {X}, "x must have 1 to " + std::to_string(kSmallMMaxRows) + " rows");
+  ops_detail::need_same_dtype(op, G, X);
+  ops_detail::need_rank(op, G, 2, "[I, in]");
+  if (w_gate.dim(1) != in) fail(op, {X, G}, "w_gate must be [I, in] with in = " + std::to_string(in));
+  const int64_t I = w_gate.dim(0);
+  ops_detail::need_same_dtype(op, U, X);
+  ops_detail::need_shape(op, {X, G, U}, U, {I, in}, "[I, in]");
+  ops_detail::need_same_dtype(op, S, X);
+  ops_detail::need_shape(op, {X, G, S}, S, {M, I}, "[M, I]");
+  for (const Tensor* b : {b_gate, b_up})
+    if (b) {
+      const Arg B{b == b_gate ? "b_gate" : "b_up", b};
+      ops_detail::need_same_dtype(op, B, X);
+      ops_detail::need_shape(op, {G, B}, B, {I}, "[I]");
+    }
+  WICK_OP_DISPATCH(op, dev, small_m_glu, x, w_gate, w_up, b_gate, b_up, act, s);
+}
+
+}  // namespace wick

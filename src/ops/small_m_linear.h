@@ -1,0 +1,50 @@
+// Projections of a few rows (decode: one row per sequence) as bandwidth-bound matrix-vector products.
+//
+// At decode a linear layer multiplies M <= 8 rows by a weight matrix it reads once: one FMA per weight per
+// row, so its cost is the weight read (and the launch), not arithmetic. cuBLASLt's GEMMs, tiled for large M,
+// stay far from the memory bandwidth there (e.g. [1, 896] x [896, 4864]^T in bf16). small_m_linear reads each
+// weight row with wide loads spread over the whole GPU, and does the projections of one input (q, k, v) in
+// one launch; small_m_glu fuses the MLP's gate and up projections with the GLU. ops/cuda/small_m_linear.cuh
+// says how the work is spread. Inference takes them on CUDA for M <= kSmallMMaxRows rows (model/linear.h,
+// model/layer.cpp, model/causal_lm_forward.cpp); training never does.
+//
+// Rounding: f32 accumulation; the bias is added in f32 to the f32 sum and the result rounded once to y's
+// dtype, as matmul's cuBLASLt bias epilogue does (ops/matmul.h); only the summation order differs. The GLU
+// variant rounds g = x Wg^T + bg and u = x Wu^T + bu to the dtype first (what the unfused path writes into
+// its g and u buffers), then computes glu_forward's expression on them (ops/swiglu.h: on CUDA act(g) is
+// rounded before the product). The CPU twin is plain loops (f32 sums in index order; bf16 widened, results
+// rounded the same way; its bf16 GLU does not round act(g), as the CPU glu_forward computes in f32).
+#pragma once
+#include <cstdint>
+#include <vector>
+
+#include "core/tensor.h"
+#include "ops/swiglu.h"
+
+namespace wick {
+
+constexpr int64_t kSmallMMaxRows = 8;     // rows of x (inclusive)
+constexpr size_t kSmallMMaxMembers = 3;   // weights per call
+
+// x [M, in], w_j [out_j, in], bias_j [out_j] (or null; `bias` may also be empty) -> y_j [M, out_j] (=):
+//   y_j = x w_j^T + bias_j
+// 1 to 3 members. x, every w_j and bias_j share one dtype, f32 or bf16 (the CPU widens bf16); every y_j has
+// x's dtype, or f32 for a bf16 x (lm_head's f32 logits). M in [1, kSmallMMaxRows].
+void small_m_linear(const Tensor& x, const std::vector<const Tensor*>& w, const std::vector<const Tensor*>& bias,
+                    const std::vector<Tensor*>& y);
+
+// x [M, in], w_gate, w_up [I, in], b_gate, b_up [I] (or null) -> s [M, I] (=):
+//   s = glu(round(x w_gate^T + b_gate), round(x w_up^T + b_up)) with act as glu_forward
+// One dtype for all, f32 or bf16. M in [1, kSmallMMaxRows].
+void small_m_glu(const Tensor& x, const Tensor& w_gate, const Tensor& w_up, const Tensor* b_gate, const Tensor* b_up,
+                 GluAct act, Tensor& s);
+
+inline bool small_m_rows(int64_t M) { return M >= 1 && M <= kSmallMMaxRows; }
+
+// Whether inference takes these ops where it may (model/linear.cpp, model/layer.cpp, model/causal_lm_forward.cpp
+// ask it): on by default, off when the environment has WICK_SMALL_M=0 at the first call. Tests and benchmarks
+// switch it to compare with the GEMM path. The ops themselves always run when called.
+bool small_m_enabled();
+void set_small_m_enabled(bool on);
+
+}  // namespace wick
