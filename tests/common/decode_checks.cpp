@@ -18,6 +18,19 @@
 
 namespace wick::test {
 
+ModelConfig decode_test_config(int64_t layers, int64_t vocab) {
+  ModelConfig c;
+  c.hidden_size = 128;
+  c.intermediate_size = 256;
+  c.num_layers = layers;
+  c.num_heads = 4;
+  c.num_kv_heads = 2;
+  c.head_dim = 64;
+  c.vocab_size = vocab;
+  c.max_position_embeddings = 2048;
+  return c;
+}
+
 void check_kv_cache_write(Device dev, DType dt) {
   Rng rng(11);
   // X = 24 bf16 values is 48 bytes (16-byte copies); 7 values are not (element copies)
@@ -101,15 +114,7 @@ void check_greedy_tokens(Device dev, int64_t V) {
 }
 
 void check_decode_loop_matches_forward(Device dev, DType dt, bool graphs, double tol) {
-  ModelConfig c;
-  c.hidden_size = 128;
-  c.intermediate_size = 192;
-  c.num_layers = 2;
-  c.num_heads = 4;
-  c.num_kv_heads = 2;
-  c.head_dim = 64;  // bf16 prefill takes the tensor-core kernels; decode the split-key ones past 256 keys
-  c.vocab_size = 1000;
-  c.max_position_embeddings = 1024;
+  const ModelConfig c = decode_test_config(2, 1000);
   auto m = CausalLM::random(c, dev, dt, 21);
   Rng rng(22);
   const int64_t n_prompt = 300, steps = 24, cap = n_prompt + steps + 1;

@@ -5,8 +5,13 @@
 //  - DecodeLoop (infer/decode_loop.h) gives, token by token, the logits of the plain cached forward.
 #pragma once
 #include "core/tensor.h"
+#include "model/config.h"
 
 namespace wick::test {
+
+// A small GQA model (hidden 128, 4 / 2 heads of 64: bf16 prefill takes the tensor-core kernels, decode the
+// split-key ones) of `layers` layers, `vocab` tokens, 2048 positions.
+ModelConfig decode_test_config(int64_t layers, int64_t vocab);
 
 // Random rows and a random cache (f32; bf16 on CUDA), positions scattered per batch row; bit for bit.
 void check_kv_cache_write(Device dev, DType dt);

@@ -39,15 +39,7 @@ TEST(DecodeLoopCuda, GraphReplayGivesThePlainCachedForwardsLogits) {
 // device (with and without a repetition penalty) and sampled on the host.
 TEST(DecodeLoopCuda, GraphReplayEqualsKernelByKernel) {
   WICK_REQUIRE_CUDA();
-  ModelConfig c;
-  c.hidden_size = 128;
-  c.intermediate_size = 256;
-  c.num_layers = 3;
-  c.num_heads = 4;
-  c.num_kv_heads = 2;
-  c.head_dim = 64;
-  c.vocab_size = 4000;
-  c.max_position_embeddings = 2048;
+  const ModelConfig c = decode_test_config(3, 4000);
   auto m = CausalLM::random(c, Device::cuda(), DType::BF16, 31);
   Rng rng(32);
   std::vector<int32_t> prompt;

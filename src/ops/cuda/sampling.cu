@@ -27,6 +27,18 @@ __device__ __forceinline__ Best better(const Best& a, const Best& b) {
   return r;
 }
 
+// The warp's best in lane 0.
+__device__ __forceinline__ Best warp_best(Best me) {
+  for (int off = 16; off > 0; off >>= 1) {
+    Best o;
+    o.s = __shfl_down_sync(0xffffffffu, me.s, off);
+    o.i = __shfl_down_sync(0xffffffffu, me.i, off);
+    o.bad = __shfl_down_sync(0xffffffffu, me.bad, off);
+    me = better(me, o);
+  }
+  return me;
+}
+
 __global__ void __launch_bounds__(kThreads)
     greedy_tokens_kernel(const float* __restrict__ logits, int* __restrict__ seen, float penalty, int* __restrict__ ids,
                          long long V) {
@@ -43,26 +55,14 @@ __global__ void __launch_bounds__(kThreads)
     if (mark && mark[i] && penalty != 1.0f) s = s < 0.0f ? s * penalty : s / penalty;
     if (me.i == 0x7fffffff || s > me.s) me.s = s, me.i = static_cast<int>(i);  // ascending i: first index kept
   }
-  for (int off = 16; off > 0; off >>= 1) {
-    Best o;
-    o.s = __shfl_down_sync(0xffffffffu, me.s, off);
-    o.i = __shfl_down_sync(0xffffffffu, me.i, off);
-    o.bad = __shfl_down_sync(0xffffffffu, me.bad, off);
-    me = better(me, o);
-  }
+  me = warp_best(me);
   __shared__ Best warps[kThreads / 32];
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
   if (lane == 0) warps[warp] = me;
   __syncthreads();
   if (warp != 0) return;
   me = lane < kThreads / 32 ? warps[lane] : Best{0.0f, 0x7fffffff, 0x7fffffff};
-  for (int off = 16; off > 0; off >>= 1) {
-    Best o;
-    o.s = __shfl_down_sync(0xffffffffu, me.s, off);
-    o.i = __shfl_down_sync(0xffffffffu, me.i, off);
-    o.bad = __shfl_down_sync(0xffffffffu, me.bad, off);
-    me = better(me, o);
-  }
+  me = warp_best(me);
   if (lane != 0) return;
   if (me.bad != 0x7fffffff) {
     ids[r] = -1 - me.bad;
