@@ -17,14 +17,7 @@
 
 #include "ops/cuda/low_rank.cuh"
 
-#define CK(x)                                                                              \
-  do {                                                                                     \
-    cudaError_t e_ = (x);                                                                  \
-    if (e_ != cudaSuccess) {                                                               \
-      std::printf("CUDA error %s at %s:%d: %s\n", cudaGetErrorString(e_), __FILE__, __LINE__, #x); \
-      std::exit(1);                                                                        \
-    }                                                                                      \
-  } while (0)
+#include "../common/cuda_check.cuh"
 
 using bf16 = __nv_bfloat16;
 

@@ -217,11 +217,13 @@ bool no_dropout(const std::vector<Linear*>& ls, const uint64_t* seeds) {
 }
 
 // Inference over a few rows on CUDA (decode): each adapter's scale (x A^T) B^T runs as one fused
-// low_rank_product (u = x A^T kept in f32) instead of two GEMMs. Only when nothing is saved (training always
-// passes saved: its numerics stay as they are), without dropout, for ranks the fused kernel takes. The CPU
-// keeps its GEMMs (bit for bit what it computed before).
-bool fused_inference(const std::vector<Linear*>& ls, const Tensor& x, const Tensor& saved, const uint64_t* seeds) {
-  if (saved.defined() || !x.device().is_cuda() || x.dim(0) > kLowRankFusedMaxRows || !no_dropout(ls, seeds))
+// low_rank_product (u = x A^T kept in f32) instead of two GEMMs. Only for inference callers (the same flag as
+// the small-M kernels: LayerRun::inference; training and evaluation keep their numerics), with nothing saved,
+// without dropout, for ranks the fused kernel takes. The CPU keeps its GEMMs (bit for bit what it computed
+// before).
+bool fused_inference(const std::vector<Linear*>& ls, const Tensor& x, const Tensor& saved, const uint64_t* seeds,
+                     bool inference) {
+  if (!inference || saved.defined() || !x.device().is_cuda() || x.dim(0) > kLowRankFusedMaxRows || !no_dropout(ls, seeds))
     return false;
   for (const Linear* l : ls)
     if (l->lora.active() && !low_rank_fused(x.dim(0), l->lora.rank())) return false;
@@ -289,7 +291,7 @@ void linear_group_forward(const std::vector<Linear*>& ls, const Tensor& x, const
   const Group g = group_of(ls);
   const int64_t N = x.dim(0);
   const bool f32 = x.dtype() == DType::F32;
-  if (g.R > 0 && fused_inference(ls, x, saved, seeds)) {
+  if (g.R > 0 && fused_inference(ls, x, saved, seeds, inference)) {
     // f32: y = x W^T + b, then y += scale (x A^T) B^T. bf16: y = round(scale (x A16^T) B16^T) first, then the
     // base GEMM adds x W^T + b with beta = 1, the order of forward16 (u is not rounded to bf16 here).
     if (!f32) refresh16(std::vector<const Linear*>(ls.begin(), ls.end()));

@@ -92,7 +92,7 @@ Result run(const LinearGroupSpec& s, const Data& d, Device dev, DType dt, bool g
   if (grouped) {
     const int64_t R = lora_group_rank(ptr);
     Tensor saved = R && !infer ? Tensor::empty({R, s.N}, dt, dev) : Tensor();
-    linear_group_forward(ptr, x, yp, saved, scratch, infer ? nullptr : seeds.data());
+    linear_group_forward(ptr, x, yp, saved, scratch, infer ? nullptr : seeds.data(), infer);
     if (!infer) linear_group_backward(ptr, dyp, x, saved, dx, s.accumulate, scratch, seeds.data());
   } else {
     // As the decoder layer has always called them: x32 an f32 copy of x, u [N, r] f32.
