@@ -38,7 +38,10 @@ def rel_max(a, b):
 
 
 def measure(d, device, autocast):
-    ctx = torch.autocast(device_type=device, dtype=torch.bfloat16) if autocast else contextlib.nullcontext()
+    # cache_enabled=False: autocast's cache of cast weights lives as long as the context, so with it the trace's
+    # later steps would run on the bf16 copies of the adapters as they were before the optimizer's first step.
+    ctx = (torch.autocast(device_type=device, dtype=torch.bfloat16, cache_enabled=False) if autocast
+           else contextlib.nullcontext())
     with ctx:
         return measure_in_context(d, device)
 
