@@ -15,6 +15,7 @@ int main(int argc, char** argv) {
   wick::bench::register_seed_benchmarks(devices);
   wick::bench::register_sampler_benchmarks();
   wick::bench::register_linear_benchmarks(devices);
+  wick::bench::register_prefill_benchmarks(devices);
   benchmark::Initialize(&argc, argv);
   if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
   benchmark::RunSpecifiedBenchmarks();
