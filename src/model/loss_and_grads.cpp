@@ -30,6 +30,7 @@ struct LossAndGrads::Buffers {
   LayerGrads grads;                          // one layer's gradient buffers
   Tensor x_final, f, rstd_f;                 // [N, C], [N, C], [N]
   Tensor ids, targets, positions, segments;  // device copies
+  bool plain_positions = false;               // positions holds 0..T-1 per row (no batch positions given)
   Tensor losses, lse_rows;                   // [N] f32
   Tensor logits;  // [chunk, V] compute dtype, as transformers' lm_head outputs (the loss reads rows in f32); then dlogits
   Tensor f_counted, df_counted;               // [N, C] capacity: f's counted rows, their gradient
@@ -114,10 +115,12 @@ LossSum LossAndGrads::step(const TrainBatch& batch, float grad_scale, uint64_t d
   bf.targets = dev_i32(batch.targets, dev).view({N});
   if (batch.positions.defined()) {
     bf.positions = dev_i32(batch.positions, dev);
-  } else {
+    bf.plain_positions = false;
+  } else if (!bf.plain_positions || bf.positions.shape() != Shape{B, T}) {  // 0..T-1 per row: kept while B, T hold
     std::vector<int32_t> p(N);
     for (int64_t i = 0; i < N; i++) p[i] = static_cast<int32_t>(i % T);
     bf.positions = Tensor::from_i32(p, {B, T}, dev);
+    bf.plain_positions = true;
   }
   bf.segments = batch.segments.defined() ? dev_i32(batch.segments, dev) : Tensor();
 
@@ -187,14 +190,20 @@ LossSum LossAndGrads::step(const TrainBatch& batch, float grad_scale, uint64_t d
         matmul(logits, m_.lm_head(), dfr, false, false);  // [R, V] x [V, C]
       }
     }
-    for (float l : bf.losses.narrow0(0, K).to_f32_vector()) out.sum += l;
     out.count = K;
   }
+  // The per-row losses come to the host once the backward is queued too: a read here would drain the stream
+  // between forward and backward, and the host would start the backward's launches with no lead.
+  auto loss_sum = [&]() {
+    if (K > 0)
+      for (float l : bf.losses.narrow0(0, K).to_f32_vector()) out.sum += l;
+    return out;
+  };
   if (training) {
     df.zero_();
     if (K > 0) embedding_backward(bf.counted_rows.narrow0(0, K), bf.df_counted.narrow0(0, K), df);  // += into rows
   }
-  if (!training) return out;
+  if (!training) return loss_sum();
 
   // ---- backward ----
   m_.final_norm_backward(df, bf.x_final, bf.rstd_f, bf.grads.dx);
@@ -209,7 +218,7 @@ LossSum LossAndGrads::step(const TrainBatch& batch, float grad_scale, uint64_t d
     code.backward(m_.layers()[li], A, bf.grads, run);
     if (layer_hook_) layer_hook_(li);
   }
-  return out;
+  return loss_sum();
 }
 
 }  // namespace wick
