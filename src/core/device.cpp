@@ -1,5 +1,6 @@
 #include "core/device.h"
 
+#include <chrono>
 #include <cstdlib>
 #include <cstring>
 #include <new>
@@ -140,6 +141,36 @@ void DeviceGraph::replay() {
   cuda_graph_replay(dev_.index, exec_);
 #endif
 }
+
+StreamMarks::~StreamMarks() {
+#ifdef WICK_CUDA
+  for (void* e : events_) cuda_event_destroy(e);
+#endif
+}
+
+size_t StreamMarks::mark() {
+  const size_t i = used_++;
+  if (dev_.is_cuda()) {
+#ifdef WICK_CUDA
+    if (events_.size() <= i) events_.resize(i + 1, nullptr);
+    cuda_event_record(dev_.index, &events_[i]);
+#endif
+  } else {
+    if (host_ms_.size() <= i) host_ms_.resize(i + 1);
+    host_ms_[i] = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now().time_since_epoch()).count();
+  }
+  return i;
+}
+
+double StreamMarks::ms_between(size_t a, size_t b) {
+  WICK_CHECK(a < used_ && b < used_, "StreamMarks: marks " << a << ", " << b << " of " << used_);
+#ifdef WICK_CUDA
+  if (dev_.is_cuda()) return cuda_event_ms(events_[a], events_[b]);
+#endif
+  return host_ms_[b] - host_ms_[a];
+}
+
+void StreamMarks::clear() { used_ = 0; }
 
 size_t device_peak_memory(Device d) {
 #ifdef WICK_CUDA

@@ -4,6 +4,7 @@
 #include <cstddef>
 #include <functional>
 #include <string>
+#include <vector>
 
 namespace wick {
 
@@ -59,6 +60,26 @@ class DeviceGraph {
   Device dev_;
   void* graph_ = nullptr;  // cudaGraph_t
   void* exec_ = nullptr;   // cudaGraphExec_t
+};
+
+// Marks on a device's stream, to time stretches of queued work (WICK_STEP_PROFILE: train/trainer.cpp). mark()
+// records the point the stream has reached (a CUDA event; on the CPU, whose ops return when done, the host clock);
+// ms_between(a, b) waits for b and gives the device time from a to b, idle gaps included.
+class StreamMarks {
+ public:
+  explicit StreamMarks(Device d) : dev_(d) {}
+  ~StreamMarks();
+  StreamMarks(const StreamMarks&) = delete;
+  StreamMarks& operator=(const StreamMarks&) = delete;
+  size_t mark();  // -> its index
+  double ms_between(size_t a, size_t b);
+  void clear();  // forget the marks (their events are reused)
+
+ private:
+  Device dev_;
+  std::vector<void*> events_;  // cudaEvent_t, one per mark index, created on first use
+  std::vector<double> host_ms_;
+  size_t used_ = 0;
 };
 
 // Peak bytes wick has held on a CUDA device (the stream-ordered pool's high-water mark), and a reset of it;

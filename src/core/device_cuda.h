@@ -24,6 +24,10 @@ void cuda_host_free(void* p);
 void cuda_graph_capture(int dev, const std::function<void()>& work, void** graph, void** exec);
 void cuda_graph_replay(int dev, void* exec);
 void cuda_graph_destroy(void* graph, void* exec);
+// StreamMarks' CUDA half: an event recorded on dev's stream (created when *event is null); the time between two.
+void cuda_event_record(int dev, void** event);
+double cuda_event_ms(void* a, void* b);
+void cuda_event_destroy(void* event);
 size_t cuda_peak_memory(int dev);
 void cuda_reset_peak_memory(int dev);
 std::string cuda_device_name(int dev);

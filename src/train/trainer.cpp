@@ -1,6 +1,9 @@
 #include "train/trainer.h"
 
 #include <chrono>
+#include <memory>
+#include <cstdlib>
+#include <cstdio>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
@@ -315,6 +318,11 @@ bool Trainer::run(const std::function<void(const StepReport&)>& on_step, const s
   const int lora_per_layer = static_cast<int>(lora_linears / std::max<int64_t>(1, p.m.config().num_layers));
   p.peak_flops = peak_bf16_flops(device_name(p.m.device()));
   const std::string kill_point = "rank" + std::to_string(rank) + "-step";  // tests: WICK_TEST_KILL_AT=rank1-step@3
+  // WICK_STEP_PROFILE=1: each step's device time in its phases on stderr (where a step's time goes: the host
+  // making the batch while the device waits, forward + loss + backward, the optimizer).
+  const char* profile_env = std::getenv("WICK_STEP_PROFILE");
+  std::unique_ptr<StreamMarks> marks;
+  if (profile_env && std::string(profile_env) == "1") marks = std::make_unique<StreamMarks>(p.m.device());
   while (p.step < p.total) {
     checkpoint_kill_point(kill_point.c_str(), p.step);
     bool stop_now = stop && stop->load();
@@ -328,6 +336,7 @@ bool Trainer::run(const std::function<void(const StepReport&)>& on_step, const s
       return false;
     }
     const auto ts = std::chrono::steady_clock::now();
+    if (marks) marks->clear(), marks->mark();
     // The global batch: every rank makes all of its micro-batches (cheap, host-side: the counted tokens of
     // the whole batch normalise the loss) and computes its own (dist/shard.h).
     std::vector<std::pair<int64_t, TrainBatch>> micro;
@@ -350,6 +359,7 @@ bool Trainer::run(const std::function<void(const StepReport&)>& on_step, const s
       overlap_step = counted_of[static_cast<size_t>(mine.back())] > 0;
     }
     std::fill(started.begin(), started.end(), 0);
+    if (marks) marks->mark();
     zero_lora_grads(p.m);
     LossSum loss;
     const float scale = counted > 0 ? 1.0f / static_cast<float>(counted) : 0.0f;
@@ -377,6 +387,7 @@ bool Trainer::run(const std::function<void(const StepReport&)>& on_step, const s
       loss.sum = totals[0];
       loss.count = static_cast<int64_t>(totals[1]);
     }
+    if (marks) marks->mark();
     const double lr = p.sched.lr_at(p.step, p.opt.lr);
     // A non-finite loss or gradient: AdamW updates nothing (its norm is the check), then stop or skip.
     const bool loss_bad = counted > 0 && !std::isfinite(loss.sum);
@@ -399,8 +410,15 @@ bool Trainer::run(const std::function<void(const StepReport&)>& on_step, const s
       if (p.on_skip) p.on_skip(what);
     }
     p.step++;
+    if (marks) marks->mark();
     device_synchronize(p.m.device());
     const auto te = std::chrono::steady_clock::now();
+    if (marks)
+      std::fprintf(stderr,
+                   "wick train: step %lld profile (device ms): batch %.2f | forward + loss + backward %.2f | "
+                   "optimizer %.2f | wall %.2f\n",
+                   static_cast<long long>(p.step), marks->ms_between(0, 1), marks->ms_between(1, 2),
+                   marks->ms_between(2, 3), std::chrono::duration<double, std::milli>(te - ts).count());
     StepReport r;
     r.step = p.step;
     r.total_steps = p.total;

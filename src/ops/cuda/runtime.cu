@@ -264,6 +264,23 @@ void cuda_reset_peak_memory(int dev) {
   WICK_CUDA_CHECK(cudaMemPoolSetAttribute(pool, cudaMemPoolAttrUsedMemHigh, &zero));
 }
 
+void cuda_event_record(int dev, void** event) {
+  cuda::set_device(dev);
+  if (!*event) WICK_CUDA_CHECK(cudaEventCreate(reinterpret_cast<cudaEvent_t*>(event)));
+  WICK_CUDA_CHECK(cudaEventRecord(static_cast<cudaEvent_t>(*event), cuda::stream(dev)));
+}
+
+double cuda_event_ms(void* a, void* b) {
+  WICK_CUDA_CHECK(cudaEventSynchronize(static_cast<cudaEvent_t>(b)));
+  float ms = 0;
+  WICK_CUDA_CHECK(cudaEventElapsedTime(&ms, static_cast<cudaEvent_t>(a), static_cast<cudaEvent_t>(b)));
+  return ms;
+}
+
+void cuda_event_destroy(void* event) {
+  if (event) cudaEventDestroy(static_cast<cudaEvent_t>(event));
+}
+
 std::string cuda_device_name(int dev) {
   cudaDeviceProp prop;
   WICK_CUDA_CHECK(cudaGetDeviceProperties(&prop, dev));
