@@ -53,7 +53,7 @@ done
 "$WICK" serve --model "$model" --device "$device" --port 0 --max-batch "$max_batch" --max-queue $((clients * 2)) \
   --model-name base "${adapter_flags[@]}" 2> "$tmp/server.log" &
 server_pid=$!
-for _ in $(seq 1 600); do
+for _ in $(seq 1 3000); do  # up to 5 minutes: a 7B model loads for a while before it listens
   port=$(sed -n 's/.*listening on http:\/\/127\.0\.0\.1:\([0-9]*\).*/\1/p' "$tmp/server.log" | head -1)
   [ -n "$port" ] && break
   kill -0 "$server_pid" 2>/dev/null || { cat "$tmp/server.log" >&2; exit 1; }
