@@ -77,11 +77,12 @@ TEST(Jinja, HostileTemplatesFailCleanly) {
 TEST(Jinja, RunawayWorkEndsWithAClearError) {
   const auto steps = [](const std::string& src) { return error_of(src).find("steps (loop iterations"); };
   EXPECT_NE(steps("{% for i in range(999999) %}{% for j in range(999999) %}{% endfor %}{% endfor %}"), std::string::npos);
-  EXPECT_NE(steps("{% for i in range(1000) %}{% for j in range(1000) %}{% endfor %}{% endfor %}"), std::string::npos);
   EXPECT_NE(steps("{% macro f(n) %}{% if n < 60 %}{{ f(n + 1) }}{{ f(n + 1) }}{% endif %}{% endmacro %}{{ f(0) }}"),
             std::string::npos);
-  EXPECT_NE(error_of("x\n{% for i in range(1000) %}{% for j in range(1000) %}{% endfor %}{% endfor %}").find("t.jinja:2"),
-            std::string::npos);
+  // 10^6 iterations of small ranges (the steps run out in the loop, not in range()); the error names the line.
+  const std::string loops = error_of("x\n{% for i in range(1000) %}{% for j in range(1000) %}{% endfor %}{% endfor %}");
+  EXPECT_NE(loops.find("steps (loop iterations"), std::string::npos) << loops;
+  EXPECT_NE(loops.find("t.jinja:2"), std::string::npos) << loops;
   EXPECT_EQ(render("[{{ '' * 1000000000000 }}]{{ ([] * 1000000000000) | length }}"), "[]0");
   EXPECT_NE(error_of("{{ 'a\nb' | indent(1000000000000) }}").find("64 MiB"), std::string::npos);
   EXPECT_NE(error_of("{{ 'a' | center(1000000000000) }}").find("64 MiB"), std::string::npos);
