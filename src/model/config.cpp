@@ -95,6 +95,10 @@ static void read_rope(const json& j, const Family* fam, ModelConfig& c, const st
 
 ModelConfig ModelConfig::from_json_file(const std::string& path) { return from_json_string(io::read_file(path), path); }
 
+// The most layers a config.json may declare: well above any published model (Llama 3.1 405B has 126), low
+// enough that listing every layer's weights stays instant.
+constexpr int64_t kMaxModelLayers = 1024;
+
 ModelConfig ModelConfig::from_json_string(const std::string& text, const std::string& where) {
   const json j = io::parse_json_strict(text, where);
   if (!j.is_object()) throw Error("config must be a JSON object, got " + json_brief(j), where);
@@ -120,6 +124,12 @@ ModelConfig ModelConfig::from_json_string(const std::string& text, const std::st
   c.hidden_size = required("hidden_size");
   c.intermediate_size = required("intermediate_size");
   c.num_layers = required("num_hidden_layers");
+  // Every layer's weights are listed (names, shapes) by the family: a count beyond any model made a config
+  // of a few bytes take minutes and gigabytes before anything was refused (found by fuzz/fuzz_config).
+  if (c.num_layers > kMaxModelLayers)
+    throw Error("field 'num_hidden_layers' is " + std::to_string(c.num_layers) + "; wick supports at most " +
+                    std::to_string(kMaxModelLayers) + " layers",
+                where);
   c.num_heads = required("num_attention_heads");
   c.vocab_size = required("vocab_size");
   c.num_kv_heads = get_int(j, "num_key_value_heads", where).value_or(c.num_heads);

@@ -120,6 +120,7 @@ std::string replace_all(const std::string& s, const std::string& from, const std
     for (size_t k = 0; k <= cps.size(); k++) {
       if (count < 0 || done < count) { out += to; done++; }
       if (k < cps.size()) out += cps[k];
+      if (out.size() > kMaxString) throw EvalError("string longer than 64 MiB");
     }
     return out;
   }
@@ -389,7 +390,9 @@ Value sort_list(const Value& v, const CallArgs& a) {
 
 // Jinja2's indent filter.
 std::string indent(const std::string& s0, const Value& width, bool first, bool blank) {
-  const std::string ind = width.is_string() ? width.str() : std::string(static_cast<size_t>(std::max<int64_t>(0, need_int(width, "indent"))), ' ');
+  const int64_t w = width.is_string() ? 0 : std::max<int64_t>(0, need_int(width, "indent"));
+  if (w > static_cast<int64_t>(kMaxString)) throw EvalError("indent width beyond 64 MiB");
+  const std::string ind = width.is_string() ? width.str() : std::string(static_cast<size_t>(w), ' ');
   const std::vector<std::string> lines = splitlines(s0 + "\n");
   std::string rv = first ? ind : "";
   for (size_t k = 0; k < lines.size(); k++) {
@@ -398,6 +401,7 @@ std::string indent(const std::string& s0, const Value& width, bool first, bool b
       if (blank || !lines[k].empty()) rv.append(ind);
     }
     rv.append(lines[k]);
+    if (rv.size() > kMaxString) throw EvalError("string longer than 64 MiB");
   }
   return rv;
 }
@@ -426,7 +430,11 @@ Value tojson(const Value& v, const CallArgs& a) {
   const bool sort_keys = arg(a, 99, "sort_keys", Value::boolean(false)).truthy();
   const Value seps = arg(a, 99, "separators", Value::none());
   int indent_n = -1;
-  if (!ind.is_none()) indent_n = static_cast<int>(need_int(ind, "tojson indent"));
+  if (!ind.is_none()) {
+    const int64_t n = need_int(ind, "tojson indent");
+    if (n > 4096) throw EvalError("tojson indent " + std::to_string(n) + " is beyond 4096");
+    indent_n = static_cast<int>(n);
+  }
   std::string out;
   if (seps.is_none()) {
     out = to_json(v, indent_n, sort_keys);
@@ -730,6 +738,7 @@ Value apply_filter(const std::string& name, const Value& v, const CallArgs& a) {
   if (n == "wordcount") return Value::integer(static_cast<int64_t>(split_value(to_str(v), Value::none(), -1).list->size()));
   if (n == "center") {
     const int64_t w = need_int(arg(a, 0, "width", Value::integer(80)), "center");
+    if (w > static_cast<int64_t>(kMaxString)) throw EvalError("center width beyond 64 MiB");
     const std::string s = to_str(v);
     const int64_t len = static_cast<int64_t>(code_point_count(s));
     if (len >= w) return Value::string(s);

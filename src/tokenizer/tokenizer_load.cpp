@@ -1,4 +1,5 @@
 // Reads tokenizer.json and checks that every field that changes the result is one wick implements.
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -45,7 +46,25 @@ struct Reader {
   }
 };
 
-std::unique_ptr<tok::Bpe> read_model(const Reader& r, const json& m, bool byte_level) {
+// Token ids index dense per-id tables (max id + 1 entries each): an id far beyond the number of tokens made a
+// few-kB tokenizer.json allocate tens of GB (fuzz_tokenizer_json: id 1,222,222,250 among 388 tokens). Holes are
+// allowed, up to the token count again or 65,536, whichever is more; real tokenizers have none.
+int64_t id_limit(const json& j) {
+  int64_t n = 0;
+  if (j.contains("model") && j.at("model").is_object() && j.at("model").contains("vocab"))
+    n += static_cast<int64_t>(j.at("model").at("vocab").size());
+  if (j.contains("added_tokens") && j.at("added_tokens").is_array()) n += static_cast<int64_t>(j.at("added_tokens").size());
+  return n + std::max<int64_t>(n, 65536);
+}
+
+void check_id(const Reader& r, int64_t id, int64_t limit, const std::string& token, const std::string& field) {
+  if (id >= limit)
+    r.fail(field, "id " + std::to_string(id) + " of \"" + token + "\" is far beyond the number of tokens (ids must be below " +
+                      std::to_string(limit) + " here)",
+           "token ids are 0 to vocabulary size - 1, with few gaps");
+}
+
+std::unique_ptr<tok::Bpe> read_model(const Reader& r, const json& m, bool byte_level, int64_t limit) {
   const std::string field = "model";
   if (m.contains("type") && r.str(m, "type", field) != "BPE")
     r.unsupported("model.type", "model \"" + r.str(m, "type", field) + "\"", "BPE");
@@ -69,6 +88,7 @@ std::unique_ptr<tok::Bpe> read_model(const Reader& r, const json& m, bool byte_l
     if (!it.value().is_number_integer()) r.fail("model.vocab", "id of \"" + it.key() + "\" is not an integer");
     const int64_t id = it.value().get<int64_t>();
     if (id < 0 || id > INT32_MAX) r.fail("model.vocab", "id " + std::to_string(id) + " of \"" + it.key() + "\" is out of range");
+    check_id(r, id, limit, it.key(), "model.vocab");
     vocab.emplace(it.key(), static_cast<int32_t>(id));
   }
 
@@ -94,7 +114,7 @@ std::unique_ptr<tok::Bpe> read_model(const Reader& r, const json& m, bool byte_l
   return std::make_unique<tok::Bpe>(std::move(vocab), merges, opt, r.path);
 }
 
-std::vector<tok::AddedToken> read_added(const Reader& r, const json& a) {
+std::vector<tok::AddedToken> read_added(const Reader& r, const json& a, int64_t limit) {
   std::vector<tok::AddedToken> out;
   if (a.is_null()) return out;
   if (!a.is_array()) r.fail("added_tokens", "expected an array");
@@ -106,6 +126,7 @@ std::vector<tok::AddedToken> read_added(const Reader& r, const json& a) {
       r.fail(f + ".id", "expected a non-negative integer");
     const std::string content = r.str(t, "content", f);
     if (content.empty()) r.fail(f + ".content", "is empty");
+    check_id(r, idj.get<int64_t>(), limit, content, f + ".id");
     // These options change where a token matches; Qwen's tokens have them all false.
     for (const char* k : {"single_word", "lstrip", "rstrip", "normalized"}) r.flag_is(t, k, false, false, f);
     bool special = false;
@@ -137,10 +158,11 @@ std::shared_ptr<const Tokenizer::Impl> load_tokenizer_json(const std::string& pa
   impl->path = path;
   impl->normalizer = tok::Normalizer(j.contains("normalizer") ? j.at("normalizer") : json(), path);
   impl->pre = std::make_unique<tok::PreTokenizer>(r.member(j, "pre_tokenizer", "(top level)"), path);
-  impl->bpe = read_model(r, r.member(j, "model", "(top level)"), impl->pre->byte_level());
+  const int64_t limit = id_limit(j);
+  impl->bpe = read_model(r, r.member(j, "model", "(top level)"), impl->pre->byte_level(), limit);
   impl->decoder = std::make_unique<tok::Decoder>(r.member(j, "decoder", "(top level)"), path);
   // The post_processor only adds BOS/EOS or offsets when add_special_tokens=true, which wick never asks for.
-  impl->added = tok::AddedTokens(read_added(r, j.contains("added_tokens") ? j.at("added_tokens") : json()));
+  impl->added = tok::AddedTokens(read_added(r, j.contains("added_tokens") ? j.at("added_tokens") : json(), limit));
 
   // Dense per-id tables.
   int64_t size = static_cast<int64_t>(impl->bpe->max_id()) + 1;

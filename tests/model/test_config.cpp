@@ -170,6 +170,9 @@ TEST(ModelConfig, Refusals) {
       {[](json& j) { j.erase("num_hidden_layers"); }, {"'num_hidden_layers'"}},
       {[](json& j) { j["intermediate_size"] = 0; }, {"'intermediate_size'", "positive"}},
       {[](json& j) { j["num_hidden_layers"] = -2; }, {"'num_hidden_layers'", "positive"}},
+      // fuzz/fuzz_config: 277777 layers took a minute listing weights before this limit; 2^62 would not end.
+      {[](json& j) { j["num_hidden_layers"] = 277777; }, {"'num_hidden_layers'", "277777", "at most 1024"}},
+      {[](json& j) { j["num_hidden_layers"] = 1LL << 62; }, {"'num_hidden_layers'", "at most 1024"}},
       {[](json& j) { j["num_key_value_heads"] = 0; }, {"'num_key_value_heads'", "positive"}},
       {[](json& j) { j["hidden_size"] = 64.5; }, {"'hidden_size'", "integer"}},
       {[](json& j) { j["hidden_size"] = "896"; }, {"'hidden_size'", "integer"}},

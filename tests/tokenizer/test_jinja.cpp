@@ -70,6 +70,33 @@ TEST(Jinja, HostileTemplatesFailCleanly) {
   EXPECT_NE(error_of("{{ 'x' * 100000000000 }}").find("64 MiB"), std::string::npos);
 }
 
+// Found by fuzz/fuzz_chat_template: a few bytes of template that never finished (nested loops, a macro
+// calling itself twice at each of 64 levels, an empty string times 10**12) or asked for terabytes (indent,
+// center, tojson widths; replace('') on a long string) now end with a clear error, and a template's normal
+// work (thousands of loop iterations) is far inside the step budget.
+TEST(Jinja, RunawayWorkEndsWithAClearError) {
+  const auto steps = [](const std::string& src) { return error_of(src).find("steps (loop iterations"); };
+  EXPECT_NE(steps("{% for i in range(999999) %}{% for j in range(999999) %}{% endfor %}{% endfor %}"), std::string::npos);
+  EXPECT_NE(steps("{% macro f(n) %}{% if n < 60 %}{{ f(n + 1) }}{{ f(n + 1) }}{% endif %}{% endmacro %}{{ f(0) }}"),
+            std::string::npos);
+  // 10^6 iterations of small ranges (the steps run out in the loop, not in range()); the error names the line.
+  const std::string loops = error_of("x\n{% for i in range(1000) %}{% for j in range(1000) %}{% endfor %}{% endfor %}");
+  EXPECT_NE(loops.find("steps (loop iterations"), std::string::npos) << loops;
+  EXPECT_NE(loops.find("t.jinja:2"), std::string::npos) << loops;
+  EXPECT_EQ(render("[{{ '' * 1000000000000 }}]{{ ([] * 1000000000000) | length }}"), "[]0");
+  EXPECT_NE(error_of("{{ 'a\nb' | indent(1000000000000) }}").find("64 MiB"), std::string::npos);
+  EXPECT_NE(error_of("{{ 'a' | center(1000000000000) }}").find("64 MiB"), std::string::npos);
+  EXPECT_NE(error_of("{{ [1] | tojson(indent=1000000000) }}").find("beyond 4096"), std::string::npos);
+  EXPECT_NE(error_of("{{ ('x' * 1000000) | replace('', 'y' * 1000) }}").find("64 MiB"), std::string::npos);
+  // 30,000 loop iterations and 3,000 macro calls: what a long conversation's template does, and more.
+  const std::string ok = render(
+      "{% macro m(i) %}{{ i % 2 }}{% endmacro %}{% set ns = namespace(n=0) %}{% for i in range(10) %}"
+      "{% for j in range(3000) %}{% set ns.n = ns.n + 1 %}{% if j < 300 %}{{ m(j) }}{% endif %}{% endfor %}{% endfor %}"
+      "{{ ns.n }}");
+  EXPECT_EQ(ok.size(), 3000u + 5u);
+  EXPECT_EQ(ok.substr(3000), "30000");
+}
+
 TEST(Jinja, PythonValueSemantics) {
   EXPECT_EQ(render("{{ 1 == 1.0 }} {{ true == 1 }} {{ 0.1 + 0.2 }} {{ 1e16 }} {{ 1e-4 }} {{ 123456789.0 }} {{ 2.5e-07 }}"),
             "True True 0.30000000000000004 1e+16 0.0001 123456789.0 2.5e-07");

@@ -150,6 +150,9 @@ TEST(TokenizerJson, RefusesWhatItDoesNotImplement) {
       {"unknown_merge", "model.merges[1]", [](json& j) { j["model"]["merges"].push_back(json::array({"q", "zz"})); }},
       {"missing_byte", "model.vocab", [](json& j) { j["model"]["vocab"].erase("A"); }},
       {"no_model", "missing field \"model\"", [](json& j) { j.erase("model"); }},
+      // fuzz_tokenizer_json: one id of 1,222,222,250 among a few hundred tokens asked for a 39 GB id table.
+      {"huge_vocab_id", "model.vocab", [](json& j) { j["model"]["vocab"]["ab"] = 1222222250; }},
+      {"huge_added_id", "added_tokens[0].id", [](json& j) { j["added_tokens"][0]["id"] = 2000000000; }},
   };
   for (const Case& c : cases) {
     json j = toy({{"a", "b"}});
