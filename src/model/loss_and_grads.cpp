@@ -29,7 +29,7 @@ struct LossAndGrads::Buffers {
   Tensor recomputed_out;                     // checkpointing: [N, C] the recomputed layer's output (unused)
   LayerGrads grads;                          // one layer's gradient buffers
   Tensor x_final, f, rstd_f;                 // [N, C], [N, C], [N]
-  Tensor ids, targets, positions, segments;  // device copies
+  Tensor ids, positions, segments;           // device copies ([N], [B, T], [B, T] i32)
   bool plain_positions = false;               // positions holds 0..T-1 per row (no batch positions given)
   Tensor losses, lse_rows;                   // [N] f32
   Tensor logits;  // [chunk, V] compute dtype, as transformers' lm_head outputs (the loss reads rows in f32); then dlogits
@@ -38,19 +38,89 @@ struct LossAndGrads::Buffers {
   LinearScratch lin;
 };
 
-LossAndGrads::LossAndGrads(CausalLM& model) : m_(model), buf_(std::make_unique<Buffers>()) {}
+// Page-locked host memory for a step's traffic with the device, so that nothing in a step waits for the host:
+// the batch's inputs go up and the per-row losses come down through it with asynchronous copies. Regions
+// are handed out one after another and all released together once the device has finished them
+// (take_loss_sums, after its synchronize).
+struct LossAndGrads::HostStaging {
+  char* buf = nullptr;
+  size_t cap = 0, used = 0;
+  std::vector<std::pair<size_t, int64_t>> queued;  // per queued step: the byte offset of its losses, their count
+  Device dev = Device::cpu();
+  ~HostStaging() { host_free_pinned(buf); }
+  // A region of nbytes (4-byte aligned); growing waits for the copies in flight (they use the old buffer).
+  void* take(size_t nbytes) {
+    nbytes = (nbytes + 3) & ~size_t(3);
+    if (used + nbytes > cap) {
+      if (used > 0) device_synchronize(dev);
+      const size_t want = std::max(2 * cap, std::max<size_t>(used + nbytes, 1 << 16));
+      char* b = static_cast<char*>(host_alloc_pinned(want));
+      if (used > 0) std::copy(buf, buf + used, b);
+      host_free_pinned(buf);
+      buf = b;
+      cap = want;
+    }
+    void* p = buf + used;
+    used += nbytes;
+    return p;
+  }
+  // dst (device, i32, numel n) = host data, without waiting.
+  void upload(const int32_t* host, int64_t n, Tensor& dst) {
+    const size_t bytes = sizeof(int32_t) * static_cast<size_t>(n);
+    void* p = take(bytes);
+    std::copy(host, host + n, static_cast<int32_t*>(p));
+    if (n > 0) device_copy_async(dst.raw(), dst.device(), p, Device::cpu(), bytes);
+  }
+};
+
+LossAndGrads::LossAndGrads(CausalLM& model)
+    : m_(model), buf_(std::make_unique<Buffers>()), host_(std::make_unique<HostStaging>()) {
+  host_->dev = model.device();
+}
 LossAndGrads::~LossAndGrads() = default;
 
 namespace {
 
-Tensor dev_i32(const Tensor& host, Device dev) {
-  WICK_CHECK(host.dtype() == DType::I32, "train batch tensors must be i32, got " << host.str());
-  return host.to(dev);
+// The i32 elements of a batch tensor (host, i32, [B, T] like ids: checked by the caller for ids).
+const int32_t* host_i32(const Tensor& t, const char* what, int64_t numel) {
+  if (t.dtype() != DType::I32 || !t.device().is_cpu() || t.numel() != numel)
+    throw Error(std::string("train batch: ") + what + " must be an i32 host tensor of " + std::to_string(numel) +
+                " elements (ids' shape), got " + t.str());
+  return t.data<int32_t>();
 }
 
 }  // namespace
 
 LossSum LossAndGrads::step(const TrainBatch& batch, float grad_scale, uint64_t dropout_seed) {
+  WICK_CHECK(host_->queued.empty(), "LossAndGrads::step with queued steps not taken");
+  LossSum out;
+  out.count = queue_step(batch, grad_scale, dropout_seed);
+  out.sum = take_loss_sums().at(0);
+  return out;
+}
+
+std::vector<double> LossAndGrads::take_loss_sums() {
+  HostStaging& h = *host_;
+  if (h.used > 0) device_synchronize(h.dev);
+  std::vector<double> sums;
+  for (const auto& [off, n] : h.queued) {
+    const float* l = reinterpret_cast<const float*>(h.buf + off);
+    double s = 0;
+    for (int64_t i = 0; i < n; i++) s += l[i];
+    sums.push_back(s);
+  }
+  h.queued.clear();
+  h.used = 0;
+  return sums;
+}
+
+const Tensor& LossAndGrads::loss_check() const { return loss_check_; }
+
+void LossAndGrads::clear_loss_check() {
+  if (loss_check_.defined()) loss_check_.zero_();
+}
+
+int64_t LossAndGrads::queue_step(const TrainBatch& batch, float grad_scale, uint64_t dropout_seed) {
   const ModelConfig& c = m_.config();
   const Device dev = m_.device();
   const DType dt = m_.dtype();
@@ -89,6 +159,7 @@ LossSum LossAndGrads::step(const TrainBatch& batch, float grad_scale, uint64_t d
     bf.df_counted = E({N, C}, dt);
     bf.counted_rows = E({N}, DType::I32);
     bf.counted_targets = E({N}, DType::I32);
+    bf.ids = E({N}, DType::I32);
     // Only now: an allocation that failed (out of memory) leaves the set marked empty, so the next step
     // allocates again instead of running on missing buffers.
     bf.B = B;
@@ -111,25 +182,42 @@ LossSum LossAndGrads::step(const TrainBatch& batch, float grad_scale, uint64_t d
     }
   }
 
-  bf.ids = dev_i32(batch.ids, dev).view({N});
-  bf.targets = dev_i32(batch.targets, dev).view({N});
+  // The inputs, and the rows that have a target (only they go through lm_head, below), go up without waiting.
+  HostStaging& stage = *host_;
+  const int32_t* tgt = host_i32(batch.targets, "targets", N);
+  stage.upload(host_i32(batch.ids, "ids", N), N, bf.ids);
   if (batch.positions.defined()) {
-    bf.positions = dev_i32(batch.positions, dev);
+    if (!bf.positions.defined() || bf.plain_positions || bf.positions.shape() != Shape{B, T})
+      bf.positions = Tensor::empty({B, T}, DType::I32, dev);
+    stage.upload(host_i32(batch.positions, "positions", N), N, bf.positions);
     bf.plain_positions = false;
   } else if (!bf.plain_positions || bf.positions.shape() != Shape{B, T}) {  // 0..T-1 per row: kept while B, T hold
     std::vector<int32_t> p(N);
     for (int64_t i = 0; i < N; i++) p[i] = static_cast<int32_t>(i % T);
-    bf.positions = Tensor::from_i32(p, {B, T}, dev);
+    bf.positions = Tensor::empty({B, T}, DType::I32, dev);
+    stage.upload(p.data(), N, bf.positions);
     bf.plain_positions = true;
   }
-  bf.segments = batch.segments.defined() ? dev_i32(batch.segments, dev) : Tensor();
+  if (batch.segments.defined()) {
+    if (!bf.segments.defined() || bf.segments.shape() != Shape{B, T}) bf.segments = Tensor::empty({B, T}, DType::I32, dev);
+    stage.upload(host_i32(batch.segments, "segments", N), N, bf.segments);
+  }
+  std::vector<int32_t> rows, row_targets;
+  for (int64_t i = 0; i < N; i++)
+    if (tgt[i] != kIgnoreIndex) {
+      rows.push_back(static_cast<int32_t>(i));
+      row_targets.push_back(tgt[i]);
+    }
+  const int64_t K = static_cast<int64_t>(rows.size());
+  stage.upload(rows.data(), K, bf.counted_rows);
+  stage.upload(row_targets.data(), K, bf.counted_targets);
 
   LayerRun run;
   run.cfg = &c;
   run.B = B;
   run.T = T;
   run.positions = bf.positions;
-  run.args.segments = bf.segments.defined() ? &bf.segments : nullptr;
+  run.args.segments = batch.segments.defined() ? &bf.segments : nullptr;
   run.dropout = dropout;
   run.dropout_seed = dropout_seed;
   run.lin = &bf.lin;
@@ -158,24 +246,13 @@ LossSum LossAndGrads::step(const TrainBatch& batch, float grad_scale, uint64_t d
 
   // ---- loss (and its gradient into the final hidden state), in row chunks ----
   // Only rows with a target go through lm_head: on chat data most rows are prompt (label -100), and lm_head
-  // ([V, C], V ~ 150k) is most of a small model's work. The counted rows of f are gathered into f_counted,
-  // their gradient is scattered back into df (zero elsewhere, as the ignored rows' loss is constant).
-  std::vector<int32_t> rows, row_targets;
-  {
-    const int32_t* t = batch.targets.data<int32_t>();
-    for (int64_t i = 0; i < N; i++)
-      if (t[i] != kIgnoreIndex) {
-        rows.push_back(static_cast<int32_t>(i));
-        row_targets.push_back(t[i]);
-      }
-  }
-  const int64_t K = static_cast<int64_t>(rows.size());
+  // ([V, C], V ~ 150k) is most of a small model's work. The counted rows of f (counted_rows, uploaded above)
+  // are gathered into f_counted, their gradient is scattered back into df (zero elsewhere, as the ignored
+  // rows' loss is constant).
   Tensor df = bf.grads.da;  // [N, C] gradient wrt f
-  LossSum out;
+  if (training && !loss_check_.defined()) loss_check_ = Tensor::zeros({loss_chunk_}, DType::F32, dev);
   if (K > 0) {
     Tensor idx = bf.counted_rows.narrow0(0, K), tgk = bf.counted_targets.narrow0(0, K);
-    idx.copy_from(Tensor::from_i32(rows, {K}));
-    tgk.copy_from(Tensor::from_i32(row_targets, {K}));
     Tensor fk = bf.f_counted.narrow0(0, K), dfk = bf.df_counted.narrow0(0, K);
     embedding_forward(idx, bf.f, fk);  // fk[i] = f[rows[i]]
     for (int64_t r0 = 0; r0 < K; r0 += loss_chunk_) {
@@ -185,25 +262,31 @@ LossSum LossAndGrads::step(const TrainBatch& batch, float grad_scale, uint64_t d
       Tensor tg = tgk.narrow0(r0, R), ls = bf.losses.narrow0(r0, R), lse = bf.lse_rows.narrow0(r0, R);
       cross_entropy_forward(logits, tg, ls, lse);
       if (training) {
+        for (int64_t o = 0; o < R; o += loss_check_.numel()) {  // NaN where a loss is not finite (loss_check)
+          const int64_t n = std::min(R - o, loss_check_.numel());
+          Tensor check = loss_check_.narrow0(0, n);
+          axpy(0.0f, ls.narrow0(o, n), check);
+        }
         cross_entropy_backward(logits, tg, lse, grad_scale, logits);  // in place: dlogits
         Tensor dfr = dfk.narrow0(r0, R);
         matmul(logits, m_.lm_head(), dfr, false, false);  // [R, V] x [V, C]
       }
     }
-    out.count = K;
   }
-  // The per-row losses come to the host once the backward is queued too: a read here would drain the stream
-  // between forward and backward, and the host would start the backward's launches with no lead.
-  auto loss_sum = [&]() {
-    if (K > 0)
-      for (float l : bf.losses.narrow0(0, K).to_f32_vector()) out.sum += l;
-    return out;
+  // The per-row losses go to the host without waiting (take_loss_sums reads them): a read here would drain
+  // the stream between forward and backward, and the host would start the backward's launches with no lead.
+  auto queue_losses = [&]() {
+    const size_t off = stage.used;
+    void* dst = stage.take(sizeof(float) * static_cast<size_t>(K));
+    if (K > 0) device_copy_async(dst, Device::cpu(), bf.losses.raw(), dev, sizeof(float) * static_cast<size_t>(K));
+    stage.queued.emplace_back(off, K);
+    return K;
   };
   if (training) {
     df.zero_();
     if (K > 0) embedding_backward(bf.counted_rows.narrow0(0, K), bf.df_counted.narrow0(0, K), df);  // += into rows
   }
-  if (!training) return loss_sum();
+  if (!training) return queue_losses();
 
   // ---- backward ----
   m_.final_norm_backward(df, bf.x_final, bf.rstd_f, bf.grads.dx);
@@ -218,7 +301,7 @@ LossSum LossAndGrads::step(const TrainBatch& batch, float grad_scale, uint64_t d
     code.backward(m_.layers()[li], A, bf.grads, run);
     if (layer_hook_) layer_hook_(li);
   }
-  return loss_sum();
+  return queue_losses();
 }
 
 }  // namespace wick

@@ -43,6 +43,15 @@ class LossAndGrads {
   // dropout_seed (non-zero, training only) seeds the adapters' dropout masks of this micro-batch.
   LossSum step(const TrainBatch& batch, float grad_scale, uint64_t dropout_seed = 0);
   LossSum eval(const TrainBatch& batch) { return step(batch, 0.0f); }
+  // step(), queued: the per-row losses go to page-locked host memory and nothing waits for the device, so a
+  // trainer can queue the optimizer behind the backward. -> the counted targets. take_loss_sums() waits for
+  // the device and returns each queued step's loss sum, in order (step() is queue_step + take_loss_sums).
+  // A training step also adds 0 * loss into loss_check() (f32 on the device: zeros, or NaN where some loss
+  // was not finite); the trainer adds it to the gradient norm, so that AdamW skips such a step on the device.
+  int64_t queue_step(const TrainBatch& batch, float grad_scale, uint64_t dropout_seed = 0);
+  std::vector<double> take_loss_sums();
+  const Tensor& loss_check() const;  // undefined before the first training step
+  void clear_loss_check();            // zeros it (at the start of an optimizer step)
   // Rows of logits computed at once in the loss (memory vs launches); default 1024.
   void set_loss_chunk(int64_t rows) { loss_chunk_ = rows; }
   // Activation checkpointing (off by default); takes effect at the next step.
@@ -54,8 +63,11 @@ class LossAndGrads {
 
  private:
   struct Buffers;
+  struct HostStaging;
   CausalLM& m_;
   std::unique_ptr<Buffers> buf_;
+  std::unique_ptr<HostStaging> host_;
+  Tensor loss_check_;  // f32 [loss chunk] on the device (see loss_check)
   int64_t loss_chunk_ = 1024;
   bool checkpointing_ = false;
   std::function<void(int64_t)> layer_hook_;

@@ -5,6 +5,7 @@
 #include <charconv>
 #include <cmath>
 #include <cstdlib>
+#include <cstring>
 #include <optional>
 
 #include "ops/validate.h"
@@ -62,22 +63,57 @@ void adamw_step(Tensor& param, const Tensor& grad, Tensor& m, Tensor& v, const A
   WICK_OP_DISPATCH(op, dev, adamw_step, param, grad, m, v, cfg, step, grad_scale);
 }
 
-void adamw_step_many(const std::vector<AdamWTensors>& tensors, const AdamWConfig& cfg, int64_t step,
-                     float grad_scale) {
-  static const char* op = "adamw_step_many";
-  if (tensors.empty()) return;
+// Validates every tensor of a many-tensor step; -> their device.
+static Device check_adamw_many(const char* op, const std::vector<AdamWTensors>& tensors, const AdamWConfig& cfg,
+                               int64_t step, float grad_scale) {
   std::optional<Device> dev;
   for (const AdamWTensors& t : tensors) {
     const Device d = check_adamw(op, *t.param, *t.grad, *t.m, *t.v, cfg, step, grad_scale);
     if (dev && d != *dev) fail(op, {Arg{"param", t.param}}, "every tensor must be on " + dev->str());
     dev = d;
   }
-  if (dev->is_cpu()) {
+  return *dev;
+}
+
+void adamw_step_many(const std::vector<AdamWTensors>& tensors, const AdamWConfig& cfg, int64_t step,
+                     float grad_scale) {
+  static const char* op = "adamw_step_many";
+  if (tensors.empty()) return;
+  const Device dev = check_adamw_many(op, tensors, cfg, step, grad_scale);
+  if (dev.is_cpu()) {
     for (const AdamWTensors& t : tensors) cpu::adamw_step(*t.param, *t.grad, *t.m, *t.v, cfg, step, grad_scale);
     return;
   }
 #if WICK_CUDA
   cuda_ops::adamw_step_many(tensors, cfg, step, grad_scale);
+#else
+  ops_detail::no_cuda(op);
+#endif
+}
+
+static void check_clip_tensor(const char* op, const Tensor& state, const std::optional<Device>& dev) {
+  const Arg S{"clip state", &state};
+  ops_detail::need_dtype(op, S, DType::F32);
+  if (state.numel() != kClipStateFloats)
+    fail(op, {S}, "must be an f32 [" + std::to_string(kClipStateFloats) + "] (a ClipState), got " + state.str());
+  if (dev && state.device() != *dev) fail(op, {S}, "must be on " + dev->str() + ", with the tensors");
+}
+
+void adamw_step_many(const std::vector<AdamWTensors>& tensors, const AdamWConfig& cfg, int64_t step,
+                     const Tensor& clip) {
+  static const char* op = "adamw_step_many";
+  if (tensors.empty()) return;
+  const Device dev = check_adamw_many(op, tensors, cfg, step, 1.0f);
+  check_clip_tensor(op, clip, dev);
+  if (dev.is_cpu()) {
+    ClipState cs;
+    std::memcpy(&cs, clip.raw(), sizeof cs);
+    if (cs.skip != 0.0f) return;
+    for (const AdamWTensors& t : tensors) cpu::adamw_step(*t.param, *t.grad, *t.m, *t.v, cfg, step, cs.coef);
+    return;
+  }
+#if WICK_CUDA
+  cuda_ops::adamw_step_many(tensors, cfg, step, clip);
 #else
   ops_detail::no_cuda(op);
 #endif
@@ -102,18 +138,44 @@ double sum_squares(const std::vector<Tensor>& tensors) {
 #endif
 }
 
+float clip_coefficient(double total, double max_norm) {
+  // torch.nn.utils.clip_grad_norm_: clip_coef = max_norm / (total + 1e-6) clamped to at most 1, all in f32
+  // on an f32 norm; torch evaluates `scalar / tensor` as reciprocal(tensor) * scalar, and so do we (and the
+  // CUDA clip_state, with the same correctly rounded f32 operations).
+  if (!(max_norm > 0)) return 1.0f;
+  const float denom = static_cast<float>(total) + 1e-6f;
+  return std::min(1.0f, (1.0f / denom) * static_cast<float>(max_norm));
+}
+
 double grad_norm(const std::vector<Tensor>& grads, double max_norm, float* coef) {
   const double total = std::sqrt(sum_squares(grads));
-  // torch.nn.utils.clip_grad_norm_: clip_coef = max_norm / (total + 1e-6) clamped to at most 1, all in f32
-  // on an f32 norm; torch evaluates `scalar / tensor` as reciprocal(tensor) * scalar, and so do we.
-  if (coef) {
-    *coef = 1.0f;
-    if (max_norm > 0) {
-      const float denom = static_cast<float>(total) + 1e-6f;
-      *coef = std::min(1.0f, (1.0f / denom) * static_cast<float>(max_norm));
-    }
-  }
+  if (coef) *coef = clip_coefficient(total, max_norm);
   return total;
+}
+
+void clip_state(const std::vector<Tensor>& grads, double max_norm, Tensor& state) {
+  static const char* op = "clip_state";
+  std::optional<Device> dev;
+  for (size_t i = 0; i < grads.size(); i++) {
+    const std::string name = "grads[" + std::to_string(i) + "]";
+    const Arg G{name.c_str(), &grads[i]};
+    ops_detail::need_dtype(op, G, DType::F32);
+    if (dev && grads[i].device() != *dev) fail(op, {G}, "every tensor must be on " + dev->str());
+    dev = grads[i].device();
+  }
+  check_clip_tensor(op, state, dev);
+  if (state.device().is_cpu() || grads.empty()) {
+    ClipState cs{};
+    cs.norm = grad_norm(grads, max_norm, &cs.coef);
+    cs.skip = std::isfinite(cs.norm) ? 0.0f : 1.0f;
+    device_copy(state.raw(), state.device(), &cs, Device::cpu(), sizeof cs);
+    return;
+  }
+#if WICK_CUDA
+  cuda_ops::clip_state(grads, max_norm, state);
+#else
+  ops_detail::no_cuda(op);
+#endif
 }
 
 }  // namespace wick

@@ -49,5 +49,23 @@ double sum_squares(const std::vector<Tensor>& tensors);
 // Global L2 norm of the grads; when max_norm > 0 and norm > max_norm, returns the clip coefficient via
 // *coef (else 1). Does not modify the grads (pass *coef to adamw_step's grad_scale).
 double grad_norm(const std::vector<Tensor>& grads, double max_norm, float* coef);
+// grad_norm's coefficient for a norm (1 when max_norm <= 0; 1 for a NaN norm).
+float clip_coefficient(double total, double max_norm);
+
+// Clipping decided on the device: a training step queues its update right after its backward, with no host
+// read in between (the trainer reads the norm once the whole step is queued: train/optimizer.h). The bytes of
+// a ClipState live in an f32 [kClipStateFloats] tensor on the gradients' device.
+struct ClipState {
+  double norm;  // sqrt(sum_squares(grads)): grad_norm's value, bit for bit
+  float coef;   // grad_norm's clip coefficient (1 when max_norm <= 0 or the norm is within it)
+  float skip;   // 1 when the norm is not finite: adamw_step_many(..., clip) then updates nothing
+};
+constexpr int64_t kClipStateFloats = sizeof(ClipState) / sizeof(float);
+// state (=) the ClipState of grads for max_norm. Queued on CUDA (nothing waits for it).
+void clip_state(const std::vector<Tensor>& grads, double max_norm, Tensor& state);
+// adamw_step_many with grad_scale = the coef of clip (a clip_state output on the tensors' device), read by the
+// device; nothing changes when its skip is set.
+void adamw_step_many(const std::vector<AdamWTensors>& tensors, const AdamWConfig& cfg, int64_t step,
+                     const Tensor& clip);
 
 }  // namespace wick

@@ -1,6 +1,7 @@
 #include "train/optimizer.h"
 
 #include <cmath>
+#include <cstring>
 #include <map>
 
 #include "core/error.h"
@@ -14,19 +15,47 @@ AdamW::AdamW(std::vector<LoraParam> params, AdamWConfig cfg) : params_(std::move
   }
 }
 
+void AdamW::PinnedDeleter::operator()(void* p) const { host_free_pinned(p); }
+
 double AdamW::step(double lr, double max_grad_norm) {
-  std::vector<Tensor> grads;
-  for (const LoraParam& p : params_) grads.push_back(*p.grad);
-  float coef = 1.0f;
-  const double norm = grad_norm(grads, max_grad_norm, &coef);
-  if (!std::isfinite(norm)) return norm;  // the caller stops or skips; nothing updated
-  steps_++;
+  queue_step(lr, max_grad_norm);
+  return finish_step();
+}
+
+void AdamW::queue_step(double lr, double max_grad_norm, const std::vector<Tensor>& extra_terms) {
+  WICK_CHECK(!queued_, "AdamW::queue_step: the previous step was not finished");
+  queued_ = true;
+  if (params_.empty()) return;  // finish_step: norm 0, a step taken
+  const Device dev = params_[0].value->device();
+  if (!clip_.defined()) {
+    clip_ = Tensor::empty({kClipStateFloats}, DType::F32, dev);
+    clip_host_.reset(host_alloc_pinned(sizeof(ClipState)));
+  }
+  std::vector<Tensor> terms;
+  for (const LoraParam& p : params_) terms.push_back(*p.grad);
+  terms.insert(terms.end(), extra_terms.begin(), extra_terms.end());
+  clip_state(terms, max_grad_norm, clip_);
   AdamWConfig c = cfg_;
   c.lr = lr;
   std::vector<AdamWTensors> all;
   for (size_t i = 0; i < params_.size(); i++) all.push_back({params_[i].value, params_[i].grad, &m_[i], &v_[i]});
-  adamw_step_many(all, c, steps_, coef);
-  return norm;
+  // The step number if this step is applied (a skipped one leaves steps_ as it was: finish_step).
+  adamw_step_many(all, c, steps_ + 1, clip_);
+  device_copy_async(clip_host_.get(), Device::cpu(), clip_.raw(), dev, sizeof(ClipState));
+}
+
+double AdamW::finish_step() {
+  WICK_CHECK(queued_, "AdamW::finish_step without queue_step");
+  queued_ = false;
+  if (params_.empty()) {
+    steps_++;
+    return 0.0;
+  }
+  device_synchronize(clip_.device());
+  ClipState cs;
+  std::memcpy(&cs, clip_host_.get(), sizeof cs);
+  if (cs.skip == 0.0f) steps_++;  // else the caller stops or skips; nothing was updated
+  return cs.norm;
 }
 
 static bool all_finite(const Tensor& t) {

@@ -361,6 +361,7 @@ bool Trainer::run(const std::function<void(const StepReport&)>& on_step, const s
     std::fill(started.begin(), started.end(), 0);
     if (marks) marks->mark();
     zero_lora_grads(p.m);
+    p.grad.clear_loss_check();
     LossSum loss;
     const float scale = counted > 0 ? 1.0f / static_cast<float>(counted) : 0.0f;
     for (const auto& [j, b] : micro) {
@@ -370,12 +371,17 @@ bool Trainer::run(const std::function<void(const StepReport&)>& on_step, const s
       const uint64_t dseed = (p.opt.seed + 1) * 0x9e3779b97f4a7c15ULL + static_cast<uint64_t>(p.step) * 1024 +
                              static_cast<uint64_t>(j) + 1;
       overlapping = overlap_step && &b == &micro.back().second;
-      const LossSum l = p.grad.step(b, scale, dseed);
+      loss.count += p.grad.queue_step(b, scale, dseed);
       overlapping = false;
-      loss.sum += l.sum;
-      loss.count += l.count;
     }
+    const auto add_loss_sums = [&] {
+      for (double s : p.grad.take_loss_sums()) loss.sum += s;
+    };
+    const double lr = p.sched.lr_at(p.step, p.opt.lr);
+    bool loss_bad = false;
+    double norm = 0;
     if (comm.collective()) {  // the global gradient (f32, bucketed) and the global loss
+      add_loss_sums();
       comm.finish_allreduces();
       std::vector<Tensor*> left = rest;  // what the layer hook did not start (all of it without overlap)
       for (int64_t l = 0; l < num_layers; l++)
@@ -386,12 +392,23 @@ bool Trainer::run(const std::function<void(const StepReport&)>& on_step, const s
       comm.allreduce_sum(totals, 2);
       loss.sum = totals[0];
       loss.count = static_cast<int64_t>(totals[1]);
+      if (marks) marks->mark();
+      // A non-finite loss or gradient: AdamW updates nothing (its norm is the check), then stop or skip.
+      loss_bad = counted > 0 && !std::isfinite(loss.sum);
+      norm = loss_bad ? std::numeric_limits<double>::quiet_NaN() : p.adam->step(lr, p.opt.max_grad_norm);
+    } else {
+      // One rank: the update is queued right behind the backward; the device decides the clipping and skips
+      // the update when the norm, which the loss check joins, is not finite. The host reads the losses and
+      // the norm once the whole step is queued.
+      if (marks) marks->mark();
+      std::vector<Tensor> checks;
+      if (p.grad.loss_check().defined()) checks.push_back(p.grad.loss_check());
+      p.adam->queue_step(lr, p.opt.max_grad_norm, checks);
+      add_loss_sums();
+      norm = p.adam->finish_step();
+      loss_bad = counted > 0 && !std::isfinite(loss.sum);
+      if (loss_bad) norm = std::numeric_limits<double>::quiet_NaN();
     }
-    if (marks) marks->mark();
-    const double lr = p.sched.lr_at(p.step, p.opt.lr);
-    // A non-finite loss or gradient: AdamW updates nothing (its norm is the check), then stop or skip.
-    const bool loss_bad = counted > 0 && !std::isfinite(loss.sum);
-    const double norm = loss_bad ? std::numeric_limits<double>::quiet_NaN() : p.adam->step(lr, p.opt.max_grad_norm);
     const bool skipped = loss_bad || !std::isfinite(norm);
     if (skipped) {
       const auto [tensor, n_bad] = p.adam->first_nonfinite_grad();

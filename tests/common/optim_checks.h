@@ -9,4 +9,10 @@ namespace wick::test {
 // worth of tensors), 3 steps with clipping, random params and grads; EXPECT_EQ on every element.
 void check_adamw_many_matches_singles(Device dev);
 
+// clip_state against grad_norm on the same device (norm and coefficient bit for bit, for max_norm 0, a
+// clipping one and a loose one; empty tensors among them), skip set by a NaN or an inf in a gradient or in an
+// extra term, an all-zero extra term changing nothing; adamw_step_many(clip) equal to adamw_step_many(coef)
+// bit for bit, and a skipped step leaving params and moments as they were.
+void check_clip_state(Device dev);
+
 }  // namespace wick::test

@@ -96,6 +96,11 @@ TEST(AdamWCuda, ManyTensorsInOneCallEqualOneCallEach) {
   test::check_adamw_many_matches_singles(Device::cuda(0));
 }
 
+TEST(AdamWCuda, ClipStateOnTheDeviceEqualsTheHostsClipping) {
+  WICK_REQUIRE_CUDA();
+  test::check_clip_state(Device::cuda(0));
+}
+
 TEST(CudaGluBackward, RecomputesTheForwardOutputBitForBit) {
   WICK_REQUIRE_CUDA();
   for (wick::DType dt : {wick::DType::F32, wick::DType::BF16})

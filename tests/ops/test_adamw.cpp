@@ -68,3 +68,5 @@ TEST(AdamW, FiveClippedStepsMatchF64Formula) {
 }
 
 TEST(AdamW, ManyTensorsInOneCallEqualOneCallEach) { test::check_adamw_many_matches_singles(Device::cpu()); }
+
+TEST(AdamW, ClipStateOnTheDeviceEqualsTheHostsClipping) { test::check_clip_state(Device::cpu()); }

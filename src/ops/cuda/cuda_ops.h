@@ -47,6 +47,8 @@ void cross_entropy_backward(const Tensor& logits, const Tensor& targets, const T
 void adamw_step(Tensor& param, const Tensor& grad, Tensor& m, Tensor& v, const AdamWConfig& cfg, int64_t step, float grad_scale);
 void adamw_step_many(const std::vector<AdamWTensors>& tensors, const AdamWConfig& cfg, int64_t step, float grad_scale);
 double sum_squares(const std::vector<Tensor>& tensors);
+void clip_state(const std::vector<Tensor>& grads, double max_norm, Tensor& state);
+void adamw_step_many(const std::vector<AdamWTensors>& tensors, const AdamWConfig& cfg, int64_t step, const Tensor& clip);
 void add(const Tensor& a, const Tensor& b, Tensor& out);
 void add_inplace(Tensor& acc, const Tensor& b);
 void scale(const Tensor& x, float s, Tensor& out);

@@ -16,6 +16,11 @@
 // 4096 elements of one tensor in f32 and writes its partial to the device scratch buffer; one last block
 // adds the partials in double, in a fixed order (deterministic), and the double is copied to the host
 // (this synchronizes wick's stream).
+//
+// clip_state: the same partials and the same last block, which then also takes the square root and grad_norm's
+// clip coefficient with the host's correctly rounded operations and writes a ClipState; adamw_step_many(clip)
+// reads the coefficient (and the skip flag) from it. Nothing waits for the host, so a training step queues its
+// update right behind its backward.
 #include <cmath>
 #include <vector>
 
@@ -30,6 +35,7 @@ struct KernelScalars {
   AdamWScalars s;
   float grad_scale;
   bool scale_grad;
+  const ClipState* clip;  // when set: grad_scale is its coef, read on the device, and its skip stops the update
 };
 
 KernelScalars kernel_scalars(const AdamWConfig& cfg, int64_t step, float grad_scale) {
@@ -37,7 +43,17 @@ KernelScalars kernel_scalars(const AdamWConfig& cfg, int64_t step, float grad_sc
   k.s = adamw_scalars(cfg, step);
   k.grad_scale = grad_scale;
   k.scale_grad = grad_scale != 1.0f;
+  k.clip = nullptr;
   return k;
+}
+
+// The block's copy of the scalars with the device clip state applied; false: skip the update.
+__device__ __forceinline__ bool resolve_clip(KernelScalars& k) {
+  if (!k.clip) return true;
+  if (k.clip->skip != 0.0f) return false;
+  k.grad_scale = k.clip->coef;
+  k.scale_grad = k.grad_scale != 1.0f;
+  return true;
 }
 
 __device__ __forceinline__ void adamw_elem(float& p, float g, float& m, float& v, const KernelScalars& k) {
@@ -83,6 +99,7 @@ struct AdamBatch {
 };
 
 __global__ void adamw_many_kernel(AdamBatch b, KernelScalars k) {
+  if (!resolve_clip(k)) return;
   int j = 0;
   while (j + 1 < b.count && (int)blockIdx.x >= b.first_block[j + 1]) ++j;
   const long long lo = (long long)(blockIdx.x - b.first_block[j]) * kAdamChunk;
@@ -141,6 +158,73 @@ __global__ void ssq_final_kernel(const float* partial, long long n, double* out)
   if (threadIdx.x == 0) *out = sh[0];
 }
 
+// The ClipState of the partials: ssq_final_kernel's sum (same order, same bits), then grad_norm's rule
+// (ops/optim.cpp clip_coefficient) in correctly rounded operations.
+__global__ void clip_final_kernel(const float* partial, long long n, double max_norm, ClipState* out) {
+  __shared__ double sh[kSsqThreads];
+  double s = 0.0;
+  for (long long i = threadIdx.x; i < n; i += blockDim.x) s += static_cast<double>(partial[i]);
+  sh[threadIdx.x] = s;
+  __syncthreads();
+  for (int w = blockDim.x / 2; w > 0; w /= 2) {
+    if (threadIdx.x < w) sh[threadIdx.x] += sh[threadIdx.x + w];
+    __syncthreads();
+  }
+  if (threadIdx.x != 0) return;
+  const double total = __dsqrt_rn(sh[0]);
+  float coef = 1.0f;
+  if (max_norm > 0) {
+    const float denom = __fadd_rn(__double2float_rn(total), 1e-6f);
+    const float c = __fmul_rn(__frcp_rn(denom), __double2float_rn(max_norm));
+    coef = c < 1.0f ? c : 1.0f;  // std::min(1.0f, c): 1 for a NaN c
+  }
+  ClipState st;
+  st.norm = total;
+  st.coef = coef;
+  st.skip = isfinite(total) ? 0.0f : 1.0f;
+  *out = st;
+}
+
+// Queues the partials of every tensor's sum of squares into partial (total_blocks of them).
+void queue_ssq_partials(const std::vector<const Tensor*>& ts, float* partial, cudaStream_t s) {
+  long long done_blocks = 0;
+  for (size_t i = 0; i < ts.size();) {
+    SsqBatch batch{};
+    int blocks = 0;
+    while (i < ts.size() && batch.count < kSsqMaxTensors) {
+      const long long nb = (ts[i]->numel() + kSsqChunk - 1) / kSsqChunk;
+      if (blocks > 0 && blocks + nb > 0x7fffffffLL) break;
+      WICK_CHECK(nb <= 0x7fffffffLL, "sum_squares: " << ts[i]->str());
+      batch.ptr[batch.count] = cuda::cptr<float>(*ts[i]);
+      batch.n[batch.count] = ts[i]->numel();
+      batch.first_block[batch.count] = blocks;
+      blocks += static_cast<int>(nb);
+      ++batch.count;
+      ++i;
+    }
+    batch.first_block[batch.count] = blocks;
+    ssq_partials_kernel<<<blocks, kSsqThreads, 0, s>>>(batch, partial + done_blocks);
+    WICK_CUDA_LAUNCH_CHECK();
+    done_blocks += blocks;
+  }
+}
+
+// The tensors with elements, checked f32 on one device; their block count into *blocks.
+std::vector<const Tensor*> ssq_tensors(const std::vector<Tensor>& tensors, long long* blocks) {
+  std::vector<const Tensor*> ts;
+  *blocks = 0;
+  for (const Tensor& t : tensors) {
+    if (t.dtype() != DType::F32)
+      throw Error("sum_squares: tensors must be f32, got " + t.str(), "", "keep gradients in f32");
+    WICK_CHECK(t.device() == tensors[0].device(), "sum_squares across devices: " << t.str());
+    if (t.numel() > 0) {
+      ts.push_back(&t);
+      *blocks += (t.numel() + kSsqChunk - 1) / kSsqChunk;
+    }
+  }
+  return ts;
+}
+
 }  // namespace
 
 // param, grad, m, v: f32, same shape; step >= 1
@@ -163,9 +247,11 @@ void adamw_step(Tensor& param, const Tensor& grad, Tensor& m, Tensor& v, const A
   });
 }
 
-void adamw_step_many(const std::vector<AdamWTensors>& tensors, const AdamWConfig& cfg, int64_t step,
-                     float grad_scale) {
-  const KernelScalars k = kernel_scalars(cfg, step, grad_scale);
+namespace {
+void adamw_many_launch(const std::vector<AdamWTensors>& tensors, const AdamWConfig& cfg, int64_t step,
+                       float grad_scale, const ClipState* clip) {
+  KernelScalars k = kernel_scalars(cfg, step, grad_scale);
+  k.clip = clip;
   cudaStream_t s = cuda::stream_of(*tensors[0].param);
   for (size_t i = 0; i < tensors.size();) {
     AdamBatch b{};
@@ -189,51 +275,47 @@ void adamw_step_many(const std::vector<AdamWTensors>& tensors, const AdamWConfig
     WICK_CUDA_LAUNCH_CHECK();
   }
 }
+}  // namespace
+
+void adamw_step_many(const std::vector<AdamWTensors>& tensors, const AdamWConfig& cfg, int64_t step,
+                     float grad_scale) {
+  adamw_many_launch(tensors, cfg, step, grad_scale, nullptr);
+}
 
 // Sum of squares of every element of every tensor (f32, one device). Synchronizes wick's stream.
 double sum_squares(const std::vector<Tensor>& tensors) {
-  std::vector<const Tensor*> ts;
-  for (const Tensor& t : tensors) {
-    if (t.dtype() != DType::F32)
-      throw Error("sum_squares: tensors must be f32, got " + t.str(), "", "keep gradients in f32");
-    WICK_CHECK(t.device() == tensors[0].device(), "sum_squares across devices: " << t.str());
-    if (t.numel() > 0) ts.push_back(&t);
-  }
-  if (ts.empty()) return 0.0;
   long long total_blocks = 0;
-  for (const Tensor* t : ts) total_blocks += (t->numel() + kSsqChunk - 1) / kSsqChunk;
+  const std::vector<const Tensor*> ts = ssq_tensors(tensors, &total_blocks);
+  if (ts.empty()) return 0.0;
   const int dev = ts[0]->device().index;
   cudaStream_t s = cuda::stream_of(*ts[0]);
   // scratch: [double result][float partials...]
   char* base = static_cast<char*>(cuda::scratch(dev, sizeof(double) + sizeof(float) * total_blocks));
   double* result = reinterpret_cast<double*>(base);
   float* partial = reinterpret_cast<float*>(base + sizeof(double));
-  long long done_blocks = 0;
-  for (size_t i = 0; i < ts.size();) {
-    SsqBatch batch{};
-    int blocks = 0;
-    while (i < ts.size() && batch.count < kSsqMaxTensors) {
-      const long long nb = (ts[i]->numel() + kSsqChunk - 1) / kSsqChunk;
-      if (blocks > 0 && blocks + nb > 0x7fffffffLL) break;
-      WICK_CHECK(nb <= 0x7fffffffLL, "sum_squares: " << ts[i]->str());
-      batch.ptr[batch.count] = cuda::cptr<float>(*ts[i]);
-      batch.n[batch.count] = ts[i]->numel();
-      batch.first_block[batch.count] = blocks;
-      blocks += static_cast<int>(nb);
-      ++batch.count;
-      ++i;
-    }
-    batch.first_block[batch.count] = blocks;
-    ssq_partials_kernel<<<blocks, kSsqThreads, 0, s>>>(batch, partial + done_blocks);
-    WICK_CUDA_LAUNCH_CHECK();
-    done_blocks += blocks;
-  }
+  queue_ssq_partials(ts, partial, s);
   ssq_final_kernel<<<1, kSsqThreads, 0, s>>>(partial, total_blocks, result);
   WICK_CUDA_LAUNCH_CHECK();
   double host = 0.0;
   WICK_CUDA_CHECK(cudaMemcpyAsync(&host, result, sizeof(double), cudaMemcpyDeviceToHost, s));
   WICK_CUDA_CHECK(cudaStreamSynchronize(s));
   return host;
+}
+
+// grads non-empty (ops/optim.cpp writes the empty case). The partials go to the scratch buffer, which stays
+// valid for the queued kernels: a later, larger request frees the old one stream-ordered.
+void clip_state(const std::vector<Tensor>& grads, double max_norm, Tensor& state) {
+  long long total_blocks = 0;
+  const std::vector<const Tensor*> ts = ssq_tensors(grads, &total_blocks);
+  cudaStream_t s = cuda::stream_of(state);
+  float* partial = static_cast<float*>(cuda::scratch(state.device().index, sizeof(float) * std::max(1LL, total_blocks)));
+  if (!ts.empty()) queue_ssq_partials(ts, partial, s);
+  clip_final_kernel<<<1, kSsqThreads, 0, s>>>(partial, total_blocks, max_norm, static_cast<ClipState*>(state.raw()));
+  WICK_CUDA_LAUNCH_CHECK();
+}
+
+void adamw_step_many(const std::vector<AdamWTensors>& tensors, const AdamWConfig& cfg, int64_t step, const Tensor& clip) {
+  adamw_many_launch(tensors, cfg, step, 1.0f, static_cast<const ClipState*>(clip.raw()));
 }
 
 }  // namespace wick::cuda_ops
