@@ -34,6 +34,10 @@ std::vector<ActSlot> layer_act_slots(const ModelConfig& c) {
     s.push_back({&L::rstd3, 1, ActKind::F32});
     s.push_back({&L::mlp_out, C, ActKind::Act});
     s.push_back({&L::rstd4, 1, ActKind::F32});
+  } else {  // the pre-norm layer (kPreNormLayer) reads these in its recompute: ActSlot::checkpoint_kept
+    for (ActSlot& a : s)
+      for (Tensor L::*m : {&L::q, &L::k, &L::v, &L::att, &L::lse, &L::h, &L::qp, &L::kp, &L::rq, &L::rk})
+        if (a.member == m) a.checkpoint_kept = true;
   }
   return s;
 }
@@ -50,16 +54,36 @@ std::vector<GradSlot> layer_grad_slots(const ModelConfig& c) {
   return s;
 }
 
-void alloc_layer_acts(LayerActs& A, const ModelConfig& c, int64_t B, int64_t T, DType dt, Device dev,
-                      const LayerActs* share_recomputed) {
+namespace {
+Tensor alloc_slot(const ActSlot& s, int64_t B, int64_t T, DType dt, Device dev) {
   const int64_t N = B * T;
+  if (s.kind == ActKind::Act) return Tensor::empty({N, s.cols}, dt, dev);
+  if (s.kind == ActKind::F32) return Tensor::empty({N * s.cols}, DType::F32, dev);
+  return Tensor::empty({B, s.cols, T}, DType::F32, dev);
+}
+}  // namespace
+
+void alloc_layer_acts(LayerActs& A, const ModelConfig& c, int64_t B, int64_t T, DType dt, Device dev,
+                      const LayerActs* share_recomputed, bool skip_kept) {
   for (const ActSlot& s : layer_act_slots(c)) {
     Tensor& t = A.*s.member;
     if (s.recomputed && share_recomputed) t = share_recomputed->*s.member;
-    else if (s.kind == ActKind::Act) t = Tensor::empty({N, s.cols}, dt, dev);
-    else if (s.kind == ActKind::F32) t = Tensor::empty({N * s.cols}, DType::F32, dev);
-    else t = Tensor::empty({B, s.cols, T}, DType::F32, dev);
+    else if (skip_kept && s.checkpoint_kept) t = Tensor();
+    else t = alloc_slot(s, B, T, dt, dev);
   }
+}
+
+void alloc_checkpointed_layer_acts(LayerActs& kept, const ModelConfig& c, int64_t B, int64_t T, DType dt, Device dev) {
+  kept.x = Tensor::empty({B * T, c.hidden_size}, dt, dev);
+  for (const ActSlot& s : layer_act_slots(c))
+    if (s.checkpoint_kept) kept.*s.member = alloc_slot(s, B, T, dt, dev);
+}
+
+void use_checkpointed_layer_acts(LayerActs& work, const LayerActs& kept, const ModelConfig& c) {
+  work.x = kept.x;
+  for (int g = 0; g < kLoraGroups; g++) work.adapter_u[g] = kept.adapter_u[g];
+  for (const ActSlot& s : layer_act_slots(c))
+    if (s.checkpoint_kept) work.*s.member = kept.*s.member;
 }
 
 void alloc_layer_grads(LayerGrads& G, const ModelConfig& c, int64_t N, DType dt, Device dev) {
@@ -264,17 +288,21 @@ void pre_norm_forward(LayerWeights& W, LayerActs& A, const Tensor& x, Tensor& ou
   const float eps = static_cast<float>(run.cfg->rms_norm_eps);
   const RmsWeight kind = rms_weight(*run.cfg);
   const std::string p = run.hook ? run.prefix() : std::string();
+  if (run.recompute) {
+    // Checkpointing kept this layer's attention results (ActSlot::checkpoint_kept: q, k, v, att, lse, h): the
+    // backward still reads the two norms' outputs and rstd and the gate/up projections, so only those run
+    // again. rms_norm_forward of the kept h gives what add_rms_norm_forward gave (it normalises the rounded
+    // sum: ops/norm.h), bit for bit.
+    rms_norm_forward(x, W.input_norm, eps, A.a, A.rstd1, kind);
+    rms_norm_forward(A.h, W.post_norm, eps, A.b, A.rstd2, kind);
+    mlp_block_gate_up_forward(W, A, A.b, run);
+    return;
+  }
   rms_norm_forward(x, W.input_norm, eps, A.a, A.rstd1, kind);
   run.emit(p + "input_layernorm", A.a);
   attention_block_forward(W, A, A.a, A.h, run);
   add_rms_norm_forward(A.h, x, W.post_norm, eps, A.h, A.b, A.rstd2, kind);
   run.emit(p + "post_attention_layernorm", A.b);
-  if (run.recompute) {
-    // Backward reads nothing of the MLP past its gate/up projections (it rebuilds s), so a checkpointing
-    // recompute skips the GLU, the down projection and the residual add.
-    mlp_block_gate_up_forward(W, A, A.b, run);
-    return;
-  }
   mlp_block_forward(W, A, A.b, out, run);  // out may be x: x is not read again
   add(out, A.h, out);
   if (run.hook) run.emit(p.substr(0, p.size() - 1), out);

@@ -24,8 +24,8 @@ int64_t TrainBatch::counted() const {
 struct LossAndGrads::Buffers {
   int64_t B = 0, T = 0;
   bool checkpointing = false;
-  std::vector<LayerActs> layers;             // saved activations per layer (checkpointing: x and adapter_u only)
-  LayerActs work;                            // checkpointing: one layer's full set, refilled by recomputation
+  std::vector<LayerActs> layers;             // saved activations per layer (checkpointing: x, adapter_u, the kept slots)
+  LayerActs work;                            // checkpointing: the rest of one layer's set, refilled by recomputation
   Tensor recomputed_out;                     // checkpointing: [N, C] the recomputed layer's output (unused)
   LayerGrads grads;                          // one layer's gradient buffers
   Tensor x_final, f, rstd_f;                 // [N, C], [N, C], [N]
@@ -140,8 +140,11 @@ int64_t LossAndGrads::queue_step(const TrainBatch& batch, float grad_scale, uint
     auto E = [&](const Shape& s, DType t = DType::F32) { return Tensor::empty(s, t, dev); };
     bf.layers.resize(static_cast<size_t>(c.num_layers));
     if (checkpointing_) {
-      for (LayerActs& A : bf.layers) A.x = E({N, C}, dt);
-      alloc_layer_acts(bf.work, c, B, T, dt, dev);
+      // The pre-norm layer's recompute reads the kept attention results (model/layer.h ActSlot::checkpoint_kept).
+      WICK_CHECK(!c.sandwich_norms || m_.family().layer != &kPreNormLayer,
+                 "checkpointing: the pre-norm layer needs the attention results its slot table keeps");
+      for (LayerActs& A : bf.layers) alloc_checkpointed_layer_acts(A, c, B, T, dt, dev);
+      alloc_layer_acts(bf.work, c, B, T, dt, dev, nullptr, /*skip_kept*/ true);
       bf.recomputed_out = E({N, C}, dt);
     } else {
       // The recomputed slots (the GLU output) are layer 0's for every layer.
@@ -224,12 +227,11 @@ int64_t LossAndGrads::queue_step(const TrainBatch& batch, float grad_scale, uint
   const LayerCode& code = *m_.family().layer;
 
   // The activations layer li runs with: its own set, or (checkpointing) the shared set over its saved
-  // input and adapter products.
+  // input, adapter products and kept slots.
   auto acts = [&](int64_t li) -> LayerActs& {
     LayerActs& A = bf.layers[li];
     if (!bf.checkpointing) return A;
-    bf.work.x = A.x;
-    for (int g = 0; g < kLoraGroups; g++) bf.work.adapter_u[g] = A.adapter_u[g];
+    use_checkpointed_layer_acts(bf.work, A, c);
     return bf.work;
   };
 

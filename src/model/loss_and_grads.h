@@ -3,8 +3,9 @@
 // only the adapters' dA, dB (+=). Activations live in buffers sized for the batch shape and reused every
 // step; the loss is computed in row chunks so [N, V] logits never exist whole, and only for the rows with a
 // target (prompt rows and padding skip lm_head, most of a small model's work). With activation checkpointing
-// only each layer's input (and the adapters' small products) is kept; backward recomputes the layer's
-// forward into one shared set of activations first (the same numbers: the forward is deterministic).
+// each layer keeps its input, the adapters' small products and what its slot table marks checkpoint_kept (the
+// pre-norm layer's attention results); backward recomputes the rest of the layer's forward into one shared
+// set of activations first (the same numbers: the forward is deterministic).
 #pragma once
 #include <limits>
 #include <cstdint>

@@ -20,19 +20,21 @@ int64_t activation_bytes_per_token(const ModelConfig& c, DType dtype, int64_t r,
   const int64_t C = c.hidden_size, Q = c.q_dim(), I = c.intermediate_size;
   // Kept per layer: the family layer's activation table (model/layer.h; the same table allocates them),
   // in the compute dtype or f32, plus x A^T [r] per adapter in the compute dtype (model/linear.h).
-  int64_t per_layer = targets * r * e, full_layer = 0, recomputed = 0;
+  int64_t per_layer = targets * r * e, full_layer = 0, recomputed = 0, kept = 0;
   for (const ActSlot& s : layer_act_slots(c)) {
     const int64_t bytes = s.cols * (s.kind == ActKind::Act ? e : 4);
     full_layer += bytes;
     if (s.recomputed) recomputed += bytes;
+    if (s.checkpoint_kept) kept += bytes;
   }
-  // Checkpointing keeps the layer input [C] per layer, and one full set plus the recomputed output once.
-  // Without checkpointing the recomputed slots (the GLU output) are one buffer for all layers.
-  per_layer += checkpointing ? C * e : full_layer - recomputed;
+  // Checkpointing keeps the layer input [C] and the checkpoint_kept slots per layer, and the rest of one full
+  // set plus the recomputed output once. Without checkpointing the recomputed slots (the GLU output) are one
+  // buffer for all layers.
+  per_layer += checkpointing ? C * e + kept : full_layer - recomputed;
   // Once: the final norm's in/out [C] and the loss's gathered copy of it and its gradient [C] (the rows with
   // a target), the gradient buffers of one layer (its table), the adapter path's scratch (a dropped-out copy
   // of an input, [max(C, Q, I)]); ids, targets, losses, the loss's row indices and targets.
-  int64_t once = 4 * C * e + std::max({C, Q, I}) * e + 6 * 4 + (checkpointing ? full_layer + C * e : recomputed);
+  int64_t once = 4 * C * e + std::max({C, Q, I}) * e + 6 * 4 + (checkpointing ? full_layer - kept + C * e : recomputed);
   for (const GradSlot& s : layer_grad_slots(c)) once += s.cols * e;
   return c.num_layers * per_layer + once;
 }
