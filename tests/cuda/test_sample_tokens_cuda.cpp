@@ -1,0 +1,23 @@
+// sample_tokens on CUDA (ops/sampling.h) against its CPU twin, token for token: the device draws exactly what the
+// host's Sampler draws from the same logits, settings, seed and draw number (tests/common/sampling_checks.h).
+#include <gtest/gtest.h>
+
+#include "common/sampling_checks.h"
+#include "common/testutil.h"
+
+namespace wick::test {
+namespace {
+
+TEST(SampleTokensCuda, EqualsTheCpuTwinOnSmallVocabularies) {
+  WICK_REQUIRE_CUDA();
+  for (uint64_t seed : {51, 52, 53}) check_sample_tokens(Device::cuda(), 90, 1000, 3, seed);
+  check_sample_tokens(Device::cuda(), 36, 37, 4, 54);  // V below the block's thread count
+}
+
+TEST(SampleTokensCuda, EqualsTheCpuTwinOnAQwenSizedVocabulary) {
+  WICK_REQUIRE_CUDA();
+  check_sample_tokens(Device::cuda(), 40, 151936, 2, 55);
+}
+
+}  // namespace
+}  // namespace wick::test
