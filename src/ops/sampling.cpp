@@ -67,7 +67,7 @@ Tensor sample_rows_tensor(const std::vector<SampleRow>& rows, Device dev) {
 std::vector<SampleRow> sample_rows_of(const Tensor& params) {
   const Tensor h = params.device().is_cpu() ? params : params.to(Device::cpu());
   std::vector<SampleRow> rows(static_cast<size_t>(h.dim(0)));
-  if (!rows.empty()) std::memcpy(rows.data(), h.data<int32_t>(), rows.size() * sizeof(SampleRow));
+  if (!rows.empty()) std::memcpy(static_cast<void*>(rows.data()), h.data<int32_t>(), rows.size() * sizeof(SampleRow));
   return rows;
 }
 

@@ -189,7 +189,7 @@ void sample_tokens(const Tensor& logits, Tensor* seen, Tensor& params, Tensor& i
   std::vector<int32_t> pen;
   for (int64_t r = 0; r < R; r++) {
     SampleRow p;
-    std::memcpy(&p, params.data<int32_t>() + r * kSampleRowWords, sizeof p);
+    std::memcpy(static_cast<void*>(&p), params.data<int32_t>() + r * kSampleRowWords, sizeof p);
     check_sample_row(p, "sample_tokens: params[" + std::to_string(r) + "].");
     int32_t* m = seen ? seen->data<int32_t>() + r * V : nullptr;
     pen.clear();

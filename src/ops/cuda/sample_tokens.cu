@@ -213,9 +213,11 @@ __device__ void clear_bins(Shared& sh) {
 // Adds v to sh.mass[bin] for every lane with bin >= 0, one atomic per distinct bin of the warp (the scores of a
 // row crowd into a few high-digit bins: per-lane atomics would serialise there). All lanes call it.
 __device__ __forceinline__ void add_mass(Shared& sh, int bin, unsigned long long v) {
+  const bool active = bin >= 0;
+  if (!__any_sync(kFull, active)) return;
   const unsigned peers = __match_any_sync(kFull, bin);
-  if (__all_sync(kFull, __popc(peers) == 1)) {
-    if (bin >= 0) atomicAdd(&sh.mass[bin], v), atomicAdd(&sh.count[bin], 1u);
+  if (__all_sync(kFull, !active || __popc(peers) == 1)) {
+    if (active) atomicAdd(&sh.mass[bin], v), atomicAdd(&sh.count[bin], 1u);
     return;
   }
   unsigned long long sum = 0;
@@ -275,13 +277,15 @@ __device__ uint64_t top_p_cut(const Rule& q, long long V, float norm1, uint64_t 
       const long long i = base + threadIdx.x % 32;
       int bin = -1;
       unsigned long long mass = 0;
-      if (i < V) {
-        float s;
-        const float e = kept_weight(q, i, 1, &s);
+      if (i < V) {  // kept_weight(q, i, 1) with the prefix test before the exp
+        const float s = score_at(q, i);
         const uint64_t key = cand_key(s, static_cast<uint32_t>(i));
-        if (e > 0.0f && (key & mask) == prefix) {
-          bin = static_cast<int>((key >> shifts[pass]) & static_cast<uint64_t>(nb - 1));
-          mass = fixed62(fdiv(e, norm1));
+        if (s != -INFINITY && score_key(s) >= q.kth_key && (key & mask) == prefix) {
+          const float e = rule_exp(fsub(s, q.m));
+          if (e > 0.0f) {
+            bin = static_cast<int>((key >> shifts[pass]) & static_cast<uint64_t>(nb - 1));
+            mass = fixed62(fdiv(e, norm1));
+          }
         }
       }
       add_mass(sh, bin, mass);
