@@ -5,6 +5,7 @@
 // Three things would otherwise differ between the sides:
 //  - exp: libm's expf and CUDA's differ in the last bit now and then (neither is correctly rounded).
 //    rule_exp below is one sequence of IEEE double operations (+, *, rint: correctly rounded on both sides;
+//    and a table of 64 constants;
 //    the device spells each one as an intrinsic so nvcc cannot contract a*b+c into an FMA, and the CPU twins
 //    compile with -ffp-contract=off), then one rounding to f32. Its error before that rounding is ~1e-16, so it
 //    is f32 exp rounded correctly but for values within 1e-16 of a rounding midpoint, identically on both sides.
@@ -128,26 +129,59 @@ WICK_RULE_FN float fsub(float a, float b) {
 #endif
 }
 
-// exp(x) rounded to f32, for x <= 0 (x = score - max score). Cody-Waite reduction x = k ln2 + r, |r| <= ln2/2,
-// a degree-13 Taylor polynomial for e^r (truncation < 5e-18), scaled by 2^k exactly. exp(0) = 1 exactly, and
-// the result never exceeds 1, so the top token's weight is 1 and min-p's max probability is 1 / normaliser.
+// 2^(j/64), j = 0..63, as doubles (hex literals: both compilers read them exactly). The device reads its own
+// copy (a __device__ array: lanes index it freely).
+#define WICK_EXP2_64THS \
+    0x1.0000000000000p+0, 0x1.02c9a3e778061p+0, 0x1.059b0d3158574p+0, 0x1.0874518759bc8p+0, \
+    0x1.0b5586cf9890fp+0, 0x1.0e3ec32d3d1a2p+0, 0x1.11301d0125b51p+0, 0x1.1429aaea92de0p+0, \
+    0x1.172b83c7d517bp+0, 0x1.1a35beb6fcb75p+0, 0x1.1d4873168b9aap+0, 0x1.2063b88628cd6p+0, \
+    0x1.2387a6e756238p+0, 0x1.26b4565e27cddp+0, 0x1.29e9df51fdee1p+0, 0x1.2d285a6e4030bp+0, \
+    0x1.306fe0a31b715p+0, 0x1.33c08b26416ffp+0, 0x1.371a7373aa9cbp+0, 0x1.3a7db34e59ff7p+0, \
+    0x1.3dea64c123422p+0, 0x1.4160a21f72e2ap+0, 0x1.44e086061892dp+0, 0x1.486a2b5c13cd0p+0, \
+    0x1.4bfdad5362a27p+0, 0x1.4f9b2769d2ca7p+0, 0x1.5342b569d4f82p+0, 0x1.56f4736b527dap+0, \
+    0x1.5ab07dd485429p+0, 0x1.5e76f15ad2148p+0, 0x1.6247eb03a5585p+0, 0x1.6623882552225p+0, \
+    0x1.6a09e667f3bcdp+0, 0x1.6dfb23c651a2fp+0, 0x1.71f75e8ec5f74p+0, 0x1.75feb564267c9p+0, \
+    0x1.7a11473eb0187p+0, 0x1.7e2f336cf4e62p+0, 0x1.82589994cce13p+0, 0x1.868d99b4492edp+0, \
+    0x1.8ace5422aa0dbp+0, 0x1.8f1ae99157736p+0, 0x1.93737b0cdc5e5p+0, 0x1.97d829fde4e50p+0, \
+    0x1.9c49182a3f090p+0, 0x1.a0c667b5de565p+0, 0x1.a5503b23e255dp+0, 0x1.a9e6b5579fdbfp+0, \
+    0x1.ae89f995ad3adp+0, 0x1.b33a2b84f15fbp+0, 0x1.b7f76f2fb5e47p+0, 0x1.bcc1e904bc1d2p+0, \
+    0x1.c199bdd85529cp+0, 0x1.c67f12e57d14bp+0, 0x1.cb720dcef9069p+0, 0x1.d072d4a07897cp+0, \
+    0x1.d5818dcfba487p+0, 0x1.da9e603db3285p+0, 0x1.dfc97337b9b5fp+0, 0x1.e502ee78b3ff6p+0, \
+    0x1.ea4afa2a490dap+0, 0x1.efa1bee615a27p+0, 0x1.f50765b6e4540p+0, 0x1.fa7c1819e90d8p+0
+#if defined(__CUDACC__)
+static __device__ const double kExp2_64thsDevice[64] = {WICK_EXP2_64THS};
+#endif
+inline constexpr double kExp2_64ths[64] = {WICK_EXP2_64THS};
+WICK_RULE_FN double exp2_64ths(int j) {
+#if defined(__CUDA_ARCH__)
+  return kExp2_64thsDevice[j];
+#else
+  return kExp2_64ths[j];
+#endif
+}
+
+// exp(x) rounded to f32, for x <= 0 (x = score - max score). Reduction x = (64 k + j) ln2 / 64 + r with
+// |r| <= ln2 / 128 (n = 64 k + j = round(64 x / ln2); n ln2_hi / 64 is exact: ln2_hi has 32 significant bits,
+// n at most 14), e^r by its degree-5 Taylor polynomial (truncation < 4e-17), times the table's 2^(j/64) and 2^k
+// (exact). Error before the one rounding to f32: a few 1e-17 relative. exp(0) = 1 exactly, and the result
+// never exceeds 1, so the top token's weight is 1 and min-p's max probability is 1 / normaliser.
 WICK_RULE_FN float rule_exp(float x) {
   if (!(x > -104.0f)) return 0.0f;  // e^-104 < 2^-150: rounds to 0 in f32 (-inf lands here too)
   const double xd = x;
-  const double k = drint(dmul(xd, 1.4426950408889634));  // round(x / ln2), in [-150, 0]
-  const double ln2_hi = 6.93147180369123816490e-01;       // 32 significant bits: k * ln2_hi is exact
-  const double ln2_lo = 1.90821492927058770002e-10;
-  const double r = dadd(dadd(xd, -dmul(k, ln2_hi)), -dmul(k, ln2_lo));
-  // 1/13!, ..., 1/2!, 1, 1
-  const double c[14] = {1.6059043836821613e-10, 2.08767569878681e-09, 2.505210838544172e-08, 2.755731922398589e-07,
-                        2.7557319223985893e-06, 2.48015873015873e-05, 1.984126984126984e-04, 1.388888888888889e-03,
-                        8.333333333333333e-03,  4.1666666666666664e-02, 1.6666666666666666e-01, 0.5,
-                        1.0,                    1.0};
-  double p = c[0];
-  for (int i = 1; i < 14; i++) p = dadd(dmul(p, r), c[i]);
-  const int ki = static_cast<int>(k);
-  const double scale = bits_double(static_cast<uint64_t>(ki + 1023) << 52);  // 2^k, a normal double
-  const float e = to_f32(dmul(p, scale));
+  const double n = drint(dmul(xd, 92.33248261689366));  // 64 / ln2; n in [-9600, 0]
+  const double l_hi = 6.93147180369123816490e-01 / 64;   // exact quotients by 64
+  const double l_lo = 1.90821492927058770002e-10 / 64;
+  const double r = dadd(dadd(xd, -dmul(n, l_hi)), -dmul(n, l_lo));
+  double p = 1.0 / 120;
+  p = dadd(dmul(p, r), 1.0 / 24);
+  p = dadd(dmul(p, r), 1.0 / 6);
+  p = dadd(dmul(p, r), 0.5);
+  p = dadd(dmul(p, r), 1.0);
+  p = dadd(dmul(p, r), 1.0);
+  const int ni = static_cast<int>(n);
+  const int j = ni & 63, k = (ni - j) / 64;  // n = 64 k + j, j in [0, 64)
+  const double scale = bits_double(static_cast<uint64_t>(k + 1023) << 52);  // 2^k, a normal double
+  const float e = to_f32(dmul(dmul(p, exp2_64ths(j)), scale));
   return e > 1.0f ? 1.0f : e;
 }
 

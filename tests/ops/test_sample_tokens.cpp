@@ -14,6 +14,7 @@
 #include "core/rng.h"
 #include "infer/sampler.h"
 #include "ops/sampling.h"
+#include "ops/sampling_rule.h"
 
 namespace wick::test {
 namespace {
@@ -39,6 +40,38 @@ std::vector<float> random_row(int64_t V, uint64_t seed, float scale = 2.0f) {
   std::vector<float> row(static_cast<size_t>(V));
   for (float& v : row) v = scale * rng.normal();
   return row;
+}
+
+// The shared arithmetic (ops/sampling_rule.h): exp within one f32 rounding of the true value (and exact at 0),
+// the fixed-point normaliser rounded to nearest as a long double division would, and top-p's crossing mass the
+// first one whose f32 value exceeds the cut.
+TEST(SampleTokens, RuleArithmetic) {
+  using namespace sampling_rule;
+  Rng rng(31);
+  int64_t not_nearest = 0;
+  for (int i = 0; i < 200000; i++) {
+    const float x = i % 3 ? -110.0f * rng.uniform() : -rng.uniform();
+    const double ref = std::exp(static_cast<double>(x));
+    const float e = rule_exp(x);
+    ASSERT_LE(std::fabs(e - ref), std::max(std::ldexp(1.0, -149), std::fabs(ref) * 0x1p-23)) << "x " << x;
+    not_nearest += e != static_cast<float>(ref);
+  }
+  EXPECT_LE(not_nearest, 2) << "exp is correctly rounded but for values a hair from a midpoint";
+  EXPECT_EQ(rule_exp(0.0f), 1.0f);
+  EXPECT_EQ(rule_exp(-std::numeric_limits<float>::infinity()), 0.0f);
+  for (int i = 0; i < 100000; i++) {
+    U128 z{rng.next_u64(), rng.next_u64() >> rng.below(64)};
+    if (z.hi == 0 && z.lo < (uint64_t{1} << 40)) continue;
+    const long double v = std::ldexp(static_cast<long double>(z.hi), 64 - 96) + std::ldexp(static_cast<long double>(z.lo), -96);
+    ASSERT_EQ(fixed_to_float(z, 96), static_cast<float>(v)) << z.hi << " " << z.lo;
+  }
+  for (float f : {1.0f, 0.5f, 3e-5f, 151936.0f, 0x1.fffffep-1f})
+    EXPECT_EQ(fixed_to_float(fixed96(f), 96), f) << "f32 values >= 2^-72 are exact in the fixed point";
+  for (float cut : {0.1f, 0.25f, 0.05f, 1.0f, 0x1p-20f}) {
+    const uint64_t b = crossing_mass(cut);
+    EXPECT_TRUE(mass_crossed(b, cut)) << cut;
+    EXPECT_FALSE(mass_crossed(b - 1, cut)) << cut;
+  }
 }
 
 TEST(SampleTokens, MatchesTheHostSamplerOverRandomRows) {
