@@ -30,7 +30,8 @@ std::vector<SamplingParams> settings_table(int64_t V) {
           sp(1.0f, 1, 1.0f, 0.0f, 1.0f),       sp(0.8f, 0, 0.9f, 0.0f, 1.0f),   sp(1.0f, 0, 0.0f, 0.0f, 1.0f),
           sp(0.5f, 0, 0.5f, 0.0f, 1.0f),       sp(1.0f, 0, 0.99f, 0.0f, 1.0f),  sp(1.0f, 0, 1.0f, 0.05f, 1.0f),
           sp(1.0f, 0, 1.0f, 1.0f, 1.0f),       sp(1.0f, 0, 1.0f, 0.0f, 1.3f),   sp(1.3f, 0, 1.0f, 0.0f, 0.8f),
-          sp(0.7f, 20, 0.8f, 0.0f, 1.1f),      sp(1.3f, 50, 0.95f, 0.02f, 1.05f), sp(0.6f, 200, 0.7f, 0.1f, 1.2f)};
+          sp(0.7f, 20, 0.8f, 0.0f, 1.1f),      sp(1.3f, 50, 0.95f, 0.02f, 1.05f), sp(0.6f, 200, 0.7f, 0.1f, 1.2f),
+          sp(0.9f, 1500, 0.9f, 0.0f, 1.0f), sp(1.0f, 1500, 1.0f, 0.05f, 1.1f)};
 }
 
 // Row kinds: 0 normal, 1 wide, 2 bf16-rounded (many ties), 3 mostly -inf, 4 a NaN, 5 a +inf, 6 all -inf,

@@ -10,7 +10,9 @@ namespace {
 
 TEST(SampleTokensCuda, EqualsTheCpuTwinOnSmallVocabularies) {
   WICK_REQUIRE_CUDA();
+  // V <= 1024: every row takes the kernel's compact path; V = 3000: rows without a small top-k take the full one
   for (uint64_t seed : {51, 52, 53}) check_sample_tokens(Device::cuda(), 90, 1000, 3, seed);
+  for (uint64_t seed : {56, 57, 58}) check_sample_tokens(Device::cuda(), 80, 3000, 3, seed);
   check_sample_tokens(Device::cuda(), 36, 37, 4, 54);  // V below the block's thread count
 }
 

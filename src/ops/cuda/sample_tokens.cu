@@ -7,7 +7,9 @@
 //   A  scores s (penalty, temperature): the first non-finite logit, the maximum and its first index (greedy
 //      rows end here, with greedy_tokens' result)
 //   top-k: the k-th largest score by a radix select over the scores' order-preserving 32-bit keys (11/11/10-bit
-//      digits, a count histogram each): keep s >= it, every tie
+//      digits, a count histogram each): keep s >= it, every tie. When at most 1024 tokens are left (a small k,
+//      or V <= 1024), they are gathered into shared memory and the rest of the rule runs over them, a token a
+//      thread (compact_rule: order statistics by counting); otherwise the passes below run over the row.
 //   top-p: the normaliser Z1 of the kept weights e = exp(s - max), then a radix search over the 64-bit candidate
 //      key (score, then higher id first) with a histogram of exact fixed-point masses p = e / Z1: the first key
 //      at which the ascending cumulative mass reaches the crossing mass; the id digits are searched only when
@@ -165,9 +167,25 @@ __device__ U128 weight_sum(const Rule& q, long long V, int stage, U128* sh) {
   return block_sum(z, sh);
 }
 
+// After a small top-k (at most kThreads tokens kept) the rest of the rule runs over those tokens alone, one a
+// thread, from shared memory (the histograms' space: they are done by then).
+struct Compact {
+  int id[kThreads];
+  float e[kThreads];
+  unsigned long long key[kThreads];
+  unsigned long long mass[kThreads];
+};
+
 struct Shared {
-  unsigned long long mass[kBins];
-  unsigned int count[kBins];
+  union {
+    struct {
+      unsigned long long mass[kBins];
+      unsigned int count[kBins];
+    };
+    Compact c;
+  };
+  int n_cand;
+  unsigned long long cut;
   U128 scan[33];
   Best best[kWarps];
   // the digit search's answer
@@ -236,10 +254,11 @@ __device__ __forceinline__ void add_count(Shared& sh, int bin) {
 }
 
 // Top-k's threshold: the k-th largest score key over every token (ties counted), as the CPU's nth_element.
-__device__ uint32_t kth_score_key(const Rule& q, long long V, int k, Shared& sh) {
+// *n_ge: how many tokens have a key >= it (k and the k-th's ties beyond).
+__device__ uint32_t kth_score_key(const Rule& q, long long V, int k, Shared& sh, long long* n_ge) {
   const int shifts[3] = {21, 10, 0}, widths[3] = {11, 11, 10};
   uint32_t prefix = 0, mask = 0;
-  unsigned long long need = static_cast<unsigned long long>(k);
+  unsigned long long need = static_cast<unsigned long long>(k), above = 0;
   for (int pass = 0; pass < 3; pass++) {
     clear_bins(sh);
     const int nb = 1 << widths[pass];
@@ -256,11 +275,59 @@ __device__ uint32_t kth_score_key(const Rule& q, long long V, int k, Shared& sh)
     find_bin(sh, nb, /*desc=*/true, /*with_mass=*/false, need);
     // k < V: the k-th largest exists, so the search always lands
     need -= sh.before;
+    above += sh.before;
     prefix |= static_cast<uint32_t>(sh.digit) << shifts[pass];
     mask |= static_cast<uint32_t>(nb - 1) << shifts[pass];
+    *n_ge = static_cast<long long>(above + sh.digit_count);
     __syncthreads();
   }
   return prefix;
+}
+
+// The rest of the rule over the kept tokens of a small top-k, one a thread (thread t < n holds token t of
+// sh.c, in no particular order): top-p's cut, min-p, and the draw, with the full path's arithmetic. Order
+// statistics come from counting over all n tokens (n <= kThreads: n steps a thread).
+__device__ void compact_rule(const SampleRow* prow, uint64_t top_key, Shared& sh, int* out_id) {
+  const int t = threadIdx.x, n = sh.n_cand;
+  const bool have = t < n;
+  const float e = have ? sh.c.e[t] : 0.0f;
+  const unsigned long long key = have ? sh.c.key[t] : 0;
+  bool kept = have && e > 0.0f;
+  if (prow->top_p < 1.0f) {
+    const float norm1 = fixed_to_float(block_sum(kept ? fixed96(e) : U128{}, sh.scan), 96);
+    const uint64_t cross = crossing_mass(prow->top_p_cut);
+    const unsigned long long mass = kept ? fixed62(fdiv(e, norm1)) : 0;
+    if (have) sh.c.mass[t] = mass;
+    if (t == 0) sh.cut = top_key;
+    __syncthreads();
+    if (kept) {
+      unsigned long long cum = 0;  // mass at keys <= mine (sums < 2^63)
+      for (int u = 0; u < n; u++)
+        if (sh.c.key[u] <= key) cum += sh.c.mass[u];
+      if (cum >= cross && cum - mass < cross) sh.cut = key;  // the first key the cumulative mass reaches it at
+    }
+    __syncthreads();
+    kept = kept && key >= sh.cut;
+  }
+  if (prow->min_p > 0.0f) {
+    const float norm2 = fixed_to_float(block_sum(kept ? fixed96(e) : U128{}, sh.scan), 96);
+    const float thr = fmul(prow->min_p, fdiv(1.0f, norm2));
+    kept = kept && !(fdiv(e, norm2) < thr);
+  }
+  // the draw: the weights in ascending id order
+  if (have) sh.c.e[t] = kept ? e : 0.0f;
+  const U128 mine = kept ? fixed96(e) : U128{};
+  const U128 total = block_sum(mine, sh.scan);  // syncs: every thread's weight is written
+  const uint64_t seed = (uint64_t{prow->seed_hi} << 32) | prow->seed_lo;
+  const uint64_t draws = (uint64_t{prow->draws_hi} << 32) | prow->draws_lo;
+  const U128 target = draw_target(draw_bits(seed, draws), total);
+  if (kept) {
+    const int id = sh.c.id[t];
+    U128 before{};
+    for (int u = 0; u < n; u++)
+      if (sh.c.id[u] < id && sh.c.e[u] > 0.0f) before = add(before, fixed96(sh.c.e[u]));
+    if (!greater(before, target) && greater(add(before, mine), target)) *out_id = id;
+  }
 }
 
 // Top-p's cut: the smallest candidate key (among tokens with e > 0) at which the ascending cumulative mass of
@@ -354,7 +421,31 @@ __global__ void __launch_bounds__(kThreads)
   q.m = best.s;
 
   const int top_k = prow->top_k;
-  if (top_k > 0 && top_k < V) q.kth_key = kth_score_key(q, V, top_k, sh);
+  long long n_ge = V;
+  if (top_k > 0 && top_k < V) q.kth_key = kth_score_key(q, V, top_k, sh, &n_ge);
+  if (n_ge <= kThreads) {  // a small top-k: gather its tokens, finish over them
+    if (threadIdx.x == 0) sh.n_cand = 0;
+    __syncthreads();
+    for (long long i = threadIdx.x; i < V; i += kThreads) {
+      const float s = score_at(q, i);
+      if (s == -INFINITY || score_key(s) < q.kth_key) continue;
+      const int slot = atomicAdd(&sh.n_cand, 1);
+      sh.c.id[slot] = static_cast<int>(i);
+      sh.c.e[slot] = rule_exp(fsub(s, q.m));
+      sh.c.key[slot] = cand_key(s, static_cast<uint32_t>(i));
+    }
+    __syncthreads();
+    int chosen = -1;
+    compact_rule(prow, cand_key(best.s, static_cast<uint32_t>(best.i)), sh, &chosen);
+    if (chosen >= 0) {
+      const uint64_t draws = (uint64_t{prow->draws_hi} << 32) | prow->draws_lo;
+      ids[r] = chosen;
+      if (mark) mark[chosen] = 1;
+      prow->draws_lo = static_cast<uint32_t>(draws + 1);
+      prow->draws_hi = static_cast<uint32_t>((draws + 1) >> 32);
+    }
+    return;
+  }
 
   if (prow->top_p < 1.0f) {
     const float norm1 = fixed_to_float(weight_sum(q, V, 1, sh.scan), 96);
