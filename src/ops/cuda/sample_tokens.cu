@@ -228,23 +228,24 @@ __device__ void clear_bins(Shared& sh) {
   __syncthreads();
 }
 
-// Adds v to sh.mass[bin] for every lane with bin >= 0, one atomic per distinct bin of the warp (the scores of a
-// row crowd into a few high-digit bins: per-lane atomics would serialise there). All lanes call it.
+// Adds v to sh.mass[bin] (and 1 to sh.count[bin]) for every lane with bin >= 0, one atomic per distinct bin of
+// the warp: the scores of a row crowd into a few high-digit bins, where per-lane atomics would serialise. The
+// lanes of one bin sum their masses with __reduce_add_sync (sm_80+) in three 21-bit pieces (a mass is below
+// 2^63; 32 pieces of 21 bits fit 32 bits), exactly. All lanes call it.
 __device__ __forceinline__ void add_mass(Shared& sh, int bin, unsigned long long v) {
-  const bool active = bin >= 0;
-  if (!__any_sync(kFull, active)) return;
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ < 800
+  if (bin >= 0) atomicAdd(&sh.mass[bin], v), atomicAdd(&sh.count[bin], 1u);  // correct, slower
+#else
+  if (!__any_sync(kFull, bin >= 0)) return;
   const unsigned peers = __match_any_sync(kFull, bin);
-  if (__all_sync(kFull, !active || __popc(peers) == 1)) {
-    if (active) atomicAdd(&sh.mass[bin], v), atomicAdd(&sh.count[bin], 1u);
-    return;
+  const unsigned c0 = __reduce_add_sync(peers, static_cast<unsigned>(v & 0x1fffffu));
+  const unsigned c1 = __reduce_add_sync(peers, static_cast<unsigned>((v >> 21) & 0x1fffffu));
+  const unsigned c2 = __reduce_add_sync(peers, static_cast<unsigned>(v >> 42));
+  if (bin >= 0 && static_cast<int>(threadIdx.x % 32) == __ffs(peers) - 1) {
+    atomicAdd(&sh.mass[bin], c0 + (static_cast<unsigned long long>(c1) << 21) + (static_cast<unsigned long long>(c2) << 42));
+    atomicAdd(&sh.count[bin], static_cast<unsigned>(__popc(peers)));
   }
-  unsigned long long sum = 0;
-  for (int src = 0; src < 32; src++) {
-    const unsigned long long x = __shfl_sync(kFull, v, src);
-    if ((peers >> src) & 1u) sum += x;
-  }
-  const int lane = threadIdx.x % 32;
-  if (bin >= 0 && lane == __ffs(peers) - 1) atomicAdd(&sh.mass[bin], sum), atomicAdd(&sh.count[bin], static_cast<unsigned>(__popc(peers)));
+#endif
 }
 
 // The same for a count alone (top-k's histogram).
