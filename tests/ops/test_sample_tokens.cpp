@@ -129,7 +129,7 @@ TEST(SampleTokens, MaskedTokensAreNeverDrawnAndTiesShareEvenly) {
   }
 }
 
-TEST(SampleTokens, RepetitionPenaltyApplesToTheMaskedHistory) {
+TEST(SampleTokens, RepetitionPenaltyAppliesToTheMaskedHistory) {
   // Two tokens far above the rest; penalising the first (in seen) makes the second the greedy and top-p-0 choice.
   std::vector<float> row = random_row(200, 4);
   row[10] = 30.0f, row[20] = 25.0f;

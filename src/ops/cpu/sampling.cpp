@@ -87,6 +87,28 @@ uint64_t top_p_cut_key(const std::vector<float>& s, const std::vector<float>& e,
   return top;  // no cumulative mass reaches it (top_p ~ 0): min_tokens_to_keep = 1 keeps the top token
 }
 
+// The k-th largest value (ties counted), 0 < k < size: a min-heap of the k largest seen for a small k (one
+// compare per value once full), nth_element otherwise.
+float kth_largest(const std::vector<float>& s, int64_t k, std::vector<float>& heap) {
+  if (k > static_cast<int64_t>(s.size()) / 16) {
+    heap.assign(s.begin(), s.end());
+    std::nth_element(heap.begin(), heap.begin() + (k - 1), heap.end(), std::greater<float>());
+    return heap[k - 1];
+  }
+  heap.clear();
+  for (float v : s) {
+    if (static_cast<int64_t>(heap.size()) < k) {
+      heap.push_back(v);
+      std::push_heap(heap.begin(), heap.end(), std::greater<float>());
+    } else if (v > heap.front()) {
+      std::pop_heap(heap.begin(), heap.end(), std::greater<float>());
+      heap.back() = v;
+      std::push_heap(heap.begin(), heap.end(), std::greater<float>());
+    }
+  }
+  return heap.front();
+}
+
 // The rule up to the kept weights: w.e[i] = exp(s_i - max) for kept tokens, 0 elsewhere. Returns 0, a negative
 // code, or (greedy) 1 + the token.
 int32_t kept_weights(const float* logits, int64_t V, const int32_t* pen, size_t n, const SampleRow& p, SampleRowWork& w) {
@@ -104,11 +126,7 @@ int32_t kept_weights(const float* logits, int64_t V, const int32_t* pen, size_t 
   const float m = *std::max_element(s.begin(), s.end());
   if (m == -kInf) return INT32_MIN;
   float kth = -kInf;  // top-k: keep s >= the k-th largest score (every tie of it)
-  if (p.top_k > 0 && p.top_k < V) {
-    w.sel.assign(s.begin(), s.end());
-    std::nth_element(w.sel.begin(), w.sel.begin() + (p.top_k - 1), w.sel.end(), std::greater<float>());
-    kth = w.sel[p.top_k - 1];
-  }
+  if (p.top_k > 0 && p.top_k < V) kth = kth_largest(s, p.top_k, w.sel);
   w.e.resize(static_cast<size_t>(V));
   for (int64_t i = 0; i < V; i++) w.e[i] = s[i] != -kInf && s[i] >= kth ? rule_exp(fsub(s[i], m)) : 0.0f;
   if (p.top_p < 1.0f) {
