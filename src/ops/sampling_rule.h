@@ -168,13 +168,13 @@ WICK_RULE_FN double exp2_64ths(int j) {
 WICK_RULE_FN float rule_exp(float x) {
   if (!(x > -104.0f)) return 0.0f;  // e^-104 < 2^-150: rounds to 0 in f32 (-inf lands here too)
   const double xd = x;
-  const double n = drint(dmul(xd, 92.33248261689366));  // 64 / ln2; n in [-9600, 0]
-  const double l_hi = 6.93147180369123816490e-01 / 64;   // exact quotients by 64
-  const double l_lo = 1.90821492927058770002e-10 / 64;
+  const double n = drint(dmul(xd, 0x1.71547652b82fep+6));  // 64 / ln2; n in [-9600, 0]
+  const double l_hi = 0x1.62e42feep-7;        // ln2_hi / 64 (fdlibm's ln2_hi: 32 significant bits)
+  const double l_lo = 0x1.a39ef35793c76p-39;  // ln2_lo / 64
   const double r = dadd(dadd(xd, -dmul(n, l_hi)), -dmul(n, l_lo));
-  double p = 1.0 / 120;
-  p = dadd(dmul(p, r), 1.0 / 24);
-  p = dadd(dmul(p, r), 1.0 / 6);
+  double p = 0x1.1111111111111p-7;  // 1/120, 1/24, 1/6 as hex literals: no compiler folds them differently
+  p = dadd(dmul(p, r), 0x1.5555555555555p-5);
+  p = dadd(dmul(p, r), 0x1.5555555555555p-3);
   p = dadd(dmul(p, r), 0.5);
   p = dadd(dmul(p, r), 1.0);
   p = dadd(dmul(p, r), 1.0);
