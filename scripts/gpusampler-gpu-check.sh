@@ -33,13 +33,14 @@ BENCH=$(find "$BUILD" -name wick_bench -type f -perm -u+x | head -1)
 rc=0
 FILTER='SampleTokensCuda.*:DecodeLoopCuda.*:GreedyTokensCuda.*:KvCacheWriteCuda.*'
 if timeout 300 "$TESTS" --gtest_filter="$FILTER" >> "$LOG" 2>&1; then
-  say "tests ($FILTER): PASS"
+  say "tests ($FILTER): no failures"
 else
   rc=1
   say "tests ($FILTER): FAIL"
   grep -E "^\[  (FAILED|  OK) \]|Failure|Expected|Which is|actual|step |row " "$LOG" | head -60 >> "$SUM"
 fi
-grep -E "^\[ +(OK|FAILED|SKIPPED) +\]" "$LOG" | sed 's/^/  /' >> "$SUM"
+grep -E "^\[ +(OK|FAILED|SKIPPED) +\] [A-Za-z_]+\.[A-Za-z_]+ \(" "$LOG" | sed 's/^/  /' >> "$SUM"
+if grep -qE "^\[ +SKIPPED +\] [A-Za-z_]+\." "$LOG"; then rc=1; say "some tests SKIPPED: no usable GPU? (that is not a pass)"; fi
 
 if [ -n "$BENCH" ]; then
   timeout 240 "$BENCH" --benchmark_filter='^(sample_tokens/|sampler/)' --benchmark_min_time=0.2 \
