@@ -139,31 +139,63 @@ struct Rule {
   float norm2, thr;      // min-p: keep e / norm2 >= thr
 };
 
-__device__ __forceinline__ float score_at(const Rule& q, long long i) {
-  float s = q.row[i];
-  if (q.mark && q.mark[i]) s = s < 0.0f ? fmul(s, q.penalty) : fdiv(s, q.penalty);
+// The score of logit x (seen: the token is in the history).
+__device__ __forceinline__ float score_of(const Rule& q, float x, bool seen) {
+  float s = x;
+  if (seen) s = s < 0.0f ? fmul(s, q.penalty) : fdiv(s, q.penalty);
   if (q.temperature != 1.0f) s = fdiv(s, q.temperature);
   return s;
 }
+__device__ __forceinline__ float score_at(const Rule& q, long long i) {
+  return score_of(q, q.row[i], q.mark && q.mark[i]);
+}
 
-// Stage 1: after top-k; 2: after top-p; 3: after min-p. The token's weight exp(s - max) if it is kept, else 0.
-__device__ __forceinline__ float kept_weight(const Rule& q, long long i, int stage, float* score) {
-  const float s = score_at(q, i);
-  *score = s;
+// Calls f(i, s, x) for every token i of the row (s its score, x its logit), kUnroll loads in flight per thread
+// before any is used (one load at a time would leave a pass waiting on L2 latency). A warp takes kUnroll * 32
+// consecutive ids a step (coalesced), each thread's ids ascend, and whole warps step together: lanes past V get
+// i = -1, so f may call warp-collective helpers.
+constexpr int kUnroll = 4;
+template <class F>
+__device__ __forceinline__ void for_scores(const Rule& q, long long V, F&& f) {
+  const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
+  for (long long base = static_cast<long long>(warp) * 32 * kUnroll; base < V;
+       base += static_cast<long long>(kThreads) * kUnroll) {
+    float x[kUnroll];
+    bool seen[kUnroll];
+#pragma unroll
+    for (int u = 0; u < kUnroll; u++) {
+      const long long i = base + u * 32 + lane;
+      x[u] = i < V ? __ldg(q.row + i) : 0.0f;
+      seen[u] = q.mark && i < V && q.mark[i] != 0;
+    }
+#pragma unroll
+    for (int u = 0; u < kUnroll; u++) {
+      const long long i = base + u * 32 + lane;
+      f(i < V ? i : -1LL, score_of(q, x[u], seen[u]), x[u]);
+    }
+  }
+}
+
+// Stage 1: after top-k; 2: after top-p; 3: after min-p. The weight exp(s - max) of token i with score s if it
+// is kept, else 0.
+__device__ __forceinline__ float kept_weight_of(const Rule& q, long long i, float s, int stage) {
   if (s == -INFINITY || score_key(s) < q.kth_key) return 0.0f;
   if (stage >= 2 && q.top_p && cand_key(s, static_cast<uint32_t>(i)) < q.cut) return 0.0f;
   const float e = rule_exp(fsub(s, q.m));
   if (stage >= 3 && q.min_p && e > 0.0f && fdiv(e, q.norm2) < q.thr) return 0.0f;
   return e;
 }
+__device__ __forceinline__ float kept_weight(const Rule& q, long long i, int stage) {
+  return kept_weight_of(q, i, score_at(q, i), stage);
+}
 
 __device__ U128 weight_sum(const Rule& q, long long V, int stage, U128* sh) {
   U128 z{};
-  float s;
-  for (long long i = threadIdx.x; i < V; i += kThreads) {
-    const float e = kept_weight(q, i, stage, &s);
+  for_scores(q, V, [&](long long i, float s, float) {
+    if (i < 0) return;
+    const float e = kept_weight_of(q, i, s, stage);
     if (e > 0.0f) z = add(z, fixed96(e));
-  }
+  });
   return block_sum(z, sh);
 }
 
@@ -263,15 +295,11 @@ __device__ uint32_t kth_score_key(const Rule& q, long long V, int k, Shared& sh,
   for (int pass = 0; pass < 3; pass++) {
     clear_bins(sh);
     const int nb = 1 << widths[pass];
-    for (long long base = threadIdx.x - threadIdx.x % 32; base < V; base += kThreads) {  // whole warps
-      const long long i = base + threadIdx.x % 32;
-      int bin = -1;
-      if (i < V) {
-        const uint32_t key = score_key(score_at(q, i));
-        if ((key & mask) == prefix) bin = static_cast<int>((key >> shifts[pass]) & static_cast<uint32_t>(nb - 1));
-      }
+    for_scores(q, V, [&](long long i, float s, float) {
+      const uint32_t key = score_key(s);
+      const int bin = i >= 0 && (key & mask) == prefix ? static_cast<int>((key >> shifts[pass]) & static_cast<uint32_t>(nb - 1)) : -1;
       add_count(sh, bin);
-    }
+    });
     __syncthreads();
     find_bin(sh, nb, /*desc=*/true, /*with_mass=*/false, need);
     // k < V: the k-th largest exists, so the search always lands
@@ -340,13 +368,10 @@ __device__ uint64_t top_p_cut(const Rule& q, long long V, float norm1, uint64_t 
   for (int pass = 0; pass < 6; pass++) {
     clear_bins(sh);
     const int nb = 1 << widths[pass];
-    // whole warps iterate together (add_mass is warp-collective)
-    for (long long base = threadIdx.x - threadIdx.x % 32; base < V; base += kThreads) {
-      const long long i = base + threadIdx.x % 32;
+    for_scores(q, V, [&](long long i, float s, float) {  // add_mass is warp-collective: every lane calls it
       int bin = -1;
       unsigned long long mass = 0;
-      if (i < V) {  // kept_weight(q, i, 1) with the prefix test before the exp
-        const float s = score_at(q, i);
+      if (i >= 0) {  // kept_weight_of(q, i, s, 1) with the prefix test before the exp
         const uint64_t key = cand_key(s, static_cast<uint32_t>(i));
         if (s != -INFINITY && score_key(s) >= q.kth_key && (key & mask) == prefix) {
           const float e = rule_exp(fsub(s, q.m));
@@ -357,7 +382,7 @@ __device__ uint64_t top_p_cut(const Rule& q, long long V, float norm1, uint64_t 
         }
       }
       add_mass(sh, bin, mass);
-    }
+    });
     __syncthreads();
     find_bin(sh, nb, /*desc=*/false, /*with_mass=*/true, need);
     if (sh.digit < 0) return top_key;  // only in the first pass: the total mass never reaches it
@@ -394,15 +419,14 @@ __global__ void __launch_bounds__(kThreads)
 
   // A: the first bad logit, the maximum score and its first index
   Best me{0.0f, INT_MAX, INT_MAX};
-  for (long long i = threadIdx.x; i < V; i += kThreads) {
-    const float x = q.row[i];
+  for_scores(q, V, [&](long long i, float s, float x) {  // each thread's ids ascend: the first index is kept
+    if (i < 0) return;
     if (isnan(x) || x == INFINITY) {
       me.bad = min(me.bad, static_cast<int>(i));
-      continue;
+      return;
     }
-    const float s = score_at(q, i);
     if (me.i == INT_MAX || s > me.s) me.s = s, me.i = static_cast<int>(i);
-  }
+  });
   const Best best = block_best(me, sh.best);
   if (best.bad != INT_MAX) {
     if (threadIdx.x == 0) ids[r] = -1 - best.bad;
@@ -427,14 +451,13 @@ __global__ void __launch_bounds__(kThreads)
   if (n_ge <= kThreads) {  // a small top-k: gather its tokens, finish over them
     if (threadIdx.x == 0) sh.n_cand = 0;
     __syncthreads();
-    for (long long i = threadIdx.x; i < V; i += kThreads) {
-      const float s = score_at(q, i);
-      if (s == -INFINITY || score_key(s) < q.kth_key) continue;
+    for_scores(q, V, [&](long long i, float s, float) {
+      if (i < 0 || s == -INFINITY || score_key(s) < q.kth_key) return;
       const int slot = atomicAdd(&sh.n_cand, 1);
       sh.c.id[slot] = static_cast<int>(i);
       sh.c.e[slot] = rule_exp(fsub(s, q.m));
       sh.c.key[slot] = cand_key(s, static_cast<uint32_t>(i));
-    }
+    });
     __syncthreads();
     int chosen = -1;
     compact_rule(prow, cand_key(best.s, static_cast<uint32_t>(best.i)), sh, &chosen);
@@ -464,9 +487,8 @@ __global__ void __launch_bounds__(kThreads)
   const long long c = (V + kThreads - 1) / kThreads;
   const long long lo = threadIdx.x * c, hi = min(V, lo + c);
   U128 mine{};
-  float s;
   for (long long i = lo; i < hi; i++) {
-    const float e = kept_weight(q, i, 3, &s);
+    const float e = kept_weight(q, i, 3);
     if (e > 0.0f) mine = add(mine, fixed96(e));
   }
   U128 total;
@@ -477,7 +499,7 @@ __global__ void __launch_bounds__(kThreads)
   if (!greater(before, target) && greater(add(before, mine), target)) {
     U128 cum = before;
     for (long long i = lo; i < hi; i++) {
-      const float e = kept_weight(q, i, 3, &s);
+      const float e = kept_weight(q, i, 3);
       if (!(e > 0.0f)) continue;
       cum = add(cum, fixed96(e));
       if (greater(cum, target)) {
