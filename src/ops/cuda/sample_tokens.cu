@@ -17,7 +17,9 @@
 //   min-p: the normaliser of what is left, then p >= min_p / Z2 per token
 //   draw: the final normaliser Z3, the target u Z3 / 2^64, then each thread sums the weights of a contiguous id
 //      range, a block scan finds the range holding the target, and its thread walks it in id order.
-// All sums are integer sums (exact): the order of a parallel reduction cannot change a result.
+// All sums are integer sums (exact): the order of a parallel reduction cannot change a result. Each pass keeps
+// 4 loads a thread in flight (for_scores); with a penalty, pass A packs the history mask into a shared-memory
+// bitmap that the later passes read instead of the [V] i32 mask (V <= 180k).
 #include <climits>
 #include <cmath>
 
@@ -129,7 +131,9 @@ __device__ U128 block_sum(U128 v, U128* sh) {
 
 struct Rule {
   const float* row;
-  const int* mark;  // history mask, or null (no penalty)
+  const int* mark;        // history mask, or null (no penalty)
+  const unsigned* bits;   // the same as a bitmap in shared memory once pass A built it, else null
+  unsigned* build_bits;   // pass A: where to build it (null: no bitmap)
   float penalty, temperature;
   float m;               // the maximum score
   uint32_t kth_key;      // top-k: keep score_key(s) >= this (0: all)
@@ -146,9 +150,11 @@ __device__ __forceinline__ float score_of(const Rule& q, float x, bool seen) {
   if (q.temperature != 1.0f) s = fdiv(s, q.temperature);
   return s;
 }
-__device__ __forceinline__ float score_at(const Rule& q, long long i) {
-  return score_of(q, q.row[i], q.mark && q.mark[i]);
+__device__ __forceinline__ bool seen_at(const Rule& q, long long i) {
+  if (q.bits) return (q.bits[i >> 5] >> (i & 31)) & 1u;
+  return q.mark && q.mark[i] != 0;
 }
+__device__ __forceinline__ float score_at(const Rule& q, long long i) { return score_of(q, q.row[i], seen_at(q, i)); }
 
 // Calls f(i, s, x) for every token i of the row (s its score, x its logit), kUnroll loads in flight per thread
 // before any is used (one load at a time would leave a pass waiting on L2 latency). A warp takes kUnroll * 32
@@ -166,7 +172,14 @@ __device__ __forceinline__ void for_scores(const Rule& q, long long V, F&& f) {
     for (int u = 0; u < kUnroll; u++) {
       const long long i = base + u * 32 + lane;
       x[u] = i < V ? __ldg(q.row + i) : 0.0f;
-      seen[u] = q.mark && i < V && q.mark[i] != 0;
+      seen[u] = i < V && seen_at(q, i);
+    }
+    if (q.build_bits) {  // pass A: the warp's 32 marks of each step are one bitmap word
+#pragma unroll
+      for (int u = 0; u < kUnroll; u++) {
+        const unsigned word = __ballot_sync(kFull, seen[u]);
+        if (lane == 0 && base + u * 32 < V) q.build_bits[(base + u * 32) >> 5] = word;
+      }
     }
 #pragma unroll
     for (int u = 0; u < kUnroll; u++) {
@@ -399,8 +412,9 @@ __device__ uint64_t top_p_cut(const Rule& q, long long V, float norm1, uint64_t 
 
 __global__ void __launch_bounds__(kThreads)
     sample_tokens_kernel(const float* __restrict__ logits, int* __restrict__ seen, SampleRow* __restrict__ params,
-                         int* __restrict__ ids, long long V) {
+                         int* __restrict__ ids, long long V, bool bitmap) {
   __shared__ Shared sh;
+  extern __shared__ unsigned seen_bitmap[];  // [ceil(V / 32)] when bitmap
   const long long r = blockIdx.x;
   SampleRow* prow = params + r;
   Rule q;
@@ -408,6 +422,8 @@ __global__ void __launch_bounds__(kThreads)
   int* mark = seen ? seen + r * V : nullptr;
   q.penalty = prow->penalty;
   q.mark = q.penalty != 1.0f ? mark : nullptr;
+  q.bits = nullptr;
+  q.build_bits = bitmap && q.mark ? seen_bitmap : nullptr;
   const float temperature = prow->temperature;
   q.temperature = temperature == 0.0f ? 1.0f : temperature;
   q.kth_key = 0;
@@ -427,7 +443,9 @@ __global__ void __launch_bounds__(kThreads)
     }
     if (me.i == INT_MAX || s > me.s) me.s = s, me.i = static_cast<int>(i);
   });
-  const Best best = block_best(me, sh.best);
+  const Best best = block_best(me, sh.best);  // syncs: the bitmap is complete
+  q.bits = q.build_bits;
+  q.build_bits = nullptr;
   if (best.bad != INT_MAX) {
     if (threadIdx.x == 0) ids[r] = -1 - best.bad;
     return;
@@ -518,9 +536,14 @@ __global__ void __launch_bounds__(kThreads)
 void sample_tokens(const Tensor& logits, Tensor* seen, Tensor& params, Tensor& ids) {
   const long long R = logits.dim(0), V = logits.dim(1);
   if (R == 0) return;
-  sample_tokens_kernel<<<static_cast<unsigned>(R), kThreads, 0, cuda::stream_of(ids)>>>(
+  // The history as a bitmap in shared memory after the first pass, when it fits beside the static shared memory
+  // under the 48 KiB a launch gets without opting in (V <= 180k: Qwen's 151,936 and Llama 3's 128,256 do);
+  // otherwise every pass reads the [V] i32 mask.
+  const size_t bitmap_bytes = static_cast<size_t>((V + 31) / 32) * sizeof(unsigned);
+  const bool bitmap = seen && bitmap_bytes + sizeof(Shared) <= 48 * 1024;
+  sample_tokens_kernel<<<static_cast<unsigned>(R), kThreads, bitmap ? bitmap_bytes : 0, cuda::stream_of(ids)>>>(
       cuda::cptr<float>(logits), seen ? cuda::ptr<int>(*seen) : nullptr,
-      reinterpret_cast<SampleRow*>(cuda::ptr<int>(params)), cuda::ptr<int>(ids), V);
+      reinterpret_cast<SampleRow*>(cuda::ptr<int>(params)), cuda::ptr<int>(ids), V, bitmap);
   WICK_CUDA_LAUNCH_CHECK();
 }
 
