@@ -5,7 +5,7 @@
 // re-reads the row's logits (and history mask) from L2 and recomputes the scores and weights, which is cheaper
 // than a scratch row and keeps the op allocation-free:
 //   A  scores s (penalty, temperature): the first non-finite logit, the maximum and its first index (greedy
-//      rows end here, with greedy_tokens' result)
+//      rows end here, with greedy_tokens' result), and top-k's first histogram
 //   top-k: the k-th largest score by a radix select over the scores' order-preserving 32-bit keys (11/11/10-bit
 //      digits, a count histogram each): keep s >= it, every tie. When at most 1024 tokens are left (a small k,
 //      or V <= 1024), they are gathered into shared memory and the rest of the rule runs over them, a token a
@@ -301,18 +301,21 @@ __device__ __forceinline__ void add_count(Shared& sh, int bin) {
 
 // Top-k's threshold: the k-th largest score key over every token (ties counted), as the CPU's nth_element.
 // *n_ge: how many tokens have a key >= it (k and the k-th's ties beyond).
+// The first digit's histogram is pass A's (it counts score_key(s) >> 21 of every token).
 __device__ uint32_t kth_score_key(const Rule& q, long long V, int k, Shared& sh, long long* n_ge) {
   const int shifts[3] = {21, 10, 0}, widths[3] = {11, 11, 10};
   uint32_t prefix = 0, mask = 0;
   unsigned long long need = static_cast<unsigned long long>(k), above = 0;
   for (int pass = 0; pass < 3; pass++) {
-    clear_bins(sh);
     const int nb = 1 << widths[pass];
-    for_scores(q, V, [&](long long i, float s, float) {
-      const uint32_t key = score_key(s);
-      const int bin = i >= 0 && (key & mask) == prefix ? static_cast<int>((key >> shifts[pass]) & static_cast<uint32_t>(nb - 1)) : -1;
-      add_count(sh, bin);
-    });
+    if (pass > 0) {
+      clear_bins(sh);
+      for_scores(q, V, [&](long long i, float s, float) {
+        const uint32_t key = score_key(s);
+        const int bin = i >= 0 && (key & mask) == prefix ? static_cast<int>((key >> shifts[pass]) & static_cast<uint32_t>(nb - 1)) : -1;
+        add_count(sh, bin);
+      });
+    }
     __syncthreads();
     find_bin(sh, nb, /*desc=*/true, /*with_mass=*/false, need);
     // k < V: the k-th largest exists, so the search always lands
@@ -434,8 +437,12 @@ __global__ void __launch_bounds__(kThreads)
   q.thr = 0.0f;
 
   // A: the first bad logit, the maximum score and its first index
+  const int top_k = prow->top_k;
+  const bool top_k_on = temperature != 0.0f && top_k > 0 && top_k < V;
+  if (top_k_on) clear_bins(sh);
   Best me{0.0f, INT_MAX, INT_MAX};
   for_scores(q, V, [&](long long i, float s, float x) {  // each thread's ids ascend: the first index is kept
+    if (top_k_on) add_count(sh, i >= 0 ? static_cast<int>(score_key(s) >> 21) : -1);  // top-k's first digit
     if (i < 0) return;
     if (isnan(x) || x == INFINITY) {
       me.bad = min(me.bad, static_cast<int>(i));
@@ -463,9 +470,8 @@ __global__ void __launch_bounds__(kThreads)
   }
   q.m = best.s;
 
-  const int top_k = prow->top_k;
   long long n_ge = V;
-  if (top_k > 0 && top_k < V) q.kth_key = kth_score_key(q, V, top_k, sh, &n_ge);
+  if (top_k_on) q.kth_key = kth_score_key(q, V, top_k, sh, &n_ge);
   if (n_ge <= kThreads) {  // a small top-k: gather its tokens, finish over them
     if (threadIdx.x == 0) sh.n_cand = 0;
     __syncthreads();
