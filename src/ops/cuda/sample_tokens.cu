@@ -14,7 +14,7 @@
 //      key (score, then higher id first) with a histogram of exact fixed-point masses p = e / Z1: the first key
 //      at which the ascending cumulative mass reaches the crossing mass; the id digits are searched only when
 //      more than one token holds the crossing score
-//   min-p: the normaliser of what is left, then p >= min_p / Z2 per token
+//   min-p: the normaliser Z2 of what is left, then keep p = e / Z2 >= min_p * (1 / Z2) (the top weight is 1)
 //   draw: the final normaliser Z3, the target u Z3 / 2^64, then each thread sums the weights of a contiguous id
 //      range, a block scan finds the range holding the target, and its thread walks it in id order.
 // All sums are integer sums (exact): the order of a parallel reduction cannot change a result. Each pass keeps
