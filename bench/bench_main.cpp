@@ -13,7 +13,7 @@ int main(int argc, char** argv) {
   else std::fprintf(stderr, "wick_bench: no usable GPU (%s); CPU rows only\n",
                     wick::cuda_compiled() ? "CUDA built, no device" : "built without CUDA");
   wick::bench::register_seed_benchmarks(devices);
-  wick::bench::register_sampler_benchmarks();
+  wick::bench::register_sampler_benchmarks(devices);
   wick::bench::register_linear_benchmarks(devices);
   wick::bench::register_prefill_benchmarks(devices);
   benchmark::Initialize(&argc, argv);

@@ -23,7 +23,7 @@ namespace wick::bench {
 
 // Registration hooks, called by bench_main.cpp (CUDA rows only when a GPU is usable).
 void register_seed_benchmarks(const std::vector<Device>& devices);
-void register_sampler_benchmarks();
+void register_sampler_benchmarks(const std::vector<Device>& devices);  // bench_sampler.cpp
 void register_linear_benchmarks(const std::vector<Device>& devices);  // bench_linear.cpp
 void register_prefill_benchmarks(const std::vector<Device>& devices);  // bench_prefill.cpp
 

@@ -1,5 +1,6 @@
 #include "infer/decode_loop.h"
 
+#include <climits>
 #include <cstdlib>
 #include <cstring>
 #include <string>
@@ -17,19 +18,20 @@ bool cuda_graphs_enabled(bool wanted) {
 }
 
 DecodeLoop::DecodeLoop(CausalLM& model, KVCache& cache, const SamplingParams& sampling,
-                       const std::vector<int32_t>& history, bool graphs)
+                       const std::vector<int32_t>& history, bool graphs, uint64_t draws, bool keep_logits)
     : m_(model), cache_(cache), dev_(model.device()), V_(model.config().vocab_size) {
   if (cache.batch() != 1) throw Error("DecodeLoop decodes one sequence; the KV cache holds " + std::to_string(cache.batch()));
   const bool cuda = dev_.is_cuda();
-  device_greedy_ = cuda && sampling.temperature == 0.0f;
-  penalty_ = sampling.repetition_penalty;
+  device_sampling_ = cuda;
+  keep_logits_ = cuda && keep_logits;
   graphs_ = cuda && cuda_graphs_enabled(graphs);
   inputs_ = Tensor::empty({2}, DType::I32, dev_);
-  pinned_ = static_cast<int32_t*>(cuda ? host_alloc_pinned(sizeof(int32_t) * 4 + sizeof(float) * V_)
-                                       : host_alloc_pinned(sizeof(int32_t) * 4));
-  if (device_greedy_) {
+  pinned_ = static_cast<int32_t*>(keep_logits_ ? host_alloc_pinned(sizeof(int32_t) * 4 + sizeof(float) * V_)
+                                               : host_alloc_pinned(sizeof(int32_t) * 4));
+  if (device_sampling_) {
     chosen_ = Tensor::empty({1}, DType::I32, dev_);
-    if (penalty_ != 1.0f) {
+    params_ = sample_rows_tensor({to_sample_row(sampling, draws)}, dev_);
+    if (sampling.repetition_penalty != 1.0f) {
       Tensor mask = Tensor::zeros({1, V_}, DType::I32, Device::cpu());
       for (int32_t id : history)
         if (id >= 0 && id < V_) mask.data<int32_t>()[id] = 1;
@@ -50,7 +52,7 @@ DecodeLoop::~DecodeLoop() {
 
 void DecodeLoop::run() {
   logits_ = m_.decode_step(inputs_.narrow0(0, 1), inputs_.narrow0(1, 1), cache_);
-  if (device_greedy_) greedy_tokens(logits_, seen_.defined() ? &seen_ : nullptr, penalty_, chosen_);
+  if (device_sampling_) sample_tokens(logits_, seen_.defined() ? &seen_ : nullptr, params_, chosen_);
 }
 
 int32_t DecodeLoop::step(int32_t token) {
@@ -80,10 +82,18 @@ int32_t DecodeLoop::step(int32_t token) {
   }
   steps_++;
   cache_.advance(1);
-  if (device_greedy_) {
+  if (device_sampling_) {
     device_copy_async(pinned_ + 2, Device::cpu(), chosen_.raw(), dev_, sizeof(int32_t));
+    if (keep_logits_) {
+      float* host = reinterpret_cast<float*>(pinned_ + 4);
+      device_copy_async(host, Device::cpu(), logits_.raw(), dev_, sizeof(float) * V_);
+      host_logits_ = host;
+    }
     device_synchronize(dev_);
     const int32_t t = pinned_[2];
+    if (t == INT32_MIN)
+      throw Error("every logit is -inf: no token can be sampled", "sampler logits",
+                  "check the logits mask; at least one token must stay allowed");
     if (t < 0) {  // a NaN or +inf logit at index -(t + 1)
       float v = 0.0f;
       device_copy(&v, Device::cpu(), logits_.data<float>() + (-1 - static_cast<int64_t>(t)), dev_, sizeof v);
@@ -91,14 +101,7 @@ int32_t DecodeLoop::step(int32_t token) {
     }
     return t;
   }
-  if (dev_.is_cuda()) {
-    float* host = reinterpret_cast<float*>(pinned_ + 4);
-    device_copy_async(host, Device::cpu(), logits_.raw(), dev_, sizeof(float) * V_);
-    device_synchronize(dev_);
-    host_logits_ = host;
-  } else {
-    host_logits_ = logits_.data<float>();
-  }
+  host_logits_ = logits_.data<float>();
   return -1;
 }
 

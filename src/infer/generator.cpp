@@ -43,7 +43,8 @@ GenerateResult Generator::generate(const std::vector<int32_t>& prompt, const Gen
 
   auto t0 = std::chrono::steady_clock::now();
   // The prompt in one forward; then one token per step (DecodeLoop: replayed as a CUDA graph on a GPU, and the
-  // greedy choice made there).
+  // token sampled there, continuing the host Sampler's draw counter: the same rule, so the same tokens as the
+  // host would draw from those logits).
   int32_t next = -1;
   if (opt.max_new_tokens > 0) {
     Tensor out = m_.forward(Tensor::from_i32(prompt, {1, n_prompt}), &cache, /*last_only=*/true);
@@ -55,9 +56,10 @@ GenerateResult Generator::generate(const std::vector<int32_t>& prompt, const Gen
   std::unique_ptr<DecodeLoop> steps;
   for (int64_t i = 0; i < opt.max_new_tokens; i++) {
     if (i > 0) {
-      if (!steps) steps = std::make_unique<DecodeLoop>(m_, cache, opt.sampling, history, opt.cuda_graphs);
+      if (!steps)
+        steps = std::make_unique<DecodeLoop>(m_, cache, opt.sampling, history, opt.cuda_graphs, sampler.state().draws);
       const int32_t t = steps->step(next);
-      next = steps->device_greedy() ? t : sampler.sample(steps->logits(), V, history);
+      next = steps->device_sampling() ? t : sampler.sample(steps->logits(), V, history);
     }
     history.push_back(next);
     res.ids.push_back(next);

@@ -125,19 +125,39 @@ void check_decode_loop_matches_forward(Device dev, DType dt, bool graphs, double
   KVCache ref_cache(*m, 1, cap), loop_cache(*m, 1, cap);
   m->forward(Tensor::from_i32(prompt, {1, n_prompt}), &ref_cache, true);
   m->forward(Tensor::from_i32(prompt, {1, n_prompt}), &loop_cache, true);
-  SamplingParams sp;  // temperature 1: the loop hands back the logits
-  DecodeLoop loop(*m, loop_cache, sp, prompt, graphs);
+  // Every processor on: on CUDA the loop samples on the device (inside the graph) and hands back the logits it
+  // sampled from; the host Sampler, with the same seed and draw counter, must draw the same token from them.
+  SamplingParams sp;
+  sp.temperature = 0.9f;
+  sp.top_k = 50;
+  sp.top_p = 0.9f;
+  sp.min_p = 0.02f;
+  sp.repetition_penalty = 1.1f;
+  sp.seed = 23;
+  Sampler host(sp);
+  std::vector<int32_t> history = prompt;  // the prompt and the loop's sampled tokens (the device's seen mask)
+  DecodeLoop loop(*m, loop_cache, sp, prompt, graphs, /*draws=*/0, /*keep_logits=*/true);
+  int64_t distinct = 0;
   for (int64_t i = 0; i < steps; i++) {
     Tensor ref = m->forward(Tensor::from_i32({feed[i]}, {1, 1}), &ref_cache, true).to(Device::cpu()).view({c.vocab_size});
-    ASSERT_EQ(loop.step(feed[i]), -1);
+    const int32_t t = loop.step(feed[i]);
+    ASSERT_EQ(t < 0, dev.is_cpu()) << "the loop samples on a GPU, hands logits back on the CPU";
     ASSERT_EQ(loop_cache.length(), ref_cache.length());
+    ASSERT_NE(loop.logits(), nullptr);
     double max_ref = 0, max_diff = 0;
     for (int64_t v = 0; v < c.vocab_size; v++) {
       max_ref = std::max(max_ref, std::fabs(double(ref.data<float>()[v])));
       max_diff = std::max(max_diff, std::fabs(double(ref.data<float>()[v]) - loop.logits()[v]));
     }
     ASSERT_LE(max_diff, tol * max_ref) << "step " << i << " (cache length " << ref_cache.length() << ")";
+    const int32_t want = host.sample(loop.logits(), c.vocab_size, history);
+    if (dev.is_cuda()) {
+      ASSERT_EQ(t, want) << "step " << i << ": the device's draw against the host Sampler's from the same logits";
+      distinct += std::find(history.begin() + n_prompt, history.end(), t) == history.end();
+    }
+    history.push_back(dev.is_cuda() ? t : want);
   }
+  if (dev.is_cuda()) EXPECT_GT(distinct, 3) << "the device is really sampling";
   EXPECT_EQ(loop.replaying(), graphs && dev.is_cuda()) << "a CUDA graph replays the steps exactly when asked on a GPU";
 }
 

@@ -19,7 +19,9 @@ void check_kv_cache_write(Device dev, DType dt);
 // a NaN, one with +inf. Against greedy_token row by row.
 void check_greedy_tokens(Device dev, int64_t V);
 // A small random model in dt: a prompt, then tokens fed one at a time through CausalLM::forward with a cache and
-// through a DecodeLoop (graphs as given). The logits agree to max |diff| <= tol * max |logit| (0: exactly).
+// through a DecodeLoop (graphs as given). The logits agree to max |diff| <= tol * max |logit| (0: exactly), and
+// on CUDA each token the loop sampled on the device (every processor on) is the host Sampler's draw from the
+// logits the loop hands back.
 void check_decode_loop_matches_forward(Device dev, DType dt, bool graphs, double tol);
 
 }  // namespace wick::test

@@ -14,6 +14,7 @@
 #include "core/error.h"
 #include "core/rng.h"
 #include "infer/sampler.h"
+#include "ops/sampling.h"
 
 using namespace wick;
 using json = nlohmann::json;
@@ -240,6 +241,57 @@ TEST(Sampler, DrawFrequenciesMatchTheDistribution) {
     const int64_t V = static_cast<int64_t>(c.logits.size());
     std::vector<int64_t> count(V, 0);
     for (int i = 0; i < N; i++) count[s.sample(c.logits.data(), V, c.history)]++;
+    double chi2 = 0;
+    for (int64_t i = 0; i < V; i++) {
+      if (c.probs[i] == 0) {
+        EXPECT_EQ(count[i], 0) << c.name << " drew filtered token " << i;
+        continue;
+      }
+      const double e = c.probs[i] * N;
+      chi2 += (count[i] - e) * (count[i] - e) / e;
+    }
+    EXPECT_LT(chi2, chi2_bound(static_cast<int>(c.kept) - 1)) << c.name;
+    tested++;
+  }
+  EXPECT_EQ(tested, 4);
+}
+
+// The device op's rule (ops/sampling.h sample_tokens, here its CPU twin; tests/cuda checks the GPU against it)
+// draws from the same distributions: many rows of one fixture case, one seed each, against transformers'
+// probabilities (chi-square), never a filtered token; and row r's token is the host Sampler's with seed r.
+TEST(Sampler, SampleTokensDrawsTheFixtureDistributions) {
+  const std::vector<Case> cases = load_cases();
+  ASSERT_FALSE(cases.empty());
+  int tested = 0;
+  for (const Case& c : cases) {
+    if (c.kept < 2 || c.kept > 60) continue;
+    if (tested == 4) break;
+    const int64_t N = 12000, V = static_cast<int64_t>(c.logits.size());
+    double pmin = 1;
+    for (double q : c.probs)
+      if (q > 0) pmin = std::min(pmin, q);
+    if (pmin * N < 5) continue;
+    std::vector<float> all;
+    std::vector<SampleRow> rows;
+    Tensor seen = Tensor::zeros({N, V}, DType::I32, Device::cpu());
+    for (int64_t r = 0; r < N; r++) {
+      all.insert(all.end(), c.logits.begin(), c.logits.end());
+      SamplingParams sp = c.params;
+      sp.seed = 500 + static_cast<uint64_t>(r);
+      rows.push_back(to_sample_row(sp));
+      for (int32_t id : c.history) seen.data<int32_t>()[r * V + id] = 1;
+    }
+    Tensor logits = Tensor::from_f32(all, {N, V}), params = sample_rows_tensor(rows, Device::cpu());
+    Tensor ids = Tensor::empty({N}, DType::I32, Device::cpu());
+    sample_tokens(logits, &seen, params, ids);
+    std::vector<int64_t> count(V, 0);
+    for (int64_t r = 0; r < N; r++) count[ids.data<int32_t>()[r]]++;
+    for (int64_t r = 0; r < 50; r++) {
+      SamplingParams sp = c.params;
+      sp.seed = 500 + static_cast<uint64_t>(r);
+      Sampler s(sp);
+      EXPECT_EQ(s.sample(c.logits.data(), V, c.history), ids.data<int32_t>()[r]) << c.name << " row " << r;
+    }
     double chi2 = 0;
     for (int64_t i = 0; i < V; i++) {
       if (c.probs[i] == 0) {

@@ -41,6 +41,7 @@ void attention_forward(const Tensor& q, const Tensor& k, const Tensor& v, const 
 void attention_backward(const Tensor& dout, const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& out, const Tensor& lse, const AttentionArgs& args, Tensor& dq, Tensor& dk, Tensor& dv);
 void kv_cache_write(const Tensor& k_rows, const Tensor& v_rows, const Tensor& positions, Tensor& k_cache, Tensor& v_cache);
 void greedy_tokens(const Tensor& logits, Tensor* seen, float penalty, Tensor& ids);
+void sample_tokens(const Tensor& logits, Tensor* seen, Tensor& params, Tensor& ids);
 void cross_entropy_forward(const Tensor& logits, const Tensor& targets, Tensor& losses, Tensor& lse);
 void cross_entropy_backward(const Tensor& logits, const Tensor& targets, const Tensor& lse, float grad_scale, Tensor& dlogits);
 void adamw_step(Tensor& param, const Tensor& grad, Tensor& m, Tensor& v, const AdamWConfig& cfg, int64_t step, float grad_scale);

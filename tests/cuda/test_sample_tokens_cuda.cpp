@@ -1,0 +1,26 @@
+// sample_tokens on CUDA (ops/sampling.h) against its CPU twin, token for token: the device draws exactly what the
+// host's Sampler draws from the same logits, settings, seed and draw number (tests/common/sampling_checks.h).
+#include <gtest/gtest.h>
+
+#include "common/sampling_checks.h"
+#include "common/testutil.h"
+
+namespace wick::test {
+namespace {
+
+TEST(SampleTokensCuda, EqualsTheCpuTwinOnSmallVocabularies) {
+  WICK_REQUIRE_CUDA();
+  // V <= 1024: every row takes the kernel's compact path; V = 3000: rows without a small top-k take the full one
+  for (uint64_t seed : {51, 52, 53}) check_sample_tokens(Device::cuda(), 90, 1000, 3, seed);
+  for (uint64_t seed : {56, 57, 58}) check_sample_tokens(Device::cuda(), 80, 3000, 3, seed);
+  check_sample_tokens(Device::cuda(), 36, 37, 4, 54);  // V below the block's thread count
+}
+
+TEST(SampleTokensCuda, EqualsTheCpuTwinOnAQwenSizedVocabulary) {
+  WICK_REQUIRE_CUDA();
+  check_sample_tokens(Device::cuda(), 40, 151936, 2, 55);  // the history as a shared-memory bitmap
+  check_sample_tokens(Device::cuda(), 20, 200003, 1, 59);  // too large for it: the passes read the mask
+}
+
+}  // namespace
+}  // namespace wick::test
