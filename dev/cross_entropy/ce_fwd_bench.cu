@@ -7,8 +7,9 @@
 //   v4  v3 with exp2f on prescaled values: exp(v - m) = exp2(v log2e - m log2e), one FMA + MUFU.EX2
 // Build and run on the GPU machine: nvcc -O3 -std=c++17 -arch=sm_90 dev/cross_entropy/ce_fwd_bench.cu -o ce && ./ce
 // Measured (H200, 2026-12-03, 1,024 x 151,936, median of 20): v1 145 us, v2 140, v3 149, v4 116, v5 113 (512
-// threads; 1,024 threads alike). wick runs v5 for bf16 (ops/cuda/cross_entropy.cu). That run's accuracy column
-// printed inf from a broken host reference (bf16 read through __bfloat162float on the host), since replaced.
+// threads; 1,024 threads alike). wick runs v5 for bf16 (ops/cuda/cross_entropy.cu), whose correctness the op
+// tests check (tests/cuda: cross_entropy cases against the CPU twin). The accuracy column of those runs printed
+// inf: the harness's block reductions did not broadcast (fixed below; not rerun).
 #include <cuda_bf16.h>
 #include <cstdio>
 #include <cmath>
@@ -21,15 +22,17 @@
 
 __device__ __forceinline__ float warp_max(float v) { for (int o = 16; o; o >>= 1) v = fmaxf(v, __shfl_xor_sync(~0u, v, o)); return v; }
 __device__ __forceinline__ float warp_sum(float v) { for (int o = 16; o; o >>= 1) v += __shfl_xor_sync(~0u, v, o); return v; }
+// Block reductions whose result every thread gets (the first version returned it to warp 0 only, so the other
+// warps rescaled by exp(m - (-inf)) and the printed lse was inf: that run's timings stand, its error column not).
 __device__ float block_max(float v, float* sh) {
   v = warp_max(v); const int w = threadIdx.x / 32, l = threadIdx.x % 32;
   __syncthreads(); if (l == 0) sh[w] = v; __syncthreads();
-  v = threadIdx.x < blockDim.x / 32 ? sh[threadIdx.x] : -INFINITY; return warp_max(v);
+  v = l < blockDim.x / 32 ? sh[l] : -INFINITY; return warp_max(v);
 }
 __device__ float block_sum(float v, float* sh) {
   v = warp_sum(v); const int w = threadIdx.x / 32, l = threadIdx.x % 32;
   __syncthreads(); if (l == 0) sh[w] = v; __syncthreads();
-  v = threadIdx.x < blockDim.x / 32 ? sh[threadIdx.x] : 0.0f; return warp_sum(v);
+  v = l < blockDim.x / 32 ? sh[l] : 0.0f; return warp_sum(v);
 }
 
 template <int VW> __device__ __forceinline__ void load(const __nv_bfloat16* p, float (&f)[VW]) {
