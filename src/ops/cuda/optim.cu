@@ -144,8 +144,9 @@ __global__ void ssq_partials_kernel(SsqBatch batch, float* partial) {
   if (threadIdx.x == 0) partial[b] = s;
 }
 
-// *out = sum of partial[0..n) in double, fixed order; one block of kSsqThreads.
-__global__ void ssq_final_kernel(const float* partial, long long n, double* out) {
+// The sum of partial[0..n) in double, in a fixed order (deterministic), on thread 0 of one block of
+// kSsqThreads (the other threads' return values are partial sums).
+__device__ double sum_partials_f64(const float* partial, long long n) {
   __shared__ double sh[kSsqThreads];
   double s = 0.0;
   for (long long i = threadIdx.x; i < n; i += blockDim.x) s += static_cast<double>(partial[i]);
@@ -155,23 +156,21 @@ __global__ void ssq_final_kernel(const float* partial, long long n, double* out)
     if (threadIdx.x < w) sh[threadIdx.x] += sh[threadIdx.x + w];
     __syncthreads();
   }
-  if (threadIdx.x == 0) *out = sh[0];
+  return sh[0];
+}
+
+// *out = sum of partial[0..n) in double, fixed order; one block of kSsqThreads.
+__global__ void ssq_final_kernel(const float* partial, long long n, double* out) {
+  const double s = sum_partials_f64(partial, n);
+  if (threadIdx.x == 0) *out = s;
 }
 
 // The ClipState of the partials: ssq_final_kernel's sum (same order, same bits), then grad_norm's rule
 // (ops/optim.cpp clip_coefficient) in correctly rounded operations.
 __global__ void clip_final_kernel(const float* partial, long long n, double max_norm, ClipState* out) {
-  __shared__ double sh[kSsqThreads];
-  double s = 0.0;
-  for (long long i = threadIdx.x; i < n; i += blockDim.x) s += static_cast<double>(partial[i]);
-  sh[threadIdx.x] = s;
-  __syncthreads();
-  for (int w = blockDim.x / 2; w > 0; w /= 2) {
-    if (threadIdx.x < w) sh[threadIdx.x] += sh[threadIdx.x + w];
-    __syncthreads();
-  }
+  const double sum = sum_partials_f64(partial, n);
   if (threadIdx.x != 0) return;
-  const double total = __dsqrt_rn(sh[0]);
+  const double total = __dsqrt_rn(sum);
   float coef = 1.0f;
   if (max_norm > 0) {
     const float denom = __fadd_rn(__double2float_rn(total), 1e-6f);

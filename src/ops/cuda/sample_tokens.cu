@@ -23,6 +23,7 @@
 #include <climits>
 #include <cmath>
 
+#include "ops/cuda/argmax.cuh"
 #include "ops/cuda/common.cuh"
 #include "ops/cuda/cuda_ops.h"
 #include "ops/sampling_rule.h"
@@ -39,47 +40,8 @@ constexpr unsigned kFull = 0xffffffffu;
 
 // ---- block reductions and scans (every thread calls them; the result is every thread's) ----
 
-struct Best {
-  float s;
-  int i;    // index of s (INT_MAX: none)
-  int bad;  // first NaN / +inf index (INT_MAX: none)
-};
-
-__device__ __forceinline__ Best better(const Best& a, const Best& b) {
-  Best r;
-  r.bad = min(a.bad, b.bad);
-  const bool take_b = b.i != INT_MAX && (a.i == INT_MAX || b.s > a.s || (b.s == a.s && b.i < a.i));
-  r.s = take_b ? b.s : a.s;
-  r.i = take_b ? b.i : a.i;
-  return r;
-}
-
-__device__ Best block_best(Best me, Best* sh) {
-  for (int off = 16; off > 0; off >>= 1) {
-    Best o;
-    o.s = __shfl_down_sync(kFull, me.s, off);
-    o.i = __shfl_down_sync(kFull, me.i, off);
-    o.bad = __shfl_down_sync(kFull, me.bad, off);
-    me = better(me, o);
-  }
-  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
-  __syncthreads();
-  if (lane == 0) sh[warp] = me;
-  __syncthreads();
-  if (warp == 0) {
-    me = sh[lane];
-    for (int off = 16; off > 0; off >>= 1) {
-      Best o;
-      o.s = __shfl_down_sync(kFull, me.s, off);
-      o.i = __shfl_down_sync(kFull, me.i, off);
-      o.bad = __shfl_down_sync(kFull, me.bad, off);
-      me = better(me, o);
-    }
-    if (lane == 0) sh[0] = me;
-  }
-  __syncthreads();
-  return sh[0];
-}
+using argmax::Best;
+using argmax::block_best;
 
 __device__ __forceinline__ U128 shfl_up(U128 v, int off) {
   U128 r;

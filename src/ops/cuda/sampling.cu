@@ -4,6 +4,7 @@
 // torch.argmax's and the CPU twin's for any V. One launch per decode step (V = 152k: ~150 loads a thread).
 #include <cmath>
 
+#include "ops/cuda/argmax.cuh"
 #include "ops/cuda/common.cuh"
 #include "ops/cuda/cuda_ops.h"
 
@@ -12,32 +13,7 @@ namespace {
 
 constexpr int kThreads = 1024;
 
-struct Best {
-  float s;
-  int i;    // index of s (INT_MAX: none)
-  int bad;  // first NaN / +inf index (INT_MAX: none)
-};
-
-__device__ __forceinline__ Best better(const Best& a, const Best& b) {
-  Best r;
-  r.bad = min(a.bad, b.bad);
-  const bool take_b = b.i != 0x7fffffff && (a.i == 0x7fffffff || b.s > a.s || (b.s == a.s && b.i < a.i));
-  r.s = take_b ? b.s : a.s;
-  r.i = take_b ? b.i : a.i;
-  return r;
-}
-
-// The warp's best in lane 0.
-__device__ __forceinline__ Best warp_best(Best me) {
-  for (int off = 16; off > 0; off >>= 1) {
-    Best o;
-    o.s = __shfl_down_sync(0xffffffffu, me.s, off);
-    o.i = __shfl_down_sync(0xffffffffu, me.i, off);
-    o.bad = __shfl_down_sync(0xffffffffu, me.bad, off);
-    me = better(me, o);
-  }
-  return me;
-}
+using argmax::Best;
 
 __global__ void __launch_bounds__(kThreads)
     greedy_tokens_kernel(const float* __restrict__ logits, int* __restrict__ seen, float penalty, int* __restrict__ ids,
@@ -45,7 +21,7 @@ __global__ void __launch_bounds__(kThreads)
   const long long r = blockIdx.x;
   const float* row = logits + r * V;
   int* mark = seen ? seen + r * V : nullptr;
-  Best me{0.0f, 0x7fffffff, 0x7fffffff};
+  Best me = argmax::none();
   for (long long i = threadIdx.x; i < V; i += kThreads) {
     float s = row[i];
     if (isnan(s) || s == INFINITY) {
@@ -55,15 +31,9 @@ __global__ void __launch_bounds__(kThreads)
     if (mark && mark[i] && penalty != 1.0f) s = s < 0.0f ? s * penalty : s / penalty;
     if (me.i == 0x7fffffff || s > me.s) me.s = s, me.i = static_cast<int>(i);  // ascending i: first index kept
   }
-  me = warp_best(me);
   __shared__ Best warps[kThreads / 32];
-  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
-  if (lane == 0) warps[warp] = me;
-  __syncthreads();
-  if (warp != 0) return;
-  me = lane < kThreads / 32 ? warps[lane] : Best{0.0f, 0x7fffffff, 0x7fffffff};
-  me = warp_best(me);
-  if (lane != 0) return;
+  me = argmax::block_best(me, warps);
+  if (threadIdx.x != 0) return;
   if (me.bad != 0x7fffffff) {
     ids[r] = -1 - me.bad;
   } else {
