@@ -217,7 +217,7 @@ void check_paged_kv_write(Device dev, DType dt) {
     std::iota(slots.begin(), slots.end(), 0);
     for (size_t i = slots.size() - 1; i > 0; i--) std::swap(slots[i], slots[rng.below(i + 1)]);
     slots.resize(static_cast<size_t>(N));
-    Tensor kp = k_pool.to(dev), vp = v_pool.to(dev);
+    Tensor kp = k_pool.clone().to(dev), vp = v_pool.clone().to(dev);  // clone: to() of the same device shares
     paged_kv_write(k_rows.to(dev), v_rows.to(dev), Tensor::from_i32(slots, {N}, dev), kp, vp);
     for (const auto& [pool, rows, got] : {std::tuple{&k_pool, &k_rows, &kp}, std::tuple{&v_pool, &v_rows, &vp}}) {
       std::vector<float> want = pool->to_f32_vector();
