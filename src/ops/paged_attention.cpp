@@ -29,6 +29,9 @@ void check_batch_contents(const char* op, const PagedKvBatch& b, Arg q, Arg tabl
     if (T < 1 || T > b.max_query_len)
       fail(op, {qs}, "sequence " + std::to_string(s) + " has " + std::to_string(T) + " query rows; each needs 1 to " +
                          "batch.max_query_len = " + std::to_string(b.max_query_len));
+    if (b.max_kv_len > 0 && len[s] > b.max_kv_len)
+      fail(op, {kl}, "batch.kv_len[" + std::to_string(s) + "] = " + std::to_string(len[s]) + " exceeds batch.max_kv_len = " +
+                         std::to_string(b.max_kv_len));
     if (len[s] < T || len[s] > MB * BS)
       fail(op, {kl, table}, "batch.kv_len[" + std::to_string(s) + "] = " + std::to_string(len[s]) + " must be in [T_s, MB * BS] = [" +
                                 std::to_string(T) + ", " + std::to_string(MB * BS) + "]");

@@ -29,6 +29,9 @@ struct PagedKvBatch {
   Tensor kv_len;       // [S]: sequence s's keys, this call's included (>= its query count)
   Tensor block_table;  // [S, MB]: physical block of sequence s's logical block j (j < ceil(kv_len[s] / BS))
   int64_t max_query_len = 0;  // on the host: the largest T_s (the CUDA grid is planned from it)
+  // On the host, optional: the largest kv_len. When given (> 0) and the grid of a batch is too small to fill the
+  // GPU (few sequences), CUDA splits the keys of each row into chunks (flash-decoding) and combines them.
+  int64_t max_kv_len = 0;
 };
 
 // q [N, H, D] -> out [N, H, D] (=); k_pool, v_pool [NB, BS, Hkv, D]. scale > 0 (the model's attention scale);

@@ -107,7 +107,7 @@ const Tensor& BatchForward::run_device(std::vector<SeqChunk>& chunks) {
   if (S == 0) throw Error("no sequences in the batch");
   for (Linear* l : m_.all_linears())
     WICK_CHECK(!l->lora.active(), "the served model must carry no attached adapter (" << l->name << ")");
-  int64_t N = 0, MB = 1, max_t = 0;
+  int64_t N = 0, MB = 1, max_t = 0, max_len = 0;
   for (const SeqChunk& ch : chunks) {
     const int64_t T = static_cast<int64_t>(ch.ids.size()), past = ch.kv->length;
     if (T == 0) throw Error("a sequence in the batch has no new tokens");
@@ -121,6 +121,7 @@ const Tensor& BatchForward::run_device(std::vector<SeqChunk>& chunks) {
       if (id < 0 || id >= V) throw Error("token id " + std::to_string(id) + " is outside the vocabulary");
     N += T;
     max_t = std::max(max_t, T);
+    max_len = std::max(max_len, past + T);
     MB = std::max<int64_t>(MB, pool_.blocks_for(past + T));
   }
   // The step's index data, one host vector and one copy to the device:
@@ -154,6 +155,7 @@ const Tensor& BatchForward::run_device(std::vector<SeqChunk>& chunks) {
   batch.kv_len = meta_d.narrow0(o_len, S);
   batch.block_table = meta_d.narrow0(o_tab, S * MB).view({S, MB});
   batch.max_query_len = max_t;
+  batch.max_kv_len = max_len;  // lets CUDA split the keys of a few long decodes
 
   ws_.reserve(c, dev, m_.dtype(), N, 0);
   RowBatchImpl rows(*this, chunks, batch, meta_d.narrow0(o_slot, N));

@@ -32,6 +32,10 @@ std::vector<Case> cases() {
       {16, 4, 128, 16, 40, {{0, 70}, {200, 1}, {31, 2}}},
       {4, 4, 64, 5, 6, {{7, 3}, {0, 12}, {11, 1}, {0, 1}}},
       {8, 1, 128, 5, 0, {{7, 3}, {0, 12}, {11, 1}}},
+      // decodes alone: few blocks, long caches (CUDA splits the keys and merges the parts)
+      {14, 2, 64, 16, 0, {{300, 1}, {17, 1}}},
+      {16, 4, 128, 16, 50, {{250, 1}, {40, 1}, {0, 1}}},
+      {8, 1, 128, 5, 0, {{123, 1}}},
   };
 }
 
@@ -39,7 +43,7 @@ std::vector<Case> cases() {
 // others NaN (a read of a block not in a table shows); tables drawn from a shuffled permutation of the blocks.
 struct Inputs {
   Tensor q, k_pool, v_pool, query_start, kv_len, table;
-  int64_t N = 0, S = 0, MB = 0, NB = 0, max_t = 0;
+  int64_t N = 0, S = 0, MB = 0, NB = 0, max_t = 0, max_len = 0;
   std::vector<std::vector<int32_t>> tables;
 };
 
@@ -50,6 +54,7 @@ Inputs make_inputs(const Case& c, Rng& rng) {
   for (const auto& [past, T] : c.seqs) {
     in.N += T;
     in.max_t = std::max(in.max_t, T);
+    in.max_len = std::max(in.max_len, past + T);
     in.MB = std::max(in.MB, (past + T + c.BS - 1) / c.BS);
     used += (past + T + c.BS - 1) / c.BS;
   }
@@ -94,6 +99,7 @@ Tensor run_paged(const Case& c, const Inputs& in, Device dev, DType dt) {
   b.kv_len = in.kv_len.to(dev);
   b.block_table = in.table.to(dev);
   b.max_query_len = in.max_t;
+  b.max_kv_len = in.max_len;
   const Tensor q = in.q.to(dt).to(dev), k = in.k_pool.to(dt).to(dev), v = in.v_pool.to(dt).to(dev);
   // out between guard rows of a value the op never writes
   const int64_t G = 3;

@@ -11,9 +11,14 @@
 // one row block) uses only blockIdx.x = 0, a prefill chunk of T rows ceil(T n_rep / 8) of them; the blocks a
 // shorter sequence does not need return at once.
 //
-// Not here (yet): key splits (flash-decoding) for few sequences over long caches, as attention.cu has - at
-// 64 decoding sequences the grid already has 64 Hkv blocks, at 1 sequence Hkv; and the tensor-core tiles for
-// long prefill chunks (flash_attention_fwd.cuh), which would need the gather in their K/V loads.
+// Key splits (flash-decoding, as attention.cu's choose_split): when the grid leaves most SMs idle (a few
+// sequences: 1 decoding sequence of Qwen2.5-0.5B is Hkv = 2 blocks) and the batch says how long the longest
+// cache is, each block takes one chunk of its row's keys and writes its unnormalised (m, l, acc[D]) to scratch;
+// paged_combine_kernel merges the chunks per row. At 64 decoding sequences the grid has 64 Hkv blocks already
+// and no split is made.
+// Not here (yet): the tensor-core tiles for long prefill chunks (flash_attention_fwd.cuh), which would need the
+// gather in their K/V loads.
+#include <algorithm>
 #include <cstdint>
 
 #include "ops/cuda/attention.cuh"
@@ -31,6 +36,11 @@ struct Paged {
   const int32_t* start = nullptr;  // [S + 1]
   const int32_t* kv_len = nullptr;  // [S]
   const int32_t* table = nullptr;  // [S, MB]
+  // Key splits: block x = split * row_blocks + row block; split covers keys [split * chunk, (split + 1) * chunk).
+  // part null: one split, the block normalises and writes out; else (m, l, acc[D]) of global row
+  // ((split * S + s) * Hkv + g) * rows_max + r at part[that * (D + 2)].
+  int splits = 1, chunk = 0x7fffffff, row_blocks = 1, rows_max = 0, S = 0;
+  float* part = nullptr;
 };
 
 size_t smem_bytes(const Dims& a) {
@@ -53,8 +63,9 @@ __global__ void __launch_bounds__(kThreads)
   const int q0 = p.start[s], Tq = p.start[s + 1] - q0, len = p.kv_len[s];
   const int rows = Tq * a.n_rep;
   const int row_blocks = (rows + kWarps - 1) / kWarps;
-  if (static_cast<int>(blockIdx.x) >= row_blocks) return;  // block-uniform
-  const int row0 = (row_blocks - 1 - blockIdx.x) * kWarps;  // late rows (most keys) first
+  const int split = blockIdx.x / p.row_blocks, rb = blockIdx.x % p.row_blocks;
+  if (rb >= row_blocks) return;  // block-uniform
+  const int row0 = (row_blocks - 1 - rb) * kWarps;  // late rows (most keys) first
   const int r = row0 + warp;
   const bool active = r < rows;
   int t = 0, h = 0;
@@ -64,8 +75,9 @@ __global__ void __launch_bounds__(kThreads)
   const int key_lo = active ? (a.window ? max(0, my_pos + 1 - a.window) : 0) : 0;  // this row's keys [key_lo, key_end)
   const int key_end = active ? my_pos + 1 : 0;
   const int t_first = row0 / a.n_rep, t_last = (min(rows, row0 + kWarps) - 1) / a.n_rep;
-  const int k_lo = a.window ? max(0, past + t_first + 1 - a.window) : 0;  // this block's keys [k_lo, k_hi)
-  const int k_hi = past + t_last + 1;
+  const int split_lo = split * p.chunk;
+  const int k_lo = max(split_lo, a.window ? max(0, past + t_first + 1 - a.window) : 0);  // this block's keys [k_lo, k_hi)
+  const int k_hi = p.part ? min(past + t_last + 1, split_lo + p.chunk) : past + t_last + 1;
   const long long kv_row = (long long)a.Hkv * a.D;   // one token row of the pool
   const int32_t* table = p.table + (long long)s * p.MB;
   const long long q_off = ((long long)(q0 + t) * a.H + h) * a.D;
@@ -124,11 +136,49 @@ __global__ void __launch_bounds__(kThreads)
   }
 
   if (!active) return;
+  if (p.part) {  // a split past this row's keys leaves m = -inf, l = 0: the combine skips it
+    float* pr = p.part + ((((long long)split * p.S + s) * a.Hkv + g) * p.rows_max + r) * (a.D + 2);
+    if (lane == 0) pr[0] = m, pr[1] = l;
+#pragma unroll
+    for (int i = 0; i < DPL; ++i) {
+      const int d = lane + 32 * i;
+      if (d < a.D) pr[2 + d] = acc[i];
+    }
+    return;
+  }
   const float inv_l = l > 0.0f ? 1.0f / l : 0.0f;
 #pragma unroll
   for (int i = 0; i < DPL; ++i) {
     const int d = lane + 32 * i;
     if (d < a.D) out[q_off + d] = cuda::from_f<T>(acc[i] * inv_l);
+  }
+}
+
+// Merges the splits, one warp per (s, g, row r < rows_max): out = sum_j acc_j e^(m_j - M) / sum_j l_j e^(m_j - M).
+// grid (ceil(rows_max / kWarps), Hkv, S).
+template <typename T>
+__global__ void __launch_bounds__(kThreads) paged_combine_kernel(T* __restrict__ out, Paged p) {
+  const Dims& a = p.a;
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  const int g = blockIdx.y, s = blockIdx.z, r = blockIdx.x * kWarps + warp;
+  const int q0 = p.start[s], rows = (p.start[s + 1] - q0) * a.n_rep;
+  if (r >= rows) return;
+  int t, h;
+  row_to_th(a, g, r, t, h);
+  const long long stride = (long long)p.S * a.Hkv * p.rows_max * (a.D + 2);  // between splits
+  const float* base = p.part + (((long long)s * a.Hkv + g) * p.rows_max + r) * (a.D + 2);
+  float M = -INFINITY;
+  for (int j = 0; j < p.splits; ++j) M = fmaxf(M, base[j * stride]);
+  float L = 0.0f;
+  for (int j = 0; j < p.splits; ++j)
+    if (base[j * stride] != -INFINITY) L += base[j * stride + 1] * expf(base[j * stride] - M);
+  const float inv_l = L > 0.0f ? 1.0f / L : 0.0f;
+  const long long q_off = ((long long)(q0 + t) * a.H + h) * a.D;
+  for (int d = lane; d < a.D; d += 32) {
+    float o = 0.0f;
+    for (int j = 0; j < p.splits; ++j)
+      if (base[j * stride] != -INFINITY) o += base[j * stride + 2 + d] * expf(base[j * stride] - M);
+    out[q_off + d] = cuda::from_f<T>(o * inv_l);
   }
 }
 
@@ -156,11 +206,27 @@ void paged_attention_forward(const Tensor& q, const Tensor& k_pool, const Tensor
   p.table = cuda::cptr<int32_t>(batch.block_table);
   const long long S = batch.kv_len.dim(0);
   const long long row_blocks = (batch.max_query_len * a.n_rep + kWarps - 1) / kWarps;
-  WICK_CHECK(S <= 65535 && row_blocks <= 0x7fffffffLL, "paged_attention_forward: grid too large (" << S << " sequences)");
   const int dev = out.device().index;
+  p.S = static_cast<int>(S);
+  p.row_blocks = static_cast<int>(row_blocks);
+  p.rows_max = static_cast<int>(batch.max_query_len * a.n_rep);
+  // Key splits when the grid would leave most SMs idle and the longest cache has at least two tiles per split.
+  const long long blocks = row_blocks * a.Hkv * S, sms = cuda::sm_count(dev);
+  if (batch.max_kv_len >= 2 * kTile && blocks * 2 <= sms) {
+    const long long n = std::min<long long>({(2 * sms + blocks - 1) / blocks, batch.max_kv_len / kTile, 256});
+    if (n >= 2) {
+      const long long tiles = (batch.max_kv_len + kTile - 1) / kTile;
+      p.chunk = static_cast<int>((tiles + n - 1) / n) * kTile;
+      p.splits = static_cast<int>((batch.max_kv_len + p.chunk - 1) / p.chunk);
+    }
+  }
+  if (p.splits > 1)
+    p.part = static_cast<float*>(cuda::scratch(dev, sizeof(float) * size_t(p.splits) * S * a.Hkv * p.rows_max * (a.D + 2)));
+  WICK_CHECK(S <= 65535 && row_blocks * p.splits <= 0x7fffffffLL,
+             "paged_attention_forward: grid too large (" << S << " sequences)");
   cudaStream_t st = cuda::stream_of(out);
   const size_t smem = smem_bytes(a);
-  const dim3 grid(static_cast<unsigned>(row_blocks), a.Hkv, static_cast<unsigned>(S));
+  const dim3 grid(static_cast<unsigned>(row_blocks * p.splits), a.Hkv, static_cast<unsigned>(S));
   cuda::dispatch_float(q.dtype(), "paged_attention_forward", [&](auto tag) {
     using T = typename decltype(tag)::type;
     dispatch_dpl(a.D, [&](auto dpl) {
@@ -170,6 +236,11 @@ void paged_attention_forward(const Tensor& q, const Tensor& k_pool, const Tensor
                                                               cuda::cptr<T>(v_pool), cuda::ptr<T>(out), p);
       WICK_CUDA_LAUNCH_CHECK();
     });
+    if (p.splits > 1) {
+      const dim3 cgrid(static_cast<unsigned>((p.rows_max + kWarps - 1) / kWarps), a.Hkv, static_cast<unsigned>(S));
+      paged_combine_kernel<T><<<cgrid, kThreads, 0, st>>>(cuda::ptr<T>(out), p);
+      WICK_CUDA_LAUNCH_CHECK();
+    }
   });
 }
 
