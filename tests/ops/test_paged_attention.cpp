@@ -32,7 +32,8 @@ TEST(PagedAttention, BadBatchesAreErrorsNamingWhatIsWrong) {
   EXPECT_EQ(err(batch({0, 2, 3}, {2, 20}, {0, 0, 1, 2}, 2, 2)), "");  // a valid batch
   EXPECT_NE(err(batch({0, 2, 3}, {2, 40}, {0, 0, 1, 2}, 2, 2)).find("kv_len[1] = 40"), std::string::npos);
   EXPECT_NE(err(batch({0, 2, 3}, {2, 20}, {0, 0, 1, 9}, 2, 2)).find("not a block of the pool"), std::string::npos);
-  EXPECT_NE(err(batch({0, 2, 2}, {2, 20}, {0, 0, 1, 2}, 2, 2)).find("sequence 1 has 0 query rows"), std::string::npos);
+  EXPECT_NE(err(batch({0, 3, 3}, {3, 20}, {0, 0, 1, 2}, 2, 3)).find("sequence 1 has 0 query rows"), std::string::npos);
+  EXPECT_NE(err(batch({0, 1, 3}, {2, 20}, {0, 0, 1, 2}, 2, 1)).find("sequence 1 has 2 query rows"), std::string::npos);
   EXPECT_NE(err(batch({0, 2, 4}, {2, 20}, {0, 0, 1, 2}, 2, 2)).find("query_start[S]"), std::string::npos);
   EXPECT_NE(err(batch({0, 2, 3}, {1, 20}, {0, 0, 1, 2}, 2, 2)).find("kv_len[0] = 1"), std::string::npos);
   EXPECT_NE(test::error_of([&] {
