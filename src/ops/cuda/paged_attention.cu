@@ -47,7 +47,9 @@ size_t smem_bytes(const Dims& a) {
   return sizeof(float) * (size_t(kTile) * a.KS + size_t(kTile) * a.D4 + size_t(kWarps) * a.D4 + kWarps * kTile);
 }
 
-// q [N, H, D], k/v pools [NB, BS, Hkv, D] -> out [N, H, D]. grid (row blocks, Hkv, S), kThreads threads.
+// q [N, H, D], k/v pools [NB, BS, Hkv, D] -> out [N, H, D] (or its parts). grid (row blocks * splits, Hkv, S),
+// kThreads threads. The tile loop is attn_fwd_kernel's without its segment ids and device positions, the key rows
+// gathered through the table (kept apart so the training and decode kernel stays as it was measured).
 template <typename T, int DPL>
 __global__ void __launch_bounds__(kThreads)
     paged_attn_kernel(const T* __restrict__ q, const T* __restrict__ k, const T* __restrict__ v, T* __restrict__ out,
