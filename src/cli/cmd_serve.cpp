@@ -24,7 +24,9 @@ void register_serve(CLI::App& app) {
   cmd->add_option("--chat-template", spec->chat_template, "force the chat template family: qwen2.5 or qwen3");
   cmd->add_option("--max-batch", opt->limits.max_batch, "most sequences decoded together (default 8)");
   cmd->add_option("--max-queue", opt->limits.max_queue, "most requests waiting for a slot; more get 429 (default 64)");
-  cmd->add_option("--max-kv-tokens", opt->limits.max_kv_tokens, "most KV cache tokens held by running requests; 0 = no limit");
+  cmd->add_option("--max-kv-tokens", opt->limits.max_kv_tokens, "most KV cache tokens the running requests may need at worst (prompt + max_tokens each); 0 = no limit");
+  cmd->add_option("--kv-cache-tokens", opt->limits.kv_cache_tokens,
+                  "tokens of the paged KV cache, allocated once at start in blocks of 16 and shared by all requests (default: --max-batch x min(context, 4096)); a request that cannot fit it gets 400, one that must wait queues");
   opt->limits.max_step_tokens = 2048;
   cmd->add_option("--max-step-tokens", opt->limits.max_step_tokens, "most tokens per batched step: long prompts are prefilled in chunks beside the others' decode (default 2048; 0 = no limit)");
   cmd->add_option("--max-tokens", opt->max_tokens, "most new tokens one request may ask for (default 4096)");

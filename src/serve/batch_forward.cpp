@@ -9,6 +9,7 @@
 #include "ops/embedding.h"
 #include "ops/matmul.h"
 #include "ops/norm.h"
+#include "ops/paged_attention.h"
 
 namespace wick::serve {
 
@@ -29,10 +30,10 @@ struct Group {
 
 class RowBatchImpl : public RowBatch {
  public:
-  RowBatchImpl(BatchForward& bf, std::vector<SeqChunk>& chunks) : bf_(bf), chunks_(chunks) {
+  RowBatchImpl(BatchForward& bf, std::vector<SeqChunk>& chunks, PagedKvBatch batch, Tensor slots)
+      : bf_(bf), chunks_(chunks), batch_(std::move(batch)), slots_(std::move(slots)) {
     int64_t r = 0;
     for (const SeqChunk& c : chunks) {
-      row0_.push_back(r);
       const int64_t n = static_cast<int64_t>(c.ids.size());
       if (c.adapter && !groups_.empty() && groups_.back().adapter == c.adapter && groups_.back().row0 + groups_.back().rows == r)
         groups_.back().rows += n;
@@ -42,22 +43,16 @@ class RowBatchImpl : public RowBatch {
     }
   }
 
+  // Every chunk's new K and V into its blocks, then every chunk's queries over its cache: two launches.
   void attend(int64_t layer, const Tensor& q, const Tensor& k, const Tensor& v, Tensor& att) override {
     const ModelConfig& c = bf_.m_.config();
-    const int64_t H = c.num_heads, D = c.head_dim, KV = c.kv_dim();
-    AttentionArgs args = layer_attention_args(c, layer);  // the layer's scale and sliding window
-    for (size_t i = 0; i < chunks_.size(); i++) {
-      KVCache& cache = *chunks_[i].cache;
-      const int64_t T = static_cast<int64_t>(chunks_[i].ids.size()), r0 = row0_[i], past = cache.length();
-      const int64_t cap = cache.capacity();
-      Tensor& kc = cache.k(static_cast<size_t>(layer));
-      Tensor& vc = cache.v(static_cast<size_t>(layer));
-      kc.view({cap, KV}).narrow0(past, T).copy_from(k.narrow0(r0, T));
-      vc.view({cap, KV}).narrow0(past, T).copy_from(v.narrow0(r0, T));
-      args.kv_len = past + T;
-      Tensor out = att.narrow0(r0, T).view({1, T, H, D});
-      attention_forward(q.narrow0(r0, T).view({1, T, H, D}), kc, vc, args, out, nullptr);
-    }
+    const int64_t N = q.dim(0), H = c.num_heads, D = c.head_dim;
+    const AttentionArgs args = layer_attention_args(c, layer);  // the layer's scale and sliding window
+    Tensor& kp = bf_.pool_.k(static_cast<size_t>(layer));
+    Tensor& vp = bf_.pool_.v(static_cast<size_t>(layer));
+    paged_kv_write(k, v, slots_, kp, vp);
+    Tensor out = att.view({N, H, D});
+    paged_attention_forward(q.view({N, H, D}), kp, vp, batch_, args.scale, args.window, out);
   }
 
   // Each group's rows: y += scale * (x A^T) B^T in f32, as linear_forward computes an attached adapter
@@ -87,50 +82,83 @@ class RowBatchImpl : public RowBatch {
     }
   }
 
-  const std::vector<int64_t>& row0() const { return row0_; }
 
  private:
   BatchForward& bf_;
   std::vector<SeqChunk>& chunks_;
-  std::vector<int64_t> row0_;
+  PagedKvBatch batch_;
+  Tensor slots_;  // [N] i32: pool row of each new token
   std::vector<Group> groups_;
 };
 
-BatchForward::BatchForward(CausalLM& m) : m_(m) {}
+BatchForward::BatchForward(CausalLM& m, KvPool& pool) : m_(m), pool_(pool) {}
 
 void BatchForward::run(std::vector<SeqChunk>& chunks, std::vector<float>& logits) {
+  const Tensor& lg = run_device(chunks);
+  logits.resize(static_cast<size_t>(lg.numel()));
+  device_copy(logits.data(), Device::cpu(), lg.raw(), lg.device(), static_cast<size_t>(lg.numel()) * sizeof(float));
+}
+
+const Tensor& BatchForward::run_device(std::vector<SeqChunk>& chunks) {
   const ModelConfig& c = m_.config();
   const Device dev = m_.device();
   const int64_t C = c.hidden_size, V = c.vocab_size, S = static_cast<int64_t>(chunks.size());
+  const int64_t BS = pool_.block_tokens();
   if (S == 0) throw Error("no sequences in the batch");
   for (Linear* l : m_.all_linears())
     WICK_CHECK(!l->lora.active(), "the served model must carry no attached adapter (" << l->name << ")");
-  int64_t N = 0;
-  std::vector<int32_t> ids, pos;
+  int64_t N = 0, MB = 1, max_t = 0, max_len = 0;
   for (const SeqChunk& ch : chunks) {
-    const int64_t T = static_cast<int64_t>(ch.ids.size()), past = ch.cache->length();
+    const int64_t T = static_cast<int64_t>(ch.ids.size()), past = ch.kv->length;
     if (T == 0) throw Error("a sequence in the batch has no new tokens");
-    if (ch.cache->batch() != 1) throw Error("a batched sequence needs a KV cache of batch 1");
-    if (past + T > ch.cache->capacity())
-      throw Error("sequence of " + std::to_string(past + T) + " tokens exceeds its KV cache capacity " +
-                  std::to_string(ch.cache->capacity()));
+    if (past + T > static_cast<int64_t>(ch.kv->table.size()) * BS)
+      throw Error("sequence of " + std::to_string(past + T) + " tokens exceeds its " + std::to_string(ch.kv->table.size()) +
+                  " KV cache blocks of " + std::to_string(BS) + " tokens");
     if (past + T > c.max_position_embeddings)
       throw Error("sequence of " + std::to_string(past + T) + " tokens exceeds max_position_embeddings " +
                   std::to_string(c.max_position_embeddings));
-    for (int64_t t = 0; t < T; t++) {
-      const int32_t id = ch.ids[static_cast<size_t>(t)];
+    for (const int32_t id : ch.ids)
       if (id < 0 || id >= V) throw Error("token id " + std::to_string(id) + " is outside the vocabulary");
-      ids.push_back(id);
-      pos.push_back(static_cast<int32_t>(past + t));
-    }
     N += T;
+    max_t = std::max(max_t, T);
+    max_len = std::max(max_len, past + T);
+    MB = std::max<int64_t>(MB, pool_.blocks_for(past + T));
   }
-  ws_.reserve(c, dev, m_.dtype(), N, 0);
-  Tensor ids_d = ws_.ids.narrow0(0, N), pos_d = ws_.positions.narrow0(0, N);
-  ids_d.copy_from(Tensor::from_i32(ids, {N}));
-  pos_d.copy_from(Tensor::from_i32(pos, {N}));
+  // The step's index data, one host vector and one copy to the device:
+  //   ids [N] | positions [N] | slots [N] | last rows [S] | query_start [S + 1] | kv_len [S] | block tables [S, MB]
+  const int64_t o_pos = N, o_slot = 2 * N, o_last = 3 * N, o_start = o_last + S, o_len = o_start + S + 1, o_tab = o_len + S;
+  const int64_t total = o_tab + S * MB;
+  std::vector<int32_t> meta(static_cast<size_t>(total), 0);
+  int64_t r = 0;
+  for (int64_t s = 0; s < S; s++) {
+    const SeqChunk& ch = chunks[static_cast<size_t>(s)];
+    const int64_t T = static_cast<int64_t>(ch.ids.size()), past = ch.kv->length;
+    meta[static_cast<size_t>(o_start + s)] = static_cast<int32_t>(r);
+    meta[static_cast<size_t>(o_len + s)] = static_cast<int32_t>(past + T);
+    for (int64_t t = 0; t < T; t++, r++) {
+      const int64_t p = past + t;
+      meta[static_cast<size_t>(r)] = ch.ids[static_cast<size_t>(t)];
+      meta[static_cast<size_t>(o_pos + r)] = static_cast<int32_t>(p);
+      meta[static_cast<size_t>(o_slot + r)] = static_cast<int32_t>(ch.kv->table[static_cast<size_t>(p / BS)] * BS + p % BS);
+    }
+    meta[static_cast<size_t>(o_last + s)] = static_cast<int32_t>(r - 1);
+    const int64_t used = pool_.blocks_for(past + T);
+    for (int64_t j = 0; j < used; j++) meta[static_cast<size_t>(o_tab + s * MB + j)] = ch.kv->table[static_cast<size_t>(j)];
+  }
+  meta[static_cast<size_t>(o_start + S)] = static_cast<int32_t>(N);
+  if (!meta_.defined() || meta_.numel() < total) meta_ = Tensor::empty({std::max<int64_t>(total, 2 * meta_.numel())}, DType::I32, dev);
+  Tensor meta_d = meta_.narrow0(0, total);
+  meta_d.copy_from(Tensor::from_i32(meta, {total}));
+  const Tensor ids_d = meta_d.narrow0(0, N), pos_d = meta_d.narrow0(o_pos, N), last_d = meta_d.narrow0(o_last, S);
+  PagedKvBatch batch;
+  batch.query_start = meta_d.narrow0(o_start, S + 1);
+  batch.kv_len = meta_d.narrow0(o_len, S);
+  batch.block_table = meta_d.narrow0(o_tab, S * MB).view({S, MB});
+  batch.max_query_len = max_t;
+  batch.max_kv_len = max_len;  // lets CUDA split the keys of a few long decodes
 
-  RowBatchImpl rows(*this, chunks);
+  ws_.reserve(c, dev, m_.dtype(), N, 0);
+  RowBatchImpl rows(*this, chunks, batch, meta_d.narrow0(o_slot, N));
   LayerRun run;
   run.cfg = &c;
   run.B = 1;
@@ -147,20 +175,16 @@ void BatchForward::run(std::vector<SeqChunk>& chunks, std::vector<float>& logits
     run.layer = static_cast<int64_t>(li);
     m_.family().layer->forward(layers[li], A, x, x, run);
   }
-  for (SeqChunk& ch : chunks) ch.cache->advance(static_cast<int64_t>(ch.ids.size()));
+  for (SeqChunk& ch : chunks) ch.kv->length += static_cast<int64_t>(ch.ids.size());
   m_.final_norm_forward(x, A.a, A.rstd1);
 
-  // lm_head on each chunk's last row only.
+  // lm_head on each chunk's last row only: one gather of those rows, one GEMM.
   if (!last_.defined() || last_.numel() < S * C) last_ = Tensor::empty({S * C}, m_.dtype(), dev);
   Tensor last = rows_view(last_, S, C);
-  for (int64_t s = 0; s < S; s++) {
-    const int64_t r = rows.row0()[static_cast<size_t>(s)] + static_cast<int64_t>(chunks[static_cast<size_t>(s)].ids.size()) - 1;
-    last.narrow0(s, 1).copy_from(A.a.narrow0(r, 1));
-  }
-  Tensor lg = scratch(logits_, S, V, dev);
-  matmul(last, m_.lm_head(), lg, false, true);
-  logits.resize(static_cast<size_t>(S * V));
-  device_copy(logits.data(), Device::cpu(), lg.raw(), dev, static_cast<size_t>(S * V) * sizeof(float));
+  embedding_forward(last_d, A.a, last);
+  logits_view_ = scratch(logits_, S, V, dev);
+  matmul(last, m_.lm_head(), logits_view_, false, true);
+  return logits_view_;
 }
 
 }  // namespace wick::serve

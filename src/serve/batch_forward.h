@@ -1,11 +1,16 @@
 // One forward over many independent sequences (continuous batching): each chunk is some new tokens of one
-// sequence (its whole prompt when it joins, then one token per decode step) with its own KV cache and its
-// own adapter. Rows of all chunks go through every projection together: the frozen GEMM once for all rows,
-// then each adapter's low-rank path on its own rows (chunks of one adapter should be adjacent: the caller
-// orders them so; each adjacent run of one adapter is one group). Attention runs per chunk over its cache.
+// sequence (its whole prompt, or a piece of it, when it joins; then one token per decode step) with its own
+// blocks of the paged KV cache (serve/kv_pool.h) and its own adapter. Rows of all chunks go through every
+// projection together: the frozen GEMM once for all rows, then each adapter's low-rank path on its own rows
+// (chunks of one adapter should be adjacent: the caller orders them so; each adjacent run of one adapter is one
+// group). Attention is two launches a layer for the whole batch: paged_kv_write puts every new row's K and V
+// into its block slot, paged_attention_forward attends every chunk's queries to its cached keys through its
+// block table (ops/paged_attention.h). The step's index data (ids, positions, slots, block tables, lengths,
+// last rows) goes to the device in one copy. lm_head runs on each chunk's last row only.
 //
 // Seams for CUDA (not done here): the per-group adapter GEMMs become one segmented/gathered LoRA kernel
-// (S-LoRA/Punica), the per-chunk attention one varlen/paged attention kernel, and sampling moves to the device.
+// (S-LoRA/Punica), and sampling moves to the device: run_device() leaves the logits [chunks, V] f32 on the
+// device for a device sampler; run() copies exactly those rows to the host for the host samplers.
 #pragma once
 #include <memory>
 #include <vector>
@@ -13,26 +18,33 @@
 #include "model/causal_lm.h"
 #include "model/forward_workspace.h"
 #include "serve/adapter_store.h"
+#include "serve/kv_pool.h"
 
 namespace wick::serve {
 
 struct SeqChunk {
-  KVCache* cache = nullptr;             // batch 1, this sequence's; grows by ids.size()
-  std::vector<int32_t> ids;             // the new tokens (>= 1)
+  SeqBlocks* kv = nullptr;  // this sequence's blocks: they must already cover kv->length + ids.size() tokens
+                            // (KvPool::grow); length grows by ids.size()
+  std::vector<int32_t> ids;  // the new tokens (>= 1)
   const ServeAdapter* adapter = nullptr;  // nullptr = base model
 };
 
 class BatchForward {
  public:
-  explicit BatchForward(CausalLM& m);
+  BatchForward(CausalLM& m, KvPool& pool);
   // -> logits [chunks, V] f32 on the host: row s after chunk s's last token. The model must carry no
-  // attached adapter (adapters come with the chunks). wick::Error when a chunk does not fit its cache.
+  // attached adapter (adapters come with the chunks). wick::Error when a chunk's blocks do not cover it.
   void run(std::vector<SeqChunk>& chunks, std::vector<float>& logits);
+  // The same forward; the logits [chunks, V] f32 stay on the model's device (valid until the next call).
+  const Tensor& run_device(std::vector<SeqChunk>& chunks);
+  KvPool& pool() { return pool_; }
 
  private:
   CausalLM& m_;
+  KvPool& pool_;
   ForwardWorkspace ws_;
-  Tensor last_, logits_;  // [cap, C], [cap, V] device buffers for the chunks' last rows
+  Tensor meta_;          // i32 device buffer of the step's index data (see run_device)
+  Tensor last_, logits_, logits_view_;  // [cap, C], [cap, V] device buffers for the chunks' last rows
   Tensor f32_x_, f32_y_, f32_u_;  // adapter scratch (f32)
   friend class RowBatchImpl;
 };

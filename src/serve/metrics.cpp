@@ -70,6 +70,9 @@ std::string Metrics::render() const {
   counter("wick_decode_steps_total", "Batched forward steps run.", decode_steps);
   gauge("wick_queue_depth", "Requests waiting for a batch slot.", queue_depth);
   gauge("wick_batch_size", "Sequences in the running batch.", batch_size);
+  counter("wick_preemptions_total", "Running sequences preempted (blocks freed, requeued) when the KV cache was full.", preemptions);
+  gauge("wick_kv_cache_blocks_used", "Blocks of the paged KV cache held by running sequences.", kv_blocks_used);
+  gauge("wick_kv_cache_blocks_total", "Blocks of the paged KV cache.", kv_blocks_total);
   o << ttft.render("wick_time_to_first_token_seconds", "Time from arrival to the first generated token.");
   o << per_token.render("wick_time_per_output_token_seconds", "Time between consecutive generated tokens of a request.");
   o << request_latency.render("wick_request_duration_seconds", "Time from arrival to the last token.");

@@ -34,6 +34,8 @@ struct Metrics {
   std::atomic<uint64_t> prompt_tokens{0}, completion_tokens{0};
   std::atomic<int64_t> queue_depth{0}, batch_size{0};
   std::atomic<uint64_t> decode_steps{0};
+  std::atomic<uint64_t> preemptions{0};                       // sequences preempted for KV blocks
+  std::atomic<int64_t> kv_blocks_used{0}, kv_blocks_total{0};  // the paged KV cache (serve/kv_pool.h)
   Histogram ttft{{0.005, 0.01, 0.025, 0.05, 0.1, 0.15, 0.25, 0.5, 1, 2.5, 5, 10, 30}};
   Histogram per_token{{0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1}};
   Histogram request_latency{{0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120}};

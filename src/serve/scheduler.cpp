@@ -40,18 +40,35 @@ int64_t kv_tokens_needed(const Request& r, const ModelConfig& c) {
   return std::min<int64_t>(n + std::max<int64_t>(r.opt.gen.max_new_tokens, 0), c.max_position_embeddings);
 }
 
+namespace {
+// Checked before the pool is made (the pool's size comes from them).
+const SchedulerLimits& checked(const SchedulerLimits& lim) {
+  if (lim.max_batch < 1) throw Error("must be at least 1", "--max-batch");
+  if (lim.max_queue < 0) throw Error("must be >= 0", "--max-queue");
+  if (lim.max_kv_tokens < 0) throw Error("must be >= 0", "--max-kv-tokens");
+  if (lim.max_step_tokens < 0) throw Error("must be >= 0", "--max-step-tokens");
+  if (lim.kv_cache_tokens < 0) throw Error("must be >= 0 (0: the default)", "--kv-cache-tokens");
+  return lim;
+}
+}  // namespace
+
 Scheduler::Scheduler(CausalLM& m, const Tokenizer* tok, SchedulerLimits lim, Metrics& metrics)
-    : m_(m), tok_(tok), lim_(lim), metrics_(metrics), forward_(m) {
-  if (lim_.max_batch < 1) throw Error("must be at least 1", "--max-batch");
-  if (lim_.max_queue < 0) throw Error("must be >= 0", "--max-queue");
-  if (lim_.max_kv_tokens < 0) throw Error("must be >= 0", "--max-kv-tokens");
-  if (lim_.max_step_tokens < 0) throw Error("must be >= 0", "--max-step-tokens");
+    : m_(m), tok_(tok), lim_(checked(lim)), metrics_(metrics),
+      pool_(std::make_unique<KvPool>(m, lim_.kv_cache_tokens > 0 ? lim_.kv_cache_tokens
+                                                                 : default_kv_cache_tokens(m.config(), lim_.max_batch))),
+      forward_(m, *pool_) {
+  metrics_.kv_blocks_total = pool_->blocks();
+  metrics_.kv_blocks_used = 0;
 }
 
 Scheduler::~Scheduler() { stop(); }
 
 void Scheduler::submit(std::shared_ptr<Request> r) {
   const int64_t need = kv_tokens_needed(*r, m_.config());
+  if (need > pool_->capacity_tokens())
+    throw Error("prompt + max_tokens need " + std::to_string(need) + " KV cache tokens; this server's KV cache holds " +
+                    std::to_string(pool_->capacity_tokens()) + " (--kv-cache-tokens)",
+                "max_tokens", "ask for fewer tokens");
   if (lim_.max_kv_tokens > 0 && need > lim_.max_kv_tokens)
     throw Error("prompt + max_tokens need " + std::to_string(need) + " KV cache tokens; this server holds at most " +
                     std::to_string(lim_.max_kv_tokens) + " per batch", "max_tokens", "ask for fewer tokens");
@@ -74,7 +91,7 @@ int64_t Scheduler::running() const { return n_running_.load(); }
 
 void Scheduler::admit() {
   std::lock_guard<std::mutex> lk(mu_);
-  // Requests whose client left while queued end now.
+  // Requests whose client left while queued (or preempted) end now.
   for (auto it = queue_.begin(); it != queue_.end();) {
     if ((*it)->cancelled()) {
       (*it)->finish("cancelled");
@@ -84,39 +101,94 @@ void Scheduler::admit() {
       ++it;
     }
   }
-  while (!queue_.empty() && static_cast<int64_t>(running_.size()) < lim_.max_batch) {
-    std::shared_ptr<Request> r = queue_.front();
-    const int64_t need = kv_tokens_needed(*r, m_.config());
-    if (lim_.max_kv_tokens > 0 && kv_in_use_ + need > lim_.max_kv_tokens && !running_.empty()) break;  // FIFO: wait
-    queue_.pop_front();
-    Running run;
-    run.req = r;
-    try {
-      run.kv_max = need;
-      run.cache = std::make_unique<KVCache>(m_, 1, std::min<int64_t>(need, static_cast<int64_t>(r->prompt.size()) + kKvSlack));
-    } catch (const std::exception& e) {  // device memory is full: this request fails, the server goes on
-      r->finish("error", std::string("no memory for the KV cache of this request: ") + e.what(), 503);
-      continue;
+  for (auto it = preempted_.begin(); it != preempted_.end();) {
+    if (it->req->cancelled()) {
+      it->req->completion_tokens = static_cast<int64_t>(it->seq->generated().size());
+      it->req->finish("cancelled");
+      metrics_.requests_cancelled++;
+      it = preempted_.erase(it);
+    } else {
+      ++it;
     }
-    kv_in_use_ += need;
-    run.seq = std::make_unique<SequenceDecoder>(r->prompt, r->opt, tok_);
-    r->prompt_tokens = static_cast<int64_t>(r->prompt.size());
+  }
+  // Preempted sequences first (oldest first), then the queue, FIFO: the first that does not fit stops both.
+  while (static_cast<int64_t>(running_.size()) < lim_.max_batch && (!preempted_.empty() || !queue_.empty())) {
+    const bool resume = !preempted_.empty();
+    Running run;
+    if (resume) {
+      run = std::move(preempted_.front());
+    } else {
+      run.req = queue_.front();
+      run.kv_max = kv_tokens_needed(*run.req, m_.config());
+      run.feed = run.req->prompt;
+    }
+    if (lim_.max_kv_tokens > 0 && kv_in_use_ + run.kv_max > lim_.max_kv_tokens && !running_.empty()) {
+      if (resume) preempted_.front() = std::move(run);
+      break;  // FIFO: wait
+    }
+    // Its prompt's blocks and one block of decode room (fewer when max_tokens needs less) must be free.
+    const int64_t want = std::min<int64_t>(static_cast<int64_t>(run.feed.size()) + kAdmitDecodeRoom, run.kv_max);
+    if (!pool_->grow(run.kv, want)) {
+      if (resume) preempted_.front() = std::move(run);
+      break;
+    }
+    if (resume) {
+      preempted_.pop_front();
+    } else {
+      queue_.pop_front();
+      run.seq = std::make_unique<SequenceDecoder>(run.req->prompt, run.req->opt, tok_);
+      run.req->prompt_tokens = static_cast<int64_t>(run.req->prompt.size());
+      run.order = ++admissions_;
+    }
+    kv_in_use_ += run.kv_max;
     running_.push_back(std::move(run));
   }
   metrics_.queue_depth = static_cast<int64_t>(queue_.size());
+  metrics_.kv_blocks_used = pool_->used_blocks();
+}
+
+bool Scheduler::make_room(size_t i, int64_t tokens) {
+  while (!pool_->grow(running_[i].kv, tokens)) {
+    size_t newest = 0;
+    for (size_t j = 1; j < running_.size(); j++)
+      if (running_[j].order > running_[newest].order) newest = j;
+    preempt(newest);
+    if (newest == i) return false;
+  }
+  return true;
+}
+
+void Scheduler::preempt(size_t i) {
+  Running& r = running_[i];
+  pool_->release(r.kv);
+  kv_in_use_ -= r.kv_max;
+  // Its next prefill: the prompt and what it generated (the last sampled token included: its K and V were
+  // never computed), after which it samples its next token as a decode step would have.
+  r.feed = r.req->prompt;
+  r.feed.insert(r.feed.end(), r.seq->generated().begin(), r.seq->generated().end());
+  r.prefilled = 0;
+  metrics_.preemptions++;
+  auto at = std::find_if(preempted_.begin(), preempted_.end(), [&](const Running& p) { return p.order > r.order; });
+  preempted_.insert(at, std::move(r));
+  running_.erase(running_.begin() + static_cast<std::ptrdiff_t>(i));
 }
 
 void Scheduler::fail_running(const std::string& message, int status) {
   for (Running& r : running_) {
     kv_in_use_ -= r.kv_max;
+    pool_->release(r.kv);
     r.req->finish("error", message, status);
   }
   running_.clear();
+  for (Running& r : preempted_) r.req->finish("error", message, status);  // they hold no blocks
+  preempted_.clear();
   n_running_ = 0;
+  metrics_.kv_blocks_used = pool_->used_blocks();
 }
 
 void Scheduler::end(Running& r, const std::string& reason) {
   kv_in_use_ -= r.kv_max;
+  pool_->release(r.kv);
   r.req->completion_tokens = static_cast<int64_t>(r.seq->generated().size());
   if (reason == "cancelled") {
     metrics_.requests_cancelled++;
@@ -127,32 +199,31 @@ void Scheduler::end(Running& r, const std::string& reason) {
   r.req->finish(reason);
 }
 
-void Scheduler::grow_cache(Running& r, int64_t tokens) {
-  const int64_t want = r.cache->length() + tokens, cap = r.cache->capacity();
-  if (want <= cap) return;
-  const int64_t grown = std::min(r.kv_max, std::max(want, 2 * cap));
-  auto bigger = std::make_unique<KVCache>(m_, 1, grown);
-  const int64_t len = r.cache->length(), KV = m_.config().kv_dim();
-  for (size_t l = 0; l < static_cast<size_t>(m_.config().num_layers); l++) {
-    bigger->k(l).view({grown, KV}).narrow0(0, len).copy_from(r.cache->k(l).view({cap, KV}).narrow0(0, len));
-    bigger->v(l).view({grown, KV}).narrow0(0, len).copy_from(r.cache->v(l).view({cap, KV}).narrow0(0, len));
-  }
-  bigger->advance(len);
-  r.cache = std::move(bigger);
-}
-
 bool Scheduler::step() {
-  // Leavers first: a client that went away frees its slot for a queued request in this very step.
+  // Leavers first: a client that went away frees its slot and blocks for a queued request in this very step.
   for (Running& r : running_)
     if (r.req->cancelled()) end(r, "cancelled");
   running_.erase(std::remove_if(running_.begin(), running_.end(), [](const Running& r) { return r.req->cancelled(); }),
                  running_.end());
   admit();
+  // Every decoding sequence's next token needs a slot: oldest first, preempting the newest when the pool is full.
+  std::vector<size_t> by_age(running_.size());
+  for (size_t i = 0; i < by_age.size(); i++) by_age[i] = i;
+  std::sort(by_age.begin(), by_age.end(), [&](size_t a, size_t b) { return running_[a].order < running_[b].order; });
+  std::vector<uint64_t> decoding;  // by admission number: indices shift as preempted sequences leave running_
+  for (size_t i : by_age)
+    if (running_[i].prefilled == running_[i].feed.size()) decoding.push_back(running_[i].order);
+  for (uint64_t o : decoding) {
+    const auto it = std::find_if(running_.begin(), running_.end(), [&](const Running& r) { return r.order == o; });
+    if (it == running_.end()) continue;  // preempted by an older one
+    make_room(static_cast<size_t>(it - running_.begin()), it->kv.length + 1);
+  }
   n_running_ = static_cast<int64_t>(running_.size());
   metrics_.batch_size = static_cast<int64_t>(running_.size());
-  if (running_.empty()) return false;
+  metrics_.kv_blocks_used = pool_->used_blocks();
+  if (running_.empty()) return !preempted_.empty();
 
-  // This step's chunks: one token of every decoding sequence, then prompt pieces within the token budget.
+  // This step's chunks: one token of every decoding sequence, then prefill pieces within the token budget.
   struct Planned {
     size_t run;
     std::vector<int32_t> ids;
@@ -160,20 +231,20 @@ bool Scheduler::step() {
   std::vector<Planned> plan;
   int64_t budget = lim_.max_step_tokens > 0 ? lim_.max_step_tokens : INT64_MAX;
   for (size_t i = 0; i < running_.size(); i++)
-    if (running_[i].prefilled == running_[i].req->prompt.size()) {
+    if (running_[i].prefilled == running_[i].feed.size()) {
       plan.push_back({i, {running_[i].last}});
       budget--;
     }
   bool prefilling = false;  // one prompt always advances, even when the decodes fill the budget
   for (size_t i = 0; i < running_.size(); i++) {
     const Running& r = running_[i];
-    const int64_t left = static_cast<int64_t>(r.req->prompt.size() - r.prefilled);
+    const int64_t left = static_cast<int64_t>(r.feed.size() - r.prefilled);
     if (left == 0) continue;
     const int64_t take = std::min(left, std::max<int64_t>(budget, prefilling ? 0 : 1));
     if (take <= 0) continue;
     prefilling = true;
     budget -= take;
-    const auto from = r.req->prompt.begin() + static_cast<std::ptrdiff_t>(r.prefilled);
+    const auto from = r.feed.begin() + static_cast<std::ptrdiff_t>(r.prefilled);
     plan.push_back({i, std::vector<int32_t>(from, from + take)});
   }
   // Adjacent rows per adapter (the grouped adapter GEMMs in BatchForward); stable, so arrival order stays.
@@ -182,13 +253,7 @@ bool Scheduler::step() {
   });
   std::vector<SeqChunk> chunks;
   chunks.reserve(plan.size());
-  try {
-    for (const Planned& p : plan) grow_cache(running_[p.run], static_cast<int64_t>(p.ids.size()));
-  } catch (const std::exception& e) {  // device memory is full: fail the running requests, keep serving
-    fail_running(std::string("no memory to grow the KV cache: ") + e.what(), 503);
-    return true;
-  }
-  for (Planned& p : plan) chunks.push_back({running_[p.run].cache.get(), std::move(p.ids), running_[p.run].req->adapter.get()});
+  for (Planned& p : plan) chunks.push_back({&running_[p.run].kv, std::move(p.ids), running_[p.run].req->adapter.get()});
   try {
     forward_.run(chunks, logits_);
   } catch (const std::exception& e) {
@@ -201,21 +266,22 @@ bool Scheduler::step() {
   const Clock::time_point now = Clock::now();
   for (size_t k = 0; k < plan.size(); k++) {
     Running& r = running_[plan[k].run];
-    const bool prefill = r.prefilled < r.req->prompt.size();
+    const bool prefill = r.prefilled < r.feed.size();
     if (prefill) {
       r.prefilled += chunks[k].ids.size();
-      metrics_.prompt_tokens += chunks[k].ids.size();
-      if (r.prefilled < r.req->prompt.size()) continue;  // more of the prompt next step
-      metrics_.ttft.observe(std::chrono::duration<double>(now - r.req->arrival).count());
+      if (!r.started) metrics_.prompt_tokens += chunks[k].ids.size();
+      if (r.prefilled < r.feed.size()) continue;  // more of the prompt next step
+      if (!r.started) metrics_.ttft.observe(std::chrono::duration<double>(now - r.req->arrival).count());
     } else {
       metrics_.per_token.observe(std::chrono::duration<double>(now - r.last_token).count());
     }
+    r.started = true;
     r.last_token = now;
     const int32_t next = r.seq->sample(logits_.data() + static_cast<int64_t>(k) * V, V);
     std::string piece = r.seq->push(next);
     metrics_.completion_tokens++;
     r.last = next;
-    const bool full = r.cache->length() >= r.kv_max;
+    const bool full = r.kv.length >= r.kv_max;
     if (r.seq->finished() || full) piece += r.seq->flush();
     r.req->publish(piece, next);
     if (r.seq->finished()) end(r, r.seq->finish_reason());
@@ -226,6 +292,7 @@ bool Scheduler::step() {
                  running_.end());
   n_running_ = static_cast<int64_t>(running_.size());
   metrics_.batch_size = static_cast<int64_t>(running_.size());
+  metrics_.kv_blocks_used = pool_->used_blocks();
   return true;
 }
 
@@ -234,7 +301,7 @@ void Scheduler::start() {
     for (;;) {
       {
         std::unique_lock<std::mutex> lk(mu_);
-        cv_.wait(lk, [&] { return stopping_ || !queue_.empty() || !running_.empty(); });
+        cv_.wait(lk, [&] { return stopping_ || !queue_.empty() || !running_.empty() || !preempted_.empty(); });
         if (stopping_) break;
       }
       try {

@@ -1,9 +1,19 @@
 // Continuous batching. Requests wait in a FIFO queue; between two forward steps the scheduler drops the
-// requests whose client went away, admits queued ones while the batch has room (max_batch sequences, and
-// the KV budget when one is set), then runs ONE BatchForward over every running sequence: a newcomer's prompt
-// (its prefill, in chunks when max_step_tokens is set) and one token of each of the others, ordered by
-// adapter so each adapter's rows are adjacent. Each sequence whose prompt is in then samples its next token;
-// finished ones leave at once, freeing their slot.
+// requests whose client went away, admits queued ones while the batch has room (max_batch sequences, free
+// blocks of the paged KV cache for the prompt plus one block of decode room, and the KV budget when one is
+// set), then runs ONE BatchForward over every running sequence: a newcomer's prompt (its prefill, in chunks
+// when max_step_tokens is set) and one token of each of the others, ordered by adapter so each adapter's rows
+// are adjacent. Each sequence whose prompt is in then samples its next token; finished ones leave at once,
+// giving their slot and their KV blocks back.
+//
+// KV memory (serve/kv_pool.h): one pool of blocks sized at start (kv_cache_tokens), shared by all sequences.
+// A request whose prompt + max_tokens exceeds the whole pool is refused at submit (wick::Error: HTTP 400); one
+// that fits waits in the queue (or gets QueueFull: 429) until its prompt's blocks are free. When a decoding
+// sequence needs a new block and none is free, the NEWEST running sequence is preempted (vLLM's recompute
+// preemption): its blocks go back, and it waits ahead of the queue to be re-admitted with its prompt and the
+// tokens it generated so far as its new prefill, then goes on sampling where it stopped (its sampler, penalties
+// and streamed text are kept; the client sees no gap but the wait). The oldest sequence can therefore always
+// grow to its limit, which fits the pool, so every request finishes.
 //
 // Threads: submit/cancel from any thread (the HTTP handlers); step() on the scheduler's own thread (start())
 // or, in tests, on the caller's. The model is only touched by step().
@@ -21,6 +31,7 @@
 #include "model/causal_lm.h"
 #include "serve/adapter_store.h"
 #include "serve/batch_forward.h"
+#include "serve/kv_pool.h"
 #include "serve/metrics.h"
 #include "serve/sequence.h"
 
@@ -67,7 +78,10 @@ struct Request {
 struct SchedulerLimits {
   int64_t max_batch = 8;      // sequences per step
   int64_t max_queue = 64;     // waiting requests; more are refused (HTTP 429)
-  int64_t max_kv_tokens = 0;  // sum of the running sequences' KV capacities; 0 = no limit
+  int64_t max_kv_tokens = 0;  // sum of the running sequences' worst-case KV needs (prompt + max tokens); 0 = no limit
+  // Tokens of the paged KV cache, allocated once at start (rounded up to whole blocks); 0 = the default,
+  // default_kv_cache_tokens (serve/kv_pool.h).
+  int64_t kv_cache_tokens = 0;
   // Tokens per forward step (chunked prefill): every running decode gets its one token, prompts share the
   // rest, so a long prompt is prefilled over several steps instead of stalling everyone's next token.
   // 0 = no limit (a newcomer's whole prompt in one step).
@@ -83,7 +97,7 @@ class Scheduler {
  public:
   Scheduler(CausalLM& m, const Tokenizer* tok, SchedulerLimits lim, Metrics& metrics);
   ~Scheduler();
-  // Queues r. QueueFull when max_queue requests wait; wick::Error when r can never fit the KV budget.
+  // Queues r. QueueFull when max_queue requests wait; wick::Error when r can never fit the KV cache or budget.
   void submit(std::shared_ptr<Request> r);
   void start();  // runs step() on a background thread until stop()
   // Ends the thread after the current step; requests still queued or running get error status 503.
@@ -94,22 +108,28 @@ class Scheduler {
   int64_t running() const;
   bool idle() const { return queued() == 0 && running() == 0; }
   const SchedulerLimits& limits() const { return lim_; }
+  const KvPool& kv_pool() const { return *pool_; }
+  int64_t preempted() const { return static_cast<int64_t>(preempted_.size()); }  // waiting to resume
 
  private:
   struct Running {
     std::shared_ptr<Request> req;
-    std::unique_ptr<KVCache> cache;
+    SeqBlocks kv;                   // its blocks of the pool
     std::unique_ptr<SequenceDecoder> seq;
+    std::vector<int32_t> feed;      // tokens to prefill: the prompt (+ the tokens generated before a preemption)
     int64_t kv_max = 0;             // the KV tokens it may need (prompt + max tokens), reserved at admission
-    size_t prefilled = 0;           // prompt tokens already in the cache
+    size_t prefilled = 0;           // tokens of feed already in the cache
     int32_t last = -1;              // the last sampled token (decode input)
+    uint64_t order = 0;             // admission number: the highest is the newest (preempted first)
+    bool started = false;           // its first token is out (TTFT observed)
     Clock::time_point last_token;
   };
-  // Makes room for `tokens` more: the cache starts at prompt + kKvSlack and doubles (copying) up to kv_max,
-  // so memory follows the tokens in flight while admission still reserves the worst case (never over budget).
-  // Seam: a paged KV cache (block table + paged attention) removes the copies.
-  void grow_cache(Running& r, int64_t tokens);
-  static constexpr int64_t kKvSlack = 16;
+  // Blocks for `tokens` tokens of r, preempting the newest running sequences while too few are free. False when
+  // r itself was the newest and got preempted.
+  bool make_room(size_t i, int64_t tokens);
+  void preempt(size_t i);  // running_[i]'s blocks back to the pool; it waits in preempted_ to resume
+  // Blocks of decode room a newcomer must find free beside its prompt's.
+  static constexpr int64_t kAdmitDecodeRoom = kKvBlockTokens;
   void admit();
   void end(Running& r, const std::string& reason);
   // Ends every running request with an error (HTTP status) and frees its KV budget; the server keeps serving.
@@ -119,11 +139,14 @@ class Scheduler {
   const Tokenizer* tok_;
   SchedulerLimits lim_;
   Metrics& metrics_;
+  std::unique_ptr<KvPool> pool_;
   BatchForward forward_;
   mutable std::mutex mu_;
   std::condition_variable cv_;
   std::deque<std::shared_ptr<Request>> queue_;
   std::vector<Running> running_;  // only the scheduler thread touches it
+  std::deque<Running> preempted_;  // preempted, oldest admission first; resumed before the queue
+  uint64_t admissions_ = 0;
   std::atomic<int64_t> n_running_{0};
   int64_t kv_in_use_ = 0;
   std::vector<float> logits_;

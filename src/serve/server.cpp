@@ -187,7 +187,9 @@ void Server::run() {
     }
   });
   std::cerr << "wick serve: listening on http://" << opt_.host << ":" << port << " (model " << opt_.model_name << ", "
-            << adapters_->list().size() << " adapters, max batch " << opt_.limits.max_batch << ")" << std::endl;
+            << adapters_->list().size() << " adapters, max batch " << opt_.limits.max_batch << ", KV cache "
+            << sched_->kv_pool().capacity_tokens() << " tokens in " << sched_->kv_pool().blocks() << " blocks, "
+            << (sched_->kv_pool().bytes() >> 20) << " MiB)" << std::endl;
   http_->listen_after_bind();
   done = true;
   watcher.join();

@@ -1,5 +1,7 @@
 // The serve scheduler's invariant on CUDA (issue 12): a request in a mixed-adapter batch gives exactly the
-// greedy tokens it gives alone, in f32 and bf16. The CPU twin is tests/serve/test_serve_scheduler.cpp.
+// greedy tokens it gives alone, in f32 and bf16, over the paged KV cache (one paged-attention launch a layer),
+// also when the cache is so small that sequences are preempted and resumed. The CPU twins are
+// tests/serve/test_serve_scheduler.cpp and tests/serve/test_kv_pool.cpp.
 #include <gtest/gtest.h>
 
 #include <map>
@@ -36,9 +38,9 @@ std::shared_ptr<const ServeAdapter> random_adapter(const CausalLM& m, uint64_t s
 // Runs request `only` alone (or all of them, joining a running batch, when only < 0); appends their tokens.
 void run_alone_or_mixed(CausalLM& m, const std::vector<std::vector<int32_t>>& prompts,
                         const std::vector<std::shared_ptr<const ServeAdapter>>& which, int64_t n, int only,
-                        std::vector<std::vector<int32_t>>& out) {
+                        std::vector<std::vector<int32_t>>& out, SchedulerLimits lim = {}, uint64_t* preemptions = nullptr) {
   Metrics metrics;
-  Scheduler s(m, nullptr, {}, metrics);
+  Scheduler s(m, nullptr, lim, metrics);
   std::vector<std::shared_ptr<Request>> reqs;
   for (size_t i = 0; i < prompts.size(); i++) {
     if (only >= 0 && static_cast<int>(i) != only) continue;
@@ -60,9 +62,10 @@ void run_alone_or_mixed(CausalLM& m, const std::vector<std::vector<int32_t>>& pr
     EXPECT_TRUE(r->error.empty()) << r->error;
     out.push_back(ids);
   }
+  if (preemptions) *preemptions = metrics.preemptions.load();
 }
 
-void check_invariant(DType dt) {
+void check_invariant(DType dt, bool small_cache = false) {
   ModelConfig c = preset_config("tiny");
   c.vocab_size = 1000;
   auto m = CausalLM::random(c, Device::cuda(), dt, 5);
@@ -76,8 +79,13 @@ void check_invariant(DType dt) {
     prompts.push_back(p);
   }
   std::vector<std::vector<int32_t>> alone, mixed;
-  for (size_t i = 0; i < which.size(); i++) run_alone_or_mixed(*m, prompts, which, 16, static_cast<int>(i), alone);
-  run_alone_or_mixed(*m, prompts, which, 16, -1, mixed);
+  const int64_t n = small_cache ? 40 : 16;  // 40: sequences outgrow their blocks of admission (prompt + 16)
+  for (size_t i = 0; i < which.size(); i++) run_alone_or_mixed(*m, prompts, which, n, static_cast<int>(i), alone);
+  SchedulerLimits lim;
+  uint64_t preemptions = 0;
+  if (small_cache) lim.kv_cache_tokens = 160;  // 10 blocks: 2-3 a request at admission, 3-5 at the end
+  run_alone_or_mixed(*m, prompts, which, n, -1, mixed, lim, &preemptions);
+  if (small_cache) EXPECT_GT(preemptions, 0u);
   ASSERT_EQ(alone.size(), mixed.size());
   for (size_t i = 0; i < alone.size(); i++) EXPECT_EQ(mixed[i], alone[i]) << "request " << i << " " << dtype_name(dt);
 }
@@ -92,4 +100,14 @@ TEST(ServeCuda, MixedAdapterBatchGivesTheTokensOfEachRequestAloneF32) {
 TEST(ServeCuda, MixedAdapterBatchGivesTheTokensOfEachRequestAloneBf16) {
   WICK_REQUIRE_CUDA();
   check_invariant(DType::BF16);
+}
+
+TEST(ServeCuda, PreemptedRequestsResumeWithTheirTokensAloneF32) {
+  WICK_REQUIRE_CUDA();
+  check_invariant(DType::F32, true);
+}
+
+TEST(ServeCuda, PreemptedRequestsResumeWithTheirTokensAloneBf16) {
+  WICK_REQUIRE_CUDA();
+  check_invariant(DType::BF16, true);
 }

@@ -351,8 +351,9 @@ TEST(ServeScheduler, MixedBatchMatchesTheGeneratorForQwen3AndLlama) {
   }
 }
 
-// The KV cache starts small and doubles as a sequence grows (prompt + 16, then x2 up to prompt + max tokens):
-// a long generation beside short ones keeps exactly the generator's tokens across every regrowth.
+// A sequence's blocks of the paged KV cache are taken as it grows (its prompt + one block at admission, then one
+// block per 16 tokens, from a pool the short ones also take from and give back to): a long generation beside
+// short ones keeps exactly the generator's tokens across every new block.
 TEST(ServeScheduler, GrowingKvCacheKeepsTheGeneratorsTokens) {
   Fixture f;
   Rng rng(23);

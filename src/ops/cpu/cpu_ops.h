@@ -11,6 +11,7 @@
 #include "ops/rope.h"
 #include "ops/swiglu.h"
 #include "ops/attention.h"
+#include "ops/paged_attention.h"
 #include "ops/cross_entropy.h"
 #include "ops/optim.h"
 #include "ops/sampling.h"
@@ -40,6 +41,7 @@ void glu_backward(const Tensor& dout, const Tensor& gate, const Tensor& up, GluA
 void attention_forward(const Tensor& q, const Tensor& k, const Tensor& v, const AttentionArgs& args, Tensor& out, Tensor* lse);
 void attention_backward(const Tensor& dout, const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& out, const Tensor& lse, const AttentionArgs& args, Tensor& dq, Tensor& dk, Tensor& dv);
 void kv_cache_write(const Tensor& k_rows, const Tensor& v_rows, const Tensor& positions, Tensor& k_cache, Tensor& v_cache);
+void paged_attention_forward(const Tensor& q, const Tensor& k_pool, const Tensor& v_pool, const PagedKvBatch& batch, float scale, int64_t window, Tensor& out);
 void greedy_tokens(const Tensor& logits, Tensor* seen, float penalty, Tensor& ids);
 void sample_tokens(const Tensor& logits, Tensor* seen, Tensor& params, Tensor& ids);
 void cross_entropy_forward(const Tensor& logits, const Tensor& targets, Tensor& losses, Tensor& lse);
