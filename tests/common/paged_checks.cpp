@@ -101,17 +101,19 @@ Tensor run_paged(const Case& c, const Inputs& in, Device dev, DType dt) {
   b.max_query_len = in.max_t;
   b.max_kv_len = in.max_len;
   const Tensor q = in.q.to(dt).to(dev), k = in.k_pool.to(dt).to(dev), v = in.v_pool.to(dt).to(dev);
-  // out between guard rows of a value the op never writes
+  // out between guard rows of a value the op never writes, exact in every dtype (1234.5 is not a bf16: the
+  // guard would read back as 1232 and fail as if overwritten)
   const int64_t G = 3;
-  Tensor full = Tensor::from_f32(std::vector<float>(static_cast<size_t>((in.N + 2 * G) * c.H * c.D), 1234.5f),
+  const float guard = 1232.0f;
+  Tensor full = Tensor::from_f32(std::vector<float>(static_cast<size_t>((in.N + 2 * G) * c.H * c.D), guard),
                                  {in.N + 2 * G, c.H, c.D}, dev, dt);
   Tensor out = full.narrow0(G, in.N);
   paged_attention_forward(q, k, v, b, scale_of(c), c.window, out);
   const std::vector<float> all = full.to_f32_vector();
   const int64_t row = c.H * c.D;
   for (int64_t i = 0; i < G * row; i++) {
-    EXPECT_EQ(all[static_cast<size_t>(i)], 1234.5f) << "guard before out, element " << i;
-    EXPECT_EQ(all[static_cast<size_t>((G + in.N) * row + i)], 1234.5f) << "guard after out, element " << i;
+    EXPECT_EQ(all[static_cast<size_t>(i)], guard) << "guard before out, element " << i;
+    EXPECT_EQ(all[static_cast<size_t>((G + in.N) * row + i)], guard) << "guard after out, element " << i;
   }
   return out.to(Device::cpu()).to(DType::F32);
 }
