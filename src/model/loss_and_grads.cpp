@@ -47,7 +47,13 @@ struct LossAndGrads::HostStaging {
   size_t cap = 0, used = 0;
   std::vector<std::pair<size_t, int64_t>> queued;  // per queued step: the byte offset of its losses, their count
   Device dev = Device::cpu();
-  ~HostStaging() { host_free_pinned(buf); }
+  ~HostStaging() {
+    try {
+      if (used > 0) device_synchronize(dev);  // copies in flight still read or write buf
+    } catch (...) {
+    }
+    host_free_pinned(buf);
+  }
   // A region of nbytes (4-byte aligned); growing waits for the copies in flight (they use the old buffer).
   void* take(size_t nbytes) {
     nbytes = (nbytes + 3) & ~size_t(3);

@@ -24,8 +24,10 @@ double AdamW::step(double lr, double max_grad_norm) {
 
 void AdamW::queue_step(double lr, double max_grad_norm, const std::vector<Tensor>& extra_terms) {
   WICK_CHECK(!queued_, "AdamW::queue_step: the previous step was not finished");
-  queued_ = true;
-  if (params_.empty()) return;  // finish_step: norm 0, a step taken
+  if (params_.empty()) {  // finish_step: norm 0, a step taken
+    queued_ = true;
+    return;
+  }
   const Device dev = params_[0].value->device();
   if (!clip_.defined()) {
     clip_ = Tensor::empty({kClipStateFloats}, DType::F32, dev);
@@ -42,6 +44,7 @@ void AdamW::queue_step(double lr, double max_grad_norm, const std::vector<Tensor
   // The step number if this step is applied (a skipped one leaves steps_ as it was: finish_step).
   adamw_step_many(all, c, steps_ + 1, clip_);
   device_copy_async(clip_host_.get(), Device::cpu(), clip_.raw(), dev, sizeof(ClipState));
+  queued_ = true;  // last: a queue_step that threw leaves none pending
 }
 
 double AdamW::finish_step() {
