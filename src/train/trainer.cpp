@@ -319,7 +319,8 @@ bool Trainer::run(const std::function<void(const StepReport&)>& on_step, const s
   p.peak_flops = peak_bf16_flops(device_name(p.m.device()));
   const std::string kill_point = "rank" + std::to_string(rank) + "-step";  // tests: WICK_TEST_KILL_AT=rank1-step@3
   // WICK_STEP_PROFILE=1: each step's device time in its phases on stderr (where a step's time goes: the host
-  // making the batch while the device waits, forward + loss + backward, the optimizer).
+  // making the batch while the device waits, forward + loss + backward, the optimizer), and how long the host
+  // took to queue it (one rank): when that is close to the wall time, the device waits for launches.
   const char* profile_env = std::getenv("WICK_STEP_PROFILE");
   std::unique_ptr<StreamMarks> marks;
   if (profile_env && std::string(profile_env) == "1") marks = std::make_unique<StreamMarks>(p.m.device());
@@ -380,6 +381,7 @@ bool Trainer::run(const std::function<void(const StepReport&)>& on_step, const s
     const double lr = p.sched.lr_at(p.step, p.opt.lr);
     bool loss_bad = false;
     double norm = 0;
+    auto tq = ts;  // when the host had queued the whole step (one rank; the profile prints it)
     if (comm.collective()) {  // the global gradient (f32, bucketed) and the global loss
       add_loss_sums();
       comm.finish_allreduces();
@@ -404,6 +406,7 @@ bool Trainer::run(const std::function<void(const StepReport&)>& on_step, const s
       std::vector<Tensor> checks;
       if (p.grad.loss_check().defined()) checks.push_back(p.grad.loss_check());
       p.adam->queue_step(lr, p.opt.max_grad_norm, checks);
+      tq = std::chrono::steady_clock::now();
       add_loss_sums();
       norm = p.adam->finish_step();
       loss_bad = counted > 0 && !std::isfinite(loss.sum);
@@ -433,9 +436,10 @@ bool Trainer::run(const std::function<void(const StepReport&)>& on_step, const s
     if (marks)
       std::fprintf(stderr,
                    "wick train: step %lld profile (device ms): batch %.2f | forward + loss + backward %.2f | "
-                   "optimizer %.2f | wall %.2f\n",
+                   "optimizer %.2f | wall %.2f | host queued the step in %.2f\n",
                    static_cast<long long>(p.step), marks->ms_between(0, 1), marks->ms_between(1, 2),
-                   marks->ms_between(2, 3), std::chrono::duration<double, std::milli>(te - ts).count());
+                   marks->ms_between(2, 3), std::chrono::duration<double, std::milli>(te - ts).count(),
+                   std::chrono::duration<double, std::milli>(tq - ts).count());
     StepReport r;
     r.step = p.step;
     r.total_steps = p.total;
