@@ -1,7 +1,8 @@
-// Harness for the fused low-rank kernel (src/ops/cuda/low_rank.cuh, the very header wick builds): checks it
-// against an f64 CPU reference and times it as bench/bench_seed.cpp does (one CUDA event pair around each
-// call, synchronised, median over iterations). Also times an empty kernel and an empty cooperative kernel
-// with two grid barriers: the floor this design cannot go under.
+// Harness for the fused low-rank kernels, the very headers wick builds: v1 the cooperative kernel
+// (src/ops/cuda/low_rank.cuh), v2 the cluster kernel (low_rank_cluster.cuh). Checks each against an f64 CPU
+// reference (and run-to-run determinism) and times it as bench/bench_seed.cpp does (one CUDA event pair around
+// each call, synchronised, median over iterations). Also times an empty kernel and an empty cooperative kernel
+// with two grid barriers: the floors of the two designs.
 // Build (here, static cudart, carried to the GPU machine):
 //   nvcc -O3 -std=c++17 -gencode arch=compute_90,code=sm_90 -cudart static -I src \
 //     -o dev/low_rank/low_rank_bench.bin dev/low_rank/low_rank_bench.cu
@@ -16,6 +17,7 @@
 #include <vector>
 
 #include "ops/cuda/low_rank.cuh"
+#include "ops/cuda/low_rank_cluster.cuh"
 
 #include "../common/cuda_check.cuh"
 
@@ -57,8 +59,12 @@ template <> bf16 from_float<bf16>(float v) { return __float2bfloat16_rn(v); }
 float as_float(float v) { return v; }
 float as_float(bf16 v) { return __bfloat162float(v); }
 
+int g_max_cluster = 0;  // the cluster kernel's largest cluster on this device (0: none)
+
+// variant 1: cooperative (Gover > 0 forces its grid); variant 2: cluster (Gover > 0 forces the cluster size).
 template <typename T>
-bool run_case(int M, int in, int r, int out, bool acc, int sms, int occ, int Gover, bool time_it, cudaStream_t s) {
+bool run_case(int variant, int M, int in, int r, int out, bool acc, int sms, int occ, int Gover, bool time_it,
+              cudaStream_t s) {
   std::mt19937 rng(M * 131 + in * 7 + r * 3 + out);
   std::normal_distribution<float> nd(0.f, 1.f);
   const bool isbf = sizeof(T) == 2;
@@ -93,10 +99,16 @@ bool run_case(int M, int in, int r, int out, bool acc, int sms, int occ, int Gov
     return d;
   };
   T *dx = up(x), *dA = up(A), *dB = up(B), *dy = up(y0);
-  const int G = Gover > 0 ? std::min(Gover, sms * occ) : wick::lowrank::low_rank_grid(in, out, sms, occ);
+  namespace lr = wick::lowrank;
+  const int G = Gover > 0 ? std::min(Gover, sms * occ) : lr::low_rank_grid(in, out, sms, occ);
+  const lr::ClusterGrid cg = lr::low_rank_cluster_grid(in, out, sms, Gover > 0 ? Gover : g_max_cluster);
   float* ws;
-  CK(cudaMalloc(&ws, wick::lowrank::low_rank_workspace_floats(G, M, r) * sizeof(float)));
-  CK(wick::lowrank::low_rank_launch<T>(dx, dA, dB, dy, M, in, r, out, scale, acc, ws, G, s));
+  CK(cudaMalloc(&ws, lr::low_rank_workspace_floats(G, M, r) * sizeof(float)));
+  auto launch = [&](bool accumulate) {
+    if (variant == 1) CK(lr::low_rank_launch<T>(dx, dA, dB, dy, M, in, r, out, scale, accumulate, ws, G, s));
+    else CK(lr::low_rank_cluster_launch<T>(dx, dA, dB, dy, M, in, r, out, scale, accumulate, cg, s));
+  };
+  launch(acc);
   CK(cudaStreamSynchronize(s));
   std::vector<T> hy((size_t)M * out);
   CK(cudaMemcpy(hy.data(), dy, hy.size() * sizeof(T), cudaMemcpyDeviceToHost));
@@ -114,7 +126,7 @@ bool run_case(int M, int in, int r, int out, bool acc, int sms, int occ, int Gov
   // determinism: run again, same bits
   bool same = true;
   if (!acc) {
-    CK(wick::lowrank::low_rank_launch<T>(dx, dA, dB, dy, M, in, r, out, scale, acc, ws, G, s));
+    launch(acc);
     std::vector<T> hy2(hy.size());
     CK(cudaMemcpy(hy2.data(), dy, hy2.size() * sizeof(T), cudaMemcpyDeviceToHost));
     same = std::equal(reinterpret_cast<const char*>(hy.data()), reinterpret_cast<const char*>(hy.data() + hy.size()),
@@ -122,11 +134,11 @@ bool run_case(int M, int in, int r, int out, bool acc, int sms, int occ, int Gov
   }
   double t = -1;
   if (time_it)
-    t = median_us(s, [&] {
-      CK(wick::lowrank::low_rank_launch<T>(dx, dA, dB, dy, M, in, r, out, scale, false, ws, G, s));
-    });
-  std::printf("%-4s M%-4d in%-5d r%-3d out%-5d acc%d G%-4d err %.2e %s %s", isbf ? "bf16" : "f32", M, in, r, out,
-              acc ? 1 : 0, G, err, ok ? "ok" : "FAIL", same ? "" : "NONDETERMINISTIC");
+    t = median_us(s, [&] { launch(false); });
+  const int blocks = variant == 1 ? G : cg.blocks();
+  std::printf("v%d %-4s M%-4d in%-5d r%-3d out%-5d acc%d G%-4d C%-2d err %.2e %s %s", variant, isbf ? "bf16" : "f32",
+              M, in, r, out, acc ? 1 : 0, blocks, variant == 1 ? 0 : cg.C, err, ok ? "ok" : "FAIL",
+              same ? "" : "NONDETERMINISTIC");
   if (t >= 0) std::printf("  median %.2f us", t);
   std::printf("\n");
   CK(cudaFree(dx));
@@ -147,7 +159,10 @@ int main(int argc, char** argv) {
                                                    wick::lowrank::kThreads, 0));
   cudaDeviceProp prop;
   CK(cudaGetDeviceProperties(&prop, dev));
-  std::printf("%s, %d SMs, %d resident blocks/SM, coop %d\n", prop.name, sms, occ, prop.cooperativeLaunch);
+  g_max_cluster = wick::lowrank::low_rank_cluster_setup<float>();
+  if (wick::lowrank::low_rank_cluster_setup<bf16>() != g_max_cluster) std::printf("cluster sizes differ by dtype\n");
+  std::printf("%s, %d SMs, %d resident blocks/SM, coop %d, largest cluster %d\n", prop.name, sms, occ,
+              prop.cooperativeLaunch, g_max_cluster);
   std::vector<int> Gs;
   for (int i = 1; i < argc; i++) Gs.push_back(std::atoi(argv[i]));
 
@@ -166,21 +181,29 @@ int main(int argc, char** argv) {
                            {64, 513, 16, 1023}, {64, 1024, 4, 1024}, {7, 4864, 16, 896}, {64, 2048, 64, 2048},
                            {17, 100, 63, 70}, {64, 16, 1, 16}};
   for (auto& sh : shapes)
-    for (int acc = 0; acc < 2; acc++) {
-      all &= run_case<float>(sh[0], sh[1], sh[2], sh[3], acc, sms, occ, 0, false, s);
-      all &= run_case<bf16>(sh[0], sh[1], sh[2], sh[3], acc, sms, occ, 0, false, s);
-    }
+    for (int v = 1; v <= 2; v++)
+      for (int acc = 0; acc < 2; acc++) {
+        all &= run_case<float>(v, sh[0], sh[1], sh[2], sh[3], acc, sms, occ, 0, false, s);
+        all &= run_case<bf16>(v, sh[0], sh[1], sh[2], sh[3], acc, sms, occ, 0, false, s);
+      }
+  // the cluster kernel with every cluster size from 1 to the largest, and several passes of loads
+  for (int C = 1; C <= g_max_cluster; C++) {
+    all &= run_case<float>(2, 5, 3000, 12, 77, true, sms, occ, C, false, s);
+    all &= run_case<bf16>(2, 64, 700, 64, 300, false, sms, occ, C, false, s);
+  }
   // the seed rows, timed
   const int rows[][3] = {{512, 512, 8}, {1024, 1024, 8}, {2048, 2048, 8}, {512, 512, 16},
                          {1024, 1024, 4}, {1024, 1024, 16}, {1024, 1024, 32}, {1024, 1024, 64}, {2048, 2048, 64}};
-  for (auto& rw : rows) {
-    all &= run_case<float>(64, rw[0], rw[2], rw[1], false, sms, occ, 0, true, s);
-    for (int g : Gs) all &= run_case<float>(64, rw[0], rw[2], rw[1], false, sms, occ, g, true, s);
-  }
+  for (auto& rw : rows)
+    for (int v = 1; v <= 2; v++) {
+      all &= run_case<float>(v, 64, rw[0], rw[2], rw[1], false, sms, occ, 0, true, s);
+      for (int g : Gs) all &= run_case<float>(v, 64, rw[0], rw[2], rw[1], false, sms, occ, g, true, s);
+    }
   // decode shapes, bf16 (Qwen2.5-0.5B q_proj 896 -> 896, down 4864 -> 896; 7B 3584 / 18944), r 16
   const int dec[][4] = {{1, 896, 16, 896}, {8, 896, 16, 896}, {1, 4864, 16, 896}, {1, 3584, 16, 3584},
                         {16, 18944, 16, 3584}, {64, 3584, 64, 18944}};
-  for (auto& d : dec) all &= run_case<bf16>(d[0], d[1], d[2], d[3], false, sms, occ, 0, true, s);
+  for (auto& d : dec)
+    for (int v = 1; v <= 2; v++) all &= run_case<bf16>(v, d[0], d[1], d[2], d[3], false, sms, occ, 0, true, s);
   std::printf(all ? "ALL OK\n" : "SOME FAILED\n");
   return all ? 0 : 1;
 }
