@@ -37,8 +37,7 @@ static std::vector<CasePtr> build() {
   c.push_back(make_matmul({.M = 7, .N = 896, .K = 48, .ta = true, .beta = 1.0f}));                 // dx += du A
 
   // low_rank_product (the adapter term in one op): M 1, 3 (decode), 64 (the seed suite), 129 and r 72 (CUDA:
-  // the two-matmul fallback); r 4..64; in, out off multiples of 4 and 8; accumulate on and off. CUDA's fused
-  // kernels: in <= 4,096 (H200) the cluster kernel (in 3,000: two passes of loads), in 4,864 the cooperative one
+  // the two-matmul fallback); r 4..64; in, out off multiples of 4 and 8; accumulate on and off
   c.push_back(make_low_rank({.M = 1, .in = 7, .r = 4, .out = 5}));
   c.push_back(make_low_rank({.M = 1, .in = 896, .r = 16, .out = 128, .accumulate = true, .scale = 2.0f}));
   c.push_back(make_low_rank({.M = 3, .in = 33, .r = 8, .out = 17, .accumulate = true}));

@@ -1,13 +1,11 @@
-// CUDA twin of low_rank_product (ops/low_rank.h). When low_rank_fused(M, r) holds, one launch: the cluster
-// kernel (low_rank_cluster.cuh: no grid barrier) when the device runs clusters and `in` fits its passes, else
-// the cooperative kernel (low_rank.cuh) when the device runs cooperative launches; otherwise the two matmuls
-// with u [M, r] in x's dtype.
+// CUDA twin of low_rank_product (ops/low_rank.h): the fused one-launch kernel (low_rank.cuh) when
+// low_rank_fused(M, r) holds and the device runs cooperative launches, else the two matmuls with u [M, r]
+// in x's dtype.
 #include <atomic>
 
 #include "ops/cuda/common.cuh"
 #include "ops/cuda/cuda_ops.h"
 #include "ops/cuda/low_rank.cuh"
-#include "ops/cuda/low_rank_cluster.cuh"
 
 namespace wick::cuda_ops {
 
@@ -36,19 +34,6 @@ template <typename T> int resident_blocks(int dev) {
   return v;
 }
 
-// Per device (and dtype), cached: the largest cluster the cluster kernel runs with (16 or 8), 0 when none.
-template <typename T> int cluster_blocks(int dev) {
-  static std::atomic<int> cache[kMaxDevices];  // 0: not asked yet; else value + 1
-  std::atomic<int>* slot = dev >= 0 && dev < kMaxDevices ? &cache[dev] : nullptr;
-  if (slot) {
-    const int v = slot->load(std::memory_order_relaxed);
-    if (v) return v - 1;
-  }
-  const int v = lowrank::low_rank_cluster_setup<T>();
-  if (slot) slot->store(v + 1, std::memory_order_relaxed);
-  return v;
-}
-
 }  // namespace
 
 void low_rank_product(const Tensor& x, const Tensor& A, const Tensor& B, float scale, Tensor& y, bool accumulate) {
@@ -59,17 +44,6 @@ void low_rank_product(const Tensor& x, const Tensor& A, const Tensor& B, float s
   cuda::dispatch_float(x.dtype(), "low_rank_product", [&](auto tag) {
     using T = typename decltype(tag)::type;
     if (!low_rank_fused(M, r) || in > INT32_MAX / 2 || out > INT32_MAX / 2) return;
-    const int max_cluster = cluster_blocks<T>(dev);
-    if (max_cluster > 0 && lowrank::low_rank_cluster_fits(static_cast<int>(in), max_cluster)) {
-      const lowrank::ClusterGrid g =
-          lowrank::low_rank_cluster_grid(static_cast<int>(in), static_cast<int>(out), cuda::sm_count(dev), max_cluster);
-      WICK_CUDA_CHECK(lowrank::low_rank_cluster_launch<T>(cuda::cptr<T>(x), cuda::cptr<T>(A), cuda::cptr<T>(B),
-                                                          cuda::ptr<T>(y), static_cast<int>(M), static_cast<int>(in),
-                                                          static_cast<int>(r), static_cast<int>(out), scale,
-                                                          accumulate, g, s));
-      done = true;
-      return;
-    }
     const int occ = resident_blocks<T>(dev);
     if (occ == 0) return;
     const int G = lowrank::low_rank_grid(static_cast<int>(in), static_cast<int>(out), cuda::sm_count(dev), occ);

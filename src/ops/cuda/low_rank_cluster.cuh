@@ -7,8 +7,10 @@
 // it (the floor, an empty kernel timed that way, is 5.9 us: dev/low_rank/low_rank_bench-h200-2026-12-03.txt).
 // Here u never leaves the cluster:
 //   1. every cluster computes all of u = x A^T, split over its C blocks by 16-column tiles of `in` (block c takes
-//      tiles c, c + C, ...); a block stages up to kPassTiles of its tiles at once (every load in flight
-//      together: one memory round trip a pass) and keeps its partial u_c [M, r] (f32) in its shared memory;
+//      tiles c, c + C, ...); a block stages up to kPassTiles of its tiles at once, rows of x and A as they lie
+//      in memory (every load in flight together: one memory round trip a pass; an odd row stride in shared
+//      memory, so neither the staging writes nor the reads conflict), only the rows of x that exist, and keeps
+//      its partial u_c [M, r] (f32) in its shared memory;
 //   2. after a cluster barrier each block sums the C partials, reading its peers' shared memory (distributed
 //      shared memory), in the fixed order c = 0, 1, .., C - 1: every block of every cluster holds the same u,
 //      bit for bit;
@@ -16,9 +18,12 @@
 //      block of the grid; the first tile's B rows are loaded at the start, while phase 1 runs.
 // A last cluster barrier keeps each block's partial alive until its peers have read it.
 // Each cluster reads all of x and A (G / C copies in all: a few MB of L2 reads at the seed shapes). A pass of
-// loads covers C * kPassTiles * 16 columns of `in` (2,048 with 16 blocks a cluster, 1,024 with 8); ops/cuda/
-// low_rank.cu takes this kernel up to kClusterMaxPasses passes (low_rank_cluster_fits) and the cooperative one
-// for wider inputs, where a pass's round trip costs more than the barriers it saves.
+// loads covers C * kPassTiles * 16 columns of `in` (2,048 with 16 blocks a cluster, 1,024 with 8).
+// Status: a candidate measured in dev/low_rank/ (variant v2) against the cooperative kernel (v1), which the op
+// runs. Its first version lost on every shape (20-47 us against 12-17 on an H200, 2026-12-03: the staging
+// writes conflicted 8 to 32 ways in shared memory and every block staged all 64 rows of x); this version
+// stages rows as they lie in memory with an odd stride, only the rows that exist, and loads the peers'
+// partials together.
 //
 // Rounding and order: u in f32 (registers, shared memory), never rounded to the input dtype; f32 accumulation;
 // y rounded once (as low_rank.cuh). u sums each tile's 16 columns in order, a block's tiles in order, then the
@@ -37,7 +42,9 @@ constexpr int kClusterMaxPasses = 2;  // wider inputs take the cooperative kerne
 // Dynamic shared memory of the cluster kernel, in floats (see the layout below).
 constexpr int kClusterPartFloats = kMaxM * kMaxR;                              // this block's partial u
 constexpr int kClusterBFloats = kMaxR * kBStride;                              // one B tile, bs[k][o]
-constexpr int kClusterStageFloats = kPassTiles * kTile * (kXStride + kMaxR);   // phase 1: x and A columns
+constexpr int kPassCols = kPassTiles * kTile;                                  // columns of `in` a pass stages
+constexpr int kStageStride = kPassCols + 1;                                    // odd: no bank conflicts
+constexpr int kClusterStageFloats = (kMaxM + kMaxR) * kStageStride;            // phase 1: x and A rows
 constexpr int kClusterUFloats = kMaxR * kUStride;                              // phase 3: u transposed
 constexpr int kClusterUnionFloats = kClusterStageFloats > kClusterUFloats ? kClusterStageFloats : kClusterUFloats;
 constexpr size_t kClusterSmemBytes = sizeof(float) * (kClusterPartFloats + kClusterBFloats + kClusterUnionFloats);
@@ -56,8 +63,8 @@ template <typename T> __global__ void __launch_bounds__(kThreads) low_rank_clust
   extern __shared__ __align__(16) float smem[];
   float* part = smem;                                   // [M r], row-major: this block's partial u
   float* bs = part + kClusterPartFloats;                // [kMaxR][kBStride]
-  float* xs = bs + kClusterBFloats;                     // phase 1: [kPassTiles * kTile][kXStride]
-  float* as = xs + kPassTiles * kTile * kXStride;       // phase 1: [kPassTiles * kTile][kMaxR]
+  float* xs = bs + kClusterBFloats;                     // phase 1: x rows [kMaxM][kStageStride]
+  float* as = xs + kMaxM * kStageStride;                // phase 1: A rows [kMaxR][kStageStride]
   float* us = bs + kClusterBFloats;                     // phase 3 (over xs): [kMaxR][kUStride]
   cg::cluster_group cluster = cg::this_cluster();
   const int tid = threadIdx.x;
@@ -74,27 +81,32 @@ template <typename T> __global__ void __launch_bounds__(kThreads) low_rank_clust
   {
     const int tm = tid / 16, tk = tid % 16;  // rows 4 tm .. 4 tm + 3, ranks 4 tk .. 4 tk + 3
     const bool live = 4 * tm < M && 4 * tk < r;
+    const int mpad = (M + 3) & ~3;
     float acc[4][4] = {};
     const int tiles_in = (in + kTile - 1) / kTile;
     for (int first = c; first < tiles_in; first += C * kPassTiles) {  // uniform over the block
-      // Stage this pass's tiles first + C j (j < kPassTiles): column jj = j * 16 + i of the stage holds
-      // column (first + C j) * 16 + i of in. Zeros past M, r, in and past the last tile.
-      for (int e = tid; e < kPassTiles * kTile * kMaxM; e += kThreads) {
-        const int jj = e % (kPassTiles * kTile), m = e / (kPassTiles * kTile);
+      // Stage this pass's tiles first + C j (j < kPassTiles), row-major as x and A lie in memory: column jj =
+      // j * 16 + i of the stage holds column (first + C j) * 16 + i of in. Consecutive threads write
+      // consecutive columns (coalesced reads, no bank conflicts: the row stride is odd). Zeros past M, r (up
+      // to the 4-row tiles the threads read), in and the last tile.
+      for (int e = tid; e < mpad * kPassCols; e += kThreads) {
+        const int jj = e % kPassCols, m = e / kPassCols;
         const int col = (first + C * (jj / kTile)) * kTile + jj % kTile;
-        xs[jj * kXStride + m] = (m < M && col < in) ? lr_to_f(a.x[(size_t)m * in + col]) : 0.0f;
+        xs[m * kStageStride + jj] = (m < M && col < in) ? lr_to_f(a.x[(size_t)m * in + col]) : 0.0f;
       }
-      for (int e = tid; e < kPassTiles * kTile * rpad; e += kThreads) {
-        const int jj = e % (kPassTiles * kTile), k = e / (kPassTiles * kTile);
+      for (int e = tid; e < rpad * kPassCols; e += kThreads) {
+        const int jj = e % kPassCols, k = e / kPassCols;
         const int col = (first + C * (jj / kTile)) * kTile + jj % kTile;
-        as[jj * kMaxR + k] = (k < r && col < in) ? lr_to_f(a.A[(size_t)k * in + col]) : 0.0f;
+        as[k * kStageStride + jj] = (k < r && col < in) ? lr_to_f(a.A[(size_t)k * in + col]) : 0.0f;
       }
       __syncthreads();
       if (live) {
-        for (int jj = 0; jj < kPassTiles * kTile; jj++) {
-          const float4 xv = *reinterpret_cast<const float4*>(&xs[jj * kXStride + 4 * tm]);
-          const float4 av = *reinterpret_cast<const float4*>(&as[jj * kMaxR + 4 * tk]);
-          const float xr[4] = {xv.x, xv.y, xv.z, xv.w}, ar[4] = {av.x, av.y, av.z, av.w};
+        const float* xr0 = xs + 4 * tm * kStageStride;
+        const float* ar0 = as + 4 * tk * kStageStride;
+        for (int jj = 0; jj < kPassCols; jj++) {
+          float xr[4], ar[4];
+#pragma unroll
+          for (int p = 0; p < 4; p++) xr[p] = xr0[p * kStageStride + jj], ar[p] = ar0[p * kStageStride + jj];
 #pragma unroll
           for (int p = 0; p < 4; p++)
 #pragma unroll
@@ -116,11 +128,18 @@ template <typename T> __global__ void __launch_bounds__(kThreads) low_rank_clust
   cluster.sync();  // every partial of the cluster written (release / acquire across its blocks)
 
   // ---- phase 2: u = sum over the cluster's blocks (in rank order) of their partials, into us[k][m]
+  // Every peer's value is loaded before the sum (the loads are independent: one round trip, not C).
   for (int e = tid; e < kMaxM * kMaxR; e += kThreads) {
     const int k = e % kMaxR, m = e / kMaxR;
     float sum = 0.0f;
-    if (m < M && k < r)
-      for (int p = 0; p < C; p++) sum += cluster.map_shared_rank(part, p)[m * r + k];
+    if (m < M && k < r) {
+      float v[kMaxClusterBlocks];
+#pragma unroll
+      for (int p = 0; p < kMaxClusterBlocks; p++) v[p] = p < C ? cluster.map_shared_rank(part, p)[m * r + k] : 0.0f;
+#pragma unroll
+      for (int p = 0; p < kMaxClusterBlocks; p++)
+        if (p < C) sum += v[p];
+    }
     us[k * kUStride + m] = sum;
   }
   __syncthreads();
