@@ -1,5 +1,5 @@
 // Harness for the fused low-rank kernels, the very headers wick builds: v1 the cooperative kernel
-// (src/ops/cuda/low_rank.cuh), v2 the cluster kernel (low_rank_cluster.cuh). Checks each against an f64 CPU
+// (src/ops/cuda/low_rank.cuh), v2 the cluster kernel (low_rank_cluster.cuh beside it: an experiment, slower). Checks each against an f64 CPU
 // reference (and run-to-run determinism) and times it as bench/bench_seed.cpp does (one CUDA event pair around
 // each call, synchronised, median over iterations). Also times an empty kernel and an empty cooperative kernel
 // with two grid barriers: the floors of the two designs.
@@ -17,7 +17,7 @@
 #include <vector>
 
 #include "ops/cuda/low_rank.cuh"
-#include "ops/cuda/low_rank_cluster.cuh"
+#include "low_rank_cluster.cuh"
 
 #include "../common/cuda_check.cuh"
 

@@ -1,5 +1,6 @@
-// The fused small-M low-rank product (ops/low_rank.h) as thread-block clusters: y (=|+=) scale * (x A^T) B^T in
-// ONE launch with no grid-wide barrier. Header-only, like low_rank.cuh, so dev/low_rank/ builds the very kernel.
+// Variant v2 of the fused small-M low-rank product (ops/low_rank.h), a dev/ experiment (the op runs v1,
+// src/ops/cuda/low_rank.cuh): thread-block clusters, y (=|+=) scale * (x A^T) B^T in ONE launch with no
+// grid-wide barrier. Built only by the harness beside it.
 //
 // Why a second kernel. The cooperative kernel (low_rank.cuh) spreads both products over the whole grid and
 // exchanges u through global memory behind two grid barriers; on an H200 the barriers alone cost ~1.8 us
@@ -19,11 +20,13 @@
 // A last cluster barrier keeps each block's partial alive until its peers have read it.
 // Each cluster reads all of x and A (G / C copies in all: a few MB of L2 reads at the seed shapes). A pass of
 // loads covers C * kPassTiles * 16 columns of `in` (2,048 with 16 blocks a cluster, 1,024 with 8).
-// Status: a candidate measured in dev/low_rank/ (variant v2) against the cooperative kernel (v1), which the op
-// runs. Its first version lost on every shape (20-47 us against 12-17 on an H200, 2026-12-03: the staging
-// writes conflicted 8 to 32 ways in shared memory and every block staged all 64 rows of x); this version
-// stages rows as they lie in memory with an odd stride, only the rows that exist, and loads the peers'
-// partials together.
+// Status: measured against the cooperative kernel (v1) on an H200, 2026-12-03 (low_rank_bench-h200-session15.txt),
+// and slower on every shape. The first version: 20-47 us against 12-17 (its staging writes conflicted 8 to 32
+// ways in shared memory, and every block staged all 64 rows of x). This version (rows staged as they lie in
+// memory with an odd stride, only the rows that exist, the peers' partials loaded together): 19.7-41.9 us
+// against v1's 12.4-18.3 on the seed rows, 13.4-72 against 12.3-32 on decode shapes. What is left is the
+// cluster launch and its two cluster barriers; the seed rows' goal (<= 10 us, the floor 6 us) is not reached
+// this way.
 //
 // Rounding and order: u in f32 (registers, shared memory), never rounded to the input dtype; f32 accumulation;
 // y rounded once (as low_rank.cuh). u sums each tile's 16 columns in order, a block's tiles in order, then the
@@ -31,7 +34,7 @@
 #pragma once
 #include <cooperative_groups.h>
 
-#include "ops/cuda/low_rank.cuh"
+#include "ops/cuda/low_rank.cuh"  // LowRankArgs, tiles, strides, conversions
 
 namespace wick::lowrank {
 
