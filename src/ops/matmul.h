@@ -1,9 +1,38 @@
 // Matrix products. CPU: OpenBLAS sgemm (f32; bf16 inputs are widened). CUDA: one cuBLASLt wrapper,
 // f32 or bf16 inputs, f32 accumulation, output f32 or bf16.
 #pragma once
+#include <cstdint>
+
 #include "core/tensor.h"
 
 namespace wick {
+
+// A row-major matrix inside a tensor's elements: element (r, c), r < rows, c < cols, is the tensor's
+// element offset + r * ld + c (ld, the leading dimension, is the row stride in elements; ld >= cols).
+// It lets one GEMM read or write a block of a wider buffer without copying it out: a column block of an
+// [N, C + R] activation (a LoRA-folded K-concatenation [x | u]), or the q / k / v column blocks of one
+// [N, Q + 2 KV] projection output. The view borrows the tensor (which must outlive it) and uses only its
+// elements, whatever its rank; the matrix is written through it when it is a matmul's c.
+struct MatrixView {
+  const Tensor* tensor = nullptr;
+  int64_t offset = 0, rows = 0, cols = 0, ld = 0;
+
+  // A rank-2 tensor [rows, cols] as a whole (ld = cols).
+  static MatrixView whole(const Tensor& t);
+  // Columns [first, first + count) of a rank-2 tensor [rows, C] (offset = first, ld = C).
+  static MatrixView columns(const Tensor& t, int64_t first, int64_t count);
+};
+
+// c = alpha * op(a) @ op(b) + beta * c (+ bias broadcast over rows, when given), on matrix views.
+// op(a) [M, K] (a's view is [K, M] when trans_a), op(b) [K, N] (b's view [N, K] when trans_b), c's view
+// [M, N]; bias [N] (a contiguous tensor) only with beta == 0 or 1. Dtypes and numerics as the tensor
+// matmul below (a and b both f32 or both bf16; c f32 or bf16; bias c's dtype; on the CPU the same sgemm
+// on the same values, so results equal the tensor matmul's on copied-out blocks bit for bit). Only the
+// elements inside c's view are written. Rules (wick::Error otherwise): one device; ld >= cols and ld >= 1;
+// every view inside its tensor (offset + (rows - 1) * ld + cols <= numel); c shares no element with a or b
+// (views of one buffer with the same row stride may interleave, e.g. c the columns next to a's).
+void matmul(const MatrixView& a, const MatrixView& b, const MatrixView& c, bool trans_a, bool trans_b,
+            float alpha, float beta, const Tensor* bias = nullptr);
 
 // c = alpha * op(a) @ op(b) + beta * c (+ bias broadcast over rows, when given)
 // a [..., M, K] (or [..., K, M] when trans_a), b [..., K, N] (or [..., N, K] when trans_b), c [..., M, N].

@@ -39,10 +39,12 @@ cudaDataType_t cuda_type(DType t) {
   }
 }
 
-// Largest power of two (<= 256) dividing the address and, for batches, every item's offset.
-uint32_t alignment(const void* p, int64_t stride_bytes) {
+// Largest power of two (<= 256) dividing the address and, for batches, every item's offset, and, for
+// strided rows, every row's offset (a matrix whose rows start misaligned is as misaligned as its pointer).
+uint32_t alignment(const void* p, int64_t stride_bytes, int64_t row_bytes) {
   uint64_t x = reinterpret_cast<uintptr_t>(p) | 256u;
   if (stride_bytes) x |= static_cast<uint64_t>(stride_bytes);
+  if (row_bytes) x |= static_cast<uint64_t>(row_bytes);
   return static_cast<uint32_t>(x & (~x + 1));
 }
 
@@ -50,11 +52,13 @@ struct Key {
   int8_t ab, c;
   bool ta, tb, bias;
   int64_t m, n, k, batch, sa, sb, sc;
+  int64_t lda, ldb, ldc;  // row strides, resolved (never 0)
   uint32_t al_a, al_b, al_c, al_bias;
   bool operator==(const Key& o) const {
     return ab == o.ab && c == o.c && ta == o.ta && tb == o.tb && bias == o.bias && m == o.m && n == o.n &&
-           k == o.k && batch == o.batch && sa == o.sa && sb == o.sb && sc == o.sc && al_a == o.al_a &&
-           al_b == o.al_b && al_c == o.al_c && al_bias == o.al_bias;
+           k == o.k && batch == o.batch && sa == o.sa && sb == o.sb && sc == o.sc && lda == o.lda &&
+           ldb == o.ldb && ldc == o.ldc && al_a == o.al_a && al_b == o.al_b && al_c == o.al_c &&
+           al_bias == o.al_bias;
   }
 };
 struct KeyHash {
@@ -63,6 +67,7 @@ struct KeyHash {
     auto mix = [&](uint64_t v) { h = (h ^ v) * 1099511628211ull; };
     mix(k.ab | k.c << 4 | k.ta << 8 | k.tb << 9 | k.bias << 10);
     mix(k.m), mix(k.n), mix(k.k), mix(k.batch), mix(k.sa), mix(k.sb), mix(k.sc);
+    mix(k.lda), mix(k.ldb), mix(k.ldc);
     mix(uint64_t(k.al_a) | uint64_t(k.al_b) << 16 | uint64_t(k.al_c) << 32 | uint64_t(k.al_bias) << 48);
     return static_cast<size_t>(h);
   }
@@ -122,12 +127,13 @@ std::unique_ptr<Plan> make_plan(DeviceState& st, const GemmArgs& g, const Key& k
     WICK_CUBLAS_CHECK(
         cublasLtMatmulDescSetAttribute(p->desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &g.bias, sizeof(g.bias)));
   }
-  // Stored (pre-op) shapes, column-major: our b [k, n] row-major is [n, k] column-major, and so on.
+  // Stored (pre-op) shapes, column-major: our b [k, n] row-major is [n, k] column-major, and so on; our
+  // row strides are cuBLAS's leading dimensions.
   const uint64_t a_rows = g.trans_b ? g.k : g.n, a_cols = g.trans_b ? g.n : g.k;
   const uint64_t b_rows = g.trans_a ? g.m : g.k, b_cols = g.trans_a ? g.k : g.m;
-  WICK_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&p->la, tab, a_rows, a_cols, static_cast<int64_t>(a_rows)));
-  WICK_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&p->lb, tab, b_rows, b_cols, static_cast<int64_t>(b_rows)));
-  WICK_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&p->lc, tc, g.n, g.m, g.n));
+  WICK_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&p->la, tab, a_rows, a_cols, key.ldb));
+  WICK_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&p->lb, tab, b_rows, b_cols, key.lda));
+  WICK_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&p->lc, tc, g.n, g.m, key.ldc));
   set_batch(p->la, g.batch, g.stride_b);
   set_batch(p->lb, g.batch, g.stride_a);
   set_batch(p->lc, g.batch, g.stride_c);
@@ -181,10 +187,18 @@ void gemm(const GemmArgs& g) {
   key.sa = g.batch > 1 ? g.stride_a : 0;
   key.sb = g.batch > 1 ? g.stride_b : 0;
   key.sc = g.batch > 1 ? g.stride_c : 0;
-  key.al_a = alignment(g.a, key.sa * static_cast<int64_t>(eab));
-  key.al_b = alignment(g.b, key.sb * static_cast<int64_t>(eab));
-  key.al_c = alignment(g.c, key.sc * static_cast<int64_t>(ec));
-  key.al_bias = g.bias ? alignment(g.bias, 0) : 0;
+  // Row strides: packed ones are the stored row lengths (so a packed call keys as it always did).
+  const int64_t packed_a = g.trans_a ? g.m : g.k, packed_b = g.trans_b ? g.k : g.n;
+  key.lda = g.lda ? g.lda : packed_a;
+  key.ldb = g.ldb ? g.ldb : packed_b;
+  key.ldc = g.ldc ? g.ldc : g.n;
+  WICK_CHECK(key.lda >= packed_a && key.ldb >= packed_b && key.ldc >= g.n,
+             "gemm row strides lda=" << key.lda << " ldb=" << key.ldb << " ldc=" << key.ldc << " below the rows");
+  const auto row_bytes = [](int64_t ld, int64_t packed, size_t e) { return ld == packed ? 0 : ld * (int64_t)e; };
+  key.al_a = alignment(g.a, key.sa * static_cast<int64_t>(eab), row_bytes(key.lda, packed_a, eab));
+  key.al_b = alignment(g.b, key.sb * static_cast<int64_t>(eab), row_bytes(key.ldb, packed_b, eab));
+  key.al_c = alignment(g.c, key.sc * static_cast<int64_t>(ec), row_bytes(key.ldc, g.n, ec));
+  key.al_bias = g.bias ? alignment(g.bias, 0, 0) : 0;
 
   DeviceState& st = state(g.device);
   cudaStream_t s = stream(g.device);

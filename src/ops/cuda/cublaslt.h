@@ -14,6 +14,8 @@ namespace wick::cuda {
 // Row-major c[i] = alpha * op(a[i]) @ op(b[i]) + beta * c[i] (+ bias broadcast over rows), i < batch, where
 // op(a[i]) is [m, k] (a[i] stored [k, m] when trans_a), op(b[i]) is [k, n] (b[i] stored [n, k] when trans_b),
 // c[i] is [m, n]. Batch item i starts stride_* elements after item i-1 (stride 0 = the same matrix for all).
+// Rows of a, b, c are lda / ldb / ldc elements apart (0 = packed: the stored row length, e.g. lda = m when
+// trans_a else k); a larger ld reads or writes a block of a wider row-major buffer (ops/matmul.h MatrixView).
 // Inputs f32 (TRUE f32: compute 32F, no TF32), bf16 or f16 with f32 accumulation; c f32, or the input
 // type for bf16/f16 inputs. bias [n] has c's dtype. Enqueued on wick's stream of `device`; no sync.
 struct GemmArgs {
@@ -22,6 +24,7 @@ struct GemmArgs {
   bool trans_a = false, trans_b = false;
   int64_t m = 0, n = 0, k = 0, batch = 1;
   int64_t stride_a = 0, stride_b = 0, stride_c = 0;
+  int64_t lda = 0, ldb = 0, ldc = 0;
   const void* a = nullptr;
   const void* b = nullptr;
   void* c = nullptr;

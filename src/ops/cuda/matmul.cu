@@ -1,5 +1,6 @@
 // matmul on CUDA: shapes -> one cuBLASLt GEMM (cublaslt.cu), plus the corner cases cuBLASLt does not take
-// (k = 0; a bias cuBLASLt cannot read: other dtype than c, or misaligned).
+// (k = 0; a bias cuBLASLt cannot read: other dtype than c, or misaligned). Matrix views pass their row
+// strides to cuBLASLt as leading dimensions.
 #include "ops/cuda/common.cuh"
 #include "ops/cuda/cublaslt.h"
 #include "ops/cuda/cuda_ops.h"
@@ -9,33 +10,37 @@ namespace {
 
 using cuda::bf16;
 
-// c [rows, n] = beta * c (c not read when beta == 0) + bias[col] (when given); f32 math.
+// c [rows, n] (rows ld elements apart) = beta * c (c not read when beta == 0) + bias[col] (when given);
+// f32 math.
 template <typename TC, typename TB>
-__global__ void scale_add_bias_kernel(TC* c, long long total, long long n, float beta, const TB* bias) {
+__global__ void scale_add_bias_kernel(TC* c, long long total, long long n, long long ld, float beta, const TB* bias) {
   for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < total; i += (long long)gridDim.x * blockDim.x) {
-    float v = beta == 0.0f ? 0.0f : beta * cuda::to_f(c[i]);
-    if (bias) v += cuda::to_f(bias[i % n]);
-    c[i] = cuda::from_f<TC>(v);
+    const long long col = i % n, at = (i / n) * ld + col;
+    float v = beta == 0.0f ? 0.0f : beta * cuda::to_f(c[at]);
+    if (bias) v += cuda::to_f(bias[col]);
+    c[at] = cuda::from_f<TC>(v);
   }
 }
 
+// c: `total` elements in rows of n, ld apart, starting at element `offset` of the tensor.
 template <typename TC, typename TB>
-void launch_scale_add_bias(Tensor& c, long long n, float beta, const TB* bias) {
-  const long long total = c.numel();
+void launch_scale_add_bias(const Tensor& c, int64_t offset, long long total, long long n, long long ld, float beta,
+                           const TB* bias) {
   if (total == 0) return;
   scale_add_bias_kernel<TC, TB><<<cuda::grid_for(total, 256), 256, 0, cuda::stream_of(c)>>>(
-      cuda::ptr<TC>(c), total, n, beta, bias);
+      cuda::ptr<TC>(c) + offset, total, n, ld, beta, bias);
   WICK_CUDA_LAUNCH_CHECK();
 }
 
-// c = beta * c + bias over rows of n, for any c/bias float dtypes (bias may be null).
-void scale_add_bias(Tensor& c, long long n, float beta, const Tensor* bias) {
+// c = beta * c + bias over rows of n, for any c/bias float dtypes (bias may be null); c as above.
+void scale_add_bias(const Tensor& c, int64_t offset, long long total, long long n, long long ld, float beta,
+                    const Tensor* bias) {
   cuda::dispatch_float(c.dtype(), "matmul", [&](auto tc) {
     using TC = typename decltype(tc)::type;
-    if (!bias) return launch_scale_add_bias<TC, float>(c, n, beta, nullptr);
+    if (!bias) return launch_scale_add_bias<TC, float>(c, offset, total, n, ld, beta, nullptr);
     cuda::dispatch_float(bias->dtype(), "matmul bias", [&](auto tb) {
       using TB = typename decltype(tb)::type;
-      launch_scale_add_bias<TC, TB>(c, n, beta, cuda::cptr<TB>(*bias));
+      launch_scale_add_bias<TC, TB>(c, offset, total, n, ld, beta, cuda::cptr<TB>(*bias));
     });
   });
 }
@@ -82,13 +87,42 @@ void matmul(const Tensor& a, const Tensor& b, Tensor& c, bool trans_a, bool tran
                                                                   << " batch=" << g.batch);
   if (c.numel() == 0) return;
   if (g.k == 0) {  // op(a) op(b) is all zeros
-    scale_add_bias(c, g.n, beta, bias);
+    scale_add_bias(c, 0, c.numel(), g.n, g.n, beta, bias);
     return;
   }
   const bool fused_bias = bias && bias->dtype() == c.dtype() && cuda::gemm_bias_aligned(bias->raw());
   g.bias = fused_bias ? bias->raw() : nullptr;
   cuda::gemm(g);
-  if (bias && !fused_bias) scale_add_bias(c, g.n, 1.0f, bias);
+  if (bias && !fused_bias) scale_add_bias(c, 0, c.numel(), g.n, g.n, 1.0f, bias);
+}
+
+// Matrix views (checked by ops/matmul.cpp): one GEMM with the views' row strides as lda / ldb / ldc.
+void matmul(const MatrixView& a, const MatrixView& b, const MatrixView& c, bool trans_a, bool trans_b, float alpha,
+            float beta, const Tensor* bias) {
+  const Tensor &ta = *a.tensor, &tb = *b.tensor, &tc = *c.tensor;
+  if (ta.dtype() != tb.dtype())
+    throw Error("matmul: CUDA inputs must share a dtype, got " + ta.str() + " x " + tb.str(), "",
+                "cast one input (e.g. the f32 LoRA weight to bf16, or the activation to f32)");
+  cuda::GemmArgs g;
+  g.device = tc.device().index;
+  g.ab_type = ta.dtype();
+  g.c_type = tc.dtype();
+  g.trans_a = trans_a, g.trans_b = trans_b;
+  g.alpha = alpha, g.beta = beta;
+  g.m = c.rows, g.n = c.cols, g.k = trans_a ? a.rows : a.cols;
+  g.lda = a.ld, g.ldb = b.ld, g.ldc = c.ld;
+  const auto at = [](const MatrixView& v) { return static_cast<char*>(v.tensor->raw()) + v.offset * dtype_size(v.tensor->dtype()); };
+  g.a = at(a), g.b = at(b), g.c = at(c);
+  if (g.m == 0 || g.n == 0) return;
+  const long long total = g.m * g.n;
+  if (g.k == 0) {  // op(a) op(b) is all zeros
+    scale_add_bias(tc, c.offset, total, g.n, c.ld, beta, bias);
+    return;
+  }
+  const bool fused_bias = bias && bias->dtype() == tc.dtype() && cuda::gemm_bias_aligned(bias->raw());
+  g.bias = fused_bias ? bias->raw() : nullptr;
+  cuda::gemm(g);
+  if (bias && !fused_bias) scale_add_bias(tc, c.offset, total, g.n, c.ld, 1.0f, bias);
 }
 
 }  // namespace wick::cuda_ops
