@@ -85,7 +85,7 @@ void need_view_inside(const char* op, const char* name, const MatrixView& v) {
   const Arg T{name, v.tensor};
   if (v.offset < 0 || v.rows < 0 || v.cols < 0)
     fail(op, {T}, view_str(name, v) + ": offset, rows and cols must be >= 0");
-  if (v.ld < v.cols || v.ld < 1) fail(op, {T}, view_str(name, v) + ": ld must be >= cols and >= 1");
+  if (v.ld < v.cols) fail(op, {T}, view_str(name, v) + ": ld must be >= cols");
   if (v.rows == 0 || v.cols == 0) return;
   const int64_t end = v.offset + (v.rows - 1) * v.ld + v.cols;  // one past its last element
   if (end > v.tensor->numel())

@@ -28,7 +28,7 @@ struct MatrixView {
 // [M, N]; bias [N] (a contiguous tensor) only with beta == 0 or 1. Dtypes and numerics as the tensor
 // matmul below (a and b both f32 or both bf16; c f32 or bf16; bias c's dtype; on the CPU the same sgemm
 // on the same values, so results equal the tensor matmul's on copied-out blocks bit for bit). Only the
-// elements inside c's view are written. Rules (wick::Error otherwise): one device; ld >= cols and ld >= 1;
+// elements inside c's view are written. Rules (wick::Error otherwise): one device; ld >= cols;
 // every view inside its tensor (offset + (rows - 1) * ld + cols <= numel); c shares no element with a or b
 // (views of one buffer with the same row stride may interleave, e.g. c the columns next to a's).
 void matmul(const MatrixView& a, const MatrixView& b, const MatrixView& c, bool trans_a, bool trans_b,
