@@ -50,6 +50,20 @@ void matmul(const Tensor& a, const Tensor& b, Tensor& c, bool trans_a, bool tran
     ops_detail::need_shape(op, {B, Bias}, Bias, {N}, "[N]");
     if (beta != 0.0f && beta != 1.0f) fail(op, {Bias}, "a bias needs beta == 0 or beta == 1");
   }
+  if (b.ndim() == 2) {
+    // Unbatched: a's leading dims fold into M, so a, b and c are whole matrices (packed row strides) and this
+    // is the view matmul on them: the same sgemm / cuBLASLt problem as ever. (Views are not re-validated:
+    // the checks above cover whole tensors, and the tensor matmul never refused an aliased c.)
+    const auto as_matrix = [](const Tensor& t) {  // [..., R, C] -> [prod(...) R, C], empty dims kept
+      int64_t rows = 1;
+      for (int i = 0; i + 1 < t.ndim(); i++) rows *= t.dim(i);
+      return t.ndim() == 2 ? t : t.view({rows, t.dim(-1)});
+    };
+    const Tensor a2 = as_matrix(a), c2 = as_matrix(c);
+    WICK_OP_DISPATCH(op, dev, matmul, MatrixView::whole(a2), MatrixView::whole(b), MatrixView::whole(c2), trans_a,
+                     trans_b, alpha, beta, bias);
+    return;
+  }
   WICK_OP_DISPATCH(op, dev, matmul, a, b, c, trans_a, trans_b, alpha, beta, bias);
 }
 

@@ -80,7 +80,7 @@ std::vector<StridedMatmulCase> strided_matmul_cases(int random) {
                    .pa = {2, 1, 1, 2}, .pb = {1, 3, 2, 1}, .pc = {3, 2, 1, 1}});
   cases.push_back({.M = 9, .N = 31, .K = 17, .alpha = -2.0f, .beta = 0.5f, .ab = DType::BF16, .c = DType::BF16,
                    .pa = {1, 1, 1, 1}, .pb = {1, 1, 1, 1}, .pc = {1, 1, 1, 1}});
-  cases.push_back({.M = 5, .N = 6, .K = 0, .beta = 0.5f, .bias = true, .pc = {1, 2, 1, 2}});  // k = 0
+  cases.push_back({.M = 5, .N = 6, .K = 0, .beta = 1.0f, .bias = true, .pc = {1, 2, 1, 2}});  // k = 0
   Rng rng(20261203);
   const auto pick = [&](int64_t lo, int64_t hi) { return lo + static_cast<int64_t>(rng.next_u32() % (hi - lo + 1)); };
   const auto place = [&] {
@@ -126,6 +126,12 @@ StridedMatmulOperands copy_operands(const StridedMatmulOperands& o, Device dev) 
   return d;
 }
 
+Tensor host_copy(const Tensor& t) {
+  Tensor out = Tensor::empty(t.shape(), t.dtype());
+  out.copy_from(t);
+  return out;
+}
+
 Tensor copy_block(const MatrixView& v) {
   const Tensor& t = *v.tensor;
   Tensor out = Tensor::empty({v.rows, v.cols}, t.dtype());
@@ -140,7 +146,7 @@ int64_t guard_changes(const Tensor& before, const Tensor& after, const MatrixVie
   const size_t e = dtype_size(before.dtype());
   int64_t changed = 0;
   for (int64_t i = 0; i < before.numel(); i++) {
-    const int64_t rel = i - v.offset, r = rel >= 0 ? rel / v.ld : -1, col = rel >= 0 ? rel % v.ld : -1;
+    const int64_t rel = i - v.offset, r = rel >= 0 && v.ld ? rel / v.ld : -1, col = r >= 0 ? rel % v.ld : -1;
     const bool inside = r >= 0 && r < v.rows && col < v.cols;
     if (inside) continue;
     changed += std::memcmp(static_cast<const char*>(before.raw()) + i * e, static_cast<const char*>(after.raw()) + i * e, e) != 0;

@@ -42,6 +42,8 @@ StridedMatmulOperands make_strided_operands(const StridedMatmulCase& s, uint64_t
 // The operands' buffers copied to dev (views re-pointed at the copies).
 StridedMatmulOperands copy_operands(const StridedMatmulOperands& o, Device dev);
 
+// A host copy of t (its own storage).
+Tensor host_copy(const Tensor& t);
 // A view's elements copied out into a contiguous [rows, cols] host tensor of its dtype.
 Tensor copy_block(const MatrixView& v);
 // Number of elements of c's buffer outside its view whose bits differ between two host buffers.

@@ -19,11 +19,7 @@ const std::vector<StridedMatmulCase>& cases() {
   return *c;
 }
 
-Tensor to_host(const Tensor& t) {
-  Tensor h = Tensor::empty(t.shape(), t.dtype());
-  h.copy_from(t);
-  return h;
-}
+Tensor to_host(const Tensor& t) { return wick::test::host_copy(t); }
 
 class MatmulViewsCuda : public ::testing::TestWithParam<size_t> {};
 
@@ -32,7 +28,7 @@ TEST_P(MatmulViewsCuda, MatchesCpu) {
   const StridedMatmulCase& s = cases()[GetParam()];
   auto host = wick::test::make_strided_operands(s, 1000 + GetParam());
   auto dev = wick::test::copy_operands(host, Device::cuda(0));
-  const Tensor c_before = host.c.to(host.c.dtype());  // a copy
+  const Tensor c_before = wick::test::host_copy(host.c);
   matmul(host.va, host.vb, host.vc, s.ta, s.tb, s.alpha, s.beta, s.bias ? &host.bias : nullptr);
   matmul(dev.va, dev.vb, dev.vc, s.ta, s.tb, s.alpha, s.beta, s.bias ? &dev.bias : nullptr);
   const Tensor got_buf = to_host(dev.c);
