@@ -79,7 +79,9 @@ void check_sample_tokens_pooled(Device dev, int64_t R, int64_t S, int64_t V, int
     EXPECT_EQ(host_i32(ids_d), host_i32(ids_ref)) << "step " << step;
     EXPECT_EQ(host_i32(pool_d), pool) << "step " << step << ": the history pool";
     EXPECT_EQ(host_i32(params_d), host_i32(params_ref)) << "step " << step << ": the draw counters";
-    if (step == 1) EXPECT_EQ(host_i32(ids_d)[1], -1 - static_cast<int32_t>(V / 2));
+    if (step == 1) {
+      EXPECT_EQ(host_i32(ids_d)[1], -1 - static_cast<int32_t>(V / 2));
+    }
   }
 
   // mark_tokens: (row, id) pairs, repeats allowed.

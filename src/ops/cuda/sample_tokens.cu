@@ -20,6 +20,8 @@
 // All sums are integer sums (exact): the order of a parallel reduction cannot change a result. Each pass keeps
 // 4 loads a thread in flight (for_scores); with a penalty, pass A packs the history mask into a shared-memory
 // bitmap that the later passes read instead of the [V] i32 mask (V <= 180k).
+// sample_tokens_pooled (ops/sampling_pool.h) is the same kernel with row r's history at pool row seen_rows[r];
+// mark_tokens and subtract_at, the serving scheduler's two scatters, are at the end.
 #include <climits>
 #include <cmath>
 
