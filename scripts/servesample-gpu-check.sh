@@ -49,7 +49,7 @@ grep -E "^\[ +(OK|FAILED|SKIPPED) +\] [A-Za-z_]+\.[A-Za-z_0-9]+ \(" "$LOG" | sed
 if grep -qE "^\[ +SKIPPED +\] [A-Za-z_]+\." "$LOG"; then rc=1; say "some tests SKIPPED: no usable GPU? (that is not a pass)"; fi
 
 if [ -n "$BENCH" ]; then
-  timeout 300 "$BENCH" --benchmark_filter='^serve_step/qwen2.5-0.5b/.*/cuda$' \
+  timeout 300 "$BENCH" --benchmark_filter='^serve_step/qwen2.5-0.5b/.*/cuda(/|$)' \
     --benchmark_format=json --benchmark_out="$OUTDIR/servesample-bench.json" >> "$LOG" 2>&1 || { rc=1; say "bench: FAIL"; }
   python3 - "$OUTDIR/servesample-bench.json" >> "$SUM" 2>&1 <<'PY' || true
 import json, sys

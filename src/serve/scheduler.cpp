@@ -192,11 +192,14 @@ void Scheduler::take_seen_row(Running& r) {
 
 void Scheduler::free_seen_row(Running& r) {
   if (r.seen_row < 0) return;
-  for (size_t j = 0; j < pending_marks_.size();) {  // marks not yet made (it never reached a step)
-    if (pending_marks_[j] == r.seen_row) pending_marks_.erase(pending_marks_.begin() + static_cast<std::ptrdiff_t>(j),
-                                                              pending_marks_.begin() + static_cast<std::ptrdiff_t>(j + 2));
-    else j += 2;
-  }
+  // Its prompt's marks not yet made (it never reached a step) must not land in the row's next owner.
+  size_t kept = 0;
+  for (size_t j = 0; j < pending_marks_.size(); j += 2)
+    if (pending_marks_[j] != r.seen_row) {
+      pending_marks_[kept++] = pending_marks_[j];
+      pending_marks_[kept++] = pending_marks_[j + 1];
+    }
+  pending_marks_.resize(kept);
   Tensor row = seen_pool_.narrow0(r.seen_row, 1);
   fill(row, 0.0f);
   free_seen_.push_back(r.seen_row);
