@@ -430,3 +430,30 @@ TEST(ServeScheduler, NonFiniteLogitsFailTheRequestWithTheHostPathsError) {
   EXPECT_EQ(s.kv_pool().used_blocks(), 0);
   EXPECT_TRUE(s.idle());
 }
+
+// A history row comes back clean: a penalised request whose client leaves mid-decode gives its row to the next
+// penalised request, which still gives exactly the host path's tokens (a strong penalty, so a stale mark shows).
+TEST(ServeScheduler, HistoryRowOfALeaverComesBackClean) {
+  auto m = CausalLM::random(small_config(), Device::cpu(), DType::F32, 14);
+  Rng rng(75);
+  auto reqs = test::random_sampling_requests(rng, 3, 300, 30, 24);
+  for (auto& r : reqs) {
+    r->opt.gen.sampling.temperature = 0.0f;  // greedy: the penalty alone decides between tokens
+    r->opt.gen.sampling.repetition_penalty = 50.0f;
+    r->opt.gen.max_new_tokens = 24;
+  }
+  SchedulerLimits lim;
+  lim.max_batch = 2;
+  Metrics metrics;
+  Scheduler s(*m, nullptr, lim, metrics);
+  s.submit(reqs[0]);
+  s.submit(reqs[1]);
+  for (int i = 0; i < 6; i++) s.step();
+  reqs[0]->cancel();
+  s.submit(reqs[2]);  // takes the leaver's row
+  while (s.step()) {
+  }
+  EXPECT_EQ(reqs[0]->finish_reason, "cancelled");
+  EXPECT_EQ(take_ids(*reqs[1]), test::host_reference(*m, *reqs[1]).ids);
+  EXPECT_EQ(take_ids(*reqs[2]), test::host_reference(*m, *reqs[2]).ids);
+}
