@@ -8,6 +8,12 @@
 //                                               today's host samplers)
 //   serve_step/qwen2.5-0.5b/64+prefill512/cuda  63 decodes and a newcomer's 512-token prompt in one step (TTFT
 //                                               under load: a 512-token prompt joins 63 streams)
+//   serve_step/qwen2.5-0.5b/64/host_sampling/cuda  run() and SequenceDecoder::sample on every row with Qwen's
+//                                               default settings: the scheduler's step before device sampling
+//   serve_step/qwen2.5-0.5b/64/scheduler/{greedy,qwen_sampling}/cuda  the whole Scheduler::step() of 64
+//                                               streams holding ~512 tokens: planning, the upload, the forward,
+//                                               the device sampling (ops/sampling_pool.h), the copy of the 64
+//                                               token ids and the host bookkeeping (what a served token costs)
 // On the CPU the same rows run the tiny preset (a smoke test of the bench, not a measurement).
 #include <algorithm>
 #include <memory>
@@ -20,19 +26,65 @@
 #include "model/presets.h"
 #include "serve/batch_forward.h"
 #include "serve/kv_pool.h"
+#include "serve/scheduler.h"
 
 namespace wick::bench {
 
 namespace {
 
+enum class Mode {
+  kDeviceLogits,  // run_device()
+  kHostLogits,    // run(): copy [S, V] f32 to the host
+  kHostSampling,  // run() and SequenceDecoder::sample per row (Qwen's defaults)
+  kSchedulerGreedy,
+  kSchedulerQwen,  // Scheduler::step() with Qwen's default sampling
+};
+
 struct Variant {
-  int64_t decodes;   // sequences decoding one token
-  int64_t prefill;   // a newcomer's prompt tokens in the same step (0: none)
-  bool host_logits;  // run() (copy [S, V] f32 to the host) instead of run_device()
+  int64_t decodes;  // sequences decoding one token
+  int64_t prefill;  // a newcomer's prompt tokens in the same step (0: none)
+  Mode mode;
   std::string label;
 };
 
-void step_bench(benchmark::State& st, const char* preset, Device dev, const Variant& v) {
+// Qwen2.5-Instruct's generation_config.json: what `wick serve` samples with when a request sets nothing.
+SamplingParams qwen_defaults(uint64_t seed) {
+  SamplingParams p;
+  p.temperature = 0.7f;
+  p.top_k = 20;
+  p.top_p = 0.8f;
+  p.repetition_penalty = 1.05f;
+  p.seed = seed;
+  return p;
+}
+
+// Scheduler::step() of `decodes` streams, each past a 512-token prompt (prefilled first, 8192 tokens a step).
+void scheduler_bench(benchmark::State& st, const char* preset, Device dev, const Variant& v) {
+  const int64_t ctx = 512, room = 256;  // prompt; generated tokens it may reach (warm-up + iterations fit)
+  const ModelConfig cfg = preset_config(preset);
+  std::unique_ptr<CausalLM> m = CausalLM::random(cfg, dev, dev.is_cuda() ? DType::BF16 : DType::F32, 11);
+  serve::SchedulerLimits lim;
+  lim.max_batch = v.decodes;
+  lim.max_queue = v.decodes;
+  lim.max_step_tokens = 8192;
+  lim.kv_cache_tokens = v.decodes * (ctx + room + serve::kKvBlockTokens);
+  serve::Metrics metrics;
+  serve::Scheduler s(*m, nullptr, lim, metrics);
+  Rng rng(3);
+  for (int64_t i = 0; i < v.decodes; i++) {
+    auto r = std::make_shared<serve::Request>();
+    for (int64_t t = 0; t < ctx; t++) r->prompt.push_back(static_cast<int32_t>(rng.below(static_cast<uint64_t>(cfg.vocab_size))));
+    r->opt.gen.max_new_tokens = room;
+    if (v.mode == Mode::kSchedulerGreedy) r->opt.gen.sampling.temperature = 0.0f;
+    else r->opt.gen.sampling = qwen_defaults(100 + static_cast<uint64_t>(i));
+    s.submit(r);
+  }
+  while (metrics.ttft.count() < static_cast<uint64_t>(v.decodes)) s.step();  // every prompt is in
+  timed_loop(st, dev, [&] { s.step(); });
+  if (s.running() != v.decodes) throw Error("bench: a stream ended early; raise `room`");
+}
+
+void forward_bench(benchmark::State& st, const char* preset, Device dev, const Variant& v) {
   const int64_t ctx = 512;  // tokens each decoding sequence holds before the step
   const ModelConfig cfg = preset_config(preset);
   std::unique_ptr<CausalLM> m = CausalLM::random(cfg, dev, dev.is_cuda() ? DType::BF16 : DType::F32, 11);
@@ -62,12 +114,31 @@ void step_bench(benchmark::State& st, const char* preset, Device dev, const Vari
     if (!pool.grow(newcomer, v.prefill)) throw Error("bench: the KV pool is too small");
     step.push_back({&newcomer, random_ids(v.prefill), nullptr});
   }
+  // host_sampling: one decoder a row, its history the context (as the scheduler's would hold it)
+  std::vector<std::unique_ptr<serve::SequenceDecoder>> decoders;
+  if (v.mode == Mode::kHostSampling)
+    for (int64_t s = 0; s < v.decodes; s++) {
+      serve::SequenceOptions o;
+      o.gen.max_new_tokens = 1 << 20;
+      o.gen.sampling = qwen_defaults(100 + static_cast<uint64_t>(s));
+      decoders.push_back(std::make_unique<serve::SequenceDecoder>(random_ids(ctx), o, nullptr));
+    }
   timed_loop(st, dev, [&] {
-    if (v.host_logits) bf.run(step, host);
-    else bf.run_device(step);
+    if (v.mode == Mode::kDeviceLogits) bf.run_device(step);
+    else bf.run(step, host);
+    for (size_t s = 0; s < decoders.size(); s++)
+      decoders[s]->sample(host.data() + static_cast<int64_t>(s) * cfg.vocab_size, cfg.vocab_size);
     for (int64_t s = 0; s < v.decodes; s++) seqs[static_cast<size_t>(s)].length = ctx;  // the same step again
     newcomer.length = 0;
   });
+}
+
+void step_bench(benchmark::State& st, const char* preset, Device dev, const Variant& v) {
+  if (v.mode == Mode::kSchedulerGreedy || v.mode == Mode::kSchedulerQwen) {
+    scheduler_bench(st, preset, dev, v);
+  } else {
+    forward_bench(st, preset, dev, v);
+  }
   const double steps = 1e6 / st.counters["median_us"];
   st.counters["steps_per_s"] = steps;
   st.counters["tok_per_s"] = steps * static_cast<double>(v.decodes + (v.prefill > 0 ? 1 : 0));
@@ -76,11 +147,15 @@ void step_bench(benchmark::State& st, const char* preset, Device dev, const Vari
 }  // namespace
 
 void register_serve_step_benchmarks(const std::vector<Device>& devices) {
-  const std::vector<Variant> variants = {{1, 0, false, "1"},
-                                         {16, 0, false, "16"},
-                                         {64, 0, false, "64"},
-                                         {64, 0, true, "64/host_logits"},
-                                         {63, 512, false, "64+prefill512"}};
+  const std::vector<Variant> variants = {{1, 0, Mode::kDeviceLogits, "1"},
+                                         {16, 0, Mode::kDeviceLogits, "16"},
+                                         {64, 0, Mode::kDeviceLogits, "64"},
+                                         {64, 0, Mode::kHostLogits, "64/host_logits"},
+                                         {64, 0, Mode::kHostSampling, "64/host_sampling"},
+                                         {64, 0, Mode::kSchedulerGreedy, "64/scheduler/greedy"},
+                                         {64, 0, Mode::kSchedulerQwen, "64/scheduler/qwen_sampling"},
+                                         {16, 0, Mode::kSchedulerQwen, "16/scheduler/qwen_sampling"},
+                                         {63, 512, Mode::kDeviceLogits, "64+prefill512"}};
   for (Device dev : devices) {
     const char* preset = dev.is_cuda() ? "qwen2.5-0.5b" : "tiny";
     for (const Variant& v : variants) {

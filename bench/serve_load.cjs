@@ -4,17 +4,20 @@
 // resident memory at the start, after a quarter of the run and at the end (memory flat under load) when its
 // pid is given.
 //   node bench/serve_load.cjs --url http://127.0.0.1:8080 --clients 8 --seconds 20 --max-tokens 64
-//        [--models tiny,a1,...] [--pid PID] [--prompt TEXT]
+//        [--models tiny,a1,...] [--pid PID] [--prompt TEXT] [--sampling greedy|qwen]
+// --sampling qwen: Qwen2.5-Instruct's defaults (temperature 0.7, top-k 20, top-p 0.8, repetition penalty 1.05)
+// instead of greedy.
 'use strict';
 const fs = require('fs');
 
 const args = { url: 'http://127.0.0.1:8080', clients: 8, seconds: 20, 'max-tokens': 64, models: '', pid: 0,
-  prompt: 'Write a short story about a robot learning to paint.' };
+  prompt: 'Write a short story about a robot learning to paint.', sampling: 'greedy' };
 for (let i = 2; i < process.argv.length; i += 2) {
   const k = process.argv[i].replace(/^--/, '');
   if (!(k in args)) { console.error(`unknown flag --${k}`); process.exit(2); }
   args[k] = typeof args[k] === 'number' ? Number(process.argv[i + 1]) : process.argv[i + 1];
 }
+if (!['greedy', 'qwen'].includes(args.sampling)) { console.error('--sampling must be greedy or qwen'); process.exit(2); }
 if (!(args.clients >= 1 && args.clients <= 1024 && args.seconds > 0 && args.seconds <= 3600)) {
   console.error('--clients must be in [1, 1024] and --seconds in (0, 3600]');
   process.exit(2);
@@ -36,6 +39,7 @@ async function one(model, stats) {
   const t0 = performance.now();
   const body = { messages: [{ role: 'user', content: args.prompt }], max_tokens: args['max-tokens'], temperature: 0,
     ignore_eos: true, stream: true, stream_options: { include_usage: true } };
+  if (args.sampling === 'qwen') Object.assign(body, { temperature: 0.7, top_k: 20, top_p: 0.8, repetition_penalty: 1.05 });
   if (model) body.model = model;
   const res = await fetch(`${args.url}/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json' },
     body: JSON.stringify(body) });
@@ -84,6 +88,7 @@ async function main() {
   const wall = (performance.now() - t0) / 1000;
   const out = {
     clients: args.clients, seconds: Number(wall.toFixed(2)), max_tokens: args['max-tokens'], adapters: args.models ? models.length : 0,
+    sampling: args.sampling,
     requests: stats.lat.length, errors: stats.errors, first_error: stats.firstError, generated_tokens: stats.tokens,
     tok_per_s: Number((stats.tokens / wall).toFixed(1)),
     latency_ms: { p50: quantile(stats.lat, 0.5), p99: quantile(stats.lat, 0.99) },

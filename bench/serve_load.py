@@ -2,12 +2,13 @@
 """The same bounded load test as bench/serve_load.cjs, for machines without node (the GPU machine): standard
 library only (threads + http.client, the SSE stream read line by line).
 
-N clients, each sending streaming chat requests (greedy, ignore_eos, max_tokens) back to back for T seconds,
+N clients, each sending streaming chat requests (greedy, or with --sampling qwen Qwen2.5-Instruct's defaults:
+temperature 0.7, top-k 20, top-p 0.8, repetition penalty 1.05; ignore_eos, max_tokens) back to back for T seconds,
 the adapters named in --models spread over the clients. Prints one JSON line with the .cjs client's keys:
 requests, errors, generated tokens, aggregate tok/s, p50/p99 request latency and time to first token, and the
 server's resident memory at the start, after a quarter of the run and at the end when its pid is given.
   python3 bench/serve_load.py --url http://127.0.0.1:8080 --clients 8 --seconds 20 --max-tokens 64
-          [--models tiny,a1,...] [--pid PID] [--prompt TEXT]
+          [--models tiny,a1,...] [--pid PID] [--prompt TEXT] [--sampling greedy|qwen]
 Exit status 1 when any request failed.
 """
 import argparse
@@ -29,6 +30,7 @@ def parse_args():
     p.add_argument("--models", default="")
     p.add_argument("--pid", type=int, default=0)
     p.add_argument("--prompt", default="Write a short story about a robot learning to paint.")
+    p.add_argument("--sampling", choices=["greedy", "qwen"], default="greedy")
     a = p.parse_args()
     if not (1 <= a.clients <= 1024 and 0 < a.seconds <= 3600):
         print("--clients must be in [1, 1024] and --seconds in (0, 3600]", file=sys.stderr)
@@ -80,6 +82,8 @@ class Client:
         t0 = time.perf_counter()
         body = {"messages": [{"role": "user", "content": self.args.prompt}], "max_tokens": self.args.max_tokens,
                 "temperature": 0, "ignore_eos": True, "stream": True, "stream_options": {"include_usage": True}}
+        if self.args.sampling == "qwen":
+            body.update({"temperature": 0.7, "top_k": 20, "top_p": 0.8, "repetition_penalty": 1.05})
         if model:
             body["model"] = model
         if self.conn is None:
@@ -160,7 +164,7 @@ def main():
     wall = time.perf_counter() - t0
     out = {
         "clients": args.clients, "seconds": rounded(wall, 2), "max_tokens": args.max_tokens,
-        "adapters": len(models) if args.models else 0,
+        "adapters": len(models) if args.models else 0, "sampling": args.sampling,
         "requests": len(stats.lat), "errors": stats.errors, "first_error": stats.first_error,
         "generated_tokens": stats.tokens, "tok_per_s": rounded(stats.tokens / wall, 1),
         "latency_ms": {"p50": rounded(quantile(stats.lat, 0.5), 1), "p99": rounded(quantile(stats.lat, 0.99), 1)},

@@ -3,6 +3,7 @@
 # (N clients for T seconds, streaming chat), prints its JSON line and stops the server with SIGTERM (drain).
 #   scripts/serve-load-test.sh [--model DIR] [--device cpu|cuda] [--clients N] [--seconds T] [--max-tokens K]
 #                              [--adapters A] [--adapter-dir DIR] [--max-batch B] [--client auto|node|python]
+#                              [--sampling greedy|qwen]
 # Without --model it makes a tiny random model (wick init-model --preset tiny). --adapters A > 0 serves A
 # random adapters (bench/random_adapter.py; kept in --adapter-dir and reused when given, else temporary) and
 # spreads the clients over them. The client: bench/serve_load.cjs with node, bench/serve_load.py (standard
@@ -11,7 +12,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 WICK=${WICK:-build/wick}
-model="" device=cpu clients=8 seconds=10 max_tokens=32 adapters=0 max_batch="" client=auto adapter_dir=""
+model="" device=cpu clients=8 seconds=10 max_tokens=32 adapters=0 max_batch="" client=auto adapter_dir="" sampling=greedy
 while [ $# -gt 0 ]; do
   case "$1" in
     --model) model=$2; shift 2 ;;
@@ -23,6 +24,7 @@ while [ $# -gt 0 ]; do
     --max-batch) max_batch=$2; shift 2 ;;
     --client) client=$2; shift 2 ;;
     --adapter-dir) adapter_dir=$2; shift 2 ;;
+    --sampling) sampling=$2; shift 2 ;;
     *) echo "serve-load-test: unknown flag $1" >&2; exit 2 ;;
   esac
 done
@@ -62,7 +64,7 @@ done
 [ -n "$port" ] || { echo "serve-load-test: the server did not start" >&2; cat "$tmp/server.log" >&2; exit 1; }
 rc=0
 "${client_cmd[@]}" --url "http://127.0.0.1:$port" --clients "$clients" --seconds "$seconds" \
-  --max-tokens "$max_tokens" --pid "$server_pid" ${models:+--models "$models"} || rc=$?
+  --max-tokens "$max_tokens" --pid "$server_pid" --sampling "$sampling" ${models:+--models "$models"} || rc=$?
 kill -TERM "$server_pid"
 wait "$server_pid" || { echo "serve-load-test: the server exited with $? after SIGTERM" >&2; rc=1; }
 server_pid=""

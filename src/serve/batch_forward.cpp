@@ -99,7 +99,7 @@ void BatchForward::run(std::vector<SeqChunk>& chunks, std::vector<float>& logits
   device_copy(logits.data(), Device::cpu(), lg.raw(), lg.device(), static_cast<size_t>(lg.numel()) * sizeof(float));
 }
 
-const Tensor& BatchForward::run_device(std::vector<SeqChunk>& chunks) {
+Tensor& BatchForward::run_device(std::vector<SeqChunk>& chunks) {
   const ModelConfig& c = m_.config();
   const Device dev = m_.device();
   const int64_t C = c.hidden_size, V = c.vocab_size, S = static_cast<int64_t>(chunks.size());

@@ -8,9 +8,10 @@
 // block table (ops/paged_attention.h). The step's index data (ids, positions, slots, block tables, lengths,
 // last rows) goes to the device in one copy. lm_head runs on each chunk's last row only.
 //
-// Seams for CUDA (not done here): the per-group adapter GEMMs become one segmented/gathered LoRA kernel
-// (S-LoRA/Punica), and sampling moves to the device: run_device() leaves the logits [chunks, V] f32 on the
-// device for a device sampler; run() copies exactly those rows to the host for the host samplers.
+// run_device() leaves the logits [chunks, V] f32 on the model's device, where the scheduler samples them
+// (ops/sampling_pool.h) and copies back only the token ids; run() copies those rows to the host (tests and
+// the host reference). Seam for CUDA (not done here): the per-group adapter GEMMs become one
+// segmented/gathered LoRA kernel (S-LoRA/Punica).
 #pragma once
 #include <memory>
 #include <vector>
@@ -35,8 +36,10 @@ class BatchForward {
   // -> logits [chunks, V] f32 on the host: row s after chunk s's last token. The model must carry no
   // attached adapter (adapters come with the chunks). wick::Error when a chunk's blocks do not cover it.
   void run(std::vector<SeqChunk>& chunks, std::vector<float>& logits);
-  // The same forward; the logits [chunks, V] f32 stay on the model's device (valid until the next call).
-  const Tensor& run_device(std::vector<SeqChunk>& chunks);
+  // The same forward; the logits [chunks, V] f32 stay on the model's device (valid until the next call; the
+  // caller may change them in place, e.g. apply penalties).
+  Tensor& run_device(std::vector<SeqChunk>& chunks);
+  const Tensor& logits() const { return logits_view_; }  // the last run_device's logits
   KvPool& pool() { return pool_; }
 
  private:

@@ -1,9 +1,13 @@
 #include "serve/scheduler.h"
 
 #include <algorithm>
+#include <climits>
 #include <cstdio>
+#include <cstring>
 
 #include "core/error.h"
+#include "ops/elementwise.h"
+#include "ops/sampling_pool.h"
 
 namespace wick::serve {
 
@@ -56,7 +60,10 @@ Scheduler::Scheduler(CausalLM& m, const Tokenizer* tok, SchedulerLimits lim, Met
     : m_(m), tok_(tok), lim_(checked(lim)), metrics_(metrics),
       pool_(std::make_unique<KvPool>(m, lim_.kv_cache_tokens > 0 ? lim_.kv_cache_tokens
                                                                  : default_kv_cache_tokens(m.config(), lim_.max_batch))),
-      forward_(m, *pool_) {
+      forward_(m, *pool_),
+      seen_pool_(Tensor::zeros({lim_.max_batch, m.config().vocab_size}, DType::I32, m.device())) {
+  // Rows taken from the back: row 0 first.
+  for (int64_t i = lim_.max_batch - 1; i >= 0; i--) free_seen_.push_back(static_cast<int32_t>(i));
   metrics_.kv_blocks_total = pool_->blocks();
   metrics_.kv_blocks_used = 0;
 }
@@ -104,6 +111,7 @@ void Scheduler::admit() {
   for (auto it = preempted_.begin(); it != preempted_.end();) {
     if (it->req->cancelled()) {
       it->req->completion_tokens = static_cast<int64_t>(it->seq->generated().size());
+      free_seen_row(*it);
       it->req->finish("cancelled");
       metrics_.requests_cancelled++;
       it = preempted_.erase(it);
@@ -139,6 +147,7 @@ void Scheduler::admit() {
       run.seq = std::make_unique<SequenceDecoder>(run.req->prompt, run.req->opt, tok_);
       run.req->prompt_tokens = static_cast<int64_t>(run.req->prompt.size());
       run.order = ++admissions_;
+      take_seen_row(run);
     }
     kv_in_use_ += run.kv_max;
     running_.push_back(std::move(run));
@@ -173,23 +182,65 @@ void Scheduler::preempt(size_t i) {
   running_.erase(running_.begin() + static_cast<std::ptrdiff_t>(i));
 }
 
+void Scheduler::take_seen_row(Running& r) {
+  if (r.seq->repetition_penalty() == 1.0f) return;  // sample_tokens reads no history then
+  WICK_CHECK(!free_seen_.empty(), "no free history row: running + preempted sequences exceed max_batch");
+  r.seen_row = free_seen_.back();
+  free_seen_.pop_back();
+  for (const int32_t id : r.req->prompt) pending_marks_.insert(pending_marks_.end(), {r.seen_row, id});
+}
+
+void Scheduler::free_seen_row(Running& r) {
+  if (r.seen_row < 0) return;
+  // Its prompt's marks not yet made (it never reached a step) must not land in the row's next owner.
+  size_t kept = 0;
+  for (size_t j = 0; j < pending_marks_.size(); j += 2)
+    if (pending_marks_[j] != r.seen_row) {
+      pending_marks_[kept++] = pending_marks_[j];
+      pending_marks_[kept++] = pending_marks_[j + 1];
+    }
+  pending_marks_.resize(kept);
+  Tensor row = seen_pool_.narrow0(r.seen_row, 1);
+  fill(row, 0.0f);
+  free_seen_.push_back(r.seen_row);
+  r.seen_row = -1;
+}
+
 void Scheduler::fail_running(const std::string& message, int status) {
   for (Running& r : running_) {
     kv_in_use_ -= r.kv_max;
     pool_->release(r.kv);
     r.req->finish("error", message, status);
   }
-  running_.clear();
   for (Running& r : preempted_) r.req->finish("error", message, status);  // they hold no blocks
+  // Their history rows back, cleared; if the device itself failed, the whole pool is cleared again.
+  pending_marks_.clear();
+  try {
+    for (Running& r : running_) free_seen_row(r);
+    for (Running& r : preempted_) free_seen_row(r);
+  } catch (const std::exception&) {  // the device failed: start the pool afresh (if it can be cleared at all)
+    free_seen_.clear();
+    for (int64_t i = lim_.max_batch - 1; i >= 0; i--) free_seen_.push_back(static_cast<int32_t>(i));
+    try {
+      fill(seen_pool_, 0.0f);
+    } catch (const std::exception&) {
+    }
+  }
+  running_.clear();
   preempted_.clear();
   n_running_ = 0;
   metrics_.kv_blocks_used = pool_->used_blocks();
 }
 
-void Scheduler::end(Running& r, const std::string& reason) {
+void Scheduler::end(Running& r, const std::string& reason, const std::string& error) {
   kv_in_use_ -= r.kv_max;
   pool_->release(r.kv);
+  free_seen_row(r);
   r.req->completion_tokens = static_cast<int64_t>(r.seq->generated().size());
+  if (!error.empty()) {
+    r.req->finish("error", error, 500);
+    return;
+  }
   if (reason == "cancelled") {
     metrics_.requests_cancelled++;
   } else {
@@ -253,9 +304,16 @@ bool Scheduler::step() {
   });
   std::vector<SeqChunk> chunks;
   chunks.reserve(plan.size());
-  for (Planned& p : plan) chunks.push_back({&running_[p.run].kv, std::move(p.ids), running_[p.run].req->adapter.get()});
+  std::vector<char> samples;  // chunk k ends its sequence's feed: its row is sampled
+  std::vector<size_t> run_of;
+  for (Planned& p : plan) {
+    const Running& r = running_[p.run];
+    samples.push_back(r.prefilled == r.feed.size() || r.prefilled + p.ids.size() == r.feed.size());
+    run_of.push_back(p.run);
+    chunks.push_back({&running_[p.run].kv, std::move(p.ids), r.req->adapter.get()});
+  }
   try {
-    forward_.run(chunks, logits_);
+    forward_and_sample(chunks, samples, run_of);
   } catch (const std::exception& e) {
     fail_running(std::string("generation failed: ") + e.what(), 500);
     return true;
@@ -277,7 +335,20 @@ bool Scheduler::step() {
     }
     r.started = true;
     r.last_token = now;
-    const int32_t next = r.seq->sample(logits_.data() + static_cast<int64_t>(k) * V, V);
+    int32_t next = -1;
+    try {
+      const int32_t code = ids_[k];
+      float bad = 0.0f;  // the logit a NaN / +inf code points at, for the error's wording
+      if (code < 0 && code != INT32_MIN) {
+        const Tensor& lg = forward_.logits();
+        const int64_t at = static_cast<int64_t>(k) * V + (-1 - static_cast<int64_t>(code));
+        device_copy(&bad, Device::cpu(), static_cast<const float*>(lg.raw()) + at, lg.device(), sizeof bad);
+      }
+      next = r.seq->sampled(code, bad);
+    } catch (const std::exception& e) {  // this request's logits are bad (the model's fault): it alone fails
+      end(r, "error", std::string("generation failed: ") + e.what());
+      continue;
+    }
     std::string piece = r.seq->push(next);
     metrics_.completion_tokens++;
     r.last = next;
@@ -294,6 +365,58 @@ bool Scheduler::step() {
   metrics_.batch_size = static_cast<int64_t>(running_.size());
   metrics_.kv_blocks_used = pool_->used_blocks();
   return true;
+}
+
+void Scheduler::forward_and_sample(std::vector<SeqChunk>& chunks, const std::vector<char>& samples,
+                                   const std::vector<size_t>& run_of) {
+  const Device dev = m_.device();
+  const int64_t R = static_cast<int64_t>(chunks.size());
+  // The upload, staged on the host: params [R, 16] | history rows [R] | ids [R] | penalty pairs | prompt marks.
+  std::vector<std::pair<int32_t, float>> pen;
+  std::vector<int32_t>& up = up_i32_;
+  up.assign(static_cast<size_t>(R * (kSampleRowWords + 2)), 0);
+  up_f32_.clear();
+  std::vector<int32_t> pen_at;
+  SampleRow skip;  // a row whose chunk ends mid-prompt: greedy, no history, no draw; its token is ignored
+  skip.temperature = 0.0f;
+  for (int64_t k = 0; k < R; k++) {
+    const Running& r = running_[run_of[static_cast<size_t>(k)]];
+    const SampleRow row = samples[static_cast<size_t>(k)] ? r.seq->row() : skip;
+    std::memcpy(up.data() + k * kSampleRowWords, &row, sizeof row);
+    up[static_cast<size_t>(R * kSampleRowWords + k)] = samples[static_cast<size_t>(k)] ? r.seen_row : -1;
+    if (!samples[static_cast<size_t>(k)]) continue;
+    pen.clear();
+    r.seq->openai_penalties(pen);
+    for (const auto& [id, amount] : pen) {
+      pen_at.insert(pen_at.end(), {static_cast<int32_t>(k), id});
+      up_f32_.push_back(amount);
+    }
+  }
+  const int64_t n_pen = static_cast<int64_t>(up_f32_.size()), n_mark = static_cast<int64_t>(pending_marks_.size() / 2);
+  up.insert(up.end(), pen_at.begin(), pen_at.end());
+  up.insert(up.end(), pending_marks_.begin(), pending_marks_.end());
+  pending_marks_.clear();
+  const int64_t total = static_cast<int64_t>(up.size());
+  if (!step_i32_.defined() || step_i32_.numel() < total)
+    step_i32_ = Tensor::empty({std::max<int64_t>(total, 2 * (step_i32_.defined() ? step_i32_.numel() : 0))}, DType::I32, dev);
+  device_copy(step_i32_.raw(), dev, up.data(), Device::cpu(), static_cast<size_t>(total) * sizeof(int32_t));
+  Tensor params = step_i32_.narrow0(0, R * kSampleRowWords).view({R, kSampleRowWords});
+  const Tensor seen_rows = step_i32_.narrow0(R * kSampleRowWords, R);
+  Tensor ids = step_i32_.narrow0(R * (kSampleRowWords + 1), R);
+  const int64_t o_pen = R * (kSampleRowWords + 2), o_mark = o_pen + 2 * n_pen;
+  if (n_mark > 0) mark_tokens(seen_pool_, step_i32_.narrow0(o_mark, 2 * n_mark).view({n_mark, 2}));
+  Tensor amounts;
+  if (n_pen > 0) {
+    if (!step_f32_.defined() || step_f32_.numel() < n_pen) step_f32_ = Tensor::empty({2 * n_pen}, DType::F32, dev);
+    amounts = step_f32_.narrow0(0, n_pen);
+    device_copy(amounts.raw(), dev, up_f32_.data(), Device::cpu(), static_cast<size_t>(n_pen) * sizeof(float));
+  }
+  // Everything above was queued before the forward: the only wait for the device is the ids' copy below.
+  Tensor& logits = forward_.run_device(chunks);
+  if (n_pen > 0) subtract_at(logits, step_i32_.narrow0(o_pen, 2 * n_pen).view({n_pen, 2}), amounts);
+  sample_tokens_pooled(logits, &seen_pool_, seen_rows, params, ids);
+  ids_.resize(static_cast<size_t>(R));
+  device_copy(ids_.data(), Device::cpu(), ids.raw(), dev, static_cast<size_t>(R) * sizeof(int32_t));
 }
 
 void Scheduler::start() {

@@ -6,6 +6,17 @@
 // are adjacent. Each sequence whose prompt is in then samples its next token; finished ones leave at once,
 // giving their slot and their KV blocks back.
 //
+// Sampling stays on the model's device (the CPU twins when the model is on the CPU): the step's logits
+// [chunks, V] are never copied. Before the forward, one upload carries each row's sample_tokens settings and
+// draw counter, its history row, its OpenAI penalties and the prompts of newcomers to mark; after it, at most
+// three launches (subtract_at for frequency/presence penalties, sample_tokens_pooled for every row) and one copy
+// of the token ids [chunks] back (ops/sampling_pool.h). A row whose chunk ends mid-prompt is sampled greedily
+// without history and ignored. The repetition penalty's history (prompt + generated, as infer's Sampler takes
+// it) is a device row [V] i32 per sequence that uses the penalty, from a pool of max_batch rows allocated at
+// start: marked with the prompt at admission and by sample_tokens with each token, kept through a preemption,
+// cleared when the sequence ends. The host keeps each draw counter (SequenceDecoder) and sends it every step,
+// so the tokens are those of SequenceDecoder::sample (the host rule) whatever the batch or a preemption.
+//
 // KV memory (serve/kv_pool.h): one pool of blocks sized at start (kv_cache_tokens), shared by all sequences.
 // A request whose prompt + max_tokens exceeds the whole pool is refused at submit (wick::Error: HTTP 400); one
 // that fits waits in the queue (or gets QueueFull: 429) until its prompt's blocks are free. When a decoding
@@ -121,6 +132,7 @@ class Scheduler {
     size_t prefilled = 0;           // tokens of feed already in the cache
     int32_t last = -1;              // the last sampled token (decode input)
     uint64_t order = 0;             // admission number: the highest is the newest (preempted first)
+    int32_t seen_row = -1;          // its history row of seen_pool_ (-1: no repetition penalty, no row)
     bool started = false;           // its first token is out (TTFT observed)
     Clock::time_point last_token;
   };
@@ -131,7 +143,13 @@ class Scheduler {
   // Blocks of decode room a newcomer must find free beside its prompt's.
   static constexpr int64_t kAdmitDecodeRoom = kKvBlockTokens;
   void admit();
-  void end(Running& r, const std::string& reason);
+  void end(Running& r, const std::string& reason, const std::string& error = "");
+  // A history row for a newcomer that uses the repetition penalty, its prompt queued for marking; and back.
+  void take_seen_row(Running& r);
+  void free_seen_row(Running& r);
+  // The forward and the batch's sampling (see the top): -> the token-or-code of every chunk, ids_.
+  void forward_and_sample(std::vector<SeqChunk>& chunks, const std::vector<char>& samples,
+                          const std::vector<size_t>& run_of);
   // Ends every running request with an error (HTTP status) and frees its KV budget; the server keeps serving.
   void fail_running(const std::string& message, int status);
 
@@ -149,7 +167,15 @@ class Scheduler {
   uint64_t admissions_ = 0;
   std::atomic<int64_t> n_running_{0};
   int64_t kv_in_use_ = 0;
-  std::vector<float> logits_;
+  // Device sampling (the top comment): the history pool [max_batch, V] i32 and its free rows; the step's
+  // upload (i32: params [R, 16] | history rows [R] | ids [R] | penalty pairs [n, 2] | prompt marks [m, 2];
+  // f32: penalty amounts [n]) and its host staging; prompt marks waiting for the next step.
+  Tensor seen_pool_;
+  std::vector<int32_t> free_seen_;
+  Tensor step_i32_, step_f32_;
+  std::vector<int32_t> up_i32_, ids_;
+  std::vector<float> up_f32_;
+  std::vector<int32_t> pending_marks_;
   std::thread thread_;
   bool stopping_ = false;
 };

@@ -6,6 +6,7 @@
 #include <memory>
 #include <string>
 #include <unordered_map>
+#include <utility>
 #include <vector>
 
 #include "infer/generator.h"
@@ -25,8 +26,20 @@ class SequenceDecoder {
  public:
   // max_new_tokens must already fit the context (the scheduler sizes the KV cache from it).
   SequenceDecoder(const std::vector<int32_t>& prompt, const SequenceOptions& opt, const Tokenizer* tok);
-  // logits [V] of the last position -> the next token (logits are modified by the penalties).
+  // The host path: logits [V] of the last position -> the next token (logits are modified by the penalties).
   int32_t sample(float* logits, int64_t V);
+
+  // The device path (the scheduler samples its whole batch in one sample_tokens launch), the same rule:
+  //  - row(): this sequence's sample_tokens row: its settings and the draws made so far;
+  //  - openai_penalties(): the OpenAI penalties to subtract from its logits first, as (id, amount) pairs
+  //    appended to `out` (none when both are 0), the amounts sample() subtracts;
+  //  - the repetition penalty's history is prompt + generated (sample()'s), kept by the caller as a mask;
+  //  - sampled(code): the op's token-or-code for this row -> the token, counting the draw as sample() does;
+  //    a code (NaN / +inf at token i: bad_logit is logits[i]; every logit -inf) throws sample()'s wick::Error.
+  SampleRow row() const;
+  void openai_penalties(std::vector<std::pair<int32_t, float>>& out) const;
+  int32_t sampled(int32_t code, float bad_logit);
+  float repetition_penalty() const { return opt_.gen.sampling.repetition_penalty; }
   // Records the sampled token; returns the text it releases (maybe "") and sets finished().
   std::string push(int32_t id);
   bool finished() const { return !finish_reason_.empty(); }
@@ -38,6 +51,8 @@ class SequenceDecoder {
   int64_t prompt_tokens() const { return n_prompt_; }
 
  private:
+  float openai_penalty(int count) const;  // count * frequency + presence
+
   SequenceOptions opt_;
   Sampler sampler_;
   std::vector<int32_t> history_, generated_;

@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <set>
 
+#include "common/serve_checks.h"
 #include "common/testutil.h"
 #include "core/error.h"
 #include "model/presets.h"
@@ -15,6 +16,7 @@
 
 using namespace wick;
 using namespace wick::serve;
+using wick::test::take_ids;
 
 namespace {
 
@@ -36,14 +38,6 @@ std::vector<int32_t> random_prompt(Rng& rng, int64_t n) {
   std::vector<int32_t> p;
   for (int64_t i = 0; i < n; i++) p.push_back(static_cast<int32_t>(rng.below(300)));
   return p;
-}
-
-std::vector<int32_t> take_ids(Request& r) {
-  std::string text;
-  std::vector<int32_t> ids;
-  EXPECT_TRUE(r.wait_take(text, &ids, std::chrono::milliseconds(0)));
-  EXPECT_TRUE(r.error.empty()) << r.error;
-  return ids;
 }
 
 std::vector<int32_t> alone(CausalLM& m, const std::vector<int32_t>& prompt, int64_t n) {

@@ -3,9 +3,12 @@
 // adapter attached to the model; a client that leaves frees its slot before the next step; the limits.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <filesystem>
+#include <limits>
 #include <map>
 
+#include "common/serve_checks.h"
 #include "common/testutil.h"
 #include "core/error.h"
 #include "infer/generator.h"
@@ -18,6 +21,7 @@
 namespace fs = std::filesystem;
 using namespace wick;
 using namespace wick::serve;
+using wick::test::take_ids;
 
 namespace {
 
@@ -63,14 +67,6 @@ std::shared_ptr<Request> greedy_request(const std::vector<int32_t>& prompt, int6
   r->opt.gen.sampling.temperature = 0.0f;
   r->adapter = std::move(adapter);
   return r;
-}
-
-std::vector<int32_t> take_ids(Request& r) {
-  std::string text;
-  std::vector<int32_t> ids;
-  EXPECT_TRUE(r.wait_take(text, &ids, std::chrono::milliseconds(0)));
-  EXPECT_TRUE(r.error.empty()) << r.error;
-  return ids;
 }
 
 std::vector<int32_t> random_prompt(Rng& rng, int64_t n, int64_t V) {
@@ -381,4 +377,83 @@ TEST(ServeScheduler, GrowingKvCacheKeepsTheGeneratorsTokens) {
   for (Linear* l : f.m->all_linears()) l->lora = LoraSlot{};
   EXPECT_EQ(take_ids(*longer), g.ids);
   EXPECT_EQ(longer->finish_reason, "length");
+}
+
+// The scheduler samples on the model's device (here the CPU twins of ops/sampling_pool.h): for random settings
+// (greedy, temperature, top-k, top-p, min-p, the repetition penalty above and below 1, OpenAI's frequency and
+// presence penalties, seeds) mixed in one batch, every request gives exactly the tokens of the host path
+// alone (SequenceDecoder::sample on copied logits): with everyone submitted at once, joining one by one, in
+// chunked prefills, and with a KV cache so small that sequences are preempted and resumed (their draw counters
+// and histories carry over).
+TEST(ServeScheduler, DeviceSamplingGivesTheHostPathsTokens) {
+  auto m = CausalLM::random(small_config(), Device::cpu(), DType::F32, 12);
+  for (uint64_t seed : {71, 72}) {
+    Rng rng(seed);
+    SchedulerLimits lim;
+    lim.max_batch = 6;
+    test::expect_scheduler_matches_host(*m, test::random_sampling_requests(rng, 16, 300, 24, 24), lim, false);
+    lim.max_step_tokens = 9;
+    test::expect_scheduler_matches_host(*m, test::random_sampling_requests(rng, 12, 300, 30, 20), lim, true);
+  }
+  Rng rng(73);
+  SchedulerLimits tight;
+  tight.max_batch = 8;
+  tight.kv_cache_tokens = 12 * kKvBlockTokens;  // room for about three of them at full length
+  const uint64_t preempted =
+      test::expect_scheduler_matches_host(*m, test::random_sampling_requests(rng, 16, 300, 20, 40), tight, false);
+  EXPECT_GT(preempted, 0u) << "the cache must be small enough to preempt";
+}
+
+// A NaN logit ends the request with the host path's error (the token it is at, "NaN"), not the server.
+TEST(ServeScheduler, NonFiniteLogitsFailTheRequestWithTheHostPathsError) {
+  auto m = CausalLM::random(small_config(), Device::cpu(), DType::F32, 13);
+  const int64_t C = m->config().hidden_size;
+  float* head = const_cast<Tensor&>(m->lm_head()).data<float>();
+  for (int64_t i = 0; i < C; i++) head[123 * C + i] = std::numeric_limits<float>::quiet_NaN();  // logit 123: NaN
+  Rng rng(74);
+  auto reqs = test::random_sampling_requests(rng, 8, 300, 10, 6);
+  for (auto& r : reqs) std::replace(r->prompt.begin(), r->prompt.end(), 123, 124);  // (a tied head: keep 123 out)
+  Metrics metrics;
+  Scheduler s(*m, nullptr, {}, metrics);
+  for (auto& r : reqs) s.submit(r);
+  while (s.step()) {
+  }
+  for (auto& r : reqs) {
+    const test::HostRun want = test::host_reference(*m, *r);
+    ASSERT_NE(want.error.find("NaN at token 123"), std::string::npos) << want.error;
+    std::string text;
+    EXPECT_TRUE(r->wait_take(text, nullptr, std::chrono::milliseconds(0)));
+    EXPECT_EQ(r->finish_reason, "error");
+    EXPECT_EQ(r->error, want.error);
+    EXPECT_EQ(r->error_status, 500);
+  }
+  EXPECT_EQ(s.kv_pool().used_blocks(), 0);
+  EXPECT_TRUE(s.idle());
+}
+
+// A history row comes back clean: a penalised request whose client leaves mid-decode gives its row to the next
+// penalised request, which still gives exactly the host path's tokens (a strong penalty, so a stale mark shows).
+TEST(ServeScheduler, HistoryRowOfALeaverComesBackClean) {
+  auto m = CausalLM::random(small_config(), Device::cpu(), DType::F32, 14);
+  Rng rng(75);
+  auto reqs = test::random_sampling_requests(rng, 3, 300, 30, 24);
+  for (auto& r : reqs) {
+    r->opt.gen.sampling.temperature = 0.0f;  // greedy: the penalty alone decides between tokens
+    r->opt.gen.sampling.repetition_penalty = 50.0f;
+    r->opt.gen.max_new_tokens = 24;
+  }
+  SchedulerLimits lim;
+  lim.max_batch = 2;
+  Metrics metrics;
+  Scheduler s(*m, nullptr, lim, metrics);
+  s.submit(reqs[0]);
+  s.submit(reqs[1]);
+  for (int i = 0; i < 6; i++) s.step();
+  reqs[0]->cancel();
+  s.submit(reqs[2]);  // takes the leaver's row
+  while (s.step()) {
+  }
+  EXPECT_EQ(reqs[0]->finish_reason, "cancelled");
+  EXPECT_EQ(take_ids(*reqs[1]), test::host_reference(*m, *reqs[1]).ids);
+  EXPECT_EQ(take_ids(*reqs[2]), test::host_reference(*m, *reqs[2]).ids);
 }

@@ -8,8 +8,11 @@
 #include <cstring>
 #include <functional>
 #include <limits>
+#include <string>
 
+#include "core/error.h"
 #include "ops/cpu/cpu_ops.h"
+#include "ops/sampling_pool.h"
 #include "ops/sampling_rule.h"
 
 namespace wick {
@@ -201,15 +204,19 @@ void greedy_tokens(const Tensor& logits, Tensor* seen, float penalty, Tensor& id
   }
 }
 
-void sample_tokens(const Tensor& logits, Tensor* seen, Tensor& params, Tensor& ids) {
+namespace {
+
+// sample_tokens over the rows, row r's history mask at mask_of(r) (null: none).
+template <class MaskOf>
+void sample_rows(const Tensor& logits, Tensor& params, Tensor& ids, const char* op, MaskOf mask_of) {
   const int64_t R = logits.dim(0), V = logits.dim(1);
   SampleRowWork w;
   std::vector<int32_t> pen;
   for (int64_t r = 0; r < R; r++) {
     SampleRow p;
     std::memcpy(static_cast<void*>(&p), params.data<int32_t>() + r * kSampleRowWords, sizeof p);
-    check_sample_row(p, "sample_tokens: params[" + std::to_string(r) + "].");
-    int32_t* m = seen ? seen->data<int32_t>() + r * V : nullptr;
+    check_sample_row(p, std::string(op) + ": params[" + std::to_string(r) + "].");
+    int32_t* m = mask_of(r);
     pen.clear();
     if (m && p.penalty != 1.0f)
       for (int64_t i = 0; i < V; i++)
@@ -222,6 +229,52 @@ void sample_tokens(const Tensor& logits, Tensor* seen, Tensor& params, Tensor& i
       p.set_draws(p.draws() + 1);
       std::memcpy(params.data<int32_t>() + r * kSampleRowWords, &p, sizeof p);
     }
+  }
+}
+
+// at [n, 2] (row, id) -> the pair's flat index in a [rows, V] tensor; a wick::Error when out of range.
+int64_t pair_index(const char* op, const Tensor& at, int64_t j, int64_t rows, int64_t V) {
+  const int32_t row = at.data<int32_t>()[2 * j], id = at.data<int32_t>()[2 * j + 1];
+  if (row < 0 || row >= rows || id < 0 || id >= V)
+    throw Error(std::string(op) + ": at[" + std::to_string(j) + "] = (" + std::to_string(row) + ", " +
+                std::to_string(id) + ") is outside [" + std::to_string(rows) + ", " + std::to_string(V) + "]");
+  return static_cast<int64_t>(row) * V + id;
+}
+
+}  // namespace
+
+void sample_tokens(const Tensor& logits, Tensor* seen, Tensor& params, Tensor& ids) {
+  const int64_t V = logits.dim(1);
+  sample_rows(logits, params, ids, "sample_tokens",
+              [&](int64_t r) { return seen ? seen->data<int32_t>() + r * V : nullptr; });
+}
+
+void sample_tokens_pooled(const Tensor& logits, Tensor* seen_pool, const Tensor& seen_rows, Tensor& params, Tensor& ids) {
+  const int64_t V = logits.dim(1), S = seen_pool ? seen_pool->dim(0) : 0;
+  const int32_t* rows = seen_rows.data<int32_t>();
+  for (int64_t r = 0; r < logits.dim(0); r++) {
+    if (rows[r] < -1 || rows[r] >= S)
+      throw Error("sample_tokens_pooled: seen_rows[" + std::to_string(r) + "] = " + std::to_string(rows[r]) +
+                  " is not a row of seen_pool [" + std::to_string(S) + ", V] or -1");
+    for (int64_t q = 0; q < r; q++)
+      if (rows[r] >= 0 && rows[q] == rows[r])
+        throw Error("sample_tokens_pooled: seen_rows[" + std::to_string(q) + "] and [" + std::to_string(r) +
+                    "] are both pool row " + std::to_string(rows[r]) + "; each logits row needs its own history");
+  }
+  sample_rows(logits, params, ids, "sample_tokens_pooled",
+              [&](int64_t r) { return rows[r] >= 0 ? seen_pool->data<int32_t>() + rows[r] * V : nullptr; });
+}
+
+void mark_tokens(Tensor& seen_pool, const Tensor& at) {
+  int32_t* m = seen_pool.data<int32_t>();
+  for (int64_t j = 0; j < at.dim(0); j++) m[pair_index("mark_tokens", at, j, seen_pool.dim(0), seen_pool.dim(1))] = 1;
+}
+
+void subtract_at(Tensor& logits, const Tensor& at, const Tensor& amount) {
+  float* l = logits.data<float>();
+  for (int64_t j = 0; j < at.dim(0); j++) {
+    float& x = l[pair_index("subtract_at", at, j, logits.dim(0), logits.dim(1))];
+    x = x - amount.data<float>()[j];
   }
 }
 

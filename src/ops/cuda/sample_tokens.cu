@@ -20,12 +20,15 @@
 // All sums are integer sums (exact): the order of a parallel reduction cannot change a result. Each pass keeps
 // 4 loads a thread in flight (for_scores); with a penalty, pass A packs the history mask into a shared-memory
 // bitmap that the later passes read instead of the [V] i32 mask (V <= 180k).
+// sample_tokens_pooled (ops/sampling_pool.h) is the same kernel with row r's history at pool row seen_rows[r];
+// mark_tokens and subtract_at, the serving scheduler's two scatters, are at the end.
 #include <climits>
 #include <cmath>
 
 #include "ops/cuda/argmax.cuh"
 #include "ops/cuda/common.cuh"
 #include "ops/cuda/cuda_ops.h"
+#include "ops/sampling_pool.h"
 #include "ops/sampling_rule.h"
 
 namespace wick::cuda_ops {
@@ -376,15 +379,17 @@ __device__ uint64_t top_p_cut(const Rule& q, long long V, float norm1, uint64_t 
 }
 
 __global__ void __launch_bounds__(kThreads)
-    sample_tokens_kernel(const float* __restrict__ logits, int* __restrict__ seen, SampleRow* __restrict__ params,
-                         int* __restrict__ ids, long long V, bool bitmap) {
+    sample_tokens_kernel(const float* __restrict__ logits, int* __restrict__ seen, const int* __restrict__ seen_rows,
+                         SampleRow* __restrict__ params, int* __restrict__ ids, long long V, bool bitmap) {
   __shared__ Shared sh;
   extern __shared__ unsigned seen_bitmap[];  // [ceil(V / 32)] when bitmap
   const long long r = blockIdx.x;
   SampleRow* prow = params + r;
   Rule q;
   q.row = logits + r * V;
-  int* mark = seen ? seen + r * V : nullptr;
+  // The row's history: row r of seen, or (pooled) the pool row seen_rows[r], -1 = none.
+  const long long hist = seen_rows ? seen_rows[r] : r;
+  int* mark = seen && hist >= 0 ? seen + hist * V : nullptr;
   q.penalty = prow->penalty;
   q.mark = q.penalty != 1.0f ? mark : nullptr;
   q.bits = nullptr;
@@ -499,9 +504,7 @@ __global__ void __launch_bounds__(kThreads)
   }
 }
 
-}  // namespace
-
-void sample_tokens(const Tensor& logits, Tensor* seen, Tensor& params, Tensor& ids) {
+void launch_sample_tokens(const Tensor& logits, Tensor* seen, const int* seen_rows, Tensor& params, Tensor& ids) {
   const long long R = logits.dim(0), V = logits.dim(1);
   if (R == 0) return;
   // The history as a bitmap in shared memory after the first pass, when it fits beside the static shared memory
@@ -510,8 +513,54 @@ void sample_tokens(const Tensor& logits, Tensor* seen, Tensor& params, Tensor& i
   const size_t bitmap_bytes = static_cast<size_t>((V + 31) / 32) * sizeof(unsigned);
   const bool bitmap = seen && bitmap_bytes + sizeof(Shared) <= 48 * 1024;
   sample_tokens_kernel<<<static_cast<unsigned>(R), kThreads, bitmap ? bitmap_bytes : 0, cuda::stream_of(ids)>>>(
-      cuda::cptr<float>(logits), seen ? cuda::ptr<int>(*seen) : nullptr,
+      cuda::cptr<float>(logits), seen ? cuda::ptr<int>(*seen) : nullptr, seen_rows,
       reinterpret_cast<SampleRow*>(cuda::ptr<int>(params)), cuda::ptr<int>(ids), V, bitmap);
+  WICK_CUDA_LAUNCH_CHECK();
+}
+
+// One thread a (row, id) pair; pairs outside [rows, V] are skipped (the CPU twin reports them).
+__global__ void mark_tokens_kernel(int* __restrict__ seen, const int* __restrict__ at, long long n, long long rows,
+                                   long long V) {
+  const long long j = blockIdx.x * static_cast<long long>(blockDim.x) + threadIdx.x;
+  if (j >= n) return;
+  const long long row = at[2 * j], id = at[2 * j + 1];
+  if (row >= 0 && row < rows && id >= 0 && id < V) seen[row * V + id] = 1;
+}
+
+__global__ void subtract_at_kernel(float* __restrict__ logits, const int* __restrict__ at,
+                                   const float* __restrict__ amount, long long n, long long rows, long long V) {
+  const long long j = blockIdx.x * static_cast<long long>(blockDim.x) + threadIdx.x;
+  if (j >= n) return;
+  const long long row = at[2 * j], id = at[2 * j + 1];
+  if (row >= 0 && row < rows && id >= 0 && id < V) {
+    float& x = logits[row * V + id];
+    x = __fsub_rn(x, amount[j]);
+  }
+}
+
+}  // namespace
+
+void sample_tokens(const Tensor& logits, Tensor* seen, Tensor& params, Tensor& ids) {
+  launch_sample_tokens(logits, seen, nullptr, params, ids);
+}
+
+void sample_tokens_pooled(const Tensor& logits, Tensor* seen_pool, const Tensor& seen_rows, Tensor& params, Tensor& ids) {
+  launch_sample_tokens(logits, seen_pool, cuda::cptr<int>(seen_rows), params, ids);
+}
+
+void mark_tokens(Tensor& seen_pool, const Tensor& at) {
+  const long long n = at.dim(0);
+  if (n == 0) return;
+  mark_tokens_kernel<<<static_cast<unsigned>((n + 255) / 256), 256, 0, cuda::stream_of(seen_pool)>>>(
+      cuda::ptr<int>(seen_pool), cuda::cptr<int>(at), n, seen_pool.dim(0), seen_pool.dim(1));
+  WICK_CUDA_LAUNCH_CHECK();
+}
+
+void subtract_at(Tensor& logits, const Tensor& at, const Tensor& amount) {
+  const long long n = at.dim(0);
+  if (n == 0) return;
+  subtract_at_kernel<<<static_cast<unsigned>((n + 255) / 256), 256, 0, cuda::stream_of(logits)>>>(
+      cuda::ptr<float>(logits), cuda::cptr<int>(at), cuda::cptr<float>(amount), n, logits.dim(0), logits.dim(1));
   WICK_CUDA_LAUNCH_CHECK();
 }
 
