@@ -262,7 +262,13 @@ class Lexer {
       if (k >= s_.size()) fail("unterminated string literal");
       const char c = s_[k];
       if (c == q) break;
-      if (c != '\\') { v.push_back(c); continue; }
+      if (c != '\\') {  // plain text up to the next quote or backslash, appended at once
+        const size_t stop = s_.find_first_of(q == '"' ? "\"\\" : "'\\", k);
+        const size_t end = stop == std::string::npos ? s_.size() : stop;
+        v.append(s_, k, end - k);
+        k = end - 1;  // the loop's k++ lands on the quote or backslash (or the end: unterminated)
+        continue;
+      }
       if (++k >= s_.size()) fail("unterminated string literal");
       const char e = s_[k];
       auto hex = [&](int n) {
