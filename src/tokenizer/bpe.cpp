@@ -48,9 +48,11 @@ Bpe::Bpe(TokenMap vocab, const std::vector<std::pair<std::string, std::string>>&
     unk_id_ = it->second;
   }
   merges_.reserve(merges.size());
+  std::string joined;  // a + b, in one buffer reused across merges (Gemma 3 has 514,906 of them)
   for (size_t r = 0; r < merges.size(); r++) {
     const auto& [a, b] = merges[r];
-    auto ia = vocab_.find(a), ib = vocab_.find(b), im = vocab_.find(a + b);
+    joined.assign(a).append(b);
+    auto ia = vocab_.find(a), ib = vocab_.find(b), im = vocab_.find(std::string_view(joined));
     if (ia == vocab_.end() || ib == vocab_.end() || im == vocab_.end())
       throw Error("merge (\"" + a + "\", \"" + b + "\") uses a token missing from the vocabulary",
                   where + ": model.merges[" + std::to_string(r) + "]");

@@ -199,22 +199,15 @@ const std::string& ChatTemplate::source() const {
   return tmpl_->source();
 }
 
-std::string ChatTemplate::render(const std::vector<ChatMessage>& messages, bool add_generation_prompt,
-                                 std::optional<bool> enable_thinking) const {
-  ojson m = ojson::array();
-  for (const ChatMessage& msg : messages) m.push_back({{"role", msg.role}, {"content", msg.content}});
-  ChatRenderOptions opt;
-  if (enable_thinking) opt.variables["enable_thinking"] = *enable_thinking;
-  return render_json(m, add_generation_prompt, opt);
-}
+namespace {
 
-std::string ChatTemplate::render_json(const ojson& messages, bool add_generation_prompt, const ChatRenderOptions& opt) const {
-  require();
-  if (!messages.is_array()) throw Error("messages must be a list", "chat template");
-  if (messages.empty()) throw Error("no messages to render", "chat template");
+// The template's variables (special tokens, messages, tools, documents, add_generation_prompt, the extra
+// variables) and the render.
+std::string render_messages(const jinja::Template& tmpl, const ojson& special, jinja::Value messages,
+                            bool add_generation_prompt, const ChatRenderOptions& opt) {
   jinja::Dict vars;
-  for (auto it = special_.begin(); it != special_.end(); ++it) vars.set(it.key(), jinja::Value::from_json(it.value()));
-  vars.set("messages", jinja::Value::from_json(messages));
+  for (auto it = special.begin(); it != special.end(); ++it) vars.set(it.key(), jinja::Value::from_json(it.value()));
+  vars.set("messages", std::move(messages));
   vars.set("tools", opt.tools.is_null() ? jinja::Value::none() : jinja::Value::from_json(opt.tools));
   vars.set("documents", jinja::Value::none());
   vars.set("add_generation_prompt", jinja::Value::boolean(add_generation_prompt));
@@ -223,7 +216,35 @@ std::string ChatTemplate::render_json(const ojson& messages, bool add_generation
   jinja::RenderOptions ro;
   ro.now = opt.now;
   ro.generation = opt.generation;
-  return tmpl_->render(vars, ro);
+  return tmpl.render(vars, ro);
+}
+
+}  // namespace
+
+std::string ChatTemplate::render(const std::vector<ChatMessage>& messages, bool add_generation_prompt,
+                                 std::optional<bool> enable_thinking) const {
+  require();
+  if (messages.empty()) throw Error("no messages to render", "chat template");
+  // The messages as template values directly (what Value::from_json of {"role", "content"} objects gives).
+  jinja::List list;
+  list.reserve(messages.size());
+  for (const ChatMessage& msg : messages) {
+    auto d = std::make_shared<jinja::Dict>();
+    d->items.reserve(2);
+    d->items.emplace_back("role", jinja::Value::string(msg.role));
+    d->items.emplace_back("content", jinja::Value::string(msg.content));
+    list.push_back(jinja::Value::of_dict(std::move(d)));
+  }
+  ChatRenderOptions opt;
+  if (enable_thinking) opt.variables["enable_thinking"] = *enable_thinking;
+  return render_messages(*tmpl_, special_, jinja::Value::of_list(std::move(list)), add_generation_prompt, opt);
+}
+
+std::string ChatTemplate::render_json(const ojson& messages, bool add_generation_prompt, const ChatRenderOptions& opt) const {
+  require();
+  if (!messages.is_array()) throw Error("messages must be a list", "chat template");
+  if (messages.empty()) throw Error("no messages to render", "chat template");
+  return render_messages(*tmpl_, special_, jinja::Value::from_json(messages), add_generation_prompt, opt);
 }
 
 }  // namespace wick

@@ -1,5 +1,6 @@
 // The parsed form of a Jinja template: expressions (Expr) and statements (Node), each with its line.
 #pragma once
+#include <cstdint>
 #include <memory>
 #include <string>
 #include <utility>
@@ -11,6 +12,11 @@ namespace wick::jinja {
 
 struct Expr;
 using ExprP = std::unique_ptr<Expr>;
+
+// The operator of a Unary, Binary or Compare expression, decided once by the parser so that evaluating does
+// not compare operator strings (the name / ops strings stay for error messages).
+enum class Op : uint8_t { None, Add, Sub, Mul, Div, FloorDiv, Mod, Pow, Concat, And, Or, Not, Pos, Neg,
+                          Eq, Ne, Lt, Le, Gt, Ge, In, NotIn };
 
 struct Expr {
   enum Kind {
@@ -36,6 +42,8 @@ struct Expr {
   std::vector<ExprP> args;
   std::vector<std::pair<std::string, ExprP>> kwargs;
   std::vector<std::string> ops;
+  Op op = Op::None;          // Unary, Binary: name as an Op
+  std::vector<Op> op_codes;  // Compare: ops as Ops
   bool negated = false;  // Test: "is not"
   bool is_tuple = false;
 };
@@ -67,6 +75,9 @@ struct Node {
   std::vector<std::pair<ExprP, Body>> branches;
   Body body, else_body;
   std::vector<std::pair<std::string, ExprP>> params;  // macro / call-block parameters with defaults (null: none)
+  // For: whether the body names `loop` (the parser looks); when not, no loop object is built per iteration,
+  // which nothing could observe (macros see the top level, not the loop's scope).
+  bool uses_loop = true;
 };
 
 }  // namespace wick::jinja

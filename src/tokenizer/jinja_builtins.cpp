@@ -1,6 +1,7 @@
 #include "tokenizer/jinja_builtins.h"
 
 #include <algorithm>
+#include <string_view>
 #include <cmath>
 
 #include <utf8proc.h>
@@ -180,39 +181,46 @@ Value method(const Value& self, const std::string& name, Function f) {
 }
 
 Value string_attr(const Value& self, const std::string& name) {
-  const std::string& s = self.str();
-  if (name == "strip" || name == "lstrip" || name == "rstrip")
+  // The methods hold self (its text shared), not a copy of the text.
+  const std::string_view nv = name;  // compared by length first, not strlen + memcmp
+  if (nv == "strip" || nv == "lstrip" || nv == "rstrip")
     return method(self, name, [self, name](CallArgs& a) { return strip_value(self, a, name != "rstrip", name != "lstrip"); });
-  if (name == "split")
-    return method(self, name, [s](CallArgs& a) {
+  if (nv == "split")
+    return method(self, name, [self](CallArgs& a) {
+      const std::string& s = self.str();
       return split_value(s, arg(a, 0, "sep", Value::none()), need_int(arg(a, 1, "maxsplit", Value::integer(-1)), "split"));
     });
-  if (name == "splitlines")
-    return method(self, name, [s](CallArgs&) {
+  if (nv == "splitlines")
+    return method(self, name, [self](CallArgs&) {
+      const std::string& s = self.str();
       List l;
       for (auto& x : splitlines(s)) l.push_back(Value::string(x));
       return Value::of_list(std::move(l));
     });
-  if (name == "startswith" || name == "endswith")
-    return method(self, name, [s, name](CallArgs& a) {
+  if (nv == "startswith" || nv == "endswith")
+    return method(self, name, [self, name](CallArgs& a) {
+      const std::string& s = self.str();
       const Value* p = a.get(0, "prefix");
       if (!p) throw EvalError(name + "() takes a prefix");
       return Value::boolean(starts_or_ends(s, *p, name == "startswith"));
     });
-  if (name == "upper" || name == "lower" || name == "title" || name == "capitalize")
-    return method(self, name, [s, name](CallArgs&) {
+  if (nv == "upper" || nv == "lower" || nv == "title" || nv == "capitalize")
+    return method(self, name, [self, name](CallArgs&) {
+      const std::string& s = self.str();
       return Value::string(map_case(s, name == "lower" ? 0 : name == "upper" ? 1 : name == "title" ? 2 : 3));
     });
-  if (name == "replace")
-    return method(self, name, [s](CallArgs& a) {
+  if (nv == "replace")
+    return method(self, name, [self](CallArgs& a) {
+      const std::string& s = self.str();
       const Value* from = a.get(0, "old");
       const Value* to = a.get(1, "new");
       if (!from || !to) throw EvalError("replace() takes old and new");
       return Value::string(replace_all(s, need_str(*from, "replace"), need_str(*to, "replace"),
                                        need_int(arg(a, 2, "count", Value::integer(-1)), "replace")));
     });
-  if (name == "find" || name == "rfind" || name == "count" || name == "index")
-    return method(self, name, [s, name](CallArgs& a) {
+  if (nv == "find" || nv == "rfind" || nv == "count" || nv == "index")
+    return method(self, name, [self, name](CallArgs& a) {
+      const std::string& s = self.str();
       const Value* sub = a.get(0, "sub");
       if (!sub) throw EvalError(name + "() takes a substring");
       const std::string x = need_str(*sub, name);
@@ -229,8 +237,9 @@ Value string_attr(const Value& self, const std::string& name) {
       }
       return Value::integer(static_cast<int64_t>(code_point_count(s.substr(0, at))));
     });
-  if (name == "join")
-    return method(self, name, [s](CallArgs& a) {
+  if (nv == "join")
+    return method(self, name, [self](CallArgs& a) {
+      const std::string& s = self.str();
       const Value* it = a.get(0, "iterable");
       if (!it) throw EvalError("join() takes an iterable");
       std::string out;
@@ -242,8 +251,9 @@ Value string_attr(const Value& self, const std::string& name) {
       }
       return Value::string(out);
     });
-  if (name == "isdigit" || name == "isalpha" || name == "isspace" || name == "isalnum" || name == "islower" || name == "isupper")
-    return method(self, name, [s, name](CallArgs&) {
+  if (nv == "isdigit" || nv == "isalpha" || nv == "isspace" || nv == "isalnum" || nv == "islower" || nv == "isupper")
+    return method(self, name, [self, name](CallArgs&) {
+      const std::string& s = self.str();
       if (s.empty()) return Value::boolean(false);
       bool any_cased = false;
       for (const std::string& ch : code_points(s)) {
@@ -265,7 +275,8 @@ Value string_attr(const Value& self, const std::string& name) {
 }
 
 Value dict_attr(const Value& self, const std::string& name) {
-  if (name == "items" || name == "keys" || name == "values")
+  const std::string_view nv = name;  // compared by length first, not strlen + memcmp
+  if (nv == "items" || nv == "keys" || nv == "values")
     return method(self, name, [self, name](CallArgs&) {
       List l;
       for (const auto& [k, v] : self.dict->items) {
@@ -274,7 +285,7 @@ Value dict_attr(const Value& self, const std::string& name) {
       }
       return Value::of_list(std::move(l));
     });
-  if (name == "get")
+  if (nv == "get")
     return method(self, name, [self](CallArgs& a) {
       const Value* k = a.get(0, "key");
       if (!k) throw EvalError("get() takes a key");
@@ -284,7 +295,7 @@ Value dict_attr(const Value& self, const std::string& name) {
     });
   static const char* const mutating[] = {"update", "pop", "popitem", "setdefault", "clear"};
   for (const char* m : mutating)
-    if (name == m)
+    if (nv == m)
       return method(self, name, [name](CallArgs&) -> Value {
         throw EvalError("access to attribute '" + name + "' of 'dict' object is unsafe (templates cannot change dicts)");
       });
@@ -293,7 +304,8 @@ Value dict_attr(const Value& self, const std::string& name) {
 }
 
 Value list_attr(const Value& self, const std::string& name) {
-  if (name == "index" || name == "count")
+  const std::string_view nv = name;  // compared by length first, not strlen + memcmp
+  if (nv == "index" || nv == "count")
     return method(self, name, [self, name](CallArgs& a) {
       const Value* x = a.get(0, "value");
       if (!x) throw EvalError(name + "() takes a value");
@@ -308,7 +320,7 @@ Value list_attr(const Value& self, const std::string& name) {
     });
   static const char* const mutating[] = {"append", "extend", "insert", "pop", "remove", "sort", "reverse", "clear"};
   for (const char* m : mutating)
-    if (name == m)
+    if (nv == m)
       return method(self, name, [name](CallArgs&) -> Value {
         throw EvalError("access to attribute '" + name + "' of 'list' object is unsafe (templates cannot change lists; "
                         "use a namespace() or list concatenation)");
@@ -550,44 +562,45 @@ Value slice(const Value& obj, const Value& start, const Value& stop, const Value
 
 Value apply_filter(const std::string& name, const Value& v, const CallArgs& a) {
   const std::string& n = name;
-  if (n == "safe") return v;
-  if (n == "trim") {
+  const std::string_view nv = n;  // compared by length first, not strlen + memcmp
+  if (nv == "safe") return v;
+  if (nv == "trim") {
     const Value chars = arg(a, 0, "chars", Value::none());
     const std::string s = to_str(v);
     return Value::string(chars.is_none() ? py_strip(s, true, true) : strip_chars(s, need_str(chars, "trim"), true, true));
   }
-  if (n == "tojson") return tojson(v, a);
-  if (n == "length" || n == "count") {
+  if (nv == "tojson") return tojson(v, a);
+  if (nv == "length" || nv == "count") {
     if (v.is_string()) return Value::integer(static_cast<int64_t>(code_point_count(v.str())));
     if (v.is_list()) return Value::integer(static_cast<int64_t>(v.list->size()));
     if (v.is_dict()) return Value::integer(static_cast<int64_t>(v.dict->items.size()));
     if (v.is_undefined()) return Value::integer(0);
     throw EvalError("object of type '" + v.type_name() + "' has no len()");
   }
-  if (n == "items") {
+  if (nv == "items") {
     if (v.is_undefined()) return Value::of_list({});
     if (!v.is_dict()) throw EvalError("items filter expects a mapping, got '" + v.type_name() + "'");
     List l;
     for (const auto& [k, x] : v.dict->items) l.push_back(Value::of_list({Value::string(k), x}, true));
     return Value::of_list(std::move(l));
   }
-  if (n == "first" || n == "last") {
+  if (nv == "first" || nv == "last") {
     const List l = iterate(v);
     if (l.empty()) return Value::undefined("no " + n + " item, sequence was empty");
-    return n == "first" ? l.front() : l.back();
+    return nv == "first" ? l.front() : l.back();
   }
-  if (n == "upper") return Value::string(map_case(to_str(v), 1));
-  if (n == "lower") return Value::string(map_case(to_str(v), 0));
-  if (n == "title") return Value::string(map_case(to_str(v), 2));
-  if (n == "capitalize") return Value::string(map_case(to_str(v), 3));
-  if (n == "replace") {
+  if (nv == "upper") return Value::string(map_case(to_str(v), 1));
+  if (nv == "lower") return Value::string(map_case(to_str(v), 0));
+  if (nv == "title") return Value::string(map_case(to_str(v), 2));
+  if (nv == "capitalize") return Value::string(map_case(to_str(v), 3));
+  if (nv == "replace") {
     const Value* from = a.get(0, "old");
     const Value* to = a.get(1, "new");
     if (!from || !to) throw EvalError("replace filter takes old and new");
     const Value count = arg(a, 2, "count", Value::none());
     return Value::string(replace_all(to_str(v), to_str(*from), to_str(*to), count.is_none() ? -1 : need_int(count, "replace")));
   }
-  if (n == "join") {
+  if (nv == "join") {
     const std::string sep = to_str(arg(a, 0, "d", Value::string("")));
     const Value attribute = arg(a, 1, "attribute", Value::none());
     std::string out;
@@ -599,14 +612,14 @@ Value apply_filter(const std::string& name, const Value& v, const CallArgs& a) {
     }
     return Value::string(out);
   }
-  if (n == "list") return Value::of_list(iterate(v));
-  if (n == "default" || n == "d") {
+  if (nv == "list") return Value::of_list(iterate(v));
+  if (nv == "default" || nv == "d") {
     const bool boolean = arg(a, 1, "boolean", Value::boolean(false)).truthy();
     if (v.is_undefined() || (boolean && !v.truthy())) return arg(a, 0, "default_value", Value::string(""));
     return v;
   }
-  if (n == "string") return Value::string(to_str(v));
-  if (n == "int") {
+  if (nv == "string") return Value::string(to_str(v));
+  if (nv == "int") {
     const Value def = arg(a, 0, "default", Value::integer(0));
     if (v.type == Value::Type::Int || v.type == Value::Type::Bool) return Value::integer(v.as_int());
     if (v.type == Value::Type::Float) return Value::integer(static_cast<int64_t>(v.f));
@@ -623,7 +636,7 @@ Value apply_filter(const std::string& name, const Value& v, const CallArgs& a) {
     }
     return def;
   }
-  if (n == "float") {
+  if (nv == "float") {
     if (v.is_number()) return Value::number(v.as_double());
     if (v.is_string()) {
       try {
@@ -636,16 +649,16 @@ Value apply_filter(const std::string& name, const Value& v, const CallArgs& a) {
     }
     return arg(a, 0, "default", Value::number(0));
   }
-  if (n == "abs") {
+  if (nv == "abs") {
     if (v.type == Value::Type::Float) return Value::number(std::fabs(v.f));
     if (v.is_number()) return Value::integer(std::llabs(v.as_int()));
     throw EvalError("abs expects a number");
   }
-  if (n == "escape" || n == "e") return Value::string(html_escape(to_str(v)));
-  if (n == "indent")
+  if (nv == "escape" || nv == "e") return Value::string(html_escape(to_str(v)));
+  if (nv == "indent")
     return Value::string(indent(to_str(v), arg(a, 0, "width", Value::integer(4)), arg(a, 1, "first", Value::boolean(false)).truthy(),
                                 arg(a, 2, "blank", Value::boolean(false)).truthy()));
-  if (n == "dictsort") {
+  if (nv == "dictsort") {
     if (!v.is_dict()) throw EvalError("dictsort expects a mapping");
     const bool cs = arg(a, 0, "case_sensitive", Value::boolean(false)).truthy();
     const std::string by = to_str(arg(a, 1, "by", Value::string("key")));
@@ -663,11 +676,11 @@ Value apply_filter(const std::string& name, const Value& v, const CallArgs& a) {
     });
     return Value::of_list(std::move(l));
   }
-  if (n == "selectattr") return select_filter(v, a, true, true);
-  if (n == "rejectattr") return select_filter(v, a, true, false);
-  if (n == "select") return select_filter(v, a, false, true);
-  if (n == "reject") return select_filter(v, a, false, false);
-  if (n == "map") {
+  if (nv == "selectattr") return select_filter(v, a, true, true);
+  if (nv == "rejectattr") return select_filter(v, a, true, false);
+  if (nv == "select") return select_filter(v, a, false, true);
+  if (nv == "reject") return select_filter(v, a, false, false);
+  if (nv == "map") {
     List out;
     const Value* attribute = nullptr;
     for (const auto& [k, x] : a.kw)
@@ -686,8 +699,8 @@ Value apply_filter(const std::string& name, const Value& v, const CallArgs& a) {
     }
     return Value::of_list(std::move(out));
   }
-  if (n == "attr") return get_attr(v, need_str(arg(a, 0, "name", Value::none()), "attr"));
-  if (n == "reverse") {
+  if (nv == "attr") return get_attr(v, need_str(arg(a, 0, "name", Value::none()), "attr"));
+  if (nv == "reverse") {
     if (v.is_string()) {
       std::vector<std::string> cps = code_points(v.str());
       std::string s;
@@ -698,8 +711,8 @@ Value apply_filter(const std::string& name, const Value& v, const CallArgs& a) {
     std::reverse(l.begin(), l.end());
     return Value::of_list(std::move(l));
   }
-  if (n == "sort") return sort_list(v, a);
-  if (n == "unique") {
+  if (nv == "sort") return sort_list(v, a);
+  if (nv == "unique") {
     List out;
     for (const Value& x : iterate(v)) {
       bool seen = false;
@@ -708,7 +721,7 @@ Value apply_filter(const std::string& name, const Value& v, const CallArgs& a) {
     }
     return Value::of_list(std::move(out));
   }
-  if (n == "sum") {
+  if (nv == "sum") {
     Value acc = arg(a, 1, "start", Value::integer(0));
     for (const Value& x : iterate(v)) {
       if (!x.is_number() || !acc.is_number()) throw EvalError("sum expects numbers");
@@ -717,26 +730,26 @@ Value apply_filter(const std::string& name, const Value& v, const CallArgs& a) {
     }
     return acc;
   }
-  if (n == "min" || n == "max") {
+  if (nv == "min" || nv == "max") {
     const List l = iterate(v);
     if (l.empty()) return Value::undefined("empty sequence");
     Value best = l[0];
     for (const Value& x : l) {
       int c;
       if (!compare(x, best, c)) throw EvalError(n + ": values cannot be compared");
-      if ((n == "min" && c < 0) || (n == "max" && c > 0)) best = x;
+      if ((nv == "min" && c < 0) || (nv == "max" && c > 0)) best = x;
     }
     return best;
   }
-  if (n == "round") {
+  if (nv == "round") {
     const int64_t prec = need_int(arg(a, 0, "precision", Value::integer(0)), "round");
     const std::string method = to_str(arg(a, 1, "method", Value::string("common")));
     const double scale = std::pow(10.0, static_cast<double>(prec)), x = v.as_double() * scale;
     const double r = method == "floor" ? std::floor(x) : method == "ceil" ? std::ceil(x) : std::round(x);
     return Value::number(r / scale);
   }
-  if (n == "wordcount") return Value::integer(static_cast<int64_t>(split_value(to_str(v), Value::none(), -1).list->size()));
-  if (n == "center") {
+  if (nv == "wordcount") return Value::integer(static_cast<int64_t>(split_value(to_str(v), Value::none(), -1).list->size()));
+  if (nv == "center") {
     const int64_t w = need_int(arg(a, 0, "width", Value::integer(80)), "center");
     if (w > static_cast<int64_t>(kMaxString)) throw EvalError("center width beyond 64 MiB");
     const std::string s = to_str(v);
@@ -749,47 +762,48 @@ Value apply_filter(const std::string& name, const Value& v, const CallArgs& a) {
 }
 
 bool apply_test(const std::string& n, const Value& v, const CallArgs& a) {
+  const std::string_view nv = n;  // compared by length first, not strlen + memcmp
   using T = Value::Type;
   auto other = [&]() -> const Value& {
     const Value* o = a.get(0, "other");
     if (!o) throw EvalError("test '" + n + "' takes an argument");
     return *o;
   };
-  if (n == "defined") return !v.is_undefined();
-  if (n == "undefined") return v.is_undefined();
-  if (n == "none") return v.is_none();
-  if (n == "string") return v.is_string();
-  if (n == "number") return v.is_number();
-  if (n == "integer") return v.type == T::Int;
-  if (n == "float") return v.type == T::Float;
-  if (n == "boolean") return v.type == T::Bool;
-  if (n == "true") return v.type == T::Bool && v.b;
-  if (n == "false") return v.type == T::Bool && !v.b;
-  if (n == "mapping") return v.is_dict() && !v.dict->is_namespace;
-  if (n == "iterable") return v.is_string() || v.is_list() || (v.is_dict() && !v.dict->is_namespace) || v.is_undefined();
-  if (n == "sequence") return v.is_string() || v.is_list() || (v.is_dict() && !v.dict->is_namespace);
-  if (n == "callable") return v.type == T::Function;
-  if (n == "even" || n == "odd") {
+  if (nv == "defined") return !v.is_undefined();
+  if (nv == "undefined") return v.is_undefined();
+  if (nv == "none") return v.is_none();
+  if (nv == "string") return v.is_string();
+  if (nv == "number") return v.is_number();
+  if (nv == "integer") return v.type == T::Int;
+  if (nv == "float") return v.type == T::Float;
+  if (nv == "boolean") return v.type == T::Bool;
+  if (nv == "true") return v.type == T::Bool && v.b;
+  if (nv == "false") return v.type == T::Bool && !v.b;
+  if (nv == "mapping") return v.is_dict() && !v.dict->is_namespace;
+  if (nv == "iterable") return v.is_string() || v.is_list() || (v.is_dict() && !v.dict->is_namespace) || v.is_undefined();
+  if (nv == "sequence") return v.is_string() || v.is_list() || (v.is_dict() && !v.dict->is_namespace);
+  if (nv == "callable") return v.type == T::Function;
+  if (nv == "even" || nv == "odd") {
     const int64_t x = need_int(v, n);
-    return ((x % 2 + 2) % 2 == 0) == (n == "even");
+    return ((x % 2 + 2) % 2 == 0) == (nv == "even");
   }
-  if (n == "divisibleby") {
+  if (nv == "divisibleby") {
     const int64_t d = need_int(arg(a, 0, "num", Value::integer(1)), n);
     if (d == 0) throw EvalError("divisibleby 0");
     return need_int(v, n) % d == 0;
   }
-  if (n == "eq" || n == "equalto" || n == "==") return equal(v, other());
-  if (n == "ne" || n == "!=") return !equal(v, other());
-  if (n == "lt" || n == "lessthan" || n == "<" || n == "le" || n == "<=" || n == "gt" || n == "greaterthan" || n == ">" ||
-      n == "ge" || n == ">=") {
+  if (nv == "eq" || nv == "equalto" || nv == "==") return equal(v, other());
+  if (nv == "ne" || nv == "!=") return !equal(v, other());
+  if (nv == "lt" || nv == "lessthan" || nv == "<" || nv == "le" || nv == "<=" || nv == "gt" || nv == "greaterthan" || nv == ">" ||
+      nv == "ge" || nv == ">=") {
     int c;
     if (!compare(v, other(), c)) throw EvalError("test '" + n + "': values cannot be compared");
-    if (n == "lt" || n == "lessthan" || n == "<") return c < 0;
-    if (n == "le" || n == "<=") return c <= 0;
-    if (n == "gt" || n == "greaterthan" || n == ">") return c > 0;
+    if (nv == "lt" || nv == "lessthan" || nv == "<") return c < 0;
+    if (nv == "le" || nv == "<=") return c <= 0;
+    if (nv == "gt" || nv == "greaterthan" || nv == ">") return c > 0;
     return c >= 0;
   }
-  if (n == "in") {
+  if (nv == "in") {
     const Value& c = other();
     if (c.is_string()) return v.is_string() && c.str().find(v.str()) != std::string::npos;
     if (c.is_dict()) return v.is_string() && c.dict->find(v.str());
@@ -797,7 +811,7 @@ bool apply_test(const std::string& n, const Value& v, const CallArgs& a) {
       if (equal(x, v)) return true;
     return false;
   }
-  if (n == "sameas") {
+  if (nv == "sameas") {
     const Value& o = other();
     if (v.type != o.type) return false;
     if (v.is_none() || v.is_undefined()) return true;
@@ -806,11 +820,11 @@ bool apply_test(const std::string& n, const Value& v, const CallArgs& a) {
     if (v.is_dict()) return v.dict == o.dict;
     return equal(v, o);
   }
-  if (n == "lower" || n == "upper") {
+  if (nv == "lower" || nv == "upper") {
     if (!v.is_string()) return false;
-    return map_case(v.str(), n == "lower" ? 0 : 1) == v.str();
+    return map_case(v.str(), nv == "lower" ? 0 : 1) == v.str();
   }
-  if (n == "escaped") return false;
+  if (nv == "escaped") return false;
   throw EvalError("no test named '" + n + "' (wick supports the tests chat templates use)");
 }
 

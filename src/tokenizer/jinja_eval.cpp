@@ -22,15 +22,24 @@ constexpr int kMaxCallDepth = 64;  // nested macro calls
 // single range() at 100,000 items; a render ends here at 200,000 steps (under a second without sanitizers).
 constexpr int64_t kMaxSteps = 200000;
 
+// A scope: a few names (a loop body holds `loop` and its targets; the top level the render's variables and
+// the globals), searched linearly - cheaper than a hash map built for every loop iteration and macro call.
 struct Frame {
-  std::unordered_map<std::string, Value> vars;
+  std::vector<std::pair<std::string, Value>> vars;
   const Frame* parent = nullptr;
-  const Value* find(const std::string& k) const {
-    for (const Frame* f = this; f; f = f->parent) {
-      auto it = f->vars.find(k);
-      if (it != f->vars.end()) return &it->second;
-    }
+  const Value* find_here(const std::string& k) const {
+    for (const auto& [name, v] : vars)
+      if (name == k) return &v;
     return nullptr;
+  }
+  const Value* find(const std::string& k) const {
+    for (const Frame* f = this; f; f = f->parent)
+      if (const Value* v = f->find_here(k)) return v;
+    return nullptr;
+  }
+  void set(const std::string& k, Value v) {
+    if (Value* old = const_cast<Value*>(find_here(k))) *old = std::move(v);
+    else vars.emplace_back(k, std::move(v));
   }
 };
 
@@ -44,7 +53,8 @@ class Interp {
 
   std::string run(const Body& body, const Dict& vars) {
     Frame root;
-    for (const auto& [k, v] : vars.items) root.vars[k] = v;
+    root.vars.reserve(vars.items.size() + 5);
+    for (const auto& [k, v] : vars.items) root.set(k, v);
     root_ = &root;
     add_globals(root);
     std::string out;
@@ -63,7 +73,7 @@ class Interp {
 
   void add_globals(Frame& f) {
     auto def = [&](const char* n, Function fn) {
-      if (!f.vars.count(n)) f.vars[n] = Value::function(n, std::move(fn));
+      if (!f.find_here(n)) f.vars.emplace_back(n, Value::function(n, std::move(fn)));
     };
     def("raise_exception", [](CallArgs& a) -> Value {
       throw EvalError(a.pos.empty() ? "raise_exception() called" : to_str(a.pos[0]), true);
@@ -141,6 +151,11 @@ class Interp {
     if (out_->size() + s.size() > kMaxString) throw Error("template output longer than 64 MiB", name_);
     *out_ += s;
   }
+  // {{ v }}: a string is appended as it is, not copied through str() first.
+  void emit_value(const Value& v) {
+    if (v.is_string()) emit(v.str());
+    else emit(to_str(v));
+  }
 
   // Renders body into a string of its own (macro bodies, set blocks, filter blocks).
   std::string capture(const Body& body, Frame& f) {
@@ -159,21 +174,20 @@ class Interp {
 
   void assign(Frame& f, const std::vector<std::string>& targets, const Value& v, int line) {
     if (targets.size() == 1) {
-      f.vars[targets[0]] = v;
+      f.set(targets[0], v);
       return;
     }
     if (!v.is_list()) fail("cannot unpack a " + v.type_name() + " into " + std::to_string(targets.size()) + " names", line);
     if (v.list->size() != targets.size())
       fail("cannot unpack " + std::to_string(v.list->size()) + " values into " + std::to_string(targets.size()) + " names", line);
-    for (size_t k = 0; k < targets.size(); k++) f.vars[targets[k]] = (*v.list)[k];
+    for (size_t k = 0; k < targets.size(); k++) f.set(targets[k], (*v.list)[k]);
   }
 
   Flow exec(const Node& n, Frame& f) {
     switch (n.kind) {
       case Node::Text: emit(n.text); return Flow::Normal;
       case Node::Output: {
-        const Value v = eval(*n.expr, f);
-        emit(to_str(v));
+        emit_value(eval(*n.expr, f));
         return Flow::Normal;
       }
       case Node::If:
@@ -196,10 +210,10 @@ class Interp {
       case Node::SetBlock: {
         Value v = Value::string(capture(n.body, f));
         if (n.filter) v = eval_with_placeholder(*n.filter, v, f);
-        f.vars[n.targets[0]] = v;
+        f.set(n.targets[0], std::move(v));
         return Flow::Normal;
       }
-      case Node::Macro: f.vars[n.name] = make_macro(n, nullptr); return Flow::Normal;
+      case Node::Macro: f.set(n.name, make_macro(n, nullptr)); return Flow::Normal;
       case Node::CallBlock: {
         // caller() renders the block's body; the macro call gets it as its "caller" variable.
         Value caller = make_macro(n, &f);
@@ -207,12 +221,12 @@ class Interp {
         const Value callee = eval(*call.args[0], f);
         CallArgs a = eval_args(call, f);
         a.kw.emplace_back("caller", caller);
-        emit(to_str(invoke(callee, a, n.line)));
+        emit_value(invoke(callee, a, n.line));
         return Flow::Normal;
       }
       case Node::FilterBlock: {
         const Value v = Value::string(capture(n.body, f));
-        emit(to_str(eval_with_placeholder(*n.filter, v, f)));
+        emit_value(eval_with_placeholder(*n.filter, v, f));
         return Flow::Normal;
       }
       case Node::Break: return Flow::Break;
@@ -231,23 +245,23 @@ class Interp {
     const Value seq = eval(*n.expr, f);
     if (seq.is_none() || seq.is_number() || seq.type == Value::Type::Function)
       fail("'" + seq.type_name() + "' object is not iterable", n.line);
-    List items = iterate(seq);
+    // The items visited: a list's own (shared, not copied) unless filtered; dicts and strings are expanded.
+    std::shared_ptr<const List> items = seq.is_list() ? seq.list : std::make_shared<const List>(iterate(seq));
     if (n.cond) {  // "for x in xs if cond": filtered first, so loop.length counts what is visited
       List kept;
-      for (const Value& it : items) {
+      for (const Value& it : *items) {
         Frame probe;
         probe.parent = &f;
         assign(probe, n.targets, it, n.line);
         if (eval(*n.cond, probe).truthy()) kept.push_back(it);
       }
-      items = std::move(kept);
+      items = std::make_shared<const List>(std::move(kept));
     }
-    if (items.empty()) {
+    if (items->empty()) {
       exec(n.else_body, f);
       return Flow::Normal;
     }
-    const int64_t len = static_cast<int64_t>(items.size());
-    auto items_shared = std::make_shared<const List>(items);
+    const int64_t len = static_cast<int64_t>(items->size());
     for (int64_t k = 0; k < len; k++) {
       try {
         spend(1);
@@ -256,24 +270,30 @@ class Interp {
       }
       Frame body;
       body.parent = &f;
-      auto loop = std::make_shared<Dict>();
-      loop->set("index0", Value::integer(k));
-      loop->set("index", Value::integer(k + 1));
-      loop->set("revindex0", Value::integer(len - k - 1));
-      loop->set("revindex", Value::integer(len - k));
-      loop->set("first", Value::boolean(k == 0));
-      loop->set("last", Value::boolean(k == len - 1));
-      loop->set("length", Value::integer(len));
-      loop->set("depth", Value::integer(1));
-      loop->set("depth0", Value::integer(0));
-      loop->set("previtem", k > 0 ? (*items_shared)[k - 1] : Value::undefined("there is no previous item"));
-      loop->set("nextitem", k + 1 < len ? (*items_shared)[k + 1] : Value::undefined("there is no next item"));
-      loop->set("cycle", Value::function("cycle", [k](CallArgs& a) -> Value {
-                  if (a.pos.empty()) throw EvalError("loop.cycle() needs at least one argument");
-                  return a.pos[static_cast<size_t>(k) % a.pos.size()];
-                }));
-      body.vars["loop"] = Value::of_dict(loop);
-      assign(body, n.targets, (*items_shared)[k], n.line);
+      body.vars.reserve(1 + n.targets.size());
+      if (n.uses_loop) {
+        // A fresh object every iteration, as before: a template that keeps `loop` sees that iteration's values.
+        auto loop = std::make_shared<Dict>();
+        auto& li = loop->items;  // the keys are distinct: appended, not searched
+        li.reserve(12);
+        li.emplace_back("index0", Value::integer(k));
+        li.emplace_back("index", Value::integer(k + 1));
+        li.emplace_back("revindex0", Value::integer(len - k - 1));
+        li.emplace_back("revindex", Value::integer(len - k));
+        li.emplace_back("first", Value::boolean(k == 0));
+        li.emplace_back("last", Value::boolean(k == len - 1));
+        li.emplace_back("length", Value::integer(len));
+        li.emplace_back("depth", Value::integer(1));
+        li.emplace_back("depth0", Value::integer(0));
+        li.emplace_back("previtem", k > 0 ? (*items)[k - 1] : Value::undefined("there is no previous item"));
+        li.emplace_back("nextitem", k + 1 < len ? (*items)[k + 1] : Value::undefined("there is no next item"));
+        li.emplace_back("cycle", Value::function("cycle", [k](CallArgs& a) -> Value {
+                          if (a.pos.empty()) throw EvalError("loop.cycle() needs at least one argument");
+                          return a.pos[static_cast<size_t>(k) % a.pos.size()];
+                        }));
+        body.vars.emplace_back("loop", Value::of_dict(std::move(loop)));
+      }
+      assign(body, n.targets, (*items)[k], n.line);
       if (exec(n.body, body) == Flow::Break) break;
     }
     return Flow::Normal;
@@ -301,22 +321,22 @@ class Interp {
       for (size_t k = 0; k < params.size(); k++) {
         const std::string& p = params[k].first;
         if (k < a.pos.size()) {
-          mf.vars[p] = a.pos[k];
+          mf.set(p, a.pos[k]);
           continue;
         }
         bool found = false;
         for (const auto& [kn, kv] : a.kw)
           if (kn == p) {
-            mf.vars[p] = kv;
+            mf.set(p, kv);
             found = true;
           }
-        if (!found) mf.vars[p] = params[k].second ? eval(*params[k].second, mf) : Value::undefined(p);
+        if (!found) mf.set(p, params[k].second ? eval(*params[k].second, mf) : Value::undefined(p));
       }
       for (const auto& [kn, kv] : a.kw) {
         bool known = kn == "caller";
         for (const auto& pp : params) known |= pp.first == kn;
         if (!known) throw EvalError("macro '" + nm + "' takes no keyword argument '" + kn + "'");
-        if (kn == "caller") mf.vars["caller"] = kv;
+        if (kn == "caller") mf.set("caller", kv);
       }
       return Value::string(capture(node->body, mf));
     });
@@ -361,7 +381,8 @@ class Interp {
     }
   }
 
-  Value arith(const std::string& op, const Value& l, const Value& r) {
+  // l op r for the arithmetic operators; code is op as parsed (op is its text, for messages).
+  Value arith(Op code, const std::string& op, const Value& l, const Value& r) {
     using T = Value::Type;
     if (l.is_undefined() || r.is_undefined())
       throw EvalError(undefined_message(l.is_undefined() ? l : r) + " (used with '" + op + "')");
@@ -370,7 +391,7 @@ class Interp {
     };
     const bool nums = l.is_number() && r.is_number();
     const bool ints = nums && l.type != T::Float && r.type != T::Float;
-    if (op == "+") {
+    if (code == Op::Add) {
       if (ints) return Value::integer(l.as_int() + r.as_int());
       if (nums) return num_result(l.as_double() + r.as_double());
       if (l.is_string() && r.is_string()) {
@@ -386,7 +407,7 @@ class Interp {
       }
       throw bad();
     }
-    if (op == "*") {
+    if (code == Op::Mul) {
       if (ints) return Value::integer(l.as_int() * r.as_int());
       if (nums) return num_result(l.as_double() * r.as_double());
       const Value* seq = l.is_string() || l.is_list() ? &l : &r;
@@ -412,28 +433,29 @@ class Interp {
       }
       throw bad();
     }
-    if (l.is_string() && op == "%") throw EvalError("string formatting with '%' is not supported");
+    if (l.is_string() && code == Op::Mod) throw EvalError("string formatting with '%' is not supported");
     if (!nums) throw bad();
-    if (op == "-") return ints ? Value::integer(l.as_int() - r.as_int()) : num_result(l.as_double() - r.as_double());
-    if (op == "/") {
+    if (code == Op::Sub) return ints ? Value::integer(l.as_int() - r.as_int()) : num_result(l.as_double() - r.as_double());
+    if (code == Op::Div) {
       if (r.as_double() == 0) throw EvalError("division by zero");
       return num_result(l.as_double() / r.as_double());
     }
-    if (op == "//" || op == "%") {
-      if (r.as_double() == 0) throw EvalError(op == "//" ? "integer division by zero" : "modulo by zero");
+    if (code == Op::FloorDiv || code == Op::Mod) {
+      const bool floor_div = code == Op::FloorDiv;
+      if (r.as_double() == 0) throw EvalError(floor_div ? "integer division by zero" : "modulo by zero");
       if (ints) {
         const int64_t a = l.as_int(), b = r.as_int();
         int64_t q = a / b, m = a % b;
         if (m != 0 && ((m < 0) != (b < 0))) { q--; m += b; }
-        return Value::integer(op == "//" ? q : m);
+        return Value::integer(floor_div ? q : m);
       }
       const double a = l.as_double(), b = r.as_double();
-      if (op == "//") return num_result(std::floor(a / b));
+      if (floor_div) return num_result(std::floor(a / b));
       double m = std::fmod(a, b);
       if (m != 0 && ((m < 0) != (b < 0))) m += b;
       return num_result(m);
     }
-    if (op == "**") {
+    if (code == Op::Pow) {
       if (ints && r.as_int() >= 0) {
         int64_t x = 1;
         for (int64_t k = 0; k < r.as_int() && k < 64; k++) x *= l.as_int();
@@ -505,47 +527,47 @@ class Interp {
       }
       case Expr::Unary: {
         const Value v = eval(*e.args[0], f);
-        if (e.name == "not") return Value::boolean(!v.truthy());
+        if (e.op == Op::Not) return Value::boolean(!v.truthy());
         if (!v.is_number()) {
           if (v.is_undefined()) throw EvalError(undefined_message(v));
           throw EvalError("bad operand type for unary " + e.name + ": '" + v.type_name() + "'");
         }
-        if (e.name == "+") return v.type == Value::Type::Bool ? Value::integer(v.as_int()) : v;
+        if (e.op == Op::Pos) return v.type == Value::Type::Bool ? Value::integer(v.as_int()) : v;
         return v.type == Value::Type::Float ? Value::number(-v.f) : Value::integer(-v.as_int());
       }
       case Expr::Binary: {
-        if (e.name == "and") {
+        if (e.op == Op::And) {
           Value l = eval(*e.args[0], f);
           return l.truthy() ? eval(*e.args[1], f) : l;
         }
-        if (e.name == "or") {
+        if (e.op == Op::Or) {
           Value l = eval(*e.args[0], f);
           return l.truthy() ? l : eval(*e.args[1], f);
         }
         const Value l = eval(*e.args[0], f), r = eval(*e.args[1], f);
-        if (e.name == "~") {
+        if (e.op == Op::Concat) {
           std::string s = to_str(l) + to_str(r);
           if (s.size() > kMaxString) throw EvalError("string longer than 64 MiB");
           spend(static_cast<int64_t>(s.size() >> 10));
           return Value::string(std::move(s));
         }
-        return arith(e.name, l, r);
+        return arith(e.op, e.name, l, r);
       }
       case Expr::Compare: {
         Value l = eval(*e.args[0], f);
         for (size_t k = 0; k < e.ops.size(); k++) {
           Value r = eval(*e.args[k + 1], f);
-          const std::string& op = e.ops[k];
+          const Op op = e.op_codes[k];
           bool ok;
-          if (op == "==") ok = equal(l, r);
-          else if (op == "!=") ok = !equal(l, r);
-          else if (op == "in") ok = contains(r, l);
-          else if (op == "notin") ok = !contains(r, l);
+          if (op == Op::Eq) ok = equal(l, r);
+          else if (op == Op::Ne) ok = !equal(l, r);
+          else if (op == Op::In) ok = contains(r, l);
+          else if (op == Op::NotIn) ok = !contains(r, l);
           else {
             int c;
             if (!compare(l, r, c))
-              throw EvalError("'" + op + "' not supported between '" + l.type_name() + "' and '" + r.type_name() + "'");
-            ok = op == "<" ? c < 0 : op == "<=" ? c <= 0 : op == ">" ? c > 0 : c >= 0;
+              throw EvalError("'" + e.ops[k] + "' not supported between '" + l.type_name() + "' and '" + r.type_name() + "'");
+            ok = op == Op::Lt ? c < 0 : op == Op::Le ? c <= 0 : op == Op::Gt ? c > 0 : c >= 0;
           }
           if (!ok) return Value::boolean(false);
           l = std::move(r);

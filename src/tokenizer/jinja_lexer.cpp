@@ -1,6 +1,7 @@
 #include "tokenizer/jinja_lexer.h"
 
 #include <cstdint>
+#include <cstring>
 
 #include "core/error.h"
 
@@ -36,10 +37,25 @@ void append_utf8(std::string& out, uint32_t cp) {
   }
 }
 
-// Length of the run of whitespace (Python's \s) starting at k.
+// Newlines in [p, p + n): memchr's word-at-a-time scan, not a compare per byte (the lexer counts lines over the
+// whole template text).
+int count_newlines(const char* p, size_t n) {
+  int lines = 0;
+  for (const char* end = p + n; (p = static_cast<const char*>(std::memchr(p, '\n', static_cast<size_t>(end - p)))); p++)
+    lines++;
+  return lines;
+}
+
+// Length of the run of whitespace (Python's \s) starting at k. ASCII is decided without decoding.
 size_t space_run(const std::string& s, size_t k) {
   size_t start = k;
   while (k < s.size()) {
+    const unsigned char c = static_cast<unsigned char>(s[k]);
+    if (c < 0x80) {
+      if (!((c >= 0x09 && c <= 0x0D) || (c >= 0x1C && c <= 0x20))) break;
+      k++;
+      continue;
+    }
     size_t len;
     if (!py_isspace(cp_at(s, k, len))) break;
     k += len;
@@ -56,6 +72,7 @@ class Lexer {
   Lexer(std::string src, const std::string& name) : s_(std::move(src)), name_(name) {}
 
   std::vector<Token> run() {
+    out_.reserve(s_.size() / 4 + 2);  // chat templates: about one token per 4-6 bytes
     bool line_starting = true;
     while (pos_ < s_.size()) {
       size_t open = s_.find('{', pos_);
@@ -76,7 +93,7 @@ class Lexer {
         if ((l_pos > 0 || line_starting) && l_pos < data.size() && space_run(data, l_pos) == data.size() - l_pos)
           data.resize(l_pos);
       }
-      text(data);
+      text(std::move(data));
       pos_ = open + 2 + (sign ? 1 : 0);
       if (kind == '#') line_starting = comment();
       else if (kind == '%' && raw_block(line_starting)) continue;
@@ -92,13 +109,14 @@ class Lexer {
   }
 
   void advance_to(size_t p) {
-    for (size_t k = pos_; k < p; k++) line_ += s_[k] == '\n';
+    if (p > pos_) line_ += count_newlines(s_.data() + pos_, p - pos_);
     pos_ = p;
   }
 
-  void text(const std::string& data) {
-    if (!data.empty()) out_.push_back({Token::Text, data, line_});
-    for (char c : data) line_ += c == '\n';
+  void text(std::string data) {
+    const int lines = count_newlines(data.data(), data.size());
+    if (!data.empty()) out_.push_back({Token::Text, std::move(data), line_});
+    line_ += lines;
   }
 
   // After "{#": skips to "#}". Returns whether the consumed text ends with a newline.
@@ -137,7 +155,7 @@ class Lexer {
       j += space_run(s_, j);
       std::string data = s_.substr(pos_, open - pos_);
       if (sign == '-') data = py_strip(data, false, true);
-      text(data);
+      text(std::move(data));
       pos_ = open;
       size_t end;
       if (s_.compare(j, 3, "-%}") == 0) end = j + 3 + space_run(s_, j + 3);
@@ -192,11 +210,12 @@ class Lexer {
       } else if (c == '\'' || c == '"') {
         string_literal();
       } else {
-        static const char* const two[] = {"//", "**", "==", "!=", ">=", "<="};
+        static constexpr const char* two[] = {"//", "**", "==", "!=", ">=", "<="};
         std::string op(1, c);
-        for (const char* t : two)
-          if (s_.compare(pos_, 2, t) == 0) op = t;
-        if (op.size() == 1 && std::string("+-*/%~<>=()[]{},.:|").find(c) == std::string::npos)
+        if (pos_ + 1 < s_.size())
+          for (const char* t : two)
+            if (c == t[0] && s_[pos_ + 1] == t[1]) op = t;
+        if (op.size() == 1 && (c == 0 || !std::strchr("+-*/%~<>=()[]{},.:|", c)))
           fail(std::string("unexpected character '") + c + "' in a tag");
         if (op == "(" || op == "[" || op == "{") depth++;
         if (op == ")" || op == "]" || op == "}") {
@@ -243,7 +262,13 @@ class Lexer {
       if (k >= s_.size()) fail("unterminated string literal");
       const char c = s_[k];
       if (c == q) break;
-      if (c != '\\') { v.push_back(c); continue; }
+      if (c != '\\') {  // plain text up to the next quote or backslash, appended at once
+        const size_t stop = s_.find_first_of(q == '"' ? "\"\\" : "'\\", k);
+        const size_t end = stop == std::string::npos ? s_.size() : stop;
+        v.append(s_, k, end - k);
+        k = end - 1;  // the loop's k++ lands on the quote or backslash (or the end: unterminated)
+        continue;
+      }
       if (++k >= s_.size()) fail("unterminated string literal");
       const char e = s_[k];
       auto hex = [&](int n) {
@@ -324,15 +349,19 @@ std::string py_strip(const std::string& s, bool left, bool right) {
 }
 
 std::vector<Token> lex(const std::string& source, const std::string& name) {
-  // Newlines -> "\n"; one trailing newline dropped (keep_trailing_newline=False).
+  // Newlines -> "\n"; one trailing newline dropped (keep_trailing_newline=False). Most templates have no "\r".
   std::string s;
-  s.reserve(source.size());
-  for (size_t k = 0; k < source.size(); k++) {
-    if (source[k] == '\r') {
-      s.push_back('\n');
-      if (k + 1 < source.size() && source[k + 1] == '\n') k++;
-    } else {
-      s.push_back(source[k]);
+  if (source.find('\r') == std::string::npos) {
+    s = source;
+  } else {
+    s.reserve(source.size());
+    for (size_t k = 0; k < source.size(); k++) {
+      if (source[k] == '\r') {
+        s.push_back('\n');
+        if (k + 1 < source.size() && source[k + 1] == '\n') k++;
+      } else {
+        s.push_back(source[k]);
+      }
     }
   }
   if (!s.empty() && s.back() == '\n') s.pop_back();

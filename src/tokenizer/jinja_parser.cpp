@@ -1,6 +1,8 @@
 #include "tokenizer/jinja_parser.h"
 
+#include <initializer_list>
 #include <set>
+#include <string_view>
 
 #include "core/error.h"
 
@@ -23,8 +25,9 @@ class Parser {
  private:
   const Token& cur() const { return t_[p_]; }
   const Token& peek(size_t k = 1) const { return t_[std::min(p_ + k, t_.size() - 1)]; }
-  bool is_op(const char* op) const { return cur().kind == Token::Op && cur().text == op; }
-  bool is_name(const char* n) const { return cur().kind == Token::Name && cur().text == n; }
+  // string_view: the length is known, so a different token costs a size compare, not strlen + memcmp.
+  bool is_op(std::string_view op) const { return cur().kind == Token::Op && cur().text == op; }
+  bool is_name(std::string_view n) const { return cur().kind == Token::Name && cur().text == n; }
   bool at_end() const { return cur().kind == Token::BlockEnd || cur().kind == Token::VarEnd || cur().kind == Token::Eof; }
 
   [[noreturn]] void fail(const std::string& what, int line = -1) const {
@@ -62,6 +65,40 @@ class Parser {
     Parser& p;
   };
 
+  static Op op_code(std::string_view op) {
+    static constexpr std::pair<std::string_view, Op> codes[] = {
+        {"+", Op::Add},   {"-", Op::Sub},  {"*", Op::Mul}, {"/", Op::Div}, {"//", Op::FloorDiv}, {"%", Op::Mod},
+        {"**", Op::Pow},  {"~", Op::Concat}, {"and", Op::And}, {"or", Op::Or}, {"not", Op::Not},
+        {"==", Op::Eq},   {"!=", Op::Ne},  {"<", Op::Lt},  {"<=", Op::Le}, {">", Op::Gt}, {">=", Op::Ge},
+        {"in", Op::In},   {"notin", Op::NotIn}};
+    for (const auto& [text, code] : codes)
+      if (text == op) return code;
+    return Op::None;
+  }
+
+  // Whether an expression or statements name `name` anywhere (a for body's use of `loop`).
+  static bool names(const Expr* e, std::string_view name) {
+    if (!e) return false;
+    if (e->kind == Expr::Name && e->name == name) return true;
+    for (const ExprP& a : e->args)
+      if (names(a.get(), name)) return true;
+    for (const auto& kw : e->kwargs)
+      if (names(kw.second.get(), name)) return true;
+    return false;
+  }
+  static bool names(const Body& body, std::string_view name) {
+    for (const NodeP& n : body) {
+      if (names(n->expr.get(), name) || names(n->cond.get(), name) || names(n->attr_of.get(), name) ||
+          names(n->filter.get(), name) || names(n->body, name) || names(n->else_body, name))
+        return true;
+      for (const auto& [c, b] : n->branches)
+        if (names(c.get(), name) || names(b, name)) return true;
+      for (const auto& p : n->params)
+        if (names(p.second.get(), name)) return true;
+    }
+    return false;
+  }
+
   static ExprP make(Expr::Kind k, int line) {
     auto e = std::make_unique<Expr>();
     e->kind = k;
@@ -70,13 +107,13 @@ class Parser {
   }
 
   // Statements until a block tag named in `ends` (left unconsumed: cur() is that name) or the end.
-  Body body(const std::set<std::string>& ends) {
+  Body body(std::initializer_list<std::string_view> ends) {
     Guard g(*this);
     Body out;
     for (;;) {
       const Token& k = cur();
       if (k.kind == Token::Eof) {
-        if (!ends.empty()) fail("unexpected end of template: expected '{% " + *ends.begin() + " %}'");
+        if (ends.size() != 0) fail("unexpected end of template: expected '{% " + std::string(*ends.begin()) + " %}'");
         return out;
       }
       if (k.kind == Token::Text) {
@@ -98,7 +135,8 @@ class Parser {
       } else if (k.kind == Token::BlockBegin) {
         p_++;
         if (cur().kind != Token::Name) fail("expected a tag name after \"{%\", got " + describe(cur()));
-        if (ends.count(cur().text)) return out;
+        for (std::string_view e : ends)
+          if (cur().text == e) return out;
         out.push_back(statement());
       } else {
         fail("unexpected " + describe(k));
@@ -159,6 +197,7 @@ class Parser {
       expect_block_end("for");
       loops_++;
       n->body = body({"else", "endfor"});
+      n->uses_loop = names(n->body, "loop");
       loops_--;
       if (cur().text == "else") {
         end_tag("else");
@@ -308,6 +347,7 @@ class Parser {
   ExprP binary(ExprP l, const std::string& op, ExprP r, int line) {
     auto b = make(Expr::Binary, line);
     b->name = op;
+    b->op = op_code(op);
     b->args.push_back(std::move(l));
     b->args.push_back(std::move(r));
     return b;
@@ -337,6 +377,7 @@ class Parser {
       auto u = make(Expr::Unary, cur().line);
       p_++;
       u->name = "not";
+      u->op = Op::Not;
       u->args.push_back(not_expr());
       return u;
     }
@@ -366,6 +407,7 @@ class Parser {
         c->args.push_back(std::move(first));
       }
       c->ops.push_back(op);
+      c->op_codes.push_back(op_code(op));
       c->args.push_back(math1());
     }
     return c ? std::move(c) : std::move(first);
@@ -414,6 +456,7 @@ class Parser {
     if (is_op("-") || is_op("+")) {
       node = make(Expr::Unary, cur().line);
       node->name = cur().text;
+      node->op = node->name == "-" ? Op::Neg : Op::Pos;
       p_++;
       node->args.push_back(unary(false));
     } else {

@@ -98,17 +98,18 @@ std::unique_ptr<tok::Bpe> read_model(const Reader& r, const json& m, bool byte_l
   merges.reserve(mj.size());
   for (size_t i = 0; i < mj.size(); i++) {
     const json& e = mj[i];
-    const std::string ef = "model.merges[" + std::to_string(i) + "]";
+    // The field name is built only for an error (a tokenizer has up to ~500k merges).
+    auto ef = [i] { return "model.merges[" + std::to_string(i) + "]"; };
     if (e.is_string()) {  // "a b" (older serializer)
       const std::string s = e.get<std::string>();
       const size_t sp = s.find(' ');
       if (sp == std::string::npos || s.find(' ', sp + 1) != std::string::npos)
-        r.fail(ef, "merge \"" + s + "\" is not two tokens separated by one space");
+        r.fail(ef(), "merge \"" + s + "\" is not two tokens separated by one space");
       merges.emplace_back(s.substr(0, sp), s.substr(sp + 1));
     } else if (e.is_array() && e.size() == 2 && e[0].is_string() && e[1].is_string()) {  // ["a", "b"]
       merges.emplace_back(e[0].get<std::string>(), e[1].get<std::string>());
     } else {
-      r.fail(ef, "expected \"a b\" or [\"a\", \"b\"]");
+      r.fail(ef(), "expected \"a b\" or [\"a\", \"b\"]");
     }
   }
   return std::make_unique<tok::Bpe>(std::move(vocab), merges, opt, r.path);

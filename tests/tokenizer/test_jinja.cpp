@@ -113,5 +113,26 @@ TEST(Jinja, PythonValueSemantics) {
   EXPECT_EQ(render("{{ none.x is defined }}{{ [1][5] is defined }}"), "FalseFalse");
 }
 
+// Loops: wick builds `loop` only for bodies that name it, so an inner loop that does not leaves the outer
+// loop's `loop` visible after it, and one that does shadows it. Expected outputs from Jinja2 3.1.6
+// (ImmutableSandboxedEnvironment, trim_blocks, lstrip_blocks, loopcontrols).
+TEST(Jinja, LoopObjectsAndScopes) {
+  EXPECT_EQ(render("{% for a in [1, 2] %}{% for b in 'xy' %}{{ b }}{% endfor %}{{ loop.index }}{% endfor %}"), "xy1xy2");
+  EXPECT_EQ(render("{% for a in [1, 2] %}{% for b in [3, 4] %}{{ loop.index }}{{ b }}{% endfor %}|{{ loop.length }} {% endfor %}"),
+            "1324|2 1324|2 ");
+  EXPECT_EQ(render("{% for k in d %}{{ k }}{{ loop.revindex }}{% endfor %}", R"({"d": {"p": 1, "q": 2}})"), "p2q1");
+  EXPECT_EQ(render("{% for x in xs if x > 1 %}{{ loop.index }}/{{ loop.length }}{{ loop.last }} {% endfor %}", R"({"xs": [1, 2, 3]})"),
+            "1/2False 2/2True ");
+  EXPECT_EQ(render("{% for x in [1, 2, 3] %}{{ loop.cycle('a', 'b') }}{{ loop.previtem is defined }}{{ loop.nextitem }} {% endfor %}"),
+            "aFalse2 bTrue3 aTrue ");
+  EXPECT_EQ(render("{% for m in messages %}{% for c in m.content %}{% if loop.first %}{{ c }}{% endif %}{% endfor %}"
+                   "{{ m.role[0] }}{% if not loop.last %},{% endif %}{% endfor %}",
+                   R"({"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "yo"}]})"),
+            "hu,ya");
+  EXPECT_EQ(render("{% for x in [] %}{{ x }}{% else %}empty{% endfor %}{% for x in xs %}{% if x == 2 %}{% break %}{% endif %}{{ x }}{% endfor %}",
+                   R"({"xs": [1, 2, 3]})"),
+            "empty1");
+}
+
 }  // namespace
 }  // namespace wick::test
