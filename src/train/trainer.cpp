@@ -320,7 +320,7 @@ bool Trainer::run(const std::function<void(const StepReport&)>& on_step, const s
   const std::string kill_point = "rank" + std::to_string(rank) + "-step";  // tests: WICK_TEST_KILL_AT=rank1-step@3
   // WICK_STEP_PROFILE=1: each step's device time in its phases on stderr (where a step's time goes: the host
   // making the batch while the device waits, forward + loss + backward, the optimizer), and how long the host
-  // took to queue it (one rank): when that is close to the wall time, the device waits for launches.
+  // took to queue it: when that is close to the wall time, the device waits for launches.
   const char* profile_env = std::getenv("WICK_STEP_PROFILE");
   std::unique_ptr<StreamMarks> marks;
   if (profile_env && std::string(profile_env) == "1") marks = std::make_unique<StreamMarks>(p.m.device());
@@ -381,8 +381,9 @@ bool Trainer::run(const std::function<void(const StepReport&)>& on_step, const s
     const double lr = p.sched.lr_at(p.step, p.opt.lr);
     bool loss_bad = false;
     double norm = 0;
-    auto tq = ts;  // when the host had queued the whole step (one rank; the profile prints it)
+    auto tq = ts;  // when the host had queued the step's device work (the profile prints it)
     if (comm.collective()) {  // the global gradient (f32, bucketed) and the global loss
+      tq = std::chrono::steady_clock::now();  // the backward is queued; what follows waits on the ranks
       add_loss_sums();
       comm.finish_allreduces();
       std::vector<Tensor*> left = rest;  // what the layer hook did not start (all of it without overlap)
