@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstdlib>
 #include <string>
 #include <vector>
 
@@ -16,6 +17,8 @@
 #include "core/tensor.h"
 
 #ifdef WICK_CUDA
+#include <cuda_profiler_api.h>
+
 #include "ops/cuda/runtime.h"
 #endif
 
@@ -43,6 +46,8 @@ inline Tensor constant(const Shape& shape, float value, Device dev) {
 inline std::string dev_suffix(Device d) { return d.is_cpu() ? "/cpu" : "/cuda"; }
 
 // Runs fn once per benchmark iteration after `warmup` untimed calls (plan caches, allocator pools).
+// WICK_BENCH_PROFILE=1 brackets the timed iterations with cudaProfilerStart/Stop, so that
+// `ncu --profile-from-start off` sees only them (bench/ncu_summary.py divides by the iterations).
 template <class F>
 void timed_loop(benchmark::State& st, Device dev, F&& fn, int warmup = 5) {
   for (int i = 0; i < warmup; i++) fn();
@@ -55,6 +60,8 @@ void timed_loop(benchmark::State& st, Device dev, F&& fn, int warmup = 5) {
     cudaEvent_t a, b;
     WICK_CUDA_CHECK(cudaEventCreate(&a));
     WICK_CUDA_CHECK(cudaEventCreate(&b));
+    const bool profile = std::getenv("WICK_BENCH_PROFILE") != nullptr;
+    if (profile) WICK_CUDA_CHECK(cudaProfilerStart());
     for (auto _ : st) {
       WICK_CUDA_CHECK(cudaEventRecord(a, s));
       fn();
@@ -65,6 +72,7 @@ void timed_loop(benchmark::State& st, Device dev, F&& fn, int warmup = 5) {
       st.SetIterationTime(ms * 1e-3);
       us.push_back(ms * 1e3);
     }
+    if (profile) WICK_CUDA_CHECK(cudaProfilerStop());
     WICK_CUDA_CHECK(cudaEventDestroy(a));
     WICK_CUDA_CHECK(cudaEventDestroy(b));
   } else
