@@ -24,6 +24,15 @@ struct Case {
   std::vector<std::pair<int64_t, int64_t>> seqs;  // (tokens cached before, new query rows T)
 };
 
+// A serving step's shape: 150 decodes of 33-120 cached tokens and one prefill chunk, enough blocks that CUDA
+// need not split the keys of any row.
+Case many_decodes() {
+  Case c{14, 2, 64, 16, 0, {}};
+  for (int64_t s = 0; s < 150; s++) c.seqs.push_back({33 + (s * 37) % 88, 1});
+  c.seqs.push_back({20, 45});
+  return c;
+}
+
 std::vector<Case> cases() {
   return {
       {14, 2, 64, 16, 0, {{0, 37}, {15, 1}, {16, 1}, {100, 1}, {3, 20}, {0, 1}, {47, 1}}},  // Qwen2.5-0.5B's heads
@@ -36,6 +45,10 @@ std::vector<Case> cases() {
       {14, 2, 64, 16, 0, {{300, 1}, {17, 1}}},
       {16, 4, 128, 16, 50, {{250, 1}, {40, 1}, {0, 1}}},
       {8, 1, 128, 5, 0, {{123, 1}}},
+      // head dims that are no multiple of 8 (bf16 stages a tile element by element) or of 4 (f32 too)
+      {6, 2, 36, 8, 0, {{40, 1}, {5, 9}, {0, 3}}},
+      {4, 2, 30, 8, 0, {{70, 1}, {3, 4}}},
+      many_decodes(),
   };
 }
 

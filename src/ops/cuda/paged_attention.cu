@@ -11,11 +11,15 @@
 // one row block) uses only blockIdx.x = 0, a prefill chunk of T rows ceil(T n_rep / 8) of them; the blocks a
 // shorter sequence does not need return at once.
 //
-// Key splits (flash-decoding, as attention.cu's choose_split): when the grid leaves most SMs idle (a few
-// sequences: 1 decoding sequence of Qwen2.5-0.5B is Hkv = 2 blocks) and the batch says how long the longest
-// cache is, each block takes one chunk of its row's keys and writes its unnormalised (m, l, acc[D]) to scratch;
-// paged_combine_kernel merges the chunks per row. At 64 decoding sequences the grid has 64 Hkv blocks already
-// and no split is made.
+// Key splits (flash-decoding, as attention.cu's choose_split): when the grid is too small to keep every SM busy
+// with several blocks and the batch says how long the longest cache is, each block takes one chunk of its row's
+// keys and writes its unnormalised (m, l, acc[D]) to scratch; paged_combine_kernel merges the chunks per row.
+// A decoding sequence is only Hkv blocks (2 for Qwen2.5-0.5B), and a block walks its keys one 32-key tile
+// after another, each behind a global-load latency: at 64 sequences of 512 keys the unsplit grid (128 blocks,
+// one an SM, 16 tiles each) took 111 us a layer (ncu, H200), 63% of the serving step. The grid is now split
+// towards ~4 blocks an SM (session 16).
+// Tiles are staged 16 bytes a load (8 bf16 or 4 f32 of one key row) when the head dim allows it; one block-table
+// lookup per 16 bytes instead of per element.
 // Not here (yet): the tensor-core tiles for long prefill chunks (flash_attention_fwd.cuh), which would need the
 // gather in their K/V loads.
 #include <algorithm>
@@ -50,7 +54,23 @@ size_t smem_bytes(const Dims& a) {
 // q [N, H, D], k/v pools [NB, BS, Hkv, D] -> out [N, H, D] (or its parts). grid (row blocks * splits, Hkv, S),
 // kThreads threads. The tile loop is attn_fwd_kernel's without its segment ids and device positions, the key rows
 // gathered through the table (kept apart so the training and decode kernel stays as it was measured).
-template <typename T, int DPL>
+// 16 bytes of T as f32: 8 bf16 or 4 f32.
+__device__ __forceinline__ void unpack16(const uint4& u, const __nv_bfloat16*, float* f) {
+  const unsigned w[4] = {u.x, u.y, u.z, u.w};
+#pragma unroll
+  for (int i = 0; i < 4; i++) {
+    __nv_bfloat162 h;
+    *reinterpret_cast<unsigned*>(&h) = w[i];
+    const float2 p = __bfloat1622float2(h);
+    f[2 * i] = p.x, f[2 * i + 1] = p.y;
+  }
+}
+__device__ __forceinline__ void unpack16(const uint4& u, const float*, float* f) {
+  f[0] = __uint_as_float(u.x), f[1] = __uint_as_float(u.y), f[2] = __uint_as_float(u.z), f[3] = __uint_as_float(u.w);
+}
+
+// VEC: a.D is a multiple of 16 / sizeof(T) (then D4 == D: no padding columns), tiles staged 16 bytes a load.
+template <typename T, int DPL, bool VEC>
 __global__ void __launch_bounds__(kThreads)
     paged_attn_kernel(const T* __restrict__ q, const T* __restrict__ k, const T* __restrict__ v, T* __restrict__ out,
                       Paged p) {
@@ -93,18 +113,42 @@ __global__ void __launch_bounds__(kThreads)
 
   for (int k0 = k_lo; k0 < k_hi; k0 += kTile) {
     __syncthreads();  // the previous tile is consumed
-    for (int idx = threadIdx.x; idx < kTile * a.D4; idx += kThreads) {
-      const int j = idx / a.D4, d = idx - j * a.D4;
-      const int key = k0 + j;
-      float kv = 0.0f, vv = 0.0f;
-      if (key < k_hi && d < a.D) {
-        const long long slot = (long long)table[key / p.BS] * p.BS + key % p.BS;
-        const long long off = slot * kv_row + (long long)g * a.D + d;
-        kv = cuda::to_f(k[off]);
-        vv = cuda::to_f(v[off]);
+    if constexpr (VEC) {
+      constexpr int E = 16 / sizeof(T);
+      const int chunks = a.D / E;  // 16-byte pieces of a key row
+      for (int idx = threadIdx.x; idx < kTile * chunks; idx += kThreads) {
+        const int j = idx / chunks, d = (idx - j * chunks) * E;
+        const int key = k0 + j;
+        float kf[E], vf[E];
+        if (key < k_hi) {
+          const long long slot = (long long)table[key / p.BS] * p.BS + key % p.BS;
+          const long long off = slot * kv_row + (long long)g * a.D + d;
+          unpack16(__ldg(reinterpret_cast<const uint4*>(k + off)), k, kf);
+          unpack16(__ldg(reinterpret_cast<const uint4*>(v + off)), v, vf);
+        } else {
+#pragma unroll
+          for (int i = 0; i < E; i++) kf[i] = vf[i] = 0.0f;
+        }
+#pragma unroll
+        for (int i = 0; i < E; i += 4) {
+          *reinterpret_cast<float4*>(Ks + j * a.KS + d + i) = make_float4(kf[i], kf[i + 1], kf[i + 2], kf[i + 3]);
+          *reinterpret_cast<float4*>(Vs + j * a.D4 + d + i) = make_float4(vf[i], vf[i + 1], vf[i + 2], vf[i + 3]);
+        }
       }
-      Ks[j * a.KS + d] = kv;
-      Vs[j * a.D4 + d] = vv;
+    } else {
+      for (int idx = threadIdx.x; idx < kTile * a.D4; idx += kThreads) {
+        const int j = idx / a.D4, d = idx - j * a.D4;
+        const int key = k0 + j;
+        float kv = 0.0f, vv = 0.0f;
+        if (key < k_hi && d < a.D) {
+          const long long slot = (long long)table[key / p.BS] * p.BS + key % p.BS;
+          const long long off = slot * kv_row + (long long)g * a.D + d;
+          kv = cuda::to_f(k[off]);
+          vv = cuda::to_f(v[off]);
+        }
+        Ks[j * a.KS + d] = kv;
+        Vs[j * a.D4 + d] = vv;
+      }
     }
     __syncthreads();
     if (!active || k0 >= key_end) continue;  // warp-uniform
@@ -212,10 +256,11 @@ void paged_attention_forward(const Tensor& q, const Tensor& k_pool, const Tensor
   p.S = static_cast<int>(S);
   p.row_blocks = static_cast<int>(row_blocks);
   p.rows_max = static_cast<int>(batch.max_query_len * a.n_rep);
-  // Key splits when the grid would leave most SMs idle and the longest cache has at least two tiles per split.
+  // Key splits when the grid would give the SMs fewer than two blocks each and the longest cache has at least two
+  // tiles: towards 4 blocks an SM, at least one tile a split.
   const long long blocks = row_blocks * a.Hkv * S, sms = cuda::sm_count(dev);
-  if (batch.max_kv_len >= 2 * kTile && blocks * 2 <= sms) {
-    const long long n = std::min<long long>({(2 * sms + blocks - 1) / blocks, batch.max_kv_len / kTile, 256});
+  if (batch.max_kv_len >= 2 * kTile && blocks < 2 * sms) {
+    const long long n = std::min<long long>({(4 * sms + blocks - 1) / blocks, batch.max_kv_len / kTile, 256});
     if (n >= 2) {
       const long long tiles = (batch.max_kv_len + kTile - 1) / kTile;
       p.chunk = static_cast<int>((tiles + n - 1) / n) * kTile;
@@ -231,12 +276,19 @@ void paged_attention_forward(const Tensor& q, const Tensor& k_pool, const Tensor
   const dim3 grid(static_cast<unsigned>(row_blocks * p.splits), a.Hkv, static_cast<unsigned>(S));
   cuda::dispatch_float(q.dtype(), "paged_attention_forward", [&](auto tag) {
     using T = typename decltype(tag)::type;
+    // 16-byte loads: a row piece d..d+E of key slot s sits at (s Hkv + g) D + d elements from the pool's start.
+    const auto aligned = [](const Tensor& t) { return reinterpret_cast<uintptr_t>(t.raw()) % 16 == 0; };
+    const bool vec = a.D % (16 / sizeof(T)) == 0 && aligned(k_pool) && aligned(v_pool);
     dispatch_dpl(a.D, [&](auto dpl) {
       constexpr int DPL = decltype(dpl)::value;
-      prepare_smem(paged_attn_kernel<T, DPL>, smem, dev);
-      paged_attn_kernel<T, DPL><<<grid, kThreads, smem, st>>>(cuda::cptr<T>(q), cuda::cptr<T>(k_pool),
-                                                              cuda::cptr<T>(v_pool), cuda::ptr<T>(out), p);
-      WICK_CUDA_LAUNCH_CHECK();
+      const auto launch = [&](auto kernel) {
+        prepare_smem(kernel, smem, dev);
+        kernel<<<grid, kThreads, smem, st>>>(cuda::cptr<T>(q), cuda::cptr<T>(k_pool), cuda::cptr<T>(v_pool),
+                                             cuda::ptr<T>(out), p);
+        WICK_CUDA_LAUNCH_CHECK();
+      };
+      if (vec) launch(paged_attn_kernel<T, DPL, true>);
+      else launch(paged_attn_kernel<T, DPL, false>);
     });
     if (p.splits > 1) {
       const dim3 cgrid(static_cast<unsigned>((p.rows_max + kWarps - 1) / kWarps), a.Hkv, static_cast<unsigned>(S));
