@@ -141,6 +141,13 @@ struct LowRankShape {
   float scale = 1.0f;
 };
 CasePtr make_low_rank(const LowRankShape& s);
+// segmented_lora_add: x [M, in], y0 [M, out] -> y [M, out]; one (row0, rows, r, scale) per segment, each with
+// its own A [r, in], B [out, r] (f32); rows outside every segment keep y0
+struct LoraSegmentSpec {
+  int64_t row0 = 0, rows = 1, r = 1;
+  float scale = 1.0f;
+};
+CasePtr make_segmented_lora(int64_t M, int64_t in, int64_t out, const std::vector<LoraSegmentSpec>& segs);
 // small_m_linear: x [M, in], w_j [out_j, in] (+ bias_j) -> y_j [M, out_j]; y_f32: f32 outputs in bf16 runs
 struct SmallMShape {
   int64_t M = 1, in = 1;

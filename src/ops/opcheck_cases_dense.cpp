@@ -1,5 +1,6 @@
 // Op cases (ops/opcheck.h) for matmul, linear, embedding, the elementwise ops, casts, fills, sum of
 // squares and AdamW.
+#include <algorithm>
 #include <cmath>
 #include <sstream>
 
@@ -10,6 +11,7 @@
 #include "ops/matmul.h"
 #include "ops/opcheck.h"
 #include "ops/optim.h"
+#include "ops/segmented_lora.h"
 #include "ops/small_m_linear.h"
 #include "ops/swiglu.h"
 
@@ -393,6 +395,72 @@ class LowRankCase : public Case {
   LowRankShape s_;
 };
 
+// segmented_lora_add (ops/segmented_lora.h): several adapters over row segments of one batch, rows between the
+// segments untouched. The tag counts the segments and lists their distinct ranks.
+class SegmentedLoraCase : public Case {
+ public:
+  SegmentedLoraCase(int64_t M, int64_t in, int64_t out, std::vector<LoraSegmentSpec> segs)
+      : Case("segmented_lora", tag(M, in, out, segs)), M_(M), in_(in), out_(out), segs_(std::move(segs)) {
+    tol.fwd = tol.dev = 2e-5;
+    tol.why = "per row two f32 products (K = in, then K = r) in different orders (sgemm's blocks; the kernel's "
+              "128-wide slices summed in order): rel error ~sqrt(in) 2^-24; bf16: y rounded once (2^-9)";
+  }
+  static std::string tag(int64_t M, int64_t in, int64_t out, const std::vector<LoraSegmentSpec>& segs) {
+    std::string t = cat_str("M", M, "_in", in, "_out", out, "_segs", segs.size(), "_r");
+    std::vector<int64_t> seen;  // each rank once, in order of appearance
+    for (const LoraSegmentSpec& s : segs) {
+      if (std::find(seen.begin(), seen.end(), s.r) != seen.end()) continue;
+      t += cat_str(seen.empty() ? "" : "x", s.r);
+      seen.push_back(s.r);
+    }
+    return t;
+  }
+  std::vector<Spec> inputs() const override {
+    std::vector<Spec> in{{"x", {M_, in_}}, {"y0", {M_, out_}}};
+    for (size_t i = 0; i < segs_.size(); i++) {
+      in.push_back({cat_str("A", i), {segs_[i].r, in_}, Kind::F32});
+      in.push_back({cat_str("B", i), {out_, segs_[i].r}, Kind::F32});
+    }
+    return in;
+  }
+  std::vector<Spec> outputs() const override { return {{"y", {M_, out_}}}; }
+  void forward(const std::vector<Tensor>& in, std::vector<Tensor>& out) const override {
+    out[0].copy_from(in[1]);
+    std::vector<LoraSegment> segs;
+    for (size_t i = 0; i < segs_.size(); i++)
+      segs.push_back({segs_[i].row0, segs_[i].rows, &in[2 + 2 * i], &in[3 + 2 * i], segs_[i].scale});
+    segmented_lora_add(in[0], segs, out[0]);
+  }
+  std::vector<ref::Vec> reference(const std::vector<ref::Vec>& in) const override {
+    ref::Vec y = in[1];
+    for (size_t i = 0; i < segs_.size(); i++) {
+      const LoraSegmentSpec& s = segs_[i];
+      const ref::Vec& A = in[2 + 2 * i];
+      const ref::Vec& B = in[3 + 2 * i];
+      for (int64_t row = s.row0; row < s.row0 + s.rows; row++) {
+        std::vector<double> u(static_cast<size_t>(s.r), 0.0);
+        for (int64_t k = 0; k < s.r; k++)
+          for (int64_t d = 0; d < in_; d++) u[static_cast<size_t>(k)] += in[0][static_cast<size_t>(row * in_ + d)] * A[static_cast<size_t>(k * in_ + d)];
+        for (int64_t o = 0; o < out_; o++) {
+          double acc = 0.0;
+          for (int64_t k = 0; k < s.r; k++) acc += u[static_cast<size_t>(k)] * B[static_cast<size_t>(o * s.r + k)];
+          y[static_cast<size_t>(row * out_ + o)] += s.scale * acc;
+        }
+      }
+    }
+    return {y};
+  }
+  double ref_cost() const override {
+    double c = 0;
+    for (const LoraSegmentSpec& s : segs_) c += 2.0 * s.rows * s.r * (in_ + out_);
+    return c;
+  }
+
+ private:
+  int64_t M_, in_, out_;
+  std::vector<LoraSegmentSpec> segs_;
+};
+
 // small_m_linear (ops/small_m_linear.h): up to three projections of one x [M <= 8, in] in one launch on CUDA.
 // Shapes off multiples of 8 take the kernel's one-element loads, the others its 16-byte loads; 1..3 members.
 class SmallMLinearCase : public Case {
@@ -495,6 +563,9 @@ CasePtr make_small_m_glu(int64_t M, int64_t in, int64_t I, bool gelu, bool bias)
 }
 CasePtr make_matmul(const MatmulShape& s) { return std::make_unique<MatmulCase>(s); }
 CasePtr make_low_rank(const LowRankShape& s) { return std::make_unique<LowRankCase>(s); }
+CasePtr make_segmented_lora(int64_t M, int64_t in, int64_t out, const std::vector<LoraSegmentSpec>& segs) {
+  return std::make_unique<SegmentedLoraCase>(M, in, out, segs);
+}
 CasePtr make_linear(const Shape& lead, int64_t in, int64_t out, bool bias) {
   return std::make_unique<LinearCase>(lead, in, out, bias);
 }

@@ -10,6 +10,7 @@
 #include "ops/matmul.h"
 #include "ops/norm.h"
 #include "ops/paged_attention.h"
+#include "ops/segmented_lora.h"
 
 namespace wick::serve {
 
@@ -55,33 +56,16 @@ class RowBatchImpl : public RowBatch {
     paged_attention_forward(q.view({N, H, D}), kp, vp, batch_, args.scale, args.window, out);
   }
 
-  // Each group's rows: y += scale * (x A^T) B^T in f32, as linear_forward computes an attached adapter
-  // (bf16: on f32 copies, rounded once back into y).
+  // Each group's rows: y += scale * (x A^T) B^T, u in f32 and y rounded once, as linear_forward computes an
+  // attached adapter: every group of the step in one segmented_lora_add (two launches on CUDA).
   void add_adapters(int64_t layer, int j, const Tensor& x, Tensor& y) override {
-    const Device dev = bf_.m_.device();
+    std::vector<LoraSegment> segs;
     for (const Group& g : groups_) {
       const AdapterPair& p = g.adapter->pairs[static_cast<size_t>(layer)][static_cast<size_t>(j)];
-      if (!p.active()) continue;
-      Tensor xg = x.narrow0(g.row0, g.rows), yg = y.narrow0(g.row0, g.rows);
-      Tensor u = scratch(bf_.f32_u_, g.rows, p.A.dim(0), dev);
-      if (x.dtype() == DType::F32) {
-        matmul(xg, p.A, u, false, true);
-      } else {
-        Tensor x32 = scratch(bf_.f32_x_, g.rows, x.dim(1), dev);
-        cast(xg, x32);
-        matmul(x32, p.A, u, false, true);
-      }
-      if (y.dtype() == DType::F32) {
-        matmul(u, p.B, yg, false, true, p.scale, 1.0f);
-      } else {
-        Tensor y32 = scratch(bf_.f32_y_, g.rows, y.dim(1), dev);
-        cast(yg, y32);
-        matmul(u, p.B, y32, false, true, p.scale, 1.0f);
-        cast(y32, yg);
-      }
+      if (p.active()) segs.push_back({g.row0, g.rows, &p.A, &p.B, p.scale});
     }
+    if (!segs.empty()) segmented_lora_add(x, segs, y);
   }
-
 
  private:
   BatchForward& bf_;

@@ -10,8 +10,8 @@
 //
 // run_device() leaves the logits [chunks, V] f32 on the model's device, where the scheduler samples them
 // (ops/sampling_pool.h) and copies back only the token ids; run() copies those rows to the host (tests and
-// the host reference). Seam for CUDA (not done here): the per-group adapter GEMMs become one
-// segmented/gathered LoRA kernel (S-LoRA/Punica).
+// the host reference). Every group's adapter delta of a projection is one segmented_lora_add (S-LoRA/Punica's
+// segmented kernel on CUDA: two launches for all adapters of the step).
 #pragma once
 #include <memory>
 #include <vector>
@@ -48,7 +48,6 @@ class BatchForward {
   ForwardWorkspace ws_;
   Tensor meta_;          // i32 device buffer of the step's index data (see run_device)
   Tensor last_, logits_, logits_view_;  // [cap, C], [cap, V] device buffers for the chunks' last rows
-  Tensor f32_x_, f32_y_, f32_u_;  // adapter scratch (f32)
   friend class RowBatchImpl;
 };
 

@@ -52,6 +52,23 @@ static std::vector<CasePtr> build() {
   c.push_back(make_low_rank({.M = 129, .in = 65, .r = 8, .out = 33, .accumulate = true, .scale = 2.0f}));
   c.push_back(make_low_rank({.M = 8, .in = 40, .r = 72, .out = 24, .accumulate = true}));
 
+  // segmented_lora_add (many adapters in one serving batch): one segment; decode rows of 8 adapters with rows
+  // between them untouched; mixed ranks up to 64 and one above (CUDA: that segment by GEMMs); a prefill-long
+  // segment with in and out off the kernel's 128 / 256 tiles; 40 one-row segments (two launches on CUDA)
+  c.push_back(make_segmented_lora(1, 7, 5, {{0, 1, 4, 1.0f}}));
+  {
+    std::vector<LoraSegmentSpec> decode;
+    for (int64_t s = 0; s < 8; s++) decode.push_back({1 + 8 * s, 6 + s % 2, 16, 2.0f});
+    c.push_back(make_segmented_lora(66, 896, 128, decode));
+  }
+  c.push_back(make_segmented_lora(13, 4864, 896, {{0, 3, 4, 0.5f}, {3, 4, 16, 2.0f}, {7, 2, 64, 1.0f}, {10, 3, 72, 2.0f}}));
+  c.push_back(make_segmented_lora(300, 129, 300, {{5, 290, 8, 2.0f}}));
+  {
+    std::vector<LoraSegmentSpec> many;
+    for (int64_t s = 0; s < 40; s++) many.push_back({s + s / 8, 1, 1 + s % 5, 1.0f + 0.25f * static_cast<float>(s % 3)});
+    c.push_back(make_segmented_lora(45, 33, 17, many));
+  }
+
   // small_m_linear (decode projections, M <= 8): M 1, 3, 5, 8; in and out on and off multiples of 8 (bf16's
   // 16-byte loads; f32's at multiples of 4: in 36); 1-3 members (q|k|v); bias on/off; 1, 2 or 4 warps per row
   // (>= 4096, >= 2048, fewer rows); f32 logits from bf16 (lm_head)

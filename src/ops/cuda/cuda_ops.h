@@ -18,6 +18,7 @@
 #include "ops/sampling.h"
 #include "ops/elementwise.h"
 #include "ops/low_rank.h"
+#include "ops/segmented_lora.h"
 #include "ops/small_m_linear.h"
 
 namespace wick::cuda_ops {
@@ -61,6 +62,8 @@ void axpy(float alpha, const Tensor& x, Tensor& y);
 void cast(const Tensor& src, Tensor& dst);
 void fill(Tensor& t, float value);
 void low_rank_product(const Tensor& x, const Tensor& A, const Tensor& B, float scale, Tensor& y, bool accumulate);
+// Every segment has 1 <= r <= kSegmentedLoraMaxRank and rows >= 1 (the public op routes the rest).
+void segmented_lora_add(const Tensor& x, const std::vector<LoraSegment>& segments, Tensor& y);
 void small_m_linear(const Tensor& x, const std::vector<const Tensor*>& w, const std::vector<const Tensor*>& bias,
                     const std::vector<Tensor*>& y);
 void small_m_glu(const Tensor& x, const Tensor& w_gate, const Tensor& w_up, const Tensor* b_gate, const Tensor* b_up,
