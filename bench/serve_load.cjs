@@ -1,7 +1,7 @@
 // A bounded load test of a running `wick serve` on loopback: N clients, each sending streaming chat requests
 // back to back for T seconds (plain fetch + SSE parsing; no SDK needed). Prints one JSON line: requests,
-// errors, generated tokens, aggregate tok/s, p50/p99 request latency and time to first token, and the server's
-// resident memory at the start, after a quarter of the run and at the end (memory flat under load) when its
+// errors, the largest prompt in tokens (usage.prompt_tokens), generated tokens, aggregate tok/s, p50/p99 request
+// latency and time to first token, and the server's resident memory at the start, after a quarter of the run and at the end (memory flat under load) when its
 // pid is given.
 //   node bench/serve_load.cjs --url http://127.0.0.1:8080 --clients 8 --seconds 20 --max-tokens 64
 //        [--models tiny,a1,...] [--pid PID] [--prompt TEXT] [--sampling greedy|qwen]
@@ -44,7 +44,7 @@ async function one(model, stats) {
   const res = await fetch(`${args.url}/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json' },
     body: JSON.stringify(body) });
   if (res.status !== 200) throw new Error(`HTTP ${res.status}: ${await res.text()}`);
-  let ttft = null, tokens = 0, buf = '', done = false;
+  let ttft = null, tokens = 0, promptTokens = 0, buf = '', done = false;
   const dec = new TextDecoder();
   for await (const part of res.body) {
     buf += dec.decode(part, { stream: true });
@@ -58,18 +58,19 @@ async function one(model, stats) {
       const j = JSON.parse(data);
       if (j.error) throw new Error(j.error.message);
       if (ttft === null && j.choices && j.choices.length && j.choices[0].delta.content) ttft = performance.now() - t0;
-      if (j.usage) tokens = j.usage.completion_tokens;
+      if (j.usage) { tokens = j.usage.completion_tokens; promptTokens = j.usage.prompt_tokens || 0; }
     }
   }
   if (!done) throw new Error('stream ended without [DONE]');
   stats.lat.push(performance.now() - t0);
   if (ttft !== null) stats.ttft.push(ttft);
   stats.tokens += tokens;
+  stats.promptTokens = Math.max(stats.promptTokens, promptTokens);
 }
 
 async function main() {
   const models = args.models ? args.models.split(',') : [''];
-  const stats = { lat: [], ttft: [], tokens: 0, errors: 0, firstError: null };
+  const stats = { lat: [], ttft: [], tokens: 0, promptTokens: 0, errors: 0, firstError: null };
   const rss0 = args.pid ? rssKb(args.pid) : null;
   const t0 = performance.now();
   const end = t0 + args.seconds * 1000;
@@ -89,7 +90,8 @@ async function main() {
   const out = {
     clients: args.clients, seconds: Number(wall.toFixed(2)), max_tokens: args['max-tokens'], adapters: args.models ? models.length : 0,
     sampling: args.sampling,
-    requests: stats.lat.length, errors: stats.errors, first_error: stats.firstError, generated_tokens: stats.tokens,
+    requests: stats.lat.length, errors: stats.errors, first_error: stats.firstError, prompt_tokens: stats.promptTokens,
+    generated_tokens: stats.tokens,
     tok_per_s: Number((stats.tokens / wall).toFixed(1)),
     latency_ms: { p50: quantile(stats.lat, 0.5), p99: quantile(stats.lat, 0.99) },
     ttft_ms: { p50: quantile(stats.ttft, 0.5), p99: quantile(stats.ttft, 0.99) },

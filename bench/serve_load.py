@@ -5,7 +5,7 @@ library only (threads + http.client, the SSE stream read line by line).
 N clients, each sending streaming chat requests (greedy, or with --sampling qwen Qwen2.5-Instruct's defaults:
 temperature 0.7, top-k 20, top-p 0.8, repetition penalty 1.05; ignore_eos, max_tokens) back to back for T seconds,
 the adapters named in --models spread over the clients. Prints one JSON line with the .cjs client's keys:
-requests, errors, generated tokens, aggregate tok/s, p50/p99 request latency and time to first token, and the
+requests, errors, the largest prompt in tokens, generated tokens, aggregate tok/s, p50/p99 request latency and time to first token, and the
 server's resident memory at the start, after a quarter of the run and at the end when its pid is given.
   python3 bench/serve_load.py --url http://127.0.0.1:8080 --clients 8 --seconds 20 --max-tokens 64
           [--models tiny,a1,...] [--pid PID] [--prompt TEXT] [--sampling greedy|qwen]
@@ -67,6 +67,7 @@ class Stats:
     def __init__(self):
         self.lock = threading.Lock()
         self.lat, self.ttft, self.tokens, self.errors, self.first_error = [], [], 0, 0, None
+        self.prompt_tokens = 0  # the largest prompt the server counted (usage.prompt_tokens)
 
 
 class Client:
@@ -93,7 +94,7 @@ class Client:
         res = self.conn.getresponse()
         if res.status != 200:
             raise RuntimeError("HTTP %d: %s" % (res.status, res.read().decode("utf-8", "replace")))
-        ttft, tokens, done = None, 0, False
+        ttft, tokens, prompt_tokens, done = None, 0, 0, False
         # SSE: events are "data: ..." lines separated by blank lines.
         while True:
             line = res.readline()
@@ -114,6 +115,7 @@ class Client:
                 ttft = (time.perf_counter() - t0) * 1000
             if j.get("usage"):
                 tokens = j["usage"]["completion_tokens"]
+                prompt_tokens = j["usage"].get("prompt_tokens", 0)
         if not done:
             raise RuntimeError("stream ended without [DONE]")
         lat = (time.perf_counter() - t0) * 1000
@@ -122,6 +124,7 @@ class Client:
             if ttft is not None:
                 stats.ttft.append(ttft)
             stats.tokens += tokens
+            stats.prompt_tokens = max(stats.prompt_tokens, prompt_tokens)
 
     def run(self, c, models, end, stats):
         k = 0
@@ -166,7 +169,7 @@ def main():
         "clients": args.clients, "seconds": rounded(wall, 2), "max_tokens": args.max_tokens,
         "adapters": len(models) if args.models else 0, "sampling": args.sampling,
         "requests": len(stats.lat), "errors": stats.errors, "first_error": stats.first_error,
-        "generated_tokens": stats.tokens, "tok_per_s": rounded(stats.tokens / wall, 1),
+        "prompt_tokens": stats.prompt_tokens, "generated_tokens": stats.tokens, "tok_per_s": rounded(stats.tokens / wall, 1),
         "latency_ms": {"p50": rounded(quantile(stats.lat, 0.5), 1), "p99": rounded(quantile(stats.lat, 0.99), 1)},
         "ttft_ms": {"p50": rounded(quantile(stats.ttft, 0.5), 1), "p99": rounded(quantile(stats.ttft, 0.99), 1)},
         "rss_kb": {"start": rss0, "warm": rss_warm[0], "end": rss_kb(args.pid) if args.pid else None},

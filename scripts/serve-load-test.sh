@@ -3,7 +3,10 @@
 # (N clients for T seconds, streaming chat), prints its JSON line and stops the server with SIGTERM (drain).
 #   scripts/serve-load-test.sh [--model DIR] [--device cpu|cuda] [--clients N] [--seconds T] [--max-tokens K]
 #                              [--adapters A] [--adapter-dir DIR] [--max-batch B] [--client auto|node|python]
-#                              [--sampling greedy|qwen]
+#                              [--sampling greedy|qwen] [--prompt-words W]
+# --prompt-words W sends a user message of W words ("hello" repeated: one Qwen token each, so the prompt is W
+# plus the chat template's ~20 tokens; the JSON line's prompt_tokens says what the server counted) instead of
+# the clients' one-sentence default: issue 12's time to first token of a 512-token prompt under load.
 # Without --model it makes a tiny random model (wick init-model --preset tiny). --adapters A > 0 serves A
 # random adapters (bench/random_adapter.py; kept in --adapter-dir and reused when given, else temporary) and
 # spreads the clients over them. The client: bench/serve_load.cjs with node, bench/serve_load.py (standard
@@ -13,6 +16,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 WICK=${WICK:-build/wick}
 model="" device=cpu clients=8 seconds=10 max_tokens=32 adapters=0 max_batch="" client=auto adapter_dir="" sampling=greedy
+prompt_words=0
 while [ $# -gt 0 ]; do
   case "$1" in
     --model) model=$2; shift 2 ;;
@@ -25,6 +29,7 @@ while [ $# -gt 0 ]; do
     --client) client=$2; shift 2 ;;
     --adapter-dir) adapter_dir=$2; shift 2 ;;
     --sampling) sampling=$2; shift 2 ;;
+    --prompt-words) prompt_words=$2; shift 2 ;;
     *) echo "serve-load-test: unknown flag $1" >&2; exit 2 ;;
   esac
 done
@@ -62,9 +67,13 @@ for _ in $(seq 1 3000); do  # up to 5 minutes: a 7B model loads for a while befo
   sleep 0.1
 done
 [ -n "$port" ] || { echo "serve-load-test: the server did not start" >&2; cat "$tmp/server.log" >&2; exit 1; }
+prompt_flags=()
+if [ "$prompt_words" -gt 0 ]; then
+  prompt_flags=(--prompt "$(python3 -c "import sys; print(' '.join(['hello'] * int(sys.argv[1])))" "$prompt_words")")
+fi
 rc=0
 "${client_cmd[@]}" --url "http://127.0.0.1:$port" --clients "$clients" --seconds "$seconds" \
-  --max-tokens "$max_tokens" --pid "$server_pid" --sampling "$sampling" ${models:+--models "$models"} || rc=$?
+  --max-tokens "$max_tokens" --pid "$server_pid" --sampling "$sampling" ${models:+--models "$models"} "${prompt_flags[@]}" || rc=$?
 kill -TERM "$server_pid"
 wait "$server_pid" || { echo "serve-load-test: the server exited with $? after SIGTERM" >&2; rc=1; }
 server_pid=""
