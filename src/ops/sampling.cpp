@@ -92,22 +92,25 @@ void greedy_tokens(const Tensor& logits, Tensor* seen, float penalty, Tensor& id
   WICK_OP_DISPATCH(op, dev, greedy_tokens, logits, seen, penalty, ids);
 }
 
+void ops_detail::check_sampling_args(const char* op, Arg L, Arg P, Arg I) {
+  ops_detail::need_rank(op, L, 2, "[R, V]");
+  ops_detail::need_dtype(op, L, DType::F32);
+  ops_detail::need_dtype(op, P, DType::I32);
+  ops_detail::need_shape(op, {L, P}, P, {L.t->dim(0), kSampleRowWords}, "[R, kSampleRowWords] (one SampleRow a row)");
+  ops_detail::need_dtype(op, I, DType::I32);
+  ops_detail::need_shape(op, {L, I}, I, {L.t->dim(0)}, "[R]");
+  if (L.t->dim(1) <= 0 || L.t->dim(1) > 0x7fffffffLL) fail(op, {L}, "the vocabulary V must be in [1, 2^31 - 1]");
+}
+
 void sample_tokens(const Tensor& logits, Tensor* seen, Tensor& params, Tensor& ids) {
   static const char* op = "sample_tokens";
   const Arg L{"logits", &logits}, S{"seen", seen}, P{"params", &params}, I{"ids", &ids};
   const Device dev = ops_detail::one_device(op, seen ? ops_detail::Args{L, S, P, I} : ops_detail::Args{L, P, I});
-  ops_detail::need_rank(op, L, 2, "[R, V]");
-  ops_detail::need_dtype(op, L, DType::F32);
-  ops_detail::need_dtype(op, P, DType::I32);
-  ops_detail::need_shape(op, {L, P}, P, {logits.dim(0), kSampleRowWords}, "[R, kSampleRowWords] (one SampleRow a row)");
-  ops_detail::need_dtype(op, I, DType::I32);
-  ops_detail::need_shape(op, {L, I}, I, {logits.dim(0)}, "[R]");
+  ops_detail::check_sampling_args(op, L, P, I);
   if (seen) {
     ops_detail::need_dtype(op, S, DType::I32);
     ops_detail::need_shape(op, {L, S}, S, logits.shape(), "logits' shape [R, V]");
   }
-  if (logits.dim(1) <= 0 || logits.dim(1) > 0x7fffffffLL)
-    fail(op, {L}, "the vocabulary V must be in [1, 2^31 - 1]");
   WICK_OP_DISPATCH(op, dev, sample_tokens, logits, seen, params, ids);
 }
 

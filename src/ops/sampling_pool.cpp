@@ -25,12 +25,7 @@ void sample_tokens_pooled(const Tensor& logits, Tensor* seen_pool, const Tensor&
   const Arg L{"logits", &logits}, S{"seen_pool", seen_pool}, W{"seen_rows", &seen_rows}, P{"params", &params},
       I{"ids", &ids};
   const Device dev = ops_detail::one_device(op, seen_pool ? ops_detail::Args{L, S, W, P, I} : ops_detail::Args{L, W, P, I});
-  ops_detail::need_rank(op, L, 2, "[R, V]");
-  ops_detail::need_dtype(op, L, DType::F32);
-  ops_detail::need_dtype(op, P, DType::I32);
-  ops_detail::need_shape(op, {L, P}, P, {logits.dim(0), kSampleRowWords}, "[R, kSampleRowWords] (one SampleRow a row)");
-  ops_detail::need_dtype(op, I, DType::I32);
-  ops_detail::need_shape(op, {L, I}, I, {logits.dim(0)}, "[R]");
+  ops_detail::check_sampling_args(op, L, P, I);
   ops_detail::need_dtype(op, W, DType::I32);
   ops_detail::need_shape(op, {L, W}, W, {logits.dim(0)}, "[R] (a pool row, or -1, for each logits row)");
   if (seen_pool) {
@@ -38,7 +33,6 @@ void sample_tokens_pooled(const Tensor& logits, Tensor* seen_pool, const Tensor&
     ops_detail::need_dtype(op, S, DType::I32);
     if (seen_pool->dim(1) != logits.dim(1)) fail(op, {L, S}, "seen_pool must be [S, V] with logits' V");
   }
-  if (logits.dim(1) <= 0 || logits.dim(1) > 0x7fffffffLL) fail(op, {L}, "the vocabulary V must be in [1, 2^31 - 1]");
   // The rows are host data in every caller (uploaded beside params), so the CPU twin checks their range; the
   // device trusts them as it trusts params.
   WICK_OP_DISPATCH(op, dev, sample_tokens_pooled, logits, seen_pool, seen_rows, params, ids);

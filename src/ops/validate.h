@@ -39,6 +39,10 @@ void need_act(const char* op, Arg a);
 void need_float(const char* op, Arg a);
 void need_index(const char* op, Arg a, bool allow_i64);                   // i32 (or i64) ids
 
+// The sampling ops (ops/sampling.h, ops/sampling_pool.h): logits [R, V] f32 with V in [1, 2^31 - 1], params
+// [R, kSampleRowWords] i32 (one SampleRow a row), ids [R] i32. Defined in ops/sampling.cpp.
+void check_sampling_args(const char* op, Arg logits, Arg params, Arg ids);
+
 // Row-wise ops: x [N, C] an activation; each of `same` [N, C] and each of `vec` [C] of x's dtype; each
 // of `stats` [N] f32. All on one device, which is returned.
 Device check_rows(const char* op, Arg x, const Args& same, const Args& vec, const Args& stats);
