@@ -31,8 +31,12 @@ struct Group {
 
 class RowBatchImpl : public RowBatch {
  public:
-  RowBatchImpl(BatchForward& bf, std::vector<SeqChunk>& chunks, PagedKvBatch batch, Tensor slots)
-      : bf_(bf), chunks_(chunks), batch_(std::move(batch)), slots_(std::move(slots)) {
+  // fresh: the trailing chunks that start their sequence (rows [fresh_row0, N)), with their chunk number in
+  // fresh_seg [1, N - fresh_row0] and the paged batch of the chunks before them in cached_batch.
+  RowBatchImpl(BatchForward& bf, std::vector<SeqChunk>& chunks, PagedKvBatch batch, Tensor slots, int64_t fresh_row0,
+               PagedKvBatch cached_batch, Tensor fresh_seg)
+      : bf_(bf), chunks_(chunks), batch_(std::move(batch)), slots_(std::move(slots)), fresh_row0_(fresh_row0),
+        cached_batch_(std::move(cached_batch)), fresh_seg_(std::move(fresh_seg)) {
     int64_t r = 0;
     for (const SeqChunk& c : chunks) {
       const int64_t n = static_cast<int64_t>(c.ids.size());
@@ -44,16 +48,35 @@ class RowBatchImpl : public RowBatch {
     }
   }
 
-  // Every chunk's new K and V into its blocks, then every chunk's queries over its cache: two launches.
+  // Every chunk's new K and V into its blocks, then every chunk's queries over its cache: two launches. Prompts
+  // that start this step (the trailing fresh chunks) see only their own keys, which are this step's k and v
+  // rows: they take the dense attention over those rows, packed with one segment id a prompt (tensor-core
+  // kernels on CUDA; on the CPU the same floats as the paged twin), and the paged kernel the chunks before them.
+  // A sliding-window layer keeps the paged kernel for every chunk.
   void attend(int64_t layer, const Tensor& q, const Tensor& k, const Tensor& v, Tensor& att) override {
     const ModelConfig& c = bf_.m_.config();
-    const int64_t N = q.dim(0), H = c.num_heads, D = c.head_dim;
+    const int64_t N = q.dim(0), H = c.num_heads, Hkv = c.num_kv_heads, D = c.head_dim;
     const AttentionArgs args = layer_attention_args(c, layer);  // the layer's scale and sliding window
     Tensor& kp = bf_.pool_.k(static_cast<size_t>(layer));
     Tensor& vp = bf_.pool_.v(static_cast<size_t>(layer));
     paged_kv_write(k, v, slots_, kp, vp);
-    Tensor out = att.view({N, H, D});
-    paged_attention_forward(q.view({N, H, D}), kp, vp, batch_, args.scale, args.window, out);
+    if (fresh_row0_ >= N || args.window > 0) {
+      Tensor out = att.view({N, H, D});
+      paged_attention_forward(q.view({N, H, D}), kp, vp, batch_, args.scale, args.window, out);
+      return;
+    }
+    const int64_t P = fresh_row0_, F = N - P;
+    if (P > 0) {
+      Tensor out = att.narrow0(0, P).view({P, H, D});
+      paged_attention_forward(q.narrow0(0, P).view({P, H, D}), kp, vp, cached_batch_, args.scale, 0, out);
+    }
+    AttentionArgs dense;
+    dense.scale = args.scale;
+    dense.kv_len = F;
+    dense.segments = &fresh_seg_;
+    Tensor out = att.narrow0(P, F).view({1, F, H, D});
+    attention_forward(q.narrow0(P, F).view({1, F, H, D}), k.narrow0(P, F).view({1, F, Hkv, D}),
+                      v.narrow0(P, F).view({1, F, Hkv, D}), dense, out, nullptr);
   }
 
   // Each group's rows: y += scale * (x A^T) B^T, u in f32 and y rounded once, as linear_forward computes an
@@ -72,6 +95,9 @@ class RowBatchImpl : public RowBatch {
   std::vector<SeqChunk>& chunks_;
   PagedKvBatch batch_;
   Tensor slots_;  // [N] i32: pool row of each new token
+  int64_t fresh_row0_;
+  PagedKvBatch cached_batch_;
+  Tensor fresh_seg_;
   std::vector<Group> groups_;
 };
 
@@ -108,10 +134,20 @@ Tensor& BatchForward::run_device(std::vector<SeqChunk>& chunks) {
     max_len = std::max(max_len, past + T);
     MB = std::max<int64_t>(MB, pool_.blocks_for(past + T));
   }
+  // The trailing chunks that start their sequence (nothing cached: the scheduler puts them last), from chunk
+  // S0 and row N0 on; the paged kernel's bounds for the chunks before them.
+  int64_t S0 = S, N0 = N, cached_t = 0, cached_len = 0;
+  while (S0 > 0 && chunks[static_cast<size_t>(S0 - 1)].kv->length == 0) N0 -= static_cast<int64_t>(chunks[static_cast<size_t>(--S0)].ids.size());
+  for (int64_t s = 0; s < S0; s++) {
+    const SeqChunk& ch = chunks[static_cast<size_t>(s)];
+    cached_t = std::max<int64_t>(cached_t, static_cast<int64_t>(ch.ids.size()));
+    cached_len = std::max<int64_t>(cached_len, ch.kv->length + static_cast<int64_t>(ch.ids.size()));
+  }
   // The step's index data, one host vector and one copy to the device:
   //   ids [N] | positions [N] | slots [N] | last rows [S] | query_start [S + 1] | kv_len [S] | block tables [S, MB]
+  //   | the fresh rows' chunk numbers [N - N0]
   const int64_t o_pos = N, o_slot = 2 * N, o_last = 3 * N, o_start = o_last + S, o_len = o_start + S + 1, o_tab = o_len + S;
-  const int64_t total = o_tab + S * MB;
+  const int64_t o_seg = o_tab + S * MB, total = o_seg + (N - N0);
   std::vector<int32_t> meta(static_cast<size_t>(total), 0);
   int64_t r = 0;
   for (int64_t s = 0; s < S; s++) {
@@ -121,6 +157,7 @@ Tensor& BatchForward::run_device(std::vector<SeqChunk>& chunks) {
     meta[static_cast<size_t>(o_len + s)] = static_cast<int32_t>(past + T);
     for (int64_t t = 0; t < T; t++, r++) {
       const int64_t p = past + t;
+      if (s >= S0) meta[static_cast<size_t>(o_seg + r - N0)] = static_cast<int32_t>(s - S0);
       meta[static_cast<size_t>(r)] = ch.ids[static_cast<size_t>(t)];
       meta[static_cast<size_t>(o_pos + r)] = static_cast<int32_t>(p);
       meta[static_cast<size_t>(o_slot + r)] = static_cast<int32_t>(ch.kv->table[static_cast<size_t>(p / BS)] * BS + p % BS);
@@ -141,8 +178,16 @@ Tensor& BatchForward::run_device(std::vector<SeqChunk>& chunks) {
   batch.max_query_len = max_t;
   batch.max_kv_len = max_len;  // lets CUDA split the keys of a few long decodes
 
+  PagedKvBatch cached;
+  cached.query_start = meta_d.narrow0(o_start, S0 + 1);
+  cached.kv_len = meta_d.narrow0(o_len, S0);
+  cached.block_table = meta_d.narrow0(o_tab, S0 * MB).view({S0, MB});
+  cached.max_query_len = cached_t;
+  cached.max_kv_len = cached_len;
+  const Tensor fresh_seg = N0 < N ? meta_d.narrow0(o_seg, N - N0).view({1, N - N0}) : Tensor();
+
   ws_.reserve(c, dev, m_.dtype(), N, 0);
-  RowBatchImpl rows(*this, chunks, batch, meta_d.narrow0(o_slot, N));
+  RowBatchImpl rows(*this, chunks, batch, meta_d.narrow0(o_slot, N), N0, cached, fresh_seg);
   LayerRun run;
   run.cfg = &c;
   run.B = 1;

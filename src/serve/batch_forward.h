@@ -3,9 +3,12 @@
 // blocks of the paged KV cache (serve/kv_pool.h) and its own adapter. Rows of all chunks go through every
 // projection together: the frozen GEMM once for all rows, then each adapter's low-rank path on its own rows
 // (chunks of one adapter should be adjacent: the caller orders them so; each adjacent run of one adapter is one
-// group). Attention is two launches a layer for the whole batch: paged_kv_write puts every new row's K and V
-// into its block slot, paged_attention_forward attends every chunk's queries to its cached keys through its
-// block table (ops/paged_attention.h). The step's index data (ids, positions, slots, block tables, lengths,
+// group). Attention: paged_kv_write puts every new row's K and V into its block slot, paged_attention_forward
+// attends every chunk's queries to its cached keys through its block table (ops/paged_attention.h), one launch
+// each for the whole batch. Chunks that start their sequence (nothing cached) and come last in the batch (the
+// scheduler orders them so) see only their own rows' keys: they take attention_forward over those rows instead,
+// packed with one segment id a prompt (tensor-core kernels on CUDA for prefill; on the CPU the same floats as the
+// paged twin), except in sliding-window layers. The step's index data (ids, positions, slots, block tables, lengths,
 // last rows) goes to the device in one copy. lm_head runs on each chunk's last row only.
 //
 // run_device() leaves the logits [chunks, V] f32 on the model's device, where the scheduler samples them

@@ -298,9 +298,14 @@ bool Scheduler::step() {
     const auto from = r.feed.begin() + static_cast<std::ptrdiff_t>(r.prefilled);
     plan.push_back({i, std::vector<int32_t>(from, from + take)});
   }
-  // Adjacent rows per adapter (the grouped adapter GEMMs in BatchForward); stable, so arrival order stays.
+  // Prompts that start this step (nothing cached yet) last, so that BatchForward attends them with the dense
+  // kernels (see batch_forward.h); within each part, adjacent rows per adapter (one adapter segment each).
+  // Stable, so arrival order stays.
   std::stable_sort(plan.begin(), plan.end(), [&](const Planned& a, const Planned& b) {
-    return running_[a.run].req->adapter.get() < running_[b.run].req->adapter.get();
+    const Running &ra = running_[a.run], &rb = running_[b.run];
+    const bool fa = ra.kv.length == 0, fb = rb.kv.length == 0;
+    if (fa != fb) return fb;
+    return ra.req->adapter.get() < rb.req->adapter.get();
   });
   std::vector<SeqChunk> chunks;
   chunks.reserve(plan.size());
