@@ -7,10 +7,27 @@
 #include <sstream>
 
 #include "core/error.h"
+#include "model/presets.h"
 
 namespace fs = std::filesystem;
 
 namespace wick::test {
+
+ModelConfig small_family_config(const char* preset, int64_t vocab_size) {
+  ModelConfig c = preset_config(preset);
+  c.hidden_size = 64;
+  c.intermediate_size = 96;
+  c.num_layers = 2;
+  c.num_heads = 4;
+  c.num_kv_heads = 2;
+  c.head_dim = 16;
+  c.vocab_size = vocab_size;
+  if (c.model_type == "gemma3_text") {
+    c.sliding_window = 4;
+    c.sliding_layers = {true, false};
+  }
+  return c;
+}
 
 Tensor randn(const Shape& shape, Rng& rng, float scale) {
   Tensor t = Tensor::empty(shape, DType::F32);

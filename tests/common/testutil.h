@@ -8,6 +8,7 @@
 
 #include "core/rng.h"
 #include "core/tensor.h"
+#include "model/config.h"
 
 namespace wick::test {
 
@@ -26,6 +27,11 @@ double max_abs_rel(const Tensor& a, const Tensor& b);
 // (':'-separated) whose name starts with prefix or that contains the file `marker`.
 std::vector<std::string> fixture_dirs(const std::string& prefix, const std::string& marker);
 std::string source_dir();  // the repository root
+
+// A family preset's config (Qwen3's q/k norms, Llama 3's RoPE, Gemma 3's layers...) at test size: hidden 64,
+// intermediate 96, 2 layers of 4 heads (2 kv heads) of dim 16. Gemma 3 gets a 4-token window on its first
+// layer (longer prompts outgrow it) and full attention on the second.
+ModelConfig small_family_config(const char* preset, int64_t vocab_size);
 
 // Why CUDA tests cannot run here ("" when they can).
 std::string cuda_skip_reason();

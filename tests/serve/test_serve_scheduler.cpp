@@ -301,18 +301,7 @@ TEST(ServeScheduler, PromptsAdvanceEvenWhenDecodesFillTheStepBudget) {
 TEST(ServeScheduler, MixedBatchMatchesTheGeneratorForQwen3AndLlama) {
   for (const char* preset : {"qwen3-0.6b", "llama3.2-1b", "gemma3-1b"}) {
     SCOPED_TRACE(preset);
-    ModelConfig c = preset_config(preset);
-    c.hidden_size = 64;
-    c.intermediate_size = 96;
-    c.num_layers = 2;
-    c.num_heads = 4;
-    c.num_kv_heads = 2;
-    c.head_dim = 16;
-    c.vocab_size = 257;
-    if (c.model_type == "gemma3_text") {
-      c.sliding_window = 4;
-      c.sliding_layers = {true, false};
-    }
+    const ModelConfig c = test::small_family_config(preset, 257);
     Fixture f;
     f.m = CausalLM::random(c, Device::cpu(), DType::F32, 21);
     CausalLM& m = *f.m;

@@ -27,6 +27,7 @@
 
 #include "ops/cuda/attention.cuh"
 #include "ops/cuda/cuda_ops.h"
+#include "ops/cuda/vec16.cuh"
 
 namespace wick::cuda_ops {
 namespace {
@@ -54,21 +55,6 @@ size_t smem_bytes(const Dims& a) {
 // q [N, H, D], k/v pools [NB, BS, Hkv, D] -> out [N, H, D] (or its parts). grid (row blocks * splits, Hkv, S),
 // kThreads threads. The tile loop is attn_fwd_kernel's without its segment ids and device positions, the key rows
 // gathered through the table (kept apart so the training and decode kernel stays as it was measured).
-// 16 bytes of T as f32: 8 bf16 or 4 f32.
-__device__ __forceinline__ void unpack16(const uint4& u, const __nv_bfloat16*, float* f) {
-  const unsigned w[4] = {u.x, u.y, u.z, u.w};
-#pragma unroll
-  for (int i = 0; i < 4; i++) {
-    __nv_bfloat162 h;
-    *reinterpret_cast<unsigned*>(&h) = w[i];
-    const float2 p = __bfloat1622float2(h);
-    f[2 * i] = p.x, f[2 * i + 1] = p.y;
-  }
-}
-__device__ __forceinline__ void unpack16(const uint4& u, const float*, float* f) {
-  f[0] = __uint_as_float(u.x), f[1] = __uint_as_float(u.y), f[2] = __uint_as_float(u.z), f[3] = __uint_as_float(u.w);
-}
-
 // VEC: a.D is a multiple of 16 / sizeof(T) (then D4 == D: no padding columns), tiles staged 16 bytes a load.
 template <typename T, int DPL, bool VEC>
 __global__ void __launch_bounds__(kThreads)
@@ -123,8 +109,8 @@ __global__ void __launch_bounds__(kThreads)
         if (key < k_hi) {
           const long long slot = (long long)table[key / p.BS] * p.BS + key % p.BS;
           const long long off = slot * kv_row + (long long)g * a.D + d;
-          unpack16(__ldg(reinterpret_cast<const uint4*>(k + off)), k, kf);
-          unpack16(__ldg(reinterpret_cast<const uint4*>(v + off)), v, vf);
+          vec16::unpack(__ldg(reinterpret_cast<const uint4*>(k + off)), k, kf);
+          vec16::unpack(__ldg(reinterpret_cast<const uint4*>(v + off)), v, vf);
         } else {
 #pragma unroll
           for (int i = 0; i < E; i++) kf[i] = vf[i] = 0.0f;

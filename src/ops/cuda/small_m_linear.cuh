@@ -36,6 +36,7 @@
 #include <cstdint>
 
 #include "ops/cuda/glu_act.cuh"
+#include "ops/cuda/vec16.cuh"
 
 namespace wick::small_m {
 
@@ -70,17 +71,10 @@ template <typename T> __device__ __forceinline__ float sm_round(float v) { retur
 // E elements of T as f32: E * sizeof(T) == 16 (one 16-byte vector) or E == 1.
 template <int E> __device__ __forceinline__ void sm_unpack(const uint4& v, float (&f)[E]);
 template <> __device__ __forceinline__ void sm_unpack<4>(const uint4& v, float (&f)[4]) {
-  f[0] = __uint_as_float(v.x), f[1] = __uint_as_float(v.y), f[2] = __uint_as_float(v.z), f[3] = __uint_as_float(v.w);
+  vec16::unpack(v, static_cast<const float*>(nullptr), f);
 }
 template <> __device__ __forceinline__ void sm_unpack<8>(const uint4& v, float (&f)[8]) {
-  const unsigned u[4] = {v.x, v.y, v.z, v.w};
-#pragma unroll
-  for (int i = 0; i < 4; i++) {
-    __nv_bfloat162 h;
-    *reinterpret_cast<unsigned*>(&h) = u[i];
-    const float2 p = __bfloat1622float2(h);
-    f[2 * i] = p.x, f[2 * i + 1] = p.y;
-  }
+  vec16::unpack(v, static_cast<const __nv_bfloat16*>(nullptr), f);
 }
 
 // Raw storage of E elements of T: one uint4 (E * sizeof(T) == 16) or one T (E == 1).
