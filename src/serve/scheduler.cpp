@@ -61,9 +61,10 @@ Scheduler::Scheduler(CausalLM& m, const Tokenizer* tok, SchedulerLimits lim, Met
       pool_(std::make_unique<KvPool>(m, lim_.kv_cache_tokens > 0 ? lim_.kv_cache_tokens
                                                                  : default_kv_cache_tokens(m.config(), lim_.max_batch))),
       forward_(m, *pool_),
-      seen_pool_(Tensor::zeros({lim_.max_batch, m.config().vocab_size}, DType::I32, m.device())) {
+      seen_pool_(Tensor::zeros({std::min(lim_.max_batch, kSeenPoolFirstRows), m.config().vocab_size}, DType::I32,
+                               m.device())) {
   // Rows taken from the back: row 0 first.
-  for (int64_t i = lim_.max_batch - 1; i >= 0; i--) free_seen_.push_back(static_cast<int32_t>(i));
+  for (int64_t i = seen_pool_.dim(0) - 1; i >= 0; i--) free_seen_.push_back(static_cast<int32_t>(i));
   metrics_.kv_blocks_total = pool_->blocks();
   metrics_.kv_blocks_used = 0;
 }
@@ -182,8 +183,19 @@ void Scheduler::preempt(size_t i) {
   running_.erase(running_.begin() + static_cast<std::ptrdiff_t>(i));
 }
 
+void Scheduler::grow_seen_pool() {
+  const int64_t rows = seen_pool_.dim(0), grown = std::min(lim_.max_batch, 2 * rows);
+  if (grown <= rows) return;
+  Tensor bigger = Tensor::zeros({grown, seen_pool_.dim(1)}, DType::I32, seen_pool_.device());
+  Tensor old_rows = bigger.narrow0(0, rows);
+  old_rows.copy_from(seen_pool_);  // stream-ordered: queued steps that read the old pool finish first
+  seen_pool_ = bigger;
+  for (int64_t i = grown - 1; i >= rows; i--) free_seen_.push_back(static_cast<int32_t>(i));  // lowest first
+}
+
 void Scheduler::take_seen_row(Running& r) {
   if (r.seq->repetition_penalty() == 1.0f) return;  // sample_tokens reads no history then
+  if (free_seen_.empty()) grow_seen_pool();
   WICK_CHECK(!free_seen_.empty(), "no free history row: running + preempted sequences exceed max_batch");
   r.seen_row = free_seen_.back();
   free_seen_.pop_back();
@@ -220,7 +232,7 @@ void Scheduler::fail_running(const std::string& message, int status) {
     for (Running& r : preempted_) free_seen_row(r);
   } catch (const std::exception&) {  // the device failed: start the pool afresh (if it can be cleared at all)
     free_seen_.clear();
-    for (int64_t i = lim_.max_batch - 1; i >= 0; i--) free_seen_.push_back(static_cast<int32_t>(i));
+    for (int64_t i = seen_pool_.dim(0) - 1; i >= 0; i--) free_seen_.push_back(static_cast<int32_t>(i));
     try {
       fill(seen_pool_, 0.0f);
     } catch (const std::exception&) {

@@ -12,8 +12,10 @@
 // three launches (subtract_at for frequency/presence penalties, sample_tokens_pooled for every row) and one copy
 // of the token ids [chunks] back (ops/sampling_pool.h). A row whose chunk ends mid-prompt is sampled greedily
 // without history and ignored. The repetition penalty's history (prompt + generated, as infer's Sampler takes
-// it) is a device row [V] i32 per sequence that uses the penalty, from a pool of max_batch rows allocated at
-// start: marked with the prompt at admission and by sample_tokens with each token, kept through a preemption,
+// it) is a device row [V] i32 per sequence that uses the penalty, from a pool that starts at
+// kSeenPoolFirstRows rows and doubles when a newcomer finds none free, up to max_batch (a row is 600 KB for
+// Qwen's vocabulary: a server for 256 streams that few requests penalise keeps a few MB, not 155): marked with the
+// prompt at admission and by sample_tokens with each token, kept through a preemption,
 // cleared when the sequence ends. The host keeps each draw counter (SequenceDecoder) and sends it every step,
 // so the tokens are those of SequenceDecoder::sample (the host rule) whatever the batch or a preemption.
 //
@@ -49,6 +51,9 @@
 namespace wick::serve {
 
 using Clock = std::chrono::steady_clock;
+
+// Rows of the repetition-penalty history pool at start (it doubles on demand up to max_batch).
+constexpr int64_t kSeenPoolFirstRows = 8;
 
 // One generation request and what it has produced so far; shared by its HTTP handler and the scheduler.
 struct Request {
@@ -117,6 +122,8 @@ class Scheduler {
   bool step();
   int64_t queued() const;
   int64_t running() const;
+  // Rows of the repetition-penalty history pool (for tests and metrics; only the scheduler thread changes it).
+  int64_t history_rows() const { return seen_pool_.dim(0); }
   bool idle() const { return queued() == 0 && running() == 0; }
   const SchedulerLimits& limits() const { return lim_; }
   const KvPool& kv_pool() const { return *pool_; }
@@ -167,11 +174,12 @@ class Scheduler {
   uint64_t admissions_ = 0;
   std::atomic<int64_t> n_running_{0};
   int64_t kv_in_use_ = 0;
-  // Device sampling (the top comment): the history pool [max_batch, V] i32 and its free rows; the step's
+  // Device sampling (the top comment): the history pool [rows <= max_batch, V] i32 and its free rows; the step's
   // upload (i32: params [R, 16] | history rows [R] | ids [R] | penalty pairs [n, 2] | prompt marks [m, 2];
   // f32: penalty amounts [n]) and its host staging; prompt marks waiting for the next step.
   Tensor seen_pool_;
   std::vector<int32_t> free_seen_;
+  void grow_seen_pool();  // doubles seen_pool_ (up to max_batch rows), its new rows free and zero
   Tensor step_i32_, step_f32_;
   std::vector<int32_t> up_i32_, ids_;
   std::vector<float> up_f32_;

@@ -446,3 +446,27 @@ TEST(ServeScheduler, HistoryRowOfALeaverComesBackClean) {
   EXPECT_EQ(take_ids(*reqs[1]), test::host_reference(*m, *reqs[1]).ids);
   EXPECT_EQ(take_ids(*reqs[2]), test::host_reference(*m, *reqs[2]).ids);
 }
+
+// The history pool starts at kSeenPoolFirstRows rows and doubles when a newcomer with a repetition penalty finds
+// none free, up to max_batch (here 8 -> 16 -> 20); rows marked before a growth keep their marks (the tokens of
+// every request are still the host path's), and requests without the penalty take no row.
+TEST(ServeScheduler, HistoryPoolGrowsOnDemandUpToMaxBatch) {
+  auto m = CausalLM::random(small_config(), Device::cpu(), DType::F32, 15);
+  Rng rng(76);
+  auto reqs = test::random_sampling_requests(rng, 24, 300, 12, 6);
+  for (size_t i = 0; i < reqs.size(); i++) {
+    reqs[i]->opt.gen.sampling.temperature = 0.0f;
+    reqs[i]->opt.gen.sampling.repetition_penalty = i % 6 == 5 ? 1.0f : 20.0f;  // 20 of 24 use a history row
+  }
+  SchedulerLimits lim;
+  lim.max_batch = 20;
+  lim.max_queue = 24;
+  Metrics metrics;
+  Scheduler s(*m, nullptr, lim, metrics);
+  EXPECT_EQ(s.history_rows(), kSeenPoolFirstRows);
+  for (auto& r : reqs) s.submit(r);
+  int64_t most = s.history_rows();
+  while (s.step()) most = std::max(most, s.history_rows());
+  EXPECT_EQ(most, 20) << "20 penalised requests ran at once: the pool grows 8 -> 16 -> 20";
+  for (auto& r : reqs) EXPECT_EQ(take_ids(*r), test::host_reference(*m, *r).ids);
+}
