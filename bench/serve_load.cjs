@@ -1,8 +1,8 @@
 // A bounded load test of a running `wick serve` on loopback: N clients, each sending streaming chat requests
 // back to back for T seconds (plain fetch + SSE parsing; no SDK needed). Prints one JSON line: requests,
 // errors, the largest prompt in tokens (usage.prompt_tokens), generated tokens, aggregate tok/s, p50/p99 request
-// latency and time to first token, and the server's resident memory at the start, after a quarter of the run and at the end (memory flat under load) when its
-// pid is given.
+// latency and time to first token, and the server's resident memory at the start, after a quarter of the run
+// and at the end (memory flat under load) when its pid is given.
 //   node bench/serve_load.cjs --url http://127.0.0.1:8080 --clients 8 --seconds 20 --max-tokens 64
 //        [--models tiny,a1,...] [--pid PID] [--prompt TEXT] [--sampling greedy|qwen]
 // --sampling qwen: Qwen2.5-Instruct's defaults (temperature 0.7, top-k 20, top-p 0.8, repetition penalty 1.05)

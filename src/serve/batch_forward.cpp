@@ -137,7 +137,10 @@ Tensor& BatchForward::run_device(std::vector<SeqChunk>& chunks) {
   // The trailing chunks that start their sequence (nothing cached: the scheduler puts them last), from chunk
   // S0 and row N0 on; the paged kernel's bounds for the chunks before them.
   int64_t S0 = S, N0 = N, cached_t = 0, cached_len = 0;
-  while (S0 > 0 && chunks[static_cast<size_t>(S0 - 1)].kv->length == 0) N0 -= static_cast<int64_t>(chunks[static_cast<size_t>(--S0)].ids.size());
+  while (S0 > 0 && chunks[static_cast<size_t>(S0 - 1)].kv->length == 0) {
+    S0--;
+    N0 -= static_cast<int64_t>(chunks[static_cast<size_t>(S0)].ids.size());
+  }
   for (int64_t s = 0; s < S0; s++) {
     const SeqChunk& ch = chunks[static_cast<size_t>(s)];
     cached_t = std::max<int64_t>(cached_t, static_cast<int64_t>(ch.ids.size()));

@@ -130,7 +130,8 @@ void segmented_lora_add(const Tensor& x, const std::vector<LoraSegment>& segment
       WICK_CHECK(tiles <= 65535, "segmented_lora_add: a segment of " << max_rows << " rows is too long");
       shrink_kernel<T><<<dim3(static_cast<unsigned>(slices), tiles, a.nseg), kThreads, 0, st>>>(a);
       WICK_CUDA_LAUNCH_CHECK();
-      expand_kernel<T><<<dim3(static_cast<unsigned>((out + kThreads - 1) / kThreads), tiles, a.nseg), kThreads, 0, st>>>(a);
+      const unsigned col_tiles = static_cast<unsigned>((out + kThreads - 1) / kThreads);
+      expand_kernel<T><<<dim3(col_tiles, tiles, a.nseg), kThreads, 0, st>>>(a);
       WICK_CUDA_LAUNCH_CHECK();
     }
   });
