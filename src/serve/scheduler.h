@@ -4,8 +4,8 @@
 // set), then runs ONE BatchForward over every running sequence: a newcomer's prompt (its prefill, in chunks
 // when max_step_tokens is set) and one token of each of the others; prompts that start in the step go last
 // (BatchForward attends them with the dense kernel), and within each part the rows are ordered by adapter so
-// each adapter's rows are adjacent (one segment each). Each sequence whose prompt is in then samples its next token; finished ones leave at once,
-// giving their slot and their KV blocks back.
+// each adapter's rows are adjacent (one segment each). Each sequence whose prompt is in then samples its next
+// token; finished ones leave at once, giving their slot and their KV blocks back.
 //
 // Sampling stays on the model's device (the CPU twins when the model is on the CPU): the step's logits
 // [chunks, V] are never copied. Before the forward, one upload carries each row's sample_tokens settings and
