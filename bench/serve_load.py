@@ -31,6 +31,7 @@ def parse_args():
     p.add_argument("--pid", type=int, default=0)
     p.add_argument("--prompt", default="Write a short story about a robot learning to paint.")
     p.add_argument("--sampling", choices=["greedy", "qwen"], default="greedy")
+    p.add_argument("--ttft-log", default="", help="also write one line per request: start (s after the run began), ttft_ms")
     a = p.parse_args()
     if not (1 <= a.clients <= 1024 and 0 < a.seconds <= 3600):
         print("--clients must be in [1, 1024] and --seconds in (0, 3600]", file=sys.stderr)
@@ -68,6 +69,8 @@ class Stats:
         self.lock = threading.Lock()
         self.lat, self.ttft, self.tokens, self.errors, self.first_error = [], [], 0, 0, None
         self.prompt_tokens = 0  # the largest prompt the server counted (usage.prompt_tokens)
+        self.started = []  # (request start, ttft_ms) for --ttft-log
+        self.run_start = time.perf_counter()
 
 
 class Client:
@@ -123,6 +126,7 @@ class Client:
             stats.lat.append(lat)
             if ttft is not None:
                 stats.ttft.append(ttft)
+                stats.started.append((t0 - stats.run_start, ttft))
             stats.tokens += tokens
             stats.prompt_tokens = max(stats.prompt_tokens, prompt_tokens)
 
@@ -148,6 +152,7 @@ def main():
     stats = Stats()
     rss0 = rss_kb(args.pid) if args.pid else None
     t0 = time.perf_counter()
+    stats.run_start = t0
     end = t0 + args.seconds
     # Memory after a quarter of the run (warmed up: workspace and KV caches grown to the batch) and at the end.
     rss_warm = [None]
@@ -175,6 +180,10 @@ def main():
         "rss_kb": {"start": rss0, "warm": rss_warm[0], "end": rss_kb(args.pid) if args.pid else None},
     }
     print(json.dumps(out, separators=(",", ":")), flush=True)
+    if args.ttft_log:
+        with open(args.ttft_log, "w") as f:
+            for start, ttft in sorted(stats.started):
+                f.write("%.4f %.1f\n" % (start, ttft))
     sys.exit(1 if stats.errors else 0)
 
 

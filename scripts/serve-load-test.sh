@@ -3,10 +3,12 @@
 # (N clients for T seconds, streaming chat), prints its JSON line and stops the server with SIGTERM (drain).
 #   scripts/serve-load-test.sh [--model DIR] [--device cpu|cuda] [--clients N] [--seconds T] [--max-tokens K]
 #                              [--adapters A] [--adapter-dir DIR] [--max-batch B] [--client auto|node|python]
-#                              [--sampling greedy|qwen] [--prompt-words W]
+#                              [--sampling greedy|qwen] [--prompt-words W] [--max-step-tokens N] [--ttft-log FILE]
 # --prompt-words W sends a user message of W words ("hello" repeated: one Qwen token each, so the prompt is W
 # plus the chat template's ~20 tokens; the JSON line's prompt_tokens says what the server counted) instead of
 # the clients' one-sentence default: issue 12's time to first token of a 512-token prompt under load.
+# --max-step-tokens N is passed to `wick serve` (its chunked-prefill budget). --ttft-log FILE (python client)
+# writes each request's start time (s into the run) and time to first token, to see when the slow ones started.
 # Without --model it makes a tiny random model (wick init-model --preset tiny). --adapters A > 0 serves A
 # random adapters (bench/random_adapter.py; kept in --adapter-dir and reused when given, else temporary) and
 # spreads the clients over them. The client: bench/serve_load.cjs with node, bench/serve_load.py (standard
@@ -16,7 +18,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 WICK=${WICK:-build/wick}
 model="" device=cpu clients=8 seconds=10 max_tokens=32 adapters=0 max_batch="" client=auto adapter_dir="" sampling=greedy
-prompt_words=0
+prompt_words=0 step_tokens="" ttft_log=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --model) model=$2; shift 2 ;;
@@ -30,6 +32,8 @@ while [ $# -gt 0 ]; do
     --adapter-dir) adapter_dir=$2; shift 2 ;;
     --sampling) sampling=$2; shift 2 ;;
     --prompt-words) prompt_words=$2; shift 2 ;;
+    --max-step-tokens) step_tokens=$2; shift 2 ;;
+    --ttft-log) ttft_log=$2; shift 2 ;;
     *) echo "serve-load-test: unknown flag $1" >&2; exit 2 ;;
   esac
 done
@@ -40,6 +44,7 @@ case "$client" in
   python) client_cmd=(python3 bench/serve_load.py) ;;
   *) echo "serve-load-test: --client must be auto, node or python" >&2; exit 2 ;;
 esac
+[ -z "$ttft_log" ] || [ "$client" = python ] || { echo "serve-load-test: --ttft-log needs the python client (--client python)" >&2; exit 2; }
 tmp=$(mktemp -d)
 server_pid=""
 cleanup() { [ -n "$server_pid" ] && kill -9 "$server_pid" 2>/dev/null || true; rm -rf "$tmp"; }
@@ -58,7 +63,7 @@ for i in $(seq 1 "$adapters"); do
   models="${models:+$models,}ad$i"
 done
 "$WICK" serve --model "$model" --device "$device" --port 0 --max-batch "$max_batch" --max-queue $((clients * 2)) \
-  --model-name base "${adapter_flags[@]}" 2> "$tmp/server.log" &
+  --model-name base ${step_tokens:+--max-step-tokens "$step_tokens"} "${adapter_flags[@]}" 2> "$tmp/server.log" &
 server_pid=$!
 for _ in $(seq 1 3000); do  # up to 5 minutes: a 7B model loads for a while before it listens
   port=$(sed -n 's/.*listening on http:\/\/127\.0\.0\.1:\([0-9]*\).*/\1/p' "$tmp/server.log" | head -1)
@@ -73,7 +78,8 @@ if [ "$prompt_words" -gt 0 ]; then
 fi
 rc=0
 "${client_cmd[@]}" --url "http://127.0.0.1:$port" --clients "$clients" --seconds "$seconds" \
-  --max-tokens "$max_tokens" --pid "$server_pid" --sampling "$sampling" ${models:+--models "$models"} "${prompt_flags[@]}" || rc=$?
+  --max-tokens "$max_tokens" --pid "$server_pid" --sampling "$sampling" ${models:+--models "$models"} "${prompt_flags[@]}" \
+  ${ttft_log:+--ttft-log "$ttft_log"} || rc=$?
 kill -TERM "$server_pid"
 wait "$server_pid" || { echo "serve-load-test: the server exited with $? after SIGTERM" >&2; rc=1; }
 server_pid=""
