@@ -120,6 +120,7 @@ static std::vector<CasePtr> build() {
   c.push_back(make_rope(1, 7, 2, 64, kQwenTheta, 32767, false, true));
   c.push_back(make_rope(2, 127, 2, 128, kQwenTheta, 4096, true, false));
   c.push_back(make_rope(1, 7, 3, 10, 1e4f, 100, false, true));
+  c.push_back(make_rope(3, 67, 5, 8, 1e4f, 500, false, true));  // CUDA's 4-pair kernel: 102 tokens a block, the last partial
   c.push_back(make_rope(2, 5, 2, 64, 1e4f, 100, true, true));
 
   // attention: training (GQA 1, 2, 6, 7, 8; D 8..128; packing) and decode (KV cache with NaN past kv_len)

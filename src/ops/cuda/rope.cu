@@ -101,6 +101,57 @@ __global__ void rope_kernel(const T* x, const P* pos, const float* inv_freq, T* 
   }
 }
 
+// The same rotation, 4 pairs a thread (loadv / storev: 8-byte bf16 or 16-byte f32 accesses) and several tokens a
+// block, for head dims with D/2 % 4 == 0 and 4-element-aligned tensors; every value is computed as in rope_kernel,
+// bit for bit. The scalar kernel's 2-byte accesses ran a 0.5B training step's q/k RoPE at ~28 us a layer (34 MB
+// moved: ~1.2 TB/s); here each block first puts the cos/sin of its `tpb` tokens into shared memory, then one thread
+// per (token, head, 4 pairs) rotates.
+template <typename T, typename P, bool kBackward>
+__global__ void rope_vec_kernel(const T* x, const P* pos, const float* inv_freq, T* y, long long BT, int H, int D,
+                                const T* x2, T* y2, int H2, int tpb) {
+  extern __shared__ float cos_sin[];  // per token of the block: [D/2] cos, then [D/2] sin, rounded to T
+  const int half = D / 2, chunks = half / 4, per_token = (H + H2) * chunks;
+  for (long long bt0 = static_cast<long long>(blockIdx.x) * tpb; bt0 < BT; bt0 += static_cast<long long>(gridDim.x) * tpb) {
+    for (int j = threadIdx.x; j < tpb * half; j += blockDim.x) {
+      const int t = j / half, i = j - t * half;
+      if (bt0 + t >= BT) break;
+      float sn, cs;
+      sincosf(static_cast<float>(pos[bt0 + t]) * inv_freq[i], &sn, &cs);
+      cos_sin[t * D + i] = cuda::round_to<T>(cs);
+      cos_sin[t * D + half + i] = cuda::round_to<T>(sn);
+    }
+    __syncthreads();
+    for (int slot = threadIdx.x; slot < tpb * per_token; slot += blockDim.x) {
+      const int t = slot / per_token, r = slot - t * per_token, hh = r / chunks, i0 = (r - hh * chunks) * 4;
+      const long long bt = bt0 + t;
+      if (bt >= BT) break;
+      const bool second = hh >= H;
+      const T* src = second ? x2 : x;
+      T* dst = second ? y2 : y;
+      const int nh = second ? H2 : H;
+      const long long base = (bt * nh + (second ? hh - H : hh)) * D + i0;
+      float a[4], b[4], ya[4], yb[4];
+      cuda::loadv<4>(src + base, a);
+      cuda::loadv<4>(src + base + half, b);
+      const float* c = cos_sin + t * D + i0;
+      const float* s = c + half;
+#pragma unroll
+      for (int k = 0; k < 4; k++) {
+        if constexpr (!kBackward) {
+          ya[k] = cuda::round_to<T>(a[k] * c[k]) - cuda::round_to<T>(b[k] * s[k]);
+          yb[k] = cuda::round_to<T>(b[k] * c[k]) + cuda::round_to<T>(a[k] * s[k]);
+        } else {
+          ya[k] = cuda::round_to<T>(a[k] * c[k]) + cuda::round_to<T>(b[k] * s[k]);
+          yb[k] = cuda::round_to<T>(b[k] * c[k]) - cuda::round_to<T>(a[k] * s[k]);
+        }
+      }
+      cuda::storev<4>(dst + base, ya);
+      cuda::storev<4>(dst + base + half, yb);
+    }
+    __syncthreads();  // the next tokens overwrite cos_sin
+  }
+}
+
 // x [B, T, H, D] -> y; x2 (may be null) [B, T, H2, D] -> y2 in the same launch.
 template <bool kBackward>
 void rope(const char* name, const Tensor& x, const Tensor& positions, const RopeFreqs& theta, Tensor& y,
@@ -114,17 +165,25 @@ void rope(const char* name, const Tensor& x, const Tensor& positions, const Rope
   const int dev = y.device().index;
   const float* inv = inv_freq_table(dev, theta, D);
   cudaStream_t s = cuda::stream_of(y);
-  const int slots = (H + H2) * (D / 2);
-  const int threads = std::min(512, std::max(32, (slots + 31) / 32 * 32));
-  const unsigned blocks = static_cast<unsigned>(std::min<long long>(BT, 1 << 20));
-  const size_t shm = static_cast<size_t>(D) * sizeof(float);
   cuda::dispatch_float(x.dtype(), name, [&](auto tt) {
     using T = typename decltype(tt)::type;
+    const T* x2p = x2 ? cuda::cptr<T>(*x2) : nullptr;
+    T* y2p = y2 ? cuda::ptr<T>(*y2) : nullptr;
+    const bool vec = (D / 2) % 4 == 0 && cuda::aligned4<T>(x.raw()) && cuda::aligned4<T>(y.raw()) &&
+                     (!x2p || (cuda::aligned4<T>(x2p) && cuda::aligned4<T>(y2p)));
+    const int per_token = (H + H2) * (vec ? D / 8 : D / 2);  // threads a token takes
+    const int tpb = vec ? std::max(1, 512 / per_token) : 1;  // tokens a block takes
+    const int threads = std::min(512, std::max(32, (tpb * per_token + 31) / 32 * 32));
+    const unsigned blocks = static_cast<unsigned>(std::min<long long>((BT + tpb - 1) / tpb, 1 << 20));
+    const size_t shm = static_cast<size_t>(tpb) * D * sizeof(float);
     cuda::dispatch_index(positions.dtype(), name, [&](auto tp) {
       using P = typename decltype(tp)::type;
-      rope_kernel<T, P, kBackward><<<blocks, threads, shm, s>>>(
-          cuda::cptr<T>(x), cuda::cptr<P>(positions), inv, cuda::ptr<T>(y), BT, H, D, x2 ? cuda::cptr<T>(*x2) : nullptr,
-          y2 ? cuda::ptr<T>(*y2) : nullptr, H2);
+      if (vec)
+        rope_vec_kernel<T, P, kBackward><<<blocks, threads, shm, s>>>(cuda::cptr<T>(x), cuda::cptr<P>(positions), inv,
+                                                                      cuda::ptr<T>(y), BT, H, D, x2p, y2p, H2, tpb);
+      else
+        rope_kernel<T, P, kBackward><<<blocks, threads, shm, s>>>(cuda::cptr<T>(x), cuda::cptr<P>(positions), inv,
+                                                                  cuda::ptr<T>(y), BT, H, D, x2p, y2p, H2);
       WICK_CUDA_LAUNCH_CHECK();
     });
   });
