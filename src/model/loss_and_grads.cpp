@@ -268,14 +268,15 @@ int64_t LossAndGrads::queue_step(const TrainBatch& batch, float grad_scale, uint
       Tensor logits = bf.logits.narrow0(0, R);
       matmul(fk.narrow0(r0, R), m_.lm_head(), logits, false, true);
       Tensor tg = tgk.narrow0(r0, R), ls = bf.losses.narrow0(r0, R), lse = bf.lse_rows.narrow0(r0, R);
-      cross_entropy_forward(logits, tg, ls, lse);
-      if (training) {
+      if (!training) {
+        cross_entropy_forward(logits, tg, ls, lse);
+      } else {
+        cross_entropy_forward_backward(logits, tg, ls, lse, grad_scale, logits);  // in place: dlogits
         for (int64_t o = 0; o < R; o += loss_check_.numel()) {  // NaN where a loss is not finite (loss_check)
           const int64_t n = std::min(R - o, loss_check_.numel());
           Tensor check = loss_check_.narrow0(0, n);
           axpy(0.0f, ls.narrow0(o, n), check);
         }
-        cross_entropy_backward(logits, tg, lse, grad_scale, logits);  // in place: dlogits
         Tensor dfr = dfk.narrow0(r0, R);
         matmul(logits, m_.lm_head(), dfr, false, false);  // [R, V] x [V, C]
       }

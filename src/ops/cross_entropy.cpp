@@ -43,6 +43,30 @@ void cross_entropy_backward(const Tensor& logits, const Tensor& targets, const T
   WICK_OP_DISPATCH(op, dev, cross_entropy_backward, logits, targets, lse, grad_scale, dlogits);
 }
 
+void cross_entropy_forward_backward(const Tensor& logits, const Tensor& targets, Tensor& losses, Tensor& lse,
+                                    float grad_scale, Tensor& dlogits) {
+  static const char* op = "cross_entropy_forward_backward";
+  const Arg L{"logits", &logits}, Tg{"targets", &targets}, Ls{"losses", &losses}, S{"lse", &lse}, D{"dlogits", &dlogits};
+  const Device dev = check_ce(op, L, Tg, Ls, D);
+  for (const Arg& a : {Ls, S}) {
+    ops_detail::need_dtype(op, a, DType::F32);
+    ops_detail::need_shape(op, {L, a}, a, {logits.dim(0)}, "[N]");
+  }
+  ops_detail::need_same_dtype(op, D, L);
+  ops_detail::need_shape(op, {L, D}, D, logits.shape(), "logits' shape [N, V]");
+  if (!std::isfinite(grad_scale)) ops_detail::fail(op, {L}, "grad_scale must be finite");
+  if (dev.is_cpu()) {
+    cross_entropy_forward(logits, targets, losses, lse);
+    cross_entropy_backward(logits, targets, lse, grad_scale, dlogits);
+    return;
+  }
+#ifdef WICK_CUDA
+  cuda_ops::cross_entropy_forward_backward(logits, targets, losses, lse, grad_scale, dlogits);
+#else
+  ops_detail::no_cuda(op);
+#endif
+}
+
 float cross_entropy_mean(const Tensor& logits, const Tensor& targets) {
   if (!logits.defined()) ops_detail::fail("cross_entropy_mean", {{"logits", &logits}}, "logits must be defined");
   const int64_t N = logits.ndim() >= 1 ? logits.dim(0) : 0;

@@ -15,6 +15,13 @@ void cross_entropy_forward(const Tensor& logits, const Tensor& targets, Tensor& 
 void cross_entropy_backward(const Tensor& logits, const Tensor& targets, const Tensor& lse, float grad_scale,
                             Tensor& dlogits);
 
+// Both, over each row at once: losses and lse as cross_entropy_forward, then dlogits as cross_entropy_backward
+// from that lse; the same values bit for bit. dlogits has the logits' dtype and may alias them (the training
+// loss writes dlogits in place). CUDA reads each row twice in one kernel, the second time mostly from L2, instead
+// of two kernels reading it from memory; the CPU runs forward then backward.
+void cross_entropy_forward_backward(const Tensor& logits, const Tensor& targets, Tensor& losses, Tensor& lse,
+                                    float grad_scale, Tensor& dlogits);
+
 // Convenience (allocates; not for hot paths): mean loss over counted positions; 0 counted -> NaN.
 float cross_entropy_mean(const Tensor& logits, const Tensor& targets);
 

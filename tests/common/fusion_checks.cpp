@@ -6,6 +6,7 @@
 
 #include "common/testutil.h"
 #include "core/rng.h"
+#include "ops/cross_entropy.h"
 #include "ops/elementwise.h"
 #include "ops/norm.h"
 #include "ops/rope.h"
@@ -118,6 +119,57 @@ void check_add_rms_norm_equals_add_then_norm(Device dev, DType dt) {
         EXPECT_EQ(max_abs_diff(host(y2), host(y1)), 0.0) << "C " << C << " in place " << in_place;
         EXPECT_EQ(max_abs_diff(host(r2), host(r1)), 0.0) << "C " << C << " in place " << in_place;
       }
+}
+
+void check_cross_entropy_fused_equals_separate(Device dev, DType dt) {
+  Rng rng(21);
+  for (int64_t V : {151, 1000, 4096})
+    for (bool in_place : {false, true}) {
+      const int64_t N = 13;
+      SCOPED_TRACE("V " + std::to_string(V) + (in_place ? " in place " : " ") + dtype_name(dt) + " on " + dev.str());
+      std::vector<int32_t> tg;
+      for (int64_t i = 0; i < N; i++) tg.push_back(i % 4 == 1 ? kIgnoreIndex : static_cast<int32_t>(rng.below(V)));
+      const Tensor targets = Tensor::from_i32(tg, {N}).to(dev);
+      const Tensor logits = randn({N, V}, rng, 4.0f).to(dt).to(dev);
+      auto f32 = [&](int64_t n) { return Tensor::empty({n}, DType::F32, dev); };
+      Tensor loss1 = f32(N), lse1 = f32(N), d1 = Tensor::empty({N, V}, dt, dev);
+      cross_entropy_forward(logits, targets, loss1, lse1);
+      cross_entropy_backward(logits, targets, lse1, 0.37f, d1);
+      Tensor work = logits.clone();
+      Tensor loss2 = f32(N), lse2 = f32(N), d2 = in_place ? work : Tensor::empty({N, V}, dt, dev);
+      cross_entropy_forward_backward(work, targets, loss2, lse2, 0.37f, d2);
+      EXPECT_EQ(loss2.to_f32_vector(), loss1.to_f32_vector());
+      EXPECT_EQ(lse2.to_f32_vector(), lse1.to_f32_vector());
+      EXPECT_EQ(d2.to_f32_vector(), d1.to_f32_vector());
+      EXPECT_NE(d2.to_f32_vector(), logits.to_f32_vector());
+    }
+}
+
+void check_rope_misaligned_equals_aligned(Device dev, DType dt) {
+  Rng rng(23);
+  for (int64_t D : {8, 64, 128})
+    for (bool backward : {false, true}) {
+      const int64_t B = 2, T = 9, H = 3, n = B * T * H * D;
+      SCOPED_TRACE("D " + std::to_string(D) + (backward ? " backward " : " forward ") + dtype_name(dt));
+      std::vector<int32_t> pos;
+      for (int64_t i = 0; i < B * T; i++) pos.push_back(static_cast<int32_t>(rng.below(5000)));
+      const Tensor positions = Tensor::from_i32(pos, {B, T}).to(dev);
+      const Tensor x = randn({B, T, H, D}, rng).to(dt).to(dev);
+      Tensor aligned = x.clone();
+      Tensor buf = Tensor::empty({n + 1}, dt, dev);  // one element in: not 4-element aligned
+      Tensor shifted = buf.narrow0(1, n).view({B, T, H, D});
+      shifted.copy_from(x);
+      const RopeFreqs f(1e6f);
+      if (backward) {
+        rope_backward(aligned, positions, f, aligned);
+        rope_backward(shifted, positions, f, shifted);
+      } else {
+        rope_forward(aligned, positions, f, aligned);
+        rope_forward(shifted, positions, f, shifted);
+      }
+      EXPECT_EQ(shifted.to_f32_vector(), aligned.to_f32_vector());
+      EXPECT_NE(aligned.to_f32_vector(), x.to_f32_vector());
+    }
 }
 
 }  // namespace wick::test

@@ -3,7 +3,9 @@
 //    its own tensor, with dgate and dup unchanged by asking for it;
 //  - rms_norm_backward accumulating into dx (ops/norm.h): the plain backward, then add;
 //  - rope_forward_qk / rope_backward_qk (ops/rope.h): rope_forward / rope_backward on q and on k;
-//  - add_rms_norm_forward (ops/norm.h): add, then rms_norm_forward.
+//  - add_rms_norm_forward (ops/norm.h): add, then rms_norm_forward;
+//  - cross_entropy_forward_backward (ops/cross_entropy.h): cross_entropy_forward, then cross_entropy_backward;
+//  - rope on misaligned tensors (CUDA's one-pair kernel) and on aligned ones (its 4-pair kernel).
 #pragma once
 #include "core/tensor.h"
 
@@ -17,5 +19,9 @@ void check_rms_norm_backward_accumulates(Device dev, DType dt);
 void check_rope_qk_equals_two_ropes(Device dev, DType dt);
 // Both weight kinds, odd and vector-friendly widths, h in place over a and in its own tensor.
 void check_add_rms_norm_equals_add_then_norm(Device dev, DType dt);
+// Odd and vector-friendly vocabularies, ignored rows, in place over the logits and into their own tensor.
+void check_cross_entropy_fused_equals_separate(Device dev, DType dt);
+// Head dims 8, 64, 128; forward and backward.
+void check_rope_misaligned_equals_aligned(Device dev, DType dt);
 
 }  // namespace wick::test

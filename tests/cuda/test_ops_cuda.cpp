@@ -119,6 +119,18 @@ TEST(CudaRopeQk, OneLaunchEqualsRopeOnQThenK) {
     wick::test::check_rope_qk_equals_two_ropes(wick::Device::cuda(), dt);
 }
 
+TEST(CudaCrossEntropy, ForwardBackwardInOneKernelEqualsTheTwo) {
+  WICK_REQUIRE_CUDA();
+  for (wick::DType dt : {wick::DType::F32, wick::DType::BF16})
+    wick::test::check_cross_entropy_fused_equals_separate(wick::Device::cuda(), dt);
+}
+
+TEST(CudaRope, FourPairKernelEqualsOnePairKernel) {
+  WICK_REQUIRE_CUDA();
+  for (wick::DType dt : {wick::DType::F32, wick::DType::BF16})
+    wick::test::check_rope_misaligned_equals_aligned(wick::Device::cuda(), dt);
+}
+
 TEST(CudaRmsNormBackward, AccumulatingEqualsBackwardThenAdd) {
   WICK_REQUIRE_CUDA();
   for (wick::DType dt : {wick::DType::F32, wick::DType::BF16})

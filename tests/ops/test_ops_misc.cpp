@@ -116,4 +116,13 @@ TEST(AddRmsNorm, OneCallEqualsAddThenNorm) {
   wick::test::check_add_rms_norm_equals_add_then_norm(wick::Device::cpu(), wick::DType::F32);
 }
 
+TEST(CrossEntropy, ForwardBackwardEqualsForwardThenBackward) {
+  wick::test::check_cross_entropy_fused_equals_separate(wick::Device::cpu(), wick::DType::F32);
+  wick::test::check_cross_entropy_fused_equals_separate(wick::Device::cpu(), wick::DType::BF16);
+}
+
+TEST(Rope, MisalignedTensorsGiveTheSameValues) {
+  wick::test::check_rope_misaligned_equals_aligned(wick::Device::cpu(), wick::DType::F32);
+}
+
 TEST(RopeQk, OneCallEqualsRopeOnQThenK) { wick::test::check_rope_qk_equals_two_ropes(wick::Device::cpu(), wick::DType::F32); }

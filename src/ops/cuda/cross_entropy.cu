@@ -4,8 +4,10 @@
 // cross_entropy/ce_fwd_bench.cu: 145 -> 113 us for 1,024 x 151,936 bf16 logits on an H200).
 // Forward: running (max, sum of exp) per thread, combined over the block: lse = max + log(sum),
 // loss = lse - logit[target] (0 for ignored rows). Backward: elementwise from lse, no reduction; may run in
-// place (dlogits == logits: each element is read and then written by the same thread).
+// place (dlogits == logits: each element is read and then written by the same thread). Both in one kernel
+// (cross_entropy_forward_backward, the training loss): a row's second read mostly hits L2.
 // A target outside [0, V) that is not kIgnoreIndex prints and traps (a device-side assert).
+#include <algorithm>
 #include <cstdio>
 #include <cstdint>
 #include <type_traits>
@@ -54,17 +56,13 @@ __device__ __forceinline__ int checked_target(const int32_t* targets, long long 
   return t;
 }
 
-// logits [N, V], targets [N] -> losses [N], lse [N]
+// The log-sum-exp of row x [V], returned to every thread of the block (every thread must call; shm: 32 floats).
 // Each thread loads kUnroll vectors of VW logits before it uses any (one row is ~300 KB: with one vector in flight
 // per thread and a (max, sum) update chained behind each load, the 0.5B loss forward ran at ~1.4 TB/s), then
 // folds them into its running (max, sum) with one rescale. +inf logits: the sum counts each as exp(0) = 1 once
 // the max is +inf (instead of exp(inf - inf) = NaN), as an element-by-element running max would.
-template <typename TL, int VW>
-__global__ void ce_fwd_kernel(const TL* logits, const int32_t* targets, float* losses, float* lse, int V) {
+template <typename TL, int VW> __device__ float row_lse(const TL* x, int V, float* shm) {
   constexpr int kUnroll = VW == 8 ? 2 : 4;  // bf16: 2 x 16 bytes in flight per thread (the faster in the harness)
-  __shared__ float shm[32];
-  const long long row = blockIdx.x;
-  const TL* x = logits + row * V;
   const int stride = blockDim.x * VW;
   float m = -INFINITY, s = 0.0f;
   for (int c0 = threadIdx.x * VW; c0 < V; c0 += stride * kUnroll) {
@@ -97,11 +95,70 @@ __global__ void ce_fwd_kernel(const TL* logits, const int32_t* targets, float* l
   }
   const float M = cuda::block_max(m, shm);
   const float S = cuda::block_sum(m == -INFINITY ? 0.0f : s * expf(m - M), shm);
+  return M + logf(S);
+}
+
+// logits [N, V], targets [N] -> losses [N], lse [N]
+template <typename TL, int VW>
+__global__ void ce_fwd_kernel(const TL* logits, const int32_t* targets, float* losses, float* lse, int V) {
+  __shared__ float shm[32];
+  const long long row = blockIdx.x;
+  const TL* x = logits + row * V;
+  const float l = row_lse<TL, VW>(x, V, shm);
   if (threadIdx.x == 0) {
-    const float l = M + logf(S);
     const int t = checked_target(targets, row, V);
     lse[row] = l;
     losses[row] = t == kIgnoreIndex ? 0.0f : l - cuda::to_f(x[t]);
+  }
+}
+
+// VW values as T at p: 8 bf16 as one 16-byte store, or cuda::storev's 4 / 1.
+template <int VW, typename T> __device__ __forceinline__ void store_values(T* p, const float (&f)[VW]) {
+  if constexpr (VW == 8) {
+    static_assert(sizeof(T) == 2, "8-wide stores are for bf16");
+    unsigned w[4];
+#pragma unroll
+    for (int i = 0; i < 4; ++i) {
+      const __nv_bfloat162 h = __floats2bfloat162_rn(f[2 * i], f[2 * i + 1]);
+      w[i] = *reinterpret_cast<const unsigned*>(&h);
+    }
+    *reinterpret_cast<uint4*>(p) = make_uint4(w[0], w[1], w[2], w[3]);
+  } else {
+    cuda::storev<VW>(p, f);
+  }
+}
+
+// Forward and backward of one row per block: row_lse, then dlogits from the lse in registers, the values of
+// ce_fwd_kernel and ce_bwd_kernel bit for bit. The row is read twice; the second read follows the first within
+// microseconds, so most of it comes from L2 (two 1,024-thread blocks an SM keep ~264 rows, ~80 MB of 0.5B's bf16
+// logits, in flight: not all of it fits the 50 MB L2). In place is safe: the target's logit is read before the
+// reductions, and every other element is read and written by the same thread after them.
+template <typename T, int VW>
+__global__ void ce_fwd_bwd_kernel(const T* logits, const int32_t* targets, float* losses, float* lse, float grad_scale,
+                                  T* dlogits, int V) {
+  __shared__ float shm[32];
+  const long long row = blockIdx.x;
+  const T* x = logits + row * V;
+  T* d = dlogits + row * V;
+  const int t = checked_target(targets, row, V);
+  const float xt = threadIdx.x == 0 && t != kIgnoreIndex ? cuda::to_f(x[t]) : 0.0f;
+  const float l = row_lse<T, VW>(x, V, shm);  // its reductions end with __syncthreads: x[t] is read before d[t] is written
+  if (threadIdx.x == 0) {
+    lse[row] = l;
+    losses[row] = t == kIgnoreIndex ? 0.0f : l - xt;
+  }
+  if (t == kIgnoreIndex) {
+    const float zero[VW] = {};
+    for (int c = threadIdx.x * VW; c < V; c += blockDim.x * VW) store_values<VW>(d + c, zero);
+    return;
+  }
+  const float lb = l * kLog2e;
+  for (int c = threadIdx.x * VW; c < V; c += blockDim.x * VW) {
+    float v[VW];
+    load_logits<VW>(x + c, v);
+#pragma unroll
+    for (int i = 0; i < VW; ++i) v[i] = (exp_shifted(v[i], lb) - (c + i == t ? 1.0f : 0.0f)) * grad_scale;
+    store_values<VW>(d + c, v);
   }
 }
 
@@ -177,6 +234,33 @@ void cross_entropy_backward(const Tensor& logits, const Tensor& targets, const T
         WICK_CUDA_LAUNCH_CHECK();
       });
     });
+  });
+}
+
+// -> losses, lse (=), dlogits [N, V] (=; the logits' dtype; may alias logits)
+void cross_entropy_forward_backward(const Tensor& logits, const Tensor& targets, Tensor& losses, Tensor& lse,
+                                    float grad_scale, Tensor& dlogits) {
+  const long long V = logits.dim(-1);
+  const long long N = V ? logits.numel() / V : 0;
+  if (N == 0) return;
+  WICK_CHECK(V <= 0x7fffffffLL && targets.dtype() == DType::I32 && dlogits.dtype() == logits.dtype(),
+             "cross_entropy_forward_backward " << logits.str() << ", " << targets.str() << " -> " << dlogits.str());
+  cudaStream_t s = cuda::stream_of(losses);
+  cuda::dispatch_float(logits.dtype(), "cross_entropy_forward_backward", [&](auto tl) {
+    using T = typename decltype(tl)::type;
+    auto launch = [&](auto vw) {
+      constexpr int VW = decltype(vw)::value;
+      ce_fwd_bwd_kernel<T, VW><<<(unsigned)N, cuda::row_threads(V, VW * 4, 1024), 0, s>>>(
+          cuda::cptr<T>(logits), cuda::cptr<int32_t>(targets), cuda::ptr<float>(losses), cuda::ptr<float>(lse),
+          grad_scale, cuda::ptr<T>(dlogits), (int)V);
+      WICK_CUDA_LAUNCH_CHECK();
+    };
+    const int w = std::min(logit_width<T>(V, logits.raw()), logit_width<T>(V, dlogits.raw()));
+    if constexpr (std::is_same_v<T, bf16>) {
+      if (w == 8) return launch(std::integral_constant<int, 8>{});
+    }
+    if (w >= 4) launch(std::integral_constant<int, 4>{});
+    else launch(std::integral_constant<int, 1>{});
   });
 }
 
