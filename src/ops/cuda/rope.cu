@@ -3,7 +3,8 @@
 // (precise sincosf, not the fast intrinsics) rounded to T, then each product and each sum rounded to T:
 //   y1 = r(r(x1 c) - r(x2 s)),  y2 = r(r(x2 c) + r(x1 s))          (x1 = x[i], x2 = x[i + D/2])
 // and backward mirrors autograd through that graph: dx1 = r(r(dy1 c) + r(dy2 s)), dx2 = r(r(dy2 c) - r(dy1 s)).
-// In f32 every r() is the identity.
+// In f32 every r() is the identity; the products are __fmul_rn (never contracted into an FMA with the sum), so
+// both kernels below and the CPU give the same f32 values.
 //
 // inv_freq is computed on the host (pow in double, rounded once to f32: the correctly rounded value torch's
 // f32 pow gives; Llama 3 or linear rescaling by the shared rope_rescale) and cached on the device per (device,
@@ -88,11 +89,11 @@ __global__ void rope_kernel(const T* x, const P* pos, const float* inv_freq, T* 
       const float x1 = cuda::to_f(src[base + i]), xb = cuda::to_f(src[base + half + i]);
       float y1, yb;
       if constexpr (!kBackward) {
-        y1 = cuda::round_to<T>(x1 * c) - cuda::round_to<T>(xb * s);
-        yb = cuda::round_to<T>(xb * c) + cuda::round_to<T>(x1 * s);
+        y1 = cuda::round_to<T>(__fmul_rn(x1, c)) - cuda::round_to<T>(__fmul_rn(xb, s));
+        yb = cuda::round_to<T>(__fmul_rn(xb, c)) + cuda::round_to<T>(__fmul_rn(x1, s));
       } else {
-        y1 = cuda::round_to<T>(x1 * c) + cuda::round_to<T>(xb * s);
-        yb = cuda::round_to<T>(xb * c) - cuda::round_to<T>(x1 * s);
+        y1 = cuda::round_to<T>(__fmul_rn(x1, c)) + cuda::round_to<T>(__fmul_rn(xb, s));
+        yb = cuda::round_to<T>(__fmul_rn(xb, c)) - cuda::round_to<T>(__fmul_rn(x1, s));
       }
       dst[base + i] = cuda::from_f<T>(y1);
       dst[base + half + i] = cuda::from_f<T>(yb);
@@ -138,11 +139,11 @@ __global__ void rope_vec_kernel(const T* x, const P* pos, const float* inv_freq,
 #pragma unroll
       for (int k = 0; k < 4; k++) {
         if constexpr (!kBackward) {
-          ya[k] = cuda::round_to<T>(a[k] * c[k]) - cuda::round_to<T>(b[k] * s[k]);
-          yb[k] = cuda::round_to<T>(b[k] * c[k]) + cuda::round_to<T>(a[k] * s[k]);
+          ya[k] = cuda::round_to<T>(__fmul_rn(a[k], c[k])) - cuda::round_to<T>(__fmul_rn(b[k], s[k]));
+          yb[k] = cuda::round_to<T>(__fmul_rn(b[k], c[k])) + cuda::round_to<T>(__fmul_rn(a[k], s[k]));
         } else {
-          ya[k] = cuda::round_to<T>(a[k] * c[k]) + cuda::round_to<T>(b[k] * s[k]);
-          yb[k] = cuda::round_to<T>(b[k] * c[k]) - cuda::round_to<T>(a[k] * s[k]);
+          ya[k] = cuda::round_to<T>(__fmul_rn(a[k], c[k])) + cuda::round_to<T>(__fmul_rn(b[k], s[k]));
+          yb[k] = cuda::round_to<T>(__fmul_rn(b[k], c[k])) - cuda::round_to<T>(__fmul_rn(a[k], s[k]));
         }
       }
       cuda::storev<4>(dst + base, ya);
