@@ -27,8 +27,8 @@ void register_serve(CLI::App& app) {
   cmd->add_option("--max-kv-tokens", opt->limits.max_kv_tokens, "most KV cache tokens the running requests may need at worst (prompt + max_tokens each); 0 = no limit");
   cmd->add_option("--kv-cache-tokens", opt->limits.kv_cache_tokens,
                   "tokens of the paged KV cache, allocated once at start in blocks of 16 and shared by all requests (default: --max-batch x min(context, 4096)); a request that cannot fit it gets 400, one that must wait queues");
-  opt->limits.max_step_tokens = 2048;
-  cmd->add_option("--max-step-tokens", opt->limits.max_step_tokens, "most tokens per batched step: long prompts are prefilled in chunks beside the others' decode (default 2048; 0 = no limit)");
+  opt->limits.max_step_tokens = 8192;
+  cmd->add_option("--max-step-tokens", opt->limits.max_step_tokens, "most tokens per batched step: long prompts are prefilled in chunks beside the others' decode (default 8192; 0 = no limit)");
   cmd->add_option("--max-tokens", opt->max_tokens, "most new tokens one request may ask for (default 4096)");
   cmd->add_option("--max-body-mb", *max_body_mb, "largest request body in MiB; larger get 413 (default 1)");
   cmd->callback([=] {

@@ -1,5 +1,6 @@
 #include "serve/metrics.h"
 
+#include <algorithm>
 #include <cstdio>
 #include <sstream>
 
@@ -51,6 +52,21 @@ std::string Histogram::render(const std::string& name, const std::string& help) 
   o << name << "_bucket{le=\"+Inf\"} " << n_ << "\n";
   o << name << "_sum " << num(sum_) << "\n" << name << "_count " << n_ << "\n";
   return o.str();
+}
+
+void Histogram::clear() {
+  std::lock_guard<std::mutex> lk(mu_);
+  std::fill(counts_.begin(), counts_.end(), 0);
+  sum_ = 0;
+  n_ = 0;
+}
+
+void Metrics::clear() {
+  for (std::atomic<uint64_t>* c : {&requests_total, &requests_ok, &requests_failed, &requests_cancelled, &prompt_tokens,
+                                   &completion_tokens, &decode_steps, &preemptions})
+    *c = 0;
+  for (std::atomic<int64_t>* g : {&queue_depth, &batch_size, &kv_blocks_used}) *g = 0;
+  for (Histogram* h : {&ttft, &per_token, &request_latency, &step_batch}) h->clear();
 }
 
 std::string Metrics::render() const {

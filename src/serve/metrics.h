@@ -17,6 +17,7 @@ class Histogram {
   std::string render(const std::string& name, const std::string& help) const;
   uint64_t count() const;
   double quantile(double q) const;  // from the buckets (upper bound of the bucket holding q); 0 when empty
+  void clear();                     // back to no observations
 
  private:
   std::vector<double> bounds_;
@@ -42,6 +43,8 @@ struct Metrics {
   Histogram step_batch{{1, 2, 4, 8, 16, 32, 64, 128, 256}};  // sequences per decode step
 
   std::string render() const;
+  // Every counter and histogram back to zero, but kv_blocks_total (after the scheduler's warm-up).
+  void clear();
 };
 
 }  // namespace wick::serve

@@ -90,6 +90,33 @@ void Scheduler::submit(std::shared_ptr<Request> r) {
   cv_.notify_all();
 }
 
+int64_t Scheduler::warm_up() {
+  const int64_t budget = lim_.max_step_tokens > 0 ? lim_.max_step_tokens : kWarmUpTokens;
+  const int64_t ctx = m_.config().max_position_embeddings;
+  const int64_t seqs = std::max<int64_t>(1, std::min(lim_.max_batch, lim_.max_queue));
+  // Each sequence's prompt, within the context, the KV cache (with a block of decode room each) and the budget.
+  const int64_t fit = pool_->capacity_tokens() / seqs - kAdmitDecodeRoom - kWarmUpNewTokens;
+  const int64_t each = std::min({budget / seqs, ctx - kWarmUpNewTokens, fit});
+  if (each < 1 || lim_.max_queue < 1) return 0;
+  const int32_t V = static_cast<int32_t>(m_.config().vocab_size);
+  std::vector<std::shared_ptr<Request>> reqs;
+  for (int64_t i = 0; i < seqs; i++) {
+    auto r = std::make_shared<Request>();
+    for (int64_t j = 0; j < each; j++) r->prompt.push_back(static_cast<int32_t>((i * 7919 + j * 104729) % V));
+    r->opt.gen.max_new_tokens = kWarmUpNewTokens;
+    r->opt.gen.sampling.temperature = 0.0f;
+    reqs.push_back(r);
+    submit(r);
+  }
+  while (step()) {
+  }
+  std::string text;
+  for (auto& r : reqs) r->wait_take(text, nullptr, std::chrono::milliseconds(0));
+  metrics_.clear();
+  metrics_.kv_blocks_used = pool_->used_blocks();
+  return seqs * each;
+}
+
 int64_t Scheduler::queued() const {
   std::lock_guard<std::mutex> lk(mu_);
   return static_cast<int64_t>(queue_.size());

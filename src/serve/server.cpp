@@ -39,6 +39,7 @@ Server::Server(Session& session, ServerOptions opt) : session_(session), opt_(st
     }
   }
   sched_ = std::make_unique<Scheduler>(m, session_.tokenizer(), opt_.limits, metrics_);
+  if (m.device().is_cuda()) sched_->warm_up();  // Scheduler::warm_up: the first clients' time to first token
   http_ = std::make_unique<httplib::Server>();
   routes();
 }

@@ -470,3 +470,40 @@ TEST(ServeScheduler, HistoryPoolGrowsOnDemandUpToMaxBatch) {
   EXPECT_EQ(most, 20) << "20 penalised requests ran at once: the pool grows 8 -> 16 -> 20";
   for (auto& r : reqs) EXPECT_EQ(take_ids(*r), test::host_reference(*m, *r).ids);
 }
+
+// warm_up runs its throwaway requests to the end and leaves the scheduler as it found it: nothing queued or
+// running, every KV block free, the metrics at zero, and a request afterwards gives the tokens it gives on a
+// scheduler that never warmed up.
+TEST(ServeScheduler, WarmUpLeavesNothingBehind) {
+  Fixture f;
+  SchedulerLimits lim;
+  lim.max_batch = 3;
+  lim.max_step_tokens = 40;
+  Rng rng(5);
+  const std::vector<int32_t> prompt = random_prompt(rng, 9, 300);
+  Scheduler cold(*f.m, nullptr, lim, f.metrics);
+  auto r1 = greedy_request(prompt, 6, nullptr);
+  cold.submit(r1);
+  while (cold.step()) {
+  }
+  const std::vector<int32_t> expected = take_ids(*r1);
+  ASSERT_EQ(expected.size(), 6u);
+
+  Metrics metrics;
+  Scheduler s(*f.m, nullptr, lim, metrics);
+  EXPECT_EQ(s.warm_up(), 3 * (40 / 3));  // max_batch sequences filling the step budget
+  EXPECT_GT(s.kv_pool().blocks(), 0);
+  EXPECT_EQ(s.kv_pool().used_blocks(), 0);
+  EXPECT_TRUE(s.idle());
+  EXPECT_EQ(metrics.requests_total.load(), 0u);
+  EXPECT_EQ(metrics.prompt_tokens.load(), 0u);
+  EXPECT_EQ(metrics.decode_steps.load(), 0u);
+  EXPECT_EQ(metrics.ttft.count(), 0u);
+  EXPECT_EQ(metrics.kv_blocks_total.load(), s.kv_pool().blocks());
+  auto r2 = greedy_request(prompt, 6, nullptr);
+  s.submit(r2);
+  while (s.step()) {
+  }
+  EXPECT_EQ(take_ids(*r2), expected);
+  EXPECT_EQ(metrics.requests_total.load(), 1u);
+}
