@@ -4,14 +4,15 @@
 // latency and time to first token, and the server's resident memory at the start, after a quarter of the run
 // and at the end (memory flat under load) when its pid is given.
 //   node bench/serve_load.cjs --url http://127.0.0.1:8080 --clients 8 --seconds 20 --max-tokens 64
-//        [--models tiny,a1,...] [--pid PID] [--prompt TEXT] [--sampling greedy|qwen]
+//        [--models tiny,a1,...] [--pid PID] [--prompt TEXT] [--sampling greedy|qwen] [--ttft-log FILE]
 // --sampling qwen: Qwen2.5-Instruct's defaults (temperature 0.7, top-k 20, top-p 0.8, repetition penalty 1.05)
-// instead of greedy.
+// instead of greedy. --ttft-log FILE: one line per request, its start (s after the run began) and time to first
+// token (ms), sorted by start (as bench/serve_load.py writes it).
 'use strict';
 const fs = require('fs');
 
 const args = { url: 'http://127.0.0.1:8080', clients: 8, seconds: 20, 'max-tokens': 64, models: '', pid: 0,
-  prompt: 'Write a short story about a robot learning to paint.', sampling: 'greedy' };
+  prompt: 'Write a short story about a robot learning to paint.', sampling: 'greedy', 'ttft-log': '' };
 for (let i = 2; i < process.argv.length; i += 2) {
   const k = process.argv[i].replace(/^--/, '');
   if (!(k in args)) { console.error(`unknown flag --${k}`); process.exit(2); }
@@ -63,16 +64,20 @@ async function one(model, stats) {
   }
   if (!done) throw new Error('stream ended without [DONE]');
   stats.lat.push(performance.now() - t0);
-  if (ttft !== null) stats.ttft.push(ttft);
+  if (ttft !== null) {
+    stats.ttft.push(ttft);
+    stats.started.push([(t0 - stats.runStart) / 1000, ttft]);
+  }
   stats.tokens += tokens;
   stats.promptTokens = Math.max(stats.promptTokens, promptTokens);
 }
 
 async function main() {
   const models = args.models ? args.models.split(',') : [''];
-  const stats = { lat: [], ttft: [], tokens: 0, promptTokens: 0, errors: 0, firstError: null };
+  const stats = { lat: [], ttft: [], tokens: 0, promptTokens: 0, errors: 0, firstError: null, started: [], runStart: 0 };
   const rss0 = args.pid ? rssKb(args.pid) : null;
   const t0 = performance.now();
+  stats.runStart = t0;
   const end = t0 + args.seconds * 1000;
   // Memory after a quarter of the run (warmed up: workspace and KV caches grown to the batch) and at the end.
   let rssWarm = null;
@@ -100,6 +105,10 @@ async function main() {
   for (const k of ['latency_ms', 'ttft_ms'])
     for (const q of ['p50', 'p99']) if (out[k][q] !== null) out[k][q] = Number(out[k][q].toFixed(1));
   console.log(JSON.stringify(out));
+  if (args['ttft-log']) {
+    stats.started.sort((a, b) => a[0] - b[0]);
+    fs.writeFileSync(args['ttft-log'], stats.started.map(([s, t]) => `${s.toFixed(4)} ${t.toFixed(1)}\n`).join(''));
+  }
   process.exit(stats.errors ? 1 : 0);
 }
 main().catch((e) => { console.error(e); process.exit(1); });

@@ -7,7 +7,7 @@
 # --prompt-words W sends a user message of W words ("hello" repeated: one Qwen token each, so the prompt is W
 # plus the chat template's ~20 tokens; the JSON line's prompt_tokens says what the server counted) instead of
 # the clients' one-sentence default: issue 12's time to first token of a 512-token prompt under load.
-# --max-step-tokens N is passed to `wick serve` (its chunked-prefill budget). --ttft-log FILE (python client)
+# --max-step-tokens N is passed to `wick serve` (its chunked-prefill budget). --ttft-log FILE
 # writes each request's start time (s into the run) and time to first token, to see when the slow ones started.
 # Without --model it makes a tiny random model (wick init-model --preset tiny). --adapters A > 0 serves A
 # random adapters (bench/random_adapter.py; kept in --adapter-dir and reused when given, else temporary) and
@@ -44,7 +44,6 @@ case "$client" in
   python) client_cmd=(python3 bench/serve_load.py) ;;
   *) echo "serve-load-test: --client must be auto, node or python" >&2; exit 2 ;;
 esac
-[ -z "$ttft_log" ] || [ "$client" = python ] || { echo "serve-load-test: --ttft-log needs the python client (--client python)" >&2; exit 2; }
 tmp=$(mktemp -d)
 server_pid=""
 cleanup() { [ -n "$server_pid" ] && kill -9 "$server_pid" 2>/dev/null || true; rm -rf "$tmp"; }
