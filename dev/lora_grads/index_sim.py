@@ -1,0 +1,96 @@
+"""Checks lora_grads.cuh's index math without a GPU: the v1 kernel's blocking (grid P x Q, two 128-row blocks,
+128-column tiles, the shared-memory layouts with ld 136) and WMMA's col_major / row_major fragment addressing,
+transliterated over flat Python lists, against a direct sum. Exact arithmetic on small integers, so any index
+slip shows as a mismatch. Not the kernel's numerics (the harness on a GPU checks those).
+    python3 dev/lora_grads/index_sim.py"""
+import random
+
+R, RB_ROWS, RBS, TILE, LD = 16, 128, 2, 128, 136
+ROWS_CTA = RB_ROWS * RBS
+
+
+def plan(N, out, sms):
+    P = (N + ROWS_CTA - 1) // ROWS_CTA
+    tiles = (out + TILE - 1) // TILE
+    want = max(1, min(tiles, (2 * sms + P - 1) // P))
+    tpq = (tiles + want - 1) // want
+    return P, (tiles + tpq - 1) // tpq, tpq
+
+
+def load_col_major(buf, base, ld):  # fragment (rows m/k, cols n/k): element (i, j) at base + j * ld + i
+    return [[buf[base + j * ld + i] for j in range(16)] for i in range(16)]
+
+
+def mma(acc, a, b):
+    for i in range(16):
+        for j in range(16):
+            acc[i][j] += sum(a[i][k] * b[k][j] for k in range(16))
+
+
+def kernel(dy, uT, B, N, out, P, Q, tpq):
+    W1 = [0] * (P * out * R)
+    W2 = [0] * (Q * R * N)
+    tiles = (out + TILE - 1) // TILE
+    for p in range(P):
+        for q in range(Q):
+            row0 = p * ROWS_CTA
+            us = [0] * (RBS * R * LD)
+            for i in range(RBS * R * (RB_ROWS // 8)):
+                rb, j, c = i // (R * 16), (i // 16) % R, (i % 16) * 8
+                n = row0 + rb * RB_ROWS + c
+                for e in range(8):
+                    us[(rb * R + j) * LD + c + e] = uT[j * N + n + e] if n < N else 0
+            du_acc = [[[0] * 16 for _ in range(16)] for _ in range(RBS * 8)]  # [rb * 8 + warp]
+            for t in range(q * tpq, min(tiles, q * tpq + tpq)):
+                o0 = t * TILE
+                bs = [0] * (TILE * R)
+                for i in range(TILE * (R // 8)):
+                    o, c = o0 + i // 2, (i % 2) * 8
+                    for e in range(8):
+                        bs[(i // 2) * R + c + e] = B[o * R + c + e] if o < out else 0
+                db_acc = [[[0] * 16 for _ in range(16)] for _ in range(8)]
+                for rb in range(RBS):
+                    dys = [0] * (RB_ROWS * LD)
+                    for i in range(RB_ROWS * (TILE // 8)):
+                        r, c = i // (TILE // 8), (i % (TILE // 8)) * 8
+                        n, o = row0 + rb * RB_ROWS + r, o0 + c
+                        for e in range(8):
+                            dys[r * LD + c + e] = dy[n * out + o + e] if n < N and o < out else 0
+                    for w in range(8):
+                        for k in range(TILE // 16):
+                            mma(du_acc[rb * 8 + w], load_col_major(bs, k * 16 * R, R), load_col_major(dys, w * 16 * LD + k * 16, LD))
+                        for k in range(RB_ROWS // 16):
+                            mma(db_acc[w], load_col_major(dys, k * 16 * LD + w * 16, LD),
+                                load_col_major(us, rb * R * LD + k * 16, LD))
+                for w in range(8):
+                    oc = o0 + w * 16
+                    if oc < out:
+                        for i in range(16):
+                            for j in range(16):
+                                W1[(p * out + oc) * R + i * R + j] = db_acc[w][i][j]  # row-major, ld 16
+            for rb in range(RBS):
+                for w in range(8):
+                    for e in range(256):
+                        j, n = e // 16, row0 + rb * RB_ROWS + w * 16 + e % 16
+                        if n < N:
+                            W2[(q * R + j) * N + n] = du_acc[rb * 8 + w][j][e % 16]
+    dB = [sum(W1[p * out * R + i] for p in range(P)) for i in range(out * R)]
+    duT = [sum(W2[q * R * N + i] for q in range(Q)) for i in range(R * N)]
+    return dB, duT
+
+
+def main():
+    rnd = random.Random(3)
+    for N, out, sms in [(40, 16, 132), (264, 48, 132), (520, 272, 4), (256, 400, 1)]:
+        dy = [rnd.randint(-3, 3) for _ in range(N * out)]
+        uT = [rnd.randint(-3, 3) for _ in range(R * N)]
+        B = [rnd.randint(-3, 3) for _ in range(out * R)]
+        P, Q, tpq = plan(N, out, sms)
+        dB, duT = kernel(dy, uT, B, N, out, P, Q, tpq)
+        dB_ref = [sum(dy[n * out + o] * uT[j * N + n] for n in range(N)) for o in range(out) for j in range(R)]
+        du_ref = [sum(dy[n * out + o] * B[o * R + j] for o in range(out)) for j in range(R) for n in range(N)]
+        print(f"N {N} out {out} (P {P} Q {Q} tiles/q {tpq}):", "ok" if (dB, duT) == (dB_ref, du_ref) else "MISMATCH")
+        assert (dB, duT) == (dB_ref, du_ref)
+
+
+main()
