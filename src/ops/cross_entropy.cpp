@@ -10,8 +10,11 @@ namespace wick {
 
 using ops_detail::Arg;
 
-static Device check_ce(const char* op, Arg logits, Arg targets, Arg a, Arg b) {
-  const Device dev = ops_detail::one_device(op, {logits, targets, a, b});
+// logits [N, V] float, targets [N] index; every tensor of the op (logits, targets, then `rest`) on one device.
+static Device check_ce(const char* op, Arg logits, Arg targets, const ops_detail::Args& rest) {
+  ops_detail::Args all = {logits, targets};
+  all.insert(all.end(), rest.begin(), rest.end());
+  const Device dev = ops_detail::one_device(op, all);
   ops_detail::need_rank(op, logits, 2, "[N, V]");
   ops_detail::need_float(op, logits);
   ops_detail::need_index(op, targets, false);
@@ -19,14 +22,26 @@ static Device check_ce(const char* op, Arg logits, Arg targets, Arg a, Arg b) {
   return dev;
 }
 
+// Per-row statistics (losses, lse): f32 [N].
+static void check_row_stats(const char* op, Arg logits, const ops_detail::Args& stats) {
+  for (const Arg& a : stats) {
+    ops_detail::need_dtype(op, a, DType::F32);
+    ops_detail::need_shape(op, {logits, a}, a, {logits.t->dim(0)}, "[N]");
+  }
+}
+
+// dlogits: the logits' dtype and shape; a finite grad_scale.
+static void check_dlogits(const char* op, Arg logits, Arg dlogits, float grad_scale) {
+  ops_detail::need_same_dtype(op, dlogits, logits);
+  ops_detail::need_shape(op, {logits, dlogits}, dlogits, logits.t->shape(), "logits' shape [N, V]");
+  if (!std::isfinite(grad_scale)) ops_detail::fail(op, {logits}, "grad_scale must be finite");
+}
+
 void cross_entropy_forward(const Tensor& logits, const Tensor& targets, Tensor& losses, Tensor& lse) {
   static const char* op = "cross_entropy_forward";
   const Arg L{"logits", &logits}, Tg{"targets", &targets}, Ls{"losses", &losses}, S{"lse", &lse};
-  const Device dev = check_ce(op, L, Tg, Ls, S);
-  for (const Arg& a : {Ls, S}) {
-    ops_detail::need_dtype(op, a, DType::F32);
-    ops_detail::need_shape(op, {L, a}, a, {logits.dim(0)}, "[N]");
-  }
+  const Device dev = check_ce(op, L, Tg, {Ls, S});
+  check_row_stats(op, L, {Ls, S});
   WICK_OP_DISPATCH(op, dev, cross_entropy_forward, logits, targets, losses, lse);
 }
 
@@ -34,12 +49,9 @@ void cross_entropy_backward(const Tensor& logits, const Tensor& targets, const T
                             Tensor& dlogits) {
   static const char* op = "cross_entropy_backward";
   const Arg L{"logits", &logits}, Tg{"targets", &targets}, S{"lse", &lse}, D{"dlogits", &dlogits};
-  const Device dev = check_ce(op, L, Tg, S, D);
-  ops_detail::need_dtype(op, S, DType::F32);
-  ops_detail::need_shape(op, {L, S}, S, {logits.dim(0)}, "[N]");
-  ops_detail::need_same_dtype(op, D, L);
-  ops_detail::need_shape(op, {L, D}, D, logits.shape(), "logits' shape [N, V]");
-  if (!std::isfinite(grad_scale)) ops_detail::fail(op, {L}, "grad_scale must be finite");
+  const Device dev = check_ce(op, L, Tg, {S, D});
+  check_row_stats(op, L, {S});
+  check_dlogits(op, L, D, grad_scale);
   WICK_OP_DISPATCH(op, dev, cross_entropy_backward, logits, targets, lse, grad_scale, dlogits);
 }
 
@@ -47,24 +59,10 @@ void cross_entropy_forward_backward(const Tensor& logits, const Tensor& targets,
                                     float grad_scale, Tensor& dlogits) {
   static const char* op = "cross_entropy_forward_backward";
   const Arg L{"logits", &logits}, Tg{"targets", &targets}, Ls{"losses", &losses}, S{"lse", &lse}, D{"dlogits", &dlogits};
-  const Device dev = check_ce(op, L, Tg, Ls, D);
-  for (const Arg& a : {Ls, S}) {
-    ops_detail::need_dtype(op, a, DType::F32);
-    ops_detail::need_shape(op, {L, a}, a, {logits.dim(0)}, "[N]");
-  }
-  ops_detail::need_same_dtype(op, D, L);
-  ops_detail::need_shape(op, {L, D}, D, logits.shape(), "logits' shape [N, V]");
-  if (!std::isfinite(grad_scale)) ops_detail::fail(op, {L}, "grad_scale must be finite");
-  if (dev.is_cpu()) {
-    cross_entropy_forward(logits, targets, losses, lse);
-    cross_entropy_backward(logits, targets, lse, grad_scale, dlogits);
-    return;
-  }
-#ifdef WICK_CUDA
-  cuda_ops::cross_entropy_forward_backward(logits, targets, losses, lse, grad_scale, dlogits);
-#else
-  ops_detail::no_cuda(op);
-#endif
+  const Device dev = check_ce(op, L, Tg, {Ls, S, D});
+  check_row_stats(op, L, {Ls, S});
+  check_dlogits(op, L, D, grad_scale);
+  WICK_OP_DISPATCH(op, dev, cross_entropy_forward_backward, logits, targets, losses, lse, grad_scale, dlogits);
 }
 
 float cross_entropy_mean(const Tensor& logits, const Tensor& targets) {

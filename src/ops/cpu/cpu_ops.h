@@ -48,6 +48,8 @@ void greedy_tokens(const Tensor& logits, Tensor* seen, float penalty, Tensor& id
 void sample_tokens(const Tensor& logits, Tensor* seen, Tensor& params, Tensor& ids);
 void cross_entropy_forward(const Tensor& logits, const Tensor& targets, Tensor& losses, Tensor& lse);
 void cross_entropy_backward(const Tensor& logits, const Tensor& targets, const Tensor& lse, float grad_scale, Tensor& dlogits);
+void cross_entropy_forward_backward(const Tensor& logits, const Tensor& targets, Tensor& losses, Tensor& lse,
+                                    float grad_scale, Tensor& dlogits);
 void adamw_step(Tensor& param, const Tensor& grad, Tensor& m, Tensor& v, const AdamWConfig& cfg, int64_t step, float grad_scale);
 double sum_squares(const std::vector<Tensor>& tensors);
 void add(const Tensor& a, const Tensor& b, Tensor& out);

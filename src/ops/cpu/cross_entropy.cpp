@@ -121,4 +121,11 @@ void cross_entropy_backward(const Tensor& logits, const Tensor& targets, const T
   }
 }
 
+// Forward, then backward from the lse it wrote (ops/cross_entropy.h: the same values as the two calls).
+void cross_entropy_forward_backward(const Tensor& logits, const Tensor& targets, Tensor& losses, Tensor& lse,
+                                    float grad_scale, Tensor& dlogits) {
+  cpu::cross_entropy_forward(logits, targets, losses, lse);
+  cpu::cross_entropy_backward(logits, targets, lse, grad_scale, dlogits);
+}
+
 }  // namespace wick::cpu
