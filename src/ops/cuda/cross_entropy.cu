@@ -47,6 +47,49 @@ template <typename TL> int logit_width(long long V, const void* p) {
   return V % 4 == 0 && cuda::aligned4<TL>(p) ? 4 : 1;
 }
 
+// VW values as T at p: 8 bf16 as one 16-byte store, or cuda::storev's 4 / 1.
+template <int VW, typename T> __device__ __forceinline__ void store_values(T* p, const float (&f)[VW]) {
+  if constexpr (VW == 8) {
+    static_assert(sizeof(T) == 2, "8-wide stores are for bf16");
+    unsigned w[4];
+#pragma unroll
+    for (int i = 0; i < 4; ++i) {
+      const __nv_bfloat162 h = __floats2bfloat162_rn(f[2 * i], f[2 * i + 1]);
+      w[i] = *reinterpret_cast<const unsigned*>(&h);
+    }
+    *reinterpret_cast<uint4*>(p) = make_uint4(w[0], w[1], w[2], w[3]);
+  } else {
+    cuda::storev<VW>(p, f);
+  }
+}
+
+// dlogits row d [V] = (exp(x - lse) - onehot(t)) * grad_scale from logits row x, lb = lse log2e; zeros for an
+// ignored row. Each element is read and written by the same thread (in place is safe).
+template <int VW, typename TL, typename TD>
+__device__ __forceinline__ void row_grad(const TL* x, TD* d, int V, int t, float lb, float grad_scale) {
+  if (t == kIgnoreIndex) {
+    const float zero[VW] = {};
+    for (int c = threadIdx.x * VW; c < V; c += blockDim.x * VW) store_values<VW>(d + c, zero);
+    return;
+  }
+  for (int c = threadIdx.x * VW; c < V; c += blockDim.x * VW) {
+    float v[VW];
+    load_logits<VW>(x + c, v);
+#pragma unroll
+    for (int i = 0; i < VW; ++i) v[i] = (exp_shifted(v[i], lb) - (c + i == t ? 1.0f : 0.0f)) * grad_scale;
+    store_values<VW>(d + c, v);
+  }
+}
+
+// Calls launch(std::integral_constant<int, VW>) for the width logit_width chose: 8 (bf16 only), 4 or 1.
+template <typename T, class F> void dispatch_width(int w, F&& launch) {
+  if constexpr (std::is_same_v<T, bf16>) {
+    if (w == 8) return launch(std::integral_constant<int, 8>{});
+  }
+  if (w >= 4) launch(std::integral_constant<int, 4>{});
+  else launch(std::integral_constant<int, 1>{});
+}
+
 __device__ __forceinline__ int checked_target(const int32_t* targets, long long row, int V) {
   const int t = targets[row];
   if (t != kIgnoreIndex && (t < 0 || t >= V)) {
@@ -112,22 +155,6 @@ __global__ void ce_fwd_kernel(const TL* logits, const int32_t* targets, float* l
   }
 }
 
-// VW values as T at p: 8 bf16 as one 16-byte store, or cuda::storev's 4 / 1.
-template <int VW, typename T> __device__ __forceinline__ void store_values(T* p, const float (&f)[VW]) {
-  if constexpr (VW == 8) {
-    static_assert(sizeof(T) == 2, "8-wide stores are for bf16");
-    unsigned w[4];
-#pragma unroll
-    for (int i = 0; i < 4; ++i) {
-      const __nv_bfloat162 h = __floats2bfloat162_rn(f[2 * i], f[2 * i + 1]);
-      w[i] = *reinterpret_cast<const unsigned*>(&h);
-    }
-    *reinterpret_cast<uint4*>(p) = make_uint4(w[0], w[1], w[2], w[3]);
-  } else {
-    cuda::storev<VW>(p, f);
-  }
-}
-
 // Forward and backward of one row per block: row_lse, then dlogits from the lse in registers, the values of
 // ce_fwd_kernel and ce_bwd_kernel bit for bit. The row is read twice; the second read follows the first within
 // microseconds, so most of it comes from L2 (two 1,024-thread blocks an SM keep ~264 rows, ~80 MB of 0.5B's bf16
@@ -147,19 +174,7 @@ __global__ void ce_fwd_bwd_kernel(const T* logits, const int32_t* targets, float
     lse[row] = l;
     losses[row] = t == kIgnoreIndex ? 0.0f : l - xt;
   }
-  if (t == kIgnoreIndex) {
-    const float zero[VW] = {};
-    for (int c = threadIdx.x * VW; c < V; c += blockDim.x * VW) store_values<VW>(d + c, zero);
-    return;
-  }
-  const float lb = l * kLog2e;
-  for (int c = threadIdx.x * VW; c < V; c += blockDim.x * VW) {
-    float v[VW];
-    load_logits<VW>(x + c, v);
-#pragma unroll
-    for (int i = 0; i < VW; ++i) v[i] = (exp_shifted(v[i], lb) - (c + i == t ? 1.0f : 0.0f)) * grad_scale;
-    store_values<VW>(d + c, v);
-  }
+  row_grad<VW>(x, d, V, t, l * kLog2e, grad_scale);
 }
 
 // dlogits [N, V] = (exp(logits - lse) - onehot(target)) * grad_scale; 0 for ignored rows.
@@ -170,19 +185,7 @@ __global__ void ce_bwd_kernel(const TL* logits, const int32_t* targets, const fl
   const TL* x = logits + row * V;
   TD* d = dlogits + row * V;
   const int t = checked_target(targets, row, V);
-  if (t == kIgnoreIndex) {
-    const float zero[VW] = {};
-    for (int c = threadIdx.x * VW; c < V; c += blockDim.x * VW) cuda::storev<VW>(d + c, zero);
-    return;
-  }
-  const float lb = lse[row] * kLog2e;
-  for (int c = threadIdx.x * VW; c < V; c += blockDim.x * VW) {
-    float v[VW];
-    cuda::loadv<VW>(x + c, v);
-#pragma unroll
-    for (int i = 0; i < VW; ++i) v[i] = (exp_shifted(v[i], lb) - (c + i == t ? 1.0f : 0.0f)) * grad_scale;
-    cuda::storev<VW>(d + c, v);
-  }
+  row_grad<VW>(x, d, V, t, t == kIgnoreIndex ? 0.0f : lse[row] * kLog2e, grad_scale);
 }
 
 }  // namespace
@@ -202,12 +205,7 @@ void cross_entropy_forward(const Tensor& logits, const Tensor& targets, Tensor& 
           cuda::cptr<TL>(logits), cuda::cptr<int32_t>(targets), cuda::ptr<float>(losses), cuda::ptr<float>(lse), (int)V);
       WICK_CUDA_LAUNCH_CHECK();
     };
-    const int w = logit_width<TL>(V, logits.raw());
-    if constexpr (std::is_same_v<TL, bf16>) {
-      if (w == 8) return launch(std::integral_constant<int, 8>{});
-    }
-    if (w >= 4) launch(std::integral_constant<int, 4>{});
-    else launch(std::integral_constant<int, 1>{});
+    dispatch_width<TL>(logit_width<TL>(V, logits.raw()), launch);
   });
 }
 
@@ -255,12 +253,7 @@ void cross_entropy_forward_backward(const Tensor& logits, const Tensor& targets,
           grad_scale, cuda::ptr<T>(dlogits), (int)V);
       WICK_CUDA_LAUNCH_CHECK();
     };
-    const int w = std::min(logit_width<T>(V, logits.raw()), logit_width<T>(V, dlogits.raw()));
-    if constexpr (std::is_same_v<T, bf16>) {
-      if (w == 8) return launch(std::integral_constant<int, 8>{});
-    }
-    if (w >= 4) launch(std::integral_constant<int, 4>{});
-    else launch(std::integral_constant<int, 1>{});
+    dispatch_width<T>(std::min(logit_width<T>(V, logits.raw()), logit_width<T>(V, dlogits.raw())), launch);
   });
 }
 
