@@ -58,6 +58,16 @@ const float* inv_freq_table(int device, const RopeFreqs& f, int D) {
   return t;
 }
 
+// One rotated pair (a = x[i], b = x[i + D/2]; c, s rounded to T), rounded as the top of the file says; both
+// kernels call it, so they give the same bits.
+template <typename T, bool kBackward>
+__device__ __forceinline__ void rotate(float a, float b, float c, float s, float& ya, float& yb) {
+  const float ac = cuda::round_to<T>(__fmul_rn(a, c)), bs = cuda::round_to<T>(__fmul_rn(b, s));
+  const float bc = cuda::round_to<T>(__fmul_rn(b, c)), as = cuda::round_to<T>(__fmul_rn(a, s));
+  ya = kBackward ? ac + bs : ac - bs;
+  yb = kBackward ? bc - as : bc + as;
+}
+
 // x [B*T, H, D], pos [B*T] -> y (may alias x); kBackward applies the inverse rotation. A second tensor x2 [B*T, H2,
 // D] -> y2 (H2 > 0: the keys beside the queries) in the same launch. One block per token (grid-stride): its
 // D/2 cos/sin pairs are computed once into shared memory, then the block's threads rotate every (head, pair) of
@@ -88,13 +98,7 @@ __global__ void rope_kernel(const T* x, const P* pos, const float* inv_freq, T* 
       const long long base = (bt * nh + (second ? hh - H : hh)) * D;
       const float x1 = cuda::to_f(src[base + i]), xb = cuda::to_f(src[base + half + i]);
       float y1, yb;
-      if constexpr (!kBackward) {
-        y1 = cuda::round_to<T>(__fmul_rn(x1, c)) - cuda::round_to<T>(__fmul_rn(xb, s));
-        yb = cuda::round_to<T>(__fmul_rn(xb, c)) + cuda::round_to<T>(__fmul_rn(x1, s));
-      } else {
-        y1 = cuda::round_to<T>(__fmul_rn(x1, c)) + cuda::round_to<T>(__fmul_rn(xb, s));
-        yb = cuda::round_to<T>(__fmul_rn(xb, c)) - cuda::round_to<T>(__fmul_rn(x1, s));
-      }
+      rotate<T, kBackward>(x1, xb, c, s, y1, yb);
       dst[base + i] = cuda::from_f<T>(y1);
       dst[base + half + i] = cuda::from_f<T>(yb);
     }
@@ -103,10 +107,10 @@ __global__ void rope_kernel(const T* x, const P* pos, const float* inv_freq, T* 
 }
 
 // The same rotation, 4 pairs a thread (loadv / storev: 8-byte bf16 or 16-byte f32 accesses) and several tokens a
-// block, for head dims with D/2 % 4 == 0 and 4-element-aligned tensors; every value is computed as in rope_kernel,
-// bit for bit. The scalar kernel's 2-byte accesses ran a 0.5B training step's q/k RoPE at ~28 us a layer (34 MB
-// moved: ~1.2 TB/s); here each block first puts the cos/sin of its `tpb` tokens into shared memory, then one thread
-// per (token, head, 4 pairs) rotates.
+// block, for head dims with D/2 % 4 == 0 and 4-element-aligned tensors; the values of rope_kernel (the same
+// rotate), bit for bit. The scalar kernel's 2-byte accesses ran a 0.5B training step's q/k RoPE at ~28 us a layer
+// (34 MB moved: ~1.2 TB/s); here each block first puts the cos/sin of its `tpb` tokens into shared memory, then
+// one thread per (token, head, 4 pairs) rotates.
 template <typename T, typename P, bool kBackward>
 __global__ void rope_vec_kernel(const T* x, const P* pos, const float* inv_freq, T* y, long long BT, int H, int D,
                                 const T* x2, T* y2, int H2, int tpb) {
@@ -137,15 +141,7 @@ __global__ void rope_vec_kernel(const T* x, const P* pos, const float* inv_freq,
       const float* c = cos_sin + t * D + i0;
       const float* s = c + half;
 #pragma unroll
-      for (int k = 0; k < 4; k++) {
-        if constexpr (!kBackward) {
-          ya[k] = cuda::round_to<T>(__fmul_rn(a[k], c[k])) - cuda::round_to<T>(__fmul_rn(b[k], s[k]));
-          yb[k] = cuda::round_to<T>(__fmul_rn(b[k], c[k])) + cuda::round_to<T>(__fmul_rn(a[k], s[k]));
-        } else {
-          ya[k] = cuda::round_to<T>(__fmul_rn(a[k], c[k])) + cuda::round_to<T>(__fmul_rn(b[k], s[k]));
-          yb[k] = cuda::round_to<T>(__fmul_rn(b[k], c[k])) - cuda::round_to<T>(__fmul_rn(a[k], s[k]));
-        }
-      }
+      for (int k = 0; k < 4; k++) rotate<T, kBackward>(a[k], b[k], c[k], s[k], ya[k], yb[k]);
       cuda::storev<4>(dst + base, ya);
       cuda::storev<4>(dst + base + half, yb);
     }
