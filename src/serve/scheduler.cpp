@@ -99,19 +99,15 @@ int64_t Scheduler::warm_up() {
   const int64_t each = std::min({budget / seqs, ctx - kWarmUpNewTokens, fit});
   if (each < 1 || lim_.max_queue < 1) return 0;
   const int32_t V = static_cast<int32_t>(m_.config().vocab_size);
-  std::vector<std::shared_ptr<Request>> reqs;
   for (int64_t i = 0; i < seqs; i++) {
     auto r = std::make_shared<Request>();
     for (int64_t j = 0; j < each; j++) r->prompt.push_back(static_cast<int32_t>((i * 7919 + j * 104729) % V));
     r->opt.gen.max_new_tokens = kWarmUpNewTokens;
     r->opt.gen.sampling.temperature = 0.0f;
-    reqs.push_back(r);
     submit(r);
   }
   while (step()) {
   }
-  std::string text;
-  for (auto& r : reqs) r->wait_take(text, nullptr, std::chrono::milliseconds(0));
   metrics_.clear();
   metrics_.kv_blocks_used = pool_->used_blocks();
   return seqs * each;
