@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "../common/cuda_check.cuh"
+#include "../common/median_us.cuh"
 #include "lora_grads.cuh"
 
 using lora_grads::bf16;
@@ -28,28 +29,6 @@ using lora_grads::bf16;
       std::exit(1);                                                      \
     }                                                                    \
   } while (0)
-
-template <class F> double median_us(cudaStream_t s, F&& f, int iters = 100) {
-  for (int i = 0; i < 5; i++) f(i);
-  CK(cudaStreamSynchronize(s));
-  cudaEvent_t a, b;
-  CK(cudaEventCreate(&a));
-  CK(cudaEventCreate(&b));
-  std::vector<double> us;
-  for (int i = 0; i < iters; i++) {
-    CK(cudaEventRecord(a, s));
-    f(i);
-    CK(cudaEventRecord(b, s));
-    CK(cudaEventSynchronize(b));
-    float ms = 0;
-    CK(cudaEventElapsedTime(&ms, a, b));
-    us.push_back(ms * 1e3);
-  }
-  CK(cudaEventDestroy(a));
-  CK(cudaEventDestroy(b));
-  std::nth_element(us.begin(), us.begin() + us.size() / 2, us.end());
-  return us[us.size() / 2];
-}
 
 std::vector<bf16> random_bf16(size_t n, std::mt19937& g, float scale) {
   std::normal_distribution<float> d(0.0f, scale);
@@ -160,8 +139,9 @@ int main() {
     CK(cudaMemcpy(dB, dB0.data(), dB0.size() * 4, cudaMemcpyHostToDevice));
     two_gemms(dys[0]);
     check("cublas");
-    const double t_fused = median_us(s, [&](int i) { fused(dys[i % copies]); });
-    const double t_gemms = median_us(s, [&](int i) { two_gemms(dys[i % copies]); });
+    int call = 0;  // each call reads the next copy of dy
+    const double t_fused = median_us(s, [&] { fused(dys[call++ % copies]); }, 100);
+    const double t_gemms = median_us(s, [&] { two_gemms(dys[call++ % copies]); }, 100);
     std::printf("  time: v1 %.1f us (dy read at %.0f GB/s), two cuBLAS GEMMs %.1f us\n", t_fused, dy_bytes / t_fused / 1e3,
                 t_gemms);
     for (bf16* p : dys) CK(cudaFree(p));

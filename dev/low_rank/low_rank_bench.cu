@@ -20,6 +20,7 @@
 #include "low_rank_cluster.cuh"
 
 #include "../common/cuda_check.cuh"
+#include "../common/median_us.cuh"
 
 using bf16 = __nv_bfloat16;
 
@@ -27,28 +28,6 @@ __global__ void empty_kernel() {}
 __global__ void two_barriers() {
   cooperative_groups::this_grid().sync();
   cooperative_groups::this_grid().sync();
-}
-
-template <class F> double median_us(cudaStream_t s, F&& f, int iters = 200) {
-  for (int i = 0; i < 10; i++) f();
-  CK(cudaStreamSynchronize(s));
-  cudaEvent_t a, b;
-  CK(cudaEventCreate(&a));
-  CK(cudaEventCreate(&b));
-  std::vector<double> us;
-  for (int i = 0; i < iters; i++) {
-    CK(cudaEventRecord(a, s));
-    f();
-    CK(cudaEventRecord(b, s));
-    CK(cudaEventSynchronize(b));
-    float ms = 0;
-    CK(cudaEventElapsedTime(&ms, a, b));
-    us.push_back(ms * 1e3);
-  }
-  CK(cudaEventDestroy(a));
-  CK(cudaEventDestroy(b));
-  std::nth_element(us.begin(), us.begin() + us.size() / 2, us.end());
-  return us[us.size() / 2];
 }
 
 float round_bf16(float v) { return __bfloat162float(__float2bfloat16_rn(v)); }
