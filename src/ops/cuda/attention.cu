@@ -19,6 +19,7 @@
 
 #include "ops/cuda/attention.cuh"
 #include "ops/cuda/cuda_ops.h"
+#include "ops/cuda/pdl.cuh"
 
 namespace wick::cuda_ops {
 namespace {
@@ -47,6 +48,7 @@ template <typename T, int DPL>
 __global__ void __launch_bounds__(kThreads)
     attn_fwd_kernel(const T* __restrict__ q, const T* __restrict__ k, const T* __restrict__ v, T* __restrict__ out,
                     float* __restrict__ lse, Dims a, Split sp) {
+  pdl::enter();  // the three kernels of this file are launched with pdl::launch (a decode step runs them)
   extern __shared__ float4 smem4[];
   float* Ks = reinterpret_cast<float*>(smem4);  // [kTile][KS]
   float* Vs = Ks + kTile * a.KS;                // [kTile][D4]
@@ -155,6 +157,7 @@ __global__ void __launch_bounds__(kThreads)
 template <typename T>
 __global__ void __launch_bounds__(kThreads) attn_combine_kernel(const float* __restrict__ part, T* __restrict__ out,
                                                                 float* __restrict__ lse, Dims a, int splits) {
+  pdl::enter();
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
   const int rows = a.T * a.n_rep;
   const long long total = (long long)a.B * a.Hkv * rows;
@@ -234,14 +237,12 @@ void attention_forward(const Tensor& q, const Tensor& k, const Tensor& v, const 
     dispatch_dpl(a.D, [&](auto dpl) {
       constexpr int DPL = decltype(dpl)::value;
       prepare_smem(attn_fwd_kernel<T, DPL>, smem, dev);
-      attn_fwd_kernel<T, DPL><<<grid, kThreads, smem, s>>>(cuda::cptr<T>(q), cuda::cptr<T>(k), cuda::cptr<T>(v),
-                                                          cuda::ptr<T>(out), lse_p, a, sp);
-      WICK_CUDA_LAUNCH_CHECK();
+      WICK_CUDA_CHECK(pdl::launch(attn_fwd_kernel<T, DPL>, grid, dim3(kThreads), smem, s, cuda::cptr<T>(q),
+                                  cuda::cptr<T>(k), cuda::cptr<T>(v), cuda::ptr<T>(out), lse_p, a, sp));
     });
     if (sp.n > 1) {
-      attn_combine_kernel<T><<<static_cast<unsigned>((total_rows + kWarps - 1) / kWarps), kThreads, 0, s>>>(
-          sp.part, cuda::ptr<T>(out), lse_p, a, sp.n);
-      WICK_CUDA_LAUNCH_CHECK();
+      WICK_CUDA_CHECK(pdl::launch(attn_combine_kernel<T>, dim3(static_cast<unsigned>((total_rows + kWarps - 1) / kWarps)),
+                                  dim3(kThreads), 0, s, sp.part, cuda::ptr<T>(out), lse_p, a, sp.n));
     }
   });
 }
@@ -253,6 +254,7 @@ namespace {
 template <typename V>
 __global__ void kv_cache_write_kernel(const V* k_rows, const V* v_rows, const int32_t* positions, V* k_cache,
                                       V* v_cache, int T, long long S, long long n) {
+  pdl::enter();
   const long long bt = blockIdx.x;
   const int p = positions[bt];
   if (p < 0 || p >= S) {
@@ -279,10 +281,10 @@ void kv_cache_write(const Tensor& k_rows, const Tensor& v_rows, const Tensor& po
   for (const void* p : {k_rows.raw(), v_rows.raw(), k_cache.raw(), v_cache.raw()}) bases |= reinterpret_cast<uintptr_t>(p);
   const auto launch = [&](auto tag, long long n) {
     using V = decltype(tag);
-    kv_cache_write_kernel<V><<<grid, 128, 0, s>>>(static_cast<const V*>(k_rows.raw()), static_cast<const V*>(v_rows.raw()),
-                                                  cuda::cptr<int32_t>(positions), static_cast<V*>(k_cache.raw()),
-                                                  static_cast<V*>(v_cache.raw()), static_cast<int>(T), S, n);
-    WICK_CUDA_LAUNCH_CHECK();
+    WICK_CUDA_CHECK(pdl::launch(kv_cache_write_kernel<V>, grid, dim3(128), 0, s, static_cast<const V*>(k_rows.raw()),
+                                static_cast<const V*>(v_rows.raw()), cuda::cptr<int32_t>(positions),
+                                static_cast<V*>(k_cache.raw()), static_cast<V*>(v_cache.raw()), static_cast<int>(T), S,
+                                n));
   };
   if (bytes % 16 == 0 && bases % 16 == 0) launch(int4{}, static_cast<long long>(bytes / 16));
   else launch((unsigned char)0, static_cast<long long>(bytes));

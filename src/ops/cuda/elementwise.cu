@@ -2,6 +2,7 @@
 // every pointer is aligned for it (float4 / 8-byte bf16 loads), f32 math, outputs may alias inputs.
 #include "ops/cuda/common.cuh"
 #include "ops/cuda/cuda_ops.h"
+#include "ops/cuda/pdl.cuh"
 
 namespace wick {
 void cuda_cast(const Tensor& src, Tensor& dst);  // ops/cuda/cast.cu
@@ -25,9 +26,10 @@ struct AxpyOp {  // (x, y) -> y + alpha * x
 };
 
 // out[i] = op(a[i], b[i]) (b null for unary ops). No __restrict__: out may alias a or b, and each element
-// is read and written by the same thread.
+// is read and written by the same thread. Launched with pdl::launch.
 template <typename T, bool kBinary, bool kVec, typename Op>
 __global__ void map_kernel(const T* a, const T* b, T* out, long long n, Op op) {
+  pdl::enter();
   const long long stride = (long long)gridDim.x * blockDim.x;
   long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x;
   if constexpr (kVec) {
@@ -60,9 +62,8 @@ template <bool kBinary, typename Op> void map(const char* name, const Tensor& a,
     const T* pb = b ? cuda::cptr<T>(*b) : nullptr;
     T* po = cuda::ptr<T>(out);
     const bool vec = cuda::aligned4<T>(pa) && (!b || cuda::aligned4<T>(pb)) && cuda::aligned4<T>(po);
-    if (vec) map_kernel<T, kBinary, true><<<cuda::grid_for((n + 3) / 4, 256), 256, 0, s>>>(pa, pb, po, n, op);
-    else map_kernel<T, kBinary, false><<<cuda::grid_for(n, 256), 256, 0, s>>>(pa, pb, po, n, op);
-    WICK_CUDA_LAUNCH_CHECK();
+    if (vec) WICK_CUDA_CHECK(pdl::launch(map_kernel<T, kBinary, true, Op>, dim3(cuda::grid_for((n + 3) / 4, 256)), dim3(256), 0, s, pa, pb, po, n, op));
+    else WICK_CUDA_CHECK(pdl::launch(map_kernel<T, kBinary, false, Op>, dim3(cuda::grid_for(n, 256)), dim3(256), 0, s, pa, pb, po, n, op));
   });
 }
 

@@ -7,6 +7,7 @@
 
 #include "ops/cuda/common.cuh"
 #include "ops/cuda/cuda_ops.h"
+#include "ops/cuda/pdl.cuh"
 
 namespace wick::cuda_ops {
 namespace {
@@ -18,9 +19,10 @@ using cuda::bf16;
 // x [N, C], w [C] -> y [N, C], rstd [N]
 // kAdd (add_rms_norm_forward): x = round_T(x + res) is written to h first (each thread reads back only what it
 // wrote), so the norm sees exactly what a separate add would have stored.
+// Launched with pdl::launch (a decode step runs two a layer).
 template <typename T, int V, bool kOffset, bool kAdd = false>
-__global__ void rms_fwd_kernel(const T* x, const T* w, T* y, float* rstd, int C, float eps, const T* res = nullptr,
-                               T* h = nullptr) {
+__global__ void rms_fwd_kernel(const T* x, const T* w, T* y, float* rstd, int C, float eps, const T* res, T* h) {
+  pdl::enter();
   __shared__ float shm[32];
   const long long row = blockIdx.x;
   const T* xr = (kAdd ? h : x) + row * C;
@@ -272,9 +274,9 @@ void rms_norm_forward(const Tensor& x, const Tensor& w, float eps, Tensor& y, Te
     cuda::dispatch_vec(rows_vec<T>(C, {x.raw(), w.raw(), y.raw()}), [&](auto v) {
       constexpr int V = decltype(v)::value;
       dispatch_offset(kind, [&](auto off) {
-        rms_fwd_kernel<T, V, decltype(off)::value><<<(unsigned)N, cuda::row_threads(C, V, 512), 0, s>>>(
-            cuda::cptr<T>(x), cuda::cptr<T>(w), cuda::ptr<T>(y), cuda::ptr<float>(rstd), C, eps);
-        WICK_CUDA_LAUNCH_CHECK();
+        WICK_CUDA_CHECK(pdl::launch(rms_fwd_kernel<T, V, decltype(off)::value>, dim3((unsigned)N),
+                                    dim3(cuda::row_threads(C, V, 512)), 0, s, cuda::cptr<T>(x), cuda::cptr<T>(w),
+                                    cuda::ptr<T>(y), cuda::ptr<float>(rstd), C, eps, nullptr, nullptr));
       });
     });
   });
@@ -293,10 +295,10 @@ void add_rms_norm_forward(const Tensor& a, const Tensor& b, const Tensor& w, flo
     cuda::dispatch_vec(rows_vec<T>(C, {a.raw(), b.raw(), h.raw(), w.raw(), y.raw()}), [&](auto v) {
       constexpr int V = decltype(v)::value;
       dispatch_offset(kind, [&](auto off) {
-        rms_fwd_kernel<T, V, decltype(off)::value, true><<<(unsigned)N, cuda::row_threads(C, V, 512), 0, s>>>(
-            cuda::cptr<T>(a), cuda::cptr<T>(w), cuda::ptr<T>(y), cuda::ptr<float>(rstd), C, eps, cuda::cptr<T>(b),
-            cuda::ptr<T>(h));
-        WICK_CUDA_LAUNCH_CHECK();
+        WICK_CUDA_CHECK(pdl::launch(rms_fwd_kernel<T, V, decltype(off)::value, true>, dim3((unsigned)N),
+                                    dim3(cuda::row_threads(C, V, 512)), 0, s, cuda::cptr<T>(a), cuda::cptr<T>(w),
+                                    cuda::ptr<T>(y), cuda::ptr<float>(rstd), C, eps, cuda::cptr<T>(b),
+                                    cuda::ptr<T>(h)));
       });
     });
   });

@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "ops/cuda/common.cuh"
+#include "ops/cuda/pdl.cuh"
 #include "ops/cuda/cuda_ops.h"
 
 namespace wick::cuda_ops {
@@ -77,6 +78,7 @@ __device__ __forceinline__ void rotate(float a, float b, float c, float s, float
 template <typename T, typename P, bool kBackward>
 __global__ void rope_kernel(const T* x, const P* pos, const float* inv_freq, T* y, long long BT, int H, int D,
                             const T* x2, T* y2, int H2) {
+  pdl::enter();  // both kernels are launched with pdl::launch
   extern __shared__ float cos_sin[];  // [D/2] cos, then [D/2] sin, rounded to T
   const int half = D / 2, heads = H + H2, slots = heads * half;
   for (long long bt = blockIdx.x; bt < BT; bt += gridDim.x) {
@@ -114,6 +116,7 @@ __global__ void rope_kernel(const T* x, const P* pos, const float* inv_freq, T* 
 template <typename T, typename P, bool kBackward>
 __global__ void rope_vec_kernel(const T* x, const P* pos, const float* inv_freq, T* y, long long BT, int H, int D,
                                 const T* x2, T* y2, int H2, int tpb) {
+  pdl::enter();
   extern __shared__ float cos_sin[];  // per token of the block: [D/2] cos, then [D/2] sin, rounded to T
   const int half = D / 2, chunks = half / 4, per_token = (H + H2) * chunks;
   for (long long bt0 = static_cast<long long>(blockIdx.x) * tpb; bt0 < BT; bt0 += static_cast<long long>(gridDim.x) * tpb) {
@@ -176,12 +179,13 @@ void rope(const char* name, const Tensor& x, const Tensor& positions, const Rope
     cuda::dispatch_index(positions.dtype(), name, [&](auto tp) {
       using P = typename decltype(tp)::type;
       if (vec)
-        rope_vec_kernel<T, P, kBackward><<<blocks, threads, shm, s>>>(cuda::cptr<T>(x), cuda::cptr<P>(positions), inv,
-                                                                      cuda::ptr<T>(y), BT, H, D, x2p, y2p, H2, tpb);
+        WICK_CUDA_CHECK(pdl::launch(rope_vec_kernel<T, P, kBackward>, dim3(blocks), dim3(threads), shm, s,
+                                    cuda::cptr<T>(x), cuda::cptr<P>(positions), inv, cuda::ptr<T>(y), BT, H, D, x2p,
+                                    y2p, H2, tpb));
       else
-        rope_kernel<T, P, kBackward><<<blocks, threads, shm, s>>>(cuda::cptr<T>(x), cuda::cptr<P>(positions), inv,
-                                                                  cuda::ptr<T>(y), BT, H, D, x2p, y2p, H2);
-      WICK_CUDA_LAUNCH_CHECK();
+        WICK_CUDA_CHECK(pdl::launch(rope_kernel<T, P, kBackward>, dim3(blocks), dim3(threads), shm, s,
+                                    cuda::cptr<T>(x), cuda::cptr<P>(positions), inv, cuda::ptr<T>(y), BT, H, D, x2p,
+                                    y2p, H2));
     });
   });
 }

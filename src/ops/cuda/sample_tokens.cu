@@ -28,6 +28,7 @@
 #include "ops/cuda/argmax.cuh"
 #include "ops/cuda/common.cuh"
 #include "ops/cuda/cuda_ops.h"
+#include "ops/cuda/pdl.cuh"
 #include "ops/sampling_pool.h"
 #include "ops/sampling_rule.h"
 
@@ -381,6 +382,7 @@ __device__ uint64_t top_p_cut(const Rule& q, long long V, float norm1, uint64_t 
 __global__ void __launch_bounds__(kThreads)
     sample_tokens_kernel(const float* __restrict__ logits, int* __restrict__ seen, const int* __restrict__ seen_rows,
                          SampleRow* __restrict__ params, int* __restrict__ ids, long long V, bool bitmap) {
+  pdl::enter();  // launched with pdl::launch: the last kernel of a decode step (lm_head) may still be running
   __shared__ Shared sh;
   extern __shared__ unsigned seen_bitmap[];  // [ceil(V / 32)] when bitmap
   const long long r = blockIdx.x;
@@ -512,10 +514,10 @@ void launch_sample_tokens(const Tensor& logits, Tensor* seen, const int* seen_ro
   // otherwise every pass reads the [V] i32 mask.
   const size_t bitmap_bytes = static_cast<size_t>((V + 31) / 32) * sizeof(unsigned);
   const bool bitmap = seen && bitmap_bytes + sizeof(Shared) <= 48 * 1024;
-  sample_tokens_kernel<<<static_cast<unsigned>(R), kThreads, bitmap ? bitmap_bytes : 0, cuda::stream_of(ids)>>>(
-      cuda::cptr<float>(logits), seen ? cuda::ptr<int>(*seen) : nullptr, seen_rows,
-      reinterpret_cast<SampleRow*>(cuda::ptr<int>(params)), cuda::ptr<int>(ids), V, bitmap);
-  WICK_CUDA_LAUNCH_CHECK();
+  WICK_CUDA_CHECK(pdl::launch(sample_tokens_kernel, dim3(static_cast<unsigned>(R)), dim3(kThreads),
+                              bitmap ? bitmap_bytes : 0, cuda::stream_of(ids), cuda::cptr<float>(logits),
+                              seen ? cuda::ptr<int>(*seen) : nullptr, seen_rows,
+                              reinterpret_cast<SampleRow*>(cuda::ptr<int>(params)), cuda::ptr<int>(ids), V, bitmap));
 }
 
 // One thread a (row, id) pair; pairs outside [rows, V] are skipped (the CPU twin reports them).

@@ -36,6 +36,7 @@
 #include <cstdint>
 
 #include "ops/cuda/glu_act.cuh"
+#include "ops/cuda/pdl.cuh"
 #include "ops/cuda/vec16.cuh"
 
 namespace wick::small_m {
@@ -95,6 +96,7 @@ template <typename T> struct Chunk<T, 1> {
 // R: weight rows per warp group (1 plain, 2 GLU: gate and up).
 template <typename T, typename TY, int MM, int E, int MODE>
 __global__ void __launch_bounds__(kThreads) small_m_kernel(Args<T, TY> a) {
+  pdl::enter();  // launched with pdl::launch: the decode step's previous kernel may still be writing x
   constexpr int R = MODE == kPlain ? 1 : 2;
   __shared__ float red[kWarps][R][MM];
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
@@ -211,10 +213,9 @@ cudaError_t launch_mm_e(const Args<T, TY>& a, int mode, cudaStream_t stream) {
   const long long rows = a.rows;
   const int rows_per_block = kWarps / a.K;
   const unsigned blocks = (unsigned)((rows + rows_per_block - 1) / rows_per_block);
-  if (mode == kPlain) small_m_kernel<T, TY, MM, E, kPlain><<<blocks, kThreads, 0, stream>>>(a);
-  else if (mode == kGluSilu) small_m_kernel<T, TY, MM, E, kGluSilu><<<blocks, kThreads, 0, stream>>>(a);
-  else small_m_kernel<T, TY, MM, E, kGluGelu><<<blocks, kThreads, 0, stream>>>(a);
-  return cudaGetLastError();
+  if (mode == kPlain) return pdl::launch(small_m_kernel<T, TY, MM, E, kPlain>, dim3(blocks), dim3(kThreads), 0, stream, a);
+  if (mode == kGluSilu) return pdl::launch(small_m_kernel<T, TY, MM, E, kGluSilu>, dim3(blocks), dim3(kThreads), 0, stream, a);
+  return pdl::launch(small_m_kernel<T, TY, MM, E, kGluGelu>, dim3(blocks), dim3(kThreads), 0, stream, a);
 }
 
 template <typename T, typename TY, int MM>
