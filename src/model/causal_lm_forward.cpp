@@ -18,10 +18,13 @@ namespace {
 // logits [R, V] f32 (=) rows [R, C] lm_head^T: at most kSmallMMaxRows rows on CUDA (decode) as one
 // small_m_linear (bf16 rows and weights, f32 logits: f32 sums rounded once to f32, as the GEMM), else the GEMM.
 void lm_head_forward(const Tensor& rows, const Tensor& w, Tensor& logits) {
-  if (small_m_enabled() && rows.device().is_cuda() && small_m_rows(rows.dim(0)) && w.dtype() == rows.dtype())
-    small_m_linear(rows, {&w}, {}, {&logits});
-  else
+  if (small_m_enabled() && rows.device().is_cuda() && small_m_rows(rows.dim(0)) && w.dtype() == rows.dtype()) {
+    SmallMOptions opt;
+    opt.weights_settled = true;  // the model's lm_head (the final norm ran just before)
+    small_m_linear(rows, {&w}, {}, {&logits}, opt);
+  } else {
     matmul(rows, w, logits, false, true);
+  }
 }
 
 }  // namespace

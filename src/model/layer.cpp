@@ -253,16 +253,26 @@ bool fused_gate_up_glu(LayerWeights& W, LayerActs& A, const Tensor& in, const La
 }
 }  // namespace
 
-void mlp_block_forward(LayerWeights& W, LayerActs& A, const Tensor& in, Tensor& out, LayerRun& run) {
+void mlp_block_forward(LayerWeights& W, LayerActs& A, const Tensor& in, Tensor& out, LayerRun& run,
+                       const Tensor* residual) {
+  SmallMOptions settled;
+  settled.weights_settled = true;  // inference: the model's weights
   if (fused_gate_up_glu(W, A, in, run)) {
     small_m_glu(in, W.gate.w, W.up.w, W.gate.b.defined() ? &W.gate.b : nullptr, W.up.b.defined() ? &W.up.b : nullptr,
-                mlp_act(*run.cfg), A.s);
+                mlp_act(*run.cfg), A.s, settled);
   } else {
     mlp_block_gate_up_forward(W, A, in, run);
     glu_forward(A.g, A.u, mlp_act(*run.cfg), A.s);
   }
+  // Decode on CUDA (as fused_gate_up_glu): down_proj and the residual add in one small_m_linear.
+  if (residual && !run.rows && !run.hook && !run.recompute && small_m_group({&W.down}, A.s, A.adapter_u[kDown], run.inference)) {
+    settled.residual = residual;
+    small_m_linear(A.s, {&W.down.w}, {W.down.b.defined() ? &W.down.b : nullptr}, {&out}, settled);
+    return;
+  }
   group_forward(W, kDown, A, A.s, {&out}, run);
   run.emit(W.down.name, out);
+  if (residual) add(out, *residual, out);
 }
 
 // The GLU output s, the down projection's input, is not kept per layer (layer_act_slots marks it recomputed):
@@ -303,8 +313,7 @@ void pre_norm_forward(LayerWeights& W, LayerActs& A, const Tensor& x, Tensor& ou
   attention_block_forward(W, A, A.a, A.h, run);
   add_rms_norm_forward(A.h, x, W.post_norm, eps, A.h, A.b, A.rstd2, kind);
   run.emit(p + "post_attention_layernorm", A.b);
-  mlp_block_forward(W, A, A.b, out, run);  // out may be x: x is not read again
-  add(out, A.h, out);
+  mlp_block_forward(W, A, A.b, out, run, &A.h);  // out = h + mlp(b); out may be x: x is not read again
   if (run.hook) run.emit(p.substr(0, p.size() - 1), out);
 }
 

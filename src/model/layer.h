@@ -158,8 +158,10 @@ void attention_block_forward(LayerWeights& W, LayerActs& A, const Tensor& in, Te
 // dout -> din (=) the gradient wrt the block input; adapters' dA, dB (+=).
 void attention_block_backward(LayerWeights& W, LayerActs& A, const Tensor& in, const Tensor& dout, Tensor& din,
                               LayerGrads& G, LayerRun& run);
-// Gated MLP: out = down(act(gate(in)) * up(in)) (=), act silu or gelu_tanh (mlp_act).
-void mlp_block_forward(LayerWeights& W, LayerActs& A, const Tensor& in, Tensor& out, LayerRun& run);
+// Gated MLP: out = down(act(gate(in)) * up(in)) (=), act silu or gelu_tanh (mlp_act); with a residual,
+// out = residual + that (the decoder layer's add, rounded as ops/elementwise.h's add; residual is not out).
+void mlp_block_forward(LayerWeights& W, LayerActs& A, const Tensor& in, Tensor& out, LayerRun& run,
+                       const Tensor* residual = nullptr);
 // Only what mlp_block_backward reads: the gate and up projections (A.g, A.u, their adapters' products).
 void mlp_block_gate_up_forward(LayerWeights& W, LayerActs& A, const Tensor& in, LayerRun& run);
 void mlp_block_backward(LayerWeights& W, LayerActs& A, const Tensor& in, const Tensor& dout, Tensor& din,

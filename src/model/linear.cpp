@@ -285,7 +285,9 @@ void linear_group_forward(const std::vector<Linear*>& ls, const Tensor& x, const
       w.push_back(&l->w);
       b.push_back(l->b.defined() ? &l->b : nullptr);
     }
-    small_m_linear(x, w, b, ys);
+    SmallMOptions opt;
+    opt.weights_settled = true;  // inference: the model's weights, which no kernel of a forward writes
+    small_m_linear(x, w, b, ys, opt);
     return;
   }
   const Group g = group_of(ls);

@@ -154,10 +154,12 @@ struct SmallMShape {
   std::vector<int64_t> outs{1};
   bool bias = false;
   bool y_f32 = false;
+  bool residual = false;  // SmallMOptions::residual (one member): a "res" input [M, out] added to y
+  bool settled = false;   // SmallMOptions::weights_settled (the CUDA kernel reads w before the previous kernel ends)
 };
 CasePtr make_small_m_linear(const SmallMShape& s);
-// small_m_glu: x [M, in], w_gate, w_up [I, in] (+ biases) -> s [M, I]; silu or gelu_tanh
-CasePtr make_small_m_glu(int64_t M, int64_t in, int64_t I, bool gelu, bool bias);
+// small_m_glu: x [M, in], w_gate, w_up [I, in] (+ biases) -> s [M, I]; silu or gelu_tanh; settled as SmallMShape
+CasePtr make_small_m_glu(int64_t M, int64_t in, int64_t I, bool gelu, bool bias, bool settled = false);
 CasePtr make_linear(const Shape& lead, int64_t in, int64_t out, bool bias);
 CasePtr make_embedding(int64_t N, int64_t V, int64_t C, DType ids);
 // offset: Gemma's (1 + w) weight (RmsWeight::OneOffset)

@@ -476,6 +476,8 @@ class SmallMLinearCase : public Case {
     for (size_t j = 0; j < s.outs.size(); j++) t += cat_str(j ? "x" : "", s.outs[j]);
     if (s.bias) t += "_bias";
     if (s.y_f32) t += "_yf32";
+    if (s.residual) t += "_res";
+    if (s.settled) t += "_settled";
     return t;
   }
   std::vector<Spec> inputs() const override {
@@ -483,6 +485,7 @@ class SmallMLinearCase : public Case {
     for (size_t j = 0; j < s_.outs.size(); j++) in.push_back({cat_str("w", j), {s_.outs[j], s_.in}});
     if (s_.bias)
       for (size_t j = 0; j < s_.outs.size(); j++) in.push_back({cat_str("b", j), {s_.outs[j]}});
+    if (s_.residual) in.push_back({"res", {s_.M, s_.outs[0]}, s_.y_f32 ? Kind::F32 : Kind::Act});
     return in;
   }
   std::vector<Spec> outputs() const override {
@@ -500,7 +503,10 @@ class SmallMLinearCase : public Case {
       if (s_.bias) b.push_back(&in[1 + n + j]);
       y.push_back(&out[j]);
     }
-    small_m_linear(in[0], w, b, y);
+    SmallMOptions opt;
+    opt.weights_settled = s_.settled;
+    opt.residual = s_.residual ? &in.back() : nullptr;
+    small_m_linear(in[0], w, b, y, opt);
   }
   std::vector<ref::Vec> reference(const std::vector<ref::Vec>& in) const override {
     const size_t n = s_.outs.size();
@@ -508,6 +514,8 @@ class SmallMLinearCase : public Case {
     for (size_t j = 0; j < n; j++)
       r.push_back(ref::matmul(in[0], in[1 + j], nullptr, s_.bias ? &in[1 + n + j] : nullptr, 1, s_.M, s_.outs[j], s_.in,
                               false, true, false, 1.0, 0.0));
+    if (s_.residual)
+      for (size_t i = 0; i < r[0].size(); i++) r[0][i] += in.back()[i];
     return r;
   }
   double ref_cost() const override {
@@ -524,9 +532,10 @@ class SmallMLinearCase : public Case {
 // small_m_glu (ops/small_m_linear.h): the MLP's gate/up projections and GLU in one launch on CUDA.
 class SmallMGluCase : public Case {
  public:
-  SmallMGluCase(int64_t M, int64_t in, int64_t I, bool gelu, bool bias)
-      : Case("small_m_glu", cat_str("M", M, "_in", in, "_I", I, gelu ? "_gelu" : "_silu", bias ? "_bias" : "")),
-        M_(M), in_(in), I_(I), gelu_(gelu), bias_(bias) {
+  SmallMGluCase(int64_t M, int64_t in, int64_t I, bool gelu, bool bias, bool settled)
+      : Case("small_m_glu",
+             cat_str("M", M, "_in", in, "_I", I, gelu ? "_gelu" : "_silu", bias ? "_bias" : "", settled ? "_settled" : "")),
+        M_(M), in_(in), I_(I), gelu_(gelu), bias_(bias), settled_(settled) {
     tol.fwd = tol.dev = 2e-5;
     tol.why = "two f32 dot products of length in (rel error ~sqrt(in) 2^-24), then the GLU's exp/tanh in f32; "
               "bf16: g, u, act(g) and s rounded (the CUDA kernel as the unfused path; the CPU twin in f32 leaves "
@@ -539,8 +548,10 @@ class SmallMGluCase : public Case {
   }
   std::vector<Spec> outputs() const override { return {{"s", {M_, I_}}}; }
   void forward(const std::vector<Tensor>& in, std::vector<Tensor>& out) const override {
+    SmallMOptions opt;
+    opt.weights_settled = settled_;
     small_m_glu(in[0], in[1], in[2], bias_ ? &in[3] : nullptr, bias_ ? &in[4] : nullptr,
-                gelu_ ? GluAct::GeluTanh : GluAct::Silu, out[0]);
+                gelu_ ? GluAct::GeluTanh : GluAct::Silu, out[0], opt);
   }
   std::vector<ref::Vec> reference(const std::vector<ref::Vec>& in) const override {
     const ref::Vec g = ref::matmul(in[0], in[1], nullptr, bias_ ? &in[3] : nullptr, 1, M_, I_, in_, false, true, false, 1.0, 0.0);
@@ -552,14 +563,14 @@ class SmallMGluCase : public Case {
 
  private:
   int64_t M_, in_, I_;
-  bool gelu_, bias_;
+  bool gelu_, bias_, settled_;
 };
 
 }  // namespace
 
 CasePtr make_small_m_linear(const SmallMShape& s) { return std::make_unique<SmallMLinearCase>(s); }
-CasePtr make_small_m_glu(int64_t M, int64_t in, int64_t I, bool gelu, bool bias) {
-  return std::make_unique<SmallMGluCase>(M, in, I, gelu, bias);
+CasePtr make_small_m_glu(int64_t M, int64_t in, int64_t I, bool gelu, bool bias, bool settled) {
+  return std::make_unique<SmallMGluCase>(M, in, I, gelu, bias, settled);
 }
 CasePtr make_matmul(const MatmulShape& s) { return std::make_unique<MatmulCase>(s); }
 CasePtr make_low_rank(const LowRankShape& s) { return std::make_unique<LowRankCase>(s); }

@@ -28,7 +28,7 @@ bool small_m_enabled() { return small_m_switch().load(std::memory_order_relaxed)
 void set_small_m_enabled(bool on) { small_m_switch().store(on, std::memory_order_relaxed); }
 
 void small_m_linear(const Tensor& x, const std::vector<const Tensor*>& w, const std::vector<const Tensor*>& bias,
-                    const std::vector<Tensor*>& y) {
+                    const std::vector<Tensor*>& y, const SmallMOptions& opt) {
   static const char* op = "small_m_linear";
   const Arg X{"x", &x};
   if (w.empty() || w.size() > kSmallMMaxMembers || y.size() != w.size() || (!bias.empty() && bias.size() != w.size()))
@@ -42,6 +42,7 @@ void small_m_linear(const Tensor& x, const std::vector<const Tensor*>& w, const 
     all.push_back({"y", y[j]});
     if (!bias.empty() && bias[j]) all.push_back({"bias", bias[j]});
   }
+  if (opt.residual) all.push_back({"residual", opt.residual});
   const Device dev = ops_detail::one_device(op, all);
   ops_detail::need_float(op, X);
   ops_detail::need_rank(op, X, 2, "[M, in]");
@@ -63,13 +64,20 @@ void small_m_linear(const Tensor& x, const std::vector<const Tensor*>& w, const 
       ops_detail::need_shape(op, {W, B}, B, {out}, "[out]");
     }
   }
-  WICK_OP_DISPATCH(op, dev, small_m_linear, x, w, bias, y);
+  if (opt.residual) {
+    const Arg R{"residual", opt.residual}, Y{"y", y[0]};
+    if (w.size() != 1) fail(op, {X, R}, "a residual needs exactly one weight; got " + std::to_string(w.size()));
+    ops_detail::need_same_dtype(op, R, Y);
+    ops_detail::need_shape(op, {X, Y, R}, R, {M, y[0]->dim(1)}, "[M, out] (y's shape)");
+  }
+  WICK_OP_DISPATCH(op, dev, small_m_linear, x, w, bias, y, opt);
 }
 
 void small_m_glu(const Tensor& x, const Tensor& w_gate, const Tensor& w_up, const Tensor* b_gate, const Tensor* b_up,
-                 GluAct act, Tensor& s) {
+                 GluAct act, Tensor& s, const SmallMOptions& opt) {
   static const char* op = "small_m_glu";
   const Arg X{"x", &x}, G{"w_gate", &w_gate}, U{"w_up", &w_up}, S{"s", &s};
+  if (opt.residual) fail(op, {X, S}, "takes no residual (SmallMOptions::residual is for small_m_linear)");
   ops_detail::Args all{X, G, U, S};
   if (b_gate) all.push_back({"b_gate", b_gate});
   if (b_up) all.push_back({"b_up", b_up});
@@ -92,7 +100,7 @@ void small_m_glu(const Tensor& x, const Tensor& w_gate, const Tensor& w_up, cons
       ops_detail::need_same_dtype(op, B, X);
       ops_detail::need_shape(op, {G, B}, B, {I}, "[I]");
     }
-  WICK_OP_DISPATCH(op, dev, small_m_glu, x, w_gate, w_up, b_gate, b_up, act, s);
+  WICK_OP_DISPATCH(op, dev, small_m_glu, x, w_gate, w_up, b_gate, b_up, act, s, opt);
 }
 
 }  // namespace wick

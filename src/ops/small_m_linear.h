@@ -26,18 +26,31 @@ namespace wick {
 constexpr int64_t kSmallMMaxRows = 8;     // rows of x (inclusive)
 constexpr size_t kSmallMMaxMembers = 3;   // weights per call
 
+// What a caller may ask of small_m_linear / small_m_glu beyond the projections.
+struct SmallMOptions {
+  // The weights and biases are settled: the kernel launched just before this op on its stream does not write
+  // them (a model's weights during inference). On CUDA the op then starts reading them before that kernel has
+  // finished (ops/cuda/pdl.cuh), so that the read overlaps its tail; a broken promise reads stale weights.
+  // No effect on the CPU.
+  bool weights_settled = false;
+  // small_m_linear with one member: y_0 = round(round(x w_0^T + b_0) + residual), residual [M, out_0] with y_0's
+  // dtype (it may be y_0 itself): a decoder layer's residual add in the same launch, rounded as the separate
+  // add (ops/elementwise.h) rounds it.
+  const Tensor* residual = nullptr;
+};
+
 // x [M, in], w_j [out_j, in], bias_j [out_j] (or null; `bias` may also be empty) -> y_j [M, out_j] (=):
-//   y_j = x w_j^T + bias_j
+//   y_j = x w_j^T + bias_j   (+ opt.residual: SmallMOptions)
 // 1 to 3 members. x, every w_j and bias_j share one dtype, f32 or bf16 (the CPU widens bf16); every y_j has
 // x's dtype, or f32 for a bf16 x (lm_head's f32 logits). M in [1, kSmallMMaxRows].
 void small_m_linear(const Tensor& x, const std::vector<const Tensor*>& w, const std::vector<const Tensor*>& bias,
-                    const std::vector<Tensor*>& y);
+                    const std::vector<Tensor*>& y, const SmallMOptions& opt = {});
 
 // x [M, in], w_gate, w_up [I, in], b_gate, b_up [I] (or null) -> s [M, I] (=):
 //   s = glu(round(x w_gate^T + b_gate), round(x w_up^T + b_up)) with act as glu_forward
-// One dtype for all, f32 or bf16. M in [1, kSmallMMaxRows].
+// One dtype for all, f32 or bf16. M in [1, kSmallMMaxRows]. opt.residual must be null.
 void small_m_glu(const Tensor& x, const Tensor& w_gate, const Tensor& w_up, const Tensor* b_gate, const Tensor* b_up,
-                 GluAct act, Tensor& s);
+                 GluAct act, Tensor& s, const SmallMOptions& opt = {});
 
 inline bool small_m_rows(int64_t M) { return M >= 1 && M <= kSmallMMaxRows; }
 

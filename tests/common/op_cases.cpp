@@ -84,10 +84,24 @@ static std::vector<CasePtr> build() {
   c.push_back(make_small_m_linear({.M = 8, .in = 40, .outs = {24, 8}, .bias = true}));
   c.push_back(make_small_m_linear({.M = 1, .in = 896, .outs = {5000}, .y_f32 = true}));        // lm_head
   c.push_back(make_small_m_linear({.M = 3, .in = 33, .outs = {70}, .y_f32 = true}));
+  // ... with SmallMOptions: the residual add (down_proj + the layer's residual; odd sizes; f32 logits plus an f32
+  // residual) and settled weights (read before the previous kernel ends on CUDA)
+  c.push_back(make_small_m_linear({.M = 1, .in = 4864, .outs = {896}, .residual = true, .settled = true}));
+  c.push_back(make_small_m_linear({.M = 3, .in = 33, .outs = {17}, .bias = true, .residual = true}));
+  c.push_back(make_small_m_linear({.M = 2, .in = 896, .outs = {300}, .y_f32 = true, .residual = true}));
+  c.push_back(make_small_m_linear({.M = 1, .in = 896, .outs = {896, 128, 128}, .bias = true, .settled = true}));
+  // the default tuning's exceptions (small_m_linear.cuh default_tuning): 8 warps and 8 loads a lane for long rows
+  // (also off multiples of 8: one-element loads), a warp a row and 8 loads for one member of 1024..4095 rows
+  c.push_back(make_small_m_linear({.M = 5, .in = 18944, .outs = {64}, .settled = true}));
+  c.push_back(make_small_m_linear({.M = 3, .in = 8963, .outs = {20}, .bias = true}));
+  c.push_back(make_small_m_linear({.M = 1, .in = 8960, .outs = {40}, .residual = true, .settled = true}));
+  c.push_back(make_small_m_linear({.M = 1, .in = 1536, .outs = {1536}, .settled = true}));
+  c.push_back(make_small_m_linear({.M = 2, .in = 1544, .outs = {1030}, .bias = true, .residual = true}));
   // small_m_glu (gate/up + GLU): both activations, bias on/off, M 1, 2, 3, 8
   c.push_back(make_small_m_glu(1, 896, 4864, false, false));
   c.push_back(make_small_m_glu(8, 896, 4864, true, false));
   c.push_back(make_small_m_glu(3, 33, 17, true, true));
+  c.push_back(make_small_m_glu(1, 896, 4864, false, true, /*settled*/ true));
   c.push_back(make_small_m_glu(8, 40, 24, false, true));
   c.push_back(make_small_m_glu(2, 4864, 100, true, false));
   c.push_back(make_small_m_glu(1, 1536, 2100, false, true));
@@ -161,6 +175,13 @@ static std::vector<CasePtr> build() {
   c.push_back(make_attention({.B = 1, .T = 1, .H = 14, .Hkv = 2, .D = 64, .kv_len = 300, .S = 2048, .positions = true}));
   c.push_back(make_attention({.B = 2, .T = 3, .H = 4, .Hkv = 2, .D = 16, .kv_len = 20, .S = 24, .window = 6, .positions = true}));
   c.push_back(make_attention({.B = 1, .T = 1, .H = 4, .Hkv = 1, .D = 256, .kv_len = 700, .S = 2000, .window = 512, .positions = true}));
+  // decode attention's one-launch kernel (ops/cuda/decode_attention.cu: T = 1, D 64 or 128, <= 8 query heads per
+  // kv head, <= 1024 keys): 1 to 7 heads a group, more keys than its 8 warps take in one pass, a window, B > 1,
+  // the largest span it takes (1024) with positions on the device, the 7B shape without lse
+  c.push_back(make_attention({.B = 2, .T = 1, .H = 12, .Hkv = 2, .D = 128, .kv_len = 300, .S = 320}));
+  c.push_back(make_attention({.B = 1, .T = 1, .H = 4, .Hkv = 4, .D = 128, .kv_len = 1000, .S = 1024, .positions = true}));
+  c.push_back(make_attention({.B = 3, .T = 1, .H = 8, .Hkv = 2, .D = 64, .kv_len = 70, .S = 80, .window = 40}));
+  c.push_back(make_attention({.B = 1, .T = 1, .H = 28, .Hkv = 4, .D = 128, .kv_len = 385, .S = 512, .lse = false, .positions = true}));
 
   // cross entropy: ignored rows, in place, Qwen's vocabulary
   c.push_back(make_cross_entropy(1, 7, false, 1.0f, false));

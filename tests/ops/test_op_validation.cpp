@@ -10,6 +10,7 @@
 #include "ops/norm.h"
 #include "ops/optim.h"
 #include "ops/rope.h"
+#include "ops/small_m_linear.h"
 #include "ops/softmax.h"
 #include "ops/swiglu.h"
 
@@ -168,4 +169,20 @@ TEST(OpValidation, OptimizerAndElementwise) {
   EXPECT_OP_ERROR(cast(ai, a), "src must be a float tensor");
   Tensor h = Tensor::zeros({3}, DType::F16);
   EXPECT_OP_ERROR(fill(h, 1.0f), "t must be f32, bf16 or i32");
+}
+
+TEST(OpValidation, SmallMResidual) {
+  Tensor x = f32({2, 6}), w = f32({5, 6}), w2 = f32({3, 6}), y = f32({2, 5}), y2 = f32({2, 3});
+  Tensor res = f32({2, 5}), res_bad = f32({2, 4}), res_b = Tensor::zeros({2, 5}, DType::BF16);
+  SmallMOptions opt;
+  opt.residual = &res;
+  EXPECT_OP_ERROR(small_m_linear(x, {&w, &w2}, {}, {&y, &y2}, opt), "a residual needs exactly one weight; got 2");
+  opt.residual = &res_bad;
+  EXPECT_OP_ERROR(small_m_linear(x, {&w}, {}, {&y}, opt), "residual must be [M, out] (y's shape) = [2, 5]");
+  opt.residual = &res_b;
+  EXPECT_OP_ERROR(small_m_linear(x, {&w}, {}, {&y}, opt), "residual must have y's dtype (f32)");
+  opt.residual = &res;
+  Tensor s = f32({2, 5}), wg = f32({5, 6}), wu = f32({5, 6});
+  EXPECT_OP_ERROR(small_m_glu(x, wg, wu, nullptr, nullptr, GluAct::Silu, s, opt), "small_m_glu");
+  EXPECT_OP_ERROR(small_m_glu(x, wg, wu, nullptr, nullptr, GluAct::Silu, s, opt), "takes no residual");
 }

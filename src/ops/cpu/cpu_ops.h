@@ -60,8 +60,8 @@ void cast(const Tensor& src, Tensor& dst);
 void fill(Tensor& t, float value);
 void low_rank_product(const Tensor& x, const Tensor& A, const Tensor& B, float scale, Tensor& y, bool accumulate);
 void small_m_linear(const Tensor& x, const std::vector<const Tensor*>& w, const std::vector<const Tensor*>& bias,
-                    const std::vector<Tensor*>& y);
+                    const std::vector<Tensor*>& y, const SmallMOptions& opt);
 void small_m_glu(const Tensor& x, const Tensor& w_gate, const Tensor& w_up, const Tensor* b_gate, const Tensor* b_up,
-                 GluAct act, Tensor& s);
+                 GluAct act, Tensor& s, const SmallMOptions& opt);
 
 }  // namespace wick::cpu

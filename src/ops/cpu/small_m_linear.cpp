@@ -29,21 +29,30 @@ void project(const Tensor& x32, const Tensor& w32, const Tensor* b32, DType roun
 
 }  // namespace
 
+// opt.residual (one member): y = round(round(x w^T + b) + residual), the residual read before y is written (it
+// may be y itself).
 void small_m_linear(const Tensor& x, const std::vector<const Tensor*>& w, const std::vector<const Tensor*>& bias,
-                    const std::vector<Tensor*>& y) {
+                    const std::vector<Tensor*>& y, const SmallMOptions& opt) {
   const Tensor x32 = f32_of(x);
+  const Tensor res32 = opt.residual ? opt.residual->to(DType::F32) : Tensor();  // a copy: y may be the residual
   for (size_t j = 0; j < w.size(); j++) {
     const Tensor w32 = f32_of(*w[j]);
     const Tensor* b = bias.empty() ? nullptr : bias[j];
     const Tensor b32 = b ? f32_of(*b) : Tensor();
-    Tensor y32 = y[j]->dtype() == DType::F32 ? *y[j] : Tensor::empty(y[j]->shape(), DType::F32);
-    project(x32, w32, b ? &b32 : nullptr, DType::F32, y32);
-    if (y[j]->dtype() != DType::F32) cast_into(y32, *y[j]);  // the one rounding
+    const DType ydt = y[j]->dtype();
+    Tensor y32 = ydt == DType::F32 && !opt.residual ? *y[j] : Tensor::empty(y[j]->shape(), DType::F32);
+    project(x32, w32, b ? &b32 : nullptr, opt.residual ? ydt : DType::F32, y32);  // with a residual: rounded here
+    if (opt.residual) {
+      float* v = y32.data<float>();
+      const float* r = res32.data<float>();
+      for (int64_t i = 0; i < y32.numel(); i++) v[i] += r[i];
+    }
+    if (y32.raw() != y[j]->raw()) cast_into(y32, *y[j]);  // the (last) rounding
   }
 }
 
 void small_m_glu(const Tensor& x, const Tensor& w_gate, const Tensor& w_up, const Tensor* b_gate, const Tensor* b_up,
-                 GluAct act, Tensor& s) {
+                 GluAct act, Tensor& s, const SmallMOptions&) {
   const Tensor x32 = f32_of(x);
   const Tensor bg = b_gate ? f32_of(*b_gate) : Tensor(), bu = b_up ? f32_of(*b_up) : Tensor();
   Tensor g = Tensor::empty(s.shape(), DType::F32), u = Tensor::empty(s.shape(), DType::F32);

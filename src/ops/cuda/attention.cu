@@ -10,6 +10,7 @@
 // (flash_attention_fwd.cuh; attention_cuda_flash() in ops/attention.h). What stays here: f32 (the exactness
 // path), other head dims, decode (few queries over a long cache: the split-key scheme below) and sliding-window
 // attention (each row's keys start at first_key(): tiles and splits begin at the lowest key a block sees).
+// Decode over a short cache (T = 1, a few hundred keys) goes to decode_attention.cu's one-launch kernel first.
 // With query positions on the device (AttentionArgs::positions: a replayed decode graph), the splits are planned
 // for kv_len keys, the cache length, and each block clamps to the keys its rows see: splits past them write an
 // empty (m = -inf, l = 0) part that the combine skips.
@@ -221,6 +222,7 @@ void attention_forward(const Tensor& q, const Tensor& k, const Tensor& v, const 
     return flash_attention_forward(q, k, v, args, out, lse);
   const Dims a = make_dims(q, k, args);
   if (a.B == 0 || a.T == 0 || a.H == 0 || a.D == 0) return;
+  if (decode_attention_forward(q, k, v, a, out, lse)) return;
   const int dev = out.device().index;
   cudaStream_t s = cuda::stream_of(out);
   const size_t smem = fwd_smem_bytes(a);

@@ -116,6 +116,10 @@ __device__ __forceinline__ void row_to_th(const Dims& a, int g, int r, int& t, i
 }  // namespace wick::cuda_ops::attn
 
 namespace wick::cuda_ops {
+// One query per (batch row, head) over at most a few hundred keys, in one launch (decode_attention.cu): false
+// (nothing launched) when the problem is not one it takes.
+bool decode_attention_forward(const Tensor& q, const Tensor& k, const Tensor& v, const attn::Dims& a, Tensor& out,
+                              Tensor* lse);
 // The tensor-core path (flash_attention.cu), taken when attention_cuda_flash() says so (ops/attention.h).
 void flash_attention_forward(const Tensor& q, const Tensor& k, const Tensor& v, const AttentionArgs& args,
                              Tensor& out, Tensor* lse);

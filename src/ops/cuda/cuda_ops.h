@@ -67,8 +67,8 @@ void low_rank_product(const Tensor& x, const Tensor& A, const Tensor& B, float s
 // Every segment has 1 <= r <= kSegmentedLoraMaxRank and rows >= 1 (the public op routes the rest).
 void segmented_lora_add(const Tensor& x, const std::vector<LoraSegment>& segments, Tensor& y);
 void small_m_linear(const Tensor& x, const std::vector<const Tensor*>& w, const std::vector<const Tensor*>& bias,
-                    const std::vector<Tensor*>& y);
+                    const std::vector<Tensor*>& y, const SmallMOptions& opt);
 void small_m_glu(const Tensor& x, const Tensor& w_gate, const Tensor& w_up, const Tensor* b_gate, const Tensor* b_up,
-                 GluAct act, Tensor& s);
+                 GluAct act, Tensor& s, const SmallMOptions& opt);
 
 }  // namespace wick::cuda_ops

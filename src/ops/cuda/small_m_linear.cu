@@ -5,6 +5,8 @@
 #include "ops/cuda/common.cuh"
 #include "ops/cuda/cuda_ops.h"
 #include "ops/cuda/small_m_linear.cuh"
+#include "ops/elementwise.h"
+#include "ops/matmul.h"
 
 namespace wick::cuda_ops {
 
@@ -21,7 +23,7 @@ void check_int(const char* op, int64_t M, int64_t in, int64_t rows) {
 }  // namespace
 
 void small_m_linear(const Tensor& x, const std::vector<const Tensor*>& w, const std::vector<const Tensor*>& bias,
-                    const std::vector<Tensor*>& y) {
+                    const std::vector<Tensor*>& y, const SmallMOptions& opt) {
   const int64_t M = x.dim(0), in = x.dim(1);
   int64_t rows = 0;
   for (const Tensor* t : w) rows += t->dim(0);
@@ -30,7 +32,13 @@ void small_m_linear(const Tensor& x, const std::vector<const Tensor*>& w, const 
     for (size_t j = 0; j < w.size(); j++) {
       const Tensor* b = bias.empty() ? nullptr : bias[j];
       Tensor zero = Tensor::zeros({M, in}, x.dtype(), x.device());
-      wick::matmul(zero, *w[j], *y[j], false, true, 1.0f, 0.0f, b);
+      if (opt.residual) {  // round(round(b) + residual): the bias (or 0) rounded first, as below
+        Tensor t = Tensor::empty(y[j]->shape(), y[j]->dtype(), y[j]->device());
+        wick::matmul(zero, *w[j], t, false, true, 1.0f, 0.0f, b);
+        wick::add(t, *opt.residual, *y[j]);
+      } else {
+        wick::matmul(zero, *w[j], *y[j], false, true, 1.0f, 0.0f, b);
+      }
     }
     return;
   }
@@ -46,6 +54,8 @@ void small_m_linear(const Tensor& x, const std::vector<const Tensor*>& w, const 
       a.members = static_cast<int>(w.size());
       a.M = static_cast<int>(M);
       a.in = static_cast<int>(in);
+      a.res = opt.residual ? cuda::cptr<TY>(*opt.residual) : nullptr;
+      a.prefetch = opt.weights_settled ? 1 : 0;
       for (size_t j = 0; j < w.size(); j++) {
         const Tensor* b = bias.empty() ? nullptr : bias[j];
         a.w[j] = cuda::cptr<T>(*w[j]);
@@ -61,7 +71,7 @@ void small_m_linear(const Tensor& x, const std::vector<const Tensor*>& w, const 
 }
 
 void small_m_glu(const Tensor& x, const Tensor& w_gate, const Tensor& w_up, const Tensor* b_gate, const Tensor* b_up,
-                 GluAct act, Tensor& s) {
+                 GluAct act, Tensor& s, const SmallMOptions& opt) {
   const int64_t M = x.dim(0), in = x.dim(1), I = w_gate.dim(0);
   if (I == 0) return;
   if (in == 0) {  // g = b_gate (or 0), u = b_up (or 0): the GLU of those
@@ -87,6 +97,7 @@ void small_m_glu(const Tensor& x, const Tensor& w_gate, const Tensor& w_up, cons
     a.b[1] = b_up ? cuda::cptr<T>(*b_up) : nullptr;
     a.y[0] = cuda::ptr<T>(s);
     a.out[0] = a.out[1] = static_cast<int>(I);
+    a.prefetch = opt.weights_settled ? 1 : 0;
     WICK_CUDA_CHECK((small_m::launch<T, T>(a, act == GluAct::Silu ? small_m::kGluSilu : small_m::kGluGelu, st)));
   });
 }

@@ -7,10 +7,10 @@
 // row: it is a matrix-vector product, bound by the weight read (0.5B Qwen2.5: 1 GB per token; 4.8 TB/s on an
 // H200), while a GEMM library tiles for M >= 64 and leaves most of the bandwidth unused at M = 1. So:
 //   - the grid covers every output row of every member (q | k | v rows one after the other; gate/up: one row
-//     index for the pair); each row is taken by K warps (K = 1, 2 or 4 per row: more warps per row when there
+//     index for the pair); each row is taken by K warps (K = 1, 2, 4 or 8 per row: more warps per row when there
 //     are few rows, so that enough loads are in flight to cover the memory latency), 8 warps per block;
 //   - lane l of the k-th warp of a row reads the row in 16-byte vectors (8 bf16 / 4 f32; when in and the
-//     pointers allow it, else one element at a time), vectors k*32 + l, k*32 + l + 32 K, ..., up to kUnroll of
+//     pointers allow it, else one element at a time), vectors k*32 + l, k*32 + l + 32 K, ..., up to U (4 or 8) of
 //     them issued before any is used; the weights go through the streaming cache path (__ldcs: read once),
 //     x through the read-only path (__ldg: every warp reads it, it stays in L1/L2); x is not staged in shared
 //     memory (M in f32 can exceed it: 7B's down_proj has in = 18944);
@@ -20,6 +20,9 @@
 //   - gate/up + GLU: one warp (group) reads the gate row o and the up row o against the same x vector, then
 //     g = round(acc_g + bg), u = round(acc_u + bu) (to the dtype T, as the unfused path writes A.g and A.u),
 //     s = round(round(act(g)) * u): ops/cuda/swiglu.cu's forward, act() from glu_act.cuh.
+//   - residual (Args::res, one plain member): y = round(round(acc + b) + res), the decoder layer's residual add
+//     rounded as the separate add rounds it; prefetch (Args::prefetch): the first U weight loads are issued
+//     before pdl::enter(), overlapping the previous kernel (the weights must be settled: ops/small_m_linear.h).
 // Every load is bounds-checked (rows past the last member's, vector starts past in); any M in [1, kMaxM],
 // in >= 1 and out >= 0 work. Deterministic: a fixed summation order (per lane in vector order, the warp
 // butterfly, the K warps in order), not the CPU twin's order nor cuBLASLt's.
@@ -45,7 +48,6 @@ constexpr int kMaxM = 8;        // rows of x per launch
 constexpr int kMaxMembers = 3;  // weights per launch (q, k, v)
 constexpr int kThreads = 256;   // 8 warps per block
 constexpr int kWarps = kThreads / 32;
-constexpr int kUnroll = 4;      // 16-byte weight loads per lane in flight
 
 enum Mode { kPlain = 0, kGluSilu = 1, kGluGelu = 2 };
 
@@ -59,7 +61,9 @@ template <typename T, typename TY> struct Args {
   int rows;                     // = row0[members]
   int members;
   int M, in;
-  int K;                        // warps per output row: 1, 2 or 4
+  int K;                        // warps per output row: 1, 2, 4 or 8
+  const TY* res;                // [M, out[0]] or null (plain, one member): y0 = round(round(x w0^T + b0) + res)
+  int prefetch;                 // 1: w and b may be read before pdl::enter() (see below)
 };
 
 __device__ __forceinline__ float sm_to_f(float v) { return v; }
@@ -93,10 +97,9 @@ template <typename T> struct Chunk<T, 1> {
 };
 
 // MM: compile-time bound on M (1, 4 or 8; rows m >= M are skipped). E: elements per load (16 bytes, or 1).
-// R: weight rows per warp group (1 plain, 2 GLU: gate and up).
-template <typename T, typename TY, int MM, int E, int MODE>
+// R: weight rows per warp group (1 plain, 2 GLU: gate and up). U: weight loads per lane issued before any is used.
+template <typename T, typename TY, int MM, int E, int MODE, int U>
 __global__ void __launch_bounds__(kThreads) small_m_kernel(Args<T, TY> a) {
-  pdl::enter();  // launched with pdl::launch: the decode step's previous kernel may still be writing x
   constexpr int R = MODE == kPlain ? 1 : 2;
   __shared__ float red[kWarps][R][MM];
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
@@ -126,19 +129,28 @@ __global__ void __launch_bounds__(kThreads) small_m_kernel(Args<T, TY> a) {
 #pragma unroll
     for (int m = 0; m < MM; m++) acc[r][m] = 0.0f;
 
+  // Launched with pdl::launch: the kernel before this one may still be writing x (and reading y). With
+  // a.prefetch (the weights are settled: no kernel just before writes them) the first U weight loads of each
+  // lane are issued before pdl::enter(), so that they overlap that kernel's tail.
+  const int stride = 32 * K * E;  // elements between a lane's consecutive vectors
+  const int base0 = (kpart * 32 + lane) * E;
+  Chunk<T, E> wv[R][U];
+  const auto load_w = [&](int base) {
+#pragma unroll
+    for (int u = 0; u < U; u++) {
+      const int i = base + u * stride;
+      if (i < in)  // E divides in on the vector path: the whole vector is inside the row
+#pragma unroll
+        for (int r = 0; r < R; r++) wv[r][u].load_stream(wr[r] + i);
+    }
+  };
+  if (live && a.prefetch) load_w(base0);
+  pdl::enter();
   if (live) {
-    const int stride = 32 * K * E;  // elements between a lane's consecutive vectors
-    for (int base = (kpart * 32 + lane) * E; base < in; base += stride * kUnroll) {
-      Chunk<T, E> wv[R][kUnroll];
+    for (int base = base0; base < in; base += stride * U) {
+      if (base != base0 || !a.prefetch) load_w(base);
 #pragma unroll
-      for (int u = 0; u < kUnroll; u++) {
-        const int i = base + u * stride;
-        if (i < in)  // E divides in on the vector path: the whole vector is inside the row
-#pragma unroll
-          for (int r = 0; r < R; r++) wv[r][u].load_stream(wr[r] + i);
-      }
-#pragma unroll
-      for (int u = 0; u < kUnroll; u++) {
+      for (int u = 0; u < U; u++) {
         const int i = base + u * stride;
         if (i >= in) break;
         float wf[R][E];
@@ -191,6 +203,7 @@ __global__ void __launch_bounds__(kThreads) small_m_kernel(Args<T, TY> a) {
     if constexpr (MODE == kPlain) {
       float v = acc[0][m];
       if (bj) v += sm_to_f(bj[o]);
+      if (a.res) v = sm_round<TY>(v) + sm_to_f(a.res[(size_t)m * outj + o]);  // one member: yj = y[0]
       yj[(size_t)m * outj + o] = sm_from_f<TY>(v);
     } else {
       float g = acc[0][m], u = acc[1][m];
@@ -204,30 +217,49 @@ __global__ void __launch_bounds__(kThreads) small_m_kernel(Args<T, TY> a) {
   }
 }
 
-// Warps per output row for `rows` rows in all: enough warps in flight to cover the memory latency when the
-// rows are few (e.g. o_proj's 896), one per row when they are many.
-inline int warps_per_row(long long rows) { return rows >= 4096 ? 1 : rows >= 2048 ? 2 : 4; }
+// How a launch spreads the work; 0 = the default rule (default_tuning). dev/small_m/small_m_bench.cu times the
+// alternatives against each other.
+struct Tuning {
+  int unroll = 0;  // U: 4 or 8 loads per lane in flight
+  int k = 0;       // K: warps per output row, 1, 2, 4 or 8
+};
 
-template <typename T, typename TY, int MM, int E>
+// The default: K from the row count (enough warps in flight to cover the memory latency when the rows are few,
+// e.g. o_proj's 896; one per row when they are many), U = 4; and two exceptions measured on an H200 (session 18,
+// small_m_bench, M = 1, weights settled; docs/benchmarks.md section 10):
+//   - long rows (>= 1024 16-byte vectors: the down projections of Qwen2.5-1.5B and 7B): 8 warps a row, U = 8
+//     (7B [3584, 18944] 42.8 -> 36.4 us, 1.5B [1536, 8960] 12.0 -> 10.1 us);
+//   - one member of 1024..4095 rows of >= 192 vectors (o_proj of 1.5B and 7B): a warp a row, U = 8
+//     (7B [3584, 3584] 9.8 -> 8.8 us, 1.5B [1536, 1536] 4.0 -> 3.4 us).
+// Elsewhere (q|k|v, gate/up, lm_head, the 0.5B shapes) no configuration measured clearly better than this one.
+inline Tuning default_tuning(long long rows, int members, long long vectors_per_row, int mode) {
+  if (vectors_per_row >= 1024) return {8, 8};
+  if (mode == kPlain && members == 1 && rows >= 1024 && rows < 4096 && vectors_per_row >= 192) return {8, 1};
+  return {4, rows >= 4096 ? 1 : rows >= 2048 ? 2 : 4};
+}
+
+template <typename T, typename TY, int MM, int E, int U>
 cudaError_t launch_mm_e(const Args<T, TY>& a, int mode, cudaStream_t stream) {
   const long long rows = a.rows;
   const int rows_per_block = kWarps / a.K;
-  const unsigned blocks = (unsigned)((rows + rows_per_block - 1) / rows_per_block);
-  if (mode == kPlain) return pdl::launch(small_m_kernel<T, TY, MM, E, kPlain>, dim3(blocks), dim3(kThreads), 0, stream, a);
-  if (mode == kGluSilu) return pdl::launch(small_m_kernel<T, TY, MM, E, kGluSilu>, dim3(blocks), dim3(kThreads), 0, stream, a);
-  return pdl::launch(small_m_kernel<T, TY, MM, E, kGluGelu>, dim3(blocks), dim3(kThreads), 0, stream, a);
+  const dim3 blocks((unsigned)((rows + rows_per_block - 1) / rows_per_block)), threads(kThreads);
+  if (mode == kPlain) return pdl::launch(small_m_kernel<T, TY, MM, E, kPlain, U>, blocks, threads, 0, stream, a);
+  if (mode == kGluSilu) return pdl::launch(small_m_kernel<T, TY, MM, E, kGluSilu, U>, blocks, threads, 0, stream, a);
+  return pdl::launch(small_m_kernel<T, TY, MM, E, kGluGelu, U>, blocks, threads, 0, stream, a);
 }
 
 template <typename T, typename TY, int MM>
-cudaError_t launch_mm(const Args<T, TY>& a, int mode, bool vec, cudaStream_t stream) {
+cudaError_t launch_mm(const Args<T, TY>& a, int mode, bool vec, int unroll, cudaStream_t stream) {
   constexpr int kVec = 16 / (int)sizeof(T);
-  return vec ? launch_mm_e<T, TY, MM, kVec>(a, mode, stream) : launch_mm_e<T, TY, MM, 1>(a, mode, stream);
+  if (unroll == 8)
+    return vec ? launch_mm_e<T, TY, MM, kVec, 8>(a, mode, stream) : launch_mm_e<T, TY, MM, 1, 8>(a, mode, stream);
+  return vec ? launch_mm_e<T, TY, MM, kVec, 4>(a, mode, stream) : launch_mm_e<T, TY, MM, 1, 4>(a, mode, stream);
 }
 
-// Fills row0 and K, picks MM (1, 4, 8) and the load width, launches. mode: kPlain (members 1..3) or a GLU mode
+// Fills row0 and K, picks MM (1, 4, 8), the load width and U, launches. mode: kPlain (members 1..3) or a GLU mode
 // (members = 2: gate, up, out[0] = out[1] = I, y[0] = s). The caller checks M in [1, kMaxM], in >= 1, and
 // that every row count and M * in, M * out fit in int. Rows = 0 launches nothing.
-template <typename T, typename TY> cudaError_t launch(Args<T, TY> a, int mode, cudaStream_t stream) {
+template <typename T, typename TY> cudaError_t launch(Args<T, TY> a, int mode, cudaStream_t stream, Tuning tune = {}) {
   a.row0[0] = 0;
   if (mode == kPlain) {
     for (int j = 0; j < a.members; j++) a.row0[j + 1] = a.row0[j] + a.out[j];
@@ -238,13 +270,15 @@ template <typename T, typename TY> cudaError_t launch(Args<T, TY> a, int mode, c
   a.rows = a.row0[a.members];
   const long long rows = a.rows;
   if (rows == 0) return cudaSuccess;
-  a.K = warps_per_row(rows);
   constexpr int kVec = 16 / (int)sizeof(T);
   bool vec = (a.in % kVec) == 0 && reinterpret_cast<uintptr_t>(a.x) % 16 == 0;
   for (int j = 0; j < a.members; j++) vec = vec && reinterpret_cast<uintptr_t>(a.w[j]) % 16 == 0;
-  if (a.M == 1) return launch_mm<T, TY, 1>(a, mode, vec, stream);
-  if (a.M <= 4) return launch_mm<T, TY, 4>(a, mode, vec, stream);
-  return launch_mm<T, TY, 8>(a, mode, vec, stream);
+  const Tuning def = default_tuning(rows, a.members, (a.in + kVec - 1) / kVec, mode);
+  a.K = tune.k == 1 || tune.k == 2 || tune.k == 4 || tune.k == 8 ? tune.k : def.k;
+  const int unroll = tune.unroll == 8 || (tune.unroll == 0 && def.unroll == 8) ? 8 : 4;
+  if (a.M == 1) return launch_mm<T, TY, 1>(a, mode, vec, unroll, stream);
+  if (a.M <= 4) return launch_mm<T, TY, 4>(a, mode, vec, unroll, stream);
+  return launch_mm<T, TY, 8>(a, mode, vec, unroll, stream);
 }
 
 }  // namespace wick::small_m
