@@ -189,20 +189,25 @@ void attention_block_forward(LayerWeights& W, LayerActs& A, const Tensor& in, Te
   }
   Tensor q4 = A.q.view({B, T, H, D}), k4 = A.k.view({B, T, Hkv, D}), v4 = A.v.view({B, T, Hkv, D});
   const RopeFreqs rope = layer_rope(c, run.layer);
-  rope_forward_qk(q4, k4, run.positions, rope);
+  KVCache* cache = run.rows ? nullptr : run.cache;
+  if (cache) {
+    // Rotate q and k and append this step's k, v at their positions ([past, past + T) of every batch row) in one
+    // pass; then attend to the cache.
+    const int64_t cap = cache->capacity();
+    Tensor kc3 = cache->k(run.layer).view({B, cap, KV}), vc3 = cache->v(run.layer).view({B, cap, KV});
+    rope_qk_cache_write(q4, k4, v4, run.positions, rope, kc3, vc3);
+  } else {
+    rope_forward_qk(q4, k4, run.positions, rope);
+  }
   AttentionArgs args = attention_args(run);
   Tensor att4 = A.att.view({B, T, H, D});
   Tensor* lse = A.lse.defined() ? &A.lse : nullptr;
   if (run.rows) {
     run.rows->attend(run.layer, A.q, A.k, A.v, A.att);
-  } else if (run.cache) {
-    // Append this step's k, v at their positions ([past, past + T) of every batch row), then attend to the cache.
-    KVCache& cache = *run.cache;
-    Tensor& kc = cache.k(run.layer);
-    Tensor& vc = cache.v(run.layer);
-    const int64_t cap = cache.capacity();
-    Tensor kc3 = kc.view({B, cap, KV}), vc3 = vc.view({B, cap, KV});
-    kv_cache_write(A.k.view({B, T, KV}), A.v.view({B, T, KV}), run.positions, kc3, vc3);
+  } else if (cache) {
+    Tensor& kc = cache->k(run.layer);
+    Tensor& vc = cache->v(run.layer);
+    const int64_t cap = cache->capacity();
     if (run.positions_on_device) {
       args.kv_len = cap;
       args.positions = &run.positions;

@@ -152,9 +152,8 @@ void attention_backward(const Tensor& dout, const Tensor& q, const Tensor& k, co
   WICK_OP_DISPATCH(op, dev, attention_backward, dout, q, k, v, out, lse, normalised(args), dq, dk, dv);
 }
 
-void kv_cache_write(const Tensor& k_rows, const Tensor& v_rows, const Tensor& positions, Tensor& k_cache,
-                    Tensor& v_cache) {
-  static const char* op = "kv_cache_write";
+Device ops_detail::check_kv_cache_write(const char* op, const Tensor& k_rows, const Tensor& v_rows,
+                                        const Tensor& positions, const Tensor& k_cache, const Tensor& v_cache) {
   const Arg R{"k_rows", &k_rows}, RV{"v_rows", &v_rows}, P{"positions", &positions}, C{"k_cache", &k_cache},
       CV{"v_cache", &v_cache};
   const Device dev = ops_detail::one_device(op, {R, RV, P, C, CV});
@@ -177,6 +176,13 @@ void kv_cache_write(const Tensor& k_rows, const Tensor& v_rows, const Tensor& po
         fail(op, {P, C}, "positions[" + std::to_string(i) + "] = " + std::to_string(p[i]) + " is outside the cache's [0, " +
                              std::to_string(S) + ")");
   }
+  return dev;
+}
+
+void kv_cache_write(const Tensor& k_rows, const Tensor& v_rows, const Tensor& positions, Tensor& k_cache,
+                    Tensor& v_cache) {
+  static const char* op = "kv_cache_write";
+  const Device dev = ops_detail::check_kv_cache_write(op, k_rows, v_rows, positions, k_cache, v_cache);
   WICK_OP_DISPATCH(op, dev, kv_cache_write, k_rows, v_rows, positions, k_cache, v_cache);
 }
 

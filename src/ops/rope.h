@@ -42,5 +42,11 @@ void rope_backward(const Tensor& dy, const Tensor& positions, const RopeFreqs& f
 void rope_forward_qk(Tensor& q, Tensor& k, const Tensor& positions, const RopeFreqs& f);
 // Their gradients dq, dk in place: exactly rope_backward on each.
 void rope_backward_qk(Tensor& dq, Tensor& dk, const Tensor& positions, const RopeFreqs& f);
+// A cached forward's RoPE and KV-cache append together (one launch on CUDA where the head dim and alignment allow
+// its vector kernel): exactly rope_forward_qk(q, k, positions, f), then kv_cache_write of the rotated k and of v
+// (ops/attention.h). q [B, T, H, D], k, v [B, T, Hkv, D] (q, k rotated in place), positions [B, T] i32 in [0, S),
+// k_cache, v_cache [B, S, Hkv * D] (rows positions[b, t] written, the others untouched).
+void rope_qk_cache_write(Tensor& q, Tensor& k, const Tensor& v, const Tensor& positions, const RopeFreqs& f,
+                         Tensor& k_cache, Tensor& v_cache);
 
 }  // namespace wick

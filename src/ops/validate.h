@@ -43,6 +43,11 @@ void need_index(const char* op, Arg a, bool allow_i64);                   // i32
 // [R, kSampleRowWords] i32 (one SampleRow a row), ids [R] i32. Defined in ops/sampling.cpp.
 void check_sampling_args(const char* op, Arg logits, Arg params, Arg ids);
 
+// kv_cache_write's arguments (ops/attention.h; also rope_qk_cache_write's): k_rows, v_rows [B, T, X], positions
+// [B, T] i32 (in [0, S) when on the CPU), k_cache, v_cache [B, S, X], one dtype. Defined in ops/attention.cpp.
+Device check_kv_cache_write(const char* op, const Tensor& k_rows, const Tensor& v_rows, const Tensor& positions,
+                            const Tensor& k_cache, const Tensor& v_cache);
+
 // Row-wise ops: x [N, C] an activation; each of `same` [N, C] and each of `vec` [C] of x's dtype; each
 // of `stats` [N] f32. All on one device, which is returned.
 Device check_rows(const char* op, Arg x, const Args& same, const Args& vec, const Args& stats);

@@ -14,6 +14,7 @@
 #include "infer/sampler.h"
 #include "model/causal_lm.h"
 #include "ops/attention.h"
+#include "ops/rope.h"
 #include "ops/sampling.h"
 
 namespace wick::test {
@@ -58,6 +59,56 @@ void check_kv_cache_write(Device dev, DType dt) {
     Tensor rows = randn({1, 1, 4}, rng), kc = randn({1, 5, 4}, rng), vc = randn({1, 5, 4}, rng);
     const std::string msg = error_of([&] { kv_cache_write(rows, rows, Tensor::from_i32({5}, {1, 1}), kc, vc); });
     EXPECT_NE(msg.find("positions[0] = 5 is outside the cache's [0, 5)"), std::string::npos) << msg;
+  }
+}
+
+void check_rope_qk_cache_write(Device dev, DType dt) {
+  Rng rng(13);
+  const auto on = [&](const Tensor& t, Device d) { return d.is_cpu() ? t.to(Device::cpu()).clone() : t.to(d); };
+  const auto expect_same = [](const Tensor& got, const Tensor& want, const std::string& what) {
+    const Tensor g = got.to(Device::cpu()).to(DType::F32), w = want.to(Device::cpu()).to(DType::F32);
+    ASSERT_EQ(g.numel(), w.numel()) << what;
+    ASSERT_EQ(std::memcmp(g.data<float>(), w.data<float>(), g.numel() * sizeof(float)), 0) << what;
+  };
+  for (int64_t D : {64, 128, 6}) {
+    const int64_t B = 2, T = 3, H = 7, Hkv = 2, S = 11, X = Hkv * D;
+    const Tensor q = randn({B, T, H, D}, rng).to(dt), k = randn({B, T, Hkv, D}, rng).to(dt);
+    const Tensor v = randn({B, T, Hkv, D}, rng).to(dt);
+    const Tensor k0 = randn({B, S, X}, rng).to(dt), v0 = randn({B, S, X}, rng).to(dt);
+    const std::vector<int32_t> pos = {4, 5, 6, 0, 9, 10};  // row 1: not contiguous
+    const Tensor positions = Tensor::from_i32(pos, {B, T});
+    const RopeFreqs f(1000000.0f);
+    const std::string what = "D " + std::to_string(D) + " " + dtype_name(dt);
+    // the op
+    Tensor q1 = on(q, dev), k1 = on(k, dev), kc1 = on(k0, dev), vc1 = on(v0, dev);
+    rope_qk_cache_write(q1, k1, on(v, dev), on(positions, dev), f, kc1, vc1);
+    // the two ops it stands for, on each device that computes in dt
+    for (Device d : {dev, Device::cpu()}) {
+      if (d.is_cpu() && dt != DType::F32) continue;
+      Tensor q2 = on(q, d), k2 = on(k, d), kc2 = on(k0, d), vc2 = on(v0, d);
+      const Tensor p2 = on(positions, d);
+      rope_forward_qk(q2, k2, p2, f);
+      kv_cache_write(k2.view({B, T, X}), on(v, d).view({B, T, X}), p2, kc2, vc2);
+      const std::string w = what + (d.is_cpu() ? " against the CPU's two ops" : " against the two ops");
+      expect_same(q1, q2, w + ": q");
+      expect_same(k1, k2, w + ": k");
+      expect_same(kc1, kc2, w + ": k_cache");
+      expect_same(vc1, vc2, w + ": v_cache");
+    }
+    // and directly: rows at the positions hold the rotated k and v, the others what was there
+    const Tensor kc = kc1.to(Device::cpu()).to(DType::F32), vc = vc1.to(Device::cpu()).to(DType::F32);
+    const Tensor kr = k1.to(Device::cpu()).to(DType::F32), vr = v.to(DType::F32);
+    const Tensor ko = k0.to(DType::F32), vo = v0.to(DType::F32);
+    for (int64_t b = 0; b < B; b++)
+      for (int64_t s = 0; s < S; s++) {
+        int64_t t = -1;
+        for (int64_t i = 0; i < T; i++)
+          if (pos[b * T + i] == s) t = i;
+        const float* kw = t >= 0 ? kr.data<float>() + (b * T + t) * X : ko.data<float>() + (b * S + s) * X;
+        const float* vw = t >= 0 ? vr.data<float>() + (b * T + t) * X : vo.data<float>() + (b * S + s) * X;
+        ASSERT_EQ(std::memcmp(kc.data<float>() + (b * S + s) * X, kw, X * sizeof(float)), 0) << what << " k row " << b << ", " << s;
+        ASSERT_EQ(std::memcmp(vc.data<float>() + (b * S + s) * X, vw, X * sizeof(float)), 0) << what << " v row " << b << ", " << s;
+      }
   }
 }
 

@@ -21,6 +21,12 @@ TEST(KvCacheWriteCuda, RowsLandAtTheirPositionsAndNothingElseMoves) {
   check_kv_cache_write(Device::cuda(), DType::BF16);
 }
 
+TEST(RopeQkCacheWriteCuda, EqualsRopeThenTheCacheWriteBitForBit) {
+  WICK_REQUIRE_CUDA();
+  check_rope_qk_cache_write(Device::cuda(), DType::F32);
+  check_rope_qk_cache_write(Device::cuda(), DType::BF16);
+}
+
 TEST(GreedyTokensCuda, ChooseAsTheHostSamplersGreedyRule) {
   WICK_REQUIRE_CUDA();
   check_greedy_tokens(Device::cuda(), 1000);

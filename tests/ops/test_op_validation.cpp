@@ -186,3 +186,12 @@ TEST(OpValidation, SmallMResidual) {
   EXPECT_OP_ERROR(small_m_glu(x, wg, wu, nullptr, nullptr, GluAct::Silu, s, opt), "small_m_glu");
   EXPECT_OP_ERROR(small_m_glu(x, wg, wu, nullptr, nullptr, GluAct::Silu, s, opt), "takes no residual");
 }
+
+TEST(OpValidation, RopeQkCacheWrite) {
+  Tensor q = f32({1, 2, 4, 8}), k = f32({1, 2, 2, 8}), v = f32({1, 2, 2, 8}), vbad = f32({1, 2, 2, 4});
+  Tensor kc = f32({1, 5, 16}), vc = f32({1, 5, 16}), kc_bad = f32({1, 5, 12});
+  Tensor pos = Tensor::from_i32({0, 1}, {1, 2}), far = Tensor::from_i32({0, 5}, {1, 2});
+  EXPECT_OP_ERROR(rope_qk_cache_write(q, k, vbad, pos, 1e4f, kc, vc), "v must be k's shape [B, T, Hkv, D]");
+  EXPECT_OP_ERROR(rope_qk_cache_write(q, k, v, pos, 1e4f, kc_bad, vc), "rope_qk_cache_write");
+  EXPECT_OP_ERROR(rope_qk_cache_write(q, k, v, far, 1e4f, kc, vc), "positions[1] = 5 is outside the cache's [0, 5)");
+}

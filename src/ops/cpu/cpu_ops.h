@@ -37,6 +37,8 @@ void rope_forward(const Tensor& x, const Tensor& positions, const RopeFreqs& f, 
 void rope_backward(const Tensor& dy, const Tensor& positions, const RopeFreqs& f, Tensor& dx);
 void rope_forward_qk(Tensor& q, Tensor& k, const Tensor& positions, const RopeFreqs& f);
 void rope_backward_qk(Tensor& dq, Tensor& dk, const Tensor& positions, const RopeFreqs& f);
+void rope_qk_cache_write(Tensor& q, Tensor& k, const Tensor& v, const Tensor& positions, const RopeFreqs& f,
+                         Tensor& k_cache, Tensor& v_cache);
 void glu_forward(const Tensor& gate, const Tensor& up, GluAct act, Tensor& out);
 void glu_backward(const Tensor& dout, const Tensor& gate, const Tensor& up, GluAct act, Tensor& dgate, Tensor& dup,
                   Tensor* out);

@@ -58,4 +58,12 @@ void rope_backward_qk(Tensor& dq, Tensor& dk, const Tensor& positions, const Rop
   cpu::rope_backward(dk, positions, f, dk);
 }
 
+// The two steps it fuses on CUDA, one after the other.
+void rope_qk_cache_write(Tensor& q, Tensor& k, const Tensor& v, const Tensor& positions, const RopeFreqs& f,
+                         Tensor& k_cache, Tensor& v_cache) {
+  cpu::rope_forward_qk(q, k, positions, f);
+  const int64_t B = k.dim(0), T = k.dim(1), X = k.dim(2) * k.dim(3);
+  cpu::kv_cache_write(k.view({B, T, X}), v.view({B, T, X}), positions, k_cache, v_cache);
+}
+
 }  // namespace wick::cpu

@@ -113,12 +113,24 @@ __global__ void rope_kernel(const T* x, const P* pos, const float* inv_freq, T* 
 // rotate), bit for bit. The scalar kernel's 2-byte accesses ran a 0.5B training step's q/k RoPE at ~28 us a layer
 // (34 MB moved: ~1.2 TB/s); here each block first puts the cos/sin of its `tpb` tokens into shared memory, then
 // one thread per (token, head, 4 pairs) rotates.
-template <typename T, typename P, bool kBackward>
+// With a cache (kCache, the decode step's KV-cache append of rope_qk_cache_write): the rotated second tensor (the
+// keys) is also stored at row pos[bt] of cache.k, and a third group of slots copies the values cache.v_rows
+// [B*T, H2, D] to the same row of cache.v (kv_cache_write's layout [B, S, H2 * D], bt = b * T + t).
+template <typename T> struct CacheDest {
+  T* k = nullptr;
+  T* v = nullptr;
+  const T* v_rows = nullptr;
+  long long S = 0;
+  int T_ = 1;  // tokens per batch row
+};
+
+template <typename T, typename P, bool kBackward, bool kCache = false>
 __global__ void rope_vec_kernel(const T* x, const P* pos, const float* inv_freq, T* y, long long BT, int H, int D,
-                                const T* x2, T* y2, int H2, int tpb) {
+                                const T* x2, T* y2, int H2, int tpb, CacheDest<T> cache) {
   pdl::enter();
   extern __shared__ float cos_sin[];  // per token of the block: [D/2] cos, then [D/2] sin, rounded to T
-  const int half = D / 2, chunks = half / 4, per_token = (H + H2) * chunks;
+  const int half = D / 2, chunks = half / 4, rotated = (H + H2) * chunks;
+  const int per_token = rotated + (kCache ? H2 * 2 * chunks : 0);
   for (long long bt0 = static_cast<long long>(blockIdx.x) * tpb; bt0 < BT; bt0 += static_cast<long long>(gridDim.x) * tpb) {
     for (int j = threadIdx.x; j < tpb * half; j += blockDim.x) {
       const int t = j / half, i = j - t * half;
@@ -133,6 +145,22 @@ __global__ void rope_vec_kernel(const T* x, const P* pos, const float* inv_freq,
       const int t = slot / per_token, r = slot - t * per_token, hh = r / chunks, i0 = (r - hh * chunks) * 4;
       const long long bt = bt0 + t;
       if (bt >= BT) break;
+      long long row = 0;  // the cache row of token bt: (b * S + pos) * H2 * D
+      if constexpr (kCache) {
+        const long long p = static_cast<long long>(pos[bt]);
+        if (p < 0 || p >= cache.S) {
+          printf("wick rope_qk_cache_write: positions[%lld] = %lld is outside the cache's [0, %lld)\n", bt, p, cache.S);
+          __trap();
+        }
+        row = (bt / cache.T_ * cache.S + p) * H2 * D;
+        if (r >= rotated) {  // a value chunk: 4 elements copied
+          const int e = (r - rotated) * 4;
+          float vv[4];
+          cuda::loadv<4>(cache.v_rows + bt * H2 * D + e, vv);
+          cuda::storev<4>(cache.v + row + e, vv);
+          continue;
+        }
+      }
       const bool second = hh >= H;
       const T* src = second ? x2 : x;
       T* dst = second ? y2 : y;
@@ -147,21 +175,30 @@ __global__ void rope_vec_kernel(const T* x, const P* pos, const float* inv_freq,
       for (int k = 0; k < 4; k++) rotate<T, kBackward>(a[k], b[k], c[k], s[k], ya[k], yb[k]);
       cuda::storev<4>(dst + base, ya);
       cuda::storev<4>(dst + base + half, yb);
+      if (kCache && second) {
+        T* kr = cache.k + row + (hh - H) * D + i0;
+        cuda::storev<4>(kr, ya);
+        cuda::storev<4>(kr + half, yb);
+      }
     }
     __syncthreads();  // the next tokens overwrite cos_sin
   }
 }
 
 // x [B, T, H, D] -> y; x2 (may be null) [B, T, H2, D] -> y2 in the same launch.
+// With k_cache (forward only): the vector kernel's cache append (rope_qk_cache_write); returns false, launching
+// nothing, when the shapes or alignment keep it from the vector kernel (the caller then runs the two ops).
 template <bool kBackward>
-void rope(const char* name, const Tensor& x, const Tensor& positions, const RopeFreqs& theta, Tensor& y,
-          const Tensor* x2 = nullptr, Tensor* y2 = nullptr) {
+bool rope(const char* name, const Tensor& x, const Tensor& positions, const RopeFreqs& theta, Tensor& y,
+          const Tensor* x2 = nullptr, Tensor* y2 = nullptr, const Tensor* v_rows = nullptr, Tensor* k_cache = nullptr,
+          Tensor* v_cache = nullptr) {
   WICK_CHECK(x.ndim() == 4 && x.dtype() == y.dtype(), "op " << name << ": " << x.str() << " -> " << y.str());
   const long long BT = x.dim(0) * x.dim(1);
   const int H = static_cast<int>(x.dim(2)), D = static_cast<int>(x.dim(3));
   const int H2 = x2 ? static_cast<int>(x2->dim(2)) : 0;
   WICK_CHECK(D % 2 == 0, "op " << name << ": head dim " << D << " must be even");
-  if (BT == 0 || (H == 0 && H2 == 0) || D == 0) return;
+  if (BT == 0 || (H == 0 && H2 == 0) || D == 0) return true;
+  bool launched = false;
   const int dev = y.device().index;
   const float* inv = inv_freq_table(dev, theta, D);
   cudaStream_t s = cuda::stream_of(y);
@@ -169,25 +206,45 @@ void rope(const char* name, const Tensor& x, const Tensor& positions, const Rope
     using T = typename decltype(tt)::type;
     const T* x2p = x2 ? cuda::cptr<T>(*x2) : nullptr;
     T* y2p = y2 ? cuda::ptr<T>(*y2) : nullptr;
-    const bool vec = (D / 2) % 4 == 0 && cuda::aligned4<T>(x.raw()) && cuda::aligned4<T>(y.raw()) &&
-                     (!x2p || (cuda::aligned4<T>(x2p) && cuda::aligned4<T>(y2p)));
-    const int per_token = (H + H2) * (vec ? D / 8 : D / 2);  // threads a token takes
+    bool vec = (D / 2) % 4 == 0 && cuda::aligned4<T>(x.raw()) && cuda::aligned4<T>(y.raw()) &&
+               (!x2p || (cuda::aligned4<T>(x2p) && cuda::aligned4<T>(y2p)));
+    CacheDest<T> cache;
+    if (k_cache) {
+      vec = vec && cuda::aligned4<T>(v_rows->raw()) && cuda::aligned4<T>(k_cache->raw()) && cuda::aligned4<T>(v_cache->raw());
+      if (!vec) return;
+      cache.k = cuda::ptr<T>(*k_cache);
+      cache.v = cuda::ptr<T>(*v_cache);
+      cache.v_rows = cuda::cptr<T>(*v_rows);
+      cache.S = k_cache->dim(1);
+      cache.T_ = static_cast<int>(x.dim(1));
+    }
+    const int per_token = (H + H2 + (k_cache ? 2 * H2 : 0)) * (vec ? D / 8 : D / 2);  // threads a token takes
     const int tpb = vec ? std::max(1, 512 / per_token) : 1;  // tokens a block takes
     const int threads = std::min(512, std::max(32, (tpb * per_token + 31) / 32 * 32));
     const unsigned blocks = static_cast<unsigned>(std::min<long long>((BT + tpb - 1) / tpb, 1 << 20));
     const size_t shm = static_cast<size_t>(tpb) * D * sizeof(float);
     cuda::dispatch_index(positions.dtype(), name, [&](auto tp) {
       using P = typename decltype(tp)::type;
+      launched = true;
+      if constexpr (!kBackward) {
+        if (k_cache) {
+          WICK_CUDA_CHECK(pdl::launch(rope_vec_kernel<T, P, false, true>, dim3(blocks), dim3(threads), shm, s,
+                                      cuda::cptr<T>(x), cuda::cptr<P>(positions), inv, cuda::ptr<T>(y), BT, H, D, x2p,
+                                      y2p, H2, tpb, cache));
+          return;
+        }
+      }
       if (vec)
         WICK_CUDA_CHECK(pdl::launch(rope_vec_kernel<T, P, kBackward>, dim3(blocks), dim3(threads), shm, s,
                                     cuda::cptr<T>(x), cuda::cptr<P>(positions), inv, cuda::ptr<T>(y), BT, H, D, x2p,
-                                    y2p, H2, tpb));
+                                    y2p, H2, tpb, cache));
       else
         WICK_CUDA_CHECK(pdl::launch(rope_kernel<T, P, kBackward>, dim3(blocks), dim3(threads), shm, s,
                                     cuda::cptr<T>(x), cuda::cptr<P>(positions), inv, cuda::ptr<T>(y), BT, H, D, x2p,
                                     y2p, H2));
     });
   });
+  return launched;
 }
 
 }  // namespace
@@ -208,6 +265,16 @@ void rope_forward_qk(Tensor& q, Tensor& k, const Tensor& positions, const RopeFr
 
 void rope_backward_qk(Tensor& dq, Tensor& dk, const Tensor& positions, const RopeFreqs& theta) {
   rope<true>("rope_backward_qk", dq, positions, theta, dq, &dk, &dk);
+}
+
+// q [B, T, H, D], k, v [B, T, Hkv, D], k_cache, v_cache [B, S, Hkv * D]: one launch of the vector kernel when it
+// takes the shapes, else rope_forward_qk and kv_cache_write (the same results either way).
+void rope_qk_cache_write(Tensor& q, Tensor& k, const Tensor& v, const Tensor& positions, const RopeFreqs& theta,
+                         Tensor& k_cache, Tensor& v_cache) {
+  if (rope<false>("rope_qk_cache_write", q, positions, theta, q, &k, &k, &v, &k_cache, &v_cache)) return;
+  cuda_ops::rope_forward_qk(q, k, positions, theta);
+  const int64_t B = k.dim(0), T = k.dim(1), X = k.dim(2) * k.dim(3);
+  cuda_ops::kv_cache_write(k.view({B, T, X}), v.view({B, T, X}), positions, k_cache, v_cache);
 }
 
 }  // namespace wick::cuda_ops
