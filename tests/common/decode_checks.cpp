@@ -82,14 +82,15 @@ void check_rope_qk_cache_write(Device dev, DType dt) {
     // the op
     Tensor q1 = on(q, dev), k1 = on(k, dev), kc1 = on(k0, dev), vc1 = on(v0, dev);
     rope_qk_cache_write(q1, k1, on(v, dev), on(positions, dev), f, kc1, vc1);
-    // the two ops it stands for, on each device that computes in dt
-    for (Device d : {dev, Device::cpu()}) {
-      if (d.is_cpu() && dt != DType::F32) continue;
+    // the two ops it stands for, on the same device (CUDA's sincosf and the CPU's differ in the last bit at some
+    // angles: the rope op cases compare the devices within a tolerance)
+    {
+      const Device d = dev;
       Tensor q2 = on(q, d), k2 = on(k, d), kc2 = on(k0, d), vc2 = on(v0, d);
       const Tensor p2 = on(positions, d);
       rope_forward_qk(q2, k2, p2, f);
       kv_cache_write(k2.view({B, T, X}), on(v, d).view({B, T, X}), p2, kc2, vc2);
-      const std::string w = what + (d.is_cpu() ? " against the CPU's two ops" : " against the two ops");
+      const std::string w = what + " against the two ops";
       expect_same(q1, q2, w + ": q");
       expect_same(k1, k2, w + ": k");
       expect_same(kc1, kc2, w + ": k_cache");

@@ -4,7 +4,8 @@
 //   y1 = r(r(x1 c) - r(x2 s)),  y2 = r(r(x2 c) + r(x1 s))          (x1 = x[i], x2 = x[i + D/2])
 // and backward mirrors autograd through that graph: dx1 = r(r(dy1 c) + r(dy2 s)), dx2 = r(r(dy2 c) - r(dy1 s)).
 // In f32 every r() is the identity; the products are __fmul_rn (never contracted into an FMA with the sum), so
-// both kernels below and the CPU give the same f32 values.
+// both kernels below give the same f32 values, and the CPU the same products and sums of its cos/sin (which come
+// from the C library's cosf/sinf: CUDA's sincosf can differ from them in the last bit at some angles).
 //
 // inv_freq is computed on the host (pow in double, rounded once to f32: the correctly rounded value torch's
 // f32 pow gives; Llama 3 or linear rescaling by the shared rope_rescale) and cached on the device per (device,
