@@ -40,7 +40,16 @@ for t in "${targets[@]}"; do
     "$B/fuzz/fuzz_$t" "$B/corpus/$t" "$B/seeds/$t" -max_total_time="$secs" -timeout=10 -rss_limit_mb=2048 \
     -max_len="$(max_len "$t")" -artifact_prefix="$B/crashes/$t/" -print_final_stats=1 \
     ${WICK_FUZZ_RUNS:+-runs=$WICK_FUZZ_RUNS} ${WICK_FUZZ_JOBS:+-jobs=$WICK_FUZZ_JOBS -workers=$WICK_FUZZ_JOBS} \
-    > "$log" 2>&1 || { tail -40 "$log"; echo "fuzz: $t found a crash (input in $B/crashes/$t/)"; exit 1; }
+    > "$log" 2>&1 || {
+      tail -40 "$log"
+      # libFuzzer exits non-zero when interrupted too (SIGINT/SIGTERM: "run interrupted"); only a saved input is a finding
+      if grep -q "run interrupted" "$log" && [ -z "$(ls -A "$B/crashes/$t")" ]; then
+        echo "fuzz: $t interrupted after $(grep -h "stat::number_of_executed_units" "$log" | awk '{s += $2} END {print s + 0}') executions; no crash"
+        exit 130
+      fi
+      echo "fuzz: $t found a crash (input in $B/crashes/$t/)"
+      exit 1
+    }
   execs=$(grep -h "stat::number_of_executed_units" "$log" | awk '{s += $2} END {print s + 0}')
   echo "fuzz: $t: $execs executions in $(( $(date +%s) - start )) s, corpus $(ls "$B/corpus/$t" | wc -l) files, no crash"
 done

@@ -100,7 +100,7 @@ class Lexer {
       else line_starting = tag(kind == '%');
     }
     out_.push_back({Token::Eof, "", line_});
-    return out_;
+    return std::move(out_);  // the lexer is a temporary, run once: hand the tokens over without a copy
   }
 
  private:
