@@ -292,8 +292,9 @@ TEST_F(Cli, HelpDescribesEveryOption) {
 
 TEST_F(Cli, ProgressBarRedrawsInPlaceOnATerminal) {
   if (std::system("command -v script > /dev/null 2>&1") != 0) GTEST_SKIP() << "no `script` (util-linux) to make a terminal";
-  // script(1) runs wick on a pseudo-terminal, so isatty(stderr) holds.
-  const std::string inner = std::string(WICK_BINARY) + " train --model " + small_.string() + " --data " +
+  // script(1) runs wick on a pseudo-terminal, so isatty(stderr) holds. 200 columns: at script's default 80 the bar
+  // is left out whenever the line's text is long enough (a 5-character tok/s figure did it on a busy machine).
+  const std::string inner = "stty cols 200 2>/dev/null; " + std::string(WICK_BINARY) + " train --model " + small_.string() + " --data " +
                             data("dtty.jsonl", 4, 5) + " --out " + (root_ / "run-tty").string() +
                             " --max-steps 3 --device cpu";
   const Result r = run_wick({"-qec", inner, "/dev/null"}, nullptr, "/usr/bin/script");
