@@ -248,13 +248,17 @@ void mlp_block_gate_up_forward(LayerWeights& W, LayerActs& A, const Tensor& in, 
   group_forward(W, kGateUp, A, in, {&A.g, &A.u}, run);
 }
 
-// Inference over a few rows on CUDA (decode), gate and up without adapters, no per-row adapters (run.rows adds
-// them to g and u) and no debug hook: gate, up and the GLU as one small_m_glu, which rounds g and u as A.g, A.u
-// hold them, then the GLU of glu_forward; A.g and A.u are not written (inference reads them nowhere else).
 namespace {
+// Inference over a few rows on CUDA (decode) through the small-row kernels called directly: the linears without
+// adapters (small_m_group), no per-row adapters (run.rows adds them to the outputs), no debug hook, no recompute.
+bool small_m_direct(const std::vector<Linear*>& ls, const Tensor& x, const Tensor& saved, const LayerRun& run) {
+  return !run.rows && !run.hook && !run.recompute && small_m_group(ls, x, saved, run.inference);
+}
+
+// Gate, up and the GLU as one small_m_glu, which rounds g and u as A.g, A.u hold them, then the GLU of
+// glu_forward; A.g and A.u are not written (inference reads them nowhere else).
 bool fused_gate_up_glu(LayerWeights& W, LayerActs& A, const Tensor& in, const LayerRun& run) {
-  return !run.rows && !run.hook && !run.recompute && A.s.dtype() == in.dtype() &&
-         small_m_group({&W.gate, &W.up}, in, A.adapter_u[kGateUp], run.inference);
+  return A.s.dtype() == in.dtype() && small_m_direct({&W.gate, &W.up}, in, A.adapter_u[kGateUp], run);
 }
 }  // namespace
 
@@ -269,8 +273,8 @@ void mlp_block_forward(LayerWeights& W, LayerActs& A, const Tensor& in, Tensor& 
     mlp_block_gate_up_forward(W, A, in, run);
     glu_forward(A.g, A.u, mlp_act(*run.cfg), A.s);
   }
-  // Decode on CUDA (as fused_gate_up_glu): down_proj and the residual add in one small_m_linear.
-  if (residual && !run.rows && !run.hook && !run.recompute && small_m_group({&W.down}, A.s, A.adapter_u[kDown], run.inference)) {
+  // Decode on CUDA: down_proj and the residual add in one small_m_linear.
+  if (residual && small_m_direct({&W.down}, A.s, A.adapter_u[kDown], run)) {
     settled.residual = residual;
     small_m_linear(A.s, {&W.down.w}, {W.down.b.defined() ? &W.down.b : nullptr}, {&out}, settled);
     return;
