@@ -8,7 +8,8 @@
 //   - the keys [first, pos] are dealt to the block's 8 warps 32 at a time; per 32 keys a warp computes the
 //     n_rep scores lane-per-key (lane j reads key j's row in 16-byte vectors, q from shared memory as
 //     broadcasts), updates a running max m, sum l and accumulator per head (online softmax, f32), then adds
-//     p * v lane-per-dim (lane owns D/32 consecutive dims of each value row: coalesced);
+//     p * v lane-per-dim (lane owns D/32 consecutive dims of each value row: coalesced; the step's 32 value
+//     slices are loaded into registers before the scores, so their latency hides behind the softmax);
 //   - at the end the 8 warps' (m, l, acc) are merged through shared memory and the block writes out (and lse).
 // Taken for T = 1, head dim 64 or 128, at most 8 query heads per kv head, no segment ids, and at most
 // kDecodeMaxKeys keys a query may see (the cache's capacity when the positions are on the device: a replayed
@@ -36,6 +37,36 @@ constexpr int kDecodeWarps = 8;
 constexpr int kDecodeThreads = kDecodeWarps * 32;
 constexpr int kDecodeMaxKeys = 1024;
 constexpr int kDecodeMaxRep = 8;
+
+// A lane's DPL consecutive elements of one value row as loaded (1, 2 or 4 32-bit words), widened when used.
+template <typename T, int DPL> struct VSlice {
+  static constexpr int kWords = DPL * static_cast<int>(sizeof(T)) / 4;
+  static_assert(kWords == 1 || kWords == 2 || kWords == 4, "a lane's slice is 4, 8 or 16 bytes");
+  uint32_t w[kWords];
+  __device__ __forceinline__ void load(const T* p) {
+    if constexpr (kWords == 1) {
+      w[0] = *reinterpret_cast<const uint32_t*>(p);
+    } else if constexpr (kWords == 2) {
+      const uint2 u = *reinterpret_cast<const uint2*>(p);
+      w[0] = u.x, w[1] = u.y;
+    } else {
+      const uint4 u = *reinterpret_cast<const uint4*>(p);
+      w[0] = u.x, w[1] = u.y, w[2] = u.z, w[3] = u.w;
+    }
+  }
+  __device__ __forceinline__ void get(float (&f)[DPL]) const {
+    if constexpr (sizeof(T) == 4) {
+#pragma unroll
+      for (int i = 0; i < DPL; i++) f[i] = __uint_as_float(w[i]);
+    } else {
+#pragma unroll
+      for (int i = 0; i < kWords; i++) {
+        const float2 a = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162*>(&w[i]));
+        f[2 * i] = a.x, f[2 * i + 1] = a.y;
+      }
+    }
+  }
+};
 
 // q [B, 1, H, D], k/v [B, S, Hkv, D] -> out [B, 1, H, D], lse [B, H, 1] (may be null). grid (Hkv, B).
 // NREP >= n_rep: compile-time bound on the group's query heads (4 or 8).
@@ -70,6 +101,14 @@ __global__ void __launch_bounds__(kDecodeThreads)
     for (int i = 0; i < DPL; i++) acc[h][i] = 0.0f;
   }
   for (int k0 = key_lo + warp * 32; k0 < key_end; k0 += kDecodeWarps * 32) {
+    // This step's value rows (the lane's DPL dims of each) are loaded first: they do not depend on the scores,
+    // so they arrive while the scores and the softmax are computed (read after it, they were a chain of L2 round
+    // trips at the end of every step).
+    const int jn = min(32, key_end - k0);
+    VSlice<T, DPL> vs[32];
+#pragma unroll
+    for (int j = 0; j < 32; j++)
+      if (j < jn) vs[j].load(v + kv_b + (long long)(k0 + j) * kv_row + lane * DPL);
     // Scores, lane per key.
     const int key = k0 + lane;
     const bool ok = key < key_end;
@@ -103,17 +142,11 @@ __global__ void __launch_bounds__(kDecodeThreads)
     }
     __syncwarp();
     // P.V, lane per DPL consecutive dims.
-    const int jn = min(32, key_end - k0);
-#pragma unroll 4
-    for (int j = 0; j < jn; j++) {
-      const T* vr = v + kv_b + (k0 + j) * kv_row + lane * DPL;
-      float vf[DPL];
-      if constexpr (DPL == 4) {
-        cuda::load4(vr, vf);
-      } else {
 #pragma unroll
-        for (int i = 0; i < DPL; i++) vf[i] = cuda::to_f(vr[i]);
-      }
+    for (int j = 0; j < 32; j++) {
+      if (j >= jn) break;
+      float vf[DPL];
+      vs[j].get(vf);
 #pragma unroll
       for (int h = 0; h < NREP; h++) {
         const float p = ps[warp][h][j];
