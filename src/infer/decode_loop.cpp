@@ -1,10 +1,9 @@
 #include "infer/decode_loop.h"
 
 #include <climits>
-#include <cstdlib>
-#include <cstring>
 #include <string>
 
+#include "core/env.h"
 #include "core/error.h"
 #include "core/warn.h"
 #include "model/causal_lm.h"
@@ -12,10 +11,7 @@
 
 namespace wick {
 
-bool cuda_graphs_enabled(bool wanted) {
-  const char* e = std::getenv("WICK_CUDA_GRAPHS");
-  return wanted && !(e && std::strcmp(e, "0") == 0);
-}
+bool cuda_graphs_enabled(bool wanted) { return wanted && env_default_on("WICK_CUDA_GRAPHS"); }
 
 DecodeLoop::DecodeLoop(CausalLM& model, KVCache& cache, const SamplingParams& sampling,
                        const std::vector<int32_t>& history, bool graphs, uint64_t draws, bool keep_logits)

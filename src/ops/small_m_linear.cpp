@@ -3,10 +3,9 @@
 #include "ops/small_m_linear.h"
 
 #include <atomic>
-#include <cstdlib>
-#include <cstring>
 #include <string>
 
+#include "core/env.h"
 #include "ops/validate.h"
 
 namespace wick {
@@ -16,10 +15,7 @@ using ops_detail::fail;
 
 namespace {
 std::atomic<bool>& small_m_switch() {
-  static std::atomic<bool> on([] {
-    const char* e = std::getenv("WICK_SMALL_M");
-    return !(e && std::strcmp(e, "0") == 0);
-  }());
+  static std::atomic<bool> on(env_default_on("WICK_SMALL_M"));
   return on;
 }
 }  // namespace

@@ -10,6 +10,7 @@
 #include <limits>
 #include <nlohmann/json.hpp>
 
+#include "core/env.h"
 #include "core/error.h"
 #include "dist/shard.h"
 #include "io/safetensors.h"
@@ -321,9 +322,8 @@ bool Trainer::run(const std::function<void(const StepReport&)>& on_step, const s
   // WICK_STEP_PROFILE=1: each step's device time in its phases on stderr (where a step's time goes: the host
   // making the batch while the device waits, forward + loss + backward, the optimizer), and how long the host
   // took to queue it: when that is close to the wall time, the device waits for launches.
-  const char* profile_env = std::getenv("WICK_STEP_PROFILE");
   std::unique_ptr<StreamMarks> marks;
-  if (profile_env && std::string(profile_env) == "1") marks = std::make_unique<StreamMarks>(p.m.device());
+  if (env_flag("WICK_STEP_PROFILE")) marks = std::make_unique<StreamMarks>(p.m.device());
   while (p.step < p.total) {
     checkpoint_kill_point(kill_point.c_str(), p.step);
     bool stop_now = stop && stop->load();

@@ -15,6 +15,7 @@
 #include <mutex>
 #include <tuple>
 
+#include "core/env.h"
 #include "core/warn.h"
 
 #if WICK_HAVE_CUDNN
@@ -254,7 +255,7 @@ std::shared_ptr<Plan> plan_for(bool forward, const attn::Dims& a, int device, lo
         }
       }
       const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
-      if (const char* log = std::getenv("WICK_ATTENTION_LOG"); log && *log && *log != '0')
+      if (env_flag("WICK_ATTENTION_LOG"))
         std::fprintf(stderr, "wick: cuDNN attention %s plan B %d T %d H %d/%d D %d%s: %s, workspace %lld bytes, %.1f ms\n",
                      forward ? "forward" : "backward", a.B, a.T, a.H, a.Hkv, a.D,
                      p->dq_accum ? " (non-deterministic form)" : "", p->engine.c_str(),

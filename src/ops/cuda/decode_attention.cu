@@ -19,9 +19,8 @@
 // Numerics: f32 inside, expf, one rounding to T on the store; the summation order differs from the split-key
 // kernel's (scores over dims in 16-byte chunks; the warps' parts merged in warp order).
 #include <algorithm>
-#include <cstdlib>
-#include <cstring>
 
+#include "core/env.h"
 #include "ops/cuda/attention.cuh"
 #include "ops/cuda/cuda_ops.h"
 #include "ops/cuda/pdl.cuh"
@@ -185,10 +184,7 @@ __global__ void __launch_bounds__(kDecodeThreads)
 }
 
 bool decode_attention_on() {
-  static const bool on = [] {
-    const char* e = std::getenv("WICK_DECODE_ATTENTION");
-    return !(e && std::strcmp(e, "0") == 0);
-  }();
+  static const bool on = env_default_on("WICK_DECODE_ATTENTION");
   return on;
 }
 
