@@ -1,4 +1,4 @@
-// Switches wick reads from the environment (docs/guide.md, "Environment"), all by one rule.
+// Switches wick reads from the environment (docs/guide.md, "Speed on an NVIDIA GPU"), all by one rule.
 #pragma once
 
 namespace wick {
