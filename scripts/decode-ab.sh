@@ -49,8 +49,10 @@ run() {
     local bdir=/tmp/decode-ab-base
     rm -rf "$bdir" && mkdir -p "$bdir/third_party/npm"
     tar xzf "$CARRY/base.tgz" -C "$bdir" && tar xzf "$CARRY/tok.tgz" -C "$bdir/third_party/npm" && ln -s "$ROOT/.deps" "$bdir/.deps"
-    (cd "$bdir" && OUT=/tmp/decode-ab-base-out bash scripts/gpu-check.sh --configure-only > /tmp/decode-ab-base.log 2>&1 &&
-       cmake --build build-gpu -j "$(( $(nproc) / 3 + 1 ))" --target wick >> /tmp/decode-ab-base.log 2>&1) &
+    # Its own library prefix: gpu-check.sh empties the prefix it unpacks into, which the other build is using.
+    (cd "$bdir" && OUT=/tmp/decode-ab-base-out bash scripts/gpu-check.sh --configure-only --deps-prefix /tmp/decode-ab-deps \
+       > /tmp/decode-ab-base.log 2>&1) || { say "configure of the base failed"; tail -20 /tmp/decode-ab-base.log >> "$log"; exit 1; }
+    (cd "$bdir" && cmake --build build-gpu -j "$(( $(nproc) / 3 + 1 ))" --target wick >> /tmp/decode-ab-base.log 2>&1) &
     local base_pid=$!
     cmake --build build-gpu -j "$(nproc)" --target wick >> "$outdir/decode-ab-build.log" 2>&1 ||
       { say "build of the working tree failed (decode-ab-build.log)"; exit 1; }
