@@ -44,8 +44,11 @@ run() {
     bash scripts/gpu-check.sh --configure-only > "$outdir/decode-ab-build.log" 2>&1 || { say "configure failed"; exit 1; }
     # gpu-check.sh unpacked the libraries (if the machine lacked them) into its private prefix: the binaries
     # need them at run time too.
-    local p=/opt/wickdeps/usr/lib/x86_64-linux-gnu
-    [ -d "$p" ] && export LD_LIBRARY_PATH=$p:$p/openblas-pthread${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
+    local p
+    for p in /opt/wickdeps "${TMPDIR:-/tmp}/wickdeps"; do  # gpu-check.sh's prefix, or its fallback
+      p=$p/usr/lib/x86_64-linux-gnu
+      if [ -d "$p" ]; then export LD_LIBRARY_PATH=$p:$p/openblas-pthread${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}; break; fi
+    done
     local bdir=/tmp/decode-ab-base
     rm -rf "$bdir" && mkdir -p "$bdir/third_party/npm"
     tar xzf "$CARRY/base.tgz" -C "$bdir" && tar xzf "$CARRY/tok.tgz" -C "$bdir/third_party/npm" && ln -s "$ROOT/.deps" "$bdir/.deps"
