@@ -32,6 +32,8 @@ max_len() {
 }
 # ASan's quarantine at 32 MB (default 256 MB): a use-after-free inside one input's work is still caught (an
 # input allocates far less), and cycling 256 MB of freed memory through fresh pages cost 25-60% of the time.
+# Executions of a finished or interrupted run, summed over its jobs.
+executions() { grep -h "stat::number_of_executed_units" "$1" | awk '{s += $2} END {print s + 0}'; }
 for t in "${targets[@]}"; do
   mkdir -p "$B/corpus/$t" "$B/crashes/$t"
   log="$B/fuzz_$t.log"
@@ -44,12 +46,11 @@ for t in "${targets[@]}"; do
       tail -40 "$log"
       # libFuzzer exits non-zero when interrupted too (SIGINT/SIGTERM: "run interrupted"); only a saved input is a finding
       if grep -q "run interrupted" "$log" && [ -z "$(ls -A "$B/crashes/$t")" ]; then
-        echo "fuzz: $t interrupted after $(grep -h "stat::number_of_executed_units" "$log" | awk '{s += $2} END {print s + 0}') executions; no crash"
+        echo "fuzz: $t interrupted after $(executions "$log") executions; no crash"
         exit 130
       fi
       echo "fuzz: $t found a crash (input in $B/crashes/$t/)"
       exit 1
     }
-  execs=$(grep -h "stat::number_of_executed_units" "$log" | awk '{s += $2} END {print s + 0}')
-  echo "fuzz: $t: $execs executions in $(( $(date +%s) - start )) s, corpus $(ls "$B/corpus/$t" | wc -l) files, no crash"
+  echo "fuzz: $t: $(executions "$log") executions in $(( $(date +%s) - start )) s, corpus $(ls "$B/corpus/$t" | wc -l) files, no crash"
 done

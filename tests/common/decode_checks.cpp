@@ -84,18 +84,15 @@ void check_rope_qk_cache_write(Device dev, DType dt) {
     rope_qk_cache_write(q1, k1, on(v, dev), on(positions, dev), f, kc1, vc1);
     // the two ops it stands for, on the same device (CUDA's sincosf and the CPU's differ in the last bit at some
     // angles: the rope op cases compare the devices within a tolerance)
-    {
-      const Device d = dev;
-      Tensor q2 = on(q, d), k2 = on(k, d), kc2 = on(k0, d), vc2 = on(v0, d);
-      const Tensor p2 = on(positions, d);
-      rope_forward_qk(q2, k2, p2, f);
-      kv_cache_write(k2.view({B, T, X}), on(v, d).view({B, T, X}), p2, kc2, vc2);
-      const std::string w = what + " against the two ops";
-      expect_same(q1, q2, w + ": q");
-      expect_same(k1, k2, w + ": k");
-      expect_same(kc1, kc2, w + ": k_cache");
-      expect_same(vc1, vc2, w + ": v_cache");
-    }
+    Tensor q2 = on(q, dev), k2 = on(k, dev), kc2 = on(k0, dev), vc2 = on(v0, dev);
+    const Tensor p2 = on(positions, dev);
+    rope_forward_qk(q2, k2, p2, f);
+    kv_cache_write(k2.view({B, T, X}), on(v, dev).view({B, T, X}), p2, kc2, vc2);
+    const std::string w = what + " against the two ops";
+    expect_same(q1, q2, w + ": q");
+    expect_same(k1, k2, w + ": k");
+    expect_same(kc1, kc2, w + ": k_cache");
+    expect_same(vc1, vc2, w + ": v_cache");
     // and directly: rows at the positions hold the rotated k and v, the others what was there
     const Tensor kc = kc1.to(Device::cpu()).to(DType::F32), vc = vc1.to(Device::cpu()).to(DType::F32);
     const Tensor kr = k1.to(Device::cpu()).to(DType::F32), vr = v.to(DType::F32);

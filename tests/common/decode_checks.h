@@ -15,8 +15,9 @@ ModelConfig decode_test_config(int64_t layers, int64_t vocab);
 
 // Random rows and a random cache (f32; bf16 on CUDA), positions scattered per batch row; bit for bit.
 void check_kv_cache_write(Device dev, DType dt);
-// rope_qk_cache_write (ops/rope.h) on dev against rope_forward_qk then kv_cache_write on dev, bit for bit, and the cache rows against the rotated keys and the values; untouched rows keep their
-// values. Head dims 64 and 128 (CUDA's one-launch kernel) and 6 (its two-launch fallback).
+// rope_qk_cache_write (ops/rope.h) on dev against rope_forward_qk then kv_cache_write on dev, bit for bit, and
+// the cache rows against the rotated keys and the values; untouched rows keep their values. Head dims 64 and 128
+// (CUDA's one-launch kernel) and 6 (its two-launch fallback).
 void check_rope_qk_cache_write(Device dev, DType dt);
 // Random logits of V columns with planted ties, with and without a repetition penalty and history; one row with
 // a NaN, one with +inf. Against greedy_token row by row.
