@@ -6,9 +6,10 @@ namespace wick {
 // A debugging or profiling flag (WICK_STEP_PROFILE, WICK_ATTENTION_LOG): on when set, non-empty and not "0".
 bool env_flag(const char* name);
 
-// A speed feature that is on by default (WICK_SMALL_M, WICK_CUDA_GRAPHS, WICK_DECODE_ATTENTION): off only when
-// set to "0", to compare against or to rule it out while debugging. ops/cuda/pdl.cuh reads WICK_PDL by the same
-// rule itself (header-only, so that dev/ harnesses build the very kernels wick runs).
+// A speed feature that is on by default (WICK_SMALL_M, WICK_CUDA_GRAPHS, WICK_DECODE_ATTENTION,
+// WICK_ROPE_ATTENTION): off only when set to "0", to compare against or to rule it out while debugging.
+// ops/cuda/pdl.cuh reads WICK_PDL by the same rule itself (header-only, so that dev/ harnesses build the very
+// kernels wick runs).
 bool env_default_on(const char* name);
 
 }  // namespace wick

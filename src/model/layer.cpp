@@ -190,32 +190,26 @@ void attention_block_forward(LayerWeights& W, LayerActs& A, const Tensor& in, Te
   Tensor q4 = A.q.view({B, T, H, D}), k4 = A.k.view({B, T, Hkv, D}), v4 = A.v.view({B, T, Hkv, D});
   const RopeFreqs rope = layer_rope(c, run.layer);
   KVCache* cache = run.rows ? nullptr : run.cache;
-  if (cache) {
-    // Rotate q and k and append this step's k, v at their positions ([past, past + T) of every batch row) in one
-    // pass; then attend to the cache.
-    const int64_t cap = cache->capacity();
-    Tensor kc3 = cache->k(run.layer).view({B, cap, KV}), vc3 = cache->v(run.layer).view({B, cap, KV});
-    rope_qk_cache_write(q4, k4, v4, run.positions, rope, kc3, vc3);
-  } else {
-    rope_forward_qk(q4, k4, run.positions, rope);
-  }
   AttentionArgs args = attention_args(run);
   Tensor att4 = A.att.view({B, T, H, D});
   Tensor* lse = A.lse.defined() ? &A.lse : nullptr;
   if (run.rows) {
+    rope_forward_qk(q4, k4, run.positions, rope);
     run.rows->attend(run.layer, A.q, A.k, A.v, A.att);
   } else if (cache) {
-    Tensor& kc = cache->k(run.layer);
-    Tensor& vc = cache->v(run.layer);
+    // Rotate q and k, append this step's k, v at their positions ([past, past + T) of every batch row), attend to
+    // the cache: one launch for a decode step on CUDA (rope_cache_attention).
     const int64_t cap = cache->capacity();
+    Tensor kc3 = cache->k(run.layer).view({B, cap, KV}), vc3 = cache->v(run.layer).view({B, cap, KV});
     if (run.positions_on_device) {
       args.kv_len = cap;
       args.positions = &run.positions;
     } else {
       args.kv_len = run.past + T;
     }
-    attention_forward(q4, kc, vc, args, att4, lse);
+    rope_cache_attention(q4, k4, v4, run.positions, rope, kc3, vc3, args, att4, lse);
   } else {
+    rope_forward_qk(q4, k4, run.positions, rope);
     attention_forward(q4, k4, v4, args, att4, lse);
   }
   group_forward(W, kO, A, A.att, {&out}, run);

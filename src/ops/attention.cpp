@@ -8,6 +8,7 @@
 #include <cstdlib>
 #include <cstring>
 
+#include "ops/rope.h"
 #include "ops/validate.h"
 
 namespace wick {
@@ -115,9 +116,8 @@ static AttentionArgs normalised(const AttentionArgs& args) {
   return a;
 }
 
-void attention_forward(const Tensor& q, const Tensor& k, const Tensor& v, const AttentionArgs& args, Tensor& out,
-                       Tensor* lse) {
-  static const char* op = "attention_forward";
+Device ops_detail::check_attention_forward(const char* op, const Tensor& q, const Tensor& k, const Tensor& v,
+                                           const AttentionArgs& args, const Tensor& out, const Tensor* lse) {
   const Arg Q{"q", &q}, K{"k", &k}, V{"v", &v}, O{"out", &out};
   Arg extra[2] = {O, {"lse", lse}};
   const Device dev = check_attention(op, Q, K, V, args, extra, lse ? 2 : 1);
@@ -127,7 +127,29 @@ void attention_forward(const Tensor& q, const Tensor& k, const Tensor& v, const 
     ops_detail::need_dtype(op, extra[1], DType::F32);
     ops_detail::need_shape(op, {Q, extra[1]}, extra[1], {q.dim(0), q.dim(2), q.dim(1)}, "[B, H, T]");
   }
+  return dev;
+}
+
+void attention_forward(const Tensor& q, const Tensor& k, const Tensor& v, const AttentionArgs& args, Tensor& out,
+                       Tensor* lse) {
+  static const char* op = "attention_forward";
+  const Device dev = ops_detail::check_attention_forward(op, q, k, v, args, out, lse);
   WICK_OP_DISPATCH(op, dev, attention_forward, q, k, v, normalised(args), out, lse);
+}
+
+void rope_cache_attention(Tensor& q, Tensor& k, const Tensor& v, const Tensor& positions, const RopeFreqs& f,
+                          Tensor& k_cache, Tensor& v_cache, const AttentionArgs& args, Tensor& out, Tensor* lse) {
+  static const char* op = "rope_cache_attention";
+  const Device dev = ops_detail::check_rope_qk_cache_write(op, q, k, v, positions, f, k_cache, v_cache);
+  const int64_t B = k.dim(0), S = k_cache.dim(1), Hkv = k.dim(2), D = k.dim(3);
+  const Tensor kc4 = k_cache.view({B, S, Hkv, D}), vc4 = v_cache.view({B, S, Hkv, D});
+  ops_detail::check_attention_forward(op, q, kc4, vc4, args, out, lse);
+#ifdef WICK_CUDA
+  if (dev.is_cuda() && cuda_ops::rope_cache_attention(q, k, v, positions, f, k_cache, v_cache, normalised(args), out, lse))
+    return;
+#endif
+  rope_qk_cache_write(q, k, v, positions, f, k_cache, v_cache);
+  attention_forward(q, kc4, vc4, args, out, lse);
 }
 
 void attention_backward(const Tensor& dout, const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& out,

@@ -65,6 +65,18 @@ void attention_forward(const Tensor& q, const Tensor& k, const Tensor& v, const 
 void attention_backward(const Tensor& dout, const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& out,
                         const Tensor& lse, const AttentionArgs& args, Tensor& dq, Tensor& dk, Tensor& dv);
 
+// A cached forward's RoPE, KV-cache append and attention: exactly rope_qk_cache_write(q, k, v, positions, f,
+// k_cache, v_cache) (ops/rope.h: q rotated in place, the rotated keys and the values at rows positions[b, t] of the
+// caches), then attention_forward(q, k_cache, v_cache viewed [B, S, Hkv, D], args, out, lse). k is scratch: it may
+// be left rotated or as it was (the rotated keys are in k_cache). On CUDA a decode step (T = 1, args.positions the
+// same tensor as positions, the one-launch decode kernel's shapes) runs it all in ONE launch: each block rotates
+// its queries and its kv head's key as it loads them, stores the key and value rows, and attends (bit for bit the
+// two ops' q, caches, out and lse); anything else runs the two ops. WICK_ROPE_ATTENTION=0 turns the one-launch form
+// off.
+struct RopeFreqs;
+void rope_cache_attention(Tensor& q, Tensor& k, const Tensor& v, const Tensor& positions, const RopeFreqs& f,
+                          Tensor& k_cache, Tensor& v_cache, const AttentionArgs& args, Tensor& out, Tensor* lse);
+
 // The KV-cache append of a decode or prefill step: k_rows, v_rows [B, T, X] (this step's keys and values,
 // X = Hkv * D) -> k_cache, v_cache [B, S, X] at row positions[b, t] of batch item b (=); other rows untouched.
 // positions [B, T] i32 in [0, S), on the tensors' device, where the copy reads them: a replayed decode graph

@@ -75,7 +75,7 @@ void rope_backward(const Tensor& dy, const Tensor& positions, const RopeFreqs& t
   WICK_OP_DISPATCH(op, dev, rope_backward, dy, positions, theta, dx);
 }
 
-static Device check_rope_qk(const char* op, Tensor& q, Tensor& k, const Tensor& positions, const RopeFreqs& f) {
+static Device check_rope_qk(const char* op, const Tensor& q, const Tensor& k, const Tensor& positions, const RopeFreqs& f) {
   const Arg Q{"q", &q}, K{"k", &k};
   const Device dev = check_rope(op, Q, {"positions", &positions}, f, Q);
   check_rope(op, K, {"positions", &positions}, f, K);
@@ -97,13 +97,20 @@ void rope_backward_qk(Tensor& dq, Tensor& dk, const Tensor& positions, const Rop
   WICK_OP_DISPATCH(op, dev, rope_backward_qk, dq, dk, positions, f);
 }
 
-void rope_qk_cache_write(Tensor& q, Tensor& k, const Tensor& v, const Tensor& positions, const RopeFreqs& f,
-                         Tensor& k_cache, Tensor& v_cache) {
-  static const char* op = "rope_qk_cache_write";
+Device ops_detail::check_rope_qk_cache_write(const char* op, const Tensor& q, const Tensor& k, const Tensor& v,
+                                             const Tensor& positions, const RopeFreqs& f, const Tensor& k_cache,
+                                             const Tensor& v_cache) {
   const Device dev = check_rope_qk(op, q, k, positions, f);
   if (v.ndim() != 4 || v.shape() != k.shape()) fail(op, {{"k", &k}, {"v", &v}}, "v must be k's shape [B, T, Hkv, D]");
   const int64_t B = k.dim(0), T = k.dim(1), X = k.dim(2) * k.dim(3);
   ops_detail::check_kv_cache_write(op, k.view({B, T, X}), v.view({B, T, X}), positions, k_cache, v_cache);
+  return dev;
+}
+
+void rope_qk_cache_write(Tensor& q, Tensor& k, const Tensor& v, const Tensor& positions, const RopeFreqs& f,
+                         Tensor& k_cache, Tensor& v_cache) {
+  static const char* op = "rope_qk_cache_write";
+  const Device dev = ops_detail::check_rope_qk_cache_write(op, q, k, v, positions, f, k_cache, v_cache);
   WICK_OP_DISPATCH(op, dev, rope_qk_cache_write, q, k, v, positions, f, k_cache, v_cache);
 }
 

@@ -48,6 +48,15 @@ void check_sampling_args(const char* op, Arg logits, Arg params, Arg ids);
 Device check_kv_cache_write(const char* op, const Tensor& k_rows, const Tensor& v_rows, const Tensor& positions,
                             const Tensor& k_cache, const Tensor& v_cache);
 
+// rope_qk_cache_write's arguments (ops/rope.h; also rope_cache_attention's): q [B, T, H, D], k, v [B, T, Hkv, D],
+// positions [B, T] i32, f, and kv_cache_write's for k, v as [B, T, Hkv * D]. Defined in ops/rope.cpp.
+Device check_rope_qk_cache_write(const char* op, const Tensor& q, const Tensor& k, const Tensor& v,
+                                 const Tensor& positions, const RopeFreqs& f, const Tensor& k_cache,
+                                 const Tensor& v_cache);
+// attention_forward's arguments (ops/attention.h; also rope_cache_attention's). Defined in ops/attention.cpp.
+Device check_attention_forward(const char* op, const Tensor& q, const Tensor& k, const Tensor& v,
+                               const AttentionArgs& args, const Tensor& out, const Tensor* lse);
+
 // Row-wise ops: x [N, C] an activation; each of `same` [N, C] and each of `vec` [C] of x's dtype; each
 // of `stats` [N] f32. All on one device, which is returned.
 Device check_rows(const char* op, Arg x, const Args& same, const Args& vec, const Args& stats);

@@ -110,6 +110,81 @@ void check_rope_qk_cache_write(Device dev, DType dt) {
   }
 }
 
+void check_rope_cache_attention(Device dev, DType dt) {
+  Rng rng(17);
+  const auto on = [&](const Tensor& t, Device d) { return d.is_cpu() ? t.to(Device::cpu()).clone() : t.to(d); };
+  const auto expect_same = [](const Tensor& got, const Tensor& want, const std::string& what) {
+    const Tensor g = got.to(Device::cpu()).to(DType::F32), w = want.to(Device::cpu()).to(DType::F32);
+    ASSERT_EQ(g.numel(), w.numel()) << what;
+    for (int64_t i = 0; i < g.numel(); i++)  // NaN rows compare equal to NaN rows
+      if (!(std::isnan(g.data<float>()[i]) && std::isnan(w.data<float>()[i])))
+        ASSERT_EQ(g.data<float>()[i], w.data<float>()[i]) << what << " element " << i;
+  };
+  struct Shape5 {
+    int64_t T, H, Hkv, D;
+    bool device_positions;
+  };
+  for (const Shape5& sh : {Shape5{1, 14, 2, 64, true}, Shape5{1, 4, 4, 128, true}, Shape5{1, 12, 4, 64, true},
+                           Shape5{1, 16, 2, 128, true}, Shape5{1, 7, 1, 6, true}, Shape5{1, 14, 2, 64, false},
+                           Shape5{3, 14, 2, 64, false}}) {
+    const int64_t B = 2, T = sh.T, H = sh.H, Hkv = sh.Hkv, D = sh.D, S = 300, X = Hkv * D;
+    const Tensor q = randn({B, T, H, D}, rng).to(dt), k = randn({B, T, Hkv, D}, rng).to(dt);
+    const Tensor v = randn({B, T, Hkv, D}, rng).to(dt);
+    // rows 0..kv_len-1 random, later rows NaN (never read: the keys past a query's position are masked)
+    // positions on the device: each row its own; on the host: the last T of kv_len, as attention_forward places them
+    const std::vector<int32_t> pos = T == 3                  ? std::vector<int32_t>{40, 41, 42, 40, 41, 42}
+                                     : sh.device_positions ? std::vector<int32_t>{257, 3}
+                                                           : std::vector<int32_t>{257, 257};
+    const int64_t kv_len = sh.device_positions ? S : pos[T - 1] + 1;
+    Tensor k0 = randn({B, S, X}, rng).to(DType::F32), v0 = randn({B, S, X}, rng).to(DType::F32);
+    const Tensor k0_finite = k0.clone().to(dt), v0_finite = v0.clone().to(dt);  // for the CPU: its masked keys still multiply v
+    for (int64_t b = 0; b < B; b++) {
+      int32_t last = 0;
+      for (int64_t t = 0; t < T; t++) last = std::max(last, pos[b * T + t]);
+      for (int64_t j = (last + 1) * X; j < S * X; j++)
+        k0.data<float>()[b * S * X + j] = v0.data<float>()[b * S * X + j] = std::numeric_limits<float>::quiet_NaN();
+    }
+    k0 = k0.to(dt), v0 = v0.to(dt);
+    const Tensor positions = Tensor::from_i32(pos, {B, T});
+    const RopeFreqs f(1000000.0f);
+    const std::string what = "T " + std::to_string(T) + " H " + std::to_string(H) + " Hkv " + std::to_string(Hkv) + " D " +
+                             std::to_string(D) + (sh.device_positions ? " positions " : " ") + dtype_name(dt);
+    const auto run = [&](Device d, bool fused, bool nan_rows, Tensor& q1, Tensor& kc, Tensor& vc, Tensor& out, Tensor& lse) {
+      q1 = on(q, d), kc = on(nan_rows ? k0 : k0_finite, d), vc = on(nan_rows ? v0 : v0_finite, d);
+      Tensor k1 = on(k, d);
+      const Tensor p = on(positions, d), v1 = on(v, d);
+      out = Tensor::empty({B, T, H, D}, dt, d), lse = Tensor::empty({B, H, T}, DType::F32, d);
+      AttentionArgs args;
+      args.scale = 1.0f / std::sqrt(static_cast<float>(D));
+      args.kv_len = kv_len;
+      args.positions = sh.device_positions ? &p : nullptr;
+      if (fused) {
+        rope_cache_attention(q1, k1, v1, p, f, kc, vc, args, out, &lse);
+      } else {
+        rope_qk_cache_write(q1, k1, v1, p, f, kc, vc);
+        attention_forward(q1, kc.view({B, S, Hkv, D}), vc.view({B, S, Hkv, D}), args, out, &lse);
+      }
+    };
+    Tensor q1, kc1, vc1, out1, lse1, q2, kc2, vc2, out2, lse2;
+    run(dev, true, true, q1, kc1, vc1, out1, lse1);
+    run(dev, false, true, q2, kc2, vc2, out2, lse2);
+    const std::string w = what + " against the two ops";
+    expect_same(q1, q2, w + ": q");
+    expect_same(kc1, kc2, w + ": k_cache");
+    expect_same(vc1, vc2, w + ": v_cache");
+    expect_same(out1, out2, w + ": out");
+    expect_same(lse1, lse2, w + ": lse");
+    if (dev.is_cuda() && dt == DType::F32) {
+      Tensor q3, kc3, vc3, out3, lse3, q4, kc4, vc4, out4, lse4;
+      run(dev, true, false, q3, kc3, vc3, out3, lse3);
+      run(Device::cpu(), false, false, q4, kc4, vc4, out4, lse4);
+      EXPECT_LE(max_abs_diff(out3.to(Device::cpu()), out4), 1e-5) << what << ": out against the CPU";
+      EXPECT_LE(max_abs_diff(q3.to(Device::cpu()), q4), 1e-5) << what << ": q against the CPU";
+      EXPECT_LE(max_abs_diff(kc3.to(Device::cpu()), kc4), 1e-5) << what << ": k_cache against the CPU";
+    }
+  }
+}
+
 void check_greedy_tokens(Device dev, int64_t V) {
   Rng rng(12);
   const int64_t R = 5;

@@ -19,6 +19,12 @@ void check_kv_cache_write(Device dev, DType dt);
 // the cache rows against the rotated keys and the values; untouched rows keep their values. Head dims 64 and 128
 // (CUDA's one-launch kernel) and 6 (its two-launch fallback).
 void check_rope_qk_cache_write(Device dev, DType dt);
+// rope_cache_attention (ops/attention.h) on dev against rope_qk_cache_write then attention_forward on dev, bit for
+// bit (q, both caches, out, lse; k is the op's scratch), for decode steps (T = 1, positions on the device: CUDA's one-launch kernel;
+// head dims 64 and 128, 1 to 8 query heads a kv head; head dim 6 and positions off the device take the two ops),
+// and a prefill chunk (T = 3). On CUDA in f32 also against the CPU's two ops within 1e-5 (sincosf and the CPU's
+// cosf/sinf differ in the last bit at some angles). Cache rows past every position hold NaN.
+void check_rope_cache_attention(Device dev, DType dt);
 // Random logits of V columns with planted ties, with and without a repetition penalty and history; one row with
 // a NaN, one with +inf. Against greedy_token row by row.
 void check_greedy_tokens(Device dev, int64_t V);

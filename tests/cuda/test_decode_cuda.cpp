@@ -27,6 +27,13 @@ TEST(RopeQkCacheWriteCuda, EqualsRopeThenTheCacheWriteBitForBit) {
   check_rope_qk_cache_write(Device::cuda(), DType::BF16);
 }
 
+// The one-launch form (decode steps with head dim 64 or 128) and its fallbacks, bit for bit against the two ops.
+TEST(RopeCacheAttentionCuda, EqualsRopeCacheWriteThenAttentionBitForBit) {
+  WICK_REQUIRE_CUDA();
+  check_rope_cache_attention(Device::cuda(), DType::F32);
+  check_rope_cache_attention(Device::cuda(), DType::BF16);
+}
+
 TEST(GreedyTokensCuda, ChooseAsTheHostSamplersGreedyRule) {
   WICK_REQUIRE_CUDA();
   check_greedy_tokens(Device::cuda(), 1000);

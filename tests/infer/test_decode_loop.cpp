@@ -13,6 +13,7 @@ namespace {
 
 TEST(KvCacheWrite, RowsLandAtTheirPositionsAndNothingElseMoves) { check_kv_cache_write(Device::cpu(), DType::F32); }
 TEST(RopeQkCacheWrite, EqualsRopeThenTheCacheWrite) { check_rope_qk_cache_write(Device::cpu(), DType::F32); }
+TEST(RopeCacheAttention, EqualsRopeCacheWriteThenAttention) { check_rope_cache_attention(Device::cpu(), DType::F32); }
 
 TEST(GreedyTokens, ChooseAsTheHostSamplersGreedyRule) {
   check_greedy_tokens(Device::cpu(), 1000);

@@ -195,3 +195,20 @@ TEST(OpValidation, RopeQkCacheWrite) {
   EXPECT_OP_ERROR(rope_qk_cache_write(q, k, v, pos, 1e4f, kc_bad, vc), "rope_qk_cache_write");
   EXPECT_OP_ERROR(rope_qk_cache_write(q, k, v, far, 1e4f, kc, vc), "positions[1] = 5 is outside the cache's [0, 5)");
 }
+
+// rope_cache_attention checks both ops' arguments before anything runs (the caches are not touched on error).
+TEST(OpValidation, RopeCacheAttention) {
+  Tensor q = f32({1, 2, 4, 8}), k = f32({1, 2, 2, 8}), v = f32({1, 2, 2, 8}), vbad = f32({1, 2, 2, 4});
+  Tensor kc = f32({1, 5, 16}), vc = f32({1, 5, 16}), out = f32({1, 2, 4, 8}), out_bad = f32({1, 2, 4, 4});
+  Tensor pos = Tensor::from_i32({0, 1}, {1, 2}), far = Tensor::from_i32({0, 5}, {1, 2});
+  AttentionArgs args;
+  args.scale = 0.35f;
+  args.kv_len = 2;
+  EXPECT_OP_ERROR(rope_cache_attention(q, k, vbad, pos, 1e4f, kc, vc, args, out, nullptr), "v must be k's shape");
+  EXPECT_OP_ERROR(rope_cache_attention(q, k, v, far, 1e4f, kc, vc, args, out, nullptr),
+                  "positions[1] = 5 is outside the cache's [0, 5)");
+  EXPECT_OP_ERROR(rope_cache_attention(q, k, v, pos, 1e4f, kc, vc, args, out_bad, nullptr), "rope_cache_attention");
+  AttentionArgs long_args = args;
+  long_args.kv_len = 6;
+  EXPECT_OP_ERROR(rope_cache_attention(q, k, v, pos, 1e4f, kc, vc, long_args, out, nullptr), "args.kv_len = 6");
+}

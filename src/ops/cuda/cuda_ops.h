@@ -45,6 +45,12 @@ void glu_forward(const Tensor& gate, const Tensor& up, GluAct act, Tensor& out);
 void glu_backward(const Tensor& dout, const Tensor& gate, const Tensor& up, GluAct act, Tensor& dgate, Tensor& dup,
                   Tensor* out);
 void attention_forward(const Tensor& q, const Tensor& k, const Tensor& v, const AttentionArgs& args, Tensor& out, Tensor* lse);
+// The one-launch decode form of ops/attention.h's rope_cache_attention (arguments checked); false: not taken
+// (nothing launched), the caller runs the two ops.
+bool rope_cache_attention(Tensor& q, Tensor& k, const Tensor& v, const Tensor& positions, const RopeFreqs& f,
+                          Tensor& k_cache, Tensor& v_cache, const AttentionArgs& args, Tensor& out, Tensor* lse);
+// The device copy of rope_inv_freq(f, D) (ops/rope.h), uploaded once per (device, f, D) and kept.
+const float* rope_inv_freq_device(int device, const RopeFreqs& f, int D);
 void attention_backward(const Tensor& dout, const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& out, const Tensor& lse, const AttentionArgs& args, Tensor& dq, Tensor& dk, Tensor& dv);
 void kv_cache_write(const Tensor& k_rows, const Tensor& v_rows, const Tensor& positions, Tensor& k_cache, Tensor& v_cache);
 void paged_attention_forward(const Tensor& q, const Tensor& k_pool, const Tensor& v_pool, const PagedKvBatch& batch, float scale, int64_t window, Tensor& out);

@@ -3,27 +3,36 @@
 // Why. A decode step (T = 1) of Qwen2.5-0.5B has 2 kv heads; the general kernel (attention.cu) then splits
 // the keys over many blocks (flash-decoding) and combines the parts in a second launch. At a few hundred keys
 // that is two launches and a round trip of partial sums through memory for ~100 KB of keys and values, and
-// it was the largest kernel of a replayed decode step. Here one block owns (batch row b, kv head g) and all
-// n_rep query heads of g, so each key and value row is read once for the whole group:
+// it was the largest kernel of a replayed decode step. Here one block owns (batch row b, query head h) and walks
+// all the keys its query sees (kDecodeHeadsPerBlock says why a head a block and not a kv head's group: the
+// other blocks of the group read the same keys and values, from L2):
 //   - the keys [first, pos] are dealt to the block's 8 warps 32 at a time; per 32 keys a warp computes the
-//     n_rep scores lane-per-key (lane j reads key j's row in 16-byte vectors, q from shared memory as
-//     broadcasts), updates a running max m, sum l and accumulator per head (online softmax, f32), then adds
-//     p * v lane-per-dim (lane owns D/32 consecutive dims of each value row: coalesced; the step's 32 value
-//     slices are loaded into registers before the scores, so their latency hides behind the softmax);
+//     scores lane-per-key (lane j reads key j's row in 16-byte vectors, q from shared memory as broadcasts),
+//     updates a running max m, sum l and accumulator (online softmax, f32), then adds p * v lane-per-dim (lane
+//     owns D/32 consecutive dims of each value row: coalesced; the step's 32 value slices are loaded into
+//     registers before the scores, so their latency hides behind the softmax);
 //   - at the end the 8 warps' (m, l, acc) are merged through shared memory and the block writes out (and lse).
-// Taken for T = 1, head dim 64 or 128, at most 8 query heads per kv head, no segment ids, and at most
-// kDecodeMaxKeys keys a query may see (the cache's capacity when the positions are on the device: a replayed
-// graph plans for the longest); beyond that the split-key path fills the GPU better. WICK_DECODE_ATTENTION=0
-// turns it off (the split-key path then runs, as before).
+// Taken for T = 1, head dim 64 or 128, no segment ids, and at most kDecodeMaxKeys keys a query may see (the
+// cache's capacity when the positions are on the device: a replayed graph plans for the longest); beyond that
+// the split-key path fills the GPU better. WICK_DECODE_ATTENTION=0 turns it off (the split-key path then runs).
 //
 // Numerics: f32 inside, expf, one rounding to T on the store; the summation order differs from the split-key
-// kernel's (scores over dims in 16-byte chunks; the warps' parts merged in warp order).
+// kernel's (scores over dims in 16-byte chunks; the warps' parts merged in warp order), not between heads per block.
+//
+// rope_cache_attention (ops/attention.h) runs the step's RoPE and KV-cache append in the same launch
+// (RopeAppend): each block rotates its query head (written back to q) and its kv head's key as it loads them
+// (rope_rotate.cuh: rope.cu's arithmetic, so the same bits), keeps the new key and value row in shared memory and
+// attends to it from there, and the block of the group's first head stores both rows at row positions[b] of the
+// caches. A decode layer then runs one kernel fewer, and the append costs no extra round trip: its loads go out
+// with the query's. The keys and values are read with __ldcg (through L2), never the non-coherent path: the
+// caches are written in this launch (other rows than the ones read).
 #include <algorithm>
 
 #include "core/env.h"
 #include "ops/cuda/attention.cuh"
 #include "ops/cuda/cuda_ops.h"
 #include "ops/cuda/pdl.cuh"
+#include "ops/cuda/rope_rotate.cuh"
 #include "ops/cuda/vec16.cuh"
 
 namespace wick::cuda_ops {
@@ -35,7 +44,12 @@ using cuda::bf16;
 constexpr int kDecodeWarps = 8;
 constexpr int kDecodeThreads = kDecodeWarps * 32;
 constexpr int kDecodeMaxKeys = 1024;
-constexpr int kDecodeMaxRep = 8;
+// Query heads a block takes (the kernel's NREP). Measured on an H200 (session 20, wick generate, batch 1, 128-token
+// prompt + 256 new, with the RoPE and cache append in the kernel): 8 (a block per kv head, all its query heads) ->
+// 4 -> 2 -> 1: 0.5B 1,107 -> 1,182 -> 1,215 -> 1,238 tok/s, 1.5B 539 -> 615 -> 630 -> 644, 7B 208.5 -> 221.6 ->
+// 223.3 -> 226.4. More blocks each with less arithmetic a step (the scores, the softmax and P.V are per head)
+// shorten the chain more than the repeated key and value reads (from L2 after the first block) cost.
+constexpr int kDecodeHeadsPerBlock = 1;
 
 // A lane's DPL consecutive elements of one value row as loaded (1, 2 or 4 32-bit words), widened when used.
 template <typename T, int DPL> struct VSlice {
@@ -43,6 +57,18 @@ template <typename T, int DPL> struct VSlice {
   static_assert(kWords == 1 || kWords == 2 || kWords == 4, "a lane's slice is 4, 8 or 16 bytes");
   uint32_t w[kWords];
   __device__ __forceinline__ void load(const T* p) {
+    if constexpr (kWords == 1) {
+      w[0] = __ldcg(reinterpret_cast<const unsigned int*>(p));
+    } else if constexpr (kWords == 2) {
+      const uint2 u = __ldcg(reinterpret_cast<const uint2*>(p));
+      w[0] = u.x, w[1] = u.y;
+    } else {
+      const uint4 u = __ldcg(reinterpret_cast<const uint4*>(p));
+      w[0] = u.x, w[1] = u.y, w[2] = u.z, w[3] = u.w;
+    }
+  }
+  // From shared memory (the appended row, RopeAppend): a plain load.
+  __device__ __forceinline__ void load_generic(const T* p) {
     if constexpr (kWords == 1) {
       w[0] = *reinterpret_cast<const uint32_t*>(p);
     } else if constexpr (kWords == 2) {
@@ -67,12 +93,102 @@ template <typename T, int DPL> struct VSlice {
   }
 };
 
-// q [B, 1, H, D], k/v [B, S, Hkv, D] -> out [B, 1, H, D], lse [B, H, 1] (may be null). grid (Hkv, B).
-// NREP >= n_rep: compile-time bound on the group's query heads (4 or 8).
+// rope_cache_attention's part (null inv_freq: plain attention): this step's projections, rotated and appended by
+// the kernel. q is then the kernel's q too; the kernel's k, v are the caches.
+template <typename T> struct RopeAppend {
+  const float* inv_freq = nullptr;  // [D/2] (rope_inv_freq_device)
+  T* q = nullptr;                   // the kernel's q, writable: rotated in place
+  const T* k = nullptr;             // [B, 1, Hkv, D]: rotated and stored at row positions[b] of the k cache
+  const T* v = nullptr;             // [B, 1, Hkv, D]: stored at row positions[b] of the v cache
+  const int32_t* pos = nullptr;     // [B, 1] (a.pos is the same tensor)
+  T* k_cache = nullptr;             // the kernel's k and v, writable
+  T* v_cache = nullptr;
+};
+
+// Which query heads a block takes: block x of a batch row takes chunk c = x % chunks of kv head g = x / chunks, i.e.
+// query heads [h0, h0 + nh) of g's n_rep (a.n_rep split into `chunks` chunks of up to `hpb` heads).
+struct HeadChunk {
+  int g, c, h0, nh;
+  __device__ HeadChunk(const Dims& a, int chunks, int hpb) {
+    g = blockIdx.x / chunks;
+    c = blockIdx.x - g * chunks;
+    h0 = g * a.n_rep + c * hpb;
+    nh = min(hpb, a.n_rep - c * hpb);
+  }
+};
+
+// The block's query heads [NREP][D] into qs as f32 (rows >= nh zero). With ra.inv_freq, first the RoPE and the
+// cache append of rope_qk_cache_write: the block's query heads rotated (and written back to q: each head belongs to
+// one block), the key of head g rotated into knew and the value copied into vnew (every block of g does it for
+// itself and attends to the new row from there, so that no block reads what another block writes), and the first
+// chunk's block stores both rows at row positions[b] of the caches. ra.k is left as it is (several blocks read it).
+// Ends with a barrier.
+template <typename T, int D, int NREP>
+__device__ __forceinline__ void load_queries(const T* q, const RopeAppend<T>& ra, const Dims& a, int b,
+                                             const HeadChunk& hc, float (&qs)[NREP][D], float (&cs)[2][D / 2],
+                                             T* knew, T* vnew) {
+  const int nh = hc.nh, h0 = hc.h0, g = hc.g;
+  if (!ra.inv_freq) {
+    for (int i = threadIdx.x; i < NREP * D; i += kDecodeThreads) {
+      const int h = i / D, d = i - h * D;
+      qs[h][d] = h < nh ? cuda::to_f(q[((long long)b * a.H + h0 + h) * D + d]) : 0.0f;
+    }
+    __syncthreads();
+    return;
+  }
+  constexpr int half = D / 2;
+  const long long p = ra.pos[b];
+  if (p < 0 || p >= a.S) {
+    printf("wick rope_cache_attention: positions[%d] = %lld is outside the cache's [0, %lld)\n", b, p, a.S);
+    __trap();
+  }
+  for (int i = threadIdx.x; i < half; i += kDecodeThreads)
+    cuda::rope_math::cos_sin<T>(static_cast<float>(p), ra.inv_freq[i], cs[0][i], cs[1][i]);
+  for (int i = threadIdx.x; i < (NREP - nh) * D; i += kDecodeThreads) qs[nh + i / D][i % D] = 0.0f;
+  __syncthreads();
+  const bool writer = hc.c == 0;
+  const long long row = ((long long)b * a.S + p) * a.Hkv * D + (long long)g * D;  // (b, p, g) in the caches
+  const T* kr = ra.k + ((long long)b * a.Hkv + g) * D;
+  // nh query pairs, one key pair and D value elements, one item a thread.
+  for (int i = threadIdx.x; i < (nh + 1) * half + D; i += kDecodeThreads) {
+    if (i >= (nh + 1) * half) {
+      const int d = i - (nh + 1) * half;
+      const T x = ra.v[((long long)b * a.Hkv + g) * D + d];
+      vnew[d] = x;
+      if (writer) ra.v_cache[row + d] = x;
+      continue;
+    }
+    const int h = i / half, j = i - h * half;
+    const bool key = h == nh;
+    const T* x = key ? kr : ra.q + ((long long)b * a.H + h0 + h) * D;
+    float y1, y2;
+    cuda::rope_math::rotate<T, false>(cuda::to_f(x[j]), cuda::to_f(x[j + half]), cs[0][j], cs[1][j], y1, y2);
+    const T r1 = cuda::from_f<T>(y1), r2 = cuda::from_f<T>(y2);
+    if (key) {
+      knew[j] = r1;
+      knew[j + half] = r2;
+      if (writer) {
+        ra.k_cache[row + j] = r1;
+        ra.k_cache[row + j + half] = r2;
+      }
+    } else {
+      T* xq = ra.q + ((long long)b * a.H + h0 + h) * D;
+      xq[j] = r1;
+      xq[j + half] = r2;
+      qs[h][j] = cuda::to_f(r1);
+      qs[h][j + half] = cuda::to_f(r2);
+    }
+  }
+  __syncthreads();
+}
+
+// q [B, 1, H, D], k/v [B, S, Hkv, D] -> out [B, 1, H, D], lse [B, H, 1] (may be null). grid (Hkv * chunks, B):
+// HeadChunk says which query heads a block takes (hpb <= NREP of them). ra: see RopeAppend (q, k, v may then be
+// written by this kernel: not restrict).
 template <typename T, int D, int NREP>
 __global__ void __launch_bounds__(kDecodeThreads)
-    attn_decode_kernel(const T* __restrict__ q, const T* __restrict__ k, const T* __restrict__ v, T* __restrict__ out,
-                       float* __restrict__ lse, Dims a) {
+    attn_decode_kernel(const T* q, const T* k, const T* v, T* __restrict__ out, float* __restrict__ lse, Dims a,
+                       RopeAppend<T> ra, int chunks, int hpb) {
   pdl::enter();  // launched with pdl::launch
   constexpr int DPL = D / 32;                    // dims a lane owns in P.V
   constexpr int E = 16 / static_cast<int>(sizeof(T));  // elements per 16-byte vector
@@ -80,17 +196,18 @@ __global__ void __launch_bounds__(kDecodeThreads)
   __shared__ float ps[kDecodeWarps][NREP][32];
   __shared__ float ms[kDecodeWarps][NREP], ls[kDecodeWarps][NREP];
   __shared__ __align__(16) float accs[kDecodeWarps][NREP][D];
+  __shared__ float cs[2][D / 2];              // RoPE's cos and sin (ra.inv_freq)
+  __shared__ __align__(16) T knew[D], vnew[D];  // the appended key and value row (ra.inv_freq)
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
-  const int g = blockIdx.x, b = blockIdx.y, n_rep = a.n_rep, h0 = g * n_rep;
-  for (int i = threadIdx.x; i < NREP * D; i += kDecodeThreads) {
-    const int h = i / D, d = i - h * D;
-    qs[h][d] = h < n_rep ? cuda::to_f(q[((long long)b * a.H + h0 + h) * D + d]) : 0.0f;
-  }
+  const int b = blockIdx.y;
+  const HeadChunk hc(a, chunks, hpb);
+  const int nh = hc.nh, h0 = hc.h0, g = hc.g;
+  load_queries<T, D, NREP>(q, ra, a, b, hc, qs, cs, knew, vnew);
   const int pos = query_pos(a, b, 0);
   const int key_lo = first_key_at(a, pos), key_end = pos + 1;
+  const int fresh = ra.inv_freq ? pos : -1;  // the key read from knew / vnew, not from the caches
   const long long kv_b = (long long)b * a.S * a.Hkv * D + (long long)g * D;  // k/v of (b, key 0, g)
   const long long kv_row = (long long)a.Hkv * D;
-  __syncthreads();
 
   float m[NREP], l[NREP], acc[NREP][DPL];
 #pragma unroll
@@ -107,7 +224,10 @@ __global__ void __launch_bounds__(kDecodeThreads)
     VSlice<T, DPL> vs[32];
 #pragma unroll
     for (int j = 0; j < 32; j++)
-      if (j < jn) vs[j].load(v + kv_b + (long long)(k0 + j) * kv_row + lane * DPL);
+      if (j < jn) {
+        if (k0 + j == fresh) vs[j].load_generic(vnew + lane * DPL);
+        else vs[j].load(v + kv_b + (long long)(k0 + j) * kv_row + lane * DPL);
+      }
     // Scores, lane per key.
     const int key = k0 + lane;
     const bool ok = key < key_end;
@@ -116,10 +236,12 @@ __global__ void __launch_bounds__(kDecodeThreads)
     for (int h = 0; h < NREP; h++) s[h] = 0.0f;
     if (ok) {
       const T* kr = k + kv_b + key * kv_row;
+      const bool from_new = key == fresh;
 #pragma unroll
       for (int c = 0; c < D; c += E) {
         float kf[E];
-        vec16::unpack(*reinterpret_cast<const uint4*>(kr + c), static_cast<const T*>(nullptr), kf);
+        const uint4 kv = from_new ? *reinterpret_cast<const uint4*>(knew + c) : __ldcg(reinterpret_cast<const uint4*>(kr + c));
+        vec16::unpack(kv, static_cast<const T*>(nullptr), kf);
 #pragma unroll
         for (int h = 0; h < NREP; h++)
 #pragma unroll
@@ -164,7 +286,7 @@ __global__ void __launch_bounds__(kDecodeThreads)
     for (int i = 0; i < DPL; i++) accs[warp][h][lane * DPL + i] = acc[h][i];
   }
   __syncthreads();
-  for (int i = threadIdx.x; i < n_rep * D; i += kDecodeThreads) {
+  for (int i = threadIdx.x; i < nh * D; i += kDecodeThreads) {
     const int h = i / D, d = i - h * D;
     float M = -INFINITY;
 #pragma unroll
@@ -190,34 +312,68 @@ bool decode_attention_on() {
 
 bool aligned16(const Tensor& t) { return reinterpret_cast<uintptr_t>(t.raw()) % 16 == 0; }
 
+// Whether the one-launch kernel takes a call with these dims (k, v: what it reads the keys and values from).
+bool decode_kernel_applies(const Tensor& k, const Tensor& v, const Dims& a) {
+  const int span = a.window > 0 ? std::min(a.window, a.kv_len) : a.kv_len;  // keys a query may see, at most
+  return decode_attention_on() && a.T == 1 && (a.D == 64 || a.D == 128) && !a.seg &&
+         span <= kDecodeMaxKeys && a.B <= 65535 && aligned16(k) && aligned16(v);
+}
+
+// One launch of the kernel (decode_kernel_applies said yes); ra.inv_freq null: plain attention.
+template <typename T>
+void launch_decode(const T* q, const T* k, const T* v, T* out, float* lse, const Dims& a, const RopeAppend<T>& ra,
+                   cudaStream_t s) {
+  const int hpb = std::min(kDecodeHeadsPerBlock, a.n_rep), chunks = (a.n_rep + hpb - 1) / hpb;
+  const dim3 grid(a.Hkv * chunks, a.B);
+  const auto go = [&](auto d_tag) {
+    constexpr int D = decltype(d_tag)::value;
+    WICK_CUDA_CHECK(pdl::launch(attn_decode_kernel<T, D, kDecodeHeadsPerBlock>, grid, dim3(kDecodeThreads), 0, s, q, k,
+                                v, out, lse, a, ra, chunks, hpb));
+  };
+  if (a.D == 64) go(std::integral_constant<int, 64>{});
+  else go(std::integral_constant<int, 128>{});
+}
+
 }  // namespace
 
 bool decode_attention_forward(const Tensor& q, const Tensor& k, const Tensor& v, const attn::Dims& a, Tensor& out,
                               Tensor* lse) {
-  const int span = a.window > 0 ? std::min(a.window, a.kv_len) : a.kv_len;  // keys a query may see, at most
-  if (!decode_attention_on() || a.T != 1 || (a.D != 64 && a.D != 128) || a.n_rep > kDecodeMaxRep || a.seg ||
-      span > kDecodeMaxKeys || a.B > 65535 || !aligned16(k) || !aligned16(v))
-    return false;
-  cudaStream_t s = cuda::stream_of(out);
+  if (!decode_kernel_applies(k, v, a)) return false;
   float* lse_p = lse ? cuda::ptr<float>(*lse) : nullptr;
-  const dim3 grid(a.Hkv, a.B);
-  bool done = false;
   cuda::dispatch_float(q.dtype(), "attention_forward", [&](auto tag) {
     using T = typename decltype(tag)::type;
-    const auto go = [&](auto d_tag, auto rep_tag) {
-      constexpr int D = decltype(d_tag)::value, NREP = decltype(rep_tag)::value;
-      WICK_CUDA_CHECK(pdl::launch(attn_decode_kernel<T, D, NREP>, grid, dim3(kDecodeThreads), 0, s, cuda::cptr<T>(q),
-                                  cuda::cptr<T>(k), cuda::cptr<T>(v), cuda::ptr<T>(out), lse_p, a));
-      done = true;
-    };
-    const auto by_rep = [&](auto d_tag) {
-      if (a.n_rep <= 4) go(d_tag, std::integral_constant<int, 4>{});
-      else go(d_tag, std::integral_constant<int, 8>{});
-    };
-    if (a.D == 64) by_rep(std::integral_constant<int, 64>{});
-    else by_rep(std::integral_constant<int, 128>{});
+    launch_decode<T>(cuda::cptr<T>(q), cuda::cptr<T>(k), cuda::cptr<T>(v), cuda::ptr<T>(out), lse_p, a, RopeAppend<T>{},
+                     cuda::stream_of(out));
   });
-  return done;
+  return true;
+}
+
+bool rope_cache_attention(Tensor& q, Tensor& k, const Tensor& v, const Tensor& positions, const RopeFreqs& f,
+                          Tensor& k_cache, Tensor& v_cache, const AttentionArgs& args, Tensor& out, Tensor* lse) {
+  static const bool on = env_default_on("WICK_ROPE_ATTENTION");
+  // The kernel attends at the positions it appends at: a decode step with its positions on the device.
+  if (!on || q.dim(1) != 1 || !args.positions || args.positions->raw() != positions.raw() || args.segments ||
+      positions.dtype() != DType::I32)
+    return false;
+  const int64_t B = k.dim(0), S = k_cache.dim(1), Hkv = k.dim(2), D = k.dim(3);
+  const Tensor kc4 = k_cache.view({B, S, Hkv, D}), vc4 = v_cache.view({B, S, Hkv, D});
+  const Dims a = make_dims(q, kc4, args);
+  if (a.B == 0 || a.H == 0 || !decode_kernel_applies(kc4, vc4, a)) return false;
+  const float* inv = rope_inv_freq_device(out.device().index, f, static_cast<int>(D));
+  float* lse_p = lse ? cuda::ptr<float>(*lse) : nullptr;
+  cuda::dispatch_float(q.dtype(), "rope_cache_attention", [&](auto tag) {
+    using T = typename decltype(tag)::type;
+    RopeAppend<T> ra;
+    ra.inv_freq = inv;
+    ra.q = cuda::ptr<T>(q);
+    ra.k = cuda::ptr<T>(k);
+    ra.v = cuda::cptr<T>(v);
+    ra.pos = cuda::cptr<int32_t>(positions);
+    ra.k_cache = cuda::ptr<T>(k_cache);
+    ra.v_cache = cuda::ptr<T>(v_cache);
+    launch_decode<T>(ra.q, ra.k_cache, ra.v_cache, cuda::ptr<T>(out), lse_p, a, ra, cuda::stream_of(out));
+  });
+  return true;
 }
 
 }  // namespace wick::cuda_ops

@@ -20,6 +20,7 @@
 
 #include "ops/cuda/common.cuh"
 #include "ops/cuda/pdl.cuh"
+#include "ops/cuda/rope_rotate.cuh"
 #include "ops/cuda/cuda_ops.h"
 
 namespace wick::cuda_ops {
@@ -33,42 +34,8 @@ uint32_t bits_of(float v) {
   return b;
 }
 
-const float* inv_freq_table(int device, const RopeFreqs& f, int D) {
-  static std::mutex mu;
-  using Key = std::tuple<int, uint32_t, int, uint32_t, uint32_t, uint32_t, uint32_t, bool>;
-  static std::map<Key, float*> tables;  // kept for the life of the process
-  const float theta = f.theta;
-  std::lock_guard<std::mutex> lock(mu);
-  float*& t = tables[Key{device, bits_of(theta), D, bits_of(f.factor), bits_of(f.low_freq_factor),
-                         bits_of(f.high_freq_factor), bits_of(f.original_max_position), f.linear}];
-  if (!t) {
-    std::vector<float> h(D / 2);
-    for (int i = 0; i < D / 2; ++i) {
-      const float e = static_cast<float>(2 * i) / static_cast<float>(D);
-      h[i] = 1.0f / static_cast<float>(std::pow(static_cast<double>(theta), static_cast<double>(e)));
-    }
-    rope_rescale(h, f);
-    cudaStream_t s = cuda::stream(device);
-    cuda::set_device(device);
-    float* p = nullptr;
-    WICK_CUDA_CHECK(cudaMalloc(&p, h.size() * sizeof(float)));
-    // On wick's stream (a plain cudaMemcpy from pageable memory may still be in flight on the legacy stream).
-    WICK_CUDA_CHECK(cudaMemcpyAsync(p, h.data(), h.size() * sizeof(float), cudaMemcpyHostToDevice, s));
-    WICK_CUDA_CHECK(cudaStreamSynchronize(s));
-    t = p;
-  }
-  return t;
-}
 
-// One rotated pair (a = x[i], b = x[i + D/2]; c, s rounded to T), rounded as the top of the file says; both
-// kernels call it, so they give the same bits.
-template <typename T, bool kBackward>
-__device__ __forceinline__ void rotate(float a, float b, float c, float s, float& ya, float& yb) {
-  const float ac = cuda::round_to<T>(__fmul_rn(a, c)), bs = cuda::round_to<T>(__fmul_rn(b, s));
-  const float bc = cuda::round_to<T>(__fmul_rn(b, c)), as = cuda::round_to<T>(__fmul_rn(a, s));
-  ya = kBackward ? ac + bs : ac - bs;
-  yb = kBackward ? bc - as : bc + as;
-}
+using cuda::rope_math::rotate;
 
 // x [B*T, H, D], pos [B*T] -> y (may alias x); kBackward applies the inverse rotation. A second tensor x2 [B*T, H2,
 // D] -> y2 (H2 > 0: the keys beside the queries) in the same launch. One block per token (grid-stride): its
@@ -85,10 +52,7 @@ __global__ void rope_kernel(const T* x, const P* pos, const float* inv_freq, T* 
   for (long long bt = blockIdx.x; bt < BT; bt += gridDim.x) {
     const float p = static_cast<float>(pos[bt]);
     for (int i = threadIdx.x; i < half; i += blockDim.x) {
-      float sn, cs;
-      sincosf(p * inv_freq[i], &sn, &cs);
-      cos_sin[i] = cuda::round_to<T>(cs);
-      cos_sin[half + i] = cuda::round_to<T>(sn);
+      cuda::rope_math::cos_sin<T>(p, inv_freq[i], cos_sin[i], cos_sin[half + i]);
     }
     __syncthreads();
     for (int slot = threadIdx.x; slot < slots; slot += blockDim.x) {
@@ -136,10 +100,7 @@ __global__ void rope_vec_kernel(const T* x, const P* pos, const float* inv_freq,
     for (int j = threadIdx.x; j < tpb * half; j += blockDim.x) {
       const int t = j / half, i = j - t * half;
       if (bt0 + t >= BT) break;
-      float sn, cs;
-      sincosf(static_cast<float>(pos[bt0 + t]) * inv_freq[i], &sn, &cs);
-      cos_sin[t * D + i] = cuda::round_to<T>(cs);
-      cos_sin[t * D + half + i] = cuda::round_to<T>(sn);
+      cuda::rope_math::cos_sin<T>(static_cast<float>(pos[bt0 + t]), inv_freq[i], cos_sin[t * D + i], cos_sin[t * D + half + i]);
     }
     __syncthreads();
     for (int slot = threadIdx.x; slot < tpb * per_token; slot += blockDim.x) {
@@ -201,7 +162,7 @@ bool rope(const char* name, const Tensor& x, const Tensor& positions, const Rope
   if (BT == 0 || (H == 0 && H2 == 0) || D == 0) return true;
   bool launched = false;
   const int dev = y.device().index;
-  const float* inv = inv_freq_table(dev, theta, D);
+  const float* inv = rope_inv_freq_device(dev, theta, D);
   cudaStream_t s = cuda::stream_of(y);
   cuda::dispatch_float(x.dtype(), name, [&](auto tt) {
     using T = typename decltype(tt)::type;
@@ -249,6 +210,33 @@ bool rope(const char* name, const Tensor& x, const Tensor& positions, const Rope
 }
 
 }  // namespace
+
+const float* rope_inv_freq_device(int device, const RopeFreqs& f, int D) {
+  static std::mutex mu;
+  using Key = std::tuple<int, uint32_t, int, uint32_t, uint32_t, uint32_t, uint32_t, bool>;
+  static std::map<Key, float*> tables;  // kept for the life of the process
+  const float theta = f.theta;
+  std::lock_guard<std::mutex> lock(mu);
+  float*& t = tables[Key{device, bits_of(theta), D, bits_of(f.factor), bits_of(f.low_freq_factor),
+                         bits_of(f.high_freq_factor), bits_of(f.original_max_position), f.linear}];
+  if (!t) {
+    std::vector<float> h(D / 2);
+    for (int i = 0; i < D / 2; ++i) {
+      const float e = static_cast<float>(2 * i) / static_cast<float>(D);
+      h[i] = 1.0f / static_cast<float>(std::pow(static_cast<double>(theta), static_cast<double>(e)));
+    }
+    rope_rescale(h, f);
+    cudaStream_t s = cuda::stream(device);
+    cuda::set_device(device);
+    float* p = nullptr;
+    WICK_CUDA_CHECK(cudaMalloc(&p, h.size() * sizeof(float)));
+    // On wick's stream (a plain cudaMemcpy from pageable memory may still be in flight on the legacy stream).
+    WICK_CUDA_CHECK(cudaMemcpyAsync(p, h.data(), h.size() * sizeof(float), cudaMemcpyHostToDevice, s));
+    WICK_CUDA_CHECK(cudaStreamSynchronize(s));
+    t = p;
+  }
+  return t;
+}
 
 // x [B, T, H, D], positions [B, T] -> y [B, T, H, D] (=; may alias x)
 void rope_forward(const Tensor& x, const Tensor& positions, const RopeFreqs& theta, Tensor& y) {
