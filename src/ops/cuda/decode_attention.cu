@@ -6,12 +6,12 @@
 // it was the largest kernel of a replayed decode step. Here one block owns (batch row b, query head h) and walks
 // all the keys its query sees (kDecodeHeadsPerBlock says why a head a block and not a kv head's group: the
 // other blocks of the group read the same keys and values, from L2):
-//   - the keys [first, pos] are dealt to the block's 8 warps 32 at a time; per 32 keys a warp computes the
-//     scores lane-per-key (lane j reads key j's row in 16-byte vectors, q from shared memory as broadcasts),
+//   - the keys [first, pos] are dealt to the block's kDecodeWarps warps 32 at a time; per 32 keys a warp computes
+//     the scores lane-per-key (lane j reads key j's row in 16-byte vectors, q from shared memory as broadcasts),
 //     updates a running max m, sum l and accumulator (online softmax, f32), then adds p * v lane-per-dim (lane
 //     owns D/32 consecutive dims of each value row: coalesced; the step's 32 value slices are loaded into
 //     registers before the scores, so their latency hides behind the softmax);
-//   - at the end the 8 warps' (m, l, acc) are merged through shared memory and the block writes out (and lse).
+//   - at the end the warps' (m, l, acc) are merged through shared memory and the block writes out (and lse).
 // Taken for T = 1, head dim 64 or 128, no segment ids, and at most kDecodeMaxKeys keys a query may see (the
 // cache's capacity when the positions are on the device: a replayed graph plans for the longest); beyond that
 // the split-key path fills the GPU better. WICK_DECODE_ATTENTION=0 turns it off (the split-key path then runs).
@@ -41,8 +41,11 @@ namespace {
 using namespace attn;
 using cuda::bf16;
 
-constexpr int kDecodeWarps = 8;
-constexpr int kDecodeThreads = kDecodeWarps * 32;
+// Warps a block (the kernel's W): 16 lets a block walk up to 512 keys in one 32-key step a warp. Measured on an
+// H200 (session 20, a block per query head, RoPE inside; same build, alternating): 8 -> 16 warps, 0.5B 1,249 ->
+// 1,382 tok/s, 1.5B 676 -> 689, 7B 243.0 -> 247.8; 4 warps: 0.5B 1,066, 1.5B 631. (Other greedy tokens on the
+// random-weight models: the warps' parts merge in another order.)
+constexpr int kDecodeWarps = 16;
 constexpr int kDecodeMaxKeys = 1024;
 // Query heads a block takes (the kernel's NREP). Measured on an H200 (session 20, wick generate, batch 1, 128-token
 // prompt + 256 new, with the RoPE and cache append in the kernel): 8 (a block per kv head, all its query heads) ->
@@ -123,13 +126,13 @@ struct HeadChunk {
 // itself and attends to the new row from there, so that no block reads what another block writes), and the first
 // chunk's block stores both rows at row positions[b] of the caches. ra.k is left as it is (several blocks read it).
 // Ends with a barrier.
-template <typename T, int D, int NREP>
+template <typename T, int D, int NREP, int W>
 __device__ __forceinline__ void load_queries(const T* q, const RopeAppend<T>& ra, const Dims& a, int b,
                                              const HeadChunk& hc, float (&qs)[NREP][D], float (&cs)[2][D / 2],
                                              T* knew, T* vnew) {
   const int nh = hc.nh, h0 = hc.h0, g = hc.g;
   if (!ra.inv_freq) {
-    for (int i = threadIdx.x; i < NREP * D; i += kDecodeThreads) {
+    for (int i = threadIdx.x; i < NREP * D; i += W * 32) {
       const int h = i / D, d = i - h * D;
       qs[h][d] = h < nh ? cuda::to_f(q[((long long)b * a.H + h0 + h) * D + d]) : 0.0f;
     }
@@ -142,15 +145,15 @@ __device__ __forceinline__ void load_queries(const T* q, const RopeAppend<T>& ra
     printf("wick rope_cache_attention: positions[%d] = %lld is outside the cache's [0, %lld)\n", b, p, a.S);
     __trap();
   }
-  for (int i = threadIdx.x; i < half; i += kDecodeThreads)
+  for (int i = threadIdx.x; i < half; i += W * 32)
     cuda::rope_math::cos_sin<T>(static_cast<float>(p), ra.inv_freq[i], cs[0][i], cs[1][i]);
-  for (int i = threadIdx.x; i < (NREP - nh) * D; i += kDecodeThreads) qs[nh + i / D][i % D] = 0.0f;
+  for (int i = threadIdx.x; i < (NREP - nh) * D; i += W * 32) qs[nh + i / D][i % D] = 0.0f;
   __syncthreads();
   const bool writer = hc.c == 0;
   const long long row = ((long long)b * a.S + p) * a.Hkv * D + (long long)g * D;  // (b, p, g) in the caches
   const T* kr = ra.k + ((long long)b * a.Hkv + g) * D;
   // nh query pairs, one key pair and D value elements, one item a thread.
-  for (int i = threadIdx.x; i < (nh + 1) * half + D; i += kDecodeThreads) {
+  for (int i = threadIdx.x; i < (nh + 1) * half + D; i += W * 32) {
     if (i >= (nh + 1) * half) {
       const int d = i - (nh + 1) * half;
       const T x = ra.v[((long long)b * a.Hkv + g) * D + d];
@@ -183,26 +186,26 @@ __device__ __forceinline__ void load_queries(const T* q, const RopeAppend<T>& ra
 }
 
 // q [B, 1, H, D], k/v [B, S, Hkv, D] -> out [B, 1, H, D], lse [B, H, 1] (may be null). grid (Hkv * chunks, B):
-// HeadChunk says which query heads a block takes (hpb <= NREP of them). ra: see RopeAppend (q, k, v may then be
-// written by this kernel: not restrict).
-template <typename T, int D, int NREP>
-__global__ void __launch_bounds__(kDecodeThreads)
+// HeadChunk says which query heads a block takes (hpb <= NREP of them); W warps. ra: see RopeAppend (q, k, v may
+// then be written by this kernel: not restrict).
+template <typename T, int D, int NREP, int W>
+__global__ void __launch_bounds__(W * 32)
     attn_decode_kernel(const T* q, const T* k, const T* v, T* __restrict__ out, float* __restrict__ lse, Dims a,
                        RopeAppend<T> ra, int chunks, int hpb) {
   pdl::enter();  // launched with pdl::launch
   constexpr int DPL = D / 32;                    // dims a lane owns in P.V
   constexpr int E = 16 / static_cast<int>(sizeof(T));  // elements per 16-byte vector
   __shared__ __align__(16) float qs[NREP][D];
-  __shared__ float ps[kDecodeWarps][NREP][32];
-  __shared__ float ms[kDecodeWarps][NREP], ls[kDecodeWarps][NREP];
-  __shared__ __align__(16) float accs[kDecodeWarps][NREP][D];
+  __shared__ float ps[W][NREP][32];
+  __shared__ float ms[W][NREP], ls[W][NREP];
+  __shared__ __align__(16) float accs[W][NREP][D];
   __shared__ float cs[2][D / 2];              // RoPE's cos and sin (ra.inv_freq)
   __shared__ __align__(16) T knew[D], vnew[D];  // the appended key and value row (ra.inv_freq)
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
   const int b = blockIdx.y;
   const HeadChunk hc(a, chunks, hpb);
   const int nh = hc.nh, h0 = hc.h0, g = hc.g;
-  load_queries<T, D, NREP>(q, ra, a, b, hc, qs, cs, knew, vnew);
+  load_queries<T, D, NREP, W>(q, ra, a, b, hc, qs, cs, knew, vnew);
   const int pos = query_pos(a, b, 0);
   const int key_lo = first_key_at(a, pos), key_end = pos + 1;
   const int fresh = ra.inv_freq ? pos : -1;  // the key read from knew / vnew, not from the caches
@@ -216,7 +219,7 @@ __global__ void __launch_bounds__(kDecodeThreads)
 #pragma unroll
     for (int i = 0; i < DPL; i++) acc[h][i] = 0.0f;
   }
-  for (int k0 = key_lo + warp * 32; k0 < key_end; k0 += kDecodeWarps * 32) {
+  for (int k0 = key_lo + warp * 32; k0 < key_end; k0 += W * 32) {
     // This step's value rows (the lane's DPL dims of each) are loaded first: they do not depend on the scores,
     // so they arrive while the scores and the softmax are computed (read after it, they were a chain of L2 round
     // trips at the end of every step).
@@ -286,14 +289,14 @@ __global__ void __launch_bounds__(kDecodeThreads)
     for (int i = 0; i < DPL; i++) accs[warp][h][lane * DPL + i] = acc[h][i];
   }
   __syncthreads();
-  for (int i = threadIdx.x; i < nh * D; i += kDecodeThreads) {
+  for (int i = threadIdx.x; i < nh * D; i += W * 32) {
     const int h = i / D, d = i - h * D;
     float M = -INFINITY;
 #pragma unroll
-    for (int w = 0; w < kDecodeWarps; w++) M = fmaxf(M, ms[w][h]);
+    for (int w = 0; w < W; w++) M = fmaxf(M, ms[w][h]);
     float L = 0.0f, o = 0.0f;
 #pragma unroll
-    for (int w = 0; w < kDecodeWarps; w++) {
+    for (int w = 0; w < W; w++) {
       if (ms[w][h] == -INFINITY) continue;
       const float f = expf(ms[w][h] - M);
       L += ls[w][h] * f;
@@ -327,8 +330,8 @@ void launch_decode(const T* q, const T* k, const T* v, T* out, float* lse, const
   const dim3 grid(a.Hkv * chunks, a.B);
   const auto go = [&](auto d_tag) {
     constexpr int D = decltype(d_tag)::value;
-    WICK_CUDA_CHECK(pdl::launch(attn_decode_kernel<T, D, kDecodeHeadsPerBlock>, grid, dim3(kDecodeThreads), 0, s, q, k,
-                                v, out, lse, a, ra, chunks, hpb));
+    WICK_CUDA_CHECK(pdl::launch(attn_decode_kernel<T, D, kDecodeHeadsPerBlock, kDecodeWarps>, grid,
+                                dim3(kDecodeWarps * 32), 0, s, q, k, v, out, lse, a, ra, chunks, hpb));
   };
   if (a.D == 64) go(std::integral_constant<int, 64>{});
   else go(std::integral_constant<int, 128>{});
