@@ -44,9 +44,27 @@ pack() {
   echo "decode-ab: base $(cat "$CARRY/base.rev") packed ($(du -sh "$CARRY" | cut -f1)); carry [\"$CARRY\", \".deps\"]"
 }
 
+# One decode run of binary $1 on model $2 with env assignments $3 (words); the tokens to $4, the log line returned.
+generate_once() {
+  local w=$1 model=$2 envs=$3 tokens=$4
+  env $envs "$w" generate --model "$model" --prompt-ids "$PROMPT_IDS" --max-new-tokens 256 --temperature 0 \
+    --ignore-eos --device "${DEVICE:-cuda}" > "$tokens" 2> /tmp/decode-ab.err
+  tail -1 /tmp/decode-ab.err | grep -o 'decode [0-9.]* tok/s' || tail -1 /tmp/decode-ab.err
+}
+
+MODELS=/tmp/decode-ab-models
+# The same 128 random prompt ids every call.
+PROMPT_IDS=$(python3 -c "import random; r=random.Random(1); print(','.join(str(r.randrange(151643)) for _ in range(128)))")
+
+# The random bf16 model of preset $2 under $MODELS, made by binary $1 unless there (non-zero: it could not be made).
+ensure_model() {
+  mkdir -p "$MODELS"
+  [ -f "$MODELS/$2/config.json" ] || "$1" init-model --preset "$2" --out "$MODELS/$2" --dtype bf16 > /dev/null
+}
+
 run() {
   local presets=${1:-qwen2.5-0.5b qwen2.5-1.5b} rounds=${2:-3}
-  local outdir=${OUT:-$ROOT/out/decode-ab} device=${DEVICE:-cuda} t0
+  local outdir=${OUT:-$ROOT/out/decode-ab} t0
   mkdir -p "$outdir"
   local log=$outdir/decode-ab.txt
   t0=$(date +%s)
@@ -72,34 +90,19 @@ run() {
     base=$bdir/build-gpu/wick
     say "built: working tree and base $(cat "$CARRY/base.rev" 2>/dev/null)"
   fi
-  local prompt_ids models=/tmp/decode-ab-models
-  prompt_ids=$(python3 -c "import random; r=random.Random(1); print(','.join(str(r.randrange(151643)) for _ in range(128)))")
-  mkdir -p "$models"
   for preset in $presets; do
-    [ -f "$models/$preset/config.json" ] ||
-      "$new" init-model --preset "$preset" --out "$models/$preset" --dtype bf16 > /dev/null 2>> "$log" ||
-      { say "init-model $preset failed"; continue; }
+    ensure_model "$new" "$preset" 2>> "$log" || { say "init-model $preset failed"; continue; }
     for round in $(seq 1 "$rounds"); do
       for tree in base new; do
         local w=$new
         [ "$tree" = base ] && w=$base
-        "$w" generate --model "$models/$preset" --prompt-ids "$prompt_ids" --max-new-tokens 256 --temperature 0 \
-          --ignore-eos --device "$device" > "/tmp/decode-ab-$tree.txt" 2> /tmp/decode-ab.err
-        say "$preset $tree round $round: $(tail -1 /tmp/decode-ab.err | grep -o 'decode [0-9.]* tok/s' || tail -1 /tmp/decode-ab.err)"
+        say "$preset $tree round $round: $(generate_once "$w" "$MODELS/$preset" "" "/tmp/decode-ab-$tree.txt")"
       done
       if cmp -s /tmp/decode-ab-base.txt /tmp/decode-ab-new.txt; then say "$preset round $round: same tokens"
       else say "$preset round $round: the tokens differ"; fi
     done
   done
   say "done"
-}
-
-# One decode run of binary $1 on model $2 with env assignments $3 (words); the tokens to $4, the log line returned.
-generate_once() {
-  local w=$1 model=$2 envs=$3 tokens=$4
-  env $envs "$w" generate --model "$model" --prompt-ids "$PROMPT_IDS" --max-new-tokens 256 --temperature 0 \
-    --ignore-eos --device "${DEVICE:-cuda}" > "$tokens" 2> /tmp/decode-ab.err
-  tail -1 /tmp/decode-ab.err | grep -o 'decode [0-9.]* tok/s' || tail -1 /tmp/decode-ab.err
 }
 
 variants() {
@@ -119,18 +122,14 @@ variants() {
       { say "build of the working tree failed (decode-ab-build.log)"; exit 1; }
     new=build-gpu/wick
   fi
-  PROMPT_IDS=$(python3 -c "import random; r=random.Random(1); print(','.join(str(r.randrange(151643)) for _ in range(128)))")
-  local models=/tmp/decode-ab-models spec name envs first
-  mkdir -p "$models"
+  local spec name envs first
   for preset in $presets; do
-    [ -f "$models/$preset/config.json" ] ||
-      "$new" init-model --preset "$preset" --out "$models/$preset" --dtype bf16 > /dev/null 2>> "$log" ||
-      { say "init-model $preset failed"; continue; }
+    ensure_model "$new" "$preset" 2>> "$log" || { say "init-model $preset failed"; continue; }
     for round in $(seq 1 "$rounds"); do
       first=
       for spec in "$@"; do
         name=${spec%%=*} envs=${spec#*=}
-        say "$preset $name round $round: $(generate_once "$new" "$models/$preset" "$envs" "/tmp/decode-ab-$name.txt")"
+        say "$preset $name round $round: $(generate_once "$new" "$MODELS/$preset" "$envs" "/tmp/decode-ab-$name.txt")"
         if [ -z "$first" ]; then first=$name
         elif ! cmp -s "/tmp/decode-ab-$first.txt" "/tmp/decode-ab-$name.txt"; then say "$preset round $round: $name's tokens differ from $first's"; fi
       done

@@ -62,14 +62,24 @@ void check_kv_cache_write(Device dev, DType dt) {
   }
 }
 
+namespace {
+// A copy of t on d (a fresh one on the CPU too: the ops write their outputs in place).
+Tensor on(const Tensor& t, Device d) { return d.is_cpu() ? t.to(Device::cpu()).clone() : t.to(d); }
+
+// got and want hold the same bits, element by element (as f32; a NaN matches any NaN).
+void expect_same(const Tensor& got, const Tensor& want, const std::string& what) {
+  const Tensor g = got.to(Device::cpu()).to(DType::F32), w = want.to(Device::cpu()).to(DType::F32);
+  ASSERT_EQ(g.numel(), w.numel()) << what;
+  for (int64_t i = 0; i < g.numel(); i++) {
+    const float a = g.data<float>()[i], b = w.data<float>()[i];
+    if (std::isnan(a) && std::isnan(b)) continue;
+    ASSERT_EQ(std::memcmp(&a, &b, sizeof(float)), 0) << what << " element " << i << ": " << a << " against " << b;
+  }
+}
+}  // namespace
+
 void check_rope_qk_cache_write(Device dev, DType dt) {
   Rng rng(13);
-  const auto on = [&](const Tensor& t, Device d) { return d.is_cpu() ? t.to(Device::cpu()).clone() : t.to(d); };
-  const auto expect_same = [](const Tensor& got, const Tensor& want, const std::string& what) {
-    const Tensor g = got.to(Device::cpu()).to(DType::F32), w = want.to(Device::cpu()).to(DType::F32);
-    ASSERT_EQ(g.numel(), w.numel()) << what;
-    ASSERT_EQ(std::memcmp(g.data<float>(), w.data<float>(), g.numel() * sizeof(float)), 0) << what;
-  };
   for (int64_t D : {64, 128, 6}) {
     const int64_t B = 2, T = 3, H = 7, Hkv = 2, S = 11, X = Hkv * D;
     const Tensor q = randn({B, T, H, D}, rng).to(dt), k = randn({B, T, Hkv, D}, rng).to(dt);
@@ -112,14 +122,6 @@ void check_rope_qk_cache_write(Device dev, DType dt) {
 
 void check_rope_cache_attention(Device dev, DType dt) {
   Rng rng(17);
-  const auto on = [&](const Tensor& t, Device d) { return d.is_cpu() ? t.to(Device::cpu()).clone() : t.to(d); };
-  const auto expect_same = [](const Tensor& got, const Tensor& want, const std::string& what) {
-    const Tensor g = got.to(Device::cpu()).to(DType::F32), w = want.to(Device::cpu()).to(DType::F32);
-    ASSERT_EQ(g.numel(), w.numel()) << what;
-    for (int64_t i = 0; i < g.numel(); i++)  // NaN rows compare equal to NaN rows
-      if (!(std::isnan(g.data<float>()[i]) && std::isnan(w.data<float>()[i])))
-        ASSERT_EQ(g.data<float>()[i], w.data<float>()[i]) << what << " element " << i;
-  };
   struct Shape5 {
     int64_t T, H, Hkv, D;
     bool device_positions;
