@@ -145,7 +145,8 @@ void rope_cache_attention(Tensor& q, Tensor& k, const Tensor& v, const Tensor& p
   const Tensor kc4 = k_cache.view({B, S, Hkv, D}), vc4 = v_cache.view({B, S, Hkv, D});
   ops_detail::check_attention_forward(op, q, kc4, vc4, args, out, lse);
 #ifdef WICK_CUDA
-  if (dev.is_cuda() && cuda_ops::rope_cache_attention(q, k, v, positions, f, k_cache, v_cache, normalised(args), out, lse))
+  if (dev.is_cuda() &&
+      cuda_ops::rope_cache_attention(q, k, v, positions, f, k_cache, v_cache, normalised(args), out, lse))
     return;
 #endif
   rope_qk_cache_write(q, k, v, positions, f, k_cache, v_cache);

@@ -75,7 +75,8 @@ void rope_backward(const Tensor& dy, const Tensor& positions, const RopeFreqs& t
   WICK_OP_DISPATCH(op, dev, rope_backward, dy, positions, theta, dx);
 }
 
-static Device check_rope_qk(const char* op, const Tensor& q, const Tensor& k, const Tensor& positions, const RopeFreqs& f) {
+static Device check_rope_qk(const char* op, const Tensor& q, const Tensor& k, const Tensor& positions,
+                            const RopeFreqs& f) {
   const Arg Q{"q", &q}, K{"k", &k};
   const Device dev = check_rope(op, Q, {"positions", &positions}, f, Q);
   check_rope(op, K, {"positions", &positions}, f, K);

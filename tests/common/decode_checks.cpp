@@ -139,7 +139,8 @@ void check_rope_cache_attention(Device dev, DType dt) {
                                                            : std::vector<int32_t>{257, 257};
     const int64_t kv_len = sh.device_positions ? S : pos[T - 1] + 1;
     Tensor k0 = randn({B, S, X}, rng).to(DType::F32), v0 = randn({B, S, X}, rng).to(DType::F32);
-    const Tensor k0_finite = k0.clone().to(dt), v0_finite = v0.clone().to(dt);  // for the CPU: its masked keys still multiply v
+    // for the CPU, whose masked keys still multiply v
+    const Tensor k0_finite = k0.clone().to(dt), v0_finite = v0.clone().to(dt);
     for (int64_t b = 0; b < B; b++) {
       int32_t last = 0;
       for (int64_t t = 0; t < T; t++) last = std::max(last, pos[b * T + t]);
@@ -149,9 +150,10 @@ void check_rope_cache_attention(Device dev, DType dt) {
     k0 = k0.to(dt), v0 = v0.to(dt);
     const Tensor positions = Tensor::from_i32(pos, {B, T});
     const RopeFreqs f(1000000.0f);
-    const std::string what = "T " + std::to_string(T) + " H " + std::to_string(H) + " Hkv " + std::to_string(Hkv) + " D " +
-                             std::to_string(D) + (sh.device_positions ? " positions " : " ") + dtype_name(dt);
-    const auto run = [&](Device d, bool fused, bool nan_rows, Tensor& q1, Tensor& kc, Tensor& vc, Tensor& out, Tensor& lse) {
+    const std::string what = "T " + std::to_string(T) + " H " + std::to_string(H) + " Hkv " + std::to_string(Hkv) +
+                             " D " + std::to_string(D) + (sh.device_positions ? " positions " : " ") + dtype_name(dt);
+    const auto run = [&](Device d, bool fused, bool nan_rows, Tensor& q1, Tensor& kc, Tensor& vc, Tensor& out,
+                         Tensor& lse) {
       q1 = on(q, d), kc = on(nan_rows ? k0 : k0_finite, d), vc = on(nan_rows ? v0 : v0_finite, d);
       Tensor k1 = on(k, d);
       const Tensor p = on(positions, d), v1 = on(v, d);

@@ -17,7 +17,8 @@
 // the split-key path fills the GPU better. WICK_DECODE_ATTENTION=0 turns it off (the split-key path then runs).
 //
 // Numerics: f32 inside, expf, one rounding to T on the store; the summation order differs from the split-key
-// kernel's (scores over dims in 16-byte chunks; the warps' parts merged in warp order), not between heads per block.
+// kernel's (scores over dims in 16-byte chunks; the warps' parts merged in warp order; the heads a block takes do
+// not change it, the warps a block do).
 //
 // rope_cache_attention (ops/attention.h) runs the step's RoPE and KV-cache append in the same launch
 // (RopeAppend): each block rotates its query head (written back to q) and its kv head's key as it loads them
@@ -208,7 +209,9 @@ __global__ void __launch_bounds__(W * 32)
   load_queries<T, D, NREP, W>(q, ra, a, b, hc, qs, cs, knew, vnew);
   const int pos = query_pos(a, b, 0);
   const int key_lo = first_key_at(a, pos), key_end = pos + 1;
-  const int fresh = ra.inv_freq ? pos : -1;  // the key read from knew / vnew, not from the caches
+  // The key read from knew / vnew instead of the caches: the appended row (positions[b]; pos is it clamped to
+  // kv_len - 1, so a position past kv_len, whose row the two ops would not attend to either, matches no key).
+  const int fresh = ra.inv_freq ? ra.pos[b] : -1;
   const long long kv_b = (long long)b * a.S * a.Hkv * D + (long long)g * D;  // k/v of (b, key 0, g)
   const long long kv_row = (long long)a.Hkv * D;
 
@@ -243,7 +246,8 @@ __global__ void __launch_bounds__(W * 32)
 #pragma unroll
       for (int c = 0; c < D; c += E) {
         float kf[E];
-        const uint4 kv = from_new ? *reinterpret_cast<const uint4*>(knew + c) : __ldcg(reinterpret_cast<const uint4*>(kr + c));
+        const uint4 kv = from_new ? *reinterpret_cast<const uint4*>(knew + c)
+                                  : __ldcg(reinterpret_cast<const uint4*>(kr + c));
         vec16::unpack(kv, static_cast<const T*>(nullptr), kf);
 #pragma unroll
         for (int h = 0; h < NREP; h++)

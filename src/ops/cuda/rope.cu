@@ -34,7 +34,6 @@ uint32_t bits_of(float v) {
   return b;
 }
 
-
 using cuda::rope_math::rotate;
 
 // x [B*T, H, D], pos [B*T] -> y (may alias x); kBackward applies the inverse rotation. A second tensor x2 [B*T, H2,
@@ -100,7 +99,8 @@ __global__ void rope_vec_kernel(const T* x, const P* pos, const float* inv_freq,
     for (int j = threadIdx.x; j < tpb * half; j += blockDim.x) {
       const int t = j / half, i = j - t * half;
       if (bt0 + t >= BT) break;
-      cuda::rope_math::cos_sin<T>(static_cast<float>(pos[bt0 + t]), inv_freq[i], cos_sin[t * D + i], cos_sin[t * D + half + i]);
+      cuda::rope_math::cos_sin<T>(static_cast<float>(pos[bt0 + t]), inv_freq[i], cos_sin[t * D + i],
+                                  cos_sin[t * D + half + i]);
     }
     __syncthreads();
     for (int slot = threadIdx.x; slot < tpb * per_token; slot += blockDim.x) {
