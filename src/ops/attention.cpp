@@ -149,8 +149,9 @@ void rope_cache_attention(Tensor& q, Tensor& k, const Tensor& v, const Tensor& p
       cuda_ops::rope_cache_attention(q, k, v, positions, f, k_cache, v_cache, normalised(args), out, lse))
     return;
 #endif
-  rope_qk_cache_write(q, k, v, positions, f, k_cache, v_cache);
-  attention_forward(q, kc4, vc4, args, out, lse);
+  // The two ops' backends directly: their arguments were checked above.
+  WICK_OP_DISPATCH(op, dev, rope_qk_cache_write, q, k, v, positions, f, k_cache, v_cache);
+  WICK_OP_DISPATCH(op, dev, attention_forward, q, kc4, vc4, normalised(args), out, lse);
 }
 
 void attention_backward(const Tensor& dout, const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& out,
