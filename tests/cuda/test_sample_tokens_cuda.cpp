@@ -16,6 +16,13 @@ TEST(SampleTokensCuda, EqualsTheCpuTwinOnSmallVocabularies) {
   check_sample_tokens(Device::cuda(), 36, 37, 4, 54);  // V below the block's thread count
 }
 
+TEST(SampleTokensCuda, GreedyRowsSplitOverBlocksAtEveryChunkEdge) {
+  WICK_REQUIRE_CUDA();
+  // Greedy rows' first pass runs over blocks of 2,048 ids (sample_tokens.cu's kSplitChunk): one block exactly
+  // full, a last block of one id, of one step short of full; the planted ties of kind 7 fall in different blocks.
+  for (int64_t V : {2048, 2049, 4095, 6145}) check_sample_tokens(Device::cuda(), 40, V, 2, 60 + V);
+}
+
 TEST(SampleTokensCuda, EqualsTheCpuTwinOnAQwenSizedVocabulary) {
   WICK_REQUIRE_CUDA();
   check_sample_tokens(Device::cuda(), 40, 151936, 2, 55);  // the history as a shared-memory bitmap

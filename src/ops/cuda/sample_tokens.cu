@@ -5,7 +5,9 @@
 // re-reads the row's logits (and history mask) from L2 and recomputes the scores and weights, which is cheaper
 // than a scratch row and keeps the op allocation-free:
 //   A  scores s (penalty, temperature): the first non-finite logit, the maximum and its first index (greedy
-//      rows end here, with greedy_tokens' result), and top-k's first histogram
+//      rows end here, with greedy_tokens' result), and top-k's first histogram. For greedy rows a launch before
+//      (greedy_split_kernel) has already split this pass over many blocks, their partial results in the
+//      runtime's scratch buffer; the row's block only combines them.
 //   top-k: the k-th largest score by a radix select over the scores' order-preserving 32-bit keys (11/11/10-bit
 //      digits, a count histogram each): keep s >= it, every tie. When at most 1024 tokens are left (a small k,
 //      or V <= 1024), they are gathered into shared memory and the rest of the rule runs over them, a token a
@@ -25,6 +27,7 @@
 #include <climits>
 #include <cmath>
 
+#include "core/env.h"
 #include "ops/cuda/argmax.cuh"
 #include "ops/cuda/common.cuh"
 #include "ops/cuda/cuda_ops.h"
@@ -379,9 +382,68 @@ __device__ uint64_t top_p_cut(const Rule& q, long long V, float norm1, uint64_t 
   return prefix;
 }
 
+// Row r's history mask: row r of seen, or (pooled) the pool row seen_rows[r], -1 = none; null without one.
+__device__ __forceinline__ int* history_of(int* seen, const int* seen_rows, long long r, long long V) {
+  const long long hist = seen_rows ? seen_rows[r] : r;
+  return seen && hist >= 0 ? seen + hist * V : nullptr;
+}
+
+// Pass A's test of one token: a bad logit (NaN, +inf) is remembered by index, otherwise the score competes.
+// Called in ascending id order per thread, so the first index of the maximum is kept.
+__device__ __forceinline__ void take_score(Best& me, long long i, float s, float x) {
+  if (isnan(x) || x == INFINITY) {
+    me.bad = min(me.bad, static_cast<int>(i));
+    return;
+  }
+  if (me.i == INT_MAX || s > me.s) me.s = s, me.i = static_cast<int>(i);
+}
+
+// Pass A of the greedy rows, split over many blocks. One block reads a whole row in the kernel below, and one
+// SM keeps too few loads in flight for a 152k-token row: at batch 1 that pass alone took ~40 us of a ~0.7 ms
+// 0.5B decode step (ncu, session 20). Here block (p, r) scores ids [p kSplitChunk, (p + 1) kSplitChunk) of row
+// r as pass A does and writes its Best to part[r P + p]; the main kernel combines the P of a greedy row. Best's
+// combination (argmax::better) does not depend on the order, so the token is the one-block pass's. Rows that
+// sample leave at once: their passes need the whole row in one block.
+constexpr int kSplitThreads = 256;
+constexpr int kSplitChunk = kSplitThreads * kUnroll * 2;  // ids per block: two steps of for_scores' pattern
+__global__ void __launch_bounds__(kSplitThreads)
+    greedy_split_kernel(const float* __restrict__ logits, const int* __restrict__ seen, const int* __restrict__ seen_rows,
+                        const SampleRow* __restrict__ params, Best* __restrict__ part, long long V) {
+  pdl::enter();
+  const long long r = blockIdx.y;
+  const SampleRow& row = params[r];
+  if (row.temperature != 0.0f) return;
+  Rule q{};
+  q.row = logits + r * V;
+  q.penalty = row.penalty;
+  q.mark = q.penalty != 1.0f ? history_of(const_cast<int*>(seen), seen_rows, r, V) : nullptr;
+  q.temperature = 1.0f;
+  const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
+  const long long lo = static_cast<long long>(blockIdx.x) * kSplitChunk, hi = min(V, lo + kSplitChunk);
+  Best me = argmax::none();
+  for (long long base = lo + warp * 32 * kUnroll; base < hi; base += kSplitThreads * kUnroll) {
+    float x[kUnroll];
+#pragma unroll
+    for (int u = 0; u < kUnroll; u++) {  // all loads first: kUnroll in flight a thread
+      const long long i = base + u * 32 + lane;
+      x[u] = i < hi ? __ldg(q.row + i) : 0.0f;
+    }
+#pragma unroll
+    for (int u = 0; u < kUnroll; u++) {
+      const long long i = base + u * 32 + lane;
+      if (i < hi) take_score(me, i, score_of(q, x[u], seen_at(q, i)), x[u]);
+    }
+  }
+  __shared__ Best warps[kSplitThreads / 32];
+  me = block_best(me, warps);
+  if (threadIdx.x == 0) part[r * gridDim.x + blockIdx.x] = me;
+}
+
+// part: greedy_split_kernel's P Bests a row, or null (pass A over the whole row here, as for sampled rows).
 __global__ void __launch_bounds__(kThreads)
     sample_tokens_kernel(const float* __restrict__ logits, int* __restrict__ seen, const int* __restrict__ seen_rows,
-                         SampleRow* __restrict__ params, int* __restrict__ ids, long long V, bool bitmap) {
+                         SampleRow* __restrict__ params, int* __restrict__ ids, long long V, bool bitmap,
+                         const Best* __restrict__ part, int P) {
   pdl::enter();  // launched with pdl::launch: the last kernel of a decode step (lm_head) may still be running
   __shared__ Shared sh;
   extern __shared__ unsigned seen_bitmap[];  // [ceil(V / 32)] when bitmap
@@ -389,9 +451,7 @@ __global__ void __launch_bounds__(kThreads)
   SampleRow* prow = params + r;
   Rule q;
   q.row = logits + r * V;
-  // The row's history: row r of seen, or (pooled) the pool row seen_rows[r], -1 = none.
-  const long long hist = seen_rows ? seen_rows[r] : r;
-  int* mark = seen && hist >= 0 ? seen + hist * V : nullptr;
+  int* mark = history_of(seen, seen_rows, r, V);
   q.penalty = prow->penalty;
   q.mark = q.penalty != 1.0f ? mark : nullptr;
   q.bits = nullptr;
@@ -409,16 +469,15 @@ __global__ void __launch_bounds__(kThreads)
   const int top_k = prow->top_k;
   const bool top_k_on = temperature != 0.0f && top_k > 0 && top_k < V;
   if (top_k_on) clear_bins(sh);
-  Best me{0.0f, INT_MAX, INT_MAX};
-  for_scores(q, V, [&](long long i, float s, float x) {  // each thread's ids ascend: the first index is kept
-    if (top_k_on) add_count(sh, i >= 0 ? static_cast<int>(score_key(s) >> 21) : -1);  // top-k's first digit
-    if (i < 0) return;
-    if (isnan(x) || x == INFINITY) {
-      me.bad = min(me.bad, static_cast<int>(i));
-      return;
-    }
-    if (me.i == INT_MAX || s > me.s) me.s = s, me.i = static_cast<int>(i);
-  });
+  Best me = argmax::none();
+  if (part && temperature == 0.0f) {  // the split pass's partial results
+    for (int p = threadIdx.x; p < P; p += kThreads) me = argmax::better(me, part[r * P + p]);
+  } else {
+    for_scores(q, V, [&](long long i, float s, float x) {  // each thread's ids ascend: the first index is kept
+      if (top_k_on) add_count(sh, i >= 0 ? static_cast<int>(score_key(s) >> 21) : -1);  // top-k's first digit
+      if (i >= 0) take_score(me, i, s, x);
+    });
+  }
   const Best best = block_best(me, sh.best);  // syncs: the bitmap is complete
   q.bits = q.build_bits;
   q.build_bits = nullptr;
@@ -514,10 +573,21 @@ void launch_sample_tokens(const Tensor& logits, Tensor* seen, const int* seen_ro
   // otherwise every pass reads the [V] i32 mask.
   const size_t bitmap_bytes = static_cast<size_t>((V + 31) / 32) * sizeof(unsigned);
   const bool bitmap = seen && bitmap_bytes + sizeof(Shared) <= 48 * 1024;
+  cudaStream_t s = cuda::stream_of(ids);
+  int* seen_p = seen ? cuda::ptr<int>(*seen) : nullptr;
+  SampleRow* rows = reinterpret_cast<SampleRow*>(cuda::ptr<int>(params));
+  // The greedy rows' pass A over many blocks first (WICK_GREEDY_SPLIT=0: in the one block of each row).
+  static const bool split = env_default_on("WICK_GREEDY_SPLIT");
+  const long long P = (V + kSplitChunk - 1) / kSplitChunk;
+  Best* part = nullptr;
+  if (split && P <= INT_MAX && R <= 65535) {
+    part = static_cast<Best*>(cuda::scratch(ids.device().index, sizeof(Best) * static_cast<size_t>(R * P)));
+    WICK_CUDA_CHECK(pdl::launch(greedy_split_kernel, dim3(static_cast<unsigned>(P), static_cast<unsigned>(R)),
+                                dim3(kSplitThreads), 0, s, cuda::cptr<float>(logits), seen_p, seen_rows, rows, part, V));
+  }
   WICK_CUDA_CHECK(pdl::launch(sample_tokens_kernel, dim3(static_cast<unsigned>(R)), dim3(kThreads),
-                              bitmap ? bitmap_bytes : 0, cuda::stream_of(ids), cuda::cptr<float>(logits),
-                              seen ? cuda::ptr<int>(*seen) : nullptr, seen_rows,
-                              reinterpret_cast<SampleRow*>(cuda::ptr<int>(params)), cuda::ptr<int>(ids), V, bitmap));
+                              bitmap ? bitmap_bytes : 0, s, cuda::cptr<float>(logits), seen_p, seen_rows, rows,
+                              cuda::ptr<int>(ids), V, bitmap, part, static_cast<int>(part ? P : 0)));
 }
 
 // One thread a (row, id) pair; pairs outside [rows, V] are skipped (the CPU twin reports them).
