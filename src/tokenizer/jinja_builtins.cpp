@@ -1,6 +1,7 @@
 #include "tokenizer/jinja_builtins.h"
 
 #include <algorithm>
+#include <charconv>
 #include <string_view>
 #include <cmath>
 
@@ -350,9 +351,14 @@ Value attr_path(const Value& v, const std::string& path) {
   while (pos <= path.size()) {
     const size_t dot = path.find('.', pos);
     const std::string part = path.substr(pos, dot == std::string::npos ? std::string::npos : dot - pos);
-    if (!part.empty() && std::all_of(part.begin(), part.end(), [](char c) { return c >= '0' && c <= '9'; }))
-      cur = get_item(cur, Value::integer(std::stoll(part)));
-    else cur = get_item(cur, Value::string(part));
+    if (!part.empty() && std::all_of(part.begin(), part.end(), [](char c) { return c >= '0' && c <= '9'; })) {
+      int64_t index = 0;
+      const auto [end, ec] = std::from_chars(part.data(), part.data() + part.size(), index);
+      if (ec != std::errc() || end != part.data() + part.size()) throw EvalError("attribute index '" + part + "' is out of range");
+      cur = get_item(cur, Value::integer(index));
+    } else {
+      cur = get_item(cur, Value::string(part));
+    }
     if (dot == std::string::npos) break;
     pos = dot + 1;
   }

@@ -548,7 +548,12 @@ class Parser {
         else if (cur().kind == Token::Int) {  // x.0 is x[0]
           a->kind = Expr::Item;
           auto idx = make(Expr::Literal, line);
-          idx->lit = Value::integer(std::stoll(t_[p_++].text));
+          const std::string& digits = t_[p_++].text;
+          try {
+            idx->lit = Value::integer(std::stoll(digits));
+          } catch (const std::exception&) {
+            fail("index '." + digits + "' is out of range");
+          }
           a->args.push_back(std::move(node));
           a->args.push_back(std::move(idx));
           node = std::move(a);

@@ -46,6 +46,11 @@ TEST(Jinja, ErrorsNameTemplateLineAndWhatWasExpected) {
       {"{% set x.y = 1 %}", "t.jinja:1", "only of a namespace()"},
       {"{% for a, b in [1] %}{% endfor %}", "t.jinja:1", "cannot unpack"},
       {"{{ none() }}", "t.jinja:1", "not callable"},
+      // Numbers past int64 (fuzz_chat_template, session 21: `ns.999...9names` threw std::out_of_range)
+      {"{{ 99999999999999999999 }}", "t.jinja:1", "number literal '99999999999999999999' is out of range"},
+      {"x\n{{ [1].99999999999999999999 }}", "t.jinja:2", "index '.99999999999999999999' is out of range"},
+      {"{{ [[1]] | map(attribute='99999999999999999999') | list }}", "t.jinja:1",
+       "attribute index '99999999999999999999' is out of range"},
   };
   for (const Case& c : cases) {
     const std::string msg = error_of(c.src);
