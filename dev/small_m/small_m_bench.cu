@@ -66,8 +66,9 @@ double act_silu(double g) { return g / (1.0 + std::exp(-g)); }
 
 // The launch configurations timed side by side: the default rule, then fixed (unroll, warps per row).
 // Every one but the first with the weights settled (Args::prefetch: read before pdl::enter(), as wick's decode does).
-const small_m::Tuning kTunings[] = {{0, 0}, {0, 0}, {4, 0}, {8, 0}, {8, 1}, {8, 2}, {8, 4}, {8, 8}};
-const char* kTuningNames[] = {"default", "def pre", "U4 Kdef", "U8 Kdef", "U8 K1", "U8 K2", "U8 K4", "U8 K8"};
+const small_m::Tuning kTunings[] = {{0, 0}, {0, 0}, {4, 1}, {4, 2}, {4, 4}, {4, 8}, {8, 1}, {8, 2}, {8, 4}, {8, 8}};
+const char* kTuningNames[] = {"default", "def pre", "U4 K1", "U4 K2", "U4 K4", "U4 K8",
+                              "U8 K1",   "U8 K2",   "U8 K4", "U8 K8"};
 constexpr int kNumTunings = sizeof(kTunings) / sizeof(kTunings[0]);
 
 int run_shape(const Shape& s, int M, std::mt19937& rng, cudaStream_t st) {
