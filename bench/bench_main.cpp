@@ -19,6 +19,7 @@ int main(int argc, char** argv) {
   wick::bench::register_serve_step_benchmarks(devices);
   wick::bench::register_gemm_strided_benchmarks(devices);
   wick::bench::register_chat_template_benchmarks(devices);
+  wick::bench::register_decode_attention_benchmarks(devices);
   benchmark::Initialize(&argc, argv);
   if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
   benchmark::RunSpecifiedBenchmarks();

@@ -32,6 +32,7 @@ void register_prefill_benchmarks(const std::vector<Device>& devices);  // bench_
 void register_serve_step_benchmarks(const std::vector<Device>& devices);  // bench_serve_step.cpp
 void register_gemm_strided_benchmarks(const std::vector<Device>& devices);  // bench_gemm_strided.cpp
 void register_chat_template_benchmarks(const std::vector<Device>& devices);  // bench_chat_template.cpp
+void register_decode_attention_benchmarks(const std::vector<Device>& devices);  // bench_decode_attention.cpp
 
 // N(0, scale^2) f32 tensor of `shape` on dev.
 inline Tensor randn(const Shape& shape, Rng& rng, Device dev, float scale = 1.0f) {
