@@ -22,7 +22,8 @@ void register_decode_attention_benchmarks(const std::vector<Device>& devices) {
     if (!dev.is_cuda()) continue;  // the one-launch decode kernel is CUDA's
     for (const char* preset : {"qwen2.5-0.5b", "qwen2.5-1.5b", "qwen2.5-7b"})
       for (int64_t keys : {128, 384, 1024}) {
-        const std::string name = std::string("decode_attention/") + preset + "/" + std::to_string(keys) + dev_suffix(dev);
+        const std::string name =
+            std::string("decode_attention/") + preset + "/" + std::to_string(keys) + dev_suffix(dev);
         benchmark::RegisterBenchmark(name.c_str(), [preset, keys, dev](benchmark::State& st) {
           const ModelConfig c = preset_config(preset);
           const int64_t H = c.num_heads, Hkv = c.num_kv_heads, D = c.head_dim, cap = 1024;

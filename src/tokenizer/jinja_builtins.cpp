@@ -354,7 +354,8 @@ Value attr_path(const Value& v, const std::string& path) {
     if (!part.empty() && std::all_of(part.begin(), part.end(), [](char c) { return c >= '0' && c <= '9'; })) {
       int64_t index = 0;
       const auto [end, ec] = std::from_chars(part.data(), part.data() + part.size(), index);
-      if (ec != std::errc() || end != part.data() + part.size()) throw EvalError("attribute index '" + part + "' is out of range");
+      if (ec != std::errc() || end != part.data() + part.size())
+        throw EvalError("attribute index '" + part + "' is out of range");
       cur = get_item(cur, Value::integer(index));
     } else {
       cur = get_item(cur, Value::string(part));
