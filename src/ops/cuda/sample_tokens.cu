@@ -125,37 +125,42 @@ __device__ __forceinline__ bool seen_at(const Rule& q, long long i) {
 }
 __device__ __forceinline__ float score_at(const Rule& q, long long i) { return score_of(q, q.row[i], seen_at(q, i)); }
 
-// Calls f(i, s, x) for every token i of the row (s its score, x its logit), kUnroll loads in flight per thread
-// before any is used (one load at a time would leave a pass waiting on L2 latency). A warp takes kUnroll * 32
-// consecutive ids a step (coalesced), each thread's ids ascend, and whole warps step together: lanes past V get
-// i = -1, so f may call warp-collective helpers.
+// Calls f(i, s, x) for every token i in [lo, hi) of the row (s its score, x its logit), kUnroll loads in flight
+// per thread before any is used (one load at a time would leave a pass waiting on L2 latency). A warp takes
+// kUnroll * 32 consecutive ids a step (coalesced), each thread's ids ascend, and whole warps step together: lanes
+// past hi get i = -1, so f may call warp-collective helpers. kBlock: the block's threads.
 constexpr int kUnroll = 4;
-template <class F>
-__device__ __forceinline__ void for_scores(const Rule& q, long long V, F&& f) {
+template <int kBlock, class F>
+__device__ __forceinline__ void for_scores_in(const Rule& q, long long lo, long long hi, F&& f) {
   const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
-  for (long long base = static_cast<long long>(warp) * 32 * kUnroll; base < V;
-       base += static_cast<long long>(kThreads) * kUnroll) {
+  for (long long base = lo + static_cast<long long>(warp) * 32 * kUnroll; base < hi;
+       base += static_cast<long long>(kBlock) * kUnroll) {
     float x[kUnroll];
     bool seen[kUnroll];
 #pragma unroll
     for (int u = 0; u < kUnroll; u++) {
       const long long i = base + u * 32 + lane;
-      x[u] = i < V ? __ldg(q.row + i) : 0.0f;
-      seen[u] = i < V && seen_at(q, i);
+      x[u] = i < hi ? __ldg(q.row + i) : 0.0f;
+      seen[u] = i < hi && seen_at(q, i);
     }
     if (q.build_bits) {  // pass A: the warp's 32 marks of each step are one bitmap word
 #pragma unroll
       for (int u = 0; u < kUnroll; u++) {
         const unsigned word = __ballot_sync(kFull, seen[u]);
-        if (lane == 0 && base + u * 32 < V) q.build_bits[(base + u * 32) >> 5] = word;
+        if (lane == 0 && base + u * 32 < hi) q.build_bits[(base + u * 32) >> 5] = word;
       }
     }
 #pragma unroll
     for (int u = 0; u < kUnroll; u++) {
       const long long i = base + u * 32 + lane;
-      f(i < V ? i : -1LL, score_of(q, x[u], seen[u]), x[u]);
+      f(i < hi ? i : -1LL, score_of(q, x[u], seen[u]), x[u]);
     }
   }
+}
+// The whole row, by the main kernel's kThreads.
+template <class F>
+__device__ __forceinline__ void for_scores(const Rule& q, long long V, F&& f) {
+  for_scores_in<kThreads>(q, 0, V, f);
 }
 
 // Stage 1: after top-k; 2: after top-p; 3: after min-p. The weight exp(s - max) of token i with score s if it
@@ -383,7 +388,8 @@ __device__ uint64_t top_p_cut(const Rule& q, long long V, float norm1, uint64_t 
 }
 
 // Row r's history mask: row r of seen, or (pooled) the pool row seen_rows[r], -1 = none; null without one.
-__device__ __forceinline__ int* history_of(int* seen, const int* seen_rows, long long r, long long V) {
+template <class I>  // int or const int
+__device__ __forceinline__ I* history_of(I* seen, const int* seen_rows, long long r, long long V) {
   const long long hist = seen_rows ? seen_rows[r] : r;
   return seen && hist >= 0 ? seen + hist * V : nullptr;
 }
@@ -416,24 +422,13 @@ __global__ void __launch_bounds__(kSplitThreads)
   Rule q{};
   q.row = logits + r * V;
   q.penalty = row.penalty;
-  q.mark = q.penalty != 1.0f ? history_of(const_cast<int*>(seen), seen_rows, r, V) : nullptr;
+  q.mark = q.penalty != 1.0f ? history_of(seen, seen_rows, r, V) : nullptr;
   q.temperature = 1.0f;
-  const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
   const long long lo = static_cast<long long>(blockIdx.x) * kSplitChunk, hi = min(V, lo + kSplitChunk);
   Best me = argmax::none();
-  for (long long base = lo + warp * 32 * kUnroll; base < hi; base += kSplitThreads * kUnroll) {
-    float x[kUnroll];
-#pragma unroll
-    for (int u = 0; u < kUnroll; u++) {  // all loads first: kUnroll in flight a thread
-      const long long i = base + u * 32 + lane;
-      x[u] = i < hi ? __ldg(q.row + i) : 0.0f;
-    }
-#pragma unroll
-    for (int u = 0; u < kUnroll; u++) {
-      const long long i = base + u * 32 + lane;
-      if (i < hi) take_score(me, i, score_of(q, x[u], seen_at(q, i)), x[u]);
-    }
-  }
+  for_scores_in<kSplitThreads>(q, lo, hi, [&](long long i, float s, float x) {
+    if (i >= 0) take_score(me, i, s, x);
+  });
   __shared__ Best warps[kSplitThreads / 32];
   me = block_best(me, warps);
   if (threadIdx.x == 0) part[r * gridDim.x + blockIdx.x] = me;
