@@ -122,19 +122,24 @@ void check_rope_qk_cache_write(Device dev, DType dt) {
 
 void check_rope_cache_attention(Device dev, DType dt) {
   Rng rng(17);
-  struct Shape5 {
+  struct Case {
     int64_t T, H, Hkv, D;
     bool device_positions;
+    int64_t S = 300;                   // the caches' capacity
+    std::vector<int32_t> positions{};  // [B, T]; empty: the defaults below
   };
-  for (const Shape5& sh : {Shape5{1, 14, 2, 64, true}, Shape5{1, 4, 4, 128, true}, Shape5{1, 12, 4, 64, true},
-                           Shape5{1, 16, 2, 128, true}, Shape5{1, 7, 1, 6, true}, Shape5{1, 14, 2, 64, false},
-                           Shape5{3, 14, 2, 64, false}}) {
-    const int64_t B = 2, T = sh.T, H = sh.H, Hkv = sh.Hkv, D = sh.D, S = 300, X = Hkv * D;
+  // The last shape: positions past the 512 keys the decode kernel's warps take in one step (the appended row in a
+  // warp's second step), and the cache's last row.
+  for (const Case& sh : {Case{1, 14, 2, 64, true}, Case{1, 4, 4, 128, true}, Case{1, 12, 4, 64, true},
+                           Case{1, 16, 2, 128, true}, Case{1, 7, 1, 6, true}, Case{1, 14, 2, 64, false},
+                           Case{3, 14, 2, 64, false}, Case{1, 12, 2, 128, true, 1024, {700, 1023}}}) {
+    const int64_t B = 2, T = sh.T, H = sh.H, Hkv = sh.Hkv, D = sh.D, S = sh.S, X = Hkv * D;
     const Tensor q = randn({B, T, H, D}, rng).to(dt), k = randn({B, T, Hkv, D}, rng).to(dt);
     const Tensor v = randn({B, T, Hkv, D}, rng).to(dt);
     // rows 0..kv_len-1 random, later rows NaN (never read: the keys past a query's position are masked)
     // positions on the device: each row its own; on the host: the last T of kv_len, as attention_forward places them
-    const std::vector<int32_t> pos = T == 3                  ? std::vector<int32_t>{40, 41, 42, 40, 41, 42}
+    const std::vector<int32_t> pos = !sh.positions.empty() ? sh.positions
+                                     : T == 3              ? std::vector<int32_t>{40, 41, 42, 40, 41, 42}
                                      : sh.device_positions ? std::vector<int32_t>{257, 3}
                                                            : std::vector<int32_t>{257, 257};
     const int64_t kv_len = sh.device_positions ? S : pos[T - 1] + 1;

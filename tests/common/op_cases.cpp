@@ -175,8 +175,8 @@ static std::vector<CasePtr> build() {
   c.push_back(make_attention({.B = 1, .T = 1, .H = 14, .Hkv = 2, .D = 64, .kv_len = 300, .S = 2048, .positions = true}));
   c.push_back(make_attention({.B = 2, .T = 3, .H = 4, .Hkv = 2, .D = 16, .kv_len = 20, .S = 24, .window = 6, .positions = true}));
   c.push_back(make_attention({.B = 1, .T = 1, .H = 4, .Hkv = 1, .D = 256, .kv_len = 700, .S = 2000, .window = 512, .positions = true}));
-  // decode attention's one-launch kernel (ops/cuda/decode_attention.cu: T = 1, D 64 or 128, <= 8 query heads per
-  // kv head, <= 1024 keys): 1 to 7 heads a group, more keys than its 8 warps take in one pass, a window, B > 1,
+  // decode attention's one-launch kernel (ops/cuda/decode_attention.cu: T = 1, D 64 or 128, a block a query head,
+  // <= 1024 keys): 1 to 7 heads a group, more keys than its 16 warps take in one pass (512), a window, B > 1,
   // the largest span it takes (1024) with positions on the device, the 7B shape without lse
   c.push_back(make_attention({.B = 2, .T = 1, .H = 12, .Hkv = 2, .D = 128, .kv_len = 300, .S = 320}));
   c.push_back(make_attention({.B = 1, .T = 1, .H = 4, .Hkv = 4, .D = 128, .kv_len = 1000, .S = 1024, .positions = true}));

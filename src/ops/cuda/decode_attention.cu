@@ -4,33 +4,41 @@
 // the keys over many blocks (flash-decoding) and combines the parts in a second launch. At a few hundred keys
 // that is two launches and a round trip of partial sums through memory for ~100 KB of keys and values, and
 // it was the largest kernel of a replayed decode step. Here one block owns (batch row b, query head h) and walks
-// all the keys its query sees (kDecodeHeadsPerBlock says why a head a block and not a kv head's group: the
+// all the keys its query sees (the note above kDecodeMaxKeys says why a head a block and not a kv head's group: the
 // other blocks of the group read the same keys and values, from L2):
 //   - the keys [first, pos] are dealt to the block's kDecodeWarps warps 32 at a time; per 32 keys a warp computes
-//     the scores lane-per-key (lane j reads key j's row in 16-byte vectors, q from shared memory as broadcasts),
-//     updates a running max m, sum l and accumulator (online softmax, f32), then adds p * v lane-per-dim (lane
-//     owns D/32 consecutive dims of each value row: coalesced; the step's 32 value slices are loaded into
-//     registers before the scores, so their latency hides behind the softmax);
-//   - at the end the warps' (m, l, acc) are merged through shared memory and the block writes out (and lse).
+//     the scores lane-per-key (lane j holds key j's row in registers, 16-byte loads; q from shared memory as
+//     broadcasts), updates a running max m, sum l and accumulator (online softmax, f32), then adds p * v
+//     lane-per-dim (lane owns D/32 consecutive dims of each value row), p_j by a shuffle and the value rows
+//     from the warp's tile in shared memory;
+//   - a step's value rows go to that tile by cp.async and its key rows to registers, both issued as soon as the
+//     position is known: for the first step BEFORE the queries' RoPE and the cache append, so the cache's latency
+//     hides behind that phase (the rows read are below positions[b], never the one this launch appends);
+//   - at the end the warps' (m, l, acc) are merged through shared memory (each warp's acc in its spent tile) and
+//     the block writes out (and lse).
+// Session 22 moved the value rows from registers (32 slices a lane, 64 registers at D 128, with spills) to the
+// tile and issued the loads before the RoPE phase: the same arithmetic in the same order (the same bits), and on
+// an H200 0.5B decode 1,289 -> ~1,500 tok/s, 1.5B 643 -> 716, 7B 232.6 -> 246.3 (docs/benchmarks.md section 10).
 // Taken for T = 1, head dim 64 or 128, no segment ids, and at most kDecodeMaxKeys keys a query may see (the
 // cache's capacity when the positions are on the device: a replayed graph plans for the longest); beyond that
 // the split-key path fills the GPU better. WICK_DECODE_ATTENTION=0 turns it off (the split-key path then runs).
 //
 // Numerics: f32 inside, expf, one rounding to T on the store; the summation order differs from the split-key
-// kernel's (scores over dims in 16-byte chunks; the warps' parts merged in warp order; the heads a block takes do
-// not change it, the warps a block do).
+// kernel's (scores over dims in 16-byte chunks; the warps' parts merged in warp order: the warps a block change
+// it).
 //
 // rope_cache_attention (ops/attention.h) runs the step's RoPE and KV-cache append in the same launch
 // (RopeAppend): each block rotates its query head (written back to q) and its kv head's key as it loads them
 // (rope_rotate.cuh: rope.cu's arithmetic, so the same bits), keeps the new key and value row in shared memory and
 // attends to it from there, and the block of the group's first head stores both rows at row positions[b] of the
 // caches. A decode layer then runs one kernel fewer, and the append costs no extra round trip: its loads go out
-// with the query's. The keys and values are read with __ldcg (through L2), never the non-coherent path: the
-// caches are written in this launch (other rows than the ones read).
+// with the query's. The keys and values are read through L2 (__ldcg, cp.async.cg), never the non-coherent path:
+// the caches are written in this launch (other rows than the ones read).
 #include <algorithm>
 
 #include "core/env.h"
 #include "ops/cuda/attention.cuh"
+#include "ops/cuda/cp_async.cuh"
 #include "ops/cuda/cuda_ops.h"
 #include "ops/cuda/pdl.cuh"
 #include "ops/cuda/rope_rotate.cuh"
@@ -48,31 +56,20 @@ using cuda::bf16;
 // random-weight models: the warps' parts merge in another order.)
 constexpr int kDecodeWarps = 16;
 constexpr int kDecodeMaxKeys = 1024;
-// Query heads a block takes (the kernel's NREP). Measured on an H200 (session 20, wick generate, batch 1, 128-token
-// prompt + 256 new, with the RoPE and cache append in the kernel): 8 (a block per kv head, all its query heads) ->
-// 4 -> 2 -> 1: 0.5B 1,107 -> 1,182 -> 1,215 -> 1,238 tok/s, 1.5B 539 -> 615 -> 630 -> 644, 7B 208.5 -> 221.6 ->
-// 223.3 -> 226.4. More blocks each with less arithmetic a step (the scores, the softmax and P.V are per head)
-// shorten the chain more than the repeated key and value reads (from L2 after the first block) cost.
-constexpr int kDecodeHeadsPerBlock = 1;
+// kDecodeHeadsPerBlock, as it was: query heads a block takes. Measured on an H200 (session 20, wick generate, batch
+// 1, 128-token prompt + 256 new, with the RoPE and cache append in the kernel): 8 (a block per kv head, all its
+// query heads) -> 4 -> 2 -> 1: 0.5B 1,107 -> 1,182 -> 1,215 -> 1,238 tok/s, 1.5B 539 -> 615 -> 630 -> 644, 7B
+// 208.5 -> 221.6 -> 223.3 -> 226.4. More blocks each with less arithmetic a step (the scores, the softmax and P.V
+// are per head) shorten the chain more than the repeated key and value reads (from L2 after the first block) cost;
+// the kernel now takes one head a block, always.
 
 // A lane's DPL consecutive elements of one value row as loaded (1, 2 or 4 32-bit words), widened when used.
 template <typename T, int DPL> struct VSlice {
   static constexpr int kWords = DPL * static_cast<int>(sizeof(T)) / 4;
   static_assert(kWords == 1 || kWords == 2 || kWords == 4, "a lane's slice is 4, 8 or 16 bytes");
   uint32_t w[kWords];
+  // From shared memory (the warp's value tile, or the appended row).
   __device__ __forceinline__ void load(const T* p) {
-    if constexpr (kWords == 1) {
-      w[0] = __ldcg(reinterpret_cast<const unsigned int*>(p));
-    } else if constexpr (kWords == 2) {
-      const uint2 u = __ldcg(reinterpret_cast<const uint2*>(p));
-      w[0] = u.x, w[1] = u.y;
-    } else {
-      const uint4 u = __ldcg(reinterpret_cast<const uint4*>(p));
-      w[0] = u.x, w[1] = u.y, w[2] = u.z, w[3] = u.w;
-    }
-  }
-  // From shared memory (the appended row, RopeAppend): a plain load.
-  __device__ __forceinline__ void load_generic(const T* p) {
     if constexpr (kWords == 1) {
       w[0] = *reinterpret_cast<const uint32_t*>(p);
     } else if constexpr (kWords == 2) {
@@ -109,104 +106,87 @@ template <typename T> struct RopeAppend {
   T* v_cache = nullptr;
 };
 
-// Which query heads a block takes: block x of a batch row takes chunk c = x % chunks of kv head g = x / chunks, i.e.
-// query heads [h0, h0 + nh) of g's n_rep (a.n_rep split into `chunks` chunks of up to `hpb` heads).
-struct HeadChunk {
-  int g, c, h0, nh;
-  __device__ HeadChunk(const Dims& a, int chunks, int hpb) {
-    g = blockIdx.x / chunks;
-    c = blockIdx.x - g * chunks;
-    h0 = g * a.n_rep + c * hpb;
-    nh = min(hpb, a.n_rep - c * hpb);
-  }
-};
-
-// The block's query heads [NREP][D] into qs as f32 (rows >= nh zero). With ra.inv_freq, first the RoPE and the
-// cache append of rope_qk_cache_write: the block's query heads rotated (and written back to q: each head belongs to
-// one block), the key of head g rotated into knew and the value copied into vnew (every block of g does it for
-// itself and attends to the new row from there, so that no block reads what another block writes), and the first
-// chunk's block stores both rows at row positions[b] of the caches. ra.k is left as it is (several blocks read it).
-// Ends with a barrier.
-template <typename T, int D, int NREP, int W>
-__device__ __forceinline__ void load_queries(const T* q, const RopeAppend<T>& ra, const Dims& a, int b,
-                                             const HeadChunk& hc, float (&qs)[NREP][D], float (&cs)[2][D / 2],
-                                             T* knew, T* vnew) {
-  const int nh = hc.nh, h0 = hc.h0, g = hc.g;
+// The block's query head h into qs as f32. With ra.inv_freq, first the RoPE and the cache append of
+// rope_qk_cache_write: the query head rotated (and written back to q: each head belongs to one block), the key of
+// kv head g rotated into knew and the value copied into vnew (every block of g does it for itself and attends to
+// the new row from there, so that no block reads what another block writes), and the block of g's first query
+// head stores both rows at row positions[b] of the caches. ra.k is left as it is (several blocks read it). Every
+// thread loads its one item (a query pair, a key pair or a value element) before the position-dependent cos/sin
+// are needed, so the loads of the step's projections and of the position are in flight together. Ends with a
+// barrier.
+template <typename T, int D, int W>
+__device__ __forceinline__ void load_query_head(const T* q, const RopeAppend<T>& ra, const Dims& a, int b, int h,
+                                                int g, float (&qs)[D], float (&cs)[2][D / 2], T* knew, T* vnew) {
   if (!ra.inv_freq) {
-    for (int i = threadIdx.x; i < NREP * D; i += W * 32) {
-      const int h = i / D, d = i - h * D;
-      qs[h][d] = h < nh ? cuda::to_f(q[((long long)b * a.H + h0 + h) * D + d]) : 0.0f;
-    }
+    for (int d = threadIdx.x; d < D; d += W * 32) qs[d] = cuda::to_f(q[((long long)b * a.H + h) * D + d]);
     __syncthreads();
     return;
   }
   constexpr int half = D / 2;
+  static_assert(2 * half + D <= W * 32, "one item a thread: the query's pairs, the key's pairs, the value row");
+  const int i = threadIdx.x;
+  const T* kr = ra.k + ((long long)b * a.Hkv + g) * D;
+  const T* vr = ra.v + ((long long)b * a.Hkv + g) * D;
+  T* xq = ra.q + ((long long)b * a.H + h) * D;
+  // Item i: query pair i (i < half), key pair i - half (i < 2 half), value element i - 2 half (i < 2 half + D).
+  const bool is_query = i < half, is_key = !is_query && i < 2 * half;
+  const bool is_value = !is_query && !is_key && i < 2 * half + D;
+  const int j = is_query ? i : i - half;
+  T x1{}, x2{};
+  if (is_query || is_key) {
+    const T* x = is_query ? xq : kr;
+    x1 = x[j], x2 = x[j + half];
+  } else if (is_value) {
+    x1 = vr[i - 2 * half];
+  }
   const long long p = ra.pos[b];
   if (p < 0 || p >= a.S) {
     printf("wick rope_cache_attention: positions[%d] = %lld is outside the cache's [0, %lld)\n", b, p, a.S);
     __trap();
   }
-  for (int i = threadIdx.x; i < half; i += W * 32)
-    cuda::rope_math::cos_sin<T>(static_cast<float>(p), ra.inv_freq[i], cs[0][i], cs[1][i]);
-  for (int i = threadIdx.x; i < (NREP - nh) * D; i += W * 32) qs[nh + i / D][i % D] = 0.0f;
+  if (i < half) cuda::rope_math::cos_sin<T>(static_cast<float>(p), ra.inv_freq[i], cs[0][i], cs[1][i]);
   __syncthreads();
-  const bool writer = hc.c == 0;
+  const bool writer = h % a.n_rep == 0;  // the kv head's first query head stores the new rows
   const long long row = ((long long)b * a.S + p) * a.Hkv * D + (long long)g * D;  // (b, p, g) in the caches
-  const T* kr = ra.k + ((long long)b * a.Hkv + g) * D;
-  // nh query pairs, one key pair and D value elements, one item a thread.
-  for (int i = threadIdx.x; i < (nh + 1) * half + D; i += W * 32) {
-    if (i >= (nh + 1) * half) {
-      const int d = i - (nh + 1) * half;
-      const T x = ra.v[((long long)b * a.Hkv + g) * D + d];
-      vnew[d] = x;
-      if (writer) ra.v_cache[row + d] = x;
-      continue;
-    }
-    const int h = i / half, j = i - h * half;
-    const bool key = h == nh;
-    const T* x = key ? kr : ra.q + ((long long)b * a.H + h0 + h) * D;
+  if (is_value) {
+    const int d = i - 2 * half;
+    vnew[d] = x1;
+    if (writer) ra.v_cache[row + d] = x1;
+  } else if (is_query || is_key) {
     float y1, y2;
-    cuda::rope_math::rotate<T, false>(cuda::to_f(x[j]), cuda::to_f(x[j + half]), cs[0][j], cs[1][j], y1, y2);
+    cuda::rope_math::rotate<T, false>(cuda::to_f(x1), cuda::to_f(x2), cs[0][j], cs[1][j], y1, y2);
     const T r1 = cuda::from_f<T>(y1), r2 = cuda::from_f<T>(y2);
-    if (key) {
-      knew[j] = r1;
-      knew[j + half] = r2;
-      if (writer) {
-        ra.k_cache[row + j] = r1;
-        ra.k_cache[row + j + half] = r2;
-      }
+    if (is_key) {
+      knew[j] = r1, knew[j + half] = r2;
+      if (writer) ra.k_cache[row + j] = r1, ra.k_cache[row + j + half] = r2;
     } else {
-      T* xq = ra.q + ((long long)b * a.H + h0 + h) * D;
-      xq[j] = r1;
-      xq[j + half] = r2;
-      qs[h][j] = cuda::to_f(r1);
-      qs[h][j + half] = cuda::to_f(r2);
+      xq[j] = r1, xq[j + half] = r2;
+      qs[j] = cuda::to_f(r1), qs[j + half] = cuda::to_f(r2);
     }
   }
   __syncthreads();
 }
 
-// q [B, 1, H, D], k/v [B, S, Hkv, D] -> out [B, 1, H, D], lse [B, H, 1] (may be null). grid (Hkv * chunks, B):
-// HeadChunk says which query heads a block takes (hpb <= NREP of them); W warps. ra: see RopeAppend (q, k, v may
-// then be written by this kernel: not restrict).
-template <typename T, int D, int NREP, int W>
+// q [B, 1, H, D], k/v [B, S, Hkv, D] -> out [B, 1, H, D], lse [B, H, 1] (may be null). grid (H, B), W warps;
+// dynamic shared memory: the warps' value tiles, W * 32 * D * sizeof(T) bytes (decode_smem). ra: see RopeAppend
+// (q, k, v may then be written by this kernel: not restrict).
+template <typename T, int D, int W>
 __global__ void __launch_bounds__(W * 32)
     attn_decode_kernel(const T* q, const T* k, const T* v, T* __restrict__ out, float* __restrict__ lse, Dims a,
-                       RopeAppend<T> ra, int chunks, int hpb) {
+                       RopeAppend<T> ra) {
   pdl::enter();  // launched with pdl::launch
-  constexpr int DPL = D / 32;                    // dims a lane owns in P.V
-  constexpr int E = 16 / static_cast<int>(sizeof(T));  // elements per 16-byte vector
-  __shared__ __align__(16) float qs[NREP][D];
-  __shared__ float ps[W][NREP][32];
-  __shared__ float ms[W][NREP], ls[W][NREP];
-  __shared__ __align__(16) float accs[W][NREP][D];
+  using namespace cp_async;
+  constexpr int DPL = D / 32;                          // dims a lane owns in P.V
+  constexpr int E = 16 / static_cast<int>(sizeof(T));  // elements per 16-byte chunk
+  constexpr int C = D / E;                             // chunks a row
+  extern __shared__ __align__(16) unsigned char decode_tiles[];
+  __shared__ __align__(16) float qs[D];
+  __shared__ float ms[W], ls[W];
   __shared__ float cs[2][D / 2];              // RoPE's cos and sin (ra.inv_freq)
   __shared__ __align__(16) T knew[D], vnew[D];  // the appended key and value row (ra.inv_freq)
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
-  const int b = blockIdx.y;
-  const HeadChunk hc(a, chunks, hpb);
-  const int nh = hc.nh, h0 = hc.h0, g = hc.g;
-  load_queries<T, D, NREP, W>(q, ra, a, b, hc, qs, cs, knew, vnew);
+  const int b = blockIdx.y, h = blockIdx.x, g = h / a.n_rep;
+  T* tile = reinterpret_cast<T*>(decode_tiles) + warp * 32 * D;  // this warp's value rows [32][D]
   const int pos = query_pos(a, b, 0);
   const int key_lo = first_key_at(a, pos), key_end = pos + 1;
   // The key read from knew / vnew instead of the caches: the appended row (positions[b]; pos is it clamped to
@@ -215,102 +195,107 @@ __global__ void __launch_bounds__(W * 32)
   const long long kv_b = (long long)b * a.S * a.Hkv * D + (long long)g * D;  // k/v of (b, key 0, g)
   const long long kv_row = (long long)a.Hkv * D;
 
-  float m[NREP], l[NREP], acc[NREP][DPL];
+  // Step k0's loads: the value rows k0 .. k0 + 31 into the tile (consecutive lanes: consecutive 16-byte chunks of
+  // a row; rows past the keys and the fresh row zero-filled, never read), the lane's key row into kr.
+  uint4 kr[C];
+  const auto issue = [&](int k0) {
+#pragma unroll 4
+    for (int i = lane; i < 32 * C; i += 32) {
+      const int j = i / C, c = i - j * C, key = k0 + j;
+      const bool ok = key < key_end && key != fresh;
+      cp_async16(smem_u32(tile + j * D + c * E), ok ? v + kv_b + key * kv_row + c * E : v, ok);
+    }
+    cp_async_commit();
+    const int key = k0 + lane;
+    if (key < key_end && key != fresh) {
+      const T* kp = k + kv_b + key * kv_row;
 #pragma unroll
-  for (int h = 0; h < NREP; h++) {
-    m[h] = -INFINITY, l[h] = 0.0f;
+      for (int c = 0; c < C; c++) kr[c] = __ldcg(reinterpret_cast<const uint4*>(kp + c * E));
+    }
+  };
+  const int k_first = key_lo + warp * 32;
+  if (k_first < key_end) issue(k_first);
+  load_query_head<T, D, W>(q, ra, a, b, h, g, qs, cs, knew, vnew);
+
+  float m = -INFINITY, l = 0.0f, acc[DPL];
 #pragma unroll
-    for (int i = 0; i < DPL; i++) acc[h][i] = 0.0f;
-  }
-  for (int k0 = key_lo + warp * 32; k0 < key_end; k0 += W * 32) {
-    // This step's value rows (the lane's DPL dims of each) are loaded first: they do not depend on the scores,
-    // so they arrive while the scores and the softmax are computed (read after it, they were a chain of L2 round
-    // trips at the end of every step).
-    const int jn = min(32, key_end - k0);
-    VSlice<T, DPL> vs[32];
-#pragma unroll
-    for (int j = 0; j < 32; j++)
-      if (j < jn) {
-        if (k0 + j == fresh) vs[j].load_generic(vnew + lane * DPL);
-        else vs[j].load(v + kv_b + (long long)(k0 + j) * kv_row + lane * DPL);
-      }
+  for (int i = 0; i < DPL; i++) acc[i] = 0.0f;
+  for (int k0 = k_first; k0 < key_end; k0 += W * 32) {
+    if (k0 != k_first) issue(k0);
     // Scores, lane per key.
     const int key = k0 + lane;
     const bool ok = key < key_end;
-    float s[NREP];
-#pragma unroll
-    for (int h = 0; h < NREP; h++) s[h] = 0.0f;
+    float s = 0.0f;
     if (ok) {
-      const T* kr = k + kv_b + key * kv_row;
-      const bool from_new = key == fresh;
+      if (key == fresh) {
 #pragma unroll
-      for (int c = 0; c < D; c += E) {
+        for (int c = 0; c < C; c++) kr[c] = *reinterpret_cast<const uint4*>(knew + c * E);
+      }
+#pragma unroll
+      for (int c = 0; c < C; c++) {
         float kf[E];
-        const uint4 kv = from_new ? *reinterpret_cast<const uint4*>(knew + c)
-                                  : __ldcg(reinterpret_cast<const uint4*>(kr + c));
-        vec16::unpack(kv, static_cast<const T*>(nullptr), kf);
+        vec16::unpack(kr[c], static_cast<const T*>(nullptr), kf);
 #pragma unroll
-        for (int h = 0; h < NREP; h++)
-#pragma unroll
-          for (int e = 0; e < E; e++) s[h] = fmaf(qs[h][c + e], kf[e], s[h]);
+        for (int e = 0; e < E; e++) s = fmaf(qs[c * E + e], kf[e], s);
       }
     }
-    // Online softmax per head; every 32-key step has its first key (lane 0) inside [key_lo, key_end).
+    // Online softmax; every 32-key step has its first key (lane 0) inside [key_lo, key_end).
+    const float sh = ok ? s * a.scale : -INFINITY;
+    const float m_new = fmaxf(m, cuda::warp_max(sh));
+    const float p = ok ? expf(sh - m_new) : 0.0f;
+    const float alpha = expf(m - m_new);  // 0 on the first step (m = -inf)
+    l = l * alpha + cuda::warp_sum(p);
+    m = m_new;
 #pragma unroll
-    for (int h = 0; h < NREP; h++) {
-      const float sh = ok ? s[h] * a.scale : -INFINITY;
-      const float m_new = fmaxf(m[h], cuda::warp_max(sh));
-      const float p = ok ? expf(sh - m_new) : 0.0f;
-      const float alpha = expf(m[h] - m_new);  // 0 on the first step (m = -inf)
-      l[h] = l[h] * alpha + cuda::warp_sum(p);
-      m[h] = m_new;
-#pragma unroll
-      for (int i = 0; i < DPL; i++) acc[h][i] *= alpha;
-      ps[warp][h][lane] = p;
-    }
+    for (int i = 0; i < DPL; i++) acc[i] *= alpha;
+    // P.V, lane per DPL consecutive dims, from the tile (the fresh row from vnew).
+    cp_async_wait<0>();
     __syncwarp();
-    // P.V, lane per DPL consecutive dims.
-#pragma unroll
-    for (int j = 0; j < 32; j++) {
-      if (j >= jn) break;
+    const int jn = min(32, key_end - k0);
+#pragma unroll 4
+    for (int j = 0; j < jn; j++) {
+      const float pj = __shfl_sync(0xffffffffu, p, j);
+      VSlice<T, DPL> vs;
+      vs.load((k0 + j == fresh ? vnew : tile + j * D) + lane * DPL);
       float vf[DPL];
-      vs[j].get(vf);
+      vs.get(vf);
 #pragma unroll
-      for (int h = 0; h < NREP; h++) {
-        const float p = ps[warp][h][j];
-#pragma unroll
-        for (int i = 0; i < DPL; i++) acc[h][i] = fmaf(p, vf[i], acc[h][i]);
-      }
+      for (int i = 0; i < DPL; i++) acc[i] = fmaf(pj, vf[i], acc[i]);
     }
-    __syncwarp();  // ps is rewritten by the next step
+    __syncwarp();  // the tile is refilled by the next step
   }
 
-  // Merge the warps' parts (a warp without keys has m = -inf, l = 0, acc = 0).
+  // Merge the warps' parts (a warp without keys has m = -inf, l = 0, acc = 0), each warp's accumulator in its own
+  // value tile (its last cp.async has landed: waited above; a warp without keys issued none).
+  float* accs = reinterpret_cast<float*>(decode_tiles);  // [W][32 * D * sizeof(T) / 4] floats, row w's first D used
+  constexpr int kTileFloats = 32 * D * static_cast<int>(sizeof(T)) / 4;
+  if (lane == 0) ms[warp] = m, ls[warp] = l;
 #pragma unroll
-  for (int h = 0; h < NREP; h++) {
-    if (lane == 0) ms[warp][h] = m[h], ls[warp][h] = l[h];
-#pragma unroll
-    for (int i = 0; i < DPL; i++) accs[warp][h][lane * DPL + i] = acc[h][i];
-  }
+  for (int i = 0; i < DPL; i++) accs[warp * kTileFloats + lane * DPL + i] = acc[i];
   __syncthreads();
-  for (int i = threadIdx.x; i < nh * D; i += W * 32) {
-    const int h = i / D, d = i - h * D;
+  for (int d = threadIdx.x; d < D; d += W * 32) {
     float M = -INFINITY;
 #pragma unroll
-    for (int w = 0; w < W; w++) M = fmaxf(M, ms[w][h]);
+    for (int w = 0; w < W; w++) M = fmaxf(M, ms[w]);
     float L = 0.0f, o = 0.0f;
 #pragma unroll
     for (int w = 0; w < W; w++) {
-      if (ms[w][h] == -INFINITY) continue;
-      const float f = expf(ms[w][h] - M);
-      L += ls[w][h] * f;
-      o += accs[w][h][d] * f;
+      if (ms[w] == -INFINITY) continue;
+      const float f = expf(ms[w] - M);
+      L += ls[w] * f;
+      o += accs[w * kTileFloats + d] * f;
     }
     const float inv_l = L > 0.0f ? 1.0f / L : 0.0f;
-    out[((long long)b * a.H + h0 + h) * D + d] = cuda::from_f<T>(o * inv_l);
-    if (lse && d == 0) lse[(long long)b * a.H + h0 + h] = L > 0.0f ? M + logf(L) : -INFINITY;
+    out[((long long)b * a.H + h) * D + d] = cuda::from_f<T>(o * inv_l);
+    if (lse && d == 0) lse[(long long)b * a.H + h] = L > 0.0f ? M + logf(L) : -INFINITY;
   }
 }
+
+// Warps a block: kDecodeWarps, or 8 for f32 at D 128 so that the value tiles stay at 128 KB; and those tiles' bytes
+// (the kernel's dynamic shared memory). elem: sizeof(T).
+constexpr int decode_warps(int elem, int D) { return elem * D > 256 ? 8 : kDecodeWarps; }
+constexpr int decode_smem(int elem, int D) { return decode_warps(elem, D) * 32 * D * elem; }
+constexpr int kDecodeStaticSmem = 4096;  // the kernel's static shared memory, at most (~2 KB at D 128, f32)
 
 bool decode_attention_on() {
   static const bool on = env_default_on("WICK_DECODE_ATTENTION");
@@ -323,19 +308,21 @@ bool aligned16(const Tensor& t) { return reinterpret_cast<uintptr_t>(t.raw()) % 
 bool decode_kernel_applies(const Tensor& k, const Tensor& v, const Dims& a) {
   const int span = a.window > 0 ? std::min(a.window, a.kv_len) : a.kv_len;  // keys a query may see, at most
   return decode_attention_on() && a.T == 1 && (a.D == 64 || a.D == 128) && !a.seg &&
-         span <= kDecodeMaxKeys && a.B <= 65535 && aligned16(k) && aligned16(v);
+         span <= kDecodeMaxKeys && a.B <= 65535 && aligned16(k) && aligned16(v) &&
+         decode_smem(static_cast<int>(dtype_size(k.dtype())), a.D) + kDecodeStaticSmem <=
+             cuda::max_shared_memory_optin(k.device().index);
 }
 
 // One launch of the kernel (decode_kernel_applies said yes); ra.inv_freq null: plain attention.
 template <typename T>
 void launch_decode(const T* q, const T* k, const T* v, T* out, float* lse, const Dims& a, const RopeAppend<T>& ra,
-                   cudaStream_t s) {
-  const int hpb = std::min(kDecodeHeadsPerBlock, a.n_rep), chunks = (a.n_rep + hpb - 1) / hpb;
-  const dim3 grid(a.Hkv * chunks, a.B);
+                   int device, cudaStream_t s) {
   const auto go = [&](auto d_tag) {
-    constexpr int D = decltype(d_tag)::value;
-    WICK_CUDA_CHECK(pdl::launch(attn_decode_kernel<T, D, kDecodeHeadsPerBlock, kDecodeWarps>, grid,
-                                dim3(kDecodeWarps * 32), 0, s, q, k, v, out, lse, a, ra, chunks, hpb));
+    constexpr int D = decltype(d_tag)::value, elem = sizeof(T);
+    constexpr int W = decode_warps(elem, D), smem = decode_smem(elem, D);
+    const auto kernel = attn_decode_kernel<T, D, W>;
+    prepare_smem(kernel, smem, device);
+    WICK_CUDA_CHECK(pdl::launch(kernel, dim3(a.H, a.B), dim3(W * 32), smem, s, q, k, v, out, lse, a, ra));
   };
   if (a.D == 64) go(std::integral_constant<int, 64>{});
   else go(std::integral_constant<int, 128>{});
@@ -350,7 +337,7 @@ bool decode_attention_forward(const Tensor& q, const Tensor& k, const Tensor& v,
   cuda::dispatch_float(q.dtype(), "attention_forward", [&](auto tag) {
     using T = typename decltype(tag)::type;
     launch_decode<T>(cuda::cptr<T>(q), cuda::cptr<T>(k), cuda::cptr<T>(v), cuda::ptr<T>(out), lse_p, a, RopeAppend<T>{},
-                     cuda::stream_of(out));
+                     out.device().index, cuda::stream_of(out));
   });
   return true;
 }
@@ -378,7 +365,8 @@ bool rope_cache_attention(Tensor& q, Tensor& k, const Tensor& v, const Tensor& p
     ra.pos = cuda::cptr<int32_t>(positions);
     ra.k_cache = cuda::ptr<T>(k_cache);
     ra.v_cache = cuda::ptr<T>(v_cache);
-    launch_decode<T>(ra.q, ra.k_cache, ra.v_cache, cuda::ptr<T>(out), lse_p, a, ra, cuda::stream_of(out));
+    launch_decode<T>(ra.q, ra.k_cache, ra.v_cache, cuda::ptr<T>(out), lse_p, a, ra, out.device().index,
+                     cuda::stream_of(out));
   });
   return true;
 }
