@@ -7,7 +7,8 @@
 //
 // Every failure is a wick::Error naming the template and line: syntax outside the subset, undefined
 // variables used as objects, type errors, raise_exception() (its message is the error), and runaway input
-// (nesting, recursion and string size are bounded, so a template cannot crash or hang wick).
+// (nesting, recursion and string size are bounded, and a render's work by a step budget - jinja_builtins.h -
+// so a template cannot crash or hang wick).
 #pragma once
 #include <ctime>
 #include <memory>

@@ -8,8 +8,26 @@
 #include <utf8proc.h>
 
 #include "tokenizer/jinja_lexer.h"
+#include "tokenizer/utf8.h"
 
 namespace wick::jinja {
+
+namespace {
+thread_local StepBudget* current_budget = nullptr;
+}  // namespace
+
+StepBudget::StepBudget() : prev_(current_budget) { current_budget = this; }
+StepBudget::~StepBudget() { current_budget = prev_; }
+
+void StepBudget::exceeded() {
+  throw EvalError("the template ran more than " + std::to_string(kMaxSteps) +
+                  " steps (statements, expressions, loop iterations, macro calls, items and bytes of data handled; "
+                  "a runaway loop?)");
+}
+
+void charge(int64_t n) {
+  if (current_budget) current_budget->spend(n);
+}
 
 namespace {
 
@@ -22,6 +40,7 @@ Value arg(const CallArgs& a, size_t k, const char* name, const Value& def) {
 std::string need_str(const Value& v, const std::string& what) {
   if (v.is_undefined()) throw EvalError(undefined_message(v));
   if (!v.is_string()) throw EvalError(what + " expects a string, got '" + v.type_name() + "'");
+  charge(str_steps(v.str().size()));  // a copy
   return v.str();
 }
 
@@ -55,22 +74,52 @@ std::string map_case(const std::string& s, int mode /*0 lower, 1 upper, 2 title,
   return out;
 }
 
-// Python's str.strip(chars) with explicit characters (each code point of chars is stripped).
-std::string strip_chars(const std::string& s, const std::string& chars, bool left, bool right) {
-  const std::vector<std::string> cps = code_points(s), set = code_points(chars);
-  auto in = [&](const std::string& c) { return std::find(set.begin(), set.end(), c) != set.end(); };
-  size_t a = 0, b = cps.size();
-  if (left) while (a < b && in(cps[a])) a++;
-  if (right) while (b > a && in(cps[b - 1])) b--;
-  std::string out;
-  for (size_t k = a; k < b; k++) out += cps[k];
+// py_strip, charged: the copy by its bytes, the whitespace it decoded (character by character) by its length.
+std::string strip_ws(const std::string& s, bool left, bool right) {
+  std::string out = py_strip(s, left, right);
+  charge(str_steps(s.size()) + char_steps(s.size() - out.size()));
   return out;
+}
+
+// Python's str.strip(chars) with explicit characters (each code point of chars is stripped). The characters
+// are those code_points() splits s into, walked in place: a left strip looks only at what it strips, a right
+// strip scans forward from there (a stray byte is a character of its own, as code_points has it); chars is
+// a sorted set, so each character costs a few comparisons however long chars is.
+std::string strip_chars(const std::string& s, const std::string& chars, bool left, bool right) {
+  auto key = [](const char* p, size_t n) {  // a character (1-4 bytes) as one number
+    uint64_t k = n;
+    for (size_t i = 0; i < n; i++) k |= static_cast<uint64_t>(static_cast<unsigned char>(p[i])) << (8 * (i + 1));
+    return k;
+  };
+  std::vector<uint64_t> set;
+  for (const std::string& c : code_points(chars)) set.push_back(key(c.data(), c.size()));
+  std::sort(set.begin(), set.end());
+  auto in = [&](size_t at, size_t n) { return std::binary_search(set.begin(), set.end(), key(s.data() + at, n)); };
+  size_t a = 0, b = s.size();
+  if (left)
+    while (a < b) {
+      const size_t n = tok::utf8_char_len(s, a);
+      if (!in(a, n)) break;
+      a += n;
+    }
+  if (right) {
+    size_t run = std::string::npos;  // where the trailing run of stripped characters starts
+    for (size_t k = a; k < b;) {
+      const size_t n = tok::utf8_char_len(s, k);
+      if (!in(k, n)) run = std::string::npos;
+      else if (run == std::string::npos) run = k;
+      k += n;
+    }
+    if (run != std::string::npos) b = run;
+  }
+  charge(char_steps(right ? s.size() : a) + str_steps(b - a));  // the characters looked at, and the copy
+  return s.substr(a, b - a);
 }
 
 Value strip_value(const Value& self, const CallArgs& a, bool left, bool right) {
   const std::string s = need_str(self, "strip");
   const Value chars = arg(a, 0, "chars", Value::none());
-  if (chars.is_none()) return Value::string(py_strip(s, left, right));
+  if (chars.is_none()) return Value::string(strip_ws(s, left, right));
   return Value::string(strip_chars(s, need_str(chars, "strip"), left, right));
 }
 
@@ -96,17 +145,20 @@ Value split_value(const std::string& s, const Value& sep, int64_t maxsplit) {
       }
       std::string w;
       while (k < cps.size() && !space(k)) w += cps[k++];
+      charge(1);  // a part
       out.push_back(Value::string(w));
     }
     return Value::of_list(std::move(out));
   }
   const std::string d = need_str(sep, "split");
   if (d.empty()) throw EvalError("split(): empty separator");
+  charge(2 * str_steps(s.size()));  // read, and copied into the parts
   size_t pos = 0;
   for (;;) {
     if (maxsplit >= 0 && static_cast<int64_t>(out.size()) == maxsplit) break;
     const size_t at = s.find(d, pos);
     if (at == std::string::npos) break;
+    charge(1);  // a part
     out.push_back(Value::string(s.substr(pos, at - pos)));
     pos = at + d.size();
   }
@@ -115,6 +167,7 @@ Value split_value(const std::string& s, const Value& sep, int64_t maxsplit) {
 }
 
 std::string replace_all(const std::string& s, const std::string& from, const std::string& to, int64_t count) {
+  charge(str_steps(s.size()));
   std::string out;
   if (from.empty()) {  // Python inserts `to` between every character (and at both ends)
     const std::vector<std::string> cps = code_points(s);
@@ -124,6 +177,7 @@ std::string replace_all(const std::string& s, const std::string& from, const std
       if (k < cps.size()) out += cps[k];
       if (out.size() > kMaxString) throw EvalError("string longer than 64 MiB");
     }
+    charge(str_steps(out.size()));
     return out;
   }
   size_t pos = 0;
@@ -137,6 +191,7 @@ std::string replace_all(const std::string& s, const std::string& from, const std
     if (out.size() > kMaxString) throw EvalError("string longer than 64 MiB");
   }
   out.append(s, pos, std::string::npos);
+  charge(str_steps(out.size()));
   return out;
 }
 
@@ -145,6 +200,7 @@ bool starts_or_ends(const std::string& s, const Value& what, bool start) {
     return p.size() <= s.size() && (start ? s.compare(0, p.size(), p) == 0 : s.compare(s.size() - p.size(), p.size(), p) == 0);
   };
   if (what.is_list()) {
+    charge(static_cast<int64_t>(what.list->size()));
     for (const Value& x : *what.list)
       if (one(need_str(x, start ? "startswith" : "endswith"))) return true;
     return false;
@@ -154,6 +210,7 @@ bool starts_or_ends(const std::string& s, const Value& what, bool start) {
 
 // Python's str.splitlines() line boundaries.
 std::vector<std::string> splitlines(const std::string& s) {
+  charge(2 * str_steps(s.size()));  // read, and copied into the lines
   std::vector<std::string> out;
   std::string cur;
   for (size_t k = 0; k < s.size();) {
@@ -165,6 +222,7 @@ std::vector<std::string> splitlines(const std::string& s) {
     else if (c == 0xE2 && k + 2 < s.size() && static_cast<unsigned char>(s[k + 1]) == 0x80 &&
              (static_cast<unsigned char>(s[k + 2]) == 0xA8 || static_cast<unsigned char>(s[k + 2]) == 0xA9)) brk = 3;
     if (brk) {
+      charge(1);  // a line
       out.push_back(cur);
       cur.clear();
       k += brk;
@@ -225,6 +283,7 @@ Value string_attr(const Value& self, const std::string& name) {
       const Value* sub = a.get(0, "sub");
       if (!sub) throw EvalError(name + "() takes a substring");
       const std::string x = need_str(*sub, name);
+      charge(str_steps(s.size()));
       if (name == "count") {
         if (x.empty()) return Value::integer(static_cast<int64_t>(code_point_count(s)) + 1);
         int64_t n = 0;
@@ -248,6 +307,8 @@ Value string_attr(const Value& self, const std::string& name) {
       for (const Value& x : iterate(*it)) {
         if (!first) out += s;
         out += need_str(x, "join");
+        if (out.size() > kMaxString) throw EvalError("string longer than 64 MiB");
+        charge(1 + str_steps(s.size()));  // the item (copied above: charged) and the separator
         first = false;
       }
       return Value::string(out);
@@ -279,6 +340,7 @@ Value dict_attr(const Value& self, const std::string& name) {
   const std::string_view nv = name;  // compared by length first, not strlen + memcmp
   if (nv == "items" || nv == "keys" || nv == "values")
     return method(self, name, [self, name](CallArgs&) {
+      charge(static_cast<int64_t>(self.dict->items.size()));
       List l;
       for (const auto& [k, v] : self.dict->items) {
         if (name == "items") l.push_back(Value::of_list({Value::string(k), v}, true));
@@ -311,6 +373,7 @@ Value list_attr(const Value& self, const std::string& name) {
       const Value* x = a.get(0, "value");
       if (!x) throw EvalError(name + "() takes a value");
       int64_t n = 0;
+      charge(static_cast<int64_t>(self.list->size()));
       for (size_t k = 0; k < self.list->size(); k++)
         if (equal((*self.list)[k], *x)) {
           if (name == "index") return Value::integer(static_cast<int64_t>(k));
@@ -330,6 +393,7 @@ Value list_attr(const Value& self, const std::string& name) {
 }
 
 std::string html_escape(const std::string& s) {
+  charge(str_steps(s.size()) * 2);  // read and written
   std::string out;
   for (char c : s) {
     switch (c) {
@@ -346,6 +410,7 @@ std::string html_escape(const std::string& s) {
 
 // Attribute lookup for map/selectattr/sort: "a.b" walks nested attributes; numbers index lists.
 Value attr_path(const Value& v, const std::string& path) {
+  charge(str_steps(path.size()));
   Value cur = v;
   size_t pos = 0;
   while (pos <= path.size()) {
@@ -382,6 +447,7 @@ Value select_filter(const Value& v, const CallArgs& a, bool by_attr, bool keep) 
   CallArgs targs = rest_args(a, first_test + 1);
   targs.kw.clear();
   for (const Value& x : iterate(v)) {
+    charge(1);
     const Value subject = by_attr ? attr_path(x, attribute) : x;
     const bool ok = test ? apply_test(need_str(*test, "select"), subject, targs) : subject.truthy();
     if (ok == keep) out.push_back(x);
@@ -391,6 +457,7 @@ Value select_filter(const Value& v, const CallArgs& a, bool by_attr, bool keep) 
 
 Value sort_list(const Value& v, const CallArgs& a) {
   List l = iterate(v);
+  charge(static_cast<int64_t>(l.size()) * (1 + static_cast<int64_t>(std::log2(static_cast<double>(l.size()) + 1))));
   const bool reverse = arg(a, 0, "reverse", Value::boolean(false)).truthy();
   const bool case_sensitive = arg(a, 1, "case_sensitive", Value::boolean(false)).truthy();
   const Value attribute = arg(a, 2, "attribute", Value::none());
@@ -422,6 +489,7 @@ std::string indent(const std::string& s0, const Value& width, bool first, bool b
     rv.append(lines[k]);
     if (rv.size() > kMaxString) throw EvalError("string longer than 64 MiB");
   }
+  charge(str_steps(rv.size()));
   return rv;
 }
 
@@ -462,6 +530,7 @@ Value tojson(const Value& v, const CallArgs& a) {
       throw EvalError("tojson: separators must be a pair of strings");
     out = to_json(v, indent_n, sort_keys, &(*seps.list)[0].str(), &(*seps.list)[1].str());
   }
+  charge(str_steps(out.size()));
   if (ensure_ascii) out = ascii_escape(out);
   return Value::string(out);
 }
@@ -472,13 +541,15 @@ std::string undefined_message(const Value& v) { return v.name.empty() ? "a value
 
 List iterate(const Value& v) {
   switch (v.type) {
-    case Value::Type::List: return *v.list;
+    case Value::Type::List: charge(static_cast<int64_t>(v.list->size())); return *v.list;
     case Value::Type::Dict: {
+      charge(static_cast<int64_t>(v.dict->items.size()));
       List l;
       for (const auto& [k, x] : v.dict->items) l.push_back(Value::string(k));
       return l;
     }
     case Value::Type::String: {
+      charge(static_cast<int64_t>(code_point_count(v.str())));  // a value each (code_points charges the split)
       List l;
       for (auto& c : code_points(v.str())) l.push_back(Value::string(c));
       return l;
@@ -557,6 +628,9 @@ Value slice(const Value& obj, const Value& start, const Value& stop, const Value
     return std::clamp<int64_t>(x, -1, n - 1);
   };
   const int64_t a = clamp(start, st > 0 ? 0 : n - 1), b = clamp(stop, st > 0 ? n : -1);
+  // What is copied (a string's characters were charged by code_points).
+  if (!obj.is_string())
+    charge(st > 0 ? std::max<int64_t>(0, (b - a + st - 1) / st) : std::max<int64_t>(0, (a - b - st - 1) / -st));
   List l;
   std::string s;
   for (int64_t k = a; st > 0 ? k < b : k > b; k += st) {
@@ -574,11 +648,15 @@ Value apply_filter(const std::string& name, const Value& v, const CallArgs& a) {
   if (nv == "trim") {
     const Value chars = arg(a, 0, "chars", Value::none());
     const std::string s = to_str(v);
-    return Value::string(chars.is_none() ? py_strip(s, true, true) : strip_chars(s, need_str(chars, "trim"), true, true));
+    if (chars.is_none()) return Value::string(strip_ws(s, true, true));
+    return Value::string(strip_chars(s, need_str(chars, "trim"), true, true));
   }
   if (nv == "tojson") return tojson(v, a);
   if (nv == "length" || nv == "count") {
-    if (v.is_string()) return Value::integer(static_cast<int64_t>(code_point_count(v.str())));
+    if (v.is_string()) {
+      charge(str_steps(v.str().size()));
+      return Value::integer(static_cast<int64_t>(code_point_count(v.str())));
+    }
     if (v.is_list()) return Value::integer(static_cast<int64_t>(v.list->size()));
     if (v.is_dict()) return Value::integer(static_cast<int64_t>(v.dict->items.size()));
     if (v.is_undefined()) return Value::integer(0);
@@ -587,11 +665,16 @@ Value apply_filter(const std::string& name, const Value& v, const CallArgs& a) {
   if (nv == "items") {
     if (v.is_undefined()) return Value::of_list({});
     if (!v.is_dict()) throw EvalError("items filter expects a mapping, got '" + v.type_name() + "'");
+    charge(static_cast<int64_t>(v.dict->items.size()));
     List l;
     for (const auto& [k, x] : v.dict->items) l.push_back(Value::of_list({Value::string(k), x}, true));
     return Value::of_list(std::move(l));
   }
   if (nv == "first" || nv == "last") {
+    if (v.is_list()) {  // without copying the list (messages | last inside a loop over the messages)
+      if (v.list->empty()) return Value::undefined("no " + n + " item, sequence was empty");
+      return nv == "first" ? v.list->front() : v.list->back();
+    }
     const List l = iterate(v);
     if (l.empty()) return Value::undefined("no " + n + " item, sequence was empty");
     return nv == "first" ? l.front() : l.back();
@@ -610,13 +693,16 @@ Value apply_filter(const std::string& name, const Value& v, const CallArgs& a) {
   if (nv == "join") {
     const std::string sep = to_str(arg(a, 0, "d", Value::string("")));
     const Value attribute = arg(a, 1, "attribute", Value::none());
+    const std::string path = attribute.is_none() ? "" : to_str(attribute);
     std::string out;
     bool first = true;
     for (const Value& x : iterate(v)) {
       if (!first) out += sep;
-      out += to_str(attribute.is_none() ? x : attr_path(x, to_str(attribute)));
+      out += to_str(attribute.is_none() ? x : attr_path(x, path));
+      if (out.size() > kMaxString) throw EvalError("string longer than 64 MiB");
       first = false;
     }
+    charge(str_steps(out.size()));
     return Value::string(out);
   }
   if (nv == "list") return Value::of_list(iterate(v));
@@ -625,15 +711,18 @@ Value apply_filter(const std::string& name, const Value& v, const CallArgs& a) {
     if (v.is_undefined() || (boolean && !v.truthy())) return arg(a, 0, "default_value", Value::string(""));
     return v;
   }
-  if (nv == "string") return Value::string(to_str(v));
+  if (nv == "string") {
+    if (v.is_string()) return v;  // str() of a str is itself: no copy
+    return Value::string(to_str(v));
+  }
   if (nv == "int") {
     const Value def = arg(a, 0, "default", Value::integer(0));
     if (v.type == Value::Type::Int || v.type == Value::Type::Bool) return Value::integer(v.as_int());
     if (v.type == Value::Type::Float) return Value::integer(static_cast<int64_t>(v.f));
     if (v.is_string()) {
+      const std::string s = strip_ws(v.str(), true, true);  // outside the try: a budget error is not a parse error
       try {
         size_t used = 0;
-        const std::string s = py_strip(v.str(), true, true);
         const int64_t x = std::stoll(s, &used);
         if (used == s.size()) return Value::integer(x);
         const double d = std::stod(s, &used);
@@ -646,9 +735,9 @@ Value apply_filter(const std::string& name, const Value& v, const CallArgs& a) {
   if (nv == "float") {
     if (v.is_number()) return Value::number(v.as_double());
     if (v.is_string()) {
+      const std::string s = strip_ws(v.str(), true, true);  // outside the try: a budget error is not a parse error
       try {
         size_t used = 0;
-        const std::string s = py_strip(v.str(), true, true);
         const double d = std::stod(s, &used);
         if (used == s.size()) return Value::number(d);
       } catch (const std::exception&) {
@@ -670,6 +759,8 @@ Value apply_filter(const std::string& name, const Value& v, const CallArgs& a) {
     const bool cs = arg(a, 0, "case_sensitive", Value::boolean(false)).truthy();
     const std::string by = to_str(arg(a, 1, "by", Value::string("key")));
     const bool reverse = arg(a, 2, "reverse", Value::boolean(false)).truthy();
+    const size_t n_items = v.dict->items.size();
+    charge(static_cast<int64_t>(n_items) * (1 + static_cast<int64_t>(std::log2(static_cast<double>(n_items) + 1))));
     List l;
     for (const auto& [k, x] : v.dict->items) l.push_back(Value::of_list({Value::string(k), x}, true));
     const size_t idx = by == "value" ? 1 : 0;
@@ -694,15 +785,20 @@ Value apply_filter(const std::string& name, const Value& v, const CallArgs& a) {
       if (k == "attribute") attribute = &x;
     if (attribute) {
       const Value def = arg(a, 99, "default", Value::undefined("no such attribute"));
+      const std::string path = to_str(*attribute);
       for (const Value& x : iterate(v)) {
-        Value got = attr_path(x, to_str(*attribute));
+        charge(1);
+        Value got = attr_path(x, path);
         out.push_back(got.is_undefined() && !def.is_undefined() ? def : got);
       }
     } else {
       if (a.pos.empty()) throw EvalError("map needs a filter name or attribute=");
       const std::string f = need_str(a.pos[0], "map");
       const CallArgs rest = rest_args(a, 1);
-      for (const Value& x : iterate(v)) out.push_back(apply_filter(f, x, rest));
+      for (const Value& x : iterate(v)) {
+        charge(1);
+        out.push_back(apply_filter(f, x, rest));
+      }
     }
     return Value::of_list(std::move(out));
   }
@@ -722,6 +818,7 @@ Value apply_filter(const std::string& name, const Value& v, const CallArgs& a) {
   if (nv == "unique") {
     List out;
     for (const Value& x : iterate(v)) {
+      charge(1 + static_cast<int64_t>(out.size()));  // compared with every item kept so far
       bool seen = false;
       for (const Value& y : out) seen |= equal(x, y);
       if (!seen) out.push_back(x);
@@ -763,6 +860,7 @@ Value apply_filter(const std::string& name, const Value& v, const CallArgs& a) {
     const int64_t len = static_cast<int64_t>(code_point_count(s));
     if (len >= w) return Value::string(s);
     const int64_t total = w - len, left = total / 2 + (total & w & 1);
+    charge(str_steps(static_cast<size_t>(w)) + str_steps(s.size()));
     return Value::string(std::string(static_cast<size_t>(left), ' ') + s + std::string(static_cast<size_t>(total - left), ' '));
   }
   throw EvalError("no filter named '" + n + "' (wick supports the filters chat templates use)");
@@ -812,7 +910,10 @@ bool apply_test(const std::string& n, const Value& v, const CallArgs& a) {
   }
   if (nv == "in") {
     const Value& c = other();
-    if (c.is_string()) return v.is_string() && c.str().find(v.str()) != std::string::npos;
+    if (c.is_string()) {
+      charge(str_steps(c.str().size()));
+      return v.is_string() && c.str().find(v.str()) != std::string::npos;
+    }
     if (c.is_dict()) return v.is_string() && c.dict->find(v.str());
     for (const Value& x : iterate(c))
       if (equal(x, v)) return true;

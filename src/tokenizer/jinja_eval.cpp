@@ -15,12 +15,13 @@ namespace wick::jinja {
 namespace {
 
 constexpr int kMaxCallDepth = 64;  // nested macro calls
-// The work one render may do, in steps: a loop iteration, a macro call and a range() item are one step each,
-// a string or list built by + or * one per KiB / per item. Nested loops (range(999999) inside range(999999))
-// or a macro calling itself twice at each of 64 levels never ended before this budget (fuzz_chat_template);
-// a chat template over a few thousand messages takes a few thousand steps. transformers' sandbox stops a
-// single range() at 100,000 items; a render ends here at 200,000 steps (under a second without sanitizers).
-constexpr int64_t kMaxSteps = 200000;
+// The work one render may do is counted in steps against kMaxSteps (jinja_builtins.h says what a step is):
+// this interpreter counts each statement, expression, loop iteration and macro call, the builtins the data
+// they touch. Nested loops (range(999999) inside range(999999)), a macro calling itself twice at each of 64
+// levels (fuzz_chat_template), a loop body of thousands of expressions, a loop searching a 4 MB string at
+// every iteration, or printing a list that holds itself 60 levels deep, took from seconds to forever before
+// it (Jinja.EveryStepIsBoundedWork). transformers' sandbox stops a single range() at 100,000
+// items and has no other limit; a server must not hang on a template it was given.
 
 // A scope: a few names (a loop body holds `loop` and its targets; the top level the render's variables and
 // the globals), searched linearly - cheaper than a hash map built for every loop iteration and macro call.
@@ -28,6 +29,7 @@ struct Frame {
   std::vector<std::pair<std::string, Value>> vars;
   const Frame* parent = nullptr;
   const Value* find_here(const std::string& k) const {
+    if (vars.size() >= 32) charge(static_cast<int64_t>(vars.size() >> 4));  // a top level of many {% set %}s
     for (const auto& [name, v] : vars)
       if (name == k) return &v;
     return nullptr;
@@ -120,6 +122,7 @@ class Interp {
       d->is_namespace = ns;
       for (const Value& p : a.pos) {
         if (!p.is_dict()) throw EvalError(std::string(ns ? "namespace" : "dict") + "() takes a dict or name=value arguments");
+        charge(static_cast<int64_t>(p.dict->items.size()));
         for (const auto& [k, v] : p.dict->items) d->set(k, v);
       }
       for (const auto& [k, v] : a.kw) d->set(k, v);
@@ -129,13 +132,8 @@ class Interp {
     def("dict", [make_dict](CallArgs& a) { return make_dict(a, false); });
   }
 
-  // Counts work against kMaxSteps (EvalError: the caller names the template line).
-  void spend(int64_t steps) {
-    steps_ += steps;
-    if (steps_ > kMaxSteps)
-      throw EvalError("the template ran more than " + std::to_string(kMaxSteps) +
-                      " steps (loop iterations, macro calls, range items, KiB of strings built; a runaway loop?)");
-  }
+  // Counts work against kMaxSteps (EvalError: the statement or expression it is in names the template line).
+  void spend(int64_t steps) { steps_.spend(steps); }
 
   // ---- statements ----
 
@@ -147,8 +145,10 @@ class Interp {
     return Flow::Normal;
   }
 
+  // Output and captured text (a macro's, a set block's) alike: the bytes are charged as they are written.
   void emit(const std::string& s) {
     if (out_->size() + s.size() > kMaxString) throw Error("template output longer than 64 MiB", name_);
+    spend(str_steps(s.size()));
     *out_ += s;
   }
   // {{ v }}: a string is appended as it is, not copied through str() first.
@@ -183,7 +183,18 @@ class Interp {
     for (size_t k = 0; k < targets.size(); k++) f.set(targets[k], (*v.list)[k]);
   }
 
+  // One statement: a step, and an EvalError from its own work (the step budget, a builtin's failure outside
+  // an expression) named at its line.
   Flow exec(const Node& n, Frame& f) {
+    try {
+      spend(1);
+      return exec_node(n, f);
+    } catch (const EvalError& e) {
+      fail(e.what(), n.line, e.raised);
+    }
+  }
+
+  Flow exec_node(const Node& n, Frame& f) {
     switch (n.kind) {
       case Node::Text: emit(n.text); return Flow::Normal;
       case Node::Output: {
@@ -375,6 +386,7 @@ class Interp {
 
   Value eval(const Expr& e, Frame& f) {
     try {
+      spend(1);
       return eval_inner(e, f);
     } catch (const EvalError& err) {
       fail(err.what(), e.line, err.raised);
@@ -396,7 +408,7 @@ class Interp {
       if (nums) return num_result(l.as_double() + r.as_double());
       if (l.is_string() && r.is_string()) {
         if (l.str().size() + r.str().size() > kMaxString) throw EvalError("string longer than 64 MiB");
-        spend(static_cast<int64_t>((l.str().size() + r.str().size()) >> 10));
+        spend(str_steps(l.str().size() + r.str().size()));
         return Value::string(l.str() + r.str());
       }
       if (l.is_list() && r.is_list()) {
@@ -420,7 +432,7 @@ class Interp {
         if (seq->is_string()) {
           if (static_cast<double>(seq->str().size()) * static_cast<double>(times) > kMaxString)
             throw EvalError("string longer than 64 MiB");
-          spend(static_cast<int64_t>((seq->str().size() * static_cast<size_t>(times)) >> 10));
+          spend(str_steps(seq->str().size() * static_cast<size_t>(times)));
           std::string s;
           for (int64_t k = 0; k < times; k++) s += seq->str();
           return Value::string(std::move(s));
@@ -470,8 +482,10 @@ class Interp {
     switch (container.type) {
       case Value::Type::String:
         if (!item.is_string()) throw EvalError("'in <string>' requires a string on the left, not '" + item.type_name() + "'");
+        spend(str_steps(container.str().size()));
         return container.str().find(item.str()) != std::string::npos;
       case Value::Type::List:
+        spend(static_cast<int64_t>(container.list->size()));
         for (const Value& x : *container.list)
           if (equal(x, item)) return true;
         return false;
@@ -548,7 +562,7 @@ class Interp {
         if (e.op == Op::Concat) {
           std::string s = to_str(l) + to_str(r);
           if (s.size() > kMaxString) throw EvalError("string longer than 64 MiB");
-          spend(static_cast<int64_t>(s.size() >> 10));
+          spend(str_steps(s.size()));
           return Value::string(std::move(s));
         }
         return arith(e.op, e.name, l, r);
@@ -587,7 +601,7 @@ class Interp {
   std::string* out_ = nullptr;
   const std::string* main_ = nullptr;
   int call_depth_ = 0;
-  int64_t steps_ = 0;
+  StepBudget steps_;  // this render's, current on this thread while it runs
 };
 
 }  // namespace

@@ -5,6 +5,7 @@
 #include <cmath>
 #include <cstdio>
 
+#include "tokenizer/jinja_builtins.h"
 #include "tokenizer/utf8.h"
 
 namespace wick::jinja {
@@ -91,13 +92,17 @@ std::string Value::type_name() const {
   return "?";
 }
 
+// A lookup walks the keys: a dict of more than a few dozen (a long literal, or a tool schema) is charged
+// to the render by its size; the usual few keys cost nothing more than the expression that looks.
 const Value* Dict::find(const std::string& key) const {
+  if (items.size() >= 32) charge(static_cast<int64_t>(items.size() >> 4));
   for (const auto& [k, v] : items)
     if (k == key) return &v;
   return nullptr;
 }
 
 void Dict::set(const std::string& key, Value v) {
+  if (items.size() >= 32) charge(static_cast<int64_t>(items.size() >> 4));
   for (auto& [k, old] : items)
     if (k == key) {
       old = std::move(v);
@@ -122,15 +127,20 @@ bool equal(const Value& a, const Value& b) {
   if (a.type != b.type) return false;
   switch (a.type) {
     case T::Undefined: case T::None: return true;
-    case T::String: return *a.s == *b.s;
+    case T::String:
+      if (a.s->size() != b.s->size()) return false;
+      charge(str_steps(a.s->size()));
+      return *a.s == *b.s;
     case T::List:
       if (a.list->size() != b.list->size()) return false;
+      charge(static_cast<int64_t>(a.list->size()));
       for (size_t k = 0; k < a.list->size(); k++)
         if (!equal((*a.list)[k], (*b.list)[k])) return false;
       return true;
     case T::Dict:
       if (a.dict == b.dict) return true;
       if (a.dict->is_namespace || b.dict->is_namespace || a.dict->items.size() != b.dict->items.size()) return false;
+      charge(static_cast<int64_t>(a.dict->items.size()));
       for (const auto& [k, v] : a.dict->items) {
         const Value* o = b.dict->find(k);
         if (!o || !equal(v, *o)) return false;
@@ -153,12 +163,14 @@ bool compare(const Value& a, const Value& b, int& out) {
     return true;
   }
   if (a.is_string() && b.is_string()) {  // UTF-8 byte order is code point order
+    charge(str_steps(std::min(a.s->size(), b.s->size())));
     const int c = a.s->compare(*b.s);
     out = c < 0 ? -1 : c > 0 ? 1 : 0;
     return true;
   }
   if (a.is_list() && b.is_list()) {
     const size_t n = std::min(a.list->size(), b.list->size());
+    charge(static_cast<int64_t>(n));
     for (size_t k = 0; k < n; k++) {
       if (equal((*a.list)[k], (*b.list)[k])) continue;
       return compare((*a.list)[k], (*b.list)[k], out);
@@ -207,6 +219,7 @@ std::string float_repr(double x) {
 namespace {
 
 std::string repr_str(const std::string& s) {
+  charge(2 * str_steps(s.size()));  // read and written
   const bool dq = s.find('\'') != std::string::npos && s.find('"') == std::string::npos;
   const char q = dq ? '"' : '\'';
   std::string out(1, q);
@@ -227,6 +240,7 @@ std::string repr_str(const std::string& s) {
 }
 
 void json_str(const std::string& s, std::string& out) {
+  charge(2 * str_steps(s.size()));  // read and written
   out.push_back('"');
   for (unsigned char c : s) {
     switch (c) {
@@ -255,6 +269,8 @@ struct JsonFmt {
 };
 
 void json_rec(const Value& v, const JsonFmt& fmt, int depth, std::string& out) {
+  charge(1 + (fmt.indent > 0 ? str_steps(static_cast<size_t>(fmt.indent) * static_cast<size_t>(depth + 1)) : 0));
+  if (out.size() > kMaxString) throw EvalError("string longer than 64 MiB");
   const int indent = fmt.indent;
   using T = Value::Type;
   auto newline = [&](int d) {
@@ -311,17 +327,23 @@ std::string repr(const Value& v) {
   switch (v.type) {
     case T::String: return repr_str(*v.s);
     case T::List: {
+      charge(static_cast<int64_t>(v.list->size()));
       std::string out = v.is_tuple ? "(" : "[";
-      for (size_t k = 0; k < v.list->size(); k++) out += (k ? ", " : "") + repr((*v.list)[k]);
+      for (size_t k = 0; k < v.list->size(); k++) {
+        out += (k ? ", " : "") + repr((*v.list)[k]);
+        if (out.size() > kMaxString) throw EvalError("string longer than 64 MiB");
+      }
       if (v.is_tuple && v.list->size() == 1) out += ",";
       return out + (v.is_tuple ? ")" : "]");
     }
     case T::Dict: {
       if (v.dict->is_namespace) return "<Namespace>";
+      charge(static_cast<int64_t>(v.dict->items.size()));
       std::string out = "{";
       bool first = true;
       for (const auto& [k, x] : v.dict->items) {
         out += (first ? "" : ", ") + repr_str(k) + ": " + repr(x);
+        if (out.size() > kMaxString) throw EvalError("string longer than 64 MiB");
         first = false;
       }
       return out + "}";
@@ -338,7 +360,7 @@ std::string to_str(const Value& v) {
     case T::Bool: return v.b ? "True" : "False";
     case T::Int: return std::to_string(v.i);
     case T::Float: return float_repr(v.f);
-    case T::String: return *v.s;
+    case T::String: charge(str_steps(v.s->size())); return *v.s;  // a copy
     case T::Function: return "<function " + v.name + ">";
     default: return repr(v);
   }
@@ -351,7 +373,10 @@ std::string to_json(const Value& v, int indent, bool sort_keys, const std::strin
   return out;
 }
 
-std::vector<std::string> code_points(const std::string& s) { return tok::utf8_chars(s); }
+std::vector<std::string> code_points(const std::string& s) {
+  charge(char_steps(s.size()));  // before the split: a string of one per character
+  return tok::utf8_chars(s);
+}
 
 size_t code_point_count(const std::string& s) {
   size_t n = 0;
