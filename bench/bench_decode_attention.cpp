@@ -1,10 +1,10 @@
 // One decode step's attention alone (issue 12): rope_cache_attention with one query a head over a KV cache whose
 // first `keys` positions are filled, the capacity 1,024 and the positions on the device, as a replayed decode step
 // launches it (ops/cuda/decode_attention.cu: ONE launch on CUDA). The heads, head dim and RoPE base of each
-// Qwen2.5 size, bf16, random values. Calls go back to back, so a row is the kernel's warm cost: session 21 measured
-// ~11 us a launch on an H200 in the decode loop against ~3 us of work (docs/benchmarks.md section 10), and these
-// rows are where to find the difference. WICK_BENCH_PROFILE=1 brackets the timed loop for
-// `ncu --profile-from-start off` (bench_util.h).
+// Qwen2.5 size, bf16, random values. Each call is timed by CUDA events around it, so a row is the kernel's warm
+// cost plus the host's launch work (a few us; ncu gives the kernel alone). With dev/attention/decode_stamps.patch
+// the rows also report the kernel's phases in cycles (docs/benchmarks.md section 10, session 22).
+// WICK_BENCH_PROFILE=1 brackets the timed loop for `ncu --profile-from-start off` (bench_util.h).
 //   decode_attention/qwen2.5-0.5b/384/cuda
 #include <cmath>
 #include <string>
