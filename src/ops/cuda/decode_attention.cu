@@ -56,12 +56,11 @@ using cuda::bf16;
 // random-weight models: the warps' parts merge in another order.)
 constexpr int kDecodeWarps = 16;
 constexpr int kDecodeMaxKeys = 1024;
-// kDecodeHeadsPerBlock, as it was: query heads a block takes. Measured on an H200 (session 20, wick generate, batch
-// 1, 128-token prompt + 256 new, with the RoPE and cache append in the kernel): 8 (a block per kv head, all its
-// query heads) -> 4 -> 2 -> 1: 0.5B 1,107 -> 1,182 -> 1,215 -> 1,238 tok/s, 1.5B 539 -> 615 -> 630 -> 644, 7B
-// 208.5 -> 221.6 -> 223.3 -> 226.4. More blocks each with less arithmetic a step (the scores, the softmax and P.V
-// are per head) shorten the chain more than the repeated key and value reads (from L2 after the first block) cost;
-// the kernel now takes one head a block, always.
+// Query heads a block takes: one. Measured on an H200 (session 20, the kernel of then, wick generate, batch 1,
+// 128-token prompt + 256 new, with the RoPE and cache append in the kernel): 8 (a block per kv head, all its query
+// heads) -> 4 -> 2 -> 1: 0.5B 1,107 -> 1,182 -> 1,215 -> 1,238 tok/s, 1.5B 539 -> 615 -> 630 -> 644, 7B 208.5 ->
+// 221.6 -> 223.3 -> 226.4. More blocks each with less arithmetic a step (the scores, the softmax and P.V are per
+// head) shorten the chain more than the repeated key and value reads (from L2 after the first block) cost.
 
 // A lane's DPL consecutive elements of one value row as loaded (1, 2 or 4 32-bit words), widened when used.
 template <typename T, int DPL> struct VSlice {
