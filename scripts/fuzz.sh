@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # Builds the libFuzzer targets (fuzz/, clang, ASan + UBSan, in build-fuzz/: scripts/fuzz_configure.sh),
 # seeds their corpora from the fixtures (scripts/fuzz_seeds.py) and runs each for SECONDS (default 20); a
-# crash stops the script (non-zero) with its input saved under build-fuzz/crashes/<target>/. Prints the
-# executions each target made.
+# crash stops the script (non-zero, once the targets running beside it end) with its input saved under
+# build-fuzz/crashes/<target>/. Prints the executions each target made.
 #   scripts/fuzz.sh [SECONDS] [TARGET...]
 # WICK_FUZZ_JOBS=N runs N workers per target (default 1); the corpus lives in build-fuzz/corpus/<target>.
+# WICK_FUZZ_PARALLEL=N runs N targets at once (default: the cores divided by WICK_FUZZ_JOBS), each for SECONDS
+# on a core of its own: 8 targets x 20 s take 80 s on 2 cores instead of 160, with the same time per target.
 # WICK_FUZZ_RUNS=N stops a target after N executions (or SECONDS, whichever comes first): the long runs of
 # docs/reliability.md are `WICK_FUZZ_RUNS=10000000 scripts/fuzz.sh 7200 TARGET`.
 # Each target's -max_len is its inputs' useful size (a tokenizer.json of a few hundred tokens, a config,
@@ -34,9 +36,8 @@ max_len() {
 # input allocates far less), and cycling 256 MB of freed memory through fresh pages cost 25-60% of the time.
 # Executions of a finished or interrupted run, summed over its jobs.
 executions() { grep -h "stat::number_of_executed_units" "$1" | awk '{s += $2} END {print s + 0}'; }
-for t in "${targets[@]}"; do
-  mkdir -p "$B/corpus/$t" "$B/crashes/$t"
-  log="$B/fuzz_$t.log"
+run_target() {
+  local t=$1 log="$B/fuzz_$1.log" start
   start=$(date +%s)
   ASAN_OPTIONS=detect_leaks=0:allocator_may_return_null=1:quarantine_size_mb=32 UBSAN_OPTIONS=print_stacktrace=1 \
     "$B/fuzz/fuzz_$t" "$B/corpus/$t" "$B/seeds/$t" -max_total_time="$secs" -timeout=10 -rss_limit_mb=2048 \
@@ -47,10 +48,32 @@ for t in "${targets[@]}"; do
       # libFuzzer exits non-zero when interrupted too (SIGINT/SIGTERM: "run interrupted"); only a saved input is a finding
       if grep -q "run interrupted" "$log" && [ -z "$(ls -A "$B/crashes/$t")" ]; then
         echo "fuzz: $t interrupted after $(executions "$log") executions; no crash"
-        exit 130
+        return 130
       fi
       echo "fuzz: $t found a crash (input in $B/crashes/$t/)"
-      exit 1
+      return 1
     }
   echo "fuzz: $t: $(executions "$log") executions in $(( $(date +%s) - start )) s, corpus $(ls "$B/corpus/$t" | wc -l) files, no crash"
+}
+par=${WICK_FUZZ_PARALLEL:-$(( $(nproc) / ${WICK_FUZZ_JOBS:-1} ))}
+[ "$par" -ge 1 ] || par=1
+for t in "${targets[@]}"; do
+  mkdir -p "$B/corpus/$t" "$B/crashes/$t"
 done
+# Up to $par targets at a time; a crash (or an interrupt) stops the script once the running ones end.
+rc=0
+running=0
+for t in "${targets[@]}"; do
+  if [ "$running" -ge "$par" ]; then
+    wait -n || rc=$?
+    running=$((running - 1))
+    [ "$rc" -eq 0 ] || break
+  fi
+  run_target "$t" &
+  running=$((running + 1))
+done
+while [ "$running" -gt 0 ]; do
+  wait -n || { r=$?; [ "$rc" -ne 0 ] || rc=$r; }
+  running=$((running - 1))
+done
+exit "$rc"
