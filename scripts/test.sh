@@ -15,7 +15,7 @@ if [ $# -eq 0 ] && [ -x tests/wick_cuda_tests ] && [[ "$gpus" != *GPU* ]]; then
   log=$PWD/Testing/cuda_tests.log
   mkdir -p Testing
   cuda_rc=0
-  (cd tests && ./wick_cuda_tests --gtest_also_run_disabled_tests) > "$log" 2>&1 || cuda_rc=$?
+  (cd tests && ./wick_cuda_tests) > "$log" 2>&1 || cuda_rc=$?
   if [ "$cuda_rc" -ne 0 ]; then
     cat "$log"
   fi
