@@ -1,5 +1,5 @@
-// Harness for lora_grads.cuh (a LoRA linear's dB and du^T from one read of dy): checks v1 against an f64 CPU
-// reference and run-to-run bit equality, and times it beside what wick runs today (two cuBLAS GEMMs, the
+// Harness for lora_grads.cuh (a LoRA linear's dB and du^T from one read of dy): checks v1 and v2 against an f64
+// CPU reference and run-to-run bit equality, and times it beside what wick runs today (two cuBLAS GEMMs, the
 // operations of model/linear.cpp adapter_grads_B16) on the Qwen2.5-0.5B training shapes (N = 8 x 1024) and a
 // few odd ones. Median of CUDA-event-timed calls; dy is cycled through copies larger than L2 so that its reads
 // are HBM's, as in a training step.
@@ -10,6 +10,7 @@
 // First H200 run (session 18; bench/results/2026-12-04-h200-session18.txt): every check passes, same bits run to
 // run; v1 22.7 us against the two GEMMs' 26.5 on q/o/down [8192 x 896], 19.2 against 23.0 on k/v [8192 x 128], but
 // 73.9 against 56.1 on gate/up [8192 x 4864]. Net ~0.4 ms of a ~54 ms 0.5B step: not integrated.
+// v2 (session 23, written without a device: compiled only, not yet run) streams the tiles by cp.async.
 #include <cublas_v2.h>
 
 #include <algorithm>
@@ -69,7 +70,9 @@ int main() {
     int N, out;
   };
   const Case cases[] = {{"odd_N200_out48", 200, 48},      {"odd_N1000_out272", 1000, 272}, {"q_o_down_8192x896", 8192, 896},
-                        {"k_v_8192x128", 8192, 128},      {"gate_up_8192x4864", 8192, 4864}};
+                        {"k_v_8192x128", 8192, 128},      {"gate_up_8192x4864", 8192, 4864},
+                        {"odd_N1608_out1040", 1608, 1040}, {"1.5b_q_o_down_8192x1536", 8192, 1536},
+                        {"1.5b_gate_up_8192x8960", 8192, 8960}};
   bool all_ok = true;
   for (const Case& c : cases) {
     std::mt19937 g(1234 + c.N + c.out);
@@ -98,14 +101,22 @@ int main() {
     float* dB = upload(dB0);
     CK(cudaMalloc(&duT, (size_t)r * N * 2));
     const lora_grads::Shape sh = lora_grads::plan(N, out, prop.multiProcessorCount);
+    const lora_grads::Plan2 pl2 = lora_grads::plan2(N, out, prop.multiProcessorCount);
+    const lora_grads::Shape sh2 = pl2.shape();
     float *W1 = nullptr, *W2 = nullptr;
-    CK(cudaMalloc(&W1, (size_t)sh.P * out * r * 4));
-    CK(cudaMalloc(&W2, (size_t)sh.Q * r * N * 4));
+    CK(cudaMalloc(&W1, (size_t)std::max(sh.P, sh2.P) * out * r * 4));
+    CK(cudaMalloc(&W2, (size_t)std::max(sh.Q, sh2.Q) * r * N * 4));
+    const long long total = (long long)out * r + (long long)r * N;
+    const unsigned reduce_blocks = (unsigned)std::min<long long>((total + 255) / 256, 4096);
     auto fused = [&](const bf16* dyp) {
       lora_grads::lora_grads_v1<<<dim3(sh.P, sh.Q), lora_grads::kThreads, 0, s>>>(dyp, uT, B, W1, W2, sh);
-      const long long total = (long long)out * r + (long long)r * N;
-      lora_grads::lora_grads_reduce<<<(unsigned)std::min<long long>((total + 255) / 256, 4096), 256, 0, s>>>(W1, W2, scale,
-                                                                                                            dB, duT, sh);
+      lora_grads::lora_grads_reduce<<<reduce_blocks, 256, 0, s>>>(W1, W2, scale, dB, duT, sh);
+    };
+    const size_t smem2 = lora_grads::smem2_bytes(pl2.rbs);
+    CK(cudaFuncSetAttribute(lora_grads::lora_grads_v2, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem2));
+    auto fused2 = [&](const bf16* dyp) {
+      lora_grads::lora_grads_v2<<<dim3(pl2.P, pl2.Q), lora_grads::kThreads, smem2, s>>>(dyp, uT, B, W1, W2, pl2);
+      lora_grads::lora_grads_reduce<<<reduce_blocks, 256, 0, s>>>(W1, W2, scale, dB, duT, sh2);
     };
     // what wick runs today: dB^T (col-major 16 x out) += s u^T dy ; du (col-major N x 16) = s dy B
     const float one = 1.0f, zero = 0.0f;
@@ -127,26 +138,41 @@ int main() {
       std::printf("  %-10s dB max|diff|/max|ref| %.2e, du^T %.2e  %s\n", what, e1 / m1, e2 / m2, ok ? "ok" : "FAIL");
       return std::make_pair(dB_h, du_h);
     };
-    std::printf("%s: N %d out %d (P %d, Q %d, %d tiles a column group)\n", c.name, N, out, sh.P, sh.Q, sh.tiles_per_q);
-    CK(cudaMemcpy(dB, dB0.data(), dB0.size() * 4, cudaMemcpyHostToDevice));
-    fused(dys[0]);
-    const auto first = check("v1");
-    CK(cudaMemcpy(dB, dB0.data(), dB0.size() * 4, cudaMemcpyHostToDevice));
-    fused(dys[0]);
-    CK(cudaStreamSynchronize(s));
-    const bool same = download(dB, (size_t)out * r) == first.first &&
-                      std::equal(first.second.begin(), first.second.end(), download(duT, (size_t)r * N).begin(),
-                                 [](bf16 a, bf16 b) { return __bfloat16_as_ushort(a) == __bfloat16_as_ushort(b); });
-    all_ok = all_ok && same;
-    std::printf("  v1 run twice: %s\n", same ? "same bits" : "DIFFERENT bits");
+    std::printf("%s: N %d out %d (v1: P %d, Q %d, %d tiles a column group; v2: %d row blocks a block, P %d, Q %d, %d "
+                "tiles a column group, %zu B shared)\n",
+                c.name, N, out, sh.P, sh.Q, sh.tiles_per_q, pl2.rbs, pl2.P, pl2.Q, pl2.tiles_per_q, smem2);
+    // Each variant: checked against the reference, then run again from the same dB and compared bit for bit.
+    auto check_variant = [&](const char* what, auto&& run) {
+      CK(cudaMemcpy(dB, dB0.data(), dB0.size() * 4, cudaMemcpyHostToDevice));
+      run(dys[0]);
+      CK(cudaGetLastError());
+      const auto first = check(what);
+      CK(cudaMemcpy(dB, dB0.data(), dB0.size() * 4, cudaMemcpyHostToDevice));
+      run(dys[0]);
+      CK(cudaStreamSynchronize(s));
+      const bool same = download(dB, (size_t)out * r) == first.first &&
+                        std::equal(first.second.begin(), first.second.end(), download(duT, (size_t)r * N).begin(),
+                                   [](bf16 a, bf16 b) { return __bfloat16_as_ushort(a) == __bfloat16_as_ushort(b); });
+      all_ok = all_ok && same;
+      std::printf("  %s run twice: %s\n", what, same ? "same bits" : "DIFFERENT bits");
+    };
+    check_variant("v1", fused);
+    check_variant("v2", fused2);
     CK(cudaMemcpy(dB, dB0.data(), dB0.size() * 4, cudaMemcpyHostToDevice));
     two_gemms(dys[0]);
     check("cublas");
     int call = 0;  // each call reads the next copy of dy
-    const double t_fused = median_us(s, [&] { fused(dys[call++ % copies]); }, 100);
-    const double t_gemms = median_us(s, [&] { two_gemms(dys[call++ % copies]); }, 100);
-    std::printf("  time: v1 %.1f us (dy read at %.0f GB/s), two cuBLAS GEMMs %.1f us\n", t_fused, dy_bytes / t_fused / 1e3,
-                t_gemms);
+    // One call between two events (launch latency included, as bench_seed times a row), and 20 calls queued back
+    // to back between two events, per call (as in a training step, where the launches run ahead of the GPU).
+    auto times = [&](const char* what, auto&& run) {
+      const double one = median_us(s, [&] { run(dys[call++ % copies]); }, 100);
+      const double queued = median_us(s, [&] { for (int k = 0; k < 20; k++) run(dys[call++ % copies]); }, 20) / 20;
+      std::printf("  time %-7s one call %6.1f us, queued %6.1f us a call (dy read at %.0f GB/s)\n", what, one, queued,
+                  dy_bytes / queued / 1e3);
+    };
+    times("v1", fused);
+    times("v2", fused2);
+    times("cublas", two_gemms);
     for (bf16* p : dys) CK(cudaFree(p));
     CK(cudaFree(uT));
     CK(cudaFree(B));
