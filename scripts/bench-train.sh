@@ -5,7 +5,9 @@
 # median of steps 3 and later.
 #
 #   BUILD=build-gpu scripts/bench-train.sh [ROW ...]      rows: 0.5b 0.5b-gc 0.5b-16k 1.5b 7b (default: all)
-#   PEER=0 skips the peer; COMPILE=0 skips torch.compile; STEPS (default 10).
+#   PEER=0 skips the peer; COMPILE=0 skips torch.compile; STEPS (default 10). BENCH_TMP=DIR keeps the random
+#   models and data there for the next call (an A/B of environment switches makes each model once).
+#   Environment switches (docs/guide.md) pass through to wick.
 # Expects a CUDA build in $BUILD (scripts/gpu-check.sh makes build-gpu). Writes $OUT/train-bench.md (the
 # table) and $OUT/train-bench.log (everything).
 set -uo pipefail
@@ -14,7 +16,8 @@ BUILD=${BUILD:-build-gpu}
 OUTDIR=${OUT:-out/bench-train}
 mkdir -p "$OUTDIR"
 W="$BUILD/wick"
-TMP=$(mktemp -d)
+TMP=${BENCH_TMP:-$(mktemp -d)}
+mkdir -p "$TMP"
 LOG=$OUTDIR/train-bench.log
 TABLE=$OUTDIR/train-bench.md
 : > "$LOG"
@@ -97,4 +100,4 @@ for row in "${ROWS[@]}"; do
   echo "| $label | $w | $pe | $pc |" | tee -a "$TABLE"
 done
 echo "card: $GPU; $(date -u +%F); wick $(git rev-parse --short HEAD 2>/dev/null || echo '?')" | tee -a "$TABLE"
-rm -rf "$TMP"
+[ -n "${BENCH_TMP:-}" ] || rm -rf "$TMP"
