@@ -6,12 +6,13 @@
 #                                      WICK_DECODE_SPLITS=1 is the landed one-block kernel
 #   dev/lora_grads/lora_dy_grads.patch a LoRA linear's dB and du^T from one read of dy (issue 8);
 #                                      WICK_LORA_DY_GRADS=0 is the two cuBLASLt GEMMs
-# Stages (arguments, in this order by default): build tests harness train decode. Each writes one file under $OUT
-# (at most 8 come back): build.log, cuda-tests.log, lora-grads.txt, train-ab.md, decode-ab.txt, and summary.txt.
+# Stages (arguments, in this order by default): build tests harness train decode adapter. Each writes one file
+# under $OUT (at most 8 come back): build.log, cuda-tests.log, lora-grads.txt, train-ab.md, decode-ab.txt (the
+# adapter stage appends to it), and summary.txt.
 #
 # Here, before the call: bash scripts/pack-deps.sh; bash scripts/decode-ab.sh pack (the tokenizer).
 # The device tool's command: bash dev/next_device_call.sh        carry: [".carry-ab", ".deps"]
-# About 8-9 minutes in all (build ~1.5, tests ~0.5, harness ~1, train ~2.5, decode ~3); a call is cut at 10, so the
+# About 9 minutes in all (build ~1.5, tests ~0.5, harness ~1, train ~2.5, decode ~3, adapter ~0.5); a call is cut at 10, so the
 # stages run in the order that matters most, and each stage's file is complete when the next one starts.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -19,7 +20,7 @@ O=${OUT:-out/next}
 mkdir -p "$O"
 S=$O/summary.txt
 STAGES=("$@")
-[ ${#STAGES[@]} -eq 0 ] && STAGES=(build tests harness train decode)
+[ ${#STAGES[@]} -eq 0 ] && STAGES=(build tests harness train decode adapter)
 note() { echo "$(date -u +%T) $*" | tee -a "$S"; }
 want() { local s; for s in "${STAGES[@]}"; do [ "$s" = "$1" ] && return 0; done; return 1; }
 P=/opt/wickdeps/usr/lib/x86_64-linux-gnu
@@ -82,5 +83,22 @@ if want decode; then
     "qwen2.5-0.5b qwen2.5-1.5b qwen2.5-7b" 2 "one=WICK_DECODE_SPLITS=1" "split=" > /dev/null 2>&1
   cp /tmp/dab/decode-ab.txt "$O/decode-ab.txt" 2>/dev/null
   note "decode A/B: $(grep -c . "$O/decode-ab.txt" 2>/dev/null) lines (decode-ab.txt)"
+fi
+
+if want adapter; then
+  # Decode with a LoRA adapter attached (r 16 on all seven projections, one training step from random tokens):
+  # what a user gets from `wick generate --adapter` after `wick train`. Never measured before; each adapted
+  # projection then leaves the small-row kernels for cuBLASLt plus a fused low-rank launch, and the adapters'
+  # bf16 copies are cast at every token.
+  M=/tmp/decode-ab-models/qwen2.5-0.5b AD=/tmp/ad05
+  python3 -c "import json,random; r=random.Random(3); [print(json.dumps({'input_ids':[r.randrange(151643) for _ in range(64)]})) for _ in range(4)]" > /tmp/ad05.jsonl
+  [ -f $M/config.json ] || build-gpu/wick init-model --preset qwen2.5-0.5b --out $M --dtype bf16 > /dev/null 2>&1
+  rm -rf $AD
+  build-gpu/wick train --model $M --data /tmp/ad05.jsonl --out $AD --batch-size 1 --max-steps 1 --rank 16 --alpha 32 \
+    --targets all --device cuda --dtype bf16 --max-seq-len 64 > /tmp/ad05.log 2>&1 || note "adapter training failed"
+  OUT=/tmp/dab-ad DECODE_AB_ARGS="--adapter $AD" WICK_NEW=build-gpu/wick timeout 120 bash scripts/decode-ab.sh \
+    variants "qwen2.5-0.5b" 2 "adapter=" > /dev/null 2>&1
+  cat /tmp/dab-ad/decode-ab.txt >> "$O/decode-ab.txt" 2>/dev/null
+  note "decode with an adapter: $(grep -o 'decode [0-9.]* tok/s' /tmp/dab-ad/decode-ab.txt 2>/dev/null | tr '\n' ' ')"
 fi
 note "done"
