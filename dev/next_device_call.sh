@@ -12,8 +12,8 @@
 #
 # Here, before the call: bash scripts/pack-deps.sh; bash scripts/decode-ab.sh pack (the tokenizer).
 # The device tool's command: bash dev/next_device_call.sh        carry: [".carry-ab", ".deps"]
-# About 9 minutes in all (build ~1.5, tests ~0.5, harness ~1, train ~2.5, decode ~3, adapter ~0.5); a call is cut at 10, so the
-# stages run in the order that matters most, and each stage's file is complete when the next one starts.
+# About 9 minutes in all (build ~1.5, tests ~0.5, harness ~1, train ~2.5, decode ~3, adapter ~0.5); a call is cut
+# at 10, so the stages run in the order that matters most, and each stage's file is complete when the next starts.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 O=${OUT:-out/next}
