@@ -91,7 +91,9 @@ if want adapter; then
   # projection then leaves the small-row kernels for cuBLASLt plus a fused low-rank launch, and the adapters'
   # bf16 copies are cast at every token.
   M=/tmp/decode-ab-models/qwen2.5-0.5b AD=/tmp/ad05
-  python3 -c "import json,random; r=random.Random(3); [print(json.dumps({'input_ids':[r.randrange(151643) for _ in range(64)]})) for _ in range(4)]" > /tmp/ad05.jsonl
+  python3 -c "import json, random
+r = random.Random(3)
+for _ in range(4): print(json.dumps({'input_ids': [r.randrange(151643) for _ in range(64)]}))" > /tmp/ad05.jsonl
   [ -f $M/config.json ] || build-gpu/wick init-model --preset qwen2.5-0.5b --out $M --dtype bf16 > /dev/null 2>&1
   rm -rf $AD
   build-gpu/wick train --model $M --data /tmp/ad05.jsonl --out $AD --batch-size 1 --max-steps 1 --rank 16 --alpha 32 \
