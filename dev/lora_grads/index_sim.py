@@ -1,5 +1,6 @@
-"""Checks lora_grads.cuh's index math without a GPU: the v1 and v2 kernels' blocking (grid P x Q, two 128-row blocks,
-128-column tiles, the shared-memory layouts with ld 136) and WMMA's col_major / row_major fragment addressing,
+"""Checks the index math of lora_grads.cuh's v1 and of v2 (src/ops/cuda/lora_dy_grads.cuh, which
+dev/lora_grads/lora_dy_grads.patch adds) without a GPU: their blocking (grid P x Q, 128-row blocks, 128-column
+tiles, the shared-memory layouts with ld 136, v2's stage ring) and WMMA's col_major / row_major fragment addressing,
 transliterated over flat Python lists, against a direct sum. Exact arithmetic on small integers, so any index
 slip shows as a mismatch. Not the kernel's numerics (the harness on a GPU checks those).
     python3 dev/lora_grads/index_sim.py"""
@@ -27,6 +28,18 @@ def mma(acc, a, b):
             acc[i][j] += sum(a[i][k] * b[k][j] for k in range(16))
 
 
+def load_uT(uT, N, row0, rbs):
+    """u^T of rbs row blocks from row0 into shared memory [rbs][16][LD] (rows past N zero), 8 elements a copy as
+    both kernels' threads take them."""
+    us = [0] * (rbs * R * LD)
+    for i in range(rbs * R * (RB_ROWS // 8)):
+        rb, j, c = i // (R * 16), (i // 16) % R, (i % 16) * 8
+        n = row0 + rb * RB_ROWS + c
+        for e in range(8):
+            us[(rb * R + j) * LD + c + e] = uT[j * N + n + e] if n < N else 0
+    return us
+
+
 def kernel(dy, uT, B, N, out, P, Q, tpq):
     W1 = [0] * (P * out * R)
     W2 = [0] * (Q * R * N)
@@ -34,12 +47,7 @@ def kernel(dy, uT, B, N, out, P, Q, tpq):
     for p in range(P):
         for q in range(Q):
             row0 = p * ROWS_CTA
-            us = [0] * (RBS * R * LD)
-            for i in range(RBS * R * (RB_ROWS // 8)):
-                rb, j, c = i // (R * 16), (i // 16) % R, (i % 16) * 8
-                n = row0 + rb * RB_ROWS + c
-                for e in range(8):
-                    us[(rb * R + j) * LD + c + e] = uT[j * N + n + e] if n < N else 0
+            us = load_uT(uT, N, row0, RBS)
             du_acc = [[[0] * 16 for _ in range(16)] for _ in range(RBS * 8)]  # [rb * 8 + warp]
             for t in range(q * tpq, min(tiles, q * tpq + tpq)):
                 o0 = t * TILE
@@ -106,12 +114,7 @@ def kernel_v2(dy, uT, B, N, out, pl):
             row0 = p * rbs * RB_ROWS
             t0, t1 = q * tpq, min(tiles, q * tpq + tpq)
             n_sub = (t1 - t0) * rbs
-            us = [0] * (rbs * R * LD)
-            for i in range(rbs * R * (RB_ROWS // 8)):
-                rb, j, c = i // (R * 16), (i // 16) % R, (i % 16) * 8
-                n = row0 + rb * RB_ROWS + c
-                for e in range(8):
-                    us[(rb * R + j) * LD + c + e] = uT[j * N + n + e] if n < N else 0
+            us = load_uT(uT, N, row0, rbs)
             ring = [None] * STAGES  # (sub-tile index, dy tile, B rows)
 
             def issue(i):

@@ -1,16 +1,18 @@
-// Harness for lora_grads.cuh (a LoRA linear's dB and du^T from one read of dy): checks v1 and v2 against an f64
-// CPU reference and run-to-run bit equality, and times it beside what wick runs today (two cuBLAS GEMMs, the
+// Harness for lora_grads.cuh (a LoRA linear's dB and du^T from one read of dy): checks v1 against an f64 CPU
+// reference and run-to-run bit equality, and times it beside what wick runs today (two cuBLAS GEMMs, the
 // operations of model/linear.cpp adapter_grads_B16) on the Qwen2.5-0.5B training shapes (N = 8 x 1024) and a
 // few odd ones. Median of CUDA-event-timed calls; dy is cycled through copies larger than L2 so that its reads
 // are HBM's, as in a training step.
 // Build (here or on the GPU machine):
-//   nvcc -O3 -std=c++17 -gencode arch=compute_90,code=sm_90 -o dev/lora_grads/lora_grads_bench.bin \
+//   nvcc -O3 -std=c++17 -gencode arch=compute_90,code=sm_90 -I src -o dev/lora_grads/lora_grads_bench.bin \
 //     dev/lora_grads/lora_grads_bench.cu -lcublas
 // Run: dev/lora_grads/lora_grads_bench.bin
 // First H200 run (session 18; bench/results/2026-12-04-h200-session18.txt): every check passes, same bits run to
 // run; v1 22.7 us against the two GEMMs' 26.5 on q/o/down [8192 x 896], 19.2 against 23.0 on k/v [8192 x 128], but
 // 73.9 against 56.1 on gate/up [8192 x 4864]. Net ~0.4 ms of a ~54 ms 0.5B step: not integrated.
-// v2 (session 23, written without a device: compiled only, not yet run) streams the tiles by cp.async.
+// v2 (session 23, written without a device) streams the tiles by cp.async; it comes with
+// dev/lora_grads/lora_dy_grads.patch as wick's kernel (src/ops/cuda/lora_dy_grads.cuh), which this harness then
+// times beside v1.
 #include <cublas_v2.h>
 
 #include <algorithm>
@@ -101,22 +103,14 @@ int main() {
     float* dB = upload(dB0);
     CK(cudaMalloc(&duT, (size_t)r * N * 2));
     const lora_grads::Shape sh = lora_grads::plan(N, out, prop.multiProcessorCount);
-    const lora_grads::Plan2 pl2 = lora_grads::plan2(N, out, prop.multiProcessorCount);
-    const lora_grads::Shape sh2 = pl2.shape();
     float *W1 = nullptr, *W2 = nullptr;
-    CK(cudaMalloc(&W1, (size_t)std::max(sh.P, sh2.P) * out * r * 4));
-    CK(cudaMalloc(&W2, (size_t)std::max(sh.Q, sh2.Q) * r * N * 4));
+    CK(cudaMalloc(&W1, (size_t)sh.P * out * r * 4));
+    CK(cudaMalloc(&W2, (size_t)sh.Q * r * N * 4));
     const long long total = (long long)out * r + (long long)r * N;
     const unsigned reduce_blocks = (unsigned)std::min<long long>((total + 255) / 256, 4096);
     auto fused = [&](const bf16* dyp) {
       lora_grads::lora_grads_v1<<<dim3(sh.P, sh.Q), lora_grads::kThreads, 0, s>>>(dyp, uT, B, W1, W2, sh);
       lora_grads::lora_grads_reduce<<<reduce_blocks, 256, 0, s>>>(W1, W2, scale, dB, duT, sh);
-    };
-    const size_t smem2 = lora_grads::smem2_bytes(pl2.rbs);
-    CK(cudaFuncSetAttribute(lora_grads::lora_grads_v2, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem2));
-    auto fused2 = [&](const bf16* dyp) {
-      lora_grads::lora_grads_v2<<<dim3(pl2.P, pl2.Q), lora_grads::kThreads, smem2, s>>>(dyp, uT, B, W1, W2, pl2);
-      lora_grads::lora_grads_reduce<<<reduce_blocks, 256, 0, s>>>(W1, W2, scale, dB, duT, sh2);
     };
     // what wick runs today: dB^T (col-major 16 x out) += s u^T dy ; du (col-major N x 16) = s dy B
     const float one = 1.0f, zero = 0.0f;
@@ -138,9 +132,8 @@ int main() {
       std::printf("  %-10s dB max|diff|/max|ref| %.2e, du^T %.2e  %s\n", what, e1 / m1, e2 / m2, ok ? "ok" : "FAIL");
       return std::make_pair(dB_h, du_h);
     };
-    std::printf("%s: N %d out %d (v1: P %d, Q %d, %d tiles a column group; v2: %d row blocks a block, P %d, Q %d, %d "
-                "tiles a column group, %zu B shared)\n",
-                c.name, N, out, sh.P, sh.Q, sh.tiles_per_q, pl2.rbs, pl2.P, pl2.Q, pl2.tiles_per_q, smem2);
+    std::printf("%s: N %d out %d (v1: P %d, Q %d, %d tiles a column group)\n", c.name, N, out, sh.P, sh.Q,
+                sh.tiles_per_q);
     // Each variant: checked against the reference, then run again from the same dB and compared bit for bit.
     auto check_variant = [&](const char* what, auto&& run) {
       CK(cudaMemcpy(dB, dB0.data(), dB0.size() * 4, cudaMemcpyHostToDevice));
@@ -157,7 +150,6 @@ int main() {
       std::printf("  %s run twice: %s\n", what, same ? "same bits" : "DIFFERENT bits");
     };
     check_variant("v1", fused);
-    check_variant("v2", fused2);
     CK(cudaMemcpy(dB, dB0.data(), dB0.size() * 4, cudaMemcpyHostToDevice));
     two_gemms(dys[0]);
     check("cublas");
@@ -171,7 +163,6 @@ int main() {
                   dy_bytes / queued / 1e3);
     };
     times("v1", fused);
-    times("v2", fused2);
     times("cublas", two_gemms);
     for (bf16* p : dys) CK(cudaFree(p));
     CK(cudaFree(uT));
