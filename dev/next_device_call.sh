@@ -6,9 +6,10 @@
 #                                      WICK_DECODE_SPLITS=1 is the landed one-block kernel
 #   dev/lora_grads/lora_dy_grads.patch a LoRA linear's dB and du^T from one read of dy (issue 8);
 #                                      WICK_LORA_DY_GRADS=0 is the two cuBLASLt GEMMs
-# Stages (arguments, in this order by default): build tests harness train decode adapter. Each writes one file
-# under $OUT (at most 8 come back): build.log, cuda-tests.log, lora-grads.txt, train-ab.md, decode-ab.txt (the
-# adapter stage appends to it), and summary.txt.
+# Stages (arguments, in this order by default): build tests harness gemm train decode adapter. Each writes one
+# file under $OUT (at most 8 come back): build.log, cuda-tests.log, lora-grads.txt, train-ab.md, decode-ab.txt (the
+# adapter stage appends to it), gemm-algos.txt (dev/gemm_algos: cuBLASLt's other algorithms for the training
+# step's frozen GEMMs), and summary.txt.
 #
 # Here, before the call: bash scripts/pack-deps.sh; bash scripts/decode-ab.sh pack (the tokenizer).
 # The device tool's command: bash dev/next_device_call.sh        carry: [".carry-ab", ".deps"]
@@ -20,7 +21,7 @@ O=${OUT:-out/next}
 mkdir -p "$O"
 S=$O/summary.txt
 STAGES=("$@")
-[ ${#STAGES[@]} -eq 0 ] && STAGES=(build tests harness train decode adapter)
+[ ${#STAGES[@]} -eq 0 ] && STAGES=(build tests harness gemm train decode adapter)
 note() { echo "$(date -u +%T) $*" | tee -a "$S"; }
 want() { local s; for s in "${STAGES[@]}"; do [ "$s" = "$1" ] && return 0; done; return 1; }
 P=/opt/wickdeps/usr/lib/x86_64-linux-gnu
@@ -43,6 +44,9 @@ if want build; then
   "$NVCC" -O3 -std=c++17 -gencode arch=compute_90,code=sm_90 -I src -o build-gpu/lora_grads_bench.bin \
     dev/lora_grads/lora_grads_bench.cu -lcublas >> "$O/build.log" 2>&1 && note "built the lora_grads harness" ||
     note "the lora_grads harness did not build (build.log)"
+  "$NVCC" -O3 -std=c++17 -gencode arch=compute_90,code=sm_90 -o build-gpu/gemm_algos_bench.bin \
+    dev/gemm_algos/gemm_algos_bench.cu -lcublasLt >> "$O/build.log" 2>&1 && note "built the gemm_algos harness" ||
+    note "the gemm_algos harness did not build (build.log)"
 fi
 
 if want tests; then
@@ -59,6 +63,11 @@ fi
 if want harness; then
   timeout 150 build-gpu/lora_grads_bench.bin > "$O/lora-grads.txt" 2>&1
   note "lora_grads harness: $(tail -1 "$O/lora-grads.txt")"
+fi
+
+if want gemm; then
+  timeout 60 build-gpu/gemm_algos_bench.bin > "$O/gemm-algos.txt" 2>&1
+  note "gemm_algos: $(tail -1 "$O/gemm-algos.txt")"
 fi
 
 if want train; then
