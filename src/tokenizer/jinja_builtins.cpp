@@ -4,6 +4,7 @@
 #include <charconv>
 #include <string_view>
 #include <cmath>
+#include <cstdlib>
 
 #include <utf8proc.h>
 
@@ -628,18 +629,32 @@ Value slice(const Value& obj, const Value& start, const Value& stop, const Value
     return std::clamp<int64_t>(x, -1, n - 1);
   };
   const int64_t a = clamp(start, st > 0 ? 0 : n - 1), b = clamp(stop, st > 0 ? n : -1);
-  // What is copied (a string's characters were charged by code_points).
-  if (!obj.is_string())
-    charge(st > 0 ? std::max<int64_t>(0, (b - a + st - 1) / st) : std::max<int64_t>(0, (a - b - st - 1) / -st));
+  // How many items: in 128 bits, as the step may be any int64 (a + i st stays inside [-1, n] for i < count).
+  const __int128 span = st > 0 ? static_cast<__int128>(b) - a : static_cast<__int128>(a) - b;
+  const __int128 stride = st > 0 ? static_cast<__int128>(st) : -static_cast<__int128>(st);
+  const int64_t count = span <= 0 ? 0 : static_cast<int64_t>((span + stride - 1) / stride);
+  if (!obj.is_string()) charge(count);  // what is copied (a string's characters were charged by code_points)
   List l;
   std::string s;
-  for (int64_t k = a; st > 0 ? k < b : k > b; k += st) {
-    if (obj.is_string()) s += cps[static_cast<size_t>(k)];
-    else l.push_back((*obj.list)[static_cast<size_t>(k)]);
+  for (int64_t i = 0; i < count; i++) {
+    const size_t k = static_cast<size_t>(a + i * st);
+    if (obj.is_string()) s += cps[k];
+    else l.push_back((*obj.list)[k]);
   }
   if (obj.is_string()) return Value::string(std::move(s));
   return Value::of_list(std::move(l), obj.is_tuple);
 }
+
+namespace {
+// Python's float(s) for a stripped s: decimal or scientific notation, inf / infinity / nan in any case, values
+// beyond a double as +-inf and below it as 0 (strtod's results); hexadecimal and anything else is not a number.
+bool python_float(const std::string& s, double& d) {
+  if (s.empty() || s.find_first_of("xX(") != std::string::npos) return false;
+  char* end = nullptr;
+  d = std::strtod(s.c_str(), &end);
+  return end == s.c_str() + s.size();
+}
+}  // namespace
 
 Value apply_filter(const std::string& name, const Value& v, const CallArgs& a) {
   const std::string& n = name;
@@ -718,36 +733,39 @@ Value apply_filter(const std::string& name, const Value& v, const CallArgs& a) {
   if (nv == "int") {
     const Value def = arg(a, 0, "default", Value::integer(0));
     if (v.type == Value::Type::Int || v.type == Value::Type::Bool) return Value::integer(v.as_int());
-    if (v.type == Value::Type::Float) return Value::integer(static_cast<int64_t>(v.f));
+    // Jinja2's do_int: int(value), else int(float(value)), else the default. A NaN gives the default; an
+    // infinite float raises in Jinja2 (int(inf) is an OverflowError it does not catch) and here; an infinite
+    // or NaN float parsed from a string gives the default there and here. A value past int64 is an error
+    // (Jinja2 gives the big integer: jinja_builtins.h).
+    if (v.type == Value::Type::Float) return std::isnan(v.f) ? def : Value::integer(int_of_double(v.f));
     if (v.is_string()) {
       const std::string s = strip_ws(v.str(), true, true);  // outside the try: a budget error is not a parse error
+      size_t used = 0;
       try {
-        size_t used = 0;
         const int64_t x = std::stoll(s, &used);
         if (used == s.size()) return Value::integer(x);
-        const double d = std::stod(s, &used);
-        if (used == s.size()) return Value::integer(static_cast<int64_t>(d));
-      } catch (const std::exception&) {
+      } catch (const std::out_of_range&) {
+        const size_t digits = s.find_first_not_of("0123456789", s[0] == '-' || s[0] == '+' ? 1 : 0);
+        if (digits == std::string::npos)
+          throw EvalError("integer overflow: int() of a " + std::to_string(s.size()) + "-character number is beyond 64 bits");
+      } catch (const std::invalid_argument&) {
       }
+      double d;
+      if (python_float(s, d) && std::isfinite(d)) return Value::integer(int_of_double(d));
     }
     return def;
   }
   if (nv == "float") {
     if (v.is_number()) return Value::number(v.as_double());
     if (v.is_string()) {
-      const std::string s = strip_ws(v.str(), true, true);  // outside the try: a budget error is not a parse error
-      try {
-        size_t used = 0;
-        const double d = std::stod(s, &used);
-        if (used == s.size()) return Value::number(d);
-      } catch (const std::exception&) {
-      }
+      double d;
+      if (python_float(strip_ws(v.str(), true, true), d)) return Value::number(d);
     }
     return arg(a, 0, "default", Value::number(0));
   }
   if (nv == "abs") {
     if (v.type == Value::Type::Float) return Value::number(std::fabs(v.f));
-    if (v.is_number()) return Value::integer(std::llabs(v.as_int()));
+    if (v.is_number()) return Value::integer(int_abs(v.as_int()));
     throw EvalError("abs expects a number");
   }
   if (nv == "escape" || nv == "e") return Value::string(html_escape(to_str(v)));
@@ -830,7 +848,7 @@ Value apply_filter(const std::string& name, const Value& v, const CallArgs& a) {
     for (const Value& x : iterate(v)) {
       if (!x.is_number() || !acc.is_number()) throw EvalError("sum expects numbers");
       acc = (acc.type == Value::Type::Float || x.type == Value::Type::Float) ? Value::number(acc.as_double() + x.as_double())
-                                                                             : Value::integer(acc.as_int() + x.as_int());
+                                                                             : Value::integer(int_add(acc.as_int(), x.as_int()));
     }
     return acc;
   }
@@ -895,7 +913,7 @@ bool apply_test(const std::string& n, const Value& v, const CallArgs& a) {
   if (nv == "divisibleby") {
     const int64_t d = need_int(arg(a, 0, "num", Value::integer(1)), n);
     if (d == 0) throw EvalError("divisibleby 0");
-    return need_int(v, n) % d == 0;
+    return int_mod(need_int(v, n), d) == 0;
   }
   if (nv == "eq" || nv == "equalto" || nv == "==") return equal(v, other());
   if (nv == "ne" || nv == "!=") return !equal(v, other());

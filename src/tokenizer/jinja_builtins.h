@@ -1,6 +1,7 @@
 // Internal to the Jinja engine: Jinja2's filters and tests, Python's str/dict/list methods, and attribute
 // and item access with Jinja2's rules (a missing key or attribute is undefined; only undefined objects fail).
 #pragma once
+#include <cstdint>
 #include <stdexcept>
 #include <string>
 
@@ -15,6 +16,23 @@ struct EvalError : std::runtime_error {
 };
 
 constexpr size_t kMaxString = size_t(64) << 20;  // longer results are refused (a template doubling a string)
+
+// ---- integers (jinja_int.cpp) ----
+// Jinja2 computes with Python's unbounded integers, wick with int64. An operation whose exact result leaves
+// int64 is an EvalError naming it ("integer overflow: 2 ** 63 is beyond 64 bits"), never a wrapped value nor
+// C++'s undefined behaviour (found by fuzz_chat_template, session 24: 434444444444054 * -444444440531).
+// Every result that fits is Python's.
+int64_t int_add(int64_t a, int64_t b);
+int64_t int_sub(int64_t a, int64_t b);
+int64_t int_mul(int64_t a, int64_t b);
+int64_t int_neg(int64_t a);
+int64_t int_abs(int64_t a);
+int64_t int_pow(int64_t base, int64_t exp);  // exp >= 0
+// Python's // and % (the remainder takes the divisor's sign); b != 0.
+int64_t int_floordiv(int64_t a, int64_t b);
+int64_t int_mod(int64_t a, int64_t b);
+// int(d): d truncated toward zero; d must be finite (the callers decide what NaN and infinities give).
+int64_t int_of_double(double d);
 
 // ---- the work budget of a render ----
 // A chat template comes with the model, from anywhere, and `wick serve` renders one per request: no template

@@ -114,7 +114,9 @@ class Interp {
       spend(static_cast<int64_t>(count));
       List l;
       l.reserve(static_cast<size_t>(count));
-      for (int64_t k = 0; k < static_cast<int64_t>(count); k++) l.push_back(Value::integer(start + k * step));
+      // start + k step lies in [start, stop) (or (stop, start]), but k step alone may not fit in 64 bits.
+      for (int64_t k = 0; k < static_cast<int64_t>(count); k++)
+        l.push_back(Value::integer(static_cast<int64_t>(start + static_cast<__int128>(k) * step)));
       return Value::of_list(std::move(l));
     });
     auto make_dict = [](CallArgs& a, bool ns) -> Value {
@@ -404,7 +406,7 @@ class Interp {
     const bool nums = l.is_number() && r.is_number();
     const bool ints = nums && l.type != T::Float && r.type != T::Float;
     if (code == Op::Add) {
-      if (ints) return Value::integer(l.as_int() + r.as_int());
+      if (ints) return Value::integer(int_add(l.as_int(), r.as_int()));
       if (nums) return num_result(l.as_double() + r.as_double());
       if (l.is_string() && r.is_string()) {
         if (l.str().size() + r.str().size() > kMaxString) throw EvalError("string longer than 64 MiB");
@@ -420,7 +422,7 @@ class Interp {
       throw bad();
     }
     if (code == Op::Mul) {
-      if (ints) return Value::integer(l.as_int() * r.as_int());
+      if (ints) return Value::integer(int_mul(l.as_int(), r.as_int()));
       if (nums) return num_result(l.as_double() * r.as_double());
       const Value* seq = l.is_string() || l.is_list() ? &l : &r;
       const Value* n = seq == &l ? &r : &l;
@@ -447,7 +449,7 @@ class Interp {
     }
     if (l.is_string() && code == Op::Mod) throw EvalError("string formatting with '%' is not supported");
     if (!nums) throw bad();
-    if (code == Op::Sub) return ints ? Value::integer(l.as_int() - r.as_int()) : num_result(l.as_double() - r.as_double());
+    if (code == Op::Sub) return ints ? Value::integer(int_sub(l.as_int(), r.as_int())) : num_result(l.as_double() - r.as_double());
     if (code == Op::Div) {
       if (r.as_double() == 0) throw EvalError("division by zero");
       return num_result(l.as_double() / r.as_double());
@@ -455,12 +457,7 @@ class Interp {
     if (code == Op::FloorDiv || code == Op::Mod) {
       const bool floor_div = code == Op::FloorDiv;
       if (r.as_double() == 0) throw EvalError(floor_div ? "integer division by zero" : "modulo by zero");
-      if (ints) {
-        const int64_t a = l.as_int(), b = r.as_int();
-        int64_t q = a / b, m = a % b;
-        if (m != 0 && ((m < 0) != (b < 0))) { q--; m += b; }
-        return Value::integer(floor_div ? q : m);
-      }
+      if (ints) return Value::integer(floor_div ? int_floordiv(l.as_int(), r.as_int()) : int_mod(l.as_int(), r.as_int()));
       const double a = l.as_double(), b = r.as_double();
       if (floor_div) return num_result(std::floor(a / b));
       double m = std::fmod(a, b);
@@ -468,11 +465,7 @@ class Interp {
       return num_result(m);
     }
     if (code == Op::Pow) {
-      if (ints && r.as_int() >= 0) {
-        int64_t x = 1;
-        for (int64_t k = 0; k < r.as_int() && k < 64; k++) x *= l.as_int();
-        return Value::integer(x);
-      }
+      if (ints && r.as_int() >= 0) return Value::integer(int_pow(l.as_int(), r.as_int()));
       return num_result(std::pow(l.as_double(), r.as_double()));
     }
     throw EvalError("unknown operator " + op);
@@ -547,7 +540,7 @@ class Interp {
           throw EvalError("bad operand type for unary " + e.name + ": '" + v.type_name() + "'");
         }
         if (e.op == Op::Pos) return v.type == Value::Type::Bool ? Value::integer(v.as_int()) : v;
-        return v.type == Value::Type::Float ? Value::number(-v.f) : Value::integer(-v.as_int());
+        return v.type == Value::Type::Float ? Value::number(-v.f) : Value::integer(int_neg(v.as_int()));
       }
       case Expr::Binary: {
         if (e.op == Op::And) {

@@ -163,6 +163,51 @@ TEST(Jinja, PythonValueSemantics) {
   EXPECT_EQ(render("{{ none.x is defined }}{{ [1][5] is defined }}"), "FalseFalse");
 }
 
+// Integers are int64 here and unbounded in Jinja2 (Python): every result that fits is Jinja2's (the expected
+// strings below are Jinja2 3.1.6's), and one that does not is a clear error, not a wrapped value or C++'s
+// undefined behaviour (fuzz_chat_template, session 24: 434444444444054 * -444444440531 under UBSan).
+TEST(Jinja, IntegersArePythonsOrAClearError) {
+  const std::string max = "9223372036854775807", min = "(-9223372036854775807 - 1)";
+  EXPECT_EQ(render("{{ (-1) ** 65 }}|{{ (-1) ** 64 }}|{{ 1 ** 1000000000000 }}|{{ 0 ** 0 }}|{{ 0 ** 5 }}|{{ 2 ** 62 }}|"
+                   "{{ (-2) ** 63 }}|{{ 3 ** 39 }}|{{ (-1) ** 1000000000001 }}"),
+            "-1|1|1|1|0|4611686018427387904|-9223372036854775808|4052555153018976267|-1");
+  EXPECT_EQ(render("{{ " + max + " + 0 }}|{{ -" + max + " - 1 }}|{{ 4611686018427387904 * -2 }}|{{ -3 * 5 }}"),
+            "9223372036854775807|-9223372036854775808|-9223372036854775808|-15");
+  EXPECT_EQ(render("{{ " + min + " // 3 }}|{{ " + min + " % 7 }}|{{ 7 // -2 }}|{{ -7 % 3 }}|{{ " + min + " % -1 }}|"
+                   "{{ 7 % -3 }}|{{ " + min + " // -2 }}"),
+            "-3074457345618258603|6|-4|2|0|-2|4611686018427387904");
+  EXPECT_EQ(render("{{ range(" + min + ", " + max + ", 4611686018427387904) | list }}|{{ range(" + max + ", " + min +
+                   ", -4611686018427387904) | list }}"),
+            "[-9223372036854775808, -4611686018427387904, 0, 4611686018427387904]|"
+            "[9223372036854775807, 4611686018427387903, -1, -4611686018427387905]");
+  EXPECT_EQ(render("{{ 'abcdef'[1::" + max + "] }}|{{ 'abcdef'[::-" + max + "] }}|{{ [1, 2, 3][" + min + ":" + max +
+                   "] }}|{{ [1, 2, 3][" + max + "::-" + max + "] }}|{{ [1, 2, 3][2:" + min + ":-2] }}|{{ [1, 2, 3][::" +
+                   min + "] }}"),
+            "b|f|[1, 2, 3]|[3]|[3, 1]|[3]");
+  EXPECT_EQ(render("{{ " + min + " is divisibleby(-1) }}|{{ " + max + " is odd }}|{{ " + min + " is even }}|"
+                   "{{ 12 is divisibleby(-5) }}|{{ [" + max + ", -" + max + "] | sum }}"),
+            "True|True|True|False|0");
+  EXPECT_EQ(render("{{ -" + max + " | abs }}|{{ 'nan' | int }}|{{ 'nan' | int(7) }}|{{ '1e18' | int }}|{{ 1e18 | int }}|"
+                   "{{ -2.9 | int }}|{{ '  -12  ' | int }}|{{ '1e999' | int }}|{{ 'inf' | int(3) }}|{{ '0x1A' | int }}"),
+            "9223372036854775807|0|7|1000000000000000000|1000000000000000000|-2|-12|0|3|0");
+  EXPECT_EQ(render("{{ '0x1A' | float }}|{{ ' 1e3 ' | float }}|{{ '1e999' | float }}|{{ '-INFINITY' | float }}|"
+                   "{{ 'abc' | float(2.5) }}|{{ '1e-999' | float }}"),
+            "0.0|1000.0|inf|-inf|2.5|0.0");
+  // Jinja2 prints these as integers of 20 and more digits; wick stops with the operation and the line.
+  const std::vector<std::string> too_big = {
+      "{{ 434444444444054 * -444444440531 }}", "{{ " + max + " + 1 }}", "{{ -" + max + " - 2 }}",
+      "{{ " + min + " // -1 }}", "{{ -" + min + " }}", "{{ 2 ** 63 }}", "{{ 3 ** 40 }}", "{{ 2 ** 1000000000000 }}",
+      "{{ " + min + " | abs }}", "{{ [" + max + ", 1] | sum }}", "{{ 1e300 | int }}", "{{ '1e300' | int }}",
+      "{{ '-99999999999999999999' | int }}"};
+  for (const std::string& src : too_big) {
+    const std::string msg = error_of("x\n" + src);
+    EXPECT_NE(msg.find("integer overflow"), std::string::npos) << src << " -> " << msg;
+    EXPECT_NE(msg.find("t.jinja:2"), std::string::npos) << src << " -> " << msg;
+  }
+  // int() of an infinite float raises in Jinja2 too (OverflowError).
+  EXPECT_NE(error_of("{{ (1e308 * 10) | int }}").find("integer overflow"), std::string::npos);
+}
+
 // Loops: wick builds `loop` only for bodies that name it, so an inner loop that does not leaves the outer
 // loop's `loop` visible after it, and one that does shadows it. Expected outputs from Jinja2 3.1.6
 // (ImmutableSandboxedEnvironment, trim_blocks, lstrip_blocks, loopcontrols).
