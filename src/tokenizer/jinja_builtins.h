@@ -1,9 +1,12 @@
-// Internal to the Jinja engine: Jinja2's filters and tests, Python's str/dict/list methods, and attribute
-// and item access with Jinja2's rules (a missing key or attribute is undefined; only undefined objects fail).
+// Internal to the Jinja engine: the work budget of a render and the shared string helpers (jinja_builtins.cpp),
+// integer arithmetic (jinja_int.cpp), Python's str/dict/list methods and attribute and item access with
+// Jinja2's rules (jinja_methods.cpp: a missing key or attribute is undefined; only undefined objects fail), and
+// Jinja2's filters and tests (jinja_filters.cpp).
 #pragma once
 #include <cstdint>
 #include <stdexcept>
 #include <string>
+#include <vector>
 
 #include "tokenizer/jinja_value.h"
 
@@ -74,10 +77,27 @@ class StepBudget {
 // Adds n steps to the render running on this thread (nothing outside a render).
 void charge(int64_t n);
 
+// ---- helpers of the str methods (jinja_methods.cpp) and the filters (jinja_filters.cpp); jinja_builtins.cpp ----
+// Argument k (by position or name), or def; a copy, so a temporary default is safe to keep.
+Value arg(const CallArgs& a, size_t k, const char* name, const Value& def);
+// v itself, or EvalError "<what> expects a string / an integer, got '<type>'".
+std::string need_str(const Value& v, const std::string& what);
+int64_t need_int(const Value& v, const std::string& what);
+std::string map_case(const std::string& s, int mode /*0 lower, 1 upper, 2 title, 3 capitalize*/);
+// Python's str.strip() / strip(chars) (left, right: lstrip, rstrip), split(sep, maxsplit), replace(from, to,
+// count) and splitlines().
+std::string strip_ws(const std::string& s, bool left, bool right);
+std::string strip_chars(const std::string& s, const std::string& chars, bool left, bool right);
+Value split_value(const std::string& s, const Value& sep, int64_t maxsplit);
+std::string replace_all(const std::string& s, const std::string& from, const std::string& to, int64_t count);
+std::vector<std::string> splitlines(const std::string& s);
+
+// ---- jinja_methods.cpp ----
 Value get_attr(const Value& obj, const std::string& name);  // obj.name
 Value get_item(const Value& obj, const Value& key);         // obj[key]
 Value slice(const Value& obj, const Value& start, const Value& stop, const Value& step);
 
+// ---- jinja_filters.cpp ----
 Value apply_filter(const std::string& name, const Value& v, const CallArgs& args);
 bool apply_test(const std::string& name, const Value& v, const CallArgs& args);
 
