@@ -2,8 +2,9 @@
 // rendered as transformers' apply_chat_template renders them (an ImmutableSandboxedEnvironment with
 // trim_blocks, lstrip_blocks and loopcontrols; tojson as json.dumps(ensure_ascii=False); the globals
 // raise_exception and strftime_now; {% generation %} blocks marking assistant text). Files: jinja_lexer
-// (text -> tokens), jinja_parser (tokens -> jinja_ast), jinja_eval (the interpreter), jinja_builtins (filters,
-// tests, methods), jinja_value (values with Python's semantics).
+// (text -> tokens), jinja_parser (tokens -> jinja_ast), jinja_eval (the interpreter), jinja_filters (filters,
+// tests), jinja_methods (str/dict/list methods, attribute and item access), jinja_int (integer arithmetic),
+// jinja_builtins (the step budget, shared helpers), jinja_value (values with Python's semantics).
 //
 // Every failure is a wick::Error naming the template and line: syntax outside the subset, undefined
 // variables used as objects, type errors, raise_exception() (its message is the error), and runaway input
