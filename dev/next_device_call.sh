@@ -10,19 +10,20 @@
 #                                   seven projections, beside the same model without it (session 24's call 1
 #                                   measured the GEMM path it replaces at 350 tok/s against ~1,470 without)
 # Both land when the suite passes and the numbers hold (then this script's patch step goes).
-# Stages (arguments, in this order by default): build tests train adapter. Each writes one file under $OUT:
-# build.log, cuda-tests.log, train-ab.md, decode-ab.txt, and summary.txt.
+# Stages (arguments, in this order by default): build tests gemm train adapter. Each writes one file under $OUT:
+# build.log, cuda-tests.log, gemm-algos.txt (dev/gemm_algos on the 1.5B and 7B shapes), train-ab.md,
+# decode-ab.txt, and summary.txt.
 #
 # Here, before the call: bash scripts/pack-deps.sh; bash scripts/decode-ab.sh pack (the tokenizer).
 # The device tool's command: bash dev/next_device_call.sh        carry: [".carry-ab", ".deps"]
-# About 6 minutes (build ~1.5, tests ~0.5, train ~3, adapter ~0.5).
+# About 6.5 minutes (build ~1.5, tests ~0.5, gemm ~0.5, train ~3, adapter ~0.5).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 O=${OUT:-out/next}
 mkdir -p "$O"
 S=$O/summary.txt
 STAGES=("$@")
-[ ${#STAGES[@]} -eq 0 ] && STAGES=(build tests train adapter)
+[ ${#STAGES[@]} -eq 0 ] && STAGES=(build tests gemm train adapter)
 note() { echo "$(date -u +%T) $*" | tee -a "$S"; }
 want() { local s; for s in "${STAGES[@]}"; do [ "$s" = "$1" ] && return 0; done; return 1; }
 P=/opt/wickdeps/usr/lib/x86_64-linux-gnu
@@ -52,6 +53,15 @@ if want tests; then
     --gtest_filter='*GemmTune*:*inear*:*ora*:*mallM*:*ecode*:*rain*' >> "$T" 2>&1
   note "tuning off: $(grep -E '^\[  (PASSED|FAILED)  \]' "$T" | tail -n +2 | tr '\n' ' ')"
   grep -E '^\[  FAILED  \]' "$T" | head -20 >> "$S"
+fi
+
+if want gemm; then
+  # dev/gemm_algos on the 1.5B and 7B training shapes (0.5B's were measured in session 24's first call).
+  NVCC=nvcc; [ -x /usr/local/cuda/bin/nvcc ] && NVCC=/usr/local/cuda/bin/nvcc
+  "$NVCC" -O3 -std=c++17 -gencode arch=compute_90,code=sm_90 -o build-gpu/gemm_algos_bench.bin \
+    dev/gemm_algos/gemm_algos_bench.cu -lcublasLt >> "$O/build.log" 2>&1
+  for m in 1.5b 7b; do timeout 60 build-gpu/gemm_algos_bench.bin $m >> "$O/gemm-algos.txt" 2>&1; done
+  note "gemm_algos: $(grep '^per ' "$O/gemm-algos.txt" | tr '\n' ' ')"
 fi
 
 if want train; then

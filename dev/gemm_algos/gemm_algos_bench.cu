@@ -12,7 +12,7 @@
 // Build (here or on the GPU machine):
 //   nvcc -O3 -std=c++17 -gencode arch=compute_90,code=sm_90 -o build-gpu/gemm_algos_bench.bin \
 //     dev/gemm_algos/gemm_algos_bench.cu -lcublasLt
-// Run: build-gpu/gemm_algos_bench.bin [N rows, default 8192]
+// Run: build-gpu/gemm_algos_bench.bin [0.5b|1.5b|7b]   (default 0.5b: 8 x 1024 tokens; 7b: 4 x 1024)
 #include <cublasLt.h>
 #include <cuda_bf16.h>
 
@@ -42,7 +42,7 @@ struct Shape {
   const char* name;
   long long m, n, k;
   bool ta, tb, accumulate, bias;
-  int per_step;  // how many a 0.5B step (24 layers, 8 lm_head chunks) runs
+  int per_step;  // how many a training step runs (layers, lm_head chunks)
 };
 
 __global__ void fill(bf16* p, size_t n, unsigned seed, float scale) {
@@ -63,31 +63,48 @@ bf16* random_device(size_t n, unsigned seed, float scale) {
   return p;
 }
 
+// The Qwen2.5 models' sizes: hidden, intermediate, k/v width, vocabulary, layers; the training rows' tokens a step.
+struct Preset {
+  const char* name;
+  long long H, I, KV, V, L, N;
+};
+const Preset kPresets[] = {{"0.5b", 896, 4864, 128, 151936, 24, 8192},
+                           {"1.5b", 1536, 8960, 256, 151936, 28, 8192},
+                           {"7b", 3584, 18944, 512, 152064, 28, 4096}};
+
 int main(int argc, char** argv) {
-  const long long N = argc > 1 ? std::atoll(argv[1]) : 8192;
-  const long long H = 896, I = 4864, KV = 128, V = 151936, C = 1024;  // Qwen2.5-0.5B; lm_head in 1,024-row chunks
+  const Preset* pre = &kPresets[0];
+  for (const Preset& p : kPresets)
+    if (argc > 1 && std::strcmp(argv[1], p.name) == 0) pre = &p;
+  if (argc > 1 && pre == &kPresets[0] && std::strcmp(argv[1], "0.5b") != 0) {
+    std::printf("usage: %s [0.5b|1.5b|7b]\n", argv[0]);
+    return 2;
+  }
+  const long long N = pre->N, H = pre->H, I = pre->I, KV = pre->KV, V = pre->V, C = 1024;  // lm_head in 1,024-row chunks
+  const int L = (int)pre->L, chunks = (int)(N / C);
   const std::vector<Shape> shapes = {
       // forward: y = x W^T (+ b), beta = 1 after the adapter term is written into y (model/linear.cpp forward16)
-      {"fwd q (bias)", N, H, H, false, true, true, true, 24},
-      {"fwd k|v (bias)", N, KV, H, false, true, true, true, 48},
-      {"fwd o", N, H, H, false, true, true, false, 24},
-      {"fwd gate|up", N, I, H, false, true, true, false, 48},
-      {"fwd down", N, H, I, false, true, true, false, 24},
+      {"fwd q (bias)", N, H, H, false, true, true, true, L},
+      {"fwd k|v (bias)", N, KV, H, false, true, true, true, 2 * L},
+      {"fwd o", N, H, H, false, true, true, false, L},
+      {"fwd gate|up", N, I, H, false, true, true, false, 2 * L},
+      {"fwd down", N, H, I, false, true, true, false, L},
       // backward: dx (+)= dy W
-      {"dx q (=)", N, H, H, false, false, false, false, 24},
-      {"dx k|v (+=)", N, H, KV, false, false, true, false, 48},
-      {"dx o (=)", N, H, H, false, false, false, false, 24},
-      {"dx gate (=)", N, H, I, false, false, false, false, 24},
-      {"dx up (+=)", N, H, I, false, false, true, false, 24},
-      {"dx down (=)", N, I, H, false, false, false, false, 24},
+      {"dx q (=)", N, H, H, false, false, false, false, L},
+      {"dx k|v (+=)", N, H, KV, false, false, true, false, 2 * L},
+      {"dx o (=)", N, H, H, false, false, false, false, L},
+      {"dx gate (=)", N, H, I, false, false, false, false, L},
+      {"dx up (+=)", N, H, I, false, false, true, false, L},
+      {"dx down (=)", N, I, H, false, false, false, false, L},
       // lm_head (tied embedding [V, H]) over one chunk of rows: logits, and dx from dlogits
-      {"lm_head fwd", C, V, H, false, true, false, false, 8},
-      {"lm_head dx", C, H, V, false, false, false, false, 8},
+      {"lm_head fwd", C, V, H, false, true, false, false, chunks},
+      {"lm_head dx", C, H, V, false, false, false, false, chunks},
   };
   cudaDeviceProp prop;
   CK(cudaGetDeviceProperties(&prop, 0));
   const int ver = (int)cublasLtGetVersion();
-  std::printf("%s, cuBLASLt %d, N = %lld rows; per algorithm: median us, TFLOP/s, same bits as #0\n", prop.name, ver, N);
+  std::printf("%s, cuBLASLt %d, Qwen2.5-%s, N = %lld rows; per algorithm: median us, TFLOP/s, same bits as #0\n",
+              prop.name, ver, pre->name, N);
   cublasLtHandle_t lt;
   CL(cublasLtCreate(&lt));
   const size_t ws_bytes = size_t(32) << 20;  // wick's workspace
@@ -179,7 +196,7 @@ int main(int argc, char** argv) {
     CK(cudaFree(c));
     CK(cudaFree(bias));
   }
-  std::printf("\nper 0.5B step (these shapes x their counts): first heuristic %.2f ms, best %.2f ms, best keeping the "
-              "bits %.2f ms\n", total_first * 1e-3, total_best * 1e-3, total_best_same * 1e-3);
+  std::printf("\nper %s step (these shapes x their counts): first heuristic %.2f ms, best %.2f ms, best keeping the "
+              "bits %.2f ms\n", pre->name, total_first * 1e-3, total_best * 1e-3, total_best_same * 1e-3);
   return 0;
 }
