@@ -36,6 +36,9 @@ int64_t int_floordiv(int64_t a, int64_t b);
 int64_t int_mod(int64_t a, int64_t b);
 // int(d): d truncated toward zero; d must be finite (the callers decide what NaN and infinities give).
 int64_t int_of_double(double d);
+// How many items from, from + step, ... stop before `to` (Python's len(range(from, to, step))), step != 0; in 128
+// bits, as any int64 bounds and step may be given (range() and slices).
+__int128 step_count(int64_t from, int64_t to, int64_t step);
 
 // ---- the work budget of a render ----
 // A chat template comes with the model, from anywhere, and `wick serve` renders one per request: no template

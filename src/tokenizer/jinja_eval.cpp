@@ -107,9 +107,7 @@ class Interp {
       if (step == 0) throw EvalError("range() step must not be zero");
       // Its length first (in 128 bits: start, stop and step may be any int64): too long is refused before
       // anything is built, and the items are charged to the step budget at once.
-      const __int128 span = step > 0 ? static_cast<__int128>(stop) - start : static_cast<__int128>(start) - stop;
-      const __int128 abs_step = step > 0 ? static_cast<__int128>(step) : -static_cast<__int128>(step);
-      const __int128 count = span <= 0 ? 0 : (span + abs_step - 1) / abs_step;
+      const __int128 count = step_count(start, stop, step);
       if (count > 1000000) throw EvalError("range() longer than 1000000 items");
       spend(static_cast<int64_t>(count));
       List l;

@@ -75,6 +75,12 @@ int64_t int_mod(int64_t a, int64_t b) {
   return m;
 }
 
+__int128 step_count(int64_t from, int64_t to, int64_t step) {
+  const __int128 span = step > 0 ? static_cast<__int128>(to) - from : static_cast<__int128>(from) - to;
+  const __int128 stride = step > 0 ? static_cast<__int128>(step) : -static_cast<__int128>(step);
+  return span <= 0 ? 0 : (span + stride - 1) / stride;
+}
+
 int64_t int_of_double(double d) {
   const double t = std::trunc(d);
   // [-2^63, 2^63): both bounds are exact doubles.

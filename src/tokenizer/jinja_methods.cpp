@@ -266,10 +266,8 @@ Value slice(const Value& obj, const Value& start, const Value& stop, const Value
     return std::clamp<int64_t>(x, -1, n - 1);
   };
   const int64_t a = clamp(start, st > 0 ? 0 : n - 1), b = clamp(stop, st > 0 ? n : -1);
-  // How many items: in 128 bits, as the step may be any int64 (a + i st stays inside [-1, n] for i < count).
-  const __int128 span = st > 0 ? static_cast<__int128>(b) - a : static_cast<__int128>(a) - b;
-  const __int128 stride = st > 0 ? static_cast<__int128>(st) : -static_cast<__int128>(st);
-  const int64_t count = span <= 0 ? 0 : static_cast<int64_t>((span + stride - 1) / stride);
+  // a + i st stays inside [-1, n] for i < count (the step may be any int64).
+  const int64_t count = static_cast<int64_t>(step_count(a, b, st));
   if (!obj.is_string()) charge(count);  // what is copied (a string's characters were charged by code_points)
   List l;
   std::string s;
