@@ -12,23 +12,28 @@
 #                                   replaces at 350 tok/s against ~1,470 without)
 #   dev/small_m/glu_k2.patch        (on top of adapters.patch) gate/up + GLU at two warps a row from 4,096 rows;
 #                                   WICK_GLU_K2=0 is the rule before it: 1.5B and 0.5B decode, alternating
+#   dev/l2_prefetch/l2_prefetch.patch  (last) the weights after a decode step's attention prefetched into L2
+#                                   while it runs (ops/l2_prefetch.h): off / bulk / per-line / 16 and 48 MB a
+#                                   layer, 0.5B and 1.5B decode, alternating (the tokens must not change)
 # and one harness: dev/low_rank/low_rank_bench.cu split (v1, the cooperative low-rank kernel, beside session 25's
 # v3 / v4 designs, low_rank_split.cuh, on the seed suite's lora rows: issue 8's <= 10-12 us goal).
 # Both land when the suite passes and the numbers hold (then this script's patch step goes).
-# Stages (arguments, in this order by default): lowrank build tests gemm train adapter glu. Each writes one file
-# under $OUT: low-rank.txt, build.log, cuda-tests.log, gemm-algos.txt (dev/gemm_algos on the 1.5B and 7B shapes),
-# train-ab.md, decode-ab.txt, glu-ab.txt, and summary.txt.
+# Stages (arguments, in this order by default): lowrank build tests l2 gemm train adapter glu. Each writes one
+# file under $OUT: low-rank.txt, build.log, cuda-tests.log, l2-ab.txt, gemm-algos.txt (dev/gemm_algos on the 1.5B
+# and 7B shapes), train-ab.md, decode-ab.txt, glu-ab.txt, and summary.txt.
 #
 # Here, before the call: bash scripts/pack-deps.sh; bash scripts/decode-ab.sh pack (the tokenizer).
 # The device tool's command: bash dev/next_device_call.sh        carry: [".carry-ab", ".deps"]
-# About 8 minutes (lowrank ~0.5, build ~1.5, tests ~0.5, gemm ~0.5, train ~3, adapter ~0.5, glu ~1).
+# About 9.5 minutes (lowrank ~0.5, build ~1.5, tests ~0.5, l2 ~1.5, gemm ~0.5, train ~3, adapter ~0.5, glu ~1):
+# under the 10-minute limit of one call only just; run `... lowrank build tests l2 adapter glu` and
+# `... gemm train` as two calls (build kept) when the first runs long.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 O=${OUT:-out/next}
 mkdir -p "$O"
 S=$O/summary.txt
 STAGES=("$@")
-[ ${#STAGES[@]} -eq 0 ] && STAGES=(lowrank build tests gemm train adapter glu)
+[ ${#STAGES[@]} -eq 0 ] && STAGES=(lowrank build tests l2 gemm train adapter glu)
 note() { echo "$(date -u +%T) $*" | tee -a "$S"; }
 want() { local s; for s in "${STAGES[@]}"; do [ "$s" = "$1" ] && return 0; done; return 1; }
 P=/opt/wickdeps/usr/lib/x86_64-linux-gnu
@@ -50,7 +55,8 @@ fi
 
 if want build; then
   mkdir -p third_party/npm && tar xzf .carry-ab/tok.tgz -C third_party/npm
-  for p in dev/small_m/adapters.patch dev/small_m/glu_k2.patch dev/gemm_algos/gemm_tune.patch; do
+  for p in dev/small_m/adapters.patch dev/small_m/glu_k2.patch dev/gemm_algos/gemm_tune.patch \
+      dev/l2_prefetch/l2_prefetch.patch; do
     if command -v git > /dev/null; then git apply "$p"; else patch -p1 < "$p"; fi && note "applied $p" ||
       { note "FAILED to apply $p"; exit 1; }
   done
@@ -69,8 +75,20 @@ if want tests; then
   echo "== the same with the GEMM tuning off" >> "$T"
   WICK_GEMM_TUNE=0 timeout 60 build-gpu/tests/wick_cuda_tests \
     --gtest_filter='*GemmTune*:*inear*:*ora*:*mallM*:*ecode*:*rain*' >> "$T" 2>&1
+  echo "== decode with the L2 prefetch off" >> "$T"
+  WICK_L2_PREFETCH=0 timeout 60 build-gpu/tests/wick_cuda_tests --gtest_filter='*ecode*:*L2Prefetch*' >> "$T" 2>&1
   note "tuning off: $(grep -E '^\[  (PASSED|FAILED)  \]' "$T" | tail -n +2 | tr '\n' ' ')"
   grep -E '^\[  FAILED  \]' "$T" | head -20 >> "$S"
+fi
+
+if want l2; then
+  # The L2 prefetch during decode attention (l2_prefetch.patch), 0.5B and 1.5B, two rounds: off, bulk (the
+  # default, 32 MB a layer), per-line, 16 and 48 MB. The tokens must be the same in every variant.
+  OUT=/tmp/dab-l2 WICK_NEW=build-gpu/wick timeout 240 bash scripts/decode-ab.sh variants "qwen2.5-0.5b qwen2.5-1.5b" 2 \
+    "off=WICK_L2_PREFETCH=0" "bulk=" "lines=WICK_L2_PREFETCH=2" "mb16=WICK_L2_PREFETCH_MB=16" \
+    "mb48=WICK_L2_PREFETCH_MB=48" > /dev/null 2>&1
+  cp /tmp/dab-l2/decode-ab.txt "$O/l2-ab.txt" 2>/dev/null
+  note "l2: $(grep -o 'qwen[a-z0-9.-]* [a-z0-9]* round [0-9]: decode [0-9.]* tok/s\|tokens differ' "$O/l2-ab.txt" 2>/dev/null | tr '\n' ' ')"
 fi
 
 if want gemm; then
