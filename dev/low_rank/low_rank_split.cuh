@@ -250,15 +250,18 @@ template <typename T, int TM, bool EARLY_B> __global__ void __launch_bounds__(kT
 }
 
 // Grids. v3 / v4's finish kernel: RT = ceil(M / TM) row tiles and CT column tiles with CT RT near `target`
-// blocks (ct > 0 forces CT); tn = ceil(out / CT).
+// blocks (ct > 0 forces CT), more when a block's B tile would pass kMaxTileSmem; tn = ceil(out / CT).
 struct TileGrid {
   int RT, CT, tn;
 };
-inline TileGrid tile_grid(int M, int out, int TM, int target, int ct) {
+constexpr size_t kMaxTileSmem = 96 * 1024;
+inline TileGrid tile_grid(int M, int out, int r, int TM, int target, int ct) {
   TileGrid g;
   g.RT = (M + TM - 1) / TM;
   int CT = ct > 0 ? ct : target / g.RT;
   if (CT < 1) CT = 1;
+  const int tn_cap = (int)(kMaxTileSmem / (sizeof(float) * b_stride(r)));
+  if ((out + CT - 1) / CT > tn_cap) CT = (out + tn_cap - 1) / tn_cap;
   if (CT > out) CT = out;
   g.tn = (out + CT - 1) / CT;
   g.CT = (out + g.tn - 1) / g.tn;
@@ -288,7 +291,7 @@ template <typename T>
 cudaError_t launch_v3(const T* x, const T* A, const T* B, T* y, int M, int in, int r, int out, float scale, bool acc,
                       int TM, int target, int ct, cudaStream_t s, TileGrid* used = nullptr) {
   Args<T> a{x, A, B, y, nullptr, M, in, r, out, scale, acc ? 1 : 0, 0, 0};
-  const TileGrid g = tile_grid(M, out, TM, target, ct);
+  const TileGrid g = tile_grid(M, out, r, TM, target, ct);
   a.tn = g.tn;
   if (used) *used = g;
   return TM == 8 ? launch_v3_tm<T, 8>(a, g, s) : launch_v3_tm<T, 4>(a, g, s);
@@ -305,7 +308,7 @@ cudaError_t launch_v4(const T* x, const T* A, const T* B, T* y, int M, int in, i
   if (G1 > tiles) G1 = tiles;
   if (G1 < 1) G1 = 1;
   Args<T> a{x, A, B, y, ws, M, in, r, out, scale, acc ? 1 : 0, 0, G1};
-  const TileGrid g = tile_grid(M, out, TM, target, 0);
+  const TileGrid g = tile_grid(M, out, r, TM, target, 0);
   a.tn = g.tn;
   if (used) *used = g;
   cudaError_t e = pdl::launch(partial_kernel<T>, dim3(G1), dim3(kThreads), 0, s, a);
