@@ -13,8 +13,8 @@
 #   dev/small_m/glu_k2.patch        (on top of adapters.patch) gate/up + GLU at two warps a row from 4,096 rows;
 #                                   WICK_GLU_K2=0 is the rule before it: 1.5B and 0.5B decode, alternating
 #   dev/l2_prefetch/l2_prefetch.patch  (last) the weights after a decode step's attention prefetched into L2
-#                                   while it runs (ops/l2_prefetch.h): off / bulk / per-line / 16 and 48 MB a
-#                                   layer, 0.5B and 1.5B decode, alternating (the tokens must not change)
+#                                   while it runs (ops/l2_prefetch.h): off / bulk / per-line / 48 MB a layer /
+#                                   before q|k|v, 0.5B and 1.5B decode, alternating (the tokens must not change)
 # and one harness: dev/low_rank/low_rank_bench.cu split (v1, the cooperative low-rank kernel, beside session 25's
 # v3 / v4 designs, low_rank_split.cuh, on the seed suite's lora rows: issue 8's <= 10-12 us goal).
 # Both land when the suite passes and the numbers hold (then this script's patch step goes).
@@ -83,10 +83,11 @@ fi
 
 if want l2; then
   # The L2 prefetch during decode attention (l2_prefetch.patch), 0.5B and 1.5B, two rounds: off, bulk (the
-  # default, 32 MB a layer), per-line, 16 and 48 MB. The tokens must be the same in every variant.
+  # default, 32 MB a layer, before the attention), per-line, 48 MB, and before q|k|v (32 and 48 MB). The tokens
+  # must be the same in every variant.
   OUT=/tmp/dab-l2 WICK_NEW=build-gpu/wick timeout 240 bash scripts/decode-ab.sh variants "qwen2.5-0.5b qwen2.5-1.5b" 2 \
-    "off=WICK_L2_PREFETCH=0" "bulk=" "lines=WICK_L2_PREFETCH=2" "mb16=WICK_L2_PREFETCH_MB=16" \
-    "mb48=WICK_L2_PREFETCH_MB=48" > /dev/null 2>&1
+    "off=WICK_L2_PREFETCH=0" "bulk=" "lines=WICK_L2_PREFETCH=2" "mb48=WICK_L2_PREFETCH_MB=48" \
+    "qkv=WICK_L2_PREFETCH_AT=qkv" "qkv48=WICK_L2_PREFETCH_AT=qkv WICK_L2_PREFETCH_MB=48" > /dev/null 2>&1
   cp /tmp/dab-l2/decode-ab.txt "$O/l2-ab.txt" 2>/dev/null
   note "l2: $(grep -o 'qwen[a-z0-9.-]* [a-z0-9]* round [0-9]: decode [0-9.]* tok/s\|tokens differ' "$O/l2-ab.txt" 2>/dev/null | tr '\n' ' ')"
 fi
