@@ -17,23 +17,23 @@
 #                                   before q|k|v, 0.5B and 1.5B decode, alternating (the tokens must not change)
 # and one harness: dev/low_rank/low_rank_bench.cu split (v1, the cooperative low-rank kernel, beside session 25's
 # v3 / v4 designs, low_rank_split.cuh, on the seed suite's lora rows: issue 8's <= 10-12 us goal).
-# Both land when the suite passes and the numbers hold (then this script's patch step goes).
-# Stages (arguments, in this order by default): lowrank build tests l2 gemm train adapter glu. Each writes one
-# file under $OUT: low-rank.txt, build.log, cuda-tests.log, l2-ab.txt, gemm-algos.txt (dev/gemm_algos on the 1.5B
-# and 7B shapes), train-ab.md, decode-ab.txt, glu-ab.txt, and summary.txt.
+# Each lands when the suite passes and its numbers hold (then its line in the patch step goes).
+# Stages (arguments, in this order by default): lowrank build tests l2 gemm train adapter glu l2bench. Each
+# writes one file under $OUT: low-rank.txt, build.log, cuda-tests.log, l2-ab.txt, gemm-algos.txt (dev/gemm_algos
+# on the 1.5B and 7B shapes), train-ab.md, decode-ab.txt, glu-ab.txt, small-m-l2.txt, and summary.txt.
 #
 # Here, before the call: bash scripts/pack-deps.sh; bash scripts/decode-ab.sh pack (the tokenizer).
 # The device tool's command: bash dev/next_device_call.sh        carry: [".carry-ab", ".deps"]
 # About 9.5 minutes (lowrank ~0.5, build ~1.5, tests ~0.5, l2 ~1.5, gemm ~0.5, train ~3, adapter ~0.5, glu ~1):
-# under the 10-minute limit of one call only just; run `... lowrank build tests l2 adapter glu` and
-# `... gemm train` as two calls (build kept) when the first runs long.
+# with l2bench (~1) more than one call's 10 minutes: run `... lowrank build tests l2 adapter glu` and
+# `... gemm train l2bench` as two calls on the same warm machine (the build is kept).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 O=${OUT:-out/next}
 mkdir -p "$O"
 S=$O/summary.txt
 STAGES=("$@")
-[ ${#STAGES[@]} -eq 0 ] && STAGES=(lowrank build tests l2 gemm train adapter glu)
+[ ${#STAGES[@]} -eq 0 ] && STAGES=(lowrank build tests l2 gemm train adapter glu l2bench)
 note() { echo "$(date -u +%T) $*" | tee -a "$S"; }
 want() { local s; for s in "${STAGES[@]}"; do [ "$s" = "$1" ] && return 0; done; return 1; }
 P=/opt/wickdeps/usr/lib/x86_64-linux-gnu
@@ -145,5 +145,13 @@ if want glu; then
     "k1=WICK_GLU_K2=0" "k2=" > /dev/null 2>&1
   cp /tmp/dab-glu/decode-ab.txt "$O/glu-ab.txt" 2>/dev/null
   note "glu k1/k2: $(grep -o 'qwen[a-z0-9.-]* k[12] round [0-9]: decode [0-9.]* tok/s' "$O/glu-ab.txt" 2>/dev/null | tr '\n' ' ')"
+fi
+if want l2bench; then
+  # What a projection gains from L2 (dev/small_m/small_m_bench.cu l2): each decode shape from HBM and from L2.
+  if "$NVCC" -O3 -std=c++17 -gencode arch=compute_90,code=sm_90 -cudart static -I src \
+      -o build-gpu/small_m_bench.bin dev/small_m/small_m_bench.cu >> "$O/build.log" 2>&1; then
+    timeout 120 build-gpu/small_m_bench.bin 1 l2 > "$O/small-m-l2.txt" 2>&1
+    note "small_m l2: $(tail -1 "$O/small-m-l2.txt")"
+  fi
 fi
 note "done"
