@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# The GPU work left unrun by session 24 (its device was withdrawn after one call), in ONE call on the nvidia-h200
-# kind. It applies the two pending patches to the device's copy of the tree, builds once, runs the whole CUDA
-# suite, and measures each change against its own off switch in the same build:
+# The GPU work prepared in sessions 24 and 25 without a device (session 24's was withdrawn after one call, session
+# 25 had none), for the nvidia-h200 kind. It applies the four pending patches to the device's copy of the tree,
+# builds once, runs the whole CUDA suite, and measures each change against its own off switch in the same build:
 #   dev/gemm_algos/gemm_tune.patch  the GEMM algorithm choice (ops/cuda/cublaslt.cu; WICK_GEMM_TUNE=0 keeps the
 #                                   heuristic's first algorithm): the 0.5B training row (issue 8's first goal)
 #                                   and the 1.5B row, alternating
@@ -15,7 +15,8 @@
 #   dev/l2_prefetch/l2_prefetch.patch  (last) the weights after a decode step's attention prefetched into L2
 #                                   while it runs (ops/l2_prefetch.h): off / bulk / per-line / 48 MB a layer /
 #                                   before q|k|v, 0.5B and 1.5B decode, alternating (the tokens must not change)
-# and one harness: dev/low_rank/low_rank_bench.cu split (v1, the cooperative low-rank kernel, beside session 25's
+# and two harnesses: dev/small_m/small_m_bench.cu l2 (each decode projection from HBM and from L2) and
+# dev/low_rank/low_rank_bench.cu split (v1, the cooperative low-rank kernel, beside session 25's
 # v3 / v4 designs, low_rank_split.cuh, on the seed suite's lora rows: issue 8's <= 10-12 us goal).
 # Each lands when the suite passes and its numbers hold (then its line in the patch step goes).
 # Stages (arguments, in this order by default): lowrank build tests l2 gemm train adapter glu l2bench. Each
