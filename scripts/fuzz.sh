@@ -34,12 +34,17 @@ max_len() {
 }
 # ASan's quarantine at 32 MB (default 256 MB): a use-after-free inside one input's work is still caught (an
 # input allocates far less), and cycling 256 MB of freed memory through fresh pages cost 25-60% of the time.
+# No allocation stack kept per malloc (malloc_context_size=0; the chat-template renderer allocates at every
+# step): a finding is caught and its input saved as before, only its report lacks the allocation and free
+# stacks; rerun the saved input alone under ASAN_OPTIONS=malloc_context_size=30 for them. One pass of the
+# chat-template target over the same 10,539 inputs took 17.6 s of CPU with it, 21.1 without (session 25).
 # Executions of a finished or interrupted run, summed over its jobs.
 executions() { grep -h "stat::number_of_executed_units" "$1" | awk '{s += $2} END {print s + 0}'; }
 run_target() {
   local t=$1 log="$B/fuzz_$1.log" start
   start=$(date +%s)
-  ASAN_OPTIONS=detect_leaks=0:allocator_may_return_null=1:quarantine_size_mb=32 UBSAN_OPTIONS=print_stacktrace=1 \
+  ASAN_OPTIONS=detect_leaks=0:allocator_may_return_null=1:quarantine_size_mb=32:malloc_context_size=0 \
+    UBSAN_OPTIONS=print_stacktrace=1 \
     "$B/fuzz/fuzz_$t" "$B/corpus/$t" "$B/seeds/$t" -max_total_time="$secs" -timeout=10 -rss_limit_mb=2048 \
     -max_len="$(max_len "$t")" -artifact_prefix="$B/crashes/$t/" -print_final_stats=1 \
     ${WICK_FUZZ_RUNS:+-runs=$WICK_FUZZ_RUNS} ${WICK_FUZZ_JOBS:+-jobs=$WICK_FUZZ_JOBS -workers=$WICK_FUZZ_JOBS} \
