@@ -163,38 +163,30 @@ int run_shape(const Shape& s, int M, std::mt19937& rng, cudaStream_t st) {
   }
   // Time.
   const int iters = 200;
-  std::vector<double> us;
   cudaEvent_t e0, e1;
   CK(cudaEventCreate(&e0));
   CK(cudaEventCreate(&e1));
-  for (int i = 0; i < 20; i++) launch(i % copies);
-  for (int rep = 0; rep < 5; rep++) {
-    CK(cudaEventRecord(e0, st));
-    for (int i = 0; i < iters; i++) launch(i % copies);
-    CK(cudaEventRecord(e1, st));
-    CK(cudaEventSynchronize(e1));
-    float ms = 0;
-    CK(cudaEventElapsedTime(&ms, e0, e1));
-    us.push_back(ms * 1e3 / iters);
-  }
-  std::sort(us.begin(), us.end());
-  const double t = us[us.size() / 2];
-  std::printf("    %-8s %8.2f us  %7.1f GB/s  (%5.1f%% of 4.8 TB/s)  max rel err so far %.2e %s\n", kTuningNames[ti], t,
-              wbytes / t / 1e3, wbytes / t / 1e3 / 4800.0 * 100, worst, worst < 2e-2 ? "ok" : "FAIL");
-  if (g_l2_only && ti == 1) {  // the same launch on copy 0 every time: its weights stay in L2 when they fit
-    std::vector<double> warm;
-    for (int i = 0; i < 20; i++) launch(0);
+  // Median of 5 runs of `iters` launches on the copies pick(i) names, in us a launch.
+  const auto median_us = [&](auto pick) {
+    std::vector<double> us;
+    for (int i = 0; i < 20; i++) launch(pick(i));
     for (int rep = 0; rep < 5; rep++) {
       CK(cudaEventRecord(e0, st));
-      for (int i = 0; i < iters; i++) launch(0);
+      for (int i = 0; i < iters; i++) launch(pick(i));
       CK(cudaEventRecord(e1, st));
       CK(cudaEventSynchronize(e1));
       float ms = 0;
       CK(cudaEventElapsedTime(&ms, e0, e1));
-      warm.push_back(ms * 1e3 / iters);
+      us.push_back(ms * 1e3 / iters);
     }
-    std::sort(warm.begin(), warm.end());
-    const double tw = warm[warm.size() / 2];
+    std::sort(us.begin(), us.end());
+    return us[us.size() / 2];
+  };
+  const double t = median_us([&](int i) { return i % copies; });
+  std::printf("    %-8s %8.2f us  %7.1f GB/s  (%5.1f%% of 4.8 TB/s)  max rel err so far %.2e %s\n", kTuningNames[ti], t,
+              wbytes / t / 1e3, wbytes / t / 1e3 / 4800.0 * 100, worst, worst < 2e-2 ? "ok" : "FAIL");
+  if (g_l2_only && ti == 1) {  // the same launch on copy 0 every time: its weights stay in L2 when they fit
+    const double tw = median_us([](int) { return 0; });
     std::printf("    %-8s %8.2f us  %7.1f GB/s  (weights %.1f MB, one copy: from L2 when they fit)\n", "L2 warm", tw,
                 wbytes / tw / 1e3, wbytes / 1e6);
   }
