@@ -4,7 +4,8 @@
 # builds once, runs the whole CUDA suite, and measures each change against its own off switch in the same build:
 #   dev/gemm_algos/gemm_tune.patch  the GEMM algorithm choice (ops/cuda/cublaslt.cu; WICK_GEMM_TUNE=0 keeps the
 #                                   heuristic's first algorithm): the 0.5B training row (issue 8's first goal)
-#                                   and the 1.5B row, alternating
+#                                   and the 1.5B row, alternating, with and without the adapter fold (main's
+#                                   model/linear.h folded groups, session 26; WICK_ADAPTER_FOLD=0 turns it off)
 #   dev/small_m/adapters.patch      decode with a LoRA adapter attached through the small-row kernels
 #                                   (small_m_adapters, model/linear.h), the adapters cast to bf16 once a decode
 #                                   loop: 0.5B with a 1-step r 16 adapter on all seven projections, beside the
@@ -102,17 +103,19 @@ if want gemm; then
 fi
 
 if want train; then
-  # 0.5B 8 x 1024 two rounds, then 1.5B 8 x 1024 one round; the heuristic's algorithms and the tuned ones
-  # alternating, one set of random models and data (BENCH_TMP).
+  # 0.5B 8 x 1024 two rounds, then 1.5B 8 x 1024 one round: the heuristic's GEMM algorithms unfolded (main before
+  # this call), the tuned ones unfolded, and tuned with the adapter fold (model/linear.h folded groups, CUDA's
+  # default), alternating; one set of random models and data (BENCH_TMP).
   A=$O/train-ab.md
   : > "$A"
   for spec in "0.5b 1" "0.5b 2" "1.5b 1"; do
     set -- $spec
-    for v in heuristic tuned; do
-      sw=1; [ $v = heuristic ] && sw=0
-      WICK_GEMM_TUNE=$sw OUT=/tmp/bt-out BENCH_TMP=/tmp/bt PEER=0 STEPS=12 BUILD=build-gpu \
+    for v in "base 0 0" "tuned 1 0" "tuned+fold 1 1"; do
+      set -- $1 $2 $v
+      WICK_GEMM_TUNE=$4 WICK_ADAPTER_FOLD=$5 OUT=/tmp/bt-out BENCH_TMP=/tmp/bt PEER=0 STEPS=12 BUILD=build-gpu \
         timeout 150 bash scripts/bench-train.sh "$1" > /dev/null 2>&1
-      echo "$1 round $2, $v (WICK_GEMM_TUNE=$sw): $(grep '^| train' /tmp/bt-out/train-bench.md)" >> "$A"
+      echo "$1 round $2, $3 (WICK_GEMM_TUNE=$4 WICK_ADAPTER_FOLD=$5): $(grep '^| train' /tmp/bt-out/train-bench.md)" >> "$A"
+      set -- $1 $2
     done
   done
   tail -1 /tmp/bt-out/train-bench.md >> "$A"

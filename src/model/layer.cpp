@@ -81,13 +81,64 @@ void alloc_checkpointed_layer_acts(LayerActs& kept, const ModelConfig& c, int64_
 
 void use_checkpointed_layer_acts(LayerActs& work, const LayerActs& kept, const ModelConfig& c) {
   work.x = kept.x;
-  for (int g = 0; g < kLoraGroups; g++) work.adapter_u[g] = kept.adapter_u[g];
+  for (int g = 0; g < kLoraGroups; g++) {
+    work.adapter_u[g] = kept.adapter_u[g];
+    work.xu[g] = kept.xu[g];
+  }
   for (const ActSlot& s : layer_act_slots(c))
     if (s.checkpoint_kept) work.*s.member = kept.*s.member;
 }
 
 void alloc_layer_grads(LayerGrads& G, const ModelConfig& c, int64_t N, DType dt, Device dev) {
   for (const GradSlot& s : layer_grad_slots(c)) G.*s.member = Tensor::empty({N, s.cols}, dt, dev);
+}
+
+namespace {
+enum { kQKV = 0, kO = 1, kGateUp = 2, kDown = 3 };  // LayerWeights::lora_groups
+
+// The groups a layer may fold: those fed by an RMSNorm, with the slot holding their input when unfolded.
+struct NormFedGroup {
+  int group;
+  Tensor LayerActs::*input;
+};
+constexpr NormFedGroup kNormFedGroups[] = {{kQKV, &LayerActs::a}, {kGateUp, &LayerActs::b}};
+
+Tensor LayerActs::*norm_fed_input(int g) {
+  for (const NormFedGroup& f : kNormFedGroups)
+    if (f.group == g) return f.input;
+  return nullptr;
+}
+
+// Whether t is [rows, cols] of dt on dev.
+bool is(const Tensor& t, int64_t rows, int64_t cols, DType dt, Device dev) {
+  return t.defined() && t.shape() == Shape{rows, cols} && t.dtype() == dt && t.device() == dev;
+}
+}  // namespace
+
+bool is_norm_fed_group(int g) { return norm_fed_input(g) != nullptr; }
+
+void alloc_adapter_products(LayerActs& A, LayerWeights& W, const LayerCode& code, const ModelConfig& c, int64_t N,
+                            DType dt, Device dev, bool fold) {
+  const auto groups = W.lora_groups();
+  const int64_t C = c.hidden_size;
+  for (int g = 0; g < kLoraGroups; g++) {
+    const int64_t R = lora_group_rank(groups[g]);
+    Tensor LayerActs::*input = norm_fed_input(g);
+    Tensor& u = A.adapter_u[g];
+    Tensor& xu = A.xu[g];
+    if (fold && code.folds_norm_fed_groups && R > 0 && input) {
+      if (!is(xu, N, C + R, dt, dev)) xu = Tensor::empty({N, C + R}, dt, dev);
+      u = Tensor();
+      A.*input = Tensor();
+      continue;
+    }
+    if (xu.defined()) {  // folded before: the input slot comes back
+      xu = Tensor();
+      A.*input = Tensor::empty({N, C}, dt, dev);
+    }
+    if (R == 0) u = Tensor();
+    else if (!is(u, N, R, dt, dev)) u = Tensor::empty({N, R}, dt, dev);
+  }
 }
 
 RmsWeight rms_weight(const ModelConfig& c) { return c.norm_plus_one ? RmsWeight::OneOffset : RmsWeight::Scale; }
@@ -141,8 +192,13 @@ Group group(LayerWeights& W, int g, const LayerRun& run) {
 
 // ys (=) the group's projections of x; the adapters' products into A.adapter_u[g] (training) or scratch.
 // Over independent sequences (run.rows), each row's own adapter delta is added after.
+// A folded group (A.xu[g] defined: alloc_adapter_products) reads its input from there, not x.
 void group_forward(LayerWeights& W, int g, LayerActs& A, const Tensor& x, const std::vector<Tensor*>& ys, LayerRun& run) {
   Group gr = group(W, g, run);
+  if (A.xu[g].defined()) {
+    folded_group_forward(gr.linears, A.xu[g], ys, *run.lin, gr.dropout ? gr.seeds : nullptr);
+    return;
+  }
   linear_group_forward(gr.linears, x, ys, A.adapter_u[g], *run.lin, gr.dropout ? gr.seeds : nullptr, run.inference);
   if (run.rows)
     for (size_t i = 0; i < ys.size(); i++) run.rows->add_adapters(run.layer, kLoraGroupFirst[g] + static_cast<int>(i), x, *ys[i]);
@@ -153,6 +209,10 @@ void group_forward(LayerWeights& W, int g, LayerActs& A, const Tensor& x, const 
 void group_backward(LayerWeights& W, int g, LayerActs& A, const std::vector<const Tensor*>& dys, const LateInput& x,
                     Tensor& dx, bool accumulate, LayerRun& run) {
   Group gr = group(W, g, run);
+  if (A.xu[g].defined()) {
+    folded_group_backward(gr.linears, dys, A.xu[g], dx, accumulate, *run.lin, gr.dropout ? gr.seeds : nullptr);
+    return;
+  }
   linear_group_backward(gr.linears, dys, x, A.adapter_u[g], dx, accumulate, *run.lin, gr.dropout ? gr.seeds : nullptr);
 }
 void group_backward(LayerWeights& W, int g, LayerActs& A, const std::vector<const Tensor*>& dys, const Tensor& x,
@@ -166,8 +226,6 @@ AttentionArgs attention_args(const LayerRun& run) {
   a.kv_len = run.T;
   return a;
 }
-
-enum { kQKV = 0, kO = 1, kGateUp = 2, kDown = 3 };  // LayerWeights::lora_groups
 
 }  // namespace
 
@@ -296,25 +354,32 @@ void mlp_block_backward(LayerWeights& W, LayerActs& A, const Tensor& in, const T
 
 namespace {
 
+// Where the RMSNorm feeding group g writes: the first C columns of the group's K-concatenated buffer when the
+// group is folded (its input slot is then undefined: the group reads xu), else the slot itself.
+MatrixView norm_output(LayerActs& A, int g, Tensor& slot, int64_t C) {
+  return A.xu[g].defined() ? MatrixView::columns(A.xu[g], 0, C) : MatrixView::whole(slot);
+}
+
 // h = x + attn(rms(x)); out = h + mlp(rms(h)).
 void pre_norm_forward(LayerWeights& W, LayerActs& A, const Tensor& x, Tensor& out, LayerRun& run) {
   const float eps = static_cast<float>(run.cfg->rms_norm_eps);
   const RmsWeight kind = rms_weight(*run.cfg);
+  const int64_t C = run.cfg->hidden_size;
   const std::string p = run.hook ? run.prefix() : std::string();
   if (run.recompute) {
     // Checkpointing kept this layer's attention results (ActSlot::checkpoint_kept: q, k, v, att, lse, h): the
     // backward still reads the two norms' outputs and rstd and the gate/up projections, so only those run
     // again. rms_norm_forward of the kept h gives what add_rms_norm_forward gave (it normalises the rounded
     // sum: ops/norm.h), bit for bit.
-    rms_norm_forward(x, W.input_norm, eps, A.a, A.rstd1, kind);
-    rms_norm_forward(A.h, W.post_norm, eps, A.b, A.rstd2, kind);
+    rms_norm_forward(x, W.input_norm, eps, norm_output(A, kQKV, A.a, C), A.rstd1, kind);
+    rms_norm_forward(A.h, W.post_norm, eps, norm_output(A, kGateUp, A.b, C), A.rstd2, kind);
     mlp_block_gate_up_forward(W, A, A.b, run);
     return;
   }
-  rms_norm_forward(x, W.input_norm, eps, A.a, A.rstd1, kind);
+  rms_norm_forward(x, W.input_norm, eps, norm_output(A, kQKV, A.a, C), A.rstd1, kind);
   run.emit(p + "input_layernorm", A.a);
   attention_block_forward(W, A, A.a, A.h, run);
-  add_rms_norm_forward(A.h, x, W.post_norm, eps, A.h, A.b, A.rstd2, kind);
+  add_rms_norm_forward(A.h, x, W.post_norm, eps, A.h, norm_output(A, kGateUp, A.b, C), A.rstd2, kind);
   run.emit(p + "post_attention_layernorm", A.b);
   mlp_block_forward(W, A, A.b, out, run, &A.h);  // out = h + mlp(b); out may be x: x is not read again
   if (run.hook) run.emit(p.substr(0, p.size() - 1), out);
@@ -330,6 +395,6 @@ void pre_norm_backward(LayerWeights& W, LayerActs& A, LayerGrads& G, LayerRun& r
 
 }  // namespace
 
-const LayerCode kPreNormLayer = {pre_norm_forward, pre_norm_backward};
+const LayerCode kPreNormLayer = {pre_norm_forward, pre_norm_backward, /*folds_norm_fed_groups*/ true};
 
 }  // namespace wick

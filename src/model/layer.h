@@ -47,9 +47,13 @@ struct LayerActs {
   Tensor attn_out, rstd3;  // [N, C], [N] f32
   Tensor mlp_out, rstd4;   // [N, C], [N] f32
   // Training: the adapters' products x A^T of each input group (LayerWeights::lora_groups: q k v | o |
-  // gate up | down), saved for backward as model/linear.h lays them out: [sum of the group's ranks, N] in the
-  // compute dtype. Undefined for a group without adapters, and in inference (scratch is used).
+  // gate up | down), saved for backward as model/linear.h lays them out: [N, sum of the group's ranks] in the
+  // compute dtype. Undefined for a group without adapters, for a folded group, and in inference (scratch).
   Tensor adapter_u[kLoraGroups];
+  // Training, folded groups (alloc_adapter_products): [N, C + R], the group's input (the RMSNorm writes its first
+  // C columns) beside its adapters' products (the last R), one GEMM operand (model/linear.h folded_group_*).
+  // The group's own input slot (a for q k v, b for gate up) is then undefined. Undefined otherwise.
+  Tensor xu[kLoraGroups];
 };
 
 // Gradient buffers of one layer's backward, shared by all layers.
@@ -96,6 +100,17 @@ void alloc_layer_acts(LayerActs& A, const ModelConfig& c, int64_t B, int64_t T, 
 void alloc_checkpointed_layer_acts(LayerActs& kept, const ModelConfig& c, int64_t B, int64_t T, DType dt, Device dev);
 void use_checkpointed_layer_acts(LayerActs& work, const LayerActs& kept, const ModelConfig& c);
 void alloc_layer_grads(LayerGrads& G, const ModelConfig& c, int64_t N, DType dt, Device dev);
+struct LayerCode;
+// Whether group g (LayerWeights::lora_groups order) is fed by an RMSNorm (q k v, gate up): what a layer code
+// that folds (LayerCode::folds_norm_fed_groups) folds.
+bool is_norm_fed_group(int g);
+// Training: the adapters' product buffers of one layer's set for N rows, following the layer's current ranks
+// (attach / detach may change them between steps): adapter_u [N, R] per group with adapters, or, with fold and
+// a layer code that folds (LayerCode::folds_norm_fed_groups), xu [N, C + R] for the groups fed by an RMSNorm
+// (q k v, gate up) in place of their input slot and adapter_u. Not with checkpointing's sets (the kept set has
+// no input slots to give up; checkpointing keeps the unfolded path).
+void alloc_adapter_products(LayerActs& A, LayerWeights& W, const LayerCode& code, const ModelConfig& c, int64_t N,
+                            DType dt, Device dev, bool fold);
 
 // Inference over rows of independent sequences (serve/batch_forward.h: continuous batching). The N rows of
 // one forward belong to different requests, each with its own KV cache, positions and adapter. When
@@ -173,6 +188,8 @@ struct LayerCode {
   void (*forward)(LayerWeights& W, LayerActs& A, const Tensor& x, Tensor& out, LayerRun& run);
   // G.dx: d loss / d out on entry, d loss / d x on return (training activations in A).
   void (*backward)(LayerWeights& W, LayerActs& A, LayerGrads& G, LayerRun& run);
+  // Its RMSNorms write into LayerActs::xu of a folded group (alloc_adapter_products) when it is defined.
+  bool folds_norm_fed_groups = false;
 };
 
 // x + attn(norm(x)) then + mlp(norm(.)): Qwen2, Qwen3, Llama, Mistral.

@@ -5,6 +5,7 @@
 #include "core/error.h"
 #include "ops/dropout.h"
 #include "ops/elementwise.h"
+#include "ops/matrix_view.h"
 #include "ops/low_rank.h"
 #include "ops/matmul.h"
 #include "ops/small_m_linear.h"
@@ -30,36 +31,51 @@ Tensor over(const Tensor& first, const Shape& shape, DType dt) {
 bool uses_dropout(const Linear& l, uint64_t seed) { return seed != 0 && l.lora.dropout > 0.0f; }
 uint64_t seed_at(const uint64_t* seeds, size_t j) { return seeds ? seeds[j] : 0; }
 
-// ---------------------------------------------------------------- f32 compute (unchanged numerics)
+MatrixView whole(const Tensor& t) { return MatrixView::whole(t); }
 
-// The adapter's input: x32, or dropout(x32) in s.d32.
-Tensor adapter_input32(const Linear& l, const Tensor& x32, LinearScratch& s, uint64_t seed) {
-  if (!uses_dropout(l, seed)) return x32;
-  Tensor d = front(s.d32, x32.dim(0), x32.dim(1), DType::F32, x32.device());
-  dropout_forward(x32, l.lora.dropout, seed, d);
-  return d;
+// A view's elements as one contiguous [rows, cols] tensor: the tensor itself when the view is all of it, else a
+// copy in buf.
+Tensor contiguous(const MatrixView& v, Tensor& buf) {
+  const Tensor& t = *v.tensor;
+  if (v.offset == 0 && v.packed() && t.ndim() == 2 && t.dim(0) == v.rows && t.dim(1) == v.cols) return t;
+  Tensor c = front(buf, v.rows, v.cols, t.dtype(), t.device());
+  copy_matrix(v, whole(c));
+  return c;
 }
 
-// u [N, r] f32 (or null: scratch).
-void forward32(const Linear& l, const Tensor& x, const Tensor& x32, Tensor& y, Tensor* u, LinearScratch& s,
-               uint64_t seed) {
-  const int64_t N = x.dim(0);
-  matmul(x, l.w, y, false, true, 1.0f, 0.0f, l.b.defined() ? &l.b : nullptr);
+// The adapter's input: x, or dropout(x) in s.d32 (f32) / s.d16 (bf16), x made contiguous through s.xc first
+// when it is a block of a wider buffer. keep holds the tensor the returned view points at.
+MatrixView adapter_input(const Linear& l, const MatrixView& x, LinearScratch& s, uint64_t seed, Tensor& keep) {
+  if (!uses_dropout(l, seed)) return x;
+  const Tensor& t = *x.tensor;
+  const Tensor src = contiguous(x, s.xc);
+  keep = front(t.dtype() == DType::F32 ? s.d32 : s.d16, x.rows, x.cols, t.dtype(), t.device());
+  dropout_forward(src, l.lora.dropout, seed, keep);
+  return whole(keep);
+}
+
+// The late input of backward as a view (model/linear.h's LateInput gives a tensor).
+using LateView = std::function<MatrixView()>;
+
+// ---------------------------------------------------------------- f32 compute
+
+// y = x W^T + b, then (adapter) u = xin A^T [N, r] into u's view, y += scale u B^T.
+void forward32(const Linear& l, const MatrixView& x, Tensor& y, const MatrixView& u, LinearScratch& s, uint64_t seed) {
+  matmul(x, whole(l.w), whole(y), false, true, 1.0f, 0.0f, l.b.defined() ? &l.b : nullptr);
   if (!l.lora.active()) return;
-  const Tensor xin = adapter_input32(l, x32, s, seed);
-  Tensor uu = u ? *u : front(s.r32, N, l.lora.rank(), DType::F32, x.device());
-  matmul(xin, l.lora.A, uu, false, true);                      // u = xin A^T  [N, r]
-  matmul(uu, l.lora.B, y, false, true, l.lora.scale, 1.0f);    // y += scale * u B^T
+  Tensor keep;
+  matmul(adapter_input(l, x, s, seed, keep), whole(l.lora.A), u, false, true, 1.0f, 0.0f);  // u = xin A^T  [N, r]
+  matmul(u, whole(l.lora.B), whole(y), false, true, l.lora.scale, 1.0f);        // y += scale * u B^T
 }
 
 // Every product that needs no x first (dx, dB, du), then x (from late_x, once) for dA.
-void backward32(Linear& l, const Tensor& dy, const LateInput& late_x, const Tensor& u, Tensor& dx, bool accumulate,
+void backward32(Linear& l, const Tensor& dy, const LateView& late_x, const MatrixView& u, Tensor& dx, bool accumulate,
                 LinearScratch& s, uint64_t seed) {
   const int64_t N = dy.dim(0);
   matmul(dy, l.w, dx, false, false, 1.0f, accumulate ? 1.0f : 0.0f);  // frozen base: dx (=|+=) dy W
   if (!l.lora.active()) return;
   const float sc = l.lora.scale;
-  matmul(dy, u, l.lora.dB, true, false, sc, 1.0f);                    // dB += scale * dy^T u   [out, r]
+  matmul(whole(dy), u, whole(l.lora.dB), true, false, sc, 1.0f);      // dB += scale * dy^T u   [out, r]
   Tensor du = front(s.r32, N, l.lora.rank(), DType::F32, dy.device());
   matmul(dy, l.lora.B, du, false, false, sc, 0.0f);                   // du = scale * dy B      [N, r]
   if (!uses_dropout(l, seed)) {
@@ -70,8 +86,8 @@ void backward32(Linear& l, const Tensor& dy, const LateInput& late_x, const Tens
     dropout_forward(dxl, l.lora.dropout, seed, dxl);                  // dx += dropout'(du A)
     add(dx, dxl, dx);
   }
-  const Tensor xin = adapter_input32(l, late_x(), s, seed);
-  matmul(du, xin, l.lora.dA, true, false, 1.0f, 1.0f);                // dA += du^T xin         [r, in]
+  Tensor keep;
+  matmul(whole(du), adapter_input(l, late_x(), s, seed, keep), whole(l.lora.dA), true, false, 1.0f, 1.0f);  // dA += du^T xin
 }
 
 // ---------------------------------------------------------------- bf16 compute
@@ -111,37 +127,30 @@ void refresh16(const std::vector<const Linear*>& ls) {
   }
 }
 
-// The adapter's input in bf16: x, or dropout(x) in s.d16.
-Tensor adapter_input16(const Linear& l, const Tensor& x, LinearScratch& s, uint64_t seed) {
-  if (!uses_dropout(l, seed)) return x;
-  Tensor d = front(s.d16, x.dim(0), x.dim(1), x.dtype(), x.device());
-  dropout_forward(x, l.lora.dropout, seed, d);
-  return d;
-}
-
 // The adapter term into y, then the base with beta = 1: y = round(x W^T + b + round(scale u B^T)).
-// uT [r, N] receives xin A16^T unless have_u (the group GEMM made it).
-void forward16(const Linear& l, const Tensor& x, Tensor& y, Tensor& uT, LinearScratch& s, uint64_t seed,
+// u [N, r] receives xin A16^T unless have_u (the group GEMM made it).
+void forward16(const Linear& l, const MatrixView& x, Tensor& y, const MatrixView& u, LinearScratch& s, uint64_t seed,
                bool have_u) {
   const Tensor* bias = l.b.defined() ? &l.b : nullptr;
   if (!l.lora.active()) {
-    matmul(x, l.w, y, false, true, 1.0f, 0.0f, bias);
+    matmul(x, whole(l.w), whole(y), false, true, 1.0f, 0.0f, bias);
     return;
   }
-  if (!have_u) matmul(l.lora.A16, adapter_input16(l, x, s, seed), uT, false, true);  // u^T = A xin^T  [r, N]
-  matmul(uT, l.lora.B16, y, true, true, l.lora.scale, 0.0f);                        // y = scale u B^T
-  matmul(x, l.w, y, false, true, 1.0f, 1.0f, bias);                                 // y += x W^T + b
+  Tensor keep;
+  if (!have_u) matmul(adapter_input(l, x, s, seed, keep), whole(l.lora.A16), u, false, true, 1.0f, 0.0f);  // u = xin A^T  [N, r]
+  matmul(u, whole(l.lora.B16), whole(y), false, true, l.lora.scale, 0.0f);                   // y = scale u B^T
+  matmul(x, whole(l.w), whole(y), false, true, 1.0f, 1.0f, bias);                             // y += x W^T + b
 }
 
 // dB += scale dy^T u, du^T = scale B^T dy^T into duT [r, N] (bf16).
-void adapter_grads_B16(Linear& l, const Tensor& dy, const Tensor& uT, Tensor& duT) {
+void adapter_grads_B16(Linear& l, const Tensor& dy, const MatrixView& u, Tensor& duT) {
   const float sc = l.lora.scale;
-  matmul(dy, uT, l.lora.dB, true, true, sc, 1.0f);       // [out, N] x [N, r] -> dB (f32, +=)
-  matmul(l.lora.B16, dy, duT, true, true, sc, 0.0f);     // [r, out] x [out, N] -> du^T
+  matmul(whole(dy), u, whole(l.lora.dB), true, false, sc, 1.0f);  // [out, N] x [N, r] -> dB (f32, +=)
+  matmul(l.lora.B16, dy, duT, true, true, sc, 0.0f);              // [r, out] x [out, N] -> du^T
 }
 
 // As backward32: dB, du^T, dx first, then x (late_x, once) for dA.
-void backward16(Linear& l, const Tensor& dy, const LateInput& late_x, const Tensor& uT, Tensor& dx, bool accumulate,
+void backward16(Linear& l, const Tensor& dy, const LateView& late_x, const MatrixView& u, Tensor& dx, bool accumulate,
                 LinearScratch& s, uint64_t seed) {
   const float beta = accumulate ? 1.0f : 0.0f;
   if (!l.lora.active()) {
@@ -150,7 +159,7 @@ void backward16(Linear& l, const Tensor& dy, const LateInput& late_x, const Tens
   }
   const int64_t N = dy.dim(0);
   Tensor duT = front(s.u16, l.lora.rank(), N, dy.dtype(), dy.device());
-  adapter_grads_B16(l, dy, uT, duT);
+  adapter_grads_B16(l, dy, u, duT);
   if (!uses_dropout(l, seed)) {
     matmul(duT, l.lora.A16, dx, true, false, 1.0f, beta);  // dx (=|+=) du A
     matmul(dy, l.w, dx, false, false, 1.0f, 1.0f);         // dx += dy W
@@ -161,28 +170,35 @@ void backward16(Linear& l, const Tensor& dy, const LateInput& late_x, const Tens
     matmul(dy, l.w, dx, false, false, 1.0f, beta);
     add(dx, dxl, dx);
   }
-  const Tensor xin = adapter_input16(l, late_x(), s, seed);
-  matmul(duT, xin, l.lora.dA, false, false, 1.0f, 1.0f);  // dA += du^T xin  [r, in] (f32)
+  Tensor keep;
+  matmul(whole(duT), adapter_input(l, late_x(), s, seed, keep), whole(l.lora.dA), false, false, 1.0f, 1.0f);  // dA += du^T xin
 }
 
-// Rows [off, off + r) of saved [R, N] as u^T [r, N] (bf16), or the same elements as u [N, r] (f32).
-Tensor saved_part(const Tensor& saved, int64_t off, int64_t r, int64_t N, bool f32) {
-  Tensor rows = saved.narrow0(off, r);
-  return f32 ? rows.view({N, r}) : rows;
+// Columns [off, off + r) of the products' view u [N, R]: member u_j [N, r].
+MatrixView part(const MatrixView& u, int64_t off, int64_t r) {
+  MatrixView p = u;
+  p.offset += off;
+  p.cols = r;
+  return p;
 }
 
-// bf16 u^T [r, N] in the memory of the caller's u (see linear_forward).
-Tensor u16_of(const Tensor& u, int64_t r, int64_t N) {
-  if (u.dtype() == DType::BF16 && u.numel() == r * N) return u.view({r, N});
-  WICK_CHECK(u.nbytes() >= static_cast<size_t>(r * N) * 2, "linear: saved u " << u.str() << " too small for bf16 ["
-                                                                               << r << ", " << N << "]");
-  return over(u, {r, N}, DType::BF16);
+// u [N, r] of the compute dtype in the memory of the caller's u (see linear_forward).
+Tensor u_of(const Tensor& u, int64_t N, int64_t r, DType dt) {
+  if (u.dtype() == dt && u.numel() == N * r) return u.view({N, r});
+  WICK_CHECK(u.nbytes() >= static_cast<size_t>(N * r) * dtype_size(dt),
+             "linear: saved u " << u.str() << " too small for " << dtype_name(dt) << " [" << N << ", " << r << "]");
+  return over(u, {N, r}, dt);
 }
 
 struct Group {
   std::vector<Linear*> act;  // the active members, in order
-  std::vector<int64_t> off;  // row offset of each active member in saved
+  std::vector<int64_t> off;  // column offset of each active member in the products
   int64_t R = 0;
+  int64_t offset_of(const Linear* l) const {
+    for (size_t a = 0; a < act.size(); a++)
+      if (act[a] == l) return off[a];
+    return -1;
+  }
 };
 
 Group group_of(const std::vector<Linear*>& ls) {
@@ -216,6 +232,21 @@ bool no_dropout(const std::vector<Linear*>& ls, const uint64_t* seeds) {
   return true;
 }
 
+// The group's adapters in the compute dtype (A16 in bf16, the masters in f32).
+const Tensor& A_of(const Linear* l, bool f32) { return f32 ? l->lora.A : l->lora.A16; }
+
+// u [N, R] = x A^T for every active member: one GEMM over the stacked A's when they are stacked and no member
+// drops its input, else one a member (f32 always one a member: its numbers are linear_forward's).
+// Returns whether it made u (else forward32 / forward16 make each member's).
+bool group_products(const Group& g, const std::vector<Linear*>& ls, const MatrixView& x, const MatrixView& u,
+                    const uint64_t* seeds, bool f32) {
+  if (f32 || g.act.size() < 2 || !no_dropout(ls, seeds) || !stacked(g, [f32](Linear* l) -> const Tensor& { return A_of(l, f32); }))
+    return false;
+  const Tensor A = over(A_of(g.act[0], f32), {g.R, x.cols}, x.tensor->dtype());
+  matmul(x, whole(A), u, false, true, 1.0f, 0.0f);  // [N, R]
+  return true;
+}
+
 // Inference over a few rows on CUDA (decode): each adapter's scale (x A^T) B^T runs as one fused
 // low_rank_product (u = x A^T kept in f32) instead of two GEMMs. Only for inference callers (the same flag as
 // the small-M kernels: LayerRun::inference; training and evaluation keep their numerics), with nothing saved,
@@ -228,6 +259,66 @@ bool fused_inference(const std::vector<Linear*>& ls, const Tensor& x, const Tens
   for (const Linear* l : ls)
     if (l->lora.active() && !low_rank_fused(x.dim(0), l->lora.rank())) return false;
   return true;
+}
+
+// The group's backward over views: dys [N, out_j] -> dx [N, in] (= or +=), dA, dB (+=); x from late_x (once), u
+// [N, R] the forward's products.
+void group_backward_views(const std::vector<Linear*>& ls, const std::vector<const Tensor*>& dys, const LateView& late_x,
+                          const MatrixView& u, Tensor& dx, bool accumulate, LinearScratch& s, const uint64_t* seeds) {
+  WICK_CHECK(dys.size() == ls.size(), "linear_group_backward: " << ls.size() << " linears, " << dys.size() << " gradients");
+  const Group g = group_of(ls);
+  const int64_t N = dys[0]->dim(0);
+  const bool f32 = dys[0]->dtype() == DType::F32;
+  // late_x runs once, when the first member needs x; its result is kept for the others.
+  bool have_x = false;
+  MatrixView x;
+  const LateView once = [&]() {
+    if (!have_x) x = late_x();
+    have_x = true;
+    return x;
+  };
+  const bool one = !f32 && g.act.size() > 1 && no_dropout(ls, seeds) &&
+                   stacked(g, [](Linear* l) -> const Tensor& { return l->lora.A16; }) &&
+                   stacked(g, [](Linear* l) -> const Tensor& { return l->lora.dA; });
+  if (!one) {  // one linear at a time, exactly as linear_backward
+    // A member's dA comes before the next member's dx: with more than one member, x is taken first.
+    if (ls.size() > 1) once();
+    for (size_t j = 0; j < ls.size(); j++) {
+      const MatrixView uj = ls[j]->lora.active() ? part(u, g.offset_of(ls[j]), ls[j]->lora.rank()) : MatrixView{};
+      const bool acc = j == 0 ? accumulate : true;
+      if (f32) backward32(*ls[j], *dys[j], once, uj, dx, acc, s, seed_at(seeds, j));
+      else backward16(*ls[j], *dys[j], once, uj, dx, acc, s, seed_at(seeds, j));
+    }
+    return;
+  }
+  // Stacked: du^T [R, N] per member, then dx (=|+=) du A in one GEMM, the frozen bases dx += dy_j W_j, and
+  // dA (all members) += du^T x in one GEMM.
+  Tensor duT = front(s.u16, g.R, N, dys[0]->dtype(), dys[0]->device());
+  for (size_t a = 0; a < g.act.size(); a++) {
+    Linear& l = *g.act[a];
+    const size_t j = std::find(ls.begin(), ls.end(), &l) - ls.begin();
+    Tensor rows = duT.narrow0(g.off[a], l.lora.rank());
+    adapter_grads_B16(l, *dys[j], part(u, g.off[a], l.lora.rank()), rows);
+  }
+  const int64_t in = dx.dim(1);
+  matmul(duT, over(g.act[0]->lora.A16, {g.R, in}, duT.dtype()), dx, true, false, 1.0f, accumulate ? 1.0f : 0.0f);
+  for (size_t j = 0; j < ls.size(); j++) matmul(*dys[j], ls[j]->w, dx, false, false, 1.0f, 1.0f);
+  Tensor dA = over(g.act[0]->lora.dA, {g.R, in}, DType::F32);
+  matmul(whole(duT), once(), whole(dA), false, false, 1.0f, 1.0f);
+}
+
+// The folded weight of member l ([W | 0 .. scale B .. 0], [out, in + R]): made when missing or laid out for
+// another group, its scale B columns rewritten from the f32 master (one rounding).
+const Tensor& folded_weight(const Linear& l, int64_t R, int64_t off, DType dt) {
+  const LoraSlot& a = l.lora;
+  const int64_t in = l.in(), out = l.out(), r = a.rank();
+  if (!a.folded.defined() || a.folded.shape() != Shape{out, in + R} || a.folded.dtype() != dt || a.folded_at != off) {
+    a.folded = Tensor::zeros({out, in + R}, dt, l.w.device());
+    copy_matrix(whole(l.w), MatrixView::columns(a.folded, 0, in));
+    a.folded_at = off;
+  }
+  copy_matrix(whole(a.B), MatrixView::columns(a.folded, in + off, r), a.scale);
+  return a.folded;
 }
 
 }  // namespace
@@ -246,30 +337,36 @@ bool small_m_group(const std::vector<Linear*>& ls, const Tensor& x, const Tensor
 
 void linear_forward(const Linear& l, const Tensor& x, const Tensor& x32, Tensor& y, Tensor* u, LinearScratch& s,
                     uint64_t dropout_seed) {
-  if (x.dtype() == DType::F32) return forward32(l, x, x32, y, u, s, dropout_seed);
-  if (!l.lora.active()) return forward16(l, x, y, y, s, 0, false);
-  refresh16({&l});
   const int64_t N = x.dim(0), r = l.lora.rank();
-  Tensor uT = u ? u16_of(*u, r, N) : front(s.u16, r, N, x.dtype(), x.device());
-  forward16(l, x, y, uT, s, dropout_seed, false);
+  const bool f32 = x.dtype() == DType::F32;
+  Tensor uu;
+  if (l.lora.active()) {
+    uu = u ? u_of(*u, N, r, x.dtype()) : front(f32 ? s.r32 : s.u16, N, r, x.dtype(), x.device());
+    if (!f32) refresh16({&l});
+  }
+  const MatrixView uv = uu.defined() ? whole(uu) : MatrixView{};
+  if (f32) forward32(l, whole(x), y, uv, s, dropout_seed);
+  else forward16(l, whole(x), y, uv, s, dropout_seed, false);
 }
 
 void linear_backward(Linear& l, const Tensor& dy, const Tensor& x32, const Tensor& u, Tensor& dx, bool accumulate,
                      LinearScratch& s, uint64_t dropout_seed) {
-  if (dy.dtype() == DType::F32) return backward32(l, dy, [&]() -> const Tensor& { return x32; }, u, dx, accumulate, s, dropout_seed);
+  const int64_t N = dy.dim(0), r = l.lora.rank();
+  const Tensor uu = l.lora.active() ? u_of(u, N, r, dy.dtype()) : Tensor();
+  const MatrixView uv = uu.defined() ? whole(uu) : MatrixView{};
+  if (dy.dtype() == DType::F32) return backward32(l, dy, [&] { return whole(x32); }, uv, dx, accumulate, s, dropout_seed);
   // bf16: the adapter reads the layer input x. Callers pass x itself; an f32 copy of it (what callers passed
   // before the adapters ran in bf16) is rounded back, exactly, when dA needs it.
   Tensor x;
-  auto late_x = [&]() -> const Tensor& {
+  auto late_x = [&]() {
     x = x32;
     if (x32.dtype() != dy.dtype()) {
       x = front(s.d16, x32.dim(0), x32.dim(1), dy.dtype(), dy.device());
       cast(x32, x);
     }
-    return x;
+    return whole(x);
   };
-  Tensor uT = l.lora.active() ? u16_of(u, l.lora.rank(), dy.dim(0)) : Tensor();
-  backward16(l, dy, late_x, uT, dx, accumulate, s, dropout_seed);
+  backward16(l, dy, late_x, uv, dx, accumulate, s, dropout_seed);
 }
 
 // ---------------------------------------------------------------- a group
@@ -314,32 +411,18 @@ void linear_group_forward(const std::vector<Linear*>& ls, const Tensor& x, const
   }
   // Inference keeps no products: they go to scratch.
   Tensor store = saved;
-  if (g.R > 0 && !store.defined()) store = front(f32 ? s.r32 : s.u16, g.R, N, x.dtype(), x.device());
+  if (g.R > 0 && !store.defined()) store = front(f32 ? s.r32 : s.u16, N, g.R, x.dtype(), x.device());
   if (g.R > 0)
-    WICK_CHECK(store.dtype() == x.dtype() && store.numel() == g.R * N,
-               "linear_group_forward: saved must be " << dtype_name(x.dtype()) << " [" << g.R << ", " << N
+    WICK_CHECK(store.dtype() == x.dtype() && store.shape() == Shape({N, g.R}),
+               "linear_group_forward: saved must be " << dtype_name(x.dtype()) << " [" << N << ", " << g.R
                                                       << "], got " << store.str());
-  if (f32) {  // one linear at a time, exactly as linear_forward
-    size_t a = 0;
-    for (size_t j = 0; j < ls.size(); j++) {
-      Tensor u;
-      if (ls[j]->lora.active()) u = saved_part(store, g.off[a++], ls[j]->lora.rank(), N, true);
-      forward32(*ls[j], x, x, *ys[j], u.defined() ? &u : nullptr, s, seed_at(seeds, j));
-    }
-    return;
-  }
-  std::vector<const Linear*> cls(ls.begin(), ls.end());
-  if (g.R > 0) refresh16(cls);
-  // One x A^T for the group when the A16's are stacked and no member drops its input.
-  const bool one = g.act.size() > 1 && no_dropout(ls, seeds) && stacked(g, [](Linear* l) -> const Tensor& {
-                     return l->lora.A16;
-                   });
-  if (one) matmul(over(g.act[0]->lora.A16, {g.R, x.dim(1)}, x.dtype()), x, store, false, true);  // [R, N]
-  size_t a = 0;
+  const MatrixView xv = whole(x), u = g.R > 0 ? whole(store) : MatrixView{};
+  if (g.R > 0 && !f32) refresh16(std::vector<const Linear*>(ls.begin(), ls.end()));
+  const bool one = g.R > 0 && group_products(g, ls, xv, u, seeds, f32);
   for (size_t j = 0; j < ls.size(); j++) {
-    Tensor uT;
-    if (ls[j]->lora.active()) uT = saved_part(store, g.off[a++], ls[j]->lora.rank(), N, false);
-    forward16(*ls[j], x, *ys[j], uT, s, seed_at(seeds, j), one);
+    const MatrixView uj = ls[j]->lora.active() ? part(u, g.offset_of(ls[j]), ls[j]->lora.rank()) : MatrixView{};
+    if (f32) forward32(*ls[j], xv, *ys[j], uj, s, seed_at(seeds, j));
+    else forward16(*ls[j], xv, *ys[j], uj, s, seed_at(seeds, j), one);
   }
 }
 
@@ -352,46 +435,72 @@ void linear_group_backward(const std::vector<Linear*>& ls, const std::vector<con
 void linear_group_backward(const std::vector<Linear*>& ls, const std::vector<const Tensor*>& dys,
                            const LateInput& late_x, const Tensor& saved, Tensor& dx, bool accumulate, LinearScratch& s,
                            const uint64_t* seeds) {
-  WICK_CHECK(dys.size() == ls.size(), "linear_group_backward: " << ls.size() << " linears, " << dys.size() << " gradients");
+  const MatrixView u = saved.defined() ? whole(saved) : MatrixView{};
+  group_backward_views(ls, dys, [&] { return whole(late_x()); }, u, dx, accumulate, s, seeds);
+}
+
+// ---------------------------------------------------------------- a folded group
+
+namespace {
+// xu [N, in + R] of the compute dtype, R the group's rank (> 0): returns in.
+int64_t folded_input_width(const char* op, const Group& g, const Tensor& xu, DType dt) {
+  WICK_CHECK(g.R > 0, "" << std::string(op) << ": a folded group needs an adapter");
+  WICK_CHECK(xu.ndim() == 2 && xu.dtype() == dt && xu.dim(1) > g.R,
+             "" << std::string(op) << ": xu must be " << dtype_name(dt) << " [N, in + " << g.R << "], got " << xu.str());
+  const int64_t in = xu.dim(1) - g.R;
+  for (const Linear* l : g.act)
+    WICK_CHECK(l->in() == in, "" << std::string(op) << ": " << l->name << " reads " << l->in() << " features, xu holds " << in << " + " << g.R);
+  return in;
+}
+}  // namespace
+
+void folded_group_forward(const std::vector<Linear*>& ls, const Tensor& xu, const std::vector<Tensor*>& ys,
+                          LinearScratch& s, const uint64_t* seeds) {
+  static const char* op = "folded_group_forward";
+  WICK_CHECK(ys.size() == ls.size(), "" << std::string(op) << ": " << ls.size() << " linears, " << ys.size() << " outputs");
   const Group g = group_of(ls);
-  const int64_t N = dys[0]->dim(0);
-  const bool f32 = dys[0]->dtype() == DType::F32;
-  // late_x runs once, when the first member needs x; its result is kept for the others.
-  const Tensor* x = nullptr;
-  const LateInput once = [&]() -> const Tensor& {
-    if (!x) x = &late_x();
-    return *x;
-  };
-  const bool one = !f32 && g.act.size() > 1 && no_dropout(ls, seeds) &&
-                   stacked(g, [](Linear* l) -> const Tensor& { return l->lora.A16; }) &&
-                   stacked(g, [](Linear* l) -> const Tensor& { return l->lora.dA; });
-  if (!one) {  // one linear at a time, exactly as linear_backward
-    // A member's dA comes before the next member's dx: with more than one member, x is taken first.
-    if (ls.size() > 1) once();
-    size_t a = 0;
+  const DType dt = ys[0]->dtype();
+  const bool f32 = dt == DType::F32;
+  const int64_t in = folded_input_width(op, g, xu, dt);
+  const MatrixView x = MatrixView::columns(xu, 0, in), u = MatrixView::columns(xu, in, g.R);
+  if (!f32) refresh16(std::vector<const Linear*>(ls.begin(), ls.end()));
+  // u: one GEMM over the stacked A's (either dtype: the products' rounding is the GEMM's), or one a member.
+  const bool one = g.act.size() > 1 && no_dropout(ls, seeds) &&
+                   stacked(g, [f32](Linear* l) -> const Tensor& { return A_of(l, f32); });
+  if (one) {
+    matmul(x, whole(over(A_of(g.act[0], f32), {g.R, in}, dt)), u, false, true, 1.0f, 0.0f);
+  } else {
     for (size_t j = 0; j < ls.size(); j++) {
-      Tensor u;
-      if (ls[j]->lora.active()) u = saved_part(saved, g.off[a++], ls[j]->lora.rank(), N, f32);
-      const bool acc = j == 0 ? accumulate : true;
-      if (f32) backward32(*ls[j], *dys[j], once, u, dx, acc, s, seed_at(seeds, j));
-      else backward16(*ls[j], *dys[j], once, u, dx, acc, s, seed_at(seeds, j));
+      const Linear& l = *ls[j];
+      if (!l.lora.active()) continue;
+      Tensor keep;
+      matmul(adapter_input(l, x, s, seed_at(seeds, j), keep), whole(A_of(&l, f32)),
+             part(u, g.offset_of(&l), l.lora.rank()), false, true, 1.0f, 0.0f);
     }
-    return;
   }
-  // Stacked: du^T [R, N] per member, then dx (=|+=) du A in one GEMM, the frozen bases dx += dy_j W_j, and
-  // dA (all members) += du^T x in one GEMM.
-  Tensor duT = front(s.u16, g.R, N, dys[0]->dtype(), dys[0]->device());
-  for (size_t a = 0; a < g.act.size(); a++) {
-    Linear& l = *g.act[a];
-    const size_t j = std::find(ls.begin(), ls.end(), &l) - ls.begin();
-    Tensor part = duT.narrow0(g.off[a], l.lora.rank());
-    adapter_grads_B16(l, *dys[j], saved_part(saved, g.off[a], l.lora.rank(), N, false), part);
+  for (size_t j = 0; j < ls.size(); j++) {
+    const Linear& l = *ls[j];
+    const Tensor* bias = l.b.defined() ? &l.b : nullptr;
+    if (!l.lora.active()) matmul(x, whole(l.w), whole(*ys[j]), false, true, 1.0f, 0.0f, bias);
+    else matmul(whole(xu), whole(folded_weight(l, g.R, g.offset_of(&l), dt)), whole(*ys[j]), false, true, 1.0f, 0.0f, bias);
   }
-  const int64_t in = dx.dim(1);
-  matmul(duT, over(g.act[0]->lora.A16, {g.R, in}, duT.dtype()), dx, true, false, 1.0f, accumulate ? 1.0f : 0.0f);
-  for (size_t j = 0; j < ls.size(); j++) matmul(*dys[j], ls[j]->w, dx, false, false, 1.0f, 1.0f);
-  Tensor dA = over(g.act[0]->lora.dA, {g.R, in}, DType::F32);
-  matmul(duT, once(), dA, false, false, 1.0f, 1.0f);
+}
+
+void folded_group_backward(const std::vector<Linear*>& ls, const std::vector<const Tensor*>& dys, const Tensor& xu,
+                           Tensor& dx, bool accumulate, LinearScratch& s, const uint64_t* seeds) {
+  static const char* op = "folded_group_backward";
+  const Group g = group_of(ls);
+  WICK_CHECK(!dys.empty(), "" << std::string(op) << ": no gradients");
+  const int64_t in = folded_input_width(op, g, xu, dys[0]->dtype());
+  group_backward_views(ls, dys, [&] { return MatrixView::columns(xu, 0, in); }, MatrixView::columns(xu, in, g.R), dx,
+                       accumulate, s, seeds);
+}
+
+int64_t folded_group_bytes(const std::vector<Linear*>& ls, DType dt) {
+  const Group g = group_of(ls);
+  int64_t n = 0;
+  for (const Linear* l : g.act) n += l->out() * (l->in() + g.R);
+  return n * static_cast<int64_t>(dtype_size(dt));
 }
 
 // ---------------------------------------------------------------- packing

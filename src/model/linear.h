@@ -2,11 +2,12 @@
 //   y = x W^T + b + scale * (dropout(x) A^T) B^T
 // W [out, in] and b [out] are frozen, in the compute dtype (bf16 on CUDA, f32 on CPU). A [r, in], B [out, r]
 // and their gradients are f32 masters (PEFT upcasts adapters to f32; the optimizer updates them).
+// The adapter's product u = dropout(x) A^T [N, r] is what backward keeps (dB = scale dy^T u).
 //
-// f32 compute: the adapter runs in f32 on x itself (bit for bit what it always did).
+// f32 compute: the adapter runs in f32 on x itself: y = x W^T + b, then y += scale u B^T.
 // bf16 compute: the adapter GEMMs take bf16 inputs with f32 accumulation, as PyTorch autocast runs PEFT's
 // adapters: x as it is (no f32 copy), bf16 copies A16, B16 of the masters (cast at every forward, one cast per
-// group), u = x A^T saved in bf16. The adapter term goes first into y (bf16), then the base GEMM adds
+// group), u saved in bf16. The adapter term goes first into y (bf16), then the base GEMM adds
 // x W^T + b to it with beta = 1 in its f32 epilogue: y = round(x W^T + b + round(scale u B^T)). cuBLASLt takes
 // C and D of one dtype for bf16 inputs, so this is the one order that needs no f32 [N, out] buffer; the inner
 // rounding is of the (small) adapter term, where PEFT without autocast rounds the (large) base term instead:
@@ -15,6 +16,14 @@
 //
 // Groups: linears reading one input (q, k, v; gate, up) run x A^T as one GEMM over their stacked A's, and
 // dA += du^T x and dx += du A likewise, when attach laid their adapters out contiguously (pack_lora_group).
+// A group's products are kept side by side: u [N, R] (R the sum of the members' ranks), member j's the
+// columns [off_j, off_j + r_j).
+//
+// Folded groups (training, either dtype; folded_group_forward): the group's input x and its products u sit
+// side by side in one [N, in + R] buffer xu, so that each member is ONE GEMM over the K-concatenation:
+// y = [x | u] [W | 0 .. scale B .. 0]^T + b, one rounding, against a folded copy of the member's weights
+// (LoraSlot::folded). It saves the unfolded path's second pass over y ([N, out] written by the adapter term
+// and read back by the base GEMM), at the cost of that copy (one more copy of the group's weights).
 //
 // Inference without adapters on CUDA over N <= kSmallMMaxRows rows: one small_m_linear for the whole group
 // (ops/small_m_linear.h), see linear_group_forward.
@@ -42,6 +51,11 @@ struct LoraSlot {
   // (undefined when A, B stand alone; see pack_lora_group).
   mutable Tensor A16, B16;
   Tensor pack32, pack16;
+  // Folded groups only: [W | 0 .. scale B .. 0], [out, in + R] in the compute dtype, for a group of rank R with
+  // this adapter's columns at in + folded_at (W copied when made; scale B rewritten at every forward). A cache of
+  // the frozen W and the masters (hence mutable); undefined until a folded forward needs it.
+  mutable Tensor folded;
+  mutable int64_t folded_at = -1;
   bool active() const { return A.defined(); }
   int64_t rank() const { return A.defined() ? A.dim(0) : 0; }
 };
@@ -59,6 +73,7 @@ struct Linear {
 struct LinearScratch {
   Tensor a32;  // f32: the adapter's dx term before dropout (f32 compute with dropout)
   Tensor r32;  // [N, r] f32 products (f32 compute)
+  Tensor xc;   // a view's elements made contiguous for the dropout (folded groups)
   Tensor d32;  // the adapter input after dropout (f32 compute with dropout)
   Tensor u16;  // bf16: [sum r, N] u^T when the caller keeps none, and du^T in backward
   Tensor d16;  // bf16: [N, in] dropout(x), and the adapter's dx term with dropout
@@ -67,7 +82,7 @@ struct LinearScratch {
 // ---- one linear (the form the decoder layer has always called) ----
 // x [N, in] (compute dtype) -> y [N, out] (=). x32: x in f32 (x itself in f32 mode); ignored in bf16, where the
 // adapter reads x. u receives what backward needs: f32 mode, [N, r] f32 = dropout(x32) A^T; bf16 mode, the same
-// memory holds u^T [r, N] in bf16 (u may be that bf16 [r, N] tensor, or any tensor of at least 2 N r bytes).
+// memory holds u [N, r] in bf16 (u may be that bf16 [N, r] tensor, or any tensor of at least 2 N r bytes).
 // u null: kept in scratch. dropout_seed != 0 applies the adapter's dropout (training) with a mask that is a
 // pure function of the seed (ops/dropout.h).
 void linear_forward(const Linear& l, const Tensor& x, const Tensor& x32, Tensor& y, Tensor* u, LinearScratch& s,
@@ -80,8 +95,8 @@ void linear_backward(Linear& l, const Tensor& dy, const Tensor& x32, const Tenso
                      LinearScratch& s, uint64_t dropout_seed = 0);
 
 // ---- a group of linears reading one input x (q, k, v; gate, up; or one alone) ----
-// saved: [lora_group_rank(ls), N] in the compute dtype (undefined: scratch, for inference): u of every
-// adapter, stacked (bf16: u_j^T [r_j, N] at row offset sum r_<j; f32: u_j [N, r_j] in the same elements).
+// saved: [N, lora_group_rank(ls)] in the compute dtype (undefined: scratch, for inference): u of every
+// adapter side by side (u_j [N, r_j] the columns from sum r_<j).
 // seeds: one dropout seed per linear (null: no dropout). Same numbers as one linear_forward per member, but
 // one x A^T GEMM (and one dA, one dx GEMM in backward) for the group when its adapters are packed.
 int64_t lora_group_rank(const std::vector<Linear*>& ls);
@@ -107,6 +122,18 @@ using LateInput = std::function<const Tensor&()>;
 void linear_group_backward(const std::vector<Linear*>& ls, const std::vector<const Tensor*>& dys,
                            const LateInput& late_x, const Tensor& saved, Tensor& dx, bool accumulate, LinearScratch& s,
                            const uint64_t* seeds = nullptr);
+
+// ---- a folded group (see the top): training, any member may lack an adapter ----
+// xu [N, in + R] (R = lora_group_rank(ls) > 0) in the compute dtype: its first `in` columns hold the group's
+// input x (written there by its producer: the RMSNorm's view form, ops/norm.h); forward writes u into the last
+// R columns (as saved above) and ys (=); backward reads x and u there, as linear_group_backward reads x and saved.
+// Values: those of linear_group_forward / backward up to the rounding order (one rounding of the whole sum).
+void folded_group_forward(const std::vector<Linear*>& ls, const Tensor& xu, const std::vector<Tensor*>& ys,
+                          LinearScratch& s, const uint64_t* seeds = nullptr);
+void folded_group_backward(const std::vector<Linear*>& ls, const std::vector<const Tensor*>& dys, const Tensor& xu,
+                           Tensor& dx, bool accumulate, LinearScratch& s, const uint64_t* seeds = nullptr);
+// Bytes of the folded weights a group of these linears makes ([out_j, in + R] each, in the compute dtype dt).
+int64_t folded_group_bytes(const std::vector<Linear*>& ls, DType dt);
 
 // Lays the active adapters of a group out in one f32 block [A_1; ..; A_n | B_1 | .. | B_n] on their device
 // (values copied; A, B become views), plus its bf16 twin when the layer computes in bf16. Called by attach.

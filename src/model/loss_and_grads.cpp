@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 
+#include "core/env.h"
 #include "core/error.h"
 #include "model/forward_workspace.h"
 #include "model/layer.h"
@@ -79,8 +80,11 @@ struct LossAndGrads::HostStaging {
   }
 };
 
+bool adapter_fold_default(Device dev) { return dev.is_cuda() && env_default_on("WICK_ADAPTER_FOLD"); }
+
 LossAndGrads::LossAndGrads(CausalLM& model)
-    : m_(model), buf_(std::make_unique<Buffers>()), host_(std::make_unique<HostStaging>()) {
+    : m_(model), buf_(std::make_unique<Buffers>()), host_(std::make_unique<HostStaging>()),
+      adapter_fold_(adapter_fold_default(model.device())) {
   host_->dev = model.device();
 }
 LossAndGrads::~LossAndGrads() = default;
@@ -179,17 +183,11 @@ int64_t LossAndGrads::queue_step(const TrainBatch& batch, float grad_scale, uint
   bool dropout = false;
   for (Linear* l : linears) dropout = dropout || (l->lora.active() && l->lora.dropout > 0.0f);
   if (!training) dropout = false;
-  // The saved adapter products ([sum of a group's ranks, N] per group) follow the ranks, which can change
-  // between steps (attach/detach).
-  for (int64_t l = 0; l < c.num_layers; l++) {
-    const auto groups = m_.layers()[l].lora_groups();
-    for (int g = 0; g < kLoraGroups; g++) {
-      const int64_t R = lora_group_rank(groups[g]);
-      Tensor& u = bf.layers[l].adapter_u[g];
-      if (R == 0) u = Tensor();
-      else if (!u.defined() || u.shape() != Shape{R, N} || u.dtype() != dt) u = Tensor::empty({R, N}, dt, dev);
-    }
-  }
+  // The saved adapter products follow the ranks, which can change between steps (attach/detach); the groups
+  // fed by an RMSNorm fold their adapters into their base GEMMs (model/linear.h) unless checkpointing.
+  const LayerCode& code = *m_.family().layer;
+  for (int64_t l = 0; l < c.num_layers; l++)
+    alloc_adapter_products(bf.layers[l], m_.layers()[l], code, c, N, dt, dev, adapter_fold_ && !bf.checkpointing);
 
   // The inputs, and the rows that have a target (only they go through lm_head, below), go up without waiting.
   HostStaging& stage = *host_;
@@ -230,7 +228,6 @@ int64_t LossAndGrads::queue_step(const TrainBatch& batch, float grad_scale, uint
   run.dropout = dropout;
   run.dropout_seed = dropout_seed;
   run.lin = &bf.lin;
-  const LayerCode& code = *m_.family().layer;
 
   // The activations layer li runs with: its own set, or (checkpointing) the shared set over its saved
   // input, adapter products and kept slots.

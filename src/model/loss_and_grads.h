@@ -35,6 +35,11 @@ struct LossSum {
   double mean() const { return count ? sum / count : std::numeric_limits<double>::quiet_NaN(); }
 };
 
+// Whether training folds adapters by default on dev: CUDA yes (it saves a pass over each folded projection's
+// output, bandwidth the GPU is short of), the CPU no (its GEMMs are compute-bound: one more weight copy for
+// nothing). WICK_ADAPTER_FOLD=0 turns it off on CUDA (core/env.h: an A/B switch).
+bool adapter_fold_default(Device dev);
+
 class LossAndGrads {
  public:
   explicit LossAndGrads(CausalLM& model);
@@ -57,6 +62,11 @@ class LossAndGrads {
   void set_loss_chunk(int64_t rows) { loss_chunk_ = rows; }
   // Activation checkpointing (off by default); takes effect at the next step.
   void set_checkpointing(bool on) { checkpointing_ = on; }
+  // Folds the adapters of the groups fed by an RMSNorm (q k v, gate up) into their base GEMMs (model/linear.h:
+  // one GEMM a projection over [x | u], against a folded copy of the adapted weights; not with checkpointing).
+  // Default: adapter_fold_default(the model's device); takes effect at the next step.
+  void set_adapter_fold(bool on) { adapter_fold_ = on; }
+  bool adapter_fold() const { return adapter_fold_; }
   // Called in a training step's backward right after layer `layer` has added its adapters' dA, dB (layers
   // run last to first; on CUDA the work is queued, not done): data-parallel training starts that layer's
   // gradient allreduce there, overlapping the layers still to come. Empty: none.
@@ -71,6 +81,7 @@ class LossAndGrads {
   Tensor loss_check_;  // f32 [loss chunk] on the device (see loss_check)
   int64_t loss_chunk_ = 1024;
   bool checkpointing_ = false;
+  bool adapter_fold_ = false;
   std::function<void(int64_t)> layer_hook_;
 };
 

@@ -49,6 +49,21 @@ void cast(const Tensor& src, Tensor& dst) {
   WICK_OP_DISPATCH(op, dev, cast, src, dst);
 }
 
+void copy_matrix(const MatrixView& src, const MatrixView& dst, float scale) {
+  static const char* op = "copy_matrix";
+  ops_detail::need_view_inside(op, "src", src);
+  ops_detail::need_view_inside(op, "dst", dst);
+  const Arg S{"src", src.tensor}, D{"dst", dst.tensor};
+  const Device dev = ops_detail::one_device(op, {S, D});
+  ops_detail::need_float(op, S);
+  ops_detail::need_float(op, D);
+  if (src.rows != dst.rows || src.cols != dst.cols)
+    fail(op, {S, D}, ops_detail::view_str("dst", dst) + " must have the rows and cols of " + ops_detail::view_str("src", src));
+  if (ops_detail::may_overlap(src, dst))
+    fail(op, {S, D}, ops_detail::view_str("dst", dst) + " must not overlap " + ops_detail::view_str("src", src));
+  WICK_OP_DISPATCH(op, dev, copy_matrix, src, dst, scale);
+}
+
 void fill(Tensor& t, float value) {
   static const char* op = "fill";
   const Arg T{"t", &t};

@@ -1,5 +1,6 @@
 #pragma once
 #include "core/tensor.h"
+#include "ops/matrix_view.h"
 
 namespace wick {
 
@@ -10,6 +11,11 @@ void scale(const Tensor& x, float s, Tensor& out);              // out = s * x
 void axpy(float alpha, const Tensor& x, Tensor& y);             // y += alpha * x
 // Casts: src and dst same shape, same device, any float dtypes (exact RNE to bf16/f16).
 void cast(const Tensor& src, Tensor& dst);
+// Between matrix views (ops/matrix_view.h): dst = scale * src, each element rounded once to dst's dtype (f32 or
+// bf16 each, any device; f32 math): moves a block into or out of a wider buffer (a LoRA-folded weight's s B
+// columns, a K-concatenated activation's x: model/linear.h). Same rows and cols; no overlap; nothing outside
+// dst's view is written.
+void copy_matrix(const MatrixView& src, const MatrixView& dst, float scale = 1.0f);
 // Fill with a constant (f32/bf16/i32).
 void fill(Tensor& t, float value);
 

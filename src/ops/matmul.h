@@ -4,24 +4,9 @@
 #include <cstdint>
 
 #include "core/tensor.h"
+#include "ops/matrix_view.h"
 
 namespace wick {
-
-// A row-major matrix inside a tensor's elements: element (r, c), r < rows, c < cols, is the tensor's
-// element offset + r * ld + c (ld, the leading dimension, is the row stride in elements; ld >= cols).
-// It lets one GEMM read or write a block of a wider buffer without copying it out: a column block of an
-// [N, C + R] activation (a LoRA-folded K-concatenation [x | u]), or the q / k / v column blocks of one
-// [N, Q + 2 KV] projection output. The view borrows the tensor (which must outlive it) and uses only its
-// elements, whatever its rank; the matrix is written through it when it is a matmul's c.
-struct MatrixView {
-  const Tensor* tensor = nullptr;
-  int64_t offset = 0, rows = 0, cols = 0, ld = 0;
-
-  // A rank-2 tensor [rows, cols] as a whole (ld = cols).
-  static MatrixView whole(const Tensor& t);
-  // Columns [first, first + count) of a rank-2 tensor [rows, C] (offset = first, ld = C).
-  static MatrixView columns(const Tensor& t, int64_t first, int64_t count);
-};
 
 // c = alpha * op(a) @ op(b) + beta * c (+ bias broadcast over rows, when given), on matrix views.
 // op(a) [M, K] (a's view is [K, M] when trans_a), op(b) [K, N] (b's view [N, K] when trans_b), c's view

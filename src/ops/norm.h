@@ -3,6 +3,7 @@
 // weights are offsets from 1: (x * rstd) * (1 + w) all in f32, rounded once. LayerNorm as torch's.
 #pragma once
 #include "core/tensor.h"
+#include "ops/matrix_view.h"
 
 namespace wick {
 
@@ -19,6 +20,13 @@ void rms_norm_forward(const Tensor& x, const Tensor& w, float eps, Tensor& y, Te
 // or b), then y, rstd = rms_norm_forward(h): bit for bit the two calls, one read of h fewer and one launch.
 void add_rms_norm_forward(const Tensor& a, const Tensor& b, const Tensor& w, float eps, Tensor& h, Tensor& y,
                           Tensor& rstd, RmsWeight kind = RmsWeight::Scale);
+// The two above with y a block of a wider buffer (ops/matrix_view.h): y's view is [N, C] with its own row
+// stride, e.g. the first C columns of a LoRA-folded [N, C + R] GEMM operand (model/linear.h), and no element
+// outside it is written. Same values as the tensor forms. y must not overlap x (a, b, h).
+void rms_norm_forward(const Tensor& x, const Tensor& w, float eps, const MatrixView& y, Tensor& rstd,
+                      RmsWeight kind = RmsWeight::Scale);
+void add_rms_norm_forward(const Tensor& a, const Tensor& b, const Tensor& w, float eps, Tensor& h,
+                          const MatrixView& y, Tensor& rstd, RmsWeight kind = RmsWeight::Scale);
 // dy [N, C], x, w, rstd -> dx [N, C] (=, or += when accumulate), dw [C] (+= ; skipped when null). dw is
 // d loss / d w either way. accumulate adds the norm's gradient, rounded to the dtype first, to dx: what a
 // separate add of the two gradients (a residual's and the norm's) computes, in one pass.

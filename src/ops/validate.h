@@ -8,6 +8,7 @@
 
 #include "core/error.h"
 #include "core/tensor.h"
+#include "ops/matrix_view.h"
 #include "ops/cpu/cpu_ops.h"
 #ifdef WICK_CUDA
 #include "ops/cuda/cuda_ops.h"
@@ -56,6 +57,15 @@ Device check_rope_qk_cache_write(const char* op, const Tensor& q, const Tensor& 
 // attention_forward's arguments (ops/attention.h; also rope_cache_attention's). Defined in ops/attention.cpp.
 Device check_attention_forward(const char* op, const Tensor& q, const Tensor& k, const Tensor& v,
                                const AttentionArgs& args, const Tensor& out, const Tensor* lse);
+
+// Matrix views (ops/matrix_view.h). Defined in ops/matrix_view.cpp.
+std::string view_str(const char* name, const MatrixView& v);  // "a's view [3 x 5, ld 20] at offset 4"
+// The view is over a defined tensor, its geometry is sane (ld >= cols) and it lies inside the tensor's elements.
+void need_view_inside(const char* op, const char* name, const MatrixView& v);
+// Whether two views may share an element (byte addresses, so any dtypes and storages). Disjoint byte ranges
+// never do; views of one row stride whose column ranges are disjoint modulo the stride never do (column
+// blocks of one buffer); anything else counts as overlapping.
+bool may_overlap(const MatrixView& x, const MatrixView& y);
 
 // Row-wise ops: x [N, C] an activation; each of `same` [N, C] and each of `vec` [C] of x's dtype; each
 // of `stats` [N] f32. All on one device, which is returned.

@@ -8,6 +8,7 @@
 #include "io/json_util.h"
 #include "io/peft_adapter.h"
 #include "model/layer.h"
+#include "model/loss_and_grads.h"
 
 #ifdef WICK_CUDA
 #include "ops/cuda/runtime.h"
@@ -43,8 +44,24 @@ int64_t fixed_training_bytes(const ModelConfig& c, DType dtype, int64_t loss_chu
   return loss_chunk_rows * c.vocab_size * static_cast<int64_t>(dtype_size(dtype));  // the logits of one loss chunk
 }
 
+int64_t folded_weight_bytes(CausalLM& m, const io::LoraConfig& lora, bool fold) {
+  if (!fold || m.layers().empty() || !m.family().layer->folds_norm_fed_groups) return 0;
+  const int64_t C = m.config().hidden_size, e = static_cast<int64_t>(dtype_size(m.dtype()));
+  int64_t per_layer = 0;
+  const auto groups = m.layers()[0].lora_groups();
+  for (int g = 0; g < kLoraGroups; g++) {
+    if (!is_norm_fed_group(g)) continue;
+    int64_t R = 0;
+    for (const Linear* l : groups[g]) R += lora.targets(l->name) ? lora.r : 0;
+    for (const Linear* l : groups[g])
+      if (lora.targets(l->name)) per_layer += l->out() * (C + R) * e;
+  }
+  return per_layer * m.config().num_layers;
+}
+
 BatchChoice choose_batch_size(const ModelConfig& c, Device dev, DType dtype, int64_t seq_len, int64_t r,
-                              int64_t targets, int64_t free_bytes, int64_t examples, bool checkpointing) {
+                              int64_t targets, int64_t free_bytes, int64_t examples, bool checkpointing,
+                              int64_t folded_bytes) {
   WICK_CHECK(seq_len > 0 && examples > 0);
   char buf[384];
   BatchChoice ch;
@@ -58,7 +75,7 @@ BatchChoice choose_batch_size(const ModelConfig& c, Device dev, DType dtype, int
     return ch;
   }
   const int64_t per_token = activation_bytes_per_token(c, dtype, r, targets, checkpointing);
-  const int64_t fixed = fixed_training_bytes(c, dtype);
+  const int64_t fixed = fixed_training_bytes(c, dtype) + folded_bytes;
   // Keep 10% of what is free and 1 GiB besides for cuBLASLt workspaces, the allocator's slack and the
   // optimizer state (small next to this for LoRA).
   const int64_t budget = free_bytes - free_bytes / 10 - (int64_t{1} << 30) - fixed;
@@ -101,7 +118,8 @@ BatchChoice resolve_batch_size(const TrainOptions& t, CausalLM& m, const Dataset
     for (Linear* l : m.layers()[0].linears()) targets += lora.targets(l->name) ? 1 : 0;
   return choose_batch_size(m.config(), m.device(), m.dtype(), seq, lora.r, std::max<int64_t>(targets, 1),
                            device_free_bytes(m.device()), static_cast<int64_t>(d.examples.size()),
-                           t.grad_checkpointing);
+                           t.grad_checkpointing,
+                           folded_weight_bytes(m, lora, adapter_fold_default(m.device()) && !t.grad_checkpointing));
 }
 
 int64_t device_free_bytes(Device dev) {

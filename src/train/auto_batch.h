@@ -27,11 +27,19 @@ int64_t activation_bytes_per_token(const ModelConfig& c, DType dtype, int64_t r,
 // Bytes that do not grow with the batch: the loss's logits chunk (chunk rows x vocab in the compute dtype).
 int64_t fixed_training_bytes(const ModelConfig& c, DType dtype, int64_t loss_chunk_rows = 1024);
 
+// Bytes of the folded weights training makes (model/linear.h's folded groups: per layer, each q k v and gate up
+// projection with an adapter as [out, C + the group's ranks] in the compute dtype); 0 where training does not
+// fold (fold false: the CPU, checkpointing or WICK_ADAPTER_FOLD=0, as resolve_batch_size works it out; or a layer
+// code that does not fold).
+int64_t folded_weight_bytes(CausalLM& m, const io::LoraConfig& lora, bool fold);
+
 // seq_len: the longest example after truncation (what a padded batch costs per row).
 // free_bytes: device memory still free with the model loaded (ignored on the CPU).
 // examples: the dataset size (a batch never exceeds it).
+// folded_bytes: folded_weight_bytes of the run (memory the batch cannot use).
 BatchChoice choose_batch_size(const ModelConfig& c, Device dev, DType dtype, int64_t seq_len, int64_t r,
-                              int64_t targets, int64_t free_bytes, int64_t examples, bool checkpointing = false);
+                              int64_t targets, int64_t free_bytes, int64_t examples, bool checkpointing = false,
+                              int64_t folded_bytes = 0);
 
 // The batch size for a run whose t.batch_size is 0 ("choose"): the one in the trainer_state.json of the run
 // being resumed (a resumed run must batch as the original did), else choose_batch_size for this model and

@@ -172,4 +172,88 @@ void check_rope_misaligned_equals_aligned(Device dev, DType dt) {
     }
 }
 
+namespace {
+const auto host = [](const Tensor& t) { return t.to(Device::cpu()).to(DType::F32); };
+// Bits of a tensor on the host (any float dtype), to compare guards exactly.
+std::vector<uint8_t> bits(const Tensor& t) {
+  const Tensor h = t.to(Device::cpu());
+  const uint8_t* p = static_cast<const uint8_t*>(h.raw());
+  return std::vector<uint8_t>(p, p + h.nbytes());
+}
+}  // namespace
+
+void check_norm_view_equals_tensor(Device dev, DType dt) {
+  Rng rng(31);
+  struct Place {
+    int64_t first, extra;  // the view's first column and the buffer's columns beyond C
+  };
+  for (RmsWeight kind : {RmsWeight::Scale, RmsWeight::OneOffset})
+    for (int64_t C : {896, 37})
+      for (Place pl : {Place{0, 48}, Place{3, 5}, Place{8, 24}}) {
+        SCOPED_TRACE("C " + std::to_string(C) + " at column " + std::to_string(pl.first) + " of " +
+                     std::to_string(C + pl.extra) + " " + dtype_name(dt) + " on " + dev.str());
+        const int64_t N = 11;
+        const Tensor x = randn({N, C}, rng).to(dt).to(dev), b = randn({N, C}, rng).to(dt).to(dev);
+        const Tensor w = randn({C}, rng, 0.5f).to(dt).to(dev);
+        Tensor y = Tensor::empty({N, C}, dt, dev), r = Tensor::empty({N}, DType::F32, dev);
+        Tensor buf = randn({N, C + pl.extra}, rng).to(dt).to(dev), rv = Tensor::empty({N}, DType::F32, dev);
+        const MatrixView v = MatrixView::columns(buf, pl.first, C);
+        // Values: the tensor form's, bit for bit where the view is as aligned as a tensor (CUDA's 4-wide kernel
+        // runs for both; otherwise the view takes the one-wide kernel, whose sums differ in the last bit).
+        const bool aligned = dev.is_cpu() || (pl.first % 4 == 0 && (C + pl.extra) % 4 == 0 && C % 4 == 0);
+        const double tol = aligned ? 0.0 : (dt == DType::F32 ? 1e-6 : 1e-2);
+        // Guards: every element of buf outside the view keeps its bits.
+        const auto check = [&](const char* op, const Tensor& before, const Tensor& y_want, const Tensor& r_want) {
+          Tensor got = Tensor::empty({N, C}, dt, dev), expect = before.clone();
+          copy_matrix(v, MatrixView::whole(got));
+          copy_matrix(MatrixView::whole(got), MatrixView::columns(expect, pl.first, C));
+          EXPECT_EQ(bits(buf), bits(expect)) << op << ": an element outside the view changed";
+          EXPECT_LE(max_abs_rel(host(got), host(y_want)), tol) << op << ": y";
+          EXPECT_LE(max_abs_rel(host(rv), host(r_want)), aligned ? 0.0 : 1e-6) << op << ": rstd";
+        };
+        rms_norm_forward(x, w, 1e-6f, y, r, kind);
+        Tensor before = buf.clone();
+        rms_norm_forward(x, w, 1e-6f, v, rv, kind);
+        check("rms_norm_forward", before, y, r);
+        // add_rms_norm_forward likewise (h into its own tensor).
+        Tensor h = Tensor::empty({N, C}, dt, dev), h2 = Tensor::empty({N, C}, dt, dev);
+        add_rms_norm_forward(x, b, w, 1e-6f, h, y, r, kind);
+        before = buf.clone();
+        add_rms_norm_forward(x, b, w, 1e-6f, h2, v, rv, kind);
+        check("add_rms_norm_forward", before, y, r);
+        EXPECT_EQ(max_abs_diff(host(h2), host(h)), 0.0);
+      }
+}
+
+void check_copy_matrix(Device dev) {
+  Rng rng(32);
+  for (DType sd : {DType::F32, DType::BF16})
+    for (DType dd : {DType::F32, DType::BF16})
+      for (float scale : {1.0f, 0.37f}) {
+        SCOPED_TRACE(std::string(dtype_name(sd)) + " -> " + dtype_name(dd) + " scale " + std::to_string(scale) + " on " +
+                     dev.str());
+        const int64_t rows = 13, cols = 29;
+        const Tensor src_buf = randn({rows + 2, cols + 7}, rng).to(sd).to(dev);
+        Tensor dst_buf = randn({rows, cols + 40}, rng).to(dd).to(dev);
+        const MatrixView src{&src_buf, 2 * (cols + 7) + 5, rows, cols, cols + 7};  // below two rows, from column 5
+        const MatrixView dst = MatrixView::columns(dst_buf, 11, cols);
+        // Expected on the host: dst_buf with the block replaced by round_dd(scale * src), element by element.
+        const Tensor s_host = host(src_buf);
+        Tensor want = dst_buf.to(Device::cpu()).clone();
+        for (int64_t r = 0; r < rows; r++)
+          for (int64_t c = 0; c < cols; c++) {
+            const float v = scale * s_host.data<float>()[src.offset + r * src.ld + c];
+            const int64_t i = dst.offset + r * dst.ld + c;
+            if (dd == DType::F32) want.data<float>()[i] = v;
+            else want.data_u16()[i] = f32_to_bf16(v);
+          }
+        copy_matrix(src, dst, scale);
+        EXPECT_EQ(bits(dst_buf), bits(want));
+      }
+  // Refused: different shapes, overlapping views.
+  Tensor t = Tensor::zeros({4, 8}, DType::F32, dev);
+  EXPECT_THROW(copy_matrix(MatrixView::columns(t, 0, 3), MatrixView::columns(t, 4, 4)), Error);
+  EXPECT_THROW(copy_matrix(MatrixView::columns(t, 0, 4), MatrixView::columns(t, 2, 4)), Error);
+}
+
 }  // namespace wick::test

@@ -5,7 +5,10 @@
 //  - rope_forward_qk / rope_backward_qk (ops/rope.h): rope_forward / rope_backward on q and on k;
 //  - add_rms_norm_forward (ops/norm.h): add, then rms_norm_forward;
 //  - cross_entropy_forward_backward (ops/cross_entropy.h): cross_entropy_forward, then cross_entropy_backward;
-//  - rope on misaligned tensors (CUDA's one-pair kernel) and on aligned ones (its 4-pair kernel).
+//  - rope on misaligned tensors (CUDA's one-pair kernel) and on aligned ones (its 4-pair kernel);
+//  - the RMSNorms' view form (ops/norm.h: y a block of a wider buffer): the tensor form's values, nothing
+//    outside the view written;
+//  - copy_matrix (ops/elementwise.h) against the host's rounding of scale * src, nothing outside dst written.
 #pragma once
 #include "core/tensor.h"
 
@@ -23,5 +26,9 @@ void check_add_rms_norm_equals_add_then_norm(Device dev, DType dt);
 void check_cross_entropy_fused_equals_separate(Device dev, DType dt);
 // Head dims 8, 64, 128; forward and backward.
 void check_rope_misaligned_equals_aligned(Device dev, DType dt);
+// rms_norm_forward and add_rms_norm_forward into column blocks (aligned and not) of wider buffers.
+void check_norm_view_equals_tensor(Device dev, DType dt);
+// Every f32 / bf16 pair of src and dst dtypes, column blocks below leading rows, scales 1 and 0.37.
+void check_copy_matrix(Device dev);
 
 }  // namespace wick::test

@@ -8,6 +8,7 @@
 #include "common/testutil.h"
 #include "core/rng.h"
 #include "model/linear.h"
+#include "ops/elementwise.h"
 
 namespace wick::test {
 
@@ -46,7 +47,10 @@ struct Result {
 // adapters, with u in the [N, r] f32 buffers the callers have always passed.
 // infer (grouped only): the inference form, nothing saved (saved undefined) and no backward: on CUDA with
 // N <= 64 the adapters run as one fused low_rank_product each.
-Result run(const LinearGroupSpec& s, const Data& d, Device dev, DType dt, bool grouped, bool infer = false) {
+// folded (grouped only): folded_group_forward / backward over an [N, in + R] buffer whose first columns hold x
+// (the rest random before the forward: u must be written there), and x's columns checked unchanged after.
+Result run(const LinearGroupSpec& s, const Data& d, Device dev, DType dt, bool grouped, bool infer = false,
+           bool folded = false) {
   const size_t n = s.outs.size();
   std::vector<Linear> ls(n);
   std::vector<Linear*> ptr;
@@ -89,9 +93,20 @@ Result run(const LinearGroupSpec& s, const Data& d, Device dev, DType dt, bool g
   // (clone: to() returns the tensor itself when nothing changes, and dx is written in place)
   Tensor dx = s.accumulate ? d.dx0.clone().to(dt).to(dev) : Tensor::empty({s.N, s.in}, dt, dev);
   LinearScratch scratch;
-  if (grouped) {
+  if (folded) {
     const int64_t R = lora_group_rank(ptr);
-    Tensor saved = R && !infer ? Tensor::empty({R, s.N}, dt, dev) : Tensor();
+    Rng rng(77);
+    Tensor xu = randn({s.N, s.in + R}, rng).to(dt).to(dev);
+    copy_matrix(MatrixView::whole(x), MatrixView::columns(xu, 0, s.in));
+    folded_group_forward(ptr, xu, yp, scratch, seeds.data());
+    folded_group_backward(ptr, dyp, xu, dx, s.accumulate, scratch, seeds.data());
+    const Tensor x_after = Tensor::empty({s.N, s.in}, dt, dev);
+    copy_matrix(MatrixView::columns(xu, 0, s.in), MatrixView::whole(x_after));
+    EXPECT_EQ(max_abs_diff(x_after.to(Device::cpu()).to(DType::F32), x.to(Device::cpu()).to(DType::F32)), 0.0)
+        << "folded: x's columns of xu changed";
+  } else if (grouped) {
+    const int64_t R = lora_group_rank(ptr);
+    Tensor saved = R && !infer ? Tensor::empty({s.N, R}, dt, dev) : Tensor();
     linear_group_forward(ptr, x, yp, saved, scratch, infer ? nullptr : seeds.data(), infer);
     if (!infer) linear_group_backward(ptr, dyp, x, saved, dx, s.accumulate, scratch, seeds.data());
   } else {
@@ -156,6 +171,20 @@ void check_linear_group_bf16(const LinearGroupSpec& s, Device dev) {
   // The same products in other GEMM shapes: only summation order and an occasional 1-ulp flip differ.
   each(g, one, [&](const std::string& what, const Tensor& a, const Tensor& b) {
     EXPECT_LE(max_abs_rel(a, b), 1e-2) << what << " (group vs one at a time)";
+  });
+}
+
+void check_linear_group_folded(const LinearGroupSpec& s, Device dev, DType dt) {
+  const Data d = make_data(s, dt, 14);
+  const Result ref = run(s, d, dev, dt, true), got = run(s, d, dev, dt, true, false, true);
+  // The same products, y summed in one GEMM (x W^T + scale u B^T + b, one rounding) where the unfolded path sums
+  // two (f32: ~1e-6 of max|ref|; bf16: the adapter term is rounded once fewer and scale B is rounded as a product,
+  // 2^-9 here and there). A wrong column offset, a stale scale B or a missing member is O(1).
+  const double tol = dt == DType::F32 ? 1e-5 : 1e-2;
+  each(got, ref, [&](const std::string& what, const Tensor& a, const Tensor& b) {
+    const double e = max_abs_rel(a, b);
+    std::printf("[measured] folded %s %s vs unfolded: max|diff|/max|ref| %.3g\n", dtype_name(dt), what.c_str(), e);
+    EXPECT_LE(e, tol) << what << " (folded, " << dtype_name(dt) << ")";
   });
 }
 

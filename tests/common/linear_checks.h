@@ -24,6 +24,10 @@ void check_linear_group_f32(const LinearGroupSpec& s, Device dev);
 // f32 path on the same (bf16-representable) values, and against each other.
 void check_linear_group_bf16(const LinearGroupSpec& s, Device dev);
 
+// A folded group (model/linear.h folded_group_*: [x | u] against [W | scale B]) in dt on dev against the unfolded
+// group path on the same values.
+void check_linear_group_folded(const LinearGroupSpec& s, Device dev, DType dt);
+
 // The inference form (saved undefined, no dropout, forward only; the fused low_rank_product path on CUDA
 // for N <= 64) in dt on dev against the CPU f32 one-linear path.
 void check_linear_group_inference(const LinearGroupSpec& s, Device dev, DType dt);

@@ -173,7 +173,7 @@ void check_merged_logits(const Fixture& f, Device dev, DType dt, const Tol& tol)
   expect_close(logits, f.get("merged_logits"), tol.logits, f.dir + " merged_logits");
 }
 
-void check_grads(const Fixture& f, Device dev, DType dt, const Tol& tol) {
+void check_grads(const Fixture& f, Device dev, DType dt, const Tol& tol, std::optional<bool> adapter_fold) {
   auto m = CausalLM::load(f.dir, dev, dt);
   const std::string ad = (fs::path(f.dir) / "adapter_init").string();
   attach_adapters(*m, io::load_peft_adapter(ad), ad);
@@ -182,6 +182,7 @@ void check_grads(const Fixture& f, Device dev, DType dt, const Tol& tol) {
   b.ids = ids_i32(f.get("train_input_ids"));
   b.targets = shifted_targets(f.get("train_labels"));
   LossAndGrads g(*m);
+  if (adapter_fold) g.set_adapter_fold(*adapter_fold);
   const int64_t n = b.counted();
   const LossSum loss = g.step(b, 1.0f / static_cast<float>(n));
   const double loss0 = json::parse(f.reference_json).at("loss0").get<double>();
@@ -194,7 +195,7 @@ void check_grads(const Fixture& f, Device dev, DType dt, const Tol& tol) {
   EXPECT_GT(checked, 0);
 }
 
-void check_training_trace(const Fixture& f, Device dev, DType dt, const Tol& tol) {
+void check_training_trace(const Fixture& f, Device dev, DType dt, const Tol& tol, std::optional<bool> adapter_fold) {
   const json ref = json::parse(f.reference_json);
   const json& tr = ref.at("train");
   auto m = CausalLM::load(f.dir, dev, dt);
@@ -212,6 +213,7 @@ void check_training_trace(const Fixture& f, Device dev, DType dt, const Tol& tol
   b.ids = ids_i32(f.get("train_input_ids"));
   b.targets = shifted_targets(f.get("train_labels"));
   LossAndGrads g(*m);
+  if (adapter_fold) g.set_adapter_fold(*adapter_fold);
   const int64_t steps = tr.at("steps").get<int64_t>();
   for (int64_t s = 0; s < steps; s++) {
     zero_lora_grads(*m);

@@ -2,6 +2,7 @@
 // the CPU tests and the CUDA tests (same checks, another device/dtype, other tolerances).
 #pragma once
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -48,7 +49,8 @@ void check_forward(const Fixture& f, Device dev, DType dt, const Tol& tol);
 void check_generation(const Fixture& f, Device dev, DType dt, const Tol& tol, bool exact_ids);
 void check_lora_logits(const Fixture& f, Device dev, DType dt, const Tol& tol);
 void check_merged_logits(const Fixture& f, Device dev, DType dt, const Tol& tol);
-void check_grads(const Fixture& f, Device dev, DType dt, const Tol& tol);
-void check_training_trace(const Fixture& f, Device dev, DType dt, const Tol& tol);
+// adapter_fold: LossAndGrads::set_adapter_fold (unset: the device's default, adapter_fold_default).
+void check_grads(const Fixture& f, Device dev, DType dt, const Tol& tol, std::optional<bool> adapter_fold = {});
+void check_training_trace(const Fixture& f, Device dev, DType dt, const Tol& tol, std::optional<bool> adapter_fold = {});
 
 }  // namespace wick::test

@@ -32,6 +32,23 @@ TEST(CudaLinearLora, GroupBf16) {
   check_linear_group_bf16(odd, Device::cuda());
 }
 
+// Folded groups (training's default on CUDA: one GEMM a member over [x | u]) against the unfolded path.
+TEST(CudaLinearLora, FoldedGroup) {
+  WICK_REQUIRE_CUDA();
+  for (DType dt : {DType::BF16, DType::F32}) {
+    LinearGroupSpec s;
+    s.N = 64, s.in = 64, s.r = 8, s.outs = {64, 16, 16};
+    check_linear_group_folded(s, Device::cuda(), dt);
+    s.accumulate = true;
+    s.lora = {true, false, true};
+    check_linear_group_folded(s, Device::cuda(), dt);
+    s.lora = {true, true, true};
+    s.dropout = 0.25f;
+    check_linear_group_folded(s, Device::cuda(), dt);
+    check_linear_group_folded(LinearGroupSpec{}, Device::cuda(), dt);  // odd sizes: unaligned column blocks
+  }
+}
+
 // Inference (nothing saved): N <= 64 rows run each adapter as one fused low_rank_product; N 65 the GEMMs.
 TEST(CudaLinearLora, InferenceFusedAdapter) {
   WICK_REQUIRE_CUDA();

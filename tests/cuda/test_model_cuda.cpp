@@ -79,6 +79,17 @@ TEST_P(CudaModel, TraceBf16) {
   check_training_trace(load_fixture(GetParam()), Device::cuda(), DType::BF16, bf16_tol(GetParam(), "trace"));
 }
 
+// The adapter fold is CUDA's default (LossAndGrads::adapter_fold_default): the tests above run it; the unfolded
+// path (WICK_ADAPTER_FOLD=0, and what checkpointing runs) against the same references here.
+TEST_P(CudaModel, GradsBf16Unfolded) {
+  WICK_REQUIRE_CUDA();
+  check_grads(load_fixture(GetParam()), Device::cuda(), DType::BF16, bf16_tol(GetParam(), "grads"), false);
+}
+TEST_P(CudaModel, TraceBf16Unfolded) {
+  WICK_REQUIRE_CUDA();
+  check_training_trace(load_fixture(GetParam()), Device::cuda(), DType::BF16, bf16_tol(GetParam(), "trace"), false);
+}
+
 INSTANTIATE_TEST_SUITE_P(Fixtures, CudaModel, ::testing::ValuesIn(model_fixture_dirs()), fixture_name);
 
 }  // namespace

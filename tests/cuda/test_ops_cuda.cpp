@@ -113,6 +113,17 @@ TEST(CudaAddRmsNorm, OnePassEqualsAddThenNorm) {
     wick::test::check_add_rms_norm_equals_add_then_norm(wick::Device::cuda(), dt);
 }
 
+TEST(CudaRmsNorm, ViewFormEqualsTensorForm) {
+  WICK_REQUIRE_CUDA();
+  for (wick::DType dt : {wick::DType::F32, wick::DType::BF16})
+    wick::test::check_norm_view_equals_tensor(wick::Device::cuda(), dt);
+}
+
+TEST(CudaCopyMatrix, RoundsScaledBlocksAndWritesNothingElse) {
+  WICK_REQUIRE_CUDA();
+  wick::test::check_copy_matrix(wick::Device::cuda());
+}
+
 TEST(CudaRopeQk, OneLaunchEqualsRopeOnQThenK) {
   WICK_REQUIRE_CUDA();
   for (wick::DType dt : {wick::DType::F32, wick::DType::BF16})

@@ -3,7 +3,9 @@
 #include <gtest/gtest.h>
 
 #include "common/linear_checks.h"
+#include "common/testutil.h"
 #include "lora/lora.h"
+#include "model/loss_and_grads.h"
 #include "train/test_trainer_util.h"
 
 namespace wick::test {
@@ -32,6 +34,64 @@ TEST(LinearLora, GroupBf16) {
   check_linear_group_bf16(with(qkv(), [](LinearGroupSpec& s) { s.outs = {56, 56}; s.lora = {true, true}; }),
                           Device::cpu());
   check_linear_group_bf16(with(qkv(), [](LinearGroupSpec& s) { s.outs = {24}; s.lora = {true}; }), Device::cpu());
+}
+
+// Folded groups (training's q k v and gate up: one GEMM a member over [x | u]) against the unfolded path, with
+// members without adapters, dropout, accumulation, one member alone; f32 and bf16.
+TEST(LinearLora, FoldedGroup) {
+  for (DType dt : {DType::F32, DType::BF16}) {
+    check_linear_group_folded(qkv(), Device::cpu(), dt);
+    check_linear_group_folded(with(qkv(), [](LinearGroupSpec& s) { s.accumulate = true; s.bias = false; }), Device::cpu(), dt);
+    check_linear_group_folded(with(qkv(), [](LinearGroupSpec& s) { s.lora = {false, true, true}; }), Device::cpu(), dt);
+    check_linear_group_folded(with(qkv(), [](LinearGroupSpec& s) { s.dropout = 0.25f; }), Device::cpu(), dt);
+    check_linear_group_folded(with(qkv(), [](LinearGroupSpec& s) { s.outs = {56, 56}; s.lora = {true, true}; s.r = 8; }),
+                              Device::cpu(), dt);
+    check_linear_group_folded(with(qkv(), [](LinearGroupSpec& s) { s.outs = {24}; s.lora = {true}; }), Device::cpu(), dt);
+  }
+}
+
+// Training with the fold on (the CPU's default is off): the norm-fed groups (q k v, gate up) run folded - each
+// adapted member has its folded weight - and the gradients are the unfolded ones up to summation order; o and
+// down, and every group under checkpointing, stay unfolded.
+TEST(LinearLora, TrainingFoldsTheNormFedGroups) {
+  const auto grads_of = [](bool fold, bool checkpointing, bool* folded_seen) {
+    auto m = CausalLM::random(tiny_config(61), Device::cpu(), DType::F32, 5);
+    io::LoraConfig lc;
+    lc.r = 4;
+    lc.alpha = 8;
+    lc.target_modules = all_lora_targets();
+    attach_new_adapters(*m, lc, 6);
+    alloc_lora_grads(*m);
+    Rng rng(7);
+    TrainBatch b;
+    std::vector<int32_t> ids(2 * 9), tg(2 * 9);
+    for (size_t i = 0; i < ids.size(); i++) ids[i] = static_cast<int32_t>(rng.below(61)), tg[i] = static_cast<int32_t>(rng.below(61));
+    b.ids = Tensor::from_i32(ids, {2, 9});
+    b.targets = Tensor::from_i32(tg, {2, 9});
+    LossAndGrads g(*m);
+    g.set_adapter_fold(fold);
+    g.set_checkpointing(checkpointing);
+    g.step(b, 1.0f / 18);
+    *folded_seen = false;
+    for (Linear* l : m->all_linears()) {
+      const bool norm_fed = l->name.find("down_proj") == std::string::npos && l->name.find("o_proj") == std::string::npos;
+      if (l->lora.folded.defined()) *folded_seen = true;
+      EXPECT_EQ(l->lora.folded.defined(), fold && !checkpointing && norm_fed) << l->name;
+    }
+    std::vector<Tensor> out;
+    for (const LoraParam& p : lora_params(*m)) out.push_back(p.grad->clone());
+    return out;
+  };
+  bool seen = false;
+  const auto plain = grads_of(false, false, &seen);
+  EXPECT_FALSE(seen);
+  const auto folded = grads_of(true, false, &seen);
+  EXPECT_TRUE(seen);
+  ASSERT_EQ(plain.size(), folded.size());
+  for (size_t i = 0; i < plain.size(); i++) EXPECT_LE(max_abs_rel(folded[i], plain[i]), 1e-5) << "gradient " << i;
+  const auto ckpt = grads_of(true, true, &seen);
+  EXPECT_FALSE(seen);
+  for (size_t i = 0; i < plain.size(); i++) EXPECT_EQ(max_abs_diff(ckpt[i], plain[i]), 0.0) << "gradient " << i;
 }
 
 // The inference form (nothing saved, forward only) against the one-linear path: on the CPU the same GEMMs

@@ -45,6 +45,14 @@ TEST_P(ModelFixture, SixStepAdamWTrace) {
   check_training_trace(load_fixture(GetParam()), Device::cpu(), DType::F32, kCpu);
 }
 
+// The adapter fold (model/linear.h's folded groups: q k v and gate up as one GEMM a projection over [x | u]),
+// off by default on the CPU: the same references, the same tolerances.
+TEST_P(ModelFixture, FoldedAdaptersMatchTheReference) {
+  const Fixture f = load_fixture(GetParam());
+  check_grads(f, Device::cpu(), DType::F32, kCpu, /*adapter_fold*/ true);
+  check_training_trace(f, Device::cpu(), DType::F32, kCpu, /*adapter_fold*/ true);
+}
+
 // rsLoRA (issue 10 #10): scale = alpha / sqrt(r), not alpha / r. The fixture's twin with use_rslora and
 // lora_alpha = alpha / sqrt(r) has the same scale, so every reference holds for it unchanged - which it
 // does only if the loader, the forward, backward, merge and the trainer all apply the rsLoRA scale.

@@ -116,6 +116,12 @@ TEST(AddRmsNorm, OneCallEqualsAddThenNorm) {
   wick::test::check_add_rms_norm_equals_add_then_norm(wick::Device::cpu(), wick::DType::F32);
 }
 
+TEST(RmsNorm, ViewFormEqualsTensorForm) {
+  wick::test::check_norm_view_equals_tensor(wick::Device::cpu(), wick::DType::F32);
+}
+
+TEST(CopyMatrix, RoundsScaledBlocksAndWritesNothingElse) { wick::test::check_copy_matrix(wick::Device::cpu()); }
+
 TEST(CrossEntropy, ForwardBackwardEqualsForwardThenBackward) {
   wick::test::check_cross_entropy_fused_equals_separate(wick::Device::cpu(), wick::DType::F32);
   wick::test::check_cross_entropy_fused_equals_separate(wick::Device::cpu(), wick::DType::BF16);

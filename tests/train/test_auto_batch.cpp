@@ -77,6 +77,30 @@ TEST(AutoBatch, ActivationBytesGrowWithWhatIsStored) {
   EXPECT_GT(activation_bytes_per_token(deeper, DType::BF16, 16, 7), bf16);
 }
 
+// The folded weights (model/linear.h) are counted from the adapters a run attaches: per layer each adapted
+// q / k / v and gate / up projection as [out, C + its group's ranks]; none without fold or for the other
+// projections. And they come off the memory a batch may use.
+TEST(AutoBatch, FoldedWeightsAreCountedAndLeaveLessForTheBatch) {
+  const ModelConfig c = preset_config("tiny");
+  auto m = CausalLM::random(c, Device::cpu(), DType::F32, 3);
+  io::LoraConfig all;
+  all.r = 8;
+  all.target_modules = {"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"};
+  const int64_t C = c.hidden_size, e = 4;
+  const int64_t qkv = (c.q_dim() + 2 * c.kv_dim()) * (C + 3 * 8), gu = 2 * c.intermediate_size * (C + 2 * 8);
+  EXPECT_EQ(folded_weight_bytes(*m, all, true), c.num_layers * (qkv + gu) * e);
+  EXPECT_EQ(folded_weight_bytes(*m, all, false), 0);
+  io::LoraConfig qv = all;
+  qv.target_modules = {"q_proj", "v_proj", "o_proj"};
+  EXPECT_EQ(folded_weight_bytes(*m, qv, true), c.num_layers * (c.q_dim() + c.kv_dim()) * (C + 2 * 8) * e);
+  const int64_t GiB = int64_t{1} << 30;
+  const ModelConfig big = preset_config("qwen2.5-1.5b");
+  const int64_t plain = choose_batch_size(big, Device::cuda(0), DType::BF16, 1024, 16, 7, 24 * GiB, 1 << 20).batch_size;
+  const int64_t folded =
+      choose_batch_size(big, Device::cuda(0), DType::BF16, 1024, 16, 7, 24 * GiB, 1 << 20, false, 8 * GiB).batch_size;
+  EXPECT_LT(folded, plain);
+}
+
 TEST(AutoBatch, ResolveKeepsAGivenSizeAndReadsTheResumedRun) {
   auto m = CausalLM::random(preset_config("tiny"), Device::cpu(), DType::F32, 3);
   Dataset d;

@@ -26,8 +26,8 @@ void matmul(const MatrixView& a, const MatrixView& b, const MatrixView& c, bool 
             float beta, const Tensor* bias);  // views checked by ops/matmul.cpp
 void embedding_forward(const Tensor& ids, const Tensor& table, Tensor& out);
 void embedding_backward(const Tensor& ids, const Tensor& dout, Tensor& dtable);
-void rms_norm_forward(const Tensor& x, const Tensor& w, float eps, Tensor& y, Tensor& rstd, RmsWeight kind);
-void add_rms_norm_forward(const Tensor& a, const Tensor& b, const Tensor& w, float eps, Tensor& h, Tensor& y, Tensor& rstd, RmsWeight kind);
+void rms_norm_forward(const Tensor& x, const Tensor& w, float eps, const MatrixView& y, Tensor& rstd, RmsWeight kind);
+void add_rms_norm_forward(const Tensor& a, const Tensor& b, const Tensor& w, float eps, Tensor& h, const MatrixView& y, Tensor& rstd, RmsWeight kind);
 void rms_norm_backward(const Tensor& dy, const Tensor& x, const Tensor& w, const Tensor& rstd, Tensor& dx, Tensor* dw, RmsWeight kind, bool accumulate);
 void layer_norm_forward(const Tensor& x, const Tensor& w, const Tensor& b, float eps, Tensor& y, Tensor& mean, Tensor& rstd);
 void layer_norm_backward(const Tensor& dy, const Tensor& x, const Tensor& w, const Tensor& mean, const Tensor& rstd, Tensor& dx, Tensor* dw, Tensor* db);
@@ -59,6 +59,7 @@ void add_inplace(Tensor& acc, const Tensor& b);
 void scale(const Tensor& x, float s, Tensor& out);
 void axpy(float alpha, const Tensor& x, Tensor& y);
 void cast(const Tensor& src, Tensor& dst);
+void copy_matrix(const MatrixView& src, const MatrixView& dst, float scale);
 void fill(Tensor& t, float value);
 void low_rank_product(const Tensor& x, const Tensor& A, const Tensor& B, float scale, Tensor& y, bool accumulate);
 void small_m_linear(const Tensor& x, const std::vector<const Tensor*>& w, const std::vector<const Tensor*>& bias,

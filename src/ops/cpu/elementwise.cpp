@@ -47,6 +47,21 @@ void axpy(float alpha, const Tensor& x, Tensor& y) {
 
 void cast(const Tensor& src, Tensor& dst) { cast_into(src, dst); }
 
+// Row by row through f32: one rounding to dst's dtype.
+void copy_matrix(const MatrixView& src, const MatrixView& dst, float scale) {
+  const float* s32 = src.tensor->dtype() == DType::F32 ? src.tensor->data<float>() + src.offset : nullptr;
+  const uint16_t* s16 = s32 ? nullptr : src.tensor->data_u16() + src.offset;
+  float* d32 = dst.tensor->dtype() == DType::F32 ? dst.tensor->data<float>() + dst.offset : nullptr;
+  uint16_t* d16 = d32 ? nullptr : dst.tensor->data_u16() + dst.offset;
+#pragma omp parallel for if (src.rows * src.cols > kParallelMin)
+  for (int64_t r = 0; r < src.rows; r++)
+    for (int64_t c = 0; c < src.cols; c++) {
+      const float v = scale * (s32 ? s32[r * src.ld + c] : bf16_to_f32(s16[r * src.ld + c]));
+      if (d32) d32[r * dst.ld + c] = v;
+      else d16[r * dst.ld + c] = f32_to_bf16(v);
+    }
+}
+
 void fill(Tensor& t, float value) {
   const int64_t n = t.numel();
   switch (t.dtype()) {

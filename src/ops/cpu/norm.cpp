@@ -96,19 +96,19 @@ void param_grads(const float* dy, const float* x, const float* mu, const float* 
 
 static float weight_offset(RmsWeight kind) { return kind == RmsWeight::OneOffset ? 1.0f : 0.0f; }
 
-// x [N, C], w [C] -> y [N, C] = (w or 1 + w) * (x * rstd), rstd [N] = 1 / sqrt(mean(x^2) + eps)
-void rms_norm_forward(const Tensor& x, const Tensor& w, float eps, Tensor& y, Tensor& rstd, RmsWeight kind) {
+// x [N, C], w [C] -> y [N, C] = (w or 1 + w) * (x * rstd) (row n at y's offset + n * ld), rstd [N] = 1 / sqrt(mean(x^2) + eps)
+void rms_norm_forward(const Tensor& x, const Tensor& w, float eps, const MatrixView& y, Tensor& rstd, RmsWeight kind) {
   const float offset = weight_offset(kind);
-  const int64_t N = x.dim(0), C = x.dim(1);
+  const int64_t N = x.dim(0), C = x.dim(1), ld = y.ld;
   const float* px = x.data<float>();
   const float* pw = w.data<float>();
-  float* py = y.data<float>();
+  float* py = y.tensor->data<float>() + y.offset;
   float* pr = rstd.data<float>();
 #pragma omp parallel for if (N * C > kParallelMin)
-  for (int64_t n = 0; n < N; n++) pr[n] = rms_norm_row(px + n * C, pw, offset, eps, py + n * C, C);
+  for (int64_t n = 0; n < N; n++) pr[n] = rms_norm_row(px + n * C, pw, offset, eps, py + n * ld, C);
 }
 
-void add_rms_norm_forward(const Tensor& a, const Tensor& b, const Tensor& w, float eps, Tensor& h, Tensor& y,
+void add_rms_norm_forward(const Tensor& a, const Tensor& b, const Tensor& w, float eps, Tensor& h, const MatrixView& y,
                           Tensor& rstd, RmsWeight kind) {
   cpu::add(a, b, h);
   cpu::rms_norm_forward(h, w, eps, y, rstd, kind);

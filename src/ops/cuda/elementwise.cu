@@ -67,6 +67,17 @@ template <bool kBinary, typename Op> void map(const char* name, const Tensor& a,
   });
 }
 
+// dst (row r at dst + r * ldd) = scale * src (row r at src + r * lds), rows x cols; a thread per element.
+template <typename S, typename D>
+__global__ void copy_matrix_kernel(const S* src, long long lds, D* dst, long long ldd, long long rows, int cols,
+                                   float scale) {
+  const long long n = rows * cols;
+  for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < n; i += (long long)gridDim.x * blockDim.x) {
+    const long long r = i / cols, c = i % cols;
+    dst[r * ldd + c] = cuda::from_f<D>(scale * cuda::to_f(src[r * lds + c]));
+  }
+}
+
 template <typename U> __global__ void fill_kernel(U* p, long long n, U bits) {
   for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < n; i += (long long)gridDim.x * blockDim.x)
     p[i] = bits;
@@ -102,6 +113,24 @@ void cast(const Tensor& src, Tensor& dst) {
     return;
   }
   cuda_cast(src, dst);
+}
+
+// dst = scale * src between views, f32 or bf16 each.
+void copy_matrix(const MatrixView& src, const MatrixView& dst, float scale) {
+  const long long n = src.rows * src.cols;
+  if (n == 0) return;
+  cudaStream_t s = cuda::stream_of(*dst.tensor);
+  cuda::dispatch_float(src.tensor->dtype(), "copy_matrix", [&](auto st) {
+    using S = typename decltype(st)::type;
+    cuda::dispatch_float(dst.tensor->dtype(), "copy_matrix", [&](auto dt) {
+      using D = typename decltype(dt)::type;
+      copy_matrix_kernel<S, D><<<cuda::grid_for(n, 256), 256, 0, s>>>(cuda::cptr<S>(*src.tensor) + src.offset,
+                                                                      (long long)src.ld, cuda::ptr<D>(*dst.tensor) + dst.offset,
+                                                                      (long long)dst.ld, (long long)src.rows,
+                                                                      (int)src.cols, scale);
+      WICK_CUDA_LAUNCH_CHECK();
+    });
+  });
 }
 
 // Every element = value, converted as a cast would (RNE for bf16/f16, truncation for integers).

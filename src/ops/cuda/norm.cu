@@ -16,17 +16,18 @@ using cuda::bf16;
 
 // ---- RMSNorm as Qwen2RMSNorm: y = round_T(x * rstd) * w, rounded to T; or (kOffset) as Gemma3RMSNorm:
 // y = (x * rstd) * (1 + w) in f32, rounded to T once ----
-// x [N, C], w [C] -> y [N, C], rstd [N]
+// x [N, C], w [C] -> y [N, C] (row stride ldy), rstd [N]
 // kAdd (add_rms_norm_forward): x = round_T(x + res) is written to h first (each thread reads back only what it
 // wrote), so the norm sees exactly what a separate add would have stored.
 // Launched with pdl::launch (a decode step runs two a layer).
 template <typename T, int V, bool kOffset, bool kAdd = false>
-__global__ void rms_fwd_kernel(const T* x, const T* w, T* y, float* rstd, int C, float eps, const T* res, T* h) {
+__global__ void rms_fwd_kernel(const T* x, const T* w, T* y, long long ldy, float* rstd, int C, float eps, const T* res,
+                               T* h) {
   pdl::enter();
   __shared__ float shm[32];
   const long long row = blockIdx.x;
   const T* xr = (kAdd ? h : x) + row * C;
-  T* yr = y + row * C;
+  T* yr = y + row * ldy;
   float ss = 0.0f;
   for (int c = threadIdx.x * V; c < C; c += blockDim.x * V) {
     float v[V];
@@ -262,42 +263,47 @@ template <typename F> static void dispatch_offset(RmsWeight kind, F&& f) {
   else f(std::false_type{});
 }
 
-// x [N, C], w [C] -> y [N, C] (=), rstd [N] f32 (=)
-void rms_norm_forward(const Tensor& x, const Tensor& w, float eps, Tensor& y, Tensor& rstd, RmsWeight kind) {
+// Element (row, 0) of a view (ops/matrix_view.h) as T*.
+template <typename T> static T* view_ptr(const MatrixView& v) { return cuda::ptr<T>(*v.tensor) + v.offset; }
+
+// x [N, C], w [C] -> y [N, C] (=, a view), rstd [N] f32 (=)
+void rms_norm_forward(const Tensor& x, const Tensor& w, float eps, const MatrixView& y, Tensor& rstd, RmsWeight kind) {
   const int C = static_cast<int>(x.dim(-1));
   const long long N = C ? x.numel() / C : 0;
   if (N == 0) return;
-  check_same("rms_norm_forward", x.dtype(), {&w, &y});
-  cudaStream_t s = cuda::stream_of(y);
+  check_same("rms_norm_forward", x.dtype(), {&w, y.tensor});
+  cudaStream_t s = cuda::stream_of(*y.tensor);
   cuda::dispatch_float(x.dtype(), "rms_norm_forward", [&](auto tag) {
     using T = typename decltype(tag)::type;
-    cuda::dispatch_vec(rows_vec<T>(C, {x.raw(), w.raw(), y.raw()}), [&](auto v) {
+    T* py = view_ptr<T>(y);
+    cuda::dispatch_vec(rows_vec<T>(C, {x.raw(), w.raw(), py}) && y.ld % 4 == 0, [&](auto v) {
       constexpr int V = decltype(v)::value;
       dispatch_offset(kind, [&](auto off) {
         WICK_CUDA_CHECK(pdl::launch(rms_fwd_kernel<T, V, decltype(off)::value>, dim3((unsigned)N),
-                                    dim3(cuda::row_threads(C, V, 512)), 0, s, cuda::cptr<T>(x), cuda::cptr<T>(w),
-                                    cuda::ptr<T>(y), cuda::ptr<float>(rstd), C, eps, nullptr, nullptr));
+                                    dim3(cuda::row_threads(C, V, 512)), 0, s, cuda::cptr<T>(x), cuda::cptr<T>(w), py,
+                                    (long long)y.ld, cuda::ptr<float>(rstd), C, eps, nullptr, nullptr));
       });
     });
   });
 }
 
-// a, b [N, C], w [C] -> h = a + b [N, C] (=), y [N, C] (=), rstd [N] f32 (=)
-void add_rms_norm_forward(const Tensor& a, const Tensor& b, const Tensor& w, float eps, Tensor& h, Tensor& y,
+// a, b [N, C], w [C] -> h = a + b [N, C] (=), y [N, C] (=, a view), rstd [N] f32 (=)
+void add_rms_norm_forward(const Tensor& a, const Tensor& b, const Tensor& w, float eps, Tensor& h, const MatrixView& y,
                           Tensor& rstd, RmsWeight kind) {
   const int C = static_cast<int>(a.dim(-1));
   const long long N = C ? a.numel() / C : 0;
   if (N == 0) return;
-  check_same("add_rms_norm_forward", a.dtype(), {&b, &w, &h, &y});
-  cudaStream_t s = cuda::stream_of(y);
+  check_same("add_rms_norm_forward", a.dtype(), {&b, &w, &h, y.tensor});
+  cudaStream_t s = cuda::stream_of(*y.tensor);
   cuda::dispatch_float(a.dtype(), "add_rms_norm_forward", [&](auto tag) {
     using T = typename decltype(tag)::type;
-    cuda::dispatch_vec(rows_vec<T>(C, {a.raw(), b.raw(), h.raw(), w.raw(), y.raw()}), [&](auto v) {
+    T* py = view_ptr<T>(y);
+    cuda::dispatch_vec(rows_vec<T>(C, {a.raw(), b.raw(), h.raw(), w.raw(), py}) && y.ld % 4 == 0, [&](auto v) {
       constexpr int V = decltype(v)::value;
       dispatch_offset(kind, [&](auto off) {
         WICK_CUDA_CHECK(pdl::launch(rms_fwd_kernel<T, V, decltype(off)::value, true>, dim3((unsigned)N),
-                                    dim3(cuda::row_threads(C, V, 512)), 0, s, cuda::cptr<T>(a), cuda::cptr<T>(w),
-                                    cuda::ptr<T>(y), cuda::ptr<float>(rstd), C, eps, cuda::cptr<T>(b),
+                                    dim3(cuda::row_threads(C, V, 512)), 0, s, cuda::cptr<T>(a), cuda::cptr<T>(w), py,
+                                    (long long)y.ld, cuda::ptr<float>(rstd), C, eps, cuda::cptr<T>(b),
                                     cuda::ptr<T>(h)));
       });
     });
