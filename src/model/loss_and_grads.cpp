@@ -80,11 +80,13 @@ struct LossAndGrads::HostStaging {
   }
 };
 
-bool adapter_fold_default(Device dev) { return dev.is_cuda() && env_default_on("WICK_ADAPTER_FOLD"); }
+bool adapter_fold_default(Device dev, const ModelConfig& c) {
+  return dev.is_cuda() && c.hidden_size <= kAdapterFoldMaxHidden && env_default_on("WICK_ADAPTER_FOLD");
+}
 
 LossAndGrads::LossAndGrads(CausalLM& model)
     : m_(model), buf_(std::make_unique<Buffers>()), host_(std::make_unique<HostStaging>()),
-      adapter_fold_(adapter_fold_default(model.device())) {
+      adapter_fold_(adapter_fold_default(model.device(), model.config())) {
   host_->dev = model.device();
 }
 LossAndGrads::~LossAndGrads() = default;

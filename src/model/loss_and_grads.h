@@ -35,10 +35,14 @@ struct LossSum {
   double mean() const { return count ? sum / count : std::numeric_limits<double>::quiet_NaN(); }
 };
 
-// Whether training folds adapters by default on dev: CUDA yes (it saves a pass over each folded projection's
-// output, bandwidth the GPU is short of), the CPU no (its GEMMs are compute-bound: one more weight copy for
-// nothing). WICK_ADAPTER_FOLD=0 turns it off on CUDA (core/env.h: an A/B switch).
-bool adapter_fold_default(Device dev);
+// Whether training folds adapters by default (LossAndGrads::set_adapter_fold): on CUDA for models of hidden
+// size at most kAdapterFoldMaxHidden, else not. What the fold saves is a pass over each folded projection's
+// output, bandwidth next to the GEMM's C * out multiply-adds a row, so it shrinks as 1 / C; what it costs is a
+// copy of those projections' weights, which grows as C^2 (Qwen2.5: 0.5B ~0.5 GB, 1.5B ~1.7 GB, 7B ~8.5 GB at
+// r 16 on all projections). The CPU's GEMMs are compute-bound: no gain there. WICK_ADAPTER_FOLD=0 turns it off
+// on CUDA (core/env.h: an A/B switch).
+constexpr int64_t kAdapterFoldMaxHidden = 2048;
+bool adapter_fold_default(Device dev, const ModelConfig& c);
 
 class LossAndGrads {
  public:
@@ -64,7 +68,7 @@ class LossAndGrads {
   void set_checkpointing(bool on) { checkpointing_ = on; }
   // Folds the adapters of the groups fed by an RMSNorm (q k v, gate up) into their base GEMMs (model/linear.h:
   // one GEMM a projection over [x | u], against a folded copy of the adapted weights; not with checkpointing).
-  // Default: adapter_fold_default(the model's device); takes effect at the next step.
+  // Default: adapter_fold_default(the model's device and config); takes effect at the next step.
   void set_adapter_fold(bool on) { adapter_fold_ = on; }
   bool adapter_fold() const { return adapter_fold_; }
   // Called in a training step's backward right after layer `layer` has added its adapters' dA, dB (layers

@@ -119,7 +119,7 @@ BatchChoice resolve_batch_size(const TrainOptions& t, CausalLM& m, const Dataset
   return choose_batch_size(m.config(), m.device(), m.dtype(), seq, lora.r, std::max<int64_t>(targets, 1),
                            device_free_bytes(m.device()), static_cast<int64_t>(d.examples.size()),
                            t.grad_checkpointing,
-                           folded_weight_bytes(m, lora, adapter_fold_default(m.device()) && !t.grad_checkpointing));
+                           folded_weight_bytes(m, lora, adapter_fold_default(m.device(), m.config()) && !t.grad_checkpointing));
 }
 
 int64_t device_free_bytes(Device dev) {

@@ -2,11 +2,13 @@
 // activations fit the free memory (checked as properties of the arithmetic, for every published geometry).
 #include <gtest/gtest.h>
 
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <unistd.h>
 
 #include "core/error.h"
+#include "model/loss_and_grads.h"
 #include "model/presets.h"
 #include "train/auto_batch.h"
 
@@ -99,6 +101,19 @@ TEST(AutoBatch, FoldedWeightsAreCountedAndLeaveLessForTheBatch) {
   const int64_t folded =
       choose_batch_size(big, Device::cuda(0), DType::BF16, 1024, 16, 7, 24 * GiB, 1 << 20, false, 8 * GiB).batch_size;
   EXPECT_LT(folded, plain);
+}
+
+// Where the fold is on by default: CUDA, hidden sizes up to kAdapterFoldMaxHidden (its saving shrinks as 1 / C,
+// its weight copy grows as C^2); never the CPU.
+TEST(AutoBatch, TheFoldIsOnByDefaultForSmallHiddenSizesOnCuda) {
+  if (std::getenv("WICK_ADAPTER_FOLD")) GTEST_SKIP() << "WICK_ADAPTER_FOLD is set in this environment";
+  for (const std::string& name : preset_names()) {
+    const ModelConfig c = preset_config(name);
+    EXPECT_FALSE(adapter_fold_default(Device::cpu(), c)) << name;
+    EXPECT_EQ(adapter_fold_default(Device::cuda(0), c), c.hidden_size <= kAdapterFoldMaxHidden) << name;
+  }
+  EXPECT_TRUE(adapter_fold_default(Device::cuda(0), preset_config("qwen2.5-1.5b")));
+  EXPECT_FALSE(adapter_fold_default(Device::cuda(0), preset_config("qwen2.5-7b")));
 }
 
 TEST(AutoBatch, ResolveKeepsAGivenSizeAndReadsTheResumedRun) {
