@@ -490,10 +490,48 @@ void folded_group_backward(const std::vector<Linear*>& ls, const std::vector<con
                            Tensor& dx, bool accumulate, LinearScratch& s, const uint64_t* seeds) {
   static const char* op = "folded_group_backward";
   const Group g = group_of(ls);
-  WICK_CHECK(!dys.empty(), "" << std::string(op) << ": no gradients");
-  const int64_t in = folded_input_width(op, g, xu, dys[0]->dtype());
-  group_backward_views(ls, dys, [&] { return MatrixView::columns(xu, 0, in); }, MatrixView::columns(xu, in, g.R), dx,
-                       accumulate, s, seeds);
+  WICK_CHECK(!dys.empty() && dys.size() == ls.size(), "" << std::string(op) << ": " << ls.size() << " linears, "
+                                                         << dys.size() << " gradients");
+  const DType dt = dys[0]->dtype();
+  const bool f32 = dt == DType::F32;
+  const int64_t in = folded_input_width(op, g, xu, dt), N = dys[0]->dim(0);
+  const MatrixView x = MatrixView::columns(xu, 0, in), u = MatrixView::columns(xu, in, g.R);
+  const bool stacked_adapters = stacked(g, [f32](Linear* l) -> const Tensor& { return A_of(l, f32); }) &&
+                                stacked(g, [](Linear* l) -> const Tensor& { return l->lora.dA; });
+  if (accumulate || !no_dropout(ls, seeds) || !stacked_adapters) {  // the unfolded backward on xu's views
+    group_backward_views(ls, dys, [&] { return x; }, u, dx, accumulate, s, seeds);
+    return;
+  }
+  // [dx_base | du] = sum_j dy_j [W_j | 0 .. scale_j B_j .. 0] through the folded weights the forward made (its
+  // scale B is current: no optimizer step comes between a forward and its backward): every member's
+  // du_j = scale_j dy_j B_j lands in its u columns from the base GEMMs that read dy anyway, where the unfolded
+  // backward reads each dy once more for du. Active members first (the first writes every column).
+  Tensor dxu = front(s.dxu, N, in + g.R, dt, dys[0]->device());
+  const MatrixView dx_base = MatrixView::columns(dxu, 0, in), du = MatrixView::columns(dxu, in, g.R);
+  bool first = true;
+  for (size_t j = 0; j < ls.size(); j++) {
+    const Linear& l = *ls[j];
+    if (!l.lora.active()) continue;
+    const Tensor& wf = l.lora.folded;
+    WICK_CHECK(wf.defined() && wf.shape() == Shape({l.out(), in + g.R}) && l.lora.folded_at == g.offset_of(&l),
+               "" << std::string(op) << ": " << l.name << " has no folded weight of this group (no folded forward?)");
+    matmul(*dys[j], wf, dxu, false, false, 1.0f, first ? 0.0f : 1.0f);
+    first = false;
+  }
+  for (size_t j = 0; j < ls.size(); j++)
+    if (!ls[j]->lora.active()) matmul(whole(*dys[j]), whole(ls[j]->w), dx_base, false, false, 1.0f, 1.0f);
+  // dB_j += scale_j dy_j^T u_j.
+  for (size_t j = 0; j < ls.size(); j++) {
+    Linear& l = *ls[j];
+    if (l.lora.active())
+      matmul(whole(*dys[j]), part(u, g.offset_of(&l), l.lora.rank()), whole(l.lora.dB), true, false, l.lora.scale, 1.0f);
+  }
+  // dx = dx_base + du A (one GEMM over the stacked A's), dA += du^T x (likewise).
+  const Tensor A = over(A_of(g.act[0], f32), {g.R, in}, dt);
+  matmul(du, whole(A), dx_base, false, false, 1.0f, 1.0f);
+  copy_matrix(dx_base, whole(dx));
+  Tensor dA = over(g.act[0]->lora.dA, {g.R, in}, DType::F32);
+  matmul(du, x, whole(dA), true, false, 1.0f, 1.0f);
 }
 
 int64_t folded_group_bytes(const std::vector<Linear*>& ls, DType dt) {

@@ -74,6 +74,7 @@ struct LinearScratch {
   Tensor a32;  // f32: the adapter's dx term before dropout (f32 compute with dropout)
   Tensor r32;  // [N, r] f32 products (f32 compute)
   Tensor xc;   // a view's elements made contiguous for the dropout (folded groups)
+  Tensor dxu;  // folded groups' backward: [N, in + R], the base dx beside every member's du
   Tensor d32;  // the adapter input after dropout (f32 compute with dropout)
   Tensor u16;  // bf16: [sum r, N] u^T when the caller keeps none, and du^T in backward
   Tensor d16;  // bf16: [N, in] dropout(x), and the adapter's dx term with dropout
@@ -128,6 +129,9 @@ void linear_group_backward(const std::vector<Linear*>& ls, const std::vector<con
 // input x (written there by its producer: the RMSNorm's view form, ops/norm.h); forward writes u into the last
 // R columns (as saved above) and ys (=); backward reads x and u there, as linear_group_backward reads x and saved.
 // Values: those of linear_group_forward / backward up to the rounding order (one rounding of the whole sum).
+// Backward (without dropout, accumulate false, stacked adapters: what training runs) takes each member's du
+// from its folded weight in the base dx GEMMs ([dy W | scale dy B] in one [N, in + R] product), so dy is read
+// once less per member.
 void folded_group_forward(const std::vector<Linear*>& ls, const Tensor& xu, const std::vector<Tensor*>& ys,
                           LinearScratch& s, const uint64_t* seeds = nullptr);
 void folded_group_backward(const std::vector<Linear*>& ls, const std::vector<const Tensor*>& dys, const Tensor& xu,
