@@ -17,6 +17,18 @@ LinearGroupSpec with(LinearGroupSpec s, void (*f)(LinearGroupSpec&)) {
   return s;
 }
 
+// A tiny random model with r 4 adapters on all seven projections (attach's packed groups) and their gradients.
+std::unique_ptr<CausalLM> tiny_model_with_adapters() {
+  auto m = CausalLM::random(tiny_config(61), Device::cpu(), DType::F32, 5);
+  io::LoraConfig lc;
+  lc.r = 4;
+  lc.alpha = 8;
+  lc.target_modules = all_lora_targets();
+  attach_new_adapters(*m, lc, 6);
+  alloc_lora_grads(*m);
+  return m;
+}
+
 TEST(LinearLora, GroupF32IsOneLinearBitForBit) {
   check_linear_group_f32(qkv(), Device::cpu());
   check_linear_group_f32(with(qkv(), [](LinearGroupSpec& s) { s.accumulate = true; s.bias = false; }), Device::cpu());
@@ -55,13 +67,7 @@ TEST(LinearLora, FoldedGroup) {
 // down, and every group under checkpointing, stay unfolded.
 TEST(LinearLora, TrainingFoldsTheNormFedGroups) {
   const auto grads_of = [](bool fold, bool checkpointing, bool* folded_seen) {
-    auto m = CausalLM::random(tiny_config(61), Device::cpu(), DType::F32, 5);
-    io::LoraConfig lc;
-    lc.r = 4;
-    lc.alpha = 8;
-    lc.target_modules = all_lora_targets();
-    attach_new_adapters(*m, lc, 6);
-    alloc_lora_grads(*m);
+    auto m = tiny_model_with_adapters();
     Rng rng(7);
     TrainBatch b;
     std::vector<int32_t> ids(2 * 9), tg(2 * 9);
@@ -105,13 +111,7 @@ TEST(LinearLora, GroupInference) {
 // attach lays q, k, v (and gate, up) out as one block: the A's one after the other, then the B's; the
 // gradients likewise; the values are what attach drew.
 TEST(LinearLora, AttachPacksGroups) {
-  auto m = CausalLM::random(tiny_config(61), Device::cpu(), DType::F32, 5);
-  io::LoraConfig lc;
-  lc.r = 4;
-  lc.alpha = 8;
-  lc.target_modules = all_lora_targets();
-  attach_new_adapters(*m, lc, 6);
-  alloc_lora_grads(*m);
+  auto m = tiny_model_with_adapters();
   for (const auto& g : lora_groups(*m)) {
     const float* a = g[0]->lora.A.data<float>();
     const float* da = g[0]->lora.dA.data<float>();
@@ -125,8 +125,7 @@ TEST(LinearLora, AttachPacksGroups) {
               g[0]->lora.pack32.data<float>() + g[0]->lora.pack32.numel());
   }
   // Same values as without packing: attach's draw is deterministic in its seed.
-  auto m2 = CausalLM::random(tiny_config(61), Device::cpu(), DType::F32, 5);
-  attach_new_adapters(*m2, lc, 6);
+  auto m2 = tiny_model_with_adapters();
   const auto e1 = export_adapters(*m), e2 = export_adapters(*m2);
   ASSERT_EQ(e1.size(), 14u);
   for (const auto& [name, p] : e1) {
