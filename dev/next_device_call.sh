@@ -5,7 +5,7 @@
 #   dev/gemm_algos/gemm_tune.patch  the GEMM algorithm choice (ops/cuda/cublaslt.cu; WICK_GEMM_TUNE=0 keeps the
 #                                   heuristic's first algorithm): the 0.5B training row (issue 8's first goal)
 #                                   and the 1.5B row, alternating, with and without the adapter fold (main's
-#                                   model/linear.h folded groups, session 26; WICK_ADAPTER_FOLD=0 turns it off)
+#                                   model/linear.h folded groups, session 26; opt-in: WICK_ADAPTER_FOLD=1)
 #   dev/small_m/adapters.patch      decode with a LoRA adapter attached through the small-row kernels
 #                                   (small_m_adapters, model/linear.h), the adapters cast to bf16 once a decode
 #                                   loop: 0.5B with a 1-step r 16 adapter on all seven projections, beside the
@@ -104,8 +104,8 @@ fi
 
 if want train; then
   # 0.5B 8 x 1024 two rounds, then 1.5B 8 x 1024 one round: the heuristic's GEMM algorithms unfolded (main before
-  # this call), the tuned ones unfolded, and tuned with the adapter fold (model/linear.h folded groups, CUDA's
-  # default), alternating; one set of random models and data (BENCH_TMP).
+  # this call), the tuned ones unfolded, and tuned with the adapter fold (model/linear.h folded groups,
+  # WICK_ADAPTER_FOLD=1), alternating; one set of random models and data (BENCH_TMP).
   A=$O/train-ab.md
   : > "$A"
   for spec in "0.5b 1" "0.5b 2" "1.5b 1"; do

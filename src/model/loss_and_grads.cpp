@@ -81,7 +81,7 @@ struct LossAndGrads::HostStaging {
 };
 
 bool adapter_fold_default(Device dev, const ModelConfig& c) {
-  return dev.is_cuda() && c.hidden_size <= kAdapterFoldMaxHidden && env_default_on("WICK_ADAPTER_FOLD");
+  return dev.is_cuda() && c.hidden_size <= kAdapterFoldMaxHidden && env_flag("WICK_ADAPTER_FOLD");
 }
 
 LossAndGrads::LossAndGrads(CausalLM& model)

@@ -29,7 +29,7 @@ int64_t fixed_training_bytes(const ModelConfig& c, DType dtype, int64_t loss_chu
 
 // Bytes of the folded weights training makes (model/linear.h's folded groups: per layer, each q k v and gate up
 // projection with an adapter as [out, C + the group's ranks] in the compute dtype); 0 where training does not
-// fold (fold false: the CPU, checkpointing or WICK_ADAPTER_FOLD=0, as resolve_batch_size works it out; or a layer
+// fold (fold false: not adapter_fold_default, or checkpointing, as resolve_batch_size works it out; or a layer
 // code that does not fold).
 int64_t folded_weight_bytes(CausalLM& m, const io::LoraConfig& lora, bool fold);
 

@@ -79,15 +79,17 @@ TEST_P(CudaModel, TraceBf16) {
   check_training_trace(load_fixture(GetParam()), Device::cuda(), DType::BF16, bf16_tol(GetParam(), "trace"));
 }
 
-// The adapter fold is CUDA's default (LossAndGrads::adapter_fold_default): the tests above run it; the unfolded
-// path (WICK_ADAPTER_FOLD=0, and what checkpointing runs) against the same references here.
-TEST_P(CudaModel, GradsBf16Unfolded) {
+// The adapter fold (model/linear.h folded groups; opt-in, WICK_ADAPTER_FOLD=1: LossAndGrads::adapter_fold_default)
+// against the same references, in both dtypes.
+TEST_P(CudaModel, GradsFolded) {
   WICK_REQUIRE_CUDA();
-  check_grads(load_fixture(GetParam()), Device::cuda(), DType::BF16, bf16_tol(GetParam(), "grads"), false);
+  check_grads(load_fixture(GetParam()), Device::cuda(), DType::F32, kF32, true);
+  check_grads(load_fixture(GetParam()), Device::cuda(), DType::BF16, bf16_tol(GetParam(), "grads"), true);
 }
-TEST_P(CudaModel, TraceBf16Unfolded) {
+TEST_P(CudaModel, TraceFolded) {
   WICK_REQUIRE_CUDA();
-  check_training_trace(load_fixture(GetParam()), Device::cuda(), DType::BF16, bf16_tol(GetParam(), "trace"), false);
+  check_training_trace(load_fixture(GetParam()), Device::cuda(), DType::F32, kF32, true);
+  check_training_trace(load_fixture(GetParam()), Device::cuda(), DType::BF16, bf16_tol(GetParam(), "trace"), true);
 }
 
 INSTANTIATE_TEST_SUITE_P(Fixtures, CudaModel, ::testing::ValuesIn(model_fixture_dirs()), fixture_name);
