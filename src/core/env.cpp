@@ -15,4 +15,10 @@ bool env_default_on(const char* name) {
   return !(v && std::strcmp(v, "0") == 0);
 }
 
+std::optional<bool> env_override(const char* name) {
+  const char* v = std::getenv(name);
+  if (!v || !*v) return std::nullopt;
+  return std::strcmp(v, "0") != 0;
+}
+
 }  // namespace wick

@@ -1,6 +1,8 @@
 // Switches wick reads from the environment (docs/guide.md, "Speed on an NVIDIA GPU"), all by one rule.
 #pragma once
 
+#include <optional>
+
 namespace wick {
 
 // A debugging or profiling flag (WICK_STEP_PROFILE, WICK_ATTENTION_LOG): on when set, non-empty and not "0".
@@ -12,5 +14,9 @@ bool env_flag(const char* name);
 // ops/cuda/pdl.cuh reads WICK_PDL by the same rule itself (header-only, so that dev/ harnesses build the very
 // kernels wick runs).
 bool env_default_on(const char* name);
+
+// A choice wick makes itself unless told (WICK_ADAPTER_FOLD): unset or empty -> std::nullopt (wick's own rule),
+// "0" -> false, anything else -> true.
+std::optional<bool> env_override(const char* name);
 
 }  // namespace wick

@@ -81,7 +81,8 @@ struct LossAndGrads::HostStaging {
 };
 
 bool adapter_fold_default(Device dev, const ModelConfig& c) {
-  return dev.is_cuda() && c.hidden_size <= kAdapterFoldMaxHidden && env_flag("WICK_ADAPTER_FOLD");
+  if (!dev.is_cuda()) return false;
+  return env_override("WICK_ADAPTER_FOLD").value_or(c.hidden_size <= kAdapterFoldMaxHidden);
 }
 
 LossAndGrads::LossAndGrads(CausalLM& model)

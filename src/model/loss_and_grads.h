@@ -36,12 +36,13 @@ struct LossSum {
 };
 
 // Whether training folds adapters by default (LossAndGrads::set_adapter_fold): on CUDA for models of hidden
-// size at most kAdapterFoldMaxHidden when WICK_ADAPTER_FOLD=1 (opt-in until it has been measured on a GPU: no
-// device could be started in the session that wrote it), else not. What the fold saves is a pass over each folded projection's
-// output, bandwidth next to the GEMM's C * out multiply-adds a row, so it shrinks as 1 / C; what it costs is a
-// copy of those projections' weights, which grows as C^2 (Qwen2.5: 0.5B ~0.5 GB, 1.5B ~1.7 GB, 7B ~8.5 GB at
-// r 16 on all projections). The CPU's GEMMs are compute-bound: no gain there.
-constexpr int64_t kAdapterFoldMaxHidden = 2048;
+// size at most kAdapterFoldMaxHidden; WICK_ADAPTER_FOLD=0 or =1 overrides that on CUDA (never on the CPU, whose
+// GEMMs are compute-bound: no gain there). What the fold saves is a pass over each folded projection's output,
+// bandwidth next to the GEMM's C * out multiply-adds a row, so it shrinks as 1 / C; what it costs is a copy of
+// those projections' weights, which grows as C^2 (Qwen2.5 at r 16 on all projections: 0.5B ~0.5 GB, 1.5B
+// ~1.7 GB, 7B ~8.5 GB). Measured on an H200 (docs/benchmarks.md 8h): 0.5B (C 896) +2.3% tokens/s, 1.5B (C 1536)
+// within the noise; so the bound sits between them.
+constexpr int64_t kAdapterFoldMaxHidden = 1024;
 bool adapter_fold_default(Device dev, const ModelConfig& c);
 
 class LossAndGrads {

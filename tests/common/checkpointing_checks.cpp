@@ -96,6 +96,9 @@ void check_checkpointing_is_exact(const char* model_type, Device dev, DType dt) 
   const TrainBatch batch = packed_batch(rng, T, c.vocab_size);
 
   LossAndGrads lg(*m);
+  // Checkpointing never folds the adapters (its per-layer set keeps no norm output), so the plain run it must
+  // equal bit for bit is the unfolded one (the fold, on by default for small models on CUDA, rounds otherwise).
+  lg.set_adapter_fold(false);
   const StepResult plain = one_step(*m, lg, batch, 77);
   lg.set_checkpointing(true);
   const StepResult ckpt = one_step(*m, lg, batch, 77);

@@ -62,25 +62,26 @@ TEST_P(CudaModel, MergedLogitsF32) {
   WICK_REQUIRE_CUDA();
   check_merged_logits(load_fixture(GetParam()), Device::cuda(), DType::F32, kF32);
 }
+// Grads* and Trace* run the unfolded path (the fixtures' hidden sizes would fold by default); *Folded the fold.
 TEST_P(CudaModel, GradsF32) {
   WICK_REQUIRE_CUDA();
-  check_grads(load_fixture(GetParam()), Device::cuda(), DType::F32, kF32);
+  check_grads(load_fixture(GetParam()), Device::cuda(), DType::F32, kF32, /*adapter_fold*/ false);
 }
 TEST_P(CudaModel, GradsBf16) {
   WICK_REQUIRE_CUDA();
-  check_grads(load_fixture(GetParam()), Device::cuda(), DType::BF16, bf16_tol(GetParam(), "grads"));
+  check_grads(load_fixture(GetParam()), Device::cuda(), DType::BF16, bf16_tol(GetParam(), "grads"), false);
 }
 TEST_P(CudaModel, TraceF32) {
   WICK_REQUIRE_CUDA();
-  check_training_trace(load_fixture(GetParam()), Device::cuda(), DType::F32, kF32);
+  check_training_trace(load_fixture(GetParam()), Device::cuda(), DType::F32, kF32, false);
 }
 TEST_P(CudaModel, TraceBf16) {
   WICK_REQUIRE_CUDA();
-  check_training_trace(load_fixture(GetParam()), Device::cuda(), DType::BF16, bf16_tol(GetParam(), "trace"));
+  check_training_trace(load_fixture(GetParam()), Device::cuda(), DType::BF16, bf16_tol(GetParam(), "trace"), false);
 }
 
-// The adapter fold (model/linear.h folded groups; opt-in, WICK_ADAPTER_FOLD=1: LossAndGrads::adapter_fold_default)
-// against the same references, in both dtypes.
+// The adapter fold (model/linear.h folded groups; on by default for small hidden sizes:
+// LossAndGrads::adapter_fold_default) forced on, against the same references, in both dtypes.
 TEST_P(CudaModel, GradsFolded) {
   WICK_REQUIRE_CUDA();
   check_grads(load_fixture(GetParam()), Device::cuda(), DType::F32, kF32, true);

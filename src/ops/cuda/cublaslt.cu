@@ -7,6 +7,7 @@
 
 #include <cublasLt.h>
 
+#include <algorithm>
 #include <cstring>
 #include <memory>
 #include <mutex>
@@ -15,6 +16,7 @@
 #include <vector>
 
 #include "core/device.h"
+#include "core/env.h"
 #include "core/error.h"
 #include "ops/cuda/runtime.h"
 
@@ -76,8 +78,34 @@ struct KeyHash {
 struct Plan {
   cublasLtMatmulDesc_t desc = nullptr;
   cublasLtMatrixLayout_t la = nullptr, lb = nullptr, lc = nullptr;  // cuBLAS's A (our b), B (our a), C = D
-  cublasLtMatmulAlgo_t algo{};
+  cublasLtMatmulAlgo_t algo{};                  // the one used: the heuristic's first until tuned
+  std::vector<cublasLtMatmulAlgo_t> candidates;  // the heuristic's answers, first = its choice
+  int64_t uses = 0;
+  bool tuned = false;
 };
+
+// ---- the algorithm choice (see cublaslt.h) ----
+constexpr int kCandidates = 8;
+constexpr int64_t kTuneAtUse = 3;                  // a shape is tuned on its third call (it recurs)
+constexpr double kTuneMinMacs = 1073741824.0;      // and only with >= 2^30 multiply-adds (worth ~10 us or more)
+
+bool tuning_on() {
+  static const bool on = env_default_on("WICK_GEMM_TUNE");
+  return on;
+}
+
+// An order-free 64-bit hash of n 16-bit words (the output's bytes): sum of mixed (word, index) modulo 2^64.
+__global__ void hash_kernel(const uint16_t* p, int64_t n, unsigned long long* out) {
+  unsigned long long acc = 0;
+  for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x) {
+    unsigned long long z = (static_cast<unsigned long long>(i) << 16 | p[i]) + 0x9e3779b97f4a7c15ull;
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    acc += z ^ (z >> 31);
+  }
+  atomicAdd(out, acc);
+}
+
 
 // Handles, workspaces and plans live until the process ends (destroying them during static destruction
 // could run after the CUDA context is gone).
@@ -149,10 +177,10 @@ std::unique_ptr<Plan> make_plan(DeviceState& st, const GemmArgs& g, const Key& k
       CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES};
   for (int i = 0; i < 4; ++i)
     WICK_CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(pref, which[i], &al[i], sizeof(al[i])));
-  cublasLtMatmulHeuristicResult_t result{};
+  cublasLtMatmulHeuristicResult_t results[kCandidates]{};
   int returned = 0;
-  const cublasStatus_t s =
-      cublasLtMatmulAlgoGetHeuristic(st.handle, p->desc, p->la, p->lb, p->lc, p->lc, pref, 1, &result, &returned);
+  const cublasStatus_t s = cublasLtMatmulAlgoGetHeuristic(st.handle, p->desc, p->la, p->lb, p->lc, p->lc, pref,
+                                                          kCandidates, results, &returned);
   cublasLtMatmulPreferenceDestroy(pref);
   if (s != CUBLAS_STATUS_SUCCESS || returned == 0) {
     throw Error(std::string("matmul: cuBLASLt has no algorithm for ") + dtype_name(g.ab_type) + " x " +
@@ -161,8 +189,93 @@ std::unique_ptr<Plan> make_plan(DeviceState& st, const GemmArgs& g, const Key& k
                     (g.bias ? " with bias" : "") + " (" + cublasLtGetStatusString(s) + ")",
                 "", "supported: f32 x f32 -> f32, bf16 x bf16 -> bf16 or f32, f16 x f16 -> f16 or f32");
   }
-  p->algo = result.algo;
+  for (int i = 0; i < returned; i++) p->candidates.push_back(results[i].algo);
+  p->algo = results[0].algo;
   return p;
+}
+
+// Times the plan's candidate algorithms on this very call's operands and keeps the fastest of those whose output
+// is bit for bit the first's (its hash equal on these operands: algorithms that split k or sum in another order
+// differ; the tiles of one order agree), so that the choice changes the time and never the numbers. c is
+// restored when beta != 0 (a saved copy); with beta = 0 the call that follows writes it. Runs outside stream
+// capture only; synchronises the stream (once per shape in a process).
+void tune(DeviceState& st, Plan& p, const GemmArgs& g, int64_t span, size_t ec, cudaStream_t s) {
+  const size_t bytes = static_cast<size_t>(span) * ec;
+  void* saved = nullptr;
+  unsigned long long* hash = nullptr;
+  WICK_CUDA_CHECK(cudaMallocAsync(&hash, sizeof(unsigned long long), s));
+  if (g.beta != 0.0f) {
+    WICK_CUDA_CHECK(cudaMallocAsync(&saved, bytes, s));
+    WICK_CUDA_CHECK(cudaMemcpyAsync(saved, g.c, bytes, cudaMemcpyDeviceToDevice, s));
+  }
+  const auto run = [&](const cublasLtMatmulAlgo_t& algo) {
+    return cublasLtMatmul(st.handle, p.desc, &g.alpha, g.b, p.la, g.a, p.lb, &g.beta, g.c, p.lc, g.c, p.lc, &algo,
+                          st.workspace, kWorkspaceBytes, s);
+  };
+  const auto output_hash = [&](const cublasLtMatmulAlgo_t& algo, unsigned long long& h) {
+    if (saved) WICK_CUDA_CHECK(cudaMemcpyAsync(g.c, saved, bytes, cudaMemcpyDeviceToDevice, s));
+    if (run(algo) != CUBLAS_STATUS_SUCCESS) return false;
+    WICK_CUDA_CHECK(cudaMemsetAsync(hash, 0, sizeof(*hash), s));
+    hash_kernel<<<264, 256, 0, s>>>(static_cast<const uint16_t*>(g.c), static_cast<int64_t>(bytes / 2), hash);
+    WICK_CUDA_CHECK(cudaGetLastError());
+    WICK_CUDA_CHECK(cudaMemcpyAsync(&h, hash, sizeof(h), cudaMemcpyDeviceToHost, s));
+    WICK_CUDA_CHECK(cudaStreamSynchronize(s));
+    return true;
+  };
+  cudaEvent_t t0, t1;
+  WICK_CUDA_CHECK(cudaEventCreate(&t0));
+  WICK_CUDA_CHECK(cudaEventCreate(&t1));
+  const auto median_ms = [&](const cublasLtMatmulAlgo_t& algo) {
+    std::vector<float> ms;
+    run(algo);  // warm
+    for (int i = 0; i < 5; i++) {
+      WICK_CUDA_CHECK(cudaEventRecord(t0, s));
+      run(algo);
+      WICK_CUDA_CHECK(cudaEventRecord(t1, s));
+      WICK_CUDA_CHECK(cudaEventSynchronize(t1));
+      float v = 0;
+      WICK_CUDA_CHECK(cudaEventElapsedTime(&v, t0, t1));
+      ms.push_back(v);
+    }
+    std::nth_element(ms.begin(), ms.begin() + 2, ms.end());
+    return ms[2];
+  };
+  unsigned long long h0 = 0;
+  if (output_hash(p.candidates[0], h0)) {
+    float best = median_ms(p.candidates[0]);
+    for (size_t i = 1; i < p.candidates.size(); i++) {
+      unsigned long long h = 0;
+      if (!output_hash(p.candidates[i], h) || h != h0) continue;
+      const float t = median_ms(p.candidates[i]);
+      if (t < best) best = t, p.algo = p.candidates[i];
+    }
+  }
+  WICK_CUDA_CHECK(cudaEventDestroy(t0));
+  WICK_CUDA_CHECK(cudaEventDestroy(t1));
+  if (saved) {
+    WICK_CUDA_CHECK(cudaMemcpyAsync(g.c, saved, bytes, cudaMemcpyDeviceToDevice, s));
+    WICK_CUDA_CHECK(cudaFreeAsync(saved, s));
+  }
+  WICK_CUDA_CHECK(cudaFreeAsync(hash, s));
+  p.tuned = true;
+}
+
+// Whether c's bytes may be rewritten while tuning: not while the stream is being captured into a graph, and not
+// when c overlaps an input or the bias. Extents in elements: (batch - 1) stride + (rows - 1) row stride + cols.
+bool may_tune(const GemmArgs& g, const Key& key, int64_t span, size_t ec, size_t eab, cudaStream_t s) {
+  cudaStreamCaptureStatus cs = cudaStreamCaptureStatusNone;
+  if (cudaStreamIsCapturing(s, &cs) != cudaSuccess || cs != cudaStreamCaptureStatusNone) return false;
+  const char* c0 = static_cast<const char*>(g.c);
+  const char* c1 = c0 + static_cast<size_t>(span) * ec;
+  const auto overlaps = [&](const void* p, int64_t elems, size_t e) {
+    const char* q = static_cast<const char*>(p);
+    return p && q < c1 && c0 < q + static_cast<size_t>(elems) * e;
+  };
+  const int64_t batches = g.batch > 1 ? g.batch - 1 : 0;
+  const int64_t a_rows = g.trans_a ? g.k : g.m, a_cols = g.trans_a ? g.m : g.k;
+  const int64_t b_rows = g.trans_b ? g.n : g.k, b_cols = g.trans_b ? g.k : g.n;
+  return !overlaps(g.a, batches * key.sa + (a_rows - 1) * key.lda + a_cols, eab) &&
+         !overlaps(g.b, batches * key.sb + (b_rows - 1) * key.ldb + b_cols, eab) && !overlaps(g.bias, g.n, ec);
 }
 
 }  // namespace
@@ -207,6 +320,18 @@ void gemm(const GemmArgs& g) {
   auto it = st.plans.find(key);
   if (it == st.plans.end()) it = st.plans.emplace(key, make_plan(st, g, key)).first;
   Plan& p = *it->second;
+  if (!p.tuned && ++p.uses >= kTuneAtUse) {
+    const int64_t span = (g.batch > 1 ? (g.batch - 1) * key.sc : 0) + (g.m - 1) * key.ldc + g.n;  // c's elements
+    if (!tuning_on() || p.candidates.size() < 2 ||
+        static_cast<double>(g.m) * static_cast<double>(g.n) * static_cast<double>(g.k) * static_cast<double>(g.batch) < kTuneMinMacs) {
+      p.tuned = true;  // the heuristic's choice stays
+    } else if (may_tune(g, key, span, ec, eab, s)) {
+      if (g.bias)
+        WICK_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(p.desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &g.bias,
+                                                         sizeof(g.bias)));
+      tune(st, p, g, span, ec, s);
+    }
+  }
   if (g.bias)
     WICK_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(p.desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &g.bias,
                                                      sizeof(g.bias)));

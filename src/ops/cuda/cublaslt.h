@@ -4,6 +4,15 @@
 // the process. Per problem (shape, dtypes, transposes, batch strides, pointer alignments, bias): one plan
 // (matmul descriptor, three matrix layouts, the heuristic's algorithm) created on first use and cached, so
 // the repeated calls of a training step enqueue one cublasLtMatmul and nothing else.
+//
+// The algorithm: cuBLASLt's heuristic offers up to 8; its first is not always the fastest (the 0.5B training
+// step's gate/up GEMM: 130 us against 104 for its third, dev/gemm_algos). A problem of >= 2^30 multiply-adds is
+// tuned on its third call (so only shapes that recur, a training step's, pay for it; not under stream capture):
+// each offered algorithm runs on that call's operands, and the fastest whose output has the first's bits (an
+// order-free hash of c) is kept. So the choice changes times, never results: every call gives the bits the
+// heuristic's first algorithm gives (algorithms that split k, which sum in another order, are left out by the
+// hash). The tuning call saves c first when beta != 0 and restores it between runs, and synchronises the stream
+// once. WICK_GEMM_TUNE=0 keeps the heuristic's first algorithm.
 #pragma once
 #include <cstdint>
 
