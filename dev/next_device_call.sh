@@ -1,38 +1,31 @@
 #!/usr/bin/env bash
-# The GPU work pending for the nvidia-h200 kind. It applies the three pending decode patches to the device's copy
-# of the tree (idempotently: a second call on the same warm machine keeps them and the build), builds once, runs
-# the whole CUDA suite, and measures each change against its own off switch in the same build:
-#   dev/small_m/adapters.patch      decode with a LoRA adapter attached through the small-row kernels
-#                                   (small_m_adapters, model/linear.h), the adapters cast to bf16 once a decode
-#                                   loop: 0.5B with a 1-step r 16 adapter on all seven projections, beside the
-#                                   same model without it (session 24 measured the GEMM path it replaces at
-#                                   350 tok/s against ~1,470 without)
-#   dev/small_m/glu_k2.patch        (on top of adapters.patch) gate/up + GLU at two warps a row from 4,096 rows;
-#                                   WICK_GLU_K2=0 is the rule before it: 1.5B and 0.5B decode, alternating
-#   dev/l2_prefetch/l2_prefetch.patch  (last) the weights after a decode step's attention prefetched into L2
-#                                   while it runs (ops/l2_prefetch.h): off / bulk / per-line / 48 MB a layer /
-#                                   before q|k|v, 0.5B and 1.5B decode, alternating (the tokens must not change)
+# The GPU work pending for the nvidia-h200 kind. It applies the patches named in $PATCHES (none by default; e.g.
+# dev/l2_prefetch/l2_prefetch.patch, measured slower in session 27) to the device's copy of the tree
+# (idempotently: a second call on the same warm machine keeps them and the build), builds once, runs the whole
+# CUDA suite, and measures:
+#   adapter: 0.5B decode with a 1-step r 16 adapter on all seven projections beside the same model without it
+#   glu: gate/up + GLU at two warps a row (the default from 4,096 rows) against one (WICK_GLU_K2=0), 1.5B, 0.5B
+#   l2: the L2 prefetch's variants (with PATCHES naming l2_prefetch.patch)
 # and issue 8's training table with the peer (train: main's defaults, the GEMM tuning and the adapter fold, with
 # the fold's A/B), an ncu profile of 0.5B training steps (ncu), and three harnesses: dev/small_m/small_m_bench.cu
 # l2 (each decode projection from HBM and from L2), dev/low_rank/low_rank_bench.cu split (v1 beside v3 / v4 on
 # the seed suite's lora rows: issue 8's <= 10-12 us goal) and dev/gemm_algos on the 1.5B and 7B shapes (gemm).
-# Each patch lands when the suite passes and its numbers hold (then its line in the build stage goes).
-# Stages: build tests adapter glu l2 lowrank l2bench (the default), train ncu gemm. Each writes under $OUT:
+# Stages: build tests train ncu (the default), adapter glu l2 lowrank l2bench gemm. Each writes under $OUT:
 # build.log, cuda-tests.log, decode-ab.txt, glu-ab.txt, l2-ab.txt, low-rank.txt, small-m-l2.txt, train-table.md
 # (+ bench/), train-ab.md, ncu-train.txt, gemm-algos.txt, and summary.txt.
 #
 # Here, before the call: bash scripts/pack-deps.sh; bash scripts/decode-ab.sh pack (the tokenizer).
 # The device tool's command: bash dev/next_device_call.sh [STAGE ...]     carry: [".carry-ab", ".deps"]
-# About: build ~1.5 min, tests ~0.5, adapter ~0.5, glu ~1, l2 ~1.5, lowrank ~0.5, l2bench ~1, train ~5-7,
-# ncu ~2, gemm ~0.5: two calls on the same warm machine (`build tests adapter glu l2 lowrank l2bench`, then
-# `build train ncu`; the second finds the patches applied and the build current).
+# About: build ~1.5 min, tests ~0.5, adapter ~0.5, glu ~1, l2 ~1.5, lowrank ~0.5, l2bench ~1, train ~5,
+# ncu ~1, gemm ~0.5; calls of more than 10 minutes split in two on the same warm machine (the second finds the
+# patches applied and the build current).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 O=${OUT:-out/next}
 mkdir -p "$O"
 S=$O/summary.txt
 STAGES=("$@")
-[ ${#STAGES[@]} -eq 0 ] && STAGES=(build tests adapter glu l2 lowrank l2bench)
+[ ${#STAGES[@]} -eq 0 ] && STAGES=(build tests train ncu)
 note() { echo "$(date -u +%T) $*" | tee -a "$S"; }
 want() { local s; for s in "${STAGES[@]}"; do [ "$s" = "$1" ] && return 0; done; return 1; }
 P=/opt/wickdeps/usr/lib/x86_64-linux-gnu
@@ -54,7 +47,7 @@ fi
 
 if want build; then
   mkdir -p third_party/npm && tar xzf .carry-ab/tok.tgz -C third_party/npm
-  for p in dev/small_m/adapters.patch dev/small_m/glu_k2.patch dev/l2_prefetch/l2_prefetch.patch; do
+  for p in ${PATCHES:-}; do  # e.g. PATCHES=dev/l2_prefetch/l2_prefetch.patch
     if git apply --reverse --check "$p" 2> /dev/null; then note "already applied $p"; continue; fi
     git apply "$p" && note "applied $p" || { note "FAILED to apply $p"; exit 1; }
   done
@@ -101,13 +94,16 @@ fi
 if want train; then
   # Issue 8's table with the peer beside wick (its defaults: the GEMM tuning on, the fold for hidden <= 1,024),
   # then the fold's A/B on the rows it decides: 0.5B with it off (WICK_ADAPTER_FOLD=0), 1.5B forced on.
-  OUT=$O/bench BENCH_TMP=/tmp/bt PEER=1 STEPS=12 BUILD=build-gpu timeout 420 bash scripts/bench-train.sh \
-    0.5b 0.5b-gc 0.5b-16k 1.5b 7b > /dev/null 2>&1
+  # TRAIN_ROWS (default all five) and PEER (default 1) narrow it; TRAIN_AB=0 skips the A/B.
+  OUT=$O/bench BENCH_TMP=/tmp/bt PEER=${PEER:-1} STEPS=12 BUILD=build-gpu timeout 420 bash scripts/bench-train.sh \
+    ${TRAIN_ROWS:-0.5b 0.5b-gc 0.5b-16k 1.5b 7b} > /dev/null 2>&1
   cp "$O/bench/train-bench.md" "$O/train-table.md" 2>/dev/null
   note "train table: $(tr '\n' ' ' < "$O/train-table.md")"
   A=$O/train-ab.md
   : > "$A"
-  for spec in "0.5b default" "0.5b 0" "1.5b default" "1.5b 1"; do
+  AB=("0.5b default" "0.5b 0" "1.5b default" "1.5b 1")
+  [ "${TRAIN_AB:-1}" = 0 ] && AB=()
+  for spec in "${AB[@]}"; do
     set -- $spec
     if [ "$2" = default ]; then unset WICK_ADAPTER_FOLD; else export WICK_ADAPTER_FOLD=$2; fi
     OUT=/tmp/bt-out BENCH_TMP=/tmp/bt PEER=0 STEPS=12 BUILD=build-gpu timeout 100 bash scripts/bench-train.sh "$1" \
@@ -119,16 +115,16 @@ if want train; then
 fi
 
 if want ncu; then
-  # GPU time by kernel over three 0.5B training steps (8 x 1024), real clocks: steps 3-5 of 6 (the first two,
+  # GPU time by kernel over ~three 0.5B training steps (8 x 1024), real clocks: ~steps 5-7 of 8 (the first four,
   # with the GEMM tuning, are skipped by launch count).
   D=/tmp/bt/data-8x1024.jsonl
   if command -v ncu > /dev/null && [ -f "$D" ]; then
     rm -rf /tmp/ncu-run
     timeout 300 ncu --csv --print-units base --metrics gpu__time_duration.sum --clock-control none \
-      --launch-skip 4200 --launch-count 5600 build-gpu/wick train --model /tmp/bt/qwen2.5-0.5b --data "$D" \
-      --out /tmp/ncu-run --batch-size 8 --max-steps 6 --rank 16 --alpha 32 --targets all --lr 1e-4 \
+      --launch-skip 7400 --launch-count 5550 build-gpu/wick train --model /tmp/bt/qwen2.5-0.5b --data "$D" \
+      --out /tmp/ncu-run --batch-size 8 --max-steps 8 --rank 16 --alpha 32 --targets all --lr 1e-4 \
       --scheduler constant --warmup-steps 0 --device cuda --dtype bf16 --max-seq-len 1024 > /tmp/ncu.csv 2> "$O/ncu.err"
-    python3 bench/ncu_summary.py /tmp/ncu.csv 1 "0.5B training, 5,600 launches after the first 4,200" > "$O/ncu-train.txt"
+    python3 bench/ncu_summary.py /tmp/ncu.csv 1 "0.5B training, 5,550 launches (~3 steps) after the first 7,400 (~4 steps)" > "$O/ncu-train.txt"
     note "ncu: $(head -2 "$O/ncu-train.txt" | tr '\n' ' ')"
   else
     note "ncu skipped (no ncu or no data from the train stage)"

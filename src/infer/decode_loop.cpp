@@ -47,7 +47,9 @@ DecodeLoop::~DecodeLoop() {
 }
 
 void DecodeLoop::run() {
-  logits_ = m_.decode_step(inputs_.narrow0(0, 1), inputs_.narrow0(1, 1), cache_);
+  // After the first step (which casts the adapters, if any, to bf16) nothing writes them while the loop lives: the
+  // captured graph holds their addresses.
+  logits_ = m_.decode_step(inputs_.narrow0(0, 1), inputs_.narrow0(1, 1), cache_, /*adapters_unchanged=*/steps_ > 0);
   if (device_sampling_) sample_tokens(logits_, seen_.defined() ? &seen_ : nullptr, params_, chosen_);
 }
 

@@ -27,6 +27,8 @@ class DecodeLoop {
   // the host's Sampler made before (its state().draws), so the device continues its counter. graphs: capture on
   // CUDA (off: the same kernels, launched one by one; for checks and debugging). keep_logits: also copy each
   // step's logits to the host on CUDA (for checks: logits() then holds what the device sampled from).
+  // The model, its adapters included, must not change while the loop lives: the graph holds their addresses,
+  // and the steps after the first read the adapters' bf16 copies that the first step cast.
   DecodeLoop(CausalLM& model, KVCache& cache, const SamplingParams& sampling, const std::vector<int32_t>& history,
              bool graphs, uint64_t draws = 0, bool keep_logits = false);
   ~DecodeLoop();

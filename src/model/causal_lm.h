@@ -58,8 +58,10 @@ class CausalLM {
   // token ids [B] and their positions [B] (i32, on the model's device) are read on the device, k and v land in
   // the cache at those positions, attention reads up to them; the cache's length() is not advanced (the caller
   // keeps it). -> logits [B, V] f32, in a buffer that stays put while the shapes do (the step after a prefill of
-  // at least B rows allocates nothing).
-  Tensor decode_step(const Tensor& ids, const Tensor& positions, KVCache& cache);
+  // at least B rows allocates nothing). adapters_unchanged: nothing wrote the adapters since the previous forward
+  // (a decode loop's steps after its first), so their bf16 copies are current and the step leaves out the casts
+  // that refresh them (LinearScratch::adapters_current).
+  Tensor decode_step(const Tensor& ids, const Tensor& positions, KVCache& cache, bool adapters_unchanged = false);
 
  private:
   Tensor layers_forward(const Tensor& ids, const Tensor& positions, int64_t B, int64_t T, KVCache* cache, int64_t past,

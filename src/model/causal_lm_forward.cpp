@@ -129,7 +129,7 @@ Tensor CausalLM::layers_forward(const Tensor& ids, const Tensor& positions, int6
   return A.a.view({B, T, cfg_.hidden_size});
 }
 
-Tensor CausalLM::decode_step(const Tensor& ids, const Tensor& positions, KVCache& cache) {
+Tensor CausalLM::decode_step(const Tensor& ids, const Tensor& positions, KVCache& cache, bool adapters_unchanged) {
   const int64_t B = cache.batch(), C = cfg_.hidden_size, V = cfg_.vocab_size;
   for (const Tensor* t : {&ids, &positions})
     if (t->dtype() != DType::I32 || t->ndim() != 1 || t->dim(0) != B || t->device() != device_)
@@ -138,6 +138,12 @@ Tensor CausalLM::decode_step(const Tensor& ids, const Tensor& positions, KVCache
   if (!ws_) ws_ = std::make_unique<ForwardWorkspace>();
   ForwardWorkspace& ws = *ws_;
   ws.reserve(cfg_, device_, dtype_, B, B);
+  // For this step only: a forward after it (a prefill after the adapters changed, say) casts them again.
+  struct AdaptersCurrent {
+    bool& flag;
+    ~AdaptersCurrent() { flag = false; }
+  } current{ws.lin.adapters_current};
+  ws.lin.adapters_current = adapters_unchanged;
   Tensor h = layers_forward(ids, positions.view({B, 1}), B, 1, &cache, 0, true, nullptr);
   Tensor logits = rows_view(ws.logits, B, V);
   lm_head_forward(h.view({B, C}), w_.lm_head, logits);

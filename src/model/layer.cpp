@@ -301,16 +301,16 @@ void mlp_block_gate_up_forward(LayerWeights& W, LayerActs& A, const Tensor& in, 
 }
 
 namespace {
-// Inference over a few rows on CUDA (decode) through the small-row kernels called directly: the linears without
-// adapters (small_m_group), no per-row adapters (run.rows adds them to the outputs), no debug hook, no recompute.
-bool small_m_direct(const std::vector<Linear*>& ls, const Tensor& x, const Tensor& saved, const LayerRun& run) {
-  return !run.rows && !run.hook && !run.recompute && small_m_group(ls, x, saved, run.inference);
-}
-
-// Gate, up and the GLU as one small_m_glu, which rounds g and u as A.g, A.u hold them, then the GLU of
-// glu_forward; A.g and A.u are not written (inference reads them nowhere else).
-bool fused_gate_up_glu(LayerWeights& W, LayerActs& A, const Tensor& in, const LayerRun& run) {
-  return A.s.dtype() == in.dtype() && small_m_direct({&W.gate, &W.up}, in, A.adapter_u[kGateUp], run);
+// Inference over a few rows on CUDA (decode) through the small-row kernels called directly: no per-row adapters
+// (run.rows adds them to the outputs), no debug hook, no recompute; the linears without adapters
+// (small_m_group), or with adapters whose terms the kernel adds (small_m_adapters: then `lr` holds them, u
+// already queued).
+bool small_m_direct(LayerWeights& W, int g, const std::vector<Linear*>& ls, const Tensor& x, const Tensor& saved,
+                    LayerRun& run, SmallMAdapters& lr) {
+  if (run.rows || run.hook || run.recompute) return false;
+  if (small_m_group(ls, x, saved, run.inference)) return true;
+  const Group gr = group(W, g, run);
+  return small_m_adapters(ls, x, saved, gr.dropout ? gr.seeds : nullptr, run.inference, *run.lin, lr);
 }
 }  // namespace
 
@@ -318,16 +318,23 @@ void mlp_block_forward(LayerWeights& W, LayerActs& A, const Tensor& in, Tensor& 
                        const Tensor* residual) {
   SmallMOptions settled;
   settled.weights_settled = true;  // inference: the model's weights
-  if (fused_gate_up_glu(W, A, in, run)) {
+  // Decode on CUDA: gate, up and the GLU as one small_m_glu, which rounds g and u as A.g, A.u hold them, then
+  // the GLU of glu_forward; A.g and A.u are not written (inference reads them nowhere else).
+  SmallMAdapters gate_up;
+  if (A.s.dtype() == in.dtype() && small_m_direct(W, kGateUp, {&W.gate, &W.up}, in, A.adapter_u[kGateUp], run, gate_up)) {
+    SmallMOptions opt = settled;
+    opt.low_rank = gate_up.terms.u ? &gate_up.terms : nullptr;
     small_m_glu(in, W.gate.w, W.up.w, W.gate.b.defined() ? &W.gate.b : nullptr, W.up.b.defined() ? &W.up.b : nullptr,
-                mlp_act(*run.cfg), A.s, settled);
+                mlp_act(*run.cfg), A.s, opt);
   } else {
     mlp_block_gate_up_forward(W, A, in, run);
     glu_forward(A.g, A.u, mlp_act(*run.cfg), A.s);
   }
   // Decode on CUDA: down_proj and the residual add in one small_m_linear.
-  if (residual && small_m_direct({&W.down}, A.s, A.adapter_u[kDown], run)) {
+  SmallMAdapters down;
+  if (residual && small_m_direct(W, kDown, {&W.down}, A.s, A.adapter_u[kDown], run, down)) {
     settled.residual = residual;
+    settled.low_rank = down.terms.u ? &down.terms : nullptr;
     small_m_linear(A.s, {&W.down.w}, {W.down.b.defined() ? &W.down.b : nullptr}, {&out}, settled);
     return;
   }

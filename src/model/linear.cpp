@@ -104,8 +104,10 @@ bool packed(const LoraSlot& s) {
          s.A16.shape() == s.A.shape() && s.B16.shape() == s.B.shape();
 }
 
-// Brings A16, B16 of every active adapter up to date with the f32 masters: one cast per packed block.
-void refresh16(const std::vector<const Linear*>& ls) {
+// Brings A16, B16 of every active adapter up to date with the f32 masters: one cast per packed block (none
+// when s says they are current).
+void refresh16(const std::vector<const Linear*>& ls, const LinearScratch& s) {
+  if (s.adapters_current) return;
   std::vector<const void*> done;
   for (const Linear* l : ls) {
     const LoraSlot& s = l->lora;
@@ -333,6 +335,39 @@ bool small_m_group(const std::vector<Linear*>& ls, const Tensor& x, const Tensor
   return true;
 }
 
+bool small_m_adapters(const std::vector<Linear*>& ls, const Tensor& x, const Tensor& saved, const uint64_t* seeds,
+                      bool inference, LinearScratch& s, SmallMAdapters& lr) {
+  if (!inference || !small_m_enabled() || saved.defined() || !x.device().is_cuda() || x.ndim() != 2 ||
+      x.dtype() != DType::BF16 || !small_m_rows(x.dim(0)) || x.dim(1) == 0 || ls.empty() ||
+      ls.size() > kSmallMMaxMembers || !no_dropout(ls, seeds))
+    return false;
+  for (const Linear* l : ls)
+    if (l->w.dtype() != x.dtype() || (l->b.defined() && l->b.dtype() != x.dtype())) return false;
+  const Group g = group_of(ls);
+  // Packed adapters (pack_lora_group: their A16's one block) only; the others take the GEMM paths.
+  if (g.R == 0 || !stacked(g, [](Linear* l) -> const Tensor& { return l->lora.A16; })) return false;
+  refresh16(std::vector<const Linear*>(ls.begin(), ls.end()), s);
+  // u = x [A_1; ..; A_n]^T [N, R] f32: one small_m_linear over the stacked bf16 A's (settled when no cast of this
+  // forward wrote them).
+  const int64_t N = x.dim(0), in = x.dim(1);
+  Tensor A = over(g.act[0]->lora.A16, {g.R, in}, x.dtype());
+  lr.u_store = front(s.r32, N, g.R, DType::F32, x.device());
+  SmallMOptions u_opt;
+  u_opt.weights_settled = s.adapters_current;
+  small_m_linear(x, {&A}, {}, {&lr.u_store}, u_opt);
+  lr.terms.u = &lr.u_store;
+  lr.terms.B.assign(ls.size(), nullptr);
+  lr.terms.col.assign(ls.size(), 0);
+  lr.terms.scale.assign(ls.size(), 0.0f);
+  for (size_t a = 0; a < g.act.size(); a++) {
+    const size_t j = std::find(ls.begin(), ls.end(), g.act[a]) - ls.begin();
+    lr.terms.B[j] = &g.act[a]->lora.B16;
+    lr.terms.col[j] = g.off[a];
+    lr.terms.scale[j] = g.act[a]->lora.scale;
+  }
+  return true;
+}
+
 // ---------------------------------------------------------------- one linear
 
 void linear_forward(const Linear& l, const Tensor& x, const Tensor& x32, Tensor& y, Tensor* u, LinearScratch& s,
@@ -342,7 +377,7 @@ void linear_forward(const Linear& l, const Tensor& x, const Tensor& x32, Tensor&
   Tensor uu;
   if (l.lora.active()) {
     uu = u ? u_of(*u, N, r, x.dtype()) : front(f32 ? s.r32 : s.u16, N, r, x.dtype(), x.device());
-    if (!f32) refresh16({&l});
+    if (!f32) refresh16({&l}, s);
   }
   const MatrixView uv = uu.defined() ? whole(uu) : MatrixView{};
   if (f32) forward32(l, whole(x), y, uv, s, dropout_seed);
@@ -376,7 +411,8 @@ int64_t lora_group_rank(const std::vector<Linear*>& ls) { return group_of(ls).R;
 void linear_group_forward(const std::vector<Linear*>& ls, const Tensor& x, const std::vector<Tensor*>& ys,
                           Tensor& saved, LinearScratch& s, const uint64_t* seeds, bool inference) {
   WICK_CHECK(ys.size() == ls.size(), "linear_group_forward: " << ls.size() << " linears, " << ys.size() << " outputs");
-  if (small_m_group(ls, x, saved, inference)) {
+  SmallMAdapters lr;
+  if (small_m_group(ls, x, saved, inference) || small_m_adapters(ls, x, saved, seeds, inference, s, lr)) {
     std::vector<const Tensor*> w, b;
     for (const Linear* l : ls) {
       w.push_back(&l->w);
@@ -384,6 +420,7 @@ void linear_group_forward(const std::vector<Linear*>& ls, const Tensor& x, const
     }
     SmallMOptions opt;
     opt.weights_settled = true;  // inference: the model's weights, which no kernel of a forward writes
+    opt.low_rank = lr.terms.u ? &lr.terms : nullptr;
     small_m_linear(x, w, b, ys, opt);
     return;
   }
@@ -393,7 +430,7 @@ void linear_group_forward(const std::vector<Linear*>& ls, const Tensor& x, const
   if (g.R > 0 && fused_inference(ls, x, saved, seeds, inference)) {
     // f32: y = x W^T + b, then y += scale (x A^T) B^T. bf16: y = round(scale (x A16^T) B16^T) first, then the
     // base GEMM adds x W^T + b with beta = 1, the order of forward16 (u is not rounded to bf16 here).
-    if (!f32) refresh16(std::vector<const Linear*>(ls.begin(), ls.end()));
+    if (!f32) refresh16(std::vector<const Linear*>(ls.begin(), ls.end()), s);
     for (size_t j = 0; j < ls.size(); j++) {
       const Linear& l = *ls[j];
       const Tensor* bias = l.b.defined() ? &l.b : nullptr;
@@ -417,7 +454,7 @@ void linear_group_forward(const std::vector<Linear*>& ls, const Tensor& x, const
                "linear_group_forward: saved must be " << dtype_name(x.dtype()) << " [" << N << ", " << g.R
                                                       << "], got " << store.str());
   const MatrixView xv = whole(x), u = g.R > 0 ? whole(store) : MatrixView{};
-  if (g.R > 0 && !f32) refresh16(std::vector<const Linear*>(ls.begin(), ls.end()));
+  if (g.R > 0 && !f32) refresh16(std::vector<const Linear*>(ls.begin(), ls.end()), s);
   const bool one = g.R > 0 && group_products(g, ls, xv, u, seeds, f32);
   for (size_t j = 0; j < ls.size(); j++) {
     const MatrixView uj = ls[j]->lora.active() ? part(u, g.offset_of(ls[j]), ls[j]->lora.rank()) : MatrixView{};
@@ -463,7 +500,7 @@ void folded_group_forward(const std::vector<Linear*>& ls, const Tensor& xu, cons
   const bool f32 = dt == DType::F32;
   const int64_t in = folded_input_width(op, g, xu, dt);
   const MatrixView x = MatrixView::columns(xu, 0, in), u = MatrixView::columns(xu, in, g.R);
-  if (!f32) refresh16(std::vector<const Linear*>(ls.begin(), ls.end()));
+  if (!f32) refresh16(std::vector<const Linear*>(ls.begin(), ls.end()), s);
   // u: one GEMM over the stacked A's (either dtype: the products' rounding is the GEMM's), or one a member.
   const bool one = g.act.size() > 1 && no_dropout(ls, seeds) &&
                    stacked(g, [f32](Linear* l) -> const Tensor& { return A_of(l, f32); });

@@ -38,6 +38,7 @@
 #include <vector>
 
 #include "core/tensor.h"
+#include "ops/small_m_linear.h"
 
 namespace wick {
 
@@ -78,6 +79,10 @@ struct LinearScratch {
   Tensor d32;  // the adapter input after dropout (f32 compute with dropout)
   Tensor u16;  // bf16: [sum r, N] u^T when the caller keeps none, and du^T in backward
   Tensor d16;  // bf16: [N, in] dropout(x), and the adapter's dx term with dropout
+  // The adapters' bf16 copies (LoraSlot::A16, B16) are current: nothing wrote the f32 masters since a forward
+  // cast them. The forward then skips the casts (refresh16) and reads the copies as settled weights. Set only
+  // for the duration of one decode step of a decode loop after its first (CausalLM::decode_step).
+  bool adapters_current = false;
 };
 
 // ---- one linear (the form the decoder layer has always called) ----
@@ -110,6 +115,16 @@ void linear_group_forward(const std::vector<Linear*>& ls, const Tensor& x, const
 // Whether linear_group_forward takes the small_m_linear path for these arguments (the MLP asks it of its
 // gate/up group before fusing the GLU: model/layer.cpp).
 bool small_m_group(const std::vector<Linear*>& ls, const Tensor& x, const Tensor& saved, bool inference);
+// The same path for a group with adapters (decode with an adapter attached, bf16 on CUDA, no dropout, the
+// group packed): each member's projection and its adapter term in the one small_m launch (SmallMLowRank), after
+// one launch computing u = x A^T for every adapter of the group (into the scratch s.r32). On true that launch is
+// queued and `lr` holds the terms for small_m_linear / small_m_glu; on false nothing was queued.
+struct SmallMAdapters {
+  SmallMLowRank terms;  // terms.u points at u_store (terms.u null: no adapter terms)
+  Tensor u_store;       // [N, R] f32
+};
+bool small_m_adapters(const std::vector<Linear*>& ls, const Tensor& x, const Tensor& saved, const uint64_t* seeds,
+                      bool inference, LinearScratch& s, SmallMAdapters& lr);
 // dys [N, out_j] -> dx [N, in] (= or +=), dA, dB (+=).
 void linear_group_backward(const std::vector<Linear*>& ls, const std::vector<const Tensor*>& dys, const Tensor& x,
                            const Tensor& saved, Tensor& dx, bool accumulate, LinearScratch& s,

@@ -461,11 +461,67 @@ class SegmentedLoraCase : public Case {
   std::vector<LoraSegmentSpec> segs_;
 };
 
+// The adapter terms of a small_m case (SmallMLowRank): member j with rank r_j > 0 reads u's columns
+// [col_j, col_j + r_j) (u [M, sum r] f32, the case's input "u") and its input "B<j>" [out_j, r_j].
+struct SmallMAdapters {
+  int64_t M = 0;
+  std::vector<int64_t> ranks, outs;
+  bool any() const { return !ranks.empty(); }
+  int64_t col(size_t j) const {
+    int64_t c = 0;
+    for (size_t t = 0; t < j; t++) c += ranks[t];
+    return c;
+  }
+  static float scale(size_t j) { return 0.5f + 0.25f * static_cast<float>(j); }
+  std::string tag() const {
+    if (!any()) return "";
+    std::string t = "_lora";
+    for (size_t j = 0; j < ranks.size(); j++) t += cat_str(j ? "x" : "", ranks[j]);
+    return t;
+  }
+  void specs(std::vector<Spec>& in) const {
+    if (!any()) return;
+    in.push_back({"u", {M, col(ranks.size())}, Kind::F32});
+    for (size_t j = 0; j < ranks.size(); j++)
+      if (ranks[j] > 0) in.push_back({cat_str("B", j), {outs[j], ranks[j]}});
+  }
+  // From the case's inputs, "u" at index first and the B's after it.
+  SmallMLowRank terms(const std::vector<Tensor>& in, size_t first) const {
+    SmallMLowRank t;
+    t.u = &in[first];
+    size_t k = first + 1;
+    for (size_t j = 0; j < ranks.size(); j++) {
+      t.B.push_back(ranks[j] > 0 ? &in[k++] : nullptr);
+      t.col.push_back(col(j));
+      t.scale.push_back(scale(j));
+    }
+    return t;
+  }
+  // y_j [M, out_j] += scale_j u_j B_j^T, in f64.
+  void add(const std::vector<ref::Vec>& in, size_t first, std::vector<ref::Vec>& y) const {
+    if (!any()) return;
+    const ref::Vec& u = in[first];
+    const int64_t U = col(ranks.size());
+    size_t k = first + 1;
+    for (size_t j = 0; j < ranks.size(); j++) {
+      if (ranks[j] == 0) continue;
+      const ref::Vec& B = in[k++];
+      for (int64_t m = 0; m < M; m++)
+        for (int64_t o = 0; o < outs[j]; o++) {
+          double acc = 0.0;
+          for (int64_t r = 0; r < ranks[j]; r++)
+            acc += u[static_cast<size_t>(m * U + col(j) + r)] * B[static_cast<size_t>(o * ranks[j] + r)];
+          y[j][static_cast<size_t>(m * outs[j] + o)] += scale(j) * acc;
+        }
+    }
+  }
+};
+
 // small_m_linear (ops/small_m_linear.h): up to three projections of one x [M <= 8, in] in one launch on CUDA.
 // Shapes off multiples of 8 take the kernel's one-element loads, the others its 16-byte loads; 1..3 members.
 class SmallMLinearCase : public Case {
  public:
-  explicit SmallMLinearCase(const SmallMShape& s) : Case("small_m_linear", tag(s)), s_(s) {
+  explicit SmallMLinearCase(const SmallMShape& s) : Case("small_m_linear", tag(s)), s_(s), ad_{s.M, s.ranks, s.outs} {
     tol.fwd = tol.dev = 2e-5;
     tol.why = "f32 dot products of length in in a fixed order (the CPU twin in index order, the kernel per lane then "
               "a butterfly): rel error ~sqrt(in) 2^-24; bf16: y rounded once (2^-9) after the f32 bias add";
@@ -478,7 +534,7 @@ class SmallMLinearCase : public Case {
     if (s.y_f32) t += "_yf32";
     if (s.residual) t += "_res";
     if (s.settled) t += "_settled";
-    return t;
+    return t + SmallMAdapters{s.M, s.ranks, s.outs}.tag();
   }
   std::vector<Spec> inputs() const override {
     std::vector<Spec> in{{"x", {s_.M, s_.in}}};
@@ -486,8 +542,11 @@ class SmallMLinearCase : public Case {
     if (s_.bias)
       for (size_t j = 0; j < s_.outs.size(); j++) in.push_back({cat_str("b", j), {s_.outs[j]}});
     if (s_.residual) in.push_back({"res", {s_.M, s_.outs[0]}, s_.y_f32 ? Kind::F32 : Kind::Act});
+    ad_.specs(in);
     return in;
   }
+  // Index of the first adapter input ("u").
+  size_t adapters_at() const { return 1 + s_.outs.size() * (s_.bias ? 2 : 1) + (s_.residual ? 1 : 0); }
   std::vector<Spec> outputs() const override {
     std::vector<Spec> out;
     for (size_t j = 0; j < s_.outs.size(); j++)
@@ -505,7 +564,9 @@ class SmallMLinearCase : public Case {
     }
     SmallMOptions opt;
     opt.weights_settled = s_.settled;
-    opt.residual = s_.residual ? &in.back() : nullptr;
+    opt.residual = s_.residual ? &in[adapters_at() - 1] : nullptr;
+    const SmallMLowRank terms = ad_.any() ? ad_.terms(in, adapters_at()) : SmallMLowRank{};
+    opt.low_rank = ad_.any() ? &terms : nullptr;
     small_m_linear(in[0], w, b, y, opt);
   }
   std::vector<ref::Vec> reference(const std::vector<ref::Vec>& in) const override {
@@ -514,8 +575,9 @@ class SmallMLinearCase : public Case {
     for (size_t j = 0; j < n; j++)
       r.push_back(ref::matmul(in[0], in[1 + j], nullptr, s_.bias ? &in[1 + n + j] : nullptr, 1, s_.M, s_.outs[j], s_.in,
                               false, true, false, 1.0, 0.0));
+    ad_.add(in, adapters_at(), r);
     if (s_.residual)
-      for (size_t i = 0; i < r[0].size(); i++) r[0][i] += in.back()[i];
+      for (size_t i = 0; i < r[0].size(); i++) r[0][i] += in[adapters_at() - 1][i];
     return r;
   }
   double ref_cost() const override {
@@ -527,15 +589,16 @@ class SmallMLinearCase : public Case {
 
  private:
   SmallMShape s_;
+  SmallMAdapters ad_;
 };
 
 // small_m_glu (ops/small_m_linear.h): the MLP's gate/up projections and GLU in one launch on CUDA.
 class SmallMGluCase : public Case {
  public:
-  SmallMGluCase(int64_t M, int64_t in, int64_t I, bool gelu, bool bias, bool settled)
-      : Case("small_m_glu",
-             cat_str("M", M, "_in", in, "_I", I, gelu ? "_gelu" : "_silu", bias ? "_bias" : "", settled ? "_settled" : "")),
-        M_(M), in_(in), I_(I), gelu_(gelu), bias_(bias), settled_(settled) {
+  SmallMGluCase(int64_t M, int64_t in, int64_t I, bool gelu, bool bias, bool settled, const std::vector<int64_t>& ranks)
+      : Case("small_m_glu", cat_str("M", M, "_in", in, "_I", I, gelu ? "_gelu" : "_silu", bias ? "_bias" : "",
+                                    settled ? "_settled" : "", SmallMAdapters{M, ranks, {I, I}}.tag())),
+        M_(M), in_(in), I_(I), gelu_(gelu), bias_(bias), settled_(settled), ad_{M, ranks, {I, I}} {
     tol.fwd = tol.dev = 2e-5;
     tol.why = "two f32 dot products of length in (rel error ~sqrt(in) 2^-24), then the GLU's exp/tanh in f32; "
               "bf16: g, u, act(g) and s rounded (the CUDA kernel as the unfused path; the CPU twin in f32 leaves "
@@ -544,19 +607,25 @@ class SmallMGluCase : public Case {
   std::vector<Spec> inputs() const override {
     std::vector<Spec> in{{"x", {M_, in_}}, {"w_gate", {I_, in_}}, {"w_up", {I_, in_}}};
     if (bias_) in.push_back({"b_gate", {I_}}), in.push_back({"b_up", {I_}});
+    ad_.specs(in);
     return in;
   }
   std::vector<Spec> outputs() const override { return {{"s", {M_, I_}}}; }
+  size_t adapters_at() const { return bias_ ? 5 : 3; }
   void forward(const std::vector<Tensor>& in, std::vector<Tensor>& out) const override {
     SmallMOptions opt;
     opt.weights_settled = settled_;
+    const SmallMLowRank terms = ad_.any() ? ad_.terms(in, adapters_at()) : SmallMLowRank{};
+    opt.low_rank = ad_.any() ? &terms : nullptr;
     small_m_glu(in[0], in[1], in[2], bias_ ? &in[3] : nullptr, bias_ ? &in[4] : nullptr,
                 gelu_ ? GluAct::GeluTanh : GluAct::Silu, out[0], opt);
   }
   std::vector<ref::Vec> reference(const std::vector<ref::Vec>& in) const override {
-    const ref::Vec g = ref::matmul(in[0], in[1], nullptr, bias_ ? &in[3] : nullptr, 1, M_, I_, in_, false, true, false, 1.0, 0.0);
-    const ref::Vec u = ref::matmul(in[0], in[2], nullptr, bias_ ? &in[4] : nullptr, 1, M_, I_, in_, false, true, false, 1.0, 0.0);
-    return {gelu_ ? ref::geglu(g, u) : ref::swiglu(g, u)};
+    std::vector<ref::Vec> gu{
+        ref::matmul(in[0], in[1], nullptr, bias_ ? &in[3] : nullptr, 1, M_, I_, in_, false, true, false, 1.0, 0.0),
+        ref::matmul(in[0], in[2], nullptr, bias_ ? &in[4] : nullptr, 1, M_, I_, in_, false, true, false, 1.0, 0.0)};
+    ad_.add(in, adapters_at(), gu);
+    return {gelu_ ? ref::geglu(gu[0], gu[1]) : ref::swiglu(gu[0], gu[1])};
   }
   double ref_cost() const override { return 4.0 * M_ * in_ * I_; }
   bool cpu_bf16() const override { return true; }
@@ -564,13 +633,15 @@ class SmallMGluCase : public Case {
  private:
   int64_t M_, in_, I_;
   bool gelu_, bias_, settled_;
+  SmallMAdapters ad_;
 };
 
 }  // namespace
 
 CasePtr make_small_m_linear(const SmallMShape& s) { return std::make_unique<SmallMLinearCase>(s); }
-CasePtr make_small_m_glu(int64_t M, int64_t in, int64_t I, bool gelu, bool bias, bool settled) {
-  return std::make_unique<SmallMGluCase>(M, in, I, gelu, bias, settled);
+CasePtr make_small_m_glu(int64_t M, int64_t in, int64_t I, bool gelu, bool bias, bool settled,
+                         const std::vector<int64_t>& ranks) {
+  return std::make_unique<SmallMGluCase>(M, in, I, gelu, bias, settled, ranks);
 }
 CasePtr make_matmul(const MatmulShape& s) { return std::make_unique<MatmulCase>(s); }
 CasePtr make_low_rank(const LowRankShape& s) { return std::make_unique<LowRankCase>(s); }

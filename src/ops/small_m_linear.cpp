@@ -3,6 +3,7 @@
 #include "ops/small_m_linear.h"
 
 #include <atomic>
+#include <cmath>
 #include <string>
 
 #include "core/env.h"
@@ -18,6 +19,37 @@ std::atomic<bool>& small_m_switch() {
   static std::atomic<bool> on(env_default_on("WICK_SMALL_M"));
   return on;
 }
+// opt.low_rank against x [M, in] and the members' output widths.
+void check_low_rank(const char* op, const Tensor& x, const SmallMLowRank& lr, const std::vector<int64_t>& outs) {
+  const Arg X{"x", &x};
+  const size_t n = outs.size();
+  if (!lr.u || lr.B.size() != n || lr.col.size() != n || lr.scale.size() != n)
+    fail(op, {X}, "low_rank needs u and one B, column and scale per member (" + std::to_string(n) + "); got " +
+                      std::to_string(lr.B.size()) + ", " + std::to_string(lr.col.size()) + ", " +
+                      std::to_string(lr.scale.size()));
+  if (x.dim(1) == 0) fail(op, {X}, "low_rank needs in >= 1");
+  const Arg U{"low_rank.u", lr.u};
+  ops_detail::one_device(op, {X, U});
+  if (lr.u->dtype() != DType::F32) fail(op, {X, U}, "low_rank.u must be f32");
+  ops_detail::need_rank(op, U, 2, "[M, U]");
+  if (lr.u->dim(0) != x.dim(0)) fail(op, {X, U}, "low_rank.u must have x's " + std::to_string(x.dim(0)) + " rows");
+  for (size_t j = 0; j < n; j++) {
+    if (!lr.B[j]) continue;
+    const Arg B{"low_rank.B", lr.B[j]};
+    ops_detail::one_device(op, {X, B});
+    ops_detail::need_same_dtype(op, B, X);
+    ops_detail::need_rank(op, B, 2, "[out, r]");
+    const int64_t r = lr.B[j]->dim(1);
+    if (lr.B[j]->dim(0) != outs[j] || r < 1)
+      fail(op, {X, B}, "low_rank.B of member " + std::to_string(j) + " must be [" + std::to_string(outs[j]) + ", r >= 1]");
+    if (lr.col[j] < 0 || lr.col[j] + r > lr.u->dim(1))
+      fail(op, {X, U, B}, "member " + std::to_string(j) + "'s columns [" + std::to_string(lr.col[j]) + ", " +
+                              std::to_string(lr.col[j] + r) + ") are not inside low_rank.u's " +
+                              std::to_string(lr.u->dim(1)));
+    if (!std::isfinite(lr.scale[j])) fail(op, {X, B}, "low_rank.scale must be finite");
+  }
+}
+
 }  // namespace
 
 bool small_m_enabled() { return small_m_switch().load(std::memory_order_relaxed); }
@@ -66,6 +98,11 @@ void small_m_linear(const Tensor& x, const std::vector<const Tensor*>& w, const 
     ops_detail::need_same_dtype(op, R, Y);
     ops_detail::need_shape(op, {X, Y, R}, R, {M, y[0]->dim(1)}, "[M, out] (y's shape)");
   }
+  if (opt.low_rank) {
+    std::vector<int64_t> outs;
+    for (const Tensor* t : w) outs.push_back(t->dim(0));
+    check_low_rank(op, x, *opt.low_rank, outs);
+  }
   WICK_OP_DISPATCH(op, dev, small_m_linear, x, w, bias, y, opt);
 }
 
@@ -96,6 +133,7 @@ void small_m_glu(const Tensor& x, const Tensor& w_gate, const Tensor& w_up, cons
       ops_detail::need_same_dtype(op, B, X);
       ops_detail::need_shape(op, {G, B}, B, {I}, "[I]");
     }
+  if (opt.low_rank) check_low_rank(op, x, *opt.low_rank, {I, I});
   WICK_OP_DISPATCH(op, dev, small_m_glu, x, w_gate, w_up, b_gate, b_up, act, s, opt);
 }
 

@@ -26,6 +26,20 @@ namespace wick {
 constexpr int64_t kSmallMMaxRows = 8;     // rows of x (inclusive)
 constexpr size_t kSmallMMaxMembers = 3;   // weights per call
 
+// A LoRA adapter's term in a small_m projection (decode with an adapter attached), for the members that have one:
+//   y_j = round(x w_j^T + b_j + round(scale_j (u_j B_j^T)))      u_j = u[:, col_j : col_j + r_j]
+// with u = x A^T precomputed in f32 for the whole group (small_m_linear of the members' stacked A's with an f32
+// y: one launch for every adapter of the group), B_j [out_j, r_j] in x's dtype. The rounding is the unfused
+// path's (model/linear.cpp: the adapter term written into y in x's dtype, then the base GEMM adding x W^T + b
+// with beta = 1 and rounding once); only the summation order differs. With a residual the residual add follows
+// (round(round(...) + residual)); in small_m_glu it applies to g (member 0) and u (member 1) before the GLU.
+struct SmallMLowRank {
+  const Tensor* u = nullptr;        // [M, U] f32
+  std::vector<const Tensor*> B;     // one per member (null: that member has no adapter)
+  std::vector<int64_t> col;         // one per member: the member's first column of u
+  std::vector<float> scale;         // one per member
+};
+
 // What a caller may ask of small_m_linear / small_m_glu beyond the projections.
 struct SmallMOptions {
   // The weights and biases are settled: the kernel launched just before this op on its stream does not write
@@ -37,6 +51,8 @@ struct SmallMOptions {
   // dtype (it may be y_0 itself): a decoder layer's residual add in the same launch, rounded as the separate
   // add (ops/elementwise.h) rounds it.
   const Tensor* residual = nullptr;
+  // Adapter terms (SmallMLowRank), or none.
+  const SmallMLowRank* low_rank = nullptr;
 };
 
 // x [M, in], w_j [out_j, in], bias_j [out_j] (or null; `bias` may also be empty) -> y_j [M, out_j] (=):
@@ -48,7 +64,8 @@ void small_m_linear(const Tensor& x, const std::vector<const Tensor*>& w, const 
 
 // x [M, in], w_gate, w_up [I, in], b_gate, b_up [I] (or null) -> s [M, I] (=):
 //   s = glu(round(x w_gate^T + b_gate), round(x w_up^T + b_up)) with act as glu_forward
-// One dtype for all, f32 or bf16. M in [1, kSmallMMaxRows]. opt.residual must be null.
+// One dtype for all, f32 or bf16. M in [1, kSmallMMaxRows]. opt.residual must be null; opt.low_rank's members are
+// gate (0) and up (1).
 void small_m_glu(const Tensor& x, const Tensor& w_gate, const Tensor& w_up, const Tensor* b_gate, const Tensor* b_up,
                  GluAct act, Tensor& s, const SmallMOptions& opt = {});
 

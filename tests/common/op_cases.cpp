@@ -97,6 +97,15 @@ static std::vector<CasePtr> build() {
   c.push_back(make_small_m_linear({.M = 1, .in = 8960, .outs = {40}, .residual = true, .settled = true}));
   c.push_back(make_small_m_linear({.M = 1, .in = 1536, .outs = {1536}, .settled = true}));
   c.push_back(make_small_m_linear({.M = 2, .in = 1544, .outs = {1030}, .bias = true, .residual = true}));
+  // ... with adapter terms (SmallMOptions::low_rank: decode with a LoRA adapter): q|k|v with all three adapted
+  // (r 16) and with only some (and odd ranks), the down projection with the residual after its term, odd shapes
+  // on the one-element loads, M up to 8, f32 too
+  c.push_back(make_small_m_linear({.M = 1, .in = 896, .outs = {896, 128, 128}, .bias = true, .settled = true,
+                                   .ranks = {16, 16, 16}}));
+  c.push_back(make_small_m_linear({.M = 3, .in = 33, .outs = {17, 9, 40}, .bias = true, .ranks = {0, 5, 3}}));
+  c.push_back(make_small_m_linear({.M = 1, .in = 4864, .outs = {896}, .residual = true, .settled = true, .ranks = {16}}));
+  c.push_back(make_small_m_linear({.M = 8, .in = 264, .outs = {130, 8}, .ranks = {1, 0}}));
+  c.push_back(make_small_m_linear({.M = 5, .in = 1544, .outs = {1030}, .bias = true, .residual = true, .ranks = {64}}));
   // small_m_glu (gate/up + GLU): both activations, bias on/off, M 1, 2, 3, 8
   c.push_back(make_small_m_glu(1, 896, 4864, false, false));
   c.push_back(make_small_m_glu(8, 896, 4864, true, false));
@@ -105,6 +114,9 @@ static std::vector<CasePtr> build() {
   c.push_back(make_small_m_glu(8, 40, 24, false, true));
   c.push_back(make_small_m_glu(2, 4864, 100, true, false));
   c.push_back(make_small_m_glu(1, 1536, 2100, false, true));
+  c.push_back(make_small_m_glu(1, 896, 4864, false, false, /*settled*/ true, /*ranks*/ {16, 16}));
+  c.push_back(make_small_m_glu(3, 33, 17, true, true, false, {0, 7}));
+  c.push_back(make_small_m_glu(8, 40, 24, false, true, false, {4, 0}));
 
   // linear (forward, and backward through matmul)
   c.push_back(make_linear({1}, 7, 5, true));

@@ -83,5 +83,38 @@ TEST(DecodeLoopCuda, GraphReplayEqualsKernelByKernel) {
   }
 }
 
+// A decode loop casts the adapters to bf16 at its first step only (CausalLM::decode_step's adapters_unchanged):
+// a loop after the adapters changed uses the new ones, exactly as a model that only ever had them does.
+TEST(DecodeLoopCuda, AdaptersChangedBetweenLoopsAreTheOnesUsed) {
+  WICK_REQUIRE_CUDA();
+  const ModelConfig c = decode_test_config(3, 4000);
+  io::LoraConfig lc;
+  lc.r = 16;
+  lc.alpha = 32;
+  lc.target_modules = all_lora_targets();
+  auto changed = CausalLM::random(c, Device::cuda(), DType::BF16, 41);
+  auto fresh = CausalLM::random(c, Device::cuda(), DType::BF16, 41);
+  attach_new_adapters(*changed, lc, 42);
+  attach_new_adapters(*fresh, lc, 42);
+  Rng old_values(43), new_values(44), new_values_again(44), tokens(45);
+  randomize_lora(*changed, old_values, 0.2f);
+  std::vector<int32_t> prompt;
+  for (int i = 0; i < 300; i++) prompt.push_back(static_cast<int32_t>(tokens.below(c.vocab_size)));
+  GenerateOptions o;
+  o.max_new_tokens = 48;
+  o.ignore_eos = true;
+  o.sampling.temperature = 0.0f;
+  o.cuda_graphs = true;
+  Generator on_changed(*changed, nullptr), on_fresh(*fresh, nullptr);
+  const GenerateResult before = on_changed.generate(prompt, o);
+  randomize_lora(*changed, new_values, 0.2f);
+  randomize_lora(*fresh, new_values_again, 0.2f);
+  const GenerateResult after = on_changed.generate(prompt, o);
+  const GenerateResult want = on_fresh.generate(prompt, o);
+  ASSERT_EQ(after.ids.size(), 48u);
+  EXPECT_EQ(after.ids, want.ids) << "the loop after the change decoded with the new adapters";
+  EXPECT_NE(before.ids, after.ids) << "the two adapters lead to different tokens (else the check above proves nothing)";
+}
+
 }  // namespace
 }  // namespace wick::test

@@ -2,6 +2,7 @@
 // small_m_linear.cuh per call (which says how the work is spread and how it rounds).
 #include <climits>
 
+#include "core/env.h"
 #include "ops/cuda/common.cuh"
 #include "ops/cuda/cuda_ops.h"
 #include "ops/cuda/small_m_linear.cuh"
@@ -18,6 +19,21 @@ namespace {
 void check_int(const char* op, int64_t M, int64_t in, int64_t rows) {
   WICK_CHECK(in <= INT_MAX / 2 && rows <= INT_MAX / 2 && M * in <= INT_MAX / 2,
              "" << op << ": in " << in << ", " << rows << " output rows: too large for the kernel's int indices");
+}
+
+// opt.low_rank into the kernel's adapter fields (none: lu stays null).
+template <typename T, typename TY> void set_low_rank(small_m::Args<T, TY>& a, const SmallMOptions& opt) {
+  if (!opt.low_rank) return;
+  const SmallMLowRank& lr = *opt.low_rank;
+  a.lu = cuda::cptr<float>(*lr.u);
+  a.lu_ld = static_cast<int>(lr.u->dim(1));
+  for (size_t j = 0; j < lr.B.size(); j++) {
+    if (!lr.B[j]) continue;
+    a.lb[j] = cuda::cptr<T>(*lr.B[j]);
+    a.lr[j] = static_cast<int>(lr.B[j]->dim(1));
+    a.lcol[j] = static_cast<int>(lr.col[j]);
+    a.lscale[j] = lr.scale[j];
+  }
 }
 
 }  // namespace
@@ -56,6 +72,7 @@ void small_m_linear(const Tensor& x, const std::vector<const Tensor*>& w, const 
       a.in = static_cast<int>(in);
       a.res = opt.residual ? cuda::cptr<TY>(*opt.residual) : nullptr;
       a.prefetch = opt.weights_settled ? 1 : 0;
+      set_low_rank(a, opt);
       for (size_t j = 0; j < w.size(); j++) {
         const Tensor* b = bias.empty() ? nullptr : bias[j];
         a.w[j] = cuda::cptr<T>(*w[j]);
@@ -98,7 +115,13 @@ void small_m_glu(const Tensor& x, const Tensor& w_gate, const Tensor& w_up, cons
     a.y[0] = cuda::ptr<T>(s);
     a.out[0] = a.out[1] = static_cast<int>(I);
     a.prefetch = opt.weights_settled ? 1 : 0;
-    WICK_CUDA_CHECK((small_m::launch<T, T>(a, act == GluAct::Silu ? small_m::kGluSilu : small_m::kGluGelu, st)));
+    set_low_rank(a, opt);
+    // The A/B of dev/small_m/glu_k2.patch: WICK_GLU_K2=0 keeps the rule before it (a warp a row from 4,096
+    // rows). Goes when the patch lands or is dropped.
+    small_m::Tuning tune;
+    static const bool k2 = env_default_on("WICK_GLU_K2");
+    if (!k2 && a.out[0] >= 4096) tune.k = 1;
+    WICK_CUDA_CHECK((small_m::launch<T, T>(a, act == GluAct::Silu ? small_m::kGluSilu : small_m::kGluGelu, st, tune)));
   });
 }
 

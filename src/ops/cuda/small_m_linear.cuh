@@ -20,6 +20,9 @@
 //   - gate/up + GLU: one warp (group) reads the gate row o and the up row o against the same x vector, then
 //     g = round(acc_g + bg), u = round(acc_u + bu) (to the dtype T, as the unfused path writes A.g and A.u),
 //     s = round(round(act(g)) * u): ops/cuda/swiglu.cu's forward, act() from glu_act.cuh.
+//   - adapters (Args::lu, decode with a LoRA adapter): lane m adds member j's round(scale u_j B_j[o]^T), u = x A^T
+//     precomputed in f32 by the caller (one small_m launch over the group's stacked A's), B_j's row o read after
+//     the weights (r values, from L2): the adapter costs the caller that one launch, not two GEMMs a member;
 //   - residual (Args::res, one plain member): y = round(round(acc + b) + res), the decoder layer's residual add
 //     rounded as the separate add rounds it; prefetch (Args::prefetch): the first U weight loads are issued
 //     before pdl::enter(), overlapping the previous kernel (the weights must be settled: ops/small_m_linear.h).
@@ -64,6 +67,13 @@ template <typename T, typename TY> struct Args {
   int K;                        // warps per output row: 1, 2, 4 or 8
   const TY* res;                // [M, out[0]] or null (plain, one member): y0 = round(round(x w0^T + b0) + res)
   int prefetch;                 // 1: w and b may be read before pdl::enter() (see below)
+  // Adapter terms (ops/small_m_linear.h SmallMLowRank), read after pdl::enter(): y_j gets
+  // round_T(lscale_j sum_k lu[m, lcol_j + k] lb_j[o, k]) before its rounding. lu null: none.
+  const float* lu;              // [M, lu_ld] f32
+  int lu_ld;
+  const T* lb[kMaxMembers];     // [out_j, lr_j] or null (no adapter on member j)
+  int lr[kMaxMembers], lcol[kMaxMembers];
+  float lscale[kMaxMembers];
 };
 
 __device__ __forceinline__ float sm_to_f(float v) { return v; }
@@ -196,6 +206,29 @@ __global__ void __launch_bounds__(kThreads) small_m_kernel(Args<T, TY> a) {
         }
   }
   if (!live || kpart != 0) return;
+  // Member t's adapter term for row m (lane m), picked with constant indices as above.
+  const auto low_rank = [&](int t, int m) -> float {
+    const T* lb = a.lb[0];
+    int r = a.lr[0], col = a.lcol[0];
+    float scale = a.lscale[0];
+#pragma unroll
+    for (int q = 1; q < kMaxMembers; q++)
+      if (q == t) lb = a.lb[q], r = a.lr[q], col = a.lcol[q], scale = a.lscale[q];
+    if (!a.lu || !lb) return 0.0f;
+    const float* up = a.lu + (size_t)m * a.lu_ld + col;
+    const T* bp = lb + (size_t)o * r;
+    float s = 0.0f;
+#pragma unroll 4
+    for (int k = 0; k < r; k++) s = fmaf(__ldg(up + k), sm_to_f(bp[k]), s);
+    return sm_round<T>(scale * s);
+  };
+  // The member of a plain row (for its adapter term).
+  int member = 0;
+  if constexpr (MODE == kPlain) {
+#pragma unroll
+    for (int t = 1; t < kMaxMembers; t++)
+      if (t < a.members && row >= a.row0[t]) member = t;
+  }
   // Lane m writes row m of the output.
 #pragma unroll
   for (int m = 0; m < MM; m++) {
@@ -203,12 +236,17 @@ __global__ void __launch_bounds__(kThreads) small_m_kernel(Args<T, TY> a) {
     if constexpr (MODE == kPlain) {
       float v = acc[0][m];
       if (bj) v += sm_to_f(bj[o]);
+      if (a.lu) v += low_rank(member, m);
       if (a.res) v = sm_round<TY>(v) + sm_to_f(a.res[(size_t)m * outj + o]);  // one member: yj = y[0]
       yj[(size_t)m * outj + o] = sm_from_f<TY>(v);
     } else {
       float g = acc[0][m], u = acc[1][m];
       if (a.b[0]) g += sm_to_f(a.b[0][o]);
       if (a.b[1]) u += sm_to_f(a.b[1][o]);
+      if (a.lu) {
+        g += low_rank(0, m);
+        u += low_rank(1, m);
+      }
       g = sm_round<T>(g);  // A.g, A.u as the unfused path writes them
       u = sm_round<T>(u);
       const float s = sm_round<T>(glu_act::act<MODE == kGluSilu>(g)) * u;  // swiglu.cu's glu_fwd_kernel
@@ -230,11 +268,16 @@ struct Tuning {
 //   - long rows (>= 1024 16-byte vectors: the down projections of Qwen2.5-1.5B and 7B): 8 warps a row, U = 8
 //     (7B [3584, 18944] 42.8 -> 36.4 us, 1.5B [1536, 8960] 12.0 -> 10.1 us);
 //   - one member of 1024..4095 rows of >= 192 vectors (o_proj of 1.5B and 7B): a warp a row, U = 8
-//     (7B [3584, 3584] 9.8 -> 8.8 us, 1.5B [1536, 1536] 4.0 -> 3.4 us).
-// Elsewhere (q|k|v, gate/up, lm_head, the 0.5B shapes) no configuration measured clearly better than this one.
+//     (7B [3584, 3584] 9.8 -> 8.8 us, 1.5B [1536, 1536] 4.0 -> 3.4 us);
+// and one from session 21's rerun of that table on the kernel as it is now (bench/results/2026-12-04-h200-session21.txt,
+// call 2, weights settled):
+//   - gate/up + GLU of >= 4096 rows: 2 warps a row, U = 4, fastest or within 0.4 us of it on all three models
+//     (0.5B [4864, 896] 7.64 -> 7.41 us, 1.5B [8960, 1536] 16.37 -> 15.16, 7B [18944, 3584] 62.78 -> 61.67).
+// Elsewhere (q|k|v, plain gate|up, lm_head, the 0.5B shapes) no configuration measured clearly better than this one.
 inline Tuning default_tuning(long long rows, int members, long long vectors_per_row, int mode) {
   if (vectors_per_row >= 1024) return {8, 8};
   if (mode == kPlain && members == 1 && rows >= 1024 && rows < 4096 && vectors_per_row >= 192) return {8, 1};
+  if (mode != kPlain && rows >= 4096) return {4, 2};
   return {4, rows >= 4096 ? 1 : rows >= 2048 ? 2 : 4};
 }
 
