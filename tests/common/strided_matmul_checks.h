@@ -26,17 +26,23 @@ struct StridedMatmulCase {
   bool bias = false;
   DType ab = DType::F32, c = DType::F32;  // a and b, c (bias has c's dtype)
   ViewPlace pa, pb, pc;
+  // matmul_into: the result goes to d, a block of a buffer of its own at place pd (c's dtype); no bias.
+  bool into = false;
+  ViewPlace pd;
   std::string name() const;  // "M7_N13_K5_ta_a0.5_b1_bias_bf16_cf32_A1.2.0.3_B..._C...", a gtest parameter name
 };
 
 // The hand-written cases (the 0.5B shapes scaled down: x|u K-concatenation, q|k|v column blocks) and
 // `random` random ones from a fixed seed.
 std::vector<StridedMatmulCase> strided_matmul_cases(int random);
+// matmul_into's cases: the folded backward's dx = dx_base + du A (c a column block, d whole) scaled down, and
+// `random` random ones from a fixed seed of their own.
+std::vector<StridedMatmulCase> matmul_into_cases(int random);
 
 // The case's buffers on the host (random values; seed from the case's index) and its views into them.
 struct StridedMatmulOperands {
-  Tensor a, b, c, bias;  // buffers (bias [N] or undefined)
-  MatrixView va, vb, vc;
+  Tensor a, b, c, bias, d;  // buffers (bias [N] or undefined; d only for matmul_into's cases)
+  MatrixView va, vb, vc, vd;
 };
 StridedMatmulOperands make_strided_operands(const StridedMatmulCase& s, uint64_t seed);
 // The operands' buffers copied to dev (views re-pointed at the copies).

@@ -5,6 +5,8 @@
 // keep their bits. Reruns one case: --gtest_filter='*MatmulViewsCuda*M37_N8_K48*'.
 #include <gtest/gtest.h>
 
+#include <cstring>
+
 #include "common/strided_matmul_checks.h"
 #include "common/testutil.h"
 #include "ops/matmul.h"
@@ -42,6 +44,36 @@ TEST_P(MatmulViewsCuda, MatchesCpu) {
 
 INSTANTIATE_TEST_SUITE_P(Cases, MatmulViewsCuda, ::testing::Range<size_t>(0, cases().size()),
                          [](const auto& info) { return std::to_string(info.param) + "_" + cases()[info.param].name(); });
+
+// matmul_into (cuBLASLt out of place: C and D layouts of their own) against the CPU's on the same inputs, with
+// the view cases' tolerances; c's whole buffer keeps its bits, as do d's elements outside its view.
+const std::vector<StridedMatmulCase>& into_cases() {
+  static const auto* c = new std::vector<StridedMatmulCase>(wick::test::matmul_into_cases(24));
+  return *c;
+}
+
+class MatmulIntoCuda : public ::testing::TestWithParam<size_t> {};
+
+TEST_P(MatmulIntoCuda, MatchesCpu) {
+  WICK_REQUIRE_CUDA();
+  const StridedMatmulCase& s = into_cases()[GetParam()];
+  auto host = wick::test::make_strided_operands(s, 2000 + GetParam());
+  auto dev = wick::test::copy_operands(host, Device::cuda(0));
+  const Tensor c_before = wick::test::host_copy(host.c), d_before = wick::test::host_copy(host.d);
+  matmul_into(host.va, host.vb, host.vc, host.vd, s.ta, s.tb, s.alpha, s.beta);
+  matmul_into(dev.va, dev.vb, dev.vc, dev.vd, s.ta, s.tb, s.alpha, s.beta);
+  const Tensor got_d = to_host(dev.d), got_c = to_host(dev.c);
+  MatrixView got_view = dev.vd;
+  got_view.tensor = &got_d;
+  const Tensor got = wick::test::copy_block(got_view), want = wick::test::copy_block(host.vd);
+  const double tol = s.ab == DType::F32 ? 1e-5 : s.c == DType::F32 ? 1e-4 : 1e-2;
+  EXPECT_LE(wick::test::rel_err(got, want), tol) << s.name();
+  EXPECT_EQ(wick::test::guard_changes(d_before, got_d, got_view), 0) << s.name() << ": elements outside d's view changed";
+  EXPECT_EQ(std::memcmp(got_c.raw(), c_before.raw(), c_before.nbytes()), 0) << s.name() << ": c was written";
+}
+
+INSTANTIATE_TEST_SUITE_P(Cases, MatmulIntoCuda, ::testing::Range<size_t>(0, into_cases().size()),
+                         [](const auto& info) { return std::to_string(info.param) + "_" + into_cases()[info.param].name(); });
 
 // The q|k|v projection at 0.5B widths (512 rows), bf16: three view GEMMs, each reading its rows of the packed
 // [Q + 2 KV, C] weight and writing its column block of the [N, Q + 2 KV] output, against one whole GEMM. The

@@ -9,6 +9,7 @@
 
 #include "common/strided_matmul_checks.h"
 #include "common/testutil.h"
+#include "ops/elementwise.h"
 #include "ops/matmul.h"
 
 using namespace wick;
@@ -41,6 +42,36 @@ TEST_P(MatmulViewsCpu, EqualsTensorMatmulOnCopiedBlocks) {
 
 INSTANTIATE_TEST_SUITE_P(Cases, MatmulViewsCpu, ::testing::Range<size_t>(0, cases().size()),
                          [](const auto& info) { return std::to_string(info.param) + "_" + cases()[info.param].name(); });
+
+// matmul_into (d = alpha op(a) op(b) + beta c, c only read): bit for bit the view matmul on d after copying c's
+// block into it; c's whole buffer and d's elements outside its view keep their values.
+const std::vector<StridedMatmulCase>& into_cases() {
+  static const auto* c = new std::vector<StridedMatmulCase>(wick::test::matmul_into_cases(24));
+  return *c;
+}
+
+class MatmulIntoCpu : public ::testing::TestWithParam<size_t> {};
+
+TEST_P(MatmulIntoCpu, EqualsViewMatmulAfterCopyingC) {
+  const StridedMatmulCase& s = into_cases()[GetParam()];
+  auto o = wick::test::make_strided_operands(s, 2000 + GetParam());
+  const Tensor c_before = wick::test::host_copy(o.c), d_before = wick::test::host_copy(o.d);
+  // Reference: c's block copied into a copy of d's buffer, then the in-place view matmul there.
+  Tensor ref = wick::test::host_copy(o.d);
+  MatrixView ref_view = o.vd;
+  ref_view.tensor = &ref;
+  copy_matrix(o.vc, ref_view);
+  matmul(o.va, o.vb, ref_view, s.ta, s.tb, s.alpha, s.beta);
+
+  matmul_into(o.va, o.vb, o.vc, o.vd, s.ta, s.tb, s.alpha, s.beta);
+  EXPECT_EQ(std::memcmp(o.d.raw(), ref.raw(), ref.nbytes()), 0)
+      << s.name() << ": differs from the in-place matmul by " << wick::test::max_abs_diff(o.d, ref);
+  EXPECT_EQ(std::memcmp(o.c.raw(), c_before.raw(), c_before.nbytes()), 0) << s.name() << ": c was written";
+  EXPECT_EQ(wick::test::guard_changes(d_before, o.d, o.vd), 0) << s.name() << ": elements outside d's view changed";
+}
+
+INSTANTIATE_TEST_SUITE_P(Cases, MatmulIntoCpu, ::testing::Range<size_t>(0, into_cases().size()),
+                         [](const auto& info) { return std::to_string(info.param) + "_" + into_cases()[info.param].name(); });
 
 // c a column block of the buffer a is a column block of ([x | y] with y = x W^T): allowed, and correct.
 TEST(MatmulViews, OutputBesideInputInOneBuffer) {
@@ -97,6 +128,16 @@ TEST(MatmulViews, ValidationErrors) {
       {"c overlaps b", [&] { matmul(A, MV{&wide, 0, 7, 3, 3}, MV{&wide, 20, 4, 3, 3}, false, false, 1, 0); },
        "c's view [4 x 3, ld 3] at offset 20 must not overlap b's view [7 x 3, ld 3] at offset 0"},
       {"c is a", [&] { matmul(MV::whole(c), MV{&b, 0, 3, 3, 3}, C, false, false, 1, 0); }, "must not overlap a's view"},
+      {"into: d overlaps c", [&] { matmul_into(A, B, MV::columns(wide, 0, 3), MV::columns(wide, 2, 3), false, false, 1, 1); },
+       "d's view [4 x 3, ld 10] at offset 2 must not overlap c's view [4 x 3, ld 10] at offset 0"},
+      {"into: d is c", [&] { matmul_into(A, B, C, C, false, false, 1, 1); }, "(in place: the view matmul)"},
+      {"into: d overlaps a", [&] { matmul_into(MV::columns(wide, 0, 7), B, C, MV::columns(wide, 6, 3), false, false, 1, 1); },
+       "must not overlap a's view"},
+      {"into: c dtype", [&] { matmul_into(A, B, MV::whole(c_i32), C, false, false, 1, 1); }, "c must have d's dtype (f32)"},
+      {"into: c shape", [&] { matmul_into(A, B, MV::columns(wide, 0, 4), C, false, false, 1, 1); },
+       "c's view [4 x 4, ld 10] at offset 0 must be op(a) @ op(b) = [4 x 3]"},
+      {"into: d shape", [&] { matmul_into(A, B, C, MV::columns(wide, 0, 4), false, false, 1, 1); },
+       "d's view [4 x 4, ld 10] at offset 0 must be op(a) @ op(b) = [4 x 3]"},
   };
   for (const Bad& x : bad) {
     const std::string msg = wick::test::error_of(x.call);

@@ -120,4 +120,11 @@ void matmul(const MatrixView& a, const MatrixView& b, const MatrixView& c, bool 
   }
 }
 
+// d = c, then the view matmul on d: the definition of matmul_into's numerics.
+void matmul_into(const MatrixView& a, const MatrixView& b, const MatrixView& c, const MatrixView& d, bool trans_a,
+                 bool trans_b, float alpha, float beta) {
+  if (beta != 0.0f) cpu::copy_matrix(c, d, 1.0f);
+  cpu::matmul(a, b, d, trans_a, trans_b, alpha, beta, nullptr);
+}
+
 }  // namespace wick::cpu

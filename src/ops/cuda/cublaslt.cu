@@ -55,12 +55,13 @@ struct Key {
   bool ta, tb, bias;
   int64_t m, n, k, batch, sa, sb, sc;
   int64_t lda, ldb, ldc;  // row strides, resolved (never 0)
-  uint32_t al_a, al_b, al_c, al_bias;
+  int64_t ldc_in;         // out of place: c_in's row stride (resolved); 0 = in place
+  uint32_t al_a, al_b, al_c, al_bias, al_c_in;
   bool operator==(const Key& o) const {
     return ab == o.ab && c == o.c && ta == o.ta && tb == o.tb && bias == o.bias && m == o.m && n == o.n &&
            k == o.k && batch == o.batch && sa == o.sa && sb == o.sb && sc == o.sc && lda == o.lda &&
-           ldb == o.ldb && ldc == o.ldc && al_a == o.al_a && al_b == o.al_b && al_c == o.al_c &&
-           al_bias == o.al_bias;
+           ldb == o.ldb && ldc == o.ldc && ldc_in == o.ldc_in && al_a == o.al_a && al_b == o.al_b &&
+           al_c == o.al_c && al_bias == o.al_bias && al_c_in == o.al_c_in;
   }
 };
 struct KeyHash {
@@ -69,7 +70,7 @@ struct KeyHash {
     auto mix = [&](uint64_t v) { h = (h ^ v) * 1099511628211ull; };
     mix(k.ab | k.c << 4 | k.ta << 8 | k.tb << 9 | k.bias << 10);
     mix(k.m), mix(k.n), mix(k.k), mix(k.batch), mix(k.sa), mix(k.sb), mix(k.sc);
-    mix(k.lda), mix(k.ldb), mix(k.ldc);
+    mix(k.lda), mix(k.ldb), mix(k.ldc), mix(k.ldc_in), mix(k.al_c_in);
     mix(uint64_t(k.al_a) | uint64_t(k.al_b) << 16 | uint64_t(k.al_c) << 32 | uint64_t(k.al_bias) << 48);
     return static_cast<size_t>(h);
   }
@@ -77,7 +78,8 @@ struct KeyHash {
 
 struct Plan {
   cublasLtMatmulDesc_t desc = nullptr;
-  cublasLtMatrixLayout_t la = nullptr, lb = nullptr, lc = nullptr;  // cuBLAS's A (our b), B (our a), C = D
+  cublasLtMatrixLayout_t la = nullptr, lb = nullptr, lc = nullptr;  // cuBLAS's A (our b), B (our a), D
+  cublasLtMatrixLayout_t lc_in = nullptr;  // cuBLAS's C out of place (our c_in); in place: lc
   cublasLtMatmulAlgo_t algo{};                  // the one used: the heuristic's first until tuned
   std::vector<cublasLtMatmulAlgo_t> candidates;  // the heuristic's answers, first = its choice
   int64_t uses = 0;
@@ -165,13 +167,18 @@ std::unique_ptr<Plan> make_plan(DeviceState& st, const GemmArgs& g, const Key& k
   set_batch(p->la, g.batch, g.stride_b);
   set_batch(p->lb, g.batch, g.stride_a);
   set_batch(p->lc, g.batch, g.stride_c);
+  if (key.ldc_in) {
+    WICK_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&p->lc_in, tc, g.n, g.m, key.ldc_in));
+    set_batch(p->lc_in, g.batch, g.stride_c);
+  }
+  const cublasLtMatrixLayout_t c_layout = p->lc_in ? p->lc_in : p->lc;
 
   cublasLtMatmulPreference_t pref = nullptr;
   WICK_CUBLAS_CHECK(cublasLtMatmulPreferenceCreate(&pref));
   const uint64_t ws = kWorkspaceBytes;
   WICK_CUBLAS_CHECK(
       cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws, sizeof(ws)));
-  const uint32_t al[4] = {key.al_b, key.al_a, key.al_c, key.al_c};  // cuBLAS A = our b, B = our a, C, D
+  const uint32_t al[4] = {key.al_b, key.al_a, key.ldc_in ? key.al_c_in : key.al_c, key.al_c};  // cuBLAS A = our b, B = our a, C, D
   const cublasLtMatmulPreferenceAttributes_t which[4] = {
       CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES,
       CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES};
@@ -179,7 +186,7 @@ std::unique_ptr<Plan> make_plan(DeviceState& st, const GemmArgs& g, const Key& k
     WICK_CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(pref, which[i], &al[i], sizeof(al[i])));
   cublasLtMatmulHeuristicResult_t results[kCandidates]{};
   int returned = 0;
-  const cublasStatus_t s = cublasLtMatmulAlgoGetHeuristic(st.handle, p->desc, p->la, p->lb, p->lc, p->lc, pref,
+  const cublasStatus_t s = cublasLtMatmulAlgoGetHeuristic(st.handle, p->desc, p->la, p->lb, c_layout, p->lc, pref,
                                                           kCandidates, results, &returned);
   cublasLtMatmulPreferenceDestroy(pref);
   if (s != CUBLAS_STATUS_SUCCESS || returned == 0) {
@@ -196,21 +203,21 @@ std::unique_ptr<Plan> make_plan(DeviceState& st, const GemmArgs& g, const Key& k
 
 // Times the plan's candidate algorithms on this very call's operands and keeps the fastest of those whose output
 // is bit for bit the first's (its hash equal on these operands: algorithms that split k or sum in another order
-// differ; the tiles of one order agree), so that the choice changes the time and never the numbers. c is
-// restored when beta != 0 (a saved copy); with beta = 0 the call that follows writes it. Runs outside stream
-// capture only; synchronises the stream (once per shape in a process).
+// differ; the tiles of one order agree), so that the choice changes the time and never the numbers. In place, c
+// is restored when beta != 0 (a saved copy); with beta = 0, or out of place (c_in is only read), the call that
+// follows writes it. Runs outside stream capture only; synchronises the stream (once per shape in a process).
 void tune(DeviceState& st, Plan& p, const GemmArgs& g, int64_t span, size_t ec, cudaStream_t s) {
   const size_t bytes = static_cast<size_t>(span) * ec;
   void* saved = nullptr;
   unsigned long long* hash = nullptr;
   WICK_CUDA_CHECK(cudaMallocAsync(&hash, sizeof(unsigned long long), s));
-  if (g.beta != 0.0f) {
+  if (g.beta != 0.0f && !g.c_in) {
     WICK_CUDA_CHECK(cudaMallocAsync(&saved, bytes, s));
     WICK_CUDA_CHECK(cudaMemcpyAsync(saved, g.c, bytes, cudaMemcpyDeviceToDevice, s));
   }
   const auto run = [&](const cublasLtMatmulAlgo_t& algo) {
-    return cublasLtMatmul(st.handle, p.desc, &g.alpha, g.b, p.la, g.a, p.lb, &g.beta, g.c, p.lc, g.c, p.lc, &algo,
-                          st.workspace, kWorkspaceBytes, s);
+    return cublasLtMatmul(st.handle, p.desc, &g.alpha, g.b, p.la, g.a, p.lb, &g.beta, g.c_in ? g.c_in : g.c,
+                          p.lc_in ? p.lc_in : p.lc, g.c, p.lc, &algo, st.workspace, kWorkspaceBytes, s);
   };
   const auto output_hash = [&](const cublasLtMatmulAlgo_t& algo, unsigned long long& h) {
     if (saved) WICK_CUDA_CHECK(cudaMemcpyAsync(g.c, saved, bytes, cudaMemcpyDeviceToDevice, s));
@@ -275,7 +282,8 @@ bool may_tune(const GemmArgs& g, const Key& key, int64_t span, size_t ec, size_t
   const int64_t a_rows = g.trans_a ? g.k : g.m, a_cols = g.trans_a ? g.m : g.k;
   const int64_t b_rows = g.trans_b ? g.n : g.k, b_cols = g.trans_b ? g.k : g.n;
   return !overlaps(g.a, batches * key.sa + (a_rows - 1) * key.lda + a_cols, eab) &&
-         !overlaps(g.b, batches * key.sb + (b_rows - 1) * key.ldb + b_cols, eab) && !overlaps(g.bias, g.n, ec);
+         !overlaps(g.b, batches * key.sb + (b_rows - 1) * key.ldb + b_cols, eab) && !overlaps(g.bias, g.n, ec) &&
+         !overlaps(g.c_in, batches * key.sc + (g.m - 1) * key.ldc_in + g.n, ec);
 }
 
 }  // namespace
@@ -312,6 +320,11 @@ void gemm(const GemmArgs& g) {
   key.al_b = alignment(g.b, key.sb * static_cast<int64_t>(eab), row_bytes(key.ldb, packed_b, eab));
   key.al_c = alignment(g.c, key.sc * static_cast<int64_t>(ec), row_bytes(key.ldc, g.n, ec));
   key.al_bias = g.bias ? alignment(g.bias, 0, 0) : 0;
+  if (g.c_in) {
+    key.ldc_in = g.ldc_in ? g.ldc_in : g.n;
+    WICK_CHECK(key.ldc_in >= g.n, "gemm row stride ldc_in=" << key.ldc_in << " below the rows");
+    key.al_c_in = alignment(g.c_in, key.sc * static_cast<int64_t>(ec), row_bytes(key.ldc_in, g.n, ec));
+  }
 
   DeviceState& st = state(g.device);
   cudaStream_t s = stream(g.device);
@@ -336,8 +349,8 @@ void gemm(const GemmArgs& g) {
     WICK_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(p.desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &g.bias,
                                                      sizeof(g.bias)));
   // cuBLAS's A is our b and its B is our a (see the top of this file).
-  WICK_CUBLAS_CHECK(cublasLtMatmul(st.handle, p.desc, &g.alpha, g.b, p.la, g.a, p.lb, &g.beta, g.c, p.lc, g.c, p.lc,
-                                   &p.algo, st.workspace, kWorkspaceBytes, s));
+  WICK_CUBLAS_CHECK(cublasLtMatmul(st.handle, p.desc, &g.alpha, g.b, p.la, g.a, p.lb, &g.beta, g.c_in ? g.c_in : g.c,
+                                   p.lc_in ? p.lc_in : p.lc, g.c, p.lc, &p.algo, st.workspace, kWorkspaceBytes, s));
 }
 
 }  // namespace wick::cuda

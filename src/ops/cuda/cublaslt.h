@@ -37,6 +37,10 @@ struct GemmArgs {
   const void* a = nullptr;
   const void* b = nullptr;
   void* c = nullptr;
+  // Out of place: beta * c_in (rows ldc_in apart, 0 = packed; batch stride stride_c) is the accumulator and the
+  // result goes to c (cuBLASLt's C != D); null = c itself. c_in and c must not overlap.
+  const void* c_in = nullptr;
+  int64_t ldc_in = 0;
   const void* bias = nullptr;  // null = no bias epilogue
   float alpha = 1.0f, beta = 0.0f;
 };

@@ -45,6 +45,11 @@ void scale_add_bias(const Tensor& c, int64_t offset, long long total, long long 
   });
 }
 
+// A view's first element.
+char* view_ptr(const MatrixView& v) {
+  return static_cast<char*>(v.tensor->raw()) + v.offset * static_cast<int64_t>(dtype_size(v.tensor->dtype()));
+}
+
 int64_t prod(const Shape& s, int begin, int end) {
   int64_t p = 1;
   for (int i = begin; i < end; ++i) p *= s[i];
@@ -96,23 +101,34 @@ void matmul(const Tensor& a, const Tensor& b, Tensor& c, bool trans_a, bool tran
   if (bias && !fused_bias) scale_add_bias(c, 0, c.numel(), g.n, g.n, 1.0f, bias);
 }
 
+namespace {
+
+// The GEMM of views a, b into out (checked by ops/matmul.cpp): the views' row strides as lda / ldb / ldc.
+cuda::GemmArgs view_gemm(const char* op, const MatrixView& a, const MatrixView& b, const MatrixView& out, bool trans_a,
+                         bool trans_b, float alpha, float beta) {
+  const Tensor &ta = *a.tensor, &tb = *b.tensor, &to = *out.tensor;
+  if (ta.dtype() != tb.dtype())
+    throw Error(std::string(op) + ": CUDA inputs must share a dtype, got " + ta.str() + " x " + tb.str(), "",
+                "cast one input (e.g. the f32 LoRA weight to bf16, or the activation to f32)");
+  cuda::GemmArgs g;
+  g.device = to.device().index;
+  g.ab_type = ta.dtype();
+  g.c_type = to.dtype();
+  g.trans_a = trans_a, g.trans_b = trans_b;
+  g.alpha = alpha, g.beta = beta;
+  g.m = out.rows, g.n = out.cols, g.k = trans_a ? a.rows : a.cols;
+  g.lda = a.ld, g.ldb = b.ld, g.ldc = out.ld;
+  g.a = view_ptr(a), g.b = view_ptr(b), g.c = view_ptr(out);
+  return g;
+}
+
+}  // namespace
+
 // Matrix views (checked by ops/matmul.cpp): one GEMM with the views' row strides as lda / ldb / ldc.
 void matmul(const MatrixView& a, const MatrixView& b, const MatrixView& c, bool trans_a, bool trans_b, float alpha,
             float beta, const Tensor* bias) {
-  const Tensor &ta = *a.tensor, &tb = *b.tensor, &tc = *c.tensor;
-  if (ta.dtype() != tb.dtype())
-    throw Error("matmul: CUDA inputs must share a dtype, got " + ta.str() + " x " + tb.str(), "",
-                "cast one input (e.g. the f32 LoRA weight to bf16, or the activation to f32)");
-  cuda::GemmArgs g;
-  g.device = tc.device().index;
-  g.ab_type = ta.dtype();
-  g.c_type = tc.dtype();
-  g.trans_a = trans_a, g.trans_b = trans_b;
-  g.alpha = alpha, g.beta = beta;
-  g.m = c.rows, g.n = c.cols, g.k = trans_a ? a.rows : a.cols;
-  g.lda = a.ld, g.ldb = b.ld, g.ldc = c.ld;
-  const auto at = [](const MatrixView& v) { return static_cast<char*>(v.tensor->raw()) + v.offset * dtype_size(v.tensor->dtype()); };
-  g.a = at(a), g.b = at(b), g.c = at(c);
+  const Tensor& tc = *c.tensor;
+  cuda::GemmArgs g = view_gemm("matmul", a, b, c, trans_a, trans_b, alpha, beta);
   if (g.m == 0 || g.n == 0) return;
   const long long total = g.m * g.n;
   if (g.k == 0) {  // op(a) op(b) is all zeros
@@ -123,6 +139,20 @@ void matmul(const MatrixView& a, const MatrixView& b, const MatrixView& c, bool 
   g.bias = fused_bias ? bias->raw() : nullptr;
   cuda::gemm(g);
   if (bias && !fused_bias) scale_add_bias(tc, c.offset, total, g.n, c.ld, 1.0f, bias);
+}
+
+// One GEMM reading its accumulator from c's view and writing d's (cuBLASLt's C and D; checked by ops/matmul.cpp).
+void matmul_into(const MatrixView& a, const MatrixView& b, const MatrixView& c, const MatrixView& d, bool trans_a,
+                 bool trans_b, float alpha, float beta) {
+  cuda::GemmArgs g = view_gemm("matmul_into", a, b, d, trans_a, trans_b, alpha, beta);
+  if (g.m == 0 || g.n == 0) return;
+  if (g.k == 0 || beta == 0.0f) {  // no accumulator to read: the view matmul on d (k = 0 included)
+    if (g.k == 0 && beta != 0.0f) cuda_ops::copy_matrix(c, d, 1.0f);
+    cuda_ops::matmul(a, b, d, trans_a, trans_b, alpha, beta, nullptr);
+    return;
+  }
+  g.c_in = view_ptr(c), g.ldc_in = c.ld;
+  cuda::gemm(g);
 }
 
 }  // namespace wick::cuda_ops
