@@ -40,9 +40,10 @@ struct LossSum {
 // GEMMs are compute-bound: no gain there). What the fold saves is a pass over each folded projection's output,
 // bandwidth next to the GEMM's C * out multiply-adds a row, so it shrinks as 1 / C; what it costs is a copy of
 // those projections' weights, which grows as C^2 (Qwen2.5 at r 16 on all projections: 0.5B ~0.5 GB, 1.5B
-// ~1.7 GB, 7B ~8.5 GB). Measured on an H200 (docs/benchmarks.md 8h): 0.5B (C 896) +2.3% tokens/s, 1.5B (C 1536)
-// within the noise; so the bound sits between them.
-constexpr int64_t kAdapterFoldMaxHidden = 1024;
+// ~1.7 GB, 7B ~8.5 GB). Measured on H200s (docs/benchmarks.md 8h, 8i): 0.5B (C 896) +1.7-2.3% tokens/s, 1.5B
+// (C 1536) +1.2% and +1.9% for 1.7 GB (18.1 GiB at 8 x 1024); nothing above 1,536 was measured, so the bound is
+// there.
+constexpr int64_t kAdapterFoldMaxHidden = 1536;
 bool adapter_fold_default(Device dev, const ModelConfig& c);
 
 class LossAndGrads {

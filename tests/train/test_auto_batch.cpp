@@ -128,8 +128,8 @@ TEST(AutoBatch, TheFoldIsOnByDefaultForSmallHiddenSizesOnCudaUnlessTold) {
   // The bound separates the presets: the smallest fold, the larger do not.
   EXPECT_GT(folded_presets, 0);
   EXPECT_GT(unfolded_presets, 0);
-  EXPECT_LE(preset_config("qwen2.5-0.5b").hidden_size, kAdapterFoldMaxHidden);
-  EXPECT_GT(preset_config("qwen2.5-1.5b").hidden_size, kAdapterFoldMaxHidden);
+  EXPECT_LE(preset_config("qwen2.5-1.5b").hidden_size, kAdapterFoldMaxHidden);
+  EXPECT_GT(preset_config("qwen2.5-7b").hidden_size, kAdapterFoldMaxHidden);
 }
 
 TEST(AutoBatch, ResolveKeepsAGivenSizeAndReadsTheResumedRun) {
