@@ -108,7 +108,6 @@ __global__ void hash_kernel(const uint16_t* p, int64_t n, unsigned long long* ou
   atomicAdd(out, acc);
 }
 
-
 // Handles, workspaces and plans live until the process ends (destroying them during static destruction
 // could run after the CUDA context is gone).
 struct DeviceState {
