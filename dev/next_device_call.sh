@@ -178,7 +178,7 @@ for _ in range(4): print(json.dumps({'input_ids': [r.randrange(151643) for _ in 
   note "decode 0.5B: $(grep -o '[a-z]* round [0-9]: decode [0-9.]* tok/s' "$O/decode-ab.txt" 2>/dev/null | tr '\n' ' ')"
 fi
 if want glu; then
-  # gate/up + GLU at two warps a row (glu_k2.patch) against one (WICK_GLU_K2=0), 1.5B then 0.5B, two rounds;
+  # gate/up + GLU at two warps a row (the default) against one (WICK_GLU_K2=0), 1.5B then 0.5B, two rounds;
   # the summation order differs, so random-weight models may give other tokens.
   OUT=/tmp/dab-glu WICK_NEW=build-gpu/wick timeout 150 bash scripts/decode-ab.sh variants "qwen2.5-1.5b qwen2.5-0.5b" 2 \
     "k1=WICK_GLU_K2=0" "k2=" > /dev/null 2>&1

@@ -116,8 +116,8 @@ void small_m_glu(const Tensor& x, const Tensor& w_gate, const Tensor& w_up, cons
     a.out[0] = a.out[1] = static_cast<int>(I);
     a.prefetch = opt.weights_settled ? 1 : 0;
     set_low_rank(a, opt);
-    // The A/B of dev/small_m/glu_k2.patch: WICK_GLU_K2=0 keeps the rule before it (a warp a row from 4,096
-    // rows). Goes when the patch lands or is dropped.
+    // From 4,096 rows gate/up + GLU take two warps a row (the default rule's choice; H200: +1-2% decode, H100:
+    // level to -1.5%, docs/benchmarks.md section 10, session 27); WICK_GLU_K2=0 keeps one warp a row there.
     small_m::Tuning tune;
     static const bool k2 = env_default_on("WICK_GLU_K2");
     if (!k2 && a.out[0] >= 4096) tune.k = 1;
