@@ -134,6 +134,8 @@ void LossAndGrads::clear_loss_check() {
 }
 
 int64_t LossAndGrads::queue_step(const TrainBatch& batch, float grad_scale, uint64_t dropout_seed) {
+  // A step repeats one set of GEMM shapes: they may be tuned (ops/matmul.h).
+  const MatmulTuningScope tuning;
   const ModelConfig& c = m_.config();
   const Device dev = m_.device();
   const DType dt = m_.dtype();

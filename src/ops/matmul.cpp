@@ -18,6 +18,22 @@ using ops_detail::may_overlap;
 using ops_detail::need_view_inside;
 using ops_detail::view_str;
 
+namespace {
+thread_local bool tuning_allowed = false;
+}  // namespace
+
+MatmulTuningScope::MatmulTuningScope() : before_(tuning_allowed) { tuning_allowed = true; }
+MatmulTuningScope::~MatmulTuningScope() { tuning_allowed = before_; }
+bool matmul_tuning_allowed() { return tuning_allowed; }
+
+int64_t matmul_tuned_shapes() {
+#ifdef WICK_CUDA
+  return cuda_ops::gemm_tuned_shapes();
+#else
+  return 0;
+#endif
+}
+
 void matmul(const Tensor& a, const Tensor& b, Tensor& c, bool trans_a, bool trans_b, float alpha, float beta,
             const Tensor* bias) {
   static const char* op = "matmul";

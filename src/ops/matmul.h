@@ -35,6 +35,25 @@ void matmul_into(const MatrixView& a, const MatrixView& b, const MatrixView& c, 
 void matmul(const Tensor& a, const Tensor& b, Tensor& c, bool trans_a = false, bool trans_b = false,
             float alpha = 1.0f, float beta = 0.0f, const Tensor* bias = nullptr);
 
+// The GEMM algorithm tuning (CUDA, ops/cuda/cublaslt.h: a recurring shape of >= 2^30 multiply-adds timed once
+// with each algorithm that gives the heuristic's bits) runs only for products issued on a thread inside a
+// MatmulTuningScope. A training step opens one (LossAndGrads): it repeats one set of shapes for thousands of
+// steps. Generation and serving do not: their row counts change from call to call, so every new count would be
+// tuned, and a tuning call synchronises the stream. Scopes nest; WICK_GEMM_TUNE=0 turns tuning off everywhere.
+class MatmulTuningScope {
+ public:
+  MatmulTuningScope();
+  ~MatmulTuningScope();
+  MatmulTuningScope(const MatmulTuningScope&) = delete;
+  MatmulTuningScope& operator=(const MatmulTuningScope&) = delete;
+
+ private:
+  bool before_;
+};
+bool matmul_tuning_allowed();  // on this thread
+// How many GEMM shapes this process has tuned so far (0 without CUDA).
+int64_t matmul_tuned_shapes();
+
 // Linear layer, weights as Hugging Face stores them [out, in].
 // x [N, in], w [out, in], b [out] or null -> y [N, out] (=)
 void linear_forward(const Tensor& x, const Tensor& w, const Tensor* b, Tensor& y);

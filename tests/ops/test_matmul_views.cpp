@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include <cstring>
+#include <thread>
 
 #include "common/strided_matmul_checks.h"
 #include "common/testutil.h"
@@ -74,6 +75,25 @@ INSTANTIATE_TEST_SUITE_P(Cases, MatmulIntoCpu, ::testing::Range<size_t>(0, into_
                          [](const auto& info) { return std::to_string(info.param) + "_" + into_cases()[info.param].name(); });
 
 // c a column block of the buffer a is a column block of ([x | y] with y = x W^T): allowed, and correct.
+// The tuning scope (ops/matmul.h): off by default, on inside a scope, nested scopes restore what was before,
+// and it is per thread (another thread inside no scope is not allowed).
+TEST(MatmulTuningScope, NestsAndIsPerThread) {
+  EXPECT_FALSE(matmul_tuning_allowed());
+  {
+    const MatmulTuningScope outer;
+    EXPECT_TRUE(matmul_tuning_allowed());
+    bool other_thread = true;
+    std::thread([&] { other_thread = matmul_tuning_allowed(); }).join();
+    EXPECT_FALSE(other_thread);
+    {
+      const MatmulTuningScope inner;
+      EXPECT_TRUE(matmul_tuning_allowed());
+    }
+    EXPECT_TRUE(matmul_tuning_allowed());
+  }
+  EXPECT_FALSE(matmul_tuning_allowed());
+}
+
 TEST(MatmulViews, OutputBesideInputInOneBuffer) {
   Rng rng(5);
   Tensor buf = wick::test::randn({11, 6 + 4}, rng), w = wick::test::randn({4, 6}, rng);

@@ -8,6 +8,7 @@
 #include <cublasLt.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cstring>
 #include <memory>
 #include <mutex>
@@ -90,6 +91,8 @@ struct Plan {
 constexpr int kCandidates = 8;
 constexpr int64_t kTuneAtUse = 3;                  // a shape is tuned on its third call (it recurs)
 constexpr double kTuneMinMacs = 1073741824.0;      // and only with >= 2^30 multiply-adds (worth ~10 us or more)
+
+std::atomic<int64_t> tuned_count{0};
 
 bool tuning_on() {
   static const bool on = env_default_on("WICK_GEMM_TUNE");
@@ -264,6 +267,7 @@ void tune(DeviceState& st, Plan& p, const GemmArgs& g, int64_t span, size_t ec, 
   }
   WICK_CUDA_CHECK(cudaFreeAsync(hash, s));
   p.tuned = true;
+  tuned_count.fetch_add(1, std::memory_order_relaxed);
 }
 
 // Whether c's bytes may be rewritten while tuning: not while the stream is being captured into a graph, and not
@@ -286,6 +290,8 @@ bool may_tune(const GemmArgs& g, const Key& key, int64_t span, size_t ec, size_t
 }
 
 }  // namespace
+
+int64_t tuned_shapes() { return tuned_count.load(std::memory_order_relaxed); }
 
 bool gemm_bias_aligned(const void* bias) { return reinterpret_cast<uintptr_t>(bias) % 16 == 0; }
 
@@ -332,7 +338,7 @@ void gemm(const GemmArgs& g) {
   auto it = st.plans.find(key);
   if (it == st.plans.end()) it = st.plans.emplace(key, make_plan(st, g, key)).first;
   Plan& p = *it->second;
-  if (!p.tuned && ++p.uses >= kTuneAtUse) {
+  if (!p.tuned && g.may_tune && ++p.uses >= kTuneAtUse) {
     const int64_t span = (g.batch > 1 ? (g.batch - 1) * key.sc : 0) + (g.m - 1) * key.ldc + g.n;  // c's elements
     if (!tuning_on() || p.candidates.size() < 2 ||
         static_cast<double>(g.m) * static_cast<double>(g.n) * static_cast<double>(g.k) * static_cast<double>(g.batch) < kTuneMinMacs) {

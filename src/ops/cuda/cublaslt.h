@@ -7,7 +7,9 @@
 //
 // The algorithm: cuBLASLt's heuristic offers up to 8; its first is not always the fastest (the 0.5B training
 // step's gate/up GEMM: 130 us against 104 for its third, dev/gemm_algos). A problem of >= 2^30 multiply-adds is
-// tuned on its third call (so only shapes that recur, a training step's, pay for it; not under stream capture):
+// tuned on its third call among those with GemmArgs::may_tune (calls inside a training step: ops/matmul.h
+// MatmulTuningScope; so only shapes that recur pay for it, never serving's varying row counts; not under stream
+// capture):
 // each offered algorithm runs on that call's operands, and the fastest whose output has the first's bits (an
 // order-free hash of c) is kept. So the choice changes times, never results: every call gives the bits the
 // heuristic's first algorithm gives (algorithms that split k, which sum in another order, are left out by the
@@ -42,10 +44,14 @@ struct GemmArgs {
   const void* c_in = nullptr;
   int64_t ldc_in = 0;
   const void* bias = nullptr;  // null = no bias epilogue
+  bool may_tune = false;       // the call may count towards and run the tuning (ops/matmul.h MatmulTuningScope)
   float alpha = 1.0f, beta = 0.0f;
 };
 
 void gemm(const GemmArgs& g);
+
+// Shapes tuned so far in this process (all devices).
+int64_t tuned_shapes();
 
 // Whether cuBLASLt can read a bias at this address (else the caller adds the bias itself).
 bool gemm_bias_aligned(const void* bias);

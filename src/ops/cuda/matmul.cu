@@ -4,6 +4,7 @@
 #include "ops/cuda/common.cuh"
 #include "ops/cuda/cublaslt.h"
 #include "ops/cuda/cuda_ops.h"
+#include "ops/matmul.h"
 
 namespace wick::cuda_ops {
 namespace {
@@ -68,6 +69,7 @@ void matmul(const Tensor& a, const Tensor& b, Tensor& c, bool trans_a, bool tran
   g.trans_a = trans_a, g.trans_b = trans_b;
   g.alpha = alpha, g.beta = beta;
   g.a = a.raw(), g.b = b.raw(), g.c = c.raw();
+  g.may_tune = matmul_tuning_allowed();
   if (a.dtype() != b.dtype())
     throw Error("matmul: CUDA inputs must share a dtype, got " + a.str() + " x " + b.str(), "",
                 "cast one input (e.g. the f32 LoRA weight to bf16, or the activation to f32)");
@@ -119,6 +121,7 @@ cuda::GemmArgs view_gemm(const char* op, const MatrixView& a, const MatrixView& 
   g.m = out.rows, g.n = out.cols, g.k = trans_a ? a.rows : a.cols;
   g.lda = a.ld, g.ldb = b.ld, g.ldc = out.ld;
   g.a = view_ptr(a), g.b = view_ptr(b), g.c = view_ptr(out);
+  g.may_tune = matmul_tuning_allowed();
   return g;
 }
 
@@ -154,5 +157,7 @@ void matmul_into(const MatrixView& a, const MatrixView& b, const MatrixView& c, 
   g.c_in = view_ptr(c), g.ldc_in = c.ld;
   cuda::gemm(g);
 }
+
+int64_t gemm_tuned_shapes() { return cuda::tuned_shapes(); }
 
 }  // namespace wick::cuda_ops
