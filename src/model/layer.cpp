@@ -302,15 +302,13 @@ void mlp_block_gate_up_forward(LayerWeights& W, LayerActs& A, const Tensor& in, 
 
 namespace {
 // Inference over a few rows on CUDA (decode) through the small-row kernels called directly: no per-row adapters
-// (run.rows adds them to the outputs), no debug hook, no recompute; the linears without adapters
-// (small_m_group), or with adapters whose terms the kernel adds (small_m_adapters: then `lr` holds them, u
-// already queued).
+// (run.rows adds them to the outputs), no debug hook, no recompute, and small_m_group's conditions (with
+// adapters, `lr` then holds their terms and u is already queued).
 bool small_m_direct(LayerWeights& W, int g, const std::vector<Linear*>& ls, const Tensor& x, const Tensor& saved,
                     LayerRun& run, SmallMAdapters& lr) {
   if (run.rows || run.hook || run.recompute) return false;
-  if (small_m_group(ls, x, saved, run.inference)) return true;
   const Group gr = group(W, g, run);
-  return small_m_adapters(ls, x, saved, gr.dropout ? gr.seeds : nullptr, run.inference, *run.lin, lr);
+  return small_m_group(ls, x, saved, gr.dropout ? gr.seeds : nullptr, run.inference, *run.lin, lr);
 }
 }  // namespace
 

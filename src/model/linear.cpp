@@ -104,6 +104,9 @@ bool packed(const LoraSlot& s) {
          s.A16.shape() == s.A.shape() && s.B16.shape() == s.B.shape();
 }
 
+// A group's members as refresh16 takes them.
+std::vector<const Linear*> group_members(const std::vector<Linear*>& ls) { return {ls.begin(), ls.end()}; }
+
 // Brings A16, B16 of every active adapter up to date with the f32 masters: one cast per packed block (none
 // when s says they are current).
 void refresh16(const std::vector<const Linear*>& ls, const LinearScratch& s) {
@@ -327,28 +330,22 @@ const Tensor& folded_weight(const Linear& l, int64_t R, int64_t off, DType dt) {
 
 }  // namespace
 
-// Inference over a few rows on CUDA without adapters (decode): the whole group in one small_m_linear.
-bool small_m_group(const std::vector<Linear*>& ls, const Tensor& x, const Tensor& saved, bool inference) {
-  if (!inference || !small_m_enabled() || saved.defined() || !x.device().is_cuda() || x.ndim() != 2 || !small_m_rows(x.dim(0)) ||
-      ls.empty() || ls.size() > kSmallMMaxMembers)
-    return false;
-  for (const Linear* l : ls)
-    if (l->lora.active() || l->w.dtype() != x.dtype() || (l->b.defined() && l->b.dtype() != x.dtype())) return false;
-  return true;
-}
-
-bool small_m_adapters(const std::vector<Linear*>& ls, const Tensor& x, const Tensor& saved, const uint64_t* seeds,
-                      bool inference, LinearScratch& s, SmallMAdapters& lr) {
+bool small_m_group(const std::vector<Linear*>& ls, const Tensor& x, const Tensor& saved, const uint64_t* seeds,
+                   bool inference, LinearScratch& s, SmallMAdapters& lr) {
   if (!inference || !small_m_enabled() || saved.defined() || !x.device().is_cuda() || x.ndim() != 2 ||
-      x.dtype() != DType::BF16 || !small_m_rows(x.dim(0)) || x.dim(1) == 0 || ls.empty() ||
-      ls.size() > kSmallMMaxMembers || !no_dropout(ls, seeds))
+      !small_m_rows(x.dim(0)) || ls.empty() || ls.size() > kSmallMMaxMembers)
     return false;
-  for (const Linear* l : ls)
+  bool adapted = false;
+  for (const Linear* l : ls) {
     if (l->w.dtype() != x.dtype() || (l->b.defined() && l->b.dtype() != x.dtype())) return false;
+    adapted = adapted || l->lora.active();
+  }
+  if (!adapted) return true;  // the whole group in one small_m_linear
+  if (x.dtype() != DType::BF16 || x.dim(1) == 0 || !no_dropout(ls, seeds)) return false;
   const Group g = group_of(ls);
   // Packed adapters (pack_lora_group: their A16's one block) only; the others take the GEMM paths.
   if (g.R == 0 || !stacked(g, [](Linear* l) -> const Tensor& { return l->lora.A16; })) return false;
-  refresh16(std::vector<const Linear*>(ls.begin(), ls.end()), s);
+  refresh16(group_members(ls), s);
   // u = x [A_1; ..; A_n]^T [N, R] f32: one small_m_linear over the stacked bf16 A's (settled when no cast of this
   // forward wrote them).
   const int64_t N = x.dim(0), in = x.dim(1);
@@ -414,7 +411,7 @@ void linear_group_forward(const std::vector<Linear*>& ls, const Tensor& x, const
                           Tensor& saved, LinearScratch& s, const uint64_t* seeds, bool inference) {
   WICK_CHECK(ys.size() == ls.size(), "linear_group_forward: " << ls.size() << " linears, " << ys.size() << " outputs");
   SmallMAdapters lr;
-  if (small_m_group(ls, x, saved, inference) || small_m_adapters(ls, x, saved, seeds, inference, s, lr)) {
+  if (small_m_group(ls, x, saved, seeds, inference, s, lr)) {
     std::vector<const Tensor*> w, b;
     for (const Linear* l : ls) {
       w.push_back(&l->w);
@@ -432,7 +429,7 @@ void linear_group_forward(const std::vector<Linear*>& ls, const Tensor& x, const
   if (g.R > 0 && fused_inference(ls, x, saved, seeds, inference)) {
     // f32: y = x W^T + b, then y += scale (x A^T) B^T. bf16: y = round(scale (x A16^T) B16^T) first, then the
     // base GEMM adds x W^T + b with beta = 1, the order of forward16 (u is not rounded to bf16 here).
-    if (!f32) refresh16(std::vector<const Linear*>(ls.begin(), ls.end()), s);
+    if (!f32) refresh16(group_members(ls), s);
     for (size_t j = 0; j < ls.size(); j++) {
       const Linear& l = *ls[j];
       const Tensor* bias = l.b.defined() ? &l.b : nullptr;
@@ -456,7 +453,7 @@ void linear_group_forward(const std::vector<Linear*>& ls, const Tensor& x, const
                "linear_group_forward: saved must be " << dtype_name(x.dtype()) << " [" << N << ", " << g.R
                                                       << "], got " << store.str());
   const MatrixView xv = whole(x), u = g.R > 0 ? whole(store) : MatrixView{};
-  if (g.R > 0 && !f32) refresh16(std::vector<const Linear*>(ls.begin(), ls.end()), s);
+  if (g.R > 0 && !f32) refresh16(group_members(ls), s);
   const bool one = g.R > 0 && group_products(g, ls, xv, u, seeds, f32);
   for (size_t j = 0; j < ls.size(); j++) {
     const MatrixView uj = ls[j]->lora.active() ? part(u, g.offset_of(ls[j]), ls[j]->lora.rank()) : MatrixView{};
@@ -502,7 +499,7 @@ void folded_group_forward(const std::vector<Linear*>& ls, const Tensor& xu, cons
   const bool f32 = dt == DType::F32;
   const int64_t in = folded_input_width(op, g, xu, dt);
   const MatrixView x = MatrixView::columns(xu, 0, in), u = MatrixView::columns(xu, in, g.R);
-  if (!f32) refresh16(std::vector<const Linear*>(ls.begin(), ls.end()), s);
+  if (!f32) refresh16(group_members(ls), s);
   // u: one GEMM over the stacked A's (either dtype), or one a member.
   if (!group_products(g, ls, x, u, seeds, f32, /*f32_too*/ true)) {
     for (size_t j = 0; j < ls.size(); j++) {

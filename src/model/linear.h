@@ -113,18 +113,17 @@ int64_t lora_group_rank(const std::vector<Linear*>& ls);
 void linear_group_forward(const std::vector<Linear*>& ls, const Tensor& x, const std::vector<Tensor*>& ys,
                           Tensor& saved, LinearScratch& s, const uint64_t* seeds = nullptr, bool inference = false);
 // Whether linear_group_forward takes the small_m_linear path for these arguments (the MLP asks it of its
-// gate/up group before fusing the GLU: model/layer.cpp).
-bool small_m_group(const std::vector<Linear*>& ls, const Tensor& x, const Tensor& saved, bool inference);
-// The same path for a group with adapters (decode with an adapter attached, bf16 on CUDA, no dropout, the
-// group packed): each member's projection and its adapter term in the one small_m launch (SmallMLowRank), after
-// one launch computing u = x A^T for every adapter of the group (into the scratch s.r32). On true that launch is
-// queued and `lr` holds the terms for small_m_linear / small_m_glu; on false nothing was queued.
+// gate/up group before fusing the GLU: model/layer.cpp): inference over a few rows on CUDA, nothing saved, the
+// members' weights in x's dtype, and either no member with an adapter, or adapters the kernel adds (bf16, no
+// dropout, the group packed): then each member's projection and its adapter term run in the one small_m launch
+// (SmallMLowRank), after one launch computing u = x A^T for every adapter of the group (into the scratch s.r32),
+// which is queued here, and `lr` holds the terms for small_m_linear / small_m_glu. On false nothing was queued.
 struct SmallMAdapters {
   SmallMLowRank terms;  // terms.u points at u_store (terms.u null: no adapter terms)
   Tensor u_store;       // [N, R] f32
 };
-bool small_m_adapters(const std::vector<Linear*>& ls, const Tensor& x, const Tensor& saved, const uint64_t* seeds,
-                      bool inference, LinearScratch& s, SmallMAdapters& lr);
+bool small_m_group(const std::vector<Linear*>& ls, const Tensor& x, const Tensor& saved, const uint64_t* seeds,
+                   bool inference, LinearScratch& s, SmallMAdapters& lr);
 // dys [N, out_j] -> dx [N, in] (= or +=), dA, dB (+=).
 void linear_group_backward(const std::vector<Linear*>& ls, const std::vector<const Tensor*>& dys, const Tensor& x,
                            const Tensor& saved, Tensor& dx, bool accumulate, LinearScratch& s,

@@ -50,7 +50,7 @@ TEST(CudaLinearLora, FoldedGroup) {
 }
 
 // Inference (nothing saved): bf16 over N <= 8 rows runs the group and its adapter terms in the small-row kernels
-// (model/linear.h small_m_adapters); N <= 64 rows run each adapter as one fused low_rank_product; N 65 the GEMMs.
+// (model/linear.h small_m_group with adapters); N <= 64 rows run each adapter as one fused low_rank_product; N 65 the GEMMs.
 TEST(CudaLinearLora, InferenceFusedAdapter) {
   WICK_REQUIRE_CUDA();
   for (DType dt : {DType::F32, DType::BF16}) {
