@@ -23,6 +23,21 @@ const std::vector<StridedMatmulCase>& cases() {
 
 Tensor to_host(const Tensor& t) { return wick::test::host_copy(t); }
 
+// The output view of the device run (its buffer dev_buf, copied back) against the host run's (want), within the
+// tolerances at the top of this file; the elements of its buffer outside the view keep the bits they had before
+// (before: a host copy).
+void expect_output_matches(const StridedMatmulCase& s, const Tensor& dev_buf, const MatrixView& dev_view,
+                           const MatrixView& want, const Tensor& before, const char* name) {
+  const Tensor got_buf = to_host(dev_buf);
+  MatrixView got_view = dev_view;
+  got_view.tensor = &got_buf;
+  const Tensor got = wick::test::copy_block(got_view);
+  const double tol = s.ab == DType::F32 ? 1e-5 : s.c == DType::F32 ? 1e-4 : 1e-2;
+  EXPECT_LE(wick::test::rel_err(got, wick::test::copy_block(want)), tol) << s.name();
+  EXPECT_EQ(wick::test::guard_changes(before, got_buf, got_view), 0)
+      << s.name() << ": elements outside " << name << "'s view changed";
+}
+
 class MatmulViewsCuda : public ::testing::TestWithParam<size_t> {};
 
 TEST_P(MatmulViewsCuda, MatchesCpu) {
@@ -33,13 +48,7 @@ TEST_P(MatmulViewsCuda, MatchesCpu) {
   const Tensor c_before = wick::test::host_copy(host.c);
   matmul(host.va, host.vb, host.vc, s.ta, s.tb, s.alpha, s.beta, s.bias ? &host.bias : nullptr);
   matmul(dev.va, dev.vb, dev.vc, s.ta, s.tb, s.alpha, s.beta, s.bias ? &dev.bias : nullptr);
-  const Tensor got_buf = to_host(dev.c);
-  MatrixView got_view = dev.vc;
-  got_view.tensor = &got_buf;
-  const Tensor got = wick::test::copy_block(got_view), want = wick::test::copy_block(host.vc);
-  const double tol = s.ab == DType::F32 ? 1e-5 : s.c == DType::F32 ? 1e-4 : 1e-2;
-  EXPECT_LE(wick::test::rel_err(got, want), tol) << s.name();
-  EXPECT_EQ(wick::test::guard_changes(c_before, got_buf, got_view), 0) << s.name() << ": elements outside c's view changed";
+  expect_output_matches(s, dev.c, dev.vc, host.vc, c_before, "c");
 }
 
 INSTANTIATE_TEST_SUITE_P(Cases, MatmulViewsCuda, ::testing::Range<size_t>(0, cases().size()),
@@ -62,13 +71,8 @@ TEST_P(MatmulIntoCuda, MatchesCpu) {
   const Tensor c_before = wick::test::host_copy(host.c), d_before = wick::test::host_copy(host.d);
   matmul_into(host.va, host.vb, host.vc, host.vd, s.ta, s.tb, s.alpha, s.beta);
   matmul_into(dev.va, dev.vb, dev.vc, dev.vd, s.ta, s.tb, s.alpha, s.beta);
-  const Tensor got_d = to_host(dev.d), got_c = to_host(dev.c);
-  MatrixView got_view = dev.vd;
-  got_view.tensor = &got_d;
-  const Tensor got = wick::test::copy_block(got_view), want = wick::test::copy_block(host.vd);
-  const double tol = s.ab == DType::F32 ? 1e-5 : s.c == DType::F32 ? 1e-4 : 1e-2;
-  EXPECT_LE(wick::test::rel_err(got, want), tol) << s.name();
-  EXPECT_EQ(wick::test::guard_changes(d_before, got_d, got_view), 0) << s.name() << ": elements outside d's view changed";
+  expect_output_matches(s, dev.d, dev.vd, host.vd, d_before, "d");
+  const Tensor got_c = to_host(dev.c);
   EXPECT_EQ(std::memcmp(got_c.raw(), c_before.raw(), c_before.nbytes()), 0) << s.name() << ": c was written";
 }
 
