@@ -338,21 +338,18 @@ void gemm(const GemmArgs& g) {
   auto it = st.plans.find(key);
   if (it == st.plans.end()) it = st.plans.emplace(key, make_plan(st, g, key)).first;
   Plan& p = *it->second;
+  if (g.bias)  // this call's bias, for the tuning runs and the call itself
+    WICK_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(p.desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &g.bias,
+                                                     sizeof(g.bias)));
   if (!p.tuned && g.may_tune && ++p.uses >= kTuneAtUse) {
     const int64_t span = (g.batch > 1 ? (g.batch - 1) * key.sc : 0) + (g.m - 1) * key.ldc + g.n;  // c's elements
     if (!tuning_on() || p.candidates.size() < 2 ||
         static_cast<double>(g.m) * static_cast<double>(g.n) * static_cast<double>(g.k) * static_cast<double>(g.batch) < kTuneMinMacs) {
       p.tuned = true;  // the heuristic's choice stays
     } else if (may_tune(g, key, span, ec, eab, s)) {
-      if (g.bias)
-        WICK_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(p.desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &g.bias,
-                                                         sizeof(g.bias)));
       tune(st, p, g, span, ec, s);
     }
   }
-  if (g.bias)
-    WICK_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(p.desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &g.bias,
-                                                     sizeof(g.bias)));
   // cuBLAS's A is our b and its B is our a (see the top of this file).
   WICK_CUBLAS_CHECK(cublasLtMatmul(st.handle, p.desc, &g.alpha, g.b, p.la, g.a, p.lb, &g.beta, g.c_in ? g.c_in : g.c,
                                    p.lc_in ? p.lc_in : p.lc, g.c, p.lc, &p.algo, st.workspace, kWorkspaceBytes, s));
