@@ -11,8 +11,9 @@
 # l2 (each decode projection from HBM and from L2), dev/low_rank/low_rank_bench.cu split (v1 beside v3 / v4 on
 # the seed suite's lora rows: issue 8's <= 10-12 us goal) and dev/gemm_algos on the 1.5B and 7B shapes (gemm).
 # Stages: build tests train ncu (the default), trainab (the training rows of the tree against the base packed in
-# .carry-ab), adapter glu l2 lowrank l2bench gemm. Each writes under $OUT:
-# build.log, cuda-tests.log, decode-ab.txt, glu-ab.txt, l2-ab.txt, low-rank.txt, small-m-l2.txt, train-table.md
+# .carry-ab), wgrad (dev/weight_grads' harness, then training with the weight-gradient kernel against
+# WICK_WEIGHT_GRADS=0), adapter glu l2 lowrank l2bench gemm. Each writes under $OUT:
+# build.log, cuda-tests.log, weight-grads.txt, train-wgrad-ab.md, decode-ab.txt, glu-ab.txt, l2-ab.txt, low-rank.txt, small-m-l2.txt, train-table.md
 # (+ bench/), train-ab.md, ncu-train.txt, gemm-algos.txt, and summary.txt.
 #
 # Here, before the call: bash scripts/pack-deps.sh; bash scripts/decode-ab.sh pack (the tokenizer).
@@ -140,17 +141,42 @@ if want trainab; then
   fi
 fi
 
+if want wgrad; then
+  # dev/weight_grads: the weight-gradient kernel's checks and timings (0.5B / 1.5B sets, grid sizes), then the
+  # training rows with it (the default) against WICK_WEIGHT_GRADS=0 (cuBLASLt's split-k GEMMs and reduces), one
+  # build, alternating: 0.5B two rounds, 1.5B one.
+  if "$NVCC" -O3 -std=c++17 -gencode arch=compute_90,code=sm_90 -I src -o build-gpu/weight_grads_bench.bin \
+      dev/weight_grads/weight_grads_bench.cu >> "$O/build.log" 2>&1; then
+    timeout 120 build-gpu/weight_grads_bench.bin > "$O/weight-grads.txt" 2>&1
+    note "weight_grads harness: $(tail -1 "$O/weight-grads.txt"); $(grep '^per 0.5B' "$O/weight-grads.txt" | tr '\n' ' ')"
+  else
+    note "weight_grads harness did not build (build.log)"
+  fi
+  A=$O/train-wgrad-ab.md
+  : > "$A"
+  for spec in "0.5b 1" "0.5b 2" "1.5b 1"; do
+    set -- $spec
+    for v in 0 1; do
+      OUT=/tmp/bt-out BENCH_TMP=/tmp/bt PEER=0 STEPS=12 BUILD=build-gpu WICK_WEIGHT_GRADS=$v timeout 100 \
+        bash scripts/bench-train.sh "$1" > /dev/null 2>&1
+      echo "$1 round $2, WICK_WEIGHT_GRADS=$v: $(grep '^| train' /tmp/bt-out/train-bench.md)" >> "$A"
+    done
+  done
+  note "train weight_grads A/B: $(tr '\n' ' ' < "$A")"
+fi
+
 if want ncu; then
   # GPU time by kernel over ~three 0.5B training steps (8 x 1024), real clocks: ~steps 5-7 of 8 (the first four,
-  # with the GEMM tuning, are skipped by launch count).
+  # with the GEMM tuning, are skipped by launch count; NCU_SKIP / NCU_COUNT set the launches when a change moves
+  # the count a step: 1,850 before the weight-gradient kernel, ~1,440 with it).
   D=/tmp/bt/data-8x1024.jsonl
   if command -v ncu > /dev/null && [ -f "$D" ]; then
     rm -rf /tmp/ncu-run
     timeout 300 ncu --csv --print-units base --metrics gpu__time_duration.sum --clock-control none \
-      --launch-skip 7400 --launch-count 5550 build-gpu/wick train --model /tmp/bt/qwen2.5-0.5b --data "$D" \
+      --launch-skip ${NCU_SKIP:-7400} --launch-count ${NCU_COUNT:-5550} build-gpu/wick train --model /tmp/bt/qwen2.5-0.5b --data "$D" \
       --out /tmp/ncu-run --batch-size 8 --max-steps 8 --rank 16 --alpha 32 --targets all --lr 1e-4 \
       --scheduler constant --warmup-steps 0 --device cuda --dtype bf16 --max-seq-len 1024 > /tmp/ncu.csv 2> "$O/ncu.err"
-    python3 bench/ncu_summary.py /tmp/ncu.csv 1 "0.5B training, 5,550 launches (~3 steps) after the first 7,400 (~4 steps)" > "$O/ncu-train.txt"
+    python3 bench/ncu_summary.py /tmp/ncu.csv 1 "0.5B training, ${NCU_COUNT:-5550} launches (~3 steps) after the first ${NCU_SKIP:-7400} (~4 steps)" > "$O/ncu-train.txt"
     note "ncu: $(head -2 "$O/ncu-train.txt" | tr '\n' ' ')"
   else
     note "ncu skipped (no ncu or no data from the train stage)"

@@ -9,6 +9,7 @@
 #include "ops/low_rank.h"
 #include "ops/matmul.h"
 #include "ops/small_m_linear.h"
+#include "ops/weight_grads.h"
 
 namespace wick {
 
@@ -147,14 +148,22 @@ void forward16(const Linear& l, const MatrixView& x, Tensor& y, const MatrixView
   matmul(x, whole(l.w), whole(y), false, true, 1.0f, 1.0f, bias);                             // y += x W^T + b
 }
 
-// dB += scale dy^T u, du^T = scale B^T dy^T into duT [r, N] (bf16).
-void adapter_grads_B16(Linear& l, const Tensor& dy, const MatrixView& u, Tensor& duT) {
-  const float sc = l.lora.scale;
-  matmul(whole(dy), u, whole(l.lora.dB), true, false, sc, 1.0f);  // [out, N] x [N, r] -> dB (f32, +=)
-  matmul(l.lora.B16, dy, duT, true, true, sc, 0.0f);              // [r, out] x [out, N] -> du^T
+// The adapter's weight gradients in one op (ops/weight_grads.h): dB += scale dy^T u [out, r], and dA += du^T x
+// ([r, in], the transposed form) when x is given.
+WeightGradProduct dB_product(const Linear& l, const MatrixView& dy, const MatrixView& u) {
+  return {dy, u, whole(l.lora.dB), /*transposed*/ false, l.lora.scale};
+}
+// (The products hold views: dA must outlive the weight_grad_products call.)
+WeightGradProduct dA_product(const Tensor& dA, const MatrixView& x, const MatrixView& du) {
+  return {x, du, whole(dA), /*transposed*/ true, 1.0f};
 }
 
-// As backward32: dB, du^T, dx first, then x (late_x, once) for dA.
+// du = scale dy B [N, r] (bf16) into du's view.
+void adapter_du16(const Linear& l, const Tensor& dy, const MatrixView& du) {
+  matmul(whole(dy), whole(l.lora.B16), du, false, false, l.lora.scale, 0.0f);  // [N, out] x [out, r]
+}
+
+// As backward32: du, dx first, then x (late_x, once) for dA; dB and dA in one weight_grad_products.
 void backward16(Linear& l, const Tensor& dy, const LateView& late_x, const MatrixView& u, Tensor& dx, bool accumulate,
                 LinearScratch& s, uint64_t seed) {
   const float beta = accumulate ? 1.0f : 0.0f;
@@ -163,20 +172,21 @@ void backward16(Linear& l, const Tensor& dy, const LateView& late_x, const Matri
     return;
   }
   const int64_t N = dy.dim(0);
-  Tensor duT = front(s.u16, l.lora.rank(), N, dy.dtype(), dy.device());
-  adapter_grads_B16(l, dy, u, duT);
+  Tensor du = front(s.u16, N, l.lora.rank(), dy.dtype(), dy.device());
+  adapter_du16(l, dy, whole(du));
   if (!uses_dropout(l, seed)) {
-    matmul(duT, l.lora.A16, dx, true, false, 1.0f, beta);  // dx (=|+=) du A
+    matmul(du, l.lora.A16, dx, false, false, 1.0f, beta);  // dx (=|+=) du A
     matmul(dy, l.w, dx, false, false, 1.0f, 1.0f);         // dx += dy W
   } else {
     Tensor dxl = front(s.d16, N, l.in(), dy.dtype(), dy.device());  // consumed before dropout(x) takes s.d16
-    matmul(duT, l.lora.A16, dxl, true, false);
+    matmul(du, l.lora.A16, dxl, false, false);
     dropout_forward(dxl, l.lora.dropout, seed, dxl);
     matmul(dy, l.w, dx, false, false, 1.0f, beta);
     add(dx, dxl, dx);
   }
   Tensor keep;
-  matmul(whole(duT), adapter_input(l, late_x(), s, seed, keep), whole(l.lora.dA), false, false, 1.0f, 1.0f);  // dA += du^T xin
+  const MatrixView x = adapter_input(l, late_x(), s, seed, keep);
+  weight_grad_products({dB_product(l, whole(dy), u), dA_product(l.lora.dA, x, whole(du))});
 }
 
 // Columns [off, off + r) of the products' view u [N, R]: member u_j [N, r].
@@ -298,20 +308,22 @@ void group_backward_views(const std::vector<Linear*>& ls, const std::vector<cons
     }
     return;
   }
-  // Stacked: du^T [R, N] per member, then dx (=|+=) du A in one GEMM, the frozen bases dx += dy_j W_j, and
-  // dA (all members) += du^T x in one GEMM.
-  Tensor duT = front(s.u16, g.R, N, dys[0]->dtype(), dys[0]->device());
+  // Stacked: du [N, R] (each member's columns), then dx (=|+=) du A in one GEMM, the frozen bases dx += dy_j W_j,
+  // and every member's dB with dA (all members, [R, in]) in one weight_grad_products.
+  Tensor du = front(s.u16, N, g.R, dys[0]->dtype(), dys[0]->device());
+  std::vector<WeightGradProduct> grads;
   for (size_t a = 0; a < g.act.size(); a++) {
     Linear& l = *g.act[a];
     const size_t j = std::find(ls.begin(), ls.end(), &l) - ls.begin();
-    Tensor rows = duT.narrow0(g.off[a], l.lora.rank());
-    adapter_grads_B16(l, *dys[j], part(u, g.off[a], l.lora.rank()), rows);
+    adapter_du16(l, *dys[j], part(whole(du), g.off[a], l.lora.rank()));
+    grads.push_back(dB_product(l, whole(*dys[j]), part(u, g.off[a], l.lora.rank())));
   }
   const int64_t in = dx.dim(1);
-  matmul(duT, over(g.act[0]->lora.A16, {g.R, in}, duT.dtype()), dx, true, false, 1.0f, accumulate ? 1.0f : 0.0f);
+  matmul(du, over(g.act[0]->lora.A16, {g.R, in}, du.dtype()), dx, false, false, 1.0f, accumulate ? 1.0f : 0.0f);
   for (size_t j = 0; j < ls.size(); j++) matmul(*dys[j], ls[j]->w, dx, false, false, 1.0f, 1.0f);
-  Tensor dA = over(g.act[0]->lora.dA, {g.R, in}, DType::F32);
-  matmul(whole(duT), once(), whole(dA), false, false, 1.0f, 1.0f);
+  const Tensor dA = over(g.act[0]->lora.dA, {g.R, in}, DType::F32);  // outlives the products' views of it
+  grads.push_back(dA_product(dA, once(), whole(du)));
+  weight_grad_products(grads);
 }
 
 // The folded weight of member l ([W | 0 .. scale B .. 0], [out, in + R]): made when missing or laid out for
@@ -552,18 +564,16 @@ void folded_group_backward(const std::vector<Linear*>& ls, const std::vector<con
   }
   for (size_t j = 0; j < ls.size(); j++)
     if (!ls[j]->lora.active()) matmul(whole(*dys[j]), whole(ls[j]->w), dx_base, false, false, 1.0f, 1.0f);
-  // dB_j += scale_j dy_j^T u_j.
-  for (size_t j = 0; j < ls.size(); j++) {
-    Linear& l = *ls[j];
-    if (l.lora.active())
-      matmul(whole(*dys[j]), part(u, g.offset_of(&l), l.lora.rank()), whole(l.lora.dB), true, false, l.lora.scale, 1.0f);
-  }
-  // dx = dx_base + du A (one GEMM over the stacked A's, reading dx_base and writing dx: no copy), dA += du^T x
-  // (likewise).
+  // dx = dx_base + du A (one GEMM over the stacked A's, reading dx_base and writing dx: no copy); then every
+  // member's dB_j += scale_j dy_j^T u_j with dA += du^T x in one weight_grad_products.
   const Tensor A = over(A_of(g.act[0], f32), {g.R, in}, dt);
   matmul_into(du, whole(A), dx_base, whole(dx), false, false, 1.0f, 1.0f);
-  Tensor dA = over(g.act[0]->lora.dA, {g.R, in}, DType::F32);
-  matmul(du, x, whole(dA), true, false, 1.0f, 1.0f);
+  std::vector<WeightGradProduct> grads;
+  for (size_t j = 0; j < ls.size(); j++)
+    if (ls[j]->lora.active()) grads.push_back(dB_product(*ls[j], whole(*dys[j]), part(u, g.offset_of(ls[j]), ls[j]->lora.rank())));
+  const Tensor dA = over(g.act[0]->lora.dA, {g.R, in}, DType::F32);  // outlives the products' views of it
+  grads.push_back(dA_product(dA, x, du));
+  weight_grad_products(grads);
 }
 
 int64_t folded_group_bytes(const std::vector<Linear*>& ls, DType dt) {

@@ -12,7 +12,8 @@
 // C and D of one dtype for bf16 inputs, so this is the one order that needs no f32 [N, out] buffer; the inner
 // rounding is of the (small) adapter term, where PEFT without autocast rounds the (large) base term instead:
 // round(round(x W^T + b) + lora). Backward likewise: dB += scale dy^T u and dA += du^T x (f32 grads),
-// du = scale dy B (bf16), dx gets du A first, then the base dy W with beta = 1.
+// du = scale dy B (bf16), dx gets du A first, then the base dy W with beta = 1. A linear's (or a group's) dB and
+// dA go to one weight_grad_products (ops/weight_grads.h: one launch on CUDA) once du and x are there.
 //
 // Groups: linears reading one input (q, k, v; gate, up) run x A^T as one GEMM over their stacked A's, and
 // dA += du^T x and dx += du A likewise, when attach laid their adapters out contiguously (pack_lora_group).
@@ -77,7 +78,7 @@ struct LinearScratch {
   Tensor xc;   // a view's elements made contiguous for the dropout (folded groups)
   Tensor dxu;  // folded groups' backward: [N, in + R], the base dx beside every member's du
   Tensor d32;  // the adapter input after dropout (f32 compute with dropout)
-  Tensor u16;  // bf16: [sum r, N] u^T when the caller keeps none, and du^T in backward
+  Tensor u16;  // bf16: [N, sum r] u when the caller keeps none, and du in backward
   Tensor d16;  // bf16: [N, in] dropout(x), and the adapter's dx term with dropout
   // The adapters' bf16 copies (LoraSlot::A16, B16) are current: nothing wrote the f32 masters since a forward
   // cast them. The forward then skips the casts (refresh16) and reads the copies as settled weights. Set only
@@ -129,8 +130,8 @@ void linear_group_backward(const std::vector<Linear*>& ls, const std::vector<con
                            const Tensor& saved, Tensor& dx, bool accumulate, LinearScratch& s,
                            const uint64_t* seeds = nullptr);
 // The same with x given late. For one linear, or a group whose adapters are stacked (one dA GEMM), every
-// product that does not read x (dB, dx) is computed first, then late_x() is called - once, and only if some
-// member has an adapter - and x's products (dA) follow: a caller that did not keep x can rebuild it there from
+// product that does not read x (du, dx) is computed first, then late_x() is called - once, and only if some
+// member has an adapter - and the weight gradients (dB, dA) follow: a caller that did not keep x can rebuild it there from
 // the finished dx (the MLP's GLU output, over its own gradient: model/layer.cpp). Other groups of several
 // linears take x before the first member's backward.
 using LateInput = std::function<const Tensor&()>;

@@ -141,6 +141,14 @@ struct LowRankShape {
   float scale = 1.0f;
 };
 CasePtr make_low_rank(const LowRankShape& s);
+// weight_grad_products: one op over several products out_j (+)= scale_j a_j^T b_j, a_j [K, M_j], b_j [K, R_j]
+// (activations), out_j f32 [M_j, R_j] or, transposed, [R_j, M_j]; scales 0.5, 1.25, 2, .. by product
+struct WeightGradSpec {
+  int64_t M = 1, R = 1;
+  bool transposed = false;
+  bool accumulate = true;
+};
+CasePtr make_weight_grads(int64_t K, const std::vector<WeightGradSpec>& products);
 // segmented_lora_add: x [M, in], y0 [M, out] -> y [M, out]; one (row0, rows, r, scale) per segment, each with
 // its own A [r, in], B [out, r] (f32); rows outside every segment keep y0
 struct LoraSegmentSpec {

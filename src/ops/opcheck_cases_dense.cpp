@@ -8,6 +8,7 @@
 #include "ops/elementwise.h"
 #include "ops/embedding.h"
 #include "ops/low_rank.h"
+#include "ops/weight_grads.h"
 #include "ops/matmul.h"
 #include "ops/opcheck.h"
 #include "ops/optim.h"
@@ -395,6 +396,77 @@ class LowRankCase : public Case {
   LowRankShape s_;
 };
 
+// weight_grad_products (ops/weight_grads.h): a set of products out_j (+)= scale_j a_j^T b_j in one op. On CUDA the
+// bf16 products with M and R multiples of 8, R <= 64 run the tensor-core kernel (one launch a rank tile, K split
+// over blocks), the others cuBLASLt; f32 runs are cuBLASLt throughout.
+class WeightGradsCase : public Case {
+ public:
+  WeightGradsCase(int64_t K, std::vector<WeightGradSpec> ps) : Case("weight_grad_products", tag(K, ps)), K_(K), ps_(std::move(ps)) {
+    tol.why = "f32 sums over K of products of the same (bf16-exact) inputs, in blocked orders: the output is f32, so "
+              "only the summation order differs (rel ~sqrt(K) 2^-24)";
+    tol.dev_bf16 = tol.cpu_bf16 = 1e-4;
+  }
+  static std::string tag(int64_t K, const std::vector<WeightGradSpec>& ps) {
+    std::string t = cat_str("K", K);
+    for (const WeightGradSpec& p : ps)
+      t += cat_str("_", p.transposed ? "T" : "", "M", p.M, "R", p.R, p.accumulate ? "" : "set");
+    return t;
+  }
+  static float scale(size_t j) { return 0.5f + 0.75f * static_cast<float>(j); }
+  Shape out_shape(const WeightGradSpec& p) const { return p.transposed ? Shape{p.R, p.M} : Shape{p.M, p.R}; }
+  // Inputs a_0, b_0, out0_0, a_1, ...; out0_j only with accumulate.
+  std::vector<Spec> inputs() const override {
+    std::vector<Spec> in;
+    for (size_t j = 0; j < ps_.size(); j++) {
+      in.push_back({cat_str("a", j), {K_, ps_[j].M}});
+      in.push_back({cat_str("b", j), {K_, ps_[j].R}});
+      if (ps_[j].accumulate) in.push_back({cat_str("out0_", j), out_shape(ps_[j]), Kind::F32});
+    }
+    return in;
+  }
+  std::vector<Spec> outputs() const override {
+    std::vector<Spec> out;
+    for (size_t j = 0; j < ps_.size(); j++) out.push_back({cat_str("out", j), out_shape(ps_[j]), Kind::F32});
+    return out;
+  }
+  void forward(const std::vector<Tensor>& in, std::vector<Tensor>& out) const override {
+    std::vector<WeightGradProduct> ps;
+    size_t i = 0;
+    for (size_t j = 0; j < ps_.size(); j++) {
+      const Tensor& a = in[i++];
+      const Tensor& b = in[i++];
+      if (ps_[j].accumulate) out[j].copy_from(in[i++]);
+      ps.push_back({MatrixView::whole(a), MatrixView::whole(b), MatrixView::whole(out[j]), ps_[j].transposed, scale(j),
+                    ps_[j].accumulate});
+    }
+    weight_grad_products(ps);
+  }
+  std::vector<ref::Vec> reference(const std::vector<ref::Vec>& in) const override {
+    std::vector<ref::Vec> out;
+    size_t i = 0;
+    for (size_t j = 0; j < ps_.size(); j++) {
+      const ref::Vec& a = in[i++];
+      const ref::Vec& b = in[i++];
+      const ref::Vec* c0 = ps_[j].accumulate ? &in[i++] : nullptr;
+      const double beta = ps_[j].accumulate ? 1.0 : 0.0;
+      const WeightGradSpec& p = ps_[j];
+      out.push_back(p.transposed ? ref::matmul(b, a, c0, nullptr, 1, p.R, p.M, K_, true, false, false, scale(j), beta)
+                                 : ref::matmul(a, b, c0, nullptr, 1, p.M, p.R, K_, true, false, false, scale(j), beta));
+    }
+    return out;
+  }
+  double ref_cost() const override {
+    double c = 0;
+    for (const WeightGradSpec& p : ps_) c += 2.0 * K_ * p.M * p.R;
+    return c;
+  }
+  bool cpu_bf16() const override { return true; }
+
+ private:
+  int64_t K_;
+  std::vector<WeightGradSpec> ps_;
+};
+
 // segmented_lora_add (ops/segmented_lora.h): several adapters over row segments of one batch, rows between the
 // segments untouched. The tag counts the segments and lists their distinct ranks.
 class SegmentedLoraCase : public Case {
@@ -645,6 +717,9 @@ CasePtr make_small_m_glu(int64_t M, int64_t in, int64_t I, bool gelu, bool bias,
 }
 CasePtr make_matmul(const MatmulShape& s) { return std::make_unique<MatmulCase>(s); }
 CasePtr make_low_rank(const LowRankShape& s) { return std::make_unique<LowRankCase>(s); }
+CasePtr make_weight_grads(int64_t K, const std::vector<WeightGradSpec>& products) {
+  return std::make_unique<WeightGradsCase>(K, products);
+}
 CasePtr make_segmented_lora(int64_t M, int64_t in, int64_t out, const std::vector<LoraSegmentSpec>& segs) {
   return std::make_unique<SegmentedLoraCase>(M, in, out, segs);
 }

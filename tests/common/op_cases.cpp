@@ -52,6 +52,16 @@ static std::vector<CasePtr> build() {
   c.push_back(make_low_rank({.M = 129, .in = 65, .r = 8, .out = 33, .accumulate = true, .scale = 2.0f}));
   c.push_back(make_low_rank({.M = 8, .in = 40, .r = 72, .out = 24, .accumulate = true}));
 
+  // weight_grad_products (a LoRA group's dB_j and dA in one op): the kernel's rank tiles 16..64 with R below the
+  // tile (8, 24, 40), M off the 128-column tile, K off the 64-row stage and long enough to split; transposed and
+  // plain outputs, accumulate and set; CUDA's cuBLASLt fallback (M 13, R 12, R 72) beside kernel products
+  c.push_back(make_weight_grads(7, {{.M = 8, .R = 8}}));
+  c.push_back(make_weight_grads(1000, {{.M = 136, .R = 16}, {.M = 24, .R = 16}, {.M = 64, .R = 48, .transposed = true}}));
+  c.push_back(make_weight_grads(2053, {{.M = 896, .R = 16}, {.M = 128, .R = 16, .accumulate = false},
+                                       {.M = 256, .R = 32, .transposed = true, .accumulate = false}}));
+  c.push_back(make_weight_grads(517, {{.M = 40, .R = 24}, {.M = 200, .R = 40, .transposed = true}, {.M = 16, .R = 64},
+                                      {.M = 13, .R = 12}, {.M = 32, .R = 72, .transposed = true}}));
+
   // segmented_lora_add (many adapters in one serving batch): one segment; decode rows of 8 adapters with rows
   // between them untouched; mixed ranks up to 64 and one above (CUDA: that segment by GEMMs); a prefill-long
   // segment with in and out off the kernel's 128 / 256 tiles; 40 one-row segments (two launches on CUDA)

@@ -17,6 +17,7 @@
 #include "ops/sampling.h"
 #include "ops/elementwise.h"
 #include "ops/low_rank.h"
+#include "ops/weight_grads.h"
 #include "ops/small_m_linear.h"
 
 namespace wick::cpu {
@@ -64,6 +65,7 @@ void cast(const Tensor& src, Tensor& dst);
 void copy_matrix(const MatrixView& src, const MatrixView& dst, float scale);
 void fill(Tensor& t, float value);
 void low_rank_product(const Tensor& x, const Tensor& A, const Tensor& B, float scale, Tensor& y, bool accumulate);
+void weight_grad_products(const std::vector<WeightGradProduct>& products);  // checked by ops/weight_grads.cpp
 void small_m_linear(const Tensor& x, const std::vector<const Tensor*>& w, const std::vector<const Tensor*>& bias,
                     const std::vector<Tensor*>& y, const SmallMOptions& opt);
 void small_m_glu(const Tensor& x, const Tensor& w_gate, const Tensor& w_up, const Tensor* b_gate, const Tensor* b_up,

@@ -18,6 +18,7 @@
 #include "ops/sampling.h"
 #include "ops/elementwise.h"
 #include "ops/low_rank.h"
+#include "ops/weight_grads.h"
 #include "ops/segmented_lora.h"
 #include "ops/small_m_linear.h"
 
@@ -76,6 +77,7 @@ void cast(const Tensor& src, Tensor& dst);
 void copy_matrix(const MatrixView& src, const MatrixView& dst, float scale);
 void fill(Tensor& t, float value);
 void low_rank_product(const Tensor& x, const Tensor& A, const Tensor& B, float scale, Tensor& y, bool accumulate);
+void weight_grad_products(const std::vector<WeightGradProduct>& products);  // checked by ops/weight_grads.cpp
 // Every segment has 1 <= r <= kSegmentedLoraMaxRank and rows >= 1 (the public op routes the rest).
 void segmented_lora_add(const Tensor& x, const std::vector<LoraSegment>& segments, Tensor& y);
 void small_m_linear(const Tensor& x, const std::vector<const Tensor*>& w, const std::vector<const Tensor*>& bias,

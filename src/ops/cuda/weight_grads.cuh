@@ -1,0 +1,262 @@
+// weight_grad_products (ops/weight_grads.h) on tensor cores: out_i (+)= scale_i a_i^T b_i for a set of products in
+// ONE launch, a_i [K, M_i] and b_i [K, R_i] bf16 row-major views (R_i <= 64, a multiple of 8), out_i f32 [M_i, R_i]
+// or its transpose [R_i, M_i]. Header-only (CUDA runtime only) so dev/weight_grads/ builds the very kernel wick runs.
+//
+// What it replaces and why. The LoRA adapters' weight gradients of a training step are products of this shape:
+// dB_j += s dy_j^T u_j ([out_j, r], K = the step's N tokens) and dA += du^T x (stored [R, in]: the transposed
+// form). cuBLASLt runs each as its own GEMM split over K (the output is a thin [M, 16..64] slab) plus a reduce
+// launch: on the 0.5B step (8 x 1024) ~11 GEMMs and ~12 reduce launches a layer, ~4.7 ms of a ~51 ms H200 step
+// (ncu, session 28), where reading the operands once at HBM speed takes ~2 ms. The work is a stream over a
+// (8 K M bytes at gate/up) with ~16-64 multiply-adds per element: bandwidth, not arithmetic. So:
+//  - a block takes a 128-column tile of one product's a and a range of K rows ("split"), streams [64 x 128] a
+//    tiles and [64 x RT] b tiles through a ring of kStages cp.async stages, and multiplies them with mma.sync
+//    m16n8k16 (bf16 in, f32 accumulate; ldmatrix.trans turns the row-major tiles into the fragments);
+//  - every product of the set shares the grid (a block finds its product by its index), so small products (k/v's
+//    dB, 2 MB) run beside large ones instead of one after another;
+//  - the K splits of a tile leave f32 partials [128 x RT] in a workspace; the tile's last block (a ticket counter
+//    a tile, reset by that block) sums them in split order and adds scale * sum to out: no atomics on the output,
+//    no reduce launch, and the same bits every run (the order does not depend on which block finishes last).
+// Summation order of an element: within a split, the 64-row stages in order, each as mma's k16 steps in order;
+// then the splits 0, 1, .. in order. Not the CPU twin's (sgemm's) order.
+// Requirements (ops/cuda/weight_grads.cu checks them and sends anything else to cuBLASLt): bf16 a and b, a's and
+// b's base addresses 16-byte aligned with row strides a multiple of 8 elements, M a multiple of 8, R a multiple
+// of 8 and <= 64, K, M < 2^31.
+#pragma once
+#include <cuda_bf16.h>
+#include <cuda_runtime.h>
+
+#include <cstdint>
+
+#include "ops/cuda/cp_async.cuh"
+
+namespace wick::wgrad {
+
+using bf16 = __nv_bfloat16;
+
+constexpr int kMaxProducts = 8;  // per launch (the caller splits longer lists)
+constexpr int kTileM = 128;      // columns of a per block: 4 warps of 32
+constexpr int kStageK = 64;      // rows of a and b per pipeline stage
+constexpr int kStages = 4;
+constexpr int kThreads = 128;
+constexpr int kPitchA = kTileM + 8;  // shared-memory row pitch (elements): the 8 rows of an ldmatrix hit 8 bank groups
+constexpr int kMinSplitRows = 256;   // a split streams at least this many rows (4 stages)
+
+struct Product {
+  const bf16* a = nullptr;  // [K, M], row stride lda
+  const bf16* b = nullptr;  // [K, R], row stride ldb
+  float* out = nullptr;     // [M, R] (row stride ldo) or, transposed, [R, M]
+  long long lda = 0, ldb = 0, ldo = 0;
+  int K = 0, M = 0, R = 0;
+  int transposed = 0;
+  int accumulate = 1;  // out += scale * sum (else out = scale * sum)
+  float scale = 1.0f;
+  // Planned by plan(): tiles of M, K splits, rows a split, the first block, partials and counters offsets.
+  int tiles = 0, splits = 1, split_rows = 0, first_block = 0;
+  long long part_offset = 0;  // floats into the workspace
+  int counter_offset = 0;     // tiles before this product's (the counters are one per tile)
+};
+
+struct Batch {
+  Product p[kMaxProducts];
+  int n = 0;
+  int blocks = 0;
+  float* part = nullptr;     // workspace: sum over products of tiles * splits * kTileM * RT floats
+  unsigned* counters = nullptr;  // one per tile, zero between launches (each tile's last block resets its own)
+};
+
+// Shared memory a block of rank tile RT uses.
+template <int RT> constexpr size_t smem_bytes() {
+  return size_t(kStages) * kStageK * (kPitchA + RT + 8) * sizeof(bf16);
+}
+
+// Lays the products of b out over the grid: each gets tiles = ceil(M / 128) and splits chosen so that the launch
+// has about `want_blocks` blocks (several waves: the tail wave is short), at least kMinSplitRows rows a split.
+// Fills part_offset / counter_offset and returns the workspace floats; b.blocks is the grid size.
+template <int RT> inline long long plan(Batch& b, int want_blocks) {
+  int tiles = 0;
+  for (int i = 0; i < b.n; i++) tiles += (b.p[i].M + kTileM - 1) / kTileM;
+  const int per_tile = tiles > 0 ? (want_blocks + tiles - 1) / tiles : 1;
+  long long part = 0;
+  int blocks = 0, counters = 0;
+  for (int i = 0; i < b.n; i++) {
+    Product& p = b.p[i];
+    p.tiles = (p.M + kTileM - 1) / kTileM;
+    const int max_splits = p.K / kMinSplitRows > 1 ? p.K / kMinSplitRows : 1;
+    int splits = per_tile < max_splits ? per_tile : max_splits;
+    if (splits < 1) splits = 1;
+    // Rows a split, whole stages, then the splits those rows need (no empty split).
+    const int stages = (p.K + kStageK - 1) / kStageK;
+    const int stages_per = (stages + splits - 1) / splits;
+    p.split_rows = stages_per * kStageK;
+    p.splits = p.K > 0 ? (p.K + p.split_rows - 1) / p.split_rows : 1;
+    p.first_block = blocks;
+    p.part_offset = part;
+    p.counter_offset = counters;
+    blocks += p.tiles * p.splits;
+    part += (long long)p.tiles * p.splits * kTileM * RT;
+    counters += p.tiles;
+  }
+  b.blocks = blocks;
+  return part;
+}
+inline int counters_needed(const Batch& b) {
+  int n = 0;
+  for (int i = 0; i < b.n; i++) n += (b.p[i].M + kTileM - 1) / kTileM;
+  return n;
+}
+
+__device__ __forceinline__ void ldsm_x4_trans(uint32_t (&r)[4], uint32_t addr) {
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0, %1, %2, %3}, [%4];\n"
+               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+               : "r"(addr));
+}
+__device__ __forceinline__ void mma16816(float (&c)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1) {
+  asm volatile(
+      "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, "
+      "{%0, %1, %2, %3};\n"
+      : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+}
+
+// One block: product p, tile `tile` of its M, rows [k0, k1) of its K. RT: the rank tile (16, 32, 48 or 64), R <= RT.
+template <int RT> __global__ void __launch_bounds__(kThreads) weight_grad_kernel(const __grid_constant__ Batch batch) {
+  static_assert(RT % 16 == 0 && RT <= 64, "rank tile");
+  constexpr int kPitchB = RT + 8;
+  extern __shared__ __align__(128) unsigned char smem[];
+  bf16* sa = reinterpret_cast<bf16*>(smem);                  // [kStages][kStageK][kPitchA]
+  bf16* sb = sa + kStages * kStageK * kPitchA;               // [kStages][kStageK][kPitchB]
+  __shared__ unsigned last_flag;
+
+  int pi = 0;
+  while (pi + 1 < batch.n && (int)blockIdx.x >= batch.p[pi + 1].first_block) pi++;
+  const Product& P = batch.p[pi];
+  const int local = blockIdx.x - P.first_block;
+  const int tile = local / P.splits, split = local % P.splits;
+  const int m0 = tile * kTileM;
+  const int k0 = split * P.split_rows;
+  const int k1 = min(P.K, k0 + P.split_rows);
+  const int nstages = (k1 - k0 + kStageK - 1) / kStageK;
+  const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32;
+
+  // Stage s of this block's rows into ring slot `slot`: a [64 x 128] (16 chunks of 16 B a row), b [64 x RT].
+  auto load = [&](int s, int slot) {
+    const int kb = k0 + s * kStageK;
+    bf16* da = sa + slot * kStageK * kPitchA;
+#pragma unroll
+    for (int i = 0; i < kStageK * (kTileM / 8) / kThreads; i++) {
+      const int c = tid + i * kThreads, row = c / (kTileM / 8), col = (c % (kTileM / 8)) * 8;
+      const int k = kb + row, m = m0 + col;
+      const bool ok = k < k1 && m < P.M;
+      const bf16* src = ok ? P.a + (long long)k * P.lda + m : P.a;
+      cp_async::cp_async16(cp_async::smem_u32(da + row * kPitchA + col), src, ok);
+    }
+    bf16* db = sb + slot * kStageK * kPitchB;
+    for (int c = tid; c < kStageK * (RT / 8); c += kThreads) {
+      const int row = c / (RT / 8), col = (c % (RT / 8)) * 8;
+      const int k = kb + row;
+      const bool ok = k < k1 && col < P.R;
+      const bf16* src = ok ? P.b + (long long)k * P.ldb + col : P.b;
+      cp_async::cp_async16(cp_async::smem_u32(db + row * kPitchB + col), src, ok);
+    }
+  };
+
+  // acc[mt][nt]: rows (m) mw + 16 mt + {g, g + 8}, columns (r) 8 nt + {2t, 2t + 1}.
+  float acc[2][RT / 8][4];
+#pragma unroll
+  for (int mt = 0; mt < 2; mt++)
+#pragma unroll
+    for (int nt = 0; nt < RT / 8; nt++)
+#pragma unroll
+      for (int e = 0; e < 4; e++) acc[mt][nt][e] = 0.0f;
+
+#pragma unroll
+  for (int s = 0; s < kStages - 1; s++) {
+    if (s < nstages) load(s, s);
+    cp_async::cp_async_commit();
+  }
+  const int mw = warp * 32;
+  const int mat = lane / 8, rr = lane % 8;
+  for (int s = 0; s < nstages; s++) {
+    cp_async::cp_async_wait<kStages - 2>();
+    __syncthreads();  // stage s has landed for every thread; slot (s - 1) % kStages is free
+    if (s + kStages - 1 < nstages) load(s + kStages - 1, (s + kStages - 1) % kStages);
+    cp_async::cp_async_commit();
+    const bf16* ta = sa + (s % kStages) * kStageK * kPitchA;
+    const bf16* tb = sb + (s % kStages) * kStageK * kPitchB;
+#pragma unroll
+    for (int kk = 0; kk < kStageK; kk += 16) {
+      // A fragments (m x k) of a^T from the [k][m] tile: matrices (m +0/+8) x (k +0/+8), transposed by ldmatrix.
+      uint32_t af[2][4];
+#pragma unroll
+      for (int mt = 0; mt < 2; mt++) {
+        const int k = kk + (mat / 2) * 8 + rr, m = mw + mt * 16 + (mat % 2) * 8;
+        ldsm_x4_trans(af[mt], cp_async::smem_u32(ta + k * kPitchA + m));
+      }
+      // B fragments (k x r) from the [k][r] tile, two 8-column tiles an ldmatrix x4.
+#pragma unroll
+      for (int np = 0; np < RT / 16; np++) {
+        uint32_t bfr[4];
+        const int k = kk + (mat % 2) * 8 + rr, n = np * 16 + (mat / 2) * 8;
+        ldsm_x4_trans(bfr, cp_async::smem_u32(tb + k * kPitchB + n));
+#pragma unroll
+        for (int mt = 0; mt < 2; mt++) {
+          mma16816(acc[mt][2 * np], af[mt], bfr[0], bfr[1]);
+          mma16816(acc[mt][2 * np + 1], af[mt], bfr[2], bfr[3]);
+        }
+      }
+    }
+  }
+  cp_async::cp_async_wait<0>();
+
+  // This split's partial tile [128][RT] f32 to the workspace.
+  const int g = lane / 4, t2 = (lane % 4) * 2;
+  float* part = batch.part + P.part_offset + (long long)(tile * P.splits + split) * kTileM * RT;
+#pragma unroll
+  for (int mt = 0; mt < 2; mt++)
+#pragma unroll
+    for (int nt = 0; nt < RT / 8; nt++)
+#pragma unroll
+      for (int h = 0; h < 2; h++) {
+        const int m = mw + mt * 16 + g + h * 8, r = nt * 8 + t2;
+        *reinterpret_cast<float2*>(part + m * RT + r) = make_float2(acc[mt][nt][2 * h], acc[mt][nt][2 * h + 1]);
+      }
+  if (P.splits > 1) {
+    __threadfence();  // the partial is visible device-wide before the ticket
+    __syncthreads();
+    if (tid == 0) {
+      unsigned* counter = batch.counters + P.counter_offset + tile;
+      const unsigned ticket = atomicAdd(counter, 1u);
+      last_flag = ticket == unsigned(P.splits - 1);
+      if (last_flag) *counter = 0;  // ready for the next launch (stream order)
+    }
+    __syncthreads();
+    if (!last_flag) return;
+    __threadfence();
+  } else {
+    __syncthreads();
+  }
+  // The tile's last block: out (+)= scale * sum over the splits, in split order. Threads walk the output's
+  // contiguous direction (r for [M, R], m for the transposed [R, M]).
+  const float* tile_part = batch.part + P.part_offset + (long long)tile * P.splits * kTileM * RT;
+  for (int e = tid; e < kTileM * RT; e += kThreads) {
+    const int m = P.transposed ? e % kTileM : e / RT;
+    const int r = P.transposed ? e / kTileM : e % RT;
+    if (m0 + m >= P.M || r >= P.R) continue;
+    float sum = 0.0f;
+    for (int s = 0; s < P.splits; s++) sum += __ldcg(tile_part + (long long)s * kTileM * RT + m * RT + r);
+    float* o = P.transposed ? P.out + (long long)r * P.ldo + (m0 + m) : P.out + (long long)(m0 + m) * P.ldo + r;
+    *o = P.accumulate ? *o + P.scale * sum : P.scale * sum;
+  }
+}
+
+// Launches the planned batch (plan<RT>() first) on stream s.
+template <int RT> inline cudaError_t launch(const Batch& b, cudaStream_t s) {
+  if (b.blocks == 0) return cudaSuccess;
+  constexpr size_t smem = smem_bytes<RT>();
+  cudaError_t e = cudaFuncSetAttribute(weight_grad_kernel<RT>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem);
+  if (e != cudaSuccess) return e;
+  weight_grad_kernel<RT><<<b.blocks, kThreads, smem, s>>>(b);
+  return cudaGetLastError();
+}
+
+}  // namespace wick::wgrad
