@@ -328,17 +328,22 @@ void group_backward_views(const std::vector<Linear*>& ls, const std::vector<cons
 
 // The folded weight of member l ([W | 0 .. scale B .. 0], [out, in + R]): made when missing or laid out for
 // another group, its scale B columns rewritten from the f32 master (one rounding).
-const Tensor& folded_weight(const Linear& l, int64_t R, int64_t off, DType dt) {
+// current: refresh_adapters has just rewritten the scale B columns (only a copy made here needs them).
+const Tensor& folded_weight(const Linear& l, int64_t R, int64_t off, DType dt, bool current) {
   const LoraSlot& a = l.lora;
   const int64_t in = l.in(), out = l.out(), r = a.rank();
   if (!a.folded.defined() || a.folded.shape() != Shape{out, in + R} || a.folded.dtype() != dt || a.folded_at != off) {
     a.folded = Tensor::zeros({out, in + R}, dt, l.w.device());
     copy_matrix(whole(l.w), MatrixView::columns(a.folded, 0, in));
     a.folded_at = off;
+    current = false;
   }
-  copy_matrix(whole(a.B), MatrixView::columns(a.folded, in + off, r), a.scale);
+  if (!current) copy_matrix(whole(a.B), MatrixView::columns(a.folded, in + off, r), a.scale);
   return a.folded;
 }
+
+// A 1-D tensor as a [1, n] view.
+MatrixView flat(const Tensor& t) { return MatrixView{&t, 0, 1, t.numel(), t.numel()}; }
 
 }  // namespace
 
@@ -526,7 +531,8 @@ void folded_group_forward(const std::vector<Linear*>& ls, const Tensor& xu, cons
     const Linear& l = *ls[j];
     const Tensor* bias = l.b.defined() ? &l.b : nullptr;
     if (!l.lora.active()) matmul(x, whole(l.w), whole(*ys[j]), false, true, 1.0f, 0.0f, bias);
-    else matmul(whole(xu), whole(folded_weight(l, g.R, g.offset_of(&l), dt)), whole(*ys[j]), false, true, 1.0f, 0.0f, bias);
+    else matmul(whole(xu), whole(folded_weight(l, g.R, g.offset_of(&l), dt, s.adapters_current)), whole(*ys[j]), false,
+                true, 1.0f, 0.0f, bias);
   }
 }
 
@@ -574,6 +580,26 @@ void folded_group_backward(const std::vector<Linear*>& ls, const std::vector<con
   const Tensor dA = over(g.act[0]->lora.dA, {g.R, in}, DType::F32);  // outlives the products' views of it
   grads.push_back(dA_product(dA, x, du));
   weight_grad_products(grads);
+}
+
+bool refresh_adapters(const std::vector<Linear*>& linears) {
+  std::vector<MatrixCopy> copies;
+  std::vector<const void*> cast;
+  for (const Linear* l : linears) {
+    const LoraSlot& a = l->lora;
+    if (!a.active()) continue;
+    if (l->w.dtype() != DType::F32) {  // bf16 compute: the packed block's one cast (refresh16's)
+      if (!packed(a)) return false;     // a stand-alone adapter: refresh16 makes its copies at the forward
+      if (std::find(cast.begin(), cast.end(), a.pack16.raw()) == cast.end()) {
+        cast.push_back(a.pack16.raw());
+        copies.push_back({flat(a.pack32), flat(a.pack16)});
+      }
+    }
+    if (a.folded.defined() && a.folded.dim(1) >= l->in() + a.folded_at + a.rank())
+      copies.push_back({whole(a.B), MatrixView::columns(a.folded, l->in() + a.folded_at, a.rank()), a.scale});
+  }
+  copy_matrices(copies);
+  return true;
 }
 
 int64_t folded_group_bytes(const std::vector<Linear*>& ls, DType dt) {

@@ -80,9 +80,10 @@ struct LinearScratch {
   Tensor d32;  // the adapter input after dropout (f32 compute with dropout)
   Tensor u16;  // bf16: [N, sum r] u when the caller keeps none, and du in backward
   Tensor d16;  // bf16: [N, in] dropout(x), and the adapter's dx term with dropout
-  // The adapters' bf16 copies (LoraSlot::A16, B16) are current: nothing wrote the f32 masters since a forward
-  // cast them. The forward then skips the casts (refresh16) and reads the copies as settled weights. Set only
-  // for the duration of one decode step of a decode loop after its first (CausalLM::decode_step).
+  // The adapters' bf16 copies (LoraSlot::A16, B16) and folded weights are current: nothing wrote the f32 masters
+  // since they were refreshed. The forward then skips the casts (refresh16) and the folded weights' copies, and
+  // reads the copies as settled weights. Set only for the duration of one decode step of a decode loop after its
+  // first (CausalLM::decode_step) and of one training step after refresh_adapters (LossAndGrads).
   bool adapters_current = false;
 };
 
@@ -151,6 +152,13 @@ void folded_group_forward(const std::vector<Linear*>& ls, const Tensor& xu, cons
                           LinearScratch& s, const uint64_t* seeds = nullptr);
 void folded_group_backward(const std::vector<Linear*>& ls, const std::vector<const Tensor*>& dys, const Tensor& xu,
                            Tensor& dx, bool accumulate, LinearScratch& s, const uint64_t* seeds = nullptr);
+// Training, before a step's forward: every adapter's bf16 copies (one cast a packed block) and every existing
+// folded weight's scale B columns from the f32 masters, all in one copy_matrices (ops/elementwise.h: a few
+// launches, where the forward's own refreshes are ~200 launches of a few microseconds on a 24-layer model).
+// Returns false, and copies nothing, when some adapter is not packed (pack_lora_group); true means the caller
+// may set LinearScratch::adapters_current for that step's forward (a folded weight made or re-laid out there is
+// still filled by the forward).
+bool refresh_adapters(const std::vector<Linear*>& linears);
 // Bytes of the folded weights a group of these linears makes ([out_j, in + R] each, in the compute dtype dt).
 int64_t folded_group_bytes(const std::vector<Linear*>& ls, DType dt);
 

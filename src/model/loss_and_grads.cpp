@@ -243,6 +243,14 @@ int64_t LossAndGrads::queue_step(const TrainBatch& batch, float grad_scale, uint
     return bf.work;
   };
 
+  // The adapters' bf16 copies and folded weights for this step, in a few launches; the forward then skips its own
+  // refreshes (LinearScratch::adapters_current, for this step only).
+  struct AdaptersCurrent {
+    bool& flag;
+    ~AdaptersCurrent() { flag = false; }
+  } current{bf.lin.adapters_current};
+  bf.lin.adapters_current = refresh_adapters(linears);
+
   // ---- forward ----
   Tensor x = bf.layers.empty() ? bf.x_final : bf.layers[0].x;
   m_.embed_tokens(bf.ids, x);

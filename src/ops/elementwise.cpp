@@ -64,6 +64,35 @@ void copy_matrix(const MatrixView& src, const MatrixView& dst, float scale) {
   WICK_OP_DISPATCH(op, dev, copy_matrix, src, dst, scale);
 }
 
+void copy_matrices(const std::vector<MatrixCopy>& copies) {
+  static const char* op = "copy_matrices";
+  if (copies.empty()) return;
+  std::vector<Arg> all;
+  for (const MatrixCopy& c : copies) {
+    all.push_back({"src", c.src.tensor});
+    all.push_back({"dst", c.dst.tensor});
+  }
+  const Device dev = ops_detail::one_device(op, all);
+  for (size_t i = 0; i < copies.size(); i++) {
+    const MatrixCopy& c = copies[i];
+    const Arg S{"src", c.src.tensor}, D{"dst", c.dst.tensor};
+    const std::string at = "copy " + std::to_string(i) + ": ";
+    ops_detail::need_view_inside(op, "src", c.src);
+    ops_detail::need_view_inside(op, "dst", c.dst);
+    ops_detail::need_float(op, S);
+    ops_detail::need_float(op, D);
+    if (c.src.rows != c.dst.rows || c.src.cols != c.dst.cols)
+      fail(op, {S, D}, at + ops_detail::view_str("dst", c.dst) + " must have the rows and cols of " + ops_detail::view_str("src", c.src));
+    for (size_t j = 0; j < copies.size(); j++) {
+      if (ops_detail::may_overlap(c.dst, copies[j].src))
+        fail(op, {S, D}, at + ops_detail::view_str("dst", c.dst) + " must not overlap copy " + std::to_string(j) + "'s src");
+      if (j != i && ops_detail::may_overlap(c.dst, copies[j].dst))
+        fail(op, {D}, at + ops_detail::view_str("dst", c.dst) + " must not overlap copy " + std::to_string(j) + "'s dst");
+    }
+  }
+  WICK_OP_DISPATCH(op, dev, copy_matrices, copies);
+}
+
 void fill(Tensor& t, float value) {
   static const char* op = "fill";
   const Arg T{"t", &t};

@@ -1,4 +1,6 @@
 #pragma once
+#include <vector>
+
 #include "core/tensor.h"
 #include "ops/matrix_view.h"
 
@@ -16,6 +18,14 @@ void cast(const Tensor& src, Tensor& dst);
 // columns, a K-concatenated activation's x: model/linear.h). Same rows and cols; no overlap; nothing outside
 // dst's view is written.
 void copy_matrix(const MatrixView& src, const MatrixView& dst, float scale = 1.0f);
+// Many copy_matrix at once (CUDA: one launch for up to 32 copies of one dtype pair, where each alone is a few
+// microseconds of launch for a few KB: a training step's adapter refresh, model/linear.h refresh_adapters). Each
+// copy as copy_matrix; no copy's dst may overlap another copy's src or dst (they run in any order).
+struct MatrixCopy {
+  MatrixView src, dst;
+  float scale = 1.0f;
+};
+void copy_matrices(const std::vector<MatrixCopy>& copies);
 // Fill with a constant (f32/bf16/i32).
 void fill(Tensor& t, float value);
 

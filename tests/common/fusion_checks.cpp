@@ -256,4 +256,38 @@ void check_copy_matrix(Device dev) {
   EXPECT_THROW(copy_matrix(MatrixView::columns(t, 0, 4), MatrixView::columns(t, 2, 4)), Error);
 }
 
+void check_copy_matrices(Device dev) {
+  Rng rng(33);
+  // 41 copies (more than one CUDA launch takes), every dtype pair, empty and 100,000-element ones, into column
+  // blocks of shared destination buffers: the same bits as copy_matrix one copy at a time, nothing else written.
+  const DType dts[] = {DType::F32, DType::BF16};
+  std::vector<Tensor> srcs, dsts_a, dsts_b;
+  std::vector<MatrixCopy> copies;
+  for (int i = 0; i < 41; i++) {
+    const DType sd = dts[i % 2], dd = dts[(i / 2) % 2];
+    const int64_t rows = i == 7 ? 400 : 1 + i % 5, cols = i == 7 ? 250 : (i == 11 ? 0 : 3 + i % 9);
+    srcs.push_back(randn({rows, cols + 3}, rng).to(sd).to(dev));
+    dsts_a.push_back(randn({rows, 2 * cols + 5}, rng).to(dd).to(dev));
+  }
+  for (const Tensor& d : dsts_a) dsts_b.push_back(d.clone());
+  for (int i = 0; i < 41; i++) {
+    const int64_t cols = srcs[i].dim(1) - 3;
+    copies.push_back({MatrixView::columns(srcs[i], 2, cols), MatrixView::columns(dsts_a[i], 4, cols), 0.25f * (i % 7) - 0.5f});
+  }
+  copy_matrices(copies);
+  for (int i = 0; i < 41; i++) {
+    const MatrixCopy& c = copies[i];
+    copy_matrix(c.src, MatrixView{&dsts_b[i], c.dst.offset, c.dst.rows, c.dst.cols, c.dst.ld}, c.scale);
+    EXPECT_EQ(bits(dsts_a[i]), bits(dsts_b[i])) << "copy " << i << " on " << dev.str();
+  }
+  // Refused: one copy's dst over another's dst or src.
+  Tensor t = Tensor::zeros({4, 8}, DType::F32, dev), u = Tensor::zeros({4, 8}, DType::F32, dev);
+  const auto cols = [](const Tensor& x, int64_t f) { return MatrixView::columns(x, f, 2); };
+  EXPECT_NE(error_of([&] { copy_matrices({{cols(t, 0), cols(u, 0)}, {cols(t, 2), cols(u, 1)}}); }).find("must not overlap copy 1's dst"),
+            std::string::npos);
+  EXPECT_NE(error_of([&] { copy_matrices({{cols(t, 0), cols(u, 0)}, {cols(u, 0), cols(t, 4)}}); }).find("must not overlap copy 1's src"),
+            std::string::npos);
+  EXPECT_EQ(error_of([&] { copy_matrices({{cols(t, 0), cols(u, 0)}, {cols(t, 2), cols(u, 2)}}); }), "");
+}
+
 }  // namespace wick::test

@@ -30,5 +30,7 @@ void check_rope_misaligned_equals_aligned(Device dev, DType dt);
 void check_norm_view_equals_tensor(Device dev, DType dt);
 // Every f32 / bf16 pair of src and dst dtypes, column blocks below leading rows, scales 1 and 0.37.
 void check_copy_matrix(Device dev);
+// copy_matrices: many copies in one call, the bits of copy_matrix one at a time; the overlap refusals.
+void check_copy_matrices(Device dev);
 
 }  // namespace wick::test

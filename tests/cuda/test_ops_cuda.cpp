@@ -123,6 +123,10 @@ TEST(CudaCopyMatrix, RoundsScaledBlocksAndWritesNothingElse) {
   WICK_REQUIRE_CUDA();
   wick::test::check_copy_matrix(wick::Device::cuda());
 }
+TEST(CudaCopyMatrices, ManyCopiesEqualOneAtATime) {
+  WICK_REQUIRE_CUDA();
+  wick::test::check_copy_matrices(wick::Device::cuda());
+}
 
 TEST(CudaRopeQk, OneLaunchEqualsRopeOnQThenK) {
   WICK_REQUIRE_CUDA();

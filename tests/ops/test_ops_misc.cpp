@@ -121,6 +121,7 @@ TEST(RmsNorm, ViewFormEqualsTensorForm) {
 }
 
 TEST(CopyMatrix, RoundsScaledBlocksAndWritesNothingElse) { wick::test::check_copy_matrix(wick::Device::cpu()); }
+TEST(CopyMatrices, ManyCopiesEqualOneAtATime) { wick::test::check_copy_matrices(wick::Device::cpu()); }
 
 TEST(CrossEntropy, ForwardBackwardEqualsForwardThenBackward) {
   wick::test::check_cross_entropy_fused_equals_separate(wick::Device::cpu(), wick::DType::F32);

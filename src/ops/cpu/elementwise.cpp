@@ -62,6 +62,10 @@ void copy_matrix(const MatrixView& src, const MatrixView& dst, float scale) {
     }
 }
 
+void copy_matrices(const std::vector<MatrixCopy>& copies) {
+  for (const MatrixCopy& c : copies) cpu::copy_matrix(c.src, c.dst, c.scale);
+}
+
 void fill(Tensor& t, float value) {
   const int64_t n = t.numel();
   switch (t.dtype()) {

@@ -75,6 +75,7 @@ void scale(const Tensor& x, float s, Tensor& out);
 void axpy(float alpha, const Tensor& x, Tensor& y);
 void cast(const Tensor& src, Tensor& dst);
 void copy_matrix(const MatrixView& src, const MatrixView& dst, float scale);
+void copy_matrices(const std::vector<MatrixCopy>& copies);  // checked by ops/elementwise.cpp
 void fill(Tensor& t, float value);
 void low_rank_product(const Tensor& x, const Tensor& A, const Tensor& B, float scale, Tensor& y, bool accumulate);
 void weight_grad_products(const std::vector<WeightGradProduct>& products);  // checked by ops/weight_grads.cpp

@@ -1,5 +1,7 @@
 // Elementwise ops on CUDA (ops/elementwise.h): one grid-stride launch each, 4 elements per thread when
 // every pointer is aligned for it (float4 / 8-byte bf16 loads), f32 math, outputs may alias inputs.
+#include <algorithm>
+
 #include "ops/cuda/common.cuh"
 #include "ops/cuda/cuda_ops.h"
 #include "ops/cuda/pdl.cuh"
@@ -78,6 +80,30 @@ __global__ void copy_matrix_kernel(const S* src, long long lds, D* dst, long lon
   }
 }
 
+// copy_matrices: up to kCopiesALaunch copies of one dtype pair, copy blockIdx.y; each block grid-strides over
+// its copy's elements (blocks past a small copy's end exit at once).
+constexpr int kCopiesALaunch = 32;
+struct CopyItem {
+  const void* src;
+  void* dst;
+  long long lds, ldd, rows;
+  int cols;
+  float scale;
+};
+struct CopyTable {
+  CopyItem c[kCopiesALaunch];
+};
+template <typename S, typename D> __global__ void copy_matrices_kernel(const __grid_constant__ CopyTable t) {
+  const CopyItem& it = t.c[blockIdx.y];
+  const S* src = static_cast<const S*>(it.src);
+  D* dst = static_cast<D*>(it.dst);
+  const long long n = it.rows * it.cols;
+  for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < n; i += (long long)gridDim.x * blockDim.x) {
+    const long long r = i / it.cols, c = i % it.cols;
+    dst[r * it.ldd + c] = cuda::from_f<D>(it.scale * cuda::to_f(src[r * it.lds + c]));
+  }
+}
+
 template <typename U> __global__ void fill_kernel(U* p, long long n, U bits) {
   for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < n; i += (long long)gridDim.x * blockDim.x)
     p[i] = bits;
@@ -131,6 +157,40 @@ void copy_matrix(const MatrixView& src, const MatrixView& dst, float scale) {
       WICK_CUDA_LAUNCH_CHECK();
     });
   });
+}
+
+// Many copies: grouped by (src, dst) dtype, kCopiesALaunch a launch, the grid as wide as the largest copy needs.
+void copy_matrices(const std::vector<MatrixCopy>& copies) {
+  cudaStream_t s = cuda::stream_of(*copies[0].dst.tensor);
+  std::vector<bool> done(copies.size(), false);
+  for (size_t first = 0; first < copies.size(); first++) {
+    if (done[first]) continue;
+    const DType sd = copies[first].src.tensor->dtype(), dd = copies[first].dst.tensor->dtype();
+    CopyTable table{};
+    int n = 0;
+    long long most = 0;
+    for (size_t i = first; i < copies.size() && n < kCopiesALaunch; i++) {
+      const MatrixCopy& c = copies[i];
+      if (done[i] || c.src.tensor->dtype() != sd || c.dst.tensor->dtype() != dd) continue;
+      done[i] = true;
+      if (c.src.rows * c.src.cols == 0) continue;
+      const size_t ss = dtype_size(sd), ds = dtype_size(dd);
+      table.c[n++] = {static_cast<const char*>(c.src.tensor->raw()) + c.src.offset * ss,
+                      static_cast<char*>(c.dst.tensor->raw()) + c.dst.offset * ds, (long long)c.src.ld, (long long)c.dst.ld,
+                      (long long)c.src.rows, (int)c.src.cols, c.scale};
+      most = std::max<long long>(most, c.src.rows * c.src.cols);
+    }
+    if (n == 0) continue;
+    const dim3 grid(std::min<unsigned>(cuda::grid_for(most, 256), 1024u), n);
+    cuda::dispatch_float(sd, "copy_matrices", [&](auto st) {
+      using S = typename decltype(st)::type;
+      cuda::dispatch_float(dd, "copy_matrices", [&](auto dt) {
+        using D = typename decltype(dt)::type;
+        copy_matrices_kernel<S, D><<<grid, 256, 0, s>>>(table);
+        WICK_CUDA_LAUNCH_CHECK();
+      });
+    });
+  }
 }
 
 // Every element = value, converted as a cast would (RNE for bf16/f16, truncation for integers).
