@@ -1,7 +1,8 @@
 // Harness for the fused low-rank kernels, the very headers wick builds: v1 the cooperative kernel
 // (src/ops/cuda/low_rank.cuh), v2 the cluster kernel (low_rank_cluster.cuh beside it: an experiment, slower), v3
-// and v4 (low_rank_split.cuh: one launch recomputing u per row tile; two launches chained by PDL; session 25,
-// each in a few configurations: g_cfg). Checks each against an f64 CPU
+// (src/ops/cuda/low_rank_recompute.cuh: one launch recomputing u per row tile) and v4
+// (src/ops/cuda/low_rank_split_k.cuh: two launches chained by PDL), each in a few configurations (g_cfg; G1 0:
+// wick's split_k_partials). wick runs v1, v3 and v4 by the rule in src/ops/low_rank.cpp. Checks each against an f64 CPU
 // reference (and run-to-run determinism) and times it as bench/bench_seed.cpp does (one CUDA event pair around
 // each call, synchronised, median over iterations). Also times an empty kernel and an empty cooperative kernel
 // with two grid barriers: the floors of the two designs.
@@ -21,8 +22,9 @@
 #include <vector>
 
 #include "ops/cuda/low_rank.cuh"
+#include "ops/cuda/low_rank_recompute.cuh"
+#include "ops/cuda/low_rank_split_k.cuh"
 #include "low_rank_cluster.cuh"
-#include "low_rank_split.cuh"
 
 #include "../common/cuda_check.cuh"
 #include "../common/median_us.cuh"
@@ -44,8 +46,8 @@ float as_float(float v) { return v; }
 float as_float(bf16 v) { return __bfloat162float(v); }
 
 int g_max_cluster = 0;  // the cluster kernel's largest cluster on this device (0: none)
-// v3 / v4's configuration: rows a block (4 or 8), target blocks of the tiled kernel, v4's partial blocks and
-// whether its finish kernel stages B before it waits.
+// v3 / v4's configuration: rows a block (4 or 8), target blocks of the tiled kernel, v4's partial blocks (0:
+// wick's split_k_partials(in)) and whether its finish kernel stages B before it waits.
 struct SplitCfg {
   int TM = 4, target = 128, G1 = 16;
   bool early_b = true;
@@ -93,19 +95,23 @@ bool run_case(int variant, int M, int in, int r, int out, bool acc, int sms, int
   namespace lr = wick::lowrank;
   const int G = Gover > 0 ? std::min(Gover, sms * occ) : lr::low_rank_grid(in, out, sms, occ);
   const lr::ClusterGrid cg = lr::low_rank_cluster_grid(in, out, sms, Gover > 0 ? Gover : g_max_cluster);
-  namespace ls = wick::lowrank_split;
+  const int G1 = g_cfg.G1 > 0 ? g_cfg.G1 : lr::split_k_partials(in);
   float* ws;
-  CK(cudaMalloc(&ws, std::max(lr::low_rank_workspace_floats(G, M, r), ls::v4_workspace_floats(g_cfg.G1, M, r)) *
+  CK(cudaMalloc(&ws, std::max(lr::low_rank_workspace_floats(G, M, r), lr::split_k_workspace_floats(G1, M, r)) *
                          sizeof(float)));
-  ls::TileGrid tg{};
+  lr::TileGrid tg{};
   auto launch = [&](bool accumulate) {
     if (variant == 1) CK(lr::low_rank_launch<T>(dx, dA, dB, dy, M, in, r, out, scale, accumulate, ws, G, s));
     else if (variant == 2) CK(lr::low_rank_cluster_launch<T>(dx, dA, dB, dy, M, in, r, out, scale, accumulate, cg, s));
+    else if (variant == 3 && g_cfg.TM == 8)
+      CK((lr::recompute_launch<T, 8>(dx, dA, dB, dy, M, in, r, out, scale, accumulate, s, g_cfg.target, 0, &tg)));
     else if (variant == 3)
-      CK(ls::launch_v3<T>(dx, dA, dB, dy, M, in, r, out, scale, accumulate, g_cfg.TM, g_cfg.target, 0, s, &tg));
-    else
-      CK(ls::launch_v4<T>(dx, dA, dB, dy, M, in, r, out, scale, accumulate, g_cfg.G1, g_cfg.TM, g_cfg.target,
-                          g_cfg.early_b, ws, s, &tg));
+      CK((lr::recompute_launch<T, 4>(dx, dA, dB, dy, M, in, r, out, scale, accumulate, s, g_cfg.target, 0, &tg)));
+    else {
+      auto v4 = g_cfg.TM == 8 ? (g_cfg.early_b ? lr::split_k_launch<T, 8, true> : lr::split_k_launch<T, 8, false>)
+                              : (g_cfg.early_b ? lr::split_k_launch<T, 4, true> : lr::split_k_launch<T, 4, false>);
+      CK(v4(dx, dA, dB, dy, M, in, r, out, scale, accumulate, G1, ws, s, g_cfg.target, &tg));
+    }
   };
   launch(acc);
   CK(cudaStreamSynchronize(s));
@@ -140,7 +146,8 @@ bool run_case(int variant, int M, int in, int r, int out, bool acc, int sms, int
               same ? "" : "NONDETERMINISTIC");
   if (variant == 3) std::printf(" [TM %d, %d x %d blocks, tn %d]", g_cfg.TM, tg.RT, tg.CT, tg.tn);
   if (variant == 4)
-    std::printf(" [G1 %d, TM %d, %d x %d blocks, tn %d, B %s]", g_cfg.G1, g_cfg.TM, tg.RT, tg.CT, tg.tn,
+    std::printf(" [G1 %d%s, TM %d, %d x %d blocks, tn %d, B %s]", std::min(G1, (in + 15) / 16),
+                g_cfg.G1 > 0 ? "" : " (wick's)", g_cfg.TM, tg.RT, tg.CT, tg.tn,
                 g_cfg.early_b ? "early" : "after wait");
   if (t >= 0) std::printf("  median %.2f us", t);
   std::printf("\n");
@@ -198,6 +205,7 @@ int main(int argc, char** argv) {
       for (int tm : {4, 8})
         for (bool early : {true, false}) cfgs.push_back({4, SplitCfg{tm, 128, g1, early}});
     cfgs.push_back({4, SplitCfg{4, 256, 16, true}});
+    cfgs.push_back({4, SplitCfg{4, 128, 0, true}});  // wick's configuration
     for (auto& [v, c] : cfgs) {
       g_cfg = c;
       for (auto& sh : shapes)

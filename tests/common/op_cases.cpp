@@ -4,6 +4,40 @@ namespace wick::test {
 
 using namespace opcheck;
 
+// low_rank_product: M 1, 3 (decode), 64 (the seed suite), 129 and r 72 (CUDA: the two-matmul fallback); r 1..64;
+// in, out off multiples of 4 and 8; accumulate on and off. On CUDA the rule (ops/low_rank.h, low_rank_rule)
+// sends each fused shape to one of three kernels, by in, out (narrow: both <= 1,024) and r (<= 8); each kernel
+// gets shapes at and past those edges, accumulate on and off (tests/ops/test_low_rank_rule.cpp checks that), and
+// tests/cuda/test_low_rank_cuda.cpp runs every shape on each kernel forced.
+const std::vector<LowRankShape>& low_rank_shapes() {
+  static const std::vector<LowRankShape> shapes = {
+      // narrow, r <= 8: kRecompute
+      {.M = 1, .in = 7, .r = 4, .out = 5},
+      {.M = 3, .in = 33, .r = 8, .out = 17, .accumulate = true},
+      {.M = 64, .in = 1024, .r = 4, .out = 1024},
+      {.M = 64, .in = 512, .r = 8, .out = 512, .accumulate = true, .scale = 2.0f},
+      {.M = 2, .in = 1024, .r = 1, .out = 1000},
+      // narrow, r > 8: kSplitK
+      {.M = 1, .in = 896, .r = 16, .out = 128, .accumulate = true, .scale = 2.0f},
+      {.M = 3, .in = 1000, .r = 64, .out = 999, .scale = 0.5f},
+      {.M = 17, .in = 100, .r = 63, .out = 70, .accumulate = true},
+      {.M = 64, .in = 513, .r = 16, .out = 1023, .accumulate = true, .scale = 2.0f},
+      {.M = 33, .in = 1024, .r = 9, .out = 1024, .accumulate = true},
+      {.M = 64, .in = 1024, .r = 32, .out = 1024},
+      // in or out past 1,024: kCooperative
+      {.M = 7, .in = 4864, .r = 16, .out = 896, .scale = 2.0f},
+      {.M = 5, .in = 3000, .r = 12, .out = 77, .accumulate = true},
+      {.M = 64, .in = 2048, .r = 64, .out = 2048},
+      {.M = 64, .in = 1025, .r = 8, .out = 64, .accumulate = true},
+      {.M = 1, .in = 64, .r = 16, .out = 1025},
+      // not fused on CUDA (M > 64, r > 64): two matmuls
+      {.M = 129, .in = 65, .r = 8, .out = 33},
+      {.M = 129, .in = 65, .r = 8, .out = 33, .accumulate = true, .scale = 2.0f},
+      {.M = 8, .in = 40, .r = 72, .out = 24, .accumulate = true},
+  };
+  return shapes;
+}
+
 static std::vector<CasePtr> build() {
   std::vector<CasePtr> c;
   const float kQwenTheta = 1e6f;
@@ -36,21 +70,8 @@ static std::vector<CasePtr> build() {
   c.push_back(make_matmul({.M = 48, .N = 896, .K = 7, .beta = 1.0f, .c_f32 = true}));              // dA += du^T x
   c.push_back(make_matmul({.M = 7, .N = 896, .K = 48, .ta = true, .beta = 1.0f}));                 // dx += du A
 
-  // low_rank_product (the adapter term in one op): M 1, 3 (decode), 64 (the seed suite), 129 and r 72 (CUDA:
-  // the two-matmul fallback); r 4..64; in, out off multiples of 4 and 8; accumulate on and off
-  c.push_back(make_low_rank({.M = 1, .in = 7, .r = 4, .out = 5}));
-  c.push_back(make_low_rank({.M = 1, .in = 896, .r = 16, .out = 128, .accumulate = true, .scale = 2.0f}));
-  c.push_back(make_low_rank({.M = 3, .in = 33, .r = 8, .out = 17, .accumulate = true}));
-  c.push_back(make_low_rank({.M = 3, .in = 1000, .r = 64, .out = 999, .scale = 0.5f}));
-  c.push_back(make_low_rank({.M = 17, .in = 100, .r = 63, .out = 70, .accumulate = true}));
-  c.push_back(make_low_rank({.M = 7, .in = 4864, .r = 16, .out = 896, .scale = 2.0f}));
-  c.push_back(make_low_rank({.M = 5, .in = 3000, .r = 12, .out = 77, .accumulate = true}));
-  c.push_back(make_low_rank({.M = 64, .in = 1024, .r = 4, .out = 1024}));
-  c.push_back(make_low_rank({.M = 64, .in = 513, .r = 16, .out = 1023, .accumulate = true, .scale = 2.0f}));
-  c.push_back(make_low_rank({.M = 64, .in = 2048, .r = 64, .out = 2048}));
-  c.push_back(make_low_rank({.M = 129, .in = 65, .r = 8, .out = 33}));
-  c.push_back(make_low_rank({.M = 129, .in = 65, .r = 8, .out = 33, .accumulate = true, .scale = 2.0f}));
-  c.push_back(make_low_rank({.M = 8, .in = 40, .r = 72, .out = 24, .accumulate = true}));
+  // low_rank_product (the adapter term in one op): low_rank_shapes() above
+  for (const LowRankShape& sh : low_rank_shapes()) c.push_back(make_low_rank(sh));
 
   // weight_grad_products (a LoRA group's dB_j and dA in one op): the kernel's rank tiles 16..64 with R below the
   // tile (8, 24, 40), M off the 128-column tile, K off the 64-row stage and long enough to split; transposed and

@@ -20,6 +20,9 @@ std::vector<size_t> op_case_ids(Stage s);
 // Seed of a case: fixed per name, so one case's inputs do not depend on which others run.
 uint64_t op_case_seed(size_t id);
 
+// The shapes of the registry's low_rank_product cases, in order (the CUDA tests also run them per kernel).
+const std::vector<opcheck::LowRankShape>& low_rank_shapes();
+
 // gtest name generator: "<family>_<stage>_<tag>".
 struct OpCaseName {
   const char* stage;

@@ -1,6 +1,10 @@
 // The fused small-M low-rank product (ops/low_rank.h): y (=|+=) scale * (x A^T) B^T in ONE launch,
 // x [M, in], A [r, in], B [out, r] (PEFT's layouts), for M <= kMaxM and r <= kMaxR. Header-only (CUDA runtime
 // and cooperative groups only) so the playground harness (dev/low_rank/) builds the very kernel wick runs.
+// The cooperative kernel, LowRankKernel::kCooperative (dev/low_rank/'s v1): the one ops/cuda/low_rank.cu runs
+// where in or out passes 1,024; low_rank_recompute.cuh and low_rank_split_k.cuh beside it are the two designs
+// without grid barriers that run narrower shapes (ops/low_rank.cpp's rule). Its phase 1 (lr_partial_u) is
+// also split-K's partial kernel.
 //
 // Why this shape of kernel. For a LoRA adapter at decode or in the seed suite's rows (M <= 64, in, out up to
 // a few thousand, r <= 64) the arithmetic is tiny (M in r + M r out FMAs: 16.8 M at M 64, 2048, r 64) and the
@@ -84,6 +88,59 @@ union LowRankSmem {
   Phase3Smem p3;
 };
 
+// Phase 1's work in one block (also the partial kernel of ops/cuda/low_rank_split_k.cuh): acc += x[:, tiles]
+// A[:, tiles]^T over the 16-column tiles t0, t0 + step, ... (< t1) of `in`, 4 x 4 per thread at (tm, tk) =
+// (tid / 16, tid % 16): rows 4 tm .. 4 tm + 3, ranks 4 tk .. 4 tk + 3. Each tile's x and A columns are staged
+// in shared memory (f32) by the whole block (so every thread of the block must call this, with the same tiles).
+// Summation order of one element: the tiles in order, the 16 columns of a tile in order (one fmaf chain).
+template <typename T>
+__device__ __forceinline__ void lr_partial_u(const T* x, const T* A, int M, int in, int r, int t0, int t1, int step,
+                                             Phase1Smem& sm, float (&acc)[4][4]) {
+  const int tid = threadIdx.x;
+  const int tm = tid / 16, tk = tid % 16;
+  const bool live = 4 * tm < M && 4 * tk < r;
+  for (int t = t0; t < t1; t += step) {
+    const int i0 = t * kTile;
+    // Stage x[:, i0 .. i0 + 15] and A[:, i0 .. i0 + 15]: 16 consecutive threads read one row's 16 columns.
+    // Rows past M / r and columns past `in` are zeros (they then add nothing).
+    for (int e = tid; e < kTile * kMaxM; e += kThreads) {
+      const int i = e % kTile, m = e / kTile;
+      sm.xs[i * kXStride + m] = (m < M && i0 + i < in) ? lr_to_f(x[(size_t)m * in + i0 + i]) : 0.0f;
+    }
+    for (int e = tid; e < kTile * kMaxR; e += kThreads) {
+      const int i = e % kTile, k = e / kTile;
+      sm.as[i * kMaxR + k] = (k < r && i0 + i < in) ? lr_to_f(A[(size_t)k * in + i0 + i]) : 0.0f;
+    }
+    __syncthreads();
+    if (live) {
+#pragma unroll
+      for (int i = 0; i < kTile; i++) {
+        const float4 xv = *reinterpret_cast<const float4*>(&sm.xs[i * kXStride + 4 * tm]);
+        const float4 av = *reinterpret_cast<const float4*>(&sm.as[i * kMaxR + 4 * tk]);
+        const float xr[4] = {xv.x, xv.y, xv.z, xv.w}, ar[4] = {av.x, av.y, av.z, av.w};
+#pragma unroll
+        for (int p = 0; p < 4; p++)
+#pragma unroll
+          for (int q = 0; q < 4; q++) acc[p][q] = fmaf(xr[p], ar[q], acc[p][q]);
+      }
+    }
+    __syncthreads();
+  }
+}
+
+// A block's partial u (lr_partial_u's acc) to dst [M, r] row-major (f32).
+__device__ __forceinline__ void lr_store_partial(float* dst, int M, int r, const float (&acc)[4][4]) {
+  const int tm = threadIdx.x / 16, tk = threadIdx.x % 16;
+  if (4 * tm >= M || 4 * tk >= r) return;
+#pragma unroll
+  for (int p = 0; p < 4; p++)
+#pragma unroll
+    for (int q = 0; q < 4; q++) {
+      const int m = 4 * tm + p, k = 4 * tk + q;
+      if (m < M && k < r) dst[m * r + k] = acc[p][q];
+    }
+}
+
 template <typename T> __global__ void __launch_bounds__(kThreads) low_rank_kernel(LowRankArgs<T> a) {
   namespace cg = cooperative_groups;
   __shared__ __align__(16) LowRankSmem sm;
@@ -92,50 +149,12 @@ template <typename T> __global__ void __launch_bounds__(kThreads) low_rank_kerne
   const int M = a.M, in = a.in, r = a.r, out = a.out;
   const int E = M * r;
 
-  // ---- phase 1: partial u_b = x[:, tiles of b] A[:, tiles of b]^T, 4 x 4 per thread at (tm, tk)
+  // ---- phase 1: partial u_b = x[:, tiles of b] A[:, tiles of b]^T (tiles b, b + G, ...), written as this
+  // block's partial (zeros when it had no tile)
   {
-    const int tm = tid / 16, tk = tid % 16;  // rows 4 tm .. 4 tm + 3, ranks 4 tk .. 4 tk + 3
-    const bool live = 4 * tm < M && 4 * tk < r;
     float acc[4][4] = {};
-    const int tiles = (in + kTile - 1) / kTile;
-    for (int t = b; t < tiles; t += G) {
-      const int i0 = t * kTile;
-      // Stage x[:, i0 .. i0 + 15] and A[:, i0 .. i0 + 15]: 16 consecutive threads read one row's 16 columns.
-      // Rows past M / r and columns past `in` are zeros (they then add nothing).
-      for (int e = tid; e < kTile * kMaxM; e += kThreads) {
-        const int i = e % kTile, m = e / kTile;
-        sm.p1.xs[i * kXStride + m] = (m < M && i0 + i < in) ? lr_to_f(a.x[(size_t)m * in + i0 + i]) : 0.0f;
-      }
-      for (int e = tid; e < kTile * kMaxR; e += kThreads) {
-        const int i = e % kTile, k = e / kTile;
-        sm.p1.as[i * kMaxR + k] = (k < r && i0 + i < in) ? lr_to_f(a.A[(size_t)k * in + i0 + i]) : 0.0f;
-      }
-      __syncthreads();
-      if (live) {
-#pragma unroll
-        for (int i = 0; i < kTile; i++) {
-          const float4 xv = *reinterpret_cast<const float4*>(&sm.p1.xs[i * kXStride + 4 * tm]);
-          const float4 av = *reinterpret_cast<const float4*>(&sm.p1.as[i * kMaxR + 4 * tk]);
-          const float xr[4] = {xv.x, xv.y, xv.z, xv.w}, ar[4] = {av.x, av.y, av.z, av.w};
-#pragma unroll
-          for (int p = 0; p < 4; p++)
-#pragma unroll
-            for (int q = 0; q < 4; q++) acc[p][q] = fmaf(xr[p], ar[q], acc[p][q]);
-        }
-      }
-      __syncthreads();
-    }
-    // This block's partial (zeros when it had no tile), [M, r] row-major.
-    if (live) {
-      float* dst = a.part + (size_t)b * E;
-#pragma unroll
-      for (int p = 0; p < 4; p++)
-#pragma unroll
-        for (int q = 0; q < 4; q++) {
-          const int m = 4 * tm + p, k = 4 * tk + q;
-          if (m < M && k < r) dst[m * r + k] = acc[p][q];
-        }
-    }
+    lr_partial_u(a.x, a.A, M, in, r, b, (in + kTile - 1) / kTile, G, sm.p1, acc);
+    lr_store_partial(a.part + (size_t)b * E, M, r, acc);
   }
   cg::this_grid().sync();
 
