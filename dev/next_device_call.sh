@@ -154,8 +154,8 @@ if want wgrad; then
   fi
   A=$O/train-wgrad-ab.md
   : > "$A"
-  for spec in "0.5b 1" "0.5b 2" "1.5b 1"; do
-    set -- $spec
+  for spec in ${WGRAD_AB:-0.5b:1 0.5b:2 1.5b:1}; do
+    set -- ${spec/:/ }
     for v in 0 1; do
       OUT=/tmp/bt-out BENCH_TMP=/tmp/bt PEER=0 STEPS=12 BUILD=build-gpu WICK_WEIGHT_GRADS=$v timeout 100 \
         bash scripts/bench-train.sh "$1" > /dev/null 2>&1
