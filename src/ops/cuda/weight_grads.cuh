@@ -40,6 +40,9 @@ constexpr int kStages = 4;
 constexpr int kThreads = 128;
 constexpr int kPitchA = kTileM + 8;  // shared-memory row pitch (elements): the 8 rows of an ldmatrix hit 8 bank groups
 constexpr int kMinSplitRows = 256;   // a split streams at least this many rows (4 stages)
+// At most this many K splits a tile: the tile's last block sums its splits' partials one L2 round trip a split
+// (the first run, with up to 32 splits and a load an element, spent most of its time there).
+constexpr int kMaxSplits = 8;
 
 struct Product {
   const bf16* a = nullptr;  // [K, M], row stride lda
@@ -81,7 +84,8 @@ template <int RT> inline long long plan(Batch& b, int want_blocks) {
   for (int i = 0; i < b.n; i++) {
     Product& p = b.p[i];
     p.tiles = (p.M + kTileM - 1) / kTileM;
-    const int max_splits = p.K / kMinSplitRows > 1 ? p.K / kMinSplitRows : 1;
+    int max_splits = p.K / kMinSplitRows > 1 ? p.K / kMinSplitRows : 1;
+    if (max_splits > kMaxSplits) max_splits = kMaxSplits;
     int splits = per_tile < max_splits ? per_tile : max_splits;
     if (splits < 1) splits = 1;
     // Rows a split, whole stages, then the splits those rows need (no empty split).
@@ -235,17 +239,46 @@ template <int RT> __global__ void __launch_bounds__(kThreads) weight_grad_kernel
   } else {
     __syncthreads();
   }
-  // The tile's last block: out (+)= scale * sum over the splits, in split order. Threads walk the output's
-  // contiguous direction (r for [M, R], m for the transposed [R, M]).
-  const float* tile_part = batch.part + P.part_offset + (long long)tile * P.splits * kTileM * RT;
-  for (int e = tid; e < kTileM * RT; e += kThreads) {
-    const int m = P.transposed ? e % kTileM : e / RT;
-    const int r = P.transposed ? e / kTileM : e % RT;
-    if (m0 + m >= P.M || r >= P.R) continue;
-    float sum = 0.0f;
-    for (int s = 0; s < P.splits; s++) sum += __ldcg(tile_part + (long long)s * kTileM * RT + m * RT + r);
-    float* o = P.transposed ? P.out + (long long)r * P.ldo + (m0 + m) : P.out + (long long)(m0 + m) * P.ldo + r;
-    *o = P.accumulate ? *o + P.scale * sum : P.scale * sum;
+  // The tile's last block: out (+)= scale * sum over the splits, in split order. Thread t owns the float4 chunks
+  // c = i * kThreads + t of the [128][RT] tile (elements 4c .. 4c + 3: one m, four r); each split's RT / 4 chunks
+  // are loaded together (one L2 round trip a split, not one an element), then the outputs are read and written.
+  const float* __restrict__ tile_part = batch.part + P.part_offset + (long long)tile * P.splits * kTileM * RT;
+  float sum[RT];
+#pragma unroll
+  for (int i = 0; i < RT; i++) sum[i] = 0.0f;
+  for (int s = 0; s < P.splits; s++) {
+    const float4* ps = reinterpret_cast<const float4*>(tile_part + (long long)s * kTileM * RT);
+    float4 v[RT / 4];
+#pragma unroll
+    for (int i = 0; i < RT / 4; i++) v[i] = __ldcg(ps + i * kThreads + tid);
+#pragma unroll
+    for (int i = 0; i < RT / 4; i++) {
+      sum[4 * i] += v[i].x;
+      sum[4 * i + 1] += v[i].y;
+      sum[4 * i + 2] += v[i].z;
+      sum[4 * i + 3] += v[i].w;
+    }
+  }
+  float* __restrict__ out = P.out;
+  float prev[RT];
+#pragma unroll
+  for (int i = 0; i < RT / 4; i++) {
+    const int e = 4 * (i * kThreads + tid), m = m0 + e / RT, r = e % RT;
+#pragma unroll
+    for (int j = 0; j < 4; j++) {
+      const bool ok = m < P.M && r + j < P.R && P.accumulate;
+      prev[4 * i + j] = ok ? (P.transposed ? out[(long long)(r + j) * P.ldo + m] : out[(long long)m * P.ldo + r + j]) : 0.0f;
+    }
+  }
+#pragma unroll
+  for (int i = 0; i < RT / 4; i++) {
+    const int e = 4 * (i * kThreads + tid), m = m0 + e / RT, r = e % RT;
+#pragma unroll
+    for (int j = 0; j < 4; j++)
+      if (m < P.M && r + j < P.R) {
+        float* o = P.transposed ? out + (long long)(r + j) * P.ldo + m : out + (long long)m * P.ldo + r + j;
+        *o = prev[4 * i + j] + P.scale * sum[4 * i + j];
+      }
   }
 }
 
