@@ -12,8 +12,9 @@
 # the seed suite's lora rows: issue 8's <= 10-12 us goal) and dev/gemm_algos on the 1.5B and 7B shapes (gemm).
 # Stages: build tests train ncu (the default), trainab (the training rows of the tree against the base packed in
 # .carry-ab), wgrad (dev/weight_grads' harness, then training with the weight-gradient kernel against
-# WICK_WEIGHT_GRADS=0), adapter glu l2 lowrank l2bench gemm. Each writes under $OUT:
-# build.log, cuda-tests.log, weight-grads.txt, train-wgrad-ab.md, decode-ab.txt, glu-ab.txt, l2-ab.txt, low-rank.txt, small-m-l2.txt, train-table.md
+# WICK_WEIGHT_GRADS=0), lorarows (the seed suite's lora rows: low_rank_product's rule against v1), adapter glu l2
+# lowrank l2bench gemm. Each writes under $OUT:
+# build.log, cuda-tests.log, weight-grads.txt, train-wgrad-ab.md, lora-rows.txt, decode-ab.txt, glu-ab.txt, l2-ab.txt, low-rank.txt, small-m-l2.txt, train-table.md
 # (+ bench/), train-ab.md, ncu-train.txt, gemm-algos.txt, and summary.txt.
 #
 # Here, before the call: bash scripts/pack-deps.sh; bash scripts/decode-ab.sh pack (the tokenizer).
@@ -139,6 +140,26 @@ if want trainab; then
   else
     note "the base did not build (trainab-build.log)"
   fi
+fi
+
+if want lorarows; then
+  # The seed suite's lora rows (issue 8's <= 10-12 us goal) with low_rank_product's kernel rule against v1 forced
+  # (WICK_LOW_RANK_KERNEL=1, the only kernel before the rule), same build, alternating, two rounds.
+  cmake --build build-gpu -j16 --target wick_bench >> "$O/build.log" 2>&1 || note "wick_bench did not build"
+  L=$O/lora-rows.txt
+  : > "$L"
+  for round in 1 2; do
+    for k in rule 1; do
+      J=/tmp/lora-rows-$k.json
+      if [ "$k" = rule ]; then unset WICK_LOW_RANK_KERNEL; else export WICK_LOW_RANK_KERNEL=$k; fi
+      timeout 120 build-gpu/bench/wick_bench --benchmark_filter='^(lora_forward|lora_rank_scaling)/.*/cuda' \
+        --benchmark_format=json --benchmark_out="$J" > /dev/null 2>&1
+      python3 -c "import json,sys
+for b in json.load(open(sys.argv[1]))['benchmarks']: print('round $round kernel $k', b['name'], '%.2f us' % b.get('median_us', b['real_time']))" "$J" >> "$L" 2>&1
+    done
+  done
+  unset WICK_LOW_RANK_KERNEL
+  note "lora rows: $(wc -l < "$L") lines (lora-rows.txt)"
 fi
 
 if want wgrad; then

@@ -5,12 +5,13 @@
 
 namespace wick {
 
-// A debugging or profiling flag (WICK_STEP_PROFILE, WICK_ATTENTION_LOG): on when set, non-empty and not "0".
+// A debugging or profiling flag (WICK_STEP_PROFILE, WICK_ATTENTION_LOG), or an opt-in kernel (WICK_WEIGHT_GRADS):
+// on when set, non-empty and not "0".
 bool env_flag(const char* name);
 
 // A speed feature that is on by default (WICK_SMALL_M, WICK_CUDA_GRAPHS, WICK_DECODE_ATTENTION,
-// WICK_ROPE_ATTENTION, WICK_GREEDY_SPLIT, WICK_GEMM_TUNE, WICK_GLU_K2, WICK_WEIGHT_GRADS): off only when set to
-// "0", to compare against or to rule it out while debugging.
+// WICK_ROPE_ATTENTION, WICK_GREEDY_SPLIT, WICK_GEMM_TUNE, WICK_GLU_K2): off only when set to "0", to compare
+// against or to rule it out while debugging.
 // ops/cuda/pdl.cuh reads WICK_PDL by the same rule itself (header-only, so that dev/ harnesses build the very
 // kernels wick runs).
 bool env_default_on(const char* name);

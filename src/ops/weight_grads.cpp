@@ -2,8 +2,10 @@
 // ops/cuda/weight_grads.cu.
 #include "ops/weight_grads.h"
 
+#include <atomic>
 #include <string>
 
+#include "core/env.h"
 #include "ops/validate.h"
 
 namespace wick {
@@ -12,6 +14,20 @@ using ops_detail::Arg;
 using ops_detail::fail;
 using ops_detail::may_overlap;
 using ops_detail::view_str;
+
+namespace {
+std::atomic<int> kernel_switch{-1};  // -1: WICK_WEIGHT_GRADS not read yet; else 0 / 1
+}  // namespace
+
+bool weight_grad_kernel() {
+  int v = kernel_switch.load(std::memory_order_relaxed);
+  if (v < 0) {
+    v = env_flag("WICK_WEIGHT_GRADS") ? 1 : 0;
+    kernel_switch.store(v, std::memory_order_relaxed);
+  }
+  return v == 1;
+}
+void set_weight_grad_kernel(bool on) { kernel_switch.store(on ? 1 : 0, std::memory_order_relaxed); }
 
 void weight_grad_products(const std::vector<WeightGradProduct>& products) {
   static const char* op = "weight_grad_products";

@@ -12,6 +12,8 @@
 // gets scale * sum added (accumulate) or written. The CUDA kernel's summation order is fixed (the same bits every
 // run) but not sgemm's. Products the kernel does not take (f32 inputs, R > 64 or not a multiple of 8, M not a
 // multiple of 8, misaligned views) run as the view matmul (cuBLASLt) with the same meaning.
+// The kernel is opt-in for now (WICK_WEIGHT_GRADS=1): on an H100 it measured level with cuBLASLt's split-k GEMMs in
+// training (docs/benchmarks.md section 8j); without it the CUDA twin runs each product as the view matmul.
 #pragma once
 #include <vector>
 
@@ -33,5 +35,9 @@ struct WeightGradProduct {
 // sharing no element with any a, b or other product's out (wick::Error naming the product otherwise). The
 // products may run in any order or at once.
 void weight_grad_products(const std::vector<WeightGradProduct>& products);
+
+// Whether the CUDA twin runs its kernel (WICK_WEIGHT_GRADS set and not "0", read once), and the tests' switch.
+bool weight_grad_kernel();
+void set_weight_grad_kernel(bool on);
 
 }  // namespace wick

@@ -5,7 +5,9 @@
 // elements outside the outputs keep their bits, and a second run from the same start gives the same bits
 // (the kernel's in-kernel reduction sums the K splits in a fixed order). Also more products than one launch
 // takes, the 0.5B gate/up shape (K 8192, M 4864), and the off-kernel products (cuBLASLt) in the same call.
-// The registry cases (tests/common/op_cases.cpp, weight_grad_products_*) run in test_ops_cuda.cpp too.
+// The kernel is opt-in (WICK_WEIGHT_GRADS): every test here forces it on (and the last one checks the default path,
+// cuBLASLt a product, on the same inputs). The registry cases (tests/common/op_cases.cpp, weight_grad_products_*)
+// run in test_ops_cuda.cpp with the process's setting.
 #include <gtest/gtest.h>
 
 #include <cstring>
@@ -35,6 +37,13 @@ struct Operands {
 
 constexpr int64_t kPad = 37;
 
+// The kernel on for a scope (or off), then the setting before.
+struct ForceKernel {
+  bool was = weight_grad_kernel();
+  explicit ForceKernel(bool on) { set_weight_grad_kernel(on); }
+  ~ForceKernel() { set_weight_grad_kernel(was); }
+};
+
 Operands make(const Layout& L, Device dev, uint64_t seed) {
   Rng rng(seed);
   const int64_t R = L.r * static_cast<int64_t>(L.outs.size());
@@ -63,7 +72,8 @@ std::vector<WeightGradProduct> products(const Layout& L, const Operands& o) {
   return ps;
 }
 
-void expect_matches_cpu_and_repeats(const Layout& L, uint64_t seed) {
+void expect_matches_cpu_and_repeats(const Layout& L, uint64_t seed, bool kernel = true) {
+  const ForceKernel force(kernel);
   const Operands host = make(L, Device::cpu(), seed);
   Operands dev = make(L, Device::cuda(0), seed);
   const Tensor start = wick::test::host_copy(dev.grads);
@@ -104,6 +114,10 @@ TEST(WeightGradsCuda, GateUpShapeMatchesCpuAndRepeats) {
   WICK_REQUIRE_CUDA();
   expect_matches_cpu_and_repeats({8192, 896, {4864, 4864}, 16}, 2);
 }
+TEST(WeightGradsCuda, CublasPathMatchesCpuAndRepeats) {
+  WICK_REQUIRE_CUDA();
+  expect_matches_cpu_and_repeats({2085, 896, {896, 128, 128}, 16}, 1, /*kernel*/ false);
+}
 TEST(WeightGradsCuda, RankEightAndSixtyFour) {
   WICK_REQUIRE_CUDA();
   expect_matches_cpu_and_repeats({700, 256, {136, 64}, 8}, 3);   // R 16: dB's at tile 16 with r 8, dA 16
@@ -114,6 +128,7 @@ TEST(WeightGradsCuda, RankEightAndSixtyFour) {
 // f32), in one call.
 TEST(WeightGradsCuda, ManyProductsMixedPaths) {
   WICK_REQUIRE_CUDA();
+  const ForceKernel force(true);
   Rng rng(5);
   const int64_t K = 1500;
   struct P {

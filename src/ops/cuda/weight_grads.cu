@@ -1,10 +1,11 @@
 // CUDA twin of weight_grad_products (ops/weight_grads.h): the products the kernel takes (weight_grads.cuh:
 // bf16, R <= 64 and a multiple of 8, M a multiple of 8, 16-byte aligned rows) go to one launch a rank tile
-// (16, 32, 48 or 64; at most kMaxProducts a launch), the others to the view matmul (cuBLASLt). WICK_WEIGHT_GRADS=0
-// sends every product to the view matmul (to compare against).
+// (16, 32, 48 or 64; at most kMaxProducts a launch), the others to the view matmul (cuBLASLt). The kernel is
+// opt-in (WICK_WEIGHT_GRADS=1, or set_weight_grad_kernel): measured level with cuBLASLt in training so far
+// (docs/benchmarks.md 8j); without it every product is the view matmul.
+#include <atomic>
 #include <mutex>
 
-#include "core/env.h"
 #include "ops/cuda/common.cuh"
 #include "ops/cuda/cuda_ops.h"
 #include "ops/cuda/weight_grads.cuh"
@@ -66,13 +67,23 @@ wgrad::Product to_kernel(const WeightGradProduct& p) {
   return k;
 }
 
-template <int RT> long long plan_rt(wgrad::Batch& b, int sms) { return wgrad::plan<RT>(b, 4 * sms); }
-long long plan_for(int rt, wgrad::Batch& b, int sms) {
+// The RT kernel's resident blocks on device dev (cached per device and rank tile).
+template <int RT> int capacity_rt(int dev) {
+  static std::atomic<int> cache[kMaxDevices];  // 0: not asked yet
+  int v = cache[dev].load(std::memory_order_relaxed);
+  if (v == 0) {
+    WICK_CUDA_CHECK(wgrad::capacity<RT>(cuda::sm_count(dev), &v));
+    cache[dev].store(v, std::memory_order_relaxed);
+  }
+  return v;
+}
+template <int RT> long long plan_rt(wgrad::Batch& b, int dev) { return wgrad::plan<RT>(b, capacity_rt<RT>(dev)); }
+long long plan_for(int rt, wgrad::Batch& b, int dev) {
   switch (rt) {
-    case 16: return plan_rt<16>(b, sms);
-    case 32: return plan_rt<32>(b, sms);
-    case 48: return plan_rt<48>(b, sms);
-    default: return plan_rt<64>(b, sms);
+    case 16: return plan_rt<16>(b, dev);
+    case 32: return plan_rt<32>(b, dev);
+    case 48: return plan_rt<48>(b, dev);
+    default: return plan_rt<64>(b, dev);
   }
 }
 cudaError_t launch_for(int rt, const wgrad::Batch& b, cudaStream_t s) {
@@ -87,7 +98,7 @@ cudaError_t launch_for(int rt, const wgrad::Batch& b, cudaStream_t s) {
 }  // namespace
 
 void weight_grad_products(const std::vector<WeightGradProduct>& products) {
-  static const bool on = env_default_on("WICK_WEIGHT_GRADS");
+  const bool on = wick::weight_grad_kernel();
   const int dev = products[0].a.tensor->device().index;
   // Batches of one rank tile each, in list order; the rest by the view matmul.
   struct Pending {
@@ -115,10 +126,10 @@ void weight_grad_products(const std::vector<WeightGradProduct>& products) {
     l->batch.p[l->batch.n++] = to_kernel(p);
   }
   if (launches.empty()) return;
-  const int sms = cuda::sm_count(dev);
+  cuda::set_device(dev);
   long long total = 0;
   for (Pending& l : launches) {
-    l.floats = plan_for(l.rt, l.batch, sms);
+    l.floats = plan_for(l.rt, l.batch, dev);
     total += l.floats;
   }
   // One scratch() call for every launch's partials (ops/cuda/runtime.h); launches on one stream run one after

@@ -72,25 +72,34 @@ template <int RT> constexpr size_t smem_bytes() {
   return size_t(kStages) * kStageK * (kPitchA + RT + 8) * sizeof(bf16);
 }
 
-// Lays the products of b out over the grid: each gets tiles = ceil(M / 128) and splits chosen so that the launch
-// has about `want_blocks` blocks (several waves: the tail wave is short), at least kMinSplitRows rows a split.
+// Lays the products of b out over the grid: each gets tiles = ceil(M / 128) and one number of K splits S for the
+// launch (at most kMaxSplits, at least kMinSplitRows rows a split), chosen against `capacity` (blocks resident at
+// once): the fewest rounds of blocks per unit of work, ceil(w) / w with w = blocks / capacity, the larger S on a
+// tie. (A launch of 2.02 waves takes three rounds: the first H100 run lost a third of gate/up's time so.)
 // Fills part_offset / counter_offset and returns the workspace floats; b.blocks is the grid size.
-template <int RT> inline long long plan(Batch& b, int want_blocks) {
-  int tiles = 0;
-  for (int i = 0; i < b.n; i++) tiles += (b.p[i].M + kTileM - 1) / kTileM;
-  const int per_tile = tiles > 0 ? (want_blocks + tiles - 1) / tiles : 1;
+template <int RT> inline long long plan(Batch& b, int capacity) {
+  int tiles = 0, max_splits = kMaxSplits;
+  for (int i = 0; i < b.n; i++) {
+    tiles += (b.p[i].M + kTileM - 1) / kTileM;
+    const int most = b.p[i].K / kMinSplitRows > 1 ? b.p[i].K / kMinSplitRows : 1;
+    if (most < max_splits) max_splits = most;
+  }
+  if (capacity < 1) capacity = 1;
+  int best = 1;
+  double best_waste = 1e30;
+  for (int S = 1; S <= max_splits; S++) {
+    const double w = double(tiles) * S / capacity;
+    const double waste = w >= 1.0 ? double((tiles * S + capacity - 1) / capacity) / w : 1.0 / w;
+    if (waste <= best_waste + 1e-9) best = S, best_waste = waste;
+  }
   long long part = 0;
   int blocks = 0, counters = 0;
   for (int i = 0; i < b.n; i++) {
     Product& p = b.p[i];
     p.tiles = (p.M + kTileM - 1) / kTileM;
-    int max_splits = p.K / kMinSplitRows > 1 ? p.K / kMinSplitRows : 1;
-    if (max_splits > kMaxSplits) max_splits = kMaxSplits;
-    int splits = per_tile < max_splits ? per_tile : max_splits;
-    if (splits < 1) splits = 1;
     // Rows a split, whole stages, then the splits those rows need (no empty split).
     const int stages = (p.K + kStageK - 1) / kStageK;
-    const int stages_per = (stages + splits - 1) / splits;
+    const int stages_per = (stages + best - 1) / best;
     p.split_rows = stages_per * kStageK;
     p.splits = p.K > 0 ? (p.K + p.split_rows - 1) / p.split_rows : 1;
     p.first_block = blocks;
@@ -280,6 +289,18 @@ template <int RT> __global__ void __launch_bounds__(kThreads) weight_grad_kernel
         *o = prev[4 * i + j] + P.scale * sum[4 * i + j];
       }
   }
+}
+
+// Blocks of the RT kernel resident at once on the current device (plan's capacity): its occupancy times the SMs.
+// Also opts the kernel into its dynamic shared memory (launch does that too).
+template <int RT> inline cudaError_t capacity(int sms, int* blocks) {
+  constexpr size_t smem = smem_bytes<RT>();
+  cudaError_t e = cudaFuncSetAttribute(weight_grad_kernel<RT>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem);
+  if (e != cudaSuccess) return e;
+  int occ = 0;
+  e = cudaOccupancyMaxActiveBlocksPerMultiprocessor(&occ, weight_grad_kernel<RT>, kThreads, smem);
+  *blocks = (occ > 0 ? occ : 1) * sms;
+  return e;
 }
 
 // Launches the planned batch (plan<RT>() first) on stream s.
