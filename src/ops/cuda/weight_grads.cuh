@@ -28,6 +28,7 @@
 #include <cstdint>
 
 #include "ops/cuda/cp_async.cuh"
+#include "ops/cuda/mma_sync.cuh"
 
 namespace wick::wgrad {
 
@@ -118,19 +119,6 @@ inline int counters_needed(const Batch& b) {
   return n;
 }
 
-__device__ __forceinline__ void ldsm_x4_trans(uint32_t (&r)[4], uint32_t addr) {
-  asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0, %1, %2, %3}, [%4];\n"
-               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
-               : "r"(addr));
-}
-__device__ __forceinline__ void mma16816(float (&c)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1) {
-  asm volatile(
-      "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, "
-      "{%0, %1, %2, %3};\n"
-      : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
-      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
-}
-
 // One block: product p, tile `tile` of its M, rows [k0, k1) of its K. RT: the rank tile (16, 32, 48 or 64), R <= RT.
 template <int RT> __global__ void __launch_bounds__(kThreads) weight_grad_kernel(const __grid_constant__ Batch batch) {
   static_assert(RT % 16 == 0 && RT <= 64, "rank tile");
@@ -203,18 +191,18 @@ template <int RT> __global__ void __launch_bounds__(kThreads) weight_grad_kernel
 #pragma unroll
       for (int mt = 0; mt < 2; mt++) {
         const int k = kk + (mat / 2) * 8 + rr, m = mw + mt * 16 + (mat % 2) * 8;
-        ldsm_x4_trans(af[mt], cp_async::smem_u32(ta + k * kPitchA + m));
+        mma::ldmatrix_x4_trans(af[mt], cp_async::smem_u32(ta + k * kPitchA + m));
       }
       // B fragments (k x r) from the [k][r] tile, two 8-column tiles an ldmatrix x4.
 #pragma unroll
       for (int np = 0; np < RT / 16; np++) {
         uint32_t bfr[4];
         const int k = kk + (mat % 2) * 8 + rr, n = np * 16 + (mat / 2) * 8;
-        ldsm_x4_trans(bfr, cp_async::smem_u32(tb + k * kPitchB + n));
+        mma::ldmatrix_x4_trans(bfr, cp_async::smem_u32(tb + k * kPitchB + n));
 #pragma unroll
         for (int mt = 0; mt < 2; mt++) {
-          mma16816(acc[mt][2 * np], af[mt], bfr[0], bfr[1]);
-          mma16816(acc[mt][2 * np + 1], af[mt], bfr[2], bfr[3]);
+          mma::mma_bf16(acc[mt][2 * np], af[mt], bfr[0], bfr[1]);
+          mma::mma_bf16(acc[mt][2 * np + 1], af[mt], bfr[2], bfr[3]);
         }
       }
     }
