@@ -575,8 +575,10 @@ void folded_group_backward(const std::vector<Linear*>& ls, const std::vector<con
   const Tensor A = over(A_of(g.act[0], f32), {g.R, in}, dt);
   matmul_into(du, whole(A), dx_base, whole(dx), false, false, 1.0f, 1.0f);
   std::vector<WeightGradProduct> grads;
-  for (size_t j = 0; j < ls.size(); j++)
-    if (ls[j]->lora.active()) grads.push_back(dB_product(*ls[j], whole(*dys[j]), part(u, g.offset_of(ls[j]), ls[j]->lora.rank())));
+  for (const Linear* l : g.act) {
+    const size_t j = std::find(ls.begin(), ls.end(), l) - ls.begin();
+    grads.push_back(dB_product(*l, whole(*dys[j]), part(u, g.offset_of(l), l->lora.rank())));
+  }
   const Tensor dA = over(g.act[0]->lora.dA, {g.R, in}, DType::F32);  // outlives the products' views of it
   grads.push_back(dA_product(dA, x, du));
   weight_grad_products(grads);

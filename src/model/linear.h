@@ -132,9 +132,9 @@ void linear_group_backward(const std::vector<Linear*>& ls, const std::vector<con
                            const uint64_t* seeds = nullptr);
 // The same with x given late. For one linear, or a group whose adapters are stacked (one dA GEMM), every
 // product that does not read x (du, dx) is computed first, then late_x() is called - once, and only if some
-// member has an adapter - and the weight gradients (dB, dA) follow: a caller that did not keep x can rebuild it there from
-// the finished dx (the MLP's GLU output, over its own gradient: model/layer.cpp). Other groups of several
-// linears take x before the first member's backward.
+// member has an adapter - and the weight gradients (dB, dA) follow: a caller that did not keep x can rebuild it
+// there from the finished dx (the MLP's GLU output, over its own gradient: model/layer.cpp). Other groups of
+// several linears take x before the first member's backward.
 using LateInput = std::function<const Tensor&()>;
 void linear_group_backward(const std::vector<Linear*>& ls, const std::vector<const Tensor*>& dys,
                            const LateInput& late_x, const Tensor& saved, Tensor& dx, bool accumulate, LinearScratch& s,

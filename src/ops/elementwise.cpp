@@ -82,7 +82,8 @@ void copy_matrices(const std::vector<MatrixCopy>& copies) {
     ops_detail::need_float(op, S);
     ops_detail::need_float(op, D);
     if (c.src.rows != c.dst.rows || c.src.cols != c.dst.cols)
-      fail(op, {S, D}, at + ops_detail::view_str("dst", c.dst) + " must have the rows and cols of " + ops_detail::view_str("src", c.src));
+      fail(op, {S, D},
+           at + ops_detail::view_str("dst", c.dst) + " must have the rows and cols of " + ops_detail::view_str("src", c.src));
     for (size_t j = 0; j < copies.size(); j++) {
       if (ops_detail::may_overlap(c.dst, copies[j].src))
         fail(op, {S, D}, at + ops_detail::view_str("dst", c.dst) + " must not overlap copy " + std::to_string(j) + "'s src");
