@@ -189,7 +189,8 @@ fi
 if want ncu; then
   # GPU time by kernel over ~three 0.5B training steps (8 x 1024), real clocks: ~steps 5-7 of 8 (the first four,
   # with the GEMM tuning, are skipped by launch count; NCU_SKIP / NCU_COUNT set the launches when a change moves
-  # the count a step: 1,850 before the weight-gradient kernel, ~1,440 with it).
+  # the count a step: 1,850 at session 27's end, ~1,640 since the refresh is one op (NCU_SKIP=6560 NCU_COUNT=4920),
+  # ~1,230 with WICK_WEIGHT_GRADS=1).
   D=/tmp/bt/data-8x1024.jsonl
   if command -v ncu > /dev/null && [ -f "$D" ]; then
     rm -rf /tmp/ncu-run
