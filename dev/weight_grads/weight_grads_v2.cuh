@@ -1,0 +1,267 @@
+// dev variant v2 of the weight-gradient kernel (src/ops/cuda/weight_grads.cuh, "v1" here: TM 128, 4 stages, one
+// split a round trip in the tile's reduction), written in session 28 after the H100 runs (docs/benchmarks.md 8j)
+// and not yet run on a GPU. The same algorithm with three knobs, to find what limits the thin products (q|k|v's
+// dB at 0.8 TB/s on 72 blocks, the dA's at ~0.5 TB/s on 56: each block streamed ~11 GB/s):
+//   TM  columns of a a block (64 or 128; TM / 32 warps): 64 doubles the blocks of a thin product;
+//   ST  pipeline stages (4 or 6): more bytes in flight a block;
+//   the tile's reduction loads 4 splits (2 at RT > 32) a round trip instead of one.
+// Products, batches and the tile layout of partials are v1's (wgrad::Product, wgrad::Batch); the plan takes TM.
+// dev/weight_grads/weight_grads_bench.cu times v1 and these side by side.
+#pragma once
+#include "ops/cuda/weight_grads.cuh"
+
+namespace wick::wgrad_v2 {
+
+using wgrad::Batch;
+using wgrad::bf16;
+using wgrad::kMaxSplits;
+using wgrad::kMinSplitRows;
+using wgrad::kStageK;
+using wgrad::Product;
+
+template <int RT, int TM, int ST> constexpr size_t smem_bytes() {
+  return size_t(ST) * kStageK * (TM + 8 + RT + 8) * sizeof(bf16);
+}
+
+template <int RT, int TM> inline long long plan(Batch& b, int capacity) {
+  constexpr int kTileM = TM;
+  int tiles = 0, max_splits = kMaxSplits;
+  for (int i = 0; i < b.n; i++) {
+    tiles += (b.p[i].M + kTileM - 1) / kTileM;
+    const int most = b.p[i].K / kMinSplitRows > 1 ? b.p[i].K / kMinSplitRows : 1;
+    if (most < max_splits) max_splits = most;
+  }
+  if (capacity < 1) capacity = 1;
+  int best = 1;
+  double best_waste = 1e30;
+  for (int S = 1; S <= max_splits; S++) {
+    const double w = double(tiles) * S / capacity;
+    const double waste = w >= 1.0 ? double((tiles * S + capacity - 1) / capacity) / w : 1.0 / w;
+    if (waste <= best_waste + 1e-9) best = S, best_waste = waste;
+  }
+  long long part = 0;
+  int blocks = 0, counters = 0;
+  for (int i = 0; i < b.n; i++) {
+    Product& p = b.p[i];
+    p.tiles = (p.M + kTileM - 1) / kTileM;
+    // Rows a split, whole stages, then the splits those rows need (no empty split).
+    const int stages = (p.K + kStageK - 1) / kStageK;
+    const int stages_per = (stages + best - 1) / best;
+    p.split_rows = stages_per * kStageK;
+    p.splits = p.K > 0 ? (p.K + p.split_rows - 1) / p.split_rows : 1;
+    p.first_block = blocks;
+    p.part_offset = part;
+    p.counter_offset = counters;
+    blocks += p.tiles * p.splits;
+    part += (long long)p.tiles * p.splits * kTileM * RT;
+    counters += p.tiles;
+  }
+  b.blocks = blocks;
+  return part;
+}
+
+// One block: product p, tile `tile` of its M, rows [k0, k1) of its K. RT: the rank tile (16, 32, 48 or 64), R <= RT.
+template <int RT, int TM, int ST> __global__ void __launch_bounds__(TM) weight_grad_kernel(const __grid_constant__ Batch batch) {
+  constexpr int kTileM = TM, kThreads = TM, kStages = ST, kPitchA = TM + 8;
+  constexpr int kSU = RT <= 32 ? 4 : 2;  // splits summed a round trip
+  static_assert(RT % 16 == 0 && RT <= 64, "rank tile");
+  constexpr int kPitchB = RT + 8;
+  extern __shared__ __align__(128) unsigned char smem[];
+  bf16* sa = reinterpret_cast<bf16*>(smem);                  // [kStages][kStageK][kPitchA]
+  bf16* sb = sa + kStages * kStageK * kPitchA;               // [kStages][kStageK][kPitchB]
+  __shared__ unsigned last_flag;
+
+  int pi = 0;
+  while (pi + 1 < batch.n && (int)blockIdx.x >= batch.p[pi + 1].first_block) pi++;
+  const Product& P = batch.p[pi];
+  const int local = blockIdx.x - P.first_block;
+  const int tile = local / P.splits, split = local % P.splits;
+  const int m0 = tile * kTileM;
+  const int k0 = split * P.split_rows;
+  const int k1 = min(P.K, k0 + P.split_rows);
+  const int nstages = (k1 - k0 + kStageK - 1) / kStageK;
+  const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32;
+
+  // Stage s of this block's rows into ring slot `slot`: a [64 x 128] (16 chunks of 16 B a row), b [64 x RT].
+  auto load = [&](int s, int slot) {
+    const int kb = k0 + s * kStageK;
+    bf16* da = sa + slot * kStageK * kPitchA;
+#pragma unroll
+    for (int i = 0; i < kStageK * (kTileM / 8) / kThreads; i++) {
+      const int c = tid + i * kThreads, row = c / (kTileM / 8), col = (c % (kTileM / 8)) * 8;
+      const int k = kb + row, m = m0 + col;
+      const bool ok = k < k1 && m < P.M;
+      const bf16* src = ok ? P.a + (long long)k * P.lda + m : P.a;
+      cp_async::cp_async16(cp_async::smem_u32(da + row * kPitchA + col), src, ok);
+    }
+    bf16* db = sb + slot * kStageK * kPitchB;
+    for (int c = tid; c < kStageK * (RT / 8); c += kThreads) {
+      const int row = c / (RT / 8), col = (c % (RT / 8)) * 8;
+      const int k = kb + row;
+      const bool ok = k < k1 && col < P.R;
+      const bf16* src = ok ? P.b + (long long)k * P.ldb + col : P.b;
+      cp_async::cp_async16(cp_async::smem_u32(db + row * kPitchB + col), src, ok);
+    }
+  };
+
+  // acc[mt][nt]: rows (m) mw + 16 mt + {g, g + 8}, columns (r) 8 nt + {2t, 2t + 1}.
+  float acc[2][RT / 8][4];
+#pragma unroll
+  for (int mt = 0; mt < 2; mt++)
+#pragma unroll
+    for (int nt = 0; nt < RT / 8; nt++)
+#pragma unroll
+      for (int e = 0; e < 4; e++) acc[mt][nt][e] = 0.0f;
+
+#pragma unroll
+  for (int s = 0; s < kStages - 1; s++) {
+    if (s < nstages) load(s, s);
+    cp_async::cp_async_commit();
+  }
+  const int mw = warp * 32;
+  const int mat = lane / 8, rr = lane % 8;
+  for (int s = 0; s < nstages; s++) {
+    cp_async::cp_async_wait<kStages - 2>();
+    __syncthreads();  // stage s has landed for every thread; slot (s - 1) % kStages is free
+    if (s + kStages - 1 < nstages) load(s + kStages - 1, (s + kStages - 1) % kStages);
+    cp_async::cp_async_commit();
+    const bf16* ta = sa + (s % kStages) * kStageK * kPitchA;
+    const bf16* tb = sb + (s % kStages) * kStageK * kPitchB;
+#pragma unroll
+    for (int kk = 0; kk < kStageK; kk += 16) {
+      // A fragments (m x k) of a^T from the [k][m] tile: matrices (m +0/+8) x (k +0/+8), transposed by ldmatrix.
+      uint32_t af[2][4];
+#pragma unroll
+      for (int mt = 0; mt < 2; mt++) {
+        const int k = kk + (mat / 2) * 8 + rr, m = mw + mt * 16 + (mat % 2) * 8;
+        mma::ldmatrix_x4_trans(af[mt], cp_async::smem_u32(ta + k * kPitchA + m));
+      }
+      // B fragments (k x r) from the [k][r] tile, two 8-column tiles an ldmatrix x4.
+#pragma unroll
+      for (int np = 0; np < RT / 16; np++) {
+        uint32_t bfr[4];
+        const int k = kk + (mat % 2) * 8 + rr, n = np * 16 + (mat / 2) * 8;
+        mma::ldmatrix_x4_trans(bfr, cp_async::smem_u32(tb + k * kPitchB + n));
+#pragma unroll
+        for (int mt = 0; mt < 2; mt++) {
+          mma::mma_bf16(acc[mt][2 * np], af[mt], bfr[0], bfr[1]);
+          mma::mma_bf16(acc[mt][2 * np + 1], af[mt], bfr[2], bfr[3]);
+        }
+      }
+    }
+  }
+  cp_async::cp_async_wait<0>();
+
+  // This split's partial tile [128][RT] f32 to the workspace.
+  const int g = lane / 4, t2 = (lane % 4) * 2;
+  float* part = batch.part + P.part_offset + (long long)(tile * P.splits + split) * kTileM * RT;
+#pragma unroll
+  for (int mt = 0; mt < 2; mt++)
+#pragma unroll
+    for (int nt = 0; nt < RT / 8; nt++)
+#pragma unroll
+      for (int h = 0; h < 2; h++) {
+        const int m = mw + mt * 16 + g + h * 8, r = nt * 8 + t2;
+        *reinterpret_cast<float2*>(part + m * RT + r) = make_float2(acc[mt][nt][2 * h], acc[mt][nt][2 * h + 1]);
+      }
+  if (P.splits > 1) {
+    __threadfence();  // the partial is visible device-wide before the ticket
+    __syncthreads();
+    if (tid == 0) {
+      unsigned* counter = batch.counters + P.counter_offset + tile;
+      const unsigned ticket = atomicAdd(counter, 1u);
+      last_flag = ticket == unsigned(P.splits - 1);
+      if (last_flag) *counter = 0;  // ready for the next launch (stream order)
+    }
+    __syncthreads();
+    if (!last_flag) return;
+    __threadfence();
+  } else {
+    __syncthreads();
+  }
+  // The tile's last block: out (+)= scale * sum over the splits, in split order. Thread t owns the float4 chunks
+  // c = i * kThreads + t of the [128][RT] tile (elements 4c .. 4c + 3: one m, four r); each split's RT / 4 chunks
+  // are loaded together (one L2 round trip a split, not one an element), then the outputs are read and written.
+  const float* __restrict__ tile_part = batch.part + P.part_offset + (long long)tile * P.splits * kTileM * RT;
+  float sum[RT];
+#pragma unroll
+  for (int i = 0; i < RT; i++) sum[i] = 0.0f;
+  int s = 0;
+  for (; s + kSU <= P.splits; s += kSU) {  // kSU splits' chunks loaded together, added in split order
+    float4 v[kSU][RT / 4];
+#pragma unroll
+    for (int u = 0; u < kSU; u++)
+#pragma unroll
+      for (int i = 0; i < RT / 4; i++)
+        v[u][i] = __ldcg(reinterpret_cast<const float4*>(tile_part + (long long)(s + u) * kTileM * RT) + i * kThreads + tid);
+#pragma unroll
+    for (int u = 0; u < kSU; u++)
+#pragma unroll
+      for (int i = 0; i < RT / 4; i++) {
+        sum[4 * i] += v[u][i].x;
+        sum[4 * i + 1] += v[u][i].y;
+        sum[4 * i + 2] += v[u][i].z;
+        sum[4 * i + 3] += v[u][i].w;
+      }
+  }
+  for (; s < P.splits; s++) {
+    const float4* ps = reinterpret_cast<const float4*>(tile_part + (long long)s * kTileM * RT);
+    float4 v[RT / 4];
+#pragma unroll
+    for (int i = 0; i < RT / 4; i++) v[i] = __ldcg(ps + i * kThreads + tid);
+#pragma unroll
+    for (int i = 0; i < RT / 4; i++) {
+      sum[4 * i] += v[i].x;
+      sum[4 * i + 1] += v[i].y;
+      sum[4 * i + 2] += v[i].z;
+      sum[4 * i + 3] += v[i].w;
+    }
+  }
+  float* __restrict__ out = P.out;
+  float prev[RT];
+#pragma unroll
+  for (int i = 0; i < RT / 4; i++) {
+    const int e = 4 * (i * kThreads + tid), m = m0 + e / RT, r = e % RT;
+#pragma unroll
+    for (int j = 0; j < 4; j++) {
+      const bool ok = m < P.M && r + j < P.R && P.accumulate;
+      prev[4 * i + j] = ok ? (P.transposed ? out[(long long)(r + j) * P.ldo + m] : out[(long long)m * P.ldo + r + j]) : 0.0f;
+    }
+  }
+#pragma unroll
+  for (int i = 0; i < RT / 4; i++) {
+    const int e = 4 * (i * kThreads + tid), m = m0 + e / RT, r = e % RT;
+#pragma unroll
+    for (int j = 0; j < 4; j++)
+      if (m < P.M && r + j < P.R) {
+        float* o = P.transposed ? out + (long long)(r + j) * P.ldo + m : out + (long long)m * P.ldo + r + j;
+        *o = prev[4 * i + j] + P.scale * sum[4 * i + j];
+      }
+  }
+}
+
+// Blocks of the <RT, TM, ST> kernel resident at once on the current device (plan's capacity): its occupancy times the SMs.
+// Also opts the kernel into its dynamic shared memory (launch does that too).
+template <int RT, int TM, int ST> inline cudaError_t capacity(int sms, int* blocks) {
+  constexpr size_t smem = smem_bytes<RT, TM, ST>();
+  cudaError_t e =
+      cudaFuncSetAttribute(weight_grad_kernel<RT, TM, ST>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem);
+  if (e != cudaSuccess) return e;
+  int occ = 0;
+  e = cudaOccupancyMaxActiveBlocksPerMultiprocessor(&occ, weight_grad_kernel<RT, TM, ST>, TM, smem);
+  *blocks = (occ > 0 ? occ : 1) * sms;
+  return e;
+}
+
+// Launches the planned batch (plan<RT, TM>() first) on stream s.
+template <int RT, int TM, int ST> inline cudaError_t launch(const Batch& b, cudaStream_t s) {
+  if (b.blocks == 0) return cudaSuccess;
+  constexpr size_t smem = smem_bytes<RT, TM, ST>();
+  cudaError_t e =
+      cudaFuncSetAttribute(weight_grad_kernel<RT, TM, ST>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem);
+  if (e != cudaSuccess) return e;
+  weight_grad_kernel<RT, TM, ST><<<b.blocks, TM, smem, s>>>(b);
+  return cudaGetLastError();
+}
+
+}  // namespace wick::wgrad_v2
