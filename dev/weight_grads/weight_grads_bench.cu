@@ -2,8 +2,8 @@
 // reference (every element of every output, accumulate and set, plain and transposed) and run-to-run bits, then
 // times the sets a Qwen2.5 0.5B / 1.5B training step gives it (8 x 1024 tokens, r 16 on all seven projections:
 // q|k|v's dB with dA, o's dB + dA, gate/up's dB with dA, down's dB + dA) with wick's plan (the K splits against the
-// blocks resident at once), reporting us, waves and the GB/s of reading a and b once; the same for the dev variant
-// weight_grads_v2.cuh (64- or 128-column blocks, 4 or 6 stages, the tile's reduction a few splits a round trip).
+// blocks resident at once), reporting us, waves and the GB/s of reading a and b once; beside it the kernel's other
+// configurations (64-column blocks, 6 stages, the tile's reduction four splits a round trip).
 // Build: nvcc -O3 -std=c++17 -gencode arch=compute_90,code=sm_90 -I src -o build-gpu/weight_grads_bench.bin \
 //          dev/weight_grads/weight_grads_bench.cu
 #include <cuda_bf16.h>
@@ -16,7 +16,6 @@
 #include <type_traits>
 #include <vector>
 
-#include "weight_grads_v2.cuh"
 #include "ops/cuda/weight_grads.cuh"
 
 using namespace wick::wgrad;
@@ -43,9 +42,23 @@ struct Set {
 
 static unsigned* g_counters = nullptr;
 
+// Calls f(TM, ST, SU) as integral constants for wick's configuration (128, 4, 1) and the variants written after the
+// session 28 runs: 64-column blocks (twice the blocks of a thin product), 6 stages, 4 splits a round trip.
+template <int V> using C = std::integral_constant<int, V>;
+template <class F> void template_configs(F&& f) {
+  f(C<128>{}, C<4>{}, C<1>{});
+  f(C<128>{}, C<4>{}, C<4>{});
+  f(C<64>{}, C<4>{}, C<4>{});
+  f(C<128>{}, C<6>{}, C<4>{});
+  f(C<64>{}, C<6>{}, C<4>{});
+}
+
 // Runs the set `reps` times (returns median us a run) and, when check, compares with the f64 reference.
-// V 1: wick's kernel (TM, ST ignored); V 2: dev/weight_grads/weight_grads_v2.cuh with TM columns and ST stages.
-template <int RT, int V = 1, int TM = 128, int ST = 4> double run(const Set& set, bool check, int reps, int* fails) {
+// The kernel with TM columns a block, ST stages, SU splits a round trip in the tile's reduction (wick: 128, 4, 1);
+// SU is capped at 2 from rank tile 48 (registers).
+template <int RT, int TM = kTileM, int ST = kStages, int SU0 = 1>
+double run(const Set& set, bool check, int reps, int* fails) {
+  constexpr int SU = RT > 32 && SU0 > 2 ? 2 : SU0;
   std::mt19937 gen(7);
   std::normal_distribution<float> nd(0.f, 1.f);
   const int K = set.K;
@@ -79,18 +92,9 @@ template <int RT, int V = 1, int TM = 128, int ST = 4> double run(const Set& set
   }
   int sms = 0, cap = 0;
   CK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, 0));
-  long long floats;
-  if constexpr (V == 1) {
-    CK(capacity<RT>(sms, &cap));
-    floats = plan<RT>(b, cap);
-  } else {
-    CK((wick::wgrad_v2::capacity<RT, TM, ST>(sms, &cap)));
-    floats = wick::wgrad_v2::plan<RT, TM>(b, cap);
-  }
-  auto go = [&]() {
-    if constexpr (V == 1) return launch<RT>(b, 0);
-    else return wick::wgrad_v2::launch<RT, TM, ST>(b, 0);
-  };
+  CK((capacity<RT, TM, ST, SU>(sms, &cap)));
+  const long long floats = plan<RT, TM>(b, cap);
+  auto go = [&]() { return launch<RT, TM, ST, SU>(b, 0); };
   float* ws;
   CK(cudaMalloc(&ws, floats * 4 + 16));
   b.part = ws, b.counters = g_counters;
@@ -150,8 +154,8 @@ template <int RT, int V = 1, int TM = 128, int ST = 4> double run(const Set& set
   double bytes = 0;
   for (const Spec& s : set.ps) bytes += 2.0 * K * (s.M + s.R);
   const double med = ts[ts.size() / 2];
-  std::printf("v%d TM %3d ST %d %-22s RT %d: %d blocks (%.2f waves of %d), %d splits, partials %.1f MB, median %.2f us, %.0f GB/s\n",
-              V, TM, ST, set.name, RT, b.blocks, double(b.blocks) / cap, cap, b.p[0].splits, floats * 4e-6, med, bytes / med * 1e-3);
+  std::printf("TM %3d ST %d SU %d %-22s RT %d: %d blocks (%.2f waves of %d), %d splits, partials %.1f MB, median %.2f us, %.0f GB/s\n",
+              TM, ST, SU, set.name, RT, b.blocks, double(b.blocks) / cap, cap, b.p[0].splits, floats * 4e-6, med, bytes / med * 1e-3);
   for (void* p : frees) CK(cudaFree(p));
   CK(cudaFree(ws));
   return med;
@@ -162,19 +166,16 @@ int main() {
   CK(cudaMemset(g_counters, 0, (1 << 14) * 4));
   int fails = 0;
   // Correctness: odd shapes at every rank tile.
-  // Correctness: odd shapes at every rank tile, v1 and the v2 configurations.
-  auto odd = [&](auto v1, auto tm, auto st) {
-    constexpr int V = decltype(v1)::value, TM = decltype(tm)::value, ST = decltype(st)::value;
-    run<16, V, TM, ST>({"odd r8/16", 1037, {{136, 8, false, true}, {8, 16, true, false}, {384, 16, false, true}}}, true, 1, &fails);
-    run<32, V, TM, ST>({"odd r24/32", 300, {{200, 24, true, true}, {64, 32, false, false}}}, true, 1, &fails);
-    run<48, V, TM, ST>({"odd r40/48", 2100, {{96, 40, false, true}, {1000, 48, true, true}}}, true, 1, &fails);
-    run<64, V, TM, ST>({"odd r64", 3777, {{128, 64, true, true}, {56, 64, false, true}}}, true, 1, &fails);
+  // Correctness: odd shapes at every rank tile, wick's configuration and the others timed below.
+  auto odd = [&](auto tm, auto st, auto su) {
+    constexpr int TM = decltype(tm)::value, ST = decltype(st)::value, SU = decltype(su)::value;
+    run<16, TM, ST, SU>({"odd r8/16", 1037, {{136, 8, false, true}, {8, 16, true, false}, {384, 16, false, true}}}, true, 1,
+                        &fails);
+    run<32, TM, ST, SU>({"odd r24/32", 300, {{200, 24, true, true}, {64, 32, false, false}}}, true, 1, &fails);
+    run<48, TM, ST, SU>({"odd r40/48", 2100, {{96, 40, false, true}, {1000, 48, true, true}}}, true, 1, &fails);
+    run<64, TM, ST, SU>({"odd r64", 3777, {{128, 64, true, true}, {56, 64, false, true}}}, true, 1, &fails);
   };
-  using I = std::integral_constant<int, 1>;
-  odd(I{}, std::integral_constant<int, 128>{}, std::integral_constant<int, 4>{});
-  odd(std::integral_constant<int, 2>{}, std::integral_constant<int, 64>{}, std::integral_constant<int, 4>{});
-  odd(std::integral_constant<int, 2>{}, std::integral_constant<int, 128>{}, std::integral_constant<int, 6>{});
-  odd(std::integral_constant<int, 2>{}, std::integral_constant<int, 64>{}, std::integral_constant<int, 6>{});
+  template_configs(odd);
   const int N = 8192;
   // 0.5B (C 896, I 4864, kv 128) and 1.5B (C 1536, I 8960, kv 256), r 16.
   const Set dB05 = {"0.5B qkv dB", N, {{896, 16, false, true}, {128, 16, false, true}, {128, 16, false, true}}};
@@ -186,28 +187,24 @@ int main() {
   const Set gu15 = {"1.5B gate/up dB", N, {{8960, 16, false, true}, {8960, 16, false, true}}};
   const Set dn15 = {"1.5B down dB+dA", N, {{1536, 16, false, true}, {8960, 16, true, true}}};
   run<16>(gu05, true, 1, &fails);  // one full-size check
-  run<16, 2, 64, 6>(gu05, true, 1, &fails);
-  // Per 0.5B layer (and 1.5B's two large sets), each variant, two rounds.
-  auto layer = [&](auto v1, auto tm, auto st, int round) {
-    constexpr int V = decltype(v1)::value, TM = decltype(tm)::value, ST = decltype(st)::value;
-    double t = 0;
-    t += run<16, V, TM, ST>(dB05, false, 50, &fails);
-    t += run<48, V, TM, ST>(dA05, false, 50, &fails);
-    t += run<16, V, TM, ST>(o05, false, 50, &fails);
-    t += run<16, V, TM, ST>(gu05, false, 50, &fails);
-    t += run<32, V, TM, ST>(gua05, false, 50, &fails);
-    t += run<16, V, TM, ST>(dn05, false, 50, &fails);
-    std::printf("per 0.5B layer, v%d TM %d ST %d, round %d: %.1f us (x 24 layers = %.2f ms)\n", V, TM, ST, round, t,
-                t * 24e-3);
-    run<16, V, TM, ST>(gu15, false, 50, &fails);
-    run<16, V, TM, ST>(dn15, false, 50, &fails);
-  };
+  run<16, 64, 6, 4>(gu05, true, 1, &fails);
+  // Per 0.5B layer (and 1.5B's two large sets), each configuration, two rounds.
   for (int round = 1; round <= 2; round++) {
-    layer(I{}, std::integral_constant<int, 128>{}, std::integral_constant<int, 4>{}, round);
-    layer(std::integral_constant<int, 2>{}, std::integral_constant<int, 128>{}, std::integral_constant<int, 4>{}, round);
-    layer(std::integral_constant<int, 2>{}, std::integral_constant<int, 64>{}, std::integral_constant<int, 4>{}, round);
-    layer(std::integral_constant<int, 2>{}, std::integral_constant<int, 128>{}, std::integral_constant<int, 6>{}, round);
-    layer(std::integral_constant<int, 2>{}, std::integral_constant<int, 64>{}, std::integral_constant<int, 6>{}, round);
+    auto layer = [&](auto tm, auto st, auto su) {
+      constexpr int TM = decltype(tm)::value, ST = decltype(st)::value, SU = decltype(su)::value;
+      double t = 0;
+      t += run<16, TM, ST, SU>(dB05, false, 50, &fails);
+      t += run<48, TM, ST, SU>(dA05, false, 50, &fails);
+      t += run<16, TM, ST, SU>(o05, false, 50, &fails);
+      t += run<16, TM, ST, SU>(gu05, false, 50, &fails);
+      t += run<32, TM, ST, SU>(gua05, false, 50, &fails);
+      t += run<16, TM, ST, SU>(dn05, false, 50, &fails);
+      std::printf("per 0.5B layer, TM %d ST %d SU %d, round %d: %.1f us (x 24 layers = %.2f ms)\n", TM, ST, SU, round, t,
+                  t * 24e-3);
+      run<16, TM, ST, SU>(gu15, false, 50, &fails);
+      run<16, TM, ST, SU>(dn15, false, 50, &fails);
+    };
+    template_configs(layer);
   }
   std::printf(fails ? "%d FAILED\n" : "ALL OK\n", fails);
   return fails != 0;

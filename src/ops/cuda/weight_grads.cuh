@@ -68,9 +68,9 @@ struct Batch {
   unsigned* counters = nullptr;  // one per tile, zero between launches (each tile's last block resets its own)
 };
 
-// Shared memory a block of rank tile RT uses.
-template <int RT> constexpr size_t smem_bytes() {
-  return size_t(kStages) * kStageK * (kPitchA + RT + 8) * sizeof(bf16);
+// Shared memory a block of rank tile RT, TM columns and ST stages uses.
+template <int RT, int TM = kTileM, int ST = kStages> constexpr size_t smem_bytes() {
+  return size_t(ST) * kStageK * (TM + 8 + RT + 8) * sizeof(bf16);
 }
 
 // Lays the products of b out over the grid: each gets tiles = ceil(M / 128) and one number of K splits S for the
@@ -78,10 +78,11 @@ template <int RT> constexpr size_t smem_bytes() {
 // once): the fewest rounds of blocks per unit of work, ceil(w) / w with w = blocks / capacity, the larger S on a
 // tie. (A launch of 2.02 waves takes three rounds: the first H100 run lost a third of gate/up's time so.)
 // Fills part_offset / counter_offset and returns the workspace floats; b.blocks is the grid size.
-template <int RT> inline long long plan(Batch& b, int capacity) {
+template <int RT, int TM = kTileM> inline long long plan(Batch& b, int capacity) {
+  constexpr int kTM = TM;
   int tiles = 0, max_splits = kMaxSplits;
   for (int i = 0; i < b.n; i++) {
-    tiles += (b.p[i].M + kTileM - 1) / kTileM;
+    tiles += (b.p[i].M + kTM - 1) / kTM;
     const int most = b.p[i].K / kMinSplitRows > 1 ? b.p[i].K / kMinSplitRows : 1;
     if (most < max_splits) max_splits = most;
   }
@@ -97,7 +98,7 @@ template <int RT> inline long long plan(Batch& b, int capacity) {
   int blocks = 0, counters = 0;
   for (int i = 0; i < b.n; i++) {
     Product& p = b.p[i];
-    p.tiles = (p.M + kTileM - 1) / kTileM;
+    p.tiles = (p.M + kTM - 1) / kTM;
     // Rows a split, whole stages, then the splits those rows need (no empty split).
     const int stages = (p.K + kStageK - 1) / kStageK;
     const int stages_per = (stages + best - 1) / best;
@@ -107,20 +108,24 @@ template <int RT> inline long long plan(Batch& b, int capacity) {
     p.part_offset = part;
     p.counter_offset = counters;
     blocks += p.tiles * p.splits;
-    part += (long long)p.tiles * p.splits * kTileM * RT;
+    part += (long long)p.tiles * p.splits * kTM * RT;
     counters += p.tiles;
   }
   b.blocks = blocks;
   return part;
 }
-inline int counters_needed(const Batch& b) {
+inline int counters_needed(const Batch& b, int tm = kTileM) {
   int n = 0;
-  for (int i = 0; i < b.n; i++) n += (b.p[i].M + kTileM - 1) / kTileM;
+  for (int i = 0; i < b.n; i++) n += (b.p[i].M + tm - 1) / tm;
   return n;
 }
 
 // One block: product p, tile `tile` of its M, rows [k0, k1) of its K. RT: the rank tile (16, 32, 48 or 64), R <= RT.
-template <int RT> __global__ void __launch_bounds__(kThreads) weight_grad_kernel(const __grid_constant__ Batch batch) {
+template <int RT, int TM = kTileM, int ST = kStages, int SU = 1>
+__global__ void __launch_bounds__(TM) weight_grad_kernel(const __grid_constant__ Batch batch) {
+  // TM columns of a a block (TM / 32 warps of 32 columns), ST pipeline stages, SU splits summed a round trip in the
+  // tile's reduction: wick runs the defaults (kTileM, kStages, 1); dev/weight_grads times others.
+  constexpr int kTileM = TM, kThreads = TM, kStages = ST, kPitchA = TM + 8, kSU = SU;
   static_assert(RT % 16 == 0 && RT <= 64, "rank tile");
   constexpr int kPitchB = RT + 8;
   extern __shared__ __align__(128) unsigned char smem[];
@@ -209,7 +214,7 @@ template <int RT> __global__ void __launch_bounds__(kThreads) weight_grad_kernel
   }
   cp_async::cp_async_wait<0>();
 
-  // This split's partial tile [128][RT] f32 to the workspace.
+  // This split's partial tile [TM][RT] f32 to the workspace.
   const int g = lane / 4, t2 = (lane % 4) * 2;
   float* part = batch.part + P.part_offset + (long long)(tile * P.splits + split) * kTileM * RT;
 #pragma unroll
@@ -237,13 +242,31 @@ template <int RT> __global__ void __launch_bounds__(kThreads) weight_grad_kernel
     __syncthreads();
   }
   // The tile's last block: out (+)= scale * sum over the splits, in split order. Thread t owns the float4 chunks
-  // c = i * kThreads + t of the [128][RT] tile (elements 4c .. 4c + 3: one m, four r); each split's RT / 4 chunks
-  // are loaded together (one L2 round trip a split, not one an element), then the outputs are read and written.
+  // c = i * kThreads + t of the [TM][RT] tile (elements 4c .. 4c + 3: one m, four r); SU splits' RT / 4 chunks
+  // are loaded together (one L2 round trip for SU splits, not one an element), then the outputs are read and written.
   const float* __restrict__ tile_part = batch.part + P.part_offset + (long long)tile * P.splits * kTileM * RT;
   float sum[RT];
 #pragma unroll
   for (int i = 0; i < RT; i++) sum[i] = 0.0f;
-  for (int s = 0; s < P.splits; s++) {
+  int s = 0;
+  for (; s + kSU <= P.splits; s += kSU) {  // kSU splits' chunks loaded together, added in split order
+    float4 v[kSU][RT / 4];
+#pragma unroll
+    for (int u = 0; u < kSU; u++)
+#pragma unroll
+      for (int i = 0; i < RT / 4; i++)
+        v[u][i] = __ldcg(reinterpret_cast<const float4*>(tile_part + (long long)(s + u) * kTileM * RT) + i * kThreads + tid);
+#pragma unroll
+    for (int u = 0; u < kSU; u++)
+#pragma unroll
+      for (int i = 0; i < RT / 4; i++) {
+        sum[4 * i] += v[u][i].x;
+        sum[4 * i + 1] += v[u][i].y;
+        sum[4 * i + 2] += v[u][i].z;
+        sum[4 * i + 3] += v[u][i].w;
+      }
+  }
+  for (; s < P.splits; s++) {
     const float4* ps = reinterpret_cast<const float4*>(tile_part + (long long)s * kTileM * RT);
     float4 v[RT / 4];
 #pragma unroll
@@ -279,25 +302,29 @@ template <int RT> __global__ void __launch_bounds__(kThreads) weight_grad_kernel
   }
 }
 
-// Blocks of the RT kernel resident at once on the current device (plan's capacity): its occupancy times the SMs.
+// Blocks of the <RT, TM, ST, SU> kernel resident at once on the current device (plan's capacity): its occupancy times the SMs.
 // Also opts the kernel into its dynamic shared memory (launch does that too).
-template <int RT> inline cudaError_t capacity(int sms, int* blocks) {
-  constexpr size_t smem = smem_bytes<RT>();
-  cudaError_t e = cudaFuncSetAttribute(weight_grad_kernel<RT>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem);
+template <int RT, int TM = kTileM, int ST = kStages, int SU = 1>
+inline cudaError_t capacity(int sms, int* blocks) {
+  constexpr size_t smem = smem_bytes<RT, TM, ST>();
+  cudaError_t e =
+      cudaFuncSetAttribute(weight_grad_kernel<RT, TM, ST, SU>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem);
   if (e != cudaSuccess) return e;
   int occ = 0;
-  e = cudaOccupancyMaxActiveBlocksPerMultiprocessor(&occ, weight_grad_kernel<RT>, kThreads, smem);
+  e = cudaOccupancyMaxActiveBlocksPerMultiprocessor(&occ, weight_grad_kernel<RT, TM, ST, SU>, TM, smem);
   *blocks = (occ > 0 ? occ : 1) * sms;
   return e;
 }
 
-// Launches the planned batch (plan<RT>() first) on stream s.
-template <int RT> inline cudaError_t launch(const Batch& b, cudaStream_t s) {
+// Launches the planned batch (plan<RT, TM>() first) on stream s.
+template <int RT, int TM = kTileM, int ST = kStages, int SU = 1>
+inline cudaError_t launch(const Batch& b, cudaStream_t s) {
   if (b.blocks == 0) return cudaSuccess;
-  constexpr size_t smem = smem_bytes<RT>();
-  cudaError_t e = cudaFuncSetAttribute(weight_grad_kernel<RT>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem);
+  constexpr size_t smem = smem_bytes<RT, TM, ST>();
+  cudaError_t e =
+      cudaFuncSetAttribute(weight_grad_kernel<RT, TM, ST, SU>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem);
   if (e != cudaSuccess) return e;
-  weight_grad_kernel<RT><<<b.blocks, kThreads, smem, s>>>(b);
+  weight_grad_kernel<RT, TM, ST, SU><<<b.blocks, TM, smem, s>>>(b);
   return cudaGetLastError();
 }
 
