@@ -69,19 +69,9 @@ template <bool kBinary, typename Op> void map(const char* name, const Tensor& a,
   });
 }
 
-// dst (row r at dst + r * ldd) = scale * src (row r at src + r * lds), rows x cols; a thread per element.
-template <typename S, typename D>
-__global__ void copy_matrix_kernel(const S* src, long long lds, D* dst, long long ldd, long long rows, int cols,
-                                   float scale) {
-  const long long n = rows * cols;
-  for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < n; i += (long long)gridDim.x * blockDim.x) {
-    const long long r = i / cols, c = i % cols;
-    dst[r * ldd + c] = cuda::from_f<D>(scale * cuda::to_f(src[r * lds + c]));
-  }
-}
-
-// copy_matrices: up to kCopiesALaunch copies of one dtype pair, copy blockIdx.y; each block grid-strides over
-// its copy's elements (blocks past a small copy's end exit at once).
+// copy_matrices (and copy_matrix, one copy): dst (row r at dst + r * ldd) = scale * src (row r at src + r * lds),
+// up to kCopiesALaunch copies of one dtype pair, copy blockIdx.y; each block grid-strides over its copy's elements
+// (blocks past a small copy's end exit at once).
 constexpr int kCopiesALaunch = 32;
 struct CopyItem {
   const void* src;
@@ -141,23 +131,8 @@ void cast(const Tensor& src, Tensor& dst) {
   cuda_cast(src, dst);
 }
 
-// dst = scale * src between views, f32 or bf16 each.
-void copy_matrix(const MatrixView& src, const MatrixView& dst, float scale) {
-  const long long n = src.rows * src.cols;
-  if (n == 0) return;
-  cudaStream_t s = cuda::stream_of(*dst.tensor);
-  cuda::dispatch_float(src.tensor->dtype(), "copy_matrix", [&](auto st) {
-    using S = typename decltype(st)::type;
-    cuda::dispatch_float(dst.tensor->dtype(), "copy_matrix", [&](auto dt) {
-      using D = typename decltype(dt)::type;
-      copy_matrix_kernel<S, D><<<cuda::grid_for(n, 256), 256, 0, s>>>(cuda::cptr<S>(*src.tensor) + src.offset,
-                                                                      (long long)src.ld, cuda::ptr<D>(*dst.tensor) + dst.offset,
-                                                                      (long long)dst.ld, (long long)src.rows,
-                                                                      (int)src.cols, scale);
-      WICK_CUDA_LAUNCH_CHECK();
-    });
-  });
-}
+// dst = scale * src between views, f32 or bf16 each: copy_matrices' kernel with one copy.
+void copy_matrix(const MatrixView& src, const MatrixView& dst, float scale) { copy_matrices({{src, dst, scale}}); }
 
 // Many copies: grouped by (src, dst) dtype, kCopiesALaunch a launch, the grid as wide as the largest copy needs.
 void copy_matrices(const std::vector<MatrixCopy>& copies) {

@@ -38,8 +38,6 @@ constexpr int kMaxProducts = 8;  // per launch (the caller splits longer lists)
 constexpr int kTileM = 128;      // columns of a per block: 4 warps of 32
 constexpr int kStageK = 64;      // rows of a and b per pipeline stage
 constexpr int kStages = 4;
-constexpr int kThreads = 128;
-constexpr int kPitchA = kTileM + 8;  // shared-memory row pitch (elements): the 8 rows of an ldmatrix hit 8 bank groups
 constexpr int kMinSplitRows = 256;   // a split streams at least this many rows (4 stages)
 // At most this many K splits a tile: the tile's last block sums its splits' partials one L2 round trip a split
 // (the first run, with up to 32 splits and a load an element, spent most of its time there).
@@ -73,7 +71,7 @@ template <int RT, int TM = kTileM, int ST = kStages> constexpr size_t smem_bytes
   return size_t(ST) * kStageK * (TM + 8 + RT + 8) * sizeof(bf16);
 }
 
-// Lays the products of b out over the grid: each gets tiles = ceil(M / 128) and one number of K splits S for the
+// Lays the products of b out over the grid: each gets tiles = ceil(M / TM) and one number of K splits S for the
 // launch (at most kMaxSplits, at least kMinSplitRows rows a split), chosen against `capacity` (blocks resident at
 // once): the fewest rounds of blocks per unit of work, ceil(w) / w with w = blocks / capacity, the larger S on a
 // tie. (A launch of 2.02 waves takes three rounds: the first H100 run lost a third of gate/up's time so.)
@@ -125,6 +123,7 @@ template <int RT, int TM = kTileM, int ST = kStages, int SU = 1>
 __global__ void __launch_bounds__(TM) weight_grad_kernel(const __grid_constant__ Batch batch) {
   // TM columns of a a block (TM / 32 warps of 32 columns), ST pipeline stages, SU splits summed a round trip in the
   // tile's reduction: wick runs the defaults (kTileM, kStages, 1); dev/weight_grads times others.
+  // kPitchA: the a tile's shared-memory row pitch (elements), so that the 8 rows of an ldmatrix hit 8 bank groups.
   constexpr int kTileM = TM, kThreads = TM, kStages = ST, kPitchA = TM + 8, kSU = SU;
   static_assert(RT % 16 == 0 && RT <= 64, "rank tile");
   constexpr int kPitchB = RT + 8;
