@@ -6,6 +6,7 @@
 #   adapter: 0.5B decode with a 1-step r 16 adapter on all seven projections beside the same model without it
 #   glu: gate/up + GLU at two warps a row (the default from 4,096 rows) against one (WICK_GLU_K2=0), 1.5B, 0.5B
 #   l2: the L2 prefetch's variants (with PATCHES naming l2_prefetch.patch)
+#   early: decode attention's early cache loads (WICK_DECODE_EARLY_LOADS=1) against main's order, 1.5B and 0.5B
 # and issue 8's training table with the peer (train: main's defaults, the GEMM tuning and the adapter fold, with
 # the fold's A/B), an ncu profile of 0.5B training steps (ncu), and three harnesses: dev/small_m/small_m_bench.cu
 # l2 (each decode projection from HBM and from L2), dev/low_rank/low_rank_bench.cu split (v1 beside v3 / v4 on
@@ -13,8 +14,8 @@
 # Stages: build tests train ncu (the default), trainab (the training rows of the tree against the base packed in
 # .carry-ab), wgrad (dev/weight_grads' harness, then training with the weight-gradient kernel against
 # WICK_WEIGHT_GRADS=0), lorarows (the seed suite's lora rows: low_rank_product's rule against v1), adapter glu l2
-# lowrank l2bench gemm. Each writes under $OUT:
-# build.log, cuda-tests.log, weight-grads.txt, train-wgrad-ab.md, lora-rows.txt, decode-ab.txt, glu-ab.txt, l2-ab.txt, low-rank.txt, small-m-l2.txt, train-table.md
+# early lowrank l2bench gemm. Each writes under $OUT:
+# build.log, cuda-tests.log, weight-grads.txt, train-wgrad-ab.md, lora-rows.txt, decode-ab.txt, glu-ab.txt, l2-ab.txt, early-ab.txt, low-rank.txt, small-m-l2.txt, train-table.md
 # (+ bench/), train-ab.md, ncu-train.txt, gemm-algos.txt, and summary.txt.
 #
 # Here, before the call: bash scripts/pack-deps.sh; bash scripts/decode-ab.sh pack (the tokenizer).
@@ -232,6 +233,15 @@ if want glu; then
     "k1=WICK_GLU_K2=0" "k2=" > /dev/null 2>&1
   cp /tmp/dab-glu/decode-ab.txt "$O/glu-ab.txt" 2>/dev/null
   note "glu k1/k2: $(grep -o 'qwen[a-z0-9.-]* k[12] round [0-9]: decode [0-9.]* tok/s' "$O/glu-ab.txt" 2>/dev/null | tr '\n' ' ')"
+fi
+if want early; then
+  # Decode attention's early cache loads (WICK_DECODE_EARLY_LOADS=1: the position and the first keys and values read
+  # before griddepcontrol.wait, overlapping the q|k|v projection's tail) against main's order, 1.5B (issue 12's
+  # unmet goal: 900 tok/s) and 0.5B, two rounds. The same arithmetic: the tokens must be identical.
+  OUT=/tmp/dab-early WICK_NEW=build-gpu/wick timeout 150 bash scripts/decode-ab.sh variants "qwen2.5-1.5b qwen2.5-0.5b" 2 \
+    "off=" "early=WICK_DECODE_EARLY_LOADS=1" > /dev/null 2>&1
+  cp /tmp/dab-early/decode-ab.txt "$O/early-ab.txt" 2>/dev/null
+  note "early loads off/on: $(grep -o 'qwen[a-z0-9.-]* [a-z]* round [0-9]: decode [0-9.]* tok/s\|tokens differ' "$O/early-ab.txt" 2>/dev/null | tr '\n' ' ')"
 fi
 if want l2bench; then
   # What a projection gains from L2 (dev/small_m/small_m_bench.cu l2): each decode shape from HBM and from L2.

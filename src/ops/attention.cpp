@@ -8,6 +8,7 @@
 #include <cstdlib>
 #include <cstring>
 
+#include "core/env.h"
 #include "ops/rope.h"
 #include "ops/validate.h"
 
@@ -136,6 +137,19 @@ void attention_forward(const Tensor& q, const Tensor& k, const Tensor& v, const 
   const Device dev = ops_detail::check_attention_forward(op, q, k, v, args, out, lse);
   WICK_OP_DISPATCH(op, dev, attention_forward, q, k, v, normalised(args), out, lse);
 }
+
+namespace {
+std::atomic<int> g_early_loads{-1};  // -1: not read from the environment yet
+}  // namespace
+bool decode_early_loads() {
+  int v = g_early_loads.load(std::memory_order_relaxed);
+  if (v < 0) {
+    v = env_flag("WICK_DECODE_EARLY_LOADS") ? 1 : 0;
+    g_early_loads.store(v, std::memory_order_relaxed);
+  }
+  return v == 1;
+}
+void set_decode_early_loads(bool on) { g_early_loads.store(on ? 1 : 0, std::memory_order_relaxed); }
 
 void rope_cache_attention(Tensor& q, Tensor& k, const Tensor& v, const Tensor& positions, const RopeFreqs& f,
                           Tensor& k_cache, Tensor& v_cache, const AttentionArgs& args, Tensor& out, Tensor* lse) {

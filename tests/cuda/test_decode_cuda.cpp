@@ -8,9 +8,11 @@
 #include "common/model_checks.h"
 #include "common/testutil.h"
 #include "core/rng.h"
+#include "infer/decode_loop.h"
 #include "infer/generator.h"
 #include "lora/lora.h"
 #include "model/causal_lm.h"
+#include "ops/attention.h"
 
 namespace wick::test {
 namespace {
@@ -32,6 +34,52 @@ TEST(RopeCacheAttentionCuda, EqualsRopeCacheWriteThenAttentionBitForBit) {
   WICK_REQUIRE_CUDA();
   check_rope_cache_attention(Device::cuda(), DType::F32);
   check_rope_cache_attention(Device::cuda(), DType::BF16);
+}
+
+// The early cache loads (WICK_DECODE_EARLY_LOADS) move reads, not arithmetic: the same bits as the two ops.
+TEST(RopeCacheAttentionCuda, EarlyLoadsEqualTheTwoOpsBitForBit) {
+  WICK_REQUIRE_CUDA();
+  const bool was = decode_early_loads();
+  set_decode_early_loads(true);
+  check_rope_cache_attention(Device::cuda(), DType::F32);
+  check_rope_cache_attention(Device::cuda(), DType::BF16);
+  set_decode_early_loads(was);
+}
+
+// The early loads read the caches before the kernel before them has finished: a replayed graph (whose launches
+// overlap under PDL), over 600 steps crossing the kernel's 512-key step, gives the same logits, bit for bit, as
+// the same loop without them, on a model whose heads take the one-launch kernel at head dims 64 and 128.
+TEST(DecodeLoopCuda, EarlyLoadsGiveTheSameLogitsBitForBit) {
+  WICK_REQUIRE_CUDA();
+  const bool was = decode_early_loads();
+  for (int64_t head_dim : {64, 128}) {
+    ModelConfig c = decode_test_config(3, 3000);
+    c.head_dim = head_dim;
+    c.num_heads = 6;
+    c.num_kv_heads = 2;
+    auto m = CausalLM::random(c, Device::cuda(), DType::BF16, 41);
+    Rng rng(42);
+    const int64_t n_prompt = 20, steps = 600, cap = n_prompt + steps + 1;
+    std::vector<int32_t> prompt, feed;
+    for (int64_t i = 0; i < n_prompt; i++) prompt.push_back(static_cast<int32_t>(rng.below(c.vocab_size)));
+    for (int64_t i = 0; i < steps; i++) feed.push_back(static_cast<int32_t>(rng.below(c.vocab_size)));
+    std::vector<std::vector<float>> logits[2];
+    for (int early = 0; early < 2; early++) {
+      set_decode_early_loads(early == 1);
+      KVCache cache(*m, 1, cap);
+      m->forward(Tensor::from_i32(prompt, {1, n_prompt}), &cache, true);
+      SamplingParams sp;  // greedy
+      DecodeLoop loop(*m, cache, sp, prompt, /*graphs=*/true, /*draws=*/0, /*keep_logits=*/true);
+      for (int64_t i = 0; i < steps; i++) {
+        loop.step(feed[i]);
+        logits[early].emplace_back(loop.logits(), loop.logits() + c.vocab_size);
+      }
+      EXPECT_TRUE(loop.replaying()) << "head dim " << head_dim;
+    }
+    for (int64_t i = 0; i < steps; i++)
+      ASSERT_EQ(logits[0][i], logits[1][i]) << "head dim " << head_dim << ", step " << i << ": early loads changed the logits";
+  }
+  set_decode_early_loads(was);
 }
 
 TEST(GreedyTokensCuda, ChooseAsTheHostSamplersGreedyRule) {

@@ -97,6 +97,7 @@ template <typename T, int DPL> struct VSlice {
 // the kernel. q is then the kernel's q too; the kernel's k, v are the caches.
 template <typename T> struct RopeAppend {
   const float* inv_freq = nullptr;  // [D/2] (rope_inv_freq_device)
+  int early_loads = 0;              // 1: the first step's cache loads before pdl::enter() (see the kernel)
   T* q = nullptr;                   // the kernel's q, writable: rotated in place
   const T* k = nullptr;             // [B, 1, Hkv, D]: rotated and stored at row positions[b] of the k cache
   const T* v = nullptr;             // [B, 1, Hkv, D]: stored at row positions[b] of the v cache
@@ -173,7 +174,14 @@ template <typename T, int D, int W>
 __global__ void __launch_bounds__(W * 32)
     attn_decode_kernel(const T* q, const T* k, const T* v, T* __restrict__ out, float* __restrict__ lse, Dims a,
                        RopeAppend<T> ra) {
-  pdl::enter();  // launched with pdl::launch
+  // Launched with pdl::launch. With ra.early_loads (WICK_DECODE_EARLY_LOADS, ops/attention.h) the position and
+  // the first step's cache rows are read BEFORE pdl::enter(), overlapping the tail of the kernel before (the q|k|v
+  // projection): the cache rows below positions[b] were appended by earlier steps and positions[] was copied in
+  // before the step's first kernel, so neither is written by that kernel nor by the one before it - and when this
+  // kernel starts, the one before that has finished (pdl::enter waits, then lets the next kernel start). The
+  // step's own q, k, v (that kernel's outputs) are read after pdl::enter(), in load_query_head.
+  const bool early = ra.inv_freq && ra.early_loads;
+  if (!early) pdl::enter();
   using namespace cp_async;
   constexpr int DPL = D / 32;                          // dims a lane owns in P.V
   constexpr int E = 16 / static_cast<int>(sizeof(T));  // elements per 16-byte chunk
@@ -214,6 +222,7 @@ __global__ void __launch_bounds__(W * 32)
   };
   const int k_first = key_lo + warp * 32;
   if (k_first < key_end) issue(k_first);
+  if (early) pdl::enter();
   load_query_head<T, D, W>(q, ra, a, b, h, g, qs, cs, knew, vnew);
 
   float m = -INFINITY, l = 0.0f, acc[DPL];
@@ -364,6 +373,7 @@ bool rope_cache_attention(Tensor& q, Tensor& k, const Tensor& v, const Tensor& p
     ra.pos = cuda::cptr<int32_t>(positions);
     ra.k_cache = cuda::ptr<T>(k_cache);
     ra.v_cache = cuda::ptr<T>(v_cache);
+    ra.early_loads = wick::decode_early_loads() ? 1 : 0;
     launch_decode<T>(ra.q, ra.k_cache, ra.v_cache, cuda::ptr<T>(out), lse_p, a, ra, out.device().index,
                      cuda::stream_of(out));
   });

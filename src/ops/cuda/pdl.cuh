@@ -10,7 +10,9 @@
 //
 // The contract, for every kernel launched through pdl::launch: call pdl::enter() first, before any global
 // memory read or write (its inputs may still be being written, and its outputs still being read, by the
-// kernel before it). enter() waits, then lets the kernel after it start. Launched without the attribute
+// kernel before it). enter() waits, then lets the kernel after it start; so when a kernel starts, the kernel two
+// launches before it has finished, and reads of memory that only kernels that far back (or copies before them)
+// wrote may go before enter() (decode_attention.cu's opt-in early cache loads). Launched without the attribute
 // (WICK_PDL=0, or a device before sm_90) enter() returns at once and the stream orders kernels as usual.
 // Header-only (CUDA runtime only) so that dev/ harnesses build the very kernels wick runs.
 #pragma once
