@@ -33,6 +33,8 @@ bool uses_dropout(const Linear& l, uint64_t seed) { return seed != 0 && l.lora.d
 uint64_t seed_at(const uint64_t* seeds, size_t j) { return seeds ? seeds[j] : 0; }
 
 MatrixView whole(const Tensor& t) { return MatrixView::whole(t); }
+// A 1-D tensor as a [1, n] view.
+MatrixView flat(const Tensor& t) { return MatrixView{&t, 0, 1, t.numel(), t.numel()}; }
 
 // A view's elements as one contiguous [rows, cols] tensor: the tensor itself when the view is all of it, else a
 // copy in buf.
@@ -108,29 +110,34 @@ bool packed(const LoraSlot& s) {
 // A group's members as refresh16 takes them.
 std::vector<const Linear*> group_members(const std::vector<Linear*>& ls) { return {ls.begin(), ls.end()}; }
 
-// Brings A16, B16 of every active adapter up to date with the f32 masters: one cast per packed block (none
-// when s says they are current).
+// Appends the casts that bring l's bf16 adapter copies (A16, B16) up to date with its f32 masters: its packed
+// block's one cast (added by the block's first member: `blocks` holds the blocks added so far), or, for a
+// stand-alone adapter (set outside attach), a cast each for A and B into copies of its own (made here when missing
+// or of another shape).
+void add_adapter_casts(const LoraSlot& s, std::vector<MatrixCopy>& copies, std::vector<const void*>& blocks) {
+  if (!s.active()) return;
+  if (packed(s)) {
+    if (std::find(blocks.begin(), blocks.end(), s.pack16.raw()) != blocks.end()) return;
+    blocks.push_back(s.pack16.raw());
+    copies.push_back({flat(s.pack32), flat(s.pack16)});
+    return;
+  }
+  if (!s.A16.defined() || s.A16.shape() != s.A.shape() || inside(s.A16, s.pack16))
+    s.A16 = Tensor::empty(s.A.shape(), DType::BF16, s.A.device());
+  if (!s.B16.defined() || s.B16.shape() != s.B.shape() || inside(s.B16, s.pack16))
+    s.B16 = Tensor::empty(s.B.shape(), DType::BF16, s.B.device());
+  copies.push_back({whole(s.A), whole(s.A16)});
+  copies.push_back({whole(s.B), whole(s.B16)});
+}
+
+// Brings A16, B16 of every active adapter up to date with the f32 masters in one copy_matrices (none when s says
+// they are current).
 void refresh16(const std::vector<const Linear*>& ls, const LinearScratch& s) {
   if (s.adapters_current) return;
-  std::vector<const void*> done;
-  for (const Linear* l : ls) {
-    const LoraSlot& s = l->lora;
-    if (!s.active()) continue;
-    if (packed(s)) {
-      if (std::find(done.begin(), done.end(), s.pack16.raw()) != done.end()) continue;
-      done.push_back(s.pack16.raw());
-      Tensor dst = s.pack16;
-      cast(s.pack32, dst);
-      continue;
-    }
-    // Stand-alone adapter (set outside attach): its own bf16 copies.
-    if (!s.A16.defined() || s.A16.shape() != s.A.shape() || inside(s.A16, s.pack16))
-      s.A16 = Tensor::empty(s.A.shape(), DType::BF16, s.A.device());
-    if (!s.B16.defined() || s.B16.shape() != s.B.shape() || inside(s.B16, s.pack16))
-      s.B16 = Tensor::empty(s.B.shape(), DType::BF16, s.B.device());
-    cast(s.A, s.A16);
-    cast(s.B, s.B16);
-  }
+  std::vector<MatrixCopy> copies;
+  std::vector<const void*> blocks;
+  for (const Linear* l : ls) add_adapter_casts(l->lora, copies, blocks);
+  copy_matrices(copies);
 }
 
 // The adapter term into y, then the base with beta = 1: y = round(x W^T + b + round(scale u B^T)).
@@ -342,8 +349,6 @@ const Tensor& folded_weight(const Linear& l, int64_t R, int64_t off, DType dt, b
   return a.folded;
 }
 
-// A 1-D tensor as a [1, n] view.
-MatrixView flat(const Tensor& t) { return MatrixView{&t, 0, 1, t.numel(), t.numel()}; }
 
 }  // namespace
 
@@ -584,24 +589,17 @@ void folded_group_backward(const std::vector<Linear*>& ls, const std::vector<con
   weight_grad_products(grads);
 }
 
-bool refresh_adapters(const std::vector<Linear*>& linears) {
+void refresh_adapters(const std::vector<Linear*>& linears) {
   std::vector<MatrixCopy> copies;
-  std::vector<const void*> cast;
+  std::vector<const void*> blocks;
   for (const Linear* l : linears) {
     const LoraSlot& a = l->lora;
     if (!a.active()) continue;
-    if (l->w.dtype() != DType::F32) {  // bf16 compute: the packed block's one cast (refresh16's)
-      if (!packed(a)) return false;     // a stand-alone adapter: refresh16 makes its copies at the forward
-      if (std::find(cast.begin(), cast.end(), a.pack16.raw()) == cast.end()) {
-        cast.push_back(a.pack16.raw());
-        copies.push_back({flat(a.pack32), flat(a.pack16)});
-      }
-    }
+    if (l->w.dtype() != DType::F32) add_adapter_casts(a, copies, blocks);  // bf16 compute: refresh16's casts
     if (a.folded.defined() && a.folded.dim(1) >= l->in() + a.folded_at + a.rank())
       copies.push_back({whole(a.B), MatrixView::columns(a.folded, l->in() + a.folded_at, a.rank()), a.scale});
   }
   copy_matrices(copies);
-  return true;
 }
 
 int64_t folded_group_bytes(const std::vector<Linear*>& ls, DType dt) {

@@ -152,13 +152,12 @@ void folded_group_forward(const std::vector<Linear*>& ls, const Tensor& xu, cons
                           LinearScratch& s, const uint64_t* seeds = nullptr);
 void folded_group_backward(const std::vector<Linear*>& ls, const std::vector<const Tensor*>& dys, const Tensor& xu,
                            Tensor& dx, bool accumulate, LinearScratch& s, const uint64_t* seeds = nullptr);
-// Training, before a step's forward: every adapter's bf16 copies (one cast a packed block) and every existing
-// folded weight's scale B columns from the f32 masters, all in one copy_matrices (ops/elementwise.h: a few
-// launches, where the forward's own refreshes are ~200 launches of a few microseconds on a 24-layer model).
-// Returns false, and copies nothing, when some adapter is not packed (pack_lora_group); true means the caller
-// may set LinearScratch::adapters_current for that step's forward (a folded weight made or re-laid out there is
-// still filled by the forward).
-bool refresh_adapters(const std::vector<Linear*>& linears);
+// Training, before a step's forward: every adapter's bf16 copies (refresh16's casts: one a packed block, two a
+// stand-alone adapter) and every existing folded weight's scale B columns from the f32 masters, all in one
+// copy_matrices (ops/elementwise.h: a few launches, where the forward's own refreshes are ~200 launches of a few
+// microseconds on a 24-layer model). The caller may then set LinearScratch::adapters_current for that step's
+// forward (a folded weight made or re-laid out there is still filled by the forward).
+void refresh_adapters(const std::vector<Linear*>& linears);
 // Bytes of the folded weights a group of these linears makes ([out_j, in + R] each, in the compute dtype dt).
 int64_t folded_group_bytes(const std::vector<Linear*>& ls, DType dt);
 

@@ -249,7 +249,8 @@ int64_t LossAndGrads::queue_step(const TrainBatch& batch, float grad_scale, uint
     bool& flag;
     ~AdaptersCurrent() { flag = false; }
   } current{bf.lin.adapters_current};
-  bf.lin.adapters_current = refresh_adapters(linears);
+  refresh_adapters(linears);
+  bf.lin.adapters_current = true;
 
   // ---- forward ----
   Tensor x = bf.layers.empty() ? bf.x_final : bf.layers[0].x;
