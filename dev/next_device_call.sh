@@ -11,9 +11,9 @@
 # l2 (each decode projection from HBM and from L2), dev/low_rank/low_rank_bench.cu split (v1 beside v3 / v4 on
 # the seed suite's lora rows: issue 8's <= 10-12 us goal) and dev/gemm_algos on the 1.5B and 7B shapes (gemm).
 # Stages: build tests train ncu (the default), trainab (the training rows of the tree against the base packed in
-# .carry-ab), wgrad (dev/weight_grads' harness: v1, v2 and the load-only probe; then training with
-# WICK_WEIGHT_GRADS=0, 1 and 2 alternating), lorarows (the seed suite's lora rows: low_rank_product's rule
-# against v1), adapter glu l2 lowrank l2bench gemm. Each writes under $OUT:
+# .carry-ab), wgrad (dev/weight_grads' harness: v1, v2, probes; then training with WICK_WEIGHT_GRADS=1, 2 and
+# WICK_WEIGHT_GRADS=0), lorarows (the seed suite's lora rows: low_rank_product's rule against v1), adapter glu l2
+# lowrank l2bench gemm. Each writes under $OUT:
 # build.log, cuda-tests.log, weight-grads.txt, train-wgrad-ab.md, lora-rows.txt, decode-ab.txt, glu-ab.txt, l2-ab.txt, low-rank.txt, small-m-l2.txt, train-table.md
 # (+ bench/), train-ab.md, ncu-train.txt, gemm-algos.txt, and summary.txt.
 #
