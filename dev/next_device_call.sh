@@ -12,7 +12,7 @@
 # l2 (each decode projection from HBM and from L2), dev/low_rank/low_rank_bench.cu split (v1 beside v3 / v4 on
 # the seed suite's lora rows: issue 8's <= 10-12 us goal) and dev/gemm_algos on the 1.5B and 7B shapes (gemm).
 # Stages: build tests train ncu (the default), trainab (the training rows of the tree against the base packed in
-# .carry-ab), wgrad (dev/weight_grads' harness, then training with the weight-gradient kernel against
+# .carry-ab), wgrad (dev/weight_grads' harness: v1, v2, probes; then training with WICK_WEIGHT_GRADS=1, 2 and
 # WICK_WEIGHT_GRADS=0), lorarows (the seed suite's lora rows: low_rank_product's rule against v1), adapter glu l2
 # early lowrank l2bench gemm. Each writes under $OUT:
 # build.log, cuda-tests.log, weight-grads.txt, train-wgrad-ab.md, lora-rows.txt, decode-ab.txt, glu-ab.txt, l2-ab.txt, early-ab.txt, low-rank.txt, small-m-l2.txt, train-table.md
@@ -164,13 +164,17 @@ for b in json.load(open(sys.argv[1]))['benchmarks']: print('round $round kernel 
 fi
 
 if want wgrad; then
-  # dev/weight_grads: the weight-gradient kernel's checks and timings (0.5B / 1.5B sets, grid sizes), then the
-  # training rows with it (the default) against WICK_WEIGHT_GRADS=0 (cuBLASLt's split-k GEMMs and reduces), one
-  # build, alternating: 0.5B two rounds, 1.5B one.
-  if "$NVCC" -O3 -std=c++17 -gencode arch=compute_90,code=sm_90 -I src -o build-gpu/weight_grads_bench.bin \
+  # dev/weight_grads: the weight-gradient kernel's checks and timings (0.5B / 1.5B sets, grid sizes) for v1
+  # (kLastBlock, WICK_WEIGHT_GRADS=1) and v2 (kWave, =2: one wave, up to 32 splits, the tile's sum shared), and the
+  # load-only probe (the same cp.async ring, no MMA, at 4 and 8 stages); then the training rows with
+  # WICK_WEIGHT_GRADS=0 (cuBLASLt's split-k GEMMs and reduces), 1 and 2, one build, alternating: 0.5B two rounds,
+  # 1.5B one (WGRAD_AB="model:round ..." narrows it; WGRAD_HARNESS=0 skips the harness, for a second call).
+  if [ "${WGRAD_HARNESS:-1}" = 0 ]; then
+    note "weight_grads harness skipped (WGRAD_HARNESS=0)"
+  elif "$NVCC" -O3 -std=c++17 -gencode arch=compute_90,code=sm_90 -I src -o build-gpu/weight_grads_bench.bin \
       dev/weight_grads/weight_grads_bench.cu >> "$O/build.log" 2>&1; then
-    timeout 120 build-gpu/weight_grads_bench.bin > "$O/weight-grads.txt" 2>&1
-    note "weight_grads harness: $(tail -1 "$O/weight-grads.txt"); $(grep '^per 0.5B' "$O/weight-grads.txt" | tr '\n' ' ')"
+    timeout 240 build-gpu/weight_grads_bench.bin > "$O/weight-grads.txt" 2>&1
+    note "weight_grads harness: $(tail -1 "$O/weight-grads.txt"); $(grep -c FAIL "$O/weight-grads.txt") FAIL lines; $(grep '^per 0.5B' "$O/weight-grads.txt" | tr '\n' ' ')"
   else
     note "weight_grads harness did not build (build.log)"
   fi
@@ -178,7 +182,7 @@ if want wgrad; then
   : > "$A"
   for spec in ${WGRAD_AB:-0.5b:1 0.5b:2 1.5b:1}; do
     set -- ${spec/:/ }
-    for v in 0 1; do
+    for v in 0 1 2; do
       OUT=/tmp/bt-out BENCH_TMP=/tmp/bt PEER=0 STEPS=12 BUILD=build-gpu WICK_WEIGHT_GRADS=$v timeout 100 \
         bash scripts/bench-train.sh "$1" > /dev/null 2>&1
       echo "$1 round $2, WICK_WEIGHT_GRADS=$v: $(grep '^| train' /tmp/bt-out/train-bench.md)" >> "$A"

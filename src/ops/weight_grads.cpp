@@ -3,9 +3,11 @@
 #include "ops/weight_grads.h"
 
 #include <atomic>
+#include <cstdlib>
+#include <cstring>
 #include <string>
 
-#include "core/env.h"
+#include "core/error.h"
 #include "ops/validate.h"
 
 namespace wick {
@@ -16,18 +18,28 @@ using ops_detail::may_overlap;
 using ops_detail::view_str;
 
 namespace {
-std::atomic<int> kernel_switch{-1};  // -1: WICK_WEIGHT_GRADS not read yet; else 0 / 1
+std::atomic<int> kernel_switch{-1};  // -1: WICK_WEIGHT_GRADS not read yet; else a WeightGradKernel
 }  // namespace
 
-bool weight_grad_kernel() {
+WeightGradKernel weight_grad_kernel_from(const char* value) {
+  if (!value || !*value || std::strcmp(value, "0") == 0) return WeightGradKernel::kCublasLt;
+  if (std::strcmp(value, "1") == 0) return WeightGradKernel::kLastBlock;
+  if (std::strcmp(value, "2") == 0) return WeightGradKernel::kWave;
+  throw Error(std::string("WICK_WEIGHT_GRADS=") + value +
+              ": expected 0 (or unset: cuBLASLt), 1 (wick's kernel) or 2 (its one-wave variant)");
+}
+
+WeightGradKernel weight_grad_kernel() {
   int v = kernel_switch.load(std::memory_order_relaxed);
   if (v < 0) {
-    v = env_flag("WICK_WEIGHT_GRADS") ? 1 : 0;
+    v = static_cast<int>(weight_grad_kernel_from(std::getenv("WICK_WEIGHT_GRADS")));
     kernel_switch.store(v, std::memory_order_relaxed);
   }
-  return v == 1;
+  return static_cast<WeightGradKernel>(v);
 }
-void set_weight_grad_kernel(bool on) { kernel_switch.store(on ? 1 : 0, std::memory_order_relaxed); }
+void set_weight_grad_kernel(WeightGradKernel which) {
+  kernel_switch.store(static_cast<int>(which), std::memory_order_relaxed);
+}
 
 void weight_grad_products(const std::vector<WeightGradProduct>& products) {
   static const char* op = "weight_grad_products";

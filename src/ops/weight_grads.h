@@ -14,6 +14,8 @@
 // multiple of 8, misaligned views) run as the view matmul (cuBLASLt) with the same meaning.
 // The kernel is opt-in for now (WICK_WEIGHT_GRADS=1): on an H100 it measured level with cuBLASLt's split-k GEMMs in
 // training (docs/benchmarks.md section 8j); without it the CUDA twin runs each product as the view matmul.
+// WICK_WEIGHT_GRADS=2 runs its one-wave variant (up to 32 K splits a tile, every block resident, the tile's sum
+// shared by its splits: ops/cuda/weight_grads.cuh), opt-in and not yet measured.
 #pragma once
 #include <vector>
 
@@ -36,8 +38,16 @@ struct WeightGradProduct {
 // products may run in any order or at once.
 void weight_grad_products(const std::vector<WeightGradProduct>& products);
 
-// Whether the CUDA twin runs its kernel (WICK_WEIGHT_GRADS set and not "0", read once), and the tests' switch.
-bool weight_grad_kernel();
-void set_weight_grad_kernel(bool on);
+// What the CUDA twin runs for the products its kernel takes (ops/cuda/weight_grads.cuh): WICK_WEIGHT_GRADS unset,
+// empty or "0": cuBLASLt (the view matmul a product); "1": the kernel, K splits reduced by each tile's last block;
+// "2": the kernel in one wave, each tile's sum shared by its K splits (a launch whose tiles alone exceed one wave
+// runs as "1"). Any other value is an error (wick::Error, on the first weight_grad_products call on a GPU).
+enum class WeightGradKernel : int { kCublasLt = 0, kLastBlock = 1, kWave = 2 };
+
+// WICK_WEIGHT_GRADS's value (nullptr: unset) as above; wick::Error naming the value for any other.
+WeightGradKernel weight_grad_kernel_from(const char* value);
+// The setting (WICK_WEIGHT_GRADS, read once), and the tests' switch.
+WeightGradKernel weight_grad_kernel();
+void set_weight_grad_kernel(WeightGradKernel which);
 
 }  // namespace wick

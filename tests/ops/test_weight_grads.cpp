@@ -1,10 +1,11 @@
 // weight_grad_products (ops/weight_grads.h) on the CPU: over column views of wider buffers (as training passes
 // them), each output equals the view matmul's a^T b (or its transpose) bit for bit, elements outside the outputs
-// keep their values; then every validation error, by its message. The registry's weight_grad_products_* cases
-// check the values against the f64 reference (test_ops_cpu.cpp).
+// keep their values; then every validation error, by its message, and WICK_WEIGHT_GRADS's parsing. The registry's
+// weight_grad_products_* cases check the values against the f64 reference (test_ops_cpu.cpp).
 #include <gtest/gtest.h>
 
 #include <cstring>
+#include <string>
 
 #include "common/strided_matmul_checks.h"
 #include "common/testutil.h"
@@ -64,4 +65,25 @@ TEST(WeightGradsCpu, ValidationErrors) {
   // A view outside its tensor.
   const MatrixView past{&out, 4, 6, 4, 4};
   EXPECT_NE(run({{W(a), W(b), past}}).find("out"), std::string::npos);
+}
+
+// WICK_WEIGHT_GRADS: unset, empty or 0 -> cuBLASLt, 1 -> the kernel (last-block reduction), 2 -> its one-wave
+// variant; anything else is an error naming the value. set_weight_grad_kernel overrides the environment.
+TEST(WeightGradsCpu, KernelSwitchParsing) {
+  EXPECT_EQ(weight_grad_kernel_from(nullptr), WeightGradKernel::kCublasLt);
+  EXPECT_EQ(weight_grad_kernel_from(""), WeightGradKernel::kCublasLt);
+  EXPECT_EQ(weight_grad_kernel_from("0"), WeightGradKernel::kCublasLt);
+  EXPECT_EQ(weight_grad_kernel_from("1"), WeightGradKernel::kLastBlock);
+  EXPECT_EQ(weight_grad_kernel_from("2"), WeightGradKernel::kWave);
+  for (const char* bad : {"3", "on", "yes", "true", " 1", "1 ", "01", "-1", "2x"}) {
+    const std::string e = error_of([&] { weight_grad_kernel_from(bad); });
+    EXPECT_NE(e.find(std::string("WICK_WEIGHT_GRADS=") + bad + ":"), std::string::npos) << bad << ": " << e;
+    EXPECT_NE(e.find("expected 0"), std::string::npos) << e;
+  }
+  const WeightGradKernel was = weight_grad_kernel();
+  for (WeightGradKernel k : {WeightGradKernel::kWave, WeightGradKernel::kLastBlock, WeightGradKernel::kCublasLt}) {
+    set_weight_grad_kernel(k);
+    EXPECT_EQ(weight_grad_kernel(), k);
+  }
+  set_weight_grad_kernel(was);
 }

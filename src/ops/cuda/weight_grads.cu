@@ -2,7 +2,9 @@
 // bf16, R <= 64 and a multiple of 8, M a multiple of 8, 16-byte aligned rows) go to one launch a rank tile
 // (16, 32, 48 or 64; at most kMaxProducts a launch), the others to the view matmul (cuBLASLt). The kernel is
 // opt-in (WICK_WEIGHT_GRADS=1, or set_weight_grad_kernel): measured level with cuBLASLt in training so far
-// (docs/benchmarks.md 8j); without it every product is the view matmul.
+// (docs/benchmarks.md 8j); without it every product is the view matmul. WICK_WEIGHT_GRADS=2 runs its one-wave
+// variant (kWave: plan_wave, a cooperative launch) where the device launches cooperatively and the launch's tiles
+// fit one wave, else that launch as 1 (not yet measured).
 #include <atomic>
 #include <mutex>
 
@@ -78,6 +80,41 @@ template <int RT> int capacity_rt(int dev) {
   return v;
 }
 template <int RT> long long plan_rt(wgrad::Batch& b, int dev) { return wgrad::plan<RT>(b, capacity_rt<RT>(dev)); }
+
+// kWave's resident blocks on device dev (cached per device and rank tile); 0 when the device cannot launch
+// cooperatively (plan_wave then declines every batch).
+template <int RT> int wave_capacity_rt(int dev) {
+  static std::atomic<int> cache[kMaxDevices];  // 0: not asked yet; else value + 1
+  int v = cache[dev].load(std::memory_order_relaxed);
+  if (v == 0) {
+    int coop = 0, blocks = 0;
+    WICK_CUDA_CHECK(cudaDeviceGetAttribute(&coop, cudaDevAttrCooperativeLaunch, dev));
+    if (coop) WICK_CUDA_CHECK(wgrad::wave_capacity<RT>(cuda::sm_count(dev), &blocks));
+    v = (coop ? blocks : 0) + 1;
+    cache[dev].store(v, std::memory_order_relaxed);
+  }
+  return v - 1;
+}
+template <int RT> long long plan_wave_rt(wgrad::Batch& b, int dev) {
+  return wgrad::plan_wave<RT>(b, wave_capacity_rt<RT>(dev));
+}
+// kWave's plan, or -1 when the batch does not fit one wave (the caller plans it for kLastBlock).
+long long plan_wave_for(int rt, wgrad::Batch& b, int dev) {
+  switch (rt) {
+    case 16: return plan_wave_rt<16>(b, dev);
+    case 32: return plan_wave_rt<32>(b, dev);
+    case 48: return plan_wave_rt<48>(b, dev);
+    default: return plan_wave_rt<64>(b, dev);
+  }
+}
+cudaError_t launch_wave_for(int rt, const wgrad::Batch& b, cudaStream_t s) {
+  switch (rt) {
+    case 16: return wgrad::launch_wave<16>(b, s);
+    case 32: return wgrad::launch_wave<32>(b, s);
+    case 48: return wgrad::launch_wave<48>(b, s);
+    default: return wgrad::launch_wave<64>(b, s);
+  }
+}
 long long plan_for(int rt, wgrad::Batch& b, int dev) {
   switch (rt) {
     case 16: return plan_rt<16>(b, dev);
@@ -98,13 +135,15 @@ cudaError_t launch_for(int rt, const wgrad::Batch& b, cudaStream_t s) {
 }  // namespace
 
 void weight_grad_products(const std::vector<WeightGradProduct>& products) {
-  const bool on = wick::weight_grad_kernel();
+  const WeightGradKernel mode = wick::weight_grad_kernel();
+  const bool on = mode != WeightGradKernel::kCublasLt;
   const int dev = products[0].a.tensor->device().index;
   // Batches of one rank tile each, in list order; the rest by the view matmul.
   struct Pending {
     int rt;
     wgrad::Batch batch;
     long long floats;
+    bool wave;  // planned by plan_wave (launched cooperatively), else by plan
   };
   std::vector<Pending> launches;
   for (const WeightGradProduct& p : products) {
@@ -120,7 +159,7 @@ void weight_grad_products(const std::vector<WeightGradProduct>& products) {
     for (Pending& c : launches)
       if (c.rt == rt && c.batch.n < wgrad::kMaxProducts && wgrad::counters_needed(c.batch) + tiles <= kCounters) l = &c;
     if (!l) {
-      launches.push_back({rt, wgrad::Batch{}, 0});
+      launches.push_back({rt, wgrad::Batch{}, 0, false});
       l = &launches.back();
     }
     l->batch.p[l->batch.n++] = to_kernel(p);
@@ -129,11 +168,13 @@ void weight_grad_products(const std::vector<WeightGradProduct>& products) {
   cuda::set_device(dev);
   long long total = 0;
   for (Pending& l : launches) {
-    l.floats = plan_for(l.rt, l.batch, dev);
+    l.floats = mode == WeightGradKernel::kWave ? plan_wave_for(l.rt, l.batch, dev) : -1;
+    l.wave = l.floats >= 0;
+    if (!l.wave) l.floats = plan_for(l.rt, l.batch, dev);  // kLastBlock, or a batch of more tiles than a wave
     total += l.floats;
   }
   // One scratch() call for every launch's partials (ops/cuda/runtime.h); launches on one stream run one after
-  // another, so they share the tile counters.
+  // another, so they share the tile counters (both reductions leave them zero).
   float* ws = static_cast<float*>(cuda::scratch(dev, sizeof(float) * static_cast<size_t>(total)));
   unsigned* counters = tile_counters(dev);
   cudaStream_t s = cuda::stream_of(*products[0].a.tensor);
@@ -142,7 +183,7 @@ void weight_grad_products(const std::vector<WeightGradProduct>& products) {
     l.batch.part = ws + at;
     l.batch.counters = counters;
     at += l.floats;
-    WICK_CUDA_CHECK(launch_for(l.rt, l.batch, s));
+    WICK_CUDA_CHECK(l.wave ? launch_wave_for(l.rt, l.batch, s) : launch_for(l.rt, l.batch, s));
   }
 }
 

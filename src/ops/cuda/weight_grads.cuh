@@ -18,6 +18,28 @@
 //    no reduce launch, and the same bits every run (the order does not depend on which block finishes last).
 // Summation order of an element: within a split, the 64-row stages in order, each as mma's k16 steps in order;
 // then the splits 0, 1, .. in order. Not the CPU twin's (sgemm's) order.
+//
+// The reduction (V, the kernel's last template parameter; WICK_WEIGHT_GRADS picks, ops/weight_grads.h):
+//  - kLastBlock (1, measured in session 28): any grid (plan()); the tile's last block sums every split's partial,
+//    so a tile's reduction is S L2 round trips by one block and the splits are capped at kMaxSplits (8). A thin
+//    product (q|k|v's dA: 7 tiles) then runs on 56 blocks, at ~11 GB/s a block: latency-bound.
+//  - kWave (2, opt-in, not yet measured): ONE wave (plan_wave(): grid <= the kernel's resident blocks, occupancy x
+//    SMs) with up to kMaxWaveSplits (32) splits a tile, and a parallel reduction: each block writes its partial,
+//    fences, arrives on the tile's counter and waits (acquire loads, __nanosleep backoff) until the tile's S
+//    splits have arrived; then each of the S blocks sums its own 1/S of the tile's elements over the S partials
+//    in split order (float4 __ldcg loads, all issued before the adds, staged in the idle stage ring) and writes
+//    out (+)= scale * sum. The order is fixed, so a run repeats its bits; it differs from kLastBlock's in the last
+//    bits (other split counts). The wait cannot deadlock: launch_wave() launches cooperatively, so the driver
+//    refuses a grid that is not co-resident rather than run part of it, and plan_wave() never plans more blocks
+//    than resident (it declines a batch whose tiles alone exceed one wave; the caller then runs kLastBlock's plan
+//    and kernel). The counter counts arrivals to S, then departures (a block departs once its wait is over) to
+//    2S; the S-th departure resets it to 0 for the next launch: no block reads it after its departure, and it
+//    never exceeds 2S <= 64. Splits give each block >= kMinSplitRows (256) rows, one full ring of 4 stages: with
+//    fewer the ring never fills and a block's fixed costs (the first loads' latency, the partial's 8-32 KB, the
+//    wait, its share of the sum) stop being small against its stream; at K 8192 that is 32 splits. The K stages
+//    are dealt out as evenly as whole stages allow (split rows differ by at most one stage).
+//  - kLoadOnly (dev/weight_grads only): kWave's plan and the same cp.async ring, no MMA, no partials, one value a
+//    block: how fast the stream itself runs.
 // Requirements (ops/cuda/weight_grads.cu checks them and sends anything else to cuBLASLt): bf16 a and b, a's and
 // b's base addresses 16-byte aligned with row strides a multiple of 8 elements, M a multiple of 8, R a multiple
 // of 8 and <= 64, K, M < 2^31.
@@ -42,6 +64,13 @@ constexpr int kMinSplitRows = 256;   // a split streams at least this many rows 
 // At most this many K splits a tile: the tile's last block sums its splits' partials one L2 round trip a split
 // (the first run, with up to 32 splits and a load an element, spent most of its time there).
 constexpr int kMaxSplits = 8;
+// kWave's cap: its S blocks each sum 1/S of the tile in one round trip, so more splits cost no longer chain. 32
+// fills a wave with a thin product (q|k|v's dA, 7 tiles: 224 blocks, where an H100 holds 264 if shared memory
+// lets 2 a SM) and, at K 8192, is where a split comes down to kMinSplitRows.
+constexpr int kMaxWaveSplits = 32;
+
+// The kernel's reductions (the V template parameter); the header's top says what each does.
+constexpr int kLastBlock = 1, kWave = 2, kLoadOnly = 3;
 
 struct Product {
   const bf16* a = nullptr;  // [K, M], row stride lda
@@ -63,11 +92,11 @@ struct Batch {
   int n = 0;
   int blocks = 0;
   float* part = nullptr;     // workspace: sum over products of tiles * splits * kTileM * RT floats
-  unsigned* counters = nullptr;  // one per tile, zero between launches (each tile's last block resets its own)
+  unsigned* counters = nullptr;  // one per tile, zero between launches (each launch's blocks reset their tile's)
 };
 
 // Shared memory a block of rank tile RT, TM columns and ST stages uses.
-template <int RT, int TM = kTileM, int ST = kStages> constexpr size_t smem_bytes() {
+template <int RT, int TM = kTileM, int ST = kStages> __host__ __device__ constexpr size_t smem_bytes() {
   return size_t(ST) * kStageK * (TM + 8 + RT + 8) * sizeof(bf16);
 }
 
@@ -112,20 +141,61 @@ template <int RT, int TM = kTileM> inline long long plan(Batch& b, int capacity)
   b.blocks = blocks;
   return part;
 }
+// kWave's plan: every block of the launch resident at once. S = min(kMaxWaveSplits, capacity / tiles, K /
+// kMinSplitRows over the products), at least 1; a product's splits = min(S, its 64-row stages), the stages dealt
+// out evenly (the kernel computes each split's range; split_rows is the longest). Returns the workspace floats,
+// or -1 when the tiles alone exceed `capacity` (the caller then plans and launches kLastBlock instead).
+template <int RT, int TM = kTileM> inline long long plan_wave(Batch& b, int capacity) {
+  int tiles = 0, S = kMaxWaveSplits;
+  for (int i = 0; i < b.n; i++) {
+    tiles += (b.p[i].M + TM - 1) / TM;
+    const int most = b.p[i].K / kMinSplitRows > 1 ? b.p[i].K / kMinSplitRows : 1;
+    if (most < S) S = most;
+  }
+  if (tiles == 0 || tiles > capacity) return -1;
+  if (capacity / tiles < S) S = capacity / tiles;
+  long long part = 0;
+  int blocks = 0, counters = 0;
+  for (int i = 0; i < b.n; i++) {
+    Product& p = b.p[i];
+    p.tiles = (p.M + TM - 1) / TM;
+    const int stages = (p.K + kStageK - 1) / kStageK;
+    p.splits = stages < 1 ? 1 : (stages < S ? stages : S);
+    p.split_rows = (stages + p.splits - 1) / p.splits * kStageK;
+    p.first_block = blocks;
+    p.part_offset = part;
+    p.counter_offset = counters;
+    blocks += p.tiles * p.splits;
+    part += (long long)p.tiles * p.splits * TM * RT;
+    counters += p.tiles;
+  }
+  b.blocks = blocks;
+  return part;
+}
+
 inline int counters_needed(const Batch& b, int tm = kTileM) {
   int n = 0;
   for (int i = 0; i < b.n; i++) n += (b.p[i].M + tm - 1) / tm;
   return n;
 }
 
+// kWave's wait: an acquire load of the tile's counter (sm_70+).
+__device__ __forceinline__ unsigned load_acquire(const unsigned* p) {
+  unsigned v;
+  asm volatile("ld.acquire.gpu.global.u32 %0, [%1];\n" : "=r"(v) : "l"(p) : "memory");
+  return v;
+}
+
 // One block: product p, tile `tile` of its M, rows [k0, k1) of its K. RT: the rank tile (16, 32, 48 or 64), R <= RT.
-template <int RT, int TM = kTileM, int ST = kStages, int SU = 1>
+template <int RT, int TM = kTileM, int ST = kStages, int SU = 1, int V = kLastBlock>
 __global__ void __launch_bounds__(TM) weight_grad_kernel(const __grid_constant__ Batch batch) {
   // TM columns of a a block (TM / 32 warps of 32 columns), ST pipeline stages, SU splits summed a round trip in the
-  // tile's reduction: wick runs the defaults (kTileM, kStages, 1); dev/weight_grads times others.
+  // tile's reduction (kLastBlock's; kWave ignores it), V the reduction: wick runs (kTileM, kStages, 1) with
+  // kLastBlock or kWave; dev/weight_grads times others.
   // kPitchA: the a tile's shared-memory row pitch (elements), so that the 8 rows of an ldmatrix hit 8 bank groups.
   constexpr int kTileM = TM, kThreads = TM, kStages = ST, kPitchA = TM + 8, kSU = SU;
   static_assert(RT % 16 == 0 && RT <= 64, "rank tile");
+  static_assert(V == kLastBlock || V == kWave || V == kLoadOnly, "reduction");
   constexpr int kPitchB = RT + 8;
   extern __shared__ __align__(128) unsigned char smem[];
   bf16* sa = reinterpret_cast<bf16*>(smem);                  // [kStages][kStageK][kPitchA]
@@ -138,8 +208,15 @@ __global__ void __launch_bounds__(TM) weight_grad_kernel(const __grid_constant__
   const int local = blockIdx.x - P.first_block;
   const int tile = local / P.splits, split = local % P.splits;
   const int m0 = tile * kTileM;
-  const int k0 = split * P.split_rows;
-  const int k1 = min(P.K, k0 + P.split_rows);
+  int k0, k1;
+  if constexpr (V == kLastBlock) {
+    k0 = split * P.split_rows;
+    k1 = min(P.K, k0 + P.split_rows);
+  } else {  // plan_wave(): the K stages dealt out evenly over the splits (each gets at least one)
+    const long long stages = (P.K + kStageK - 1) / kStageK;
+    k0 = int(split * stages / P.splits * kStageK);
+    k1 = int(min((long long)P.K, (split + 1) * stages / P.splits * kStageK));
+  }
   const int nstages = (k1 - k0 + kStageK - 1) / kStageK;
   const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32;
 
@@ -188,30 +265,39 @@ __global__ void __launch_bounds__(TM) weight_grad_kernel(const __grid_constant__
     cp_async::cp_async_commit();
     const bf16* ta = sa + (s % kStages) * kStageK * kPitchA;
     const bf16* tb = sb + (s % kStages) * kStageK * kPitchB;
+    if constexpr (V == kLoadOnly) {  // one word of each tile read, so that the stage is consumed, no MMA
+      acc[0][0][0] += __bfloat162float(ta[(tid % kStageK) * kPitchA + tid % kTileM]) +
+                      __bfloat162float(tb[(tid % kStageK) * kPitchB + tid % RT]);
+    } else {
 #pragma unroll
-    for (int kk = 0; kk < kStageK; kk += 16) {
-      // A fragments (m x k) of a^T from the [k][m] tile: matrices (m +0/+8) x (k +0/+8), transposed by ldmatrix.
-      uint32_t af[2][4];
-#pragma unroll
-      for (int mt = 0; mt < 2; mt++) {
-        const int k = kk + (mat / 2) * 8 + rr, m = mw + mt * 16 + (mat % 2) * 8;
-        mma::ldmatrix_x4_trans(af[mt], cp_async::smem_u32(ta + k * kPitchA + m));
-      }
-      // B fragments (k x r) from the [k][r] tile, two 8-column tiles an ldmatrix x4.
-#pragma unroll
-      for (int np = 0; np < RT / 16; np++) {
-        uint32_t bfr[4];
-        const int k = kk + (mat % 2) * 8 + rr, n = np * 16 + (mat / 2) * 8;
-        mma::ldmatrix_x4_trans(bfr, cp_async::smem_u32(tb + k * kPitchB + n));
+      for (int kk = 0; kk < kStageK; kk += 16) {
+        // A fragments (m x k) of a^T from the [k][m] tile: matrices (m +0/+8) x (k +0/+8), transposed by ldmatrix.
+        uint32_t af[2][4];
 #pragma unroll
         for (int mt = 0; mt < 2; mt++) {
-          mma::mma_bf16(acc[mt][2 * np], af[mt], bfr[0], bfr[1]);
-          mma::mma_bf16(acc[mt][2 * np + 1], af[mt], bfr[2], bfr[3]);
+          const int k = kk + (mat / 2) * 8 + rr, m = mw + mt * 16 + (mat % 2) * 8;
+          mma::ldmatrix_x4_trans(af[mt], cp_async::smem_u32(ta + k * kPitchA + m));
+        }
+        // B fragments (k x r) from the [k][r] tile, two 8-column tiles an ldmatrix x4.
+#pragma unroll
+        for (int np = 0; np < RT / 16; np++) {
+          uint32_t bfr[4];
+          const int k = kk + (mat % 2) * 8 + rr, n = np * 16 + (mat / 2) * 8;
+          mma::ldmatrix_x4_trans(bfr, cp_async::smem_u32(tb + k * kPitchB + n));
+#pragma unroll
+          for (int mt = 0; mt < 2; mt++) {
+            mma::mma_bf16(acc[mt][2 * np], af[mt], bfr[0], bfr[1]);
+            mma::mma_bf16(acc[mt][2 * np + 1], af[mt], bfr[2], bfr[3]);
+          }
         }
       }
     }
   }
   cp_async::cp_async_wait<0>();
+  if constexpr (V == kLoadOnly) {  // one value a block, in the workspace (it holds a tile per block at least)
+    if (tid == 0) batch.part[blockIdx.x] = acc[0][0][0];
+    return;
+  }
 
   // This split's partial tile [TM][RT] f32 to the workspace.
   const int g = lane / 4, t2 = (lane % 4) * 2;
@@ -225,6 +311,64 @@ __global__ void __launch_bounds__(TM) weight_grad_kernel(const __grid_constant__
         const int m = mw + mt * 16 + g + h * 8, r = nt * 8 + t2;
         *reinterpret_cast<float2*>(part + m * RT + r) = make_float2(acc[mt][nt][2 * h], acc[mt][nt][2 * h + 1]);
       }
+  if constexpr (V == kWave) {
+    // kWave: wait for the tile's S splits (all resident: a cooperative launch of plan_wave's grid), then this
+    // block sums its own 1/S of the tile: float4 chunks [c0, c1) of the [TM][RT] tile, S partials each, in split
+    // order. The chunks' S partials are loaded together (all loads issued, then stored to the idle stage ring),
+    // then each thread sums its elements over the S from shared memory.
+    const int S = P.splits;
+    unsigned* counter = batch.counters + P.counter_offset + tile;
+    __threadfence();  // this thread's partial is visible device-wide before the block arrives
+    __syncthreads();  // ... every thread's; and every warp is done with the ring (reused below)
+    if (S > 1) {
+      if (tid == 0) {
+        __threadfence();
+        atomicAdd(counter, 1u);  // arrive
+        unsigned ns = 32;
+        while (load_acquire(counter) < unsigned(S)) {  // S..2S: every split has arrived (departures add on top)
+          __nanosleep(ns);
+          ns = ns < 256 ? 2 * ns : 256;
+        }
+        __threadfence();
+        // Depart: the last of the S resets the counter for the next launch; no block of this launch reads it again.
+        if (atomicAdd(counter, 1u) == 2u * unsigned(S) - 1u) *counter = 0u;
+      }
+      __syncthreads();  // the other splits' partials are visible to every thread of the block
+    }
+    constexpr int kChunks = kTileM * RT / 4;  // float4 chunks of a tile
+    const int c0 = int((long long)split * kChunks / S), c1 = int((long long)(split + 1) * kChunks / S);
+    const int C = c1 - c0, n = S * C;  // n <= kChunks + S - 1
+    const float4* tp =
+        reinterpret_cast<const float4*>(batch.part + P.part_offset + (long long)tile * S * kTileM * RT);
+    float4* staged = reinterpret_cast<float4*>(smem);  // [S][C]
+    constexpr int kLoads = (kChunks + kMaxWaveSplits - 1 + kThreads - 1) / kThreads;
+    static_assert((kChunks + kMaxWaveSplits) * sizeof(float4) <= smem_bytes<RT, TM, ST>(), "staging fits the ring");
+    float4 v[kLoads];
+#pragma unroll
+    for (int i = 0; i < kLoads; i++) {
+      const int idx = i * kThreads + tid;
+      if (idx < n) v[i] = __ldcg(tp + (long long)(idx / C) * kChunks + c0 + idx % C);
+    }
+#pragma unroll
+    for (int i = 0; i < kLoads; i++)
+      if (i * kThreads + tid < n) staged[i * kThreads + tid] = v[i];
+    __syncthreads();
+    const float* sf = reinterpret_cast<const float*>(smem);  // [S][4C]
+    const int E = 4 * C;
+    float* __restrict__ out = P.out;
+    for (int e = tid; e < E; e += kThreads) {
+      float sum = 0.0f;
+#pragma unroll 8
+      for (int s = 0; s < S; s++) sum += sf[s * E + e];  // split order
+      const int g = 4 * c0 + e, m = m0 + g / RT, r = g % RT;
+      if (m < P.M && r < P.R) {
+        float* o = P.transposed ? out + (long long)r * P.ldo + m : out + (long long)m * P.ldo + r;
+        const float prev = P.accumulate ? *o : 0.0f;
+        *o = prev + P.scale * sum;
+      }
+    }
+    return;
+  }
   if (P.splits > 1) {
     __threadfence();  // the partial is visible device-wide before the ticket
     __syncthreads();
@@ -325,6 +469,35 @@ inline cudaError_t launch(const Batch& b, cudaStream_t s) {
   if (e != cudaSuccess) return e;
   weight_grad_kernel<RT, TM, ST, SU><<<b.blocks, TM, smem, s>>>(b);
   return cudaGetLastError();
+}
+
+// Blocks of the <RT, TM, ST> kernel with reduction V resident at once (plan_wave's capacity): its occupancy times
+// the SMs. Also opts the kernel into its dynamic shared memory.
+template <int RT, int TM = kTileM, int ST = kStages, int V = kWave>
+inline cudaError_t wave_capacity(int sms, int* blocks) {
+  constexpr size_t smem = smem_bytes<RT, TM, ST>();
+  cudaError_t e =
+      cudaFuncSetAttribute(weight_grad_kernel<RT, TM, ST, 1, V>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem);
+  if (e != cudaSuccess) return e;
+  int occ = 0;
+  e = cudaOccupancyMaxActiveBlocksPerMultiprocessor(&occ, weight_grad_kernel<RT, TM, ST, 1, V>, TM, smem);
+  *blocks = occ * sms;  // 0 when it does not fit an SM: plan_wave then declines every batch
+  return e;
+}
+
+// Launches a batch planned by plan_wave<RT, TM>() with kWave's reduction on stream s, cooperatively: the driver
+// runs every block at once or refuses the launch (cudaErrorCooperativeLaunchTooLarge), never a part of the grid
+// that would wait for blocks not resident. The device must support cooperative launches
+// (cudaDevAttrCooperativeLaunch). V = kLoadOnly (dev/weight_grads) runs the load-only probe on the same plan.
+template <int RT, int TM = kTileM, int ST = kStages, int V = kWave>
+inline cudaError_t launch_wave(const Batch& b, cudaStream_t s) {
+  if (b.blocks == 0) return cudaSuccess;
+  constexpr size_t smem = smem_bytes<RT, TM, ST>();
+  auto* kernel = weight_grad_kernel<RT, TM, ST, 1, V>;
+  cudaError_t e = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem);
+  if (e != cudaSuccess) return e;
+  void* args[] = {const_cast<Batch*>(&b)};
+  return cudaLaunchCooperativeKernel(reinterpret_cast<const void*>(kernel), dim3(b.blocks), dim3(TM), args, smem, s);
 }
 
 }  // namespace wick::wgrad
