@@ -114,7 +114,7 @@ template <class F> void probe_configs(F&& f) {
 
 // Runs the set (or only its product `only`) `reps` times (returns median us a run) and, when check, compares with
 // the f64 reference and the bits of further runs from the same start. V: kLastBlock (v1: plan, launch), kWave
-// (v2: plan_wave, launch_wave; a set of more tiles than a wave runs as v1, as wick does) or kLoadOnly (the probe
+// (v2: plan_wave, launch_wave; a set whose tiles, split in two, exceed a wave runs as v1, as wick does) or kLoadOnly (the probe
 // on v2's plan; nothing to check). TM columns a block, ST stages, SU splits a round trip in v1's reduction (wick:
 // 128, 4, 1); SU is capped at 2 from rank tile 48 (registers).
 template <int RT, int TM = kTileM, int ST = kStages, int SU0 = 1, int V = kLastBlock>
@@ -143,7 +143,7 @@ double run(const Set& set, bool check, int reps, int* fails, int only = -1) {
     CK((wave_capacity<RT, TM, ST, V>(sms, &cap)));
     floats = plan_wave<RT, TM>(b, cap);
     if (floats < 0 && V == kLoadOnly) {
-      std::printf("probe TM %3d ST %d %-22s RT %d: more tiles than a wave of %d, skipped\n", TM, ST, set.name, RT, cap);
+      std::printf("probe TM %3d ST %d %-22s RT %d: fewer than two splits a tile fit a wave of %d, skipped\n", TM, ST, set.name, RT, cap);
       return 0;
     }
   }

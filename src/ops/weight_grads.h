@@ -40,7 +40,7 @@ void weight_grad_products(const std::vector<WeightGradProduct>& products);
 
 // What the CUDA twin runs for the products its kernel takes (ops/cuda/weight_grads.cuh): WICK_WEIGHT_GRADS unset,
 // empty or "0": cuBLASLt (the view matmul a product); "1": the kernel, K splits reduced by each tile's last block;
-// "2": the kernel in one wave, each tile's sum shared by its K splits (a launch whose tiles alone exceed one wave
+// "2": the kernel in one wave, each tile's sum shared by its K splits (a launch whose tiles, split in two, exceed one wave
 // runs as "1"). Any other value is an error (wick::Error, on the first weight_grad_products call on a GPU).
 enum class WeightGradKernel : int { kCublasLt = 0, kLastBlock = 1, kWave = 2 };
 

@@ -31,7 +31,7 @@
 //    out (+)= scale * sum. The order is fixed, so a run repeats its bits; it differs from kLastBlock's in the last
 //    bits (other split counts). The wait cannot deadlock: launch_wave() launches cooperatively, so the driver
 //    refuses a grid that is not co-resident rather than run part of it, and plan_wave() never plans more blocks
-//    than resident (it declines a batch whose tiles alone exceed one wave; the caller then runs kLastBlock's plan
+//    than resident (it declines a batch whose tiles, split in two, exceed one wave; the caller then runs kLastBlock's plan
 //    and kernel). The counter counts arrivals to S, then departures (a block departs once its wait is over) to
 //    2S; the S-th departure resets it to 0 for the next launch: no block reads it after its departure, and it
 //    never exceeds 2S <= 64. Splits give each block >= kMinSplitRows (256) rows, one full ring of 4 stages: with
@@ -144,7 +144,9 @@ template <int RT, int TM = kTileM> inline long long plan(Batch& b, int capacity)
 // kWave's plan: every block of the launch resident at once. S = min(kMaxWaveSplits, capacity / tiles, K /
 // kMinSplitRows over the products), at least 1; a product's splits = min(S, its 64-row stages), the stages dealt
 // out evenly (the kernel computes each split's range; split_rows is the longest). Returns the workspace floats,
-// or -1 when the tiles alone exceed `capacity` (the caller then plans and launches kLastBlock instead).
+// or -1 when fewer than two splits a tile fit `capacity` (the caller then plans and launches kLastBlock instead:
+// unsplit tiles in at most one wave, 1.5B gate/up's 140 tiles on ~264 resident blocks say, would stream all of K a
+// block on half the GPU, where kLastBlock's plan takes up to 8 splits over a few rounds).
 template <int RT, int TM = kTileM> inline long long plan_wave(Batch& b, int capacity) {
   int tiles = 0, S = kMaxWaveSplits;
   for (int i = 0; i < b.n; i++) {
@@ -152,7 +154,7 @@ template <int RT, int TM = kTileM> inline long long plan_wave(Batch& b, int capa
     const int most = b.p[i].K / kMinSplitRows > 1 ? b.p[i].K / kMinSplitRows : 1;
     if (most < S) S = most;
   }
-  if (tiles == 0 || tiles > capacity) return -1;
+  if (tiles == 0 || 2 * tiles > capacity) return -1;
   if (capacity / tiles < S) S = capacity / tiles;
   long long part = 0;
   int blocks = 0, counters = 0;
