@@ -7,6 +7,7 @@
 // fit one wave, else that launch as 1 (not yet measured).
 #include <atomic>
 #include <mutex>
+#include <type_traits>
 
 #include "ops/cuda/common.cuh"
 #include "ops/cuda/cuda_ops.h"
@@ -79,7 +80,6 @@ template <int RT> int capacity_rt(int dev) {
   }
   return v;
 }
-template <int RT> long long plan_rt(wgrad::Batch& b, int dev) { return wgrad::plan<RT>(b, capacity_rt<RT>(dev)); }
 
 // kWave's resident blocks on device dev (cached per device and rank tile); 0 when the device cannot launch
 // cooperatively (plan_wave then declines every batch).
@@ -95,41 +95,30 @@ template <int RT> int wave_capacity_rt(int dev) {
   }
   return v - 1;
 }
-template <int RT> long long plan_wave_rt(wgrad::Batch& b, int dev) {
-  return wgrad::plan_wave<RT>(b, wave_capacity_rt<RT>(dev));
-}
-// kWave's plan, or -1 when the batch does not fit one wave (the caller plans it for kLastBlock).
-long long plan_wave_for(int rt, wgrad::Batch& b, int dev) {
+
+// f(std::integral_constant<int, RT>) for the rank tile rt (16, 32, 48 or 64).
+template <class F> auto with_rank_tile(int rt, F&& f) {
   switch (rt) {
-    case 16: return plan_wave_rt<16>(b, dev);
-    case 32: return plan_wave_rt<32>(b, dev);
-    case 48: return plan_wave_rt<48>(b, dev);
-    default: return plan_wave_rt<64>(b, dev);
+    case 16: return f(std::integral_constant<int, 16>{});
+    case 32: return f(std::integral_constant<int, 32>{});
+    case 48: return f(std::integral_constant<int, 48>{});
+    default: return f(std::integral_constant<int, 64>{});
   }
 }
-cudaError_t launch_wave_for(int rt, const wgrad::Batch& b, cudaStream_t s) {
-  switch (rt) {
-    case 16: return wgrad::launch_wave<16>(b, s);
-    case 32: return wgrad::launch_wave<32>(b, s);
-    case 48: return wgrad::launch_wave<48>(b, s);
-    default: return wgrad::launch_wave<64>(b, s);
-  }
+
+// The batch's plan for a launch of the kernel with reduction `wave` (kWave: plan_wave, -1 when the batch does not
+// fit one wave, the caller then plans it for kLastBlock; else plan), and that launch.
+long long plan_for(int rt, bool wave, wgrad::Batch& b, int dev) {
+  return with_rank_tile(rt, [&](auto t) {
+    constexpr int RT = decltype(t)::value;
+    return wave ? wgrad::plan_wave<RT>(b, wave_capacity_rt<RT>(dev)) : wgrad::plan<RT>(b, capacity_rt<RT>(dev));
+  });
 }
-long long plan_for(int rt, wgrad::Batch& b, int dev) {
-  switch (rt) {
-    case 16: return plan_rt<16>(b, dev);
-    case 32: return plan_rt<32>(b, dev);
-    case 48: return plan_rt<48>(b, dev);
-    default: return plan_rt<64>(b, dev);
-  }
-}
-cudaError_t launch_for(int rt, const wgrad::Batch& b, cudaStream_t s) {
-  switch (rt) {
-    case 16: return wgrad::launch<16>(b, s);
-    case 32: return wgrad::launch<32>(b, s);
-    case 48: return wgrad::launch<48>(b, s);
-    default: return wgrad::launch<64>(b, s);
-  }
+cudaError_t launch_for(int rt, bool wave, const wgrad::Batch& b, cudaStream_t s) {
+  return with_rank_tile(rt, [&](auto t) {
+    constexpr int RT = decltype(t)::value;
+    return wave ? wgrad::launch_wave<RT>(b, s) : wgrad::launch<RT>(b, s);
+  });
 }
 
 }  // namespace
@@ -168,9 +157,9 @@ void weight_grad_products(const std::vector<WeightGradProduct>& products) {
   cuda::set_device(dev);
   long long total = 0;
   for (Pending& l : launches) {
-    l.floats = mode == WeightGradKernel::kWave ? plan_wave_for(l.rt, l.batch, dev) : -1;
+    l.floats = mode == WeightGradKernel::kWave ? plan_for(l.rt, true, l.batch, dev) : -1;
     l.wave = l.floats >= 0;
-    if (!l.wave) l.floats = plan_for(l.rt, l.batch, dev);  // kLastBlock, or a batch of more tiles than a wave
+    if (!l.wave) l.floats = plan_for(l.rt, false, l.batch, dev);  // kLastBlock, or a batch too wide for kWave
     total += l.floats;
   }
   // One scratch() call for every launch's partials (ops/cuda/runtime.h); launches on one stream run one after
@@ -183,7 +172,7 @@ void weight_grad_products(const std::vector<WeightGradProduct>& products) {
     l.batch.part = ws + at;
     l.batch.counters = counters;
     at += l.floats;
-    WICK_CUDA_CHECK(l.wave ? launch_wave_for(l.rt, l.batch, s) : launch_for(l.rt, l.batch, s));
+    WICK_CUDA_CHECK(launch_for(l.rt, l.wave, l.batch, s));
   }
 }
 

@@ -100,70 +100,27 @@ template <int RT, int TM = kTileM, int ST = kStages> __host__ __device__ constex
   return size_t(ST) * kStageK * (TM + 8 + RT + 8) * sizeof(bf16);
 }
 
-// Lays the products of b out over the grid: each gets tiles = ceil(M / TM) and one number of K splits S for the
-// launch (at most kMaxSplits, at least kMinSplitRows rows a split), chosen against `capacity` (blocks resident at
-// once): the fewest rounds of blocks per unit of work, ceil(w) / w with w = blocks / capacity, the larger S on a
-// tie. (A launch of 2.02 waves takes three rounds: the first H100 run lost a third of gate/up's time so.)
-// Fills part_offset / counter_offset and returns the workspace floats; b.blocks is the grid size.
-template <int RT, int TM = kTileM> inline long long plan(Batch& b, int capacity) {
-  constexpr int kTM = TM;
-  int tiles = 0, max_splits = kMaxSplits;
-  for (int i = 0; i < b.n; i++) {
-    tiles += (b.p[i].M + kTM - 1) / kTM;
-    const int most = b.p[i].K / kMinSplitRows > 1 ? b.p[i].K / kMinSplitRows : 1;
-    if (most < max_splits) max_splits = most;
-  }
-  if (capacity < 1) capacity = 1;
-  int best = 1;
-  double best_waste = 1e30;
-  for (int S = 1; S <= max_splits; S++) {
-    const double w = double(tiles) * S / capacity;
-    const double waste = w >= 1.0 ? double((tiles * S + capacity - 1) / capacity) / w : 1.0 / w;
-    if (waste <= best_waste + 1e-9) best = S, best_waste = waste;
-  }
-  long long part = 0;
-  int blocks = 0, counters = 0;
-  for (int i = 0; i < b.n; i++) {
-    Product& p = b.p[i];
-    p.tiles = (p.M + kTM - 1) / kTM;
-    // Rows a split, whole stages, then the splits those rows need (no empty split).
-    const int stages = (p.K + kStageK - 1) / kStageK;
-    const int stages_per = (stages + best - 1) / best;
-    p.split_rows = stages_per * kStageK;
-    p.splits = p.K > 0 ? (p.K + p.split_rows - 1) / p.split_rows : 1;
-    p.first_block = blocks;
-    p.part_offset = part;
-    p.counter_offset = counters;
-    blocks += p.tiles * p.splits;
-    part += (long long)p.tiles * p.splits * kTM * RT;
-    counters += p.tiles;
-  }
-  b.blocks = blocks;
-  return part;
-}
-// kWave's plan: every block of the launch resident at once. S = min(kMaxWaveSplits, capacity / tiles, K /
-// kMinSplitRows over the products), at least 1; a product's splits = min(S, its 64-row stages), the stages dealt
-// out evenly (the kernel computes each split's range; split_rows is the longest). Returns the workspace floats,
-// or -1 when fewer than two splits a tile fit `capacity` (the caller then plans and launches kLastBlock instead:
-// unsplit tiles in at most one wave, 1.5B gate/up's 140 tiles on ~264 resident blocks say, would stream all of K a
-// block on half the GPU, where kLastBlock's plan takes up to 8 splits over a few rounds).
-template <int RT, int TM = kTileM> inline long long plan_wave(Batch& b, int capacity) {
-  int tiles = 0, S = kMaxWaveSplits;
+// The products' tiles (ceil(M / TM) each), and in `most` the fewest K splits any product takes at kMinSplitRows
+// rows a split (at least 1, at most `most` as passed).
+template <int TM> inline int tiles_and_split_cap(const Batch& b, int& most) {
+  int tiles = 0;
   for (int i = 0; i < b.n; i++) {
     tiles += (b.p[i].M + TM - 1) / TM;
-    const int most = b.p[i].K / kMinSplitRows > 1 ? b.p[i].K / kMinSplitRows : 1;
-    if (most < S) S = most;
+    const int fit = b.p[i].K / kMinSplitRows > 1 ? b.p[i].K / kMinSplitRows : 1;
+    if (fit < most) most = fit;
   }
-  if (tiles == 0 || 2 * tiles > capacity) return -1;
-  if (capacity / tiles < S) S = capacity / tiles;
+  return tiles;
+}
+
+// Fills every product's tiles, splits and split_rows (splits_of(its 64-row stages, &split_rows) returns the
+// splits), first_block, part_offset and counter_offset, and b.blocks; returns the workspace floats.
+template <int RT, int TM, class SplitsOf> inline long long lay_out(Batch& b, SplitsOf&& splits_of) {
   long long part = 0;
   int blocks = 0, counters = 0;
   for (int i = 0; i < b.n; i++) {
     Product& p = b.p[i];
     p.tiles = (p.M + TM - 1) / TM;
-    const int stages = (p.K + kStageK - 1) / kStageK;
-    p.splits = stages < 1 ? 1 : (stages < S ? stages : S);
-    p.split_rows = (stages + p.splits - 1) / p.splits * kStageK;
+    p.splits = splits_of((p.K + kStageK - 1) / kStageK, p.split_rows);
     p.first_block = blocks;
     p.part_offset = part;
     p.counter_offset = counters;
@@ -173,6 +130,47 @@ template <int RT, int TM = kTileM> inline long long plan_wave(Batch& b, int capa
   }
   b.blocks = blocks;
   return part;
+}
+
+// Lays the products of b out over the grid: each gets tiles = ceil(M / TM) and one number of K splits S for the
+// launch (at most kMaxSplits, at least kMinSplitRows rows a split), chosen against `capacity` (blocks resident at
+// once): the fewest rounds of blocks per unit of work, ceil(w) / w with w = blocks / capacity, the larger S on a
+// tie. (A launch of 2.02 waves takes three rounds: the first H100 run lost a third of gate/up's time so.)
+// Fills part_offset / counter_offset and returns the workspace floats; b.blocks is the grid size.
+template <int RT, int TM = kTileM> inline long long plan(Batch& b, int capacity) {
+  int max_splits = kMaxSplits;
+  const int tiles = tiles_and_split_cap<TM>(b, max_splits);
+  if (capacity < 1) capacity = 1;
+  int best = 1;
+  double best_waste = 1e30;
+  for (int S = 1; S <= max_splits; S++) {
+    const double w = double(tiles) * S / capacity;
+    const double waste = w >= 1.0 ? double((tiles * S + capacity - 1) / capacity) / w : 1.0 / w;
+    if (waste <= best_waste + 1e-9) best = S, best_waste = waste;
+  }
+  // Rows a split, whole stages, then the splits those rows need (no empty split).
+  return lay_out<RT, TM>(b, [best](int stages, int& split_rows) {
+    const int stages_per = (stages + best - 1) / best;
+    split_rows = stages_per * kStageK;
+    return stages > 0 ? (stages + stages_per - 1) / stages_per : 1;
+  });
+}
+// kWave's plan: every block of the launch resident at once. S = min(kMaxWaveSplits, capacity / tiles, K /
+// kMinSplitRows over the products), at least 1; a product's splits = min(S, its 64-row stages), the stages dealt
+// out evenly (the kernel computes each split's range; split_rows is the longest). Returns the workspace floats,
+// or -1 when fewer than two splits a tile fit `capacity` (the caller then plans and launches kLastBlock instead:
+// unsplit tiles in at most one wave, 1.5B gate/up's 140 tiles on ~264 resident blocks say, would stream all of K a
+// block on half the GPU, where kLastBlock's plan takes up to 8 splits over a few rounds).
+template <int RT, int TM = kTileM> inline long long plan_wave(Batch& b, int capacity) {
+  int S = kMaxWaveSplits;
+  const int tiles = tiles_and_split_cap<TM>(b, S);
+  if (tiles == 0 || 2 * tiles > capacity) return -1;
+  if (capacity / tiles < S) S = capacity / tiles;
+  return lay_out<RT, TM>(b, [S](int stages, int& split_rows) {
+    const int splits = stages < 1 ? 1 : (stages < S ? stages : S);
+    split_rows = (stages + splits - 1) / splits * kStageK;
+    return splits;
+  });
 }
 
 inline int counters_needed(const Batch& b, int tm = kTileM) {
