@@ -4,7 +4,7 @@
 # same settings: bf16, LoRA r 16 / alpha 32 on all seven projections, AdamW, clip 1.0, random tokens, the
 # median of steps 3 and later.
 #
-#   BUILD=build-gpu scripts/bench-train.sh [ROW ...]      rows: 0.5b 0.5b-gc 0.5b-16k 1.5b 7b (default: all)
+#   BUILD=build-gpu scripts/bench-train.sh [ROW ...]      rows: 0.5b 0.5b-gc 0.5b-16k 1.5b 7b 7b-gc (default: all)
 #   PEER=0 skips the peer; COMPILE=0 skips torch.compile; STEPS (default 10). BENCH_TMP=DIR keeps the random
 #   models and data there for the next call (an A/B of environment switches makes each model once).
 #   Environment switches (docs/guide.md) pass through to wick.
@@ -23,7 +23,7 @@ TABLE=$OUTDIR/train-bench.md
 : > "$LOG"
 STEPS=${STEPS:-10}
 ROWS=("$@")
-[ ${#ROWS[@]} -eq 0 ] && ROWS=(0.5b 0.5b-gc 0.5b-16k 1.5b 7b)
+[ ${#ROWS[@]} -eq 0 ] && ROWS=(0.5b 0.5b-gc 0.5b-16k 1.5b 7b 7b-gc)
 GPU=$(nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null | head -1)
 echo "| work | wick | torch+PEFT eager | torch.compile+PEFT |" > "$TABLE"
 echo "|---|---|---|---|" >> "$TABLE"
@@ -36,6 +36,7 @@ row_spec() {
     0.5b-16k) echo "qwen2.5-0.5b 0.5b 1 16384 - -" ;;
     1.5b) echo "qwen2.5-1.5b 1.5b 8 1024 - -" ;;
     7b) echo "qwen2.5-7b 7b 4 1024 - -" ;;
+    7b-gc) echo "qwen2.5-7b 7b 4 1024 --grad-checkpointing --gc" ;;  # issue 8: <= 20 GiB with checkpointing
     *) echo "bench-train: unknown row '$1'" >&2; return 1 ;;
   esac
 }

@@ -36,7 +36,7 @@ std::vector<ActSlot> layer_act_slots(const ModelConfig& c) {
     s.push_back({&L::rstd4, 1, ActKind::F32});
   } else {  // the pre-norm layer (kPreNormLayer) reads these in its recompute: ActSlot::checkpoint_kept
     for (ActSlot& a : s)
-      for (Tensor L::*m : {&L::q, &L::k, &L::v, &L::att, &L::lse, &L::h, &L::qp, &L::kp, &L::rq, &L::rk})
+      for (Tensor L::*m : {&L::q, &L::k, &L::v, &L::att, &L::lse, &L::qp, &L::kp, &L::rq, &L::rk})
         if (a.member == m) a.checkpoint_kept = true;
   }
   return s;
@@ -372,12 +372,13 @@ void pre_norm_forward(LayerWeights& W, LayerActs& A, const Tensor& x, Tensor& ou
   const int64_t C = run.cfg->hidden_size;
   const std::string p = run.hook ? run.prefix() : std::string();
   if (run.recompute) {
-    // Checkpointing kept this layer's attention results (ActSlot::checkpoint_kept: q, k, v, att, lse, h): the
-    // backward still reads the two norms' outputs and rstd and the gate/up projections, so only those run
-    // again. rms_norm_forward of the kept h gives what add_rms_norm_forward gave (it normalises the rounded
-    // sum: ops/norm.h), bit for bit.
+    // Checkpointing kept this layer's attention results (ActSlot::checkpoint_kept: q, k, v, att, lse): the
+    // backward still reads the two norms' outputs and rstd, the residual h and the gate/up projections, so
+    // those run again: h = x + o_proj(att) as the forward made it (the o projection, its adapter product
+    // rewritten with the same bits, and add_rms_norm_forward), bit for bit.
     rms_norm_forward(x, W.input_norm, eps, norm_output(A, kQKV, A.a, C), A.rstd1, kind);
-    rms_norm_forward(A.h, W.post_norm, eps, norm_output(A, kGateUp, A.b, C), A.rstd2, kind);
+    group_forward(W, kO, A, A.att, {&A.h}, run);
+    add_rms_norm_forward(A.h, x, W.post_norm, eps, A.h, norm_output(A, kGateUp, A.b, C), A.rstd2, kind);
     mlp_block_gate_up_forward(W, A, A.b, run);
     return;
   }

@@ -118,7 +118,7 @@ std::vector<OptionRow> make_table() {
     {"max_steps", "", kLen, "optimizer steps to run; > 0 overrides --epochs (-1: from --epochs)", &S::max_steps, range(-1), false, "N"},
     {"batch_size", "per-device-train-batch-size", kLen, "examples per micro-batch on each rank (0: chosen to fit memory, printed at start)", &S::batch_size, range(0), false, "N"},
     {"grad_accum", "gradient-accumulation-steps", kLen, "micro-batches per optimizer step", &S::grad_accum, range(1), false, "N"},
-    {"grad_checkpointing", "gradient-checkpointing", kLen, "activation checkpointing: keep each layer's input and attention results, recompute the norms and the MLP's gate/up projections in backward (far less memory, about a fifth more compute)", &S::grad_checkpointing, any},
+    {"grad_checkpointing", "gradient-checkpointing", kLen, "activation checkpointing: keep each layer's input and attention results, recompute the norms, the attention's output projection and the MLP's gate/up projections in backward (far less memory, about a fifth more compute)", &S::grad_checkpointing, any},
     {"seed", "", kLen, "seed for adapter init, shuffling, the eval split and dropout", &S::seed, any, false, "N"},
     {"shuffle", "", kLen, "shuffle the data every epoch (--no-shuffle keeps the file order)", &S::shuffle, any},
 
