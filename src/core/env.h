@@ -5,8 +5,9 @@
 
 namespace wick {
 
-// A debugging or profiling flag (WICK_STEP_PROFILE, WICK_ATTENTION_LOG), or an opt-in kernel (WICK_WEIGHT_GRADS):
-// on when set, non-empty and not "0".
+// A debugging or profiling flag (WICK_STEP_PROFILE, WICK_ATTENTION_LOG), or an opt-in kernel path
+// (WICK_DECODE_EARLY_LOADS): on when set, non-empty and not "0". (A choice among numbered kernels, as
+// WICK_LOW_RANK_KERNEL and WICK_WEIGHT_GRADS, is parsed by its op, which names the values it takes.)
 bool env_flag(const char* name);
 
 // A speed feature that is on by default (WICK_SMALL_M, WICK_CUDA_GRAPHS, WICK_DECODE_ATTENTION,
