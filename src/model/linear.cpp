@@ -349,7 +349,6 @@ const Tensor& folded_weight(const Linear& l, int64_t R, int64_t off, DType dt, b
   return a.folded;
 }
 
-
 }  // namespace
 
 bool small_m_group(const std::vector<Linear*>& ls, const Tensor& x, const Tensor& saved, const uint64_t* seeds,
