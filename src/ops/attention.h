@@ -76,8 +76,10 @@ void attention_backward(const Tensor& dout, const Tensor& q, const Tensor& k, co
 struct RopeFreqs;
 // The one-launch form's early cache loads: whether its blocks read the position and their first keys and values
 // from the caches before waiting for the kernel before them (programmatic dependent launch), so that those reads
-// overlap that kernel's tail. Same arithmetic, same bits. Opt-in (WICK_DECODE_EARLY_LOADS=1, read once) until
-// measured on a GPU; set_decode_early_loads is the tests' switch (it applies to launches and captures after it).
+// overlap that kernel's tail. Same arithmetic, same bits. It needs positions and the cache rows below them written
+// at least two launches before (as a decode step has them: positions copied in before its first kernel, the rows
+// appended by earlier steps). Opt-in (WICK_DECODE_EARLY_LOADS=1, read once) until measured on a GPU;
+// set_decode_early_loads is the tests' switch (it applies to launches and captures after it).
 bool decode_early_loads();
 void set_decode_early_loads(bool on);
 void rope_cache_attention(Tensor& q, Tensor& k, const Tensor& v, const Tensor& positions, const RopeFreqs& f,
