@@ -12,6 +12,7 @@
 #include <nlohmann/json.hpp>
 
 #include "api/hub_cache.h"
+#include "core/input_file.h"
 #include "cli/commands.h"
 #include "core/error.h"
 #include "tokenizer/tokenizer.h"
@@ -28,8 +29,7 @@ struct TokenizeArgs {
 
 // The "text" of every line of a JSONL file; a bad line is an error naming the file and line.
 std::vector<std::string> read_texts(const std::string& path) {
-  std::ifstream f(path, std::ios::binary);
-  if (!f) throw Error("cannot open file", path);
+  std::ifstream f = open_input_file(path);
   std::vector<std::string> texts;
   std::string line;
   for (int n = 1; std::getline(f, line); n++) {

@@ -74,25 +74,4 @@ void write_file_atomic(const std::string& path, const std::string& bytes) {
   f.commit();
 }
 
-std::string read_file(const std::string& path) {
-  if (is_dir(path)) throw Error("cannot read: it is a directory", path);
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) throw Error("cannot open: " + errno_str(), path);
-  std::string out;
-  char buf[1 << 16];
-  for (;;) {
-    const ssize_t r = ::read(fd, buf, sizeof buf);
-    if (r < 0) {
-      if (errno == EINTR) continue;
-      const std::string why = errno_str();
-      ::close(fd);
-      throw Error("cannot read: " + why, path);
-    }
-    if (r == 0) break;
-    out.append(buf, static_cast<size_t>(r));
-  }
-  ::close(fd);
-  return out;
-}
-
 }  // namespace wick::io

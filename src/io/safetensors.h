@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "core/input_file.h"
 #include "core/tensor.h"
 
 namespace wick::io {
@@ -74,6 +75,6 @@ void save_safetensors(const std::string& path, const std::vector<std::pair<std::
 
 // Writes bytes to path atomically (temp file in the same folder, fsync, rename).
 void write_file_atomic(const std::string& path, const std::string& bytes);
-std::string read_file(const std::string& path);  // throws wick::Error naming the path
+using wick::read_file;  // core/input_file.h: the whole file; wick::Error naming the path
 
 }  // namespace wick::io

@@ -1,10 +1,9 @@
 #include "tokenizer/chat_template.h"
 
 #include <filesystem>
-#include <fstream>
-#include <sstream>
 
 #include "core/error.h"
+#include "core/input_file.h"
 #include "tokenizer/chat_template_builtin.h"
 #include "tokenizer/jinja.h"
 
@@ -20,14 +19,6 @@ constexpr char kPlainDefault[] = "You are a helpful assistant.";
 constexpr char kForceHint[] = "pass --chat-template qwen2.5 or --chat-template qwen3 to choose the template";
 
 bool has(std::string_view s, std::string_view what) { return s.find(what) != std::string_view::npos; }
-
-std::string read_file(const fs::path& p) {
-  std::ifstream f(p, std::ios::binary);
-  if (!f) throw Error("cannot open file", p.string());
-  std::stringstream ss;
-  ss << f.rdbuf();
-  return ss.str();
-}
 
 // The special tokens transformers passes to templates (its special_tokens_map): those set, as strings.
 ojson special_tokens_of(const ojson& cfg) {

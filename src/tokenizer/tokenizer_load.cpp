@@ -1,12 +1,10 @@
 // Reads tokenizer.json and checks that every field that changes the result is one wick implements.
 #include <algorithm>
-#include <filesystem>
-#include <fstream>
-#include <sstream>
 
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
+#include "core/input_file.h"
 #include "tokenizer/tokenizer_impl.h"
 
 namespace wick {
@@ -140,15 +138,10 @@ std::vector<tok::AddedToken> read_added(const Reader& r, const json& a, int64_t 
 }  // namespace
 
 std::shared_ptr<const Tokenizer::Impl> load_tokenizer_json(const std::string& path) {
-  std::ifstream f(path, std::ios::binary);
-  if (!f)
-    throw Error("cannot open tokenizer file", path,
-                std::filesystem::exists(path) ? "check its permissions" : "the file does not exist");
-  std::stringstream ss;
-  ss << f.rdbuf();
+  const std::string text = read_file(path);
   json j;
   try {
-    j = json::parse(ss.str());
+    j = json::parse(text);
   } catch (const json::exception& e) {
     throw Error(std::string("not valid JSON: ") + e.what(), path);
   }

@@ -10,6 +10,7 @@
 #include <stdexcept>
 
 #include "core/error.h"
+#include "core/input_file.h"
 #include "core/rng.h"
 #include "io/safetensors.h"
 #include "model/generation_config.h"
@@ -146,8 +147,7 @@ void check_dataset(const Dataset& d) {
 
 Dataset load_dataset(const std::string& path, const DatasetOptions& opt, const Tokenizer* tok,
                      const ChatTemplate* tmpl) {
-  std::ifstream f(path);
-  if (!f) throw Error("cannot open the dataset", path);
+  std::ifstream f = open_input_file(path);
   Dataset d;
   d.path = path;
   d.format = opt.format;

@@ -71,6 +71,17 @@ TEST(DatasetErrors, MalformedTokenLinesNameFileLineAndReason) {
   }
 }
 
+// --data naming a folder or a missing file: said as such, not "the dataset has no examples".
+TEST(DatasetErrors, AFolderOrAMissingPathIsNamed) {
+  const fs::path dir = fs::path(scratch_file("probe.jsonl", {})).parent_path();
+  std::string msg = error_of([&] { load_dataset(dir.string(), tokens_opts()); });
+  EXPECT_NE(msg.find("it is a directory"), std::string::npos) << msg;
+  EXPECT_NE(msg.find(dir.string()), std::string::npos) << msg;
+  msg = error_of([&] { load_dataset((dir / "missing.jsonl").string(), tokens_opts()); });
+  EXPECT_NE(msg.find("cannot open: No such file"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("missing.jsonl"), std::string::npos) << msg;
+}
+
 TEST(DatasetErrors, ForcedFormatChecksEveryLine) {
   const std::string path = scratch_file("forced.jsonl", {kGood, kGood});
   DatasetOptions o = tokens_opts();
