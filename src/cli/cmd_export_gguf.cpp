@@ -29,7 +29,7 @@ void register_export_gguf(CLI::App& app) {
   auto* cmd = app.add_subcommand("export-gguf", "Write the model (with --adapter merged in) or, with --lora-only, the adapter as GGUF for llama.cpp");
   struct Flags {
     std::string model, adapter, out, type = "f16";
-    bool lora_only = false;
+    bool lora_only = false, overwrite = false;
   };
   auto f = std::make_shared<Flags>();
   cmd->add_option("--model", f->model, "Hugging Face model folder (config.json, weights, tokenizer)")->required()->check(CLI::ExistingDirectory);
@@ -37,9 +37,13 @@ void register_export_gguf(CLI::App& app) {
   cmd->add_option("--out", f->out, "the .gguf file to write")->required();
   cmd->add_option("--type", f->type, "tensor type of the 2-D weights: f16 (default), bf16, q8_0 or f32 (norms and biases stay f32)");
   cmd->add_flag("--lora-only", f->lora_only, "write the adapter alone, in llama.cpp's LoRA GGUF form (llama-cli --lora FILE)");
+  cmd->add_flag("--overwrite", f->overwrite, "replace --out when it exists (without it an existing file is refused)");
   cmd->callback([f] {
     const io::GgufFileType ft = io::parse_gguf_file_type(f->type);
     if (fs::exists(f->out) && fs::is_directory(f->out)) throw Error("the output is a folder", f->out, "give a file name, e.g. model.gguf");
+    // Checked before any work: the file is replaced (atomically) only when asked.
+    if (fs::exists(f->out) && !f->overwrite)
+      throw Error("the output file exists", f->out, "pass --overwrite to replace it, or choose another --out");
     io::GgufExportSummary s;
     if (f->lora_only) {
       if (f->adapter.empty()) throw Error("--lora-only needs --adapter", "--lora-only");

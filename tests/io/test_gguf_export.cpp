@@ -499,6 +499,18 @@ TEST(GgufExport, CommandLineWritesTheSameFile) {
   const std::string bad = std::string(WICK_BINARY) + " export-gguf --model '" + f.model + "' --out '" +
                           f.tmp.file("x.gguf") + "' --type q4_k 2>&1";
   EXPECT_NE(run_capture_status(bad).find("unknown GGUF type"), std::string::npos);
+  // An existing --out is refused, untouched, unless --overwrite: then it is replaced by the new file.
+  const std::string other = f.tmp.file("other.gguf");
+  const std::string again = std::string(WICK_BINARY) + " export-gguf --model '" + f.model + "' --adapter '" + f.adapter +
+                            "' --out '" + cli + "' --type f16 2>&1";
+  const std::string refused = run_capture_status(again);
+  EXPECT_NE(refused.find("the output file exists"), std::string::npos) << refused;
+  EXPECT_NE(refused.find("--overwrite"), std::string::npos) << refused;
+  EXPECT_TRUE(file_bytes(lib) == file_bytes(cli)) << "a refused export leaves the file as it was";
+  ASSERT_EQ(std::system((std::string(WICK_BINARY) + " export-gguf --model '" + f.model + "' --adapter '" + f.adapter +
+                         "' --out '" + other + "' --type f16 2>/dev/null").c_str()), 0);
+  ASSERT_EQ(std::system((again + " --overwrite > /dev/null").c_str()), 0);
+  EXPECT_TRUE(file_bytes(cli) == file_bytes(other)) << "--overwrite replaced it with the f16 export";
 }
 
 }  // namespace
