@@ -40,6 +40,7 @@ void register_serve(CLI::App& app) {
         throw Error("'" + a + "' is not NAME=DIR", "--adapter", "e.g. --adapter sql=runs/sql-lora");
       opt->adapters.emplace_back(a.substr(0, eq), a.substr(eq + 1));
     }
+    serve::check_server_options(*opt);  // before the model loads
     OpenedSession opened = open_session(*spec);
     serve::Server server(*opened.session, *opt);
     server.run();

@@ -23,13 +23,20 @@ void send_error(Server& s, httplib::Response& res, int status, const std::string
   res.set_content(error_body(status, message, param, "", code).dump(), "application/json");
 }
 
+void check_server_options(const ServerOptions& opt) {
+  // A port past 65535 used to be accepted and printed as listened on (the socket layer keeps 16 bits of it).
+  if (opt.port < 0 || opt.port > 65535)
+    throw Error("must be in [1, 65535], or 0 for any free port; got " + std::to_string(opt.port), "--port");
+  if (opt.max_tokens < 1) throw Error("must be at least 1", "--max-tokens");
+}
+
 Server::Server(Session& session, ServerOptions opt) : session_(session), opt_(std::move(opt)) {
+  check_server_options(opt_);
   CausalLM& m = session_.model();
   for (Linear* l : m.all_linears())
     if (l->lora.active()) throw Error("the served model must be loaded without an adapter (give adapters with --adapter NAME=DIR)");
   if (opt_.model_name.empty()) opt_.model_name = std::filesystem::path(m.dir()).filename().string();
   if (opt_.model_name.empty()) opt_.model_name = "base";
-  if (opt_.max_tokens < 1) throw Error("must be at least 1", "--max-tokens");
   adapters_ = std::make_unique<AdapterStore>(m, opt_.model_name, opt_.adapter_root);
   for (const auto& [name, dir] : opt_.adapters) {
     try {

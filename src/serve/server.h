@@ -37,6 +37,10 @@ struct ServerOptions {
   int http_threads = 0;                 // 0 = max_batch + max_queue + 4
 };
 
+// The options' own checks (wick::Error naming the option): what the Server constructor checks before anything is
+// loaded, so that the CLI can run them before it loads the model.
+void check_server_options(const ServerOptions& opt);
+
 class Server {
  public:
   Server(Session& session, ServerOptions opt);

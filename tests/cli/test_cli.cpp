@@ -247,6 +247,11 @@ TEST_F(Cli, BadInputGivesOneErrorLineAndExitCodeOne) {
         "--scheduler", "triangle"}, "cosine"},
       {{"train", "--data", bad.string(), "--out", (root_ / "o3").string()}, "--model"},
       {{"generate", "--model", (root_ / "no-such-model").string(), "--prompt-ids", "1"}, "no-such-model"},
+      {{"serve", "--model", m, "--device", "cpu", "--port", "70000"}, "--port"},
+      {{"serve", "--model", m, "--device", "cpu", "--port", "-1"}, "--port"},
+      {{"serve", "--model", m, "--device", "cpu", "--max-tokens", "0"}, "--max-tokens"},
+      {{"train", "--model", m, "--data", root_.string(), "--out", (root_ / "o4").string(), "--device", "cpu"},
+       "it is a directory"},
   };
   for (const Case& c : cases) {
     const Result r = run_wick(c.args);
