@@ -1,5 +1,6 @@
 #include "lora/lora.h"
 
+#include <algorithm>
 #include <cmath>
 
 #include "core/error.h"
@@ -38,6 +39,18 @@ void check_targets(const io::LoraConfig& lc, const ModelConfig& cfg, const std::
   throw Error("target_modules " + t + " selects no module of this model (" + std::to_string(cfg.num_layers) +
                   " layers of " + names + ")",
               where, "PEFT refuses such an adapter too: name some of " + names);
+}
+
+std::vector<std::string> unmatched_targets(const io::LoraConfig& lc, const ModelConfig& cfg) {
+  std::vector<std::string> out;
+  if (lc.all_linear || lc.target_regex) return out;
+  const std::vector<std::string> paths = lora_module_paths(cfg);
+  for (const std::string& name : lc.target_modules) {
+    io::LoraConfig one;  // the entry alone, without exclusions or a layer list
+    one.target_modules = {name};
+    if (std::none_of(paths.begin(), paths.end(), [&](const std::string& p) { return one.targets(p); })) out.push_back(name);
+  }
+  return out;
 }
 
 io::LoraConfig config_matching(const io::LoraConfig& c, const ModelConfig& cfg,

@@ -22,6 +22,10 @@ std::vector<std::string> lora_module_paths(const ModelConfig& cfg);
 // selects no module of the model, and one that selects lm_head or the embeddings (not supported).
 // all-linear always selects something and is not checked.
 void check_targets(const io::LoraConfig& lc, const ModelConfig& cfg, const std::string& where);
+// The entries of a target_modules list that match no module of the model on their own (a typo such as
+// "q_prj" beside "v_proj"): PEFT ignores them silently when another entry matches; wick train warns. Empty for
+// all-linear and a regex.
+std::vector<std::string> unmatched_targets(const io::LoraConfig& lc, const ModelConfig& cfg);
 // c when it selects exactly the modules present; else c with target_modules = the present module paths (and
 // no regex, all-linear, exclusions or layer list), so a written adapter_config.json always matches its tensors.
 io::LoraConfig config_matching(const io::LoraConfig& c, const ModelConfig& cfg,

@@ -12,6 +12,7 @@
 
 #include "core/env.h"
 #include "core/error.h"
+#include "core/warn.h"
 #include "dist/shard.h"
 #include "io/safetensors.h"
 #include "lora/lora.h"
@@ -109,6 +110,8 @@ Trainer::Trainer(CausalLM& model, const Dataset& data, TrainOptions opt, const D
     p.opt.lora = config_matching(files.cfg, model.config(), files.modules);
   } else {
     check_targets(p.opt.lora, model.config(), "--targets");
+    for (const std::string& t : unmatched_targets(p.opt.lora, model.config()))
+      warn("--targets: '" + t + "' matches no module of this model and is ignored (the others are trained)");
     attach_new_adapters(model, p.opt.lora, p.opt.seed);
   }
   alloc_lora_grads(model);

@@ -104,6 +104,34 @@ TEST(PeftTargets, ASelectionThatMatchesNoModuleIsRefused) {
   EXPECT_WICK_ERROR(Trainer(*m, data, o), "foo_proj");
 }
 
+// A listed name that matches nothing beside one that does: PEFT trains the others silently; wick train does too,
+// and says which name it ignored (a typo such as "q_prj").
+TEST(PeftTargets, AListedNameThatMatchesNothingIsWarnedOf) {
+  TempDir tmp;
+  const ModelConfig mc = tiny_config();
+  io::LoraConfig lc;
+  lc.target_modules = {"q_prj", "v_proj", "model.layers.0.mlp.up_proj", "layers.9.mlp.up_proj"};
+  EXPECT_EQ(unmatched_targets(lc, mc), (std::vector<std::string>{"q_prj", "layers.9.mlp.up_proj"}));
+  lc.target_modules = {"q_proj", "k_proj"};
+  EXPECT_TRUE(unmatched_targets(lc, mc).empty());
+  lc.target_regex = ".*nothing.*";
+  EXPECT_TRUE(unmatched_targets(lc, mc).empty()) << "a regex is one selection: check_targets refuses it when empty";
+  Rng rng(2);
+  const Dataset data = write_and_load(random_examples(rng, 4, 3, 8, mc.vocab_size), tmp.file("d.jsonl"), mc.vocab_size);
+  TrainOptions o;
+  o.out_dir = tmp.file("out");
+  o.lora.target_modules = {"q_prj", "v_proj"};
+  o.max_steps = 1;
+  auto m = CausalLM::random(mc, Device::cpu(), DType::F32, 1);
+  Warnings w;
+  Trainer t(*m, data, o);
+  ASSERT_EQ(w.got.size(), 1u);
+  EXPECT_NE(w.got[0].find("'q_prj' matches no module"), std::string::npos) << w.got[0];
+  int adapted = 0;
+  for (Linear* l : m->all_linears()) adapted += l->lora.active() ? 1 : 0;
+  EXPECT_EQ(adapted, mc.num_layers) << "v_proj of every layer, and nothing else";
+}
+
 TEST(PeftTargets, AdapterInitWritesAConfigThatMatchesItsTensors) {
   // The init adapter's config selects q_proj and v_proj, its file holds only layer 1's q_proj (PEFT would
   // leave the rest at zero): the trained adapter's config names exactly the trained modules.
