@@ -110,8 +110,10 @@ Trainer::Trainer(CausalLM& model, const Dataset& data, TrainOptions opt, const D
     p.opt.lora = config_matching(files.cfg, model.config(), files.modules);
   } else {
     check_targets(p.opt.lora, model.config(), "--targets");
-    for (const std::string& t : unmatched_targets(p.opt.lora, model.config()))
-      warn("--targets: '" + t + "' matches no module of this model and is ignored (the others are trained)");
+    // Not for --targets all, which lists every family's names (a family may lack some of another's).
+    if (p.opt.lora.target_modules != all_lora_targets())
+      for (const std::string& t : unmatched_targets(p.opt.lora, model.config()))
+        warn("--targets: '" + t + "' matches no module of this model and is ignored (the others are trained)");
     attach_new_adapters(model, p.opt.lora, p.opt.seed);
   }
   alloc_lora_grads(model);
