@@ -47,7 +47,7 @@ void register_export_gguf(CLI::App& app) {
     io::GgufExportSummary s;
     if (f->lora_only) {
       if (f->adapter.empty()) throw Error("--lora-only needs --adapter", "--lora-only");
-      const ModelConfig cfg = ModelConfig::from_json_file((fs::path(f->model) / "config.json").string());
+      const ModelConfig cfg = ModelConfig::from_model_dir(f->model);
       // The adapter file names its architecture, and llama.cpp applies it only to a model of that one.
       if (cfg.model_type != "qwen2")
         throw Error("GGUF export knows the qwen2 architecture only, not \"" + cfg.model_type + "\"",
@@ -56,7 +56,7 @@ void register_export_gguf(CLI::App& app) {
       validate_against(ad, cfg, f->adapter);
       s = io::write_lora_gguf(ad, ft, f->out, folder_name(f->adapter));
     } else {
-      const ModelConfig cfg = ModelConfig::from_json_file((fs::path(f->model) / "config.json").string());
+      const ModelConfig cfg = ModelConfig::from_model_dir(f->model);
       s = io::write_model_gguf(f->model, gguf_hparams(cfg), merged_model_tensors(f->model, f->adapter), ft, f->out, folder_name(f->model));
     }
     std::fprintf(stderr, "wick export-gguf: wrote %s (%zu tensors, %zu metadata keys)\n", f->out.c_str(), s.tensors.size(), s.kv_count);

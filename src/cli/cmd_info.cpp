@@ -59,7 +59,7 @@ void print_machine_info() {
 // The model folder: architecture, parameter count, dtypes, files, tokenizer, chat template.
 static void print_model_info(const std::string& dir) {
   namespace fs = std::filesystem;
-  const ModelConfig c = ModelConfig::from_json_file((fs::path(dir) / "config.json").string());
+  const ModelConfig c = ModelConfig::from_model_dir(dir);
   std::printf("\nmodel: %s\n", dir.c_str());
   std::printf("  architecture: %s, %lld layers, hidden %lld, intermediate %lld, heads %lld / kv heads %lld, head dim %lld\n",
               c.model_type.c_str(), (long long)c.num_layers, (long long)c.hidden_size, (long long)c.intermediate_size,

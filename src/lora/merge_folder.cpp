@@ -27,7 +27,7 @@ std::vector<io::LazyTensor> merged_model_tensors(const std::string& model_dir, c
   std::shared_ptr<io::AdapterFiles> ad;
   float scale = 0;
   if (!adapter_dir.empty()) {
-    const ModelConfig cfg = ModelConfig::from_json_file((fs::path(model_dir) / "config.json").string());
+    const ModelConfig cfg = ModelConfig::from_model_dir(model_dir);
     ad = std::make_shared<io::AdapterFiles>(io::load_peft_adapter(adapter_dir));
     validate_against(*ad, cfg, adapter_dir);
     scale = static_cast<float>(ad->cfg.scale());

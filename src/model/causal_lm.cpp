@@ -91,10 +91,8 @@ std::unique_ptr<CausalLM> CausalLM::load(const std::string& dir, Device device, 
     throw Error(std::string("compute dtype ") + dtype_name(dtype) + " is not supported", dir, "use f32 or bf16");
   if (device.is_cpu() && dtype != DType::F32)
     throw Error("the CPU computes in f32", dir, "use --dtype f32 on the CPU (bf16 is for CUDA)");
-  const fs::path cfg_path = fs::path(dir) / "config.json";
-  if (!fs::exists(cfg_path)) throw Error("no config.json in the model folder", dir, "point --model at a Hugging Face model folder");
   auto m = std::make_unique<CausalLM>();
-  m->cfg_ = ModelConfig::from_json_file(cfg_path.string());
+  m->cfg_ = ModelConfig::from_model_dir(dir);
   m->family_ = &m->cfg_.family();
   m->device_ = device;
   m->dtype_ = dtype;

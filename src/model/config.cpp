@@ -4,10 +4,12 @@
 
 #include <algorithm>
 #include <cmath>
+#include <filesystem>
 
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
+#include "io/fs_util.h"
 #include "io/json_util.h"
 #include "io/safetensors.h"
 #include "model/family.h"
@@ -94,6 +96,12 @@ static void read_rope(const json& j, const Family* fam, ModelConfig& c, const st
 }
 
 ModelConfig ModelConfig::from_json_file(const std::string& path) { return from_json_string(io::read_file(path), path); }
+
+ModelConfig ModelConfig::from_model_dir(const std::string& dir) {
+  const std::filesystem::path cfg = std::filesystem::path(dir) / "config.json";
+  if (!io::path_exists(cfg)) throw Error("no config.json in the model folder", dir, "point --model at a Hugging Face model folder");
+  return from_json_file(cfg.string());
+}
 
 // The most layers a config.json may declare: well above any published model (Llama 3.1 405B has 126), low
 // enough that listing every layer's weights stays instant.

@@ -49,6 +49,9 @@ struct ModelConfig {
   std::vector<int64_t> bos_token_ids, eos_token_ids;  // ids outside [0, vocab) are dropped (absent)
 
   static ModelConfig from_json_file(const std::string& path);  // throws wick::Error naming path + field
+  // The config.json of a Hugging Face model folder: "no config.json in the model folder" naming the folder when
+  // it has none (a folder that is not a model's), else from_json_file.
+  static ModelConfig from_model_dir(const std::string& dir);
   static ModelConfig from_json_string(const std::string& text, const std::string& where);
   std::string to_json() const;  // a config.json transformers loads (Hub style)
   int64_t q_dim() const { return num_heads * head_dim; }

@@ -16,7 +16,7 @@ TrainData load_train_data(const TrainDataOptions& f, const std::string& model_di
   namespace fs = std::filesystem;
   if (f.eval_split != 0 && !(f.eval_split > 0 && f.eval_split < 1))
     throw Error("expected a fraction in (0, 1), got " + std::to_string(f.eval_split), "--eval-split");
-  const ModelConfig cfg = ModelConfig::from_json_file((fs::path(model_dir) / "config.json").string());
+  const ModelConfig cfg = ModelConfig::from_model_dir(model_dir);
   std::optional<Tokenizer> tok;
   if (fs::exists(fs::path(model_dir) / "tokenizer.json")) tok = Tokenizer::from_model_dir(model_dir);
   std::optional<ChatTemplateKind> force;

@@ -252,6 +252,11 @@ TEST_F(Cli, BadInputGivesOneErrorLineAndExitCodeOne) {
       {{"serve", "--model", m, "--device", "cpu", "--max-tokens", "0"}, "--max-tokens"},
       {{"train", "--model", m, "--data", root_.string(), "--out", (root_ / "o4").string(), "--device", "cpu"},
        "it is a directory"},
+      // A folder that is not a model's, to each command that reads one.
+      {{"info", "--model", empty_dir.string()}, "no config.json in the model folder"},
+      {{"export-gguf", "--model", empty_dir.string(), "--out", (root_ / "x.gguf").string()}, "no config.json in the model folder"},
+      {{"merge", "--model", empty_dir.string(), "--adapter", empty_dir.string(), "--out", (root_ / "mm").string()},
+       "not-an-adapter"},
   };
   for (const Case& c : cases) {
     const Result r = run_wick(c.args);
