@@ -37,7 +37,7 @@ void add_model_flags(CLI::App* cmd, GenFlags& f) {
   cmd->add_option("--top-p", f.top_p, "nucleus sampling: keep the smallest set with this much probability");
   cmd->add_option("--min-p", f.min_p, "drop tokens under min-p times the top probability");
   cmd->add_option("--repetition-penalty", f.repetition_penalty, "Hugging Face repetition penalty (1 = off)");
-  cmd->add_option("--seed", f.seed, "random seed for sampling (runs are reproducible)");
+  cmd->add_option("--seed", f.seed, "random seed for sampling (runs are reproducible)")->check(non_negative_integer());
   cmd->add_option("--stop", f.stop, "stop when this string appears (repeatable)");
   cmd->add_flag("--ignore-eos", f.ignore_eos, "keep generating past end-of-sequence tokens (for benchmarks)");
 }

@@ -22,7 +22,7 @@ void register_init_model(CLI::App& app) {
   auto overwrite = std::make_shared<bool>(false);
   cmd->add_option("--out", *out, "output folder")->required();
   cmd->add_flag("--overwrite", *overwrite, "replace the model in a non-empty --out (its weights, config and tokenizer files)");
-  cmd->add_option("--seed", *seed, "random seed (default 0)");
+  cmd->add_option("--seed", *seed, "random seed (default 0)")->check(non_negative_integer());
   cmd->add_option("--dtype", *dtype, "weights dtype: bf16 (default), f32 or f16");
   cmd->add_option("--tokenizer-dir", *tok, "folder with tokenizer.json + tokenizer_config.json (default: the fetched Qwen tokenizer for Qwen presets, none for others)");
   cmd->callback([=] {

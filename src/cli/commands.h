@@ -1,7 +1,19 @@
 #pragma once
 #include <CLI/CLI.hpp>
 
+#include <string>
+
 namespace wick::cli {
+
+// For an unsigned option (a seed): a negative value is refused ("expected a non-negative integer, got '-5'", as
+// wick train says it) instead of wrapping around to a huge number.
+inline CLI::Validator non_negative_integer() {
+  return CLI::Validator(
+      [](std::string& v) {
+        return !v.empty() && v[0] == '-' ? "expected a non-negative integer, got '" + v + "'" : std::string();
+      },
+      "");
+}
 
 // Each registers one subcommand whose callback does the work (errors propagate as wick::Error).
 void register_info(CLI::App& app);

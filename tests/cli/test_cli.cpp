@@ -252,6 +252,9 @@ TEST_F(Cli, BadInputGivesOneErrorLineAndExitCodeOne) {
       {{"serve", "--model", m, "--device", "cpu", "--max-tokens", "0"}, "--max-tokens"},
       {{"train", "--model", m, "--data", root_.string(), "--out", (root_ / "o4").string(), "--device", "cpu"},
        "it is a directory"},
+      // A negative seed (an unsigned option that would wrap around).
+      {{"generate", "--model", m, "--prompt-ids", "1", "--device", "cpu", "--seed", "-5"}, "--seed"},
+      {{"init-model", "--preset", "tiny", "--out", (root_ / "neg-seed").string(), "--seed", "-3"}, "--seed"},
       // A folder that is not a model's, to each command that reads one.
       {{"info", "--model", empty_dir.string()}, "no config.json in the model folder"},
       {{"export-gguf", "--model", empty_dir.string(), "--out", (root_ / "x.gguf").string()}, "no config.json in the model folder"},
