@@ -32,7 +32,7 @@ void register_serve(CLI::App& app) {
   cmd->add_option("--max-tokens", opt->max_tokens, "most new tokens one request may ask for (default 4096)");
   cmd->add_option("--max-body-mb", *max_body_mb, "largest request body in MiB; larger get 413 (default 1)");
   cmd->callback([=] {
-    if (*max_body_mb <= 0 || *max_body_mb > 1024) throw Error("must be in (0, 1024]", "--max-body-mb");
+    if (!(*max_body_mb > 0 && *max_body_mb <= 1024)) throw Error("must be in (0, 1024]", "--max-body-mb");  // NaN too
     opt->max_body_bytes = static_cast<size_t>(*max_body_mb * 1024 * 1024);
     for (const std::string& a : *adapters) {
       const size_t eq = a.find('=');

@@ -250,6 +250,7 @@ TEST_F(Cli, BadInputGivesOneErrorLineAndExitCodeOne) {
       {{"serve", "--model", m, "--device", "cpu", "--port", "70000"}, "--port"},
       {{"serve", "--model", m, "--device", "cpu", "--port", "-1"}, "--port"},
       {{"serve", "--model", m, "--device", "cpu", "--max-tokens", "0"}, "--max-tokens"},
+      {{"serve", "--model", m, "--device", "cpu", "--max-body-mb", "nan"}, "--max-body-mb"},
       {{"train", "--model", m, "--data", root_.string(), "--out", (root_ / "o4").string(), "--device", "cpu"},
        "it is a directory"},
       // A negative seed (an unsigned option that would wrap around).
