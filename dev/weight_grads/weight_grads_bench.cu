@@ -140,7 +140,7 @@ double run(const Set& set, bool check, int reps, int* fails, int only = -1) {
   CK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, 0));
   long long floats = -1;
   if (V != kLastBlock) {
-    CK((wave_capacity<RT, TM, ST, V>(sms, &cap)));
+    CK((resident_blocks<RT, TM, ST, 1, V>(sms, &cap)));
     floats = plan_wave<RT, TM>(b, cap);
     if (floats < 0 && V == kLoadOnly) {
       std::printf("probe TM %3d ST %d %-22s RT %d: fewer than two splits a tile fit a wave of %d, skipped\n", TM, ST, set.name, RT, cap);
@@ -149,7 +149,7 @@ double run(const Set& set, bool check, int reps, int* fails, int only = -1) {
   }
   const bool wave = floats >= 0;  // else v1's plan (V == kWave: the fallback)
   if (!wave) {
-    CK((capacity<RT, TM, ST, SU>(sms, &cap)));
+    CK((resident_blocks<RT, TM, ST, SU>(sms, &cap)));
     floats = plan<RT, TM>(b, cap);
   }
   auto go = [&]() { return wave ? launch_wave<RT, TM, ST, V>(b, 0) : launch<RT, TM, ST, SU>(b, 0); };

@@ -70,27 +70,18 @@ wgrad::Product to_kernel(const WeightGradProduct& p) {
   return k;
 }
 
-// The RT kernel's resident blocks on device dev (cached per device and rank tile).
-template <int RT> int capacity_rt(int dev) {
-  static std::atomic<int> cache[kMaxDevices];  // 0: not asked yet
-  int v = cache[dev].load(std::memory_order_relaxed);
-  if (v == 0) {
-    WICK_CUDA_CHECK(wgrad::capacity<RT>(cuda::sm_count(dev), &v));
-    cache[dev].store(v, std::memory_order_relaxed);
-  }
-  return v;
-}
-
-// kWave's resident blocks on device dev (cached per device and rank tile); 0 when the device cannot launch
-// cooperatively (plan_wave then declines every batch).
-template <int RT> int wave_capacity_rt(int dev) {
+// Resident blocks on device dev of the RT kernel with kWave's reduction (wave) or kLastBlock's, cached per device,
+// rank tile and reduction; for kWave 0 when the device cannot launch cooperatively (plan_wave then declines every
+// batch).
+template <int RT, bool Wave> int capacity_rt(int dev) {
   static std::atomic<int> cache[kMaxDevices];  // 0: not asked yet; else value + 1
   int v = cache[dev].load(std::memory_order_relaxed);
   if (v == 0) {
-    int coop = 0, blocks = 0;
-    WICK_CUDA_CHECK(cudaDeviceGetAttribute(&coop, cudaDevAttrCooperativeLaunch, dev));
-    if (coop) WICK_CUDA_CHECK(wgrad::wave_capacity<RT>(cuda::sm_count(dev), &blocks));
-    v = (coop ? blocks : 0) + 1;
+    int coop = 1, blocks = 0;
+    if (Wave) WICK_CUDA_CHECK(cudaDeviceGetAttribute(&coop, cudaDevAttrCooperativeLaunch, dev));
+    constexpr int V = Wave ? wgrad::kWave : wgrad::kLastBlock;
+    if (coop) WICK_CUDA_CHECK((wgrad::resident_blocks<RT, wgrad::kTileM, wgrad::kStages, 1, V>(cuda::sm_count(dev), &blocks)));
+    v = blocks + 1;
     cache[dev].store(v, std::memory_order_relaxed);
   }
   return v - 1;
@@ -111,7 +102,7 @@ template <class F> auto with_rank_tile(int rt, F&& f) {
 long long plan_for(int rt, bool wave, wgrad::Batch& b, int dev) {
   return with_rank_tile(rt, [&](auto t) {
     constexpr int RT = decltype(t)::value;
-    return wave ? wgrad::plan_wave<RT>(b, wave_capacity_rt<RT>(dev)) : wgrad::plan<RT>(b, capacity_rt<RT>(dev));
+    return wave ? wgrad::plan_wave<RT>(b, capacity_rt<RT, true>(dev)) : wgrad::plan<RT>(b, capacity_rt<RT, false>(dev));
   });
 }
 cudaError_t launch_for(int rt, bool wave, const wgrad::Batch& b, cudaStream_t s) {

@@ -347,17 +347,19 @@ __global__ void __launch_bounds__(TM) weight_grad_kernel(const __grid_constant__
   }
 }
 
-// Blocks of the <RT, TM, ST, SU> kernel resident at once on the current device (plan's capacity): its occupancy times the SMs.
-// Also opts the kernel into its dynamic shared memory (launch does that too).
-template <int RT, int TM = kTileM, int ST = kStages, int SU = 1>
-inline cudaError_t capacity(int sms, int* blocks) {
+// Blocks of the <RT, TM, ST, SU, V> kernel resident at once on the current device: its occupancy times the SMs,
+// 0 when a block does not fit an SM (plan() then plans for one block at a time and the launch fails with the
+// driver's error; plan_wave() declines every batch). The capacity plan() and plan_wave() take. Also opts the
+// kernel into its dynamic shared memory (the launches do that too).
+template <int RT, int TM = kTileM, int ST = kStages, int SU = 1, int V = kLastBlock>
+inline cudaError_t resident_blocks(int sms, int* blocks) {
   constexpr size_t smem = smem_bytes<RT, TM, ST>();
-  cudaError_t e =
-      cudaFuncSetAttribute(weight_grad_kernel<RT, TM, ST, SU>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem);
+  auto* kernel = weight_grad_kernel<RT, TM, ST, SU, V>;
+  cudaError_t e = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem);
   if (e != cudaSuccess) return e;
   int occ = 0;
-  e = cudaOccupancyMaxActiveBlocksPerMultiprocessor(&occ, weight_grad_kernel<RT, TM, ST, SU>, TM, smem);
-  *blocks = (occ > 0 ? occ : 1) * sms;
+  e = cudaOccupancyMaxActiveBlocksPerMultiprocessor(&occ, kernel, TM, smem);
+  *blocks = occ * sms;
   return e;
 }
 
@@ -371,20 +373,6 @@ inline cudaError_t launch(const Batch& b, cudaStream_t s) {
   if (e != cudaSuccess) return e;
   weight_grad_kernel<RT, TM, ST, SU><<<b.blocks, TM, smem, s>>>(b);
   return cudaGetLastError();
-}
-
-// Blocks of the <RT, TM, ST> kernel with reduction V resident at once (plan_wave's capacity): its occupancy times
-// the SMs. Also opts the kernel into its dynamic shared memory.
-template <int RT, int TM = kTileM, int ST = kStages, int V = kWave>
-inline cudaError_t wave_capacity(int sms, int* blocks) {
-  constexpr size_t smem = smem_bytes<RT, TM, ST>();
-  cudaError_t e =
-      cudaFuncSetAttribute(weight_grad_kernel<RT, TM, ST, 1, V>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem);
-  if (e != cudaSuccess) return e;
-  int occ = 0;
-  e = cudaOccupancyMaxActiveBlocksPerMultiprocessor(&occ, weight_grad_kernel<RT, TM, ST, 1, V>, TM, smem);
-  *blocks = occ * sms;  // 0 when it does not fit an SM: plan_wave then declines every batch
-  return e;
 }
 
 // Launches a batch planned by plan_wave<RT, TM>() with kWave's reduction on stream s, cooperatively: the driver
