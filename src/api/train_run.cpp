@@ -3,6 +3,7 @@
 #include <filesystem>
 #include <fstream>
 #include <optional>
+#include <sstream>
 
 #include "train/settings_map.h"
 #include "train/train_options.h"
@@ -10,6 +11,8 @@
 #include "dist/communicator.h"
 #include "infer/generator.h"
 #include "infer/session.h"
+#include "core/input_file.h"
+#include "io/peft_adapter.h"
 #include "io/safetensors.h"
 #include "lora/lora.h"
 #include "model/generation_config.h"
@@ -38,6 +41,64 @@ TrainOptions to_options(const TrainSettings& s, const std::string& base_name) {
   t.save_every = 0;        // periodic checkpoints: decided here (CheckpointPolicy), written by the Trainer
   t.keep_checkpoints = 0;  // and pruned here (save_total_limit, never the best)
   return t;
+}
+
+// A run that starts from an adapter (--resume, --adapter-init) trains that adapter: its adapter_config.json fixes
+// the LoRA shape (r, alpha, dropout, rsLoRA, the targeted modules) and the Trainer takes it from there. A shape
+// option set to something other than its default that differs from the adapter's is refused here rather than
+// ignored; then every shape option takes the adapter's value, so that run.toml (a fresh run: no resume) and the
+// model card repeat the shape that ran. source: "resume" or "adapter_init" (an option's name).
+void adopt_adapter_shape(TrainSettings& s, const std::string& adapter_dir, const ModelConfig& mc,
+                         const std::string& prefix, const std::string& source) {
+  const std::string path = (fs::path(adapter_dir) / "adapter_config.json").string();
+  const io::LoraConfig a = io::LoraConfig::from_json_string(io::read_file(path), path);
+  const TrainSettings def;
+  const std::string what = source == "resume" ? "the checkpoint" : "the adapter of " + option_where(prefix, "adapter_init");
+  const std::string hint = source == "resume" ? "a resumed run keeps its LoRA shape: drop the option, or start a new run"
+                                              : "the adapter fixes its LoRA shape: drop the option, or start from a fresh adapter";
+  auto refuse = [&](const char* name, const std::string& given, const std::string& theirs) {
+    throw Error(what + " has " + theirs + (given.empty() ? "" : ", not " + given) + " (" + path + ")",
+                option_where(prefix, name), hint);
+  };
+  auto num = [](double v) {
+    std::ostringstream o;
+    o << v;
+    return o.str();
+  };
+  if (s.r != def.r && s.r != a.r) refuse("rank", std::to_string(s.r), "r " + std::to_string(a.r));
+  if (s.alpha != def.alpha && s.alpha != a.alpha) refuse("alpha", num(s.alpha), "lora_alpha " + num(a.alpha));
+  if (s.dropout != def.dropout && s.dropout != a.dropout) refuse("dropout", num(s.dropout), "lora_dropout " + num(a.dropout));
+  if (s.rslora != def.rslora && s.rslora != a.use_rslora) refuse("rslora", "", "use_rslora false");
+  // The targets: compared as the modules each selects in this model.
+  const std::vector<std::string> paths = lora_module_paths(mc);
+  std::vector<std::string> chosen;
+  for (const std::string& m : paths)
+    if (a.targets(m)) chosen.push_back(m);
+  if (s.targets != def.targets) {
+    io::LoraConfig u;
+    u.target_modules = s.targets;
+    if (s.targets.size() == 1 && (s.targets[0] == "all" || s.targets[0] == "all-linear")) u.target_modules = all_lora_targets();
+    for (const std::string& m : paths)
+      if (u.targets(m) != a.targets(m)) {
+        std::string list;
+        for (const std::string& t : s.targets) list += (list.empty() ? "" : ",") + t;
+        refuse("targets", list, std::string("other targets (") + m + (a.targets(m) ? " is" : " is not") + " adapted there)");
+      }
+  }
+  s.r = a.r;
+  s.alpha = a.alpha;
+  s.dropout = a.dropout;
+  s.rslora = a.use_rslora;
+  if (chosen.size() == paths.size()) {
+    s.targets = {"all"};
+  } else {
+    // Its own list when that selects the same modules; else the module paths (PEFT's rule matches a path exactly).
+    io::LoraConfig listed;
+    listed.target_modules = a.target_modules;
+    bool same = !a.target_modules.empty();
+    for (const std::string& m : paths) same = same && listed.targets(m) == a.targets(m);
+    s.targets = same ? a.target_modules : chosen;
+  }
 }
 
 // Copies src to dst through a temporary file and a rename.
@@ -104,6 +165,13 @@ TrainRun::TrainRun(const TrainSettings& settings, TrainRunHooks hooks) : p_(std:
   if (!s.resume.empty()) {
     p.opt.resume = resolve_resume_dir(absolute(s.resume));
     if (p.opt.resume != absolute(s.resume)) p.log("resume from " + p.opt.resume + " (the latest complete checkpoint)");
+  }
+  if (const std::string from = !p.opt.resume.empty() ? p.opt.resume : s.adapter_init; !from.empty()) {
+    adopt_adapter_shape(s, from, ModelConfig::from_model_dir(p.model_src.path), p.hooks.where_prefix,
+                        !p.opt.resume.empty() ? "resume" : "adapter_init");
+    const std::string resume = p.opt.resume;
+    p.opt = to_options(s, p.model_src.hub_id.empty() ? p.model_src.path : p.model_src.hub_id);
+    p.opt.resume = resume;
   }
   validate_train_options(p.opt);  // the Trainer's own rules (LoRA targets, ...) before any work
   check_train_output(p.opt);      // a non-empty --out: resumed, or --overwrite

@@ -296,10 +296,12 @@ void set_option(const OptionRow& row, TrainSettings& s, const std::vector<std::s
       row.field);
 }
 
+std::string option_where(const std::string& p, const std::string& name) { return p + (p == "--" ? dashed(name) : name); }
+
 void check_option_rules(const TrainSettings& s, const std::string& p) {
   // Each row's rule, on the value as it is now (the API sets members directly).
   for (const OptionRow& row : train_option_table()) {
-    const std::string where = p + (p == "--" ? dashed(row.name) : std::string(row.name));
+    const std::string where = option_where(p, row.name);
     if (std::holds_alternative<std::vector<std::string> S::*>(row.field) || std::holds_alternative<bool S::*>(row.field))
       continue;
     TrainSettings scratch;
@@ -307,12 +309,12 @@ void check_option_rules(const TrainSettings& s, const std::string& p) {
   }
   // max_steps: -1 (from epochs) or a count; 0 would be a run that silently trains nothing.
   if (s.max_steps == 0)
-    throw Error("must be >= 1, got 0", p + (p == "--" ? "max-steps" : "max_steps"), "or -1 to run --epochs");
+    throw Error("must be >= 1, got 0", option_where(p, "max_steps"), "or -1 to run --epochs");
 }
 
 void validate_train_settings(const TrainSettings& s, const std::string& p) {
   check_option_rules(s, p);
-  auto name = [&](const char* n) { return p + (p == "--" ? dashed(n) : std::string(n)); };
+  auto name = [&](const char* n) { return option_where(p, n); };
   if (s.model_dir.empty()) throw Error("no model given", name("model"), "a model folder or a Hub id");
   if (s.data.empty()) throw Error("no training data given", name("data"));
   if (s.out_dir.empty()) throw Error("no output folder given", name("out"));

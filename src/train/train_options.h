@@ -60,6 +60,10 @@ std::string option_default_text(const OptionRow& row);
 // value). wick::Error names `where` (a flag or "file: key") and what was expected.
 void set_option(const OptionRow& row, TrainSettings& s, const std::vector<std::string>& values, const std::string& where);
 
+// How an error names option `name` (a row name, underscores): "--max-steps" for where_prefix "--" (the CLI),
+// else where_prefix + name ("TrainSettings::max_steps").
+std::string option_where(const std::string& where_prefix, const std::string& name);
+
 // Every row's rule alone (the one source of the per-option rules; validate_train_options in train/trainer.h
 // applies them to a TrainOptions too).
 void check_option_rules(const TrainSettings& s, const std::string& where_prefix = "--");

@@ -9,6 +9,7 @@
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <nlohmann/json.hpp>
 
 #include "train/train_options.h"
@@ -370,6 +371,64 @@ TEST_F(TrainRunTest, CheckpointFoldersAreAdaptersWithinTheLimitAndResumeExactly)
   // And a resumable state at the top again: resuming the finished run continues from step 7.
   r.resume = r.out_dir;
   EXPECT_EQ(train(r).steps, 7);
+}
+
+// A resume (or an --adapter-init) trains the adapter it loads: shape settings left at their defaults take the
+// adapter's values, and run.toml records those (a fresh run from it has the shape that ran); a shape setting
+// given otherwise is refused, naming the setting and the adapter's value, before any work.
+TEST_F(TrainRunTest, AResumeKeepsItsLoraShapeAndRefusesAnother) {
+  wick::TrainSettings t = settings("shape");
+  t.r = 3;
+  t.alpha = 6;
+  t.targets = {"q_proj", "down_proj"};
+  t.max_steps = 2;
+  t.save_every = 1;
+  train(t);
+  wick::TrainSettings r = settings("shape");  // r 4, alpha 32, targets all: the defaults but r
+  r.r = wick::TrainSettings{}.r;
+  r.dropout = wick::TrainSettings{}.dropout;
+  r.max_steps = 3;
+  r.resume = r.out_dir;
+  EXPECT_EQ(train(r).steps, 3);
+  const wick::TrainSettings toml = wick::train_settings_from_toml(r.out_dir + "/run.toml");
+  EXPECT_EQ(toml.r, 3);
+  EXPECT_EQ(toml.alpha, 6);
+  EXPECT_EQ(toml.dropout, t.dropout);
+  EXPECT_EQ(toml.targets, t.targets);
+  EXPECT_TRUE(toml.resume.empty());
+  struct Case {
+    const char* field;
+    std::function<void(wick::TrainSettings&)> set;
+    const char* theirs;
+  };
+  const std::vector<Case> cases = {
+      {"rank", [](wick::TrainSettings& s) { s.r = 5; }, "r 3, not 5"},
+      {"alpha", [](wick::TrainSettings& s) { s.alpha = 7; }, "lora_alpha 6, not 7"},
+      {"dropout", [](wick::TrainSettings& s) { s.dropout = 0.25; }, "lora_dropout 0.1, not 0.25"},
+      {"rslora", [](wick::TrainSettings& s) { s.rslora = true; }, "use_rslora false"},
+      {"targets", [](wick::TrainSettings& s) { s.targets = {"q_proj"}; }, "down_proj is adapted there), not q_proj"},
+  };
+  for (const bool init : {false, true}) {
+    for (const Case& c : cases) {
+      wick::TrainSettings bad = r;
+      if (init) bad.resume.clear(), bad.adapter_init = r.out_dir, bad.out_dir = (root_ / "shape-init").string();
+      c.set(bad);
+      try {
+        train(bad);
+        ADD_FAILURE() << c.field << " was not refused";
+      } catch (const wick::Error& e) {
+        const std::string m = e.what();
+        EXPECT_NE(m.find(std::string("TrainSettings::") + c.field), std::string::npos) << m;
+        EXPECT_NE(m.find(c.theirs), std::string::npos) << m;
+        EXPECT_NE(m.find("adapter_config.json"), std::string::npos) << m;
+        EXPECT_NE(m.find(init ? "TrainSettings::adapter_init" : "the checkpoint"), std::string::npos) << m;
+      }
+    }
+  }
+  EXPECT_FALSE(fs::exists(root_ / "shape-init"));
+  // The same values as the adapter's are not a conflict.
+  r.r = 3, r.alpha = 6, r.targets = t.targets, r.max_steps = 4;
+  EXPECT_EQ(train(r).steps, 4);
 }
 
 TEST_F(TrainRunTest, LoadBestPutsTheLowestEvalLossAdapterAtTheTop) {
