@@ -55,9 +55,20 @@ GenerateOptions gen_options(const Session& s, const GenFlags& f) {
   o.eos_ids = s.generation_config().eos_token_ids;
   o.stop_strings = f.stop;
   o.ignore_eos = f.ignore_eos;
-  if (o.sampling.temperature < 0) throw Error("temperature must be >= 0", "--temperature");
-  if (o.max_new_tokens < 0) throw Error("must be >= 0", "--max-new-tokens");
+  validate_sampling_params(o.sampling, "--");  // with generation_config.json's defaults
   return o;
+}
+
+// The flags alone, before the model loads (the library's rules, named as flags).
+void check_gen_flags(const GenFlags& f) {
+  if (f.max_new_tokens < 1) throw Error("must be >= 1, got " + std::to_string(f.max_new_tokens), "--max-new-tokens");
+  SamplingParams p;
+  if (f.temperature) p.temperature = *f.temperature;
+  if (f.top_k) p.top_k = *f.top_k;
+  if (f.top_p) p.top_p = *f.top_p;
+  if (f.min_p) p.min_p = *f.min_p;
+  if (f.repetition_penalty) p.repetition_penalty = *f.repetition_penalty;
+  validate_sampling_params(p, "--");
 }
 
 std::vector<int32_t> parse_ids(const std::string& s) {
@@ -95,7 +106,10 @@ void register_generate(CLI::App& app) {
   cmd->add_option("--system", *system, "system prompt (with --chat)");
   cmd->add_flag("--ids", *print_ids, "also print the generated token ids as JSON on the last line");
   cmd->callback([=] {
-    if (prompt->empty() == prompt_ids->empty()) throw Error("give exactly one of --prompt or --prompt-ids", "wick generate");
+    if (p1->count() + p2->count() != 1) throw Error("give exactly one of --prompt or --prompt-ids", "wick generate");
+    if (prompt->empty() && prompt_ids->empty())
+      throw Error("is empty", p1->count() ? "--prompt" : "--prompt-ids", "give at least one token to continue from");
+    check_gen_flags(*f);
     OpenedSession opened = open_session(f->s);
     Session& s = *opened.session;
     std::vector<int32_t> ids;
@@ -138,6 +152,7 @@ void register_chat(CLI::App& app) {
   add_model_flags(cmd, *f);
   cmd->add_option("--system", *system, "system prompt");
   cmd->callback([=] {
+    check_gen_flags(*f);
     OpenedSession opened = open_session(f->s);
     Session& s = *opened.session;
     const ChatTemplate& tmpl = s.chat_template();

@@ -52,7 +52,9 @@ int32_t check_sampled(int32_t code, const float* logits) {
   throw_bad_logit(i, logits[i]);
 }
 
-void validate_sampling_params(const SamplingParams& p) { to_sample_row(p); }
+void validate_sampling_params(const SamplingParams& p, const std::string& where_prefix) {
+  sample_row(p.temperature, p.top_k, p.top_p, p.min_p, p.repetition_penalty, p.seed, 0, where_prefix);
+}
 
 SampleRow to_sample_row(const SamplingParams& p, uint64_t draws) {
   return sample_row(p.temperature, p.top_k, p.top_p, p.min_p, p.repetition_penalty, p.seed, draws);

@@ -8,6 +8,7 @@
 // is the token sample_tokens draws on a GPU from the same logits with the same seed and draw counter n.
 #pragma once
 #include <cstdint>
+#include <string>
 #include <vector>
 
 #include "core/rng.h"
@@ -24,8 +25,9 @@ struct SamplingParams {
   uint64_t seed = 0;                // seeds the draws (a counter-based stream: draw n is a function of (seed, n))
 };
 
-// Throws wick::Error naming the field when a setting is out of range (NaN included).
-void validate_sampling_params(const SamplingParams& p);
+// Throws wick::Error naming the field when a setting is out of range (NaN included): "SamplingParams.top_k", or
+// with where_prefix "--" the CLI's flag ("--top-k").
+void validate_sampling_params(const SamplingParams& p, const std::string& where_prefix = "SamplingParams.");
 // The settings as sample_tokens' row, with `draws` draws already made (validated).
 SampleRow to_sample_row(const SamplingParams& p, uint64_t draws = 0);
 

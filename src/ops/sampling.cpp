@@ -3,6 +3,7 @@
 
 #include <charconv>
 #include <cmath>
+#include <cstdio>
 #include <cstring>
 #include <string>
 
@@ -26,20 +27,30 @@ float one_minus_decimal(float x) {
   return static_cast<float>(1.0 - d);
 }
 
-[[noreturn]] void bad_setting(const std::string& field, double v, const char* expected) {
-  throw Error("sampling setting is " + std::to_string(v), field, expected);
+// How an error names a setting: "--top-k" for the CLI's where "--", else where + field ("SamplingParams.top_k").
+std::string setting_name(const std::string& where, std::string field) {
+  if (where != "--") return where + field;
+  for (char& c : field)
+    if (c == '_') c = '-';
+  return where + field;
+}
+
+[[noreturn]] void bad_setting(const std::string& where, const char* field, double v, const char* expected) {
+  char got[32];
+  std::snprintf(got, sizeof got, "%g", v);
+  throw Error(std::string("must be ") + expected + ", got " + got, setting_name(where, field));
 }
 
 }  // namespace
 
 void check_sample_row(const SampleRow& p, const std::string& where) {
   if (!(p.temperature >= 0) || std::isinf(p.temperature))
-    bad_setting(where + "temperature", p.temperature, "expected 0 (greedy) or a finite value > 0");
-  if (p.top_k < 0) bad_setting(where + "top_k", p.top_k, "expected 0 (off) or a positive count");
-  if (!(p.top_p >= 0 && p.top_p <= 1)) bad_setting(where + "top_p", p.top_p, "expected a value in [0, 1]; 1 = off");
-  if (!(p.min_p >= 0 && p.min_p <= 1)) bad_setting(where + "min_p", p.min_p, "expected a value in [0, 1]; 0 = off");
+    bad_setting(where, "temperature", p.temperature, "0 (greedy) or a finite value > 0");
+  if (p.top_k < 0) bad_setting(where, "top_k", p.top_k, "0 (off) or a positive count");
+  if (!(p.top_p >= 0 && p.top_p <= 1)) bad_setting(where, "top_p", p.top_p, "in [0, 1] (1 = off)");
+  if (!(p.min_p >= 0 && p.min_p <= 1)) bad_setting(where, "min_p", p.min_p, "in [0, 1] (0 = off)");
   if (!(p.penalty > 0) || std::isinf(p.penalty))
-    bad_setting(where + "repetition_penalty", p.penalty, "expected a finite value > 0; 1 = off");
+    bad_setting(where, "repetition_penalty", p.penalty, "a finite value > 0 (1 = off)");
 }
 
 SampleRow sample_row(float temperature, int top_k, float top_p, float min_p, float penalty, uint64_t seed,

@@ -42,7 +42,8 @@ constexpr int64_t kSampleRowWords = 16;
 static_assert(sizeof(SampleRow) == kSampleRowWords * 4, "SampleRow is params' row layout");
 
 // Checked settings -> a row (throws wick::Error naming the field: temperature >= 0 finite, top_k >= 0, top_p and
-// min_p in [0, 1], penalty > 0 finite). `field` prefixes the names in errors ("SamplingParams.").
+// min_p in [0, 1], penalty > 0 finite). `field` prefixes the names in errors ("SamplingParams."; "--" names them
+// as the CLI's flags: "--top-k").
 SampleRow sample_row(float temperature, int top_k, float top_p, float min_p, float penalty, uint64_t seed,
                      uint64_t draws = 0, const std::string& field = "SamplingParams.");
 void check_sample_row(const SampleRow& row, const std::string& where);  // sample_row's checks, on a made row

@@ -255,6 +255,13 @@ TEST_F(Cli, BadInputGivesOneErrorLineAndExitCodeOne) {
        "it is a directory"},
       // A negative seed (an unsigned option that would wrap around).
       {{"generate", "--model", m, "--prompt-ids", "1", "--device", "cpu", "--seed", "-5"}, "--seed"},
+      // The flags' own rules before the model loads (the model here does not exist), named as flags.
+      {{"generate", "--model", "no-model", "--prompt-ids", "1", "--max-new-tokens", "0"}, "--max-new-tokens: must be >= 1"},
+      {{"generate", "--model", "no-model", "--prompt-ids", "1", "--top-p", "1.5"}, "--top-p: must be in [0, 1] (1 = off), got 1.5"},
+      {{"generate", "--model", "no-model", "--prompt-ids", "1", "--top-k", "-3"}, "--top-k: must be 0 (off) or a positive count, got -3"},
+      {{"generate", "--model", "no-model", "--prompt-ids", "1", "--repetition-penalty", "nan"}, "--repetition-penalty"},
+      {{"chat", "--model", "no-model", "--min-p", "2"}, "--min-p: must be in [0, 1]"},
+      {{"generate", "--model", m, "--prompt", ""}, "--prompt: is empty"},
       {{"init-model", "--preset", "tiny", "--out", (root_ / "neg-seed").string(), "--seed", "-3"}, "--seed"},
       // A folder that is not a model's, to each command that reads one.
       {{"info", "--model", empty_dir.string()}, "no config.json in the model folder"},
