@@ -99,7 +99,12 @@ ModelConfig ModelConfig::from_json_file(const std::string& path) { return from_j
 
 ModelConfig ModelConfig::from_model_dir(const std::string& dir) {
   const std::filesystem::path cfg = std::filesystem::path(dir) / "config.json";
-  if (!io::path_exists(cfg)) throw Error("no config.json in the model folder", dir, "point --model at a Hugging Face model folder");
+  if (!io::path_exists(cfg)) {
+    if (io::path_exists(std::filesystem::path(dir) / "adapter_config.json"))
+      throw Error("no config.json in the model folder: it holds a PEFT adapter (adapter_config.json)", dir,
+                  "point --model at the base model's folder and pass this one as --adapter");
+    throw Error("no config.json in the model folder", dir, "point --model at a Hugging Face model folder");
+  }
   return from_json_file(cfg.string());
 }
 

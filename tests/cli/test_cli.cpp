@@ -233,6 +233,9 @@ TEST_F(Cli, BadInputGivesOneErrorLineAndExitCodeOne) {
   std::ofstream(bad) << "{\"input_ids\": [1, 2, 3]}\n{\"input_ids\": [1, \"two\"]}\n";
   const fs::path empty_dir = root_ / "not-an-adapter";
   fs::create_directories(empty_dir);
+  const fs::path adapter_only = root_ / "an-adapter-not-a-model";  // a PEFT adapter folder given as --model
+  fs::create_directories(adapter_only);
+  std::ofstream(adapter_only / "adapter_config.json") << "{\"r\": 8}\n";
   const std::string m = small_.string();
   struct Case {
     std::vector<std::string> args;
@@ -265,6 +268,8 @@ TEST_F(Cli, BadInputGivesOneErrorLineAndExitCodeOne) {
       {{"init-model", "--preset", "tiny", "--out", (root_ / "neg-seed").string(), "--seed", "-3"}, "--seed"},
       // A folder that is not a model's, to each command that reads one.
       {{"info", "--model", empty_dir.string()}, "no config.json in the model folder"},
+      {{"info", "--model", adapter_only.string()}, "pass this one as --adapter"},
+      {{"generate", "--model", adapter_only.string(), "--prompt-ids", "1", "--device", "cpu"}, "it holds a PEFT adapter"},
       {{"export-gguf", "--model", empty_dir.string(), "--out", (root_ / "x.gguf").string()}, "no config.json in the model folder"},
       {{"merge", "--model", empty_dir.string(), "--adapter", empty_dir.string(), "--out", (root_ / "mm").string()},
        "not-an-adapter"},
