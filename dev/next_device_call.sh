@@ -14,8 +14,8 @@
 # Stages: build tests train ncu (the default), trainab (the training rows of the tree against the base packed in
 # .carry-ab), wgrad (dev/weight_grads' harness: v1, v2, probes; then training with WICK_WEIGHT_GRADS=1, 2 and
 # WICK_WEIGHT_GRADS=0), lorarows (the seed suite's lora rows: low_rank_product's rule against v1), adapter glu l2
-# early lowrank l2bench gemm. Each writes under $OUT:
-# build.log, cuda-tests.log, weight-grads.txt, train-wgrad-ab.md, lora-rows.txt, decode-ab.txt, glu-ab.txt, l2-ab.txt, early-ab.txt, low-rank.txt, small-m-l2.txt, train-table.md
+# early lowrank l2bench gemm megakernel. Each writes under $OUT:
+# build.log, cuda-tests.log, megakernel.txt, weight-grads.txt, train-wgrad-ab.md, lora-rows.txt, decode-ab.txt, glu-ab.txt, l2-ab.txt, early-ab.txt, low-rank.txt, small-m-l2.txt, train-table.md
 # (+ bench/), train-ab.md, ncu-train.txt, gemm-algos.txt, and summary.txt.
 #
 # Here, before the call: bash scripts/pack-deps.sh; bash scripts/decode-ab.sh pack (the tokenizer).
@@ -246,6 +246,18 @@ if want early; then
     "off=" "early=WICK_DECODE_EARLY_LOADS=1" > /dev/null 2>&1
   cp /tmp/dab-early/decode-ab.txt "$O/early-ab.txt" 2>/dev/null
   note "early loads off/on: $(grep -o 'qwen[a-z0-9.-]* [a-z]* round [0-9]: decode [0-9.]* tok/s\|tokens differ' "$O/early-ab.txt" 2>/dev/null | tr '\n' ' ')"
+fi
+if want megakernel; then
+  mkdir -p build-gpu
+  # dev/megakernel: a chain of PDL launches (a CUDA graph, today's decode projections) against one persistent kernel
+  # with grid barriers, for 28 layers of Qwen2.5-1.5B's four projection phases; the same block code, the same bits.
+  if "$NVCC" -O3 -std=c++17 -gencode arch=compute_90,code=sm_90 -I src -o build-gpu/layer_chain_bench.bin \
+      dev/megakernel/layer_chain_bench.cu >> "$O/build.log" 2>&1; then
+    timeout 120 build-gpu/layer_chain_bench.bin 28 > "$O/megakernel.txt" 2>&1
+    note "megakernel: $(grep -E 'us a layer|FAIL|done' "$O/megakernel.txt" | tr '\n' ' ')"
+  else
+    note "megakernel harness did not build (build.log)"
+  fi
 fi
 if want l2bench; then
   # What a projection gains from L2 (dev/small_m/small_m_bench.cu l2): each decode shape from HBM and from L2.

@@ -108,14 +108,18 @@ template <typename T> struct Chunk<T, 1> {
 
 // MM: compile-time bound on M (1, 4 or 8; rows m >= M are skipped). E: elements per load (16 bytes, or 1).
 // R: weight rows per warp group (1 plain, 2 GLU: gate and up). U: weight loads per lane issued before any is used.
-template <typename T, typename TY, int MM, int E, int MODE, int U>
-__global__ void __launch_bounds__(kThreads) small_m_kernel(Args<T, TY> a) {
+// The work of block `block` of the launch (its kWarps / K output rows), with wait() where the kernel calls
+// pdl::enter(): after the prefetched weight loads, before x is read. small_m_kernel runs it for blockIdx.x;
+// dev/megakernel's persistent kernel runs it for many blocks in a row, with its own wait. Every thread returns
+// through the end (no barrier is skipped); red is the block's shared scratch, free again on return.
+template <typename T, typename TY, int MM, int E, int MODE, int U, class Wait>
+__device__ __forceinline__ void small_m_block(const Args<T, TY>& a, int block, Wait&& wait) {
   constexpr int R = MODE == kPlain ? 1 : 2;
   __shared__ float red[kWarps][R][MM];
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
   const int K = a.K, M = a.M, in = a.in;
   const int rows_per_block = kWarps / K;
-  const int row = blockIdx.x * rows_per_block + warp / K;  // global row over the members
+  const int row = block * rows_per_block + warp / K;  // global row over the members
   const int kpart = warp % K;
   const bool live = row < a.rows;
   // The member the row belongs to and its row o there (GLU: the gate/up pair's row o), its pointers: picked
@@ -155,7 +159,7 @@ __global__ void __launch_bounds__(kThreads) small_m_kernel(Args<T, TY> a) {
     }
   };
   if (live && a.prefetch) load_w(base0);
-  pdl::enter();
+  wait();
   if (live) {
     for (int base = base0; base < in; base += stride * U) {
       if (base != base0 || !a.prefetch) load_w(base);
@@ -255,6 +259,11 @@ __global__ void __launch_bounds__(kThreads) small_m_kernel(Args<T, TY> a) {
   }
 }
 
+template <typename T, typename TY, int MM, int E, int MODE, int U>
+__global__ void __launch_bounds__(kThreads) small_m_kernel(Args<T, TY> a) {
+  small_m_block<T, TY, MM, E, MODE, U>(a, blockIdx.x, [] { pdl::enter(); });
+}
+
 // How a launch spreads the work; 0 = the default rule (default_tuning). dev/small_m/small_m_bench.cu times the
 // alternatives against each other.
 struct Tuning {
@@ -299,10 +308,17 @@ cudaError_t launch_mm(const Args<T, TY>& a, int mode, bool vec, int unroll, cuda
   return vec ? launch_mm_e<T, TY, MM, kVec, 4>(a, mode, stream) : launch_mm_e<T, TY, MM, 1, 4>(a, mode, stream);
 }
 
-// Fills row0 and K, picks MM (1, 4, 8), the load width and U, launches. mode: kPlain (members 1..3) or a GLU mode
-// (members = 2: gate, up, out[0] = out[1] = I, y[0] = s). The caller checks M in [1, kMaxM], in >= 1, and
-// that every row count and M * in, M * out fit in int. Rows = 0 launches nothing.
-template <typename T, typename TY> cudaError_t launch(Args<T, TY> a, int mode, cudaStream_t stream, Tuning tune = {}) {
+// What a launch runs: the load width (16-byte vectors or one element), U, and the blocks of the grid.
+struct Plan {
+  bool vec;
+  int unroll;
+  int blocks;
+};
+
+// Fills a's row0, rows and K, and picks the load width and U (the default rule, or tune). mode: kPlain (members
+// 1..3) or a GLU mode (members = 2: gate, up, out[0] = out[1] = I, y[0] = s). The caller checks M in [1, kMaxM],
+// in >= 1, and that every row count and M * in, M * out fit in int. Rows = 0: blocks = 0.
+template <typename T, typename TY> Plan plan(Args<T, TY>& a, int mode, Tuning tune = {}) {
   a.row0[0] = 0;
   if (mode == kPlain) {
     for (int j = 0; j < a.members; j++) a.row0[j + 1] = a.row0[j] + a.out[j];
@@ -311,17 +327,23 @@ template <typename T, typename TY> cudaError_t launch(Args<T, TY> a, int mode, c
     a.row0[1] = a.row0[2] = a.out[0];
   }
   a.rows = a.row0[a.members];
-  const long long rows = a.rows;
-  if (rows == 0) return cudaSuccess;
   constexpr int kVec = 16 / (int)sizeof(T);
   bool vec = (a.in % kVec) == 0 && reinterpret_cast<uintptr_t>(a.x) % 16 == 0;
   for (int j = 0; j < a.members; j++) vec = vec && reinterpret_cast<uintptr_t>(a.w[j]) % 16 == 0;
-  const Tuning def = default_tuning(rows, a.members, (a.in + kVec - 1) / kVec, mode);
+  const Tuning def = default_tuning(a.rows, a.members, (a.in + kVec - 1) / kVec, mode);
   a.K = tune.k == 1 || tune.k == 2 || tune.k == 4 || tune.k == 8 ? tune.k : def.k;
   const int unroll = tune.unroll == 8 || (tune.unroll == 0 && def.unroll == 8) ? 8 : 4;
-  if (a.M == 1) return launch_mm<T, TY, 1>(a, mode, vec, unroll, stream);
-  if (a.M <= 4) return launch_mm<T, TY, 4>(a, mode, vec, unroll, stream);
-  return launch_mm<T, TY, 8>(a, mode, vec, unroll, stream);
+  const int rows_per_block = kWarps / a.K;
+  return {vec, unroll, (int)(((long long)a.rows + rows_per_block - 1) / rows_per_block)};
+}
+
+// plan(), then the launch: MM 1, 4 or 8 from M. Rows = 0 launches nothing.
+template <typename T, typename TY> cudaError_t launch(Args<T, TY> a, int mode, cudaStream_t stream, Tuning tune = {}) {
+  const Plan p = plan(a, mode, tune);
+  if (p.blocks == 0) return cudaSuccess;
+  if (a.M == 1) return launch_mm<T, TY, 1>(a, mode, p.vec, p.unroll, stream);
+  if (a.M <= 4) return launch_mm<T, TY, 4>(a, mode, p.vec, p.unroll, stream);
+  return launch_mm<T, TY, 8>(a, mode, p.vec, p.unroll, stream);
 }
 
 }  // namespace wick::small_m

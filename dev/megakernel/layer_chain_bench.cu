@@ -1,0 +1,270 @@
+// Would one persistent kernel beat today's chain of PDL launches for decode's projections? (issue 12: 1.5B decode
+// at ~740 tok/s against a goal of 900)
+//
+// Why. A replayed 1.5B decode step spends ~44 us a layer where its weights (93.6 MB) stream in ~20 us at the
+// H200's 4.8 TB/s. Each of the layer's 7 kernels is a latency chain (griddepcontrol.wait, load x, reduce, store)
+// of a few microseconds on top of its bytes, and sessions 18-22 found no fusion of two kernels that shortens it
+// (docs/benchmarks.md section 10). A persistent kernel - every block resident, the phases separated by grid
+// barriers, each block's first weight loads of a phase issued before it waits at that phase's barrier - replaces
+// a kernel boundary by a barrier. This harness measures whether that is cheaper, before a decode megakernel is
+// written: the layer's four projection phases of Qwen2.5-1.5B (q|k|v with bias; o + the residual; gate/up + GLU;
+// down + the residual; no norms, no attention: o reads q in attention's place), over L layers with their own
+// weights (28 x 93.6 MB: each layer's weights come from HBM), run two ways with the very block code wick runs
+// (src/ops/cuda/small_m_linear.cuh, small_m_block):
+//   chain:      one small_m launch a phase under PDL (weights prefetched before griddepcontrol.wait), captured in a
+//               CUDA graph and replayed: decode's projections today;
+//   persistent: one cooperative launch for all L layers; each phase's blocks (small_m's grid, the same plan) dealt to
+//               the resident blocks in turn, a grid barrier (cooperative_groups) where the kernel would call
+//               pdl::enter(). Resident blocks: the occupancy (default) or `blocks_per_sm` a multiprocessor.
+// Both run the same block code in the same order: the final activations must be equal bit for bit (checked), and
+// the chain's first layer is checked against a CPU f32 reference (each output within 1% of its scale). Times:
+// median of 7 replays / launches, per layer, with the weights' bandwidth.
+// Build (here): nvcc -O3 -std=c++17 -gencode arch=compute_90,code=sm_90 -I src \
+//   -o build-gpu/layer_chain_bench.bin dev/megakernel/layer_chain_bench.cu
+// Run: layer_chain_bench.bin [layers (28)]
+#include <cooperative_groups.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <vector>
+
+#include "ops/cuda/small_m_linear.cuh"
+
+#include "../common/cuda_check.cuh"
+
+namespace cg = cooperative_groups;
+using bf16 = __nv_bfloat16;
+using namespace wick;
+using A = small_m::Args<bf16, bf16>;
+
+constexpr int kC = 1536, kQ = 1536, kKV = 256, kI = 8960;  // Qwen2.5-1.5B
+constexpr int kVec = 8;                                     // bf16 elements a 16-byte load
+
+// One layer's four phases as small_m arguments (plan() filled in: row0, rows, K).
+struct Layer {
+  A qkv, o, glu, down;
+};
+
+// The phase's U (loads in flight a lane) as plan() picks it for these shapes, fixed at compile time here: q|k|v 4,
+// o 8, gate/up + GLU 4, down 8 (small_m::default_tuning). main() checks that plan() agrees.
+constexpr int kUqkv = 4, kUo = 8, kUglu = 4, kUdown = 8;
+
+// One phase in the persistent kernel: virtual blocks v = blockIdx.x, + gridDim.x, ... of small_m's grid, the grid
+// barrier before the first one reads x (after its prefetched weight loads); a block without work still arrives.
+template <int MODE, int U> __device__ __forceinline__ void phase(const A& a, int blocks, cg::grid_group& grid) {
+  bool waited = false;
+  for (int v = blockIdx.x; v < blocks; v += gridDim.x) {
+    small_m::small_m_block<bf16, bf16, 1, kVec, MODE, U>(a, v, [&] {
+      if (!waited) grid.sync();
+    });
+    waited = true;
+    __syncthreads();  // the block's shared scratch is reused by its next virtual block
+  }
+  if (!waited) grid.sync();
+}
+
+struct Blocks {
+  int qkv, o, glu, down;
+};
+
+// MinBlocks: __launch_bounds__'s blocks an SM (1: the registers the phases want, ~136: one block an SM; 2: at most 128;
+// 3: at most 85, three blocks resident, with spills).
+template <int MinBlocks>
+__global__ void __launch_bounds__(small_m::kThreads, MinBlocks) persistent_layers(const Layer* layers, int L, Blocks nb) {
+  cg::grid_group grid = cg::this_grid();
+  for (int l = 0; l < L; l++) {
+    const Layer& y = layers[l];
+    phase<small_m::kPlain, kUqkv>(y.qkv, nb.qkv, grid);
+    phase<small_m::kPlain, kUo>(y.o, nb.o, grid);
+    phase<small_m::kGluSilu, kUglu>(y.glu, nb.glu, grid);
+    phase<small_m::kPlain, kUdown>(y.down, nb.down, grid);
+  }
+}
+
+// Uniform values in [-a, a] as bf16 from a counter hash (fast for 2.6 GB of weights).
+__global__ void fill_kernel(bf16* p, size_t n, float a, unsigned seed) {
+  for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x) {
+    unsigned h = (unsigned)i * 0x9E3779B1u ^ seed * 0x85EBCA77u ^ (unsigned)(i >> 32) * 0xC2B2AE3Du;
+    h ^= h >> 15, h *= 0x2C1B3C6Du, h ^= h >> 12, h *= 0x297A2D39u, h ^= h >> 15;
+    p[i] = __float2bfloat16_rn(a * ((h >> 8) * (2.0f / 16777216.0f) - 1.0f));
+  }
+}
+bf16* alloc_fill(size_t n, float a, unsigned seed) {
+  bf16* p;
+  CK(cudaMalloc(&p, n * sizeof(bf16)));
+  fill_kernel<<<1024, 256>>>(p, n, a, seed);
+  CK(cudaGetLastError());
+  return p;
+}
+std::vector<float> host(const bf16* d, size_t n) {
+  std::vector<bf16> t(n);
+  CK(cudaMemcpy(t.data(), d, n * sizeof(bf16), cudaMemcpyDeviceToHost));
+  std::vector<float> f(n);
+  for (size_t i = 0; i < n; i++) f[i] = __bfloat162float(t[i]);
+  return f;
+}
+
+float median(std::vector<float> v) {
+  std::sort(v.begin(), v.end());
+  return v[v.size() / 2];
+}
+
+int main(int argc, char** argv) {
+  const int L = argc > 1 ? std::atoi(argv[1]) : 28;
+  cudaDeviceProp prop;
+  CK(cudaGetDeviceProperties(&prop, 0));
+  std::printf("%s, %d SMs; %d layers of Qwen2.5-1.5B's projections (C %d, q|k|v %d, I %d), M 1\n", prop.name,
+              prop.multiProcessorCount, L, kC, kQ + 2 * kKV, kI);
+
+  // Weights (1/sqrt(in) scale: activations stay near unit size over the layers) and activations, per layer.
+  std::vector<Layer> layers(L);
+  bf16* x0 = alloc_fill(kC, 1.0f, 7);
+  const bf16* x = x0;
+  unsigned seed = 100;
+  const float sc = 1.0f / std::sqrt((float)kC), si = 1.0f / std::sqrt((float)kI);
+  for (int l = 0; l < L; l++) {
+    Layer& y = layers[l];
+    bf16* wq = alloc_fill((size_t)(kQ + 2 * kKV) * kC, sc, seed++);
+    bf16* bq = alloc_fill(kQ + 2 * kKV, 0.1f, seed++);
+    bf16* wo = alloc_fill((size_t)kC * kQ, sc, seed++);
+    bf16* wg = alloc_fill((size_t)kI * kC, sc, seed++);
+    bf16* wu = alloc_fill((size_t)kI * kC, sc, seed++);
+    bf16* wd = alloc_fill((size_t)kC * kI, si, seed++);
+    bf16 *q, *h, *s, *xn;
+    CK(cudaMalloc(&q, (kQ + 2 * kKV) * sizeof(bf16)));
+    CK(cudaMalloc(&h, kC * sizeof(bf16)));
+    CK(cudaMalloc(&s, kI * sizeof(bf16)));
+    CK(cudaMalloc(&xn, kC * sizeof(bf16)));
+    A a = {};
+    a.M = 1, a.prefetch = 1;
+    y.qkv = a, y.o = a, y.glu = a, y.down = a;
+    // q|k|v: three members (one weight buffer), the bias; outputs q | k | v contiguous.
+    y.qkv.x = x, y.qkv.in = kC, y.qkv.members = 3;
+    const int outs[3] = {kQ, kKV, kKV};
+    for (int j = 0, r = 0; j < 3; r += outs[j], j++)
+      y.qkv.w[j] = wq + (size_t)r * kC, y.qkv.b[j] = bq + r, y.qkv.y[j] = q + r, y.qkv.out[j] = outs[j];
+    // o (+ the residual x): reads q in attention's place.
+    y.o.x = q, y.o.in = kQ, y.o.members = 1, y.o.w[0] = wo, y.o.y[0] = h, y.o.out[0] = kC, y.o.res = x;
+    // gate/up + GLU.
+    y.glu.x = h, y.glu.in = kC, y.glu.w[0] = wg, y.glu.w[1] = wu, y.glu.y[0] = s, y.glu.out[0] = y.glu.out[1] = kI;
+    // down (+ the residual h).
+    y.down.x = s, y.down.in = kI, y.down.members = 1, y.down.w[0] = wd, y.down.y[0] = xn, y.down.out[0] = kC,
+    y.down.res = h;
+    x = xn;
+  }
+  CK(cudaDeviceSynchronize());
+  const bf16* x_last = x;
+
+  // The plans (wick's rule) and the compile-time U the persistent kernel uses.
+  Blocks nb;
+  const small_m::Plan pq = small_m::plan(layers[0].qkv, small_m::kPlain), po = small_m::plan(layers[0].o, small_m::kPlain),
+                      pg = small_m::plan(layers[0].glu, small_m::kGluSilu),
+                      pd = small_m::plan(layers[0].down, small_m::kPlain);
+  for (Layer& y : layers) {
+    small_m::plan(y.qkv, small_m::kPlain), small_m::plan(y.o, small_m::kPlain);
+    small_m::plan(y.glu, small_m::kGluSilu), small_m::plan(y.down, small_m::kPlain);
+  }
+  nb = {pq.blocks, po.blocks, pg.blocks, pd.blocks};
+  std::printf("plans (blocks K U vec): qkv %d %d %d %d, o %d %d %d %d, glu %d %d %d %d, down %d %d %d %d\n", pq.blocks,
+              layers[0].qkv.K, pq.unroll, pq.vec, po.blocks, layers[0].o.K, po.unroll, po.vec, pg.blocks,
+              layers[0].glu.K, pg.unroll, pg.vec, pd.blocks, layers[0].down.K, pd.unroll, pd.vec);
+  if (pq.unroll != kUqkv || po.unroll != kUo || pg.unroll != kUglu || pd.unroll != kUdown || !pq.vec || !po.vec ||
+      !pg.vec || !pd.vec) {
+    std::printf("FAIL: plan() no longer picks the U / widths this harness compiles\n");
+    return 1;
+  }
+  const double bytes_per_layer =
+      2.0 * ((double)(kQ + 2 * kKV) * kC + (double)kC * kQ + 2.0 * kI * kC + (double)kC * kI);
+
+  // The chain: a CUDA graph of 4 L PDL launches.
+  cudaStream_t st;
+  CK(cudaStreamCreateWithFlags(&st, cudaStreamNonBlocking));
+  cudaGraph_t graph;
+  cudaGraphExec_t exec;
+  CK(cudaStreamBeginCapture(st, cudaStreamCaptureModeGlobal));
+  for (const Layer& y : layers) {
+    CK(small_m::launch(y.qkv, small_m::kPlain, st));
+    CK(small_m::launch(y.o, small_m::kPlain, st));
+    CK(small_m::launch(y.glu, small_m::kGluSilu, st));
+    CK(small_m::launch(y.down, small_m::kPlain, st));
+  }
+  CK(cudaStreamEndCapture(st, &graph));
+  CK(cudaGraphInstantiate(&exec, graph, 0));
+  CK(cudaGraphLaunch(exec, st));
+  CK(cudaStreamSynchronize(st));
+  const std::vector<float> chain_out = host(x_last, kC);
+
+  // CPU f32 reference of layer 0's q|k|v (rounded as the kernel rounds: bias in f32, one rounding).
+  {
+    const std::vector<float> hx = host(x0, kC), hw = host(layers[0].qkv.w[0], (size_t)(kQ + 2 * kKV) * kC),
+                             hb = host(layers[0].qkv.b[0], kQ + 2 * kKV), hq = host(layers[0].qkv.y[0], kQ + 2 * kKV);
+    double worst = 0, scale = 0;
+    for (int o = 0; o < kQ + 2 * kKV; o++) {
+      double acc = hb[o];
+      for (int i = 0; i < kC; i++) acc += (double)hw[(size_t)o * kC + i] * hx[i];
+      worst = std::max(worst, std::fabs(acc - hq[o])), scale = std::max(scale, std::fabs(acc));
+    }
+    std::printf("layer 0 q|k|v against f64: max |diff| %.4g (scale %.3g) %s\n", worst, scale,
+                worst <= 0.01 * scale ? "ok" : "FAIL");
+    if (!(worst <= 0.01 * scale)) return 1;
+  }
+
+  // The persistent kernel: resident blocks from the occupancy (or WICK_BLOCKS_PER_SM).
+  Layer* dl;
+  CK(cudaMalloc(&dl, L * sizeof(Layer)));
+  CK(cudaMemcpy(dl, layers.data(), L * sizeof(Layer), cudaMemcpyHostToDevice));
+  cudaEvent_t e0, e1;
+  CK(cudaEventCreate(&e0));
+  CK(cudaEventCreate(&e1));
+  auto time_it = [&](auto&& run) {
+    std::vector<float> ms;
+    for (int r = 0; r < 7; r++) {
+      CK(cudaEventRecord(e0, st));
+      run();
+      CK(cudaEventRecord(e1, st));
+      CK(cudaEventSynchronize(e1));
+      float t;
+      CK(cudaEventElapsedTime(&t, e0, e1));
+      ms.push_back(t);
+    }
+    return median(ms);
+  };
+  const float chain_ms = time_it([&] { CK(cudaGraphLaunch(exec, st)); });
+  std::printf("chain (graph of %d PDL launches): %.1f us a layer, %.2f TB/s of weights\n", 4 * L, 1000 * chain_ms / L,
+              bytes_per_layer * L / (chain_ms * 1e-3) / 1e12);
+
+  bool all_same = true;
+  auto persistent = [&](auto kernel, const char* name) {
+    int occ = 0;
+    CK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&occ, kernel, small_m::kThreads, 0));
+    cudaFuncAttributes fa;
+    CK(cudaFuncGetAttributes(&fa, kernel));
+    std::printf("persistent kernel %s: %d registers, %zu bytes local memory, occupancy %d blocks an SM\n", name,
+                fa.numRegs, fa.localSizeBytes, occ);
+    std::vector<int> per_sm_list = {occ};
+    for (int b : {1, 2, 4})
+      if (b < occ) per_sm_list.push_back(b);
+    for (int per_sm : per_sm_list) {
+      const int grid = per_sm * prop.multiProcessorCount;
+      int Lv = L;
+      void* args[] = {(void*)&dl, (void*)&Lv, (void*)&nb};
+      auto run = [&] { CK(cudaLaunchCooperativeKernel((void*)kernel, grid, small_m::kThreads, args, 0, st)); };
+      CK(cudaMemset((void*)x_last, 0, kC * sizeof(bf16)));
+      run();
+      CK(cudaStreamSynchronize(st));
+      const bool same = host(x_last, kC) == chain_out;
+      all_same = all_same && same;
+      const float ms = time_it(run);
+      std::printf("persistent %s, %d blocks an SM (%d): %.1f us a layer, %.2f TB/s of weights; output %s the chain's\n",
+                  name, per_sm, grid, 1000 * ms / L, bytes_per_layer * L / (ms * 1e-3) / 1e12,
+                  same ? "bit for bit" : "DIFFERS from (FAIL)");
+    }
+  };
+  persistent(persistent_layers<1>, "<1>");
+  persistent(persistent_layers<2>, "<2>");
+  persistent(persistent_layers<3>, "<3>");
+  std::printf("%s\n", all_same ? "done: every persistent run equals the chain" : "FAIL: a persistent run differs");
+  return all_same ? 0 : 1;
+}
