@@ -93,12 +93,22 @@ CompletionRequest parse_completion_request(const std::string& body, bool chat) {
       const std::string f = "messages[" + std::to_string(i) + "]";
       if (!m[i].is_object()) bad(f, "must be an object");
       if (!m[i].contains("role") || !m[i]["role"].is_string()) bad(f + ".role", "must be a string");
-      if (m[i].contains("tool_calls")) bad(f + ".tool_calls", "is not supported");
-      r.messages.push_back({{"role", m[i]["role"].get<std::string>()},
-                            {"content", content_text(m[i].value("content", json(nullptr)), f + ".content")}});
+      if (m[i].contains("tool_calls") && !m[i]["tool_calls"].is_null() &&
+          !(m[i]["tool_calls"].is_array() && m[i]["tool_calls"].empty()))
+        bad(f + ".tool_calls", "is not supported");
+      // OpenAI's roles; "developer" is its newer name for the system message (the chat templates know
+      // "system"). Another role would reach the template, which renders only the roles it knows: dropped silently.
+      std::string role = m[i]["role"].get<std::string>();
+      if (role == "developer") role = "system";
+      if (role != "system" && role != "user" && role != "assistant" && role != "tool")
+        bad(f + ".role", "must be one of system, developer, user, assistant, tool; got '" + role + "'");
+      r.messages.push_back({{"role", role}, {"content", content_text(m[i].value("content", json(nullptr)), f + ".content")}});
     }
-    for (const char* k : {"tools", "functions", "tool_choice", "function_call"})
-      if (j.contains(k) && !j[k].is_null()) bad(k, "is not supported");
+    // Tool calling is not served; what asks for none of it (an empty list, "none") is accepted, as clients send it.
+    for (const char* k : {"tools", "functions"})
+      if (j.contains(k) && !j[k].is_null() && !(j[k].is_array() && j[k].empty())) bad(k, "is not supported");
+    for (const char* k : {"tool_choice", "function_call"})
+      if (j.contains(k) && !j[k].is_null() && j[k] != "none") bad(k, "is not supported (only \"none\")");
   } else {
     if (!j.contains("prompt")) throw ApiError(400, "'prompt' is required", "prompt");
     const json& p = j["prompt"];

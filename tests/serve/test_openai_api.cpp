@@ -40,6 +40,13 @@ TEST(OpenAIApi, ParsesAChatRequestWithEverySamplingField) {
   EXPECT_EQ(r.model, "sql");
   ASSERT_EQ(r.messages.size(), 2u);
   EXPECT_EQ(r.messages[1]["content"], "ab");
+  // OpenAI's "developer" role is its name for the system message: the templates get "system".
+  const CompletionRequest d = parse_completion_request(
+      R"({"messages": [{"role": "developer", "content": "be brief"}, {"role": "user", "content": "hi"},
+          {"role": "assistant", "content": "ok", "tool_calls": []}, {"role": "tool", "content": "42"}]})", true);
+  EXPECT_EQ(d.messages[0]["role"], "system");
+  EXPECT_EQ(d.messages[2]["role"], "assistant");
+  EXPECT_EQ(d.messages[3]["role"], "tool");
   EXPECT_EQ(*r.max_tokens, 17);
   EXPECT_FLOAT_EQ(*r.temperature, 0.7f);
   EXPECT_FLOAT_EQ(*r.top_p, 0.9f);
@@ -107,6 +114,13 @@ TEST(OpenAIApi, RefusesBadRequestsNamingTheField) {
   EXPECT_EQ(refusal(chat_with(R"("stop": [""])"), true), "stop");
   EXPECT_EQ(refusal(chat_with(R"("logprobs": true)"), true), "logprobs");
   EXPECT_EQ(refusal(chat_with(R"("tools": [{"type": "function"}])"), true), "tools");
+  EXPECT_EQ(refusal(chat_with(R"("tool_choice": "auto")"), true), "tool_choice");
+  EXPECT_EQ(refusal(R"({"messages": [{"role": "assistant", "content": "", "tool_calls": [{"id": "1"}]}]})", true),
+            "messages[0].tool_calls");
+  // A role the chat templates do not render would be dropped from the prompt without a word.
+  EXPECT_EQ(refusal(R"({"messages": [{"role": "function", "content": "x"}, {"role": "user", "content": "y"}]})", true),
+            "messages[0].role");
+  EXPECT_EQ(refusal(R"({"messages": [{"role": "User", "content": "x"}]})", true), "messages[0].role");
   EXPECT_EQ(refusal(chat_with(R"("response_format": {"type": "json_object"})"), true), "response_format");
   EXPECT_EQ(refusal(chat_with(R"("stream": "yes")"), true), "stream");
   EXPECT_EQ(refusal(chat_with(R"("model": 5)"), true), "model");
@@ -117,6 +131,9 @@ TEST(OpenAIApi, RefusesBadRequestsNamingTheField) {
   EXPECT_EQ(refusal(R"({"prompt": "a", "best_of": 3})", false), "best_of");
   // Accepted: OpenAI's defaults spelled out, and null for "not given".
   EXPECT_EQ(refusal(chat_with(R"("n": 1, "logprobs": false, "temperature": null, "response_format": {"type": "text"})"), true),
+            "accepted");
+  // Tool calling asked for in no way: an empty list, "none" (clients send them by default).
+  EXPECT_EQ(refusal(chat_with(R"("tools": [], "tool_choice": "none", "functions": [], "function_call": "none")"), true),
             "accepted");
 }
 
