@@ -14,8 +14,8 @@
 # Stages: build tests train ncu (the default), trainab (the training rows of the tree against the base packed in
 # .carry-ab), wgrad (dev/weight_grads' harness: v1, v2, probes; then training with WICK_WEIGHT_GRADS=1, 2 and
 # WICK_WEIGHT_GRADS=0), lorarows (the seed suite's lora rows: low_rank_product's rule against v1), adapter glu l2
-# early lowrank l2bench gemm megakernel. Each writes under $OUT:
-# build.log, cuda-tests.log, megakernel.txt, weight-grads.txt, train-wgrad-ab.md, lora-rows.txt, decode-ab.txt, glu-ab.txt, l2-ab.txt, early-ab.txt, low-rank.txt, small-m-l2.txt, train-table.md
+# early lowrank l2bench gemm megakernel ce. Each writes under $OUT:
+# build.log, cuda-tests.log, megakernel.txt, train-ce-ab.md, weight-grads.txt, train-wgrad-ab.md, lora-rows.txt, decode-ab.txt, glu-ab.txt, l2-ab.txt, early-ab.txt, low-rank.txt, small-m-l2.txt, train-table.md
 # (+ bench/), train-ab.md, ncu-train.txt, gemm-algos.txt, and summary.txt.
 #
 # Here, before the call: bash scripts/pack-deps.sh; bash scripts/decode-ab.sh pack (the tokenizer).
@@ -246,6 +246,21 @@ if want early; then
     "off=" "early=WICK_DECODE_EARLY_LOADS=1" > /dev/null 2>&1
   cp /tmp/dab-early/decode-ab.txt "$O/early-ab.txt" 2>/dev/null
   note "early loads off/on: $(grep -o 'qwen[a-z0-9.-]* [a-z]* round [0-9]: decode [0-9.]* tok/s\|tokens differ' "$O/early-ab.txt" 2>/dev/null | tr '\n' ' ')"
+fi
+if want ce; then
+  # The loss's one-read-a-row kernel (WICK_CE_SINGLE_READ=1, ops/cross_entropy.h) against the default fused kernel:
+  # 0.5B training rows, one build, alternating, two rounds (CE_AB="0.5b:1 ..." to change).
+  A=$O/train-ce-ab.md
+  : > "$A"
+  for spec in ${CE_AB:-0.5b:1 0.5b:2}; do
+    set -- ${spec/:/ }
+    for v in 0 1; do
+      OUT=/tmp/bt-out BENCH_TMP=/tmp/bt PEER=0 STEPS=12 BUILD=build-gpu WICK_CE_SINGLE_READ=$v timeout 100 \
+        bash scripts/bench-train.sh "$1" > /dev/null 2>&1
+      echo "$1 round $2, WICK_CE_SINGLE_READ=$v: $(grep '^| train' /tmp/bt-out/train-bench.md)" >> "$A"
+    done
+  done
+  note "train ce single-read A/B: $(tr '\n' ' ' < "$A")"
 fi
 if want megakernel; then
   mkdir -p build-gpu

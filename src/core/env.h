@@ -1,6 +1,7 @@
 // Switches wick reads from the environment (docs/guide.md, "Speed on an NVIDIA GPU"), all by one rule.
 #pragma once
 
+#include <atomic>
 #include <optional>
 
 namespace wick {
@@ -20,5 +21,25 @@ bool env_default_on(const char* name);
 // A choice wick makes itself unless told (WICK_ADAPTER_FOLD): unset or empty -> std::nullopt (wick's own rule),
 // "0" -> false, anything else -> true.
 std::optional<bool> env_override(const char* name);
+
+// An opt-in kernel path's switch (WICK_DECODE_EARLY_LOADS, WICK_CE_SINGLE_READ): env_flag(name) when first asked,
+// then what set() says (the tests' switch; it applies to launches and graph captures after it).
+class OptInSwitch {
+ public:
+  explicit constexpr OptInSwitch(const char* name) : name_(name) {}
+  bool on() const {
+    int v = v_.load(std::memory_order_relaxed);
+    if (v < 0) {
+      v = env_flag(name_) ? 1 : 0;
+      v_.store(v, std::memory_order_relaxed);
+    }
+    return v == 1;
+  }
+  void set(bool on) { v_.store(on ? 1 : 0, std::memory_order_relaxed); }
+
+ private:
+  const char* name_;
+  mutable std::atomic<int> v_{-1};  // -1: not read from the environment yet
+};
 
 }  // namespace wick

@@ -139,17 +139,10 @@ void attention_forward(const Tensor& q, const Tensor& k, const Tensor& v, const 
 }
 
 namespace {
-std::atomic<int> g_early_loads{-1};  // -1: not read from the environment yet
+OptInSwitch g_early_loads("WICK_DECODE_EARLY_LOADS");
 }  // namespace
-bool decode_early_loads() {
-  int v = g_early_loads.load(std::memory_order_relaxed);
-  if (v < 0) {
-    v = env_flag("WICK_DECODE_EARLY_LOADS") ? 1 : 0;
-    g_early_loads.store(v, std::memory_order_relaxed);
-  }
-  return v == 1;
-}
-void set_decode_early_loads(bool on) { g_early_loads.store(on ? 1 : 0, std::memory_order_relaxed); }
+bool decode_early_loads() { return g_early_loads.on(); }
+void set_decode_early_loads(bool on) { g_early_loads.set(on); }
 
 void rope_cache_attention(Tensor& q, Tensor& k, const Tensor& v, const Tensor& positions, const RopeFreqs& f,
                           Tensor& k_cache, Tensor& v_cache, const AttentionArgs& args, Tensor& out, Tensor* lse) {

@@ -4,11 +4,18 @@
 
 #include <cmath>
 
+#include "core/env.h"
 #include "ops/validate.h"
 
 namespace wick {
 
 using ops_detail::Arg;
+
+namespace {
+OptInSwitch g_single_read("WICK_CE_SINGLE_READ");
+}  // namespace
+bool cross_entropy_single_read() { return g_single_read.on(); }
+void set_cross_entropy_single_read(bool on) { g_single_read.set(on); }
 
 // logits [N, V] float, targets [N] index; every tensor of the op (logits, targets, then `rest`) on one device.
 static Device check_ce(const char* op, Arg logits, Arg targets, const ops_detail::Args& rest) {

@@ -22,6 +22,15 @@ void cross_entropy_backward(const Tensor& logits, const Tensor& targets, const T
 void cross_entropy_forward_backward(const Tensor& logits, const Tensor& targets, Tensor& losses, Tensor& lse,
                                     float grad_scale, Tensor& dlogits);
 
+// CUDA, bf16 logits, V a multiple of 8 (the vocabularies wick trains): read each row from memory once. A row is
+// dealt to a cluster of up to 8 blocks (each holds its part in shared memory: ~150 KB of 0.5B's 152k-id row);
+// the blocks combine their (max, sum) through distributed shared memory, then write dlogits from shared memory.
+// cross_entropy_forward takes the same reduction order, so the two ops still agree bit for bit; the lse differs
+// from the default kernels' in the last bits. Opt-in (WICK_CE_SINGLE_READ=1, read once) until measured on a GPU;
+// set_cross_entropy_single_read is the tests' switch.
+bool cross_entropy_single_read();
+void set_cross_entropy_single_read(bool on);
+
 // Convenience (allocates; not for hot paths): mean loss over counted positions; 0 counted -> NaN.
 float cross_entropy_mean(const Tensor& logits, const Tensor& targets);
 

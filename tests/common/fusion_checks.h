@@ -10,6 +10,8 @@
 //    outside the view written;
 //  - copy_matrix (ops/elementwise.h) against the host's rounding of scale * src, nothing outside dst written.
 #pragma once
+#include <vector>
+
 #include "core/tensor.h"
 
 namespace wick::test {
@@ -22,8 +24,9 @@ void check_rms_norm_backward_accumulates(Device dev, DType dt);
 void check_rope_qk_equals_two_ropes(Device dev, DType dt);
 // Both weight kinds, odd and vector-friendly widths, h in place over a and in its own tensor.
 void check_add_rms_norm_equals_add_then_norm(Device dev, DType dt);
-// Odd and vector-friendly vocabularies, ignored rows, in place over the logits and into their own tensor.
-void check_cross_entropy_fused_equals_separate(Device dev, DType dt);
+// Odd and vector-friendly vocabularies (or the given ones), ignored rows, in place over the logits and into their
+// own tensor.
+void check_cross_entropy_fused_equals_separate(Device dev, DType dt, const std::vector<int64_t>& vocabs = {151, 1000, 4096});
 // Head dims 8, 64, 128; forward and backward.
 void check_rope_misaligned_equals_aligned(Device dev, DType dt);
 // rms_norm_forward and add_rms_norm_forward into column blocks (aligned and not) of wider buffers.

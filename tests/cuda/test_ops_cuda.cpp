@@ -10,6 +10,7 @@
 #include "common/optim_checks.h"
 #include "common/testutil.h"
 #include "ops/attention.h"
+#include "ops/cross_entropy.h"
 
 using namespace wick;
 using wick::test::op_cases;
@@ -84,6 +85,27 @@ static std::vector<size_t> attention_case_ids() {
 }
 INSTANTIATE_TEST_SUITE_P(Cuda, OpCudaAttention, ::testing::ValuesIn(attention_case_ids()), test::OpCaseName{"bf16"});
 
+// The cross-entropy cases with the one-read-a-row kernel (ops/cross_entropy.h) against the CPU.
+class OpCudaCrossEntropySingleRead : public ::testing::TestWithParam<size_t> {
+ protected:
+  void TearDown() override { set_cross_entropy_single_read(false); }
+};
+TEST_P(OpCudaCrossEntropySingleRead, MatchesCpu) {
+  WICK_REQUIRE_CUDA();
+  set_cross_entropy_single_read(true);
+  const auto& c = *op_cases()[GetParam()];
+  const opcheck::Report r = opcheck::check_device(c, Device::cuda(0), DType::BF16, op_case_seed(GetParam()));
+  EXPECT_TRUE(r.pass()) << c.name("cuda_bf16_single_read") << " (tolerances: " << c.tol.why << ")\n" << r.str();
+}
+static std::vector<size_t> cross_entropy_case_ids() {
+  std::vector<size_t> ids;
+  for (size_t i : test::op_case_ids(Stage::DeviceBf16))
+    if (op_cases()[i]->name("").rfind("cross_entropy", 0) == 0) ids.push_back(i);
+  return ids;
+}
+INSTANTIATE_TEST_SUITE_P(Cuda, OpCudaCrossEntropySingleRead, ::testing::ValuesIn(cross_entropy_case_ids()),
+                         test::OpCaseName{"bf16"});
+
 INSTANTIATE_TEST_SUITE_P(Cuda, OpCudaF32, ::testing::ValuesIn(test::op_case_ids(Stage::Fwd)),
                          test::OpCaseName{"cuda_f32"});
 INSTANTIATE_TEST_SUITE_P(Cuda, OpCudaBf16, ::testing::ValuesIn(test::op_case_ids(Stage::DeviceBf16)),
@@ -138,6 +160,16 @@ TEST(CudaCrossEntropy, ForwardBackwardInOneKernelEqualsTheTwo) {
   WICK_REQUIRE_CUDA();
   for (wick::DType dt : {wick::DType::F32, wick::DType::BF16})
     wick::test::check_cross_entropy_fused_equals_separate(wick::Device::cuda(), dt);
+}
+
+// The one-read-a-row kernel (WICK_CE_SINGLE_READ): one block a row (1,000 and 4,096 ids), a cluster of 2
+// (Qwen's 151,936) and of 4 (Gemma 3's 262,144); f32 and odd vocabularies take the default kernels.
+TEST(CudaCrossEntropy, SingleReadForwardBackwardEqualsTheTwo) {
+  WICK_REQUIRE_CUDA();
+  set_cross_entropy_single_read(true);
+  for (wick::DType dt : {wick::DType::F32, wick::DType::BF16})
+    wick::test::check_cross_entropy_fused_equals_separate(wick::Device::cuda(), dt, {151, 1000, 4096, 151936, 262144});
+  set_cross_entropy_single_read(false);
 }
 
 TEST(CudaRope, FourPairKernelEqualsOnePairKernel) {

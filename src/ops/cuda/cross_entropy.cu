@@ -7,12 +7,23 @@
 // place (dlogits == logits: each element is read and then written by the same thread). Both in one kernel
 // (cross_entropy_forward_backward, the training loss): a row's second read mostly hits L2.
 // A target outside [0, V) that is not kIgnoreIndex prints and traps (a device-side assert).
+// One read a row (WICK_CE_SINGLE_READ, ops/cross_entropy.h; bf16, V % 8 == 0): the fused kernel above reads the
+// 0.5B row (304 KB) twice, and ncu puts it at ~230 us per 1,024-row chunk where one read and one write of its
+// 622 MB would take ~130 at HBM speed. ce_single_read_kernel deals a row to a cluster of C blocks (C = the
+// fewest that keep a block's part under kSrMaxPartBytes of shared memory: 2 for Qwen's 151,936 ids, 4 for Gemma
+// 3's 262,144); each copies its part to shared memory by cp.async (no registers, all of it in flight), reduces
+// (max, sum) over it in row_lse's per-thread order, and the C blocks combine their parts in rank order through
+// distributed shared memory; the gradient is then computed from shared memory and written once.
+#include <cooperative_groups.h>
+
 #include <algorithm>
 #include <cstdio>
 #include <cstdint>
 #include <type_traits>
 
+#include "ops/cross_entropy.h"
 #include "ops/cuda/common.cuh"
+#include "ops/cuda/cp_async.cuh"
 #include "ops/cuda/cuda_ops.h"
 
 namespace wick::cuda_ops {
@@ -188,6 +199,144 @@ __global__ void ce_bwd_kernel(const TL* logits, const int32_t* targets, const fl
   row_grad<VW>(x, d, V, t, t == kIgnoreIndex ? 0.0f : lse[row] * kLog2e, grad_scale);
 }
 
+
+// --- One read a row (see the top of the file) ---
+constexpr int kSrThreads = 1024;
+constexpr int kSrMaxPartBytes = 160 * 1024;  // a block's part in shared memory (an SM has 227 KB)
+constexpr int kSrMaxCluster = 8;             // the portable cluster size
+
+// Blocks a row takes (its 16-byte vectors split evenly), or 0 when the row does not fit kSrMaxCluster parts.
+int single_read_cluster(long long V) {
+  const long long bytes = V * 2;
+  const long long c = (bytes + kSrMaxPartBytes - 1) / kSrMaxPartBytes;
+  return c <= kSrMaxCluster ? static_cast<int>(std::max(1LL, c)) : 0;
+}
+
+// Row blockIdx.x / C of logits [N, V] bf16 (16-byte aligned, V % 8 == 0), its part `rank` = vectors [rank part,
+// (rank + 1) part) in shared memory. Forward: lse[row], losses[row] (the block holding the target writes it; the
+// rank-0 block writes lse, and losses = 0 for an ignored row). kBackward: dlogits over the part (may alias logits:
+// the part was copied before any block writes, and each block writes only its own part).
+template <bool kBackward>
+__global__ void __launch_bounds__(kSrThreads)
+    ce_single_read_kernel(const bf16* logits, const int32_t* targets, float* losses, float* lse, float grad_scale,
+                          bf16* dlogits, int V, int part) {
+  namespace cg = cooperative_groups;
+  extern __shared__ uint4 seg[];  // the part: `part` vectors of 8 logits
+  __shared__ float shm[32];
+  __shared__ float2 stats;  // this block's (max, sum of exp(x - max)) over its part
+  cg::cluster_group cluster = cg::this_cluster();
+  const int C = static_cast<int>(cluster.num_blocks()), rank = static_cast<int>(cluster.block_rank());
+  const long long row = blockIdx.x / C;
+  const int v0 = rank * part, n = max(0, min(V / 8 - v0, part));
+  const bf16* x = logits + row * V + (long long)v0 * 8;
+  for (int i = threadIdx.x; i < n; i += blockDim.x)
+    cp_async::cp_async16(cp_async::smem_u32(seg + i), x + (long long)i * 8, true);
+  cp_async::cp_async_commit();
+  const int t = checked_target(targets, row, V);
+  cp_async::cp_async_wait<0>();
+  __syncthreads();
+  // row_lse over the part: two vectors a step, a running (max, sum) per thread with one rescale a step.
+  float m = -INFINITY, s = 0.0f;
+  for (int i0 = threadIdx.x; i0 < n; i0 += 2 * blockDim.x) {
+    float v[2][8];
+#pragma unroll
+    for (int u = 0; u < 2; ++u) {
+      const int i = i0 + u * blockDim.x;
+      if (i < n) {
+        load_logits<8>(reinterpret_cast<const bf16*>(seg + i), v[u]);
+      } else {
+#pragma unroll
+        for (int e = 0; e < 8; ++e) v[u][e] = -INFINITY;
+      }
+    }
+    float lm = m;
+#pragma unroll
+    for (int u = 0; u < 2; ++u)
+#pragma unroll
+      for (int e = 0; e < 8; ++e) lm = fmaxf(lm, v[u][e]);
+    if (lm == -INFINITY) continue;
+    if (lm > m) {
+      s = m == -INFINITY ? 0.0f : s * expf(m - lm);
+      m = lm;
+    }
+    const float mb = m * kLog2e;
+#pragma unroll
+    for (int u = 0; u < 2; ++u)
+#pragma unroll
+      for (int e = 0; e < 8; ++e) s += v[u][e] == m ? 1.0f : exp_shifted(v[u][e], mb);
+  }
+  const float M = cuda::block_max(m, shm);
+  const float S = cuda::block_sum(m == -INFINITY ? 0.0f : s * expf(m - M), shm);
+  if (threadIdx.x == 0) stats = make_float2(M, S);
+  cluster.sync();
+  // The row's (max, sum) from the C parts in rank order: the same value in every block of the cluster.
+  float Mrow = -INFINITY, Srow = 0.0f;
+  for (int q = 0; q < C; ++q) Mrow = fmaxf(Mrow, cluster.map_shared_rank(&stats, q)->x);
+  for (int q = 0; q < C; ++q) {
+    const float2 p = *cluster.map_shared_rank(&stats, q);
+    Srow += p.x == -INFINITY ? 0.0f : p.y * expf(p.x - Mrow);
+  }
+  const float l = Mrow + logf(Srow);
+  cluster.sync();  // no block leaves (its shared memory) before every block has read its stats
+  if (threadIdx.x == 0) {
+    if (rank == 0) {
+      lse[row] = l;
+      if (t == kIgnoreIndex) losses[row] = 0.0f;
+    }
+    if (t != kIgnoreIndex && t / 8 >= v0 && t / 8 < v0 + n)
+      losses[row] = l - cuda::to_f(reinterpret_cast<const bf16*>(seg + (t / 8 - v0))[t % 8]);
+  }
+  if constexpr (kBackward) {
+    bf16* d = dlogits + row * V + (long long)v0 * 8;
+    const float lb = l * kLog2e;
+    for (int i = threadIdx.x; i < n; i += blockDim.x) {
+      float v[8];
+      if (t == kIgnoreIndex) {
+#pragma unroll
+        for (int e = 0; e < 8; ++e) v[e] = 0.0f;
+      } else {
+        load_logits<8>(reinterpret_cast<const bf16*>(seg + i), v);
+        const int c = (v0 + i) * 8;
+#pragma unroll
+        for (int e = 0; e < 8; ++e) v[e] = (exp_shifted(v[e], lb) - (c + e == t ? 1.0f : 0.0f)) * grad_scale;
+      }
+      store_values<8>(d + (long long)i * 8, v);
+    }
+  }
+}
+
+// Whether the single-read kernel takes these logits (and dlogits): switched on, bf16, 16-byte rows, a cluster.
+bool single_read_takes(const Tensor& logits, const Tensor* dlogits) {
+  const long long V = logits.dim(-1);
+  auto aligned = [](const Tensor& t) { return reinterpret_cast<uintptr_t>(t.raw()) % 16 == 0; };
+  return wick::cross_entropy_single_read() && logits.dtype() == DType::BF16 && V % 8 == 0 && V <= 0x7fffffffLL &&
+         aligned(logits) && (!dlogits || aligned(*dlogits)) && single_read_cluster(V) > 0;
+}
+
+void launch_single_read(const Tensor& logits, const Tensor& targets, Tensor& losses, Tensor& lse, float grad_scale,
+                        Tensor* dlogits) {
+  const long long V = logits.dim(-1), N = logits.numel() / V;
+  const int C = single_read_cluster(V);
+  const int part = static_cast<int>((V / 8 + C - 1) / C);
+  const size_t smem = static_cast<size_t>(part) * 16;
+  const int threads = std::min(kSrThreads, std::max(32, (part + 31) / 32 * 32));
+  auto* kernel = dlogits ? ce_single_read_kernel<true> : ce_single_read_kernel<false>;
+  WICK_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
+  cudaLaunchConfig_t cfg = {};
+  cfg.gridDim = dim3(static_cast<unsigned>(N * C));
+  cfg.blockDim = dim3(threads);
+  cfg.dynamicSmemBytes = smem;
+  cfg.stream = cuda::stream_of(losses);
+  cudaLaunchAttribute attr[1];
+  attr[0].id = cudaLaunchAttributeClusterDimension;
+  attr[0].val.clusterDim.x = C, attr[0].val.clusterDim.y = 1, attr[0].val.clusterDim.z = 1;
+  cfg.attrs = attr;
+  cfg.numAttrs = 1;
+  WICK_CUDA_CHECK(cudaLaunchKernelEx(&cfg, kernel, cuda::cptr<bf16>(logits), cuda::cptr<int32_t>(targets),
+                                     cuda::ptr<float>(losses), cuda::ptr<float>(lse), grad_scale,
+                                     dlogits ? cuda::ptr<bf16>(*dlogits) : nullptr, (int)V, part));
+}
+
 }  // namespace
 
 // logits [N, V] f32/bf16, targets [N] i32 -> losses [N] f32 (=), lse [N] f32 (=)
@@ -196,6 +345,7 @@ void cross_entropy_forward(const Tensor& logits, const Tensor& targets, Tensor& 
   const long long N = V ? logits.numel() / V : 0;
   if (N == 0) return;
   WICK_CHECK(V <= 0x7fffffffLL && targets.dtype() == DType::I32, "cross_entropy " << logits.str() << ", " << targets.str());
+  if (single_read_takes(logits, nullptr)) return launch_single_read(logits, targets, losses, lse, 0.0f, nullptr);
   cudaStream_t s = cuda::stream_of(losses);
   cuda::dispatch_float(logits.dtype(), "cross_entropy_forward", [&](auto tl) {
     using TL = typename decltype(tl)::type;
@@ -243,6 +393,7 @@ void cross_entropy_forward_backward(const Tensor& logits, const Tensor& targets,
   if (N == 0) return;
   WICK_CHECK(V <= 0x7fffffffLL && targets.dtype() == DType::I32 && dlogits.dtype() == logits.dtype(),
              "cross_entropy_forward_backward " << logits.str() << ", " << targets.str() << " -> " << dlogits.str());
+  if (single_read_takes(logits, &dlogits)) return launch_single_read(logits, targets, losses, lse, grad_scale, &dlogits);
   cudaStream_t s = cuda::stream_of(losses);
   cuda::dispatch_float(logits.dtype(), "cross_entropy_forward_backward", [&](auto tl) {
     using T = typename decltype(tl)::type;
