@@ -28,6 +28,7 @@
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <utility>
 #include <vector>
 
 #include "ops/cuda/small_m_linear.cuh"
@@ -120,6 +121,7 @@ int main(int argc, char** argv) {
 
   // Weights (1/sqrt(in) scale: activations stay near unit size over the layers) and activations, per layer.
   std::vector<Layer> layers(L);
+  std::vector<std::pair<bf16*, size_t>> acts;  // every activation buffer: cleared before a checked run
   bf16* x0 = alloc_fill(kC, 1.0f, 7);
   const bf16* x = x0;
   unsigned seed = 100;
@@ -137,6 +139,7 @@ int main(int argc, char** argv) {
     CK(cudaMalloc(&h, kC * sizeof(bf16)));
     CK(cudaMalloc(&s, kI * sizeof(bf16)));
     CK(cudaMalloc(&xn, kC * sizeof(bf16)));
+    acts.insert(acts.end(), {{q, kQ + 2 * kKV}, {h, kC}, {s, kI}, {xn, kC}});
     A a = {};
     a.M = 1, a.prefetch = 1;
     y.qkv = a, y.o = a, y.glu = a, y.down = a;
@@ -251,7 +254,9 @@ int main(int argc, char** argv) {
       int Lv = L;
       void* args[] = {(void*)&dl, (void*)&Lv, (void*)&nb};
       auto run = [&] { CK(cudaLaunchCooperativeKernel((void*)kernel, grid, small_m::kThreads, args, 0, st)); };
-      CK(cudaMemset((void*)x_last, 0, kC * sizeof(bf16)));
+      // Every activation NaN first (0xFFFF is a bf16 NaN): a phase that read its input before the barrier let it be
+      // written would carry a NaN, or a value of the previous run, to the end.
+      for (const auto& [p, n] : acts) CK(cudaMemset(p, 0xFF, n * sizeof(bf16)));
       run();
       CK(cudaStreamSynchronize(st));
       const bool same = host(x_last, kC) == chain_out;
