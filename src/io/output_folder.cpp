@@ -17,8 +17,19 @@ bool folder_is_empty(const std::string& dir) {
 }
 
 void check_output_folder(const std::string& dir, bool overwrite, const std::string& hint) {
+  // A file where the folder (or one above it) would go: --overwrite replaces what a folder holds, never a file.
+  std::error_code ec;
+  for (fs::path p = fs::absolute(dir, ec); !p.empty(); p = p.parent_path()) {
+    if (path_exists(p.string())) {
+      if (!is_dir(p.string()))
+        throw Error(p == fs::absolute(dir, ec) ? "the output path is a file, not a folder"
+                                               : "the output path lies under a file, not a folder: " + p.string(),
+                    dir, "choose another --out");
+      break;
+    }
+    if (p == p.parent_path()) break;
+  }
   if (overwrite || folder_is_empty(dir)) return;
-  if (!is_dir(dir)) throw Error("the output path exists and is not a folder", dir, hint);
   throw Error("the output folder is not empty", dir, hint);
 }
 

@@ -236,6 +236,8 @@ TEST_F(Cli, BadInputGivesOneErrorLineAndExitCodeOne) {
   const fs::path adapter_only = root_ / "an-adapter-not-a-model";  // a PEFT adapter folder given as --model
   fs::create_directories(adapter_only);
   std::ofstream(adapter_only / "adapter_config.json") << "{\"r\": 8}\n";
+  const fs::path a_file = root_ / "a-file-not-a-folder";
+  std::ofstream(a_file) << "not a folder\n";
   const std::string m = small_.string();
   struct Case {
     std::vector<std::string> args;
@@ -265,6 +267,10 @@ TEST_F(Cli, BadInputGivesOneErrorLineAndExitCodeOne) {
       {{"generate", "--model", "no-model", "--prompt-ids", "1", "--repetition-penalty", "nan"}, "--repetition-penalty"},
       {{"chat", "--model", "no-model", "--min-p", "2"}, "--min-p: must be in [0, 1]"},
       {{"generate", "--model", m, "--prompt", ""}, "--prompt: is empty"},
+      // A file where the output folder would go: refused, --overwrite or not (it was an internal error).
+      {{"init-model", "--preset", "tiny", "--out", a_file.string(), "--overwrite"}, "is a file, not a folder"},
+      {{"merge", "--model", m, "--adapter", m, "--out", (a_file / "sub").string()}, "lies under a file"},
+      {{"train", "--model", m, "--data", bad.string(), "--out", a_file.string(), "--overwrite"}, "is a file, not a folder"},
       {{"init-model", "--preset", "tiny", "--out", (root_ / "neg-seed").string(), "--seed", "-3"}, "--seed"},
       // A folder that is not a model's, to each command that reads one.
       {{"info", "--model", empty_dir.string()}, "no config.json in the model folder"},
