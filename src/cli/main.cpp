@@ -4,6 +4,8 @@
 
 #include <cstdio>
 #include <exception>
+#include <filesystem>
+#include <string>
 
 #include "cli/commands.h"
 #include "core/error.h"
@@ -22,6 +24,15 @@ int main(int argc, char** argv) {
     return 1;
   } catch (const wick::Error& e) {
     std::fprintf(stderr, "wick: error: %s\n", e.what());
+    return 1;
+  } catch (const std::filesystem::filesystem_error& e) {
+    // A path the system refused (a folder that cannot be created, a full disk, no permission): the path and the
+    // system's reason, as a bad input, not as wick's own failure.
+    std::string what = e.what();  // "filesystem error: cannot create directories: No such file ... [PATH]"
+    if (what.rfind("filesystem error: ", 0) == 0) what.erase(0, 18);
+    if (const size_t at = what.find(" ["); at != std::string::npos) what.erase(at);
+    std::fprintf(stderr, "wick: error: %s: %s (hint: check the path, its permissions and the free space)\n",
+                 e.path1().string().c_str(), what.c_str());
     return 1;
   } catch (const std::exception& e) {
     std::fprintf(stderr, "wick: internal error: %s\n", e.what());

@@ -271,6 +271,8 @@ TEST_F(Cli, BadInputGivesOneErrorLineAndExitCodeOne) {
       {{"init-model", "--preset", "tiny", "--out", a_file.string(), "--overwrite"}, "is a file, not a folder"},
       {{"merge", "--model", m, "--adapter", m, "--out", (a_file / "sub").string()}, "lies under a file"},
       {{"train", "--model", m, "--data", bad.string(), "--out", a_file.string(), "--overwrite"}, "is a file, not a folder"},
+      // A folder the system will not create (/proc takes no new entries): its path and reason, not an internal error.
+      {{"init-model", "--preset", "tiny", "--out", "/proc/wick-cannot-create-this"}, "cannot create directories"},
       {{"init-model", "--preset", "tiny", "--out", (root_ / "neg-seed").string(), "--seed", "-3"}, "--seed"},
       // A folder that is not a model's, to each command that reads one.
       {{"info", "--model", empty_dir.string()}, "no config.json in the model folder"},
