@@ -76,6 +76,18 @@ if want tests; then
   grep -E '^\[  FAILED  \]' "$T" | head -20 >> "$S"
 fi
 
+if want megakernel; then
+  mkdir -p build-gpu
+  # dev/megakernel: a chain of PDL launches (a CUDA graph, today's decode projections) against one persistent kernel
+  # with grid barriers, for 28 layers of Qwen2.5-1.5B's four projection phases; the same block code, the same bits.
+  if "$NVCC" -O3 -std=c++17 -gencode arch=compute_90,code=sm_90 -I src -o build-gpu/layer_chain_bench.bin \
+      dev/megakernel/layer_chain_bench.cu >> "$O/build.log" 2>&1; then
+    timeout 120 build-gpu/layer_chain_bench.bin 28 > "$O/megakernel.txt" 2>&1
+    note "megakernel: $(grep -E 'us a layer|FAIL|done' "$O/megakernel.txt" | tr '\n' ' ')"
+  else
+    note "megakernel harness did not build (build.log)"
+  fi
+fi
 if want l2; then
   # The L2 prefetch during decode attention (l2_prefetch.patch), 0.5B and 1.5B, two rounds: off, bulk (the
   # default, 32 MB a layer, before the attention), per-line, 48 MB, and before q|k|v (32 and 48 MB). The tokens
@@ -261,18 +273,6 @@ if want ce; then
     done
   done
   note "train ce single-read A/B: $(tr '\n' ' ' < "$A")"
-fi
-if want megakernel; then
-  mkdir -p build-gpu
-  # dev/megakernel: a chain of PDL launches (a CUDA graph, today's decode projections) against one persistent kernel
-  # with grid barriers, for 28 layers of Qwen2.5-1.5B's four projection phases; the same block code, the same bits.
-  if "$NVCC" -O3 -std=c++17 -gencode arch=compute_90,code=sm_90 -I src -o build-gpu/layer_chain_bench.bin \
-      dev/megakernel/layer_chain_bench.cu >> "$O/build.log" 2>&1; then
-    timeout 120 build-gpu/layer_chain_bench.bin 28 > "$O/megakernel.txt" 2>&1
-    note "megakernel: $(grep -E 'us a layer|FAIL|done' "$O/megakernel.txt" | tr '\n' ' ')"
-  else
-    note "megakernel harness did not build (build.log)"
-  fi
 fi
 if want l2bench; then
   # What a projection gains from L2 (dev/small_m/small_m_bench.cu l2): each decode shape from HBM and from L2.
