@@ -32,6 +32,20 @@ STAGES=("$@")
 [ ${#STAGES[@]} -eq 0 ] && STAGES=(build tests train ncu)
 note() { echo "$(date -u +%T) $*" | tee -a "$S"; }
 want() { local s; for s in "${STAGES[@]}"; do [ "$s" = "$1" ] && return 0; done; return 1; }
+# Training rows at each value of an environment switch, one build, alternating, wick alone (12 steps):
+# train_ab FILE VAR "VALUES" "MODEL:ROUND ..." appends one line a run to FILE.
+train_ab() {
+  local file=$1 var=$2 values=$3 specs=$4 spec v
+  : > "$file"
+  for spec in $specs; do
+    set -- ${spec/:/ }
+    for v in $values; do
+      env "$var=$v" OUT=/tmp/bt-out BENCH_TMP=/tmp/bt PEER=0 STEPS=12 BUILD=build-gpu timeout 100 \
+        bash scripts/bench-train.sh "$1" > /dev/null 2>&1
+      echo "$1 round $2, $var=$v: $(grep '^| train' /tmp/bt-out/train-bench.md)" >> "$file"
+    done
+  done
+}
 P=/opt/wickdeps/usr/lib/x86_64-linux-gnu
 export LD_LIBRARY_PATH=$P:$P/openblas-pthread${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
 nvidia-smi --query-gpu=name,driver_version,clocks.max.sm --format=csv,noheader >> "$S" 2>&1
@@ -191,15 +205,7 @@ if want wgrad; then
     note "weight_grads harness did not build (build.log)"
   fi
   A=$O/train-wgrad-ab.md
-  : > "$A"
-  for spec in ${WGRAD_AB:-0.5b:1 0.5b:2 1.5b:1}; do
-    set -- ${spec/:/ }
-    for v in 0 1 2; do
-      OUT=/tmp/bt-out BENCH_TMP=/tmp/bt PEER=0 STEPS=12 BUILD=build-gpu WICK_WEIGHT_GRADS=$v timeout 100 \
-        bash scripts/bench-train.sh "$1" > /dev/null 2>&1
-      echo "$1 round $2, WICK_WEIGHT_GRADS=$v: $(grep '^| train' /tmp/bt-out/train-bench.md)" >> "$A"
-    done
-  done
+  train_ab "$A" WICK_WEIGHT_GRADS "0 1 2" "${WGRAD_AB:-0.5b:1 0.5b:2 1.5b:1}"
   note "train weight_grads A/B: $(tr '\n' ' ' < "$A")"
 fi
 
@@ -263,15 +269,7 @@ if want ce; then
   # The loss's one-read-a-row kernel (WICK_CE_SINGLE_READ=1, ops/cross_entropy.h) against the default fused kernel:
   # 0.5B training rows, one build, alternating, two rounds (CE_AB="0.5b:1 ..." to change).
   A=$O/train-ce-ab.md
-  : > "$A"
-  for spec in ${CE_AB:-0.5b:1 0.5b:2}; do
-    set -- ${spec/:/ }
-    for v in 0 1; do
-      OUT=/tmp/bt-out BENCH_TMP=/tmp/bt PEER=0 STEPS=12 BUILD=build-gpu WICK_CE_SINGLE_READ=$v timeout 100 \
-        bash scripts/bench-train.sh "$1" > /dev/null 2>&1
-      echo "$1 round $2, WICK_CE_SINGLE_READ=$v: $(grep '^| train' /tmp/bt-out/train-bench.md)" >> "$A"
-    done
-  done
+  train_ab "$A" WICK_CE_SINGLE_READ "0 1" "${CE_AB:-0.5b:1 0.5b:2}"
   note "train ce single-read A/B: $(tr '\n' ' ' < "$A")"
 fi
 if want l2bench; then
