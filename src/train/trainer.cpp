@@ -99,6 +99,10 @@ Trainer::Trainer(CausalLM& model, const Dataset& data, TrainOptions opt, const D
                                  : std::max<int64_t>(1, static_cast<int64_t>(std::ceil(p.opt.epochs * per_epoch)));
   const ScheduleKind kind = parse_schedule_kind(p.opt.scheduler);
   p.sched = Schedule{kind, effective_warmup_steps(kind, p.opt.warmup_steps, p.opt.warmup_ratio, p.total), p.total};
+  // A warmup as long as the run never reaches the learning rate asked for (its last step is at warmup / total of it).
+  if (p.sched.warmup_steps >= p.total && p.sched.warmup_steps > 1 && p.comm->is_root())
+    warn("the warmup (" + std::to_string(p.sched.warmup_steps) + " steps) is as long as the run (" +
+         std::to_string(p.total) + " steps): the learning rate never reaches --lr; lower --warmup-steps or --warmup-ratio");
 
   // Adapters: resume > adapter_init > fresh. --resume DIR means DIR's latest complete checkpoint.
   const std::string resume_dir = p.opt.resume.empty() ? std::string() : resolve_resume_dir(p.opt.resume);

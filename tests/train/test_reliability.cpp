@@ -302,5 +302,33 @@ TEST(Reliability, UnusedTensorsAreReported) {
   EXPECT_NE(warnings[0].find("rotary_emb.inv_freq"), std::string::npos) << warnings[0];
 }
 
+// A warmup as long as the run never reaches the learning rate: warned of (the run still does what was asked, as
+// transformers' schedules do); a shorter one is not.
+TEST(Reliability, AWarmupAsLongAsTheRunIsWarnedOf) {
+  TempDir tmp;
+  const ModelConfig c = tiny_config();
+  Rng rng(3);
+  const Dataset data = write_and_load(random_examples(rng, 4, 3, 8, c.vocab_size), tmp.file("d.jsonl"), c.vocab_size);
+  for (const int64_t warmup : {10, 3, 2}) {
+    TrainOptions o = good_options(tmp.file("out" + std::to_string(warmup)));
+    o.max_steps = 3;
+    o.warmup_steps = warmup;
+    o.scheduler = "linear";
+    auto m = CausalLM::random(c, Device::cpu(), DType::F32, 1);
+    std::vector<std::string> warnings;
+    auto old = set_warning_sink([&](const std::string& w) { warnings.push_back(w); });
+    Trainer t(*m, data, o);
+    set_warning_sink(old);
+    if (warmup >= 3) {
+      ASSERT_EQ(warnings.size(), 1u) << "warmup " << warmup;
+      EXPECT_NE(warnings[0].find("the warmup (" + std::to_string(warmup) + " steps) is as long as the run (3 steps)"),
+                std::string::npos)
+          << warnings[0];
+    } else {
+      EXPECT_TRUE(warnings.empty()) << "warmup " << warmup << ": " << warnings[0];
+    }
+  }
+}
+
 }  // namespace
 }  // namespace wick::test
