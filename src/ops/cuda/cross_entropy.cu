@@ -199,7 +199,6 @@ __global__ void ce_bwd_kernel(const TL* logits, const int32_t* targets, const fl
   row_grad<VW>(x, d, V, t, t == kIgnoreIndex ? 0.0f : lse[row] * kLog2e, grad_scale);
 }
 
-
 // --- One read a row (see the top of the file) ---
 constexpr int kSrThreads = 1024;
 constexpr int kSrMaxPartBytes = 160 * 1024;  // a block's part in shared memory (an SM has 227 KB)
