@@ -110,8 +110,9 @@ template <typename T> struct Chunk<T, 1> {
 // R: weight rows per warp group (1 plain, 2 GLU: gate and up). U: weight loads per lane issued before any is used.
 // The work of block `block` of the launch (its kWarps / K output rows), with wait() where the kernel calls
 // pdl::enter(): after the prefetched weight loads, before x is read. small_m_kernel runs it for blockIdx.x;
-// dev/megakernel's persistent kernel runs it for many blocks in a row, with its own wait. Every thread returns
-// through the end (no barrier is skipped); red is the block's shared scratch, free again on return.
+// dev/megakernel's persistent kernel runs it for many blocks in a row, with its own wait (a caller that runs it
+// again must __syncthreads() between calls: red, the block's shared scratch, is reused). Threads return early only
+// after the function's last barrier, so every thread of the block reaches the caller's next one.
 template <typename T, typename TY, int MM, int E, int MODE, int U, class Wait>
 __device__ __forceinline__ void small_m_block(const Args<T, TY>& a, int block, Wait&& wait) {
   constexpr int R = MODE == kPlain ? 1 : 2;
