@@ -55,7 +55,8 @@ GenerateOptions gen_options(const Session& s, const GenFlags& f) {
   o.eos_ids = s.generation_config().eos_token_ids;
   o.stop_strings = f.stop;
   o.ignore_eos = f.ignore_eos;
-  validate_sampling_params(o.sampling, "--");  // with generation_config.json's defaults
+  // The flags passed check_gen_flags; what fails now came from the model folder's generation_config.json.
+  validate_sampling_params(o.sampling, "generation_config.json: ");
   return o;
 }
 
