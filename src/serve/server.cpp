@@ -68,6 +68,13 @@ void Server::routes() {
   h.set_read_timeout(30);
   h.set_write_timeout(30);
   h.set_keep_alive_timeout(2);  // idle keep-alive connections hold a pool thread; a drain waits for them
+  // SO_REUSEADDR only: a restart may bind while old connections wait out TIME_WAIT, but a port another server
+  // listens on is refused. (cpp-httplib's default, SO_REUSEPORT on Linux, let a second `wick serve` share the
+  // port silently, and the kernel then split the requests between the two.)
+  h.set_socket_options([](socket_t sock) {
+    int yes = 1;
+    setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, reinterpret_cast<const void*>(&yes), sizeof(yes));
+  });
   // Statuses httplib answers itself (404, 413, 400 on a broken request line) get OpenAI's error body too.
   h.set_error_handler([this](const httplib::Request&, httplib::Response& res) {
     if (!res.body.empty()) return;
@@ -163,7 +170,7 @@ void Server::run() {
     if (port < 0) throw Error("cannot bind " + opt_.host + " to a free port", "--host");
   } else if (!http_->bind_to_port(opt_.host, port)) {
     throw Error("cannot listen on " + opt_.host + ":" + std::to_string(port) + " (in use, or not an address of this host)",
-                "--port");
+                "--host / --port");
   }
   g_signal = 0;
   struct sigaction sa {};

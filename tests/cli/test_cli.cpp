@@ -2,8 +2,11 @@
 // the adapter; Ctrl-C saves a checkpoint and prints a command that resumes; bad input gives one error line
 // and exit code 1; every option of every subcommand has a description in --help.
 #include <gtest/gtest.h>
+#include <arpa/inet.h>
 #include <fcntl.h>
+#include <netinet/in.h>
 #include <signal.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -226,6 +229,32 @@ TEST_F(Cli, CtrlCSavesAndPrintsACommandThatResumes) {
   int n = 0;
   for (std::string l; std::getline(mf, l);) EXPECT_EQ(json::parse(l).at("step").get<int>(), ++n);
   EXPECT_EQ(n, 20);
+}
+
+// A port another server listens on is refused, even one that allows sharing it (SO_REUSEPORT, which cpp-httplib
+// sets by default): two servers on one port would split the requests between them without a word.
+TEST_F(Cli, ServeRefusesAPortAnotherServerListensOn) {
+  const int s = socket(AF_INET, SOCK_STREAM, 0);
+  ASSERT_GE(s, 0);
+  int yes = 1;
+  setsockopt(s, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof yes);
+  setsockopt(s, SOL_SOCKET, SO_REUSEPORT, &yes, sizeof yes);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(bind(s, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
+  ASSERT_EQ(listen(s, 4), 0);
+  socklen_t len = sizeof a;
+  ASSERT_EQ(getsockname(s, reinterpret_cast<sockaddr*>(&a), &len), 0);
+  const std::string port = std::to_string(ntohs(a.sin_port));
+  // Should it listen after all, the test stops it (and fails) instead of waiting for it.
+  const Result r = run_wick({"serve", "--model", small_.string(), "--device", "cpu", "--port", port},
+                            [](const std::string& line, pid_t pid) {
+                              if (line.find("listening on") != std::string::npos) kill(pid, SIGKILL);
+                            });
+  close(s);
+  EXPECT_EQ(r.rc, 1) << r.err;
+  EXPECT_NE(r.err.find("cannot listen on 127.0.0.1:" + port), std::string::npos) << r.err;
 }
 
 TEST_F(Cli, BadInputGivesOneErrorLineAndExitCodeOne) {
