@@ -75,9 +75,7 @@ void adopt_adapter_shape(TrainSettings& s, const std::string& adapter_dir, const
   for (const std::string& m : paths)
     if (a.targets(m)) chosen.push_back(m);
   if (s.targets != def.targets) {
-    io::LoraConfig u;
-    u.target_modules = s.targets;
-    if (s.targets.size() == 1 && (s.targets[0] == "all" || s.targets[0] == "all-linear")) u.target_modules = all_lora_targets();
+    const io::LoraConfig u = to_options(s, "").lora;  // the selection as a fresh run would make it ("all" expanded)
     for (const std::string& m : paths)
       if (u.targets(m) != a.targets(m)) {
         std::string list;

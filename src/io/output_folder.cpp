@@ -19,11 +19,12 @@ bool folder_is_empty(const std::string& dir) {
 void check_output_folder(const std::string& dir, bool overwrite, const std::string& hint) {
   // A file where the folder (or one above it) would go: --overwrite replaces what a folder holds, never a file.
   std::error_code ec;
-  for (fs::path p = fs::absolute(dir, ec); !p.empty(); p = p.parent_path()) {
-    if (path_exists(p.string())) {
-      if (!is_dir(p.string()))
-        throw Error(p == fs::absolute(dir, ec) ? "the output path is a file, not a folder"
-                                               : "the output path lies under a file, not a folder: " + p.string(),
+  const fs::path out = fs::absolute(dir, ec);
+  for (fs::path p = out; !p.empty(); p = p.parent_path()) {
+    if (path_exists(p)) {
+      if (!is_dir(p))
+        throw Error(p == out ? "the output path is a file, not a folder"
+                             : "the output path lies under a file, not a folder: " + p.string(),
                     dir, "choose another --out");
       break;
     }
