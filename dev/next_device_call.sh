@@ -14,8 +14,8 @@
 # Stages: build tests train ncu (the default), trainab (the training rows of the tree against the base packed in
 # .carry-ab), wgrad (dev/weight_grads' harness: v1, v2, probes; then training with WICK_WEIGHT_GRADS=1, 2 and
 # WICK_WEIGHT_GRADS=0), lorarows (the seed suite's lora rows: low_rank_product's rule against v1), adapter glu l2
-# early lowrank l2bench gemm megakernel ce. Each writes under $OUT:
-# build.log, cuda-tests.log, megakernel.txt, train-ce-ab.md, weight-grads.txt, train-wgrad-ab.md, lora-rows.txt, decode-ab.txt, glu-ab.txt, l2-ab.txt, early-ab.txt, low-rank.txt, small-m-l2.txt, train-table.md
+# early lowrank l2bench gemm megakernel ce cencu normfuse. Each writes under $OUT:
+# build.log, cuda-tests.log, megakernel.txt, train-ce-ab.md, ncu-ce.txt, norm-fusion-ab.txt, weight-grads.txt, train-wgrad-ab.md, lora-rows.txt, decode-ab.txt, glu-ab.txt, l2-ab.txt, early-ab.txt, low-rank.txt, small-m-l2.txt, train-table.md
 # (+ bench/), train-ab.md, ncu-train.txt, gemm-algos.txt, and summary.txt.
 #
 # Here, before the call: bash scripts/pack-deps.sh; bash scripts/decode-ab.sh pack (the tokenizer).
@@ -271,6 +271,33 @@ if want ce; then
   A=$O/train-ce-ab.md
   train_ab "$A" WICK_CE_SINGLE_READ "0 1" "${CE_AB:-0.5b:1 0.5b:2}"
   note "train ce single-read A/B: $(tr '\n' ' ' < "$A")"
+fi
+if want cencu; then
+  # The loss kernels alone under ncu, the default fused kernel against WICK_CE_SINGLE_READ=1: 16 launches (two 0.5B
+  # steps of 8 chunks of [1,024 x 151,936]) after the first 32. Needs the ce or train stage's model and data.
+  D=/tmp/bt/data-8x1024.jsonl
+  if command -v ncu > /dev/null && [ -f "$D" ]; then
+    for v in 0 1; do
+      rm -rf /tmp/ncu-ce-run
+      WICK_CE_SINGLE_READ=$v timeout 200 ncu --csv --print-units base --metrics gpu__time_duration.sum --clock-control none \
+        --kernel-name regex:ce_ --launch-skip 32 --launch-count 16 build-gpu/wick train --model /tmp/bt/qwen2.5-0.5b \
+        --data "$D" --out /tmp/ncu-ce-run --batch-size 8 --max-steps 6 --rank 16 --alpha 32 --targets all --lr 1e-4 \
+        --scheduler constant --warmup-steps 0 --device cuda --dtype bf16 --max-seq-len 1024 > /tmp/ncu-ce.csv 2>> "$O/ncu.err"
+      python3 bench/ncu_summary.py /tmp/ncu-ce.csv 2 "loss kernels, WICK_CE_SINGLE_READ=$v, per 0.5B step" >> "$O/ncu-ce.txt"
+    done
+    note "ncu loss kernels: $(grep -E 'WICK_CE|us/step' "$O/ncu-ce.txt" | tr '\n' ' ')"
+  else
+    note "cencu skipped (no ncu or no data from the ce / train stage)"
+  fi
+fi
+if want normfuse; then
+  # Decode with the layers' RMSNorms inside the projection launches after them and the attention residual inside
+  # o_proj's (the default) against the separate launches (WICK_DECODE_NORM_FUSION=0), 1.5B and 0.5B, three rounds.
+  # The same bits: the tokens must be identical.
+  OUT=/tmp/dab-norm WICK_NEW=build-gpu/wick timeout 240 bash scripts/decode-ab.sh variants "qwen2.5-1.5b qwen2.5-0.5b" 3 \
+    "separate=WICK_DECODE_NORM_FUSION=0" "fused=" > /dev/null 2>&1
+  cp /tmp/dab-norm/decode-ab.txt "$O/norm-fusion-ab.txt" 2>/dev/null
+  note "norm fusion separate/fused: $(grep -o 'qwen[a-z0-9.-]* [a-z]* round [0-9]: decode [0-9.]* tok/s\|tokens differ' "$O/norm-fusion-ab.txt" 2>/dev/null | tr '\n' ' ')"
 fi
 if want l2bench; then
   # What a projection gains from L2 (dev/small_m/small_m_bench.cu l2): each decode shape from HBM and from L2.

@@ -139,7 +139,7 @@ void attention_forward(const Tensor& q, const Tensor& k, const Tensor& v, const 
 }
 
 namespace {
-OptInSwitch g_early_loads("WICK_DECODE_EARLY_LOADS");
+KernelSwitch g_early_loads("WICK_DECODE_EARLY_LOADS", /*default_on*/ true);
 }  // namespace
 bool decode_early_loads() { return g_early_loads.on(); }
 void set_decode_early_loads(bool on) { g_early_loads.set(on); }

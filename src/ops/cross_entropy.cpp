@@ -12,7 +12,7 @@ namespace wick {
 using ops_detail::Arg;
 
 namespace {
-OptInSwitch g_single_read("WICK_CE_SINGLE_READ");
+KernelSwitch g_single_read("WICK_CE_SINGLE_READ", /*default_on*/ false);
 }  // namespace
 bool cross_entropy_single_read() { return g_single_read.on(); }
 void set_cross_entropy_single_read(bool on) { g_single_read.set(on); }
