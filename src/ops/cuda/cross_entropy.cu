@@ -110,6 +110,33 @@ __device__ __forceinline__ int checked_target(const int32_t* targets, long long 
   return t;
 }
 
+// One step of a thread's running (max m, sum s of exp(x - m)) over U vectors of VW logits already loaded: the new
+// max with one rescale of s, then the terms (a logit equal to the max counts exp(0) = 1, also when it is +inf).
+// Shared by row_lse and ce_single_read_kernel, so that both fold in one order.
+template <int U, int VW> __device__ __forceinline__ void fold_max_sum(const float (&v)[U][VW], float& m, float& s) {
+  float lm = m;
+#pragma unroll
+  for (int u = 0; u < U; ++u)
+#pragma unroll
+    for (int i = 0; i < VW; ++i) lm = fmaxf(lm, v[u][i]);
+  if (lm == -INFINITY) return;  // nothing but -inf so far: adds nothing (and -inf - -inf would be NaN)
+  if (lm > m) {
+    s = m == -INFINITY ? 0.0f : s * expf(m - lm);
+    m = lm;
+  }
+  const float mb = m * kLog2e;
+#pragma unroll
+  for (int u = 0; u < U; ++u)
+#pragma unroll
+    for (int i = 0; i < VW; ++i) s += v[u][i] == m ? 1.0f : exp_shifted(v[u][i], mb);
+}
+
+// The block's (max, sum of exp(x - max)) from each thread's running pair, to every thread.
+__device__ __forceinline__ float2 block_max_sum(float m, float s, float* shm) {
+  const float M = cuda::block_max(m, shm);
+  return make_float2(M, cuda::block_sum(m == -INFINITY ? 0.0f : s * expf(m - M), shm));
+}
+
 // The log-sum-exp of row x [V], returned to every thread of the block (every thread must call; shm: 32 floats).
 // Each thread loads kUnroll vectors of VW logits before it uses any (one row is ~300 KB: with one vector in flight
 // per thread and a (max, sum) update chained behind each load, the 0.5B loss forward ran at ~1.4 TB/s), then
@@ -131,25 +158,10 @@ template <typename TL, int VW> __device__ float row_lse(const TL* x, int V, floa
         for (int i = 0; i < VW; ++i) v[u][i] = -INFINITY;
       }
     }
-    float lm = m;
-#pragma unroll
-    for (int u = 0; u < kUnroll; ++u)
-#pragma unroll
-      for (int i = 0; i < VW; ++i) lm = fmaxf(lm, v[u][i]);
-    if (lm == -INFINITY) continue;  // nothing but -inf so far: adds nothing (and -inf - -inf would be NaN)
-    if (lm > m) {
-      s = m == -INFINITY ? 0.0f : s * expf(m - lm);
-      m = lm;
-    }
-    const float mb = m * kLog2e;
-#pragma unroll
-    for (int u = 0; u < kUnroll; ++u)
-#pragma unroll
-      for (int i = 0; i < VW; ++i) s += v[u][i] == m ? 1.0f : exp_shifted(v[u][i], mb);
+    fold_max_sum(v, m, s);
   }
-  const float M = cuda::block_max(m, shm);
-  const float S = cuda::block_sum(m == -INFINITY ? 0.0f : s * expf(m - M), shm);
-  return M + logf(S);
+  const float2 ms = block_max_sum(m, s, shm);
+  return ms.x + logf(ms.y);
 }
 
 // logits [N, V], targets [N] -> losses [N], lse [N]
@@ -248,25 +260,10 @@ __global__ void __launch_bounds__(kSrThreads)
         for (int e = 0; e < 8; ++e) v[u][e] = -INFINITY;
       }
     }
-    float lm = m;
-#pragma unroll
-    for (int u = 0; u < 2; ++u)
-#pragma unroll
-      for (int e = 0; e < 8; ++e) lm = fmaxf(lm, v[u][e]);
-    if (lm == -INFINITY) continue;
-    if (lm > m) {
-      s = m == -INFINITY ? 0.0f : s * expf(m - lm);
-      m = lm;
-    }
-    const float mb = m * kLog2e;
-#pragma unroll
-    for (int u = 0; u < 2; ++u)
-#pragma unroll
-      for (int e = 0; e < 8; ++e) s += v[u][e] == m ? 1.0f : exp_shifted(v[u][e], mb);
+    fold_max_sum(v, m, s);
   }
-  const float M = cuda::block_max(m, shm);
-  const float S = cuda::block_sum(m == -INFINITY ? 0.0f : s * expf(m - M), shm);
-  if (threadIdx.x == 0) stats = make_float2(M, S);
+  const float2 ms = block_max_sum(m, s, shm);
+  if (threadIdx.x == 0) stats = ms;
   cluster.sync();
   // The row's (max, sum) from the C parts in rank order: the same value in every block of the cluster.
   float Mrow = -INFINITY, Srow = 0.0f;
