@@ -292,10 +292,10 @@ if want cencu; then
 fi
 if want normfuse; then
   # Decode with the layers' RMSNorms inside the projection launches after them and the attention residual inside
-  # o_proj's (the default) against the separate launches (WICK_DECODE_NORM_FUSION=0), 1.5B and 0.5B, three rounds.
+  # o_proj's (WICK_DECODE_NORM_FUSION=1) against the separate launches (the default), 1.5B and 0.5B, three rounds.
   # The same bits: the tokens must be identical.
   OUT=/tmp/dab-norm WICK_NEW=build-gpu/wick timeout 240 bash scripts/decode-ab.sh variants "qwen2.5-1.5b qwen2.5-0.5b" 3 \
-    "separate=WICK_DECODE_NORM_FUSION=0" "fused=" > /dev/null 2>&1
+    "separate=WICK_DECODE_NORM_FUSION=0" "fused=WICK_DECODE_NORM_FUSION=1" > /dev/null 2>&1
   cp /tmp/dab-norm/decode-ab.txt "$O/norm-fusion-ab.txt" 2>/dev/null
   note "norm fusion separate/fused: $(grep -o 'qwen[a-z0-9.-]* [a-z]* round [0-9]: decode [0-9.]* tok/s\|tokens differ' "$O/norm-fusion-ab.txt" 2>/dev/null | tr '\n' ' ')"
 fi

@@ -176,7 +176,8 @@ struct BlockFusion {
 };
 
 // Whether decode may fuse a pre-norm layer's norms and its attention residual into the small_m launches
-// (BlockFusion): on by default, WICK_DECODE_NORM_FUSION=0 (read once) turns it off; the same bits either way.
+// (BlockFusion): opt-in until measured on a GPU (WICK_DECODE_NORM_FUSION=1, read once; session 20's version of the
+// idea, dev/small_m/folded_norm.patch, measured slower); the same bits either way.
 // set_decode_norm_fusion is the tests' switch (it applies to steps and graph captures after it).
 bool decode_norm_fusion();
 void set_decode_norm_fusion(bool on);
