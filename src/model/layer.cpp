@@ -400,7 +400,8 @@ bool decode_fuses_norms(LayerWeights& W, LayerActs& A, const Tensor& x, LayerRun
     return false;
   for (int g : {kQKV, kO, kGateUp}) {
     const Group gr = group(W, g, run);
-    if (!small_m_takes(gr.linears, x, A.adapter_u[g], gr.dropout ? gr.seeds : nullptr, run.inference)) return false;
+    const Tensor& in = g == kO ? A.att : x;  // o_proj reads the attention output (gate/up: h, x's shape and dtype)
+    if (!small_m_takes(gr.linears, in, A.adapter_u[g], gr.dropout ? gr.seeds : nullptr, run.inference)) return false;
   }
   return true;
 }

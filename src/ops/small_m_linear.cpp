@@ -50,9 +50,6 @@ void check_low_rank(const char* op, const Tensor& x, const SmallMLowRank& lr, co
   }
 }
 
-}  // namespace
-
-namespace {
 // opt.input_norm against x [M, in].
 void check_input_norm(const char* op, const Tensor& x, const SmallMNorm& n) {
   const Arg X{"x", &x};
@@ -73,6 +70,7 @@ Tensor normalised_input(const Tensor& x, const SmallMNorm& n) {
   rms_norm_forward(x32, w32, n.eps, y, rstd, n.kind);
   return y.to(x.dtype());
 }
+
 }  // namespace
 
 bool small_m_enabled() { return small_m_switch().load(std::memory_order_relaxed); }
