@@ -19,7 +19,6 @@
 #include <vector>
 
 #include "core/tensor.h"
-#include "ops/norm.h"
 #include "ops/swiglu.h"
 
 namespace wick {
@@ -41,17 +40,6 @@ struct SmallMLowRank {
   std::vector<float> scale;         // one per member
 };
 
-// The RMSNorm in front of a small_m projection (decode: the layer's input norm before q|k|v, the post-attention
-// norm before gate/up, the final norm before lm_head), done inside the projection's launch instead of a launch of
-// its own: the projections read rms_norm_forward(x, *w, eps, kind)'s output (rstd and y are not stored). On CUDA
-// each block computes the row's rstd itself in the norm kernel's order (ops/cuda/rms_row.cuh) and normalises x as it
-// reads it: the same bits as rms_norm_forward into an aligned output, then the projection. w [in], x's dtype.
-struct SmallMNorm {
-  const Tensor* w = nullptr;
-  float eps = 1e-6f;
-  RmsWeight kind = RmsWeight::Scale;
-};
-
 // What a caller may ask of small_m_linear / small_m_glu beyond the projections.
 struct SmallMOptions {
   // The weights and biases are settled: the kernel launched just before this op on its stream does not write
@@ -65,8 +53,6 @@ struct SmallMOptions {
   const Tensor* residual = nullptr;
   // Adapter terms (SmallMLowRank), or none.
   const SmallMLowRank* low_rank = nullptr;
-  // x's RMSNorm (SmallMNorm), or none: x is then the norm's input.
-  const SmallMNorm* input_norm = nullptr;
 };
 
 // x [M, in], w_j [out_j, in], bias_j [out_j] (or null; `bias` may also be empty) -> y_j [M, out_j] (=):

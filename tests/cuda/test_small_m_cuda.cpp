@@ -5,14 +5,11 @@
 
 #include <algorithm>
 #include <cmath>
-#include <cstring>
 #include <vector>
 
 #include "common/testutil.h"
 #include "core/rng.h"
 #include "model/causal_lm.h"
-#include "model/layer.h"
-#include "ops/norm.h"
 #include "ops/small_m_linear.h"
 
 namespace wick::test {
@@ -95,69 +92,6 @@ TEST(SmallMCuda, DecodeThroughSmallMKernelsMatchesTheGemmPath) {
       }
     }
   }
-}
-
-bool bitwise_equal(const Tensor& a, const Tensor& b) {
-  return a.nbytes() == b.nbytes() && std::memcmp(a.raw(), b.raw(), a.nbytes()) == 0;
-}
-
-// The input norm inside the projection's launch (SmallMOptions::input_norm) sums each row in the norm kernel's order
-// and rounds as its output does: the same bits as rms_norm_forward into a fresh tensor, then the projection.
-// Widths: the norm kernel's 4-element groups at 224, 384 and 512 threads (two groups a thread at 3584), its
-// one-element order (in % 4 != 0); both weight kinds; 1..8 rows; f32 and bf16; q|k|v-like and gate/up + GLU.
-TEST(SmallMCuda, InputNormInTheLaunchEqualsTheNormOpThenTheProjection) {
-  WICK_REQUIRE_CUDA();
-  Rng rng(5);
-  for (DType dt : {DType::F32, DType::BF16})
-    for (int64_t in : {896, 1536, 3584, 33, 102})
-      for (int64_t M : {1, 3, 8})
-        for (RmsWeight kind : {RmsWeight::Scale, RmsWeight::OneOffset}) {
-          const std::string what = std::string(dtype_name(dt)) + " in " + std::to_string(in) + " M " +
-                                   std::to_string(M) + (kind == RmsWeight::OneOffset ? " offset" : "");
-          auto dev = [&](const Tensor& t) { return t.to(dt).to(Device::cuda()); };
-          const Tensor x = dev(randn({M, in}, rng, 3.0f)), nw = dev(randn({in}, rng));
-          const Tensor w0 = dev(randn({200, in}, rng, 0.05f)), w1 = dev(randn({40, in}, rng, 0.05f));
-          const Tensor b0 = dev(randn({200}, rng));
-          const SmallMNorm norm{&nw, 1e-6f, kind};
-          // separate: the norm op, then the projections of its output
-          Tensor xn = Tensor::empty({M, in}, dt, Device::cuda()), rstd = Tensor::empty({M}, DType::F32, Device::cuda());
-          rms_norm_forward(x, nw, 1e-6f, xn, rstd, kind);
-          Tensor y0 = Tensor::empty({M, 200}, dt, Device::cuda()), y1 = Tensor::empty({M, 40}, dt, Device::cuda());
-          Tensor s = Tensor::empty({M, 40}, dt, Device::cuda());
-          small_m_linear(xn, {&w0, &w1}, {&b0, nullptr}, {&y0, &y1});
-          small_m_glu(xn, w1, w1, nullptr, nullptr, GluAct::Silu, s);
-          // fused
-          SmallMOptions opt;
-          opt.input_norm = &norm;
-          Tensor f0 = Tensor::empty({M, 200}, dt, Device::cuda()), f1 = Tensor::empty({M, 40}, dt, Device::cuda());
-          Tensor fs = Tensor::empty({M, 40}, dt, Device::cuda());
-          small_m_linear(x, {&w0, &w1}, {&b0, nullptr}, {&f0, &f1}, opt);
-          small_m_glu(x, w1, w1, nullptr, nullptr, GluAct::Silu, fs, opt);
-          for (auto [a, b] : {std::pair<const Tensor*, const Tensor*>{&f0, &y0}, {&f1, &y1}, {&fs, &s}})
-            EXPECT_TRUE(bitwise_equal(a->to(Device::cpu()), b->to(Device::cpu()))) << what;
-        }
-}
-
-// A decode step's layer with its norms inside the projection launches and the attention residual inside o_proj's
-// (decode_norm_fusion, model/layer.h) gives the same logits, bit for bit, as the separate norm and add launches:
-// prefill and decode (prefills of <= 8 rows take the small_m path too), f32 and bf16, widths on and off
-// multiples of 4.
-TEST(SmallMCuda, DecodeWithTheNormsInTheProjectionsEqualsTheSeparateNorms) {
-  WICK_REQUIRE_CUDA();
-  const bool was = decode_norm_fusion();
-  for (DType dt : {DType::F32, DType::BF16})
-    for (int variant = 0; variant < 3; variant++) {
-      const ModelConfig c = config(variant == 1, variant == 0 ? 136 : variant == 1 ? 100 : 102);
-      auto m = CausalLM::random(c, Device::cuda(), dt, 61 + variant);
-      for (auto [B, prompt] : {std::pair<int64_t, int64_t>{1, 12}, {3, 2}}) {
-        set_decode_norm_fusion(true);
-        const auto fused = run(*m, B, prompt, 6, true);
-        set_decode_norm_fusion(false);
-        const auto separate = run(*m, B, prompt, 6, true);
-        EXPECT_EQ(fused, separate) << dtype_name(dt) << " variant " << variant << " B " << B << " prompt " << prompt;
-      }
-    }
-  set_decode_norm_fusion(was);
 }
 
 }  // namespace

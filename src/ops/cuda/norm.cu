@@ -8,7 +8,6 @@
 #include "ops/cuda/common.cuh"
 #include "ops/cuda/cuda_ops.h"
 #include "ops/cuda/pdl.cuh"
-#include "ops/cuda/rms_row.cuh"
 
 namespace wick::cuda_ops {
 namespace {
@@ -43,17 +42,17 @@ __global__ void rms_fwd_kernel(const T* x, const T* w, T* y, long long ldy, floa
       cuda::loadv<V>(xr + c, v);
     }
 #pragma unroll
-    for (int i = 0; i < V; ++i) ss = rms_row::add_square(ss, v[i]);
+    for (int i = 0; i < V; ++i) ss += v[i] * v[i];
   }
-  ss = cuda::block_sum(ss, shm);  // rms_row.cuh's order (small_m_linear.cuh's norm prologue takes the same)
-  const float r = rms_row::rstd(ss, C, eps);
+  ss = cuda::block_sum(ss, shm);
+  const float r = rsqrtf(ss / static_cast<float>(C) + eps);
   if (threadIdx.x == 0) rstd[row] = r;
   for (int c = threadIdx.x * V; c < C; c += blockDim.x * V) {
     float v[V], wv[V];
     cuda::loadv<V>(xr + c, v);
     cuda::loadv<V>(w + c, wv);
 #pragma unroll
-    for (int i = 0; i < V; ++i) v[i] = rms_row::scaled<T, kOffset>(v[i], r, wv[i]);
+    for (int i = 0; i < V; ++i) v[i] = kOffset ? (v[i] * r) * (1.0f + wv[i]) : cuda::round_to<T>(v[i] * r) * wv[i];
     cuda::storev<V>(yr + c, v);
   }
 }
@@ -281,7 +280,7 @@ void rms_norm_forward(const Tensor& x, const Tensor& w, float eps, const MatrixV
       constexpr int V = decltype(v)::value;
       dispatch_offset(kind, [&](auto off) {
         WICK_CUDA_CHECK(pdl::launch(rms_fwd_kernel<T, V, decltype(off)::value>, dim3((unsigned)N),
-                                    dim3(rms_row::threads(C, V)), 0, s, cuda::cptr<T>(x), cuda::cptr<T>(w), py,
+                                    dim3(cuda::row_threads(C, V, 512)), 0, s, cuda::cptr<T>(x), cuda::cptr<T>(w), py,
                                     (long long)y.ld, cuda::ptr<float>(rstd), C, eps, nullptr, nullptr));
       });
     });
@@ -303,7 +302,7 @@ void add_rms_norm_forward(const Tensor& a, const Tensor& b, const Tensor& w, flo
       constexpr int V = decltype(v)::value;
       dispatch_offset(kind, [&](auto off) {
         WICK_CUDA_CHECK(pdl::launch(rms_fwd_kernel<T, V, decltype(off)::value, true>, dim3((unsigned)N),
-                                    dim3(rms_row::threads(C, V)), 0, s, cuda::cptr<T>(a), cuda::cptr<T>(w), py,
+                                    dim3(cuda::row_threads(C, V, 512)), 0, s, cuda::cptr<T>(a), cuda::cptr<T>(w), py,
                                     (long long)y.ld, cuda::ptr<float>(rstd), C, eps, cuda::cptr<T>(b),
                                     cuda::ptr<T>(h)));
       });

@@ -23,10 +23,6 @@
 //   - adapters (Args::lu, decode with a LoRA adapter): lane m adds member j's round(scale u_j B_j[o]^T), u = x A^T
 //     precomputed in f32 by the caller (one small_m launch over the group's stacked A's), B_j's row o read after
 //     the weights (r values, from L2): the adapter costs the caller that one launch, not two GEMMs a member;
-//   - input norm (Args::nw, decode's RMSNorm before the projection): each block first sums the squares of each
-//     x row in the norm kernel's order (rms_row.cuh: the norm launch's threads emulated by the block's warps, a
-//     warp per 32 of them) and every x element read is then normalised and rounded to T as rms_norm_forward writes
-//     it: the same bits as that op's output, without its launch (a kernel boundary on decode's critical path);
 //   - residual (Args::res, one plain member): y = round(round(acc + b) + res), the decoder layer's residual add
 //     rounded as the separate add rounds it; prefetch (Args::prefetch): the first U weight loads are issued
 //     before pdl::enter(), overlapping the previous kernel (the weights must be settled: ops/small_m_linear.h).
@@ -47,7 +43,6 @@
 
 #include "ops/cuda/glu_act.cuh"
 #include "ops/cuda/pdl.cuh"
-#include "ops/cuda/rms_row.cuh"
 #include "ops/cuda/vec16.cuh"
 
 namespace wick::small_m {
@@ -79,12 +74,6 @@ template <typename T, typename TY> struct Args {
   const T* lb[kMaxMembers];     // [out_j, lr_j] or null (no adapter on member j)
   int lr[kMaxMembers], lcol[kMaxMembers];
   float lscale[kMaxMembers];
-  // The input's RMSNorm (ops/small_m_linear.h SmallMNorm), read after pdl::enter(); nw null: none. nthreads and
-  // nvec are the norm kernel's launch for a row of `in` (rms_row::threads(in, nvec); nvec 4 or 1).
-  const T* nw;                  // [in]
-  float neps;
-  int noffset;                  // 1: Gemma's (x * rstd) * (1 + w)
-  int nthreads, nvec;
 };
 
 __device__ __forceinline__ float sm_to_f(float v) { return v; }
@@ -172,27 +161,6 @@ __device__ __forceinline__ void small_m_block(const Args<T, TY>& a, int block, W
   };
   if (live && a.prefetch) load_w(base0);
   wait();
-  // The input norm's rstd of each row: warp w takes the norm launch's warps w, w + kWarps, ... (at most 16).
-  __shared__ float norm_part[MM][16];
-  __shared__ float norm_rstd[MM];
-  if (a.nw) {
-    const int nvw = a.nthreads / 32;
-#pragma unroll
-    for (int m = 0; m < MM; m++) {
-      if (m >= M) break;
-      for (int vw = warp; vw < nvw; vw += kWarps) {
-        const float ss = rms_row::thread_sum(a.x + (size_t)m * in, in, a.nvec, vw * 32 + lane, a.nthreads);
-        const float sum = rms_row::butterfly_sum(ss);
-        if (lane == 0) norm_part[m][vw] = sum;
-      }
-    }
-    __syncthreads();
-    if (warp < M) {  // M <= kMaxM == kWarps
-      const float sum = rms_row::butterfly_sum(lane < nvw ? norm_part[warp][lane] : 0.0f);
-      if (lane == 0) norm_rstd[warp] = rms_row::rstd(sum, in, a.neps);
-    }
-    __syncthreads();
-  }
   if (live) {
     for (int base = base0; base < in; base += stride * U) {
       if (base != base0 || !a.prefetch) load_w(base);
@@ -203,12 +171,6 @@ __device__ __forceinline__ void small_m_block(const Args<T, TY>& a, int block, W
         float wf[R][E];
 #pragma unroll
         for (int r = 0; r < R; r++) wv[r][u].get(wf[r]);
-        float nwf[E];
-        if (a.nw) {
-          Chunk<T, E> nv;
-          nv.load_ro(a.nw + i);
-          nv.get(nwf);
-        }
 #pragma unroll
         for (int m = 0; m < MM; m++) {
           if (m >= M) break;
@@ -216,13 +178,6 @@ __device__ __forceinline__ void small_m_block(const Args<T, TY>& a, int block, W
           xv.load_ro(a.x + (size_t)m * in + i);
           float xf[E];
           xv.get(xf);
-          if (a.nw) {
-            const float rs = norm_rstd[m];
-#pragma unroll
-            for (int e = 0; e < E; e++)
-              xf[e] = sm_round<T>(a.noffset ? rms_row::scaled<T, true>(xf[e], rs, nwf[e])
-                                            : rms_row::scaled<T, false>(xf[e], rs, nwf[e]));
-          }
 #pragma unroll
           for (int r = 0; r < R; r++)
 #pragma unroll
