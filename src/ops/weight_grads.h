@@ -15,7 +15,7 @@
 // The kernel is opt-in for now (WICK_WEIGHT_GRADS=1): on an H100 it measured level with cuBLASLt's split-k GEMMs in
 // training (docs/benchmarks.md section 8j); without it the CUDA twin runs each product as the view matmul.
 // WICK_WEIGHT_GRADS=2 runs its one-wave variant (up to 32 K splits a tile, every block resident, the tile's sum
-// shared by its splits: ops/cuda/weight_grads.cuh), opt-in and not yet measured.
+// shared by its splits: ops/cuda/weight_grads.cuh), opt-in: level with cuBLASLt too (H200, docs/benchmarks.md 8m).
 #pragma once
 #include <vector>
 

@@ -23,7 +23,7 @@
 //  - kLastBlock (1, measured in session 28): any grid (plan()); the tile's last block sums every split's partial,
 //    so a tile's reduction is S L2 round trips by one block and the splits are capped at kMaxSplits (8). A thin
 //    product (q|k|v's dA: 7 tiles) then runs on 56 blocks, at ~11 GB/s a block: latency-bound.
-//  - kWave (2, opt-in, not yet measured): ONE wave (plan_wave(): grid <= the kernel's resident blocks, occupancy x
+//  - kWave (2, opt-in; H200: level with cuBLASLt in training, docs/benchmarks.md 8m): ONE wave (plan_wave(): grid <= the kernel's resident blocks, occupancy x
 //    SMs) with up to kMaxWaveSplits (32) splits a tile, and a parallel reduction: each block writes its partial,
 //    fences, arrives on the tile's counter and waits (acquire loads, __nanosleep backoff) until the tile's S
 //    splits have arrived; then each of the S blocks sums its own 1/S of the tile's elements over the S partials
