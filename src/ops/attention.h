@@ -79,7 +79,8 @@ struct RopeFreqs;
 // overlap that kernel's tail. Same arithmetic, same bits. It needs positions and the cache rows below them written
 // at least two launches before (as a decode step has them: positions copied in before its first kernel, the rows
 // appended by earlier steps). On by default (H200: 1.5B decode +1.3%, 0.5B +1.3-3%, docs/benchmarks.md 8m);
-// WICK_DECODE_EARLY_LOADS=0 (read once) turns it off; set_decode_early_loads is the tests' switch (it applies to launches and captures after it).
+// WICK_DECODE_EARLY_LOADS=0 (read once) turns it off; set_decode_early_loads is the tests' switch (it applies to
+// launches and captures after it).
 bool decode_early_loads();
 void set_decode_early_loads(bool on);
 void rope_cache_attention(Tensor& q, Tensor& k, const Tensor& v, const Tensor& positions, const RopeFreqs& f,
