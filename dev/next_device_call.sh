@@ -6,7 +6,7 @@
 #   adapter: 0.5B decode with a 1-step r 16 adapter on all seven projections beside the same model without it
 #   glu: gate/up + GLU at two warps a row (the default from 4,096 rows) against one (WICK_GLU_K2=0), 1.5B, 0.5B
 #   l2: the L2 prefetch's variants (with PATCHES naming l2_prefetch.patch)
-#   early: decode attention's early cache loads (WICK_DECODE_EARLY_LOADS=1) against main's order, 1.5B and 0.5B
+#   early: decode attention's early cache loads (the default) against WICK_DECODE_EARLY_LOADS=0, 1.5B and 0.5B
 # and issue 8's training table with the peer (train: main's defaults, the GEMM tuning and the adapter fold, with
 # the fold's A/B), an ncu profile of 0.5B training steps (ncu), and three harnesses: dev/small_m/small_m_bench.cu
 # l2 (each decode projection from HBM and from L2), dev/low_rank/low_rank_bench.cu split (v1 beside v3 / v4 on
