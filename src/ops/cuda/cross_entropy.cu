@@ -140,8 +140,7 @@ __device__ __forceinline__ float2 block_max_sum(float m, float s, float* shm) {
 // The log-sum-exp of row x [V], returned to every thread of the block (every thread must call; shm: 32 floats).
 // Each thread loads kUnroll vectors of VW logits before it uses any (one row is ~300 KB: with one vector in flight
 // per thread and a (max, sum) update chained behind each load, the 0.5B loss forward ran at ~1.4 TB/s), then
-// folds them into its running (max, sum) with one rescale. +inf logits: the sum counts each as exp(0) = 1 once
-// the max is +inf (instead of exp(inf - inf) = NaN), as an element-by-element running max would.
+// folds them into its running (max, sum) with fold_max_sum (+inf logits: see there).
 template <typename TL, int VW> __device__ float row_lse(const TL* x, int V, float* shm) {
   constexpr int kUnroll = VW == 8 ? 2 : 4;  // bf16: 2 x 16 bytes in flight per thread (the faster in the harness)
   const int stride = blockDim.x * VW;

@@ -23,20 +23,20 @@
 //  - kLastBlock (1, measured in session 28): any grid (plan()); the tile's last block sums every split's partial,
 //    so a tile's reduction is S L2 round trips by one block and the splits are capped at kMaxSplits (8). A thin
 //    product (q|k|v's dA: 7 tiles) then runs on 56 blocks, at ~11 GB/s a block: latency-bound.
-//  - kWave (2, opt-in; H200: level with cuBLASLt in training, docs/benchmarks.md 8m): ONE wave (plan_wave(): grid <= the kernel's resident blocks, occupancy x
-//    SMs) with up to kMaxWaveSplits (32) splits a tile, and a parallel reduction: each block writes its partial,
-//    fences, arrives on the tile's counter and waits (acquire loads, __nanosleep backoff) until the tile's S
-//    splits have arrived; then each of the S blocks sums its own 1/S of the tile's elements over the S partials
-//    in split order (float4 __ldcg loads, all issued before the adds, staged in the idle stage ring) and writes
-//    out (+)= scale * sum. The order is fixed, so a run repeats its bits; it differs from kLastBlock's in the last
-//    bits (other split counts). The wait cannot deadlock: launch_wave() launches cooperatively, so the driver
-//    refuses a grid that is not co-resident rather than run part of it, and plan_wave() never plans more blocks
-//    than resident (it declines a batch whose tiles, split in two, exceed one wave; the caller then runs kLastBlock's plan
-//    and kernel). The counter counts arrivals to S, then departures (a block departs once its wait is over) to
-//    2S; the S-th departure resets it to 0 for the next launch: no block reads it after its departure, and it
-//    never exceeds 2S <= 64. Splits give each block >= kMinSplitRows (256) rows, one full ring of 4 stages: with
-//    fewer the ring never fills and a block's fixed costs (the first loads' latency, the partial's 8-32 KB, the
-//    wait, its share of the sum) stop being small against its stream; at K 8192 that is 32 splits. The K stages
+//  - kWave (2, opt-in; H200: level with cuBLASLt in training, docs/benchmarks.md 8m): ONE wave (plan_wave(): grid <=
+//    the kernel's resident blocks, occupancy x SMs) with up to kMaxWaveSplits (32) splits a tile, and a parallel
+//    reduction: each block writes its partial, fences, arrives on the tile's counter and waits (acquire loads,
+//    __nanosleep backoff) until the tile's S splits have arrived; then each of the S blocks sums its own 1/S of the
+//    tile's elements over the S partials in split order (float4 __ldcg loads, all issued before the adds, staged in the
+//    idle stage ring) and writes out (+)= scale * sum. The order is fixed, so a run repeats its bits; it differs from
+//    kLastBlock's in the last bits (other split counts). The wait cannot deadlock: launch_wave() launches
+//    cooperatively, so the driver refuses a grid that is not co-resident rather than run part of it, and plan_wave()
+//    never plans more blocks than resident (it declines a batch whose tiles, split in two, exceed one wave; the caller
+//    then runs kLastBlock's plan and kernel). The counter counts arrivals to S, then departures (a block departs once
+//    its wait is over) to 2S; the S-th departure resets it to 0 for the next launch: no block reads it after its
+//    departure, and it never exceeds 2S <= 64. Splits give each block >= kMinSplitRows (256) rows, one full ring of 4
+//    stages: with fewer the ring never fills and a block's fixed costs (the first loads' latency, the partial's 8-32
+//    KB, the wait, its share of the sum) stop being small against its stream; at K 8192 that is 32 splits. The K stages
 //    are dealt out as evenly as whole stages allow (split rows differ by at most one stage).
 //  - kLoadOnly (dev/weight_grads only): kWave's plan and the same cp.async ring, no MMA, no partials, one value a
 //    block: how fast the stream itself runs.
