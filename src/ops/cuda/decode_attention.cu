@@ -93,6 +93,20 @@ template <typename T, int DPL> struct VSlice {
   }
 };
 
+// The exchanges of the chunk scores (attn_decode_kernel, CHUNKS), from mask N down to 1: lanes l and l ^ n trade
+// halves of their first 2n partial sums, each keeping the half whose index bit n is its own lane bit n, and add.
+template <int N, int C> __device__ __forceinline__ void halving_sums(float (&part)[C], int lane) {
+  if constexpr (N >= 1) {
+    const bool upper = (lane & N) != 0;
+#pragma unroll
+    for (int t = 0; t < N; t++) {
+      const float lo = part[t], hi = part[t + N];
+      part[t] = (upper ? hi : lo) + __shfl_xor_sync(0xffffffffu, upper ? lo : hi, N);
+    }
+    halving_sums<N / 2>(part, lane);
+  }
+}
+
 // rope_cache_attention's part (null inv_freq: plain attention): this step's projections, rotated and appended by
 // the kernel. q is then the kernel's q too; the kernel's k, v are the caches.
 template <typename T> struct RopeAppend {
@@ -170,7 +184,7 @@ __device__ __forceinline__ void load_query_head(const T* q, const RopeAppend<T>&
 // q [B, 1, H, D], k/v [B, S, Hkv, D] -> out [B, 1, H, D], lse [B, H, 1] (may be null). grid (H, B), W warps;
 // dynamic shared memory: the warps' value tiles, W * 32 * D * sizeof(T) bytes (decode_smem). ra: see RopeAppend
 // (q, k, v may then be written by this kernel: not restrict).
-template <typename T, int D, int W>
+template <typename T, int D, int W, bool CHUNKS>
 __global__ void __launch_bounds__(W * 32)
     attn_decode_kernel(const T* q, const T* k, const T* v, T* __restrict__ out, float* __restrict__ lse, Dims a,
                        RopeAppend<T> ra) {
@@ -204,6 +218,11 @@ __global__ void __launch_bounds__(W * 32)
 
   // Step k0's loads: the value rows k0 .. k0 + 31 into the tile (consecutive lanes: consecutive 16-byte chunks of
   // a row; rows past the keys and the fresh row zero-filled, never read), the lane's key row into kr.
+  // CHUNKS: the lane's chunk kc of the keys k0 + i * KPI + kh (i < C) in kr[i], so that a warp-wide load reads
+  // KPI whole rows (coalesced); else the lane's own key row k0 + lane, chunk c in kr[c] (32 rows a load).
+  constexpr int KPI = 32 / C;  // keys a warp-wide load covers (CHUNKS)
+  static_assert(C <= 32 && 32 % C == 0, "a key row is 1 to 32 chunks, a power of two");
+  const int kc = lane % C, kh = lane / C;
   uint4 kr[C];
   const auto issue = [&](int k0) {
 #pragma unroll 4
@@ -213,11 +232,20 @@ __global__ void __launch_bounds__(W * 32)
       cp_async16(smem_u32(tile + j * D + c * E), ok ? v + kv_b + key * kv_row + c * E : v, ok);
     }
     cp_async_commit();
-    const int key = k0 + lane;
-    if (key < key_end && key != fresh) {
-      const T* kp = k + kv_b + key * kv_row;
+    if constexpr (CHUNKS) {
 #pragma unroll
-      for (int c = 0; c < C; c++) kr[c] = __ldcg(reinterpret_cast<const uint4*>(kp + c * E));
+      for (int i = 0; i < C; i++) {
+        const int key = k0 + i * KPI + kh;
+        kr[i] = key < key_end && key != fresh ? __ldcg(reinterpret_cast<const uint4*>(k + kv_b + key * kv_row + kc * E))
+                                              : make_uint4(0, 0, 0, 0);
+      }
+    } else {
+      const int key = k0 + lane;
+      if (key < key_end && key != fresh) {
+        const T* kp = k + kv_b + key * kv_row;
+#pragma unroll
+        for (int c = 0; c < C; c++) kr[c] = __ldcg(reinterpret_cast<const uint4*>(kp + c * E));
+      }
     }
   };
   const int k_first = key_lo + warp * 32;
@@ -225,16 +253,37 @@ __global__ void __launch_bounds__(W * 32)
   if (early) pdl::enter();
   load_query_head<T, D, W>(q, ra, a, b, h, g, qs, cs, knew, vnew);
 
+  float qc[E];  // CHUNKS: the query's chunk kc
+#pragma unroll
+  for (int e = 0; e < E; e++) qc[e] = qs[kc * E + e];
   float m = -INFINITY, l = 0.0f, acc[DPL];
 #pragma unroll
   for (int i = 0; i < DPL; i++) acc[i] = 0.0f;
   for (int k0 = k_first; k0 < key_end; k0 += W * 32) {
     if (k0 != k_first) issue(k0);
-    // Scores, lane per key.
+    // Scores: lane j ends with key k0 + j's.
     const int key = k0 + lane;
     const bool ok = key < key_end;
     float s = 0.0f;
-    if (ok) {
+    if constexpr (CHUNKS) {
+      // Each lane's chunk products of its C keys (the fresh key's chunk from knew), then the C lanes of a key
+      // sum them by halving exchanges: after the step of mask n a lane keeps the half of its partial sums whose
+      // index has the lane's bit n, so at the end lane l holds the whole score of key index i = l % C, which the
+      // last shuffle brings to lane i * KPI + kh.
+      float part[C];
+#pragma unroll
+      for (int i = 0; i < C; i++) {
+        if (k0 + i * KPI + kh == fresh) kr[i] = *reinterpret_cast<const uint4*>(knew + kc * E);
+        float kf[E];
+        vec16::unpack(kr[i], static_cast<const T*>(nullptr), kf);
+        float p = 0.0f;
+#pragma unroll
+        for (int e = 0; e < E; e++) p = fmaf(qc[e], kf[e], p);
+        part[i] = p;
+      }
+      halving_sums<C / 2>(part, lane);
+      s = __shfl_sync(0xffffffffu, part[0], (lane % KPI) * C + lane / KPI);
+    } else if (ok) {
       if (key == fresh) {
 #pragma unroll
         for (int c = 0; c < C; c++) kr[c] = *reinterpret_cast<const uint4*>(knew + c * E);
@@ -310,6 +359,12 @@ bool decode_attention_on() {
   return on;
 }
 
+// Scores a 16-byte chunk a lane, the key rows read coalesced (WICK_DECODE_CHUNK_SCORES=0: a key row a lane).
+bool decode_chunk_scores() {
+  static const bool on = env_default_on("WICK_DECODE_CHUNK_SCORES");
+  return on;
+}
+
 bool aligned16(const Tensor& t) { return reinterpret_cast<uintptr_t>(t.raw()) % 16 == 0; }
 
 // Whether the one-launch kernel takes a call with these dims (k, v: what it reads the keys and values from).
@@ -328,7 +383,7 @@ void launch_decode(const T* q, const T* k, const T* v, T* out, float* lse, const
   const auto go = [&](auto d_tag) {
     constexpr int D = decltype(d_tag)::value, elem = sizeof(T);
     constexpr int W = decode_warps(elem, D), smem = decode_smem(elem, D);
-    const auto kernel = attn_decode_kernel<T, D, W>;
+    const auto kernel = decode_chunk_scores() ? attn_decode_kernel<T, D, W, true> : attn_decode_kernel<T, D, W, false>;
     prepare_smem(kernel, smem, device);
     WICK_CUDA_CHECK(pdl::launch(kernel, dim3(a.H, a.B), dim3(W * 32), smem, s, q, k, v, out, lse, a, ra));
   };
