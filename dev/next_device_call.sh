@@ -308,25 +308,26 @@ if want l2bench; then
   fi
 fi
 if want chunks; then
-  # Decode attention's scores a 16-byte chunk a lane with the key rows read coalesced (WICK_DECODE_CHUNK_SCORES,
-  # the default) against a key row a lane (=0): the kernel alone (the decode_attention bench rows, two rounds,
-  # alternating), then decode 1.5B, 0.5B, 7B, two rounds. Another summation order: tokens may differ.
+  # Decode attention's variants (WICK_DECODE_VARIANT, ops/cuda/decode_attention.cu): 0 a key row a lane, 1 the
+  # scores a 16-byte chunk a lane with the key rows read coalesced, 2 (the default) that with the keys spread evenly
+  # over the warps and a branch-free merge. The kernel alone (the decode_attention bench rows, two rounds,
+  # alternating), then decode 1.5B, 0.5B, 7B, two rounds. Other summation orders: the tokens may differ.
   cmake --build build-gpu -j16 --target wick_bench >> "$O/build.log" 2>&1 || note "wick_bench did not build"
   A=$O/chunks-kernel.txt
   : > "$A"
   for round in 1 2; do
-    for c in 0 1; do
+    for c in 0 1 2; do
       J=/tmp/chunks-$c.json
-      WICK_DECODE_CHUNK_SCORES=$c timeout 120 build-gpu/bench/wick_bench --benchmark_filter='^decode_attention/.*/cuda' \
+      WICK_DECODE_VARIANT=$c timeout 120 build-gpu/bench/wick_bench --benchmark_filter='^decode_attention/.*/cuda' \
         --benchmark_format=json --benchmark_out="$J" > /dev/null 2>&1
       python3 -c "import json,sys
-for b in json.load(open(sys.argv[1]))['benchmarks']: print('round $round chunks $c', b['name'], '%.2f us' % b.get('median_us', b['real_time']))" "$J" >> "$A" 2>&1
+for b in json.load(open(sys.argv[1]))['benchmarks']: print('round $round variant $c', b['name'], '%.2f us' % b.get('median_us', b['real_time']))" "$J" >> "$A" 2>&1
     done
   done
-  note "chunk scores, kernel: $(grep -c us "$A") rows (chunks-kernel.txt)"
-  OUT=/tmp/dab-chunks WICK_NEW=build-gpu/wick timeout 300 bash scripts/decode-ab.sh variants "qwen2.5-1.5b qwen2.5-0.5b qwen2.5-7b" 2 \
-    "rows=WICK_DECODE_CHUNK_SCORES=0" "chunks=" > /dev/null 2>&1
+  note "decode attention variants, kernel: $(grep -c us "$A") rows (chunks-kernel.txt)"
+  OUT=/tmp/dab-chunks WICK_NEW=build-gpu/wick timeout 360 bash scripts/decode-ab.sh variants "${CHUNK_PRESETS:-qwen2.5-1.5b qwen2.5-0.5b qwen2.5-7b}" 2 \
+    "v0=WICK_DECODE_VARIANT=0" "v1=WICK_DECODE_VARIANT=1" "v2=" > /dev/null 2>&1
   cp /tmp/dab-chunks/decode-ab.txt "$O/chunks-ab.txt" 2>/dev/null
-  note "decode rows/chunks: $(grep -o 'qwen[a-z0-9.-]* [a-z]* round [0-9]: decode [0-9.]* tok/s\|tokens differ' "$O/chunks-ab.txt" 2>/dev/null | tr '\n' ' ')"
+  note "decode v0/v1/v2: $(grep -o 'qwen[a-z0-9.-]* [a-z0-9]* round [0-9]: decode [0-9.]* tok/s' "$O/chunks-ab.txt" 2>/dev/null | tr '\n' ' ')"
 fi
 note "done"

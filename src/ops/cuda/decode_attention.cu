@@ -35,6 +35,7 @@
 // with the query's. The keys and values are read through L2 (__ldcg, cp.async.cg), never the non-coherent path:
 // the caches are written in this launch (other rows than the ones read).
 #include <algorithm>
+#include <cstdlib>
 
 #include "core/env.h"
 #include "ops/cuda/attention.cuh"
@@ -184,7 +185,7 @@ __device__ __forceinline__ void load_query_head(const T* q, const RopeAppend<T>&
 // q [B, 1, H, D], k/v [B, S, Hkv, D] -> out [B, 1, H, D], lse [B, H, 1] (may be null). grid (H, B), W warps;
 // dynamic shared memory: the warps' value tiles, W * 32 * D * sizeof(T) bytes (decode_smem). ra: see RopeAppend
 // (q, k, v may then be written by this kernel: not restrict).
-template <typename T, int D, int W, bool CHUNKS>
+template <typename T, int D, int W, int V>
 __global__ void __launch_bounds__(W * 32)
     attn_decode_kernel(const T* q, const T* k, const T* v, T* __restrict__ out, float* __restrict__ lse, Dims a,
                        RopeAppend<T> ra) {
@@ -223,12 +224,19 @@ __global__ void __launch_bounds__(W * 32)
   constexpr int KPI = 32 / C;  // keys a warp-wide load covers (CHUNKS)
   static_assert(C <= 32 && 32 % C == 0, "a key row is 1 to 32 chunks, a power of two");
   const int kc = lane % C, kh = lane / C;
+  constexpr bool CHUNKS = V >= 1;
+  // Keys a warp takes a step: 32; V 2: as few as spread the keys evenly over the warps (kpw <= 32, the same
+  // number of steps). Warp w's step s: keys from k0 = key_lo + (s W + w) kpw, below min(k0 + kpw, key_end).
+  const int n_keys = key_end - key_lo;
+  const int steps = (n_keys + 32 * W - 1) / (32 * W);
+  const int kpw = V >= 2 ? (n_keys + steps * W - 1) / (steps * W) : 32;
   uint4 kr[C];
   const auto issue = [&](int k0) {
+    const int k_stop = min(k0 + kpw, key_end);
 #pragma unroll 4
-    for (int i = lane; i < 32 * C; i += 32) {
+    for (int i = lane; i < kpw * C; i += 32) {
       const int j = i / C, c = i - j * C, key = k0 + j;
-      const bool ok = key < key_end && key != fresh;
+      const bool ok = key < k_stop && key != fresh;
       cp_async16(smem_u32(tile + j * D + c * E), ok ? v + kv_b + key * kv_row + c * E : v, ok);
     }
     cp_async_commit();
@@ -236,19 +244,19 @@ __global__ void __launch_bounds__(W * 32)
 #pragma unroll
       for (int i = 0; i < C; i++) {
         const int key = k0 + i * KPI + kh;
-        kr[i] = key < key_end && key != fresh ? __ldcg(reinterpret_cast<const uint4*>(k + kv_b + key * kv_row + kc * E))
+        kr[i] = key < k_stop && key != fresh ? __ldcg(reinterpret_cast<const uint4*>(k + kv_b + key * kv_row + kc * E))
                                               : make_uint4(0, 0, 0, 0);
       }
     } else {
       const int key = k0 + lane;
-      if (key < key_end && key != fresh) {
+      if (key < k_stop && key != fresh) {
         const T* kp = k + kv_b + key * kv_row;
 #pragma unroll
         for (int c = 0; c < C; c++) kr[c] = __ldcg(reinterpret_cast<const uint4*>(kp + c * E));
       }
     }
   };
-  const int k_first = key_lo + warp * 32;
+  const int k_first = key_lo + warp * kpw;
   if (k_first < key_end) issue(k_first);
   if (early) pdl::enter();
   load_query_head<T, D, W>(q, ra, a, b, h, g, qs, cs, knew, vnew);
@@ -259,11 +267,12 @@ __global__ void __launch_bounds__(W * 32)
   float m = -INFINITY, l = 0.0f, acc[DPL];
 #pragma unroll
   for (int i = 0; i < DPL; i++) acc[i] = 0.0f;
-  for (int k0 = k_first; k0 < key_end; k0 += W * 32) {
+  for (int k0 = k_first; k0 < key_end; k0 += W * kpw) {
     if (k0 != k_first) issue(k0);
     // Scores: lane j ends with key k0 + j's.
+    const int k_stop = min(k0 + kpw, key_end);
     const int key = k0 + lane;
-    const bool ok = key < key_end;
+    const bool ok = key < k_stop;
     float s = 0.0f;
     if constexpr (CHUNKS) {
       // Each lane's chunk products of its C keys (the fresh key's chunk from knew), then the C lanes of a key
@@ -308,7 +317,7 @@ __global__ void __launch_bounds__(W * 32)
     // P.V, lane per DPL consecutive dims, from the tile (the fresh row from vnew).
     cp_async_wait<0>();
     __syncwarp();
-    const int jn = min(32, key_end - k0);
+    const int jn = k_stop - k0;
 #pragma unroll 4
     for (int j = 0; j < jn; j++) {
       const float pj = __shfl_sync(0xffffffffu, p, j);
@@ -337,7 +346,9 @@ __global__ void __launch_bounds__(W * 32)
     float L = 0.0f, o = 0.0f;
 #pragma unroll
     for (int w = 0; w < W; w++) {
-      if (ms[w] == -INFINITY) continue;
+      // V 2 without the branch, so that the loads and exponentials of all warps can be in flight together: a
+      // warp without keys then adds 0 * 0 (M is finite: some warp has keys), which leaves L and o as they are.
+      if (V < 2 && ms[w] == -INFINITY) continue;
       const float f = expf(ms[w] - M);
       L += ls[w] * f;
       o += accs[w * kTileFloats + d] * f;
@@ -359,10 +370,14 @@ bool decode_attention_on() {
   return on;
 }
 
-// Scores a 16-byte chunk a lane, the key rows read coalesced (WICK_DECODE_CHUNK_SCORES=0: a key row a lane).
-bool decode_chunk_scores() {
-  static const bool on = env_default_on("WICK_DECODE_CHUNK_SCORES");
-  return on;
+// WICK_DECODE_VARIANT (an A/B switch): 0 a key row a lane; 1 the scores a 16-byte chunk a lane, the key rows read
+// coalesced; 2 (the default) that, with the keys spread evenly over the warps and the merge without a branch.
+int decode_variant() {
+  static const int v = [] {
+    const char* e = std::getenv("WICK_DECODE_VARIANT");
+    return e && *e ? std::atoi(e) : 2;
+  }();
+  return v;
 }
 
 bool aligned16(const Tensor& t) { return reinterpret_cast<uintptr_t>(t.raw()) % 16 == 0; }
@@ -383,7 +398,10 @@ void launch_decode(const T* q, const T* k, const T* v, T* out, float* lse, const
   const auto go = [&](auto d_tag) {
     constexpr int D = decltype(d_tag)::value, elem = sizeof(T);
     constexpr int W = decode_warps(elem, D), smem = decode_smem(elem, D);
-    const auto kernel = decode_chunk_scores() ? attn_decode_kernel<T, D, W, true> : attn_decode_kernel<T, D, W, false>;
+    const int variant = decode_variant();
+    const auto kernel = variant == 0   ? attn_decode_kernel<T, D, W, 0>
+                        : variant == 1 ? attn_decode_kernel<T, D, W, 1>
+                                       : attn_decode_kernel<T, D, W, 2>;
     prepare_smem(kernel, smem, device);
     WICK_CUDA_CHECK(pdl::launch(kernel, dim3(a.H, a.B), dim3(W * 32), smem, s, q, k, v, out, lse, a, ra));
   };
