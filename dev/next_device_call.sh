@@ -14,7 +14,7 @@
 # Stages: build tests train ncu (the default), trainab (the training rows of the tree against the base packed in
 # .carry-ab), wgrad (dev/weight_grads' harness: v1, v2, probes; then training with WICK_WEIGHT_GRADS=1, 2 and
 # WICK_WEIGHT_GRADS=0), lorarows (the seed suite's lora rows: low_rank_product's rule against v1), adapter glu l2
-# early lowrank l2bench gemm megakernel ce cencu normfuse chunks. Each writes under $OUT:
+# early lowrank l2bench gemm megakernel ce cencu normfuse. Each writes under $OUT:
 # build.log, cuda-tests.log, megakernel.txt, train-ce-ab.md, ncu-ce.txt, norm-fusion-ab.txt, weight-grads.txt, train-wgrad-ab.md, lora-rows.txt, decode-ab.txt, glu-ab.txt, l2-ab.txt, early-ab.txt, low-rank.txt, small-m-l2.txt, train-table.md
 # (+ bench/), train-ab.md, ncu-train.txt, gemm-algos.txt, and summary.txt.
 #
@@ -306,28 +306,5 @@ if want l2bench; then
     timeout 120 build-gpu/small_m_bench.bin 1 l2 > "$O/small-m-l2.txt" 2>&1
     note "small_m l2: $(tail -1 "$O/small-m-l2.txt")"
   fi
-fi
-if want chunks; then
-  # Decode attention's variants (WICK_DECODE_VARIANT, ops/cuda/decode_attention.cu): 0 a key row a lane, 1 the
-  # scores a 16-byte chunk a lane with the key rows read coalesced, 2 (the default) that with the keys spread evenly
-  # over the warps and a branch-free merge. The kernel alone (the decode_attention bench rows, two rounds,
-  # alternating), then decode 1.5B, 0.5B, 7B, two rounds. Other summation orders: the tokens may differ.
-  cmake --build build-gpu -j16 --target wick_bench >> "$O/build.log" 2>&1 || note "wick_bench did not build"
-  A=$O/chunks-kernel.txt
-  : > "$A"
-  for round in 1 2; do
-    for c in 0 1 2; do
-      J=/tmp/chunks-$c.json
-      WICK_DECODE_VARIANT=$c timeout 120 build-gpu/bench/wick_bench --benchmark_filter='^decode_attention/.*/cuda' \
-        --benchmark_format=json --benchmark_out="$J" > /dev/null 2>&1
-      python3 -c "import json,sys
-for b in json.load(open(sys.argv[1]))['benchmarks']: print('round $round variant $c', b['name'], '%.2f us' % b.get('median_us', b['real_time']))" "$J" >> "$A" 2>&1
-    done
-  done
-  note "decode attention variants, kernel: $(grep -c us "$A") rows (chunks-kernel.txt)"
-  OUT=/tmp/dab-chunks WICK_NEW=build-gpu/wick timeout 360 bash scripts/decode-ab.sh variants "${CHUNK_PRESETS:-qwen2.5-1.5b qwen2.5-0.5b qwen2.5-7b}" 2 \
-    "v0=WICK_DECODE_VARIANT=0" "v1=WICK_DECODE_VARIANT=1" "v2=" > /dev/null 2>&1
-  cp /tmp/dab-chunks/decode-ab.txt "$O/chunks-ab.txt" 2>/dev/null
-  note "decode v0/v1/v2: $(grep -o 'qwen[a-z0-9.-]* [a-z0-9]* round [0-9]: decode [0-9.]* tok/s' "$O/chunks-ab.txt" 2>/dev/null | tr '\n' ' ')"
 fi
 note "done"

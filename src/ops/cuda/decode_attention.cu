@@ -6,26 +6,34 @@
 // it was the largest kernel of a replayed decode step. Here one block owns (batch row b, query head h) and walks
 // all the keys its query sees (the note above kDecodeMaxKeys says why a head a block and not a kv head's group: the
 // other blocks of the group read the same keys and values, from L2):
-//   - the keys [first, pos] are dealt to the block's kDecodeWarps warps 32 at a time; per 32 keys a warp computes
-//     the scores lane-per-key (lane j holds key j's row in registers, 16-byte loads; q from shared memory as
-//     broadcasts), updates a running max m, sum l and accumulator (online softmax, f32), then adds p * v
-//     lane-per-dim (lane owns D/32 consecutive dims of each value row), p_j by a shuffle and the value rows
-//     from the warp's tile in shared memory;
-//   - a step's value rows go to that tile by cp.async and its key rows to registers, both issued as soon as the
-//     position is known: for the first step BEFORE the queries' RoPE and the cache append, so the cache's latency
-//     hides behind that phase (the rows read are below positions[b], never the one this launch appends);
+//   - the keys [first, pos] are dealt to the block's kDecodeWarps warps, at most 32 a warp and step, as evenly as
+//     the steps allow (384 keys: 24 a warp, not 32 to 12 warps and none to 4); for its keys a warp computes the
+//     scores, updates a running max m, sum l and accumulator (online softmax, f32), then adds p * v lane-per-dim
+//     (lane owns D/32 consecutive dims of each value row), p_j by a shuffle and the value rows from the warp's
+//     tile in shared memory;
+//   - the scores a 16-byte chunk a lane: a warp-wide load reads 32 / C whole key rows (C chunks a row), so the
+//     rows come coalesced; each lane keeps its chunk of C keys in registers, multiplies it by its chunk of q
+//     (registers), and the C lanes of a key add their products by halving exchanges (halving_sums), which leave
+//     every key's score on one lane;
+//   - a step's value rows go to the warp's tile by cp.async and its key chunks to registers, both issued as soon
+//     as the position is known: for the first step BEFORE the queries' RoPE and the cache append, so the cache's
+//     latency hides behind that phase (the rows read are below positions[b], never the one this launch appends);
 //   - at the end the warps' (m, l, acc) are merged through shared memory (each warp's acc in its spent tile) and
 //     the block writes out (and lse).
 // Session 22 moved the value rows from registers (32 slices a lane, 64 registers at D 128, with spills) to the
 // tile and issued the loads before the RoPE phase: the same arithmetic in the same order (the same bits), and on
 // an H200 0.5B decode 1,289 -> ~1,500 tok/s, 1.5B 643 -> 716, 7B 232.6 -> 246.3 (docs/benchmarks.md section 10).
+// Session 32 replaced its key row a lane (each warp-wide load touched 32 rows: the block's first loads queued
+// ~600 cycles a warp in L1 at D 128, the largest phase of session 22's clock stamps) by the chunk a lane, spread
+// the keys over all the warps and took the branch out of the merge: on an H100, 1.5B decode 635-640 -> 655-666
+// tok/s, 0.5B 1,307-1,315 -> 1,402-1,423 (docs/benchmarks.md section 10, session 32).
 // Taken for T = 1, head dim 64 or 128, no segment ids, and at most kDecodeMaxKeys keys a query may see (the
 // cache's capacity when the positions are on the device: a replayed graph plans for the longest); beyond that
 // the split-key path fills the GPU better. WICK_DECODE_ATTENTION=0 turns it off (the split-key path then runs).
 //
 // Numerics: f32 inside, expf, one rounding to T on the store; the summation order differs from the split-key
-// kernel's (scores over dims in 16-byte chunks; the warps' parts merged in warp order: the warps a block change
-// it).
+// kernel's (a score is the halving tree over its 16-byte chunks' products; the warps' parts merged in warp order:
+// the warps a block and the keys a warp change it).
 //
 // rope_cache_attention (ops/attention.h) runs the step's RoPE and KV-cache append in the same launch
 // (RopeAppend): each block rotates its query head (written back to q) and its kv head's key as it loads them
@@ -35,7 +43,6 @@
 // with the query's. The keys and values are read through L2 (__ldcg, cp.async.cg), never the non-coherent path:
 // the caches are written in this launch (other rows than the ones read).
 #include <algorithm>
-#include <cstdlib>
 
 #include "core/env.h"
 #include "ops/cuda/attention.cuh"
@@ -94,7 +101,7 @@ template <typename T, int DPL> struct VSlice {
   }
 };
 
-// The exchanges of the chunk scores (attn_decode_kernel, CHUNKS), from mask N down to 1: lanes l and l ^ n trade
+// The exchanges of the chunk scores (attn_decode_kernel), from mask N down to 1: lanes l and l ^ n trade
 // halves of their first 2n partial sums, each keeping the half whose index bit n is its own lane bit n, and add.
 template <int N, int C> __device__ __forceinline__ void halving_sums(float (&part)[C], int lane) {
   if constexpr (N >= 1) {
@@ -185,7 +192,7 @@ __device__ __forceinline__ void load_query_head(const T* q, const RopeAppend<T>&
 // q [B, 1, H, D], k/v [B, S, Hkv, D] -> out [B, 1, H, D], lse [B, H, 1] (may be null). grid (H, B), W warps;
 // dynamic shared memory: the warps' value tiles, W * 32 * D * sizeof(T) bytes (decode_smem). ra: see RopeAppend
 // (q, k, v may then be written by this kernel: not restrict).
-template <typename T, int D, int W, int V>
+template <typename T, int D, int W>
 __global__ void __launch_bounds__(W * 32)
     attn_decode_kernel(const T* q, const T* k, const T* v, T* __restrict__ out, float* __restrict__ lse, Dims a,
                        RopeAppend<T> ra) {
@@ -217,19 +224,17 @@ __global__ void __launch_bounds__(W * 32)
   const long long kv_b = (long long)b * a.S * a.Hkv * D + (long long)g * D;  // k/v of (b, key 0, g)
   const long long kv_row = (long long)a.Hkv * D;
 
-  // Step k0's loads: the value rows k0 .. k0 + 31 into the tile (consecutive lanes: consecutive 16-byte chunks of
-  // a row; rows past the keys and the fresh row zero-filled, never read), the lane's key row into kr.
-  // CHUNKS: the lane's chunk kc of the keys k0 + i * KPI + kh (i < C) in kr[i], so that a warp-wide load reads
-  // KPI whole rows (coalesced); else the lane's own key row k0 + lane, chunk c in kr[c] (32 rows a load).
-  constexpr int KPI = 32 / C;  // keys a warp-wide load covers (CHUNKS)
+  // Keys a warp takes a step: as few as spread the keys evenly over the warps in the fewest steps (kpw <= 32).
+  // Warp w's step s: the keys from k0 = key_lo + (s W + w) kpw, below k_stop = min(k0 + kpw, key_end).
+  const int n_keys = key_end - key_lo;  // >= 1: the query sees itself
+  const int steps = (n_keys + 32 * W - 1) / (32 * W);
+  const int kpw = (n_keys + steps * W - 1) / (steps * W);
+  // Step k0's loads: the value rows into the tile (consecutive lanes: consecutive 16-byte chunks of a row; the
+  // fresh row zero-filled, never read), and the lane's chunk kc of the keys k0 + i * KPI + kh (i < C) into kr[i]
+  // (zero past k_stop and for the fresh key), so that a warp-wide load reads KPI whole rows.
+  constexpr int KPI = 32 / C;  // keys a warp-wide load covers
   static_assert(C <= 32 && 32 % C == 0, "a key row is 1 to 32 chunks, a power of two");
   const int kc = lane % C, kh = lane / C;
-  constexpr bool CHUNKS = V >= 1;
-  // Keys a warp takes a step: 32; V 2: as few as spread the keys evenly over the warps (kpw <= 32, the same
-  // number of steps). Warp w's step s: keys from k0 = key_lo + (s W + w) kpw, below min(k0 + kpw, key_end).
-  const int n_keys = key_end - key_lo;
-  const int steps = (n_keys + 32 * W - 1) / (32 * W);
-  const int kpw = V >= 2 ? (n_keys + steps * W - 1) / (steps * W) : 32;
   uint4 kr[C];
   const auto issue = [&](int k0) {
     const int k_stop = min(k0 + kpw, key_end);
@@ -240,20 +245,11 @@ __global__ void __launch_bounds__(W * 32)
       cp_async16(smem_u32(tile + j * D + c * E), ok ? v + kv_b + key * kv_row + c * E : v, ok);
     }
     cp_async_commit();
-    if constexpr (CHUNKS) {
 #pragma unroll
-      for (int i = 0; i < C; i++) {
-        const int key = k0 + i * KPI + kh;
-        kr[i] = key < k_stop && key != fresh ? __ldcg(reinterpret_cast<const uint4*>(k + kv_b + key * kv_row + kc * E))
-                                              : make_uint4(0, 0, 0, 0);
-      }
-    } else {
-      const int key = k0 + lane;
-      if (key < k_stop && key != fresh) {
-        const T* kp = k + kv_b + key * kv_row;
-#pragma unroll
-        for (int c = 0; c < C; c++) kr[c] = __ldcg(reinterpret_cast<const uint4*>(kp + c * E));
-      }
+    for (int i = 0; i < C; i++) {
+      const int key = k0 + i * KPI + kh;
+      kr[i] = key < k_stop && key != fresh ? __ldcg(reinterpret_cast<const uint4*>(k + kv_b + key * kv_row + kc * E))
+                                            : make_uint4(0, 0, 0, 0);
     }
   };
   const int k_first = key_lo + warp * kpw;
@@ -261,7 +257,7 @@ __global__ void __launch_bounds__(W * 32)
   if (early) pdl::enter();
   load_query_head<T, D, W>(q, ra, a, b, h, g, qs, cs, knew, vnew);
 
-  float qc[E];  // CHUNKS: the query's chunk kc
+  float qc[E];  // the query's chunk kc
 #pragma unroll
   for (int e = 0; e < E; e++) qc[e] = qs[kc * E + e];
   float m = -INFINITY, l = 0.0f, acc[DPL];
@@ -273,39 +269,24 @@ __global__ void __launch_bounds__(W * 32)
     const int k_stop = min(k0 + kpw, key_end);
     const int key = k0 + lane;
     const bool ok = key < k_stop;
-    float s = 0.0f;
-    if constexpr (CHUNKS) {
-      // Each lane's chunk products of its C keys (the fresh key's chunk from knew), then the C lanes of a key
-      // sum them by halving exchanges: after the step of mask n a lane keeps the half of its partial sums whose
-      // index has the lane's bit n, so at the end lane l holds the whole score of key index i = l % C, which the
-      // last shuffle brings to lane i * KPI + kh.
-      float part[C];
+    // Each lane's chunk products of its C keys (the fresh key's chunk from knew), then the C lanes of a key sum
+    // them by halving exchanges: after the step of mask n a lane keeps the half of its partial sums whose index
+    // has the lane's bit n, so at the end lane l holds the whole score of key index i = l % C, which the last
+    // shuffle brings to lane i * KPI + kh.
+    float part[C];
 #pragma unroll
-      for (int i = 0; i < C; i++) {
-        if (k0 + i * KPI + kh == fresh) kr[i] = *reinterpret_cast<const uint4*>(knew + kc * E);
-        float kf[E];
-        vec16::unpack(kr[i], static_cast<const T*>(nullptr), kf);
-        float p = 0.0f;
+    for (int i = 0; i < C; i++) {
+      if (k0 + i * KPI + kh == fresh) kr[i] = *reinterpret_cast<const uint4*>(knew + kc * E);
+      float kf[E];
+      vec16::unpack(kr[i], static_cast<const T*>(nullptr), kf);
+      float p = 0.0f;
 #pragma unroll
-        for (int e = 0; e < E; e++) p = fmaf(qc[e], kf[e], p);
-        part[i] = p;
-      }
-      halving_sums<C / 2>(part, lane);
-      s = __shfl_sync(0xffffffffu, part[0], (lane % KPI) * C + lane / KPI);
-    } else if (ok) {
-      if (key == fresh) {
-#pragma unroll
-        for (int c = 0; c < C; c++) kr[c] = *reinterpret_cast<const uint4*>(knew + c * E);
-      }
-#pragma unroll
-      for (int c = 0; c < C; c++) {
-        float kf[E];
-        vec16::unpack(kr[c], static_cast<const T*>(nullptr), kf);
-#pragma unroll
-        for (int e = 0; e < E; e++) s = fmaf(qs[c * E + e], kf[e], s);
-      }
+      for (int e = 0; e < E; e++) p = fmaf(qc[e], kf[e], p);
+      part[i] = p;
     }
-    // Online softmax; every 32-key step has its first key (lane 0) inside [key_lo, key_end).
+    halving_sums<C / 2>(part, lane);
+    const float s = __shfl_sync(0xffffffffu, part[0], (lane % KPI) * C + lane / KPI);
+    // Online softmax; every step of a warp has its first key (lane 0) inside [key_lo, key_end).
     const float sh = ok ? s * a.scale : -INFINITY;
     const float m_new = fmaxf(m, cuda::warp_max(sh));
     const float p = ok ? expf(sh - m_new) : 0.0f;
@@ -346,9 +327,8 @@ __global__ void __launch_bounds__(W * 32)
     float L = 0.0f, o = 0.0f;
 #pragma unroll
     for (int w = 0; w < W; w++) {
-      // V 2 without the branch, so that the loads and exponentials of all warps can be in flight together: a
-      // warp without keys then adds 0 * 0 (M is finite: some warp has keys), which leaves L and o as they are.
-      if (V < 2 && ms[w] == -INFINITY) continue;
+      // No branch, so that the loads and exponentials of all warps can be in flight together: a warp without keys
+      // adds 0 * 0 (M is finite: some warp has keys), which leaves L and o as they are.
       const float f = expf(ms[w] - M);
       L += ls[w] * f;
       o += accs[w * kTileFloats + d] * f;
@@ -370,16 +350,6 @@ bool decode_attention_on() {
   return on;
 }
 
-// WICK_DECODE_VARIANT (an A/B switch): 0 a key row a lane; 1 the scores a 16-byte chunk a lane, the key rows read
-// coalesced; 2 (the default) that, with the keys spread evenly over the warps and the merge without a branch.
-int decode_variant() {
-  static const int v = [] {
-    const char* e = std::getenv("WICK_DECODE_VARIANT");
-    return e && *e ? std::atoi(e) : 2;
-  }();
-  return v;
-}
-
 bool aligned16(const Tensor& t) { return reinterpret_cast<uintptr_t>(t.raw()) % 16 == 0; }
 
 // Whether the one-launch kernel takes a call with these dims (k, v: what it reads the keys and values from).
@@ -398,10 +368,7 @@ void launch_decode(const T* q, const T* k, const T* v, T* out, float* lse, const
   const auto go = [&](auto d_tag) {
     constexpr int D = decltype(d_tag)::value, elem = sizeof(T);
     constexpr int W = decode_warps(elem, D), smem = decode_smem(elem, D);
-    const int variant = decode_variant();
-    const auto kernel = variant == 0   ? attn_decode_kernel<T, D, W, 0>
-                        : variant == 1 ? attn_decode_kernel<T, D, W, 1>
-                                       : attn_decode_kernel<T, D, W, 2>;
+    const auto kernel = attn_decode_kernel<T, D, W>;
     prepare_smem(kernel, smem, device);
     WICK_CUDA_CHECK(pdl::launch(kernel, dim3(a.H, a.B), dim3(W * 32), smem, s, q, k, v, out, lse, a, ra));
   };
