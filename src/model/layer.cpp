@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cmath>
 
+#include "core/env.h"
 #include "core/error.h"
 #include "model/causal_lm.h"
 #include "ops/elementwise.h"
@@ -193,13 +194,17 @@ Group group(LayerWeights& W, int g, const LayerRun& run) {
 // ys (=) the group's projections of x; the adapters' products into A.adapter_u[g] (training) or scratch.
 // Over independent sequences (run.rows), each row's own adapter delta is added after.
 // A folded group (A.xu[g] defined: alloc_adapter_products) reads its input from there, not x.
-void group_forward(LayerWeights& W, int g, LayerActs& A, const Tensor& x, const std::vector<Tensor*>& ys, LayerRun& run) {
+// input_norm: x is that RMSNorm's input, done in the small_m launch (BlockFusion).
+void group_forward(LayerWeights& W, int g, LayerActs& A, const Tensor& x, const std::vector<Tensor*>& ys, LayerRun& run,
+                   const SmallMNorm* input_norm = nullptr) {
   Group gr = group(W, g, run);
   if (A.xu[g].defined()) {
+    WICK_CHECK(!input_norm, "group_forward: a folded group reads its normalised input from xu");
     folded_group_forward(gr.linears, A.xu[g], ys, *run.lin, gr.dropout ? gr.seeds : nullptr);
     return;
   }
-  linear_group_forward(gr.linears, x, ys, A.adapter_u[g], *run.lin, gr.dropout ? gr.seeds : nullptr, run.inference);
+  linear_group_forward(gr.linears, x, ys, A.adapter_u[g], *run.lin, gr.dropout ? gr.seeds : nullptr, run.inference,
+                       input_norm);
   if (run.rows)
     for (size_t i = 0; i < ys.size(); i++) run.rows->add_adapters(run.layer, kLoraGroupFirst[g] + static_cast<int>(i), x, *ys[i]);
 }
@@ -220,6 +225,16 @@ void group_backward(LayerWeights& W, int g, LayerActs& A, const std::vector<cons
   group_backward(W, g, A, dys, [&]() -> const Tensor& { return x; }, dx, accumulate, run);
 }
 
+// Inference over a few rows on CUDA (decode) through the small-row kernels called directly: no per-row adapters
+// (run.rows adds them to the outputs), no debug hook, no recompute, and small_m_group's conditions (with
+// adapters, `lr` then holds their terms and u is already queued, normalised by input_norm if given).
+bool small_m_direct(LayerWeights& W, int g, const std::vector<Linear*>& ls, const Tensor& x, const Tensor& saved,
+                    LayerRun& run, SmallMAdapters& lr, const SmallMNorm* input_norm = nullptr) {
+  if (run.rows || run.hook || run.recompute) return false;
+  const Group gr = group(W, g, run);
+  return small_m_group(ls, x, saved, gr.dropout ? gr.seeds : nullptr, run.inference, *run.lin, lr, input_norm);
+}
+
 AttentionArgs attention_args(const LayerRun& run) {
   AttentionArgs a = layer_attention_args(*run.cfg, run.layer);
   a.segments = run.args.segments;
@@ -229,13 +244,14 @@ AttentionArgs attention_args(const LayerRun& run) {
 
 }  // namespace
 
-void attention_block_forward(LayerWeights& W, LayerActs& A, const Tensor& in, Tensor& out, LayerRun& run) {
+void attention_block_forward(LayerWeights& W, LayerActs& A, const Tensor& in, Tensor& out, LayerRun& run,
+                             const BlockFusion& fuse) {
   const ModelConfig& c = *run.cfg;
   const int64_t B = run.B, T = run.T, N = B * T, H = c.num_heads, Hkv = c.num_kv_heads, D = c.head_dim, KV = c.kv_dim();
   const bool qk_norm = W.q_norm.defined();
   Tensor& q_raw = qk_norm ? A.qp : A.q;
   Tensor& k_raw = qk_norm ? A.kp : A.k;
-  group_forward(W, kQKV, A, in, {&q_raw, &k_raw, &A.v}, run);
+  group_forward(W, kQKV, A, in, {&q_raw, &k_raw, &A.v}, run, fuse.input_norm);
   run.emit(W.q.name, q_raw);
   run.emit(W.k.name, k_raw);
   run.emit(W.v.name, A.v);
@@ -270,8 +286,20 @@ void attention_block_forward(LayerWeights& W, LayerActs& A, const Tensor& in, Te
     rope_forward_qk(q4, k4, run.positions, rope);
     attention_forward(q4, k4, v4, args, att4, lse);
   }
+  if (fuse.residual) {
+    SmallMAdapters o_terms;
+    if (small_m_direct(W, kO, {&W.o}, A.att, A.adapter_u[kO], run, o_terms)) {
+      SmallMOptions opt;
+      opt.weights_settled = true;  // inference: the model's weights
+      opt.residual = fuse.residual;
+      opt.low_rank = o_terms.terms.u ? &o_terms.terms : nullptr;
+      small_m_linear(A.att, {&W.o.w}, {W.o.b.defined() ? &W.o.b : nullptr}, {&out}, opt);
+      return;
+    }
+  }
   group_forward(W, kO, A, A.att, {&out}, run);
   run.emit(W.o.name, out);
+  if (fuse.residual) add(out, *fuse.residual, out);
 }
 
 void attention_block_backward(LayerWeights& W, LayerActs& A, const Tensor& in, const Tensor& dout, Tensor& din,
@@ -300,31 +328,22 @@ void mlp_block_gate_up_forward(LayerWeights& W, LayerActs& A, const Tensor& in, 
   group_forward(W, kGateUp, A, in, {&A.g, &A.u}, run);
 }
 
-namespace {
-// Inference over a few rows on CUDA (decode) through the small-row kernels called directly: no per-row adapters
-// (run.rows adds them to the outputs), no debug hook, no recompute, and small_m_group's conditions (with
-// adapters, `lr` then holds their terms and u is already queued).
-bool small_m_direct(LayerWeights& W, int g, const std::vector<Linear*>& ls, const Tensor& x, const Tensor& saved,
-                    LayerRun& run, SmallMAdapters& lr) {
-  if (run.rows || run.hook || run.recompute) return false;
-  const Group gr = group(W, g, run);
-  return small_m_group(ls, x, saved, gr.dropout ? gr.seeds : nullptr, run.inference, *run.lin, lr);
-}
-}  // namespace
-
 void mlp_block_forward(LayerWeights& W, LayerActs& A, const Tensor& in, Tensor& out, LayerRun& run,
-                       const Tensor* residual) {
+                       const Tensor* residual, const SmallMNorm* input_norm) {
   SmallMOptions settled;
   settled.weights_settled = true;  // inference: the model's weights
   // Decode on CUDA: gate, up and the GLU as one small_m_glu, which rounds g and u as A.g, A.u hold them, then
   // the GLU of glu_forward; A.g and A.u are not written (inference reads them nowhere else).
   SmallMAdapters gate_up;
-  if (A.s.dtype() == in.dtype() && small_m_direct(W, kGateUp, {&W.gate, &W.up}, in, A.adapter_u[kGateUp], run, gate_up)) {
+  if (A.s.dtype() == in.dtype() &&
+      small_m_direct(W, kGateUp, {&W.gate, &W.up}, in, A.adapter_u[kGateUp], run, gate_up, input_norm)) {
     SmallMOptions opt = settled;
     opt.low_rank = gate_up.terms.u ? &gate_up.terms : nullptr;
+    opt.input_norm = input_norm;
     small_m_glu(in, W.gate.w, W.up.w, W.gate.b.defined() ? &W.gate.b : nullptr, W.up.b.defined() ? &W.up.b : nullptr,
                 mlp_act(*run.cfg), A.s, opt);
   } else {
+    WICK_CHECK(!input_norm, "mlp_block_forward: an input norm needs gate/up on the small_m path");
     mlp_block_gate_up_forward(W, A, in, run);
     glu_forward(A.g, A.u, mlp_act(*run.cfg), A.s);
   }
@@ -358,6 +377,12 @@ void mlp_block_backward(LayerWeights& W, LayerActs& A, const Tensor& in, const T
 }
 
 namespace {
+KernelSwitch g_norm_fusion("WICK_DECODE_NORM_FUSION", /*default_on*/ false);
+}  // namespace
+bool decode_norm_fusion() { return g_norm_fusion.on(); }
+void set_decode_norm_fusion(bool on) { g_norm_fusion.set(on); }
+
+namespace {
 
 // Where the RMSNorm feeding group g writes: the first C columns of the group's K-concatenated buffer when the
 // group is folded (its input slot is then undefined: the group reads xu), else the slot itself.
@@ -365,11 +390,33 @@ MatrixView norm_output(LayerActs& A, int g, Tensor& slot, int64_t C) {
   return A.xu[g].defined() ? MatrixView::columns(A.xu[g], 0, C) : MatrixView::whole(slot);
 }
 
+// Whether a decode step's layer runs its two RMSNorms inside the projection launches after them (q|k|v, gate/up)
+// and the residual add after attention inside o_proj's launch (BlockFusion): 7 launches a layer become 5 (not the
+// same bits: SmallMNorm). Needs every group it touches on the small_m path, unfolded, and no hook.
+bool decode_fuses_norms(LayerWeights& W, LayerActs& A, const Tensor& x, LayerRun& run) {
+  if (!decode_norm_fusion() || !run.inference || run.rows || run.hook || run.recompute || !x.device().is_cuda() ||
+      x.ndim() != 2 || !small_m_rows(x.dim(0)) || A.xu[kQKV].defined() || A.xu[kGateUp].defined() ||
+      A.s.dtype() != x.dtype() || W.input_norm.dtype() != x.dtype() || W.post_norm.dtype() != x.dtype())
+    return false;
+  for (int g : {kQKV, kO, kGateUp}) {
+    const Group gr = group(W, g, run);
+    const Tensor& in = g == kO ? A.att : x;  // o_proj reads the attention output (gate/up: h, x's shape and dtype)
+    if (!small_m_takes(gr.linears, in, A.adapter_u[g], gr.dropout ? gr.seeds : nullptr, run.inference)) return false;
+  }
+  return true;
+}
+
 // h = x + attn(rms(x)); out = h + mlp(rms(h)).
 void pre_norm_forward(LayerWeights& W, LayerActs& A, const Tensor& x, Tensor& out, LayerRun& run) {
   const float eps = static_cast<float>(run.cfg->rms_norm_eps);
   const RmsWeight kind = rms_weight(*run.cfg);
   const int64_t C = run.cfg->hidden_size;
+  if (decode_fuses_norms(W, A, x, run)) {
+    const SmallMNorm input_norm{&W.input_norm, eps, kind}, post_norm{&W.post_norm, eps, kind};
+    attention_block_forward(W, A, x, A.h, run, {&input_norm, &x});   // h = x + attn(rms(x))
+    mlp_block_forward(W, A, A.h, out, run, &A.h, &post_norm);        // out = h + mlp(rms(h))
+    return;
+  }
   const std::string p = run.hook ? run.prefix() : std::string();
   if (run.recompute) {
     // Checkpointing kept this layer's attention results (ActSlot::checkpoint_kept: q, k, v, att, lse): the

@@ -168,16 +168,33 @@ GluAct mlp_act(const ModelConfig& c);                              // silu or ge
 RopeFreqs layer_rope(const ModelConfig& c, int64_t layer);         // rope_theta (+ rescaling) or the local base
 AttentionArgs layer_attention_args(const ModelConfig& c, int64_t layer);  // scale and window (kv_len unset)
 
+// Decode (pre_norm_forward, where decode_fuses_norms): the RMSNorm before a block done by its first projection's
+// small_m launch (`in` is then the norm's input), and the residual add after it by its last one.
+struct BlockFusion {
+  const SmallMNorm* input_norm = nullptr;
+  const Tensor* residual = nullptr;  // attention: out = residual + o_proj(...), rounded as ops/elementwise.h's add
+};
+
+// Whether decode may fuse a pre-norm layer's norms and its attention residual into the small_m launches
+// (BlockFusion): opt-in until measured on a GPU (WICK_DECODE_NORM_FUSION=1, read once). Not the same bits: the
+// fused launch scales each row's results by the norm's rstd instead of projecting the rounded normalised x
+// (ops/small_m_linear.h SmallMNorm).
+// set_decode_norm_fusion is the tests' switch (it applies to steps and graph captures after it).
+bool decode_norm_fusion();
+void set_decode_norm_fusion(bool on);
+
 // Shared blocks. in/out are [N, *] in the compute dtype.
 // Attention: q, k, v projections of in, optional head norms, RoPE, the cache, attention, o -> out (=).
-void attention_block_forward(LayerWeights& W, LayerActs& A, const Tensor& in, Tensor& out, LayerRun& run);
+void attention_block_forward(LayerWeights& W, LayerActs& A, const Tensor& in, Tensor& out, LayerRun& run,
+                             const BlockFusion& fuse = {});
 // dout -> din (=) the gradient wrt the block input; adapters' dA, dB (+=).
 void attention_block_backward(LayerWeights& W, LayerActs& A, const Tensor& in, const Tensor& dout, Tensor& din,
                               LayerGrads& G, LayerRun& run);
 // Gated MLP: out = down(act(gate(in)) * up(in)) (=), act silu or gelu_tanh (mlp_act); with a residual,
 // out = residual + that (the decoder layer's add, rounded as ops/elementwise.h's add; residual is not out).
+// With input_norm, `in` is that RMSNorm's input (BlockFusion; the caller checked the gate/up group takes small_m).
 void mlp_block_forward(LayerWeights& W, LayerActs& A, const Tensor& in, Tensor& out, LayerRun& run,
-                       const Tensor* residual = nullptr);
+                       const Tensor* residual = nullptr, const SmallMNorm* input_norm = nullptr);
 // Only what mlp_block_backward reads: the gate and up projections (A.g, A.u, their adapters' products).
 void mlp_block_gate_up_forward(LayerWeights& W, LayerActs& A, const Tensor& in, LayerRun& run);
 void mlp_block_backward(LayerWeights& W, LayerActs& A, const Tensor& in, const Tensor& dout, Tensor& din,

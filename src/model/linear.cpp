@@ -351,8 +351,8 @@ const Tensor& folded_weight(const Linear& l, int64_t R, int64_t off, DType dt, b
 
 }  // namespace
 
-bool small_m_group(const std::vector<Linear*>& ls, const Tensor& x, const Tensor& saved, const uint64_t* seeds,
-                   bool inference, LinearScratch& s, SmallMAdapters& lr) {
+bool small_m_takes(const std::vector<Linear*>& ls, const Tensor& x, const Tensor& saved, const uint64_t* seeds,
+                   bool inference) {
   if (!inference || !small_m_enabled() || saved.defined() || !x.device().is_cuda() || x.ndim() != 2 ||
       !small_m_rows(x.dim(0)) || ls.empty() || ls.size() > kSmallMMaxMembers)
     return false;
@@ -365,7 +365,16 @@ bool small_m_group(const std::vector<Linear*>& ls, const Tensor& x, const Tensor
   if (x.dtype() != DType::BF16 || x.dim(1) == 0 || !no_dropout(ls, seeds)) return false;
   const Group g = group_of(ls);
   // Packed adapters (pack_lora_group: their A16's one block) only; the others take the GEMM paths.
-  if (g.R == 0 || !stacked(g, [](Linear* l) -> const Tensor& { return l->lora.A16; })) return false;
+  return g.R > 0 && stacked(g, [](Linear* l) -> const Tensor& { return l->lora.A16; });
+}
+
+bool small_m_group(const std::vector<Linear*>& ls, const Tensor& x, const Tensor& saved, const uint64_t* seeds,
+                   bool inference, LinearScratch& s, SmallMAdapters& lr, const SmallMNorm* input_norm) {
+  if (!small_m_takes(ls, x, saved, seeds, inference)) return false;
+  bool adapted = false;
+  for (const Linear* l : ls) adapted = adapted || l->lora.active();
+  if (!adapted) return true;  // the whole group in one small_m_linear
+  const Group g = group_of(ls);
   refresh16(group_members(ls), s);
   // u = x [A_1; ..; A_n]^T [N, R] f32: one small_m_linear over the stacked bf16 A's (settled when no cast of this
   // forward wrote them).
@@ -374,6 +383,7 @@ bool small_m_group(const std::vector<Linear*>& ls, const Tensor& x, const Tensor
   lr.u_store = front(s.r32, N, g.R, DType::F32, x.device());
   SmallMOptions u_opt;
   u_opt.weights_settled = s.adapters_current;
+  u_opt.input_norm = input_norm;
   small_m_linear(x, {&A}, {}, {&lr.u_store}, u_opt);
   lr.terms.u = &lr.u_store;
   lr.terms.B.assign(ls.size(), nullptr);
@@ -429,10 +439,11 @@ void linear_backward(Linear& l, const Tensor& dy, const Tensor& x32, const Tenso
 int64_t lora_group_rank(const std::vector<Linear*>& ls) { return group_of(ls).R; }
 
 void linear_group_forward(const std::vector<Linear*>& ls, const Tensor& x, const std::vector<Tensor*>& ys,
-                          Tensor& saved, LinearScratch& s, const uint64_t* seeds, bool inference) {
+                          Tensor& saved, LinearScratch& s, const uint64_t* seeds, bool inference,
+                          const SmallMNorm* input_norm) {
   WICK_CHECK(ys.size() == ls.size(), "linear_group_forward: " << ls.size() << " linears, " << ys.size() << " outputs");
   SmallMAdapters lr;
-  if (small_m_group(ls, x, saved, seeds, inference, s, lr)) {
+  if (small_m_group(ls, x, saved, seeds, inference, s, lr, input_norm)) {
     std::vector<const Tensor*> w, b;
     for (const Linear* l : ls) {
       w.push_back(&l->w);
@@ -441,9 +452,11 @@ void linear_group_forward(const std::vector<Linear*>& ls, const Tensor& x, const
     SmallMOptions opt;
     opt.weights_settled = true;  // inference: the model's weights, which no kernel of a forward writes
     opt.low_rank = lr.terms.u ? &lr.terms : nullptr;
+    opt.input_norm = input_norm;
     small_m_linear(x, w, b, ys, opt);
     return;
   }
+  WICK_CHECK(!input_norm, "linear_group_forward: an input norm is done only by the small_m path (small_m_takes)");
   const Group g = group_of(ls);
   const int64_t N = x.dim(0);
   const bool f32 = x.dtype() == DType::F32;

@@ -112,20 +112,27 @@ int64_t lora_group_rank(const std::vector<Linear*>& ls);
 // evaluation). With saved undefined, on CUDA, over N <= kSmallMMaxRows rows and no member with an adapter, the
 // group then runs as ONE small_m_linear (ops/small_m_linear.h: bandwidth-bound decode projections) instead of
 // one GEMM per member. Same rounding as the GEMMs (f32 sums, bias added in f32, one rounding), another order.
+// input_norm (decode): x is the input of that RMSNorm, which the small_m launch does (ops/small_m_linear.h
+// SmallMNorm); only where small_m_takes says the group takes that path (an error otherwise).
 void linear_group_forward(const std::vector<Linear*>& ls, const Tensor& x, const std::vector<Tensor*>& ys,
-                          Tensor& saved, LinearScratch& s, const uint64_t* seeds = nullptr, bool inference = false);
+                          Tensor& saved, LinearScratch& s, const uint64_t* seeds = nullptr, bool inference = false,
+                          const SmallMNorm* input_norm = nullptr);
 // Whether linear_group_forward takes the small_m_linear path for these arguments (the MLP asks it of its
-// gate/up group before fusing the GLU: model/layer.cpp): inference over a few rows on CUDA, nothing saved, the
-// members' weights in x's dtype, and either no member with an adapter, or adapters the kernel adds (bf16, no
-// dropout, the group packed): then each member's projection and its adapter term run in the one small_m launch
-// (SmallMLowRank), after one launch computing u = x A^T for every adapter of the group (into the scratch s.r32),
-// which is queued here, and `lr` holds the terms for small_m_linear / small_m_glu. On false nothing was queued.
+// gate/up group before fusing the GLU, and a decoder layer of its groups before it moves its norms into their
+// launches: model/layer.cpp): inference over a few rows on CUDA, nothing saved, the members' weights in x's
+// dtype, and either no member with an adapter, or adapters the kernel adds (bf16, no dropout, the group packed).
+bool small_m_takes(const std::vector<Linear*>& ls, const Tensor& x, const Tensor& saved, const uint64_t* seeds,
+                   bool inference);
+// Where small_m_takes: each member's projection and its adapter term run in the one small_m launch
+// (SmallMLowRank), after one launch computing u = x A^T for every adapter of the group (into the scratch s.r32,
+// with input_norm as the projections take it), which is queued here, and `lr` holds the terms for small_m_linear /
+// small_m_glu. On false nothing was queued.
 struct SmallMAdapters {
   SmallMLowRank terms;  // terms.u points at u_store (terms.u null: no adapter terms)
   Tensor u_store;       // [N, R] f32
 };
 bool small_m_group(const std::vector<Linear*>& ls, const Tensor& x, const Tensor& saved, const uint64_t* seeds,
-                   bool inference, LinearScratch& s, SmallMAdapters& lr);
+                   bool inference, LinearScratch& s, SmallMAdapters& lr, const SmallMNorm* input_norm = nullptr);
 // dys [N, out_j] -> dx [N, in] (= or +=), dA, dB (+=).
 void linear_group_backward(const std::vector<Linear*>& ls, const std::vector<const Tensor*>& dys, const Tensor& x,
                            const Tensor& saved, Tensor& dx, bool accumulate, LinearScratch& s,

@@ -167,12 +167,14 @@ struct SmallMShape {
   // SmallMOptions::low_rank: one rank per member (0: no adapter; empty: none at all): inputs u [M, sum of the
   // ranks] f32 and B_j [out_j, r_j], scales 0.5, 0.75, 1.0 by member
   std::vector<int64_t> ranks;
+  // SmallMOptions::input_norm: 0 none, 1 RmsWeight::Scale, 2 RmsWeight::OneOffset (an input "norm_w" [in], last)
+  int norm = 0;
 };
 CasePtr make_small_m_linear(const SmallMShape& s);
 // small_m_glu: x [M, in], w_gate, w_up [I, in] (+ biases) -> s [M, I]; silu or gelu_tanh; settled as SmallMShape;
-// ranks: adapters on gate and up as SmallMShape::ranks ({} or two)
+// ranks: adapters on gate and up as SmallMShape::ranks ({} or two); norm as SmallMShape::norm
 CasePtr make_small_m_glu(int64_t M, int64_t in, int64_t I, bool gelu, bool bias, bool settled = false,
-                         const std::vector<int64_t>& ranks = {});
+                         const std::vector<int64_t>& ranks = {}, int norm = 0);
 CasePtr make_linear(const Shape& lead, int64_t in, int64_t out, bool bias);
 CasePtr make_embedding(int64_t N, int64_t V, int64_t C, DType ids);
 // offset: Gemma's (1 + w) weight (RmsWeight::OneOffset)

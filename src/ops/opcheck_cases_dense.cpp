@@ -589,6 +589,29 @@ struct SmallMAdapters {
   }
 };
 
+// SmallMOptions::input_norm in a small_m case: 0 none, 1 Qwen's weight, 2 Gemma's 1 + w; its weight is the case's
+// last input.
+struct SmallMInputNorm {
+  int kind = 0;
+  static constexpr float kEps = 1e-6f;
+  std::string tag() const { return kind == 0 ? "" : kind == 1 ? "_norm" : "_norm_offset1"; }
+  void specs(std::vector<Spec>& in, int64_t width) const {
+    if (kind) in.push_back({"norm_w", {width}});
+  }
+  SmallMNorm norm(const std::vector<Tensor>& in) const {
+    return {&in.back(), kEps, kind == 2 ? RmsWeight::OneOffset : RmsWeight::Scale};
+  }
+  // x as the projections read it: rms_norm(x) in f64, or x itself.
+  ref::Vec input(const std::vector<ref::Vec>& in, int64_t width) const {
+    if (!kind) return in[0];
+    ref::Vec w = in.back(), y, rstd;
+    if (kind == 2)
+      for (double& v : w) v += 1.0;
+    ref::rms_norm(in[0], w, width, kEps, y, rstd);
+    return y;
+  }
+};
+
 // small_m_linear (ops/small_m_linear.h): up to three projections of one x [M <= 8, in] in one launch on CUDA.
 // Shapes off multiples of 8 take the kernel's one-element loads, the others its 16-byte loads; 1..3 members.
 class SmallMLinearCase : public Case {
@@ -597,7 +620,9 @@ class SmallMLinearCase : public Case {
     tol.fwd = tol.dev = 2e-5;
     tol.why = "f32 dot products of length in in a fixed order (the CPU twin in index order, the kernel per lane then "
               "a butterfly): rel error ~sqrt(in) 2^-24; bf16: y rounded once (2^-9) after the f32 bias add";
-    if (s_.y_f32) tol.dev_bf16 = tol.cpu_bf16 = 1e-4;  // same bf16 inputs, f32 output: only the order differs
+    // same bf16 inputs, f32 output: only the order differs (an input norm rounds x to bf16 after normalising it:
+    // the default bf16 bounds)
+    if (s_.y_f32 && !s_.norm) tol.dev_bf16 = tol.cpu_bf16 = 1e-4;
   }
   static std::string tag(const SmallMShape& s) {
     std::string t = cat_str("M", s.M, "_in", s.in, "_out");
@@ -606,7 +631,7 @@ class SmallMLinearCase : public Case {
     if (s.y_f32) t += "_yf32";
     if (s.residual) t += "_res";
     if (s.settled) t += "_settled";
-    return t + SmallMAdapters{s.M, s.ranks, s.outs}.tag();
+    return t + SmallMAdapters{s.M, s.ranks, s.outs}.tag() + SmallMInputNorm{s.norm}.tag();
   }
   std::vector<Spec> inputs() const override {
     std::vector<Spec> in{{"x", {s_.M, s_.in}}};
@@ -615,6 +640,7 @@ class SmallMLinearCase : public Case {
       for (size_t j = 0; j < s_.outs.size(); j++) in.push_back({cat_str("b", j), {s_.outs[j]}});
     if (s_.residual) in.push_back({"res", {s_.M, s_.outs[0]}, s_.y_f32 ? Kind::F32 : Kind::Act});
     ad_.specs(in);
+    SmallMInputNorm{s_.norm}.specs(in, s_.in);
     return in;
   }
   // Index of the first adapter input ("u").
@@ -639,13 +665,16 @@ class SmallMLinearCase : public Case {
     opt.residual = s_.residual ? &in[adapters_at() - 1] : nullptr;
     const SmallMLowRank terms = ad_.any() ? ad_.terms(in, adapters_at()) : SmallMLowRank{};
     opt.low_rank = ad_.any() ? &terms : nullptr;
+    const SmallMNorm norm = SmallMInputNorm{s_.norm}.norm(in);
+    opt.input_norm = s_.norm ? &norm : nullptr;
     small_m_linear(in[0], w, b, y, opt);
   }
   std::vector<ref::Vec> reference(const std::vector<ref::Vec>& in) const override {
     const size_t n = s_.outs.size();
+    const ref::Vec x = SmallMInputNorm{s_.norm}.input(in, s_.in);
     std::vector<ref::Vec> r;
     for (size_t j = 0; j < n; j++)
-      r.push_back(ref::matmul(in[0], in[1 + j], nullptr, s_.bias ? &in[1 + n + j] : nullptr, 1, s_.M, s_.outs[j], s_.in,
+      r.push_back(ref::matmul(x, in[1 + j], nullptr, s_.bias ? &in[1 + n + j] : nullptr, 1, s_.M, s_.outs[j], s_.in,
                               false, true, false, 1.0, 0.0));
     ad_.add(in, adapters_at(), r);
     if (s_.residual)
@@ -667,10 +696,12 @@ class SmallMLinearCase : public Case {
 // small_m_glu (ops/small_m_linear.h): the MLP's gate/up projections and GLU in one launch on CUDA.
 class SmallMGluCase : public Case {
  public:
-  SmallMGluCase(int64_t M, int64_t in, int64_t I, bool gelu, bool bias, bool settled, const std::vector<int64_t>& ranks)
+  SmallMGluCase(int64_t M, int64_t in, int64_t I, bool gelu, bool bias, bool settled, const std::vector<int64_t>& ranks,
+                int norm)
       : Case("small_m_glu", cat_str("M", M, "_in", in, "_I", I, gelu ? "_gelu" : "_silu", bias ? "_bias" : "",
-                                    settled ? "_settled" : "", SmallMAdapters{M, ranks, {I, I}}.tag())),
-        M_(M), in_(in), I_(I), gelu_(gelu), bias_(bias), settled_(settled), ad_{M, ranks, {I, I}} {
+                                    settled ? "_settled" : "", SmallMAdapters{M, ranks, {I, I}}.tag(),
+                                    SmallMInputNorm{norm}.tag())),
+        M_(M), in_(in), I_(I), gelu_(gelu), bias_(bias), settled_(settled), ad_{M, ranks, {I, I}}, norm_{norm} {
     tol.fwd = tol.dev = 2e-5;
     tol.why = "two f32 dot products of length in (rel error ~sqrt(in) 2^-24), then the GLU's exp/tanh in f32; "
               "bf16: g, u, act(g) and s rounded (the CUDA kernel as the unfused path; the CPU twin in f32 leaves "
@@ -680,6 +711,7 @@ class SmallMGluCase : public Case {
     std::vector<Spec> in{{"x", {M_, in_}}, {"w_gate", {I_, in_}}, {"w_up", {I_, in_}}};
     if (bias_) in.push_back({"b_gate", {I_}}), in.push_back({"b_up", {I_}});
     ad_.specs(in);
+    norm_.specs(in, in_);
     return in;
   }
   std::vector<Spec> outputs() const override { return {{"s", {M_, I_}}}; }
@@ -689,13 +721,16 @@ class SmallMGluCase : public Case {
     opt.weights_settled = settled_;
     const SmallMLowRank terms = ad_.any() ? ad_.terms(in, adapters_at()) : SmallMLowRank{};
     opt.low_rank = ad_.any() ? &terms : nullptr;
+    const SmallMNorm norm = norm_.norm(in);
+    opt.input_norm = norm_.kind ? &norm : nullptr;
     small_m_glu(in[0], in[1], in[2], bias_ ? &in[3] : nullptr, bias_ ? &in[4] : nullptr,
                 gelu_ ? GluAct::GeluTanh : GluAct::Silu, out[0], opt);
   }
   std::vector<ref::Vec> reference(const std::vector<ref::Vec>& in) const override {
+    const ref::Vec x = norm_.input(in, in_);
     std::vector<ref::Vec> gu{
-        ref::matmul(in[0], in[1], nullptr, bias_ ? &in[3] : nullptr, 1, M_, I_, in_, false, true, false, 1.0, 0.0),
-        ref::matmul(in[0], in[2], nullptr, bias_ ? &in[4] : nullptr, 1, M_, I_, in_, false, true, false, 1.0, 0.0)};
+        ref::matmul(x, in[1], nullptr, bias_ ? &in[3] : nullptr, 1, M_, I_, in_, false, true, false, 1.0, 0.0),
+        ref::matmul(x, in[2], nullptr, bias_ ? &in[4] : nullptr, 1, M_, I_, in_, false, true, false, 1.0, 0.0)};
     ad_.add(in, adapters_at(), gu);
     return {gelu_ ? ref::geglu(gu[0], gu[1]) : ref::swiglu(gu[0], gu[1])};
   }
@@ -706,14 +741,15 @@ class SmallMGluCase : public Case {
   int64_t M_, in_, I_;
   bool gelu_, bias_, settled_;
   SmallMAdapters ad_;
+  SmallMInputNorm norm_;
 };
 
 }  // namespace
 
 CasePtr make_small_m_linear(const SmallMShape& s) { return std::make_unique<SmallMLinearCase>(s); }
 CasePtr make_small_m_glu(int64_t M, int64_t in, int64_t I, bool gelu, bool bias, bool settled,
-                         const std::vector<int64_t>& ranks) {
-  return std::make_unique<SmallMGluCase>(M, in, I, gelu, bias, settled, ranks);
+                         const std::vector<int64_t>& ranks, int norm) {
+  return std::make_unique<SmallMGluCase>(M, in, I, gelu, bias, settled, ranks, norm);
 }
 CasePtr make_matmul(const MatmulShape& s) { return std::make_unique<MatmulCase>(s); }
 CasePtr make_low_rank(const LowRankShape& s) { return std::make_unique<LowRankCase>(s); }

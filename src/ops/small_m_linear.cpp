@@ -50,6 +50,27 @@ void check_low_rank(const char* op, const Tensor& x, const SmallMLowRank& lr, co
   }
 }
 
+// opt.input_norm against x [M, in].
+void check_input_norm(const char* op, const Tensor& x, const SmallMNorm& n) {
+  const Arg X{"x", &x};
+  if (!n.w) fail(op, {X}, "input_norm needs its weight");
+  const Arg W{"input_norm.w", n.w};
+  ops_detail::one_device(op, {X, W});
+  ops_detail::need_same_dtype(op, W, X);
+  ops_detail::need_shape(op, {X, W}, W, {x.dim(1)}, "[in]");
+  if (!(n.eps >= 0.0f) || !std::isfinite(n.eps)) fail(op, {X, W}, "input_norm.eps must be finite and >= 0");
+}
+
+// The CPU twin of a projection with its input norm: rms_norm_forward (in f32: the CPU norm's dtype; its output
+// rounded once to x's dtype), then the projection of its output.
+Tensor normalised_input(const Tensor& x, const SmallMNorm& n) {
+  const Tensor x32 = x.to(DType::F32), w32 = n.w->to(DType::F32);
+  Tensor y = Tensor::empty(x.shape(), DType::F32, x.device());
+  Tensor rstd = Tensor::empty({x.dim(0)}, DType::F32, x.device());
+  rms_norm_forward(x32, w32, n.eps, y, rstd, n.kind);
+  return y.to(x.dtype());
+}
+
 }  // namespace
 
 bool small_m_enabled() { return small_m_switch().load(std::memory_order_relaxed); }
@@ -103,6 +124,14 @@ void small_m_linear(const Tensor& x, const std::vector<const Tensor*>& w, const 
     for (const Tensor* t : w) outs.push_back(t->dim(0));
     check_low_rank(op, x, *opt.low_rank, outs);
   }
+  if (opt.input_norm) {
+    check_input_norm(op, x, *opt.input_norm);
+    if (dev.is_cpu()) {
+      SmallMOptions plain = opt;
+      plain.input_norm = nullptr;
+      return small_m_linear(normalised_input(x, *opt.input_norm), w, bias, y, plain);
+    }
+  }
   WICK_OP_DISPATCH(op, dev, small_m_linear, x, w, bias, y, opt);
 }
 
@@ -134,6 +163,14 @@ void small_m_glu(const Tensor& x, const Tensor& w_gate, const Tensor& w_up, cons
       ops_detail::need_shape(op, {G, B}, B, {I}, "[I]");
     }
   if (opt.low_rank) check_low_rank(op, x, *opt.low_rank, {I, I});
+  if (opt.input_norm) {
+    check_input_norm(op, x, *opt.input_norm);
+    if (dev.is_cpu()) {
+      SmallMOptions plain = opt;
+      plain.input_norm = nullptr;
+      return small_m_glu(normalised_input(x, *opt.input_norm), w_gate, w_up, b_gate, b_up, act, s, plain);
+    }
+  }
   WICK_OP_DISPATCH(op, dev, small_m_glu, x, w_gate, w_up, b_gate, b_up, act, s, opt);
 }
 

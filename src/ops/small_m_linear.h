@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "core/tensor.h"
+#include "ops/norm.h"
 #include "ops/swiglu.h"
 
 namespace wick {
@@ -40,6 +41,19 @@ struct SmallMLowRank {
   std::vector<float> scale;         // one per member
 };
 
+// The RMSNorm in front of a small_m projection (decode: the layer's input norm before q|k|v, the post-attention
+// norm before gate/up), done inside the projection's launch instead of a launch of its own: the projections of
+// rms_norm_forward(x, *w, eps, kind)'s output (rstd and y are not stored). On CUDA, RMSNorm(x) W^T = rstd (x * w)
+// W^T: each lane multiplies the x it reads by w and sums its squares beside the dot products, and the row's results
+// are scaled by rstd = rsqrt(mean(x^2) + eps) before the bias; the CPU twin runs the norm (its output rounded to
+// x's dtype) and then the projection. So the two differ by that rounding and the order of the sums, not more.
+// w [in], x's dtype.
+struct SmallMNorm {
+  const Tensor* w = nullptr;
+  float eps = 1e-6f;
+  RmsWeight kind = RmsWeight::Scale;
+};
+
 // What a caller may ask of small_m_linear / small_m_glu beyond the projections.
 struct SmallMOptions {
   // The weights and biases are settled: the kernel launched just before this op on its stream does not write
@@ -53,6 +67,8 @@ struct SmallMOptions {
   const Tensor* residual = nullptr;
   // Adapter terms (SmallMLowRank), or none.
   const SmallMLowRank* low_rank = nullptr;
+  // x's RMSNorm (SmallMNorm), or none: x is then the norm's input.
+  const SmallMNorm* input_norm = nullptr;
 };
 
 // x [M, in], w_j [out_j, in], bias_j [out_j] (or null; `bias` may also be empty) -> y_j [M, out_j] (=):

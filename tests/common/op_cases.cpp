@@ -137,6 +137,17 @@ static std::vector<CasePtr> build() {
   c.push_back(make_small_m_linear({.M = 1, .in = 4864, .outs = {896}, .residual = true, .settled = true, .ranks = {16}}));
   c.push_back(make_small_m_linear({.M = 8, .in = 264, .outs = {130, 8}, .ranks = {1, 0}}));
   c.push_back(make_small_m_linear({.M = 5, .in = 1544, .outs = {1030}, .bias = true, .residual = true, .ranks = {64}}));
+  // ... with the input's RMSNorm (SmallMOptions::input_norm: decode's norm in the projection's launch): both weight
+  // kinds; widths on and off multiples of 8 (vector and one-element loads); K warps a row 1 to 8 (the partial
+  // sums of squares reduced with the dot products); M up to 8; with adapters and a residual
+  c.push_back(make_small_m_linear({.M = 1, .in = 896, .outs = {896, 128, 128}, .bias = true, .settled = true, .norm = 1}));
+  c.push_back(make_small_m_linear({.M = 3, .in = 1536, .outs = {300}, .norm = 2}));
+  c.push_back(make_small_m_linear({.M = 8, .in = 3584, .outs = {64, 8}, .bias = true, .norm = 1}));
+  c.push_back(make_small_m_linear({.M = 2, .in = 33, .outs = {17, 9, 40}, .norm = 1}));
+  c.push_back(make_small_m_linear({.M = 1, .in = 896, .outs = {896, 128, 128}, .bias = true, .ranks = {16, 16, 16},
+                                   .norm = 1}));
+  c.push_back(make_small_m_linear({.M = 5, .in = 1544, .outs = {1030}, .residual = true, .ranks = {8}, .norm = 2}));
+  c.push_back(make_small_m_linear({.M = 1, .in = 896, .outs = {5000}, .y_f32 = true, .norm = 1}));  // lm_head
   // small_m_glu (gate/up + GLU): both activations, bias on/off, M 1, 2, 3, 8
   c.push_back(make_small_m_glu(1, 896, 4864, false, false));
   c.push_back(make_small_m_glu(8, 896, 4864, true, false));
@@ -148,6 +159,9 @@ static std::vector<CasePtr> build() {
   c.push_back(make_small_m_glu(1, 896, 4864, false, false, /*settled*/ true, /*ranks*/ {16, 16}));
   c.push_back(make_small_m_glu(3, 33, 17, true, true, false, {0, 7}));
   c.push_back(make_small_m_glu(8, 40, 24, false, true, false, {4, 0}));
+  c.push_back(make_small_m_glu(1, 1536, 8960, false, false, /*settled*/ true, {}, /*norm*/ 1));
+  c.push_back(make_small_m_glu(4, 1152, 700, true, false, false, {}, /*norm*/ 2));
+  c.push_back(make_small_m_glu(3, 35, 17, false, true, false, {0, 7}, /*norm*/ 1));
 
   // linear (forward, and backward through matmul)
   c.push_back(make_linear({1}, 7, 5, true));

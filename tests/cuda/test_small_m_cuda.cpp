@@ -10,6 +10,8 @@
 #include "common/testutil.h"
 #include "core/rng.h"
 #include "model/causal_lm.h"
+#include "model/layer.h"
+#include "ops/norm.h"
 #include "ops/small_m_linear.h"
 
 namespace wick::test {
@@ -92,6 +94,86 @@ TEST(SmallMCuda, DecodeThroughSmallMKernelsMatchesTheGemmPath) {
       }
     }
   }
+}
+
+// max |a - b| <= tol max |b| over two device tensors.
+void expect_close(const Tensor& a, const Tensor& b, double tol, const std::string& what) {
+  const Tensor fa = a.to(DType::F32).to(Device::cpu()), fb = b.to(DType::F32).to(Device::cpu());
+  ASSERT_EQ(fa.numel(), fb.numel()) << what;
+  double max_ref = 0, max_diff = 0;
+  for (int64_t i = 0; i < fa.numel(); i++) {
+    max_ref = std::max(max_ref, std::fabs(double(fb.data<float>()[i])));
+    max_diff = std::max(max_diff, std::fabs(double(fa.data<float>()[i]) - double(fb.data<float>()[i])));
+  }
+  EXPECT_LE(max_diff, tol * max_ref) << what;
+}
+
+// The input norm inside the projection's launch (SmallMOptions::input_norm) against rms_norm_forward then the
+// projection. The fused launch scales each row's results by rstd instead of normalising x, so the bounds: f32,
+// another order of the sums (1e-5 relative); bf16, the separate norm rounds the normalised x to bf16 and the
+// outputs round to bf16 (2^-8 relative) on each path (2e-2, and 3e-2 after the GLU's product). Widths on and off
+// multiples of 8 (the vector and the one-element loads); both weight kinds; 1..8 rows; q|k|v-like and gate/up +
+// GLU; rows of x with very different scales (the rstd is a row's own).
+TEST(SmallMCuda, InputNormInTheLaunchMatchesTheNormOpThenTheProjection) {
+  WICK_REQUIRE_CUDA();
+  Rng rng(5);
+  for (DType dt : {DType::F32, DType::BF16})
+    for (int64_t in : {896, 1536, 3584, 33, 102})
+      for (int64_t M : {1, 3, 8})
+        for (RmsWeight kind : {RmsWeight::Scale, RmsWeight::OneOffset}) {
+          const std::string what = std::string(dtype_name(dt)) + " in " + std::to_string(in) + " M " +
+                                   std::to_string(M) + (kind == RmsWeight::OneOffset ? " offset" : "");
+          auto dev = [&](const Tensor& t) { return t.to(dt).to(Device::cuda()); };
+          Tensor xh = randn({M, in}, rng, 3.0f);
+          for (int64_t r = 0; r < M; r++)
+            for (int64_t i = 0; i < in; i++) xh.data<float>()[r * in + i] *= std::pow(10.0f, float(r % 3) - 1.0f);
+          const Tensor x = dev(xh), nw = dev(randn({in}, rng));
+          const Tensor w0 = dev(randn({200, in}, rng, 0.05f)), w1 = dev(randn({40, in}, rng, 0.05f));
+          const Tensor b0 = dev(randn({200}, rng));
+          const SmallMNorm norm{&nw, 1e-6f, kind};
+          // separate: the norm op, then the projections of its output
+          Tensor xn = Tensor::empty({M, in}, dt, Device::cuda()), rstd = Tensor::empty({M}, DType::F32, Device::cuda());
+          rms_norm_forward(x, nw, 1e-6f, xn, rstd, kind);
+          Tensor y0 = Tensor::empty({M, 200}, dt, Device::cuda()), y1 = Tensor::empty({M, 40}, dt, Device::cuda());
+          Tensor s = Tensor::empty({M, 40}, dt, Device::cuda());
+          small_m_linear(xn, {&w0, &w1}, {&b0, nullptr}, {&y0, &y1});
+          small_m_glu(xn, w1, w1, nullptr, nullptr, GluAct::Silu, s);
+          // fused
+          SmallMOptions opt;
+          opt.input_norm = &norm;
+          Tensor f0 = Tensor::empty({M, 200}, dt, Device::cuda()), f1 = Tensor::empty({M, 40}, dt, Device::cuda());
+          Tensor fs = Tensor::empty({M, 40}, dt, Device::cuda());
+          small_m_linear(x, {&w0, &w1}, {&b0, nullptr}, {&f0, &f1}, opt);
+          small_m_glu(x, w1, w1, nullptr, nullptr, GluAct::Silu, fs, opt);
+          const double tol = dt == DType::F32 ? 1e-5 : 2e-2;
+          expect_close(f0, y0, tol, what + " y0");
+          expect_close(f1, y1, tol, what + " y1");
+          expect_close(fs, s, dt == DType::F32 ? 1e-5 : 3e-2, what + " glu");
+        }
+}
+
+// A decode step's layer with its norms inside the projection launches and the attention residual inside o_proj's
+// (decode_norm_fusion, model/layer.h) against the separate norm and add launches: prefill and decode (prefills of
+// <= 8 rows take the small_m path too), f32 and bf16, widths on and off multiples of 8; the bounds of
+// DecodeThroughSmallMKernelsMatchesTheGemmPath (another summation order; bf16 values that round differently).
+TEST(SmallMCuda, DecodeWithTheNormsInTheProjectionsMatchesTheSeparateNorms) {
+  WICK_REQUIRE_CUDA();
+  const bool was = decode_norm_fusion();
+  for (DType dt : {DType::F32, DType::BF16})
+    for (int variant = 0; variant < 3; variant++) {
+      const ModelConfig c = config(variant == 1, variant == 0 ? 136 : variant == 1 ? 100 : 102);
+      auto m = CausalLM::random(c, Device::cuda(), dt, 61 + variant);
+      for (auto [B, prompt] : {std::pair<int64_t, int64_t>{1, 12}, {3, 2}}) {
+        set_decode_norm_fusion(true);
+        const auto fused = run(*m, B, prompt, 6, true);
+        set_decode_norm_fusion(false);
+        const auto separate = run(*m, B, prompt, 6, true);
+        expect_close(fused, separate, dt == DType::F32 ? 1e-4 : 3e-2,
+                     std::string(dtype_name(dt)) + " variant " + std::to_string(variant) + " B " + std::to_string(B) +
+                         " prompt " + std::to_string(prompt));
+      }
+    }
+  set_decode_norm_fusion(was);
 }
 
 }  // namespace

@@ -187,6 +187,23 @@ TEST(OpValidation, SmallMResidual) {
   EXPECT_OP_ERROR(small_m_glu(x, wg, wu, nullptr, nullptr, GluAct::Silu, s, opt), "takes no residual");
 }
 
+TEST(OpValidation, SmallMInputNorm) {
+  Tensor x = f32({2, 6}), w = f32({5, 6}), y = f32({2, 5}), nw_bad = f32({5}), nw_b = Tensor::zeros({6}, DType::BF16);
+  Tensor nw = f32({6}), s = f32({2, 5});
+  SmallMNorm norm{&nw_bad, 1e-6f, RmsWeight::Scale};
+  SmallMOptions opt;
+  opt.input_norm = &norm;
+  EXPECT_OP_ERROR(small_m_linear(x, {&w}, {}, {&y}, opt), "input_norm.w f32[5] cpu: input_norm.w must be [in] = [6]");
+  EXPECT_OP_ERROR(small_m_glu(x, w, w, nullptr, nullptr, GluAct::Silu, s, opt), "input_norm.w must be [in] = [6]");
+  norm.w = &nw_b;
+  EXPECT_OP_ERROR(small_m_linear(x, {&w}, {}, {&y}, opt), "input_norm.w must have x's dtype");
+  norm.w = &nw;
+  norm.eps = -1.0f;
+  EXPECT_OP_ERROR(small_m_linear(x, {&w}, {}, {&y}, opt), "input_norm.eps must be finite and >= 0");
+  norm.w = nullptr;
+  EXPECT_OP_ERROR(small_m_linear(x, {&w}, {}, {&y}, opt), "input_norm needs its weight");
+}
+
 TEST(OpValidation, RopeQkCacheWrite) {
   Tensor q = f32({1, 2, 4, 8}), k = f32({1, 2, 2, 8}), v = f32({1, 2, 2, 8}), vbad = f32({1, 2, 2, 4});
   Tensor kc = f32({1, 5, 16}), vc = f32({1, 5, 16}), kc_bad = f32({1, 5, 12});

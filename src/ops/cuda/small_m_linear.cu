@@ -36,6 +36,15 @@ template <typename T, typename TY> void set_low_rank(small_m::Args<T, TY>& a, co
   }
 }
 
+// opt.input_norm into the kernel's norm fields (none: nw stays null).
+template <typename T, typename TY> void set_input_norm(small_m::Args<T, TY>& a, const SmallMOptions& opt) {
+  if (!opt.input_norm) return;
+  const SmallMNorm& n = *opt.input_norm;
+  a.nw = cuda::cptr<T>(*n.w);
+  a.neps = n.eps;
+  a.noffset = n.kind == RmsWeight::OneOffset ? 1 : 0;
+}
+
 }  // namespace
 
 void small_m_linear(const Tensor& x, const std::vector<const Tensor*>& w, const std::vector<const Tensor*>& bias,
@@ -73,6 +82,7 @@ void small_m_linear(const Tensor& x, const std::vector<const Tensor*>& w, const 
       a.res = opt.residual ? cuda::cptr<TY>(*opt.residual) : nullptr;
       a.prefetch = opt.weights_settled ? 1 : 0;
       set_low_rank(a, opt);
+      set_input_norm(a, opt);
       for (size_t j = 0; j < w.size(); j++) {
         const Tensor* b = bias.empty() ? nullptr : bias[j];
         a.w[j] = cuda::cptr<T>(*w[j]);
@@ -116,6 +126,7 @@ void small_m_glu(const Tensor& x, const Tensor& w_gate, const Tensor& w_up, cons
     a.out[0] = a.out[1] = static_cast<int>(I);
     a.prefetch = opt.weights_settled ? 1 : 0;
     set_low_rank(a, opt);
+    set_input_norm(a, opt);
     // From 4,096 rows gate/up + GLU take two warps a row (the default rule's choice; H200: +1-2% decode, H100:
     // level to -1.5%, docs/benchmarks.md section 10, session 27); WICK_GLU_K2=0 keeps one warp a row there.
     small_m::Tuning tune;

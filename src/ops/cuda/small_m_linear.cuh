@@ -23,6 +23,12 @@
 //   - adapters (Args::lu, decode with a LoRA adapter): lane m adds member j's round(scale u_j B_j[o]^T), u = x A^T
 //     precomputed in f32 by the caller (one small_m launch over the group's stacked A's), B_j's row o read after
 //     the weights (r values, from L2): the adapter costs the caller that one launch, not two GEMMs a member;
+//   - input norm (Args::nw, decode's RMSNorm before the projection, x its input): RMSNorm(x) W^T =
+//     rstd (x * w) W^T with rstd = rsqrt(mean(x^2) + eps) one number a row, so each lane multiplies the x chunk it
+//     reads anyway by the norm weight's chunk (1 + w for Gemma) and adds its squares into a sum that the warp and
+//     the K warps reduce with the dot products; the row's results are scaled by rstd before the bias. No pass of
+//     its own (session 31's version summed x first in every block, then normalised: 11-12% slower) and no norm
+//     launch; not the separate norm's bits (that rounds the normalised x to T before the projection);
 //   - residual (Args::res, one plain member): y = round(round(acc + b) + res), the decoder layer's residual add
 //     rounded as the separate add rounds it; prefetch (Args::prefetch): the first U weight loads are issued
 //     before pdl::enter(), overlapping the previous kernel (the weights must be settled: ops/small_m_linear.h).
@@ -74,6 +80,10 @@ template <typename T, typename TY> struct Args {
   const T* lb[kMaxMembers];     // [out_j, lr_j] or null (no adapter on member j)
   int lr[kMaxMembers], lcol[kMaxMembers];
   float lscale[kMaxMembers];
+  // The input's RMSNorm (ops/small_m_linear.h SmallMNorm), read after pdl::enter(); nw null: none.
+  const T* nw;                  // [in]
+  float neps;
+  int noffset;                  // 1: Gemma's (1 + w)
 };
 
 __device__ __forceinline__ float sm_to_f(float v) { return v; }
@@ -117,6 +127,7 @@ template <typename T, typename TY, int MM, int E, int MODE, int U, class Wait>
 __device__ __forceinline__ void small_m_block(const Args<T, TY>& a, int block, Wait&& wait) {
   constexpr int R = MODE == kPlain ? 1 : 2;
   __shared__ float red[kWarps][R][MM];
+  __shared__ float red_ssq[kWarps][MM];  // the input norm's sums (a.nw)
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
   const int K = a.K, M = a.M, in = a.in;
   const int rows_per_block = kWarps / K;
@@ -161,6 +172,9 @@ __device__ __forceinline__ void small_m_block(const Args<T, TY>& a, int block, W
   };
   if (live && a.prefetch) load_w(base0);
   wait();
+  float ssq[MM];  // the input norm's sums of squares (a.nw), reduced with acc
+#pragma unroll
+  for (int m = 0; m < MM; m++) ssq[m] = 0.0f;
   if (live) {
     for (int base = base0; base < in; base += stride * U) {
       if (base != base0 || !a.prefetch) load_w(base);
@@ -171,6 +185,15 @@ __device__ __forceinline__ void small_m_block(const Args<T, TY>& a, int block, W
         float wf[R][E];
 #pragma unroll
         for (int r = 0; r < R; r++) wv[r][u].get(wf[r]);
+        float nwf[E];
+        if (a.nw) {
+          Chunk<T, E> nv;
+          nv.load_ro(a.nw + i);
+          nv.get(nwf);
+          if (a.noffset)
+#pragma unroll
+            for (int e = 0; e < E; e++) nwf[e] += 1.0f;
+        }
 #pragma unroll
         for (int m = 0; m < MM; m++) {
           if (m >= M) break;
@@ -178,6 +201,9 @@ __device__ __forceinline__ void small_m_block(const Args<T, TY>& a, int block, W
           xv.load_ro(a.x + (size_t)m * in + i);
           float xf[E];
           xv.get(xf);
+          if (a.nw)
+#pragma unroll
+            for (int e = 0; e < E; e++) ssq[m] = fmaf(xf[e], xf[e], ssq[m]), xf[e] *= nwf[e];
 #pragma unroll
           for (int r = 0; r < R; r++)
 #pragma unroll
@@ -193,14 +219,23 @@ __device__ __forceinline__ void small_m_block(const Args<T, TY>& a, int block, W
     for (int m = 0; m < MM; m++)
 #pragma unroll
       for (int s = 16; s > 0; s >>= 1) acc[r][m] += __shfl_xor_sync(0xffffffffu, acc[r][m], s);
+  if (a.nw)
+#pragma unroll
+    for (int m = 0; m < MM; m++)
+#pragma unroll
+      for (int s = 16; s > 0; s >>= 1) ssq[m] += __shfl_xor_sync(0xffffffffu, ssq[m], s);
   if (K > 1) {  // the K warps of a row, summed in warp order
-    if (lane == 0)
+    if (lane == 0) {
 #pragma unroll
       for (int r = 0; r < R; r++)
 #pragma unroll
         for (int m = 0; m < MM; m++) red[warp][r][m] = acc[r][m];
+      if (a.nw)
+#pragma unroll
+        for (int m = 0; m < MM; m++) red_ssq[warp][m] = ssq[m];
+    }
     __syncthreads();
-    if (kpart == 0)
+    if (kpart == 0) {
 #pragma unroll
       for (int r = 0; r < R; r++)
 #pragma unroll
@@ -209,8 +244,23 @@ __device__ __forceinline__ void small_m_block(const Args<T, TY>& a, int block, W
           for (int k = 1; k < K; k++) s += red[warp + k][r][m];
           acc[r][m] = s;
         }
+      if (a.nw)
+#pragma unroll
+        for (int m = 0; m < MM; m++) {
+          float s = red_ssq[warp][m];
+          for (int k = 1; k < K; k++) s += red_ssq[warp + k][m];
+          ssq[m] = s;
+        }
+    }
   }
   if (!live || kpart != 0) return;
+  if (a.nw)  // RMSNorm(x) W^T = rstd (x * w) W^T
+#pragma unroll
+    for (int m = 0; m < MM; m++) {
+      const float rstd = rsqrtf(ssq[m] / static_cast<float>(in) + a.neps);
+#pragma unroll
+      for (int r = 0; r < R; r++) acc[r][m] *= rstd;
+    }
   // Member t's adapter term for row m (lane m), picked with constant indices as above.
   const auto low_rank = [&](int t, int m) -> float {
     const T* lb = a.lb[0];
