@@ -291,9 +291,9 @@ if want cencu; then
   fi
 fi
 if want normfuse; then
-  # With PATCHES=dev/small_m/norm_prologue.patch: decode with the layers' RMSNorms inside the projection launches
-  # after them and the attention residual inside o_proj's (WICK_DECODE_NORM_FUSION=1) against the separate launches
-  # (the default), 1.5B and 0.5B, three rounds. The same bits: the tokens must be identical.
+  # Decode with the layers' RMSNorms inside the projection launches after them and the attention residual inside
+  # o_proj's (WICK_DECODE_NORM_FUSION, the default) against the separate launches (=0), 1.5B and 0.5B, three rounds.
+  # Not the same bits (the separate norm rounds its output): the tokens may differ.
   OUT=/tmp/dab-norm WICK_NEW=build-gpu/wick timeout 240 bash scripts/decode-ab.sh variants "qwen2.5-1.5b qwen2.5-0.5b" 3 \
     "separate=WICK_DECODE_NORM_FUSION=0" "fused=WICK_DECODE_NORM_FUSION=1" > /dev/null 2>&1
   cp /tmp/dab-norm/decode-ab.txt "$O/norm-fusion-ab.txt" 2>/dev/null

@@ -377,7 +377,7 @@ void mlp_block_backward(LayerWeights& W, LayerActs& A, const Tensor& in, const T
 }
 
 namespace {
-KernelSwitch g_norm_fusion("WICK_DECODE_NORM_FUSION", /*default_on*/ false);
+KernelSwitch g_norm_fusion("WICK_DECODE_NORM_FUSION", /*default_on*/ true);
 }  // namespace
 bool decode_norm_fusion() { return g_norm_fusion.on(); }
 void set_decode_norm_fusion(bool on) { g_norm_fusion.set(on); }
