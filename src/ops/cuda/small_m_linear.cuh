@@ -46,6 +46,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <type_traits>
 
 #include "ops/cuda/glu_act.cuh"
 #include "ops/cuda/pdl.cuh"
@@ -123,7 +124,9 @@ template <typename T> struct Chunk<T, 1> {
 // dev/megakernel's persistent kernel runs it for many blocks in a row, with its own wait (a caller that runs it
 // again must __syncthreads() between calls: red, the block's shared scratch, is reused). Threads return early only
 // after the function's last barrier, so every thread of the block reaches the caller's next one.
-template <typename T, typename TY, int MM, int E, int MODE, int U, class Wait>
+// NORM: a.nw is set (the input norm); a template parameter so that the kernels without it keep their registers
+// (64 at M 1, U 8: four blocks an SM; the norm's weight chunk and sums would take three more).
+template <typename T, typename TY, int MM, int E, int MODE, int U, bool NORM = false, class Wait>
 __device__ __forceinline__ void small_m_block(const Args<T, TY>& a, int block, Wait&& wait) {
   constexpr int R = MODE == kPlain ? 1 : 2;
   __shared__ float red[kWarps][R][MM];
@@ -186,7 +189,7 @@ __device__ __forceinline__ void small_m_block(const Args<T, TY>& a, int block, W
 #pragma unroll
         for (int r = 0; r < R; r++) wv[r][u].get(wf[r]);
         float nwf[E];
-        if (a.nw) {
+        if constexpr (NORM) {
           Chunk<T, E> nv;
           nv.load_ro(a.nw + i);
           nv.get(nwf);
@@ -201,7 +204,7 @@ __device__ __forceinline__ void small_m_block(const Args<T, TY>& a, int block, W
           xv.load_ro(a.x + (size_t)m * in + i);
           float xf[E];
           xv.get(xf);
-          if (a.nw)
+          if constexpr (NORM)
 #pragma unroll
             for (int e = 0; e < E; e++) ssq[m] = fmaf(xf[e], xf[e], ssq[m]), xf[e] *= nwf[e];
 #pragma unroll
@@ -219,7 +222,7 @@ __device__ __forceinline__ void small_m_block(const Args<T, TY>& a, int block, W
     for (int m = 0; m < MM; m++)
 #pragma unroll
       for (int s = 16; s > 0; s >>= 1) acc[r][m] += __shfl_xor_sync(0xffffffffu, acc[r][m], s);
-  if (a.nw)
+  if constexpr (NORM)
 #pragma unroll
     for (int m = 0; m < MM; m++)
 #pragma unroll
@@ -230,7 +233,7 @@ __device__ __forceinline__ void small_m_block(const Args<T, TY>& a, int block, W
       for (int r = 0; r < R; r++)
 #pragma unroll
         for (int m = 0; m < MM; m++) red[warp][r][m] = acc[r][m];
-      if (a.nw)
+      if constexpr (NORM)
 #pragma unroll
         for (int m = 0; m < MM; m++) red_ssq[warp][m] = ssq[m];
     }
@@ -244,7 +247,7 @@ __device__ __forceinline__ void small_m_block(const Args<T, TY>& a, int block, W
           for (int k = 1; k < K; k++) s += red[warp + k][r][m];
           acc[r][m] = s;
         }
-      if (a.nw)
+      if constexpr (NORM)
 #pragma unroll
         for (int m = 0; m < MM; m++) {
           float s = red_ssq[warp][m];
@@ -254,7 +257,7 @@ __device__ __forceinline__ void small_m_block(const Args<T, TY>& a, int block, W
     }
   }
   if (!live || kpart != 0) return;
-  if (a.nw)  // RMSNorm(x) W^T = rstd (x * w) W^T
+  if constexpr (NORM)  // RMSNorm(x) W^T = rstd (x * w) W^T
 #pragma unroll
     for (int m = 0; m < MM; m++) {
       const float rstd = rsqrtf(ssq[m] / static_cast<float>(in) + a.neps);
@@ -310,9 +313,16 @@ __device__ __forceinline__ void small_m_block(const Args<T, TY>& a, int block, W
   }
 }
 
-template <typename T, typename TY, int MM, int E, int MODE, int U>
-__global__ void __launch_bounds__(kThreads) small_m_kernel(Args<T, TY> a) {
-  small_m_block<T, TY, MM, E, MODE, U>(a, blockIdx.x, [] { pdl::enter(); });
+// At least kMinBlocks blocks an SM (at most 64 registers a thread) for the M = 1 kernels of decode that fit in them
+// without spills (U 4, and plain U 8 without the input norm; the others spill there): an SM then holds 32 warps of
+// the bandwidth-bound streams (the input norm's registers had taken gate/up + GLU to 74-80: three blocks).
+constexpr int kMinBlocks = 4;
+template <int MM, int MODE, int U, bool NORM> constexpr int min_blocks() {
+  return MM == 1 && (U == 4 || (MODE == kPlain && !NORM)) ? kMinBlocks : 1;
+}
+template <typename T, typename TY, int MM, int E, int MODE, int U, bool NORM>
+__global__ void __launch_bounds__(kThreads, min_blocks<MM, MODE, U, NORM>()) small_m_kernel(Args<T, TY> a) {
+  small_m_block<T, TY, MM, E, MODE, U, NORM>(a, blockIdx.x, [] { pdl::enter(); });
 }
 
 // How a launch spreads the work; 0 = the default rule (default_tuning). dev/small_m/small_m_bench.cu times the
@@ -346,9 +356,13 @@ cudaError_t launch_mm_e(const Args<T, TY>& a, int mode, cudaStream_t stream) {
   const long long rows = a.rows;
   const int rows_per_block = kWarps / a.K;
   const dim3 blocks((unsigned)((rows + rows_per_block - 1) / rows_per_block)), threads(kThreads);
-  if (mode == kPlain) return pdl::launch(small_m_kernel<T, TY, MM, E, kPlain, U>, blocks, threads, 0, stream, a);
-  if (mode == kGluSilu) return pdl::launch(small_m_kernel<T, TY, MM, E, kGluSilu, U>, blocks, threads, 0, stream, a);
-  return pdl::launch(small_m_kernel<T, TY, MM, E, kGluGelu, U>, blocks, threads, 0, stream, a);
+  const auto go = [&](auto norm) {
+    constexpr bool N = decltype(norm)::value;
+    if (mode == kPlain) return pdl::launch(small_m_kernel<T, TY, MM, E, kPlain, U, N>, blocks, threads, 0, stream, a);
+    if (mode == kGluSilu) return pdl::launch(small_m_kernel<T, TY, MM, E, kGluSilu, U, N>, blocks, threads, 0, stream, a);
+    return pdl::launch(small_m_kernel<T, TY, MM, E, kGluGelu, U, N>, blocks, threads, 0, stream, a);
+  };
+  return a.nw ? go(std::true_type{}) : go(std::false_type{});
 }
 
 template <typename T, typename TY, int MM>
