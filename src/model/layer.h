@@ -176,7 +176,7 @@ struct BlockFusion {
 };
 
 // Whether decode may fuse a pre-norm layer's norms and its attention residual into the small_m launches
-// (BlockFusion): on by default (H100: 1.5B decode +0.6%, 0.5B +1.2%, docs/benchmarks.md section 10, session 32);
+// (BlockFusion): on by default (H100: 1.5B decode +4.4%, 0.5B +0.4%, docs/benchmarks.md section 10, session 32);
 // WICK_DECODE_NORM_FUSION=0 (read once) turns it off. Not the same bits: the fused launch scales each row's
 // results by the norm's rstd instead of projecting the rounded normalised x (ops/small_m_linear.h SmallMNorm).
 // set_decode_norm_fusion is the tests' switch (it applies to steps and graph captures after it).
