@@ -14,7 +14,7 @@
 # Stages: build tests train ncu (the default), trainab (the training rows of the tree against the base packed in
 # .carry-ab), wgrad (dev/weight_grads' harness: v1, v2, probes; then training with WICK_WEIGHT_GRADS=1, 2 and
 # WICK_WEIGHT_GRADS=0), lorarows (the seed suite's lora rows: low_rank_product's rule against v1), adapter glu l2
-# early lowrank l2bench gemm megakernel ce cencu normfuse pdltrace. Each writes under $OUT:
+# early lowrank l2bench gemm megakernel ce cencu normfuse xahead pdltrace. Each writes under $OUT:
 # build.log, cuda-tests.log, megakernel.txt, train-ce-ab.md, ncu-ce.txt, norm-fusion-ab.txt, weight-grads.txt, train-wgrad-ab.md, lora-rows.txt, decode-ab.txt, glu-ab.txt, l2-ab.txt, early-ab.txt, low-rank.txt, small-m-l2.txt, train-table.md
 # (+ bench/), train-ab.md, ncu-train.txt, gemm-algos.txt, and summary.txt.
 #
@@ -306,6 +306,20 @@ if want l2bench; then
     timeout 120 build-gpu/small_m_bench.bin 1 l2 > "$O/small-m-l2.txt" 2>&1
     note "small_m l2: $(tail -1 "$O/small-m-l2.txt")"
   fi
+fi
+if want xahead; then
+  # dev/small_m/x_ahead.patch (the small-row kernels' x loads of a round in flight together; the same bits) against
+  # the tree without it: .carry-ab/base.tgz must be main without the patch (`bash scripts/decode-ab.sh pack` there).
+  # Decode 1.5B and 0.5B, three rounds alternating, the tokens must be the same; then the small_m and decode CUDA
+  # tests on the patched build, and the decode-step trace of the patched tree (with pdltrace after it).
+  P=dev/small_m/x_ahead.patch
+  git apply --reverse --check "$P" 2> /dev/null || git apply "$P"
+  OUT=/tmp/dab-xa timeout 420 bash scripts/decode-ab.sh run "qwen2.5-1.5b qwen2.5-0.5b" 3 > /dev/null 2>&1
+  cp /tmp/dab-xa/decode-ab.txt "$O/xahead-ab.txt" 2> /dev/null
+  note "x ahead base/new: $(grep -o 'qwen[a-z0-9.-]* [a-z]* round [0-9]: decode [0-9.]* tok/s\|the tokens differ' "$O/xahead-ab.txt" 2>/dev/null | tr '\n' ' ')"
+  cmake --build build-gpu -j16 --target wick_cuda_tests >> "$O/build.log" 2>&1
+  timeout 120 build-gpu/tests/wick_cuda_tests --gtest_filter='*mallM*:*ecode*:*ixture*' > "$O/xahead-tests.log" 2>&1
+  note "x ahead tests: $(grep -E '^\[  (PASSED|FAILED)  \]' "$O/xahead-tests.log" | tr '\n' ' ')"
 fi
 if want pdltrace; then
   # dev/pdl_trace: the decode step's launches in the chain as they run (global-timer records at pdl::enter), 1.5B
