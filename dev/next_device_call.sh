@@ -14,7 +14,7 @@
 # Stages: build tests train ncu (the default), trainab (the training rows of the tree against the base packed in
 # .carry-ab), wgrad (dev/weight_grads' harness: v1, v2, probes; then training with WICK_WEIGHT_GRADS=1, 2 and
 # WICK_WEIGHT_GRADS=0), lorarows (the seed suite's lora rows: low_rank_product's rule against v1), adapter glu l2
-# early lowrank l2bench gemm megakernel ce cencu normfuse xahead pdltrace. Each writes under $OUT:
+# early lowrank l2bench gemm megakernel ce cencu normfuse inplace xahead pdltrace. Each writes under $OUT:
 # build.log, cuda-tests.log, megakernel.txt, train-ce-ab.md, ncu-ce.txt, norm-fusion-ab.txt, weight-grads.txt, train-wgrad-ab.md, lora-rows.txt, decode-ab.txt, glu-ab.txt, l2-ab.txt, early-ab.txt, low-rank.txt, small-m-l2.txt, train-table.md
 # (+ bench/), train-ab.md, ncu-train.txt, gemm-algos.txt, and summary.txt.
 #
@@ -305,6 +305,22 @@ if want l2bench; then
       -o build-gpu/small_m_bench.bin dev/small_m/small_m_bench.cu >> "$O/build.log" 2>&1; then
     timeout 120 build-gpu/small_m_bench.bin 1 l2 > "$O/small-m-l2.txt" 2>&1
     note "small_m l2: $(tail -1 "$O/small-m-l2.txt")"
+  fi
+fi
+if want inplace; then
+  # dev/gemm_algos/splitk_inplace.patch: the adapters' weight-gradient GEMMs split k with the reduction in the output
+  # (no splitKreduce launches). Applied, built, the training and LoRA CUDA tests with it on, then 0.5B training rows
+  # with WICK_GEMM_SPLITK_INPLACE=0 and =1, one build, alternating (INPLACE_AB="0.5b:1 0.5b:2" by default).
+  P=dev/gemm_algos/splitk_inplace.patch
+  git apply --reverse --check "$P" 2> /dev/null || git apply "$P"
+  if cmake --build build-gpu -j16 --target wick wick_cuda_tests >> "$O/build.log" 2>&1; then
+    WICK_GEMM_SPLITK_INPLACE=1 timeout 200 build-gpu/tests/wick_cuda_tests --gtest_filter='*rain*:*ora*:*esume*:*ixture*' \
+      > "$O/inplace-tests.log" 2>&1
+    note "split-k in place, tests: $(grep -E '^\[  (PASSED|FAILED)  \]' "$O/inplace-tests.log" | tr '\n' ' ')"
+    train_ab "$O/train-inplace-ab.md" WICK_GEMM_SPLITK_INPLACE "0 1" "${INPLACE_AB:-0.5b:1 0.5b:2}"
+    note "split-k in place 0/1: $(tr '\n' ' ' < "$O/train-inplace-ab.md")"
+  else
+    note "inplace: BUILD FAILED (build.log)"
   fi
 fi
 if want xahead; then
