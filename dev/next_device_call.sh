@@ -16,7 +16,10 @@
 # WICK_WEIGHT_GRADS=0), lorarows (the seed suite's lora rows: low_rank_product's rule against v1), adapter glu l2
 # early lowrank l2bench gemm megakernel ce cencu normfuse inplace xahead pdltrace. Each writes under $OUT:
 # build.log, cuda-tests.log, megakernel.txt, train-ce-ab.md, ncu-ce.txt, norm-fusion-ab.txt, weight-grads.txt, train-wgrad-ab.md, lora-rows.txt, decode-ab.txt, glu-ab.txt, l2-ab.txt, early-ab.txt, low-rank.txt, small-m-l2.txt, train-table.md
-# (+ bench/), train-ab.md, ncu-train.txt, gemm-algos.txt, and summary.txt.
+# (+ bench/), train-ab.md, ncu-train.txt, gemm-algos.txt, inplace-tests.log, train-inplace-ab.md, xahead-ab.txt,
+# xahead-tests.log, pdl-trace-<preset>.txt and -summary.txt, and summary.txt. The patch stages (inplace, xahead,
+# pdltrace) apply their patch to the device's copy of the tree; xahead compares against .carry-ab/base.tgz, so pack
+# main without the patch first (bash scripts/decode-ab.sh pack).
 #
 # Here, before the call: bash scripts/pack-deps.sh; bash scripts/decode-ab.sh pack (the tokenizer).
 # The device tool's command: bash dev/next_device_call.sh [STAGE ...]     carry: [".carry-ab", ".deps"]
