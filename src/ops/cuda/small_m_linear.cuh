@@ -125,12 +125,12 @@ template <typename T> struct Chunk<T, 1> {
 // again must __syncthreads() between calls: red, the block's shared scratch, is reused). Threads return early only
 // after the function's last barrier, so every thread of the block reaches the caller's next one.
 // NORM: a.nw is set (the input norm); a template parameter so that the kernels without it keep their registers
-// (64 at M 1, U 8: four blocks an SM; the norm's weight chunk and sums would take three more).
+// (plain at M 1, U 8: 64, four blocks an SM; as a runtime branch the norm's chunk and sums made it 77: three).
 template <typename T, typename TY, int MM, int E, int MODE, int U, bool NORM = false, class Wait>
 __device__ __forceinline__ void small_m_block(const Args<T, TY>& a, int block, Wait&& wait) {
   constexpr int R = MODE == kPlain ? 1 : 2;
   __shared__ float red[kWarps][R][MM];
-  __shared__ float red_ssq[kWarps][MM];  // the input norm's sums (a.nw)
+  __shared__ float red_ssq[kWarps][MM];  // the input norm's sums (NORM; unused otherwise)
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
   const int K = a.K, M = a.M, in = a.in;
   const int rows_per_block = kWarps / K;
@@ -175,7 +175,7 @@ __device__ __forceinline__ void small_m_block(const Args<T, TY>& a, int block, W
   };
   if (live && a.prefetch) load_w(base0);
   wait();
-  float ssq[MM];  // the input norm's sums of squares (a.nw), reduced with acc
+  float ssq[MM];  // the input norm's sums of squares (NORM), reduced with acc
 #pragma unroll
   for (int m = 0; m < MM; m++) ssq[m] = 0.0f;
   if (live) {
