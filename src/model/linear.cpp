@@ -371,10 +371,8 @@ bool small_m_takes(const std::vector<Linear*>& ls, const Tensor& x, const Tensor
 bool small_m_group(const std::vector<Linear*>& ls, const Tensor& x, const Tensor& saved, const uint64_t* seeds,
                    bool inference, LinearScratch& s, SmallMAdapters& lr, const SmallMNorm* input_norm) {
   if (!small_m_takes(ls, x, saved, seeds, inference)) return false;
-  bool adapted = false;
-  for (const Linear* l : ls) adapted = adapted || l->lora.active();
-  if (!adapted) return true;  // the whole group in one small_m_linear
   const Group g = group_of(ls);
+  if (g.act.empty()) return true;  // no adapter: the whole group in one small_m_linear
   refresh16(group_members(ls), s);
   // u = x [A_1; ..; A_n]^T [N, R] f32: one small_m_linear over the stacked bf16 A's (settled when no cast of this
   // forward wrote them).
