@@ -235,6 +235,25 @@ bool small_m_direct(LayerWeights& W, int g, const std::vector<Linear*>& ls, cons
   return small_m_group(ls, x, saved, gr.dropout ? gr.seeds : nullptr, run.inference, *run.lin, lr, input_norm);
 }
 
+// out = l(x) (=) for the one-member group g, or with a residual out = residual + l(x), the decoder layer's add
+// (rounded as ops/elementwise.h's add): on the small-row path (small_m_direct) the add is inside the projection's
+// launch, else the group's forward, then the add.
+void projection_with_residual(LayerWeights& W, int g, Linear& l, LayerActs& A, const Tensor& x, Tensor& out,
+                              LayerRun& run, const Tensor* residual) {
+  SmallMAdapters terms;
+  if (residual && small_m_direct(W, g, {&l}, x, A.adapter_u[g], run, terms)) {
+    SmallMOptions opt;
+    opt.weights_settled = true;  // inference: the model's weights
+    opt.residual = residual;
+    opt.low_rank = terms.terms.u ? &terms.terms : nullptr;
+    small_m_linear(x, {&l.w}, {l.b.defined() ? &l.b : nullptr}, {&out}, opt);
+    return;
+  }
+  group_forward(W, g, A, x, {&out}, run);
+  run.emit(l.name, out);
+  if (residual) add(out, *residual, out);
+}
+
 AttentionArgs attention_args(const LayerRun& run) {
   AttentionArgs a = layer_attention_args(*run.cfg, run.layer);
   a.segments = run.args.segments;
@@ -286,20 +305,7 @@ void attention_block_forward(LayerWeights& W, LayerActs& A, const Tensor& in, Te
     rope_forward_qk(q4, k4, run.positions, rope);
     attention_forward(q4, k4, v4, args, att4, lse);
   }
-  if (fuse.residual) {
-    SmallMAdapters o_terms;
-    if (small_m_direct(W, kO, {&W.o}, A.att, A.adapter_u[kO], run, o_terms)) {
-      SmallMOptions opt;
-      opt.weights_settled = true;  // inference: the model's weights
-      opt.residual = fuse.residual;
-      opt.low_rank = o_terms.terms.u ? &o_terms.terms : nullptr;
-      small_m_linear(A.att, {&W.o.w}, {W.o.b.defined() ? &W.o.b : nullptr}, {&out}, opt);
-      return;
-    }
-  }
-  group_forward(W, kO, A, A.att, {&out}, run);
-  run.emit(W.o.name, out);
-  if (fuse.residual) add(out, *fuse.residual, out);
+  projection_with_residual(W, kO, W.o, A, A.att, out, run, fuse.residual);
 }
 
 void attention_block_backward(LayerWeights& W, LayerActs& A, const Tensor& in, const Tensor& dout, Tensor& din,
@@ -330,14 +336,13 @@ void mlp_block_gate_up_forward(LayerWeights& W, LayerActs& A, const Tensor& in, 
 
 void mlp_block_forward(LayerWeights& W, LayerActs& A, const Tensor& in, Tensor& out, LayerRun& run,
                        const Tensor* residual, const SmallMNorm* input_norm) {
-  SmallMOptions settled;
-  settled.weights_settled = true;  // inference: the model's weights
   // Decode on CUDA: gate, up and the GLU as one small_m_glu, which rounds g and u as A.g, A.u hold them, then
   // the GLU of glu_forward; A.g and A.u are not written (inference reads them nowhere else).
   SmallMAdapters gate_up;
   if (A.s.dtype() == in.dtype() &&
       small_m_direct(W, kGateUp, {&W.gate, &W.up}, in, A.adapter_u[kGateUp], run, gate_up, input_norm)) {
-    SmallMOptions opt = settled;
+    SmallMOptions opt;
+    opt.weights_settled = true;  // inference: the model's weights
     opt.low_rank = gate_up.terms.u ? &gate_up.terms : nullptr;
     opt.input_norm = input_norm;
     small_m_glu(in, W.gate.w, W.up.w, W.gate.b.defined() ? &W.gate.b : nullptr, W.up.b.defined() ? &W.up.b : nullptr,
@@ -347,17 +352,7 @@ void mlp_block_forward(LayerWeights& W, LayerActs& A, const Tensor& in, Tensor& 
     mlp_block_gate_up_forward(W, A, in, run);
     glu_forward(A.g, A.u, mlp_act(*run.cfg), A.s);
   }
-  // Decode on CUDA: down_proj and the residual add in one small_m_linear.
-  SmallMAdapters down;
-  if (residual && small_m_direct(W, kDown, {&W.down}, A.s, A.adapter_u[kDown], run, down)) {
-    settled.residual = residual;
-    settled.low_rank = down.terms.u ? &down.terms : nullptr;
-    small_m_linear(A.s, {&W.down.w}, {W.down.b.defined() ? &W.down.b : nullptr}, {&out}, settled);
-    return;
-  }
-  group_forward(W, kDown, A, A.s, {&out}, run);
-  run.emit(W.down.name, out);
-  if (residual) add(out, *residual, out);
+  projection_with_residual(W, kDown, W.down, A, A.s, out, run, residual);  // decode on CUDA: the add in its launch
 }
 
 // The GLU output s, the down projection's input, is not kept per layer (layer_act_slots marks it recomputed):
