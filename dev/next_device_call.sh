@@ -14,10 +14,10 @@
 # Stages: build tests train ncu (the default), trainab (the training rows of the tree against the base packed in
 # .carry-ab), wgrad (dev/weight_grads' harness: v1, v2, probes; then training with WICK_WEIGHT_GRADS=1, 2 and
 # WICK_WEIGHT_GRADS=0), lorarows (the seed suite's lora rows: low_rank_product's rule against v1), adapter glu l2
-# early lowrank l2bench gemm megakernel ce cencu normfuse inplace xahead pdltrace. Each writes under $OUT:
+# early lowrank l2bench gemm megakernel ce cencu normfuse inplace xahead pdltrace tunesweep detab. Each writes under $OUT:
 # build.log, cuda-tests.log, megakernel.txt, train-ce-ab.md, ncu-ce.txt, norm-fusion-ab.txt, weight-grads.txt, train-wgrad-ab.md, lora-rows.txt, decode-ab.txt, glu-ab.txt, l2-ab.txt, early-ab.txt, low-rank.txt, small-m-l2.txt, train-table.md
 # (+ bench/), train-ab.md, ncu-train.txt, gemm-algos.txt, inplace-tests.log, train-inplace-ab.md, xahead-ab.txt,
-# xahead-tests.log, pdl-trace-<preset>.txt and -summary.txt, and summary.txt. The patch stages (inplace, xahead,
+# xahead-tests.log, pdl-trace-<preset>.txt and -summary.txt, tune-sweep.txt, train-det-ab.md and summary.txt. The patch stages (inplace, xahead,
 # pdltrace) apply their patch to the device's copy of the tree; xahead compares against .carry-ab/base.tgz, so pack
 # main without the patch first (bash scripts/decode-ab.sh pack).
 #
@@ -358,5 +358,30 @@ if want pdltrace; then
     python3 dev/pdl_trace/summarize.py "/tmp/pdl-trace-$preset.txt" 24 > "$O/pdl-trace-$preset-summary.txt" 2>&1
     note "trace $preset: $(grep -m1 '^step' "$O/pdl-trace-$preset-summary.txt")"
   done
+fi
+if want tunesweep; then
+  # dev/small_m/tune_env.patch: the small-row kernels' K and U for each of 1.5B's decode launches, swept inside the
+  # decode chain (scripts/decode-ab.sh variants, one build, TUNE_ROUNDS rounds; other K give other summation orders,
+  # so the tokens may differ). ROWSxIN: q|k|v 2048x1536, o 1536x1536, gate/up 8960x1536, down 1536x8960, lm_head
+  # 151936x1536; the defaults are 2:4, 1:8, 2:4, 8:8, 1:4.
+  P=dev/small_m/tune_env.patch
+  git apply --reverse --check "$P" 2> /dev/null || git apply "$P"
+  V=(base=)
+  for t in ${TUNE_SWEEP:-1536x1536=2:8 1536x1536=4:4 1536x1536=2:4 2048x1536=1:8 2048x1536=4:4 2048x1536=2:8 \
+      1536x8960=4:8 1536x8960=2:8 1536x8960=8:4 8960x1536=1:8 8960x1536=4:4 8960x1536=2:8 151936x1536=2:4 \
+      151936x1536=1:8}; do
+    V+=("$t=WICK_SMALL_M_TUNE=$t")
+  done
+  OUT=/tmp/dab-tune timeout 540 bash scripts/decode-ab.sh variants "${TUNE_PRESETS:-qwen2.5-1.5b}" "${TUNE_ROUNDS:-2}" \
+    "${V[@]}" > /dev/null 2>&1
+  cp /tmp/dab-tune/decode-ab.txt "$O/tune-sweep.txt" 2> /dev/null
+  note "tune sweep: $(grep -c 'round' "$O/tune-sweep.txt" 2> /dev/null) lines (tune-sweep.txt)"
+fi
+if want detab; then
+  # 0.5B training with cuDNN's attention backward in its deterministic form (dQ through a dP workspace, the default
+  # at 8 x 1024) against its non-deterministic one (dQ accumulated atomically: WICK_ATTENTION_DETERMINISTIC_MAX_MB=0),
+  # alternating, one build.
+  train_ab "$O/train-det-ab.md" WICK_ATTENTION_DETERMINISTIC_MAX_MB "-1 0" "${DET_AB:-0.5b:1 0.5b:2}"
+  note "attention backward deterministic -1 / 0: $(tr '\n' ' ' < "$O/train-det-ab.md")"
 fi
 note "done"
