@@ -97,6 +97,7 @@ if want megakernel; then
   mkdir -p build-gpu
   # dev/megakernel: a chain of PDL launches (a CUDA graph, today's decode projections) against one persistent kernel
   # with grid barriers, for 28 layers of Qwen2.5-1.5B's four projection phases; the same block code, the same bits.
+  # Since session 33 also the flagged forms (in-grid counters instead of kernel boundaries).
   if "$NVCC" -O3 -std=c++17 -gencode arch=compute_90,code=sm_90 -I src -o build-gpu/layer_chain_bench.bin \
       dev/megakernel/layer_chain_bench.cu >> "$O/build.log" 2>&1; then
     timeout 120 build-gpu/layer_chain_bench.bin 28 > "$O/megakernel.txt" 2>&1
@@ -370,7 +371,7 @@ if want tunesweep; then
   for t in ${TUNE_SWEEP:-1536x1536=2:8 1536x1536=4:4 1536x1536=2:4 2048x1536=1:8 2048x1536=4:4 2048x1536=2:8 \
       1536x8960=4:8 1536x8960=2:8 1536x8960=8:4 8960x1536=1:8 8960x1536=4:4 8960x1536=2:8 151936x1536=2:4 \
       151936x1536=1:8}; do
-    V+=("$t=WICK_SMALL_M_TUNE=$t")
+    V+=("${t//[=:]/_}=WICK_SMALL_M_TUNE=$t")  # the name before the first =
   done
   OUT=/tmp/dab-tune timeout 540 bash scripts/decode-ab.sh variants "${TUNE_PRESETS:-qwen2.5-1.5b}" "${TUNE_ROUNDS:-2}" \
     "${V[@]}" > /dev/null 2>&1

@@ -1,4 +1,4 @@
-// Would one persistent kernel beat today's chain of PDL launches for decode's projections? (issue 12: 1.5B decode
+// Would one persistent kernel (or in-grid counters) beat today's chain of PDL launches for decode's projections? (issue 12: 1.5B decode
 // at ~740 tok/s against a goal of 900)
 //
 // Why. A replayed 1.5B decode step spends ~44 us a layer where its weights (93.6 MB) stream in ~20 us at the
@@ -16,7 +16,16 @@
 //   persistent: one cooperative launch for all L layers; each phase's blocks (small_m's grid, the same plan) dealt to
 //               the resident blocks in turn, a grid barrier (cooperative_groups) where the kernel would call
 //               pdl::enter(). Resident blocks: the occupancy (default) or `blocks_per_sm` a multiprocessor.
-// Both run the same block code in the same order: the final activations must be equal bit for bit (checked), and
+//   flagged:    (session 33) the full grid of every phase, as the chain, but the phases of a layer (or of all L layers)
+//               in ONE launch, in block order; a block waits for the phase before it through a counter in global
+//               memory that each finished block of that phase raises (fence, then atomicAdd; the waiter polls with
+//               ld.acquire) instead of a kernel boundary, after its prefetched weight loads as in the chain. Blocks
+//               are dispatched in index order and an earlier phase never waits on a later one, so the waiting
+//               blocks cannot starve the ones they wait for (CUB's decoupled look-back relies on the same order).
+//               Two forms: "layer" = one launch a layer, PDL between the launches (a layer's first phase waits in
+//               griddepcontrol.wait), in a CUDA graph; "all" = one launch for all L layers. Each with the waiter
+//               sleeping 0 or 64 ns between polls.
+// All run the same block code in the same order: the final activations must be equal bit for bit (checked), and
 // the chain's first layer is checked against a CPU f32 reference (each output within 1% of its scale). Times:
 // median of 7 replays / launches, per layer, with the weights' bandwidth.
 // Build (here): nvcc -O3 -std=c++17 -gencode arch=compute_90,code=sm_90 -I src \
@@ -82,6 +91,73 @@ __global__ void __launch_bounds__(small_m::kThreads, MinBlocks) persistent_layer
     phase<small_m::kGluSilu, kUglu>(y.glu, nb.glu, grid);
     phase<small_m::kPlain, kUdown>(y.down, nb.down, grid);
   }
+}
+
+// The flagged form: counters done[4 l + p] (zeroed before each run) count the finished blocks of layer l's phase p.
+struct FlagArgs {
+  const Layer* layers;
+  int l0;            // the launch's first layer (its blocks: layers l0, l0 + 1, ... in block order)
+  Blocks nb;
+  unsigned* done;
+  int pdl;           // 1: the launch's first phase waits in griddepcontrol.wait (one launch a layer, under PDL)
+  int sleep_ns;      // the waiter's pause between polls (0: spin)
+};
+
+__device__ __forceinline__ unsigned ld_acquire(const unsigned* p) {
+  unsigned v;
+  asm volatile("ld.acquire.gpu.global.u32 %0, [%1];" : "=r"(v) : "l"(p) : "memory");
+  return v;
+}
+
+// Block v of one phase: wait (after the prefetched weight loads) for `need` blocks of the phase before it (prev),
+// or in griddepcontrol.wait (pdl_wait), or not at all (the very first phase); then raise this phase's counter.
+template <int MODE, int U>
+__device__ __forceinline__ void flagged_phase(const A& a, int v, const unsigned* prev, unsigned need, bool pdl_wait,
+                                              unsigned* mine, int sleep_ns) {
+  small_m::small_m_block<bf16, bf16, 1, kVec, MODE, U>(a, v, [&] {
+    if (pdl_wait) {
+      pdl::enter();
+      return;
+    }
+    if (threadIdx.x == 0 && prev)
+      while (ld_acquire(prev) < need)
+        if (sleep_ns) __nanosleep(sleep_ns);
+    __syncthreads();
+  });
+  __threadfence();  // this thread's stores (the block's outputs) before the count
+  __syncthreads();
+  if (threadIdx.x == 0) atomicAdd(mine, 1u);
+}
+
+__global__ void __launch_bounds__(small_m::kThreads, small_m::kMinBlocks) flagged_layers(FlagArgs f) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  // Let the next launch (the next layer, under PDL) be scheduled once every block here has started; its blocks
+  // wait in griddepcontrol.wait for this whole grid. (The first phase calls it again in pdl::enter: harmless.)
+  asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
+#endif
+  const Blocks& nb = f.nb;
+  const int per = nb.qkv + nb.o + nb.glu + nb.down;
+  const int li = blockIdx.x / per, l = f.l0 + li;
+  int v = blockIdx.x % per;
+  const Layer& y = f.layers[l];
+  unsigned* d = f.done + 4 * l;
+  if (v < nb.qkv) {
+    const bool pdl_wait = f.pdl && li == 0;
+    flagged_phase<small_m::kPlain, kUqkv>(y.qkv, v, l > 0 ? d - 1 : nullptr, nb.down, pdl_wait, d, f.sleep_ns);
+    return;
+  }
+  v -= nb.qkv;
+  if (v < nb.o) {
+    flagged_phase<small_m::kPlain, kUo>(y.o, v, d, nb.qkv, false, d + 1, f.sleep_ns);
+    return;
+  }
+  v -= nb.o;
+  if (v < nb.glu) {
+    flagged_phase<small_m::kGluSilu, kUglu>(y.glu, v, d + 1, nb.o, false, d + 2, f.sleep_ns);
+    return;
+  }
+  v -= nb.glu;
+  flagged_phase<small_m::kPlain, kUdown>(y.down, v, d + 2, nb.glu, false, d + 3, f.sleep_ns);
 }
 
 // Uniform values in [-a, a] as bf16 from a counter hash (fast for 2.6 GB of weights).
@@ -270,6 +346,51 @@ int main(int argc, char** argv) {
   persistent(persistent_layers<1>, "<1>");
   persistent(persistent_layers<2>, "<2>");
   persistent(persistent_layers<3>, "<3>");
-  std::printf("%s\n", all_same ? "done: every persistent run equals the chain" : "FAIL: a persistent run differs");
+
+  // The flagged forms, each captured in a graph (the counters' memset first) and checked as the persistent runs.
+  {
+    cudaFuncAttributes fa;
+    CK(cudaFuncGetAttributes(&fa, flagged_layers));
+    int occ = 0;
+    CK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&occ, flagged_layers, small_m::kThreads, 0));
+    std::printf("flagged kernel: %d registers, %zu bytes local memory, occupancy %d blocks an SM\n", fa.numRegs,
+                fa.localSizeBytes, occ);
+    unsigned* done;
+    CK(cudaMalloc(&done, 4 * L * sizeof(unsigned)));
+    const int per = nb.qkv + nb.o + nb.glu + nb.down;
+    for (int one_launch : {0, 1})
+      for (int sleep_ns : {0, 64}) {
+        cudaGraph_t g;
+        cudaGraphExec_t ge;
+        CK(cudaStreamBeginCapture(st, cudaStreamCaptureModeGlobal));
+        CK(cudaMemsetAsync(done, 0, 4 * L * sizeof(unsigned), st));
+        if (one_launch) {
+          FlagArgs fa2{dl, 0, nb, done, 0, sleep_ns};
+          flagged_layers<<<per * L, small_m::kThreads, 0, st>>>(fa2);
+          CK(cudaGetLastError());
+        } else {
+          for (int l = 0; l < L; l++) {
+            FlagArgs fa2{dl, l, nb, done, 1, sleep_ns};
+            CK(pdl::launch(flagged_layers, dim3(per), dim3(small_m::kThreads), 0, st, fa2));
+          }
+        }
+        CK(cudaStreamEndCapture(st, &g));
+        CK(cudaGraphInstantiate(&ge, g, 0));
+        for (const auto& [p, n] : acts) CK(cudaMemset(p, 0xFF, n * sizeof(bf16)));
+        CK(cudaGraphLaunch(ge, st));
+        CK(cudaStreamSynchronize(st));
+        const bool same = host(x_last, kC) == chain_out;
+        all_same = all_same && same;
+        const float ms = time_it([&] { CK(cudaGraphLaunch(ge, st)); });
+        std::printf("flagged, %s, poll sleep %d ns: %.1f us a layer, %.2f TB/s of weights; output %s the chain's\n",
+                    one_launch ? "one launch for all layers" : "one launch a layer (PDL)", sleep_ns, 1000 * ms / L,
+                    bytes_per_layer * L / (ms * 1e-3) / 1e12, same ? "bit for bit" : "DIFFERS from (FAIL)");
+        CK(cudaGraphExecDestroy(ge));
+        CK(cudaGraphDestroy(g));
+      }
+    const float again = time_it([&] { CK(cudaGraphLaunch(exec, st)); });
+    std::printf("chain again: %.1f us a layer\n", 1000 * again / L);
+  }
+  std::printf("%s\n", all_same ? "done: every persistent and flagged run equals the chain" : "FAIL: a run differs");
   return all_same ? 0 : 1;
 }
