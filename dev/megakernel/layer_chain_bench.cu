@@ -25,6 +25,8 @@
 //               Two forms: "layer" = one launch a layer, PDL between the launches (a layer's first phase waits in
 //               griddepcontrol.wait), in a CUDA graph; "all" = one launch for all L layers. Each with the waiter
 //               sleeping 0 or 64 ns between polls.
+//               Measured in session 33 (H100, 28 layers): chain 37.9 us a layer, flagged one launch a layer 55.7,
+//               one launch for all layers 55.9, sleeping or not; every output bit for bit the chain's.
 // All run the same block code in the same order: the final activations must be equal bit for bit (checked), and
 // the chain's first layer is checked against a CPU f32 reference (each output within 1% of its scale). Times:
 // median of 7 replays / launches, per layer, with the weights' bandwidth.
