@@ -14,10 +14,10 @@
 # Stages: build tests train ncu (the default), trainab (the training rows of the tree against the base packed in
 # .carry-ab), wgrad (dev/weight_grads' harness: v1, v2, probes; then training with WICK_WEIGHT_GRADS=1, 2 and
 # WICK_WEIGHT_GRADS=0), lorarows (the seed suite's lora rows: low_rank_product's rule against v1), adapter glu l2
-# early lowrank l2bench gemm megakernel ce cencu normfuse inplace xahead pdltrace tunesweep detab. Each writes under $OUT:
+# early lowrank l2bench gemm megakernel ce cencu normfuse inplace xahead pdltrace tunesweep detab coresident. Each writes under $OUT:
 # build.log, cuda-tests.log, megakernel.txt, train-ce-ab.md, ncu-ce.txt, norm-fusion-ab.txt, weight-grads.txt, train-wgrad-ab.md, lora-rows.txt, decode-ab.txt, glu-ab.txt, l2-ab.txt, early-ab.txt, low-rank.txt, small-m-l2.txt, train-table.md
 # (+ bench/), train-ab.md, ncu-train.txt, gemm-algos.txt, inplace-tests.log, train-inplace-ab.md, xahead-ab.txt,
-# xahead-tests.log, pdl-trace-<preset>.txt and -summary.txt, tune-sweep.txt, train-det-ab.md and summary.txt. The patch stages (inplace, xahead,
+# xahead-tests.log, pdl-trace-<preset>.txt and -summary.txt, tune-sweep.txt, train-det-ab.md, co/decode-ab.txt and summary.txt. The patch stages (inplace, xahead,
 # pdltrace) apply their patch to the device's copy of the tree; xahead compares against .carry-ab/base.tgz, so pack
 # main without the patch first (bash scripts/decode-ab.sh pack).
 #
@@ -384,5 +384,20 @@ if want detab; then
   # alternating, one build.
   train_ab "$O/train-det-ab.md" WICK_ATTENTION_DETERMINISTIC_MAX_MB "-1 0" "${DET_AB:-0.5b:1 0.5b:2}"
   note "attention backward deterministic -1 / 0: $(tr '\n' ' ' < "$O/train-det-ab.md")"
+fi
+if want coresident; then
+  # dev/attention/coresident.patch (+ dev/small_m/tune_env.patch): decode attention at 8 warps, the small-row
+  # kernels' shared-memory carveout and q|k|v at two blocks an SM, so that attention's blocks can start beside
+  # q|k|v's (the patch says why), against the default; 1.5B and 0.5B, one build, CO_ROUNDS rounds. The lines go
+  # straight under $OUT/co (a call cut short keeps what ran).
+  for P in dev/small_m/tune_env.patch dev/attention/coresident.patch; do
+    git apply --reverse --check "$P" 2> /dev/null || git apply "$P"
+  done
+  Q="WICK_SMALL_M_TUNE=2048x1536=1:8,1152x896=2:4"
+  OUT="$O/co" timeout "${CO_TIMEOUT:-420}" bash scripts/decode-ab.sh variants "qwen2.5-1.5b qwen2.5-0.5b" "${CO_ROUNDS:-3}" \
+    "base=" "w8=WICK_DECODE_WARPS=8" "q=$Q" "w8q=WICK_DECODE_WARPS=8 $Q" \
+    "w8qc=WICK_DECODE_WARPS=8 WICK_SMALL_M_CARVEOUT=50 $Q" "w8c=WICK_DECODE_WARPS=8 WICK_SMALL_M_CARVEOUT=50" \
+    > /dev/null 2>&1
+  note "coresident: $(grep -c 'round' "$O/co/decode-ab.txt" 2> /dev/null) lines (co/decode-ab.txt)"
 fi
 note "done"
