@@ -90,7 +90,9 @@ void small_m_linear(const Tensor& x, const std::vector<const Tensor*>& w, const 
         a.y[j] = cuda::ptr<TY>(*y[j]);
         a.out[j] = static_cast<int>(w[j]->dim(0));
       }
-      WICK_CUDA_CHECK((small_m::launch<T, TY>(a, small_m::kPlain, s)));
+      small_m::Tuning tune;
+      tune.sms = cuda::sm_count(x.device().index);
+      WICK_CUDA_CHECK((small_m::launch<T, TY>(a, small_m::kPlain, s, tune)));
     };
     if (y32) go(cuda::Tag<float>{});
     else go(tag);
@@ -130,6 +132,7 @@ void small_m_glu(const Tensor& x, const Tensor& w_gate, const Tensor& w_up, cons
     // From 4,096 rows gate/up + GLU take two warps a row (the default rule's choice; H200: +1-2% decode, H100:
     // level to -1.5%, docs/benchmarks.md section 10, session 27); WICK_GLU_K2=0 keeps one warp a row there.
     small_m::Tuning tune;
+    tune.sms = cuda::sm_count(x.device().index);
     static const bool k2 = env_default_on("WICK_GLU_K2");
     if (!k2 && a.out[0] >= 4096) tune.k = 1;
     WICK_CUDA_CHECK((small_m::launch<T, T>(a, act == GluAct::Silu ? small_m::kGluSilu : small_m::kGluGelu, st, tune)));

@@ -8,7 +8,8 @@
 // H200), while a GEMM library tiles for M >= 64 and leaves most of the bandwidth unused at M = 1. So:
 //   - the grid covers every output row of every member (q | k | v rows one after the other; gate/up: one row
 //     index for the pair); each row is taken by K warps (K = 1, 2, 4 or 8 per row: more warps per row when there
-//     are few rows, so that enough loads are in flight to cover the memory latency), 8 warps per block;
+//     are few rows, so that enough loads are in flight to cover the memory latency, but no more blocks than fit
+//     on the GPU at once; small_m_plan.h's rule), 8 warps per block;
 //   - lane l of the k-th warp of a row reads the row in 16-byte vectors (8 bf16 / 4 f32; when in and the
 //     pointers allow it, else one element at a time), vectors k*32 + l, k*32 + l + 32 K, ..., up to U (4 or 8) of
 //     them issued before any is used; the weights go through the streaming cache path (__ldcs: read once),
@@ -50,16 +51,10 @@
 
 #include "ops/cuda/glu_act.cuh"
 #include "ops/cuda/pdl.cuh"
+#include "ops/cuda/small_m_plan.h"
 #include "ops/cuda/vec16.cuh"
 
 namespace wick::small_m {
-
-constexpr int kMaxM = 8;        // rows of x per launch
-constexpr int kMaxMembers = 3;  // weights per launch (q, k, v)
-constexpr int kThreads = 256;   // 8 warps per block
-constexpr int kWarps = kThreads / 32;
-
-enum Mode { kPlain = 0, kGluSilu = 1, kGluGelu = 2 };
 
 template <typename T, typename TY> struct Args {
   const T* x;                   // [M, in]
@@ -313,42 +308,13 @@ __device__ __forceinline__ void small_m_block(const Args<T, TY>& a, int block, W
   }
 }
 
-// At least kMinBlocks blocks an SM (at most 64 registers a thread) for the M = 1 kernels of decode that fit in them
-// without spills (U 4, and plain U 8 without the input norm; the others spill there): an SM then holds 32 warps of
-// the bandwidth-bound streams (the input norm's registers had taken gate/up + GLU to 74-80: three blocks).
-constexpr int kMinBlocks = 4;
+// kMinBlocks blocks an SM for the M = 1 kernels that fit 64 registers without spills (small_m_plan.h says why).
 template <int MM, int MODE, int U, bool NORM> constexpr int min_blocks() {
   return MM == 1 && (U == 4 || (MODE == kPlain && !NORM)) ? kMinBlocks : 1;
 }
 template <typename T, typename TY, int MM, int E, int MODE, int U, bool NORM>
 __global__ void __launch_bounds__(kThreads, min_blocks<MM, MODE, U, NORM>()) small_m_kernel(Args<T, TY> a) {
   small_m_block<T, TY, MM, E, MODE, U, NORM>(a, blockIdx.x, [] { pdl::enter(); });
-}
-
-// How a launch spreads the work; 0 = the default rule (default_tuning). dev/small_m/small_m_bench.cu times the
-// alternatives against each other.
-struct Tuning {
-  int unroll = 0;  // U: 4 or 8 loads per lane in flight
-  int k = 0;       // K: warps per output row, 1, 2, 4 or 8
-};
-
-// The default: K from the row count (enough warps in flight to cover the memory latency when the rows are few,
-// e.g. o_proj's 896; one per row when they are many), U = 4; and two exceptions measured on an H200 (session 18,
-// small_m_bench, M = 1, weights settled; docs/benchmarks.md section 10):
-//   - long rows (>= 1024 16-byte vectors: the down projections of Qwen2.5-1.5B and 7B): 8 warps a row, U = 8
-//     (7B [3584, 18944] 42.8 -> 36.4 us, 1.5B [1536, 8960] 12.0 -> 10.1 us);
-//   - one member of 1024..4095 rows of >= 192 vectors (o_proj of 1.5B and 7B): a warp a row, U = 8
-//     (7B [3584, 3584] 9.8 -> 8.8 us, 1.5B [1536, 1536] 4.0 -> 3.4 us);
-// and one from session 21's rerun of that table on the kernel as it is now (bench/results/2026-12-04-h200-session21.txt,
-// call 2, weights settled):
-//   - gate/up + GLU of >= 4096 rows: 2 warps a row, U = 4, fastest or within 0.4 us of it on all three models
-//     (0.5B [4864, 896] 7.64 -> 7.41 us, 1.5B [8960, 1536] 16.37 -> 15.16, 7B [18944, 3584] 62.78 -> 61.67).
-// Elsewhere (q|k|v, plain gate|up, lm_head, the 0.5B shapes) no configuration measured clearly better than this one.
-inline Tuning default_tuning(long long rows, int members, long long vectors_per_row, int mode) {
-  if (vectors_per_row >= 1024) return {8, 8};
-  if (mode == kPlain && members == 1 && rows >= 1024 && rows < 4096 && vectors_per_row >= 192) return {8, 1};
-  if (mode != kPlain && rows >= 4096) return {4, 2};
-  return {4, rows >= 4096 ? 1 : rows >= 2048 ? 2 : 4};
 }
 
 template <typename T, typename TY, int MM, int E, int U>
@@ -395,11 +361,9 @@ template <typename T, typename TY> Plan plan(Args<T, TY>& a, int mode, Tuning tu
   constexpr int kVec = 16 / (int)sizeof(T);
   bool vec = (a.in % kVec) == 0 && reinterpret_cast<uintptr_t>(a.x) % 16 == 0;
   for (int j = 0; j < a.members; j++) vec = vec && reinterpret_cast<uintptr_t>(a.w[j]) % 16 == 0;
-  const Tuning def = default_tuning(a.rows, a.members, (a.in + kVec - 1) / kVec, mode);
-  a.K = tune.k == 1 || tune.k == 2 || tune.k == 4 || tune.k == 8 ? tune.k : def.k;
-  const int unroll = tune.unroll == 8 || (tune.unroll == 0 && def.unroll == 8) ? 8 : 4;
-  const int rows_per_block = kWarps / a.K;
-  return {vec, unroll, (int)(((long long)a.rows + rows_per_block - 1) / rows_per_block)};
+  const LaunchShape shape = launch_shape(a.rows, a.members, (a.in + kVec - 1) / kVec, mode, a.M, tune);
+  a.K = shape.k;
+  return {vec, shape.unroll, static_cast<int>(shape.blocks)};
 }
 
 // plan(), then the launch: MM 1, 4 or 8 from M. Rows = 0 launches nothing.
