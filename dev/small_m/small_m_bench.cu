@@ -76,6 +76,7 @@ const char* kTuningNames[] = {"default", "def pre", "U4 K1", "U4 K2", "U4 K4", "
 constexpr int kNumTunings = sizeof(kTunings) / sizeof(kTunings[0]);
 
 bool g_l2_only = false;  // `l2`: the default rule only, and the L2-warm line
+int g_sms = 0;           // the device's multiprocessors: the default rule's one-wave cap, as wick passes them
 
 int run_shape(const Shape& s, int M, std::mt19937& rng, cudaStream_t st) {
   const int in = s.in;
@@ -125,6 +126,7 @@ int run_shape(const Shape& s, int M, std::mt19937& rng, cudaStream_t st) {
   std::printf("%-22s M %d  [%s, %d]%s\n", s.name.c_str(), M, dims.c_str(), in, s.bias ? " +bias" : "");
   for (int ti = 0; ti < (g_l2_only ? 2 : kNumTunings); ti++) {
   tune = kTunings[ti];
+  tune.sms = g_sms;
   prefetch = ti > 0;
   // Check copy 0 against an f64 reference (bf16 output: within a bf16 rounding plus f32 summation).
   for (int j = 0; j < (glu ? 1 : nm); j++)  // all ones: NaN in bf16 and f32, so an output not written fails
@@ -210,6 +212,7 @@ int main(int argc, char** argv) {
     std::printf("M must be 1..%d\n", small_m::kMaxM);
     return 2;
   }
+  CK(cudaDeviceGetAttribute(&g_sms, cudaDevAttrMultiProcessorCount, 0));
   cudaStream_t st;
   CK(cudaStreamCreate(&st));
   std::mt19937 rng(1234);
