@@ -14,16 +14,16 @@
 # Stages: build tests train ncu (the default), trainab (the training rows of the tree against the base packed in
 # .carry-ab), wgrad (dev/weight_grads' harness: v1, v2, probes; then training with WICK_WEIGHT_GRADS=1, 2 and
 # WICK_WEIGHT_GRADS=0), lorarows (the seed suite's lora rows: low_rank_product's rule against v1), adapter glu l2
-# early lowrank l2bench gemm megakernel ce cencu normfuse inplace xahead pdltrace tunesweep detab coresident. Each writes under $OUT:
+# early lowrank l2bench gemm megakernel ce cencu normfuse inplace xahead pdltrace tunesweep detab coresident splits. Each writes under $OUT:
 # build.log, cuda-tests.log, megakernel.txt, train-ce-ab.md, ncu-ce.txt, norm-fusion-ab.txt, weight-grads.txt, train-wgrad-ab.md, lora-rows.txt, decode-ab.txt, glu-ab.txt, l2-ab.txt, early-ab.txt, low-rank.txt, small-m-l2.txt, train-table.md
 # (+ bench/), train-ab.md, ncu-train.txt, gemm-algos.txt, inplace-tests.log, train-inplace-ab.md, xahead-ab.txt,
-# xahead-tests.log, pdl-trace-<preset>.txt and -summary.txt, tune-sweep.txt, train-det-ab.md, co/decode-ab.txt and summary.txt. The patch stages (inplace, xahead,
+# xahead-tests.log, pdl-trace-<preset>.txt and -summary.txt, tune-sweep.txt, train-det-ab.md, co/decode-ab.txt, splits/p<prompt>/decode-ab.txt and splits/kernel.txt, and summary.txt. The patch stages (inplace, xahead,
 # pdltrace) apply their patch to the device's copy of the tree; xahead compares against .carry-ab/base.tgz, so pack
 # main without the patch first (bash scripts/decode-ab.sh pack).
 #
-# Pending (session 33): the whole CUDA suite on the tree with small_m_plan.h's one-wave cap (`build tests`); on an
-# H200, issue 8's table (PEER=1 TRAIN_AB=0 TRAIN_ROWS="0.5b 0.5b-gc 1.5b 7b 7b-gc" ... train) and issue 12's decode
-# rows (scripts/decode-ab.sh variants "qwen2.5-0.5b qwen2.5-1.5b qwen2.5-7b" 3 "main=").
+# Pending (session 34): on an H200, issue 8's table (PEER=1 TRAIN_AB=0 TRAIN_ROWS="0.5b 0.5b-gc 1.5b 7b 7b-gc" ...
+# train) and issue 12's decode rows (scripts/decode-ab.sh variants "qwen2.5-0.5b qwen2.5-1.5b qwen2.5-7b" 3 "main=");
+# `splits` with SPLIT_PRESETS="qwen2.5-7b" SPLIT_PROMPTS=760 (7B's 4 parts in the decode loop, not yet measured).
 # Here, before the call: bash scripts/pack-deps.sh; bash scripts/decode-ab.sh pack (the tokenizer).
 # The device tool's command: bash dev/next_device_call.sh [STAGE ...]     carry: [".carry-ab", ".deps"]
 # About: build ~1.5 min, tests ~0.5, adapter ~0.5, glu ~1, l2 ~1.5, lowrank ~0.5, l2bench ~1, train ~5,
@@ -402,5 +402,26 @@ if want coresident; then
     "w8qc=WICK_DECODE_WARPS=8 WICK_SMALL_M_CARVEOUT=50 $Q" "w8c=WICK_DECODE_WARPS=8 WICK_SMALL_M_CARVEOUT=50" \
     > /dev/null 2>&1
   note "coresident: $(grep -c 'round' "$O/co/decode-ab.txt" 2> /dev/null) lines (co/decode-ab.txt)"
+fi
+if want splits; then
+  # Decode attention's key split (ops/attention.h decode_splits_forced): wick's rule (one block a head up to 512
+  # keys, then a head's keys over up to 8 blocks) against one block a head at every length (WICK_DECODE_SPLITS=1)
+  # and 8 parts at every length, at SPLIT_PROMPTS prompt lengths (+ 256 new tokens), one build, SPLIT_ROUNDS
+  # rounds; then the kernel alone (wick_bench's decode_attention rows) at 1 part and by the rule.
+  for L in ${SPLIT_PROMPTS:-128 500 760}; do
+    PROMPT_LEN=$L OUT="$O/splits/p$L" timeout "${SPLIT_TIMEOUT:-240}" bash scripts/decode-ab.sh variants \
+      "${SPLIT_PRESETS:-qwen2.5-1.5b qwen2.5-0.5b}" "${SPLIT_ROUNDS:-2}" \
+      "one=WICK_DECODE_SPLITS=1" "rule=" "p8=WICK_DECODE_SPLITS=8" > /dev/null 2>&1
+  done
+  note "splits: $(cat "$O"/splits/p*/decode-ab.txt 2> /dev/null | grep -c 'round') lines (splits/p*/decode-ab.txt)"
+  cmake --build build-gpu -j16 --target wick_bench >> "$O/build.log" 2>&1 || note "wick_bench did not build"
+  if [ -x build-gpu/bench/wick_bench ]; then
+    for v in 1 0; do
+      echo "== WICK_DECODE_SPLITS=$v (0: the rule)" >> "$O/splits/kernel.txt"
+      env $( [ $v = 1 ] && echo WICK_DECODE_SPLITS=1 ) timeout 120 build-gpu/bench/wick_bench \
+        --benchmark_filter='decode_attention/.*/cuda' --benchmark_repetitions=3 \
+        --benchmark_report_aggregates_only=true >> "$O/splits/kernel.txt" 2>&1
+    done
+  fi
 fi
 note "done"

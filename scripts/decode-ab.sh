@@ -12,7 +12,8 @@
 # There (the device tool's command):
 #   scripts/decode-ab.sh run [PRESETS] [ROUNDS]
 #       PRESETS: init-model presets, default "qwen2.5-0.5b qwen2.5-1.5b"; ROUNDS: default 3.
-#   DECODE_AB_ARGS: more arguments for every `wick generate` (words; e.g. "--adapter DIR").
+#   DECODE_AB_ARGS: more arguments for every `wick generate` (words; e.g. "--adapter DIR"); PROMPT_LEN: the
+#   prompt's tokens (default 128).
 #   Lines go to $OUT/decode-ab.txt (or out/decode-ab/). WICK_NEW / WICK_BASE name prebuilt binaries to skip a
 #   build (e.g. a smoke test on the CPU with DEVICE=cpu PRESETS=tiny); DEVICE defaults to cuda.
 #   scripts/decode-ab.sh variants [PRESETS] [ROUNDS] "NAME=ENV ..." "NAME=ENV ..." ...
@@ -54,8 +55,8 @@ generate_once() {
 }
 
 MODELS=/tmp/decode-ab-models
-# The same 128 random prompt ids every call.
-PROMPT_IDS=$(python3 -c "import random; r=random.Random(1); print(','.join(str(r.randrange(151643)) for _ in range(128)))")
+# The same random prompt ids every call: PROMPT_LEN of them (default 128).
+PROMPT_IDS=$(python3 -c "import random; r=random.Random(1); print(','.join(str(r.randrange(151643)) for _ in range(${PROMPT_LEN:-128})))")
 
 # The random bf16 model of preset $2 under $MODELS, made by binary $1 unless there (non-zero: it could not be made).
 ensure_model() {

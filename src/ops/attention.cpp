@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
+#include <string>
 
 #include "core/env.h"
 #include "ops/rope.h"
@@ -143,6 +144,30 @@ KernelSwitch g_early_loads("WICK_DECODE_EARLY_LOADS", /*default_on*/ true);
 }  // namespace
 bool decode_early_loads() { return g_early_loads.on(); }
 void set_decode_early_loads(bool on) { g_early_loads.set(on); }
+
+namespace {
+int decode_splits_from_env() {
+  const char* e = std::getenv("WICK_DECODE_SPLITS");
+  if (!e || !*e) return 0;
+  const std::string v(e);
+  if (v == "1" || v == "2" || v == "4" || v == "8") return std::stoi(v);
+  throw Error("WICK_DECODE_SPLITS=" + v + ": expected 1, 2, 4 or 8 (or unset: wick's rule)");
+}
+std::atomic<int> g_decode_splits{-1};  // -1: not read from the environment yet
+}  // namespace
+int decode_splits_forced() {
+  int v = g_decode_splits.load();
+  if (v < 0) {
+    v = decode_splits_from_env();
+    g_decode_splits.store(v);
+  }
+  return v;
+}
+void set_decode_splits(int n) {
+  if (n != 0 && n != 1 && n != 2 && n != 4 && n != 8)
+    throw Error("set_decode_splits(" + std::to_string(n) + "): expected 0 (wick's rule), 1, 2, 4 or 8");
+  g_decode_splits.store(n);
+}
 
 void rope_cache_attention(Tensor& q, Tensor& k, const Tensor& v, const Tensor& positions, const RopeFreqs& f,
                           Tensor& k_cache, Tensor& v_cache, const AttentionArgs& args, Tensor& out, Tensor* lse) {

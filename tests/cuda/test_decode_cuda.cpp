@@ -2,6 +2,7 @@
 // CPU, the loop against the plain cached forward, and the replay against the same kernels launched one by one.
 #include <gtest/gtest.h>
 
+#include <iterator>
 #include <vector>
 
 #include "common/decode_checks.h"
@@ -13,6 +14,7 @@
 #include "lora/lora.h"
 #include "model/causal_lm.h"
 #include "ops/attention.h"
+#include "ops/opcheck.h"
 
 namespace wick::test {
 namespace {
@@ -80,6 +82,76 @@ TEST(DecodeLoopCuda, EarlyLoadsGiveTheSameLogitsBitForBit) {
       ASSERT_EQ(logits[0][i], logits[1][i]) << "head dim " << head_dim << ", step " << i << ": early loads changed the logits";
   }
   set_decode_early_loads(was);
+}
+
+// Fixes decode attention's key split for the guard's lifetime; the previous setting (normally the rule) comes back.
+struct ForceDecodeSplits {
+  explicit ForceDecodeSplits(int n) : was(decode_splits_forced()) { set_decode_splits(n); }
+  ~ForceDecodeSplits() { set_decode_splits(was); }
+  int was;
+};
+
+// Decode attention's key split (set_decode_splits: a query head's keys over 1, 2, 4 or 8 blocks, the last to
+// finish merging): each part count against the CPU on the one-launch kernel's shapes - parts left without keys
+// (9 keys over 8 parts), a window, B > 1, one to seven query heads a kv head, the longest span (1,024), f32 and
+// bf16 -, and the one-launch RoPE + append + attention bit for bit against the two ops (the rotated query is
+// written by the part that merges, the cache rows by the first part).
+TEST(DecodeSplitsCuda, EveryPartCountMatchesTheCpuAndTheTwoOps) {
+  WICK_REQUIRE_CUDA();
+  const opcheck::AttentionShape shapes[] = {
+      {.B = 1, .T = 1, .H = 14, .Hkv = 2, .D = 64, .kv_len = 9, .S = 16, .positions = true},
+      {.B = 1, .T = 1, .H = 12, .Hkv = 2, .D = 128, .kv_len = 385, .S = 512, .positions = true},
+      {.B = 2, .T = 1, .H = 12, .Hkv = 2, .D = 128, .kv_len = 300, .S = 320},
+      {.B = 3, .T = 1, .H = 8, .Hkv = 2, .D = 64, .kv_len = 70, .S = 80, .window = 40},
+      {.B = 1, .T = 1, .H = 4, .Hkv = 4, .D = 128, .kv_len = 1000, .S = 1024, .positions = true},
+      {.B = 1, .T = 1, .H = 28, .Hkv = 4, .D = 128, .kv_len = 1024, .S = 1024, .lse = false, .positions = true},
+  };
+  for (int n : {1, 2, 4, 8}) {
+    ForceDecodeSplits force(n);
+    for (size_t i = 0; i < std::size(shapes); i++) {
+      const opcheck::CasePtr c = opcheck::make_attention(shapes[i]);
+      for (DType dt : {DType::F32, DType::BF16}) {
+        const opcheck::Report r = opcheck::check_device(*c, Device::cuda(0), dt, 9100 + i);
+        EXPECT_TRUE(r.pass()) << n << " parts: " << c->name(dt == DType::F32 ? "cuda_f32" : "cuda_bf16") << "\n"
+                              << r.str();
+      }
+    }
+    check_rope_cache_attention(Device::cuda(), DType::F32);
+    check_rope_cache_attention(Device::cuda(), DType::BF16);
+  }
+}
+
+// Every launch leaves the parts' merge counts at 0, and the rule's choice at each step (one block a head up to 512
+// keys, then parts) is the device's: a replayed graph of 600 steps (20 to 620 keys) with wick's rule, 2 parts and
+// 8 parts gives the logits of the same loop launched kernel by kernel, bit for bit.
+TEST(DecodeSplitsCuda, ReplayedGraphEqualsKernelByKernelBitForBit) {
+  WICK_REQUIRE_CUDA();
+  ModelConfig c = decode_test_config(3, 3000);
+  c.head_dim = 128;
+  c.num_heads = 6;
+  c.num_kv_heads = 2;
+  auto m = CausalLM::random(c, Device::cuda(), DType::BF16, 51);
+  Rng rng(52);
+  const int64_t n_prompt = 20, steps = 600, cap = n_prompt + steps + 1;
+  std::vector<int32_t> prompt, feed;
+  for (int64_t i = 0; i < n_prompt; i++) prompt.push_back(static_cast<int32_t>(rng.below(c.vocab_size)));
+  for (int64_t i = 0; i < steps; i++) feed.push_back(static_cast<int32_t>(rng.below(c.vocab_size)));
+  for (int parts : {0, 2, 8}) {  // 0: wick's rule
+    ForceDecodeSplits force(parts);
+    std::vector<std::vector<float>> logits[2];
+    for (int graphs = 0; graphs < 2; graphs++) {
+      KVCache cache(*m, 1, cap);
+      m->forward(Tensor::from_i32(prompt, {1, n_prompt}), &cache, true);
+      SamplingParams sp;  // greedy
+      DecodeLoop loop(*m, cache, sp, prompt, /*graphs=*/graphs == 1, /*draws=*/0, /*keep_logits=*/true);
+      for (int64_t i = 0; i < steps; i++) {
+        loop.step(feed[i]);
+        logits[graphs].emplace_back(loop.logits(), loop.logits() + c.vocab_size);
+      }
+      EXPECT_EQ(loop.replaying(), graphs == 1);
+    }
+    for (int64_t i = 0; i < steps; i++) ASSERT_EQ(logits[0][i], logits[1][i]) << parts << " parts, step " << i;
+  }
 }
 
 TEST(GreedyTokensCuda, ChooseAsTheHostSamplersGreedyRule) {

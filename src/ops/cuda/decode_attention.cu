@@ -27,13 +27,16 @@
 // ~600 cycles a warp in L1 at D 128, the largest phase of session 22's clock stamps) by the chunk a lane, spread
 // the keys over all the warps and took the branch out of the merge: on an H100, 1.5B decode 635-640 -> 655-666
 // tok/s, 0.5B 1,307-1,315 -> 1,402-1,423 (docs/benchmarks.md section 10, session 32).
+// Session 34 split a head's keys over up to 8 blocks where the query sees more than one step of the warps (512
+// keys at 16 warps: DecodeSplit), the last block to finish merging the parts; below that one block a head, as
+// before. On an H100 with a 760-token prompt, 1.5B decode 604 -> 643 tok/s and 0.5B 1,272 -> 1,360.
 // Taken for T = 1, head dim 64 or 128, no segment ids, and at most kDecodeMaxKeys keys a query may see (the
 // cache's capacity when the positions are on the device: a replayed graph plans for the longest); beyond that
 // the split-key path fills the GPU better. WICK_DECODE_ATTENTION=0 turns it off (the split-key path then runs).
 //
 // Numerics: f32 inside, expf, one rounding to T on the store; the summation order differs from the split-key
-// kernel's (a score is the halving tree over its 16-byte chunks' products; the warps' parts merged in warp order:
-// the warps a block and the keys a warp change it).
+// kernel's (a score is the halving tree over its 16-byte chunks' products; the warps' parts merged in warp order,
+// then a split head's parts in part order: the warps a block, the keys a warp and the parts change it).
 //
 // rope_cache_attention (ops/attention.h) runs the step's RoPE and KV-cache append in the same launch
 // (RopeAppend): each block rotates its query head (written back to q) and its kv head's key as it loads them
@@ -43,6 +46,9 @@
 // with the query's. The keys and values are read through L2 (__ldcg, cp.async.cg), never the non-coherent path:
 // the caches are written in this launch (other rows than the ones read).
 #include <algorithm>
+#include <mutex>
+#include <string>
+#include <vector>
 
 #include "core/env.h"
 #include "ops/cuda/attention.cuh"
@@ -64,6 +70,8 @@ using cuda::bf16;
 // random-weight models: the warps' parts merge in another order.)
 constexpr int kDecodeWarps = 16;
 constexpr int kDecodeMaxKeys = 1024;
+// A query head's keys split over several blocks (DecodeSplit; decode_splits picks how many): at most this many.
+constexpr int kDecodeMaxSplits = 8;
 // Query heads a block takes: one. Measured on an H200 (session 20, the kernel of then, wick generate, batch 1,
 // 128-token prompt + 256 new, with the RoPE and cache append in the kernel): 8 (a block per kv head, all its query
 // heads) -> 4 -> 2 -> 1: 0.5B 1,107 -> 1,182 -> 1,215 -> 1,238 tok/s, 1.5B 539 -> 615 -> 630 -> 644, 7B 208.5 ->
@@ -128,74 +136,103 @@ template <typename T> struct RopeAppend {
   T* v_cache = nullptr;
 };
 
+// A query head's keys over up to `splits` blocks (grid.x = H * splits). Where the query sees more than min_keys
+// keys, block (h, part) walks the part-th of [first key, position] (contiguous, as even as may be, possibly empty),
+// writes its (max, sum, unnormalised output) to part, and the head's last block to finish (count) merges the parts
+// in part order (the same bits whichever finishes last), writes out, lse and the rotated query, and sets count back
+// to 0 for the next launch. Otherwise block (h, 0) walks them all, as with one block a head (the same bits), and the
+// other parts return at once. The choice is the device's, from the keys at this step: a replayed graph and an
+// eager step make the same one. Why: one block a head streams the head's key and value rows through one SM
+// (session 33: ~55 GB/s an SM), and beyond 32 W keys each warp takes two steps; 1.5B has 12 heads for 132 SMs.
+// Below that the merge costs more than it saves (docs/benchmarks.md section 10, session 34).
+struct DecodeSplit {
+  int splits = 1;
+  int min_keys = 0;       // parts only for more keys than this (decode_splits' rule: 32 W; forced: 0)
+  float* part = nullptr;  // [B, H, splits, 2 + D] f32: max, sum, output (splits > 1)
+  int* count = nullptr;   // [B, H]: parts done, 0 between launches (splits > 1)
+};
+
 // The block's query head h into qs as f32. With ra.inv_freq, first the RoPE and the cache append of
-// rope_qk_cache_write: the query head rotated (and written back to q: each head belongs to one block), the key of
-// kv head g rotated into knew and the value copied into vnew (every block of g does it for itself and attends to
-// the new row from there, so that no block reads what another block writes), and the block of g's first query
-// head stores both rows at row positions[b] of the caches. ra.k is left as it is (several blocks read it). Every
-// thread loads its one item (a query pair, a key pair or a value element) before the position-dependent cos/sin
-// are needed, so the loads of the step's projections and of the position are in flight together. Ends with a
-// barrier.
+// rope_qk_cache_write: the query head rotated (and, with store_q, written back to q: a head whose keys are split
+// over several blocks has its query written by the last of them, after all have read it), the key of kv head g
+// rotated into knew and the value copied into vnew (every block of g does it for itself and attends to the new row
+// from there, so that no block reads what another block writes), and one block of g (writer: the first part of
+// g's first query head) stores both rows at row positions[b] of the caches. ra.k is left as it is (several blocks
+// read it). Every thread loads its items (query pairs, key pairs, value elements: one each at 16 warps, two at 4
+// warps and D 128) before the position-dependent cos/sin are needed, so the loads of the step's projections and of
+// the position are in flight together. Ends with a barrier.
 template <typename T, int D, int W>
 __device__ __forceinline__ void load_query_head(const T* q, const RopeAppend<T>& ra, const Dims& a, int b, int h,
-                                                int g, float (&qs)[D], float (&cs)[2][D / 2], T* knew, T* vnew) {
+                                                int g, bool writer, bool store_q, float (&qs)[D],
+                                                float (&cs)[2][D / 2], T* knew, T* vnew) {
   if (!ra.inv_freq) {
     for (int d = threadIdx.x; d < D; d += W * 32) qs[d] = cuda::to_f(q[((long long)b * a.H + h) * D + d]);
     __syncthreads();
     return;
   }
   constexpr int half = D / 2;
-  static_assert(2 * half + D <= W * 32, "one item a thread: the query's pairs, the key's pairs, the value row");
-  const int i = threadIdx.x;
+  constexpr int kItems = 2 * half + D;                  // the query's pairs, the key's pairs, the value row
+  constexpr int NI = (kItems + W * 32 - 1) / (W * 32);  // items a thread
+  static_assert(half <= W * 32, "cos/sin: one pair a thread");
   const T* kr = ra.k + ((long long)b * a.Hkv + g) * D;
   const T* vr = ra.v + ((long long)b * a.Hkv + g) * D;
   T* xq = ra.q + ((long long)b * a.H + h) * D;
   // Item i: query pair i (i < half), key pair i - half (i < 2 half), value element i - 2 half (i < 2 half + D).
-  const bool is_query = i < half, is_key = !is_query && i < 2 * half;
-  const bool is_value = !is_query && !is_key && i < 2 * half + D;
-  const int j = is_query ? i : i - half;
-  T x1{}, x2{};
-  if (is_query || is_key) {
-    const T* x = is_query ? xq : kr;
-    x1 = x[j], x2 = x[j + half];
-  } else if (is_value) {
-    x1 = vr[i - 2 * half];
+  T x1[NI], x2[NI];
+#pragma unroll
+  for (int n = 0; n < NI; n++) {
+    const int i = threadIdx.x + n * W * 32;
+    x1[n] = T{}, x2[n] = T{};
+    if (i < 2 * half) {
+      const T* x = i < half ? xq : kr;
+      const int j = i < half ? i : i - half;
+      x1[n] = x[j], x2[n] = x[j + half];
+    } else if (i < kItems) {
+      x1[n] = vr[i - 2 * half];
+    }
   }
   const long long p = ra.pos[b];
   if (p < 0 || p >= a.S) {
     printf("wick rope_cache_attention: positions[%d] = %lld is outside the cache's [0, %lld)\n", b, p, a.S);
     __trap();
   }
-  if (i < half) cuda::rope_math::cos_sin<T>(static_cast<float>(p), ra.inv_freq[i], cs[0][i], cs[1][i]);
+  if (threadIdx.x < half)
+    cuda::rope_math::cos_sin<T>(static_cast<float>(p), ra.inv_freq[threadIdx.x], cs[0][threadIdx.x], cs[1][threadIdx.x]);
   __syncthreads();
-  const bool writer = h % a.n_rep == 0;  // the kv head's first query head stores the new rows
   const long long row = ((long long)b * a.S + p) * a.Hkv * D + (long long)g * D;  // (b, p, g) in the caches
-  if (is_value) {
-    const int d = i - 2 * half;
-    vnew[d] = x1;
-    if (writer) ra.v_cache[row + d] = x1;
-  } else if (is_query || is_key) {
+#pragma unroll
+  for (int n = 0; n < NI; n++) {
+    const int i = threadIdx.x + n * W * 32;
+    if (i >= kItems) break;
+    if (i >= 2 * half) {
+      const int d = i - 2 * half;
+      vnew[d] = x1[n];
+      if (writer) ra.v_cache[row + d] = x1[n];
+      continue;
+    }
+    const bool is_query = i < half;
+    const int j = is_query ? i : i - half;
     float y1, y2;
-    cuda::rope_math::rotate<T, false>(cuda::to_f(x1), cuda::to_f(x2), cs[0][j], cs[1][j], y1, y2);
+    cuda::rope_math::rotate<T, false>(cuda::to_f(x1[n]), cuda::to_f(x2[n]), cs[0][j], cs[1][j], y1, y2);
     const T r1 = cuda::from_f<T>(y1), r2 = cuda::from_f<T>(y2);
-    if (is_key) {
+    if (!is_query) {
       knew[j] = r1, knew[j + half] = r2;
       if (writer) ra.k_cache[row + j] = r1, ra.k_cache[row + j + half] = r2;
     } else {
-      xq[j] = r1, xq[j + half] = r2;
+      if (store_q) xq[j] = r1, xq[j + half] = r2;
       qs[j] = cuda::to_f(r1), qs[j + half] = cuda::to_f(r2);
     }
   }
   __syncthreads();
 }
 
-// q [B, 1, H, D], k/v [B, S, Hkv, D] -> out [B, 1, H, D], lse [B, H, 1] (may be null). grid (H, B), W warps;
-// dynamic shared memory: the warps' value tiles, W * 32 * D * sizeof(T) bytes (decode_smem). ra: see RopeAppend
-// (q, k, v may then be written by this kernel: not restrict).
+// q [B, 1, H, D], k/v [B, S, Hkv, D] -> out [B, 1, H, D], lse [B, H, 1] (may be null). grid (H * sp.splits, B), W
+// warps; dynamic shared memory: the warps' value tiles, W * 32 * D * sizeof(T) bytes (decode_smem). ra: see
+// RopeAppend (q, k, v may then be written by this kernel: not restrict); sp: see DecodeSplit.
 template <typename T, int D, int W>
 __global__ void __launch_bounds__(W * 32)
     attn_decode_kernel(const T* q, const T* k, const T* v, T* __restrict__ out, float* __restrict__ lse, Dims a,
-                       RopeAppend<T> ra) {
+                       RopeAppend<T> ra, DecodeSplit sp) {
   // Launched with pdl::launch. With ra.early_loads (WICK_DECODE_EARLY_LOADS, ops/attention.h) the position and
   // the first step's cache rows are read BEFORE pdl::enter(), overlapping the tail of the kernel before (the q|k|v
   // projection): the cache rows below positions[b] were appended by earlier steps and positions[] was copied in
@@ -213,11 +250,24 @@ __global__ void __launch_bounds__(W * 32)
   __shared__ float ms[W], ls[W];
   __shared__ float cs[2][D / 2];              // RoPE's cos and sin (ra.inv_freq)
   __shared__ __align__(16) T knew[D], vnew[D];  // the appended key and value row (ra.inv_freq)
+  __shared__ int merger;                         // parts > 1: this block finished its head's parts last
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
-  const int b = blockIdx.y, h = blockIdx.x, g = h / a.n_rep;
+  const int b = blockIdx.y, h = blockIdx.x / sp.splits, part = blockIdx.x - h * sp.splits, g = h / a.n_rep;
   T* tile = reinterpret_cast<T*>(decode_tiles) + warp * 32 * D;  // this warp's value rows [32][D]
   const int pos = query_pos(a, b, 0);
-  const int key_lo = first_key_at(a, pos), key_end = pos + 1;
+  // The keys the query sees, [first_key_at, pos], or this block's part of them (possibly none); the parts of this
+  // step (DecodeSplit): one, or all of the grid's.
+  int key_lo = first_key_at(a, pos), key_end = pos + 1;
+  const int parts = key_end - key_lo > sp.min_keys ? sp.splits : 1;
+  if (part >= parts) {  // nothing to do at this step
+    if (early) pdl::enter();  // (without the early loads it was called above)
+    return;
+  }
+  if (parts > 1) {
+    const int per = (key_end - key_lo + parts - 1) / parts;
+    key_lo = min(key_lo + part * per, key_end);
+    key_end = min(key_lo + per, key_end);
+  }
   // The key read from knew / vnew instead of the caches: the appended row (positions[b]; pos is it clamped to
   // kv_len - 1, so a position past kv_len, whose row the two ops would not attend to either, matches no key).
   const int fresh = ra.inv_freq ? ra.pos[b] : -1;
@@ -226,9 +276,9 @@ __global__ void __launch_bounds__(W * 32)
 
   // Keys a warp takes a step: as few as spread the keys evenly over the warps in the fewest steps (kpw <= 32).
   // Warp w's step s: the keys from k0 = key_lo + (s W + w) kpw, below k_stop = min(k0 + kpw, key_end).
-  const int n_keys = key_end - key_lo;  // >= 1: the query sees itself
+  const int n_keys = key_end - key_lo;  // >= 1 with one part (the query sees itself); a part may have none
   const int steps = (n_keys + 32 * W - 1) / (32 * W);
-  const int kpw = (n_keys + steps * W - 1) / (steps * W);
+  const int kpw = n_keys > 0 ? (n_keys + steps * W - 1) / (steps * W) : 1;
   // Step k0's loads: the value rows into the tile (consecutive lanes: consecutive 16-byte chunks of a row; the
   // fresh row zero-filled, never read), and the lane's chunk kc of the keys k0 + i * KPI + kh (i < C) into kr[i]
   // (zero past k_stop and for the fresh key), so that a warp-wide load reads KPI whole rows.
@@ -255,7 +305,7 @@ __global__ void __launch_bounds__(W * 32)
   const int k_first = key_lo + warp * kpw;
   if (k_first < key_end) issue(k_first);
   if (early) pdl::enter();
-  load_query_head<T, D, W>(q, ra, a, b, h, g, qs, cs, knew, vnew);
+  load_query_head<T, D, W>(q, ra, a, b, h, g, part == 0 && h % a.n_rep == 0, parts == 1, qs, cs, knew, vnew);
 
   float qc[E];  // the query's chunk kc
 #pragma unroll
@@ -320,23 +370,57 @@ __global__ void __launch_bounds__(W * 32)
 #pragma unroll
   for (int i = 0; i < DPL; i++) accs[warp * kTileFloats + lane * DPL + i] = acc[i];
   __syncthreads();
+  const long long bh = (long long)b * a.H + h;
+  float* my_part = parts > 1 ? sp.part + (bh * sp.splits + part) * (2 + D) : nullptr;
   for (int d = threadIdx.x; d < D; d += W * 32) {
     float M = -INFINITY;
 #pragma unroll
     for (int w = 0; w < W; w++) M = fmaxf(M, ms[w]);
+    // M is finite when some warp has keys (always with one part); a part without keys sums zeros.
+    const float M0 = M == -INFINITY ? 0.0f : M;
     float L = 0.0f, o = 0.0f;
 #pragma unroll
     for (int w = 0; w < W; w++) {
       // No branch, so that the loads and exponentials of all warps can be in flight together: a warp without keys
-      // adds 0 * 0 (M is finite: some warp has keys), which leaves L and o as they are.
-      const float f = expf(ms[w] - M);
+      // adds 0 * 0, which leaves L and o as they are.
+      const float f = expf(ms[w] - M0);
       L += ls[w] * f;
       o += accs[w * kTileFloats + d] * f;
     }
+    if (parts > 1) {
+      my_part[2 + d] = o;
+      if (d == 0) my_part[0] = M, my_part[1] = L;
+      continue;
+    }
     const float inv_l = L > 0.0f ? 1.0f / L : 0.0f;
-    out[((long long)b * a.H + h) * D + d] = cuda::from_f<T>(o * inv_l);
-    if (lse && d == 0) lse[(long long)b * a.H + h] = L > 0.0f ? M + logf(L) : -INFINITY;
+    out[bh * D + d] = cuda::from_f<T>(o * inv_l);
+    if (lse && d == 0) lse[bh] = L > 0.0f ? M + logf(L) : -INFINITY;
   }
+  if (parts == 1) return;
+
+  // The head's last block to finish merges the parts (the fence orders this block's part before its count, the
+  // reader's fence its reads after the count it saw: the pattern of CUDA's threadFenceReduction sample).
+  __threadfence();
+  __syncthreads();
+  if (threadIdx.x == 0) merger = atomicAdd(sp.count + bh, 1) == parts - 1;
+  __syncthreads();
+  if (!merger) return;
+  __threadfence();
+  const float* head_parts = sp.part + bh * sp.splits * (2 + D);
+  for (int d = threadIdx.x; d < D; d += W * 32) {
+    float M = -INFINITY;
+    for (int s = 0; s < parts; s++) M = fmaxf(M, __ldcg(head_parts + s * (2 + D)));  // finite: pos's part has a key
+    float L = 0.0f, o = 0.0f;
+    for (int s = 0; s < parts; s++) {
+      const float f = expf(__ldcg(head_parts + s * (2 + D)) - M);
+      L += __ldcg(head_parts + s * (2 + D) + 1) * f;
+      o += __ldcg(head_parts + s * (2 + D) + 2 + d) * f;
+    }
+    out[bh * D + d] = cuda::from_f<T>(o * (1.0f / L));
+    if (lse && d == 0) lse[bh] = M + logf(L);
+    if (ra.inv_freq) ra.q[bh * D + d] = cuda::from_f<T>(qs[d]);  // every part has read q: the rotated query
+  }
+  if (threadIdx.x == 0) sp.count[bh] = 0;
 }
 
 // Warps a block: kDecodeWarps, or 8 for f32 at D 128 so that the value tiles stay at 128 KB; and those tiles' bytes
@@ -344,6 +428,60 @@ __global__ void __launch_bounds__(W * 32)
 constexpr int decode_warps(int elem, int D) { return elem * D > 256 ? 8 : kDecodeWarps; }
 constexpr int decode_smem(int elem, int D) { return decode_warps(elem, D) * 32 * D * elem; }
 constexpr int kDecodeStaticSmem = 4096;  // the kernel's static shared memory, at most (~2 KB at D 128, f32)
+
+// The grid's parts a query head (DecodeSplit::splits) and the keys from which they are used (min_keys):
+// WICK_DECODE_SPLITS / set_decode_splits where set (parts at every step: min_keys 0), else none where no query
+// can see more than one step of all the warps (32 W keys), and otherwise the largest power of two up to
+// kDecodeMaxSplits that keeps the grid (B H parts: one block an SM at 16 warps) within the SMs, used beyond 32 W
+// keys. Measured in the decode loop (H100, session 34, wick generate + 256 new tokens): 8 parts at every step are
+// 3.7% (1.5B) and 7.5% (0.5B) slower with a 128-token prompt; beyond 512 keys they win: with a 760-token prompt
+// 1.5B 604 -> 643 tok/s, 0.5B 1,272 -> 1,360 (500: +3.6% and +1.3%).
+DecodeSplit decode_splits(const Dims& a, int elem, int device) {
+  DecodeSplit sp;
+  const int forced = wick::decode_splits_forced();
+  const int one_step = 32 * decode_warps(elem, a.D);
+  const int span = a.window > 0 ? std::min(a.window, a.kv_len) : a.kv_len;  // keys a query may see, at most
+  if (forced > 0) {
+    sp.splits = forced;
+    return sp;
+  }
+  if (span <= one_step) return sp;
+  const long long heads = (long long)a.B * a.H;
+  while (sp.splits < kDecodeMaxSplits && heads * sp.splits * 2 <= cuda::sm_count(device)) sp.splits *= 2;
+  sp.min_keys = one_step;
+  return sp;
+}
+
+// sp's workspace (part and count) on this device, grown as needed; the counts are zeroed when allocated and each
+// launch leaves them at 0. Not grown while a graph is being captured (the first eager step of a decode loop grows
+// it): that is an error that says so. A block it outgrows is kept, not freed (a few KB a head): a graph captured
+// with it, whose loop is still alive, may replay it.
+void split_workspace(int device, cudaStream_t s, long long heads, int D, DecodeSplit& sp) {
+  struct Ws {
+    void* p = nullptr;
+    size_t heads = 0, part_floats = 0;
+  };
+  static std::mutex mu;
+  static std::vector<Ws> per_device;
+  std::lock_guard<std::mutex> lock(mu);
+  if (per_device.empty()) per_device.resize(std::max(1, cuda_device_count()));
+  Ws& w = per_device.at(device);
+  const size_t want_heads = static_cast<size_t>(heads), want_floats = static_cast<size_t>(heads) * sp.splits * (2 + D);
+  if (!w.p || w.heads < want_heads || w.part_floats < want_floats) {
+    cudaStreamCaptureStatus cs = cudaStreamCaptureStatusNone;
+    WICK_CUDA_CHECK(cudaStreamIsCapturing(s, &cs));
+    if (cs != cudaStreamCaptureStatusNone)
+      throw Error("decode attention: its split workspace must grow (" + std::to_string(want_heads) +
+                  " heads) while a CUDA graph is being captured; run one step of that shape before capturing");
+    w.heads = std::max(w.heads, want_heads);
+    w.part_floats = std::max(w.part_floats, want_floats);
+    cuda::alloc_or_explain(&w.p, w.heads * sizeof(int) + w.part_floats * sizeof(float), device, s,
+                           "decode attention's split workspace");
+    WICK_CUDA_CHECK(cudaMemsetAsync(w.p, 0, w.heads * sizeof(int), s));
+  }
+  sp.count = static_cast<int*>(w.p);
+  sp.part = reinterpret_cast<float*>(static_cast<int*>(w.p) + w.heads);
+}
 
 bool decode_attention_on() {
   static const bool on = env_default_on("WICK_DECODE_ATTENTION");
@@ -365,12 +503,14 @@ bool decode_kernel_applies(const Tensor& k, const Tensor& v, const Dims& a) {
 template <typename T>
 void launch_decode(const T* q, const T* k, const T* v, T* out, float* lse, const Dims& a, const RopeAppend<T>& ra,
                    int device, cudaStream_t s) {
+  DecodeSplit sp = decode_splits(a, static_cast<int>(sizeof(T)), device);
+  if (sp.splits > 1) split_workspace(device, s, (long long)a.B * a.H, a.D, sp);
   const auto go = [&](auto d_tag) {
     constexpr int D = decltype(d_tag)::value, elem = sizeof(T);
     constexpr int W = decode_warps(elem, D), smem = decode_smem(elem, D);
     const auto kernel = attn_decode_kernel<T, D, W>;
     prepare_smem(kernel, smem, device);
-    WICK_CUDA_CHECK(pdl::launch(kernel, dim3(a.H, a.B), dim3(W * 32), smem, s, q, k, v, out, lse, a, ra));
+    WICK_CUDA_CHECK(pdl::launch(kernel, dim3(a.H * sp.splits, a.B), dim3(W * 32), smem, s, q, k, v, out, lse, a, ra, sp));
   };
   if (a.D == 64) go(std::integral_constant<int, 64>{});
   else go(std::integral_constant<int, 128>{});

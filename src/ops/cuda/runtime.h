@@ -22,6 +22,10 @@ void set_device(int device);           // cudaSetDevice, checked; cheap when alr
 // scratch() call on that device. Grow it (warm up) before capturing a CUDA graph.
 void* scratch(int device, size_t nbytes);
 
+// cudaMallocAsync on stream s; on out-of-memory one retry after the stream has drained and the pool has been
+// trimmed, then a wick::Error naming `what`, the size asked and what the device has.
+void alloc_or_explain(void** p, size_t nbytes, int device, cudaStream_t s, const char* what);
+
 // Dynamic shared memory a block may opt into on this device (cudaDevAttrMaxSharedMemoryPerBlockOptin).
 int max_shared_memory_optin(int device);
 int sm_count(int device);  // multiprocessors (cached)
