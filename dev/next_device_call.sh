@@ -22,8 +22,8 @@
 # main without the patch first (bash scripts/decode-ab.sh pack).
 #
 # Pending (session 34): on an H200, issue 8's table (PEER=1 TRAIN_AB=0 TRAIN_ROWS="0.5b 0.5b-gc 1.5b 7b 7b-gc" ...
-# train) and issue 12's decode rows (scripts/decode-ab.sh variants "qwen2.5-0.5b qwen2.5-1.5b qwen2.5-7b" 3 "main=");
-# `splits` with SPLIT_PRESETS="qwen2.5-7b" SPLIT_PROMPTS=760 (7B's 4 parts in the decode loop, not yet measured).
+# train) and issue 12's decode rows (scripts/decode-ab.sh variants "qwen2.5-0.5b qwen2.5-1.5b qwen2.5-7b" 3 "main="),
+# and `splits` (session 34's key split, measured on H100s only).
 # Here, before the call: bash scripts/pack-deps.sh; bash scripts/decode-ab.sh pack (the tokenizer).
 # The device tool's command: bash dev/next_device_call.sh [STAGE ...]     carry: [".carry-ab", ".deps"]
 # About: build ~1.5 min, tests ~0.5, adapter ~0.5, glu ~1, l2 ~1.5, lowrank ~0.5, l2bench ~1, train ~5,
