@@ -48,6 +48,31 @@ TEST(RopeCacheAttentionCuda, EarlyLoadsEqualTheTwoOpsBitForBit) {
   set_decode_early_loads(was);
 }
 
+// n token ids below vocab from rng.
+std::vector<int32_t> random_ids(Rng& rng, int64_t n, int64_t vocab) {
+  std::vector<int32_t> ids;
+  for (int64_t i = 0; i < n; i++) ids.push_back(static_cast<int32_t>(rng.below(vocab)));
+  return ids;
+}
+
+// The logits of every step of a greedy decode loop (replaying one captured graph, or kernel by kernel) fed `feed`
+// after `prompt`, prefilled into a fresh cache with room for both.
+std::vector<std::vector<float>> decode_loop_logits(CausalLM& m, const std::vector<int32_t>& prompt,
+                                                   const std::vector<int32_t>& feed, bool graphs) {
+  const int64_t n_prompt = static_cast<int64_t>(prompt.size());
+  KVCache cache(m, 1, n_prompt + static_cast<int64_t>(feed.size()) + 1);
+  m.forward(Tensor::from_i32(prompt, {1, n_prompt}), &cache, true);
+  SamplingParams sp;  // greedy
+  DecodeLoop loop(m, cache, sp, prompt, graphs, /*draws=*/0, /*keep_logits=*/true);
+  std::vector<std::vector<float>> logits;
+  for (int32_t id : feed) {
+    loop.step(id);
+    logits.emplace_back(loop.logits(), loop.logits() + m.config().vocab_size);
+  }
+  EXPECT_EQ(loop.replaying(), graphs);
+  return logits;
+}
+
 // The early loads read the caches before the kernel before them has finished: a replayed graph (whose launches
 // overlap under PDL), over 600 steps crossing the kernel's 512-key step, gives the same logits, bit for bit, as
 // the same loop without them, on a model whose heads take the one-launch kernel at head dims 64 and 128.
@@ -61,24 +86,13 @@ TEST(DecodeLoopCuda, EarlyLoadsGiveTheSameLogitsBitForBit) {
     c.num_kv_heads = 2;
     auto m = CausalLM::random(c, Device::cuda(), DType::BF16, 41);
     Rng rng(42);
-    const int64_t n_prompt = 20, steps = 600, cap = n_prompt + steps + 1;
-    std::vector<int32_t> prompt, feed;
-    for (int64_t i = 0; i < n_prompt; i++) prompt.push_back(static_cast<int32_t>(rng.below(c.vocab_size)));
-    for (int64_t i = 0; i < steps; i++) feed.push_back(static_cast<int32_t>(rng.below(c.vocab_size)));
+    const std::vector<int32_t> prompt = random_ids(rng, 20, c.vocab_size), feed = random_ids(rng, 600, c.vocab_size);
     std::vector<std::vector<float>> logits[2];
     for (int early = 0; early < 2; early++) {
       set_decode_early_loads(early == 1);
-      KVCache cache(*m, 1, cap);
-      m->forward(Tensor::from_i32(prompt, {1, n_prompt}), &cache, true);
-      SamplingParams sp;  // greedy
-      DecodeLoop loop(*m, cache, sp, prompt, /*graphs=*/true, /*draws=*/0, /*keep_logits=*/true);
-      for (int64_t i = 0; i < steps; i++) {
-        loop.step(feed[i]);
-        logits[early].emplace_back(loop.logits(), loop.logits() + c.vocab_size);
-      }
-      EXPECT_TRUE(loop.replaying()) << "head dim " << head_dim;
+      logits[early] = decode_loop_logits(*m, prompt, feed, /*graphs=*/true);
     }
-    for (int64_t i = 0; i < steps; i++)
+    for (size_t i = 0; i < feed.size(); i++)
       ASSERT_EQ(logits[0][i], logits[1][i]) << "head dim " << head_dim << ", step " << i << ": early loads changed the logits";
   }
   set_decode_early_loads(was);
@@ -132,25 +146,12 @@ TEST(DecodeSplitsCuda, ReplayedGraphEqualsKernelByKernelBitForBit) {
   c.num_kv_heads = 2;
   auto m = CausalLM::random(c, Device::cuda(), DType::BF16, 51);
   Rng rng(52);
-  const int64_t n_prompt = 20, steps = 600, cap = n_prompt + steps + 1;
-  std::vector<int32_t> prompt, feed;
-  for (int64_t i = 0; i < n_prompt; i++) prompt.push_back(static_cast<int32_t>(rng.below(c.vocab_size)));
-  for (int64_t i = 0; i < steps; i++) feed.push_back(static_cast<int32_t>(rng.below(c.vocab_size)));
+  const std::vector<int32_t> prompt = random_ids(rng, 20, c.vocab_size), feed = random_ids(rng, 600, c.vocab_size);
   for (int parts : {0, 2, 8}) {  // 0: wick's rule
     ForceDecodeSplits force(parts);
-    std::vector<std::vector<float>> logits[2];
-    for (int graphs = 0; graphs < 2; graphs++) {
-      KVCache cache(*m, 1, cap);
-      m->forward(Tensor::from_i32(prompt, {1, n_prompt}), &cache, true);
-      SamplingParams sp;  // greedy
-      DecodeLoop loop(*m, cache, sp, prompt, /*graphs=*/graphs == 1, /*draws=*/0, /*keep_logits=*/true);
-      for (int64_t i = 0; i < steps; i++) {
-        loop.step(feed[i]);
-        logits[graphs].emplace_back(loop.logits(), loop.logits() + c.vocab_size);
-      }
-      EXPECT_EQ(loop.replaying(), graphs == 1);
-    }
-    for (int64_t i = 0; i < steps; i++) ASSERT_EQ(logits[0][i], logits[1][i]) << parts << " parts, step " << i;
+    const auto by_kernel = decode_loop_logits(*m, prompt, feed, /*graphs=*/false);
+    const auto replayed = decode_loop_logits(*m, prompt, feed, /*graphs=*/true);
+    for (size_t i = 0; i < feed.size(); i++) ASSERT_EQ(by_kernel[i], replayed[i]) << parts << " parts, step " << i;
   }
 }
 
