@@ -14,16 +14,18 @@
 # Stages: build tests train ncu (the default), trainab (the training rows of the tree against the base packed in
 # .carry-ab), wgrad (dev/weight_grads' harness: v1, v2, probes; then training with WICK_WEIGHT_GRADS=1, 2 and
 # WICK_WEIGHT_GRADS=0), lorarows (the seed suite's lora rows: low_rank_product's rule against v1), adapter glu l2
-# early lowrank l2bench gemm megakernel ce cencu normfuse inplace xahead pdltrace tunesweep detab coresident splits. Each writes under $OUT:
+# early lowrank l2bench gemm megakernel ce cencu normfuse inplace xahead pdltrace tunesweep detab coresident splits
+# bulkgemv. Each writes under $OUT:
 # build.log, cuda-tests.log, megakernel.txt, train-ce-ab.md, ncu-ce.txt, norm-fusion-ab.txt, weight-grads.txt, train-wgrad-ab.md, lora-rows.txt, decode-ab.txt, glu-ab.txt, l2-ab.txt, early-ab.txt, low-rank.txt, small-m-l2.txt, train-table.md
 # (+ bench/), train-ab.md, ncu-train.txt, gemm-algos.txt, inplace-tests.log, train-inplace-ab.md, xahead-ab.txt,
-# xahead-tests.log, pdl-trace-<preset>.txt and -summary.txt, tune-sweep.txt, train-det-ab.md, co/decode-ab.txt, splits/p<prompt>/decode-ab.txt and splits/kernel.txt, and summary.txt. The patch stages (inplace, xahead,
+# xahead-tests.log, pdl-trace-<preset>.txt and -summary.txt, tune-sweep.txt, train-det-ab.md, co/decode-ab.txt, splits/p<prompt>/decode-ab.txt and splits/kernel.txt, small-m-bulk.txt, and summary.txt. The patch stages (inplace, xahead,
 # pdltrace) apply their patch to the device's copy of the tree; xahead compares against .carry-ab/base.tgz, so pack
 # main without the patch first (bash scripts/decode-ab.sh pack).
 #
 # Pending (session 34): on an H200, issue 8's table (PEER=1 TRAIN_AB=0 TRAIN_ROWS="0.5b 0.5b-gc 1.5b 7b 7b-gc" ...
 # train) and issue 12's decode rows (scripts/decode-ab.sh variants "qwen2.5-0.5b qwen2.5-1.5b qwen2.5-7b" 3 "main="),
-# and `splits` (session 34's key split, measured on H100s only).
+# and `splits` (session 34's key split, measured on H100s only); first of all `bulkgemv` (~2 min: dev/small_m's
+# bulk-copy projection kernel, written in session 34 and never run: does 1.5B's down stream faster than small_m?).
 # Here, before the call: bash scripts/pack-deps.sh; bash scripts/decode-ab.sh pack (the tokenizer).
 # The device tool's command: bash dev/next_device_call.sh [STAGE ...]     carry: [".carry-ab", ".deps"]
 # About: build ~1.5 min, tests ~0.5, adapter ~0.5, glu ~1, l2 ~1.5, lowrank ~0.5, l2bench ~1, train ~5,
@@ -312,6 +314,17 @@ if want l2bench; then
       -o build-gpu/small_m_bench.bin dev/small_m/small_m_bench.cu >> "$O/build.log" 2>&1; then
     timeout 120 build-gpu/small_m_bench.bin 1 l2 > "$O/small-m-l2.txt" 2>&1
     note "small_m l2: $(tail -1 "$O/small-m-l2.txt")"
+  fi
+fi
+if want bulkgemv; then
+  # dev/small_m/bulk_gemv.cuh (session 34, never run): one-row projections streamed through shared-memory rings by
+  # bulk asynchronous copies, beside small_m's rule on the o and down shapes (dev/small_m/small_m_bench.cu, M 1:
+  # the "bulk NWxS" rows; every shape checked against the f64 reference first). Pays if down's row beats "def pre".
+  mkdir -p build-gpu
+  if "$NVCC" -O3 -std=c++17 -gencode arch=compute_90,code=sm_90 -cudart static -I src \
+      -o build-gpu/small_m_bench.bin dev/small_m/small_m_bench.cu >> "$O/build.log" 2>&1; then
+    timeout 240 build-gpu/small_m_bench.bin 1 > "$O/small-m-bulk.txt" 2>&1
+    note "small_m bulk: $(tail -1 "$O/small-m-bulk.txt"); $(grep -c 'bulk' "$O/small-m-bulk.txt") bulk rows"
   fi
 fi
 if want inplace; then

@@ -8,6 +8,8 @@
 //   nvcc -O3 -std=c++17 -gencode arch=compute_90,code=sm_90 -cudart static -I src \
 //     -o dev/small_m/small_m_bench.bin dev/small_m/small_m_bench.cu
 // Run: dev/small_m/small_m_bench.bin [M] [l2]      (M rows of x, 1..8; default 1)
+// At M 1 the one-member shapes without bias (o, down) also time bulk_gemv.cuh's kernel (session 34: shared-memory
+// rings filled by bulk asynchronous copies) in a few configurations, "bulk NWxS" (warps a block x stages a warp).
 // `l2` (session 25, for dev/l2_prefetch): only the default rule (without and with the weights settled), and beside
 // it the same launch reading one copy of the weights every time, so that after the first call they come from L2
 // when they fit (the 50 MB L2 holds each shape but lm_head): what a projection gains when its weights were
@@ -21,6 +23,7 @@
 #include <vector>
 
 #include "ops/cuda/small_m_linear.cuh"
+#include "bulk_gemv.cuh"
 
 #include "../common/cuda_check.cuh"
 
@@ -74,6 +77,10 @@ const small_m::Tuning kTunings[] = {{0, 0}, {0, 0}, {4, 1}, {4, 2}, {4, 4}, {4, 
 const char* kTuningNames[] = {"default", "def pre", "U4 K1", "U4 K2", "U4 K4", "U4 K8",
                               "U8 K1",   "U8 K2",   "U8 K4", "U8 K8"};
 constexpr int kNumTunings = sizeof(kTunings) / sizeof(kTunings[0]);
+// Beside them, for one-member plain projections of one row without bias (o, down): bulk_gemv.cuh's kernel at these
+// (warps a block, stages a warp), the weights settled as "def pre".
+const int kBulk[][2] = {{2, 4}, {4, 2}, {4, 3}, {8, 1}, {8, 2}};
+constexpr int kNumBulk = sizeof(kBulk) / sizeof(kBulk[0]);
 
 bool g_l2_only = false;  // `l2`: the default rule only, and the L2-warm line
 int g_sms = 0;           // the device's multiprocessors: the default rule's one-wave cap, as wick passes them
@@ -100,8 +107,12 @@ int run_shape(const Shape& s, int M, std::mt19937& rng, cudaStream_t st) {
 
   small_m::Tuning tune{};
   int prefetch = 0;
+  bulk_gemv::Plan bulk{};  // blocks > 0: time bulk_gemv.cuh's kernel instead
+  const bool bulk_ok = M == 1 && !glu && nm == 1 && !s.bias && !s.y_f32 && in % 8 == 0 && !g_l2_only;
   auto launch = [&](int c) {
-    if (s.y_f32) {
+    if (bulk.blocks > 0) {
+      CK(bulk_gemv::launch(bulk, w[c][0].d, x.d, static_cast<bf16*>(y[0]), outs[0], in, 1, st));
+    } else if (s.y_f32) {
       small_m::Args<bf16, float> a{};
       a.x = x.d, a.M = M, a.in = in, a.members = nm, a.prefetch = prefetch;
       for (int j = 0; j < nm; j++) {
@@ -124,10 +135,20 @@ int run_shape(const Shape& s, int M, std::mt19937& rng, cudaStream_t st) {
   std::string dims;
   for (int j = 0; j < nm; j++) dims += (j ? "+" : "") + std::to_string(outs[j]);
   std::printf("%-22s M %d  [%s, %d]%s\n", s.name.c_str(), M, dims.c_str(), in, s.bias ? " +bias" : "");
-  for (int ti = 0; ti < (g_l2_only ? 2 : kNumTunings); ti++) {
-  tune = kTunings[ti];
-  tune.sms = g_sms;
-  prefetch = ti > 0;
+  for (int ti = 0; ti < (g_l2_only ? 2 : kNumTunings + (bulk_ok ? kNumBulk : 0)); ti++) {
+  char bulk_name[32] = "";
+  if (ti >= kNumTunings) {
+    bulk = bulk_gemv::make_plan(outs[0], in, g_sms, kBulk[ti - kNumTunings][0], kBulk[ti - kNumTunings][1]);
+    std::snprintf(bulk_name, sizeof bulk_name, "bulk %dx%d", bulk.warps, bulk.stages);
+    if (bulk.blocks == 0) {
+      std::printf("    %-8s (does not fit in shared memory)\n", bulk_name);
+      continue;
+    }
+  } else {
+    tune = kTunings[ti];
+    tune.sms = g_sms;
+    prefetch = ti > 0;
+  }
   // Check copy 0 against an f64 reference (bf16 output: within a bf16 rounding plus f32 summation).
   for (int j = 0; j < (glu ? 1 : nm); j++)  // all ones: NaN in bf16 and f32, so an output not written fails
     CK(cudaMemset(y[j], 0xff, (size_t)M * (glu ? ycols : outs[j]) * ysz));
@@ -185,7 +206,8 @@ int run_shape(const Shape& s, int M, std::mt19937& rng, cudaStream_t st) {
     return us[us.size() / 2];
   };
   const double t = median_us([&](int i) { return i % copies; });
-  std::printf("    %-8s %8.2f us  %7.1f GB/s  (%5.1f%% of 4.8 TB/s)  max rel err so far %.2e %s\n", kTuningNames[ti], t,
+  std::printf("    %-8s %8.2f us  %7.1f GB/s  (%5.1f%% of 4.8 TB/s)  max rel err so far %.2e %s\n",
+              ti < kNumTunings ? kTuningNames[ti] : bulk_name, t,
               wbytes / t / 1e3, wbytes / t / 1e3 / 4800.0 * 100, worst, worst < 2e-2 ? "ok" : "FAIL");
   if (g_l2_only && ti == 1) {  // the same launch on copy 0 every time: its weights stay in L2 when they fit
     const double tw = median_us([](int) { return 0; });
