@@ -85,8 +85,9 @@ bool decode_early_loads();
 void set_decode_early_loads(bool on);
 // The one-launch decode kernel's key split: a query head's keys walked by `n` blocks, each a contiguous part, the
 // last to finish merging the parts in a fixed order (the same bits every run; other bits than one block a head).
-// 0: wick's rule (as many parts, 1 to 8, as keep the batch's heads within one block an SM); WICK_DECODE_SPLITS=N
-// (1, 2, 4 or 8) fixes it, read once; set_decode_splits is the tests' switch (launches and captures after it).
+// 0: wick's rule (one block a head up to 512 keys; beyond, as many parts, up to 8, as keep the batch's heads within
+// one block an SM); WICK_DECODE_SPLITS=N (1, 2, 4 or 8) fixes it at every length, read once; set_decode_splits is
+// the tests' switch (launches and captures after it).
 int decode_splits_forced();
 void set_decode_splits(int n);
 void rope_cache_attention(Tensor& q, Tensor& k, const Tensor& v, const Tensor& positions, const RopeFreqs& f,
