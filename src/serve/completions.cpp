@@ -78,6 +78,21 @@ std::shared_ptr<Request> build_request(Server& s, const CompletionRequest& cr) {
                      "context_length_exceeded");
     max_new = ctx - n;
   }
+  // The KV cache: a request holds prompt + max tokens of it. Without max_tokens the default is shortened to what
+  // the cache leaves (as to the model's context above); a max_tokens asked for is refused when it cannot fit.
+  const int64_t room = s.scheduler().kv_tokens_per_request();
+  if (n + 1 > room)
+    throw ApiError(400, "the prompt has " + std::to_string(n) + " tokens; with one completion token it needs more than the " +
+                            std::to_string(room) + " KV cache tokens a request may hold on this server",
+                   cr.chat ? "messages" : "prompt", "", "context_length_exceeded");
+  if (n + max_new > room) {
+    if (cr.max_tokens)
+      throw ApiError(400, "prompt (" + std::to_string(n) + " tokens) + max_tokens (" + std::to_string(max_new) +
+                              ") need more than the " + std::to_string(room) +
+                              " KV cache tokens a request may hold on this server",
+                     "max_tokens", "", "context_length_exceeded");
+    max_new = room - n;
+  }
   r->opt.gen.max_new_tokens = max_new;
   r->opt.gen.sampling = sampling_for(cr, sess.default_sampling(), fresh_seed());
   r->opt.gen.eos_ids = sess.generation_config().eos_token_ids;
@@ -89,7 +104,7 @@ std::shared_ptr<Request> build_request(Server& s, const CompletionRequest& cr) {
   return r;
 }
 
-std::string sse(const json& j) { return "data: " + j.dump() + "\n\n"; }
+std::string sse(const json& j) { return "data: " + dump_json(j) + "\n\n"; }
 
 // Decrements the server's in-flight count when the last holder (handler or stream provider) lets go.
 struct InFlight {
@@ -100,13 +115,13 @@ struct InFlight {
 
 }  // namespace
 
-void handle_completion(Server& s, const httplib::Request& req, httplib::Response& res, bool chat) {
+void handle_completion(Server& s, const std::string& body, httplib::Response& res, bool chat) {
   auto guard = std::make_shared<InFlight>(s.handlers_in_flight());
   if (s.draining()) return send_error(s, res, 503, "the server is shutting down");
   CompletionRequest cr;
   std::shared_ptr<Request> r;
   try {
-    cr = parse_completion_request(req.body, chat);
+    cr = parse_completion_request(body, chat);
     r = build_request(s, cr);
     s.scheduler().submit(r);
   } catch (const ApiError& e) {
@@ -130,7 +145,7 @@ void handle_completion(Server& s, const httplib::Request& req, httplib::Response
     out.finish_reason = r->finish_reason;
     out.prompt_tokens = r->prompt_tokens;
     out.completion_tokens = r->completion_tokens;
-    res.set_content(completion_response(out, chat).dump(), "application/json");
+    res.set_content(dump_json(completion_response(out, chat)), "application/json");
     return;
   }
 

@@ -20,6 +20,8 @@ ApiError::ApiError(int s, std::string message, std::string p, std::string t, std
     : std::runtime_error(std::move(message)), status(s), param(std::move(p)), type(t.empty() ? default_type(s) : std::move(t)),
       code(std::move(c)) {}
 
+std::string dump_json(const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace); }
+
 json error_body(int status, const std::string& message, const std::string& param, const std::string& type,
                 const std::string& code) {
   json e = {{"message", message}, {"type", type.empty() ? default_type(status) : type}};

@@ -22,6 +22,10 @@ class ApiError : public std::runtime_error {
   std::string param, type, code;
 };
 
+// JSON text of a response: invalid UTF-8 in its strings (a message quoting a client's bytes) becomes U+FFFD
+// instead of an exception.
+std::string dump_json(const nlohmann::json& j);
+
 nlohmann::json error_body(int status, const std::string& message, const std::string& param = "",
                           const std::string& type = "", const std::string& code = "");
 

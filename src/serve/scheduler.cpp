@@ -71,6 +71,11 @@ Scheduler::Scheduler(CausalLM& m, const Tokenizer* tok, SchedulerLimits lim, Met
 
 Scheduler::~Scheduler() { stop(); }
 
+int64_t Scheduler::kv_tokens_per_request() const {
+  const int64_t cap = pool_->capacity_tokens();
+  return lim_.max_kv_tokens > 0 ? std::min(cap, lim_.max_kv_tokens) : cap;
+}
+
 void Scheduler::submit(std::shared_ptr<Request> r) {
   const int64_t need = kv_tokens_needed(*r, m_.config());
   if (need > pool_->capacity_tokens())

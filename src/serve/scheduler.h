@@ -137,6 +137,8 @@ class Scheduler {
   bool idle() const { return queued() == 0 && running() == 0; }
   const SchedulerLimits& limits() const { return lim_; }
   const KvPool& kv_pool() const { return *pool_; }
+  // The most KV cache tokens one request may hold (prompt + max tokens): the pool's capacity, and --max-kv-tokens.
+  int64_t kv_tokens_per_request() const;
   int64_t preempted() const { return static_cast<int64_t>(preempted_.size()); }  // waiting to resume
 
  private:

@@ -3,6 +3,8 @@
 #include <httplib.h>
 #include <signal.h>
 
+#include <algorithm>
+#include <cctype>
 #include <chrono>
 #include <filesystem>
 #include <iostream>
@@ -10,6 +12,7 @@
 #include <thread>
 
 #include "core/error.h"
+#include "io/json_util.h"
 #include "serve/openai_api.h"
 
 namespace wick::serve {
@@ -18,10 +21,69 @@ using json = nlohmann::json;
 
 void send_error(Server& s, httplib::Response& res, int status, const std::string& message, const std::string& param,
                 const std::string& code) {
-  s.metrics().requests_failed++;
   res.status = status;
-  res.set_content(error_body(status, message, param, "", code).dump(), "application/json");
+  res.set_content(dump_json(error_body(status, message, param, "", code)), "application/json");
+  s.metrics().requests_failed++;
 }
+
+namespace {
+// A POST's body, read here rather than by cpp-httplib, whose own reading applies the size limit only to a body
+// with a Content-Length (a chunked body was read whole), reads a body without either until the client closes,
+// and refuses form-encoded bodies (curl -d's default type) past 8 KiB. Up to max bytes, which must be UTF-8 (as
+// JSON text is). False after answering: 413 past max, 400 unreadable or not UTF-8.
+bool read_body(Server& s, const httplib::ContentReader& reader, size_t max, httplib::Response& res, std::string& body) {
+  bool too_large = false;
+  const bool ok = reader([&](const char* data, size_t n) {
+    if (body.size() + n > max) {
+      too_large = true;
+      return false;
+    }
+    body.append(data, n);
+    return true;
+  });
+  if (too_large) {
+    res.set_header("Connection", "close");
+    send_error(s, res, 413, "the request body is larger than " + std::to_string(max) + " bytes");
+    return false;
+  }
+  if (!ok) {
+    send_error(s, res, 400, "the request body could not be read to its end");
+    return false;
+  }
+  if (!io::is_valid_utf8(body)) {
+    send_error(s, res, 400, "the request body is not valid UTF-8 (JSON text must be)");
+    return false;
+  }
+  return true;
+}
+
+// Before a POST's body is read: its framing. No Content-Length and no chunked coding: 411 at once (cpp-httplib
+// would wait for the client to close, holding a pool thread); a Content-Length that is not a byte count: 400; one
+// past the limit: 413 without reading the body; multipart bodies: 415 (the routes take JSON).
+httplib::Server::HandlerResponse check_post_framing(Server& s, const httplib::Request& req, httplib::Response& res,
+                                                    size_t max) {
+  using R = httplib::Server::HandlerResponse;
+  if (req.method != "POST") return R::Unhandled;
+  const auto refuse = [&](int status, const std::string& msg) {
+    res.set_header("Connection", "close");
+    send_error(s, res, status, msg);
+    return R::Handled;
+  };
+  if (req.is_multipart_form_data()) return refuse(415, "the request body must be JSON (application/json), not multipart");
+  std::string te = req.get_header_value("Transfer-Encoding");
+  for (char& c : te) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  if (te.find("chunked") != std::string::npos) return R::Unhandled;  // read_body applies the limit
+  if (!req.has_header("Content-Length"))
+    return refuse(411, "a POST needs a Content-Length header (or chunked transfer coding)");
+  const std::string len = req.get_header_value("Content-Length");
+  const bool digits = !len.empty() && len.size() <= 19 &&
+                      std::all_of(len.begin(), len.end(), [](char c) { return c >= '0' && c <= '9'; });
+  if (!digits) return refuse(400, "Content-Length '" + len + "' is not a byte count");
+  if (std::stoull(len) > max)
+    return refuse(413, "the request body is larger than " + std::to_string(max) + " bytes");
+  return R::Unhandled;
+}
+}  // namespace
 
 void check_server_options(const ServerOptions& opt) {
   // A port past 65535 used to be accepted and printed as listened on (the socket layer keeps 16 bits of it).
@@ -76,13 +138,16 @@ void Server::routes() {
     setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, reinterpret_cast<const void*>(&yes), sizeof(yes));
   });
   // Statuses httplib answers itself (404, 413, 400 on a broken request line) get OpenAI's error body too.
+  h.set_pre_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
+    return check_post_framing(*this, req, res, opt_.max_body_bytes);
+  });
   h.set_error_handler([this](const httplib::Request&, httplib::Response& res) {
     if (!res.body.empty()) return;
     std::string msg = res.status == 413 ? "the request body is larger than " + std::to_string(opt_.max_body_bytes) + " bytes"
                       : res.status == 404 ? "no such route"
                                           : "HTTP status " + std::to_string(res.status);
     if (res.status >= 400) metrics_.requests_failed++;
-    res.set_content(error_body(res.status, msg).dump(), "application/json");
+    res.set_content(dump_json(error_body(res.status, msg)), "application/json");
   });
   h.set_exception_handler([this](const httplib::Request&, httplib::Response& res, std::exception_ptr ep) {
     std::string msg = "internal error";
@@ -110,15 +175,17 @@ void Server::routes() {
   });
   h.Get(R"(/v1/models/([^/]+))", [this](const httplib::Request& req, httplib::Response& res) {
     const std::string id = req.matches[1];
-    if (id == opt_.model_name) return res.set_content(model_entry(id, "").dump(), "application/json");
-    if (adapters_->find(id)) return res.set_content(model_entry(id, opt_.model_name).dump(), "application/json");
+    if (id == opt_.model_name) return res.set_content(dump_json(model_entry(id, "")), "application/json");
+    if (adapters_->find(id)) return res.set_content(dump_json(model_entry(id, opt_.model_name)), "application/json");
     send_error(*this, res, 404, "the model '" + id + "' does not exist", "model", "model_not_found");
   });
-  h.Post("/v1/adapters", [this](const httplib::Request& req, httplib::Response& res) {
+  h.Post("/v1/adapters", [this](const httplib::Request&, httplib::Response& res, const httplib::ContentReader& reader) {
+    std::string body;
+    if (!read_body(*this, reader, opt_.max_body_bytes, res, body)) return;
     if (draining()) return send_error(*this, res, 503, "the server is shutting down");
     json j;
     try {
-      j = json::parse(req.body);
+      j = json::parse(body);
     } catch (const json::exception& e) {
       return send_error(*this, res, 400, std::string("the request body is not valid JSON: ") + e.what());
     }
@@ -128,7 +195,7 @@ void Server::routes() {
       return send_error(*this, res, 400, "'path' (a string) is required", "path");
     try {
       auto a = adapters_->add(j["name"].get<std::string>(), j["path"].get<std::string>(), true);
-      res.set_content(model_entry(a->name, opt_.model_name).dump(), "application/json");
+      res.set_content(dump_json(model_entry(a->name, opt_.model_name)), "application/json");
     } catch (const ApiError& e) {
       send_error(*this, res, e.status, e.what(), e.param);
     } catch (const std::exception& e) {
@@ -139,12 +206,14 @@ void Server::routes() {
     const std::string name = req.matches[1];
     if (!adapters_->remove(name))
       return send_error(*this, res, 404, "no adapter named '" + name + "' is loaded", "name", "model_not_found");
-    res.set_content(json{{"id", name}, {"object", "model"}, {"deleted", true}}.dump(), "application/json");
+    res.set_content(dump_json(json{{"id", name}, {"object", "model"}, {"deleted", true}}), "application/json");
   });
-  h.Post("/v1/chat/completions",
-         [this](const httplib::Request& req, httplib::Response& res) { handle_completion(*this, req, res, true); });
-  h.Post("/v1/completions",
-         [this](const httplib::Request& req, httplib::Response& res) { handle_completion(*this, req, res, false); });
+  for (const bool chat : {true, false})
+    h.Post(chat ? "/v1/chat/completions" : "/v1/completions",
+           [this, chat](const httplib::Request&, httplib::Response& res, const httplib::ContentReader& reader) {
+             std::string body;
+             if (read_body(*this, reader, opt_.max_body_bytes, res, body)) handle_completion(*this, body, res, chat);
+           });
 }
 
 void Server::begin_drain() { draining_ = true; }

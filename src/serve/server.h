@@ -75,7 +75,7 @@ class Server {
 // Answers an OpenAI-shaped error and counts it.
 void send_error(Server& s, httplib::Response& res, int status, const std::string& message, const std::string& param = "",
                 const std::string& code = "");
-// The generation routes.
-void handle_completion(Server& s, const httplib::Request& req, httplib::Response& res, bool chat);
+// The generation routes; body: the request's body, read by the route (read_body in server.cpp).
+void handle_completion(Server& s, const std::string& body, httplib::Response& res, bool chat);
 
 }  // namespace wick::serve

@@ -7,6 +7,7 @@ const fs = require('fs');
 const os = require('os');
 const path = require('path');
 const { spawn, execFileSync } = require('child_process');
+const net = require('net');
 const assert = require('assert/strict');
 
 const root = path.resolve(__dirname, '..', '..');
@@ -228,6 +229,68 @@ async function main() {
       const notFound = await fetch(`${base}/v1/nothing`);
       assert.equal(notFound.status, 404);
       assert.equal((await (await fetch(`${base}/health`)).json()).status, 'ok');
+    });
+    await check('a body\'s framing is checked before it is read; bodies are UTF-8 JSON of any content type', async () => {
+      // Raw HTTP on a socket (fetch always frames the body itself): the status line of the answer, and how long
+      // it took. A POST with neither Content-Length nor chunked coding used to hold a pool thread until its 30 s
+      // read timeout; a Content-Length past the limit was read (or waited for) to its end before the 413.
+      const rawStatus = (head, body = '') => new Promise((resolve, reject) => {
+        const t0 = Date.now();
+        const sock = net.connect(server.port, '127.0.0.1', () => sock.write(head + body));
+        let got = '';
+        sock.setTimeout(10000, () => { sock.destroy(); reject(new Error(`no answer in 10 s to ${JSON.stringify(head)}`)); });
+        sock.on('data', (d) => {
+          got += d.toString('latin1');
+          if (got.includes('\r\n')) { sock.destroy(); resolve({ status: Number(got.split(' ')[1]), ms: Date.now() - t0 }); }
+        });
+        sock.on('error', reject);
+      });
+      const post = 'POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n';
+      for (const [head, want] of [[post + '\r\n', 411], [post + 'Content-Length: 2000000\r\n\r\n', 413],
+        [post + 'Content-Length: -5\r\n\r\n', 400], [post + 'Content-Length: 99999999999999999999\r\n\r\n', 400]]) {
+        const r = await rawStatus(head, '{}');
+        assert.equal(r.status, want, head);
+        assert.ok(r.ms < 5000, `answered at once (${r.ms} ms): ${JSON.stringify(head)}`);
+      }
+      // A chunked body is held to the same limit as one with a Content-Length.
+      const chunk = 'x'.repeat(512 * 1024);
+      const chunked = [0, 1, 2].map(() => `${chunk.length.toString(16)}\r\n${chunk}\r\n`).join('') + '0\r\n\r\n';
+      assert.equal((await rawStatus(post + 'Transfer-Encoding: chunked\r\n\r\n', chunked)).status, 413);
+      // curl -d's default content type, past cpp-httplib's 8 KiB limit for form bodies: still read as JSON.
+      const form = await fetch(`${base}/v1/completions`, {
+        method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' },
+        body: JSON.stringify({ model: 'tiny', prompt: 'y'.repeat(9000), max_tokens: 1 }),
+      });
+      assert.equal(form.status, 200, await form.text());
+      // Invalid UTF-8: a 400 (it was a 500, counted twice), and one failure in the metrics.
+      const failed = async () => Number((await (await fetch(`${base}/metrics`)).text()).match(/^wick_requests_failed_total (\S+)$/m)[1]);
+      const before = await failed();
+      const bad = await fetch(`${base}/v1/completions`, {
+        method: 'POST', headers: { 'content-type': 'application/json' },
+        body: Buffer.concat([Buffer.from('{"prompt": "bad '), Buffer.from([0xff, 0xfe]), Buffer.from('", "max_tokens": 2}')]),
+      });
+      assert.equal(bad.status, 400);
+      assert.match((await bad.json()).error.message, /UTF-8/);
+      assert.equal(await failed(), before + 1);
+      const badId = await fetch(`${base}/v1/models/%FF`);
+      assert.equal(badId.status, 404);
+      assert.equal((await badId.json()).error.code, 'model_not_found');
+      assert.equal((await (await fetch(`${base}/health`)).json()).status, 'ok');
+    });
+    await check('without max_tokens a completion is shortened to the KV cache; an explicit one that cannot fit is refused', async () => {
+      const small = await startServer(['--model', model, '--model-name', 'tiny', '--device', 'cpu', '--port', '0',
+        '--kv-cache-tokens', '128']);
+      try {
+        const c = new OpenAI({ baseURL: `http://127.0.0.1:${small.port}/v1`, apiKey: 'unused', maxRetries: 0, timeout: 60000 });
+        const prompt = 'hello '.repeat(50);
+        const r = await c.completions.create({ model: 'tiny', prompt, temperature: 0, ignore_eos: true });
+        assert.equal(r.usage.total_tokens, 128);
+        assert.equal(r.choices[0].finish_reason, 'length');
+        const e = await expectStatus(400, c.completions.create({ model: 'tiny', prompt, max_tokens: 200 }));
+        assert.equal(e.param, 'max_tokens');
+      } finally {
+        small.kill('SIGKILL');
+      }
     });
     await check('a client that disconnects mid-stream frees its slot; the server stays healthy', async () => {
       const metric = async (name) => {
