@@ -187,11 +187,21 @@ CompletionRequest parse_completion_request(const std::string& body, bool chat) {
     if (!j["stream"].is_boolean()) bad("stream", "must be a boolean");
     r.stream = j["stream"].get<bool>();
   }
-  if (j.contains("stream_options") && j["stream_options"].is_object()) {
+  // stream_options as OpenAI takes it: an object, only with stream true, include_usage a boolean (a wrong type was
+  // read as false, and the usage chunk asked for never came).
+  if (j.contains("stream_options") && !j["stream_options"].is_null()) {
     const json& so = j["stream_options"];
-    if (so.contains("include_usage") && so["include_usage"].is_boolean()) r.include_usage = so["include_usage"].get<bool>();
+    if (!so.is_object()) bad("stream_options", "must be an object");
+    if (!r.stream) bad("stream_options", "is only allowed when stream is true");
+    if (so.contains("include_usage") && !so["include_usage"].is_null()) {
+      if (!so["include_usage"].is_boolean()) bad("stream_options.include_usage", "must be a boolean");
+      r.include_usage = so["include_usage"].get<bool>();
+    }
   }
-  if (j.contains("ignore_eos") && j["ignore_eos"].is_boolean()) r.ignore_eos = j["ignore_eos"].get<bool>();
+  if (j.contains("ignore_eos") && !j["ignore_eos"].is_null()) {
+    if (!j["ignore_eos"].is_boolean()) bad("ignore_eos", "must be a boolean");
+    r.ignore_eos = j["ignore_eos"].get<bool>();
+  }
   return r;
 }
 

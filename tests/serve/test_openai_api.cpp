@@ -123,6 +123,13 @@ TEST(OpenAIApi, RefusesBadRequestsNamingTheField) {
   EXPECT_EQ(refusal(R"({"messages": [{"role": "User", "content": "x"}]})", true), "messages[0].role");
   EXPECT_EQ(refusal(chat_with(R"("response_format": {"type": "json_object"})"), true), "response_format");
   EXPECT_EQ(refusal(chat_with(R"("stream": "yes")"), true), "stream");
+  // stream_options as OpenAI takes it (a wrong include_usage was read as false: the usage chunk never came).
+  EXPECT_EQ(refusal(chat_with(R"("stream_options": {"include_usage": true})"), true), "stream_options");
+  EXPECT_EQ(refusal(chat_with(R"("stream": true, "stream_options": 5)"), true), "stream_options");
+  EXPECT_EQ(refusal(chat_with(R"("stream": true, "stream_options": {"include_usage": "yes"})"), true),
+            "stream_options.include_usage");
+  EXPECT_EQ(refusal(chat_with(R"("ignore_eos": "x")"), true), "ignore_eos");
+  EXPECT_EQ(refusal(chat_with(R"("ignore_eos": 1)"), true), "ignore_eos");
   EXPECT_EQ(refusal(chat_with(R"("model": 5)"), true), "model");
   EXPECT_EQ(refusal(R"({"prompt": ""})", false), "prompt");
   EXPECT_EQ(refusal(R"({"prompt": [1, -3]})", false), "prompt[1]");
@@ -131,6 +138,8 @@ TEST(OpenAIApi, RefusesBadRequestsNamingTheField) {
   EXPECT_EQ(refusal(R"({"prompt": "a", "best_of": 3})", false), "best_of");
   // Accepted: OpenAI's defaults spelled out, and null for "not given".
   EXPECT_EQ(refusal(chat_with(R"("n": 1, "logprobs": false, "temperature": null, "response_format": {"type": "text"})"), true),
+            "accepted");
+  EXPECT_EQ(refusal(chat_with(R"("stream": true, "stream_options": {"include_usage": false}, "ignore_eos": true)"), true),
             "accepted");
   // Tool calling asked for in no way: an empty list, "none" (clients send them by default).
   EXPECT_EQ(refusal(chat_with(R"("tools": [], "tool_choice": "none", "functions": [], "function_call": "none")"), true),
