@@ -198,6 +198,9 @@ void Server::routes() {
       res.set_content(dump_json(model_entry(a->name, opt_.model_name)), "application/json");
     } catch (const ApiError& e) {
       send_error(*this, res, e.status, e.what(), e.param);
+    } catch (const Error& e) {  // a bad name (where "name"), or what loading the folder found
+      const bool name = e.where() == "name";
+      send_error(*this, res, 400, name ? e.what_msg() : e.what(), name ? "name" : "path");
     } catch (const std::exception& e) {
       send_error(*this, res, 400, e.what(), "path");
     }

@@ -180,7 +180,12 @@ async function main() {
       await expectStatus(409, client.post('/adapters', { body: { name: 'a2', path: 'two' } }));
       await expectStatus(403, client.post('/adapters', { body: { name: 'evil', path: path.join(tmp, 'outside') } }));
       await expectStatus(403, client.post('/adapters', { body: { name: 'evil', path: '../outside' } }));
-      await expectStatus(400, client.post('/adapters', { body: { name: 'nope', path: 'missing' } }));
+      const missing = await expectStatus(400, client.post('/adapters', { body: { name: 'nope', path: 'missing' } }));
+      assert.equal(missing.param, 'path');
+      for (const name of ['', 'x/y', 'tiny']) {  // tiny: the base model's name
+        const bad = await expectStatus(400, client.post('/adapters', { body: { name, path: 'two' } }));
+        assert.equal(bad.param, 'name', `name '${name}'`);
+      }
     });
     await check('a request in flight keeps its adapter after DELETE', async () => {
       const solo = (await greedy('a2', 'Tell me', { max_tokens: 24, ignore_eos: true })).choices[0].message.content;
