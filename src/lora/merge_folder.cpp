@@ -142,8 +142,9 @@ const std::vector<std::string>& merge_copied_files() {
 
 void merge_adapter_folder(const std::string& model_dir, const std::string& adapter_dir, const std::string& out_dir,
                           int64_t max_shard_bytes, bool overwrite) {
-  if (fs::exists(out_dir) && fs::equivalent(out_dir, model_dir))
-    throw Error("the output folder is the model folder", out_dir, "merge into a new folder");
+  // --overwrite empties --out of model files (*.safetensors, config, tokenizer) before writing: an --out that
+  // is, lies inside or holds an input folder would delete the weights being merged (the adapter's too).
+  io::check_output_folder_not_input(out_dir, "--out", {{"--model", model_dir}, {"--adapter", adapter_dir}});
   io::check_output_folder(out_dir, overwrite, "pass --overwrite to replace the model in it, or choose another --out");
   const std::vector<io::LazyTensor> tensors = merged_model_tensors(model_dir, adapter_dir);  // checks the adapter
   if (overwrite && fs::is_directory(out_dir)) io::remove_model_files(out_dir);  // nothing of the old model beside the new weights
