@@ -65,9 +65,11 @@ int64_t parse_shard_size(const std::string& s) {
   while (i < s.size() && (std::isdigit(static_cast<unsigned char>(s[i])) || s[i] == '.')) i++;
   std::string unit = s.substr(i);
   for (char& c : unit) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
-  double n = 0;
+  double n = -1;
   try {
-    n = i > 0 ? std::stod(s.substr(0, i)) : -1;
+    size_t used = 0;
+    if (i > 0) n = std::stod(s.substr(0, i), &used);
+    if (used != i) n = -1;  // "1.2.3GB": stod would read 1.2 and drop the rest
   } catch (const std::exception&) {
     n = -1;
   }
@@ -75,7 +77,8 @@ int64_t parse_shard_size(const std::string& s) {
       {"", 1}, {"B", 1}, {"KB", 1e3}, {"MB", 1e6}, {"GB", 1e9}, {"TB", 1e12},
       {"KIB", 1024.0}, {"MIB", 1048576.0}, {"GIB", 1073741824.0}, {"TIB", 1099511627776.0}};
   for (const auto& [u, mult] : kUnits)
-    if (unit == u && n > 0) return static_cast<int64_t>(n * mult);
+    // At least one byte, and within int64 (a larger double would not convert).
+    if (unit == u && n * mult >= 1 && n * mult < 9e18) return static_cast<int64_t>(n * mult);
   throw Error("cannot read the size \"" + s + "\"", "--max-shard-size", "e.g. 5GB, 500MB, 2GiB or a byte count");
 }
 
