@@ -12,6 +12,7 @@
 #include "infer/generator.h"
 #include "infer/session.h"
 #include "core/input_file.h"
+#include "io/output_folder.h"
 #include "io/peft_adapter.h"
 #include "io/safetensors.h"
 #include "lora/lora.h"
@@ -109,6 +110,8 @@ void copy_atomic(const fs::path& src, const fs::path& dst) {
 }  // namespace
 
 struct TrainRun::Impl {
+  // First member, so destroyed last: held (rank 0) from before the output check until the run object is gone.
+  std::unique_ptr<io::OutputLock> lock;
   TrainSettings s;
   TrainRunHooks hooks;
   ResolvedModel model_src;
@@ -173,6 +176,14 @@ TrainRun::TrainRun(const TrainSettings& settings, TrainRunHooks hooks) : p_(std:
   }
   validate_train_options(p.opt);  // the Trainer's own rules (LoRA targets, ...) before any work
   check_train_output(p.opt);      // a non-empty --out: resumed, or --overwrite
+  if (p.root()) {
+    // One run at a time in --out: the check above happens once, at the start, so two runs started together
+    // into one new folder would both pass it and overwrite each other's files. The lock is held until the run
+    // object goes (the process's exit releases it too); the check is repeated under it, since a run that
+    // finished between the check and the lock has filled the folder.
+    p.lock = std::make_unique<io::OutputLock>(s.out_dir, option_where(p.hooks.where_prefix, "out"));
+    check_train_output(p.opt);
+  }
 
   TrainDataOptions d;
   d.data = s.data;

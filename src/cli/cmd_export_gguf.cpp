@@ -5,6 +5,7 @@
 #include "cli/commands.h"
 #include "core/error.h"
 #include "io/gguf_export.h"
+#include "io/output_folder.h"
 #include "io/peft_adapter.h"
 #include "lora/lora.h"
 #include "lora/merge_folder.h"
@@ -41,6 +42,9 @@ void register_export_gguf(CLI::App& app) {
   cmd->callback([f] {
     const io::GgufFileType ft = io::parse_gguf_file_type(f->type);
     if (fs::exists(f->out) && fs::is_directory(f->out)) throw Error("the output is a folder", f->out, "give a file name, e.g. model.gguf");
+    // --overwrite replaces --out: never one of the files being read (the weights, the adapter), by any name
+    // (a link to one counts), nor anything inside the input folders.
+    io::check_output_file_not_input(f->out, "--out", {{"--model", f->model}, {"--adapter", f->adapter}});
     // Checked before any work: the file is replaced (atomically) only when asked.
     if (fs::exists(f->out) && !f->overwrite)
       throw Error("the output file exists", f->out, "pass --overwrite to replace it, or choose another --out");

@@ -16,6 +16,7 @@
 #include "dist/communicator.h"
 #include "dist/launcher.h"
 #include "lora/lora.h"
+#include "lora/merge_folder.h"
 #include "api/session_setup.h"
 #include "api/train_config_file.h"
 #include "train/train_options.h"
@@ -163,9 +164,15 @@ void register_merge(CLI::App& app) {
   cmd->add_option("--out", *out, "output model folder")->required();
   auto overwrite = std::make_shared<bool>(false);
   cmd->add_flag("--overwrite", *overwrite, "replace the model in a non-empty --out (its weights, index, config and tokenizer files)");
+  auto shard = std::make_shared<std::string>("5GB");
+  cmd->add_option("--max-shard-size", *shard,
+                  "largest weights file; above it model-0000i-of-0000N.safetensors with an index, as transformers' "
+                  "save_pretrained (units B, KB, MB, GB, KiB, MiB, GiB, or a byte count; default 5GB)")
+      ->type_name("SIZE");
   cmd->callback([=] {
+    const int64_t max_shard_bytes = parse_shard_size(*shard);  // before any work: a typo fails at once
     merge_adapter_folder(resolve_model(*model, *revision, "config.json", "--model").path,
-                         resolve_model(*adapter, "", "adapter_config.json", "--adapter").path, *out, 5'000'000'000,
+                         resolve_model(*adapter, "", "adapter_config.json", "--adapter").path, *out, max_shard_bytes,
                          *overwrite);
     std::fprintf(stderr, "wick merge: wrote %s\n", out->c_str());
   });

@@ -65,9 +65,11 @@ int64_t parse_shard_size(const std::string& s) {
   while (i < s.size() && (std::isdigit(static_cast<unsigned char>(s[i])) || s[i] == '.')) i++;
   std::string unit = s.substr(i);
   for (char& c : unit) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
-  double n = 0;
+  double n = -1;
   try {
-    n = i > 0 ? std::stod(s.substr(0, i)) : -1;
+    size_t used = 0;
+    if (i > 0) n = std::stod(s.substr(0, i), &used);
+    if (used != i) n = -1;  // "1.2.3GB": stod would read 1.2 and drop the rest
   } catch (const std::exception&) {
     n = -1;
   }
@@ -75,7 +77,8 @@ int64_t parse_shard_size(const std::string& s) {
       {"", 1}, {"B", 1}, {"KB", 1e3}, {"MB", 1e6}, {"GB", 1e9}, {"TB", 1e12},
       {"KIB", 1024.0}, {"MIB", 1048576.0}, {"GIB", 1073741824.0}, {"TIB", 1099511627776.0}};
   for (const auto& [u, mult] : kUnits)
-    if (unit == u && n > 0) return static_cast<int64_t>(n * mult);
+    // At least one byte, and within int64 (a larger double would not convert).
+    if (unit == u && n * mult >= 1 && n * mult < 9e18) return static_cast<int64_t>(n * mult);
   throw Error("cannot read the size \"" + s + "\"", "--max-shard-size", "e.g. 5GB, 500MB, 2GiB or a byte count");
 }
 
@@ -142,8 +145,9 @@ const std::vector<std::string>& merge_copied_files() {
 
 void merge_adapter_folder(const std::string& model_dir, const std::string& adapter_dir, const std::string& out_dir,
                           int64_t max_shard_bytes, bool overwrite) {
-  if (fs::exists(out_dir) && fs::equivalent(out_dir, model_dir))
-    throw Error("the output folder is the model folder", out_dir, "merge into a new folder");
+  // --overwrite empties --out of model files (*.safetensors, config, tokenizer) before writing: an --out that
+  // is, lies inside or holds an input folder would delete the weights being merged (the adapter's too).
+  io::check_output_folder_not_input(out_dir, "--out", {{"--model", model_dir}, {"--adapter", adapter_dir}});
   io::check_output_folder(out_dir, overwrite, "pass --overwrite to replace the model in it, or choose another --out");
   const std::vector<io::LazyTensor> tensors = merged_model_tensors(model_dir, adapter_dir);  // checks the adapter
   if (overwrite && fs::is_directory(out_dir)) io::remove_model_files(out_dir);  // nothing of the old model beside the new weights

@@ -10,6 +10,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
@@ -17,6 +18,7 @@
 #include <functional>
 #include <nlohmann/json.hpp>
 #include <regex>
+#include <set>
 #include <sstream>
 
 #include "core/rng.h"
@@ -50,7 +52,10 @@ struct Result {
 // Runs wick with args; stdout goes to a file, stderr is read line by line (on_line may signal the child).
 Result run_wick(const std::vector<std::string>& args, const std::function<void(const std::string&, pid_t)>& on_line = nullptr,
             const std::string& exe = WICK_BINARY) {
-  const std::string out_path = (fs::temp_directory_path() / ("wick_cli_out_" + std::to_string(::getpid()))).string();
+  // Numbered: a test may run a second wick while one runs (on_line), each with a file of its own.
+  static std::atomic<int> calls{0};
+  const std::string out_path = (fs::temp_directory_path() / ("wick_cli_out_" + std::to_string(::getpid()) + "_" +
+                                                            std::to_string(calls++))).string();
   // Everything that allocates happens before fork: the child of a threaded process may only make
   // async-signal-safe calls before exec.
   std::vector<char*> argv = {const_cast<char*>(exe.c_str())};
@@ -480,6 +485,148 @@ TEST_F(Cli, OutputFoldersAreNotReplacedUnasked) {
   EXPECT_EQ(r.rc, 1) << r.err;
   EXPECT_NE(r.err.find("--overwrite"), std::string::npos) << r.err;
   EXPECT_EQ(wick::io::read_file((small_ / "model.safetensors").string()), weights);
+}
+
+// Two runs started at once into one new --out: both used to pass the "not empty" check (made once, at the
+// start) and one's results were lost. The second now fails at once naming the folder and the pid of the
+// run that holds it; the holder's Ctrl-C checkpoint resumes as before, and the lock file is left in no folder.
+TEST_F(Cli, ASecondTrainIntoAFolderInUseFailsAtOnce) {
+  const fs::path out = root_ / "run-locked";
+  const std::string d = data("dlock.jsonl", 8, 12);
+  const std::vector<std::string> train = {"train", "--model", small_.string(), "--data", d, "--out", out.string(),
+                                          "--max-steps", "20", "--log-every", "1", "--device", "cpu", "--seed", "5"};
+  Result second;
+  pid_t first_pid = 0;
+  const Result first = run_wick(train, [&](const std::string& line, pid_t pid) {
+    if (first_pid || line.rfind("step 1/20", 0) != 0) return;
+    first_pid = pid;
+    kill(pid, SIGSTOP);  // paused, holding the folder, however fast the steps are
+    std::vector<std::string> other = train;
+    other.insert(other.end(), {"--overwrite"});  // --overwrite does not let a second run in either
+    second = run_wick(other);
+    kill(pid, SIGINT);
+    kill(pid, SIGCONT);
+  });
+  ASSERT_NE(first_pid, 0) << first.err;
+  EXPECT_EQ(second.rc, 1) << second.err;
+  EXPECT_EQ(second.err_lines().size(), 1u) << second.err;
+  EXPECT_NE(second.err.find(out.string()), std::string::npos) << second.err;
+  EXPECT_NE(second.err.find("pid " + std::to_string(first_pid)), std::string::npos) << second.err;
+  EXPECT_EQ(second.err.find("step 1/"), std::string::npos) << second.err;  // it never trained
+  EXPECT_EQ(first.rc, 130) << first.err;
+  ASSERT_TRUE(wick::latest_checkpoint(out.string()).has_value()) << first.err;
+  // The interrupted run's lock is gone with its process: --resume takes the folder again and finishes.
+  std::vector<std::string> resume = train;
+  resume.insert(resume.end(), {"--resume", out.string()});
+  const Result r = run_wick(resume);
+  ASSERT_EQ(r.rc, 0) << r.err;
+  EXPECT_NE(r.err.find("done: 20 of 20 steps"), std::string::npos) << r.err;
+  EXPECT_FALSE(fs::exists(out / ".wick.lock"));
+  // A stale lock file (a run killed with -9 leaves one) neither blocks nor makes a folder "not empty".
+  const fs::path fresh = root_ / "run-stale-lock";
+  fs::create_directories(fresh);
+  std::ofstream(fresh / ".wick.lock") << "999999\n";
+  const Result f = run_wick({"train", "--model", small_.string(), "--data", d, "--out", fresh.string(), "--max-steps",
+                             "1", "--device", "cpu"});
+  EXPECT_EQ(f.rc, 0) << f.err;
+  EXPECT_FALSE(fs::exists(fresh / ".wick.lock"));
+}
+
+// export-gguf --overwrite replaced the model's own weights (or the adapter being read) with the GGUF file:
+// an --out that is an input file, a link to one, or lies in an input folder is refused and nothing changes.
+TEST_F(Cli, ExportGgufNeverWritesOverItsInputs) {
+  const fs::path m = root_ / "exp-model", ad = root_ / "exp-adapter";
+  fs::copy(small_, m, fs::copy_options::recursive);
+  ASSERT_EQ(run_wick({"train", "--model", m.string(), "--data", data("dexp.jsonl", 4, 13), "--out", ad.string(),
+                      "--max-steps", "1", "--rank", "4", "--device", "cpu"}).rc, 0);
+  const std::string weights = wick::io::read_file((m / "model.safetensors").string());
+  const std::string adapter = wick::io::read_file((ad / "adapter_model.safetensors").string());
+  fs::create_hard_link(m / "model.safetensors", root_ / "exp-hardlink.safetensors");
+  fs::create_symlink(ad / "adapter_model.safetensors", root_ / "exp-symlink.safetensors");
+  struct Case {
+    std::vector<std::string> args;
+    std::string input;  // what the error names
+  };
+  const std::vector<Case> cases = {
+      {{"--model", m.string(), "--out", (m / "model.safetensors").string()}, "--model"},
+      {{"--model", m.string(), "--out", (m / "model.gguf").string()}, "--model"},  // a new file in the folder too
+      {{"--model", m.string(), "--out", (root_ / "exp-hardlink.safetensors").string()}, "--model"},
+      {{"--model", m.string(), "--adapter", ad.string(), "--lora-only", "--out", (ad / "adapter_model.safetensors").string()},
+       "--adapter"},
+      {{"--model", m.string(), "--adapter", ad.string(), "--lora-only", "--out", (root_ / "exp-symlink.safetensors").string()},
+       "--adapter"},
+      {{"--model", m.string(), "--adapter", ad.string(), "--out", (ad / "adapter_config.json").string()}, "--adapter"},
+  };
+  for (const Case& c : cases) {
+    std::vector<std::string> args = {"export-gguf"};
+    args.insert(args.end(), c.args.begin(), c.args.end());
+    args.push_back("--overwrite");
+    const Result r = run_wick(args);
+    SCOPED_TRACE(args[args.size() - 2]);
+    EXPECT_EQ(r.rc, 1) << r.err;
+    EXPECT_NE(r.err.find("--out"), std::string::npos) << r.err;
+    EXPECT_NE(r.err.find(c.input), std::string::npos) << r.err;
+  }
+  EXPECT_EQ(wick::io::read_file((m / "model.safetensors").string()), weights);
+  EXPECT_EQ(wick::io::read_file((ad / "adapter_model.safetensors").string()), adapter);
+  EXPECT_FALSE(fs::exists(m / "model.gguf"));
+  // Outside the input folders it writes.
+  const Result ok = run_wick({"export-gguf", "--model", m.string(), "--adapter", ad.string(), "--lora-only", "--out",
+                              (root_ / "exp-adapter.gguf").string(), "--type", "f32"});
+  EXPECT_EQ(ok.rc, 0) << ok.err;
+}
+
+// merge --out on the adapter folder deleted the adapter's weights (--overwrite removes *.safetensors there
+// first): an --out that is, lies inside or holds an input folder is refused. --max-shard-size, documented
+// but refused by the parser before, shards the weights.
+TEST_F(Cli, MergeNeverWritesOverItsInputsAndTakesMaxShardSize) {
+  const fs::path work = root_ / "merge-work", m = work / "model", ad = work / "adapter";
+  fs::create_directories(work);
+  fs::copy(small_, m, fs::copy_options::recursive);
+  ASSERT_EQ(run_wick({"train", "--model", m.string(), "--data", data("dmerge.jsonl", 4, 14), "--out", ad.string(),
+                      "--max-steps", "1", "--rank", "4", "--device", "cpu"}).rc, 0);
+  const std::string weights = wick::io::read_file((m / "model.safetensors").string());
+  const std::string adapter = wick::io::read_file((ad / "adapter_model.safetensors").string());
+  const std::vector<std::pair<fs::path, std::string>> bad = {
+      {ad, "--adapter"}, {ad / "merged", "--adapter"}, {work, "--model"}, {m, "--model"}, {m / "merged", "--model"}};
+  for (const auto& [out, input] : bad) {
+    SCOPED_TRACE(out.string());
+    const Result r = run_wick({"merge", "--model", m.string(), "--adapter", ad.string(), "--out", out.string(), "--overwrite"});
+    EXPECT_EQ(r.rc, 1) << r.err;
+    EXPECT_NE(r.err.find("--out"), std::string::npos) << r.err;
+    EXPECT_NE(r.err.find(input), std::string::npos) << r.err;
+  }
+  EXPECT_EQ(wick::io::read_file((m / "model.safetensors").string()), weights);
+  EXPECT_EQ(wick::io::read_file((ad / "adapter_model.safetensors").string()), adapter);
+  EXPECT_FALSE(fs::exists(ad / "merged"));
+
+  for (const std::string junk : {"5 parsecs", "GB", "0", "-1MB", "1.2.3GB"}) {
+    const Result r = run_wick({"merge", "--model", m.string(), "--adapter", ad.string(), "--out",
+                               (root_ / "merged-junk").string(), "--max-shard-size", junk});
+    EXPECT_EQ(r.rc, 1) << junk << ": " << r.err;
+    EXPECT_NE(r.err.find("--max-shard-size"), std::string::npos) << r.err;
+    EXPECT_FALSE(fs::exists(root_ / "merged-junk")) << junk;
+  }
+  // The small model's f32 weights are ~1 MB (the 1024 x 128 embedding alone is 512 KB): 10MB keeps one file,
+  // 200KB (and the same in plain bytes) shards them with an index that names every tensor.
+  const fs::path one = root_ / "merged-10mb";
+  Result r = run_wick({"merge", "--model", m.string(), "--adapter", ad.string(), "--out", one.string(), "--max-shard-size", "10MB"});
+  ASSERT_EQ(r.rc, 0) << r.err;
+  EXPECT_TRUE(fs::exists(one / "model.safetensors"));
+  EXPECT_FALSE(fs::exists(one / "model.safetensors.index.json"));
+  for (const std::string size : {"200KB", "200000"}) {
+    const fs::path sharded = root_ / ("merged-" + size);
+    r = run_wick({"merge", "--model", m.string(), "--adapter", ad.string(), "--out", sharded.string(), "--max-shard-size", size});
+    ASSERT_EQ(r.rc, 0) << r.err;
+    EXPECT_FALSE(fs::exists(sharded / "model.safetensors")) << size;
+    std::ifstream idx(sharded / "model.safetensors.index.json");
+    ASSERT_TRUE(idx.good()) << size;
+    const json index = json::parse(idx);
+    std::set<std::string> files;
+    for (const auto& [name, file] : index.at("weight_map").items()) files.insert(file.get<std::string>());
+    EXPECT_GT(files.size(), 1u) << size;
+    for (const std::string& f : files) EXPECT_TRUE(fs::exists(sharded / f)) << f;
+  }
 }
 
 // Every family the fixtures hold (tests/fixtures/<family>-tiny-*, $WICK_EXTRA_FIXTURES), through the CLI as a

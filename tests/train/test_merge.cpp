@@ -118,7 +118,7 @@ TEST_P(MergeFixture, RefusesBadFolders) {
   TempDir tmp;
   const std::string model = make_model_dir(f.dir, tmp.file("model"), DType::F32);
   const std::string adapter = (fs::path(f.dir) / "adapter_trained").string();
-  EXPECT_WICK_ERROR(merge_adapter_folder(model, adapter, model), "output folder is the model folder");
+  EXPECT_WICK_ERROR(merge_adapter_folder(model, adapter, model), "--out", "is the --model folder");
   // An adapter of another model: refused by tensor, not merged into garbage. (Fixtures of other families
   // with the same geometry take each other's adapters, as PEFT does: those are not "another model" here;
   // nor is one of fewer layers of the same shapes, whose modules all exist in this model.)

@@ -42,6 +42,10 @@ TEST(MergeShards, SizesParseAsTransformers) {
   EXPECT_THROW(parse_shard_size("5 parsecs"), Error);
   EXPECT_THROW(parse_shard_size("GB"), Error);
   EXPECT_THROW(parse_shard_size("0"), Error);
+  EXPECT_THROW(parse_shard_size("1.2.3GB"), Error);  // not 1.2GB
+  EXPECT_THROW(parse_shard_size("0.1"), Error);      // less than a byte
+  EXPECT_THROW(parse_shard_size("1e9"), Error);
+  EXPECT_THROW(parse_shard_size("99999999TB"), Error);  // beyond int64
 }
 
 TEST(MergeShards, ShardedMergeReloadsToTheSameModel) {

@@ -8,6 +8,8 @@
 #include <filesystem>
 #include <limits>
 
+#include <unistd.h>
+
 #include "core/warn.h"
 #include "io/peft_adapter.h"
 #include "io/output_folder.h"
@@ -159,6 +161,89 @@ TEST(Reliability, MergeIntoAnotherModelsFolderNeedsOverwriteAndLeavesNothingOld)
   EXPECT_FALSE(fs::exists(other + "/tokenizer.json"));  // base has none
   EXPECT_TRUE(fs::exists(other + "/notes.txt"));        // not a model file
   EXPECT_NO_THROW(CausalLM::load(other, Device::cpu(), DType::F32));
+}
+
+// A merge whose --out is, lies inside or holds an input folder: --overwrite would remove the input's
+// *.safetensors before writing (the adapter's weights were lost so). Refused, with or without --overwrite,
+// the inputs untouched.
+TEST(Reliability, MergeNeverWritesIntoOrOverItsInputFolders) {
+  TempDir tmp;
+  ModelConfig c = tiny_config();
+  const std::string base = tmp.file("base"), adapter = tmp.file("adapter");
+  write_random_model(c, base, 1, DType::F32, "");
+  {
+    auto m = CausalLM::random(c, Device::cpu(), DType::F32, 1);
+    io::LoraConfig lc;
+    lc.r = 2;
+    attach_new_adapters(*m, lc, 3);
+    io::save_peft_adapter(adapter, lc, export_adapters(*m));
+  }
+  const std::string weights = file_bytes(adapter + "/adapter_model.safetensors");
+  for (bool overwrite : {false, true}) {
+    SCOPED_TRACE(overwrite);
+    EXPECT_WICK_ERROR(merge_adapter_folder(base, adapter, adapter, 5'000'000'000, overwrite), "--out", "is the --adapter folder");
+    EXPECT_WICK_ERROR(merge_adapter_folder(base, adapter, adapter + "/", 5'000'000'000, overwrite), "is the --adapter folder");
+    EXPECT_WICK_ERROR(merge_adapter_folder(base, adapter, adapter + "/sub/merged", 5'000'000'000, overwrite),
+                      "lies inside the --adapter folder");
+    EXPECT_WICK_ERROR(merge_adapter_folder(base, adapter, base + "/../adapter/.", 5'000'000'000, overwrite),
+                      "is the --adapter folder");
+    EXPECT_WICK_ERROR(merge_adapter_folder(base, adapter, base, 5'000'000'000, overwrite), "is the --model folder");
+    EXPECT_WICK_ERROR(merge_adapter_folder(base, adapter, base + "/merged", 5'000'000'000, overwrite),
+                      "lies inside the --model folder");
+    EXPECT_WICK_ERROR(merge_adapter_folder(base, adapter, tmp.path(), 5'000'000'000, overwrite), "holds the --model folder");
+  }
+  // A symbolic link to the adapter folder is the adapter folder.
+  fs::create_directory_symlink(adapter, tmp.file("adapter-link"));
+  EXPECT_WICK_ERROR(merge_adapter_folder(base, adapter, tmp.file("adapter-link"), 5'000'000'000, true), "--adapter");
+  EXPECT_EQ(file_bytes(adapter + "/adapter_model.safetensors"), weights);
+  EXPECT_FALSE(fs::exists(adapter + "/sub"));
+  EXPECT_FALSE(fs::exists(base + "/merged"));
+  // A sibling folder whose name starts like an input's is not inside it.
+  EXPECT_NO_THROW(merge_adapter_folder(base, adapter, tmp.file("adapter-merged")));
+}
+
+TEST(Reliability, AnOutputFileIsNeverAnInputFile) {
+  TempDir tmp;
+  const std::string m = tmp.file("m");
+  write_bytes(m + "/model.safetensors", "weights");
+  write_bytes(m + "/config.json", "{}");
+  const std::vector<std::pair<std::string, std::string>> in = {{"--model", m}, {"--adapter", ""}};
+  EXPECT_WICK_ERROR(io::check_output_file_not_input(m + "/model.safetensors", "--out", in), "--out", "--model");
+  EXPECT_WICK_ERROR(io::check_output_file_not_input(m + "/./x/../model.safetensors", "--out", in), "--model");
+  EXPECT_WICK_ERROR(io::check_output_file_not_input(m + "/new.gguf", "--out", in), "lies inside the --model folder");
+  fs::create_hard_link(m + "/model.safetensors", tmp.file("hard"));
+  EXPECT_WICK_ERROR(io::check_output_file_not_input(tmp.file("hard"), "--out", in), "is the --model file");
+  fs::create_symlink(m + "/config.json", tmp.file("soft"));
+  EXPECT_WICK_ERROR(io::check_output_file_not_input(tmp.file("soft"), "--out", in), "is the --model file");
+  EXPECT_NO_THROW(io::check_output_file_not_input(tmp.file("m.gguf"), "--out", in));
+  EXPECT_NO_THROW(io::check_output_file_not_input(tmp.file("new/m.gguf"), "--out", in));
+  EXPECT_EQ(file_bytes(m + "/model.safetensors"), "weights");
+}
+
+// One run at a time per output folder: a second lock fails at once naming the folder and the holder's pid;
+// the lock file is not output (a folder holding only it is empty) and goes with the lock, as does a folder
+// the lock created and nothing filled.
+TEST(Reliability, AnOutputFolderIsLockedByOneRunAtATime) {
+  TempDir tmp;
+  const std::string run = tmp.file("run");
+  {
+    io::OutputLock lock(run, "--out");
+    EXPECT_TRUE(fs::exists(run + "/" + io::kLockFileName));
+    EXPECT_WICK_ERROR(io::OutputLock(run, "--out"), run, "pid " + std::to_string(::getpid()), "--out");
+    EXPECT_TRUE(io::folder_is_empty(run));
+    EXPECT_NO_THROW(check_train_output(good_options(run)));
+  }
+  EXPECT_FALSE(fs::exists(run));  // created by the lock, left empty
+  fs::create_directories(run);
+  write_bytes(run + "/" + io::kLockFileName, "12345\n");  // a stale one: its process is gone
+  {
+    io::OutputLock lock(run, "--out");
+    write_bytes(run + "/adapter_model.safetensors", "x");
+    EXPECT_WICK_ERROR(io::OutputLock(run, "--out"), "pid " + std::to_string(::getpid()));
+    EXPECT_FALSE(io::folder_is_empty(run));
+  }
+  EXPECT_FALSE(fs::exists(run + "/" + io::kLockFileName));
+  EXPECT_TRUE(fs::exists(run + "/adapter_model.safetensors"));
 }
 
 struct NanRun : ::testing::Test {
