@@ -169,6 +169,12 @@ void set_decode_splits(int n) {
   g_decode_splits.store(n);
 }
 
+#ifndef WICK_CUDA
+// A build without CUDA (-DWICK_CUDA=OFF, or no nvcc): the CUDA tests still build, and skip.
+std::string cuda_attention_unavailable() { return "this wick was built without CUDA"; }
+std::string cuda_attention_summary() { return "none (this wick was built without CUDA)"; }
+#endif
+
 void rope_cache_attention(Tensor& q, Tensor& k, const Tensor& v, const Tensor& positions, const RopeFreqs& f,
                           Tensor& k_cache, Tensor& v_cache, const AttentionArgs& args, Tensor& out, Tensor* lse) {
   static const char* op = "rope_cache_attention";

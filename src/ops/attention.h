@@ -51,10 +51,10 @@ void set_cuda_attention(CudaAttention which);
 int64_t cuda_attention_deterministic_cap();
 void set_cuda_attention_deterministic_cap(int64_t bytes);
 
-// Why cuDNN's attention cannot run in this process ("" when it can: built with its headers, library loaded).
-// Defined in CUDA builds only.
+// Why cuDNN's attention cannot run in this process ("" when it can: built with its headers, library loaded;
+// a build without CUDA says so).
 std::string cuda_attention_unavailable();
-// One line for `wick info`: which implementation bf16 attention uses here, and why. CUDA builds only.
+// One line for `wick info`: which implementation bf16 attention uses here, and why.
 std::string cuda_attention_summary();
 
 // q [B, T, H, D], k [B, S, Hkv, D], v [B, S, Hkv, D] (S >= kv_len) -> out [B, T, H, D] (=),
