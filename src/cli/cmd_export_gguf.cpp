@@ -43,7 +43,7 @@ void register_export_gguf(CLI::App& app) {
     const io::GgufFileType ft = io::parse_gguf_file_type(f->type);
     if (fs::exists(f->out) && fs::is_directory(f->out)) throw Error("the output is a folder", f->out, "give a file name, e.g. model.gguf");
     // --overwrite replaces --out: never one of the files being read (the weights, the adapter), by any name
-    // (a link to one counts), nor anything inside the input folders.
+    // (a link to one counts), nor a file inside the input folders other than a *.gguf.
     io::check_output_file_not_input(f->out, "--out", {{"--model", f->model}, {"--adapter", f->adapter}});
     // Checked before any work: the file is replaced (atomically) only when asked.
     if (fs::exists(f->out) && !f->overwrite)

@@ -168,10 +168,12 @@ void check_output_file_not_input(const std::string& out_file, const std::string&
       if (same_path(out_file, it->path().string()))
         throw Error(out_file + " is the " + flag + " file " + it->path().string() + ", which this command reads",
                     out_flag, "write the output outside the input folders");
-    if (path_within(out_file, dir))
+    // A new .gguf file there is fine (no reader of a model or adapter folder takes one, and llama.cpp's converter
+    // writes into the model folder by default); any other name could be taken for one of the folder's files.
+    if (path_within(out_file, dir) && fs::path(out_file).extension() != ".gguf")
       throw Error(out_file + " lies inside the " + flag + " folder " + dir +
-                      ", which this command reads (it could replace one of its files)",
-                  out_flag, "write the output outside the input folders");
+                      ", which this command reads (a file of that name could be taken for one of its files)",
+                  out_flag, "write the output outside the input folders, or name it *.gguf");
   }
 }
 

@@ -49,7 +49,8 @@ bool same_path(const std::string& a, const std::string& b);
 bool path_within(const std::string& path, const std::string& dir);
 
 // wick::Error unless an output never overwrites an input. out_file: a file to write (export-gguf); refused when
-// it is the same file as any file directly in one of the input folders, or lies inside one. Each input is
+// it is the same file as any file directly in one of the input folders, or lies inside one under a name other
+// than *.gguf. Each input is
 // {flag, folder}, e.g. {"--model", "m"}; the error names out_flag, the output and the input it would overwrite.
 void check_output_file_not_input(const std::string& out_file, const std::string& out_flag,
                                  const std::vector<std::pair<std::string, std::string>>& inputs);

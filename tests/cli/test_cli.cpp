@@ -533,7 +533,8 @@ TEST_F(Cli, ASecondTrainIntoAFolderInUseFailsAtOnce) {
 }
 
 // export-gguf --overwrite replaced the model's own weights (or the adapter being read) with the GGUF file:
-// an --out that is an input file, a link to one, or lies in an input folder is refused and nothing changes.
+// an --out that is an input file, a link to one, or a non-.gguf file in an input folder is refused and nothing
+// changes; a new .gguf in an input folder is written (llama.cpp's converter writes into the model folder).
 TEST_F(Cli, ExportGgufNeverWritesOverItsInputs) {
   const fs::path m = root_ / "exp-model", ad = root_ / "exp-adapter";
   fs::copy(small_, m, fs::copy_options::recursive);
@@ -549,7 +550,7 @@ TEST_F(Cli, ExportGgufNeverWritesOverItsInputs) {
   };
   const std::vector<Case> cases = {
       {{"--model", m.string(), "--out", (m / "model.safetensors").string()}, "--model"},
-      {{"--model", m.string(), "--out", (m / "model.gguf").string()}, "--model"},  // a new file in the folder too
+      {{"--model", m.string(), "--out", (m / "new.safetensors").string()}, "--model"},  // a new file a reader takes
       {{"--model", m.string(), "--out", (root_ / "exp-hardlink.safetensors").string()}, "--model"},
       {{"--model", m.string(), "--adapter", ad.string(), "--lora-only", "--out", (ad / "adapter_model.safetensors").string()},
        "--adapter"},
@@ -569,8 +570,13 @@ TEST_F(Cli, ExportGgufNeverWritesOverItsInputs) {
   }
   EXPECT_EQ(wick::io::read_file((m / "model.safetensors").string()), weights);
   EXPECT_EQ(wick::io::read_file((ad / "adapter_model.safetensors").string()), adapter);
-  EXPECT_FALSE(fs::exists(m / "model.gguf"));
-  // Outside the input folders it writes.
+  EXPECT_FALSE(fs::exists(m / "new.safetensors"));
+  // Outside the input folders it writes, and a new .gguf inside the model folder.
+  const Result in_model = run_wick({"export-gguf", "--model", m.string(), "--adapter", ad.string(), "--lora-only",
+                                    "--out", (m / "adapter.gguf").string(), "--type", "f32"});
+  EXPECT_EQ(in_model.rc, 0) << in_model.err;
+  EXPECT_TRUE(fs::exists(m / "adapter.gguf"));
+  EXPECT_EQ(wick::io::read_file((m / "model.safetensors").string()), weights);
   const Result ok = run_wick({"export-gguf", "--model", m.string(), "--adapter", ad.string(), "--lora-only", "--out",
                               (root_ / "exp-adapter.gguf").string(), "--type", "f32"});
   EXPECT_EQ(ok.rc, 0) << ok.err;

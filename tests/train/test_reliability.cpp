@@ -210,7 +210,8 @@ TEST(Reliability, AnOutputFileIsNeverAnInputFile) {
   const std::vector<std::pair<std::string, std::string>> in = {{"--model", m}, {"--adapter", ""}};
   EXPECT_WICK_ERROR(io::check_output_file_not_input(m + "/model.safetensors", "--out", in), "--out", "--model");
   EXPECT_WICK_ERROR(io::check_output_file_not_input(m + "/./x/../model.safetensors", "--out", in), "--model");
-  EXPECT_WICK_ERROR(io::check_output_file_not_input(m + "/new.gguf", "--out", in), "lies inside the --model folder");
+  EXPECT_WICK_ERROR(io::check_output_file_not_input(m + "/new.safetensors", "--out", in), "lies inside the --model folder");
+  EXPECT_NO_THROW(io::check_output_file_not_input(m + "/new.gguf", "--out", in));  // where llama.cpp writes
   fs::create_hard_link(m + "/model.safetensors", tmp.file("hard"));
   EXPECT_WICK_ERROR(io::check_output_file_not_input(tmp.file("hard"), "--out", in), "is the --model file");
   fs::create_symlink(m + "/config.json", tmp.file("soft"));
