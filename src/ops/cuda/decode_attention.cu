@@ -158,9 +158,9 @@ struct DecodeSplit {
 // rotated into knew and the value copied into vnew (every block of g does it for itself and attends to the new row
 // from there, so that no block reads what another block writes), and one block of g (writer: the first part of
 // g's first query head) stores both rows at row positions[b] of the caches. ra.k is left as it is (several blocks
-// read it). Every thread loads its items (query pairs, key pairs, value elements: one each at 16 warps, two at 4
-// warps and D 128) before the position-dependent cos/sin are needed, so the loads of the step's projections and of
-// the position are in flight together. Ends with a barrier.
+// read it). Every thread loads its items (query pairs, key pairs, value elements: one each at the kernel's warp
+// counts, more with fewer threads than 2 D) before the position-dependent cos/sin are needed, so the loads of the
+// step's projections and of the position are in flight together. Ends with a barrier.
 template <typename T, int D, int W>
 __device__ __forceinline__ void load_query_head(const T* q, const RopeAppend<T>& ra, const Dims& a, int b, int h,
                                                 int g, bool writer, bool store_q, float (&qs)[D],
