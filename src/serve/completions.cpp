@@ -71,28 +71,23 @@ std::shared_ptr<Request> build_request(Server& s, const CompletionRequest& cr) {
     throw ApiError(400, "max_tokens is " + std::to_string(*cr.max_tokens) + "; this server allows at most " + std::to_string(limit),
                    "max_tokens");
   int64_t max_new = cr.max_tokens.value_or(limit);
-  if (max_new > ctx - n) {
+  // Prompt + max tokens within `cap` tokens: a max_tokens asked for that does not fit is refused (`over` says
+  // what it exceeds), the default is shortened to what the prompt leaves.
+  const auto fit = [&](int64_t cap, const std::string& over) {
+    if (n + max_new <= cap) return;
     if (cr.max_tokens)
-      throw ApiError(400, "prompt (" + std::to_string(n) + " tokens) + max_tokens (" + std::to_string(max_new) +
-                              ") exceeds the model's context of " + std::to_string(ctx) + " tokens", "max_tokens", "",
-                     "context_length_exceeded");
-    max_new = ctx - n;
-  }
-  // The KV cache: a request holds prompt + max tokens of it. Without max_tokens the default is shortened to what
-  // the cache leaves (as to the model's context above); a max_tokens asked for is refused when it cannot fit.
+      throw ApiError(400, "prompt (" + std::to_string(n) + " tokens) + max_tokens (" + std::to_string(max_new) + ") " + over,
+                     "max_tokens", "", "context_length_exceeded");
+    max_new = cap - n;
+  };
+  fit(ctx, "exceeds the model's context of " + std::to_string(ctx) + " tokens");
+  // The KV cache: a request holds prompt + max tokens of it.
   const int64_t room = s.scheduler().kv_tokens_per_request();
   if (n + 1 > room)
     throw ApiError(400, "the prompt has " + std::to_string(n) + " tokens; with one completion token it needs more than the " +
                             std::to_string(room) + " KV cache tokens a request may hold on this server",
                    cr.chat ? "messages" : "prompt", "", "context_length_exceeded");
-  if (n + max_new > room) {
-    if (cr.max_tokens)
-      throw ApiError(400, "prompt (" + std::to_string(n) + " tokens) + max_tokens (" + std::to_string(max_new) +
-                              ") need more than the " + std::to_string(room) +
-                              " KV cache tokens a request may hold on this server",
-                     "max_tokens", "", "context_length_exceeded");
-    max_new = room - n;
-  }
+  fit(room, "need more than the " + std::to_string(room) + " KV cache tokens a request may hold on this server");
   r->opt.gen.max_new_tokens = max_new;
   r->opt.gen.sampling = sampling_for(cr, sess.default_sampling(), fresh_seed());
   r->opt.gen.eos_ids = sess.generation_config().eos_token_ids;
