@@ -134,30 +134,6 @@ OutputLock::~OutputLock() {
   if (!dir_.empty()) ::rmdir(dir_.c_str());
 }
 
-bool same_path(const std::string& a, const std::string& b) {
-  std::error_code ec;
-  if (path_exists(a) && path_exists(b)) {
-    const bool eq = fs::equivalent(a, b, ec);
-    if (!ec && eq) return true;
-  }
-  const fs::path ca = fs::weakly_canonical(fs::absolute(a, ec), ec), cb = fs::weakly_canonical(fs::absolute(b, ec), ec);
-  return !ca.empty() && ca.lexically_normal() == cb.lexically_normal();
-}
-
-bool path_within(const std::string& path, const std::string& dir) {
-  std::error_code ec;
-  fs::path p = fs::weakly_canonical(fs::absolute(path, ec), ec).lexically_normal();
-  fs::path d = fs::weakly_canonical(fs::absolute(dir, ec), ec).lexically_normal();
-  if (p.empty() || d.empty()) return false;
-  // "a/b/" and "a/b" alike: compare the components, a trailing empty one dropped.
-  if (!d.has_filename()) d = d.parent_path();
-  if (!p.has_filename()) p = p.parent_path();
-  auto pi = p.begin();
-  for (auto di = d.begin(); di != d.end(); ++di, ++pi)
-    if (pi == p.end() || *pi != *di) return false;
-  return true;
-}
-
 void check_output_file_not_input(const std::string& out_file, const std::string& out_flag,
                                  const std::vector<std::pair<std::string, std::string>>& inputs) {
   for (const auto& [flag, dir] : inputs) {

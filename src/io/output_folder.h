@@ -41,13 +41,6 @@ class OutputLock {
   std::string dir_;  // the folder, when this lock created it
 };
 
-// True when a and b name one file or folder: std::filesystem::equivalent where both exist (hard links,
-// symbolic links), else the same weakly_canonical path.
-bool same_path(const std::string& a, const std::string& b);
-// True when path is dir or lies anywhere under it (compared as weakly_canonical paths, symbolic links
-// resolved).
-bool path_within(const std::string& path, const std::string& dir);
-
 // wick::Error unless an output never overwrites an input. out_file: a file to write (export-gguf); refused when
 // it is the same file as any file directly in one of the input folders, or lies inside one under a name other
 // than *.gguf. Each input is

@@ -3,6 +3,7 @@
 #include <filesystem>
 
 #include "core/error.h"
+#include "io/fs_util.h"
 #include "io/peft_adapter.h"
 #include "lora/lora.h"
 #include "serve/openai_api.h"
@@ -68,7 +69,7 @@ std::shared_ptr<const ServeAdapter> AdapterStore::add(const std::string& name, c
     std::error_code ec;
     const fs::path canon = fs::weakly_canonical(fs::path(root_) / dir, ec);  // relative paths are under the root
     const std::string c = canon.string();
-    if (ec || c.compare(0, root_.size(), root_) != 0 || (c.size() > root_.size() && c[root_.size()] != '/'))
+    if (ec || !io::path_within(c, root_))
       throw ApiError(403, "adapter path '" + dir + "' is outside the adapter root " + root_, "path");
     path = c;
   }
