@@ -429,6 +429,10 @@ constexpr int decode_warps(int elem, int D) { return elem * D > 256 ? 8 : kDecod
 constexpr int decode_smem(int elem, int D) { return decode_warps(elem, D) * 32 * D * elem; }
 constexpr int kDecodeStaticSmem = 4096;  // the kernel's static shared memory, at most (~2 KB at D 128, f32)
 
+// The keys a query of these dims may see, at most: the window, or every key up to kv_len (the cache's capacity when
+// the positions are on the device).
+int max_span(const Dims& a) { return a.window > 0 ? std::min(a.window, a.kv_len) : a.kv_len; }
+
 // The grid's parts a query head (DecodeSplit::splits) and the keys from which they are used (min_keys):
 // WICK_DECODE_SPLITS / set_decode_splits where set (parts at every step: min_keys 0), else none where no query
 // can see more than one step of all the warps (32 W keys), and otherwise the largest power of two up to
@@ -439,13 +443,12 @@ constexpr int kDecodeStaticSmem = 4096;  // the kernel's static shared memory, a
 DecodeSplit decode_splits(const Dims& a, int elem, int device) {
   DecodeSplit sp;
   const int forced = wick::decode_splits_forced();
-  const int one_step = 32 * decode_warps(elem, a.D);
-  const int span = a.window > 0 ? std::min(a.window, a.kv_len) : a.kv_len;  // keys a query may see, at most
   if (forced > 0) {
     sp.splits = forced;
     return sp;
   }
-  if (span <= one_step) return sp;
+  const int one_step = 32 * decode_warps(elem, a.D);
+  if (max_span(a) <= one_step) return sp;
   const long long heads = (long long)a.B * a.H;
   while (sp.splits < kDecodeMaxSplits && heads * sp.splits * 2 <= cuda::sm_count(device)) sp.splits *= 2;
   sp.min_keys = one_step;
@@ -492,7 +495,7 @@ bool aligned16(const Tensor& t) { return reinterpret_cast<uintptr_t>(t.raw()) % 
 
 // Whether the one-launch kernel takes a call with these dims (k, v: what it reads the keys and values from).
 bool decode_kernel_applies(const Tensor& k, const Tensor& v, const Dims& a) {
-  const int span = a.window > 0 ? std::min(a.window, a.kv_len) : a.kv_len;  // keys a query may see, at most
+  const int span = max_span(a);
   return decode_attention_on() && a.T == 1 && (a.D == 64 || a.D == 128) && !a.seg &&
          span <= kDecodeMaxKeys && a.B <= 65535 && aligned16(k) && aligned16(v) &&
          decode_smem(static_cast<int>(dtype_size(k.dtype())), a.D) + kDecodeStaticSmem <=
