@@ -15,7 +15,7 @@
 # .carry-ab), wgrad (dev/weight_grads' harness: v1, v2, probes; then training with WICK_WEIGHT_GRADS=1, 2 and
 # WICK_WEIGHT_GRADS=0), lorarows (the seed suite's lora rows: low_rank_product's rule against v1), adapter glu l2
 # early lowrank l2bench gemm megakernel ce cencu normfuse inplace xahead pdltrace tunesweep detab coresident splits
-# bulkgemv. Each writes under $OUT:
+# bulkgemv graphs. Each writes under $OUT:
 # build.log, cuda-tests.log, megakernel.txt, train-ce-ab.md, ncu-ce.txt, norm-fusion-ab.txt, weight-grads.txt, train-wgrad-ab.md, lora-rows.txt, decode-ab.txt, glu-ab.txt, l2-ab.txt, early-ab.txt, low-rank.txt, small-m-l2.txt, train-table.md
 # (+ bench/), train-ab.md, ncu-train.txt, gemm-algos.txt, inplace-tests.log, train-inplace-ab.md, xahead-ab.txt,
 # xahead-tests.log, pdl-trace-<preset>.txt and -summary.txt, tune-sweep.txt, train-det-ab.md, co/decode-ab.txt, splits/p<prompt>/decode-ab.txt and splits/kernel.txt, small-m-bulk.txt, and summary.txt. The patch stages (inplace, xahead,
@@ -315,6 +315,21 @@ if want l2bench; then
     timeout 120 build-gpu/small_m_bench.bin 1 l2 > "$O/small-m-l2.txt" 2>&1
     note "small_m l2: $(tail -1 "$O/small-m-l2.txt")"
   fi
+fi
+if want graphs; then
+  # Training steps as CUDA graphs (session 35, LossAndGrads::set_step_graphs): the graph tests, then the training
+  # rows with WICK_TRAIN_GRAPHS=0 and =1, one build, alternating (GRAPHS_AB="model:round ..."), and one profiled run
+  # of each (WICK_STEP_PROFILE: device time against wall time a step).
+  build-gpu/tests/wick_cuda_tests --gtest_filter='CudaTrainGraphs*' > "$O/graphs-tests.log" 2>&1
+  note "train graphs, tests: $(grep -E '^\[  (PASSED|FAILED)  \]' "$O/graphs-tests.log" | tr '\n' ' ')"
+  train_ab "$O/train-graphs-ab.md" WICK_TRAIN_GRAPHS "0 1" "${GRAPHS_AB:-0.5b:1 0.5b:2}"
+  note "train graphs 0/1: $(tr '\n' ' ' < "$O/train-graphs-ab.md")"
+  for v in 0 1; do
+    WICK_STEP_PROFILE=1 WICK_TRAIN_GRAPHS=$v OUT=/tmp/bt-out BENCH_TMP=/tmp/bt PEER=0 STEPS=8 BUILD=build-gpu timeout 100 \
+      bash scripts/bench-train.sh 0.5b > /dev/null 2>&1
+    grep -E 'profile|graph|warn' /tmp/bt-out/train-bench.log > "$O/graphs-profile-$v.txt"
+    note "profile WICK_TRAIN_GRAPHS=$v: $(grep 'step 8 profile' "$O/graphs-profile-$v.txt" | head -1)"
+  done
 fi
 if want bulkgemv; then
   # dev/small_m/bulk_gemv.cuh (session 34, never run): one-row projections streamed through shared-memory rings by

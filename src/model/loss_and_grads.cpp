@@ -2,9 +2,11 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 
 #include "core/env.h"
 #include "core/error.h"
+#include "core/warn.h"
 #include "model/forward_workspace.h"
 #include "model/layer.h"
 #include "ops/cross_entropy.h"
@@ -71,12 +73,55 @@ struct LossAndGrads::HostStaging {
     used += nbytes;
     return p;
   }
-  // dst (device, i32, numel n) = host data, without waiting.
+  // A region for dst (device, i32, numel n) filled with the host data now; the copy up is queued by
+  // issue_uploads (the device part of a step, which a CUDA graph may capture: it reads the region at replay).
+  // Offsets, not pointers: a later take() may move the buffer.
+  struct Upload {
+    size_t off;
+    void* dst;
+    size_t bytes;
+  };
+  std::vector<Upload> uploads;
   void upload(const int32_t* host, int64_t n, Tensor& dst) {
     const size_t bytes = sizeof(int32_t) * static_cast<size_t>(n);
-    void* p = take(bytes);
-    std::copy(host, host + n, static_cast<int32_t*>(p));
-    if (n > 0) device_copy_async(dst.raw(), dst.device(), p, Device::cpu(), bytes);
+    const size_t off = static_cast<size_t>(static_cast<char*>(take(bytes)) - buf);
+    std::copy(host, host + n, reinterpret_cast<int32_t*>(buf + off));
+    if (n > 0) uploads.push_back({off, dst.raw(), bytes});
+  }
+  void issue_uploads() {
+    for (const Upload& u : uploads) device_copy_async(u.dst, dev, buf + u.off, Device::cpu(), u.bytes);
+  }
+};
+
+// Training steps as CUDA graphs (set_step_graphs). A step's device work reads its batch from fixed places (the
+// staging regions, the activation buffers) and launches the same kernels with the same arguments whenever its
+// key is the same: the shapes, the loss scale, and the address of every buffer it touches that a step could
+// replace. A key already run eagerly on a recent step (so that every buffer, scratch block and GEMM tuning it
+// needs already exists), is captured once and replayed from then on, bit for bit the eager launches. A few keys
+// are kept: one per micro-batch with gradient accumulation (each has its own staging regions).
+struct LossAndGrads::StepGraphs {
+  static constexpr size_t kMaxGraphs = 4;  // e.g. one per micro-batch of a small --grad-accum
+  struct Entry {
+    std::vector<uint64_t> key;
+    std::unique_ptr<DeviceGraph> graph;
+    uint64_t last_used = 0;
+  };
+  std::vector<Entry> entries;
+  std::vector<std::vector<uint64_t>> eager;  // the keys of the last steps run without a graph (kMaxGraphs)
+  uint64_t clock = 0;
+  int64_t replays = 0;
+  bool failed = false;  // a capture failed: the rest of the run is eager (warned once)
+  Entry* find(const std::vector<uint64_t>& key) {
+    for (Entry& e : entries)
+      if (e.key == key) return &e;
+    return nullptr;
+  }
+  Entry& add(std::vector<uint64_t> key, std::unique_ptr<DeviceGraph> g) {
+    if (entries.size() >= kMaxGraphs)
+      entries.erase(std::min_element(entries.begin(), entries.end(),
+                                     [](const Entry& a, const Entry& b) { return a.last_used < b.last_used; }));
+    entries.push_back(Entry{std::move(key), std::move(g), 0});
+    return entries.back();
   }
 };
 
@@ -87,7 +132,7 @@ bool adapter_fold_default(Device dev, const ModelConfig& c) {
 
 LossAndGrads::LossAndGrads(CausalLM& model)
     : m_(model), buf_(std::make_unique<Buffers>()), host_(std::make_unique<HostStaging>()),
-      adapter_fold_(adapter_fold_default(model.device(), model.config())) {
+      graphs_(std::make_unique<StepGraphs>()), adapter_fold_(adapter_fold_default(model.device(), model.config())) {
   host_->dev = model.device();
 }
 LossAndGrads::~LossAndGrads() = default;
@@ -123,11 +168,13 @@ std::vector<double> LossAndGrads::take_loss_sums() {
     sums.push_back(s);
   }
   h.queued.clear();
+  h.uploads.clear();
   h.used = 0;
   return sums;
 }
 
 const Tensor& LossAndGrads::loss_check() const { return loss_check_; }
+int64_t LossAndGrads::graph_replays() const { return graphs_->replays; }
 
 void LossAndGrads::clear_loss_check() {
   if (loss_check_.defined()) loss_check_.zero_();
@@ -194,8 +241,11 @@ int64_t LossAndGrads::queue_step(const TrainBatch& batch, float grad_scale, uint
   for (int64_t l = 0; l < c.num_layers; l++)
     alloc_adapter_products(bf.layers[l], m_.layers()[l], code, c, N, dt, dev, adapter_fold_ && !bf.checkpointing);
 
-  // The inputs, and the rows that have a target (only they go through lm_head, below), go up without waiting.
+  // The inputs, and the rows that have a target (only they go through lm_head, below), go up without waiting:
+  // their host regions are filled here, the copies are the first of the step's device work.
   HostStaging& stage = *host_;
+  stage.uploads.clear();
+  const size_t staged_from = stage.used;
   const int32_t* tgt = host_i32(batch.targets, "targets", N);
   stage.upload(host_i32(batch.ids, "ids", N), N, bf.ids);
   if (batch.positions.defined()) {
@@ -223,6 +273,12 @@ int64_t LossAndGrads::queue_step(const TrainBatch& batch, float grad_scale, uint
   const int64_t K = static_cast<int64_t>(rows.size());
   stage.upload(rows.data(), K, bf.counted_rows);
   stage.upload(row_targets.data(), K, bf.counted_targets);
+  // The per-row losses come down into the next region without waiting (take_loss_sums reads them): a read in
+  // the step would drain the stream between forward and backward, and the host would start the backward's
+  // launches with no lead.
+  const size_t losses_off = static_cast<size_t>(static_cast<char*>(stage.take(sizeof(float) * static_cast<size_t>(K))) - stage.buf);
+  stage.queued.emplace_back(losses_off, K);
+  if (training && !loss_check_.defined()) loss_check_ = Tensor::zeros({loss_chunk_}, DType::F32, dev);
 
   LayerRun run;
   run.cfg = &c;
@@ -243,85 +299,143 @@ int64_t LossAndGrads::queue_step(const TrainBatch& batch, float grad_scale, uint
     return bf.work;
   };
 
-  // The adapters' bf16 copies and folded weights for this step, in a few launches; the forward then skips its own
-  // refreshes (LinearScratch::adapters_current, for this step only).
-  struct AdaptersCurrent {
-    bool& flag;
-    ~AdaptersCurrent() { flag = false; }
-  } current{bf.lin.adapters_current};
-  refresh_adapters(linears);
-  bf.lin.adapters_current = true;
+  // Everything the device does for this step, in order; what it reads from the host is in the staging
+  // regions filled above.
+  auto device_work = [&] {
+    stage.issue_uploads();
+    // The adapters' bf16 copies and folded weights for this step, in a few launches; the forward then skips its
+    // own refreshes (LinearScratch::adapters_current, for this step only).
+    struct AdaptersCurrent {
+      bool& flag;
+      ~AdaptersCurrent() { flag = false; }
+    } current{bf.lin.adapters_current};
+    refresh_adapters(linears);
+    bf.lin.adapters_current = true;
 
-  // ---- forward ----
-  Tensor x = bf.layers.empty() ? bf.x_final : bf.layers[0].x;
-  m_.embed_tokens(bf.ids, x);
-  for (int64_t li = 0; li < c.num_layers; li++) {
-    run.layer = li;
-    LayerActs& A = acts(li);
-    Tensor& next = li + 1 < c.num_layers ? bf.layers[li + 1].x : bf.x_final;
-    code.forward(m_.layers()[li], A, A.x, next, run);
-  }
-  m_.final_norm_forward(bf.x_final, bf.f, bf.rstd_f);
+    // ---- forward ----
+    Tensor x = bf.layers.empty() ? bf.x_final : bf.layers[0].x;
+    m_.embed_tokens(bf.ids, x);
+    for (int64_t li = 0; li < c.num_layers; li++) {
+      run.layer = li;
+      LayerActs& A = acts(li);
+      Tensor& next = li + 1 < c.num_layers ? bf.layers[li + 1].x : bf.x_final;
+      code.forward(m_.layers()[li], A, A.x, next, run);
+    }
+    m_.final_norm_forward(bf.x_final, bf.f, bf.rstd_f);
 
-  // ---- loss (and its gradient into the final hidden state), in row chunks ----
-  // Only rows with a target go through lm_head: on chat data most rows are prompt (label -100), and lm_head
-  // ([V, C], V ~ 150k) is most of a small model's work. The counted rows of f (counted_rows, uploaded above)
-  // are gathered into f_counted, their gradient is scattered back into df (zero elsewhere, as the ignored
-  // rows' loss is constant).
-  Tensor df = bf.grads.da;  // [N, C] gradient wrt f
-  if (training && !loss_check_.defined()) loss_check_ = Tensor::zeros({loss_chunk_}, DType::F32, dev);
-  if (K > 0) {
-    Tensor idx = bf.counted_rows.narrow0(0, K), tgk = bf.counted_targets.narrow0(0, K);
-    Tensor fk = bf.f_counted.narrow0(0, K), dfk = bf.df_counted.narrow0(0, K);
-    embedding_forward(idx, bf.f, fk);  // fk[i] = f[rows[i]]
-    for (int64_t r0 = 0; r0 < K; r0 += loss_chunk_) {
-      const int64_t R = std::min(loss_chunk_, K - r0);
-      Tensor logits = bf.logits.narrow0(0, R);
-      matmul(fk.narrow0(r0, R), m_.lm_head(), logits, false, true);
-      Tensor tg = tgk.narrow0(r0, R), ls = bf.losses.narrow0(r0, R), lse = bf.lse_rows.narrow0(r0, R);
-      if (!training) {
-        cross_entropy_forward(logits, tg, ls, lse);
-      } else {
-        cross_entropy_forward_backward(logits, tg, ls, lse, grad_scale, logits);  // in place: dlogits
-        for (int64_t o = 0; o < R; o += loss_check_.numel()) {  // NaN where a loss is not finite (loss_check)
-          const int64_t n = std::min(R - o, loss_check_.numel());
-          Tensor check = loss_check_.narrow0(0, n);
-          axpy(0.0f, ls.narrow0(o, n), check);
+    // ---- loss (and its gradient into the final hidden state), in row chunks ----
+    // Only rows with a target go through lm_head: on chat data most rows are prompt (label -100), and lm_head
+    // ([V, C], V ~ 150k) is most of a small model's work. The counted rows of f (counted_rows, uploaded above)
+    // are gathered into f_counted, their gradient is scattered back into df (zero elsewhere, as the ignored
+    // rows' loss is constant).
+    Tensor df = bf.grads.da;  // [N, C] gradient wrt f
+    if (K > 0) {
+      Tensor idx = bf.counted_rows.narrow0(0, K), tgk = bf.counted_targets.narrow0(0, K);
+      Tensor fk = bf.f_counted.narrow0(0, K), dfk = bf.df_counted.narrow0(0, K);
+      embedding_forward(idx, bf.f, fk);  // fk[i] = f[rows[i]]
+      for (int64_t r0 = 0; r0 < K; r0 += loss_chunk_) {
+        const int64_t R = std::min(loss_chunk_, K - r0);
+        Tensor logits = bf.logits.narrow0(0, R);
+        matmul(fk.narrow0(r0, R), m_.lm_head(), logits, false, true);
+        Tensor tg = tgk.narrow0(r0, R), ls = bf.losses.narrow0(r0, R), lse = bf.lse_rows.narrow0(r0, R);
+        if (!training) {
+          cross_entropy_forward(logits, tg, ls, lse);
+        } else {
+          cross_entropy_forward_backward(logits, tg, ls, lse, grad_scale, logits);  // in place: dlogits
+          for (int64_t o = 0; o < R; o += loss_check_.numel()) {  // NaN where a loss is not finite (loss_check)
+            const int64_t n = std::min(R - o, loss_check_.numel());
+            Tensor check = loss_check_.narrow0(0, n);
+            axpy(0.0f, ls.narrow0(o, n), check);
+          }
+          Tensor dfr = dfk.narrow0(r0, R);
+          matmul(logits, m_.lm_head(), dfr, false, false);  // [R, V] x [V, C]
         }
-        Tensor dfr = dfk.narrow0(r0, R);
-        matmul(logits, m_.lm_head(), dfr, false, false);  // [R, V] x [V, C]
       }
     }
-  }
-  // The per-row losses go to the host without waiting (take_loss_sums reads them): a read here would drain
-  // the stream between forward and backward, and the host would start the backward's launches with no lead.
-  auto queue_losses = [&]() {
-    const size_t off = stage.used;
-    void* dst = stage.take(sizeof(float) * static_cast<size_t>(K));
-    if (K > 0) device_copy_async(dst, Device::cpu(), bf.losses.raw(), dev, sizeof(float) * static_cast<size_t>(K));
-    stage.queued.emplace_back(off, K);
-    return K;
-  };
-  if (training) {
-    df.zero_();
-    if (K > 0) embedding_backward(bf.counted_rows.narrow0(0, K), bf.df_counted.narrow0(0, K), df);  // += into rows
-  }
-  if (!training) return queue_losses();
+    if (training) {
+      df.zero_();
+      if (K > 0) embedding_backward(bf.counted_rows.narrow0(0, K), bf.df_counted.narrow0(0, K), df);  // += into rows
 
-  // ---- backward ----
-  m_.final_norm_backward(df, bf.x_final, bf.rstd_f, bf.grads.dx);
-  for (int64_t li = c.num_layers - 1; li >= 0; li--) {
-    run.layer = li;
-    LayerActs& A = acts(li);
-    if (bf.checkpointing) {  // the same activations again (the layer may skip what only its output needs)
-      run.recompute = true;
-      code.forward(m_.layers()[li], A, A.x, bf.recomputed_out, run);
-      run.recompute = false;
+      // ---- backward ----
+      m_.final_norm_backward(df, bf.x_final, bf.rstd_f, bf.grads.dx);
+      for (int64_t li = c.num_layers - 1; li >= 0; li--) {
+        run.layer = li;
+        LayerActs& A = acts(li);
+        if (bf.checkpointing) {  // the same activations again (the layer may skip what only its output needs)
+          run.recompute = true;
+          code.forward(m_.layers()[li], A, A.x, bf.recomputed_out, run);
+          run.recompute = false;
+        }
+        code.backward(m_.layers()[li], A, bf.grads, run);
+        if (layer_hook_) layer_hook_(li);
+      }
     }
-    code.backward(m_.layers()[li], A, bf.grads, run);
-    if (layer_hook_) layer_hook_(li);
+    if (K > 0) device_copy_async(stage.buf + losses_off, Device::cpu(), bf.losses.raw(), dev, sizeof(float) * static_cast<size_t>(K));
+  };
+
+  // A CUDA graph only for training steps of one device without dropout (its seed changes every step) and
+  // without a layer hook (data-parallel training overlaps host-driven reductions with the backward).
+  const bool graphable = graphs_on_ && training && dev.is_cuda() && !dropout && !layer_hook_ && !graphs_->failed;
+  if (!graphable) {
+    device_work();
+    return K;
   }
-  return queue_losses();
+  StepGraphs& sg = *graphs_;
+  const std::vector<uint64_t> key = step_key(B, T, K, grad_scale, staged_from);
+  StepGraphs::Entry* e = sg.find(key);
+  if (!e && std::find(sg.eager.begin(), sg.eager.end(), key) != sg.eager.end()) {
+    try {
+      e = &sg.add(key, std::make_unique<DeviceGraph>(dev, device_work));
+    } catch (const Error& err) {
+      sg.failed = true;
+      warn(std::string("training without CUDA graphs: ") + err.what());
+    }
+  }
+  if (e) {
+    e->last_used = ++sg.clock;
+    e->graph->replay();
+    sg.replays++;
+  } else {
+    device_work();
+    if (sg.eager.size() >= StepGraphs::kMaxGraphs) sg.eager.erase(sg.eager.begin());
+    sg.eager.push_back(key);
+  }
+  return K;
+}
+
+// Everything a captured step depends on besides the contents of device memory and of the staging regions: the
+// shapes and the loss scale (kernel arguments), how the step is run, and the address of every buffer a step may
+// replace (activations, adapter products and scratch, the adapters and their copies, the staging buffer). The
+// GEMM tuning count joins them: a step that tuned a shape ran differently from the next one.
+std::vector<uint64_t> LossAndGrads::step_key(int64_t B, int64_t T, int64_t K, float grad_scale, size_t staged_from) const {
+  const Buffers& bf = *buf_;
+  std::vector<uint64_t> k;
+  auto add = [&](const Tensor& t) { k.push_back(reinterpret_cast<uintptr_t>(t.defined() ? t.raw() : nullptr)); };
+  uint32_t scale_bits = 0;
+  std::memcpy(&scale_bits, &grad_scale, sizeof scale_bits);
+  k.insert(k.end(), {static_cast<uint64_t>(B), static_cast<uint64_t>(T), static_cast<uint64_t>(K), scale_bits,
+                     static_cast<uint64_t>(bf.checkpointing), static_cast<uint64_t>(adapter_fold_),
+                     static_cast<uint64_t>(loss_chunk_), static_cast<uint64_t>(matmul_tuned_shapes()),
+                     reinterpret_cast<uintptr_t>(host_->buf), staged_from, host_->uploads.size()});
+  for (const HostStaging::Upload& u : host_->uploads) k.push_back(reinterpret_cast<uintptr_t>(u.dst));
+  for (const Tensor* t : {&bf.ids, &bf.positions, &bf.segments, &bf.x_final, &bf.f, &bf.logits, &bf.losses,
+                          &bf.lin.a32, &bf.lin.r32, &bf.lin.xc, &bf.lin.dxu, &bf.lin.d32, &bf.lin.u16, &bf.lin.d16,
+                          &loss_check_, &bf.grads.dx, &bf.grads.da})
+    add(*t);
+  for (const LayerActs& A : bf.layers) {
+    add(A.x);
+    add(A.a), add(A.b);  // the folded groups' inputs: replaced when the fold is turned on or off
+    for (int g = 0; g < kLoraGroups; g++) add(A.adapter_u[g]), add(A.xu[g]);
+  }
+  for (const Linear* l : m_.all_linears()) {
+    const LoraSlot& a = l->lora;
+    for (const Tensor* t : std::initializer_list<const Tensor*>{&a.A, &a.B, &a.dA, &a.dB, &a.A16, &a.B16, &a.folded}) add(*t);
+    uint32_t sb = 0;
+    std::memcpy(&sb, &a.scale, sizeof sb);
+    k.push_back(sb);
+    k.push_back(static_cast<uint64_t>(a.folded_at));
+  }
+  return k;
 }
 
 }  // namespace wick

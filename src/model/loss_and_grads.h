@@ -77,13 +77,23 @@ class LossAndGrads {
   // run last to first; on CUDA the work is queued, not done): data-parallel training starts that layer's
   // gradient allreduce there, overlapping the layers still to come. Empty: none.
   void set_layer_backward_hook(std::function<void(int64_t layer)> hook) { layer_hook_ = std::move(hook); }
+  // Training steps on CUDA as CUDA graphs (off by default; the trainer turns it on unless WICK_CUDA_GRAPHS=0 or
+  // WICK_TRAIN_GRAPHS=0): a step whose shapes, loss scale and buffers are those of the step before it is captured
+  // once and replayed after, with the same results bit for bit. Not with dropout or a layer hook, and not for
+  // evaluation; a capture that fails warns once and the run goes on without graphs.
+  void set_step_graphs(bool on) { graphs_on_ = on; }
+  int64_t graph_replays() const;  // steps run by replaying a captured graph so far
 
  private:
   struct Buffers;
   struct HostStaging;
+  struct StepGraphs;
+  std::vector<uint64_t> step_key(int64_t B, int64_t T, int64_t K, float grad_scale, size_t staged_from) const;
   CausalLM& m_;
   std::unique_ptr<Buffers> buf_;
   std::unique_ptr<HostStaging> host_;
+  std::unique_ptr<StepGraphs> graphs_;
+  bool graphs_on_ = false;
   Tensor loss_check_;  // f32 [loss chunk] on the device (see loss_check)
   int64_t loss_chunk_ = 1024;
   bool checkpointing_ = false;

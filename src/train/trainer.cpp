@@ -55,6 +55,8 @@ struct Trainer::Impl {
         eval(ev), comm(c ? c : &single) {
     if (eval) eval_batcher.emplace(*eval, opt.batch_size, false, opt.seed, opt.pad_id, opt.packing ? opt.max_seq_len : 0);
     grad.set_checkpointing(opt.grad_checkpointing);
+    // Training steps as CUDA graphs (LossAndGrads::set_step_graphs; WICK_TRAIN_GRAPHS=0 turns them off alone).
+    grad.set_step_graphs(env_default_on("WICK_CUDA_GRAPHS") && env_default_on("WICK_TRAIN_GRAPHS"));
   }
 };
 
@@ -311,11 +313,12 @@ bool Trainer::run(const std::function<void(const StepReport&)>& on_step, const s
   }
   bool overlapping = false;  // set during the backward whose layers start their reductions
   std::vector<char> started(static_cast<size_t>(num_layers), 0);
-  p.grad.set_layer_backward_hook([&](int64_t l) {
-    if (!overlapping || layer_grads[static_cast<size_t>(l)].empty()) return;
-    comm.start_allreduce_sum(layer_grads[static_cast<size_t>(l)]);
-    started[static_cast<size_t>(l)] = 1;
-  });
+  if (comm.collective())  // one rank: no hook, which leaves its steps free to run as CUDA graphs
+    p.grad.set_layer_backward_hook([&](int64_t l) {
+      if (!overlapping || layer_grads[static_cast<size_t>(l)].empty()) return;
+      comm.start_allreduce_sum(layer_grads[static_cast<size_t>(l)]);
+      started[static_cast<size_t>(l)] = 1;
+    });
   struct HookReset {  // the hook refers to this frame
     LossAndGrads& g;
     ~HookReset() { g.set_layer_backward_hook(nullptr); }

@@ -95,6 +95,12 @@ void* scratch(int device, size_t nbytes) {
   if (blocks.empty()) blocks.assign(cuda_device_count(), Block{});
   Block& b = blocks[device];
   if (b.n >= nbytes && b.p) return b.p;
+  // Growing inside a capture would leave the block owned by the graph (freed with it, or never freed):
+  // the capture fails instead, with the block as it was.
+  cudaStreamCaptureStatus cs = cudaStreamCaptureStatusNone;
+  if (cudaStreamIsCapturing(s, &cs) != cudaSuccess || cs != cudaStreamCaptureStatusNone)
+    throw Error("the CUDA scratch buffer would grow to " + std::to_string(nbytes) + " bytes while a CUDA graph is "
+                "being captured", "", "run the work once without capturing before capturing it");
   set_device(device);
   if (b.p) WICK_CUDA_CHECK(cudaFreeAsync(b.p, s));
   b.p = nullptr;
@@ -217,6 +223,23 @@ void cuda_graph_capture(int dev, const std::function<void()>& work, void** graph
     cudaGetLastError();
     throw Error(std::string("the work could not be captured as a CUDA graph: ") + cudaGetErrorString(e));
   }
+  // Device memory allocated inside the work and not freed there (stream-ordered allocations become the graph's
+  // allocation nodes) would be handed out again by every replay while something outside still holds it.
+  size_t n_nodes = 0;
+  WICK_CUDA_CHECK(cudaGraphGetNodes(g, nullptr, &n_nodes));
+  std::vector<cudaGraphNode_t> nodes(n_nodes);
+  if (n_nodes) WICK_CUDA_CHECK(cudaGraphGetNodes(g, nodes.data(), &n_nodes));
+  long long live_allocs = 0;
+  for (cudaGraphNode_t n : nodes) {
+    cudaGraphNodeType t;
+    WICK_CUDA_CHECK(cudaGraphNodeGetType(n, &t));
+    live_allocs += t == cudaGraphNodeTypeMemAlloc ? 1 : t == cudaGraphNodeTypeMemFree ? -1 : 0;
+  }
+  if (live_allocs > 0) {
+    cudaGraphDestroy(g);
+    throw Error("the captured work keeps " + std::to_string(live_allocs) + " device allocation(s) it made", "",
+                "run the work once without capturing (to size its buffers) before capturing it");
+  }
   cudaGraphExec_t x = nullptr;
   const cudaError_t ei = cudaGraphInstantiate(&x, g, 0);
   if (ei != cudaSuccess) {
@@ -247,14 +270,17 @@ void cuda_memset_zero(void* p, int dev, size_t nbytes) {
 
 void cuda_synchronize(int dev) { WICK_CUDA_CHECK(cudaStreamSynchronize(cuda::stream(dev))); }
 
-// The default pool serves every cudaMallocAsync of wick (tensors, activations, workspaces); its used-memory
-// high-water mark is wick's peak, less cuBLASLt's 32 MiB workspace and the small RoPE tables (cudaMalloc).
+// The default pool serves every cudaMallocAsync of wick (tensors, activations, workspaces) outside CUDA graphs;
+// allocations made inside a captured graph come from the device's graph memory instead. The two high-water marks
+// added are wick's peak (an upper bound: they need not have peaked together), less cuBLASLt's 32 MiB workspace
+// and the small RoPE tables (cudaMalloc).
 size_t cuda_peak_memory(int dev) {
   cudaMemPool_t pool;
   WICK_CUDA_CHECK(cudaDeviceGetDefaultMemPool(&pool, dev));
-  unsigned long long v = 0;  // cuuint64_t
+  unsigned long long v = 0, g = 0;  // cuuint64_t
   WICK_CUDA_CHECK(cudaMemPoolGetAttribute(pool, cudaMemPoolAttrUsedMemHigh, &v));
-  return static_cast<size_t>(v);
+  WICK_CUDA_CHECK(cudaDeviceGetGraphMemAttribute(dev, cudaGraphMemAttrUsedMemHigh, &g));
+  return static_cast<size_t>(v + g);
 }
 
 void cuda_reset_peak_memory(int dev) {
@@ -262,6 +288,7 @@ void cuda_reset_peak_memory(int dev) {
   WICK_CUDA_CHECK(cudaDeviceGetDefaultMemPool(&pool, dev));
   unsigned long long zero = 0;
   WICK_CUDA_CHECK(cudaMemPoolSetAttribute(pool, cudaMemPoolAttrUsedMemHigh, &zero));
+  WICK_CUDA_CHECK(cudaDeviceSetGraphMemAttribute(dev, cudaGraphMemAttrUsedMemHigh, &zero));
 }
 
 void cuda_event_record(int dev, void** event) {
