@@ -49,7 +49,9 @@ void device_copy_async(void* dst, Device dst_dev, const void* src, Device src_de
 class DeviceGraph {
  public:
   // Records work() without running it; throws wick::Error naming the CUDA error when it cannot be captured
-  // (the stream stays usable). A build without CUDA, or a CPU device: a clear error.
+  // (the stream stays usable), and when the work would grow the CUDA scratch block or keeps a device allocation
+  // it made (stream-ordered allocations freed inside the work are fine). A build without CUDA, or a CPU device:
+  // a clear error.
   DeviceGraph(Device d, const std::function<void()>& work);
   ~DeviceGraph();
   DeviceGraph(const DeviceGraph&) = delete;

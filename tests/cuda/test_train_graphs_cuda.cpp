@@ -1,8 +1,10 @@
 // Training steps as CUDA graphs (LossAndGrads::set_step_graphs) against the same steps launched one kernel at a
 // time: the per-step loss sums and every adapter gradient bit for bit, over steps whose batches, adapters (moved
-// between steps as an optimizer would) and shapes change, with two micro-batches a step.
+// between steps as an optimizer would) and shapes change, with two micro-batches a step; bf16 and f32, packed
+// rows (positions and segments change every step), and with dropout (never captured).
 #include <gtest/gtest.h>
 
+#include <cstdlib>
 #include <string>
 #include <vector>
 
@@ -13,21 +15,34 @@
 #include "model/loss_and_grads.h"
 #include "ops/cross_entropy.h"
 #include "ops/elementwise.h"
+#include "train/test_trainer_util.h"
 
 namespace wick::test {
 namespace {
 
 // Rows of random tokens and targets; the targets of the positions where ignore[i] is set are ignored. The
-// ignore pattern fixes the counted rows (a shape of the step); the tokens differ every call.
-TrainBatch random_batch(Rng& rng, int64_t B, int64_t T, int64_t V, const std::vector<char>& ignore) {
-  std::vector<int32_t> ids(B * T), targets(B * T);
-  for (int64_t i = 0; i < B * T; i++) {
-    ids[i] = static_cast<int32_t>(rng.below(V));
-    targets[i] = ignore[i] ? kIgnoreIndex : static_cast<int32_t>(rng.below(V));
+// ignore pattern fixes the counted rows (a shape of the step); the tokens differ every call. packed: each row
+// packs examples of random lengths (positions restart, segments number them), drawn anew every call.
+TrainBatch random_batch(Rng& rng, int64_t B, int64_t T, int64_t V, const std::vector<char>& ignore, bool packed) {
+  std::vector<int32_t> ids(B * T), targets(B * T), positions(B * T), segments(B * T);
+  for (int64_t b = 0; b < B; b++) {
+    int64_t seg = 0, pos = 0, left = 1 + static_cast<int64_t>(rng.below(T));
+    for (int64_t t = 0; t < T; t++, left--) {
+      if (left == 0) seg++, pos = 0, left = 1 + static_cast<int64_t>(rng.below(T));
+      const int64_t i = b * T + t;
+      ids[i] = static_cast<int32_t>(rng.below(V));
+      targets[i] = ignore[i] ? kIgnoreIndex : static_cast<int32_t>(rng.below(V));
+      positions[i] = static_cast<int32_t>(pos++);
+      segments[i] = static_cast<int32_t>(seg);
+    }
   }
   TrainBatch tb;
   tb.ids = Tensor::from_i32(ids, {B, T});
   tb.targets = Tensor::from_i32(targets, {B, T});
+  if (packed) {
+    tb.positions = Tensor::from_i32(positions, {B, T});
+    tb.segments = Tensor::from_i32(segments, {B, T});
+  }
   return tb;
 }
 
@@ -36,12 +51,13 @@ struct TrainRun {
   std::unique_ptr<LossAndGrads> lg;
 };
 
-TrainRun make_run(const ModelConfig& c, DType dt, bool graphs) {
+TrainRun make_run(const ModelConfig& c, DType dt, bool graphs, float dropout) {
   TrainRun r;
   r.m = CausalLM::random(c, Device::cuda(), dt, 41);
   io::LoraConfig lc;
   lc.r = 8;
   lc.alpha = 16;
+  lc.dropout = dropout;
   lc.target_modules = all_lora_targets();
   attach_new_adapters(*r.m, lc, 42);
   Rng rng(43);
@@ -66,9 +82,16 @@ TEST(CudaTrainGraphs, ReplayedStepsEqualEagerStepsBitForBit) {
   c.max_position_embeddings = 128;
   c.tie_word_embeddings = false;
   const int64_t B = 2, T = 64, N = B * T;
-  for (DType dt : {DType::BF16, DType::F32}) {
-    SCOPED_TRACE(dtype_name(dt));
-    TrainRun eager = make_run(c, dt, false), graphed = make_run(c, dt, true);
+  struct Case {
+    DType dt;
+    bool packed;
+    float dropout;  // a step with dropout is never captured (its masks' seed changes every step)
+  };
+  for (const Case& cs : {Case{DType::BF16, false, 0.0f}, Case{DType::F32, false, 0.0f}, Case{DType::BF16, true, 0.0f},
+                         Case{DType::BF16, false, 0.1f}}) {
+    const DType dt = cs.dt;
+    SCOPED_TRACE(std::string(dtype_name(dt)) + (cs.packed ? ", packed" : "") + (cs.dropout > 0 ? ", dropout" : ""));
+    TrainRun eager = make_run(c, dt, false, cs.dropout), graphed = make_run(c, dt, true, cs.dropout);
     Rng pattern_rng(44);
     std::vector<char> most(N), fewer(N);
     for (int64_t i = 0; i < N; i++) most[i] = pattern_rng.below(5) == 0, fewer[i] = pattern_rng.below(2) == 0;
@@ -84,11 +107,11 @@ TEST(CudaTrainGraphs, ReplayedStepsEqualEagerStepsBitForBit) {
       for (int w = 0; w < 2; w++) {
         TrainRun& r = *runs[w];
         zero_lora_grads(*r.m);
-        const TrainBatch b1 = random_batch(*data[w], B, T, c.vocab_size, *plan[step]);
-        const TrainBatch b2 = random_batch(*data[w], B, T, c.vocab_size, *plan[step]);
+        const TrainBatch b1 = random_batch(*data[w], B, T, c.vocab_size, *plan[step], cs.packed);
+        const TrainBatch b2 = random_batch(*data[w], B, T, c.vocab_size, *plan[step], cs.packed);
         const float scale = 1.0f / static_cast<float>(b1.counted() + b2.counted());
-        r.lg->queue_step(b1, scale);
-        r.lg->queue_step(b2, scale);
+        r.lg->queue_step(b1, scale, 1000 * step + 1);
+        r.lg->queue_step(b2, scale, 1000 * step + 2);
         sums[w] = r.lg->take_loss_sums();
         for (const LoraParam& p : lora_params(*r.m)) {
           grads[w].push_back(p.grad->to_f32_vector());
@@ -108,9 +131,53 @@ TEST(CudaTrainGraphs, ReplayedStepsEqualEagerStepsBitForBit) {
     // Each micro-batch's graph is captured at step 2 (step 1 ran its key eagerly; step 0 also made the buffers and
     // uploaded the positions) and replayed there and at steps 3, 5, 6, 7 (step 4's shape runs eagerly, and the
     // graphs of the first shape are kept): 2 x 5 replays; the eager run none.
-    EXPECT_EQ(graphed.lg->graph_replays(), 10);
+    EXPECT_EQ(graphed.lg->graph_replays(), cs.dropout > 0 ? 0 : 10);
     EXPECT_EQ(eager.lg->graph_replays(), 0);
   }
+}
+
+// The trainer (optimizer, clipping on the device, gradient accumulation) with its steps as graphs, stopped after
+// step 3 and resumed, against an uninterrupted run without graphs: the same checkpoint bytes and losses.
+TEST(CudaTrainGraphs, TrainerWithGraphsAndAResumeEqualsTheRunWithout) {
+  WICK_REQUIRE_CUDA();
+  TempDir tmp;
+  Rng rng(7);
+  ModelConfig c = tiny_config(211);
+  c.hidden_size = 128;
+  c.intermediate_size = 256;
+  c.head_dim = 32;
+  std::vector<Example> ex;  // one length, everything counted: every step has the same shapes
+  for (int i = 0; i < 40; i++) ex.push_back(random_example(rng, 33, 0, c.vocab_size));
+  const Dataset data = write_and_load(ex, tmp.file("d.jsonl"), c.vocab_size);
+  TrainOptions o;
+  o.lora.r = 8;
+  o.lora.alpha = 16;
+  o.lora.target_modules = all_lora_targets();
+  o.max_steps = 7;
+  o.batch_size = 2;
+  o.grad_accum = 2;
+  o.max_grad_norm = 0.05;  // clipping on: the norm's bits reach every update
+  o.lr = 1e-3;
+  auto run = [&](const std::string& dir, bool graphs, int64_t stop_after, bool resume) {
+    if (graphs) unsetenv("WICK_TRAIN_GRAPHS");
+    else setenv("WICK_TRAIN_GRAPHS", "0", 1);
+    TrainOptions x = o;
+    x.out_dir = dir;
+    if (resume) x.resume = dir;
+    auto m = CausalLM::random(c, Device::cuda(), DType::BF16, 3);
+    Trainer t(*m, data, x);
+    run_trainer(t, stop_after);
+    unsetenv("WICK_TRAIN_GRAPHS");
+  };
+  run(tmp.file("eager"), false, -1, false);
+  run(tmp.file("graphs"), true, 3, false);
+  run(tmp.file("graphs"), true, -1, true);
+  for (const char* f : {"adapter_model.safetensors", "optimizer.safetensors"})
+    EXPECT_TRUE(file_bytes(ckpt(tmp.file("eager")) + "/" + f) == file_bytes(ckpt(tmp.file("graphs")) + "/" + f)) << f;
+  const auto a = read_metrics(tmp.file("eager")), b = read_metrics(tmp.file("graphs"));
+  ASSERT_EQ(a.size(), b.size());
+  for (size_t i = 0; i < a.size(); i++)
+    if (a[i].contains("loss")) EXPECT_EQ(a[i]["loss"], b[i]["loss"]) << "record " << i;
 }
 
 }  // namespace
