@@ -406,7 +406,8 @@ int64_t LossAndGrads::queue_step(const TrainBatch& batch, float grad_scale, uint
 // Everything a captured step depends on besides the contents of device memory and of the staging regions: the
 // shapes and the loss scale (kernel arguments), how the step is run, and the address of every buffer a step may
 // replace (activations, adapter products and scratch, the adapters and their copies, the staging buffer). The
-// GEMM tuning count joins them: a step that tuned a shape ran differently from the next one.
+// GEMM tuning's progress joins them: a step that tuned a shape, or brought one closer to its tuning (a shape used
+// once a step is tuned at its third step), is not captured yet, as a graph would keep the untuned choice.
 std::vector<uint64_t> LossAndGrads::step_key(int64_t B, int64_t T, int64_t K, float grad_scale, size_t staged_from) const {
   const Buffers& bf = *buf_;
   std::vector<uint64_t> k;
@@ -415,7 +416,7 @@ std::vector<uint64_t> LossAndGrads::step_key(int64_t B, int64_t T, int64_t K, fl
   std::memcpy(&scale_bits, &grad_scale, sizeof scale_bits);
   k.insert(k.end(), {static_cast<uint64_t>(B), static_cast<uint64_t>(T), static_cast<uint64_t>(K), scale_bits,
                      static_cast<uint64_t>(bf.checkpointing), static_cast<uint64_t>(adapter_fold_),
-                     static_cast<uint64_t>(loss_chunk_), static_cast<uint64_t>(matmul_tuned_shapes()),
+                     static_cast<uint64_t>(loss_chunk_), static_cast<uint64_t>(matmul_tuning_progress()),
                      reinterpret_cast<uintptr_t>(host_->buf), staged_from, host_->uploads.size()});
   for (const HostStaging::Upload& u : host_->uploads) k.push_back(reinterpret_cast<uintptr_t>(u.dst));
   for (const Tensor* t : {&bf.ids, &bf.positions, &bf.segments, &bf.x_final, &bf.f, &bf.logits, &bf.losses,

@@ -34,6 +34,14 @@ int64_t matmul_tuned_shapes() {
 #endif
 }
 
+int64_t matmul_tuning_progress() {
+#ifdef WICK_CUDA
+  return cuda_ops::gemm_tuning_progress();
+#else
+  return 0;
+#endif
+}
+
 void matmul(const Tensor& a, const Tensor& b, Tensor& c, bool trans_a, bool trans_b, float alpha, float beta,
             const Tensor* bias) {
   static const char* op = "matmul";

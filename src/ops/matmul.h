@@ -53,6 +53,10 @@ class MatmulTuningScope {
 bool matmul_tuning_allowed();  // on this thread
 // How many GEMM shapes this process has tuned so far (0 without CUDA).
 int64_t matmul_tuned_shapes();
+// Shapes tuned, plus the calls (in tuning scopes) that brought a shape still to be tuned closer to its tuning: a
+// piece of work that leaves this unchanged would tune nothing if run again, so it may be captured as a CUDA graph
+// (where nothing is tuned) without keeping an untuned choice. 0 without CUDA.
+int64_t matmul_tuning_progress();
 
 // Linear layer, weights as Hugging Face stores them [out, in].
 // x [N, in], w [out, in], b [out] or null -> y [N, out] (=)

@@ -93,6 +93,7 @@ constexpr int64_t kTuneAtUse = 3;                  // a shape is tuned on its th
 constexpr double kTuneMinMacs = 1073741824.0;      // and only with >= 2^30 multiply-adds (worth ~10 us or more)
 
 std::atomic<int64_t> tuned_count{0};
+std::atomic<int64_t> untuned_calls{0};  // calls of a shape still to be tuned, that brought it closer
 
 bool tuning_on() {
   static const bool on = env_default_on("WICK_GEMM_TUNE");
@@ -292,6 +293,9 @@ bool may_tune(const GemmArgs& g, const Key& key, int64_t span, size_t ec, size_t
 }  // namespace
 
 int64_t tuned_shapes() { return tuned_count.load(std::memory_order_relaxed); }
+int64_t tuning_progress() {
+  return tuned_count.load(std::memory_order_relaxed) + untuned_calls.load(std::memory_order_relaxed);
+}
 
 bool gemm_bias_aligned(const void* bias) { return reinterpret_cast<uintptr_t>(bias) % 16 == 0; }
 
@@ -341,13 +345,14 @@ void gemm(const GemmArgs& g) {
   if (g.bias)  // this call's bias, for the tuning runs and the call itself
     WICK_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(p.desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &g.bias,
                                                      sizeof(g.bias)));
-  if (!p.tuned && g.may_tune && ++p.uses >= kTuneAtUse) {
+  if (!p.tuned && g.may_tune) {
     const int64_t span = (g.batch > 1 ? (g.batch - 1) * key.sc : 0) + (g.m - 1) * key.ldc + g.n;  // c's elements
     if (!tuning_on() || p.candidates.size() < 2 ||
         static_cast<double>(g.m) * static_cast<double>(g.n) * static_cast<double>(g.k) * static_cast<double>(g.batch) < kTuneMinMacs) {
       p.tuned = true;  // the heuristic's choice stays
-    } else if (may_tune(g, key, span, ec, eab, s)) {
-      tune(st, p, g, span, ec, s);
+    } else if (may_tune(g, key, span, ec, eab, s)) {  // calls that could tune count: not captured ones
+      if (++p.uses >= kTuneAtUse) tune(st, p, g, span, ec, s);
+      else untuned_calls.fetch_add(1, std::memory_order_relaxed);
     }
   }
   // cuBLAS's A is our b and its B is our a (see the top of this file).

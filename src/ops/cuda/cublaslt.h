@@ -52,6 +52,10 @@ void gemm(const GemmArgs& g);
 
 // Shapes tuned so far in this process (all devices).
 int64_t tuned_shapes();
+// Tuning's progress so far: shapes tuned, and calls of a shape still to be tuned that count towards its tuning (a
+// work that leaves it unchanged tunes nothing when run again: it may be captured as a CUDA graph, in which no
+// shape is tuned).
+int64_t tuning_progress();
 
 // Whether cuBLASLt can read a bias at this address (else the caller adds the bias itself).
 bool gemm_bias_aligned(const void* bias);

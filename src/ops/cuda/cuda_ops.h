@@ -30,6 +30,7 @@ void matmul(const MatrixView& a, const MatrixView& b, const MatrixView& c, bool 
 void matmul_into(const MatrixView& a, const MatrixView& b, const MatrixView& c, const MatrixView& d, bool trans_a,
                  bool trans_b, float alpha, float beta);  // checked by ops/matmul.cpp
 int64_t gemm_tuned_shapes();  // ops/matmul.h matmul_tuned_shapes
+int64_t gemm_tuning_progress();  // ops/matmul.h matmul_tuning_progress
 void embedding_forward(const Tensor& ids, const Tensor& table, Tensor& out);
 void embedding_backward(const Tensor& ids, const Tensor& dout, Tensor& dtable);
 void rms_norm_forward(const Tensor& x, const Tensor& w, float eps, const MatrixView& y, Tensor& rstd, RmsWeight kind);

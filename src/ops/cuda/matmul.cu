@@ -159,5 +159,6 @@ void matmul_into(const MatrixView& a, const MatrixView& b, const MatrixView& c, 
 }
 
 int64_t gemm_tuned_shapes() { return cuda::tuned_shapes(); }
+int64_t gemm_tuning_progress() { return cuda::tuning_progress(); }
 
 }  // namespace wick::cuda_ops
