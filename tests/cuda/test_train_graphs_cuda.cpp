@@ -128,10 +128,16 @@ TEST(CudaTrainGraphs, ReplayedStepsEqualEagerStepsBitForBit) {
         EXPECT_EQ(grads[1][i], grads[0][i]) << "gradient " << i;
       }
     }
-    // Each micro-batch's graph is captured at step 2 (step 1 ran its key eagerly; step 0 also made the buffers and
-    // uploaded the positions) and replayed there and at steps 3, 5, 6, 7 (step 4's shape runs eagerly, and the
-    // graphs of the first shape are kept): 2 x 5 replays; the eager run none.
-    EXPECT_EQ(graphed.lg->graph_replays(), cs.dropout > 0 ? 0 : 10);
+    // A key is captured the second time it is seen: a micro-batch's graph at step 2 (step 0 made the buffers and
+    // scratch, which changes the next key; the second micro-batch, which found them made, may already be
+    // captured at step 1), then replayed at steps 3, 5, 6 and 7 (step 4's shape runs eagerly, and the graphs of
+    // the first shape are kept): 10 to 12 replays; none with dropout, none in the eager run.
+    if (cs.dropout > 0) {
+      EXPECT_EQ(graphed.lg->graph_replays(), 0);
+    } else {
+      EXPECT_GE(graphed.lg->graph_replays(), 10);
+      EXPECT_LE(graphed.lg->graph_replays(), 12);
+    }
     EXPECT_EQ(eager.lg->graph_replays(), 0);
   }
 }
