@@ -6,7 +6,9 @@
 
 #include <toml++/toml.h>
 
+#include <map>
 #include <sstream>
+#include <utility>
 
 #include "core/error.h"
 #include "io/safetensors.h"
@@ -43,6 +45,10 @@ void apply_train_toml(TrainSettings& s, const std::string& path, std::vector<std
   // A [train] table is accepted too (one file can hold several commands' settings).
   const toml::table* t = &tbl;
   if (auto sub = tbl["train"].as_table()) t = sub;
+  // Two spellings of one option (rank and lora_r) with different values: which one won depended on the order
+  // the keys are read in (toml++ sorts them), so the file's meaning was a coin toss nobody saw. The same value
+  // twice is harmless. Option row -> the first key that set it and the value it gave, as text.
+  std::map<std::string, std::pair<std::string, std::string>> given;
   for (const auto& [k, node] : *t) {
     const std::string key(k.str());
     const std::string where = path + ": " + key;
@@ -58,7 +64,13 @@ void apply_train_toml(TrainSettings& s, const std::string& path, std::vector<std
       values.push_back(scalar_text(node, where));
     }
     set_option(*row, s, values, where);
-    if (keys_set) keys_set->push_back(row->name);
+    const std::string text = option_text(*row, s);
+    const auto [seen, first] = given.try_emplace(row->name, key, text);
+    if (!first && seen->second.second != text)
+      throw Error("'" + seen->second.first + "' (" + seen->second.second + ") and '" + key + "' (" + text +
+                      ") name one option, " + row->name + ", with different values",
+                  path, "keep one of the two keys");
+    if (keys_set && first) keys_set->push_back(row->name);
   }
 }
 

@@ -20,6 +20,7 @@
 #include "tokenizer/chat_template.h"
 #include "tokenizer/tokenizer.h"
 #include "train/auto_batch.h"
+#include "train/base_model_record.h"
 #include "train/checkpoint_dir.h"
 #include "train/checkpoint_policy.h"
 #include "train/report.h"
@@ -121,6 +122,7 @@ struct TrainRun::Impl {
   TrainOptions opt;
   BatchChoice batch;
   json settings;
+  json base_record;  // base_model.json: what this run trains on
   int64_t start = 0;
   bool stopped_early = false;
   int64_t adapter_step = 0;
@@ -163,9 +165,14 @@ TrainRun::TrainRun(const TrainSettings& settings, TrainRunHooks hooks) : p_(std:
   s.out_dir = absolute(s.out_dir);
 
   p.opt = to_options(s, p.model_src.hub_id.empty() ? p.model_src.path : p.model_src.hub_id);
+  // What this run trains on (train/base_model_record.h): a resume must be onto the base its checkpoint was
+  // trained on, and every checkpoint of this run records it.
+  p.base_record = base_model_record(p.model_src.path, p.model_src.hub_id.empty() ? p.model_src.path : p.model_src.hub_id,
+                                    s.revision);
   if (!s.resume.empty()) {
     p.opt.resume = resolve_resume_dir(absolute(s.resume));
     if (p.opt.resume != absolute(s.resume)) p.log("resume from " + p.opt.resume + " (the latest complete checkpoint)");
+    check_resume_base(p.opt.resume, p.base_record, option_where(p.hooks.where_prefix, "model"));
   }
   if (const std::string from = !p.opt.resume.empty() ? p.opt.resume : s.adapter_init; !from.empty()) {
     adopt_adapter_shape(s, from, ModelConfig::from_model_dir(p.model_src.path), p.hooks.where_prefix,
@@ -255,6 +262,8 @@ TrainRun::TrainRun(const TrainSettings& settings, TrainRunHooks hooks) : p_(std:
   repeat.overwrite = false;  // a repeat never replaces a folder unasked
   if (!p.model_src.hub_id.empty()) repeat.model_dir = p.model_src.hub_id;
   io::write_file_atomic((fs::path(s.out_dir) / "run.toml").string(), train_settings_toml(repeat));
+  // Copied into each checkpoint by its writer (train/checkpoint_dir.h).
+  io::write_file_atomic((fs::path(s.out_dir) / kBaseModelRecord).string(), p.base_record.dump(2) + "\n");
 }
 
 TrainRun::~TrainRun() = default;

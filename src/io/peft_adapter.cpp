@@ -79,6 +79,7 @@ AdapterFiles load_peft_adapter(const std::string& dir) {
                 path_exists(fs::path(dir) / "adapter_model.bin") ? "pickle adapter_model.bin is not supported: save with safetensors"
                                                                : "");
   AdapterFiles out;
+  out.weights_path = st_path;
   out.cfg = LoraConfig::from_json_string(read_file(cfg_path), cfg_path);
   const auto file = SafeTensorsFile::open(st_path);
 

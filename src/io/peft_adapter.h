@@ -52,6 +52,7 @@ struct AdapterFiles {
   LoraConfig cfg;
   std::map<std::string, LoraPair> modules;  // key: HF module path, e.g. "model.layers.0.self_attn.q_proj"
   std::vector<std::string> ignored;         // modules in the file that the config does not select (not applied)
+  std::string weights_path;                 // the adapter_model.safetensors read (for messages); "" if built here
 };
 
 // Reads <dir>/adapter_config.json and <dir>/adapter_model.safetensors. Tensors (F32/BF16/F16) come back

@@ -69,6 +69,29 @@ io::LoraConfig config_matching(const io::LoraConfig& c, const ModelConfig& cfg,
   return out;
 }
 
+// PEFT writes lora_A and lora_B for every module its config selects, so a selected module of the model without
+// them is a damaged or hand-cut file, or an adapter of a model with fewer layers. Loading it anyway left that
+// module unadapted without a word (PEFT itself only warns of the missing keys); wick refuses it, naming the
+// first missing tensors and how many modules lack theirs.
+static void check_selected_present(const io::AdapterFiles& adapter, const ModelConfig& cfg, const std::string& where) {
+  std::vector<std::string> missing;
+  for (const std::string& m : lora_module_paths(cfg))
+    if (adapter.cfg.targets(m) && !adapter.modules.count(m)) missing.push_back(m);
+  if (missing.empty()) return;
+  const size_t shown = std::min<size_t>(missing.size(), 3);
+  std::string names;
+  for (size_t i = 0; i < shown; i++)
+    names += (i ? ", '" : "'") + std::string("base_model.model.") + missing[i] + ".lora_A.weight' / .lora_B.weight";
+  if (missing.size() > shown) names += " and " + std::to_string(missing.size() - shown) + " more";
+  throw Error("no LoRA tensors for " + std::to_string(missing.size()) + " of the " +
+                  std::to_string(adapter.modules.size() + missing.size()) +
+                  " modules its adapter_config.json selects (target_modules / layers_to_transform): " + names,
+              adapter.weights_path.empty() ? where : adapter.weights_path,
+              "the file is incomplete, or was made for a model with fewer layers (this one has " +
+                  std::to_string(cfg.num_layers) + "): use this model's adapter, or select only the modules it holds "
+                  "(target_modules, layers_to_transform, exclude_modules)");
+}
+
 void validate_against(const io::AdapterFiles& adapter, const ModelConfig& cfg, const std::string& where) {
   check_targets(adapter.cfg, cfg, where);
   const std::string prefix = "base_model.model.";
@@ -95,6 +118,7 @@ void validate_against(const io::AdapterFiles& adapter, const ModelConfig& cfg, c
                       shape_str(want_b) + " [out, r] for this model",
                   where, "the adapter was made for another model");
   }
+  check_selected_present(adapter, cfg, where);
 }
 
 std::vector<std::vector<Linear*>> lora_groups(CausalLM& m) {

@@ -32,7 +32,9 @@ io::LoraConfig config_matching(const io::LoraConfig& c, const ModelConfig& cfg,
                                const std::map<std::string, io::LoraPair>& modules);
 
 // check_targets, then that every module of the adapter is a LoRA-targetable Linear of a model with this
-// config (its family's weight table) and that A is [r, in] and B [out, r] for it; where names the adapter.
+// config (its family's weight table) and that A is [r, in] and B [out, r] for it, and that every module of the
+// model the config selects has its lora_A and lora_B (else an error naming the adapter file and the missing
+// tensors); where names the adapter.
 void validate_against(const io::AdapterFiles& adapter, const ModelConfig& cfg, const std::string& where);
 
 // Every decoder layer's linears grouped by the input they read (LayerWeights::lora_groups). Attach lays the

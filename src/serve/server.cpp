@@ -8,8 +8,11 @@
 #include <chrono>
 #include <filesystem>
 #include <iostream>
+#include <map>
 #include <nlohmann/json.hpp>
+#include <regex>
 #include <thread>
+#include <vector>
 
 #include "core/error.h"
 #include "io/json_util.h"
@@ -83,6 +86,41 @@ httplib::Server::HandlerResponse check_post_framing(Server& s, const httplib::Re
     return refuse(413, "the request body is larger than " + std::to_string(max) + " bytes");
   return R::Unhandled;
 }
+
+// A route's path pattern (cpp-httplib's: a regex the whole path must match) and the methods it takes.
+struct RouteMethods {
+  std::regex pattern;
+  std::vector<std::string> methods;  // as registered; GET implies HEAD (cpp-httplib answers HEAD with the GET route)
+};
+
+// "GET, HEAD" / "POST": the Allow header of a route.
+std::string allow_header(const std::vector<std::string>& methods) {
+  std::string out;
+  for (const std::string& m : methods) {
+    out += (out.empty() ? "" : ", ") + m;
+    if (m == "GET") out += ", HEAD";
+  }
+  return out;
+}
+
+// A known path asked with a method it does not take: 405 with an Allow header and OpenAI's error body (cpp-httplib
+// answered 404, as for a path that does not exist, so `GET /v1/chat/completions` read as a typo in the URL).
+// Before the body is read; the connection closes after it when the request carries one (it was not read).
+httplib::Server::HandlerResponse refuse_other_methods(Server& s, const std::vector<RouteMethods>& routes,
+                                                      const httplib::Request& req, httplib::Response& res) {
+  using R = httplib::Server::HandlerResponse;
+  for (const RouteMethods& r : routes) {
+    if (!std::regex_match(req.path, r.pattern)) continue;
+    for (const std::string& m : r.methods)
+      if (req.method == m || (m == "GET" && req.method == "HEAD")) return R::Unhandled;
+    const std::string allow = allow_header(r.methods);
+    res.set_header("Allow", allow);
+    if (req.has_header("Content-Length") || req.has_header("Transfer-Encoding")) res.set_header("Connection", "close");
+    send_error(s, res, 405, "the method " + req.method + " is not allowed on " + req.path + " (it takes " + allow + ")");
+    return R::Handled;
+  }
+  return R::Unhandled;
+}
 }  // namespace
 
 void check_server_options(const ServerOptions& opt) {
@@ -138,9 +176,6 @@ void Server::routes() {
     setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, reinterpret_cast<const void*>(&yes), sizeof(yes));
   });
   // Statuses httplib answers itself (404, 413, 400 on a broken request line) get OpenAI's error body too.
-  h.set_pre_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
-    return check_post_framing(*this, req, res, opt_.max_body_bytes);
-  });
   h.set_error_handler([this](const httplib::Request&, httplib::Response& res) {
     if (!res.body.empty()) return;
     std::string msg = res.status == 413 ? "the request body is larger than " + std::to_string(opt_.max_body_bytes) + " bytes"
@@ -160,26 +195,41 @@ void Server::routes() {
     send_error(*this, res, 500, msg);
   });
 
-  h.Get("/health", [this](const httplib::Request&, httplib::Response& res) {
+  // Every route is registered through get / post / del, which note its methods: a known path asked with another
+  // method gets 405 from the pre-routing handler set below (refuse_other_methods).
+  std::map<std::string, std::vector<std::string>> methods;  // path pattern -> the methods registered for it
+  const auto get = [&](const std::string& p, httplib::Server::Handler f) {
+    methods[p].push_back("GET");
+    h.Get(p, std::move(f));
+  };
+  const auto post = [&](const std::string& p, httplib::Server::HandlerWithContentReader f) {
+    methods[p].push_back("POST");
+    h.Post(p, std::move(f));
+  };
+  const auto del = [&](const std::string& p, httplib::Server::Handler f) {
+    methods[p].push_back("DELETE");
+    h.Delete(p, std::move(f));
+  };
+  get("/health", [this](const httplib::Request&, httplib::Response& res) {
     res.status = draining() ? 503 : 200;
     res.set_content(json{{"status", draining() ? "draining" : "ok"}}.dump(), "application/json");
   });
-  h.Get("/metrics", [this](const httplib::Request&, httplib::Response& res) {
+  get("/metrics", [this](const httplib::Request&, httplib::Response& res) {
     metrics_.queue_depth = sched_->queued();
     res.set_content(metrics_.render(), "text/plain; version=0.0.4");
   });
-  h.Get("/v1/models", [this](const httplib::Request&, httplib::Response& res) {
+  get("/v1/models", [this](const httplib::Request&, httplib::Response& res) {
     json data = json::array({model_entry(opt_.model_name, "")});
     for (const auto& a : adapters_->list()) data.push_back(model_entry(a->name, opt_.model_name));
     res.set_content(json{{"object", "list"}, {"data", data}}.dump(), "application/json");
   });
-  h.Get(R"(/v1/models/([^/]+))", [this](const httplib::Request& req, httplib::Response& res) {
+  get(R"(/v1/models/([^/]+))", [this](const httplib::Request& req, httplib::Response& res) {
     const std::string id = req.matches[1];
     if (id == opt_.model_name) return res.set_content(dump_json(model_entry(id, "")), "application/json");
     if (adapters_->find(id)) return res.set_content(dump_json(model_entry(id, opt_.model_name)), "application/json");
     send_error(*this, res, 404, "the model '" + id + "' does not exist", "model", "model_not_found");
   });
-  h.Post("/v1/adapters", [this](const httplib::Request&, httplib::Response& res, const httplib::ContentReader& reader) {
+  post("/v1/adapters", [this](const httplib::Request&, httplib::Response& res, const httplib::ContentReader& reader) {
     std::string body;
     if (!read_body(*this, reader, opt_.max_body_bytes, res, body)) return;
     if (draining()) return send_error(*this, res, 503, "the server is shutting down");
@@ -205,18 +255,27 @@ void Server::routes() {
       send_error(*this, res, 400, e.what(), "path");
     }
   });
-  h.Delete(R"(/v1/adapters/([^/]+))", [this](const httplib::Request& req, httplib::Response& res) {
+  del(R"(/v1/adapters/([^/]+))", [this](const httplib::Request& req, httplib::Response& res) {
     const std::string name = req.matches[1];
     if (!adapters_->remove(name))
       return send_error(*this, res, 404, "no adapter named '" + name + "' is loaded", "name", "model_not_found");
     res.set_content(dump_json(json{{"id", name}, {"object", "model"}, {"deleted", true}}), "application/json");
   });
   for (const bool chat : {true, false})
-    h.Post(chat ? "/v1/chat/completions" : "/v1/completions",
-           [this, chat](const httplib::Request&, httplib::Response& res, const httplib::ContentReader& reader) {
-             std::string body;
-             if (read_body(*this, reader, opt_.max_body_bytes, res, body)) handle_completion(*this, body, res, chat);
-           });
+    post(chat ? "/v1/chat/completions" : "/v1/completions",
+         [this, chat](const httplib::Request&, httplib::Response& res, const httplib::ContentReader& reader) {
+           std::string body;
+           if (read_body(*this, reader, opt_.max_body_bytes, res, body)) handle_completion(*this, body, res, chat);
+         });
+
+  // Before any body is read: a method the path does not take (405), then a POST's framing (411 / 400 / 413 / 415).
+  std::vector<RouteMethods> known;
+  for (auto& [pattern, ms] : methods) known.push_back({std::regex(pattern), std::move(ms)});
+  h.set_pre_routing_handler([this, known](const httplib::Request& req, httplib::Response& res) {
+    if (refuse_other_methods(*this, known, req, res) == httplib::Server::HandlerResponse::Handled)
+      return httplib::Server::HandlerResponse::Handled;
+    return check_post_framing(*this, req, res, opt_.max_body_bytes);
+  });
 }
 
 void Server::begin_drain() { draining_ = true; }

@@ -3,6 +3,8 @@
 //   POST /v1/chat/completions, POST /v1/completions   (serve/completions.cpp; stream = server-sent events)
 //   GET /v1/models; POST /v1/adapters {name, path}; DELETE /v1/adapters/NAME
 //   GET /health (200 serving, 503 draining); GET /metrics (Prometheus text)
+// A route's path with a method it does not take: 405 with an Allow header; an unknown path: 404 (both with OpenAI's
+// error body).
 // SIGINT / SIGTERM drain: new requests get 503, requests in flight finish, then run() returns (a second
 // signal stops at once: requests still running get an error).
 #pragma once

@@ -16,6 +16,7 @@
 #include "io/atomic_file.h"
 #include "io/fs_util.h"
 #include "io/safetensors.h"
+#include "train/base_model_record.h"
 
 namespace fs = std::filesystem;
 
@@ -126,8 +127,17 @@ static void link_over(const fs::path& src, const fs::path& dst) {
   fs::remove(tmp, ec);  // rename() is a no-op when both names already link one file: drop the spare name
 }
 
+// The run's record of its base model (train/base_model_record.h), into the checkpoint being written, so that
+// the checkpoint names what it was trained on wherever it goes. A run without one (the Trainer used alone) writes
+// checkpoints without it, as before.
+static void copy_base_model_record(const fs::path& run, const fs::path& tmp) {
+  const fs::path src = run / kBaseModelRecord;
+  if (io::is_file(src)) io::write_file_atomic((tmp / kBaseModelRecord).string(), io::read_file(src.string()));
+}
+
 void CheckpointWriter::commit(int64_t keep) {
   const fs::path run = run_;
+  copy_base_model_record(run, tmp_);
   checkpoint_kill_point("tmp-written", step_);
   fsync_dir(tmp_);
   // Checkpoints of this step or later belong to a timeline this run abandoned (it resumed from an older

@@ -1,6 +1,8 @@
 // The run folder's checkpoint layout, crash-safe at every point (docs/reliability.md):
 //   <run>/checkpoint-<step>/   a complete checkpoint: adapter_config.json, adapter_model.safetensors,
-//                              optimizer.safetensors, trainer_state.json. It is written as
+//                              optimizer.safetensors, trainer_state.json, and base_model.json when the run
+//                              has one (<run>/base_model.json, copied in by commit(); train/base_model_record.h).
+//                              It is written as
 //                              <run>/.checkpoint-<step>.tmp/ (every file fsynced) and gets its final name by
 //                              one rename, so a folder named checkpoint-<step> is always complete.
 //   <run>/adapter_config.json, adapter_model.safetensors
@@ -32,10 +34,11 @@ std::string resolve_resume_dir(const std::string& dir);
 // One save, in the order that keeps a complete checkpoint on disk at every instant:
 //   begin()  -> a fresh, empty <run>/.checkpoint-<step>.tmp/ (stale dot-folders of earlier crashes removed)
 //   ... the caller writes the four files into tmp() ...
-//   commit() -> checkpoints with a step >= this one (a run resumed from an older checkpoint abandons them)
-//               are moved aside, tmp is renamed to checkpoint-<step>, the run folder is fsynced, the top-level
-//               adapter links are switched, and all but the newest `keep` checkpoints are removed (keep 0:
-//               none; the caller's retention decides, as train/checkpoint_policy.h does for wick train).
+//   commit() -> <run>/base_model.json, if there is one, is copied into tmp; checkpoints with a step >= this
+//               one (a run resumed from an older checkpoint abandons them) are moved aside, tmp is renamed to
+//               checkpoint-<step>, the run folder is fsynced, the top-level adapter links are switched, and
+//               all but the newest `keep` checkpoints are removed (keep 0: none; the caller's retention
+//               decides, as train/checkpoint_policy.h does for wick train).
 // If commit() is never reached (an exception), the destructor removes tmp: a failed save (disk full) leaves
 // the previous checkpoint as it was and no temp folder behind.
 class CheckpointWriter {

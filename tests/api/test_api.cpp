@@ -12,6 +12,7 @@
 #include <functional>
 #include <nlohmann/json.hpp>
 
+#include "core/warn.h"
 #include "train/train_options.h"
 #include "io/peft_adapter.h"
 #include "core/rng.h"
@@ -429,6 +430,73 @@ TEST_F(TrainRunTest, AResumeKeepsItsLoraShapeAndRefusesAnother) {
   // The same values as the adapter's are not a conflict.
   r.r = 3, r.alpha = 6, r.targets = t.targets, r.max_steps = 4;
   EXPECT_EQ(train(r).steps, 4);
+}
+
+// A resume onto another base model than the checkpoint's was accepted silently: the adapter's shapes fit any model
+// of the same sizes, so the run went on training on weights it had never seen. The checkpoint's base_model.json
+// (the config's sizes, a fingerprint of the weights) must now match --model's: another base is refused naming
+// the checkpoint, both models and what differs; a copy of the same model elsewhere is the same base; a checkpoint
+// without the record (an older wick) resumes with a warning.
+TEST_F(TrainRunTest, AResumeOntoAnotherBaseModelIsRefused) {
+  wick::TrainSettings t = settings("base");
+  t.max_steps = 2;
+  t.save_every = 1;
+  train(t);
+  const fs::path out = t.out_dir, record = out / "checkpoint-2" / "base_model.json";
+  ASSERT_TRUE(fs::exists(record));
+  ASSERT_TRUE(fs::exists(out / "base_model.json"));
+  const json trained = json::parse(bytes(record));
+  EXPECT_EQ(trained["model"], small_.string());
+  EXPECT_EQ(trained["config"]["vocab_size"], 1024);
+
+  wick::ModelConfig c = wick::preset_config("tiny");
+  c.vocab_size = 1024;
+  const fs::path reseeded = root_ / "small-reseeded", wider = root_ / "small-wider", copy = root_ / "small-copy";
+  wick::write_random_model(c, reseeded.string(), 9, wick::DType::F32, "");  // same sizes, other weights
+  c.intermediate_size = 256;
+  wick::write_random_model(c, wider.string(), 8, wick::DType::F32, "");
+  fs::copy(small_, copy, fs::copy_options::recursive);
+
+  wick::TrainSettings r = t;
+  r.max_steps = 3;
+  r.resume = t.out_dir;
+  const std::vector<std::pair<fs::path, std::string>> others = {
+      {reseeded, "(same architecture and sizes, other weights)"}, {wider, "(intermediate_size: trained 352, given 256)"}};
+  for (const auto& [model, differs] : others) {
+    r.model_dir = model.string();
+    try {
+      train(r);
+      ADD_FAILURE() << model << " was not refused";
+    } catch (const wick::Error& e) {
+      const std::string m = e.what();
+      EXPECT_NE(m.find(record.string()), std::string::npos) << m;
+      EXPECT_NE(m.find("trained on another base model"), std::string::npos) << m;
+      EXPECT_NE(m.find("trained on " + small_.string() + " (qwen2, 2 layers"), std::string::npos) << m;
+      EXPECT_NE(m.find(", TrainSettings::model gives " + model.string()), std::string::npos) << m;
+      EXPECT_NE(m.find(differs), std::string::npos) << m;
+      EXPECT_NE(m.find("--adapter-init"), std::string::npos) << m;
+    }
+  }
+  EXPECT_FALSE(fs::exists(out / "checkpoint-3"));
+
+  r.model_dir = copy.string();  // the same weights in another folder
+  EXPECT_EQ(train(r).steps, 3);
+  const json resumed = json::parse(bytes(out / "checkpoint-3" / "base_model.json"));
+  EXPECT_EQ(resumed["model"], copy.string());
+  EXPECT_EQ(resumed["weights_fingerprint"], trained["weights_fingerprint"]);
+
+  // An older wick's checkpoint: no record, nothing to compare; warned of (naming its adapter_config.json's base).
+  fs::remove(out / "checkpoint-3" / "base_model.json");
+  r.model_dir = reseeded.string();
+  r.max_steps = 4;
+  std::vector<std::string> warnings;
+  auto old = wick::set_warning_sink([&](const std::string& w) { warnings.push_back(w); });
+  const wick::TrainSummary done = train(r);
+  wick::set_warning_sink(old);
+  EXPECT_EQ(done.steps, 4);
+  ASSERT_EQ(warnings.size(), 1u);
+  EXPECT_NE(warnings[0].find((out / "checkpoint-3").string() + " has no base_model.json"), std::string::npos) << warnings[0];
+  EXPECT_NE(warnings[0].find("names " + small_.string()), std::string::npos) << warnings[0];
 }
 
 TEST_F(TrainRunTest, LoadBestPutsTheLowestEvalLossAdapterAtTheTop) {

@@ -12,6 +12,7 @@
 #include "wick/wick.h"
 #include "core/error.h"
 #include "core/rng.h"
+#include "io/io_testutil.h"
 #include "io/safetensors.h"
 
 namespace fs = std::filesystem;
@@ -140,6 +141,29 @@ TEST(TrainOptions, TomlTakesAliasesAndATrainTable) {
   EXPECT_TRUE(s.packing);
   EXPECT_EQ(s.epochs, 2);
   fs::remove(path);
+}
+
+// Two keys of one option (its name and an alias, or two aliases) in one file: the same value is fine, different
+// values are an error naming the file and both keys (the one read last used to win silently).
+TEST(TrainOptions, TomlRefusesTwoKeysOfOneOptionThatDisagree) {
+  const std::string same = tmp_file("same.toml", "rank = 8\nlora_r = 8\nlr = 1e-4\nlearning_rate = 0.0001\n"
+                                                 "targets = [\"q_proj\", \"v_proj\"]\ntarget_modules = \"q_proj,v_proj\"\n");
+  const TrainSettings s = train_settings_from_toml(same);
+  EXPECT_EQ(s.r, 8);
+  EXPECT_EQ(s.lr, 1e-4);
+  struct Case {
+    std::string text, key_a, key_b;
+  };
+  const std::vector<Case> cases = {{"rank = 8\nlora_r = 16\n", "rank", "lora_r"},
+                                   {"[train]\nlearning_rate = 1e-4\nlr = 2e-4\n", "learning_rate", "lr"},
+                                   {"max-seq-len = 512\nmax_seq_length = 1024\n", "max-seq-len", "max_seq_length"},
+                                   {"targets = [\"q_proj\"]\ntarget-modules = [\"v_proj\"]\n", "targets", "target-modules"}};
+  for (const Case& c : cases) {
+    const std::string path = tmp_file("twice.toml", c.text);
+    EXPECT_WICK_ERROR(train_settings_from_toml(path), path, "'" + c.key_a + "'", "'" + c.key_b + "'", "different values");
+    fs::remove(path);
+  }
+  fs::remove(same);
 }
 
 // Each bad input is a wick::Error whose text names the option (or file and key).

@@ -185,6 +185,7 @@ struct Crafted : ::testing::Test {
 };
 
 TEST_F(Crafted, AdapterNameInKeysAndHalfPrecision) {
+  cfg["target_modules"] = {"model.layers.0.self_attn.q_proj", "model.layers.1.mlp.up_proj"};  // the two it holds
   tensors.clear();
   add("model.layers.0.self_attn.q_proj", 64, 64, ".default");
   tensors.emplace_back("base_model.model.model.layers.1.mlp.up_proj.lora_A.default.weight", test::randn({4, 64}, rng).to(DType::BF16));
@@ -275,6 +276,7 @@ TEST_F(Crafted, MissingFiles) {
 
 TEST_F(Crafted, ValidateAgainstModel) {
   const ModelConfig mc = ModelConfig::from_json_file(test::source_dir() + "/tests/fixtures/qwen2-tiny-a/config.json");
+  cfg["target_modules"] = {"model.layers.1.self_attn.k_proj", "model.layers.0.self_attn.o_proj", "model.layers.1.mlp.down_proj"};
   tensors.clear();
   add("model.layers.1.self_attn.k_proj", 32, 64);
   add("model.layers.0.self_attn.o_proj", 64, 64);
@@ -299,6 +301,38 @@ TEST_F(Crafted, ValidateAgainstModel) {
   bad("model.layers.0.self_attn.qkv_proj", 64, 64, {"qkv_proj", "not a q/k/v/o/gate/up/down projection"});
   cfg["target_modules"] = ".*";
   bad("lm_head", 512, 64, {"lm_head", "not supported yet"});
+}
+
+// A module the config selects but the file has no lora_A / lora_B for: it loaded, and that module silently had
+// no adapter. Now an error naming the adapter file, the first missing tensors and the count. What the config
+// leaves out (layers_to_transform, exclude_modules) is not missing.
+TEST_F(Crafted, ASelectedModuleWithoutTensorsIsRefused) {
+  const ModelConfig mc = ModelConfig::from_json_file(test::source_dir() + "/tests/fixtures/qwen2-tiny-a/config.json");
+  ASSERT_EQ(mc.num_layers, 2);
+  cfg["target_modules"] = {"q_proj", "v_proj"};
+  tensors.clear();
+  add("model.layers.0.self_attn.q_proj", 64, 64);
+  add("model.layers.0.self_attn.v_proj", 32, 64);
+  add("model.layers.1.self_attn.q_proj", 64, 64);
+  EXPECT_WICK_ERROR(validate_against(load_peft_adapter(write()), mc, "my-adapter"), st(), "1 of the 4 modules",
+                    "'base_model.model.model.layers.1.self_attn.v_proj.lora_A.weight' / .lora_B.weight", "this one has 2");
+  // The same file, with the module excluded or the layer left out, is complete.
+  cfg["exclude_modules"] = {"model.layers.1.self_attn.v_proj"};
+  EXPECT_NO_THROW(validate_against(load_peft_adapter(write()), mc, "my-adapter"));
+  cfg.erase("exclude_modules");
+  cfg["layers_to_transform"] = {0};
+  EXPECT_NO_THROW(validate_against(load_peft_adapter(write()), mc, "my-adapter"));  // layer 1's q_proj: ignored, warned
+  cfg.erase("layers_to_transform");
+  // Many missing: the first three by name, then how many more.
+  cfg["target_modules"] = "all-linear";
+  tensors.clear();
+  add("model.layers.0.self_attn.q_proj", 64, 64);
+  EXPECT_WICK_ERROR(validate_against(load_peft_adapter(write()), mc, "my-adapter"), st(), "13 of the 14 modules",
+                    "layers.0.self_attn.k_proj.lora_A.weight", "and 10 more");
+  // Every path that loads an adapter checks it: attach (generate, chat, train), the server's store, merge.
+  TempDir out;
+  EXPECT_WICK_ERROR(merge_adapter_folder(test::source_dir() + "/tests/fixtures/qwen2-tiny-a", write(), out.file("merged")),
+                    st(), "13 of the 14 modules");
 }
 
 TEST(LoraConfig, Targets) {

@@ -133,8 +133,9 @@ TEST(PeftTargets, AListedNameThatMatchesNothingIsWarnedOf) {
 }
 
 TEST(PeftTargets, AdapterInitWritesAConfigThatMatchesItsTensors) {
-  // The init adapter's config selects q_proj and v_proj, its file holds only layer 1's q_proj (PEFT would
-  // leave the rest at zero): the trained adapter's config names exactly the trained modules.
+  // The init adapter's file holds only layer 1's q_proj. A config that selects q_proj and v_proj of every layer
+  // is refused (three selected modules have no tensors: Crafted.ASelectedModuleWithoutTensorsIsRefused); one
+  // that selects that module alone trains it, and the trained adapter's config names exactly the trained modules.
   TempDir tmp;
   const std::string init = make_adapter(tmp, "init", {});
   {
@@ -153,6 +154,11 @@ TEST(PeftTargets, AdapterInitWritesAConfigThatMatchesItsTensors) {
   o.max_steps = 1;
   o.batch_size = 2;
   auto m = CausalLM::random(mc, Device::cpu(), DType::F32, 1);
+  EXPECT_WICK_ERROR(Trainer(*m, data, o), init + "/adapter_model.safetensors", "3 of the 4 modules");
+  json cfg = json::parse(file_bytes(init + "/adapter_config.json"));
+  cfg["target_modules"] = {"q_proj"};
+  cfg["layers_to_transform"] = {1};
+  write_bytes(init + "/adapter_config.json", cfg.dump(2));
   Trainer t(*m, data, o);
   ASSERT_TRUE(run_trainer(t));
   const io::AdapterFiles back = io::load_peft_adapter(o.out_dir);

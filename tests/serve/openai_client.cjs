@@ -235,6 +235,34 @@ async function main() {
       assert.equal(notFound.status, 404);
       assert.equal((await (await fetch(`${base}/health`)).json()).status, 'ok');
     });
+    await check('a known path asked with another method gets 405, an Allow header and an OpenAI error body', async () => {
+      // It was a 404, as for a path that does not exist.
+      for (const [method, route, allow] of [['GET', '/v1/chat/completions', 'POST'], ['POST', '/v1/models', 'GET, HEAD'],
+        ['PUT', '/v1/completions', 'POST'], ['DELETE', '/v1/models/tiny', 'GET, HEAD'], ['GET', '/v1/adapters', 'POST'],
+        ['GET', '/v1/adapters/a1', 'DELETE'], ['POST', '/health', 'GET, HEAD']]) {
+        const r = await fetch(`${base}${route}`, { method, ...(method === 'GET' ? {} : { headers: { 'content-type': 'application/json' }, body: '{}' }) });
+        assert.equal(r.status, 405, `${method} ${route}`);
+        assert.equal(r.headers.get('allow'), allow, `${method} ${route}`);
+        const e = (await r.json()).error;
+        assert.equal(e.type, 'invalid_request_error');
+        assert.ok(e.message.includes(method) && e.message.includes(route) && e.message.includes(allow), e.message);
+      }
+      // Through the SDK: an APIError with the status and the message.
+      const e = await expectStatus(405, client.get('/chat/completions'));
+      assert.match(e.message, /GET is not allowed on \/v1\/chat\/completions/);
+      // The methods a route takes still work (HEAD with a GET route), an unknown path is still a 404, and a 405 to a
+      // POST without a Content-Length comes before the framing check.
+      assert.equal((await fetch(`${base}/health`, { method: 'HEAD' })).status, 200);
+      assert.equal((await fetch(`${base}/v1/chat`, { method: 'GET' })).status, 404);
+      const sock = net.connect(server.port, '127.0.0.1', () => sock.write('POST /v1/models HTTP/1.1\r\nHost: x\r\n\r\n'));
+      const head = await new Promise((resolve, reject) => {
+        let got = '';
+        sock.on('data', (d) => { got += d.toString('latin1'); if (got.includes('\r\n\r\n')) { sock.destroy(); resolve(got); } });
+        sock.on('error', reject);
+      });
+      assert.match(head, /^HTTP\/1\.1 405 /);
+      assert.match(head, /\r\nAllow: GET, HEAD\r\n/i);
+    });
     await check('a body\'s framing is checked before it is read; bodies are UTF-8 JSON of any content type', async () => {
       // Raw HTTP on a socket (fetch always frames the body itself): the status line of the answer, and how long
       // it took. A POST with neither Content-Length nor chunked coding used to hold a pool thread until its 30 s
