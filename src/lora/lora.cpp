@@ -81,7 +81,7 @@ static void check_selected_present(const io::AdapterFiles& adapter, const ModelC
   const size_t shown = std::min<size_t>(missing.size(), 3);
   std::string names;
   for (size_t i = 0; i < shown; i++)
-    names += (i ? ", '" : "'") + std::string("base_model.model.") + missing[i] + ".lora_A.weight' / .lora_B.weight";
+    names.append(i ? ", '" : "'").append("base_model.model.").append(missing[i]).append(".lora_A.weight' / .lora_B.weight");
   if (missing.size() > shown) names += " and " + std::to_string(missing.size() - shown) + " more";
   throw Error("no LoRA tensors for " + std::to_string(missing.size()) + " of the " +
                   std::to_string(adapter.modules.size() + missing.size()) +
@@ -102,7 +102,7 @@ void validate_against(const io::AdapterFiles& adapter, const ModelConfig& cfg, c
       if (module == "lm_head" || module == "model.embed_tokens")
         throw Error("LoRA on '" + module + "' is not supported yet", where);
       std::string names;  // "q/k/v/o/gate/up/down"
-      for (const std::string& n : lora_target_names(cfg)) names += (names.empty() ? "" : "/") + n.substr(0, n.rfind("_proj"));
+      for (const std::string& n : lora_target_names(cfg)) names.append(names.empty() ? "" : "/").append(n, 0, n.rfind("_proj"));
       throw Error("module '" + module + "' is not a " + names + " projection of this model (" +
                       std::to_string(cfg.num_layers) + " layers)",
                   where, "the adapter was made for another model");

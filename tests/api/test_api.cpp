@@ -499,6 +499,23 @@ TEST_F(TrainRunTest, AResumeOntoAnotherBaseModelIsRefused) {
   EXPECT_NE(warnings[0].find("names " + small_.string()), std::string::npos) << warnings[0];
 }
 
+TEST_F(TrainRunTest, AnAdapterInitFromAnotherBaseNamesThisRunsBase) {
+  wick::TrainSettings t = settings("first");
+  t.max_steps = 1;
+  train(t);
+  wick::ModelConfig c = wick::preset_config("tiny");
+  c.vocab_size = 1024;
+  const fs::path other = root_ / "small-other";
+  wick::write_random_model(c, other.string(), 9, wick::DType::F32, "");
+  wick::TrainSettings r = settings("second");
+  r.max_steps = 1;
+  r.model_dir = other.string();
+  r.adapter_init = t.out_dir;
+  train(r);
+  EXPECT_EQ(json::parse(bytes(fs::path(t.out_dir) / "adapter_config.json"))["base_model_name_or_path"], small_.string());
+  EXPECT_EQ(json::parse(bytes(fs::path(r.out_dir) / "adapter_config.json"))["base_model_name_or_path"], other.string());
+}
+
 TEST_F(TrainRunTest, LoadBestPutsTheLowestEvalLossAdapterAtTheTop) {
   int swapped = 0;  // seeds whose best adapter was an earlier checkpoint (the swap path ran)
   for (uint64_t seed : {1, 2, 3}) {
