@@ -42,22 +42,49 @@ void apply_train_toml(TrainSettings& s, const std::string& path, std::vector<std
     throw Error(std::string(e.description()), path + ":" + std::to_string(b.line) + ":" + std::to_string(b.column),
                 "a TOML file of `name = value` lines, as wick train writes into OUT/run.toml");
   }
-  // A [train] table is accepted too (one file can hold several commands' settings).
-  const toml::table* t = &tbl;
-  if (auto sub = tbl["train"].as_table()) t = sub;
+  // The options are the top-level keys and the keys of a [train] table (docs/guide.md: both places are valid;
+  // one file can hold both). A top-level key beside a [train] table (rank = 8 above the [train] line) used to be
+  // ignored without a word once the table was there: now both places are read, and one option in both with
+  // different values is refused below, as two keys of one option are. A `train` that is not a table
+  // (train = 5, [[train]]) was skipped as silently: refused. Any other key, or another table, is an unknown
+  // option.
+  struct Entry {
+    std::string key, label;  // label: how errors name it ("train.lr" when the file uses both places)
+    const toml::node* node;
+    bool in_train;
+  };
+  std::vector<Entry> entries;
+  const toml::node* train = tbl.get("train");
+  if (train && !train->is_table())
+    throw Error("'train' must be a table of wick train's options, got " +
+                    std::string(train->is_array_of_tables() ? "an array of tables ([[train]])" : "a value"),
+                path, "write [train] on a line of its own with the options below it, or the options at the top of the file");
+  const toml::table* sub = train ? train->as_table() : nullptr;
+  const bool both = sub && tbl.size() > 1;
+  for (const auto& [k, node] : tbl)
+    if (k.str() != "train") entries.push_back({std::string(k.str()), std::string(k.str()), &node, false});
+  if (sub)
+    for (const auto& [k, node] : *sub)
+      entries.push_back({std::string(k.str()), (both ? "train." : "") + std::string(k.str()), &node, true});
   // Two spellings of one option (rank and lora_r) with different values: which one won depended on the order
   // the keys are read in (toml++ sorts them), so the file's meaning was a coin toss nobody saw. The same value
   // twice is harmless. Option row -> the first key that set it and the value it gave, as text.
   std::map<std::string, std::pair<std::string, std::string>> given;
-  for (const auto& [k, node] : *t) {
-    const std::string key(k.str());
+  for (const Entry& e : entries) {
+    const std::string& key = e.label;
+    const toml::node& node = *e.node;
     const std::string where = path + ": " + key;
-    if (t == &tbl && key == "train") continue;
-    const OptionRow* row = find_train_option(key);
-    if (!row) throw Error("unknown option '" + key + "'", path, "the keys are wick train's option names (see wick train --help)");
+    const OptionRow* row = find_train_option(e.key);
+    if (!row && node.is_table())  // [serve] (ignored without a word beside a [train] table), [train.lora]
+      throw Error(std::string("unknown table [") + (e.in_train ? "train." : "") + e.key + "]", path,
+                  "wick train reads its options at the top of the file and under [train], no other table");
+    if (!row)
+      throw Error("unknown option '" + key + "'", path,
+                  "the keys are wick train's option names, as wick train --help lists them, at the top of the file or "
+                  "under [train]");
     std::vector<std::string> values;
     if (auto arr = node.as_array()) {
-      for (const auto& e : *arr) values.push_back(scalar_text(e, where));
+      for (const auto& v : *arr) values.push_back(scalar_text(v, where));
       if (values.empty() && !std::holds_alternative<std::vector<std::string> TrainSettings::*>(row->field))
         throw Error("expected one value, got an empty list", where);
     } else {

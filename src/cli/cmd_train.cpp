@@ -1,10 +1,13 @@
 // wick train: LoRA fine-tuning of a Hugging Face model folder on a JSONL dataset.
+#include <algorithm>
 #include <atomic>
 #include <cmath>
 #include <optional>
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
+#include <map>
+#include <set>
 #include <sstream>
 #include <unistd.h>
 
@@ -47,57 +50,141 @@ extern "C" void on_stop_signal(int sig) {
   (void)!write(STDERR_FILENO, msg, sizeof msg - 1);
 }
 
+// Every spelling of a row (its name and each alias) is an option of its own, so the callback knows which
+// spelling gave which value: two of them with different values (--rank 8 --lora-r 16, or --rank 8 --rank 16) used
+// to resolve silently to the last one; now that is refused, naming both flags and values. The help still shows one
+// line per row ("--rank,--lora-r,--r R"): the formatter below prints the row's spellings on its first option and
+// leaves out the others.
+class TrainHelpFormatter : public CLI::Formatter {
+ public:
+  std::map<const CLI::Option*, std::string> row_names;  // a row's first option -> all its flags
+  std::set<const CLI::Option*> more_spellings;          // the other options of a row: not listed
+  std::string make_option(const CLI::Option* opt, bool is_positional) const override {
+    return more_spellings.count(opt) ? std::string() : CLI::Formatter::make_option(opt, is_positional);
+  }
+  std::string make_option_name(const CLI::Option* opt, bool is_positional) const override {
+    const auto it = row_names.find(opt);
+    return it != row_names.end() ? it->second : CLI::Formatter::make_option_name(opt, is_positional);
+  }
+};
+
+// What the command line gave one row: each occurrence's flag and value, in command-line order.
+struct GivenFlag {
+  std::string flag, value;
+};
+
+// Applies a row's occurrences onto s. A repeatable row takes every value in order. Any other row must be given one
+// value: the same value twice, under one spelling or two, is accepted (compared as the option reads it: 1e-4 and
+// 0.0001, as a config file's keys are); another value is an error naming both flags and values. Flags (bool rows)
+// read "--x" as true and "--x=false" as false; "--no-x" sets the row false.
+void apply_given(const OptionRow& row, TrainSettings& s, const std::vector<GivenFlag>& given) {
+  if (given.empty()) return;
+  if (row.repeatable) {
+    std::vector<std::string> values;
+    for (const GivenFlag& g : given) values.push_back(g.value);
+    set_option(row, s, values, given[0].flag);
+    return;
+  }
+  const bool flag = option_is_flag(row);
+  const bool def = flag && TrainSettings{}.*std::get<bool TrainSettings::*>(row.field);
+  auto read = [&](const GivenFlag& g) {  // the row's value as text, checked by the row's rule
+    TrainSettings scratch;
+    set_option(row, scratch, {g.value}, g.flag);
+    if (!flag) return option_text(row, scratch);
+    const bool v = scratch.*std::get<bool TrainSettings::*>(row.field);
+    return std::string(v != def ? "true" : "false");  // "--no-x" (the row's default true): true sets it false
+  };
+  const std::string first = read(given[0]);
+  for (size_t k = 1; k < given.size(); k++) {
+    if (read(given[k]) == first) continue;
+    const GivenFlag &a = given[0], &b = given[k];
+    if (a.flag == b.flag)
+      throw Error("given twice with different values, " + a.value + " and " + b.value, a.flag, "give it once");
+    throw Error("'" + a.flag + "' (" + a.value + ") and '" + b.flag + "' (" + b.value + ") name one option, " + row.name +
+                    ", with different values",
+                "", "give one of the two flags");
+  }
+  set_option(row, s, {first}, given[0].flag);
+}
+
 }  // namespace
 
-// Every option comes from the table in train/train_options.cpp: one flag per row (plus its aliases), its
-// default shown from TrainSettings. Values given on the command line are kept as text and applied over a
-// --config file's, so the command line wins; the library validates and runs (api/train_run.h).
+// Every option comes from the table in train/train_options.cpp: one flag per row (plus its aliases, each a CLI11
+// option of its own; the help shows the row as one line), its default shown from TrainSettings. Values given on
+// the command line are kept as text and applied over a --config file's, so the command line wins; the library
+// validates and runs (api/train_run.h).
 void register_train(CLI::App& app) {
   auto* cmd = app.add_subcommand("train", "Fine-tune a LoRA adapter on a JSONL dataset");
   struct Given {
     std::string config;
-    std::vector<std::vector<std::string>> values;  // per table row: the command line's text values
+    std::vector<std::vector<std::string>> store;  // what CLI11 binds each option to (the callback reads results())
+    std::map<const CLI::Option*, std::pair<size_t, std::string>> rows;  // option -> its table row and flag
     bool markdown = false;
   };
   auto g = std::make_shared<Given>();
+  auto help = std::make_shared<TrainHelpFormatter>();
   const auto& table = train_option_table();
-  g->values.resize(table.size());
+  size_t spellings = 0;
+  for (const OptionRow& row : table) {
+    const std::string flags = option_flags(row);
+    spellings += std::count(flags.begin(), flags.end(), ',') + 1;
+  }
+  g->store.resize(spellings);  // never resized again: CLI11 keeps pointers to its elements
   cmd->add_option("--config", g->config,
                   "read options from this TOML file (keys: the option names, e.g. lr = 1e-4; an OUT/run.toml repeats "
                   "that run); flags given here override it")
       ->check(CLI::ExistingFile);
   cmd->add_flag("--options-markdown", g->markdown, "print the option reference as Markdown (docs/guide.md) and exit");
-  std::string group;
+  size_t next = 0;
   for (size_t i = 0; i < table.size(); i++) {
     const OptionRow& row = table[i];
-    std::string help = row.help;
-    if (!option_is_flag(row) && help.find("default") == std::string::npos) {
+    std::string text = row.help;
+    if (!option_is_flag(row) && text.find("default") == std::string::npos) {
       const std::string def = option_default_text(row);
-      if (!def.empty()) help += " (default " + def + ")";
+      if (!def.empty()) text += " (default " + def + ")";
     }
-    CLI::Option* o;
-    if (option_is_flag(row)) {
-      o = cmd->add_flag_callback(option_flags(row), [g, i, row] {
-        const bool def = TrainSettings{}.*std::get<bool TrainSettings::*>(row.field);
-        g->values[i] = {def ? "false" : "true"};
-      }, help);
-    } else {
-      o = cmd->add_option(option_flags(row), g->values[i], help)->allow_extra_args(false);
-      if (row.metavar) o->type_name(row.metavar);
-      if (!row.repeatable) o->expected(1)->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
+    const std::string flags = option_flags(row);
+    std::stringstream names(flags);
+    bool first = true;
+    for (std::string flag; std::getline(names, flag, ',');) {
+      CLI::Option* o;
+      if (option_is_flag(row)) {
+        o = cmd->add_flag(flag);  // each occurrence's result: "true", or the value of --flag=VALUE
+      } else {
+        o = cmd->add_option(flag, g->store[next++])->allow_extra_args(false);
+        if (row.metavar) o->type_name(row.metavar);
+        if (!row.repeatable) o->expected(1)->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
+      }
+      o->group(row.group);
+      g->rows[o] = {i, flag};
+      if (first) {
+        o->description(text);
+        help->row_names[o] = flags;
+      } else {
+        help->more_spellings.insert(o);
+      }
+      first = false;
     }
-    o->group(row.group);
   }
+  cmd->formatter(help);
   cmd->callback([g, cmd] {
     if (g->markdown) {
       std::printf("%s", train_options_markdown().c_str());
       return;
     }
     const auto& table = train_option_table();
+    // Each row's occurrences in command-line order (CLI11's parse order lists an option once per value).
+    std::vector<std::vector<GivenFlag>> given(table.size());
+    std::map<const CLI::Option*, size_t> taken;
+    for (const CLI::Option* o : cmd->parse_order()) {
+      const auto it = g->rows.find(o);
+      if (it == g->rows.end()) continue;
+      const size_t k = taken[o]++;
+      if (k < o->results().size()) given[it->second.first].push_back({it->second.second, o->results()[k]});
+    }
     TrainSettings s;
     if (!g->config.empty()) apply_train_toml(s, g->config);
-    for (size_t i = 0; i < table.size(); i++)
-      if (!g->values[i].empty()) set_option(table[i], s, g->values[i], option_flags(table[i]).substr(0, option_flags(table[i]).find(',')));
+    for (size_t i = 0; i < table.size(); i++) apply_given(table[i], s, given[i]);
     // --gpus N without a launcher: this process starts the N ranks (under mpirun) and waits for them.
     if (s.gpus > 1 && dist::launcher_world_size() == 1) std::exit(dist::launch_local_ranks(static_cast<int>(s.gpus)));
     std::unique_ptr<Progress> progress;  // rank 0's only

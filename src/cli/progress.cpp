@@ -197,9 +197,10 @@ std::string resume_command(const CLI::App& cmd, const std::string& out_dir) {
   for (const CLI::Option* o : cmd.get_options()) {
     if (o->count() == 0) continue;
     const std::string name = o->get_name();
-    if (name == "--help" || name == "-h" || name == "--resume") continue;
-    if (o->get_expected_min() == 0) {  // a flag
-      for (size_t i = 0; i < o->count(); i++) s += " " + name;
+    // Each spelling of an option is an option of its own (cmd_train.cpp): --resume's alias is left out too.
+    if (name == "--help" || name == "-h" || name == "--resume" || name == "--resume-from-checkpoint") continue;
+    if (o->get_expected_min() == 0) {  // a flag: "true" per plain occurrence, else its --flag=VALUE
+      for (const std::string& v : o->results()) s += " " + name + (v == "true" ? "" : "=" + shell_quote(v));
       continue;
     }
     for (const std::string& v : o->results()) s += " " + name + " " + shell_quote(v);

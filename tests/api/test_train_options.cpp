@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include "api/train_config_file.h"
 #include "train/train_options.h"
 #include "wick/wick.h"
 #include "core/error.h"
@@ -164,6 +165,42 @@ TEST(TrainOptions, TomlRefusesTwoKeysOfOneOptionThatDisagree) {
     fs::remove(path);
   }
   fs::remove(same);
+}
+
+// A file may hold options at the top and under [train] (docs/guide.md). Keys above a [train] table used to be
+// ignored without a word (rank = 8 there trained r 16); now both places are read, one option in both with
+// different values is refused as two keys of one option are, and anything else (another table, a `train` that is
+// not one table) is an error naming the file and the key.
+TEST(TrainOptions, TomlReadsTheKeysBesideATrainTable) {
+  const std::string both = tmp_file("both.toml", "rank = 8\nlearning_rate = 1e-4\n[train]\nlr = 0.0001\nalpha = 4\n");
+  const TrainSettings s = train_settings_from_toml(both);
+  EXPECT_EQ(s.r, 8);
+  EXPECT_EQ(s.lr, 1e-4);
+  EXPECT_EQ(s.alpha, 4);
+  std::vector<std::string> keys;
+  TrainSettings t;
+  apply_train_toml(t, both, &keys);
+  EXPECT_EQ(keys, (std::vector<std::string>{"lr", "rank", "alpha"}));  // toml++ reads each table's keys sorted
+  fs::remove(both);
+  struct Case {
+    std::string text;
+    std::vector<std::string> mentions;
+  };
+  const std::vector<Case> cases = {
+      {"rank = 8\n[train]\nlora_r = 16\n", {"'rank' (8) and 'train.lora_r' (16) name one option, rank, with different values"}},
+      {"lr = 1e-4\n[train]\nlr = 2e-4\n", {"'lr' (0.0001) and 'train.lr' (0.0002)"}},
+      {"rank = 8\n[train]\nalpha = 4\n[serve]\nport = 8000\n", {"unknown table [serve]", "under [train]"}},
+      {"[train]\nrank = 8\n[train.lora]\nr = 4\n", {"unknown table [train.lora]"}},
+      {"[train]\nrank = 8\nlearning_rat = 1\n", {"unknown option 'learning_rat'", "at the top of the file or under [train]"}},
+      {"train = 5\nrank = 8\n", {"'train' must be a table", "got a value"}},
+      {"[[train]]\nrank = 8\n", {"'train' must be a table", "[[train]]"}},
+  };
+  for (const Case& c : cases) {
+    const std::string path = tmp_file("beside.toml", c.text);
+    EXPECT_WICK_ERROR(train_settings_from_toml(path), path);
+    for (const std::string& m : c.mentions) EXPECT_WICK_ERROR(train_settings_from_toml(path), m);
+    fs::remove(path);
+  }
 }
 
 // Each bad input is a wick::Error whose text names the option (or file and key).

@@ -813,6 +813,58 @@ TEST_F(Cli, ConfigFileWithAliasesTheCommandLineOverridesAndRunTomlRepeats) {
   EXPECT_NE(bad.err.find("learning_rat"), std::string::npos) << bad.err;
 }
 
+// One option given twice on the command line, under one spelling or two (--rank 8 --lora-r 16, --rank 8 --rank 16):
+// the last one used to win without a word. Different values are refused before any work, naming both flags and
+// values; the same value twice (as the option reads it: 1e-4 and 0.0001) is accepted.
+TEST_F(Cli, AnOptionGivenTwiceWithDifferentValuesIsRefused) {
+  const std::string d = data("twice.jsonl", 4, 5);
+  struct Case {
+    std::vector<std::string> flags, mentions;
+  };
+  const std::vector<Case> cases = {
+      {{"--rank", "8", "--lora-r", "16"}, {"'--rank' (8) and '--lora-r' (16) name one option, rank, with different values"}},
+      {{"--rank", "8", "--rank", "16"}, {"--rank: given twice with different values, 8 and 16"}},
+      {{"--r", "4", "--rank", "4", "--lora-r=2"}, {"'--r' (4)", "'--lora-r' (2)"}},
+      {{"--lr", "1e-4", "--learning-rate", "2e-4"}, {"'--lr' (1e-4)", "'--learning-rate' (2e-4)"}},
+      {{"--max-seq-length", "64", "--max-seq-len", "128"}, {"'--max-seq-length' (64)", "'--max-seq-len' (128)"}},
+      {{"--targets", "q_proj", "--targets", "v_proj"}, {"--targets: given twice", "q_proj and v_proj"}},
+      {{"--rslora", "--use-rslora=false"}, {"'--rslora' (true)", "'--use-rslora' (false)"}},
+  };
+  for (const Case& c : cases) {
+    const fs::path out = root_ / "twice-refused";
+    std::vector<std::string> a = {"train", "--model", small_.string(), "--data", d, "--out", out.string(), "--device",
+                                  "cpu", "--max-steps", "1"};
+    a.insert(a.end(), c.flags.begin(), c.flags.end());
+    const Result r = run_wick(a);
+    EXPECT_EQ(r.rc, 1) << c.flags[0] << "\n" << r.err;
+    EXPECT_EQ(r.err_lines().size(), 1u) << c.flags[0] << "\n" << r.err;
+    for (const std::string& m : c.mentions) EXPECT_NE(r.err.find(m), std::string::npos) << m << " in\n" << r.err;
+    EXPECT_FALSE(fs::exists(out)) << c.flags[0] << ": nothing written";
+    fs::remove_all(out);
+  }
+  // The same value twice, under two spellings or one: accepted, and that value is what runs.
+  const fs::path out = root_ / "twice-same";
+  const Result ok = run_wick({"train", "--model", small_.string(), "--data", d, "--out", out.string(), "--device", "cpu",
+                              "--max-steps", "1", "--rank", "8", "--lora-r", "8", "--lr", "1e-4", "--learning-rate",
+                              "0.0001", "--targets", "q_proj,v_proj", "--targets", "q_proj,v_proj", "--packing",
+                              "--packing", "--sample-prompt", "first", "--sample-prompt", "second"});
+  ASSERT_EQ(ok.rc, 0) << ok.err;
+  for (const std::string& want : {"LoRA   r 8,", "targets q_proj,v_proj", "AdamW  lr 0.0001"})
+    EXPECT_NE(ok.err.find(want), std::string::npos) << want << " in\n" << ok.err;
+  // A repeatable option (--sample-prompt) still takes every value.
+  const std::string toml = wick::io::read_file((out / "run.toml").string());
+  for (const std::string& want : {"rank = 8\n", "packing = true\n", "sample_prompt = [ \"first\", \"second\" ]\n"})
+    EXPECT_NE(toml.find(want), std::string::npos) << want << " in\n" << toml;
+  // A flag's value (--packing=false) is its value: it overrides the config file's (it was ignored: packing ran).
+  const fs::path cfg = root_ / "packing.toml", out2 = root_ / "flag-value";
+  std::ofstream(cfg) << "packing = true\n";
+  const Result off = run_wick({"train", "--config", cfg.string(), "--model", small_.string(), "--data", d, "--out",
+                               out2.string(), "--device", "cpu", "--max-steps", "1", "--packing=false"});
+  ASSERT_EQ(off.rc, 0) << off.err;
+  const std::string toml2 = wick::io::read_file((out2 / "run.toml").string());
+  EXPECT_NE(toml2.find("packing = false\n"), std::string::npos) << toml2;
+}
+
 TEST_F(Cli, AHubIdNotInTheCacheShowsTheDownloadCommand) {
   const fs::path cache = root_ / "empty-cache";
   fs::create_directories(cache);
