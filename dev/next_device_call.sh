@@ -22,10 +22,10 @@
 # pdltrace) apply their patch to the device's copy of the tree; xahead compares against .carry-ab/base.tgz, so pack
 # main without the patch first (bash scripts/decode-ab.sh pack).
 #
-# Pending (session 34): on an H200, issue 8's table (PEER=1 TRAIN_AB=0 TRAIN_ROWS="0.5b 0.5b-gc 1.5b 7b 7b-gc" ...
-# train) and issue 12's decode rows (scripts/decode-ab.sh variants "qwen2.5-0.5b qwen2.5-1.5b qwen2.5-7b" 3 "main="),
-# and `splits` (session 34's key split, measured on H100s only); first of all `bulkgemv` (~2 min: dev/small_m's
-# bulk-copy projection kernel, written in session 34 and never run: does 1.5B's down stream faster than small_m?).
+# Pending (session 35): on an H200, issue 8's table with the training graphs (PEER=1 TRAIN_AB=0 TRAIN_ROWS="0.5b
+# 0.5b-gc 1.5b 7b 7b-gc" ... train; `graphs` for their A/B: H100s only so far, 0.5B +2-6%) and issue 12's decode rows
+# (scripts/decode-ab.sh variants "qwen2.5-0.5b qwen2.5-1.5b qwen2.5-7b" 3 "main="), and `splits` (session 34's key
+# split, H100s only). `bulkgemv` ran in session 35 (H100): ~1.4% of a 1.5B token, not integrated.
 # Here, before the call: bash scripts/pack-deps.sh; bash scripts/decode-ab.sh pack (the tokenizer).
 # The device tool's command: bash dev/next_device_call.sh [STAGE ...]     carry: [".carry-ab", ".deps"]
 # About: build ~1.5 min, tests ~0.5, adapter ~0.5, glu ~1, l2 ~1.5, lowrank ~0.5, l2bench ~1, train ~5,
