@@ -26,6 +26,7 @@ int64_t TrainBatch::counted() const {
 
 struct LossAndGrads::Buffers {
   int64_t B = 0, T = 0;
+  uint64_t generation = 0;  // which allocation of the set this is (a captured step's key holds it)
   bool checkpointing = false;
   std::vector<LayerActs> layers;             // saved activations per layer (checkpointing: x, adapter_u, the kept slots)
   LayerActs work;                            // checkpointing: the rest of one layer's set, refilled by recomputation
@@ -198,7 +199,9 @@ int64_t LossAndGrads::queue_step(const TrainBatch& batch, float grad_scale, uint
   const std::vector<Linear*> linears = m_.all_linears();
 
   if (bf.B != B || bf.T != T || bf.checkpointing != checkpointing_) {
+    const uint64_t generation = bf.generation + 1;
     bf = Buffers{};  // the old set goes first, so its memory serves the new one
+    bf.generation = generation;
     auto E = [&](const Shape& s, DType t = DType::F32) { return Tensor::empty(s, t, dev); };
     bf.layers.resize(static_cast<size_t>(c.num_layers));
     if (checkpointing_) {
@@ -414,6 +417,9 @@ std::vector<uint64_t> LossAndGrads::step_key(int64_t B, int64_t T, int64_t K, fl
   auto add = [&](const Tensor& t) { k.push_back(reinterpret_cast<uintptr_t>(t.defined() ? t.raw() : nullptr)); };
   uint32_t scale_bits = 0;
   std::memcpy(&scale_bits, &grad_scale, sizeof scale_bits);
+  // The buffer set's generation: a set made again (another batch shape came between, e.g. an evaluation) may get
+  // some of the addresses of the set a graph was captured with and not others (the key holds only some).
+  k.push_back(bf.generation);
   k.insert(k.end(), {static_cast<uint64_t>(B), static_cast<uint64_t>(T), static_cast<uint64_t>(K), scale_bits,
                      static_cast<uint64_t>(bf.checkpointing), static_cast<uint64_t>(adapter_fold_),
                      static_cast<uint64_t>(loss_chunk_), static_cast<uint64_t>(matmul_tuning_progress()),
