@@ -172,6 +172,13 @@ double StreamMarks::ms_between(size_t a, size_t b) {
 
 void StreamMarks::clear() { used_ = 0; }
 
+uint64_t device_scratch_generation(Device d) {
+#ifdef WICK_CUDA
+  if (d.is_cuda()) return cuda_scratch_generation(d.index);
+#endif
+  return 0;
+}
+
 size_t device_peak_memory(Device d) {
 #ifdef WICK_CUDA
   if (d.is_cuda()) return cuda_peak_memory(d.index);

@@ -28,6 +28,7 @@ void cuda_graph_destroy(void* graph, void* exec);
 void cuda_event_record(int dev, void** event);
 double cuda_event_ms(void* a, void* b);
 void cuda_event_destroy(void* event);
+uint64_t cuda_scratch_generation(int dev);  // core/device.h device_scratch_generation
 size_t cuda_peak_memory(int dev);
 void cuda_reset_peak_memory(int dev);
 std::string cuda_device_name(int dev);

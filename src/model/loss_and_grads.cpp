@@ -420,6 +420,7 @@ std::vector<uint64_t> LossAndGrads::step_key(int64_t B, int64_t T, int64_t K, fl
   // The buffer set's generation: a set made again (another batch shape came between, e.g. an evaluation) may get
   // some of the addresses of the set a graph was captured with and not others (the key holds only some).
   k.push_back(bf.generation);
+  k.push_back(device_scratch_generation(m_.device()));  // a graph keeps the scratch block it was captured with
   k.insert(k.end(), {static_cast<uint64_t>(B), static_cast<uint64_t>(T), static_cast<uint64_t>(K), scale_bits,
                      static_cast<uint64_t>(bf.checkpointing), static_cast<uint64_t>(adapter_fold_),
                      static_cast<uint64_t>(loss_chunk_), static_cast<uint64_t>(matmul_tuning_progress()),

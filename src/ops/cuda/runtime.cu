@@ -83,17 +83,21 @@ cudaStream_t stream(int device) {
   return streams[device];
 }
 
+namespace {
+struct ScratchBlock {
+  void* p = nullptr;
+  size_t n = 0;
+  uint64_t generation = 0;  // blocks replaced so far (device_scratch_generation)
+};
+std::mutex scratch_mu;
+std::vector<ScratchBlock> scratch_blocks;
+}  // namespace
+
 void* scratch(int device, size_t nbytes) {
-  struct Block {
-    void* p = nullptr;
-    size_t n = 0;
-  };
-  static std::mutex mu;
-  static std::vector<Block> blocks;
   cudaStream_t s = stream(device);  // validates device
-  std::lock_guard<std::mutex> lock(mu);
-  if (blocks.empty()) blocks.assign(cuda_device_count(), Block{});
-  Block& b = blocks[device];
+  std::lock_guard<std::mutex> lock(scratch_mu);
+  if (scratch_blocks.empty()) scratch_blocks.assign(cuda_device_count(), ScratchBlock{});
+  ScratchBlock& b = scratch_blocks[device];
   if (b.n >= nbytes && b.p) return b.p;
   // Growing inside a capture would leave the block owned by the graph (freed with it, or never freed):
   // the capture fails instead, with the block as it was.
@@ -102,7 +106,10 @@ void* scratch(int device, size_t nbytes) {
     throw Error("the CUDA scratch buffer would grow to " + std::to_string(nbytes) + " bytes while a CUDA graph is "
                 "being captured", "", "run the work once without capturing before capturing it");
   set_device(device);
-  if (b.p) WICK_CUDA_CHECK(cudaFreeAsync(b.p, s));
+  if (b.p) {
+    WICK_CUDA_CHECK(cudaFreeAsync(b.p, s));
+    b.generation++;
+  }
   b.p = nullptr;
   b.n = 0;
   const size_t want = (std::max<size_t>(nbytes, size_t(1) << 20) + 255) & ~size_t(255);
@@ -274,6 +281,11 @@ void cuda_synchronize(int dev) { WICK_CUDA_CHECK(cudaStreamSynchronize(cuda::str
 // allocations made inside a captured graph come from the device's graph memory instead. The two high-water marks
 // added are wick's peak (an upper bound: they need not have peaked together), less cuBLASLt's 32 MiB workspace
 // and the small RoPE tables (cudaMalloc).
+uint64_t cuda_scratch_generation(int dev) {
+  std::lock_guard<std::mutex> lock(cuda::scratch_mu);
+  return dev >= 0 && static_cast<size_t>(dev) < cuda::scratch_blocks.size() ? cuda::scratch_blocks[dev].generation : 0;
+}
+
 size_t cuda_peak_memory(int dev) {
   cudaMemPool_t pool;
   WICK_CUDA_CHECK(cudaDeviceGetDefaultMemPool(&pool, dev));
