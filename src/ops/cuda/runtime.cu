@@ -277,15 +277,15 @@ void cuda_memset_zero(void* p, int dev, size_t nbytes) {
 
 void cuda_synchronize(int dev) { WICK_CUDA_CHECK(cudaStreamSynchronize(cuda::stream(dev))); }
 
-// The default pool serves every cudaMallocAsync of wick (tensors, activations, workspaces) outside CUDA graphs;
-// allocations made inside a captured graph come from the device's graph memory instead. The two high-water marks
-// added are wick's peak (an upper bound: they need not have peaked together), less cuBLASLt's 32 MiB workspace
-// and the small RoPE tables (cudaMalloc).
 uint64_t cuda_scratch_generation(int dev) {
   std::lock_guard<std::mutex> lock(cuda::scratch_mu);
   return dev >= 0 && static_cast<size_t>(dev) < cuda::scratch_blocks.size() ? cuda::scratch_blocks[dev].generation : 0;
 }
 
+// The default pool serves every cudaMallocAsync of wick (tensors, activations, workspaces) outside CUDA graphs;
+// allocations made inside a captured graph come from the device's graph memory instead. The two high-water marks
+// added are wick's peak (an upper bound: they need not have peaked together), less cuBLASLt's 32 MiB workspace
+// and the small RoPE tables (cudaMalloc).
 size_t cuda_peak_memory(int dev) {
   cudaMemPool_t pool;
   WICK_CUDA_CHECK(cudaDeviceGetDefaultMemPool(&pool, dev));
