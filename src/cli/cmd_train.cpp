@@ -1,11 +1,11 @@
 // wick train: LoRA fine-tuning of a Hugging Face model folder on a JSONL dataset.
-#include <algorithm>
 #include <atomic>
 #include <cmath>
 #include <optional>
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
+#include <deque>
 #include <map>
 #include <set>
 #include <sstream>
@@ -117,25 +117,19 @@ void register_train(CLI::App& app) {
   auto* cmd = app.add_subcommand("train", "Fine-tune a LoRA adapter on a JSONL dataset");
   struct Given {
     std::string config;
-    std::vector<std::vector<std::string>> store;  // what CLI11 binds each option to (the callback reads results())
+    std::deque<std::vector<std::string>> store;  // what CLI11 binds each option to (the callback reads results());
+                                                  // a deque: growing it keeps the elements CLI11 points to
     std::map<const CLI::Option*, std::pair<size_t, std::string>> rows;  // option -> its table row and flag
     bool markdown = false;
   };
   auto g = std::make_shared<Given>();
   auto help = std::make_shared<TrainHelpFormatter>();
   const auto& table = train_option_table();
-  size_t spellings = 0;
-  for (const OptionRow& row : table) {
-    const std::string flags = option_flags(row);
-    spellings += std::count(flags.begin(), flags.end(), ',') + 1;
-  }
-  g->store.resize(spellings);  // never resized again: CLI11 keeps pointers to its elements
   cmd->add_option("--config", g->config,
                   "read options from this TOML file (keys: the option names, e.g. lr = 1e-4; an OUT/run.toml repeats "
                   "that run); flags given here override it")
       ->check(CLI::ExistingFile);
   cmd->add_flag("--options-markdown", g->markdown, "print the option reference as Markdown (docs/guide.md) and exit");
-  size_t next = 0;
   for (size_t i = 0; i < table.size(); i++) {
     const OptionRow& row = table[i];
     std::string text = row.help;
@@ -151,7 +145,7 @@ void register_train(CLI::App& app) {
       if (option_is_flag(row)) {
         o = cmd->add_flag(flag);  // each occurrence's result: "true", or the value of --flag=VALUE
       } else {
-        o = cmd->add_option(flag, g->store[next++])->allow_extra_args(false);
+        o = cmd->add_option(flag, g->store.emplace_back())->allow_extra_args(false);
         if (row.metavar) o->type_name(row.metavar);
         if (!row.repeatable) o->expected(1)->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
       }
