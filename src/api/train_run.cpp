@@ -164,11 +164,11 @@ TrainRun::TrainRun(const TrainSettings& settings, TrainRunHooks hooks) : p_(std:
   s.eval_data = absolute(s.eval_data);
   s.out_dir = absolute(s.out_dir);
 
-  p.opt = to_options(s, p.model_src.hub_id.empty() ? p.model_src.path : p.model_src.hub_id);
+  const std::string base_name = p.model_src.hub_id.empty() ? p.model_src.path : p.model_src.hub_id;
+  p.opt = to_options(s, base_name);
   // What this run trains on (train/base_model_record.h): a resume must be onto the base its checkpoint was
   // trained on, and every checkpoint of this run records it.
-  p.base_record = base_model_record(p.model_src.path, p.model_src.hub_id.empty() ? p.model_src.path : p.model_src.hub_id,
-                                    s.revision);
+  p.base_record = base_model_record(p.model_src.path, base_name, s.revision);
   if (!s.resume.empty()) {
     p.opt.resume = resolve_resume_dir(absolute(s.resume));
     if (p.opt.resume != absolute(s.resume)) p.log("resume from " + p.opt.resume + " (the latest complete checkpoint)");

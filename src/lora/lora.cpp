@@ -53,22 +53,6 @@ std::vector<std::string> unmatched_targets(const io::LoraConfig& lc, const Model
   return out;
 }
 
-io::LoraConfig config_matching(const io::LoraConfig& c, const ModelConfig& cfg,
-                               const std::map<std::string, io::LoraPair>& modules) {
-  bool same = true;
-  for (const std::string& p : lora_module_paths(cfg)) same = same && c.targets(p) == (modules.count(p) != 0);
-  if (same) return c;
-  io::LoraConfig out = c;
-  out.all_linear = false;
-  out.target_regex.reset();
-  out.exclude_modules.clear();
-  out.exclude_regex.reset();
-  out.layers_to_transform.clear();
-  out.target_modules.clear();
-  for (const auto& [m, pair] : modules) out.target_modules.push_back(m);  // full paths: PEFT's suffix rule matches exactly these
-  return out;
-}
-
 // PEFT writes lora_A and lora_B for every module its config selects, so a selected module of the model without
 // them is a damaged or hand-cut file, or an adapter of a model with fewer layers. Loading it anyway left that
 // module unadapted without a word (PEFT itself only warns of the missing keys); wick refuses it, naming the

@@ -26,10 +26,6 @@ void check_targets(const io::LoraConfig& lc, const ModelConfig& cfg, const std::
 // "q_prj" beside "v_proj"): PEFT ignores them silently when another entry matches; wick train warns. Empty for
 // all-linear and a regex.
 std::vector<std::string> unmatched_targets(const io::LoraConfig& lc, const ModelConfig& cfg);
-// c when it selects exactly the modules present; else c with target_modules = the present module paths (and
-// no regex, all-linear, exclusions or layer list), so a written adapter_config.json always matches its tensors.
-io::LoraConfig config_matching(const io::LoraConfig& c, const ModelConfig& cfg,
-                               const std::map<std::string, io::LoraPair>& modules);
 
 // check_targets, then that every module of the adapter is a LoRA-targetable Linear of a model with this
 // config (its family's weight table) and that A is [r, in] and B [out, r] for it, and that every module of the

@@ -112,10 +112,11 @@ Trainer::Trainer(CausalLM& model, const Dataset& data, TrainOptions opt, const D
   if (!adapter_src.empty()) {
     io::AdapterFiles files = io::load_peft_adapter(adapter_src);
     attach_adapters(model, files, adapter_src);
-    // The config saved with this run's checkpoints names exactly the modules it trains, and the base this run
-    // trains on (an --adapter-init adapter may come from another base).
+    // The config saved with this run's checkpoints is the adapter's (attach_adapters checked that it selects exactly
+    // the modules the file holds), naming the base this run trains on (an --adapter-init adapter may come from
+    // another base).
     const std::string base = p.opt.lora.base_model_name_or_path;
-    p.opt.lora = config_matching(files.cfg, model.config(), files.modules);
+    p.opt.lora = files.cfg;
     if (!base.empty()) p.opt.lora.base_model_name_or_path = base;
   } else {
     check_targets(p.opt.lora, model.config(), "--targets");
