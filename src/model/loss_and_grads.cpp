@@ -75,8 +75,8 @@ struct LossAndGrads::HostStaging {
     return p;
   }
   // A region for dst (device, i32, numel n) filled with the host data now; the copy up is queued by
-  // issue_uploads (the device part of a step, which a CUDA graph may capture: it reads the region at replay).
-  // Offsets, not pointers: a later take() may move the buffer.
+  // issue_uploads, once the step has taken all its regions. Offsets, not pointers: a later take() may move the
+  // buffer.
   struct Upload {
     size_t off;
     void* dst;
@@ -94,17 +94,19 @@ struct LossAndGrads::HostStaging {
   }
 };
 
-// Training steps as CUDA graphs (set_step_graphs). A step's device work reads its batch from fixed places (the
-// staging regions, the activation buffers) and launches the same kernels with the same arguments whenever its
-// key is the same: the shapes, the loss scale, and the address of every buffer it touches that a step could
-// replace. A key already run eagerly on a recent step (so that every buffer, scratch block and GEMM tuning it
-// needs already exists), is captured once and replayed from then on, bit for bit the eager launches. A few keys
-// are kept: one per micro-batch with gradient accumulation (each has its own staging regions).
+// Training steps as CUDA graphs (set_step_graphs). A step's forward and backward read their batch from fixed
+// places (the activation buffers, where the eager uploads put it) and launch the same kernels with the same
+// arguments whenever the step's key is the same: the shapes and the address of every buffer they touch that a step
+// could replace. The loss between them (its shapes follow the counted rows, its scale the batch) runs eagerly. A
+// key already run eagerly on a recent step (so that every buffer, scratch block and GEMM tuning it needs already
+// exists) is captured once and replayed from then on, bit for bit the eager launches. Every micro-batch of one
+// shape shares its graphs; a few keys are kept (e.g. a shorter last batch, or an evaluation between steps that
+// made the buffers again).
 struct LossAndGrads::StepGraphs {
-  static constexpr size_t kMaxGraphs = 4;  // e.g. one per micro-batch of a small --grad-accum
+  static constexpr size_t kMaxGraphs = 4;
   struct Entry {
     std::vector<uint64_t> key;
-    std::unique_ptr<DeviceGraph> graph;
+    std::unique_ptr<DeviceGraph> forward, backward;
     uint64_t last_used = 0;
   };
   std::vector<Entry> entries;
@@ -117,11 +119,11 @@ struct LossAndGrads::StepGraphs {
       if (e.key == key) return &e;
     return nullptr;
   }
-  Entry& add(std::vector<uint64_t> key, std::unique_ptr<DeviceGraph> g) {
+  Entry& add(std::vector<uint64_t> key, std::unique_ptr<DeviceGraph> forward, std::unique_ptr<DeviceGraph> backward) {
     if (entries.size() >= kMaxGraphs)
       entries.erase(std::min_element(entries.begin(), entries.end(),
                                      [](const Entry& a, const Entry& b) { return a.last_used < b.last_used; }));
-    entries.push_back(Entry{std::move(key), std::move(g), 0});
+    entries.push_back(Entry{std::move(key), std::move(forward), std::move(backward), 0});
     return entries.back();
   }
 };
@@ -248,7 +250,6 @@ int64_t LossAndGrads::queue_step(const TrainBatch& batch, float grad_scale, uint
   // their host regions are filled here, the copies are the first of the step's device work.
   HostStaging& stage = *host_;
   stage.uploads.clear();
-  const size_t staged_from = stage.used;
   const int32_t* tgt = host_i32(batch.targets, "targets", N);
   stage.upload(host_i32(batch.ids, "ids", N), N, bf.ids);
   if (batch.positions.defined()) {
@@ -302,20 +303,22 @@ int64_t LossAndGrads::queue_step(const TrainBatch& batch, float grad_scale, uint
     return bf.work;
   };
 
-  // Everything the device does for this step, in order; what it reads from the host is in the staging
-  // regions filled above.
-  auto device_work = [&] {
-    stage.issue_uploads();
-    // The adapters' bf16 copies and folded weights for this step, in a few launches; the forward then skips its
-    // own refreshes (LinearScratch::adapters_current, for this step only).
-    struct AdaptersCurrent {
-      bool& flag;
-      ~AdaptersCurrent() { flag = false; }
-    } current{bf.lin.adapters_current};
+  // The device work of this step, in order: the uploads of the staging regions filled above, the forward, the
+  // loss, the backward, the losses' copy down. Only the forward and the backward may be graphs (below): they
+  // depend on the batch shape and the buffers alone. The loss part depends on the counted rows K (its GEMM
+  // shapes) and the loss scale (a kernel argument), which change from step to step on real data (chat rows with
+  // their prompts ignored), and it is a few launches of long GEMMs: it stays eager, and so do the uploads.
+  //
+  // The adapters' bf16 copies and folded weights for this step come first, in a few launches; the forward then
+  // skips its own refreshes (LinearScratch::adapters_current, for this step only).
+  struct AdaptersCurrent {
+    bool& flag;
+    ~AdaptersCurrent() { flag = false; }
+  } current{bf.lin.adapters_current};
+  auto forward_work = [&] {
+    bf.lin.adapters_current = false;
     refresh_adapters(linears);
     bf.lin.adapters_current = true;
-
-    // ---- forward ----
     Tensor x = bf.layers.empty() ? bf.x_final : bf.layers[0].x;
     m_.embed_tokens(bf.ids, x);
     for (int64_t li = 0; li < c.num_layers; li++) {
@@ -325,13 +328,14 @@ int64_t LossAndGrads::queue_step(const TrainBatch& batch, float grad_scale, uint
       code.forward(m_.layers()[li], A, A.x, next, run);
     }
     m_.final_norm_forward(bf.x_final, bf.f, bf.rstd_f);
+  };
 
-    // ---- loss (and its gradient into the final hidden state), in row chunks ----
-    // Only rows with a target go through lm_head: on chat data most rows are prompt (label -100), and lm_head
-    // ([V, C], V ~ 150k) is most of a small model's work. The counted rows of f (counted_rows, uploaded above)
-    // are gathered into f_counted, their gradient is scattered back into df (zero elsewhere, as the ignored
-    // rows' loss is constant).
-    Tensor df = bf.grads.da;  // [N, C] gradient wrt f
+  // The loss (and its gradient into the final hidden state), in row chunks. Only rows with a target go through
+  // lm_head: on chat data most rows are prompt (label -100), and lm_head ([V, C], V ~ 150k) is most of a small
+  // model's work. The counted rows of f (counted_rows, uploaded above) are gathered into f_counted, their
+  // gradient is scattered back into df (zero elsewhere, as the ignored rows' loss is constant).
+  Tensor df = bf.grads.da;  // [N, C] gradient wrt f
+  auto loss_work = [&] {
     if (K > 0) {
       Tensor idx = bf.counted_rows.narrow0(0, K), tgk = bf.counted_targets.narrow0(0, K);
       Tensor fk = bf.f_counted.narrow0(0, K), dfk = bf.df_counted.narrow0(0, K);
@@ -358,37 +362,43 @@ int64_t LossAndGrads::queue_step(const TrainBatch& batch, float grad_scale, uint
     if (training) {
       df.zero_();
       if (K > 0) embedding_backward(bf.counted_rows.narrow0(0, K), bf.df_counted.narrow0(0, K), df);  // += into rows
-
-      // ---- backward ----
-      m_.final_norm_backward(df, bf.x_final, bf.rstd_f, bf.grads.dx);
-      for (int64_t li = c.num_layers - 1; li >= 0; li--) {
-        run.layer = li;
-        LayerActs& A = acts(li);
-        if (bf.checkpointing) {  // the same activations again (the layer may skip what only its output needs)
-          run.recompute = true;
-          code.forward(m_.layers()[li], A, A.x, bf.recomputed_out, run);
-          run.recompute = false;
-        }
-        code.backward(m_.layers()[li], A, bf.grads, run);
-        if (layer_hook_) layer_hook_(li);
-      }
     }
     if (K > 0) device_copy_async(stage.buf + losses_off, Device::cpu(), bf.losses.raw(), dev, sizeof(float) * static_cast<size_t>(K));
   };
 
-  // A CUDA graph only for training steps of one device without dropout (its seed changes every step) and
-  // without a layer hook (data-parallel training overlaps host-driven reductions with the backward).
+  auto backward_work = [&] {
+    m_.final_norm_backward(df, bf.x_final, bf.rstd_f, bf.grads.dx);
+    for (int64_t li = c.num_layers - 1; li >= 0; li--) {
+      run.layer = li;
+      LayerActs& A = acts(li);
+      if (bf.checkpointing) {  // the same activations again (the layer may skip what only its output needs)
+        run.recompute = true;
+        code.forward(m_.layers()[li], A, A.x, bf.recomputed_out, run);
+        run.recompute = false;
+      }
+      code.backward(m_.layers()[li], A, bf.grads, run);
+      if (layer_hook_) layer_hook_(li);
+    }
+  };
+
+  // CUDA graphs only for training steps of one device without dropout (its seed changes every step) and without
+  // a layer hook (data-parallel training overlaps host-driven reductions with the backward).
   const bool graphable = graphs_on_ && training && dev.is_cuda() && !dropout && !layer_hook_ && !graphs_->failed;
+  stage.issue_uploads();
   if (!graphable) {
-    device_work();
+    forward_work();
+    loss_work();
+    if (training) backward_work();
     return K;
   }
   StepGraphs& sg = *graphs_;
-  const std::vector<uint64_t> key = step_key(B, T, K, grad_scale, staged_from);
+  const std::vector<uint64_t> key = step_key(B, T, batch.segments.defined());
   StepGraphs::Entry* e = sg.find(key);
   if (!e && std::find(sg.eager.begin(), sg.eager.end(), key) != sg.eager.end()) {
     try {
-      e = &sg.add(key, std::make_unique<DeviceGraph>(dev, device_work));
+      auto fw = std::make_unique<DeviceGraph>(dev, forward_work);
+      auto bw = std::make_unique<DeviceGraph>(dev, backward_work);
+      e = &sg.add(key, std::move(fw), std::move(bw));
     } catch (const Error& err) {
       sg.failed = true;
       warn(std::string("training without CUDA graphs: ") + err.what());
@@ -396,39 +406,50 @@ int64_t LossAndGrads::queue_step(const TrainBatch& batch, float grad_scale, uint
   }
   if (e) {
     e->last_used = ++sg.clock;
-    e->graph->replay();
-    sg.replays++;
-  } else {
-    device_work();
+    e->forward->replay();
+    const uint64_t scratch = device_scratch_generation(dev);
+    loss_work();
+    if (device_scratch_generation(dev) == scratch) {
+      e->backward->replay();
+      sg.replays++;
+    } else {  // the loss grew the scratch block the backward graph points into (the key now differs: it ages out)
+      backward_work();
+    }
+    return K;
+  }
+  // Eager. A key whose forward and backward tuned no GEMM shape, nor brought one closer to its tuning, may be
+  // captured when it comes again: a graph would keep an untuned choice (the loss part's GEMMs, eager, tune on).
+  const int64_t tuning_before_forward = matmul_tuning_progress();
+  forward_work();
+  const int64_t tuning_after_forward = matmul_tuning_progress();
+  loss_work();
+  const int64_t tuning_before_backward = matmul_tuning_progress();
+  backward_work();
+  const bool settled = tuning_after_forward == tuning_before_forward && matmul_tuning_progress() == tuning_before_backward;
+  if (settled && std::find(sg.eager.begin(), sg.eager.end(), key) == sg.eager.end()) {
     if (sg.eager.size() >= StepGraphs::kMaxGraphs) sg.eager.erase(sg.eager.begin());
     sg.eager.push_back(key);
   }
   return K;
 }
 
-// Everything a captured step depends on besides the contents of device memory and of the staging regions: the
-// shapes and the loss scale (kernel arguments), how the step is run, and the address of every buffer a step may
-// replace (activations, adapter products and scratch, the adapters and their copies, the staging buffer). The
-// GEMM tuning's progress joins them: a step that tuned a shape, or brought one closer to its tuning (a shape used
-// once a step is tuned at its third step), is not captured yet, as a graph would keep the untuned choice.
-std::vector<uint64_t> LossAndGrads::step_key(int64_t B, int64_t T, int64_t K, float grad_scale, size_t staged_from) const {
+// Everything a captured forward or backward depends on besides the contents of device memory: the shapes, how the
+// step is run (checkpointing, the fold, packed rows or not), and the address of every buffer a step may replace
+// (activations, adapter products and scratch, the adapters and their copies). Not the counted rows, the loss
+// scale, nor the staging regions: the loss part and the uploads between them stay eager.
+std::vector<uint64_t> LossAndGrads::step_key(int64_t B, int64_t T, bool segments) const {
   const Buffers& bf = *buf_;
   std::vector<uint64_t> k;
   auto add = [&](const Tensor& t) { k.push_back(reinterpret_cast<uintptr_t>(t.defined() ? t.raw() : nullptr)); };
-  uint32_t scale_bits = 0;
-  std::memcpy(&scale_bits, &grad_scale, sizeof scale_bits);
   // The buffer set's generation: a set made again (another batch shape came between, e.g. an evaluation) may get
   // some of the addresses of the set a graph was captured with and not others (the key holds only some).
   k.push_back(bf.generation);
   k.push_back(device_scratch_generation(m_.device()));  // a graph keeps the scratch block it was captured with
-  k.insert(k.end(), {static_cast<uint64_t>(B), static_cast<uint64_t>(T), static_cast<uint64_t>(K), scale_bits,
-                     static_cast<uint64_t>(bf.checkpointing), static_cast<uint64_t>(adapter_fold_),
-                     static_cast<uint64_t>(loss_chunk_), static_cast<uint64_t>(matmul_tuning_progress()),
-                     reinterpret_cast<uintptr_t>(host_->buf), staged_from, host_->uploads.size()});
-  for (const HostStaging::Upload& u : host_->uploads) k.push_back(reinterpret_cast<uintptr_t>(u.dst));
-  for (const Tensor* t : {&bf.ids, &bf.positions, &bf.segments, &bf.x_final, &bf.f, &bf.logits, &bf.losses,
-                          &bf.lin.a32, &bf.lin.r32, &bf.lin.xc, &bf.lin.dxu, &bf.lin.d32, &bf.lin.u16, &bf.lin.d16,
-                          &loss_check_, &bf.grads.dx, &bf.grads.da})
+  k.insert(k.end(), {static_cast<uint64_t>(B), static_cast<uint64_t>(T), static_cast<uint64_t>(segments),
+                     static_cast<uint64_t>(bf.checkpointing), static_cast<uint64_t>(adapter_fold_)});
+  for (const Tensor* t : {&bf.ids, &bf.positions, &bf.segments, &bf.x_final, &bf.f, &bf.rstd_f, &bf.lin.a32,
+                          &bf.lin.r32, &bf.lin.xc, &bf.lin.dxu, &bf.lin.d32, &bf.lin.u16, &bf.lin.d16, &bf.grads.dx,
+                          &bf.grads.da})
     add(*t);
   for (const LayerActs& A : bf.layers) {
     add(A.x);

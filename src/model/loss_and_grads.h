@@ -78,9 +78,10 @@ class LossAndGrads {
   // gradient allreduce there, overlapping the layers still to come. Empty: none.
   void set_layer_backward_hook(std::function<void(int64_t layer)> hook) { layer_hook_ = std::move(hook); }
   // Training steps on CUDA as CUDA graphs (off by default; the trainer turns it on unless WICK_CUDA_GRAPHS=0 or
-  // WICK_TRAIN_GRAPHS=0): a step whose shapes, loss scale and buffers are those of the step before it is captured
-  // once and replayed after, with the same results bit for bit. Not with dropout or a layer hook, and not for
-  // evaluation; a capture that fails warns once and the run goes on without graphs.
+  // WICK_TRAIN_GRAPHS=0): the forward and the backward of a step whose shapes and buffers are those of a recent
+  // step are captured once and replayed after, with the same results bit for bit; the loss between them, whose
+  // shapes follow the counted rows, and the batch's uploads stay eager. Not with dropout or a layer hook, and not
+  // for evaluation; a capture that fails warns once and the run goes on without graphs.
   void set_step_graphs(bool on) { graphs_on_ = on; }
   int64_t graph_replays() const;  // steps run by replaying a captured graph so far
 
@@ -88,7 +89,7 @@ class LossAndGrads {
   struct Buffers;
   struct HostStaging;
   struct StepGraphs;
-  std::vector<uint64_t> step_key(int64_t B, int64_t T, int64_t K, float grad_scale, size_t staged_from) const;
+  std::vector<uint64_t> step_key(int64_t B, int64_t T, bool segments) const;
   CausalLM& m_;
   std::unique_ptr<Buffers> buf_;
   std::unique_ptr<HostStaging> host_;
