@@ -322,7 +322,7 @@ if want graphs; then
   # of each (WICK_STEP_PROFILE: device time against wall time a step).
   build-gpu/tests/wick_cuda_tests --gtest_filter='CudaTrainGraphs*' > "$O/graphs-tests.log" 2>&1
   note "train graphs, tests: $(grep -E '^\[  (PASSED|FAILED)  \]' "$O/graphs-tests.log" | tr '\n' ' ')"
-  train_ab "$O/train-graphs-ab.md" WICK_TRAIN_GRAPHS "0 1" "${GRAPHS_AB:-0.5b:1 0.5b:2}"
+  train_ab "$O/train-graphs-ab.md" WICK_TRAIN_GRAPHS "0 1" "${GRAPHS_AB:-0.5b:1 0.5b-chat:1 0.5b:2 0.5b-chat:2}"
   note "train graphs 0/1: $(tr '\n' ' ' < "$O/train-graphs-ab.md")"
   for v in 0 1; do
     WICK_STEP_PROFILE=1 WICK_TRAIN_GRAPHS=$v OUT=/tmp/bt-out BENCH_TMP=/tmp/bt PEER=0 STEPS=8 BUILD=build-gpu timeout 100 \

@@ -5,6 +5,8 @@
 # median of steps 3 and later.
 #
 #   BUILD=build-gpu scripts/bench-train.sh [ROW ...]      rows: 0.5b 0.5b-gc 0.5b-16k 1.5b 7b 7b-gc (default: all)
+#   and 0.5b-chat (not in the default: wick alone, --packing over examples of 64-1,024 random tokens whose first
+#   20-90% are a prompt with ignored labels, as chat data is: the counted rows change from step to step).
 #   PEER=0 skips the peer; COMPILE=0 skips torch.compile; STEPS (default 10). BENCH_TMP=DIR keeps the random
 #   models and data there for the next call (an A/B of environment switches makes each model once).
 #   Environment switches (docs/guide.md) pass through to wick.
@@ -28,12 +30,13 @@ GPU=$(nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null | head -1)
 echo "| work | wick | torch+PEFT eager | torch.compile+PEFT |" > "$TABLE"
 echo "|---|---|---|---|" >> "$TABLE"
 
-# row -> preset batch seq wick-extra-flags peer-extra-flags
+# row -> preset batch seq wick-extra-flags peer-extra-flags (none: no peer row)
 row_spec() {
   case "$1" in
     0.5b) echo "qwen2.5-0.5b 0.5b 8 1024 - -" ;;
     0.5b-gc) echo "qwen2.5-0.5b 0.5b 8 1024 --grad-checkpointing --gc" ;;
     0.5b-16k) echo "qwen2.5-0.5b 0.5b 1 16384 - -" ;;
+    0.5b-chat) echo "qwen2.5-0.5b 0.5b 8 1024 --packing none" ;;
     1.5b) echo "qwen2.5-1.5b 1.5b 8 1024 - -" ;;
     7b) echo "qwen2.5-7b 7b 4 1024 - -" ;;
     7b-gc) echo "qwen2.5-7b 7b 4 1024 --grad-checkpointing --gc" ;;  # issue 8: <= 20 GiB with checkpointing
@@ -42,17 +45,23 @@ row_spec() {
 }
 
 wick_row() {  # preset batch seq flag -> "N tok/s, G GiB, MFU m%" or a failure note
-  local preset=$1 batch=$2 seq=$3 flag=$4 model=$TMP/$1 data=$TMP/data-$2x$3.jsonl extra=()
+  local preset=$1 batch=$2 seq=$3 flag=$4 model=$TMP/$1 data=$TMP/data-$2x$3$4.jsonl extra=()
   [ "$flag" != - ] && extra=("$flag")
   if [ "$flag" != - ] && ! "$W" train --help 2>/dev/null | grep -q -- "$flag"; then echo "– (no $flag yet)"; return; fi
   [ -d "$model" ] || "$W" init-model --preset "$preset" --out "$model" --dtype bf16 >> "$LOG" 2>&1 || { echo "init-model failed"; return; }
-  [ -f "$data" ] || python3 - "$data" "$batch" "$seq" "$STEPS" <<'PY'
+  [ -f "$data" ] || python3 - "$data" "$batch" "$seq" "$STEPS" "$flag" <<'PY'
 import json, random, sys
-path, b, s, steps = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+path, b, s, steps, flag = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), sys.argv[5]
 r = random.Random(2)
 with open(path, "w") as f:
-    for _ in range(b * (steps + 2)):
-        f.write(json.dumps({"input_ids": [r.randrange(151643) for _ in range(s)]}) + "\n")
+    if flag == "--packing":  # chat-like: enough examples of 64..s tokens for the steps, the prompt's labels ignored
+        for _ in range(b * (steps + 2) * 3):
+            ids = [r.randrange(151643) for _ in range(r.randint(64, s))]
+            prompt = int(len(ids) * r.uniform(0.2, 0.9))
+            f.write(json.dumps({"input_ids": ids, "labels": [-100] * prompt + ids[prompt:]}) + "\n")
+    else:
+        for _ in range(b * (steps + 2)):
+            f.write(json.dumps({"input_ids": [r.randrange(151643) for _ in range(s)]}) + "\n")
 PY
   rm -rf "$TMP/run"
   "$W" train --model "$model" --data "$data" --out "$TMP/run" --batch-size "$batch" --max-steps "$STEPS" \
@@ -92,12 +101,15 @@ for row in "${ROWS[@]}"; do
   echo "== $row" >> "$LOG"
   w=$(wick_row "$preset" "$batch" "$seq" "$wflag")
   pe="–"; pc="–"
-  if [ "${PEER:-1}" = 1 ]; then
+  if [ "${PEER:-1}" = 1 ] && [ "$pflag" != none ]; then
     pe=$(peer_row "$ppreset" "$batch" "$seq" "$pflag" 0)
     [ "$row" = 0.5b ] && [ "${COMPILE:-1}" = 1 ] && pc=$(peer_row "$ppreset" "$batch" "$seq" "$pflag" 1)
   fi
   label="train $ppreset, $batch × $seq"
-  [ "$wflag" != - ] && label="$label, activation checkpointing"
+  case "$wflag" in
+    --grad-checkpointing) label="$label, activation checkpointing" ;;
+    --packing) label="$label, packed chat-like rows (20-90% prompt)" ;;
+  esac
   echo "| $label | $w | $pe | $pc |" | tee -a "$TABLE"
 done
 echo "card: $GPU; $(date -u +%F); wick $(git rev-parse --short HEAD 2>/dev/null || echo '?')" | tee -a "$TABLE"
