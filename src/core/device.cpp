@@ -179,6 +179,21 @@ uint64_t device_scratch_generation(Device d) {
   return 0;
 }
 
+size_t device_scratch_bytes(Device d) {
+#ifdef WICK_CUDA
+  if (d.is_cuda()) return cuda_scratch_bytes(d.index);
+#endif
+  return 0;
+}
+
+void device_scratch_reserve(Device d, size_t nbytes) {
+#ifdef WICK_CUDA
+  if (d.is_cuda()) cuda_scratch_reserve(d.index, nbytes);
+#else
+  (void)d, (void)nbytes;
+#endif
+}
+
 size_t device_peak_memory(Device d) {
 #ifdef WICK_CUDA
   if (d.is_cuda()) return cuda_peak_memory(d.index);

@@ -84,12 +84,16 @@ class StreamMarks {
   size_t used_ = 0;
 };
 
-// Peak bytes wick has held on a CUDA device (the stream-ordered pool's high-water mark), and a reset of it;
-// 0 on the CPU or without CUDA.
 // How many times the device's CUDA scratch block (ops that need temporary memory carve it) has been replaced by a
 // larger one, which frees the old: a CUDA graph captured before still points into it, so work keyed by this
 // number never replays such a graph. 0 on the CPU or without CUDA.
 uint64_t device_scratch_generation(Device d);
+// The scratch block's size in bytes (0 before its first use, on the CPU or without CUDA), and a request that it
+// hold at least nbytes now (a warm-up before capturing work that will need that much; nothing on the CPU).
+size_t device_scratch_bytes(Device d);
+void device_scratch_reserve(Device d, size_t nbytes);
+// Peak bytes wick has held on a CUDA device (the stream-ordered pool's high-water mark), and a reset of it;
+// 0 on the CPU or without CUDA.
 size_t device_peak_memory(Device d);
 void device_reset_peak_memory(Device d);
 // The device's marketing name ("NVIDIA H200"); "cpu" on the host.

@@ -29,6 +29,8 @@ void cuda_event_record(int dev, void** event);
 double cuda_event_ms(void* a, void* b);
 void cuda_event_destroy(void* event);
 uint64_t cuda_scratch_generation(int dev);  // core/device.h device_scratch_generation
+size_t cuda_scratch_bytes(int dev);           // core/device.h device_scratch_bytes
+void cuda_scratch_reserve(int dev, size_t nbytes);
 size_t cuda_peak_memory(int dev);
 void cuda_reset_peak_memory(int dev);
 std::string cuda_device_name(int dev);

@@ -61,6 +61,9 @@ int32_t DecodeLoop::step(int32_t token) {
   pinned_[0] = token;
   pinned_[1] = static_cast<int32_t>(cache_.length());
   device_copy_async(inputs_.raw(), dev_, pinned_, Device::cpu(), 2 * sizeof(int32_t));
+  // A graph holds the scratch block it was captured with; work between steps that grew the block (another thread's
+  // op on this device) freed it: capture again.
+  if (graph_ && graph_scratch_ != device_scratch_generation(dev_)) graph_.reset();
   if (graph_) {
     graph_->replay();
   } else if (graphs_ && steps_ > 0) {
@@ -68,6 +71,7 @@ int32_t DecodeLoop::step(int32_t token) {
     // op synchronising, say) keeps decoding kernel by kernel, with one warning.
     try {
       graph_ = std::make_unique<DeviceGraph>(dev_, [this] { run(); });
+      graph_scratch_ = device_scratch_generation(dev_);
       graph_->replay();
     } catch (const Error& e) {
       warn(std::string("decoding without CUDA graphs: ") + e.what());

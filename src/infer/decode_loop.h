@@ -62,6 +62,7 @@ class DecodeLoop {
   int32_t* pinned_ = nullptr;  // host: [0] id, [1] position, [2] chosen, then V floats of logits (CUDA)
   const float* host_logits_ = nullptr;
   std::unique_ptr<DeviceGraph> graph_;
+  uint64_t graph_scratch_ = 0;  // device_scratch_generation when graph_ was captured
 };
 
 }  // namespace wick

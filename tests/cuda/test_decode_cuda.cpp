@@ -8,6 +8,7 @@
 #include "common/decode_checks.h"
 #include "common/model_checks.h"
 #include "common/testutil.h"
+#include "core/device.h"
 #include "core/rng.h"
 #include "infer/decode_loop.h"
 #include "infer/generator.h"
@@ -202,6 +203,34 @@ TEST(DecodeLoopCuda, GraphReplayEqualsKernelByKernel) {
     ASSERT_EQ(with.ids.size(), 80u);
     EXPECT_EQ(with.ids, without.ids) << "mode " << mode;
   }
+}
+
+// Work between two steps that grows the CUDA scratch block frees the block the captured graph points into: the loop
+// captures again and decodes on, the same tokens as kernel by kernel, still replaying.
+TEST(DecodeLoopCuda, ScratchGrownBetweenStepsIsCapturedAgain) {
+  WICK_REQUIRE_CUDA();
+  const ModelConfig c = decode_test_config(3, 4000);
+  auto m = CausalLM::random(c, Device::cuda(), DType::BF16, 51);
+  Rng rng(52);
+  const std::vector<int32_t> prompt = random_ids(rng, 100, c.vocab_size), feed = random_ids(rng, 40, c.vocab_size);
+  std::vector<int32_t> chosen[2];
+  device_scratch_reserve(Device::cuda(), 1 << 20);  // a block to replace, whether or not a decode step uses one
+  for (int graphs = 0; graphs < 2; graphs++) {
+    KVCache cache(*m, 1, 200);
+    m->forward(Tensor::from_i32(prompt, {1, 100}), &cache, true);
+    SamplingParams sp;  // greedy, on the device
+    DecodeLoop loop(*m, cache, sp, prompt, graphs == 1);
+    for (size_t i = 0; i < feed.size(); i++) {
+      if (i == 20) {  // twice the block's size: the block the graph was captured with is freed
+        const uint64_t before = device_scratch_generation(Device::cuda());
+        device_scratch_reserve(Device::cuda(), 2 * device_scratch_bytes(Device::cuda()));
+        EXPECT_EQ(device_scratch_generation(Device::cuda()), before + 1);
+      }
+      chosen[graphs].push_back(loop.step(feed[i]));
+    }
+    EXPECT_EQ(loop.replaying(), graphs == 1);
+  }
+  EXPECT_EQ(chosen[1], chosen[0]);
 }
 
 // A decode loop casts the adapters to bf16 at its first step only (CausalLM::decode_step's adapters_unchanged):

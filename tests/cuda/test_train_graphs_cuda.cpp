@@ -10,6 +10,7 @@
 
 #include "common/model_checks.h"
 #include "common/testutil.h"
+#include "core/device.h"
 #include "core/rng.h"
 #include "lora/lora.h"
 #include "model/loss_and_grads.h"
@@ -103,6 +104,9 @@ TEST(CudaTrainGraphs, ReplayedStepsEqualEagerStepsBitForBit) {
       Rng* data[2] = {&data_eager, &data_graphed};
       const int64_t Ts = lengths[step];
       const bool packed = cs.packed && step % 3 != 1;
+      // Before step 11 the scratch block is replaced by a larger one (as an evaluation or a sample between steps
+      // may do): the graphs captured with the old block must not replay.
+      if (step == 11) device_scratch_reserve(Device::cuda(), 2 * device_scratch_bytes(Device::cuda()));
       for (int w = 0; w < 2; w++) {
         TrainRun& r = *runs[w];
         zero_lora_grads(*r.m);
@@ -134,8 +138,8 @@ TEST(CudaTrainGraphs, ReplayedStepsEqualEagerStepsBitForBit) {
       }
     }
     // A key is captured the second time it is seen, after at most two eager micro-batches (the first may grow the
-    // scratch block, changing the key) and shared by both micro-batches of a step: each run of one shape (12, 4
-    // and 12 micro-batches) replays all but its first two or three. Packing's plain steps (1, 4, 10, 13) have
+    // scratch block, changing the key) and shared by both micro-batches of a step: each run of one shape and
+    // scratch block (12, 4, 6 and 6 micro-batches) replays all but its first two or three. Packing's plain steps (1, 4, 10, 13) have
     // their own key: their first two may run eagerly too, and the buffers for plain positions are made again
     // when they come (their address is in the key), and again after. None replay with dropout, and none
     // in the eager run.
@@ -143,8 +147,8 @@ TEST(CudaTrainGraphs, ReplayedStepsEqualEagerStepsBitForBit) {
     if (cs.dropout > 0) {
       EXPECT_EQ(graphed.lg->graph_replays(), 0);
     } else if (!cs.packed) {
-      EXPECT_GE(graphed.lg->graph_replays(), micro_batches - 9);
-      EXPECT_LE(graphed.lg->graph_replays(), micro_batches - 3);
+      EXPECT_GE(graphed.lg->graph_replays(), micro_batches - 12);
+      EXPECT_LE(graphed.lg->graph_replays(), micro_batches - 4);
     } else {
       EXPECT_GE(graphed.lg->graph_replays(), 6);
       EXPECT_LE(graphed.lg->graph_replays(), micro_batches - 6);

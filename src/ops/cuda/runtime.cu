@@ -282,6 +282,13 @@ uint64_t cuda_scratch_generation(int dev) {
   return dev >= 0 && static_cast<size_t>(dev) < cuda::scratch_blocks.size() ? cuda::scratch_blocks[dev].generation : 0;
 }
 
+size_t cuda_scratch_bytes(int dev) {
+  std::lock_guard<std::mutex> lock(cuda::scratch_mu);
+  return dev >= 0 && static_cast<size_t>(dev) < cuda::scratch_blocks.size() ? cuda::scratch_blocks[dev].n : 0;
+}
+
+void cuda_scratch_reserve(int dev, size_t nbytes) { cuda::scratch(dev, nbytes); }
+
 // The default pool serves every cudaMallocAsync of wick (tensors, activations, workspaces) outside CUDA graphs;
 // allocations made inside a captured graph come from the device's graph memory instead. The two high-water marks
 // added are wick's peak (an upper bound: they need not have peaked together), less cuBLASLt's 32 MiB workspace
