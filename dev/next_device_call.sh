@@ -324,7 +324,7 @@ if want graphs; then
   note "train graphs, tests: $(grep -E '^\[  (PASSED|FAILED)  \]' "$O/graphs-tests.log" | tr '\n' ' ')"
   train_ab "$O/train-graphs-ab.md" WICK_TRAIN_GRAPHS "0 1" "${GRAPHS_AB:-0.5b:1 0.5b-chat:1 0.5b:2 0.5b-chat:2}"
   note "train graphs 0/1: $(tr '\n' ' ' < "$O/train-graphs-ab.md")"
-  for v in 0 1; do
+  for v in $([ "${GRAPHS_PROFILE:-1}" = 1 ] && echo 0 1); do  # GRAPHS_PROFILE=0 skips the profiled runs
     WICK_STEP_PROFILE=1 WICK_TRAIN_GRAPHS=$v OUT=/tmp/bt-out BENCH_TMP=/tmp/bt PEER=0 STEPS=8 BUILD=build-gpu timeout 100 \
       bash scripts/bench-train.sh 0.5b > /dev/null 2>&1
     grep -E 'profile|graph|warn' /tmp/bt-out/train-bench.log > "$O/graphs-profile-$v.txt"
