@@ -47,7 +47,8 @@ row_spec() {
 wick_row() {  # preset batch seq flag -> "N tok/s, G GiB, MFU m%" or a failure note
   local preset=$1 batch=$2 seq=$3 flag=$4 model=$TMP/$1 data=$TMP/data-$2x$3$4.jsonl extra=()
   [ "$flag" != - ] && extra=("$flag")
-  if [ "$flag" != - ] && ! "$W" train --help 2>/dev/null | grep -q -- "$flag"; then echo "– (no $flag yet)"; return; fi
+  # (the help read whole first: grep -q would stop reading early, and under pipefail wick's SIGPIPE fails the test)
+  if [ "$flag" != - ] && ! grep -q -- "$flag" <<< "$("$W" train --help 2>/dev/null)"; then echo "– (no $flag yet)"; return; fi
   [ -d "$model" ] || "$W" init-model --preset "$preset" --out "$model" --dtype bf16 >> "$LOG" 2>&1 || { echo "init-model failed"; return; }
   [ -f "$data" ] || python3 - "$data" "$batch" "$seq" "$STEPS" "$flag" <<'PY'
 import json, random, sys
