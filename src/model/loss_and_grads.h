@@ -46,6 +46,11 @@ struct LossSum {
 constexpr int64_t kAdapterFoldMaxHidden = 1536;
 bool adapter_fold_default(Device dev, const ModelConfig& c);
 
+// Rows of logits the loss computes at once: 1024, or WICK_LOSS_CHUNK (a positive number of rows; for sweeps: the
+// chunk's [rows, V] logits in the compute dtype are the loss's memory, and a chunk that fits in L2 keeps the loss
+// kernel's reads there, while fewer rows make lm_head's GEMMs smaller). Anything else set there is an error.
+int64_t loss_chunk_rows();
+
 class LossAndGrads {
  public:
   explicit LossAndGrads(CausalLM& model);
@@ -64,7 +69,7 @@ class LossAndGrads {
   std::vector<double> take_loss_sums();
   const Tensor& loss_check() const;  // undefined before the first training step
   void clear_loss_check();            // zeros it (at the start of an optimizer step)
-  // Rows of logits computed at once in the loss (memory vs launches); default 1024.
+  // Rows of logits computed at once in the loss (memory vs launches); default loss_chunk_rows().
   void set_loss_chunk(int64_t rows) { loss_chunk_ = rows; }
   // Activation checkpointing (off by default); takes effect at the next step.
   void set_checkpointing(bool on) { checkpointing_ = on; }
@@ -96,7 +101,7 @@ class LossAndGrads {
   std::unique_ptr<StepGraphs> graphs_;
   bool graphs_on_ = false;
   Tensor loss_check_;  // f32 [loss chunk] on the device (see loss_check)
-  int64_t loss_chunk_ = 1024;
+  int64_t loss_chunk_ = loss_chunk_rows();
   bool checkpointing_ = false;
   bool adapter_fold_ = false;
   std::function<void(int64_t)> layer_hook_;

@@ -75,7 +75,7 @@ BatchChoice choose_batch_size(const ModelConfig& c, Device dev, DType dtype, int
     return ch;
   }
   const int64_t per_token = activation_bytes_per_token(c, dtype, r, targets, checkpointing);
-  const int64_t fixed = fixed_training_bytes(c, dtype) + folded_bytes;
+  const int64_t fixed = fixed_training_bytes(c, dtype, loss_chunk_rows()) + folded_bytes;
   // Keep 10% of what is free and 1 GiB besides for cuBLASLt workspaces, the allocator's slack and the
   // optimizer state (small next to this for LoRA).
   const int64_t budget = free_bytes - free_bytes / 10 - (int64_t{1} << 30) - fixed;

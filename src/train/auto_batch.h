@@ -25,7 +25,7 @@ struct BatchChoice {
 int64_t activation_bytes_per_token(const ModelConfig& c, DType dtype, int64_t r, int64_t targets,
                                    bool checkpointing = false);
 // Bytes that do not grow with the batch: the loss's logits chunk (chunk rows x vocab in the compute dtype).
-int64_t fixed_training_bytes(const ModelConfig& c, DType dtype, int64_t loss_chunk_rows = 1024);
+int64_t fixed_training_bytes(const ModelConfig& c, DType dtype, int64_t loss_chunk_rows);
 
 // Bytes of the folded weights training makes (model/linear.h's folded groups: per layer, each q k v and gate up
 // projection with an adapter as [out, C + the group's ranks] in the compute dtype); 0 where training does not

@@ -50,12 +50,12 @@ struct Accum : ::testing::Test {
     base.max_grad_norm = 0;  // no clipping: grad norms and updates stay proportional to the gradient
   }
 
-  RunResult run(int64_t batch, int64_t accum, int64_t steps) {
+  RunResult run(int64_t batch, int64_t accum, int64_t steps, const std::string& tag = "") {
     TrainOptions o = base;
     o.batch_size = batch;
     o.grad_accum = accum;
     o.max_steps = steps;
-    o.out_dir = tmp.file("b" + std::to_string(batch) + "a" + std::to_string(accum) + "s" + std::to_string(steps));
+    o.out_dir = tmp.file("b" + std::to_string(batch) + "a" + std::to_string(accum) + "s" + std::to_string(steps) + tag);
     auto m = CausalLM::random(tiny_config(), Device::cpu(), DType::F32, kModelSeed);
     Trainer t(*m, data, o);
     EXPECT_TRUE(run_trainer(t));
@@ -156,6 +156,38 @@ TEST_F(Accum, AccumulatedStepsEqualOneLargeBatch) {
   // comparison above can fail.
   for (const auto& [n, w] : big.weights)
     if (n.find("lora_B") != std::string::npos) EXPECT_GT(max_abs_diff(w, Tensor::zeros(w.shape(), DType::F32)), 0.5 * base.lr) << n;
+}
+
+// The loss's row chunk (WICK_LOSS_CHUNK, for sweeps) changes how many rows lm_head takes at once, not the result:
+// a run with 3-row chunks (every micro-batch several chunks, the last one short) gives the losses, gradients and
+// weights of the default chunk. A value that is not a positive row count is an error naming the variable.
+TEST_F(Accum, TheLossChunkChangesNothingButTheChunksAndABadOneIsAClearError) {
+  unsetenv("WICK_LOSS_CHUNK");
+  EXPECT_EQ(loss_chunk_rows(), 1024);
+  const RunResult whole = run(4, 1, 2);
+  setenv("WICK_LOSS_CHUNK", "3", 1);
+  EXPECT_EQ(loss_chunk_rows(), 3);
+  const RunResult chunked = run(4, 1, 2, "-chunk3");
+  for (const char* bad : {"0", "-2", "12x", "", "99999999999999999999"}) {
+    setenv("WICK_LOSS_CHUNK", bad, 1);
+    if (*bad == '\0') {
+      EXPECT_EQ(loss_chunk_rows(), 1024) << "empty: the default";
+      continue;
+    }
+    try {
+      loss_chunk_rows();
+      ADD_FAILURE() << "WICK_LOSS_CHUNK=" << bad << " was accepted";
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find("WICK_LOSS_CHUNK"), std::string::npos) << e.what();
+    }
+  }
+  unsetenv("WICK_LOSS_CHUNK");
+  ASSERT_EQ(chunked.metrics.size(), whole.metrics.size());
+  for (size_t i = 0; i < whole.metrics.size(); i++)
+    if (whole.metrics[i].contains("loss"))
+      EXPECT_NEAR(chunked.metrics[i]["loss"].get<double>(), whole.metrics[i]["loss"].get<double>(), 1e-6) << i;
+  EXPECT_LT(worst(chunked.grads, whole.grads), 1e-5);
+  EXPECT_LT(worst(chunked.weights, whole.weights), 1e-4);  // AdamW divides by sqrt(v): small gradients' last bits grow
 }
 
 }  // namespace

@@ -45,7 +45,7 @@ TEST(AutoBatch, CudaChoiceFitsAndIsTheLargestPowerOfTwoThatDoes) {
         EXPECT_GE(b, prev) << "more free memory never gives a smaller batch";
         prev = b;
         const int64_t act = activation_bytes_per_token(c, DType::BF16, 16, 7) * seq;
-        const int64_t budget = free_b - free_b / 10 - GiB - fixed_training_bytes(c, DType::BF16);
+        const int64_t budget = free_b - free_b / 10 - GiB - fixed_training_bytes(c, DType::BF16, loss_chunk_rows());
         if (budget >= act) {
           EXPECT_LE(b * act, budget) << name << " seq " << seq << " free " << free_gib;
           if (b < 64) EXPECT_GT(2 * b * act, budget) << name << " seq " << seq << " free " << free_gib;
