@@ -15,7 +15,7 @@
 # .carry-ab), wgrad (dev/weight_grads' harness: v1, v2, probes; then training with WICK_WEIGHT_GRADS=1, 2 and
 # WICK_WEIGHT_GRADS=0), lorarows (the seed suite's lora rows: low_rank_product's rule against v1), adapter glu l2
 # early lowrank l2bench gemm megakernel ce cencu normfuse inplace xahead pdltrace tunesweep detab coresident splits
-# bulkgemv graphs. Each writes under $OUT:
+# bulkgemv graphs losschunk. Each writes under $OUT:
 # build.log, cuda-tests.log, megakernel.txt, train-ce-ab.md, ncu-ce.txt, norm-fusion-ab.txt, weight-grads.txt, train-wgrad-ab.md, lora-rows.txt, decode-ab.txt, glu-ab.txt, l2-ab.txt, early-ab.txt, low-rank.txt, small-m-l2.txt, train-table.md
 # (+ bench/), train-ab.md, ncu-train.txt, gemm-algos.txt, inplace-tests.log, train-inplace-ab.md, xahead-ab.txt,
 # xahead-tests.log, pdl-trace-<preset>.txt and -summary.txt, tune-sweep.txt, train-det-ab.md, co/decode-ab.txt, splits/p<prompt>/decode-ab.txt and splits/kernel.txt, small-m-bulk.txt, and summary.txt. The patch stages (inplace, xahead,
@@ -330,6 +330,13 @@ if want graphs; then
     grep -E 'profile|graph|warn' /tmp/bt-out/train-bench.log > "$O/graphs-profile-$v.txt"
     note "profile WICK_TRAIN_GRAPHS=$v: $(grep 'step 8 profile' "$O/graphs-profile-$v.txt" | head -1)"
   done
+fi
+if want losschunk; then
+  # The loss's row chunk (WICK_LOSS_CHUNK, session 36): 1,024 (the default) against chunks whose [rows, 151,936] bf16
+  # logits fit in L2 (128: 39 MB) and larger ones; 0.5B with random tokens and packed chat-like rows, one build,
+  # alternating (LOSS_CHUNKS, LOSS_CHUNK_ROWS narrow it).
+  train_ab "$O/loss-chunk-ab.md" WICK_LOSS_CHUNK "${LOSS_CHUNKS:-1024 128 256 512 2048}" "${LOSS_CHUNK_ROWS:-0.5b:1 0.5b-chat:1 0.5b:2}"
+  note "loss chunk: $(tr '\n' ' ' < "$O/loss-chunk-ab.md")"
 fi
 if want bulkgemv; then
   # dev/small_m/bulk_gemv.cuh (session 34, never run): one-row projections streamed through shared-memory rings by
