@@ -2,8 +2,8 @@
 // Tensor. The CUDA half is compiled only when WICK_CUDA is on; without it a CUDA device is a clear error.
 #pragma once
 #include <cstddef>
-#include <functional>
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
