@@ -189,8 +189,6 @@ size_t device_scratch_bytes(Device d) {
 void device_scratch_reserve(Device d, size_t nbytes) {
 #ifdef WICK_CUDA
   if (d.is_cuda()) cuda_scratch_reserve(d.index, nbytes);
-#else
-  (void)d, (void)nbytes;
 #endif
 }
 

@@ -330,7 +330,6 @@ int64_t LossAndGrads::queue_step(const TrainBatch& batch, float grad_scale, uint
     ~AdaptersCurrent() { flag = false; }
   } current{bf.lin.adapters_current};
   auto forward_work = [&] {
-    bf.lin.adapters_current = false;
     refresh_adapters(linears);
     bf.lin.adapters_current = true;
     Tensor x = bf.layers.empty() ? bf.x_final : bf.layers[0].x;
