@@ -2,6 +2,7 @@
 #pragma once
 
 #include <atomic>
+#include <cstdint>
 #include <optional>
 
 namespace wick {
@@ -21,6 +22,13 @@ bool env_default_on(const char* name);
 // A choice wick makes itself unless told (WICK_ADAPTER_FOLD): unset or empty -> std::nullopt (wick's own rule),
 // "0" -> false, anything else -> true.
 std::optional<bool> env_override(const char* name);
+
+// A number wick reads from the environment (WICK_LOSS_CHUNK, WICK_ATTENTION_DETERMINISTIC_MAX_MB, a launcher's
+// world size): unset or empty -> std::nullopt (the caller's default); otherwise a whole decimal number from `lo` to
+// `hi`, or a wick::Error naming the variable, what it holds and the range ("what" says what the number counts).
+std::optional<int64_t> env_int(const char* name, int64_t lo, int64_t hi, const char* what);
+// The same for a decimal fraction (WICK_DIST_TIMEOUT's seconds).
+std::optional<double> env_number(const char* name, double lo, double hi, const char* what);
 
 // A kernel path's switch that tests flip at run time (WICK_DECODE_EARLY_LOADS on by default, WICK_CE_SINGLE_READ
 // opt-in): when first asked, env_default_on(name) or env_flag(name) by `default_on`; then what set() says (the

@@ -4,6 +4,7 @@
 #include <cstdlib>
 #include <mutex>
 
+#include "core/env.h"
 #include "core/error.h"
 
 namespace wick::dist {
@@ -14,20 +15,17 @@ void SingleCommunicator::abort(const std::string& why, int code) {
   std::_Exit(code);
 }
 
-static int env_int(const char* name) {
-  const char* v = std::getenv(name);
-  if (!v || !*v) return -1;
-  char* end = nullptr;
-  const long n = std::strtol(v, &end, 10);
-  return (end && *end == '\0' && n > 0 && n < (1 << 24)) ? static_cast<int>(n) : -1;
+// A launcher's rank count: unset -> 0; anything but a positive number is an error naming the variable.
+static int launcher_count(const char* name) {
+  return static_cast<int>(env_int(name, 1, 1 << 24, "a positive number of ranks").value_or(0));
 }
 
 int launcher_world_size() {
   // Open MPI's mpirun, then PMIx (srun --mpi=pmix, other MPIs' launchers), then PMI-1/2 and SLURM's own.
   for (const char* name : {"OMPI_COMM_WORLD_SIZE", "PMIX_SIZE", "PMI_SIZE"})
-    if (const int n = env_int(name); n > 0) return n;
+    if (const int n = launcher_count(name); n > 0) return n;
   if (std::getenv("SLURM_PROCID") && std::getenv("SLURM_STEP_ID"))
-    if (const int n = env_int("SLURM_NTASKS"); n > 0) return n;
+    if (const int n = launcher_count("SLURM_NTASKS"); n > 0) return n;
   return 1;
 }
 

@@ -6,6 +6,8 @@
 #include <cstdio>
 #include <cstdlib>
 
+#include "core/env.h"
+
 namespace wick::dist {
 
 static int64_t now_ns() {
@@ -13,11 +15,7 @@ static int64_t now_ns() {
 }
 
 Watchdog::Watchdog(int rank) : rank_(rank), timeout_s_(600) {
-  if (const char* v = std::getenv("WICK_DIST_TIMEOUT"); v && *v) {
-    char* end = nullptr;
-    const double t = std::strtod(v, &end);
-    if (end && *end == '\0' && t > 0) timeout_s_ = t;
-  }
+  timeout_s_ = env_number("WICK_DIST_TIMEOUT", 0.001, 1e9, "a number of seconds").value_or(timeout_s_);
   thread_ = std::thread([this] { loop(); });
 }
 

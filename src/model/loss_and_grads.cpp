@@ -1,7 +1,6 @@
 #include "model/loss_and_grads.h"
 
 #include <algorithm>
-#include <cerrno>
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
@@ -131,15 +130,7 @@ struct LossAndGrads::StepGraphs {
 };
 
 int64_t loss_chunk_rows() {
-  const char* v = std::getenv("WICK_LOSS_CHUNK");
-  if (!v || !*v) return 1024;
-  char* end = nullptr;
-  errno = 0;
-  const long long rows = std::strtoll(v, &end, 10);
-  if (errno != 0 || *end != '\0' || rows < 1 || rows > (1LL << 24))
-    throw Error(std::string("WICK_LOSS_CHUNK=") + v + ": expected a number of rows from 1 to 16777216", "",
-                "unset it for the default (1024)");
-  return rows;
+  return env_int("WICK_LOSS_CHUNK", 1, int64_t(1) << 24, "a number of rows").value_or(1024);
 }
 
 bool adapter_fold_default(Device dev, const ModelConfig& c) {

@@ -41,12 +41,11 @@ void set_cuda_attention(CudaAttention which) { g_cuda_attention.store(static_cas
 
 namespace {
 int64_t cap_from_env() {
-  const char* e = std::getenv("WICK_ATTENTION_DETERMINISTIC_MAX_MB");
-  if (!e || !*e) return int64_t(1) << 30;
-  char* end = nullptr;
-  const long long mb = std::strtoll(e, &end, 10);
-  if (!end || *end) throw Error(std::string("WICK_ATTENTION_DETERMINISTIC_MAX_MB=") + e + ": expected a number of MB");
-  return mb < 0 ? -1 : static_cast<int64_t>(mb) << 20;
+  // MB up to 2^40 (the shift stays in range), or -1: deterministic at every size.
+  const auto mb = env_int("WICK_ATTENTION_DETERMINISTIC_MAX_MB", -1, int64_t(1) << 40,
+                          "a number of MB (-1: deterministic at every size)");
+  if (!mb) return int64_t(1) << 30;
+  return *mb < 0 ? -1 : *mb << 20;
 }
 std::atomic<int64_t> g_det_cap{INT64_MIN};  // INT64_MIN: not read from the environment yet
 }  // namespace

@@ -47,7 +47,7 @@ void set_cuda_attention(CudaAttention which);
 // cuDNN's deterministic backward keeps dP (about B H T^2 bf16) in its workspace: 7.5 GB for one 16k-token row
 // of a 0.5B model. Above this many bytes the non-deterministic form is built instead (an f32 dQ that the engine
 // accumulates atomically: a few MB, but results vary in the last bits from run to run), with a warning. Default
-// 1 GiB, or WICK_ATTENTION_DETERMINISTIC_MAX_MB; a negative cap means always deterministic.
+// 1 GiB, or WICK_ATTENTION_DETERMINISTIC_MAX_MB (-1: deterministic at every size; so is any negative cap set here).
 int64_t cuda_attention_deterministic_cap();
 void set_cuda_attention_deterministic_cap(int64_t bytes);
 
