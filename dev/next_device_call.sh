@@ -78,8 +78,8 @@ if want build; then
     git apply "$p" && note "applied $p" || { note "FAILED to apply $p"; exit 1; }
   done
   bash scripts/gpu-check.sh --configure-only > "$O/build.log" 2>&1
-  if cmake --build build-gpu -j16 --target wick wick_cuda_tests >> "$O/build.log" 2>&1; then
-    note "built wick, wick_cuda_tests"
+  if cmake --build build-gpu -j16 --target wick wick_cuda_tests wick_bench >> "$O/build.log" 2>&1; then
+    note "built wick, wick_cuda_tests, wick_bench"
   else
     note "BUILD FAILED (build.log)"; tail -40 "$O/build.log"; exit 1
   fi
@@ -133,9 +133,10 @@ fi
 if want train; then
   # Issue 8's table with the peer beside wick (its defaults: the GEMM tuning on, the fold for hidden <= 1,024),
   # then the fold's A/B on the rows it decides: 0.5B with it off (WICK_ADAPTER_FOLD=0), 1.5B forced on.
-  # TRAIN_ROWS (default all six; 7b-gc is issue 8's 7B row with checkpointing, <= 20 GiB, never measured yet) and PEER (default 1) narrow it; TRAIN_AB=0 skips the A/B.
+  # TRAIN_ROWS (default all six and the seed suite's rows, each with its goal's verdict) and PEER (default 1)
+  # narrow it; TRAIN_AB=0 skips the A/B.
   OUT=$O/bench BENCH_TMP=/tmp/bt PEER=${PEER:-1} STEPS=12 BUILD=build-gpu timeout 540 bash scripts/bench-train.sh \
-    ${TRAIN_ROWS:-0.5b 0.5b-gc 0.5b-16k 1.5b 7b 7b-gc} > /dev/null 2>&1
+    ${TRAIN_ROWS:-0.5b 0.5b-gc 0.5b-16k 1.5b 7b 7b-gc seed} > /dev/null 2>&1
   cp "$O/bench/train-bench.md" "$O/train-table.md" 2>/dev/null
   note "train table: $(tr '\n' ' ' < "$O/train-table.md")"
   A=$O/train-ab.md

@@ -4,9 +4,12 @@
 # same settings: bf16, LoRA r 16 / alpha 32 on all seven projections, AdamW, clip 1.0, random tokens, the
 # median of steps 3 and later.
 #
-#   BUILD=build-gpu scripts/bench-train.sh [ROW ...]      rows: 0.5b 0.5b-gc 0.5b-16k 1.5b 7b 7b-gc (default: all)
-#   and 0.5b-chat (not in the default: wick alone, --packing over examples of 64-1,024 random tokens whose first
-#   20-90% are a prompt with ignored labels, as chat data is: the counted rows change from step to step).
+#   BUILD=build-gpu scripts/bench-train.sh [ROW ...]      rows: 0.5b 0.5b-gc 0.5b-16k 1.5b 7b 7b-gc seed (default:
+#   all) and 0.5b-chat (not in the default: wick alone, --packing over examples of 64-1,024 random tokens whose
+#   first 20-90% are a prompt with ignored labels, as chat data is: the counted rows change from step to step).
+#   Each training row is judged against issue 8's goal for it (written for the H200; on another card the verdict
+#   says so). `seed` is the seed suite's CUDA rows (wick_bench, needs $BUILD/bench/wick_bench) beside the peer's
+#   `micro`, each against its goal (bench/seed_table.py), printed as a second table after the first.
 #   PEER=0 skips the peer; COMPILE=0 skips torch.compile; STEPS (default 10). BENCH_TMP=DIR keeps the random
 #   models and data there for the next call (an A/B of environment switches makes each model once).
 #   Environment switches (docs/guide.md) pass through to wick.
@@ -25,10 +28,10 @@ TABLE=$OUTDIR/train-bench.md
 : > "$LOG"
 STEPS=${STEPS:-10}
 ROWS=("$@")
-[ ${#ROWS[@]} -eq 0 ] && ROWS=(0.5b 0.5b-gc 0.5b-16k 1.5b 7b 7b-gc)
+[ ${#ROWS[@]} -eq 0 ] && ROWS=(0.5b 0.5b-gc 0.5b-16k 1.5b 7b 7b-gc seed)
 GPU=$(nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null | head -1)
-echo "| work | wick | torch+PEFT eager | torch.compile+PEFT |" > "$TABLE"
-echo "|---|---|---|---|" >> "$TABLE"
+echo "| work | wick | torch+PEFT eager | torch.compile+PEFT | goal |" > "$TABLE"
+echo "|---|---|---|---|---|" >> "$TABLE"
 
 # row -> preset batch seq wick-extra-flags peer-extra-flags (none: no peer row)
 row_spec() {
@@ -42,6 +45,60 @@ row_spec() {
     7b-gc) echo "qwen2.5-7b 7b 4 1024 --grad-checkpointing --gc" ;;  # issue 8: <= 20 GiB with checkpointing
     *) echo "bench-train: unknown row '$1'" >&2; return 1 ;;
   esac
+}
+
+# row -> issue 8's goal: tok/s (or "2xeager": twice the peer's eager row) and peak GiB; none for rows it has none
+row_goal() {
+  case "$1" in
+    0.5b) echo "170000 12" ;;
+    0.5b-gc) echo "120000 6" ;;
+    0.5b-16k) echo "2xeager 16" ;;
+    1.5b) echo "60000 20" ;;
+    7b) echo "14000 30" ;;
+    7b-gc) echo "14000 20" ;;
+    *) echo "none" ;;
+  esac
+}
+
+verdict() {  # wick eager compiled goal-tok/s goal-GiB (cells) -> "≥ N tok/s, ≤ G GiB: met" or what is missed
+  python3 - "$@" "$GPU" <<'PY'
+import re, sys
+wick, eager, compiled, goal_tps, goal_gib, gpu = sys.argv[1:7]
+m = re.match(r"(\d+) tok/s, ([\d.]+) GiB", wick)
+if not m:
+    print("not measured"); sys.exit()
+tps, gib = float(m.group(1)), float(m.group(2))
+if goal_tps == "2xeager":
+    e = re.match(r"(\d+) tok/s", eager)
+    if not e:
+        print("≥ 2x the peer's eager, ≤ %s GiB: no peer row to judge by" % goal_gib); sys.exit()
+    need, what = 2 * float(e.group(1)), "≥ 2x eager (%d tok/s)" % (2 * float(e.group(1)))
+else:
+    need, what = float(goal_tps), "≥ %s tok/s" % format(int(goal_tps), ",")
+misses = []
+if tps < need:
+    misses.append("%.2fx the tok/s" % (tps / need))
+if gib > float(goal_gib):
+    misses.append("%.2f GiB over" % (gib - float(goal_gib)))
+v = "%s, ≤ %s GiB: %s" % (what, goal_gib, "met" if not misses else "not met (" + "; ".join(misses) + ")")
+c = re.match(r"(\d+) tok/s", compiled)
+if c:
+    v += "; %.2fx torch.compile" % (tps / float(c.group(1)))
+if "H200" not in gpu:
+    v += " (the goal is written for the H200)"
+print(v)
+PY
+}
+
+seed_rows() {  # the seed suite's CUDA rows beside the peer's micro, as a second table (bench/seed_table.py)
+  local bench=$BUILD/bench/wick_bench
+  echo "== seed" >> "$LOG"
+  if [ ! -x "$bench" ]; then echo "seed rows: $bench is not built (cmake --build $BUILD --target wick_bench)" | tee -a "$TABLE"; return; fi
+  "$bench" --benchmark_filter='^(lora_forward|gradient_computation|optimizer_step|full_training_step|layer_operations|lora_rank_scaling)/[^/]+/cuda$' \
+    --benchmark_format=json --benchmark_out="$TMP/seed-wick.json" >> "$LOG" 2>&1
+  : > "$TMP/seed-torch.jsonl"
+  [ "${PEER:-1}" = 1 ] && python3 bench/peer/torch_peer.py micro > "$TMP/seed-torch.jsonl" 2>> "$LOG"
+  { echo; python3 bench/seed_table.py "$TMP/seed-wick.json" "$TMP/seed-torch.jsonl" "$GPU" --markdown; } | tee -a "$TABLE"
 }
 
 wick_row() {  # preset batch seq flag -> "N tok/s, G GiB, MFU m%" or a failure note
@@ -96,7 +153,9 @@ else:
     print('failed')"
 }
 
+SEED=0
 for row in "${ROWS[@]}"; do
+  [ "$row" = seed ] && { SEED=1; continue; }
   spec=$(row_spec "$row") || continue
   read -r preset ppreset batch seq wflag pflag <<< "$spec"
   echo "== $row" >> "$LOG"
@@ -111,7 +170,11 @@ for row in "${ROWS[@]}"; do
     --grad-checkpointing) label="$label, activation checkpointing" ;;
     --packing) label="$label, packed chat-like rows (20-90% prompt)" ;;
   esac
-  echo "| $label | $w | $pe | $pc |" | tee -a "$TABLE"
+  goal=$(row_goal "$row")
+  g="–"
+  [ "$goal" != none ] && g=$(verdict "$w" "$pe" "$pc" $goal)
+  echo "| $label | $w | $pe | $pc | $g |" | tee -a "$TABLE"
 done
+[ $SEED = 1 ] && seed_rows
 echo "card: $GPU; $(date -u +%F); wick $(git rev-parse --short HEAD 2>/dev/null || echo '?')" | tee -a "$TABLE"
 [ -n "${BENCH_TMP:-}" ] || rm -rf "$TMP"

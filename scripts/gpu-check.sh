@@ -255,54 +255,7 @@ fi
   echo "== gpu-check summary ($GPU_NAME)"
   printf '%s\n' "${STATUS[@]}"
   echo
-  if [ "$CUDA" = ON ]; then WJSON=$OUTDIR/wick-bench-cuda.json WCOL="wick CUDA us" SUFFIX=/cuda
-  else WJSON=$OUTDIR/wick-bench-cpu.json WCOL="wick CPU us" SUFFIX=/cpu; fi
-  python3 - "$WJSON" "$OUTDIR/torch-micro.jsonl" "$GPU_NAME" "$WCOL" "$SUFFIX" <<'PY'
-import json, os, sys
-wick_path, torch_path, gpu, wcol, suffix = sys.argv[1:6]
-# goals on the H100 (docs/benchmarks.md, from the project's targets)
-GOAL = {"lora_forward/small_512x512_r8": 10, "lora_forward/medium_1024x1024_r8": 10,
-        "lora_forward/large_2048x2048_r8": 12, "lora_forward/small_512x512_r16": 10,
-        "gradient_computation/forward_backward": 60, "optimizer_step/adamw_step": 15,
-        "full_training_step/complete_iteration": 100, "layer_operations/softmax_stable": 8,
-        "layer_operations/layer_norm": 8, "layer_operations/rms_norm": 8}
-for r in (4, 8, 16, 32, 64):
-    GOAL[f"lora_rank_scaling/rank_{r}"] = 10
-wick = {}
-if os.path.exists(wick_path):
-    for b in json.load(open(wick_path)).get("benchmarks", []):
-        if b.get("run_type") == "aggregate" and b.get("aggregate_name") != "median":
-            continue
-        name = b["run_name"] if "run_name" in b else b["name"]
-        if suffix + "/" not in name + "/":
-            continue
-        name = name.rsplit(suffix, 1)[0]
-        wick[name] = b.get("median_us", b.get("real_time"))
-torch = {}
-if os.path.exists(torch_path):
-    for line in open(torch_path):
-        try:
-            o = json.loads(line)
-        except ValueError:
-            continue
-        if o.get("what") == "micro":
-            torch[o["name"].replace("(fused)", "")] = o["median_us"]  # AdamW: torch's fused kernel
-def f(v):
-    return "-" if v is None else f"{v:.1f}"
-rows = [("benchmark", f"torch eager ({gpu}) us", wcol, "goal us (H100)", "")]
-for name, goal in GOAL.items():
-    w, t = wick.get(name), torch.get(name)
-    verdict = "" if w is None or suffix != "/cuda" else ("meets goal" if w <= goal else f"{w / goal:.1f}x over goal")
-    rows.append((name, f(t), f(w), f"<= {goal}", verdict))
-if "optimizer_step/adamw_step(plain)" in torch:
-    rows.append(("optimizer_step/adamw_step (torch plain)", f(torch["optimizer_step/adamw_step(plain)"]), "", "", ""))
-width = [max(len(r[i]) for r in rows) for i in range(5)]
-for i, r in enumerate(rows):
-    print(" | ".join(c.ljust(width[j]) for j, c in enumerate(r)).rstrip())
-    if i == 0:
-        print("-|-".join("-" * w for w in width))
-clock = "CUDA-event" if suffix == "/cuda" else "wall-clock"
-print(f"\nwick: median over iterations of {clock} times (wick_bench counter median_us); torch: median of 200 "
-      f"{clock} times (torch_peer.py micro); same machine, same call.")
-PY
+  if [ "$CUDA" = ON ]; then WJSON=$OUTDIR/wick-bench-cuda.json CPUFLAG=
+  else WJSON=$OUTDIR/wick-bench-cpu.json CPUFLAG=--cpu; fi
+  python3 bench/seed_table.py "$WJSON" "$OUTDIR/torch-micro.jsonl" "$GPU_NAME" $CPUFLAG
 } 2>&1 | tee "$OUTDIR/summary.txt" | tee -a "$LOG"
