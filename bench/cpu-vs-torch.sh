@@ -70,28 +70,18 @@ for r in $(seq 1 "$ROUNDS"); do
 done
 LOAD_AFTER=$(load)
 
-"$PY" - "$OUTDIR" "$ROUNDS" "$THREADS" "$LOAD_BEFORE" "$LOAD_AFTER" "$( [ -n "$BASELINE" ] && echo 1 || echo 0)" <<'PY' | tee "$OUTDIR/table.txt"
-import json, os, platform, sys
+"$PY" - "$OUTDIR" "$ROUNDS" "$THREADS" "$LOAD_BEFORE" "$LOAD_AFTER" "$( [ -n "$BASELINE" ] && echo 1 || echo 0)" "$ROOT/bench" <<'PY' | tee "$OUTDIR/table.txt"
+import os, platform, sys
 out, rounds, threads, load0, load1, has_base = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4], sys.argv[5], sys.argv[6] == "1"
+sys.path.insert(0, sys.argv[7])
+from seed_table import torch_micro_lines, wick_rows
 
 def wick_medians(path):
-    res = {}
-    for b in json.load(open(path)).get("benchmarks", []):
-        name = b.get("run_name", b["name"]).split("/cpu")[0]
-        res[name] = b.get("median_us", b.get("real_time"))
-    return res
+    return wick_rows(path, "/cpu")
 
 def torch_medians(path):
-    res, dev = {}, ""
-    for line in open(path):
-        try:
-            o = json.loads(line)
-        except ValueError:
-            continue
-        if o.get("what") == "micro":
-            res[o["name"]] = o["median_us"]
-            dev = o.get("device", "")
-    return res, dev
+    lines = torch_micro_lines(path)
+    return {o["name"]: o["median_us"] for o in lines}, (lines[0].get("device", "") if lines else "")
 
 W = [wick_medians(os.path.join(out, f"wick-{r}.json")) for r in range(1, rounds + 1)]
 T, devs = zip(*[torch_medians(os.path.join(out, f"torch-{r}.jsonl")) for r in range(1, rounds + 1)])

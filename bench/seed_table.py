@@ -6,7 +6,8 @@
 WICK_JSON is wick_bench's --benchmark_out (JSON); its /cuda rows are read (/cpu with --cpu). TORCH_JSONL is
 `bench/peer/torch_peer.py micro`'s output (may be missing: the torch column is then "-"). The goals are the
 project's targets for the CUDA rows (issue 8: "every CUDA row at or under its goal"); CPU rows get no verdict.
-scripts/gpu-check.sh prints the aligned form, scripts/bench-train.sh (its `seed` row) the markdown one.
+scripts/gpu-check.sh prints the aligned form, scripts/bench-train.sh (its `seed` row) the markdown one;
+bench/cpu-vs-torch.sh reads the results with wick_rows / torch_micro_lines.
 """
 import json
 import os
@@ -42,19 +43,24 @@ def wick_rows(path, suffix):
     return out
 
 
-def torch_rows(path):
-    """name -> median µs of torch_peer.py micro's lines; AdamW's key is torch's fused kernel."""
-    out = {}
+def torch_micro_lines(path):
+    """torch_peer.py micro's result lines (a missing file: none)."""
     if not os.path.exists(path):
-        return out
+        return []
+    lines = []
     for line in open(path):
         try:
             o = json.loads(line)
         except ValueError:
             continue
         if o.get("what") == "micro":
-            out[o["name"].replace("(fused)", "")] = o["median_us"]
-    return out
+            lines.append(o)
+    return lines
+
+
+def torch_rows(path):
+    """name -> median µs of torch_peer.py micro's lines; AdamW's key is torch's fused kernel."""
+    return {o["name"].replace("(fused)", ""): o["median_us"] for o in torch_micro_lines(path)}
 
 
 def main(argv):
