@@ -167,17 +167,16 @@ AttentionArgs layer_attention_args(const ModelConfig& c, int64_t layer) {
   return a;
 }
 
-uint64_t LayerRun::seed(int j) const {
-  if (!dropout || dropout_seed == 0) return 0;
-  return dropout_seed * 0x100000001b3ULL + static_cast<uint64_t>(layer * 7 + j + 1);
+uint64_t LayerRun::dropout_mix(int j) const {
+  return dropout ? static_cast<uint64_t>(layer * 7 + j + 1) : 0;
 }
 
 namespace {
 
-// Group g of the layer (LayerWeights::lora_groups order) with its dropout seeds (null: no dropout).
+// Group g of the layer (LayerWeights::lora_groups order) with its dropout mixes (none: no dropout; ops/dropout.h).
 struct Group {
   std::vector<Linear*> linears;
-  uint64_t seeds[3] = {0, 0, 0};
+  uint64_t mixes[3] = {0, 0, 0};
   bool dropout = false;
 };
 
@@ -185,8 +184,8 @@ Group group(LayerWeights& W, int g, const LayerRun& run) {
   Group out;
   out.linears = W.lora_groups()[g];
   for (size_t i = 0; i < out.linears.size(); i++) {
-    out.seeds[i] = run.seed(kLoraGroupFirst[g] + static_cast<int>(i));
-    out.dropout = out.dropout || out.seeds[i] != 0;
+    out.mixes[i] = run.dropout_mix(kLoraGroupFirst[g] + static_cast<int>(i));
+    out.dropout = out.dropout || out.mixes[i] != 0;
   }
   return out;
 }
@@ -200,10 +199,10 @@ void group_forward(LayerWeights& W, int g, LayerActs& A, const Tensor& x, const 
   Group gr = group(W, g, run);
   if (A.xu[g].defined()) {
     WICK_CHECK(!input_norm, "group_forward: a folded group reads its normalised input from xu");
-    folded_group_forward(gr.linears, A.xu[g], ys, *run.lin, gr.dropout ? gr.seeds : nullptr);
+    folded_group_forward(gr.linears, A.xu[g], ys, *run.lin, gr.dropout ? gr.mixes : nullptr);
     return;
   }
-  linear_group_forward(gr.linears, x, ys, A.adapter_u[g], *run.lin, gr.dropout ? gr.seeds : nullptr, run.inference,
+  linear_group_forward(gr.linears, x, ys, A.adapter_u[g], *run.lin, gr.dropout ? gr.mixes : nullptr, run.inference,
                        input_norm);
   if (run.rows)
     for (size_t i = 0; i < ys.size(); i++) run.rows->add_adapters(run.layer, kLoraGroupFirst[g] + static_cast<int>(i), x, *ys[i]);
@@ -215,10 +214,10 @@ void group_backward(LayerWeights& W, int g, LayerActs& A, const std::vector<cons
                     Tensor& dx, bool accumulate, LayerRun& run) {
   Group gr = group(W, g, run);
   if (A.xu[g].defined()) {
-    folded_group_backward(gr.linears, dys, A.xu[g], dx, accumulate, *run.lin, gr.dropout ? gr.seeds : nullptr);
+    folded_group_backward(gr.linears, dys, A.xu[g], dx, accumulate, *run.lin, gr.dropout ? gr.mixes : nullptr);
     return;
   }
-  linear_group_backward(gr.linears, dys, x, A.adapter_u[g], dx, accumulate, *run.lin, gr.dropout ? gr.seeds : nullptr);
+  linear_group_backward(gr.linears, dys, x, A.adapter_u[g], dx, accumulate, *run.lin, gr.dropout ? gr.mixes : nullptr);
 }
 void group_backward(LayerWeights& W, int g, LayerActs& A, const std::vector<const Tensor*>& dys, const Tensor& x,
                     Tensor& dx, bool accumulate, LayerRun& run) {
@@ -232,7 +231,7 @@ bool small_m_direct(LayerWeights& W, int g, const std::vector<Linear*>& ls, cons
                     LayerRun& run, SmallMAdapters& lr, const SmallMNorm* input_norm = nullptr) {
   if (run.rows || run.hook || run.recompute) return false;
   const Group gr = group(W, g, run);
-  return small_m_group(ls, x, saved, gr.dropout ? gr.seeds : nullptr, run.inference, *run.lin, lr, input_norm);
+  return small_m_group(ls, x, saved, gr.dropout ? gr.mixes : nullptr, run.inference, *run.lin, lr, input_norm);
 }
 
 // out = l(x) (=) for the one-member group g, or with a residual out = residual + l(x), the decoder layer's add
@@ -396,7 +395,7 @@ bool decode_fuses_norms(LayerWeights& W, LayerActs& A, const Tensor& x, LayerRun
   for (int g : {kQKV, kO, kGateUp}) {
     const Group gr = group(W, g, run);
     const Tensor& in = g == kO ? A.att : x;  // o_proj reads the attention output (gate/up: h, x's shape and dtype)
-    if (!small_m_takes(gr.linears, in, A.adapter_u[g], gr.dropout ? gr.seeds : nullptr, run.inference)) return false;
+    if (!small_m_takes(gr.linears, in, A.adapter_u[g], gr.dropout ? gr.mixes : nullptr, run.inference)) return false;
   }
   return true;
 }

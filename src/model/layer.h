@@ -138,9 +138,8 @@ struct LayerRun {
   // planned over the whole capacity. past is then unused.
   bool positions_on_device = false;
   // Training keeps lse and the adapters' u where the LayerActs has them allocated; dropout applies the
-  // adapters' dropout with masks drawn from dropout_seed (non-zero) for this micro-batch.
+  // adapters' dropout with masks drawn from the micro-batch's seed, lin->dropout_seed (on the device).
   bool dropout = false;
-  uint64_t dropout_seed = 0;
   // Inference (CausalLM's forward and decode step, serve's batch forward): nothing is kept for a backward, so
   // projections of at most kSmallMMaxRows rows without adapters run as small_m_linear, and the MLP's gate/up
   // with the GLU as one small_m_glu (ops/small_m_linear.h) on CUDA. Training and evaluation (LossAndGrads)
@@ -154,8 +153,9 @@ struct LayerRun {
   // needed, not the layer's output (a family layer may stop early; the output buffer is then left as is).
   bool recompute = false;
 
-  // Dropout seed of projection j of the current layer: a pure function of (micro-batch, layer, j).
-  uint64_t seed(int j) const;
+  // Dropout mix of projection j of the current layer (0 without dropout): with the micro-batch's seed, the mask's
+  // seed (ops/dropout.h), so a mask is a pure function of (micro-batch, layer, j).
+  uint64_t dropout_mix(int j) const;
   void emit(const std::string& name, const Tensor& t) const {
     if (hook) (*hook)(name, t);
   }

@@ -29,8 +29,8 @@ Tensor over(const Tensor& first, const Shape& shape, DType dt) {
   return Tensor::borrow(first.raw(), shape, dt, first.device(), nullptr);
 }
 
-bool uses_dropout(const Linear& l, uint64_t seed) { return seed != 0 && l.lora.dropout > 0.0f; }
-uint64_t seed_at(const uint64_t* seeds, size_t j) { return seeds ? seeds[j] : 0; }
+bool uses_dropout(const Linear& l, uint64_t mix) { return mix != 0 && l.lora.dropout > 0.0f; }
+uint64_t mix_at(const uint64_t* mixes, size_t j) { return mixes ? mixes[j] : 0; }
 
 MatrixView whole(const Tensor& t) { return MatrixView::whole(t); }
 // A 1-D tensor as a [1, n] view.
@@ -48,12 +48,12 @@ Tensor contiguous(const MatrixView& v, Tensor& buf) {
 
 // The adapter's input: x, or dropout(x) in s.d32 (f32) / s.d16 (bf16), x made contiguous through s.xc first
 // when it is a block of a wider buffer. keep holds the tensor the returned view points at.
-MatrixView adapter_input(const Linear& l, const MatrixView& x, LinearScratch& s, uint64_t seed, Tensor& keep) {
-  if (!uses_dropout(l, seed)) return x;
+MatrixView adapter_input(const Linear& l, const MatrixView& x, LinearScratch& s, uint64_t mix, Tensor& keep) {
+  if (!uses_dropout(l, mix)) return x;
   const Tensor& t = *x.tensor;
   const Tensor src = contiguous(x, s.xc);
   keep = front(t.dtype() == DType::F32 ? s.d32 : s.d16, x.rows, x.cols, t.dtype(), t.device());
-  dropout_forward(src, l.lora.dropout, seed, keep);
+  dropout_forward(src, l.lora.dropout, s.dropout_seed, mix, keep);
   return whole(keep);
 }
 
@@ -63,17 +63,17 @@ using LateView = std::function<MatrixView()>;
 // ---------------------------------------------------------------- f32 compute
 
 // y = x W^T + b, then (adapter) u = xin A^T [N, r] into u's view, y += scale u B^T.
-void forward32(const Linear& l, const MatrixView& x, Tensor& y, const MatrixView& u, LinearScratch& s, uint64_t seed) {
+void forward32(const Linear& l, const MatrixView& x, Tensor& y, const MatrixView& u, LinearScratch& s, uint64_t mix) {
   matmul(x, whole(l.w), whole(y), false, true, 1.0f, 0.0f, l.b.defined() ? &l.b : nullptr);
   if (!l.lora.active()) return;
   Tensor keep;
-  matmul(adapter_input(l, x, s, seed, keep), whole(l.lora.A), u, false, true, 1.0f, 0.0f);  // u = xin A^T  [N, r]
+  matmul(adapter_input(l, x, s, mix, keep), whole(l.lora.A), u, false, true, 1.0f, 0.0f);  // u = xin A^T  [N, r]
   matmul(u, whole(l.lora.B), whole(y), false, true, l.lora.scale, 1.0f);        // y += scale * u B^T
 }
 
 // Every product that needs no x first (dx, dB, du), then x (from late_x, once) for dA.
 void backward32(Linear& l, const Tensor& dy, const LateView& late_x, const MatrixView& u, Tensor& dx, bool accumulate,
-                LinearScratch& s, uint64_t seed) {
+                LinearScratch& s, uint64_t mix) {
   const int64_t N = dy.dim(0);
   matmul(dy, l.w, dx, false, false, 1.0f, accumulate ? 1.0f : 0.0f);  // frozen base: dx (=|+=) dy W
   if (!l.lora.active()) return;
@@ -81,16 +81,16 @@ void backward32(Linear& l, const Tensor& dy, const LateView& late_x, const Matri
   matmul(whole(dy), u, whole(l.lora.dB), true, false, sc, 1.0f);      // dB += scale * dy^T u   [out, r]
   Tensor du = front(s.r32, N, l.lora.rank(), DType::F32, dy.device());
   matmul(dy, l.lora.B, du, false, false, sc, 0.0f);                   // du = scale * dy B      [N, r]
-  if (!uses_dropout(l, seed)) {
+  if (!uses_dropout(l, mix)) {
     matmul(du, l.lora.A, dx, false, false, 1.0f, 1.0f);               // dx += du A
   } else {
     Tensor dxl = front(s.a32, N, l.in(), DType::F32, dy.device());
     matmul(du, l.lora.A, dxl, false, false);
-    dropout_forward(dxl, l.lora.dropout, seed, dxl);                  // dx += dropout'(du A)
+    dropout_forward(dxl, l.lora.dropout, s.dropout_seed, mix, dxl);                  // dx += dropout'(du A)
     add(dx, dxl, dx);
   }
   Tensor keep;
-  matmul(whole(du), adapter_input(l, late_x(), s, seed, keep), whole(l.lora.dA), true, false, 1.0f, 1.0f);  // dA += du^T xin
+  matmul(whole(du), adapter_input(l, late_x(), s, mix, keep), whole(l.lora.dA), true, false, 1.0f, 1.0f);  // dA += du^T xin
 }
 
 // ---------------------------------------------------------------- bf16 compute
@@ -142,7 +142,7 @@ void refresh16(const std::vector<const Linear*>& ls, const LinearScratch& s) {
 
 // The adapter term into y, then the base with beta = 1: y = round(x W^T + b + round(scale u B^T)).
 // u [N, r] receives xin A16^T unless have_u (the group GEMM made it).
-void forward16(const Linear& l, const MatrixView& x, Tensor& y, const MatrixView& u, LinearScratch& s, uint64_t seed,
+void forward16(const Linear& l, const MatrixView& x, Tensor& y, const MatrixView& u, LinearScratch& s, uint64_t mix,
                bool have_u) {
   const Tensor* bias = l.b.defined() ? &l.b : nullptr;
   if (!l.lora.active()) {
@@ -150,7 +150,7 @@ void forward16(const Linear& l, const MatrixView& x, Tensor& y, const MatrixView
     return;
   }
   Tensor keep;
-  if (!have_u) matmul(adapter_input(l, x, s, seed, keep), whole(l.lora.A16), u, false, true, 1.0f, 0.0f);  // u = xin A^T  [N, r]
+  if (!have_u) matmul(adapter_input(l, x, s, mix, keep), whole(l.lora.A16), u, false, true, 1.0f, 0.0f);  // u = xin A^T  [N, r]
   matmul(u, whole(l.lora.B16), whole(y), false, true, l.lora.scale, 0.0f);                   // y = scale u B^T
   matmul(x, whole(l.w), whole(y), false, true, 1.0f, 1.0f, bias);                             // y += x W^T + b
 }
@@ -172,7 +172,7 @@ void adapter_du16(const Linear& l, const Tensor& dy, const MatrixView& du) {
 
 // As backward32: du, dx first, then x (late_x, once) for dA; dB and dA in one weight_grad_products.
 void backward16(Linear& l, const Tensor& dy, const LateView& late_x, const MatrixView& u, Tensor& dx, bool accumulate,
-                LinearScratch& s, uint64_t seed) {
+                LinearScratch& s, uint64_t mix) {
   const float beta = accumulate ? 1.0f : 0.0f;
   if (!l.lora.active()) {
     matmul(dy, l.w, dx, false, false, 1.0f, beta);
@@ -181,18 +181,18 @@ void backward16(Linear& l, const Tensor& dy, const LateView& late_x, const Matri
   const int64_t N = dy.dim(0);
   Tensor du = front(s.u16, N, l.lora.rank(), dy.dtype(), dy.device());
   adapter_du16(l, dy, whole(du));
-  if (!uses_dropout(l, seed)) {
+  if (!uses_dropout(l, mix)) {
     matmul(du, l.lora.A16, dx, false, false, 1.0f, beta);  // dx (=|+=) du A
     matmul(dy, l.w, dx, false, false, 1.0f, 1.0f);         // dx += dy W
   } else {
     Tensor dxl = front(s.d16, N, l.in(), dy.dtype(), dy.device());  // consumed before dropout(x) takes s.d16
     matmul(du, l.lora.A16, dxl, false, false);
-    dropout_forward(dxl, l.lora.dropout, seed, dxl);
+    dropout_forward(dxl, l.lora.dropout, s.dropout_seed, mix, dxl);
     matmul(dy, l.w, dx, false, false, 1.0f, beta);
     add(dx, dxl, dx);
   }
   Tensor keep;
-  const MatrixView x = adapter_input(l, late_x(), s, seed, keep);
+  const MatrixView x = adapter_input(l, late_x(), s, mix, keep);
   weight_grad_products({dB_product(l, whole(dy), u), dA_product(l.lora.dA, x, whole(du))});
 }
 
@@ -248,9 +248,9 @@ template <class Pick> bool stacked(const Group& g, Pick pick) {
   return true;
 }
 
-bool no_dropout(const std::vector<Linear*>& ls, const uint64_t* seeds) {
+bool no_dropout(const std::vector<Linear*>& ls, const uint64_t* mixes) {
   for (size_t j = 0; j < ls.size(); j++)
-    if (ls[j]->lora.active() && uses_dropout(*ls[j], seed_at(seeds, j))) return false;
+    if (ls[j]->lora.active() && uses_dropout(*ls[j], mix_at(mixes, j))) return false;
   return true;
 }
 
@@ -262,8 +262,8 @@ const Tensor& A_of(const Linear* l, bool f32) { return f32 ? l->lora.A : l->lora
 // linear_forward's); the fold takes the one GEMM in either dtype (f32_too: the products' rounding is the GEMM's).
 // Returns whether it made u (else the caller makes each member's).
 bool group_products(const Group& g, const std::vector<Linear*>& ls, const MatrixView& x, const MatrixView& u,
-                    const uint64_t* seeds, bool f32, bool f32_too = false) {
-  if ((f32 && !f32_too) || g.act.size() < 2 || !no_dropout(ls, seeds) ||
+                    const uint64_t* mixes, bool f32, bool f32_too = false) {
+  if ((f32 && !f32_too) || g.act.size() < 2 || !no_dropout(ls, mixes) ||
       !stacked(g, [f32](Linear* l) -> const Tensor& { return A_of(l, f32); }))
     return false;
   const Tensor A = over(A_of(g.act[0], f32), {g.R, x.cols}, x.tensor->dtype());
@@ -276,9 +276,9 @@ bool group_products(const Group& g, const std::vector<Linear*>& ls, const Matrix
 // the small-M kernels: LayerRun::inference; training and evaluation keep their numerics), with nothing saved,
 // without dropout, for ranks the fused kernel takes. The CPU keeps its GEMMs (bit for bit what it computed
 // before).
-bool fused_inference(const std::vector<Linear*>& ls, const Tensor& x, const Tensor& saved, const uint64_t* seeds,
+bool fused_inference(const std::vector<Linear*>& ls, const Tensor& x, const Tensor& saved, const uint64_t* mixes,
                      bool inference) {
-  if (!inference || saved.defined() || !x.device().is_cuda() || x.dim(0) > kLowRankFusedMaxRows || !no_dropout(ls, seeds))
+  if (!inference || saved.defined() || !x.device().is_cuda() || x.dim(0) > kLowRankFusedMaxRows || !no_dropout(ls, mixes))
     return false;
   for (const Linear* l : ls)
     if (l->lora.active() && !low_rank_fused(x.dim(0), l->lora.rank())) return false;
@@ -288,7 +288,7 @@ bool fused_inference(const std::vector<Linear*>& ls, const Tensor& x, const Tens
 // The group's backward over views: dys [N, out_j] -> dx [N, in] (= or +=), dA, dB (+=); x from late_x (once), u
 // [N, R] the forward's products.
 void group_backward_views(const std::vector<Linear*>& ls, const std::vector<const Tensor*>& dys, const LateView& late_x,
-                          const MatrixView& u, Tensor& dx, bool accumulate, LinearScratch& s, const uint64_t* seeds) {
+                          const MatrixView& u, Tensor& dx, bool accumulate, LinearScratch& s, const uint64_t* mixes) {
   WICK_CHECK(dys.size() == ls.size(), "linear_group_backward: " << ls.size() << " linears, " << dys.size() << " gradients");
   const Group g = group_of(ls);
   const int64_t N = dys[0]->dim(0);
@@ -301,7 +301,7 @@ void group_backward_views(const std::vector<Linear*>& ls, const std::vector<cons
     have_x = true;
     return x;
   };
-  const bool one = !f32 && g.act.size() > 1 && no_dropout(ls, seeds) &&
+  const bool one = !f32 && g.act.size() > 1 && no_dropout(ls, mixes) &&
                    stacked(g, [](Linear* l) -> const Tensor& { return l->lora.A16; }) &&
                    stacked(g, [](Linear* l) -> const Tensor& { return l->lora.dA; });
   if (!one) {  // one linear at a time, exactly as linear_backward
@@ -310,8 +310,8 @@ void group_backward_views(const std::vector<Linear*>& ls, const std::vector<cons
     for (size_t j = 0; j < ls.size(); j++) {
       const MatrixView uj = ls[j]->lora.active() ? part(u, g.offset_of(ls[j]), ls[j]->lora.rank()) : MatrixView{};
       const bool acc = j == 0 ? accumulate : true;
-      if (f32) backward32(*ls[j], *dys[j], once, uj, dx, acc, s, seed_at(seeds, j));
-      else backward16(*ls[j], *dys[j], once, uj, dx, acc, s, seed_at(seeds, j));
+      if (f32) backward32(*ls[j], *dys[j], once, uj, dx, acc, s, mix_at(mixes, j));
+      else backward16(*ls[j], *dys[j], once, uj, dx, acc, s, mix_at(mixes, j));
     }
     return;
   }
@@ -351,7 +351,7 @@ const Tensor& folded_weight(const Linear& l, int64_t R, int64_t off, DType dt, b
 
 }  // namespace
 
-bool small_m_takes(const std::vector<Linear*>& ls, const Tensor& x, const Tensor& saved, const uint64_t* seeds,
+bool small_m_takes(const std::vector<Linear*>& ls, const Tensor& x, const Tensor& saved, const uint64_t* mixes,
                    bool inference) {
   if (!inference || !small_m_enabled() || saved.defined() || !x.device().is_cuda() || x.ndim() != 2 ||
       !small_m_rows(x.dim(0)) || ls.empty() || ls.size() > kSmallMMaxMembers)
@@ -362,15 +362,15 @@ bool small_m_takes(const std::vector<Linear*>& ls, const Tensor& x, const Tensor
     adapted = adapted || l->lora.active();
   }
   if (!adapted) return true;  // the whole group in one small_m_linear
-  if (x.dtype() != DType::BF16 || x.dim(1) == 0 || !no_dropout(ls, seeds)) return false;
+  if (x.dtype() != DType::BF16 || x.dim(1) == 0 || !no_dropout(ls, mixes)) return false;
   const Group g = group_of(ls);
   // Packed adapters (pack_lora_group: their A16's one block) only; the others take the GEMM paths.
   return g.R > 0 && stacked(g, [](Linear* l) -> const Tensor& { return l->lora.A16; });
 }
 
-bool small_m_group(const std::vector<Linear*>& ls, const Tensor& x, const Tensor& saved, const uint64_t* seeds,
+bool small_m_group(const std::vector<Linear*>& ls, const Tensor& x, const Tensor& saved, const uint64_t* mixes,
                    bool inference, LinearScratch& s, SmallMAdapters& lr, const SmallMNorm* input_norm) {
-  if (!small_m_takes(ls, x, saved, seeds, inference)) return false;
+  if (!small_m_takes(ls, x, saved, mixes, inference)) return false;
   const Group g = group_of(ls);
   if (g.act.empty()) return true;  // no adapter: the whole group in one small_m_linear
   refresh16(group_members(ls), s);
@@ -399,7 +399,7 @@ bool small_m_group(const std::vector<Linear*>& ls, const Tensor& x, const Tensor
 // ---------------------------------------------------------------- one linear
 
 void linear_forward(const Linear& l, const Tensor& x, const Tensor& x32, Tensor& y, Tensor* u, LinearScratch& s,
-                    uint64_t dropout_seed) {
+                    uint64_t dropout_mix) {
   const int64_t N = x.dim(0), r = l.lora.rank();
   const bool f32 = x.dtype() == DType::F32;
   Tensor uu;
@@ -408,16 +408,16 @@ void linear_forward(const Linear& l, const Tensor& x, const Tensor& x32, Tensor&
     if (!f32) refresh16({&l}, s);
   }
   const MatrixView uv = uu.defined() ? whole(uu) : MatrixView{};
-  if (f32) forward32(l, whole(x), y, uv, s, dropout_seed);
-  else forward16(l, whole(x), y, uv, s, dropout_seed, false);
+  if (f32) forward32(l, whole(x), y, uv, s, dropout_mix);
+  else forward16(l, whole(x), y, uv, s, dropout_mix, false);
 }
 
 void linear_backward(Linear& l, const Tensor& dy, const Tensor& x32, const Tensor& u, Tensor& dx, bool accumulate,
-                     LinearScratch& s, uint64_t dropout_seed) {
+                     LinearScratch& s, uint64_t dropout_mix) {
   const int64_t N = dy.dim(0), r = l.lora.rank();
   const Tensor uu = l.lora.active() ? u_of(u, N, r, dy.dtype()) : Tensor();
   const MatrixView uv = uu.defined() ? whole(uu) : MatrixView{};
-  if (dy.dtype() == DType::F32) return backward32(l, dy, [&] { return whole(x32); }, uv, dx, accumulate, s, dropout_seed);
+  if (dy.dtype() == DType::F32) return backward32(l, dy, [&] { return whole(x32); }, uv, dx, accumulate, s, dropout_mix);
   // bf16: the adapter reads the layer input x. Callers pass x itself; an f32 copy of it (what callers passed
   // before the adapters ran in bf16) is rounded back, exactly, when dA needs it.
   Tensor x;
@@ -429,7 +429,7 @@ void linear_backward(Linear& l, const Tensor& dy, const Tensor& x32, const Tenso
     }
     return whole(x);
   };
-  backward16(l, dy, late_x, uv, dx, accumulate, s, dropout_seed);
+  backward16(l, dy, late_x, uv, dx, accumulate, s, dropout_mix);
 }
 
 // ---------------------------------------------------------------- a group
@@ -437,11 +437,11 @@ void linear_backward(Linear& l, const Tensor& dy, const Tensor& x32, const Tenso
 int64_t lora_group_rank(const std::vector<Linear*>& ls) { return group_of(ls).R; }
 
 void linear_group_forward(const std::vector<Linear*>& ls, const Tensor& x, const std::vector<Tensor*>& ys,
-                          Tensor& saved, LinearScratch& s, const uint64_t* seeds, bool inference,
+                          Tensor& saved, LinearScratch& s, const uint64_t* mixes, bool inference,
                           const SmallMNorm* input_norm) {
   WICK_CHECK(ys.size() == ls.size(), "linear_group_forward: " << ls.size() << " linears, " << ys.size() << " outputs");
   SmallMAdapters lr;
-  if (small_m_group(ls, x, saved, seeds, inference, s, lr, input_norm)) {
+  if (small_m_group(ls, x, saved, mixes, inference, s, lr, input_norm)) {
     std::vector<const Tensor*> w, b;
     for (const Linear* l : ls) {
       w.push_back(&l->w);
@@ -458,7 +458,7 @@ void linear_group_forward(const std::vector<Linear*>& ls, const Tensor& x, const
   const Group g = group_of(ls);
   const int64_t N = x.dim(0);
   const bool f32 = x.dtype() == DType::F32;
-  if (g.R > 0 && fused_inference(ls, x, saved, seeds, inference)) {
+  if (g.R > 0 && fused_inference(ls, x, saved, mixes, inference)) {
     // f32: y = x W^T + b, then y += scale (x A^T) B^T. bf16: y = round(scale (x A16^T) B16^T) first, then the
     // base GEMM adds x W^T + b with beta = 1, the order of forward16 (u is not rounded to bf16 here).
     if (!f32) refresh16(group_members(ls), s);
@@ -486,25 +486,25 @@ void linear_group_forward(const std::vector<Linear*>& ls, const Tensor& x, const
                                                       << "], got " << store.str());
   const MatrixView xv = whole(x), u = g.R > 0 ? whole(store) : MatrixView{};
   if (g.R > 0 && !f32) refresh16(group_members(ls), s);
-  const bool one = g.R > 0 && group_products(g, ls, xv, u, seeds, f32);
+  const bool one = g.R > 0 && group_products(g, ls, xv, u, mixes, f32);
   for (size_t j = 0; j < ls.size(); j++) {
     const MatrixView uj = ls[j]->lora.active() ? part(u, g.offset_of(ls[j]), ls[j]->lora.rank()) : MatrixView{};
-    if (f32) forward32(*ls[j], xv, *ys[j], uj, s, seed_at(seeds, j));
-    else forward16(*ls[j], xv, *ys[j], uj, s, seed_at(seeds, j), one);
+    if (f32) forward32(*ls[j], xv, *ys[j], uj, s, mix_at(mixes, j));
+    else forward16(*ls[j], xv, *ys[j], uj, s, mix_at(mixes, j), one);
   }
 }
 
 void linear_group_backward(const std::vector<Linear*>& ls, const std::vector<const Tensor*>& dys, const Tensor& x,
                            const Tensor& saved, Tensor& dx, bool accumulate, LinearScratch& s,
-                           const uint64_t* seeds) {
-  linear_group_backward(ls, dys, [&]() -> const Tensor& { return x; }, saved, dx, accumulate, s, seeds);
+                           const uint64_t* mixes) {
+  linear_group_backward(ls, dys, [&]() -> const Tensor& { return x; }, saved, dx, accumulate, s, mixes);
 }
 
 void linear_group_backward(const std::vector<Linear*>& ls, const std::vector<const Tensor*>& dys,
                            const LateInput& late_x, const Tensor& saved, Tensor& dx, bool accumulate, LinearScratch& s,
-                           const uint64_t* seeds) {
+                           const uint64_t* mixes) {
   const MatrixView u = saved.defined() ? whole(saved) : MatrixView{};
-  group_backward_views(ls, dys, [&] { return whole(late_x()); }, u, dx, accumulate, s, seeds);
+  group_backward_views(ls, dys, [&] { return whole(late_x()); }, u, dx, accumulate, s, mixes);
 }
 
 // ---------------------------------------------------------------- a folded group
@@ -523,7 +523,7 @@ int64_t folded_input_width(const char* op, const Group& g, const Tensor& xu, DTy
 }  // namespace
 
 void folded_group_forward(const std::vector<Linear*>& ls, const Tensor& xu, const std::vector<Tensor*>& ys,
-                          LinearScratch& s, const uint64_t* seeds) {
+                          LinearScratch& s, const uint64_t* mixes) {
   static const char* op = "folded_group_forward";
   WICK_CHECK(ys.size() == ls.size(), "" << std::string(op) << ": " << ls.size() << " linears, " << ys.size() << " outputs");
   const Group g = group_of(ls);
@@ -533,12 +533,12 @@ void folded_group_forward(const std::vector<Linear*>& ls, const Tensor& xu, cons
   const MatrixView x = MatrixView::columns(xu, 0, in), u = MatrixView::columns(xu, in, g.R);
   if (!f32) refresh16(group_members(ls), s);
   // u: one GEMM over the stacked A's (either dtype), or one a member.
-  if (!group_products(g, ls, x, u, seeds, f32, /*f32_too*/ true)) {
+  if (!group_products(g, ls, x, u, mixes, f32, /*f32_too*/ true)) {
     for (size_t j = 0; j < ls.size(); j++) {
       const Linear& l = *ls[j];
       if (!l.lora.active()) continue;
       Tensor keep;
-      matmul(adapter_input(l, x, s, seed_at(seeds, j), keep), whole(A_of(&l, f32)),
+      matmul(adapter_input(l, x, s, mix_at(mixes, j), keep), whole(A_of(&l, f32)),
              part(u, g.offset_of(&l), l.lora.rank()), false, true, 1.0f, 0.0f);
     }
   }
@@ -552,7 +552,7 @@ void folded_group_forward(const std::vector<Linear*>& ls, const Tensor& xu, cons
 }
 
 void folded_group_backward(const std::vector<Linear*>& ls, const std::vector<const Tensor*>& dys, const Tensor& xu,
-                           Tensor& dx, bool accumulate, LinearScratch& s, const uint64_t* seeds) {
+                           Tensor& dx, bool accumulate, LinearScratch& s, const uint64_t* mixes) {
   static const char* op = "folded_group_backward";
   const Group g = group_of(ls);
   WICK_CHECK(!dys.empty() && dys.size() == ls.size(), "" << std::string(op) << ": " << ls.size() << " linears, "
@@ -563,8 +563,8 @@ void folded_group_backward(const std::vector<Linear*>& ls, const std::vector<con
   const MatrixView x = MatrixView::columns(xu, 0, in), u = MatrixView::columns(xu, in, g.R);
   const bool stacked_adapters = stacked(g, [f32](Linear* l) -> const Tensor& { return A_of(l, f32); }) &&
                                 stacked(g, [](Linear* l) -> const Tensor& { return l->lora.dA; });
-  if (accumulate || !no_dropout(ls, seeds) || !stacked_adapters) {  // the unfolded backward on xu's views
-    group_backward_views(ls, dys, [&] { return x; }, u, dx, accumulate, s, seeds);
+  if (accumulate || !no_dropout(ls, mixes) || !stacked_adapters) {  // the unfolded backward on xu's views
+    group_backward_views(ls, dys, [&] { return x; }, u, dx, accumulate, s, mixes);
     return;
   }
   // [dx_base | du] = sum_j dy_j [W_j | 0 .. scale_j B_j .. 0] through the folded weights the forward made (its

@@ -80,6 +80,10 @@ struct LinearScratch {
   Tensor d32;  // the adapter input after dropout (f32 compute with dropout)
   Tensor u16;  // bf16: [N, sum r] u when the caller keeps none, and du in backward
   Tensor d16;  // bf16: [N, in] dropout(x), and the adapter's dx term with dropout
+  // i64 [1] on the device: the micro-batch's dropout seed, read by the dropout kernels when they run (a training
+  // step replayed as a CUDA graph draws the masks of the seed uploaded before it). Set by whoever runs with
+  // dropout (LossAndGrads); ops/dropout.h mixes it with each adapter's dropout mix.
+  Tensor dropout_seed;
   // The adapters' bf16 copies (LoraSlot::A16, B16) and folded weights are current: nothing wrote the f32 masters
   // since they were refreshed. The forward then skips the casts (refresh16) and the folded weights' copies, and
   // reads the copies as settled weights. Set only for the duration of one decode step of a decode loop after its
@@ -91,21 +95,21 @@ struct LinearScratch {
 // x [N, in] (compute dtype) -> y [N, out] (=). x32: x in f32 (x itself in f32 mode); ignored in bf16, where the
 // adapter reads x. u receives what backward needs: f32 mode, [N, r] f32 = dropout(x32) A^T; bf16 mode, the same
 // memory holds u [N, r] in bf16 (u may be that bf16 [N, r] tensor, or any tensor of at least 2 N r bytes).
-// u null: kept in scratch. dropout_seed != 0 applies the adapter's dropout (training) with a mask that is a
-// pure function of the seed (ops/dropout.h).
+// u null: kept in scratch. dropout_mix != 0 applies the adapter's dropout (training) with the mask of
+// (s.dropout_seed, dropout_mix) (ops/dropout.h): the micro-batch's seed mixed with the adapter's place.
 void linear_forward(const Linear& l, const Tensor& x, const Tensor& x32, Tensor& y, Tensor* u, LinearScratch& s,
-                    uint64_t dropout_seed = 0);
+                    uint64_t dropout_mix = 0);
 
 // dy [N, out] -> dx [N, in] (= when accumulate is false, += otherwise); dA, dB (+=) from x32 and u of the
-// forward (same dropout_seed). bf16 mode: pass x itself as x32 (an f32 copy of x still works: it is rounded
+// forward (same dropout_mix). bf16 mode: pass x itself as x32 (an f32 copy of x still works: it is rounded
 // back, exactly, at the cost of a cast). W and b are frozen and get no gradient.
 void linear_backward(Linear& l, const Tensor& dy, const Tensor& x32, const Tensor& u, Tensor& dx, bool accumulate,
-                     LinearScratch& s, uint64_t dropout_seed = 0);
+                     LinearScratch& s, uint64_t dropout_mix = 0);
 
 // ---- a group of linears reading one input x (q, k, v; gate, up; or one alone) ----
 // saved: [N, lora_group_rank(ls)] in the compute dtype (undefined: scratch, for inference): u of every
 // adapter side by side (u_j [N, r_j] the columns from sum r_<j).
-// seeds: one dropout seed per linear (null: no dropout). Same numbers as one linear_forward per member, but
+// mixes: one dropout mix per linear (null: no dropout; see linear_forward). Same numbers as one linear_forward per member, but
 // one x A^T GEMM (and one dA, one dx GEMM in backward) for the group when its adapters are packed.
 int64_t lora_group_rank(const std::vector<Linear*>& ls);
 // inference: the caller keeps nothing for a backward (the model's forward, serve; never training nor its
@@ -115,13 +119,13 @@ int64_t lora_group_rank(const std::vector<Linear*>& ls);
 // input_norm (decode): x is the input of that RMSNorm, which the small_m launch does (ops/small_m_linear.h
 // SmallMNorm); only where small_m_takes says the group takes that path (an error otherwise).
 void linear_group_forward(const std::vector<Linear*>& ls, const Tensor& x, const std::vector<Tensor*>& ys,
-                          Tensor& saved, LinearScratch& s, const uint64_t* seeds = nullptr, bool inference = false,
+                          Tensor& saved, LinearScratch& s, const uint64_t* mixes = nullptr, bool inference = false,
                           const SmallMNorm* input_norm = nullptr);
 // Whether linear_group_forward takes the small_m_linear path for these arguments (the MLP asks it of its
 // gate/up group before fusing the GLU, and a decoder layer of its groups before it moves its norms into their
 // launches: model/layer.cpp): inference over a few rows on CUDA, nothing saved, the members' weights in x's
 // dtype, and either no member with an adapter, or adapters the kernel adds (bf16, no dropout, the group packed).
-bool small_m_takes(const std::vector<Linear*>& ls, const Tensor& x, const Tensor& saved, const uint64_t* seeds,
+bool small_m_takes(const std::vector<Linear*>& ls, const Tensor& x, const Tensor& saved, const uint64_t* mixes,
                    bool inference);
 // Where small_m_takes: each member's projection and its adapter term run in the one small_m launch
 // (SmallMLowRank), after one launch computing u = x A^T for every adapter of the group (into the scratch s.r32,
@@ -131,12 +135,12 @@ struct SmallMAdapters {
   SmallMLowRank terms;  // terms.u points at u_store (terms.u null: no adapter terms)
   Tensor u_store;       // [N, R] f32
 };
-bool small_m_group(const std::vector<Linear*>& ls, const Tensor& x, const Tensor& saved, const uint64_t* seeds,
+bool small_m_group(const std::vector<Linear*>& ls, const Tensor& x, const Tensor& saved, const uint64_t* mixes,
                    bool inference, LinearScratch& s, SmallMAdapters& lr, const SmallMNorm* input_norm = nullptr);
 // dys [N, out_j] -> dx [N, in] (= or +=), dA, dB (+=).
 void linear_group_backward(const std::vector<Linear*>& ls, const std::vector<const Tensor*>& dys, const Tensor& x,
                            const Tensor& saved, Tensor& dx, bool accumulate, LinearScratch& s,
-                           const uint64_t* seeds = nullptr);
+                           const uint64_t* mixes = nullptr);
 // The same with x given late. For one linear, or a group whose adapters are stacked (one dA GEMM), every
 // product that does not read x (du, dx) is computed first, then late_x() is called - once, and only if some
 // member has an adapter - and the weight gradients (dB, dA) follow: a caller that did not keep x can rebuild it
@@ -145,7 +149,7 @@ void linear_group_backward(const std::vector<Linear*>& ls, const std::vector<con
 using LateInput = std::function<const Tensor&()>;
 void linear_group_backward(const std::vector<Linear*>& ls, const std::vector<const Tensor*>& dys,
                            const LateInput& late_x, const Tensor& saved, Tensor& dx, bool accumulate, LinearScratch& s,
-                           const uint64_t* seeds = nullptr);
+                           const uint64_t* mixes = nullptr);
 
 // ---- a folded group (see the top): training, any member may lack an adapter ----
 // xu [N, in + R] (R = lora_group_rank(ls) > 0) in the compute dtype: its first `in` columns hold the group's
@@ -156,9 +160,9 @@ void linear_group_backward(const std::vector<Linear*>& ls, const std::vector<con
 // from its folded weight in the base dx GEMMs ([dy W | scale dy B] in one [N, in + R] product), so dy is read
 // once less per member.
 void folded_group_forward(const std::vector<Linear*>& ls, const Tensor& xu, const std::vector<Tensor*>& ys,
-                          LinearScratch& s, const uint64_t* seeds = nullptr);
+                          LinearScratch& s, const uint64_t* mixes = nullptr);
 void folded_group_backward(const std::vector<Linear*>& ls, const std::vector<const Tensor*>& dys, const Tensor& xu,
-                           Tensor& dx, bool accumulate, LinearScratch& s, const uint64_t* seeds = nullptr);
+                           Tensor& dx, bool accumulate, LinearScratch& s, const uint64_t* mixes = nullptr);
 // Training, before a step's forward: every adapter's bf16 copies (refresh16's casts: one a packed block, two a
 // stand-alone adapter) and every existing folded weight's scale B columns from the f32 masters, all in one
 // copy_matrices (ops/elementwise.h: a few launches, where the forward's own refreshes are ~200 launches of a few

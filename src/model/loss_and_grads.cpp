@@ -75,9 +75,9 @@ struct LossAndGrads::HostStaging {
     used += nbytes;
     return p;
   }
-  // A region for dst (device, i32, numel n) filled with the host data now; the copy up is queued by
-  // issue_uploads, once the step has taken all its regions. Offsets, not pointers: a later take() may move the
-  // buffer.
+  // A region for dst (device; n 32-bit words: an i32 tensor, or an i64 as two words) filled with the host data
+  // now; the copy up is queued by issue_uploads, once the step has taken all its regions. Offsets, not pointers:
+  // a later take() may move the buffer.
   struct Upload {
     size_t off;
     void* dst;
@@ -244,7 +244,7 @@ int64_t LossAndGrads::queue_step(const TrainBatch& batch, float grad_scale, uint
   // The adapter path's scratch (bf.lin) grows on demand; dropout runs only when training.
   bool dropout = false;
   for (Linear* l : linears) dropout = dropout || (l->lora.active() && l->lora.dropout > 0.0f);
-  if (!training) dropout = false;
+  if (!training || dropout_seed == 0) dropout = false;
   // The saved adapter products follow the ranks, which can change between steps (attach/detach); the groups
   // fed by an RMSNorm fold their adapters into their base GEMMs (model/linear.h) unless checkpointing.
   const LayerCode& code = *m_.family().layer;
@@ -285,6 +285,14 @@ int64_t LossAndGrads::queue_step(const TrainBatch& batch, float grad_scale, uint
   // The per-row losses come down into the next region without waiting (take_loss_sums reads them): a read in
   // the step would drain the stream between forward and backward, and the host would start the backward's
   // launches with no lead.
+  // The micro-batch's dropout seed goes up with the inputs: the dropout kernels read it on the device, so a replayed
+  // step draws this step's masks (ops/dropout.h).
+  if (dropout) {
+    if (!bf.lin.dropout_seed.defined()) bf.lin.dropout_seed = Tensor::empty({1}, DType::I64, dev);
+    int32_t words[2];
+    std::memcpy(words, &dropout_seed, sizeof words);
+    stage.upload(words, 2, bf.lin.dropout_seed);
+  }
   const size_t losses_off = static_cast<size_t>(static_cast<char*>(stage.take(sizeof(float) * static_cast<size_t>(K))) - stage.buf);
   stage.queued.emplace_back(losses_off, K);
   if (training && !loss_check_.defined()) loss_check_ = Tensor::zeros({loss_chunk_}, DType::F32, dev);
@@ -296,7 +304,6 @@ int64_t LossAndGrads::queue_step(const TrainBatch& batch, float grad_scale, uint
   run.positions = bf.positions;
   run.args.segments = batch.segments.defined() ? &bf.segments : nullptr;
   run.dropout = dropout;
-  run.dropout_seed = dropout_seed;
   run.lin = &bf.lin;
 
   // The activations layer li runs with: its own set, or (checkpointing) the shared set over its saved
@@ -385,9 +392,9 @@ int64_t LossAndGrads::queue_step(const TrainBatch& batch, float grad_scale, uint
     }
   };
 
-  // CUDA graphs only for training steps of one device without dropout (its seed changes every step) and without
-  // a layer hook (data-parallel training overlaps host-driven reductions with the backward).
-  const bool graphable = graphs_on_ && training && dev.is_cuda() && !dropout && !layer_hook_ && !graphs_->failed;
+  // CUDA graphs only for training steps of one device without a layer hook (data-parallel training overlaps
+  // host-driven reductions with the backward).
+  const bool graphable = graphs_on_ && training && dev.is_cuda() && !layer_hook_ && !graphs_->failed;
   stage.issue_uploads();
   if (!graphable) {
     forward_work();
@@ -396,7 +403,7 @@ int64_t LossAndGrads::queue_step(const TrainBatch& batch, float grad_scale, uint
     return K;
   }
   StepGraphs& sg = *graphs_;
-  const std::vector<uint64_t> key = step_key(B, T, batch.segments.defined());
+  const std::vector<uint64_t> key = step_key(B, T, batch.segments.defined(), dropout);
   StepGraphs::Entry* e = sg.find(key);
   if (!e && std::find(sg.eager.begin(), sg.eager.end(), key) != sg.eager.end()) {
     try {
@@ -441,7 +448,7 @@ int64_t LossAndGrads::queue_step(const TrainBatch& batch, float grad_scale, uint
 // step is run (checkpointing, the fold, packed rows or not), and the address of every buffer a step may replace
 // (activations, adapter products and scratch, the adapters and their copies). Not the counted rows, the loss
 // scale, nor the staging regions: the loss part and the uploads between them stay eager.
-std::vector<uint64_t> LossAndGrads::step_key(int64_t B, int64_t T, bool segments) const {
+std::vector<uint64_t> LossAndGrads::step_key(int64_t B, int64_t T, bool segments, bool dropout) const {
   const Buffers& bf = *buf_;
   std::vector<uint64_t> k;
   auto add = [&](const Tensor& t) { k.push_back(reinterpret_cast<uintptr_t>(t.defined() ? t.raw() : nullptr)); };
@@ -450,10 +457,11 @@ std::vector<uint64_t> LossAndGrads::step_key(int64_t B, int64_t T, bool segments
   k.push_back(bf.generation);
   k.push_back(device_scratch_generation(m_.device()));  // a graph keeps the scratch block it was captured with
   k.insert(k.end(), {static_cast<uint64_t>(B), static_cast<uint64_t>(T), static_cast<uint64_t>(segments),
-                     static_cast<uint64_t>(bf.checkpointing), static_cast<uint64_t>(adapter_fold_)});
+                     static_cast<uint64_t>(bf.checkpointing), static_cast<uint64_t>(adapter_fold_),
+                     static_cast<uint64_t>(dropout)});
   for (const Tensor* t : {&bf.ids, &bf.positions, &bf.segments, &bf.x_final, &bf.f, &bf.rstd_f, &bf.lin.a32,
-                          &bf.lin.r32, &bf.lin.xc, &bf.lin.dxu, &bf.lin.d32, &bf.lin.u16, &bf.lin.d16, &bf.grads.dx,
-                          &bf.grads.da})
+                          &bf.lin.r32, &bf.lin.xc, &bf.lin.dxu, &bf.lin.d32, &bf.lin.u16, &bf.lin.d16,
+                          &bf.lin.dropout_seed, &bf.grads.dx, &bf.grads.da})
     add(*t);
   for (const LayerActs& A : bf.layers) {
     add(A.x);
@@ -463,9 +471,11 @@ std::vector<uint64_t> LossAndGrads::step_key(int64_t B, int64_t T, bool segments
   for (const Linear* l : m_.all_linears()) {
     const LoraSlot& a = l->lora;
     for (const Tensor* t : std::initializer_list<const Tensor*>{&a.A, &a.B, &a.dA, &a.dB, &a.A16, &a.B16, &a.folded}) add(*t);
-    uint32_t sb = 0;
+    uint32_t sb = 0, pb = 0;  // the scale and the dropout probability are kernel arguments
     std::memcpy(&sb, &a.scale, sizeof sb);
+    std::memcpy(&pb, &a.dropout, sizeof pb);
     k.push_back(sb);
+    k.push_back(pb);
     k.push_back(static_cast<uint64_t>(a.folded_at));
   }
   return k;

@@ -94,7 +94,7 @@ class LossAndGrads {
   struct Buffers;
   struct HostStaging;
   struct StepGraphs;
-  std::vector<uint64_t> step_key(int64_t B, int64_t T, bool segments) const;
+  std::vector<uint64_t> step_key(int64_t B, int64_t T, bool segments, bool dropout) const;
   CausalLM& m_;
   std::unique_ptr<Buffers> buf_;
   std::unique_ptr<HostStaging> host_;

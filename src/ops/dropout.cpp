@@ -6,24 +6,28 @@ namespace wick {
 
 #ifdef WICK_CUDA
 namespace cuda_ops {
-void dropout_forward(const Tensor& x, float p, uint64_t seed, Tensor& y);
+void dropout_forward(const Tensor& x, float p, const Tensor& base, uint64_t mix, Tensor& y);
 }
 #endif
 
-void dropout_forward(const Tensor& x, float p, uint64_t seed, Tensor& y) {
+void dropout_forward(const Tensor& x, float p, const Tensor& base, uint64_t mix, Tensor& y) {
   const bool dt_ok = (x.dtype() == DType::F32 || x.dtype() == DType::BF16) && y.dtype() == x.dtype();
   if (!dt_ok || x.shape() != y.shape() || x.device() != y.device())
     throw Error("dropout_forward: x " + x.str() + " and y " + y.str() +
                 " must be f32 or bf16 of one dtype, shape and device");
+  if (!base.defined() || base.dtype() != DType::I64 || base.numel() != 1 || base.device() != x.device())
+    throw Error("dropout_forward: the seed " + (base.defined() ? base.str() : std::string("(none)")) +
+                " must be one i64 on x's device (" + x.str() + ")");
   if (!(p >= 0.0f && p < 1.0f)) throw Error("dropout probability must be in [0, 1), got " + std::to_string(p));
   if (x.device().is_cuda()) {
 #ifdef WICK_CUDA
-    cuda_ops::dropout_forward(x, p, seed, y);
+    cuda_ops::dropout_forward(x, p, base, mix, y);
     return;
 #else
     throw Error("this build of wick has no CUDA support");
 #endif
   }
+  const uint64_t seed = dropout_mask_seed(static_cast<uint64_t>(base.data<int64_t>()[0]), mix);
   const float keep_scale = 1.0f / (1.0f - p);
   const int64_t n = x.numel();
   if (x.dtype() == DType::BF16) {

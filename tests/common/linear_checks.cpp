@@ -77,9 +77,15 @@ Result run(const LinearGroupSpec& s, const Data& d, Device dev, DType dt, bool g
         l.lora.dB = Tensor::zeros(l.lora.B.shape(), DType::F32, dev);
       }
   }
-  std::vector<uint64_t> seeds(n, 0);
-  if (s.dropout > 0.0f)
-    for (size_t j = 0; j < n; j++) seeds[j] = 1000 + 7 * j;
+  // Dropout: the micro-batch's seed on the device, a mix per member (ops/dropout.h).
+  std::vector<uint64_t> mixes(n, 0);
+  LinearScratch scratch;
+  if (s.dropout > 0.0f) {
+    for (size_t j = 0; j < n; j++) mixes[j] = 1000 + 7 * j;
+    Tensor seed = Tensor::empty({1}, DType::I64, Device::cpu());
+    seed.data<int64_t>()[0] = 0x5eed0000 + static_cast<int64_t>(s.N);
+    scratch.dropout_seed = seed.to(dev);
+  }
   const Tensor x = d.x.to(dt).to(dev);
   std::vector<Tensor> y(n), dy(n);
   std::vector<Tensor*> yp;
@@ -92,14 +98,13 @@ Result run(const LinearGroupSpec& s, const Data& d, Device dev, DType dt, bool g
   }
   // (clone: to() returns the tensor itself when nothing changes, and dx is written in place)
   Tensor dx = s.accumulate ? d.dx0.clone().to(dt).to(dev) : Tensor::empty({s.N, s.in}, dt, dev);
-  LinearScratch scratch;
   if (folded) {
     const int64_t R = lora_group_rank(ptr);
     Rng rng(77);
     Tensor xu = randn({s.N, s.in + R}, rng).to(dt).to(dev);
     copy_matrix(MatrixView::whole(x), MatrixView::columns(xu, 0, s.in));
-    folded_group_forward(ptr, xu, yp, scratch, seeds.data());
-    folded_group_backward(ptr, dyp, xu, dx, s.accumulate, scratch, seeds.data());
+    folded_group_forward(ptr, xu, yp, scratch, mixes.data());
+    folded_group_backward(ptr, dyp, xu, dx, s.accumulate, scratch, mixes.data());
     const Tensor x_after = Tensor::empty({s.N, s.in}, dt, dev);
     copy_matrix(MatrixView::columns(xu, 0, s.in), MatrixView::whole(x_after));
     EXPECT_EQ(max_abs_diff(x_after.to(Device::cpu()).to(DType::F32), x.to(Device::cpu()).to(DType::F32)), 0.0)
@@ -107,18 +112,18 @@ Result run(const LinearGroupSpec& s, const Data& d, Device dev, DType dt, bool g
   } else if (grouped) {
     const int64_t R = lora_group_rank(ptr);
     Tensor saved = R && !infer ? Tensor::empty({s.N, R}, dt, dev) : Tensor();
-    linear_group_forward(ptr, x, yp, saved, scratch, infer ? nullptr : seeds.data(), infer);
-    if (!infer) linear_group_backward(ptr, dyp, x, saved, dx, s.accumulate, scratch, seeds.data());
+    linear_group_forward(ptr, x, yp, saved, scratch, infer ? nullptr : mixes.data(), infer);
+    if (!infer) linear_group_backward(ptr, dyp, x, saved, dx, s.accumulate, scratch, mixes.data());
   } else {
     // As the decoder layer has always called them: x32 an f32 copy of x, u [N, r] f32.
     const Tensor x32 = x.to(DType::F32).clone();
     std::vector<Tensor> u(n);
     for (size_t j = 0; j < n; j++) {
       if (ls[j].lora.active()) u[j] = Tensor::empty({s.N, s.r}, DType::F32, dev);
-      linear_forward(ls[j], x, x32, y[j], u[j].defined() ? &u[j] : nullptr, scratch, seeds[j]);
+      linear_forward(ls[j], x, x32, y[j], u[j].defined() ? &u[j] : nullptr, scratch, mixes[j]);
     }
     for (size_t j = 0; j < n; j++)
-      linear_backward(ls[j], dy[j], x32, u[j], dx, j == 0 ? s.accumulate : true, scratch, seeds[j]);
+      linear_backward(ls[j], dy[j], x32, u[j], dx, j == 0 ? s.accumulate : true, scratch, mixes[j]);
   }
   Result r;
   for (size_t j = 0; j < n; j++) {
