@@ -6,7 +6,8 @@
 #
 #   BUILD=build-gpu scripts/bench-train.sh [ROW ...]      rows: 0.5b 0.5b-gc 0.5b-16k 1.5b 7b 7b-gc seed (default:
 #   all) and 0.5b-chat (not in the default: wick alone, --packing over examples of 64-1,024 random tokens whose
-#   first 20-90% are a prompt with ignored labels, as chat data is: the counted rows change from step to step).
+#   first 20-90% are a prompt with ignored labels, as chat data is: the counted rows change from step to step)
+#   and 0.5b-dropout (wick alone, --dropout 0.05: PEFT recipes' usual LoRA dropout).
 #   Each training row is judged against issue 8's goal for it (written for the H200; on another card the verdict
 #   says so). `seed` is the seed suite's CUDA rows (wick_bench, needs $BUILD/bench/wick_bench) beside the peer's
 #   `micro`, each against its goal (bench/seed_table.py), printed as a second table after the first.
@@ -40,6 +41,7 @@ row_spec() {
     0.5b-gc) echo "qwen2.5-0.5b 0.5b 8 1024 --grad-checkpointing --gc" ;;
     0.5b-16k) echo "qwen2.5-0.5b 0.5b 1 16384 - -" ;;
     0.5b-chat) echo "qwen2.5-0.5b 0.5b 8 1024 --packing none" ;;
+    0.5b-dropout) echo "qwen2.5-0.5b 0.5b 8 1024 --dropout=0.05 none" ;;
     1.5b) echo "qwen2.5-1.5b 1.5b 8 1024 - -" ;;
     7b) echo "qwen2.5-7b 7b 4 1024 - -" ;;
     7b-gc) echo "qwen2.5-7b 7b 4 1024 --grad-checkpointing --gc" ;;  # issue 8: <= 20 GiB with checkpointing
@@ -105,7 +107,7 @@ wick_row() {  # preset batch seq flag -> "N tok/s, G GiB, MFU m%" or a failure n
   local preset=$1 batch=$2 seq=$3 flag=$4 model=$TMP/$1 data=$TMP/data-$2x$3$4.jsonl extra=()
   [ "$flag" != - ] && extra=("$flag")
   # (the help read whole first: grep -q would stop reading early, and under pipefail wick's SIGPIPE fails the test)
-  if [ "$flag" != - ] && ! grep -q -- "$flag" <<< "$("$W" train --help 2>/dev/null)"; then echo "– (no $flag yet)"; return; fi
+  if [ "$flag" != - ] && ! grep -q -- "${flag%%=*}" <<< "$("$W" train --help 2>/dev/null)"; then echo "– (no $flag yet)"; return; fi
   [ -d "$model" ] || "$W" init-model --preset "$preset" --out "$model" --dtype bf16 >> "$LOG" 2>&1 || { echo "init-model failed"; return; }
   [ -f "$data" ] || python3 - "$data" "$batch" "$seq" "$STEPS" "$flag" <<'PY'
 import json, random, sys
@@ -169,6 +171,7 @@ for row in "${ROWS[@]}"; do
   case "$wflag" in
     --grad-checkpointing) label="$label, activation checkpointing" ;;
     --packing) label="$label, packed chat-like rows (20-90% prompt)" ;;
+    --dropout=*) label="$label, LoRA dropout ${wflag#--dropout=}" ;;
   esac
   goal=$(row_goal "$row")
   g="–"

@@ -86,8 +86,7 @@ void backward32(Linear& l, const Tensor& dy, const LateView& late_x, const Matri
   } else {
     Tensor dxl = front(s.a32, N, l.in(), DType::F32, dy.device());
     matmul(du, l.lora.A, dxl, false, false);
-    dropout_forward(dxl, l.lora.dropout, s.dropout_seed, mix, dxl);                  // dx += dropout'(du A)
-    add(dx, dxl, dx);
+    dropout_forward(dxl, l.lora.dropout, s.dropout_seed, mix, dx, /*accumulate*/ true);  // dx += dropout'(du A)
   }
   Tensor keep;
   matmul(whole(du), adapter_input(l, late_x(), s, mix, keep), whole(l.lora.dA), true, false, 1.0f, 1.0f);  // dA += du^T xin
@@ -187,9 +186,8 @@ void backward16(Linear& l, const Tensor& dy, const LateView& late_x, const Matri
   } else {
     Tensor dxl = front(s.d16, N, l.in(), dy.dtype(), dy.device());  // consumed before dropout(x) takes s.d16
     matmul(du, l.lora.A16, dxl, false, false);
-    dropout_forward(dxl, l.lora.dropout, s.dropout_seed, mix, dxl);
     matmul(dy, l.w, dx, false, false, 1.0f, beta);
-    add(dx, dxl, dx);
+    dropout_forward(dxl, l.lora.dropout, s.dropout_seed, mix, dx, /*accumulate*/ true);  // dx += dropout'(du A)
   }
   Tensor keep;
   const MatrixView x = adapter_input(l, late_x(), s, mix, keep);

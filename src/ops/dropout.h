@@ -24,7 +24,9 @@ WICK_DROPOUT_FN uint64_t dropout_mask_seed(uint64_t base, uint64_t mix) { return
 
 // x [N, C] -> y [N, C] (=), f32 or bf16 (one dtype; bf16: f32 math, one rounding). y may alias x. p in [0, 1).
 // base: i64 [1] on x's device; the mask is dropout_uniform(dropout_mask_seed(base, mix), i) >= p.
-void dropout_forward(const Tensor& x, float p, const Tensor& base, uint64_t mix, Tensor& y);
+// accumulate: y += dropout(x) instead, with the bits of dropout into a buffer then add() (ops/elementwise.h): the
+// dropped value rounded to the dtype, the sum rounded again (the adapter's backward, dx += dropout'(du A)).
+void dropout_forward(const Tensor& x, float p, const Tensor& base, uint64_t mix, Tensor& y, bool accumulate = false);
 // The mask's uniform draw for element i (24-bit, in [0, 1)).
 WICK_DROPOUT_FN float dropout_uniform(uint64_t seed, uint64_t i) {
   uint64_t z = seed + 0x9e3779b97f4a7c15ULL * (i + 1);

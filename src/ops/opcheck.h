@@ -201,7 +201,7 @@ CasePtr make_adamw(const Shape& shape, int64_t step, float weight_decay, float g
 CasePtr make_sum_squares(const std::vector<Shape>& shapes);
 // which: "add", "add_inplace", "scale", "axpy"
 CasePtr make_elementwise(const std::string& which, const Shape& shape);
-CasePtr make_dropout(const Shape& shape, float p, uint64_t mix, bool inplace);  // ops/dropout.h
+CasePtr make_dropout(const Shape& shape, float p, uint64_t mix, bool inplace, bool accumulate);  // ops/dropout.h
 CasePtr make_cast(const Shape& shape, DType from, DType to);
 CasePtr make_fill(const Shape& shape, DType dtype, float value);
 

@@ -221,25 +221,37 @@ class ElementwiseCase : public Case {
   Shape shape_;
 };
 
-// dropout_forward with the micro-batch's seed as an i64 input (read on the device) and a mix; in place (y = x) as
-// the adapter's backward runs it. The reference draws the mask in f64 from the same hash.
+// dropout_forward with the micro-batch's seed as an i64 input (read on the device) and a mix; in place (y = x), or
+// accumulating into y (y0 + dropout(x)), as the adapter's backward runs it. The reference draws the mask in f64
+// from the same hash.
 class DropoutCase : public Case {
  public:
-  DropoutCase(Shape shape, float p, uint64_t mix, bool inplace)
-      : Case("dropout", cat_str(dims(shape), "_p", num(p), "_mix", mix, inplace ? "_inplace" : "")), shape_(shape),
-        p_(p), mix_(mix), inplace_(inplace) {
+  DropoutCase(Shape shape, float p, uint64_t mix, bool inplace, bool accumulate)
+      : Case("dropout", cat_str(dims(shape), "_p", num(p), "_mix", mix, inplace ? "_inplace" : "", accumulate ? "_acc" : "")),
+        shape_(shape), p_(p), mix_(mix), inplace_(inplace), accumulate_(accumulate) {
+    WICK_CHECK(!(inplace && accumulate), "dropout case: in place or accumulating, not both");
     tol.fwd = tol.dev = 1e-6;
-    tol.why = "the same mask on every device; a kept value is x * (1 / (1 - p)) in f32, one rounding";
+    tol.why = "the same mask on every device; a kept value is x * (1 / (1 - p)) in f32, one rounding (and the sum's)";
   }
-  std::vector<Spec> inputs() const override { return {{"x", shape_}, {"seed", {1}, Kind::I64}}; }
+  std::vector<Spec> inputs() const override {
+    if (accumulate_) return {{"x", shape_}, {"seed", {1}, Kind::I64}, {"y0", shape_}};
+    return {{"x", shape_}, {"seed", {1}, Kind::I64}};
+  }
   std::vector<Spec> outputs() const override { return {{"y", shape_}}; }
   void fill_inputs(std::vector<Tensor>& h, Rng& rng) const override {
-    float* x = h[0].data<float>();
-    for (int64_t i = 0; i < h[0].numel(); i++) x[i] = gauss(rng);
+    for (size_t t : {size_t(0), size_t(2)}) {
+      if (t >= h.size()) continue;
+      float* v = h[t].data<float>();
+      for (int64_t i = 0; i < h[t].numel(); i++) v[i] = gauss(rng);
+    }
     // Below 2^53, so that the f64 reference holds it exactly.
     h[1].data<int64_t>()[0] = static_cast<int64_t>((static_cast<uint64_t>(rng.next_u32()) << 21) ^ rng.next_u32());
   }
   void forward(const std::vector<Tensor>& in, std::vector<Tensor>& out) const override {
+    if (accumulate_) {
+      out[0].copy_from(in[2]);
+      return dropout_forward(in[0], p_, in[1], mix_, out[0], /*accumulate*/ true);
+    }
     if (!inplace_) return dropout_forward(in[0], p_, in[1], mix_, out[0]);
     out[0].copy_from(in[0]);
     dropout_forward(out[0], p_, in[1], mix_, out[0]);
@@ -248,7 +260,8 @@ class DropoutCase : public Case {
     const uint64_t seed = dropout_mask_seed(static_cast<uint64_t>(in[1][0]), mix_);
     const double keep = static_cast<double>(1.0f / (1.0f - p_));
     ref::Vec r(in[0].size());
-    for (size_t i = 0; i < r.size(); i++) r[i] = dropout_uniform(seed, i) >= p_ ? in[0][i] * keep : 0.0;
+    for (size_t i = 0; i < r.size(); i++)
+      r[i] = (accumulate_ ? in[2][i] : 0.0) + (dropout_uniform(seed, i) >= p_ ? in[0][i] * keep : 0.0);
     return {r};
   }
   bool cpu_bf16() const override { return true; }
@@ -257,7 +270,7 @@ class DropoutCase : public Case {
   Shape shape_;
   float p_;
   uint64_t mix_;
-  bool inplace_;
+  bool inplace_, accumulate_;
 };
 
 Kind kind_of(DType t) {
@@ -807,8 +820,8 @@ CasePtr make_elementwise(const std::string& which, const Shape& shape) {
   WICK_CHECK(which == "add" || which == "add_inplace" || which == "scale" || which == "axpy", "unknown op " << which);
   return std::make_unique<ElementwiseCase>(which, shape);
 }
-CasePtr make_dropout(const Shape& shape, float p, uint64_t mix, bool inplace) {
-  return std::make_unique<DropoutCase>(shape, p, mix, inplace);
+CasePtr make_dropout(const Shape& shape, float p, uint64_t mix, bool inplace, bool accumulate) {
+  return std::make_unique<DropoutCase>(shape, p, mix, inplace, accumulate);
 }
 CasePtr make_cast(const Shape& shape, DType from, DType to) { return std::make_unique<CastCase>(shape, from, to); }
 CasePtr make_fill(const Shape& shape, DType dtype, float value) { return std::make_unique<FillCase>(shape, dtype, value); }
