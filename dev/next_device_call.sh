@@ -22,10 +22,11 @@
 # pdltrace) apply their patch to the device's copy of the tree; xahead compares against .carry-ab/base.tgz, so pack
 # main without the patch first (bash scripts/decode-ab.sh pack).
 #
-# Pending (session 35): on an H200, issue 8's table with the training graphs (PEER=1 TRAIN_AB=0 TRAIN_ROWS="0.5b
-# 0.5b-gc 1.5b 7b 7b-gc" ... train; `graphs` for their A/B: H100s only so far, 0.5B +2-6%) and issue 12's decode rows
-# (scripts/decode-ab.sh variants "qwen2.5-0.5b qwen2.5-1.5b qwen2.5-7b" 3 "main="), and `splits` (session 34's key
-# split, H100s only). `bulkgemv` ran in session 35 (H100): ~1.4% of a 1.5B token, not integrated.
+# Pending (session 37): on an H200, issue 8's table (`PEER=1 TRAIN_AB=0 ... build train`: every row, the peer, the
+# seed rows and each goal's verdict; H100 only so far, 8p) and issue 12's decode rows (scripts/decode-ab.sh variants
+# "qwen2.5-0.5b qwen2.5-1.5b qwen2.5-7b" 3 "main="); `splits` (session 34's key split, H100s only). Session 37's
+# 16-byte dropout kernel with its fused add: `bench-train.sh 0.5b-dropout` with WICK_ADAPTER_FOLD=0 beside the
+# default (H100, before it: 96.4k tok/s with graphs), and the CUDA suite's dropout cases.
 # Here, before the call: bash scripts/pack-deps.sh; bash scripts/decode-ab.sh pack (the tokenizer).
 # The device tool's command: bash dev/next_device_call.sh [STAGE ...]     carry: [".carry-ab", ".deps"]
 # About: build ~1.5 min, tests ~0.5, adapter ~0.5, glu ~1, l2 ~1.5, lowrank ~0.5, l2bench ~1, train ~5,
