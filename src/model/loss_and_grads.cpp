@@ -246,10 +246,14 @@ int64_t LossAndGrads::queue_step(const TrainBatch& batch, float grad_scale, uint
   for (Linear* l : linears) dropout = dropout || (l->lora.active() && l->lora.dropout > 0.0f);
   if (!training || dropout_seed == 0) dropout = false;
   // The saved adapter products follow the ranks, which can change between steps (attach/detach); the groups
-  // fed by an RMSNorm fold their adapters into their base GEMMs (model/linear.h) unless checkpointing.
+  // fed by an RMSNorm fold their adapters into their base GEMMs (model/linear.h) unless checkpointing, or dropout:
+  // an adapter then reads its own dropped copy of x, so its product cannot share the base GEMM's input, and the
+  // dropout kernel would read x out of the folded buffer through a copy (0.5B, --dropout 0.05, H100: 116,509 tok/s
+  // folded, 121,870 not; docs/benchmarks.md 8p).
   const LayerCode& code = *m_.family().layer;
   for (int64_t l = 0; l < c.num_layers; l++)
-    alloc_adapter_products(bf.layers[l], m_.layers()[l], code, c, N, dt, dev, adapter_fold_ && !bf.checkpointing);
+    alloc_adapter_products(bf.layers[l], m_.layers()[l], code, c, N, dt, dev,
+                           adapter_fold_ && !bf.checkpointing && !dropout);
 
   // The inputs, and the rows that have a target (only they go through lm_head, below), go up without waiting:
   // their host regions are filled here, the copies are the first of the step's device work.
