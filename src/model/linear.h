@@ -109,8 +109,8 @@ void linear_backward(Linear& l, const Tensor& dy, const Tensor& x32, const Tenso
 // ---- a group of linears reading one input x (q, k, v; gate, up; or one alone) ----
 // saved: [N, lora_group_rank(ls)] in the compute dtype (undefined: scratch, for inference): u of every
 // adapter side by side (u_j [N, r_j] the columns from sum r_<j).
-// mixes: one dropout mix per linear (null: no dropout; see linear_forward). Same numbers as one linear_forward per member, but
-// one x A^T GEMM (and one dA, one dx GEMM in backward) for the group when its adapters are packed.
+// mixes: one dropout mix per linear (null: no dropout; see linear_forward). Same numbers as one linear_forward
+// per member, but one x A^T GEMM (and one dA, one dx GEMM in backward) for the group when its adapters are packed.
 int64_t lora_group_rank(const std::vector<Linear*>& ls);
 // inference: the caller keeps nothing for a backward (the model's forward, serve; never training nor its
 // evaluation). With saved undefined, on CUDA, over N <= kSmallMMaxRows rows and no member with an adapter, the

@@ -227,7 +227,8 @@ class ElementwiseCase : public Case {
 class DropoutCase : public Case {
  public:
   DropoutCase(Shape shape, float p, uint64_t mix, bool inplace, bool accumulate)
-      : Case("dropout", cat_str(dims(shape), "_p", num(p), "_mix", mix, inplace ? "_inplace" : "", accumulate ? "_acc" : "")),
+      : Case("dropout",
+             cat_str(dims(shape), "_p", num(p), "_mix", mix, inplace ? "_inplace" : "", accumulate ? "_acc" : "")),
         shape_(shape), p_(p), mix_(mix), inplace_(inplace), accumulate_(accumulate) {
     WICK_CHECK(!(inplace && accumulate), "dropout case: in place or accumulating, not both");
     tol.fwd = tol.dev = 1e-6;

@@ -54,7 +54,8 @@ template <typename T, bool ACC>
 void launch(const T* x, T* y, long long n, float p, const int64_t* base, uint64_t mix, cudaStream_t stream) {
   const float scale = 1.0f / (1.0f - p);
   constexpr int kVec = 16 / sizeof(T);
-  const bool vec = n % kVec == 0 && reinterpret_cast<uintptr_t>(x) % 16 == 0 && reinterpret_cast<uintptr_t>(y) % 16 == 0;
+  const bool vec =
+      n % kVec == 0 && reinterpret_cast<uintptr_t>(x) % 16 == 0 && reinterpret_cast<uintptr_t>(y) % 16 == 0;
   if (vec)
     dropout_vec_kernel<T, ACC><<<cuda::grid_for(n / kVec, 256), 256, 0, stream>>>(x, y, n / kVec, p, scale, base, mix);
   else
