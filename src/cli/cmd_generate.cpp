@@ -107,7 +107,7 @@ void register_generate(CLI::App& app) {
   cmd->add_option("--system", *system, "system prompt (with --chat)");
   cmd->add_flag("--ids", *print_ids, "also print the generated token ids as JSON on the last line");
   cmd->callback([=] {
-    if (p1->count() + p2->count() != 1) throw Error("give exactly one of --prompt or --prompt-ids", "wick generate");
+    if (given(p1) + given(p2) != 1) throw Error("give exactly one of --prompt or --prompt-ids", "wick generate");
     if (prompt->empty() && prompt_ids->empty())
       throw Error("is empty", p1->count() ? "--prompt" : "--prompt-ids", "give at least one token to continue from");
     check_gen_flags(*f);

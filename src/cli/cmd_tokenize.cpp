@@ -114,9 +114,9 @@ void register_tokenize(CLI::App& app) {
   cmd->add_flag("--bench", a->bench, "Time encoding instead: the texts joined by newlines, repeated to --bench-mb MB; prints JSON");
   cmd->add_option("--bench-mb", a->bench_mb, "Size of the benchmark text in MB (default 1)")->check(CLI::PositiveNumber);
   cmd->callback([a, model, file, text, jsonl, revision] {
-    if (model->count() + file->count() != 1) throw Error("give one of --model DIR or --tokenizer FILE", "wick tokenize");
+    if (given(model) + given(file) != 1) throw Error("give one of --model DIR or --tokenizer FILE", "wick tokenize");
     if (model->count()) a->model = resolve_model(a->model, *revision, "tokenizer.json", "--model").path;
-    if (text->count() + jsonl->count() != 1) throw Error("give one of --text T or --jsonl FILE", "wick tokenize");
+    if (given(text) + given(jsonl) != 1) throw Error("give one of --text T or --jsonl FILE", "wick tokenize");
     run(*a);
   });
 }

@@ -865,6 +865,47 @@ TEST_F(Cli, AnOptionGivenTwiceWithDifferentValuesIsRefused) {
   EXPECT_NE(toml2.find("packing = false\n"), std::string::npos) << toml2;
 }
 
+// Every other command takes train's rule for a repeated option (cli/commands.h take_repeats_of_one_value): the same
+// value again runs as if given once, different values are one line naming the option and both values.
+TEST_F(Cli, OtherCommandsTakeARepeatedOptionOfOneValueAndRefuseTwoValues) {
+  const std::vector<std::string> base = {"generate", "--model", model_.string(), "--device", "cpu", "--ids"};
+  auto with = [&](std::vector<std::string> extra) {
+    std::vector<std::string> a = base;
+    a.insert(a.end(), extra.begin(), extra.end());
+    return run_wick(a);
+  };
+  const Result once = with({"--prompt-ids", "11,22,33", "--max-new-tokens", "4", "--temperature", "0.7", "--seed", "5"});
+  ASSERT_EQ(once.rc, 0) << once.err;
+  const Result twice = with({"--prompt-ids", "11,22,33", "--prompt-ids", "11,22,33", "--max-new-tokens", "4",
+                             "--temperature", "0.7", "--temperature", "0.7", "--seed", "5", "--seed", "5"});
+  ASSERT_EQ(twice.rc, 0) << twice.err;
+  expect_ids(last_json_line(twice.out), 4);
+  EXPECT_EQ(last_json_line(twice.out), last_json_line(once.out)) << "the same values twice must run as once";
+  // A repeatable option keeps every value (two stop strings are not a conflict).
+  const Result stops = with({"--prompt-ids", "11,22,33", "--max-new-tokens", "2", "--stop", "x", "--stop", "y"});
+  EXPECT_EQ(stops.rc, 0) << stops.err;
+  struct Case {
+    std::vector<std::string> args;
+    std::string option, values;
+  };
+  const fs::path tok = model_ / "tokenizer.json";
+  std::vector<Case> cases = {
+      {{"generate", "--model", model_.string(), "--device", "cpu", "--prompt-ids", "1,2", "--max-new-tokens", "2",
+        "--max-new-tokens", "3"},
+       "--max-new-tokens", "2 and 3"},
+      {{"generate", "--model", model_.string(), "--device", "cpu", "--prompt-ids", "1,2", "--prompt-ids", "1,3"},
+       "--prompt-ids", "1,2 and 1,3"},
+      {{"info", "--model", model_.string(), "--model", root_.string()}, "--model", model_.string() + " and "},
+  };
+  if (have_tok_) cases.push_back({{"tokenize", "--model", model_.string(), "--text", "a", "--text", "b"}, "--text", "a and b"});
+  for (const Case& c : cases) {
+    const Result r = run_wick(c.args);
+    EXPECT_EQ(r.rc, 1) << c.args[0] << " " << c.option << "\n" << r.err;
+    EXPECT_EQ(r.err_lines().size(), 1u) << r.err;
+    EXPECT_NE(r.err.find(c.option + ": given twice with different values, " + c.values), std::string::npos) << r.err;
+  }
+}
+
 TEST_F(Cli, AHubIdNotInTheCacheShowsTheDownloadCommand) {
   const fs::path cache = root_ / "empty-cache";
   fs::create_directories(cache);
