@@ -53,7 +53,7 @@ mkdir -p "$OUTDIR"
 
 # Same threads for both sides; torch's get_num_threads follows OMP_NUM_THREADS. No GPU for the peer.
 export OMP_NUM_THREADS=$THREADS OPENBLAS_NUM_THREADS=$THREADS MKL_NUM_THREADS=$THREADS CUDA_VISIBLE_DEVICES=""
-FILTER='^(lora_forward|gradient_computation|optimizer_step|full_training_step|layer_operations|lora_rank_scaling)/.*/cpu/'
+FILTER=$(python3 "$ROOT/bench/seed_table.py" --filter cpu)
 load() { cut -d' ' -f1-3 /proc/loadavg; }
 
 LOAD_BEFORE=$(load)

@@ -2,12 +2,14 @@
 """The seed suite's rows (docs/benchmarks.md section 1) beside the torch peer, each against its goal.
 
     python3 bench/seed_table.py WICK_JSON TORCH_JSONL GPU_NAME [--cpu] [--markdown]
+    python3 bench/seed_table.py --filter DEVICE     wick_bench's --benchmark_filter for the seed rows on cpu or cuda
 
 WICK_JSON is wick_bench's --benchmark_out (JSON); its /cuda rows are read (/cpu with --cpu). TORCH_JSONL is
 `bench/peer/torch_peer.py micro`'s output (may be missing: the torch column is then "-"). The goals are the
 project's targets for the CUDA rows (issue 8: "every CUDA row at or under its goal"); CPU rows get no verdict.
 scripts/gpu-check.sh prints the aligned form, scripts/bench-train.sh (its `seed` row) the markdown one;
-bench/cpu-vs-torch.sh reads the results with wick_rows / torch_micro_lines.
+bench/cpu-vs-torch.sh reads the results with wick_rows / torch_micro_lines; it and bench-train.sh run the rows
+that --filter names.
 """
 import json
 import os
@@ -63,7 +65,16 @@ def torch_rows(path):
     return {o["name"].replace("(fused)", ""): o["median_us"] for o in torch_micro_lines(path)}
 
 
+def benchmark_filter(device):
+    """wick_bench's --benchmark_filter for the seed rows of one device (their families, any shape)."""
+    families = sorted({name.split("/")[0] for name in GOAL_US})
+    return "^(%s)/[^/]+/%s(/|$)" % ("|".join(families), device)
+
+
 def main(argv):
+    if argv[:1] == ["--filter"] and len(argv) == 2:
+        print(benchmark_filter(argv[1]))
+        return
     args = [a for a in argv if not a.startswith("--")]
     if len(args) != 3:
         sys.exit(__doc__)

@@ -96,8 +96,8 @@ seed_rows() {  # the seed suite's CUDA rows beside the peer's micro, as a second
   local bench=$BUILD/bench/wick_bench
   echo "== seed" >> "$LOG"
   if [ ! -x "$bench" ]; then echo "seed rows: $bench is not built (cmake --build $BUILD --target wick_bench)" | tee -a "$TABLE"; return; fi
-  "$bench" --benchmark_filter='^(lora_forward|gradient_computation|optimizer_step|full_training_step|layer_operations|lora_rank_scaling)/[^/]+/cuda(/|$)' \
-    --benchmark_format=json --benchmark_out="$TMP/seed-wick.json" >> "$LOG" 2>&1
+  "$bench" --benchmark_filter="$(python3 bench/seed_table.py --filter cuda)" --benchmark_format=json \
+    --benchmark_out="$TMP/seed-wick.json" >> "$LOG" 2>&1
   : > "$TMP/seed-torch.jsonl"
   [ "${PEER:-1}" = 1 ] && python3 bench/peer/torch_peer.py micro > "$TMP/seed-torch.jsonl" 2>> "$LOG"
   { echo; python3 bench/seed_table.py "$TMP/seed-wick.json" "$TMP/seed-torch.jsonl" "$GPU" --markdown; } | tee -a "$TABLE"

@@ -98,8 +98,7 @@ void apply_given(const OptionRow& row, TrainSettings& s, const std::vector<Given
   for (size_t k = 1; k < given.size(); k++) {
     if (read(given[k]) == first) continue;
     const GivenFlag &a = given[0], &b = given[k];
-    if (a.flag == b.flag)
-      throw Error("given twice with different values, " + a.value + " and " + b.value, a.flag, "give it once");
+    if (a.flag == b.flag) throw option_given_twice(a.flag, a.value, b.value);
     throw Error("'" + a.flag + "' (" + a.value + ") and '" + b.flag + "' (" + b.value + ") name one option, " + row.name +
                     ", with different values",
                 "", "give one of the two flags");

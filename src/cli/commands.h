@@ -32,6 +32,11 @@ void register_init_model(CLI::App& app);
 void register_export_gguf(CLI::App& app);
 void register_serve(CLI::App& app);
 
+// One option given twice with two values (every command's wording; wick train's option table throws it too).
+inline Error option_given_twice(const std::string& flag, const std::string& a, const std::string& b) {
+  return Error("given twice with different values, " + a + " and " + b, flag, "give it once");
+}
+
 // wick train's rule for an option given more than once, for every command: the same value again is taken (a
 // script that repeats a default, a wrapper that adds one), different values are an error naming both. Applies to
 // the single-value options CLI11 would refuse outright (policy Throw); repeatable options (--stop, serve's
@@ -47,9 +52,7 @@ inline void take_repeats_of_one_value(CLI::App& app) {
       for (const CLI::Option* o : sub->get_options()) {
         if (o->get_multi_option_policy() != CLI::MultiOptionPolicy::TakeLast || o->count() < 2) continue;
         for (const std::string& v : o->results())
-          if (v != o->results().front())
-            throw Error("given twice with different values, " + o->results().front() + " and " + v, o->get_name(),
-                        "give it once");
+          if (v != o->results().front()) throw option_given_twice(o->get_name(), o->results().front(), v);
       }
   });
 }
