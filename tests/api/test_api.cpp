@@ -12,6 +12,7 @@
 #include <functional>
 #include <nlohmann/json.hpp>
 
+#include "common/testutil.h"
 #include "core/warn.h"
 #include "train/train_options.h"
 #include "io/peft_adapter.h"
@@ -55,15 +56,7 @@ class Api : public ::testing::Test {
   }
   // n examples of random ids in [100, 1000) (lengths 8..15) -> path
   static std::string write_data(const std::string& name, int n, uint64_t seed) {
-    wick::Rng rng(seed);
-    const fs::path p = root_ / name;
-    std::ofstream f(p);
-    for (int i = 0; i < n; i++) {
-      std::vector<int32_t> ids(8 + static_cast<int>(rng.uniform() * 8));
-      for (auto& id : ids) id = 100 + static_cast<int32_t>(rng.uniform() * 900);
-      f << nlohmann::json{{"input_ids", ids}}.dump() << "\n";
-    }
-    return p.string();
+    return wick::test::write_random_ids_jsonl((root_ / name).string(), n, seed);
   }
   static wick::TrainSettings train_settings(const std::string& data, const std::string& out) {
     wick::TrainSettings t;

@@ -1,17 +1,15 @@
 #include "cli/cli_harness.h"
 
-#include <fcntl.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <atomic>
-#include <cstdio>
-#include <cstdlib>
 #include <fstream>
 
 #include "core/rng.h"
 #include "io/safetensors.h"
 #include "common/model_checks.h"
+#include "common/subprocess.h"
+#include "common/testutil.h"
 #include "model/presets.h"
 #include "tokenizer/tokenizer_files.h"
 
@@ -23,40 +21,10 @@ Result run_wick(const std::vector<std::string>& args, const std::function<void(c
   static std::atomic<int> calls{0};
   const std::string out_path = (fs::temp_directory_path() / ("wick_cli_out_" + std::to_string(::getpid()) + "_" +
                                                             std::to_string(calls++))).string();
-  // Everything that allocates happens before fork: the child of a threaded process may only make
-  // async-signal-safe calls before exec.
-  std::vector<char*> argv = {const_cast<char*>(exe.c_str())};
-  for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
-  argv.push_back(nullptr);
-  int pipefd[2];
-  if (pipe(pipefd) != 0) return {};
-  const pid_t pid = fork();
-  if (pid == 0) {
-    const int o = open(out_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    dup2(o, STDOUT_FILENO);
-    dup2(pipefd[1], STDERR_FILENO);
-    close(pipefd[0]);
-    execv(exe.c_str(), argv.data());
-    _exit(127);
-  }
-  close(pipefd[1]);
-  Result r;
-  FILE* e = fdopen(pipefd[0], "r");
-  char* line = nullptr;
-  size_t cap = 0;
-  ssize_t n;
-  while ((n = getline(&line, &cap, e)) > 0) {
-    r.err.append(line, n);
-    if (on_line) on_line(std::string(line, n), pid);
-  }
-  std::free(line);
-  std::fclose(e);
-  int status = 0;
-  waitpid(pid, &status, 0);
-  r.rc = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-  r.out = wick::io::read_file(out_path);
-  fs::remove(out_path);
-  return r;
+  std::vector<std::string> argv = {exe};
+  argv.insert(argv.end(), args.begin(), args.end());
+  const ProcessResult p = run_process(argv, on_line, out_path);
+  return Result{p.rc, p.out, p.streamed};
 }
 
 fs::path Cli::root_, Cli::model_, Cli::small_;
@@ -79,15 +47,7 @@ void Cli::SetUpTestSuite() {
 }
 
 std::string Cli::data(const std::string& name, int n, uint64_t seed) {
-  wick::Rng rng(seed);
-  const fs::path p = root_ / name;
-  std::ofstream f(p);
-  for (int i = 0; i < n; i++) {
-    std::vector<int32_t> ids(8 + static_cast<int>(rng.uniform() * 8));
-    for (auto& id : ids) id = 100 + static_cast<int32_t>(rng.uniform() * 900);
-    f << json{{"input_ids", ids}}.dump() << "\n";
-  }
-  return p.string();
+  return write_random_ids_jsonl((root_ / name).string(), n, seed);
 }
 
 void Cli::expect_ids(const json& j, size_t max_n) {

@@ -4,6 +4,8 @@
 #include <cmath>
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
 #include <sstream>
 
 #include "core/error.h"
@@ -119,6 +121,18 @@ std::string error_of(const std::function<void()>& f) {
     return e.what();
   }
   return "";
+}
+
+std::string write_random_ids_jsonl(const std::string& path, int n, uint64_t seed) {
+  Rng rng(seed);
+  std::ofstream f(path);
+  for (int i = 0; i < n; i++) {
+    std::vector<int32_t> ids(8 + static_cast<int>(rng.uniform() * 8));
+    for (auto& id : ids) id = 100 + static_cast<int32_t>(rng.uniform() * 900);
+    f << nlohmann::json{{"input_ids", ids}}.dump() << "\n";
+  }
+  if (!f.flush()) throw Error("could not write " + path);
+  return path;
 }
 
 }  // namespace wick::test

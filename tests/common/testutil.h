@@ -23,6 +23,10 @@ double max_abs_diff(const Tensor& a, const Tensor& b);
 // max |a - b| / max |b|
 double max_abs_rel(const Tensor& a, const Tensor& b);
 
+// Writes n training rows {"input_ids": [...]} to path (JSONL): random ids in [100, 1000), 8 to 15 a row, from
+// seed. Returns path.
+std::string write_random_ids_jsonl(const std::string& path, int n, uint64_t seed);
+
 // Fixture folders: tests/fixtures/<prefix>* (sorted) plus every folder in $WICK_EXTRA_FIXTURES
 // (':'-separated) whose name starts with prefix or that contains the file `marker`.
 std::vector<std::string> fixture_dirs(const std::string& prefix, const std::string& marker);

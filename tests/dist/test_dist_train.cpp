@@ -10,17 +10,15 @@
 //    another number of ranks is refused.
 // Skipped (with the reason) where this wick has no MPI or mpirun is missing; CI installs Open MPI.
 #include <gtest/gtest.h>
-#include <fcntl.h>
 #include <signal.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
-#include <chrono>
 #include <cmath>
 #include <cstdlib>
 #include <filesystem>
 #include <functional>
 
+#include "common/subprocess.h"
 #include "dist/communicator.h"
 #include "io/safetensors.h"
 #include "model/presets.h"
@@ -42,39 +40,10 @@ struct Ran {
   double seconds = 0;
 };
 
-// Runs argv (PATH lookup), its output read line by line (on_line may signal the child).
-Ran run(const std::vector<std::string>& args, const std::function<void(const std::string&, pid_t)>& on_line = nullptr) {
-  std::vector<char*> argv;
-  for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
-  argv.push_back(nullptr);
-  int fd[2];
-  if (pipe(fd) != 0) return {};
-  const auto t0 = std::chrono::steady_clock::now();
-  const pid_t pid = fork();
-  if (pid == 0) {
-    dup2(fd[1], STDOUT_FILENO);
-    dup2(fd[1], STDERR_FILENO);
-    close(fd[0]);
-    execvp(argv[0], argv.data());
-    _exit(127);
-  }
-  close(fd[1]);
-  Ran r;
-  FILE* f = fdopen(fd[0], "r");
-  char* line = nullptr;
-  size_t cap = 0;
-  ssize_t n;
-  while ((n = getline(&line, &cap, f)) > 0) {
-    r.out.append(line, n);
-    if (on_line) on_line(std::string(line, n), pid);
-  }
-  std::free(line);
-  std::fclose(f);
-  int status = 0;
-  waitpid(pid, &status, 0);
-  r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  r.rc = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-  return r;
+// Runs args (PATH lookup), its output read line by line (on_line may signal the child).
+Ran run(const std::vector<std::string>& args, const OnLine& on_line = nullptr) {
+  const ProcessResult p = run_process(args, on_line);
+  return Ran{p.rc, p.streamed, p.seconds};
 }
 
 std::vector<std::string> mpirun(int ranks) {
