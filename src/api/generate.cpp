@@ -10,12 +10,7 @@ Generation generate_ids(Model& model, const std::vector<int32_t>& prompt_ids, co
   GenerateOptions o;
   if (s.max_new_tokens < 0) throw Error("must be >= 0", "GenerateSettings::max_new_tokens");
   o.max_new_tokens = s.max_new_tokens;
-  o.sampling = sess.default_sampling();
-  if (s.temperature) o.sampling.temperature = *s.temperature;
-  if (s.top_k) o.sampling.top_k = *s.top_k;
-  if (s.top_p) o.sampling.top_p = *s.top_p;
-  if (s.min_p) o.sampling.min_p = *s.min_p;
-  if (s.repetition_penalty) o.sampling.repetition_penalty = *s.repetition_penalty;
+  o.sampling = with_overrides(sess.default_sampling(), {s.temperature, s.top_p, s.min_p, s.repetition_penalty, s.top_k});
   o.sampling.seed = s.seed;
   validate_sampling_params(o.sampling);
   o.eos_ids = sess.generation_config().eos_token_ids;

@@ -17,8 +17,7 @@ namespace {
 struct GenFlags {
   SessionSpec s;
   int64_t max_new_tokens = 256;
-  std::optional<float> temperature, top_p, min_p, repetition_penalty;
-  std::optional<int> top_k;
+  SamplingOverrides sampling;  // over generation_config.json's
   uint64_t seed = 0;
   std::vector<std::string> stop;
   bool ignore_eos = false;
@@ -32,11 +31,11 @@ void add_model_flags(CLI::App* cmd, GenFlags& f) {
   cmd->add_option("--dtype", f.s.dtype, "compute dtype: f32 or bf16 (default: bf16 on CUDA, f32 on CPU)");
   cmd->add_option("--chat-template", f.s.chat_template, "force the chat template family: qwen2.5 or qwen3");
   cmd->add_option("--max-new-tokens", f.max_new_tokens, "most tokens to generate (default 256)");
-  cmd->add_option("--temperature", f.temperature, "sampling temperature; 0 = greedy (default: generation_config.json, else greedy)");
-  cmd->add_option("--top-k", f.top_k, "keep the k most likely tokens (0 = off)");
-  cmd->add_option("--top-p", f.top_p, "nucleus sampling: keep the smallest set with this much probability");
-  cmd->add_option("--min-p", f.min_p, "drop tokens under min-p times the top probability");
-  cmd->add_option("--repetition-penalty", f.repetition_penalty, "Hugging Face repetition penalty (1 = off)");
+  cmd->add_option("--temperature", f.sampling.temperature, "sampling temperature; 0 = greedy (default: generation_config.json, else greedy)");
+  cmd->add_option("--top-k", f.sampling.top_k, "keep the k most likely tokens (0 = off)");
+  cmd->add_option("--top-p", f.sampling.top_p, "nucleus sampling: keep the smallest set with this much probability");
+  cmd->add_option("--min-p", f.sampling.min_p, "drop tokens under min-p times the top probability");
+  cmd->add_option("--repetition-penalty", f.sampling.repetition_penalty, "Hugging Face repetition penalty (1 = off)");
   cmd->add_option("--seed", f.seed, "random seed for sampling (runs are reproducible)")->check(non_negative_integer());
   cmd->add_option("--stop", f.stop, "stop when this string appears (repeatable)");
   cmd->add_flag("--ignore-eos", f.ignore_eos, "keep generating past end-of-sequence tokens (for benchmarks)");
@@ -45,12 +44,7 @@ void add_model_flags(CLI::App* cmd, GenFlags& f) {
 GenerateOptions gen_options(const Session& s, const GenFlags& f) {
   GenerateOptions o;
   o.max_new_tokens = f.max_new_tokens;
-  o.sampling = s.default_sampling();
-  if (f.temperature) o.sampling.temperature = *f.temperature;
-  if (f.top_k) o.sampling.top_k = *f.top_k;
-  if (f.top_p) o.sampling.top_p = *f.top_p;
-  if (f.min_p) o.sampling.min_p = *f.min_p;
-  if (f.repetition_penalty) o.sampling.repetition_penalty = *f.repetition_penalty;
+  o.sampling = with_overrides(s.default_sampling(), f.sampling);
   o.sampling.seed = f.seed;
   o.eos_ids = s.generation_config().eos_token_ids;
   o.stop_strings = f.stop;
@@ -63,13 +57,7 @@ GenerateOptions gen_options(const Session& s, const GenFlags& f) {
 // The flags alone, before the model loads (the library's rules, named as flags).
 void check_gen_flags(const GenFlags& f) {
   if (f.max_new_tokens < 1) throw Error("must be >= 1, got " + std::to_string(f.max_new_tokens), "--max-new-tokens");
-  SamplingParams p;
-  if (f.temperature) p.temperature = *f.temperature;
-  if (f.top_k) p.top_k = *f.top_k;
-  if (f.top_p) p.top_p = *f.top_p;
-  if (f.min_p) p.min_p = *f.min_p;
-  if (f.repetition_penalty) p.repetition_penalty = *f.repetition_penalty;
-  validate_sampling_params(p, "--");
+  validate_sampling_params(with_overrides(SamplingParams{}, f.sampling), "--");
 }
 
 std::vector<int32_t> parse_ids(const std::string& s) {

@@ -52,6 +52,15 @@ int32_t check_sampled(int32_t code, const float* logits) {
   throw_bad_logit(i, logits[i]);
 }
 
+SamplingParams with_overrides(SamplingParams p, const SamplingOverrides& o) {
+  if (o.temperature) p.temperature = *o.temperature;
+  if (o.top_k) p.top_k = *o.top_k;
+  if (o.top_p) p.top_p = *o.top_p;
+  if (o.min_p) p.min_p = *o.min_p;
+  if (o.repetition_penalty) p.repetition_penalty = *o.repetition_penalty;
+  return p;
+}
+
 void validate_sampling_params(const SamplingParams& p, const std::string& where_prefix) {
   sample_row(p.temperature, p.top_k, p.top_p, p.min_p, p.repetition_penalty, p.seed, 0, where_prefix);
 }

@@ -8,6 +8,7 @@
 // is the token sample_tokens draws on a GPU from the same logits with the same seed and draw counter n.
 #pragma once
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -24,6 +25,15 @@ struct SamplingParams {
   float repetition_penalty = 1.0f;  // > 0; 1 = off
   uint64_t seed = 0;                // seeds the draws (a counter-based stream: draw n is a function of (seed, n))
 };
+
+// What a caller sets over the model's defaults (generation_config.json): each given value replaces the default's,
+// an unset one keeps it. The CLI's flags, the library's GenerateSettings and `wick serve`'s request fields.
+struct SamplingOverrides {
+  std::optional<float> temperature, top_p, min_p, repetition_penalty;
+  std::optional<int> top_k;
+};
+// defaults with every given override applied (not validated: validate_sampling_params names the caller's field).
+SamplingParams with_overrides(SamplingParams defaults, const SamplingOverrides& o);
 
 // Throws wick::Error naming the field when a setting is out of range (NaN included): "SamplingParams.top_k", or
 // with where_prefix "--" the CLI's flag ("--top-k").

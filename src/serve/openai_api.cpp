@@ -206,12 +206,7 @@ CompletionRequest parse_completion_request(const std::string& body, bool chat) {
 }
 
 SamplingParams sampling_for(const CompletionRequest& r, const SamplingParams& defaults, uint64_t fallback_seed) {
-  SamplingParams p = defaults;
-  if (r.temperature) p.temperature = *r.temperature;
-  if (r.top_p) p.top_p = *r.top_p;
-  if (r.top_k) p.top_k = *r.top_k;
-  if (r.min_p) p.min_p = *r.min_p;
-  if (r.repetition_penalty) p.repetition_penalty = *r.repetition_penalty;
+  SamplingParams p = with_overrides(defaults, {r.temperature, r.top_p, r.min_p, r.repetition_penalty, r.top_k});
   p.seed = r.seed.value_or(fallback_seed);
   try {
     validate_sampling_params(p);
