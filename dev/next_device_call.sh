@@ -15,10 +15,10 @@
 # .carry-ab), wgrad (dev/weight_grads' harness: v1, v2, probes; then training with WICK_WEIGHT_GRADS=1, 2 and
 # WICK_WEIGHT_GRADS=0), lorarows (the seed suite's lora rows: low_rank_product's rule against v1), adapter glu l2
 # early lowrank l2bench gemm megakernel ce cencu normfuse inplace xahead pdltrace tunesweep detab coresident splits
-# bulkgemv graphs losschunk. Each writes under $OUT:
+# bulkgemv graphs losschunk onelaunch. Each writes under $OUT:
 # build.log, cuda-tests.log, megakernel.txt, train-ce-ab.md, ncu-ce.txt, norm-fusion-ab.txt, weight-grads.txt, train-wgrad-ab.md, lora-rows.txt, decode-ab.txt, glu-ab.txt, l2-ab.txt, early-ab.txt, low-rank.txt, small-m-l2.txt, train-table.md
 # (+ bench/), train-ab.md, ncu-train.txt, gemm-algos.txt, inplace-tests.log, train-inplace-ab.md, xahead-ab.txt,
-# xahead-tests.log, pdl-trace-<preset>.txt and -summary.txt, tune-sweep.txt, train-det-ab.md, co/decode-ab.txt, splits/p<prompt>/decode-ab.txt and splits/kernel.txt, small-m-bulk.txt, and summary.txt. The patch stages (inplace, xahead,
+# xahead-tests.log, one-launch.txt, one-launch-tests.log, pdl-trace-<preset>.txt and -summary.txt, tune-sweep.txt, train-det-ab.md, co/decode-ab.txt, splits/p<prompt>/decode-ab.txt and splits/kernel.txt, small-m-bulk.txt, and summary.txt. The patch stages (inplace, xahead,
 # pdltrace) apply their patch to the device's copy of the tree; xahead compares against .carry-ab/base.tgz, so pack
 # main without the patch first (bash scripts/decode-ab.sh pack).
 #
@@ -27,6 +27,8 @@
 # "qwen2.5-0.5b qwen2.5-1.5b qwen2.5-7b" 3 "main="); `splits` (session 34's key split, H100s only). Session 37's
 # 16-byte dropout kernel with its fused add: `bench-train.sh 0.5b-dropout` with WICK_ADAPTER_FOLD=0 beside the
 # default (H100, before it: 96.4k tok/s with graphs), and the CUDA suite's dropout cases.
+# Session 38: the one-launch split-K (LowRankKernel::kSplitKOneLaunch, forced only: WICK_LOW_RANK_KERNEL=5) for
+# the seed suite's lora rows: `onelaunch`, then `LORA_KERNELS=5 ... lorarows`; if it wins, low_rank_rule takes it.
 # Here, before the call: bash scripts/pack-deps.sh; bash scripts/decode-ab.sh pack (the tokenizer).
 # The device tool's command: bash dev/next_device_call.sh [STAGE ...]     carry: [".carry-ab", ".deps"]
 # About: build ~1.5 min, tests ~0.5, adapter ~0.5, glu ~1, l2 ~1.5, lowrank ~0.5, l2bench ~1, train ~5,
@@ -180,14 +182,31 @@ if want trainab; then
   fi
 fi
 
+if want onelaunch; then
+  # Session 38's one-launch split-K (v5, low_rank_split_k.cuh): the harness's `one` mode (v5 against the f64
+  # reference and v4's bits on every shape; the seed rows and decode shapes timed, v1 v3 v4 v5, two rounds) and
+  # the low-rank CUDA tests (v5 forced: against the CPU, twice the same bits, kSplitK's bits 40 launches in a row).
+  mkdir -p build-gpu
+  if "$NVCC" -O3 -std=c++17 -gencode arch=compute_90,code=sm_90 -cudart static -I src \
+      -o build-gpu/low_rank_bench.bin dev/low_rank/low_rank_bench.cu > "$O/one-launch.txt" 2>&1; then
+    timeout 150 build-gpu/low_rank_bench.bin one >> "$O/one-launch.txt" 2>&1
+    note "one-launch harness: $(tail -1 "$O/one-launch.txt"); $(grep -c 'FAIL\|differs' "$O/one-launch.txt") bad lines"
+  else
+    note "one-launch harness did not build (one-launch.txt)"
+  fi
+  timeout 120 build-gpu/tests/wick_cuda_tests --gtest_filter='*LowRank*:*ow_rank*' > "$O/one-launch-tests.log" 2>&1
+  note "low-rank CUDA tests: $(grep -E '^\[  (PASSED|FAILED)  \]' "$O/one-launch-tests.log" | tr '\n' ' ')"
+  grep -E '^\[  FAILED  \]' "$O/one-launch-tests.log" | head -10 >> "$S"
+fi
 if want lorarows; then
-  # The seed suite's lora rows (issue 8's <= 10-12 us goal) with low_rank_product's kernel rule against v1 forced
-  # (WICK_LOW_RANK_KERNEL=1, the only kernel before the rule), same build, alternating, two rounds.
+  # The seed suite's lora rows (issue 8's <= 10-12 us goal) with low_rank_product's kernel rule against the kernels
+  # LORA_KERNELS names (WICK_LOW_RANK_KERNEL values; default 1, the only kernel before the rule), same build,
+  # alternating, two rounds.
   cmake --build build-gpu -j16 --target wick_bench >> "$O/build.log" 2>&1 || note "wick_bench did not build"
   L=$O/lora-rows.txt
   : > "$L"
   for round in 1 2; do
-    for k in rule 1; do
+    for k in rule ${LORA_KERNELS:-1}; do
       J=/tmp/lora-rows-$k.json
       if [ "$k" = rule ]; then unset WICK_LOW_RANK_KERNEL; else export WICK_LOW_RANK_KERNEL=$k; fi
       timeout 120 build-gpu/bench/wick_bench --benchmark_filter='^(lora_forward|lora_rank_scaling)/.*/cuda' \

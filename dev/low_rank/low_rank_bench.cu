@@ -1,8 +1,9 @@
 // Harness for the fused low-rank kernels, the very headers wick builds: v1 the cooperative kernel
 // (src/ops/cuda/low_rank.cuh), v2 the cluster kernel (low_rank_cluster.cuh beside it: an experiment, slower), v3
 // (src/ops/cuda/low_rank_recompute.cuh: one launch recomputing u per row tile) and v4
-// (src/ops/cuda/low_rank_split_k.cuh: two launches chained by PDL), each in a few configurations (g_cfg; G1 0:
-// wick's split_k_partials). wick runs v1, v3 and v4 by the rule in src/ops/low_rank.cpp. Checks each against an f64 CPU
+// (src/ops/cuda/low_rank_split_k.cuh: two launches chained by PDL) and v5 (the same header: v4's blocks in one
+// launch, the finish blocks waiting on a counter), each in a few configurations (g_cfg; G1 0: wick's
+// split_k_partials). wick runs v1, v3 and v4 by the rule in src/ops/low_rank.cpp (v5 when forced). Checks each against an f64 CPU
 // reference (and run-to-run determinism) and times it as bench/bench_seed.cpp does (one CUDA event pair around
 // each call, synchronised, median over iterations). Also times an empty kernel and an empty cooperative kernel
 // with two grid barriers: the floors of the two designs.
@@ -10,6 +11,9 @@
 //   nvcc -O3 -std=c++17 -gencode arch=compute_90,code=sm_90 -cudart static -I src \
 //     -o dev/low_rank/low_rank_bench.bin dev/low_rank/low_rank_bench.cu
 // Run: dev/low_rank/low_rank_bench.bin [G override...]
+//      dev/low_rank/low_rank_bench.bin split     v1 beside v3 and v4 in their configurations
+//      dev/low_rank/low_rank_bench.bin one       v5 checked (and against v4's bits) on every shape, then the seed
+//                                                rows and decode shapes timed: v1, v3, v4 and v5 at wick's settings
 #include <cooperative_groups.h>
 
 #include <algorithm>
@@ -53,6 +57,8 @@ struct SplitCfg {
   bool early_b = true;
 };
 SplitCfg g_cfg;
+int* g_counters = nullptr;  // v5's two counters (zeroed once; every launch leaves them at 0)
+std::vector<unsigned char> g_last_y;  // the bytes of the last case's y (v5 against v4's bits)
 
 // variant 1: cooperative (Gover > 0 forces its grid); variant 2: cluster (Gover > 0 forces the cluster size).
 template <typename T>
@@ -107,6 +113,12 @@ bool run_case(int variant, int M, int in, int r, int out, bool acc, int sms, int
       CK((lr::recompute_launch<T, 8>(dx, dA, dB, dy, M, in, r, out, scale, accumulate, s, g_cfg.target, 0, &tg)));
     else if (variant == 3)
       CK((lr::recompute_launch<T, 4>(dx, dA, dB, dy, M, in, r, out, scale, accumulate, s, g_cfg.target, 0, &tg)));
+    else if (variant == 5 && g_cfg.TM == 8)
+      CK((lr::split_k_one_launch<T, 8>(dx, dA, dB, dy, M, in, r, out, scale, accumulate, G1, ws, g_counters, s,
+                                       g_cfg.target, &tg)));
+    else if (variant == 5)
+      CK((lr::split_k_one_launch<T, 4>(dx, dA, dB, dy, M, in, r, out, scale, accumulate, G1, ws, g_counters, s,
+                                       g_cfg.target, &tg)));
     else {
       auto v4 = g_cfg.TM == 8 ? (g_cfg.early_b ? lr::split_k_launch<T, 8, true> : lr::split_k_launch<T, 8, false>)
                               : (g_cfg.early_b ? lr::split_k_launch<T, 4, true> : lr::split_k_launch<T, 4, false>);
@@ -137,15 +149,17 @@ bool run_case(int variant, int M, int in, int r, int out, bool acc, int sms, int
     same = std::equal(reinterpret_cast<const char*>(hy.data()), reinterpret_cast<const char*>(hy.data() + hy.size()),
                       reinterpret_cast<const char*>(hy2.data()));
   }
+  g_last_y.assign(reinterpret_cast<const unsigned char*>(hy.data()),
+                  reinterpret_cast<const unsigned char*>(hy.data() + hy.size()));
   double t = -1;
   if (time_it)
     t = median_us(s, [&] { launch(false); });
-  const int blocks = variant == 1 ? G : variant == 2 ? cg.blocks() : tg.RT * tg.CT;
+  const int blocks = variant == 1 ? G : variant == 2 ? cg.blocks() : tg.RT * tg.CT + (variant == 5 ? std::min(G1, (in + 15) / 16) : 0);
   std::printf("v%d %-4s M%-4d in%-5d r%-3d out%-5d acc%d G%-4d C%-2d err %.2e %s %s", variant, isbf ? "bf16" : "f32",
               M, in, r, out, acc ? 1 : 0, blocks, variant == 2 ? cg.C : 0, err, ok ? "ok" : "FAIL",
               same ? "" : "NONDETERMINISTIC");
   if (variant == 3) std::printf(" [TM %d, %d x %d blocks, tn %d]", g_cfg.TM, tg.RT, tg.CT, tg.tn);
-  if (variant == 4)
+  if (variant == 4 || variant == 5)
     std::printf(" [G1 %d%s, TM %d, %d x %d blocks, tn %d, B %s]", std::min(G1, (in + 15) / 16),
                 g_cfg.G1 > 0 ? "" : " (wick's)", g_cfg.TM, tg.RT, tg.CT, tg.tn,
                 g_cfg.early_b ? "early" : "after wait");
@@ -176,8 +190,11 @@ int main(int argc, char** argv) {
   // `split`: v1 beside v3 and v4 in each of their configurations (correctness on every shape, then the seed rows
   // and the decode shapes timed); otherwise v1 and v2, with G overrides from the arguments.
   const bool split = argc > 1 && std::string(argv[1]) == "split";
+  const bool one = argc > 1 && std::string(argv[1]) == "one";
   std::vector<int> Gs;
-  for (int i = split ? 2 : 1; i < argc; i++) Gs.push_back(std::atoi(argv[i]));
+  for (int i = split || one ? 2 : 1; i < argc; i++) Gs.push_back(std::atoi(argv[i]));
+  CK(cudaMalloc(&g_counters, 2 * sizeof(int)));
+  CK(cudaMemset(g_counters, 0, 2 * sizeof(int)));
 
   const double te = median_us(s, [&] { empty_kernel<<<1, 32, 0, s>>>(); });
   std::printf("empty kernel: %.2f us\n", te);
@@ -197,6 +214,49 @@ int main(int argc, char** argv) {
                          {1024, 1024, 4}, {1024, 1024, 16}, {1024, 1024, 32}, {1024, 1024, 64}, {2048, 2048, 64}};
   const int dec[][4] = {{1, 896, 16, 896}, {8, 896, 16, 896}, {1, 4864, 16, 896}, {1, 3584, 16, 3584},
                         {16, 18944, 16, 3584}, {64, 3584, 64, 18944}};
+  if (one) {
+    // v5 at wick's configuration (and TM 8) on every shape: checked, and the bits of v4 at the same configuration.
+    for (int tm : {4, 8}) {
+      g_cfg = SplitCfg{tm, 128, 0, true};
+      for (auto& sh : shapes)
+        for (int acc = 0; acc < 2; acc++) {
+          auto both = [&](auto tag) {
+            using T = decltype(tag);
+            all &= run_case<T>(4, sh[0], sh[1], sh[2], sh[3], acc, sms, occ, 0, false, s);
+            const std::vector<unsigned char> v4 = g_last_y;
+            all &= run_case<T>(5, sh[0], sh[1], sh[2], sh[3], acc, sms, occ, 0, false, s);
+            if (g_last_y != v4) {
+              std::printf("v5 differs from v4's bits (M %d, in %d, r %d, out %d, acc %d, TM %d)\n", sh[0], sh[1], sh[2],
+                          sh[3], acc, tm);
+              all = false;
+            }
+          };
+          both(float{});
+          both(bf16{});
+        }
+    }
+    // timed, wick's configurations: v1, v3 (TM 4, 128 blocks), v4 and v5 (TM 4, 128 blocks, G1 wick's)
+    const std::pair<int, SplitCfg> timed[] = {{3, SplitCfg{4, 128, 16, true}}, {4, SplitCfg{4, 128, 0, true}},
+                                              {5, SplitCfg{4, 128, 0, true}}};
+    for (int round = 0; round < 2; round++) {
+      for (auto& rw : rows) {
+        all &= run_case<float>(1, 64, rw[0], rw[2], rw[1], false, sms, occ, 0, true, s);
+        for (auto& [v, c] : timed) {
+          g_cfg = c;
+          all &= run_case<float>(v, 64, rw[0], rw[2], rw[1], false, sms, occ, 0, true, s);
+        }
+      }
+      for (auto& d : dec) {
+        all &= run_case<bf16>(1, d[0], d[1], d[2], d[3], false, sms, occ, 0, true, s);
+        for (auto& [v, c] : timed) {
+          g_cfg = c;
+          all &= run_case<bf16>(v, d[0], d[1], d[2], d[3], false, sms, occ, 0, true, s);
+        }
+      }
+    }
+    std::printf(all ? "ALL OK\n" : "SOME FAILED\n");
+    return all ? 0 : 1;
+  }
   if (split) {
     std::vector<std::pair<int, SplitCfg>> cfgs;
     for (int tm : {4, 8})

@@ -113,4 +113,89 @@ cudaError_t split_k_launch(const T* x, const T* A, const T* B, T* y, int M, int 
   return tile_launch(finish_kernel<T, TM, EARLY_B>, a, g, true, s);
 }
 
+// The same product in ONE launch (LowRankKernel::kSplitKOneLaunch, dev/low_rank/'s v5): blocks [0, G1) are
+// partial_kernel's blocks, blocks [G1, G1 + RT CT) finish_kernel's, and the finish blocks wait for the partials
+// on a counter instead of a kernel boundary. Why: a call timed as the seed suite times it (a CUDA event pair
+// around it) pays each launch's submission, and v4's second launch is most of what it costs over v3's one (an
+// empty launch times ~5.8 us; v4 11.2-14.9 on the seed rows, v3 8.6 where it applies).
+// The hand-over: a partial block stores its partial u_b, fences, and adds 1 to counters[0]; a finish block stages
+// its B tile, then its thread 0 waits until counters[0] reaches G1 (an acquire load, polled), fences, and the block
+// sums the partials from L2 (__ldcg). The last finish block to be done (counters[1]) sets both counters back to 0
+// for the next launch, which cannot pass its pdl::enter before this one has finished.
+// Why the wait cannot deadlock: the partial blocks are the grid's lowest indices, so the GPU dispatches every one
+// of them before any finish block (the order the decoupled look-back of single-pass scans relies on), and they
+// wait on nothing; the finish blocks that are resident spin until they are done.
+// B is staged after pdl::enter, not before (v4's EARLY_B): the kernel before this launch may be writing it.
+// Same partials, same sums in the same order, same y tile code: the bits of v4.
+static_assert(sizeof(Phase1Smem) + sizeof(float) * kMaxTM * kMaxR <= kTileStaticSmemBound,
+              "one_launch_kernel's static shared memory is what tile_smem_allow assumes");
+template <typename T, int TM>
+__global__ void __launch_bounds__(kThreads) one_launch_kernel(TileArgs<T> a, int* counters) {
+  pdl::enter();
+  if ((int)blockIdx.x < a.G1) {  // a partial block: partial_kernel's work
+    __shared__ __align__(16) Phase1Smem sm;
+    const int b = blockIdx.x;
+    const int tiles = (a.in + kTile - 1) / kTile, per = (tiles + a.G1 - 1) / a.G1;
+    const int t0 = b * per, t1 = min(tiles, t0 + per);
+    float acc[4][4] = {};
+    lr_partial_u(a.x, a.A, a.M, a.in, a.r, t0, t1, 1, sm, acc);
+    lr_store_partial(a.part + (size_t)b * a.M * a.r, a.M, a.r, acc);
+    __threadfence();  // this thread's stores before the count (with the barrier: the whole block's)
+    __syncthreads();
+    if (threadIdx.x == 0) atomicAdd(counters, 1);
+    return;
+  }
+  // A finish block: finish_kernel's work, block (rt, ct) of the RT x CT tiles, after the hand-over.
+  extern __shared__ __align__(16) float bs[];
+  __shared__ __align__(16) float us[kMaxTM * kMaxR];
+  const int f = (int)blockIdx.x - a.G1, RT = (a.M + TM - 1) / TM;
+  const int m0 = (f % RT) * TM, o0 = (f / RT) * a.tn;
+  tile_stage_b(a, bs, o0);
+  if (threadIdx.x == 0) {
+    int seen;
+    while (true) {
+      asm volatile("ld.acquire.gpu.global.s32 %0, [%1];" : "=r"(seen) : "l"(counters) : "memory");
+      if (seen >= a.G1) break;
+      __nanosleep(32);
+    }
+    __threadfence();
+  }
+  __syncthreads();
+  const int r = a.r;
+  for (int e = threadIdx.x; e < TM * r; e += kThreads) {
+    const int row = e / r, k = e % r, m = m0 + row;
+    float s = 0.0f;
+    if (m < a.M)
+      for (int b = 0; b < a.G1; b++) s += __ldcg(a.part + (size_t)b * a.M * r + m * r + k);
+    us[row * kMaxR + k] = s;
+  }
+  if constexpr (sizeof(T) == 4) __pipeline_wait_prior(0);
+  __syncthreads();
+  tile_write_y<T, TM>(a, us, bs, m0, o0);
+  if (threadIdx.x == 0 && atomicAdd(counters + 1, 1) == (int)gridDim.x - a.G1 - 1) {
+    counters[0] = 0;  // every finish block has seen the count, every partial block has added to it
+    counters[1] = 0;
+  }
+}
+
+// y (=|+=) scale (x A^T) B^T by one_launch_kernel: split_k_launch's G1 partial blocks and finish grid in one launch
+// (by pdl::launch). counters: two ints on the device, 0 before the first launch (each launch leaves them at 0),
+// used by one launch at a time. ws and the other arguments as split_k_launch.
+template <typename T, int TM = kSplitKTM>
+cudaError_t split_k_one_launch(const T* x, const T* A, const T* B, T* y, int M, int in, int r, int out, float scale,
+                               bool accumulate, int G1, float* ws, int* counters, cudaStream_t s,
+                               int target = kSplitKBlocks, TileGrid* used = nullptr) {
+  const int tiles = (in + kTile - 1) / kTile;
+  if (G1 > tiles) G1 = tiles;
+  if (G1 < 1) G1 = 1;
+  TileArgs<T> a{x, A, B, y, ws, M, in, r, out, scale, accumulate ? 1 : 0, 0, G1};
+  const TileGrid g = tile_grid(M, out, r, TM, target, 0);
+  a.tn = g.tn;
+  if (used) *used = g;
+  const size_t smem = tile_smem_bytes(g.tn, a.r);
+  const cudaError_t e = tile_smem_allow(one_launch_kernel<T, TM>, smem);
+  if (e != cudaSuccess) return e;
+  return pdl::launch(one_launch_kernel<T, TM>, dim3(G1 + g.RT * g.CT), dim3(kThreads), smem, s, a, counters);
+}
+
 }  // namespace wick::lowrank

@@ -100,16 +100,22 @@ inline TileGrid tile_grid(int M, int out, int r, int TM, int target, int ct) {
   return g;
 }
 
-// Launches `kernel` on grid g with the B tile's dynamic shared memory (raising the kernel's limit past 48 KB
-// when needed), plainly or by pdl::launch. Returns the launch's error.
+// Lets `kernel` take `smem` bytes of dynamic shared memory. A kernel may take 48 KB in all (static and dynamic)
+// without asking; these kernels' static arrays stay under kTileStaticSmemBound, so past that the limit is raised.
+constexpr size_t kTileStaticSmemBound = 12 * 1024;
+template <typename K> cudaError_t tile_smem_allow(K* kernel, size_t smem) {
+  if (smem + kTileStaticSmemBound <= 48 * 1024) return cudaSuccess;
+  return cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem);
+}
+
+// Launches `kernel` on grid g with the B tile's dynamic shared memory (tile_smem_allow), plainly or by
+// pdl::launch. Returns the launch's error.
 template <typename T>
 cudaError_t tile_launch(void (*kernel)(TileArgs<T>), const TileArgs<T>& a, TileGrid g, bool pdl_launch,
                         cudaStream_t s) {
   const size_t smem = tile_smem_bytes(g.tn, a.r);
-  if (smem > 48 * 1024) {
-    const cudaError_t e = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem);
-    if (e != cudaSuccess) return e;
-  }
+  const cudaError_t e = tile_smem_allow(kernel, smem);
+  if (e != cudaSuccess) return e;
   if (pdl_launch) return pdl::launch(kernel, dim3(g.RT, g.CT), dim3(kThreads), smem, s, a);
   kernel<<<dim3(g.RT, g.CT), kThreads, smem, s>>>(a);
   return cudaGetLastError();
