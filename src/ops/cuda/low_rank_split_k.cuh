@@ -59,11 +59,9 @@ inline int split_k_partials(int in) {
 // Workspace floats for G1 partial blocks: G1 partials of M r.
 inline size_t split_k_workspace_floats(int G1, int M, int r) { return (size_t)G1 * M * r; }
 
-// First launch: partial u_b over the tiles [b per, (b + 1) per) of `in` into a.part + b M r.
-template <typename T> __global__ void __launch_bounds__(kThreads) partial_kernel(TileArgs<T> a) {
-  __shared__ __align__(16) Phase1Smem sm;
-  pdl::enter();
-  const int b = blockIdx.x;
+// Partial block b (every thread of the block): partial u_b over the tiles [b per, (b + 1) per) of `in` into
+// a.part + b M r.
+template <typename T> __device__ __forceinline__ void split_k_partial(const TileArgs<T>& a, int b, Phase1Smem& sm) {
   const int tiles = (a.in + kTile - 1) / kTile, per = (tiles + a.G1 - 1) / a.G1;
   const int t0 = b * per, t1 = min(tiles, t0 + per);
   float acc[4][4] = {};
@@ -71,15 +69,10 @@ template <typename T> __global__ void __launch_bounds__(kThreads) partial_kernel
   lr_store_partial(a.part + (size_t)b * a.M * a.r, a.M, a.r, acc);
 }
 
-// Second launch: grid (RT, CT) as low_rank_tile.cuh. EARLY_B: stage B before waiting for the partial kernel.
-template <typename T, int TM, bool EARLY_B>
-__global__ void __launch_bounds__(kThreads) finish_kernel(TileArgs<T> a) {
-  extern __shared__ __align__(16) float bs[];
-  __shared__ __align__(16) float us[kMaxTM * kMaxR];
-  const int m0 = blockIdx.x * TM, o0 = blockIdx.y * a.tn;
-  if (EARLY_B) tile_stage_b(a, bs, o0);
-  pdl::enter();
-  if (!EARLY_B) tile_stage_b(a, bs, o0);
+// The finish of tile (m0, o0) once every partial is written and the B tile staged (or its cp.async issued): the
+// G1 partials of its TM rows summed in block order into us [TM][kMaxR] (read from L2), then its tile of y.
+template <typename T, int TM>
+__device__ __forceinline__ void split_k_finish(const TileArgs<T>& a, const float* bs, float* us, int m0, int o0) {
   const int r = a.r;
   for (int e = threadIdx.x; e < TM * r; e += kThreads) {
     const int row = e / r, k = e % r, m = m0 + row;
@@ -93,6 +86,36 @@ __global__ void __launch_bounds__(kThreads) finish_kernel(TileArgs<T> a) {
   tile_write_y<T, TM>(a, us, bs, m0, o0);
 }
 
+// First launch: the partial blocks.
+template <typename T> __global__ void __launch_bounds__(kThreads) partial_kernel(TileArgs<T> a) {
+  __shared__ __align__(16) Phase1Smem sm;
+  pdl::enter();
+  split_k_partial(a, blockIdx.x, sm);
+}
+
+// Second launch: grid (RT, CT) as low_rank_tile.cuh. EARLY_B: stage B before waiting for the partial kernel.
+template <typename T, int TM, bool EARLY_B>
+__global__ void __launch_bounds__(kThreads) finish_kernel(TileArgs<T> a) {
+  extern __shared__ __align__(16) float bs[];
+  __shared__ __align__(16) float us[kMaxTM * kMaxR];
+  const int m0 = blockIdx.x * TM, o0 = blockIdx.y * a.tn;
+  if (EARLY_B) tile_stage_b(a, bs, o0);
+  pdl::enter();
+  if (!EARLY_B) tile_stage_b(a, bs, o0);
+  split_k_finish<T, TM>(a, bs, us, m0, o0);
+}
+
+// The arguments of both launch forms: G1 clamped to [1, the tiles of in], the finish grid (into g) of TM rows a
+// block and about `target` blocks.
+template <typename T>
+TileArgs<T> split_k_args(const T* x, const T* A, const T* B, T* y, int M, int in, int r, int out, float scale,
+                         bool accumulate, int G1, float* ws, int TM, int target, TileGrid& g) {
+  const int tiles = (in + kTile - 1) / kTile;
+  G1 = G1 > tiles ? tiles : G1 < 1 ? 1 : G1;
+  g = tile_grid(M, out, r, TM, target, 0);
+  return TileArgs<T>{x, A, B, y, ws, M, in, r, out, scale, accumulate ? 1 : 0, g.tn, G1};
+}
+
 // y (=|+=) scale (x A^T) B^T by G1 partial blocks (clamped to [1, the tiles of in]; split_k_partials is wick's
 // choice), then the finish kernel with TM rows a block and about `target` blocks, chained by PDL (when
 // pdl::enabled()). ws holds split_k_workspace_floats(G1, M, r) floats; the grid used goes to *used when given.
@@ -101,14 +124,10 @@ template <typename T, int TM = kSplitKTM, bool EARLY_B = kSplitKEarlyB>
 cudaError_t split_k_launch(const T* x, const T* A, const T* B, T* y, int M, int in, int r, int out, float scale,
                            bool accumulate, int G1, float* ws, cudaStream_t s, int target = kSplitKBlocks,
                            TileGrid* used = nullptr) {
-  const int tiles = (in + kTile - 1) / kTile;
-  if (G1 > tiles) G1 = tiles;
-  if (G1 < 1) G1 = 1;
-  TileArgs<T> a{x, A, B, y, ws, M, in, r, out, scale, accumulate ? 1 : 0, 0, G1};
-  const TileGrid g = tile_grid(M, out, r, TM, target, 0);
-  a.tn = g.tn;
+  TileGrid g;
+  const TileArgs<T> a = split_k_args(x, A, B, y, M, in, r, out, scale, accumulate, G1, ws, TM, target, g);
   if (used) *used = g;
-  const cudaError_t e = pdl::launch(partial_kernel<T>, dim3(G1), dim3(kThreads), 0, s, a);
+  const cudaError_t e = pdl::launch(partial_kernel<T>, dim3(a.G1), dim3(kThreads), 0, s, a);
   if (e != cudaSuccess) return e;
   return tile_launch(finish_kernel<T, TM, EARLY_B>, a, g, true, s);
 }
@@ -132,20 +151,15 @@ static_assert(sizeof(Phase1Smem) + sizeof(float) * kMaxTM * kMaxR <= kTileStatic
 template <typename T, int TM>
 __global__ void __launch_bounds__(kThreads) one_launch_kernel(TileArgs<T> a, int* counters) {
   pdl::enter();
-  if ((int)blockIdx.x < a.G1) {  // a partial block: partial_kernel's work
+  if ((int)blockIdx.x < a.G1) {  // a partial block
     __shared__ __align__(16) Phase1Smem sm;
-    const int b = blockIdx.x;
-    const int tiles = (a.in + kTile - 1) / kTile, per = (tiles + a.G1 - 1) / a.G1;
-    const int t0 = b * per, t1 = min(tiles, t0 + per);
-    float acc[4][4] = {};
-    lr_partial_u(a.x, a.A, a.M, a.in, a.r, t0, t1, 1, sm, acc);
-    lr_store_partial(a.part + (size_t)b * a.M * a.r, a.M, a.r, acc);
+    split_k_partial(a, blockIdx.x, sm);
     __threadfence();  // this thread's stores before the count (with the barrier: the whole block's)
     __syncthreads();
     if (threadIdx.x == 0) atomicAdd(counters, 1);
     return;
   }
-  // A finish block: finish_kernel's work, block (rt, ct) of the RT x CT tiles, after the hand-over.
+  // A finish block: tile (rt, ct) of the RT x CT tiles, after the hand-over.
   extern __shared__ __align__(16) float bs[];
   __shared__ __align__(16) float us[kMaxTM * kMaxR];
   const int f = (int)blockIdx.x - a.G1, RT = (a.M + TM - 1) / TM;
@@ -161,17 +175,7 @@ __global__ void __launch_bounds__(kThreads) one_launch_kernel(TileArgs<T> a, int
     __threadfence();
   }
   __syncthreads();
-  const int r = a.r;
-  for (int e = threadIdx.x; e < TM * r; e += kThreads) {
-    const int row = e / r, k = e % r, m = m0 + row;
-    float s = 0.0f;
-    if (m < a.M)
-      for (int b = 0; b < a.G1; b++) s += __ldcg(a.part + (size_t)b * a.M * r + m * r + k);
-    us[row * kMaxR + k] = s;
-  }
-  if constexpr (sizeof(T) == 4) __pipeline_wait_prior(0);
-  __syncthreads();
-  tile_write_y<T, TM>(a, us, bs, m0, o0);
+  split_k_finish<T, TM>(a, bs, us, m0, o0);
   if (threadIdx.x == 0 && atomicAdd(counters + 1, 1) == (int)gridDim.x - a.G1 - 1) {
     counters[0] = 0;  // every finish block has seen the count, every partial block has added to it
     counters[1] = 0;
@@ -185,17 +189,13 @@ template <typename T, int TM = kSplitKTM>
 cudaError_t split_k_one_launch(const T* x, const T* A, const T* B, T* y, int M, int in, int r, int out, float scale,
                                bool accumulate, int G1, float* ws, int* counters, cudaStream_t s,
                                int target = kSplitKBlocks, TileGrid* used = nullptr) {
-  const int tiles = (in + kTile - 1) / kTile;
-  if (G1 > tiles) G1 = tiles;
-  if (G1 < 1) G1 = 1;
-  TileArgs<T> a{x, A, B, y, ws, M, in, r, out, scale, accumulate ? 1 : 0, 0, G1};
-  const TileGrid g = tile_grid(M, out, r, TM, target, 0);
-  a.tn = g.tn;
+  TileGrid g;
+  const TileArgs<T> a = split_k_args(x, A, B, y, M, in, r, out, scale, accumulate, G1, ws, TM, target, g);
   if (used) *used = g;
   const size_t smem = tile_smem_bytes(g.tn, a.r);
   const cudaError_t e = tile_smem_allow(one_launch_kernel<T, TM>, smem);
   if (e != cudaSuccess) return e;
-  return pdl::launch(one_launch_kernel<T, TM>, dim3(G1 + g.RT * g.CT), dim3(kThreads), smem, s, a, counters);
+  return pdl::launch(one_launch_kernel<T, TM>, dim3(a.G1 + g.RT * g.CT), dim3(kThreads), smem, s, a, counters);
 }
 
 }  // namespace wick::lowrank
