@@ -27,8 +27,7 @@
 # "qwen2.5-0.5b qwen2.5-1.5b qwen2.5-7b" 3 "main="); `splits` (session 34's key split, H100s only). Session 37's
 # 16-byte dropout kernel with its fused add: `bench-train.sh 0.5b-dropout` with WICK_ADAPTER_FOLD=0 beside the
 # default (H100, before it: 96.4k tok/s with graphs), and the CUDA suite's dropout cases.
-# Session 38: the one-launch split-K (LowRankKernel::kSplitKOneLaunch, forced only: WICK_LOW_RANK_KERNEL=5) for
-# the seed suite's lora rows: `onelaunch`, then `LORA_KERNELS=5 ... lorarows`; if it wins, low_rank_rule takes it.
+# Session 38 (an H100 only, for 20 s): `onelaunch` ran (v5 correct, slower than v4); the H200 table is still to run.
 # Here, before the call: bash scripts/pack-deps.sh; bash scripts/decode-ab.sh pack (the tokenizer).
 # The device tool's command: bash dev/next_device_call.sh [STAGE ...]     carry: [".carry-ab", ".deps"]
 # About: build ~1.5 min, tests ~0.5, adapter ~0.5, glu ~1, l2 ~1.5, lowrank ~0.5, l2bench ~1, train ~5,
@@ -183,9 +182,9 @@ if want trainab; then
 fi
 
 if want onelaunch; then
-  # Session 38's one-launch split-K (v5, low_rank_split_k.cuh): the harness's `one` mode (v5 against the f64
-  # reference and v4's bits on every shape; the seed rows and decode shapes timed, v1 v3 v4 v5, two rounds) and
-  # the low-rank CUDA tests (v5 forced: against the CPU, twice the same bits, kSplitK's bits 40 launches in a row).
+  # Session 38's one-launch split-K (v5, dev/low_rank/low_rank_one_launch.cuh; measured slower than v4, not in
+  # wick): the harness's `one` mode (v5 against the f64 reference and v4's bits on every shape; the seed rows and
+  # decode shapes timed, v1 v3 v4 v5, two rounds), then the low-rank CUDA tests.
   mkdir -p build-gpu
   if "$NVCC" -O3 -std=c++17 -gencode arch=compute_90,code=sm_90 -cudart static -I src \
       -o build-gpu/low_rank_bench.bin dev/low_rank/low_rank_bench.cu > "$O/one-launch.txt" 2>&1; then

@@ -1,9 +1,10 @@
 // Harness for the fused low-rank kernels, the very headers wick builds: v1 the cooperative kernel
 // (src/ops/cuda/low_rank.cuh), v2 the cluster kernel (low_rank_cluster.cuh beside it: an experiment, slower), v3
 // (src/ops/cuda/low_rank_recompute.cuh: one launch recomputing u per row tile) and v4
-// (src/ops/cuda/low_rank_split_k.cuh: two launches chained by PDL) and v5 (the same header: v4's blocks in one
-// launch, the finish blocks waiting on a counter), each in a few configurations (g_cfg; G1 0: wick's
-// split_k_partials). wick runs v1, v3 and v4 by the rule in src/ops/low_rank.cpp (v5 when forced). Checks each against an f64 CPU
+// (src/ops/cuda/low_rank_split_k.cuh: two launches chained by PDL) and v5 (low_rank_one_launch.cuh beside it:
+// v4's blocks in one launch, the finish blocks waiting on a counter; an experiment, slower), each in a few
+// configurations (g_cfg; G1 0: wick's split_k_partials). wick runs v1, v3 and v4 by the rule in
+// src/ops/low_rank.cpp. Checks each against an f64 CPU
 // reference (and run-to-run determinism) and times it as bench/bench_seed.cpp does (one CUDA event pair around
 // each call, synchronised, median over iterations). Also times an empty kernel and an empty cooperative kernel
 // with two grid barriers: the floors of the two designs.
@@ -29,6 +30,7 @@
 #include "ops/cuda/low_rank_recompute.cuh"
 #include "ops/cuda/low_rank_split_k.cuh"
 #include "low_rank_cluster.cuh"
+#include "low_rank_one_launch.cuh"
 
 #include "../common/cuda_check.cuh"
 #include "../common/median_us.cuh"

@@ -41,8 +41,7 @@ LowRankKernel kernel_from_env() {
   if (std::strcmp(e, "1") == 0) return LowRankKernel::kCooperative;
   if (std::strcmp(e, "3") == 0) return LowRankKernel::kRecompute;
   if (std::strcmp(e, "4") == 0) return LowRankKernel::kSplitK;
-  if (std::strcmp(e, "5") == 0) return LowRankKernel::kSplitKOneLaunch;
-  throw Error(std::string("WICK_LOW_RANK_KERNEL=") + e + ": expected 1, 3, 4 or 5 (or unset: wick's rule)");
+  throw Error(std::string("WICK_LOW_RANK_KERNEL=") + e + ": expected 1, 3 or 4 (or unset: wick's rule)");
 }
 std::atomic<int> g_low_rank_kernel{-1};  // -1: not read from the environment yet
 }  // namespace

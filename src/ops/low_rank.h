@@ -7,17 +7,15 @@
 //   kCooperative (ops/cuda/low_rank.cuh): one cooperative launch, split-K of u over the grid, two grid barriers;
 //   kRecompute (ops/cuda/low_rank_recompute.cuh): one ordinary launch, each block recomputes u for its rows;
 //   kSplitK (ops/cuda/low_rank_split_k.cuh): a split-K launch of partial u's and a finish launch chained by
-//     programmatic dependent launch;
-//   kSplitKOneLaunch (the same header): the same two kinds of blocks in one launch, the finish blocks waiting on
-//     a counter the partial blocks raise (kSplitK's bits, one launch fewer).
+//     programmatic dependent launch.
 // Each header says how its work is spread and in which order it sums. For M > kLowRankFusedMaxRows or
 // r > kLowRankFusedMaxRank the CUDA op runs the two matmuls (ops/matmul.h) instead, with u [M, r] in x's
 // dtype: always correct, fused where it pays. The CPU twin is two sgemms.
 //
 // Rounding: the fused kernels and the CPU keep u = x A^T in f32 (never rounded to x's dtype) and accumulate in
 // f32; y is rounded once to its dtype (bf16: round(scale u B^T), or round(y + scale u B^T) with accumulate).
-// The kernels sum in different (fixed) orders: each gives the same bits run to run, not the same bits as the
-// others (but for kSplitK and kSplitKOneLaunch, which give the same). The CUDA fallback rounds u to x's dtype (bf16: as two bf16 GEMMs do).
+// The three kernels sum in different (fixed) orders: each gives the same bits run to run, not the same bits
+// as the others. The CUDA fallback rounds u to x's dtype (bf16: as two bf16 GEMMs do).
 #pragma once
 #include <cstdint>
 
@@ -41,9 +39,9 @@ inline bool low_rank_fused(int64_t M, int64_t r) {
   return M >= 1 && M <= kLowRankFusedMaxRows && r >= 1 && r <= kLowRankFusedMaxRank;
 }
 
-// The CUDA op's fused kernels, numbered as the designs in dev/low_rank/ (v1, v3, v4, v5). Each runs every fused
+// The CUDA op's fused kernels, numbered as the designs in dev/low_rank/ (v1, v3, v4). Each runs every fused
 // shape (low_rank_fused); they differ in speed only, and in the order they sum (see above).
-enum class LowRankKernel { kRule = 0, kCooperative = 1, kRecompute = 3, kSplitK = 4, kSplitKOneLaunch = 5 };
+enum class LowRankKernel { kRule = 0, kCooperative = 1, kRecompute = 3, kSplitK = 4 };
 
 // Which kernel runs a fused shape (x [M, in], rank r, y [M, out]) unless one is forced: kRecompute for r <= 8 and
 // kSplitK for r > 8 while in and out are both <= kLowRankNarrow, else kCooperative (ops/low_rank.cpp cites the
@@ -52,8 +50,8 @@ enum class LowRankKernel { kRule = 0, kCooperative = 1, kRecompute = 3, kSplitK 
 constexpr int64_t kLowRankNarrow = 1024;
 LowRankKernel low_rank_rule(int64_t M, int64_t in, int64_t r, int64_t out);
 
-// The kernel the CUDA op runs for fused shapes: kRule (low_rank_rule) unless WICK_LOW_RANK_KERNEL is set to 1, 3,
-// 4 or 5 (read once, on first use; anything else is an error) or a test set one here.
+// The kernel the CUDA op runs for fused shapes: kRule (low_rank_rule) unless WICK_LOW_RANK_KERNEL is set to 1, 3
+// or 4 (read once, on first use; anything else is an error) or a test set one here.
 LowRankKernel low_rank_kernel();
 void set_low_rank_kernel(LowRankKernel which);
 

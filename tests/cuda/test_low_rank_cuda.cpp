@@ -1,12 +1,9 @@
-// low_rank_product's four fused CUDA kernels (ops/low_rank.h: kCooperative, kRecompute, kSplitK, kSplitKOneLaunch),
-// each forced as WICK_LOW_RANK_KERNEL=1, 3, 4 or 5 would (set_low_rank_kernel), over every low_rank shape of the op
-// registry (tests/common/op_cases.cpp: odd shapes, accumulate on and off, M 1..64, r 1..64, and the unfused
-// fallback's):
+// low_rank_product's three fused CUDA kernels (ops/low_rank.h: kCooperative, kRecompute, kSplitK), each forced as
+// WICK_LOW_RANK_KERNEL=1, 3 or 4 would (set_low_rank_kernel), over every low_rank shape of the op registry
+// (tests/common/op_cases.cpp: odd shapes, accumulate on and off, M 1..64, r 1..64, and the unfused fallback's):
 //   - against the CPU on the same inputs, f32 and bf16, as test_ops_cuda.cpp's suites (the cases' tolerances;
 //     outputs between guard elements);
-//   - run twice on the same inputs: the same bits (each kernel sums in a fixed order);
-//   - kSplitKOneLaunch gives kSplitK's bits, also when launched many times back to back (its counters go back to
-//     0 after every launch).
+//   - run twice on the same inputs: the same bits (each kernel sums in a fixed order).
 // The rule's own choice (nothing forced) runs in test_ops_cuda.cpp's OpCudaF32 / OpCudaBf16 over the same
 // shapes, which reach every kernel (tests/ops/test_low_rank_rule.cpp).
 // Reruns one: --gtest_filter='*LowRankKernelCuda*M64_in1024_r4_out1024*'.
@@ -29,7 +26,6 @@ const char* low_rank_kernel_name(LowRankKernel k) {
     case LowRankKernel::kCooperative: return "cooperative";
     case LowRankKernel::kRecompute: return "recompute";
     case LowRankKernel::kSplitK: return "split_k";
-    case LowRankKernel::kSplitKOneLaunch: return "split_k_one_launch";
     default: return "rule";
   }
 }
@@ -58,39 +54,26 @@ class LowRankKernelCuda : public ::testing::TestWithParam<size_t> {
     }
   }
 
-  // The case's inputs (random, seeded by the case) in dtype dt on the GPU: x, A, B and y0 (accumulate's start).
-  std::vector<Tensor> inputs(DType dt) const {
+  // Kernel k twice on the same inputs (accumulate: onto the same y0 each time): the same bytes, f32 and bf16.
+  void same_bits_twice(LowRankKernel k) {
+    WICK_REQUIRE_CUDA();
+    ForceLowRankKernel force(k);
     const opcheck::LowRankShape& s = shape();
     Rng rng(seed());
     const Tensor x = randn({s.M, s.in}, rng), A = randn({s.r, s.in}, rng, 0.1f), B = randn({s.out, s.r}, rng, 0.1f);
     const Tensor y0 = randn({s.M, s.out}, rng);
-    std::vector<Tensor> out;
-    for (const Tensor* t : {&x, &A, &B, &y0}) out.push_back(t->to(dt).to(Device::cuda(0)));
-    return out;
-  }
-
-  // The product on kernel k, `times` launches back to back (accumulate: each onto its own copy of y0), the last
-  // one's y on the host.
-  Tensor product(LowRankKernel k, DType dt, int times = 1) const {
-    ForceLowRankKernel force(k);
-    const opcheck::LowRankShape& s = shape();
-    const std::vector<Tensor> in = inputs(dt);
-    std::vector<Tensor> ys;
-    for (int i = 0; i < times; i++) {
-      ys.push_back(Tensor::empty({s.M, s.out}, dt, Device::cuda(0)));
-      if (s.accumulate) ys.back().copy_from(in[3]);
-    }
-    for (Tensor& y : ys) low_rank_product(in[0], in[1], in[2], s.scale, y, s.accumulate);
-    return ys.back().to(Device::cpu());
-  }
-
-  // Kernel k twice on the same inputs: the same bytes, f32 and bf16.
-  void same_bits_twice(LowRankKernel k) {
-    WICK_REQUIRE_CUDA();
     for (DType dt : {DType::F32, DType::BF16}) {
-      const Tensor a = product(k, dt), b = product(k, dt);
-      ASSERT_EQ(a.nbytes(), b.nbytes());
-      EXPECT_EQ(std::memcmp(a.raw(), b.raw(), a.nbytes()), 0)
+      const Device dev = Device::cuda(0);
+      const Tensor dx = x.to(dt).to(dev), dA = A.to(dt).to(dev), dB = B.to(dt).to(dev), dy0 = y0.to(dt).to(dev);
+      std::vector<Tensor> runs;
+      for (int run = 0; run < 2; run++) {
+        Tensor y = Tensor::empty({s.M, s.out}, dt, dev);
+        if (s.accumulate) y.copy_from(dy0);
+        low_rank_product(dx, dA, dB, s.scale, y, s.accumulate);
+        runs.push_back(y.to(Device::cpu()));
+      }
+      ASSERT_EQ(runs[0].nbytes(), runs[1].nbytes());
+      EXPECT_EQ(std::memcmp(runs[0].raw(), runs[1].raw(), runs[0].nbytes()), 0)
           << low_rank_kernel_name(k) << (dt == DType::F32 ? " f32" : " bf16") << ": two runs on the same inputs differ";
     }
   }
@@ -103,20 +86,6 @@ TEST_P(LowRankKernelCuda, CooperativeSameBitsTwice) { same_bits_twice(LowRankKer
 TEST_P(LowRankKernelCuda, RecomputeSameBitsTwice) { same_bits_twice(LowRankKernel::kRecompute); }
 TEST_P(LowRankKernelCuda, SplitKSameBitsTwice) { same_bits_twice(LowRankKernel::kSplitK); }
 TEST_P(LowRankKernelCuda, RuleSameBitsTwice) { same_bits_twice(LowRankKernel::kRule); }
-TEST_P(LowRankKernelCuda, SplitKOneLaunchMatchesCpu) { matches_cpu(LowRankKernel::kSplitKOneLaunch); }
-
-// One launch with a counter hand-over instead of two launches: the same partials summed in the same order. 40
-// launches back to back (no synchronisation between them): a counter not set back to 0 by one would let the next
-// one's finish blocks read partials not yet written.
-TEST_P(LowRankKernelCuda, SplitKOneLaunchGivesSplitKsBitsLaunchAfterLaunch) {
-  WICK_REQUIRE_CUDA();
-  for (DType dt : {DType::F32, DType::BF16}) {
-    const Tensor two = product(LowRankKernel::kSplitK, dt), one = product(LowRankKernel::kSplitKOneLaunch, dt, 40);
-    ASSERT_EQ(two.nbytes(), one.nbytes());
-    EXPECT_EQ(std::memcmp(two.raw(), one.raw(), two.nbytes()), 0)
-        << (dt == DType::F32 ? "f32" : "bf16") << ": kSplitKOneLaunch's y differs from kSplitK's";
-  }
-}
 
 std::vector<size_t> low_rank_shape_ids() {
   std::vector<size_t> ids;

@@ -1,9 +1,8 @@
-// CUDA twin of low_rank_product (ops/low_rank.h): where low_rank_fused(M, r) holds, one of the four fused
+// CUDA twin of low_rank_product (ops/low_rank.h): where low_rank_fused(M, r) holds, one of the three fused
 // kernels - the one low_rank_kernel() forces (WICK_LOW_RANK_KERNEL), else the one ops/low_rank.cpp's rule picks
 // (low_rank_rule, as this device runs it: device_rule below) -; otherwise, or where the cooperative kernel is
 // picked and the device cannot launch it cooperatively, the two matmuls with u [M, r] in x's dtype.
 #include <atomic>
-#include <mutex>
 
 #include "ops/cuda/common.cuh"
 #include "ops/cuda/cuda_ops.h"
@@ -39,27 +38,6 @@ template <typename T> int resident_blocks(int dev) {
   return v;
 }
 
-// The one-launch kernel's two counters on this device (ops/cuda/low_rank_split_k.cuh), zeroed when allocated and
-// left at 0 by every launch, for the one launch at a time that wick's one stream a device runs (as its scratch
-// block); null while a graph is being captured on s before they exist (the caller then runs kSplitK: the same bits
-// in two launches). Never freed: 8 bytes a device.
-int* one_launch_counters(int dev, cudaStream_t s) {
-  static std::mutex mu;
-  static int* counters[kMaxDevices] = {};
-  if (dev < 0 || dev >= kMaxDevices) return nullptr;
-  std::lock_guard<std::mutex> lock(mu);
-  if (!counters[dev]) {
-    cudaStreamCaptureStatus cs = cudaStreamCaptureStatusNone;
-    WICK_CUDA_CHECK(cudaStreamIsCapturing(s, &cs));
-    if (cs != cudaStreamCaptureStatusNone) return nullptr;
-    void* p = nullptr;
-    cuda::alloc_or_explain(&p, 2 * sizeof(int), dev, s, "the low-rank product's counters");
-    WICK_CUDA_CHECK(cudaMemsetAsync(p, 0, 2 * sizeof(int), s));
-    counters[dev] = static_cast<int*>(p);
-  }
-  return counters[dev];
-}
-
 // low_rank_rule as this device runs it: split-K's numbers are with programmatic dependent launch; without it
 // (WICK_PDL=0, devices before sm_90) its two launches follow each other, so the cooperative kernel stays there.
 LowRankKernel device_rule(int64_t M, int64_t in, int64_t r, int64_t out) {
@@ -87,16 +65,11 @@ void low_rank_product(const Tensor& x, const Tensor& A, const Tensor& B, float s
     if (k == LowRankKernel::kRule) k = device_rule(M, in, r, out);
     if (k == LowRankKernel::kRecompute) {
       WICK_CUDA_CHECK(lowrank::recompute_launch<T>(px, pA, pB, py, Mi, ini, ri, outi, scale, accumulate, s));
-    } else if (k == LowRankKernel::kSplitK || k == LowRankKernel::kSplitKOneLaunch) {
+    } else if (k == LowRankKernel::kSplitK) {
       const int G1 = lowrank::split_k_partials(ini);
       const size_t wsf = lowrank::split_k_workspace_floats(G1, Mi, ri);
       float* ws = static_cast<float*>(cuda::scratch(dev, sizeof(float) * wsf));
-      int* counters = k == LowRankKernel::kSplitKOneLaunch ? one_launch_counters(dev, s) : nullptr;
-      if (counters)
-        WICK_CUDA_CHECK(lowrank::split_k_one_launch<T>(px, pA, pB, py, Mi, ini, ri, outi, scale, accumulate, G1, ws,
-                                                       counters, s));
-      else
-        WICK_CUDA_CHECK(lowrank::split_k_launch<T>(px, pA, pB, py, Mi, ini, ri, outi, scale, accumulate, G1, ws, s));
+      WICK_CUDA_CHECK(lowrank::split_k_launch<T>(px, pA, pB, py, Mi, ini, ri, outi, scale, accumulate, G1, ws, s));
     } else {
       const int occ = resident_blocks<T>(dev);
       if (occ == 0) return;
