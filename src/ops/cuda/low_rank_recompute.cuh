@@ -49,6 +49,9 @@ __device__ __forceinline__ void lr_load4(const __nv_bfloat16* p, float (&v)[4]) 
   v[0] = __low2float(lo), v[1] = __high2float(lo), v[2] = __low2float(hi), v[3] = __high2float(hi);
 }
 
+static_assert(sizeof(float) * (kMaxTM * kMaxR + kThreads / 32 * kMaxR) <= kTileStaticSmemBound,
+              "recompute_kernel's static shared memory (us, red) is what tile_smem_allow assumes");
+
 // Grid (RT, CT): block (rt, ct) takes rows rt TM .., columns ct tn .. (a.part, a.G1 unused). r <= RMAX.
 template <typename T, int TM, int RMAX> __global__ void __launch_bounds__(kThreads) recompute_kernel(TileArgs<T> a) {
   static_assert(TM == 4 || TM == 8, "32 or 64 threads a row");

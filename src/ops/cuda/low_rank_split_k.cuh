@@ -93,6 +93,9 @@ template <typename T> __global__ void __launch_bounds__(kThreads) partial_kernel
   split_k_partial(a, blockIdx.x, sm);
 }
 
+static_assert(sizeof(float) * kMaxTM * kMaxR <= kTileStaticSmemBound,
+              "finish_kernel's static shared memory (us) is what tile_smem_allow assumes");
+
 // Second launch: grid (RT, CT) as low_rank_tile.cuh. EARLY_B: stage B before waiting for the partial kernel.
 template <typename T, int TM, bool EARLY_B>
 __global__ void __launch_bounds__(kThreads) finish_kernel(TileArgs<T> a) {
