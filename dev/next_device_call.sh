@@ -22,12 +22,12 @@
 # pdltrace) apply their patch to the device's copy of the tree; xahead compares against .carry-ab/base.tgz, so pack
 # main without the patch first (bash scripts/decode-ab.sh pack).
 #
-# Pending (session 37): on an H200, issue 8's table (`PEER=1 TRAIN_AB=0 ... build train`: every row, the peer, the
-# seed rows and each goal's verdict; H100 only so far, 8p) and issue 12's decode rows (scripts/decode-ab.sh variants
-# "qwen2.5-0.5b qwen2.5-1.5b qwen2.5-7b" 3 "main="); `splits` (session 34's key split, H100s only). Session 37's
-# 16-byte dropout kernel with its fused add: `bench-train.sh 0.5b-dropout` with WICK_ADAPTER_FOLD=0 beside the
-# default (H100, before it: 96.4k tok/s with graphs), and the CUDA suite's dropout cases.
-# Session 38 (an H100 only, for 20 s): `onelaunch` ran (v5 correct, slower than v4); the H200 table is still to run.
+# Pending (sessions 37-38): on an H200, issue 8's table (`PEER=1 TRAIN_AB=0 ... build train`: every row, the peer,
+# the seed rows and each goal's verdict; H100 only so far, 8p) and issue 12's decode rows (scripts/decode-ab.sh
+# variants "qwen2.5-0.5b qwen2.5-1.5b qwen2.5-7b" 3 "main="); `splits` (session 34's key split, H100s only); on any
+# card, the whole CUDA suite (`tests`): not run since session 37's last change (dropout steps unfolded by default)
+# nor on session 38's split-K launch helpers (which ran only in the low-rank harness, `onelaunch`: v5 correct,
+# slower than v4, 8q).
 # Here, before the call: bash scripts/pack-deps.sh; bash scripts/decode-ab.sh pack (the tokenizer).
 # The device tool's command: bash dev/next_device_call.sh [STAGE ...]     carry: [".carry-ab", ".deps"]
 # About: build ~1.5 min, tests ~0.5, adapter ~0.5, glu ~1, l2 ~1.5, lowrank ~0.5, l2bench ~1, train ~5,
