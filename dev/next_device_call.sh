@@ -61,12 +61,18 @@ export LD_LIBRARY_PATH=$P:$P/openblas-pthread${LD_LIBRARY_PATH:+:$LD_LIBRARY_PAT
 nvidia-smi --query-gpu=name,driver_version,clocks.max.sm --format=csv,noheader >> "$S" 2>&1
 
 NVCC=nvcc; [ -x /usr/local/cuda/bin/nvcc ] && NVCC=/usr/local/cuda/bin/nvcc
+# dev/low_rank/low_rank_bench.cu built from the kernels of the tree as it is, then run in mode $1 for at most $3
+# seconds, all its output in $2: low_rank_harness MODE FILE SECONDS (fails when it does not build).
+low_rank_harness() {
+  mkdir -p build-gpu
+  "$NVCC" -O3 -std=c++17 -gencode arch=compute_90,code=sm_90 -cudart static -I src \
+    -o build-gpu/low_rank_bench.bin dev/low_rank/low_rank_bench.cu > "$2" 2>&1 || return 1
+  timeout "$3" build-gpu/low_rank_bench.bin "$1" >> "$2" 2>&1
+  return 0
+}
 if want lowrank; then
   # Before the patches: the harness builds the kernels of the tree as it is (v1 from src/ops/cuda/low_rank.cuh).
-  mkdir -p build-gpu
-  if "$NVCC" -O3 -std=c++17 -gencode arch=compute_90,code=sm_90 -cudart static -I src \
-      -o build-gpu/low_rank_bench.bin dev/low_rank/low_rank_bench.cu > "$O/low-rank.txt" 2>&1; then
-    timeout 120 build-gpu/low_rank_bench.bin split >> "$O/low-rank.txt" 2>&1
+  if low_rank_harness split "$O/low-rank.txt" 120; then
     note "low-rank harness: $(tail -1 "$O/low-rank.txt"); $(grep -c FAIL "$O/low-rank.txt") FAIL lines"
   else
     note "low-rank harness did not build (low-rank.txt)"
@@ -185,10 +191,7 @@ if want onelaunch; then
   # Session 38's one-launch split-K (v5, dev/low_rank/low_rank_one_launch.cuh; measured slower than v4, not in
   # wick): the harness's `one` mode (v5 against the f64 reference and v4's bits on every shape; the seed rows and
   # decode shapes timed, v1 v3 v4 v5, two rounds), then the low-rank CUDA tests.
-  mkdir -p build-gpu
-  if "$NVCC" -O3 -std=c++17 -gencode arch=compute_90,code=sm_90 -cudart static -I src \
-      -o build-gpu/low_rank_bench.bin dev/low_rank/low_rank_bench.cu > "$O/one-launch.txt" 2>&1; then
-    timeout 150 build-gpu/low_rank_bench.bin one >> "$O/one-launch.txt" 2>&1
+  if low_rank_harness one "$O/one-launch.txt" 150; then
     note "one-launch harness: $(tail -1 "$O/one-launch.txt"); $(grep -c 'FAIL\|differs' "$O/one-launch.txt") bad lines"
   else
     note "one-launch harness did not build (one-launch.txt)"

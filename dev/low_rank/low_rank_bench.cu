@@ -216,6 +216,23 @@ int main(int argc, char** argv) {
                          {1024, 1024, 4}, {1024, 1024, 16}, {1024, 1024, 32}, {1024, 1024, 64}, {2048, 2048, 64}};
   const int dec[][4] = {{1, 896, 16, 896}, {8, 896, 16, 896}, {1, 4864, 16, 896}, {1, 3584, 16, 3584},
                         {16, 18944, 16, 3584}, {64, 3584, 64, 18944}};
+  // The seed rows (f32, M 64) and the decode shapes (bf16) timed: v1, then each (variant, configuration).
+  auto time_rows = [&](const std::vector<std::pair<int, SplitCfg>>& variants) {
+    for (auto& rw : rows) {
+      all &= run_case<float>(1, 64, rw[0], rw[2], rw[1], false, sms, occ, 0, true, s);
+      for (auto& [v, c] : variants) {
+        g_cfg = c;
+        all &= run_case<float>(v, 64, rw[0], rw[2], rw[1], false, sms, occ, 0, true, s);
+      }
+    }
+    for (auto& d : dec) {
+      all &= run_case<bf16>(1, d[0], d[1], d[2], d[3], false, sms, occ, 0, true, s);
+      for (auto& [v, c] : variants) {
+        g_cfg = c;
+        all &= run_case<bf16>(v, d[0], d[1], d[2], d[3], false, sms, occ, 0, true, s);
+      }
+    }
+  };
   if (one) {
     // v5 at wick's configuration (and TM 8) on every shape: checked, and the bits of v4 at the same configuration.
     for (int tm : {4, 8}) {
@@ -238,24 +255,9 @@ int main(int argc, char** argv) {
         }
     }
     // timed, wick's configurations: v1, v3 (TM 4, 128 blocks), v4 and v5 (TM 4, 128 blocks, G1 wick's)
-    const std::pair<int, SplitCfg> timed[] = {{3, SplitCfg{4, 128, 16, true}}, {4, SplitCfg{4, 128, 0, true}},
-                                              {5, SplitCfg{4, 128, 0, true}}};
-    for (int round = 0; round < 2; round++) {
-      for (auto& rw : rows) {
-        all &= run_case<float>(1, 64, rw[0], rw[2], rw[1], false, sms, occ, 0, true, s);
-        for (auto& [v, c] : timed) {
-          g_cfg = c;
-          all &= run_case<float>(v, 64, rw[0], rw[2], rw[1], false, sms, occ, 0, true, s);
-        }
-      }
-      for (auto& d : dec) {
-        all &= run_case<bf16>(1, d[0], d[1], d[2], d[3], false, sms, occ, 0, true, s);
-        for (auto& [v, c] : timed) {
-          g_cfg = c;
-          all &= run_case<bf16>(v, d[0], d[1], d[2], d[3], false, sms, occ, 0, true, s);
-        }
-      }
-    }
+    const std::vector<std::pair<int, SplitCfg>> timed = {
+        {3, SplitCfg{4, 128, 16, true}}, {4, SplitCfg{4, 128, 0, true}}, {5, SplitCfg{4, 128, 0, true}}};
+    for (int round = 0; round < 2; round++) time_rows(timed);
     std::printf(all ? "ALL OK\n" : "SOME FAILED\n");
     return all ? 0 : 1;
   }
@@ -276,20 +278,7 @@ int main(int argc, char** argv) {
           all &= run_case<bf16>(v, sh[0], sh[1], sh[2], sh[3], acc, sms, occ, 0, false, s);
         }
     }
-    for (auto& rw : rows) {
-      all &= run_case<float>(1, 64, rw[0], rw[2], rw[1], false, sms, occ, 0, true, s);
-      for (auto& [v, c] : cfgs) {
-        g_cfg = c;
-        all &= run_case<float>(v, 64, rw[0], rw[2], rw[1], false, sms, occ, 0, true, s);
-      }
-    }
-    for (auto& d : dec) {
-      all &= run_case<bf16>(1, d[0], d[1], d[2], d[3], false, sms, occ, 0, true, s);
-      for (auto& [v, c] : cfgs) {
-        g_cfg = c;
-        all &= run_case<bf16>(v, d[0], d[1], d[2], d[3], false, sms, occ, 0, true, s);
-      }
-    }
+    time_rows(cfgs);
     std::printf(all ? "ALL OK\n" : "SOME FAILED\n");
     return all ? 0 : 1;
   }
