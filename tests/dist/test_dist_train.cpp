@@ -34,18 +34,6 @@ namespace {
 namespace fs = std::filesystem;
 using nlohmann::json;
 
-struct Ran {
-  int rc = -1;
-  std::string out;  // stdout and stderr, interleaved
-  double seconds = 0;
-};
-
-// Runs args (PATH lookup), its output read line by line (on_line may signal the child).
-Ran run(const std::vector<std::string>& args, const OnLine& on_line = nullptr) {
-  const ProcessResult p = run_process(args, on_line);
-  return Ran{p.rc, p.streamed, p.seconds};
-}
-
 std::vector<std::string> mpirun(int ranks) {
   return {"mpirun", "-np", std::to_string(ranks), "--oversubscribe", "--bind-to", "none"};
 }
@@ -103,19 +91,19 @@ class DistTrain : public ::testing::Test {
 
 TEST_F(DistTrain, TwoRanksGiveTheAdapterOfOneRankWithTheSameGlobalBatch) {
   const std::string one = tmp.file("one"), two = tmp.file("two"), gpus = tmp.file("gpus");
-  const Ran r1 = run(train(one, 4, 6));
-  ASSERT_EQ(r1.rc, 0) << r1.out;
+  const ProcessResult r1 = run_process(train(one, 4, 6));
+  ASSERT_EQ(r1.rc, 0) << r1.streamed;
   // mpirun -np 1: every collective runs (over one rank) and changes nothing: the plain run's bytes.
   const std::string mpi1 = tmp.file("mpi1");
-  const Ran r0 = run(cat(mpirun(1), train(mpi1, 4, 6)));
-  ASSERT_EQ(r0.rc, 0) << r0.out;
+  const ProcessResult r0 = run_process(cat(mpirun(1), train(mpi1, 4, 6)));
+  ASSERT_EQ(r0.rc, 0) << r0.streamed;
   EXPECT_EQ(adapter(mpi1), adapter(one)) << "an MPI job of one rank differs from the plain run";
-  const Ran r2 = run(cat(mpirun(2), train(two, 2, 6)));
-  ASSERT_EQ(r2.rc, 0) << r2.out;
-  EXPECT_NE(r2.out.find("rank 1 of 2"), std::string::npos) << r2.out;
+  const ProcessResult r2 = run_process(cat(mpirun(2), train(two, 2, 6)));
+  ASSERT_EQ(r2.rc, 0) << r2.streamed;
+  EXPECT_NE(r2.streamed.find("rank 1 of 2"), std::string::npos) << r2.streamed;
   // --gpus 2 starts the same two ranks itself (under mpirun).
-  const Ran r3 = run(cat(train(gpus, 2, 6), {"--gpus", "2"}));
-  ASSERT_EQ(r3.rc, 0) << r3.out;
+  const ProcessResult r3 = run_process(cat(train(gpus, 2, 6), {"--gpus", "2"}));
+  ASSERT_EQ(r3.rc, 0) << r3.streamed;
   EXPECT_EQ(adapter(gpus), adapter(two)) << "two 2-rank runs differ";
 
   // Losses, eval losses and token counts: one record per step (rank 0 alone writes), the same numbers.
@@ -155,43 +143,43 @@ TEST_F(DistTrain, TwoRanksGiveTheAdapterOfOneRankWithTheSameGlobalBatch) {
 
 TEST_F(DistTrain, AKilledRankEndsTheJobAndTheResumeIsExact) {
   const std::string ref = tmp.file("ref"), cut = tmp.file("cut"), stop = tmp.file("stop");
-  const Ran r = run(cat(mpirun(2), cat(train(ref, 2, 8), {"--save-every", "3"})));
-  ASSERT_EQ(r.rc, 0) << r.out;
+  const ProcessResult r = run_process(cat(mpirun(2), cat(train(ref, 2, 8), {"--save-every", "3"})));
+  ASSERT_EQ(r.rc, 0) << r.streamed;
 
   // Rank 1 dies by SIGKILL at the start of step 4 (checkpoint-3 is complete); rank 0 waits in the step's
   // first collective until the launcher ends it.
   setenv("WICK_TEST_KILL_AT", "rank1-step@3", 1);
-  const Ran k = run(cat(mpirun(2), cat(train(cut, 2, 8), {"--save-every", "3"})));
+  const ProcessResult k = run_process(cat(mpirun(2), cat(train(cut, 2, 8), {"--save-every", "3"})));
   unsetenv("WICK_TEST_KILL_AT");
-  EXPECT_NE(k.rc, 0) << k.out;
-  EXPECT_LT(k.seconds, 20.0) << k.out;
-  EXPECT_NE(k.out.find("rank 1"), std::string::npos) << k.out;
-  EXPECT_NE(k.out.find("signal 9"), std::string::npos) << k.out;
-  ASSERT_TRUE(fs::exists(cut + "/checkpoint-3/trainer_state.json")) << k.out;
+  EXPECT_NE(k.rc, 0) << k.streamed;
+  EXPECT_LT(k.seconds, 20.0) << k.streamed;
+  EXPECT_NE(k.streamed.find("rank 1"), std::string::npos) << k.streamed;
+  EXPECT_NE(k.streamed.find("signal 9"), std::string::npos) << k.streamed;
+  ASSERT_TRUE(fs::exists(cut + "/checkpoint-3/trainer_state.json")) << k.streamed;
   EXPECT_FALSE(fs::exists(cut + "/checkpoint-8"));
 
   // A resume on one rank is refused: the global batch would change.
-  const Ran wrong = run(cat(train(cut, 2, 8), {"--resume", cut}));
-  EXPECT_EQ(wrong.rc, 1) << wrong.out;
-  EXPECT_NE(wrong.out.find("trained on 2 rank(s), this run has 1"), std::string::npos) << wrong.out;
+  const ProcessResult wrong = run_process(cat(train(cut, 2, 8), {"--resume", cut}));
+  EXPECT_EQ(wrong.rc, 1) << wrong.streamed;
+  EXPECT_NE(wrong.streamed.find("trained on 2 rank(s), this run has 1"), std::string::npos) << wrong.streamed;
 
-  const Ran resumed = run(cat(mpirun(2), cat(train(cut, 2, 8), {"--save-every", "3", "--resume", cut})));
-  ASSERT_EQ(resumed.rc, 0) << resumed.out;
+  const ProcessResult resumed = run_process(cat(mpirun(2), cat(train(cut, 2, 8), {"--save-every", "3", "--resume", cut})));
+  ASSERT_EQ(resumed.rc, 0) << resumed.streamed;
   EXPECT_EQ(adapter(cut), adapter(ref)) << "resume after a killed rank is not exact";
   EXPECT_EQ(file_bytes(cut + "/checkpoint-8/optimizer.safetensors"), file_bytes(ref + "/checkpoint-8/optimizer.safetensors"));
 
   // Ctrl-C to `wick train --gpus 2`: relayed to both ranks, which stop at one step; rank 0 saves it.
   bool sent = false;
-  const Ran c = run(cat(train(stop, 2, 8), {"--save-every", "3", "--gpus", "2"}), [&](const std::string& line, pid_t pid) {
+  const ProcessResult c = run_process(cat(train(stop, 2, 8), {"--save-every", "3", "--gpus", "2"}), [&](const std::string& line, pid_t pid) {
     if (!sent && line.find("step 1/8") != std::string::npos) sent = true, kill(pid, SIGINT);
   });
-  ASSERT_TRUE(sent) << c.out;
-  EXPECT_EQ(c.rc, 130) << c.out;
+  ASSERT_TRUE(sent) << c.streamed;
+  EXPECT_EQ(c.rc, 130) << c.streamed;
   const auto last = latest_checkpoint(stop);
-  ASSERT_TRUE(last.has_value()) << c.out;
+  ASSERT_TRUE(last.has_value()) << c.streamed;
   EXPECT_NE(*last, stop + "/checkpoint-8") << "the run ended before the stop took effect";
-  const Ran c2 = run(cat(train(stop, 2, 8), {"--save-every", "3", "--gpus", "2", "--resume", stop}));
-  ASSERT_EQ(c2.rc, 0) << c2.out;
+  const ProcessResult c2 = run_process(cat(train(stop, 2, 8), {"--save-every", "3", "--gpus", "2", "--resume", stop}));
+  ASSERT_EQ(c2.rc, 0) << c2.streamed;
   EXPECT_EQ(adapter(stop), adapter(ref)) << "resume after a relayed Ctrl-C is not exact";
 }
 
