@@ -22,12 +22,12 @@
 # pdltrace) apply their patch to the device's copy of the tree; xahead compares against .carry-ab/base.tgz, so pack
 # main without the patch first (bash scripts/decode-ab.sh pack).
 #
-# Pending (sessions 37-38): on an H200, issue 8's table (`PEER=1 TRAIN_AB=0 ... build train`: every row, the peer,
-# the seed rows and each goal's verdict; H100 only so far, 8p) and issue 12's decode rows (scripts/decode-ab.sh
-# variants "qwen2.5-0.5b qwen2.5-1.5b qwen2.5-7b" 3 "main="); `splits` (session 34's key split, H100s only); on any
-# card, the whole CUDA suite (`tests`): not run since session 37's last change (dropout steps unfolded by default)
-# nor on session 38's split-K launch helpers (which ran only in the low-rank harness, `onelaunch`: v5 correct,
-# slower than v4, 8q).
+# Pending (sessions 37-39): on an H200, issue 8's table (`PEER=1 TRAIN_AB=0 ... build train`: every row, the peer,
+# the seed rows and each goal's verdict; H100 only so far, 8p). It needs ~450-500 s of device time: run it FIRST
+# in a session (session 39's H200 came with 419 s left and ran `build tests` plus one decode round instead).
+# Then issue 12's decode rows again with 3 rounds (scripts/decode-ab.sh variants "qwen2.5-0.5b qwen2.5-1.5b
+# qwen2.5-7b" 3 "main="; session 39, one round on the H200: 1,632 / 807 / 252 tok/s) and `splits` (session 34's
+# key split, H100s only). The whole CUDA suite passed on main 6ba59d8 on the H200 (session 39, 973 tests).
 # Here, before the call: bash scripts/pack-deps.sh; bash scripts/decode-ab.sh pack (the tokenizer).
 # The device tool's command: bash dev/next_device_call.sh [STAGE ...]     carry: [".carry-ab", ".deps"]
 # About: build ~1.5 min, tests ~0.5, adapter ~0.5, glu ~1, l2 ~1.5, lowrank ~0.5, l2bench ~1, train ~5,
