@@ -14,9 +14,9 @@
 # Stages: build tests train ncu (the default), trainab (the training rows of the tree against the base packed in
 # .carry-ab), wgrad (dev/weight_grads' harness: v1, v2, probes; then training with WICK_WEIGHT_GRADS=1, 2 and
 # WICK_WEIGHT_GRADS=0), lorarows (the seed suite's lora rows: low_rank_product's rule against v1), adapter glu l2
-# early lowrank l2bench gemm megakernel ce cencu normfuse inplace xahead pdltrace tunesweep detab coresident splits
+# early epilogue lowrank l2bench gemm megakernel ce cencu normfuse inplace xahead pdltrace tunesweep detab coresident splits
 # bulkgemv graphs losschunk onelaunch. Each writes under $OUT:
-# build.log, cuda-tests.log, megakernel.txt, train-ce-ab.md, ncu-ce.txt, norm-fusion-ab.txt, weight-grads.txt, train-wgrad-ab.md, lora-rows.txt, decode-ab.txt, glu-ab.txt, l2-ab.txt, early-ab.txt, low-rank.txt, small-m-l2.txt, train-table.md
+# build.log, cuda-tests.log, megakernel.txt, train-ce-ab.md, ncu-ce.txt, norm-fusion-ab.txt, weight-grads.txt, train-wgrad-ab.md, lora-rows.txt, decode-ab.txt, glu-ab.txt, l2-ab.txt, early-ab.txt, epilogue-ab.txt, low-rank.txt, small-m-l2.txt, train-table.md
 # (+ bench/), train-ab.md, ncu-train.txt, gemm-algos.txt, inplace-tests.log, train-inplace-ab.md, xahead-ab.txt,
 # xahead-tests.log, one-launch.txt, one-launch-tests.log, pdl-trace-<preset>.txt and -summary.txt, tune-sweep.txt, train-det-ab.md, co/decode-ab.txt, splits/p<prompt>/decode-ab.txt and splits/kernel.txt, small-m-bulk.txt, and summary.txt. The patch stages (inplace, xahead,
 # pdltrace) apply their patch to the device's copy of the tree; xahead compares against .carry-ab/base.tgz, so pack
@@ -102,6 +102,8 @@ if want tests; then
     --gtest_filter='*GemmTune*:*inear*:*ora*:*mallM*:*ecode*:*rain*' >> "$T" 2>&1
   echo "== decode with the L2 prefetch off" >> "$T"
   WICK_L2_PREFETCH=0 timeout 60 build-gpu/tests/wick_cuda_tests --gtest_filter='*ecode*:*L2Prefetch*' >> "$T" 2>&1
+  echo "== the small-row kernels' epilogue read after the wait" >> "$T"
+  WICK_EARLY_EPILOGUE=0 timeout 60 build-gpu/tests/wick_cuda_tests --gtest_filter='*mallM*:*ecode*' >> "$T" 2>&1
   note "tuning off: $(grep -E '^\[  (PASSED|FAILED)  \]' "$T" | tail -n +2 | tr '\n' ' ')"
   grep -E '^\[  FAILED  \]' "$T" | head -20 >> "$S"
 fi
@@ -296,6 +298,15 @@ if want early; then
     "off=WICK_DECODE_EARLY_LOADS=0" "early=" > /dev/null 2>&1
   cp /tmp/dab-early/decode-ab.txt "$O/early-ab.txt" 2>/dev/null
   note "early loads off/on: $(grep -o 'qwen[a-z0-9.-]* [a-z]* round [0-9]: decode [0-9.]* tok/s\|tokens differ' "$O/early-ab.txt" 2>/dev/null | tr '\n' ' ')"
+fi
+if want epilogue; then
+  # The small-row kernels' bias and residual read before griddepcontrol.wait (the default since session 40,
+  # SmallMOptions::residual_settled) against WICK_EARLY_EPILOGUE=0, 1.5B, 0.5B and 7B, three rounds: issue 12's
+  # decode rows too (the "on" lines). The same values: the tokens must be identical.
+  OUT=/tmp/dab-epi WICK_NEW=build-gpu/wick timeout 420 bash scripts/decode-ab.sh variants \
+    "qwen2.5-1.5b qwen2.5-0.5b qwen2.5-7b" 3 "off=WICK_EARLY_EPILOGUE=0" "on=" > /dev/null 2>&1
+  cp /tmp/dab-epi/decode-ab.txt "$O/epilogue-ab.txt" 2>/dev/null
+  note "early epilogue off/on: $(grep -o 'qwen[a-z0-9.-]* [a-z]* round [0-9]: decode [0-9.]* tok/s\|tokens differ' "$O/epilogue-ab.txt" 2>/dev/null | tr '\n' ' ')"
 fi
 if want ce; then
   # The loss's one-read-a-row kernel (WICK_CE_SINGLE_READ=1, ops/cross_entropy.h) against the default fused kernel:

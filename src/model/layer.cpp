@@ -244,6 +244,9 @@ void projection_with_residual(LayerWeights& W, int g, Linear& l, LayerActs& A, c
     SmallMOptions opt;
     opt.weights_settled = true;  // inference: the model's weights
     opt.residual = residual;
+    // The layer's residual stream: o_proj's (the layer input) and down_proj's (h) were written two or more launches
+    // before this one (attention, or gate/up, and any adapter launch sit between).
+    opt.residual_settled = true;
     opt.low_rank = terms.terms.u ? &terms.terms : nullptr;
     small_m_linear(x, {&l.w}, {l.b.defined() ? &l.b : nullptr}, {&out}, opt);
     return;

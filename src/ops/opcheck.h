@@ -163,7 +163,8 @@ struct SmallMShape {
   bool bias = false;
   bool y_f32 = false;
   bool residual = false;  // SmallMOptions::residual (one member): a "res" input [M, out] added to y
-  bool settled = false;   // SmallMOptions::weights_settled (the CUDA kernel reads w before the previous kernel ends)
+  bool settled = false;   // SmallMOptions::weights_settled and residual_settled (the CUDA kernel reads w, the bias
+                          // and the residual before the previous kernel ends)
   // SmallMOptions::low_rank: one rank per member (0: no adapter; empty: none at all): inputs u [M, sum of the
   // ranks] f32 and B_j [out_j, r_j], scales 0.5, 0.75, 1.0 by member
   std::vector<int64_t> ranks;

@@ -717,6 +717,7 @@ class SmallMLinearCase : public Case {
     SmallMOptions opt;
     opt.weights_settled = s_.settled;
     opt.residual = s_.residual ? &in[adapters_at() - 1] : nullptr;
+    opt.residual_settled = s_.settled;  // uploaded before the launch, as the weights
     const SmallMLowRank terms = ad_.any() ? ad_.terms(in, adapters_at()) : SmallMLowRank{};
     opt.low_rank = ad_.any() ? &terms : nullptr;
     const SmallMNorm norm = SmallMInputNorm{s_.norm}.norm(in);

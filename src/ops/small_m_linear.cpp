@@ -76,6 +76,12 @@ Tensor normalised_input(const Tensor& x, const SmallMNorm& n) {
 bool small_m_enabled() { return small_m_switch().load(std::memory_order_relaxed); }
 void set_small_m_enabled(bool on) { small_m_switch().store(on, std::memory_order_relaxed); }
 
+namespace {
+KernelSwitch g_early_epilogue("WICK_EARLY_EPILOGUE", /*default_on*/ true);
+}  // namespace
+bool small_m_early_epilogue() { return g_early_epilogue.on(); }
+void set_small_m_early_epilogue(bool on) { g_early_epilogue.set(on); }
+
 void small_m_linear(const Tensor& x, const std::vector<const Tensor*>& w, const std::vector<const Tensor*>& bias,
                     const std::vector<Tensor*>& y, const SmallMOptions& opt) {
   static const char* op = "small_m_linear";

@@ -65,6 +65,11 @@ struct SmallMOptions {
   // dtype (it may be y_0 itself): a decoder layer's residual add in the same launch, rounded as the separate
   // add (ops/elementwise.h) rounds it.
   const Tensor* residual = nullptr;
+  // The residual is settled: the kernel launched just before this op on its stream does not write it (a decoder
+  // layer's residual stream, written two or more launches back). On CUDA the op then reads it, and a settled
+  // bias, before that kernel has finished, so that the epilogue's round trips overlap its tail; the same bits.
+  // A broken promise reads a stale residual. No effect on the CPU.
+  bool residual_settled = false;
   // Adapter terms (SmallMLowRank), or none.
   const SmallMLowRank* low_rank = nullptr;
   // x's RMSNorm (SmallMNorm), or none: x is then the norm's input.
@@ -92,5 +97,11 @@ inline bool small_m_rows(int64_t M) { return M >= 1 && M <= kSmallMMaxRows; }
 // switch it to compare with the GEMM path. The ops themselves always run when called.
 bool small_m_enabled();
 void set_small_m_enabled(bool on);
+
+// Whether the CUDA kernel reads a settled bias and residual before the previous kernel ends
+// (SmallMOptions::residual_settled): on unless WICK_EARLY_EPILOGUE=0; the tests' switch applies to launches and
+// graph captures after it.
+bool small_m_early_epilogue();
+void set_small_m_early_epilogue(bool on);
 
 }  // namespace wick

@@ -128,6 +128,11 @@ static std::vector<CasePtr> build() {
   c.push_back(make_small_m_linear({.M = 1, .in = 8960, .outs = {40}, .residual = true, .settled = true}));
   c.push_back(make_small_m_linear({.M = 1, .in = 1536, .outs = {1536}, .settled = true}));
   c.push_back(make_small_m_linear({.M = 2, .in = 1544, .outs = {1030}, .bias = true, .residual = true}));
+  // ... the bias and the residual read before the previous kernel ends (settled): lane m's row m for M up to 8,
+  // f32 outputs and residual, one-element loads
+  c.push_back(make_small_m_linear({.M = 8, .in = 1544, .outs = {1030}, .bias = true, .residual = true, .settled = true}));
+  c.push_back(make_small_m_linear({.M = 3, .in = 33, .outs = {17}, .bias = true, .y_f32 = true, .residual = true,
+                                   .settled = true}));
   // ... with adapter terms (SmallMOptions::low_rank: decode with a LoRA adapter): q|k|v with all three adapted
   // (r 16) and with only some (and odd ranks), the down projection with the residual after its term, odd shapes
   // on the one-element loads, M up to 8, f32 too

@@ -16,6 +16,7 @@
 #include "model/causal_lm.h"
 #include "ops/attention.h"
 #include "ops/opcheck.h"
+#include "ops/small_m_linear.h"
 
 namespace wick::test {
 namespace {
@@ -97,6 +98,30 @@ TEST(DecodeLoopCuda, EarlyLoadsGiveTheSameLogitsBitForBit) {
       ASSERT_EQ(logits[0][i], logits[1][i]) << "head dim " << head_dim << ", step " << i << ": early loads changed the logits";
   }
   set_decode_early_loads(was);
+}
+
+// The small-row kernels' early epilogue (SmallMOptions::residual_settled: the bias and the residual read before the
+// kernel before them has finished) moves reads, not arithmetic: a replayed graph (whose launches overlap under PDL)
+// gives the same logits, bit for bit, as the same loop reading them after the wait, on q|k|v with biases and the
+// o and down projections with the layer's residual, at one and at two warps a row.
+TEST(DecodeLoopCuda, EarlyEpilogueGivesTheSameLogitsBitForBit) {
+  WICK_REQUIRE_CUDA();
+  const bool was = small_m_early_epilogue();
+  for (int64_t hidden : {128, 2048}) {
+    ModelConfig c = decode_test_config(3, 3000);
+    c.hidden_size = hidden;
+    auto m = CausalLM::random(c, Device::cuda(), DType::BF16, 43);
+    Rng rng(44);
+    const std::vector<int32_t> prompt = random_ids(rng, 12, c.vocab_size), feed = random_ids(rng, 64, c.vocab_size);
+    std::vector<std::vector<float>> logits[2];
+    for (int early = 0; early < 2; early++) {
+      set_small_m_early_epilogue(early == 1);
+      logits[early] = decode_loop_logits(*m, prompt, feed, /*graphs=*/true);
+    }
+    for (size_t i = 0; i < feed.size(); i++)
+      ASSERT_EQ(logits[0][i], logits[1][i]) << "hidden " << hidden << ", step " << i << ": the early epilogue changed the logits";
+  }
+  set_small_m_early_epilogue(was);
 }
 
 // Fixes decode attention's key split for the guard's lifetime; the previous setting (normally the rule) comes back.

@@ -81,6 +81,9 @@ void small_m_linear(const Tensor& x, const std::vector<const Tensor*>& w, const 
       a.in = static_cast<int>(in);
       a.res = opt.residual ? cuda::cptr<TY>(*opt.residual) : nullptr;
       a.prefetch = opt.weights_settled ? 1 : 0;
+      const bool early = small_m_early_epilogue();
+      a.bias_early = early && opt.weights_settled ? 1 : 0;
+      a.res_early = early && opt.residual && opt.residual_settled ? 1 : 0;
       set_low_rank(a, opt);
       set_input_norm(a, opt);
       for (size_t j = 0; j < w.size(); j++) {

@@ -32,7 +32,8 @@
 //     launch; not the separate norm's bits (that rounds the normalised x to T before the projection);
 //   - residual (Args::res, one plain member): y = round(round(acc + b) + res), the decoder layer's residual add
 //     rounded as the separate add rounds it; prefetch (Args::prefetch): the first U weight loads are issued
-//     before pdl::enter(), overlapping the previous kernel (the weights must be settled: ops/small_m_linear.h).
+//     before pdl::enter(), overlapping the previous kernel (the weights must be settled: ops/small_m_linear.h),
+//     and with them a plain row's bias and (Args::res_early) its residual, the epilogue's other round trips.
 // Every load is bounds-checked (rows past the last member's, vector starts past in); any M in [1, kMaxM],
 // in >= 1 and out >= 0 work. Deterministic: a fixed summation order (per lane in vector order, the warp
 // butterfly, the K warps in order), not the CPU twin's order nor cuBLASLt's.
@@ -69,6 +70,8 @@ template <typename T, typename TY> struct Args {
   int K;                        // warps per output row: 1, 2, 4 or 8
   const TY* res;                // [M, out[0]] or null (plain, one member): y0 = round(round(x w0^T + b0) + res)
   int prefetch;                 // 1: w and b may be read before pdl::enter() (see below)
+  int bias_early;               // 1: the bias is read before pdl::enter() (prefetch's promise; WICK_EARLY_EPILOGUE)
+  int res_early;                // 1: res is read before pdl::enter() (written two or more launches back)
   // Adapter terms (ops/small_m_linear.h SmallMLowRank), read after pdl::enter(): y_j gets
   // round_T(lscale_j sum_k lu[m, lcol_j + k] lb_j[o, k]) before its rounding. lu null: none.
   const float* lu;              // [M, lu_ld] f32
@@ -169,6 +172,17 @@ __device__ __forceinline__ void small_m_block(const Args<T, TY>& a, int block, W
     }
   };
   if (live && a.prefetch) load_w(base0);
+  // The epilogue's operands that no running kernel writes, read before pdl::enter() too (a plain row's lane m,
+  // m < M, holds row m's): the bias with the weights (a.bias_early: settled) and the residual (a.res_early:
+  // written two or more launches back, see pdl.cuh), so that their round trips overlap the kernel before this
+  // one instead of following the reduction at the end of the chain's critical path. The same values, the same bits.
+  float early_bias = 0.0f, early_res = 0.0f;
+  if constexpr (MODE == kPlain) {
+    if (live && kpart == 0 && lane < M) {
+      if (a.bias_early && bj) early_bias = sm_to_f(bj[o]);
+      if (a.res_early && a.res) early_res = sm_to_f(a.res[(size_t)lane * outj + o]);
+    }
+  }
   wait();
   float ssq[MM];  // the input norm's sums of squares (NORM), reduced with acc
 #pragma unroll
@@ -288,9 +302,10 @@ __device__ __forceinline__ void small_m_block(const Args<T, TY>& a, int block, W
     if (m >= M || lane != m) continue;
     if constexpr (MODE == kPlain) {
       float v = acc[0][m];
-      if (bj) v += sm_to_f(bj[o]);
+      if (bj) v += a.bias_early ? early_bias : sm_to_f(bj[o]);
       if (a.lu) v += low_rank(member, m);
-      if (a.res) v = sm_round<TY>(v) + sm_to_f(a.res[(size_t)m * outj + o]);  // one member: yj = y[0]
+      if (a.res)  // one member: yj = y[0]
+        v = sm_round<TY>(v) + (a.res_early ? early_res : sm_to_f(a.res[(size_t)m * outj + o]));
       yj[(size_t)m * outj + o] = sm_from_f<TY>(v);
     } else {
       float g = acc[0][m], u = acc[1][m];
