@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <iterator>
+#include <string>
 #include <vector>
 
 #include "common/decode_checks.h"
@@ -75,9 +76,24 @@ std::vector<std::vector<float>> decode_loop_logits(CausalLM& m, const std::vecto
   return logits;
 }
 
-// The early loads read the caches before the kernel before them has finished: a replayed graph (whose launches
-// overlap under PDL), over 600 steps crossing the kernel's 512-key step, gives the same logits, bit for bit, as
-// the same loop without them, on a model whose heads take the one-launch kernel at head dims 64 and 128.
+// A switch that moves reads, not arithmetic, leaves the logits alone: on model c (random bf16 weights, seed 41),
+// a greedy decode loop replaying its graph (whose launches overlap under PDL) fed `steps` random ids after a
+// 20-token prompt, with set(false) and then set(true), gives the same logits at every step, bit for bit. `what`
+// names the switch and the model in the failure message.
+void expect_switch_keeps_logits(const ModelConfig& c, int64_t steps, void (*set)(bool), const std::string& what) {
+  auto m = CausalLM::random(c, Device::cuda(), DType::BF16, 41);
+  Rng rng(42);
+  const std::vector<int32_t> prompt = random_ids(rng, 20, c.vocab_size), feed = random_ids(rng, steps, c.vocab_size);
+  std::vector<std::vector<float>> logits[2];
+  for (int on = 0; on < 2; on++) {
+    set(on == 1);
+    logits[on] = decode_loop_logits(*m, prompt, feed, /*graphs=*/true);
+  }
+  for (size_t i = 0; i < feed.size(); i++) ASSERT_EQ(logits[0][i], logits[1][i]) << what << ", step " << i;
+}
+
+// The early loads read the caches before the kernel before them has finished: over 600 steps crossing the
+// kernel's 512-key step, on a model whose heads take the one-launch kernel at head dims 64 and 128.
 TEST(DecodeLoopCuda, EarlyLoadsGiveTheSameLogitsBitForBit) {
   WICK_REQUIRE_CUDA();
   const bool was = decode_early_loads();
@@ -86,40 +102,21 @@ TEST(DecodeLoopCuda, EarlyLoadsGiveTheSameLogitsBitForBit) {
     c.head_dim = head_dim;
     c.num_heads = 6;
     c.num_kv_heads = 2;
-    auto m = CausalLM::random(c, Device::cuda(), DType::BF16, 41);
-    Rng rng(42);
-    const std::vector<int32_t> prompt = random_ids(rng, 20, c.vocab_size), feed = random_ids(rng, 600, c.vocab_size);
-    std::vector<std::vector<float>> logits[2];
-    for (int early = 0; early < 2; early++) {
-      set_decode_early_loads(early == 1);
-      logits[early] = decode_loop_logits(*m, prompt, feed, /*graphs=*/true);
-    }
-    for (size_t i = 0; i < feed.size(); i++)
-      ASSERT_EQ(logits[0][i], logits[1][i]) << "head dim " << head_dim << ", step " << i << ": early loads changed the logits";
+    expect_switch_keeps_logits(c, 600, set_decode_early_loads, "early loads, head dim " + std::to_string(head_dim));
   }
   set_decode_early_loads(was);
 }
 
 // The small-row kernels' early epilogue (SmallMOptions::residual_settled: the bias and the residual read before the
-// kernel before them has finished) moves reads, not arithmetic: a replayed graph (whose launches overlap under PDL)
-// gives the same logits, bit for bit, as the same loop reading them after the wait, on q|k|v with biases and the
-// o and down projections with the layer's residual, at one and at two warps a row.
+// kernel before them has finished): q|k|v with biases and the o and down projections with the layer's residual,
+// at one and at two warps a row.
 TEST(DecodeLoopCuda, EarlyEpilogueGivesTheSameLogitsBitForBit) {
   WICK_REQUIRE_CUDA();
   const bool was = small_m_early_epilogue();
   for (int64_t hidden : {128, 2048}) {
     ModelConfig c = decode_test_config(3, 3000);
     c.hidden_size = hidden;
-    auto m = CausalLM::random(c, Device::cuda(), DType::BF16, 43);
-    Rng rng(44);
-    const std::vector<int32_t> prompt = random_ids(rng, 12, c.vocab_size), feed = random_ids(rng, 64, c.vocab_size);
-    std::vector<std::vector<float>> logits[2];
-    for (int early = 0; early < 2; early++) {
-      set_small_m_early_epilogue(early == 1);
-      logits[early] = decode_loop_logits(*m, prompt, feed, /*graphs=*/true);
-    }
-    for (size_t i = 0; i < feed.size(); i++)
-      ASSERT_EQ(logits[0][i], logits[1][i]) << "hidden " << hidden << ", step " << i << ": the early epilogue changed the logits";
+    expect_switch_keeps_logits(c, 64, set_small_m_early_epilogue, "early epilogue, hidden " + std::to_string(hidden));
   }
   set_small_m_early_epilogue(was);
 }
