@@ -15,7 +15,7 @@
 
 namespace wick::test::cli {
 
-Result run_wick(const std::vector<std::string>& args, const std::function<void(const std::string&, pid_t)>& on_line,
+Result run_wick(const std::vector<std::string>& args, const OnLine& on_line,
                 const std::string& exe) {
   // Numbered: a test may run a second wick while one runs (on_line), each with a file of its own.
   static std::atomic<int> calls{0};

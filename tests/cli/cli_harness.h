@@ -2,15 +2,15 @@
 // user would, Cli makes the tiny models once per suite.
 #pragma once
 #include <gtest/gtest.h>
-#include <sys/types.h>
 
 #include <cstdint>
 #include <filesystem>
-#include <functional>
 #include <nlohmann/json.hpp>
 #include <sstream>
 #include <string>
 #include <vector>
+
+#include "common/subprocess.h"
 
 #ifndef WICK_BINARY
 #error "tests/CMakeLists.txt defines WICK_BINARY, the path of the built wick"
@@ -33,7 +33,7 @@ struct Result {
 };
 
 // Runs wick with args; stdout goes to a file, stderr is read line by line (on_line may signal the child).
-Result run_wick(const std::vector<std::string>& args, const std::function<void(const std::string&, pid_t)>& on_line = nullptr,
+Result run_wick(const std::vector<std::string>& args, const OnLine& on_line = nullptr,
                 const std::string& exe = WICK_BINARY);
 
 class Cli : public ::testing::Test {
