@@ -22,12 +22,12 @@
 # pdltrace) apply their patch to the device's copy of the tree; xahead compares against .carry-ab/base.tgz, so pack
 # main without the patch first (bash scripts/decode-ab.sh pack).
 #
-# Pending (sessions 37-39): on an H200, issue 8's table (`PEER=1 TRAIN_AB=0 ... build train`: every row, the peer,
-# the seed rows and each goal's verdict; H100 only so far, 8p). It needs ~450-500 s of device time: run it FIRST
-# in a session (session 39's H200 came with 419 s left and ran `build tests` plus one decode round instead).
-# Then issue 12's decode rows again with 3 rounds (scripts/decode-ab.sh variants "qwen2.5-0.5b qwen2.5-1.5b
-# qwen2.5-7b" 3 "main="; session 39, one round on the H200: 1,632 / 807 / 252 tok/s) and `splits` (session 34's
-# key split, H100s only). The whole CUDA suite passed on main 6ba59d8 on the H200 (session 39, 973 tests).
+# Pending (sessions 37-40): on an H200, issue 8's table of the newest tree (`PEER=1 TRAIN_AB=0 ... build train`;
+# docs/benchmarks.md 8r has each goal's verdict from 8m's H200 and 8p's H100 tables). It needs ~430 s of device
+# time plus the machine's start (~300 s in session 40): run it FIRST in a session. Then issue 12's decode rows with
+# 3 rounds (`epilogue` gives them as its "on" lines; session 39, one round on the H200: 1,632 / 807 / 252 tok/s;
+# session 40's early epilogue: H100 0.5B +2.5%, 1.5B +0.9%, not yet on an H200) and `splits` (H100s only so far).
+# The whole CUDA suite passed on main 605b18b on an H100 (session 40, 978 tests).
 # Here, before the call: bash scripts/pack-deps.sh; bash scripts/decode-ab.sh pack (the tokenizer).
 # The device tool's command: bash dev/next_device_call.sh [STAGE ...]     carry: [".carry-ab", ".deps"]
 # About: build ~1.5 min, tests ~0.5, adapter ~0.5, glu ~1, l2 ~1.5, lowrank ~0.5, l2bench ~1, train ~5,
