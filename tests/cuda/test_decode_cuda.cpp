@@ -109,7 +109,7 @@ TEST(DecodeLoopCuda, EarlyLoadsGiveTheSameLogitsBitForBit) {
 
 // The small-row kernels' early epilogue (SmallMOptions::residual_settled: the bias and the residual read before the
 // kernel before them has finished): q|k|v with biases and the o and down projections with the layer's residual,
-// at one and at two warps a row.
+// at four and at two warps a row (hidden 128 and 2048).
 TEST(DecodeLoopCuda, EarlyEpilogueGivesTheSameLogitsBitForBit) {
   WICK_REQUIRE_CUDA();
   const bool was = small_m_early_epilogue();
