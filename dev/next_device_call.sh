@@ -26,7 +26,8 @@
 # docs/benchmarks.md 8r has each goal's verdict from 8m's H200 and 8p's H100 tables). It needs ~430 s of device
 # time plus the machine's start (~300 s in session 40): run it FIRST in a session. Then issue 12's decode rows with
 # 3 rounds (`epilogue` gives them as its "on" lines; session 39, one round on the H200: 1,632 / 807 / 252 tok/s;
-# session 40's early epilogue: H100 0.5B +2.5%, 1.5B +0.9%, not yet on an H200) and `splits` (H100s only so far).
+# session 40's early epilogue: H100 0.5B +2.5%, 1.5B +0.9%, not yet on an H200), `pdltrace` (the decode chain on
+# an H200 for the first time: where 1.5B's last ~10% to issue 12's goal goes) and `splits` (H100s only so far).
 # The whole CUDA suite passed on main 605b18b on an H100 (session 40, 978 tests).
 # Here, before the call: bash scripts/pack-deps.sh; bash scripts/decode-ab.sh pack (the tokenizer).
 # The device tool's command: bash dev/next_device_call.sh [STAGE ...]     carry: [".carry-ab", ".deps"]
