@@ -14,9 +14,9 @@
 # Stages: build tests train ncu (the default), trainab (the training rows of the tree against the base packed in
 # .carry-ab), wgrad (dev/weight_grads' harness: v1, v2, probes; then training with WICK_WEIGHT_GRADS=1, 2 and
 # WICK_WEIGHT_GRADS=0), lorarows (the seed suite's lora rows: low_rank_product's rule against v1), adapter glu l2
-# early epilogue lowrank l2bench gemm megakernel ce cencu normfuse inplace xahead pdltrace tunesweep detab coresident splits
+# early epilogue staged lowrank l2bench gemm megakernel ce cencu normfuse inplace xahead pdltrace tunesweep detab coresident splits
 # bulkgemv graphs losschunk onelaunch. Each writes under $OUT:
-# build.log, cuda-tests.log, megakernel.txt, train-ce-ab.md, ncu-ce.txt, norm-fusion-ab.txt, weight-grads.txt, train-wgrad-ab.md, lora-rows.txt, decode-ab.txt, glu-ab.txt, l2-ab.txt, early-ab.txt, epilogue-ab.txt, low-rank.txt, small-m-l2.txt, train-table.md
+# build.log, cuda-tests.log, megakernel.txt, train-ce-ab.md, ncu-ce.txt, norm-fusion-ab.txt, weight-grads.txt, train-wgrad-ab.md, lora-rows.txt, decode-ab.txt, glu-ab.txt, l2-ab.txt, early-ab.txt, epilogue-ab.txt, staged-ab.txt, low-rank.txt, small-m-l2.txt, train-table.md
 # (+ bench/), train-ab.md, ncu-train.txt, gemm-algos.txt, inplace-tests.log, train-inplace-ab.md, xahead-ab.txt,
 # xahead-tests.log, one-launch.txt, one-launch-tests.log, pdl-trace-<preset>.txt and -summary.txt, tune-sweep.txt, train-det-ab.md, co/decode-ab.txt, splits/p<prompt>/decode-ab.txt and splits/kernel.txt, small-m-bulk.txt, and summary.txt. The patch stages (inplace, xahead,
 # pdltrace) apply their patch to the device's copy of the tree; xahead compares against .carry-ab/base.tgz, so pack
@@ -308,6 +308,17 @@ if want epilogue; then
     "qwen2.5-1.5b qwen2.5-0.5b qwen2.5-7b" 3 "off=WICK_EARLY_EPILOGUE=0" "on=" > /dev/null 2>&1
   cp /tmp/dab-epi/decode-ab.txt "$O/epilogue-ab.txt" 2>/dev/null
   note "early epilogue off/on: $(grep -o 'qwen[a-z0-9.-]* [a-z]* round [0-9]: decode [0-9.]* tok/s\|tokens differ' "$O/epilogue-ab.txt" 2>/dev/null | tr '\n' ' ')"
+fi
+if want staged; then
+  # The staged kernel for the down projections (session 41, dev/small_m/staged.patch: rows through shared memory by
+  # cp.async; measured slower in the chain at 1.5B and 0.5B, not landed) against the register kernel
+  # (WICK_SMALL_M_STAGED=0), 1.5B, 0.5B and 7B, STAGED_ROUNDS rounds (3). Needs the patch built in:
+  # PATCHES=dev/small_m/staged.patch bash dev/next_device_call.sh build staged. 1.5B and 7B (8 warps a row) give
+  # the same bits: identical tokens.
+  OUT="$O/staged" WICK_NEW=build-gpu/wick timeout 480 bash scripts/decode-ab.sh variants \
+    "qwen2.5-1.5b qwen2.5-0.5b qwen2.5-7b" "${STAGED_ROUNDS:-3}" "off=WICK_SMALL_M_STAGED=0" "on=" > /dev/null 2>&1
+  cp "$O/staged/decode-ab.txt" "$O/staged-ab.txt" 2>/dev/null
+  note "staged off/on: $(grep -o 'qwen[a-z0-9.-]* [a-z]* round [0-9]: decode [0-9.]* tok/s\|tokens differ' "$O/staged-ab.txt" 2>/dev/null | tr '\n' ' ')"
 fi
 if want ce; then
   # The loss's one-read-a-row kernel (WICK_CE_SINGLE_READ=1, ops/cross_entropy.h) against the default fused kernel:
