@@ -14,15 +14,16 @@
 # Stages: build tests train ncu (the default), trainab (the training rows of the tree against the base packed in
 # .carry-ab), wgrad (dev/weight_grads' harness: v1, v2, probes; then training with WICK_WEIGHT_GRADS=1, 2 and
 # WICK_WEIGHT_GRADS=0), lorarows (the seed suite's lora rows: low_rank_product's rule against v1), adapter glu l2
-# early epilogue staged lowrank l2bench gemm megakernel ce cencu normfuse inplace xahead pdltrace tunesweep detab coresident splits
+# early epilogue trigger staged lowrank l2bench gemm megakernel ce cencu normfuse inplace xahead pdltrace tunesweep detab coresident splits
 # bulkgemv graphs losschunk onelaunch. Each writes under $OUT:
-# build.log, cuda-tests.log, megakernel.txt, train-ce-ab.md, ncu-ce.txt, norm-fusion-ab.txt, weight-grads.txt, train-wgrad-ab.md, lora-rows.txt, decode-ab.txt, glu-ab.txt, l2-ab.txt, early-ab.txt, epilogue-ab.txt, staged-ab.txt, low-rank.txt, small-m-l2.txt, train-table.md
+# build.log, cuda-tests.log, megakernel.txt, train-ce-ab.md, ncu-ce.txt, norm-fusion-ab.txt, weight-grads.txt, train-wgrad-ab.md, lora-rows.txt, decode-ab.txt, glu-ab.txt, l2-ab.txt, early-ab.txt, epilogue-ab.txt, trigger-ab.txt, staged-ab.txt, low-rank.txt, small-m-l2.txt, train-table.md
 # (+ bench/), train-ab.md, ncu-train.txt, gemm-algos.txt, inplace-tests.log, train-inplace-ab.md, xahead-ab.txt,
 # xahead-tests.log, one-launch.txt, one-launch-tests.log, pdl-trace-<preset>.txt and -summary.txt, tune-sweep.txt, train-det-ab.md, co/decode-ab.txt, splits/p<prompt>/decode-ab.txt and splits/kernel.txt, small-m-bulk.txt, and summary.txt. The patch stages (inplace, xahead,
 # pdltrace) apply their patch to the device's copy of the tree; xahead compares against .carry-ab/base.tgz, so pack
 # main without the patch first (bash scripts/decode-ab.sh pack).
 #
-# Pending (sessions 37-40): on an H200, issue 8's table of the newest tree (`PEER=1 TRAIN_AB=0 ... build train`;
+# Pending (sessions 37-41; session 41's two decode experiments, dev/small_m/staged.patch and early_trigger.patch,
+# were measured on H100s only: on an H200 their A/B is `PATCHES=... build staged` / `build trigger`): on an H200, issue 8's table of the newest tree (`PEER=1 TRAIN_AB=0 ... build train`;
 # docs/benchmarks.md 8r has each goal's verdict from 8m's H200 and 8p's H100 tables). It needs ~430 s of device
 # time plus the machine's start (~300 s in session 40): run it FIRST in a session. Then issue 12's decode rows with
 # 3 rounds (`epilogue` gives them as its "on" lines; session 39, one round on the H200: 1,632 / 807 / 252 tok/s;
@@ -308,6 +309,17 @@ if want epilogue; then
     "qwen2.5-1.5b qwen2.5-0.5b qwen2.5-7b" 3 "off=WICK_EARLY_EPILOGUE=0" "on=" > /dev/null 2>&1
   cp /tmp/dab-epi/decode-ab.txt "$O/epilogue-ab.txt" 2>/dev/null
   note "early epilogue off/on: $(grep -o 'qwen[a-z0-9.-]* [a-z]* round [0-9]: decode [0-9.]* tok/s\|tokens differ' "$O/epilogue-ab.txt" 2>/dev/null | tr '\n' ' ')"
+fi
+if want trigger; then
+  # o_proj's early trigger (session 41, dev/small_m/early_trigger.patch: gate/up + GLU's blocks start and load their
+  # first weights while attention runs; H100: 1.5B -1.2%, 0.5B +1.9%, not landed) against WICK_EARLY_TRIGGER=0,
+  # TRIGGER_PRESETS (1.5B, 0.5B, 7B), TRIGGER_ROUNDS rounds (3). Needs the patch built in:
+  # PATCHES=dev/small_m/early_trigger.patch bash dev/next_device_call.sh build trigger. The tokens must be identical.
+  OUT="$O/trigger" WICK_NEW=build-gpu/wick timeout 420 bash scripts/decode-ab.sh variants \
+    "${TRIGGER_PRESETS:-qwen2.5-1.5b qwen2.5-0.5b qwen2.5-7b}" "${TRIGGER_ROUNDS:-3}" "off=WICK_EARLY_TRIGGER=0" "on=" \
+    > /dev/null 2>&1
+  cp "$O/trigger/decode-ab.txt" "$O/trigger-ab.txt" 2>/dev/null
+  note "early trigger off/on: $(grep -o 'qwen[a-z0-9.-]* [a-z]* round [0-9]: decode [0-9.]* tok/s\|tokens differ' "$O/trigger-ab.txt" 2>/dev/null | tr '\n' ' ')"
 fi
 if want staged; then
   # The staged kernel for the down projections (session 41, dev/small_m/staged.patch: rows through shared memory by
