@@ -18,7 +18,7 @@
 # bulkgemv graphs losschunk onelaunch. Each writes under $OUT:
 # build.log, cuda-tests.log, megakernel.txt, train-ce-ab.md, ncu-ce.txt, norm-fusion-ab.txt, weight-grads.txt, train-wgrad-ab.md, lora-rows.txt, decode-ab.txt, glu-ab.txt, l2-ab.txt, early-ab.txt, epilogue-ab.txt, trigger-ab.txt, staged-ab.txt, low-rank.txt, small-m-l2.txt, train-table.md
 # (+ bench/), train-ab.md, ncu-train.txt, gemm-algos.txt, inplace-tests.log, train-inplace-ab.md, xahead-ab.txt,
-# xahead-tests.log, one-launch.txt, one-launch-tests.log, pdl-trace-<preset>.txt and -summary.txt, tune-sweep.txt, train-det-ab.md, co/decode-ab.txt, splits/p<prompt>/decode-ab.txt and splits/kernel.txt, small-m-bulk.txt, and summary.txt. The patch stages (inplace, xahead,
+# xahead-tests.log (the decode A/B stages keep their log under $O/NAME/ too), one-launch.txt, one-launch-tests.log, pdl-trace-<preset>.txt and -summary.txt, tune-sweep.txt, train-det-ab.md, co/decode-ab.txt, splits/p<prompt>/decode-ab.txt and splits/kernel.txt, small-m-bulk.txt, and summary.txt. The patch stages (inplace, xahead,
 # pdltrace) apply their patch to the device's copy of the tree; xahead compares against .carry-ab/base.tgz, so pack
 # main without the patch first (bash scripts/decode-ab.sh pack).
 #
@@ -57,6 +57,17 @@ train_ab() {
       echo "$1 round $2, $var=$v: $(grep '^| train' /tmp/bt-out/train-bench.md)" >> "$file"
     done
   done
+}
+# Decode rows of one build under each variant, alternating (scripts/decode-ab.sh variants, wick alone):
+# decode_ab NAME LABEL SECONDS "PRESETS" ROUNDS "VARIANT=ENV" ... writes $O/NAME/decode-ab.txt as it goes, copies it
+# to $O/NAME-ab.txt and notes each line's tok/s (and any "tokens differ") after LABEL.
+decode_ab() {
+  local name=$1 label=$2 seconds=$3 presets=$4 rounds=$5
+  shift 5
+  OUT="$O/$name" WICK_NEW=build-gpu/wick timeout "$seconds" bash scripts/decode-ab.sh variants "$presets" "$rounds" "$@" \
+    > /dev/null 2>&1
+  cp "$O/$name/decode-ab.txt" "$O/$name-ab.txt" 2>/dev/null
+  note "$label: $(grep -o 'qwen[a-z0-9.-]* [a-z0-9]* round [0-9]: decode [0-9.]* tok/s\|tokens differ' "$O/$name-ab.txt" 2>/dev/null | tr '\n' ' ')"
 }
 P=/opt/wickdeps/usr/lib/x86_64-linux-gnu
 export LD_LIBRARY_PATH=$P:$P/openblas-pthread${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
@@ -127,11 +138,8 @@ if want l2; then
   # The L2 prefetch during decode attention (l2_prefetch.patch), 0.5B and 1.5B, two rounds: off, bulk (the
   # default, 32 MB a layer, before the attention), per-line, 48 MB, and before q|k|v (32 and 48 MB). The tokens
   # must be the same in every variant.
-  OUT=/tmp/dab-l2 WICK_NEW=build-gpu/wick timeout 240 bash scripts/decode-ab.sh variants "qwen2.5-0.5b qwen2.5-1.5b" 2 \
-    "off=WICK_L2_PREFETCH=0" "bulk=" "lines=WICK_L2_PREFETCH=2" "mb48=WICK_L2_PREFETCH_MB=48" \
-    "qkv=WICK_L2_PREFETCH_AT=qkv" "qkv48=WICK_L2_PREFETCH_AT=qkv WICK_L2_PREFETCH_MB=48" > /dev/null 2>&1
-  cp /tmp/dab-l2/decode-ab.txt "$O/l2-ab.txt" 2>/dev/null
-  note "l2: $(grep -o 'qwen[a-z0-9.-]* [a-z0-9]* round [0-9]: decode [0-9.]* tok/s\|tokens differ' "$O/l2-ab.txt" 2>/dev/null | tr '\n' ' ')"
+  decode_ab l2 "l2" 240 "qwen2.5-0.5b qwen2.5-1.5b" 2 "off=WICK_L2_PREFETCH=0" "bulk=" "lines=WICK_L2_PREFETCH=2" \
+    "mb48=WICK_L2_PREFETCH_MB=48" "qkv=WICK_L2_PREFETCH_AT=qkv" "qkv48=WICK_L2_PREFETCH_AT=qkv WICK_L2_PREFETCH_MB=48"
 fi
 
 if want gemm; then
@@ -287,39 +295,27 @@ fi
 if want glu; then
   # gate/up + GLU at two warps a row (the default) against one (WICK_GLU_K2=0), 1.5B then 0.5B, two rounds;
   # the summation order differs, so random-weight models may give other tokens.
-  OUT=/tmp/dab-glu WICK_NEW=build-gpu/wick timeout 150 bash scripts/decode-ab.sh variants "qwen2.5-1.5b qwen2.5-0.5b" 2 \
-    "k1=WICK_GLU_K2=0" "k2=" > /dev/null 2>&1
-  cp /tmp/dab-glu/decode-ab.txt "$O/glu-ab.txt" 2>/dev/null
-  note "glu k1/k2: $(grep -o 'qwen[a-z0-9.-]* k[12] round [0-9]: decode [0-9.]* tok/s' "$O/glu-ab.txt" 2>/dev/null | tr '\n' ' ')"
+  decode_ab glu "glu k1/k2" 150 "qwen2.5-1.5b qwen2.5-0.5b" 2 "k1=WICK_GLU_K2=0" "k2="
 fi
 if want early; then
   # Decode attention's early cache loads (the default since session 31: the position and the first keys and values
   # read before griddepcontrol.wait, overlapping the q|k|v projection's tail) against WICK_DECODE_EARLY_LOADS=0,
   # 1.5B (issue 12's unmet goal: 900 tok/s) and 0.5B, two rounds. The same arithmetic: the tokens must be identical.
-  OUT=/tmp/dab-early WICK_NEW=build-gpu/wick timeout 150 bash scripts/decode-ab.sh variants "qwen2.5-1.5b qwen2.5-0.5b" 2 \
-    "off=WICK_DECODE_EARLY_LOADS=0" "early=" > /dev/null 2>&1
-  cp /tmp/dab-early/decode-ab.txt "$O/early-ab.txt" 2>/dev/null
-  note "early loads off/on: $(grep -o 'qwen[a-z0-9.-]* [a-z]* round [0-9]: decode [0-9.]* tok/s\|tokens differ' "$O/early-ab.txt" 2>/dev/null | tr '\n' ' ')"
+  decode_ab early "early loads off/on" 150 "qwen2.5-1.5b qwen2.5-0.5b" 2 "off=WICK_DECODE_EARLY_LOADS=0" "early="
 fi
 if want epilogue; then
   # The small-row kernels' bias and residual read before griddepcontrol.wait (the default since session 40,
   # SmallMOptions::residual_settled) against WICK_EARLY_EPILOGUE=0, 1.5B, 0.5B and 7B, three rounds: issue 12's
   # decode rows too (the "on" lines). The same values: the tokens must be identical.
-  OUT=/tmp/dab-epi WICK_NEW=build-gpu/wick timeout 420 bash scripts/decode-ab.sh variants \
-    "qwen2.5-1.5b qwen2.5-0.5b qwen2.5-7b" 3 "off=WICK_EARLY_EPILOGUE=0" "on=" > /dev/null 2>&1
-  cp /tmp/dab-epi/decode-ab.txt "$O/epilogue-ab.txt" 2>/dev/null
-  note "early epilogue off/on: $(grep -o 'qwen[a-z0-9.-]* [a-z]* round [0-9]: decode [0-9.]* tok/s\|tokens differ' "$O/epilogue-ab.txt" 2>/dev/null | tr '\n' ' ')"
+  decode_ab epilogue "early epilogue off/on" 420 "qwen2.5-1.5b qwen2.5-0.5b qwen2.5-7b" 3 "off=WICK_EARLY_EPILOGUE=0" "on="
 fi
 if want trigger; then
   # o_proj's early trigger (session 41, dev/small_m/early_trigger.patch: gate/up + GLU's blocks start and load their
   # first weights while attention runs; H100: 1.5B -1.2%, 0.5B +1.9%, not landed) against WICK_EARLY_TRIGGER=0,
   # TRIGGER_PRESETS (1.5B, 0.5B, 7B), TRIGGER_ROUNDS rounds (3). Needs the patch built in:
   # PATCHES=dev/small_m/early_trigger.patch bash dev/next_device_call.sh build trigger. The tokens must be identical.
-  OUT="$O/trigger" WICK_NEW=build-gpu/wick timeout 420 bash scripts/decode-ab.sh variants \
-    "${TRIGGER_PRESETS:-qwen2.5-1.5b qwen2.5-0.5b qwen2.5-7b}" "${TRIGGER_ROUNDS:-3}" "off=WICK_EARLY_TRIGGER=0" "on=" \
-    > /dev/null 2>&1
-  cp "$O/trigger/decode-ab.txt" "$O/trigger-ab.txt" 2>/dev/null
-  note "early trigger off/on: $(grep -o 'qwen[a-z0-9.-]* [a-z]* round [0-9]: decode [0-9.]* tok/s\|tokens differ' "$O/trigger-ab.txt" 2>/dev/null | tr '\n' ' ')"
+  decode_ab trigger "early trigger off/on" 420 "${TRIGGER_PRESETS:-qwen2.5-1.5b qwen2.5-0.5b qwen2.5-7b}" \
+    "${TRIGGER_ROUNDS:-3}" "off=WICK_EARLY_TRIGGER=0" "on="
 fi
 if want staged; then
   # The staged kernel for the down projections (session 41, dev/small_m/staged.patch: rows through shared memory by
@@ -327,10 +323,8 @@ if want staged; then
   # (WICK_SMALL_M_STAGED=0), 1.5B, 0.5B and 7B, STAGED_ROUNDS rounds (3). Needs the patch built in:
   # PATCHES=dev/small_m/staged.patch bash dev/next_device_call.sh build staged. 1.5B and 7B (8 warps a row) give
   # the same bits: identical tokens.
-  OUT="$O/staged" WICK_NEW=build-gpu/wick timeout 480 bash scripts/decode-ab.sh variants \
-    "qwen2.5-1.5b qwen2.5-0.5b qwen2.5-7b" "${STAGED_ROUNDS:-3}" "off=WICK_SMALL_M_STAGED=0" "on=" > /dev/null 2>&1
-  cp "$O/staged/decode-ab.txt" "$O/staged-ab.txt" 2>/dev/null
-  note "staged off/on: $(grep -o 'qwen[a-z0-9.-]* [a-z]* round [0-9]: decode [0-9.]* tok/s\|tokens differ' "$O/staged-ab.txt" 2>/dev/null | tr '\n' ' ')"
+  decode_ab staged "staged off/on" 480 "qwen2.5-1.5b qwen2.5-0.5b qwen2.5-7b" "${STAGED_ROUNDS:-3}" \
+    "off=WICK_SMALL_M_STAGED=0" "on="
 fi
 if want ce; then
   # The loss's one-read-a-row kernel (WICK_CE_SINGLE_READ=1, ops/cross_entropy.h) against the default fused kernel:
@@ -361,10 +355,8 @@ if want normfuse; then
   # Decode with the layers' RMSNorms inside the projection launches after them and the attention residual inside
   # o_proj's (WICK_DECODE_NORM_FUSION, the default) against the separate launches (=0), 1.5B and 0.5B, three rounds.
   # Not the same bits (the separate norm rounds its output): the tokens may differ.
-  OUT=/tmp/dab-norm WICK_NEW=build-gpu/wick timeout 240 bash scripts/decode-ab.sh variants "qwen2.5-1.5b qwen2.5-0.5b" 3 \
-    "separate=WICK_DECODE_NORM_FUSION=0" "fused=WICK_DECODE_NORM_FUSION=1" > /dev/null 2>&1
-  cp /tmp/dab-norm/decode-ab.txt "$O/norm-fusion-ab.txt" 2>/dev/null
-  note "norm fusion separate/fused: $(grep -o 'qwen[a-z0-9.-]* [a-z]* round [0-9]: decode [0-9.]* tok/s\|tokens differ' "$O/norm-fusion-ab.txt" 2>/dev/null | tr '\n' ' ')"
+  decode_ab norm-fusion "norm fusion separate/fused" 240 "qwen2.5-1.5b qwen2.5-0.5b" 3 \
+    "separate=WICK_DECODE_NORM_FUSION=0" "fused=WICK_DECODE_NORM_FUSION=1"
 fi
 if want l2bench; then
   # What a projection gains from L2 (dev/small_m/small_m_bench.cu l2): each decode shape from HBM and from L2.
