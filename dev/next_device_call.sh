@@ -14,7 +14,7 @@
 # Stages: build tests train ncu (the default), trainab (the training rows of the tree against the base packed in
 # .carry-ab), wgrad (dev/weight_grads' harness: v1, v2, probes; then training with WICK_WEIGHT_GRADS=1, 2 and
 # WICK_WEIGHT_GRADS=0), lorarows (the seed suite's lora rows: low_rank_product's rule against v1), adapter glu l2
-# early epilogue trigger staged lowrank l2bench gemm megakernel ce cencu normfuse inplace xahead pdltrace tunesweep detab coresident splits
+# early epilogue attnproj attnncu trigger staged lowrank l2bench gemm megakernel ce cencu normfuse inplace xahead pdltrace tunesweep detab coresident splits
 # bulkgemv graphs losschunk onelaunch. Each writes under $OUT:
 # build.log, cuda-tests.log, megakernel.txt, train-ce-ab.md, ncu-ce.txt, norm-fusion-ab.txt, weight-grads.txt, train-wgrad-ab.md, lora-rows.txt, decode-ab.txt, glu-ab.txt, l2-ab.txt, early-ab.txt, epilogue-ab.txt, trigger-ab.txt, staged-ab.txt, low-rank.txt, small-m-l2.txt, train-table.md
 # (+ bench/), train-ab.md, ncu-train.txt, gemm-algos.txt, inplace-tests.log, train-inplace-ab.md, xahead-ab.txt,
@@ -308,6 +308,31 @@ if want epilogue; then
   # SmallMOptions::residual_settled) against WICK_EARLY_EPILOGUE=0, 1.5B, 0.5B and 7B, three rounds: issue 12's
   # decode rows too (the "on" lines). The same values: the tokens must be identical.
   decode_ab epilogue "early epilogue off/on" 420 "qwen2.5-1.5b qwen2.5-0.5b qwen2.5-7b" 3 "off=WICK_EARLY_EPILOGUE=0" "on="
+fi
+if want attnproj; then
+  # o_proj and the residual add inside decode attention's launch (session 42, dev/attention/attn_proj.patch:
+  # rope_cache_attention_proj; H100: 1.5B -14.5%, 0.5B -10.5%, not landed) against the separate o_proj launch
+  # (WICK_ATTENTION_PROJ=0), and 6 blocks a head instead of the rule's (1.5B 11, 0.5B 9), 1.5B then 0.5B,
+  # ATTNPROJ_ROUNDS rounds (3). Needs the patch built in: PATCHES=dev/attention/attn_proj.patch bash
+  # dev/next_device_call.sh build attnproj. Another order of o_proj's sums: the tokens of the random-weight models
+  # may differ. 7B keeps the separate launch (a slice of its o_proj does not fit).
+  decode_ab attnproj "attention projection off/on/s6" 420 "qwen2.5-1.5b qwen2.5-0.5b" "${ATTNPROJ_ROUNDS:-3}" \
+    "off=WICK_ATTENTION_PROJ=0" "on=" "s6=WICK_ATTENTION_PROJ_SLICES=6"
+fi
+if want attnncu; then
+  # ncu: GPU time by kernel over ~2 1.5B decode steps (kernel by kernel: WICK_CUDA_GRAPHS=0; 300 launches after the
+  # first 1,000 of a 128-token prompt + 16 new tokens), with o_proj inside attention's launch and without (needs
+  # attn_proj.patch built in): is the one-launch kernel itself slow, or the chain around it?
+  M=/tmp/decode-ab-models/qwen2.5-1.5b
+  [ -f "$M/config.json" ] || build-gpu/wick init-model --preset qwen2.5-1.5b --out "$M" --dtype bf16 > /dev/null
+  IDS=$(python3 -c "import random; r=random.Random(1); print(','.join(str(r.randrange(151643)) for _ in range(128)))")
+  for v in 0 1; do
+    WICK_ATTENTION_PROJ=$v WICK_CUDA_GRAPHS=0 timeout 150 ncu --csv --print-units base --metrics gpu__time_duration.sum \
+      --clock-control none --launch-skip 1000 --launch-count 300 build-gpu/wick generate --model "$M" --prompt-ids "$IDS" \
+      --max-new-tokens 16 --temperature 0 --ignore-eos --device cuda > /tmp/ncu-ap$v.csv 2> "$O/ncu-ap$v.err"
+    python3 bench/ncu_summary.py /tmp/ncu-ap$v.csv 2.05 "1.5B decode, WICK_ATTENTION_PROJ=$v, 300 launches" > "$O/ncu-attnproj-$v.txt"
+    note "ncu attnproj=$v: $(head -6 "$O/ncu-attnproj-$v.txt" | tr '\n' ' ')"
+  done
 fi
 if want trigger; then
   # o_proj's early trigger (session 41, dev/small_m/early_trigger.patch: gate/up + GLU's blocks start and load their
