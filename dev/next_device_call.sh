@@ -314,7 +314,8 @@ if want attnproj; then
   # rope_cache_attention_proj; H100: 1.5B -14.5%, 0.5B -10.5%, not landed) against the separate o_proj launch
   # (WICK_ATTENTION_PROJ=0), and 6 blocks a head instead of the rule's (1.5B 11, 0.5B 9), 1.5B then 0.5B,
   # ATTNPROJ_ROUNDS rounds (3). Needs the patch built in: PATCHES=dev/attention/attn_proj.patch bash
-  # dev/next_device_call.sh build attnproj. Another order of o_proj's sums: the tokens of the random-weight models
+  # dev/next_device_call.sh build attnproj; or attn_proj_cluster.patch (a head's blocks a cluster of 8, no repeated
+  # attention: "on" is 8 blocks a head, s6 six). Another order of o_proj's sums: the tokens of the random-weight models
   # may differ. 7B keeps the separate launch (a slice of its o_proj does not fit).
   decode_ab attnproj "attention projection off/on/s6" 420 "qwen2.5-1.5b qwen2.5-0.5b" "${ATTNPROJ_ROUNDS:-3}" \
     "off=WICK_ATTENTION_PROJ=0" "on=" "s6=WICK_ATTENTION_PROJ_SLICES=6"
