@@ -22,8 +22,10 @@
 # pdltrace) apply their patch to the device's copy of the tree; xahead compares against .carry-ab/base.tgz, so pack
 # main without the patch first (bash scripts/decode-ab.sh pack).
 #
-# Pending (sessions 37-41; session 41's two decode experiments, dev/small_m/staged.patch and early_trigger.patch,
-# were measured on H100s only: on an H200 their A/B is `PATCHES=... build staged` / `build trigger`): on an H200, issue 8's table of the newest tree (`PEER=1 TRAIN_AB=0 ... build train`;
+# Pending (sessions 37-42; session 41's two decode experiments, dev/small_m/staged.patch and early_trigger.patch,
+# were measured on H100s only: on an H200 their A/B is `PATCHES=... build staged` / `build trigger`; session 42's
+# o_proj inside attention, dev/attention/attn_proj*.patch, lost 9-15% on an H100 in both forms and needs no H200
+# rerun): on an H200, issue 8's table of the newest tree (`PEER=1 TRAIN_AB=0 ... build train`;
 # docs/benchmarks.md 8r has each goal's verdict from 8m's H200 and 8p's H100 tables). It needs ~430 s of device
 # time plus the machine's start (~300 s in session 40): run it FIRST in a session. Then issue 12's decode rows with
 # 3 rounds (`epilogue` gives them as its "on" lines; session 39, one round on the H200: 1,632 / 807 / 252 tok/s;
