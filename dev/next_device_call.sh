@@ -16,7 +16,7 @@
 # WICK_WEIGHT_GRADS=0), lorarows (the seed suite's lora rows: low_rank_product's rule against v1), adapter glu l2
 # early epilogue attnproj attnncu trigger staged lowrank l2bench gemm megakernel ce cencu normfuse inplace xahead pdltrace tunesweep detab coresident splits
 # bulkgemv graphs losschunk onelaunch. Each writes under $OUT:
-# build.log, cuda-tests.log, megakernel.txt, train-ce-ab.md, ncu-ce.txt, norm-fusion-ab.txt, weight-grads.txt, train-wgrad-ab.md, lora-rows.txt, decode-ab.txt, glu-ab.txt, l2-ab.txt, early-ab.txt, epilogue-ab.txt, trigger-ab.txt, staged-ab.txt, low-rank.txt, small-m-l2.txt, train-table.md
+# build.log, cuda-tests.log, megakernel.txt, train-ce-ab.md, ncu-ce.txt, norm-fusion-ab.txt, weight-grads.txt, train-wgrad-ab.md, lora-rows.txt, decode-ab.txt, glu-ab.txt, l2-ab.txt, early-ab.txt, epilogue-ab.txt, attnproj-ab.txt, ncu-attnproj-0.txt and -1.txt, trigger-ab.txt, staged-ab.txt, low-rank.txt, small-m-l2.txt, train-table.md
 # (+ bench/), train-ab.md, ncu-train.txt, gemm-algos.txt, inplace-tests.log, train-inplace-ab.md, xahead-ab.txt,
 # xahead-tests.log (the decode A/B stages keep their log under $O/NAME/ too), one-launch.txt, one-launch-tests.log, pdl-trace-<preset>.txt and -summary.txt, tune-sweep.txt, train-det-ab.md, co/decode-ab.txt, splits/p<prompt>/decode-ab.txt and splits/kernel.txt, small-m-bulk.txt, and summary.txt. The patch stages (inplace, xahead,
 # pdltrace) apply their patch to the device's copy of the tree; xahead compares against .carry-ab/base.tgz, so pack
@@ -323,7 +323,7 @@ if want attnproj; then
     "off=WICK_ATTENTION_PROJ=0" "on=" "s6=WICK_ATTENTION_PROJ_SLICES=6"
 fi
 if want attnncu; then
-  # ncu: GPU time by kernel over ~2 1.5B decode steps (kernel by kernel: WICK_CUDA_GRAPHS=0; 300 launches after the
+  # ncu: GPU time by kernel over 2-3 1.5B decode steps (kernel by kernel: WICK_CUDA_GRAPHS=0; 300 launches after the
   # first 1,000 of a 128-token prompt + 16 new tokens), with o_proj inside attention's launch and without (needs
   # attn_proj.patch built in): is the one-launch kernel itself slow, or the chain around it?
   M=/tmp/decode-ab-models/qwen2.5-1.5b
@@ -333,7 +333,11 @@ if want attnncu; then
     WICK_ATTENTION_PROJ=$v WICK_CUDA_GRAPHS=0 timeout 150 ncu --csv --print-units base --metrics gpu__time_duration.sum \
       --clock-control none --launch-skip 1000 --launch-count 300 build-gpu/wick generate --model "$M" --prompt-ids "$IDS" \
       --max-new-tokens 16 --temperature 0 --ignore-eos --device cuda > /tmp/ncu-ap$v.csv 2> "$O/ncu-ap$v.err"
-    python3 bench/ncu_summary.py /tmp/ncu-ap$v.csv 2.05 "1.5B decode, WICK_ATTENTION_PROJ=$v, 300 launches" > "$O/ncu-attnproj-$v.txt"
+    # Steps: the greedy choice's first launch runs once a step (the one-launch form has 28 launches a step fewer).
+    steps=$(grep -c greedy_split_kernel /tmp/ncu-ap$v.csv)
+    [ "${steps:-0}" -gt 0 ] || steps=1
+    python3 bench/ncu_summary.py /tmp/ncu-ap$v.csv "$steps" "1.5B decode, WICK_ATTENTION_PROJ=$v, 300 launches ($steps steps)" \
+      > "$O/ncu-attnproj-$v.txt"
     note "ncu attnproj=$v: $(head -6 "$O/ncu-attnproj-$v.txt" | tr '\n' ' ')"
   done
 fi
