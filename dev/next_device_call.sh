@@ -14,9 +14,9 @@
 # Stages: build tests train ncu (the default), trainab (the training rows of the tree against the base packed in
 # .carry-ab), wgrad (dev/weight_grads' harness: v1, v2, probes; then training with WICK_WEIGHT_GRADS=1, 2 and
 # WICK_WEIGHT_GRADS=0), lorarows (the seed suite's lora rows: low_rank_product's rule against v1), adapter glu l2
-# early epilogue attnproj attnncu trigger staged lowrank l2bench gemm megakernel ce cencu normfuse inplace xahead pdltrace tunesweep detab coresident splits
+# early epilogue ahead attnproj attnncu trigger staged lowrank l2bench gemm megakernel ce cencu normfuse inplace xahead pdltrace tunesweep detab coresident splits
 # bulkgemv graphs losschunk onelaunch. Each writes under $OUT:
-# build.log, cuda-tests.log, megakernel.txt, train-ce-ab.md, ncu-ce.txt, norm-fusion-ab.txt, weight-grads.txt, train-wgrad-ab.md, lora-rows.txt, decode-ab.txt, glu-ab.txt, l2-ab.txt, early-ab.txt, epilogue-ab.txt, attnproj-ab.txt, ncu-attnproj-0.txt and -1.txt, trigger-ab.txt, staged-ab.txt, low-rank.txt, small-m-l2.txt, train-table.md
+# build.log, cuda-tests.log, megakernel.txt, train-ce-ab.md, ncu-ce.txt, norm-fusion-ab.txt, weight-grads.txt, train-wgrad-ab.md, lora-rows.txt, decode-ab.txt, glu-ab.txt, l2-ab.txt, early-ab.txt, epilogue-ab.txt, ahead-ab.txt and ahead-tests.log, attnproj-ab.txt, ncu-attnproj-0.txt and -1.txt, trigger-ab.txt, staged-ab.txt, low-rank.txt, small-m-l2.txt, train-table.md
 # (+ bench/), train-ab.md, ncu-train.txt, gemm-algos.txt, inplace-tests.log, train-inplace-ab.md, xahead-ab.txt,
 # xahead-tests.log (the decode A/B stages keep their log under $O/NAME/ too), one-launch.txt, one-launch-tests.log, pdl-trace-<preset>.txt and -summary.txt, tune-sweep.txt, train-det-ab.md, co/decode-ab.txt, splits/p<prompt>/decode-ab.txt and splits/kernel.txt, small-m-bulk.txt, and summary.txt. The patch stages (inplace, xahead,
 # pdltrace) apply their patch to the device's copy of the tree; xahead compares against .carry-ab/base.tgz, so pack
@@ -311,6 +311,16 @@ if want epilogue; then
   # decode rows too (the "on" lines). The same values: the tokens must be identical.
   decode_ab epilogue "early epilogue off/on" 420 "qwen2.5-1.5b qwen2.5-0.5b qwen2.5-7b" 3 "off=WICK_EARLY_EPILOGUE=0" "on="
 fi
+if want ahead; then
+  # Decode steps queued ahead of the host's read of their token (the default; infer/decode_loop.h) against
+  # WICK_DECODE_AHEAD=0 (one step, then the host waits for its token), 1.5B, 0.5B and 7B, AHEAD_ROUNDS rounds (3): the
+  # "on" lines are issue 12's decode rows. The same kernels: the tokens must be identical.
+  decode_ab ahead "decode ahead off/on" 420 "${AHEAD_PRESETS:-qwen2.5-1.5b qwen2.5-0.5b qwen2.5-7b}" "${AHEAD_ROUNDS:-3}" \
+    "off=WICK_DECODE_AHEAD=0" "on="
+  T=$O/ahead-tests.log
+  WICK_DECODE_AHEAD=0 timeout 90 build-gpu/tests/wick_cuda_tests --gtest_filter='*ecode*:*enerat*:*ampl*' > "$T" 2>&1
+  note "CUDA decode tests with WICK_DECODE_AHEAD=0: $(grep -E '^\[  (PASSED|FAILED)  \]' "$T" | tr '\n' ' ')"
+fi
 if want attnproj; then
   # o_proj and the residual add inside decode attention's launch (session 42, dev/attention/attn_proj.patch:
   # rope_cache_attention_proj; H100: 1.5B -14.5%, 0.5B -10.5%, not landed) against the separate o_proj launch
@@ -463,7 +473,8 @@ if want xahead; then
 fi
 if want pdltrace; then
   # dev/pdl_trace: the decode step's launches in the chain as they run (global-timer records at pdl::enter), 1.5B
-  # and 0.5B at the 100th replayed step, three steps each; a build of its own (build-trace), the patch reverted after.
+  # and 0.5B at the 100th replayed step, three steps each; a build of its own (build-trace), the patch reverted after;
+  # WICK_DECODE_AHEAD=0, since the trace waits around the one replay it records.
   P=dev/pdl_trace/pdl_trace.patch
   git apply --reverse --check "$P" 2> /dev/null || git apply "$P"
   bash scripts/gpu-check.sh --configure-only --build-dir build-trace -- -DCMAKE_CUDA_FLAGS=-DWICK_PDL_TRACE \
@@ -474,7 +485,7 @@ if want pdltrace; then
   for preset in qwen2.5-1.5b qwen2.5-0.5b; do
     rm -f "/tmp/pdl-trace-$preset.txt"
     OUT=/tmp/dab-trace WICK_NEW=build-trace/wick timeout 120 bash scripts/decode-ab.sh variants "$preset" 1 \
-      "trace=WICK_PDL_TRACE_AT=100 WICK_PDL_TRACE_OUT=/tmp/pdl-trace-$preset.txt" > /dev/null 2>&1
+      "trace=WICK_DECODE_AHEAD=0 WICK_PDL_TRACE_AT=100 WICK_PDL_TRACE_OUT=/tmp/pdl-trace-$preset.txt" > /dev/null 2>&1
     cp "/tmp/pdl-trace-$preset.txt" "$O/" 2> /dev/null
     python3 dev/pdl_trace/summarize.py "/tmp/pdl-trace-$preset.txt" 24 > "$O/pdl-trace-$preset-summary.txt" 2>&1
     note "trace $preset: $(grep -m1 '^step' "$O/pdl-trace-$preset-summary.txt")"

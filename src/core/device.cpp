@@ -172,6 +172,24 @@ double StreamMarks::ms_between(size_t a, size_t b) {
 
 void StreamMarks::clear() { used_ = 0; }
 
+StreamPoint::~StreamPoint() {
+#ifdef WICK_CUDA
+  cuda_event_destroy(event_);
+#endif
+}
+
+void StreamPoint::record() {
+#ifdef WICK_CUDA
+  if (dev_.is_cuda()) cuda_point_record(dev_.index, &event_);
+#endif
+}
+
+void StreamPoint::wait() {
+#ifdef WICK_CUDA
+  if (event_) cuda_point_wait(event_);
+#endif
+}
+
 uint64_t device_scratch_generation(Device d) {
 #ifdef WICK_CUDA
   if (d.is_cuda()) return cuda_scratch_generation(d.index);

@@ -85,6 +85,23 @@ class StreamMarks {
   size_t used_ = 0;
 };
 
+// A point on a device's stream that the host can wait for without waiting for the work queued after it (a decode
+// step queued ahead of the token the host is reading: infer/decode_loop.cpp). A CUDA event without timing; on the
+// CPU, whose ops return when done, every point is already passed.
+class StreamPoint {
+ public:
+  explicit StreamPoint(Device d) : dev_(d) {}
+  ~StreamPoint();
+  StreamPoint(const StreamPoint&) = delete;
+  StreamPoint& operator=(const StreamPoint&) = delete;
+  void record();  // the point the stream has reached now (work queued so far)
+  void wait();    // returns when the stream has passed the last recorded point
+
+ private:
+  Device dev_;
+  void* event_ = nullptr;  // cudaEvent_t, created on first record
+};
+
 // How many times the device's CUDA scratch block (ops that need temporary memory carve it) has been replaced by a
 // larger one, which frees the old: a CUDA graph captured before still points into it, so work keyed by this
 // number never replays such a graph. 0 on the CPU or without CUDA.

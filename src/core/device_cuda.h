@@ -28,6 +28,10 @@ void cuda_graph_destroy(void* graph, void* exec);
 void cuda_event_record(int dev, void** event);
 double cuda_event_ms(void* a, void* b);
 void cuda_event_destroy(void* event);
+// StreamPoint's CUDA half: an event without timing recorded on dev's stream (created when *event is null); the
+// host's wait for it. cuda_event_destroy frees it.
+void cuda_point_record(int dev, void** event);
+void cuda_point_wait(void* event);
 uint64_t cuda_scratch_generation(int dev);  // core/device.h device_scratch_generation
 size_t cuda_scratch_bytes(int dev);           // core/device.h device_scratch_bytes
 void cuda_scratch_reserve(int dev, size_t nbytes);

@@ -14,7 +14,8 @@ bool env_flag(const char* name);
 
 // A speed feature that is on by default (WICK_SMALL_M, WICK_CUDA_GRAPHS, WICK_DECODE_ATTENTION,
 // WICK_ROPE_ATTENTION, WICK_GREEDY_SPLIT, WICK_GEMM_TUNE, WICK_GLU_K2, WICK_DECODE_EARLY_LOADS,
-// WICK_EARLY_EPILOGUE): off only when set to "0", to compare against or to rule it out while debugging.
+// WICK_EARLY_EPILOGUE, WICK_DECODE_AHEAD): off only when set to "0", to compare against or to rule it out while
+// debugging.
 // ops/cuda/pdl.cuh reads WICK_PDL by the same rule itself (header-only, so that dev/ harnesses build the very
 // kernels wick runs).
 bool env_default_on(const char* name);

@@ -1,6 +1,6 @@
 #include "infer/decode_loop.h"
 
-#include <climits>
+#include <cstring>
 #include <string>
 
 #include "core/env.h"
@@ -11,34 +11,40 @@
 
 namespace wick {
 
+namespace {
+constexpr size_t kPinnedWords = 8;  // decode_loop.h: pinned_'s words before the logits
+}
+
 bool cuda_graphs_enabled(bool wanted) { return wanted && env_default_on("WICK_CUDA_GRAPHS"); }
 
 DecodeLoop::DecodeLoop(CausalLM& model, KVCache& cache, const SamplingParams& sampling,
-                       const std::vector<int32_t>& history, bool graphs, uint64_t draws, bool keep_logits)
-    : m_(model), cache_(cache), dev_(model.device()), V_(model.config().vocab_size) {
+                       const std::vector<int32_t>& history, const DecodeLoopOptions& options)
+    : m_(model), cache_(cache), dev_(model.device()), V_(model.config().vocab_size), max_steps_(options.max_steps) {
   if (cache.batch() != 1) throw Error("DecodeLoop decodes one sequence; the KV cache holds " + std::to_string(cache.batch()));
   const bool cuda = dev_.is_cuda();
   device_sampling_ = cuda;
-  keep_logits_ = cuda && keep_logits;
-  graphs_ = cuda && cuda_graphs_enabled(graphs);
+  keep_logits_ = cuda && options.keep_logits;
+  graphs_ = cuda && cuda_graphs_enabled(options.graphs);
+  ahead_ = device_sampling_ && !keep_logits_ && options.ahead && env_default_on("WICK_DECODE_AHEAD");
   inputs_ = Tensor::empty({2}, DType::I32, dev_);
-  pinned_ = static_cast<int32_t*>(keep_logits_ ? host_alloc_pinned(sizeof(int32_t) * 4 + sizeof(float) * V_)
-                                               : host_alloc_pinned(sizeof(int32_t) * 4));
+  const size_t logit_bytes = keep_logits_ ? sizeof(float) * V_ : 0;
+  pinned_ = static_cast<int32_t*>(host_alloc_pinned(sizeof(int32_t) * kPinnedWords + logit_bytes));
   if (device_sampling_) {
-    chosen_ = Tensor::empty({1}, DType::I32, dev_);
-    params_ = sample_rows_tensor({to_sample_row(sampling, draws)}, dev_);
+    report_ = Tensor::empty({1, 2}, DType::I32, dev_);
+    params_ = sample_rows_tensor({to_sample_row(sampling, options.draws)}, dev_);
     if (sampling.repetition_penalty != 1.0f) {
       Tensor mask = Tensor::zeros({1, V_}, DType::I32, Device::cpu());
       for (int32_t id : history)
         if (id >= 0 && id < V_) mask.data<int32_t>()[id] = 1;
       seen_ = mask.to(dev_);
     }
+    for (auto& p : reported_) p = std::make_unique<StreamPoint>(dev_);
   }
 }
 
 DecodeLoop::~DecodeLoop() {
   graph_.reset();
-  // The stream may still read the pinned inputs or write the outputs of the last step.
+  // The stream may still run a step queued ahead, read the pinned inputs or write the reports.
   try {
     device_synchronize(dev_);
   } catch (...) {
@@ -49,18 +55,14 @@ DecodeLoop::~DecodeLoop() {
 void DecodeLoop::run() {
   // After the first step (which casts the adapters, if any, to bf16) nothing writes them while the loop lives: the
   // captured graph holds their addresses.
-  logits_ = m_.decode_step(inputs_.narrow0(0, 1), inputs_.narrow0(1, 1), cache_, /*adapters_unchanged=*/steps_ > 0);
-  if (device_sampling_) sample_tokens(logits_, seen_.defined() ? &seen_ : nullptr, params_, chosen_);
+  Tensor token = inputs_.narrow0(0, 1);
+  logits_ = m_.decode_step(token, inputs_.narrow0(1, 1), cache_, /*adapters_unchanged=*/steps_ > 0);
+  // The token goes where the next step reads its input (a code as 0, so that a step queued ahead stays in the
+  // embedding table); the report says what it was.
+  if (device_sampling_) sample_tokens(logits_, seen_.defined() ? &seen_ : nullptr, params_, token, &report_);
 }
 
-int32_t DecodeLoop::step(int32_t token) {
-  if (cache_.length() >= cache_.capacity())
-    throw Error("the KV cache is full (" + std::to_string(cache_.capacity()) + " positions)", "", "raise the context length");
-  if (token < 0 || token >= V_)
-    throw Error("token id " + std::to_string(token) + " is outside the vocabulary [0, " + std::to_string(V_) + ")");
-  pinned_[0] = token;
-  pinned_[1] = static_cast<int32_t>(cache_.length());
-  device_copy_async(inputs_.raw(), dev_, pinned_, Device::cpu(), 2 * sizeof(int32_t));
+void DecodeLoop::enqueue() {
   // A graph holds the scratch block it was captured with; work between steps that grew the block (another thread's
   // op on this device) freed it: capture again.
   if (graph_ && graph_scratch_ != device_scratch_generation(dev_)) graph_.reset();
@@ -82,29 +84,62 @@ int32_t DecodeLoop::step(int32_t token) {
   } else {
     run();
   }
+  const int slot = static_cast<int>(queued_++ & 1);
+  if (!device_sampling_) return;
+  device_copy_async(pinned_ + 2 + 2 * slot, Device::cpu(), report_.raw(), dev_, 2 * sizeof(int32_t));
+  if (keep_logits_) {
+    float* host = reinterpret_cast<float*>(pinned_ + kPinnedWords);
+    device_copy_async(host, Device::cpu(), logits_.raw(), dev_, sizeof(float) * V_);
+    host_logits_ = host;
+  }
+  reported_[slot]->record();
+}
+
+int32_t DecodeLoop::step(int32_t token) {
+  if (cache_.length() >= cache_.capacity())
+    throw Error("the KV cache is full (" + std::to_string(cache_.capacity()) + " positions)", "", "raise the context length");
+  if (token < 0 || token >= V_)
+    throw Error("token id " + std::to_string(token) + " is outside the vocabulary [0, " + std::to_string(V_) + ")");
+  if (pending_) {
+    if (token != last_)
+      throw Error("this decode step feeds token " + std::to_string(token) + ", but the step queued ahead feeds " +
+                      std::to_string(last_) + ", the token the step before returned",
+                  "DecodeLoop::step", "feed the returned token, or make the loop with DecodeLoopOptions::ahead off");
+  } else {
+    pinned_[0] = token;
+    pinned_[1] = static_cast<int32_t>(cache_.length());
+    device_copy_async(inputs_.raw(), dev_, pinned_, Device::cpu(), 2 * sizeof(int32_t));
+    enqueue();
+  }
+  const int slot = static_cast<int>((queued_ - 1) & 1);  // this step's
+  pending_ = false;
   steps_++;
   cache_.advance(1);
-  if (device_sampling_) {
-    device_copy_async(pinned_ + 2, Device::cpu(), chosen_.raw(), dev_, sizeof(int32_t));
-    if (keep_logits_) {
-      float* host = reinterpret_cast<float*>(pinned_ + 4);
-      device_copy_async(host, Device::cpu(), logits_.raw(), dev_, sizeof(float) * V_);
-      host_logits_ = host;
-    }
-    device_synchronize(dev_);
-    const int32_t t = pinned_[2];
-    if (t == INT32_MIN)
-      throw Error("every logit is -inf: no token can be sampled", "sampler logits",
-                  "check the logits mask; at least one token must stay allowed");
-    if (t < 0) {  // a NaN or +inf logit at index -(t + 1)
-      float v = 0.0f;
-      device_copy(&v, Device::cpu(), logits_.data<float>() + (-1 - static_cast<int64_t>(t)), dev_, sizeof v);
-      throw_bad_logit(-1 - static_cast<int64_t>(t), v);
-    }
-    return t;
+  if (!device_sampling_) {
+    host_logits_ = logits_.data<float>();
+    return -1;
   }
-  host_logits_ = logits_.data<float>();
-  return -1;
+  if (ahead_ && steps_ < max_steps_ && cache_.length() < cache_.capacity()) {
+    // The next step, fed the token this one's sampler writes into inputs_[0], at the next position. Its position
+    // slot was last read by the step two before, whose report this loop has waited for.
+    const int next = static_cast<int>(queued_ & 1);
+    pinned_[6 + next] = static_cast<int32_t>(cache_.length());
+    device_copy_async(inputs_.narrow0(1, 1).raw(), dev_, pinned_ + 6 + next, Device::cpu(), sizeof(int32_t));
+    enqueue();
+    pending_ = true;
+  }
+  reported_[slot]->wait();
+  const int32_t t = pinned_[2 + 2 * slot];
+  if (t == INT32_MIN)
+    throw Error("every logit is -inf: no token can be sampled", "sampler logits",
+                "check the logits mask; at least one token must stay allowed");
+  if (t < 0) {  // a NaN or +inf logit at index -(t + 1), its bits beside it
+    float v = 0.0f;
+    std::memcpy(&v, &pinned_[3 + 2 * slot], sizeof v);
+    throw_bad_logit(-1 - static_cast<int64_t>(t), v);
+  }
+  last_ = t;
+  return t;
 }
 
 }  // namespace wick

@@ -56,8 +56,14 @@ GenerateResult Generator::generate(const std::vector<int32_t>& prompt, const Gen
   std::unique_ptr<DecodeLoop> steps;
   for (int64_t i = 0; i < opt.max_new_tokens; i++) {
     if (i > 0) {
-      if (!steps)
-        steps = std::make_unique<DecodeLoop>(m_, cache, opt.sampling, history, opt.cuda_graphs, sampler.state().draws);
+      if (!steps) {
+        DecodeLoopOptions lo;
+        lo.graphs = opt.cuda_graphs;
+        lo.ahead = opt.decode_ahead;
+        lo.draws = sampler.state().draws;
+        lo.max_steps = opt.max_new_tokens - 1;  // the steps of i = 1 .. max_new_tokens - 1
+        steps = std::make_unique<DecodeLoop>(m_, cache, opt.sampling, history, lo);
+      }
       const int32_t t = steps->step(next);
       next = steps->device_sampling() ? t : sampler.sample(steps->logits(), V, history);
     }
@@ -89,6 +95,7 @@ GenerateResult Generator::generate(const std::vector<int32_t>& prompt, const Gen
     if (on_token && !rest.empty()) on_token(-1, rest);
   }
   res.text = stream.text();
+  steps.reset();  // waits for a step queued ahead that a stop left unread: its time is decode time too
   res.decode_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   return res;
 }

@@ -23,6 +23,9 @@ struct GenerateOptions {
   // On a GPU, decode steps replay one captured CUDA graph (infer/decode_loop.h); off, or WICK_CUDA_GRAPHS=0:
   // the same kernels launched one by one.
   bool cuda_graphs = true;
+  // On a GPU, each decode step is queued before the host reads the token of the one before (DecodeLoopOptions::
+  // ahead); off, or WICK_DECODE_AHEAD=0: the host waits for each token first. The same tokens either way.
+  bool decode_ahead = true;
 };
 
 struct GenerateResult {

@@ -113,16 +113,23 @@ void ops_detail::check_sampling_args(const char* op, Arg L, Arg P, Arg I) {
   if (L.t->dim(1) <= 0 || L.t->dim(1) > 0x7fffffffLL) fail(op, {L}, "the vocabulary V must be in [1, 2^31 - 1]");
 }
 
-void sample_tokens(const Tensor& logits, Tensor* seen, Tensor& params, Tensor& ids) {
+void sample_tokens(const Tensor& logits, Tensor* seen, Tensor& params, Tensor& ids, Tensor* report) {
   static const char* op = "sample_tokens";
-  const Arg L{"logits", &logits}, S{"seen", seen}, P{"params", &params}, I{"ids", &ids};
-  const Device dev = ops_detail::one_device(op, seen ? ops_detail::Args{L, S, P, I} : ops_detail::Args{L, P, I});
+  const Arg L{"logits", &logits}, S{"seen", seen}, P{"params", &params}, I{"ids", &ids}, Rp{"report", report};
+  ops_detail::Args all{L, P, I};
+  if (seen) all.push_back(S);
+  if (report) all.push_back(Rp);
+  const Device dev = ops_detail::one_device(op, all);
   ops_detail::check_sampling_args(op, L, P, I);
   if (seen) {
     ops_detail::need_dtype(op, S, DType::I32);
     ops_detail::need_shape(op, {L, S}, S, logits.shape(), "logits' shape [R, V]");
   }
-  WICK_OP_DISPATCH(op, dev, sample_tokens, logits, seen, params, ids);
+  if (report) {
+    ops_detail::need_dtype(op, Rp, DType::I32);
+    ops_detail::need_shape(op, {L, Rp}, Rp, {logits.dim(0), 2}, "[R, 2] (a token or code and a logit's bits a row)");
+  }
+  WICK_OP_DISPATCH(op, dev, sample_tokens, logits, seen, params, ids, report);
 }
 
 }  // namespace wick

@@ -61,7 +61,11 @@ std::vector<SampleRow> sample_rows_of(const Tensor& params);                // b
 // an empty history (a penalty then changes nothing); with seen given, the chosen id is marked in it. A row with a NaN or +inf logit
 // gets -(1 + the index of the first one); a sampled row whose logits are all -inf gets INT32_MIN.
 // The settings are not validated on the device: make rows with sample_row (the CPU twin checks them again).
-void sample_tokens(const Tensor& logits, Tensor* seen, Tensor& params, Tensor& ids);
+// report [R, 2] i32 (optional; for a decode step queued to read ids before the host has seen them:
+// infer/decode_loop.h): then ids[r] gets 0 instead of a code (the queued step reads a row of the embedding table,
+// never outside it) and report[r] = {the token or code, the bits of the f32 logit a NaN / +inf code points at
+// (0 otherwise)}: what the host needs to report the code after the logits have been overwritten.
+void sample_tokens(const Tensor& logits, Tensor* seen, Tensor& params, Tensor& ids, Tensor* report = nullptr);
 
 // The rule on one host row: what the CPU twin runs per row and infer's Sampler runs per token.
 struct SampleRowWork {  // scratch reused across calls (allocates nothing once warm)

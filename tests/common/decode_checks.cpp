@@ -269,7 +269,10 @@ void check_decode_loop_matches_forward(Device dev, DType dt, bool graphs, double
   sp.seed = 23;
   Sampler host(sp);
   std::vector<int32_t> history = prompt;  // the prompt and the loop's sampled tokens (the device's seen mask)
-  DecodeLoop loop(*m, loop_cache, sp, prompt, graphs, /*draws=*/0, /*keep_logits=*/true);
+  DecodeLoopOptions lo;
+  lo.graphs = graphs;
+  lo.keep_logits = true;
+  DecodeLoop loop(*m, loop_cache, sp, prompt, lo);
   int64_t distinct = 0;
   for (int64_t i = 0; i < steps; i++) {
     Tensor ref = m->forward(Tensor::from_i32({feed[i]}, {1, 1}), &ref_cache, true).to(Device::cpu()).view({c.vocab_size});

@@ -4,6 +4,7 @@
 
 #include <climits>
 #include <cmath>
+#include <cstring>
 #include <limits>
 #include <string>
 #include <vector>
@@ -58,23 +59,37 @@ void fill_row(float* row, int64_t V, int kind, Rng& rng) {
 
 }  // namespace
 
-void check_sample_tokens(Device dev, int64_t R, int64_t V, int steps, uint64_t seed) {
-  Rng rng(seed);
-  const std::vector<SamplingParams> table = settings_table(V);
-  Tensor logits = Tensor::empty({R, V}, DType::F32, Device::cpu());
-  Tensor seen = Tensor::zeros({R, V}, DType::I32, Device::cpu());
+// R random rows of V logits (kinds of fill_row), histories, and settings cycling through the table.
+struct RandomRows {
+  Tensor logits, seen;  // [R, V] on the host
   std::vector<SampleRow> rows;
   std::vector<int> kinds;
+};
+RandomRows random_rows(int64_t R, int64_t V, uint64_t seed) {
+  Rng rng(seed);
+  const std::vector<SamplingParams> table = settings_table(V);
+  RandomRows out;
+  out.logits = Tensor::empty({R, V}, DType::F32, Device::cpu());
+  out.seen = Tensor::zeros({R, V}, DType::I32, Device::cpu());
   for (int64_t r = 0; r < R; r++) {
     const int kind = static_cast<int>(rng.below(8));
-    kinds.push_back(kind);
-    fill_row(logits.data<float>() + r * V, V, kind, rng);
+    out.kinds.push_back(kind);
+    fill_row(out.logits.data<float>() + r * V, V, kind, rng);
     const int n_hist = static_cast<int>(rng.below(40));
-    for (int j = 0; j < n_hist; j++) seen.data<int32_t>()[r * V + rng.below(V)] = 1;
+    for (int j = 0; j < n_hist; j++) out.seen.data<int32_t>()[r * V + rng.below(V)] = 1;
     SamplingParams sp = table[static_cast<size_t>(r) % table.size()];
     sp.seed = rng.next_u64();
-    rows.push_back(to_sample_row(sp, rng.below(1000)));
+    out.rows.push_back(to_sample_row(sp, rng.below(1000)));
   }
+  return out;
+}
+
+void check_sample_tokens(Device dev, int64_t R, int64_t V, int steps, uint64_t seed) {
+  RandomRows made = random_rows(R, V, seed);
+  const Tensor& logits = made.logits;
+  const Tensor& seen = made.seen;
+  const std::vector<SampleRow>& rows = made.rows;
+  const std::vector<int>& kinds = made.kinds;
   // The device side: ids between guards, its own seen and params.
   constexpr int64_t G = 8;
   constexpr int32_t kGuard = 0x5eed5eed;
@@ -144,6 +159,51 @@ void check_sample_tokens(Device dev, int64_t R, int64_t V, int steps, uint64_t s
   EXPECT_GT(sampled, 0);
   EXPECT_GT(greedy, 0);
   if (R >= 40) EXPECT_GT(errors, 0);
+}
+
+void check_sample_tokens_report(Device dev, int64_t R, int64_t V, int steps, uint64_t seed) {
+  const RandomRows made = random_rows(R, V, seed);
+  Tensor logits = made.logits.to(dev);
+  // a: without a report; b: with one, between guards
+  Tensor seen_a = made.seen.clone().to(dev), seen_b = made.seen.clone().to(dev);  // to() on the same device shares
+  Tensor params_a = sample_rows_tensor(made.rows, dev), params_b = sample_rows_tensor(made.rows, dev);
+  Tensor ids_a = Tensor::empty({R}, DType::I32, dev), ids_b = Tensor::empty({R}, DType::I32, dev);
+  constexpr int64_t G = 8;
+  constexpr int32_t kGuard = 0x5eed5eed;
+  const std::vector<int32_t> guarded(static_cast<size_t>(2 * R + 2 * G), kGuard);
+  Tensor report_buf = Tensor::from_i32(guarded, {2 * R + 2 * G}).to(dev);
+  Tensor report = report_buf.narrow0(G, 2 * R).view({R, 2});
+  int64_t codes = 0;
+  for (int step = 0; step < steps; step++) {
+    sample_tokens(logits, &seen_a, params_a, ids_a);
+    sample_tokens(logits, &seen_b, params_b, ids_b, &report);
+    const Tensor a = ids_a.to(Device::cpu()), b = ids_b.to(Device::cpu()), rep = report_buf.to(Device::cpu());
+    for (int64_t g = 0; g < G; g++) {
+      ASSERT_EQ(rep.data<int32_t>()[g], kGuard) << "guard before report overwritten at " << g;
+      ASSERT_EQ(rep.data<int32_t>()[G + 2 * R + g], kGuard) << "guard after report overwritten at " << g;
+    }
+    for (int64_t r = 0; r < R; r++) {
+      const std::string what = "step " + std::to_string(step) + " row " + std::to_string(r) + " kind " +
+                               std::to_string(made.kinds[r]);
+      const int32_t t = a.data<int32_t>()[r];
+      const int32_t code = rep.data<int32_t>()[G + 2 * r], bits = rep.data<int32_t>()[G + 2 * r + 1];
+      EXPECT_EQ(code, t) << what;
+      EXPECT_EQ(b.data<int32_t>()[r], t >= 0 ? t : 0) << what << ": a code is fed on as token 0";
+      int32_t want_bits = 0;
+      if (t < 0 && t != INT32_MIN) {
+        const float bad = made.logits.data<float>()[r * V + (-1 - static_cast<int64_t>(t))];
+        std::memcpy(&want_bits, &bad, sizeof want_bits);
+        EXPECT_TRUE(std::isnan(bad) || std::isinf(bad)) << what;
+      }
+      if (t < 0) codes++;
+      EXPECT_EQ(bits, want_bits) << what;
+    }
+  }
+  const Tensor sa = seen_a.to(Device::cpu()), sb = seen_b.to(Device::cpu());
+  for (int64_t i = 0; i < R * V; i++) ASSERT_EQ(sa.data<int32_t>()[i], sb.data<int32_t>()[i]) << "seen[" << i << "]";
+  const std::vector<SampleRow> pa = sample_rows_of(params_a), pb = sample_rows_of(params_b);
+  for (int64_t r = 0; r < R; r++) EXPECT_EQ(pa[r].draws(), pb[r].draws()) << "row " << r;
+  if (R >= 40) EXPECT_GT(codes, 0) << "the rows held NaN, +inf and all -inf rows";
 }
 
 }  // namespace wick::test

@@ -14,4 +14,10 @@ namespace wick::test {
 // mask for mask, counter for counter; the ids sit between guard elements that must stay untouched.
 void check_sample_tokens(Device dev, int64_t R, int64_t V, int steps, uint64_t seed);
 
+// sample_tokens with a report (what a decode step queued ahead reads) against the same calls without one, on dev,
+// the same rows and settings as above: report[r] = {the plain call's token or code, the bits of the NaN / +inf
+// logit a code names, else 0}; ids[r] = the token, or 0 for a code; the same masks and counters. The report sits
+// between guard elements.
+void check_sample_tokens_report(Device dev, int64_t R, int64_t V, int steps, uint64_t seed);
+
 }  // namespace wick::test

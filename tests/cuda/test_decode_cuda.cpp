@@ -2,6 +2,8 @@
 // CPU, the loop against the plain cached forward, and the replay against the same kernels launched one by one.
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <cstdint>
 #include <iterator>
 #include <string>
 #include <vector>
@@ -66,7 +68,10 @@ std::vector<std::vector<float>> decode_loop_logits(CausalLM& m, const std::vecto
   KVCache cache(m, 1, n_prompt + static_cast<int64_t>(feed.size()) + 1);
   m.forward(Tensor::from_i32(prompt, {1, n_prompt}), &cache, true);
   SamplingParams sp;  // greedy
-  DecodeLoop loop(m, cache, sp, prompt, graphs, /*draws=*/0, /*keep_logits=*/true);
+  DecodeLoopOptions lo;
+  lo.graphs = graphs;
+  lo.keep_logits = true;
+  DecodeLoop loop(m, cache, sp, prompt, lo);
   std::vector<std::vector<float>> logits;
   for (int32_t id : feed) {
     loop.step(id);
@@ -227,6 +232,103 @@ TEST(DecodeLoopCuda, GraphReplayEqualsKernelByKernel) {
   }
 }
 
+// Steps queued ahead of the host's read (the default) give the tokens of steps the host waited for: greedy, with a
+// repetition penalty, sampled (the draw counter on the device), with adapters; also when an eos stop leaves a
+// queued step unread, and a generate after that one decodes as before.
+TEST(DecodeLoopCuda, StepsQueuedAheadGiveTheTokensOfStepsWaitedFor) {
+  WICK_REQUIRE_CUDA();
+  const ModelConfig c = decode_test_config(3, 4000);
+  auto m = CausalLM::random(c, Device::cuda(), DType::BF16, 61);
+  Rng rng(62);
+  const std::vector<int32_t> prompt = random_ids(rng, 150, c.vocab_size);
+  Generator gen(*m, nullptr);
+  for (int mode = 0; mode < 4; mode++) {
+    if (mode == 3) {
+      io::LoraConfig lc;
+      lc.r = 8;
+      lc.alpha = 16;
+      lc.target_modules = all_lora_targets();
+      attach_new_adapters(*m, lc, 63);
+      randomize_lora(*m, rng, 0.05f);
+    }
+    GenerateOptions o;
+    o.max_new_tokens = 60;
+    o.ignore_eos = true;
+    o.sampling.temperature = mode == 2 ? 0.8f : 0.0f;
+    o.sampling.top_k = mode == 2 ? 50 : 0;
+    o.sampling.repetition_penalty = mode == 1 ? 1.3f : 1.0f;
+    o.sampling.seed = 64;
+    o.decode_ahead = false;
+    const GenerateResult waited = gen.generate(prompt, o);
+    o.decode_ahead = true;
+    const GenerateResult ahead = gen.generate(prompt, o);
+    ASSERT_EQ(waited.ids.size(), 60u);
+    EXPECT_EQ(ahead.ids, waited.ids) << "mode " << mode;
+    // An eos id the loop meets at token 30: both stop there; the ahead loop had queued token 31's step.
+    GenerateOptions stop = o;
+    stop.ignore_eos = false;
+    stop.eos_ids = {waited.ids[30]};
+    const auto first = std::find(waited.ids.begin(), waited.ids.end(), waited.ids[30]);
+    for (bool a : {false, true}) {
+      stop.decode_ahead = a;
+      const GenerateResult r = gen.generate(prompt, stop);
+      EXPECT_EQ(r.stop_reason, "eos") << "mode " << mode << " ahead " << a;
+      EXPECT_EQ(r.ids, std::vector<int32_t>(waited.ids.begin(), first + 1)) << "mode " << mode;
+    }
+    EXPECT_EQ(gen.generate(prompt, o).ids, waited.ids) << "mode " << mode << ", after a stop left a step queued";
+  }
+}
+
+// A loop that queues ahead feeds each step the token the one before returned: another token is refused, and the
+// loop still ends cleanly.
+TEST(DecodeLoopCuda, AStepQueuedAheadTakesOnlyTheReturnedToken) {
+  WICK_REQUIRE_CUDA();
+  const ModelConfig c = decode_test_config(2, 3000);
+  auto m = CausalLM::random(c, Device::cuda(), DType::BF16, 65);
+  Rng rng(66);
+  const std::vector<int32_t> prompt = random_ids(rng, 40, c.vocab_size);
+  KVCache cache(*m, 1, 60);
+  m->forward(Tensor::from_i32(prompt, {1, 40}), &cache, true);
+  SamplingParams sp;  // greedy
+  DecodeLoop loop(*m, cache, sp, prompt);
+  ASSERT_TRUE(loop.ahead());
+  const int32_t t = loop.step(prompt.back());
+  const int32_t other = (t + 1) % static_cast<int32_t>(c.vocab_size);
+  const std::string msg = error_of([&] { loop.step(other); });
+  EXPECT_NE(msg.find("queued ahead feeds " + std::to_string(t)), std::string::npos) << msg;
+  EXPECT_EQ(cache.length(), 41) << "the refused step changed nothing";
+  EXPECT_GE(loop.step(t), 0);
+}
+
+// A NaN logit found by a step whose next step is already queued: the host path's error (the token, "NaN"), the
+// queued step fed token 0 rather than the code (no out-of-table read: the device stays usable).
+TEST(DecodeLoopCuda, ANaNLogitAheadIsReportedAndTheDeviceStaysUsable) {
+  WICK_REQUIRE_CUDA();
+  const ModelConfig c = decode_test_config(2, 3000);
+  auto m = CausalLM::random(c, Device::cuda(), DType::BF16, 67);
+  Rng rng(68);
+  std::vector<int32_t> prompt = random_ids(rng, 40, c.vocab_size);
+  for (int32_t& id : prompt)
+    if (id == 123) id = 124;  // a tied head's embedding row 123 is NaN too: keep it out of the input
+  const int64_t C = c.hidden_size;
+  ASSERT_EQ(m->lm_head().dtype(), DType::BF16);
+  const std::vector<uint16_t> nan_row(static_cast<size_t>(C), 0x7fc0);  // bf16 quiet NaN
+  device_copy(static_cast<uint16_t*>(const_cast<Tensor&>(m->lm_head()).raw()) + 123 * C, Device::cuda(), nan_row.data(),
+              Device::cpu(), sizeof(uint16_t) * nan_row.size());
+  {
+    KVCache cache(*m, 1, 60);
+    m->forward(Tensor::from_i32(prompt, {1, 40}), &cache, true);
+    SamplingParams sp;  // greedy
+    DecodeLoop loop(*m, cache, sp, prompt);
+    ASSERT_TRUE(loop.ahead());
+    const std::string msg = error_of([&] { loop.step(prompt.back()); });
+    EXPECT_NE(msg.find("NaN at token 123"), std::string::npos) << msg;
+  }
+  device_synchronize(Device::cuda());  // a trapped kernel would have left the context unusable
+  Tensor x = Tensor::from_f32({1.0f, 2.0f, 3.0f}, {3}).to(Device::cuda());
+  EXPECT_EQ(x.to(Device::cpu()).data<float>()[2], 3.0f);
+}
+
 // Work between two steps that grows the CUDA scratch block frees the block the captured graph points into: the loop
 // captures again and decodes on, the same tokens as kernel by kernel, still replaying.
 TEST(DecodeLoopCuda, ScratchGrownBetweenStepsIsCapturedAgain) {
@@ -241,7 +343,10 @@ TEST(DecodeLoopCuda, ScratchGrownBetweenStepsIsCapturedAgain) {
     KVCache cache(*m, 1, 200);
     m->forward(Tensor::from_i32(prompt, {1, 100}), &cache, true);
     SamplingParams sp;  // greedy, on the device
-    DecodeLoop loop(*m, cache, sp, prompt, graphs == 1);
+    DecodeLoopOptions lo;
+    lo.graphs = graphs == 1;
+    lo.ahead = false;  // fed ids of its own, not the tokens it returns
+    DecodeLoop loop(*m, cache, sp, prompt, lo);
     for (size_t i = 0; i < feed.size(); i++) {
       if (i == 20) {  // twice the block's size: the block the graph was captured with is freed
         const uint64_t before = device_scratch_generation(Device::cuda());

@@ -29,5 +29,11 @@ TEST(SampleTokensCuda, EqualsTheCpuTwinOnAQwenSizedVocabulary) {
   check_sample_tokens(Device::cuda(), 20, 200003, 1, 59);  // too large for it: the passes read the mask
 }
 
+TEST(SampleTokensCuda, AReportKeepsTheCodesAndFeedsZero) {
+  WICK_REQUIRE_CUDA();
+  check_sample_tokens_report(Device::cuda(), 60, 300, 2, 83);       // the compact path
+  check_sample_tokens_report(Device::cuda(), 40, 151936, 2, 84);  // the greedy split over blocks, the full path
+}
+
 }  // namespace
 }  // namespace wick::test

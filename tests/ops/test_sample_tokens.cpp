@@ -175,6 +175,11 @@ TEST(SampleTokens, BadRowsGiveCodesAndGreedyRowsAreGreedyTokens) {
   EXPECT_EQ(one.data<int32_t>()[0], 0);
 }
 
+TEST(SampleTokens, AReportKeepsTheCodesAndFeedsZero) {
+  check_sample_tokens_report(Device::cpu(), 60, 300, 2, 81);
+  check_sample_tokens_report(Device::cpu(), 45, 1000, 2, 82);
+}
+
 TEST(SampleTokens, TheCounterAdvancesAndReplays) {
   const std::vector<float> row = random_row(1000, 6, 1.0f);
   SamplingParams sp;
@@ -214,6 +219,12 @@ TEST(SampleTokens, BadArgumentsAreNamed) {
   Tensor seen = Tensor::zeros({2, 8}, DType::I32, Device::cpu());
   msg = error_of([&] { sample_tokens(logits, &seen, params, ids); });
   EXPECT_NE(msg.find("seen must be"), std::string::npos) << msg;
+  Tensor report = Tensor::empty({2, 3}, DType::I32, Device::cpu());
+  msg = error_of([&] { sample_tokens(logits, nullptr, params, ids, &report); });
+  EXPECT_NE(msg.find("report must be"), std::string::npos) << msg;
+  Tensor f32_report = Tensor::empty({2, 2}, DType::F32, Device::cpu());
+  msg = error_of([&] { sample_tokens(logits, nullptr, params, ids, &f32_report); });
+  EXPECT_NE(msg.find("report"), std::string::npos) << msg;
   msg = error_of([] { sample_row(1.0f, 0, 1.5f, 0.0f, 1.0f, 0); });
   EXPECT_NE(msg.find("top_p"), std::string::npos) << msg;
   msg = error_of([] { sample_row(-1.0f, 0, 1.0f, 0.0f, 1.0f, 0); });

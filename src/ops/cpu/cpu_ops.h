@@ -50,7 +50,7 @@ void attention_backward(const Tensor& dout, const Tensor& q, const Tensor& k, co
 void kv_cache_write(const Tensor& k_rows, const Tensor& v_rows, const Tensor& positions, Tensor& k_cache, Tensor& v_cache);
 void paged_attention_forward(const Tensor& q, const Tensor& k_pool, const Tensor& v_pool, const PagedKvBatch& batch, float scale, int64_t window, Tensor& out);
 void greedy_tokens(const Tensor& logits, Tensor* seen, float penalty, Tensor& ids);
-void sample_tokens(const Tensor& logits, Tensor* seen, Tensor& params, Tensor& ids);
+void sample_tokens(const Tensor& logits, Tensor* seen, Tensor& params, Tensor& ids, Tensor* report);
 void cross_entropy_forward(const Tensor& logits, const Tensor& targets, Tensor& losses, Tensor& lse);
 void cross_entropy_backward(const Tensor& logits, const Tensor& targets, const Tensor& lse, float grad_scale, Tensor& dlogits);
 void cross_entropy_forward_backward(const Tensor& logits, const Tensor& targets, Tensor& losses, Tensor& lse,

@@ -206,9 +206,9 @@ void greedy_tokens(const Tensor& logits, Tensor* seen, float penalty, Tensor& id
 
 namespace {
 
-// sample_tokens over the rows, row r's history mask at mask_of(r) (null: none).
+// sample_tokens over the rows, row r's history mask at mask_of(r) (null: none); report as ops/sampling.h says.
 template <class MaskOf>
-void sample_rows(const Tensor& logits, Tensor& params, Tensor& ids, const char* op, MaskOf mask_of) {
+void sample_rows(const Tensor& logits, Tensor& params, Tensor& ids, Tensor* report, const char* op, MaskOf mask_of) {
   const int64_t R = logits.dim(0), V = logits.dim(1);
   SampleRowWork w;
   std::vector<int32_t> pen;
@@ -221,8 +221,16 @@ void sample_rows(const Tensor& logits, Tensor& params, Tensor& ids, const char* 
     if (m && p.penalty != 1.0f)
       for (int64_t i = 0; i < V; i++)
         if (m[i]) pen.push_back(static_cast<int32_t>(i));
-    const int32_t t = sample_row_host(logits.data<float>() + r * V, V, pen.data(), pen.size(), p, w);
+    const float* row = logits.data<float>() + r * V;
+    const int32_t t = sample_row_host(row, V, pen.data(), pen.size(), p, w);
     ids.data<int32_t>()[r] = t;
+    if (report) {
+      int32_t* rep = report->data<int32_t>() + 2 * r;
+      rep[0] = t;
+      rep[1] = 0;
+      if (t < 0 && t != INT32_MIN) std::memcpy(&rep[1], &row[-1 - static_cast<int64_t>(t)], sizeof(float));
+      if (t < 0) ids.data<int32_t>()[r] = 0;
+    }
     if (t < 0) continue;
     if (m) m[t] = 1;
     if (p.temperature != 0.0f) {
@@ -243,9 +251,9 @@ int64_t pair_index(const char* op, const Tensor& at, int64_t j, int64_t rows, in
 
 }  // namespace
 
-void sample_tokens(const Tensor& logits, Tensor* seen, Tensor& params, Tensor& ids) {
+void sample_tokens(const Tensor& logits, Tensor* seen, Tensor& params, Tensor& ids, Tensor* report) {
   const int64_t V = logits.dim(1);
-  sample_rows(logits, params, ids, "sample_tokens",
+  sample_rows(logits, params, ids, report, "sample_tokens",
               [&](int64_t r) { return seen ? seen->data<int32_t>() + r * V : nullptr; });
 }
 
@@ -261,7 +269,7 @@ void sample_tokens_pooled(const Tensor& logits, Tensor* seen_pool, const Tensor&
         throw Error("sample_tokens_pooled: seen_rows[" + std::to_string(q) + "] and [" + std::to_string(r) +
                     "] are both pool row " + std::to_string(rows[r]) + "; each logits row needs its own history");
   }
-  sample_rows(logits, params, ids, "sample_tokens_pooled",
+  sample_rows(logits, params, ids, nullptr, "sample_tokens_pooled",
               [&](int64_t r) { return rows[r] >= 0 ? seen_pool->data<int32_t>() + rows[r] * V : nullptr; });
 }
 

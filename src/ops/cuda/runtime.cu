@@ -323,6 +323,14 @@ double cuda_event_ms(void* a, void* b) {
   return ms;
 }
 
+void cuda_point_record(int dev, void** event) {
+  cuda::set_device(dev);
+  if (!*event) WICK_CUDA_CHECK(cudaEventCreateWithFlags(reinterpret_cast<cudaEvent_t*>(event), cudaEventDisableTiming));
+  WICK_CUDA_CHECK(cudaEventRecord(static_cast<cudaEvent_t>(*event), cuda::stream(dev)));
+}
+
+void cuda_point_wait(void* event) { WICK_CUDA_CHECK(cudaEventSynchronize(static_cast<cudaEvent_t>(event))); }
+
 void cuda_event_destroy(void* event) {
   if (event) cudaEventDestroy(static_cast<cudaEvent_t>(event));
 }

@@ -434,11 +434,24 @@ __global__ void __launch_bounds__(kSplitThreads)
   if (threadIdx.x == 0) part[r * gridDim.x + blockIdx.x] = me;
 }
 
+// Row r's token or code t: into ids, or with report (ops/sampling.h) the token or 0 into ids and t with the bad
+// logit's bits (row: the row's logits) into report.
+__device__ __forceinline__ void put_token(int* ids, int* report, long long r, int t, const float* row) {
+  if (!report) {
+    ids[r] = t;
+    return;
+  }
+  ids[r] = t >= 0 ? t : 0;
+  report[2 * r] = t;
+  report[2 * r + 1] = t < 0 && t != INT_MIN ? __float_as_int(row[-1 - static_cast<long long>(t)]) : 0;
+}
+
 // part: greedy_split_kernel's P Bests a row, or null (pass A over the whole row here, as for sampled rows).
+// report: null, or [R, 2] (put_token).
 __global__ void __launch_bounds__(kThreads)
     sample_tokens_kernel(const float* __restrict__ logits, int* __restrict__ seen, const int* __restrict__ seen_rows,
-                         SampleRow* __restrict__ params, int* __restrict__ ids, long long V, bool bitmap,
-                         const Best* __restrict__ part, int P) {
+                         SampleRow* __restrict__ params, int* __restrict__ ids, int* __restrict__ report, long long V,
+                         bool bitmap, const Best* __restrict__ part, int P) {
   pdl::enter();  // launched with pdl::launch: the last kernel of a decode step (lm_head) may still be running
   __shared__ Shared sh;
   extern __shared__ unsigned seen_bitmap[];  // [ceil(V / 32)] when bitmap
@@ -477,18 +490,18 @@ __global__ void __launch_bounds__(kThreads)
   q.bits = q.build_bits;
   q.build_bits = nullptr;
   if (best.bad != INT_MAX) {
-    if (threadIdx.x == 0) ids[r] = -1 - best.bad;
+    if (threadIdx.x == 0) put_token(ids, report, r, -1 - best.bad, q.row);
     return;
   }
   if (temperature == 0.0f) {
     if (threadIdx.x == 0) {
-      ids[r] = best.i;
+      put_token(ids, report, r, best.i, q.row);
       if (mark) mark[best.i] = 1;
     }
     return;
   }
   if (best.s == -INFINITY) {
-    if (threadIdx.x == 0) ids[r] = INT_MIN;
+    if (threadIdx.x == 0) put_token(ids, report, r, INT_MIN, q.row);
     return;
   }
   q.m = best.s;
@@ -510,7 +523,7 @@ __global__ void __launch_bounds__(kThreads)
     compact_rule(prow, cand_key(best.s, static_cast<uint32_t>(best.i)), sh, &chosen);
     if (chosen >= 0) {
       const uint64_t draws = (uint64_t{prow->draws_hi} << 32) | prow->draws_lo;
-      ids[r] = chosen;
+      put_token(ids, report, r, chosen, q.row);
       if (mark) mark[chosen] = 1;
       prow->draws_lo = static_cast<uint32_t>(draws + 1);
       prow->draws_hi = static_cast<uint32_t>((draws + 1) >> 32);
@@ -550,7 +563,7 @@ __global__ void __launch_bounds__(kThreads)
       if (!(e > 0.0f)) continue;
       cum = add(cum, fixed96(e));
       if (greater(cum, target)) {
-        ids[r] = static_cast<int>(i);
+        put_token(ids, report, r, static_cast<int>(i), q.row);
         if (mark) mark[i] = 1;
         prow->draws_lo = static_cast<uint32_t>(draws + 1);
         prow->draws_hi = static_cast<uint32_t>((draws + 1) >> 32);
@@ -560,7 +573,8 @@ __global__ void __launch_bounds__(kThreads)
   }
 }
 
-void launch_sample_tokens(const Tensor& logits, Tensor* seen, const int* seen_rows, Tensor& params, Tensor& ids) {
+void launch_sample_tokens(const Tensor& logits, Tensor* seen, const int* seen_rows, Tensor& params, Tensor& ids,
+                          Tensor* report) {
   const long long R = logits.dim(0), V = logits.dim(1);
   if (R == 0) return;
   // The history as a bitmap in shared memory after the first pass, when it fits beside the static shared memory
@@ -582,7 +596,8 @@ void launch_sample_tokens(const Tensor& logits, Tensor* seen, const int* seen_ro
   }
   WICK_CUDA_CHECK(pdl::launch(sample_tokens_kernel, dim3(static_cast<unsigned>(R)), dim3(kThreads),
                               bitmap ? bitmap_bytes : 0, s, cuda::cptr<float>(logits), seen_p, seen_rows, rows,
-                              cuda::ptr<int>(ids), V, bitmap, part, static_cast<int>(part ? P : 0)));
+                              cuda::ptr<int>(ids), report ? cuda::ptr<int>(*report) : nullptr, V, bitmap, part,
+                              static_cast<int>(part ? P : 0)));
 }
 
 // One thread a (row, id) pair; pairs outside [rows, V] are skipped (the CPU twin reports them).
@@ -607,12 +622,12 @@ __global__ void subtract_at_kernel(float* __restrict__ logits, const int* __rest
 
 }  // namespace
 
-void sample_tokens(const Tensor& logits, Tensor* seen, Tensor& params, Tensor& ids) {
-  launch_sample_tokens(logits, seen, nullptr, params, ids);
+void sample_tokens(const Tensor& logits, Tensor* seen, Tensor& params, Tensor& ids, Tensor* report) {
+  launch_sample_tokens(logits, seen, nullptr, params, ids, report);
 }
 
 void sample_tokens_pooled(const Tensor& logits, Tensor* seen_pool, const Tensor& seen_rows, Tensor& params, Tensor& ids) {
-  launch_sample_tokens(logits, seen_pool, cuda::cptr<int>(seen_rows), params, ids);
+  launch_sample_tokens(logits, seen_pool, cuda::cptr<int>(seen_rows), params, ids, nullptr);
 }
 
 void mark_tokens(Tensor& seen_pool, const Tensor& at) {
