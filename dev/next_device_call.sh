@@ -22,7 +22,9 @@
 # pdltrace) apply their patch to the device's copy of the tree; xahead compares against .carry-ab/base.tgz, so pack
 # main without the patch first (bash scripts/decode-ab.sh pack).
 #
-# Pending (sessions 37-42; session 41's two decode experiments, dev/small_m/staged.patch and early_trigger.patch,
+# Pending (sessions 37-43; session 43's decode steps queued ahead, on by default, measured on an H100 only: 1.5B
+# +1.0%, 0.5B +1.9%; on an H200 `build ahead` gives its A/B and, as its "on" lines, issue 12's decode rows with
+# it; session 41's two decode experiments, dev/small_m/staged.patch and early_trigger.patch,
 # were measured on H100s only: on an H200 their A/B is `PATCHES=... build staged` / `build trigger`; session 42's
 # o_proj inside attention, dev/attention/attn_proj*.patch, lost 9-15% on an H100 in both forms and needs no H200
 # rerun): on an H200, issue 8's table of the newest tree (`PEER=1 TRAIN_AB=0 ... build train`;
