@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <functional>
 #include <iterator>
 #include <string>
 #include <vector>
@@ -198,8 +199,34 @@ TEST(DecodeLoopCuda, GraphReplayGivesThePlainCachedForwardsLogits) {
   check_decode_loop_matches_forward(Device::cuda(), DType::BF16, false, 3e-2);
 }
 
-// The captured graph runs exactly the kernels of a step launched one by one: the same tokens, greedy on the
-// device (with and without a repetition penalty) and sampled on the host.
+// The generate settings the decode-loop comparisons below walk through on model m, max_new tokens each (eos
+// ignored): 0 greedy, 1 greedy with a repetition penalty, 2 sampled (temperature, top-k; the draw counter on the
+// device), 3 greedy with r 16 LoRA adapters on every projection (the fused small-row adapter path), attached to m
+// with seed adapter_seed and values from rng when mode 3 begins. check(mode, options) runs each.
+void for_each_decode_mode(CausalLM& m, Rng& rng, int64_t max_new, uint64_t adapter_seed,
+                          const std::function<void(int, GenerateOptions&)>& check) {
+  for (int mode = 0; mode < 4; mode++) {
+    if (mode == 3) {
+      io::LoraConfig lc;
+      lc.r = 16;
+      lc.alpha = 32;
+      lc.target_modules = all_lora_targets();
+      attach_new_adapters(m, lc, adapter_seed);
+      randomize_lora(m, rng, 0.05f);
+    }
+    GenerateOptions o;
+    o.max_new_tokens = max_new;
+    o.ignore_eos = true;
+    o.sampling.temperature = mode == 2 ? 0.9f : 0.0f;
+    o.sampling.top_k = mode == 2 ? 40 : 0;
+    o.sampling.repetition_penalty = mode == 1 ? 1.4f : 1.0f;
+    o.sampling.seed = 7;
+    check(mode, o);
+  }
+}
+
+// The captured graph runs exactly the kernels of a step launched one by one: the same tokens in every mode of
+// for_each_decode_mode.
 TEST(DecodeLoopCuda, GraphReplayEqualsKernelByKernel) {
   WICK_REQUIRE_CUDA();
   const ModelConfig c = decode_test_config(3, 4000);
@@ -208,34 +235,19 @@ TEST(DecodeLoopCuda, GraphReplayEqualsKernelByKernel) {
   std::vector<int32_t> prompt;
   for (int i = 0; i < 400; i++) prompt.push_back(static_cast<int32_t>(rng.below(c.vocab_size)));
   Generator gen(*m, nullptr);
-  for (int mode = 0; mode < 4; mode++) {
-    if (mode == 3) {  // LoRA adapters on every projection (the fused small-row adapter path), greedy
-      io::LoraConfig lc;
-      lc.r = 16;
-      lc.alpha = 32;
-      lc.target_modules = all_lora_targets();
-      attach_new_adapters(*m, lc, 33);
-      randomize_lora(*m, rng, 0.05f);
-    }
-    GenerateOptions o;
-    o.max_new_tokens = 80;
-    o.ignore_eos = true;
-    o.sampling.temperature = mode == 2 ? 0.9f : 0.0f;
-    o.sampling.top_k = mode == 2 ? 40 : 0;
-    o.sampling.repetition_penalty = mode == 1 ? 1.4f : 1.0f;
-    o.sampling.seed = 7;
+  for_each_decode_mode(*m, rng, 80, 33, [&](int mode, GenerateOptions& o) {
     o.cuda_graphs = true;
     const GenerateResult with = gen.generate(prompt, o);
     o.cuda_graphs = false;
     const GenerateResult without = gen.generate(prompt, o);
     ASSERT_EQ(with.ids.size(), 80u);
     EXPECT_EQ(with.ids, without.ids) << "mode " << mode;
-  }
+  });
 }
 
-// Steps queued ahead of the host's read (the default) give the tokens of steps the host waited for: greedy, with a
-// repetition penalty, sampled (the draw counter on the device), with adapters; also when an eos stop leaves a
-// queued step unread, and a generate after that one decodes as before.
+// Steps queued ahead of the host's read (the default) give the tokens of steps the host waited for, in every mode
+// of for_each_decode_mode; also when an eos stop leaves a queued step unread, and a generate after that one
+// decodes as before.
 TEST(DecodeLoopCuda, StepsQueuedAheadGiveTheTokensOfStepsWaitedFor) {
   WICK_REQUIRE_CUDA();
   const ModelConfig c = decode_test_config(3, 4000);
@@ -243,22 +255,7 @@ TEST(DecodeLoopCuda, StepsQueuedAheadGiveTheTokensOfStepsWaitedFor) {
   Rng rng(62);
   const std::vector<int32_t> prompt = random_ids(rng, 150, c.vocab_size);
   Generator gen(*m, nullptr);
-  for (int mode = 0; mode < 4; mode++) {
-    if (mode == 3) {
-      io::LoraConfig lc;
-      lc.r = 8;
-      lc.alpha = 16;
-      lc.target_modules = all_lora_targets();
-      attach_new_adapters(*m, lc, 63);
-      randomize_lora(*m, rng, 0.05f);
-    }
-    GenerateOptions o;
-    o.max_new_tokens = 60;
-    o.ignore_eos = true;
-    o.sampling.temperature = mode == 2 ? 0.8f : 0.0f;
-    o.sampling.top_k = mode == 2 ? 50 : 0;
-    o.sampling.repetition_penalty = mode == 1 ? 1.3f : 1.0f;
-    o.sampling.seed = 64;
+  for_each_decode_mode(*m, rng, 60, 63, [&](int mode, GenerateOptions& o) {
     o.decode_ahead = false;
     const GenerateResult waited = gen.generate(prompt, o);
     o.decode_ahead = true;
@@ -277,7 +274,7 @@ TEST(DecodeLoopCuda, StepsQueuedAheadGiveTheTokensOfStepsWaitedFor) {
       EXPECT_EQ(r.ids, std::vector<int32_t>(waited.ids.begin(), first + 1)) << "mode " << mode;
     }
     EXPECT_EQ(gen.generate(prompt, o).ids, waited.ids) << "mode " << mode << ", after a stop left a step queued";
-  }
+  });
 }
 
 // A loop that queues ahead feeds each step the token the one before returned: another token is refused, and the
