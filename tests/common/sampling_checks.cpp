@@ -57,8 +57,6 @@ void fill_row(float* row, int64_t V, int kind, Rng& rng) {
   }
 }
 
-}  // namespace
-
 // R random rows of V logits (kinds of fill_row), histories, and settings cycling through the table.
 struct RandomRows {
   Tensor logits, seen;  // [R, V] on the host
@@ -83,6 +81,8 @@ RandomRows random_rows(int64_t R, int64_t V, uint64_t seed) {
   }
   return out;
 }
+
+}  // namespace
 
 void check_sample_tokens(Device dev, int64_t R, int64_t V, int steps, uint64_t seed) {
   RandomRows made = random_rows(R, V, seed);
