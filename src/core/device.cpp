@@ -180,13 +180,13 @@ StreamPoint::~StreamPoint() {
 
 void StreamPoint::record() {
 #ifdef WICK_CUDA
-  if (dev_.is_cuda()) cuda_point_record(dev_.index, &event_);
+  if (dev_.is_cuda()) cuda_event_record(dev_.index, &event_, /*timing=*/false);
 #endif
 }
 
 void StreamPoint::wait() {
 #ifdef WICK_CUDA
-  if (event_) cuda_point_wait(event_);
+  if (event_) cuda_event_wait(event_);
 #endif
 }
 

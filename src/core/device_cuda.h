@@ -24,14 +24,12 @@ void cuda_host_free(void* p);
 void cuda_graph_capture(int dev, const std::function<void()>& work, void** graph, void** exec);
 void cuda_graph_replay(int dev, void* exec);
 void cuda_graph_destroy(void* graph, void* exec);
-// StreamMarks' CUDA half: an event recorded on dev's stream (created when *event is null); the time between two.
-void cuda_event_record(int dev, void** event);
+// StreamMarks' CUDA half: an event recorded on dev's stream (created when *event is null; without timing when
+// `timing` is false: StreamPoint's); the time between two.
+void cuda_event_record(int dev, void** event, bool timing = true);
 double cuda_event_ms(void* a, void* b);
 void cuda_event_destroy(void* event);
-// StreamPoint's CUDA half: an event without timing recorded on dev's stream (created when *event is null); the
-// host's wait for it. cuda_event_destroy frees it.
-void cuda_point_record(int dev, void** event);
-void cuda_point_wait(void* event);
+void cuda_event_wait(void* event);  // StreamPoint's: the host waits for the recorded event
 uint64_t cuda_scratch_generation(int dev);  // core/device.h device_scratch_generation
 size_t cuda_scratch_bytes(int dev);           // core/device.h device_scratch_bytes
 void cuda_scratch_reserve(int dev, size_t nbytes);

@@ -11,10 +11,6 @@
 
 namespace wick {
 
-namespace {
-constexpr size_t kPinnedWords = 8;  // decode_loop.h: pinned_'s words before the logits
-}
-
 bool cuda_graphs_enabled(bool wanted) { return wanted && env_default_on("WICK_CUDA_GRAPHS"); }
 
 DecodeLoop::DecodeLoop(CausalLM& model, KVCache& cache, const SamplingParams& sampling,
@@ -28,7 +24,7 @@ DecodeLoop::DecodeLoop(CausalLM& model, KVCache& cache, const SamplingParams& sa
   ahead_ = device_sampling_ && !keep_logits_ && options.ahead && env_default_on("WICK_DECODE_AHEAD");
   inputs_ = Tensor::empty({2}, DType::I32, dev_);
   const size_t logit_bytes = keep_logits_ ? sizeof(float) * V_ : 0;
-  pinned_ = static_cast<int32_t*>(host_alloc_pinned(sizeof(int32_t) * kPinnedWords + logit_bytes));
+  pinned_ = static_cast<PinnedWords*>(host_alloc_pinned(sizeof(PinnedWords) + logit_bytes));
   if (device_sampling_) {
     report_ = Tensor::empty({1, 2}, DType::I32, dev_);
     params_ = sample_rows_tensor({to_sample_row(sampling, options.draws)}, dev_);
@@ -86,9 +82,9 @@ void DecodeLoop::enqueue() {
   }
   const int slot = static_cast<int>(queued_++ & 1);
   if (!device_sampling_) return;
-  device_copy_async(pinned_ + 2 + 2 * slot, Device::cpu(), report_.raw(), dev_, 2 * sizeof(int32_t));
+  device_copy_async(pinned_->report[slot], Device::cpu(), report_.raw(), dev_, sizeof pinned_->report[slot]);
   if (keep_logits_) {
-    float* host = reinterpret_cast<float*>(pinned_ + kPinnedWords);
+    float* host = reinterpret_cast<float*>(pinned_ + 1);
     device_copy_async(host, Device::cpu(), logits_.raw(), dev_, sizeof(float) * V_);
     host_logits_ = host;
   }
@@ -106,9 +102,9 @@ int32_t DecodeLoop::step(int32_t token) {
                       std::to_string(last_) + ", the token the step before returned",
                   "DecodeLoop::step", "feed the returned token, or make the loop with DecodeLoopOptions::ahead off");
   } else {
-    pinned_[0] = token;
-    pinned_[1] = static_cast<int32_t>(cache_.length());
-    device_copy_async(inputs_.raw(), dev_, pinned_, Device::cpu(), 2 * sizeof(int32_t));
+    pinned_->input[0] = token;
+    pinned_->input[1] = static_cast<int32_t>(cache_.length());
+    device_copy_async(inputs_.raw(), dev_, pinned_->input, Device::cpu(), sizeof pinned_->input);
     enqueue();
   }
   const int slot = static_cast<int>((queued_ - 1) & 1);  // this step's
@@ -123,19 +119,19 @@ int32_t DecodeLoop::step(int32_t token) {
     // The next step, fed the token this one's sampler writes into inputs_[0], at the next position. Its position
     // slot was last read by the step two before, whose report this loop has waited for.
     const int next = static_cast<int>(queued_ & 1);
-    pinned_[6 + next] = static_cast<int32_t>(cache_.length());
-    device_copy_async(inputs_.narrow0(1, 1).raw(), dev_, pinned_ + 6 + next, Device::cpu(), sizeof(int32_t));
+    pinned_->next_position[next] = static_cast<int32_t>(cache_.length());
+    device_copy_async(inputs_.narrow0(1, 1).raw(), dev_, &pinned_->next_position[next], Device::cpu(), sizeof(int32_t));
     enqueue();
     pending_ = true;
   }
   reported_[slot]->wait();
-  const int32_t t = pinned_[2 + 2 * slot];
+  const int32_t t = pinned_->report[slot][0];
   if (t == INT32_MIN)
     throw Error("every logit is -inf: no token can be sampled", "sampler logits",
                 "check the logits mask; at least one token must stay allowed");
   if (t < 0) {  // a NaN or +inf logit at index -(t + 1), its bits beside it
     float v = 0.0f;
-    std::memcpy(&v, &pinned_[3 + 2 * slot], sizeof v);
+    std::memcpy(&v, &pinned_->report[slot][1], sizeof v);
     throw_bad_logit(-1 - static_cast<int64_t>(t), v);
   }
   last_ = t;

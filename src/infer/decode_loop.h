@@ -83,9 +83,15 @@ class DecodeLoop {
   Tensor params_;  // [1, kSampleRowWords] i32: the settings and the draw counter (ops/sampling.h)
   Tensor report_;  // [1, 2] i32: sample_tokens' report (the token or code, the bad logit's bits)
   Tensor logits_;  // [1, V] f32, decode_step's buffer
-  // host: [0] id, [1] position (a step not queued ahead), [2, 3] the report of an even queued step, [4, 5] of an
-  // odd one, [6] / [7] the position of an even / odd step queued ahead; then V floats of logits (keep_logits)
-  int32_t* pinned_ = nullptr;
+  // Page-locked host words the stream copies to and from (then V floats of logits, with keep_logits). Reports and
+  // queued positions alternate between two slots by the parity of the queued step, so a step queued ahead never
+  // writes the slot the host is about to read.
+  struct PinnedWords {
+    int32_t input[2];          // the token and position of a step not queued ahead
+    int32_t report[2][2];      // sample_tokens' report of an even / odd queued step
+    int32_t next_position[2];  // the position of an even / odd step queued ahead
+  };
+  PinnedWords* pinned_ = nullptr;
   std::unique_ptr<StreamPoint> reported_[2];  // the report of an even / odd queued step has landed in pinned_
   const float* host_logits_ = nullptr;
   std::unique_ptr<DeviceGraph> graph_;

@@ -310,26 +310,22 @@ void cuda_reset_peak_memory(int dev) {
   WICK_CUDA_CHECK(cudaDeviceSetGraphMemAttribute(dev, cudaGraphMemAttrUsedMemHigh, &zero));
 }
 
-void cuda_event_record(int dev, void** event) {
+void cuda_event_record(int dev, void** event, bool timing) {
   cuda::set_device(dev);
-  if (!*event) WICK_CUDA_CHECK(cudaEventCreate(reinterpret_cast<cudaEvent_t*>(event)));
+  if (!*event)
+    WICK_CUDA_CHECK(cudaEventCreateWithFlags(reinterpret_cast<cudaEvent_t*>(event),
+                                             timing ? cudaEventDefault : cudaEventDisableTiming));
   WICK_CUDA_CHECK(cudaEventRecord(static_cast<cudaEvent_t>(*event), cuda::stream(dev)));
 }
 
+void cuda_event_wait(void* event) { WICK_CUDA_CHECK(cudaEventSynchronize(static_cast<cudaEvent_t>(event))); }
+
 double cuda_event_ms(void* a, void* b) {
-  WICK_CUDA_CHECK(cudaEventSynchronize(static_cast<cudaEvent_t>(b)));
+  cuda_event_wait(b);
   float ms = 0;
   WICK_CUDA_CHECK(cudaEventElapsedTime(&ms, static_cast<cudaEvent_t>(a), static_cast<cudaEvent_t>(b)));
   return ms;
 }
-
-void cuda_point_record(int dev, void** event) {
-  cuda::set_device(dev);
-  if (!*event) WICK_CUDA_CHECK(cudaEventCreateWithFlags(reinterpret_cast<cudaEvent_t*>(event), cudaEventDisableTiming));
-  WICK_CUDA_CHECK(cudaEventRecord(static_cast<cudaEvent_t>(*event), cuda::stream(dev)));
-}
-
-void cuda_point_wait(void* event) { WICK_CUDA_CHECK(cudaEventSynchronize(static_cast<cudaEvent_t>(event))); }
 
 void cuda_event_destroy(void* event) {
   if (event) cudaEventDestroy(static_cast<cudaEvent_t>(event));
