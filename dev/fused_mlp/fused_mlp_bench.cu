@@ -1,0 +1,344 @@
+// Would decode's MLP in ONE launch (gate/up + GLU + down, split over the intermediate features, the down
+// projection's partial sums added in the output) beat today's two launches? (issue 12: 1.5B decode at ~0.90x of
+// 900 tok/s on the H200)
+//
+// Why. Session 32's trace of a replayed 1.5B decode step (H100, µs a launch in the PDL chain): gate/up + GLU 19.4
+// for 55 MB of weights (17.8 at the card's rate), down + residual 11.6 for 27.5 MB (8.9): ~4.3 µs a layer above
+// streaming, most of it the boundary between the two (the down launch waits for every GLU block, then its own
+// blocks ramp up and drain). Every in-grid hand-over tried instead of a boundary (counters, grid barriers,
+// dev/megakernel) was slower, because each needed all of the phase before. This one needs none: block b takes F
+// intermediate features, computes their gate and up rows against x, s_f = round(round(silu(g_f)) u_f) as the GLU
+// does, and then its own share of down, y_partial[c] = sum_f s_f Wd[c, f] over its F columns, which it adds into
+// y in global memory. The down weights are read transposed (WdT [I, C], one contiguous row a feature, made once
+// at load time), so a block streams three contiguous slices; no GLU output goes to memory; one launch boundary a
+// layer fewer. The cost: C additions a block into y (1,536 at 1.5B), whose order is the blocks' arrival order:
+//   atom 0: f32 atomicAdd, one a value          (not deterministic: the order of the sums varies);
+//   atom 1: f32 atomicAdd on float4 (sm_90)     (4x fewer operations; not deterministic);
+//   atom 2: int64 fixed point, 2^-24 units      (integer sums: the same bits in any order; 1,536 64-bit adds a
+//                                                block; the reader converts back).
+// This harness runs 28 layers of 1.5B's projections two ways with their own weights, each captured in a CUDA
+// graph of PDL launches: the chain as wick runs it today (q|k|v, o + residual, gate/up + GLU, down + residual:
+// wick's small_m kernels) and the chain with the last two replaced by the fused kernel (F = 8, 16, 32; atom 0-2).
+// No norms (as dev/megakernel: o reads q in attention's place); the next layer's q|k|v reads the MLP's input h
+// (a launch waits for the whole launch before it in either form, so the data it reads does not change the
+// timing). Checks: the fused layer 0's y against an f64 CPU reference from the same weights and x (within 1% of
+// the scale), and atom 2 bit for bit the same in two runs. Times: median of 7 graph replays, per layer.
+// Build (here): nvcc -O3 -std=c++17 -gencode arch=compute_90,code=sm_90 -I src \
+//   -o build-gpu/fused_mlp_bench.bin dev/fused_mlp/fused_mlp_bench.cu
+// Run: fused_mlp_bench.bin [layers (28)]
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <vector>
+
+#include "ops/cuda/small_m_linear.cuh"
+
+#include "../common/cuda_check.cuh"
+
+using bf16 = __nv_bfloat16;
+using namespace wick;
+using A = small_m::Args<bf16, bf16>;
+
+constexpr int kC = 1536, kQ = 1536, kKV = 256, kI = 8960;  // Qwen2.5-1.5B
+constexpr int kThreads = 256, kWarps = 8;
+constexpr int kRowVecs = kC / 8;         // 16-byte vectors in a row of C bf16 (192)
+constexpr int kLaneVecs = kRowVecs / 32;  // a lane's vectors of a row (6)
+constexpr float kFixed = 16777216.0f;     // atom 2: 2^24 units
+
+__device__ __forceinline__ void unpack8(const uint4& v, float (&f)[8]) {
+  const __nv_bfloat162* h = reinterpret_cast<const __nv_bfloat162*>(&v);
+#pragma unroll
+  for (int i = 0; i < 4; i++) {
+    const float2 p = __bfloat1622float2(h[i]);
+    f[2 * i] = p.x, f[2 * i + 1] = p.y;
+  }
+}
+__device__ __forceinline__ float rbf(float v) { return __bfloat162float(__float2bfloat16_rn(v)); }
+
+// Block b: features [b F, b F + F). Warp w: features w FW .. w FW + FW - 1 (gate and up rows, a lane 6 vectors of
+// each); then thread t < 192: outputs 8t .. 8t + 7 over the block's F features. The first feature's gate/up
+// loads and the first DB down loads go before pdl::enter() (weights are settled).
+template <int F, int ATOM>
+__global__ void __launch_bounds__(kThreads, 2)
+    fused_mlp_kernel(const bf16* __restrict__ x, const bf16* __restrict__ wg, const bf16* __restrict__ wu,
+                     const bf16* __restrict__ wdT, void* __restrict__ y) {
+  constexpr int FW = F / kWarps;
+  constexpr int DB = F < 8 ? F : 8;
+  __shared__ float s_sh[F];
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, t = threadIdx.x;
+  const int f0 = blockIdx.x * F;
+  uint4 g[kLaneVecs], u[kLaneVecs];
+  const auto load_gu = [&](int f) {
+    const bf16* gr = wg + (size_t)f * kC;
+    const bf16* ur = wu + (size_t)f * kC;
+#pragma unroll
+    for (int v = 0; v < kLaneVecs; v++) {
+      g[v] = __ldcs(reinterpret_cast<const uint4*>(gr) + lane + 32 * v);
+      u[v] = __ldcs(reinterpret_cast<const uint4*>(ur) + lane + 32 * v);
+    }
+  };
+  load_gu(f0 + warp * FW);
+  uint4 d[DB];
+  if (t < kRowVecs)
+#pragma unroll
+    for (int j = 0; j < DB; j++) d[j] = __ldcs(reinterpret_cast<const uint4*>(wdT + (size_t)(f0 + j) * kC) + t);
+  pdl::enter();
+  uint4 xv[kLaneVecs];
+#pragma unroll
+  for (int v = 0; v < kLaneVecs; v++) xv[v] = __ldg(reinterpret_cast<const uint4*>(x) + lane + 32 * v);
+#pragma unroll
+  for (int k = 0; k < FW; k++) {
+    if (k > 0) load_gu(f0 + warp * FW + k);
+    float ag = 0.0f, au = 0.0f;
+#pragma unroll
+    for (int v = 0; v < kLaneVecs; v++) {
+      float xf[8], gf[8], uf[8];
+      unpack8(xv[v], xf), unpack8(g[v], gf), unpack8(u[v], uf);
+#pragma unroll
+      for (int e = 0; e < 8; e++) ag = fmaf(gf[e], xf[e], ag), au = fmaf(uf[e], xf[e], au);
+    }
+#pragma unroll
+    for (int s = 16; s > 0; s >>= 1) {
+      ag += __shfl_xor_sync(0xffffffffu, ag, s);
+      au += __shfl_xor_sync(0xffffffffu, au, s);
+    }
+    if (lane == 0) {
+      const float gr = rbf(ag), ur = rbf(au);
+      s_sh[warp * FW + k] = rbf(rbf(gr / (1.0f + expf(-gr))) * ur);
+    }
+  }
+  __syncthreads();
+  if (t >= kRowVecs) return;
+  float acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+#pragma unroll
+  for (int j = 0; j < F; j++) {
+    uint4 w = j < DB ? d[j] : __ldcs(reinterpret_cast<const uint4*>(wdT + (size_t)(f0 + j) * kC) + t);
+    float wf[8];
+    unpack8(w, wf);
+    const float sj = s_sh[j];
+#pragma unroll
+    for (int e = 0; e < 8; e++) acc[e] = fmaf(sj, wf[e], acc[e]);
+  }
+  if constexpr (ATOM == 0) {
+    float* yp = static_cast<float*>(y) + 8 * t;
+#pragma unroll
+    for (int e = 0; e < 8; e++) atomicAdd(yp + e, acc[e]);
+  } else if constexpr (ATOM == 1) {
+    float4* yp = reinterpret_cast<float4*>(static_cast<float*>(y) + 8 * t);
+    atomicAdd(yp, make_float4(acc[0], acc[1], acc[2], acc[3]));
+    atomicAdd(yp + 1, make_float4(acc[4], acc[5], acc[6], acc[7]));
+  } else {
+    unsigned long long* yp = static_cast<unsigned long long*>(y) + 8 * t;
+#pragma unroll
+    for (int e = 0; e < 8; e++) atomicAdd(yp + e, static_cast<unsigned long long>(__float2ll_rn(acc[e] * kFixed)));
+  }
+}
+
+__global__ void fill_kernel(bf16* p, size_t n, float a, unsigned seed) {
+  for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x) {
+    unsigned h = (unsigned)i * 0x9E3779B1u ^ seed * 0x85EBCA77u ^ (unsigned)(i >> 32) * 0xC2B2AE3Du;
+    h ^= h >> 15, h *= 0x2C1B3C6Du, h ^= h >> 12, h *= 0x297A2D39u, h ^= h >> 15;
+    p[i] = __float2bfloat16_rn(a * ((h >> 8) * (2.0f / 16777216.0f) - 1.0f));
+  }
+}
+// wdT[i, c] = wd[c, i]
+__global__ void transpose_kernel(const bf16* wd, bf16* wdT) {
+  for (size_t k = blockIdx.x * (size_t)blockDim.x + threadIdx.x; k < (size_t)kC * kI; k += (size_t)gridDim.x * blockDim.x) {
+    const size_t c = k / kI, i = k % kI;
+    wdT[i * kC + c] = wd[k];
+  }
+}
+bf16* alloc_fill(size_t n, float a, unsigned seed) {
+  bf16* p;
+  CK(cudaMalloc(&p, n * sizeof(bf16)));
+  fill_kernel<<<1024, 256>>>(p, n, a, seed);
+  CK(cudaGetLastError());
+  return p;
+}
+std::vector<float> host(const bf16* d, size_t n) {
+  std::vector<bf16> t(n);
+  CK(cudaMemcpy(t.data(), d, n * sizeof(bf16), cudaMemcpyDeviceToHost));
+  std::vector<float> f(n);
+  for (size_t i = 0; i < n; i++) f[i] = __bfloat162float(t[i]);
+  return f;
+}
+
+struct Layer {
+  A qkv, o, glu, down;
+  const bf16 *h, *wg, *wu, *wdT;  // the MLP's input and weights, for the fused kernel
+};
+
+int main(int argc, char** argv) {
+  const int L = argc > 1 ? std::atoi(argv[1]) : 28;
+  cudaDeviceProp prop;
+  CK(cudaGetDeviceProperties(&prop, 0));
+  std::printf("%s, %d SMs; %d layers of Qwen2.5-1.5B's projections (C %d, q|k|v %d, I %d), M 1\n", prop.name,
+              prop.multiProcessorCount, L, kC, kQ + 2 * kKV, kI);
+  std::vector<Layer> layers(L);
+  bf16* x0 = alloc_fill(kC, 1.0f, 7);
+  const bf16* x = x0;
+  unsigned seed = 100;
+  const float sc = 1.0f / std::sqrt((float)kC), si = 1.0f / std::sqrt((float)kI);
+  for (int l = 0; l < L; l++) {
+    Layer& y = layers[l];
+    bf16* wq = alloc_fill((size_t)(kQ + 2 * kKV) * kC, sc, seed++);
+    bf16* bq = alloc_fill(kQ + 2 * kKV, 0.1f, seed++);
+    bf16* wo = alloc_fill((size_t)kC * kQ, sc, seed++);
+    bf16* wg = alloc_fill((size_t)kI * kC, sc, seed++);
+    bf16* wu = alloc_fill((size_t)kI * kC, sc, seed++);
+    bf16* wd = alloc_fill((size_t)kC * kI, si, seed++);
+    bf16* wdT;
+    CK(cudaMalloc(&wdT, (size_t)kC * kI * sizeof(bf16)));
+    transpose_kernel<<<1024, 256>>>(wd, wdT);
+    CK(cudaGetLastError());
+    bf16 *q, *h, *s, *xn;
+    CK(cudaMalloc(&q, (kQ + 2 * kKV) * sizeof(bf16)));
+    CK(cudaMalloc(&h, kC * sizeof(bf16)));
+    CK(cudaMalloc(&s, kI * sizeof(bf16)));
+    CK(cudaMalloc(&xn, kC * sizeof(bf16)));
+    A a = {};
+    a.M = 1, a.prefetch = 1;
+    y.qkv = a, y.o = a, y.glu = a, y.down = a;
+    y.qkv.x = x, y.qkv.in = kC, y.qkv.members = 3;
+    const int outs[3] = {kQ, kKV, kKV};
+    for (int j = 0, r = 0; j < 3; r += outs[j], j++)
+      y.qkv.w[j] = wq + (size_t)r * kC, y.qkv.b[j] = bq + r, y.qkv.y[j] = q + r, y.qkv.out[j] = outs[j];
+    y.o.x = q, y.o.in = kQ, y.o.members = 1, y.o.w[0] = wo, y.o.y[0] = h, y.o.out[0] = kC, y.o.res = x;
+    y.glu.x = h, y.glu.in = kC, y.glu.w[0] = wg, y.glu.w[1] = wu, y.glu.y[0] = s, y.glu.out[0] = y.glu.out[1] = kI;
+    y.down.x = s, y.down.in = kI, y.down.members = 1, y.down.w[0] = wd, y.down.y[0] = xn, y.down.out[0] = kC,
+    y.down.res = h;
+    y.h = h, y.wg = wg, y.wu = wu, y.wdT = wdT;
+    x = xn;
+  }
+  for (Layer& y : layers) {
+    small_m::plan(y.qkv, small_m::kPlain), small_m::plan(y.o, small_m::kPlain);
+    small_m::plan(y.glu, small_m::kGluSilu), small_m::plan(y.down, small_m::kPlain);
+  }
+  CK(cudaDeviceSynchronize());
+  const double bytes_per_layer =
+      2.0 * ((double)(kQ + 2 * kKV) * kC + (double)kC * kQ + 2.0 * kI * kC + (double)kC * kI);
+
+  cudaStream_t st;
+  CK(cudaStreamCreateWithFlags(&st, cudaStreamNonBlocking));
+  cudaEvent_t e0, e1;
+  CK(cudaEventCreate(&e0));
+  CK(cudaEventCreate(&e1));
+  const auto time_graph = [&](cudaGraphExec_t ge) {
+    std::vector<float> ms;
+    for (int r = 0; r < 7; r++) {
+      CK(cudaEventRecord(e0, st));
+      CK(cudaGraphLaunch(ge, st));
+      CK(cudaEventRecord(e1, st));
+      CK(cudaEventSynchronize(e1));
+      float t;
+      CK(cudaEventElapsedTime(&t, e0, e1));
+      ms.push_back(t);
+    }
+    std::sort(ms.begin(), ms.end());
+    return ms[ms.size() / 2];
+  };
+  const auto capture = [&](auto&& body) {
+    cudaGraph_t g;
+    cudaGraphExec_t ge;
+    CK(cudaStreamBeginCapture(st, cudaStreamCaptureModeGlobal));
+    body();
+    CK(cudaStreamEndCapture(st, &g));
+    CK(cudaGraphInstantiate(&ge, g, 0));
+    CK(cudaGraphDestroy(g));
+    return ge;
+  };
+
+  // The chain as wick runs it.
+  cudaGraphExec_t chain = capture([&] {
+    for (const Layer& y : layers) {
+      CK(small_m::launch(y.qkv, small_m::kPlain, st));
+      CK(small_m::launch(y.o, small_m::kPlain, st));
+      CK(small_m::launch(y.glu, small_m::kGluSilu, st));
+      CK(small_m::launch(y.down, small_m::kPlain, st));
+    }
+  });
+  CK(cudaGraphLaunch(chain, st));
+  CK(cudaStreamSynchronize(st));
+  const float chain_ms = time_graph(chain);
+  std::printf("chain (4 launches a layer): %.2f us a layer, %.2f TB/s of weights\n", 1000 * chain_ms / L,
+              bytes_per_layer * L / (chain_ms * 1e-3) / 1e12);
+
+  // Layer 0's MLP in f64 on the host: y[c] = sum_i s_i wd[c, i], s from the chain's own rounding rule.
+  const std::vector<float> hh = host(layers[0].h, kC), hg = host(layers[0].wg, (size_t)kI * kC),
+                           hu = host(layers[0].wu, (size_t)kI * kC), hd = host(layers[0].down.w[0], (size_t)kC * kI);
+  std::vector<double> yref(kC, 0.0);
+  {
+    const auto rb = [](double v) { return (double)__bfloat162float(__float2bfloat16_rn((float)v)); };
+    std::vector<double> sv(kI);
+    for (int i = 0; i < kI; i++) {
+      double ag = 0, au = 0;
+      for (int c = 0; c < kC; c++) ag += (double)hg[(size_t)i * kC + c] * hh[c], au += (double)hu[(size_t)i * kC + c] * hh[c];
+      const double gr = rb(ag), ur = rb(au);
+      sv[i] = rb(rb(gr / (1.0 + std::exp(-gr))) * ur);
+    }
+    for (int c = 0; c < kC; c++)
+      for (int i = 0; i < kI; i++) yref[c] += sv[i] * hd[(size_t)c * kI + i];
+  }
+  double scale = 0;
+  for (double v : yref) scale = std::max(scale, std::fabs(v));
+
+  void* acc;  // L outputs of C, 8 bytes each (atom 2) or 4
+  CK(cudaMalloc(&acc, (size_t)L * kC * 8));
+  bool ok = true;
+  const auto fused = [&](auto f_tag, auto atom_tag) {
+    constexpr int F = decltype(f_tag)::value, ATOM = decltype(atom_tag)::value;
+    const size_t esz = ATOM == 2 ? 8 : 4;
+    cudaGraphExec_t ge = capture([&] {
+      CK(cudaMemsetAsync(acc, 0, (size_t)L * kC * esz, st));
+      for (int l = 0; l < L; l++) {
+        const Layer& y = layers[l];
+        CK(small_m::launch(y.qkv, small_m::kPlain, st));
+        CK(small_m::launch(y.o, small_m::kPlain, st));
+        CK(pdl::launch(fused_mlp_kernel<F, ATOM>, dim3(kI / F), dim3(kThreads), 0, st, y.h, y.wg, y.wu, y.wdT,
+                       static_cast<void*>(static_cast<char*>(acc) + (size_t)l * kC * esz)));
+      }
+    });
+    std::vector<unsigned char> run1((size_t)kC * esz), run2((size_t)kC * esz);
+    CK(cudaGraphLaunch(ge, st));
+    CK(cudaMemcpyAsync(run1.data(), acc, run1.size(), cudaMemcpyDeviceToHost, st));
+    CK(cudaGraphLaunch(ge, st));
+    CK(cudaMemcpyAsync(run2.data(), acc, run2.size(), cudaMemcpyDeviceToHost, st));
+    CK(cudaStreamSynchronize(st));
+    double worst = 0;
+    for (int c = 0; c < kC; c++) {
+      double v;
+      if (ATOM == 2) {
+        long long q;
+        std::memcpy(&q, run1.data() + 8 * c, 8);
+        v = (double)q / kFixed;
+      } else {
+        float f;
+        std::memcpy(&f, run1.data() + 4 * c, 4);
+        v = f;
+      }
+      worst = std::max(worst, std::fabs(v - yref[c]));
+    }
+    const bool close = worst <= 0.01 * scale, same = run1 == run2;
+    ok = ok && close && (ATOM != 2 || same);
+    const float ms = time_graph(ge);
+    std::printf("fused F %2d atom %d (%d blocks): %.2f us a layer (%+.2f), %.2f TB/s; layer 0 max |diff| %.3g of %.3g %s; "
+                "two runs %s\n",
+                F, ATOM, kI / F, 1000 * ms / L, 1000 * (ms - chain_ms) / L, bytes_per_layer * L / (ms * 1e-3) / 1e12,
+                worst, scale, close ? "ok" : "FAIL", same ? "bit for bit" : "differ");
+    CK(cudaGraphExecDestroy(ge));
+  };
+  using std::integral_constant;
+  fused(integral_constant<int, 8>{}, integral_constant<int, 0>{});
+  fused(integral_constant<int, 8>{}, integral_constant<int, 1>{});
+  fused(integral_constant<int, 8>{}, integral_constant<int, 2>{});
+  fused(integral_constant<int, 16>{}, integral_constant<int, 1>{});
+  fused(integral_constant<int, 16>{}, integral_constant<int, 2>{});
+  fused(integral_constant<int, 32>{}, integral_constant<int, 1>{});
+  fused(integral_constant<int, 32>{}, integral_constant<int, 2>{});
+  const float again = time_graph(chain);
+  std::printf("chain again: %.2f us a layer\n", 1000 * again / L);
+  std::printf("%s\n", ok ? "done" : "FAIL");
+  return ok ? 0 : 1;
+}
