@@ -15,7 +15,9 @@
 //   atom 0: f32 atomicAdd, one a value          (not deterministic: the order of the sums varies);
 //   atom 1: f32 atomicAdd on float4 (sm_90)     (4x fewer operations; not deterministic);
 //   atom 2: int64 fixed point, 2^-24 units      (integer sums: the same bits in any order; 1,536 64-bit adds a
-//                                                block; the reader converts back).
+//                                                block; the reader converts back);
+// and with "last block": the last block to finish turns y into the layer's bf16 output with the residual add and
+// leaves y zero (the form wick could use without changing what a layer hands the next).
 // This harness runs 28 layers of 1.5B's projections two ways with their own weights, each captured in a CUDA
 // graph of PDL launches: the chain as wick runs it today (q|k|v, o + residual, gate/up + GLU, down + residual:
 // wick's small_m kernels) and the chain with the last two replaced by the fused kernel (F = 8, 16, 32; atom 0-2).
@@ -33,9 +35,8 @@
 #include <cstring>
 #include <vector>
 
-#include "ops/cuda/small_m_linear.cuh"
-
 #include "../common/cuda_check.cuh"
+#include "ops/cuda/small_m_linear.cuh"
 
 using bf16 = __nv_bfloat16;
 using namespace wick;
@@ -43,7 +44,7 @@ using A = small_m::Args<bf16, bf16>;
 
 constexpr int kC = 1536, kQ = 1536, kKV = 256, kI = 8960;  // Qwen2.5-1.5B
 constexpr int kThreads = 256, kWarps = 8;
-constexpr int kRowVecs = kC / 8;         // 16-byte vectors in a row of C bf16 (192)
+constexpr int kRowVecs = kC / 8;          // 16-byte vectors in a row of C bf16 (192)
 constexpr int kLaneVecs = kRowVecs / 32;  // a lane's vectors of a row (6)
 constexpr float kFixed = 16777216.0f;     // atom 2: 2^24 units
 
@@ -60,10 +61,15 @@ __device__ __forceinline__ float rbf(float v) { return __bfloat162float(__float2
 // Block b: features [b F, b F + F). Warp w: features w FW .. w FW + FW - 1 (gate and up rows, a lane 6 vectors of
 // each); then thread t < 192: outputs 8t .. 8t + 7 over the block's F features. The first feature's gate/up
 // loads and the first DB down loads go before pdl::enter() (weights are settled).
-template <int F, int ATOM>
+// FINAL: the last block to finish (a counter) reads y back, zeroing it (atomicExch: the L2 value), and writes
+// out = round(round(y) + x) (the residual add, rounded as the separate add rounds it), so that the layer's output
+// is an ordinary bf16 row and y is zero for the next launch: the form wick could use without changing what a
+// decoder layer hands the next one.
+template <int F, int ATOM, bool FINAL>
 __global__ void __launch_bounds__(kThreads, 2)
     fused_mlp_kernel(const bf16* __restrict__ x, const bf16* __restrict__ wg, const bf16* __restrict__ wu,
-                     const bf16* __restrict__ wdT, void* __restrict__ y) {
+                     const bf16* __restrict__ wdT, void* __restrict__ y, bf16* __restrict__ out,
+                     unsigned* __restrict__ counter) {
   constexpr int FW = F / kWarps;
   constexpr int DB = F < 8 ? F : 8;
   __shared__ float s_sh[F];
@@ -110,29 +116,48 @@ __global__ void __launch_bounds__(kThreads, 2)
     }
   }
   __syncthreads();
-  if (t >= kRowVecs) return;
-  float acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+  if (t < kRowVecs) {
+    float acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
 #pragma unroll
-  for (int j = 0; j < F; j++) {
-    uint4 w = j < DB ? d[j] : __ldcs(reinterpret_cast<const uint4*>(wdT + (size_t)(f0 + j) * kC) + t);
-    float wf[8];
-    unpack8(w, wf);
-    const float sj = s_sh[j];
+    for (int j = 0; j < F; j++) {
+      uint4 w = j < DB ? d[j] : __ldcs(reinterpret_cast<const uint4*>(wdT + (size_t)(f0 + j) * kC) + t);
+      float wf[8];
+      unpack8(w, wf);
+      const float sj = s_sh[j];
 #pragma unroll
-    for (int e = 0; e < 8; e++) acc[e] = fmaf(sj, wf[e], acc[e]);
+      for (int e = 0; e < 8; e++) acc[e] = fmaf(sj, wf[e], acc[e]);
+    }
+    if constexpr (ATOM == 0) {
+      float* yp = static_cast<float*>(y) + 8 * t;
+#pragma unroll
+      for (int e = 0; e < 8; e++) atomicAdd(yp + e, acc[e]);
+    } else if constexpr (ATOM == 1) {
+      float4* yp = reinterpret_cast<float4*>(static_cast<float*>(y) + 8 * t);
+      atomicAdd(yp, make_float4(acc[0], acc[1], acc[2], acc[3]));
+      atomicAdd(yp + 1, make_float4(acc[4], acc[5], acc[6], acc[7]));
+    } else {
+      unsigned long long* yp = static_cast<unsigned long long*>(y) + 8 * t;
+#pragma unroll
+      for (int e = 0; e < 8; e++) atomicAdd(yp + e, static_cast<unsigned long long>(__float2ll_rn(acc[e] * kFixed)));
+    }
   }
-  if constexpr (ATOM == 0) {
-    float* yp = static_cast<float*>(y) + 8 * t;
-#pragma unroll
-    for (int e = 0; e < 8; e++) atomicAdd(yp + e, acc[e]);
-  } else if constexpr (ATOM == 1) {
-    float4* yp = reinterpret_cast<float4*>(static_cast<float*>(y) + 8 * t);
-    atomicAdd(yp, make_float4(acc[0], acc[1], acc[2], acc[3]));
-    atomicAdd(yp + 1, make_float4(acc[4], acc[5], acc[6], acc[7]));
-  } else {
-    unsigned long long* yp = static_cast<unsigned long long*>(y) + 8 * t;
-#pragma unroll
-    for (int e = 0; e < 8; e++) atomicAdd(yp + e, static_cast<unsigned long long>(__float2ll_rn(acc[e] * kFixed)));
+  if constexpr (FINAL) {
+    __shared__ bool last;
+    __threadfence();  // this block's additions before its count
+    __syncthreads();
+    if (t == 0) last = atomicAdd(counter, 1u) == gridDim.x - 1;
+    __syncthreads();
+    if (!last) return;
+    __threadfence();
+    for (int c = t; c < kC; c += kThreads) {
+      float v;
+      if constexpr (ATOM == 2)
+        v = (float)((double)(long long)atomicExch(static_cast<unsigned long long*>(y) + c, 0ull) / kFixed);
+      else
+        v = atomicExch(static_cast<float*>(y) + c, 0.0f);
+      out[c] = __float2bfloat16_rn(rbf(v) + __bfloat162float(x[c]));
+    }
+    if (t == 0) *counter = 0;
   }
 }
 
@@ -145,7 +170,8 @@ __global__ void fill_kernel(bf16* p, size_t n, float a, unsigned seed) {
 }
 // wdT[i, c] = wd[c, i]
 __global__ void transpose_kernel(const bf16* wd, bf16* wdT) {
-  for (size_t k = blockIdx.x * (size_t)blockDim.x + threadIdx.x; k < (size_t)kC * kI; k += (size_t)gridDim.x * blockDim.x) {
+  for (size_t k = blockIdx.x * (size_t)blockDim.x + threadIdx.x; k < (size_t)kC * kI;
+       k += (size_t)gridDim.x * blockDim.x) {
     const size_t c = k / kI, i = k % kI;
     wdT[i * kC + c] = wd[k];
   }
@@ -274,7 +300,8 @@ int main(int argc, char** argv) {
     std::vector<double> sv(kI);
     for (int i = 0; i < kI; i++) {
       double ag = 0, au = 0;
-      for (int c = 0; c < kC; c++) ag += (double)hg[(size_t)i * kC + c] * hh[c], au += (double)hu[(size_t)i * kC + c] * hh[c];
+      for (int c = 0; c < kC; c++)
+        ag += (double)hg[(size_t)i * kC + c] * hh[c], au += (double)hu[(size_t)i * kC + c] * hh[c];
       const double gr = rb(ag), ur = rb(au);
       sv[i] = rb(rb(gr / (1.0 + std::exp(-gr))) * ur);
     }
@@ -287,8 +314,13 @@ int main(int argc, char** argv) {
   void* acc;  // L outputs of C, 8 bytes each (atom 2) or 4
   CK(cudaMalloc(&acc, (size_t)L * kC * 8));
   bool ok = true;
-  const auto fused = [&](auto f_tag, auto atom_tag) {
+  unsigned* counter;
+  CK(cudaMalloc(&counter, sizeof(unsigned)));
+  CK(cudaMemset(counter, 0, sizeof(unsigned)));
+  const std::vector<float> chain_last = host(layers[L - 1].down.y[0], kC);
+  const auto fused = [&](auto f_tag, auto atom_tag, auto final_tag) {
     constexpr int F = decltype(f_tag)::value, ATOM = decltype(atom_tag)::value;
+    constexpr bool FINAL = decltype(final_tag)::value;
     const size_t esz = ATOM == 2 ? 8 : 4;
     cudaGraphExec_t ge = capture([&] {
       CK(cudaMemsetAsync(acc, 0, (size_t)L * kC * esz, st));
@@ -296,16 +328,39 @@ int main(int argc, char** argv) {
         const Layer& y = layers[l];
         CK(small_m::launch(y.qkv, small_m::kPlain, st));
         CK(small_m::launch(y.o, small_m::kPlain, st));
-        CK(pdl::launch(fused_mlp_kernel<F, ATOM>, dim3(kI / F), dim3(kThreads), 0, st, y.h, y.wg, y.wu, y.wdT,
-                       static_cast<void*>(static_cast<char*>(acc) + (size_t)l * kC * esz)));
+        // FINAL: one y and one counter for every layer (each launch leaves them zero), the output where the
+        // chain's down writes it (the next layer's q|k|v reads it).
+        void* yl = static_cast<void*>(static_cast<char*>(acc) + (FINAL ? 0 : (size_t)l * kC * esz));
+        CK(pdl::launch(fused_mlp_kernel<F, ATOM, FINAL>, dim3(kI / F), dim3(kThreads), 0, st, y.h, y.wg, y.wu, y.wdT,
+                       yl, const_cast<bf16*>(y.down.y[0]), counter));
       }
     });
     std::vector<unsigned char> run1((size_t)kC * esz), run2((size_t)kC * esz);
     CK(cudaGraphLaunch(ge, st));
     CK(cudaMemcpyAsync(run1.data(), acc, run1.size(), cudaMemcpyDeviceToHost, st));
+    CK(cudaStreamSynchronize(st));
+    const std::vector<float> last1 = host(layers[L - 1].down.y[0], kC);
     CK(cudaGraphLaunch(ge, st));
     CK(cudaMemcpyAsync(run2.data(), acc, run2.size(), cudaMemcpyDeviceToHost, st));
     CK(cudaStreamSynchronize(st));
+    const std::vector<float> last2 = host(layers[L - 1].down.y[0], kC);
+    if (FINAL) {  // the last layer's output beside the chain's (other sums, other roundings: within 5% of the scale)
+      double w = 0, sc2 = 0;
+      for (int c = 0; c < kC; c++)
+        w = std::max(w, (double)std::fabs(last1[c] - chain_last[c])),
+        sc2 = std::max(sc2, (double)std::fabs(chain_last[c]));
+      const bool near = w <= 0.05 * sc2, same = last1 == last2,
+                 zero = std::all_of(run1.begin(), run1.end(), [](unsigned char b) { return b == 0; });
+      ok = ok && near && zero && (ATOM != 2 || same);
+      const float ms = time_graph(ge);
+      std::printf(
+          "fused F %2d atom %d + last block (%d blocks): %.2f us a layer (%+.2f), %.2f TB/s; layer %d max |diff| "
+          "from the chain %.3g of %.3g %s; y left zero %s; two runs %s\n",
+          F, ATOM, kI / F, 1000 * ms / L, 1000 * (ms - chain_ms) / L, bytes_per_layer * L / (ms * 1e-3) / 1e12, L - 1,
+          w, sc2, near ? "ok" : "FAIL", zero ? "yes" : "NO (FAIL)", same ? "bit for bit" : "differ");
+      CK(cudaGraphExecDestroy(ge));
+      return;
+    }
     double worst = 0;
     for (int c = 0; c < kC; c++) {
       double v;
@@ -323,20 +378,26 @@ int main(int argc, char** argv) {
     const bool close = worst <= 0.01 * scale, same = run1 == run2;
     ok = ok && close && (ATOM != 2 || same);
     const float ms = time_graph(ge);
-    std::printf("fused F %2d atom %d (%d blocks): %.2f us a layer (%+.2f), %.2f TB/s; layer 0 max |diff| %.3g of %.3g %s; "
-                "two runs %s\n",
-                F, ATOM, kI / F, 1000 * ms / L, 1000 * (ms - chain_ms) / L, bytes_per_layer * L / (ms * 1e-3) / 1e12,
-                worst, scale, close ? "ok" : "FAIL", same ? "bit for bit" : "differ");
+    std::printf(
+        "fused F %2d atom %d (%d blocks): %.2f us a layer (%+.2f), %.2f TB/s; layer 0 max |diff| %.3g of %.3g %s; "
+        "two runs %s\n",
+        F, ATOM, kI / F, 1000 * ms / L, 1000 * (ms - chain_ms) / L, bytes_per_layer * L / (ms * 1e-3) / 1e12, worst,
+        scale, close ? "ok" : "FAIL", same ? "bit for bit" : "differ");
     CK(cudaGraphExecDestroy(ge));
   };
   using std::integral_constant;
-  fused(integral_constant<int, 8>{}, integral_constant<int, 0>{});
-  fused(integral_constant<int, 8>{}, integral_constant<int, 1>{});
-  fused(integral_constant<int, 8>{}, integral_constant<int, 2>{});
-  fused(integral_constant<int, 16>{}, integral_constant<int, 1>{});
-  fused(integral_constant<int, 16>{}, integral_constant<int, 2>{});
-  fused(integral_constant<int, 32>{}, integral_constant<int, 1>{});
-  fused(integral_constant<int, 32>{}, integral_constant<int, 2>{});
+  using B0 = integral_constant<bool, false>;
+  using B1 = integral_constant<bool, true>;
+  fused(integral_constant<int, 8>{}, integral_constant<int, 0>{}, B0{});
+  fused(integral_constant<int, 8>{}, integral_constant<int, 1>{}, B0{});
+  fused(integral_constant<int, 8>{}, integral_constant<int, 2>{}, B0{});
+  fused(integral_constant<int, 16>{}, integral_constant<int, 1>{}, B0{});
+  fused(integral_constant<int, 16>{}, integral_constant<int, 2>{}, B0{});
+  fused(integral_constant<int, 32>{}, integral_constant<int, 1>{}, B0{});
+  fused(integral_constant<int, 32>{}, integral_constant<int, 2>{}, B0{});
+  fused(integral_constant<int, 16>{}, integral_constant<int, 1>{}, B1{});
+  fused(integral_constant<int, 16>{}, integral_constant<int, 2>{}, B1{});
+  fused(integral_constant<int, 32>{}, integral_constant<int, 2>{}, B1{});
   const float again = time_graph(chain);
   std::printf("chain again: %.2f us a layer\n", 1000 * again / L);
   std::printf("%s\n", ok ? "done" : "FAIL");
