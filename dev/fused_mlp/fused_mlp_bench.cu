@@ -65,7 +65,9 @@ __device__ __forceinline__ float rbf(float v) { return __bfloat162float(__float2
 // out = round(round(y) + x) (the residual add, rounded as the separate add rounds it), so that the layer's output
 // is an ordinary bf16 row and y is zero for the next launch: the form wick could use without changing what a
 // decoder layer hands the next one.
-template <int F, int ATOM, bool FINAL>
+// DIRECT: down's weights in their own layout (Wd [C, I], no transposed copy): thread t takes rows c = t + 256 j,
+// F / 8 vectors each (32 or 64 contiguous bytes a row), loaded after the wait; int64 sums only (ATOM 2).
+template <int F, int ATOM, bool FINAL, bool DIRECT = false>
 __global__ void __launch_bounds__(kThreads, 2)
     fused_mlp_kernel(const bf16* __restrict__ x, const bf16* __restrict__ wg, const bf16* __restrict__ wu,
                      const bf16* __restrict__ wdT, void* __restrict__ y, bf16* __restrict__ out,
@@ -87,7 +89,7 @@ __global__ void __launch_bounds__(kThreads, 2)
   };
   load_gu(f0 + warp * FW);
   uint4 d[DB];
-  if (t < kRowVecs)
+  if (!DIRECT && t < kRowVecs)
 #pragma unroll
     for (int j = 0; j < DB; j++) d[j] = __ldcs(reinterpret_cast<const uint4*>(wdT + (size_t)(f0 + j) * kC) + t);
   pdl::enter();
@@ -116,7 +118,26 @@ __global__ void __launch_bounds__(kThreads, 2)
     }
   }
   __syncthreads();
-  if (t < kRowVecs) {
+  if constexpr (DIRECT) {
+    static_assert(ATOM == 2, "the direct layout sums in int64");
+    constexpr int FV = F / 8;
+#pragma unroll
+    for (int j = 0; j < kC / kThreads; j++) {
+      const int c = t + kThreads * j;
+      uint4 w[FV];
+#pragma unroll
+      for (int v = 0; v < FV; v++) w[v] = __ldcs(reinterpret_cast<const uint4*>(wdT + (size_t)c * kI + f0) + v);
+      float a = 0.0f;
+#pragma unroll
+      for (int v = 0; v < FV; v++) {
+        float wf[8];
+        unpack8(w[v], wf);
+#pragma unroll
+        for (int e = 0; e < 8; e++) a = fmaf(s_sh[8 * v + e], wf[e], a);
+      }
+      atomicAdd(static_cast<unsigned long long*>(y) + c, static_cast<unsigned long long>(__float2ll_rn(a * kFixed)));
+    }
+  } else if (t < kRowVecs) {
     float acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
 #pragma unroll
     for (int j = 0; j < F; j++) {
@@ -318,9 +339,9 @@ int main(int argc, char** argv) {
   CK(cudaMalloc(&counter, sizeof(unsigned)));
   CK(cudaMemset(counter, 0, sizeof(unsigned)));
   const std::vector<float> chain_last = host(layers[L - 1].down.y[0], kC);
-  const auto fused = [&](auto f_tag, auto atom_tag, auto final_tag) {
+  const auto fused = [&](auto f_tag, auto atom_tag, auto final_tag, auto direct_tag) {
     constexpr int F = decltype(f_tag)::value, ATOM = decltype(atom_tag)::value;
-    constexpr bool FINAL = decltype(final_tag)::value;
+    constexpr bool FINAL = decltype(final_tag)::value, DIRECT = decltype(direct_tag)::value;
     const size_t esz = ATOM == 2 ? 8 : 4;
     cudaGraphExec_t ge = capture([&] {
       CK(cudaMemsetAsync(acc, 0, (size_t)L * kC * esz, st));
@@ -331,8 +352,8 @@ int main(int argc, char** argv) {
         // FINAL: one y and one counter for every layer (each launch leaves them zero), the output where the
         // chain's down writes it (the next layer's q|k|v reads it).
         void* yl = static_cast<void*>(static_cast<char*>(acc) + (FINAL ? 0 : (size_t)l * kC * esz));
-        CK(pdl::launch(fused_mlp_kernel<F, ATOM, FINAL>, dim3(kI / F), dim3(kThreads), 0, st, y.h, y.wg, y.wu, y.wdT,
-                       yl, const_cast<bf16*>(y.down.y[0]), counter));
+        CK(pdl::launch(fused_mlp_kernel<F, ATOM, FINAL, DIRECT>, dim3(kI / F), dim3(kThreads), 0, st, y.h, y.wg, y.wu,
+                       DIRECT ? y.down.w[0] : y.wdT, yl, const_cast<bf16*>(y.down.y[0]), counter));
       }
     });
     std::vector<unsigned char> run1((size_t)kC * esz), run2((size_t)kC * esz);
@@ -354,10 +375,11 @@ int main(int argc, char** argv) {
       ok = ok && near && zero && (ATOM != 2 || same);
       const float ms = time_graph(ge);
       std::printf(
-          "fused F %2d atom %d + last block (%d blocks): %.2f us a layer (%+.2f), %.2f TB/s; layer %d max |diff| "
+          "fused F %2d atom %d%s + last block (%d blocks): %.2f us a layer (%+.2f), %.2f TB/s; layer %d max |diff| "
           "from the chain %.3g of %.3g %s; y left zero %s; two runs %s\n",
-          F, ATOM, kI / F, 1000 * ms / L, 1000 * (ms - chain_ms) / L, bytes_per_layer * L / (ms * 1e-3) / 1e12, L - 1,
-          w, sc2, near ? "ok" : "FAIL", zero ? "yes" : "NO (FAIL)", same ? "bit for bit" : "differ");
+          F, ATOM, DIRECT ? " direct" : "", kI / F, 1000 * ms / L, 1000 * (ms - chain_ms) / L,
+          bytes_per_layer * L / (ms * 1e-3) / 1e12, L - 1, w, sc2, near ? "ok" : "FAIL", zero ? "yes" : "NO (FAIL)",
+          same ? "bit for bit" : "differ");
       CK(cudaGraphExecDestroy(ge));
       return;
     }
@@ -379,25 +401,28 @@ int main(int argc, char** argv) {
     ok = ok && close && (ATOM != 2 || same);
     const float ms = time_graph(ge);
     std::printf(
-        "fused F %2d atom %d (%d blocks): %.2f us a layer (%+.2f), %.2f TB/s; layer 0 max |diff| %.3g of %.3g %s; "
+        "fused F %2d atom %d%s (%d blocks): %.2f us a layer (%+.2f), %.2f TB/s; layer 0 max |diff| %.3g of %.3g %s; "
         "two runs %s\n",
-        F, ATOM, kI / F, 1000 * ms / L, 1000 * (ms - chain_ms) / L, bytes_per_layer * L / (ms * 1e-3) / 1e12, worst,
-        scale, close ? "ok" : "FAIL", same ? "bit for bit" : "differ");
+        F, ATOM, DIRECT ? " direct" : "", kI / F, 1000 * ms / L, 1000 * (ms - chain_ms) / L,
+        bytes_per_layer * L / (ms * 1e-3) / 1e12, worst, scale, close ? "ok" : "FAIL", same ? "bit for bit" : "differ");
     CK(cudaGraphExecDestroy(ge));
   };
   using std::integral_constant;
   using B0 = integral_constant<bool, false>;
   using B1 = integral_constant<bool, true>;
-  fused(integral_constant<int, 8>{}, integral_constant<int, 0>{}, B0{});
-  fused(integral_constant<int, 8>{}, integral_constant<int, 1>{}, B0{});
-  fused(integral_constant<int, 8>{}, integral_constant<int, 2>{}, B0{});
-  fused(integral_constant<int, 16>{}, integral_constant<int, 1>{}, B0{});
-  fused(integral_constant<int, 16>{}, integral_constant<int, 2>{}, B0{});
-  fused(integral_constant<int, 32>{}, integral_constant<int, 1>{}, B0{});
-  fused(integral_constant<int, 32>{}, integral_constant<int, 2>{}, B0{});
-  fused(integral_constant<int, 16>{}, integral_constant<int, 1>{}, B1{});
-  fused(integral_constant<int, 16>{}, integral_constant<int, 2>{}, B1{});
-  fused(integral_constant<int, 32>{}, integral_constant<int, 2>{}, B1{});
+  // F, atom, last block, direct layout
+  fused(integral_constant<int, 8>{}, integral_constant<int, 0>{}, B0{}, B0{});
+  fused(integral_constant<int, 8>{}, integral_constant<int, 1>{}, B0{}, B0{});
+  fused(integral_constant<int, 8>{}, integral_constant<int, 2>{}, B0{}, B0{});
+  fused(integral_constant<int, 16>{}, integral_constant<int, 1>{}, B0{}, B0{});
+  fused(integral_constant<int, 16>{}, integral_constant<int, 2>{}, B0{}, B0{});
+  fused(integral_constant<int, 32>{}, integral_constant<int, 1>{}, B0{}, B0{});
+  fused(integral_constant<int, 32>{}, integral_constant<int, 2>{}, B0{}, B0{});
+  fused(integral_constant<int, 16>{}, integral_constant<int, 1>{}, B1{}, B0{});
+  fused(integral_constant<int, 16>{}, integral_constant<int, 2>{}, B1{}, B0{});
+  fused(integral_constant<int, 32>{}, integral_constant<int, 2>{}, B1{}, B0{});
+  fused(integral_constant<int, 16>{}, integral_constant<int, 2>{}, B1{}, B1{});
+  fused(integral_constant<int, 32>{}, integral_constant<int, 2>{}, B1{}, B1{});
   const float again = time_graph(chain);
   std::printf("chain again: %.2f us a layer\n", 1000 * again / L);
   std::printf("%s\n", ok ? "done" : "FAIL");
