@@ -15,14 +15,15 @@
 # .carry-ab), wgrad (dev/weight_grads' harness: v1, v2, probes; then training with WICK_WEIGHT_GRADS=1, 2 and
 # WICK_WEIGHT_GRADS=0), lorarows (the seed suite's lora rows: low_rank_product's rule against v1), adapter glu l2
 # early epilogue ahead attnproj attnncu trigger staged lowrank l2bench gemm megakernel ce cencu normfuse inplace xahead pdltrace tunesweep detab coresident splits
-# bulkgemv graphs losschunk onelaunch warmup fusedmlp. Each writes under $OUT:
+# bulkgemv graphs losschunk onelaunch warmup fusedmlp fusedab. Each writes under $OUT:
 # build.log, cuda-tests.log, megakernel.txt, train-ce-ab.md, ncu-ce.txt, norm-fusion-ab.txt, weight-grads.txt, train-wgrad-ab.md, lora-rows.txt, decode-ab.txt, glu-ab.txt, l2-ab.txt, early-ab.txt, epilogue-ab.txt, ahead-ab.txt and ahead-tests.log, attnproj-ab.txt, ncu-attnproj-0.txt and -1.txt, trigger-ab.txt, staged-ab.txt, low-rank.txt, small-m-l2.txt, train-table.md
 # (+ bench/), train-ab.md, ncu-train.txt, gemm-algos.txt, inplace-tests.log, train-inplace-ab.md, xahead-ab.txt,
-# xahead-tests.log (the decode A/B stages keep their log under $O/NAME/ too), one-launch.txt, one-launch-tests.log, pdl-trace-<preset>.txt and -summary.txt, tune-sweep.txt, train-det-ab.md, co/decode-ab.txt, splits/p<prompt>/decode-ab.txt and splits/kernel.txt, small-m-bulk.txt, warmup.txt, fused-mlp.txt, and summary.txt. The patch stages (inplace, xahead,
+# xahead-tests.log (the decode A/B stages keep their log under $O/NAME/ too), one-launch.txt, one-launch-tests.log, pdl-trace-<preset>.txt and -summary.txt, tune-sweep.txt, train-det-ab.md, co/decode-ab.txt, splits/p<prompt>/decode-ab.txt and splits/kernel.txt, small-m-bulk.txt, warmup.txt, fused-mlp.txt, fused-ab.txt, and summary.txt. The patch stages (inplace, xahead,
 # pdltrace) apply their patch to the device's copy of the tree; xahead compares against .carry-ab/base.tgz, so pack
 # main without the patch first (bash scripts/decode-ab.sh pack).
 #
-# Pending (sessions 37-43; session 43's decode steps queued ahead, on by default, measured on an H100 only: 1.5B
+# Pending (sessions 37-44; session 44's one-launch MLP, dev/fused_mlp, lost 16-20% on an H100 and needs no H200
+# rerun; session 43's decode steps queued ahead, on by default, measured on an H100 only: 1.5B
 # +1.0%, 0.5B +1.9%; on an H200 `build ahead` gives its A/B and, as its "on" lines, issue 12's decode rows with
 # it; session 41's two decode experiments, dev/small_m/staged.patch and early_trigger.patch,
 # were measured on H100s only: on an H200 their A/B is `PATCHES=... build staged` / `build trigger`; session 42's
@@ -33,7 +34,7 @@
 # 3 rounds (`epilogue` gives them as its "on" lines; session 39, one round on the H200: 1,632 / 807 / 252 tok/s;
 # session 40's early epilogue: H100 0.5B +2.5%, 1.5B +0.9%, not yet on an H200), `pdltrace` (the decode chain on
 # an H200 for the first time: where 1.5B's last ~10% to issue 12's goal goes) and `splits` (H100s only so far).
-# The whole CUDA suite passed on main 605b18b on an H100 (session 40, 978 tests).
+# The whole CUDA suite passed on an H100 in session 44 (994 tests: main d2fd499 with the one-launch MLP patch).
 # Here, before the call: bash scripts/pack-deps.sh; bash scripts/decode-ab.sh pack (the tokenizer).
 # The device tool's command: bash dev/next_device_call.sh [STAGE ...]     carry: [".carry-ab", ".deps"]
 # About: build ~1.5 min, tests ~0.5, adapter ~0.5, glu ~1, l2 ~1.5, lowrank ~0.5, l2bench ~1, train ~5,
@@ -586,5 +587,13 @@ if want fusedmlp; then
     dev/fused_mlp/fused_mlp_bench.cu > "$O/fused-mlp.txt" 2>&1 || note "fused_mlp_bench did not build"
   timeout 120 build-gpu/fused_mlp_bench.bin >> "$O/fused-mlp.txt" 2>&1
   note "fused MLP: $(grep -E '^(chain|fused|FAIL|done)' "$O/fused-mlp.txt" | tr '\n' ' ')"
+fi
+if want fusedab; then
+  # Decode's MLP in one launch (dev/fused_mlp/small_m_mlp.patch: small_m_mlp, on by default with the patch) against
+  # gate/up + GLU and down as two launches (WICK_DECODE_FUSED_MLP=0), 1.5B, 0.5B and 7B, FUSED_ROUNDS rounds (2):
+  # PATCHES=dev/fused_mlp/small_m_mlp.patch bash dev/next_device_call.sh build fusedab. Another summation order: the
+  # tokens of the random-weight models may differ. Session 44 (H100): 1.5B -18%, 0.5B -20%, 7B -16%; not landed.
+  decode_ab fused "fused MLP off/on" 360 "${FUSED_PRESETS:-qwen2.5-1.5b qwen2.5-0.5b qwen2.5-7b}" "${FUSED_ROUNDS:-2}" \
+    "off=WICK_DECODE_FUSED_MLP=0" "on="
 fi
 note "done"

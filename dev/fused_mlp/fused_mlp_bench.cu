@@ -25,6 +25,11 @@
 // (a launch waits for the whole launch before it in either form, so the data it reads does not change the
 // timing). Checks: the fused layer 0's y against an f64 CPU reference from the same weights and x (within 1% of
 // the scale), and atom 2 bit for bit the same in two runs. Times: median of 7 graph replays, per layer.
+// Measured in session 44 (H100, 28 layers; bench/results/2026-12-07-session44.txt): the chain 38.1 us a layer; every
+// fused form slower: f32 atomics F 8 135.7, f32x4 F 8 / 16 / 32 48.6 / 44.1 / 49.0, int64 F 8 / 16 / 32 82.3 / 59.3 /
+// 58.7, with the last block 50.4 (f32x4 F 16), 73.4 / 64.4 (int64 F 16 / 32), direct layout 51.6 / 49.0 (int64 F 16 /
+// 32). The adds into y cost more than the boundary they remove (L2 atomics: 0.4-1.7 M a layer); the integrated
+// op (dev/fused_mlp/small_m_mlp.patch) lost 16-20% of decode speed. Not landed.
 // Build (here): nvcc -O3 -std=c++17 -gencode arch=compute_90,code=sm_90 -I src \
 //   -o build-gpu/fused_mlp_bench.bin dev/fused_mlp/fused_mlp_bench.cu
 // Run: fused_mlp_bench.bin [layers (28)]
