@@ -40,6 +40,7 @@
 #include <cstring>
 #include <vector>
 
+#include "../common/bf16_fill.cuh"
 #include "../common/cuda_check.cuh"
 #include "ops/cuda/small_m_linear.cuh"
 
@@ -187,34 +188,12 @@ __global__ void __launch_bounds__(kThreads, 2)
   }
 }
 
-__global__ void fill_kernel(bf16* p, size_t n, float a, unsigned seed) {
-  for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x) {
-    unsigned h = (unsigned)i * 0x9E3779B1u ^ seed * 0x85EBCA77u ^ (unsigned)(i >> 32) * 0xC2B2AE3Du;
-    h ^= h >> 15, h *= 0x2C1B3C6Du, h ^= h >> 12, h *= 0x297A2D39u, h ^= h >> 15;
-    p[i] = __float2bfloat16_rn(a * ((h >> 8) * (2.0f / 16777216.0f) - 1.0f));
-  }
-}
 // wdT[i, c] = wd[c, i]
 __global__ void transpose_kernel(const bf16* wd, bf16* wdT) {
-  for (size_t k = blockIdx.x * (size_t)blockDim.x + threadIdx.x; k < (size_t)kC * kI;
-       k += (size_t)gridDim.x * blockDim.x) {
+  for (size_t k = blockIdx.x * (size_t)blockDim.x + threadIdx.x; k < (size_t)kC * kI; k += (size_t)gridDim.x * blockDim.x) {
     const size_t c = k / kI, i = k % kI;
     wdT[i * kC + c] = wd[k];
   }
-}
-bf16* alloc_fill(size_t n, float a, unsigned seed) {
-  bf16* p;
-  CK(cudaMalloc(&p, n * sizeof(bf16)));
-  fill_kernel<<<1024, 256>>>(p, n, a, seed);
-  CK(cudaGetLastError());
-  return p;
-}
-std::vector<float> host(const bf16* d, size_t n) {
-  std::vector<bf16> t(n);
-  CK(cudaMemcpy(t.data(), d, n * sizeof(bf16), cudaMemcpyDeviceToHost));
-  std::vector<float> f(n);
-  for (size_t i = 0; i < n; i++) f[i] = __bfloat162float(t[i]);
-  return f;
 }
 
 struct Layer {

@@ -44,6 +44,7 @@
 
 #include "ops/cuda/small_m_linear.cuh"
 
+#include "../common/bf16_fill.cuh"
 #include "../common/cuda_check.cuh"
 
 namespace cg = cooperative_groups;
@@ -160,29 +161,6 @@ __global__ void __launch_bounds__(small_m::kThreads, small_m::kMinBlocks) flagge
   }
   v -= nb.glu;
   flagged_phase<small_m::kPlain, kUdown>(y.down, v, d + 2, nb.glu, false, d + 3, f.sleep_ns);
-}
-
-// Uniform values in [-a, a] as bf16 from a counter hash (fast for 2.6 GB of weights).
-__global__ void fill_kernel(bf16* p, size_t n, float a, unsigned seed) {
-  for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x) {
-    unsigned h = (unsigned)i * 0x9E3779B1u ^ seed * 0x85EBCA77u ^ (unsigned)(i >> 32) * 0xC2B2AE3Du;
-    h ^= h >> 15, h *= 0x2C1B3C6Du, h ^= h >> 12, h *= 0x297A2D39u, h ^= h >> 15;
-    p[i] = __float2bfloat16_rn(a * ((h >> 8) * (2.0f / 16777216.0f) - 1.0f));
-  }
-}
-bf16* alloc_fill(size_t n, float a, unsigned seed) {
-  bf16* p;
-  CK(cudaMalloc(&p, n * sizeof(bf16)));
-  fill_kernel<<<1024, 256>>>(p, n, a, seed);
-  CK(cudaGetLastError());
-  return p;
-}
-std::vector<float> host(const bf16* d, size_t n) {
-  std::vector<bf16> t(n);
-  CK(cudaMemcpy(t.data(), d, n * sizeof(bf16), cudaMemcpyDeviceToHost));
-  std::vector<float> f(n);
-  for (size_t i = 0; i < n; i++) f[i] = __bfloat162float(t[i]);
-  return f;
 }
 
 float median(std::vector<float> v) {
