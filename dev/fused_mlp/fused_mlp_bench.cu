@@ -40,15 +40,13 @@
 #include <cstring>
 #include <vector>
 
-#include "../common/bf16_fill.cuh"
 #include "../common/cuda_check.cuh"
+#include "../common/projection_layers.cuh"
 #include "ops/cuda/small_m_linear.cuh"
 
 using bf16 = __nv_bfloat16;
 using namespace wick;
-using A = small_m::Args<bf16, bf16>;
 
-constexpr int kC = 1536, kQ = 1536, kKV = 256, kI = 8960;  // Qwen2.5-1.5B
 constexpr int kThreads = 256, kWarps = 8;
 constexpr int kRowVecs = kC / 8;          // 16-byte vectors in a row of C bf16 (192)
 constexpr int kLaneVecs = kRowVecs / 32;  // a lane's vectors of a row (6)
@@ -196,9 +194,9 @@ __global__ void transpose_kernel(const bf16* wd, bf16* wdT) {
   }
 }
 
-struct Layer {
-  A qkv, o, glu, down;
-  const bf16 *h, *wg, *wu, *wdT;  // the MLP's input and weights, for the fused kernel
+// One layer's phases, and the fused kernel's operands: the MLP's input h, its gate and up weights, down transposed.
+struct Layer : ProjectionLayer {
+  const bf16 *h, *wg, *wu, *wdT;
 };
 
 int main(int argc, char** argv) {
@@ -207,49 +205,26 @@ int main(int argc, char** argv) {
   CK(cudaGetDeviceProperties(&prop, 0));
   std::printf("%s, %d SMs; %d layers of Qwen2.5-1.5B's projections (C %d, q|k|v %d, I %d), M 1\n", prop.name,
               prop.multiProcessorCount, L, kC, kQ + 2 * kKV, kI);
-  std::vector<Layer> layers(L);
-  bf16* x0 = alloc_fill(kC, 1.0f, 7);
-  const bf16* x = x0;
-  unsigned seed = 100;
-  const float sc = 1.0f / std::sqrt((float)kC), si = 1.0f / std::sqrt((float)kI);
-  for (int l = 0; l < L; l++) {
-    Layer& y = layers[l];
-    bf16* wq = alloc_fill((size_t)(kQ + 2 * kKV) * kC, sc, seed++);
-    bf16* bq = alloc_fill(kQ + 2 * kKV, 0.1f, seed++);
-    bf16* wo = alloc_fill((size_t)kC * kQ, sc, seed++);
-    bf16* wg = alloc_fill((size_t)kI * kC, sc, seed++);
-    bf16* wu = alloc_fill((size_t)kI * kC, sc, seed++);
-    bf16* wd = alloc_fill((size_t)kC * kI, si, seed++);
+  std::vector<std::pair<bf16*, size_t>> acts;
+  const bf16* x0 = alloc_fill(kC, 1.0f, 7);
+  std::vector<Layer> layers;
+  for (const ProjectionLayer& p : make_projection_layers(L, x0, acts)) {
+    Layer y;
+    static_cast<ProjectionLayer&>(y) = p;
+    y.h = p.glu.x, y.wg = p.glu.w[0], y.wu = p.glu.w[1];
     bf16* wdT;
     CK(cudaMalloc(&wdT, (size_t)kC * kI * sizeof(bf16)));
-    transpose_kernel<<<1024, 256>>>(wd, wdT);
+    transpose_kernel<<<1024, 256>>>(p.down.w[0], wdT);
     CK(cudaGetLastError());
-    bf16 *q, *h, *s, *xn;
-    CK(cudaMalloc(&q, (kQ + 2 * kKV) * sizeof(bf16)));
-    CK(cudaMalloc(&h, kC * sizeof(bf16)));
-    CK(cudaMalloc(&s, kI * sizeof(bf16)));
-    CK(cudaMalloc(&xn, kC * sizeof(bf16)));
-    A a = {};
-    a.M = 1, a.prefetch = 1;
-    y.qkv = a, y.o = a, y.glu = a, y.down = a;
-    y.qkv.x = x, y.qkv.in = kC, y.qkv.members = 3;
-    const int outs[3] = {kQ, kKV, kKV};
-    for (int j = 0, r = 0; j < 3; r += outs[j], j++)
-      y.qkv.w[j] = wq + (size_t)r * kC, y.qkv.b[j] = bq + r, y.qkv.y[j] = q + r, y.qkv.out[j] = outs[j];
-    y.o.x = q, y.o.in = kQ, y.o.members = 1, y.o.w[0] = wo, y.o.y[0] = h, y.o.out[0] = kC, y.o.res = x;
-    y.glu.x = h, y.glu.in = kC, y.glu.w[0] = wg, y.glu.w[1] = wu, y.glu.y[0] = s, y.glu.out[0] = y.glu.out[1] = kI;
-    y.down.x = s, y.down.in = kI, y.down.members = 1, y.down.w[0] = wd, y.down.y[0] = xn, y.down.out[0] = kC,
-    y.down.res = h;
-    y.h = h, y.wg = wg, y.wu = wu, y.wdT = wdT;
-    x = xn;
+    y.wdT = wdT;
+    layers.push_back(y);
   }
   for (Layer& y : layers) {
     small_m::plan(y.qkv, small_m::kPlain), small_m::plan(y.o, small_m::kPlain);
     small_m::plan(y.glu, small_m::kGluSilu), small_m::plan(y.down, small_m::kPlain);
   }
   CK(cudaDeviceSynchronize());
-  const double bytes_per_layer =
-      2.0 * ((double)(kQ + 2 * kKV) * kC + (double)kC * kQ + 2.0 * kI * kC + (double)kC * kI);
+  const double bytes_per_layer = kProjectionLayerBytes;
 
   cudaStream_t st;
   CK(cudaStreamCreateWithFlags(&st, cudaStreamNonBlocking));

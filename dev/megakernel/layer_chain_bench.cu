@@ -44,21 +44,16 @@
 
 #include "ops/cuda/small_m_linear.cuh"
 
-#include "../common/bf16_fill.cuh"
 #include "../common/cuda_check.cuh"
+#include "../common/projection_layers.cuh"
 
 namespace cg = cooperative_groups;
 using bf16 = __nv_bfloat16;
 using namespace wick;
-using A = small_m::Args<bf16, bf16>;
+using A = ProjectionArgs;
+using Layer = ProjectionLayer;  // one layer's four phases (plan() fills in row0, rows, K)
 
-constexpr int kC = 1536, kQ = 1536, kKV = 256, kI = 8960;  // Qwen2.5-1.5B
-constexpr int kVec = 8;                                     // bf16 elements a 16-byte load
-
-// One layer's four phases as small_m arguments (plan() filled in: row0, rows, K).
-struct Layer {
-  A qkv, o, glu, down;
-};
+constexpr int kVec = 8;  // bf16 elements a 16-byte load
 
 // The phase's U (loads in flight a lane) as plan() picks it for these shapes, fixed at compile time here: q|k|v 4,
 // o 8, gate/up + GLU 4, down 8 (small_m::default_tuning). main() checks that plan() agrees.
@@ -175,46 +170,11 @@ int main(int argc, char** argv) {
   std::printf("%s, %d SMs; %d layers of Qwen2.5-1.5B's projections (C %d, q|k|v %d, I %d), M 1\n", prop.name,
               prop.multiProcessorCount, L, kC, kQ + 2 * kKV, kI);
 
-  // Weights (1/sqrt(in) scale: activations stay near unit size over the layers) and activations, per layer.
-  std::vector<Layer> layers(L);
+  // Weights and activations, per layer.
   std::vector<std::pair<bf16*, size_t>> acts;  // every activation buffer: cleared before a checked run
   bf16* x0 = alloc_fill(kC, 1.0f, 7);
-  const bf16* x = x0;
-  unsigned seed = 100;
-  const float sc = 1.0f / std::sqrt((float)kC), si = 1.0f / std::sqrt((float)kI);
-  for (int l = 0; l < L; l++) {
-    Layer& y = layers[l];
-    bf16* wq = alloc_fill((size_t)(kQ + 2 * kKV) * kC, sc, seed++);
-    bf16* bq = alloc_fill(kQ + 2 * kKV, 0.1f, seed++);
-    bf16* wo = alloc_fill((size_t)kC * kQ, sc, seed++);
-    bf16* wg = alloc_fill((size_t)kI * kC, sc, seed++);
-    bf16* wu = alloc_fill((size_t)kI * kC, sc, seed++);
-    bf16* wd = alloc_fill((size_t)kC * kI, si, seed++);
-    bf16 *q, *h, *s, *xn;
-    CK(cudaMalloc(&q, (kQ + 2 * kKV) * sizeof(bf16)));
-    CK(cudaMalloc(&h, kC * sizeof(bf16)));
-    CK(cudaMalloc(&s, kI * sizeof(bf16)));
-    CK(cudaMalloc(&xn, kC * sizeof(bf16)));
-    acts.insert(acts.end(), {{q, kQ + 2 * kKV}, {h, kC}, {s, kI}, {xn, kC}});
-    A a = {};
-    a.M = 1, a.prefetch = 1;
-    y.qkv = a, y.o = a, y.glu = a, y.down = a;
-    // q|k|v: three members (one weight buffer), the bias; outputs q | k | v contiguous.
-    y.qkv.x = x, y.qkv.in = kC, y.qkv.members = 3;
-    const int outs[3] = {kQ, kKV, kKV};
-    for (int j = 0, r = 0; j < 3; r += outs[j], j++)
-      y.qkv.w[j] = wq + (size_t)r * kC, y.qkv.b[j] = bq + r, y.qkv.y[j] = q + r, y.qkv.out[j] = outs[j];
-    // o (+ the residual x): reads q in attention's place.
-    y.o.x = q, y.o.in = kQ, y.o.members = 1, y.o.w[0] = wo, y.o.y[0] = h, y.o.out[0] = kC, y.o.res = x;
-    // gate/up + GLU.
-    y.glu.x = h, y.glu.in = kC, y.glu.w[0] = wg, y.glu.w[1] = wu, y.glu.y[0] = s, y.glu.out[0] = y.glu.out[1] = kI;
-    // down (+ the residual h).
-    y.down.x = s, y.down.in = kI, y.down.members = 1, y.down.w[0] = wd, y.down.y[0] = xn, y.down.out[0] = kC,
-    y.down.res = h;
-    x = xn;
-  }
-  CK(cudaDeviceSynchronize());
-  const bf16* x_last = x;
+  std::vector<Layer> layers = make_projection_layers(L, x0, acts);
+  const bf16* x_last = layers[L - 1].down.y[0];
 
   // The plans (wick's rule) and the compile-time U the persistent kernel uses.
   Blocks nb;
@@ -234,8 +194,7 @@ int main(int argc, char** argv) {
     std::printf("FAIL: plan() no longer picks the U / widths this harness compiles\n");
     return 1;
   }
-  const double bytes_per_layer =
-      2.0 * ((double)(kQ + 2 * kKV) * kC + (double)kC * kQ + 2.0 * kI * kC + (double)kC * kI);
+  const double bytes_per_layer = kProjectionLayerBytes;
 
   // The chain: a CUDA graph of 4 L PDL launches.
   cudaStream_t st;
