@@ -570,7 +570,8 @@ if want warmup; then
       for n in ${WARMUP_NEW:-2 3 4 8 32 256}; do
         r=$(build-gpu/wick generate --model "$M" --prompt-ids "$IDS" --max-new-tokens "$n" --temperature 0 --ignore-eos \
           --device cuda 2>&1 > /dev/null | grep -o 'decode [0-9.]* tok/s' | grep -o '[0-9.]*')
-        echo "$preset round $round new $n: decode ${r:-?} tok/s, decode_s $(python3 -c "print(round(($n-1)/float('${r:-0}' or 1)*1e3, 3) if '${r:-0}' not in ('0','') else '?')") ms" >> "$W"
+        ms=$(awk -v n="$n" -v r="${r:-0}" 'BEGIN { if (r > 0) printf "%.3f", (n - 1) / r * 1e3; else print "?" }')
+        echo "$preset round $round new $n: decode ${r:-?} tok/s, decode_s $ms ms" >> "$W"
       done
       r=$(CUDA_MODULE_LOADING=EAGER build-gpu/wick generate --model "$M" --prompt-ids "$IDS" --max-new-tokens 256 \
         --temperature 0 --ignore-eos --device cuda 2>&1 > /dev/null | grep -o 'decode [0-9.]* tok/s')
