@@ -1,13 +1,14 @@
-// median_us(stream, f, iters): the dev/ harnesses' timing of one call, as bench/bench_seed.cpp times a row: 10
-// warm-up calls, then `iters` calls each between a CUDA event pair on `stream` (synchronised), the median in µs.
+// median_us(stream, f, iters, warmup): the dev/ harnesses' timing of one call, as bench/bench_seed.cpp times a row:
+// `warmup` calls (10), then `iters` calls each between a CUDA event pair on `stream` (synchronised), the median in
+// µs.
 #pragma once
 #include <algorithm>
 #include <vector>
 
 #include "cuda_check.cuh"
 
-template <class F> double median_us(cudaStream_t s, F&& f, int iters = 200) {
-  for (int i = 0; i < 10; i++) f();
+template <class F> double median_us(cudaStream_t s, F&& f, int iters = 200, int warmup = 10) {
+  for (int i = 0; i < warmup; i++) f();
   CK(cudaStreamSynchronize(s));
   cudaEvent_t a, b;
   CK(cudaEventCreate(&a));

@@ -41,6 +41,7 @@
 #include <vector>
 
 #include "../common/cuda_check.cuh"
+#include "../common/median_us.cuh"
 #include "../common/projection_layers.cuh"
 #include "ops/cuda/small_m_linear.cuh"
 
@@ -228,22 +229,9 @@ int main(int argc, char** argv) {
 
   cudaStream_t st;
   CK(cudaStreamCreateWithFlags(&st, cudaStreamNonBlocking));
-  cudaEvent_t e0, e1;
-  CK(cudaEventCreate(&e0));
-  CK(cudaEventCreate(&e1));
+  // Median of 7 replays, no warm-up (each graph ran once, checked, before it is timed), in ms.
   const auto time_graph = [&](cudaGraphExec_t ge) {
-    std::vector<float> ms;
-    for (int r = 0; r < 7; r++) {
-      CK(cudaEventRecord(e0, st));
-      CK(cudaGraphLaunch(ge, st));
-      CK(cudaEventRecord(e1, st));
-      CK(cudaEventSynchronize(e1));
-      float t;
-      CK(cudaEventElapsedTime(&t, e0, e1));
-      ms.push_back(t);
-    }
-    std::sort(ms.begin(), ms.end());
-    return ms[ms.size() / 2];
+    return static_cast<float>(median_us(st, [&] { CK(cudaGraphLaunch(ge, st)); }, 7, 0) / 1e3);
   };
   const auto capture = [&](auto&& body) {
     cudaGraph_t g;

@@ -45,6 +45,7 @@
 #include "ops/cuda/small_m_linear.cuh"
 
 #include "../common/cuda_check.cuh"
+#include "../common/median_us.cuh"
 #include "../common/projection_layers.cuh"
 
 namespace cg = cooperative_groups;
@@ -158,11 +159,6 @@ __global__ void __launch_bounds__(small_m::kThreads, small_m::kMinBlocks) flagge
   flagged_phase<small_m::kPlain, kUdown>(y.down, v, d + 2, nb.glu, false, d + 3, f.sleep_ns);
 }
 
-float median(std::vector<float> v) {
-  std::sort(v.begin(), v.end());
-  return v[v.size() / 2];
-}
-
 int main(int argc, char** argv) {
   const int L = argc > 1 ? std::atoi(argv[1]) : 28;
   cudaDeviceProp prop;
@@ -233,22 +229,8 @@ int main(int argc, char** argv) {
   Layer* dl;
   CK(cudaMalloc(&dl, L * sizeof(Layer)));
   CK(cudaMemcpy(dl, layers.data(), L * sizeof(Layer), cudaMemcpyHostToDevice));
-  cudaEvent_t e0, e1;
-  CK(cudaEventCreate(&e0));
-  CK(cudaEventCreate(&e1));
-  auto time_it = [&](auto&& run) {
-    std::vector<float> ms;
-    for (int r = 0; r < 7; r++) {
-      CK(cudaEventRecord(e0, st));
-      run();
-      CK(cudaEventRecord(e1, st));
-      CK(cudaEventSynchronize(e1));
-      float t;
-      CK(cudaEventElapsedTime(&t, e0, e1));
-      ms.push_back(t);
-    }
-    return median(ms);
-  };
+  // Median of 7 replays / launches, no warm-up (each form ran once, checked, before it is timed), in ms.
+  const auto time_it = [&](auto&& run) { return static_cast<float>(median_us(st, run, 7, 0) / 1e3); };
   const float chain_ms = time_it([&] { CK(cudaGraphLaunch(exec, st)); });
   std::printf("chain (graph of %d PDL launches): %.1f us a layer, %.2f TB/s of weights\n", 4 * L, 1000 * chain_ms / L,
               bytes_per_layer * L / (chain_ms * 1e-3) / 1e12);
