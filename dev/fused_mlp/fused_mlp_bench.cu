@@ -10,8 +10,8 @@
 // intermediate features, computes their gate and up rows against x, s_f = round(round(silu(g_f)) u_f) as the GLU
 // does, and then its own share of down, y_partial[c] = sum_f s_f Wd[c, f] over its F columns, which it adds into
 // y in global memory. The down weights are read transposed (WdT [I, C], one contiguous row a feature, made once
-// at load time), so a block streams three contiguous slices; no GLU output goes to memory; one launch boundary a
-// layer fewer. The cost: C additions a block into y (1,536 at 1.5B), whose order is the blocks' arrival order:
+// at load time), so a block streams three contiguous slices, or ("direct") in their own layout, F contiguous
+// weights a row; no GLU output goes to memory; one launch boundary a layer fewer. The cost: C additions a block into y (1,536 at 1.5B), whose order is the blocks' arrival order:
 //   atom 0: f32 atomicAdd, one a value          (not deterministic: the order of the sums varies);
 //   atom 1: f32 atomicAdd on float4 (sm_90)     (4x fewer operations; not deterministic);
 //   atom 2: int64 fixed point, 2^-24 units      (integer sums: the same bits in any order; 1,536 64-bit adds a
@@ -21,10 +21,12 @@
 // This harness runs 28 layers of 1.5B's projections two ways with their own weights, each captured in a CUDA
 // graph of PDL launches: the chain as wick runs it today (q|k|v, o + residual, gate/up + GLU, down + residual:
 // wick's small_m kernels) and the chain with the last two replaced by the fused kernel (F = 8, 16, 32; atom 0-2).
-// No norms (as dev/megakernel: o reads q in attention's place); the next layer's q|k|v reads the MLP's input h
-// (a launch waits for the whole launch before it in either form, so the data it reads does not change the
-// timing). Checks: the fused layer 0's y against an f64 CPU reference from the same weights and x (within 1% of
-// the scale), and atom 2 bit for bit the same in two runs. Times: median of 7 graph replays, per layer.
+// No norms (as dev/megakernel: o reads q in attention's place); the next layer's q|k|v reads the down output's
+// buffer, which only the last-block forms write (the others leave the chain's values there: a launch waits for the
+// whole launch before it in either form, so the data it reads does not change the timing). Checks: without the
+// last block, layer 0's y against an f64 CPU reference from the same weights and x (within 1% of the scale); with
+// it, the last layer's output against the chain's (within 5%) and y left zero; atom 2 bit for bit the same in two
+// runs. Times: median of 7 graph replays, per layer.
 // Measured in session 44 (H100, 28 layers; bench/results/2026-12-07-session44.txt): the chain 38.1 us a layer; every
 // fused form slower: f32 atomics F 8 135.7, f32x4 F 8 / 16 / 32 48.6 / 44.1 / 49.0, int64 F 8 / 16 / 32 82.3 / 59.3 /
 // 58.7, with the last block 50.4 (f32x4 F 16), 73.4 / 64.4 (int64 F 16 / 32), direct layout 51.6 / 49.0 (int64 F 16 /
