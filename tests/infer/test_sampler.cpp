@@ -66,6 +66,29 @@ double chi2_bound(int df) {
   return df * std::pow(1.0 - a + 4.7534 * std::sqrt(a), 3);
 }
 
+// Whether case c suits a frequency test of n draws: 2 to 60 tokens kept, each expected at least 5 times.
+bool fits_frequency_test(const Case& c, int64_t n) {
+  if (c.kept < 2 || c.kept > 60) return false;
+  double pmin = 1;
+  for (double q : c.probs)
+    if (q > 0) pmin = std::min(pmin, q);
+  return pmin * n >= 5;
+}
+
+// The counts of n draws against c's probabilities: no draw on a filtered token, chi-square under chi2_bound.
+void expect_draws_follow(const Case& c, const std::vector<int64_t>& count, int64_t n) {
+  double chi2 = 0;
+  for (size_t i = 0; i < count.size(); i++) {
+    if (c.probs[i] == 0) {
+      EXPECT_EQ(count[i], 0) << c.name << " drew filtered token " << i;
+      continue;
+    }
+    const double e = c.probs[i] * n;
+    chi2 += (count[i] - e) * (count[i] - e) / e;
+  }
+  EXPECT_LT(chi2, chi2_bound(static_cast<int>(c.kept) - 1)) << c.name;
+}
+
 }  // namespace
 
 // Tolerance: the fixture's probabilities are f32 torch.softmax outputs. Ours are f32 too, with the
@@ -228,29 +251,16 @@ TEST(Sampler, DrawFrequenciesMatchTheDistribution) {
   ASSERT_FALSE(cases.empty());
   int tested = 0;
   for (const Case& c : cases) {
-    if (c.kept < 2 || c.kept > 60) continue;
     if (tested == 4) break;
     const int N = 20000;
-    double pmin = 1;
-    for (double q : c.probs)
-      if (q > 0) pmin = std::min(pmin, q);
-    if (pmin * N < 5) continue;
+    if (!fits_frequency_test(c, N)) continue;
     SamplingParams sp = c.params;
     sp.seed = 77 + tested;
     Sampler s(sp);
     const int64_t V = static_cast<int64_t>(c.logits.size());
     std::vector<int64_t> count(V, 0);
     for (int i = 0; i < N; i++) count[s.sample(c.logits.data(), V, c.history)]++;
-    double chi2 = 0;
-    for (int64_t i = 0; i < V; i++) {
-      if (c.probs[i] == 0) {
-        EXPECT_EQ(count[i], 0) << c.name << " drew filtered token " << i;
-        continue;
-      }
-      const double e = c.probs[i] * N;
-      chi2 += (count[i] - e) * (count[i] - e) / e;
-    }
-    EXPECT_LT(chi2, chi2_bound(static_cast<int>(c.kept) - 1)) << c.name;
+    expect_draws_follow(c, count, N);
     tested++;
   }
   EXPECT_EQ(tested, 4);
@@ -264,13 +274,9 @@ TEST(Sampler, SampleTokensDrawsTheFixtureDistributions) {
   ASSERT_FALSE(cases.empty());
   int tested = 0;
   for (const Case& c : cases) {
-    if (c.kept < 2 || c.kept > 60) continue;
     if (tested == 4) break;
     const int64_t N = 12000, V = static_cast<int64_t>(c.logits.size());
-    double pmin = 1;
-    for (double q : c.probs)
-      if (q > 0) pmin = std::min(pmin, q);
-    if (pmin * N < 5) continue;
+    if (!fits_frequency_test(c, N)) continue;
     std::vector<float> all;
     std::vector<SampleRow> rows;
     Tensor seen = Tensor::zeros({N, V}, DType::I32, Device::cpu());
@@ -292,16 +298,7 @@ TEST(Sampler, SampleTokensDrawsTheFixtureDistributions) {
       Sampler s(sp);
       EXPECT_EQ(s.sample(c.logits.data(), V, c.history), ids.data<int32_t>()[r]) << c.name << " row " << r;
     }
-    double chi2 = 0;
-    for (int64_t i = 0; i < V; i++) {
-      if (c.probs[i] == 0) {
-        EXPECT_EQ(count[i], 0) << c.name << " drew filtered token " << i;
-        continue;
-      }
-      const double e = c.probs[i] * N;
-      chi2 += (count[i] - e) * (count[i] - e) / e;
-    }
-    EXPECT_LT(chi2, chi2_bound(static_cast<int>(c.kept) - 1)) << c.name;
+    expect_draws_follow(c, count, N);
     tested++;
   }
   EXPECT_EQ(tested, 4);
