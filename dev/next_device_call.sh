@@ -23,10 +23,12 @@
 # main without the patch first (bash scripts/decode-ab.sh pack).
 #
 # Pending (sessions 37-45; FIRST on an H200, session 45's question (docs/benchmarks.md section 10, session 45): do
-# the small-row kernels' x reads through L2 limit 1.5B there? `PATCHES=dev/small_m/tune_env.patch TUNE_SWEEP="1536x8960=2:8
-# 1536x8960=4:8 8960x1536=4:4 8960x1536=1:8" ... build tunesweep` (~3 min after the build); session 45's `warmup`
-# (H100): decode pays 1.8-4.6 ms once, ~1% of a 1.5B row, no H200 rerun needed; session 44's one-launch MLP, dev/fused_mlp, lost 16-20% on an H100 and needs no H200 rerun; session 43's decode steps queued ahead, on by default, measured on an H100 only: 1.5B
-# +1.0%, 0.5B +1.9%; on an H200 `build ahead` gives its A/B and, as its "on" lines, issue 12's decode rows with
+# the small-row kernels' x reads through L2 limit 1.5B there? `PATCHES=dev/small_m/tune_env.patch
+# TUNE_SWEEP="1536x8960=2:8 1536x8960=4:8 8960x1536=4:4 8960x1536=1:8" ... build tunesweep` (~3 min after the
+# build); session 45's `warmup` (H100): decode pays 1.8-4.6 ms once, ~1% of a 1.5B row, no H200 rerun needed;
+# session 44's one-launch MLP, dev/fused_mlp, lost 16-20% on an H100 and needs no H200 rerun; session 43's decode
+# steps queued ahead, on by default, measured on an H100 only: 1.5B +1.0%, 0.5B +1.9%; on an H200 `build ahead`
+# gives its A/B and, as its "on" lines, issue 12's decode rows with
 # it; session 41's two decode experiments, dev/small_m/staged.patch and early_trigger.patch,
 # were measured on H100s only: on an H200 their A/B is `PATCHES=... build staged` / `build trigger`; session 42's
 # o_proj inside attention, dev/attention/attn_proj*.patch, lost 9-15% on an H100 in both forms and needs no H200
