@@ -18,7 +18,10 @@ struct ProjectionLayer {
 };
 
 // The weights of one layer, in bytes.
-constexpr double kProjectionLayerBytes = 2.0 * ((double)(kQ + 2 * kKV) * kC + (double)kC * kQ + 2.0 * kI * kC + (double)kC * kI);
+constexpr double kProjectionLayerBytes =
+    2.0 * ((double)(kQ + 2 * kKV) * kC + (double)kC * kQ + 2.0 * kI * kC + (double)kC * kI);
+// The weights' rate, TB/s, when L layers take ms milliseconds.
+inline double projection_tb_per_s(int L, double ms) { return kProjectionLayerBytes * L / (ms * 1e-3) / 1e12; }
 
 // L layers from input x0 (layer l + 1 reads layer l's down output); every activation buffer is appended to acts (a
 // harness clears them before a checked run). Weights at 1/sqrt(in) scale keep the activations near unit size.

@@ -11,7 +11,8 @@
 // does, and then its own share of down, y_partial[c] = sum_f s_f Wd[c, f] over its F columns, which it adds into
 // y in global memory. The down weights are read transposed (WdT [I, C], one contiguous row a feature, made once
 // at load time), so a block streams three contiguous slices, or ("direct") in their own layout, F contiguous
-// weights a row; no GLU output goes to memory; one launch boundary a layer fewer. The cost: C additions a block into y (1,536 at 1.5B), whose order is the blocks' arrival order:
+// weights a row; no GLU output goes to memory; one launch boundary a layer fewer. The cost: C additions a block
+// into y (1,536 at 1.5B), whose order is the blocks' arrival order:
 //   atom 0: f32 atomicAdd, one a value          (not deterministic: the order of the sums varies);
 //   atom 1: f32 atomicAdd on float4 (sm_90)     (4x fewer operations; not deterministic);
 //   atom 2: int64 fixed point, 2^-24 units      (integer sums: the same bits in any order; 1,536 64-bit adds a
@@ -191,7 +192,8 @@ __global__ void __launch_bounds__(kThreads, 2)
 
 // wdT[i, c] = wd[c, i]
 __global__ void transpose_kernel(const bf16* wd, bf16* wdT) {
-  for (size_t k = blockIdx.x * (size_t)blockDim.x + threadIdx.x; k < (size_t)kC * kI; k += (size_t)gridDim.x * blockDim.x) {
+  for (size_t k = blockIdx.x * (size_t)blockDim.x + threadIdx.x; k < (size_t)kC * kI;
+       k += (size_t)gridDim.x * blockDim.x) {
     const size_t c = k / kI, i = k % kI;
     wdT[i * kC + c] = wd[k];
   }
@@ -227,7 +229,6 @@ int main(int argc, char** argv) {
     small_m::plan(y.glu, small_m::kGluSilu), small_m::plan(y.down, small_m::kPlain);
   }
   CK(cudaDeviceSynchronize());
-  const double bytes_per_layer = kProjectionLayerBytes;
 
   cudaStream_t st;
   CK(cudaStreamCreateWithFlags(&st, cudaStreamNonBlocking));
@@ -259,7 +260,7 @@ int main(int argc, char** argv) {
   CK(cudaStreamSynchronize(st));
   const float chain_ms = time_graph(chain);
   std::printf("chain (4 launches a layer): %.2f us a layer, %.2f TB/s of weights\n", 1000 * chain_ms / L,
-              bytes_per_layer * L / (chain_ms * 1e-3) / 1e12);
+              projection_tb_per_s(L, chain_ms));
 
   // Layer 0's MLP in f64 on the host: y[c] = sum_i s_i wd[c, i], s from the chain's own rounding rule.
   const std::vector<float> hh = host(layers[0].h, kC), hg = host(layers[0].wg, (size_t)kI * kC),
@@ -327,7 +328,7 @@ int main(int argc, char** argv) {
           "fused F %2d atom %d%s + last block (%d blocks): %.2f us a layer (%+.2f), %.2f TB/s; layer %d max |diff| "
           "from the chain %.3g of %.3g %s; y left zero %s; two runs %s\n",
           F, ATOM, DIRECT ? " direct" : "", kI / F, 1000 * ms / L, 1000 * (ms - chain_ms) / L,
-          bytes_per_layer * L / (ms * 1e-3) / 1e12, L - 1, w, sc2, near ? "ok" : "FAIL", zero ? "yes" : "NO (FAIL)",
+          projection_tb_per_s(L, ms), L - 1, w, sc2, near ? "ok" : "FAIL", zero ? "yes" : "NO (FAIL)",
           same ? "bit for bit" : "differ");
       CK(cudaGraphExecDestroy(ge));
       return;
@@ -353,7 +354,7 @@ int main(int argc, char** argv) {
         "fused F %2d atom %d%s (%d blocks): %.2f us a layer (%+.2f), %.2f TB/s; layer 0 max |diff| %.3g of %.3g %s; "
         "two runs %s\n",
         F, ATOM, DIRECT ? " direct" : "", kI / F, 1000 * ms / L, 1000 * (ms - chain_ms) / L,
-        bytes_per_layer * L / (ms * 1e-3) / 1e12, worst, scale, close ? "ok" : "FAIL", same ? "bit for bit" : "differ");
+        projection_tb_per_s(L, ms), worst, scale, close ? "ok" : "FAIL", same ? "bit for bit" : "differ");
     CK(cudaGraphExecDestroy(ge));
   };
   using std::integral_constant;

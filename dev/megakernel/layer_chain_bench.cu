@@ -190,7 +190,6 @@ int main(int argc, char** argv) {
     std::printf("FAIL: plan() no longer picks the U / widths this harness compiles\n");
     return 1;
   }
-  const double bytes_per_layer = kProjectionLayerBytes;
 
   // The chain: a CUDA graph of 4 L PDL launches.
   cudaStream_t st;
@@ -233,7 +232,7 @@ int main(int argc, char** argv) {
   const auto time_it = [&](auto&& run) { return static_cast<float>(median_us(st, run, 7, 0) / 1e3); };
   const float chain_ms = time_it([&] { CK(cudaGraphLaunch(exec, st)); });
   std::printf("chain (graph of %d PDL launches): %.1f us a layer, %.2f TB/s of weights\n", 4 * L, 1000 * chain_ms / L,
-              bytes_per_layer * L / (chain_ms * 1e-3) / 1e12);
+              projection_tb_per_s(L, chain_ms));
 
   bool all_same = true;
   auto persistent = [&](auto kernel, const char* name) {
@@ -260,7 +259,7 @@ int main(int argc, char** argv) {
       all_same = all_same && same;
       const float ms = time_it(run);
       std::printf("persistent %s, %d blocks an SM (%d): %.1f us a layer, %.2f TB/s of weights; output %s the chain's\n",
-                  name, per_sm, grid, 1000 * ms / L, bytes_per_layer * L / (ms * 1e-3) / 1e12,
+                  name, per_sm, grid, 1000 * ms / L, projection_tb_per_s(L, ms),
                   same ? "bit for bit" : "DIFFERS from (FAIL)");
     }
   };
@@ -305,7 +304,7 @@ int main(int argc, char** argv) {
         const float ms = time_it([&] { CK(cudaGraphLaunch(ge, st)); });
         std::printf("flagged, %s, poll sleep %d ns: %.1f us a layer, %.2f TB/s of weights; output %s the chain's\n",
                     one_launch ? "one launch for all layers" : "one launch a layer (PDL)", sleep_ns, 1000 * ms / L,
-                    bytes_per_layer * L / (ms * 1e-3) / 1e12, same ? "bit for bit" : "DIFFERS from (FAIL)");
+                    projection_tb_per_s(L, ms), same ? "bit for bit" : "DIFFERS from (FAIL)");
         CK(cudaGraphExecDestroy(ge));
         CK(cudaGraphDestroy(g));
       }
