@@ -22,10 +22,17 @@
 # pdltrace) apply their patch to the device's copy of the tree; xahead compares against .carry-ab/base.tgz, so pack
 # main without the patch first (bash scripts/decode-ab.sh pack).
 #
-# Pending (sessions 37-45; FIRST on an H200, session 45's question (docs/benchmarks.md section 10, session 45): do
-# the small-row kernels' x reads through L2 limit 1.5B there? `PATCHES=dev/small_m/tune_env.patch
-# TUNE_SWEEP="1536x8960=2:8 1536x8960=4:8 8960x1536=4:4 8960x1536=1:8" ... build tunesweep` (~3 min after the
-# build); session 45's `warmup` (H100): decode pays 1.8-4.6 ms once, ~1% of a 1.5B row, no H200 rerun needed;
+# Pending (sessions 37-46; FIRST on an H200, session 45's question (docs/benchmarks.md section 10, session 45): do
+# the small-row kernels' x reads through L2 limit 1.5B there? With it, session 41's early trigger (rebased in
+# session 46), in one call that does nothing on an H100 (~7 min on an H200 with the machine's start):
+#   G=$(nvidia-smi --query-gpu=name --format=csv,noheader); echo "$G" | grep -q H200 || exit 0
+#   export PATCHES="dev/small_m/tune_env.patch dev/small_m/early_trigger.patch"
+#   WICK_EARLY_TRIGGER=0 TUNE_SWEEP="1536x8960=2:8 1536x8960=4:8 8960x1536=4:4 8960x1536=1:8" timeout 400 \
+#     bash dev/next_device_call.sh build tunesweep
+#   [ $SECONDS -lt 380 ] && TRIGGER_PRESETS="qwen2.5-1.5b qwen2.5-0.5b" TRIGGER_ROUNDS=2 timeout 170 \
+#     bash dev/next_device_call.sh trigger
+# (the sweep's `base` lines are issue 12's 1.5B row with everything landed; the early trigger is on by default
+# once its patch is built in, hence WICK_EARLY_TRIGGER=0 for the sweep); session 45's `warmup` (H100): decode pays 1.8-4.6 ms once, ~1% of a 1.5B row, no H200 rerun needed;
 # session 44's one-launch MLP, dev/fused_mlp, lost 16-20% on an H100 and needs no H200 rerun; session 43's decode
 # steps queued ahead, on by default, measured on an H100 only: 1.5B +1.0%, 0.5B +1.9%; on an H200 `build ahead`
 # gives its A/B and, as its "on" lines, issue 12's decode rows with
