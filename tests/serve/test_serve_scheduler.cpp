@@ -75,6 +75,29 @@ std::vector<int32_t> random_prompt(Rng& rng, int64_t n, int64_t V) {
   return p;
 }
 
+// The reference a served request is held to: infer/generator.h's greedy tokens (EOS ignored) with the adapter's
+// PEFT files (none when null) set on the model's Linears by hand, PEFT's unmerged path and not the serve code's
+// adapter store, detached again after.
+std::vector<int32_t> generator_greedy_ids(CausalLM& m, const ServeAdapter* adapter, const std::vector<int32_t>& prompt,
+                                          int64_t n_new) {
+  if (adapter) {
+    const io::AdapterFiles files = io::load_peft_adapter(adapter->path);
+    for (const auto& [path, pair] : files.modules) {
+      Linear* l = m.find_linear(path);
+      l->lora.A = pair.A;
+      l->lora.B = pair.B;
+      l->lora.scale = static_cast<float>(files.cfg.scale());
+    }
+  }
+  GenerateOptions o;
+  o.max_new_tokens = n_new;
+  o.sampling.temperature = 0.0f;
+  o.ignore_eos = true;
+  const GenerateResult g = Generator(m, nullptr).generate(prompt, o);
+  for (Linear* l : m.all_linears()) l->lora = LoraSlot{};
+  return g.ids;
+}
+
 struct Fixture {
   std::unique_ptr<CausalLM> m = CausalLM::random(small_config(), Device::cpu(), DType::F32, 11);
   std::string dir = temp_dir("sched");
@@ -110,25 +133,10 @@ TEST(ServeScheduler, MixedAdapterBatchGivesTheTokensOfEachRequestAlone) {
     alone.push_back(take_ids(*r));
     ASSERT_EQ(alone.back().size(), static_cast<size_t>(n_new));
   }
-  // The reference: infer/generator.h with the adapter attached to the model's Linears (PEFT's unmerged path).
-  for (size_t i = 0; i < which.size(); i++) {
-    if (which[i]) {
-      const io::AdapterFiles files = io::load_peft_adapter(which[i]->path);
-      for (const auto& [path, pair] : files.modules) {
-        Linear* l = m.find_linear(path);
-        l->lora.A = pair.A;
-        l->lora.B = pair.B;
-        l->lora.scale = static_cast<float>(files.cfg.scale());
-      }
-    }
-    GenerateOptions o;
-    o.max_new_tokens = n_new;
-    o.sampling.temperature = 0.0f;
-    o.ignore_eos = true;
-    const GenerateResult g = Generator(m, nullptr).generate(prompts[i], o);
-    for (Linear* l : m.all_linears()) l->lora = LoraSlot{};
-    EXPECT_EQ(g.ids, alone[i]) << "request " << i << " differs from the generator with its adapter attached";
-  }
+  // The reference: generator_greedy_ids, the generator with the adapter attached to the Linears.
+  for (size_t i = 0; i < which.size(); i++)
+    EXPECT_EQ(generator_greedy_ids(m, which[i].get(), prompts[i], n_new), alone[i])
+        << "request " << i << " differs from the generator with its adapter attached";
   // The adapters matter: the same prompt gives other tokens under each (else this test could not fail).
   {
     Scheduler s(m, nullptr, {}, f.metrics);
@@ -315,24 +323,8 @@ TEST(ServeScheduler, MixedBatchMatchesTheGeneratorForQwen3AndLlama) {
     }
     while (s.step()) {
     }
-    for (size_t i = 0; i < which.size(); i++) {
-      if (which[i]) {
-        const io::AdapterFiles files = io::load_peft_adapter(which[i]->path);
-        for (const auto& [path, pair] : files.modules) {
-          Linear* l = m.find_linear(path);
-          l->lora.A = pair.A;
-          l->lora.B = pair.B;
-          l->lora.scale = static_cast<float>(files.cfg.scale());
-        }
-      }
-      GenerateOptions o;
-      o.max_new_tokens = 8;
-      o.sampling.temperature = 0.0f;
-      o.ignore_eos = true;
-      const GenerateResult g = Generator(m, nullptr).generate(reqs[i]->prompt, o);
-      for (Linear* l : m.all_linears()) l->lora = LoraSlot{};
-      EXPECT_EQ(take_ids(*reqs[i]), g.ids) << "request " << i;
-    }
+    for (size_t i = 0; i < which.size(); i++)
+      EXPECT_EQ(take_ids(*reqs[i]), generator_greedy_ids(m, which[i].get(), reqs[i]->prompt, 8)) << "request " << i;
   }
 }
 
@@ -351,20 +343,7 @@ TEST(ServeScheduler, GrowingKvCacheKeepsTheGeneratorsTokens) {
   s.submit(short1);
   while (s.step()) {
   }
-  const io::AdapterFiles files = io::load_peft_adapter(a->path);
-  for (const auto& [path, pair] : files.modules) {
-    Linear* l = f.m->find_linear(path);
-    l->lora.A = pair.A;
-    l->lora.B = pair.B;
-    l->lora.scale = static_cast<float>(files.cfg.scale());
-  }
-  GenerateOptions o;
-  o.max_new_tokens = 100;
-  o.sampling.temperature = 0.0f;
-  o.ignore_eos = true;
-  const GenerateResult g = Generator(*f.m, nullptr).generate(prompt, o);
-  for (Linear* l : f.m->all_linears()) l->lora = LoraSlot{};
-  EXPECT_EQ(take_ids(*longer), g.ids);
+  EXPECT_EQ(take_ids(*longer), generator_greedy_ids(*f.m, a.get(), prompt, 100));
   EXPECT_EQ(longer->finish_reason, "length");
 }
 
