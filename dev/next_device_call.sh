@@ -32,7 +32,8 @@
 #   [ $SECONDS -lt 380 ] && TRIGGER_PRESETS="qwen2.5-1.5b qwen2.5-0.5b" TRIGGER_ROUNDS=2 timeout 170 \
 #     bash dev/next_device_call.sh trigger
 # (the sweep's `base` lines are issue 12's 1.5B row with everything landed; the early trigger is on by default
-# once its patch is built in, hence WICK_EARLY_TRIGGER=0 for the sweep); session 45's `warmup` (H100): decode pays 1.8-4.6 ms once, ~1% of a 1.5B row, no H200 rerun needed;
+# once its patch is built in, hence WICK_EARLY_TRIGGER=0 for the sweep); session 45's `warmup` (H100): decode
+# pays 1.8-4.6 ms once, ~1% of a 1.5B row, no H200 rerun needed;
 # session 44's one-launch MLP, dev/fused_mlp, lost 16-20% on an H100 and needs no H200 rerun; session 43's decode
 # steps queued ahead, on by default, measured on an H100 only: 1.5B +1.0%, 0.5B +1.9%; on an H200 `build ahead`
 # gives its A/B and, as its "on" lines, issue 12's decode rows with
