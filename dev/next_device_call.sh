@@ -37,8 +37,9 @@
 # session 44's one-launch MLP, dev/fused_mlp, lost 16-20% on an H100 and needs no H200 rerun; session 43's decode
 # steps queued ahead, on by default, measured on an H100 only: 1.5B +1.0%, 0.5B +1.9%; on an H200 `build ahead`
 # gives its A/B and, as its "on" lines, issue 12's decode rows with
-# it; session 41's two decode experiments, dev/small_m/staged.patch and early_trigger.patch,
-# were measured on H100s only: on an H200 their A/B is `PATCHES=... build staged` / `build trigger`; session 42's
+# it; session 41's two decode experiments, dev/small_m/staged.patch and early_trigger.patch (both rebased onto
+# main in session 46; they touch the same lines of env.h, so one at a time), were measured on H100s only: on an
+# H200 their A/B is `PATCHES=... build staged` / `build trigger`; session 42's
 # o_proj inside attention, dev/attention/attn_proj*.patch, lost 9-15% on an H100 in both forms and needs no H200
 # rerun): on an H200, issue 8's table of the newest tree (`PEER=1 TRAIN_AB=0 ... build train`;
 # docs/benchmarks.md 8r has each goal's verdict from 8m's H200 and 8p's H100 tables). It needs ~430 s of device
